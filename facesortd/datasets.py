@@ -1,0 +1,84 @@
+"""Readers for labelled data on disk: faces.json box files and one-folder-per-label trees.
+
+Training, evaluation and the benchmarks all read the same formats, so the parsing (and the
+rule that keeps one character's screenshots on one side of a split) lives here once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+Box = tuple[int, int, int, int]
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class AnnotatedFace:
+    """One hand-checked face in a screenshot: its box (x, y, w, h) and emotion if known."""
+
+    box: Box
+    emotion: str | None
+
+
+class DatasetError(ValueError):
+    """A dataset file or folder a user pointed us at is not in the expected shape."""
+
+
+def load_faces_json(path: Path) -> dict[str, list[AnnotatedFace]]:
+    """Read a faces.json file: ``{file: [{"box": [x, y, w, h], "emotion": str|null}, ...]}``."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read face boxes from {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DatasetError(f"{path}: expected an object mapping file names to face lists")
+    out: dict[str, list[AnnotatedFace]] = {}
+    for name, faces in raw.items():
+        try:
+            out[name] = [
+                AnnotatedFace(tuple(int(v) for v in f["box"]), f.get("emotion"))  # type: ignore[arg-type]
+                for f in faces
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}: bad entry for {name!r}: {exc}") from exc
+        if any(len(f.box) != 4 for f in out[name]):
+            raise DatasetError(f"{path}: a box of {name!r} does not have 4 numbers")
+    return out
+
+
+_GROUP_SUFFIX = re.compile(r"(\s*-\s*copy)?[\s_\-()\d]*$", re.IGNORECASE)
+
+
+def source_group(filename: str) -> str:
+    """The character/source a screenshot belongs to, from its name (``aletta12.png`` -> ``aletta``).
+
+    Screenshots of one character look alike; splitting by this group keeps near-duplicates from
+    sitting on both sides of a train/test split, which would flatter every measurement.
+    """
+    stem = Path(filename).stem
+    group = _GROUP_SUFFIX.sub("", stem).strip().lower()
+    return group or stem.lower()
+
+
+def is_image_name(path: Path) -> bool:
+    """True for the file name endings facesortd reads as images."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def labelled_images(root: Path) -> dict[str, list[Path]]:
+    """``root/<label>/*.<image>`` as {label: sorted paths}; hidden folders and files are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder (expected one subfolder per emotion)")
+    out: dict[str, list[Path]] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        files = sorted(p for p in sub.rglob("*") if p.is_file() and is_image_name(p) and not p.name.startswith("."))
+        if files:
+            out[sub.name] = files
+    if not out:
+        raise DatasetError(f"{root} has no subfolders with images (expected {root}/<emotion>/*.png)")
+    return out
