@@ -76,7 +76,9 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
         raise DatasetError(f"{root} is not a folder (expected one subfolder per emotion)")
     out: dict[str, list[Path]] = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        files = sorted(p for p in sub.rglob("*") if p.is_file() and is_image_name(p) and not p.name.startswith("."))
+        files = sorted(
+            p for p in sub.rglob("*") if p.is_file() and is_image_name(p) and not p.name.startswith(".")
+        )
         if files:
             out[sub.name] = files
     if not out:

@@ -1,0 +1,380 @@
+"""The ``facesortd`` command: thin sub-commands over the modules; no sorting logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import cv2
+from loguru import logger
+
+from facesortd import __version__
+from facesortd.config import ConfigError, Settings, load_settings
+from facesortd.datasets import DatasetError, is_image_name
+from facesortd.decide import Decision, Pipeline
+from facesortd.detect import DetectorError, FaceDetector
+from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
+from facesortd.faces import FaceSpec
+from facesortd.images import UnreadableImage, read_image
+from facesortd.library import Library
+from facesortd.model_store import load_model_in_force, models_dir
+from facesortd.progress import Progress
+from facesortd.training import FaceSet, collect_faces, cross_validate, evaluate
+
+USER_ERRORS = (ConfigError, DetectorError, ModelError, DatasetError)
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    return load_settings(args.config, **overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logger.remove()
+    logger.add(
+        sys.stderr, level=level, format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+    )
+
+
+def _expand_inputs(paths: Iterable[Path]) -> list[Path]:
+    """Files named directly, plus the image files (not hidden) directly inside named folders."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(
+                sorted(
+                    c for c in p.iterdir() if c.is_file() and is_image_name(c) and not c.name.startswith(".")
+                )
+            )
+        else:
+            out.append(p)
+    return out
+
+
+def _pipeline(settings: Settings) -> Pipeline:
+    model = load_model_in_force(settings)
+    if model is None:
+        logger.warning("no emotion model yet: every face will be 'unsure' (train one with `facesortd train`)")
+    return Pipeline(FaceDetector(settings.detection), model, settings.recognition, settings.images)
+
+
+def cmd_sort(args: argparse.Namespace) -> int:
+    settings = _settings(args, library=args.library)
+    files = _expand_inputs(args.paths or [settings.inbox])
+    if not files:
+        logger.info("nothing to sort")
+        return 0
+    pipeline = _pipeline(settings)
+    library = Library(settings.library)
+    progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
+    tally: Counter[str] = Counter()
+    for src in files:
+        started = time.perf_counter()
+        if src.is_symlink() or not src.is_file():
+            logger.warning("{}: skipped, not a regular file", src)
+            tally["skipped"] += 1
+            continue
+        decision = pipeline.decide(src)
+        if args.dry_run:
+            dest = library.destination(src, decision)
+        else:
+            try:
+                dest = library.apply(src, decision, copy=args.copy)
+            except OSError as exc:
+                logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", exc)
+                tally["failed"] += 1
+                continue
+        ms = (time.perf_counter() - started) * 1000
+        _log_decision(src, dest, decision, ms, args.dry_run)
+        tally[_tally_key(decision)] += 1
+        if args.json:
+            print(json.dumps(_decision_json(src, dest, decision)), flush=True)
+        if progress:
+            progress.step()
+    logger.info("{}{}", "dry run, nothing moved: " if args.dry_run else "", summary(tally))
+    return 1 if tally["failed"] else 0
+
+
+def _tally_key(decision: Decision) -> str:
+    return f"sorted:{decision.emotion}" if decision.action == "sorted" else f"quarantined:{decision.reason}"
+
+
+def summary(tally: Counter[str]) -> str:
+    """``sorted 3 (happy 2, sad 1); quarantined 1 (no-face 1)``: the one-line end-of-run report."""
+    parts = []
+    for action in ("sorted", "quarantined"):
+        items = sorted((k.split(":", 1)[1], v) for k, v in tally.items() if k.startswith(action + ":"))
+        total = sum(v for _, v in items)
+        detail = ", ".join(f"{name} {v}" for name, v in items)
+        parts.append(f"{action} {total}" + (f" ({detail})" if detail else ""))
+    parts.extend(f"{key} {tally[key]}" for key in ("skipped", "failed") if tally[key])
+    return "; ".join(parts)
+
+
+def _log_decision(src: Path, dest: Path, d: Decision, ms: float, dry_run: bool) -> None:
+    what = f"{d.emotion} {d.confidence:.2f}" if d.action == "sorted" else f"quarantined: {d.reason}"
+    if d.action != "sorted" and d.confidence is not None:
+        what += f" (best guess {d.emotion} {d.confidence:.2f})"
+    if d.detail:
+        what += f" - {d.detail}"
+    arrow = "would go to" if dry_run else "->"
+    logger.info("{} {} {}  [{}, {:.0f} ms]", src, arrow, dest, what, ms)
+
+
+def _decision_json(src: Path, dest: Path, d: Decision) -> dict[str, object]:
+    return {
+        "path": str(src),
+        "action": d.action,
+        "emotion": d.emotion,
+        "reason": d.reason,
+        "confidence": None if d.confidence is None else round(d.confidence, 4),
+        "destination": str(dest),
+        "detail": d.detail or None,
+        "faces": [f.to_json() for f in d.faces],
+    }
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    pipeline = _pipeline(settings)
+    if args.draw:
+        args.draw.mkdir(parents=True, exist_ok=True)
+    status = 0
+    for path in args.images:
+        try:
+            image = read_image(path, settings.images)
+        except UnreadableImage as exc:
+            status = 1
+            if args.json:
+                print(json.dumps({"path": str(path), "error": str(exc), "faces": []}), flush=True)
+            else:
+                print(f"{path}: unreadable: {exc}")
+            continue
+        faces = pipeline.analyse(image)
+        if args.json:
+            print(json.dumps({"path": str(path), "faces": [f.to_json() for f in faces]}), flush=True)
+        else:
+            print(f"{path}: {len(faces)} face(s)")
+            for f in faces:
+                emo = f"  {f.emotion} {f.confidence:.2f}" if f.emotion else ""
+                print(f"  box x={f.box[0]} y={f.box[1]} w={f.box[2]} h={f.box[3]}  score {f.score:.2f}{emo}")
+        if args.draw:
+            for f in faces:
+                x, y, w, h = f.box
+                cv2.rectangle(image, (x, y), (x + w, y + h), (0, 0, 255), max(2, w // 60))
+                text = f"{f.emotion or 'face'} {f.confidence or f.score:.2f}"
+                cv2.putText(
+                    image,
+                    text,
+                    (x, max(12, y - 6)),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    max(0.5, w / 300),
+                    (0, 0, 255),
+                    2,
+                )
+            out = args.draw / (path.stem + ".png")
+            cv2.imwrite(str(out), image)
+    return status
+
+
+def _collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> FaceSet:
+    detector = None if args.no_detect else FaceDetector(settings.detection)
+    undetected = "whole" if args.no_detect else args.undetected
+    data = collect_faces(args.dataset, detector, spec, args.kind, undetected, settings.images)
+    for (label, reason), n in sorted(data.skipped.items()):
+        logger.warning("{}: {} file(s) skipped ({})", label, n, reason)
+    if not data.labels:
+        raise DatasetError(f"no usable faces in {args.dataset} (see the skipped counts above)")
+    return data
+
+
+def _print_counts(data: FaceSet) -> None:
+    print("faces per emotion:")
+    for label, n in data.counts().items():
+        print(f"  {label:<12} {n}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    spec = FaceSpec(size=args.face_size)
+    data = _collect(args, settings, spec)
+    _print_counts(data)
+    if len(data.counts()) < 2:
+        raise DatasetError("training needs faces of at least 2 emotions")
+
+    def fit(part: FaceSet) -> EmotionModel:
+        return EmotionModel.fit(part.faces, part.labels, spec, args.descriptor, args.pca)
+
+    started = time.perf_counter()
+    evaluation, temperature = cross_validate(data, fit, args.folds, settings.recognition.threshold)
+    model = fit(data)
+    model.temperature = temperature
+    seconds = time.perf_counter() - started
+    model.info.update(
+        {
+            "trained_from": str(args.dataset),
+            "held_out": evaluation.summary(),
+            "validation": f"grouped {args.folds}-fold cross-validation",
+            "train_seconds": round(seconds, 1),
+        }
+    )
+    out = args.out or models_dir(settings) / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX)
+    model.save(out)
+    print(evaluation.report())
+    print(f"trained on {len(data.labels)} faces in {seconds:.1f} s; model written to {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    model = EmotionModel.load(args.model) if args.model else load_model_in_force(settings)
+    if model is None:
+        raise ModelError("no model to evaluate: pass --model FILE or train one with `facesortd train`")
+    data = _collect(args, settings, model.spec)
+    _print_counts(data)
+    evaluation = evaluate(model, data, settings.recognition.threshold)
+    print(json.dumps(evaluation.summary()) if args.json else evaluation.report())
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check each thing facesortd needs and say how to fix what is wrong; exit 1 if anything is."""
+    from facesortd.doctor import run_checks
+
+    problems = 0
+    for ok, message in run_checks(args.config):
+        print(("ok    " if ok else "FIX   ") + message)
+        problems += not ok
+    print("all good" if not problems else f"{problems} problem(s) found")
+    return 1 if problems else 0
+
+
+def _add_dataset_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "dataset", type=Path, help="folder with one subfolder per emotion (screenshots or face crops)"
+    )
+    p.add_argument(
+        "--kind",
+        choices=["auto", "screenshots", "crops"],
+        default="auto",
+        help="what the images are; auto: small square images are crops, the rest screenshots (default)",
+    )
+    p.add_argument(
+        "--undetected",
+        choices=["drop", "whole"],
+        default="drop",
+        help="crops in which no face is detected: drop them (default) or use the whole crop as the face",
+    )
+    p.add_argument(
+        "--no-detect",
+        action="store_true",
+        help="use every crop whole without running the detector (only for crops already framed "
+        "like facesortd's boxes)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facesortd",
+        description="Sort anime screenshots into <library>/<emotion>/ by the faces in them; "
+        "files it is unsure about go to <library>/_quarantine/<reason>/ for review.",
+    )
+    parser.add_argument("--version", action="version", version=f"facesortd {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML config file (default: $XDG_CONFIG_HOME/facesortd/config.toml if present)",
+    )
+    parser.add_argument("--log-level", default=None, help="TRACE, DEBUG, INFO (default), WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "sort", help="sort image files once and exit", description="Sort image files once and exit."
+    )
+    p.add_argument(
+        "paths", nargs="*", type=Path, help="image files or folders (default: the configured inbox)"
+    )
+    p.add_argument("--library", type=Path, help="library folder (default: from the config)")
+    p.add_argument("--dry-run", action="store_true", help="print what would happen; touch nothing")
+    p.add_argument("--copy", action="store_true", help="copy files into the library instead of moving them")
+    p.add_argument("--json", action="store_true", help="print one JSON object per file with its decision")
+    p.set_defaults(func=cmd_sort)
+
+    p = sub.add_parser(
+        "detect",
+        help="print the faces found in images",
+        description="Print face boxes, scores and emotions; the tool for a file that landed in no-face.",
+    )
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument(
+        "--draw", type=Path, metavar="OUT_DIR", help="also write each image with its boxes drawn here"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser(
+        "train",
+        help="train an emotion model from a labelled folder",
+        description="Train an emotion model from DATASET/<emotion>/*; prints per-emotion counts and "
+        "held-out figures (grouped cross-validation), then writes a versioned model file.",
+    )
+    _add_dataset_options(p)
+    p.add_argument(
+        "--out", type=Path, help="model file to write (default: <state_dir>/models/<time>.fsm.npz)"
+    )
+    p.add_argument(
+        "--descriptor", choices=["pixels", "hog"], default="pixels", help="face features (default: pixels)"
+    )
+    p.add_argument("--face-size", type=int, default=FaceSpec().size, help="normalised face side in pixels")
+    p.add_argument("--pca", type=int, default=150, help="most PCA components kept before LDA (default 150)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the held-out figures")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "eval",
+        help="measure a model on a labelled folder",
+        description="Measure a model on DATASET/<emotion>/*.",
+    )
+    _add_dataset_options(p)
+    p.add_argument("--model", type=Path, help="model file (default: the model in force)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "doctor", help="check config, folders, cascade and model", description=cmd_doctor.__doc__
+    )
+    p.set_defaults(func=cmd_doctor)
+
+    _add_train_detector(sub)
+    return parser
+
+
+def _add_train_detector(sub: argparse._SubParsersAction) -> None:
+    try:
+        from facesortd.cascade_train import command
+    except ImportError:
+        return
+    p = sub.add_parser("train-detector", help="train an LBP face cascade", description=command.__doc__)
+    command.add_arguments(p)
+    p.set_defaults(func=command.run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level or "INFO")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        if args.log_level is None and args.command != "doctor":
+            _setup_logging(_settings(args).log_level)
+        return func(args)
+    except USER_ERRORS as exc:
+        print(f"facesortd: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facesortd: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,183 @@
+"""Every knob facesortd has, its default and its validation, in one schema.
+
+Settings come from (highest priority first): command-line overrides, ``FACESORTD_*`` environment
+variables (nested keys joined by ``__``, e.g. ``FACESORTD_DETECTION__SCALE_FACTOR=1.2``), the TOML
+file (``--config``, else ``$XDG_CONFIG_HOME/facesortd/config.toml``), then the defaults below.
+``config.example.toml`` mirrors this file; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+QUARANTINE_REASONS = ("no-face", "unsure", "unreadable", "mixed")
+"""Why a file can land in ``<library>/_quarantine/<reason>/`` (one place for the list)."""
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value and os.path.isabs(value) else Path.home() / fallback
+
+
+def config_home() -> Path:
+    """``$XDG_CONFIG_HOME/facesortd``: where the user's config file lives."""
+    return _xdg("XDG_CONFIG_HOME", ".config") / "facesortd"
+
+
+def state_home() -> Path:
+    """``$XDG_STATE_HOME/facesortd``: journal, user-trained models, face crops kept for retraining."""
+    return _xdg("XDG_STATE_HOME", ".local/state") / "facesortd"
+
+
+def pictures_home() -> Path:
+    """The user's pictures folder (``$XDG_PICTURES_DIR``, else ``~/Pictures``): inbox and library go here."""
+    return _xdg("XDG_PICTURES_DIR", "Pictures")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DetectionSettings(_Section):
+    """How faces are found. scale_factor, min_neighbors and min_size decide the yield."""
+
+    cascades: list[Path] = Field(
+        default_factory=list,
+        description="Cascade XML files to run; their boxes are merged. Empty: the shipped cascade.",
+    )
+    scale_factor: float = Field(1.1, gt=1.0, le=2.0, description="Step between detection scales.")
+    min_neighbors: int = Field(3, ge=0, le=50, description="Overlapping hits a box needs to count.")
+    min_size: int = Field(30, ge=8, description="Smallest face side in pixels of the original image.")
+    max_side: int = Field(
+        640, ge=128, description="Images are shrunk to this longest side for detection (boxes mapped back)."
+    )
+    equalize: bool = Field(True, description="Equalise the histogram before detection.")
+    nms_iou: float = Field(0.3, ge=0.0, le=1.0, description="Boxes overlapping more than this are merged.")
+    min_score: float = Field(
+        0.0, ge=0.0, le=1.0, description="Faces scoring below this (0..1) are ignored as non-faces."
+    )
+
+
+class RecognitionSettings(_Section):
+    """How emotions are predicted and when a prediction is trusted."""
+
+    model: Path | None = Field(
+        None,
+        description="Emotion model file. Unset: the newest model in the state folder, else the shipped one.",
+    )
+    threshold: float = Field(
+        0.6, ge=0.0, le=1.0, description="Confidence (0..1) a face needs to be sorted; below it: unsure."
+    )
+    multi_face: Literal["largest", "agree"] = Field(
+        "largest",
+        description="Several faces: 'largest' lets the biggest face decide; 'agree' sorts only when every "
+        "confident face has the same emotion (else quarantine 'mixed').",
+    )
+
+
+class ImageLimits(_Section):
+    """Guards against files that would exhaust memory (decompression bombs, huge files)."""
+
+    max_pixels: int = Field(60_000_000, ge=1, description="Images with more pixels are 'unreadable'.")
+    max_bytes: int = Field(200_000_000, ge=1, description="Files larger than this are 'unreadable'.")
+
+
+class Settings(BaseSettings):
+    """The whole configuration of facesortd."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FACESORTD_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    inbox: Path = Field(
+        default_factory=lambda: pictures_home() / "facesortd" / "inbox",
+        description="Folder that new screenshots are dropped into.",
+    )
+    library: Path = Field(
+        default_factory=lambda: pictures_home() / "facesortd" / "library",
+        description="Sorted files go to <library>/<emotion>/, the rest to <library>/_quarantine/<reason>/.",
+    )
+    state_dir: Path = Field(default_factory=state_home, description="Journal, models and kept face crops.")
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
+    images: ImageLimits = Field(default_factory=ImageLimits)
+
+    @field_validator("inbox", "library", "state_dir", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _TOML_FILE.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+_TOML_FILE: ContextVar[Path | None] = ContextVar("facesortd_toml_file", default=None)
+
+
+class ConfigError(Exception):
+    """A configuration problem a user can fix; the message says what and how."""
+
+
+def default_config_file() -> Path:
+    return config_home() / "config.toml"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from overrides, environment, TOML file and defaults.
+
+    An explicitly named file must exist; the default one is optional. Every problem becomes a
+    ConfigError naming the key, the value and what was expected, so the CLI never shows a traceback.
+    """
+    explicit = config_file is not None
+    path = Path(config_file).expanduser() if explicit else default_config_file()
+    if explicit and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist (see config.example.toml for a template)")
+    if path.is_file():
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    token = _TOML_FILE.set(path if path.is_file() else None)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path if path.is_file() else None)) from exc
+    finally:
+        _TOML_FILE.reset(token)
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = f" (from {path}, FACESORTD_* variables or options)" if path else ""
+    lines = [f"invalid configuration{where}:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (check its spelling against config.example.toml)")
+            continue
+        lines.append(f"  {key} = {err.get('input')!r}: {err['msg']}")
+    return "\n".join(lines)

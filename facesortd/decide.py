@@ -1,0 +1,139 @@
+"""image -> Decision: sorted(emotion, confidence) or quarantined(reason). Decides, never moves.
+
+Decisions are values so that ``--dry-run``, the journal, ``--json`` output and tests all see
+exactly what would happen; ``library.apply`` is the only thing that acts on one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from facesortd.config import ImageLimits, RecognitionSettings
+from facesortd.datasets import Box
+from facesortd.detect import FaceDetector
+from facesortd.emotion import EmotionModel
+from facesortd.faces import normalise_face
+from facesortd.images import UnreadableImage, read_image, to_gray
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face of an image: where, how face-like, and what the model thinks of it."""
+
+    box: Box
+    score: float
+    emotion: str | None
+    confidence: float | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "box": list(self.box),
+            "score": round(self.score, 4),
+            "emotion": self.emotion,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What should happen to one file, and why."""
+
+    action: Literal["sorted", "quarantined"]
+    emotion: str | None = None
+    reason: str | None = None
+    confidence: float | None = None
+    faces: tuple[FaceResult, ...] = ()
+    detail: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def quarantine(cls, reason: str, **kw: object) -> Decision:
+        return cls("quarantined", reason=reason, **kw)  # type: ignore[arg-type]
+
+
+def choose(faces: Sequence[FaceResult], threshold: float, policy: str) -> Decision:
+    """Turn the analysed faces of one image into a decision.
+
+    ``largest``: the biggest face decides (a reaction image is about its main face; small
+    background faces should not veto it). ``agree``: every face at or above the threshold must
+    share one emotion, else the file goes to ``mixed``. Either way a file is sorted only on a
+    confidence at or above ``threshold``; no face at all is ``no-face``.
+    """
+    faces = tuple(faces)
+    if not faces:
+        return Decision.quarantine("no-face")
+    if policy == "largest":
+        main = max(faces, key=lambda f: f.box[2] * f.box[3])
+        if main.emotion is None or main.confidence is None or main.confidence < threshold:
+            return Decision.quarantine(
+                "unsure", emotion=main.emotion, confidence=main.confidence, faces=faces
+            )
+        return Decision("sorted", emotion=main.emotion, confidence=main.confidence, faces=faces)
+    confident = [f for f in faces if f.confidence is not None and f.confidence >= threshold]
+    if not confident:
+        best = max(faces, key=lambda f: f.confidence or 0.0)
+        return Decision.quarantine("unsure", emotion=best.emotion, confidence=best.confidence, faces=faces)
+    emotions = {f.emotion for f in confident}
+    if len(emotions) > 1:
+        return Decision.quarantine(
+            "mixed", faces=faces, detail="confident faces disagree: " + ", ".join(sorted(emotions))
+        )  # type: ignore[arg-type]
+    return Decision(
+        "sorted", emotion=confident[0].emotion, confidence=min(f.confidence for f in confident), faces=faces
+    )  # type: ignore[type-var]
+
+
+class Pipeline:
+    """detect -> normalise -> recognise -> choose, for one image at a time.
+
+    Holds the loaded detector and model so a batch or the daemon pays their start-up once.
+    ``model`` may be None (nothing trained yet): faces are then found but every file is 'unsure'.
+    """
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        model: EmotionModel | None,
+        recognition: RecognitionSettings,
+        limits: ImageLimits,
+    ) -> None:
+        self.detector = detector
+        self.model = model
+        self.recognition = recognition
+        self.limits = limits
+
+    def analyse(self, image: np.ndarray) -> list[FaceResult]:
+        """Faces of a decoded image with their predicted emotions."""
+        return self._analyse(to_gray(image), {})
+
+    def decide(self, path: Path) -> Decision:
+        """The decision for one file; unreadable input becomes a quarantine decision, never an exception."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        try:
+            image = read_image(path, self.limits)
+        except UnreadableImage as exc:
+            return Decision.quarantine("unreadable", detail=str(exc), timings_ms=timings)
+        timings["decode"] = (time.perf_counter() - t0) * 1000
+        faces = self._analyse(to_gray(image), timings)
+        decision = choose(faces, self.recognition.threshold, self.recognition.multi_face)
+        return Decision(**{**decision.__dict__, "timings_ms": timings})
+
+    def _analyse(self, gray: np.ndarray, timings: dict[str, float]) -> list[FaceResult]:
+        t0 = time.perf_counter()
+        found = self.detector.detect(gray)
+        t1 = time.perf_counter()
+        timings["detect"] = (t1 - t0) * 1000
+        if self.model is None or not found:
+            timings["recognise"] = 0.0
+            return [FaceResult(f.box, f.score, None, None) for f in found]
+        batch = np.stack([normalise_face(gray, f.box, self.model.spec) for f in found])
+        predictions = self.model.predict(batch)
+        timings["recognise"] = (time.perf_counter() - t1) * 1000
+        return [FaceResult(f.box, f.score, e, c) for f, (e, c) in zip(found, predictions, strict=True)]

@@ -1,0 +1,84 @@
+"""``facesortd doctor``: check each thing facesortd needs, and say in plain words how to fix it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from facesortd.config import ConfigError, Settings, default_config_file, load_settings
+from facesortd.detect import DetectorError, FaceDetector
+from facesortd.emotion import ModelError
+from facesortd.model_store import load_model_in_force, model_in_force
+
+Check = tuple[bool, str]
+
+
+def run_checks(config_file: Path | None) -> Iterator[Check]:
+    """Yield (ok, message) per check; stops after a config error since nothing else can be judged."""
+    try:
+        settings = load_settings(config_file)
+    except ConfigError as exc:
+        yield False, f"configuration: {exc}"
+        return
+    source = config_file or (default_config_file() if default_config_file().is_file() else None)
+    yield True, f"configuration: {source or 'built-in defaults (no config file)'}"
+    yield from _folder_checks(settings)
+    yield _cascade_check(settings)
+    yield _model_check(settings)
+
+
+def _folder_checks(settings: Settings) -> Iterator[Check]:
+    for name, folder in (
+        ("inbox", settings.inbox),
+        ("library", settings.library),
+        ("state_dir", settings.state_dir),
+    ):
+        if not folder.exists():
+            yield (
+                False,
+                f"{name} {folder} does not exist: run `mkdir -p '{folder}'` or set {name} in the config",
+            )
+        elif not folder.is_dir():
+            yield False, f"{name} {folder} is not a folder: point {name} in the config at a folder"
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            yield False, f"{name} {folder} is not writable by this user: fix its permissions (chmod u+rwx)"
+        else:
+            yield True, f"{name}: {folder}"
+    inbox, library = settings.inbox.resolve(), settings.library.resolve()
+    if inbox == library or inbox in library.parents or library in inbox.parents:
+        yield False, f"inbox {inbox} and library {library} overlap: keep them as separate folders"
+    elif inbox.exists() and library.exists() and inbox.stat().st_dev != library.stat().st_dev:
+        yield (
+            True,
+            "inbox and library are on different filesystems: files will be copied, then removed (slower)",
+        )
+
+
+def _cascade_check(settings: Settings) -> Check:
+    try:
+        detector = FaceDetector(settings.detection)
+        detector.detect(np.zeros((64, 64), np.uint8))
+    except DetectorError as exc:
+        return False, f"cascade: {exc}"
+    return True, "cascade: " + ", ".join(str(p) for p in detector.paths)
+
+
+def _model_check(settings: Settings) -> Check:
+    path = model_in_force(settings)
+    try:
+        model = load_model_in_force(settings)
+    except ModelError as exc:
+        return False, f"emotion model: {exc}; fix or remove it, or set recognition.model to another file"
+    if model is None:
+        return (
+            False,
+            "emotion model: none yet; train one with `facesortd train DATASET` (until then: all unsure)",
+        )
+    held = model.info.get("held_out", {})
+    figures = (
+        f", held-out balanced accuracy {held['balanced_accuracy']:.2f}" if "balanced_accuracy" in held else ""
+    )
+    return True, f"emotion model: {path} ({', '.join(model.labels)}{figures})"

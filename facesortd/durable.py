@@ -1,0 +1,119 @@
+"""File operations that survive crashes and never overwrite: the only place facesortd changes files.
+
+A user's screenshot may be moved, copied or replaced only through these functions. Each one
+either completes (data and directory entries fsynced) or leaves the source where it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+TMP_PREFIX = ".facesortd-tmp-"
+"""Temporary files carry this prefix; they are hidden, ignored by the watcher and safe to delete."""
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable (POSIX needs the directory itself synced)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """Write ``path`` via a temp file beside it, fsync, rename: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def numbered(path: Path, n: int) -> Path:
+    """``shot.png`` -> ``shot (n).png``: the name used when ``shot.png`` is taken."""
+    return path if n == 0 else path.with_name(f"{path.stem} ({n}){path.suffix}")
+
+
+def link_no_replace(src: Path, dest: Path) -> Path:
+    """Put ``src`` at ``dest`` or, if taken, at the first free ``dest (n)``; return the name used.
+
+    ``link`` fails with EEXIST instead of replacing, so two writers can never clobber each other.
+    On filesystems without hard links (FAT, some network shares) the name is first claimed with
+    O_EXCL and ``src`` renamed onto the claim: still no-replace, but ``src`` is then gone.
+    """
+    for n in range(10_000):
+        candidate = numbered(dest, n)
+        try:
+            os.link(src, candidate, follow_symlinks=False)
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+                raise
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            continue
+        os.rename(src, candidate)
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no free name", str(dest))
+
+
+def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
+    """Move (or copy) ``src`` to ``dest`` without ever overwriting; returns the final path.
+
+    Same filesystem: link to the new name, then unlink the old one (no-replace rename). Across
+    filesystems, or with ``copy``: copy into a hidden temp file beside ``dest``, fsync it, link it
+    to the final name, and only then remove the source. After a crash at any instant the file is
+    whole at its source, its destination, or both (never neither, never half).
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not copy:
+        try:
+            final = link_no_replace(src, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        else:
+            fsync_dir(dest.parent)
+            src.unlink(missing_ok=True)
+            fsync_dir(src.parent)
+            return final
+    final = _copy_no_replace(src, dest)
+    if not copy:
+        src.unlink()
+        fsync_dir(src.parent)
+    return final
+
+
+def _copy_no_replace(src: Path, dest: Path) -> Path:
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=TMP_PREFIX)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        shutil.copystat(src, tmp)
+        final = link_no_replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(dest.parent)
+    return final

@@ -1,0 +1,36 @@
+"""The library's folder layout and the one way files enter it.
+
+``<library>/<emotion>/`` holds sorted files, ``<library>/_quarantine/<reason>/`` the rest. The
+folders are the user interface: a person reviews quarantine by moving files into emotion folders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from facesortd.decide import Decision
+from facesortd.durable import move_no_replace
+
+QUARANTINE_DIR = "_quarantine"
+
+
+@dataclass(frozen=True)
+class Library:
+    """A library root; knows where a decision sends a file."""
+
+    root: Path
+
+    def folder_for(self, decision: Decision) -> Path:
+        if decision.action == "sorted":
+            assert decision.emotion, "a sorted decision always names its emotion"
+            return self.root / decision.emotion
+        return self.root / QUARANTINE_DIR / (decision.reason or "unsure")
+
+    def destination(self, src: Path, decision: Decision) -> Path:
+        """Where ``src`` would go (before clash numbering; the real name may get ' (n)')."""
+        return self.folder_for(decision) / src.name
+
+    def apply(self, src: Path, decision: Decision, *, copy: bool = False) -> Path:
+        """Move (or copy) ``src`` to its folder, never overwriting; returns where it ended up."""
+        return move_no_replace(src, self.destination(src, decision), copy=copy)
