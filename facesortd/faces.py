@@ -57,11 +57,14 @@ def crop_face(gray: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
 def normalise_face(gray: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
     """Crop, resize to ``spec.size`` squared and even out lighting; returns float32 in [0, 1].
 
+    A percentile stretch removes exposure and contrast differences between screenshots; then
     CLAHE rather than global equalisation: anime faces have large flat skin areas and strong line
     art, and a global histogram stretch lets the hair colour dominate.
     """
     crop = crop_face(gray, box, spec)
     interp = cv2.INTER_AREA if crop.shape[0] > spec.size else cv2.INTER_LINEAR
-    face = cv2.resize(crop, (spec.size, spec.size), interpolation=interp)
+    face = cv2.resize(crop, (spec.size, spec.size), interpolation=interp).astype(np.float32)
+    lo, hi = np.percentile(face, (1, 99))
+    stretched = np.clip((face - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
     clahe = cv2.createCLAHE(clipLimit=spec.clahe_clip, tileGridSize=(4, 4))
-    return clahe.apply(face).astype(np.float32) / 255.0
+    return clahe.apply(stretched).astype(np.float32) / 255.0

@@ -1,0 +1,68 @@
+"""Small anime-like faces drawn with OpenCV, so tests need no binary fixtures and no ../shared.
+
+Each emotion has its own mouth, eye and brow shapes, different enough that a model can really
+learn them, with random jitter in position, size, lighting and line width so it must generalise.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+EMOTIONS = ("angry", "happy", "sad", "surprised")
+
+
+def draw_face(emotion: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``size`` x ``size`` grayscale face filling the box convention (bangs line to chin)."""
+    img = np.full((size, size), int(rng.integers(40, 90)), np.uint8)
+    s = size / 100.0
+    skin = int(rng.integers(200, 240))
+    j = lambda v: v + rng.normal(0, 1.5)  # noqa: E731 - tiny jitter helper for coordinates
+    cv2.ellipse(img, (round(50 * s), round(52 * s)), (round(44 * s), round(48 * s)), 0, 0, 360, skin, -1)
+    cv2.ellipse(
+        img,
+        (round(50 * s), round(8 * s)),
+        (round(52 * s), round(22 * s)),
+        0,
+        0,
+        360,
+        int(rng.integers(30, 80)),
+        -1,
+    )
+    thick = max(1, round(rng.uniform(2.0, 3.0) * s))
+    for side in (-1, 1):
+        ex, ey = round(j(50 + side * 20) * s), round(j(48) * s)
+        if emotion == "happy":
+            cv2.ellipse(img, (ex, ey + round(4 * s)), (round(9 * s), round(7 * s)), 0, 180, 360, 20, thick)
+        else:
+            tall = 13 if emotion == "surprised" else 10
+            cv2.ellipse(img, (ex, ey), (round(8 * s), round(tall * s)), 0, 0, 360, 25, -1)
+            cv2.circle(img, (ex - round(3 * s), ey - round(4 * s)), max(1, round(2.5 * s)), 255, -1)
+        brow_y = ey - round((17 if emotion == "surprised" else 14) * s)
+        inner, outer = (ex - side * round(9 * s), ex + side * round(9 * s))
+        tilt = {"angry": 6, "sad": -6}.get(emotion, 0)
+        cv2.line(img, (inner, brow_y + round(tilt * s)), (outer, brow_y - round(tilt * s)), 30, thick)
+    mx, my = round(j(50) * s), round(j(78) * s)
+    if emotion == "happy":
+        cv2.ellipse(img, (mx, my - round(4 * s)), (round(14 * s), round(10 * s)), 0, 0, 180, 30, thick)
+    elif emotion == "sad":
+        cv2.ellipse(img, (mx, my + round(6 * s)), (round(12 * s), round(7 * s)), 0, 180, 360, 30, thick)
+    elif emotion == "surprised":
+        cv2.ellipse(img, (mx, my), (round(7 * s), round(10 * s)), 0, 0, 360, 40, -1)
+    else:
+        cv2.line(img, (mx - round(12 * s), my), (mx + round(12 * s), my + round(2 * s)), 30, thick)
+    gain, bias = rng.uniform(0.8, 1.1), rng.uniform(-15, 15)
+    noisy = img.astype(np.float32) * gain + bias + rng.normal(0, 4, img.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def draw_screenshot(
+    emotion: str, rng: np.random.Generator, shape: tuple[int, int] = (360, 480), face: int = 140
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A colour 'screenshot' with one face on a textured background; returns it and the face box."""
+    h, w = shape
+    base = rng.integers(60, 200, size=(h // 16 + 1, w // 16 + 1, 3)).astype(np.uint8)
+    img = cv2.resize(base, (w, h), interpolation=cv2.INTER_CUBIC)
+    x, y = int(rng.integers(0, w - face)), int(rng.integers(0, h - face))
+    img[y : y + face, x : x + face] = cv2.cvtColor(draw_face(emotion, face, rng), cv2.COLOR_GRAY2BGR)
+    return img, (x, y, face, face)

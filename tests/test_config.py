@@ -1,0 +1,86 @@
+"""Configuration: sources, precedence, and error messages a user can act on."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from facesortd.config import ConfigError, Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_live_under_xdg_folders(tmp_path: Path) -> None:
+    s = load_settings()
+    assert s.inbox.is_relative_to(Path(__import__("os").environ["XDG_PICTURES_DIR"]))
+    assert s.state_dir.name == "facesortd"
+    assert s.detection.scale_factor == 1.1
+
+
+def test_toml_then_env_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('library = "/tmp/lib-from-toml"\n[detection]\nscale_factor = 1.3\nmin_neighbors = 7\n')
+    s = load_settings(cfg)
+    assert s.library == Path("/tmp/lib-from-toml") and s.detection.scale_factor == 1.3
+    monkeypatch.setenv("FACESORTD_DETECTION__SCALE_FACTOR", "1.5")
+    s = load_settings(cfg)
+    assert s.detection.scale_factor == 1.5 and s.detection.min_neighbors == 7
+    assert load_settings(cfg, library=Path("/x")).library == Path("/x")
+
+
+def test_default_config_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "facesortd").mkdir()
+    (tmp_path / "facesortd" / "config.toml").write_text("[recognition]\nthreshold = 0.8\n")
+    assert load_settings().recognition.threshold == 0.8
+
+
+def test_bad_value_names_key_value_and_expectation(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[detection]\nscale_factor = 0.9\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    msg = str(err.value)
+    assert "detection.scale_factor" in msg and "0.9" in msg and "greater than 1" in msg
+
+
+def test_unknown_key_and_missing_or_broken_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[detection]\nscale_factr = 1.2\n")
+    with pytest.raises(ConfigError, match="scale_factr: unknown key"):
+        load_settings(cfg)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+    cfg.write_text("library = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(cfg)
+
+
+def _keys(model: type, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and hasattr(ann, "model_fields"):
+            out |= _keys(ann, f"{prefix}{name}.")
+        else:
+            out.add(prefix + name)
+    return out
+
+
+def _flatten(data: dict, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for k, v in data.items():
+        out |= _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+    return out
+
+
+def test_example_config_documents_every_key_and_loads() -> None:
+    """config.example.toml lists each key (commented-out keys count) and is itself valid."""
+    text = (REPO / "config.example.toml").read_text()
+    uncommented = re.sub(r"(?m)^# (?=[a-z_]+ = )", "", text)
+    documented = _flatten(tomllib.loads(uncommented))
+    assert _keys(Settings) == documented
+    load_settings(REPO / "config.example.toml")

@@ -1,0 +1,71 @@
+"""Moves never overwrite, and keep working across filesystems and without hard links."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from facesortd import durable
+
+
+def _file(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_move_never_overwrites_and_numbers_clashes(tmp_path: Path) -> None:
+    _file(tmp_path / "lib" / "a.png", b"old")
+    _file(tmp_path / "lib" / "a (1).png", b"older")
+    src = _file(tmp_path / "in" / "a.png", b"new")
+    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    assert final.name == "a (2).png" and final.read_bytes() == b"new"
+    assert (tmp_path / "lib" / "a.png").read_bytes() == b"old"
+    assert not src.exists()
+
+
+def test_copy_keeps_source_and_leaves_no_temp(tmp_path: Path) -> None:
+    src = _file(tmp_path / "in" / "a.png", b"data")
+    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True)
+    assert src.read_bytes() == final.read_bytes() == b"data"
+    assert [p.name for p in (tmp_path / "lib").iterdir()] == ["a.png"]
+
+
+def test_cross_filesystem_move_copies_then_removes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_link = os.link
+    src = _file(tmp_path / "in" / "a.png", b"x" * 5000)
+
+    def link(a, b, **kw):  # the first link (src -> library) crosses filesystems
+        if Path(a) == src:
+            raise OSError(errno.EXDEV, "cross-device")
+        return real_link(a, b, **kw)
+
+    monkeypatch.setattr(durable.os, "link", link)
+    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    assert final.read_bytes() == b"x" * 5000 and not src.exists()
+    assert [p.name for p in (tmp_path / "lib").iterdir()] == ["a.png"]
+
+
+def test_filesystem_without_hard_links_still_never_overwrites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(*_a, **_k):
+        raise OSError(errno.EPERM, "no hard links here")
+
+    monkeypatch.setattr(durable.os, "link", no_links)
+    _file(tmp_path / "lib" / "a.png", b"old")
+    src = _file(tmp_path / "in" / "a.png", b"new")
+    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    assert final.name == "a (1).png" and final.read_bytes() == b"new" and not src.exists()
+    assert (tmp_path / "lib" / "a.png").read_bytes() == b"old"
+
+
+def test_atomic_writer_leaves_old_file_on_failure(tmp_path: Path) -> None:
+    target = _file(tmp_path / "m.bin", b"old")
+    with pytest.raises(RuntimeError), durable.atomic_writer(target) as fh:
+        fh.write(b"half")
+        raise RuntimeError("crash while writing")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["m.bin"]
