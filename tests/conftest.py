@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import EMOTIONS, draw_face  # noqa: E402
+from synthetic import EMOTIONS, draw_face
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

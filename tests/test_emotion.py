@@ -8,11 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import EMOTIONS, draw_face
 
 from facesortd.emotion import EmotionModel, ModelError, fit_temperature, softmax
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.metrics import expected_calibration_error
-from synthetic import EMOTIONS, draw_face
 
 SPEC = FaceSpec(size=48)
 
