@@ -15,7 +15,7 @@ from loguru import logger
 
 from facesortd import __version__
 from facesortd.config import ConfigError, Settings, load_settings
-from facesortd.datasets import DatasetError, is_image_name
+from facesortd.datasets import DatasetError, is_image_name, labelled_images
 from facesortd.decide import Decision, Pipeline
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
@@ -182,9 +182,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> FaceSet:
+    by_label = labelled_images(args.dataset)
     detector = None if args.no_detect else FaceDetector(settings.detection)
     undetected = "whole" if args.no_detect else args.undetected
-    data = collect_faces(args.dataset, detector, spec, args.kind, undetected, settings.images)
+    data = collect_faces(by_label, detector, spec, args.kind, undetected, settings.images)
     for (label, reason), n in sorted(data.skipped.items()):
         logger.warning("{}: {} file(s) skipped ({})", label, n, reason)
     if not data.labels:

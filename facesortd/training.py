@@ -20,7 +20,7 @@ import numpy as np
 from loguru import logger
 
 from facesortd.config import ImageLimits
-from facesortd.datasets import Box, labelled_images, source_group
+from facesortd.datasets import Box, source_group
 from facesortd.detect import Face, FaceDetector
 from facesortd.emotion import EmotionModel, fit_temperature
 from facesortd.faces import FaceSpec, normalise_face
@@ -61,14 +61,16 @@ def is_crop(shape: tuple[int, ...]) -> bool:
 
 
 def face_in_crop(gray: np.ndarray, detector: FaceDetector) -> Face | None:
-    """The face of a crop, found by the detector on the crop padded with its own edge.
+    """The face of a crop, found by the detector on the crop padded with its mean edge colour.
 
     Crops often end at the face's edge, where a detector window cannot fit; padding lets it see
     the whole face, and taking the detection closest to the centre ignores partial neighbours.
+    A flat border (not a replicated one) avoids smearing skin or hair into face-like streaks.
     """
     h, w = gray.shape
     pad = max(h, w) // 4
-    padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    edge = float(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]).mean())
+    padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=edge)
     faces = [f for f in detector.detect(padded) if f.box[2] >= 0.3 * w]
     if not faces:
         return None
@@ -79,19 +81,20 @@ def face_in_crop(gray: np.ndarray, detector: FaceDetector) -> Face | None:
 
 
 def collect_faces(
-    root: Path,
+    by_label: dict[str, list[Path]],
     detector: FaceDetector | None,
     spec: FaceSpec,
     kind: Kind = "auto",
     undetected: Undetected = "drop",
     limits: ImageLimits | None = None,
 ) -> FaceSet:
-    """Read ``root/<label>/*`` into normalised faces; each skipped file is counted by label and reason.
+    """Read labelled files (see datasets.labelled_images) into normalised faces.
+
+    Each skipped file is counted by label and reason, so `train` can say what it could not use.
 
     ``detector`` may be None only for crops with ``undetected='whole'`` (the crop is the face).
     """
     limits = limits or ImageLimits()
-    by_label = labelled_images(root)
     total = sum(len(v) for v in by_label.values())
     progress = Progress(total, "reading faces")
     faces: list[np.ndarray] = []
@@ -139,13 +142,19 @@ def _training_box(
 def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -> np.ndarray:
     """Fold index per sample; whole groups go to one fold, folds kept near equal in size.
 
-    Groups are dealt largest first (ties broken by a seeded hash of the name) to the fold that
+    Groups larger than half a fold are split into files (see below). Groups are dealt largest first (ties broken by a seeded hash of the name) to the fold that
     has the fewest samples of that group's majority label, which keeps every fold's label mix
     close to the whole set's.
     """
     members: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
+    too_big = len(labels) / (2 * k)
+    for g in [g for g, idx in members.items() if len(idx) > too_big]:
+        # A "group" this large is not a character but a naming scheme (happy_train_1002.jpg):
+        # keeping it whole would put a whole label in one fold, so its files go one by one.
+        for i in members.pop(g):
+            members[f"{g}\0{i}"] = [i]
     fold_of = np.zeros(len(labels), dtype=np.int64)
     per_label = np.zeros((k, len(set(labels)) or 1))
     names = {lbl: i for i, lbl in enumerate(sorted(set(labels)))}

@@ -45,7 +45,9 @@ def write_crop_dataset(root: Path, per_class: int, size: int = 80, seed: int = 0
     for emotion in EMOTIONS:
         (root / emotion).mkdir(parents=True, exist_ok=True)
         for k in range(per_class):
-            cv2.imwrite(str(root / emotion / f"char{k % 7}_{k}.png"), draw_face(emotion, size, rng))
+            cv2.imwrite(
+                str(root / emotion / f"char{'abcdefg'[k % 7]}_{k}.png"), draw_face(emotion, size, rng)
+            )
     return root
 
 

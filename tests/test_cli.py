@@ -1,0 +1,135 @@
+"""The command line as a user drives it: train, sort (dry-run, copy, json), detect, eval, doctor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facesortd import cli
+from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
+
+
+@pytest.fixture
+def fake_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Detection by the synthetic-face test double (the real cascade is tested elsewhere)."""
+    monkeypatch.setattr(cli, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.doctor.FaceDetector", BrightBlobDetector)
+
+
+@pytest.fixture
+def trained(crop_dataset: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]) -> str:
+    assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--folds", "3"]) == 0
+    return capsys.readouterr().out
+
+
+def _inbox(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    rng = np.random.default_rng(7)
+    truth = {}
+    for i, emotion in enumerate(EMOTIONS * 2):
+        img, _ = draw_screenshot(emotion, rng)
+        name = f"shot {i} ü.png"
+        cv2.imwrite(str(inbox / name), img)
+        truth[name] = emotion
+    cv2.imwrite(str(inbox / "landscape.png"), np.full((200, 300, 3), 60, np.uint8))
+    (inbox / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    return inbox, truth
+
+
+def test_train_reports_counts_held_out_figures_and_writes_model(trained: str, tmp_path: Path) -> None:
+    assert "faces per emotion:" in trained and "balanced accuracy:" in trained
+    assert "confusion matrix" in trained
+    line = next(ln for ln in trained.splitlines() if ln.startswith("balanced accuracy"))
+    assert float(line.split()[2]) >= 0.9
+    models = list(Path(__import__("os").environ["XDG_STATE_HOME"]).glob("facesortd/models/*.fsm.npz"))
+    assert len(models) == 1
+
+
+def test_sort_dry_run_touches_nothing(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inbox, _ = _inbox(tmp_path)
+    before = sorted(p.name for p in inbox.iterdir())
+    lib = tmp_path / "lib"
+    assert cli.main(["sort", str(inbox), "--library", str(lib), "--dry-run", "--json"]) == 0
+    assert sorted(p.name for p in inbox.iterdir()) == before and not lib.exists()
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(lines) == len(before)
+
+
+def test_sort_moves_files_by_emotion_and_quarantines_the_rest(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inbox, truth = _inbox(tmp_path)
+    lib = tmp_path / "lib"
+    assert cli.main(["sort", str(inbox), "--library", str(lib), "--json"]) == 0
+    out = {Path(d["path"]).name: d for d in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert list(inbox.iterdir()) == []
+    for name, emotion in truth.items():
+        assert out[name]["action"] == "sorted" and out[name]["emotion"] == emotion
+        assert Path(out[name]["destination"]) == lib / emotion / name and (lib / emotion / name).is_file()
+    assert out["landscape.png"]["reason"] == "no-face"
+    assert (lib / "_quarantine" / "no-face" / "landscape.png").is_file()
+    assert out["broken.png"]["reason"] == "unreadable"
+    assert (lib / "_quarantine" / "unreadable" / "broken.png").is_file()
+
+
+def test_sort_copy_keeps_originals_and_summarises(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inbox, _ = _inbox(tmp_path)
+    n = len(list(inbox.iterdir()))
+    lib = tmp_path / "lib"
+    assert cli.main(["sort", str(inbox), "--library", str(lib), "--copy"]) == 0
+    assert len(list(inbox.iterdir())) == n
+    assert len([p for p in lib.rglob("*") if p.is_file()]) == n
+    err = capsys.readouterr().err
+    assert "sorted 8 (angry 2, happy 2, sad 2, surprised 2); quarantined 2 (no-face 1, unreadable 1)" in err
+
+
+def test_detect_json_and_draw(trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img, _ = draw_screenshot("sad", np.random.default_rng(1))
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    assert cli.main(["detect", str(tmp_path / "a.png"), "--json", "--draw", str(tmp_path / "drawn")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["path"].endswith("a.png") and len(result["faces"]) == 1
+    face = result["faces"][0]
+    assert len(face["box"]) == 4 and face["emotion"] == "sad" and 0 <= face["confidence"] <= 1
+    assert (tmp_path / "drawn" / "a.png").is_file()
+
+
+def test_eval_measures_a_model(trained: str, crop_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["eval", str(crop_dataset), "--kind", "crops", "--json"]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(out[out.index("{") :])
+    assert figures["balanced_accuracy"] > 0.9 and figures["n"] == 4 * 30
+
+
+def test_doctor_says_what_to_fix(fake_detector: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "FIX   inbox" in out and "mkdir -p" in out and "emotion model: none yet" in out
+
+
+def test_user_errors_are_one_line_not_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[recognition]\nthreshold = 2\n")
+    assert cli.main(["--config", str(cfg), "sort", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "recognition.threshold = 2" in err and "Traceback" not in err
+    assert cli.main(["train", str(tmp_path / "missing")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "facesortd", "sort", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "--dry-run" in out.stdout and "--copy" in out.stdout
