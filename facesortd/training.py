@@ -142,9 +142,9 @@ def _training_box(
 def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -> np.ndarray:
     """Fold index per sample; whole groups go to one fold, folds kept near equal in size.
 
-    Groups larger than half a fold are split into files (see below). Groups are dealt largest first (ties broken by a seeded hash of the name) to the fold that
-    has the fewest samples of that group's majority label, which keeps every fold's label mix
-    close to the whole set's.
+    Groups larger than half a fold are split into files (see below). Groups are dealt largest
+    first (ties broken by a seeded hash of the name) to the fold that has the fewest samples of
+    that group's majority label, which keeps every fold's label mix close to the whole set's.
     """
     members: dict[str, list[int]] = {}
     for i, g in enumerate(groups):

@@ -75,10 +75,8 @@ class BrightBlobDetector:
     the face; lets pipeline and CLI tests run without a trained cascade.
     """
 
-    paths: list = []
-
     def __init__(self, *_args: object, **_kw: object) -> None:
-        pass
+        self.paths: list = []
 
     def detect(self, gray: np.ndarray) -> list:
         from facesortd.detect import Face

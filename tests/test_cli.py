@@ -10,9 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
 
 from facesortd import cli
-from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
 
 
 @pytest.fixture
