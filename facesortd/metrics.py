@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facesortd.datasets import Box
+from facesortd.detect import iou
+
 
 def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Rows: true class, columns: predicted class."""
@@ -126,3 +129,23 @@ class Evaluation:
         for lbl, row in zip(self.labels, self.confusion, strict=True):
             lines.append(f"{lbl:>{width}} " + " ".join(f"{v:>6d}" for v in row))
         return "\n".join(lines)
+
+
+def match_boxes(found: list[Box], truth: list[Box], min_iou: float) -> int:
+    """True positives of a one-to-one matching (greedy by IoU) of found boxes to true boxes.
+
+    Recall = tp / len(truth), precision = tp / len(found). One-to-one: two boxes on one face
+    count one hit and one false alarm, as a user would see them.
+    """
+    pairs = sorted(
+        ((iou(f, t), i, j) for i, f in enumerate(found) for j, t in enumerate(truth)), reverse=True
+    )
+    used_f: set[int] = set()
+    used_t: set[int] = set()
+    for score, i, j in pairs:
+        if score < min_iou:
+            break
+        if i not in used_f and j not in used_t:
+            used_f.add(i)
+            used_t.add(j)
+    return len(used_f)
