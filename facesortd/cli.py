@@ -64,9 +64,11 @@ def _pipeline(settings: Settings) -> Pipeline:
 
 def cmd_sort(args: argparse.Namespace) -> int:
     settings = _settings(args, library=args.library)
+    if not args.paths:
+        settings.inbox.mkdir(parents=True, exist_ok=True)
     files = _expand_inputs(args.paths or [settings.inbox])
     if not files:
-        logger.info("nothing to sort")
+        logger.info("nothing to sort{}", "" if args.paths else f": drop screenshots into {settings.inbox}")
         return 0
     pipeline = _pipeline(settings)
     library = Library(settings.library)

@@ -133,3 +133,11 @@ def test_python_dash_m_and_help() -> None:
         [sys.executable, "-m", "facesortd", "sort", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "--dry-run" in out.stdout and "--copy" in out.stdout
+
+
+def test_sort_on_defaults_creates_the_inbox_and_says_where(
+    fake_detector: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["sort"]) == 0
+    inbox = Path(__import__("os").environ["XDG_PICTURES_DIR"]) / "facesortd" / "inbox"
+    assert inbox.is_dir() and f"drop screenshots into {inbox}" in capsys.readouterr().err
