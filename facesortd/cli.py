@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
+import numpy as np
 from loguru import logger
 
 from facesortd import __version__
 from facesortd.config import ConfigError, Settings, load_settings
-from facesortd.datasets import DatasetError, is_image_name, labelled_images
+from facesortd.datasets import DatasetError, is_image_name, load_items, relabel
 from facesortd.decide import Decision, Pipeline
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
@@ -24,7 +25,7 @@ from facesortd.images import UnreadableImage, read_image
 from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, models_dir
 from facesortd.progress import Progress
-from facesortd.training import FaceSet, collect_faces, cross_validate, evaluate
+from facesortd.training import FaceSet, Predictions, collect_faces, cross_validate, predict_set
 
 USER_ERRORS = (ConfigError, DetectorError, ModelError, DatasetError)
 
@@ -183,16 +184,55 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return status
 
 
+def _label_map(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old:
+            raise DatasetError(f"--map takes OLD=NEW (or OLD= to drop a label), got {pair!r}")
+        mapping[old] = new
+    return mapping
+
+
 def _collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> FaceSet:
-    by_label = labelled_images(args.dataset)
+    mapping = _label_map(args.map)
+    items = {src: relabel(load_items(src), mapping) for src in args.datasets}
     detector = None if args.no_detect else FaceDetector(settings.detection)
     undetected = "whole" if args.no_detect else args.undetected
-    data = collect_faces(by_label, detector, spec, args.kind, undetected, settings.images)
+    parts = [
+        collect_faces(found, detector, spec, src.name, args.kind, undetected, settings.images)
+        for src, found in items.items()
+    ]
+    data = FaceSet.concat(parts)
     for (label, reason), n in sorted(data.skipped.items()):
         logger.warning("{}: {} file(s) skipped ({})", label, n, reason)
     if not data.labels:
-        raise DatasetError(f"no usable faces in {args.dataset} (see the skipped counts above)")
+        raise DatasetError(
+            "no usable faces in " + ", ".join(map(str, args.datasets)) + " (see the skipped counts)"
+        )
     return data
+
+
+def _print_figures(predictions: Predictions, data: FaceSet, threshold: float, as_json: bool) -> None:
+    """Overall figures, then per data source when there are several."""
+    evaluation = predictions.evaluation(threshold)
+    sources = sorted(set(data.sources))
+    per_source = (
+        {}
+        if len(sources) < 2
+        else {s: predictions.evaluation(threshold, np.array([x == s for x in data.sources])) for s in sources}
+    )
+    if as_json:
+        print(
+            json.dumps(
+                {**evaluation.summary(), "per_source": {k: v.summary() for k, v in per_source.items()}}
+            )
+        )
+        return
+    print(evaluation.report())
+    for name, ev in per_source.items():
+        print(f"\n--- faces from {name} ---")
+        print(ev.report())
 
 
 def _print_counts(data: FaceSet) -> None:
@@ -213,13 +253,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EmotionModel.fit(part.faces, part.labels, spec, args.descriptor, args.pca)
 
     started = time.perf_counter()
-    evaluation, temperature = cross_validate(data, fit, args.folds, settings.recognition.threshold)
+    predictions, temperature = cross_validate(data, fit, args.folds)
+    threshold = settings.recognition.threshold
+    evaluation = predictions.evaluation(threshold)
     model = fit(data)
     model.temperature = temperature
     seconds = time.perf_counter() - started
     model.info.update(
         {
-            "trained_from": str(args.dataset),
+            "trained_from": [str(d) for d in args.datasets],
+            "label_map": _label_map(args.map),
             "held_out": evaluation.summary(),
             "validation": f"grouped {args.folds}-fold cross-validation",
             "train_seconds": round(seconds, 1),
@@ -227,7 +270,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     out = args.out or models_dir(settings) / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX)
     model.save(out)
-    print(evaluation.report())
+    _print_figures(predictions, data, threshold, as_json=False)
     print(f"trained on {len(data.labels)} faces in {seconds:.1f} s; model written to {out}")
     return 0
 
@@ -239,8 +282,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ModelError("no model to evaluate: pass --model FILE or train one with `facesortd train`")
     data = _collect(args, settings, model.spec)
     _print_counts(data)
-    evaluation = evaluate(model, data, settings.recognition.threshold)
-    print(json.dumps(evaluation.summary()) if args.json else evaluation.report())
+    _print_figures(predict_set(model, data), data, settings.recognition.threshold, args.json)
     return 0
 
 
@@ -258,7 +300,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "dataset", type=Path, help="folder with one subfolder per emotion (screenshots or face crops)"
+        "datasets",
+        nargs="+",
+        type=Path,
+        metavar="DATASET",
+        help="a folder with one subfolder per emotion (screenshots or face crops), or a faces.json "
+        "box file (images in a screenshots/ folder beside it); several may be given",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename a label (fear=scared); OLD= drops that label; may be repeated",
     )
     p.add_argument(
         "--kind",

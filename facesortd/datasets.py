@@ -84,3 +84,41 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
     if not out:
         raise DatasetError(f"{root} has no subfolders with images (expected {root}/<emotion>/*.png)")
     return out
+
+
+@dataclass(frozen=True)
+class LabelledItem:
+    """One labelled training example: an image, its label and, when known, where the face is."""
+
+    path: Path
+    label: str
+    box: Box | None = None
+
+
+def load_items(source: Path) -> list[LabelledItem]:
+    """Labelled examples from a folder tree (``<label>/*``) or from a faces.json file.
+
+    A faces.json file's images are looked up in a ``screenshots/`` folder beside it, else in its
+    own folder (the layout of ../shared/data/seed); only faces with an emotion are returned.
+    """
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() == ".json":
+        images = source.parent / "screenshots"
+        images = images if images.is_dir() else source.parent
+        return [
+            LabelledItem(images / name, face.emotion, face.box)
+            for name, faces in load_faces_json(source).items()
+            for face in faces
+            if face.emotion
+        ]
+    return [LabelledItem(p, label) for label, paths in labelled_images(source).items() for p in paths]
+
+
+def relabel(items: list[LabelledItem], mapping: dict[str, str]) -> list[LabelledItem]:
+    """Rename labels (``fear`` -> ``scared``); a label mapped to "" is dropped."""
+    out = []
+    for item in items:
+        label = mapping.get(item.label, item.label)
+        if label:
+            out.append(LabelledItem(item.path, label, item.box))
+    return out

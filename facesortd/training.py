@@ -20,9 +20,9 @@ import numpy as np
 from loguru import logger
 
 from facesortd.config import ImageLimits
-from facesortd.datasets import Box, source_group
-from facesortd.detect import Face, FaceDetector
-from facesortd.emotion import EmotionModel, fit_temperature
+from facesortd.datasets import Box, LabelledItem, source_group
+from facesortd.detect import Face, FaceDetector, iou
+from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.metrics import Evaluation
@@ -34,23 +34,36 @@ Undetected = Literal["drop", "whole"]
 
 @dataclass
 class FaceSet:
-    """Normalised faces with their labels, source groups and files, plus what was skipped and why."""
+    """Normalised faces with their labels, groups, files and data source, plus what was skipped."""
 
     faces: np.ndarray
     labels: list[str]
     groups: list[str]
     files: list[Path]
+    sources: list[str]
     skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(self.labels).items()))
 
     def subset(self, idx: np.ndarray) -> FaceSet:
+        pick = lambda values: [values[i] for i in idx]  # noqa: E731
         return FaceSet(
-            self.faces[idx],
-            [self.labels[i] for i in idx],
-            [self.groups[i] for i in idx],
-            [self.files[i] for i in idx],
+            self.faces[idx], pick(self.labels), pick(self.groups), pick(self.files), pick(self.sources)
+        )
+
+    @classmethod
+    def concat(cls, parts: list[FaceSet]) -> FaceSet:
+        skipped: Counter[tuple[str, str]] = Counter()
+        for part in parts:
+            skipped.update(part.skipped)
+        return cls(
+            np.concatenate([p.faces for p in parts]),
+            [v for p in parts for v in p.labels],
+            [v for p in parts for v in p.groups],
+            [v for p in parts for v in p.files],
+            [v for p in parts for v in p.sources],
+            skipped,
         )
 
 
@@ -81,53 +94,66 @@ def face_in_crop(gray: np.ndarray, detector: FaceDetector) -> Face | None:
 
 
 def collect_faces(
-    by_label: dict[str, list[Path]],
+    items: list[LabelledItem],
     detector: FaceDetector | None,
     spec: FaceSpec,
+    source: str,
     kind: Kind = "auto",
     undetected: Undetected = "drop",
     limits: ImageLimits | None = None,
 ) -> FaceSet:
-    """Read labelled files (see datasets.labelled_images) into normalised faces.
+    """Read labelled examples (see datasets.load_items) into normalised faces.
 
     Each skipped file is counted by label and reason, so `train` can say what it could not use.
-
     ``detector`` may be None only for crops with ``undetected='whole'`` (the crop is the face).
     """
     limits = limits or ImageLimits()
-    total = sum(len(v) for v in by_label.values())
-    progress = Progress(total, "reading faces")
+    progress = Progress(len(items), f"reading faces from {source}")
     faces: list[np.ndarray] = []
-    labels: list[str] = []
-    groups: list[str] = []
-    files: list[Path] = []
+    kept: list[LabelledItem] = []
     skipped: Counter[tuple[str, str]] = Counter()
-    for label, paths in by_label.items():
-        for path in paths:
-            progress.step()
-            try:
-                gray = to_gray(read_image(path, limits))
-            except UnreadableImage as exc:
-                logger.warning("skipping {}: {}", path, exc)
-                skipped[label, "unreadable"] += 1
-                continue
-            box = _training_box(gray, detector, kind, undetected)
-            if box is None:
-                skipped[label, "no face found"] += 1
-                continue
-            faces.append(normalise_face(gray, box, spec))
-            labels.append(label)
-            groups.append(source_group(path.name))
-            files.append(path)
+    cache: tuple[Path, np.ndarray] | None = None
+    for item in items:
+        progress.step()
+        try:
+            if cache is None or cache[0] != item.path:
+                cache = (item.path, to_gray(read_image(item.path, limits)))
+        except UnreadableImage as exc:
+            logger.warning("skipping {}: {}", item.path, exc)
+            skipped[item.label, "unreadable"] += 1
+            continue
+        gray = cache[1]
+        box = _training_box(gray, item.box, detector, kind, undetected)
+        if box is None:
+            skipped[item.label, "no face found"] += 1
+            continue
+        faces.append(normalise_face(gray, box, spec))
+        kept.append(item)
     stack = np.stack(faces) if faces else np.zeros((0, spec.size, spec.size), np.float32)
-    return FaceSet(stack, labels, groups, files, skipped)
+    return FaceSet(
+        stack,
+        [i.label for i in kept],
+        [f"{source}:{source_group(i.path.name)}" for i in kept],
+        [i.path for i in kept],
+        [source] * len(kept),
+        skipped,
+    )
 
 
 def _training_box(
-    gray: np.ndarray, detector: FaceDetector | None, kind: Kind, undetected: Undetected
+    gray: np.ndarray, known: Box | None, detector: FaceDetector | None, kind: Kind, undetected: Undetected
 ) -> Box | None:
-    crop = kind == "crops" or (kind == "auto" and is_crop(gray.shape))
+    """Where the labelled face is, framed the way the detector frames faces at run time.
+
+    A known box (faces.json) is replaced by the detection that overlaps it, if any, so training
+    sees the detector's framing; the box itself is used when the detector misses the face.
+    """
     whole: Box = (0, 0, gray.shape[1], gray.shape[0])
+    if known is not None:
+        found = [f.box for f in detector.detect(gray)] if detector else []
+        best = max(found, key=lambda b: iou(b, known), default=None)
+        return best if best is not None and iou(best, known) >= 0.4 else known
+    crop = kind == "crops" or (kind == "auto" and is_crop(gray.shape))
     if detector is None:
         return whole if crop and undetected == "whole" else None
     if crop:
@@ -172,8 +198,25 @@ def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -
 FitFn = Callable[[FaceSet], EmotionModel]
 
 
-def cross_validate(data: FaceSet, fit: FitFn, folds: int, threshold: float) -> tuple[Evaluation, float]:
-    """Grouped k-fold: out-of-fold predictions for every face, a temperature fitted on them, figures.
+@dataclass
+class Predictions:
+    """Probabilities for labelled faces, kept whole so figures can be cut by source afterwards."""
+
+    names: list[str]
+    truth: np.ndarray
+    proba: np.ndarray
+
+    def evaluation(self, threshold: float, mask: np.ndarray | None = None) -> Evaluation:
+        """Figures over all faces, or over those selected by ``mask`` (e.g. one data source)."""
+        sel = np.ones(len(self.truth), bool) if mask is None else mask
+        proba, truth = self.proba[sel], self.truth[sel]
+        pred = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=np.int64)
+        conf = proba[np.arange(len(pred)), pred] if len(pred) else np.zeros(0)
+        return Evaluation.of(self.names, truth, pred, conf, threshold)
+
+
+def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, float]:
+    """Grouped k-fold: out-of-fold probabilities for every face, with a temperature fitted on them.
 
     Folds whose training part lacks a label still predict (that label is then never chosen),
     which is the honest outcome of having too few examples of it.
@@ -186,30 +229,21 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int, threshold: float) -> t
     for f in range(folds):
         test = np.flatnonzero(fold_of == f)
         train = np.flatnonzero(fold_of != f)
-        if len(test) == 0 or len({data.labels[i] for i in train}) < 2:
-            progress.step()
-            continue
-        model = fit(data.subset(train))
-        cols = [names.index(lbl) for lbl in model.labels]
-        logits[np.ix_(test, cols)] = model.logits(data.faces[test])
+        if len(test) and len({data.labels[i] for i in train}) >= 2:
+            model = fit(data.subset(train))
+            cols = [names.index(lbl) for lbl in model.labels]
+            logits[np.ix_(test, cols)] = model.logits(data.faces[test])
         progress.step()
-    scored = np.isfinite(logits).any(axis=1)
-    logits, truth = logits[scored], truth[scored]
-    safe = np.where(np.isfinite(logits), logits, -1e9)
-    temperature = fit_temperature(safe, truth)
-    proba = np.exp((safe - safe.max(axis=1, keepdims=True)) / temperature)
-    proba /= proba.sum(axis=1, keepdims=True)
-    pred = proba.argmax(axis=1)
-    conf = proba[np.arange(len(pred)), pred]
-    return Evaluation.of(names, truth, pred, conf, threshold), temperature
+    logits = np.where(np.isfinite(logits), logits, -1e9)
+    temperature = fit_temperature(logits, truth)
+    return Predictions(names, truth, softmax(logits / temperature)), temperature
 
 
-def evaluate(model: EmotionModel, data: FaceSet, threshold: float) -> Evaluation:
-    """Figures of a fixed model on labelled faces; labels the model does not know count as errors."""
+def predict_set(model: EmotionModel, data: FaceSet) -> Predictions:
+    """A fixed model's probabilities on labelled faces; labels it does not know can never be right."""
     names = sorted(set(model.labels) | set(data.labels))
     truth = np.array([names.index(lbl) for lbl in data.labels], dtype=np.int64)
-    proba = model.predict_proba(data.faces) if len(data.labels) else np.zeros((0, len(model.labels)))
-    best = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=np.int64)
-    pred = np.array([names.index(model.labels[b]) for b in best], dtype=np.int64)
-    conf = proba[np.arange(len(best)), best] if len(best) else np.zeros(0)
-    return Evaluation.of(names, truth, pred, conf, threshold)
+    proba = np.zeros((len(truth), len(names)))
+    if len(truth):
+        proba[:, [names.index(lbl) for lbl in model.labels]] = model.predict_proba(data.faces)
+    return Predictions(names, truth, proba)

@@ -141,3 +141,36 @@ def test_sort_on_defaults_creates_the_inbox_and_says_where(
     assert cli.main(["sort"]) == 0
     inbox = Path(__import__("os").environ["XDG_PICTURES_DIR"]) / "facesortd" / "inbox"
     assert inbox.is_dir() and f"drop screenshots into {inbox}" in capsys.readouterr().err
+
+
+def test_train_from_several_sources_with_label_map(
+    crop_dataset: Path, fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crops folder plus a faces.json of screenshots; --map renames and drops labels."""
+    shots = tmp_path / "seed" / "screenshots"
+    shots.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    boxes = {}
+    for i, emotion in enumerate(EMOTIONS * 4):
+        img, box = draw_screenshot(emotion, rng)
+        cv2.imwrite(str(shots / f"who{'xyzw'[i % 4]}{i}.png"), img)
+        boxes[f"who{'xyzw'[i % 4]}{i}.png"] = [
+            {"box": list(box), "emotion": emotion},
+            {"box": [0, 0, 9, 9], "emotion": None},
+        ]
+    (tmp_path / "seed" / "faces.json").write_text(json.dumps(boxes))
+    args = [
+        "train",
+        str(crop_dataset),
+        str(tmp_path / "seed" / "faces.json"),
+        "--map",
+        "sad=glum",
+        "--map",
+        "angry=",
+    ]
+    assert cli.main([*args, "--folds", "3", "--out", str(tmp_path / "m.fsm.npz")]) == 0
+    out = capsys.readouterr().out
+    counts = out[: out.index("held-out")]
+    assert "glum" in counts and "angry" not in counts and "happy        34" in counts
+    assert "--- faces from crops ---" in out and "--- faces from faces.json ---" in out
+    assert cli.main(["train", str(crop_dataset), "--map", "nonsense"]) == 2
