@@ -20,7 +20,7 @@ import numpy as np
 from loguru import logger
 
 from facesortd.config import ImageLimits
-from facesortd.datasets import Box, LabelledItem, source_group
+from facesortd.datasets import Box, DatasetError, LabelledItem, source_group
 from facesortd.detect import Face, FaceDetector, iou
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.faces import FaceSpec, normalise_face
@@ -29,7 +29,7 @@ from facesortd.metrics import Evaluation
 from facesortd.progress import Progress
 
 Kind = Literal["auto", "screenshots", "crops"]
-Undetected = Literal["drop", "whole"]
+Undetected = Literal["drop", "whole", "typical"]
 
 
 @dataclass
@@ -106,11 +106,16 @@ def collect_faces(
 
     Each skipped file is counted by label and reason, so `train` can say what it could not use.
     ``detector`` may be None only for crops with ``undetected='whole'`` (the crop is the face).
+    ``undetected='typical'`` frames a crop the detector missed like the median of the crops it
+    found in the same source: crops of one dataset share their framing, so this recovers them
+    without mixing framings.
     """
     limits = limits or ImageLimits()
     progress = Progress(len(items), f"reading faces from {source}")
     faces: list[np.ndarray] = []
     kept: list[LabelledItem] = []
+    missed: list[tuple[LabelledItem, np.ndarray]] = []
+    relative: list[tuple[float, float, float, float]] = []
     skipped: Counter[tuple[str, str]] = Counter()
     cache: tuple[Path, np.ndarray] | None = None
     for item in items:
@@ -123,12 +128,30 @@ def collect_faces(
             skipped[item.label, "unreadable"] += 1
             continue
         gray = cache[1]
-        box = _training_box(gray, item.box, detector, kind, undetected)
+        box, crop = _training_box(gray, item.box, detector, kind, undetected)
         if box is None:
-            skipped[item.label, "no face found"] += 1
+            if crop and undetected == "typical":
+                missed.append((item, gray))
+            else:
+                skipped[item.label, "no face found"] += 1
             continue
+        if crop:
+            h, w = gray.shape
+            relative.append((box[0] / w, box[1] / h, box[2] / w, box[3] / h))
         faces.append(normalise_face(gray, box, spec))
         kept.append(item)
+    if missed:
+        if not relative:
+            raise DatasetError(
+                f"{source}: no face detected in any crop, so there is no typical framing to copy"
+            )
+        rx, ry, rw, rh = np.median(np.array(relative), axis=0)
+        logger.info("{}: {} crops without a detected face framed like the median crop", source, len(missed))
+        for item, gray in missed:
+            h, w = gray.shape
+            box = (round(rx * w), round(ry * h), round(rw * w), round(rh * h))
+            faces.append(normalise_face(gray, box, spec))
+            kept.append(item)
     stack = np.stack(faces) if faces else np.zeros((0, spec.size, spec.size), np.float32)
     return FaceSet(
         stack,
@@ -142,8 +165,8 @@ def collect_faces(
 
 def _training_box(
     gray: np.ndarray, known: Box | None, detector: FaceDetector | None, kind: Kind, undetected: Undetected
-) -> Box | None:
-    """Where the labelled face is, framed the way the detector frames faces at run time.
+) -> tuple[Box | None, bool]:
+    """Where the labelled face is, framed the way the detector frames faces at run time; is it a crop?
 
     A known box (faces.json) is replaced by the detection that overlaps it, if any, so training
     sees the detector's framing; the box itself is used when the detector misses the face.
@@ -152,17 +175,15 @@ def _training_box(
     if known is not None:
         found = [f.box for f in detector.detect(gray)] if detector else []
         best = max(found, key=lambda b: iou(b, known), default=None)
-        return best if best is not None and iou(best, known) >= 0.4 else known
+        return (best if best is not None and iou(best, known) >= 0.4 else known), False
     crop = kind == "crops" or (kind == "auto" and is_crop(gray.shape))
-    if detector is None:
-        return whole if crop and undetected == "whole" else None
-    if crop:
-        face = face_in_crop(gray, detector)
-        if face is not None:
-            return face.box
-        return whole if undetected == "whole" else None
-    found = detector.detect(gray)
-    return max(found, key=lambda f: f.area).box if found else None
+    if not crop:
+        found = detector.detect(gray) if detector else []
+        return (max(found, key=lambda f: f.area).box if found else None), False
+    face = face_in_crop(gray, detector) if detector else None
+    if face is not None:
+        return face.box, True
+    return (whole if undetected == "whole" else None), True
 
 
 def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,155 @@
+"""Emotion accuracy on real data, measured the way `facesortd train` measures it.
+
+Faces come from ../shared: anime_expressions (labels mapped to the seed's: fear->scared,
+surprise->surprised, disgust dropped) re-framed through facesortd's detector, plus the emotions of
+../shared/data/seed/faces.json. Grouped cross-validation (a seed character never sits on both
+sides) gives out-of-fold predictions for every face; figures are printed per source:
+balanced accuracy, the confusion matrix, accuracy at 60 % coverage, coverage at 90 % accuracy,
+and the threshold that reaches the target. Confusion matrices and coverage curves go to PNGs.
+
+    python bench/bench_emotion.py [--cascade FILE] [--descriptor pixels --descriptor hog] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facesortd.config import Settings
+from facesortd.datasets import load_items, relabel
+from facesortd.detect import FaceDetector
+from facesortd.emotion import EmotionModel
+from facesortd.faces import FaceSpec
+from facesortd.metrics import Evaluation
+from facesortd.training import FaceSet, Undetected, collect_faces, cross_validate
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+LABEL_MAP = {"fear": "scared", "surprise": "surprised", "disgust": ""}
+
+
+def load_faces(detector: FaceDetector, spec: FaceSpec, limit: int | None, undetected: Undetected) -> FaceSet:
+    ae = relabel(load_items(SHARED / "anime_expressions"), LABEL_MAP)
+    if limit:
+        ae = ae[:: max(1, len(ae) // limit)]
+    seed = load_items(SHARED / "seed" / "faces.json")
+    parts = [
+        collect_faces(ae, detector, spec, "anime_expressions", "crops", undetected),
+        collect_faces(seed, detector, spec, "seed"),
+    ]
+    data = FaceSet.concat(parts)
+    for (label, reason), n in sorted(data.skipped.items()):
+        print(f"  skipped {n} {label} ({reason})")
+    return data
+
+
+def curve_point(ev: Evaluation, coverage: float = 0.6, accuracy: float = 0.9) -> tuple[float, float, float]:
+    """(accuracy at ``coverage``, largest coverage with accuracy >= ``accuracy``, its threshold)."""
+    acc_at = next((a for _, c, a in ev.curve if c >= coverage), float("nan"))
+    ok = [(c, t) for t, c, a in ev.curve if a >= accuracy]
+    cov, thr = max(ok) if ok else (0.0, 1.0)
+    return acc_at, cov, thr
+
+
+def _text(img: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int] = (0, 0, 0)) -> None:
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
+
+
+def draw_confusion(ev: Evaluation, path: Path, title: str) -> None:
+    n = len(ev.labels)
+    cell, left, top = 60, 110, 50
+    img = np.full((top + cell * n + 90, left + cell * n + 20, 3), 255, np.uint8)
+    rows = ev.confusion / np.maximum(1, ev.confusion.sum(axis=1, keepdims=True))
+    for i in range(n):
+        for j in range(n):
+            shade = int(255 - 200 * rows[i, j])
+            x, y = left + j * cell, top + i * cell
+            cv2.rectangle(img, (x, y), (x + cell, y + cell), (255, shade, shade), -1)
+            _text(img, str(ev.confusion[i, j]), (x + 12, y + 36))
+        _text(img, ev.labels[i][:10], (5, top + i * cell + 36))
+        _text(img, ev.labels[i][:7], (left + i * cell + 2, top + n * cell + 20))
+    _text(img, title, (5, 30))
+    _text(img, "rows: true, columns: predicted", (5, img.shape[0] - 20))
+    cv2.imwrite(str(path), img)
+
+
+def draw_curves(curves: dict[str, Evaluation], path: Path) -> None:
+    """Accuracy of auto-sorted faces (y) against coverage (x), one line per source/config."""
+    w, h, m = 520, 380, 50
+    img = np.full((h, w, 3), 255, np.uint8)
+    cv2.rectangle(img, (m, 20), (w - 20, h - m), (0, 0, 0), 1)
+    to_px = lambda c, a: (int(m + c * (w - 20 - m)), int(h - m - a * (h - m - 20)))  # noqa: E731
+    for frac in (0.6, 0.9):
+        cv2.line(img, to_px(frac, 0), to_px(frac, 1), (200, 200, 200), 1)
+        cv2.line(img, to_px(0, frac), to_px(1, frac), (200, 200, 200), 1)
+    colours = [(200, 0, 0), (0, 150, 0), (0, 0, 200), (150, 0, 150), (0, 120, 160), (100, 100, 0)]
+    for k, (name, ev) in enumerate(curves.items()):
+        pts = np.array([to_px(c, a) for _, c, a in ev.curve], np.int32)
+        cv2.polylines(img, [pts], False, colours[k % len(colours)], 2)
+        _text(img, name, (m + 10, 40 + 18 * k), colours[k % len(colours)])
+    _text(img, "coverage (share auto-sorted)", (m + 120, h - 15))
+    _text(img, "accuracy", (2, 15))
+    cv2.imwrite(str(path), img)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cascade", type=Path, action="append", help="cascade file(s); default: the configured one"
+    )
+    parser.add_argument("--descriptor", action="append", choices=["pixels", "hog"], help="default: both")
+    parser.add_argument("--face-size", type=int, default=FaceSpec().size)
+    parser.add_argument("--pca", type=int, default=150)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--undetected", choices=["drop", "whole", "typical"], default="typical", help="see train --help"
+    )
+    parser.add_argument("--limit", type=int, help="use about this many anime_expressions faces (quick runs)")
+    parser.add_argument("--out", type=Path, default=Path("bench/out"), help="folder for the PNGs")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        print(f"{SHARED} not found: this benchmark needs ../shared", file=sys.stderr)
+        return 1
+    settings = Settings()
+    detector = FaceDetector(settings.detection, args.cascade)
+    spec = FaceSpec(size=args.face_size)
+    print(f"cascade(s): {', '.join(map(str, detector.paths))}; face size {spec.size}")
+    t0 = time.perf_counter()
+    data = load_faces(detector, spec, args.limit, args.undetected)
+    print(f"faces: {len(data.labels)} in {time.perf_counter() - t0:.0f} s; per label {data.counts()}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    curves: dict[str, Evaluation] = {}
+    header = ("descriptor", "source", "n", "bal.acc", "acc@60%cov", "cov@90%acc", "thr")
+    print("\n{:<10} {:<18} {:>5} {:>7} {:>10} {:>10} {:>5}".format(*header))
+    for descriptor in args.descriptor or ["pixels", "hog"]:
+        t1 = time.perf_counter()
+        predictions, _ = cross_validate(
+            data,
+            lambda part, d=descriptor: EmotionModel.fit(part.faces, part.labels, spec, d, args.pca),
+            args.folds,
+        )
+        seconds = time.perf_counter() - t1
+        for source in ("anime_expressions", "seed", "all"):
+            mask = None if source == "all" else np.array([s == source for s in data.sources])
+            ev = predictions.evaluation(settings.recognition.threshold, mask)
+            acc60, cov90, thr = curve_point(ev)
+            print(
+                f"{descriptor:<10} {source:<18} {ev.confusion.sum():>5} {ev.balanced_accuracy:>7.3f} "
+                f"{acc60:>10.3f} {cov90:>10.3f} {thr:>5.2f}"
+            )
+            curves[f"{descriptor} {source}"] = ev
+            draw_confusion(ev, args.out / f"confusion_{descriptor}_{source}.png", f"{descriptor}, {source}")
+        print(f"{descriptor:<10} ({args.folds}-fold cross-validation took {seconds:.0f} s)")
+    draw_curves(curves, args.out / "coverage_curves.png")
+    print(f"\nPNGs written to {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
