@@ -6,11 +6,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from synthetic import BrightBlobDetector, draw_face
 
 from facesortd.datasets import LabelledItem
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.training import collect_faces, grouped_folds
-from synthetic import BrightBlobDetector, draw_face
 
 
 def test_grouped_folds_keep_characters_together_and_split_naming_schemes() -> None:
