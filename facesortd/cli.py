@@ -23,7 +23,7 @@ from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
 from facesortd.faces import FaceSpec
 from facesortd.images import UnreadableImage, read_image
 from facesortd.library import Library
-from facesortd.model_store import load_model_in_force, models_dir
+from facesortd.model_store import adopt, history, load_model_in_force, models_dir, rollback
 from facesortd.progress import Progress
 from facesortd.training import FaceSet, Predictions, collect_faces, cross_validate, predict_set
 
@@ -270,6 +270,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     out = args.out or models_dir(settings) / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX)
     model.save(out)
+    if out.parent.resolve() == models_dir(settings).resolve():
+        adopt(settings, out)
     _print_figures(predictions, data, threshold, as_json=False)
     print(f"trained on {len(data.labels)} faces in {seconds:.1f} s; model written to {out}")
     return 0
@@ -283,6 +285,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = _collect(args, settings, model.spec)
     _print_counts(data)
     _print_figures(predict_set(model, data), data, settings.recognition.threshold, args.json)
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.action == "rollback":
+        print(f"model in force is now {rollback(settings)}")
+        return 0
+    entries = history(settings)
+    if not entries:
+        print("no models yet: train one with `facesortd train DATASET`")
+    for entry in entries:
+        held = entry.info.get("held_out") or {}
+        figures = (
+            f"balanced accuracy {held['balanced_accuracy']:.2f}, auto-sorts {held['coverage']:.0%} at "
+            f"threshold {held['threshold']:.2f}"
+            if isinstance(held, dict) and "balanced_accuracy" in held
+            else str(entry.info.get("error", "no held-out figures"))
+        )
+        counts = entry.info.get("counts", {})
+        mark = "*" if entry.in_force else " "
+        print(f"{mark} {entry.path.name}  {entry.info.get('created', '?')}  {figures}")
+        if isinstance(counts, dict) and counts:
+            print("    trained on: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 
@@ -404,6 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="model file (default: the model in force)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "model",
+        help="list the emotion models (history) or roll back",
+        description="List your emotion models, oldest first, with their training counts and held-out "
+        "figures; * marks the one in force. `model rollback` returns to the previous one.",
+    )
+    p.add_argument("action", nargs="?", choices=["list", "rollback"], default="list")
+    p.set_defaults(func=cmd_model)
 
     p = sub.add_parser(
         "doctor", help="check config, folders, cascade and model", description=cmd_doctor.__doc__

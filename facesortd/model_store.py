@@ -1,19 +1,23 @@
-"""Where emotion models live and which one is in force.
+"""Where emotion models live, which one is in force, and the history to roll back through.
 
-Order: ``recognition.model`` from the config, else the newest model the user trained (in
-``<state_dir>/models/``), else the model shipped with facesortd. One function answers that so the
-CLI, the daemon and ``doctor`` never disagree about the model in use.
+Order: ``recognition.model`` from the config, else the model named by ``<state_dir>/models/current``
+(written atomically when a model is adopted or rolled back to), else the newest model file there,
+else the model shipped with facesortd. One function answers that so the CLI, the daemon and
+``doctor`` never disagree about the model in use.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from facesortd.config import Settings
-from facesortd.emotion import MODEL_SUFFIX, EmotionModel
+from facesortd.durable import atomic_writer
+from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
 
 SHIPPED_MODEL = "default_emotion" + MODEL_SUFFIX
+CURRENT = "current"
 
 
 def models_dir(settings: Settings) -> Path:
@@ -35,6 +39,11 @@ def user_models(settings: Settings) -> list[Path]:
 def model_in_force(settings: Settings) -> Path | None:
     if settings.recognition.model is not None:
         return settings.recognition.model.expanduser()
+    pointer = models_dir(settings) / CURRENT
+    if pointer.is_file():
+        named = models_dir(settings) / pointer.read_text(encoding="utf-8").strip()
+        if named.is_file():
+            return named
     mine = user_models(settings)
     return mine[-1] if mine else shipped_model()
 
@@ -43,3 +52,52 @@ def load_model_in_force(settings: Settings) -> EmotionModel | None:
     """The model to use, or None when there is none yet (every face then counts as unsure)."""
     path = model_in_force(settings)
     return None if path is None else EmotionModel.load(path)
+
+
+def adopt(settings: Settings, path: Path) -> None:
+    """Make ``path`` (a file in the models folder) the model in force; atomic, survives crashes."""
+    if path.parent.resolve() != models_dir(settings).resolve():
+        raise ModelError(f"{path} is not in {models_dir(settings)}; only models there can be adopted")
+    with atomic_writer(models_dir(settings) / CURRENT) as fh:
+        fh.write(path.name.encode())
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of the history, as `facesortd model` lists it."""
+
+    path: Path
+    in_force: bool
+    info: dict[str, object]
+
+
+def history(settings: Settings) -> list[ModelEntry]:
+    """Every model the user has (oldest first), plus the shipped one, marking the one in force."""
+    current = model_in_force(settings)
+    paths = user_models(settings)
+    shipped = shipped_model()
+    if shipped:
+        paths = [shipped, *paths]
+    entries = []
+    for path in paths:
+        try:
+            info = EmotionModel.load(path).info
+        except ModelError as exc:
+            info = {"error": str(exc)}
+        entries.append(ModelEntry(path, current is not None and path == current, info))
+    return entries
+
+
+def rollback(settings: Settings) -> Path:
+    """Return to the model before the one in force; raises ModelError when there is none."""
+    if settings.recognition.model is not None:
+        raise ModelError(
+            "recognition.model is set in the config, which pins the model; edit the config instead"
+        )
+    mine = user_models(settings)
+    current = model_in_force(settings)
+    if current not in mine or mine.index(current) == 0:
+        raise ModelError("there is no earlier model of yours to roll back to")
+    previous = mine[mine.index(current) - 1]
+    adopt(settings, previous)
+    return previous

@@ -174,3 +174,32 @@ def test_train_from_several_sources_with_label_map(
     assert "glum" in counts and "angry" not in counts and "happy        34" in counts
     assert "--- faces from crops ---" in out and "--- faces from faces.json ---" in out
     assert cli.main(["train", str(crop_dataset), "--map", "nonsense"]) == 2
+
+
+def test_model_history_and_rollback(
+    crop_dataset: Path,
+    fake_detector: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from facesortd import model_store
+    from facesortd.config import load_settings
+
+    assert cli.main(["model", "rollback"]) == 2  # nothing to roll back to yet
+    assert "no earlier model" in capsys.readouterr().err
+    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20260101-000001")
+    assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--folds", "2"]) == 0
+    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20260101-000002")
+    assert (
+        cli.main(["train", str(crop_dataset), "--kind", "crops", "--folds", "2", "--descriptor", "pixels"])
+        == 0
+    )
+    settings = load_settings()
+    assert model_store.model_in_force(settings).name == "20260101-000002.fsm.npz"
+    capsys.readouterr()
+    assert cli.main(["model"]) == 0
+    listing = capsys.readouterr().out
+    assert "* 20260101-000002.fsm.npz" in listing and "balanced accuracy" in listing and "happy 30" in listing
+    assert cli.main(["model", "rollback"]) == 0
+    assert model_store.model_in_force(settings).name == "20260101-000001.fsm.npz"
+    assert model_store.load_model_in_force(settings).descriptor == "hog"
