@@ -35,17 +35,74 @@ class ModelError(Exception):
 
 
 @dataclass
+class ClassStats:
+    """Weighted count, mean and scatter of each class in PCA space: all LDA needs.
+
+    Kept in the model file so a model can be updated with new labelled faces (a user's reviews,
+    a new emotion folder) without the data it was first trained on, which users do not have.
+    """
+
+    weight: np.ndarray
+    mean: np.ndarray
+    scatter: np.ndarray
+
+    @classmethod
+    def of(cls, z: np.ndarray, y: np.ndarray, w: np.ndarray, n_classes: int) -> ClassStats:
+        k = z.shape[1]
+        weight, mean, scatter = np.zeros(n_classes), np.zeros((n_classes, k)), np.zeros((n_classes, k, k))
+        for c in range(n_classes):
+            zc, wc = z[y == c], w[y == c]
+            if len(zc):
+                weight[c] = wc.sum()
+                mean[c] = np.average(zc, axis=0, weights=wc)
+                d = zc - mean[c]
+                scatter[c] = (d * wc[:, None]).T @ d
+        return cls(weight, mean, scatter)
+
+    def merged(self, other: ClassStats) -> ClassStats:
+        """Statistics of the union of both samples (the parallel-variance formula, per class)."""
+        w = self.weight + other.weight
+        safe = np.where(w > 0, w, 1.0)
+        mean = (self.weight[:, None] * self.mean + other.weight[:, None] * other.mean) / safe[:, None]
+        delta = self.mean - other.mean
+        cross = (self.weight * other.weight / safe)[:, None, None] * delta[:, :, None] * delta[:, None, :]
+        return ClassStats(w, mean, self.scatter + other.scatter + cross)
+
+    def padded(self, n_classes: int) -> ClassStats:
+        """The same statistics with empty classes appended (for labels the model has not seen)."""
+        extra = n_classes - len(self.weight)
+        k = self.mean.shape[1]
+        return ClassStats(
+            np.r_[self.weight, np.zeros(extra)],
+            np.r_[self.mean, np.zeros((extra, k))],
+            np.r_[self.scatter, np.zeros((extra, k, k))],
+        )
+
+
+@dataclass
 class EmotionModel:
-    """A trained emotion classifier over normalised faces (see faces.normalise_face)."""
+    """A trained emotion classifier over normalised faces (see faces.normalise_face).
+
+    ``projection`` (features -> LDA space) and ``class_means`` are derived from the PCA basis and
+    the class statistics; they are computed once at construction.
+    """
 
     labels: list[str]
     spec: FaceSpec
     descriptor: str
     mean: np.ndarray
-    projection: np.ndarray
-    class_means: np.ndarray
+    pca: np.ndarray
+    stats: ClassStats
+    regularisation: float = 1e-3
     temperature: float = 1.0
     info: dict[str, Any] = field(default_factory=dict)
+    projection: np.ndarray = field(init=False, repr=False)
+    class_means: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        lda = _lda_basis(self.stats, self.regularisation)
+        self.projection = (self.pca @ lda).astype(np.float32)
+        self.class_means = (self.stats.mean @ lda).astype(np.float32)
 
     @classmethod
     def fit(
@@ -71,22 +128,48 @@ class EmotionModel:
         mean = np.average(x, axis=0, weights=w)
         k = max(1, min(pca_components, len(y) - len(names), x.shape[1]))
         pca = _pca_basis(x - mean, k)
-        z = (x - mean) @ pca
-        lda = _lda_basis(z, y, w, len(names), regularisation)
-        projection = pca @ lda
-        proj = (x - mean) @ projection
-        class_means = np.stack(
-            [np.average(proj[y == c], axis=0, weights=w[y == c]) for c in range(len(names))]
-        )
+        stats = ClassStats.of((x - mean) @ pca, y, w, len(names))
         counts = {n: int((y == i).sum()) for i, n in enumerate(names)}
         return cls(
-            labels=names,
-            spec=spec,
-            descriptor=descriptor,
-            mean=mean.astype(np.float32),
-            projection=projection.astype(np.float32),
-            class_means=class_means.astype(np.float32),
+            names,
+            spec,
+            descriptor,
+            mean.astype(np.float32),
+            pca.astype(np.float32),
+            stats,
+            regularisation,
             info={"counts": counts, "pca_components": k},
+        )
+
+    def updated(self, faces: np.ndarray, labels: Sequence[str], weight: float = 1.0) -> EmotionModel:
+        """This model with more labelled faces added (new labels become new classes).
+
+        The PCA basis stays; the class statistics absorb the new faces and LDA is solved again,
+        so the result equals training on old and new faces together in this basis.
+        """
+        names = sorted(set(self.labels) | set(labels))
+        order = [names.index(lbl) for lbl in self.labels]
+        old = self.stats.padded(len(names))
+        perm = np.argsort(order + [i for i in range(len(names)) if i not in order])
+        old = ClassStats(old.weight[perm], old.mean[perm], old.scatter[perm])
+        z = (describe(faces, self.descriptor).astype(np.float64) - self.mean) @ self.pca
+        y = np.array([names.index(lbl) for lbl in labels])
+        new = ClassStats.of(z, y, np.full(len(y), float(weight)), len(names))
+        counts = {
+            n: int(self.info.get("counts", {}).get(n, 0)) + int((y == i).sum()) for i, n in enumerate(names)
+        }
+        info = {**self.info, "counts": counts}
+        info.pop("created", None)
+        return EmotionModel(
+            names,
+            self.spec,
+            self.descriptor,
+            self.mean,
+            self.pca,
+            old.merged(new),
+            self.regularisation,
+            self.temperature,
+            info,
         )
 
     def logits(self, faces: np.ndarray) -> np.ndarray:
@@ -123,6 +206,7 @@ class EmotionModel:
             "face_spec": self.spec.to_dict(),
             "descriptor": self.descriptor,
             "temperature": self.temperature,
+            "regularisation": self.regularisation,
             "info": self.info,
         }
         with atomic_writer(path) as fh:
@@ -130,8 +214,10 @@ class EmotionModel:
                 fh,
                 meta=np.array(json.dumps(meta)),
                 mean=self.mean,
-                projection=self.projection,
-                class_means=self.class_means,
+                pca=self.pca,
+                class_weight=self.stats.weight,
+                class_mean=self.stats.mean,
+                class_scatter=self.stats.scatter,
             )
         return path
 
@@ -142,7 +228,7 @@ class EmotionModel:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
-                arrays = {k: data[k] for k in ("mean", "projection", "class_means")}
+                arrays = {k: data[k] for k in ("mean", "pca", "class_weight", "class_mean", "class_scatter")}
         except FileNotFoundError:
             raise ModelError(f"model file {path} does not exist") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
@@ -158,9 +244,12 @@ class EmotionModel:
             labels=list(meta["labels"]),
             spec=FaceSpec.from_dict(meta["face_spec"]),
             descriptor=meta["descriptor"],
+            mean=arrays["mean"],
+            pca=arrays["pca"],
+            stats=ClassStats(arrays["class_weight"], arrays["class_mean"], arrays["class_scatter"]),
+            regularisation=float(meta["regularisation"]),
             temperature=float(meta["temperature"]),
             info=dict(meta["info"]),
-            **arrays,
         )
 
 
@@ -208,27 +297,22 @@ def _pca_basis(centred: np.ndarray, k: int) -> np.ndarray:
     return vt[:k].T
 
 
-def _lda_basis(z: np.ndarray, y: np.ndarray, w: np.ndarray, n_classes: int, reg: float) -> np.ndarray:
+def _lda_basis(stats: ClassStats, reg: float) -> np.ndarray:
     """(k, classes-1) directions maximising between- over within-class scatter, whitened within class.
 
     Solved by Cholesky-whitening the (shrunk) within-class scatter, so the projected within-class
-    covariance is the identity and squared distances are log-likelihoods.
+    covariance is the identity and squared distances are log-likelihoods. Classes are weighted
+    equally in the between-class scatter: the seed data is unbalanced and rare emotions matter.
     """
-    k = z.shape[1]
-    mean = np.average(z, axis=0, weights=w)
-    sw = np.zeros((k, k))
-    sb = np.zeros((k, k))
-    for c in range(n_classes):
-        zc, wc = z[y == c], w[y == c]
-        mc = np.average(zc, axis=0, weights=wc)
-        dc = zc - mc
-        sw += (dc * wc[:, None]).T @ dc
-        sb += wc.sum() * np.outer(mc - mean, mc - mean)
-    sw /= w.sum()
-    sb /= w.sum()
+    present = stats.weight > 0
+    total = stats.weight.sum()
+    k = stats.mean.shape[1]
+    sw = stats.scatter.sum(axis=0) / total
+    centre = stats.mean[present].mean(axis=0)
+    d = stats.mean[present] - centre
+    sb = d.T @ d / present.sum()
     sw += (reg * np.trace(sw) / k + 1e-9) * np.eye(k)
-    chol = np.linalg.cholesky(sw)
-    inv = np.linalg.inv(chol)
+    inv = np.linalg.inv(np.linalg.cholesky(sw))
     _, vecs = np.linalg.eigh(inv @ sb @ inv.T)
-    top = vecs[:, ::-1][:, : n_classes - 1]
+    top = vecs[:, ::-1][:, : max(1, int(present.sum()) - 1)]
     return inv.T @ top

@@ -88,3 +88,34 @@ def test_save_load_roundtrip_and_clear_errors(tmp_path: Path) -> None:
     np.savez(tmp_path / "future.fsm.npz", **arrays)
     with pytest.raises(ModelError, match="format version 99"):
         EmotionModel.load(tmp_path / "future.fsm.npz")
+
+
+def test_update_equals_training_on_both_sets_in_the_same_basis() -> None:
+    from facesortd.descriptors import describe
+    from facesortd.emotion import ClassStats
+
+    xa, ya = _faces(10, seed=6)
+    xb, yb = _faces(5, seed=7)
+    base = EmotionModel.fit(xa, ya, SPEC, "hog")
+    updated = base.updated(xb, yb, weight=3.0)
+    x = np.concatenate([xa, xb])
+    y = np.array([updated.labels.index(v) for v in ya + yb])
+    w = np.r_[np.ones(len(ya)), np.full(len(yb), 3.0)]
+    z = (describe(x, "hog").astype(np.float64) - base.mean) @ base.pca
+    direct = EmotionModel(updated.labels, SPEC, "hog", base.mean, base.pca, ClassStats.of(z, y, w, 4))
+    assert np.allclose(updated.logits(xb), direct.logits(xb), rtol=1e-4, atol=1e-3)
+    assert updated.info["counts"] == {e: 15 for e in EMOTIONS}
+
+
+def test_update_adds_a_new_emotion() -> None:
+    three = [e for e in EMOTIONS if e != "surprised"]
+    x, y = _faces(15, seed=8)
+    keep = [i for i, v in enumerate(y) if v in three]
+    base = EmotionModel.fit(x[keep], [y[i] for i in keep], SPEC, "hog")
+    assert "surprised" not in base.labels
+    new = [i for i, v in enumerate(y) if v == "surprised"][:6]
+    grown = base.updated(x[new], ["surprised"] * len(new), weight=2.0)
+    xt, yt = _faces(6, seed=9)
+    got = [e for e, _ in grown.predict(xt)]
+    assert grown.labels == sorted(EMOTIONS)
+    assert np.mean([g == t for g, t in zip(got, yt, strict=True) if t == "surprised"]) >= 0.8

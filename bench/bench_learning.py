@@ -1,0 +1,103 @@
+"""Learning curve: how much a few of the user's own labels help.
+
+Bootstrap data: ../shared/data/anime_expressions (mapped to the seed's labels). The user's domain:
+the labelled faces of ../shared/data/seed/faces.json. For k = 0, 5, 10, 20 labels per class, seed
+screenshots are drawn by character (never on both sides) until each class has up to k training
+faces; the model is trained on bootstrap + those faces (weighted by --user-weight) and measured on
+the seed faces of the other characters. Repeated --repeats times with different draws; prints mean
+balanced accuracy and coverage/accuracy at the threshold, and the actual label counts (the seed
+has few faces of most classes, so k is a ceiling, not a promise).
+
+    python bench/bench_learning.py [--cascade FILE] [--user-weight 10] [--repeats 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from facesortd.config import Settings
+from facesortd.datasets import load_items, relabel
+from facesortd.detect import FaceDetector
+from facesortd.emotion import EmotionModel
+from facesortd.faces import FaceSpec
+from facesortd.training import FaceSet, collect_faces, cross_validate, predict_set
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+LABEL_MAP = {"fear": "scared", "surprise": "surprised", "disgust": ""}
+
+
+def draw_user_labels(seed: FaceSet, k: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices) into ``seed``: whole characters, up to k faces per class for training."""
+    groups = sorted(set(seed.groups), key=lambda g: zlib.crc32(f"{repeat}:{g}".encode()))
+    taken: dict[str, int] = {}
+    train_groups: set[str] = set()
+    for g in groups:
+        labels = [lbl for lbl, gg in zip(seed.labels, seed.groups, strict=True) if gg == g]
+        if k and all(taken.get(lbl, 0) < k for lbl in labels):
+            train_groups.add(g)
+            for lbl in labels:
+                taken[lbl] = taken.get(lbl, 0) + 1
+    in_train = np.array([g in train_groups for g in seed.groups])
+    return np.flatnonzero(in_train), np.flatnonzero(~in_train)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cascade", type=Path, action="append", help="cascade file(s); default: the configured one"
+    )
+    parser.add_argument("--descriptor", choices=["pixels", "hog"], default="hog")
+    parser.add_argument(
+        "--user-weight", type=float, default=10.0, help="weight of a user label vs a bootstrap face"
+    )
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--ks", default="0,5,10,20", help="labels per class to try (comma-separated)")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        print(f"{SHARED} not found: this benchmark needs ../shared", file=sys.stderr)
+        return 1
+    settings = Settings()
+    detector = FaceDetector(settings.detection, args.cascade)
+    spec = FaceSpec()
+    boot = collect_faces(
+        relabel(load_items(SHARED / "anime_expressions"), LABEL_MAP), detector, spec, "bootstrap", "crops"
+    )
+    seed = collect_faces(load_items(SHARED / "seed" / "faces.json"), detector, spec, "seed")
+    threshold = settings.recognition.threshold
+    _, temperature = cross_validate(
+        boot, lambda p: EmotionModel.fit(p.faces, p.labels, spec, args.descriptor), folds=3
+    )  # calibrated once on bootstrap held-out faces, then kept for every k
+    print(f"cascade(s): {', '.join(map(str, detector.paths))}")
+    print(f"bootstrap faces {len(boot.labels)}, seed faces {seed.counts()}")
+    print(f"user weight {args.user_weight}, threshold {threshold}, {args.repeats} draws per k\n")
+    header = ("k", "user labels (mean)", "bal.acc", "coverage", "acc@thr", "test faces")
+    print("{:>3} {:>18} {:>8} {:>9} {:>8} {:>10}".format(*header))
+    for k in (int(v) for v in args.ks.split(",")):
+        rows = []
+        for r in range(args.repeats):
+            train_idx, test_idx = draw_user_labels(seed, k, r)
+            part = FaceSet.concat([boot, seed.subset(train_idx)])
+            weights = np.r_[np.ones(len(boot.labels)), np.full(len(train_idx), args.user_weight)]
+            model = EmotionModel.fit(part.faces, part.labels, spec, args.descriptor, weights=weights)
+            model.temperature = temperature
+            ev = predict_set(model, seed.subset(test_idx)).evaluation(threshold)
+            rows.append(
+                (len(train_idx), ev.balanced_accuracy, ev.coverage, ev.accuracy_at_threshold, len(test_idx))
+            )
+        a = np.array(rows, dtype=np.float64)
+        print(
+            f"{k:>3} {a[:, 0].mean():>18.1f} {a[:, 1].mean():>8.3f} {a[:, 2].mean():>9.3f} "
+            f"{np.nanmean(a[:, 3]):>8.3f} {a[:, 4].mean():>10.1f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
