@@ -37,10 +37,14 @@ def _folder_checks(settings: Settings) -> Iterator[Check]:
         ("state_dir", settings.state_dir),
     ):
         if not folder.exists():
-            yield (
-                False,
-                f"{name} {folder} does not exist: run `mkdir -p '{folder}'` or set {name} in the config",
-            )
+            parent = next(p for p in folder.parents if p.exists())
+            if os.access(parent, os.W_OK | os.X_OK):
+                yield True, f"{name}: {folder} (does not exist yet; created on first use)"
+            else:
+                yield (
+                    False,
+                    f"{name} {folder} cannot be created ({parent} is not a writable folder): set {name} in the config",
+                )
         elif not folder.is_dir():
             yield False, f"{name} {folder} is not a folder: point {name} in the config at a folder"
         elif not os.access(folder, os.W_OK | os.X_OK):

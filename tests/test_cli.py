@@ -112,10 +112,19 @@ def test_eval_measures_a_model(trained: str, crop_dataset: Path, capsys: pytest.
     assert figures["balanced_accuracy"] > 0.9 and figures["n"] == 4 * 30
 
 
-def test_doctor_says_what_to_fix(fake_detector: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_says_what_to_fix(
+    fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
-    assert "FIX   inbox" in out and "mkdir -p" in out and "emotion model: none yet" in out
+    assert "ok    inbox" in out and "created on first use" in out and "FIX   emotion model: none yet" in out
+    assert "1 problem(s) found" in out
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "file"))
+    monkeypatch.setenv("FACESORTD_INBOX", str(tmp_path / "file" / "sub"))
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "library" in out and "is not a folder" in out and "overlap: keep them as separate folders" in out
 
 
 def test_user_errors_are_one_line_not_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
