@@ -43,7 +43,7 @@ def _folder_checks(settings: Settings) -> Iterator[Check]:
             else:
                 yield (
                     False,
-                    f"{name} {folder} cannot be created ({parent} is not a writable folder): set {name} in the config",
+                    f"{name} {folder} cannot be created in {parent}: set {name} in the config",
                 )
         elif not folder.is_dir():
             yield False, f"{name} {folder} is not a folder: point {name} in the config at a folder"
