@@ -87,6 +87,30 @@ class RecognitionSettings(_Section):
     )
 
 
+class LearningSettings(_Section):
+    """How reviewed files become training data and when the model is retrained."""
+
+    retrain_after_labels: int = Field(20, ge=1, description="Retrain once this many new labels arrived.")
+    retrain_interval_h: float = Field(
+        24.0,
+        ge=0.0,
+        description="Also retrain this often (hours) if any new label arrived; 0: never by time.",
+    )
+    min_per_class: int = Field(5, ge=1, description="Labels a new emotion needs before it becomes a class.")
+    user_weight: float = Field(
+        10.0, gt=0.0, description="How much one of your labels counts vs a bootstrap face."
+    )
+    correction_weight: float = Field(
+        2.0, ge=1.0, description="Extra factor for corrections (a sorted file you moved to another emotion)."
+    )
+    max_drop: float = Field(
+        0.0, ge=0.0, le=1.0, description="A new model may score at most this much lower than the current one."
+    )
+    reexamine_unsure: bool = Field(
+        True, description="After a retrain, sort the unsure files the new model is sure of."
+    )
+
+
 class ImageLimits(_Section):
     """Guards against files that would exhaust memory (decompression bombs, huge files)."""
 
@@ -114,6 +138,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
     images: ImageLimits = Field(default_factory=ImageLimits)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @field_validator("inbox", "library", "state_dir", mode="after")
     @classmethod
