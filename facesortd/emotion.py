@@ -141,7 +141,9 @@ class EmotionModel:
             info={"counts": counts, "pca_components": k},
         )
 
-    def updated(self, faces: np.ndarray, labels: Sequence[str], weight: float = 1.0) -> EmotionModel:
+    def updated(
+        self, faces: np.ndarray, labels: Sequence[str], weight: float | np.ndarray = 1.0
+    ) -> EmotionModel:
         """This model with more labelled faces added (new labels become new classes).
 
         The PCA basis stays; the class statistics absorb the new faces and LDA is solved again,
@@ -154,7 +156,9 @@ class EmotionModel:
         old = ClassStats(old.weight[perm], old.mean[perm], old.scatter[perm])
         z = (describe(faces, self.descriptor).astype(np.float64) - self.mean) @ self.pca
         y = np.array([names.index(lbl) for lbl in labels])
-        new = ClassStats.of(z, y, np.full(len(y), float(weight)), len(names))
+        new = ClassStats.of(
+            z, y, np.broadcast_to(np.asarray(weight, dtype=np.float64), (len(y),)), len(names)
+        )
         counts = {
             n: int(self.info.get("counts", {}).get(n, 0)) + int((y == i).sum()) for i, n in enumerate(names)
         }

@@ -1,0 +1,179 @@
+"""Learning from review: the user's labels become a better model, never a worse one.
+
+A label is a face crop kept in the state folder (so retraining does not depend on the user keeping
+the file) plus the emotion a person gave it. Retraining starts from the bootstrap model (the
+shipped one, or one the user trained with `facesortd train`) and adds every user label, weighted
+so the user's own domain dominates. The new model is measured against the model in force on the
+same held-out user labels (grouped by screenshot source) and adopted only if it is not worse.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from loguru import logger
+
+from facesortd.config import Settings
+from facesortd.datasets import Box
+from facesortd.durable import atomic_writer
+from facesortd.emotion import MODEL_SUFFIX, EmotionModel, fit_temperature, softmax
+from facesortd.faces import FaceSpec, crop_face, normalise_face
+from facesortd.model_store import adopt, models_dir, shipped_model, user_models
+from facesortd.training import Predictions, grouped_folds
+
+KEEP_MARGIN = 0.5
+"""Kept crops are wider than any face spec's margin, so a later model can re-normalise them."""
+KEEP_SIDE = 192
+
+
+def faces_dir(settings: Settings) -> Path:
+    return settings.state_dir / "faces"
+
+
+def keep_face(settings: Settings, content_hash: str, gray: np.ndarray, box: Box) -> Path:
+    """Store the face of a labelled file as ``<state_dir>/faces/<hash>.png`` (atomic; kept once)."""
+    path = faces_dir(settings) / f"{content_hash}.png"
+    if not path.exists():
+        crop = crop_face(gray, box, FaceSpec(margin=KEEP_MARGIN))
+        if crop.shape[0] > KEEP_SIDE:
+            crop = cv2.resize(crop, (KEEP_SIDE, KEEP_SIDE), interpolation=cv2.INTER_AREA)
+        ok, png = cv2.imencode(".png", crop)
+        if not ok:
+            raise OSError(f"could not encode the face crop for {content_hash}")
+        with atomic_writer(path) as fh:
+            fh.write(png.tobytes())
+    return path
+
+
+def kept_face(path: Path, spec: FaceSpec) -> np.ndarray:
+    """A kept crop normalised with ``spec``: the face box is the centre of the crop."""
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise OSError(f"kept face {path} is missing or unreadable")
+    side = gray.shape[0]
+    inner = side / (1.0 + 2.0 * KEEP_MARGIN)
+    start = round((side - inner) / 2.0)
+    return normalise_face(gray, (start, start, round(inner), round(inner)), spec)
+
+
+@dataclass(frozen=True)
+class UserLabel:
+    """A person's decision about one face: the kept crop, the emotion, where it came from."""
+
+    face: Path
+    label: str
+    group: str
+    correction: bool = False
+
+
+@dataclass
+class RetrainResult:
+    """What a retrain produced and whether it was adopted, with the figures that decided it."""
+
+    path: Path | None
+    adopted: bool
+    candidate_score: float | None
+    current_score: float | None
+    used: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, int] = field(default_factory=dict)
+    reason: str = ""
+
+
+def bootstrap_model(settings: Settings) -> EmotionModel | None:
+    """The newest model trained without user labels (`facesortd train`), else the shipped one."""
+    for path in reversed(user_models(settings)):
+        model = EmotionModel.load(path)
+        if not model.info.get("user_labels"):
+            return model
+    shipped = shipped_model()
+    return EmotionModel.load(shipped) if shipped else None
+
+
+def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel | None) -> RetrainResult:
+    """Train bootstrap + user labels, compare with ``current`` on held-out user labels, adopt if not worse."""
+    base = bootstrap_model(settings)
+    known = set(base.labels) if base else set()
+    counts = Counter(lbl.label for lbl in labels)
+    minimum = settings.learning.min_per_class
+    waiting = {k: minimum - n for k, n in counts.items() if k not in known and n < minimum}
+    usable = [lbl for lbl in labels if lbl.label not in waiting]
+    used = dict(Counter(lbl.label for lbl in usable))
+    groups = {lbl.group for lbl in usable}
+    if len(groups) < 2 or (base is None and len(used) < 2):
+        return RetrainResult(None, False, None, None, used, waiting, "not enough labels to hold some out yet")
+    spec = base.spec if base else FaceSpec()
+    faces = np.stack([kept_face(lbl.face, spec) for lbl in usable])
+    names = [lbl.label for lbl in usable]
+    weights = np.array(
+        [
+            settings.learning.user_weight * (settings.learning.correction_weight if lbl.correction else 1.0)
+            for lbl in usable
+        ]
+    )
+
+    def fit(idx: np.ndarray) -> EmotionModel:
+        if base is not None:
+            return base.updated(faces[idx], [names[i] for i in idx], weights[idx])
+        return EmotionModel.fit(faces[idx], [names[i] for i in idx], spec, "hog", weights=weights[idx])
+
+    folds = grouped_folds(names, [lbl.group for lbl in usable], min(5, len(groups)))
+    all_names = sorted(set(names) | known | (set(current.labels) if current else set()))
+    truth = np.array([all_names.index(n) for n in names])
+    cand_logits = np.full((len(names), len(all_names)), -1e9)
+    cur_proba = np.zeros((len(names), len(all_names)))
+    for f in np.unique(folds):
+        test, train = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
+        if len({names[i] for i in train}) < 2 and base is None:
+            continue
+        model = fit(train)
+        cand_logits[np.ix_(test, [all_names.index(n) for n in model.labels])] = model.logits(faces[test])
+        if current is not None:
+            cur_proba[np.ix_(test, [all_names.index(n) for n in current.labels])] = current.predict_proba(
+                faces[test]
+            )
+    temperature = fit_temperature(cand_logits, truth)
+    cand_proba = softmax(cand_logits / temperature)
+    threshold = settings.recognition.threshold
+    candidate_eval = Predictions(all_names, truth, cand_proba).evaluation(threshold)
+    current_score = (
+        Predictions(all_names, truth, cur_proba).evaluation(threshold).balanced_accuracy if current else None
+    )
+    adopted = (
+        current_score is None
+        or candidate_eval.balanced_accuracy >= current_score - settings.learning.max_drop
+    )
+
+    final = fit(np.arange(len(names)))
+    final.temperature = temperature
+    final.info.update(
+        {
+            "user_labels": len(usable),
+            "user_counts": used,
+            "base": base.version if base else None,
+            "held_out": candidate_eval.summary(),
+            "validation": "grouped cross-validation on your labels",
+            "compared_with": {
+                "model": current.version if current else None,
+                "balanced_accuracy": current_score,
+            },
+            "adopted": adopted,
+        }
+    )
+    # A rejected model is kept for inspection, outside the folder that model_in_force looks at.
+    folder = models_dir(settings) if adopted else models_dir(settings) / "rejected"
+    path = final.save(folder / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX))
+    if adopted:
+        adopt(settings, path)
+    logger.info(
+        "retrained on {} labels: held-out balanced accuracy {:.3f} vs {} for the model in force; {}",
+        len(usable),
+        candidate_eval.balanced_accuracy,
+        "n/a" if current_score is None else f"{current_score:.3f}",
+        "adopted" if adopted else "kept the old model",
+    )
+    return RetrainResult(path, adopted, candidate_eval.balanced_accuracy, current_score, used, waiting)
