@@ -74,6 +74,8 @@ def main() -> int:
     _, temperature = cross_validate(
         boot, lambda p: EmotionModel.fit(p.faces, p.labels, spec, args.descriptor), folds=3
     )  # calibrated once on bootstrap held-out faces, then kept for every k
+    base = EmotionModel.fit(boot.faces, boot.labels, spec, args.descriptor)
+    base.temperature = temperature
     print(f"cascade(s): {', '.join(map(str, detector.paths))}")
     print(f"bootstrap faces {len(boot.labels)}, seed faces {seed.counts()}")
     print(f"user weight {args.user_weight}, threshold {threshold}, {args.repeats} draws per k\n")
@@ -83,10 +85,8 @@ def main() -> int:
         rows = []
         for r in range(args.repeats):
             train_idx, test_idx = draw_user_labels(seed, k, r)
-            part = FaceSet.concat([boot, seed.subset(train_idx)])
-            weights = np.r_[np.ones(len(boot.labels)), np.full(len(train_idx), args.user_weight)]
-            model = EmotionModel.fit(part.faces, part.labels, spec, args.descriptor, weights=weights)
-            model.temperature = temperature
+            user = seed.subset(train_idx)
+            model = base.updated(user.faces, user.labels, args.user_weight) if len(train_idx) else base
             ev = predict_set(model, seed.subset(test_idx)).evaluation(threshold)
             rows.append(
                 (len(train_idx), ev.balanced_accuracy, ev.coverage, ev.accuracy_at_threshold, len(test_idx))
