@@ -1,0 +1,181 @@
+"""``facesortd train-detector``: arguments and the run that ties samples, mining and boosting together."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from loguru import logger
+
+from facesortd.cascade_train.samples import (
+    Augmentation,
+    BoxedImage,
+    boxed_screenshots,
+    image_files,
+    positives,
+    read_gray,
+)
+from facesortd.cascade_train.split import is_held_out
+from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
+from facesortd.datasets import DatasetError
+
+DEFAULT_CROP_FRAME = (0.0, 0.0, 1.0, 1.0)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The train-detector options (also used by ``python -m facesortd.cascade_train``)."""
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--faces-json",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="faces.json-style box file ({image: [{'box': [x, y, w, h]}, ...]}); its images are read from "
+        "screenshots/ beside it, else its own folder. Its boxes are positives, and the rest of each image "
+        "(away from the boxes) is mined for negatives. Repeatable.",
+    )
+    data.add_argument(
+        "--pos-crops",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder of face crop images used as positives (see --crop-frame). Repeatable.",
+    )
+    data.add_argument(
+        "--crop-frame",
+        type=float,
+        nargs=4,
+        default=DEFAULT_CROP_FRAME,
+        metavar=("X", "Y", "W", "H"),
+        help="where the face box convention (bangs line to chin, cheek to cheek) sits in each --pos-crops "
+        "image, as fractions of its width/height; default: the whole crop",
+    )
+    data.add_argument(
+        "--negatives",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder of images or patches holding no face, mined for negative windows. Repeatable.",
+    )
+    data.add_argument(
+        "--include-held-out",
+        action="store_true",
+        help="also train on the screenshots of the held-out characters (facesortd.cascade_train.split); "
+        "by default they are left out so that the benchmark can measure on them",
+    )
+    data.add_argument(
+        "--no-screenshot-negatives",
+        action="store_true",
+        help="do not mine negatives from the face-free parts of the --faces-json images",
+    )
+    data.add_argument(
+        "--mining-max-side",
+        type=int,
+        default=640,
+        help="--faces-json images are shrunk to this longest side before mining, as the detector shrinks "
+        "images before detection (default %(default)s)",
+    )
+    cas = parser.add_argument_group("cascade")
+    cas.add_argument("--out", type=Path, required=True, help="cascade XML file to write (after every stage)")
+    cas.add_argument("--window", type=int, nargs=2, default=(24, 24), metavar=("W", "H"), help="window size")
+    cas.add_argument("--stages", type=int, default=16, help="maximum number of stages (default %(default)s)")
+    cas.add_argument(
+        "--min-hit-rate",
+        type=float,
+        default=0.995,
+        help="share of the stage's positives every stage must keep (default %(default)s)",
+    )
+    cas.add_argument(
+        "--max-false-alarm",
+        type=float,
+        default=0.5,
+        help="largest share of its negatives a stage may pass; trees are added until it does (default %(default)s)",
+    )
+    cas.add_argument("--max-trees", type=int, default=100, help="most trees per stage (default %(default)s)")
+    cas.add_argument("--num-pos", type=int, default=4000, help="positives per stage (default %(default)s)")
+    cas.add_argument("--num-neg", type=int, default=4000, help="negatives per stage (default %(default)s)")
+    cas.add_argument(
+        "--mining-scale-factor",
+        type=float,
+        default=1.1,
+        help="pyramid step when the partial cascade scans negative images (default %(default)s)",
+    )
+    cas.add_argument("--seed", type=int, default=0, help="random seed: same data + seed = same cascade")
+    aug = parser.add_argument_group("augmentation of positives")
+    aug.add_argument(
+        "--variants",
+        type=int,
+        nargs=2,
+        default=(30, 2),
+        metavar=("PER_BOX", "PER_CROP"),
+        help="windows per faces.json box and per crop: the original plus randomly varied copies "
+        "(default %(default)s)",
+    )
+    aug.add_argument("--no-flip", action="store_true", help="never mirror positives left-right")
+    aug.add_argument("--max-rotation", type=float, default=10.0, help="rotation range, degrees either way")
+    aug.add_argument("--brightness", type=float, default=25.0, help="brightness shift range, grey levels")
+    aug.add_argument(
+        "--contrast", type=float, default=0.25, help="contrast gain range, relative (0.25: x0.75..1.25)"
+    )
+    aug.add_argument("--jitter", type=float, default=0.05, help="box shift/scale range, relative to its side")
+
+
+def _shrunk(shot: BoxedImage, max_side: int) -> BoxedImage:
+    scale = min(1.0, max_side / max(shot.gray.shape))
+    if scale == 1.0:
+        return shot
+    gray = cv2.resize(shot.gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    boxes = tuple(tuple(round(v * scale) for v in b) for b in shot.boxes)
+    return BoxedImage(shot.name, gray, boxes)  # type: ignore[arg-type]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train the cascade; 0 on success, 2 when the data given cannot train one."""
+    t0 = time.monotonic()
+    try:
+        keep = (lambda _name: True) if args.include_held_out else (lambda name: not is_held_out(name))
+        shots = [s for f in args.faces_json for s in boxed_screenshots(f, keep)]
+        crops = [read_gray(p) for d in args.pos_crops for p in image_files(d)]
+        aug = Augmentation(not args.no_flip, args.max_rotation, args.brightness, args.contrast, args.jitter)
+        rng = np.random.default_rng(args.seed)
+        window = tuple(args.window)
+        pos = positives(shots, crops, tuple(args.crop_frame), window, tuple(args.variants), aug, rng)
+        negatives = [BoxedImage(p.name, read_gray(p)) for d in args.negatives for p in image_files(d)]
+        if not args.no_screenshot_negatives:
+            negatives += [_shrunk(s, args.mining_max_side) for s in shots]
+        logger.info(
+            "{} positive windows ({} boxes in {} images, {} crops); {} negative images",
+            len(pos),
+            sum(len(s.boxes) for s in shots),
+            len(shots),
+            len(crops),
+            len(negatives),
+        )
+        params = TrainParams(
+            window=window,  # type: ignore[arg-type]
+            stages=args.stages,
+            min_hit_rate=args.min_hit_rate,
+            max_false_alarm=args.max_false_alarm,
+            max_trees=args.max_trees,
+            num_pos=args.num_pos,
+            num_neg=args.num_neg,
+            mining_scale_factor=args.mining_scale_factor,
+            seed=args.seed,
+        )
+        comment = "Trained by facesortd train-detector:\n  " + shlex.join(
+            ["facesortd train-detector", *sys.argv[1:]]
+        )
+        cascade = train_cascade(pos, negatives, params, args.out, comment)
+    except (DatasetError, TrainingError) as exc:
+        logger.error("{}", exc)
+        return 2
+    logger.info("wrote {} ({} stages) in {:.0f} s", args.out, len(cascade.stages), time.monotonic() - t0)
+    return 0
