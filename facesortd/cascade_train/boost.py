@@ -16,6 +16,12 @@ import numpy as np
 THRESHOLD_EPS = 1e-5
 """OpenCV lowers every stage threshold by this when it loads a cascade; the evaluator does too."""
 
+
+def effective_threshold(threshold: float) -> float:
+    """The threshold OpenCV compares stage sums with: the stored float32 minus EPS, kept as a float32."""
+    return float(np.float32(np.float32(threshold) - THRESHOLD_EPS))
+
+
 _HIST_CHUNK = 512
 
 
@@ -38,7 +44,7 @@ class Stage:
     """A boosted stage: the window passes when the sum of its trees is >= threshold (minus EPS)."""
 
     stumps: list[Stump] = field(default_factory=list)
-    threshold: np.float32 = np.float32(0.0)
+    threshold: float = 0.0  # a float32 value: what the XML stores and OpenCV compares with
 
     def sums(self, codes: np.ndarray) -> np.ndarray:
         """Stage sums accumulated as OpenCV does (float32 leaves into a double)."""
@@ -48,7 +54,7 @@ class Stage:
         return total
 
     def passes(self, codes: np.ndarray) -> np.ndarray:
-        return self.sums(codes) >= float(self.threshold) - THRESHOLD_EPS
+        return self.sums(codes) >= effective_threshold(self.threshold)
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class StageReport:
 
 def _category_sums(codes_t: np.ndarray, values: np.ndarray) -> np.ndarray:
     """(F, 256) sums of ``values`` per feature and code; ``codes_t`` is (F, N) so chunks are contiguous."""
-    n_feat, n = codes_t.shape
+    n_feat = codes_t.shape[0]
     out = np.empty((n_feat, 256), dtype=np.float64)
     for start in range(0, n_feat, _HIST_CHUNK):
         block = codes_t[start : start + _HIST_CHUNK]
@@ -126,8 +132,8 @@ def train_stage(
         sums += out
         weights *= np.exp(-y * out)
         weights /= weights.sum()
-        stage.threshold = np.float32(np.sort(sums[:n_pos])[keep])
-        passed = sums >= float(stage.threshold) - THRESHOLD_EPS
+        stage.threshold = float(np.float32(np.sort(sums[:n_pos])[keep]))
+        passed = sums >= effective_threshold(stage.threshold)
         hit, fa = float(passed[:n_pos].mean()), float(passed[n_pos:].mean())
         if fa <= max_false_alarm or len(stage.stumps) >= max_trees:
             return stage, StageReport(len(stage.stumps), hit, fa)

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.cascade_train.mining import random_windows
 from facesortd.cascade_train.samples import (
     Augmentation,
     BoxedImage,
@@ -22,7 +23,10 @@ from facesortd.cascade_train.samples import (
 )
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
+from facesortd.cascade_train.verifier_samples import cascade_proposals
+from facesortd.config import DetectionSettings
 from facesortd.datasets import DatasetError
+from facesortd.verify import CROP, MARGIN, train_verifier
 
 DEFAULT_CROP_FRAME = (0.0, 0.0, 1.0, 1.0)
 
@@ -97,7 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-false-alarm",
         type=float,
         default=0.5,
-        help="largest share of its negatives a stage may pass; trees are added until it does (default %(default)s)",
+        help="largest share of its negatives a stage may pass; trees are added until it does "
+        "(default %(default)s)",
     )
     cas.add_argument("--max-trees", type=int, default=100, help="most trees per stage (default %(default)s)")
     cas.add_argument("--num-pos", type=int, default=4000, help="positives per stage (default %(default)s)")
@@ -109,6 +114,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pyramid step when the partial cascade scans negative images (default %(default)s)",
     )
     cas.add_argument("--seed", type=int, default=0, help="random seed: same data + seed = same cascade")
+    ver = parser.add_argument_group("verifier (second look at every box the cascade proposes)")
+    ver.add_argument(
+        "--verifier-out",
+        type=Path,
+        metavar="FILE",
+        help="also train the face/non-face verifier and write it here (.npz); its negatives are the new "
+        "cascade's false alarms on the training images",
+    )
+    ver.add_argument(
+        "--verifier-only",
+        action="store_true",
+        help="keep the cascade already in --out and only train the verifier (needs --verifier-out)",
+    )
+    ver.add_argument(
+        "--verifier-min-neighbors",
+        type=int,
+        default=2,
+        help="minNeighbors of the permissive cascade run whose proposals the verifier learns to sort "
+        "(use the detection.min_neighbors the verifier will run behind; default %(default)s)",
+    )
+    ver.add_argument(
+        "--verifier-random-negatives",
+        type=int,
+        default=4000,
+        help="random background crops from the negative images added to its negatives (default %(default)s)",
+    )
     aug = parser.add_argument_group("augmentation of positives")
     aug.add_argument(
         "--variants",
@@ -135,6 +166,34 @@ def _shrunk(shot: BoxedImage, max_side: int) -> BoxedImage:
     gray = cv2.resize(shot.gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     boxes = tuple(tuple(round(v * scale) for v in b) for b in shot.boxes)
     return BoxedImage(shot.name, gray, boxes)  # type: ignore[arg-type]
+
+
+def train_and_save_verifier(
+    args: argparse.Namespace,
+    shots: list[BoxedImage],
+    crops: list[np.ndarray],
+    negatives: list[BoxedImage],
+    settings: DetectionSettings,
+    aug: Augmentation,
+    rng: np.random.Generator,
+) -> None:
+    """Positives framed as the verifier sees boxes, negatives from the new cascade's proposals."""
+    t0 = time.monotonic()
+    frame = tuple(args.crop_frame)
+    pos = positives(shots, crops, frame, (CROP, CROP), tuple(args.variants), aug, rng, MARGIN)  # type: ignore[arg-type]
+    hits, misses = cascade_proposals(args.out, settings, shots + negatives, rng)
+    background = random_windows(negatives, args.verifier_random_negatives, (CROP, CROP), rng)
+    verifier = train_verifier(np.concatenate([pos, hits]), np.concatenate([misses, background]), args.seed)
+    verifier.save(args.verifier_out)
+    logger.info(
+        "verifier: {} faces ({} cascade hits), {} non-faces ({} cascade proposals), {:.0f} s -> {}",
+        len(pos) + len(hits),
+        len(hits),
+        len(misses) + len(background),
+        len(misses),
+        time.monotonic() - t0,
+        args.verifier_out,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,9 +232,19 @@ def run(args: argparse.Namespace) -> int:
         comment = "Trained by facesortd train-detector:\n  " + shlex.join(
             ["facesortd train-detector", *sys.argv[1:]]
         )
-        cascade = train_cascade(pos, negatives, params, args.out, comment)
+        if args.verifier_only:
+            if args.verifier_out is None or not args.out.is_file():
+                raise TrainingError("--verifier-only needs --verifier-out and an existing cascade in --out")
+        else:
+            cascade = train_cascade(pos, negatives, params, args.out, comment)
+            logger.info("wrote {} ({} stages)", args.out, len(cascade.stages))
+        if args.verifier_out is not None:
+            settings = DetectionSettings(
+                min_neighbors=args.verifier_min_neighbors, max_side=args.mining_max_side
+            )
+            train_and_save_verifier(args, shots, crops, negatives, settings, aug, rng)
     except (DatasetError, TrainingError) as exc:
         logger.error("{}", exc)
         return 2
-    logger.info("wrote {} ({} stages) in {:.0f} s", args.out, len(cascade.stages), time.monotonic() - t0)
+    logger.info("done in {:.0f} s", time.monotonic() - t0)
     return 0

@@ -93,7 +93,8 @@ def mine_hard_negatives(
         rects = detector.detectMultiScale(
             im.gray, scaleFactor=scale_factor, minNeighbors=0, minSize=cascade.window
         )
-        rects = [tuple(int(v) for v in r) for r in rects]
+        # Sorted: OpenCV scans in parallel threads, so the order it returns windows in varies.
+        rects = sorted(tuple(int(v) for v in r) for r in rects)
         rects = [r for r in rects if _clear_of_faces(r, im.boxes)]
         accepted += len(rects)
         if not rects:

@@ -122,10 +122,13 @@ def augmented_windows(
     variants: int,
     aug: Augmentation,
     rng: np.random.Generator,
+    margin: float = 0.0,
 ) -> list[np.ndarray]:
-    """The box as is, plus ``variants - 1`` randomly varied copies."""
-    out = [cut_window(gray, box, window)]
+    """The box (grown by ``margin`` of its side on each side) as is, plus ``variants - 1`` randomly
+    varied copies."""
     x, y, w, h = box
+    x, y, w, h = x - margin * w, y - margin * h, w * (1 + 2 * margin), h * (1 + 2 * margin)
+    out = [cut_window(gray, (x, y, w, h), window)]
     for _ in range(variants - 1):
         flip, angle, gain, offset, dx, dy, scale = aug.draw(rng)
         side_w, side_h = w * scale, h * scale
@@ -143,8 +146,10 @@ def positives(
     variants: tuple[int, int],
     aug: Augmentation,
     rng: np.random.Generator,
+    margin: float = 0.0,
 ) -> np.ndarray:
-    """(N, h, w) uint8 positive windows: ``variants[0]`` per screenshot box, ``variants[1]`` per crop.
+    """(N, h, w) uint8 positive windows: ``variants[0]`` per screenshot box, ``variants[1]`` per crop,
+    each box grown by ``margin`` (the verifier looks at a little context around the face).
 
     ``crop_frame`` (x, y, w, h as fractions of the crop) says where the box convention sits in a
     face crop, e.g. crops framed around the whole head hold the face in their middle part.
@@ -152,13 +157,12 @@ def positives(
     out: list[np.ndarray] = []
     for shot in screenshots:
         for box in shot.boxes:
-            out.extend(augmented_windows(shot.gray, box, window, variants[0], aug, rng))
+            out.extend(augmented_windows(shot.gray, box, window, variants[0], aug, rng, margin))
     for crop in crops:
         ch, cw = crop.shape[:2]
         fx, fy, fw, fh = crop_frame
-        out.extend(
-            augmented_windows(crop, (fx * cw, fy * ch, fw * cw, fh * ch), window, variants[1], aug, rng)
-        )
+        frame = (fx * cw, fy * ch, fw * cw, fh * ch)
+        out.extend(augmented_windows(crop, frame, window, variants[1], aug, rng, margin))
     if not out:
         raise DatasetError("no positive samples: give --faces-json with boxes or a folder of face crops")
     return np.stack(out)

@@ -1,0 +1,206 @@
+"""Detection benchmark: any detector configuration against ../shared/data/seed/faces.json, side by
+side with the two reference cascades.
+
+Scores recall and precision (one-to-one matching, IoU >= 0.4, and >= 0.25) on the held-out
+characters (facesortd.cascade_train.split, never trained on), the training characters and all,
+and ms per image on one core, on the screenshots as they are and upscaled to 1920x1080.
+lbpcascade_animeface runs with its README settings (equalizeHist, 1.1, 5, 24x24) and its
+whole-head boxes are shrunk 0.62x around their centre to the face box convention.
+
+    python bench/bench_detect.py [--cascade FILE ...] [--verifier FILE] [--scale-factor 1.1] ...
+        [--dump DIR]   # images of every miss / false alarm of our detector, boxes drawn
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facesortd.cascade_train.samples import read_gray
+from facesortd.cascade_train.split import is_held_out
+from facesortd.config import DetectionSettings
+from facesortd.datasets import Box, load_faces_json
+from facesortd.detect import FaceDetector, iou
+from facesortd.metrics import match_boxes
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REFERENCES = SHARED / "reference_cascades"
+ANIMEFACE_SHRINK = 0.62
+UPSCALED = (1920, 1080)
+
+Detect = Callable[[np.ndarray], list[Box]]
+
+
+@dataclass
+class Score:
+    """Counts over a set of screenshots, and the time spent detecting in them."""
+
+    truth: int = 0
+    found: int = 0
+    hits: int = 0
+    hits_loose: int = 0
+    ms: float = 0.0
+    images: int = 0
+
+    def add(self, found: list[Box], truth: list[Box], ms: float) -> None:
+        self.truth += len(truth)
+        self.found += len(found)
+        self.hits += match_boxes(found, truth, 0.4)
+        self.hits_loose += match_boxes(found, truth, 0.25)
+        self.ms += ms
+        self.images += 1
+
+    def row(self) -> str:
+        rec, prec = self.hits / max(1, self.truth), self.hits / max(1, self.found)
+        rec_l, prec_l = self.hits_loose / max(1, self.truth), self.hits_loose / max(1, self.found)
+        return (
+            f"{rec:6.3f} {prec:6.3f} {self.hits:3d}/{self.truth:<3d} {self.found - self.hits:3d} FA  "
+            f"{rec_l:6.3f} {prec_l:6.3f}  {self.ms / max(1, self.images):7.1f} ms"
+        )
+
+
+def shrink(box: Box, factor: float) -> Box:
+    x, y, w, h = box
+    nw, nh = w * factor, h * factor
+    return (round(x + (w - nw) / 2), round(y + (h - nh) / 2), round(nw), round(nh))
+
+
+def ours(args: argparse.Namespace) -> Detect:
+    """Our configuration: FaceDetector on the given (or shipped) cascades, then the verifier if any."""
+    settings = DetectionSettings(
+        scale_factor=args.scale_factor,
+        min_neighbors=args.min_neighbors,
+        min_size=args.min_size,
+        max_side=args.max_side,
+        equalize=not args.no_equalize,
+        nms_iou=args.nms_iou,
+    )
+    detector = FaceDetector(settings, args.cascade or None)
+    if args.verifier is None:
+        return lambda gray: [f.box for f in detector.detect(gray)]
+    from facesortd.verify import Verifier
+
+    verifier = Verifier.load(args.verifier)
+
+    def detect(gray: np.ndarray) -> list[Box]:
+        boxes = [f.box for f in detector.detect(gray)]
+        if not boxes:
+            return []
+        keep = verifier.score(gray, boxes) >= args.verifier_threshold
+        return [b for b, k in zip(boxes, keep, strict=True) if k]
+
+    return detect
+
+
+def reference(
+    name: str, equalize: bool, scale: float, neighbors: int, min_size: int, factor: float
+) -> Detect:
+    """A reference cascade at full resolution with its authors' settings, boxes shrunk by ``factor``."""
+    cascade = cv2.CascadeClassifier(str(REFERENCES / name))
+
+    def detect(gray: np.ndarray) -> list[Box]:
+        img = cv2.equalizeHist(gray) if equalize else gray
+        rects = cascade.detectMultiScale(
+            img, scaleFactor=scale, minNeighbors=neighbors, minSize=(min_size,) * 2
+        )
+        return [shrink(tuple(int(v) for v in r), factor) for r in rects]  # type: ignore[arg-type]
+
+    return detect
+
+
+def _dump(folder: Path, name: str, gray: np.ndarray, found: list[Box], truth: list[Box]) -> None:
+    missed = [t for t in truth if all(iou(t, f) < 0.4 for f in found)]
+    false = [f for f in found if all(iou(t, f) < 0.4 for t in truth)]
+    if not missed and not false:
+        return
+    img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    for boxes, colour in ((truth, (0, 200, 0)), (found, (0, 0, 255))):
+        for x, y, w, h in boxes:
+            cv2.rectangle(img, (x, y), (x + w, y + h), colour, 2)
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = f"miss{len(missed)}_fa{len(false)}"
+    cv2.imwrite(str(folder / f"{tag}_{Path(name).stem}.jpg"), img)
+
+
+def run(detectors: dict[str, Detect], upscale: bool, dump: Path | None) -> None:
+    truth_all = load_faces_json(SHARED / "seed" / "faces.json")
+    images = {name: read_gray(SHARED / "seed" / "screenshots" / name) for name in sorted(truth_all)}
+    title = f"upscaled to {UPSCALED[0]}x{UPSCALED[1]}" if upscale else "screenshots as they are"
+    print(f"\n== {title} ==")
+    print(
+        f"{'detector':<12} {'split':<9} {'recall':>6} {'prec':>6} {'hits':>7} {'':>6}  "
+        f"{'r@.25':>6} {'p@.25':>6}  {'time':>10}"
+    )
+    for label, detect in detectors.items():
+        scores = {"held-out": Score(), "train": Score(), "all": Score()}
+        for name, gray in images.items():
+            truth = [f.box for f in truth_all[name]]
+            if upscale:
+                sx, sy = UPSCALED[0] / gray.shape[1], UPSCALED[1] / gray.shape[0]
+                gray = cv2.resize(gray, UPSCALED, interpolation=cv2.INTER_CUBIC)
+                truth = [(round(x * sx), round(y * sy), round(w * sx), round(h * sy)) for x, y, w, h in truth]
+            t0 = time.perf_counter()
+            found = detect(gray)
+            ms = (time.perf_counter() - t0) * 1000
+            side = "held-out" if is_held_out(name) else "train"
+            scores[side].add(found, truth, ms)
+            scores["all"].add(found, truth, ms)
+            if dump is not None and label == "ours":
+                _dump(dump / side, name, gray, found, truth)
+        for side, score in scores.items():
+            print(f"{label:<12} {side:<9} {score.row()}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cascade", type=Path, action="append", help="our cascade(s); default: the shipped one"
+    )
+    parser.add_argument("--verifier", type=Path, help="verifier file; boxes it scores below the threshold go")
+    parser.add_argument("--verifier-threshold", type=float, default=0.5)
+    parser.add_argument("--scale-factor", type=float, default=1.1)
+    parser.add_argument("--min-neighbors", type=int, default=3)
+    parser.add_argument("--min-size", type=int, default=30, help="smallest face side, original pixels")
+    parser.add_argument("--max-side", type=int, default=640, help="images shrunk to this longest side first")
+    parser.add_argument("--no-equalize", action="store_true")
+    parser.add_argument("--nms-iou", type=float, default=0.3)
+    parser.add_argument("--no-references", action="store_true", help="only our configuration")
+    parser.add_argument("--no-upscaled", action="store_true", help="skip the 1920x1080 pass")
+    parser.add_argument("--dump", type=Path, help="folder for images of our misses / false alarms")
+    args = parser.parse_args()
+    if not (SHARED / "seed" / "faces.json").is_file():
+        print(f"skipped: {SHARED} is not present (bench_detect needs ../shared/data)", file=sys.stderr)
+        return 0
+    cv2.setNumThreads(1)
+    print(
+        f"ours: cascades {[str(c) for c in args.cascade] if args.cascade else 'shipped'}, "
+        f"scaleFactor {args.scale_factor}, minNeighbors {args.min_neighbors}, minSize {args.min_size}, "
+        f"max_side {args.max_side}, equalize {not args.no_equalize}, nms_iou {args.nms_iou}, "
+        f"verifier {args.verifier or 'none'} (threshold {args.verifier_threshold})"
+    )
+    detectors = {"ours": ours(args)}
+    if not args.no_references:
+        print(
+            "animeface: equalizeHist, 1.1, 5, 24x24, full size, boxes x0.62; "
+            "syncopika: 1.05, 3, 30x30, full size, boxes as they are"
+        )
+        detectors["animeface"] = reference("lbpcascade_animeface.xml", True, 1.1, 5, 24, ANIMEFACE_SHRINK)
+        detectors["syncopika"] = reference(
+            "syncopika_anime_face_classifier_cascade.xml", False, 1.05, 3, 30, 1.0
+        )
+    for upscale in (False, True)[: 1 if args.no_upscaled else 2]:
+        run(detectors, upscale, args.dump)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

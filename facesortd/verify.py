@@ -1,0 +1,144 @@
+"""Face / non-face verification of candidate boxes: HOG of the box (with a little context) and a
+logistic model, calibrated on samples it was not fitted on.
+
+The cascade is run permissively for recall; this second look rejects its false alarms and gives
+every face a probability that means what it says, which the cascade's stage sum does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facesortd.datasets import Box
+
+CROP = 48
+"""Side of the square the box (plus margin) is resampled to before HOG."""
+MARGIN = 0.15
+"""Context added around the box on each side, relative to its side: hair and outline help."""
+
+
+class VerifierError(ValueError):
+    """A verifier file is missing or not one of ours; the message says which."""
+
+
+def _hog() -> cv2.HOGDescriptor:
+    return cv2.HOGDescriptor((CROP, CROP), (16, 16), (8, 8), (8, 8), 9)
+
+
+def crop_box(gray: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """The box plus MARGIN as a CROP x CROP patch; the border is replicated where it leaves the image."""
+    x, y, w, h = box
+    mx, my = w * MARGIN, h * MARGIN
+    x0, y0 = round(x - mx), round(y - my)
+    x1, y1 = round(x + w + mx), round(y + h + my)
+    pad = max(0, -x0, -y0, x1 - gray.shape[1], y1 - gray.shape[0])
+    src = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
+    region = src[y0 + pad : y1 + pad, x0 + pad : x1 + pad]
+    shrink = region.shape[1] > CROP
+    return cv2.resize(region, (CROP, CROP), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def features(crops: np.ndarray) -> np.ndarray:
+    """(N, D) float32 HOG descriptors of (N, CROP, CROP) uint8 crops."""
+    hog = _hog()
+    return np.stack([hog.compute(c).ravel() for c in crops]).astype(np.float32)
+
+
+@dataclass
+class Verifier:
+    """Standardised HOG -> logistic score -> Platt-calibrated probability of a face."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+    platt: tuple[float, float]
+
+    def probability(self, crops: np.ndarray) -> np.ndarray:
+        """(N,) probabilities that the crops (from crop_box) are faces."""
+        if not len(crops):
+            return np.zeros(0)
+        z = ((features(crops) - self.mean) / self.scale) @ self.weights + self.bias
+        a, b = self.platt
+        return 1.0 / (1.0 + np.exp(-(a * z + b)))
+
+    def score(self, gray: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+        """(N,) face probabilities for boxes (x, y, w, h) in a grayscale image."""
+        return self.probability(np.stack([crop_box(gray, b) for b in boxes]) if boxes else np.zeros((0,)))
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            np.savez(
+                fh,
+                kind=np.array("facesortd-verifier-hog-v1"),
+                crop=np.array([CROP, MARGIN]),
+                mean=self.mean,
+                scale=self.scale,
+                weights=self.weights,
+                bias=np.array(self.bias),
+                platt=np.array(self.platt),
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> Verifier:
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                if str(data["kind"]) != "facesortd-verifier-hog-v1" or tuple(data["crop"]) != (CROP, MARGIN):
+                    raise VerifierError(f"{path} is a verifier of another version; retrain it")
+                return cls(
+                    data["mean"],
+                    data["scale"],
+                    data["weights"],
+                    float(data["bias"]),
+                    (float(data["platt"][0]), float(data["platt"][1])),
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise VerifierError(f"{path} is not a facesortd verifier file: {exc}") from exc
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 300) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by gradient descent with Nesterov momentum; classes are
+    weighted equally so the many negatives do not drown the positives."""
+    d = x.shape[1]
+    sw = np.where(y > 0, 0.5 / max(1, (y > 0).sum()), 0.5 / max(1, (y <= 0).sum()))
+    w, b = np.zeros(d), 0.0
+    vw, vb = np.zeros(d), 0.0
+    lipschitz = 0.25 * float(np.max(np.sum(x**2, axis=1))) + l2
+    step = 1.0 / lipschitz
+    for _ in range(iters):
+        lw, lb = w + 0.9 * vw, b + 0.9 * vb
+        p = 1.0 / (1.0 + np.exp(-(x @ lw + lb)))
+        g = sw * (p - (y > 0))
+        vw = 0.9 * vw - step * (x.T @ g + l2 * lw)
+        vb = 0.9 * vb - step * float(g.sum())
+        w, b = w + vw, b + vb
+    return w, b
+
+
+def train_verifier(
+    pos_crops: np.ndarray, neg_crops: np.ndarray, seed: int = 0, l2: float = 1e-3, calibration: float = 0.25
+) -> Verifier:
+    """Fit on (1 - calibration) of the crops, Platt-calibrate on the rest (both split at random)."""
+    if len(pos_crops) < 10 or len(neg_crops) < 10:
+        raise ValueError(
+            f"the verifier needs >= 10 crops of each kind ({len(pos_crops)}, {len(neg_crops)} given)"
+        )
+    x = features(np.concatenate([pos_crops, neg_crops]))
+    y = np.concatenate([np.ones(len(pos_crops)), -np.ones(len(neg_crops))])
+    rng = np.random.default_rng(seed)
+    held = rng.random(len(y)) < calibration
+    mean, scale = x[~held].mean(axis=0), x[~held].std(axis=0) + 1e-6
+    xs = (x - mean) / scale
+    w, b = _logistic(xs[~held], y[~held], l2)
+    z = xs[held] @ w + b
+    a, c = _logistic(z[:, None], y[held], 1e-6, iters=500)
+    return Verifier(
+        mean.astype(np.float32), scale.astype(np.float32), w.astype(np.float32), b, (float(a[0]), c)
+    )

@@ -1,0 +1,201 @@
+"""The cascade trainer on synthetic faces: OpenCV loads what it writes and agrees with it window
+by window, a seed fixes the result, and bad input gives a clear error."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from loguru import logger
+from synthetic import EMOTIONS, draw_face
+
+from facesortd.cascade_train.cascade import Cascade
+from facesortd.cascade_train.command import add_arguments, run
+from facesortd.cascade_train.lbp import all_rects, integral_images, lbp_codes
+from facesortd.cascade_train.samples import Augmentation, BoxedImage, cut_window, positives
+from facesortd.cascade_train.split import is_held_out
+from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
+from facesortd.cascade_train.xml_writer import subset_words
+
+WINDOW = (24, 24)
+
+
+def _faces(n: int, rng: np.random.Generator, size: int = 48) -> list[np.ndarray]:
+    return [draw_face(EMOTIONS[k % len(EMOTIONS)], size, rng) for k in range(n)]
+
+
+def _texture(rng: np.random.Generator, size: int = 96) -> np.ndarray:
+    """Blurred noise with random strokes and blobs: edges and dark spots, but no face layout."""
+    img = cv2.GaussianBlur(rng.integers(0, 256, (size, size)).astype(np.uint8), (0, 0), rng.uniform(0.5, 3))
+    for _ in range(6):
+        p, q = rng.integers(0, size, 2), rng.integers(0, size, 2)
+        cv2.line(img, tuple(int(v) for v in p), tuple(int(v) for v in q), int(rng.integers(256)), 2)
+        cv2.circle(img, tuple(int(v) for v in q), int(rng.integers(2, 8)), int(rng.integers(256)), -1)
+    return img
+
+
+def _windows(images: list[np.ndarray]) -> np.ndarray:
+    return np.stack([cut_window(im, (0, 0, im.shape[1], im.shape[0]), WINDOW) for im in images])
+
+
+def _opencv_accepts(xml: Path, windows: np.ndarray) -> np.ndarray:
+    """OpenCV's verdict per window: a window-sized image has exactly one position at one scale."""
+    detector = cv2.CascadeClassifier(str(xml))
+    assert not detector.empty()
+    return np.array(
+        [
+            len(detector.detectMultiScale(w, scaleFactor=1.5, minNeighbors=0, minSize=WINDOW, maxSize=WINDOW))
+            > 0
+            for w in windows
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cascade, Path]:
+    """A small cascade whose stages are weak (at most 4 trees), so many windows are borderline."""
+    rng = np.random.default_rng(1)
+    pos = positives([], _faces(100, rng), (0, 0, 1, 1), WINDOW, (1, 4), Augmentation(), rng)
+    negs = [BoxedImage(f"t{k}", _texture(rng)) for k in range(40)]
+    out = tmp_path_factory.mktemp("cascade") / "c.xml"
+    params = TrainParams(window=WINDOW, stages=8, max_trees=4, num_pos=300, num_neg=300, seed=3)
+    return train_cascade(pos, negs, params, out), out
+
+
+def test_lbp_code_matches_a_direct_computation() -> None:
+    rng = np.random.default_rng(0)
+    patch = rng.integers(0, 256, (1, 24, 24)).astype(np.uint8)
+    rects = all_rects(WINDOW)
+    pick = rng.choice(len(rects), 50, replace=False)
+    codes = lbp_codes(integral_images(patch), rects[pick])[0]
+    for code, (x, y, w, h) in zip(codes, rects[pick], strict=True):
+        cells = patch[0, y : y + 3 * h, x : x + 3 * w].astype(int).reshape(3, h, 3, w).sum(axis=(1, 3))
+        ring = [
+            cells[0, 0],
+            cells[0, 1],
+            cells[0, 2],
+            cells[1, 2],
+            cells[2, 2],
+            cells[2, 1],
+            cells[2, 0],
+            cells[1, 0],
+        ]
+        assert code == sum(1 << (7 - i) for i, v in enumerate(ring) if v >= cells[1, 1])
+
+
+def test_subset_words_are_signed_32_bit_with_code_c_at_bit_c_mod_32() -> None:
+    subset = np.zeros(256, dtype=bool)
+    subset[[0, 31, 32, 255]] = True
+    assert subset_words(subset) == [1 - 2**31, 1, 0, 0, 0, 0, 0, -(2**31)]
+
+
+def test_opencv_loads_the_cascade_and_agrees_window_by_window(trained: tuple[Cascade, Path]) -> None:
+    cascade, xml = trained
+    rng = np.random.default_rng(7)
+    windows = np.concatenate(
+        [
+            _windows(_faces(200, rng)),
+            _windows([_texture(rng) for _ in range(300)]),
+            # Faces cut off-centre or at the wrong size: the kind of window that stops mid-cascade.
+            np.stack(
+                [
+                    cut_window(f, (*rng.uniform(-8, 8, 2), *rng.uniform(20, 48, 2)), WINDOW)
+                    for f in _faces(300, rng)
+                ]
+            ),
+        ]
+    )
+    ours, opencv = cascade.accepts(windows), _opencv_accepts(xml, windows)
+    assert 50 < ours.sum() < len(windows) - 50, "the check needs both accepted and rejected windows"
+    assert np.array_equal(ours, opencv), f"{(ours != opencv).sum()} of {len(windows)} windows disagree"
+
+
+def test_trained_cascade_finds_a_drawn_face_in_an_image(trained: tuple[Cascade, Path]) -> None:
+    rng = np.random.default_rng(11)
+    scene = _texture(rng, 200)
+    scene[60:108, 80:128] = draw_face("happy", 48, rng)
+    rects = cv2.CascadeClassifier(str(trained[1])).detectMultiScale(scene, 1.1, 3, minSize=WINDOW)
+    assert any(abs(x - 80) < 12 and abs(y - 60) < 12 and 36 < w < 64 for x, y, w, h in rects)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    """Messages logged by the trainer (loguru writes to the real stderr, out of capsys' reach)."""
+    lines: list[str] = []
+    sink = logger.add(lines.append, format="{message}")
+    yield lines
+    logger.remove(sink)
+
+
+def _cli(tmp_path: Path, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(
+        [
+            "--pos-crops",
+            str(tmp_path / "pos"),
+            "--negatives",
+            str(tmp_path / "neg"),
+            "--stages",
+            "2",
+            "--num-pos",
+            "150",
+            "--num-neg",
+            "150",
+            "--max-trees",
+            "3",
+            "--variants",
+            "1",
+            "2",
+            *extra,
+        ]
+    )
+
+
+def _write_dataset(root: Path, n_pos: int) -> None:
+    rng = np.random.default_rng(5)
+    (root / "pos").mkdir()
+    (root / "neg").mkdir()
+    for k, face in enumerate(_faces(n_pos, rng)):
+        cv2.imwrite(str(root / "pos" / f"f{k}.png"), face)
+    for k in range(15):
+        cv2.imwrite(str(root / "neg" / f"n{k}.png"), _texture(rng))
+
+
+def test_same_seed_same_cascade_and_another_seed_differs(tmp_path: Path) -> None:
+    _write_dataset(tmp_path, 80)
+    outs = []
+    for name, seed in (("a", "4"), ("b", "4"), ("c", "5")):
+        out = tmp_path / f"{name}.xml"
+        assert run(_cli(tmp_path, "--out", str(out), "--seed", seed)) == 0
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]
+    assert outs[0] != outs[2]
+
+
+def test_empty_positive_folder_is_a_clear_error(tmp_path: Path, log_lines: list[str]) -> None:
+    _write_dataset(tmp_path, 0)
+    assert run(_cli(tmp_path, "--out", str(tmp_path / "x.xml"))) == 2
+    assert any("pos holds no images" in line for line in log_lines)
+    assert not (tmp_path / "x.xml").exists()
+
+
+def test_missing_negative_folder_and_too_few_positives_are_clear_errors(
+    tmp_path: Path, log_lines: list[str]
+) -> None:
+    _write_dataset(tmp_path, 5)
+    assert run(_cli(tmp_path, "--out", str(tmp_path / "x.xml"), "--negatives", str(tmp_path / "nope"))) == 2
+    assert any("nope is not a folder" in line for line in log_lines)
+    with pytest.raises(TrainingError, match="at least 10"):
+        train_cascade(np.zeros((5, 24, 24), np.uint8), [], TrainParams(), tmp_path / "y.xml")
+
+
+def test_held_out_split_is_by_character_and_stable() -> None:
+    assert is_held_out("aletta12.png") == is_held_out("aletta3.png") == is_held_out("Aletta - Copy.png")
+    names = [f"{a}{b}{c}_1.png" for a in "abcdefgh" for b in "ijklmnop" for c in "qrstuvw"]
+    share = np.mean([is_held_out(n) for n in names])
+    assert 0.22 < share < 0.38

@@ -1,0 +1,73 @@
+"""The face/non-face verifier on synthetic faces and textures: separates them, round-trips through
+its file, scores boxes in an image, and refuses files that are not verifiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synthetic import EMOTIONS, draw_face
+
+from facesortd.verify import CROP, Verifier, VerifierError, crop_box, train_verifier
+
+
+def _faces(n: int, rng: np.random.Generator) -> np.ndarray:
+    size = 60
+    faces = [draw_face(EMOTIONS[k % len(EMOTIONS)], size, rng) for k in range(n)]
+    return np.stack([crop_box(f, (6, 6, size - 12, size - 12)) for f in faces])
+
+
+def _textures(n: int, rng: np.random.Generator) -> np.ndarray:
+    out = []
+    for _ in range(n):
+        img = cv2.GaussianBlur(
+            rng.integers(0, 256, (CROP, CROP)).astype(np.uint8), (0, 0), rng.uniform(0.5, 3)
+        )
+        for _ in range(4):
+            p, q = rng.integers(0, CROP, 2), rng.integers(0, CROP, 2)
+            cv2.line(img, tuple(int(v) for v in p), tuple(int(v) for v in q), int(rng.integers(256)), 2)
+        out.append(img)
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Verifier:
+    rng = np.random.default_rng(0)
+    return train_verifier(_faces(200, rng), _textures(300, rng), seed=1)
+
+
+def test_separates_unseen_faces_from_textures(verifier: Verifier) -> None:
+    rng = np.random.default_rng(99)
+    p_face, p_other = verifier.probability(_faces(60, rng)), verifier.probability(_textures(60, rng))
+    assert np.mean(p_face > 0.5) > 0.95
+    assert np.mean(p_other < 0.5) > 0.95
+
+
+def test_round_trips_through_its_file(verifier: Verifier, tmp_path: Path) -> None:
+    crops = _faces(10, np.random.default_rng(3))
+    verifier.save(tmp_path / "v.npz")
+    again = Verifier.load(tmp_path / "v.npz")
+    assert np.allclose(again.probability(crops), verifier.probability(crops))
+
+
+def test_scores_boxes_in_an_image_including_boxes_at_the_border(verifier: Verifier) -> None:
+    rng = np.random.default_rng(4)
+    scene = _textures(1, rng)[0]
+    scene = cv2.resize(scene, (200, 200))
+    scene[50:110, 100:160] = draw_face("happy", 60, rng)
+    scores = verifier.score(scene, [(106, 56, 48, 48), (0, 0, 48, 48), (170, 170, 40, 40)])
+    assert scores.shape == (3,)
+    assert scores[0] > 0.5 > scores[1]
+    assert verifier.score(scene, []).shape == (0,)
+
+
+def test_bad_files_and_too_little_data_are_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "x.npz").write_bytes(b"not a verifier")
+    with pytest.raises(VerifierError, match="not a facesortd verifier"):
+        Verifier.load(tmp_path / "x.npz")
+    with pytest.raises(VerifierError):
+        Verifier.load(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match=">= 10 crops"):
+        train_verifier(np.zeros((3, CROP, CROP), np.uint8), np.zeros((30, CROP, CROP), np.uint8))
