@@ -12,6 +12,10 @@ and the threshold that reaches the target. Confusion matrices and coverage curve
 
 from __future__ import annotations
 
+import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy loads)
+
+# isort: split
+
 import argparse
 import sys
 import time
@@ -19,29 +23,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from shared_data import add_cascade_option, bootstrap_faces, require_shared, seed_faces
 
 from facesortd.config import Settings
-from facesortd.datasets import load_items, relabel
 from facesortd.detect import FaceDetector
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec
 from facesortd.metrics import Evaluation
-from facesortd.training import FaceSet, Undetected, collect_faces, cross_validate
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-LABEL_MAP = {"fear": "scared", "surprise": "surprised", "disgust": ""}
+from facesortd.training import FaceSet, Undetected, cross_validate
 
 
 def load_faces(detector: FaceDetector, spec: FaceSpec, limit: int | None, undetected: Undetected) -> FaceSet:
-    ae = relabel(load_items(SHARED / "anime_expressions"), LABEL_MAP)
-    if limit:
-        ae = ae[:: max(1, len(ae) // limit)]
-    seed = load_items(SHARED / "seed" / "faces.json")
-    parts = [
-        collect_faces(ae, detector, spec, "anime_expressions", "crops", undetected),
-        collect_faces(seed, detector, spec, "seed"),
-    ]
-    data = FaceSet.concat(parts)
+    data = FaceSet.concat([bootstrap_faces(detector, spec, undetected, limit), seed_faces(detector, spec)])
     for (label, reason), n in sorted(data.skipped.items()):
         print(f"  skipped {n} {label} ({reason})")
     return data
@@ -100,9 +93,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--cascade", type=Path, action="append", help="cascade file(s); default: the configured one"
-    )
+    add_cascade_option(parser)
     parser.add_argument("--descriptor", action="append", choices=["pixels", "hog"], help="default: both")
     parser.add_argument("--face-size", type=int, default=FaceSpec().size)
     parser.add_argument("--pca", type=int, default=150)
@@ -113,8 +104,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="use about this many anime_expressions faces (quick runs)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"), help="folder for the PNGs")
     args = parser.parse_args()
-    if not SHARED.is_dir():
-        print(f"{SHARED} not found: this benchmark needs ../shared", file=sys.stderr)
+    if not require_shared():
         return 1
     settings = Settings()
     detector = FaceDetector(settings.detection, args.cascade)

@@ -13,22 +13,22 @@ has few faces of most classes, so k is a ceiling, not a promise).
 
 from __future__ import annotations
 
+import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy loads)
+
+# isort: split
+
 import argparse
 import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
+from shared_data import add_cascade_option, bootstrap_faces, require_shared, seed_faces
 
 from facesortd.config import Settings
-from facesortd.datasets import load_items, relabel
 from facesortd.detect import FaceDetector
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec
-from facesortd.training import FaceSet, collect_faces, cross_validate, predict_set
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-LABEL_MAP = {"fear": "scared", "surprise": "surprised", "disgust": ""}
+from facesortd.training import FaceSet, cross_validate, predict_set
 
 
 def draw_user_labels(seed: FaceSet, k: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,9 +50,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--cascade", type=Path, action="append", help="cascade file(s); default: the configured one"
-    )
+    add_cascade_option(parser)
     parser.add_argument("--descriptor", choices=["pixels", "hog"], default="hog")
     parser.add_argument(
         "--user-weight", type=float, default=10.0, help="weight of a user label vs a bootstrap face"
@@ -60,16 +58,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--ks", default="0,5,10,20", help="labels per class to try (comma-separated)")
     args = parser.parse_args()
-    if not SHARED.is_dir():
-        print(f"{SHARED} not found: this benchmark needs ../shared", file=sys.stderr)
+    if not require_shared():
         return 1
     settings = Settings()
     detector = FaceDetector(settings.detection, args.cascade)
     spec = FaceSpec()
-    boot = collect_faces(
-        relabel(load_items(SHARED / "anime_expressions"), LABEL_MAP), detector, spec, "bootstrap", "crops"
-    )
-    seed = collect_faces(load_items(SHARED / "seed" / "faces.json"), detector, spec, "seed")
+    boot = bootstrap_faces(detector, spec)
+    seed = seed_faces(detector, spec)
     threshold = settings.recognition.threshold
     _, temperature = cross_validate(
         boot, lambda p: EmotionModel.fit(p.faces, p.labels, spec, args.descriptor), folds=3

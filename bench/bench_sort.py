@@ -9,6 +9,10 @@ against faces.json (IoU >= 0.4, one-to-one); training time for 10k faces.
 
 from __future__ import annotations
 
+import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy loads)
+
+# isort: split
+
 import argparse
 import resource
 import sys
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from shared_data import SHARED, add_cascade_option, require_shared
 
 from facesortd.config import Settings
 from facesortd.datasets import labelled_images, load_faces_json
@@ -27,8 +32,6 @@ from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.metrics import match_boxes
 from facesortd.model_store import load_model_in_force
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _percentiles(values: list[float]) -> str:
@@ -100,14 +103,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--cascade", type=Path, action="append", help="cascade file(s); default: the configured one"
-    )
+    add_cascade_option(parser)
     parser.add_argument("--model", type=Path, help="emotion model; default: the model in force")
     parser.add_argument("--skip-train", action="store_true", help="skip the 10k-face training timing")
     args = parser.parse_args()
-    if not SHARED.is_dir():
-        print(f"{SHARED} not found: this benchmark needs ../shared", file=sys.stderr)
+    if not require_shared():
         return 1
     settings = Settings()
     detector = FaceDetector(settings.detection, args.cascade)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy loads)
+
+# isort: split
+
 import sys
 from pathlib import Path
 

@@ -1,0 +1,48 @@
+"""What the benchmarks share: where ../shared is, the label mapping, and the faces they measure on.
+
+Run a benchmark as ``python bench/NAME.py`` from the repository root; this module sits beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from facesortd.datasets import load_items, relabel
+from facesortd.detect import FaceDetector
+from facesortd.faces import FaceSpec
+from facesortd.training import FaceSet, Undetected, collect_faces
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+LABEL_MAP = {"fear": "scared", "surprise": "surprised", "disgust": ""}
+"""anime_expressions labels -> the seed's (disgust has no seed counterpart and is dropped)."""
+
+
+def require_shared() -> bool:
+    """True if ../shared is there; otherwise say so (a user's machine has no ../shared)."""
+    if SHARED.is_dir():
+        return True
+    print(f"{SHARED} not found: this benchmark needs ../shared", file=sys.stderr)
+    return False
+
+
+def add_cascade_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cascade", type=Path, action="append", help="cascade file(s); default: the configured one"
+    )
+
+
+def bootstrap_faces(
+    detector: FaceDetector, spec: FaceSpec, undetected: Undetected = "drop", limit: int | None = None
+) -> FaceSet:
+    """anime_expressions crops, labels mapped, re-framed through the detector as at run time."""
+    items = relabel(load_items(SHARED / "anime_expressions"), LABEL_MAP)
+    if limit:
+        items = items[:: max(1, len(items) // limit)]
+    return collect_faces(items, detector, spec, "anime_expressions", "crops", undetected)
+
+
+def seed_faces(detector: FaceDetector, spec: FaceSpec) -> FaceSet:
+    """The labelled faces of the seed screenshots (faces.json emotions): the user's domain."""
+    return collect_faces(load_items(SHARED / "seed" / "faces.json"), detector, spec, "seed")
