@@ -66,7 +66,15 @@ class DetectionSettings(_Section):
     equalize: bool = Field(True, description="Equalise the histogram before detection.")
     nms_iou: float = Field(0.3, ge=0.0, le=1.0, description="Boxes overlapping more than this are merged.")
     min_score: float = Field(
-        0.0, ge=0.0, le=1.0, description="Faces scoring below this (0..1) are ignored as non-faces."
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Faces scoring below this (0..1) are dropped as non-faces. With the verifier the score "
+        "is its calibrated face probability; without it, a squashed cascade stage sum.",
+    )
+    verify: bool = Field(True, description="Re-check every cascade box with the face/non-face verifier.")
+    verifier: Path | None = Field(
+        None, description="Verifier file. Unset: the verifier shipped with facesortd."
     )
 
 

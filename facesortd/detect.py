@@ -17,8 +17,10 @@ import numpy as np
 
 from facesortd.config import DetectionSettings
 from facesortd.datasets import Box
+from facesortd.verify import Verifier, VerifierError
 
 SHIPPED_CASCADE = "facesortd_anime_face.xml"
+SHIPPED_VERIFIER = "facesortd_verifier.npz"
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,10 @@ class DetectorError(Exception):
     """The detector cannot be set up (missing or broken cascade file); the message says how to fix it."""
 
 
-def shipped_cascade() -> Path | None:
-    """The cascade bundled with facesortd, or None if this installation has none."""
+def shipped_file(name: str) -> Path | None:
+    """A file bundled in the cascade_classifier data package, or None if this installation lacks it."""
     try:
-        path = Path(str(resources.files("cascade_classifier").joinpath(SHIPPED_CASCADE)))
+        path = Path(str(resources.files("cascade_classifier").joinpath(name)))
     except ModuleNotFoundError:
         return None
     return path if path.is_file() else None
@@ -97,7 +99,7 @@ class FaceDetector:
     def __init__(self, settings: DetectionSettings, cascades: Sequence[Path] | None = None) -> None:
         paths = list(cascades if cascades is not None else settings.cascades)
         if not paths:
-            shipped = shipped_cascade()
+            shipped = shipped_file(SHIPPED_CASCADE)
             if shipped is None:
                 raise DetectorError(
                     "no face cascade: this installation ships none and detection.cascades is empty; "
@@ -107,6 +109,10 @@ class FaceDetector:
         self.settings = settings
         self.paths = paths
         self._cascades = [load_cascade(p) for p in paths]
+        self.verifier_path = (
+            (settings.verifier or shipped_file(SHIPPED_VERIFIER)) if settings.verify else None
+        )
+        self._verifier = _load_verifier(self.verifier_path) if self.verifier_path else None
 
     def detect(self, gray: np.ndarray) -> list[Face]:
         """Faces in a grayscale image, best first."""
@@ -130,8 +136,20 @@ class FaceDetector:
             for rect, weight in zip(rects, np.ravel(weights), strict=True):
                 box = tuple(round(v / scale) for v in rect)
                 faces.append(Face(box, _squash(float(weight))))  # type: ignore[arg-type]
-        merged = non_max_suppression(faces, s.nms_iou)
-        return [f for f in merged if f.score >= s.min_score]
+        if self._verifier is not None and faces:
+            probability = self._verifier.score(gray, [f.box for f in faces])
+            faces = [Face(f.box, float(p)) for f, p in zip(faces, probability, strict=True)]
+        merged = non_max_suppression([f for f in faces if f.score >= s.min_score], s.nms_iou)
+        return merged
+
+
+def _load_verifier(path: Path) -> Verifier:
+    try:
+        return Verifier.load(path)
+    except VerifierError as exc:
+        raise DetectorError(
+            f"{exc} (set detection.verifier to another file, or detection.verify = false)"
+        ) from exc
 
 
 def _squash(weight: float) -> float:
