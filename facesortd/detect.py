@@ -54,8 +54,8 @@ def load_cascade(path: Path) -> cv2.CascadeClassifier:
         raise DetectorError(f"cascade file {path} does not exist (check detection.cascades in the config)")
     try:
         cascade = cv2.CascadeClassifier(str(path))
-    except cv2.error as exc:
-        raise DetectorError(f"cascade file {path} cannot be loaded by OpenCV: {exc}") from exc
+    except (cv2.error, SystemError) as exc:  # OpenCV 5 raises SystemError on malformed XML
+        raise DetectorError(f"cascade file {path} is not an OpenCV cascade (cannot be parsed)") from exc
     if cascade.empty():
         raise DetectorError(f"cascade file {path} is not an OpenCV cascade (empty or wrong format)")
     return cascade

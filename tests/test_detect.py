@@ -1,0 +1,57 @@
+"""Detection plumbing: cascade loading errors, downscaling, verifier re-scoring, NMS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facesortd import detect
+from facesortd.config import DetectionSettings
+from facesortd.detect import DetectorError, Face, FaceDetector, non_max_suppression
+
+
+def test_missing_or_broken_cascade_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DetectorError, match="does not exist"):
+        FaceDetector(DetectionSettings(), [tmp_path / "none.xml"])
+    (tmp_path / "bad.xml").write_text("<opencv_storage></opencv_storage>")
+    with pytest.raises(DetectorError, match="not an OpenCV cascade"):
+        FaceDetector(DetectionSettings(), [tmp_path / "bad.xml"])
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
+    faces = [Face((0, 0, 100, 100), 0.6), Face((5, 5, 100, 100), 0.9), Face((300, 0, 50, 50), 0.5)]
+    kept = non_max_suppression(faces, 0.3)
+    assert [f.score for f in kept] == [0.9, 0.5]
+    inner = [Face((0, 0, 200, 200), 0.9), Face((50, 50, 60, 60), 0.8)]  # small box inside a big one
+    assert non_max_suppression(inner, 0.3) == [inner[0]]
+
+
+class _Cascade:
+    """Stands in for cv2.CascadeClassifier: reports two boxes in the (downscaled) image it gets."""
+
+    def __init__(self) -> None:
+        self.seen: tuple[int, ...] = ()
+
+    def detectMultiScale3(self, img: np.ndarray, **_kw: object):
+        self.seen = img.shape
+        return np.array([[10, 10, 50, 50], [200, 100, 40, 40]]), np.array([20, 20]), np.array([1.5, 0.2])
+
+
+class _Verifier:
+    def score(self, gray: np.ndarray, boxes: list) -> np.ndarray:
+        assert gray.shape == (1080, 1920)  # the verifier looks at the original pixels
+        return np.array([0.95, 0.1])
+
+
+def test_downscaled_detection_maps_boxes_back_and_verifier_rescores(monkeypatch: pytest.MonkeyPatch) -> None:
+    cascade = _Cascade()
+    monkeypatch.setattr(detect, "load_cascade", lambda _p: cascade)
+    monkeypatch.setattr(detect, "_load_verifier", lambda _p: _Verifier())
+    settings = DetectionSettings(max_side=640, verifier=Path("v.npz"))
+    faces = FaceDetector(settings, [Path("c.xml")]).detect(np.zeros((1080, 1920), np.uint8))
+    assert cascade.seen == (360, 640)
+    assert faces == [Face((30, 30, 150, 150), 0.95)]  # x3 back to full size; the 0.1 box is dropped
+    plain = FaceDetector(DetectionSettings(verify=False, min_score=0.0), [Path("c.xml")])
+    assert [round(f.score, 2) for f in plain.detect(np.zeros((1080, 1920), np.uint8))] == [0.82, 0.55]
