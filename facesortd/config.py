@@ -22,7 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-QUARANTINE_REASONS = ("no-face", "unsure", "unreadable", "mixed")
+QUARANTINE_REASONS = ("no-face", "unsure", "unreadable", "mixed", "duplicate")
 """Why a file can land in ``<library>/_quarantine/<reason>/`` (one place for the list)."""
 
 
@@ -95,6 +95,38 @@ class RecognitionSettings(_Section):
     )
 
 
+class WatchSettings(_Section):
+    """How the daemon notices new files in the inbox."""
+
+    recursive: bool = Field(False, description="Also watch sub-folders of the inbox.")
+    polling: bool = Field(
+        False,
+        description="Poll instead of inotify: needed for NFS/SMB inboxes, whose changes inotify misses.",
+    )
+    poll_interval_s: float = Field(1.0, gt=0.0, description="How often the polling observer looks (seconds).")
+    settle_s: float = Field(
+        0.25, ge=0.0, description="A file must keep its size and mtime this long (seconds) before it is read."
+    )
+    rescan_interval_s: float = Field(
+        300.0,
+        ge=0.0,
+        description="Rescan the inbox this often (seconds) for anything events missed; 0: never.",
+    )
+    extensions: list[str] = Field(
+        default_factory=lambda: [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"],
+        description="File name endings that are sorted; anything else in the inbox is left alone.",
+    )
+    ignore: list[str] = Field(
+        default_factory=lambda: [".*", "*.part", "*.crdownload", "*.tmp", "*.download", "~*"],
+        description="Name patterns never touched: hidden files, downloads and temp files in progress.",
+    )
+    workers: int = Field(2, ge=1, le=16, description="Files classified in parallel.")
+    duplicates: Literal["keep", "quarantine"] = Field(
+        "keep",
+        description="Content already sorted before: keep (sort it again) or quarantine (as duplicate).",
+    )
+
+
 class LearningSettings(_Section):
     """How reviewed files become training data and when the model is retrained."""
 
@@ -146,6 +178,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
     images: ImageLimits = Field(default_factory=ImageLimits)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @field_validator("inbox", "library", "state_dir", mode="after")
