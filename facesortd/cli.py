@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -15,7 +18,7 @@ import numpy as np
 from loguru import logger
 
 from facesortd import __version__
-from facesortd.config import ConfigError, Settings, load_settings
+from facesortd.config import ConfigError, Settings, config_home, load_settings
 from facesortd.datasets import DatasetError, is_image_name, load_items, relabel
 from facesortd.decide import Decision, Pipeline
 from facesortd.detect import DetectorError, FaceDetector
@@ -312,6 +315,68 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Watch the inbox and sort files as they arrive, until SIGTERM/SIGINT (as systemd runs it)."""
+    from facesortd.service import Service
+
+    return Service(_settings(args)).run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from facesortd.status import report
+
+    print(report(_settings(args)))
+    return 0
+
+
+def _parse_since(text: str) -> float:
+    """``2h``, ``30m``, ``1d`` ago, or an ISO date/time (``2026-11-24 10:00``)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1] in units:
+        return time.time() - int(text[:-1]) * units[text[-1]]
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise DatasetError(f"--since takes e.g. 2h, 30m, 1d or 2026-11-24T10:00, got {text!r}") from None
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from facesortd.journal import Journal
+    from facesortd.undo import select, undo
+
+    settings = _settings(args)
+    count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
+    files = [] if count is not None else [Path(t) for t in args.targets]
+    since = _parse_since(args.since) if args.since else None
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        moves = select(journal, count, since, files)
+        if not moves:
+            print("nothing to undo")
+        for src, back in undo(journal, moves):
+            print(f"{src} -> {back}" if back else f"{src}: no longer there (moved or deleted since); skipped")
+    except LookupError as exc:
+        raise DatasetError(str(exc)) from exc
+    finally:
+        journal.close()
+    return 0
+
+
+def cmd_install_service(args: argparse.Namespace) -> int:
+    unit_dir = config_home().parent / "systemd" / "user"
+    exe = shutil.which("facesortd") or f"{sys.executable} -m facesortd"
+    template = (
+        resources.files("facesortd").joinpath("data", "facesortd.service.in").read_text(encoding="utf-8")
+    )
+    unit = unit_dir / "facesortd.service"
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    unit.write_text(template.replace("{exec_start}", exe), encoding="utf-8")
+    print(
+        f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user enable --now facesortd"
+    )
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check each thing facesortd needs and say how to fix what is wrong; exit 1 if anything is."""
     from facesortd.doctor import run_checks
@@ -430,6 +495,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="model file (default: the model in force)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "run",
+        help="watch the inbox and sort files as they arrive (the daemon)",
+        description="Run in the foreground, as systemd does: sort what is already in the inbox, then "
+        "every file saved there. SIGTERM or Ctrl-C stops it cleanly.",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="is the daemon running, what it sorted, last errors")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "undo",
+        help="move sorted files back to where they came from",
+        description="Move files back to the folder they came from, using the journal: the last file "
+        "(default), the last N, those sorted --since a time, or the FILEs named (where they are now). "
+        "The daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`.",
+    )
+    p.add_argument(
+        "targets", nargs="*", metavar="N|FILE", help="how many of the last moves, or files to undo"
+    )
+    p.add_argument("--since", metavar="TIME", help="undo every move since TIME (2h, 30m, 1d or an ISO time)")
+    p.set_defaults(func=cmd_undo)
+
+    p = sub.add_parser(
+        "install-service",
+        help="install the systemd user unit",
+        description="Write facesortd.service into ~/.config/systemd/user/ and print the systemctl "
+        "commands that enable it (it runs none itself).",
+    )
+    p.set_defaults(func=cmd_install_service)
 
     p = sub.add_parser(
         "model",

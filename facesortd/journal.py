@@ -1,0 +1,221 @@
+"""The SQLite journal: every file facesortd moves, before and after, so nothing is ever lost.
+
+A move is recorded as ``planned`` (content hash, source, intended destination, decision) and
+committed before the file is touched, then marked ``done`` with the final path. After a crash,
+:func:`recover` finds each ``planned`` entry half-way and completes or rolls it back using the
+hash, so every file ends up exactly once: in the inbox or at its recorded destination.
+WAL mode with synchronous=FULL: a committed entry survives power loss, readers never block the
+daemon.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd.decide import Decision
+from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS moves (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    source TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    action TEXT NOT NULL,
+    emotion TEXT,
+    reason TEXT,
+    confidence REAL,
+    model TEXT,
+    state TEXT NOT NULL CHECK (state IN ('planned', 'done', 'rolled_back', 'undone')),
+    started REAL NOT NULL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS moves_hash ON moves (hash);
+CREATE INDEX IF NOT EXISTS moves_state ON moves (state);
+CREATE TABLE IF NOT EXISTS errors (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, path TEXT, message TEXT NOT NULL
+);
+"""
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of the content: the identity of a file across renames and moves."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Move:
+    """One journal entry."""
+
+    id: int
+    hash: str
+    source: Path
+    destination: Path
+    action: str
+    emotion: str | None
+    reason: str | None
+    confidence: float | None
+    model: str | None
+    state: str
+    started: float
+    finished: float | None
+
+
+class Journal:
+    """One SQLite database per state folder; safe to share between the daemon's threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    @classmethod
+    def for_state_dir(cls, state_dir: Path) -> Journal:
+        return cls(state_dir / "journal.sqlite")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _exec(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    def plan(
+        self, digest: str, source: Path, destination: Path, decision: Decision, model: str | None
+    ) -> int:
+        """Record the intended move (committed before anything is touched); returns its id."""
+        cur = self._exec(
+            "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model, state,"
+            " started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?)",
+            (
+                digest,
+                str(source),
+                str(destination),
+                decision.action,
+                decision.emotion,
+                decision.reason,
+                decision.confidence,
+                model,
+                time.time(),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def finish(self, move_id: int, state: str, destination: Path | None = None) -> None:
+        """Mark a move done (with its final path), rolled back, or undone."""
+        if destination is None:
+            self._exec("UPDATE moves SET state = ?, finished = ? WHERE id = ?", (state, time.time(), move_id))
+        else:
+            self._exec(
+                "UPDATE moves SET state = ?, finished = ?, destination = ? WHERE id = ?",
+                (state, time.time(), str(destination), move_id),
+            )
+
+    def error(self, path: Path | None, message: str) -> None:
+        self._exec(
+            "INSERT INTO errors (at, path, message) VALUES (?, ?, ?)", (time.time(), str(path), message)
+        )
+
+    def _moves(self, where: str, args: tuple[object, ...] = ()) -> list[Move]:
+        rows = self._exec(f"SELECT * FROM moves WHERE {where}", args).fetchall()
+        return [
+            Move(r[0], r[1], Path(r[2]), Path(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+            for r in rows
+        ]
+
+    def planned(self) -> list[Move]:
+        return self._moves("state = 'planned' ORDER BY id")
+
+    def last_for_hash(self, digest: str) -> Move | None:
+        """The newest finished entry for this content (done or undone), if any."""
+        found = self._moves("hash = ? AND state IN ('done', 'undone') ORDER BY id DESC LIMIT 1", (digest,))
+        return found[0] if found else None
+
+    def done_moves(self, since: float = 0.0, limit: int | None = None) -> list[Move]:
+        """Finished moves, newest first."""
+        sql = "state = 'done' AND finished >= ? ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        return self._moves(sql, (since,))
+
+    def done_at(self, destination: Path) -> Move | None:
+        found = self._moves(
+            "state = 'done' AND destination = ? ORDER BY id DESC LIMIT 1", (str(destination),)
+        )
+        return found[0] if found else None
+
+    def counts(self, since: float = 0.0) -> dict[str, int]:
+        """Done moves per outcome (``happy``, ``quarantine/no-face`` ...) since a time."""
+        rows = self._exec(
+            "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves"
+            " WHERE state = 'done' AND finished >= ? GROUP BY 1, 2, 3",
+            (since,),
+        ).fetchall()
+        return {(e if a == "sorted" else f"quarantine/{r}"): n for a, e, r, n in rows}
+
+    def last_errors(self, n: int = 5) -> list[tuple[float, str, str]]:
+        return self._exec("SELECT at, path, message FROM errors ORDER BY id DESC LIMIT ?", (n,)).fetchall()
+
+
+def recover(journal: Journal) -> Iterator[str]:
+    """Finish or roll back moves a crash interrupted; yields one line per repaired entry.
+
+    The move protocol (durable.move_no_replace) only removes the source after the destination
+    is whole and synced, so: source still there -> any copy of it at the destination is an
+    unfinished extra and is removed (rolled back; the file is sorted again). Source gone -> the
+    file is whole at the destination: find it by hash and mark the move done.
+    """
+    for move in journal.planned():
+        copies = _copies_at_destination(move)
+        if move.source.exists():
+            for extra in copies:
+                if journal.done_at(extra) is None:
+                    extra.unlink()
+                    fsync_dir(extra.parent)
+            journal.finish(move.id, "rolled_back")
+            yield f"rolled back the interrupted move of {move.source} (it stays in the inbox)"
+        elif copies:
+            journal.finish(move.id, "done", copies[0])
+            yield f"completed the interrupted move of {move.source} -> {copies[0]}"
+        else:
+            journal.finish(move.id, "rolled_back")
+            journal.error(move.source, "interrupted move: file was neither at its source nor its destination")
+            yield f"{move.source}: interrupted move found no file (moved away by someone else?)"
+    _remove_stale_temp_files(journal)
+
+
+def _copies_at_destination(move: Move) -> list[Path]:
+    """Files named like the intended destination (or its ' (n)' variants) holding the same content."""
+    out = []
+    for n in range(1000):
+        candidate = numbered(move.destination, n)
+        if not candidate.exists():
+            if n > 0:
+                break
+            continue
+        if candidate.is_file() and file_hash(candidate) == move.hash:
+            out.append(candidate)
+    return out
+
+
+def _remove_stale_temp_files(journal: Journal) -> None:
+    """Half-written cross-filesystem copies (hidden temp names) in destination folders are garbage."""
+    folders = {Path(r[0]).parent for r in journal._exec("SELECT DISTINCT destination FROM moves").fetchall()}
+    for folder in folders:
+        for tmp in folder.glob(TMP_PREFIX + "*") if folder.is_dir() else []:
+            logger.warning("removing a half-written copy left by a crash: {}", tmp)
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,267 @@
+"""The daemon: settled paths -> queue -> workers (decide, journal, move) -> status and systemd.
+
+The watch thread only enqueues; classification runs in a small pool of worker threads (OpenCV
+and numpy release the GIL), each with its own detector, since OpenCV's cascade objects are not
+safe to share. Every move is journaled before and after (journal.py), so a kill at any instant
+is repaired at the next start. SIGTERM lets the current files finish, then exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd.config import Settings
+from facesortd.decide import Decision, Pipeline
+from facesortd.detect import FaceDetector
+from facesortd.durable import atomic_writer
+from facesortd.journal import Journal, file_hash, recover
+from facesortd.library import Library
+from facesortd.model_store import load_model_in_force, model_in_force
+from facesortd.progress import Progress
+from facesortd.sdnotify import notify, watchdog_period
+from facesortd.watch import InboxWatcher, scan
+
+STATUS_FILE = "status.json"
+MAX_BACKOFF_S = 300.0
+
+
+def default_pipeline(settings: Settings) -> Pipeline:
+    return Pipeline(
+        FaceDetector(settings.detection), load_model_in_force(settings), settings.recognition, settings.images
+    )
+
+
+class Service:
+    """Owns the queue, the workers, the watcher and the journal for one inbox/library pair."""
+
+    def __init__(
+        self, settings: Settings, make_pipeline: Callable[[Settings], Pipeline] = default_pipeline
+    ) -> None:
+        self.settings = settings
+        self.make_pipeline = make_pipeline
+        self.library = Library(settings.library)
+        self.journal = Journal.for_state_dir(settings.state_dir)
+        self.stop_event = threading.Event()
+        self.counts: Counter[str] = Counter()
+        self.backlog: Progress | None = None
+        self._queue: queue.Queue[Path] = queue.Queue()
+        self._queued: set[Path] = set()
+        self._lock = threading.Lock()
+        self._failures: dict[Path, int] = {}
+        self._busy = 0
+        self._beat = time.monotonic()
+        self._model_name = "none"
+        self.started = time.time()
+
+    # -- queue -------------------------------------------------------------------------------
+    def enqueue(self, path: Path) -> None:
+        with self._lock:
+            if path in self._queued:
+                return
+            self._queued.add(path)
+        self._queue.put(path)
+
+    def queue_length(self) -> int:
+        return self._queue.qsize() + self._busy
+
+    # -- main loop ---------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or ``stop()``); returns the exit code."""
+        s = self.settings
+        for folder in (s.inbox, s.library, s.state_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        for line in recover(self.journal):
+            logger.warning(line)
+        pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
+        self._model_name = _model_name(s)
+        watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
+        watcher.start()
+        backlog = list(scan(s.inbox, s.watch))
+        if backlog:
+            logger.info("{} file(s) already in {}: sorting them first", len(backlog), s.inbox)
+            self.backlog = Progress(len(backlog), "backlog")
+        for path in backlog:
+            self.enqueue(path)
+        workers = [
+            threading.Thread(target=self._work, args=(p,), name=f"worker-{i}")
+            for i, p in enumerate(pipelines)
+        ]
+        for w in workers:
+            w.start()
+        self._install_signals()
+        notify("READY=1")
+        logger.info("watching {} (library {}, {} worker(s))", s.inbox, s.library, len(workers))
+        period = watchdog_period()
+        last_rescan = time.monotonic()
+        while not self.stop_event.wait(min(1.0, period or 1.0)):
+            now = time.monotonic()
+            if not watcher.alive():
+                logger.error("the watcher stopped (inbox removed or renamed?); restarting it and rescanning")
+                s.inbox.mkdir(parents=True, exist_ok=True)
+                watcher.stop()
+                watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
+                watcher.start()
+                last_rescan = 0.0
+            if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
+                last_rescan = now
+                for path in scan(s.inbox, s.watch):
+                    self.enqueue(path)
+            if period and (self._busy == 0 or now - self._beat < 4 * period):
+                notify("WATCHDOG=1")  # withheld while a worker is stuck on one file: systemd restarts us
+            self._publish_status()
+        logger.info("stopping: finishing the files in progress")
+        watcher.stop()
+        for w in workers:
+            w.join(timeout=30)
+        self._publish_status()
+        self.journal.close()
+        notify("STOPPING=1")
+        return 0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop())
+
+    # -- workers -----------------------------------------------------------------------------
+    def _work(self, pipeline: Pipeline) -> None:
+        model_key = _model_key(self.settings)
+        while not self.stop_event.is_set():
+            try:
+                path = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            with self._lock:
+                self._queued.discard(path)
+                self._busy += 1
+            try:
+                key = _model_key(self.settings)
+                if key != model_key:  # a retrain or rollback swapped the model: use it from now on
+                    pipeline.model = load_model_in_force(self.settings)
+                    model_key = key
+                    self._model_name = _model_name(self.settings)
+                    logger.info("model changed: now using {}", self._model_name)
+                self.process(pipeline, path)
+            except Exception as exc:  # one bad file must never stop the service
+                logger.exception("{}: unexpected error, left in the inbox: {}", path, exc)
+                self.journal.error(path, f"unexpected: {exc}")
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                self._beat = time.monotonic()
+                if self.backlog and self.backlog.done < self.backlog.total:
+                    self.backlog.step()
+
+    def process(self, pipeline: Pipeline, path: Path) -> Path | None:
+        """Decide, journal and move one file; returns where it went (None: left in the inbox)."""
+        if path.is_symlink() or not path.is_file():
+            if path.is_symlink():
+                logger.warning("{}: a symbolic link; left alone (facesortd only moves real files)", path)
+            return None
+        started = time.perf_counter()
+        try:
+            digest = file_hash(path)
+        except PermissionError:
+            st = path.stat()
+            digest = f"unreadable:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        except FileNotFoundError:
+            return None
+        previous = self.journal.last_for_hash(digest)
+        if previous and previous.state == "undone" and previous.source == path:
+            logger.info("{}: you undid its sort, so it stays (sort it by hand: facesortd sort FILE)", path)
+            return None
+        if self.settings.watch.duplicates == "quarantine" and previous and previous.destination.exists():
+            decision = Decision.quarantine("duplicate", detail=f"same content as {previous.destination}")
+        else:
+            decision = pipeline.decide(path)
+        move_id = self.journal.plan(
+            digest, path, self.library.destination(path, decision), decision, self._model_name
+        )
+        try:
+            final = self.library.apply(path, decision)
+        except FileNotFoundError:
+            self.journal.finish(move_id, "rolled_back")
+            return None
+        except OSError as exc:
+            self.journal.finish(move_id, "rolled_back")
+            self._retry_later(path, exc)
+            return None
+        self.journal.finish(move_id, "done", final)
+        self._failures.pop(path, None)
+        key = decision.emotion if decision.action == "sorted" else f"quarantine/{decision.reason}"
+        self.counts[key or "?"] += 1
+        ms = (time.perf_counter() - started) * 1000
+        what = (
+            f"{decision.emotion} {decision.confidence:.2f}"
+            if decision.action == "sorted"
+            else decision.reason
+        )
+        logger.info(
+            "{} -> {}  [{}{}, {:.0f} ms]",
+            path,
+            final,
+            what,
+            f" - {decision.detail}" * bool(decision.detail),
+            ms,
+        )
+        return final
+
+    def _retry_later(self, path: Path, exc: OSError) -> None:
+        """Library full or not writable: the file stays in the inbox and is tried again, backing off."""
+        n = self._failures.get(path, 0) + 1
+        self._failures[path] = n
+        delay = min(MAX_BACKOFF_S, 2.0**n)
+        logger.error(
+            "{}: cannot move it into the library ({}); it stays in the inbox, retry in {:.0f} s",
+            path,
+            exc,
+            delay,
+        )
+        self.journal.error(path, f"move failed: {exc}")
+        timer = threading.Timer(delay, self.enqueue, args=(path,))
+        timer.daemon = True
+        timer.start()
+
+    # -- status ------------------------------------------------------------------------------
+    def _publish_status(self) -> None:
+        status = {
+            "pid": os.getpid(),
+            "started": self.started,
+            "updated": time.time(),
+            "queue": self.queue_length(),
+            "model": self._model_name,
+            "sorted_since_start": dict(self.counts),
+        }
+        try:
+            with atomic_writer(self.settings.state_dir / STATUS_FILE) as fh:
+                fh.write(json.dumps(status).encode())
+        except OSError as exc:
+            logger.warning("cannot write the status file: {}", exc)
+        total = sum(self.counts.values())
+        notify(f"STATUS=sorted {total} since start, queue {status['queue']}, model {self._model_name}")
+
+
+def _model_key(settings: Settings) -> tuple[str, int] | None:
+    path = model_in_force(settings)
+    try:
+        return (str(path), path.stat().st_mtime_ns) if path else None
+    except OSError:
+        return None
+
+
+def _model_name(settings: Settings) -> str:
+    path = model_in_force(settings)
+    return path.name if path else "none"

@@ -1,0 +1,58 @@
+"""``facesortd status``: is the daemon running, what has it done, what went wrong lately."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from facesortd.config import Settings
+from facesortd.journal import Journal
+from facesortd.model_store import model_in_force
+from facesortd.service import STATUS_FILE
+
+
+def daemon_state(settings: Settings) -> dict[str, object] | None:
+    """The running daemon's last published status, or None if no daemon runs for this state folder."""
+    path = settings.state_dir / STATUS_FILE
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+        os.kill(int(status["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return status if time.time() - float(status.get("updated", 0)) < 30 else None
+
+
+def report(settings: Settings) -> str:
+    """The status text: daemon, model, counts today and in total, last errors."""
+    lines = []
+    state = daemon_state(settings)
+    if state:
+        lines.append(f"daemon: running (pid {state['pid']}), queue {state['queue']}, model {state['model']}")
+    else:
+        lines.append(
+            "daemon: not running (start it with `facesortd run` or `systemctl --user start facesortd`)"
+        )
+    model = model_in_force(settings)
+    lines.append(f"model in force: {model or 'none (every face is unsure)'}")
+    if not (settings.state_dir / "journal.sqlite").exists():
+        lines.append("nothing sorted yet")
+        return "\n".join(lines)
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
+        for title, since in (("today", midnight), ("in total", 0.0)):
+            counts = journal.counts(since)
+            body = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing"
+            lines.append(f"{title}: {sum(counts.values())} file(s): {body}")
+        errors = journal.last_errors()
+        if errors:
+            lines.append("last errors:")
+            for at, path, message in errors:
+                lines.append(
+                    f"  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))} {Path(path).name}: {message}"
+                )
+    finally:
+        journal.close()
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""watchdog events -> settled paths. Nothing else in facesortd knows about inotify or watchdog.
+
+A file counts as arrived when its writer closes it (inotify IN_CLOSE_WRITE), when it is renamed
+or moved into the inbox (how browsers and screenshot tools finish a save), or when a rescan finds
+it. It is handed on only once its size and mtime have stayed the same for ``settle_s``: a file
+still being written is never read.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from loguru import logger
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from facesortd.config import WatchSettings
+
+
+def wanted(path: Path, settings: WatchSettings) -> bool:
+    """Should this name be sorted? Hidden/temp names and unknown extensions are left alone."""
+    name = path.name
+    if any(fnmatch.fnmatch(name, pattern) for pattern in settings.ignore):
+        return False
+    return path.suffix.lower() in {e.lower() for e in settings.extensions}
+
+
+def scan(inbox: Path, settings: WatchSettings) -> Iterator[Path]:
+    """Every wanted regular file in the inbox (sub-folders too if recursive), oldest first."""
+    pattern = "**/*" if settings.recursive else "*"
+    files = [p for p in inbox.glob(pattern) if wanted(p, settings) and p.is_file() and not p.is_symlink()]
+    yield from sorted(files, key=lambda p: _mtime(p) or 0.0)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+class Settler:
+    """Holds candidate paths until they stop changing, then hands them to ``ready``.
+
+    A background thread polls the candidates every ``tick`` seconds; ``offer`` never blocks, so
+    the watchdog thread never waits on anything.
+    """
+
+    def __init__(self, settle_s: float, ready: Callable[[Path], None], tick: float = 0.05) -> None:
+        self.settle_s = settle_s
+        self.ready = ready
+        self.tick = tick
+        self._pending: dict[Path, tuple[tuple[int, int] | None, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="settler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def offer(self, path: Path) -> None:
+        with self._lock:
+            self._pending.setdefault(path, (None, time.monotonic()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick):
+            now = time.monotonic()
+            settled = []
+            with self._lock:
+                for path, (seen, since) in list(self._pending.items()):
+                    try:
+                        st = path.lstat()
+                    except OSError:
+                        del self._pending[path]  # gone (renamed away, deleted): nothing to do
+                        continue
+                    current = (st.st_size, st.st_mtime_ns)
+                    if current != seen:
+                        self._pending[path] = (current, now)
+                    elif now - since >= self.settle_s:
+                        del self._pending[path]
+                        settled.append(path)
+            for path in settled:
+                self.ready(path)
+
+
+class _Handler(FileSystemEventHandler):
+    """inotify: close-after-write and moves only (a creation is not an arrival: the writer may be
+    slow). Polling: creations and modifications too, since pollers see no close events; the
+    settle time then has to cover the writer's pauses."""
+
+    def __init__(self, settings: WatchSettings, offer: Callable[[Path], None], polling: bool) -> None:
+        self.settings = settings
+        self.offer = offer
+        self.polling = polling
+
+    def _consider(self, raw: str | bytes) -> None:
+        path = Path(raw.decode() if isinstance(raw, bytes) else raw)
+        if wanted(path, self.settings):
+            self.offer(path)
+
+    def on_closed(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self._consider(event.src_path)
+
+    def on_moved(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self._consider(event.dest_path)
+
+    def on_created(self, event: FileSystemEvent) -> None:
+        if self.polling and not event.is_directory:
+            self._consider(event.src_path)
+
+    def on_modified(self, event: FileSystemEvent) -> None:
+        if self.polling and not event.is_directory:
+            self._consider(event.src_path)
+
+
+class InboxWatcher:
+    """Watches the inbox and feeds settled paths to ``ready``; falls back to polling if inotify fails."""
+
+    def __init__(self, inbox: Path, settings: WatchSettings, ready: Callable[[Path], None]) -> None:
+        self.inbox = inbox
+        self.settings = settings
+        self.settler = Settler(settings.settle_s, ready)
+        self._observer: BaseObserver | None = None
+
+    def start(self) -> None:
+        self.settler.start()
+        try:
+            self._observer = self._observe(self.settings.polling)
+        except OSError as exc:  # ENOSPC: inotify watch or instance limit reached
+            logger.error(
+                "cannot watch {} with inotify ({}); polling every {} s instead",
+                self.inbox,
+                exc,
+                self.settings.poll_interval_s,
+            )
+            self._observer = self._observe(True)
+
+    def _observe(self, polling: bool) -> BaseObserver:
+        observer = PollingObserver(timeout=self.settings.poll_interval_s) if polling else Observer()
+        handler = _Handler(self.settings, self.settler.offer, polling)
+        observer.schedule(handler, str(self.inbox), recursive=self.settings.recursive)
+        observer.start()
+        return observer
+
+    def alive(self) -> bool:
+        """False once the observer thread died (e.g. the inbox was deleted): the caller restarts it."""
+        return self._observer is not None and self._observer.is_alive()
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+        self.settler.stop()
