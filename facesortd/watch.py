@@ -2,8 +2,8 @@
 
 A file counts as arrived when its writer closes it (inotify IN_CLOSE_WRITE), when it is renamed
 or moved into the inbox (how browsers and screenshot tools finish a save), or when a rescan finds
-it. It is handed on only once its size and mtime have stayed the same for ``settle_s``: a file
-still being written is never read.
+it. It is handed on only once no process holds it open for writing (as far as inotify shows) and
+its size and mtime have stayed the same for ``settle_s``: a file still being written is never read.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class Settler:
         self.settle_s = settle_s
         self.ready = ready
         self.tick = tick
+        self.is_open: Callable[[Path], bool] = lambda _path: False
         self._pending: dict[Path, tuple[tuple[int, int] | None, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -88,7 +90,7 @@ class Settler:
                         del self._pending[path]  # gone (renamed away, deleted): nothing to do
                         continue
                     current = (st.st_size, st.st_mtime_ns)
-                    if current != seen:
+                    if current != seen or self.is_open(path):
                         self._pending[path] = (current, now)
                     elif now - since >= self.settle_s:
                         del self._pending[path]
@@ -98,35 +100,62 @@ class Settler:
 
 
 class _Handler(FileSystemEventHandler):
-    """inotify: close-after-write and moves only (a creation is not an arrival: the writer may be
-    slow). Polling: creations and modifications too, since pollers see no close events; the
-    settle time then has to cover the writer's pauses."""
+    """Turns watchdog events into offers to the settler.
+
+    inotify: a file is offered when its writer closes it, when it is renamed within the inbox,
+    and when it appears otherwise (moved in from another folder, which inotify reports as a
+    creation); files some process holds open are tracked so a creation is never handed on while
+    its writer is still at work, however long it pauses. Polling: creations and modifications,
+    since pollers see no open/close events; the settle time then has to cover a writer's pauses.
+    """
 
     def __init__(self, settings: WatchSettings, offer: Callable[[Path], None], polling: bool) -> None:
         self.settings = settings
         self.offer = offer
         self.polling = polling
+        self._open: Counter[Path] = Counter()
+        self._lock = threading.Lock()
 
-    def _consider(self, raw: str | bytes) -> None:
+    def is_open(self, path: Path) -> bool:
+        with self._lock:
+            return self._open[path] > 0
+
+    def _path(self, raw: str | bytes) -> Path | None:
         path = Path(raw.decode() if isinstance(raw, bytes) else raw)
-        if wanted(path, self.settings):
+        return path if wanted(path, self.settings) else None
+
+    def on_opened(self, event: FileSystemEvent) -> None:
+        if not event.is_directory and (path := self._path(event.src_path)):
+            with self._lock:
+                self._open[path] += 1
+
+    def _closed(self, event: FileSystemEvent, offer: bool) -> None:
+        if event.is_directory or not (path := self._path(event.src_path)):
+            return
+        with self._lock:
+            self._open[path] -= 1
+            if self._open[path] <= 0:
+                del self._open[path]
+        if offer:
             self.offer(path)
 
     def on_closed(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self._consider(event.src_path)
+        self._closed(event, offer=True)
+
+    def on_closed_no_write(self, event: FileSystemEvent) -> None:
+        self._closed(event, offer=False)
 
     def on_moved(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self._consider(event.dest_path)
+        if not event.is_directory and (path := self._path(event.dest_path)):
+            self.offer(path)
 
     def on_created(self, event: FileSystemEvent) -> None:
-        if self.polling and not event.is_directory:
-            self._consider(event.src_path)
+        if not event.is_directory and (path := self._path(event.src_path)):
+            self.offer(path)
 
     def on_modified(self, event: FileSystemEvent) -> None:
-        if self.polling and not event.is_directory:
-            self._consider(event.src_path)
+        if self.polling and not event.is_directory and (path := self._path(event.src_path)):
+            self.offer(path)
 
 
 class InboxWatcher:
@@ -154,6 +183,7 @@ class InboxWatcher:
     def _observe(self, polling: bool) -> BaseObserver:
         observer = PollingObserver(timeout=self.settings.poll_interval_s) if polling else Observer()
         handler = _Handler(self.settings, self.settler.offer, polling)
+        self.settler.is_open = handler.is_open
         observer.schedule(handler, str(self.inbox), recursive=self.settings.recursive)
         observer.start()
         return observer

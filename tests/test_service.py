@@ -1,0 +1,237 @@
+"""The daemon on temp folders, with files arriving the ways real tools deliver them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synthetic import BrightBlobDetector, draw_screenshot
+
+from facesortd.config import Settings, load_settings
+from facesortd.decide import Pipeline
+from facesortd.journal import Journal, file_hash, recover
+from facesortd.service import Service
+
+
+def _png_bytes(seed: int, face: bool = True, shape: tuple[int, int] = (120, 160)) -> bytes:
+    rng = np.random.default_rng(seed)
+    img = draw_screenshot("happy", rng, shape, 80)[0] if face else rng.integers(0, 120, (*shape, 3), np.uint8)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def _stub_pipeline(settings: Settings) -> Pipeline:
+    return Pipeline(BrightBlobDetector(), None, settings.recognition, settings.images)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(
+        inbox=tmp_path / "inbox",
+        library=tmp_path / "lib",
+        state_dir=tmp_path / "state",
+        watch={"settle_s": 0.2, "rescan_interval_s": 0},
+    )
+
+
+@pytest.fixture
+def daemon(settings: Settings) -> Iterator[Service]:
+    service = Service(settings, _stub_pipeline)
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    _wait(lambda: (settings.state_dir / "status.json").exists())
+    yield service
+    service.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def _wait(cond, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting")
+
+
+def _library_files(settings: Settings) -> dict[str, Path]:
+    return {file_hash(p): p for p in settings.library.rglob("*") if p.is_file()}
+
+
+def test_backlog_present_before_start_is_sorted(settings: Settings) -> None:
+    settings.inbox.mkdir(parents=True)
+    for i in range(5):
+        (settings.inbox / f"old {i}.png").write_bytes(_png_bytes(i, face=i % 2 == 0))
+    service = Service(settings, _stub_pipeline)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    _wait(lambda: not any(settings.inbox.iterdir()))
+    service.stop()
+    thread.join(timeout=30)
+    assert len(list((settings.library / "_quarantine" / "unsure").iterdir())) == 3
+    assert len(list((settings.library / "_quarantine" / "no-face").iterdir())) == 2
+
+
+def test_slow_writer_is_not_touched_until_it_closes(daemon: Service, settings: Settings) -> None:
+    data = _png_bytes(1)
+    target = settings.inbox / "slow.png"
+    with target.open("wb") as fh:
+        for i in range(0, len(data), len(data) // 4 + 1):
+            fh.write(data[i : i + len(data) // 4 + 1])
+            fh.flush()
+            time.sleep(0.5)  # longer than settle_s: only the close may count as arrival
+            assert target.exists(), "moved while still being written"
+    _wait(lambda: not target.exists())
+    assert hashlib.sha256(data).hexdigest() in _library_files(settings)
+
+
+def test_write_then_rename_and_temp_names_are_left_alone(daemon: Service, settings: Settings) -> None:
+    part = settings.inbox / "download.png.part"
+    part.write_bytes(_png_bytes(2))
+    hidden = settings.inbox / ".hidden.png"
+    hidden.write_bytes(_png_bytes(3))
+    notes = settings.inbox / "notes.txt"
+    notes.write_text("not an image")
+    time.sleep(0.6)
+    assert part.exists() and hidden.exists()
+    part.rename(settings.inbox / "download.png")
+    _wait(lambda: not (settings.inbox / "download.png").exists())
+    assert hidden.exists() and notes.exists()
+
+
+def test_copy_from_another_folder_and_odd_names(daemon: Service, settings: Settings, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    names = ["with space ü.png", "new\nline.png", "x" * 200 + ".png", "ünïcödé 表情.png"]
+    for i, name in enumerate(names):
+        (elsewhere / name).write_bytes(_png_bytes(10 + i))
+        shutil.copy(elsewhere / name, settings.inbox / name)
+    _wait(lambda: not any(settings.inbox.iterdir()))
+    assert {hashlib.sha256(_png_bytes(10 + i)).hexdigest() for i in range(4)} <= set(_library_files(settings))
+
+
+def test_bad_files_go_to_unreadable_and_symlinks_stay(
+    daemon: Service, settings: Settings, tmp_path: Path
+) -> None:
+    (settings.inbox / "empty.png").write_bytes(b"")
+    (settings.inbox / "text.png").write_text("hello")
+    (settings.inbox / "cut.png").write_bytes(_png_bytes(5)[:300])
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(_png_bytes(6))
+    (settings.inbox / "link.png").symlink_to(outside)
+    _wait(lambda: len(list((settings.library / "_quarantine" / "unreadable").glob("*"))) == 3)
+    daemon.enqueue(settings.inbox / "link.png")  # even when asked directly
+    time.sleep(0.5)
+    assert (settings.inbox / "link.png").is_symlink() and outside.exists()
+
+
+@pytest.mark.slow
+def test_burst_of_2000_files_loses_nothing(daemon: Service, settings: Settings, tmp_path: Path) -> None:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    expected = set()
+    for i in range(2000):
+        data = _png_bytes(i, face=False, shape=(16, 16))
+        expected.add(hashlib.sha256(data).hexdigest())
+        (staging / f"b{i}.png").write_bytes(data)
+    for p in staging.iterdir():
+        p.rename(settings.inbox / p.name)
+    _wait(lambda: not any(settings.inbox.iterdir()), timeout=240)
+    _wait(lambda: daemon.queue_length() == 0)
+    files = [p for p in settings.library.rglob("*") if p.is_file()]
+    assert len(files) == 2000 and {file_hash(p) for p in files} == expected
+
+
+def test_library_errors_keep_the_file_in_the_inbox_and_retry(daemon: Service, settings: Settings) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root ignores directory permissions")
+    quarantine = settings.library / "_quarantine"
+    quarantine.mkdir(parents=True)
+    quarantine.chmod(0o500)
+    try:
+        (settings.inbox / "a.png").write_bytes(_png_bytes(7))
+        time.sleep(1.0)
+        assert (settings.inbox / "a.png").exists()
+    finally:
+        quarantine.chmod(0o700)
+    _wait(lambda: not (settings.inbox / "a.png").exists(), timeout=10)
+
+
+def test_undo_puts_a_file_back_and_the_daemon_leaves_it(daemon: Service, settings: Settings) -> None:
+    from facesortd import cli
+
+    (settings.inbox / "oops.png").write_bytes(_png_bytes(8))
+    _wait(lambda: not (settings.inbox / "oops.png").exists())
+    env = {"FACESORTD_STATE_DIR": str(settings.state_dir)}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        assert cli.main(["undo", "1"]) == 0
+    assert (settings.inbox / "oops.png").exists()
+    daemon.enqueue(settings.inbox / "oops.png")
+    time.sleep(0.8)
+    assert (settings.inbox / "oops.png").exists()
+
+
+def test_recovery_rolls_back_or_completes_interrupted_moves(settings: Settings) -> None:
+    from facesortd.decide import Decision
+
+    settings.inbox.mkdir(parents=True)
+    dest_dir = settings.library / "happy"
+    dest_dir.mkdir(parents=True)
+    journal = Journal.for_state_dir(settings.state_dir)
+    decision = Decision("sorted", emotion="happy", confidence=0.9)
+    a = settings.inbox / "a.png"
+    a.write_bytes(b"A" * 100)
+    os.link(a, dest_dir / "a.png")  # crash after link, before unlink: file in both places
+    journal.plan(file_hash(a), a, dest_dir / "a.png", decision, "m")
+    b = settings.inbox / "b.png"
+    (dest_dir / "b.png").write_bytes(b"B" * 100)  # crash after unlink, before 'done'
+    journal.plan(file_hash(dest_dir / "b.png"), b, dest_dir / "b.png", decision, "m")
+    (dest_dir / ".facesortd-tmp-half").write_bytes(b"half a copy")
+    lines = list(recover(journal))
+    assert len(lines) == 2
+    assert a.read_bytes() == b"A" * 100 and not (dest_dir / "a.png").exists()
+    assert (dest_dir / "b.png").exists() and not b.exists()
+    assert not (dest_dir / ".facesortd-tmp-half").exists()
+    assert journal.planned() == [] and journal.counts() == {"happy": 1}
+
+
+def test_sd_notify_ready_and_status(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(10)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    service = Service(settings, _stub_pipeline)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        messages = {sock.recv(4096).decode() for _ in range(2)}
+        assert "READY=1" in messages and any(m.startswith("STATUS=") for m in messages)
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+        sock.close()
+
+
+def test_status_reports_counts(daemon: Service, settings: Settings) -> None:
+    from facesortd.status import report
+
+    (settings.inbox / "s.png").write_bytes(_png_bytes(9, face=False))
+    _wait(lambda: not (settings.inbox / "s.png").exists())
+    time.sleep(1.2)  # let the daemon publish its status
+    text = report(settings)
+    assert "daemon: running" in text and "quarantine/no-face 1" in text and "today: 1 file(s)" in text
