@@ -78,6 +78,7 @@ class Service:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop()``); returns the exit code."""
         s = self.settings
+        self._install_signals()
         for folder in (s.inbox, s.library, s.state_dir):
             folder.mkdir(parents=True, exist_ok=True)
         for line in recover(self.journal):
@@ -98,7 +99,6 @@ class Service:
         ]
         for w in workers:
             w.start()
-        self._install_signals()
         notify("READY=1")
         logger.info("watching {} (library {}, {} worker(s))", s.inbox, s.library, len(workers))
         period = watchdog_period()

@@ -58,3 +58,31 @@ def write_crop_dataset(root: Path, per_class: int, size: int = 80, seed: int = 0
 @pytest.fixture
 def crop_dataset(tmp_path: Path) -> Path:
     return write_crop_dataset(tmp_path / "crops", per_class=30)
+
+
+@pytest.fixture(scope="session")
+def tiny_cascade(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (weak) OpenCV cascade trained by facesortd's own trainer on drawn faces, in seconds.
+
+    For tests that run the daemon as a subprocess, which needs a cascade file to start; what it
+    detects does not matter there.
+    """
+    from synthetic import draw_screenshot
+
+    from facesortd.cascade_train.samples import BoxedImage
+    from facesortd.cascade_train.trainer import TrainParams, train_cascade
+
+    rng = np.random.default_rng(0)
+    faces = [
+        cv2.resize(draw_face(EMOTIONS[i % 4], 96, rng), (24, 24), interpolation=cv2.INTER_AREA)
+        for i in range(200)
+    ]
+    backgrounds = []
+    for i in range(20):
+        img, box = draw_screenshot(EMOTIONS[i % 4], rng)
+        backgrounds.append(BoxedImage(f"bg{i}", cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (box,)))
+    out = tmp_path_factory.mktemp("cascade") / "tiny.xml"
+    train_cascade(
+        np.stack(faces), backgrounds, TrainParams(stages=2, num_pos=200, num_neg=300, max_trees=5), out
+    )
+    return out

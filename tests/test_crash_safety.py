@@ -1,0 +1,23 @@
+"""The real daemon as a subprocess: SIGTERM exits 0 quickly, SIGKILL at any moment loses nothing."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import crash_trials
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_burst_loses_nothing(tiny_cascade: Path) -> None:
+    for seed in range(3):
+        assert crash_trials.trial(tiny_cascade, files=40, seed=seed, max_delay=2.5) == []
+
+
+def test_trial_script_reports(tiny_cascade: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert crash_trials.main(["--trials", "1", "--files", "10", "--cascade", str(tiny_cascade)]) == 0
+    assert "1 trials of 10 files" in capsys.readouterr().out
