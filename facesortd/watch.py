@@ -58,7 +58,7 @@ class Settler:
         self.ready = ready
         self.tick = tick
         self.is_open: Callable[[Path], bool] = lambda _path: False
-        self._pending: dict[Path, tuple[tuple[int, int] | None, float]] = {}
+        self._pending: dict[Path, tuple[tuple[int, int] | None, float, bool]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="settler", daemon=True)
@@ -70,9 +70,12 @@ class Settler:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def offer(self, path: Path) -> None:
+    def offer(self, path: Path, finished: bool = False) -> None:
+        """Watch ``path``; ``finished`` (its writer closed it, or it was renamed into place) skips the
+        stability wait, which only guards arrivals whose end nobody reported."""
         with self._lock:
-            self._pending.setdefault(path, (None, time.monotonic()))
+            seen, since, was_finished = self._pending.get(path, (None, time.monotonic(), False))
+            self._pending[path] = (seen, since, was_finished or finished)
 
     def __len__(self) -> int:
         with self._lock:
@@ -83,16 +86,16 @@ class Settler:
             now = time.monotonic()
             settled = []
             with self._lock:
-                for path, (seen, since) in list(self._pending.items()):
+                for path, (seen, since, finished) in list(self._pending.items()):
                     try:
                         st = path.lstat()
                     except OSError:
                         del self._pending[path]  # gone (renamed away, deleted): nothing to do
                         continue
                     current = (st.st_size, st.st_mtime_ns)
-                    if current != seen or self.is_open(path):
-                        self._pending[path] = (current, now)
-                    elif now - since >= self.settle_s:
+                    if self.is_open(path) or (current != seen and not finished):
+                        self._pending[path] = (current, now, finished)
+                    elif finished or now - since >= self.settle_s:
                         del self._pending[path]
                         settled.append(path)
             for path in settled:
@@ -109,7 +112,7 @@ class _Handler(FileSystemEventHandler):
     since pollers see no open/close events; the settle time then has to cover a writer's pauses.
     """
 
-    def __init__(self, settings: WatchSettings, offer: Callable[[Path], None], polling: bool) -> None:
+    def __init__(self, settings: WatchSettings, offer: Callable[..., None], polling: bool) -> None:
         self.settings = settings
         self.offer = offer
         self.polling = polling
@@ -137,7 +140,7 @@ class _Handler(FileSystemEventHandler):
             if self._open[path] <= 0:
                 del self._open[path]
         if offer:
-            self.offer(path)
+            self.offer(path, finished=True)
 
     def on_closed(self, event: FileSystemEvent) -> None:
         self._closed(event, offer=True)
@@ -147,7 +150,7 @@ class _Handler(FileSystemEventHandler):
 
     def on_moved(self, event: FileSystemEvent) -> None:
         if not event.is_directory and (path := self._path(event.dest_path)):
-            self.offer(path)
+            self.offer(path, finished=True)
 
     def on_created(self, event: FileSystemEvent) -> None:
         if not event.is_directory and (path := self._path(event.src_path)):
