@@ -362,6 +362,36 @@ def cmd_undo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Record the labels you gave by moving files, then retrain now (adopted only if not worse)."""
+    from facesortd.journal import Journal
+    from facesortd.learn import retrain_if_due
+    from facesortd.review import Reviewer, user_labels
+
+    settings = _settings(args)
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        new = Reviewer(settings, journal).scan()
+        labels = user_labels(journal)
+        print(f"{new} new label(s); {len(labels)} usable label(s) in all")
+        result = retrain_if_due(settings, journal, labels, force=True)
+    finally:
+        journal.close()
+    assert result is not None
+    for label, missing in result.waiting.items():
+        print(f"{label}: waiting for {missing} more example(s) before it becomes an emotion")
+    if result.path is None:
+        print(f"no retrain: {result.reason}")
+        return 1
+    current = "n/a" if result.current_score is None else f"{result.current_score:.3f}"
+    print(
+        f"held-out balanced accuracy on your labels: new {result.candidate_score:.3f}, current {current}; "
+        + ("adopted" if result.adopted else "kept the current model")
+        + f" ({result.path})"
+    )
+    return 0
+
+
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
     exe = shutil.which("facesortd") or f"{sys.executable} -m facesortd"
@@ -519,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--since", metavar="TIME", help="undo every move since TIME (2h, 30m, 1d or an ISO time)")
     p.set_defaults(func=cmd_undo)
+
+    p = sub.add_parser("retrain", help="learn from the files you moved, now", description=cmd_retrain.__doc__)
+    p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser(
         "install-service",

@@ -149,6 +149,9 @@ class LearningSettings(_Section):
     reexamine_unsure: bool = Field(
         True, description="After a retrain, sort the unsure files the new model is sure of."
     )
+    review_scan_s: float = Field(
+        30.0, gt=0.0, description="How often (seconds) the daemon looks for files you moved in the library."
+    )
 
 
 class ImageLimits(_Section):

@@ -40,6 +40,18 @@ CREATE TABLE IF NOT EXISTS moves (
 );
 CREATE INDEX IF NOT EXISTS moves_hash ON moves (hash);
 CREATE INDEX IF NOT EXISTS moves_state ON moves (state);
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    label TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('human', 'correction')),
+    face TEXT,
+    grp TEXT NOT NULL,
+    path TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS labels_hash ON labels (hash);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS errors (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, path TEXT, message TEXT NOT NULL
 );
@@ -166,6 +178,35 @@ class Journal:
             (since,),
         ).fetchall()
         return {(e if a == "sorted" else f"quarantine/{r}"): n for a, e, r, n in rows}
+
+    def add_label(
+        self, digest: str, label: str, source: str, face: Path | None, group: str, path: Path
+    ) -> None:
+        """Record a person's label for this content (a later label of the same content wins)."""
+        self._exec(
+            "INSERT INTO labels (hash, label, source, face, grp, path, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (digest, label, source, None if face is None else str(face), group, str(path), time.time()),
+        )
+
+    def label_for_hash(self, digest: str) -> str | None:
+        row = self._exec(
+            "SELECT label FROM labels WHERE hash = ? ORDER BY id DESC LIMIT 1", (digest,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def labels(self) -> list[tuple[str, str, str, str | None, str, float]]:
+        """The newest label per content: (hash, label, source, face crop or None, group, created)."""
+        return self._exec(
+            "SELECT hash, label, source, face, grp, created FROM labels WHERE id IN"
+            " (SELECT MAX(id) FROM labels GROUP BY hash) ORDER BY id"
+        ).fetchall()
+
+    def get_meta(self, key: str, default: str = "") -> str:
+        row = self._exec("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def last_errors(self, n: int = 5) -> list[tuple[float, str, str]]:
         return self._exec("SELECT at, path, message FROM errors ORDER BY id DESC LIMIT ?", (n,)).fetchall()

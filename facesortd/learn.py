@@ -23,7 +23,8 @@ from facesortd.datasets import Box
 from facesortd.durable import atomic_writer
 from facesortd.emotion import MODEL_SUFFIX, EmotionModel, fit_temperature, softmax
 from facesortd.faces import FaceSpec, crop_face, normalise_face
-from facesortd.model_store import adopt, models_dir, shipped_model, user_models
+from facesortd.journal import Journal
+from facesortd.model_store import adopt, model_in_force, models_dir, shipped_model, user_models
 from facesortd.training import Predictions, grouped_folds
 
 KEEP_MARGIN = 0.5
@@ -177,3 +178,31 @@ def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel |
         "adopted" if adopted else "kept the old model",
     )
     return RetrainResult(path, adopted, candidate_eval.balanced_accuracy, current_score, used, waiting)
+
+
+def retrain_if_due(
+    settings: Settings, journal: Journal, labels: list[UserLabel], force: bool = False
+) -> RetrainResult | None:
+    """Retrain when enough new labels arrived (or the interval passed with some); None if not due.
+
+    The counts at the last retrain live in the journal, so a restart does not retrain again.
+    """
+    learning = settings.learning
+    last_n = int(journal.get_meta("labels_at_retrain", "0"))
+    last_at = float(journal.get_meta("retrain_at", "0"))
+    fresh = len(labels) - last_n
+    by_count = fresh >= learning.retrain_after_labels
+    by_time = (
+        learning.retrain_interval_h > 0
+        and fresh > 0
+        and time.time() - last_at >= learning.retrain_interval_h * 3600
+    )
+    if not (force or by_count or by_time):
+        return None
+    current_path = model_in_force(settings)
+    current = EmotionModel.load(current_path) if current_path else None
+    result = retrain(settings, labels, current)
+    if result.path is not None:
+        journal.set_meta("labels_at_retrain", str(len(labels)))
+        journal.set_meta("retrain_at", str(time.time()))
+    return result

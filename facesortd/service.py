@@ -25,11 +25,13 @@ from facesortd.decide import Decision, Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
 from facesortd.journal import Journal, file_hash, recover
-from facesortd.library import Library
+from facesortd.learn import retrain_if_due
+from facesortd.library import QUARANTINE_DIR, Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
+from facesortd.review import Reviewer, user_labels
 from facesortd.sdnotify import notify, watchdog_period
-from facesortd.watch import InboxWatcher, scan
+from facesortd.watch import InboxWatcher, scan, wanted
 
 STATUS_FILE = "status.json"
 MAX_BACKOFF_S = 300.0
@@ -62,6 +64,7 @@ class Service:
         self._beat = time.monotonic()
         self._model_name = "none"
         self.started = time.time()
+        self._learning: threading.Thread | None = None
 
     # -- queue -------------------------------------------------------------------------------
     def enqueue(self, path: Path) -> None:
@@ -102,7 +105,8 @@ class Service:
         notify("READY=1")
         logger.info("watching {} (library {}, {} worker(s))", s.inbox, s.library, len(workers))
         period = watchdog_period()
-        last_rescan = time.monotonic()
+        last_rescan = last_review = time.monotonic()
+        reviewer = Reviewer(s, self.journal)
         while not self.stop_event.wait(min(1.0, period or 1.0)):
             now = time.monotonic()
             if not watcher.alive():
@@ -116,6 +120,14 @@ class Service:
                 last_rescan = now
                 for path in scan(s.inbox, s.watch):
                     self.enqueue(path)
+            if now - last_review >= s.learning.review_scan_s and not (
+                self._learning and self._learning.is_alive()
+            ):
+                last_review = now
+                self._learning = threading.Thread(
+                    target=self._learn, args=(reviewer,), name="learn", daemon=True
+                )
+                self._learning.start()
             if period and (self._busy == 0 or now - self._beat < 4 * period):
                 notify("WATCHDOG=1")  # withheld while a worker is stuck on one file: systemd restarts us
             self._publish_status()
@@ -187,6 +199,8 @@ class Service:
             decision = Decision.quarantine("duplicate", detail=f"same content as {previous.destination}")
         else:
             decision = pipeline.decide(path)
+        if self.library.folder_for(decision) == path.parent:
+            return None  # re-examined and still where it belongs (e.g. still unsure)
         move_id = self.journal.plan(
             digest, path, self.library.destination(path, decision), decision, self._model_name
         )
@@ -218,6 +232,22 @@ class Service:
             ms,
         )
         return final
+
+    def _learn(self, reviewer: Reviewer) -> None:
+        """Record new labels and retrain when due, off the sorting path (workers keep going)."""
+        try:
+            reviewer.scan()
+            result = retrain_if_due(self.settings, self.journal, user_labels(self.journal))
+        except Exception as exc:  # learning must never take the sorting service down
+            logger.exception("learning from your labels failed: {}", exc)
+            self.journal.error(None, f"learning failed: {exc}")
+            return
+        if result and result.adopted and self.settings.learning.reexamine_unsure:
+            unsure = self.settings.library / QUARANTINE_DIR / "unsure"
+            files = [p for p in unsure.iterdir() if wanted(p, self.settings.watch)] if unsure.is_dir() else []
+            logger.info("new model adopted: looking again at {} unsure file(s)", len(files))
+            for path in files:
+                self.enqueue(path)
 
     def _retry_later(self, path: Path, exc: OSError) -> None:
         """Library full or not writable: the file stays in the inbox and is tried again, backing off."""

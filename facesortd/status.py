@@ -9,7 +9,8 @@ from pathlib import Path
 
 from facesortd.config import Settings
 from facesortd.journal import Journal
-from facesortd.model_store import model_in_force
+from facesortd.model_store import load_model_in_force, model_in_force
+from facesortd.review import label_summary
 from facesortd.service import STATUS_FILE
 
 
@@ -46,6 +47,19 @@ def report(settings: Settings) -> str:
             counts = journal.counts(since)
             body = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing"
             lines.append(f"{title}: {sum(counts.values())} file(s): {body}")
+        counts, unusable = label_summary(journal)
+        if counts or unusable:
+            body = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            lines.append(
+                f"your labels: {sum(counts.values())} ({body})"
+                + (f"; {unusable} without a usable face" if unusable else "")
+            )
+            known = set(load_model_in_force(settings).labels) if model else set()
+            for label, n in sorted(counts.items()):
+                if label not in known and n < settings.learning.min_per_class:
+                    lines.append(
+                        f"  {label}: waiting for {settings.learning.min_per_class - n} more example(s)"
+                    )
         errors = journal.last_errors()
         if errors:
             lines.append("last errors:")

@@ -1,0 +1,119 @@
+"""Moving a file is a label: find the files a person put into emotion folders, record them.
+
+A file in ``<library>/<emotion>/`` that facesortd did not put there (the journal says where it put
+each content) was placed by a person: coming from quarantine it is a label, coming from another
+emotion folder a correction, dropped there directly a label too. Its face is found again (with
+a more permissive detector if the normal one finds none), kept as a crop in the state folder and
+recorded in the journal; a file where no face can be found is recorded as unusable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd.config import Settings
+from facesortd.datasets import is_image_name, source_group
+from facesortd.detect import FaceDetector
+from facesortd.images import UnreadableImage, read_image, to_gray
+from facesortd.journal import Journal, file_hash
+from facesortd.learn import UserLabel, keep_face
+
+
+@dataclass
+class Reviewer:
+    """Scans the library for new human labels; remembers what it has looked at (by size, mtime, inode)."""
+
+    settings: Settings
+    journal: Journal
+    seen: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
+    _detectors: list[FaceDetector] | None = None
+
+    def detectors(self) -> list[FaceDetector]:
+        """The normal detector, then a permissive one for faces the normal one misses."""
+        if self._detectors is None:
+            d = self.settings.detection
+            permissive = d.model_copy(update={"min_neighbors": 1, "min_score": min(d.min_score, 0.2)})
+            self._detectors = [FaceDetector(d), FaceDetector(permissive)]
+        return self._detectors
+
+    def scan(self) -> int:
+        """Record the labels given since the last scan; returns how many were new."""
+        new = 0
+        root = self.settings.library
+        folders = (
+            [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
+            if root.is_dir()
+            else []
+        )
+        for folder in folders:
+            for path in folder.iterdir():
+                if (
+                    not path.is_file()
+                    or path.is_symlink()
+                    or path.name.startswith(".")
+                    or not is_image_name(path)
+                ):
+                    continue
+                st = path.stat()
+                key = (st.st_size, st.st_mtime_ns, st.st_ino)
+                if self.seen.get(path) == key:
+                    continue
+                self.seen[path] = key
+                new += self._consider(path, folder.name)
+        return new
+
+    def _consider(self, path: Path, label: str) -> bool:
+        digest = file_hash(path)
+        placed = self.journal.done_at(path)
+        if placed is not None and placed.hash == digest:
+            return False  # facesortd put it there: its own prediction, not a person's decision
+        if self.journal.label_for_hash(digest) == label:
+            return False
+        before = self.journal.last_for_hash(digest)
+        source = "correction" if before and before.action == "sorted" and before.emotion != label else "human"
+        face = self._keep_face(path, digest)
+        self.journal.add_label(digest, label, source, face, source_group(path.name), path)
+        logger.info(
+            "{}: recorded as {} ({}){}",
+            path,
+            label,
+            source,
+            "" if face else "; no face found, so it cannot be used for training",
+        )
+        return True
+
+    def _keep_face(self, path: Path, digest: str) -> Path | None:
+        try:
+            gray = to_gray(read_image(path, self.settings.images))
+        except UnreadableImage:
+            return None
+        for detector in self.detectors():
+            faces = detector.detect(gray)
+            if faces:
+                largest = max(faces, key=lambda f: f.area)
+                return keep_face(self.settings, digest, gray, largest.box)
+        return None
+
+
+def user_labels(journal: Journal) -> list[UserLabel]:
+    """The newest label per content that has a usable face, for training."""
+    return [
+        UserLabel(Path(face), label, group, correction=source == "correction")
+        for _hash, label, source, face, group, _at in journal.labels()
+        if face and Path(face).is_file()
+    ]
+
+
+def label_summary(journal: Journal) -> tuple[dict[str, int], int]:
+    """(usable labels per emotion, labels without a usable face)."""
+    counts: dict[str, int] = {}
+    unusable = 0
+    for _hash, label, _source, face, _group, _at in journal.labels():
+        if face:
+            counts[label] = counts.get(label, 0) + 1
+        else:
+            unusable += 1
+    return counts, unusable

@@ -1,0 +1,114 @@
+"""End to end: no labels at first, a person reviews the quarantine, the daemon learns from it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
+
+from facesortd import learn, model_store, review
+from facesortd.config import Settings, load_settings
+from facesortd.decide import Pipeline
+from facesortd.emotion import EmotionModel
+from facesortd.service import Service
+
+
+def _wait(cond, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setattr(model_store, "shipped_model", lambda: None)  # start with no model at all
+    monkeypatch.setattr(learn, "shipped_model", lambda: None)
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    return load_settings(
+        inbox=tmp_path / "inbox",
+        library=tmp_path / "lib",
+        state_dir=tmp_path / "state",
+        watch={"settle_s": 0.1, "rescan_interval_s": 0},
+        learning={"review_scan_s": 0.3, "retrain_after_labels": 16, "min_per_class": 3},
+    )
+
+
+def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Settings) -> None:
+    service = Service(settings, lambda s: Pipeline(BrightBlobDetector(), None, s.recognition, s.images))  # type: ignore[arg-type]
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        rng = np.random.default_rng(11)
+        truth = {}
+        for i in range(24):
+            emotion = EMOTIONS[i % 4]
+            name = f"{'abcdef'[i // 4]}{i}.png"
+            cv2.imwrite(str(settings.inbox / name), draw_screenshot(emotion, rng)[0])
+            truth[name] = emotion
+        unsure = settings.library / "_quarantine" / "unsure"
+        _wait(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 24)
+        assert model_store.model_in_force(settings) is None
+
+        reviewed = list(truth)[:16]  # the person files 16 of them, like with a file manager
+        for name in reviewed:
+            (settings.library / truth[name]).mkdir(parents=True, exist_ok=True)
+            (unsure / name).rename(settings.library / truth[name] / name)
+
+        _wait(lambda: model_store.model_in_force(settings) is not None)
+        model = EmotionModel.load(model_store.model_in_force(settings))
+        assert model.info["user_labels"] == 16 and model.info["adopted"] is True
+        assert model.info["held_out"]["balanced_accuracy"] >= 0.75
+
+        rest = [n for n in truth if n not in reviewed]
+        _wait(lambda: sum((settings.library / truth[n] / n).exists() for n in rest) >= 6)
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+    from facesortd.journal import Journal
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    assert len(review.user_labels(journal)) == 16
+    assert {s for _h, _l, s, _f, _g, _t in journal.labels()} == {"human"}
+    journal.close()
+
+
+def test_moving_a_sorted_file_to_another_emotion_is_a_correction(settings: Settings) -> None:
+    from facesortd.decide import Decision
+    from facesortd.journal import Journal, file_hash
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    happy, sad = settings.library / "happy", settings.library / "sad"
+    happy.mkdir(parents=True)
+    sad.mkdir(parents=True)
+    img, _ = draw_screenshot("sad", np.random.default_rng(1))
+    cv2.imwrite(str(happy / "x.png"), img)
+    move = journal.plan(
+        file_hash(happy / "x.png"),
+        Path("/in/x.png"),
+        happy / "x.png",
+        Decision("sorted", "happy", confidence=0.7),
+        "m",
+    )
+    journal.finish(move, "done", happy / "x.png")
+    reviewer = review.Reviewer(settings, journal)
+    assert reviewer.scan() == 0  # facesortd's own placement is not a label
+    (happy / "x.png").rename(sad / "x.png")
+    assert reviewer.scan() == 1
+    (_h, label, source, face, _g, _t) = journal.labels()[0]
+    assert (label, source) == ("sad", "correction") and Path(face).is_file()
+    (settings.library / "smug").mkdir()
+    (settings.library / "smug" / "blank.png").write_bytes(
+        cv2.imencode(".png", np.zeros((50, 50, 3), np.uint8))[1].tobytes()
+    )
+    assert reviewer.scan() == 1
+    counts, unusable = review.label_summary(journal)
+    assert counts == {"sad": 1} and unusable == 1
+    journal.close()
