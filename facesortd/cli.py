@@ -122,13 +122,8 @@ def summary(tally: Counter[str]) -> str:
 
 
 def _log_decision(src: Path, dest: Path, d: Decision, ms: float, dry_run: bool) -> None:
-    what = f"{d.emotion} {d.confidence:.2f}" if d.action == "sorted" else f"quarantined: {d.reason}"
-    if d.action != "sorted" and d.confidence is not None:
-        what += f" (best guess {d.emotion} {d.confidence:.2f})"
-    if d.detail:
-        what += f" - {d.detail}"
     arrow = "would go to" if dry_run else "->"
-    logger.info("{} {} {}  [{}, {:.0f} ms]", src, arrow, dest, what, ms)
+    logger.info("{} {} {}  [{}, {:.0f} ms]", src, arrow, dest, d.describe(), ms)
 
 
 def _decision_json(src: Path, dest: Path, d: Decision) -> dict[str, object]:

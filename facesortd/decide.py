@@ -56,6 +56,21 @@ class Decision:
     def quarantine(cls, reason: str, **kw: object) -> Decision:
         return cls("quarantined", reason=reason, **kw)  # type: ignore[arg-type]
 
+    def describe(self) -> str:
+        """``happy 0.91`` or ``quarantined: unsure (best guess sad 0.41)``: the words every log line uses."""
+        if self.action == "sorted":
+            text = f"{self.emotion} {self.confidence:.2f}"
+        else:
+            text = f"quarantined: {self.reason}"
+            if self.confidence is not None:
+                text += f" (best guess {self.emotion} {self.confidence:.2f})"
+        return text + (f" - {self.detail}" if self.detail else "")
+
+    @property
+    def outcome(self) -> str:
+        """``happy`` or ``quarantine/no-face``: the key counts are kept under (status, summaries)."""
+        return str(self.emotion) if self.action == "sorted" else f"quarantine/{self.reason}"
+
 
 def choose(faces: Sequence[FaceResult], threshold: float, policy: str) -> Decision:
     """Turn the analysed faces of one image into a decision.

@@ -215,22 +215,9 @@ class Service:
             return None
         self.journal.finish(move_id, "done", final)
         self._failures.pop(path, None)
-        key = decision.emotion if decision.action == "sorted" else f"quarantine/{decision.reason}"
-        self.counts[key or "?"] += 1
+        self.counts[decision.outcome] += 1
         ms = (time.perf_counter() - started) * 1000
-        what = (
-            f"{decision.emotion} {decision.confidence:.2f}"
-            if decision.action == "sorted"
-            else decision.reason
-        )
-        logger.info(
-            "{} -> {}  [{}{}, {:.0f} ms]",
-            path,
-            final,
-            what,
-            f" - {decision.detail}" * bool(decision.detail),
-            ms,
-        )
+        logger.info("{} -> {}  [{}, {:.0f} ms]", path, final, decision.describe(), ms)
         return final
 
     def _learn(self, reviewer: Reviewer) -> None:
