@@ -94,8 +94,8 @@ class Service:
         if backlog:
             logger.info("{} file(s) already in {}: sorting them first", len(backlog), s.inbox)
             self.backlog = Progress(len(backlog), "backlog")
-        for path in backlog:
-            self.enqueue(path)
+        for path in backlog:  # through the settler too: a file may be mid-write as we start
+            watcher.settler.offer(path)
         workers = [
             threading.Thread(target=self._work, args=(p,), name=f"worker-{i}")
             for i, p in enumerate(pipelines)
@@ -119,7 +119,7 @@ class Service:
             if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
                 last_rescan = now
                 for path in scan(s.inbox, s.watch):
-                    self.enqueue(path)
+                    watcher.settler.offer(path)
             if now - last_review >= s.learning.review_scan_s and not (
                 self._learning and self._learning.is_alive()
             ):

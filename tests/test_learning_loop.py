@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
+from waiting import wait_until
 
 from facesortd import learn, model_store, review
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Pipeline
 from facesortd.emotion import EmotionModel
 from facesortd.service import Service
-
-
-def _wait(cond, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 @pytest.fixture
@@ -54,7 +45,7 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
             cv2.imwrite(str(settings.inbox / name), draw_screenshot(emotion, rng)[0])
             truth[name] = emotion
         unsure = settings.library / "_quarantine" / "unsure"
-        _wait(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 24)
+        wait_until(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 24, timeout=60)
         assert model_store.model_in_force(settings) is None
 
         reviewed = list(truth)[:16]  # the person files 16 of them, like with a file manager
@@ -62,13 +53,13 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
             (settings.library / truth[name]).mkdir(parents=True, exist_ok=True)
             (unsure / name).rename(settings.library / truth[name] / name)
 
-        _wait(lambda: model_store.model_in_force(settings) is not None)
+        wait_until(lambda: model_store.model_in_force(settings) is not None, timeout=60)
         model = EmotionModel.load(model_store.model_in_force(settings))
         assert model.info["user_labels"] == 16 and model.info["adopted"] is True
         assert model.info["held_out"]["balanced_accuracy"] >= 0.75
 
         rest = [n for n in truth if n not in reviewed]
-        _wait(lambda: sum((settings.library / truth[n] / n).exists() for n in rest) >= 6)
+        wait_until(lambda: sum((settings.library / truth[n] / n).exists() for n in rest) >= 6, timeout=60)
     finally:
         service.stop()
         thread.join(timeout=30)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from synthetic import BrightBlobDetector, draw_screenshot
+from waiting import wait_until
 
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Pipeline
@@ -48,20 +49,11 @@ def daemon(settings: Settings) -> Iterator[Service]:
     settings.inbox.mkdir(parents=True, exist_ok=True)
     thread = threading.Thread(target=service.run)
     thread.start()
-    _wait(lambda: (settings.state_dir / "status.json").exists())
+    wait_until(lambda: (settings.state_dir / "status.json").exists())
     yield service
     service.stop()
     thread.join(timeout=30)
     assert not thread.is_alive()
-
-
-def _wait(cond, timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting")
 
 
 def _library_files(settings: Settings) -> dict[str, Path]:
@@ -75,7 +67,7 @@ def test_backlog_present_before_start_is_sorted(settings: Settings) -> None:
     service = Service(settings, _stub_pipeline)
     thread = threading.Thread(target=service.run)
     thread.start()
-    _wait(lambda: not any(settings.inbox.iterdir()))
+    wait_until(lambda: not any(settings.inbox.iterdir()))
     service.stop()
     thread.join(timeout=30)
     assert len(list((settings.library / "_quarantine" / "unsure").iterdir())) == 3
@@ -91,7 +83,7 @@ def test_slow_writer_is_not_touched_until_it_closes(daemon: Service, settings: S
             fh.flush()
             time.sleep(0.5)  # longer than settle_s: only the close may count as arrival
             assert target.exists(), "moved while still being written"
-    _wait(lambda: not target.exists())
+    wait_until(lambda: not target.exists())
     assert hashlib.sha256(data).hexdigest() in _library_files(settings)
 
 
@@ -105,7 +97,7 @@ def test_write_then_rename_and_temp_names_are_left_alone(daemon: Service, settin
     time.sleep(0.6)
     assert part.exists() and hidden.exists()
     part.rename(settings.inbox / "download.png")
-    _wait(lambda: not (settings.inbox / "download.png").exists())
+    wait_until(lambda: not (settings.inbox / "download.png").exists())
     assert hidden.exists() and notes.exists()
 
 
@@ -116,7 +108,7 @@ def test_copy_from_another_folder_and_odd_names(daemon: Service, settings: Setti
     for i, name in enumerate(names):
         (elsewhere / name).write_bytes(_png_bytes(10 + i))
         shutil.copy(elsewhere / name, settings.inbox / name)
-    _wait(lambda: not any(settings.inbox.iterdir()))
+    wait_until(lambda: not any(settings.inbox.iterdir()))
     assert {hashlib.sha256(_png_bytes(10 + i)).hexdigest() for i in range(4)} <= set(_library_files(settings))
 
 
@@ -129,7 +121,7 @@ def test_bad_files_go_to_unreadable_and_symlinks_stay(
     outside = tmp_path / "outside.png"
     outside.write_bytes(_png_bytes(6))
     (settings.inbox / "link.png").symlink_to(outside)
-    _wait(lambda: len(list((settings.library / "_quarantine" / "unreadable").glob("*"))) == 3)
+    wait_until(lambda: len(list((settings.library / "_quarantine" / "unreadable").glob("*"))) == 3)
     daemon.enqueue(settings.inbox / "link.png")  # even when asked directly
     time.sleep(0.5)
     assert (settings.inbox / "link.png").is_symlink() and outside.exists()
@@ -146,8 +138,8 @@ def test_burst_of_2000_files_loses_nothing(daemon: Service, settings: Settings, 
         (staging / f"b{i}.png").write_bytes(data)
     for p in staging.iterdir():
         p.rename(settings.inbox / p.name)
-    _wait(lambda: not any(settings.inbox.iterdir()), timeout=240)
-    _wait(lambda: daemon.queue_length() == 0)
+    wait_until(lambda: not any(settings.inbox.iterdir()), timeout=240)
+    wait_until(lambda: daemon.queue_length() == 0)
     files = [p for p in settings.library.rglob("*") if p.is_file()]
     assert len(files) == 2000 and {file_hash(p) for p in files} == expected
 
@@ -164,14 +156,14 @@ def test_library_errors_keep_the_file_in_the_inbox_and_retry(daemon: Service, se
         assert (settings.inbox / "a.png").exists()
     finally:
         quarantine.chmod(0o700)
-    _wait(lambda: not (settings.inbox / "a.png").exists(), timeout=10)
+    wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=10)
 
 
 def test_undo_puts_a_file_back_and_the_daemon_leaves_it(daemon: Service, settings: Settings) -> None:
     from facesortd import cli
 
     (settings.inbox / "oops.png").write_bytes(_png_bytes(8))
-    _wait(lambda: not (settings.inbox / "oops.png").exists())
+    wait_until(lambda: not (settings.inbox / "oops.png").exists())
     env = {"FACESORTD_STATE_DIR": str(settings.state_dir)}
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -231,7 +223,7 @@ def test_status_reports_counts(daemon: Service, settings: Settings) -> None:
     from facesortd.status import report
 
     (settings.inbox / "s.png").write_bytes(_png_bytes(9, face=False))
-    _wait(lambda: not (settings.inbox / "s.png").exists())
+    wait_until(lambda: not (settings.inbox / "s.png").exists())
     time.sleep(1.2)  # let the daemon publish its status
     text = report(settings)
     assert "daemon: running" in text and "quarantine/no-face 1" in text and "today: 1 file(s)" in text
