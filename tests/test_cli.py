@@ -212,3 +212,23 @@ def test_model_history_and_rollback(
     assert cli.main(["model", "rollback"]) == 0
     assert model_store.model_in_force(settings).name == "20260101-000001.fsm.npz"
     assert model_store.load_model_in_force(settings).descriptor == "hog"
+
+
+def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["install-service"]) == 0
+    unit = Path(__import__("os").environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
+    text = unit.read_text()
+    assert "Type=notify" in text and "WatchdogSec=" in text and " run" in text and "{exec_start}" not in text
+    assert "systemctl --user enable --now facesortd" in capsys.readouterr().out
+    shipped = (Path(__file__).resolve().parents[1] / "systemd" / "facesortd.service").read_text()
+    without_exec = lambda t: [ln for ln in t.splitlines() if not ln.startswith("ExecStart=")]  # noqa: E731
+    assert without_exec(shipped) == without_exec(text)  # systemd/ holds the same unit as install-service
+
+
+def test_status_without_a_daemon_and_undo_time_parsing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "daemon: not running" in out and "nothing sorted yet" in out
+    assert abs(cli._parse_since("2h") - (__import__("time").time() - 7200)) < 5
+    assert cli.main(["undo", "--since", "yesterday-ish"]) == 2
+    assert "--since takes" in capsys.readouterr().err
