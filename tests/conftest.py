@@ -43,6 +43,15 @@ def _isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
         monkeypatch.delenv(var)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_log_sink() -> None:
+    """cli.main points loguru at the stderr of the test that called it; give every test its own."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="INFO")
+
+
 def write_crop_dataset(root: Path, per_class: int, size: int = 80, seed: int = 0) -> Path:
     """``root/<emotion>/<group>_<k>.png`` synthetic face crops; 'groups' mimic characters."""
     rng = np.random.default_rng(seed)

@@ -115,6 +115,9 @@ def test_eval_measures_a_model(trained: str, crop_dataset: Path, capsys: pytest.
 def test_doctor_says_what_to_fix(
     fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert cli.main(["doctor"]) == 0  # defaults, the shipped model: nothing to fix
+    assert "ok    emotion model:" in capsys.readouterr().out
+    monkeypatch.setattr("facesortd.model_store.shipped_model", lambda: None)
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "ok    inbox" in out and "created on first use" in out and "FIX   emotion model: none yet" in out

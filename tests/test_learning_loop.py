@@ -34,6 +34,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Settings) -> None:
     service = Service(settings, lambda s: Pipeline(BrightBlobDetector(), None, s.recognition, s.images))  # type: ignore[arg-type]
+    settings.inbox.mkdir(parents=True)
     thread = threading.Thread(target=service.run)
     thread.start()
     try:
@@ -42,7 +43,7 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
         for i in range(24):
             emotion = EMOTIONS[i % 4]
             name = f"{'abcdef'[i // 4]}{i}.png"
-            cv2.imwrite(str(settings.inbox / name), draw_screenshot(emotion, rng)[0])
+            assert cv2.imwrite(str(settings.inbox / name), draw_screenshot(emotion, rng)[0])
             truth[name] = emotion
         unsure = settings.library / "_quarantine" / "unsure"
         wait_until(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 24, timeout=60)
