@@ -11,6 +11,7 @@ daemon.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from facesortd.datasets import Box
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
 
@@ -46,6 +48,7 @@ CREATE TABLE IF NOT EXISTS labels (
     label TEXT NOT NULL,
     source TEXT NOT NULL CHECK (source IN ('human', 'correction')),
     face TEXT,
+    box TEXT,
     grp TEXT NOT NULL,
     path TEXT NOT NULL,
     created REAL NOT NULL
@@ -180,12 +183,17 @@ class Journal:
         return {(e if a == "sorted" else f"quarantine/{r}"): n for a, e, r, n in rows}
 
     def add_label(
-        self, digest: str, label: str, source: str, face: Path | None, group: str, path: Path
+        self, digest: str, label: str, source: str, face: tuple[Path, Box] | None, group: str, path: Path
     ) -> None:
-        """Record a person's label for this content (a later label of the same content wins)."""
+        """Record a person's label: content hash, label, source, kept face crop and its box in the image.
+
+        A later label of the same content wins.
+        """
+        crop, box = (str(face[0]), json.dumps(list(face[1]))) if face else (None, None)
         self._exec(
-            "INSERT INTO labels (hash, label, source, face, grp, path, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (digest, label, source, None if face is None else str(face), group, str(path), time.time()),
+            "INSERT INTO labels (hash, label, source, face, box, grp, path, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (digest, label, source, crop, box, group, str(path), time.time()),
         )
 
     def label_for_hash(self, digest: str) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.config import Settings
-from facesortd.datasets import is_image_name, source_group
+from facesortd.datasets import Box, is_image_name, source_group
 from facesortd.detect import FaceDetector
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, file_hash
@@ -85,7 +85,7 @@ class Reviewer:
         )
         return True
 
-    def _keep_face(self, path: Path, digest: str) -> Path | None:
+    def _keep_face(self, path: Path, digest: str) -> tuple[Path, Box] | None:
         try:
             gray = to_gray(read_image(path, self.settings.images))
         except UnreadableImage:
@@ -94,7 +94,7 @@ class Reviewer:
             faces = detector.detect(gray)
             if faces:
                 largest = max(faces, key=lambda f: f.area)
-                return keep_face(self.settings, digest, gray, largest.box)
+                return keep_face(self.settings, digest, gray, largest.box), largest.box
         return None
 
 

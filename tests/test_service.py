@@ -144,6 +144,31 @@ def test_burst_of_2000_files_loses_nothing(daemon: Service, settings: Settings, 
     assert len(files) == 2000 and {file_hash(p) for p in files} == expected
 
 
+def test_disk_full_keeps_the_file_in_the_inbox_and_retries(
+    daemon: Service, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from facesortd.library import Library
+
+    real_apply = Library.apply
+    calls = []
+
+    def full_once(self: Library, src: Path, decision, **kw):  # the library's disk is full the first time
+        calls.append(src)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_apply(self, src, decision, **kw)
+
+    monkeypatch.setattr(Library, "apply", full_once)
+    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 0.5)
+    (settings.inbox / "a.png").write_bytes(_png_bytes(7))
+    wait_until(lambda: len(calls) == 1)
+    assert (settings.inbox / "a.png").exists()
+    wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=10)
+    assert len(calls) == 2 and daemon.journal.last_errors()[0][2].startswith("move failed")
+
+
 def test_library_errors_keep_the_file_in_the_inbox_and_retry(daemon: Service, settings: Settings) -> None:
     if os.geteuid() == 0:
         pytest.skip("root ignores directory permissions")
