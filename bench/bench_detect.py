@@ -7,7 +7,7 @@ and ms per image on one core, on the screenshots as they are and upscaled to 192
 lbpcascade_animeface runs with its README settings (equalizeHist, 1.1, 5, 24x24) and its
 whole-head boxes are shrunk 0.62x around their centre to the face box convention.
 
-    python bench/bench_detect.py [--cascade FILE ...] [--verifier FILE] [--scale-factor 1.1] ...
+    python bench/bench_detect.py [--cascade FILE ...] [--verifier FILE | --no-verify] [--min-neighbors 1] ...
         [--dump DIR]   # images of every miss / false alarm of our detector, boxes drawn
 """
 
@@ -73,7 +73,7 @@ def shrink(box: Box, factor: float) -> Box:
 
 
 def ours(args: argparse.Namespace) -> Detect:
-    """Our configuration: FaceDetector on the given (or shipped) cascades, then the verifier if any."""
+    """Our configuration, exactly as `facesortd` runs it: FaceDetector with these settings."""
     settings = DetectionSettings(
         scale_factor=args.scale_factor,
         min_neighbors=args.min_neighbors,
@@ -81,22 +81,12 @@ def ours(args: argparse.Namespace) -> Detect:
         max_side=args.max_side,
         equalize=not args.no_equalize,
         nms_iou=args.nms_iou,
+        min_score=args.min_score,
+        verify=not args.no_verify,
+        verifier=args.verifier,
     )
     detector = FaceDetector(settings, args.cascade or None)
-    if args.verifier is None:
-        return lambda gray: [f.box for f in detector.detect(gray)]
-    from facesortd.verify import Verifier
-
-    verifier = Verifier.load(args.verifier)
-
-    def detect(gray: np.ndarray) -> list[Box]:
-        boxes = [f.box for f in detector.detect(gray)]
-        if not boxes:
-            return []
-        keep = verifier.score(gray, boxes) >= args.verifier_threshold
-        return [b for b, k in zip(boxes, keep, strict=True) if k]
-
-    return detect
+    return lambda gray: [f.box for f in detector.detect(gray)]
 
 
 def reference(
@@ -159,20 +149,31 @@ def run(detectors: dict[str, Detect], upscale: bool, dump: Path | None) -> None:
 
 
 def main() -> int:
+    d = DetectionSettings()  # defaults: the configuration facesortd ships with
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--cascade", type=Path, action="append", help="our cascade(s); default: the shipped one"
     )
-    parser.add_argument("--verifier", type=Path, help="verifier file; boxes it scores below the threshold go")
-    parser.add_argument("--verifier-threshold", type=float, default=0.5)
-    parser.add_argument("--scale-factor", type=float, default=1.1)
-    parser.add_argument("--min-neighbors", type=int, default=3)
-    parser.add_argument("--min-size", type=int, default=30, help="smallest face side, original pixels")
-    parser.add_argument("--max-side", type=int, default=640, help="images shrunk to this longest side first")
-    parser.add_argument("--no-equalize", action="store_true")
-    parser.add_argument("--nms-iou", type=float, default=0.3)
+    parser.add_argument("--verifier", type=Path, help="verifier file; default: the shipped one")
+    parser.add_argument("--no-verify", action="store_true", help="cascade only, no verifier")
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=d.min_score,
+        help="boxes scoring less are dropped (verifier probability)",
+    )
+    parser.add_argument("--scale-factor", type=float, default=d.scale_factor)
+    parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
+    parser.add_argument(
+        "--min-size", type=int, default=d.min_size, help="smallest face side, original pixels"
+    )
+    parser.add_argument(
+        "--max-side", type=int, default=d.max_side, help="images shrunk to this longest side first"
+    )
+    parser.add_argument("--no-equalize", action="store_true", default=not d.equalize)
+    parser.add_argument("--nms-iou", type=float, default=d.nms_iou)
     parser.add_argument("--no-references", action="store_true", help="only our configuration")
     parser.add_argument("--no-upscaled", action="store_true", help="skip the 1920x1080 pass")
     parser.add_argument("--dump", type=Path, help="folder for images of our misses / false alarms")
@@ -185,7 +186,7 @@ def main() -> int:
         f"ours: cascades {[str(c) for c in args.cascade] if args.cascade else 'shipped'}, "
         f"scaleFactor {args.scale_factor}, minNeighbors {args.min_neighbors}, minSize {args.min_size}, "
         f"max_side {args.max_side}, equalize {not args.no_equalize}, nms_iou {args.nms_iou}, "
-        f"verifier {args.verifier or 'none'} (threshold {args.verifier_threshold})"
+        f"verifier {'none' if args.no_verify else args.verifier or 'shipped'}, min_score {args.min_score}"
     )
     detectors = {"ours": ours(args)}
     if not args.no_references:

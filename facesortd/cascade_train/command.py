@@ -81,11 +81,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not mine negatives from the face-free parts of the --faces-json images",
     )
     data.add_argument(
-        "--mining-max-side",
+        "--mining-sizes",
         type=int,
-        default=640,
-        help="--faces-json images are shrunk to this longest side before mining, as the detector shrinks "
-        "images before detection (default %(default)s)",
+        nargs="+",
+        default=[640],
+        metavar="SIDE",
+        help="--faces-json images are mined at each of these longest sides, as is and mirrored; the "
+        "first is also the size the verifier's proposals are made at. The detector shrinks images "
+        "(detection.max_side) before it runs, so that size belongs here (default %(default)s)",
+    )
+    data.add_argument(
+        "--crops-as-negatives",
+        action="store_true",
+        help="also mine --pos-crops images for negatives, away from their face (hair, ears, the edge of "
+        "the head: what a detector confuses with a face)",
     )
     cas = parser.add_argument_group("cascade")
     cas.add_argument("--out", type=Path, required=True, help="cascade XML file to write (after every stage)")
@@ -159,13 +168,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     aug.add_argument("--jitter", type=float, default=0.05, help="box shift/scale range, relative to its side")
 
 
-def _shrunk(shot: BoxedImage, max_side: int) -> BoxedImage:
-    scale = min(1.0, max_side / max(shot.gray.shape))
-    if scale == 1.0:
-        return shot
+def _resized(shot: BoxedImage, max_side: int, mirror: bool = False) -> BoxedImage:
+    """The image scaled to ``max_side`` (boxes too), optionally mirrored: more negative windows."""
+    scale = max_side / max(shot.gray.shape)
     gray = cv2.resize(shot.gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    boxes = tuple(tuple(round(v * scale) for v in b) for b in shot.boxes)
-    return BoxedImage(shot.name, gray, boxes)  # type: ignore[arg-type]
+    boxes = [tuple(round(v * scale) for v in b) for b in shot.boxes]
+    if mirror:
+        gray = cv2.flip(gray, 1)
+        boxes = [(gray.shape[1] - x - w, y, w, h) for x, y, w, h in boxes]
+    return BoxedImage(shot.name, gray, tuple(boxes))  # type: ignore[arg-type]
+
+
+def negative_images(
+    args: argparse.Namespace, shots: list[BoxedImage], crops: list[np.ndarray]
+) -> list[BoxedImage]:
+    """Every image negatives are mined from, with the faces in it to keep away from."""
+    out = [BoxedImage(p.name, read_gray(p)) for d in args.negatives for p in image_files(d)]
+    if args.crops_as_negatives:
+        fx, fy, fw, fh = args.crop_frame
+        for k, crop in enumerate(crops):
+            h, w = crop.shape[:2]
+            out.append(
+                BoxedImage(f"crop{k}", crop, ((round(fx * w), round(fy * h), round(fw * w), round(fh * h)),))
+            )
+    if not args.no_screenshot_negatives:
+        out += [
+            _resized(s, side, mirror) for s in shots for side in args.mining_sizes for mirror in (False, True)
+        ]
+    return out
 
 
 def train_and_save_verifier(
@@ -181,7 +211,9 @@ def train_and_save_verifier(
     t0 = time.monotonic()
     frame = tuple(args.crop_frame)
     pos = positives(shots, crops, frame, (CROP, CROP), tuple(args.variants), aug, rng, MARGIN)  # type: ignore[arg-type]
-    hits, misses = cascade_proposals(args.out, settings, shots + negatives, rng)
+    hits, misses = cascade_proposals(args.out, settings, shots, rng, misplaced_per_face=4)
+    more_hits, more_misses = cascade_proposals(args.out, settings, negatives, rng, misplaced_per_face=0)
+    hits, misses = np.concatenate([hits, more_hits]), np.concatenate([misses, more_misses])
     background = random_windows(negatives, args.verifier_random_negatives, (CROP, CROP), rng)
     verifier = train_verifier(np.concatenate([pos, hits]), np.concatenate([misses, background]), args.seed)
     verifier.save(args.verifier_out)
@@ -207,9 +239,7 @@ def run(args: argparse.Namespace) -> int:
         rng = np.random.default_rng(args.seed)
         window = tuple(args.window)
         pos = positives(shots, crops, tuple(args.crop_frame), window, tuple(args.variants), aug, rng)
-        negatives = [BoxedImage(p.name, read_gray(p)) for d in args.negatives for p in image_files(d)]
-        if not args.no_screenshot_negatives:
-            negatives += [_shrunk(s, args.mining_max_side) for s in shots]
+        negatives = negative_images(args, shots, crops)
         logger.info(
             "{} positive windows ({} boxes in {} images, {} crops); {} negative images",
             len(pos),
@@ -240,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
             logger.info("wrote {} ({} stages)", args.out, len(cascade.stages))
         if args.verifier_out is not None:
             settings = DetectionSettings(
-                min_neighbors=args.verifier_min_neighbors, max_side=args.mining_max_side
+                min_neighbors=args.verifier_min_neighbors, max_side=args.mining_sizes[0]
             )
             train_and_save_verifier(args, shots, crops, negatives, settings, aug, rng)
     except (DatasetError, TrainingError) as exc:

@@ -93,8 +93,8 @@ def cut_window(
 ) -> np.ndarray:
     """The box, rotated by ``angle`` degrees about its centre, resampled to ``window`` (w, h).
 
-    Shrinks with area averaging first (as the detector's downscaling does) and only then rotates,
-    so large boxes do not alias; the border is replicated where the box leaves the image.
+    Shrinks with area averaging first and only then rotates; the border is replicated where the
+    box leaves the image. Positives and mined negatives are both cut this way.
     """
     x, y, w, h = box
     win_w, win_h = window

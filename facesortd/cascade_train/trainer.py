@@ -78,6 +78,7 @@ def train_cascade(
                 cascade, out, negative_images, params.num_neg, rng, params.mining_scale_factor
             )
             neg, far = mined.windows, mined.accepted / max(1, mined.scanned)
+            logger.info("the trainer confirms {} of {} windows OpenCV accepted", len(neg), mined.offered)
         if len(neg) < max(10, params.num_neg // 20):
             logger.info(
                 "stage {}: only {} negative windows pass the cascade; stopping with {} stages",

@@ -39,7 +39,7 @@ def cascade_proposals(
     settings: DetectionSettings,
     images: Sequence[BoxedImage],
     rng: np.random.Generator,
-    misplaced_per_face: int = 4,
+    misplaced_per_face: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Verifier crops (faces, non-faces) of what the cascade proposes: its hits on known faces, and
     its false alarms plus boxes misplaced around the known faces."""
