@@ -3,7 +3,7 @@ side with the two reference cascades.
 
 Scores recall and precision (one-to-one matching, IoU >= 0.4, and >= 0.25) on the held-out
 characters (facesortd.cascade_train.split, never trained on), the training characters and all,
-and ms per image on one core, on the screenshots as they are and upscaled to 1920x1080.
+and ms per image on one core, on the screenshots as they are and upscaled to fit 1920x1080.
 lbpcascade_animeface runs with its README settings (equalizeHist, 1.1, 5, 24x24) and its
 whole-head boxes are shrunk 0.62x around their centre to the face box convention.
 
@@ -27,10 +27,12 @@ from facesortd.cascade_train.samples import read_gray
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
 from facesortd.datasets import Box, load_faces_json
-from facesortd.detect import FaceDetector, iou
+from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
 from facesortd.metrics import match_boxes
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+SHIPPED = REPO / "cascade_classifier"
 REFERENCES = SHARED / "reference_cascades"
 ANIMEFACE_SHRINK = 0.62
 UPSCALED = (1920, 1080)
@@ -83,9 +85,9 @@ def ours(args: argparse.Namespace) -> Detect:
         nms_iou=args.nms_iou,
         min_score=args.min_score,
         verify=not args.no_verify,
-        verifier=args.verifier,
+        verifier=args.verifier or SHIPPED / SHIPPED_VERIFIER,
     )
-    detector = FaceDetector(settings, args.cascade or None)
+    detector = FaceDetector(settings, args.cascade)
     return lambda gray: [f.box for f in detector.detect(gray)]
 
 
@@ -122,7 +124,7 @@ def _dump(folder: Path, name: str, gray: np.ndarray, found: list[Box], truth: li
 def run(detectors: dict[str, Detect], upscale: bool, dump: Path | None) -> None:
     truth_all = load_faces_json(SHARED / "seed" / "faces.json")
     images = {name: read_gray(SHARED / "seed" / "screenshots" / name) for name in sorted(truth_all)}
-    title = f"upscaled to {UPSCALED[0]}x{UPSCALED[1]}" if upscale else "screenshots as they are"
+    title = f"upscaled to fit {UPSCALED[0]}x{UPSCALED[1]}" if upscale else "screenshots as they are"
     print(f"\n== {title} ==")
     print(
         f"{'detector':<12} {'split':<9} {'recall':>6} {'prec':>6} {'hits':>7} {'':>6}  "
@@ -133,9 +135,10 @@ def run(detectors: dict[str, Detect], upscale: bool, dump: Path | None) -> None:
         for name, gray in images.items():
             truth = [f.box for f in truth_all[name]]
             if upscale:
-                sx, sy = UPSCALED[0] / gray.shape[1], UPSCALED[1] / gray.shape[0]
-                gray = cv2.resize(gray, UPSCALED, interpolation=cv2.INTER_CUBIC)
-                truth = [(round(x * sx), round(y * sy), round(w * sx), round(h * sy)) for x, y, w, h in truth]
+                # One factor for both axes (fit inside 1920x1080): faces keep their shape.
+                f = min(UPSCALED[0] / gray.shape[1], UPSCALED[1] / gray.shape[0])
+                gray = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+                truth = [(round(x * f), round(y * f), round(w * f), round(h * f)) for x, y, w, h in truth]
             t0 = time.perf_counter()
             found = detect(gray)
             ms = (time.perf_counter() - t0) * 1000
@@ -154,9 +157,14 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--cascade", type=Path, action="append", help="our cascade(s); default: the shipped one"
+        "--cascade",
+        type=Path,
+        action="append",
+        help="our cascade(s); default: this checkout's cascade_classifier/",
     )
-    parser.add_argument("--verifier", type=Path, help="verifier file; default: the shipped one")
+    parser.add_argument(
+        "--verifier", type=Path, help="verifier file; default: this checkout's cascade_classifier/"
+    )
     parser.add_argument("--no-verify", action="store_true", help="cascade only, no verifier")
     parser.add_argument(
         "--min-score",
@@ -178,15 +186,17 @@ def main() -> int:
     parser.add_argument("--no-upscaled", action="store_true", help="skip the 1920x1080 pass")
     parser.add_argument("--dump", type=Path, help="folder for images of our misses / false alarms")
     args = parser.parse_args()
+    args.cascade = args.cascade or [SHIPPED / SHIPPED_CASCADE]
     if not (SHARED / "seed" / "faces.json").is_file():
         print(f"skipped: {SHARED} is not present (bench_detect needs ../shared/data)", file=sys.stderr)
         return 0
     cv2.setNumThreads(1)
     print(
-        f"ours: cascades {[str(c) for c in args.cascade] if args.cascade else 'shipped'}, "
+        f"ours: cascades {[str(c) for c in args.cascade]}, "
         f"scaleFactor {args.scale_factor}, minNeighbors {args.min_neighbors}, minSize {args.min_size}, "
         f"max_side {args.max_side}, equalize {not args.no_equalize}, nms_iou {args.nms_iou}, "
-        f"verifier {'none' if args.no_verify else args.verifier or 'shipped'}, min_score {args.min_score}"
+        f"verifier {'none' if args.no_verify else args.verifier or SHIPPED / SHIPPED_VERIFIER}, "
+        f"min_score {args.min_score}"
     )
     detectors = {"ours": ours(args)}
     if not args.no_references:
