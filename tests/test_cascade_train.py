@@ -62,7 +62,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cascade, Path]:
     pos = positives([], _faces(100, rng), (0, 0, 1, 1), WINDOW, (1, 4), Augmentation(), rng)
     negs = [BoxedImage(f"t{k}", _texture(rng)) for k in range(40)]
     out = tmp_path_factory.mktemp("cascade") / "c.xml"
-    params = TrainParams(window=WINDOW, stages=8, max_trees=4, num_pos=300, num_neg=300, seed=3)
+    params = TrainParams(
+        window=WINDOW, stages=8, min_hit_rate=0.995, max_trees=4, num_pos=300, num_neg=300, seed=3
+    )
     return train_cascade(pos, negs, params, out), out
 
 

@@ -33,6 +33,7 @@ DEFAULT_CROP_FRAME = (0.0, 0.0, 1.0, 1.0)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The train-detector options (also used by ``python -m facesortd.cascade_train``)."""
+    d = TrainParams()
     data = parser.add_argument_group("data")
     data.add_argument(
         "--faces-json",
@@ -84,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mining-sizes",
         type=int,
         nargs="+",
-        default=[640],
+        default=[640, 480, 960],
         metavar="SIDE",
         help="--faces-json images are mined at each of these longest sides, as is and mirrored; the "
         "first is also the size the verifier's proposals are made at. The detector shrinks images "
@@ -98,31 +99,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     cas = parser.add_argument_group("cascade")
     cas.add_argument("--out", type=Path, required=True, help="cascade XML file to write (after every stage)")
-    cas.add_argument("--window", type=int, nargs=2, default=(24, 24), metavar=("W", "H"), help="window size")
-    cas.add_argument("--stages", type=int, default=16, help="maximum number of stages (default %(default)s)")
+    cas.add_argument(
+        "--window",
+        type=int,
+        nargs=2,
+        default=d.window,
+        metavar=("W", "H"),
+        help="window the cascade is trained for, in pixels; smaller faces are never found "
+        "(default %(default)s)",
+    )
+    cas.add_argument(
+        "--stages", type=int, default=d.stages, help="maximum number of stages (default %(default)s)"
+    )
     cas.add_argument(
         "--min-hit-rate",
         type=float,
-        default=0.995,
+        default=d.min_hit_rate,
         help="share of the stage's positives every stage must keep (default %(default)s)",
     )
     cas.add_argument(
         "--max-false-alarm",
         type=float,
-        default=0.5,
+        default=d.max_false_alarm,
         help="largest share of its negatives a stage may pass; trees are added until it does "
         "(default %(default)s)",
     )
-    cas.add_argument("--max-trees", type=int, default=100, help="most trees per stage (default %(default)s)")
-    cas.add_argument("--num-pos", type=int, default=4000, help="positives per stage (default %(default)s)")
-    cas.add_argument("--num-neg", type=int, default=4000, help="negatives per stage (default %(default)s)")
+    cas.add_argument(
+        "--max-trees", type=int, default=d.max_trees, help="most trees per stage (default %(default)s)"
+    )
+    cas.add_argument(
+        "--num-pos", type=int, default=d.num_pos, help="positives per stage (default %(default)s)"
+    )
+    cas.add_argument(
+        "--num-neg", type=int, default=d.num_neg, help="negatives per stage (default %(default)s)"
+    )
     cas.add_argument(
         "--mining-scale-factor",
         type=float,
-        default=1.1,
+        default=d.mining_scale_factor,
         help="pyramid step when the partial cascade scans negative images (default %(default)s)",
     )
-    cas.add_argument("--seed", type=int, default=0, help="random seed: same data + seed = same cascade")
+    cas.add_argument("--seed", type=int, default=d.seed, help="random seed: same data + seed = same cascade")
     ver = parser.add_argument_group("verifier (second look at every box the cascade proposes)")
     ver.add_argument(
         "--verifier-out",
@@ -139,7 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ver.add_argument(
         "--verifier-min-neighbors",
         type=int,
-        default=2,
+        default=1,
         help="minNeighbors of the permissive cascade run whose proposals the verifier learns to sort "
         "(use the detection.min_neighbors the verifier will run behind; default %(default)s)",
     )
@@ -154,18 +171,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--variants",
         type=int,
         nargs=2,
-        default=(30, 2),
+        default=(40, 2),
         metavar=("PER_BOX", "PER_CROP"),
         help="windows per faces.json box and per crop: the original plus randomly varied copies "
         "(default %(default)s)",
     )
     aug.add_argument("--no-flip", action="store_true", help="never mirror positives left-right")
-    aug.add_argument("--max-rotation", type=float, default=10.0, help="rotation range, degrees either way")
-    aug.add_argument("--brightness", type=float, default=25.0, help="brightness shift range, grey levels")
+    a = Augmentation()
     aug.add_argument(
-        "--contrast", type=float, default=0.25, help="contrast gain range, relative (0.25: x0.75..1.25)"
+        "--max-rotation",
+        type=float,
+        default=a.max_rotation,
+        help="rotation range, degrees either way (%(default)s)",
     )
-    aug.add_argument("--jitter", type=float, default=0.05, help="box shift/scale range, relative to its side")
+    aug.add_argument(
+        "--brightness",
+        type=float,
+        default=a.brightness,
+        help="brightness shift range, grey levels (%(default)s)",
+    )
+    aug.add_argument(
+        "--contrast",
+        type=float,
+        default=a.contrast,
+        help="contrast gain range, relative (%(default)s: x0.75..1.25)",
+    )
+    aug.add_argument(
+        "--jitter",
+        type=float,
+        default=a.jitter,
+        help="box shift/scale range, relative to its side (%(default)s)",
+    )
 
 
 def _resized(shot: BoxedImage, max_side: int, mirror: bool = False) -> BoxedImage:

@@ -24,14 +24,17 @@ from facesortd.cascade_train.xml_writer import write_cascade
 
 @dataclass(frozen=True)
 class TrainParams:
-    """Cascade shape and stopping rules (the knobs of opencv_traincascade that matter here)."""
+    """Cascade shape and stopping rules (the knobs of opencv_traincascade that matter here).
+
+    The defaults trained the shipped cascade (cascade_classifier/README.md).
+    """
 
     window: tuple[int, int] = (24, 24)
-    stages: int = 16
-    min_hit_rate: float = 0.995
+    stages: int = 25
+    min_hit_rate: float = 0.997
     max_false_alarm: float = 0.5
     max_trees: int = 100
-    num_pos: int = 4000
+    num_pos: int = 8000
     num_neg: int = 4000
     mining_scale_factor: float = 1.1
     seed: int = 0
