@@ -16,10 +16,14 @@ from synthetic import EMOTIONS, draw_face
 from facesortd.cascade_train.cascade import Cascade
 from facesortd.cascade_train.command import add_arguments, run
 from facesortd.cascade_train.lbp import all_rects, integral_images, lbp_codes
-from facesortd.cascade_train.samples import Augmentation, BoxedImage, cut_window, positives
+from facesortd.cascade_train.samples import Augmentation, BoxedImage, cut_window, positives, read_gray
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
 from facesortd.cascade_train.xml_writer import subset_words
+from facesortd.config import DetectionSettings
+from facesortd.datasets import load_faces_json
+from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
+from facesortd.metrics import match_boxes
 
 WINDOW = (24, 24)
 
@@ -201,3 +205,20 @@ def test_held_out_split_is_by_character_and_stable() -> None:
     names = [f"{a}{b}{c}_1.png" for a in "abcdefgh" for b in "ijklmnop" for c in "qrstuvw"]
     share = np.mean([is_held_out(n) for n in names])
     assert 0.22 < share < 0.38
+
+
+@pytest.mark.shared
+def test_shipped_detector_keeps_its_held_out_figures(shared_dir: Path) -> None:
+    """Regression guard for cascade_classifier/ (README: recall 0.87, precision 1.00 held out)."""
+    seed = shared_dir / "data" / "seed"
+    shipped = Path(__file__).resolve().parents[1] / "cascade_classifier"
+    settings = DetectionSettings(min_neighbors=1, verifier=shipped / SHIPPED_VERIFIER)
+    detector = FaceDetector(settings, [shipped / SHIPPED_CASCADE])
+    hits = found = total = 0
+    for name, faces in load_faces_json(seed / "faces.json").items():
+        if is_held_out(name):
+            boxes = [f.box for f in detector.detect(read_gray(seed / "screenshots" / name))]
+            truth = [f.box for f in faces]
+            hits, found, total = hits + match_boxes(boxes, truth, 0.4), found + len(boxes), total + len(truth)
+    assert hits / total >= 0.85
+    assert hits / found >= 0.95
