@@ -41,7 +41,7 @@ def cascade_xml(cascade: Cascade, params: dict[str, float], comment: str = "") -
     used = cascade.used_features()
     renumber = {int(f): i for i, f in enumerate(used)}
     width, height = cascade.window
-    safe_comment = comment.replace("--", "- -")
+    safe_comment = comment.replace("--", "- -")  # "--" may not appear inside an XML comment
     out = ['<?xml version="1.0"?>\n']
     if safe_comment:
         out.append(f"<!--\n{safe_comment}\n-->\n")
