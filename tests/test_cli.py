@@ -235,3 +235,10 @@ def test_status_without_a_daemon_and_undo_time_parsing(capsys: pytest.CaptureFix
     assert abs(cli._parse_since("2h") - (__import__("time").time() - 7200)) < 5
     assert cli.main(["undo", "--since", "yesterday-ish"]) == 2
     assert "--since takes" in capsys.readouterr().err
+
+
+def test_train_detector_is_a_subcommand() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "facesortd", "train-detector", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "--faces-json" in out.stdout and "--negatives" in out.stdout
