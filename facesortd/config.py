@@ -192,8 +192,9 @@ class Settings(BaseSettings):
 
     @field_validator("inbox", "library", "state_dir", mode="after")
     @classmethod
-    def _expand_user(cls, value: Path) -> Path:
-        return value.expanduser()
+    def _absolute(cls, value: Path) -> Path:
+        # Absolute, so the journal's paths mean the same whatever the working directory.
+        return value.expanduser().absolute()
 
     @classmethod
     def settings_customise_sources(

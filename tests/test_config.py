@@ -84,3 +84,9 @@ def test_example_config_documents_every_key_and_loads() -> None:
     documented = _flatten(tomllib.loads(uncommented))
     assert _keys(Settings) == documented
     load_settings(REPO / "config.example.toml")
+
+
+def test_relative_folders_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(library=Path("lib"), inbox=Path("~/in"))
+    assert s.library == tmp_path / "lib" and s.inbox == Path.home() / "in"
