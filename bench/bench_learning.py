@@ -20,7 +20,9 @@ import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy
 import argparse
 import sys
 import zlib
+from pathlib import Path
 
+import cv2
 import numpy as np
 from shared_data import add_cascade_option, bootstrap_faces, require_shared, seed_faces
 
@@ -57,6 +59,7 @@ def main() -> int:
     )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--ks", default="0,5,10,20", help="labels per class to try (comma-separated)")
+    parser.add_argument("--out", type=Path, default=Path("bench/out"), help="folder for the PNG plot")
     args = parser.parse_args()
     if not require_shared():
         return 1
@@ -76,6 +79,7 @@ def main() -> int:
     print(f"user weight {args.user_weight}, threshold {threshold}, {args.repeats} draws per k\n")
     header = ("k", "user labels (mean)", "bal.acc", "coverage", "acc@thr", "test faces")
     print("{:>3} {:>18} {:>8} {:>9} {:>8} {:>10}".format(*header))
+    curve: list[tuple[float, float, float]] = []
     for k in (int(v) for v in args.ks.split(",")):
         rows = []
         for r in range(args.repeats):
@@ -91,7 +95,33 @@ def main() -> int:
             f"{k:>3} {a[:, 0].mean():>18.1f} {a[:, 1].mean():>8.3f} {a[:, 2].mean():>9.3f} "
             f"{np.nanmean(a[:, 3]):>8.3f} {a[:, 4].mean():>10.1f}"
         )
+        curve.append((a[:, 0].mean(), a[:, 1].mean(), a[:, 2].mean()))
+    args.out.mkdir(parents=True, exist_ok=True)
+    draw_curve(curve, args.out / "learning_curve.png")
+    print(f"\nplot written to {args.out / 'learning_curve.png'}")
     return 0
+
+
+def draw_curve(points: list[tuple[float, float, float]], path: Path) -> None:
+    """Balanced accuracy (blue) and auto-sorted share (green) against the number of user labels."""
+    w, h, m = 520, 360, 50
+    img = np.full((h, w, 3), 255, np.uint8)
+    cv2.rectangle(img, (m, 20), (w - 20, h - m), (0, 0, 0), 1)
+    most = max(p[0] for p in points) or 1.0
+    to_px = lambda x, y: (int(m + x / most * (w - 20 - m)), int(h - m - y * (h - m - 20)))  # noqa: E731
+    for column, colour, name in (
+        (1, (200, 0, 0), "balanced accuracy"),
+        (2, (0, 150, 0), "auto-sorted share"),
+    ):
+        pts = np.array([to_px(p[0], p[column]) for p in points], np.int32)
+        cv2.polylines(img, [pts], False, colour, 2)
+        for pt in pts:
+            cv2.circle(img, tuple(int(v) for v in pt), 4, colour, -1)
+        cv2.putText(img, name, (m + 10, 40 + 18 * column), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
+    cv2.putText(
+        img, f"user labels (0..{most:.0f})", (m + 150, h - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1
+    )
+    cv2.imwrite(str(path), img)
 
 
 if __name__ == "__main__":
