@@ -25,8 +25,9 @@ from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
 from facesortd.faces import FaceSpec
 from facesortd.images import UnreadableImage, read_image
+from facesortd.journal import Journal, content_id, journaled_apply
 from facesortd.library import Library
-from facesortd.model_store import adopt, history, load_model_in_force, models_dir, rollback
+from facesortd.model_store import adopt, history, load_model_in_force, model_in_force, models_dir, rollback
 from facesortd.progress import Progress
 from facesortd.training import FaceSet, Predictions, collect_faces, cross_validate, predict_set
 
@@ -76,6 +77,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         return 0
     pipeline = _pipeline(settings)
     library = Library(settings.library)
+    journal = None if args.dry_run else Journal.for_state_dir(settings.state_dir)
+    model_name = model_in_force(settings)
     progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
     tally: Counter[str] = Counter()
     for src in files:
@@ -85,11 +88,13 @@ def cmd_sort(args: argparse.Namespace) -> int:
             tally["skipped"] += 1
             continue
         decision = pipeline.decide(src)
-        if args.dry_run:
+        if journal is None:
             dest = library.destination(src, decision)
         else:
             try:
-                dest = library.apply(src, decision, copy=args.copy)
+                digest = content_id(src)
+                name = model_name.name if model_name else "none"
+                dest = journaled_apply(journal, library, src, digest, decision, name, copy=args.copy)
             except OSError as exc:
                 logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", exc)
                 tally["failed"] += 1
@@ -101,6 +106,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
             print(json.dumps(_decision_json(src, dest, decision)), flush=True)
         if progress:
             progress.step()
+    if journal is not None:
+        journal.close()
     logger.info("{}{}", "dry run, nothing moved: " if args.dry_run else "", summary(tally))
     return 1 if tally["failed"] else 0
 

@@ -24,6 +24,7 @@ from loguru import logger
 from facesortd.datasets import Box
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
+from facesortd.library import Library
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS moves (
@@ -218,6 +219,39 @@ class Journal:
 
     def last_errors(self, n: int = 5) -> list[tuple[float, str, str]]:
         return self._exec("SELECT at, path, message FROM errors ORDER BY id DESC LIMIT ?", (n,)).fetchall()
+
+
+def content_id(path: Path) -> str:
+    """The file's SHA-256, or for a file we may not read, an id from its inode (it can still be moved)."""
+    try:
+        return file_hash(path)
+    except PermissionError:
+        st = path.stat()
+        return f"unreadable:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def journaled_apply(
+    journal: Journal,
+    library: Library,
+    src: Path,
+    digest: str,
+    decision: Decision,
+    model: str,
+    copy: bool = False,
+) -> Path:
+    """The one way facesortd moves a user's file: journal the plan, move (never overwriting), journal it.
+
+    Used by the service and by one-shot `sort` alike, so every file facesortd placed is known as its
+    own placement (and never mistaken for a person's label), can be undone and is crash-safe.
+    """
+    move_id = journal.plan(digest, src, library.destination(src, decision), decision, model)
+    try:
+        final = library.apply(src, decision, copy=copy)
+    except BaseException:
+        journal.finish(move_id, "rolled_back")
+        raise
+    journal.finish(move_id, "done", final)
+    return final
 
 
 def recover(journal: Journal) -> Iterator[str]:

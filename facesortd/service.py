@@ -24,7 +24,7 @@ from facesortd.config import Settings
 from facesortd.decide import Decision, Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
-from facesortd.journal import Journal, file_hash, recover
+from facesortd.journal import Journal, content_id, journaled_apply, recover
 from facesortd.learn import retrain_if_due
 from facesortd.library import QUARANTINE_DIR, Library
 from facesortd.model_store import load_model_in_force, model_in_force
@@ -185,10 +185,7 @@ class Service:
             return None
         started = time.perf_counter()
         try:
-            digest = file_hash(path)
-        except PermissionError:
-            st = path.stat()
-            digest = f"unreadable:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+            digest = content_id(path)
         except FileNotFoundError:
             return None
         previous = self.journal.last_for_hash(digest)
@@ -201,19 +198,13 @@ class Service:
             decision = pipeline.decide(path)
         if self.library.folder_for(decision) == path.parent:
             return None  # re-examined and still where it belongs (e.g. still unsure)
-        move_id = self.journal.plan(
-            digest, path, self.library.destination(path, decision), decision, self._model_name
-        )
         try:
-            final = self.library.apply(path, decision)
+            final = journaled_apply(self.journal, self.library, path, digest, decision, self._model_name)
         except FileNotFoundError:
-            self.journal.finish(move_id, "rolled_back")
             return None
         except OSError as exc:
-            self.journal.finish(move_id, "rolled_back")
             self._retry_later(path, exc)
             return None
-        self.journal.finish(move_id, "done", final)
         self._failures.pop(path, None)
         self.counts[decision.outcome] += 1
         ms = (time.perf_counter() - started) * 1000

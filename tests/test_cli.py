@@ -242,3 +242,24 @@ def test_train_detector_is_a_subcommand() -> None:
         [sys.executable, "-m", "facesortd", "train-detector", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "--faces-json" in out.stdout and "--negatives" in out.stdout
+
+
+def test_sort_journals_its_moves_so_they_are_undoable_and_never_labels(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facesortd.config import load_settings
+    from facesortd.journal import Journal
+    from facesortd.review import Reviewer
+
+    inbox, truth = _inbox(tmp_path)
+    lib = tmp_path / "lib"
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(lib))
+    assert cli.main(["sort", str(inbox)]) == 0
+    settings = load_settings()
+    journal = Journal.for_state_dir(settings.state_dir)
+    monkeypatch.setattr("facesortd.review.FaceDetector", BrightBlobDetector)
+    assert Reviewer(settings, journal).scan() == 0  # facesortd's own placements are not labels
+    assert sum(journal.counts().values()) == len(truth) + 2
+    journal.close()
+    assert cli.main(["undo", "2"]) == 0
+    assert len(list(inbox.iterdir())) == 2
