@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facesortd.durable import move_no_replace
-from facesortd.journal import Journal, Move
+from facesortd.durable import fsync_dir, move_no_replace
+from facesortd.journal import Journal, Move, file_hash
 
 
 def select(journal: Journal, last: int | None, since: float | None, files: list[Path]) -> list[Move]:
@@ -24,11 +24,21 @@ def select(journal: Journal, last: int | None, since: float | None, files: list[
 
 
 def undo(journal: Journal, moves: list[Move]) -> list[tuple[Path, Path | None]]:
-    """Move each file back to its original folder (never overwriting); (from, back-to or None if gone)."""
+    """Move each file back to its original folder (never overwriting); (from, back-to or None if gone).
+
+    A `sort --copy` left the original in place: undoing it removes the copy, but only when the
+    original is still there with the very same content.
+    """
     out: list[tuple[Path, Path | None]] = []
     for move in moves:
         if not move.destination.is_file():
             out.append((move.destination, None))
+            continue
+        if move.source.is_file() and file_hash(move.source) == move.hash == file_hash(move.destination):
+            move.destination.unlink()
+            fsync_dir(move.destination.parent)
+            journal.finish(move.id, "undone")
+            out.append((move.destination, move.source))
             continue
         back = move_no_replace(move.destination, move.source)
         journal.finish(move.id, "undone")

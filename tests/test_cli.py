@@ -263,3 +263,14 @@ def test_sort_journals_its_moves_so_they_are_undoable_and_never_labels(
     journal.close()
     assert cli.main(["undo", "2"]) == 0
     assert len(list(inbox.iterdir())) == 2
+
+
+def test_undo_of_a_copy_removes_the_copy(
+    trained: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox, truth = _inbox(tmp_path)
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    assert cli.main(["sort", "--copy", str(inbox)]) == 0
+    assert cli.main(["undo", str(len(truth) + 2)]) == 0
+    assert len(list(inbox.iterdir())) == len(truth) + 2  # originals untouched, no "name (1)" twins
+    assert [p for p in (tmp_path / "lib").rglob("*") if p.is_file()] == []
