@@ -6,7 +6,9 @@ screenshots are drawn by character (never on both sides) until each class has up
 faces; the model is trained on bootstrap + those faces (weighted by --user-weight) and measured on
 the seed faces of the other characters. Repeated --repeats times with different draws; prints mean
 balanced accuracy and coverage/accuracy at the threshold, and the actual label counts (the seed
-has few faces of most classes, so k is a ceiling, not a promise).
+has few faces of most classes, so k is a ceiling, not a promise). A tenth of the bootstrap faces
+is held out as `facesortd train` holds it out; the change of balanced accuracy on it ("boot.val
+change") is what `learning.bootstrap_max_drop` limits when a retrain is adopted.
 
     python bench/bench_learning.py [--cascade FILE] [--user-weight 10] [--repeats 10]
 """
@@ -30,7 +32,7 @@ from facesortd.config import Settings
 from facesortd.detect import FaceDetector
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec
-from facesortd.training import FaceSet, cross_validate, predict_set
+from facesortd.training import FaceSet, cross_validate, holdout_split, predict_set
 
 
 def draw_user_labels(seed: FaceSet, k: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +68,8 @@ def main() -> int:
     settings = Settings()
     detector = FaceDetector(settings.detection, args.cascade)
     spec = FaceSpec()
-    boot = bootstrap_faces(detector, spec)
+    boot, held = holdout_split(bootstrap_faces(detector, spec), 0.1)
+    assert held is not None
     seed = seed_faces(detector, spec)
     threshold = settings.recognition.threshold
     _, temperature = cross_validate(
@@ -75,10 +78,11 @@ def main() -> int:
     base = EmotionModel.fit(boot.faces, boot.labels, spec, args.descriptor)
     base.temperature = temperature
     print(f"cascade(s): {', '.join(map(str, detector.paths))}")
-    print(f"bootstrap faces {len(boot.labels)}, seed faces {seed.counts()}")
+    print(f"bootstrap faces {len(boot.labels)} (+{len(held.labels)} held out), seed faces {seed.counts()}")
+    base_val = predict_set(base, held).evaluation(threshold).balanced_accuracy
     print(f"user weight {args.user_weight}, threshold {threshold}, {args.repeats} draws per k\n")
-    header = ("k", "user labels (mean)", "bal.acc", "coverage", "acc@thr", "test faces")
-    print("{:>3} {:>18} {:>8} {:>9} {:>8} {:>10}".format(*header))
+    header = ("k", "user labels (mean)", "bal.acc", "coverage", "acc@thr", "test faces", "boot.val change")
+    print("{:>3} {:>18} {:>8} {:>9} {:>8} {:>10} {:>16}".format(*header))
     curve: list[tuple[float, float, float]] = []
     for k in (int(v) for v in args.ks.split(",")):
         rows = []
@@ -87,13 +91,22 @@ def main() -> int:
             user = seed.subset(train_idx)
             model = base.updated(user.faces, user.labels, args.user_weight) if len(train_idx) else base
             ev = predict_set(model, seed.subset(test_idx)).evaluation(threshold)
+            val = predict_set(model, held).evaluation(threshold).balanced_accuracy
             rows.append(
-                (len(train_idx), ev.balanced_accuracy, ev.coverage, ev.accuracy_at_threshold, len(test_idx))
+                (
+                    len(train_idx),
+                    ev.balanced_accuracy,
+                    ev.coverage,
+                    ev.accuracy_at_threshold,
+                    len(test_idx),
+                    val - base_val,
+                )
             )
         a = np.array(rows, dtype=np.float64)
         print(
             f"{k:>3} {a[:, 0].mean():>18.1f} {a[:, 1].mean():>8.3f} {a[:, 2].mean():>9.3f} "
-            f"{np.nanmean(a[:, 3]):>8.3f} {a[:, 4].mean():>10.1f}"
+            f"{np.nanmean(a[:, 3]):>8.3f} {a[:, 4].mean():>10.1f} "
+            f"{a[:, 5].mean():>+8.3f} (min {a[:, 5].min():+.3f})"
         )
         curve.append((a[:, 0].mean(), a[:, 1].mean(), a[:, 2].mean()))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -27,9 +27,24 @@ from facesortd.faces import FaceSpec
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, content_id, journaled_apply
 from facesortd.library import Library
-from facesortd.model_store import adopt, history, load_model_in_force, model_in_force, models_dir, rollback
+from facesortd.model_store import (
+    adopt,
+    history,
+    load_model_in_force,
+    model_in_force,
+    models_dir,
+    rollback,
+    validation_path,
+)
 from facesortd.progress import Progress
-from facesortd.training import FaceSet, Predictions, collect_faces, cross_validate, predict_set
+from facesortd.training import (
+    FaceSet,
+    Predictions,
+    collect_faces,
+    cross_validate,
+    holdout_split,
+    predict_set,
+)
 
 USER_ERRORS = (ConfigError, DetectorError, ModelError, DatasetError)
 
@@ -199,6 +214,17 @@ def _label_map(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
+def _share(text: str) -> float:
+    """argparse type: a fraction in [0, 0.5]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 0.5:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 0.5, got {value}")
+    return value
+
+
 def _collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> FaceSet:
     mapping = _label_map(args.map)
     items = {src: relabel(load_items(src), mapping) for src in args.datasets}
@@ -249,10 +275,11 @@ def _print_counts(data: FaceSet) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     spec = FaceSpec(size=args.face_size)
-    data = _collect(args, settings, spec)
-    _print_counts(data)
-    if len(data.counts()) < 2:
+    collected = _collect(args, settings, spec)
+    _print_counts(collected)
+    if len(collected.counts()) < 2:
         raise DatasetError("training needs faces of at least 2 emotions")
+    data, validation = holdout_split(collected, args.validation_share)
 
     def fit(part: FaceSet) -> EmotionModel:
         return EmotionModel.fit(part.faces, part.labels, spec, args.descriptor, args.pca)
@@ -273,11 +300,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             "train_seconds": round(seconds, 1),
         }
     )
+    if validation is not None:
+        model.info["bootstrap_validation"] = predict_set(model, validation).evaluation(threshold).summary()
     out = args.out or models_dir(settings) / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX)
     model.save(out)
+    if validation is not None:
+        # Kept beside the model: retraining checks every candidate against it (see learn.py).
+        validation.save(validation_path(out))
     if out.parent.resolve() == models_dir(settings).resolve():
         adopt(settings, out)
     _print_figures(predictions, data, threshold, as_json=False)
+    if validation is not None:
+        print(f"\n--- validation set held out from training ({len(validation.labels)} faces) ---")
+        print(predict_set(model, validation).evaluation(threshold).report())
     print(f"trained on {len(data.labels)} faces in {seconds:.1f} s; model written to {out}")
     return 0
 
@@ -302,19 +337,27 @@ def cmd_model(args: argparse.Namespace) -> int:
     if not entries:
         print("no models yet: train one with `facesortd train DATASET`")
     for entry in entries:
-        held = entry.info.get("held_out") or {}
-        figures = (
-            f"balanced accuracy {held['balanced_accuracy']:.2f}, auto-sorts {held['coverage']:.0%} at "
-            f"threshold {held['threshold']:.2f}"
-            if isinstance(held, dict) and "balanced_accuracy" in held
-            else str(entry.info.get("error", "no held-out figures"))
-        )
+        figures = _figures(entry.info.get("held_out")) or str(entry.info.get("error", "no held-out figures"))
         counts = entry.info.get("counts", {})
         mark = "*" if entry.in_force else " "
         print(f"{mark} {entry.path.name}  {entry.info.get('created', '?')}  {figures}")
         if isinstance(counts, dict) and counts:
             print("    trained on: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if validation := _figures(entry.info.get("bootstrap_validation")):
+            print(f"    on the bootstrap validation set: {validation}")
+        if entry.info.get("decision"):
+            print(f"    {entry.info['decision']}")
     return 0
+
+
+def _figures(held: object) -> str:
+    """The headline of a stored Evaluation summary, or "" when there is none."""
+    if not isinstance(held, dict) or "balanced_accuracy" not in held:
+        return ""
+    return (
+        f"balanced accuracy {held['balanced_accuracy']:.2f}, auto-sorts {held['coverage']:.0%} at "
+        f"threshold {held['threshold']:.2f}"
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -385,12 +428,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if result.path is None:
         print(f"no retrain: {result.reason}")
         return 1
-    current = "n/a" if result.current_score is None else f"{result.current_score:.3f}"
-    print(
-        f"held-out balanced accuracy on your labels: new {result.candidate_score:.3f}, current {current}; "
-        + ("adopted" if result.adopted else "kept the current model")
-        + f" ({result.path})"
-    )
+    print(f"{result.describe(settings.learning.adopt_metric)}\nnew model: {result.path}")
     return 0
 
 
@@ -516,6 +554,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--face-size", type=int, default=FaceSpec().size, help="normalised face side in pixels")
     p.add_argument("--pca", type=int, default=150, help="most PCA components kept before LDA (default 150)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the held-out figures")
+    p.add_argument(
+        "--validation-share",
+        type=_share,
+        default=0.1,
+        help="share of the faces (whole screenshots/characters) kept out of training as the validation "
+        "set that retraining must not get worse on (saved beside the model; default 0.1, 0: none)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(

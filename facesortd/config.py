@@ -24,6 +24,8 @@ from pydantic_settings import (
 
 QUARANTINE_REASONS = ("no-face", "unsure", "unreadable", "mixed", "duplicate")
 """Why a file can land in ``<library>/_quarantine/<reason>/`` (one place for the list)."""
+AdoptMetric = Literal["balanced_accuracy", "sorted_right"]
+"""The figures a retrained model can be judged by (computed by ``Evaluation.score``)."""
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -149,8 +151,23 @@ class LearningSettings(_Section):
     correction_weight: float = Field(
         2.0, ge=1.0, description="Extra factor for corrections (a sorted file you moved to another emotion)."
     )
+    adopt_metric: AdoptMetric = Field(
+        "balanced_accuracy",
+        description="What a new model is judged by: balanced_accuracy (mean recall over emotions) or "
+        "sorted_right (share of held-out faces auto-sorted into the right folder at the threshold).",
+    )
     max_drop: float = Field(
-        0.0, ge=0.0, le=1.0, description="A new model may score at most this much lower than the current one."
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="On your held-out labels a new model may score at most this much below the current one.",
+    )
+    bootstrap_max_drop: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="The same limit on the validation set held out by `facesortd train` (if there is one); "
+        "looser, since your labels are meant to pull the model towards your screenshots.",
     )
     reexamine_unsure: bool = Field(
         True, description="After a retrain, sort the unsure files the new model is sure of."

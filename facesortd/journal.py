@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS errors (
 );
 """
 
+WITHDRAWN = ""
+"""The label recorded when a person takes a labelled file back to quarantine."""
+
 
 def file_hash(path: Path) -> str:
     """SHA-256 of the content: the identity of a file across renames and moves."""
@@ -197,17 +200,50 @@ class Journal:
             (digest, label, source, crop, box, group, str(path), time.time()),
         )
 
-    def label_for_hash(self, digest: str) -> str | None:
-        row = self._exec(
-            "SELECT label FROM labels WHERE hash = ? ORDER BY id DESC LIMIT 1", (digest,)
+    def withdraw_label(self, digest: str, path: Path) -> None:
+        """The person took the file back out of its emotion folder: its label no longer counts."""
+        self.add_label(digest, WITHDRAWN, "human", None, "", path)
+
+    def placed_at(self, path: Path, digest: str) -> float | None:
+        """When facesortd last moved this content to ``path`` (inf: it is moving it right now), or None
+        (it never did, or it moved it away from there since).
+
+        "Right now" closes a race: between the move and its ``done`` mark the file already sits in
+        its folder and must not be taken for a person's decision.
+        """
+        if self._exec("SELECT 1 FROM moves WHERE hash = ? AND state = 'planned'", (digest,)).fetchone():
+            return float("inf")
+        placed, left = self._exec(
+            "SELECT MAX(CASE WHEN destination = ?1 THEN finished END),"
+            " MAX(CASE WHEN source = ?1 THEN finished END)"
+            " FROM moves WHERE hash = ?2 AND state = 'done'",
+            (str(path), digest),
         ).fetchone()
-        return row[0] if row else None
+        # Moved away from here by facesortd later (re-examined): whoever brought it back was a person.
+        return None if placed is None or (left is not None and left > placed) else placed
+
+    def placed_last(self, path: Path, digest: str) -> bool:
+        """True if facesortd's own move put this content at ``path`` after any label a person gave it.
+
+        False means a person put it there (or moved it back there after labelling it): their decision.
+        """
+        placed = self.placed_at(path, digest)
+        label = self.label_for_hash(digest)
+        return placed is not None and (label is None or placed >= label[1])
+
+    def label_for_hash(self, digest: str) -> tuple[str, float] | None:
+        """The newest label of this content and when it was given (label "" if withdrawn)."""
+        row = self._exec(
+            "SELECT label, created FROM labels WHERE hash = ? ORDER BY id DESC LIMIT 1", (digest,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
 
     def labels(self) -> list[tuple[str, str, str, str | None, str, float]]:
-        """The newest label per content: (hash, label, source, face crop or None, group, created)."""
+        """The newest label per content unless withdrawn: (hash, label, source, face, group, created)."""
         return self._exec(
             "SELECT hash, label, source, face, grp, created FROM labels WHERE id IN"
-            " (SELECT MAX(id) FROM labels GROUP BY hash) ORDER BY id"
+            " (SELECT MAX(id) FROM labels GROUP BY hash) AND label != ? ORDER BY id",
+            (WITHDRAWN,),
         ).fetchall()
 
     def get_meta(self, key: str, default: str = "") -> str:

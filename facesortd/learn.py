@@ -4,7 +4,9 @@ A label is a face crop kept in the state folder (so retraining does not depend o
 the file) plus the emotion a person gave it. Retraining starts from the bootstrap model (the
 shipped one, or one the user trained with `facesortd train`) and adds every user label, weighted
 so the user's own domain dominates. The new model is measured against the model in force on the
-same held-out user labels (grouped by screenshot source) and adopted only if it is not worse.
+same held-out user labels (grouped by screenshot source) and on the validation set that
+`facesortd train` held out from the bootstrap model, and adopted only if it is not worse on either
+(by ``learning.adopt_metric``, within ``max_drop`` / ``bootstrap_max_drop``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,15 @@ from facesortd.durable import atomic_writer
 from facesortd.emotion import MODEL_SUFFIX, EmotionModel, fit_temperature, softmax
 from facesortd.faces import FaceSpec, crop_face, normalise_face
 from facesortd.journal import Journal
-from facesortd.model_store import adopt, model_in_force, models_dir, shipped_model, user_models
-from facesortd.training import Predictions, grouped_folds
+from facesortd.model_store import (
+    adopt,
+    model_in_force,
+    models_dir,
+    shipped_model,
+    user_models,
+    validation_path,
+)
+from facesortd.training import FaceSet, Predictions, grouped_folds, predict_set
 
 KEEP_MARGIN = 0.5
 """Kept crops are wider than any face spec's margin, so a later model can re-normalise them."""
@@ -72,49 +81,93 @@ class UserLabel:
     correction: bool = False
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One held-out set on which the new model was measured against the model in force."""
+
+    held_out: str
+    candidate: float
+    current: float | None
+    max_drop: float
+
+    @property
+    def passed(self) -> bool:
+        return self.current is None or self.candidate >= self.current - self.max_drop
+
+    def describe(self, metric: str) -> str:
+        current = "n/a" if self.current is None else f"{self.current:.3f}"
+        return f"{metric} on {self.held_out}: new {self.candidate:.3f}, current {current}"
+
+
 @dataclass
 class RetrainResult:
     """What a retrain produced and whether it was adopted, with the figures that decided it."""
 
     path: Path | None
     adopted: bool
-    candidate_score: float | None
-    current_score: float | None
+    comparisons: list[Comparison] = field(default_factory=list)
     used: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, int] = field(default_factory=dict)
     reason: str = ""
 
+    def describe(self, metric: str) -> str:
+        """Every figure that decided, then the verdict (what `retrain` prints and the log says)."""
+        figures = "; ".join(c.describe(metric) for c in self.comparisons)
+        verdict = "adopted" if self.adopted else "kept the model in force"
+        return f"{figures}; {verdict}" + (f" ({self.reason})" if self.reason else "")
 
-def bootstrap_model(settings: Settings) -> EmotionModel | None:
-    """The newest model trained without user labels (`facesortd train`), else the shipped one."""
-    for path in reversed(user_models(settings)):
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """What retraining starts from: a model trained without user labels and the faces held out from it."""
+
+    model: EmotionModel | None
+    validation: FaceSet | None
+
+
+def bootstrap(settings: Settings) -> Bootstrap:
+    """The newest model trained without user labels (`facesortd train`), else the shipped one.
+
+    Its validation set is the one `facesortd train` held out beside it; the shipped model has none
+    (its training data cannot be shipped), so then only the user's own labels judge a retrain.
+    """
+    candidates = [*reversed(user_models(settings)), shipped_model()]
+    for path in (p for p in candidates if p is not None):
         model = EmotionModel.load(path)
-        if not model.info.get("user_labels"):
-            return model
-    shipped = shipped_model()
-    return EmotionModel.load(shipped) if shipped else None
+        if model.info.get("user_labels"):
+            continue
+        held = validation_path(path)
+        validation = FaceSet.load(held) if held.is_file() else None
+        if validation is not None and validation.faces.shape[1] != model.spec.size:
+            logger.warning("{}: faces of another size than the model's; not used for validation", held)
+            validation = None
+        return Bootstrap(model, validation)
+    return Bootstrap(None, None)
 
 
 def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel | None) -> RetrainResult:
-    """Train bootstrap + user labels, compare with ``current`` on held-out user labels, adopt if not worse."""
-    base = bootstrap_model(settings)
+    """Train bootstrap + user labels; adopt only if not worse than ``current`` on every held-out set.
+
+    Held-out sets: the user's labels (grouped cross-validation, so a screenshot source never sits
+    on both sides) and, when there is one, the bootstrap validation set.
+    """
+    learning = settings.learning
+    start = bootstrap(settings)
+    base = start.model
     known = set(base.labels) if base else set()
     counts = Counter(lbl.label for lbl in labels)
-    minimum = settings.learning.min_per_class
+    minimum = learning.min_per_class
     waiting = {k: minimum - n for k, n in counts.items() if k not in known and n < minimum}
     usable = [lbl for lbl in labels if lbl.label not in waiting]
     used = dict(Counter(lbl.label for lbl in usable))
     groups = {lbl.group for lbl in usable}
     if len(groups) < 2 or (base is None and len(used) < 2):
-        return RetrainResult(None, False, None, None, used, waiting, "not enough labels to hold some out yet")
+        return RetrainResult(None, False, [], used, waiting, "not enough labels to hold some out yet")
     spec = base.spec if base else FaceSpec()
     faces = np.stack([kept_face(lbl.face, spec) for lbl in usable])
     names = [lbl.label for lbl in usable]
     weights = np.array(
-        [
-            settings.learning.user_weight * (settings.learning.correction_weight if lbl.correction else 1.0)
-            for lbl in usable
-        ]
+        [learning.user_weight * (learning.correction_weight if lbl.correction else 1.0) for lbl in usable]
     )
 
     def fit(idx: np.ndarray) -> EmotionModel:
@@ -138,19 +191,36 @@ def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel |
                 faces[test]
             )
     temperature = fit_temperature(cand_logits, truth)
-    cand_proba = softmax(cand_logits / temperature)
     threshold = settings.recognition.threshold
-    candidate_eval = Predictions(all_names, truth, cand_proba).evaluation(threshold)
-    current_score = (
-        Predictions(all_names, truth, cur_proba).evaluation(threshold).balanced_accuracy if current else None
-    )
-    adopted = (
-        current_score is None
-        or candidate_eval.balanced_accuracy >= current_score - settings.learning.max_drop
-    )
-
+    metric = learning.adopt_metric
+    candidate_eval = Predictions(all_names, truth, softmax(cand_logits / temperature)).evaluation(threshold)
+    comparisons = [
+        Comparison(
+            "your held-out labels",
+            candidate_eval.score(metric),
+            Predictions(all_names, truth, cur_proba).evaluation(threshold).score(metric) if current else None,
+            learning.max_drop,
+        )
+    ]
     final = fit(np.arange(len(names)))
     final.temperature = temperature
+    validation = start.validation
+    if validation is not None and current is not None and current.spec != spec:
+        logger.warning("the model in force frames faces differently; the bootstrap validation set is skipped")
+        validation = None
+    if validation is not None:
+        boot_eval = predict_set(final, validation).evaluation(threshold)
+        final.info["bootstrap_validation"] = boot_eval.summary()
+        comparisons.append(
+            Comparison(
+                "the bootstrap validation set",
+                boot_eval.score(metric),
+                predict_set(current, validation).evaluation(threshold).score(metric) if current else None,
+                learning.bootstrap_max_drop,
+            )
+        )
+    adopted = all(c.passed for c in comparisons)
+    result = RetrainResult(None, adopted, comparisons, used, waiting)
     final.info.update(
         {
             "user_labels": len(usable),
@@ -158,26 +228,18 @@ def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel |
             "base": base.version if base else None,
             "held_out": candidate_eval.summary(),
             "validation": "grouped cross-validation on your labels",
-            "compared_with": {
-                "model": current.version if current else None,
-                "balanced_accuracy": current_score,
-            },
+            "compared_with": current.version if current else None,
+            "decision": result.describe(metric),
             "adopted": adopted,
         }
     )
     # A rejected model is kept for inspection, outside the folder that model_in_force looks at.
     folder = models_dir(settings) if adopted else models_dir(settings) / "rejected"
-    path = final.save(folder / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX))
+    result.path = final.save(folder / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX))
     if adopted:
-        adopt(settings, path)
-    logger.info(
-        "retrained on {} labels: held-out balanced accuracy {:.3f} vs {} for the model in force; {}",
-        len(usable),
-        candidate_eval.balanced_accuracy,
-        "n/a" if current_score is None else f"{current_score:.3f}",
-        "adopted" if adopted else "kept the old model",
-    )
-    return RetrainResult(path, adopted, candidate_eval.balanced_accuracy, current_score, used, waiting)
+        adopt(settings, result.path)
+    logger.info("retrained on {} labels: {}", len(usable), result.describe(metric))
+    return result
 
 
 def retrain_if_due(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facesortd.config import AdoptMetric
 from facesortd.datasets import Box
 from facesortd.detect import iou
 
@@ -92,6 +93,14 @@ class Evaluation:
             ece=expected_calibration_error(correct, conf),
             curve=coverage_curve(correct, conf),
         )
+
+    def score(self, metric: AdoptMetric) -> float:
+        """One number to compare models by; ``sorted_right`` counts nothing sorted as nothing right."""
+        if metric == "balanced_accuracy":
+            return self.balanced_accuracy
+        if np.isnan(self.accuracy_at_threshold):
+            return 0.0
+        return self.coverage * self.accuracy_at_threshold
 
     def summary(self) -> dict[str, object]:
         """JSON-ready figures (stored in model files and printed by --json)."""

@@ -18,10 +18,16 @@ from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
 
 SHIPPED_MODEL = "default_emotion" + MODEL_SUFFIX
 CURRENT = "current"
+VALIDATION_SUFFIX = ".validation.npz"
 
 
 def models_dir(settings: Settings) -> Path:
     return settings.state_dir / "models"
+
+
+def validation_path(model: Path) -> Path:
+    """Where `facesortd train` keeps the faces it held out from ``model`` (its bootstrap validation set)."""
+    return model.with_name(model.name.removesuffix(MODEL_SUFFIX) + VALIDATION_SUFFIX)
 
 
 def shipped_model() -> Path | None:

@@ -2,7 +2,8 @@
 
 A file in ``<library>/<emotion>/`` that facesortd did not put there (the journal says where it put
 each content) was placed by a person: coming from quarantine it is a label, coming from another
-emotion folder a correction, dropped there directly a label too. Its face is found again (with
+emotion folder a correction, dropped there directly a label too. A labelled file that the person
+moves back into quarantine has its label withdrawn. Its face is found again (with
 a more permissive detector if the normal one finds none), kept as a crop in the state folder and
 recorded in the journal; a file where no face can be found is recorded as unusable.
 """
@@ -20,6 +21,7 @@ from facesortd.detect import FaceDetector
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, file_hash
 from facesortd.learn import UserLabel, keep_face
+from facesortd.library import QUARANTINE_DIR
 
 
 @dataclass
@@ -40,38 +42,62 @@ class Reviewer:
         return self._detectors
 
     def scan(self) -> int:
-        """Record the labels given since the last scan; returns how many were new."""
+        """Record the labels given (or taken back) since the last scan; returns how many were new."""
         new = 0
         root = self.settings.library
-        folders = (
+        quarantine = root / QUARANTINE_DIR
+        emotions = (
             [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
             if root.is_dir()
             else []
         )
-        for folder in folders:
-            for path in folder.iterdir():
-                if (
-                    not path.is_file()
-                    or path.is_symlink()
-                    or path.name.startswith(".")
-                    or not is_image_name(path)
-                ):
-                    continue
-                st = path.stat()
-                key = (st.st_size, st.st_mtime_ns, st.st_ino)
-                if self.seen.get(path) == key:
-                    continue
-                self.seen[path] = key
-                new += self._consider(path, folder.name)
+        held = [p for p in quarantine.iterdir() if p.is_dir()] if quarantine.is_dir() else []
+        for folder in emotions + held:
+            for path in self._changed_images(folder):
+                digest = file_hash(path)
+                if self.journal.placed_last(path, digest):
+                    continue  # facesortd's own decision, not a person's
+                label = self.journal.label_for_hash(digest)
+                if folder in held:
+                    new += self._withdraw(path, digest, label)
+                elif label is None or label[0] != folder.name:
+                    new += self._record(path, digest, folder.name)
         return new
 
-    def _consider(self, path: Path, label: str) -> bool:
-        digest = file_hash(path)
-        placed = self.journal.done_at(path)
-        if placed is not None and placed.hash == digest:
-            return False  # facesortd put it there: its own prediction, not a person's decision
-        if self.journal.label_for_hash(digest) == label:
+    def _changed_images(self, folder: Path) -> list[Path]:
+        """Image files of ``folder`` that are new or changed since the last scan.
+
+        Files that left the folder are forgotten, so one moved away and back again is looked at anew.
+        """
+        changed = []
+        present = set()
+        for path in folder.iterdir():
+            if (
+                not path.is_file()
+                or path.is_symlink()
+                or path.name.startswith(".")
+                or not is_image_name(path)
+            ):
+                continue
+            present.add(path)
+            st = path.stat()
+            key = (st.st_size, st.st_mtime_ns, st.st_ino)
+            if self.seen.get(path) != key:
+                self.seen[path] = key
+                changed.append(path)
+        for gone in [p for p in self.seen if p.parent == folder and p not in present]:
+            del self.seen[gone]
+        return changed
+
+    def _withdraw(self, path: Path, digest: str, label: tuple[str, float] | None) -> bool:
+        """A labelled file moved back into quarantine: the person is no longer sure, so the label goes."""
+        if label is None or not label[0]:
             return False
+        self.journal.withdraw_label(digest, path)
+        logger.info("{}: back in quarantine, so your label {!r} no longer counts", path, label[0])
+        return True
+
+    def _record(self, path: Path, digest: str, label: str) -> bool:
         before = self.journal.last_for_hash(digest)
         source = "correction" if before and before.action == "sorted" and before.emotion != label else "human"
         face = self._keep_face(path, digest)

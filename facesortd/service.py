@@ -192,6 +192,11 @@ class Service:
         if previous and previous.state == "undone" and previous.source == path:
             logger.info("{}: you undid its sort, so it stays (sort it by hand: facesortd sort FILE)", path)
             return None
+        if path.parent.parent == self.library.root / QUARANTINE_DIR and not self.journal.placed_last(
+            path, digest
+        ):
+            logger.info("{}: you put it in quarantine, so it stays there", path)
+            return None
         if self.settings.watch.duplicates == "quarantine" and previous and previous.destination.exists():
             decision = Decision.quarantine("duplicate", detail=f"same content as {previous.destination}")
         else:

@@ -22,6 +22,7 @@ from loguru import logger
 from facesortd.config import ImageLimits
 from facesortd.datasets import Box, DatasetError, LabelledItem, source_group
 from facesortd.detect import Face, FaceDetector, iou
+from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
@@ -51,6 +52,29 @@ class FaceSet:
         return FaceSet(
             self.faces[idx], pick(self.labels), pick(self.groups), pick(self.files), pick(self.sources)
         )
+
+    def save(self, path: Path) -> Path:
+        """Write faces (as bytes: normalised faces are k/255 exactly), labels and groups atomically."""
+        with atomic_writer(path) as fh:
+            np.savez_compressed(
+                fh,
+                faces=np.round(self.faces * 255.0).astype(np.uint8),
+                labels=np.array(self.labels, dtype=str),
+                groups=np.array(self.groups, dtype=str),
+                sources=np.array(self.sources, dtype=str),
+            )
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> FaceSet:
+        """Read a set written by :meth:`save` (files are not kept: only the faces matter then)."""
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                faces = npz["faces"].astype(np.float32) / 255.0
+                labels, groups, sources = (npz[k].tolist() for k in ("labels", "groups", "sources"))
+        except (OSError, KeyError, ValueError) as exc:
+            raise DatasetError(f"{path}: not a face set written by facesortd ({exc})") from exc
+        return cls(faces, labels, groups, [path] * len(labels), sources)
 
     @classmethod
     def concat(cls, parts: list[FaceSet]) -> FaceSet:
@@ -214,6 +238,14 @@ def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -
         for i in idx:
             per_label[fold, names[labels[i]]] += 1
     return fold_of
+
+
+def holdout_split(data: FaceSet, share: float) -> tuple[FaceSet, FaceSet | None]:
+    """(rest, held out): about ``share`` of the faces, whole groups, label mix kept; share 0: none."""
+    if share <= 0.0:
+        return data, None
+    fold_of = grouped_folds(data.labels, data.groups, max(2, round(1.0 / share)))
+    return data.subset(np.flatnonzero(fold_of != 0)), data.subset(np.flatnonzero(fold_of == 0))
 
 
 FitFn = Callable[[FaceSet], EmotionModel]

@@ -13,6 +13,8 @@ import pytest
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
 
 from facesortd import cli
+from facesortd.model_store import validation_path
+from facesortd.training import FaceSet
 
 
 @pytest.fixture
@@ -50,6 +52,17 @@ def test_train_reports_counts_held_out_figures_and_writes_model(trained: str, tm
     assert float(line.split()[2]) >= 0.9
     models = list(Path(__import__("os").environ["XDG_STATE_HOME"]).glob("facesortd/models/*.fsm.npz"))
     assert len(models) == 1
+    assert "validation set held out from training" in trained
+    held = FaceSet.load(validation_path(models[0]))  # what later retrains are checked against
+    assert 0 < len(held.labels) < 0.3 * sum(int(n) for n in _counts(trained).values())
+
+
+def _counts(output: str) -> dict[str, str]:
+    """The "faces per emotion" block of `train`'s output."""
+    lines = output.split("faces per emotion:\n", 1)[1].splitlines()
+    return dict(
+        ln.split() for ln in lines[: next(i for i, ln in enumerate(lines) if not ln.startswith("  "))]
+    )
 
 
 def test_sort_dry_run_touches_nothing(
@@ -211,7 +224,8 @@ def test_model_history_and_rollback(
     capsys.readouterr()
     assert cli.main(["model"]) == 0
     listing = capsys.readouterr().out
-    assert "* 20260101-000002.fsm.npz" in listing and "balanced accuracy" in listing and "happy 30" in listing
+    assert "* 20260101-000002.fsm.npz" in listing and "balanced accuracy" in listing and "happy 27" in listing
+    assert "on the bootstrap validation set: balanced accuracy" in listing
     assert cli.main(["model", "rollback"]) == 0
     assert model_store.model_in_force(settings).name == "20260101-000001.fsm.npz"
     assert model_store.load_model_in_force(settings).descriptor == "hog"

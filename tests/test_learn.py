@@ -12,6 +12,8 @@ from facesortd import learn, model_store
 from facesortd.config import Settings, load_settings
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, normalise_face
+from facesortd.metrics import Evaluation
+from facesortd.training import FaceSet
 
 SPEC = FaceSpec(size=48)
 
@@ -58,7 +60,8 @@ def test_retrain_adds_a_new_emotion_and_is_adopted(settings: Settings) -> None:
     labels = _labels(settings, ["angry", "happy", "sad", "surprised"], 6, seed=2)
     result = learn.retrain(settings, labels, current)
     assert result.adopted and result.path is not None and result.waiting == {}
-    assert result.candidate_score > result.current_score
+    [mine] = result.comparisons  # no bootstrap validation set: only the user's labels judge
+    assert mine.candidate > mine.current
     new = model_store.load_model_in_force(settings)
     assert "surprised" in new.labels and new.info["user_labels"] == 24 and new.info["adopted"] is True
 
@@ -88,7 +91,7 @@ def test_a_worse_model_is_not_adopted(tmp_path: Path) -> None:
     model_store.adopt(settings, good.save(model_store.models_dir(settings) / "20260101-000001.fsm.npz"))
     in_force = model_store.model_in_force(settings)
     result = learn.retrain(settings, _labels(settings, emotions, 6, seed=7), good)
-    assert not result.adopted and result.candidate_score < result.current_score
+    assert not result.adopted and result.comparisons[0].candidate < result.comparisons[0].current
     assert result.path is not None and result.path.parent.name == "rejected"
     assert model_store.model_in_force(settings) == in_force
 
@@ -98,3 +101,60 @@ def test_too_few_labels_to_validate_does_nothing(settings: Settings) -> None:
     labels = [lbl for lbl in _labels(settings, ["happy"], 4, seed=9) if lbl.group == "shot0"]
     result = learn.retrain(settings, labels, current)
     assert result.path is None and not result.adopted and "not enough" in result.reason
+
+
+def _validation_set(settings: Settings, emotions: list[str], n: int, seed: int) -> None:
+    """Faces held out from the bootstrap model, saved where `facesortd train` puts them."""
+    rng = np.random.default_rng(seed)
+    faces = np.stack(
+        [normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in emotions for _ in range(n)]
+    )
+    labels = [e for e in emotions for _ in range(n)]
+    held = FaceSet(
+        faces, labels, [f"v{i}" for i in range(len(labels))], [Path("-")] * len(labels), ["v"] * len(labels)
+    )
+    held.save(model_store.validation_path(model_store.models_dir(settings) / "20260101-000000.fsm.npz"))
+
+
+def test_labels_that_contradict_the_bootstrap_are_caught_by_its_validation_set(tmp_path: Path) -> None:
+    """A person who calls every sad face happy makes a model that agrees with them on their own
+    held-out labels; the bootstrap validation set shows what it forgot, so it is not adopted."""
+    settings = load_settings(state_dir=tmp_path / "state", learning={"user_weight": 50.0})
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=11)
+    _validation_set(settings, ["angry", "happy", "sad"], 8, seed=12)
+    swapped = {"happy": "sad", "sad": "happy", "angry": "angry"}
+    labels = [
+        learn.UserLabel(lbl.face, swapped[lbl.label], lbl.group)
+        for lbl in _labels(settings, ["angry", "happy", "sad"], 8, seed=13)
+    ]
+    result = learn.retrain(settings, labels, current)
+    mine, boot = result.comparisons
+    assert mine.passed and mine.candidate > mine.current
+    assert not boot.passed and boot.candidate < boot.current - settings.learning.bootstrap_max_drop
+    assert not result.adopted and "bootstrap validation set" in result.describe("balanced_accuracy")
+    assert model_store.model_in_force(settings).name == "20260101-000000.fsm.npz"
+
+
+def test_helpful_labels_pass_both_held_out_sets(settings: Settings) -> None:
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=14)
+    _validation_set(settings, ["angry", "happy", "sad"], 8, seed=15)
+    result = learn.retrain(
+        settings, _labels(settings, ["angry", "happy", "sad", "surprised"], 6, seed=16), current
+    )
+    assert [c.held_out for c in result.comparisons] == [
+        "your held-out labels",
+        "the bootstrap validation set",
+    ]
+    assert result.adopted and all(c.passed for c in result.comparisons)
+    info = model_store.load_model_in_force(settings).info
+    assert info["bootstrap_validation"]["n"] == 24 and "adopted" in info["decision"]
+
+
+def test_sorted_right_scores_what_lands_in_the_right_folder() -> None:
+    truth = np.array([0, 0, 1, 1])
+    pred = np.array([0, 1, 1, 1])
+    ev = Evaluation.of(["a", "b"], truth, pred, np.array([0.9, 0.9, 0.3, 0.9]), threshold=0.5)
+    assert ev.score("sorted_right") == pytest.approx(2 / 4)  # 3 sorted, 2 of them right
+    assert ev.score("balanced_accuracy") == pytest.approx(0.75)
+    none = Evaluation.of(["a", "b"], truth, pred, np.full(4, 0.1), threshold=0.5)
+    assert none.score("sorted_right") == 0.0

@@ -104,3 +104,78 @@ def test_moving_a_sorted_file_to_another_emotion_is_a_correction(settings: Setti
     counts, unusable = review.label_summary(journal)
     assert counts == {"sad": 1} and unusable == 1
     journal.close()
+
+
+class _SureItIsHappy:
+    """A pipeline that would sort anything into happy: shows which files re-examination may touch."""
+
+    def decide(self, path: Path) -> object:
+        from facesortd.decide import Decision
+
+        return Decision("sorted", "happy", confidence=0.99)
+
+
+def _placed(journal: object, path: Path, decision: object, source: Path | None = None) -> None:
+    """Journal a move of ``path``'s content to ``path`` as if facesortd had made it."""
+    from facesortd.journal import file_hash
+
+    move = journal.plan(file_hash(path), source or Path("/in") / path.name, path, decision, "m")  # type: ignore[attr-defined]
+    journal.finish(move, "done", path)  # type: ignore[attr-defined]
+
+
+def test_taking_a_file_back_to_quarantine_withdraws_its_label_and_it_stays_there(settings: Settings) -> None:
+    from facesortd.decide import Decision
+    from facesortd.journal import Journal
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    unsure, happy = settings.library / "_quarantine" / "unsure", settings.library / "happy"
+    unsure.mkdir(parents=True)
+    happy.mkdir()
+    rng = np.random.default_rng(2)
+    for name in ("mine.png", "ours.png", "sorted.png"):
+        cv2.imwrite(str(unsure / name), draw_screenshot("happy", rng)[0])
+        _placed(journal, unsure / name, Decision.quarantine("unsure"))
+    reviewer = review.Reviewer(settings, journal)
+    assert reviewer.scan() == 0
+    (unsure / "mine.png").rename(happy / "mine.png")
+    assert reviewer.scan() == 1 and review.label_summary(journal)[0] == {"happy": 1}
+    (happy / "mine.png").rename(unsure / "mine.png")  # on second thought: not sure after all
+    assert (
+        reviewer.scan() == 1 and review.label_summary(journal)[0] == {} and review.user_labels(journal) == []
+    )
+
+    # A file facesortd re-examined and sorted, moved back to quarantine by the person: theirs too.
+    (unsure / "sorted.png").rename(happy / "sorted.png")
+    _placed(journal, happy / "sorted.png", Decision("sorted", "happy", confidence=0.9), unsure / "sorted.png")
+    (happy / "sorted.png").rename(unsure / "sorted.png")
+
+    # Re-examination after a retrain leaves what a person put in quarantine alone, sorts the rest.
+    service = Service(settings)
+    assert service.process(_SureItIsHappy(), unsure / "mine.png") is None  # type: ignore[arg-type]
+    assert service.process(_SureItIsHappy(), unsure / "sorted.png") is None  # type: ignore[arg-type]
+    assert service.process(_SureItIsHappy(), unsure / "ours.png") == happy / "ours.png"  # type: ignore[arg-type]
+    assert sorted(p.name for p in unsure.iterdir()) == ["mine.png", "sorted.png"]
+    service.journal.close()
+    journal.close()
+
+
+def test_a_file_facesortd_is_moving_right_now_is_not_taken_for_a_label(settings: Settings) -> None:
+    from facesortd.decide import Decision
+    from facesortd.journal import Journal, file_hash
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    happy = settings.library / "happy"
+    happy.mkdir(parents=True)
+    cv2.imwrite(str(happy / "x.png"), draw_screenshot("happy", np.random.default_rng(3))[0])
+    move = journal.plan(
+        file_hash(happy / "x.png"),
+        Path("/in/x.png"),
+        happy / "x.png",
+        Decision("sorted", "happy", confidence=0.9),
+        "m",
+    )
+    reviewer = review.Reviewer(settings, journal)
+    assert reviewer.scan() == 0  # moved, but not yet marked done
+    journal.finish(move, "done", happy / "x.png")
+    assert journal.labels() == []
+    journal.close()

@@ -10,7 +10,7 @@ from synthetic import BrightBlobDetector, draw_face
 
 from facesortd.datasets import LabelledItem
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.training import collect_faces, grouped_folds
+from facesortd.training import FaceSet, collect_faces, grouped_folds, holdout_split
 
 
 def test_grouped_folds_keep_characters_together_and_split_naming_schemes() -> None:
@@ -49,3 +49,20 @@ def test_known_box_is_replaced_by_the_matching_detection(tmp_path: Path) -> None
     detected = BrightBlobDetector().detect(img)[0].box
 
     assert np.allclose(got.faces[0], normalise_face(img, detected, spec))
+
+
+def test_holdout_split_keeps_characters_whole_and_a_saved_set_reads_back(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    labels = ["happy", "sad"] * 50
+    faces = np.stack(
+        [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
+    )
+    groups = [f"char{i % 20}" for i in range(100)]
+    data = FaceSet(faces, labels, groups, [tmp_path / f"{i}.png" for i in range(100)], ["seed"] * 100)
+    rest, held = holdout_split(data, 0.2)
+    assert held is not None and 10 <= len(held.labels) <= 30 and len(rest.labels) + len(held.labels) == 100
+    assert not set(rest.groups) & set(held.groups) and set(held.labels) == {"happy", "sad"}
+    back = FaceSet.load(held.save(tmp_path / "held.validation.npz"))
+    assert back.labels == held.labels and back.groups == held.groups and back.sources == held.sources
+    assert np.array_equal(back.faces, held.faces)  # normalised faces are whole steps of 1/255
+    assert holdout_split(data, 0.0) == (data, None)
