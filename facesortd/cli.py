@@ -27,6 +27,7 @@ from facesortd.faces import FaceSpec
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, content_id, journaled_apply
 from facesortd.library import Library
+from facesortd.metrics import headline
 from facesortd.model_store import (
     adopt,
     history,
@@ -337,27 +338,17 @@ def cmd_model(args: argparse.Namespace) -> int:
     if not entries:
         print("no models yet: train one with `facesortd train DATASET`")
     for entry in entries:
-        figures = _figures(entry.info.get("held_out")) or str(entry.info.get("error", "no held-out figures"))
+        figures = headline(entry.info.get("held_out")) or str(entry.info.get("error", "no held-out figures"))
         counts = entry.info.get("counts", {})
         mark = "*" if entry.in_force else " "
         print(f"{mark} {entry.path.name}  {entry.info.get('created', '?')}  {figures}")
         if isinstance(counts, dict) and counts:
             print("    trained on: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        if validation := _figures(entry.info.get("bootstrap_validation")):
+        if validation := headline(entry.info.get("bootstrap_validation")):
             print(f"    on the bootstrap validation set: {validation}")
         if entry.info.get("decision"):
             print(f"    {entry.info['decision']}")
     return 0
-
-
-def _figures(held: object) -> str:
-    """The headline of a stored Evaluation summary, or "" when there is none."""
-    if not isinstance(held, dict) or "balanced_accuracy" not in held:
-        return ""
-    return (
-        f"balanced accuracy {held['balanced_accuracy']:.2f}, auto-sorts {held['coverage']:.0%} at "
-        f"threshold {held['threshold']:.2f}"
-    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 from facesortd.config import ConfigError, Settings, default_config_file, load_settings
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import ModelError
+from facesortd.metrics import headline
 from facesortd.model_store import load_model_in_force, model_in_force
 
 Check = tuple[bool, str]
@@ -81,8 +82,8 @@ def _model_check(settings: Settings) -> Check:
             False,
             "emotion model: none yet; train one with `facesortd train DATASET` (until then: all unsure)",
         )
-    held = model.info.get("held_out", {})
-    figures = (
-        f", held-out balanced accuracy {held['balanced_accuracy']:.2f}" if "balanced_accuracy" in held else ""
+    figures = headline(model.info.get("held_out"))
+    return (
+        True,
+        f"emotion model: {path} ({', '.join(model.labels)}{'; held out: ' + figures if figures else ''})",
     )
-    return True, f"emotion model: {path} ({', '.join(model.labels)}{figures})"

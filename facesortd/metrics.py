@@ -140,6 +140,16 @@ class Evaluation:
         return "\n".join(lines)
 
 
+def headline(summary: object) -> str:
+    """One line from a stored :meth:`Evaluation.summary` ("" when there is none): for listings."""
+    if not isinstance(summary, dict) or "balanced_accuracy" not in summary:
+        return ""
+    return (
+        f"balanced accuracy {summary['balanced_accuracy']:.2f}, auto-sorts {summary['coverage']:.0%} at "
+        f"threshold {summary['threshold']:.2f}"
+    )
+
+
 def match_boxes(found: list[Box], truth: list[Box], min_iou: float) -> int:
     """True positives of a one-to-one matching (greedy by IoU) of found boxes to true boxes.
 

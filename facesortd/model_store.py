@@ -94,6 +94,22 @@ def history(settings: Settings) -> list[ModelEntry]:
     return entries
 
 
+def last_retrain(settings: Settings) -> tuple[str, str] | None:
+    """(when, what was decided) for the newest retrain, adopted or rejected; None if none yet."""
+    folder = models_dir(settings)
+    made = sorted(
+        [*folder.glob("*" + MODEL_SUFFIX), *folder.glob("rejected/*" + MODEL_SUFFIX)], key=lambda p: p.name
+    )
+    for path in reversed(made):
+        try:
+            info = EmotionModel.load(path).info
+        except ModelError:
+            continue
+        if info.get("decision"):
+            return str(info.get("created", "?")), str(info["decision"])
+    return None
+
+
 def rollback(settings: Settings) -> Path:
     """Return to the model before the one in force; raises ModelError when there is none."""
     if settings.recognition.model is not None:

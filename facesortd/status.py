@@ -9,7 +9,8 @@ from pathlib import Path
 
 from facesortd.config import Settings
 from facesortd.journal import Journal
-from facesortd.model_store import load_model_in_force, model_in_force
+from facesortd.metrics import headline
+from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
 from facesortd.review import label_summary
 from facesortd.service import STATUS_FILE
 
@@ -37,6 +38,14 @@ def report(settings: Settings) -> str:
         )
     model = model_in_force(settings)
     lines.append(f"model in force: {model or 'none (every face is unsure)'}")
+    if model:
+        info = load_model_in_force(settings).info  # type: ignore[union-attr]
+        lines.append(
+            f"  {info.get('created', '?')}; held out: {headline(info.get('held_out')) or 'no figures'}"
+        )
+        if retrained := last_retrain(settings):
+            lines.append(f"  last retrain {retrained[0]}: {retrained[1]}")
+        lines.append("  (`facesortd model` lists every version; `facesortd model rollback` goes back one)")
     if not (settings.state_dir / "journal.sqlite").exists():
         lines.append("nothing sorted yet")
         return "\n".join(lines)

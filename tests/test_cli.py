@@ -246,6 +246,7 @@ def test_status_without_a_daemon_and_undo_time_parsing(capsys: pytest.CaptureFix
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
     assert "daemon: not running" in out and "nothing sorted yet" in out
+    assert "held out: balanced accuracy" in out  # the shipped model's figures
     assert abs(cli._parse_since("2h") - (__import__("time").time() - 7200)) < 5
     assert cli.main(["undo", "--since", "yesterday-ish"]) == 2
     assert "--since takes" in capsys.readouterr().err

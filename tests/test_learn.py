@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from synthetic import draw_face
 
-from facesortd import learn, model_store
+from facesortd import learn, model_store, status
 from facesortd.config import Settings, load_settings
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, normalise_face
@@ -148,6 +148,9 @@ def test_helpful_labels_pass_both_held_out_sets(settings: Settings) -> None:
     assert result.adopted and all(c.passed for c in result.comparisons)
     info = model_store.load_model_in_force(settings).info
     assert info["bootstrap_validation"]["n"] == 24 and "adopted" in info["decision"]
+    text = status.report(settings)  # what the person sees: the model, its figures, the last decision
+    assert "held out: balanced accuracy" in text and "last retrain" in text
+    assert "on the bootstrap validation set: new" in text
 
 
 def test_sorted_right_scores_what_lands_in_the_right_folder() -> None:
