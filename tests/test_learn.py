@@ -161,3 +161,39 @@ def test_sorted_right_scores_what_lands_in_the_right_folder() -> None:
     assert ev.score("balanced_accuracy") == pytest.approx(0.75)
     none = Evaluation.of(["a", "b"], truth, pred, np.full(4, 0.1), threshold=0.5)
     assert none.score("sorted_right") == 0.0
+
+
+def _retrain_and_die_while_saving(
+    settings: Settings, labels: list[learn.UserLabel], current: EmotionModel
+) -> None:
+    """In a child process: retrain, and get SIGKILLed half-way through writing the new model."""
+    import os
+    import signal
+
+    real_savez = np.savez_compressed
+
+    def savez_then_die(fh: object, **arrays: np.ndarray) -> None:
+        real_savez(fh, **arrays)
+        fh.flush()  # type: ignore[attr-defined]
+        os.kill(os.getpid(), signal.SIGKILL)  # power cut before fsync and rename
+
+    np.savez_compressed = savez_then_die  # type: ignore[assignment]
+    learn.retrain(settings, labels, current)
+
+
+def test_a_crash_while_retraining_leaves_the_old_model_in_force(settings: Settings) -> None:
+    import multiprocessing
+
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=17)
+    before = model_store.model_in_force(settings)
+    labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=18)
+    child = multiprocessing.get_context("fork").Process(
+        target=_retrain_and_die_while_saving, args=(settings, labels, current)
+    )
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == -9
+    assert model_store.model_in_force(settings) == before
+    assert model_store.user_models(settings) == [before]  # the half-written file is not taken for a model
+    assert model_store.load_model_in_force(settings).labels == current.labels
+    assert learn.retrain(settings, labels, current).adopted  # and the next retrain works
