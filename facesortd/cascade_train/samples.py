@@ -15,7 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesortd.config import ImageLimits
 from facesortd.datasets import Box, DatasetError, is_image_name, load_faces_json
+from facesortd.images import UnreadableImage, read_image, to_gray
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,11 @@ class BoxedImage:
 
 
 def read_gray(path: Path) -> np.ndarray:
-    """Grayscale pixels; np.fromfile + imdecode copes with any file name (spaces, non-ASCII)."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    gray = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if gray is None:
-        raise DatasetError(f"{path} is not a readable image")
-    return gray
+    """Grayscale pixels decoded exactly as the detector gets them at run time (images.read_image)."""
+    try:
+        return to_gray(read_image(path, ImageLimits()))
+    except UnreadableImage as exc:
+        raise DatasetError(f"{path}: {exc}") from exc
 
 
 def image_files(folder: Path) -> list[Path]:
