@@ -26,6 +26,7 @@ import numpy as np
 from shared_data import add_cascade_option, bootstrap_faces, require_shared, seed_faces
 
 from facesortd.config import Settings
+from facesortd.descriptors import DESCRIPTORS
 from facesortd.detect import FaceDetector
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec
@@ -94,7 +95,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_cascade_option(parser)
-    parser.add_argument("--descriptor", action="append", choices=["pixels", "hog"], help="default: both")
+    parser.add_argument("--descriptor", action="append", choices=list(DESCRIPTORS), help="default: both")
     parser.add_argument("--face-size", type=int, default=FaceSpec().size)
     parser.add_argument("--pca", type=int, default=150)
     parser.add_argument("--folds", type=int, default=5)

@@ -21,6 +21,7 @@ from facesortd import __version__
 from facesortd.config import ConfigError, Settings, config_home, load_settings
 from facesortd.datasets import DatasetError, is_image_name, load_items, relabel
 from facesortd.decide import Decision, Pipeline
+from facesortd.descriptors import DESCRIPTORS
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
 from facesortd.faces import FaceSpec
@@ -538,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--descriptor",
-        choices=["pixels", "hog"],
+        choices=list(DESCRIPTORS),
         default="hog",
         help="face features: hog (default; measured best, see README) or pixels (classic Fisherface)",
     )

@@ -1,12 +1,15 @@
 """Face descriptors: what an emotion model looks at in a normalised face.
 
-``pixels`` is the classic Fisherface input. ``hog`` (gradient orientation histograms) is tried
-beside it because anime expressions live in line art (eye and mouth shapes) rather than in
-shading. The name of the descriptor is stored in the model file so run time matches training.
+``pixels`` is the classic Fisherface input. ``hog`` (gradient orientation histograms) and ``lbp``
+(local binary pattern histograms) are tried beside it because anime expressions live in line art
+(eye and mouth shapes) rather than in shading; ``hog+lbp`` gives PCA both views. Which one wins
+is measured (README, `bench/bench_emotion.py`). The name of the descriptor is stored in the model
+file so run time matches training.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from functools import cache
 
@@ -33,7 +36,56 @@ def _hog_features(faces: np.ndarray) -> np.ndarray:
     return np.stack([hog.compute(f).ravel() for f in u8]).astype(np.float32)
 
 
-DESCRIPTORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"pixels": _pixels, "hog": _hog_features}
+@cache
+def _uniform_bins() -> np.ndarray:
+    """8-bit LBP code -> histogram bin: one per uniform code (<= 2 bit changes around), 58 for the rest."""
+    bins = np.full(256, 58, np.int64)
+    uniform = [c for c in range(256) if sum(((c >> i) ^ (c >> ((i + 1) % 8))) & 1 for i in range(8)) <= 2]
+    bins[uniform] = np.arange(len(uniform))
+    return bins
+
+
+LBP_GRID = 6
+
+
+def _lbp_features(faces: np.ndarray) -> np.ndarray:
+    """Square-rooted uniform-LBP histograms (8 neighbours, radius 1) in a 6x6 grid of cells.
+
+    LBP codes say which neighbours are brighter than the centre: line-art shapes (the curve of a
+    closed eye, a mouth corner) rather than the gradient strength HOG measures.
+    """
+    u8 = np.clip(faces * 255.0, 0, 255).astype(np.uint8).astype(np.int16)
+    n, h, w = u8.shape
+    centre = u8[:, 1:-1, 1:-1]
+    code = np.zeros(centre.shape, np.int64)
+    for bit, (dy, dx) in enumerate(((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))):
+        code |= (u8[:, 1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx] >= centre).astype(np.int64) << bit
+    codes = _uniform_bins()[code]
+    edges = np.linspace(0, codes.shape[1], LBP_GRID + 1).round().astype(int)
+    cells = []
+    rows = np.arange(n)[:, None] * 59
+    for (y0, y1), (x0, x1) in itertools.product(itertools.pairwise(edges), repeat=2):
+        block = codes[:, y0:y1, x0:x1].reshape(n, -1)
+        hist = np.bincount((rows + block).ravel(), minlength=n * 59).reshape(n, 59)
+        cells.append(np.sqrt(hist / block.shape[1]).astype(np.float32))
+    return np.concatenate(cells, axis=1)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-6)
+
+
+def _hog_lbp_features(faces: np.ndarray) -> np.ndarray:
+    """HOG and LBP, each scaled to unit length per face so neither dominates the PCA that follows."""
+    return np.concatenate([_unit_rows(_hog_features(faces)), _unit_rows(_lbp_features(faces))], axis=1)
+
+
+DESCRIPTORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "pixels": _pixels,
+    "hog": _hog_features,
+    "lbp": _lbp_features,
+    "hog+lbp": _hog_lbp_features,
+}
 
 
 def describe(faces: np.ndarray, name: str) -> np.ndarray:

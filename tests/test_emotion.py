@@ -29,7 +29,7 @@ def _faces(n_per: int, seed: int, noise: float = 0.0) -> tuple[np.ndarray, list[
     return np.stack(faces), labels
 
 
-@pytest.mark.parametrize("descriptor", ["pixels", "hog"])
+@pytest.mark.parametrize("descriptor", ["pixels", "hog", "lbp", "hog+lbp"])
 def test_learns_synthetic_emotions(descriptor: str) -> None:
     x, y = _faces(25, seed=1)
     model = EmotionModel.fit(x, y, SPEC, descriptor)
@@ -119,3 +119,15 @@ def test_update_adds_a_new_emotion() -> None:
     got = [e for e, _ in grown.predict(xt)]
     assert grown.labels == sorted(EMOTIONS)
     assert np.mean([g == t for g, t in zip(got, yt, strict=True) if t == "surprised"]) >= 0.8
+
+
+def test_lbp_sees_shapes_not_brightness() -> None:
+    """LBP compares each pixel with its neighbours: a brighter screenshot gives the same features."""
+    from facesortd.descriptors import describe
+
+    faces, _ = _faces(2, seed=9)
+    dim = np.round(faces * 0.5 * 255.0) / 255.0  # whole grey levels, as normalise_face produces
+    assert np.array_equal(describe(dim, "lbp"), describe(dim + 60.0 / 255.0, "lbp"))
+    assert not np.array_equal(describe(dim, "lbp"), describe(dim[:, :, ::-1], "lbp"))
+    both = describe(dim, "hog+lbp")
+    assert np.allclose(np.linalg.norm(both, axis=1), np.sqrt(2.0), atol=1e-3)  # each part counts equally
