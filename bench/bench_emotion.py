@@ -95,7 +95,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_cascade_option(parser)
-    parser.add_argument("--descriptor", action="append", choices=list(DESCRIPTORS), help="default: both")
+    parser.add_argument("--descriptor", action="append", choices=list(DESCRIPTORS), help="default: all")
     parser.add_argument("--face-size", type=int, default=FaceSpec().size)
     parser.add_argument("--pca", type=int, default=150)
     parser.add_argument("--folds", type=int, default=5)
@@ -122,7 +122,7 @@ def main() -> int:
     target = f"cov@{args.target:.0%}acc"
     header = ("descriptor", "source", "n", "bal.acc", "acc@60%cov", target, "thr")
     print("\n{:<10} {:<18} {:>5} {:>7} {:>10} {:>10} {:>5}".format(*header))
-    for descriptor in args.descriptor or ["pixels", "hog"]:
+    for descriptor in args.descriptor or list(DESCRIPTORS):
         t1 = time.perf_counter()
         predictions, _ = cross_validate(
             data,

@@ -29,7 +29,7 @@ import numpy as np
 from shared_data import add_cascade_option, bootstrap_faces, require_shared, seed_faces
 
 from facesortd.config import Settings
-from facesortd.descriptors import DESCRIPTORS
+from facesortd.descriptors import DEFAULT_DESCRIPTOR, DESCRIPTORS
 from facesortd.detect import FaceDetector
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec
@@ -56,7 +56,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_cascade_option(parser)
-    parser.add_argument("--descriptor", choices=list(DESCRIPTORS), default="hog")
+    parser.add_argument("--descriptor", choices=list(DESCRIPTORS), default=DEFAULT_DESCRIPTOR)
     parser.add_argument(
         "--user-weight", type=float, default=10.0, help="weight of a user label vs a bootstrap face"
     )

@@ -27,6 +27,7 @@ from shared_data import SHARED, add_cascade_option, require_shared
 from facesortd.config import Settings
 from facesortd.datasets import labelled_images, load_faces_json
 from facesortd.decide import Pipeline
+from facesortd.descriptors import DESCRIPTORS
 from facesortd.detect import FaceDetector
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, normalise_face
@@ -92,10 +93,10 @@ def training_time(n: int) -> None:
     x = np.stack(faces)
     labels = [lbl for lbl, _ in files]
     t1 = time.perf_counter()
-    for descriptor in ("pixels", "hog"):
+    for descriptor in DESCRIPTORS:
         t2 = time.perf_counter()
         EmotionModel.fit(x, labels, spec, descriptor)
-        print(f"  fit {descriptor:<6} on {len(files)} faces: {time.perf_counter() - t2:5.1f} s")
+        print(f"  fit {descriptor:<8} on {len(files)} faces: {time.perf_counter() - t2:5.1f} s")
     print(f"  (reading + normalising them: {t1 - t0:.1f} s)")
 
 

@@ -21,7 +21,7 @@ from facesortd import __version__
 from facesortd.config import ConfigError, Settings, config_home, load_settings
 from facesortd.datasets import DatasetError, is_image_name, load_items, relabel
 from facesortd.decide import Decision, Pipeline
-from facesortd.descriptors import DESCRIPTORS
+from facesortd.descriptors import DEFAULT_DESCRIPTOR, DESCRIPTORS
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
 from facesortd.faces import FaceSpec
@@ -540,8 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--descriptor",
         choices=list(DESCRIPTORS),
-        default="hog",
-        help="face features: hog (default; measured best, see README) or pixels (classic Fisherface)",
+        default=DEFAULT_DESCRIPTOR,
+        help=f"face features: {DEFAULT_DESCRIPTOR} (default; measured best, see README), hog, lbp, or "
+        "pixels (the classic Fisherface)",
     )
     p.add_argument("--face-size", type=int, default=FaceSpec().size, help="normalised face side in pixels")
     p.add_argument("--pca", type=int, default=150, help="most PCA components kept before LDA (default 150)")

@@ -22,6 +22,7 @@ from loguru import logger
 
 from facesortd.config import Settings
 from facesortd.datasets import Box
+from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.durable import atomic_writer
 from facesortd.emotion import MODEL_SUFFIX, EmotionModel, fit_temperature, softmax
 from facesortd.faces import FaceSpec, crop_face, normalise_face
@@ -173,7 +174,8 @@ def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel |
     def fit(idx: np.ndarray) -> EmotionModel:
         if base is not None:
             return base.updated(faces[idx], [names[i] for i in idx], weights[idx])
-        return EmotionModel.fit(faces[idx], [names[i] for i in idx], spec, "hog", weights=weights[idx])
+        chosen = [names[i] for i in idx]
+        return EmotionModel.fit(faces[idx], chosen, spec, DEFAULT_DESCRIPTOR, weights=weights[idx])
 
     folds = grouped_folds(names, [lbl.group for lbl in usable], min(5, len(groups)))
     all_names = sorted(set(names) | known | (set(current.labels) if current else set()))

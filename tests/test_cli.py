@@ -13,6 +13,7 @@ import pytest
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
 
 from facesortd import cli
+from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.model_store import validation_path
 from facesortd.training import FaceSet
 
@@ -228,7 +229,7 @@ def test_model_history_and_rollback(
     assert "on the bootstrap validation set: balanced accuracy" in listing
     assert cli.main(["model", "rollback"]) == 0
     assert model_store.model_in_force(settings).name == "20260101-000001.fsm.npz"
-    assert model_store.load_model_in_force(settings).descriptor == "hog"
+    assert model_store.load_model_in_force(settings).descriptor == DEFAULT_DESCRIPTOR
 
 
 def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> None:
