@@ -399,6 +399,28 @@ def cmd_undo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_labels(args: argparse.Namespace) -> int:
+    """Add a labelled dataset's faces to your labels (they weigh like bootstrap faces), for retraining."""
+    from facesortd.journal import Journal
+    from facesortd.label_import import import_labels
+
+    settings = _settings(args)
+    mapping = _label_map(args.map)
+    items = [item for src in args.datasets for item in relabel(load_items(src), mapping)]
+    detector = None if args.no_detect else FaceDetector(settings.detection)
+    undetected = "whole" if args.no_detect else args.undetected
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        outcome = import_labels(settings, journal, items, detector, args.kind, undetected)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from exc
+    finally:
+        journal.close()
+    print(", ".join(f"{what}: {n}" for what, n in sorted(outcome.items())) or "nothing to import")
+    print("they take part in the next retrain (`facesortd retrain`, or the daemon's own schedule)")
+    return 0
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Record the labels you gave by moving files, then retrain now (adopted only if not worse)."""
     from facesortd.journal import Journal
@@ -592,6 +614,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("retrain", help="learn from the files you moved, now", description=cmd_retrain.__doc__)
     p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser(
+        "import-labels",
+        help="add a labelled dataset to your labels for retraining",
+        description=cmd_import_labels.__doc__
+        + " Each face is found and kept like a label you give by moving a file; labels you gave "
+        "yourself are never replaced, and importing the same dataset twice adds nothing.",
+    )
+    _add_dataset_options(p)
+    p.set_defaults(func=cmd_import_labels)
 
     p = sub.add_parser(
         "install-service",

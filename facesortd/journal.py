@@ -26,7 +26,21 @@ from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
 from facesortd.library import Library
 
-SCHEMA = """
+LABELS_TABLE = """
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    label TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('human', 'correction', 'dataset')),
+    face TEXT,
+    box TEXT,
+    grp TEXT NOT NULL,
+    path TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS moves (
     id INTEGER PRIMARY KEY,
     hash TEXT NOT NULL,
@@ -43,17 +57,7 @@ CREATE TABLE IF NOT EXISTS moves (
 );
 CREATE INDEX IF NOT EXISTS moves_hash ON moves (hash);
 CREATE INDEX IF NOT EXISTS moves_state ON moves (state);
-CREATE TABLE IF NOT EXISTS labels (
-    id INTEGER PRIMARY KEY,
-    hash TEXT NOT NULL,
-    label TEXT NOT NULL,
-    source TEXT NOT NULL CHECK (source IN ('human', 'correction')),
-    face TEXT,
-    box TEXT,
-    grp TEXT NOT NULL,
-    path TEXT NOT NULL,
-    created REAL NOT NULL
-);
+{LABELS_TABLE};
 CREATE INDEX IF NOT EXISTS labels_hash ON labels (hash);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS errors (
@@ -102,7 +106,30 @@ class Journal:
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._migrate_label_sources()
         self._db.executescript(SCHEMA)
+
+    def _migrate_label_sources(self) -> None:
+        """Journals from before 'dataset' labels existed: rebuild the labels table to allow them.
+
+        SQLite cannot change a CHECK constraint in place; the copy runs in one transaction, so a
+        crash leaves either the old table or the new one, never neither.
+        """
+        row = self._db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'labels'"
+        ).fetchone()
+        if row is None or "'dataset'" in row[0]:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("ALTER TABLE labels RENAME TO labels_before_dataset")
+            self._db.execute(LABELS_TABLE)
+            self._db.execute("INSERT INTO labels SELECT * FROM labels_before_dataset")
+            self._db.execute("DROP TABLE labels_before_dataset")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     @classmethod
     def for_state_dir(cls, state_dir: Path) -> Journal:

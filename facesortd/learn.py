@@ -15,12 +15,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.config import Settings
+from facesortd.config import LearningSettings, Settings
 from facesortd.datasets import Box
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.durable import atomic_writer
@@ -72,14 +73,25 @@ def kept_face(path: Path, spec: FaceSpec) -> np.ndarray:
     return normalise_face(gray, (start, start, round(inner), round(inner)), spec)
 
 
+LabelSource = Literal["human", "correction", "dataset"]
+"""A person moved the file (``human``), moved a sorted file to another emotion (``correction``), or
+the label came with an imported dataset (``facesortd import-labels``)."""
+
+
 @dataclass(frozen=True)
 class UserLabel:
-    """A person's decision about one face: the kept crop, the emotion, where it came from."""
+    """A labelled face for retraining: the kept crop, the emotion, its group and where the label came from."""
 
     face: Path
     label: str
     group: str
-    correction: bool = False
+    source: LabelSource = "human"
+
+    def weight(self, learning: LearningSettings) -> float:
+        """A person's labels dominate (user_weight, corrections more); imported ones weigh 1."""
+        if self.source == "dataset":
+            return 1.0
+        return learning.user_weight * (learning.correction_weight if self.source == "correction" else 1.0)
 
 
 @dataclass(frozen=True)
@@ -167,9 +179,7 @@ def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel |
     spec = base.spec if base else FaceSpec()
     faces = np.stack([kept_face(lbl.face, spec) for lbl in usable])
     names = [lbl.label for lbl in usable]
-    weights = np.array(
-        [learning.user_weight * (learning.correction_weight if lbl.correction else 1.0) for lbl in usable]
-    )
+    weights = np.array([lbl.weight(learning) for lbl in usable])
 
     def fit(idx: np.ndarray) -> EmotionModel:
         if base is not None:

@@ -127,19 +127,20 @@ class Reviewer:
 def user_labels(journal: Journal) -> list[UserLabel]:
     """The newest label per content that has a usable face, for training."""
     return [
-        UserLabel(Path(face), label, group, correction=source == "correction")
+        UserLabel(Path(face), label, group, source)
         for _hash, label, source, face, group, _at in journal.labels()
         if face and Path(face).is_file()
     ]
 
 
-def label_summary(journal: Journal) -> tuple[dict[str, int], int]:
-    """(usable labels per emotion, labels without a usable face)."""
+def label_summary(journal: Journal) -> tuple[dict[str, int], int, int]:
+    """(usable labels per emotion, labels without a usable face, how many of all were imported)."""
     counts: dict[str, int] = {}
-    unusable = 0
-    for _hash, label, _source, face, _group, _at in journal.labels():
+    unusable = imported = 0
+    for _hash, label, source, face, _group, _at in journal.labels():
+        imported += source == "dataset"
         if face:
             counts[label] = counts.get(label, 0) + 1
         else:
             unusable += 1
-    return counts, unusable
+    return counts, unusable, imported

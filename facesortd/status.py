@@ -56,12 +56,13 @@ def report(settings: Settings) -> str:
             counts = journal.counts(since)
             body = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing"
             lines.append(f"{title}: {sum(counts.values())} file(s): {body}")
-        counts, unusable = label_summary(journal)
+        counts, unusable, imported = label_summary(journal)
         if counts or unusable:
             body = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
             lines.append(
-                f"your labels: {sum(counts.values())} ({body})"
-                + (f"; {unusable} without a usable face" if unusable else "")
+                f"labels for training: {sum(counts.values())} ({body})"
+                + (f"; {imported} of them imported (import-labels)" if imported else "")
+                + (f"; {unusable} without a usable face, not used" if unusable else "")
             )
             known = set(load_model_in_force(settings).labels) if model else set()
             for label, n in sorted(counts.items()):

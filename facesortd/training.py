@@ -152,7 +152,7 @@ def collect_faces(
             skipped[item.label, "unreadable"] += 1
             continue
         gray = cache[1]
-        box, crop = _training_box(gray, item.box, detector, kind, undetected)
+        box, crop = training_box(gray, item.box, detector, kind, undetected)
         if box is None:
             if crop and undetected == "typical":
                 missed.append((item, gray))
@@ -187,7 +187,7 @@ def collect_faces(
     )
 
 
-def _training_box(
+def training_box(
     gray: np.ndarray, known: Box | None, detector: FaceDetector | None, kind: Kind, undetected: Undetected
 ) -> tuple[Box | None, bool]:
     """Where the labelled face is, framed the way the detector frames faces at run time; is it a crop?

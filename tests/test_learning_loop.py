@@ -101,8 +101,8 @@ def test_moving_a_sorted_file_to_another_emotion_is_a_correction(settings: Setti
         cv2.imencode(".png", np.zeros((50, 50, 3), np.uint8))[1].tobytes()
     )
     assert reviewer.scan() == 1
-    counts, unusable = review.label_summary(journal)
-    assert counts == {"sad": 1} and unusable == 1
+    counts, unusable, imported = review.label_summary(journal)
+    assert counts == {"sad": 1} and unusable == 1 and imported == 0
     journal.close()
 
 

@@ -1,0 +1,69 @@
+"""Labelled datasets as labels in the journal (``facesortd import-labels``), beside a person's own.
+
+A public dataset (such as the seed screenshots' faces.json) or a folder sorted by hand long ago
+can join retraining without becoming the bootstrap model: each face is found the way
+`facesortd train` finds it, kept as a crop in the state folder and recorded with the source
+``dataset``. Such labels weigh like bootstrap faces, not like a person's decisions, and never
+replace a label a person gave.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd.config import Settings
+from facesortd.datasets import LabelledItem, source_group
+from facesortd.detect import FaceDetector
+from facesortd.images import UnreadableImage, read_image, to_gray
+from facesortd.journal import Journal, file_hash
+from facesortd.learn import keep_face
+from facesortd.progress import Progress
+from facesortd.training import Kind, Undetected, training_box
+
+
+def import_labels(
+    settings: Settings,
+    journal: Journal,
+    items: list[LabelledItem],
+    detector: FaceDetector | None,
+    kind: Kind = "auto",
+    undetected: Undetected = "drop",
+) -> Counter[str]:
+    """Record every usable labelled face; returns counts of what happened ("imported", "no face" ...).
+
+    A screenshot may hold several labelled faces, so a dataset label is keyed by the content hash
+    plus the face box; importing the same dataset twice adds nothing.
+    """
+    if undetected == "typical":
+        raise ValueError("import-labels frames each face on its own; use --undetected drop or whole")
+    outcome: Counter[str] = Counter()
+    progress = Progress(len(items), "importing labels")
+    for item in items:
+        progress.step()
+        try:
+            gray = to_gray(read_image(item.path, settings.images))
+        except UnreadableImage as exc:
+            logger.warning("skipping {}: {}", item.path, exc)
+            outcome["unreadable"] += 1
+            continue
+        box, _crop = training_box(gray, item.box, detector, kind, undetected)
+        if box is None:
+            outcome["no face found"] += 1
+            continue
+        digest = file_hash(item.path)
+        if journal.label_for_hash(digest) is not None:
+            outcome["labelled by you already"] += 1
+            continue
+        key = f"{digest}#{','.join(str(round(v)) for v in box)}"
+        if journal.label_for_hash(key) is not None:
+            outcome["imported before"] += 1
+            continue
+        crop = keep_face(settings, key.replace("#", "-").replace(",", "_"), gray, box)
+        journal.add_label(
+            key, item.label, "dataset", (crop, box), source_group(Path(item.path).name), item.path
+        )
+        outcome["imported"] += 1
+    return outcome

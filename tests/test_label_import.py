@@ -1,0 +1,101 @@
+"""Importing a labelled dataset as labels: faces found as `train` finds them, weighed like bootstrap data."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synthetic import BrightBlobDetector, draw_screenshot
+
+from facesortd import cli, learn
+from facesortd.config import Settings, load_settings
+from facesortd.journal import Journal, file_hash
+from facesortd.review import label_summary, user_labels
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(state_dir=tmp_path / "state", library=tmp_path / "lib")
+
+
+def _faces_json(folder: Path) -> Path:
+    """A faces.json dataset of two screenshots, one with two labelled faces, one face unlabelled."""
+    shots = folder / "screenshots"
+    shots.mkdir(parents=True)
+    rng = np.random.default_rng(4)
+    happy, box1 = draw_screenshot("happy", rng)
+    sad, box2 = draw_screenshot("sad", rng)
+    both = np.concatenate([happy, sad], axis=1)  # two faces side by side
+    right = (box2[0] + happy.shape[1], *box2[1:])
+    cv2.imwrite(str(shots / "kaguya1.png"), both)
+    cv2.imwrite(str(shots / "kaguya2.png"), sad)
+    truth = {
+        "kaguya1.png": [{"box": list(box1), "emotion": "happy"}, {"box": list(right), "emotion": "sad"}],
+        "kaguya2.png": [{"box": list(box2), "emotion": None}],
+    }
+    (folder / "faces.json").write_text(json.dumps(truth))
+    return folder / "faces.json"
+
+
+def test_import_keeps_each_face_weighs_it_like_bootstrap_data_and_is_idempotent(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "FaceDetector", BrightBlobDetector)
+    dataset = _faces_json(tmp_path / "seed")
+    config = tmp_path / "config.toml"
+    config.write_text(f'state_dir = "{settings.state_dir}"\nlibrary = "{settings.library}"\n')
+    assert cli.main(["--config", str(config), "import-labels", str(dataset)]) == 0
+    assert "imported: 2" in capsys.readouterr().out
+    journal = Journal.for_state_dir(settings.state_dir)
+    labels = user_labels(journal)
+    assert sorted(lbl.label for lbl in labels) == ["happy", "sad"]
+    assert {lbl.source for lbl in labels} == {"dataset"} and {lbl.group for lbl in labels} == {"kaguya"}
+    assert all(lbl.face.is_file() for lbl in labels)  # kept crops: the dataset may go away
+    assert [lbl.weight(settings.learning) for lbl in labels] == [1.0, 1.0]
+    assert (
+        learn.UserLabel(labels[0].face, "happy", "g").weight(settings.learning)
+        == settings.learning.user_weight
+    )
+    assert label_summary(journal) == ({"happy": 1, "sad": 1}, 0, 2)
+    journal.close()
+    assert cli.main(["--config", str(config), "import-labels", str(dataset)]) == 0
+    assert "imported before: 2" in capsys.readouterr().out
+
+
+def test_a_persons_label_is_never_replaced_by_an_import(settings: Settings, tmp_path: Path) -> None:
+    from facesortd.datasets import load_items
+    from facesortd.label_import import import_labels
+
+    dataset = _faces_json(tmp_path / "seed")
+    journal = Journal.for_state_dir(settings.state_dir)
+    shot = dataset.parent / "screenshots" / "kaguya1.png"
+    journal.add_label(file_hash(shot), "surprised", "human", None, "kaguya", shot)
+    outcome = import_labels(settings, journal, load_items(dataset), BrightBlobDetector())
+    assert outcome == {"labelled by you already": 2}
+    journal.close()
+
+
+def test_an_old_journal_is_migrated_to_accept_dataset_labels(tmp_path: Path) -> None:
+    """Journals written before 'dataset' labels existed keep every label and take the new kind."""
+    path = tmp_path / "journal.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE labels (id INTEGER PRIMARY KEY, hash TEXT NOT NULL, label TEXT NOT NULL,"
+        " source TEXT NOT NULL CHECK (source IN ('human', 'correction')), face TEXT, box TEXT,"
+        " grp TEXT NOT NULL, path TEXT NOT NULL, created REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO labels VALUES (1, 'h1', 'happy', 'human', NULL, NULL, 'g', '/x.png', 1.0)")
+    db.commit()
+    db.close()
+    journal = Journal(path)
+    journal.add_label("h2", "sad", "dataset", None, "g", Path("/y.png"))
+    assert [(h, lbl, src) for h, lbl, src, *_ in journal.labels()] == [
+        ("h1", "happy", "human"),
+        ("h2", "sad", "dataset"),
+    ]
+    journal.close()
+    assert len(Journal(path).labels()) == 2  # opening again migrates nothing twice
