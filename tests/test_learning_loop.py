@@ -74,7 +74,7 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
 
 def test_moving_a_sorted_file_to_another_emotion_is_a_correction(settings: Settings) -> None:
     from facesortd.decide import Decision
-    from facesortd.journal import Journal, file_hash
+    from facesortd.journal import Journal
 
     journal = Journal.for_state_dir(settings.state_dir)
     happy, sad = settings.library / "happy", settings.library / "sad"
@@ -82,14 +82,7 @@ def test_moving_a_sorted_file_to_another_emotion_is_a_correction(settings: Setti
     sad.mkdir(parents=True)
     img, _ = draw_screenshot("sad", np.random.default_rng(1))
     cv2.imwrite(str(happy / "x.png"), img)
-    move = journal.plan(
-        file_hash(happy / "x.png"),
-        Path("/in/x.png"),
-        happy / "x.png",
-        Decision("sorted", "happy", confidence=0.7),
-        "m",
-    )
-    journal.finish(move, "done", happy / "x.png")
+    _placed(journal, happy / "x.png", Decision("sorted", "happy", confidence=0.7))
     reviewer = review.Reviewer(settings, journal)
     assert reviewer.scan() == 0  # facesortd's own placement is not a label
     (happy / "x.png").rename(sad / "x.png")
@@ -115,12 +108,16 @@ class _SureItIsHappy:
         return Decision("sorted", "happy", confidence=0.99)
 
 
-def _placed(journal: object, path: Path, decision: object, source: Path | None = None) -> None:
-    """Journal a move of ``path``'s content to ``path`` as if facesortd had made it."""
+def _placed(
+    journal: object, path: Path, decision: object, source: Path | None = None, done: bool = True
+) -> int:
+    """Journal a move of ``path``'s content to ``path`` as if facesortd had made it (or is making it)."""
     from facesortd.journal import file_hash
 
     move = journal.plan(file_hash(path), source or Path("/in") / path.name, path, decision, "m")  # type: ignore[attr-defined]
-    journal.finish(move, "done", path)  # type: ignore[attr-defined]
+    if done:
+        journal.finish(move, "done", path)  # type: ignore[attr-defined]
+    return move
 
 
 def test_taking_a_file_back_to_quarantine_withdraws_its_label_and_it_stays_there(settings: Settings) -> None:
@@ -161,19 +158,13 @@ def test_taking_a_file_back_to_quarantine_withdraws_its_label_and_it_stays_there
 
 def test_a_file_facesortd_is_moving_right_now_is_not_taken_for_a_label(settings: Settings) -> None:
     from facesortd.decide import Decision
-    from facesortd.journal import Journal, file_hash
+    from facesortd.journal import Journal
 
     journal = Journal.for_state_dir(settings.state_dir)
     happy = settings.library / "happy"
     happy.mkdir(parents=True)
     cv2.imwrite(str(happy / "x.png"), draw_screenshot("happy", np.random.default_rng(3))[0])
-    move = journal.plan(
-        file_hash(happy / "x.png"),
-        Path("/in/x.png"),
-        happy / "x.png",
-        Decision("sorted", "happy", confidence=0.9),
-        "m",
-    )
+    move = _placed(journal, happy / "x.png", Decision("sorted", "happy", confidence=0.9), done=False)
     reviewer = review.Reviewer(settings, journal)
     assert reviewer.scan() == 0  # moved, but not yet marked done
     journal.finish(move, "done", happy / "x.png")
