@@ -197,3 +197,15 @@ def test_a_crash_while_retraining_leaves_the_old_model_in_force(settings: Settin
     assert model_store.user_models(settings) == [before]  # the half-written file is not taken for a model
     assert model_store.load_model_in_force(settings).labels == current.labels
     assert learn.retrain(settings, labels, current).adopted  # and the next retrain works
+
+
+def test_the_configured_metric_judges_the_retrain(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "state", learning={"adopt_metric": "sorted_right"})
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=19)
+    labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=20)
+    result = learn.retrain(settings, labels, current)
+    [mine] = result.comparisons
+    assert result.adopted
+    held = model_store.load_model_in_force(settings).info["held_out"]  # share sorted into the right folder:
+    assert mine.candidate == pytest.approx(held["coverage"] * held["accuracy_at_threshold"], abs=1e-3)
+    assert "sorted_right on your held-out labels" in result.describe("sorted_right")
