@@ -19,7 +19,7 @@ from loguru import logger
 
 from facesortd import __version__
 from facesortd.config import ConfigError, Settings, config_home, load_settings
-from facesortd.datasets import DatasetError, is_image_name, load_items, relabel
+from facesortd.datasets import DatasetError, LabelledItem, is_image_name, load_items, relabel
 from facesortd.decide import Decision, Pipeline
 from facesortd.descriptors import DEFAULT_DESCRIPTOR, DESCRIPTORS
 from facesortd.detect import DetectorError, FaceDetector
@@ -42,6 +42,7 @@ from facesortd.progress import Progress
 from facesortd.training import (
     FaceSet,
     Predictions,
+    Undetected,
     collect_faces,
     cross_validate,
     holdout_split,
@@ -227,14 +228,24 @@ def _share(text: str) -> float:
     return value
 
 
-def _collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> FaceSet:
+def _dataset_items(args: argparse.Namespace) -> dict[Path, list[LabelledItem]]:
+    """The labelled examples of each DATASET argument, with --map applied."""
     mapping = _label_map(args.map)
-    items = {src: relabel(load_items(src), mapping) for src in args.datasets}
-    detector = None if args.no_detect else FaceDetector(settings.detection)
-    undetected = "whole" if args.no_detect else args.undetected
+    return {src: relabel(load_items(src), mapping) for src in args.datasets}
+
+
+def _framing(args: argparse.Namespace, settings: Settings) -> tuple[FaceDetector | None, Undetected]:
+    """The detector that frames dataset faces and what to do where it finds none (--no-detect: whole)."""
+    if args.no_detect:
+        return None, "whole"
+    return FaceDetector(settings.detection), args.undetected
+
+
+def _collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> FaceSet:
+    detector, undetected = _framing(args, settings)
     parts = [
         collect_faces(found, detector, spec, src.name, args.kind, undetected, settings.images)
-        for src, found in items.items()
+        for src, found in _dataset_items(args).items()
     ]
     data = FaceSet.concat(parts)
     for (label, reason), n in sorted(data.skipped.items()):
@@ -302,8 +313,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             "train_seconds": round(seconds, 1),
         }
     )
-    if validation is not None:
-        model.info["bootstrap_validation"] = predict_set(model, validation).evaluation(threshold).summary()
+    held_out = predict_set(model, validation).evaluation(threshold) if validation is not None else None
+    if held_out is not None:
+        model.info["bootstrap_validation"] = held_out.summary()
     out = args.out or models_dir(settings) / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX)
     model.save(out)
     if validation is not None:
@@ -312,9 +324,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out.parent.resolve() == models_dir(settings).resolve():
         adopt(settings, out)
     _print_figures(predictions, data, threshold, as_json=False)
-    if validation is not None:
-        print(f"\n--- validation set held out from training ({len(validation.labels)} faces) ---")
-        print(predict_set(model, validation).evaluation(threshold).report())
+    if held_out is not None:
+        print(f"\n--- validation set held out from training ({held_out.confusion.sum()} faces) ---")
+        print(held_out.report())
     print(f"trained on {len(data.labels)} faces in {seconds:.1f} s; model written to {out}")
     return 0
 
@@ -405,10 +417,8 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     from facesortd.label_import import import_labels
 
     settings = _settings(args)
-    mapping = _label_map(args.map)
-    items = [item for src in args.datasets for item in relabel(load_items(src), mapping)]
-    detector = None if args.no_detect else FaceDetector(settings.detection)
-    undetected = "whole" if args.no_detect else args.undetected
+    items = [item for found in _dataset_items(args).values() for item in found]
+    detector, undetected = _framing(args, settings)
     journal = Journal.for_state_dir(settings.state_dir)
     try:
         outcome = import_labels(settings, journal, items, detector, args.kind, undetected)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 from loguru import logger
 
 from facesortd.config import Settings
@@ -41,23 +42,28 @@ def import_labels(
         raise ValueError("import-labels frames each face on its own; use --undetected drop or whole")
     outcome: Counter[str] = Counter()
     progress = Progress(len(items), "importing labels")
+    digests: dict[Path, str] = {}
+    gray_of: tuple[Path, np.ndarray] | None = None  # a screenshot's faces come one after another
     for item in items:
         progress.step()
         try:
-            gray = to_gray(read_image(item.path, settings.images))
-        except UnreadableImage as exc:
+            if item.path not in digests:
+                digests[item.path] = file_hash(item.path)
+            if journal.label_for_hash(digests[item.path]) is not None:
+                outcome["labelled by you already"] += 1
+                continue
+            if gray_of is None or gray_of[0] != item.path:
+                gray_of = (item.path, to_gray(read_image(item.path, settings.images)))
+        except (OSError, UnreadableImage) as exc:
             logger.warning("skipping {}: {}", item.path, exc)
             outcome["unreadable"] += 1
             continue
+        gray = gray_of[1]
         box, _crop = training_box(gray, item.box, detector, kind, undetected)
         if box is None:
             outcome["no face found"] += 1
             continue
-        digest = file_hash(item.path)
-        if journal.label_for_hash(digest) is not None:
-            outcome["labelled by you already"] += 1
-            continue
-        key = f"{digest}#{','.join(str(round(v)) for v in box)}"
+        key = f"{digests[item.path]}#{','.join(str(round(v)) for v in box)}"
         if journal.label_for_hash(key) is not None:
             outcome["imported before"] += 1
             continue
