@@ -52,25 +52,24 @@ class Reviewer:
             else []
         )
         held = [p for p in quarantine.iterdir() if p.is_dir()] if quarantine.is_dir() else []
-        for folder in emotions + held:
-            for path in self._changed_images(folder):
-                digest = file_hash(path)
-                if self.journal.placed_last(path, digest):
-                    continue  # facesortd's own decision, not a person's
-                label = self.journal.label_for_hash(digest)
-                if folder in held:
-                    new += self._withdraw(path, digest, label)
-                elif label is None or label[0] != folder.name:
-                    new += self._record(path, digest, folder.name)
+        present: set[Path] = set()
+        changed = [path for folder in emotions + held for path in self._changed_images(folder, present)]
+        # Files that left are forgotten, so one moved away and back again is looked at anew.
+        self.seen = {p: key for p, key in self.seen.items() if p in present}
+        for path in changed:
+            digest = file_hash(path)
+            if self.journal.placed_last(path, digest):
+                continue  # facesortd's own decision, not a person's
+            label = self.journal.label_for_hash(digest)
+            if path.parent in held:
+                new += self._withdraw(path, digest, label)
+            elif label is None or label[0] != path.parent.name:
+                new += self._record(path, digest, path.parent.name)
         return new
 
-    def _changed_images(self, folder: Path) -> list[Path]:
-        """Image files of ``folder`` that are new or changed since the last scan.
-
-        Files that left the folder are forgotten, so one moved away and back again is looked at anew.
-        """
+    def _changed_images(self, folder: Path, present: set[Path]) -> list[Path]:
+        """Image files of ``folder`` that are new or changed since the last scan; adds all to ``present``."""
         changed = []
-        present = set()
         for path in folder.iterdir():
             if (
                 not path.is_file()
@@ -85,8 +84,6 @@ class Reviewer:
             if self.seen.get(path) != key:
                 self.seen[path] = key
                 changed.append(path)
-        for gone in [p for p in self.seen if p.parent == folder and p not in present]:
-            del self.seen[gone]
         return changed
 
     def _withdraw(self, path: Path, digest: str, label: tuple[str, float] | None) -> bool:

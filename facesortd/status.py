@@ -36,10 +36,10 @@ def report(settings: Settings) -> str:
         lines.append(
             "daemon: not running (start it with `facesortd run` or `systemctl --user start facesortd`)"
         )
-    model = model_in_force(settings)
-    lines.append(f"model in force: {model or 'none (every face is unsure)'}")
+    lines.append(f"model in force: {model_in_force(settings) or 'none (every face is unsure)'}")
+    model = load_model_in_force(settings)
     if model:
-        info = load_model_in_force(settings).info  # type: ignore[union-attr]
+        info = model.info
         lines.append(
             f"  {info.get('created', '?')}; held out: {headline(info.get('held_out')) or 'no figures'}"
         )
@@ -64,7 +64,7 @@ def report(settings: Settings) -> str:
                 + (f"; {imported} of them imported (import-labels)" if imported else "")
                 + (f"; {unusable} without a usable face, not used" if unusable else "")
             )
-            known = set(load_model_in_force(settings).labels) if model else set()
+            known = set(model.labels) if model else set()
             for label, n in sorted(counts.items()):
                 if label not in known and n < settings.learning.min_per_class:
                     lines.append(
