@@ -19,11 +19,13 @@ from facesortd.cascade_train.lbp import all_rects, integral_images, lbp_codes
 from facesortd.cascade_train.samples import Augmentation, BoxedImage, cut_window, positives, read_gray
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
+from facesortd.cascade_train.verifier_samples import cascade_proposals
 from facesortd.cascade_train.xml_writer import subset_words
 from facesortd.config import DetectionSettings
 from facesortd.datasets import load_faces_json
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
 from facesortd.metrics import match_boxes
+from facesortd.verify import Verifier
 
 WINDOW = (24, 24)
 
@@ -126,6 +128,23 @@ def test_trained_cascade_finds_a_drawn_face_in_an_image(trained: tuple[Cascade, 
     scene[60:108, 80:128] = draw_face("happy", 48, rng)
     rects = cv2.CascadeClassifier(str(trained[1])).detectMultiScale(scene, 1.1, 3, minSize=WINDOW)
     assert any(abs(x - 80) < 12 and abs(y - 60) < 12 and 36 < w < 64 for x, y, w, h in rects)
+
+
+def test_verifier_learns_from_the_raw_cascade_proposals(
+    trained: tuple[Cascade, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another verifier in force (here one that rejects every box) must not filter the proposals
+    a new verifier is trained on, or it never sees the false alarms it has to reject."""
+    monkeypatch.setattr(Verifier, "score", lambda self, gray, boxes: np.zeros(len(boxes)))
+    rng = np.random.default_rng(11)
+    scene = _texture(rng, 200)
+    scene[60:108, 80:128] = draw_face("happy", 48, rng)
+    settings = DetectionSettings(min_neighbors=1, min_size=24, equalize=False)
+    hits, others = cascade_proposals(
+        trained[1], settings, [BoxedImage("s", scene, ((80, 60, 48, 48),))], rng, 1
+    )
+    assert len(hits) >= 1
+    assert len(others) >= 1  # at least the misplaced box
 
 
 @pytest.fixture

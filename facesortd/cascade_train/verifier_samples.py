@@ -42,8 +42,13 @@ def cascade_proposals(
     misplaced_per_face: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Verifier crops (faces, non-faces) of what the cascade proposes: its hits on known faces, and
-    its false alarms plus boxes misplaced around the known faces."""
-    detector = FaceDetector(settings, [cascade])
+    its false alarms plus boxes misplaced around the known faces.
+
+    The cascade runs alone (no verifier, no score floor) whatever ``settings`` say: a verifier
+    already in place would hide exactly the proposals the new one has to learn to reject.
+    """
+    raw = settings.model_copy(update={"verify": False, "min_score": 0.0})
+    detector = FaceDetector(raw, [cascade])
     faces: list[np.ndarray] = []
     others: list[np.ndarray] = []
     for im in images:
