@@ -26,7 +26,9 @@ from facesortd.descriptors import describe
 from facesortd.durable import atomic_writer
 from facesortd.faces import FaceSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: one pooled within-class scatter matrix instead of one per class (7x smaller files); version 1
+files are still read (their per-class matrices are summed on loading)."""
 MODEL_SUFFIX = ".fsm.npz"
 
 
@@ -36,10 +38,13 @@ class ModelError(Exception):
 
 @dataclass
 class ClassStats:
-    """Weighted count, mean and scatter of each class in PCA space: all LDA needs.
+    """Weighted count and mean of each class in PCA space, and the within-class scatter pooled over
+    classes: all LDA needs.
 
     Kept in the model file so a model can be updated with new labelled faces (a user's reviews,
-    a new emotion folder) without the data it was first trained on, which users do not have.
+    a new emotion folder) without the data it was first trained on, which users do not have. One
+    pooled (k, k) matrix suffices for exact updates because merging adds each class's between-
+    sample term to the sum; per-class matrices would multiply the file size by the class count.
     """
 
     weight: np.ndarray
@@ -49,23 +54,23 @@ class ClassStats:
     @classmethod
     def of(cls, z: np.ndarray, y: np.ndarray, w: np.ndarray, n_classes: int) -> ClassStats:
         k = z.shape[1]
-        weight, mean, scatter = np.zeros(n_classes), np.zeros((n_classes, k)), np.zeros((n_classes, k, k))
+        weight, mean, scatter = np.zeros(n_classes), np.zeros((n_classes, k)), np.zeros((k, k))
         for c in range(n_classes):
             zc, wc = z[y == c], w[y == c]
             if len(zc):
                 weight[c] = wc.sum()
                 mean[c] = np.average(zc, axis=0, weights=wc)
                 d = zc - mean[c]
-                scatter[c] = (d * wc[:, None]).T @ d
+                scatter += (d * wc[:, None]).T @ d
         return cls(weight, mean, scatter)
 
     def merged(self, other: ClassStats) -> ClassStats:
-        """Statistics of the union of both samples (the parallel-variance formula, per class)."""
+        """Statistics of the union of both samples (the parallel-variance formula, summed over classes)."""
         w = self.weight + other.weight
         safe = np.where(w > 0, w, 1.0)
         mean = (self.weight[:, None] * self.mean + other.weight[:, None] * other.mean) / safe[:, None]
         delta = self.mean - other.mean
-        cross = (self.weight * other.weight / safe)[:, None, None] * delta[:, :, None] * delta[:, None, :]
+        cross = (delta * (self.weight * other.weight / safe)[:, None]).T @ delta
         return ClassStats(w, mean, self.scatter + other.scatter + cross)
 
     def padded(self, n_classes: int) -> ClassStats:
@@ -73,9 +78,7 @@ class ClassStats:
         extra = n_classes - len(self.weight)
         k = self.mean.shape[1]
         return ClassStats(
-            np.r_[self.weight, np.zeros(extra)],
-            np.r_[self.mean, np.zeros((extra, k))],
-            np.r_[self.scatter, np.zeros((extra, k, k))],
+            np.r_[self.weight, np.zeros(extra)], np.r_[self.mean, np.zeros((extra, k))], self.scatter
         )
 
 
@@ -153,7 +156,7 @@ class EmotionModel:
         order = [names.index(lbl) for lbl in self.labels]
         old = self.stats.padded(len(names))
         perm = np.argsort(order + [i for i in range(len(names)) if i not in order])
-        old = ClassStats(old.weight[perm], old.mean[perm], old.scatter[perm])
+        old = ClassStats(old.weight[perm], old.mean[perm], old.scatter)
         z = (describe(faces, self.descriptor).astype(np.float64) - self.mean) @ self.pca
         y = np.array([names.index(lbl) for lbl in labels])
         new = ClassStats.of(
@@ -239,7 +242,7 @@ class EmotionModel:
             raise ModelError(f"model file {path} is corrupt or not a facesortd model ({exc})") from exc
         if meta.get("format") != "facesortd-emotion-model":
             raise ModelError(f"{path} is not a facesortd emotion model")
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in (1, FORMAT_VERSION):
             raise ModelError(
                 f"model file {path} has format version {meta.get('format_version')}, this facesortd reads "
                 f"version {FORMAT_VERSION}: retrain it with `facesortd train`"
@@ -250,11 +253,16 @@ class EmotionModel:
             descriptor=meta["descriptor"],
             mean=arrays["mean"],
             pca=arrays["pca"],
-            stats=ClassStats(arrays["class_weight"], arrays["class_mean"], arrays["class_scatter"]),
+            stats=ClassStats(arrays["class_weight"], arrays["class_mean"], _pooled(arrays["class_scatter"])),
             regularisation=float(meta["regularisation"]),
             temperature=float(meta["temperature"]),
             info=dict(meta["info"]),
         )
+
+
+def _pooled(scatter: np.ndarray) -> np.ndarray:
+    """The pooled (k, k) within-class scatter, also from a version 1 file's (classes, k, k) stack."""
+    return scatter.sum(axis=0) if scatter.ndim == 3 else scatter
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -311,7 +319,7 @@ def _lda_basis(stats: ClassStats, reg: float) -> np.ndarray:
     present = stats.weight > 0
     total = stats.weight.sum()
     k = stats.mean.shape[1]
-    sw = stats.scatter.sum(axis=0) / total
+    sw = stats.scatter / total
     centre = stats.mean[present].mean(axis=0)
     d = stats.mean[present] - centre
     sb = d.T @ d / present.sum()

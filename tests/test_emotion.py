@@ -89,6 +89,15 @@ def test_save_load_roundtrip_and_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="format version 99"):
         EmotionModel.load(tmp_path / "future.fsm.npz")
 
+    # A version 1 file (one scatter matrix per class; models saved before 2026-11-27) still loads
+    # and predicts the same: only the pooled sum of those matrices matters.
+    pooled = arrays["class_scatter"]
+    arrays["class_scatter"] = np.stack([pooled * 0.25, pooled * 0.75, *[np.zeros_like(pooled)] * 2])
+    meta["format_version"] = 1
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "v1.fsm.npz", **arrays)
+    assert np.allclose(EmotionModel.load(tmp_path / "v1.fsm.npz").predict_proba(x), model.predict_proba(x))
+
 
 def test_update_equals_training_on_both_sets_in_the_same_basis() -> None:
     from facesortd.descriptors import describe
