@@ -65,13 +65,19 @@ class DetectionSettings(_Section):
         ge=0,
         le=50,
         description="Overlapping hits a box needs to count. 1 suits the shipped cascade with the verifier, "
-        "which rejects what the loose grouping lets through (held-out recall 0.87 vs 0.78 at 3).",
+        "which rejects what the loose grouping lets through (held-out recall without close_ups: 0.87 vs 0.78 "
+        "at 3).",
     )
     min_size: int = Field(30, ge=8, description="Smallest face side in pixels of the original image.")
     max_side: int = Field(
         640, ge=128, description="Images are shrunk to this longest side for detection (boxes mapped back)."
     )
     equalize: bool = Field(True, description="Equalise the histogram before detection.")
+    close_ups: bool = Field(
+        True,
+        description="Also search a shrunk copy with a border for faces that fill the frame or are cut by "
+        "it (held-out recall 0.96 vs 0.87; about 10 ms per image).",
+    )
     nms_iou: float = Field(0.3, ge=0.0, le=1.0, description="Boxes overlapping more than this are merged.")
     min_score: float = Field(
         0.5,

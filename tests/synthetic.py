@@ -78,7 +78,7 @@ class BrightBlobDetector:
     def __init__(self, *_args: object, **_kw: object) -> None:
         self.paths: list = []
 
-    def detect(self, gray: np.ndarray) -> list:
+    def detect(self, gray: np.ndarray, close_ups: bool = True) -> list:
         from facesortd.detect import Face
 
         mask = (gray > 150).astype(np.uint8)

@@ -147,6 +147,28 @@ def test_verifier_learns_from_the_raw_cascade_proposals(
     assert len(others) >= 1  # at least the misplaced box
 
 
+def test_close_up_passes_find_faces_cut_by_the_frame(trained: tuple[Cascade, Path]) -> None:
+    """A face whose top is cut off by the frame fits no window inside the image; the close-up
+    passes (shrunk copy with a replicated border) find it, and its box stays inside the image."""
+
+    def found(close_ups: bool) -> int:
+        settings = DetectionSettings(
+            verify=False, min_score=0.0, equalize=False, min_size=24, close_ups=close_ups
+        )
+        detector = FaceDetector(settings, [trained[1]])
+        hits = 0
+        for k in range(20):
+            rng = np.random.default_rng(100 + k)
+            shot = draw_face("happy", 72, rng)[int(rng.integers(10, 25)) :]
+            faces = detector.detect(shot)
+            for x, y, w, h in (f.box for f in faces):
+                assert x >= 0 and y >= 0 and x + w <= 72 and y + h <= shot.shape[0]
+            hits += any(f.box[0] < 12 and f.box[2] > 45 for f in faces)
+        return hits
+
+    assert found(True) >= found(False) + 3
+
+
 @pytest.fixture
 def log_lines() -> Iterator[list[str]]:
     """Messages logged by the trainer (loguru writes to the real stderr, out of capsys' reach)."""
@@ -228,16 +250,18 @@ def test_held_out_split_is_by_character_and_stable() -> None:
 
 @pytest.mark.shared
 def test_shipped_detector_keeps_its_held_out_figures(shared_dir: Path) -> None:
-    """Regression guard for cascade_classifier/ (README: recall 0.87, precision 1.00 held out)."""
+    """Regression guard for cascade_classifier/ with the default settings (README: recall 0.957,
+    precision 0.957 held out; without the close-up passes recall is 0.870, below this bound)."""
     seed = shared_dir / "data" / "seed"
     shipped = Path(__file__).resolve().parents[1] / "cascade_classifier"
-    settings = DetectionSettings(min_neighbors=1, verifier=shipped / SHIPPED_VERIFIER)
-    detector = FaceDetector(settings, [shipped / SHIPPED_CASCADE])
+    detector = FaceDetector(
+        DetectionSettings(verifier=shipped / SHIPPED_VERIFIER), [shipped / SHIPPED_CASCADE]
+    )
     hits = found = total = 0
     for name, faces in load_faces_json(seed / "faces.json").items():
         if is_held_out(name):
             boxes = [f.box for f in detector.detect(read_gray(seed / "screenshots" / name))]
             truth = [f.box for f in faces]
             hits, found, total = hits + match_boxes(boxes, truth, 0.4), found + len(boxes), total + len(truth)
-    assert hits / total >= 0.85
+    assert hits / total >= 0.9
     assert hits / found >= 0.95

@@ -49,9 +49,9 @@ def test_downscaled_detection_maps_boxes_back_and_verifier_rescores(monkeypatch:
     cascade = _Cascade()
     monkeypatch.setattr(detect, "load_cascade", lambda _p: cascade)
     monkeypatch.setattr(detect, "_load_verifier", lambda _p: _Verifier())
-    settings = DetectionSettings(max_side=640, verifier=Path("v.npz"))
+    settings = DetectionSettings(max_side=640, verifier=Path("v.npz"), close_ups=False)
     faces = FaceDetector(settings, [Path("c.xml")]).detect(np.zeros((1080, 1920), np.uint8))
     assert cascade.seen == (360, 640)
     assert faces == [Face((30, 30, 150, 150), 0.95)]  # x3 back to full size; the 0.1 box is dropped
-    plain = FaceDetector(DetectionSettings(verify=False, min_score=0.0), [Path("c.xml")])
+    plain = FaceDetector(DetectionSettings(verify=False, min_score=0.0, close_ups=False), [Path("c.xml")])
     assert [round(f.score, 2) for f in plain.detect(np.zeros((1080, 1920), np.uint8))] == [0.82, 0.55]
