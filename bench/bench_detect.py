@@ -80,10 +80,12 @@ def ours(args: argparse.Namespace) -> Detect:
         scale_factor=args.scale_factor,
         min_neighbors=args.min_neighbors,
         min_size=args.min_size,
+        min_size_share=args.min_size_share,
         max_side=args.max_side,
         equalize=not args.no_equalize,
         nms_iou=args.nms_iou,
         min_score=args.min_score,
+        close_ups=not args.no_close_ups,
         verify=not args.no_verify,
         verifier=args.verifier or SHIPPED / SHIPPED_VERIFIER,
     )
@@ -178,6 +180,13 @@ def main() -> int:
         "--min-size", type=int, default=d.min_size, help="smallest face side, original pixels"
     )
     parser.add_argument(
+        "--min-size-share",
+        type=float,
+        default=d.min_size_share,
+        help="smallest face side as a share of the shorter image side",
+    )
+    parser.add_argument("--no-close-ups", action="store_true", help="full-size pass only")
+    parser.add_argument(
         "--max-side", type=int, default=d.max_side, help="images shrunk to this longest side first"
     )
     parser.add_argument("--no-equalize", action="store_true", default=not d.equalize)
@@ -193,7 +202,8 @@ def main() -> int:
     cv2.setNumThreads(1)
     print(
         f"ours: cascades {[str(c) for c in args.cascade]}, "
-        f"scaleFactor {args.scale_factor}, minNeighbors {args.min_neighbors}, minSize {args.min_size}, "
+        f"scaleFactor {args.scale_factor}, minNeighbors {args.min_neighbors}, minSize {args.min_size} "
+        f"or {args.min_size_share} of the shorter side, close-ups {not args.no_close_ups}, "
         f"max_side {args.max_side}, equalize {not args.no_equalize}, nms_iou {args.nms_iou}, "
         f"verifier {'none' if args.no_verify else args.verifier or SHIPPED / SHIPPED_VERIFIER}, "
         f"min_score {args.min_score}"

@@ -69,6 +69,14 @@ class DetectionSettings(_Section):
         "at 3).",
     )
     min_size: int = Field(30, ge=8, description="Smallest face side in pixels of the original image.")
+    min_size_share: float = Field(
+        0.08,
+        ge=0.0,
+        le=0.5,
+        description="Smallest face side as a share of the image's shorter side (the larger of this and "
+        "min_size applies). A reaction face is the subject of its picture: every seed face is at least 9 % "
+        "of the shorter side. Skipping smaller ones makes a 1080p screenshot ~25 % faster.",
+    )
     max_side: int = Field(
         640, ge=128, description="Images are shrunk to this longest side for detection (boxes mapped back)."
     )

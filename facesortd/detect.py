@@ -141,7 +141,8 @@ class FaceDetector:
         )
         if s.equalize:
             small = cv2.equalizeHist(small)
-        faces = self._verified(gray, self._scan(small, scale, 0, max(1, round(s.min_size * scale))))
+        smallest = max(s.min_size, s.min_size_share * min(gray.shape[:2]))
+        faces = self._verified(gray, self._scan(small, scale, 0, max(1, round(smallest * scale))))
         if s.close_ups and close_ups:
             # The coarse close-up grid frames a face more loosely than the full-size pass, so a
             # close-up box only counts where the full-size pass found nothing.

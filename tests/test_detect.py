@@ -33,9 +33,11 @@ class _Cascade:
 
     def __init__(self) -> None:
         self.seen: tuple[int, ...] = ()
+        self.min_size: object = None
 
-    def detectMultiScale3(self, img: np.ndarray, **_kw: object):
+    def detectMultiScale3(self, img: np.ndarray, **kw: object):
         self.seen = img.shape
+        self.min_size = kw["minSize"]
         return np.array([[10, 10, 50, 50], [200, 100, 40, 40]]), np.array([20, 20]), np.array([1.5, 0.2])
 
 
@@ -55,3 +57,20 @@ def test_downscaled_detection_maps_boxes_back_and_verifier_rescores(monkeypatch:
     assert faces == [Face((30, 30, 150, 150), 0.95)]  # x3 back to full size; the 0.1 box is dropped
     plain = FaceDetector(DetectionSettings(verify=False, min_score=0.0, close_ups=False), [Path("c.xml")])
     assert [round(f.score, 2) for f in plain.detect(np.zeros((1080, 1920), np.uint8))] == [0.82, 0.55]
+
+
+def test_smallest_face_searched_grows_with_the_picture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reaction face is the subject of its picture: in a 1080p screenshot faces under 8 % of the
+    shorter side (86 px) are not searched, which saves the costliest scales of the scan."""
+    cascade = _Cascade()
+    monkeypatch.setattr(detect, "load_cascade", lambda _p: cascade)
+    big = np.zeros((1080, 1920), np.uint8)
+    FaceDetector(DetectionSettings(verify=False, close_ups=False), [Path("c.xml")]).detect(big)
+    assert cascade.min_size == (29, 29)  # 0.08 * 1080 = 86 px, shrunk x1/3 for the scan
+    FaceDetector(
+        DetectionSettings(verify=False, close_ups=False, min_size_share=0.0), [Path("c.xml")]
+    ).detect(big)
+    assert cascade.min_size == (10, 10)  # min_size 30 px, shrunk x1/3
+    small = np.zeros((300, 400), np.uint8)
+    FaceDetector(DetectionSettings(verify=False, close_ups=False), [Path("c.xml")]).detect(small)
+    assert cascade.min_size == (30, 30)  # 8 % of 300 is 24 px: min_size 30 is the larger
