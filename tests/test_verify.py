@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from synthetic import EMOTIONS, draw_face
 
-from facesortd.verify import CROP, Verifier, VerifierError, crop_box, train_verifier
+from facesortd.verify import CROP, MARGIN, Verifier, VerifierError, crop_box, train_verifier
 
 
 def _faces(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -61,6 +61,29 @@ def test_scores_boxes_in_an_image_including_boxes_at_the_border(verifier: Verifi
     assert scores.shape == (3,)
     assert scores[0] > 0.5 > scores[1]
     assert verifier.score(scene, []).shape == (0,)
+
+
+def test_crops_of_boxes_leaving_the_image_replicate_its_edges() -> None:
+    """Boxes partly or wholly outside the image (close-up candidates) are cut as if the whole image
+    had been extended by replicating its edge pixels."""
+    rng = np.random.default_rng(8)
+    gray = rng.integers(0, 256, (90, 140), dtype=np.uint8)
+    big = 400
+    extended = cv2.copyMakeBorder(gray, big, big, big, big, cv2.BORDER_REPLICATE)
+    boxes = [(10, 10, 40, 40), (-30, 20, 60, 60), (100, 60, 70, 50), (-80, -70, 30, 30), (150, 95, 20, 40)]
+    boxes += [
+        tuple(int(v) for v in rng.integers(-120, 160, 2)) + (int(rng.integers(5, 150)),) * 2
+        for _ in range(40)
+    ]
+    for box in boxes:
+        x, y, w, h = box
+        x0, y0 = round(x - w * MARGIN) + big, round(y - h * MARGIN) + big
+        x1, y1 = round(x + w + w * MARGIN) + big, round(y + h + h * MARGIN) + big
+        region = extended[y0:y1, x0:x1]
+        interp = cv2.INTER_AREA if region.shape[1] > CROP else cv2.INTER_LINEAR
+        assert np.array_equal(crop_box(gray, box), cv2.resize(region, (CROP, CROP), interpolation=interp)), (
+            box
+        )
 
 
 def test_bad_files_and_too_little_data_are_clear_errors(tmp_path: Path) -> None:
