@@ -187,8 +187,7 @@ class FaceDetector:
         """
         short = min(small.shape[:2])
         faces: list[Face] = []
-        for side in CLOSE_UP_SIDES:
-            f = min(1.0, side / short)
+        for f in sorted({min(1.0, side / short) for side in CLOSE_UP_SIDES}):  # small images: one size
             tiny = small if f == 1.0 else cv2.resize(small, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
             for share in CLOSE_UP_PADS:
                 pad = round(share * min(tiny.shape[:2]))
