@@ -106,7 +106,10 @@ def cmd_sort(args: argparse.Namespace) -> int:
             tally["skipped"] += 1
             continue
         decision = pipeline.decide(src)
-        if journal is None:
+        folder = library.folder_for(decision)
+        if folder.is_dir() and folder.samefile(src.parent):
+            dest = src  # already where it belongs (e.g. re-sorting the no-face quarantine): no "x (1).png"
+        elif journal is None:
             dest = library.destination(src, decision)
         else:
             try:
@@ -147,6 +150,9 @@ def summary(tally: Counter[str]) -> str:
 
 
 def _log_decision(src: Path, dest: Path, d: Decision, ms: float, dry_run: bool) -> None:
+    if dest == src:
+        logger.info("{} stays where it is  [{}, {:.0f} ms]", src, d.describe(), ms)
+        return
     arrow = "would go to" if dry_run else "->"
     logger.info("{} {} {}  [{}, {:.0f} ms]", src, arrow, dest, d.describe(), ms)
 

@@ -95,6 +95,24 @@ def test_sort_moves_files_by_emotion_and_quarantines_the_rest(
     assert (lib / "_quarantine" / "unreadable" / "broken.png").is_file()
 
 
+def test_sort_looks_again_at_the_no_face_quarantine(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After an upgrade that finds more faces, `sort <library>/_quarantine/no-face` places what it
+    now can and leaves the rest where it was, nothing lost or duplicated."""
+    lib = tmp_path / "lib"
+    no_face = lib / "_quarantine" / "no-face"
+    no_face.mkdir(parents=True)
+    img, _ = draw_screenshot("happy", np.random.default_rng(3))
+    cv2.imwrite(str(no_face / "close-up.png"), img)
+    cv2.imwrite(str(no_face / "landscape.png"), np.full((200, 300, 3), 60, np.uint8))
+    assert cli.main(["sort", str(no_face), "--library", str(lib), "--json"]) == 0
+    out = {Path(d["path"]).name: d for d in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert out["close-up.png"]["action"] == "sorted" and (lib / "happy" / "close-up.png").is_file()
+    assert sorted(p.name for p in no_face.iterdir()) == ["landscape.png"]
+    assert sorted(p.name for p in lib.rglob("*.png")) == ["close-up.png", "landscape.png"]
+
+
 def test_sort_copy_keeps_originals_and_summarises(
     trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
