@@ -9,6 +9,7 @@ whole-head boxes are shrunk 0.62x around their centre to the face box convention
 
     python bench/bench_detect.py [--cascade FILE ...] [--verifier FILE | --no-verify] [--min-neighbors 1] ...
         [--dump DIR]   # images of every miss / false alarm of our detector, boxes drawn
+        [--resize 0.8 0.9 1.1 1.25]   # ours again on resized screenshots: does a figure hold?
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ class Score:
         self.ms += ms
         self.images += 1
 
-    def row(self) -> str:
+    def row(self, timed: bool = True) -> str:
         rec, prec = self.hits / max(1, self.truth), self.hits / max(1, self.found)
         rec_l, prec_l = self.hits_loose / max(1, self.truth), self.hits_loose / max(1, self.found)
-        return (
+        row = (
             f"{rec:6.3f} {prec:6.3f} {self.hits:3d}/{self.truth:<3d} {self.found - self.hits:3d} FA  "
-            f"{rec_l:6.3f} {prec_l:6.3f}  {self.ms / max(1, self.images):7.1f} ms"
+            f"{rec_l:6.3f} {prec_l:6.3f}"
         )
+        return row + (f"  {self.ms / max(1, self.images):7.1f} ms" if timed else "")
 
 
 def shrink(box: Box, factor: float) -> Box:
@@ -153,6 +155,26 @@ def run(detectors: dict[str, Detect], upscale: bool, dump: Path | None) -> None:
             print(f"{label:<12} {side:<9} {score.row()}")
 
 
+def resized(detect: Detect, factors: list[float]) -> None:
+    """Our detector on the screenshots resized by each factor: where the search grid falls on a face
+    decides some detections, so a figure that holds only at one size is luck."""
+    truth_all = load_faces_json(SHARED / "seed" / "faces.json")
+    images = {name: read_gray(SHARED / "seed" / "screenshots" / name) for name in sorted(truth_all)}
+    print("\n== ours on the screenshots resized ==")
+    print(
+        f"{'factor':<8} {'split':<9} {'recall':>6} {'prec':>6} {'hits':>7} {'':>6}  {'r@.25':>6} {'p@.25':>6}"
+    )
+    for factor in factors:
+        scores = {"held-out": Score(), "train": Score()}
+        for name, gray in images.items():
+            interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+            small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=interp)
+            truth = [tuple(round(v * factor) for v in f.box) for f in truth_all[name]]
+            scores["held-out" if is_held_out(name) else "train"].add(detect(small), truth, 0.0)  # type: ignore[arg-type]
+        for side, score in scores.items():
+            print(f"x{factor:<7} {side:<9} {score.row(timed=False)}")
+
+
 def main() -> int:
     d = DetectionSettings()  # defaults: the configuration facesortd ships with
     parser = argparse.ArgumentParser(
@@ -194,6 +216,13 @@ def main() -> int:
     parser.add_argument("--no-references", action="store_true", help="only our configuration")
     parser.add_argument("--no-upscaled", action="store_true", help="skip the 1920x1080 pass")
     parser.add_argument("--dump", type=Path, help="folder for images of our misses / false alarms")
+    parser.add_argument(
+        "--resize",
+        type=float,
+        nargs="+",
+        metavar="FACTOR",
+        help="also score ours on the screenshots resized by these factors (e.g. 0.8 0.9 1.1 1.25)",
+    )
     args = parser.parse_args()
     args.cascade = args.cascade or [SHIPPED / SHIPPED_CASCADE]
     if not (SHARED / "seed" / "faces.json").is_file():
@@ -220,6 +249,8 @@ def main() -> int:
         )
     for upscale in (False, True)[: 1 if args.no_upscaled else 2]:
         run(detectors, upscale, args.dump)
+    if args.resize:
+        resized(detectors["ours"], args.resize)
     return 0
 
 
