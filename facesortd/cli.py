@@ -106,9 +106,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
             tally["skipped"] += 1
             continue
         decision = pipeline.decide(src)
-        folder = library.folder_for(decision)
-        if folder.is_dir() and folder.samefile(src.parent):
-            dest = src  # already where it belongs (e.g. re-sorting the no-face quarantine): no "x (1).png"
+        if library.holds(src, decision):
+            dest = src
         elif journal is None:
             dest = library.destination(src, decision)
         else:
@@ -419,7 +418,6 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 def cmd_import_labels(args: argparse.Namespace) -> int:
     """Add a labelled dataset's faces to your labels (they weigh like bootstrap faces), for retraining."""
-    from facesortd.journal import Journal
     from facesortd.label_import import import_labels
 
     settings = _settings(args)
@@ -439,7 +437,6 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Record the labels you gave by moving files, then retrain now (adopted only if not worse)."""
-    from facesortd.journal import Journal
     from facesortd.learn import retrain_if_due
     from facesortd.review import Reviewer, user_labels
 

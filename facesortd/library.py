@@ -27,6 +27,12 @@ class Library:
             return self.root / decision.emotion
         return self.root / QUARANTINE_DIR / (decision.reason or "unsure")
 
+    def holds(self, src: Path, decision: Decision) -> bool:
+        """Is ``src`` already in the folder ``decision`` sends it to? Moving it would only rename it
+        to "name (1)" (a quarantined file looked at again and still unsure, say)."""
+        folder = self.folder_for(decision)
+        return folder.is_dir() and folder.samefile(src.parent)
+
     def destination(self, src: Path, decision: Decision) -> Path:
         """Where ``src`` would go (before clash numbering; the real name may get ' (n)')."""
         return self.folder_for(decision) / src.name

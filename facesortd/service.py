@@ -201,7 +201,7 @@ class Service:
             decision = Decision.quarantine("duplicate", detail=f"same content as {previous.destination}")
         else:
             decision = pipeline.decide(path)
-        if self.library.folder_for(decision) == path.parent:
+        if self.library.holds(path, decision):
             return None  # re-examined and still where it belongs (e.g. still unsure)
         try:
             final = journaled_apply(self.journal, self.library, path, digest, decision, self._model_name)
