@@ -2,9 +2,10 @@
 
 ``pixels`` is the classic Fisherface input. ``hog`` (gradient orientation histograms) and ``lbp``
 (local binary pattern histograms) are tried beside it because anime expressions live in line art
-(eye and mouth shapes) rather than in shading; ``hog+lbp`` gives PCA both views. Which one wins
-is measured (README, `bench/bench_emotion.py`). The name of the descriptor is stored in the model
-file so run time matches training.
+(eye and mouth shapes) rather than in shading; ``hog+lbp`` gives PCA both views. ``cnn`` is a
+small convolutional net learnt from labelled faces (feature_net.py). Which one wins is measured
+(README, `bench/bench_emotion.py`). The name of the descriptor is stored in the model file so run
+time matches training; a model using ``cnn`` carries its net's weights too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from functools import cache
 
 import cv2
 import numpy as np
+
+from facesortd.feature_net import FeatureNet, shipped_net
 
 
 def _pixels(faces: np.ndarray) -> np.ndarray:
@@ -88,13 +91,20 @@ DESCRIPTORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "hog": _hog_features,
     "lbp": _lbp_features,
     "hog+lbp": _hog_lbp_features,
+    "cnn": lambda faces: shipped_net().features(faces),
 }
+LEARNT = "cnn"
+"""The descriptor whose features come from a FeatureNet (the shipped one unless a net is given)."""
 
 
-def describe(faces: np.ndarray, name: str) -> np.ndarray:
-    """(n, size, size) float faces in [0, 1] -> (n, d) float32 feature rows."""
+def describe(faces: np.ndarray, name: str, net: FeatureNet | None = None) -> np.ndarray:
+    """(n, size, size) float faces in [0, 1] -> (n, d) float32 feature rows.
+
+    ``net`` replaces the shipped net for the ``cnn`` descriptor (a model's own, or one trained on
+    the training part of a cross-validation fold).
+    """
     try:
-        fn = DESCRIPTORS[name]
+        fn = net.features if net is not None and name == LEARNT else DESCRIPTORS[name]
     except KeyError:
         raise ValueError(f"unknown descriptor {name!r}; known: {', '.join(DESCRIPTORS)}") from None
     if len(faces) == 0:

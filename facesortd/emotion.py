@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from facesortd.descriptors import describe
+from facesortd.descriptors import LEARNT, describe
 from facesortd.durable import atomic_writer
 from facesortd.faces import FaceSpec
+from facesortd.feature_net import NET_PREFIX, FeatureNet, FeatureNetError, shipped_net
 
 FORMAT_VERSION = 2
 """2: one pooled within-class scatter matrix instead of one per class (7x smaller files); version 1
@@ -87,7 +88,9 @@ class EmotionModel:
     """A trained emotion classifier over normalised faces (see faces.normalise_face).
 
     ``projection`` (features -> LDA space) and ``class_means`` are derived from the PCA basis and
-    the class statistics; they are computed once at construction.
+    the class statistics; they are computed once at construction. ``net`` is the feature net of
+    a ``cnn`` model, kept in the model file so a later change of the shipped net cannot
+    silently change what an existing model sees.
     """
 
     labels: list[str]
@@ -99,6 +102,7 @@ class EmotionModel:
     regularisation: float = 1e-3
     temperature: float = 1.0
     info: dict[str, Any] = field(default_factory=dict)
+    net: FeatureNet | None = None
     projection: np.ndarray = field(init=False, repr=False)
     class_means: np.ndarray = field(init=False, repr=False)
 
@@ -117,16 +121,22 @@ class EmotionModel:
         pca_components: int = 150,
         regularisation: float = 1e-3,
         weights: np.ndarray | None = None,
+        net: FeatureNet | None = None,
+        features: np.ndarray | None = None,
     ) -> EmotionModel:
         """Fit PCA (to at most n - classes dims, the Fisherface rule) then LDA.
 
         ``weights`` lets some faces count more (a user's own labels outweigh bootstrap data).
+        ``net``: the feature net of a ``cnn`` model (default: the shipped one). ``features``: the
+        faces already described this way, which cross-validation computes once for all folds.
         """
         names = sorted(set(labels))
         if len(names) < 2:
             raise ValueError(f"need faces of at least 2 emotions to train, got {names}")
+        if descriptor == LEARNT and net is None:
+            net = shipped_net()
         y = np.array([names.index(lbl) for lbl in labels])
-        x = describe(faces, descriptor).astype(np.float64)
+        x = (describe(faces, descriptor, net) if features is None else features).astype(np.float64)
         w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
         mean = np.average(x, axis=0, weights=w)
         k = max(1, min(pca_components, len(y) - len(names), x.shape[1]))
@@ -142,6 +152,7 @@ class EmotionModel:
             stats,
             regularisation,
             info={"counts": counts, "pca_components": k},
+            net=net if descriptor == LEARNT else None,
         )
 
     def updated(
@@ -157,7 +168,7 @@ class EmotionModel:
         old = self.stats.padded(len(names))
         perm = np.argsort(order + [i for i in range(len(names)) if i not in order])
         old = ClassStats(old.weight[perm], old.mean[perm], old.scatter)
-        z = (describe(faces, self.descriptor).astype(np.float64) - self.mean) @ self.pca
+        z = (self.describe(faces).astype(np.float64) - self.mean) @ self.pca
         y = np.array([names.index(lbl) for lbl in labels])
         new = ClassStats.of(
             z, y, np.broadcast_to(np.asarray(weight, dtype=np.float64), (len(y),)), len(names)
@@ -177,11 +188,20 @@ class EmotionModel:
             self.regularisation,
             self.temperature,
             info,
+            self.net,
         )
 
-    def logits(self, faces: np.ndarray) -> np.ndarray:
-        """(n, classes) un-tempered log-likelihoods: -0.5 * squared distance to each class mean."""
-        proj = (describe(faces, self.descriptor) - self.mean) @ self.projection
+    def describe(self, faces: np.ndarray) -> np.ndarray:
+        """The features this model looks at (its descriptor, with its own net if it has one)."""
+        return describe(faces, self.descriptor, self.net)
+
+    def logits(self, faces: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """(n, classes) un-tempered log-likelihoods: -0.5 * squared distance to each class mean.
+
+        ``features``: ``self.describe(faces)`` when the caller has it already.
+        """
+        x = self.describe(faces) if features is None else features
+        proj = (x - self.mean) @ self.projection
         d2 = ((proj[:, None, :] - self.class_means[None, :, :]) ** 2).sum(axis=2)
         return -0.5 * d2
 
@@ -215,7 +235,9 @@ class EmotionModel:
             "temperature": self.temperature,
             "regularisation": self.regularisation,
             "info": self.info,
+            "net_info": self.net.info if self.net else None,
         }
+        net_arrays = self.net.arrays(NET_PREFIX) if self.net else {}
         with atomic_writer(path) as fh:
             np.savez_compressed(
                 fh,
@@ -225,6 +247,7 @@ class EmotionModel:
                 class_weight=self.stats.weight,
                 class_mean=self.stats.mean,
                 class_scatter=self.stats.scatter,
+                **net_arrays,
             )
         return path
 
@@ -236,6 +259,7 @@ class EmotionModel:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 arrays = {k: data[k] for k in ("mean", "pca", "class_weight", "class_mean", "class_scatter")}
+                net_arrays = {k: data[k] for k in data.files if k.startswith(NET_PREFIX)}
         except FileNotFoundError:
             raise ModelError(f"model file {path} does not exist") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
@@ -247,6 +271,12 @@ class EmotionModel:
                 f"model file {path} has format version {meta.get('format_version')}, this facesortd reads "
                 f"version {FORMAT_VERSION}: retrain it with `facesortd train`"
             )
+        net = None
+        if meta["descriptor"] == LEARNT:
+            try:
+                net = FeatureNet.from_arrays(net_arrays, meta.get("net_info") or {}, NET_PREFIX)
+            except FeatureNetError as exc:
+                raise ModelError(f"model file {path} is corrupt: {exc}") from exc
         return cls(
             labels=list(meta["labels"]),
             spec=FaceSpec.from_dict(meta["face_spec"]),
@@ -257,6 +287,7 @@ class EmotionModel:
             regularisation=float(meta["regularisation"]),
             temperature=float(meta["temperature"]),
             info=dict(meta["info"]),
+            net=net,
         )
 
 

@@ -25,6 +25,8 @@ from facesortd.detect import Face, FaceDetector, iou
 from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.faces import FaceSpec, normalise_face
+from facesortd.feature_net import FeatureNet
+from facesortd.feature_net_training import NetSettings, train_feature_net
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.metrics import Evaluation
 from facesortd.progress import Progress
@@ -35,7 +37,12 @@ Undetected = Literal["drop", "whole", "typical"]
 
 @dataclass
 class FaceSet:
-    """Normalised faces with their labels, groups, files and data source, plus what was skipped."""
+    """Normalised faces with their labels, groups, files and data source, plus what was skipped.
+
+    ``features``: the faces as a model's descriptor sees them, when computed once up front (a
+    cross-validation would otherwise describe every face once per fold, 17 s per 10,000 faces
+    for the ``cnn`` descriptor).
+    """
 
     faces: np.ndarray
     labels: list[str]
@@ -43,6 +50,7 @@ class FaceSet:
     files: list[Path]
     sources: list[str]
     skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    features: np.ndarray | None = None
 
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(self.labels).items()))
@@ -50,7 +58,12 @@ class FaceSet:
     def subset(self, idx: np.ndarray) -> FaceSet:
         pick = lambda values: [values[i] for i in idx]  # noqa: E731
         return FaceSet(
-            self.faces[idx], pick(self.labels), pick(self.groups), pick(self.files), pick(self.sources)
+            self.faces[idx],
+            pick(self.labels),
+            pick(self.groups),
+            pick(self.files),
+            pick(self.sources),
+            features=None if self.features is None else self.features[idx],
         )
 
     def save(self, path: Path) -> Path:
@@ -270,11 +283,36 @@ class Predictions:
         return Evaluation.of(self.names, truth, pred, conf, threshold)
 
 
+def emotion_fitter(
+    spec: FaceSpec,
+    descriptor: str,
+    pca: int,
+    net: FeatureNet | None = None,
+    net_settings: NetSettings | None = None,
+) -> FitFn:
+    """How `train` and the benchmark fit a model to part of the faces.
+
+    With ``net_settings`` a ``cnn`` model gets a feature net trained on that part alone: a net
+    that has seen the held-out faces makes cross-validation lie (measured: balanced accuracy 0.72
+    instead of 0.55, and a temperature so low that the default threshold auto-sorts half of the
+    faces at 72 % right instead of a quarter at 89 %). Otherwise ``net`` (default: the shipped
+    one) is used as it is, and precomputed ``part.features`` are used when present.
+    """
+
+    def fit(part: FaceSet) -> EmotionModel:
+        own = train_feature_net(part.faces, part.labels, net_settings) if net_settings else net
+        features = None if net_settings else part.features
+        return EmotionModel.fit(part.faces, part.labels, spec, descriptor, pca, net=own, features=features)
+
+    return fit
+
+
 def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, float]:
     """Grouped k-fold: out-of-fold probabilities for every face, with a temperature fitted on them.
 
     Folds whose training part lacks a label still predict (that label is then never chosen),
-    which is the honest outcome of having too few examples of it.
+    which is the honest outcome of having too few examples of it. When ``data.features`` is set,
+    ``fit`` must train on ``part.features``: the test faces are scored from those same features.
     """
     names = sorted(set(data.labels))
     truth = np.array([names.index(lbl) for lbl in data.labels])
@@ -287,7 +325,8 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
         if len(test) and len({data.labels[i] for i in train}) >= 2:
             model = fit(data.subset(train))
             cols = [names.index(lbl) for lbl in model.labels]
-            logits[np.ix_(test, cols)] = model.logits(data.faces[test])
+            known = None if data.features is None else data.features[test]
+            logits[np.ix_(test, cols)] = model.logits(data.faces[test], known)
         progress.step()
     logits = np.where(np.isfinite(logits), logits, -1e9)
     temperature = fit_temperature(logits, truth)
