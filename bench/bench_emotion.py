@@ -134,7 +134,7 @@ def main() -> int:
         t1 = time.perf_counter()
         net_settings = NetSettings(epochs=args.epochs) if descriptor == LEARNT else None
         fit = emotion_fitter(spec, descriptor, args.pca, net_settings=net_settings)
-        predictions, _ = cross_validate(data, fit, args.folds)
+        predictions, temperature = cross_validate(data, fit, args.folds)
         seconds = time.perf_counter() - t1
         for source in ("anime_expressions", "seed", "all"):
             mask = None if source == "all" else np.array([s == source for s in data.sources])
@@ -146,7 +146,10 @@ def main() -> int:
             )
             curves[f"{descriptor} {source}"] = ev
             draw_confusion(ev, args.out / f"confusion_{descriptor}_{source}.png", f"{descriptor}, {source}")
-        print(f"{descriptor:<10} ({args.folds}-fold cross-validation took {seconds:.0f} s)")
+        print(
+            f"{descriptor:<10} ({args.folds}-fold cross-validation took {seconds:.0f} s; "
+            f"out-of-fold temperature {temperature:.2f})"
+        )
     draw_curves(curves, args.out / "coverage_curves.png")
     print(f"\nPNGs written to {args.out}/")
     return 0
