@@ -28,8 +28,8 @@ INPUT_SIZE = 48
 """Side the net sees: 64-px faces are shrunk to it (measured: as accurate as 64 and 1.8x faster)."""
 BATCH = 64
 """Faces per forward pass: bounds the shifted copies of the widest layer to ~40 MB."""
-SHIPPED_MODEL = "default_emotion.fsm.npz"
-"""The model shipped in facesortd/data/; when it uses the ``cnn`` descriptor its net is the default."""
+NET_SOURCE = "cnn_emotion.fsm.npz"
+"""The shipped alternative model (facesortd/data/) whose net is the default net of ``cnn``."""
 NET_PREFIX = "net_"
 """A ``cnn`` model file stores its net's arrays under this prefix."""
 
@@ -105,19 +105,18 @@ class FeatureNet:
         return cls(weights, biases, info)
 
 
-def shipped_model_path() -> Path:
-    """Where the package keeps its default emotion model (which may be absent in a source tree)."""
-    return Path(str(resources.files("facesortd").joinpath("data", SHIPPED_MODEL)))
+def net_source_path() -> Path:
+    return Path(str(resources.files("facesortd").joinpath("data", NET_SOURCE)))
 
 
 @cache
 def shipped_net() -> FeatureNet:
-    """The net inside the model shipped with facesortd (one copy of the weights, not two).
+    """The net inside the shipped ``cnn`` model (one copy of the weights, not two).
 
     Used by `train --descriptor cnn` without --train-features, to learn only the emotion head from
-    a user's faces; the shipped model's README says how the net was trained.
+    a user's faces; facesortd/data/README.md says how the net was trained.
     """
-    path = shipped_model_path()
+    path = net_source_path()
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files if k.startswith(NET_PREFIX)}
@@ -125,7 +124,5 @@ def shipped_net() -> FeatureNet:
     except (OSError, ValueError, KeyError) as exc:
         raise FeatureNetError(f"cannot read the feature net of the shipped model {path} ({exc})") from exc
     if not arrays:
-        raise FeatureNetError(
-            "the model shipped with this facesortd has no feature net: add --train-features to train one"
-        )
+        raise FeatureNetError(f"{path} has no feature net: add --train-features to train one")
     return FeatureNet.from_arrays(arrays, info, NET_PREFIX)

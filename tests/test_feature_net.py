@@ -73,7 +73,7 @@ def test_without_a_net_in_the_shipped_model_cnn_training_says_what_to_do(
 ) -> None:
     faces, labels = _faces(5, seed=3)
     plain = EmotionModel.fit(faces, labels, SPEC, "hog").save(tmp_path / "plain.fsm.npz")
-    monkeypatch.setattr(feature_net, "shipped_model_path", lambda: plain)
+    monkeypatch.setattr(feature_net, "net_source_path", lambda: plain)
     feature_net.shipped_net.cache_clear()
     try:
         with pytest.raises(FeatureNetError, match="--train-features"):
@@ -132,6 +132,19 @@ def test_cross_validation_on_features_computed_once_equals_describing_per_fold(
     data.features = small_net.features(faces)
     once, _ = cross_validate(data, fit, 3)
     assert np.allclose(per_fold.proba, once.proba, atol=1e-6)
+
+
+def test_train_cnn_on_own_faces_uses_the_shipped_net_as_it_is(
+    crop_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast way: only the emotion head learns; the model keeps a copy of the shipped net."""
+    monkeypatch.setattr(training, "train_feature_net", None)  # must not be called
+    out = tmp_path / "m.fsm.npz"
+    args = ["train", str(crop_dataset), "--no-detect", "--descriptor", "cnn", "--folds", "3"]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    model, shipped = EmotionModel.load(out), feature_net.shipped_net()
+    assert shipped.width == 128 and model.net is not None
+    assert all(np.array_equal(a, b) for a, b in zip(model.net.weights, shipped.weights, strict=True))
 
 
 def test_train_with_train_features_trains_one_net_per_fold_and_one_for_the_model(
