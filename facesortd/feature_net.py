@@ -1,7 +1,8 @@
 """FeatureNet: a small convolutional network that turns a normalised face into 128 numbers.
 
 Hand-crafted descriptors (HOG, LBP) plateaued at 0.50-0.52 balanced accuracy on held-out anime
-faces; four 3x3 convolution blocks learnt from the same faces reach 0.55-0.56 (README). The net is
+faces; four 3x3 convolution blocks learnt from the same faces reach 0.535-0.545 under the same
+head (README; but not on the 51 real screenshot faces, so it is not the default). The net is
 only a feature extractor: its output feeds the same PCA/LDA head as every other descriptor, so a
 model still updates exactly from class statistics when the user labels faces (see emotion.py).
 It is trained with `facesortd train --descriptor cnn --train-features` (slow, like training the
@@ -25,7 +26,8 @@ import cv2
 import numpy as np
 
 INPUT_SIZE = 48
-"""Side the net sees: 64-px faces are shrunk to it (measured: as accurate as 64 and 1.8x faster)."""
+"""Side the net sees: 64-px faces are shrunk to it, (64/48)^2 = 1.8x less work than full size
+(the setting all measurements so far used; 64 px was not tried)."""
 BATCH = 64
 """Faces per forward pass: bounds the shifted copies of the widest layer to ~40 MB."""
 NET_SOURCE = "cnn_emotion.fsm.npz"
