@@ -25,7 +25,7 @@ from facesortd.descriptors import DEFAULT_DESCRIPTOR, DESCRIPTORS, LEARNT, descr
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
 from facesortd.faces import FaceSpec
-from facesortd.feature_net import FeatureNetError, shipped_net
+from facesortd.feature_net import FeatureNetError
 from facesortd.feature_net_training import NetSettings
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, content_id, journaled_apply
@@ -302,12 +302,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DatasetError("training needs faces of at least 2 emotions")
     data, validation = holdout_split(collected, args.validation_share)
     learn_net = args.descriptor == LEARNT and args.train_features
-    net = shipped_net() if args.descriptor == LEARNT and not learn_net else None
     net_settings = NetSettings(epochs=args.epochs) if learn_net else None
-    fit = emotion_fitter(spec, args.descriptor, args.pca, net, net_settings)
+    fit = emotion_fitter(spec, args.descriptor, args.pca, net_settings)
     started = time.perf_counter()
-    if not learn_net:  # every fold sees the same features: compute them once
-        data.features = describe(data.faces, args.descriptor, net)
+    if not learn_net:  # every fold sees the same features (cnn: the shipped net's): compute them once
+        data.features = describe(data.faces, args.descriptor)
     predictions, temperature = cross_validate(data, fit, args.folds)
     threshold = settings.recognition.threshold
     evaluation = predictions.evaluation(threshold)

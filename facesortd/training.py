@@ -25,7 +25,6 @@ from facesortd.detect import Face, FaceDetector, iou
 from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.feature_net import FeatureNet
 from facesortd.feature_net_training import NetSettings, train_feature_net
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.metrics import Evaluation
@@ -40,8 +39,8 @@ class FaceSet:
     """Normalised faces with their labels, groups, files and data source, plus what was skipped.
 
     ``features``: the faces as a model's descriptor sees them, when computed once up front (a
-    cross-validation would otherwise describe every face once per fold, 17 s per 10,000 faces
-    for the ``cnn`` descriptor).
+    cross-validation would otherwise describe every face once per fold, about 20 s per 10,000
+    faces for the ``cnn`` descriptor).
     """
 
     faces: np.ndarray
@@ -284,23 +283,19 @@ class Predictions:
 
 
 def emotion_fitter(
-    spec: FaceSpec,
-    descriptor: str,
-    pca: int,
-    net: FeatureNet | None = None,
-    net_settings: NetSettings | None = None,
+    spec: FaceSpec, descriptor: str, pca: int, net_settings: NetSettings | None = None
 ) -> FitFn:
     """How `train` and the benchmark fit a model to part of the faces.
 
     With ``net_settings`` a ``cnn`` model gets a feature net trained on that part alone: a net
     that has seen the held-out faces makes cross-validation lie (measured: balanced accuracy 0.72
     instead of 0.55, and a temperature so low that the default threshold auto-sorts half of the
-    faces at 72 % right instead of a quarter at 89 %). Otherwise ``net`` (default: the shipped
-    one) is used as it is, and precomputed ``part.features`` are used when present.
+    faces at 72 % right instead of a quarter at 89 %). Otherwise a ``cnn`` model uses the shipped
+    net as it is, and precomputed ``part.features`` are used when present.
     """
 
     def fit(part: FaceSet) -> EmotionModel:
-        own = train_feature_net(part.faces, part.labels, net_settings) if net_settings else net
+        own = train_feature_net(part.faces, part.labels, net_settings) if net_settings else None
         features = None if net_settings else part.features
         return EmotionModel.fit(part.faces, part.labels, spec, descriptor, pca, net=own, features=features)
 
