@@ -140,3 +140,13 @@ def test_lbp_sees_shapes_not_brightness() -> None:
     assert not np.array_equal(describe(dim, "lbp"), describe(dim[:, :, ::-1], "lbp"))
     both = describe(dim, "hog+lbp")
     assert np.allclose(np.linalg.norm(both, axis=1), np.sqrt(2.0), atol=1e-3)  # each part counts equally
+
+
+@pytest.mark.parametrize("size", [47, 100])
+def test_any_face_size_trains_with_hog(size: int) -> None:
+    """`train --face-size` takes any side: HOG, which needs whole cells, used to crash on 47 or 100."""
+    spec = FaceSpec(size=size)
+    rng = np.random.default_rng(4)
+    faces = np.stack([normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), spec) for e in EMOTIONS * 6])
+    model = EmotionModel.fit(faces, list(EMOTIONS) * 6, spec, "hog+lbp")
+    assert [e for e, _ in model.predict(faces[: len(EMOTIONS)])] == list(EMOTIONS)
