@@ -18,6 +18,7 @@ import numpy as np
 from loguru import logger
 
 from facesortd import __version__
+from facesortd.arg_types import int_at_least, number_between
 from facesortd.config import ConfigError, Settings, config_home, load_settings
 from facesortd.datasets import DatasetError, LabelledItem, is_image_name, load_items, relabel
 from facesortd.decide import Decision, Pipeline
@@ -52,7 +53,12 @@ from facesortd.training import (
     predict_set,
 )
 
-USER_ERRORS = (ConfigError, DetectorError, ModelError, DatasetError, FeatureNetError)
+
+class UsageError(Exception):
+    """Options that each parse but do not go together."""
+
+
+USER_ERRORS = (UsageError, ConfigError, DetectorError, ModelError, DatasetError, FeatureNetError)
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -225,17 +231,6 @@ def _label_map(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
-def _share(text: str) -> float:
-    """argparse type: a fraction in [0, 0.5]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 0.5:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 0.5, got {value}")
-    return value
-
-
 def _dataset_items(args: argparse.Namespace) -> dict[Path, list[LabelledItem]]:
     """The labelled examples of each DATASET argument, with --map applied."""
     mapping = _label_map(args.map)
@@ -294,6 +289,10 @@ def _print_counts(data: FaceSet) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.train_features and args.descriptor != LEARNT:
+        raise UsageError(
+            f"--train-features trains the net of the {LEARNT} descriptor: add --descriptor {LEARNT}"
+        )
     settings = _settings(args)
     spec = FaceSpec(size=args.face_size)
     collected = _collect(args, settings, spec)
@@ -301,11 +300,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(collected.counts()) < 2:
         raise DatasetError("training needs faces of at least 2 emotions")
     data, validation = holdout_split(collected, args.validation_share)
-    learn_net = args.descriptor == LEARNT and args.train_features
-    net_settings = NetSettings(epochs=args.epochs) if learn_net else None
+    net_settings = NetSettings(epochs=args.epochs) if args.train_features else None
     fit = emotion_fitter(spec, args.descriptor, args.pca, net_settings)
     started = time.perf_counter()
-    if not learn_net:  # every fold sees the same features (cnn: the shipped net's): compute them once
+    if not args.train_features:  # every fold sees the same features (cnn: the shipped net's): once
         data.features = describe(data.faces, args.descriptor)
     predictions, temperature = cross_validate(data, fit, args.folds)
     threshold = settings.recognition.threshold
@@ -319,7 +317,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "label_map": _label_map(args.map),
             "held_out": evaluation.summary(),
             "validation": f"grouped {args.folds}-fold cross-validation"
-            + (", a feature net trained per fold" if learn_net else ""),
+            + (", a feature net trained per fold" if args.train_features else ""),
             "train_seconds": round(seconds, 1),
         }
     )
@@ -594,16 +592,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--epochs",
-        type=int,
+        type=int_at_least(1),
         default=NetSettings().epochs,
         help="with --train-features: passes over the faces per net (default %(default)s)",
     )
-    p.add_argument("--face-size", type=int, default=FaceSpec().size, help="normalised face side in pixels")
-    p.add_argument("--pca", type=int, default=150, help="most PCA components kept before LDA (default 150)")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the held-out figures")
+    p.add_argument(
+        "--face-size", type=int_at_least(16), default=FaceSpec().size, help="normalised face side in pixels"
+    )
+    p.add_argument(
+        "--pca", type=int_at_least(1), default=150, help="most PCA components kept before LDA (default 150)"
+    )
+    p.add_argument(
+        "--folds", type=int_at_least(2), default=5, help="cross-validation folds for the held-out figures"
+    )
     p.add_argument(
         "--validation-share",
-        type=_share,
+        type=number_between(0.0, 0.5),
         default=0.1,
         help="share of the faces (whole screenshots/characters) kept out of training as the validation "
         "set that retraining must not get worse on (saved beside the model; default 0.1, 0: none)",

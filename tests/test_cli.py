@@ -172,6 +172,36 @@ def test_user_errors_are_one_line_not_tracebacks(tmp_path: Path, capsys: pytest.
     assert "is not a folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "D", "--folds", "1"], "--folds: must be at least 2, got 1"),
+        (["train", "D", "--face-size", "8"], "--face-size: must be at least 16, got 8"),
+        (["train", "D", "--epochs", "two"], "--epochs: not a whole number: 'two'"),
+        (
+            ["train", "D", "--validation-share", "0.7"],
+            "--validation-share: must be between 0 and 0.5, got 0.7",
+        ),
+        (["train-detector", "--out", "c.xml", "--stages", "0"], "--stages: must be at least 1, got 0"),
+        (["train-detector", "--out", "c.xml", "--min-hit-rate", "1.5"], "must be between 0 and 1, got 1.5"),
+    ],
+)
+def test_bad_numbers_are_refused_before_any_work(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_train_features_needs_the_cnn_descriptor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to be ignored silently: the user waited for a HOG model thinking a net was trained."""
+    assert cli.main(["train", str(tmp_path), "--train-features"]) == 2
+    assert "--train-features trains the net of the cnn descriptor: add --descriptor cnn" in (
+        capsys.readouterr().err
+    )
+
+
 def test_python_dash_m_and_help() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "facesortd", "sort", "--help"], capture_output=True, text=True

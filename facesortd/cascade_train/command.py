@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.arg_types import int_at_least, number_between
 from facesortd.cascade_train.mining import random_windows
 from facesortd.cascade_train.samples import (
     Augmentation,
@@ -55,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument(
         "--crop-frame",
-        type=float,
+        type=number_between(0.0, 1.0),
         nargs=4,
         default=DEFAULT_CROP_FRAME,
         metavar=("X", "Y", "W", "H"),
@@ -83,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument(
         "--mining-sizes",
-        type=int,
+        type=int_at_least(24),
         nargs="+",
         default=[640, 480, 960],
         metavar="SIDE",
@@ -101,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cas.add_argument("--out", type=Path, required=True, help="cascade XML file to write (after every stage)")
     cas.add_argument(
         "--window",
-        type=int,
+        type=int_at_least(8),
         nargs=2,
         default=d.window,
         metavar=("W", "H"),
@@ -109,33 +110,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s)",
     )
     cas.add_argument(
-        "--stages", type=int, default=d.stages, help="maximum number of stages (default %(default)s)"
+        "--stages",
+        type=int_at_least(1),
+        default=d.stages,
+        help="maximum number of stages (default %(default)s)",
     )
     cas.add_argument(
         "--min-hit-rate",
-        type=float,
+        type=number_between(0.0, 1.0),
         default=d.min_hit_rate,
         help="share of the stage's positives every stage must keep (default %(default)s)",
     )
     cas.add_argument(
         "--max-false-alarm",
-        type=float,
+        type=number_between(0.0, 1.0),
         default=d.max_false_alarm,
         help="largest share of its negatives a stage may pass; trees are added until it does "
         "(default %(default)s)",
     )
     cas.add_argument(
-        "--max-trees", type=int, default=d.max_trees, help="most trees per stage (default %(default)s)"
+        "--max-trees",
+        type=int_at_least(1),
+        default=d.max_trees,
+        help="most trees per stage (default %(default)s)",
     )
     cas.add_argument(
-        "--num-pos", type=int, default=d.num_pos, help="positives per stage (default %(default)s)"
+        "--num-pos", type=int_at_least(1), default=d.num_pos, help="positives per stage (default %(default)s)"
     )
     cas.add_argument(
-        "--num-neg", type=int, default=d.num_neg, help="negatives per stage (default %(default)s)"
+        "--num-neg", type=int_at_least(1), default=d.num_neg, help="negatives per stage (default %(default)s)"
     )
     cas.add_argument(
         "--mining-scale-factor",
-        type=float,
+        type=number_between(1.01, 2.0),
         default=d.mining_scale_factor,
         help="pyramid step when the partial cascade scans negative images (default %(default)s)",
     )
@@ -155,21 +162,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ver.add_argument(
         "--verifier-min-neighbors",
-        type=int,
+        type=int_at_least(0),
         default=1,
         help="minNeighbors of the permissive cascade run whose proposals the verifier learns to sort "
         "(use the detection.min_neighbors the verifier will run behind; default %(default)s)",
     )
     ver.add_argument(
         "--verifier-random-negatives",
-        type=int,
+        type=int_at_least(0),
         default=4000,
         help="random background crops from the negative images added to its negatives (default %(default)s)",
     )
     aug = parser.add_argument_group("augmentation of positives")
     aug.add_argument(
         "--variants",
-        type=int,
+        type=int_at_least(1),
         nargs=2,
         default=(40, 2),
         metavar=("PER_BOX", "PER_CROP"),
