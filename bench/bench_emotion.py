@@ -10,7 +10,8 @@ and the threshold that reaches the target. Confusion matrices and coverage curve
 The ``cnn`` descriptor trains a feature net on each fold's training part (the shipped net has
 seen every face, so scoring it here would flatter it): about 18 minutes per fold on one core.
 
-    python bench/bench_emotion.py [--cascade FILE] [--descriptor pixels --descriptor hog] [--out DIR]
+    python bench/bench_emotion.py [--cascade FILE] [--descriptor pixels --descriptor hog] [--margin M]
+                                  [--out DIR]
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ def main() -> int:
         "--descriptor", action="append", choices=list(DESCRIPTORS), help="default: all but cnn (slow)"
     )
     parser.add_argument("--face-size", type=int, default=FaceSpec().size)
+    parser.add_argument(
+        "--margin", type=float, default=FaceSpec().margin, help="box widening per side (default %(default)s)"
+    )
     parser.add_argument("--pca", type=int, default=150)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument(
@@ -114,14 +118,20 @@ def main() -> int:
     parser.add_argument(
         "--epochs", type=int, default=NetSettings().epochs, help="feature-net epochs for cnn (default 36)"
     )
-    parser.add_argument("--out", type=Path, default=Path("bench/out"), help="folder for the PNGs")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench/out"),
+        help="folder for the PNGs and each descriptor's out-of-fold predictions "
+        "(predictions_<descriptor>.npz, for bench/compare_predictions.py)",
+    )
     args = parser.parse_args()
     if not require_shared():
         return 1
     settings = Settings()
     detector = FaceDetector(settings.detection, args.cascade)
-    spec = FaceSpec(size=args.face_size)
-    print(f"cascade(s): {', '.join(map(str, detector.paths))}; face size {spec.size}")
+    spec = FaceSpec(size=args.face_size, margin=args.margin)
+    print(f"cascade(s): {', '.join(map(str, detector.paths))}; face size {spec.size}, margin {spec.margin}")
     t0 = time.perf_counter()
     data = load_faces(detector, spec, args.limit, args.undetected)
     print(f"faces: {len(data.labels)} in {time.perf_counter() - t0:.0f} s; per label {data.counts()}")
@@ -136,6 +146,13 @@ def main() -> int:
         fit = emotion_fitter(spec, descriptor, args.pca, net_settings=net_settings)
         predictions, temperature = cross_validate(data, fit, args.folds)
         seconds = time.perf_counter() - t1
+        np.savez(
+            args.out / f"predictions_{descriptor}.npz",
+            names=np.array(predictions.names),
+            truth=predictions.truth,
+            proba=predictions.proba,
+            sources=np.array(data.sources),
+        )
         for source in ("anime_expressions", "seed", "all"):
             mask = None if source == "all" else np.array([s == source for s in data.sources])
             ev = predictions.evaluation(settings.recognition.threshold, mask)
