@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from fractions import Fraction
 from math import comb
 from pathlib import Path
 
@@ -22,8 +23,8 @@ import numpy as np
 def sign_test(wins_a: int, wins_b: int) -> float:
     """Two-sided exact p-value that the discordant faces split this unevenly by chance."""
     n = wins_a + wins_b
-    tail = sum(comb(n, k) for k in range(min(wins_a, wins_b) + 1)) / 2.0**n
-    return min(1.0, 2.0 * tail)
+    tail = Fraction(sum(comb(n, k) for k in range(min(wins_a, wins_b) + 1)), 2**n)  # exact: n may be 1000s
+    return min(1.0, float(2 * tail))
 
 
 def right(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ def test_sign_test_matches_the_binomial() -> None:
     assert compare_predictions.sign_test(0, 6) == pytest.approx(2 / 64)
     assert compare_predictions.sign_test(3, 3) == 1.0
     assert compare_predictions.sign_test(1, 9) == pytest.approx(2 * 11 / 1024)
+    assert 0.0 < compare_predictions.sign_test(600, 700) < 0.01  # thousands of faces: no float overflow
 
 
 def _run(path: Path, right: list[bool], sources: list[str]) -> Path:
