@@ -30,6 +30,7 @@ from facesortd.feature_net import FeatureNetError
 from facesortd.feature_net_training import NetSettings
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, content_id, journaled_apply
+from facesortd.learn import KEEP_MARGIN
 from facesortd.library import Library
 from facesortd.metrics import headline
 from facesortd.model_store import (
@@ -294,7 +295,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"--train-features trains the net of the {LEARNT} descriptor: add --descriptor {LEARNT}"
         )
     settings = _settings(args)
-    spec = FaceSpec(size=args.face_size)
+    spec = FaceSpec(size=args.face_size, margin=args.margin)
     collected = _collect(args, settings, spec)
     _print_counts(collected)
     if len(collected.counts()) < 2:
@@ -598,6 +599,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--face-size", type=int_at_least(16), default=FaceSpec().size, help="normalised face side in pixels"
+    )
+    p.add_argument(
+        "--margin",
+        type=number_between(0.0, KEEP_MARGIN),
+        default=FaceSpec().margin,
+        help="widening of each face box per side, as a share of its size (default %(default)s; the "
+        "model keeps it, so run time frames faces the same way)",
     )
     p.add_argument(
         "--pca", type=int_at_least(1), default=150, help="most PCA components kept before LDA (default 150)"

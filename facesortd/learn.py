@@ -178,6 +178,12 @@ def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel |
         return RetrainResult(None, False, [], used, waiting, "not enough labels to hold some out yet")
     spec = base.spec if base else FaceSpec()
     faces = np.stack([kept_face(lbl.face, spec) for lbl in usable])
+    # The model in force is judged on faces framed its own way (it may predate a change of framing).
+    current_faces = (
+        faces
+        if current is None or current.spec == spec
+        else np.stack([kept_face(lbl.face, current.spec) for lbl in usable])
+    )
     names = [lbl.label for lbl in usable]
     weights = np.array([lbl.weight(learning) for lbl in usable])
 
@@ -200,7 +206,7 @@ def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel |
         cand_logits[np.ix_(test, [all_names.index(n) for n in model.labels])] = model.logits(faces[test])
         if current is not None:
             cur_proba[np.ix_(test, [all_names.index(n) for n in current.labels])] = current.predict_proba(
-                faces[test]
+                current_faces[test]
             )
     temperature = fit_temperature(cand_logits, truth)
     threshold = settings.recognition.threshold

@@ -96,6 +96,20 @@ def test_a_worse_model_is_not_adopted(tmp_path: Path) -> None:
     assert model_store.model_in_force(settings) == in_force
 
 
+def test_a_model_in_force_that_frames_faces_otherwise_is_judged_on_its_own_framing(
+    settings: Settings,
+) -> None:
+    """After an upgrade changes the framing, the old model in force must still be scored fairly."""
+    emotions = ["angry", "happy", "sad"]
+    _bootstrap(settings, emotions, 10, seed=21)
+    other = FaceSpec(size=40, margin=0.3)
+    seen = _labels(settings, emotions, 10, seed=22)
+    faces = np.stack([learn.kept_face(lbl.face, other) for lbl in seen])
+    current = EmotionModel.fit(faces, [lbl.label for lbl in seen], other, "pixels")
+    result = learn.retrain(settings, _labels(settings, emotions, 6, seed=23), current)
+    assert result.comparisons[0].current is not None and result.comparisons[0].current > 0.9
+
+
 def test_too_few_labels_to_validate_does_nothing(settings: Settings) -> None:
     current = _bootstrap(settings, ["angry", "happy"], 5, seed=8)
     labels = [lbl for lbl in _labels(settings, ["happy"], 4, seed=9) if lbl.group == "shot0"]
