@@ -27,14 +27,9 @@ def _pixels(faces: np.ndarray) -> np.ndarray:
     return flat
 
 
-def _hog_cell(size: int) -> int:
-    """About 8 cells across, at least 4 pixels each."""
-    return max(4, size // 8)
-
-
 @cache
 def _hog(size: int) -> cv2.HOGDescriptor:
-    cell = _hog_cell(size)
+    cell = max(4, size // 8)  # about 8 cells across, at least 4 pixels each
     window = size - size % cell  # OpenCV needs whole cells; a face of another size loses < 1 cell
     return cv2.HOGDescriptor((window, window), (2 * cell, 2 * cell), (cell, cell), (cell, cell), 9)
 
@@ -42,7 +37,7 @@ def _hog(size: int) -> cv2.HOGDescriptor:
 def _hog_features(faces: np.ndarray) -> np.ndarray:
     size = faces.shape[1]
     hog = _hog(size)
-    lo = size % _hog_cell(size) // 2  # centred, so the lost rim is split between the sides
+    lo = (size - hog.winSize[0]) // 2  # centred, so the lost rim is split between the sides
     hi = lo + hog.winSize[0]
     u8 = np.clip(faces[:, lo:hi, lo:hi] * 255.0, 0, 255).astype(np.uint8)
     return np.stack([hog.compute(f).ravel() for f in u8]).astype(np.float32)
