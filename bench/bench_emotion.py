@@ -35,7 +35,7 @@ from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
 from facesortd.feature_net_training import NetSettings
 from facesortd.metrics import Evaluation
-from facesortd.training import FaceSet, Undetected, cross_validate, emotion_fitter
+from facesortd.training import FaceSet, Predictions, Undetected, cross_validate, emotion_fitter
 
 
 def load_faces(detector: FaceDetector, spec: FaceSpec, limit: int | None, undetected: Undetected) -> FaceSet:
@@ -51,6 +51,44 @@ def curve_point(ev: Evaluation, coverage: float = 0.6, accuracy: float = 0.9) ->
     ok = [(c, t) for t, c, a in ev.curve if a >= accuracy]
     cov, thr = max(ok) if ok else (0.0, 1.0)
     return acc_at, cov, thr
+
+
+SOURCES = ("anime_expressions", "seed", "all")
+
+
+def print_header(target: float) -> None:
+    header = ("config", "source", "n", "bal.acc", "acc@60%cov", f"cov@{target:.0%}acc", "thr")
+    print("\n{:<10} {:<18} {:>5} {:>7} {:>10} {:>10} {:>5}".format(*header))
+
+
+def report(
+    name: str, predictions: Predictions, sources: list[str], threshold: float, target: float, out: Path
+) -> dict[str, Evaluation]:
+    """Print one configuration's figures per data source, draw its confusion PNGs into ``out`` and
+    return its evaluations, for the coverage-curve PNG that puts all configurations side by side."""
+    curves = {}
+    for source in SOURCES:
+        mask = None if source == "all" else np.array([s == source for s in sources])
+        ev = predictions.evaluation(threshold, mask)
+        acc60, cov90, thr = curve_point(ev, accuracy=target)
+        print(
+            f"{name:<10} {source:<18} {ev.confusion.sum():>5} {ev.balanced_accuracy:>7.3f} "
+            f"{acc60:>10.3f} {cov90:>10.3f} {thr:>5.2f}"
+        )
+        curves[f"{name} {source}"] = ev
+        draw_confusion(ev, out / f"confusion_{name}_{source}.png", f"{name}, {source}")
+    return curves
+
+
+def save_predictions(path: Path, predictions: Predictions, sources: list[str]) -> None:
+    """Out-of-fold probabilities per face, for bench/compare_predictions.py and ensemble_predictions.py."""
+    np.savez(
+        path,
+        names=np.array(predictions.names),
+        truth=predictions.truth,
+        proba=predictions.proba,
+        sources=np.array(sources),
+    )
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int] = (0, 0, 0)) -> None:
@@ -137,32 +175,16 @@ def main() -> int:
     print(f"faces: {len(data.labels)} in {time.perf_counter() - t0:.0f} s; per label {data.counts()}")
     args.out.mkdir(parents=True, exist_ok=True)
     curves: dict[str, Evaluation] = {}
-    target = f"cov@{args.target:.0%}acc"
-    header = ("descriptor", "source", "n", "bal.acc", "acc@60%cov", target, "thr")
-    print("\n{:<10} {:<18} {:>5} {:>7} {:>10} {:>10} {:>5}".format(*header))
+    print_header(args.target)
     for descriptor in args.descriptor or [d for d in DESCRIPTORS if d != LEARNT]:
         t1 = time.perf_counter()
         net_settings = NetSettings(epochs=args.epochs) if descriptor == LEARNT else None
         fit = emotion_fitter(spec, descriptor, args.pca, net_settings=net_settings)
         predictions, temperature = cross_validate(data, fit, args.folds)
         seconds = time.perf_counter() - t1
-        np.savez(
-            args.out / f"predictions_{descriptor}.npz",
-            names=np.array(predictions.names),
-            truth=predictions.truth,
-            proba=predictions.proba,
-            sources=np.array(data.sources),
-        )
-        for source in ("anime_expressions", "seed", "all"):
-            mask = None if source == "all" else np.array([s == source for s in data.sources])
-            ev = predictions.evaluation(settings.recognition.threshold, mask)
-            acc60, cov90, thr = curve_point(ev, accuracy=args.target)
-            print(
-                f"{descriptor:<10} {source:<18} {ev.confusion.sum():>5} {ev.balanced_accuracy:>7.3f} "
-                f"{acc60:>10.3f} {cov90:>10.3f} {thr:>5.2f}"
-            )
-            curves[f"{descriptor} {source}"] = ev
-            draw_confusion(ev, args.out / f"confusion_{descriptor}_{source}.png", f"{descriptor}, {source}")
+        save_predictions(args.out / f"predictions_{descriptor}.npz", predictions, data.sources)
+        threshold = settings.recognition.threshold
+        curves.update(report(descriptor, predictions, data.sources, threshold, args.target, args.out))
         print(
             f"{descriptor:<10} ({args.folds}-fold cross-validation took {seconds:.0f} s; "
             f"out-of-fold temperature {temperature:.2f})"

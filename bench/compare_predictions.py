@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from fractions import Fraction
 from math import comb
 from pathlib import Path
@@ -27,10 +28,31 @@ def sign_test(wins_a: int, wins_b: int) -> float:
     return min(1.0, float(2 * tail))
 
 
-def right(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per face: predicted right or not, true label, source."""
-    run = np.load(path)
-    return run["proba"].argmax(axis=1) == run["truth"], run["names"][run["truth"]], run["sources"]
+@dataclass
+class Run:
+    """One configuration's out-of-fold predictions, as bench/bench_emotion.py saves them."""
+
+    names: np.ndarray
+    truth: np.ndarray
+    proba: np.ndarray
+    sources: np.ndarray
+
+    @classmethod
+    def load(cls, path: Path) -> Run:
+        with np.load(path) as run:
+            return cls(run["names"], run["truth"], run["proba"], run["sources"])
+
+    def same_faces(self, other: Run) -> bool:
+        """Did both runs score the same faces in the same order (so they can be paired)?"""
+        return (
+            np.array_equal(self.names, other.names)
+            and np.array_equal(self.truth, other.truth)
+            and np.array_equal(self.sources, other.sources)
+        )
+
+    def right(self) -> np.ndarray:
+        """Per face: was the most probable label the true one?"""
+        return self.proba.argmax(axis=1) == self.truth
 
 
 def main() -> int:
@@ -40,11 +62,11 @@ def main() -> int:
     parser.add_argument("a", type=Path, help="predictions file of configuration A")
     parser.add_argument("b", type=Path, help="predictions file of configuration B")
     args = parser.parse_args()
-    right_a, truth_a, sources = right(args.a)
-    right_b, truth_b, sources_b = right(args.b)
-    if not (np.array_equal(truth_a, truth_b) and np.array_equal(sources, sources_b)):
+    run_a, run_b = Run.load(args.a), Run.load(args.b)
+    if not run_a.same_faces(run_b):
         print("the two runs did not score the same faces in the same order", file=sys.stderr)
         return 2
+    right_a, right_b, sources = run_a.right(), run_b.right(), run_a.sources
     print(f"{'source':<18} {'faces':>6} {'A right':>8} {'B right':>8} {'only A':>7} {'only B':>7} {'p':>6}")
     for source in [*sorted(set(sources)), "all"]:
         sel = np.ones(len(sources), bool) if source == "all" else sources == source
