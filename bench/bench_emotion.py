@@ -179,15 +179,15 @@ def main() -> int:
     for descriptor in args.descriptor or [d for d in DESCRIPTORS if d != LEARNT]:
         t1 = time.perf_counter()
         net_settings = NetSettings(epochs=args.epochs) if descriptor == LEARNT else None
-        fit = emotion_fitter(spec, descriptor, args.pca, net_settings=net_settings)
-        predictions, temperature = cross_validate(data, fit, args.folds)
+        fit = emotion_fitter(spec, [descriptor], args.pca, net_settings=net_settings)
+        predictions, calibration = cross_validate(data, fit, args.folds)
         seconds = time.perf_counter() - t1
         save_predictions(args.out / f"predictions_{descriptor}.npz", predictions, data.sources)
         threshold = settings.recognition.threshold
         curves.update(report(descriptor, predictions, data.sources, threshold, args.target, args.out))
         print(
             f"{descriptor:<10} ({args.folds}-fold cross-validation took {seconds:.0f} s; "
-            f"out-of-fold temperature {temperature:.2f})"
+            f"out-of-fold temperature {calibration.temperature:.2f})"
         )
     draw_curves(curves, args.out / "coverage_curves.png")
     print(f"\nPNGs written to {args.out}/")

@@ -31,9 +31,8 @@ from shared_data import add_cascade_option, bootstrap_faces, require_shared, see
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR, DESCRIPTORS
 from facesortd.detect import FaceDetector
-from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec
-from facesortd.training import FaceSet, cross_validate, holdout_split, predict_set
+from facesortd.training import FaceSet, cross_validate, emotion_fitter, holdout_split, predict_set
 
 
 def draw_user_labels(seed: FaceSet, k: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,11 +72,10 @@ def main() -> int:
     assert held is not None
     seed = seed_faces(detector, spec)
     threshold = settings.recognition.threshold
-    _, temperature = cross_validate(
-        boot, lambda p: EmotionModel.fit(p.faces, p.labels, spec, args.descriptor), folds=3
-    )  # calibrated once on bootstrap held-out faces, then kept for every k
-    base = EmotionModel.fit(boot.faces, boot.labels, spec, args.descriptor)
-    base.temperature = temperature
+    fit = emotion_fitter(spec, [args.descriptor], pca=150)
+    _, calibration = cross_validate(boot, fit, folds=3)  # once, on bootstrap held-out faces: kept for every k
+    base = fit(boot)
+    calibration.apply(base)
     print(f"cascade(s): {', '.join(map(str, detector.paths))}")
     print(f"bootstrap faces {len(boot.labels)} (+{len(held.labels)} held out), seed faces {seed.counts()}")
     base_val = predict_set(base, held).evaluation(threshold).balanced_accuracy

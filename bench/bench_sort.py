@@ -30,6 +30,7 @@ from facesortd.decide import Pipeline
 from facesortd.descriptors import DESCRIPTORS
 from facesortd.detect import FaceDetector
 from facesortd.emotion import EmotionModel
+from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.metrics import match_boxes
 from facesortd.model_store import load_model_in_force
@@ -112,7 +113,7 @@ def main() -> int:
         return 1
     settings = Settings()
     detector = FaceDetector(settings.detection, args.cascade)
-    model = EmotionModel.load(args.model) if args.model else load_model_in_force(settings)
+    model = load_model(args.model) if args.model else load_model_in_force(settings)
     pipeline = Pipeline(detector, model, settings.recognition, settings.images)
     print(f"cascade(s): {', '.join(map(str, detector.paths))}")
     print(f"model: {args.model or 'in force'} ({'none' if model is None else model.descriptor})")

@@ -24,7 +24,8 @@ from facesortd.datasets import DatasetError, LabelledItem, is_image_name, load_i
 from facesortd.decide import Decision, Pipeline
 from facesortd.descriptors import DEFAULT_DESCRIPTOR, DESCRIPTORS, LEARNT, describe
 from facesortd.detect import DetectorError, FaceDetector
-from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
+from facesortd.emotion import MODEL_SUFFIX, ModelError
+from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec
 from facesortd.feature_net import FeatureNetError
 from facesortd.feature_net_training import NetSettings
@@ -290,7 +291,10 @@ def _print_counts(data: FaceSet) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.train_features and args.descriptor != LEARNT:
+    descriptors = args.descriptor or [DEFAULT_DESCRIPTOR]
+    if len(set(descriptors)) < len(descriptors):
+        raise UsageError(f"each --descriptor may be given once, got {', '.join(descriptors)}")
+    if args.train_features and LEARNT not in descriptors:
         raise UsageError(
             f"--train-features trains the net of the {LEARNT} descriptor: add --descriptor {LEARNT}"
         )
@@ -302,15 +306,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DatasetError("training needs faces of at least 2 emotions")
     data, validation = holdout_split(collected, args.validation_share)
     net_settings = NetSettings(epochs=args.epochs) if args.train_features else None
-    fit = emotion_fitter(spec, args.descriptor, args.pca, net_settings)
+    fit = emotion_fitter(spec, descriptors, args.pca, net_settings)
     started = time.perf_counter()
-    if not args.train_features:  # every fold sees the same features (cnn: the shipped net's): once
-        data.features = describe(data.faces, args.descriptor)
-    predictions, temperature = cross_validate(data, fit, args.folds)
+    if len(descriptors) == 1 and not args.train_features:  # every fold sees the same features: once
+        data.features = describe(data.faces, descriptors[0])
+    predictions, calibration = cross_validate(data, fit, args.folds)
     threshold = settings.recognition.threshold
     evaluation = predictions.evaluation(threshold)
     model = fit(data)
-    model.temperature = temperature
+    calibration.apply(model)
     seconds = time.perf_counter() - started
     model.info.update(
         {
@@ -342,7 +346,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    model = EmotionModel.load(args.model) if args.model else load_model_in_force(settings)
+    model = load_model(args.model) if args.model else load_model_in_force(settings)
     if model is None:
         raise ModelError("no model to evaluate: pass --model FILE or train one with `facesortd train`")
     data = _collect(args, settings, model.spec)
@@ -578,10 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--descriptor",
+        action="append",
         choices=list(DESCRIPTORS),
-        default=DEFAULT_DESCRIPTOR,
         help=f"face features: {DEFAULT_DESCRIPTOR} (default; measured best, see README), hog, lbp, "
-        "pixels (the classic Fisherface), or cnn (a small convolutional net; see --train-features)",
+        "pixels (the classic Fisherface), or cnn (a small convolutional net; see --train-features). "
+        "Given twice or more (e.g. --descriptor hog+lbp --descriptor cnn), trains one model per "
+        "descriptor and averages them (an ensemble)",
     )
     p.add_argument(
         "--train-features",

@@ -17,7 +17,7 @@ import numpy as np
 from facesortd.config import ImageLimits, RecognitionSettings
 from facesortd.datasets import Box
 from facesortd.detect import FaceDetector
-from facesortd.emotion import EmotionModel
+from facesortd.ensemble import Model
 from facesortd.faces import normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 
@@ -114,7 +114,7 @@ class Pipeline:
     def __init__(
         self,
         detector: FaceDetector,
-        model: EmotionModel | None,
+        model: Model | None,
         recognition: RecognitionSettings,
         limits: ImageLimits,
     ) -> None:

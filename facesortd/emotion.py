@@ -31,6 +31,7 @@ FORMAT_VERSION = 2
 """2: one pooled within-class scatter matrix instead of one per class (7x smaller files); version 1
 files are still read (their per-class matrices are summed on loading)."""
 MODEL_SUFFIX = ".fsm.npz"
+FORMAT = "facesortd-emotion-model"
 
 
 class ModelError(Exception):
@@ -83,8 +84,37 @@ class ClassStats:
         )
 
 
+class Calibrated:
+    """What every emotion model answers, given its ``logits``, ``labels``, ``temperature`` and ``info``:
+    calibrated probabilities, one (emotion, confidence) per face, and a version for logs."""
+
+    labels: list[str]
+    temperature: float
+    info: dict[str, Any]
+
+    def logits(self, faces: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, faces: np.ndarray) -> np.ndarray:
+        """(n, classes) calibrated probabilities, columns in ``self.labels`` order."""
+        return softmax(self.logits(faces) / self.temperature)
+
+    def predict(self, faces: np.ndarray) -> list[tuple[str, float]]:
+        """(emotion, confidence in [0, 1]) per face."""
+        if len(faces) == 0:
+            return []
+        proba = self.predict_proba(faces)
+        best = proba.argmax(axis=1)
+        return [(self.labels[b], float(proba[i, b])) for i, b in enumerate(best)]
+
+    @property
+    def version(self) -> str:
+        """Short identifier shown in logs and status (creation time, or 'unsaved')."""
+        return str(self.info.get("created", "unsaved"))
+
+
 @dataclass
-class EmotionModel:
+class EmotionModel(Calibrated):
     """A trained emotion classifier over normalised faces (see faces.normalise_face).
 
     ``projection`` (features -> LDA space) and ``class_means`` are derived from the PCA basis and
@@ -205,30 +235,16 @@ class EmotionModel:
         d2 = ((proj[:, None, :] - self.class_means[None, :, :]) ** 2).sum(axis=2)
         return -0.5 * d2
 
-    def predict_proba(self, faces: np.ndarray) -> np.ndarray:
-        """(n, classes) calibrated probabilities, columns in ``self.labels`` order."""
-        return softmax(self.logits(faces) / self.temperature)
-
-    def predict(self, faces: np.ndarray) -> list[tuple[str, float]]:
-        """(emotion, confidence in [0, 1]) per face."""
-        if len(faces) == 0:
-            return []
-        proba = self.predict_proba(faces)
-        best = proba.argmax(axis=1)
-        return [(self.labels[b], float(proba[i, b])) for i, b in enumerate(best)]
-
-    @property
-    def version(self) -> str:
-        """Short identifier shown in logs and status (creation time, or 'unsaved')."""
-        return str(self.info.get("created", "unsaved"))
-
     def save(self, path: Path) -> Path:
         """Write atomically (temp file, fsync, rename) so a crash never leaves half a model in place."""
-        path = Path(path)
+        meta, arrays = self.stored()
+        return write_model_file(path, {"format_version": FORMAT_VERSION, **meta}, arrays)
+
+    def stored(self, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(meta, arrays) that :meth:`from_stored` turns back into this model; ``prefix`` names the
+        arrays of one member of an ensemble file apart from the others."""
         self.info.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
         meta = {
-            "format": "facesortd-emotion-model",
-            "format_version": FORMAT_VERSION,
             "labels": self.labels,
             "face_spec": self.spec.to_dict(),
             "descriptor": self.descriptor,
@@ -237,58 +253,82 @@ class EmotionModel:
             "info": self.info,
             "net_info": self.net.info if self.net else None,
         }
-        net_arrays = self.net.arrays(NET_PREFIX) if self.net else {}
-        with atomic_writer(path) as fh:
-            np.savez_compressed(
-                fh,
-                meta=np.array(json.dumps(meta)),
-                mean=self.mean,
-                pca=self.pca,
-                class_weight=self.stats.weight,
-                class_mean=self.stats.mean,
-                class_scatter=self.stats.scatter,
-                **net_arrays,
-            )
-        return path
+        arrays = {
+            f"{prefix}mean": self.mean,
+            f"{prefix}pca": self.pca,
+            f"{prefix}class_weight": self.stats.weight,
+            f"{prefix}class_mean": self.stats.mean,
+            f"{prefix}class_scatter": self.stats.scatter,
+            **(self.net.arrays(prefix + NET_PREFIX) if self.net else {}),
+        }
+        return meta, arrays
 
     @classmethod
-    def load(cls, path: Path) -> EmotionModel:
-        """Read a model file; any problem becomes a ModelError naming the file and the fix."""
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                arrays = {k: data[k] for k in ("mean", "pca", "class_weight", "class_mean", "class_scatter")}
-                net_arrays = {k: data[k] for k in data.files if k.startswith(NET_PREFIX)}
-        except FileNotFoundError:
-            raise ModelError(f"model file {path} does not exist") from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise ModelError(f"model file {path} is corrupt or not a facesortd model ({exc})") from exc
-        if meta.get("format") != "facesortd-emotion-model":
-            raise ModelError(f"{path} is not a facesortd emotion model")
-        if meta.get("format_version") not in (1, FORMAT_VERSION):
-            raise ModelError(
-                f"model file {path} has format version {meta.get('format_version')}, this facesortd reads "
-                f"version {FORMAT_VERSION}: retrain it with `facesortd train`"
-            )
+    def from_stored(
+        cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str = ""
+    ) -> EmotionModel:
+        """The model :meth:`stored` described; KeyError or FeatureNetError when parts are missing."""
         net = None
         if meta["descriptor"] == LEARNT:
-            try:
-                net = FeatureNet.from_arrays(net_arrays, meta.get("net_info") or {}, NET_PREFIX)
-            except FeatureNetError as exc:
-                raise ModelError(f"model file {path} is corrupt: {exc}") from exc
+            net = FeatureNet.from_arrays(arrays, meta.get("net_info") or {}, prefix + NET_PREFIX)
         return cls(
             labels=list(meta["labels"]),
             spec=FaceSpec.from_dict(meta["face_spec"]),
             descriptor=meta["descriptor"],
-            mean=arrays["mean"],
-            pca=arrays["pca"],
-            stats=ClassStats(arrays["class_weight"], arrays["class_mean"], _pooled(arrays["class_scatter"])),
+            mean=arrays[f"{prefix}mean"],
+            pca=arrays[f"{prefix}pca"],
+            stats=ClassStats(
+                arrays[f"{prefix}class_weight"],
+                arrays[f"{prefix}class_mean"],
+                _pooled(arrays[f"{prefix}class_scatter"]),
+            ),
             regularisation=float(meta["regularisation"]),
             temperature=float(meta["temperature"]),
             info=dict(meta["info"]),
             net=net,
         )
+
+    @classmethod
+    def load(cls, path: Path) -> EmotionModel:
+        """Read a single-model file; any problem becomes a ModelError naming the file and the fix."""
+        meta, arrays = read_model_file(path, (1, FORMAT_VERSION))
+        try:
+            return cls.from_stored(meta, arrays)
+        except (KeyError, FeatureNetError) as exc:
+            raise ModelError(f"model file {path} is corrupt: {exc}") from exc
+
+
+def write_model_file(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
+    """Atomically write a model file: ``meta`` as JSON beside the arrays, compressed."""
+    path = Path(path)
+    with atomic_writer(path) as fh:
+        np.savez_compressed(fh, meta=np.array(json.dumps({"format": FORMAT, **meta})), **arrays)
+    return path
+
+
+def read_model_file(
+    path: Path, versions: tuple[int, ...], with_arrays: bool = True
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(meta, arrays) of a model file of one of ``versions`` (arrays empty unless ``with_arrays``);
+    anything else is a ModelError that says what to do."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            arrays = {k: data[k] for k in data.files if k != "meta"} if with_arrays else {}
+    except FileNotFoundError:
+        raise ModelError(f"model file {path} does not exist") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise ModelError(f"model file {path} is corrupt or not a facesortd model ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{path} is not a facesortd emotion model")
+    if meta.get("format_version") not in versions:
+        raise ModelError(
+            f"model file {path} has format version {meta.get('format_version')}, which this facesortd "
+            f"does not read here (it reads {', '.join(map(str, versions))}): "
+            "retrain it with `facesortd train`"
+        )
+    return meta, arrays
 
 
 def _pooled(scatter: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from facesortd.datasets import Box
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.durable import atomic_writer
 from facesortd.emotion import MODEL_SUFFIX, EmotionModel, fit_temperature, softmax
+from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, crop_face, normalise_face
 from facesortd.journal import Journal
 from facesortd.model_store import (
@@ -134,7 +135,7 @@ class RetrainResult:
 class Bootstrap:
     """What retraining starts from: a model trained without user labels and the faces held out from it."""
 
-    model: EmotionModel | None
+    model: Model | None
     validation: FaceSet | None
 
 
@@ -146,7 +147,7 @@ def bootstrap(settings: Settings) -> Bootstrap:
     """
     candidates = [*reversed(user_models(settings)), shipped_model()]
     for path in (p for p in candidates if p is not None):
-        model = EmotionModel.load(path)
+        model = load_model(path)
         if model.info.get("user_labels"):
             continue
         held = validation_path(path)
@@ -158,7 +159,7 @@ def bootstrap(settings: Settings) -> Bootstrap:
     return Bootstrap(None, None)
 
 
-def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel | None) -> RetrainResult:
+def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) -> RetrainResult:
     """Train bootstrap + user labels; adopt only if not worse than ``current`` on every held-out set.
 
     Held-out sets: the user's labels (grouped cross-validation, so a screenshot source never sits
@@ -187,7 +188,7 @@ def retrain(settings: Settings, labels: list[UserLabel], current: EmotionModel |
     names = [lbl.label for lbl in usable]
     weights = np.array([lbl.weight(learning) for lbl in usable])
 
-    def fit(idx: np.ndarray) -> EmotionModel:
+    def fit(idx: np.ndarray) -> Model:
         if base is not None:
             return base.updated(faces[idx], [names[i] for i in idx], weights[idx])
         chosen = [names[i] for i in idx]
@@ -280,7 +281,7 @@ def retrain_if_due(
     if not (force or by_count or by_time):
         return None
     current_path = model_in_force(settings)
-    current = EmotionModel.load(current_path) if current_path else None
+    current = load_model(current_path) if current_path else None
     result = retrain(settings, labels, current)
     if result.path is not None:
         journal.set_meta("labels_at_retrain", str(len(labels)))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from facesortd.config import Settings
 from facesortd.durable import atomic_writer
-from facesortd.emotion import MODEL_SUFFIX, EmotionModel, ModelError
+from facesortd.emotion import MODEL_SUFFIX, ModelError
+from facesortd.ensemble import Model, load_model, model_info
 
 SHIPPED_MODEL = "default_emotion" + MODEL_SUFFIX
 CURRENT = "current"
@@ -54,10 +55,10 @@ def model_in_force(settings: Settings) -> Path | None:
     return mine[-1] if mine else shipped_model()
 
 
-def load_model_in_force(settings: Settings) -> EmotionModel | None:
+def load_model_in_force(settings: Settings) -> Model | None:
     """The model to use, or None when there is none yet (every face then counts as unsure)."""
     path = model_in_force(settings)
-    return None if path is None else EmotionModel.load(path)
+    return None if path is None else load_model(path)
 
 
 def adopt(settings: Settings, path: Path) -> None:
@@ -87,7 +88,7 @@ def history(settings: Settings) -> list[ModelEntry]:
     entries = []
     for path in paths:
         try:
-            info = EmotionModel.load(path).info
+            info = model_info(path)
         except ModelError as exc:
             info = {"error": str(exc)}
         entries.append(ModelEntry(path, current is not None and path == current, info))
@@ -102,7 +103,7 @@ def last_retrain(settings: Settings) -> tuple[str, str] | None:
     )
     for path in reversed(made):
         try:
-            info = EmotionModel.load(path).info
+            info = model_info(path)
         except ModelError:
             continue
         if info.get("decision"):

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import EMOTIONS, draw_face
+from synthetic import EMOTIONS, BrightBlobDetector, draw_face
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -67,6 +67,13 @@ def write_crop_dataset(root: Path, per_class: int, size: int = 80, seed: int = 0
 @pytest.fixture
 def crop_dataset(tmp_path: Path) -> Path:
     return write_crop_dataset(tmp_path / "crops", per_class=30)
+
+
+@pytest.fixture
+def fake_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Detection by the synthetic-face test double (the real cascade is tested elsewhere)."""
+    monkeypatch.setattr("facesortd.cli.FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.doctor.FaceDetector", BrightBlobDetector)
 
 
 @pytest.fixture(scope="session")

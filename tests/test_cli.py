@@ -19,13 +19,6 @@ from facesortd.training import FaceSet
 
 
 @pytest.fixture
-def fake_detector(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Detection by the synthetic-face test double (the real cascade is tested elsewhere)."""
-    monkeypatch.setattr(cli, "FaceDetector", BrightBlobDetector)
-    monkeypatch.setattr("facesortd.doctor.FaceDetector", BrightBlobDetector)
-
-
-@pytest.fixture
 def trained(crop_dataset: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]) -> str:
     assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--folds", "3"]) == 0
     return capsys.readouterr().out
