@@ -282,6 +282,13 @@ def _print_figures(predictions: Predictions, data: FaceSet, threshold: float, as
     for name, ev in per_source.items():
         print(f"\n--- faces from {name} ---")
         print(ev.report())
+    if predictions.members:
+        print("\n--- each member of the ensemble alone ---")
+        for descriptor, alone in predictions.members.items():
+            print(f"{descriptor}: {headline(alone.evaluation(threshold).summary())}")
+            for source in sources if per_source else []:
+                mask = np.array([x == source for x in data.sources])
+                print(f"    faces from {source}: {headline(alone.evaluation(threshold, mask).summary())}")
 
 
 def _print_counts(data: FaceSet) -> None:
@@ -326,6 +333,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             "train_seconds": round(seconds, 1),
         }
     )
+    if predictions.members:
+        model.info["members_held_out"] = {
+            d: p.evaluation(threshold).summary() for d, p in predictions.members.items()
+        }
     held_out = predict_set(model, validation).evaluation(threshold) if validation is not None else None
     if held_out is not None:
         model.info["bootstrap_validation"] = held_out.summary()

@@ -121,10 +121,21 @@ def shipped_net() -> FeatureNet:
     path = net_source_path()
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files if k.startswith(NET_PREFIX)}
-            info = json.loads(str(data["meta"])).get("net_info") or {}
+            prefix, info = _where_the_net_is(json.loads(str(data["meta"])), data.files)
+            arrays = {k: data[k] for k in data.files if k.startswith(prefix)}
     except (OSError, ValueError, KeyError) as exc:
         raise FeatureNetError(f"cannot read the feature net of the shipped model {path} ({exc})") from exc
     if not arrays:
         raise FeatureNetError(f"{path} has no feature net: add --train-features to train one")
-    return FeatureNet.from_arrays(arrays, info, NET_PREFIX)
+    return FeatureNet.from_arrays(arrays, info, prefix)
+
+
+def _where_the_net_is(meta: dict[str, Any], names: list[str]) -> tuple[str, dict[str, Any]]:
+    """(array prefix, net info) of the net in a model file: a ``cnn`` model keeps it under ``net_``,
+    an ensemble under ``m<i>_net_`` for its ``cnn`` member i. ``net_`` and no info when there is none."""
+    members = meta.get("members")
+    places = [(f"m{i}_{NET_PREFIX}", m) for i, m in enumerate(members)] if members else [(NET_PREFIX, meta)]
+    for prefix, owner in places:
+        if f"{prefix}w0" in names:
+            return prefix, owner.get("net_info") or {}
+    return NET_PREFIX, {}

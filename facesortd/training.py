@@ -274,6 +274,8 @@ class Predictions:
     names: list[str]
     truth: np.ndarray
     proba: np.ndarray
+    members: dict[str, Predictions] = field(default_factory=dict)
+    """An ensemble's members on their own, by descriptor: what averaging them gained."""
 
     def evaluation(self, threshold: float, mask: np.ndarray | None = None) -> Evaluation:
         """Figures over all faces, or over those selected by ``mask`` (e.g. one data source)."""
@@ -339,7 +341,8 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
     truth = np.array([names.index(lbl) for lbl in data.labels])
     fold_of = grouped_folds(data.labels, data.groups, folds)
     member_logits: list[np.ndarray] = []
-    weights = [1.0]
+    weights: list[float] = [1.0]
+    descriptors: list[str] = []
     progress = Progress(folds, "cross-validation folds")
     for f in range(folds):
         test = np.flatnonzero(fold_of == f)
@@ -348,6 +351,7 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
             model = fit(data.subset(train))
             members = model.members if isinstance(model, EnsembleModel) else [model]
             weights = model.weights if isinstance(model, EnsembleModel) else [1.0]
+            descriptors = [m.descriptor for m in members]
             member_logits = member_logits or [np.full((len(truth), len(names)), -np.inf) for _ in members]
             known = None if data.features is None else data.features[test]
             for logits, member in zip(member_logits, members, strict=True):
@@ -360,11 +364,16 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
     ]
     temperatures = [fit_temperature(z, truth) for z in member_logits]
     if len(member_logits) == 1:
-        combined, temperature = member_logits[0], temperatures[0]
-    else:
-        combined = combine(member_logits, weights, temperatures)
-        temperature = fit_temperature(combined, truth)
-    return Predictions(names, truth, softmax(combined / temperature)), Calibration(temperatures, temperature)
+        predictions = Predictions(names, truth, softmax(member_logits[0] / temperatures[0]))
+        return predictions, Calibration(temperatures, temperatures[0])
+    combined = combine(member_logits, weights, temperatures)
+    temperature = fit_temperature(combined, truth)
+    alone = {
+        d: Predictions(names, truth, softmax(z / t))
+        for d, z, t in zip(descriptors, member_logits, temperatures, strict=True)
+    }
+    predictions = Predictions(names, truth, softmax(combined / temperature), alone)
+    return predictions, Calibration(temperatures, temperature)
 
 
 def predict_set(model: Model, data: FaceSet) -> Predictions:

@@ -100,6 +100,8 @@ def test_cross_validation_calibrates_each_member_then_the_mean() -> None:
     mean = 0.5 * np.log(hog.proba) + 0.5 * np.log(lbp.proba)  # the calibrated members, averaged...
     assert np.allclose(predictions.proba, softmax(mean / calibration.temperature), atol=1e-6)  # recalibrated
     assert calibration.temperature != pytest.approx(1.0, abs=0.02)
+    assert list(predictions.members) == ["hog", "lbp"]  # each alone, as `train` reports them
+    assert np.allclose(predictions.members["lbp"].proba, lbp.proba)
     model = fit(data)
     calibration.apply(model)
     assert isinstance(model, EnsembleModel) and model.temperature == calibration.temperature
@@ -135,7 +137,9 @@ def test_train_with_two_descriptors_writes_an_ensemble_that_eval_and_sort_use(
     model = load_model(out)
     assert isinstance(model, EnsembleModel) and [m.descriptor for m in model.members] == ["hog", "lbp"]
     assert model.info["held_out"]["balanced_accuracy"] >= 0.9
-    capsys.readouterr()
+    assert set(model.info["members_held_out"]) == {"hog", "lbp"}
+    report = capsys.readouterr().out
+    assert "each member of the ensemble alone" in report and "\nlbp: balanced accuracy" in report
     assert cli.main(["eval", str(crop_dataset), "--kind", "crops", "--model", str(out)]) == 0
     assert "balanced accuracy" in capsys.readouterr().out
     assert cli.main([*args, "--descriptor", "hog", "--descriptor", "hog"]) == 2

@@ -10,6 +10,7 @@ from synthetic import EMOTIONS, draw_face
 
 from facesortd import cli, feature_net, training
 from facesortd.emotion import EmotionModel, ModelError
+from facesortd.ensemble import EnsembleModel
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.feature_net import FeatureNet, FeatureNetError, net_input
 from facesortd.feature_net_training import (
@@ -91,6 +92,26 @@ def test_without_a_net_in_the_shipped_model_cnn_training_says_what_to_do(
         assert "no feature net" in capsys.readouterr().err
     finally:
         feature_net.shipped_net.cache_clear()
+
+
+def test_the_shipped_net_is_found_in_a_cnn_model_or_in_an_ensembles_cnn_member(
+    small_net: FeatureNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faces, labels = _faces(5, seed=3)
+    members = [EmotionModel.fit(faces, labels, SPEC, d, net=small_net) for d in ("hog", "cnn")]
+    files = [
+        members[1].save(tmp_path / "cnn.fsm.npz"),
+        EnsembleModel.of(members).save(tmp_path / "ens.fsm.npz"),
+    ]
+    for path in files:
+        monkeypatch.setattr(feature_net, "net_source_path", lambda path=path: path)
+        feature_net.shipped_net.cache_clear()
+        try:
+            found = feature_net.shipped_net()
+        finally:
+            feature_net.shipped_net.cache_clear()
+        assert all(np.array_equal(a, b) for a, b in zip(found.weights, small_net.weights, strict=True))
+        assert found.info == small_net.info
 
 
 def test_a_cnn_model_keeps_its_net_through_save_load_and_update(
