@@ -2,9 +2,9 @@
 
 Each input is a ``predictions_<descriptor>.npz`` of `bench/bench_emotion.py` over the same faces in
 the same order (e.g. ``hog+lbp`` and ``cnn`` at one margin). Their out-of-fold probabilities are
-combined as a weighted mean of log-probabilities (a geometric mean), then given one temperature
-fitted on those same out-of-fold faces, as `facesortd train` calibrates a single model: a mean of
-calibrated members is not calibrated itself (it is under-confident where they disagree).
+combined as `train --descriptor A --descriptor B` combines its members (facesortd/ensemble.py): a
+weighted mean of log-probabilities, then one temperature fitted on those same out-of-fold faces.
+This predicts what such an ensemble would score without training its members again.
 Figures are printed like bench_emotion's, and the combination is saved as
 ``predictions_ensemble.npz`` so `bench/compare_predictions.py` can pair it with either member.
 
@@ -25,6 +25,7 @@ from compare_predictions import Run
 from facesortd.arg_types import number_between
 from facesortd.config import Settings
 from facesortd.emotion import fit_temperature, softmax
+from facesortd.ensemble import combine
 from facesortd.training import Predictions
 
 FLOOR = 1e-12
@@ -32,9 +33,11 @@ FLOOR = 1e-12
 whose logarithm would turn the whole mean into -inf or NaN."""
 
 
-def combine(runs: list[Run], weights: list[float]) -> tuple[Predictions, float]:
-    """The temperature-scaled weighted geometric mean of the runs' probabilities, and that temperature."""
-    log_mean = sum(w * np.log(np.clip(r.proba, FLOOR, 1.0)) for r, w in zip(runs, weights, strict=True))
+def combine_runs(runs: list[Run], weights: list[float]) -> tuple[Predictions, float]:
+    """The runs' probabilities combined as an ensemble model combines its members' (each run is
+    calibrated already), given one temperature fitted on them; and that temperature."""
+    log_probs = [np.log(np.clip(r.proba, FLOOR, 1.0)) for r in runs]
+    log_mean = combine(log_probs, weights, [1.0] * len(runs))
     temperature = fit_temperature(log_mean, runs[0].truth)
     names = [str(n) for n in runs[0].names]
     return Predictions(names, runs[0].truth, softmax(log_mean / temperature)), temperature
@@ -63,7 +66,7 @@ def main() -> int:
     if not runs[0].same_faces(runs[1]):
         print("the two runs did not score the same faces in the same order", file=sys.stderr)
         return 2
-    predictions, temperature = combine(runs, [args.weight, 1.0 - args.weight])
+    predictions, temperature = combine_runs(runs, [args.weight, 1.0 - args.weight])
     sources = [str(s) for s in runs[0].sources]
     args.out.mkdir(parents=True, exist_ok=True)
     save_predictions(args.out / "predictions_ensemble.npz", predictions, sources)

@@ -69,7 +69,7 @@ def test_ensemble_lets_the_surer_member_decide_and_saves_a_pairable_run(
 def test_ensemble_of_a_run_with_itself_keeps_its_answers_despite_zero_probabilities(tmp_path: Path) -> None:
     path = _run(tmp_path / "a.npz", [True, False, True], ["seed"] * 3, sure=1.0)  # probabilities 0 and 1
     run = compare_predictions.Run.load(path)
-    predictions, temperature = ensemble_predictions.combine([run, run], [0.5, 0.5])
+    predictions, temperature = ensemble_predictions.combine_runs([run, run], [0.5, 0.5])
     assert np.isfinite(predictions.proba).all() and temperature > 0
     assert (predictions.proba.argmax(axis=1) == run.proba.argmax(axis=1)).all()
 
