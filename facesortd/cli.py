@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -43,6 +42,7 @@ from facesortd.model_store import (
     rollback,
     validation_path,
 )
+from facesortd.package_data import SERVICE_TEMPLATE, data_file
 from facesortd.progress import Progress
 from facesortd.training import (
     FaceSet,
@@ -481,9 +481,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
     exe = shutil.which("facesortd") or f"{sys.executable} -m facesortd"
-    template = (
-        resources.files("facesortd").joinpath("data", "facesortd.service.in").read_text(encoding="utf-8")
-    )
+    template = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8")
     unit = unit_dir / "facesortd.service"
     unit_dir.mkdir(parents=True, exist_ok=True)
     unit.write_text(template.replace("{exec_start}", exe), encoding="utf-8")

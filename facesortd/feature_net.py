@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from facesortd.package_data import data_file
 
 INPUT_SIZE = 48
 """Side the net sees: 64-px faces are shrunk to it, (64/48)^2 = 1.8x less work than full size
@@ -108,7 +109,7 @@ class FeatureNet:
 
 
 def net_source_path() -> Path:
-    return Path(str(resources.files("facesortd").joinpath("data", NET_SOURCE)))
+    return data_file(NET_SOURCE)
 
 
 @cache

@@ -9,15 +9,14 @@ else the model shipped with facesortd. One function answers that so the CLI, the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from facesortd.config import Settings
 from facesortd.durable import atomic_writer
 from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import Model, load_model, model_info
+from facesortd.package_data import SHIPPED_MODEL, data_file
 
-SHIPPED_MODEL = "default_emotion" + MODEL_SUFFIX
 CURRENT = "current"
 VALIDATION_SUFFIX = ".validation.npz"
 
@@ -33,7 +32,7 @@ def validation_path(model: Path) -> Path:
 
 def shipped_model() -> Path | None:
     """The model bundled in the package (facesortd/data/), if this build has one."""
-    path = Path(str(resources.files("facesortd").joinpath("data", SHIPPED_MODEL)))
+    path = data_file(SHIPPED_MODEL)
     return path if path.is_file() else None
 
 
