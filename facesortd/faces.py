@@ -43,18 +43,28 @@ def crop_face(gray: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
     """Square crop around ``box`` widened by ``spec.margin``; parts outside the image are mirrored in.
 
     Faces cut by the frame are common in screenshots; mirroring keeps the crop the same shape and
-    framing instead of shifting the face off-centre.
+    framing instead of shifting the face off-centre. Only the crop's own pixels are gathered (as
+    OpenCV's BORDER_REFLECT_101 would mirror them), not a padded copy of the whole screenshot.
     """
     x, y, w, h = box
     side = max(w, h) * (1.0 + 2.0 * spec.margin)
     cx, cy = x + w / 2.0, y + h / 2.0
     x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
     s = max(1, round(side))
-    pad = max(0, -x0, -y0, x0 + s - gray.shape[1], y0 + s - gray.shape[0])
-    if pad:
-        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-        x0, y0 = x0 + pad, y0 + pad
-    return gray[y0 : y0 + s, x0 : x0 + s]
+    if x0 >= 0 and y0 >= 0 and x0 + s <= gray.shape[1] and y0 + s <= gray.shape[0]:
+        return gray[y0 : y0 + s, x0 : x0 + s]
+    rows = _mirrored(np.arange(y0, y0 + s), gray.shape[0])
+    cols = _mirrored(np.arange(x0, x0 + s), gray.shape[1])
+    return gray[np.ix_(rows, cols)]
+
+
+def _mirrored(index: np.ndarray, n: int) -> np.ndarray:
+    """Indices outside 0..n-1 reflected back in without repeating the edge (BORDER_REFLECT_101)."""
+    if n == 1:
+        return np.zeros_like(index)
+    period = 2 * (n - 1)
+    folded = np.abs(index) % period
+    return np.where(folded >= n, period - folded, folded)
 
 
 def normalise_face(gray: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 from synthetic import draw_face
 
 from facesortd.faces import FaceSpec, crop_face, normalise_face
@@ -22,3 +24,19 @@ def test_face_cut_by_the_frame_keeps_its_framing() -> None:
     gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
     crop = crop_face(gray, (-20, 70, 50, 50), FaceSpec(margin=0.1))
     assert crop.shape == (60, 60)
+
+
+@pytest.mark.parametrize(
+    "box", [(-20, 70, 50, 50), (80, -30, 40, 60), (-5, -5, 110, 110), (90, 90, 30, 30), (-300, 10, 20, 20)]
+)
+def test_edge_crops_mirror_exactly_as_a_reflected_border_would(box: tuple[int, int, int, int]) -> None:
+    """The crop gathers only its own pixels; they must be the ones a padded copy of the image gives."""
+    gray = np.random.default_rng(1).integers(0, 256, (100, 120), dtype=np.uint8)
+    spec = FaceSpec(margin=0.2)
+    crop = crop_face(gray, box, spec)
+    x, y, w, h = box
+    side = max(w, h) * 1.4
+    x0, y0, s = round(x + w / 2 - side / 2), round(y + h / 2 - side / 2), round(side)
+    pad = max(0, -x0, -y0, x0 + s - 120, y0 + s - 100)  # the far-out box is reflected several times
+    padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    assert np.array_equal(crop, padded[y0 + pad : y0 + pad + s, x0 + pad : x0 + pad + s])
