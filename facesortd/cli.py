@@ -381,6 +381,8 @@ def cmd_model(args: argparse.Namespace) -> int:
         print(f"{mark} {entry.path.name}  {entry.info.get('created', '?')}  {figures}")
         if isinstance(counts, dict) and counts:
             print("    trained on: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if descriptors := entry.info.get("descriptors"):
+            print("    an ensemble of: " + ", ".join(map(str, descriptors)))
         if validation := headline(entry.info.get("bootstrap_validation")):
             print(f"    on the bootstrap validation set: {validation}")
         if entry.info.get("decision"):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
-from synthetic import EMOTIONS, draw_face
+from synthetic import EMOTIONS, draw_face, draw_screenshot
 
 from facesortd import cli, learn, model_store
 from facesortd.config import load_settings
@@ -131,16 +132,25 @@ def test_a_retrain_from_an_ensemble_in_force_stays_an_ensemble(tmp_path: Path) -
 def test_train_with_two_descriptors_writes_an_ensemble_that_eval_and_sort_use(
     crop_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = tmp_path / "ens.fsm.npz"
-    args = ["train", str(crop_dataset), "--kind", "crops", "--folds", "3", "--out", str(out)]
+    args = ["train", str(crop_dataset), "--kind", "crops", "--folds", "3"]
     assert cli.main([*args, "--descriptor", "hog", "--descriptor", "lbp"]) == 0
-    model = load_model(out)
+    path = model_store.model_in_force(load_settings())
+    assert path is not None and path.parent == model_store.models_dir(load_settings())
+    model = load_model(path)
     assert isinstance(model, EnsembleModel) and [m.descriptor for m in model.members] == ["hog", "lbp"]
     assert model.info["held_out"]["balanced_accuracy"] >= 0.9
     assert set(model.info["members_held_out"]) == {"hog", "lbp"}
     report = capsys.readouterr().out
     assert "each member of the ensemble alone" in report and "\nlbp: balanced accuracy" in report
-    assert cli.main(["eval", str(crop_dataset), "--kind", "crops", "--model", str(out)]) == 0
+    assert cli.main(["eval", str(crop_dataset), "--kind", "crops"]) == 0  # the model in force
     assert "balanced accuracy" in capsys.readouterr().out
+    assert cli.main(["model"]) == 0
+    assert "an ensemble of: hog, lbp" in capsys.readouterr().out
+    inbox, lib, rng = tmp_path / "inbox", tmp_path / "lib", np.random.default_rng(3)
+    inbox.mkdir()
+    for emotion in EMOTIONS:
+        cv2.imwrite(str(inbox / f"{emotion}.png"), draw_screenshot(emotion, rng)[0])
+    assert cli.main(["sort", str(inbox), "--library", str(lib)]) == 0
+    assert all((lib / emotion / f"{emotion}.png").is_file() for emotion in EMOTIONS)
     assert cli.main([*args, "--descriptor", "hog", "--descriptor", "hog"]) == 2
     assert "each --descriptor may be given once" in capsys.readouterr().err
