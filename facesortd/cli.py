@@ -315,8 +315,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     net_settings = NetSettings(epochs=args.epochs) if args.train_features else None
     fit = emotion_fitter(spec, descriptors, args.pca, net_settings)
     started = time.perf_counter()
-    if len(descriptors) == 1 and not args.train_features:  # every fold sees the same features: once
-        data.features = describe(data.faces, descriptors[0])
+    # Every fold sees the same features of a descriptor, so they are computed once (not a net
+    # that is being trained: each fold has its own).
+    data.features = {
+        d: describe(data.faces, d) for d in descriptors if not (args.train_features and d == LEARNT)
+    }
     predictions, calibration = cross_validate(data, fit, args.folds)
     threshold = settings.recognition.threshold
     evaluation = predictions.evaluation(threshold)

@@ -40,9 +40,9 @@ Undetected = Literal["drop", "whole", "typical"]
 class FaceSet:
     """Normalised faces with their labels, groups, files and data source, plus what was skipped.
 
-    ``features``: the faces as a model's descriptor sees them, when computed once up front (a
-    cross-validation would otherwise describe every face once per fold, about 20 s per 10,000
-    faces for the ``cnn`` descriptor).
+    ``features``: the faces as each descriptor sees them, by descriptor name, when computed once up
+    front (a cross-validation would otherwise describe every face once per fold, about 20 s per
+    10,000 faces for the ``cnn`` descriptor).
     """
 
     faces: np.ndarray
@@ -51,7 +51,7 @@ class FaceSet:
     files: list[Path]
     sources: list[str]
     skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
-    features: np.ndarray | None = None
+    features: dict[str, np.ndarray] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(self.labels).items()))
@@ -64,7 +64,7 @@ class FaceSet:
             pick(self.groups),
             pick(self.files),
             pick(self.sources),
-            features=None if self.features is None else self.features[idx],
+            features={name: x[idx] for name, x in self.features.items()},
         )
 
     def save(self, path: Path) -> Path:
@@ -296,13 +296,13 @@ def emotion_fitter(
     that has seen the held-out faces makes cross-validation lie (measured: balanced accuracy 0.72
     instead of 0.55, and a temperature so low that the default threshold auto-sorts half of the
     faces at 72 % right instead of a quarter at 89 %). Otherwise a ``cnn`` model uses the shipped
-    net as it is, and precomputed ``part.features`` (of the single descriptor) are used when present.
+    net as it is, and a descriptor's precomputed ``part.features`` are used when present.
     """
 
     def fit_one(part: FaceSet, descriptor: str) -> EmotionModel:
         trains_net = net_settings is not None and descriptor == LEARNT
         own = train_feature_net(part.faces, part.labels, net_settings) if trains_net else None
-        features = part.features if len(descriptors) == 1 and not net_settings else None
+        features = None if trains_net else part.features.get(descriptor)
         return EmotionModel.fit(part.faces, part.labels, spec, descriptor, pca, net=own, features=features)
 
     def fit(part: FaceSet) -> Model:
@@ -332,8 +332,9 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
     """Grouped k-fold: out-of-fold probabilities for every face, with temperatures fitted on them.
 
     Folds whose training part lacks a label still predict (that label is then never chosen),
-    which is the honest outcome of having too few examples of it. When ``data.features`` is set,
-    ``fit`` must train on ``part.features``: the test faces are scored from those same features.
+    which is the honest outcome of having too few examples of it. When ``data.features`` has a
+    member's descriptor, ``fit`` must train that member on ``part.features``: its test faces are
+    scored from those same features.
     An ensemble's members are scored apart, so each gets its own temperature before they are
     combined, exactly as the model fitted on all faces will combine them.
     """
@@ -353,10 +354,10 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
             weights = model.weights if isinstance(model, EnsembleModel) else [1.0]
             descriptors = [m.descriptor for m in members]
             member_logits = member_logits or [np.full((len(truth), len(names)), -np.inf) for _ in members]
-            known = None if data.features is None else data.features[test]
             for logits, member in zip(member_logits, members, strict=True):
+                known = data.features.get(member.descriptor)
                 logits[np.ix_(test, [names.index(lbl) for lbl in member.labels])] = member.logits(
-                    data.faces[test], known
+                    data.faces[test], None if known is None else known[test]
                 )
         progress.step()
     member_logits = [np.where(np.isfinite(z), z, -1e9) for z in member_logits] or [

@@ -12,6 +12,7 @@ from synthetic import EMOTIONS, draw_face, draw_screenshot
 
 from facesortd import cli, learn, model_store
 from facesortd.config import load_settings
+from facesortd.descriptors import describe
 from facesortd.emotion import EmotionModel, ModelError, softmax
 from facesortd.ensemble import EnsembleModel, combine, load_model, log_softmax, model_info
 from facesortd.faces import FaceSpec, normalise_face
@@ -103,6 +104,8 @@ def test_cross_validation_calibrates_each_member_then_the_mean() -> None:
     assert calibration.temperature != pytest.approx(1.0, abs=0.02)
     assert list(predictions.members) == ["hog", "lbp"]  # each alone, as `train` reports them
     assert np.allclose(predictions.members["lbp"].proba, lbp.proba)
+    data.features = {d: describe(noisy, d) for d in ("hog", "lbp")}  # as `train` computes them once
+    assert np.allclose(cross_validate(data, fit, folds=3)[0].proba, predictions.proba, atol=1e-6)
     model = fit(data)
     calibration.apply(model)
     assert isinstance(model, EnsembleModel) and model.temperature == calibration.temperature

@@ -147,10 +147,11 @@ def test_cross_validation_on_features_computed_once_equals_describing_per_fold(
     )
 
     def fit(part: FaceSet) -> EmotionModel:
-        return EmotionModel.fit(part.faces, part.labels, SPEC, "cnn", net=small_net, features=part.features)
+        features = part.features.get("cnn")
+        return EmotionModel.fit(part.faces, part.labels, SPEC, "cnn", net=small_net, features=features)
 
     per_fold, _ = cross_validate(data, fit, 3)
-    data.features = small_net.features(faces)
+    data.features = {"cnn": small_net.features(faces)}
     once, _ = cross_validate(data, fit, 3)
     assert np.allclose(per_fold.proba, once.proba, atol=1e-6)
 
