@@ -13,7 +13,7 @@ import pytest
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
 
 from facesortd import cli
-from facesortd.descriptors import DEFAULT_DESCRIPTOR
+from facesortd.descriptors import DEFAULT_ENSEMBLE
 from facesortd.model_store import validation_path
 from facesortd.training import FaceSet
 
@@ -189,7 +189,7 @@ def test_bad_numbers_are_refused_before_any_work(
 
 def test_train_features_needs_the_cnn_descriptor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """It used to be ignored silently: the user waited for a HOG model thinking a net was trained."""
-    assert cli.main(["train", str(tmp_path), "--train-features"]) == 2
+    assert cli.main(["train", str(tmp_path), "--descriptor", "hog+lbp", "--train-features"]) == 2
     assert "--train-features trains the net of the cnn descriptor: add --descriptor cnn" in (
         capsys.readouterr().err
     )
@@ -270,7 +270,7 @@ def test_model_history_and_rollback(
     assert "on the bootstrap validation set: balanced accuracy" in listing
     assert cli.main(["model", "rollback"]) == 0
     assert model_store.model_in_force(settings).name == "20260101-000001.fsm.npz"
-    assert model_store.load_model_in_force(settings).descriptor == DEFAULT_DESCRIPTOR
+    assert model_store.load_model_in_force(settings).info["descriptors"] == list(DEFAULT_ENSEMBLE)
 
 
 def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> None:
