@@ -607,8 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--train-features",
         action="store_true",
-        help="with --descriptor cnn: also train the feature net, one per cross-validation fold and one "
-        "for the model (slow: ~18 min per 7,000 faces and net on one core); without it the net of the "
+        help="for the cnn descriptor (part of the default): also train its net, one per "
+        "cross-validation fold and one for the model (slow: ~18 min per 7,000 faces and net on one "
+        "core); without it the net of the "
         "shipped model is used as it is, which is fast and right for your own faces (the held-out "
         "figures would flatter faces that net was trained on: anime_expressions and the seed's)",
     )
