@@ -84,6 +84,11 @@ class EnsembleModel(Calibrated):
     def spec(self) -> FaceSpec:
         return self.members[0].spec
 
+    @property
+    def descriptor(self) -> str:
+        """The members' descriptors, for logs and listings ("hog+lbp | cnn"); not a descriptor name."""
+        return " | ".join(m.descriptor for m in self.members)
+
     def logits(self, faces: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """(n, classes) un-tempered ensemble logits; each member describes the faces its own way."""
         if features is not None:

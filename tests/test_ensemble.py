@@ -47,6 +47,7 @@ def test_an_ensemble_predicts_stores_and_reads_back(tmp_path: Path) -> None:
     xt, yt = _faces(6, seed=2)
     assert np.mean([e == t for (e, _), t in zip(model.predict(xt), yt, strict=True)]) >= 0.95
     assert model.labels == sorted(EMOTIONS) and model.weights == [0.5, 0.5]
+    assert model.descriptor == "hog | lbp"  # for logs and listings
 
     path = model.save(tmp_path / "ens.fsm.npz")
     loaded = load_model(path)
