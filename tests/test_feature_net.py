@@ -189,13 +189,3 @@ def test_train_with_train_features_trains_one_net_per_fold_and_one_for_the_model
     assert len(trained_on) == 4 and max(trained_on[:3]) < trained_on[3] == 4 * 30
     model = EmotionModel.load(out)
     assert model.descriptor == "cnn" and model.net is not None and model.net.info["settings"]["epochs"] == 1
-
-
-def test_the_shipped_alternative_cnn_model_loads_and_predicts() -> None:
-    """What a user gets by pointing recognition.model at it (provenance: facesortd/data/README.md)."""
-    model = EmotionModel.load(feature_net.net_source_path())
-    faces, _ = _faces(2, seed=6)
-    predicted = model.predict(faces)
-    assert model.descriptor == "cnn" and model.spec.size == 64
-    assert len(predicted) == len(faces) and all(e in model.labels and 0 < p <= 1 for e, p in predicted)
-    assert model.labels == ["angry", "happy", "neutral", "sad", "scared", "surprised"]
