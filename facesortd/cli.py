@@ -266,11 +266,8 @@ def _print_figures(predictions: Predictions, data: FaceSet, threshold: float, as
     """Overall figures, then per data source when there are several."""
     evaluation = predictions.evaluation(threshold)
     sources = sorted(set(data.sources))
-    per_source = (
-        {}
-        if len(sources) < 2
-        else {s: predictions.evaluation(threshold, np.array([x == s for x in data.sources])) for s in sources}
-    )
+    masks = {} if len(sources) < 2 else {s: np.array([x == s for x in data.sources]) for s in sources}
+    per_source = {s: predictions.evaluation(threshold, mask) for s, mask in masks.items()}
     if as_json:
         print(
             json.dumps(
@@ -286,8 +283,7 @@ def _print_figures(predictions: Predictions, data: FaceSet, threshold: float, as
         print("\n--- each member of the ensemble alone ---")
         for descriptor, alone in predictions.members.items():
             print(f"{descriptor}: {headline(alone.evaluation(threshold).summary())}")
-            for source in sources if per_source else []:
-                mask = np.array([x == source for x in data.sources])
+            for source, mask in masks.items():
                 print(f"    faces from {source}: {headline(alone.evaluation(threshold, mask).summary())}")
 
 

@@ -240,6 +240,8 @@ def test_train_from_several_sources_with_label_map(
     counts = out[: out.index("held-out")]
     assert "glum" in counts and "angry" not in counts and "happy        34" in counts
     assert "--- faces from crops ---" in out and "--- faces from faces.json ---" in out
+    members = out[out.index("--- each member of the ensemble alone ---") :]  # the default is an ensemble
+    assert "\ncnn: balanced accuracy" in members and "    faces from faces.json: balanced accuracy" in members
     assert cli.main(["train", str(crop_dataset), "--map", "nonsense"]) == 2
 
 
