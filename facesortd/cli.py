@@ -351,7 +351,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"\n--- validation set held out from training ({held_out.confusion.sum()} faces) ---")
         print(held_out.report())
     print(f"trained on {len(data.labels)} faces in {seconds:.1f} s; model written to {out}")
+    _write_plots(args.plots, evaluation.summary())
     return 0
+
+
+def _write_plots(folder: Path | None, summary: dict[str, object]) -> None:
+    """--plots DIR: the confusion matrix and reliability curve of these figures as PNG files."""
+    if folder is not None:
+        from facesortd.plots import write_plots
+
+        logger.info("plots written: {}", ", ".join(map(str, write_plots(summary, folder))))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -361,7 +370,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ModelError("no model to evaluate: pass --model FILE or train one with `facesortd train`")
     data = _collect(args, settings, model.spec)
     _print_counts(data)
-    _print_figures(predict_set(model, data), data, settings.recognition.threshold, args.json)
+    predictions = predict_set(model, data)
+    _print_figures(predictions, data, settings.recognition.threshold, args.json)
+    if args.plots is not None:
+        _write_plots(args.plots, predictions.evaluation(settings.recognition.threshold).summary())
     return 0
 
 
@@ -541,6 +553,15 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_plots_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help="also write the held-out confusion matrix and reliability curve as PNG files into DIR",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facesortd",
@@ -638,6 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of the faces (whole screenshots/characters) kept out of training as the validation "
         "set that retraining must not get worse on (saved beside the model; default 0.1, 0: none)",
     )
+    _add_plots_option(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -648,6 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(p)
     p.add_argument("--model", type=Path, help="model file (default: the model in force)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _add_plots_option(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
