@@ -55,6 +55,8 @@ from facesortd.training import (
     predict_set,
 )
 
+REVIEW_PORT = 8765
+
 
 class UsageError(Exception):
     """Options that each parse but do not go together."""
@@ -491,6 +493,32 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """Label the quarantine on a local web page: one key per file, the model's guesses on screen."""
+    import webbrowser
+
+    from facesortd.review_page.server import ReviewServer
+
+    try:
+        server = ReviewServer(_settings(args), args.port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}): pass another --port, "
+            "or --port 0 for any free one"
+        ) from exc
+    print(server.url, flush=True)
+    logger.info("review page on 127.0.0.1:{}; Ctrl-C stops it", server.server_address[1])
+    if not args.no_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        logger.info("review page stopped")
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
     exe = shutil.which("facesortd") or f"{sys.executable} -m facesortd"
@@ -709,6 +737,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_options(p)
     p.set_defaults(func=cmd_import_labels)
+
+    p = sub.add_parser(
+        "review",
+        help="label the quarantine on a local web page",
+        description=cmd_review.__doc__
+        + " Prints the page's URL (with its access token) as the first line, opens it in the browser "
+        "and serves it on 127.0.0.1 until Ctrl-C. A label moves the file like a file manager would "
+        "(journaled, undoable with `facesortd undo`) and counts as your label for retraining.",
+    )
+    p.add_argument(
+        "--port",
+        type=int_at_least(0),
+        default=REVIEW_PORT,
+        help="port on 127.0.0.1 (default %(default)s; 0: any free port)",
+    )
+    p.add_argument("--no-browser", action="store_true", help="only print the URL; open no browser")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser(
         "install-service",
