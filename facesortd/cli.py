@@ -515,7 +515,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         logger.info("review page stopped")
     finally:
-        server.server_close()
+        server.close()
     return 0
 
 

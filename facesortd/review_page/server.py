@@ -261,6 +261,7 @@ class ReviewServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://{HOST}:{self.server_address[1]}/?token={self.app.token}"
 
-    def server_close(self) -> None:
-        super().server_close()
+    def close(self) -> None:
+        """Stop listening and close the journal (after ``shutdown`` if it was serving)."""
+        self.server_close()
         self.journal.close()
