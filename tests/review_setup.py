@@ -3,6 +3,8 @@ review page serving them in this process (shared by the HTTP and the browser tes
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +25,23 @@ from facesortd.review_page.server import ReviewServer
 SPEC = FaceSpec(size=48)
 
 
+@contextmanager
+def scratch_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder in memory (/dev/shm) where there is one, else ``tmp_path``.
+
+    Every decision fsyncs the journal, the moved file and the kept face, and the paging test makes
+    10,000 files: on the shared VM's disk that costs seconds which measure the disk, not the page.
+    """
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    with tempfile.TemporaryDirectory(dir=shm, prefix="facesortd-test-") as folder:
+        yield Path(folder)
+
+
 def review_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings over tmp folders; drawn faces are found by the test double, no shipped model."""
+    """Settings over folders in ``tmp_path``; drawn faces are found by the test double, no shipped model."""
     monkeypatch.setattr(model_store, "shipped_model", lambda: None)
     monkeypatch.setattr(learn, "shipped_model", lambda: None)
     monkeypatch.setattr("facesortd.review.FaceDetector", BrightBlobDetector)

@@ -54,7 +54,10 @@ def test_train_and_eval_write_plots_with_plots_dir(
     crop_dataset: Path, fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = [str(crop_dataset), "--kind", "crops"]
-    assert cli.main(["train", *args, "--folds", "3", "--plots", str(tmp_path / "train")]) == 0
+    assert (
+        cli.main(["train", *args, "--descriptor", "hog", "--folds", "3", "--plots", str(tmp_path / "train")])
+        == 0
+    )
     assert cli.main(["eval", *args, "--json", "--plots", str(tmp_path / "eval")]) == 0
     assert capsys.readouterr().out.strip().endswith("}")  # --json output stays JSON
     for folder in ("train", "eval"):

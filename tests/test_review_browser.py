@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from review_setup import install_model, quarantine, review_settings, serving
+from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
 from waiting import wait_until
 
 from facesortd.config import Settings
@@ -55,10 +55,11 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    settings = review_settings(tmp_path, monkeypatch)
-    install_model(settings)
-    return settings
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    with scratch_dir(tmp_path) as root:
+        settings = review_settings(root, monkeypatch)
+        install_model(settings)
+        yield settings
 
 
 class Keyboard:

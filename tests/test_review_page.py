@@ -10,10 +10,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from review_setup import install_model, quarantine, review_settings, serving
+from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
 from waiting import wait_until
 
 from facesortd import cli
@@ -26,8 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    return review_settings(tmp_path, monkeypatch)
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    with scratch_dir(tmp_path) as root:
+        yield review_settings(root, monkeypatch)
 
 
 class Client:
@@ -216,7 +218,6 @@ def test_learning_and_model_panels_and_retrain_now(settings: Settings) -> None:
         assert learning["next_retrain_in"] == 20 and learning["last_retrain"] is not None
 
 
-@pytest.mark.slow  # making 10,000 files takes 4-6 s on the shared VM; listing them takes 0.2 s
 def test_ten_thousand_quarantined_files_page_quickly(settings: Settings) -> None:
     folder = settings.library / "_quarantine" / "unsure"
     folder.mkdir(parents=True)
