@@ -112,6 +112,7 @@ def test_keys_label_mark_undo_move_and_type_a_new_class(
         wait_until(lambda: files["s4.png"].is_file())
         wait_until(lambda: "1 angry" in browser.find_element("id", "keys").text)
         assert "smug" in browser.find_element("id", "keys").text  # the typed class now has a key
+        assert "unsure 2" in browser.find_element("id", "reasons").text  # the counts follow
     assert sorted(p.name for p in files["s0.png"].parent.iterdir()) == ["s4.png", "s5.png"]
     journal = Journal.for_state_dir(settings.state_dir)
     try:

@@ -215,6 +215,8 @@ async function label(name) {
   if (!item || item.done) return advance();
   const done = await post("/api/label", { id: item.id, label: name });
   item.done = done;
+  page.counts[item.reason] -= 1;
+  showReasons();
   say(`${done.name} → ${done.label}`);
   if (!classes.some((c) => c.name === done.label)) await loadState();
   else loadState().catch((e) => say(e.message));
@@ -246,6 +248,8 @@ async function undo() {
   say(`undone: ${done.name} is back in quarantine`);
   loadState().catch((e) => say(e.message));
   if (i < 0) return loadPage(page.offset, at);
+  if (done.kind === "label") page.counts[page.items[i].reason] += 1;
+  showReasons();
   page.items[i].done = null;
   page.items[i].dismissed = false;
   at = i;
