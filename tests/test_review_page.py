@@ -186,6 +186,25 @@ def test_queue_order_guesses_boxes_and_thumbnails_made_once(settings: Settings) 
         assert client.request(f"/thumb?id={new}")[1] == first and thumbs[0].stat().st_mtime_ns == made
 
 
+def test_the_cache_keeps_only_files_still_in_quarantine_across_runs(settings: Settings) -> None:
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    cache = settings.state_dir / "review"
+    with serving(settings) as server:
+        client = Client(server)
+        ids = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
+        for item in ids.values():
+            client.request(f"/thumb?id={item}")
+            client.get(f"/api/guesses?id={item}")
+        assert client.post("/api/no-face", {"id": ids["a.png"]})[0] == 200
+        assert client.post("/api/no-face", {"id": ids["b.png"]})[0] == 200
+    files["a.png"].unlink()  # the person deleted it
+    with serving(settings) as server:
+        kept = sorted(p.stem for p in cache.glob("*/*/*"))
+        assert server.app.decisions.marks.ids == {ids["b.png"]}
+    assert kept == [ids["b.png"], ids["b.png"]]
+
+
 def test_learning_and_model_panels_and_retrain_now(settings: Settings) -> None:
     install_model(settings)
     names = [

@@ -50,6 +50,17 @@ class ReviewCache:
         self._model: tuple[Path | None, Model | None] | None = None
         self._analysing = threading.Lock()
 
+    def prune(self, keep: set[str]) -> int:
+        """Drop what was made for files no longer in the quarantine (labelled, deleted); returns how
+        many files went. Run when the page starts, so the cache stays the size of the quarantine."""
+        removed = 0
+        for kind in ("thumbs", "guesses"):
+            for path in (self.folder / kind).glob("*/*"):
+                if path.stem not in keep:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
     def thumbnail(self, item: Item) -> bytes:
         """JPEG bytes of the thumbnail, made on first request."""
         path = self.folder / "thumbs" / item.id[:2] / f"{item.id}.jpg"

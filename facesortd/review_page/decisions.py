@@ -71,6 +71,15 @@ class NoFaceMarks:
 
     def set(self, item_id: str, marked: bool) -> None:
         (self.ids.add if marked else self.ids.discard)(item_id)
+        self._save()
+
+    def keep_only(self, ids: set[str]) -> None:
+        """Forget marks of files that left the quarantine."""
+        if not self.ids <= ids:
+            self.ids &= ids
+            self._save()
+
+    def _save(self) -> None:
         with atomic_writer(self.path) as fh:
             fh.write(json.dumps(sorted(self.ids)).encode())
 

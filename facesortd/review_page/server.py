@@ -71,6 +71,10 @@ class ReviewApp:
         self.journal = journal
         self._index: dict[str, Item] = {}
         self._index_lock = threading.Lock()
+        # What was kept for files that have left the quarantine since the last run goes.
+        present = {i.id for i in scan(settings.library, ())}
+        self.cache.prune(present)
+        self.decisions.marks.keep_only(present)
 
     def listing(self, reason: str, offset: int, limit: int) -> dict[str, object]:
         """One page of the queue (filtered by reason, "" for all), with the counts per reason."""
