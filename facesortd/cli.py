@@ -586,7 +586,7 @@ def _add_plots_option(p: argparse.ArgumentParser) -> None:
         "--plots",
         type=Path,
         metavar="DIR",
-        help="also write the held-out confusion matrix and reliability curve as PNG files into DIR",
+        help="also write the confusion matrix and reliability curve of the figures as PNG files into DIR",
     )
 
 
