@@ -9,6 +9,7 @@ are read or moved.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import secrets
@@ -166,6 +167,7 @@ class Handler(BaseHTTPRequestHandler):
             "/api/state": self._state,
             "/thumb": self._thumb,
             "/plot": self._plot,
+            **{f"/static/{name}": functools.partial(self._asset, name) for name in STATIC},
         }
         posts = {
             "/api/label": self._label,
@@ -173,8 +175,6 @@ class Handler(BaseHTTPRequestHandler):
             "/api/undo": self._undo,
             "/api/retrain": self._retrain,
         }
-        if path.startswith("/static/") and path.removeprefix("/static/") in STATIC:
-            gets[path] = self._asset
         routes = gets if method == "GET" else posts
         if path not in routes:
             other = posts if method == "GET" else gets
@@ -185,7 +185,7 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(HTTPStatus.NOT_FOUND, f"no page {path}")
         if method == "POST":
             return routes[path](self._body())
-        return routes[path](query | {"_path": path})
+        return routes[path](query)
 
     def _body(self) -> dict[str, str]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -207,8 +207,7 @@ class Handler(BaseHTTPRequestHandler):
         html = _static("index.html").replace(b"__TOKEN__", self.app.token.encode())
         return HTTPStatus.OK, "text/html; charset=utf-8", html
 
-    def _asset(self, query: dict[str, str]) -> Reply:
-        name = query["_path"].removeprefix("/static/")
+    def _asset(self, name: str, _query: dict[str, str]) -> Reply:
         return HTTPStatus.OK, STATIC[name] + "; charset=utf-8", _static(name)
 
     def _items(self, query: dict[str, str]) -> Reply:
