@@ -55,6 +55,8 @@ from facesortd.training import (
     predict_set,
 )
 
+REVIEW_PORT = 8765
+
 
 class UsageError(Exception):
     """Options that each parse but do not go together."""
@@ -351,7 +353,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"\n--- validation set held out from training ({held_out.confusion.sum()} faces) ---")
         print(held_out.report())
     print(f"trained on {len(data.labels)} faces in {seconds:.1f} s; model written to {out}")
+    _write_plots(args.plots, evaluation.summary())
     return 0
+
+
+def _write_plots(folder: Path | None, summary: dict[str, object]) -> None:
+    """--plots DIR: the confusion matrix and reliability curve of these figures as PNG files."""
+    if folder is not None:
+        from facesortd.plots import write_plots
+
+        logger.info("plots written: {}", ", ".join(map(str, write_plots(summary, folder))))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -361,7 +372,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ModelError("no model to evaluate: pass --model FILE or train one with `facesortd train`")
     data = _collect(args, settings, model.spec)
     _print_counts(data)
-    _print_figures(predict_set(model, data), data, settings.recognition.threshold, args.json)
+    predictions = predict_set(model, data)
+    _print_figures(predictions, data, settings.recognition.threshold, args.json)
+    if args.plots is not None:
+        _write_plots(args.plots, predictions.evaluation(settings.recognition.threshold).summary())
     return 0
 
 
@@ -479,6 +493,32 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """Label the quarantine on a local web page: one key per file, the model's guesses on screen."""
+    import webbrowser
+
+    from facesortd.review_page.server import ReviewServer
+
+    try:
+        server = ReviewServer(_settings(args), args.port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}): pass another --port, "
+            "or --port 0 for any free one"
+        ) from exc
+    print(server.url, flush=True)
+    logger.info("review page on 127.0.0.1:{}; Ctrl-C stops it", server.server_address[1])
+    if not args.no_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        logger.info("review page stopped")
+    finally:
+        server.close()
+    return 0
+
+
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
     exe = shutil.which("facesortd") or f"{sys.executable} -m facesortd"
@@ -538,6 +578,15 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="use every crop whole without running the detector (only for crops already framed "
         "like facesortd's boxes)",
+    )
+
+
+def _add_plots_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help="also write the confusion matrix and reliability curve of the figures as PNG files into DIR",
     )
 
 
@@ -638,6 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of the faces (whole screenshots/characters) kept out of training as the validation "
         "set that retraining must not get worse on (saved beside the model; default 0.1, 0: none)",
     )
+    _add_plots_option(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -648,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(p)
     p.add_argument("--model", type=Path, help="model file (default: the model in force)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _add_plots_option(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
@@ -686,6 +737,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_options(p)
     p.set_defaults(func=cmd_import_labels)
+
+    p = sub.add_parser(
+        "review",
+        help="label the quarantine on a local web page",
+        description=cmd_review.__doc__
+        + " Prints the page's URL (with its access token) as the first line, opens it in the browser "
+        "and serves it on 127.0.0.1 until Ctrl-C. A label moves the file like a file manager would "
+        "(journaled, undoable with `facesortd undo`) and counts as your label for retraining.",
+    )
+    p.add_argument(
+        "--port",
+        type=int_at_least(0),
+        default=REVIEW_PORT,
+        help="port on 127.0.0.1 (default %(default)s; 0: any free port)",
+    )
+    p.add_argument("--no-browser", action="store_true", help="only print the URL; open no browser")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser(
         "install-service",

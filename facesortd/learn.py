@@ -261,6 +261,16 @@ def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) 
     return result
 
 
+LABELS_AT_RETRAIN = "labels_at_retrain"
+"""Journal meta key: how many usable labels there were at the last retrain."""
+
+
+def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: int) -> int:
+    """How many more labels make a retrain due by count (the review page shows it)."""
+    fresh = labels - int(journal.get_meta(LABELS_AT_RETRAIN, "0"))
+    return max(0, learning.retrain_after_labels - fresh)
+
+
 def retrain_if_due(
     settings: Settings, journal: Journal, labels: list[UserLabel], force: bool = False
 ) -> RetrainResult | None:
@@ -269,7 +279,7 @@ def retrain_if_due(
     The counts at the last retrain live in the journal, so a restart does not retrain again.
     """
     learning = settings.learning
-    last_n = int(journal.get_meta("labels_at_retrain", "0"))
+    last_n = int(journal.get_meta(LABELS_AT_RETRAIN, "0"))
     last_at = float(journal.get_meta("retrain_at", "0"))
     fresh = len(labels) - last_n
     by_count = fresh >= learning.retrain_after_labels
@@ -284,6 +294,6 @@ def retrain_if_due(
     current = load_model(current_path) if current_path else None
     result = retrain(settings, labels, current)
     if result.path is not None:
-        journal.set_meta("labels_at_retrain", str(len(labels)))
+        journal.set_meta(LABELS_AT_RETRAIN, str(len(labels)))
         journal.set_meta("retrain_at", str(time.time()))
     return result

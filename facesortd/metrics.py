@@ -51,15 +51,25 @@ def at_threshold(correct: np.ndarray, confidence: np.ndarray, threshold: float) 
     return coverage, accuracy
 
 
-def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) -> float:
-    """Mean |confidence - accuracy| over confidence bins, weighted by bin size (0 = perfectly calibrated)."""
+def reliability(
+    correct: np.ndarray, confidence: np.ndarray, bins: int = 10
+) -> list[tuple[float, float, int]]:
+    """(mean confidence, accuracy, faces) per non-empty confidence bin: the reliability curve.
+
+    Kept with the held-out figures so a model's calibration can be drawn later without its faces.
+    """
     edges = np.linspace(0.0, 1.0, bins + 1)
     idx = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        sel = idx == b
-        if sel.any():
-            total += sel.sum() * abs(confidence[sel].mean() - correct[sel].mean())
+    return [
+        (float(confidence[sel].mean()), float(correct[sel].mean()), int(sel.sum()))
+        for sel in (idx == b for b in range(bins))
+        if sel.any()
+    ]
+
+
+def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) -> float:
+    """Mean |confidence - accuracy| over confidence bins, weighted by bin size (0 = perfectly calibrated)."""
+    total = sum(n * abs(conf - acc) for conf, acc, n in reliability(correct, confidence, bins))
     return float(total / max(1, len(confidence)))
 
 
@@ -75,6 +85,7 @@ class Evaluation:
     accuracy_at_threshold: float
     ece: float
     curve: list[tuple[float, float, float]] = field(repr=False)
+    reliability: list[tuple[float, float, int]] = field(default_factory=list, repr=False)
 
     @classmethod
     def of(
@@ -92,6 +103,7 @@ class Evaluation:
             accuracy_at_threshold=acc,
             ece=expected_calibration_error(correct, conf),
             curve=coverage_curve(correct, conf),
+            reliability=reliability(correct, conf),
         )
 
     def score(self, metric: AdoptMetric) -> float:
@@ -116,6 +128,7 @@ class Evaluation:
             "n": int(self.confusion.sum()),
             "labels": self.labels,
             "confusion": self.confusion.tolist(),
+            "reliability": [[round(c, 4), round(a, 4), n] for c, a, n in self.reliability],
         }
 
     def report(self) -> str:

@@ -94,6 +94,10 @@ class Reviewer:
         logger.info("{}: back in quarantine, so your label {!r} no longer counts", path, label[0])
         return True
 
+    def record(self, path: Path, digest: str, label: str) -> None:
+        """A label given on the review page, which has just moved the file to ``path`` itself."""
+        self._record(path, digest, label)
+
     def _record(self, path: Path, digest: str, label: str) -> bool:
         before = self.journal.last_for_hash(digest)
         source = "correction" if before and before.action == "sorted" and before.emotion != label else "human"

@@ -1,0 +1,122 @@
+"""Thumbnails and the model's view of each quarantined file, made once and kept in the state folder.
+
+``<state_dir>/review/thumbs/<id>.jpg`` is the picture (made once: it never depends on the model),
+``<state_dir>/review/guesses/<id>.json`` the face boxes and the top guesses of the model that
+produced them; a new model in force makes the guesses anew, not the thumbnails. The boxes are
+drawn by the page over the thumbnail, so one thumbnail serves every model.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facesortd.config import Settings
+from facesortd.detect import FaceDetector
+from facesortd.durable import atomic_writer
+from facesortd.ensemble import Model, load_model
+from facesortd.faces import normalise_face
+from facesortd.images import UnreadableImage, read_image, to_gray
+from facesortd.model_store import model_in_force
+from facesortd.review_page.queue import Item
+
+THUMB_SIDE = 360
+TOP_GUESSES = 3
+
+
+def review_dir(settings: Settings) -> Path:
+    """The review page's own corner of the state folder."""
+    return settings.state_dir / "review"
+
+
+def _placeholder(text: str) -> np.ndarray:
+    """What the page shows for a file that cannot be decoded (it is still listed, to be dealt with)."""
+    tile = np.full((THUMB_SIDE * 3 // 4, THUMB_SIDE, 3), 70, np.uint8)
+    cv2.putText(tile, text, (16, THUMB_SIDE * 3 // 8), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (230, 230, 230), 2)
+    return tile
+
+
+class ReviewCache:
+    """Makes and keeps thumbnails and guesses; safe to call from the server's threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder = review_dir(settings)
+        self._detector: FaceDetector | None = None
+        self._model: tuple[Path | None, Model | None] | None = None
+        self._analysing = threading.Lock()
+
+    def prune(self, keep: set[str]) -> int:
+        """Drop what was made for files no longer in the quarantine (labelled, deleted); returns how
+        many files went. Run when the page starts, so the cache stays the size of the quarantine."""
+        removed = 0
+        for kind in ("thumbs", "guesses"):
+            for path in (self.folder / kind).glob("*/*"):
+                if path.stem not in keep:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    def thumbnail(self, item: Item) -> bytes:
+        """JPEG bytes of the thumbnail, made on first request."""
+        path = self.folder / "thumbs" / item.id[:2] / f"{item.id}.jpg"
+        if path.is_file():
+            return path.read_bytes()
+        try:
+            image = read_image(item.path, self.settings.images)
+        except UnreadableImage:
+            image = _placeholder("unreadable")
+        scale = THUMB_SIDE / max(image.shape[:2])
+        if scale < 1:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if not ok:
+            raise OSError(f"could not encode a thumbnail of {item.path}")
+        with atomic_writer(path) as fh:
+            fh.write(data.tobytes())
+        return data.tobytes()
+
+    def guesses(self, item: Item) -> dict[str, object]:
+        """{width, height, boxes (largest first), guesses [[emotion, p], ...], model, error?}."""
+        model_path = model_in_force(self.settings)
+        model_name = model_path.name if model_path else ""
+        path = self.folder / "guesses" / item.id[:2] / f"{item.id}.json"
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if cached.get("model") == model_name:
+                return cached
+        except (OSError, ValueError):
+            pass
+        with self._analysing:  # one detector and model, shared by the server's threads
+            found = self._analyse(item, model_path)
+        found["model"] = model_name
+        with atomic_writer(path) as fh:
+            fh.write(json.dumps(found).encode())
+        return found
+
+    def _analyse(self, item: Item, model_path: Path | None) -> dict[str, object]:
+        try:
+            gray = to_gray(read_image(item.path, self.settings.images))
+        except UnreadableImage as exc:
+            return {"width": 0, "height": 0, "boxes": [], "guesses": [], "error": str(exc)}
+        if self._detector is None:
+            self._detector = FaceDetector(self.settings.detection)
+        if self._model is None or self._model[0] != model_path:
+            self._model = (model_path, load_model(model_path) if model_path else None)
+        model = self._model[1]
+        faces = sorted(self._detector.detect(gray), key=lambda f: -f.area)
+        guesses: list[list[object]] = []
+        if faces and model is not None:
+            # The largest face, as the default `multi_face = "largest"` decides by it.
+            proba = model.predict_proba(normalise_face(gray, faces[0].box, model.spec)[None])[0]
+            guesses = [[model.labels[i], round(float(proba[i]), 4)] for i in np.argsort(-proba)[:TOP_GUESSES]]
+        return {
+            "width": int(gray.shape[1]),
+            "height": int(gray.shape[0]),
+            "boxes": [list(map(int, f.box)) for f in faces],
+            "guesses": guesses,
+        }

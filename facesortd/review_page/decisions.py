@@ -1,0 +1,142 @@
+"""A key press on the review page made real: exactly what moving the file in a file manager does.
+
+A label moves the file from quarantine into ``<library>/<emotion>/`` through the journaled,
+never-overwriting move every facesortd move goes through (so ``facesortd undo`` puts it back) and
+records a person's label for it the way a file-manager move is recorded (review.Reviewer). "No
+usable face" leaves the file where it is, with no label: the page only remembers it, to list it
+last. The page's own undo takes back its decisions newest first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from facesortd.config import Settings
+from facesortd.decide import Decision
+from facesortd.durable import atomic_writer
+from facesortd.journal import Journal, file_hash, journaled_apply
+from facesortd.library import Library
+from facesortd.review import Reviewer
+from facesortd.review_page.cache import review_dir
+from facesortd.review_page.queue import Item, current
+from facesortd.undo import undo
+
+REVIEWER = "review page"
+"""Recorded as the model of a move a person decided on the page (the journal's "who decided")."""
+CLASS_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+"""A class is a folder name: lower case letters, digits, - and _; never hidden, never ``_quarantine``."""
+
+
+class DecisionError(Exception):
+    """A decision that cannot be carried out; the message says why, for the page to show."""
+
+
+def class_name(text: str) -> str:
+    """The folder name a typed class becomes, or DecisionError saying what a name may hold."""
+    name = text.strip().lower().replace(" ", "-")
+    if not CLASS_NAME.fullmatch(name):
+        raise DecisionError(
+            f"{text!r} cannot be a class: use up to 40 lower-case letters, digits, - or _ (e.g. smug)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Done:
+    """One decision the page made, kept so that `u` can take it back."""
+
+    kind: Literal["label", "no-face"]
+    item_id: str
+    name: str
+    path: Path
+    """Where the file is since the decision."""
+    label: str = ""
+    digest: str = ""
+
+
+class NoFaceMarks:
+    """The ids marked "no usable face", kept in the state folder across runs of the page."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.ids: set[str] = set(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            self.ids = set()
+
+    def set(self, item_id: str, marked: bool) -> None:
+        (self.ids.add if marked else self.ids.discard)(item_id)
+        self._save()
+
+    def keep_only(self, ids: set[str]) -> None:
+        """Forget marks of files that left the quarantine."""
+        if not self.ids <= ids:
+            self.ids &= ids
+            self._save()
+
+    def _save(self) -> None:
+        with atomic_writer(self.path) as fh:
+            fh.write(json.dumps(sorted(self.ids)).encode())
+
+
+class Decisions:
+    """Carries out the page's decisions one at a time (the server's threads share it)."""
+
+    def __init__(self, settings: Settings, journal: Journal) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.library = Library(settings.library)
+        self.reviewer = Reviewer(settings, journal)
+        self.marks = NoFaceMarks(review_dir(settings) / "no-usable-face.json")
+        self.history: list[Done] = []
+        self._lock = threading.Lock()
+
+    def label(self, item: Item, text: str) -> Done:
+        """Move the file into ``<library>/<label>/`` and record the label (a new class makes its folder)."""
+        label = class_name(text)
+        with self._lock:
+            if current(item, self.settings.library) is None:
+                raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
+            digest = file_hash(item.path)
+            decision = Decision("sorted", emotion=label, detail="a person's label")
+            final = journaled_apply(self.journal, self.library, item.path, digest, decision, REVIEWER)
+            # After the move, so the file counts as the person's decision, not facesortd's own.
+            self.reviewer.record(final, digest, label)
+            if item.id in self.marks.ids:
+                self.marks.set(item.id, False)
+            done = Done("label", item.id, item.path.name, final, label, digest)
+            self.history.append(done)
+        return done
+
+    def no_face(self, item: Item) -> Done:
+        """Mark the file as having no usable face: it stays in quarantine, unlabelled, listed last."""
+        with self._lock:
+            if current(item, self.settings.library) is None:
+                raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
+            self.marks.set(item.id, True)
+            done = Done("no-face", item.id, item.path.name, item.path)
+            self.history.append(done)
+        return done
+
+    def undo(self) -> tuple[Done, Path]:
+        """Take back the newest decision; returns it and where the file is now."""
+        with self._lock:
+            if not self.history:
+                raise DecisionError("nothing to undo on this page (`facesortd undo` reaches further back)")
+            done = self.history.pop()
+            if done.kind == "no-face":
+                self.marks.set(done.item_id, False)
+                return done, done.path
+            move = self.journal.done_at(done.path)
+            if move is None:
+                raise DecisionError(f"{done.name} was moved since (by `facesortd undo`?); nothing to undo")
+            [(_, back)] = undo(self.journal, [move])
+            if back is None:
+                raise DecisionError(f"{done.path} is no longer there; nothing to undo")
+            self.journal.withdraw_label(done.digest, back)
+            return done, back

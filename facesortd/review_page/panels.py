@@ -1,0 +1,123 @@
+"""What the page shows beside the files: the classes and their keys, how learning stands, the model.
+
+Every figure comes from where the rest of facesortd keeps it (the journal's labels, the model
+files' stored held-out figures), so the page and `facesortd status` / `model` never disagree.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd.config import Settings
+from facesortd.emotion import ModelError
+from facesortd.ensemble import model_info
+from facesortd.journal import Journal
+from facesortd.learn import labels_until_retrain, retrain_if_due
+from facesortd.metrics import headline
+from facesortd.model_store import last_retrain, model_in_force
+from facesortd.plots import figure_images, png_bytes
+from facesortd.review import Reviewer, label_summary, user_labels
+
+CLASS_KEYS = "1234567890"
+"""One key per class, shown on the page; letters stay free for the commands (n, u, t)."""
+
+
+def _model_info(settings: Settings) -> tuple[Path | None, dict[str, object]]:
+    path = model_in_force(settings)
+    if path is None:
+        return None, {}
+    try:
+        return path, model_info(path)
+    except ModelError as exc:
+        return path, {"error": str(exc)}
+
+
+def classes(settings: Settings, journal: Journal) -> list[dict[str, str]]:
+    """The classes a file can be given, each with its key: the model's emotions, the emotion folders
+    of the library and every class labelled so far (a class typed in once gets a key next time)."""
+    _path, info = _model_info(settings)
+    names = set(info.get("counts", {}) or {})  # type: ignore[arg-type]
+    root = settings.library
+    if root.is_dir():
+        names |= {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+    names |= set(label_summary(journal)[0])
+    ordered = sorted(names)
+    return [{"name": n, "key": CLASS_KEYS[i] if i < len(CLASS_KEYS) else ""} for i, n in enumerate(ordered)]
+
+
+def model_panel(settings: Settings) -> dict[str, object]:
+    """The model in force: its name, held-out headline, and which plots of it can be drawn."""
+    path, info = _model_info(settings)
+    held_out = info.get("held_out")
+    return {
+        "model": path.name if path else None,
+        "created": info.get("created"),
+        "held_out": headline(held_out) or None,
+        "plots": sorted(figure_images(held_out)) if isinstance(held_out, dict) else [],  # type: ignore[arg-type]
+        "error": info.get("error"),
+    }
+
+
+def model_plot(settings: Settings, name: str) -> bytes | None:
+    """PNG of one plot of the model in force's held-out figures, or None if it has none such."""
+    _path, info = _model_info(settings)
+    held_out = info.get("held_out")
+    if not isinstance(held_out, dict):
+        return None
+    image = figure_images(held_out).get(name)
+    return None if image is None else png_bytes(image)
+
+
+class Learning:
+    """The learning panel's figures and its "retrain now" button (one retrain at a time, in the
+    background)."""
+
+    def __init__(self, settings: Settings, journal: Journal) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.running = False
+        self.message = ""
+        self._lock = threading.Lock()
+
+    def panel(self) -> dict[str, object]:
+        counts, unusable, imported = label_summary(self.journal)
+        usable = sum(counts.values())
+        last = last_retrain(self.settings)
+        return {
+            "labels": counts,
+            "unusable": unusable,
+            "imported": imported,
+            "next_retrain_in": labels_until_retrain(self.settings.learning, self.journal, usable),
+            "last_retrain": {"when": last[0], "decision": last[1]} if last else None,
+            "retraining": self.running,
+            "message": self.message,
+        }
+
+    def start(self) -> bool:
+        """Start a retrain unless one runs; False if one does."""
+        with self._lock:
+            if self.running:
+                return False
+            self.running = True
+            self.message = "retraining…"
+        threading.Thread(target=self._run, name="review-retrain", daemon=True).start()
+        return True
+
+    def _run(self) -> None:
+        """What `facesortd retrain` does: take in labels given by moving files too, then retrain."""
+        try:
+            Reviewer(self.settings, self.journal).scan()
+            result = retrain_if_due(self.settings, self.journal, user_labels(self.journal), force=True)
+            assert result is not None, "a forced retrain always returns its result"
+            metric = self.settings.learning.adopt_metric
+            self.message = (
+                result.describe(metric) if result.path is not None else f"no retrain: {result.reason}"
+            )
+        except Exception as exc:  # a failed retrain must not take the page down; say it loudly
+            logger.exception("retrain from the review page failed")
+            self.message = f"retrain failed: {exc}"
+        finally:
+            self.running = False

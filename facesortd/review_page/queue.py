@@ -1,0 +1,93 @@
+"""The quarantine as a review queue: which files, in what order, addressed by ids we hand out.
+
+The browser never names a path: it names an id from the last listing, which the server maps back
+to a file it found itself inside ``<library>/_quarantine/``. An id is derived from the file's
+device, inode, size and modification time, so it survives facesortd's own moves (a hard link keeps
+all four, so a decision undone gets its thumbnail back) and changes when the content does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from facesortd.config import QUARANTINE_REASONS
+from facesortd.datasets import is_image_name
+from facesortd.library import QUARANTINE_DIR
+
+FIRST_REASONS = ("unsure", "no-face", "mixed")
+"""Reviewed first: unsure files have a guess to accept, no-face ones are the next most often usable."""
+
+
+def reason_order(reasons: Collection[str]) -> list[str]:
+    """Quarantine folders in review order: FIRST_REASONS, the other known reasons, then any other folder."""
+    known = [*FIRST_REASONS, *(r for r in QUARANTINE_REASONS if r not in FIRST_REASONS)]
+    return [r for r in known if r in reasons] + sorted(set(reasons) - set(known))
+
+
+def item_id(st: os.stat_result) -> str:
+    key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One quarantined file as the page knows it."""
+
+    id: str
+    path: Path
+    reason: str
+    arrived: float
+    """When it came into quarantine (ctime: a move sets it), for newest first."""
+
+    def to_json(self, dismissed: bool) -> dict[str, object]:
+        return {"id": self.id, "name": self.path.name, "reason": self.reason, "dismissed": dismissed}
+
+
+def scan(library: Path, dismissed: Collection[str]) -> list[Item]:
+    """Every image file in the quarantine folders, in review order: by reason (FIRST_REASONS first),
+    newest first within a reason; files marked "no usable face" after all others.
+
+    One directory listing and one stat per file, so a quarantine of 10,000 files is listed in tens
+    of milliseconds and can be listed anew for every page (always current, nothing to invalidate).
+    """
+    quarantine = library / QUARANTINE_DIR
+    if not quarantine.is_dir():
+        return []
+    folders = {e.name: Path(e.path) for e in os.scandir(quarantine) if e.is_dir(follow_symlinks=False)}
+    items: list[Item] = []
+    for reason in reason_order(folders):
+        found = []
+        with os.scandir(folders[reason]) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                    continue
+                path = Path(entry.path)
+                if is_image_name(path):
+                    st = entry.stat(follow_symlinks=False)
+                    found.append(Item(item_id(st), path, reason, st.st_ctime))
+        found.sort(key=lambda i: (-i.arrived, i.path.name))
+        items.extend(found)
+    return [i for i in items if i.id not in dismissed] + [i for i in items if i.id in dismissed]
+
+
+def current(item: Item, library: Path) -> Item | None:
+    """``item`` if its file is still the one listed and still in the quarantine, else None.
+
+    Checked before every thumbnail and every move: only files inside the library's quarantine are
+    ever read or moved, whatever the browser sends.
+    """
+    quarantine = (library / QUARANTINE_DIR).resolve()
+    try:
+        st = item.path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or item_id(st) != item.id:
+        return None
+    if item.path.parent.resolve().parent != quarantine:
+        return None
+    return item

@@ -1,0 +1,295 @@
+// The review page: one key per decision. Plain JavaScript, no libraries, no build step.
+"use strict";
+
+const TOKEN = new URLSearchParams(location.search).get("token") || "";
+const PAGE = 60;
+const $ = (id) => document.getElementById(id);
+
+let classes = [];            // [{name, key}]
+let reason = "";             // "" = every reason
+let page = { items: [], offset: 0, total: 0, counts: {} };
+let at = 0;                  // index of the current file on the page
+const guesses = new Map();   // id -> {boxes, guesses, width, height, error?}
+let queue = Promise.resolve();
+
+function url(path, params = {}) {
+  return path + "?" + new URLSearchParams({ ...params, token: TOKEN });
+}
+
+async function get(path, params) {
+  const res = await fetch(url(path, params), { headers: { "X-Facesortd-Token": TOKEN } });
+  const data = await res.json();
+  if (!res.ok) throw new Error(data.error || res.statusText);
+  return data;
+}
+
+async function post(path, body = {}) {
+  const res = await fetch(path, {
+    method: "POST",
+    headers: { "X-Facesortd-Token": TOKEN, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const data = await res.json();
+  if (!res.ok && res.status !== 409) throw new Error(data.error || res.statusText);
+  if (res.status === 409 && data.error) throw new Error(data.error);
+  return data;
+}
+
+function say(text) { $("message").textContent = text; }
+
+// Key presses run one after another, in order, however fast they come.
+function enqueue(action) {
+  queue = queue.then(action).catch((err) => say(err.message));
+  return queue;
+}
+
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+async function loadState() {
+  const state = await get("/api/state");
+  classes = state.classes;
+  const keys = $("keys");
+  keys.replaceChildren(
+    ...classes.filter((c) => c.key).map((c) => el("span", {}, el("kbd", { textContent: c.key }), " " + c.name)),
+    el("span", {}, el("kbd", { textContent: "Enter" }), " top guess"),
+    el("span", {}, el("kbd", { textContent: "n" }), " no usable face"),
+    el("span", {}, el("kbd", { textContent: "u" }), " undo"),
+    el("span", {}, el("kbd", { textContent: "← →" }), " move"),
+  );
+  showLearning(state.learning);
+  showModel(state.model);
+  return state;
+}
+
+function showLearning(l) {
+  const counts = Object.entries(l.labels).map(([k, n]) => `${k} ${n}`).join(", ") || "none yet";
+  const lines = [
+    el("p", { textContent: `labels per class: ${counts}` }),
+    el("p", { id: "next-retrain", textContent: `next retrain after ${l.next_retrain_in} more label(s)` }),
+  ];
+  if (l.unusable) lines.push(el("p", { textContent: `${l.unusable} label(s) without a usable face` }));
+  if (l.last_retrain) {
+    lines.push(el("p", { textContent: `last retrain ${l.last_retrain.when}: ${l.last_retrain.decision}` }));
+  }
+  if (l.message) lines.push(el("p", { id: "retrain-message", textContent: l.message }));
+  $("learning-body").replaceChildren(...lines);
+  $("retrain").disabled = l.retraining;
+  if (l.retraining) setTimeout(() => loadState().catch((e) => say(e.message)), 2000);
+}
+
+function showModel(m) {
+  const body = [el("p", { textContent: m.model || "no model yet: every face is unsure" })];
+  if (m.error) body.push(el("p", { textContent: m.error }));
+  if (m.held_out) body.push(el("p", { textContent: `held out: ${m.held_out}` }));
+  for (const name of m.plots) body.push(el("img", { src: url("/plot", { name, v: m.model }), alt: name }));
+  if (m.model && !m.plots.includes("reliability.png")) {
+    body.push(el("p", { textContent: "no reliability curve stored with this model; " +
+      "`facesortd eval DATASET --plots DIR` draws one" }));
+  }
+  $("model-body").replaceChildren(...body);
+}
+
+async function loadPage(offset, cursor = 0) {
+  page = await get("/api/items", { reason, offset, limit: PAGE });
+  page.items.forEach((item) => { item.done = null; });
+  at = Math.max(0, Math.min(cursor, page.items.length - 1));
+  showReasons();
+  showGrid();
+  await show();
+  prefetch();
+}
+
+function showReasons() {
+  const total = Object.values(page.counts).reduce((a, b) => a + b, 0);
+  const button = (r, label) => {
+    const b = el("button", { type: "button", textContent: label, className: r === reason ? "on" : "" });
+    b.addEventListener("click", () => { reason = r; enqueue(() => loadPage(0)); b.blur(); });
+    return b;
+  };
+  $("reasons").replaceChildren(
+    button("", `all ${total}`),
+    ...Object.entries(page.counts).map(([r, n]) => button(r, `${r} ${n}`)),
+  );
+}
+
+function current() { return page.items[at]; }
+
+function showGrid() {
+  $("grid").replaceChildren(...page.items.map((item, i) => {
+    const tile = el("div", { className: "tile" + (i === at ? " at" : "") + (item.done ? " done" : "") +
+      (item.dismissed ? " dismissed" : "") });
+    tile.dataset.id = item.id;
+    tile.append(el("img", { src: url("/thumb", { id: item.id }), alt: item.name, loading: "lazy" }));
+    const tag = item.done ? (item.done.kind === "label" ? `→ ${item.done.label}` : "no usable face")
+      : item.dismissed ? "no usable face" : item.reason;
+    tile.append(el("span", { className: "tag", textContent: tag }));
+    tile.addEventListener("click", () => { at = i; showGrid(); show(); });
+    return tile;
+  }));
+  const first = page.total ? page.offset + 1 : 0;
+  $("position").textContent = page.items.length
+    ? `file ${page.offset + at + 1} of ${page.total} (page ${first}–${page.offset + page.items.length})`
+    : "nothing to review";
+}
+
+async function ensureGuesses(item) {
+  if (!guesses.has(item.id)) guesses.set(item.id, await get("/api/guesses", { id: item.id }));
+  return guesses.get(item.id);
+}
+
+async function prefetch() {
+  for (const item of page.items.slice(at)) {
+    if (!item.done) await ensureGuesses(item).catch(() => null);
+  }
+}
+
+async function show() {
+  const item = current();
+  $("boxes").replaceChildren();
+  $("guesses").replaceChildren();
+  if (!item) {
+    $("big").removeAttribute("src");
+    $("name").textContent = page.total ? "" : "The quarantine is empty: nothing to review.";
+    return;
+  }
+  $("big").src = url("/thumb", { id: item.id });
+  $("name").textContent = `${item.name} (${item.reason})` +
+    (item.done ? ` → ${item.done.kind === "label" ? item.done.label : "no usable face"}` : "");
+  const g = await ensureGuesses(item);
+  if (current() !== item) return;
+  g.boxes.forEach((b, i) => {
+    const box = el("div", { className: "box" + (i === 0 ? " main" : "") });
+    Object.assign(box.style, {
+      left: `${(100 * b[0]) / g.width}%`, top: `${(100 * b[1]) / g.height}%`,
+      width: `${(100 * b[2]) / g.width}%`, height: `${(100 * b[3]) / g.height}%`,
+    });
+    $("boxes").append(box);
+  });
+  const keyOf = (name) => (classes.find((c) => c.name === name) || {}).key;
+  $("guesses").replaceChildren(...g.guesses.map(([name, p], i) => el("li", {
+    textContent: `${i === 0 ? "Enter" : keyOf(name) || ""}  ${name} ${(100 * p).toFixed(0)} %`,
+  })));
+  if (g.error) say(`unreadable: ${g.error}`);
+  else if (!g.boxes.length) say("no face found: press a class key if there is one, n if not");
+}
+
+function move(step) {
+  const next = at + step;
+  if (next >= page.items.length) return nextPage();
+  if (next < 0) {
+    return page.offset > 0 ? loadPage(Math.max(0, page.offset - PAGE), PAGE - 1) : undefined;
+  }
+  at = next;
+  showGrid();
+  return show();
+}
+
+// The files decided on this page have left its place in the listing: the next page starts sooner.
+function nextPage() {
+  const left = page.items.filter((i) => i.done).length;
+  const offset = page.offset + page.items.length - left;
+  if (offset >= page.total - left) {
+    say(page.total - left ? "end of the list" : "all reviewed: the quarantine is empty");
+    return undefined;
+  }
+  return loadPage(offset);
+}
+
+function advance() {
+  const next = page.items.findIndex((item, i) => i > at && !item.done);
+  if (next >= 0) {
+    at = next;
+    showGrid();
+    return show();
+  }
+  showGrid();
+  return nextPage();
+}
+
+async function label(name) {
+  const item = current();
+  if (!item || item.done) return advance();
+  const done = await post("/api/label", { id: item.id, label: name });
+  item.done = done;
+  page.counts[item.reason] -= 1;
+  showReasons();
+  say(`${done.name} → ${done.label}`);
+  if (!classes.some((c) => c.name === done.label)) await loadState();
+  else loadState().catch((e) => say(e.message));
+  return advance();
+}
+
+async function acceptTop() {
+  const item = current();
+  if (!item || item.done) return advance();
+  const g = await ensureGuesses(item);
+  if (!g.guesses.length) {
+    say("no guess for this file: press a class key, or n");
+    return undefined;
+  }
+  return label(g.guesses[0][0]);
+}
+
+async function noFace() {
+  const item = current();
+  if (!item || item.done) return advance();
+  item.done = await post("/api/no-face", { id: item.id });
+  say(`${item.name}: no usable face (stays in quarantine)`);
+  return advance();
+}
+
+async function undo() {
+  const done = await post("/api/undo");
+  const i = page.items.findIndex((item) => item.id === done.id);
+  say(`undone: ${done.name} is back in quarantine`);
+  loadState().catch((e) => say(e.message));
+  if (i < 0) return loadPage(page.offset, at);
+  if (done.kind === "label") page.counts[page.items[i].reason] += 1;
+  showReasons();
+  page.items[i].done = null;
+  page.items[i].dismissed = false;
+  at = i;
+  showGrid();
+  return show();
+}
+
+function onKey(ev) {
+  if (ev.target === $("class-input") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const cls = classes.find((c) => c.key && c.key === ev.key);
+  const actions = {
+    Enter: acceptTop, n: noFace, u: undo,
+    ArrowRight: () => move(1), ArrowDown: () => move(1), ArrowLeft: () => move(-1), ArrowUp: () => move(-1),
+  };
+  if (ev.key === "t") {
+    ev.preventDefault();
+    $("class-input").focus();
+  } else if (cls) {
+    enqueue(() => label(cls.name));
+  } else if (actions[ev.key]) {
+    ev.preventDefault();
+    enqueue(actions[ev.key]);
+  }
+}
+
+function start() {
+  document.addEventListener("keydown", onKey);
+  $("new-class").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const name = $("class-input").value;
+    $("class-input").value = "";
+    $("class-input").blur();
+    if (name.trim()) enqueue(() => label(name));
+  });
+  $("class-input").addEventListener("keydown", (ev) => { if (ev.key === "Escape") ev.target.blur(); });
+  $("retrain").addEventListener("click", () => enqueue(async () => {
+    await post("/api/retrain");
+    await loadState();
+  }));
+  enqueue(async () => { await loadState(); await loadPage(0); document.body.dataset.ready = "1"; });
+}
+
+start();

@@ -1,0 +1,102 @@
+"""A library with a quarantine of drawn screenshots, a model that knows the drawn emotions and the
+review page serving them in this process (shared by the HTTP and the browser tests of the page)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
+
+from facesortd import learn, model_store
+from facesortd.config import Settings, load_settings
+from facesortd.emotion import EmotionModel
+from facesortd.faces import FaceSpec, normalise_face
+from facesortd.metrics import Evaluation
+from facesortd.review_page.server import ReviewServer
+
+SPEC = FaceSpec(size=48)
+
+
+@contextmanager
+def scratch_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder in memory (/dev/shm) where there is one, else ``tmp_path``.
+
+    Every decision fsyncs the journal, the moved file and the kept face, and the paging test makes
+    10,000 files: on the shared VM's disk that costs seconds which measure the disk, not the page.
+    """
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    with tempfile.TemporaryDirectory(dir=shm, prefix="facesortd-test-") as folder:
+        yield Path(folder)
+
+
+def review_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings over folders in ``tmp_path``; drawn faces are found by the test double, no shipped model."""
+    monkeypatch.setattr(model_store, "shipped_model", lambda: None)
+    monkeypatch.setattr(learn, "shipped_model", lambda: None)
+    monkeypatch.setattr("facesortd.review.FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.review_page.cache.FaceDetector", BrightBlobDetector)
+    # In the environment too, so that `facesortd` commands run by a test see the same folders.
+    for key, folder in (("INBOX", "inbox"), ("LIBRARY", "lib"), ("STATE_DIR", "state")):
+        monkeypatch.setenv(f"FACESORTD_{key}", str(tmp_path / folder))
+    return load_settings(learning={"retrain_after_labels": 20, "min_per_class": 3})
+
+
+def install_model(settings: Settings) -> EmotionModel:
+    """A model of the four drawn emotions, framed as the test detector frames faces, in force."""
+    rng = np.random.default_rng(3)
+    faces, labels = [], []
+    for i in range(60):
+        emotion = EMOTIONS[i % 4]
+        img, _ = draw_screenshot(emotion, rng)
+        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        box = max(BrightBlobDetector().detect(gray), key=lambda f: f.area).box
+        faces.append(normalise_face(gray, box, SPEC))
+        labels.append(emotion)
+    model = EmotionModel.fit(np.stack(faces), labels, SPEC, "hog")
+    truth = np.array([model.labels.index(x) for x in labels])
+    proba = model.predict_proba(np.stack(faces))
+    model.info["held_out"] = Evaluation.of(
+        model.labels, truth, proba.argmax(axis=1), proba.max(axis=1), 0.7
+    ).summary()
+    path = model.save(model_store.models_dir(settings) / "20260101-000000.fsm.npz")
+    model_store.adopt(settings, path)
+    return model
+
+
+def quarantine(
+    settings: Settings, reason: str, names_emotions: list[tuple[str, str]], seed: int = 0
+) -> dict[str, Path]:
+    """Drawn screenshots in ``_quarantine/<reason>/``, the first named the newest; {name: path}."""
+    folder = settings.library / "_quarantine" / reason
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, emotion in reversed(names_emotions):  # written last = arrived last = listed first
+        path = folder / name
+        assert cv2.imwrite(str(path), draw_screenshot(emotion, rng)[0])
+        out[name] = path
+    return out
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[ReviewServer]:
+    server = ReviewServer(settings, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.close()

@@ -1,0 +1,140 @@
+"""The review page in a real browser: headless Chromium labels the quarantine by key presses.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) and Selenium (the
+``test`` extra); skipped cleanly where any is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
+from waiting import wait_until
+
+from facesortd.config import Settings
+from facesortd.journal import Journal
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)",
+)
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    """One Chromium for the module (starting it is a good part of a test's time)."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    with scratch_dir(tmp_path) as root:
+        settings = review_settings(root, monkeypatch)
+        install_model(settings)
+        yield settings
+
+
+class Keyboard:
+    """Presses keys on the page and counts them."""
+
+    def __init__(self, driver: webdriver.Chrome) -> None:
+        self.driver = driver
+        self.presses = 0
+
+    def press(self, *keys: str) -> None:
+        for key in keys:
+            ActionChains(self.driver).send_keys(key).perform()
+            self.presses += 1
+
+
+def _open(driver: webdriver.Chrome, url: str) -> Keyboard:
+    driver.get(url)
+    wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1", timeout=30)
+    return Keyboard(driver)
+
+
+def test_keys_label_mark_undo_move_and_type_a_new_class(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    names = ["s0.png", "s1.png", "s2.png", "s3.png", "s4.png", "s5.png"]
+    files = quarantine(
+        settings,
+        "unsure",
+        list(zip(names, ["happy", "sad", "angry", "surprised", "happy", "sad"], strict=True)),
+    )
+    lib = settings.library
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        page = browser.find_element("tag name", "body").text
+        assert "1 angry" in page and "2 happy" in page and "3 sad" in page and "no usable face" in page
+        keys.press(Keys.ENTER)  # s0: the top guess, happy
+        wait_until(lambda: (lib / "happy" / "s0.png").is_file())
+        keys.press("3")  # s1: sad
+        wait_until(lambda: (lib / "sad" / "s1.png").is_file())
+        keys.press("n")  # s2: no usable face; it stays
+        wait_until(lambda: "no usable face" in browser.find_element("id", "message").text)
+        keys.press("u", "1")  # changed my mind: s2 is angry after all
+        wait_until(lambda: (lib / "angry" / "s2.png").is_file())
+        keys.press(Keys.ARROW_RIGHT, Keys.ARROW_LEFT, "t")  # to s4 and back to s3, then type a class
+        browser.switch_to.active_element.send_keys("smug", Keys.ENTER)
+        wait_until(lambda: (lib / "smug" / "s3.png").is_file())
+        keys.press("2")  # s4: happy
+        wait_until(lambda: (lib / "happy" / "s4.png").is_file())
+        keys.press("u")  # ... and back
+        wait_until(lambda: files["s4.png"].is_file())
+        wait_until(lambda: "1 angry" in browser.find_element("id", "keys").text)
+        assert "smug" in browser.find_element("id", "keys").text  # the typed class now has a key
+        assert "unsure 2" in browser.find_element("id", "reasons").text  # the counts follow
+    assert sorted(p.name for p in files["s0.png"].parent.iterdir()) == ["s4.png", "s5.png"]
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        labels = {Path(m.destination).name: m.emotion for m in journal.done_moves()}
+        assert labels == {"s0.png": "happy", "s1.png": "sad", "s2.png": "angry", "s3.png": "smug"}
+        given = sorted((label, source) for _h, label, source, _f, _g, _t in journal.labels())
+        assert given == [("angry", "human"), ("happy", "human"), ("sad", "human"), ("smug", "human")]
+    finally:
+        journal.close()
+
+
+@pytest.mark.slow  # about 6 s: fifty moves, labels and thumbnails
+def test_fifty_files_take_fifty_key_presses(settings: Settings, browser: webdriver.Chrome) -> None:
+    emotions = ["angry", "happy", "sad", "surprised"]
+    truth = [(f"f{i:02d}.png", emotions[i % 4]) for i in range(50)]
+    quarantine(settings, "unsure", truth)
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        for _name, emotion in truth:  # listed newest first: the order they were given
+            keys.press(str(emotions.index(emotion) + 1))
+        wait_until(lambda: all((settings.library / e / n).is_file() for n, e in truth), timeout=60)
+        wait_until(lambda: "quarantine is empty" in browser.find_element("id", "message").text)
+    assert keys.presses == 50 <= 60
+    assert not list((settings.library / "_quarantine" / "unsure").iterdir())

@@ -1,0 +1,278 @@
+"""The review page over HTTP: token and method rules, ids instead of paths, decisions that are
+file-manager moves (journaled, labelled, undoable), the queue order, caching and paging."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
+from waiting import wait_until
+
+from facesortd import cli
+from facesortd.config import Settings
+from facesortd.journal import Journal
+from facesortd.review_page.queue import scan
+from facesortd.review_page.server import TOKEN_HEADER, ReviewServer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    with scratch_dir(tmp_path) as root:
+        yield review_settings(root, monkeypatch)
+
+
+class Client:
+    def __init__(self, server: ReviewServer) -> None:
+        self.base = f"http://127.0.0.1:{server.server_address[1]}"
+        self.token = server.app.token
+
+    def request(
+        self, path: str, body: dict | None = None, token: str | None = "header", method: str | None = None
+    ) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"}
+        url = self.base + path
+        if token == "header":
+            headers[TOKEN_HEADER] = self.token
+        elif token == "query":
+            url += ("&" if "?" in url else "?") + "token=" + self.token
+        elif token is not None:
+            headers[TOKEN_HEADER] = token
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req) as res:
+                return res.status, res.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def get(self, path: str) -> dict:
+        status, body = self.request(path)
+        assert status == 200, body
+        return json.loads(body)
+
+    def post(self, path: str, body: dict | None = None) -> tuple[int, dict]:
+        status, raw = self.request(path, body or {}, method="POST")
+        return status, json.loads(raw)
+
+
+def test_every_request_needs_the_token_and_changes_need_post(settings: Settings) -> None:
+    quarantine(settings, "unsure", [("a.png", "happy")])
+    with serving(settings) as server:
+        assert server.server_address[0] == "127.0.0.1"
+        client = Client(server)
+        item = client.get("/api/items")["items"][0]["id"]
+        for path in ("/", "/static/page.js", "/api/items", f"/thumb?id={item}", "/api/state"):
+            assert client.request(path, token=None)[0] == 401, path
+            assert client.request(path, token="wrong")[0] == 403, path
+            assert client.request(path, token="query")[0] == 200, path
+        # A change needs POST, with the token in the header (a form on another site cannot set it).
+        assert client.request("/api/label", token="query", method="GET")[0] == 405
+        status, _ = client.request(
+            f"/api/label?token={client.token}", {"id": item, "label": "happy"}, token=None
+        )
+        assert status == 401
+        assert client.request("/api/items", {}, method="POST")[0] == 405
+        assert client.request("/static/../review_page/server.py", token="query")[0] == 404
+        page = client.request("/", token="query")[1].decode()
+        assert client.token in page  # the page's own scripts and styles carry it
+
+
+def test_only_listed_quarantine_files_can_be_read_or_moved(settings: Settings, tmp_path: Path) -> None:
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(files["a.png"].read_bytes())
+    (settings.library / "_quarantine" / "unsure" / "link.png").symlink_to(outside)
+    with serving(settings) as server:
+        client = Client(server)
+        listed = client.get("/api/items")["items"]
+        assert sorted(i["name"] for i in listed) == ["a.png", "b.png"]  # the symlink is never listed
+        for bad in ("../../secret.png", str(outside), "0" * 24):
+            assert client.post("/api/label", {"id": bad, "label": "happy"})[0] == 404
+            assert client.request(f"/thumb?id={bad}", token="query")[0] == 404
+        # A file replaced since it was listed is another file: refused until the page reloads.
+        b = next(i["id"] for i in listed if i["name"] == "b.png")
+        files["b.png"].write_bytes(files["a.png"].read_bytes())
+        assert client.post("/api/label", {"id": b, "label": "sad"})[0] == 404
+        a = next(i["id"] for i in listed if i["name"] == "a.png")
+        status, reply = client.post("/api/label", {"id": a, "label": "../../etc"})
+        assert status == 409 and "cannot be a class" in reply["error"]
+    assert outside.is_file() and files["a.png"].is_file() and files["b.png"].is_file()
+    assert not (settings.library / "etc").exists()
+
+
+def test_a_label_is_a_journaled_move_and_a_human_label_undone_by_facesortd_undo(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    (settings.library / "happy").mkdir(parents=True)
+    (settings.library / "happy" / "a.png").write_bytes(b"another file of that name")
+    with serving(settings) as server:
+        client = Client(server)
+        ids = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
+        status, done = client.post("/api/label", {"id": ids["a.png"], "label": "happy"})
+        assert status == 200 and done["path"] == str(settings.library / "happy" / "a (1).png")  # no overwrite
+    assert not files["a.png"].exists()
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        move = journal.done_moves(limit=1)[0]
+        assert (move.source, move.destination, move.emotion) == (files["a.png"], Path(done["path"]), "happy")
+        assert [(label, source) for _h, label, source, _f, _g, _t in journal.labels()] == [("happy", "human")]
+    finally:
+        journal.close()
+    assert cli.main(["undo"]) == 0
+    assert (
+        files["a.png"].is_file()
+        and (settings.library / "happy" / "a.png").read_bytes() == b"another file of that name"
+    )
+
+
+def test_page_undo_takes_back_labels_and_no_face_marks_newest_first(settings: Settings) -> None:
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    with serving(settings) as server:
+        client = Client(server)
+        ids = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
+        assert client.post("/api/label", {"id": ids["a.png"], "label": "Smug Face"})[0] == 200
+        assert (settings.library / "smug-face" / "a.png").is_file()  # a typed class makes its folder
+        assert client.post("/api/no-face", {"id": ids["b.png"]})[0] == 200
+        listed = client.get("/api/items")["items"]
+        assert [(i["name"], i["dismissed"]) for i in listed] == [("b.png", True)]  # stays, marked
+        assert files["b.png"].is_file()
+        assert client.post("/api/undo")[1]["name"] == "b.png"
+        assert client.get("/api/items")["items"][0]["dismissed"] is False
+        assert client.post("/api/undo")[1]["path"] == str(files["a.png"])
+        assert files["a.png"].is_file()
+        status, reply = client.post("/api/undo")
+        assert status == 409 and "nothing to undo" in reply["error"]
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        assert journal.labels() == []  # the label was withdrawn with the move
+    finally:
+        journal.close()
+
+
+def test_queue_order_guesses_boxes_and_thumbnails_made_once(settings: Settings) -> None:
+    install_model(settings)
+    quarantine(settings, "no-face", [("n1.png", "sad")], seed=1)
+    quarantine(settings, "mixed", [("m1.png", "sad")], seed=2)
+    quarantine(settings, "unsure", [("new.png", "happy"), ("old.png", "angry")], seed=3)
+    with serving(settings) as server:
+        client = Client(server)
+        listing = client.get("/api/items")
+        assert [i["name"] for i in listing["items"]] == ["new.png", "old.png", "n1.png", "m1.png"]
+        assert list(listing["counts"]) == ["unsure", "no-face", "mixed"]
+        only = client.get("/api/items?reason=mixed")
+        assert [i["name"] for i in only["items"]] == ["m1.png"] and only["total"] == 1
+        new = listing["items"][0]["id"]
+        guess = client.get(f"/api/guesses?id={new}")
+        assert len(guess["boxes"]) == 1 and len(guess["guesses"]) == 3
+        assert guess["guesses"][0][0] == "happy" and guess["guesses"][0][1] >= guess["guesses"][1][1]
+        status, first = client.request(f"/thumb?id={new}")
+        thumbs = list((settings.state_dir / "review" / "thumbs").rglob("*.jpg"))
+        assert status == 200 and first[:2] == b"\xff\xd8" and len(thumbs) == 1
+        made = thumbs[0].stat().st_mtime_ns
+        assert client.request(f"/thumb?id={new}")[1] == first and thumbs[0].stat().st_mtime_ns == made
+
+
+def test_the_cache_keeps_only_files_still_in_quarantine_across_runs(settings: Settings) -> None:
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    cache = settings.state_dir / "review"
+    with serving(settings) as server:
+        client = Client(server)
+        ids = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
+        for item in ids.values():
+            client.request(f"/thumb?id={item}")
+            client.get(f"/api/guesses?id={item}")
+        assert client.post("/api/no-face", {"id": ids["a.png"]})[0] == 200
+        assert client.post("/api/no-face", {"id": ids["b.png"]})[0] == 200
+    files["a.png"].unlink()  # the person deleted it
+    with serving(settings) as server:
+        kept = sorted(p.stem for p in cache.glob("*/*/*"))
+        assert server.app.decisions.marks.ids == {ids["b.png"]}
+    assert kept == [ids["b.png"], ids["b.png"]]
+
+
+def test_learning_and_model_panels_and_retrain_now(settings: Settings) -> None:
+    install_model(settings)
+    names = [
+        (f"{'abcdefgh'[i // 4]}{i}.png", ("angry", "happy", "sad", "surprised")[i % 4]) for i in range(16)
+    ]
+    quarantine(settings, "unsure", names)
+    with serving(settings) as server:
+        client = Client(server)
+        state = client.get("/api/state")
+        assert [(c["name"], c["key"]) for c in state["classes"]] == [
+            ("angry", "1"),
+            ("happy", "2"),
+            ("sad", "3"),
+            ("surprised", "4"),
+        ]
+        assert state["learning"]["next_retrain_in"] == 20
+        assert state["model"]["plots"] == ["confusion.png", "reliability.png"]
+        status, png = client.request("/plot?name=reliability.png")
+        assert status == 200 and png[:4] == b"\x89PNG"
+        ids = {i["name"]: i["id"] for i in client.get("/api/items?limit=100")["items"]}
+        for name, emotion in names:
+            assert client.post("/api/label", {"id": ids[name], "label": emotion})[0] == 200
+        learning = client.get("/api/state")["learning"]
+        assert learning["labels"] == {"angry": 4, "happy": 4, "sad": 4, "surprised": 4}
+        assert learning["next_retrain_in"] == 4
+        assert client.post("/api/retrain")[0] == 202
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=60)
+        learning = client.get("/api/state")["learning"]
+        assert "your held-out labels" in learning["message"], learning["message"]
+        assert learning["next_retrain_in"] == 20 and learning["last_retrain"] is not None
+
+
+def test_ten_thousand_quarantined_files_page_quickly(settings: Settings) -> None:
+    folder = settings.library / "_quarantine" / "unsure"
+    folder.mkdir(parents=True)
+    for k in range(10_000):
+        (folder / f"shot{k:05d}.png").write_bytes(b"x")
+    started = time.perf_counter()
+    items = scan(settings.library, set())
+    listed = time.perf_counter() - started
+    assert len(items) == 10_000 and listed < 1.0, listed
+    with serving(settings) as server:
+        client = Client(server)
+        started = time.perf_counter()
+        page = client.get("/api/items?offset=9950&limit=60")
+        assert time.perf_counter() - started < 2.0
+        assert page["total"] == 10_000 and len(page["items"]) == 50
+
+
+def test_review_command_prints_the_url_first_and_refuses_a_taken_port(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FACESORTD_STATE_DIR": str(tmp_path / "state2")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facesortd", "review", "--no-browser", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        assert url.startswith("http://127.0.0.1:") and "?token=" in url
+        with urllib.request.urlopen(url) as res:
+            assert res.status == 200 and b"facesortd review" in res.read()
+        port = int(url.split(":")[2].split("/")[0])
+        assert cli.main(["review", "--no-browser", "--port", str(port)]) == 2
+        assert "--port 0 for any free one" in capsys.readouterr().err
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
