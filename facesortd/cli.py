@@ -23,7 +23,7 @@ from facesortd.datasets import DatasetError, LabelledItem, is_image_name, load_i
 from facesortd.decide import Decision, Pipeline
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT, describe
 from facesortd.detect import DetectorError, FaceDetector
-from facesortd.emotion import MODEL_SUFFIX, ModelError
+from facesortd.emotion import ModelError
 from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec
 from facesortd.feature_net import FeatureNetError
@@ -32,14 +32,14 @@ from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, content_id, journaled_apply
 from facesortd.learn import KEEP_MARGIN
 from facesortd.library import Library
-from facesortd.metrics import headline
+from facesortd.metrics import Evaluation, headline, near_chance
 from facesortd.model_store import (
-    adopt,
     history,
     load_model_in_force,
     model_in_force,
-    models_dir,
+    new_model_path,
     rollback,
+    use,
     validation_path,
 )
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
@@ -339,19 +339,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     held_out = predict_set(model, validation).evaluation(threshold) if validation is not None else None
     if held_out is not None:
         model.info["bootstrap_validation"] = held_out.summary()
-    out = args.out or models_dir(settings) / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX)
+    out = args.out or new_model_path(settings)
     model.save(out)
     if validation is not None:
         # Kept beside the model: retraining checks every candidate against it (see learn.py).
         validation.save(validation_path(out))
-    if out.parent.resolve() == models_dir(settings).resolve():
-        adopt(settings, out)
     _print_figures(predictions, data, threshold, as_json=False)
     if held_out is not None:
         print(f"\n--- validation set held out from training ({held_out.confusion.sum()} faces) ---")
         print(held_out.report())
     print(f"trained on {len(data.labels)} faces in {seconds:.1f} s; model written to {out}")
+    _compare_with_model_in_force(settings, spec, held_out, validation)
+    if args.activate:
+        print(f"now in force: {use(settings, str(out))}")
+    else:
+        print(f"not in force yet: `facesortd model use {out}` puts it in force (or train with --activate)")
     return 0
+
+
+def _compare_with_model_in_force(
+    settings: Settings, spec: FaceSpec, new: Evaluation | None, validation: FaceSet | None
+) -> None:
+    """Both models' figures on the faces just held out, side by side, and plainly which is better."""
+    current_path = model_in_force(settings)
+    if current_path is None:
+        return
+    if new is None or validation is None:
+        print("no validation set held out (--validation-share 0): not compared with the model in force")
+        return
+    current = load_model(current_path)
+    if current.spec != spec:
+        print("the model in force frames faces otherwise: not compared on the validation set")
+        return
+    old = predict_set(current, validation).evaluation(settings.recognition.threshold)
+    print(f"\n--- on the validation set: the new model and the one in force ({current_path.name}) ---")
+    print(f"new model:      {headline(new.summary())}")
+    print(f"model in force: {headline(old.summary())}")
+    if near_chance(new.summary()):
+        chance = 1 / len(new.labels)
+        print(f"the new model is barely better than chance ({chance:.3f}): it learnt next to nothing")
+    max_drop = settings.learning.max_coverage_drop
+    if new.balanced_accuracy < old.balanced_accuracy or new.coverage < old.coverage - max_drop:
+        print(
+            "the new model is WORSE than the model in force on these faces (which the model in force "
+            "may have been trained on; see README)"
+        )
+    else:
+        print("the new model is not worse than the model in force on these faces")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -367,8 +401,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_model(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if (args.action == "use") != (args.target is not None):
+        raise UsageError("`model use` takes `default` or a model FILE; `model list` and `rollback` take none")
     if args.action == "rollback":
         print(f"model in force is now {rollback(settings)}")
+        return 0
+    if args.action == "use":
+        print(f"model in force is now {use(settings, args.target)}")
         return 0
     entries = history(settings)
     if not entries:
@@ -475,7 +514,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if result.path is None:
         print(f"no retrain: {result.reason}")
         return 1
-    print(f"{result.describe(settings.learning.adopt_metric)}\nnew model: {result.path}")
+    print(f"{result.describe()}\nnew model: {result.path}")
     return 0
 
 
@@ -591,6 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="model file to write (default: <state_dir>/models/<time>.fsm.npz)"
     )
     p.add_argument(
+        "--activate",
+        action="store_true",
+        help="put the new model in force at once (without it: `facesortd model use FILE` later, after "
+        "comparing its figures with the model in force, which train prints)",
+    )
+    p.add_argument(
         "--descriptor",
         action="append",
         choices=list(DESCRIPTORS),
@@ -699,9 +744,12 @@ def build_parser() -> argparse.ArgumentParser:
         "model",
         help="list the emotion models (history) or roll back",
         description="List your emotion models, oldest first, with their training counts and held-out "
-        "figures; * marks the one in force. `model rollback` returns to the previous one.",
+        "figures; * marks the one in force. `model rollback` puts back the model in force before "
+        "this one (step by step down to the shipped model); `model use default|FILE` puts the "
+        "shipped model or a model file in force.",
     )
-    p.add_argument("action", nargs="?", choices=["list", "rollback"], default="list")
+    p.add_argument("action", nargs="?", choices=["list", "rollback", "use"], default="list")
+    p.add_argument("target", nargs="?", metavar="default|FILE", help="for `use`: which model")
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser(

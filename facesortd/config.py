@@ -160,7 +160,8 @@ class LearningSettings(_Section):
     retrain_interval_h: float = Field(
         24.0,
         ge=0.0,
-        description="Also retrain this often (hours) if any new label arrived; 0: never by time.",
+        description="Fewer new labels than retrain_after_labels are learnt from once the first of them has "
+        "waited this long (hours); 0: only by count.",
     )
     min_per_class: int = Field(5, ge=1, description="Labels a new emotion needs before it becomes a class.")
     user_weight: float = Field(
@@ -179,6 +180,13 @@ class LearningSettings(_Section):
         ge=0.0,
         le=1.0,
         description="On your held-out labels a new model may score at most this much below the current one.",
+    )
+    max_coverage_drop: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="On each held-out set a new model may auto-sort at most this share of faces fewer than "
+        "the current one at the threshold (0.05: five points), whatever its balanced accuracy.",
     )
     bootstrap_max_drop: float = Field(
         0.05,

@@ -1,12 +1,15 @@
 """Learning from review: the user's labels become a better model, never a worse one.
 
 A label is a face crop kept in the state folder (so retraining does not depend on the user keeping
-the file) plus the emotion a person gave it. Retraining starts from the bootstrap model (the
-shipped one, or one the user trained with `facesortd train`) and adds every user label, weighted
-so the user's own domain dominates. The new model is measured against the model in force on the
-same held-out user labels (grouped by screenshot source) and on the validation set that
-`facesortd train` held out from the bootstrap model, and adopted only if it is not worse on either
-(by ``learning.adopt_metric``, within ``max_drop`` / ``bootstrap_max_drop``).
+the file) plus the emotion a person gave it. Retraining starts from the bootstrap model (the model
+in force if no user labels went into it, else the one it was retrained from) and adds every user
+label, weighted so the user's own domain dominates. The new model is judged against the model in
+force only on user labels **neither** was trained on: the candidate's out-of-fold predictions
+(grouped by screenshot source) on the labels the model in force never saw. It is adopted only if
+it is not worse there nor on the validation set `facesortd train` held out beside the bootstrap
+model, by ``learning.adopt_metric`` (within ``max_drop`` / ``bootstrap_max_drop``) and by the
+share it auto-sorts at the threshold (within ``max_coverage_drop``): a model that is right more
+often but dares to sort nothing would make review worse, not better.
 """
 
 from __future__ import annotations
@@ -21,20 +24,23 @@ import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.config import LearningSettings, Settings
+from facesortd.config import AdoptMetric, LearningSettings, Settings
 from facesortd.datasets import Box
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.durable import atomic_writer
-from facesortd.emotion import MODEL_SUFFIX, EmotionModel, fit_temperature, softmax
+from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, crop_face, normalise_face
 from facesortd.journal import Journal
+from facesortd.metrics import Evaluation
 from facesortd.model_store import (
     adopt,
+    adopted,
     model_in_force,
     models_dir,
-    shipped_model,
-    user_models,
+    name_of,
+    new_model_path,
+    resolve,
     validation_path,
 )
 from facesortd.training import FaceSet, Predictions, grouped_folds, predict_set
@@ -100,17 +106,36 @@ class Comparison:
     """One held-out set on which the new model was measured against the model in force."""
 
     held_out: str
-    candidate: float
-    current: float | None
+    new: Evaluation
+    old: Evaluation | None
+    metric: AdoptMetric
     max_drop: float
+    max_coverage_drop: float
+
+    @property
+    def candidate(self) -> float:
+        return self.new.score(self.metric)
+
+    @property
+    def current(self) -> float | None:
+        return None if self.old is None else self.old.score(self.metric)
 
     @property
     def passed(self) -> bool:
-        return self.current is None or self.candidate >= self.current - self.max_drop
+        if self.old is None:
+            return True
+        scored = self.candidate >= self.old.score(self.metric) - self.max_drop
+        return scored and self.new.coverage >= self.old.coverage - self.max_coverage_drop
 
-    def describe(self, metric: str) -> str:
-        current = "n/a" if self.current is None else f"{self.current:.3f}"
-        return f"{metric} on {self.held_out}: new {self.candidate:.3f}, current {current}"
+    def describe(self) -> str:
+        old = self.old
+        score = "n/a" if old is None else f"{old.score(self.metric):.3f}"
+        share = "n/a" if old is None else f"{old.coverage:.0%}"
+        return (
+            f"{self.metric} on {self.held_out} ({self.new.confusion.sum()} faces): new {self.candidate:.3f}, "
+            f"current {score}; auto-sorted at {self.new.threshold:.2f}: new {self.new.coverage:.0%}, "
+            f"current {share}"
+        )
 
 
 @dataclass
@@ -124,9 +149,9 @@ class RetrainResult:
     waiting: dict[str, int] = field(default_factory=dict)
     reason: str = ""
 
-    def describe(self, metric: str) -> str:
+    def describe(self) -> str:
         """Every figure that decided, then the verdict (what `retrain` prints and the log says)."""
-        figures = "; ".join(c.describe(metric) for c in self.comparisons)
+        figures = "; ".join(c.describe() for c in self.comparisons)
         verdict = "adopted" if self.adopted else "kept the model in force"
         return f"{figures}; {verdict}" + (f" ({self.reason})" if self.reason else "")
 
@@ -137,33 +162,58 @@ class Bootstrap:
 
     model: Model | None
     validation: FaceSet | None
+    name: str | None = None
+
+
+def _held_out_beside(path: Path, model: Model) -> FaceSet | None:
+    held = validation_path(path)
+    validation = FaceSet.load(held) if held.is_file() else None
+    if validation is not None and validation.faces.shape[1] != model.spec.size:
+        logger.warning("{}: faces of another size than the model's; not used for validation", held)
+        validation = None
+    return validation
 
 
 def bootstrap(settings: Settings) -> Bootstrap:
-    """The newest model trained without user labels (`facesortd train`), else the shipped one.
+    """The model in force if no user labels went into it, else the one it was retrained from.
 
+    So a model `facesortd train` wrote becomes the base only once the user puts it in force, and
+    a chain of retrains always goes back to the same base. Retrains from before ``base_file`` was
+    recorded fall back to the newest label-free model ever put in force, then the shipped one.
     Its validation set is the one `facesortd train` held out beside it; the shipped model has none
     (its training data cannot be shipped), so then only the user's own labels judge a retrain.
     """
-    candidates = [*reversed(user_models(settings)), shipped_model()]
-    for path in (p for p in candidates if p is not None):
+    path, seen = model_in_force(settings), set()
+    while path is not None and path not in seen:
+        seen.add(path)
         model = load_model(path)
-        if model.info.get("user_labels"):
-            continue
-        held = validation_path(path)
-        validation = FaceSet.load(held) if held.is_file() else None
-        if validation is not None and validation.faces.shape[1] != model.spec.size:
-            logger.warning("{}: faces of another size than the model's; not used for validation", held)
-            validation = None
-        return Bootstrap(model, validation)
+        if not model.info.get("user_labels"):
+            return Bootstrap(model, _held_out_beside(path, model), name_of(settings, path))
+        base = model.info.get("base_file")
+        path = resolve(settings, base) if isinstance(base, str) else None
+    for name in [*reversed(adopted(settings)), "default"]:
+        path = resolve(settings, name)
+        if path is not None and not (model := load_model(path)).info.get("user_labels"):
+            return Bootstrap(model, _held_out_beside(path, model), name)
     return Bootstrap(None, None)
+
+
+def _seen_by(model: Model | None, labels: list[UserLabel]) -> set[str]:
+    """The kept faces (by file stem) that ``model`` was trained on."""
+    if model is None or not model.info.get("user_labels"):
+        return set()
+    if "user_label_faces" not in model.info:
+        logger.warning("the model in force does not record its labels; judging on all of yours")
+        return set()
+    return set(map(str, model.info["user_label_faces"]))  # type: ignore[call-overload]
 
 
 def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) -> RetrainResult:
     """Train bootstrap + user labels; adopt only if not worse than ``current`` on every held-out set.
 
-    Held-out sets: the user's labels (grouped cross-validation, so a screenshot source never sits
-    on both sides) and, when there is one, the bootstrap validation set.
+    Held-out sets: the user's labels that ``current`` was not trained on (the candidate is judged
+    on them by grouped cross-validation, so a screenshot source never sits on both sides) and,
+    when there is one, the bootstrap validation set.
     """
     learning = settings.learning
     start = bootstrap(settings)
@@ -177,13 +227,17 @@ def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) 
     groups = {lbl.group for lbl in usable}
     if len(groups) < 2 or (base is None and len(used) < 2):
         return RetrainResult(None, False, [], used, waiting, "not enough labels to hold some out yet")
+    seen = _seen_by(current, usable)
+    judged = np.array([i for i, lbl in enumerate(usable) if lbl.face.stem not in seen], dtype=np.int64)
+    if len(judged) == 0:
+        return RetrainResult(None, False, [], used, waiting, "no label the model in force was not trained on")
     spec = base.spec if base else FaceSpec()
     faces = np.stack([kept_face(lbl.face, spec) for lbl in usable])
     # The model in force is judged on faces framed its own way (it may predate a change of framing).
     current_faces = (
-        faces
+        faces[judged]
         if current is None or current.spec == spec
-        else np.stack([kept_face(lbl.face, current.spec) for lbl in usable])
+        else np.stack([kept_face(usable[i].face, current.spec) for i in judged])
     )
     names = [lbl.label for lbl in usable]
     weights = np.array([lbl.weight(learning) for lbl in usable])
@@ -198,27 +252,30 @@ def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) 
     all_names = sorted(set(names) | known | (set(current.labels) if current else set()))
     truth = np.array([all_names.index(n) for n in names])
     cand_logits = np.full((len(names), len(all_names)), -1e9)
-    cur_proba = np.zeros((len(names), len(all_names)))
     for f in np.unique(folds):
         test, train = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
         if len({names[i] for i in train}) < 2 and base is None:
             continue
         model = fit(train)
         cand_logits[np.ix_(test, [all_names.index(n) for n in model.labels])] = model.logits(faces[test])
-        if current is not None:
-            cur_proba[np.ix_(test, [all_names.index(n) for n in current.labels])] = current.predict_proba(
-                current_faces[test]
-            )
     temperature = fit_temperature(cand_logits, truth)
     threshold = settings.recognition.threshold
     metric = learning.adopt_metric
-    candidate_eval = Predictions(all_names, truth, softmax(cand_logits / temperature)).evaluation(threshold)
+    cand_proba = softmax(cand_logits / temperature)
+    candidate_eval = Predictions(all_names, truth, cand_proba).evaluation(threshold)
+    current_eval = None
+    if current is not None:
+        cur_proba = np.zeros((len(judged), len(all_names)))
+        cur_proba[:, [all_names.index(n) for n in current.labels]] = current.predict_proba(current_faces)
+        current_eval = Predictions(all_names, truth[judged], cur_proba).evaluation(threshold)
     comparisons = [
         Comparison(
-            "your held-out labels",
-            candidate_eval.score(metric),
-            Predictions(all_names, truth, cur_proba).evaluation(threshold).score(metric) if current else None,
+            "your labels neither model was trained on",
+            Predictions(all_names, truth[judged], cand_proba[judged]).evaluation(threshold),
+            current_eval,
+            metric,
             learning.max_drop,
+            learning.max_coverage_drop,
         )
     ]
     final = fit(np.arange(len(names)))
@@ -233,50 +290,60 @@ def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) 
         comparisons.append(
             Comparison(
                 "the bootstrap validation set",
-                boot_eval.score(metric),
-                predict_set(current, validation).evaluation(threshold).score(metric) if current else None,
+                boot_eval,
+                predict_set(current, validation).evaluation(threshold) if current else None,
+                metric,
                 learning.bootstrap_max_drop,
+                learning.max_coverage_drop,
             )
         )
-    adopted = all(c.passed for c in comparisons)
-    result = RetrainResult(None, adopted, comparisons, used, waiting)
+    adopted_now = all(c.passed for c in comparisons)
+    result = RetrainResult(None, adopted_now, comparisons, used, waiting)
     final.info.update(
         {
             "user_labels": len(usable),
             "user_counts": used,
+            "user_label_faces": [lbl.face.stem for lbl in usable],
             "base": base.version if base else None,
+            "base_file": start.name,
             "held_out": candidate_eval.summary(),
             "validation": "grouped cross-validation on your labels",
             "compared_with": current.version if current else None,
-            "decision": result.describe(metric),
-            "adopted": adopted,
+            "decision": result.describe(),
+            "adopted": adopted_now,
         }
     )
     # A rejected model is kept for inspection, outside the folder that model_in_force looks at.
-    folder = models_dir(settings) if adopted else models_dir(settings) / "rejected"
-    result.path = final.save(folder / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX))
-    if adopted:
+    folder = models_dir(settings) if adopted_now else models_dir(settings) / "rejected"
+    result.path = final.save(new_model_path(settings, folder))
+    if adopted_now:
         adopt(settings, result.path)
-    logger.info("retrained on {} labels: {}", len(usable), result.describe(metric))
+    logger.info("retrained on {} labels: {}", len(usable), result.describe())
     return result
 
 
 def retrain_if_due(
     settings: Settings, journal: Journal, labels: list[UserLabel], force: bool = False
 ) -> RetrainResult | None:
-    """Retrain when enough new labels arrived (or the interval passed with some); None if not due.
+    """Retrain once ``retrain_after_labels`` new labels arrived, or once the first of fewer new
+    labels has waited ``retrain_interval_h``; None if not due.
 
-    The counts at the last retrain live in the journal, so a restart does not retrain again.
+    The clock starts with the first waiting label, never at 0: else a fresh install would count
+    the very first label as "a day passed" and learn from a handful. The counts and times live in
+    the journal, so a restart neither retrains again nor resets the clock.
     """
     learning = settings.learning
-    last_n = int(journal.get_meta("labels_at_retrain", "0"))
-    last_at = float(journal.get_meta("retrain_at", "0"))
-    fresh = len(labels) - last_n
+    fresh = len(labels) - int(journal.get_meta("labels_at_retrain", "0"))
+    waiting_since = float(journal.get_meta("labels_waiting_since", "0") or 0)
+    now = time.time()
+    if fresh > 0 and not waiting_since:
+        waiting_since = now
+        journal.set_meta("labels_waiting_since", str(now))
     by_count = fresh >= learning.retrain_after_labels
     by_time = (
         learning.retrain_interval_h > 0
         and fresh > 0
-        and time.time() - last_at >= learning.retrain_interval_h * 3600
+        and now - waiting_since >= learning.retrain_interval_h * 3600
     )
     if not (force or by_count or by_time):
         return None
@@ -285,5 +352,5 @@ def retrain_if_due(
     result = retrain(settings, labels, current)
     if result.path is not None:
         journal.set_meta("labels_at_retrain", str(len(labels)))
-        journal.set_meta("retrain_at", str(time.time()))
+        journal.set_meta("labels_waiting_since", "0")
     return result

@@ -11,7 +11,7 @@ import pytest
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
 from waiting import wait_until
 
-from facesortd import learn, model_store, review
+from facesortd import model_store, review
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Pipeline
 from facesortd.emotion import EmotionModel
@@ -21,7 +21,6 @@ from facesortd.service import Service
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setattr(model_store, "shipped_model", lambda: None)  # start with no model at all
-    monkeypatch.setattr(learn, "shipped_model", lambda: None)
     monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
     return load_settings(
         inbox=tmp_path / "inbox",
