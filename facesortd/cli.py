@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -18,7 +19,7 @@ from loguru import logger
 
 from facesortd import __version__
 from facesortd.arg_types import int_at_least, number_between
-from facesortd.config import ConfigError, Settings, config_home, load_settings
+from facesortd.config import LOG_LEVELS, ConfigError, Settings, config_home, load_settings
 from facesortd.datasets import DatasetError, LabelledItem, is_image_name, load_items, relabel
 from facesortd.decide import Decision, Pipeline
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT, describe
@@ -75,9 +76,14 @@ def _setup_logging(level: str) -> None:
 
 
 def _expand_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Files named directly, plus the image files (not hidden) directly inside named folders."""
+    """Files named directly, plus the image files (not hidden) directly inside named folders.
+
+    A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0).
+    """
     out: list[Path] = []
     for p in paths:
+        if not p.exists() and not p.is_symlink():
+            raise UsageError(f"{p}: no such file or folder")
         if p.is_dir():
             out.extend(
                 sorted(
@@ -131,10 +137,13 @@ def cmd_sort(args: argparse.Namespace) -> int:
                 tally["failed"] += 1
                 continue
         ms = (time.perf_counter() - started) * 1000
-        _log_decision(src, dest, decision, ms, args.dry_run)
         tally[_tally_key(decision)] += 1
         if args.json:
             print(json.dumps(_decision_json(src, dest, decision)), flush=True)
+        elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
+            print(f"{src} {'stays' if dest == src else 'would go to ' + str(dest)}  [{decision.describe()}]")
+        else:
+            _log_decision(src, dest, decision, ms)
         if progress:
             progress.step()
     if journal is not None:
@@ -159,12 +168,11 @@ def summary(tally: Counter[str]) -> str:
     return "; ".join(parts)
 
 
-def _log_decision(src: Path, dest: Path, d: Decision, ms: float, dry_run: bool) -> None:
+def _log_decision(src: Path, dest: Path, d: Decision, ms: float) -> None:
     if dest == src:
         logger.info("{} stays where it is  [{}, {:.0f} ms]", src, d.describe(), ms)
         return
-    arrow = "would go to" if dry_run else "->"
-    logger.info("{} {} {}  [{}, {:.0f} ms]", src, arrow, dest, d.describe(), ms)
+    logger.info("{} -> {}  [{}, {:.0f} ms]", src, dest, d.describe(), ms)
 
 
 def _decision_json(src: Path, dest: Path, d: Decision) -> dict[str, object]:
@@ -394,7 +402,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if model is None:
         raise ModelError("no model to evaluate: pass --model FILE or train one with `facesortd train`")
     data = _collect(args, settings, model.spec)
-    _print_counts(data)
+    if not args.json:  # --json prints one JSON document and nothing else
+        _print_counts(data)
     _print_figures(predict_set(model, data), data, settings.recognition.threshold, args.json)
     return 0
 
@@ -436,9 +445,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from facesortd.status import report
+    from facesortd.status import gather, report
 
-    print(report(_settings(args)))
+    settings = _settings(args)
+    print(json.dumps(gather(settings), indent=2) if args.json else report(settings))
     return 0
 
 
@@ -453,12 +463,18 @@ def _parse_since(text: str) -> float:
         raise DatasetError(f"--since takes e.g. 2h, 30m, 1d or 2026-11-24T10:00, got {text!r}") from None
 
 
+CONFIRM_UNDO_OVER = 20
+"""Undoing more files than this from a terminal asks first (after showing the plan)."""
+
+
 def cmd_undo(args: argparse.Namespace) -> int:
     from facesortd.journal import Journal
     from facesortd.undo import select, undo
 
     settings = _settings(args)
     count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
+    if count == 0:
+        raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
     files = [] if count is not None else [Path(t) for t in args.targets]
     since = _parse_since(args.since) if args.since else None
     journal = Journal.for_state_dir(settings.state_dir)
@@ -466,6 +482,12 @@ def cmd_undo(args: argparse.Namespace) -> int:
         moves = select(journal, count, since, files)
         if not moves:
             print("nothing to undo")
+        if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
+            for move in moves:
+                print(f"{move.destination} would go back to {move.source.parent}")
+            if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
+                print("nothing undone" + (" (dry run)" if args.dry_run else ""))
+                return 0
         for src, back in undo(journal, moves):
             print(f"{src} -> {back}" if back else f"{src}: no longer there (moved or deleted since); skipped")
     except LookupError as exc:
@@ -473,6 +495,13 @@ def cmd_undo(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     return 0
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 def cmd_import_labels(args: argparse.Namespace) -> int:
@@ -592,7 +621,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="TOML config file (default: $XDG_CONFIG_HOME/facesortd/config.toml if present)",
     )
-    parser.add_argument("--log-level", default=None, help="TRACE, DEBUG, INFO (default), WARNING or ERROR")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=None,
+        metavar="LEVEL",
+        help="how much goes to stderr: " + ", ".join(LOG_LEVELS) + " (default: log_level from the config)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -703,7 +739,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="is the daemon running, what it sorted, last errors")
+    p = sub.add_parser(
+        "status",
+        help="is the daemon running, what it sorted, what waits for you, last errors",
+        description="Daemon (uptime, queue), the model and threshold in force, files placed today and "
+        "in total per folder, files waiting in each quarantine folder, what sits in the inbox and why, "
+        "labels for training and the last errors.",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print it as one JSON object: {"total": {"<emotion>" | "_quarantine/<reason>": n, ...}, '
+        '"today": {...}, "waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}}',
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(
@@ -717,6 +765,12 @@ def build_parser() -> argparse.ArgumentParser:
         "targets", nargs="*", metavar="N|FILE", help="how many of the last moves, or files to undo"
     )
     p.add_argument("--since", metavar="TIME", help="undo every move since TIME (2h, 30m, 1d or an ISO time)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be moved back; touch nothing")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"do not ask before undoing more than {CONFIRM_UNDO_OVER} files (asked only on a terminal)",
+    )
     p.set_defaults(func=cmd_undo)
 
     p = sub.add_parser("retrain", help="learn from the files you moved, now", description=cmd_retrain.__doc__)
@@ -786,3 +840,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("facesortd: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `facesortd status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141

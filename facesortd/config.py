@@ -12,7 +12,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -24,6 +24,8 @@ from pydantic_settings import (
 
 QUARANTINE_REASONS = ("no-face", "unsure", "unreadable", "mixed", "duplicate")
 """Why a file can land in ``<library>/_quarantine/<reason>/`` (one place for the list)."""
+LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 AdoptMetric = Literal["balanced_accuracy", "sorted_right"]
 """The figures a retrained model can be judged by (computed by ``Evaluation.score``)."""
 
@@ -226,7 +228,7 @@ class Settings(BaseSettings):
         description="Sorted files go to <library>/<emotion>/, the rest to <library>/_quarantine/<reason>/.",
     )
     state_dir: Path = Field(default_factory=state_home, description="Journal, models and kept face crops.")
-    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+    log_level: LogLevel = "INFO"
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
     images: ImageLimits = Field(default_factory=ImageLimits)

@@ -133,8 +133,7 @@ def test_detect_json_and_draw(trained: str, tmp_path: Path, capsys: pytest.Captu
 
 def test_eval_measures_a_model(trained: str, crop_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["eval", str(crop_dataset), "--kind", "crops", "--json"]) == 0
-    out = capsys.readouterr().out
-    figures = json.loads(out[out.index("{") :])
+    figures = json.loads(capsys.readouterr().out)  # stdout is the JSON document and nothing else
     assert figures["balanced_accuracy"] > 0.9 and figures["n"] == 4 * 30
 
 
@@ -395,3 +394,62 @@ def test_undo_of_a_copy_removes_the_copy(
     assert cli.main(["undo", str(len(truth) + 2)]) == 0
     assert len(list(inbox.iterdir())) == len(truth) + 2  # originals untouched, no "name (1)" twins
     assert [p for p in (tmp_path / "lib").rglob("*") if p.is_file()] == []
+
+
+def test_sort_dry_run_prints_its_plan_on_stdout(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inbox, truth = _inbox(tmp_path)
+    assert cli.main(["sort", str(inbox), "--library", str(tmp_path / "lib"), "--dry-run"]) == 0
+    plan = capsys.readouterr().out.splitlines()
+    assert len(plan) == len(truth) + 2 and all(" would go to " in line for line in plan)
+    assert any(line.endswith("[quarantined: no-face]") for line in plan)
+
+
+def test_mistyped_arguments_are_errors_not_skips_or_tracebacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["sort", str(tmp_path / "no" / "such")]) == 2
+    assert f"{tmp_path / 'no' / 'such'}: no such file or folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--log-level", "LOUD", "status"])
+    assert exit_info.value.code == 2 and "invalid choice: 'LOUD'" in capsys.readouterr().err
+    assert cli.main(["--log-level", "debug", "status"]) == 0  # any case will do
+    assert cli.main(["undo", "0"]) == 2 and "1 or more" in capsys.readouterr().err
+
+
+def test_status_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "FACESORTD_STATE_DIR": str(tmp_path / "state")}
+    out = subprocess.run(
+        f"{sys.executable} -m facesortd status | head -c 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.stdout == "d" and "Traceback" not in out.stderr and "Error" not in out.stderr
+
+
+def test_undo_shows_a_plan_and_asks_before_undoing_many(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(cli.CONFIRM_UNDO_OVER + 1):
+        cv2.imwrite(str(inbox / f"{i}.png"), np.full((60, 60, 3), i, np.uint8))
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    assert cli.main(["sort", str(inbox)]) == 0
+    capsys.readouterr()
+    assert cli.main(["undo", "2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"would go back to {inbox}") == 2 and "nothing undone (dry run)" in out
+    assert list(inbox.iterdir()) == []
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    answers = iter(["n", "y"])
+    monkeypatch.setattr("builtins.input", lambda _question: next(answers))
+    assert cli.main(["undo", "--since", "1h"]) == 0
+    assert "nothing undone" in capsys.readouterr().out and list(inbox.iterdir()) == []
+    assert cli.main(["undo", "--since", "1h"]) == 0
+    assert len(list(inbox.iterdir())) == cli.CONFIRM_UNDO_OVER + 1
