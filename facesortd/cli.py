@@ -112,6 +112,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         return 0
     pipeline = _pipeline(settings)
     library = Library(settings.library)
+    if not args.dry_run and pipeline.model is not None:
+        library.make_emotion_folders(pipeline.model.labels)
     journal = None if args.dry_run else Journal.for_state_dir(settings.state_dir)
     model_name = model_in_force(settings)
     progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
