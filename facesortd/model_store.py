@@ -91,18 +91,21 @@ def load_model_in_force(settings: Settings) -> Model | None:
 
 
 def name_of(settings: Settings, path: Path) -> str:
+    """How the pointer, the history and a retrained model's ``base_file`` name a model: ``default``
+    for the shipped one, the file name for one in the models folder, else its absolute path (a
+    model pinned by ``recognition.model``); :func:`resolve` turns each back into the file."""
     shipped = shipped_model()
     if shipped is not None and path.resolve() == shipped.resolve():
         return DEFAULT
-    if path.parent.resolve() != models_dir(settings).resolve():
-        raise ModelError(f"{path} is not in {models_dir(settings)}; only models there can be adopted")
-    return path.name
+    if path.parent.resolve() == models_dir(settings).resolve():
+        return path.name
+    return str(path.absolute())
 
 
 def adopted(settings: Settings) -> list[str]:
     """The names put in force so far, oldest first (``default`` for the shipped model)."""
     log = models_dir(settings) / ADOPTED
-    return log.read_text(encoding="utf-8").split() if log.is_file() else []
+    return log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
 
 
 def _point(settings: Settings, name: str, log: list[str]) -> None:
@@ -125,6 +128,8 @@ def _pinned(settings: Settings) -> None:
 def adopt(settings: Settings, path: Path) -> None:
     """Make ``path`` (a file in the models folder, or the shipped model) the model in force; atomic."""
     name = name_of(settings, path)
+    if Path(name).is_absolute():
+        raise ModelError(f"{path} is not in {models_dir(settings)}; only models there can be adopted")
     _point(settings, name, [*adopted(settings), name])
 
 

@@ -300,3 +300,14 @@ def test_a_model_written_but_not_put_in_force_is_not_the_base_of_retrains(settin
     assert model_store.model_in_force(settings).name == "20260101-000000.fsm.npz"
     start = learn.bootstrap(settings)
     assert start.name == "20260101-000000.fsm.npz" and start.model.labels == in_force.labels
+
+
+def test_a_model_pinned_in_the_config_is_the_base_of_retrains(tmp_path: Path) -> None:
+    rng = np.random.default_rng(41)
+    emotions = ["angry", "happy", "sad"]
+    faces = np.stack([normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in emotions * 8])
+    pinned = EmotionModel.fit(faces, emotions * 8, SPEC, "hog").save(tmp_path / "mine.fsm.npz")
+    settings = load_settings(state_dir=tmp_path / "state", recognition={"model": pinned})
+    result = learn.retrain(settings, _labels(settings, emotions, 5, seed=42), model_store.load_model(pinned))
+    assert result.path is not None and model_store.load_model(result.path).info["base_file"] == str(pinned)
+    assert learn.bootstrap(settings).name == str(pinned)
