@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,10 +28,12 @@ from loguru import logger
 from facesortd.config import AdoptMetric, LearningSettings, Settings
 from facesortd.datasets import Box
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
+from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, crop_face, normalise_face
+from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
 from facesortd.metrics import Evaluation
 from facesortd.model_store import (
@@ -138,13 +141,37 @@ class Comparison:
         )
 
 
+@dataclass(frozen=True)
+class ShareCheck:
+    """Both models' auto-sorted share at the threshold on faces nobody labelled (no truth needed).
+
+    The user's labels are mostly files the model in force was unsure of, so on them both models
+    sort little and a candidate that is sure of nothing passes; files facesortd placed lately
+    show what each model would actually sort.
+    """
+
+    held_out: str
+    n: int
+    new: float
+    old: float | None
+    max_drop: float
+
+    @property
+    def passed(self) -> bool:
+        return self.old is None or self.n == 0 or self.new >= self.old - self.max_drop
+
+    def describe(self) -> str:
+        old = "n/a" if self.old is None else f"{self.old:.0%}"
+        return f"auto-sorted share of {self.held_out} ({self.n} faces): new {self.new:.0%}, current {old}"
+
+
 @dataclass
 class RetrainResult:
     """What a retrain produced and whether it was adopted, with the figures that decided it."""
 
     path: Path | None
     adopted: bool
-    comparisons: list[Comparison] = field(default_factory=list)
+    comparisons: list[Comparison | ShareCheck] = field(default_factory=list)
     used: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, int] = field(default_factory=dict)
     reason: str = ""
@@ -208,12 +235,53 @@ def _seen_by(model: Model | None, labels: list[UserLabel]) -> set[str]:
     return set(map(str, model.info["user_label_faces"]))  # type: ignore[call-overload]
 
 
-def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) -> RetrainResult:
+SHARE_FILES = 100
+"""At most this many recently placed files measure the auto-sorted share (a retrain reads them)."""
+
+
+def unlabelled_files(journal: Journal, limit: int = SHARE_FILES) -> list[Path]:
+    """Files facesortd placed lately, in which it found a face, that nobody labelled: newest first."""
+    out: list[Path] = []
+    seen: set[str] = set()
+    for move in journal.done_moves(limit=limit * 3):
+        if len(out) >= limit:
+            break
+        if move.hash in seen or (move.action != "sorted" and move.reason not in ("unsure", "mixed")):
+            continue
+        seen.add(move.hash)
+        if move.destination.is_file() and journal.label_for_hash(move.hash) is None:
+            out.append(move.destination)
+    return out
+
+
+def _largest_faces(settings: Settings, files: list[Path]) -> list[tuple[np.ndarray, Box]]:
+    """(gray image, largest face box) of each file where a face is found; unreadable files are skipped."""
+    detector = FaceDetector(settings.detection)
+    out = []
+    for path in files:
+        try:
+            gray = to_gray(read_image(path, settings.images))
+        except (OSError, UnreadableImage):
+            continue
+        if faces := detector.detect(gray):
+            out.append((gray, max(faces, key=lambda f: f.area).box))
+    return out
+
+
+def _sorted_share(model: Model, found: list[tuple[np.ndarray, Box]], threshold: float) -> float:
+    faces = np.stack([normalise_face(gray, box, model.spec) for gray, box in found])
+    return float((model.predict_proba(faces).max(axis=1) >= threshold).mean())
+
+
+def retrain(
+    settings: Settings, labels: list[UserLabel], current: Model | None, unlabelled: Sequence[Path] = ()
+) -> RetrainResult:
     """Train bootstrap + user labels; adopt only if not worse than ``current`` on every held-out set.
 
     Held-out sets: the user's labels that ``current`` was not trained on (the candidate is judged
-    on them by grouped cross-validation, so a screenshot source never sits on both sides) and,
-    when there is one, the bootstrap validation set.
+    on them by grouped cross-validation, so a screenshot source never sits on both sides), the
+    bootstrap validation set when there is one, and for the auto-sorted share alone the
+    ``unlabelled`` files (placed lately, labelled by nobody).
     """
     learning = settings.learning
     start = bootstrap(settings)
@@ -268,7 +336,7 @@ def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) 
         cur_proba = np.zeros((len(judged), len(all_names)))
         cur_proba[:, [all_names.index(n) for n in current.labels]] = current.predict_proba(current_faces)
         current_eval = Predictions(all_names, truth[judged], cur_proba).evaluation(threshold)
-    comparisons = [
+    comparisons: list[Comparison | ShareCheck] = [
         Comparison(
             "your labels neither model was trained on",
             Predictions(all_names, truth[judged], cand_proba[judged]).evaluation(threshold),
@@ -294,6 +362,17 @@ def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) 
                 predict_set(current, validation).evaluation(threshold) if current else None,
                 metric,
                 learning.bootstrap_max_drop,
+                learning.max_coverage_drop,
+            )
+        )
+    found = _largest_faces(settings, list(unlabelled)) if unlabelled else []
+    if found:
+        comparisons.append(
+            ShareCheck(
+                "files placed lately that nobody labelled",
+                len(found),
+                _sorted_share(final, found, threshold),
+                _sorted_share(current, found, threshold) if current else None,
                 learning.max_coverage_drop,
             )
         )
@@ -349,7 +428,7 @@ def retrain_if_due(
         return None
     current_path = model_in_force(settings)
     current = load_model(current_path) if current_path else None
-    result = retrain(settings, labels, current)
+    result = retrain(settings, labels, current, unlabelled_files(journal))
     if result.path is not None:
         journal.set_meta("labels_at_retrain", str(len(labels)))
         journal.set_meta("labels_waiting_since", "0")

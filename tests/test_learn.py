@@ -234,7 +234,7 @@ def test_the_first_labels_wait_for_the_count_and_the_clock_starts_with_them(
     journal = Journal.for_state_dir(settings.state_dir)
     calls: list[int] = []
 
-    def fake_retrain(_s: Settings, labels: list[learn.UserLabel], _c: object) -> learn.RetrainResult:
+    def fake_retrain(_s: Settings, labels: list[learn.UserLabel], *_: object) -> learn.RetrainResult:
         calls.append(len(labels))
         return learn.RetrainResult(Path("made.fsm.npz"), False)
 
@@ -311,3 +311,31 @@ def test_a_model_pinned_in_the_config_is_the_base_of_retrains(tmp_path: Path) ->
     result = learn.retrain(settings, _labels(settings, emotions, 5, seed=42), model_store.load_model(pinned))
     assert result.path is not None and model_store.load_model(result.path).info["base_file"] == str(pinned)
     assert learn.bootstrap(settings).name == str(pinned)
+
+
+def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Labels are mostly files the model in force was unsure of: the share must be judged elsewhere too."""
+    import cv2
+    from synthetic import BrightBlobDetector, draw_screenshot
+
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=43)
+    rng = np.random.default_rng(44)
+    files = []
+    for i in range(6):
+        files.append(tmp_path / f"placed{i}.png")
+        cv2.imwrite(str(files[-1]), draw_screenshot(["angry", "happy", "sad"][i % 3], rng)[0])
+    monkeypatch.setattr(learn, "FaceDetector", BrightBlobDetector)
+    labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=45)
+    fair = learn.retrain(settings, labels, current, files)
+    assert fair.adopted and isinstance(share := fair.comparisons[-1], learn.ShareCheck)
+    assert (
+        share.n == 6
+        and share.passed
+        and "files placed lately that nobody labelled (6 faces)" in fair.describe()
+    )
+    monkeypatch.setattr(learn, "fit_temperature", lambda *_: 1e12)  # sure of nothing
+    more = labels + _labels(settings, ["angry", "happy", "sad"], 6, seed=46)
+    unsure = learn.retrain(settings, more, model_store.load_model_in_force(settings), files)
+    assert not unsure.adopted and not unsure.comparisons[-1].passed and unsure.comparisons[-1].new == 0.0
