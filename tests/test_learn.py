@@ -278,11 +278,19 @@ def test_the_model_in_force_is_judged_only_on_labels_it_was_not_trained_on(setti
     assert again.path is None and "not trained on" in again.reason
 
 
+def _sure_of_nothing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retrains from here on make a model as unsure as can be, with the same argmax as an honest one."""
+    start = learn.bootstrap(settings)
+    start.model.temperature = 1e12
+    monkeypatch.setattr(learn, "bootstrap", lambda _settings: start)
+    monkeypatch.setattr(learn, "fit_temperature", lambda *_: 1e12)
+
+
 def test_a_model_that_sorts_far_less_is_refused_whatever_its_balanced_accuracy(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=36)
-    monkeypatch.setattr(learn, "fit_temperature", lambda *_: 1e12)  # as unsure as can be, same argmax
+    _sure_of_nothing(settings, monkeypatch)
     result = learn.retrain(settings, _labels(settings, ["angry", "happy", "sad"], 6, seed=37), current)
     [mine] = result.comparisons
     assert mine.candidate >= mine.current and mine.new.coverage == 0.0 < mine.old.coverage
@@ -335,7 +343,7 @@ def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(
         and share.passed
         and "files placed lately that nobody labelled (6 faces)" in fair.describe()
     )
-    monkeypatch.setattr(learn, "fit_temperature", lambda *_: 1e12)  # sure of nothing
+    _sure_of_nothing(settings, monkeypatch)
     more = labels + _labels(settings, ["angry", "happy", "sad"], 6, seed=46)
     unsure = learn.retrain(settings, more, model_store.load_model_in_force(settings), files)
     assert not unsure.adopted and not unsure.comparisons[-1].passed and unsure.comparisons[-1].new == 0.0
