@@ -401,6 +401,27 @@ def retrain(
     return result
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """Where the retrain trigger stands: labels new since the last retrain, and since when they wait."""
+
+    fresh: int
+    waiting_since: float
+    """0: no label is waiting (the clock has not started)."""
+
+    def due_at(self, learning: LearningSettings) -> float | None:
+        """When the interval makes a retrain due; None while no label waits or time never triggers."""
+        if self.fresh <= 0 or not self.waiting_since or learning.retrain_interval_h <= 0:
+            return None
+        return self.waiting_since + learning.retrain_interval_h * 3600
+
+
+def schedule(journal: Journal, n_labels: int) -> Schedule:
+    """The trigger's state, kept in the journal so that a restart neither retrains nor resets the clock."""
+    fresh = n_labels - int(journal.get_meta("labels_at_retrain", "0"))
+    return Schedule(fresh, float(journal.get_meta("labels_waiting_since", "0") or 0))
+
+
 def retrain_if_due(
     settings: Settings, journal: Journal, labels: list[UserLabel], force: bool = False
 ) -> RetrainResult | None:
@@ -408,23 +429,17 @@ def retrain_if_due(
     labels has waited ``retrain_interval_h``; None if not due.
 
     The clock starts with the first waiting label, never at 0: else a fresh install would count
-    the very first label as "a day passed" and learn from a handful. The counts and times live in
-    the journal, so a restart neither retrains again nor resets the clock.
+    the very first label as "a day passed" and learn from a handful.
     """
     learning = settings.learning
-    fresh = len(labels) - int(journal.get_meta("labels_at_retrain", "0"))
-    waiting_since = float(journal.get_meta("labels_waiting_since", "0") or 0)
     now = time.time()
-    if fresh > 0 and not waiting_since:
-        waiting_since = now
+    state = schedule(journal, len(labels))
+    if state.fresh > 0 and not state.waiting_since:
+        state = Schedule(state.fresh, now)
         journal.set_meta("labels_waiting_since", str(now))
-    by_count = fresh >= learning.retrain_after_labels
-    by_time = (
-        learning.retrain_interval_h > 0
-        and fresh > 0
-        and now - waiting_since >= learning.retrain_interval_h * 3600
-    )
-    if not (force or by_count or by_time):
+    by_count = state.fresh >= learning.retrain_after_labels
+    due_at = state.due_at(learning)
+    if not (force or by_count or (due_at is not None and now >= due_at)):
         return None
     current_path = model_in_force(settings)
     current = load_model(current_path) if current_path else None

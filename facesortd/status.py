@@ -16,10 +16,11 @@ from typing import Any
 
 from facesortd.config import Settings
 from facesortd.journal import Journal, content_id
+from facesortd.learn import schedule
 from facesortd.library import QUARANTINE_DIR
 from facesortd.metrics import headline
 from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
-from facesortd.review import label_summary
+from facesortd.review import label_summary, user_labels
 from facesortd.service import STATUS_FILE
 from facesortd.watch import wanted
 
@@ -133,6 +134,12 @@ def gather(settings: Settings) -> dict[str, Any]:
                     k: minimum - n for k, n in counts.items() if k not in known and n < minimum
                 },
             }
+            state = schedule(journal, len(user_labels(journal)))
+            out["retrain"] = {
+                "new_labels": max(0, state.fresh),
+                "after_labels": settings.learning.retrain_after_labels,
+                "due_by_time_at": state.due_at(settings.learning),
+            }
             out["last_errors"] = [
                 {"at": at, "path": p, "message": message} for at, p, message in journal.last_errors()
             ]
@@ -212,6 +219,18 @@ def report(settings: Settings) -> str:
             )
         for label, n in sorted(labels["waiting_for_more"].items()):
             lines.append(f"  {label}: waiting for {n} more example(s)")
+    if (retrain := data.get("retrain")) and retrain["new_labels"]:
+        missing = retrain["after_labels"] - retrain["new_labels"]
+        when = retrain["due_by_time_at"]
+        lines.append(
+            f"next retrain: {retrain['new_labels']} new label(s); "
+            + (
+                "due now (the daemon retrains at its next look; `facesortd retrain` at once)"
+                if missing <= 0
+                else f"after {missing} more"
+                + (f" or at {time.strftime('%Y-%m-%d %H:%M', time.localtime(when))}" if when else "")
+            )
+        )
     if errors := data.get("last_errors"):
         lines.append("last errors:")
         for e in errors:

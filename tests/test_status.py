@@ -92,3 +92,25 @@ def test_status_says_why_files_sit_in_the_inbox(
     assert why["failed.png"] == "failed: move failed: disk full"
     assert cli.main(["status"]) == 0
     assert "  album: a folder" in capsys.readouterr().out
+
+
+def test_status_says_when_the_next_retrain_comes(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facesortd.learn import retrain_if_due
+    from facesortd.review import user_labels
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    for i in range(3):
+        face = settings.state_dir / "faces" / f"{i}.png"
+        face.parent.mkdir(parents=True, exist_ok=True)
+        face.write_bytes(b"a kept face")
+        journal.add_label(f"h{i}", "happy", "human", (face, (0, 0, 9, 9)), f"g{i}", face)
+    assert retrain_if_due(settings, journal, user_labels(journal)) is None  # 3 < 20: the clock starts
+    journal.close()
+    assert cli.main(["status", "--json"]) == 0
+    retrain = json.loads(capsys.readouterr().out)["retrain"]
+    assert retrain["new_labels"] == 3 and retrain["after_labels"] == 20
+    assert retrain["due_by_time_at"] == pytest.approx(__import__("time").time() + 24 * 3600, abs=60)
+    assert cli.main(["status"]) == 0
+    assert "next retrain: 3 new label(s); after 17 more or at " in capsys.readouterr().out
