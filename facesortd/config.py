@@ -107,7 +107,9 @@ class RecognitionSettings(_Section):
 
     model: Path | None = Field(
         None,
-        description="Emotion model file. Unset: the newest model in the state folder, else the shipped one.",
+        description="Emotion model file; set, it pins the model (retrains and rollback do not change it). "
+        "Unset: the model "
+        "put in force (`train --activate`, `model use`, an adopted retrain), else the shipped one.",
     )
     threshold: float = Field(
         0.72,
