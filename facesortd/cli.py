@@ -835,7 +835,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.log_level is None and args.command != "doctor":
             _setup_logging(_settings(args).log_level)
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # a reader that left (`status | head`) shows here, where it is handled
+        return code
     except USER_ERRORS as exc:
         print(f"facesortd: error: {exc}", file=sys.stderr)
         return 2

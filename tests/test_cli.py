@@ -413,17 +413,24 @@ def test_mistyped_arguments_are_errors_not_skips_or_tracebacks(
 
 
 def test_status_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    """`facesortd status | head`: the reader leaves before the output is written; no traceback."""
     import os
 
-    env = {**os.environ, "FACESORTD_STATE_DIR": str(tmp_path / "state")}
-    out = subprocess.run(
-        f"{sys.executable} -m facesortd status | head -c 1",
-        shell=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert out.stdout == "d" and "Traceback" not in out.stderr and "Error" not in out.stderr
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as for a user
+    env["FACESORTD_STATE_DIR"] = str(tmp_path / "state")
+    read, write = os.pipe()
+    os.close(read)  # a reader that has already gone: every write fails with EPIPE
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "facesortd", "status"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    finally:
+        os.close(write)
+    assert out.returncode == 141 and out.stderr == ""
 
 
 def test_undo_shows_a_plan_and_asks_before_undoing_many(
