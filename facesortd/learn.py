@@ -37,6 +37,7 @@ from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
 from facesortd.metrics import Evaluation
 from facesortd.model_store import (
+    DEFAULT,
     adopt,
     adopted,
     model_in_force,
@@ -190,6 +191,7 @@ class Bootstrap:
     model: Model | None
     validation: FaceSet | None
     name: str | None = None
+    """How the model store names it (recorded in retrained models as ``base_file``)."""
 
 
 def _held_out_beside(path: Path, model: Model) -> FaceSet | None:
@@ -218,14 +220,14 @@ def bootstrap(settings: Settings) -> Bootstrap:
             return Bootstrap(model, _held_out_beside(path, model), name_of(settings, path))
         base = model.info.get("base_file")
         path = resolve(settings, base) if isinstance(base, str) else None
-    for name in [*reversed(adopted(settings)), "default"]:
+    for name in [*reversed(adopted(settings)), DEFAULT]:
         path = resolve(settings, name)
         if path is not None and not (model := load_model(path)).info.get("user_labels"):
             return Bootstrap(model, _held_out_beside(path, model), name)
     return Bootstrap(None, None)
 
 
-def _seen_by(model: Model | None, labels: list[UserLabel]) -> set[str]:
+def _seen_by(model: Model | None) -> set[str]:
     """The kept faces (by file stem) that ``model`` was trained on."""
     if model is None or not model.info.get("user_labels"):
         return set()
@@ -254,23 +256,29 @@ def unlabelled_files(journal: Journal, limit: int = SHARE_FILES) -> list[Path]:
     return out
 
 
-def _largest_faces(settings: Settings, files: list[Path]) -> list[tuple[np.ndarray, Box]]:
-    """(gray image, largest face box) of each file where a face is found; unreadable files are skipped."""
+def _unlabelled_faces(
+    settings: Settings, files: list[Path], specs: set[FaceSpec]
+) -> dict[FaceSpec, np.ndarray]:
+    """The largest face of each file where one is found, framed each way in ``specs``.
+
+    Normalised as they are read, so a hundred screenshots never sit in memory at once.
+    """
     detector = FaceDetector(settings.detection)
-    out = []
+    out: dict[FaceSpec, list[np.ndarray]] = {spec: [] for spec in specs}
     for path in files:
         try:
             gray = to_gray(read_image(path, settings.images))
         except (OSError, UnreadableImage):
             continue
         if faces := detector.detect(gray):
-            out.append((gray, max(faces, key=lambda f: f.area).box))
-    return out
+            box = max(faces, key=lambda f: f.area).box
+            for spec, framed in out.items():
+                framed.append(normalise_face(gray, box, spec))
+    return {spec: np.stack(framed) for spec, framed in out.items() if framed}
 
 
-def _sorted_share(model: Model, found: list[tuple[np.ndarray, Box]], threshold: float) -> float:
-    faces = np.stack([normalise_face(gray, box, model.spec) for gray, box in found])
-    return float((model.predict_proba(faces).max(axis=1) >= threshold).mean())
+def _sorted_share(model: Model, faces: dict[FaceSpec, np.ndarray], threshold: float) -> float:
+    return float((model.predict_proba(faces[model.spec]).max(axis=1) >= threshold).mean())
 
 
 def retrain(
@@ -295,7 +303,7 @@ def retrain(
     groups = {lbl.group for lbl in usable}
     if len(groups) < 2 or (base is None and len(used) < 2):
         return RetrainResult(None, False, [], used, waiting, "not enough labels to hold some out yet")
-    seen = _seen_by(current, usable)
+    seen = _seen_by(current)
     judged = np.array([i for i, lbl in enumerate(usable) if lbl.face.stem not in seen], dtype=np.int64)
     if len(judged) == 0:
         return RetrainResult(None, False, [], used, waiting, "no label the model in force was not trained on")
@@ -365,12 +373,13 @@ def retrain(
                 learning.max_coverage_drop,
             )
         )
-    found = _largest_faces(settings, list(unlabelled)) if unlabelled else []
+    specs = {final.spec} | ({current.spec} if current else set())
+    found = _unlabelled_faces(settings, list(unlabelled), specs) if unlabelled else {}
     if found:
         comparisons.append(
             ShareCheck(
                 "files placed lately that nobody labelled",
-                len(found),
+                len(found[final.spec]),
                 _sorted_share(final, found, threshold),
                 _sorted_share(current, found, threshold) if current else None,
                 learning.max_coverage_drop,
