@@ -85,11 +85,14 @@ def _expand_inputs(paths: Iterable[Path]) -> list[Path]:
         if not p.exists() and not p.is_symlink():
             raise UsageError(f"{p}: no such file or folder")
         if p.is_dir():
-            out.extend(
-                sorted(
-                    c for c in p.iterdir() if c.is_file() and is_image_name(c) and not c.name.startswith(".")
+            children = sorted(c for c in p.iterdir() if not c.name.startswith("."))
+            out.extend(c for c in children if c.is_file() and is_image_name(c))
+            for folder in (c for c in children if c.is_dir()):
+                logger.warning(
+                    "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)",
+                    folder,
+                    p,
                 )
-            )
         else:
             out.append(p)
     return out

@@ -405,6 +405,9 @@ def test_mistyped_arguments_are_errors_not_skips_or_tracebacks(
 ) -> None:
     assert cli.main(["sort", str(tmp_path / "no" / "such")]) == 2
     assert f"{tmp_path / 'no' / 'such'}: no such file or folder" in capsys.readouterr().err
+    (tmp_path / "shots" / "album").mkdir(parents=True)
+    assert cli.main(["sort", "--dry-run", str(tmp_path / "shots")]) == 0
+    assert "album: a folder inside" in capsys.readouterr().err  # not skipped without a word
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--log-level", "LOUD", "status"])
     assert exit_info.value.code == 2 and "invalid choice: 'LOUD'" in capsys.readouterr().err
