@@ -12,7 +12,7 @@ from loguru import logger
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
 from waiting import wait_until
 
-from facesortd import learn, model_store, review
+from facesortd import learn, model_store, review, status
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Pipeline
 from facesortd.emotion import EmotionModel
@@ -255,6 +255,8 @@ def test_reviewing_15_files_never_makes_the_model_in_force_sort_fewer(
         service.stop()
         thread.join(timeout=30)
         logger.remove(sink)
+    placed_now = status.gather(settings)
+    assert sum(placed_now["total"].values()) == 30 and placed_now["retrain"]["new_labels"] == 15
     result = retrain_if_due(settings, journal, review.user_labels(journal), force=True)
     journal.close()
     assert result is not None and "files placed lately that nobody labelled (15 faces)" in result.describe()
