@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -18,12 +19,12 @@ from loguru import logger
 
 from facesortd import __version__
 from facesortd.arg_types import int_at_least, number_between
-from facesortd.config import ConfigError, Settings, config_home, load_settings
+from facesortd.config import LOG_LEVELS, ConfigError, Settings, config_home, load_settings
 from facesortd.datasets import DatasetError, LabelledItem, is_image_name, load_items, relabel
 from facesortd.decide import Decision, Pipeline
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT, describe
 from facesortd.detect import DetectorError, FaceDetector
-from facesortd.emotion import MODEL_SUFFIX, ModelError
+from facesortd.emotion import ModelError
 from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec
 from facesortd.feature_net import FeatureNetError
@@ -32,14 +33,14 @@ from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, content_id, journaled_apply
 from facesortd.learn import KEEP_MARGIN
 from facesortd.library import Library
-from facesortd.metrics import headline
+from facesortd.metrics import Evaluation, headline, near_chance
 from facesortd.model_store import (
-    adopt,
     history,
     load_model_in_force,
     model_in_force,
-    models_dir,
+    new_model_path,
     rollback,
+    use,
     validation_path,
 )
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
@@ -77,15 +78,23 @@ def _setup_logging(level: str) -> None:
 
 
 def _expand_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Files named directly, plus the image files (not hidden) directly inside named folders."""
+    """Files named directly, plus the image files (not hidden) directly inside named folders.
+
+    A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0).
+    """
     out: list[Path] = []
     for p in paths:
+        if not p.exists() and not p.is_symlink():
+            raise UsageError(f"{p}: no such file or folder")
         if p.is_dir():
-            out.extend(
-                sorted(
-                    c for c in p.iterdir() if c.is_file() and is_image_name(c) and not c.name.startswith(".")
+            children = sorted(c for c in p.iterdir() if not c.name.startswith("."))
+            out.extend(c for c in children if c.is_file() and is_image_name(c))
+            for folder in (c for c in children if c.is_dir()):
+                logger.warning(
+                    "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)",
+                    folder,
+                    p,
                 )
-            )
         else:
             out.append(p)
     return out
@@ -108,6 +117,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         return 0
     pipeline = _pipeline(settings)
     library = Library(settings.library)
+    if not args.dry_run and pipeline.model is not None:
+        library.make_emotion_folders(pipeline.model.labels)
     journal = None if args.dry_run else Journal.for_state_dir(settings.state_dir)
     model_name = model_in_force(settings)
     progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
@@ -133,10 +144,13 @@ def cmd_sort(args: argparse.Namespace) -> int:
                 tally["failed"] += 1
                 continue
         ms = (time.perf_counter() - started) * 1000
-        _log_decision(src, dest, decision, ms, args.dry_run)
         tally[_tally_key(decision)] += 1
         if args.json:
             print(json.dumps(_decision_json(src, dest, decision)), flush=True)
+        elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
+            print(f"{src} {'stays' if dest == src else 'would go to ' + str(dest)}  [{decision.describe()}]")
+        else:
+            _log_decision(src, dest, decision, ms)
         if progress:
             progress.step()
     if journal is not None:
@@ -161,12 +175,11 @@ def summary(tally: Counter[str]) -> str:
     return "; ".join(parts)
 
 
-def _log_decision(src: Path, dest: Path, d: Decision, ms: float, dry_run: bool) -> None:
+def _log_decision(src: Path, dest: Path, d: Decision, ms: float) -> None:
     if dest == src:
         logger.info("{} stays where it is  [{}, {:.0f} ms]", src, d.describe(), ms)
         return
-    arrow = "would go to" if dry_run else "->"
-    logger.info("{} {} {}  [{}, {:.0f} ms]", src, arrow, dest, d.describe(), ms)
+    logger.info("{} -> {}  [{}, {:.0f} ms]", src, dest, d.describe(), ms)
 
 
 def _decision_json(src: Path, dest: Path, d: Decision) -> dict[str, object]:
@@ -341,20 +354,54 @@ def cmd_train(args: argparse.Namespace) -> int:
     held_out = predict_set(model, validation).evaluation(threshold) if validation is not None else None
     if held_out is not None:
         model.info["bootstrap_validation"] = held_out.summary()
-    out = args.out or models_dir(settings) / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX)
+    out = args.out or new_model_path(settings)
     model.save(out)
     if validation is not None:
         # Kept beside the model: retraining checks every candidate against it (see learn.py).
         validation.save(validation_path(out))
-    if out.parent.resolve() == models_dir(settings).resolve():
-        adopt(settings, out)
     _print_figures(predictions, data, threshold, as_json=False)
     if held_out is not None:
         print(f"\n--- validation set held out from training ({held_out.confusion.sum()} faces) ---")
         print(held_out.report())
     print(f"trained on {len(data.labels)} faces in {seconds:.1f} s; model written to {out}")
     _write_plots(args.plots, evaluation.summary())
+    _compare_with_model_in_force(settings, spec, held_out, validation)
+    if args.activate:
+        print(f"now in force: {use(settings, str(out))}")
+    else:
+        print(f"not in force yet: `facesortd model use {out}` puts it in force (or train with --activate)")
     return 0
+
+
+def _compare_with_model_in_force(
+    settings: Settings, spec: FaceSpec, new: Evaluation | None, validation: FaceSet | None
+) -> None:
+    """Both models' figures on the faces just held out, side by side, and plainly which is better."""
+    current_path = model_in_force(settings)
+    if current_path is None:
+        return
+    if new is None or validation is None:
+        print("no validation set held out (--validation-share 0): not compared with the model in force")
+        return
+    current = load_model(current_path)
+    if current.spec != spec:
+        print("the model in force frames faces otherwise: not compared on the validation set")
+        return
+    old = predict_set(current, validation).evaluation(settings.recognition.threshold)
+    print(f"\n--- on the validation set: the new model and the one in force ({current_path.name}) ---")
+    print(f"new model:      {headline(new.summary())}")
+    print(f"model in force: {headline(old.summary())}")
+    if near_chance(new.summary()):
+        chance = 1 / len(new.labels)
+        print(f"the new model is barely better than chance ({chance:.3f}): it learnt next to nothing")
+    max_drop = settings.learning.max_coverage_drop
+    if new.balanced_accuracy < old.balanced_accuracy or new.coverage < old.coverage - max_drop:
+        print(
+            "the new model is WORSE than the model in force on these faces (which the model in force "
+            "may have been trained on; see README)"
+        )
+    else:
+        print("the new model is not worse than the model in force on these faces")
 
 
 def _write_plots(folder: Path | None, summary: dict[str, object]) -> None:
@@ -371,18 +418,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if model is None:
         raise ModelError("no model to evaluate: pass --model FILE or train one with `facesortd train`")
     data = _collect(args, settings, model.spec)
-    _print_counts(data)
+    if not args.json:  # --json prints one JSON document and nothing else
+        _print_counts(data)
     predictions = predict_set(model, data)
     _print_figures(predictions, data, settings.recognition.threshold, args.json)
-    if args.plots is not None:
-        _write_plots(args.plots, predictions.evaluation(settings.recognition.threshold).summary())
+    _write_plots(args.plots, predictions.evaluation(settings.recognition.threshold).summary())
     return 0
 
 
 def cmd_model(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if (args.action == "use") != (args.target is not None):
+        raise UsageError("`model use` takes `default` or a model FILE; `model list` and `rollback` take none")
     if args.action == "rollback":
         print(f"model in force is now {rollback(settings)}")
+        return 0
+    if args.action == "use":
+        print(f"model in force is now {use(settings, args.target)}")
         return 0
     entries = history(settings)
     if not entries:
@@ -411,9 +463,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from facesortd.status import report
+    from facesortd.status import gather, report
 
-    print(report(_settings(args)))
+    settings = _settings(args)
+    print(json.dumps(gather(settings), indent=2) if args.json else report(settings))
     return 0
 
 
@@ -428,12 +481,18 @@ def _parse_since(text: str) -> float:
         raise DatasetError(f"--since takes e.g. 2h, 30m, 1d or 2026-11-24T10:00, got {text!r}") from None
 
 
+CONFIRM_UNDO_OVER = 20
+"""Undoing more files than this from a terminal asks first (after showing the plan)."""
+
+
 def cmd_undo(args: argparse.Namespace) -> int:
     from facesortd.journal import Journal
     from facesortd.undo import select, undo
 
     settings = _settings(args)
     count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
+    if count == 0:
+        raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
     files = [] if count is not None else [Path(t) for t in args.targets]
     since = _parse_since(args.since) if args.since else None
     journal = Journal.for_state_dir(settings.state_dir)
@@ -441,6 +500,12 @@ def cmd_undo(args: argparse.Namespace) -> int:
         moves = select(journal, count, since, files)
         if not moves:
             print("nothing to undo")
+        if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
+            for move in moves:
+                print(f"{move.destination} would go back to {move.source.parent}")
+            if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
+                print("nothing undone" + (" (dry run)" if args.dry_run else ""))
+                return 0
         for src, back in undo(journal, moves):
             print(f"{src} -> {back}" if back else f"{src}: no longer there (moved or deleted since); skipped")
     except LookupError as exc:
@@ -448,6 +513,13 @@ def cmd_undo(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     return 0
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 def cmd_import_labels(args: argparse.Namespace) -> int:
@@ -489,7 +561,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if result.path is None:
         print(f"no retrain: {result.reason}")
         return 1
-    print(f"{result.describe(settings.learning.adopt_metric)}\nnew model: {result.path}")
+    print(f"{result.describe()}\nnew model: {result.path}")
     return 0
 
 
@@ -602,7 +674,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="TOML config file (default: $XDG_CONFIG_HOME/facesortd/config.toml if present)",
     )
-    parser.add_argument("--log-level", default=None, help="TRACE, DEBUG, INFO (default), WARNING or ERROR")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=None,
+        metavar="LEVEL",
+        help="how much goes to stderr: " + ", ".join(LOG_LEVELS) + " (default: log_level from the config)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -638,6 +717,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(p)
     p.add_argument(
         "--out", type=Path, help="model file to write (default: <state_dir>/models/<time>.fsm.npz)"
+    )
+    p.add_argument(
+        "--activate",
+        action="store_true",
+        help="put the new model in force at once (without it: `facesortd model use FILE` later, after "
+        "comparing its figures with the model in force, which train prints)",
     )
     p.add_argument(
         "--descriptor",
@@ -709,7 +794,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="is the daemon running, what it sorted, last errors")
+    p = sub.add_parser(
+        "status",
+        help="is the daemon running, what it sorted, what waits for you, last errors",
+        description="Daemon (uptime, queue), the model and threshold in force, files placed today and "
+        "in total per folder, files waiting in each quarantine folder, what sits in the inbox and why, "
+        "labels for training and the last errors.",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print it as one JSON object: {"total": {"<emotion>" | "_quarantine/<reason>": n, ...}, '
+        '"today": {...}, "waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}}',
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(
@@ -723,6 +820,12 @@ def build_parser() -> argparse.ArgumentParser:
         "targets", nargs="*", metavar="N|FILE", help="how many of the last moves, or files to undo"
     )
     p.add_argument("--since", metavar="TIME", help="undo every move since TIME (2h, 30m, 1d or an ISO time)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be moved back; touch nothing")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"do not ask before undoing more than {CONFIRM_UNDO_OVER} files (asked only on a terminal)",
+    )
     p.set_defaults(func=cmd_undo)
 
     p = sub.add_parser("retrain", help="learn from the files you moved, now", description=cmd_retrain.__doc__)
@@ -767,9 +870,12 @@ def build_parser() -> argparse.ArgumentParser:
         "model",
         help="list the emotion models (history) or roll back",
         description="List your emotion models, oldest first, with their training counts and held-out "
-        "figures; * marks the one in force. `model rollback` returns to the previous one.",
+        "figures; * marks the one in force. `model rollback` puts back the model in force before "
+        "this one (step by step down to the shipped model); `model use default|FILE` puts the "
+        "shipped model or a model file in force.",
     )
-    p.add_argument("action", nargs="?", choices=["list", "rollback"], default="list")
+    p.add_argument("action", nargs="?", choices=["list", "rollback", "use"], default="list")
+    p.add_argument("target", nargs="?", metavar="default|FILE", help="for `use`: which model")
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser(
@@ -799,10 +905,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.log_level is None and args.command != "doctor":
             _setup_logging(_settings(args).log_level)
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # a reader that left (`status | head`) shows here, where it is handled
+        return code
     except USER_ERRORS as exc:
         print(f"facesortd: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("facesortd: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `facesortd status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141

@@ -12,7 +12,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -24,6 +24,8 @@ from pydantic_settings import (
 
 QUARANTINE_REASONS = ("no-face", "unsure", "unreadable", "mixed", "duplicate")
 """Why a file can land in ``<library>/_quarantine/<reason>/`` (one place for the list)."""
+LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 AdoptMetric = Literal["balanced_accuracy", "sorted_right"]
 """The figures a retrained model can be judged by (computed by ``Evaluation.score``)."""
 
@@ -105,7 +107,9 @@ class RecognitionSettings(_Section):
 
     model: Path | None = Field(
         None,
-        description="Emotion model file. Unset: the newest model in the state folder, else the shipped one.",
+        description="Emotion model file; set, it pins the model (retrains and rollback do not change it). "
+        "Unset: the model "
+        "put in force (`train --activate`, `model use`, an adopted retrain), else the shipped one.",
     )
     threshold: float = Field(
         0.72,
@@ -160,7 +164,8 @@ class LearningSettings(_Section):
     retrain_interval_h: float = Field(
         24.0,
         ge=0.0,
-        description="Also retrain this often (hours) if any new label arrived; 0: never by time.",
+        description="Fewer new labels than retrain_after_labels are learnt from once the first of them has "
+        "waited this long (hours); 0: only by count.",
     )
     min_per_class: int = Field(5, ge=1, description="Labels a new emotion needs before it becomes a class.")
     user_weight: float = Field(
@@ -179,6 +184,13 @@ class LearningSettings(_Section):
         ge=0.0,
         le=1.0,
         description="On your held-out labels a new model may score at most this much below the current one.",
+    )
+    max_coverage_drop: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="On each held-out set a new model may auto-sort at most this share of faces fewer than "
+        "the current one at the threshold (0.05: five points), whatever its balanced accuracy.",
     )
     bootstrap_max_drop: float = Field(
         0.05,
@@ -218,7 +230,7 @@ class Settings(BaseSettings):
         description="Sorted files go to <library>/<emotion>/, the rest to <library>/_quarantine/<reason>/.",
     )
     state_dir: Path = Field(default_factory=state_home, description="Journal, models and kept face crops.")
-    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+    log_level: LogLevel = "INFO"
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
     images: ImageLimits = Field(default_factory=ImageLimits)

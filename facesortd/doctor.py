@@ -11,7 +11,7 @@ import numpy as np
 from facesortd.config import ConfigError, Settings, default_config_file, load_settings
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import ModelError
-from facesortd.metrics import headline
+from facesortd.metrics import headline, near_chance
 from facesortd.model_store import load_model_in_force, model_in_force
 
 Check = tuple[bool, str]
@@ -82,7 +82,14 @@ def _model_check(settings: Settings) -> Check:
             False,
             "emotion model: none yet; train one with `facesortd train DATASET` (until then: all unsure)",
         )
-    figures = headline(model.info.get("held_out"))
+    held_out = model.info.get("held_out")
+    figures = headline(held_out)
+    if near_chance(held_out) or (isinstance(held_out, dict) and held_out.get("coverage") == 0):
+        return (
+            False,
+            f"emotion model {path} has learnt next to nothing ({figures}): go back with "
+            "`facesortd model rollback` or `facesortd model use default`",
+        )
     return (
         True,
         f"emotion model: {path} ({', '.join(model.labels)}{'; held out: ' + figures if figures else ''})",

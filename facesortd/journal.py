@@ -24,7 +24,7 @@ from loguru import logger
 from facesortd.datasets import Box
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
-from facesortd.library import Library
+from facesortd.library import QUARANTINE_DIR, Library
 
 LABELS_TABLE = """
 CREATE TABLE IF NOT EXISTS labels (
@@ -205,13 +205,23 @@ class Journal:
         return found[0] if found else None
 
     def counts(self, since: float = 0.0) -> dict[str, int]:
-        """Done moves per outcome (``happy``, ``quarantine/no-face`` ...) since a time."""
+        """Files placed per folder (``happy``, ``_quarantine/no-face`` ...) since a time.
+
+        A placement facesortd itself moved on later (an unsure file re-examined into ``happy/``)
+        counts only where the file went last, so the counts add up to the files placed.
+        """
         rows = self._exec(
-            "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves"
-            " WHERE state = 'done' AND finished >= ? GROUP BY 1, 2, 3",
+            "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves AS m"
+            " WHERE state = 'done' AND finished >= ? AND NOT EXISTS (SELECT 1 FROM moves AS later"
+            " WHERE later.state = 'done' AND later.hash = m.hash AND later.source = m.destination"
+            " AND later.id > m.id) GROUP BY 1, 2, 3",
             (since,),
         ).fetchall()
-        return {(e if a == "sorted" else f"quarantine/{r}"): n for a, e, r, n in rows}
+        counts: dict[str, int] = {}
+        for action, emotion, reason, n in rows:  # unsure files differ by best guess: add them up
+            key = emotion if action == "sorted" else f"{QUARANTINE_DIR}/{reason}"
+            counts[key] = counts.get(key, 0) + n
+        return dict(sorted(counts.items()))
 
     def add_label(
         self, digest: str, label: str, source: str, face: tuple[Path, Box] | None, group: str, path: Path

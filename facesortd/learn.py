@@ -1,18 +1,22 @@
 """Learning from review: the user's labels become a better model, never a worse one.
 
 A label is a face crop kept in the state folder (so retraining does not depend on the user keeping
-the file) plus the emotion a person gave it. Retraining starts from the bootstrap model (the
-shipped one, or one the user trained with `facesortd train`) and adds every user label, weighted
-so the user's own domain dominates. The new model is measured against the model in force on the
-same held-out user labels (grouped by screenshot source) and on the validation set that
-`facesortd train` held out from the bootstrap model, and adopted only if it is not worse on either
-(by ``learning.adopt_metric``, within ``max_drop`` / ``bootstrap_max_drop``).
+the file) plus the emotion a person gave it. Retraining starts from the bootstrap model (the model
+in force if no user labels went into it, else the one it was retrained from) and adds every user
+label, weighted so the user's own domain dominates. The new model is judged against the model in
+force only on user labels **neither** was trained on: the candidate's out-of-fold predictions
+(grouped by screenshot source) on the labels the model in force never saw. It is adopted only if
+it is not worse there nor on the validation set `facesortd train` held out beside the bootstrap
+model, by ``learning.adopt_metric`` (within ``max_drop`` / ``bootstrap_max_drop``) and by the
+share it auto-sorts at the threshold (within ``max_coverage_drop``): a model that is right more
+often but dares to sort nothing would make review worse, not better.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,20 +25,26 @@ import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.config import LearningSettings, Settings
+from facesortd.config import AdoptMetric, LearningSettings, Settings
 from facesortd.datasets import Box
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
+from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
-from facesortd.emotion import MODEL_SUFFIX, EmotionModel, fit_temperature, softmax
+from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, crop_face, normalise_face
+from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
+from facesortd.metrics import Evaluation
 from facesortd.model_store import (
+    DEFAULT,
     adopt,
+    adopted,
     model_in_force,
     models_dir,
-    shipped_model,
-    user_models,
+    name_of,
+    new_model_path,
+    resolve,
     validation_path,
 )
 from facesortd.training import FaceSet, Predictions, grouped_folds, predict_set
@@ -100,17 +110,60 @@ class Comparison:
     """One held-out set on which the new model was measured against the model in force."""
 
     held_out: str
-    candidate: float
-    current: float | None
+    new: Evaluation
+    old: Evaluation | None
+    metric: AdoptMetric
+    max_drop: float
+    max_coverage_drop: float
+
+    @property
+    def candidate(self) -> float:
+        return self.new.score(self.metric)
+
+    @property
+    def current(self) -> float | None:
+        return None if self.old is None else self.old.score(self.metric)
+
+    @property
+    def passed(self) -> bool:
+        if self.old is None:
+            return True
+        scored = self.candidate >= self.old.score(self.metric) - self.max_drop
+        return scored and self.new.coverage >= self.old.coverage - self.max_coverage_drop
+
+    def describe(self) -> str:
+        old = self.old
+        score = "n/a" if old is None else f"{old.score(self.metric):.3f}"
+        share = "n/a" if old is None else f"{old.coverage:.0%}"
+        return (
+            f"{self.metric} on {self.held_out} ({self.new.confusion.sum()} faces): new {self.candidate:.3f}, "
+            f"current {score}; auto-sorted at {self.new.threshold:.2f}: new {self.new.coverage:.0%}, "
+            f"current {share}"
+        )
+
+
+@dataclass(frozen=True)
+class ShareCheck:
+    """Both models' auto-sorted share at the threshold on faces nobody labelled (no truth needed).
+
+    The user's labels are mostly files the model in force was unsure of, so on them both models
+    sort little and a candidate that is sure of nothing passes; files facesortd placed lately
+    show what each model would actually sort.
+    """
+
+    held_out: str
+    n: int
+    new: float
+    old: float | None
     max_drop: float
 
     @property
     def passed(self) -> bool:
-        return self.current is None or self.candidate >= self.current - self.max_drop
+        return self.old is None or self.n == 0 or self.new >= self.old - self.max_drop
 
-    def describe(self, metric: str) -> str:
-        current = "n/a" if self.current is None else f"{self.current:.3f}"
-        return f"{metric} on {self.held_out}: new {self.candidate:.3f}, current {current}"
+    def describe(self) -> str:
+        old = "n/a" if self.old is None else f"{self.old:.0%}"
+        return f"auto-sorted share of {self.held_out} ({self.n} faces): new {self.new:.0%}, current {old}"
 
 
 @dataclass
@@ -119,14 +172,14 @@ class RetrainResult:
 
     path: Path | None
     adopted: bool
-    comparisons: list[Comparison] = field(default_factory=list)
+    comparisons: list[Comparison | ShareCheck] = field(default_factory=list)
     used: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, int] = field(default_factory=dict)
     reason: str = ""
 
-    def describe(self, metric: str) -> str:
+    def describe(self) -> str:
         """Every figure that decided, then the verdict (what `retrain` prints and the log says)."""
-        figures = "; ".join(c.describe(metric) for c in self.comparisons)
+        figures = "; ".join(c.describe() for c in self.comparisons)
         verdict = "adopted" if self.adopted else "kept the model in force"
         return f"{figures}; {verdict}" + (f" ({self.reason})" if self.reason else "")
 
@@ -137,33 +190,106 @@ class Bootstrap:
 
     model: Model | None
     validation: FaceSet | None
+    name: str | None = None
+    """How the model store names it (recorded in retrained models as ``base_file``)."""
+
+
+def _held_out_beside(path: Path, model: Model) -> FaceSet | None:
+    held = validation_path(path)
+    validation = FaceSet.load(held) if held.is_file() else None
+    if validation is not None and validation.faces.shape[1] != model.spec.size:
+        logger.warning("{}: faces of another size than the model's; not used for validation", held)
+        validation = None
+    return validation
 
 
 def bootstrap(settings: Settings) -> Bootstrap:
-    """The newest model trained without user labels (`facesortd train`), else the shipped one.
+    """The model in force if no user labels went into it, else the one it was retrained from.
 
+    So a model `facesortd train` wrote becomes the base only once the user puts it in force, and
+    a chain of retrains always goes back to the same base. Retrains from before ``base_file`` was
+    recorded fall back to the newest label-free model ever put in force, then the shipped one.
     Its validation set is the one `facesortd train` held out beside it; the shipped model has none
     (its training data cannot be shipped), so then only the user's own labels judge a retrain.
     """
-    candidates = [*reversed(user_models(settings)), shipped_model()]
-    for path in (p for p in candidates if p is not None):
+    path, seen = model_in_force(settings), set()
+    while path is not None and path not in seen:
+        seen.add(path)
         model = load_model(path)
-        if model.info.get("user_labels"):
-            continue
-        held = validation_path(path)
-        validation = FaceSet.load(held) if held.is_file() else None
-        if validation is not None and validation.faces.shape[1] != model.spec.size:
-            logger.warning("{}: faces of another size than the model's; not used for validation", held)
-            validation = None
-        return Bootstrap(model, validation)
+        if not model.info.get("user_labels"):
+            return Bootstrap(model, _held_out_beside(path, model), name_of(settings, path))
+        base = model.info.get("base_file")
+        path = resolve(settings, base) if isinstance(base, str) else None
+    for name in [*reversed(adopted(settings)), DEFAULT]:
+        path = resolve(settings, name)
+        if path is not None and not (model := load_model(path)).info.get("user_labels"):
+            return Bootstrap(model, _held_out_beside(path, model), name)
     return Bootstrap(None, None)
 
 
-def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) -> RetrainResult:
+def _seen_by(model: Model | None) -> set[str]:
+    """The kept faces (by file stem) that ``model`` was trained on."""
+    if model is None or not model.info.get("user_labels"):
+        return set()
+    if "user_label_faces" not in model.info:
+        logger.warning("the model in force does not record its labels; judging on all of yours")
+        return set()
+    return set(map(str, model.info["user_label_faces"]))  # type: ignore[call-overload]
+
+
+SHARE_FILES = 100
+"""At most this many recently placed files measure the auto-sorted share (a retrain reads them)."""
+
+
+def unlabelled_files(journal: Journal, limit: int = SHARE_FILES) -> list[Path]:
+    """Files facesortd placed lately, in which it found a face, that nobody labelled: newest first."""
+    out: list[Path] = []
+    seen: set[str] = set()
+    for move in journal.done_moves(limit=limit * 3):
+        if len(out) >= limit:
+            break
+        if move.hash in seen or (move.action != "sorted" and move.reason not in ("unsure", "mixed")):
+            continue
+        seen.add(move.hash)
+        if move.destination.is_file() and journal.label_for_hash(move.hash) is None:
+            out.append(move.destination)
+    return out
+
+
+def _unlabelled_faces(
+    settings: Settings, files: list[Path], specs: set[FaceSpec]
+) -> dict[FaceSpec, np.ndarray]:
+    """The largest face of each file where one is found, framed each way in ``specs``.
+
+    Normalised as they are read, so a hundred screenshots never sit in memory at once.
+    """
+    detector = FaceDetector(settings.detection)
+    out: dict[FaceSpec, list[np.ndarray]] = {spec: [] for spec in specs}
+    for path in files:
+        try:
+            gray = to_gray(read_image(path, settings.images))
+        except (OSError, UnreadableImage):
+            continue
+        if faces := detector.detect(gray):
+            box = max(faces, key=lambda f: f.area).box
+            for spec, framed in out.items():
+                framed.append(normalise_face(gray, box, spec))
+    return {spec: np.stack(framed) for spec, framed in out.items() if framed}
+
+
+def _sorted_share(model: Model, faces: dict[FaceSpec, np.ndarray], threshold: float) -> float:
+    return float((model.predict_proba(faces[model.spec]).max(axis=1) >= threshold).mean())
+
+
+def retrain(
+    settings: Settings, labels: list[UserLabel], current: Model | None, unlabelled: Sequence[Path] = ()
+) -> RetrainResult:
     """Train bootstrap + user labels; adopt only if not worse than ``current`` on every held-out set.
 
-    Held-out sets: the user's labels (grouped cross-validation, so a screenshot source never sits
-    on both sides) and, when there is one, the bootstrap validation set.
+    Held-out sets: the user's labels that ``current`` was not trained on (the candidate is judged
+    on them by grouped cross-validation, so a screenshot source never sits on both sides), the
+    bootstrap validation set when there is one, and for the auto-sorted share alone the
+    ``unlabelled`` files (placed lately, labelled by nobody).
     """
     learning = settings.learning
     start = bootstrap(settings)
@@ -177,13 +303,17 @@ def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) 
     groups = {lbl.group for lbl in usable}
     if len(groups) < 2 or (base is None and len(used) < 2):
         return RetrainResult(None, False, [], used, waiting, "not enough labels to hold some out yet")
+    seen = _seen_by(current)
+    judged = np.array([i for i, lbl in enumerate(usable) if lbl.face.stem not in seen], dtype=np.int64)
+    if len(judged) == 0:
+        return RetrainResult(None, False, [], used, waiting, "no label the model in force was not trained on")
     spec = base.spec if base else FaceSpec()
     faces = np.stack([kept_face(lbl.face, spec) for lbl in usable])
     # The model in force is judged on faces framed its own way (it may predate a change of framing).
     current_faces = (
-        faces
+        faces[judged]
         if current is None or current.spec == spec
-        else np.stack([kept_face(lbl.face, current.spec) for lbl in usable])
+        else np.stack([kept_face(usable[i].face, current.spec) for i in judged])
     )
     names = [lbl.label for lbl in usable]
     weights = np.array([lbl.weight(learning) for lbl in usable])
@@ -198,27 +328,30 @@ def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) 
     all_names = sorted(set(names) | known | (set(current.labels) if current else set()))
     truth = np.array([all_names.index(n) for n in names])
     cand_logits = np.full((len(names), len(all_names)), -1e9)
-    cur_proba = np.zeros((len(names), len(all_names)))
     for f in np.unique(folds):
         test, train = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
         if len({names[i] for i in train}) < 2 and base is None:
             continue
         model = fit(train)
         cand_logits[np.ix_(test, [all_names.index(n) for n in model.labels])] = model.logits(faces[test])
-        if current is not None:
-            cur_proba[np.ix_(test, [all_names.index(n) for n in current.labels])] = current.predict_proba(
-                current_faces[test]
-            )
     temperature = fit_temperature(cand_logits, truth)
     threshold = settings.recognition.threshold
     metric = learning.adopt_metric
-    candidate_eval = Predictions(all_names, truth, softmax(cand_logits / temperature)).evaluation(threshold)
-    comparisons = [
+    cand_proba = softmax(cand_logits / temperature)
+    candidate_eval = Predictions(all_names, truth, cand_proba).evaluation(threshold)
+    current_eval = None
+    if current is not None:
+        cur_proba = np.zeros((len(judged), len(all_names)))
+        cur_proba[:, [all_names.index(n) for n in current.labels]] = current.predict_proba(current_faces)
+        current_eval = Predictions(all_names, truth[judged], cur_proba).evaluation(threshold)
+    comparisons: list[Comparison | ShareCheck] = [
         Comparison(
-            "your held-out labels",
-            candidate_eval.score(metric),
-            Predictions(all_names, truth, cur_proba).evaluation(threshold).score(metric) if current else None,
+            "your labels neither model was trained on",
+            Predictions(all_names, truth[judged], cand_proba[judged]).evaluation(threshold),
+            current_eval,
+            metric,
             learning.max_drop,
+            learning.max_coverage_drop,
         )
     ]
     final = fit(np.arange(len(names)))
@@ -233,67 +366,105 @@ def retrain(settings: Settings, labels: list[UserLabel], current: Model | None) 
         comparisons.append(
             Comparison(
                 "the bootstrap validation set",
-                boot_eval.score(metric),
-                predict_set(current, validation).evaluation(threshold).score(metric) if current else None,
+                boot_eval,
+                predict_set(current, validation).evaluation(threshold) if current else None,
+                metric,
                 learning.bootstrap_max_drop,
+                learning.max_coverage_drop,
             )
         )
-    adopted = all(c.passed for c in comparisons)
-    result = RetrainResult(None, adopted, comparisons, used, waiting)
+    specs = {final.spec} | ({current.spec} if current else set())
+    found = _unlabelled_faces(settings, list(unlabelled), specs) if unlabelled else {}
+    if found:
+        comparisons.append(
+            ShareCheck(
+                "files placed lately that nobody labelled",
+                len(found[final.spec]),
+                _sorted_share(final, found, threshold),
+                _sorted_share(current, found, threshold) if current else None,
+                learning.max_coverage_drop,
+            )
+        )
+    adopted_now = all(c.passed for c in comparisons)
+    result = RetrainResult(None, adopted_now, comparisons, used, waiting)
     final.info.update(
         {
             "user_labels": len(usable),
             "user_counts": used,
+            "user_label_faces": [lbl.face.stem for lbl in usable],
             "base": base.version if base else None,
+            "base_file": start.name,
             "held_out": candidate_eval.summary(),
             "validation": "grouped cross-validation on your labels",
             "compared_with": current.version if current else None,
-            "decision": result.describe(metric),
-            "adopted": adopted,
+            "decision": result.describe(),
+            "adopted": adopted_now,
         }
     )
     # A rejected model is kept for inspection, outside the folder that model_in_force looks at.
-    folder = models_dir(settings) if adopted else models_dir(settings) / "rejected"
-    result.path = final.save(folder / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX))
-    if adopted:
+    folder = models_dir(settings) if adopted_now else models_dir(settings) / "rejected"
+    result.path = final.save(new_model_path(settings, folder))
+    if adopted_now:
         adopt(settings, result.path)
-    logger.info("retrained on {} labels: {}", len(usable), result.describe(metric))
+    logger.info("retrained on {} labels: {}", len(usable), result.describe())
     return result
 
 
 LABELS_AT_RETRAIN = "labels_at_retrain"
 """Journal meta key: how many usable labels there were at the last retrain."""
+LABELS_WAITING_SINCE = "labels_waiting_since"
+"""Journal meta key: when the first label after the last retrain came (0: none waits)."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Where the retrain trigger stands: labels new since the last retrain, and since when they wait."""
+
+    fresh: int
+    waiting_since: float
+    """0: no label is waiting (the clock has not started)."""
+
+    def due_at(self, learning: LearningSettings) -> float | None:
+        """When the interval makes a retrain due; None while no label waits or time never triggers."""
+        if self.fresh <= 0 or not self.waiting_since or learning.retrain_interval_h <= 0:
+            return None
+        return self.waiting_since + learning.retrain_interval_h * 3600
+
+
+def schedule(journal: Journal, n_labels: int) -> Schedule:
+    """The trigger's state, kept in the journal so that a restart neither retrains nor resets the clock."""
+    fresh = n_labels - int(journal.get_meta(LABELS_AT_RETRAIN, "0"))
+    return Schedule(fresh, float(journal.get_meta(LABELS_WAITING_SINCE, "0") or 0))
 
 
 def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: int) -> int:
     """How many more labels make a retrain due by count (the review page shows it)."""
-    fresh = labels - int(journal.get_meta(LABELS_AT_RETRAIN, "0"))
-    return max(0, learning.retrain_after_labels - fresh)
+    return max(0, learning.retrain_after_labels - schedule(journal, labels).fresh)
 
 
 def retrain_if_due(
     settings: Settings, journal: Journal, labels: list[UserLabel], force: bool = False
 ) -> RetrainResult | None:
-    """Retrain when enough new labels arrived (or the interval passed with some); None if not due.
+    """Retrain once ``retrain_after_labels`` new labels arrived, or once the first of fewer new
+    labels has waited ``retrain_interval_h``; None if not due.
 
-    The counts at the last retrain live in the journal, so a restart does not retrain again.
+    The clock starts with the first waiting label, never at 0: else a fresh install would count
+    the very first label as "a day passed" and learn from a handful.
     """
     learning = settings.learning
-    last_n = int(journal.get_meta(LABELS_AT_RETRAIN, "0"))
-    last_at = float(journal.get_meta("retrain_at", "0"))
-    fresh = len(labels) - last_n
-    by_count = fresh >= learning.retrain_after_labels
-    by_time = (
-        learning.retrain_interval_h > 0
-        and fresh > 0
-        and time.time() - last_at >= learning.retrain_interval_h * 3600
-    )
-    if not (force or by_count or by_time):
+    now = time.time()
+    state = schedule(journal, len(labels))
+    if state.fresh > 0 and not state.waiting_since:
+        state = Schedule(state.fresh, now)
+        journal.set_meta(LABELS_WAITING_SINCE, str(now))
+    by_count = state.fresh >= learning.retrain_after_labels
+    due_at = state.due_at(learning)
+    if not (force or by_count or (due_at is not None and now >= due_at)):
         return None
     current_path = model_in_force(settings)
     current = load_model(current_path) if current_path else None
-    result = retrain(settings, labels, current)
+    result = retrain(settings, labels, current, unlabelled_files(journal))
     if result.path is not None:
         journal.set_meta(LABELS_AT_RETRAIN, str(len(labels)))
-        journal.set_meta("retrain_at", str(time.time()))
+        journal.set_meta(LABELS_WAITING_SINCE, "0")
     return result

@@ -6,6 +6,7 @@ folders are the user interface: a person reviews quarantine by moving files into
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,12 @@ class Library:
         to "name (1)" (a quarantined file looked at again and still unsure, say)."""
         folder = self.folder_for(decision)
         return folder.is_dir() and folder.samefile(src.parent)
+
+    def make_emotion_folders(self, emotions: Iterable[str]) -> None:
+        """Create ``<emotion>/`` for each emotion, so a person reviewing with a file manager finds a
+        folder to drop every file into from the start (not only once something was sorted there)."""
+        for emotion in emotions:
+            (self.root / emotion).mkdir(parents=True, exist_ok=True)
 
     def destination(self, src: Path, decision: Decision) -> Path:
         """Where ``src`` would go (before clash numbering; the real name may get ' (n)')."""

@@ -163,6 +163,17 @@ def headline(summary: object) -> str:
     )
 
 
+CHANCE_MARGIN = 0.05
+"""A model whose balanced accuracy is within this of chance has learnt next to nothing."""
+
+
+def near_chance(summary: object) -> bool:
+    """Is a stored :meth:`Evaluation.summary` barely better than guessing? (False without figures.)"""
+    if not isinstance(summary, dict) or "balanced_accuracy" not in summary:
+        return False
+    return float(summary["balanced_accuracy"]) < float(summary["chance"]) + CHANCE_MARGIN
+
+
 def match_boxes(found: list[Box], truth: list[Box], min_iou: float) -> int:
     """True positives of a one-to-one matching (greedy by IoU) of found boxes to true boxes.
 

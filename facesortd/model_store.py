@@ -1,13 +1,19 @@
 """Where emotion models live, which one is in force, and the history to roll back through.
 
 Order: ``recognition.model`` from the config, else the model named by ``<state_dir>/models/current``
-(written atomically when a model is adopted or rolled back to), else the newest model file there,
-else the model shipped with facesortd. One function answers that so the CLI, the daemon and
-``doctor`` never disagree about the model in use.
+(written atomically whenever a model is put in force; ``default`` names the shipped one), else the
+model shipped with facesortd. A model that `facesortd train` wrote is *not* in force until the user
+says so: a new file in the folder never takes over by itself. One function answers that so the
+CLI, the daemon and ``doctor`` never disagree about the model in use.
+
+``<state_dir>/models/adopted`` lists what was put in force, oldest first, so ``rollback`` can step
+back through it down to the shipped model.
 """
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +24,28 @@ from facesortd.ensemble import Model, load_model, model_info
 from facesortd.package_data import SHIPPED_MODEL, data_file
 
 CURRENT = "current"
+ADOPTED = "adopted"
+DEFAULT = "default"
+"""How the pointer and the history name the shipped model."""
 VALIDATION_SUFFIX = ".validation.npz"
 
 
 def models_dir(settings: Settings) -> Path:
     return settings.state_dir / "models"
+
+
+def new_model_path(settings: Settings, folder: Path | None = None) -> Path:
+    """A name no model has yet in ``folder`` (default: the models folder), starting with a sortable
+    timestamp; two models made within one second get ``_1``, ``_2`` ... rather than one replacing
+    the other (which could be the model in force)."""
+    folder = folder or models_dir(settings)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = folder / (stamp + MODEL_SUFFIX)
+    n = 0
+    while path.exists():
+        n += 1
+        path = folder / f"{stamp}_{n}{MODEL_SUFFIX}"
+    return path
 
 
 def validation_path(model: Path) -> Path:
@@ -42,16 +65,23 @@ def user_models(settings: Settings) -> list[Path]:
     return sorted(folder.glob("*" + MODEL_SUFFIX)) if folder.is_dir() else []
 
 
+def resolve(settings: Settings, name: str) -> Path | None:
+    """The file a pointer or history line names (``default``: the shipped model); None if gone."""
+    if name == DEFAULT:
+        return shipped_model()
+    path = models_dir(settings) / name
+    return path if path.is_file() else None
+
+
 def model_in_force(settings: Settings) -> Path | None:
     if settings.recognition.model is not None:
         return settings.recognition.model.expanduser()
     pointer = models_dir(settings) / CURRENT
     if pointer.is_file():
-        named = models_dir(settings) / pointer.read_text(encoding="utf-8").strip()
-        if named.is_file():
+        named = resolve(settings, pointer.read_text(encoding="utf-8").strip())
+        if named is not None:
             return named
-    mine = user_models(settings)
-    return mine[-1] if mine else shipped_model()
+    return shipped_model()
 
 
 def load_model_in_force(settings: Settings) -> Model | None:
@@ -60,12 +90,75 @@ def load_model_in_force(settings: Settings) -> Model | None:
     return None if path is None else load_model(path)
 
 
-def adopt(settings: Settings, path: Path) -> None:
-    """Make ``path`` (a file in the models folder) the model in force; atomic, survives crashes."""
-    if path.parent.resolve() != models_dir(settings).resolve():
-        raise ModelError(f"{path} is not in {models_dir(settings)}; only models there can be adopted")
+def name_of(settings: Settings, path: Path) -> str:
+    """How the pointer, the history and a retrained model's ``base_file`` name a model: ``default``
+    for the shipped one, the file name for one in the models folder, else its absolute path (a
+    model pinned by ``recognition.model``); :func:`resolve` turns each back into the file."""
+    shipped = shipped_model()
+    if shipped is not None and path.resolve() == shipped.resolve():
+        return DEFAULT
+    if path.parent.resolve() == models_dir(settings).resolve():
+        return path.name
+    return str(path.absolute())
+
+
+def adopted(settings: Settings) -> list[str]:
+    """The names put in force so far, oldest first (``default`` for the shipped model)."""
+    log = models_dir(settings) / ADOPTED
+    return log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
+
+
+def _point(settings: Settings, name: str, log: list[str]) -> None:
+    # The history first: a crash between the two writes leaves the old model in force with one
+    # history line too many, which rollback skips (it drops lines naming the model in force).
+    models_dir(settings).mkdir(parents=True, exist_ok=True)
+    with atomic_writer(models_dir(settings) / ADOPTED) as fh:
+        fh.write("".join(f"{n}\n" for n in log).encode())
     with atomic_writer(models_dir(settings) / CURRENT) as fh:
-        fh.write(path.name.encode())
+        fh.write(name.encode())
+
+
+def _pinned(settings: Settings) -> None:
+    if settings.recognition.model is not None:
+        raise ModelError(
+            "recognition.model is set in the config, which pins the model; edit the config instead"
+        )
+
+
+def adopt(settings: Settings, path: Path) -> None:
+    """Make ``path`` (a file in the models folder, or the shipped model) the model in force; atomic."""
+    name = name_of(settings, path)
+    if Path(name).is_absolute():
+        raise ModelError(f"{path} is not in {models_dir(settings)}; only models there can be adopted")
+    _point(settings, name, [*adopted(settings), name])
+
+
+def use(settings: Settings, choice: str) -> Path:
+    """Put ``default`` (the shipped model) or a model FILE in force; returns the file now in force.
+
+    A file from elsewhere is checked, then copied into the models folder first, so the model in
+    force never depends on a file the user may move or delete.
+    """
+    _pinned(settings)
+    if choice == DEFAULT:
+        shipped = shipped_model()
+        if shipped is None:
+            raise ModelError("this build of facesortd ships no model; name a model FILE instead")
+        adopt(settings, shipped)
+        return shipped
+    path = Path(choice).expanduser()
+    if not path.is_file():
+        raise ModelError(f"{path} is not a file: name a model file (*{MODEL_SUFFIX}) or `default`")
+    load_model(path)  # a broken or foreign file is refused before it can be put in force
+    if path.parent.resolve() != models_dir(settings).resolve():
+        copy = new_model_path(settings)
+        for src, dest in ((validation_path(path), validation_path(copy)), (path, copy)):
+            if src.is_file():  # its validation set travels with it, so retrains are judged on it too
+                with atomic_writer(dest) as fh, src.open("rb") as data:
+                    shutil.copyfileobj(data, fh)
+        path = copy
+    adopt(settings, path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -111,15 +204,24 @@ def last_retrain(settings: Settings) -> tuple[str, str] | None:
 
 
 def rollback(settings: Settings) -> Path:
-    """Return to the model before the one in force; raises ModelError when there is none."""
-    if settings.recognition.model is not None:
-        raise ModelError(
-            "recognition.model is set in the config, which pins the model; edit the config instead"
-        )
-    mine = user_models(settings)
+    """Put back the model that was in force before this one, down to the shipped model.
+
+    Steps back through ``adopted`` (skipping entries whose file is gone); raises ModelError when
+    the shipped model is already in force.
+    """
+    _pinned(settings)
     current = model_in_force(settings)
-    if current not in mine or mine.index(current) == 0:
-        raise ModelError("there is no earlier model of yours to roll back to")
-    previous = mine[mine.index(current) - 1]
-    adopt(settings, previous)
-    return previous
+    current_name = name_of(settings, current) if current is not None else None
+    log = adopted(settings)
+    while log and (log[-1] == current_name or resolve(settings, log[-1]) is None):
+        log.pop()
+    if not log:
+        if current_name == DEFAULT:
+            raise ModelError("the shipped model is in force already; there is no earlier model to go back to")
+        if shipped_model() is None:
+            raise ModelError("there is no earlier model to roll back to")
+        log = [DEFAULT]
+    target = resolve(settings, log[-1])
+    assert target is not None, "entries whose file is gone were dropped above"
+    _point(settings, log[-1], log)
+    return target

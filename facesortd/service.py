@@ -87,6 +87,8 @@ class Service:
         for line in recover(self.journal):
             logger.warning(line)
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
+        if pipelines[0].model is not None:
+            self.library.make_emotion_folders(pipelines[0].model.labels)
         self._model_name = _model_name(s)
         watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
         watcher.start()

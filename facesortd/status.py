@@ -1,4 +1,10 @@
-"""``facesortd status``: is the daemon running, what has it done, what went wrong lately."""
+"""``facesortd status``: is the daemon running, what has it done, what waits for the user, and why.
+
+:func:`gather` collects everything as plain JSON-ready data (``status --json`` prints it as it is);
+:func:`report` words the same data for a person, so the two can never disagree.
+
+Counts are of placements, not of moves (see ``Journal.counts``), so they add up to the files placed.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,20 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from facesortd.config import Settings
-from facesortd.journal import Journal
+from facesortd.journal import Journal, content_id
+from facesortd.learn import schedule
+from facesortd.library import QUARANTINE_DIR
 from facesortd.metrics import headline
 from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
-from facesortd.review import label_summary
+from facesortd.review import label_summary, user_labels
 from facesortd.service import STATUS_FILE
+from facesortd.watch import wanted
+
+MAX_STUCK = 10
+"""Inbox files explained one by one; the rest are counted."""
 
 
 def daemon_state(settings: Settings) -> dict[str, object] | None:
@@ -26,57 +39,201 @@ def daemon_state(settings: Settings) -> dict[str, object] | None:
     return status if time.time() - float(status.get("updated", 0)) < 30 else None
 
 
-def report(settings: Settings) -> str:
-    """The status text: daemon, model, counts today and in total, last errors."""
-    lines = []
+def waiting_for_review(settings: Settings) -> dict[str, int]:
+    """Files in each ``_quarantine/<reason>/`` folder now, whoever put them there."""
+    root = settings.library / QUARANTINE_DIR
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    counts = {f"{QUARANTINE_DIR}/{f.name}": sum(1 for p in f.iterdir() if p.is_file()) for f in folders}
+    return {k: n for k, n in counts.items() if n}
+
+
+def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: dict[str, str]) -> str:
+    """Why a file or folder in the inbox has not been sorted, in words that say what to do."""
+    if path.is_symlink():
+        return "a symbolic link: facesortd moves only real files"
+    if path.is_dir():
+        return (
+            "a folder: only files dropped into the inbox itself are sorted "
+            "(move its files out, or set watch.recursive = true)"
+        )
+    if not wanted(path, settings.watch):
+        return "not a name facesortd sorts (see watch.extensions and watch.ignore)"
+    if str(path) in errors:
+        return f"failed: {errors[str(path)]}"
+    if journal is not None:
+        try:
+            last = journal.last_for_hash(content_id(path))
+        except OSError as exc:
+            return f"cannot be read: {exc}"
+        if last is not None and last.state == "undone" and last.source == path:
+            return "you undid its sort, so it stays (sort it by hand: facesortd sort FILE)"
+    return "waiting to be sorted"
+
+
+def inbox_entries(settings: Settings, journal: Journal | None, running: bool) -> dict[str, Any]:
+    """How many entries sit in the inbox and, for the first few, why."""
+    inbox = settings.inbox
+    if not inbox.is_dir():
+        return {"count": 0, "stuck": []}
+    pattern = "**/*" if settings.watch.recursive else "*"
+    entries = sorted(
+        p for p in inbox.glob(pattern) if not (settings.watch.recursive and p.is_dir() and not p.is_symlink())
+    )
+    errors = {path: message for _at, path, message in reversed(journal.last_errors(200))} if journal else {}
+    stuck = []
+    for path in entries[:MAX_STUCK]:
+        why = _why_stuck(path, settings, journal, errors)
+        if why == "waiting to be sorted" and not running:
+            why += " (the daemon is not running)"
+        stuck.append({"path": str(path), "why": why})
+    return {"count": len(entries), "stuck": stuck}
+
+
+def gather(settings: Settings) -> dict[str, Any]:
+    """Everything `status` shows, as JSON-ready data."""
     state = daemon_state(settings)
+    now = time.time()
+    daemon: dict[str, Any] = {"running": state is not None}
     if state:
-        lines.append(f"daemon: running (pid {state['pid']}), queue {state['queue']}, model {state['model']}")
+        daemon.update(
+            pid=state["pid"],
+            uptime_s=round(now - float(state.get("started", now))),  # type: ignore[arg-type]
+            queue=state["queue"],
+            model=state["model"],
+        )
+    path = model_in_force(settings)
+    model = load_model_in_force(settings)
+    threshold = settings.recognition.threshold
+    model_part: dict[str, Any] = {"path": str(path) if path else None, "threshold": threshold}
+    if model:
+        model_part.update(created=model.info.get("created"), labels=model.labels)
+        model_part["held_out"] = model.info.get("held_out")
+        if retrained := last_retrain(settings):
+            model_part["last_retrain"] = {"at": retrained[0], "decision": retrained[1]}
+    out: dict[str, Any] = {"daemon": daemon, "model": model_part}
+    journal = (
+        Journal.for_state_dir(settings.state_dir)
+        if (settings.state_dir / "journal.sqlite").exists()
+        else None
+    )
+    try:
+        midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
+        out["total"] = journal.counts() if journal else {}
+        out["today"] = journal.counts(midnight) if journal else {}
+        out["waiting_for_review"] = waiting_for_review(settings)
+        out["inbox"] = inbox_entries(settings, journal, state is not None)
+        if journal:
+            counts, unusable, imported = label_summary(journal)
+            known = set(model.labels) if model else set()
+            minimum = settings.learning.min_per_class
+            out["labels"] = {
+                "usable": counts,
+                "imported": imported,
+                "without_face": unusable,
+                "waiting_for_more": {
+                    k: minimum - n for k, n in counts.items() if k not in known and n < minimum
+                },
+            }
+            state = schedule(journal, len(user_labels(journal)))
+            out["retrain"] = {
+                "new_labels": max(0, state.fresh),
+                "after_labels": settings.learning.retrain_after_labels,
+                "due_by_time_at": state.due_at(settings.learning),
+            }
+            out["last_errors"] = [
+                {"at": at, "path": p, "message": message} for at, p, message in journal.last_errors()
+            ]
+    finally:
+        if journal:
+            journal.close()
+    return out
+
+
+def _duration(seconds: float) -> str:
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if days else f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def _counts_line(title: str, counts: dict[str, int]) -> str:
+    body = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing"
+    return f"{title}: {sum(counts.values())} file(s): {body}"
+
+
+def report(settings: Settings) -> str:
+    """The status text: daemon, model, what was sorted, what waits for you, last errors."""
+    data = gather(settings)
+    lines = []
+    daemon = data["daemon"]
+    if daemon["running"]:
+        lines.append(
+            f"daemon: running (pid {daemon['pid']}, up {_duration(daemon['uptime_s'])}), "
+            f"queue {daemon['queue']}, model {daemon['model']}"
+        )
     else:
         lines.append(
             "daemon: not running (start it with `facesortd run` or `systemctl --user start facesortd`)"
         )
-    lines.append(f"model in force: {model_in_force(settings) or 'none (every face is unsure)'}")
-    model = load_model_in_force(settings)
-    if model:
-        info = model.info
+    model = data["model"]
+    lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")
+    lines.append(f"  threshold in force: {model['threshold']:.2f} (faces less sure than that are unsure)")
+    if model["path"]:
+        held = model.get("held_out")
+        figures = headline(held) or "no figures"
+        if isinstance(held, dict) and held.get("threshold") != model["threshold"]:
+            figures += " (measured when it was made; `facesortd eval` measures it at the threshold in force)"
+        lines.append(f"  {model.get('created', '?')}; held out: {figures}")
+        if retrained := model.get("last_retrain"):
+            lines.append(f"  last retrain {retrained['at']}: {retrained['decision']}")
         lines.append(
-            f"  {info.get('created', '?')}; held out: {headline(info.get('held_out')) or 'no figures'}"
+            "  (`facesortd model` lists every version; `facesortd model rollback` goes back one, "
+            "`facesortd model use default` to the shipped model)"
         )
-        if retrained := last_retrain(settings):
-            lines.append(f"  last retrain {retrained[0]}: {retrained[1]}")
-        lines.append("  (`facesortd model` lists every version; `facesortd model rollback` goes back one)")
-    if not (settings.state_dir / "journal.sqlite").exists():
+    if not data["total"]:
         lines.append("nothing sorted yet")
-        return "\n".join(lines)
-    journal = Journal.for_state_dir(settings.state_dir)
-    try:
-        midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
-        for title, since in (("today", midnight), ("in total", 0.0)):
-            counts = journal.counts(since)
-            body = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing"
-            lines.append(f"{title}: {sum(counts.values())} file(s): {body}")
-        counts, unusable, imported = label_summary(journal)
-        if counts or unusable:
+    else:
+        lines.append(_counts_line("today", data["today"]))
+        lines.append(_counts_line("in total", data["total"]))
+    waiting = data["waiting_for_review"]
+    if waiting:
+        lines.append(_counts_line("waiting for your review", waiting))
+    inbox = data["inbox"]
+    if inbox["count"]:
+        lines.append(f"in the inbox: {inbox['count']}")
+        lines.extend(f"  {Path(e['path']).name}: {e['why']}" for e in inbox["stuck"])
+        if inbox["count"] > len(inbox["stuck"]):
+            lines.append(f"  and {inbox['count'] - len(inbox['stuck'])} more")
+    if labels := data.get("labels"):
+        counts = labels["usable"]
+        if counts or labels["without_face"]:
             body = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
             lines.append(
                 f"labels for training: {sum(counts.values())} ({body})"
-                + (f"; {imported} of them imported (import-labels)" if imported else "")
-                + (f"; {unusable} without a usable face, not used" if unusable else "")
-            )
-            known = set(model.labels) if model else set()
-            for label, n in sorted(counts.items()):
-                if label not in known and n < settings.learning.min_per_class:
-                    lines.append(
-                        f"  {label}: waiting for {settings.learning.min_per_class - n} more example(s)"
-                    )
-        errors = journal.last_errors()
-        if errors:
-            lines.append("last errors:")
-            for at, path, message in errors:
-                lines.append(
-                    f"  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))} {Path(path).name}: {message}"
+                + (f"; {labels['imported']} of them imported (import-labels)" if labels["imported"] else "")
+                + (
+                    f"; {labels['without_face']} without a usable face, not used"
+                    if labels["without_face"]
+                    else ""
                 )
-    finally:
-        journal.close()
+            )
+        for label, n in sorted(labels["waiting_for_more"].items()):
+            lines.append(f"  {label}: waiting for {n} more example(s)")
+    if (retrain := data.get("retrain")) and retrain["new_labels"]:
+        missing = retrain["after_labels"] - retrain["new_labels"]
+        when = retrain["due_by_time_at"]
+        lines.append(
+            f"next retrain: {retrain['new_labels']} new label(s); "
+            + (
+                "due now (the daemon retrains at its next look; `facesortd retrain` at once)"
+                if missing <= 0
+                else f"after {missing} more"
+                + (f" or at {time.strftime('%Y-%m-%d %H:%M', time.localtime(when))}" if when else "")
+            )
+        )
+    if errors := data.get("last_errors"):
+        lines.append("last errors:")
+        for e in errors:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["at"]))
+            lines.append(f"  {when} {Path(str(e['path'])).name}: {e['message']}")
     return "\n".join(lines)

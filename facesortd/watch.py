@@ -149,12 +149,25 @@ class _Handler(FileSystemEventHandler):
         self._closed(event, offer=False)
 
     def on_moved(self, event: FileSystemEvent) -> None:
-        if not event.is_directory and (path := self._path(event.dest_path)):
+        if event.is_directory:
+            self._folder_arrived(event.dest_path)
+        elif path := self._path(event.dest_path):
             self.offer(path, finished=True)
 
     def on_created(self, event: FileSystemEvent) -> None:
-        if not event.is_directory and (path := self._path(event.src_path)):
+        if event.is_directory:
+            self._folder_arrived(event.src_path)
+        elif path := self._path(event.src_path):
             self.offer(path)
+
+    def _folder_arrived(self, raw: str | bytes) -> None:
+        """A folder dropped into the inbox is not sorted; say so rather than ignore it without a word."""
+        if not self.settings.recursive:
+            logger.warning(
+                "{}: a folder; only files dropped into the inbox itself are sorted (move its files "
+                "out, or set watch.recursive = true)",
+                raw.decode() if isinstance(raw, bytes) else raw,
+            )
 
     def on_modified(self, event: FileSystemEvent) -> None:
         if self.polling and not event.is_directory and (path := self._path(event.src_path)):

@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
+from conftest import write_crop_dataset
+from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
 from facesortd import cli
 from facesortd.descriptors import DEFAULT_ENSEMBLE
@@ -20,7 +21,7 @@ from facesortd.training import FaceSet
 
 @pytest.fixture
 def trained(crop_dataset: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]) -> str:
-    assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--folds", "3"]) == 0
+    assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--folds", "3", "--activate"]) == 0
     return capsys.readouterr().out
 
 
@@ -69,6 +70,10 @@ def test_sort_dry_run_touches_nothing(
     assert sorted(p.name for p in inbox.iterdir()) == before and not lib.exists()
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(lines) == len(before)
+    assert cli.main(["sort", str(inbox), "--library", str(lib), "--dry-run"]) == 0
+    plan = capsys.readouterr().out.splitlines()  # the plan is the output: on stdout, not in the log
+    assert len(plan) == len(before) and all(" would go to " in line for line in plan)
+    assert any(line.endswith("[quarantined: no-face]") for line in plan)
 
 
 def test_sort_moves_files_by_emotion_and_quarantines_the_rest(
@@ -132,8 +137,7 @@ def test_detect_json_and_draw(trained: str, tmp_path: Path, capsys: pytest.Captu
 
 def test_eval_measures_a_model(trained: str, crop_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["eval", str(crop_dataset), "--kind", "crops", "--json"]) == 0
-    out = capsys.readouterr().out
-    figures = json.loads(out[out.index("{") :])
+    figures = json.loads(capsys.readouterr().out)  # stdout is the JSON document and nothing else
     assert figures["balanced_accuracy"] > 0.9 and figures["n"] == 4 * 30
 
 
@@ -153,6 +157,24 @@ def test_doctor_says_what_to_fix(
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "library" in out and "is not a folder" in out and "overlap: keep them as separate folders" in out
+
+
+def test_doctor_flags_a_model_in_force_that_learnt_nothing(
+    crop_dataset: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facesortd import model_store
+    from facesortd.config import load_settings
+    from facesortd.ensemble import load_model
+
+    assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--descriptor", "hog", "--activate"]) == 0
+    settings = load_settings()
+    model = load_model(model_store.model_in_force(settings))
+    model.info["held_out"] = {**model.info["held_out"], "balanced_accuracy": 0.26, "chance": 0.25}
+    model_store.adopt(settings, model.save(model_store.new_model_path(settings)))
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "has learnt next to nothing" in out and "facesortd model rollback" in out
 
 
 def test_user_errors_are_one_line_not_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -245,34 +267,77 @@ def test_train_from_several_sources_with_label_map(
     assert cli.main(["train", str(crop_dataset), "--map", "nonsense"]) == 2
 
 
-def test_model_history_and_rollback(
+def test_train_activates_only_when_asked_and_rollback_steps_down_to_the_shipped_model(
     crop_dataset: Path,
     fake_detector: None,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     from facesortd import model_store
     from facesortd.config import load_settings
 
-    assert cli.main(["model", "rollback"]) == 2  # nothing to roll back to yet
-    assert "no earlier model" in capsys.readouterr().err
-    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20260101-000001")
-    assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--folds", "2"]) == 0
-    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20260101-000002")
-    assert (
-        cli.main(["train", str(crop_dataset), "--kind", "crops", "--folds", "2", "--descriptor", "pixels"])
-        == 0
-    )
     settings = load_settings()
+    shipped = model_store.shipped_model()
+    assert cli.main(["model", "rollback"]) == 2  # the shipped model is in force: nothing earlier
+    assert "no earlier model" in capsys.readouterr().err
+    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2"]
+    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20260101-000001")
+    assert cli.main(train) == 0
+    out = capsys.readouterr().out
+    assert model_store.model_in_force(settings) == shipped  # written, not put in force
+    assert "not in force yet: `facesortd model use" in out
+    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20260101-000002")
+    assert cli.main([*train, "--descriptor", "pixels", "--activate"]) == 0
     assert model_store.model_in_force(settings).name == "20260101-000002.fsm.npz"
     capsys.readouterr()
     assert cli.main(["model"]) == 0
     listing = capsys.readouterr().out
     assert "* 20260101-000002.fsm.npz" in listing and "balanced accuracy" in listing and "happy 27" in listing
     assert "on the bootstrap validation set: balanced accuracy" in listing
-    assert cli.main(["model", "rollback"]) == 0
-    assert model_store.model_in_force(settings).name == "20260101-000001.fsm.npz"
+    assert cli.main(["model", "use", str(model_store.models_dir(settings) / "20260101-000001.fsm.npz")]) == 0
     assert model_store.load_model_in_force(settings).info["descriptors"] == list(DEFAULT_ENSEMBLE)
+    assert cli.main(["model", "rollback"]) == 0  # back through what was in force: 000002, then shipped
+    assert model_store.model_in_force(settings).name == "20260101-000002.fsm.npz"
+    assert cli.main(["model", "rollback"]) == 0
+    assert model_store.model_in_force(settings) == shipped
+    assert cli.main(["model", "rollback"]) == 2
+    assert cli.main(["model", "use", str(tmp_path / "nothing.fsm.npz")]) == 2
+    assert "is not a file" in capsys.readouterr().err
+    (tmp_path / "junk.fsm.npz").write_bytes(b"junk")
+    assert cli.main(["model", "use", str(tmp_path / "junk.fsm.npz")]) == 2
+    assert model_store.model_in_force(settings) == shipped  # a broken file is never put in force
+    assert cli.main(["model", "use"]) == 2 and "takes `default` or a model FILE" in capsys.readouterr().err
+    outside = tmp_path / "elsewhere.fsm.npz"
+    outside.write_bytes((model_store.models_dir(settings) / "20260101-000002.fsm.npz").read_bytes())
+    assert cli.main(["model", "use", str(outside)]) == 0  # copied in, so deleting it later is harmless
+    outside.unlink()
+    assert model_store.load_model_in_force(settings).descriptor == "pixels"
+    assert cli.main(["model", "use", "default"]) == 0 and model_store.model_in_force(settings) == shipped
+
+
+def test_train_says_plainly_when_the_new_model_is_worse(
+    tmp_path: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Labels that carry no signal (every emotion drawn alike) give a chance-level model: train says so."""
+    from facesortd import model_store
+    from facesortd.config import load_settings
+
+    rng = np.random.default_rng(5)
+    for emotion in ("angry", "happy", "sad", "surprised"):
+        (tmp_path / "small" / emotion).mkdir(parents=True)
+        for k in range(20):
+            cv2.imwrite(str(tmp_path / "small" / emotion / f"c{k % 5}_{k}.png"), draw_face("happy", 80, rng))
+    good = ["train", str(write_crop_dataset(tmp_path / "good", 30)), "--kind", "crops", "--folds", "2"]
+    assert cli.main([*good, "--descriptor", "hog", "--activate"]) == 0
+    capsys.readouterr()
+    before = model_store.model_in_force(load_settings())
+    small = ["train", str(tmp_path / "small"), "--kind", "crops", "--folds", "2", "--descriptor", "hog"]
+    assert cli.main([*small, "--validation-share", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "new model:      balanced accuracy" in out and "model in force: balanced accuracy" in out
+    assert "the new model is WORSE than the model in force" in out and "barely better than chance" in out
+    assert model_store.model_in_force(load_settings()) == before
 
 
 def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> None:
@@ -333,3 +398,62 @@ def test_undo_of_a_copy_removes_the_copy(
     assert cli.main(["undo", str(len(truth) + 2)]) == 0
     assert len(list(inbox.iterdir())) == len(truth) + 2  # originals untouched, no "name (1)" twins
     assert [p for p in (tmp_path / "lib").rglob("*") if p.is_file()] == []
+
+
+def test_mistyped_arguments_are_errors_not_skips_or_tracebacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["sort", str(tmp_path / "no" / "such")]) == 2
+    assert f"{tmp_path / 'no' / 'such'}: no such file or folder" in capsys.readouterr().err
+    (tmp_path / "shots" / "album").mkdir(parents=True)
+    assert cli.main(["sort", "--dry-run", str(tmp_path / "shots")]) == 0
+    assert "album: a folder inside" in capsys.readouterr().err  # not skipped without a word
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--log-level", "LOUD", "status"])
+    assert exit_info.value.code == 2 and "invalid choice: 'LOUD'" in capsys.readouterr().err
+    assert cli.main(["--log-level", "debug", "status"]) == 0  # any case will do
+    assert cli.main(["undo", "0"]) == 2 and "1 or more" in capsys.readouterr().err
+
+
+def test_status_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    """`facesortd status | head`: the reader leaves before the output is written; no traceback."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as for a user
+    env["FACESORTD_STATE_DIR"] = str(tmp_path / "state")
+    read, write = os.pipe()
+    os.close(read)  # a reader that has already gone: every write fails with EPIPE
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "facesortd", "status"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    finally:
+        os.close(write)
+    assert out.returncode == 141 and out.stderr == ""
+
+
+def test_undo_shows_a_plan_and_asks_before_undoing_many(
+    fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(cli.CONFIRM_UNDO_OVER + 1):
+        cv2.imwrite(str(inbox / f"{i}.png"), np.full((60, 60, 3), i, np.uint8))
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    assert cli.main(["sort", str(inbox)]) == 0
+    capsys.readouterr()
+    assert cli.main(["undo", "2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"would go back to {inbox}") == 2 and "nothing undone (dry run)" in out
+    assert list(inbox.iterdir()) == []
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    answers = iter(["n", "y"])
+    monkeypatch.setattr("builtins.input", lambda _question: next(answers))
+    assert cli.main(["undo", "--since", "1h"]) == 0
+    assert "nothing undone" in capsys.readouterr().out and list(inbox.iterdir()) == []
+    assert cli.main(["undo", "--since", "1h"]) == 0
+    assert len(list(inbox.iterdir())) == cli.CONFIRM_UNDO_OVER + 1

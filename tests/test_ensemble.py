@@ -136,7 +136,7 @@ def test_a_retrain_from_an_ensemble_in_force_stays_an_ensemble(tmp_path: Path) -
 def test_train_with_two_descriptors_writes_an_ensemble_that_eval_and_sort_use(
     crop_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["train", str(crop_dataset), "--kind", "crops", "--folds", "3"]
+    args = ["train", str(crop_dataset), "--kind", "crops", "--folds", "3", "--activate"]
     assert cli.main([*args, "--descriptor", "hog", "--descriptor", "lbp"]) == 0
     path = model_store.model_in_force(load_settings())
     assert path is not None and path.parent == model_store.models_dir(load_settings())

@@ -145,7 +145,7 @@ def test_labels_that_contradict_the_bootstrap_are_caught_by_its_validation_set(t
     mine, boot = result.comparisons
     assert mine.passed and mine.candidate > mine.current
     assert not boot.passed and boot.candidate < boot.current - settings.learning.bootstrap_max_drop
-    assert not result.adopted and "bootstrap validation set" in result.describe("balanced_accuracy")
+    assert not result.adopted and "bootstrap validation set" in result.describe()
     assert model_store.model_in_force(settings).name == "20260101-000000.fsm.npz"
 
 
@@ -156,7 +156,7 @@ def test_helpful_labels_pass_both_held_out_sets(settings: Settings) -> None:
         settings, _labels(settings, ["angry", "happy", "sad", "surprised"], 6, seed=16), current
     )
     assert [c.held_out for c in result.comparisons] == [
-        "your held-out labels",
+        "your labels neither model was trained on",
         "the bootstrap validation set",
     ]
     assert result.adopted and all(c.passed for c in result.comparisons)
@@ -164,7 +164,7 @@ def test_helpful_labels_pass_both_held_out_sets(settings: Settings) -> None:
     assert info["bootstrap_validation"]["n"] == 24 and "adopted" in info["decision"]
     text = status.report(settings)  # what the person sees: the model, its figures, the last decision
     assert "held out: balanced accuracy" in text and "last retrain" in text
-    assert "on the bootstrap validation set: new" in text
+    assert "on the bootstrap validation set (24 faces): new" in text
 
 
 def test_sorted_right_scores_what_lands_in_the_right_folder() -> None:
@@ -222,4 +222,128 @@ def test_the_configured_metric_judges_the_retrain(tmp_path: Path) -> None:
     assert result.adopted
     held = model_store.load_model_in_force(settings).info["held_out"]  # share sorted into the right folder:
     assert mine.candidate == pytest.approx(held["coverage"] * held["accuracy_at_threshold"], abs=1e-3)
-    assert "sorted_right on your held-out labels" in result.describe("sorted_right")
+    assert "sorted_right on your labels neither model was trained on" in result.describe()
+
+
+def test_the_first_labels_wait_for_the_count_and_the_clock_starts_with_them(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh install must not take its first label for "a day has passed" (it once retrained on 14)."""
+    from facesortd.journal import Journal
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    calls: list[int] = []
+
+    def fake_retrain(_s: Settings, labels: list[learn.UserLabel], *_: object) -> learn.RetrainResult:
+        calls.append(len(labels))
+        return learn.RetrainResult(Path("made.fsm.npz"), False)
+
+    monkeypatch.setattr(learn, "retrain", fake_retrain)
+    labels = _labels(settings, ["angry", "happy", "sad"], 4, seed=30)  # 12: fewer than 20
+    start = 1_000_000_000.0
+    clock = lambda hours: monkeypatch.setattr(learn.time, "time", lambda: start + hours * 3600)  # noqa: E731
+    clock(0)
+    assert learn.retrain_if_due(settings, journal, labels) is None
+    clock(23)
+    assert learn.retrain_if_due(settings, journal, labels[:1] + labels) is None
+    clock(24.5)  # the first of them has waited a day: learn from what there is
+    assert learn.retrain_if_due(settings, journal, labels) is not None and calls == [12]
+    clock(30)  # the clock starts again with the next label, not at the last retrain
+    more = labels + _labels(settings, ["happy"], 1, seed=31)
+    assert learn.retrain_if_due(settings, journal, more) is None
+    clock(53)
+    assert learn.retrain_if_due(settings, journal, more) is None
+    twenty = more + _labels(settings, ["angry", "happy", "sad", "surprised"], 5, seed=32)
+    assert learn.retrain_if_due(settings, journal, twenty) is not None and calls == [12, 33]
+    journal.close()
+
+
+def test_the_model_in_force_is_judged_only_on_labels_it_was_not_trained_on(settings: Settings) -> None:
+    emotions = ["angry", "happy", "sad"]
+    _bootstrap(settings, emotions, 10, seed=33)
+    old = _labels(settings, emotions, 4, seed=34)
+    new = _labels(settings, emotions, 4, seed=35)
+    current = EmotionModel.fit(
+        np.stack([learn.kept_face(lbl.face, SPEC) for lbl in old]), [lbl.label for lbl in old], SPEC, "hog"
+    )
+    current.info.update({"user_labels": len(old), "user_label_faces": [lbl.face.stem for lbl in old]})
+    result = learn.retrain(settings, old + new, current)
+    [mine] = result.comparisons
+    assert mine.new.confusion.sum() == mine.old.confusion.sum() == len(new)
+    assert f"({len(new)} faces)" in result.describe()
+    made = model_store.load_model(result.path)
+    assert sorted(made.info["user_label_faces"]) == sorted(lbl.face.stem for lbl in old + new)
+    assert made.info["base_file"] == "20260101-000000.fsm.npz"
+    again = learn.retrain(settings, old + new, made)  # nothing it has not seen: nothing to judge on
+    assert again.path is None and "not trained on" in again.reason
+
+
+def _sure_of_nothing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retrains from here on make a model as unsure as can be, with the same argmax as an honest one."""
+    start = learn.bootstrap(settings)
+    start.model.temperature = 1e12
+    monkeypatch.setattr(learn, "bootstrap", lambda _settings: start)
+    monkeypatch.setattr(learn, "fit_temperature", lambda *_: 1e12)
+
+
+def test_a_model_that_sorts_far_less_is_refused_whatever_its_balanced_accuracy(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=36)
+    _sure_of_nothing(settings, monkeypatch)
+    result = learn.retrain(settings, _labels(settings, ["angry", "happy", "sad"], 6, seed=37), current)
+    [mine] = result.comparisons
+    assert mine.candidate >= mine.current and mine.new.coverage == 0.0 < mine.old.coverage
+    assert not result.adopted and "auto-sorted at 0.72: new 0%" in result.describe()
+    assert model_store.model_in_force(settings).name == "20260101-000000.fsm.npz"
+
+
+def test_a_model_written_but_not_put_in_force_is_not_the_base_of_retrains(settings: Settings) -> None:
+    in_force = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=38)
+    rng = np.random.default_rng(39)
+    faces = np.stack([normalise_face(draw_face("happy", 90, rng), (0, 0, 90, 90), SPEC) for _ in range(20)])
+    EmotionModel.fit(faces, ["angry", "happy"] * 10, SPEC, "hog").save(
+        model_store.models_dir(settings) / "20260102-000000.fsm.npz"
+    )
+    assert model_store.model_in_force(settings).name == "20260101-000000.fsm.npz"
+    start = learn.bootstrap(settings)
+    assert start.name == "20260101-000000.fsm.npz" and start.model.labels == in_force.labels
+
+
+def test_a_model_pinned_in_the_config_is_the_base_of_retrains(tmp_path: Path) -> None:
+    rng = np.random.default_rng(41)
+    emotions = ["angry", "happy", "sad"]
+    faces = np.stack([normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in emotions * 8])
+    pinned = EmotionModel.fit(faces, emotions * 8, SPEC, "hog").save(tmp_path / "mine.fsm.npz")
+    settings = load_settings(state_dir=tmp_path / "state", recognition={"model": pinned})
+    result = learn.retrain(settings, _labels(settings, emotions, 5, seed=42), model_store.load_model(pinned))
+    assert result.path is not None and model_store.load_model(result.path).info["base_file"] == str(pinned)
+    assert learn.bootstrap(settings).name == str(pinned)
+
+
+def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Labels are mostly files the model in force was unsure of: the share must be judged elsewhere too."""
+    import cv2
+    from synthetic import BrightBlobDetector, draw_screenshot
+
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=43)
+    rng = np.random.default_rng(44)
+    files = []
+    for i in range(6):
+        files.append(tmp_path / f"placed{i}.png")
+        cv2.imwrite(str(files[-1]), draw_screenshot(["angry", "happy", "sad"][i % 3], rng)[0])
+    monkeypatch.setattr(learn, "FaceDetector", BrightBlobDetector)
+    labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=45)
+    fair = learn.retrain(settings, labels, current, files)
+    assert fair.adopted and isinstance(share := fair.comparisons[-1], learn.ShareCheck)
+    assert (
+        share.n == 6
+        and share.passed
+        and "files placed lately that nobody labelled (6 faces)" in fair.describe()
+    )
+    _sure_of_nothing(settings, monkeypatch)
+    more = labels + _labels(settings, ["angry", "happy", "sad"], 6, seed=46)
+    unsure = learn.retrain(settings, more, model_store.load_model_in_force(settings), files)
+    assert not unsure.adopted and not unsure.comparisons[-1].passed and unsure.comparisons[-1].new == 0.0

@@ -8,10 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from loguru import logger
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
 from waiting import wait_until
 
-from facesortd import learn, model_store, review
+from facesortd import learn, model_store, review, status
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Pipeline
 from facesortd.emotion import EmotionModel
@@ -21,8 +22,8 @@ from facesortd.service import Service
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setattr(model_store, "shipped_model", lambda: None)  # start with no model at all
-    monkeypatch.setattr(learn, "shipped_model", lambda: None)
     monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr(learn, "FaceDetector", BrightBlobDetector)
     return load_settings(
         inbox=tmp_path / "inbox",
         library=tmp_path / "lib",
@@ -170,3 +171,94 @@ def test_a_file_facesortd_is_moving_right_now_is_not_taken_for_a_label(settings:
     journal.finish(move, "done", happy / "x.png")
     assert journal.labels() == []
     journal.close()
+
+
+def _sorted_right(settings: Settings, shots: dict[Path, str]) -> tuple[int, int]:
+    """(files auto-sorted, of them into the right folder) by the model in force, on a fixed labelled set."""
+    model = model_store.load_model_in_force(settings)
+    pipeline = Pipeline(BrightBlobDetector(), model, settings.recognition, settings.images)  # type: ignore[arg-type]
+    decisions = [(pipeline.decide(path), truth) for path, truth in shots.items()]
+    sure = [(d.emotion, truth) for d, truth in decisions if d.action == "sorted"]
+    return len(sure), sum(guess == truth for guess, truth in sure)
+
+
+NOISE = 3
+"""Every NOISE-th face of the bootstrap crops carries the next emotion's label."""
+
+
+def _shot(path: Path, emotion: str, rng: np.random.Generator) -> None:
+    assert cv2.imwrite(str(path), draw_screenshot(emotion, rng)[0])
+
+
+@pytest.mark.slow
+def test_reviewing_15_files_never_makes_the_model_in_force_sort_fewer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new user's path from the issue: a modest model, 30 screenshots, 15 of them reviewed."""
+    from conftest import write_crop_dataset
+
+    from facesortd import cli
+    from facesortd.journal import Journal
+    from facesortd.learn import retrain_if_due
+
+    monkeypatch.setattr(model_store, "shipped_model", lambda: None)
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr(learn, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr(cli, "FaceDetector", BrightBlobDetector)
+    for key, value in (("INBOX", "inbox"), ("LIBRARY", "lib"), ("STATE_DIR", "state")):
+        monkeypatch.setenv(f"FACESORTD_{key}", str(tmp_path / value))
+    monkeypatch.setenv("FACESORTD_WATCH__SETTLE_S", "0.1")
+    monkeypatch.setenv("FACESORTD_LEARNING__REVIEW_SCAN_S", "0.2")  # retrain_after_labels: default 20
+    crops = write_crop_dataset(tmp_path / "small", per_class=8, seed=4)
+    for k, emotion in enumerate(EMOTIONS):  # a sloppily labelled start: a modest model
+        for path in sorted((crops / emotion).iterdir())[::NOISE]:
+            path.rename(crops / EMOTIONS[(k + 1) % 4] / f"x{path.name}")
+    assert cli.main(["train", str(crops), "--kind", "crops", "--descriptor", "hog", "--folds", "2"]) == 0
+    settings = load_settings()
+    assert model_store.model_in_force(settings) is None  # written, not in force
+    assert cli.main(["model", "use", str(model_store.user_models(settings)[0])]) == 0
+    in_force = model_store.model_in_force(settings)
+    rng = np.random.default_rng(40)
+    (tmp_path / "fixed").mkdir()
+    shots = {tmp_path / "fixed" / f"{i}.png": EMOTIONS[i % 4] for i in range(24)}
+    for path, emotion in shots.items():
+        _shot(path, emotion, rng)
+    before = _sorted_right(settings, shots)
+
+    def make(s: Settings) -> Pipeline:
+        return Pipeline(BrightBlobDetector(), model_store.load_model_in_force(s), s.recognition, s.images)  # type: ignore[arg-type]
+
+    service = Service(settings, make)
+    settings.inbox.mkdir(parents=True)
+    warnings: list[str] = []
+    sink = logger.add(warnings.append, level="WARNING", format="{message}")
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        wait_until(lambda: (settings.state_dir / "status.json").exists())
+        assert all((settings.library / e).is_dir() for e in EMOTIONS)  # made with the library
+        (settings.inbox / "album").mkdir()
+        wait_until(lambda: any("album: a folder" in w for w in warnings))
+        truth = {f"{'abcdef'[i % 6]}{i}.png": EMOTIONS[i % 4] for i in range(30)}
+        for name, emotion in truth.items():
+            _shot(settings.inbox / name, emotion, rng)
+        wait_until(lambda: sum(1 for _ in settings.library.rglob("*.png")) == 30, timeout=60)
+        placed = {p.name: p for p in settings.library.rglob("*.png")}
+        wrong = [n for n in placed if placed[n].parent.name != truth[n]]  # quarantined or mis-sorted
+        assert len(wrong) >= 15, f"the test needs a model that leaves 15 files to review: {len(wrong)}"
+        for name in wrong[:15]:  # the person files them where they belong, with a file manager
+            placed[name].rename(settings.library / truth[name] / name)
+        wait_until(lambda: len(review.user_labels(journal)) == 15, timeout=30)
+        assert model_store.model_in_force(settings) == in_force  # 15 < 20 labels: no retrain yet
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+        logger.remove(sink)
+    placed_now = status.gather(settings)
+    assert sum(placed_now["total"].values()) == 30 and placed_now["retrain"]["new_labels"] == 15
+    result = retrain_if_due(settings, journal, review.user_labels(journal), force=True)
+    journal.close()
+    assert result is not None and "files placed lately that nobody labelled (15 faces)" in result.describe()
+    after = _sorted_right(settings, shots)
+    assert after[0] >= before[0] and after[1] >= before[1], (before, after, result.describe())

@@ -112,10 +112,7 @@ class Learning:
             Reviewer(self.settings, self.journal).scan()
             result = retrain_if_due(self.settings, self.journal, user_labels(self.journal), force=True)
             assert result is not None, "a forced retrain always returns its result"
-            metric = self.settings.learning.adopt_metric
-            self.message = (
-                result.describe(metric) if result.path is not None else f"no retrain: {result.reason}"
-            )
+            self.message = result.describe() if result.path is not None else f"no retrain: {result.reason}"
         except Exception as exc:  # a failed retrain must not take the page down; say it loudly
             logger.exception("retrain from the review page failed")
             self.message = f"retrain failed: {exc}"

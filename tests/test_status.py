@@ -1,0 +1,116 @@
+"""`facesortd status`: counts that add up, what waits for review, what is stuck in the inbox and why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from facesortd import cli
+from facesortd.config import Settings, load_settings
+from facesortd.decide import Decision
+from facesortd.journal import Journal, file_hash
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for key, sub in (("INBOX", "inbox"), ("LIBRARY", "lib"), ("STATE_DIR", "state")):
+        monkeypatch.setenv(f"FACESORTD_{key}", str(tmp_path / sub))
+    return load_settings()
+
+
+def _place(journal: Journal, src: Path, dest: Path, decision: Decision) -> None:
+    """Journal a move as facesortd makes it (the file's bytes are its name, so each is unique)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        dest.write_bytes(dest.name.encode())
+    journal.finish(journal.plan(file_hash(dest), src, dest, decision, "m"), "done", dest)
+
+
+def test_counts_add_up_to_the_files_placed(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    journal = Journal.for_state_dir(settings.state_dir)
+    unsure = settings.library / "_quarantine" / "unsure"
+    for name, guess in (("a.png", "happy"), ("b.png", "sad"), ("c.png", "angry")):  # different best guesses
+        _place(journal, settings.inbox / name, unsure / name, Decision.quarantine("unsure", emotion=guess))
+    _place(
+        journal,
+        settings.inbox / "d.png",
+        settings.library / "_quarantine/no-face/d.png",
+        Decision.quarantine("no-face"),
+    )
+    (unsure / "c.png").rename(settings.library / "c.png")  # a retrain re-examines c and sorts it
+    (settings.library / "happy").mkdir()
+    (settings.library / "c.png").rename(settings.library / "happy" / "c.png")
+    _place(
+        journal,
+        unsure / "c.png",
+        settings.library / "happy" / "c.png",
+        Decision("sorted", "happy", confidence=0.9),
+    )
+    journal.close()
+    assert cli.main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    expected = {"_quarantine/no-face": 1, "_quarantine/unsure": 2, "happy": 1}
+    assert data["total"] == data["today"] == expected
+    assert data["waiting_for_review"] == {"_quarantine/no-face": 1, "_quarantine/unsure": 2}
+    assert data["model"]["threshold"] == settings.recognition.threshold and data["daemon"]["running"] is False
+    assert cli.main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert "in total: 4 file(s): _quarantine/no-face 1, _quarantine/unsure 2, happy 1" in text
+    assert "waiting for your review: 3 file(s)" in text and "threshold in force: 0.72" in text
+
+
+def test_status_says_why_files_sit_in_the_inbox(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inbox = settings.inbox
+    (inbox / "album").mkdir(parents=True)
+    (inbox / "notes.txt").write_text("x")
+    (inbox / "new.png").write_bytes(b"new")
+    (inbox / "undone.png").write_bytes(b"undone")
+    (inbox / "failed.png").write_bytes(b"failed")
+    journal = Journal.for_state_dir(settings.state_dir)
+    move = journal.plan(
+        file_hash(inbox / "undone.png"),
+        inbox / "undone.png",
+        settings.library / "x",
+        Decision("sorted", "happy", confidence=1.0),
+        "m",
+    )
+    journal.finish(move, "undone")
+    journal.error(inbox / "failed.png", "move failed: disk full")
+    journal.close()
+    assert cli.main(["status", "--json"]) == 0
+    inbox_state = json.loads(capsys.readouterr().out)["inbox"]
+    why = {Path(e["path"]).name: e["why"] for e in inbox_state["stuck"]}
+    assert inbox_state["count"] == 5
+    assert why["album"].startswith("a folder") and "watch.recursive" in why["album"]
+    assert "watch.extensions" in why["notes.txt"]
+    assert why["new.png"] == "waiting to be sorted (the daemon is not running)"
+    assert why["undone.png"].startswith("you undid its sort")
+    assert why["failed.png"] == "failed: move failed: disk full"
+    assert cli.main(["status"]) == 0
+    assert "  album: a folder" in capsys.readouterr().out
+
+
+def test_status_says_when_the_next_retrain_comes(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facesortd.learn import retrain_if_due
+    from facesortd.review import user_labels
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    for i in range(3):
+        face = settings.state_dir / "faces" / f"{i}.png"
+        face.parent.mkdir(parents=True, exist_ok=True)
+        face.write_bytes(b"a kept face")
+        journal.add_label(f"h{i}", "happy", "human", (face, (0, 0, 9, 9)), f"g{i}", face)
+    assert retrain_if_due(settings, journal, user_labels(journal)) is None  # 3 < 20: the clock starts
+    journal.close()
+    assert cli.main(["status", "--json"]) == 0
+    retrain = json.loads(capsys.readouterr().out)["retrain"]
+    assert retrain["new_labels"] == 3 and retrain["after_labels"] == 20
+    assert retrain["due_by_time_at"] == pytest.approx(__import__("time").time() + 24 * 3600, abs=60)
+    assert cli.main(["status"]) == 0
+    assert "next retrain: 3 new label(s); after 17 more or at " in capsys.readouterr().out
