@@ -18,8 +18,17 @@ from loguru import logger
 
 from facesortd import __version__
 from facesortd.arg_types import int_at_least, number_between
+from facesortd.backdrops import Backdrops
 from facesortd.config import ConfigError, Settings, config_home, load_settings
-from facesortd.datasets import DatasetError, LabelledItem, is_image_name, load_items, relabel
+from facesortd.datasets import (
+    DatasetError,
+    LabelledItem,
+    is_image_name,
+    is_vn_faces,
+    load_items,
+    relabel,
+    vn_backgrounds,
+)
 from facesortd.decide import Decision, Pipeline
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT, describe
 from facesortd.detect import DetectorError, FaceDetector
@@ -45,6 +54,7 @@ from facesortd.model_store import (
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
 from facesortd.progress import Progress
 from facesortd.training import (
+    SOURCE_BALANCE,
     FaceSet,
     Predictions,
     Undetected,
@@ -246,10 +256,24 @@ def _framing(args: argparse.Namespace, settings: Settings) -> tuple[FaceDetector
     return FaceDetector(settings.detection), args.undetected
 
 
+def _backdrops(args: argparse.Namespace) -> Backdrops:
+    """Every background picture of the vn_faces-style datasets among DATASET, to vary scenes with."""
+    return Backdrops([p for src in args.datasets if is_vn_faces(src) for p in vn_backgrounds(src)])
+
+
 def _collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> FaceSet:
     detector, undetected = _framing(args, settings)
     parts = [
-        collect_faces(found, detector, spec, src.name, args.kind, undetected, settings.images)
+        collect_faces(
+            found,
+            detector,
+            spec,
+            src.name,
+            args.kind,
+            undetected,
+            settings.images,
+            Backdrops(vn_backgrounds(src)) if is_vn_faces(src) else None,
+        )
         for src, found in _dataset_items(args).items()
     ]
     data = FaceSet.concat(parts)
@@ -308,8 +332,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(collected.counts()) < 2:
         raise DatasetError("training needs faces of at least 2 emotions")
     data, validation = holdout_split(collected, args.validation_share)
-    net_settings = NetSettings(epochs=args.epochs) if args.train_features else None
-    fit = emotion_fitter(spec, descriptors, args.pca, net_settings)
+    net_settings = (
+        NetSettings(epochs=args.epochs, backdrops=_backdrops(args)) if args.train_features else None
+    )
+    fit = emotion_fitter(spec, descriptors, args.pca, net_settings, args.source_balance)
     started = time.perf_counter()
     # Every fold sees the same features of a descriptor, so they are computed once (not a net
     # that is being trained: each fold has its own).
@@ -630,6 +656,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--folds", type=int_at_least(2), default=5, help="cross-validation folds for the held-out figures"
+    )
+    p.add_argument(
+        "--source-balance",
+        type=number_between(0.0, 1.0),
+        default=SOURCE_BALANCE,
+        help="how much each DATASET's faces are reweighted towards equal total weight per dataset: 0 "
+        "pools them, 1 weighs every dataset the same (default %(default)s)",
     )
     p.add_argument(
         "--validation-share",

@@ -7,6 +7,7 @@ tell whether the model helps.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +64,22 @@ def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins
     return float(total / max(1, len(confidence)))
 
 
+RELIABILITY_EDGES = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0001)
+
+
+def reliability(
+    correct: np.ndarray, confidence: np.ndarray, edges: tuple[float, ...] = RELIABILITY_EDGES
+) -> list[tuple[float, float, int, float]]:
+    """(low, high, faces, share right) per confidence band: higher confidence must mean more often
+    right, or the threshold means nothing. Empty bands are left out."""
+    out = []
+    for lo, hi in itertools.pairwise(edges):
+        sel = (confidence >= lo) & (confidence < hi)
+        if sel.any():
+            out.append((lo, min(hi, 1.0), int(sel.sum()), float(correct[sel].mean())))
+    return out
+
+
 @dataclass
 class Evaluation:
     """Everything `train` and `eval` report about predictions on held-out faces."""
@@ -75,6 +92,7 @@ class Evaluation:
     accuracy_at_threshold: float
     ece: float
     curve: list[tuple[float, float, float]] = field(repr=False)
+    bands: list[tuple[float, float, int, float]] = field(default_factory=list, repr=False)
 
     @classmethod
     def of(
@@ -92,6 +110,7 @@ class Evaluation:
             accuracy_at_threshold=acc,
             ece=expected_calibration_error(correct, conf),
             curve=coverage_curve(correct, conf),
+            bands=reliability(correct, conf),
         )
 
     def score(self, metric: AdoptMetric) -> float:
@@ -132,6 +151,8 @@ class Evaluation:
                 else "none sorted"
             ),
             f"calibration error (ECE): {self.ece:.3f}",
+            "share right by confidence: "
+            + ", ".join(f"{lo:.1f}-{hi:.1f}: {acc:.0%} of {n}" for lo, hi, n, acc in self.bands),
             "confusion matrix (rows: true, columns: predicted):",
             " " * width + " " + " ".join(f"{lbl[:6]:>6}" for lbl in self.labels),
         ]
