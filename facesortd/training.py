@@ -27,7 +27,7 @@ from facesortd.detect import Face, FaceDetector, iou
 from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import EnsembleModel, Model, combine
-from facesortd.faces import FaceSpec, crop_face, normalise_face
+from facesortd.faces import FaceSpec, box_in_crop, crop_face, normalise_face
 from facesortd.feature_net_training import NetSettings, train_feature_net
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.metrics import Evaluation
@@ -216,7 +216,7 @@ def collect_faces(
     return FaceSet(
         stack,
         [i.label for i in kept],
-        [f"{source}:{i.group if i.group is not None else i.path.name}" for i in kept],
+        [f"{source}:{i.group if i.group is not None else i.path}" for i in kept],
         [i.path for i in kept],
         [source] * len(kept),
         skipped,
@@ -243,6 +243,10 @@ def face_opacity(alpha: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
     return cv2.resize(crop, (spec.size, spec.size), interpolation=interp)
 
 
+CROP_MATCH_IOU = 0.7
+"""A face found this close to a crop's middle half is taken to be that middle half."""
+
+
 def training_box(
     gray: np.ndarray, known: Box | None, detector: FaceDetector | None, kind: Kind, undetected: Undetected
 ) -> tuple[Box | None, bool]:
@@ -262,26 +266,23 @@ def training_box(
         return (max(found, key=lambda f: f.area).box if found else None), False
     face = face_in_crop(gray, detector) if detector else None
     if face is not None:
-        return face.box, True
+        middle = box_in_crop(gray.shape)
+        # A crop facesortd's way (the face its middle half) is read back exactly as it was cut, so
+        # it is framed like the run-time face it came from; others keep the detector's box.
+        return (middle if iou(face.box, middle) >= CROP_MATCH_IOU else face.box), True
     return (whole if undetected == "whole" else None), True
 
 
 def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -> np.ndarray:
     """Fold index per sample; whole groups go to one fold, folds kept near equal in size.
 
-    Groups larger than half a fold are split into files (see below). Groups are dealt largest
-    first (ties broken by a seeded hash of the name) to the fold that has the fewest samples of
-    that group's majority label, which keeps every fold's label mix close to the whole set's.
+    Groups are dealt largest first (ties broken by a seeded hash of the name) to the fold that has
+    the fewest samples of that group's majority label, which keeps every fold's label mix close to
+    the whole set's. A group is never split: a group larger than a fold makes that fold larger.
     """
     members: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
-    too_big = len(labels) / (2 * k)
-    for g in [g for g, idx in members.items() if len(idx) > too_big]:
-        # A "group" this large is not a character but a naming scheme (happy_train_1002.jpg):
-        # keeping it whole would put a whole label in one fold, so its files go one by one.
-        for i in members.pop(g):
-            members[f"{g}\0{i}"] = [i]
     fold_of = np.zeros(len(labels), dtype=np.int64)
     per_label = np.zeros((k, len(set(labels)) or 1))
     names = {lbl: i for i, lbl in enumerate(sorted(set(labels)))}
@@ -294,6 +295,22 @@ def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -
         for i in idx:
             per_label[fold, names[labels[i]]] += 1
     return fold_of
+
+
+def independent_units(data: FaceSet) -> list[str]:
+    """What validation must never split, per face: the data's own groups (a vn_faces repository,
+    a seed character), or, when several sources are pooled, the whole source for a source that
+    carries no groups (a folder of crops from one illustration set, like anime_expressions).
+
+    Such a source says nothing about which of its files are related, so only holding it out as a
+    whole measures what a model does on art it has not seen. A source alone keeps one unit per
+    file: there is nothing else to hold it out from.
+    """
+    if len(set(data.sources)) < 2:
+        return list(data.groups)
+    sizes = Counter(data.groups)
+    grouped = {s for s, g in zip(data.sources, data.groups, strict=True) if sizes[g] > 1}
+    return [g if s in grouped else s for s, g in zip(data.sources, data.groups, strict=True)]
 
 
 def holdout_split(data: FaceSet, share: float) -> tuple[FaceSet, FaceSet | None]:
@@ -404,7 +421,7 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
     """
     names = sorted(set(data.labels))
     truth = np.array([names.index(lbl) for lbl in data.labels])
-    fold_of = grouped_folds(data.labels, data.groups, folds)
+    fold_of = grouped_folds(data.labels, independent_units(data), folds)
     member_logits: list[np.ndarray] = []
     weights: list[float] = [1.0]
     descriptors: list[str] = []
