@@ -37,6 +37,7 @@ from facesortd.descriptors import DESCRIPTORS, LEARNT, describe
 from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
 from facesortd.feature_net_training import NetSettings
+from facesortd.loop_settings import LoopSettings
 from facesortd.metrics import Evaluation
 from facesortd.training import (
     SOURCE_BALANCE,
@@ -191,7 +192,7 @@ def main() -> int:
     parser.add_argument(
         "--epochs",
         type=int,
-        default=NetSettings().epochs,
+        default=LoopSettings().epochs,
         help="feature-net epochs (default %(default)s)",
     )
     parser.add_argument(
@@ -216,7 +217,9 @@ def main() -> int:
     print_header(args.target)
     descriptors = args.descriptor or ["hog+lbp", LEARNT]
     configs = [descriptors] if args.ensemble else [[d] for d in descriptors]
-    net_settings = NetSettings(epochs=args.epochs, backdrops=Backdrops(vn_backgrounds(SHARED / "vn_faces")))
+    net_settings = NetSettings(
+        loop=LoopSettings(epochs=args.epochs), backdrops=Backdrops(vn_backgrounds(SHARED / "vn_faces"))
+    )
     data.features = {d: describe(data.faces, d) for d in descriptors if d != LEARNT}
     for config in configs:
         name = "+".join(config).replace("hog+lbp", "hoglbp")

@@ -36,11 +36,12 @@ from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec
 from facesortd.feature_net import FeatureNetError
-from facesortd.feature_net_training import NetSettings
+from facesortd.feature_net_training import NetSettings, torch_installed
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, content_id, journaled_apply
 from facesortd.learn import KEEP_MARGIN
 from facesortd.library import Library
+from facesortd.loop_settings import LoopSettings
 from facesortd.metrics import headline
 from facesortd.model_store import (
     adopt,
@@ -325,6 +326,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--train-features trains the net of the {LEARNT} descriptor: add --descriptor {LEARNT}"
         )
+    if args.train_features and not torch_installed():
+        raise UsageError("--train-features trains the net with PyTorch: pip install 'facesortd[train]'")
     settings = _settings(args)
     spec = FaceSpec(size=args.face_size, margin=args.margin)
     collected = _collect(args, settings, spec)
@@ -333,7 +336,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DatasetError("training needs faces of at least 2 emotions")
     data, validation = holdout_split(collected, args.validation_share)
     net_settings = (
-        NetSettings(epochs=args.epochs, backdrops=_backdrops(args)) if args.train_features else None
+        NetSettings(loop=LoopSettings(epochs=args.epochs), backdrops=_backdrops(args))
+        if args.train_features
+        else None
     )
     fit = emotion_fitter(spec, descriptors, args.pca, net_settings, args.source_balance)
     started = time.perf_counter()
@@ -609,8 +614,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train an emotion model from a labelled folder",
-        description="Train an emotion model from DATASET/<emotion>/*; prints per-emotion counts and "
-        "held-out figures (grouped cross-validation), then writes a versioned model file.",
+        description="Train an emotion model from DATASET/<emotion>/*, faces.json box files or vn_faces "
+        "folders; prints per-emotion counts and out-of-source figures (cross-validation that never "
+        "splits a repository or character, and holds out a dataset without groups as a whole), then "
+        "writes a versioned model file.",
     )
     _add_dataset_options(p)
     p.add_argument(
@@ -629,17 +636,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--train-features",
         action="store_true",
-        help="for the cnn descriptor (part of the default): also train its net, one per "
-        "cross-validation fold and one for the model (slow: ~18 min per 7,000 faces and net on one "
-        "core); without it the net of the "
-        "shipped model is used as it is, which is fast and right for your own faces (the held-out "
-        "figures would flatter faces that net was trained on: anime_expressions and the seed's)",
+        help="for the cnn descriptor (part of the default): also train its net with PyTorch (pip install "
+        "'facesortd[train]'), one per cross-validation fold and one for the model (about 5 min per net "
+        "on one core); without it the net of the shipped model is used as it is, which is fast and "
+        "right for your own faces (the held-out figures would flatter faces of ../shared, which that "
+        "net was trained on)",
     )
     p.add_argument(
         "--epochs",
         type=int_at_least(1),
-        default=NetSettings().epochs,
-        help="with --train-features: passes over the faces per net (default %(default)s)",
+        default=LoopSettings().epochs,
+        help="with --train-features: training length per net, in rounds of "
+        f"{LoopSettings().steps_per_epoch} batches (default %(default)s)",
     )
     p.add_argument(
         "--face-size", type=int_at_least(16), default=FaceSpec().size, help="normalised face side in pixels"

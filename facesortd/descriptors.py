@@ -3,9 +3,9 @@
 ``pixels`` is the classic Fisherface input. ``hog`` (gradient orientation histograms) and ``lbp``
 (local binary pattern histograms) are tried beside it because anime expressions live in line art
 (eye and mouth shapes) rather than in shading; ``hog+lbp`` gives PCA both views. ``cnn`` is a
-small convolutional net learnt from labelled faces (feature_net.py). Which one wins is measured
-(README, `bench/bench_emotion.py`). The name of the descriptor is stored in the model file so run
-time matches training; a model using ``cnn`` carries its net's weights too.
+small convolutional net learnt from labelled faces of many artists (feature_net.py). Which one
+wins is measured (README, `bench/bench_emotion.py`). The name of the descriptor is stored in the
+model file so run time matches training; a model using ``cnn`` carries its net's weights too.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ one-line message. Settings and their measured effect: README, "Emotion model".
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from facesortd.backdrops import Backdrops
 from facesortd.feature_net import FeatureNet
+from facesortd.loop_settings import LoopSettings
 
 if TYPE_CHECKING:
     from facesortd.training import FaceSet
@@ -34,16 +36,15 @@ class NetSettings:
     """How a FeatureNet is trained (the defaults are the measured ones)."""
 
     widths: tuple[int, ...] = (16, 32, 64, 128)
-    epochs: int = 6
-    steps_per_epoch: int = 100
-    batch: int = 64
-    learning_rate: float = 3e-3
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
     dropout: float = 0.2
-    seed: int = 0
+    loop: LoopSettings = field(default_factory=LoopSettings)
     backdrops: Backdrops | None = field(default=None, compare=False)
     """Pictures to put behind transparent faces (made backgrounds only when None)."""
+
+
+def torch_installed() -> bool:
+    """Whether a net can be trained here (PyTorch is the optional ``train`` extra)."""
+    return importlib.util.find_spec("torch") is not None
 
 
 def sampling_weights(labels: list[str], sources: list[str]) -> np.ndarray:
@@ -73,7 +74,6 @@ def train_feature_net(data: FaceSet, settings: NetSettings | None = None) -> Fea
     from facesortd.torch_training import (  # the train extra: only here, never at run time
         Augmentation,
         ConvNet,
-        LoopSettings,
         export_feature_net,
         style_augment,
         train_classifier,
@@ -84,7 +84,7 @@ def train_feature_net(data: FaceSet, settings: NetSettings | None = None) -> Fea
     y = np.array([names.index(lbl) for lbl in data.labels])
     p = sampling_weights(data.labels, data.sources)
     alpha = data.opacity()
-    rng = np.random.default_rng(s.seed)
+    rng = np.random.default_rng(s.loop.seed)
     backgrounds = background_patches(s.backdrops or Backdrops(), data.faces.shape[1], rng)
     aug = Augmentation()
 
@@ -92,17 +92,14 @@ def train_feature_net(data: FaceSet, settings: NetSettings | None = None) -> Fea
         idx = rng.choice(len(y), size=n, p=p)
         return style_augment(data.faces[idx], alpha[idx], backgrounds, rng, aug), y[idx]
 
-    loop = LoopSettings(
-        s.epochs, s.steps_per_epoch, s.batch, s.learning_rate, s.weight_decay, s.label_smoothing, s.seed
-    )
     net = ConvNet(s.widths, len(names), s.dropout)
-    net = train_classifier(net, draw, loop, f"training a feature net on {len(y)} faces")
+    net = train_classifier(net, draw, s.loop, f"training a feature net on {len(y)} faces")
     info = {
         "widths": list(s.widths),
         "classes": names,
-        "epochs": s.epochs,
-        "steps_per_epoch": s.steps_per_epoch,
-        "batch": s.batch,
+        "epochs": s.loop.epochs,
+        "steps_per_epoch": s.loop.steps_per_epoch,
+        "batch": s.loop.batch,
         "trained_on": len(y),
         "sources": sorted(set(data.sources)),
     }

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from facesortd.feature_net import INPUT_SIZE, FeatureNet, net_input
+from facesortd.loop_settings import LoopSettings
 from facesortd.progress import Progress
 
 
@@ -128,17 +129,6 @@ class ConvNet(nn.Module):
 def to_tensor(faces: np.ndarray) -> torch.Tensor:
     """(n, s, s) normalised faces -> (n, 1, 48, 48) net input, prepared exactly as at run time."""
     return torch.from_numpy(np.ascontiguousarray(net_input(faces).transpose(0, 3, 1, 2)))
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    epochs: int = 12
-    steps_per_epoch: int = 90
-    batch: int = 64
-    learning_rate: float = 3e-3
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    seed: int = 0
 
 
 Batch = tuple[np.ndarray, np.ndarray]

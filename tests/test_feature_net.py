@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +143,20 @@ def test_train_cnn_on_own_faces_uses_the_shipped_net_as_it_is(
     model, shipped = EmotionModel.load(out), feature_net.shipped_net()
     assert shipped.width == 128 and model.net is not None
     assert all(np.array_equal(a, b) for a, b in zip(model.net.weights, shipped.weights, strict=True))
+
+
+def test_training_a_net_without_pytorch_says_what_to_install(
+    crop_dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "torch_installed", lambda: False)
+    args = ["train", str(crop_dataset), "--no-detect", "--descriptor", "cnn", "--train-features"]
+    assert cli.main(args) == 2
+    assert "pip install 'facesortd[train]'" in capsys.readouterr().err
+
+
+def test_run_time_and_training_the_head_never_import_pytorch() -> None:
+    code = (
+        "import sys, facesortd.cli, facesortd.service, facesortd.training, facesortd.feature_net_training; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

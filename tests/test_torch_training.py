@@ -31,7 +31,9 @@ from facesortd.torch_training import (
 from facesortd.training import FaceSet
 
 SPEC = FaceSpec(size=64)
-SMALL = NetSettings(widths=(8, 16), epochs=4, steps_per_epoch=15, batch=16, learning_rate=1e-2)
+SMALL = NetSettings(
+    widths=(8, 16), loop=LoopSettings(epochs=4, steps_per_epoch=15, batch=16, learning_rate=1e-2)
+)
 
 
 def _faces(n_per: int, seed: int) -> FaceSet:
@@ -99,7 +101,9 @@ def test_train_with_train_features_trains_one_net_per_fold_and_one_for_the_model
     def counting(data: FaceSet, settings: NetSettings | None) -> FeatureNet:
         trained_on.append(len(data.labels))
         assert settings is not None
-        return real(data, replace(settings, widths=(4, 8), steps_per_epoch=3))  # fast: counting only
+        return real(
+            data, replace(settings, widths=(4, 8), loop=replace(settings.loop, steps_per_epoch=3))
+        )  # fast: counting only
 
     monkeypatch.setattr(training, "train_feature_net", counting)
     out = tmp_path / "m.fsm.npz"
