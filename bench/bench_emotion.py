@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 from shared_data import SHARED, add_cascade_option, bootstrap_faces, require_shared, seed_faces, vn_faces
 
@@ -37,6 +36,7 @@ from facesortd.descriptors import DESCRIPTORS, LEARNT, describe
 from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
 from facesortd.feature_net_training import NetSettings
+from facesortd.figures import draw_confusion, draw_curves, save_predictions
 from facesortd.loop_settings import LoopSettings
 from facesortd.metrics import Evaluation
 from facesortd.training import (
@@ -74,9 +74,7 @@ def load_faces(detector: FaceDetector, spec: FaceSpec, undetected: Undetected, c
 def curve_point(ev: Evaluation, coverage: float = 0.6, accuracy: float = 0.9) -> tuple[float, float, float]:
     """(accuracy at ``coverage``, largest coverage with accuracy >= ``accuracy``, its threshold)."""
     acc_at = next((a for _, c, a in ev.curve if c >= coverage), float("nan"))
-    ok = [(c, t) for t, c, a in ev.curve if a >= accuracy]
-    cov, thr = max(ok) if ok else (0.0, 1.0)
-    return acc_at, cov, thr
+    return (acc_at, *ev.coverage_at(accuracy))
 
 
 SOURCES = ("vn_faces", "seed", "anime_expressions", "vn_faces+seed")
@@ -110,58 +108,6 @@ def report(
             curves[f"{name} {source}"] = ev
         draw_confusion(ev, out / f"confusion_{name}_{source}.png", f"{name}, {source}")
     return curves
-
-
-def save_predictions(path: Path, predictions: Predictions, sources: list[str]) -> None:
-    """Out-of-fold probabilities per face, for bench/compare_predictions.py and ensemble_predictions.py."""
-    np.savez(
-        path,
-        names=np.array(predictions.names),
-        truth=predictions.truth,
-        proba=predictions.proba,
-        sources=np.array(sources),
-    )
-
-
-def _text(img: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int] = (0, 0, 0)) -> None:
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
-
-
-def draw_confusion(ev: Evaluation, path: Path, title: str) -> None:
-    n = len(ev.labels)
-    cell, left, top = 60, 110, 50
-    img = np.full((top + cell * n + 90, left + cell * n + 20, 3), 255, np.uint8)
-    rows = ev.confusion / np.maximum(1, ev.confusion.sum(axis=1, keepdims=True))
-    for i in range(n):
-        for j in range(n):
-            shade = int(255 - 200 * rows[i, j])
-            x, y = left + j * cell, top + i * cell
-            cv2.rectangle(img, (x, y), (x + cell, y + cell), (255, shade, shade), -1)
-            _text(img, str(ev.confusion[i, j]), (x + 12, y + 36))
-        _text(img, ev.labels[i][:10], (5, top + i * cell + 36))
-        _text(img, ev.labels[i][:7], (left + i * cell + 2, top + n * cell + 20))
-    _text(img, title, (5, 30))
-    _text(img, "rows: true, columns: predicted", (5, img.shape[0] - 20))
-    cv2.imwrite(str(path), img)
-
-
-def draw_curves(curves: dict[str, Evaluation], path: Path) -> None:
-    """Accuracy of auto-sorted faces (y) against coverage (x), one line per source/config."""
-    w, h, m = 520, 380, 50
-    img = np.full((h, w, 3), 255, np.uint8)
-    cv2.rectangle(img, (m, 20), (w - 20, h - m), (0, 0, 0), 1)
-    to_px = lambda c, a: (int(m + c * (w - 20 - m)), int(h - m - a * (h - m - 20)))  # noqa: E731
-    for frac in (0.6, 0.9):
-        cv2.line(img, to_px(frac, 0), to_px(frac, 1), (200, 200, 200), 1)
-        cv2.line(img, to_px(0, frac), to_px(1, frac), (200, 200, 200), 1)
-    colours = [(200, 0, 0), (0, 150, 0), (0, 0, 200), (150, 0, 150), (0, 120, 160), (100, 100, 0)]
-    for k, (name, ev) in enumerate(curves.items()):
-        pts = np.array([to_px(c, a) for _, c, a in ev.curve], np.int32)
-        cv2.polylines(img, [pts], False, colours[k % len(colours)], 2)
-        _text(img, name, (m + 10, 40 + 18 * k), colours[k % len(colours)])
-    _text(img, "coverage (share auto-sorted)", (m + 120, h - 15))
-    _text(img, "accuracy", (2, 15))
-    cv2.imwrite(str(path), img)
 
 
 def main() -> int:

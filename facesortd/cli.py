@@ -37,6 +37,7 @@ from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec
 from facesortd.feature_net import FeatureNetError
 from facesortd.feature_net_training import NetSettings, torch_installed
+from facesortd.figures import write_report
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, content_id, journaled_apply
 from facesortd.learn import KEEP_MARGIN
@@ -378,6 +379,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out.parent.resolve() == models_dir(settings).resolve():
         adopt(settings, out)
     _print_figures(predictions, data, threshold, as_json=False)
+    if args.report:
+        written = write_report(predictions, data.sources, threshold, args.report)
+        print(f"figures written to {args.report}/ ({', '.join(p.name for p in written)})")
     if held_out is not None:
         print(f"\n--- validation set held out from training ({held_out.confusion.sum()} faces) ---")
         print(held_out.report())
@@ -664,6 +668,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--folds", type=int_at_least(2), default=5, help="cross-validation folds for the held-out figures"
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write the out-of-source figures to DIR: confusion matrices and the coverage curve "
+        "(share auto-sorted against share right) as PNGs, and the predictions",
     )
     p.add_argument(
         "--source-balance",

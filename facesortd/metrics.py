@@ -113,6 +113,12 @@ class Evaluation:
             bands=reliability(correct, conf),
         )
 
+    def coverage_at(self, accuracy: float) -> tuple[float, float]:
+        """(largest share auto-sorted with at least ``accuracy`` of them right, the threshold that
+        gives it); (0, 1) when no threshold gets there."""
+        ok = [(c, t) for t, c, a in self.curve if a >= accuracy]
+        return max(ok) if ok else (0.0, 1.0)
+
     def score(self, metric: AdoptMetric) -> float:
         """One number to compare models by; ``sorted_right`` counts nothing sorted as nothing right."""
         if metric == "balanced_accuracy":
@@ -150,6 +156,7 @@ class Evaluation:
                 if s["accuracy_at_threshold"] is not None
                 else "none sorted"
             ),
+            "auto-sorted with 90 % of them right: {:.1%} (threshold {:.2f})".format(*self.coverage_at(0.9)),
             f"calibration error (ECE): {self.ece:.3f}",
             "share right by confidence: "
             + ", ".join(f"{lo:.1f}-{hi:.1f}: {acc:.0%} of {n}" for lo, hi, n, acc in self.bands),
