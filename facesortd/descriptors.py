@@ -88,10 +88,10 @@ def _hog_lbp_features(faces: np.ndarray) -> np.ndarray:
 
 
 DEFAULT_DESCRIPTOR = "hog+lbp"
-"""The best single descriptor on held-out faces (README: "Emotion model: what was tried, what
-ships"): what a model is built from when there is no model to start from."""
+"""What a model is built from when there is no model to start from: needs no net."""
 DEFAULT_ENSEMBLE = ("hog+lbp", "cnn")
-"""What `train` fits unless told otherwise: those two averaged, measured better than either alone."""
+"""What `train` fits unless told otherwise: those two averaged; out of source on vn_faces the mean
+was a little better than either alone (README, "Emotion model")."""
 
 DESCRIPTORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "pixels": _pixels,
