@@ -19,13 +19,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from bench_emotion import draw_curves, print_header, report, save_predictions
+from bench_emotion import print_header, report
 from compare_predictions import Run
 
 from facesortd.arg_types import number_between
 from facesortd.config import Settings
 from facesortd.emotion import fit_temperature, softmax
 from facesortd.ensemble import combine
+from facesortd.figures import draw_curves, save_predictions
 from facesortd.training import Predictions
 
 FLOOR = 1e-12

@@ -9,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from facesortd.datasets import load_items, relabel
+from facesortd.backdrops import Backdrops
+from facesortd.datasets import load_items, load_vn_faces, relabel, vn_backgrounds
 from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
 from facesortd.training import FaceSet, Undetected, collect_faces
@@ -46,3 +47,10 @@ def bootstrap_faces(
 def seed_faces(detector: FaceDetector, spec: FaceSpec) -> FaceSet:
     """The labelled faces of the seed screenshots (faces.json emotions): the user's domain."""
     return collect_faces(load_items(SHARED / "seed" / "faces.json"), detector, spec, "seed")
+
+
+def vn_faces(detector: FaceDetector, spec: FaceSpec) -> FaceSet:
+    """vn_faces crops of the eight emotions over their games' backgrounds, grouped by repository."""
+    root = SHARED / "vn_faces"
+    items = load_vn_faces(root)
+    return collect_faces(items, detector, spec, "vn_faces", backdrops=Backdrops(vn_backgrounds(root)))

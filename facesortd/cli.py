@@ -19,8 +19,17 @@ from loguru import logger
 
 from facesortd import __version__
 from facesortd.arg_types import int_at_least, number_between
+from facesortd.backdrops import Backdrops
 from facesortd.config import LOG_LEVELS, ConfigError, Settings, config_home, load_settings
-from facesortd.datasets import DatasetError, LabelledItem, is_image_name, load_items, relabel
+from facesortd.datasets import (
+    DatasetError,
+    LabelledItem,
+    is_image_name,
+    is_vn_faces,
+    load_items,
+    relabel,
+    vn_backgrounds,
+)
 from facesortd.decide import Decision, Pipeline
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT, describe
 from facesortd.detect import DetectorError, FaceDetector
@@ -28,11 +37,13 @@ from facesortd.emotion import ModelError
 from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec
 from facesortd.feature_net import FeatureNetError
-from facesortd.feature_net_training import NetSettings
+from facesortd.feature_net_training import NetSettings, torch_installed
+from facesortd.figures import write_report
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, content_id, journaled_apply
 from facesortd.learn import KEEP_MARGIN
 from facesortd.library import Library
+from facesortd.loop_settings import LoopSettings
 from facesortd.metrics import Evaluation, headline, near_chance
 from facesortd.model_store import (
     history,
@@ -46,6 +57,7 @@ from facesortd.model_store import (
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
 from facesortd.progress import Progress
 from facesortd.training import (
+    SOURCE_BALANCE,
     FaceSet,
     Predictions,
     Undetected,
@@ -261,10 +273,24 @@ def _framing(args: argparse.Namespace, settings: Settings) -> tuple[FaceDetector
     return FaceDetector(settings.detection), args.undetected
 
 
+def _backdrops(args: argparse.Namespace) -> Backdrops:
+    """Every background picture of the vn_faces-style datasets among DATASET, to vary scenes with."""
+    return Backdrops([p for src in args.datasets if is_vn_faces(src) for p in vn_backgrounds(src)])
+
+
 def _collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> FaceSet:
     detector, undetected = _framing(args, settings)
     parts = [
-        collect_faces(found, detector, spec, src.name, args.kind, undetected, settings.images)
+        collect_faces(
+            found,
+            detector,
+            spec,
+            src.name,
+            args.kind,
+            undetected,
+            settings.images,
+            Backdrops(vn_backgrounds(src)) if is_vn_faces(src) else None,
+        )
         for src, found in _dataset_items(args).items()
     ]
     data = FaceSet.concat(parts)
@@ -316,6 +342,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--train-features trains the net of the {LEARNT} descriptor: add --descriptor {LEARNT}"
         )
+    if args.train_features and not torch_installed():
+        raise UsageError("--train-features trains the net with PyTorch: pip install 'facesortd[train]'")
     settings = _settings(args)
     spec = FaceSpec(size=args.face_size, margin=args.margin)
     collected = _collect(args, settings, spec)
@@ -323,8 +351,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(collected.counts()) < 2:
         raise DatasetError("training needs faces of at least 2 emotions")
     data, validation = holdout_split(collected, args.validation_share)
-    net_settings = NetSettings(epochs=args.epochs) if args.train_features else None
-    fit = emotion_fitter(spec, descriptors, args.pca, net_settings)
+    net_settings = (
+        NetSettings(loop=LoopSettings(epochs=args.epochs), backdrops=_backdrops(args))
+        if args.train_features
+        else None
+    )
+    fit = emotion_fitter(spec, descriptors, args.pca, net_settings, args.source_balance)
     started = time.perf_counter()
     # Every fold sees the same features of a descriptor, so they are computed once (not a net
     # that is being trained: each fold has its own).
@@ -360,6 +392,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         # Kept beside the model: retraining checks every candidate against it (see learn.py).
         validation.save(validation_path(out))
     _print_figures(predictions, data, threshold, as_json=False)
+    if args.report:
+        written = write_report(predictions, data.sources, threshold, args.report)
+        print(f"figures written to {args.report}/ ({', '.join(p.name for p in written)})")
     if held_out is not None:
         print(f"\n--- validation set held out from training ({held_out.confusion.sum()} faces) ---")
         print(held_out.report())
@@ -711,8 +746,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train an emotion model from a labelled folder",
-        description="Train an emotion model from DATASET/<emotion>/*; prints per-emotion counts and "
-        "held-out figures (grouped cross-validation), then writes a versioned model file.",
+        description="Train an emotion model from DATASET/<emotion>/*, faces.json box files or vn_faces "
+        "folders; prints per-emotion counts and out-of-source figures (cross-validation that never "
+        "splits a repository or character, and holds out a dataset without groups as a whole), then "
+        "writes a versioned model file.",
     )
     _add_dataset_options(p)
     p.add_argument(
@@ -737,17 +774,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--train-features",
         action="store_true",
-        help="for the cnn descriptor (part of the default): also train its net, one per "
-        "cross-validation fold and one for the model (slow: ~18 min per 7,000 faces and net on one "
-        "core); without it the net of the "
-        "shipped model is used as it is, which is fast and right for your own faces (the held-out "
-        "figures would flatter faces that net was trained on: anime_expressions and the seed's)",
+        help="for the cnn descriptor (part of the default): also train its net with PyTorch (pip install "
+        "'facesortd[train]'), one per cross-validation fold and one for the model (about 5 min per net "
+        "on one core); without it the net of the shipped model is used as it is, which is fast and "
+        "right for your own faces (the held-out figures would flatter faces of ../shared, which that "
+        "net was trained on)",
     )
     p.add_argument(
         "--epochs",
         type=int_at_least(1),
-        default=NetSettings().epochs,
-        help="with --train-features: passes over the faces per net (default %(default)s)",
+        default=LoopSettings().epochs,
+        help="with --train-features: training length per net, in rounds of "
+        f"{LoopSettings().steps_per_epoch} batches (default %(default)s)",
     )
     p.add_argument(
         "--face-size", type=int_at_least(16), default=FaceSpec().size, help="normalised face side in pixels"
@@ -764,6 +802,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--folds", type=int_at_least(2), default=5, help="cross-validation folds for the held-out figures"
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write the out-of-source figures to DIR: confusion matrices and the coverage curve "
+        "(share auto-sorted against share right) as PNGs, and the predictions",
+    )
+    p.add_argument(
+        "--source-balance",
+        type=number_between(0.0, 1.0),
+        default=SOURCE_BALANCE,
+        help="how much each DATASET's faces are reweighted towards equal total weight per dataset: 0 "
+        "pools them, 1 weighs every dataset the same (default %(default)s)",
     )
     p.add_argument(
         "--validation-share",

@@ -115,8 +115,9 @@ class RecognitionSettings(_Section):
         0.72,
         ge=0.0,
         le=1.0,
-        description="Confidence (0..1) a face needs to be sorted; below it: unsure. At 0.72 the shipped "
-        "model's held-out auto-sorted faces are over 90 % right (92.2 % of 28 % sorted, measured).",
+        description="Confidence (0..1) a face needs to be sorted; below it: unsure. Confidences are "
+        "calibrated on art the model never saw; the shipped model is rarely that sure of unseen art and "
+        "leaves such files to review (facesortd/data/README.md).",
     )
     multi_face: Literal["largest", "agree"] = Field(
         "largest",

@@ -13,6 +13,10 @@ from pathlib import Path
 
 Box = tuple[int, int, int, int]
 
+EMOTIONS = ("happy", "sad", "angry", "surprised", "scared", "worried", "neutral", "embarrassed")
+"""The emotions facesortd sorts into: the seed's seven plus ``embarrassed``, which vn_faces' artists
+draw in most repositories. ``disgusted`` is left out: vn_faces has 4 of them (README)."""
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 
 
@@ -88,25 +92,69 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
 
 @dataclass(frozen=True)
 class LabelledItem:
-    """One labelled training example: an image, its label and, when known, where the face is."""
+    """One labelled training example: an image, its label and, when known, where the face is and
+    the independent unit it comes from (``group``: an artist's repository, a seed character).
+
+    Without a ``group`` nothing is known about which files are related, and each file stands alone.
+    """
 
     path: Path
     label: str
     box: Box | None = None
+    group: str | None = None
+
+
+VN_INDEX = "index.json"
+VN_BOX: Box = (48, 48, 96, 96)
+"""vn_faces crops span twice the face box: the face is their middle half (vn_faces/README.md)."""
+
+
+def is_vn_faces(root: Path) -> bool:
+    """A vn_faces-style folder: ``index.json`` beside ``faces/<group>/*.webp`` RGBA crops."""
+    return (Path(root) / VN_INDEX).is_file() and (Path(root) / "faces").is_dir()
+
+
+def load_vn_faces(root: Path) -> list[LabelledItem]:
+    """The crops of a vn_faces folder labelled with one of :data:`EMOTIONS`, grouped by repository.
+
+    The repository (one artist or studio) is the unit of independence: a group of one character
+    shares it with that character's other poses, so validation never splits a repository.
+    """
+    root = Path(root)
+    try:
+        groups = json.loads((root / VN_INDEX).read_text(encoding="utf-8"))["groups"]
+        return [
+            LabelledItem(root / "faces" / name / f"{stem}.webp", entry["emotion"], VN_BOX, group["repo"])
+            for name, group in sorted(groups.items())
+            for stem, entry in sorted(group["files"].items())
+            if entry["emotion"] in EMOTIONS
+        ]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{root / VN_INDEX}: not a vn_faces index ({exc})") from exc
+
+
+def vn_backgrounds(root: Path) -> list[Path]:
+    """The face-free background pictures of a vn_faces folder (none when it has no such folder)."""
+    folder = Path(root) / "backgrounds"
+    return sorted(p for p in folder.glob("*") if is_image_name(p)) if folder.is_dir() else []
 
 
 def load_items(source: Path) -> list[LabelledItem]:
     """Labelled examples from a folder tree (``<label>/*``) or from a faces.json file.
 
     A faces.json file's images are looked up in a ``screenshots/`` folder beside it, else in its
-    own folder (the layout of ../shared/data/seed); only faces with an emotion are returned.
+    own folder (the layout of ../shared/data/seed); only faces with an emotion are returned, grouped
+    by character (the screenshot's name without its number). A vn_faces folder (``index.json``)
+    gives its crops grouped by repository.
     """
     source = Path(source)
+    if source.is_dir() and is_vn_faces(source):
+        return load_vn_faces(source)
     if source.is_file() and source.suffix.lower() == ".json":
         images = source.parent / "screenshots"
         images = images if images.is_dir() else source.parent
         return [
-            LabelledItem(images / name, face.emotion, face.box)
+            LabelledItem(images / name, face.emotion, face.box, source_group(name))
             for name, faces in load_faces_json(source).items()
             for face in faces
             if face.emotion
@@ -120,5 +168,5 @@ def relabel(items: list[LabelledItem], mapping: dict[str, str]) -> list[Labelled
     for item in items:
         label = mapping.get(item.label, item.label)
         if label:
-            out.append(LabelledItem(item.path, label, item.box))
+            out.append(LabelledItem(item.path, label, item.box, item.group))
     return out

@@ -3,9 +3,9 @@
 ``pixels`` is the classic Fisherface input. ``hog`` (gradient orientation histograms) and ``lbp``
 (local binary pattern histograms) are tried beside it because anime expressions live in line art
 (eye and mouth shapes) rather than in shading; ``hog+lbp`` gives PCA both views. ``cnn`` is a
-small convolutional net learnt from labelled faces (feature_net.py). Which one wins is measured
-(README, `bench/bench_emotion.py`). The name of the descriptor is stored in the model file so run
-time matches training; a model using ``cnn`` carries its net's weights too.
+small convolutional net learnt from labelled faces of many artists (feature_net.py). Which one
+wins is measured (README, `bench/bench_emotion.py`). The name of the descriptor is stored in the
+model file so run time matches training; a model using ``cnn`` carries its net's weights too.
 """
 
 from __future__ import annotations
@@ -88,10 +88,10 @@ def _hog_lbp_features(faces: np.ndarray) -> np.ndarray:
 
 
 DEFAULT_DESCRIPTOR = "hog+lbp"
-"""The best single descriptor on held-out faces (README: "Emotion model: what was tried, what
-ships"): what a model is built from when there is no model to start from."""
+"""What a model is built from when there is no model to start from: needs no net."""
 DEFAULT_ENSEMBLE = ("hog+lbp", "cnn")
-"""What `train` fits unless told otherwise: those two averaged, measured better than either alone."""
+"""What `train` fits unless told otherwise: those two averaged; out of source on vn_faces the mean
+was a little better than either alone (README, "Emotion model")."""
 
 DESCRIPTORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "pixels": _pixels,

@@ -12,7 +12,7 @@ from facesortd.config import ConfigError, Settings, default_config_file, load_se
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import ModelError
 from facesortd.metrics import headline, near_chance
-from facesortd.model_store import load_model_in_force, model_in_force
+from facesortd.model_store import DEFAULT, load_model_in_force, model_in_force, name_of
 
 Check = tuple[bool, str]
 
@@ -84,7 +84,15 @@ def _model_check(settings: Settings) -> Check:
         )
     held_out = model.info.get("held_out")
     figures = headline(held_out)
-    if near_chance(held_out) or (isinstance(held_out, dict) and held_out.get("coverage") == 0):
+    learnt_little = near_chance(held_out) or (isinstance(held_out, dict) and held_out.get("coverage") == 0)
+    if learnt_little and path is not None and name_of(settings, path) == DEFAULT:
+        # Its figures are out of source: honest about unseen art, and nothing better to go back to.
+        return (
+            True,
+            f"emotion model: the shipped one, {path} (out of source: {figures}; on art it has never "
+            "seen it is rarely sure, so files wait in _quarantine/unsure/ until your reviews train it)",
+        )
+    if learnt_little:
         return (
             False,
             f"emotion model {path} has learnt next to nothing ({figures}): go back with "

@@ -39,6 +39,28 @@ class FaceSpec:
         return cls(size=int(data["size"]), margin=float(data["margin"]), clahe_clip=float(data["clahe_clip"]))
 
 
+CROP_MARGIN = 0.5
+"""A face crop, as facesortd cuts and reads them, spans twice the face box: the box is its middle
+half (vn_faces' crops are cut this way too). Every spec's margin (at most this) then finds the
+same pixels around the face in the crop as in the screenshot it was cut from."""
+
+
+def cut_face_crop(gray: np.ndarray, box: Box) -> np.ndarray:
+    """The face crop of ``box``: read back through :func:`box_in_crop`, it normalises exactly as the
+    face in the screenshot does (whole pixels on every side, so no rounding moves the face)."""
+    x, y, w, h = box
+    side = max(w, h)
+    pad = side // 2
+    x0, y0 = x + (w - side) // 2 - pad, y + (h - side) // 2 - pad
+    return _window(gray, x0, y0, side + 2 * pad)
+
+
+def box_in_crop(shape: tuple[int, ...]) -> Box:
+    """The face box of a crop cut by :func:`cut_face_crop`: its middle half."""
+    side = (min(shape[:2]) + 1) // 2
+    return (side // 2, side // 2, side, side)
+
+
 def crop_face(gray: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
     """Square crop around ``box`` widened by ``spec.margin``; parts outside the image are mirrored in.
 
@@ -50,7 +72,11 @@ def crop_face(gray: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
     side = max(w, h) * (1.0 + 2.0 * spec.margin)
     cx, cy = x + w / 2.0, y + h / 2.0
     x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
-    s = max(1, round(side))
+    return _window(gray, x0, y0, max(1, round(side)))
+
+
+def _window(gray: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
+    """The s x s square at (x0, y0); parts outside the image mirrored in."""
     if x0 >= 0 and y0 >= 0 and x0 + s <= gray.shape[1] and y0 + s <= gray.shape[0]:
         return gray[y0 : y0 + s, x0 : x0 + s]
     rows = _mirrored(np.arange(y0, y0 + s), gray.shape[0])

@@ -106,6 +106,12 @@ class Evaluation:
             reliability=reliability(correct, conf),
         )
 
+    def coverage_at(self, accuracy: float) -> tuple[float, float]:
+        """(largest share auto-sorted with at least ``accuracy`` of them right, the threshold that
+        gives it); (0, 1) when no threshold gets there."""
+        ok = [(c, t) for t, c, a in self.curve if a >= accuracy]
+        return max(ok) if ok else (0.0, 1.0)
+
     def score(self, metric: AdoptMetric) -> float:
         """One number to compare models by; ``sorted_right`` counts nothing sorted as nothing right."""
         if metric == "balanced_accuracy":
@@ -131,6 +137,11 @@ class Evaluation:
             "reliability": [[round(c, 4), round(a, 4), n] for c, a, n in self.reliability],
         }
 
+    def reliability_text(self) -> str:
+        """The reliability curve in words: higher confidence must mean more often right, or the
+        threshold means nothing."""
+        return ", ".join(f"~{conf:.2f}: {acc:.0%} of {n}" for conf, acc, n in self.reliability)
+
     def report(self) -> str:
         """A human-readable block: headline figures, then the confusion matrix."""
         s = self.summary()
@@ -144,7 +155,9 @@ class Evaluation:
                 if s["accuracy_at_threshold"] is not None
                 else "none sorted"
             ),
+            "auto-sorted with 90 % of them right: {:.1%} (threshold {:.2f})".format(*self.coverage_at(0.9)),
             f"calibration error (ECE): {self.ece:.3f}",
+            f"share right by confidence: {self.reliability_text()}",
             "confusion matrix (rows: true, columns: predicted):",
             " " * width + " " + " ".join(f"{lbl[:6]:>6}" for lbl in self.labels),
         ]

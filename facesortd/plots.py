@@ -23,16 +23,18 @@ BLUE = (200, 110, 30)
 GRID = (215, 215, 215)
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45, color=INK) -> None:
+def put_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45, color=INK) -> None:
     cv2.putText(img, text, org, FONT, scale, color, 1, cv2.LINE_AA)
 
 
 def _centred(img: np.ndarray, text: str, centre: tuple[int, int], scale: float = 0.45, color=INK) -> None:
     (w, h), _ = cv2.getTextSize(text, FONT, scale, 1)
-    _text(img, text, (centre[0] - w // 2, centre[1] + h // 2), scale, color)
+    put_text(img, text, (centre[0] - w // 2, centre[1] + h // 2), scale, color)
 
 
-def confusion_image(labels: list[str], confusion: np.ndarray, cell: int = 56) -> np.ndarray:
+def confusion_image(
+    labels: list[str], confusion: np.ndarray, cell: int = 56, title: str = "true (rows) / predicted (columns)"
+) -> np.ndarray:
     """Rows true, columns predicted; each cell shaded by its share of the row (its recall for the
     diagonal), so a rare emotion's mistakes show as clearly as a common one's."""
     confusion = np.asarray(confusion, dtype=np.int64)
@@ -49,11 +51,11 @@ def confusion_image(labels: list[str], confusion: np.ndarray, cell: int = 56) ->
             ink = (255, 255, 255) if share[i, j] > 0.55 else INK
             _centred(img, str(confusion[i, j]), (x + cell // 2, y + cell // 2 - 6), 0.45, ink)
             _centred(img, f"{share[i, j]:.0%}", (x + cell // 2, y + cell // 2 + 12), 0.35, ink)
-        _text(img, labels[i][:12], (6, top + i * cell + cell // 2 + 5))
+        put_text(img, labels[i][:12], (6, top + i * cell + cell // 2 + 5))
     for j, label in enumerate(labels):
         _centred(img, label[:7], (left + j * cell + cell // 2, top - 14), 0.4)
-    _text(img, "true (rows) / predicted (columns)", (6, 22), 0.5)
-    _text(img, "shade: share of the row", (6, top + n * cell + 26), 0.4)
+    put_text(img, title, (6, 22), 0.5)
+    put_text(img, "shade: share of the row", (6, top + n * cell + 26), 0.4)
     return img
 
 
@@ -70,7 +72,7 @@ def reliability_image(bins: list[list[float]], ece: float | None = None, side: i
         cv2.line(img, at(tick, 0), at(tick, 1), GRID, 1)
         cv2.line(img, at(0, tick), at(1, tick), GRID, 1)
         _centred(img, f"{tick:g}", (at(tick, 0)[0], margin + side + 14), 0.4)
-        _text(img, f"{tick:g}", (8, at(0, tick)[1] + 5), 0.4)
+        put_text(img, f"{tick:g}", (8, at(0, tick)[1] + 5), 0.4)
     cv2.rectangle(img, at(0, 1), at(1, 0), INK, 1)
     cv2.line(img, at(0, 0), at(1, 1), (150, 150, 150), 1, cv2.LINE_AA)
     total = max(1, sum(int(b[2]) for b in bins))
@@ -81,7 +83,7 @@ def reliability_image(bins: list[list[float]], ece: float | None = None, side: i
         cv2.circle(img, (x, y), 3 + round(9 * (int(b[2]) / total) ** 0.5), BLUE, -1, cv2.LINE_AA)
     _centred(img, "confidence", (margin + side // 2, margin + side + 36), 0.45)
     title = "accuracy per confidence bin" + (f" (ECE {ece:.3f})" if ece is not None else "")
-    _text(img, title, (margin, 30), 0.5)
+    put_text(img, title, (margin, 30), 0.5)
     return img
 
 

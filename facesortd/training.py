@@ -19,14 +19,15 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.backdrops import Backdrops, composite, read_rgba
 from facesortd.config import ImageLimits
-from facesortd.datasets import Box, DatasetError, LabelledItem, source_group
+from facesortd.datasets import Box, DatasetError, LabelledItem
 from facesortd.descriptors import LEARNT
 from facesortd.detect import Face, FaceDetector, iou
 from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import EnsembleModel, Model, combine
-from facesortd.faces import FaceSpec, normalise_face
+from facesortd.faces import FaceSpec, box_in_crop, crop_face, normalise_face
 from facesortd.feature_net_training import NetSettings, train_feature_net
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.metrics import Evaluation
@@ -40,9 +41,10 @@ Undetected = Literal["drop", "whole", "typical"]
 class FaceSet:
     """Normalised faces with their labels, groups, files and data source, plus what was skipped.
 
+    ``alpha``: how opaque each pixel of each face is (uint8, 255 = drawn), for faces cut from
+    transparent sprites; a net in training puts new backgrounds behind them. None: all opaque.
     ``features``: the faces as each descriptor sees them, by descriptor name, when computed once up
-    front (a cross-validation would otherwise describe every face once per fold, about 20 s per
-    10,000 faces for the ``cnn`` descriptor).
+    front (a cross-validation would otherwise describe every face once per fold).
     """
 
     faces: np.ndarray
@@ -52,9 +54,14 @@ class FaceSet:
     sources: list[str]
     skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    alpha: np.ndarray | None = None
 
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(self.labels).items()))
+
+    def opacity(self) -> np.ndarray:
+        """``alpha``, or all 255 when every face is opaque."""
+        return self.alpha if self.alpha is not None else np.full(self.faces.shape, 255, np.uint8)
 
     def subset(self, idx: np.ndarray) -> FaceSet:
         pick = lambda values: [values[i] for i in idx]  # noqa: E731
@@ -65,6 +72,7 @@ class FaceSet:
             pick(self.files),
             pick(self.sources),
             features={name: x[idx] for name, x in self.features.items()},
+            alpha=None if self.alpha is None else self.alpha[idx],
         )
 
     def save(self, path: Path) -> Path:
@@ -76,6 +84,7 @@ class FaceSet:
                 labels=np.array(self.labels, dtype=str),
                 groups=np.array(self.groups, dtype=str),
                 sources=np.array(self.sources, dtype=str),
+                alpha=self.opacity(),
             )
         return path
 
@@ -86,15 +95,17 @@ class FaceSet:
             with np.load(path, allow_pickle=False) as npz:
                 faces = npz["faces"].astype(np.float32) / 255.0
                 labels, groups, sources = (npz[k].tolist() for k in ("labels", "groups", "sources"))
+                alpha = npz["alpha"] if "alpha" in npz.files else None
         except (OSError, KeyError, ValueError) as exc:
             raise DatasetError(f"{path}: not a face set written by facesortd ({exc})") from exc
-        return cls(faces, labels, groups, [path] * len(labels), sources)
+        return cls(faces, labels, groups, [path] * len(labels), sources, alpha=alpha)
 
     @classmethod
     def concat(cls, parts: list[FaceSet]) -> FaceSet:
         skipped: Counter[tuple[str, str]] = Counter()
         for part in parts:
             skipped.update(part.skipped)
+        any_alpha = any(p.alpha is not None for p in parts)
         return cls(
             np.concatenate([p.faces for p in parts]),
             [v for p in parts for v in p.labels],
@@ -102,6 +113,7 @@ class FaceSet:
             [v for p in parts for v in p.files],
             [v for p in parts for v in p.sources],
             skipped,
+            alpha=np.concatenate([p.opacity() for p in parts]) if any_alpha else None,
         )
 
 
@@ -141,8 +153,12 @@ def collect_faces(
     kind: Kind = "auto",
     undetected: Undetected = "drop",
     limits: ImageLimits | None = None,
+    backdrops: Backdrops | None = None,
 ) -> FaceSet:
     """Read labelled examples (see datasets.load_items) into normalised faces.
+
+    With ``backdrops`` the images are transparent sprites: each is laid over a background chosen
+    by its file name (the same on every run) and its opacity is kept in the face set's ``alpha``.
 
     Each skipped file is counted by label and reason, so `train` can say what it could not use.
     ``detector`` may be None only for crops with ``undetected='whole'`` (the crop is the face).
@@ -153,21 +169,22 @@ def collect_faces(
     limits = limits or ImageLimits()
     progress = Progress(len(items), f"reading faces from {source}")
     faces: list[np.ndarray] = []
+    alphas: list[np.ndarray] = []
     kept: list[LabelledItem] = []
     missed: list[tuple[LabelledItem, np.ndarray]] = []
     relative: list[tuple[float, float, float, float]] = []
     skipped: Counter[tuple[str, str]] = Counter()
-    cache: tuple[Path, np.ndarray] | None = None
+    cache: tuple[Path, np.ndarray, np.ndarray] | None = None
     for item in items:
         progress.step()
         try:
             if cache is None or cache[0] != item.path:
-                cache = (item.path, to_gray(read_image(item.path, limits)))
-        except UnreadableImage as exc:
+                cache = (item.path, *_gray_and_alpha(item.path, limits, backdrops))
+        except (UnreadableImage, DatasetError) as exc:
             logger.warning("skipping {}: {}", item.path, exc)
             skipped[item.label, "unreadable"] += 1
             continue
-        gray = cache[1]
+        gray, alpha = cache[1], cache[2]
         box, crop = training_box(gray, item.box, detector, kind, undetected)
         if box is None:
             if crop and undetected == "typical":
@@ -179,6 +196,7 @@ def collect_faces(
             h, w = gray.shape
             relative.append((box[0] / w, box[1] / h, box[2] / w, box[3] / h))
         faces.append(normalise_face(gray, box, spec))
+        alphas.append(face_opacity(alpha, box, spec))
         kept.append(item)
     if missed:
         if not relative:
@@ -191,16 +209,42 @@ def collect_faces(
             h, w = gray.shape
             box = (round(rx * w), round(ry * h), round(rw * w), round(rh * h))
             faces.append(normalise_face(gray, box, spec))
+            alphas.append(np.full((spec.size, spec.size), 255, np.uint8))
             kept.append(item)
-    stack = np.stack(faces) if faces else np.zeros((0, spec.size, spec.size), np.float32)
+    empty = (0, spec.size, spec.size)
+    stack = np.stack(faces) if faces else np.zeros(empty, np.float32)
     return FaceSet(
         stack,
         [i.label for i in kept],
-        [f"{source}:{source_group(i.path.name)}" for i in kept],
+        [f"{source}:{i.group if i.group is not None else i.path}" for i in kept],
         [i.path for i in kept],
         [source] * len(kept),
         skipped,
+        alpha=(np.stack(alphas) if alphas else np.zeros(empty, np.uint8)) if backdrops else None,
     )
+
+
+def _gray_and_alpha(
+    path: Path, limits: ImageLimits, backdrops: Backdrops | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The luminance a model sees and the opacity (all 255 unless a sprite over a ``backdrops`` scene)."""
+    if backdrops is None:
+        gray = to_gray(read_image(path, limits))
+        return gray, np.full(gray.shape, 255, np.uint8)
+    bgra = read_rgba(path)
+    scene = composite(bgra, backdrops.for_key(path.name, bgra.shape[:2]))
+    return to_gray(scene), bgra[..., 3]
+
+
+def face_opacity(alpha: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
+    """The opacity of a face framed exactly as :func:`normalise_face` frames it (uint8)."""
+    crop = crop_face(alpha, box, spec)
+    interp = cv2.INTER_AREA if crop.shape[0] > spec.size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (spec.size, spec.size), interpolation=interp)
+
+
+CROP_MATCH_IOU = 0.7
+"""A face found this close to a crop's middle half is taken to be that middle half."""
 
 
 def training_box(
@@ -222,26 +266,23 @@ def training_box(
         return (max(found, key=lambda f: f.area).box if found else None), False
     face = face_in_crop(gray, detector) if detector else None
     if face is not None:
-        return face.box, True
+        middle = box_in_crop(gray.shape)
+        # A crop facesortd's way (the face its middle half) is read back exactly as it was cut, so
+        # it is framed like the run-time face it came from; others keep the detector's box.
+        return (middle if iou(face.box, middle) >= CROP_MATCH_IOU else face.box), True
     return (whole if undetected == "whole" else None), True
 
 
 def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -> np.ndarray:
     """Fold index per sample; whole groups go to one fold, folds kept near equal in size.
 
-    Groups larger than half a fold are split into files (see below). Groups are dealt largest
-    first (ties broken by a seeded hash of the name) to the fold that has the fewest samples of
-    that group's majority label, which keeps every fold's label mix close to the whole set's.
+    Groups are dealt largest first (ties broken by a seeded hash of the name) to the fold that has
+    the fewest samples of that group's majority label, which keeps every fold's label mix close to
+    the whole set's. A group is never split: a group larger than a fold makes that fold larger.
     """
     members: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
-    too_big = len(labels) / (2 * k)
-    for g in [g for g, idx in members.items() if len(idx) > too_big]:
-        # A "group" this large is not a character but a naming scheme (happy_train_1002.jpg):
-        # keeping it whole would put a whole label in one fold, so its files go one by one.
-        for i in members.pop(g):
-            members[f"{g}\0{i}"] = [i]
     fold_of = np.zeros(len(labels), dtype=np.int64)
     per_label = np.zeros((k, len(set(labels)) or 1))
     names = {lbl: i for i, lbl in enumerate(sorted(set(labels)))}
@@ -254,6 +295,22 @@ def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -
         for i in idx:
             per_label[fold, names[labels[i]]] += 1
     return fold_of
+
+
+def independent_units(data: FaceSet) -> list[str]:
+    """What validation must never split, per face: the data's own groups (a vn_faces repository,
+    a seed character), or, when several sources are pooled, the whole source for a source that
+    carries no groups (a folder of crops from one illustration set, like anime_expressions).
+
+    Such a source says nothing about which of its files are related, so only holding it out as a
+    whole measures what a model does on art it has not seen. A source alone keeps one unit per
+    file: there is nothing else to hold it out from.
+    """
+    if len(set(data.sources)) < 2:
+        return list(data.groups)
+    sizes = Counter(data.groups)
+    grouped = {s for s, g in zip(data.sources, data.groups, strict=True) if sizes[g] > 1}
+    return [g if s in grouped else s for s, g in zip(data.sources, data.groups, strict=True)]
 
 
 def holdout_split(data: FaceSet, share: float) -> tuple[FaceSet, FaceSet | None]:
@@ -286,11 +343,32 @@ class Predictions:
         return Evaluation.of(self.names, truth, pred, conf, threshold)
 
 
+SOURCE_BALANCE = 0.5
+"""Default of :func:`source_weights`' ``power``: halfway (in log terms) between pooling the faces of
+all sources and giving every source the same total weight (README, "Emotion model")."""
+
+
+def source_weights(sources: list[str], power: float = SOURCE_BALANCE) -> np.ndarray:
+    """Weight per face so that a source of n faces weighs n^(1 - power) in total (mean weight 1).
+
+    Pooling lets 9,000 crops of one illustration set decide every class mean and direction, and
+    what they teach did not carry to other artists' faces (README); weighting every source equally
+    (power 1) lets a few dozen seed faces count as much as 9,000.
+    """
+    count = Counter(sources)
+    w = np.array([count[s] ** -power for s in sources], dtype=np.float64)
+    return w * (len(w) / w.sum()) if len(w) else w
+
+
 def emotion_fitter(
-    spec: FaceSpec, descriptors: Sequence[str], pca: int, net_settings: NetSettings | None = None
+    spec: FaceSpec,
+    descriptors: Sequence[str],
+    pca: int,
+    net_settings: NetSettings | None = None,
+    balance: float = SOURCE_BALANCE,
 ) -> FitFn:
     """How `train` and the benchmark fit a model to part of the faces: one model per descriptor,
-    an equal-weight ensemble of them when there are several.
+    an equal-weight ensemble of them when there are several; faces weighted by ``source_weights``.
 
     With ``net_settings`` a ``cnn`` model gets a feature net trained on that part alone: a net
     that has seen the held-out faces makes cross-validation lie (measured: balanced accuracy 0.72
@@ -301,9 +379,12 @@ def emotion_fitter(
 
     def fit_one(part: FaceSet, descriptor: str) -> EmotionModel:
         trains_net = net_settings is not None and descriptor == LEARNT
-        own = train_feature_net(part.faces, part.labels, net_settings) if trains_net else None
+        own = train_feature_net(part, net_settings) if trains_net else None
         features = None if trains_net else part.features.get(descriptor)
-        return EmotionModel.fit(part.faces, part.labels, spec, descriptor, pca, net=own, features=features)
+        weights = source_weights(part.sources, balance)
+        return EmotionModel.fit(
+            part.faces, part.labels, spec, descriptor, pca, weights=weights, net=own, features=features
+        )
 
     def fit(part: FaceSet) -> Model:
         members = [fit_one(part, d) for d in descriptors]
@@ -340,7 +421,7 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
     """
     names = sorted(set(data.labels))
     truth = np.array([names.index(lbl) for lbl in data.labels])
-    fold_of = grouped_folds(data.labels, data.groups, folds)
+    fold_of = grouped_folds(data.labels, independent_units(data), folds)
     member_logits: list[np.ndarray] = []
     weights: list[float] = [1.0]
     descriptors: list[str] = []

@@ -12,6 +12,7 @@ from synthetic import EMOTIONS, draw_face, draw_screenshot
 
 from facesortd import cli, feature_net, learn, model_store
 from facesortd.config import load_settings
+from facesortd.datasets import EMOTIONS as DATASET_EMOTIONS
 from facesortd.descriptors import describe
 from facesortd.emotion import EmotionModel, ModelError, softmax
 from facesortd.ensemble import EnsembleModel, combine, load_model, log_softmax, model_info
@@ -165,13 +166,13 @@ def test_the_shipped_default_model_is_an_ensemble_that_predicts_and_lends_its_ne
     path = model_store.shipped_model()
     assert path is not None
     model = load_model(path)
-    assert isinstance(model, EnsembleModel) and [m.descriptor for m in model.members] == ["hog+lbp", "cnn"]
+    assert isinstance(model, EnsembleModel) and [m.descriptor for m in model.members] == ["cnn", "hog+lbp"]
     assert model.spec == FaceSpec(size=64, margin=0.2)
-    assert model.labels == ["angry", "happy", "neutral", "sad", "scared", "surprised"]
+    assert model.labels == sorted(DATASET_EMOTIONS)
     rng = np.random.default_rng(6)
     faces = np.stack([normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), model.spec) for e in EMOTIONS])
     assert all(e in model.labels and 0 < p <= 1 for e, p in model.predict(faces))
-    net = model.members[1].net
+    net = model.members[0].net
     assert net is not None and all(  # the cnn descriptor's default net is this one, not a second copy
         np.array_equal(a, b) for a, b in zip(net.weights, feature_net.shipped_net().weights, strict=True)
     )

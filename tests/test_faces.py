@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
-from synthetic import draw_face
+from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
-from facesortd.faces import FaceSpec, crop_face, normalise_face
+from facesortd.datasets import load_items
+from facesortd.emotion import EmotionModel
+from facesortd.faces import FaceSpec, box_in_crop, crop_face, cut_face_crop, normalise_face
+from facesortd.images import to_gray
+from facesortd.training import collect_faces
 
 
 def test_normalised_face_shape_range_and_lighting_invariance() -> None:
@@ -40,3 +46,31 @@ def test_edge_crops_mirror_exactly_as_a_reflected_border_would(box: tuple[int, i
     pad = max(0, -x0, -y0, x0 + s - 120, y0 + s - 100)  # the far-out box is reflected several times
     padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
     assert np.array_equal(crop, padded[y0 + pad : y0 + pad + s, x0 + pad : x0 + pad + s])
+
+
+def test_a_face_crop_folder_is_framed_exactly_like_the_screenshots_it_was_cut_from(tmp_path: Path) -> None:
+    """Evaluating a folder of crops must say what sorting the screenshots says: crops cut with the
+    run-time box are read back (collect_faces, as `train` and `eval` read folders) to the same face."""
+    rng = np.random.default_rng(3)
+    detector = BrightBlobDetector()
+    spec = FaceSpec(size=48)
+    shots = [draw_screenshot(e, rng) for e in EMOTIONS for _ in range(6)]
+    labels = [e for e in EMOTIONS for _ in range(6)]
+    at_run_time = []
+    for k, (image, _) in enumerate(shots):
+        gray = to_gray(image)
+        box = max(detector.detect(gray), key=lambda f: f.area).box
+        at_run_time.append(normalise_face(gray, box, spec))
+        (tmp_path / labels[k]).mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / labels[k] / f"{k}.png"), cut_face_crop(gray, box))
+    items = sorted(load_items(tmp_path), key=lambda item: int(item.path.stem))
+    from_crops = collect_faces(items, detector, spec, "crops")  # type: ignore[arg-type]
+    assert np.allclose(from_crops.faces, np.stack(at_run_time), atol=1e-6)
+    model = EmotionModel.fit(np.stack(at_run_time), labels, spec, "hog")
+    assert model.predict(from_crops.faces) == model.predict(np.stack(at_run_time))
+
+
+def test_the_face_box_of_a_crop_is_its_middle_half() -> None:
+    gray = np.zeros((300, 400), np.uint8)
+    assert cut_face_crop(gray, (100, 50, 80, 80)).shape == (160, 160)
+    assert box_in_crop((160, 160)) == (40, 40, 80, 80)

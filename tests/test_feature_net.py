@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +15,10 @@ from facesortd import cli, feature_net, training
 from facesortd.emotion import EmotionModel, ModelError
 from facesortd.ensemble import EnsembleModel
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.feature_net import FeatureNet, FeatureNetError, net_input
-from facesortd.feature_net_training import (
-    NetSettings,
-    _AdamW,
-    _Classifier,
-    _smoothed_cross_entropy,
-    train_feature_net,
-)
+from facesortd.feature_net import FeatureNet, FeatureNetError
 from facesortd.training import FaceSet, cross_validate
 
 SPEC = FaceSpec(size=64)
-SMALL = NetSettings(widths=(8, 16), epochs=6, batch=16, learning_rate=1e-2)
 
 
 def _faces(n_per: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -36,32 +31,13 @@ def _faces(n_per: int, seed: int) -> tuple[np.ndarray, list[str]]:
 
 @pytest.fixture(scope="module")
 def small_net() -> FeatureNet:
-    faces, labels = _faces(20, seed=1)
-    return train_feature_net(faces, labels, SMALL)
-
-
-def test_features_of_a_small_trained_net_separate_drawn_emotions(small_net: FeatureNet) -> None:
-    faces, labels = _faces(20, seed=1)
-    model = EmotionModel.fit(faces, labels, SPEC, "cnn", net=small_net)
-    test, truth = _faces(10, seed=2)
-    predicted = [e for e, _ in model.predict(test)]
-    assert np.mean(np.array(predicted) == np.array(truth)) >= 0.9
-    assert small_net.info["labels"] == sorted(EMOTIONS) and small_net.width == 16
-
-
-def test_exported_net_computes_what_the_trained_layers_compute() -> None:
-    """Folding batch norm into the convolutions must not change a single feature."""
+    """An untrained net of the run-time kind: what these tests check does not depend on training
+    (training is tests/test_torch_training.py's, where PyTorch is installed)."""
     rng = np.random.default_rng(0)
-    net = _Classifier(2, NetSettings(widths=(4, 8)), rng)
-    optimiser = _AdamW(net.layers, 5e-4)
-    x = net_input(rng.random((16, 64, 64)).astype(np.float32))
-    y = np.array([0, 1] * 8)
-    for _ in range(5):  # moves weights, norm scales and running statistics away from their start
-        _, grad = _smoothed_cross_entropy(net.forward(x, True), y, 0.1)
-        net.backward(grad)
-        optimiser.step(1e-2)
-    trained = net.forward(x, False, net.features)
-    assert np.allclose(net.frozen({})._forward(x), trained, atol=1e-5)
+    widths = [1, 8, 16]
+    weights = [rng.normal(0, 0.3, (9 * a, b)).astype(np.float32) for a, b in itertools.pairwise(widths)]
+    biases = [rng.normal(0, 0.1, b).astype(np.float32) for b in widths[1:]]
+    return FeatureNet(weights, biases, {"widths": widths[1:]})
 
 
 def test_features_do_not_depend_on_which_way_a_face_looks(small_net: FeatureNet) -> None:
@@ -169,23 +145,18 @@ def test_train_cnn_on_own_faces_uses_the_shipped_net_as_it_is(
     assert all(np.array_equal(a, b) for a, b in zip(model.net.weights, shipped.weights, strict=True))
 
 
-def test_train_with_train_features_trains_one_net_per_fold_and_one_for_the_model(
-    crop_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_training_a_net_without_pytorch_says_what_to_install(
+    crop_dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A net that saw the held-out faces would make the cross-validated figures lie."""
-    trained_on: list[int] = []
-    real = training.train_feature_net
-
-    def counting(faces: np.ndarray, labels: list[str], settings: NetSettings | None) -> FeatureNet:
-        trained_on.append(len(labels))
-        return real(faces, labels, settings)
-
-    monkeypatch.setattr(training, "train_feature_net", counting)
-    out = tmp_path / "m.fsm.npz"
+    monkeypatch.setattr(cli, "torch_installed", lambda: False)
     args = ["train", str(crop_dataset), "--no-detect", "--descriptor", "cnn", "--train-features"]
-    assert (
-        cli.main([*args, "--epochs", "1", "--folds", "3", "--validation-share", "0", "--out", str(out)]) == 0
+    assert cli.main(args) == 2
+    assert "pip install 'facesortd[train]'" in capsys.readouterr().err
+
+
+def test_run_time_and_training_the_head_never_import_pytorch() -> None:
+    code = (
+        "import sys, facesortd.cli, facesortd.service, facesortd.training, facesortd.feature_net_training; "
+        "sys.exit('torch' in sys.modules)"
     )
-    assert len(trained_on) == 4 and max(trained_on[:3]) < trained_on[3] == 4 * 30
-    model = EmotionModel.load(out)
-    assert model.descriptor == "cnn" and model.net is not None and model.net.info["settings"]["epochs"] == 1
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

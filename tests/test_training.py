@@ -10,17 +10,43 @@ from synthetic import BrightBlobDetector, draw_face
 
 from facesortd.datasets import LabelledItem
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.training import FaceSet, collect_faces, grouped_folds, holdout_split
+from facesortd.training import (
+    FaceSet,
+    collect_faces,
+    grouped_folds,
+    holdout_split,
+    independent_units,
+    source_weights,
+)
 
 
-def test_grouped_folds_keep_characters_together_and_split_naming_schemes() -> None:
-    groups = [f"char{i % 10}" for i in range(100)] + ["happy_train"] * 100
-    labels = ["a" if i % 2 else "b" for i in range(200)]
-    folds = grouped_folds(labels, groups, 5)
-    for g in {f"char{i}" for i in range(10)}:
-        assert len({folds[i] for i in range(200) if groups[i] == g}) == 1
-    assert len({folds[i] for i in range(100, 200)}) == 5  # 100 files of one "group": spread out
-    assert max(np.bincount(folds)) - min(np.bincount(folds)) <= 20
+def _set(sources: list[str], groups: list[str], labels: list[str]) -> FaceSet:
+    n = len(labels)
+    return FaceSet(np.zeros((n, 4, 4), np.float32), labels, groups, [Path("x")] * n, sources)
+
+
+def test_validation_never_splits_a_repository_and_holds_out_an_ungrouped_source_whole() -> None:
+    """The issue's first bug: anime_expressions' file names made one 'group' per label, so a fold
+    held a whole label. A source without groups is now held out whole; a repository never splits."""
+    labels = ["a" if i % 2 else "b" for i in range(300)]
+    sources = ["vn"] * 100 + ["illustrations"] * 200
+    groups = [f"vn:repo{i % 10}" for i in range(100)] + [f"illustrations:{i}.jpg" for i in range(200)]
+    data = _set(sources, groups, labels)
+    units = independent_units(data)
+    folds = grouped_folds(labels, units, 4)
+    assert len({folds[i] for i in range(100, 300)}) == 1  # the illustration set: one fold, whole
+    for g in {f"vn:repo{i}" for i in range(10)}:
+        assert len({folds[i] for i in range(100) if groups[i] == g}) == 1
+    assert len({folds[i] for i in range(100)} - {folds[100]}) == 3  # repos spread over the others
+    alone = _set(["illustrations"] * 200, groups[100:], labels[100:])
+    assert len(set(grouped_folds(alone.labels, independent_units(alone), 4))) == 4  # one source: files
+
+
+def test_source_weights_move_from_pooling_to_equal_sources() -> None:
+    sources = ["big"] * 90 + ["small"] * 10
+    pooled, half, equal = (source_weights(sources, p) for p in (0.0, 0.5, 1.0))
+    assert np.allclose(pooled, 1.0) and np.isclose(equal[:90].sum(), equal[90:].sum())
+    assert equal[:90].sum() < half[:90].sum() < pooled[:90].sum() and np.isclose(half.mean(), 1.0)
 
 
 def test_typical_framing_recovers_crops_the_detector_missed(tmp_path: Path) -> None:

@@ -1,0 +1,76 @@
+"""Backgrounds behind transparent face crops (vn_faces' RGBA sprites).
+
+A sprite's face has no scene around it; a screenshot's has. Putting a background behind each crop
+makes training and validation faces look like run-time faces, and changing it at random while a
+net trains teaches the net that the scene is not the expression. Backgrounds are the data's own
+face-free pictures plus made ones (flat colour, blurred noise, a gradient), so a set without
+pictures still gets varied scenes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facesortd.datasets import DatasetError
+
+MADE_KINDS = 3
+"""Flat colour, blurred colour noise, linear gradient."""
+
+
+def read_rgba(path: Path) -> np.ndarray:
+    """A BGRA uint8 image (an opaque image gets a full alpha channel)."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise DatasetError(f"{path}: not an image OpenCV can decode")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 3:
+        image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    return image
+
+
+def composite(bgra: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """BGR image of ``bgra`` laid over ``background`` (same height and width)."""
+    alpha = bgra[..., 3:4].astype(np.float32) / 255.0
+    mixed = bgra[..., :3].astype(np.float32) * alpha + background.astype(np.float32) * (1.0 - alpha)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+class Backdrops:
+    """Background pictures (read once) and made ones, cut to any size.
+
+    ``for_key`` gives the same background for the same key (validation faces must not change from
+    run to run); ``random`` a fresh one (augmentation while training).
+    """
+
+    def __init__(self, pictures: list[Path] | None = None) -> None:
+        self.pictures = [p for p in (cv2.imread(str(path)) for path in pictures or []) if p is not None]
+
+    def for_key(self, key: str, shape: tuple[int, int]) -> np.ndarray:
+        return self.random(np.random.default_rng(zlib.crc32(key.encode("utf-8"))), shape)
+
+    def random(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        """A (h, w, 3) BGR background: a picture's random window half the time, else a made one."""
+        h, w = shape
+        if self.pictures and rng.random() < 0.5:
+            picture = self.pictures[int(rng.integers(len(self.pictures)))]
+            scale = max(h / picture.shape[0], w / picture.shape[1]) * rng.uniform(1.0, 3.0)
+            big = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            y = int(rng.integers(big.shape[0] - h + 1))
+            x = int(rng.integers(big.shape[1] - w + 1))
+            return big[y : y + h, x : x + w].copy()
+        kind = int(rng.integers(MADE_KINDS))
+        colour = rng.integers(0, 256, 3).astype(np.float32)
+        if kind == 0:
+            return np.broadcast_to(colour, (h, w, 3)).astype(np.uint8)
+        if kind == 1:
+            noise = rng.normal(colour, 60.0, (max(2, h // 16), max(2, w // 16), 3)).astype(np.float32)
+            return np.clip(cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+        other = rng.integers(0, 256, 3).astype(np.float32)
+        ramp = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :, None]
+        row = colour * (1.0 - ramp) + other * ramp
+        return np.broadcast_to(row, (h, w, 3)).astype(np.uint8)

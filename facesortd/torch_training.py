@@ -1,0 +1,183 @@
+"""Training small convolutional nets with PyTorch, and exporting them to the numpy forward pass.
+
+Generic on purpose: the emotion feature net (feature_net_training.py) and any other net over
+normalised grayscale faces (a face verifier) share the same pieces:
+
+- :class:`ConvNet`: 3x3 convolution + batch norm + ReLU + 2x2 max pool blocks, then the mean over
+  positions (the features), then dropout and one linear layer (the classes while training);
+- :func:`style_augment`: changes in drawing style and scene rather than in pose (backgrounds
+  behind transparent faces, tone, blur, JPEG, noise, small scale/shift/rotation, mirroring);
+- :func:`train_classifier`: AdamW, cosine learning rate, label smoothing, over batches a caller
+  draws (so it decides how sources are balanced);
+- :func:`export_feature_net`: batch norm folded into the convolutions, as the arrays
+  :class:`facesortd.feature_net.FeatureNet` runs without PyTorch.
+
+PyTorch is the ``train`` extra: importing this module without it raises a TrainingDependencyError
+whose message says what to install. Run time never imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from facesortd.feature_net import INPUT_SIZE, FeatureNet, net_input
+from facesortd.loop_settings import LoopSettings
+from facesortd.progress import Progress
+
+
+class TrainingDependencyError(ImportError):
+    """PyTorch is missing; only training a net needs it."""
+
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise TrainingDependencyError(
+        "training a feature net needs PyTorch: pip install 'facesortd[train]' "
+        "(or train without --train-features to use the shipped net)"
+    ) from exc
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """How far :func:`style_augment` may move a face (defaults: what one face box differs from the
+    next by, and the range of tones and line quality between artists and video encoders)."""
+
+    rotate_deg: float = 8.0
+    scale: float = 0.08
+    shift: float = 0.05
+    tone: float = 0.25
+    blur: float = 0.3
+    jpeg: float = 0.3
+    noise: float = 0.2
+    mirror: bool = True
+
+
+def style_augment(
+    faces: np.ndarray,
+    alpha: np.ndarray,
+    backgrounds: np.ndarray,
+    rng: np.random.Generator,
+    aug: Augmentation,
+) -> np.ndarray:
+    """(n, s, s) normalised faces in [0, 1] -> the same faces drawn differently.
+
+    ``alpha`` (uint8, 255 = drawn) says where a face may get a new scene behind it, taken at
+    random from ``backgrounds`` ((m, s, s) in [0, 1]); opaque faces keep theirs.
+    """
+    out = np.empty_like(faces, dtype=np.float32)
+    s = faces.shape[1]
+    for i, face in enumerate(faces):
+        a = alpha[i].astype(np.float32) / 255.0
+        if a.min() < 1.0 and len(backgrounds):
+            face = face * a + backgrounds[int(rng.integers(len(backgrounds)))] * (1.0 - a)
+        angle = rng.uniform(-aug.rotate_deg, aug.rotate_deg)
+        scale = 1.0 + rng.uniform(-aug.scale, aug.scale)
+        m = cv2.getRotationMatrix2D((s / 2.0, s / 2.0), angle, scale)
+        m[:, 2] += rng.uniform(-aug.shift, aug.shift, 2) * s
+        face = cv2.warpAffine(face.astype(np.float32), m, (s, s), borderMode=cv2.BORDER_REFLECT_101)
+        if aug.mirror and rng.random() < 0.5:
+            face = face[:, ::-1]
+        gamma = np.exp(rng.uniform(-aug.tone, aug.tone))
+        face = np.clip(face, 0.0, 1.0) ** gamma
+        face = (
+            (face - 0.5) * (1.0 + rng.uniform(-aug.tone, aug.tone)) + 0.5 + rng.uniform(-0.1, 0.1) * aug.tone
+        )
+        if rng.random() < aug.blur:
+            face = cv2.GaussianBlur(face, (0, 0), rng.uniform(0.4, 1.2))
+        if rng.random() < aug.jpeg:
+            u8 = np.clip(face * 255.0, 0, 255).astype(np.uint8)
+            _, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 70))])
+            face = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+        if rng.random() < aug.noise:
+            face = face + rng.normal(0.0, rng.uniform(0.01, 0.05), face.shape)
+        out[i] = np.clip(face, 0.0, 1.0)
+    return out
+
+
+class ConvNet(nn.Module):
+    """The architecture :class:`FeatureNet` runs: blocks of 3x3 conv (no bias) + batch norm + ReLU +
+    2x2 max pool, the mean over positions as features, then dropout and a linear classifier."""
+
+    def __init__(self, widths: tuple[int, ...], classes: int, dropout: float) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        cin = 1
+        for cout in widths:
+            blocks += [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            cin = cout
+        self.body = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(cin, classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def to_tensor(faces: np.ndarray) -> torch.Tensor:
+    """(n, s, s) normalised faces -> (n, 1, 48, 48) net input, prepared exactly as at run time."""
+    return torch.from_numpy(np.ascontiguousarray(net_input(faces).transpose(0, 3, 1, 2)))
+
+
+Batch = tuple[np.ndarray, np.ndarray]
+
+
+def train_classifier(
+    net: ConvNet, draw: Callable[[np.random.Generator, int], Batch], loop: LoopSettings, what: str
+) -> ConvNet:
+    """Train ``net`` on batches ``draw(rng, batch)`` -> (faces (n, s, s), class indices (n,)).
+
+    Reproducible from ``seed`` (on one thread: OMP_NUM_THREADS=1).
+    """
+    torch.manual_seed(loop.seed)
+    rng = np.random.default_rng(loop.seed)
+    steps = loop.epochs * loop.steps_per_epoch
+    opt = torch.optim.AdamW(net.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, loop.learning_rate, total_steps=steps, pct_start=0.1)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=loop.label_smoothing)
+    progress = Progress(steps, what)
+    net.train()
+    for _ in range(steps):
+        faces, labels = draw(rng, loop.batch)
+        loss = loss_fn(net(to_tensor(faces)), torch.from_numpy(labels.astype(np.int64)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        schedule.step()
+        progress.step()
+    net.eval()
+    return net
+
+
+def export_feature_net(net: ConvNet, info: dict[str, object]) -> FeatureNet:
+    """The trained body as FeatureNet arrays: batch norm folded into each convolution, and weights
+    laid out as (9 * in, out) rows in FeatureNet's shifted-column order (row, column, channel)."""
+    weights, biases = [], []
+    layers = list(net.body)
+    for conv, bn in zip(layers[0::4], layers[1::4], strict=True):
+        w = conv.weight.detach().double()
+        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        shift = bn.bias.detach().double() - bn.running_mean.double() * scale
+        folded = w * scale[:, None, None, None]  # (out, in, 3, 3)
+        weights.append(folded.permute(2, 3, 1, 0).reshape(-1, w.shape[0]).numpy().astype(np.float32))
+        biases.append(shift.numpy().astype(np.float32))
+    return FeatureNet(weights, biases, {**info, "input_size": INPUT_SIZE})
+
+
+def torch_features(net: ConvNet, faces: np.ndarray) -> np.ndarray:
+    """The features by PyTorch, mirror-averaged like FeatureNet.features (to check the export)."""
+    with torch.no_grad():
+        x = to_tensor(faces)
+        return (0.5 * (net.features(x) + net.features(torch.flip(x, dims=[3])))).numpy()

@@ -1,0 +1,116 @@
+"""Training the feature net with PyTorch (the ``train`` extra) and exporting it to the numpy forward.
+
+Skipped where PyTorch is not installed: run time never needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import EMOTIONS, draw_face
+
+pytest.importorskip("torch")
+
+from facesortd import cli, training
+from facesortd.emotion import EmotionModel
+from facesortd.faces import FaceSpec, normalise_face
+from facesortd.feature_net import FeatureNet
+from facesortd.feature_net_training import NetSettings, sampling_weights, train_feature_net
+from facesortd.torch_training import (
+    Augmentation,
+    ConvNet,
+    LoopSettings,
+    export_feature_net,
+    style_augment,
+    torch_features,
+    train_classifier,
+)
+from facesortd.training import FaceSet
+
+SPEC = FaceSpec(size=64)
+SMALL = NetSettings(
+    widths=(8, 16), loop=LoopSettings(epochs=4, steps_per_epoch=15, batch=16, learning_rate=1e-2)
+)
+
+
+def _faces(n_per: int, seed: int) -> FaceSet:
+    rng = np.random.default_rng(seed)
+    faces = [
+        normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in EMOTIONS for _ in range(n_per)
+    ]
+    labels = [e for e in EMOTIONS for _ in range(n_per)]
+    n = len(labels)
+    return FaceSet(np.stack(faces), labels, [str(i) for i in range(n)], [Path("x")] * n, ["drawn"] * n)
+
+
+def test_a_small_net_trained_with_torch_separates_drawn_emotions() -> None:
+    net = train_feature_net(_faces(20, seed=1), SMALL)
+    model = EmotionModel.fit(_faces(20, seed=1).faces, _faces(20, seed=1).labels, SPEC, "cnn", net=net)
+    test = _faces(10, seed=2)
+    predicted = [e for e, _ in model.predict(test.faces)]
+    assert np.mean(np.array(predicted) == np.array(test.labels)) >= 0.9
+    assert net.info["classes"] == sorted(EMOTIONS) and net.width == 16
+
+
+def test_the_numpy_forward_computes_what_torch_computes() -> None:
+    """Folding batch norm and reordering the weights must not change a feature: the shipped net runs
+    in numpy at run time, so this is what makes the training figures hold there."""
+    rng = np.random.default_rng(0)
+    net = ConvNet((4, 8, 8), classes=2, dropout=0.0)
+    faces = rng.random((32, 64, 64)).astype(np.float32)
+    labels = np.array([0, 1] * 16)
+    # a few steps move the weights, norm scales and running statistics away from their start
+    train_classifier(net, lambda r, n: (faces[:n], labels[:n]), LoopSettings(1, 5, 16), "test")
+    exported = export_feature_net(net, {})
+    assert isinstance(exported, FeatureNet)
+    assert np.allclose(exported.features(faces), torch_features(net, faces), atol=1e-4)
+
+
+def test_sources_weigh_the_same_and_emotions_within_them() -> None:
+    sources = ["big"] * 90 + ["big"] * 10 + ["small"] * 5 + ["small"] * 5
+    labels = ["a"] * 90 + ["b"] * 10 + ["a"] * 5 + ["b"] * 5
+    p = sampling_weights(labels, sources)
+    by = lambda s, lbl: p[[i for i in range(len(p)) if sources[i] == s and labels[i] == lbl]].sum()  # noqa: E731
+    assert all(np.isclose(by(s, lbl), 0.25) for s in ("big", "small") for lbl in ("a", "b"))
+
+
+def test_style_augmentation_puts_new_scenes_only_behind_transparent_faces() -> None:
+    rng = np.random.default_rng(0)
+    faces = np.full((2, 64, 64), 0.5, np.float32)
+    alpha = np.zeros((2, 64, 64), np.uint8)
+    alpha[1] = 255  # an opaque face: its scene is its own
+    alpha[0, 16:48, 16:48] = 255
+    backgrounds = np.zeros((1, 64, 64), np.float32)
+    still = Augmentation(rotate_deg=0, scale=0, shift=0, tone=0, blur=0, jpeg=0, noise=0, mirror=False)
+    out = style_augment(faces, alpha, backgrounds, rng, still)
+    assert np.allclose(out[1], 0.5) and np.allclose(out[0, 16:48, 16:48], 0.5) and np.allclose(out[0, :8], 0)
+    moved = style_augment(faces, alpha, backgrounds, rng, Augmentation())
+    assert moved.shape == faces.shape and moved.min() >= 0.0 and moved.max() <= 1.0
+
+
+def test_train_with_train_features_trains_one_net_per_fold_and_one_for_the_model(
+    crop_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A net that saw the held-out faces would make the cross-validated figures lie."""
+    trained_on: list[int] = []
+    real = training.train_feature_net
+
+    def counting(data: FaceSet, settings: NetSettings | None) -> FeatureNet:
+        trained_on.append(len(data.labels))
+        assert settings is not None
+        return real(
+            data, replace(settings, widths=(4, 8), loop=replace(settings.loop, steps_per_epoch=3))
+        )  # fast: counting only
+
+    monkeypatch.setattr(training, "train_feature_net", counting)
+    out = tmp_path / "m.fsm.npz"
+    args = ["train", str(crop_dataset), "--no-detect", "--descriptor", "cnn", "--train-features"]
+    assert (
+        cli.main([*args, "--epochs", "1", "--folds", "3", "--validation-share", "0", "--out", str(out)]) == 0
+    )
+    assert len(trained_on) == 4 and max(trained_on[:3]) < trained_on[3] == 4 * 30
+    model = EmotionModel.load(out)
+    assert model.descriptor == "cnn" and model.net is not None and model.net.info["epochs"] == 1

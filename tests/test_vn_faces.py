@@ -1,0 +1,69 @@
+"""vn_faces-style folders: transparent sprites over backgrounds, labelled, grouped by repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from synthetic import draw_face
+
+from facesortd.backdrops import Backdrops, composite
+from facesortd.datasets import EMOTIONS, VN_BOX, is_vn_faces, load_items, vn_backgrounds
+from facesortd.faces import FaceSpec, box_in_crop
+from facesortd.training import collect_faces
+
+
+def write_vn_folder(root: Path) -> Path:
+    """Two repositories, RGBA crops whose face is the middle half, one background picture."""
+    rng = np.random.default_rng(0)
+    groups = {}
+    for repo in ("alice/game", "bob/novel"):
+        name = repo.replace("/", "__") + "__hero"
+        (root / "faces" / name).mkdir(parents=True)
+        files = {}
+        for emotion in ("happy", "sad", "other"):
+            crop = np.zeros((192, 192, 4), np.uint8)
+            crop[48:144, 48:144, :3] = cv2.cvtColor(
+                draw_face(emotion if emotion != "other" else "happy", 96, rng), cv2.COLOR_GRAY2BGR
+            )
+            crop[40:152, 40:152, 3] = 255  # the character; the rest is transparent
+            cv2.imwrite(str(root / "faces" / name / f"{emotion}.webp"), crop, [cv2.IMWRITE_WEBP_QUALITY, 101])
+            files[emotion] = {"emotion": emotion, "raw": emotion, "path": f"{emotion}.png"}
+        groups[name] = {"repo": repo, "files": files}
+    (root / "backgrounds").mkdir()
+    cv2.imwrite(str(root / "backgrounds" / "room.jpg"), np.full((300, 400, 3), 90, np.uint8))
+    (root / "index.json").write_text(json.dumps({"groups": groups, "backgrounds": {}}))
+    return root
+
+
+def test_vn_items_are_the_main_emotions_grouped_by_repository(tmp_path: Path) -> None:
+    root = write_vn_folder(tmp_path / "vn")
+    assert is_vn_faces(root) and not is_vn_faces(tmp_path)
+    items = load_items(root)
+    assert sorted(i.label for i in items) == ["happy", "happy", "sad", "sad"]  # "other" is not a class
+    assert {i.group for i in items} == {"alice/game", "bob/novel"} and all(i.box == VN_BOX for i in items)
+    assert box_in_crop((192, 192)) == VN_BOX and set(EMOTIONS) >= {"embarrassed", "worried"}
+    assert vn_backgrounds(root) == [root / "backgrounds" / "room.jpg"]
+
+
+def test_sprites_get_the_same_background_every_run_and_keep_their_opacity(tmp_path: Path) -> None:
+    root = write_vn_folder(tmp_path / "vn")
+    items = load_items(root)
+    spec = FaceSpec(size=32)
+    read = [
+        collect_faces(items, None, spec, "vn", backdrops=Backdrops(vn_backgrounds(root))) for _ in range(2)
+    ]
+    assert np.array_equal(read[0].faces, read[1].faces) and read[0].alpha is not None
+    assert read[0].groups[0] == "vn:alice/game"
+    alpha = read[0].alpha[0]
+    assert alpha[16, 16] == 255 and alpha[0, 0] == 0  # the face is drawn, the corner of the crop is not
+
+
+def test_composite_lays_a_sprite_over_its_background() -> None:
+    sprite = np.zeros((2, 2, 4), np.uint8)
+    sprite[0, 0] = (200, 200, 200, 255)
+    sprite[1, 1] = (200, 200, 200, 128)
+    out = composite(sprite, np.full((2, 2, 3), 100, np.uint8))
+    assert out[0, 0, 0] == 200 and out[0, 1, 0] == 100 and 145 <= out[1, 1, 0] <= 155
