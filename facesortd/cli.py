@@ -29,7 +29,7 @@ from facesortd.faces import FaceSpec
 from facesortd.feature_net import FeatureNetError
 from facesortd.feature_net_training import NetSettings
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import Journal, content_id, journaled_apply
+from facesortd.journal import Journal, JournalError, content_id, journaled_apply
 from facesortd.learn import KEEP_MARGIN
 from facesortd.library import Library
 from facesortd.metrics import headline
@@ -44,6 +44,7 @@ from facesortd.model_store import (
 )
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
 from facesortd.progress import Progress
+from facesortd.state import StateBusy, retrain_lock
 from facesortd.training import (
     FaceSet,
     Predictions,
@@ -60,7 +61,16 @@ class UsageError(Exception):
     """Options that each parse but do not go together."""
 
 
-USER_ERRORS = (UsageError, ConfigError, DetectorError, ModelError, DatasetError, FeatureNetError)
+USER_ERRORS = (
+    UsageError,
+    ConfigError,
+    DetectorError,
+    ModelError,
+    DatasetError,
+    FeatureNetError,
+    StateBusy,
+    JournalError,
+)
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -116,20 +126,24 @@ def cmd_sort(args: argparse.Namespace) -> int:
             logger.warning("{}: skipped, not a regular file", src)
             tally["skipped"] += 1
             continue
-        decision = pipeline.decide(src)
-        if library.holds(src, decision):
-            dest = src
-        elif journal is None:
-            dest = library.destination(src, decision)
-        else:
-            try:
+        try:
+            decision = pipeline.decide(src)
+            if library.holds(src, decision):
+                dest = src
+            elif journal is None:
+                dest = library.destination(src, decision)
+            else:
                 digest = content_id(src)
                 name = model_name.name if model_name else "none"
                 dest = journaled_apply(journal, library, src, digest, decision, name, copy=args.copy)
-            except OSError as exc:
-                logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", exc)
-                tally["failed"] += 1
-                continue
+        except FileNotFoundError:
+            logger.warning("{}: skipped, gone meanwhile (sorted by the running daemon?)", src)
+            tally["skipped"] += 1
+            continue
+        except Exception as exc:  # one file must not end the batch: the rest still get sorted
+            logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", exc)
+            tally["failed"] += 1
+            continue
         ms = (time.perf_counter() - started) * 1000
         _log_decision(src, dest, decision, ms, args.dry_run)
         tally[_tally_key(decision)] += 1
@@ -427,8 +441,12 @@ def cmd_undo(args: argparse.Namespace) -> int:
         moves = select(journal, count, since, files)
         if not moves:
             print("nothing to undo")
-        for src, back in undo(journal, moves):
-            print(f"{src} -> {back}" if back else f"{src}: no longer there (moved or deleted since); skipped")
+        for done in undo(journal, moves, settings.library, settings.inbox):
+            print(
+                f"{done.moved_from} -> {done.back_to}"
+                if done.back_to
+                else f"{done.moved_from}: {done.why_not}"
+            )
     except LookupError as exc:
         raise DatasetError(str(exc)) from exc
     finally:
@@ -466,7 +484,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         new = Reviewer(settings, journal).scan()
         labels = user_labels(journal)
         print(f"{new} new label(s); {len(labels)} usable label(s) in all")
-        result = retrain_if_due(settings, journal, labels, force=True)
+        with retrain_lock(settings.state_dir, lambda: print("the daemon is retraining now: waiting for it")):
+            result = retrain_if_due(settings, journal, labels, force=True)
     finally:
         journal.close()
     assert result is not None

@@ -189,7 +189,11 @@ def test_undo_puts_a_file_back_and_the_daemon_leaves_it(daemon: Service, setting
 
     (settings.inbox / "oops.png").write_bytes(_png_bytes(8))
     wait_until(lambda: not (settings.inbox / "oops.png").exists())
-    env = {"FACESORTD_STATE_DIR": str(settings.state_dir)}
+    env = {
+        "FACESORTD_STATE_DIR": str(settings.state_dir),
+        "FACESORTD_LIBRARY": str(settings.library),
+        "FACESORTD_INBOX": str(settings.inbox),
+    }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
