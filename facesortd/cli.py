@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -417,6 +418,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shown(path: Path) -> str:
+    """A path fit for any terminal: bytes of a name that is not UTF-8 shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _parse_since(text: str) -> float:
     """``2h``, ``30m``, ``1d`` ago, or an ISO date/time (``2026-11-24 10:00``)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -442,11 +448,8 @@ def cmd_undo(args: argparse.Namespace) -> int:
         if not moves:
             print("nothing to undo")
         for done in undo(journal, moves, settings.library, settings.inbox):
-            print(
-                f"{done.moved_from} -> {done.back_to}"
-                if done.back_to
-                else f"{done.moved_from}: {done.why_not}"
-            )
+            here = _shown(done.moved_from)
+            print(f"{here} -> {_shown(done.back_to)}" if done.back_to else f"{here}: {done.why_not}")
     except LookupError as exc:
         raise DatasetError(str(exc)) from exc
     finally:
