@@ -70,6 +70,7 @@ class Service:
         self._failures: dict[Path, int] = {}
         self._timers: set[threading.Timer] = set()
         self._told: set[Path] = set()
+        self._recover_due = False
         self._busy = 0
         self._beat = time.monotonic()
         self._model_name = "none"
@@ -141,6 +142,8 @@ class Service:
                 watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
                 watcher.start()
                 last_rescan = 0.0
+            if self._recover_due:
+                self._recover()
             if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
                 last_rescan = now
                 for path in scan(s.inbox, s.watch):
@@ -282,6 +285,17 @@ class Service:
             for path in files:
                 self.enqueue(path)
 
+    def _recover(self) -> None:
+        """Complete journal rows a failed write left ``planned`` (a full state disk can fail the
+        ``done`` mark after the file moved). Safe while running: recovery holds the move lock."""
+        try:
+            for line in recover(self.journal):
+                logger.warning(line)
+        except Exception as exc:
+            logger.error("cannot bring the journal up to date yet ({}); trying again", exc)
+            return
+        self._recover_due = False
+
     def _still_young(self, path: Path) -> float:
         """Seconds to wait before an unreadable file counts as finished: a writer that appends in
         chunks closes the file between them, so "truncated" may only mean "not written yet"."""
@@ -302,6 +316,7 @@ class Service:
         backing off."""
         n = self._failures.get(path, 0) + 1
         self._failures[path] = n
+        self._recover_due = True
         delay = min(MAX_BACKOFF_S, 2.0**n)
         logger.error(
             "{}: cannot move it into the library ({}); it stays in the inbox, retry in {:.0f} s",

@@ -255,6 +255,7 @@ def test_a_full_state_disk_stalls_nothing(daemon: Service, monkeypatch: pytest.M
     assert len(_files(daemon.settings.library)) == 3
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the point of it
 def test_a_worker_that_dies_stops_the_daemon_with_exit_1(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -348,10 +349,13 @@ def test_a_damaged_journal_is_named_with_the_fix(
     env: Settings, damage: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = env.state_dir / "journal.sqlite"
-    journal = Journal(path)
-    for i in range(3000):
-        journal.error(Path(f"/x/{i}.png"), "padding so the file spans many pages " * 3)
-    journal.close()
+    Journal(path).close()
+    with sqlite3.connect(path) as db:  # many pages, quickly
+        db.executemany(
+            "INSERT INTO errors (at, path, message) VALUES (0, ?, ?)",
+            [(f"/x/{i}.png", "padding so the file spans many pages " * 3) for i in range(3000)],
+        )
+    db.close()
     data = path.read_bytes()
     path.write_bytes(os.urandom(4096) if damage == "garbage" else data[: len(data) // 2])
     with pytest.raises(JournalError):
@@ -432,10 +436,13 @@ def test_a_clash_on_a_255_byte_name_gets_a_shortened_numbered_name(tmp_path: Pat
 
 
 def test_an_undone_file_stays_though_its_content_was_copied_elsewhere_and_is_told_once(
-    env: Settings, daemon: Service, tmp_path: Path
+    env: Settings, daemon: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from loguru import logger
 
+    monkeypatch.setattr("facesortd.cli._setup_logging", lambda _level: None)  # keep our sink
+    lines: list[str] = []
+    logger.add(lines.append, level="INFO", format="{message}")
     (env.inbox / "a.png").write_bytes(_png(11))
     wait_until(lambda: not (env.inbox / "a.png").exists())
     assert cli.main(["undo", "1"]) == 0
@@ -443,8 +450,6 @@ def test_an_undone_file_stays_though_its_content_was_copied_elsewhere_and_is_tol
     copy.parent.mkdir()
     copy.write_bytes(_png(11))
     assert cli.main(["sort", "--copy", "--library", str(tmp_path / "lib2"), str(copy)]) == 0
-    lines: list[str] = []
-    logger.add(lines.append, level="INFO", format="{message}")  # after cli.main reset the sinks
     for _ in range(3):  # three rescans
         daemon.process(daemon.make_pipeline(env), env.inbox / "a.png")
     assert (env.inbox / "a.png").exists()
