@@ -10,7 +10,8 @@ Scenarios (each on fresh folders, each counted tried / survived / lost / duplica
   mount a tmpfs; skipped otherwise);
 - hostile-names: names that are not UTF-8, 255-byte names that clash, newlines, leading dashes;
 - hostile-images: headers that lie about the size (TIFF, PNM, PAM), a 1x10000 PNG, text named
-  .png, a truncated PNG, an empty file, and a PNG appended in four chunks a second apart.
+  .png, a truncated PNG, an empty file, and a PNG appended in four chunks a second apart;
+- sigterm-under-load: SIGTERM half-way through a burst and again after it: exit 0 both times.
 
     python bench/fault_suite.py                  # every scenario once
     python bench/fault_suite.py --rounds 3 --files 300
@@ -201,12 +202,31 @@ def hostile_images(root: Path, cascade: Path, files: int, seed: int) -> Census:
     return counted
 
 
+def sigterm_under_load(root: Path, cascade: Path, files: int, seed: int) -> Census:
+    """SIGTERM in the middle of a burst, and again after it: each must end in a quick exit 0."""
+    folders = Folders(root, cascade)
+    inputs = random_pngs(files, seed)
+    problems: list[str] = []
+    daemon = folders.start()
+    wait_for(lambda: folders.idle(daemon.pid), 60)
+    folders.drop(inputs)
+    wait_for(lambda: len(list(folders.inbox.iterdir())) <= files // 2, 600)
+    daemon.stop(problems, "daemon stopped mid-burst")
+    again = folders.start()
+    _sorted_all(folders, again.pid, timeout=600)
+    again.stop(problems, "daemon stopped after the burst")
+    counted = census(folders, inputs)
+    counted.problems[:0] = problems
+    return counted
+
+
 SCENARIOS: dict[str, Scenario] = {
     "two-daemons": two_daemons,
     "sort-beside": sort_beside,
     "full-state-disk": full_state_disk,
     "hostile-names": hostile_names,
     "hostile-images": hostile_images,
+    "sigterm-under-load": sigterm_under_load,
 }
 
 

@@ -408,7 +408,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Watch the inbox and sort files as they arrive, until SIGTERM/SIGINT (as systemd runs it)."""
     from facesortd.service import Service
 
-    return Service(_settings(args)).run()
+    code = Service(_settings(args)).run()
+    # Every file is placed and synced, the journal closed and the workers joined: what is left of
+    # an exit is the interpreter's teardown, where native libraries' destructors can race threads
+    # they started themselves (a daemon once died of SIGSEGV there). Skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
