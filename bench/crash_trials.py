@@ -22,9 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from daemon_harness import Census, Folders, census, random_pngs, wait_for
-
-from facesortd.detect import SHIPPED_CASCADE, shipped_file
+from daemon_harness import Census, Folders, add_cascade_option, cascade_of, census, random_pngs, wait_for
 
 
 def trial(cascade: Path, files: int, seed: int, max_delay: float) -> list[str]:
@@ -68,11 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--max-delay", type=float, default=3.0, help="latest kill, seconds after start")
-    parser.add_argument("--cascade", type=Path, help="cascade to run with (default: the shipped one)")
+    add_cascade_option(parser)
     args = parser.parse_args(argv)
-    cascade = args.cascade or shipped_file(SHIPPED_CASCADE)
-    if cascade is None:
-        print("no cascade: pass --cascade FILE", file=sys.stderr)
+    if (cascade := cascade_of(args)) is None:
         return 2
     failed = 0
     total = Census()

@@ -7,6 +7,7 @@ or still in the inbox. Run the benchmarks as ``python bench/NAME.py`` from the r
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -20,6 +21,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesortd.detect import SHIPPED_CASCADE, shipped_file
+
+
+def add_cascade_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cascade", type=Path, help="cascade to run with (default: the shipped one)")
+
+
+def cascade_of(args: argparse.Namespace) -> Path | None:
+    """The cascade the daemon runs with, or None (said on stderr) if there is none."""
+    cascade = args.cascade or shipped_file(SHIPPED_CASCADE)
+    if cascade is None:
+        print("no cascade: pass --cascade FILE", file=sys.stderr)
+    return cascade
+
 
 def random_pngs(n: int, seed: int, prefix: str = "shot") -> dict[str, bytes]:
     """``n`` small distinct PNGs (noise: no faces, so they sort fast) by file name."""
@@ -28,6 +43,19 @@ def random_pngs(n: int, seed: int, prefix: str = "shot") -> dict[str, bytes]:
         f"{prefix} {i}.png": cv2.imencode(".png", rng.integers(0, 255, (48, 64, 3), np.uint8))[1].tobytes()
         for i in range(n)
     }
+
+
+def forged_tiff(width: int, height: int) -> bytes:
+    """A real 8x8 TIFF whose header claims ``width`` x ``height``: a decompression bomb's lie."""
+    data = bytearray(cv2.imencode(".tiff", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    ifd = int.from_bytes(data[4:8], "little")
+    for k in range(int.from_bytes(data[ifd : ifd + 2], "little")):
+        entry = ifd + 2 + 12 * k
+        tag = int.from_bytes(data[entry : entry + 2], "little")
+        if tag in (256, 257):  # ImageWidth, ImageLength
+            data[entry + 2 : entry + 4] = (4).to_bytes(2, "little")  # as a LONG
+            data[entry + 8 : entry + 12] = (width if tag == 256 else height).to_bytes(4, "little")
+    return bytes(data)
 
 
 @dataclass
@@ -148,6 +176,30 @@ class Census:
             f"tried {self.tried}, survived {self.survived}, lost {self.lost}, duplicated {self.duplicated}, "
             f"stalled {self.stalled}"
         )
+
+
+def with_daemon(
+    folders: Folders,
+    inputs: dict[str, bytes],
+    during: Callable[[Started, list[str]], None],
+    timeout: float = 180,
+) -> Census:
+    """Start the daemon, let ``during`` do its worst (noting problems), wait until everything is
+    sorted, stop the daemon and count."""
+    problems: list[str] = []
+    daemon = folders.start()
+    wait_for(lambda: folders.idle(daemon.pid), 60)
+    during(daemon, problems)
+    wait_for(
+        lambda: (
+            daemon.proc.poll() is not None or (folders.idle(daemon.pid) and not any(folders.inbox.iterdir()))
+        ),
+        timeout,
+    )
+    daemon.stop(problems)
+    counted = census(folders, inputs)
+    counted.problems[:0] = problems
+    return counted
 
 
 def census(folders: Folders, inputs: dict[str, bytes], must_leave_inbox: bool = True) -> Census:

@@ -34,70 +34,63 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from daemon_harness import Census, Folders, census, random_pngs, wait_for
-
-from facesortd.detect import SHIPPED_CASCADE, shipped_file
+from daemon_harness import (
+    Census,
+    Folders,
+    Started,
+    add_cascade_option,
+    cascade_of,
+    forged_tiff,
+    random_pngs,
+    wait_for,
+    with_daemon,
+)
 
 Scenario = Callable[[Path, Path, int, int], Census]
-
-
-def _sorted_all(folders: Folders, pid: int, timeout: float = 180) -> bool:
-    return wait_for(lambda: folders.idle(pid) and not any(folders.inbox.iterdir()), timeout)
 
 
 def two_daemons(root: Path, cascade: Path, files: int, seed: int) -> Census:
     folders = Folders(root, cascade)
     inputs = random_pngs(files, seed)
-    problems: list[str] = []
-    first = folders.start()
-    wait_for(lambda: folders.idle(first.pid), 60)
-    second = folders.start()
-    folders.drop(inputs)
-    code = second.proc.wait(timeout=60)
-    if code != 2 or f"pid {first.pid}" not in second.output():
-        problems.append(f"second daemon: exit {code}, said {second.output()[-300:]!r}")
-    _sorted_all(folders, first.pid)
-    first.stop(problems)
-    counted = census(folders, inputs)
-    counted.problems[:0] = problems
-    return counted
+
+    def second_one(first: Started, problems: list[str]) -> None:
+        second = folders.start()
+        folders.drop(inputs)
+        code = second.proc.wait(timeout=60)
+        if code != 2 or f"pid {first.pid}" not in second.output():
+            problems.append(f"second daemon: exit {code}, said {second.output()[-300:]!r}")
+
+    return with_daemon(folders, inputs, second_one)
 
 
 def sort_beside(root: Path, cascade: Path, files: int, seed: int) -> Census:
     folders = Folders(root, cascade)
     inputs = random_pngs(files, seed)
-    problems: list[str] = []
-    daemon = folders.start()
-    wait_for(lambda: folders.idle(daemon.pid), 60)
-    folders.drop(inputs)
-    sort = folders.start("sort", str(folders.inbox))
-    if sort.proc.wait(timeout=300) != 0 or "Traceback" in sort.output():
-        problems.append(f"sort: exit {sort.proc.returncode}: {sort.output()[-400:]}")
-    _sorted_all(folders, daemon.pid)
-    daemon.stop(problems)
-    counted = census(folders, inputs)
-    counted.problems[:0] = problems
-    return counted
+
+    def sort_too(_daemon: Started, problems: list[str]) -> None:
+        folders.drop(inputs)
+        sort = folders.start("sort", str(folders.inbox))
+        if sort.proc.wait(timeout=300) != 0 or "Traceback" in sort.output():
+            problems.append(f"sort: exit {sort.proc.returncode}: {sort.output()[-400:]}")
+
+    return with_daemon(folders, inputs, sort_too)
 
 
 def full_state_disk(root: Path, cascade: Path, files: int, seed: int) -> Census:
     state = root / "state"
     state.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(state)]
     try:
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(state)], check=True, capture_output=True
-        )
+        subprocess.run(mount, check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
         print("full-state-disk: cannot mount a tmpfs (needs root); skipped", file=sys.stderr)
         return Census()
-    try:
-        folders = Folders(root, cascade, extra="rescan_interval_s = 5\n")
-        inputs = random_pngs(files, seed)
-        problems: list[str] = []
-        daemon = folders.start()
-        wait_for(lambda: folders.idle(daemon.pid), 60)
-        half = dict(list(inputs.items())[: files // 2])
-        folders.drop(half)
+    folders = Folders(root, cascade, extra="rescan_interval_s = 5\n")
+    inputs = random_pngs(files, seed)
+    names = list(inputs)
+
+    def fill_up(daemon: Started, problems: list[str]) -> None:
+        folders.drop({n: inputs[n] for n in names[: files // 2]})
         filler = state / "filler"
         with filler.open("wb") as fh:  # the disk fills up while the burst is being sorted
             try:
@@ -106,18 +99,16 @@ def full_state_disk(root: Path, cascade: Path, files: int, seed: int) -> Census:
                     fh.flush()
             except OSError:
                 pass
-        folders.drop(dict(list(inputs.items())[files // 2 :]))
-        time.sleep(5)  # a full disk for a while: nothing may be lost meanwhile, the daemon must live
+        folders.drop({n: inputs[n] for n in names[files // 2 :]})
+        time.sleep(5)  # full for a while: nothing may be lost meanwhile, and the daemon must live
         if daemon.proc.poll() is not None:
             problems.append(f"daemon died on a full state disk: {daemon.output()[-400:]}")
-        filler.unlink()
         if "disk is full" not in daemon.output():
             problems.append("the state disk never filled up: this run tested nothing")
-        _sorted_all(folders, daemon.pid, timeout=240)
-        daemon.stop(problems)
-        counted = census(folders, inputs)
-        counted.problems[:0] = problems
-        return counted
+        filler.unlink()
+
+    try:
+        return with_daemon(folders, inputs, fill_up, timeout=240)
     finally:
         subprocess.run(["umount", "-l", str(state)], check=False)
 
@@ -138,31 +129,15 @@ def hostile_names(root: Path, cascade: Path, files: int, seed: int) -> Census:
     inputs = {name: next(pngs) for name in names}
     clash = folders.library / "_quarantine" / "no-face"  # noise has no face: where they all go
     clash.mkdir(parents=True)
-    already = {long_name: next(pngs), os.fsdecode(b"\xff\xfe shot.png"): next(pngs)}
+    already = {long_name: next(pngs), names[0]: next(pngs)}
     for name, data in already.items():
         (clash / name).write_bytes(data)
-    problems: list[str] = []
-    daemon = folders.start()
-    wait_for(lambda: folders.idle(daemon.pid), 60)
-    for name, data in inputs.items():
-        (folders.inbox / name).write_bytes(data)
-    _sorted_all(folders, daemon.pid, timeout=60)
-    daemon.stop(problems)
-    counted = census(folders, {**inputs, **{f"already {k}": v for k, v in already.items()}})
-    counted.problems[:0] = problems
-    return counted
 
+    def write(_daemon: Started, _problems: list[str]) -> None:
+        for name, data in inputs.items():
+            (folders.inbox / name).write_bytes(data)
 
-def _tiff_claiming(width: int, height: int) -> bytes:
-    data = bytearray(cv2.imencode(".tiff", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
-    ifd = int.from_bytes(data[4:8], "little")
-    for k in range(int.from_bytes(data[ifd : ifd + 2], "little")):
-        entry = ifd + 2 + 12 * k
-        tag = int.from_bytes(data[entry : entry + 2], "little")
-        if tag in (256, 257):
-            data[entry + 2 : entry + 4] = (4).to_bytes(2, "little")
-            data[entry + 8 : entry + 12] = (width if tag == 256 else height).to_bytes(4, "little")
-    return bytes(data)
+    return with_daemon(folders, {**inputs, **{f"already {k}": v for k, v in already.items()}}, write)
 
 
 def hostile_images(root: Path, cascade: Path, files: int, seed: int) -> Census:
@@ -170,8 +145,8 @@ def hostile_images(root: Path, cascade: Path, files: int, seed: int) -> Census:
     good = random_pngs(2, seed)
     chunked = next(iter(random_pngs(1, seed + 1, prefix="chunked").values()))
     inputs = {
-        "tiff bomb 32k.png": _tiff_claiming(32000, 32000),
-        "tiff 8k.tif": _tiff_claiming(8000, 8000),
+        "tiff bomb 32k.png": forged_tiff(32000, 32000),
+        "tiff 8k.tif": forged_tiff(8000, 8000),
         "pgm 18k.png": b"P5\n18000 18000\n255\n" + bytes(64),
         "pam 20k.png": b"P7\nWIDTH 20000\nHEIGHT 20000\nDEPTH 1\nMAXVAL 255\nENDHDR\n" + bytes(64),
         "line 1x10000.png": cv2.imencode(".png", np.full((1, 10000, 3), 90, np.uint8))[1].tobytes(),
@@ -180,21 +155,18 @@ def hostile_images(root: Path, cascade: Path, files: int, seed: int) -> Census:
         "empty.png": b"",
         **good,
     }
-    problems: list[str] = []
-    daemon = folders.start()
-    wait_for(lambda: folders.idle(daemon.pid), 60)
-    for name, data in inputs.items():
-        (folders.inbox / name).write_bytes(data)
-    target = folders.inbox / "chunked.png"
-    step = len(chunked) // 4 + 1
-    for i in range(0, len(chunked), step):  # open/append/close, a second apart
-        with target.open("ab") as fh:
-            fh.write(chunked[i : i + step])
-        time.sleep(1.0)
-    _sorted_all(folders, daemon.pid, timeout=60)
-    daemon.stop(problems)
-    counted = census(folders, {**inputs, "chunked.png": chunked})
-    counted.problems[:0] = problems
+
+    def write(_daemon: Started, _problems: list[str]) -> None:
+        for name, data in inputs.items():
+            (folders.inbox / name).write_bytes(data)
+        target = folders.inbox / "chunked.png"
+        step = len(chunked) // 4 + 1
+        for i in range(0, len(chunked), step):  # open/append/close, a second apart
+            with target.open("ab") as fh:
+                fh.write(chunked[i : i + step])
+            time.sleep(1.0)
+
+    counted = with_daemon(folders, {**inputs, "chunked.png": chunked}, write, timeout=60)
     unreadable = folders.library / "_quarantine" / "unreadable"
     fragments = [p.name for p in unreadable.iterdir()] if unreadable.is_dir() else []
     if any(name.startswith("chunked") for name in fragments):
@@ -203,21 +175,19 @@ def hostile_images(root: Path, cascade: Path, files: int, seed: int) -> Census:
 
 
 def sigterm_under_load(root: Path, cascade: Path, files: int, seed: int) -> Census:
-    """SIGTERM in the middle of a burst, and again after it: each must end in a quick exit 0."""
+    """SIGTERM in the middle of a burst, and again after it (the restart): each a quick exit 0."""
     folders = Folders(root, cascade)
     inputs = random_pngs(files, seed)
-    problems: list[str] = []
-    daemon = folders.start()
-    wait_for(lambda: folders.idle(daemon.pid), 60)
-    folders.drop(inputs)
-    wait_for(lambda: len(list(folders.inbox.iterdir())) <= files // 2, 600)
-    daemon.stop(problems, "daemon stopped mid-burst")
-    again = folders.start()
-    _sorted_all(folders, again.pid, timeout=600)
-    again.stop(problems, "daemon stopped after the burst")
-    counted = census(folders, inputs)
-    counted.problems[:0] = problems
-    return counted
+
+    def stop_half_way_and_restart(daemon: Started, problems: list[str]) -> None:
+        folders.drop(inputs)
+        wait_for(lambda: len(list(folders.inbox.iterdir())) <= files // 2, 600)
+        daemon.stop(problems, "daemon stopped mid-burst")
+        again = folders.start()
+        wait_for(lambda: folders.idle(again.pid) and not any(folders.inbox.iterdir()), 600)
+        again.stop(problems, "daemon stopped after the burst")
+
+    return with_daemon(folders, inputs, stop_half_way_and_restart)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -237,11 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="runs of each scenario (default 1)")
     parser.add_argument("--files", type=int, default=300, help="files per burst (default 300)")
     parser.add_argument("--only", choices=list(SCENARIOS), action="append", help="run only these")
-    parser.add_argument("--cascade", type=Path, help="cascade to run with (default: the shipped one)")
+    add_cascade_option(parser)
     args = parser.parse_args(argv)
-    cascade = args.cascade or shipped_file(SHIPPED_CASCADE)
-    if cascade is None:
-        print("no cascade: pass --cascade FILE", file=sys.stderr)
+    if (cascade := cascade_of(args)) is None:
         return 2
     failed = 0
     print("| scenario | runs | tried | survived | lost | duplicated | stalled | runs with a problem |")

@@ -7,6 +7,7 @@ import hashlib
 import os
 import sqlite3
 import stat
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,8 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import BrightBlobDetector, draw_screenshot
+from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from daemon_harness import forged_tiff
 
 from facesortd import cli
 from facesortd.config import Settings, load_settings
@@ -28,15 +33,6 @@ from facesortd.service import Service
 from facesortd.state import DaemonLock, StateBusy, move_lock
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
-
-
-def _png(seed: int) -> bytes:
-    img = draw_screenshot("happy", np.random.default_rng(seed), (120, 160), 80)[0]
-    return cv2.imencode(".png", img)[1].tobytes()
-
-
-def _stub_pipeline(settings: Settings) -> Pipeline:
-    return Pipeline(BrightBlobDetector(), None, settings.recognition, settings.images)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -68,7 +64,7 @@ def _start(service: Service) -> threading.Thread:
 
 @pytest.fixture
 def daemon(settings: Settings) -> Iterator[Service]:
-    service = Service(settings, _stub_pipeline)
+    service = Service(settings, stub_pipeline)
     thread = _start(service)
     yield service
     service.stop()
@@ -102,7 +98,7 @@ def test_recovery_waits_for_a_live_move_instead_of_undoing_it(settings: Settings
     settings.inbox.mkdir(parents=True)
     journal = Journal.for_state_dir(settings.state_dir)
     src = settings.inbox / "a.png"
-    src.write_bytes(_png(1))
+    src.write_bytes(screenshot_png(1))
     linked, finish = threading.Event(), threading.Event()
     real_fsync = __import__("facesortd.durable", fromlist=["fsync_dir"]).fsync_dir
 
@@ -133,7 +129,7 @@ def test_two_sorters_on_one_file_place_it_once(settings: Settings) -> None:
     """Daemon and `sort` (or two workers) deciding on the same file at once: one wins, one skips."""
     settings.inbox.mkdir(parents=True)
     src = settings.inbox / "x.png"
-    src.write_bytes(_png(2))
+    src.write_bytes(screenshot_png(2))
     digest = file_hash(src)
     real_fsync = __import__("facesortd.durable", fromlist=["fsync_dir"]).fsync_dir
     outcomes: list[str] = []
@@ -173,7 +169,7 @@ def test_a_path_in_progress_is_not_queued_again(settings: Settings) -> None:
     )
     thread = _start(service)
     try:
-        (settings.inbox / "a.png").write_bytes(_png(3))
+        (settings.inbox / "a.png").write_bytes(screenshot_png(3))
         entered.wait(10)
         service.enqueue(settings.inbox / "a.png")  # a rescan finds it while a worker holds it
         assert service._queue.qsize() == 0
@@ -189,7 +185,7 @@ def test_sort_beside_the_daemon_skips_what_the_daemon_took(
 ) -> None:
     """`sort INBOX` deciding on a file the daemon moves meanwhile: skipped, not an error, rc 0."""
     env.inbox.mkdir(parents=True)
-    (env.inbox / "a.png").write_bytes(_png(4))
+    (env.inbox / "a.png").write_bytes(screenshot_png(4))
     real_decide = Pipeline.decide
 
     def decide_then_daemon_moves_it(self: Pipeline, path: Path) -> Decision:
@@ -211,7 +207,7 @@ def test_names_that_are_not_utf8_are_sorted_and_undoable(
 ) -> None:
     names = [os.fsdecode(b"\xff\xfe shot.png"), os.fsdecode(b"caf\xe9.png"), "plain.png"]
     for i, name in enumerate(names):
-        (env.inbox / name).write_bytes(_png(10 + i))
+        (env.inbox / name).write_bytes(screenshot_png(10 + i))
     wait_until(lambda: not any(env.inbox.iterdir()))
     assert sorted(p.name for p in _files(env.library)) == sorted(names)
     assert cli.main(["undo", "3"]) == 0
@@ -221,7 +217,7 @@ def test_names_that_are_not_utf8_are_sorted_and_undoable(
 def test_sort_of_a_name_that_is_not_utf8(env: Settings) -> None:
     env.inbox.mkdir(parents=True)
     name = os.fsdecode(b"\xff shot.png")
-    (env.inbox / name).write_bytes(_png(5))
+    (env.inbox / name).write_bytes(screenshot_png(5))
     assert cli.main(["sort", str(env.inbox)]) == 0
     assert [p.name for p in _files(env.library)] == [name]
 
@@ -247,7 +243,7 @@ def test_a_full_state_disk_stalls_nothing(daemon: Service, monkeypatch: pytest.M
     monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 0.3)
     inbox = daemon.settings.inbox
     for i in range(3):  # more files than workers: none may take a worker with it
-        (inbox / f"{i}.png").write_bytes(_png(20 + i))
+        (inbox / f"{i}.png").write_bytes(screenshot_png(20 + i))
     wait_until(lambda: daemon._failures and sum(daemon._failures.values()) >= 4)
     assert len(list(inbox.iterdir())) == 3
     full[0] = False
@@ -264,34 +260,19 @@ def test_a_worker_that_dies_stops_the_daemon_with_exit_1(
 
     monkeypatch.setattr(Service, "process", fatal)
     settings.inbox.mkdir(parents=True)
-    (settings.inbox / "a.png").write_bytes(_png(6))
-    assert Service(settings, _stub_pipeline).run() == 1
+    (settings.inbox / "a.png").write_bytes(screenshot_png(6))
+    assert Service(settings, stub_pipeline).run() == 1
     assert (settings.inbox / "a.png").exists()
 
 
 # -- 5: images that lie about their size, or that only OpenCV can judge -----------------------------
 
 
-def _tiff_claiming(width: int, height: int) -> bytes:
-    """A real little TIFF whose first IFD is rewritten to claim ``width`` x ``height``."""
-    data = bytearray(cv2.imencode(".tiff", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
-    ifd = int.from_bytes(data[4:8], "little")
-    for k in range(int.from_bytes(data[ifd : ifd + 2], "little")):
-        entry = ifd + 2 + 12 * k
-        tag, kind = int.from_bytes(data[entry : entry + 2], "little"), data[entry + 2]
-        if tag in (256, 257):
-            data[entry + 2 : entry + 4] = (4).to_bytes(2, "little")  # LONG
-            value = width if tag == 256 else height
-            data[entry + 8 : entry + 12] = value.to_bytes(4, "little")
-            assert kind in (3, 4)
-    return bytes(data)
-
-
 @pytest.mark.parametrize(
     "data",
     [
-        _tiff_claiming(32000, 32000),
-        _tiff_claiming(8000, 8000),
+        forged_tiff(32000, 32000),
+        forged_tiff(8000, 8000),
         b"P5\n# a comment\n18000 18000\n255\n" + bytes(64),
         b"P6 30000 30000 255\n" + bytes(64),
         b"P7\nWIDTH 20000\nHEIGHT 20000\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(64),
@@ -316,7 +297,7 @@ def test_whatever_opencv_raises_while_decoding_is_unreadable(
 
     monkeypatch.setattr("facesortd.images.header_size", lambda _data: None)  # a format we do not parse
     path = tmp_path / "huge.tiff"
-    path.write_bytes(_tiff_claiming(20000, 20000))
+    path.write_bytes(forged_tiff(20000, 20000))
     with pytest.raises(UnreadableImage, match="OpenCV refused"):
         read_image(path, load_settings().images)
 
@@ -335,8 +316,8 @@ def test_a_one_pixel_high_image_is_quarantined_not_raised(tmp_path: Path) -> Non
 
 def test_hostile_images_never_stop_sort(env: Settings) -> None:
     env.inbox.mkdir(parents=True)
-    (env.inbox / "a bomb.png").write_bytes(_tiff_claiming(30000, 30000))
-    (env.inbox / "b fine.png").write_bytes(_png(12))
+    (env.inbox / "a bomb.png").write_bytes(forged_tiff(30000, 30000))
+    (env.inbox / "b fine.png").write_bytes(screenshot_png(12))
     assert cli.main(["sort", str(env.inbox)]) == 0
     assert sorted(p.parent.name for p in _files(env.library)) == ["unreadable", "unsure"]
 
@@ -380,10 +361,10 @@ def test_undo_refuses_journal_rows_outside_the_library_or_with_other_content(
     env.inbox.mkdir(parents=True)
     sorted_file = env.library / "happy" / "a.png"
     sorted_file.parent.mkdir(parents=True)
-    sorted_file.write_bytes(_png(7))
+    sorted_file.write_bytes(screenshot_png(7))
     changed = journal.plan(file_hash(sorted_file), env.inbox / "a.png", sorted_file, HAPPY, "m")
     journal.finish(changed, "done", sorted_file)
-    sorted_file.write_bytes(_png(8))  # a person edited it since
+    sorted_file.write_bytes(screenshot_png(8))  # a person edited it since
     assert cli.main(["undo", "2"]) == 0
     out = capsys.readouterr().out
     assert "not inside the library" in out and "content changed" in out
@@ -405,9 +386,9 @@ def test_a_file_appended_in_chunks_is_sorted_whole(settings: Settings) -> None:
     settings = load_settings(
         **{**settings.model_dump(), "watch": {**settings.watch.model_dump(), "unreadable_settle_s": 1.0}}
     )
-    service = Service(settings, _stub_pipeline)
+    service = Service(settings, stub_pipeline)
     thread = _start(service)
-    data = _png(9)
+    data = screenshot_png(9)
     target = settings.inbox / "chunked.png"
     try:
         step = len(data) // 4 + 1
@@ -443,12 +424,12 @@ def test_an_undone_file_stays_though_its_content_was_copied_elsewhere_and_is_tol
     monkeypatch.setattr("facesortd.cli._setup_logging", lambda _level: None)  # keep our sink
     lines: list[str] = []
     logger.add(lines.append, level="INFO", format="{message}")
-    (env.inbox / "a.png").write_bytes(_png(11))
+    (env.inbox / "a.png").write_bytes(screenshot_png(11))
     wait_until(lambda: not (env.inbox / "a.png").exists())
     assert cli.main(["undo", "1"]) == 0
     copy = tmp_path / "other" / "a.png"
     copy.parent.mkdir()
-    copy.write_bytes(_png(11))
+    copy.write_bytes(screenshot_png(11))
     assert cli.main(["sort", "--copy", "--library", str(tmp_path / "lib2"), str(copy)]) == 0
     for _ in range(3):  # three rescans
         daemon.process(daemon.make_pipeline(env), env.inbox / "a.png")

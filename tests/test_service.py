@@ -11,26 +11,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
-from synthetic import BrightBlobDetector, draw_screenshot
+from synthetic import screenshot_png as _png_bytes
+from synthetic import stub_pipeline as _stub_pipeline
 from waiting import wait_until
 
 from facesortd.config import Settings, load_settings
-from facesortd.decide import Pipeline
 from facesortd.journal import Journal, file_hash, recover
 from facesortd.service import Service
-
-
-def _png_bytes(seed: int, face: bool = True, shape: tuple[int, int] = (120, 160)) -> bytes:
-    rng = np.random.default_rng(seed)
-    img = draw_screenshot("happy", rng, shape, 80)[0] if face else rng.integers(0, 120, (*shape, 3), np.uint8)
-    return cv2.imencode(".png", img)[1].tobytes()
-
-
-def _stub_pipeline(settings: Settings) -> Pipeline:
-    return Pipeline(BrightBlobDetector(), None, settings.recognition, settings.images)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -39,7 +27,7 @@ def settings(tmp_path: Path) -> Settings:
         inbox=tmp_path / "inbox",
         library=tmp_path / "lib",
         state_dir=tmp_path / "state",
-        watch={"settle_s": 0.2, "rescan_interval_s": 0},
+        watch={"settle_s": 0.2, "rescan_interval_s": 0, "unreadable_settle_s": 0},
     )
 
 
