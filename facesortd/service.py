@@ -260,7 +260,11 @@ class Service:
         except (OSError, sqlite3.OperationalError) as exc:
             self._retry_later(path, exc)
             return None
-        self._failures.pop(path, None)
+        with self._lock:
+            self._failures.pop(path, None)
+            waiting = bool(self._failures)
+        if waiting:
+            self._retry_waiting_now()
         self.counts[decision.outcome] += 1
         ms = (time.perf_counter() - started) * 1000
         logger.info("{} -> {}  [{}, {:.0f} ms]", path, final, decision.describe(), ms)
@@ -314,8 +318,9 @@ class Service:
     def _retry_later(self, path: Path, exc: Exception, record: bool = True) -> None:
         """Library or state disk full, not writable: the file stays in the inbox and is tried again,
         backing off."""
-        n = self._failures.get(path, 0) + 1
-        self._failures[path] = n
+        with self._lock:
+            n = self._failures.get(path, 0) + 1
+            self._failures[path] = n
         self._recover_due = True
         delay = min(MAX_BACKOFF_S, 2.0**n)
         logger.error(
@@ -330,6 +335,14 @@ class Service:
             except Exception as again:
                 logger.error("cannot record that error in the journal either: {}", again)
         self._later(delay, path)
+
+    def _retry_waiting_now(self) -> None:
+        """A move worked again (space was freed, the library is back): every file waiting for its
+        backed-off retry goes now, rather than up to MAX_BACKOFF_S later."""
+        with self._lock:
+            waiting, self._failures = list(self._failures), {}
+        for path in waiting:
+            self.enqueue(path)
 
     def _later(self, delay: float, path: Path) -> None:
         """Queue ``path`` again after ``delay`` (later still if a worker holds it at that moment)."""

@@ -246,9 +246,15 @@ def test_a_full_state_disk_stalls_nothing(daemon: Service, monkeypatch: pytest.M
         (inbox / f"{i}.png").write_bytes(screenshot_png(20 + i))
     wait_until(lambda: daemon._failures and sum(daemon._failures.values()) >= 4)
     assert len(list(inbox.iterdir())) == 3
+    # Long full: each file's next retry is now 10 minutes away ...
+    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 600.0)
+    with daemon._lock:
+        daemon._failures.update(dict.fromkeys(daemon._failures, 20))
+    wait_until(lambda: len(daemon._failures) == 3 and min(daemon._failures.values()) > 20)
     full[0] = False
-    wait_until(lambda: not any(inbox.iterdir()))
-    assert len(_files(daemon.settings.library)) == 3
+    (inbox / "new.png").write_bytes(screenshot_png(23))  # ... but the first move that works again
+    wait_until(lambda: not any(inbox.iterdir()))  # sends every waiting file now
+    assert len(_files(daemon.settings.library)) == 4
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the point of it
