@@ -71,6 +71,7 @@ class Service:
         self._timers: set[threading.Timer] = set()
         self._told: set[Path] = set()
         self._recover_due = False
+        self._status_failing = False
         self._busy = 0
         self._beat = time.monotonic()
         self._model_name = "none"
@@ -215,11 +216,16 @@ class Service:
         must not take the worker with it.
         """
         logger.opt(exception=exc).error("{}: unexpected error, left in the inbox: {}", path, exc)
+        self._record_error(path, f"unexpected: {exc}")
+        self._retry_later(path, exc, record=False)
+
+    def _record_error(self, path: Path | None, message: str) -> None:
+        """Into the journal, for `facesortd status`, if the journal can take it (the state disk may
+        be full): the log has it anyway."""
         try:
-            self.journal.error(path, f"unexpected: {exc}")
+            self.journal.error(path, message)
         except Exception as again:
             logger.error("cannot record that error in the journal either: {}", again)
-        self._retry_later(path, exc, record=False)
 
     def process(self, pipeline: Pipeline, path: Path) -> Path | None:
         """Decide, journal and move one file; returns where it went (None: left in the inbox)."""
@@ -280,7 +286,7 @@ class Service:
                 result = retrain_if_due(self.settings, self.journal, user_labels(self.journal))
         except Exception as exc:  # learning must never take the sorting service down
             logger.exception("learning from your labels failed: {}", exc)
-            self.journal.error(None, f"learning failed: {exc}")
+            self._record_error(None, f"learning failed: {exc}")
             return
         if result and result.adopted and self.settings.learning.reexamine_unsure:
             unsure = self.settings.library / QUARANTINE_DIR / "unsure"
@@ -330,10 +336,7 @@ class Service:
             delay,
         )
         if record:
-            try:
-                self.journal.error(path, f"move failed: {exc}")
-            except Exception as again:
-                logger.error("cannot record that error in the journal either: {}", again)
+            self._record_error(path, f"move failed: {exc}")
         self._later(delay, path)
 
     def _retry_waiting_now(self) -> None:
@@ -382,7 +385,11 @@ class Service:
             with atomic_writer(self.settings.state_dir / STATUS_FILE) as fh:
                 fh.write(json.dumps(status).encode())
         except OSError as exc:
-            logger.warning("cannot write the status file: {}", exc)
+            if not self._status_failing:  # once per episode, not every second
+                logger.warning("cannot write the status file: {}", exc)
+            self._status_failing = True
+        else:
+            self._status_failing = False
         total = sum(self.counts.values())
         notify(f"STATUS=sorted {total} since start, queue {status['queue']}, model {self._model_name}")
 
