@@ -30,7 +30,7 @@ from facesortd.durable import NAME_MAX, move_no_replace
 from facesortd.journal import Journal, JournalError, file_hash, journaled_apply, recover
 from facesortd.library import Library
 from facesortd.service import Service
-from facesortd.state import DaemonLock, StateBusy, move_lock
+from facesortd.state import DaemonLock, StateBusy, move_lock, retrain_lock
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
 
@@ -460,3 +460,25 @@ def test_move_lock_excludes_threads_of_one_process(tmp_path: Path) -> None:
     for t in threads:
         t.join(10)
     assert overlap == [False] * 4
+
+
+def test_status_and_retrain_keep_working_beside_the_daemon(
+    env: Settings, daemon: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["status"]) == 0
+    assert f"running (pid {os.getpid()})" in capsys.readouterr().out
+    told, released = threading.Event(), threading.Event()
+    with retrain_lock(env.state_dir) as mine:  # the daemon is retraining
+        assert mine
+        with retrain_lock(env.state_dir) as other:
+            assert not other  # the daemon's scheduler skips instead of waiting
+
+        def wait_for_it() -> None:
+            with retrain_lock(env.state_dir, told.set):  # `facesortd retrain` says so and waits
+                released.set()
+
+        waiter = threading.Thread(target=wait_for_it)
+        waiter.start()
+        assert told.wait(10) and not released.is_set()
+    waiter.join(10)
+    assert released.is_set()
