@@ -36,13 +36,8 @@ HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(
-        inbox=tmp_path / "inbox",
-        library=tmp_path / "lib",
-        state_dir=tmp_path / "state",
-        watch={"settle_s": 0.1, "rescan_interval_s": 0, "unreadable_settle_s": 0},
-    )
+def settings(daemon_settings: Settings) -> Settings:
+    return daemon_settings
 
 
 @pytest.fixture

@@ -16,19 +16,14 @@ from synthetic import screenshot_png as _png_bytes
 from synthetic import stub_pipeline as _stub_pipeline
 from waiting import wait_until
 
-from facesortd.config import Settings, load_settings
+from facesortd.config import Settings
 from facesortd.journal import Journal, file_hash, recover
 from facesortd.service import Service
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(
-        inbox=tmp_path / "inbox",
-        library=tmp_path / "lib",
-        state_dir=tmp_path / "state",
-        watch={"settle_s": 0.2, "rescan_interval_s": 0, "unreadable_settle_s": 0},
-    )
+def settings(daemon_settings: Settings) -> Settings:
+    return daemon_settings
 
 
 @pytest.fixture
