@@ -123,7 +123,11 @@ class Journal:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                # Switching modes is the one step SQLite does not wait for (it fails "locked" at
+                # once): a first daemon and `sort` creating the journal together take turns here.
+                with move_lock(self.state_dir):
+                    self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             problems = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
             if problems != ["ok"]:

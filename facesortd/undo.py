@@ -74,13 +74,20 @@ def undo(journal: Journal, moves: list[Move], library: Path, inbox: Path) -> lis
             if why := _refusal(move, library, inbox):
                 out.append(Outcome(move.destination, None, why))
                 continue
-            if move.source.is_file() and content_id(move.source) == move.hash:
-                move.destination.unlink()
-                fsync_dir(move.destination.parent)
-                journal.finish(move.id, "undone")
-                out.append(Outcome(move.destination, move.source))
-                continue
-            back = move_no_replace(move.destination, move.source)
+            # Journaled first: the daemon must see "undone" by the time the file is back in the
+            # inbox, or it would sort it again at once.
             journal.finish(move.id, "undone")
-            out.append(Outcome(move.destination, back))
+            try:
+                out.append(Outcome(move.destination, _put_back(move)))
+            except BaseException:
+                journal.finish(move.id, "done", move.destination)
+                raise
     return out
+
+
+def _put_back(move: Move) -> Path:
+    if move.source.is_file() and content_id(move.source) == move.hash:
+        move.destination.unlink()
+        fsync_dir(move.destination.parent)
+        return move.source
+    return move_no_replace(move.destination, move.source)

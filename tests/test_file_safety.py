@@ -477,3 +477,22 @@ def test_status_and_retrain_keep_working_beside_the_daemon(
         assert told.wait(10) and not released.is_set()
     waiter.join(10)
     assert released.is_set()
+
+
+def test_the_daemon_never_re_sorts_a_file_undo_is_putting_back(
+    env: Settings, daemon: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """undo's move back lands in the watched inbox: the daemon must already see it as undone."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(13))
+    wait_until(lambda: not (env.inbox / "a.png").exists())
+    real_move = move_no_replace
+
+    def slow_move(src: Path, dest: Path, **kw: object) -> Path:
+        final = real_move(src, dest, **kw)  # type: ignore[arg-type]
+        time.sleep(1.0)  # back in the inbox, the daemon has time to look at it
+        return final
+
+    monkeypatch.setattr("facesortd.undo.move_no_replace", slow_move)
+    assert cli.main(["undo", "1"]) == 0
+    wait_until(lambda: env.inbox / "a.png" in daemon._told)
+    assert (env.inbox / "a.png").exists() and not _files(env.library)
