@@ -2,9 +2,15 @@
 
 import os
 
-# OpenCV refuses to decode more pixels than this (its own bomb guard, for formats whose header
-# facesortd does not parse itself). Must be set before cv2 is first imported.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 28))
+DEFAULT_MAX_PIXELS = 60_000_000
+"""images.max_pixels unless configured: larger images are 'unreadable' (decompression bombs)."""
+
+# OpenCV refuses to decode more pixels than this: its own bomb guard, behind facesortd's header
+# checks. It reads the variable once, when cv2 is first imported, before any config file is
+# read, so it follows images.max_pixels as far as the environment gives it.
+os.environ.setdefault(
+    "OPENCV_IO_MAX_IMAGE_PIXELS", os.environ.get("FACESORTD_IMAGES__MAX_PIXELS", str(DEFAULT_MAX_PIXELS))
+)
 
 # One BLAS thread: facesortd already runs work in parallel, and OpenBLAS threads competing with
 # another busy process on a 2-core machine made a QR decomposition 200x slower (2.7 s vs 12 ms).

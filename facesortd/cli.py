@@ -40,7 +40,7 @@ from facesortd.feature_net import FeatureNetError
 from facesortd.feature_net_training import NetSettings, torch_installed
 from facesortd.figures import write_report
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import Journal, content_id, journaled_apply
+from facesortd.journal import Journal, JournalError, content_id, journaled_apply
 from facesortd.learn import KEEP_MARGIN
 from facesortd.library import Library
 from facesortd.loop_settings import LoopSettings
@@ -56,6 +56,7 @@ from facesortd.model_store import (
 )
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
 from facesortd.progress import Progress
+from facesortd.state import StateBusy, retrain_lock
 from facesortd.training import (
     SOURCE_BALANCE,
     FaceSet,
@@ -75,7 +76,16 @@ class UsageError(Exception):
     """Options that each parse but do not go together."""
 
 
-USER_ERRORS = (UsageError, ConfigError, DetectorError, ModelError, DatasetError, FeatureNetError)
+USER_ERRORS = (
+    UsageError,
+    ConfigError,
+    DetectorError,
+    ModelError,
+    DatasetError,
+    FeatureNetError,
+    StateBusy,
+    JournalError,
+)
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -141,20 +151,24 @@ def cmd_sort(args: argparse.Namespace) -> int:
             logger.warning("{}: skipped, not a regular file", src)
             tally["skipped"] += 1
             continue
-        decision = pipeline.decide(src)
-        if library.holds(src, decision):
-            dest = src
-        elif journal is None:
-            dest = library.destination(src, decision)
-        else:
-            try:
+        try:
+            decision = pipeline.decide(src)
+            if library.holds(src, decision):
+                dest = src
+            elif journal is None:
+                dest = library.destination(src, decision)
+            else:
                 digest = content_id(src)
                 name = model_name.name if model_name else "none"
                 dest = journaled_apply(journal, library, src, digest, decision, name, copy=args.copy)
-            except OSError as exc:
-                logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", exc)
-                tally["failed"] += 1
-                continue
+        except FileNotFoundError:
+            logger.warning("{}: skipped, gone meanwhile (sorted by the running daemon?)", src)
+            tally["skipped"] += 1
+            continue
+        except Exception as exc:  # one file must not end the batch: the rest still get sorted
+            logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", exc)
+            tally["failed"] += 1
+            continue
         ms = (time.perf_counter() - started) * 1000
         tally[_tally_key(decision)] += 1
         if args.json:
@@ -494,7 +508,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Watch the inbox and sort files as they arrive, until SIGTERM/SIGINT (as systemd runs it)."""
     from facesortd.service import Service
 
-    return Service(_settings(args)).run()
+    code = Service(_settings(args)).run()
+    # Every file is placed and synced, the journal closed and the workers joined: what is left of
+    # an exit is the interpreter's teardown, where native libraries' destructors can race threads
+    # they started themselves (a daemon once died of SIGSEGV there). Skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -503,6 +523,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(json.dumps(gather(settings), indent=2) if args.json else report(settings))
     return 0
+
+
+def _shown(path: Path) -> str:
+    """A path fit for any terminal: bytes of a name that is not UTF-8 shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _parse_since(text: str) -> float:
@@ -537,12 +562,13 @@ def cmd_undo(args: argparse.Namespace) -> int:
             print("nothing to undo")
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
             for move in moves:
-                print(f"{move.destination} would go back to {move.source.parent}")
+                print(f"{_shown(move.destination)} would go back to {_shown(move.source.parent)}")
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
-        for src, back in undo(journal, moves):
-            print(f"{src} -> {back}" if back else f"{src}: no longer there (moved or deleted since); skipped")
+        for done in undo(journal, moves, settings.library, settings.inbox):
+            here = _shown(done.moved_from)
+            print(f"{here} -> {_shown(done.back_to)}" if done.back_to else f"{here}: {done.why_not}")
     except LookupError as exc:
         raise DatasetError(str(exc)) from exc
     finally:
@@ -587,7 +613,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         new = Reviewer(settings, journal).scan()
         labels = user_labels(journal)
         print(f"{new} new label(s); {len(labels)} usable label(s) in all")
-        result = retrain_if_due(settings, journal, labels, force=True)
+        with retrain_lock(settings.state_dir, lambda: print("the daemon is retraining now: waiting for it")):
+            result = retrain_if_due(settings, journal, labels, force=True)
     finally:
         journal.close()
     assert result is not None

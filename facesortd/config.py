@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from facesortd import DEFAULT_MAX_PIXELS
+
 QUARANTINE_REASONS = ("no-face", "unsure", "unreadable", "mixed", "duplicate")
 """Why a file can land in ``<library>/_quarantine/<reason>/`` (one place for the list)."""
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
@@ -138,6 +140,12 @@ class WatchSettings(_Section):
     settle_s: float = Field(
         0.25, ge=0.0, description="A file must keep its size and mtime this long (seconds) before it is read."
     )
+    unreadable_settle_s: float = Field(
+        10.0,
+        ge=0.0,
+        description="An unreadable file (truncated, not an image) changed less than this long ago"
+        " (seconds) is looked at again later, not quarantined: its writer may add to it in chunks.",
+    )
     rescan_interval_s: float = Field(
         300.0,
         ge=0.0,
@@ -211,7 +219,7 @@ class LearningSettings(_Section):
 class ImageLimits(_Section):
     """Guards against files that would exhaust memory (decompression bombs, huge files)."""
 
-    max_pixels: int = Field(60_000_000, ge=1, description="Images with more pixels are 'unreadable'.")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Images with more pixels are 'unreadable'.")
     max_bytes: int = Field(200_000_000, ge=1, description="Files larger than this are 'unreadable'.")
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
 
 from facesortd.config import ImageLimits, RecognitionSettings
@@ -136,7 +137,13 @@ class Pipeline:
         except UnreadableImage as exc:
             return Decision.quarantine("unreadable", detail=str(exc), timings_ms=timings)
         timings["decode"] = (time.perf_counter() - t0) * 1000
-        faces = self._analyse(to_gray(image), timings)
+        try:
+            faces = self._analyse(to_gray(image), timings)
+        except cv2.error as exc:  # e.g. 1x10000 pixels: too thin for OpenCV to scale
+            shape = f"{image.shape[1]}x{image.shape[0]}"
+            return Decision.quarantine(
+                "unreadable", detail=f"OpenCV cannot process a {shape} image ({exc.func}: {exc.err})"
+            )
         decision = choose(faces, self.recognition.threshold, self.recognition.multi_face)
         return Decision(**{**decision.__dict__, "timings_ms": timings})
 

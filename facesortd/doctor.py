@@ -11,8 +11,10 @@ import numpy as np
 from facesortd.config import ConfigError, Settings, default_config_file, load_settings
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import ModelError
+from facesortd.journal import Journal, JournalError
 from facesortd.metrics import headline, near_chance
 from facesortd.model_store import DEFAULT, load_model_in_force, model_in_force, name_of
+from facesortd.state import JOURNAL_FILE
 
 Check = tuple[bool, str]
 
@@ -27,6 +29,7 @@ def run_checks(config_file: Path | None) -> Iterator[Check]:
     source = config_file or (default_config_file() if default_config_file().is_file() else None)
     yield True, f"configuration: {source or 'built-in defaults (no config file)'}"
     yield from _folder_checks(settings)
+    yield _journal_check(settings)
     yield _cascade_check(settings)
     yield _model_check(settings)
 
@@ -60,6 +63,17 @@ def _folder_checks(settings: Settings) -> Iterator[Check]:
             True,
             "inbox and library are on different filesystems: files will be copied, then removed (slower)",
         )
+
+
+def _journal_check(settings: Settings) -> Check:
+    path = settings.state_dir / JOURNAL_FILE
+    if not path.exists():
+        return True, f"journal: {path} (does not exist yet; created on first use)"
+    try:
+        Journal(path).close()
+    except JournalError as exc:
+        return False, f"journal: {exc}"
+    return True, f"journal: {path}"
 
 
 def _cascade_check(settings: Settings) -> Check:

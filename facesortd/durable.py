@@ -45,9 +45,25 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     fsync_dir(path.parent)
 
 
+NAME_MAX = 255
+"""Bytes in one file name on Linux filesystems (ext4, btrfs, xfs, tmpfs all agree)."""
+
+
 def numbered(path: Path, n: int) -> Path:
-    """``shot.png`` -> ``shot (n).png``: the name used when ``shot.png`` is taken."""
-    return path if n == 0 else path.with_name(f"{path.stem} ({n}){path.suffix}")
+    """``shot.png`` -> ``shot (n).png``: the name used when ``shot.png`` is taken.
+
+    A name already near NAME_MAX loses the end of its stem to make room for `` (n)``: otherwise
+    the numbered name could never be created and the file would be retried forever.
+    """
+    if n == 0:
+        return path
+    tail = os.fsencode(f" ({n}){path.suffix}")
+    stem = os.fsencode(path.stem)[: max(0, NAME_MAX - len(tail))]
+    while stem and (stem[-1] & 0xC0) == 0x80:  # never cut a UTF-8 character in half
+        stem = stem[:-1]
+    if stem and stem[-1] >= 0xC0:
+        stem = stem[:-1]
+    return path.with_name(os.fsdecode(stem + tail))
 
 
 def link_no_replace(src: Path, dest: Path) -> Path:

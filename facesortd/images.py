@@ -7,6 +7,7 @@ Users drop whatever their tools produce: zero-byte files, half-downloaded PNGs, 
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def read_image(path: Path, limits: ImageLimits) -> np.ndarray:
     """Decode ``path`` to a BGR uint8 array, or raise UnreadableImage.
 
     The pixel count is read from the header before decoding, so a bomb is refused without
-    allocating its pixels.
+    allocating its pixels; for a format whose header is not parsed here, OpenCV's own limit
+    (``OPENCV_IO_MAX_IMAGE_PIXELS``, set from images.max_pixels in ``facesortd/__init__``) refuses
+    it instead, and anything OpenCV raises while decoding becomes UnreadableImage too.
     """
     try:
         size = path.stat().st_size
@@ -42,7 +45,10 @@ def read_image(path: Path, limits: ImageLimits) -> np.ndarray:
         )
     if _looks_truncated(data):
         raise UnreadableImage("file is truncated (incomplete download or copy?)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise UnreadableImage(f"OpenCV refused to decode it ({exc.err})") from None
     if image is None or image.size == 0:
         raise UnreadableImage("not an image OpenCV can decode")
     if image.shape[0] * image.shape[1] > limits.max_pixels:
@@ -56,7 +62,15 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 
 def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, GIF, BMP, WebP or JPEG header; None if the format is not known."""
+    """(width, height) from the header of any format OpenCV reads (PNG, GIF, BMP, WebP, JPEG, TIFF,
+    PNM/PAM/PFM, Sun raster, Radiance HDR, OpenEXR, JPEG 2000); None if not known or unreadable."""
+    try:
+        return _header_size(data)
+    except (struct.error, ValueError, IndexError):
+        return None
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
@@ -68,7 +82,78 @@ def header_size(data: bytes) -> tuple[int, int] | None:
         return _webp_size(data)
     if data[:2] == b"\xff\xd8":
         return _jpeg_size(data)
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return _tiff_size(data)
+    if data[:1] == b"P" and data[1:2] in b"1234567fF" and len(data) > 2:
+        return _pnm_size(data)
+    if data[:4] == b"\x59\xa6\x6a\x95" and len(data) >= 12:
+        return struct.unpack(">II", data[4:12])
+    if data[:2] == b"#?":
+        return _hdr_size(data)
+    if data[:4] == b"\x76\x2f\x31\x01":
+        return _exr_size(data)
+    if data[:4] == b"\xff\x4f\xff\x51" and len(data) >= 24:  # JPEG 2000 codestream: SIZ segment
+        w, h, x0, y0 = struct.unpack(">IIII", data[8:24])
+        return w - x0, h - y0
+    if (at := data.find(b"ihdr", 0, 256)) > 0:  # JPEG 2000 (JP2) header box
+        h, w = struct.unpack(">II", data[at + 4 : at + 12])
+        return w, h
     return None
+
+
+_TIFF_TYPES = {3: ("H", 2), 4: ("I", 4), 16: ("Q", 8)}
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) of the first IFD (what OpenCV decodes), TIFF or BigTIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    if big:
+        ifd = struct.unpack(order + "Q", data[8:16])[0]
+        count, ifd = struct.unpack(order + "Q", data[ifd : ifd + 8])[0], ifd + 8
+        size, head = 20, "HHQ"
+    else:
+        ifd = struct.unpack(order + "I", data[4:8])[0]
+        count, ifd = struct.unpack(order + "H", data[ifd : ifd + 2])[0], ifd + 2
+        size, head = 12, "HHI"
+    found: dict[int, int] = {}
+    for k in range(min(count, 4096)):
+        entry = data[ifd + k * size : ifd + (k + 1) * size]
+        tag, kind, _n = struct.unpack(order + head, entry[: struct.calcsize(order + head)])
+        if tag in (256, 257) and kind in _TIFF_TYPES:
+            fmt, width = _TIFF_TYPES[kind]
+            at = struct.calcsize(order + head)
+            found[tag] = struct.unpack(order + fmt, entry[at : at + width])[0]
+    return (found[256], found[257]) if 256 in found and 257 in found else None
+
+
+def _pnm_size(data: bytes) -> tuple[int, int] | None:
+    """PBM/PGM/PPM (P1-P6) and PFM: width and height are the first numbers; PAM (P7): WIDTH/HEIGHT."""
+    head = re.sub(rb"#[^\n]*", b"", data[:1024])
+    if data[1:2] == b"7":
+        w, h = re.search(rb"WIDTH\s+(\d+)", head), re.search(rb"HEIGHT\s+(\d+)", head)
+        return (int(w.group(1)), int(h.group(1))) if w and h else None
+    numbers = head[2:].split()
+    return (int(numbers[0]), int(numbers[1])) if len(numbers) >= 2 else None
+
+
+def _hdr_size(data: bytes) -> tuple[int, int] | None:
+    """Radiance: after the header lines, ``-Y rows +X columns`` (or a rotated order)."""
+    found = re.search(rb"\n([-+])([XY]) (\d+) ([-+])([XY]) (\d+)", data[:4096])
+    if not found:
+        return None
+    first, second = int(found.group(3)), int(found.group(6))
+    return (second, first) if found.group(2) == b"Y" else (first, second)
+
+
+def _exr_size(data: bytes) -> tuple[int, int] | None:
+    """OpenEXR: the ``dataWindow`` attribute (box2i: xMin, yMin, xMax, yMax) of the header."""
+    at = data.find(b"dataWindow\x00box2i\x00", 8, 65536)
+    if at < 0:
+        return None
+    start = at + len(b"dataWindow\x00box2i\x00") + 4
+    x0, y0, x1, y1 = struct.unpack("<iiii", data[start : start + 16])
+    return x1 - x0 + 1, y1 - y0 + 1
 
 
 def _webp_size(data: bytes) -> tuple[int, int] | None:

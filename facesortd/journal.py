@@ -5,13 +5,16 @@ committed before the file is touched, then marked ``done`` with the final path. 
 :func:`recover` finds each ``planned`` entry half-way and completes or rolls it back using the
 hash, so every file ends up exactly once: in the inbox or at its recorded destination.
 WAL mode with synchronous=FULL: a committed entry survives power loss, readers never block the
-daemon.
+daemon. Paths are stored as the bytes the filesystem uses (``os.fsencode``): a name that is not
+valid UTF-8 is a name like any other. Rows written as text by older versions still match, since
+every path comparison is made on ``CAST(... AS BLOB)``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -25,6 +28,7 @@ from facesortd.datasets import Box
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
 from facesortd.library import QUARANTINE_DIR, Library
+from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock
 
 LABELS_TABLE = """
 CREATE TABLE IF NOT EXISTS labels (
@@ -69,6 +73,19 @@ WITHDRAWN = ""
 """The label recorded when a person takes a labelled file back to quarantine."""
 
 
+class JournalError(Exception):
+    """The journal file cannot be used (not a database, damaged, truncated); says how to fix it."""
+
+
+def _blob(path: Path | None) -> bytes | None:
+    """A path as stored: the filesystem's own bytes, whatever the name's encoding."""
+    return None if path is None else os.fsencode(path)
+
+
+def _path(value: str | bytes) -> Path:
+    return Path(os.fsdecode(value))
+
+
 def file_hash(path: Path) -> str:
     """SHA-256 of the content: the identity of a file across renames and moves."""
     digest = hashlib.sha256()
@@ -100,14 +117,32 @@ class Journal:
     """One SQLite database per state folder; safe to share between the daemon's threads."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.state_dir = ensure_private_dir(path.parent)
+        ensure_private_file(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._migrate_label_sources()
-        self._db.executescript(SCHEMA)
+        try:
+            if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                # Switching modes is the one step SQLite does not wait for (it fails "locked" at
+                # once): a first daemon and `sort` creating the journal together take turns here.
+                with move_lock(self.state_dir):
+                    self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems[:3]))
+            self._migrate_label_sources()
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise JournalError(
+                f"the journal {path} is damaged ({exc}): stop facesortd, move it aside "
+                f"(mv '{path}' '{path}.damaged'; also its -wal/-shm files) and start again with a new "
+                "one; your sorted files are untouched, only undo history and labels live in it"
+            ) from None
 
     def _migrate_label_sources(self) -> None:
         """Journals from before 'dataset' labels existed: rebuild the labels table to allow them.
@@ -133,7 +168,7 @@ class Journal:
 
     @classmethod
     def for_state_dir(cls, state_dir: Path) -> Journal:
-        return cls(state_dir / "journal.sqlite")
+        return cls(state_dir / JOURNAL_FILE)
 
     def close(self) -> None:
         self._db.close()
@@ -151,8 +186,8 @@ class Journal:
             " started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?)",
             (
                 digest,
-                str(source),
-                str(destination),
+                _blob(source),
+                _blob(destination),
                 decision.action,
                 decision.emotion,
                 decision.reason,
@@ -170,18 +205,18 @@ class Journal:
         else:
             self._exec(
                 "UPDATE moves SET state = ?, finished = ?, destination = ? WHERE id = ?",
-                (state, time.time(), str(destination), move_id),
+                (state, time.time(), _blob(destination), move_id),
             )
 
     def error(self, path: Path | None, message: str) -> None:
         self._exec(
-            "INSERT INTO errors (at, path, message) VALUES (?, ?, ?)", (time.time(), str(path), message)
+            "INSERT INTO errors (at, path, message) VALUES (?, ?, ?)", (time.time(), _blob(path), message)
         )
 
     def _moves(self, where: str, args: tuple[object, ...] = ()) -> list[Move]:
         rows = self._exec(f"SELECT * FROM moves WHERE {where}", args).fetchall()
         return [
-            Move(r[0], r[1], Path(r[2]), Path(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+            Move(r[0], r[1], _path(r[2]), _path(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
             for r in rows
         ]
 
@@ -198,9 +233,18 @@ class Journal:
         sql = "state = 'done' AND finished >= ? ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
         return self._moves(sql, (since,))
 
+    def undone_from(self, path: Path, digest: str) -> bool:
+        """Did a person undo the sort of this content from ``path`` (and nothing sorted it from there
+        since)? Sorts of the same content from elsewhere, e.g. a ``sort --copy``, do not count."""
+        found = self._moves(
+            "hash = ? AND CAST(source AS BLOB) = ? AND state IN ('done', 'undone') ORDER BY id DESC LIMIT 1",
+            (digest, _blob(path)),
+        )
+        return bool(found) and found[0].state == "undone"
+
     def done_at(self, destination: Path) -> Move | None:
         found = self._moves(
-            "state = 'done' AND destination = ? ORDER BY id DESC LIMIT 1", (str(destination),)
+            "state = 'done' AND CAST(destination AS BLOB) = ? ORDER BY id DESC LIMIT 1", (_blob(destination),)
         )
         return found[0] if found else None
 
@@ -213,7 +257,8 @@ class Journal:
         rows = self._exec(
             "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves AS m"
             " WHERE state = 'done' AND finished >= ? AND NOT EXISTS (SELECT 1 FROM moves AS later"
-            " WHERE later.state = 'done' AND later.hash = m.hash AND later.source = m.destination"
+            " WHERE later.state = 'done' AND later.hash = m.hash"
+            " AND CAST(later.source AS BLOB) = CAST(m.destination AS BLOB)"
             " AND later.id > m.id) GROUP BY 1, 2, 3",
             (since,),
         ).fetchall()
@@ -234,7 +279,7 @@ class Journal:
         self._exec(
             "INSERT INTO labels (hash, label, source, face, box, grp, path, created)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (digest, label, source, crop, box, group, str(path), time.time()),
+            (digest, label, source, crop, box, group, _blob(path), time.time()),
         )
 
     def withdraw_label(self, digest: str, path: Path) -> None:
@@ -251,10 +296,10 @@ class Journal:
         if self._exec("SELECT 1 FROM moves WHERE hash = ? AND state = 'planned'", (digest,)).fetchone():
             return float("inf")
         placed, left = self._exec(
-            "SELECT MAX(CASE WHEN destination = ?1 THEN finished END),"
-            " MAX(CASE WHEN source = ?1 THEN finished END)"
+            "SELECT MAX(CASE WHEN CAST(destination AS BLOB) = ?1 THEN finished END),"
+            " MAX(CASE WHEN CAST(source AS BLOB) = ?1 THEN finished END)"
             " FROM moves WHERE hash = ?2 AND state = 'done'",
-            (str(path), digest),
+            (_blob(path), digest),
         ).fetchone()
         # Moved away from here by facesortd later (re-examined): whoever brought it back was a person.
         return None if placed is None or (left is not None and left > placed) else placed
@@ -291,7 +336,8 @@ class Journal:
         self._exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def last_errors(self, n: int = 5) -> list[tuple[float, str, str]]:
-        return self._exec("SELECT at, path, message FROM errors ORDER BY id DESC LIMIT ?", (n,)).fetchall()
+        rows = self._exec("SELECT at, path, message FROM errors ORDER BY id DESC LIMIT ?", (n,)).fetchall()
+        return [(at, os.fsdecode(path) if path is not None else "", message) for at, path, message in rows]
 
 
 def content_id(path: Path) -> str:
@@ -316,14 +362,20 @@ def journaled_apply(
 
     Used by the service and by one-shot `sort` alike, so every file facesortd placed is known as its
     own placement (and never mistaken for a person's label), can be undone and is crash-safe.
+    Runs under the state folder's move lock: another process (a second worker, `sort` beside the
+    daemon) that decided on the same file finds it gone (FileNotFoundError) instead of placing it
+    twice, and recovery never mistakes this move for a crashed one.
     """
-    move_id = journal.plan(digest, src, library.destination(src, decision), decision, model)
-    try:
-        final = library.apply(src, decision, copy=copy)
-    except BaseException:
-        journal.finish(move_id, "rolled_back")
-        raise
-    journal.finish(move_id, "done", final)
+    with move_lock(journal.state_dir):
+        if not copy and not src.exists():
+            raise FileNotFoundError(2, "moved away by another process meanwhile", str(src))
+        move_id = journal.plan(digest, src, library.destination(src, decision), decision, model)
+        try:
+            final = library.apply(src, decision, copy=copy)
+        except BaseException:
+            journal.finish(move_id, "rolled_back")
+            raise
+        journal.finish(move_id, "done", final)
     return final
 
 
@@ -333,8 +385,14 @@ def recover(journal: Journal) -> Iterator[str]:
     The move protocol (durable.move_no_replace) only removes the source after the destination
     is whole and synced, so: source still there -> any copy of it at the destination is an
     unfinished extra and is removed (rolled back; the file is sorted again). Source gone -> the
-    file is whole at the destination: find it by hash and mark the move done.
+    file is whole at the destination: find it by hash and mark the move done. Runs under the move
+    lock, so every planned row it sees was left by a process that died (state.py).
     """
+    with move_lock(journal.state_dir):
+        yield from _recover(journal)
+
+
+def _recover(journal: Journal) -> Iterator[str]:
     for move in journal.planned():
         copies = _copies_at_destination(move)
         if move.source.exists():
@@ -370,7 +428,7 @@ def _copies_at_destination(move: Move) -> list[Path]:
 
 def _remove_stale_temp_files(journal: Journal) -> None:
     """Half-written cross-filesystem copies (hidden temp names) in destination folders are garbage."""
-    folders = {Path(r[0]).parent for r in journal._exec("SELECT DISTINCT destination FROM moves").fetchall()}
+    folders = {_path(r[0]).parent for r in journal._exec("SELECT DISTINCT destination FROM moves").fetchall()}
     for folder in folders:
         for tmp in folder.glob(TMP_PREFIX + "*") if folder.is_dir() else []:
             logger.warning("removing a half-written copy left by a crash: {}", tmp)

@@ -4,6 +4,11 @@ The watch thread only enqueues; classification runs in a small pool of worker th
 and numpy release the GIL), each with its own detector, since OpenCV's cascade objects are not
 safe to share. Every move is journaled before and after (journal.py), so a kill at any instant
 is repaired at the next start. SIGTERM lets the current files finish, then exits 0.
+
+A path is claimed from the moment it is queued until its worker is done with it, so a rescan or
+a second event never hands it to another worker meanwhile. A worker survives any exception (the
+file stays in the inbox and is retried later); if one dies anyway, the daemon stops its systemd
+watchdog pings and exits 1, so systemd restarts it instead of it living on without sorting.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import os
 import queue
 import signal
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -31,9 +37,11 @@ from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
 from facesortd.review import Reviewer, user_labels
 from facesortd.sdnotify import notify, watchdog_period
+from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, retrain_lock
 from facesortd.watch import InboxWatcher, scan, wanted
 
-STATUS_FILE = "status.json"
+__all__ = ["STATUS_FILE", "Service", "default_pipeline"]
+
 MAX_BACKOFF_S = 300.0
 
 
@@ -57,9 +65,13 @@ class Service:
         self.counts: Counter[str] = Counter()
         self.backlog: Progress | None = None
         self._queue: queue.Queue[Path] = queue.Queue()
-        self._queued: set[Path] = set()
+        self._claimed: set[Path] = set()
         self._lock = threading.Lock()
         self._failures: dict[Path, int] = {}
+        self._timers: set[threading.Timer] = set()
+        self._told: set[Path] = set()
+        self._recover_due = False
+        self._status_failing = False
         self._busy = 0
         self._beat = time.monotonic()
         self._model_name = "none"
@@ -68,10 +80,11 @@ class Service:
 
     # -- queue -------------------------------------------------------------------------------
     def enqueue(self, path: Path) -> None:
+        """Queue ``path`` unless it is already queued or being processed (claimed until done)."""
         with self._lock:
-            if path in self._queued:
+            if path in self._claimed:
                 return
-            self._queued.add(path)
+            self._claimed.add(path)
         self._queue.put(path)
 
     def queue_length(self) -> int:
@@ -80,10 +93,19 @@ class Service:
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop()``); returns the exit code."""
+        with DaemonLock(self.settings.state_dir):
+            try:
+                return self._run()
+            finally:
+                self._cancel_timers()
+                self.journal.close()
+
+    def _run(self) -> int:
         s = self.settings
         self._install_signals()
-        for folder in (s.inbox, s.library, s.state_dir):
+        for folder in (s.inbox, s.library):
             folder.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(s.state_dir)
         for line in recover(self.journal):
             logger.warning(line)
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
@@ -109,8 +131,13 @@ class Service:
         period = watchdog_period()
         last_rescan = last_review = time.monotonic()
         reviewer = Reviewer(s, self.journal)
+        code = 0
         while not self.stop_event.wait(min(1.0, period or 1.0)):
             now = time.monotonic()
+            if not all(w.is_alive() for w in workers):
+                logger.critical("a worker thread died: stopping so that systemd restarts facesortd")
+                code = 1
+                break
             if not watcher.alive():
                 logger.error("the watcher stopped (inbox removed or renamed?); restarting it and rescanning")
                 s.inbox.mkdir(parents=True, exist_ok=True)
@@ -118,6 +145,8 @@ class Service:
                 watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
                 watcher.start()
                 last_rescan = 0.0
+            if self._recover_due:
+                self._recover()
             if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
                 last_rescan = now
                 for path in scan(s.inbox, s.watch):
@@ -134,13 +163,17 @@ class Service:
                 notify("WATCHDOG=1")  # withheld while a worker is stuck on one file: systemd restarts us
             self._publish_status()
         logger.info("stopping: finishing the files in progress")
+        self.stop_event.set()
         watcher.stop()
-        for w in workers:
-            w.join(timeout=30)
+        self._cancel_timers()
+        # Every thread that may be inside OpenCV is joined before the interpreter shuts down:
+        # native code still running in a thread during teardown is how a daemon segfaults on exit.
+        for thread in [*workers, self._learning]:
+            if thread is not None:
+                thread.join(timeout=60)
         self._publish_status()
-        self.journal.close()
         notify("STOPPING=1")
-        return 0
+        return code
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -159,7 +192,6 @@ class Service:
             except queue.Empty:
                 continue
             with self._lock:
-                self._queued.discard(path)
                 self._busy += 1
             try:
                 key = _model_key(self.settings)
@@ -170,14 +202,32 @@ class Service:
                     logger.info("model changed: now using {}", self._model_name)
                 self.process(pipeline, path)
             except Exception as exc:  # one bad file must never stop the service
-                logger.exception("{}: unexpected error, left in the inbox: {}", path, exc)
-                self.journal.error(path, f"unexpected: {exc}")
+                self._failed(path, exc)
             finally:
                 with self._lock:
                     self._busy -= 1
+                    self._claimed.discard(path)
                 self._beat = time.monotonic()
                 if self.backlog and self.backlog.done < self.backlog.total:
                     self.backlog.step()
+
+    def _failed(self, path: Path, exc: Exception) -> None:
+        """A file failed in a way only we can cause: say so loudly, keep the file, try it again later.
+
+        Recording the error may fail for the same reason (a full disk, a damaged journal); that
+        must not take the worker with it.
+        """
+        logger.opt(exception=exc).error("{}: unexpected error, left in the inbox: {}", path, exc)
+        self._record_error(path, f"unexpected: {exc}")
+        self._retry_later(path, exc, record=False)
+
+    def _record_error(self, path: Path | None, message: str) -> None:
+        """Into the journal, for `facesortd status`, if the journal can take it (the state disk may
+        be full): the log has it anyway."""
+        try:
+            self.journal.error(path, message)
+        except Exception as again:
+            logger.error("cannot record that error in the journal either: {}", again)
 
     def process(self, pipeline: Pipeline, path: Path) -> Path | None:
         """Decide, journal and move one file; returns where it went (None: left in the inbox)."""
@@ -191,13 +241,13 @@ class Service:
         except FileNotFoundError:
             return None
         previous = self.journal.last_for_hash(digest)
-        if previous and previous.state == "undone" and previous.source == path:
-            logger.info("{}: you undid its sort, so it stays (sort it by hand: facesortd sort FILE)", path)
+        if self.journal.undone_from(path, digest):
+            self._tell_once(path, "you undid its sort, so it stays (sort it by hand: facesortd sort FILE)")
             return None
         if path.parent.parent == self.library.root / QUARANTINE_DIR and not self.journal.placed_last(
             path, digest
         ):
-            logger.info("{}: you put it in quarantine, so it stays there", path)
+            self._tell_once(path, "you put it in quarantine, so it stays there")
             return None
         if self.settings.watch.duplicates == "quarantine" and previous and previous.destination.exists():
             decision = Decision.quarantine("duplicate", detail=f"same content as {previous.destination}")
@@ -205,14 +255,24 @@ class Service:
             decision = pipeline.decide(path)
         if self.library.holds(path, decision):
             return None  # re-examined and still where it belongs (e.g. still unsure)
+        if decision.reason == "unreadable" and (wait := self._still_young(path)):
+            logger.info(
+                "{}: {}; waiting {:.0f} s in case it is still being written", path, decision.detail, wait
+            )
+            self._later(wait, path)
+            return None
         try:
             final = journaled_apply(self.journal, self.library, path, digest, decision, self._model_name)
         except FileNotFoundError:
-            return None
-        except OSError as exc:
+            return None  # moved away meanwhile (by a person, or `facesortd sort` beside us)
+        except (OSError, sqlite3.OperationalError) as exc:
             self._retry_later(path, exc)
             return None
-        self._failures.pop(path, None)
+        with self._lock:
+            self._failures.pop(path, None)
+            waiting = bool(self._failures)
+        if waiting:
+            self._retry_waiting_now()
         self.counts[decision.outcome] += 1
         ms = (time.perf_counter() - started) * 1000
         logger.info("{} -> {}  [{}, {:.0f} ms]", path, final, decision.describe(), ms)
@@ -222,10 +282,13 @@ class Service:
         """Record new labels and retrain when due, off the sorting path (workers keep going)."""
         try:
             reviewer.scan()
-            result = retrain_if_due(self.settings, self.journal, user_labels(self.journal))
+            with retrain_lock(self.settings.state_dir) as mine:
+                if not mine:  # `facesortd retrain` is at it right now
+                    return
+                result = retrain_if_due(self.settings, self.journal, user_labels(self.journal))
         except Exception as exc:  # learning must never take the sorting service down
             logger.exception("learning from your labels failed: {}", exc)
-            self.journal.error(None, f"learning failed: {exc}")
+            self._record_error(None, f"learning failed: {exc}")
             return
         if result and result.adopted and self.settings.learning.reexamine_unsure:
             unsure = self.settings.library / QUARANTINE_DIR / "unsure"
@@ -234,10 +297,39 @@ class Service:
             for path in files:
                 self.enqueue(path)
 
-    def _retry_later(self, path: Path, exc: OSError) -> None:
-        """Library full or not writable: the file stays in the inbox and is tried again, backing off."""
-        n = self._failures.get(path, 0) + 1
-        self._failures[path] = n
+    def _recover(self) -> None:
+        """Complete journal rows a failed write left ``planned`` (a full state disk can fail the
+        ``done`` mark after the file moved). Safe while running: recovery holds the move lock."""
+        try:
+            for line in recover(self.journal):
+                logger.warning(line)
+        except Exception as exc:
+            logger.error("cannot bring the journal up to date yet ({}); trying again", exc)
+            return
+        self._recover_due = False
+
+    def _still_young(self, path: Path) -> float:
+        """Seconds to wait before an unreadable file counts as finished: a writer that appends in
+        chunks closes the file between them, so "truncated" may only mean "not written yet"."""
+        try:
+            age = time.time() - path.stat().st_mtime
+        except OSError:
+            return 0.0
+        return max(0.0, self.settings.watch.unreadable_settle_s - age)
+
+    def _tell_once(self, path: Path, why: str) -> None:
+        """Say why a file stays, once per path: rescans would repeat it for every such file."""
+        if path not in self._told:
+            self._told.add(path)
+            logger.info("{}: {}", path, why)
+
+    def _retry_later(self, path: Path, exc: Exception, record: bool = True) -> None:
+        """Library or state disk full, not writable: the file stays in the inbox and is tried again,
+        backing off."""
+        with self._lock:
+            n = self._failures.get(path, 0) + 1
+            self._failures[path] = n
+        self._recover_due = True
         delay = min(MAX_BACKOFF_S, 2.0**n)
         logger.error(
             "{}: cannot move it into the library ({}); it stays in the inbox, retry in {:.0f} s",
@@ -245,10 +337,41 @@ class Service:
             exc,
             delay,
         )
-        self.journal.error(path, f"move failed: {exc}")
-        timer = threading.Timer(delay, self.enqueue, args=(path,))
+        if record:
+            self._record_error(path, f"move failed: {exc}")
+        self._later(delay, path)
+
+    def _retry_waiting_now(self) -> None:
+        """A move worked again (space was freed, the library is back): every file waiting for its
+        backed-off retry goes now, rather than up to MAX_BACKOFF_S later."""
+        with self._lock:
+            waiting, self._failures = list(self._failures), {}
+        for path in waiting:
+            self.enqueue(path)
+
+    def _later(self, delay: float, path: Path) -> None:
+        """Queue ``path`` again after ``delay`` (later still if a worker holds it at that moment)."""
+
+        def fire() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+                busy = path in self._claimed
+            if busy and not self.stop_event.is_set():
+                self._later(0.2, path)
+            else:
+                self.enqueue(path)
+
+        timer = threading.Timer(delay, fire)
         timer.daemon = True
+        with self._lock:
+            self._timers.add(timer)
         timer.start()
+
+    def _cancel_timers(self) -> None:
+        with self._lock:
+            timers, self._timers = list(self._timers), set()
+        for timer in timers:
+            timer.cancel()
 
     # -- status ------------------------------------------------------------------------------
     def _publish_status(self) -> None:
@@ -264,7 +387,11 @@ class Service:
             with atomic_writer(self.settings.state_dir / STATUS_FILE) as fh:
                 fh.write(json.dumps(status).encode())
         except OSError as exc:
-            logger.warning("cannot write the status file: {}", exc)
+            if not self._status_failing:  # once per episode, not every second
+                logger.warning("cannot write the status file: {}", exc)
+            self._status_failing = True
+        else:
+            self._status_failing = False
         total = sum(self.counts.values())
         notify(f"STATUS=sorted {total} since start, queue {status['queue']}, model {self._model_name}")
 

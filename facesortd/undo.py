@@ -1,11 +1,28 @@
-"""``facesortd undo``: put sorted files back where they came from, using the journal."""
+"""``facesortd undo``: put sorted files back where they came from, using the journal.
+
+The journal is data, not orders: a damaged or forged row must not make undo move an arbitrary
+file to an arbitrary place. So a file is moved back only if it lies inside the library, still
+has the content the journal recorded (SHA-256), and goes back into the inbox, the library, or a
+folder that still exists (undo never creates folders elsewhere).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.durable import fsync_dir, move_no_replace
-from facesortd.journal import Journal, Move, file_hash
+from facesortd.journal import Journal, Move, content_id
+from facesortd.state import move_lock
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What undo did with one journal entry: moved ``moved_from`` to ``back_to``, or why not."""
+
+    moved_from: Path
+    back_to: Path | None
+    why_not: str = ""
 
 
 def select(journal: Journal, last: int | None, since: float | None, files: list[Path]) -> list[Move]:
@@ -23,24 +40,54 @@ def select(journal: Journal, last: int | None, since: float | None, files: list[
     return journal.done_moves(limit=last or 1)
 
 
-def undo(journal: Journal, moves: list[Move]) -> list[tuple[Path, Path | None]]:
-    """Move each file back to its original folder (never overwriting); (from, back-to or None if gone).
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def _refusal(move: Move, library: Path, inbox: Path) -> str:
+    """Why this entry must not be acted on ("" if it may)."""
+    here, back = move.destination, move.source
+    if not _inside(here.parent, library):
+        return f"not inside the library {library}: the journal entry is not trusted; left alone"
+    if here.is_symlink() or not here.is_file():
+        return "no longer there (moved or deleted since); skipped"
+    try:
+        if content_id(here) != move.hash:
+            return "its content changed since facesortd sorted it; left alone"
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc}); left alone"
+    if not (_inside(back.parent, inbox) or _inside(back.parent, library) or back.parent.is_dir()):
+        return f"it came from {back.parent}, which no longer exists; left alone (move it by hand)"
+    return ""
+
+
+def undo(journal: Journal, moves: list[Move], library: Path, inbox: Path) -> list[Outcome]:
+    """Move each file back to its original folder (never overwriting), after the checks above.
 
     A `sort --copy` left the original in place: undoing it removes the copy, but only when the
-    original is still there with the very same content.
+    original is still there with the very same content. Each move holds the state folder's move
+    lock, so undo is safe beside a running daemon.
     """
-    out: list[tuple[Path, Path | None]] = []
+    out: list[Outcome] = []
     for move in moves:
-        if not move.destination.is_file():
-            out.append((move.destination, None))
-            continue
-        if move.source.is_file() and file_hash(move.source) == move.hash == file_hash(move.destination):
-            move.destination.unlink()
-            fsync_dir(move.destination.parent)
+        with move_lock(journal.state_dir):
+            if why := _refusal(move, library, inbox):
+                out.append(Outcome(move.destination, None, why))
+                continue
+            # Journaled first: the daemon must see "undone" by the time the file is back in the
+            # inbox, or it would sort it again at once.
             journal.finish(move.id, "undone")
-            out.append((move.destination, move.source))
-            continue
-        back = move_no_replace(move.destination, move.source)
-        journal.finish(move.id, "undone")
-        out.append((move.destination, back))
+            try:
+                out.append(Outcome(move.destination, _put_back(move)))
+            except BaseException:
+                journal.finish(move.id, "done", move.destination)
+                raise
     return out
+
+
+def _put_back(move: Move) -> Path:
+    if move.source.is_file() and content_id(move.source) == move.hash:
+        move.destination.unlink()
+        fsync_dir(move.destination.parent)
+        return move.source
+    return move_no_replace(move.destination, move.source)

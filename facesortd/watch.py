@@ -9,6 +9,7 @@ its size and mtime have stayed the same for ``settle_s``: a file still being wri
 from __future__ import annotations
 
 import fnmatch
+import os
 import threading
 import time
 from collections import Counter
@@ -124,7 +125,7 @@ class _Handler(FileSystemEventHandler):
             return self._open[path] > 0
 
     def _path(self, raw: str | bytes) -> Path | None:
-        path = Path(raw.decode() if isinstance(raw, bytes) else raw)
+        path = Path(os.fsdecode(raw))  # a name that is not UTF-8 keeps its bytes (surrogateescape)
         return path if wanted(path, self.settings) else None
 
     def on_opened(self, event: FileSystemEvent) -> None:

@@ -102,3 +102,17 @@ def tiny_cascade(tmp_path_factory: pytest.TempPathFactory) -> Path:
         np.stack(faces), backgrounds, TrainParams(stages=2, num_pos=200, num_neg=300, max_trees=5), out
     )
     return out
+
+
+@pytest.fixture
+def daemon_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Folders for a daemon under test: quick settling, no periodic rescans, no wait on unreadable
+    files (the tests that need those set them)."""
+    from facesortd.config import load_settings
+
+    return load_settings(
+        inbox=tmp_path / "inbox",
+        library=tmp_path / "lib",
+        state_dir=tmp_path / "state",
+        watch={"settle_s": 0.2, "rescan_interval_s": 0, "unreadable_settle_s": 0},
+    )

@@ -92,3 +92,17 @@ class BrightBlobDetector:
                     Face((int(x + w / 2 - side / 2), int(y + h / 2 - side / 2), int(side), int(side)), 0.9)
                 )
         return faces
+
+
+def screenshot_png(seed: int, face: bool = True, shape: tuple[int, int] = (120, 160)) -> bytes:
+    """PNG bytes of a drawn screenshot with a happy face (or of plain noise: no face)."""
+    rng = np.random.default_rng(seed)
+    img = draw_screenshot("happy", rng, shape, 80)[0] if face else rng.integers(0, 120, (*shape, 3), np.uint8)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def stub_pipeline(settings):  # type: ignore[no-untyped-def]
+    """The daemon's pipeline with the test-double detector and no model: every face is unsure."""
+    from facesortd.decide import Pipeline
+
+    return Pipeline(BrightBlobDetector(), None, settings.recognition, settings.images)  # type: ignore[arg-type]

@@ -11,36 +11,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
-from synthetic import BrightBlobDetector, draw_screenshot
+from synthetic import screenshot_png as _png_bytes
+from synthetic import stub_pipeline as _stub_pipeline
 from waiting import wait_until
 
-from facesortd.config import Settings, load_settings
-from facesortd.decide import Pipeline
+from facesortd.config import Settings
 from facesortd.journal import Journal, file_hash, recover
 from facesortd.service import Service
 
 
-def _png_bytes(seed: int, face: bool = True, shape: tuple[int, int] = (120, 160)) -> bytes:
-    rng = np.random.default_rng(seed)
-    img = draw_screenshot("happy", rng, shape, 80)[0] if face else rng.integers(0, 120, (*shape, 3), np.uint8)
-    return cv2.imencode(".png", img)[1].tobytes()
-
-
-def _stub_pipeline(settings: Settings) -> Pipeline:
-    return Pipeline(BrightBlobDetector(), None, settings.recognition, settings.images)  # type: ignore[arg-type]
-
-
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(
-        inbox=tmp_path / "inbox",
-        library=tmp_path / "lib",
-        state_dir=tmp_path / "state",
-        watch={"settle_s": 0.2, "rescan_interval_s": 0},
-    )
+def settings(daemon_settings: Settings) -> Settings:
+    return daemon_settings
 
 
 @pytest.fixture
@@ -189,7 +172,11 @@ def test_undo_puts_a_file_back_and_the_daemon_leaves_it(daemon: Service, setting
 
     (settings.inbox / "oops.png").write_bytes(_png_bytes(8))
     wait_until(lambda: not (settings.inbox / "oops.png").exists())
-    env = {"FACESORTD_STATE_DIR": str(settings.state_dir)}
+    env = {
+        "FACESORTD_STATE_DIR": str(settings.state_dir),
+        "FACESORTD_LIBRARY": str(settings.library),
+        "FACESORTD_INBOX": str(settings.inbox),
+    }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)

@@ -135,8 +135,8 @@ class Decisions:
             move = self.journal.done_at(done.path)
             if move is None:
                 raise DecisionError(f"{done.name} was moved since (by `facesortd undo`?); nothing to undo")
-            [(_, back)] = undo(self.journal, [move])
-            if back is None:
-                raise DecisionError(f"{done.path} is no longer there; nothing to undo")
-            self.journal.withdraw_label(done.digest, back)
-            return done, back
+            [outcome] = undo(self.journal, [move], self.settings.library, self.settings.inbox)
+            if outcome.back_to is None:
+                raise DecisionError(f"{done.name}: {outcome.why_not}; nothing to undo")
+            self.journal.withdraw_label(done.digest, outcome.back_to)
+            return done, outcome.back_to

@@ -1,0 +1,140 @@
+"""The state folder: what lives where in it, who may use it at once, and who may read it.
+
+Several processes share one state folder: the daemon (`run`), and beside it a person's `sort`,
+`undo`, `retrain` and `status`. Three locks (flock, released by the kernel when a process dies,
+so a crash never leaves one behind) keep them from harming each other's files:
+
+- the *daemon lock*, held by `run` for its whole life: a second daemon on the same folder would
+  race the first for every file, so it is refused, naming the running pid;
+- the *move lock*, held around each single journaled move (plan, link, unlink, done) by every
+  process that moves a user's file, and by crash recovery for its whole run. A ``planned``
+  journal row therefore exists only while its owner holds this lock: whoever holds it sees only
+  the planned rows of dead owners, so recovery can never undo a live process's move, and a file
+  claimed by one process is gone from its source before another can link it a second time;
+- the *retrain lock*: one retrain at a time (the daemon's own, or `facesortd retrain`).
+
+The folder is private (0700): the journal names every file a user sorted, its hash and label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+JOURNAL_FILE = "journal.sqlite"
+STATUS_FILE = "status.json"
+DAEMON_LOCK = "daemon.lock"
+MOVE_LOCK = "move.lock"
+RETRAIN_LOCK = "retrain.lock"
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+class StateBusy(Exception):
+    """Another process holds a lock this one needs; ``str(exc)`` says which and what to do."""
+
+
+def ensure_private_dir(folder: Path) -> Path:
+    """Create the state folder owner-only (0700), and close an existing one we own that is not."""
+    folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    st = folder.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        folder.chmod(PRIVATE_DIR)
+    return folder
+
+
+def ensure_private_file(path: Path) -> Path:
+    """Create ``path`` owner-only (0600) if missing; narrow an existing one we own."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, PRIVATE_FILE))
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        path.chmod(PRIVATE_FILE)
+    return path
+
+
+def _open_lock(state_dir: Path, name: str) -> int:
+    ensure_private_dir(state_dir)
+    return os.open(state_dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+
+
+@contextlib.contextmanager
+def move_lock(state_dir: Path) -> Iterator[None]:
+    """Held around one journaled move or a crash recovery (see the module docstring).
+
+    Each holder opens its own file description, so the daemon's worker threads exclude each
+    other too (flock locks belong to the open file description, not the process).
+    """
+    fd = _open_lock(state_dir, MOVE_LOCK)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class DaemonLock:
+    """The lock `run` holds while it lives; its file names the holder's pid for the refusal message."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self._fd: int | None = None
+
+    def acquire(self) -> DaemonLock:
+        fd = _open_lock(self.state_dir, DAEMON_LOCK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            raise StateBusy(
+                f"another facesortd daemon (pid {holder_pid(self.state_dir) or '?'}) already uses "
+                f"{self.state_dir}: stop it first (systemctl --user stop facesortd), or give this one "
+                "its own state_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> DaemonLock:
+        return self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+def holder_pid(state_dir: Path) -> int | None:
+    """The pid written by the daemon that holds (or last held) the daemon lock."""
+    try:
+        return int((state_dir / DAEMON_LOCK).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def retrain_lock(state_dir: Path, waiting: Callable[[], None] | None = None) -> Iterator[bool]:
+    """Yields True while this process is the only one retraining. If another is: with ``waiting``,
+    call it (to tell the person) and wait for the other to finish; without, yield False at once."""
+    fd = _open_lock(state_dir, RETRAIN_LOCK)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is None:
+                yield False
+                return
+            waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield True
+    finally:
+        os.close(fd)

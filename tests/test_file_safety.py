@@ -1,0 +1,498 @@
+"""Nothing lost, nothing stalled: the state folder's locks, concurrent sorters, hostile names, a
+full state disk, a damaged or forged journal. Each test here failed before issue #14's fixes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import stat
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
+from waiting import wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from daemon_harness import forged_tiff
+
+from facesortd import cli
+from facesortd.config import Settings, load_settings
+from facesortd.decide import Decision, Pipeline
+from facesortd.durable import NAME_MAX, move_no_replace
+from facesortd.journal import Journal, JournalError, file_hash, journaled_apply, recover
+from facesortd.library import Library
+from facesortd.service import Service
+from facesortd.state import DaemonLock, StateBusy, move_lock, retrain_lock
+
+HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
+
+
+@pytest.fixture
+def settings(daemon_settings: Settings) -> Settings:
+    return daemon_settings
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The CLI sees the same folders as the daemon under test."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(settings, key)))
+    monkeypatch.setattr("facesortd.cli.FaceDetector", BrightBlobDetector)
+    return settings
+
+
+def _start(service: Service) -> threading.Thread:
+    service.settings.inbox.mkdir(parents=True, exist_ok=True)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    wait_until(lambda: (service.settings.state_dir / "status.json").exists() or not thread.is_alive())
+    return thread
+
+
+@pytest.fixture
+def daemon(settings: Settings) -> Iterator[Service]:
+    service = Service(settings, stub_pipeline)
+    thread = _start(service)
+    yield service
+    service.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+# -- 1, 2: one daemon per state folder; no move is recovered, or made twice, while it runs ---------
+
+
+def test_a_second_daemon_is_refused_naming_the_first(
+    env: Settings, daemon: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"pid {os.getpid()}" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_the_daemon_lock_is_freed_when_its_holder_goes(tmp_path: Path) -> None:
+    with DaemonLock(tmp_path), pytest.raises(StateBusy):
+        DaemonLock(tmp_path).acquire()
+    DaemonLock(tmp_path).acquire().release()
+
+
+def test_recovery_waits_for_a_live_move_instead_of_undoing_it(settings: Settings) -> None:
+    """The lost-files race: recovery between a running move's link and unlink deleted the file."""
+    settings.inbox.mkdir(parents=True)
+    journal = Journal.for_state_dir(settings.state_dir)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(1))
+    linked, finish = threading.Event(), threading.Event()
+    real_fsync = __import__("facesortd.durable", fromlist=["fsync_dir"]).fsync_dir
+
+    def slow_fsync(path: Path) -> None:  # the running move pauses between link and unlink
+        real_fsync(path)
+        if path.name == "happy" and not linked.is_set():
+            linked.set()
+            finish.wait(10)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("facesortd.durable.fsync_dir", slow_fsync)
+        mover = threading.Thread(
+            target=journaled_apply, args=(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
+        )
+        mover.start()
+        linked.wait(10)
+        recovering = threading.Thread(target=lambda: list(recover(Journal.for_state_dir(settings.state_dir))))
+        recovering.start()
+        recovering.join(0.3)
+        assert recovering.is_alive(), "recovery must wait for the live move"
+        finish.set()
+        mover.join(10)
+        recovering.join(10)
+    assert [p.name for p in _files(settings.library)] == ["a.png"] and not src.exists()
+
+
+def test_two_sorters_on_one_file_place_it_once(settings: Settings) -> None:
+    """Daemon and `sort` (or two workers) deciding on the same file at once: one wins, one skips."""
+    settings.inbox.mkdir(parents=True)
+    src = settings.inbox / "x.png"
+    src.write_bytes(screenshot_png(2))
+    digest = file_hash(src)
+    real_fsync = __import__("facesortd.durable", fromlist=["fsync_dir"]).fsync_dir
+    outcomes: list[str] = []
+
+    def sort_it() -> None:
+        journal = Journal.for_state_dir(settings.state_dir)
+        try:
+            journaled_apply(journal, Library(settings.library), src, digest, HAPPY, "m")
+            outcomes.append("placed")
+        except FileNotFoundError:
+            outcomes.append("gone")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("facesortd.durable.fsync_dir", lambda p: (real_fsync(p), time.sleep(0.1)))
+        sorters = [threading.Thread(target=sort_it) for _ in range(2)]
+        for t in sorters:
+            t.start()
+        for t in sorters:
+            t.join(10)
+    assert sorted(outcomes) == ["gone", "placed"]
+    assert len(_files(settings.library)) == 1
+    assert Journal.for_state_dir(settings.state_dir).planned() == []
+
+
+def test_a_path_in_progress_is_not_queued_again(settings: Settings) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow(BrightBlobDetector):
+        def detect(self, gray: np.ndarray) -> list:  # type: ignore[override]
+            entered.set()
+            release.wait(10)
+            return super().detect(gray)
+
+    service = Service(
+        settings,
+        lambda s: Pipeline(Slow(), None, s.recognition, s.images),  # type: ignore[arg-type]
+    )
+    thread = _start(service)
+    try:
+        (settings.inbox / "a.png").write_bytes(screenshot_png(3))
+        entered.wait(10)
+        service.enqueue(settings.inbox / "a.png")  # a rescan finds it while a worker holds it
+        assert service._queue.qsize() == 0
+    finally:
+        release.set()
+        service.stop()
+        thread.join(30)
+    assert len(_files(settings.library)) == 1
+
+
+def test_sort_beside_the_daemon_skips_what_the_daemon_took(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sort INBOX` deciding on a file the daemon moves meanwhile: skipped, not an error, rc 0."""
+    env.inbox.mkdir(parents=True)
+    (env.inbox / "a.png").write_bytes(screenshot_png(4))
+    real_decide = Pipeline.decide
+
+    def decide_then_daemon_moves_it(self: Pipeline, path: Path) -> Decision:
+        decision = real_decide(self, path)
+        move_no_replace(path, env.library / "happy" / path.name)
+        return decision
+
+    monkeypatch.setattr(Pipeline, "decide", decide_then_daemon_moves_it)
+    assert cli.main(["sort", str(env.inbox)]) == 0
+    assert "gone meanwhile" in capsys.readouterr().err
+    assert len(_files(env.library)) == 1
+
+
+# -- 3, 4: hostile names, a full state disk, a worker that cannot go on -----------------------------
+
+
+def test_names_that_are_not_utf8_are_sorted_and_undoable(
+    env: Settings, daemon: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = [os.fsdecode(b"\xff\xfe shot.png"), os.fsdecode(b"caf\xe9.png"), "plain.png"]
+    for i, name in enumerate(names):
+        (env.inbox / name).write_bytes(screenshot_png(10 + i))
+    wait_until(lambda: not any(env.inbox.iterdir()))
+    assert sorted(p.name for p in _files(env.library)) == sorted(names)
+    assert cli.main(["undo", "3"]) == 0
+    assert sorted(p.name for p in env.inbox.iterdir()) == sorted(names)
+
+
+def test_sort_of_a_name_that_is_not_utf8(env: Settings) -> None:
+    env.inbox.mkdir(parents=True)
+    name = os.fsdecode(b"\xff shot.png")
+    (env.inbox / name).write_bytes(screenshot_png(5))
+    assert cli.main(["sort", str(env.inbox)]) == 0
+    assert [p.name for p in _files(env.library)] == [name]
+
+
+def test_a_full_state_disk_stalls_nothing(daemon: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sqlite 'database or disk is full' in plan, and again when recording the error: the file
+    stays in the inbox, the workers live on and sort it once there is room again."""
+    full = [True]
+    real_plan, real_error = Journal.plan, Journal.error
+
+    def plan(self: Journal, *args: object) -> int:
+        if full[0]:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_plan(self, *args)  # type: ignore[arg-type]
+
+    def error(self: Journal, *args: object) -> None:
+        if full[0]:
+            raise sqlite3.OperationalError("database or disk is full")
+        real_error(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Journal, "plan", plan)
+    monkeypatch.setattr(Journal, "error", error)
+    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 0.3)
+    inbox = daemon.settings.inbox
+    for i in range(3):  # more files than workers: none may take a worker with it
+        (inbox / f"{i}.png").write_bytes(screenshot_png(20 + i))
+    wait_until(lambda: daemon._failures and sum(daemon._failures.values()) >= 4)
+    assert len(list(inbox.iterdir())) == 3
+    # Long full: each file's next retry is now 10 minutes away ...
+    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 600.0)
+    with daemon._lock:
+        daemon._failures.update(dict.fromkeys(daemon._failures, 20))
+    wait_until(lambda: len(daemon._failures) == 3 and min(daemon._failures.values()) > 20)
+    full[0] = False
+    (inbox / "new.png").write_bytes(screenshot_png(23))  # ... but the first move that works again
+    wait_until(lambda: not any(inbox.iterdir()))  # sends every waiting file now
+    assert len(_files(daemon.settings.library)) == 4
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the point of it
+def test_a_worker_that_dies_stops_the_daemon_with_exit_1(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fatal(*_args: object) -> None:
+        raise SystemExit("something only we can cause")
+
+    monkeypatch.setattr(Service, "process", fatal)
+    settings.inbox.mkdir(parents=True)
+    (settings.inbox / "a.png").write_bytes(screenshot_png(6))
+    assert Service(settings, stub_pipeline).run() == 1
+    assert (settings.inbox / "a.png").exists()
+
+
+# -- 5: images that lie about their size, or that only OpenCV can judge -----------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        forged_tiff(32000, 32000),
+        forged_tiff(8000, 8000),
+        b"P5\n# a comment\n18000 18000\n255\n" + bytes(64),
+        b"P6 30000 30000 255\n" + bytes(64),
+        b"P7\nWIDTH 20000\nHEIGHT 20000\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(64),
+    ],
+    ids=["tiff-32k", "tiff-8k", "pgm-18k", "ppm-30k", "pam-20k"],
+)
+def test_size_lies_in_any_format_are_refused_before_decoding(tmp_path: Path, data: bytes) -> None:
+    from facesortd.images import UnreadableImage, read_image
+
+    path = tmp_path / "bomb.png"  # the suffix lies too
+    path.write_bytes(data)
+    started = time.perf_counter()
+    with pytest.raises(UnreadableImage, match=r"images\.max_pixels"):
+        read_image(path, load_settings().images)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_whatever_opencv_raises_while_decoding_is_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facesortd.images import UnreadableImage, read_image
+
+    monkeypatch.setattr("facesortd.images.header_size", lambda _data: None)  # a format we do not parse
+    path = tmp_path / "huge.tiff"
+    path.write_bytes(forged_tiff(20000, 20000))
+    with pytest.raises(UnreadableImage, match="OpenCV refused"):
+        read_image(path, load_settings().images)
+
+
+def test_a_one_pixel_high_image_is_quarantined_not_raised(tmp_path: Path) -> None:
+    from facesortd.detect import FaceDetector
+
+    path = tmp_path / "line.png"
+    cv2.imwrite(str(path), np.full((1, 10000, 3), 128, np.uint8))
+    settings = load_settings()
+    decision = Pipeline(FaceDetector(settings.detection), None, settings.recognition, settings.images).decide(
+        path
+    )
+    assert decision.reason == "unreadable"
+
+
+def test_hostile_images_never_stop_sort(env: Settings) -> None:
+    env.inbox.mkdir(parents=True)
+    (env.inbox / "a bomb.png").write_bytes(forged_tiff(30000, 30000))
+    (env.inbox / "b fine.png").write_bytes(screenshot_png(12))
+    assert cli.main(["sort", str(env.inbox)]) == 0
+    assert sorted(p.parent.name for p in _files(env.library)) == ["unreadable", "unsure"]
+
+
+# -- 6, 7, 9: a damaged journal, a forged journal, a private state folder ------------------------
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_journal_is_named_with_the_fix(
+    env: Settings, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = env.state_dir / "journal.sqlite"
+    Journal(path).close()
+    with sqlite3.connect(path) as db:  # many pages, quickly
+        db.executemany(
+            "INSERT INTO errors (at, path, message) VALUES (0, ?, ?)",
+            [(f"/x/{i}.png", "padding so the file spans many pages " * 3) for i in range(3000)],
+        )
+    db.close()
+    data = path.read_bytes()
+    path.write_bytes(os.urandom(4096) if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(JournalError):
+        Journal(path)
+    for command in (["status"], ["run"], ["undo"]):
+        assert cli.main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert "damaged" in err and "mv " in err and "\n" not in err
+    from facesortd.doctor import run_checks
+
+    assert any(not ok and "damaged" in message for ok, message in run_checks(None))
+
+
+def test_undo_refuses_journal_rows_outside_the_library_or_with_other_content(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = Journal.for_state_dir(env.state_dir)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("not facesortd's")
+    forged = journal.plan(file_hash(victim), tmp_path / "far" / "away" / "x", victim, HAPPY, "m")
+    journal.finish(forged, "done", victim)
+    env.inbox.mkdir(parents=True)
+    sorted_file = env.library / "happy" / "a.png"
+    sorted_file.parent.mkdir(parents=True)
+    sorted_file.write_bytes(screenshot_png(7))
+    changed = journal.plan(file_hash(sorted_file), env.inbox / "a.png", sorted_file, HAPPY, "m")
+    journal.finish(changed, "done", sorted_file)
+    sorted_file.write_bytes(screenshot_png(8))  # a person edited it since
+    assert cli.main(["undo", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "not inside the library" in out and "content changed" in out
+    assert victim.read_text() == "not facesortd's" and not (tmp_path / "far").exists()
+    assert sorted_file.exists() and not (env.inbox / "a.png").exists()
+
+
+def test_the_state_folder_and_journal_are_private(tmp_path: Path) -> None:
+    Journal.for_state_dir(tmp_path / "state").close()
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "state" / "journal.sqlite").stat().st_mode) == 0o600
+
+
+# -- 8, 10, 12: chunked writers, long names, undone files ----------------------------------------
+
+
+def test_a_file_appended_in_chunks_is_sorted_whole(settings: Settings) -> None:
+    """open/append/close four times: each close looks like an arrival of a truncated image."""
+    settings = load_settings(
+        **{**settings.model_dump(), "watch": {**settings.watch.model_dump(), "unreadable_settle_s": 1.0}}
+    )
+    service = Service(settings, stub_pipeline)
+    thread = _start(service)
+    data = screenshot_png(9)
+    target = settings.inbox / "chunked.png"
+    try:
+        step = len(data) // 4 + 1
+        for i in range(0, len(data), step):
+            with target.open("ab") as fh:
+                fh.write(data[i : i + step])
+            time.sleep(0.3)
+        wait_until(lambda: not target.exists())
+    finally:
+        service.stop()
+        thread.join(30)
+    assert [hashlib.sha256(p.read_bytes()).digest() for p in _files(settings.library)] == [
+        hashlib.sha256(data).digest()
+    ]
+
+
+def test_a_clash_on_a_255_byte_name_gets_a_shortened_numbered_name(tmp_path: Path) -> None:
+    name = "é" * 100 + "x" * (NAME_MAX - 200 - 4) + ".png"
+    assert len(os.fsencode(name)) == NAME_MAX
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / name).write_bytes(b"first")
+    (tmp_path / name).write_bytes(b"second")
+    final = move_no_replace(tmp_path / name, tmp_path / "lib" / name)
+    assert final.name.endswith(" (1).png") and len(os.fsencode(final.name)) <= NAME_MAX
+    assert final.read_bytes() == b"second" and (tmp_path / "lib" / name).read_bytes() == b"first"
+
+
+def test_an_undone_file_stays_though_its_content_was_copied_elsewhere_and_is_told_once(
+    env: Settings, daemon: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loguru import logger
+
+    monkeypatch.setattr("facesortd.cli._setup_logging", lambda _level: None)  # keep our sink
+    lines: list[str] = []
+    logger.add(lines.append, level="INFO", format="{message}")
+    (env.inbox / "a.png").write_bytes(screenshot_png(11))
+    wait_until(lambda: not (env.inbox / "a.png").exists())
+    assert cli.main(["undo", "1"]) == 0
+    copy = tmp_path / "other" / "a.png"
+    copy.parent.mkdir()
+    copy.write_bytes(screenshot_png(11))
+    assert cli.main(["sort", "--copy", "--library", str(tmp_path / "lib2"), str(copy)]) == 0
+    for _ in range(3):  # three rescans
+        daemon.process(daemon.make_pipeline(env), env.inbox / "a.png")
+    assert (env.inbox / "a.png").exists()
+    assert sum("you undid its sort" in line for line in lines) == 1
+
+
+def test_move_lock_excludes_threads_of_one_process(tmp_path: Path) -> None:
+    inside: list[int] = []
+    overlap: list[bool] = []
+
+    def hold() -> None:
+        with move_lock(tmp_path):
+            inside.append(1)
+            overlap.append(len(inside) > 1)
+            time.sleep(0.05)
+            inside.pop()
+
+    threads = [threading.Thread(target=hold) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert overlap == [False] * 4
+
+
+def test_status_and_retrain_keep_working_beside_the_daemon(
+    env: Settings, daemon: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["status"]) == 0
+    assert f"running (pid {os.getpid()}," in capsys.readouterr().out
+    told, released = threading.Event(), threading.Event()
+    with retrain_lock(env.state_dir) as mine:  # the daemon is retraining
+        assert mine
+        with retrain_lock(env.state_dir) as other:
+            assert not other  # the daemon's scheduler skips instead of waiting
+
+        def wait_for_it() -> None:
+            with retrain_lock(env.state_dir, told.set):  # `facesortd retrain` says so and waits
+                released.set()
+
+        waiter = threading.Thread(target=wait_for_it)
+        waiter.start()
+        assert told.wait(10) and not released.is_set()
+    waiter.join(10)
+    assert released.is_set()
+
+
+def test_the_daemon_never_re_sorts_a_file_undo_is_putting_back(
+    env: Settings, daemon: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """undo's move back lands in the watched inbox: the daemon must already see it as undone."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(13))
+    wait_until(lambda: not (env.inbox / "a.png").exists())
+    real_move = move_no_replace
+
+    def slow_move(src: Path, dest: Path, **kw: object) -> Path:
+        final = real_move(src, dest, **kw)  # type: ignore[arg-type]
+        time.sleep(1.0)  # back in the inbox, the daemon has time to look at it
+        return final
+
+    monkeypatch.setattr("facesortd.undo.move_no_replace", slow_move)
+    assert cli.main(["undo", "1"]) == 0
+    wait_until(lambda: env.inbox / "a.png" in daemon._told)
+    assert (env.inbox / "a.png").exists() and not _files(env.library)
