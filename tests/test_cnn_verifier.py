@@ -89,3 +89,17 @@ def test_detector_runs_behind_a_cnn_verifier(
     faces = detector.detect(draw_textures(1, 200, np.random.default_rng(1))[0])
     assert all(0.0 <= f.score <= 1.0 for f in faces)
     assert isinstance(detector._verifier, CnnVerifier)
+
+
+def test_calibration_recovers_a_known_link_and_survives_confident_logits() -> None:
+    from facesortd.cascade_train.cnn_verifier import fit_platt
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 5, 20000)
+    y = (rng.random(len(z)) < 1 / (1 + np.exp(-(0.7 * z - 1.2)))).astype(int)
+    a, b = fit_platt(z, y)
+    assert abs(a - 0.7) < 0.05 and abs(b + 1.2) < 0.1
+    # A trained net's logits reach +-30 with few mistakes: plain Newton steps diverged here
+    z = np.concatenate([rng.normal(-20, 3, 5000), rng.normal(20, 3, 1000), [0.5, -0.5]])
+    a, b = fit_platt(z, np.concatenate([np.zeros(5000), np.ones(1000), [0, 1]]))
+    assert 0 < a < 10 and abs(b) < 10

@@ -31,9 +31,10 @@ from facesortd.cascade_train.samples import image_files, read_gray
 from facesortd.cascade_train.scenes import SceneMaker, Sources, below_face, jittered
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
+from facesortd.conv_net import ConvNet
 from facesortd.datasets import Box, load_faces_json
 from facesortd.detect import SHIPPED_CASCADE, FaceDetector, iou, shipped_file
-from facesortd.verify import CNN_CROP, CnnVerifier, cnn_input, crop_box
+from facesortd.verify import CNN_CROP, CnnVerifier, cnn_input, crop_box, load_verifier
 
 HIT_IOU = 0.4
 """A proposal this close to a true face is a face (the benchmark's criterion)."""
@@ -111,23 +112,47 @@ def collect(shared: Path, scenes_per_repo: int, settings: DetectionSettings, see
 
 
 def fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(a, b) of p = 1 / (1 + exp(-(a z + b))) by Newton's method, unweighted: the probability is
-    then right for the share of faces among the proposals it was fitted on."""
-    a, b = 1.0, 0.0
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-(a * z + b)))
-        g = np.array([np.sum((p - y) * z), np.sum(p - y)])
-        r = p * (1 - p) + 1e-9
-        hess = np.array([[np.sum(r * z * z), np.sum(r * z)], [np.sum(r * z), np.sum(r)]]) + 1e-6 * np.eye(2)
-        a, b = np.array([a, b]) - np.linalg.solve(hess, g)
-    return float(a), float(b)
+    """(a, b) of p = 1 / (1 + exp(-(a z + b))), maximum likelihood, unweighted: the probability is
+    then right for the share of faces among the proposals it was fitted on. Newton steps halved
+    until the likelihood improves: a net's logits reach +-30, where plain Newton overshoots."""
+    t = np.where(y > 0, 1.0, 0.0)
+    prior = (t.sum() + 1) / (len(t) + 2)
+    params = np.array([0.0, np.log(prior / (1 - prior))])
+
+    def nll(ab: np.ndarray) -> float:
+        m = ab[0] * z + ab[1]
+        return float(np.sum(np.logaddexp(0, m) - t * m))
+
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-(params[0] * z + params[1])))
+        g = np.array([np.sum((p - t) * z), np.sum(p - t)])
+        r = p * (1 - p) + 1e-12
+        hess = np.array([[np.sum(r * z * z), np.sum(r * z)], [np.sum(r * z), np.sum(r)]]) + 1e-9 * np.eye(2)
+        step, before = np.linalg.solve(hess, g), nll(params)
+        while nll(params - step) > before and np.abs(step).max() > 1e-12:
+            step = step / 2
+        params = params - step
+        if np.abs(step).max() < 1e-9:
+            break
+    return float(params[0]), float(params[1])
 
 
-def _train(x: np.ndarray, y: np.ndarray, epochs: int, seed: int):
-    from facesortd.torch_training import FitSettings, TorchConvNet, fit
+def _net(path: Path | None, reuse: bool, x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> ConvNet:
+    """The net of the verifier in ``path`` if asked to reuse it, else one trained now (PyTorch)."""
+    if reuse and path is not None and path.is_file():
+        logger.info("reusing the net of {}", path)
+        verifier = load_verifier(path)
+        if not isinstance(verifier, CnnVerifier):
+            raise SystemExit(f"{path} is not a CNN verifier")
+        return verifier.net
+    from facesortd.torch_training import FitSettings, TorchConvNet, export, fit
 
     net = TorchConvNet(WIDTHS, CNN_CROP, HIDDEN, 1, 0.3)
-    return fit(net, x, y, FitSettings(epochs=epochs, seed=seed))
+    return export(fit(net, x, y, FitSettings(epochs=epochs, seed=seed)))
+
+
+def _logits(net: ConvNet, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    return np.concatenate([net.forward(x[i : i + batch])[:, 0] for i in range(0, len(x), batch)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,12 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--reuse-nets",
+        action="store_true",
+        help="take the nets of verifiers already in --folds-out and --out instead of training them "
+        "(recalibrates them; resumes an interrupted run)",
+    )
+    parser.add_argument(
         "--samples", type=Path, help="cache of the collected samples (.npz): reused if present"
     )
     args = parser.parse_args(argv)
-    import torch
+    if not args.reuse_nets:
+        import torch
 
-    torch.set_num_threads(1)
+        torch.set_num_threads(1)
     cv2.setNumThreads(1)
     if shipped_file(SHIPPED_CASCADE) is None:
         print("no shipped cascade to collect proposals with", file=sys.stderr)
@@ -171,29 +203,33 @@ def main(argv: list[str] | None = None) -> int:
         time.time() - t0,
     )
     x = cnn_input(crops)
-    from facesortd.torch_training import export, predict
-
     folds = Sources.load(args.shared / "vn_faces").folds(args.folds)
     oof_z, oof_y = [], []
     fold_nets = []
     for k, repos in enumerate(folds):
         held = np.isin(groups, repos)
-        net = _train(x[~held], y[~held], args.epochs, args.seed + k)
-        z = predict(net, x[held & proposal])[:, 0]
-        oof_z.append(z)
+        path = args.folds_out / f"fold{k}.npz" if args.folds_out else None
+        net = _net(path, args.reuse_nets, x[~held], y[~held], args.epochs, args.seed + k)
+        oof_z.append(_logits(net, x[held & proposal]))
         oof_y.append(y[held & proposal])
-        fold_nets.append(export(net))
+        fold_nets.append(net)
         logger.info(
             "fold {}: {} held-out proposals, {:.0f} s", k, int((held & proposal).sum()), time.time() - t0
         )
     z, yy = np.concatenate(oof_z), np.concatenate(oof_y)
     platt = fit_platt(z, yy)
-    logger.info("calibration on {} out-of-source proposals: {}", len(z), platt)
+    p = 1.0 / (1.0 + np.exp(-(platt[0] * z + platt[1])))
+    logger.info(
+        "calibration on {} out-of-source proposals ({} faces): a {:.4f}, b {:.4f}; at p >= 0.5 "
+        "{:.3f} of face proposals kept, {:.4f} of non-face ones; mean p {:.3f} vs face share {:.3f}",
+        len(z), int(yy.sum()), *platt, float(np.mean(p[yy > 0] >= 0.5)), float(np.mean(p[yy == 0] >= 0.5)),
+        float(p.mean()), float(yy.mean()),
+    )  # fmt: skip
     if args.folds_out:
         for k, net in enumerate(fold_nets):
             CnnVerifier(net, platt).save(args.folds_out / f"fold{k}.npz")
-    final = _train(x, y, args.epochs, args.seed)
-    CnnVerifier(export(final), platt).save(args.out)
+    final = _net(args.out, args.reuse_nets, x, y, args.epochs, args.seed)
+    CnnVerifier(final, platt).save(args.out)
     logger.info("wrote {} ({:.0f} s in all)", args.out, time.time() - t0)
     return 0
 
