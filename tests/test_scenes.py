@@ -78,3 +78,24 @@ def test_hard_negatives_and_jitter_stay_near_the_face() -> None:
     for _ in range(50):
         assert iou(below_face(face, rng), face) < 0.25  # on the neck or chest, not the face
         assert iou(jittered(face, rng), face) > 0.6
+
+
+def test_verifier_samples_label_the_cascades_proposals_by_the_true_boxes() -> None:
+    """Proposals on a face are positives, far from it negatives, half-on ones left out; every face
+    adds jittered positives and negatives on the body below it."""
+    from facesortd.cascade_train.cnn_verifier import Samples, _boxed
+    from facesortd.detect import Face
+
+    face = (100, 100, 80, 80)
+
+    class Proposals:
+        def detect(self, gray: np.ndarray) -> list[Face]:
+            return [Face((102, 98, 80, 80), 0.9), Face((400, 50, 80, 80), 0.8), Face((140, 100, 80, 80), 0.7)]
+
+    samples = Samples([], [], [], [])
+    gray = np.random.default_rng(0).integers(0, 256, (360, 640), dtype=np.uint8)
+    _boxed(samples, gray, [face], "repo", Proposals(), np.random.default_rng(1))  # type: ignore[arg-type]
+    crops, labels, groups, proposal = samples.arrays()
+    assert list(labels[proposal]) == [1, 0]  # the half-on box (IoU 0.33) teaches nothing clear
+    assert (labels[~proposal] == 1).sum() == 3 and (labels[~proposal] == 0).sum() >= 2
+    assert set(groups) == {"repo"} and crops.shape[1:] == (32, 32)

@@ -41,6 +41,7 @@ HIT_IOU = 0.4
 MISS_IOU = 0.25
 """Below this it is a non-face; proposals in between teach nothing clear and are left out."""
 WIDTHS = (16, 32, 64)
+"""Channels of the convolution blocks (the default; --widths)."""
 HIDDEN = 64
 MIXED = ("seed", "patches")
 """Sample groups that are in every fold's training (not vn_faces repositories)."""
@@ -137,7 +138,9 @@ def fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(params[0]), float(params[1])
 
 
-def _net(path: Path | None, reuse: bool, x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> ConvNet:
+def _net(
+    path: Path | None, reuse: bool, x: np.ndarray, y: np.ndarray, args: argparse.Namespace, seed: int
+) -> ConvNet:
     """The net of the verifier in ``path`` if asked to reuse it, else one trained now (PyTorch)."""
     if reuse and path is not None and path.is_file():
         logger.info("reusing the net of {}", path)
@@ -147,8 +150,8 @@ def _net(path: Path | None, reuse: bool, x: np.ndarray, y: np.ndarray, epochs: i
         return verifier.net
     from facesortd.torch_training import FitSettings, TorchConvNet, export, fit
 
-    net = TorchConvNet(WIDTHS, CNN_CROP, HIDDEN, 1, 0.3)
-    return export(fit(net, x, y, FitSettings(epochs=epochs, seed=seed)))
+    net = TorchConvNet(args.widths, CNN_CROP, HIDDEN, 1, 0.3)
+    return export(fit(net, x, y, FitSettings(epochs=args.epochs, seed=seed)))
 
 
 def _logits(net: ConvNet, x: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -166,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes-per-repo", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--widths", type=int, nargs="+", default=WIDTHS, help="channels per convolution block"
+    )
     parser.add_argument(
         "--reuse-nets",
         action="store_true",
@@ -209,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, repos in enumerate(folds):
         held = np.isin(groups, repos)
         path = args.folds_out / f"fold{k}.npz" if args.folds_out else None
-        net = _net(path, args.reuse_nets, x[~held], y[~held], args.epochs, args.seed + k)
+        net = _net(path, args.reuse_nets, x[~held], y[~held], args, args.seed + k)
         oof_z.append(_logits(net, x[held & proposal]))
         oof_y.append(y[held & proposal])
         fold_nets.append(net)
@@ -228,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.folds_out:
         for k, net in enumerate(fold_nets):
             CnnVerifier(net, platt).save(args.folds_out / f"fold{k}.npz")
-    final = _net(args.out, args.reuse_nets, x, y, args.epochs, args.seed)
+    final = _net(args.out, args.reuse_nets, x, y, args, args.seed)
     CnnVerifier(final, platt).save(args.out)
     logger.info("wrote {} ({:.0f} s in all)", args.out, time.time() - t0)
     return 0
