@@ -59,6 +59,19 @@ def _span(a0: int, a1: int, n: int) -> tuple[slice, int, int]:
     return slice(s0, s1), before, missing - before
 
 
+def _crops(gray: np.ndarray, boxes: Sequence[Box], side: int) -> np.ndarray:
+    return (
+        np.stack([crop_box(gray, b, side) for b in boxes]) if boxes else np.zeros((0, side, side), np.uint8)
+    )
+
+
+def _save(path: Path, **arrays: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        np.savez(fh, **arrays)
+
+
 def features(crops: np.ndarray) -> np.ndarray:
     """(N, D) float32 HOG descriptors of (N, CROP, CROP) uint8 crops."""
     hog = _hog()
@@ -85,22 +98,19 @@ class Verifier:
 
     def score(self, gray: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
         """(N,) face probabilities for boxes (x, y, w, h) in a grayscale image."""
-        return self.probability(np.stack([crop_box(gray, b) for b in boxes]) if boxes else np.zeros((0,)))
+        return self.probability(_crops(gray, boxes, CROP))
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as fh:
-            np.savez(
-                fh,
-                kind=np.array("facesortd-verifier-hog-v1"),
-                crop=np.array([CROP, MARGIN]),
-                mean=self.mean,
-                scale=self.scale,
-                weights=self.weights,
-                bias=np.array(self.bias),
-                platt=np.array(self.platt),
-            )
+        _save(
+            path,
+            kind=np.array("facesortd-verifier-hog-v1"),
+            crop=np.array([CROP, MARGIN]),
+            mean=self.mean,
+            scale=self.scale,
+            weights=self.weights,
+            bias=np.array(self.bias),
+            platt=np.array(self.platt),
+        )
 
     @classmethod
     def load(cls, path: Path) -> Verifier:
@@ -154,20 +164,16 @@ class CnnVerifier:
 
     def score(self, gray: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
         """(N,) face probabilities for boxes (x, y, w, h) in a grayscale image."""
-        crops = np.stack([crop_box(gray, b, CNN_CROP) for b in boxes]) if boxes else np.zeros((0,))
-        return self.probability(crops)
+        return self.probability(_crops(gray, boxes, CNN_CROP))
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as fh:
-            np.savez(
-                fh,
-                kind=np.array(CNN_KIND),
-                crop=np.array([CNN_CROP, MARGIN]),
-                platt=np.array(self.platt),
-                **self.net.arrays(),
-            )
+        _save(
+            path,
+            kind=np.array(CNN_KIND),
+            crop=np.array([CNN_CROP, MARGIN]),
+            platt=np.array(self.platt),
+            **self.net.arrays(),
+        )
 
 
 def load_verifier(path: Path) -> Verifier | CnnVerifier:
