@@ -1,5 +1,7 @@
-"""Face / non-face verification of candidate boxes: HOG of the box (with a little context) and a
-logistic model, calibrated on samples it was not fitted on.
+"""Face / non-face verification of candidate boxes (with a little context), calibrated on samples
+the model was not fitted on. Two kinds: a small CNN (shipped; trained by
+cascade_train/cnn_verifier.py) and HOG with a logistic model (what `train-detector` fits without
+PyTorch). A file records its kind; load_verifier reads either.
 
 The cascade is run permissively for recall; this second look rejects its false alarms and gives
 every face a probability that means what it says, which the cascade's stage sum does not.
