@@ -170,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--min-neighbors",
+        type=int,
+        default=DetectionSettings().min_neighbors,
+        help="minNeighbors of the cascade whose proposals are collected: the detection.min_neighbors "
+        "the verifier will run behind (default %(default)s)",
+    )
+    parser.add_argument(
         "--widths", type=int, nargs="+", default=WIDTHS, help="channels per convolution block"
     )
     parser.add_argument(
@@ -196,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             crops, y, groups, proposal = d["crops"], d["y"], d["groups"], d["proposal"]
     else:
         crops, y, groups, proposal = collect(
-            args.shared, args.scenes_per_repo, DetectionSettings(), args.seed
+            args.shared, args.scenes_per_repo, DetectionSettings(min_neighbors=args.min_neighbors), args.seed
         ).arrays()
         if args.samples:
             np.savez_compressed(args.samples, crops=crops, y=y, groups=groups, proposal=proposal)
