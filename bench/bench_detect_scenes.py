@@ -40,8 +40,10 @@ SHEET_COLUMNS = 12
 Image = tuple[str, np.ndarray, list[Box]]
 
 
-def fold_images(sources: Sources, k: int, repos: list[str], scenes: int, face_free: int) -> list[Image]:
-    maker = SceneMaker(sources, repos, SEED + k)
+def fold_images(
+    sources: Sources, k: int, repos: list[str], scenes: int, face_free: int, seed: int = SEED
+) -> list[Image]:
+    maker = SceneMaker(sources, repos, seed + k)
     made = maker.scenes(scenes, f"fold{k}-") + [
         maker.scene(f"fold{k}-free{i}", True) for i in range(face_free)
     ]
@@ -132,6 +134,9 @@ def main() -> int:
     parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
     parser.add_argument("--scenes", type=int, default=100, help="scenes per fold (12 %% of them face-free)")
     parser.add_argument("--face-free", type=int, default=30, help="extra face-free scenes per fold")
+    parser.add_argument(
+        "--scene-seed", type=int, default=SEED, help="another value draws other scenes of the same sources"
+    )
     parser.add_argument("--no-references", action="store_true", help="only our configuration")
     parser.add_argument("--no-upscaled", action="store_true", help="skip the 1920x1080 pass")
     parser.add_argument("--dump", type=Path, help="folder for contact sheets of our misses and false faces")
@@ -143,7 +148,7 @@ def main() -> int:
     sources = Sources.load(SHARED / "vn_faces")
     folds = sources.folds(FOLDS)
     sets = {
-        f"fold{k}": fold_images(sources, k, repos, args.scenes, args.face_free)
+        f"fold{k}": fold_images(sources, k, repos, args.scenes, args.face_free, args.scene_seed)
         for k, repos in enumerate(folds)
     }
     sets["seed"] = seed_images()
