@@ -5,7 +5,9 @@ The vn_faces repositories are split into folds (scenes.Sources.folds, the same s
 cascade_train.cnn_verifier trains by). Fold k's scenes use only fold k's crops and backgrounds
 (and made backgrounds) and are scored with the verifier trained without fold k (--fold-verifiers
 DIR holds fold<k>.npz); our cascade and the reference cascades never saw any vn_faces art. The
-seed's held-out characters (cascade_train.split) are scored with --verifier. Each scene is
+seed's held-out characters (cascade_train.split) are scored with --verifier. Without
+--fold-verifiers the scenes are judged by --verifier (default: the shipped one), which for the
+shipped CNN verifier means in-source figures: it was trained on every repository's scenes. Each scene is
 1280x720; the second pass upscales it to 1920x1080. False faces per face-free image is counted on
 the scenes with no character.
 
