@@ -1,5 +1,5 @@
 """A small convolutional classifier run in plain numpy: the runtime half of nets trained with
-PyTorch (facesortd/torch_training.py), so the service never imports torch.
+PyTorch (facesortd/cascade_train/verifier_net.py), so the service never imports torch.
 
 Shape: 3x3 convolution blocks (batch norm folded into the weights, ReLU, 2x2 max pool), the last
 map flattened, one hidden dense layer with ReLU, one dense output layer. The convolutions reuse the

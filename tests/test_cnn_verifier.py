@@ -23,7 +23,7 @@ from facesortd.verify import (
 
 torch = pytest.importorskip("torch")  # the training extra; the runtime itself never needs it
 
-from facesortd.torch_training import FitSettings, TorchConvNet, export, fit, predict  # noqa: E402
+from facesortd.cascade_train.verifier_net import FitSettings, TorchConvNet, export, fit, predict  # noqa: E402
 
 
 def _faces(n: int, rng: np.random.Generator) -> np.ndarray:

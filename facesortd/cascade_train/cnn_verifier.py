@@ -148,7 +148,7 @@ def _net(
         if not isinstance(verifier, CnnVerifier):
             raise SystemExit(f"{path} is not a CNN verifier")
         return verifier.net
-    from facesortd.torch_training import FitSettings, TorchConvNet, export, fit
+    from facesortd.cascade_train.verifier_net import FitSettings, TorchConvNet, export, fit
 
     net = TorchConvNet(args.widths, CNN_CROP, HIDDEN, 1, 0.3)
     return export(fit(net, x, y, FitSettings(epochs=args.epochs, seed=seed)))

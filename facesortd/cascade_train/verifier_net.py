@@ -1,9 +1,12 @@
-"""Training a ConvNet with PyTorch and exporting it to the numpy runtime (conv_net.py).
+"""The CNN verifier's net in PyTorch: its layout, training loop and export to the numpy runtime
+(conv_net.py).
 
 Only for the training extra (``pip install facesortd[train]``); nothing the service runs imports
-this module. It is the generic part, shared by any net the project trains: the net's layout, the
-training loop (AdamW, cosine schedule, class-balanced loss, flips and gain changes as
-augmentation) and the export that folds batch norm into the convolutions.
+this module. Kept apart from the emotion net's PyTorch training (written at the same time on
+another branch): the verifier needs the spatial layout of the last map (flattened, then a hidden
+layer), where the emotion net averages over positions. The loop (AdamW, one-cycle schedule,
+class-balanced loss, flips and gain changes as augmentation) and the export that folds batch norm
+into the convolutions are what the two could share.
 """
 
 from __future__ import annotations
