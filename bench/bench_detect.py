@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import cv2
@@ -51,14 +51,25 @@ class Score:
     hits_loose: int = 0
     ms: float = 0.0
     images: int = 0
+    free_images: int = 0
+    free_found: int = 0
+    """Face-free images, and the false faces reported on them."""
 
     def add(self, found: list[Box], truth: list[Box], ms: float) -> None:
+        if not truth:
+            self.free_images += 1
+            self.free_found += len(found)
         self.truth += len(truth)
         self.found += len(found)
         self.hits += match_boxes(found, truth, 0.4)
         self.hits_loose += match_boxes(found, truth, 0.25)
         self.ms += ms
         self.images += 1
+
+    def merge(self, other: Score) -> None:
+        """Add another set's counts to these."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def row(self, timed: bool = True) -> str:
         rec, prec = self.hits / max(1, self.truth), self.hits / max(1, self.found)
@@ -67,6 +78,8 @@ class Score:
             f"{rec:6.3f} {prec:6.3f} {self.hits:3d}/{self.truth:<3d} {self.found - self.hits:3d} FA  "
             f"{rec_l:6.3f} {prec_l:6.3f}"
         )
+        if self.free_images:
+            row += f"  {self.free_found / self.free_images:5.3f} ({self.free_found}/{self.free_images})"
         return row + (f"  {self.ms / max(1, self.images):7.1f} ms" if timed else "")
 
 

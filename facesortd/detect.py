@@ -17,7 +17,7 @@ import numpy as np
 
 from facesortd.config import DetectionSettings
 from facesortd.datasets import Box
-from facesortd.verify import Verifier, VerifierError
+from facesortd.verify import CnnVerifier, Verifier, VerifierError, load_verifier
 
 SHIPPED_CASCADE = "facesortd_anime_face.xml"
 SHIPPED_VERIFIER = "facesortd_verifier.npz"
@@ -196,9 +196,9 @@ class FaceDetector:
         return faces
 
 
-def _load_verifier(path: Path) -> Verifier:
+def _load_verifier(path: Path) -> Verifier | CnnVerifier:
     try:
-        return Verifier.load(path)
+        return load_verifier(path)
     except VerifierError as exc:
         raise DetectorError(
             f"{exc} (set detection.verifier to another file, or detection.verify = false)"

@@ -1,5 +1,7 @@
-"""Face / non-face verification of candidate boxes: HOG of the box (with a little context) and a
-logistic model, calibrated on samples it was not fitted on.
+"""Face / non-face verification of candidate boxes (with a little context), calibrated on samples
+the model was not fitted on. Two kinds: a small CNN (shipped; trained by
+cascade_train/cnn_verifier.py) and HOG with a logistic model (what `train-detector` fits without
+PyTorch). A file records its kind; load_verifier reads either.
 
 The cascade is run permissively for recall; this second look rejects its false alarms and gives
 every face a probability that means what it says, which the cascade's stage sum does not.
@@ -14,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesortd.conv_net import ConvNet
 from facesortd.datasets import Box
 
 CROP = 48
@@ -30,8 +33,8 @@ def _hog() -> cv2.HOGDescriptor:
     return cv2.HOGDescriptor((CROP, CROP), (16, 16), (8, 8), (8, 8), 9)
 
 
-def crop_box(gray: np.ndarray, box: Sequence[float]) -> np.ndarray:
-    """The box plus MARGIN as a CROP x CROP patch; the border is replicated where it leaves the image.
+def crop_box(gray: np.ndarray, box: Sequence[float], side: int = CROP) -> np.ndarray:
+    """The box plus MARGIN as a ``side`` x ``side`` patch; the border is replicated where it leaves the image.
 
     Only the part inside the image is copied and then extended: close-up boxes often reach
     outside, and padding the whole picture for each of them copied two megapixels per box at 1080p.
@@ -43,8 +46,8 @@ def crop_box(gray: np.ndarray, box: Sequence[float]) -> np.ndarray:
     region = gray[ys, xs]
     if top or bottom or left or right:
         region = cv2.copyMakeBorder(region, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    shrink = region.shape[1] > CROP
-    return cv2.resize(region, (CROP, CROP), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    shrink = region.shape[1] > side
+    return cv2.resize(region, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def _span(a0: int, a1: int, n: int) -> tuple[slice, int, int]:
@@ -56,6 +59,19 @@ def _span(a0: int, a1: int, n: int) -> tuple[slice, int, int]:
     missing = (a1 - a0) - (s1 - s0)
     before = min(max(0, s0 - a0), missing)
     return slice(s0, s1), before, missing - before
+
+
+def _crops(gray: np.ndarray, boxes: Sequence[Box], side: int) -> np.ndarray:
+    return (
+        np.stack([crop_box(gray, b, side) for b in boxes]) if boxes else np.zeros((0, side, side), np.uint8)
+    )
+
+
+def _save(path: Path, **arrays: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def features(crops: np.ndarray) -> np.ndarray:
@@ -84,22 +100,19 @@ class Verifier:
 
     def score(self, gray: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
         """(N,) face probabilities for boxes (x, y, w, h) in a grayscale image."""
-        return self.probability(np.stack([crop_box(gray, b) for b in boxes]) if boxes else np.zeros((0,)))
+        return self.probability(_crops(gray, boxes, CROP))
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as fh:
-            np.savez(
-                fh,
-                kind=np.array("facesortd-verifier-hog-v1"),
-                crop=np.array([CROP, MARGIN]),
-                mean=self.mean,
-                scale=self.scale,
-                weights=self.weights,
-                bias=np.array(self.bias),
-                platt=np.array(self.platt),
-            )
+        _save(
+            path,
+            kind=np.array("facesortd-verifier-hog-v1"),
+            crop=np.array([CROP, MARGIN]),
+            mean=self.mean,
+            scale=self.scale,
+            weights=self.weights,
+            bias=np.array(self.bias),
+            platt=np.array(self.platt),
+        )
 
     @classmethod
     def load(cls, path: Path) -> Verifier:
@@ -116,6 +129,66 @@ class Verifier:
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise VerifierError(f"{path} is not a facesortd verifier file: {exc}") from exc
+
+
+CNN_CROP = 32
+"""Side of the patch the CNN verifier sees (box plus MARGIN)."""
+CNN_KIND = "facesortd-verifier-cnn-v1"
+
+
+def cnn_input(crops: np.ndarray) -> np.ndarray:
+    """(n, CNN_CROP, CNN_CROP) uint8 crops -> (n, s, s, 1) float32, each standardised on its own so
+    that a dark or washed-out scene looks like any other to the net."""
+    x = crops.astype(np.float32)
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    std = x.std(axis=(1, 2), keepdims=True)
+    return ((x - mean) / (std + 8.0))[..., None]
+
+
+@dataclass
+class CnnVerifier:
+    """A small CNN (trained with PyTorch, run in numpy) -> Platt-calibrated probability of a face.
+
+    The linear HOG verifier let through windows, tree trunks and clothes on unseen art; a net
+    trained on many artists' faces and the cascade's own false alarms on composed scenes separates
+    them (cascade_classifier/README.md)."""
+
+    net: ConvNet
+    platt: tuple[float, float]
+
+    def logits(self, crops: np.ndarray) -> np.ndarray:
+        return self.net.forward(cnn_input(crops))[:, 0] if len(crops) else np.zeros(0)
+
+    def probability(self, crops: np.ndarray) -> np.ndarray:
+        """(N,) probabilities that the crops (crop_box at CNN_CROP) are faces."""
+        a, b = self.platt
+        return 1.0 / (1.0 + np.exp(-(a * self.logits(crops) + b)))
+
+    def score(self, gray: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+        """(N,) face probabilities for boxes (x, y, w, h) in a grayscale image."""
+        return self.probability(_crops(gray, boxes, CNN_CROP))
+
+    def save(self, path: Path) -> None:
+        _save(
+            path,
+            kind=np.array(CNN_KIND),
+            crop=np.array([CNN_CROP, MARGIN]),
+            platt=np.array(self.platt),
+            **self.net.arrays(),
+        )
+
+
+def load_verifier(path: Path) -> Verifier | CnnVerifier:
+    """Either kind of verifier file, told apart by the kind it records."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            kind = str(data["kind"])
+            if kind == CNN_KIND and tuple(data["crop"]) == (CNN_CROP, MARGIN):
+                platt = (float(data["platt"][0]), float(data["platt"][1]))
+                return CnnVerifier(ConvNet.from_arrays({k: data[k] for k in data.files}), platt)
+    except (OSError, KeyError, ValueError) as exc:
+        raise VerifierError(f"{path} is not a facesortd verifier file: {exc}") from exc
+    return Verifier.load(path)
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 300) -> tuple[np.ndarray, float]:

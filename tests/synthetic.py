@@ -56,6 +56,20 @@ def draw_face(emotion: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
+def draw_textures(n: int, side: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, side, side) blurred noise crossed by lines: non-faces for the verifiers."""
+    out = []
+    for _ in range(n):
+        img = cv2.GaussianBlur(
+            rng.integers(0, 256, (side, side)).astype(np.uint8), (0, 0), rng.uniform(0.5, 3)
+        )
+        for _ in range(4):
+            p, q = rng.integers(0, side, 2), rng.integers(0, side, 2)
+            cv2.line(img, tuple(int(v) for v in p), tuple(int(v) for v in q), int(rng.integers(256)), 2)
+        out.append(img)
+    return np.stack(out)
+
+
 def draw_screenshot(
     emotion: str, rng: np.random.Generator, shape: tuple[int, int] = (360, 480), face: int = 140
 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:

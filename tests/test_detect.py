@@ -81,3 +81,13 @@ def test_boxes_reaching_outside_the_image_are_clipped_to_it() -> None:
     assert detect._clipped((-10, 5, 50, 50), (40, 30)) == (0, 5, 30, 35)
     assert detect._clipped((3, 4, 10, 10), (40, 30)) == (3, 4, 10, 10)
     assert detect._clipped((100, 100, 20, 20), (40, 30)) == (29, 39, 1, 1)  # never starts outside
+
+
+def test_detection_never_imports_torch() -> None:
+    """PyTorch is a training-only extra: the service runs CNN verifiers with numpy."""
+    import subprocess
+    import sys
+
+    code = "import sys, facesortd.cli, facesortd.detect, facesortd.verify; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import EMOTIONS, draw_face
+from synthetic import EMOTIONS, draw_face, draw_textures
 
 from facesortd.verify import CROP, MARGIN, Verifier, VerifierError, crop_box, train_verifier
 
@@ -20,16 +20,7 @@ def _faces(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _textures(n: int, rng: np.random.Generator) -> np.ndarray:
-    out = []
-    for _ in range(n):
-        img = cv2.GaussianBlur(
-            rng.integers(0, 256, (CROP, CROP)).astype(np.uint8), (0, 0), rng.uniform(0.5, 3)
-        )
-        for _ in range(4):
-            p, q = rng.integers(0, CROP, 2), rng.integers(0, CROP, 2)
-            cv2.line(img, tuple(int(v) for v in p), tuple(int(v) for v in q), int(rng.integers(256)), 2)
-        out.append(img)
-    return np.stack(out)
+    return draw_textures(n, CROP, rng)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,209 @@
+"""Detection across sources: scenes composed only from vn_faces repositories the verifier never
+saw, plus the held-out seed screenshots, side by side with the two reference cascades.
+
+The vn_faces repositories are split into folds (scenes.Sources.folds, the same split
+cascade_train.cnn_verifier trains by). Fold k's scenes use only fold k's crops and backgrounds
+(and made backgrounds) and are scored with the verifier trained without fold k (--fold-verifiers
+DIR holds fold<k>.npz); our cascade and the reference cascades never saw any vn_faces art. The
+seed's held-out characters (cascade_train.split) are scored with --verifier. Without
+--fold-verifiers the scenes are judged by --verifier (default: the shipped one), which for the
+shipped CNN verifier means in-source figures: it was trained on every repository's scenes. Each scene is
+1280x720; the second pass upscales it to 1920x1080. False faces per face-free image is counted on
+the scenes with no character.
+
+    python bench/bench_detect_scenes.py [--fold-verifiers DIR] [--verifier FILE | --no-verify]
+        [--scenes 100] [--face-free 30] [--dump DIR]   # contact sheets of misses / false faces per source
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from bench_detect import ANIMEFACE_SHRINK, SHARED, SHIPPED, Detect, Score, reference
+
+from facesortd.cascade_train.samples import read_gray
+from facesortd.cascade_train.scenes import SceneMaker, Sources
+from facesortd.cascade_train.split import is_held_out
+from facesortd.config import DetectionSettings
+from facesortd.datasets import Box, load_faces_json
+from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
+
+FOLDS = 3
+SEED = 1000
+"""Scenes of the benchmark are drawn from their own seed, never the training scenes'."""
+THUMB = 96
+SHEET_COLUMNS = 12
+
+Image = tuple[str, np.ndarray, list[Box]]
+
+
+def fold_images(
+    sources: Sources, k: int, repos: list[str], scenes: int, face_free: int, seed: int = SEED
+) -> list[Image]:
+    maker = SceneMaker(sources, repos, seed + k)
+    made = maker.scenes(scenes, f"fold{k}-") + [
+        maker.scene(f"fold{k}-free{i}", True) for i in range(face_free)
+    ]
+    return [(s.name, cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY), s.boxes) for s in made]
+
+
+def seed_images() -> list[Image]:
+    truth = load_faces_json(SHARED / "seed" / "faces.json")
+    return [
+        (name, read_gray(SHARED / "seed" / "screenshots" / name), [f.box for f in faces])
+        for name, faces in sorted(truth.items())
+        if is_held_out(name)
+    ]
+
+
+def upscaled(image: Image) -> Image:
+    name, gray, truth = image
+    f = min(1920 / gray.shape[1], 1080 / gray.shape[0])
+    big = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+    return name, big, [tuple(round(v * f) for v in b) for b in truth]  # type: ignore[misc]
+
+
+class Sheet:
+    """Thumbnails of misses (true box green) and false faces (red), with context, for one source."""
+
+    def __init__(self) -> None:
+        self.misses: list[np.ndarray] = []
+        self.false: list[np.ndarray] = []
+
+    def add(self, gray: np.ndarray, found: list[Box], truth: list[Box]) -> None:
+        for t in truth:
+            if all(iou(t, f) < 0.4 for f in found):
+                self.misses.append(_thumb(gray, t, (0, 200, 0)))
+        for f in found:
+            if all(iou(t, f) < 0.4 for t in truth):
+                self.false.append(_thumb(gray, f, (0, 0, 255)))
+
+    def write(self, folder: Path, source: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind, thumbs in (("misses", self.misses), ("false_faces", self.false)):
+            if thumbs:
+                cv2.imwrite(str(folder / f"{source}_{kind}.png"), _tile(thumbs))
+
+
+def _thumb(gray: np.ndarray, box: Box, colour: tuple[int, int, int]) -> np.ndarray:
+    x, y, w, h = box
+    m = max(w, h) // 2
+    img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    cv2.rectangle(img, (x, y), (x + w, y + h), colour, max(1, w // 30))
+    img = cv2.copyMakeBorder(img, m, m, m, m, cv2.BORDER_CONSTANT)
+    region = img[y : y + h + 2 * m, x : x + w + 2 * m]
+    return cv2.resize(region, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+
+
+def _tile(thumbs: list[np.ndarray]) -> np.ndarray:
+    rows = -(-len(thumbs) // SHEET_COLUMNS)
+    sheet = np.zeros((rows * THUMB, SHEET_COLUMNS * THUMB, 3), np.uint8)
+    for i, t in enumerate(thumbs):
+        r, c = divmod(i, SHEET_COLUMNS)
+        sheet[r * THUMB : (r + 1) * THUMB, c * THUMB : (c + 1) * THUMB] = t
+    return sheet
+
+
+def score(detect: Detect, images: list[Image], sheet: Sheet | None = None) -> Score:
+    result = Score()
+    for _name, gray, truth in images:
+        t0 = time.perf_counter()
+        found = detect(gray)
+        result.add(found, truth, (time.perf_counter() - t0) * 1000)
+        if sheet is not None:
+            sheet.add(gray, found, truth)
+    return result
+
+
+def main() -> int:
+    d = DetectionSettings()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--fold-verifiers", type=Path, help="folder of fold<k>.npz verifiers (each without fold k)"
+    )
+    parser.add_argument(
+        "--verifier", type=Path, help="verifier for the seed (and the scenes without --fold-verifiers)"
+    )
+    parser.add_argument("--no-verify", action="store_true", help="cascade only")
+    parser.add_argument("--min-score", type=float, default=d.min_score)
+    parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
+    parser.add_argument("--scenes", type=int, default=100, help="scenes per fold (12 %% of them face-free)")
+    parser.add_argument("--face-free", type=int, default=30, help="extra face-free scenes per fold")
+    parser.add_argument(
+        "--scene-seed", type=int, default=SEED, help="another value draws other scenes of the same sources"
+    )
+    parser.add_argument("--no-references", action="store_true", help="only our configuration")
+    parser.add_argument("--no-upscaled", action="store_true", help="skip the 1920x1080 pass")
+    parser.add_argument("--dump", type=Path, help="folder for contact sheets of our misses and false faces")
+    args = parser.parse_args()
+    if not (SHARED / "vn_faces" / "index.json").is_file():
+        print(f"skipped: {SHARED} is not present (this bench needs ../shared/data)", file=sys.stderr)
+        return 0
+    cv2.setNumThreads(1)
+    sources = Sources.load(SHARED / "vn_faces")
+    folds = sources.folds(FOLDS)
+    sets = {
+        f"fold{k}": fold_images(sources, k, repos, args.scenes, args.face_free, args.scene_seed)
+        for k, repos in enumerate(folds)
+    }
+    sets["seed"] = seed_images()
+
+    def ours_for(source: str) -> Detect:
+        verifier = args.verifier or SHIPPED / SHIPPED_VERIFIER
+        if args.fold_verifiers and source.startswith("fold"):
+            verifier = args.fold_verifiers / f"{source}.npz"
+        settings = DetectionSettings(
+            min_neighbors=args.min_neighbors,
+            min_score=args.min_score,
+            verify=not args.no_verify,
+            verifier=verifier,
+        )
+        detector = FaceDetector(settings, [SHIPPED / SHIPPED_CASCADE])
+        return lambda gray: [f.box for f in detector.detect(gray)]
+
+    print(
+        f"ours: shipped cascade, config defaults, min_neighbors {args.min_neighbors}, "
+        f"min_score {args.min_score}, "
+        f"verifier {'none' if args.no_verify else (args.fold_verifiers or args.verifier or 'shipped')}"
+        f" (seed: {args.verifier or 'shipped'})"
+    )
+    for k, repos in enumerate(folds):
+        faces = sum(len(b) for _n, _g, b in sets[f"fold{k}"])
+        print(f"fold{k}: {len(sets[f'fold{k}'])} scenes, {faces} faces, repositories {', '.join(repos)}")
+    references: dict[str, Detect] = {}
+    if not args.no_references:
+        references["animeface"] = reference("lbpcascade_animeface.xml", True, 1.1, 5, 24, ANIMEFACE_SHRINK)
+        references["syncopika"] = reference(
+            "syncopika_anime_face_classifier_cascade.xml", False, 1.05, 3, 30, 1.0
+        )
+    for upscale in (False, True)[: 1 if args.no_upscaled else 2]:
+        print(f"\n== {'upscaled to fit 1920x1080' if upscale else 'as they are (scenes 1280x720)'} ==")
+        print(
+            f"{'detector':<10} {'source':<7} {'recall':>6} {'prec':>6} {'hits':>9} {'':>6}  "
+            f"{'r@.25':>6} {'p@.25':>6}  {'FA/free image':>13}  {'time':>10}"
+        )
+        for label in ["ours", *references]:
+            scenes_total = Score()
+            for source, images in sets.items():
+                images = [upscaled(i) for i in images] if upscale else images
+                detect = ours_for(source) if label == "ours" else references[label]
+                sheet = Sheet() if args.dump and label == "ours" and not upscale else None
+                result = score(detect, images, sheet)
+                print(f"{label:<10} {source:<7} {result.row()}")
+                if sheet is not None:
+                    sheet.write(args.dump, source)
+                if source != "seed":
+                    scenes_total.merge(result)
+            print(f"{label:<10} {'scenes':<7} {scenes_total.row()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

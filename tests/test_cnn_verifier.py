@@ -1,0 +1,105 @@
+"""The CNN verifier: its numpy runtime computes what the PyTorch net computes, it learns faces
+from non-faces, and its file round-trips and is told apart from the HOG verifier's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import EMOTIONS, draw_face, draw_textures
+
+from facesortd.config import DetectionSettings
+from facesortd.detect import FaceDetector
+from facesortd.verify import (
+    CNN_CROP,
+    CnnVerifier,
+    Verifier,
+    VerifierError,
+    cnn_input,
+    crop_box,
+    load_verifier,
+)
+
+torch = pytest.importorskip("torch")  # the training extra; the runtime itself never needs it
+
+from facesortd.cascade_train.verifier_net import FitSettings, TorchConvNet, export, fit, predict  # noqa: E402
+
+
+def _faces(n: int, rng: np.random.Generator) -> np.ndarray:
+    size = 60
+    faces = [draw_face(EMOTIONS[k % len(EMOTIONS)], size, rng) for k in range(n)]
+    return np.stack([crop_box(f, (6, 6, size - 12, size - 12), CNN_CROP) for f in faces])
+
+
+def test_numpy_runtime_matches_torch() -> None:
+    """Batch norm folded, (row, column, channel) layout: the exported net gives torch's outputs."""
+    torch.manual_seed(0)
+    net = TorchConvNet((8, 16, 16), CNN_CROP, 12, 3, 0.3)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics, as after training
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    x = np.random.default_rng(0).standard_normal((7, CNN_CROP, CNN_CROP, 1)).astype(np.float32)
+    assert np.allclose(export(net).forward(x), predict(net, x), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def cnn_verifier() -> CnnVerifier:
+    rng = np.random.default_rng(0)
+    crops = np.concatenate([_faces(150, rng), draw_textures(150, CNN_CROP, rng)])
+    y = np.array([1] * 150 + [0] * 150)
+    net = fit(
+        TorchConvNet((8, 16), CNN_CROP, 16, 1, 0.1), cnn_input(crops), y, FitSettings(epochs=4, batch=32)
+    )
+    return CnnVerifier(export(net), (1.0, 0.0))
+
+
+def test_learns_faces_from_textures(cnn_verifier: CnnVerifier) -> None:
+    rng = np.random.default_rng(9)
+    assert np.mean(cnn_verifier.probability(_faces(40, rng)) > 0.5) > 0.9
+    assert np.mean(cnn_verifier.probability(draw_textures(40, CNN_CROP, rng)) < 0.5) > 0.9
+
+
+def test_file_round_trips_and_the_kind_decides_the_loader(cnn_verifier: CnnVerifier, tmp_path: Path) -> None:
+    crops = _faces(5, np.random.default_rng(3))
+    cnn_verifier.save(tmp_path / "cnn.npz")
+    again = load_verifier(tmp_path / "cnn.npz")
+    assert isinstance(again, CnnVerifier)
+    assert np.allclose(again.probability(crops), cnn_verifier.probability(crops))
+    hog = Verifier(
+        np.zeros(900, np.float32), np.ones(900, np.float32), np.zeros(900, np.float32), 0.0, (1, 0)
+    )
+    hog.save(tmp_path / "hog.npz")
+    assert isinstance(load_verifier(tmp_path / "hog.npz"), Verifier)
+    (tmp_path / "x.npz").write_bytes(b"junk")
+    with pytest.raises(VerifierError, match="not a facesortd verifier"):
+        load_verifier(tmp_path / "x.npz")
+
+
+def test_detector_runs_behind_a_cnn_verifier(
+    cnn_verifier: CnnVerifier, tiny_cascade: Path, tmp_path: Path
+) -> None:
+    cnn_verifier.save(tmp_path / "cnn.npz")
+    settings = DetectionSettings(verifier=tmp_path / "cnn.npz", min_score=0.0)
+    detector = FaceDetector(settings, [tiny_cascade])
+    faces = detector.detect(draw_textures(1, 200, np.random.default_rng(1))[0])
+    assert all(0.0 <= f.score <= 1.0 for f in faces)
+    assert isinstance(detector._verifier, CnnVerifier)
+
+
+def test_calibration_recovers_a_known_link_and_survives_confident_logits() -> None:
+    from facesortd.cascade_train.cnn_verifier import fit_platt
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 5, 20000)
+    y = (rng.random(len(z)) < 1 / (1 + np.exp(-(0.7 * z - 1.2)))).astype(int)
+    a, b = fit_platt(z, y)
+    assert abs(a - 0.7) < 0.05 and abs(b + 1.2) < 0.1
+    # A trained net's logits reach +-30 with few mistakes: plain Newton steps diverged here
+    z = np.concatenate([rng.normal(-20, 3, 5000), rng.normal(20, 3, 1000), [0.5, -0.5]])
+    a, b = fit_platt(z, np.concatenate([np.zeros(5000), np.ones(1000), [0, 1]]))
+    assert 0 < a < 10 and abs(b) < 10
