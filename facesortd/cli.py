@@ -23,11 +23,10 @@ from loguru import logger
 from facesortd import __version__
 from facesortd.arg_types import int_at_least, number_between
 from facesortd.backdrops import Backdrops
-from facesortd.config import LOG_LEVELS, ConfigError, Settings, config_home, load_settings
+from facesortd.config import LOG_LEVELS, ConfigError, Settings, WatchSettings, config_home, load_settings
 from facesortd.datasets import (
     DatasetError,
     LabelledItem,
-    is_image_name,
     is_vn_faces,
     load_items,
     relabel,
@@ -72,6 +71,7 @@ from facesortd.training import (
     holdout_split,
     predict_set,
 )
+from facesortd.watch import wanted
 
 REVIEW_PORT = 8765
 
@@ -103,8 +103,9 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _expand_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Files named directly, plus the image files (not hidden) directly inside named folders.
+def _expand_inputs(paths: Iterable[Path], watch: WatchSettings) -> list[Path]:
+    """Files named directly, plus the files directly inside named folders that the daemon would sort
+    (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files.
 
     A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0).
     """
@@ -114,7 +115,7 @@ def _expand_inputs(paths: Iterable[Path]) -> list[Path]:
             raise UsageError(f"{p}: no such file or folder")
         if p.is_dir():
             children = sorted(c for c in p.iterdir() if not c.name.startswith("."))
-            out.extend(c for c in children if c.is_file() and is_image_name(c))
+            out.extend(c for c in children if c.is_file() and wanted(c, watch))
             for folder in (c for c in children if c.is_dir()):
                 logger.warning(
                     "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)",
@@ -141,7 +142,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
     settings = _settings(args, library=args.library)
     if not args.paths:
         settings.inbox.mkdir(parents=True, exist_ok=True)
-    files = _expand_inputs(args.paths or [settings.inbox])
+    files = _expand_inputs(args.paths or [settings.inbox], settings.watch)
     if not files:
         logger.info("nothing to sort{}", "" if args.paths else f": drop screenshots into {settings.inbox}")
         return 0

@@ -16,8 +16,9 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.config import Settings
-from facesortd.datasets import Box, is_image_name, source_group
+from facesortd.datasets import Box, source_group
 from facesortd.detect import FaceDetector
+from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, file_hash
 from facesortd.learn import UserLabel, keep_face

@@ -13,9 +13,11 @@ from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from facesortd import cli
 from facesortd.config import Settings
 from facesortd.decide import Decision, Pipeline
+from facesortd.image_names import is_image_name
 from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.sorter import Sorter
+from facesortd.watch import scan
 
 
 @pytest.fixture
@@ -96,3 +98,16 @@ def test_a_re_examined_file_is_not_a_duplicate_of_itself(daemon_settings: Settin
     again = sorter.sort(pipeline, first.destination)
     journal.close()
     assert again.kind == "stays" and again.decision is not None and again.decision.reason == "unsure"
+
+
+def test_sort_dir_picks_the_files_the_daemon_would_gifs_included(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One list of image names: `sort DIR`, the daemon's watcher and the review (labels) agree."""
+    for name in ("a.gif", "b.png", "c.png.part", "notes.txt", ".hidden.png"):
+        (env.inbox / name).write_bytes(screenshot_png(4))
+    assert cli.main(["sort", "--dry-run", "--json", str(env.inbox)]) == 0
+    listed = [Path(json.loads(line)["path"]).name for line in capsys.readouterr().out.splitlines()]
+    assert listed == ["a.gif", "b.png"]
+    assert sorted(p.name for p in scan(env.inbox, env.watch)) == listed
+    assert is_image_name(Path("moved by a person.GIF"))

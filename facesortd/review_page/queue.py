@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.config import QUARANTINE_REASONS
-from facesortd.datasets import is_image_name
+from facesortd.image_names import is_image_name
 from facesortd.library import QUARANTINE_DIR
 
 FIRST_REASONS = ("unsure", "no-face", "mixed")
