@@ -25,8 +25,6 @@ from pydantic_settings import (
 from facesortd import DEFAULT_MAX_PIXELS
 from facesortd.image_names import IMAGE_SUFFIXES
 
-QUARANTINE_REASONS = ("no-face", "unsure", "unreadable", "mixed", "duplicate")
-"""Why a file can land in ``<library>/_quarantine/<reason>/`` (one place for the list)."""
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 AdoptMetric = Literal["balanced_accuracy", "sorted_right"]

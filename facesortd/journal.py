@@ -27,7 +27,7 @@ from loguru import logger
 from facesortd.datasets import Box
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
-from facesortd.library import QUARANTINE_DIR
+from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock
 
 LABELS_TABLE = """

@@ -22,7 +22,7 @@ from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, file_hash
 from facesortd.learn import UserLabel, keep_face
-from facesortd.library import QUARANTINE_DIR
+from facesortd.quarantine import QUARANTINE_DIR
 
 
 @dataclass

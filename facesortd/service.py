@@ -32,9 +32,10 @@ from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
 from facesortd.journal import Journal, recover
 from facesortd.learn import retrain_if_due
-from facesortd.library import QUARANTINE_DIR, Library
+from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
+from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.review import Reviewer, user_labels
 from facesortd.sdnotify import notify, watchdog_period
 from facesortd.sorter import Sorter

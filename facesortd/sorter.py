@@ -16,8 +16,9 @@ from typing import Literal
 
 from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal, content_id
-from facesortd.library import QUARANTINE_DIR, Library
+from facesortd.library import Library
 from facesortd.placement import journaled_apply
+from facesortd.quarantine import QUARANTINE_DIR
 
 GONE = "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)"
 

@@ -17,9 +17,9 @@ from typing import Any
 from facesortd.config import Settings
 from facesortd.journal import Journal, content_id
 from facesortd.learn import schedule
-from facesortd.library import QUARANTINE_DIR
 from facesortd.metrics import headline
 from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
+from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.review import label_summary, user_labels
 from facesortd.service import STATUS_FILE
 from facesortd.watch import wanted
