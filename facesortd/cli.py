@@ -697,10 +697,13 @@ def cmd_review(args: argparse.Namespace) -> int:
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
     exe = shutil.which("facesortd") or f"{sys.executable} -m facesortd"
-    template = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8")
+    text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8").replace("{exec_start}", exe)
+    if args.print:
+        print(text, end="")
+        return 0
     unit = unit_dir / "facesortd.service"
     unit_dir.mkdir(parents=True, exist_ok=True)
-    unit.write_text(template.replace("{exec_start}", exe), encoding="utf-8")
+    unit.write_text(text, encoding="utf-8")
     print(
         f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user enable --now facesortd"
     )
@@ -991,6 +994,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="install the systemd user unit",
         description="Write facesortd.service into ~/.config/systemd/user/ and print the systemctl "
         "commands that enable it (it runs none itself).",
+    )
+    p.add_argument(
+        "--print", action="store_true", help="print the unit to stdout instead (to install it by hand)"
     )
     p.set_defaults(func=cmd_install_service)
 
