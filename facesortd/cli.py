@@ -175,13 +175,15 @@ def cmd_sort(args: argparse.Namespace) -> int:
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
                 return exc
 
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="sort")
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="sort") as pool:
-            for src, outcome in zip(files, pool.map(sort_one, files), strict=True):  # input order
-                tally[_report(args, src, outcome)] += 1
-                if progress:
-                    progress.step()
+        for src, outcome in zip(files, pool.map(sort_one, files), strict=True):  # input order
+            tally[_report(args, src, outcome)] += 1
+            if progress:
+                progress.step()
     finally:
+        # Ctrl-C: the files in progress finish their (journaled) moves, the queued ones are dropped.
+        pool.shutdown(cancel_futures=True)
         if journal is not None:
             journal.close()
     logger.info("{}{}", "dry run, nothing moved: " if args.dry_run else "", summary(tally))

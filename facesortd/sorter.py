@@ -74,7 +74,7 @@ class Sorter:
         try:
             if not path.is_file():
                 return Outcome(path, "skipped", why="not a regular file")
-            digest = content_id(path)
+            digest = content_id(path) if self.journal is not None else ""  # no history: no use
         except FileNotFoundError:
             return Outcome(path, "gone", why=GONE)
         if not named and (why := self._persons_decision(path, digest)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,29 @@ def test_sort_dir_picks_the_files_the_daemon_would_gifs_included(
     assert listed == ["a.gif", "b.png"]
     assert sorted(p.name for p in scan(env.inbox, env.watch)) == listed
     assert is_image_name(Path("moved by a person.GIF"))
+
+
+def test_ctrl_c_lets_the_file_in_progress_finish_and_leaves_the_rest(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [f"{i:02d}.png" for i in range(6)]
+    for i, name in enumerate(names):
+        (env.inbox / name).write_bytes(screenshot_png(30 + i))
+    stopping = threading.Event()
+    real_decide, real_shutdown = Pipeline.decide, ThreadPoolExecutor.shutdown
+
+    def interrupted_on_the_first(self: Pipeline, path: Path) -> Decision:
+        if path.name == "00.png":
+            raise KeyboardInterrupt
+        stopping.wait(timeout=30)  # the next file is in progress when the sort is stopped
+        return real_decide(self, path)
+
+    def shutdown(self: ThreadPoolExecutor, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        stopping.set()
+        real_shutdown(self, wait, cancel_futures=cancel_futures)
+
+    monkeypatch.setattr(Pipeline, "decide", interrupted_on_the_first)
+    monkeypatch.setattr(ThreadPoolExecutor, "shutdown", shutdown)
+    assert cli.main(["sort", "--workers", "1"]) == 130
+    assert sorted(p.name for p in env.inbox.iterdir()) == ["00.png", "02.png", "03.png", "04.png", "05.png"]
+    assert [p.name for p in _files(env.library)] == ["01.png"]
