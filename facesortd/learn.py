@@ -47,6 +47,7 @@ from facesortd.model_store import (
     resolve,
     validation_path,
 )
+from facesortd.state import FACES_DIR
 from facesortd.training import FaceSet, Predictions, grouped_folds, predict_set
 
 KEEP_MARGIN = 0.5
@@ -55,7 +56,7 @@ KEEP_SIDE = 192
 
 
 def faces_dir(settings: Settings) -> Path:
-    return settings.state_dir / "faces"
+    return settings.state_dir / FACES_DIR
 
 
 def keep_face(settings: Settings, content_hash: str, gray: np.ndarray, box: Box) -> Path:

@@ -42,7 +42,7 @@ from facesortd.sorter import Sorter
 from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, retrain_lock
 from facesortd.watch import InboxWatcher, scan, wanted
 
-__all__ = ["STATUS_FILE", "Service", "default_pipeline"]
+__all__ = ["Service", "default_pipeline"]
 
 MAX_BACKOFF_S = 300.0
 
