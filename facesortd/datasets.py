@@ -11,9 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from facesortd.boxes import Box
 from facesortd.image_names import is_image_name
-
-Box = tuple[int, int, int, int]
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "scared", "worried", "neutral", "embarrassed")
 """The emotions facesortd sorts into: the seed's seven plus ``embarrassed``, which vn_faces' artists

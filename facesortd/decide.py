@@ -15,8 +15,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from facesortd.boxes import Box
 from facesortd.config import ImageLimits, RecognitionSettings
-from facesortd.datasets import Box
 from facesortd.detect import FaceDetector
 from facesortd.ensemble import Model
 from facesortd.faces import normalise_face

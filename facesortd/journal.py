@@ -24,7 +24,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.datasets import Box
+from facesortd.boxes import Box
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
 from facesortd.quarantine import QUARANTINE_DIR

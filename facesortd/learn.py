@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.boxes import Box
 from facesortd.config import AdoptMetric, LearningSettings, Settings
-from facesortd.datasets import Box
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from loguru import logger
 
+from facesortd.boxes import Box
 from facesortd.config import Settings
-from facesortd.datasets import Box, source_group
+from facesortd.datasets import source_group
 from facesortd.detect import FaceDetector
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
