@@ -31,8 +31,8 @@ class Outcome:
 
     ``placed``: moved (or copied) to ``destination``; ``would-place``: a dry run's plan;
     ``stays``: examined and already where it belongs; ``kept``: left alone because of a person's
-    decision (``why`` says which); ``wait``: unreadable but young, try again in ``wait_s``;
-    ``gone``: not a regular file, or moved away meanwhile.
+    decision; ``wait``: unreadable but young, try again in ``wait_s``; ``skipped``: not a regular
+    file; ``gone``: moved away meanwhile. ``why`` says why for kept, wait, skipped and gone.
     """
 
     path: Path
