@@ -126,7 +126,7 @@ def test_ctrl_c_lets_the_file_in_progress_finish_and_leaves_the_rest(
     def interrupted_on_the_first(self: Pipeline, path: Path) -> Decision:
         if path.name == "00.png":
             raise KeyboardInterrupt
-        stopping.wait(timeout=30)  # the next file is in progress when the sort is stopped
+        stopping.wait(timeout=30)  # a file in progress when the sort is stopped finishes after it
         return real_decide(self, path)
 
     def shutdown(self: ThreadPoolExecutor, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -136,5 +136,6 @@ def test_ctrl_c_lets_the_file_in_progress_finish_and_leaves_the_rest(
     monkeypatch.setattr(Pipeline, "decide", interrupted_on_the_first)
     monkeypatch.setattr(ThreadPoolExecutor, "shutdown", shutdown)
     assert cli.main(["sort", "--workers", "1"]) == 130
-    assert sorted(p.name for p in env.inbox.iterdir()) == ["00.png", "02.png", "03.png", "04.png", "05.png"]
-    assert [p.name for p in _files(env.library)] == ["01.png"]
+    placed = [p.name for p in _files(env.library)]
+    assert placed in ([], ["01.png"])  # 01.png if the worker had taken it up: it finished its move
+    assert sorted([*placed, *(p.name for p in env.inbox.iterdir())]) == names  # the rest stayed
