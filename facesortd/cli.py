@@ -793,7 +793,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
-        "sort", help="sort image files once and exit", description="Sort image files once and exit."
+        "sort",
+        help="sort image files once and exit",
+        description="Sort image files once and exit, as the daemon would. Without paths it sorts the "
+        "inbox and, like the daemon, leaves a file whose sort you undid or that you put in quarantine "
+        "yourself; a file or folder you name is sorted anyway.",
     )
     p.add_argument(
         "paths", nargs="*", type=Path, help="image files or folders (default: the configured inbox)"
