@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
+from daemon_harness import screenshot_1080p
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -38,12 +38,6 @@ def _peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _screenshot(rng: np.random.Generator) -> bytes:
-    small = rng.integers(0, 255, (34, 60, 3), np.uint8)
-    img = cv2.resize(small, (1920, 1080), interpolation=cv2.INTER_CUBIC)
-    return cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
 
 
 def _wait_empty(inbox: Path, timeout: float) -> None:
@@ -64,7 +58,7 @@ def main() -> int:
     parser.add_argument("--cascade", type=Path)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    variants = [_screenshot(rng) for _ in range(20)]
+    variants = [screenshot_1080p(rng) for _ in range(20)]
     with tempfile.TemporaryDirectory(prefix="facesortd-bench-") as tmp:
         root = Path(tmp)
         inbox = root / "inbox"

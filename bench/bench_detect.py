@@ -24,10 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesortd.boxes import Box
 from facesortd.cascade_train.samples import read_gray
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
-from facesortd.datasets import Box, load_faces_json
+from facesortd.datasets import load_faces_json
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
 from facesortd.metrics import match_boxes
 

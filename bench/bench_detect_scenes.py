@@ -26,11 +26,12 @@ import cv2
 import numpy as np
 from bench_detect import ANIMEFACE_SHRINK, SHARED, SHIPPED, Detect, Score, reference
 
+from facesortd.boxes import Box
 from facesortd.cascade_train.samples import read_gray
 from facesortd.cascade_train.scenes import SceneMaker, Sources
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
-from facesortd.datasets import Box, load_faces_json
+from facesortd.datasets import load_faces_json
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
 
 FOLDS = 3

@@ -45,6 +45,13 @@ def random_pngs(n: int, seed: int, prefix: str = "shot") -> dict[str, bytes]:
     }
 
 
+def screenshot_1080p(rng: np.random.Generator) -> bytes:
+    """A 1920x1080 PNG as large and slow to decode as a real screenshot (smooth noise, no faces)."""
+    small = rng.integers(0, 255, (34, 60, 3), np.uint8)
+    img = cv2.resize(small, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    return cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+
+
 def forged_tiff(width: int, height: int) -> bytes:
     """A real 8x8 TIFF whose header claims ``width`` x ``height``: a decompression bomb's lie."""
     data = bytearray(cv2.imencode(".tiff", np.zeros((8, 8, 3), np.uint8))[1].tobytes())

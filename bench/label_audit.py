@@ -22,7 +22,7 @@ import numpy as np
 from shared_data import SHARED, require_shared
 
 from facesortd.arg_types import int_at_least
-from facesortd.datasets import is_image_name
+from facesortd.image_names import is_image_name
 
 TILE = 128
 COLUMNS = 6

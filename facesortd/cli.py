@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -20,11 +23,10 @@ from loguru import logger
 from facesortd import __version__
 from facesortd.arg_types import int_at_least, number_between
 from facesortd.backdrops import Backdrops
-from facesortd.config import LOG_LEVELS, ConfigError, Settings, config_home, load_settings
+from facesortd.config import LOG_LEVELS, ConfigError, Settings, WatchSettings, config_home, load_settings
 from facesortd.datasets import (
     DatasetError,
     LabelledItem,
-    is_image_name,
     is_vn_faces,
     load_items,
     relabel,
@@ -34,13 +36,13 @@ from facesortd.decide import Decision, Pipeline
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT, describe
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import ModelError
-from facesortd.ensemble import load_model
+from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec
 from facesortd.feature_net import FeatureNetError
 from facesortd.feature_net_training import NetSettings, torch_installed
 from facesortd.figures import write_report
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import Journal, JournalError, content_id, journaled_apply
+from facesortd.journal import Journal, JournalError
 from facesortd.learn import KEEP_MARGIN
 from facesortd.library import Library
 from facesortd.loop_settings import LoopSettings
@@ -56,7 +58,8 @@ from facesortd.model_store import (
 )
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
 from facesortd.progress import Progress
-from facesortd.state import StateBusy, retrain_lock
+from facesortd.sorter import Outcome, Sorter
+from facesortd.state import JOURNAL_FILE, StateBusy, retrain_lock
 from facesortd.training import (
     SOURCE_BALANCE,
     FaceSet,
@@ -68,6 +71,7 @@ from facesortd.training import (
     holdout_split,
     predict_set,
 )
+from facesortd.watch import wanted
 
 REVIEW_PORT = 8765
 
@@ -99,8 +103,9 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _expand_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Files named directly, plus the image files (not hidden) directly inside named folders.
+def _expand_inputs(paths: Iterable[Path], watch: WatchSettings) -> list[Path]:
+    """Files named directly, plus the files directly inside named folders that the daemon would sort
+    (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files.
 
     A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0).
     """
@@ -110,7 +115,7 @@ def _expand_inputs(paths: Iterable[Path]) -> list[Path]:
             raise UsageError(f"{p}: no such file or folder")
         if p.is_dir():
             children = sorted(c for c in p.iterdir() if not c.name.startswith("."))
-            out.extend(c for c in children if c.is_file() and is_image_name(c))
+            out.extend(c for c in children if c.is_file() and wanted(c, watch))
             for folder in (c for c in children if c.is_dir()):
                 logger.warning(
                     "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)",
@@ -122,10 +127,14 @@ def _expand_inputs(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def _pipeline(settings: Settings) -> Pipeline:
+def _model(settings: Settings) -> Model | None:
     model = load_model_in_force(settings)
     if model is None:
         logger.warning("no emotion model yet: every face will be 'unsure' (train one with `facesortd train`)")
+    return model
+
+
+def _pipeline(settings: Settings, model: Model | None) -> Pipeline:
     return Pipeline(FaceDetector(settings.detection), model, settings.recognition, settings.images)
 
 
@@ -133,56 +142,90 @@ def cmd_sort(args: argparse.Namespace) -> int:
     settings = _settings(args, library=args.library)
     if not args.paths:
         settings.inbox.mkdir(parents=True, exist_ok=True)
-    files = _expand_inputs(args.paths or [settings.inbox])
+    files = _expand_inputs(args.paths or [settings.inbox], settings.watch)
     if not files:
         logger.info("nothing to sort{}", "" if args.paths else f": drop screenshots into {settings.inbox}")
         return 0
-    pipeline = _pipeline(settings)
+    # Paths a person named are their request: it overrides their earlier undo or quarantine.
+    named = bool(args.paths)
+    workers = min(args.workers or settings.watch.workers, len(files))
+    pipelines = _Pipelines(settings, workers)
     library = Library(settings.library)
-    if not args.dry_run and pipeline.model is not None:
-        library.make_emotion_folders(pipeline.model.labels)
-    journal = None if args.dry_run else Journal.for_state_dir(settings.state_dir)
-    model_name = model_in_force(settings)
+    journal_file = settings.state_dir / JOURNAL_FILE
+    # A dry run reads the history (undone files, duplicates) but never creates the state folder.
+    journal = Journal(journal_file) if not args.dry_run or journal_file.exists() else None
+    if not args.dry_run and pipelines.model is not None:
+        library.make_emotion_folders(pipelines.model.labels)
+    model = model_in_force(settings)
+    sorter = Sorter(
+        library,
+        journal,
+        model_name=model.name if model else "none",
+        duplicates=settings.watch.duplicates,
+        dry_run=args.dry_run,
+        copy=args.copy,
+    )
     progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
     tally: Counter[str] = Counter()
-    for src in files:
-        started = time.perf_counter()
-        if src.is_symlink() or not src.is_file():
-            logger.warning("{}: skipped, not a regular file", src)
-            tally["skipped"] += 1
-            continue
-        try:
-            decision = pipeline.decide(src)
-            if library.holds(src, decision):
-                dest = src
-            elif journal is None:
-                dest = library.destination(src, decision)
-            else:
-                digest = content_id(src)
-                name = model_name.name if model_name else "none"
-                dest = journaled_apply(journal, library, src, digest, decision, name, copy=args.copy)
-        except FileNotFoundError:
-            logger.warning("{}: skipped, gone meanwhile (sorted by the running daemon?)", src)
-            tally["skipped"] += 1
-            continue
-        except Exception as exc:  # one file must not end the batch: the rest still get sorted
-            logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", exc)
-            tally["failed"] += 1
-            continue
-        ms = (time.perf_counter() - started) * 1000
-        tally[_tally_key(decision)] += 1
-        if args.json:
-            print(json.dumps(_decision_json(src, dest, decision)), flush=True)
-        elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
-            print(f"{src} {'stays' if dest == src else 'would go to ' + str(dest)}  [{decision.describe()}]")
-        else:
-            _log_decision(src, dest, decision, ms)
-        if progress:
-            progress.step()
-    if journal is not None:
-        journal.close()
+
+    def sort_one(src: Path) -> Outcome | Exception:
+        with pipelines.borrow() as pipeline:
+            try:
+                return sorter.sort(pipeline, src, named=named)
+            except Exception as exc:  # one file must not end the batch: the rest still get sorted
+                return exc
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="sort")
+    try:
+        for src, outcome in zip(files, pool.map(sort_one, files), strict=True):  # input order
+            tally[_report(args, src, outcome)] += 1
+            if progress:
+                progress.step()
+    finally:
+        # Ctrl-C: the files in progress finish their (journaled) moves, the queued ones are dropped.
+        pool.shutdown(cancel_futures=True)
+        if journal is not None:
+            journal.close()
     logger.info("{}{}", "dry run, nothing moved: " if args.dry_run else "", summary(tally))
     return 1 if tally["failed"] else 0
+
+
+class _Pipelines:
+    """One pipeline per worker thread, lent out per file: OpenCV's detectors are not shareable,
+    the emotion model (read-only) is."""
+
+    def __init__(self, settings: Settings, n: int) -> None:
+        self.model = _model(settings)
+        self._free: queue.SimpleQueue[Pipeline] = queue.SimpleQueue()
+        for _ in range(n):
+            self._free.put(_pipeline(settings, self.model))
+
+    @contextmanager
+    def borrow(self) -> Iterator[Pipeline]:
+        pipeline = self._free.get()
+        try:
+            yield pipeline
+        finally:
+            self._free.put(pipeline)
+
+
+def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -> str:
+    """Show one file's outcome (stdout for --json and dry-run plans, the log otherwise); its tally key."""
+    if isinstance(outcome, Exception):
+        logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", outcome)
+        return "failed"
+    if outcome.kind in ("skipped", "gone", "kept"):
+        logger.warning("{}: skipped, {}", src, outcome.why)
+        return "skipped"
+    decision, dest = outcome.decision, outcome.destination or src
+    assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
+    if args.json:
+        print(json.dumps(_decision_json(src, dest, decision)), flush=True)
+    elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
+        print(f"{src} {'stays' if dest == src else 'would go to ' + str(dest)}  [{decision.describe()}]")
+    else:
+        _log_decision(src, dest, decision, outcome.ms)
+    return _tally_key(decision)
 
 
 def _tally_key(decision: Decision) -> str:
@@ -223,7 +266,7 @@ def _decision_json(src: Path, dest: Path, d: Decision) -> dict[str, object]:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    pipeline = _pipeline(settings)
+    pipeline = _pipeline(settings, _model(settings))
     if args.draw:
         args.draw.mkdir(parents=True, exist_ok=True)
     status = 0
@@ -656,10 +699,13 @@ def cmd_review(args: argparse.Namespace) -> int:
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
     exe = shutil.which("facesortd") or f"{sys.executable} -m facesortd"
-    template = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8")
+    text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8").replace("{exec_start}", exe)
+    if args.print:
+        print(text, end="")
+        return 0
     unit = unit_dir / "facesortd.service"
     unit_dir.mkdir(parents=True, exist_ok=True)
-    unit.write_text(template.replace("{exec_start}", exe), encoding="utf-8")
+    unit.write_text(text, encoding="utf-8")
     print(
         f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user enable --now facesortd"
     )
@@ -747,7 +793,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
-        "sort", help="sort image files once and exit", description="Sort image files once and exit."
+        "sort",
+        help="sort image files once and exit",
+        description="Sort image files once and exit, as the daemon would. Without paths it sorts the "
+        "inbox and, like the daemon, leaves a file whose sort you undid or that you put in quarantine "
+        "yourself; a file or folder you name is sorted anyway.",
     )
     p.add_argument(
         "paths", nargs="*", type=Path, help="image files or folders (default: the configured inbox)"
@@ -755,7 +805,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library", type=Path, help="library folder (default: from the config)")
     p.add_argument("--dry-run", action="store_true", help="print what would happen; touch nothing")
     p.add_argument("--copy", action="store_true", help="copy files into the library instead of moving them")
-    p.add_argument("--json", action="store_true", help="print one JSON object per file with its decision")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object per file with its decision, in input order"
+    )
+    p.add_argument(
+        "--workers",
+        type=int_at_least(1),
+        metavar="N",
+        help="files classified in parallel (default: watch.workers from the config, as the daemon)",
+    )
     p.set_defaults(func=cmd_sort)
 
     p = sub.add_parser(
@@ -942,6 +1000,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="install the systemd user unit",
         description="Write facesortd.service into ~/.config/systemd/user/ and print the systemctl "
         "commands that enable it (it runs none itself).",
+    )
+    p.add_argument(
+        "--print", action="store_true", help="print the unit to stdout instead (to install it by hand)"
     )
     p.set_defaults(func=cmd_install_service)
 

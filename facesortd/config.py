@@ -23,9 +23,8 @@ from pydantic_settings import (
 )
 
 from facesortd import DEFAULT_MAX_PIXELS
+from facesortd.image_names import IMAGE_SUFFIXES
 
-QUARANTINE_REASONS = ("no-face", "unsure", "unreadable", "mixed", "duplicate")
-"""Why a file can land in ``<library>/_quarantine/<reason>/`` (one place for the list)."""
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 AdoptMetric = Literal["balanced_accuracy", "sorted_right"]
@@ -152,7 +151,7 @@ class WatchSettings(_Section):
         description="Rescan the inbox this often (seconds) for anything events missed; 0: never.",
     )
     extensions: list[str] = Field(
-        default_factory=lambda: [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"],
+        default_factory=lambda: list(IMAGE_SUFFIXES),
         description="File name endings that are sorted; anything else in the inbox is left alone.",
     )
     ignore: list[str] = Field(

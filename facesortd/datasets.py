@@ -11,13 +11,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-Box = tuple[int, int, int, int]
+from facesortd.boxes import Box
+from facesortd.image_names import is_image_name
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "scared", "worried", "neutral", "embarrassed")
 """The emotions facesortd sorts into: the seed's seven plus ``embarrassed``, which vn_faces' artists
 draw in most repositories. ``disgusted`` is left out: vn_faces has 4 of them (README)."""
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 
 
 @dataclass(frozen=True)
@@ -66,11 +65,6 @@ def source_group(filename: str) -> str:
     stem = Path(filename).stem
     group = _GROUP_SUFFIX.sub("", stem).strip().lower()
     return group or stem.lower()
-
-
-def is_image_name(path: Path) -> bool:
-    """True for the file name endings facesortd reads as images."""
-    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def labelled_images(root: Path) -> dict[str, list[Path]]:

@@ -15,12 +15,13 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from facesortd.boxes import Box
 from facesortd.config import ImageLimits, RecognitionSettings
-from facesortd.datasets import Box
 from facesortd.detect import FaceDetector
 from facesortd.ensemble import Model
 from facesortd.faces import normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
+from facesortd.quarantine import Reason
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,14 @@ class Decision:
 
     action: Literal["sorted", "quarantined"]
     emotion: str | None = None
-    reason: str | None = None
+    reason: Reason | None = None
     confidence: float | None = None
     faces: tuple[FaceResult, ...] = ()
     detail: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def quarantine(cls, reason: str, **kw: object) -> Decision:
+    def quarantine(cls, reason: Reason, **kw: object) -> Decision:
         return cls("quarantined", reason=reason, **kw)  # type: ignore[arg-type]
 
     def describe(self) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesortd.boxes import Box
 from facesortd.config import DetectionSettings
-from facesortd.datasets import Box
 from facesortd.verify import CnnVerifier, Verifier, VerifierError, load_verifier
 
 SHIPPED_CASCADE = "facesortd_anime_face.xml"

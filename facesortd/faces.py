@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from facesortd.datasets import Box
+from facesortd.boxes import Box
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.datasets import Box
+from facesortd.boxes import Box
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
-from facesortd.library import QUARANTINE_DIR, Library
+from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock
 
 LABELS_TABLE = """
@@ -347,36 +347,6 @@ def content_id(path: Path) -> str:
     except PermissionError:
         st = path.stat()
         return f"unreadable:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-
-
-def journaled_apply(
-    journal: Journal,
-    library: Library,
-    src: Path,
-    digest: str,
-    decision: Decision,
-    model: str,
-    copy: bool = False,
-) -> Path:
-    """The one way facesortd moves a user's file: journal the plan, move (never overwriting), journal it.
-
-    Used by the service and by one-shot `sort` alike, so every file facesortd placed is known as its
-    own placement (and never mistaken for a person's label), can be undone and is crash-safe.
-    Runs under the state folder's move lock: another process (a second worker, `sort` beside the
-    daemon) that decided on the same file finds it gone (FileNotFoundError) instead of placing it
-    twice, and recovery never mistakes this move for a crashed one.
-    """
-    with move_lock(journal.state_dir):
-        if not copy and not src.exists():
-            raise FileNotFoundError(2, "moved away by another process meanwhile", str(src))
-        move_id = journal.plan(digest, src, library.destination(src, decision), decision, model)
-        try:
-            final = library.apply(src, decision, copy=copy)
-        except BaseException:
-            journal.finish(move_id, "rolled_back")
-            raise
-        journal.finish(move_id, "done", final)
-    return final
 
 
 def recover(journal: Journal) -> Iterator[str]:

@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.boxes import Box
 from facesortd.config import AdoptMetric, LearningSettings, Settings
-from facesortd.datasets import Box
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
@@ -47,6 +47,7 @@ from facesortd.model_store import (
     resolve,
     validation_path,
 )
+from facesortd.state import FACES_DIR
 from facesortd.training import FaceSet, Predictions, grouped_folds, predict_set
 
 KEEP_MARGIN = 0.5
@@ -55,7 +56,7 @@ KEEP_SIDE = 192
 
 
 def faces_dir(settings: Settings) -> Path:
-    return settings.state_dir / "faces"
+    return settings.state_dir / FACES_DIR
 
 
 def keep_face(settings: Settings, content_hash: str, gray: np.ndarray, box: Box) -> Path:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from facesortd.decide import Decision
 from facesortd.durable import move_no_replace
-
-QUARANTINE_DIR = "_quarantine"
+from facesortd.quarantine import QUARANTINE_DIR
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facesortd.boxes import Box
 from facesortd.config import AdoptMetric
-from facesortd.datasets import Box
 from facesortd.detect import iou
 
 

@@ -22,6 +22,7 @@ from facesortd.durable import atomic_writer
 from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import Model, load_model, model_info
 from facesortd.package_data import SHIPPED_MODEL, data_file
+from facesortd.state import MODELS_DIR
 
 CURRENT = "current"
 ADOPTED = "adopted"
@@ -31,7 +32,7 @@ VALIDATION_SUFFIX = ".validation.npz"
 
 
 def models_dir(settings: Settings) -> Path:
-    return settings.state_dir / "models"
+    return settings.state_dir / MODELS_DIR
 
 
 def new_model_path(settings: Settings, folder: Path | None = None) -> Path:

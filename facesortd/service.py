@@ -27,20 +27,22 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.config import Settings
-from facesortd.decide import Decision, Pipeline
+from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
-from facesortd.journal import Journal, content_id, journaled_apply, recover
+from facesortd.journal import Journal, recover
 from facesortd.learn import retrain_if_due
-from facesortd.library import QUARANTINE_DIR, Library
+from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
+from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.review import Reviewer, user_labels
 from facesortd.sdnotify import notify, watchdog_period
+from facesortd.sorter import Sorter
 from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, retrain_lock
 from facesortd.watch import InboxWatcher, scan, wanted
 
-__all__ = ["STATUS_FILE", "Service", "default_pipeline"]
+__all__ = ["Service", "default_pipeline"]
 
 MAX_BACKOFF_S = 300.0
 
@@ -61,6 +63,12 @@ class Service:
         self.make_pipeline = make_pipeline
         self.library = Library(settings.library)
         self.journal = Journal.for_state_dir(settings.state_dir)
+        self.sorter = Sorter(
+            self.library,
+            self.journal,
+            duplicates=settings.watch.duplicates,
+            unreadable_settle_s=settings.watch.unreadable_settle_s,
+        )
         self.stop_event = threading.Event()
         self.counts: Counter[str] = Counter()
         self.backlog: Progress | None = None
@@ -74,7 +82,6 @@ class Service:
         self._status_failing = False
         self._busy = 0
         self._beat = time.monotonic()
-        self._model_name = "none"
         self.started = time.time()
         self._learning: threading.Thread | None = None
 
@@ -111,7 +118,7 @@ class Service:
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
         if pipelines[0].model is not None:
             self.library.make_emotion_folders(pipelines[0].model.labels)
-        self._model_name = _model_name(s)
+        self.sorter.model_name = _model_name(s)
         watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
         watcher.start()
         backlog = list(scan(s.inbox, s.watch))
@@ -198,8 +205,8 @@ class Service:
                 if key != model_key:  # a retrain or rollback swapped the model: use it from now on
                     pipeline.model = load_model_in_force(self.settings)
                     model_key = key
-                    self._model_name = _model_name(self.settings)
-                    logger.info("model changed: now using {}", self._model_name)
+                    self.sorter.model_name = _model_name(self.settings)
+                    logger.info("model changed: now using {}", self.sorter.model_name)
                 self.process(pipeline, path)
             except Exception as exc:  # one bad file must never stop the service
                 self._failed(path, exc)
@@ -230,53 +237,38 @@ class Service:
             logger.error("cannot record that error in the journal either: {}", again)
 
     def process(self, pipeline: Pipeline, path: Path) -> Path | None:
-        """Decide, journal and move one file; returns where it went (None: left in the inbox)."""
-        if path.is_symlink() or not path.is_file():
-            if path.is_symlink():
-                logger.warning("{}: a symbolic link; left alone (facesortd only moves real files)", path)
-            return None
-        started = time.perf_counter()
+        """Sort one file with the shared sorter; returns where it went (None: left where it is).
+
+        What only a daemon does stays here: retry a failed move later with back-off, wait for a
+        file that may still be being written, say once why a file stays.
+        """
         try:
-            digest = content_id(path)
-        except FileNotFoundError:
-            return None
-        previous = self.journal.last_for_hash(digest)
-        if self.journal.undone_from(path, digest):
-            self._tell_once(path, "you undid its sort, so it stays (sort it by hand: facesortd sort FILE)")
-            return None
-        if path.parent.parent == self.library.root / QUARANTINE_DIR and not self.journal.placed_last(
-            path, digest
-        ):
-            self._tell_once(path, "you put it in quarantine, so it stays there")
-            return None
-        if self.settings.watch.duplicates == "quarantine" and previous and previous.destination.exists():
-            decision = Decision.quarantine("duplicate", detail=f"same content as {previous.destination}")
-        else:
-            decision = pipeline.decide(path)
-        if self.library.holds(path, decision):
-            return None  # re-examined and still where it belongs (e.g. still unsure)
-        if decision.reason == "unreadable" and (wait := self._still_young(path)):
-            logger.info(
-                "{}: {}; waiting {:.0f} s in case it is still being written", path, decision.detail, wait
-            )
-            self._later(wait, path)
-            return None
-        try:
-            final = journaled_apply(self.journal, self.library, path, digest, decision, self._model_name)
-        except FileNotFoundError:
-            return None  # moved away meanwhile (by a person, or `facesortd sort` beside us)
+            outcome = self.sorter.sort(pipeline, path)
         except (OSError, sqlite3.OperationalError) as exc:
             self._retry_later(path, exc)
+            return None
+        if outcome.kind in ("kept", "skipped"):
+            self._tell_once(path, outcome.why)
+        if outcome.kind == "wait":
+            logger.info(
+                "{}: {}; waiting {:.0f} s in case it is still being written",
+                path,
+                outcome.why,
+                outcome.wait_s,
+            )
+            self._later(outcome.wait_s, path)
+        if outcome.kind != "placed" or outcome.decision is None:
             return None
         with self._lock:
             self._failures.pop(path, None)
             waiting = bool(self._failures)
         if waiting:
             self._retry_waiting_now()
-        self.counts[decision.outcome] += 1
-        ms = (time.perf_counter() - started) * 1000
-        logger.info("{} -> {}  [{}, {:.0f} ms]", path, final, decision.describe(), ms)
-        return final
+        self.counts[outcome.decision.outcome] += 1
+        logger.info(
+            "{} -> {}  [{}, {:.0f} ms]", path, outcome.destination, outcome.decision.describe(), outcome.ms
+        )
+        return outcome.destination
 
     def _learn(self, reviewer: Reviewer) -> None:
         """Record new labels and retrain when due, off the sorting path (workers keep going)."""
@@ -307,15 +299,6 @@ class Service:
             logger.error("cannot bring the journal up to date yet ({}); trying again", exc)
             return
         self._recover_due = False
-
-    def _still_young(self, path: Path) -> float:
-        """Seconds to wait before an unreadable file counts as finished: a writer that appends in
-        chunks closes the file between them, so "truncated" may only mean "not written yet"."""
-        try:
-            age = time.time() - path.stat().st_mtime
-        except OSError:
-            return 0.0
-        return max(0.0, self.settings.watch.unreadable_settle_s - age)
 
     def _tell_once(self, path: Path, why: str) -> None:
         """Say why a file stays, once per path: rescans would repeat it for every such file."""
@@ -380,7 +363,7 @@ class Service:
             "started": self.started,
             "updated": time.time(),
             "queue": self.queue_length(),
-            "model": self._model_name,
+            "model": self.sorter.model_name,
             "sorted_since_start": dict(self.counts),
         }
         try:
@@ -393,7 +376,7 @@ class Service:
         else:
             self._status_failing = False
         total = sum(self.counts.values())
-        notify(f"STATUS=sorted {total} since start, queue {status['queue']}, model {self._model_name}")
+        notify(f"STATUS=sorted {total} since start, queue {status['queue']}, model {self.sorter.model_name}")
 
 
 def _model_key(settings: Settings) -> tuple[str, int] | None:

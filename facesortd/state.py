@@ -27,6 +27,12 @@ from pathlib import Path
 
 JOURNAL_FILE = "journal.sqlite"
 STATUS_FILE = "status.json"
+MODELS_DIR = "models"
+"""Your emotion models, newest in force (model_store.py)."""
+FACES_DIR = "faces"
+"""Face crops kept from the files a person labelled, for retraining (learn.py)."""
+REVIEW_DIR = "review"
+"""The review page's thumbnails, guesses and marks (review_page/cache.py)."""
 DAEMON_LOCK = "daemon.lock"
 MOVE_LOCK = "move.lock"
 RETRAIN_LOCK = "retrain.lock"

@@ -17,11 +17,11 @@ from typing import Any
 from facesortd.config import Settings
 from facesortd.journal import Journal, content_id
 from facesortd.learn import schedule
-from facesortd.library import QUARANTINE_DIR
 from facesortd.metrics import headline
 from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
+from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.review import label_summary, user_labels
-from facesortd.service import STATUS_FILE
+from facesortd.state import JOURNAL_FILE, STATUS_FILE
 from facesortd.watch import wanted
 
 MAX_STUCK = 10
@@ -112,9 +112,7 @@ def gather(settings: Settings) -> dict[str, Any]:
             model_part["last_retrain"] = {"at": retrained[0], "decision": retrained[1]}
     out: dict[str, Any] = {"daemon": daemon, "model": model_part}
     journal = (
-        Journal.for_state_dir(settings.state_dir)
-        if (settings.state_dir / "journal.sqlite").exists()
-        else None
+        Journal.for_state_dir(settings.state_dir) if (settings.state_dir / JOURNAL_FILE).exists() else None
     )
     try:
         midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))

@@ -20,8 +20,9 @@ import numpy as np
 from loguru import logger
 
 from facesortd.backdrops import Backdrops, composite, read_rgba
+from facesortd.boxes import Box
 from facesortd.config import ImageLimits
-from facesortd.datasets import Box, DatasetError, LabelledItem
+from facesortd.datasets import DatasetError, LabelledItem
 from facesortd.descriptors import LEARNT
 from facesortd.detect import Face, FaceDetector, iou
 from facesortd.durable import atomic_writer

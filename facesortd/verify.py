@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesortd.boxes import Box
 from facesortd.conv_net import ConvNet
-from facesortd.datasets import Box
 
 CROP = 48
 """Side of the square the box (plus margin) is resampled to before HOG."""

@@ -358,10 +358,10 @@ def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> 
     unit = Path(__import__("os").environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
     text = unit.read_text()
     assert "Type=notify" in text and "WatchdogSec=" in text and " run" in text and "{exec_start}" not in text
+    assert "RestartPreventExitStatus=2" in text  # a refused second start must not restart-loop
     assert "systemctl --user enable --now facesortd" in capsys.readouterr().out
-    shipped = (Path(__file__).resolve().parents[1] / "systemd" / "facesortd.service").read_text()
-    without_exec = lambda t: [ln for ln in t.splitlines() if not ln.startswith("ExecStart=")]  # noqa: E731
-    assert without_exec(shipped) == without_exec(text)  # systemd/ holds the same unit as install-service
+    assert cli.main(["install-service", "--print"]) == 0
+    assert capsys.readouterr().out == text  # the one unit, for a hand install
 
 
 def test_status_without_a_daemon_and_undo_time_parsing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,8 +27,9 @@ from facesortd import cli
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision, Pipeline
 from facesortd.durable import NAME_MAX, move_no_replace
-from facesortd.journal import Journal, JournalError, file_hash, journaled_apply, recover
+from facesortd.journal import Journal, JournalError, file_hash, recover
 from facesortd.library import Library
+from facesortd.placement import journaled_apply
 from facesortd.service import Service
 from facesortd.state import DaemonLock, StateBusy, move_lock, retrain_lock
 

@@ -32,7 +32,7 @@ from facesortd.training import FaceSet
 
 SPEC = FaceSpec(size=64)
 SMALL = NetSettings(
-    widths=(8, 16), loop=LoopSettings(epochs=4, steps_per_epoch=15, batch=16, learning_rate=1e-2)
+    widths=(8, 16), loop=LoopSettings(epochs=8, steps_per_epoch=15, batch=16, learning_rate=1e-2)
 )
 
 

@@ -27,12 +27,13 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.boxes import Box
 from facesortd.cascade_train.samples import image_files, read_gray
 from facesortd.cascade_train.scenes import SceneMaker, Sources, below_face, jittered
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
 from facesortd.conv_net import ConvNet
-from facesortd.datasets import Box, load_faces_json
+from facesortd.datasets import load_faces_json
 from facesortd.detect import SHIPPED_CASCADE, FaceDetector, iou, shipped_file
 from facesortd.verify import CNN_CROP, CnnVerifier, cnn_input, crop_box, load_verifier
 

@@ -15,8 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesortd.boxes import Box
 from facesortd.config import ImageLimits
-from facesortd.datasets import Box, DatasetError, is_image_name, load_faces_json
+from facesortd.datasets import DatasetError, load_faces_json
+from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 
 

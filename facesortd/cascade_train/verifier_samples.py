@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facesortd.boxes import Box
 from facesortd.cascade_train.samples import BoxedImage
 from facesortd.config import DetectionSettings
-from facesortd.datasets import Box
 from facesortd.detect import FaceDetector, iou
 from facesortd.verify import CROP, crop_box
 

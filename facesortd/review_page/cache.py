@@ -23,6 +23,7 @@ from facesortd.faces import normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.model_store import model_in_force
 from facesortd.review_page.queue import Item
+from facesortd.state import REVIEW_DIR
 
 THUMB_SIDE = 360
 TOP_GUESSES = 3
@@ -30,7 +31,7 @@ TOP_GUESSES = 3
 
 def review_dir(settings: Settings) -> Path:
     """The review page's own corner of the state folder."""
-    return settings.state_dir / "review"
+    return settings.state_dir / REVIEW_DIR
 
 
 def _placeholder(text: str) -> np.ndarray:

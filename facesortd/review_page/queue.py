@@ -15,9 +15,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesortd.config import QUARANTINE_REASONS
-from facesortd.datasets import is_image_name
-from facesortd.library import QUARANTINE_DIR
+from facesortd.image_names import is_image_name
+from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS
 
 FIRST_REASONS = ("unsure", "no-face", "mixed")
 """Reviewed first: unsure files have a guess to accept, no-face ones are the next most often usable."""

@@ -1,0 +1,10 @@
+"""The one box type: where a face is in an image.
+
+A box is ``(x, y, w, h)`` in pixels of the full image, top-left corner first: the detector's
+output, the faces.json files, the journal's label records and the crops all use this convention,
+so it is defined once, apart from any reader or detector that produces boxes.
+"""
+
+from __future__ import annotations
+
+Box = tuple[int, int, int, int]

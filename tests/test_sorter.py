@@ -1,0 +1,141 @@
+"""One sorter for `sort` and the daemon: the same rules reach both, `sort` runs a worker pool and
+keeps its output in input order, a dry run is the sorter with the move left out."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
+
+from facesortd import cli
+from facesortd.config import Settings
+from facesortd.decide import Decision, Pipeline
+from facesortd.image_names import is_image_name
+from facesortd.journal import Journal
+from facesortd.library import Library
+from facesortd.sorter import Sorter
+from facesortd.watch import scan
+
+
+@pytest.fixture
+def env(daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The CLI sees the test's folders and detects the drawn faces."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    monkeypatch.setattr("facesortd.cli.FaceDetector", BrightBlobDetector)
+    daemon_settings.inbox.mkdir(parents=True)
+    return daemon_settings
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_sort_of_the_inbox_leaves_a_file_whose_sort_was_undone_and_sort_file_sorts_it(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the daemon does: an undone file stays in the inbox; naming it sorts it by hand."""
+    shot = env.inbox / "a.png"
+    shot.write_bytes(screenshot_png(1))
+    assert cli.main(["sort"]) == 0 and not shot.exists()
+    assert cli.main(["undo", "1"]) == 0 and shot.exists()
+    capsys.readouterr()
+    assert cli.main(["sort"]) == 0
+    assert shot.exists() and "you undid its sort" in capsys.readouterr().err
+    assert cli.main(["sort", "--dry-run"]) == 0 and "you undid its sort" in capsys.readouterr().err
+    assert cli.main(["sort", str(shot)]) == 0 and not shot.exists()
+    assert len(_files(env.library)) == 1
+
+
+def test_sort_obeys_the_duplicates_policy(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACESORTD_WATCH__DUPLICATES", "quarantine")
+    (env.inbox / "a.png").write_bytes(screenshot_png(2))
+    assert cli.main(["sort"]) == 0
+    (env.inbox / "again.png").write_bytes(screenshot_png(2))
+    assert cli.main(["sort"]) == 0
+    assert (env.library / "_quarantine" / "duplicate" / "again.png").is_file()
+
+
+def test_sort_with_workers_prints_json_in_input_order(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers really run at once (each waits for the other), yet the output keeps input order."""
+    names = [f"{i:02d}.png" for i in range(8)]
+    for i, name in enumerate(names):
+        (env.inbox / name).write_bytes(screenshot_png(20 + i, face=i % 2 == 0))
+    both_busy = threading.Barrier(2, timeout=30)
+    threads: set[str] = set()
+    real_decide = Pipeline.decide
+
+    def decide_in_pairs(self: Pipeline, path: Path) -> Decision:
+        threads.add(threading.current_thread().name)
+        if path.name in ("00.png", "01.png"):
+            both_busy.wait()  # only passes if two files are in progress together
+        return real_decide(self, path)
+
+    monkeypatch.setattr(Pipeline, "decide", decide_in_pairs)
+    assert cli.main(["sort", "--workers", "2", "--json", "--dry-run"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(d["path"]).name for d in lines] == names
+    assert [d["reason"] == "no-face" for d in lines] == [i % 2 == 1 for i in range(8)]
+    assert len(threads) == 2 and len(_files(env.inbox)) == 8  # a dry run moved nothing
+
+
+def test_a_re_examined_file_is_not_a_duplicate_of_itself(daemon_settings: Settings) -> None:
+    """With duplicates = quarantine, a quarantined file looked at again is judged, not called a
+    duplicate of its own earlier placement."""
+    daemon_settings.inbox.mkdir(parents=True)
+    shot = daemon_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(3))
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    sorter = Sorter(Library(daemon_settings.library), journal, duplicates="quarantine")
+    pipeline = stub_pipeline(daemon_settings)
+    first = sorter.sort(pipeline, shot)
+    assert first.kind == "placed" and first.destination is not None
+    again = sorter.sort(pipeline, first.destination)
+    journal.close()
+    assert again.kind == "stays" and again.decision is not None and again.decision.reason == "unsure"
+
+
+def test_sort_dir_picks_the_files_the_daemon_would_gifs_included(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One list of image names: `sort DIR`, the daemon's watcher and the review (labels) agree."""
+    for name in ("a.gif", "b.png", "c.png.part", "notes.txt", ".hidden.png"):
+        (env.inbox / name).write_bytes(screenshot_png(4))
+    assert cli.main(["sort", "--dry-run", "--json", str(env.inbox)]) == 0
+    listed = [Path(json.loads(line)["path"]).name for line in capsys.readouterr().out.splitlines()]
+    assert listed == ["a.gif", "b.png"]
+    assert sorted(p.name for p in scan(env.inbox, env.watch)) == listed
+    assert is_image_name(Path("moved by a person.GIF"))
+
+
+def test_ctrl_c_lets_the_file_in_progress_finish_and_leaves_the_rest(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [f"{i:02d}.png" for i in range(6)]
+    for i, name in enumerate(names):
+        (env.inbox / name).write_bytes(screenshot_png(30 + i))
+    stopping = threading.Event()
+    real_decide, real_shutdown = Pipeline.decide, ThreadPoolExecutor.shutdown
+
+    def interrupted_on_the_first(self: Pipeline, path: Path) -> Decision:
+        if path.name == "00.png":
+            raise KeyboardInterrupt
+        stopping.wait(timeout=30)  # a file in progress when the sort is stopped finishes after it
+        return real_decide(self, path)
+
+    def shutdown(self: ThreadPoolExecutor, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        stopping.set()
+        real_shutdown(self, wait, cancel_futures=cancel_futures)
+
+    monkeypatch.setattr(Pipeline, "decide", interrupted_on_the_first)
+    monkeypatch.setattr(ThreadPoolExecutor, "shutdown", shutdown)
+    assert cli.main(["sort", "--workers", "1"]) == 130
+    placed = [p.name for p in _files(env.library)]
+    assert placed in ([], ["01.png"])  # 01.png if the worker had taken it up: it finished its move
+    assert sorted([*placed, *(p.name for p in env.inbox.iterdir())]) == names  # the rest stayed
