@@ -18,7 +18,7 @@ whose message says what to install. Run time never imports it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -100,24 +100,27 @@ def style_augment(
     return out
 
 
+def conv_blocks(widths: Sequence[int]) -> nn.Sequential:
+    """The convolution stack both shipped nets share (one grayscale channel in): per width a 3x3
+    convolution without bias (batch norm brings its own), batch norm, ReLU and 2x2 max pooling —
+    the layout the numpy runtime folds and runs."""
+    layers: list[nn.Module] = []
+    cin = 1
+    for cout in widths:
+        conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        layers += [conv, nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+        cin = cout
+    return nn.Sequential(*layers)
+
+
 class ConvNet(nn.Module):
     """The architecture :class:`FeatureNet` runs: blocks of 3x3 conv (no bias) + batch norm + ReLU +
     2x2 max pool, the mean over positions as features, then dropout and a linear classifier."""
 
     def __init__(self, widths: tuple[int, ...], classes: int, dropout: float) -> None:
         super().__init__()
-        blocks: list[nn.Module] = []
-        cin = 1
-        for cout in widths:
-            blocks += [
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            cin = cout
-        self.body = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(cin, classes))
+        self.body = conv_blocks(widths)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(widths[-1], classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).mean(dim=(2, 3))

@@ -20,6 +20,7 @@ from loguru import logger
 from torch import nn
 
 from facesortd.conv_net import ConvNet
+from facesortd.torch_training import conv_blocks
 
 
 @dataclass(frozen=True)
@@ -39,18 +40,8 @@ class TorchConvNet(nn.Module):
 
     def __init__(self, widths: Sequence[int], side: int, hidden: int, outputs: int, dropout: float):
         super().__init__()
-        layers: list[nn.Module] = []
-        cin = 1
-        for width in widths:
-            layers += [
-                nn.Conv2d(cin, width, 3, padding=1, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            cin = width
-        self.features = nn.Sequential(*layers)
-        flat = cin * (side // 2 ** len(widths)) ** 2
+        self.features = conv_blocks(widths)
+        flat = widths[-1] * (side // 2 ** len(widths)) ** 2
         self.head = nn.Sequential(
             nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, outputs)
         )
