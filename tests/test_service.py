@@ -77,7 +77,9 @@ def test_write_then_rename_and_temp_names_are_left_alone(daemon: Service, settin
     hidden.write_bytes(_png_bytes(3))
     notes = settings.inbox / "notes.txt"
     notes.write_text("not an image")
-    time.sleep(0.6)
+    # A real image dropped after them: once it is sorted, the events before it have been seen.
+    (settings.inbox / "after.png").write_bytes(_png_bytes(4))
+    wait_until(lambda: not (settings.inbox / "after.png").exists())
     assert part.exists() and hidden.exists()
     part.rename(settings.inbox / "download.png")
     wait_until(lambda: not (settings.inbox / "download.png").exists())
@@ -106,7 +108,7 @@ def test_bad_files_go_to_unreadable_and_symlinks_stay(
     (settings.inbox / "link.png").symlink_to(outside)
     wait_until(lambda: len(list((settings.library / "_quarantine" / "unreadable").glob("*"))) == 3)
     daemon.enqueue(settings.inbox / "link.png")  # even when asked directly
-    time.sleep(0.5)
+    wait_until(lambda: settings.inbox / "link.png" in daemon._told)  # looked at, and left
     assert (settings.inbox / "link.png").is_symlink() and outside.exists()
 
 
@@ -183,7 +185,7 @@ def test_undo_puts_a_file_back_and_the_daemon_leaves_it(daemon: Service, setting
         assert cli.main(["undo", "1"]) == 0
     assert (settings.inbox / "oops.png").exists()
     daemon.enqueue(settings.inbox / "oops.png")
-    time.sleep(0.8)
+    wait_until(lambda: settings.inbox / "oops.png" in daemon._told)  # looked at, and left
     assert (settings.inbox / "oops.png").exists()
 
 
