@@ -21,6 +21,7 @@ from facesortd.placement import journaled_apply
 from facesortd.quarantine import QUARANTINE_DIR
 
 GONE = "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)"
+UNDONE = "you undid its sort, so it stays (sort it by hand: facesortd sort FILE)"
 
 Kind = Literal["placed", "would-place", "stays", "kept", "wait", "skipped", "gone"]
 
@@ -101,7 +102,7 @@ class Sorter:
         if self.journal is None:
             return ""
         if self.journal.undone_from(path, digest):
-            return "you undid its sort, so it stays (sort it by hand: facesortd sort FILE)"
+            return UNDONE
         in_quarantine = path.parent.parent == self.library.root / QUARANTINE_DIR
         if in_quarantine and not self.journal.placed_last(path, digest):
             return "you put it in quarantine, so it stays there"

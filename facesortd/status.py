@@ -21,6 +21,7 @@ from facesortd.metrics import headline
 from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.review import label_summary, user_labels
+from facesortd.sorter import UNDONE
 from facesortd.state import JOURNAL_FILE, STATUS_FILE
 from facesortd.watch import wanted
 
@@ -62,11 +63,11 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
         return f"failed: {errors[str(path)]}"
     if journal is not None:
         try:
-            last = journal.last_for_hash(content_id(path))
+            digest = content_id(path)
         except OSError as exc:
             return f"cannot be read: {exc}"
-        if last is not None and last.state == "undone" and last.source == path:
-            return "you undid its sort, so it stays (sort it by hand: facesortd sort FILE)"
+        if journal.undone_from(path, digest):  # the sorter's own rule, so status says what it does
+            return UNDONE
     return "waiting to be sorted"
 
 
