@@ -37,13 +37,12 @@ from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT, describ
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import ModelError
 from facesortd.ensemble import Model, load_model
-from facesortd.faces import FaceSpec
+from facesortd.faces import CROP_MARGIN, FaceSpec
 from facesortd.feature_net import FeatureNetError
 from facesortd.feature_net_training import NetSettings, torch_installed
 from facesortd.figures import write_report
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, JournalError
-from facesortd.learn import KEEP_MARGIN
 from facesortd.library import Library
 from facesortd.loop_settings import LoopSettings
 from facesortd.metrics import Evaluation, headline, near_chance
@@ -877,7 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--margin",
-        type=number_between(0.0, KEEP_MARGIN),
+        type=number_between(0.0, CROP_MARGIN),
         default=FaceSpec().margin,
         help="widening of each face box per side, as a share of its size (default %(default)s; the "
         "model keeps it, so run time frames faces the same way)",

@@ -32,7 +32,7 @@ from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
-from facesortd.faces import FaceSpec, crop_face, normalise_face
+from facesortd.faces import CROP_MARGIN, FaceSpec, crop_face, normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
 from facesortd.metrics import Evaluation
@@ -50,8 +50,6 @@ from facesortd.model_store import (
 from facesortd.state import FACES_DIR
 from facesortd.training import FaceSet, Predictions, grouped_folds, predict_set
 
-KEEP_MARGIN = 0.5
-"""Kept crops are wider than any face spec's margin, so a later model can re-normalise them."""
 KEEP_SIDE = 192
 
 
@@ -60,10 +58,13 @@ def faces_dir(settings: Settings) -> Path:
 
 
 def keep_face(settings: Settings, content_hash: str, gray: np.ndarray, box: Box) -> Path:
-    """Store the face of a labelled file as ``<state_dir>/faces/<hash>.png`` (atomic; kept once)."""
+    """Store the face of a labelled file as ``<state_dir>/faces/<hash>.png`` (atomic; kept once).
+
+    Framed like every face crop (the box is its middle half, :data:`faces.CROP_MARGIN`): wider than
+    any model's margin, so a later model can re-normalise it its own way."""
     path = faces_dir(settings) / f"{content_hash}.png"
     if not path.exists():
-        crop = crop_face(gray, box, FaceSpec(margin=KEEP_MARGIN))
+        crop = crop_face(gray, box, FaceSpec(margin=CROP_MARGIN))
         if crop.shape[0] > KEEP_SIDE:
             crop = cv2.resize(crop, (KEEP_SIDE, KEEP_SIDE), interpolation=cv2.INTER_AREA)
         ok, png = cv2.imencode(".png", crop)
@@ -80,7 +81,7 @@ def kept_face(path: Path, spec: FaceSpec) -> np.ndarray:
     if gray is None:
         raise OSError(f"kept face {path} is missing or unreadable")
     side = gray.shape[0]
-    inner = side / (1.0 + 2.0 * KEEP_MARGIN)
+    inner = side / (1.0 + 2.0 * CROP_MARGIN)
     start = round((side - inner) / 2.0)
     return normalise_face(gray, (start, start, round(inner), round(inner)), spec)
 
