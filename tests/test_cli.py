@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ from conftest import write_crop_dataset
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
 from facesortd import cli
+from facesortd.cli import sorting
 from facesortd.descriptors import DEFAULT_ENSEMBLE
 from facesortd.model_store import validation_path
 from facesortd.training import FaceSet
@@ -292,12 +294,12 @@ def test_train_activates_only_when_asked_and_rollback_steps_down_to_the_shipped_
     assert cli.main(["model", "rollback"]) == 2  # the shipped model is in force: nothing earlier
     assert "no earlier model" in capsys.readouterr().err
     train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2"]
-    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20260101-000001")
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-000001")
     assert cli.main(train) == 0
     out = capsys.readouterr().out
     assert model_store.model_in_force(settings) == shipped  # written, not put in force
     assert "not in force yet: `facesortd model use" in out
-    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20260101-000002")
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-000002")
     assert cli.main([*train, "--descriptor", "pixels", "--activate"]) == 0
     assert model_store.model_in_force(settings).name == "20260101-000002.fsm.npz"
     capsys.readouterr()
@@ -369,7 +371,7 @@ def test_status_without_a_daemon_and_undo_time_parsing(capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert "daemon: not running" in out and "nothing sorted yet" in out
     assert "held out: balanced accuracy" in out  # the shipped model's figures
-    assert abs(cli._parse_since("2h") - (__import__("time").time() - 7200)) < 5
+    assert abs(sorting._parse_since("2h") - (time.time() - 7200)) < 5
     assert cli.main(["undo", "--since", "yesterday-ish"]) == 2
     assert "--since takes" in capsys.readouterr().err
 
@@ -454,7 +456,7 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    for i in range(cli.CONFIRM_UNDO_OVER + 1):
+    for i in range(sorting.CONFIRM_UNDO_OVER + 1):
         cv2.imwrite(str(inbox / f"{i}.png"), np.full((60, 60, 3), i, np.uint8))
     monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
     assert cli.main(["sort", str(inbox)]) == 0
@@ -469,4 +471,4 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
     assert cli.main(["undo", "--since", "1h"]) == 0
     assert "nothing undone" in capsys.readouterr().out and list(inbox.iterdir()) == []
     assert cli.main(["undo", "--since", "1h"]) == 0
-    assert len(list(inbox.iterdir())) == cli.CONFIRM_UNDO_OVER + 1
+    assert len(list(inbox.iterdir())) == sorting.CONFIRM_UNDO_OVER + 1

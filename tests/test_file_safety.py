@@ -46,7 +46,7 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The CLI sees the same folders as the daemon under test."""
     for key in ("inbox", "library", "state_dir"):
         monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(settings, key)))
-    monkeypatch.setattr("facesortd.cli.FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
     return settings
 
 
@@ -423,7 +423,7 @@ def test_an_undone_file_stays_though_its_content_was_copied_elsewhere_and_is_tol
 ) -> None:
     from loguru import logger
 
-    monkeypatch.setattr("facesortd.cli._setup_logging", lambda _level: None)  # keep our sink
+    monkeypatch.setattr("facesortd.cli.app._setup_logging", lambda _level: None)  # keep our sink
     lines: list[str] = []
     logger.add(lines.append, level="INFO", format="{message}")
     (env.inbox / "a.png").write_bytes(screenshot_png(11))
