@@ -134,7 +134,10 @@ def test_detect_json_and_draw(trained: str, tmp_path: Path, capsys: pytest.Captu
     assert result["path"].endswith("a.png") and len(result["faces"]) == 1
     face = result["faces"][0]
     assert len(face["box"]) == 4 and face["emotion"] == "sad" and 0 <= face["confidence"] <= 1
-    assert (tmp_path / "drawn" / "a.png").is_file()
+    drawn = cv2.imread(str(tmp_path / "drawn" / "a.png"))
+    x, y, w, h = face["box"]
+    assert (drawn[y + h // 2, x] == (0, 0, 255)).all()  # the box's left edge, in red
+    assert (drawn[y + h // 2, x + w // 2] == img[y + h // 2, x + w // 2]).all()  # the face itself untouched
 
 
 def test_eval_measures_a_model(trained: str, crop_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:

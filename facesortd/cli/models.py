@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-import numpy as np
 from loguru import logger
 
 from facesortd.arg_types import int_at_least, number_between
@@ -15,7 +13,7 @@ from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.config import Settings
 from facesortd.datasets import DatasetError
-from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT, describe
+from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
 from facesortd.emotion import ModelError
 from facesortd.ensemble import load_model
 from facesortd.faces import CROP_MARGIN, FaceSpec
@@ -31,17 +29,15 @@ from facesortd.model_store import (
     new_model_path,
     rollback,
     use,
-    validation_path,
 )
 from facesortd.state import retrain_lock
+from facesortd.train_run import train_model
 from facesortd.training import (
     SOURCE_BALANCE,
     FaceSet,
     Predictions,
-    cross_validate,
-    emotion_fitter,
-    holdout_split,
     predict_set,
+    source_masks,
 )
 
 
@@ -70,57 +66,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     _print_counts(collected)
     if len(collected.counts()) < 2:
         raise DatasetError("training needs faces of at least 2 emotions")
-    data, validation = holdout_split(collected, args.validation_share)
     net_settings = (
         NetSettings(loop=LoopSettings(epochs=args.epochs), backdrops=backdrops(args))
         if args.train_features
         else None
     )
-    fit = emotion_fitter(spec, descriptors, args.pca, net_settings, args.source_balance)
-    started = time.perf_counter()
-    # Every fold sees the same features of a descriptor, so they are computed once (not a net
-    # that is being trained: each fold has its own).
-    data.features = {
-        d: describe(data.faces, d) for d in descriptors if not (args.train_features and d == LEARNT)
-    }
-    predictions, calibration = cross_validate(data, fit, args.folds)
     threshold = settings.recognition.threshold
-    evaluation = predictions.evaluation(threshold)
-    model = fit(data)
-    calibration.apply(model)
-    seconds = time.perf_counter() - started
-    model.info.update(
-        {
-            "trained_from": [str(d) for d in args.datasets],
-            "label_map": label_map(args.map),
-            "held_out": evaluation.summary(),
-            "validation": f"grouped {args.folds}-fold cross-validation"
-            + (", a feature net trained per fold" if args.train_features else ""),
-            "train_seconds": round(seconds, 1),
-        }
+    run = train_model(
+        collected,
+        spec=spec,
+        descriptors=descriptors,
+        pca=args.pca,
+        net_settings=net_settings,
+        source_balance=args.source_balance,
+        folds=args.folds,
+        validation_share=args.validation_share,
+        threshold=threshold,
+        info={"trained_from": [str(d) for d in args.datasets], "label_map": label_map(args.map)},
     )
-    if predictions.members:
-        model.info["members_held_out"] = {
-            d: p.evaluation(threshold).summary() for d, p in predictions.members.items()
-        }
-    held_out = predict_set(model, validation).evaluation(threshold) if validation is not None else None
-    if held_out is not None:
-        model.info["bootstrap_validation"] = held_out.summary()
     out = args.out or new_model_path(settings)
-    model.save(out)
-    if validation is not None:
-        # Kept beside the model: retraining checks every candidate against it (see learn.py).
-        validation.save(validation_path(out))
-    _print_figures(predictions, data, threshold, as_json=False)
+    run.save(out)
+    _print_figures(run.predictions, run.data, threshold, as_json=False)
     if args.report:
-        written = write_report(predictions, data.sources, threshold, args.report)
+        written = write_report(run.predictions, run.data.sources, threshold, args.report)
         print(f"figures written to {args.report}/ ({', '.join(p.name for p in written)})")
-    if held_out is not None:
-        print(f"\n--- validation set held out from training ({held_out.confusion.sum()} faces) ---")
-        print(held_out.report())
-    print(f"trained on {len(data.labels)} faces in {seconds:.1f} s; model written to {out}")
-    _write_plots(args.plots, evaluation.summary())
-    _compare_with_model_in_force(settings, spec, held_out, validation)
+    if run.held_out is not None:
+        print(f"\n--- validation set held out from training ({run.held_out.confusion.sum()} faces) ---")
+        print(run.held_out.report())
+    print(f"trained on {len(run.data.labels)} faces in {run.seconds:.1f} s; model written to {out}")
+    _write_plots(args.plots, run.predictions.evaluation(threshold).summary())
+    _compare_with_model_in_force(settings, spec, run.held_out, run.validation)
     if args.activate:
         print(f"now in force: {use(settings, str(out))}")
     else:
@@ -137,8 +112,7 @@ def _print_counts(data: FaceSet) -> None:
 def _print_figures(predictions: Predictions, data: FaceSet, threshold: float, as_json: bool) -> None:
     """Overall figures, then per data source when there are several."""
     evaluation = predictions.evaluation(threshold)
-    sources = sorted(set(data.sources))
-    masks = {} if len(sources) < 2 else {s: np.array([x == s for x in data.sources]) for s in sources}
+    masks = source_masks(data.sources) if len(set(data.sources)) > 1 else {}
     per_source = {s: predictions.evaluation(threshold, mask) for s, mask in masks.items()}
     if as_json:
         print(

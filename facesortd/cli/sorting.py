@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 from loguru import logger
 
+from facesortd.annotate import draw_faces
 from facesortd.arg_types import int_at_least
 from facesortd.cli.common import UsageError, face_detector, settings_for
 from facesortd.config import Settings, WatchSettings
@@ -220,19 +221,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 emo = f"  {f.emotion} {f.confidence:.2f}" if f.emotion else ""
                 print(f"  box x={f.box[0]} y={f.box[1]} w={f.box[2]} h={f.box[3]}  score {f.score:.2f}{emo}")
         if args.draw:
-            for f in faces:
-                x, y, w, h = f.box
-                cv2.rectangle(image, (x, y), (x + w, y + h), (0, 0, 255), max(2, w // 60))
-                text = f"{f.emotion or 'face'} {f.confidence or f.score:.2f}"
-                cv2.putText(
-                    image,
-                    text,
-                    (x, max(12, y - 6)),
-                    cv2.FONT_HERSHEY_SIMPLEX,
-                    max(0.5, w / 300),
-                    (0, 0, 255),
-                    2,
-                )
+            draw_faces(image, faces)
             out = args.draw / (path.stem + ".png")
             cv2.imwrite(str(out), image)
     return status
