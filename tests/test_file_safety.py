@@ -485,12 +485,12 @@ def test_the_daemon_never_re_sorts_a_file_undo_is_putting_back(
 ) -> None:
     """undo's move back lands in the watched inbox: the daemon must already see it as undone."""
     (env.inbox / "a.png").write_bytes(screenshot_png(13))
-    wait_until(lambda: not (env.inbox / "a.png").exists())
+    wait_until(lambda: daemon.journal.done_moves(limit=1))  # journaled as done after it left the inbox
     real_move = move_no_replace
 
     def slow_move(src: Path, dest: Path, **kw: object) -> Path:
         final = real_move(src, dest, **kw)  # type: ignore[arg-type]
-        time.sleep(1.0)  # back in the inbox, the daemon has time to look at it
+        wait_until(lambda: env.inbox / "a.png" in daemon._told)  # back in the inbox, before undo is done
         return final
 
     monkeypatch.setattr("facesortd.undo.move_no_replace", slow_move)

@@ -173,7 +173,7 @@ def test_undo_puts_a_file_back_and_the_daemon_leaves_it(daemon: Service, setting
     from facesortd import cli
 
     (settings.inbox / "oops.png").write_bytes(_png_bytes(8))
-    wait_until(lambda: not (settings.inbox / "oops.png").exists())
+    wait_until(lambda: daemon.journal.done_moves(limit=1))  # journaled as done after it left the inbox
     env = {
         "FACESORTD_STATE_DIR": str(settings.state_dir),
         "FACESORTD_LIBRARY": str(settings.library),
