@@ -6,7 +6,7 @@ import argparse
 
 from loguru import logger
 
-from facesortd.arg_types import int_at_least
+from facesortd.cli.arg_types import int_at_least
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
 from facesortd.datasets import DatasetError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.arg_types import int_at_least, number_between
+from facesortd.cli.arg_types import int_at_least, number_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.config import Settings

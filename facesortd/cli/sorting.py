@@ -19,7 +19,7 @@ import cv2
 from loguru import logger
 
 from facesortd.annotate import draw_faces
-from facesortd.arg_types import int_at_least
+from facesortd.cli.arg_types import int_at_least
 from facesortd.cli.common import UsageError, face_detector, settings_for
 from facesortd.config import Settings, WatchSettings
 from facesortd.datasets import DatasetError
