@@ -156,7 +156,8 @@ def test_training_a_net_without_pytorch_says_what_to_install(
 
 def test_run_time_and_training_the_head_never_import_pytorch() -> None:
     code = (
-        "import sys, facesortd.cli, facesortd.service, facesortd.training, facesortd.feature_net_training; "
+        "import sys, facesortd.cli, facesortd.service; "
+        "import facesortd.training, facesortd.feature_net_training; "
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
