@@ -31,6 +31,7 @@ USER_ERRORS = (
     StateBusy,
     JournalError,
 )
+"""Errors a user can cause: shown as one line that names the fix, exit status 2, no traceback."""
 
 
 def _setup_logging(level: str) -> None:
@@ -41,6 +42,7 @@ def _setup_logging(level: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command's options, added by its group's module in the order `--help` lists them."""
     parser = argparse.ArgumentParser(
         prog="facesortd",
         description="Sort anime screenshots into <library>/<emotion>/ by the faces in them; "
