@@ -9,7 +9,7 @@ from facesortd.detect import FaceDetector
 
 
 class UsageError(Exception):
-    """Options that each parse but do not go together."""
+    """Arguments a command cannot act on: options that do not go together, a time or file naming nothing."""
 
 
 def settings_for(args: argparse.Namespace, **overrides: object) -> Settings:

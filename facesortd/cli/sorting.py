@@ -22,7 +22,6 @@ from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import int_at_least
 from facesortd.cli.common import UsageError, face_detector, settings_for
 from facesortd.config import Settings, WatchSettings
-from facesortd.datasets import DatasetError
 from facesortd.decide import Decision, Pipeline
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
@@ -240,7 +239,7 @@ def _parse_since(text: str) -> float:
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
-        raise DatasetError(f"--since takes e.g. 2h, 30m, 1d or 2026-11-24T10:00, got {text!r}") from None
+        raise UsageError(f"--since takes e.g. 2h, 30m, 1d or 2026-11-24T10:00, got {text!r}") from None
 
 
 CONFIRM_UNDO_OVER = 20
@@ -272,7 +271,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
             here = _shown(done.moved_from)
             print(f"{here} -> {_shown(done.back_to)}" if done.back_to else f"{here}: {done.why_not}")
     except LookupError as exc:
-        raise DatasetError(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     finally:
         journal.close()
     return 0
