@@ -369,7 +369,9 @@ def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out == text  # the one unit, for a hand install
 
 
-def test_status_without_a_daemon_and_undo_time_parsing(capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_without_a_daemon_and_undo_time_parsing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
     assert "daemon: not running" in out and "nothing sorted yet" in out
@@ -377,6 +379,9 @@ def test_status_without_a_daemon_and_undo_time_parsing(capsys: pytest.CaptureFix
     assert abs(sorting._parse_since("2h") - (time.time() - 7200)) < 5
     assert cli.main(["undo", "--since", "yesterday-ish"]) == 2
     assert "--since takes" in capsys.readouterr().err
+    (tmp_path / "mine.png").write_bytes(b"never sorted")
+    assert cli.main(["undo", str(tmp_path / "mine.png")]) == 2
+    assert "the journal has no move of facesortd that put this file there" in capsys.readouterr().err
 
 
 def test_train_detector_is_a_subcommand() -> None:
