@@ -22,7 +22,7 @@ import numpy as np
 from bench_emotion import print_header, report
 from compare_predictions import Run
 
-from facesortd.arg_types import number_between
+from facesortd.cli.arg_types import number_between
 from facesortd.config import Settings
 from facesortd.emotion import fit_temperature, softmax
 from facesortd.ensemble import combine

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from shared_data import SHARED, require_shared
 
-from facesortd.arg_types import int_at_least
+from facesortd.cli.arg_types import int_at_least
 from facesortd.image_names import is_image_name
 
 TILE = 128

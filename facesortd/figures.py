@@ -13,7 +13,7 @@ import numpy as np
 
 from facesortd.metrics import Evaluation
 from facesortd.plots import confusion_image, put_text
-from facesortd.training import Predictions
+from facesortd.training import Predictions, source_masks
 
 
 def save_predictions(path: Path, predictions: Predictions, sources: list[str]) -> None:
@@ -56,8 +56,8 @@ def write_report(predictions: Predictions, sources: list[str], threshold: float,
     out.mkdir(parents=True, exist_ok=True)
     curves = {}
     written = []
-    for source in [*sorted(set(sources)), "all"]:
-        mask = None if source == "all" else np.array([s == source for s in sources])
+    masks: dict[str, np.ndarray | None] = {**source_masks(sources), "all": None}
+    for source, mask in masks.items():
         ev = predictions.evaluation(threshold, mask)
         curves[source] = ev
         written.append(out / f"confusion_{source}.png")

@@ -349,6 +349,11 @@ SOURCE_BALANCE = 0.5
 all sources and giving every source the same total weight (README, "Emotion model")."""
 
 
+def source_masks(sources: Sequence[str]) -> dict[str, np.ndarray]:
+    """One face mask per data source, in name order, to give each source's figures apart."""
+    return {name: np.array([s == name for s in sources]) for name in sorted(set(sources))}
+
+
 def source_weights(sources: list[str], power: float = SOURCE_BALANCE) -> np.ndarray:
     """Weight per face so that a source of n faces weighs n^(1 - power) in total (mean weight 1).
 

@@ -72,7 +72,7 @@ def crop_dataset(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_detector(monkeypatch: pytest.MonkeyPatch) -> None:
     """Detection by the synthetic-face test double (the real cascade is tested elsewhere)."""
-    monkeypatch.setattr("facesortd.cli.FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
     monkeypatch.setattr("facesortd.doctor.FaceDetector", BrightBlobDetector)
 
 

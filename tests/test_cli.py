@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ from conftest import write_crop_dataset
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
 from facesortd import cli
+from facesortd.cli import sorting
 from facesortd.descriptors import DEFAULT_ENSEMBLE
 from facesortd.model_store import validation_path
 from facesortd.training import FaceSet
@@ -132,7 +134,10 @@ def test_detect_json_and_draw(trained: str, tmp_path: Path, capsys: pytest.Captu
     assert result["path"].endswith("a.png") and len(result["faces"]) == 1
     face = result["faces"][0]
     assert len(face["box"]) == 4 and face["emotion"] == "sad" and 0 <= face["confidence"] <= 1
-    assert (tmp_path / "drawn" / "a.png").is_file()
+    drawn = cv2.imread(str(tmp_path / "drawn" / "a.png"))
+    x, y, w, h = face["box"]
+    assert (drawn[y + h // 2, x] == (0, 0, 255)).all()  # the box's left edge, in red
+    assert (drawn[y + h // 2, x + w // 2] == img[y + h // 2, x + w // 2]).all()  # the face itself untouched
 
 
 def test_eval_measures_a_model(trained: str, crop_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -292,12 +297,12 @@ def test_train_activates_only_when_asked_and_rollback_steps_down_to_the_shipped_
     assert cli.main(["model", "rollback"]) == 2  # the shipped model is in force: nothing earlier
     assert "no earlier model" in capsys.readouterr().err
     train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2"]
-    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20260101-000001")
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-000001")
     assert cli.main(train) == 0
     out = capsys.readouterr().out
     assert model_store.model_in_force(settings) == shipped  # written, not put in force
     assert "not in force yet: `facesortd model use" in out
-    monkeypatch.setattr(cli.time, "strftime", lambda fmt: "20260101-000002")
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-000002")
     assert cli.main([*train, "--descriptor", "pixels", "--activate"]) == 0
     assert model_store.model_in_force(settings).name == "20260101-000002.fsm.npz"
     capsys.readouterr()
@@ -364,14 +369,19 @@ def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out == text  # the one unit, for a hand install
 
 
-def test_status_without_a_daemon_and_undo_time_parsing(capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_without_a_daemon_and_undo_time_parsing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
     assert "daemon: not running" in out and "nothing sorted yet" in out
     assert "held out: balanced accuracy" in out  # the shipped model's figures
-    assert abs(cli._parse_since("2h") - (__import__("time").time() - 7200)) < 5
+    assert abs(sorting._parse_since("2h") - (time.time() - 7200)) < 5
     assert cli.main(["undo", "--since", "yesterday-ish"]) == 2
     assert "--since takes" in capsys.readouterr().err
+    (tmp_path / "mine.png").write_bytes(b"never sorted")
+    assert cli.main(["undo", str(tmp_path / "mine.png")]) == 2
+    assert "the journal has no move of facesortd that put this file there" in capsys.readouterr().err
 
 
 def test_train_detector_is_a_subcommand() -> None:
@@ -454,7 +464,7 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    for i in range(cli.CONFIRM_UNDO_OVER + 1):
+    for i in range(sorting.CONFIRM_UNDO_OVER + 1):
         cv2.imwrite(str(inbox / f"{i}.png"), np.full((60, 60, 3), i, np.uint8))
     monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
     assert cli.main(["sort", str(inbox)]) == 0
@@ -469,4 +479,4 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
     assert cli.main(["undo", "--since", "1h"]) == 0
     assert "nothing undone" in capsys.readouterr().out and list(inbox.iterdir()) == []
     assert cli.main(["undo", "--since", "1h"]) == 0
-    assert len(list(inbox.iterdir())) == cli.CONFIRM_UNDO_OVER + 1
+    assert len(list(inbox.iterdir())) == sorting.CONFIRM_UNDO_OVER + 1

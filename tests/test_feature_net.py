@@ -148,7 +148,7 @@ def test_train_cnn_on_own_faces_uses_the_shipped_net_as_it_is(
 def test_training_a_net_without_pytorch_says_what_to_install(
     crop_dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "torch_installed", lambda: False)
+    monkeypatch.setattr("facesortd.cli.models.torch_installed", lambda: False)
     args = ["train", str(crop_dataset), "--no-detect", "--descriptor", "cnn", "--train-features"]
     assert cli.main(args) == 2
     assert "pip install 'facesortd[train]'" in capsys.readouterr().err
@@ -156,7 +156,8 @@ def test_training_a_net_without_pytorch_says_what_to_install(
 
 def test_run_time_and_training_the_head_never_import_pytorch() -> None:
     code = (
-        "import sys, facesortd.cli, facesortd.service, facesortd.training, facesortd.feature_net_training; "
+        "import sys, facesortd.cli, facesortd.service; "
+        "import facesortd.training, facesortd.feature_net_training; "
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

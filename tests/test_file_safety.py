@@ -46,7 +46,7 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The CLI sees the same folders as the daemon under test."""
     for key in ("inbox", "library", "state_dir"):
         monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(settings, key)))
-    monkeypatch.setattr("facesortd.cli.FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
     return settings
 
 
@@ -204,7 +204,7 @@ def test_names_that_are_not_utf8_are_sorted_and_undoable(
     names = [os.fsdecode(b"\xff\xfe shot.png"), os.fsdecode(b"caf\xe9.png"), "plain.png"]
     for i, name in enumerate(names):
         (env.inbox / name).write_bytes(screenshot_png(10 + i))
-    wait_until(lambda: not any(env.inbox.iterdir()))
+    wait_until(lambda: len(daemon.journal.done_moves(limit=3)) == 3)  # all three journaled as done
     assert sorted(p.name for p in _files(env.library)) == sorted(names)
     assert cli.main(["undo", "3"]) == 0
     assert sorted(p.name for p in env.inbox.iterdir()) == sorted(names)
@@ -423,11 +423,11 @@ def test_an_undone_file_stays_though_its_content_was_copied_elsewhere_and_is_tol
 ) -> None:
     from loguru import logger
 
-    monkeypatch.setattr("facesortd.cli._setup_logging", lambda _level: None)  # keep our sink
+    monkeypatch.setattr("facesortd.cli.app._setup_logging", lambda _level: None)  # keep our sink
     lines: list[str] = []
     logger.add(lines.append, level="INFO", format="{message}")
     (env.inbox / "a.png").write_bytes(screenshot_png(11))
-    wait_until(lambda: not (env.inbox / "a.png").exists())
+    wait_until(lambda: daemon.journal.done_moves(limit=1))  # journaled as done after it left the inbox
     assert cli.main(["undo", "1"]) == 0
     copy = tmp_path / "other" / "a.png"
     copy.parent.mkdir()
@@ -485,12 +485,12 @@ def test_the_daemon_never_re_sorts_a_file_undo_is_putting_back(
 ) -> None:
     """undo's move back lands in the watched inbox: the daemon must already see it as undone."""
     (env.inbox / "a.png").write_bytes(screenshot_png(13))
-    wait_until(lambda: not (env.inbox / "a.png").exists())
+    wait_until(lambda: daemon.journal.done_moves(limit=1))  # journaled as done after it left the inbox
     real_move = move_no_replace
 
     def slow_move(src: Path, dest: Path, **kw: object) -> Path:
         final = real_move(src, dest, **kw)  # type: ignore[arg-type]
-        time.sleep(1.0)  # back in the inbox, the daemon has time to look at it
+        wait_until(lambda: env.inbox / "a.png" in daemon._told)  # back in the inbox, before undo is done
         return final
 
     monkeypatch.setattr("facesortd.undo.move_no_replace", slow_move)

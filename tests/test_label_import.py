@@ -44,7 +44,7 @@ def _faces_json(folder: Path) -> Path:
 def test_import_keeps_each_face_weighs_it_like_bootstrap_data_and_is_idempotent(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
     dataset = _faces_json(tmp_path / "seed")
     config = tmp_path / "config.toml"
     config.write_text(f'state_dir = "{settings.state_dir}"\nlibrary = "{settings.library}"\n')

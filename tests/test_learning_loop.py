@@ -204,7 +204,7 @@ def test_reviewing_15_files_never_makes_the_model_in_force_sort_fewer(
     monkeypatch.setattr(model_store, "shipped_model", lambda: None)
     monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
     monkeypatch.setattr(learn, "FaceDetector", BrightBlobDetector)
-    monkeypatch.setattr(cli, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
     for key, value in (("INBOX", "inbox"), ("LIBRARY", "lib"), ("STATE_DIR", "state")):
         monkeypatch.setenv(f"FACESORTD_{key}", str(tmp_path / value))
     monkeypatch.setenv("FACESORTD_WATCH__SETTLE_S", "0.1")

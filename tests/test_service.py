@@ -173,7 +173,7 @@ def test_undo_puts_a_file_back_and_the_daemon_leaves_it(daemon: Service, setting
     from facesortd import cli
 
     (settings.inbox / "oops.png").write_bytes(_png_bytes(8))
-    wait_until(lambda: not (settings.inbox / "oops.png").exists())
+    wait_until(lambda: daemon.journal.done_moves(limit=1))  # journaled as done after it left the inbox
     env = {
         "FACESORTD_STATE_DIR": str(settings.state_dir),
         "FACESORTD_LIBRARY": str(settings.library),
@@ -237,6 +237,6 @@ def test_status_reports_counts(daemon: Service, settings: Settings) -> None:
     from facesortd.status import report
 
     (settings.inbox / "s.png").write_bytes(_png_bytes(9, face=False))
-    wait_until(lambda: not (settings.inbox / "s.png").exists())
+    wait_until(lambda: daemon.journal.done_moves(limit=1))  # counted once journaled as done
     text = report(settings)
     assert "daemon: running" in text and "quarantine/no-face 1" in text and "today: 1 file(s)" in text

@@ -26,7 +26,7 @@ def env(daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The CLI sees the test's folders and detects the drawn faces."""
     for key in ("inbox", "library", "state_dir"):
         monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
-    monkeypatch.setattr("facesortd.cli.FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
     daemon_settings.inbox.mkdir(parents=True)
     return daemon_settings
 

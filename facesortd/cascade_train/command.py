@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.arg_types import int_at_least, number_between
 from facesortd.cascade_train.mining import random_windows
 from facesortd.cascade_train.samples import (
     Augmentation,
@@ -25,6 +24,7 @@ from facesortd.cascade_train.samples import (
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
 from facesortd.cascade_train.verifier_samples import cascade_proposals
+from facesortd.cli.arg_types import int_at_least, number_between
 from facesortd.config import DetectionSettings
 from facesortd.datasets import DatasetError
 from facesortd.verify import CROP, MARGIN, train_verifier

@@ -1,0 +1,113 @@
+"""The `facesortd` parser and `main`: every command group's options, and user errors as one-line messages."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd import __version__
+from facesortd.cli import daemon, labels, models, sorting
+from facesortd.cli.common import UsageError, settings_for
+from facesortd.config import LOG_LEVELS, ConfigError
+from facesortd.datasets import DatasetError
+from facesortd.detect import DetectorError
+from facesortd.emotion import ModelError
+from facesortd.feature_net import FeatureNetError
+from facesortd.journal import JournalError
+from facesortd.state import StateBusy
+
+USER_ERRORS = (
+    UsageError,
+    ConfigError,
+    DetectorError,
+    ModelError,
+    DatasetError,
+    FeatureNetError,
+    StateBusy,
+    JournalError,
+)
+"""Errors a user can cause: shown as one line that names the fix, exit status 2, no traceback."""
+
+
+def _setup_logging(level: str) -> None:
+    logger.remove()
+    logger.add(
+        sys.stderr, level=level, format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command's options, added by its group's module in the order `--help` lists them."""
+    parser = argparse.ArgumentParser(
+        prog="facesortd",
+        description="Sort anime screenshots into <library>/<emotion>/ by the faces in them; "
+        "files it is unsure about go to <library>/_quarantine/<reason>/ for review.",
+    )
+    parser.add_argument("--version", action="version", version=f"facesortd {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML config file (default: $XDG_CONFIG_HOME/facesortd/config.toml if present)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=None,
+        metavar="LEVEL",
+        help="how much goes to stderr: " + ", ".join(LOG_LEVELS) + " (default: log_level from the config)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sorting.add_sort(sub)
+    sorting.add_detect(sub)
+    models.add_train(sub)
+    models.add_eval(sub)
+    daemon.add_run(sub)
+    daemon.add_status(sub)
+    sorting.add_undo(sub)
+    models.add_retrain(sub)
+    labels.add_import_labels(sub)
+    labels.add_review(sub)
+    daemon.add_install_service(sub)
+    models.add_model(sub)
+    daemon.add_doctor(sub)
+    _add_train_detector(sub)
+    return parser
+
+
+def _add_train_detector(sub: argparse._SubParsersAction) -> None:
+    try:
+        from facesortd.cascade_train import command
+    except ImportError:
+        return
+    p = sub.add_parser("train-detector", help="train an LBP face cascade", description=command.__doc__)
+    command.add_arguments(p)
+    p.set_defaults(func=command.run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level or "INFO")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        if args.log_level is None and args.command != "doctor":
+            _setup_logging(settings_for(args).log_level)
+        code = func(args)
+        sys.stdout.flush()  # a reader that left (`status | head`) shows here, where it is handled
+        return code
+    except USER_ERRORS as exc:
+        print(f"facesortd: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facesortd: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `facesortd status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141

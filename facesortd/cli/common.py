@@ -1,0 +1,22 @@
+"""What every command group uses: the settings a command runs with, the detector, the usage error."""
+
+from __future__ import annotations
+
+import argparse
+
+from facesortd.config import Settings, load_settings
+from facesortd.detect import FaceDetector
+
+
+class UsageError(Exception):
+    """Arguments a command cannot act on: options that do not go together, a time or file naming nothing."""
+
+
+def settings_for(args: argparse.Namespace, **overrides: object) -> Settings:
+    """The config file named by --config (or the default one), with a command's own overrides."""
+    return load_settings(args.config, **overrides)
+
+
+def face_detector(settings: Settings) -> FaceDetector:
+    """The detector every command that looks at images uses (one name for the tests to replace)."""
+    return FaceDetector(settings.detection)

@@ -1,0 +1,109 @@
+"""`run`, `status`, `install-service` and `doctor`: the daemon, what it is doing, and setting it up."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+from facesortd.cli.common import settings_for
+from facesortd.config import config_home
+from facesortd.package_data import SERVICE_TEMPLATE, data_file
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Watch the inbox and sort files as they arrive, until SIGTERM/SIGINT (as systemd runs it)."""
+    from facesortd.service import Service
+
+    code = Service(settings_for(args)).run()
+    # Every file is placed and synced, the journal closed and the workers joined: what is left of
+    # an exit is the interpreter's teardown, where native libraries' destructors can race threads
+    # they started themselves (a daemon once died of SIGSEGV there). Skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from facesortd.status import gather, report
+
+    settings = settings_for(args)
+    print(json.dumps(gather(settings), indent=2) if args.json else report(settings))
+    return 0
+
+
+def cmd_install_service(args: argparse.Namespace) -> int:
+    unit_dir = config_home().parent / "systemd" / "user"
+    exe = shutil.which("facesortd") or f"{sys.executable} -m facesortd"
+    text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8").replace("{exec_start}", exe)
+    if args.print:
+        print(text, end="")
+        return 0
+    unit = unit_dir / "facesortd.service"
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    unit.write_text(text, encoding="utf-8")
+    print(
+        f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user enable --now facesortd"
+    )
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check each thing facesortd needs and say how to fix what is wrong; exit 1 if anything is."""
+    from facesortd.doctor import run_checks
+
+    problems = 0
+    for ok, message in run_checks(args.config):
+        print(("ok    " if ok else "FIX   ") + message)
+        problems += not ok
+    print("all good" if not problems else f"{problems} problem(s) found")
+    return 1 if problems else 0
+
+
+def add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="watch the inbox and sort files as they arrive (the daemon)",
+        description="Run in the foreground, as systemd does: sort what is already in the inbox, then "
+        "every file saved there. SIGTERM or Ctrl-C stops it cleanly.",
+    )
+    p.set_defaults(func=cmd_run)
+
+
+def add_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "status",
+        help="is the daemon running, what it sorted, what waits for you, last errors",
+        description="Daemon (uptime, queue), the model and threshold in force, files placed today and "
+        "in total per folder, files waiting in each quarantine folder, what sits in the inbox and why, "
+        "labels for training and the last errors.",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print it as one JSON object: {"total": {"<emotion>" | "_quarantine/<reason>": n, ...}, '
+        '"today": {...}, "waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}}',
+    )
+    p.set_defaults(func=cmd_status)
+
+
+def add_install_service(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "install-service",
+        help="install the systemd user unit",
+        description="Write facesortd.service into ~/.config/systemd/user/ and print the systemctl "
+        "commands that enable it (it runs none itself).",
+    )
+    p.add_argument(
+        "--print", action="store_true", help="print the unit to stdout instead (to install it by hand)"
+    )
+    p.set_defaults(func=cmd_install_service)
+
+
+def add_doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "doctor", help="check config, folders, cascade and model", description=cmd_doctor.__doc__
+    )
+    p.set_defaults(func=cmd_doctor)

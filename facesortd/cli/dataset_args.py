@@ -1,0 +1,106 @@
+"""The DATASET arguments `train`, `eval` and `import-labels` share: options, label renames, framing."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd.backdrops import Backdrops
+from facesortd.cli.common import face_detector
+from facesortd.config import Settings
+from facesortd.datasets import DatasetError, LabelledItem, is_vn_faces, load_items, relabel, vn_backgrounds
+from facesortd.detect import FaceDetector
+from facesortd.faces import FaceSpec
+from facesortd.training import FaceSet, Undetected, collect_faces
+
+
+def add_dataset_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "datasets",
+        nargs="+",
+        type=Path,
+        metavar="DATASET",
+        help="a folder with one subfolder per emotion (screenshots or face crops), or a faces.json "
+        "box file (images in a screenshots/ folder beside it); several may be given",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename a label (fear=scared); OLD= drops that label; may be repeated",
+    )
+    p.add_argument(
+        "--kind",
+        choices=["auto", "screenshots", "crops"],
+        default="auto",
+        help="what the images are; auto: small square images are crops, the rest screenshots (default)",
+    )
+    p.add_argument(
+        "--undetected",
+        choices=["drop", "whole", "typical"],
+        default="drop",
+        help="crops in which no face is detected: drop them (default), use the whole crop as the face, "
+        "or frame them like the median of the crops where a face was found (typical)",
+    )
+    p.add_argument(
+        "--no-detect",
+        action="store_true",
+        help="use every crop whole without running the detector (only for crops already framed "
+        "like facesortd's boxes)",
+    )
+
+
+def label_map(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old:
+            raise DatasetError(f"--map takes OLD=NEW (or OLD= to drop a label), got {pair!r}")
+        mapping[old] = new
+    return mapping
+
+
+def dataset_items(args: argparse.Namespace) -> dict[Path, list[LabelledItem]]:
+    """The labelled examples of each DATASET argument, with --map applied."""
+    mapping = label_map(args.map)
+    return {src: relabel(load_items(src), mapping) for src in args.datasets}
+
+
+def framing(args: argparse.Namespace, settings: Settings) -> tuple[FaceDetector | None, Undetected]:
+    """The detector that frames dataset faces and what to do where it finds none (--no-detect: whole)."""
+    if args.no_detect:
+        return None, "whole"
+    return face_detector(settings), args.undetected
+
+
+def backdrops(args: argparse.Namespace) -> Backdrops:
+    """Every background picture of the vn_faces-style datasets among DATASET, to vary scenes with."""
+    return Backdrops([p for src in args.datasets if is_vn_faces(src) for p in vn_backgrounds(src)])
+
+
+def collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> FaceSet:
+    detector, undetected = framing(args, settings)
+    parts = [
+        collect_faces(
+            found,
+            detector,
+            spec,
+            src.name,
+            args.kind,
+            undetected,
+            settings.images,
+            Backdrops(vn_backgrounds(src)) if is_vn_faces(src) else None,
+        )
+        for src, found in dataset_items(args).items()
+    ]
+    data = FaceSet.concat(parts)
+    for (label, reason), n in sorted(data.skipped.items()):
+        logger.warning("{}: {} file(s) skipped ({})", label, n, reason)
+    if not data.labels:
+        raise DatasetError(
+            "no usable faces in " + ", ".join(map(str, args.datasets)) + " (see the skipped counts)"
+        )
+    return data

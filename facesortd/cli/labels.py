@@ -1,0 +1,91 @@
+"""`import-labels` and `review`: labels from a dataset, or from a person on the review page."""
+
+from __future__ import annotations
+
+import argparse
+
+from loguru import logger
+
+from facesortd.cli.arg_types import int_at_least
+from facesortd.cli.common import UsageError, settings_for
+from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
+from facesortd.datasets import DatasetError
+from facesortd.journal import Journal
+
+REVIEW_PORT = 8765
+
+
+def cmd_import_labels(args: argparse.Namespace) -> int:
+    """Add a labelled dataset's faces to your labels (they weigh like bootstrap faces), for retraining."""
+    from facesortd.label_import import import_labels
+
+    settings = settings_for(args)
+    items = [item for found in dataset_items(args).values() for item in found]
+    detector, undetected = framing(args, settings)
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        outcome = import_labels(settings, journal, items, detector, args.kind, undetected)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from exc
+    finally:
+        journal.close()
+    print(", ".join(f"{what}: {n}" for what, n in sorted(outcome.items())) or "nothing to import")
+    print("they take part in the next retrain (`facesortd retrain`, or the daemon's own schedule)")
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """Label the quarantine on a local web page: one key per file, the model's guesses on screen."""
+    import webbrowser
+
+    from facesortd.review_page.server import ReviewServer
+
+    try:
+        server = ReviewServer(settings_for(args), args.port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}): pass another --port, "
+            "or --port 0 for any free one"
+        ) from exc
+    print(server.url, flush=True)
+    logger.info("review page on 127.0.0.1:{}; Ctrl-C stops it", server.server_address[1])
+    if not args.no_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        logger.info("review page stopped")
+    finally:
+        server.close()
+    return 0
+
+
+def add_import_labels(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import-labels",
+        help="add a labelled dataset to your labels for retraining",
+        description=cmd_import_labels.__doc__
+        + " Each face is found and kept like a label you give by moving a file; labels you gave "
+        "yourself are never replaced, and importing the same dataset twice adds nothing.",
+    )
+    add_dataset_options(p)
+    p.set_defaults(func=cmd_import_labels)
+
+
+def add_review(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "review",
+        help="label the quarantine on a local web page",
+        description=cmd_review.__doc__
+        + " Prints the page's URL (with its access token) as the first line, opens it in the browser "
+        "and serves it on 127.0.0.1 until Ctrl-C. A label moves the file like a file manager would "
+        "(journaled, undoable with `facesortd undo`) and counts as your label for retraining.",
+    )
+    p.add_argument(
+        "--port",
+        type=int_at_least(0),
+        default=REVIEW_PORT,
+        help="port on 127.0.0.1 (default %(default)s; 0: any free port)",
+    )
+    p.add_argument("--no-browser", action="store_true", help="only print the URL; open no browser")
+    p.set_defaults(func=cmd_review)

@@ -1,0 +1,358 @@
+"""`train`, `eval`, `model` and `retrain`: making, measuring and choosing emotion models; their figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd.cli.arg_types import int_at_least, number_between
+from facesortd.cli.common import UsageError, settings_for
+from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
+from facesortd.config import Settings
+from facesortd.datasets import DatasetError
+from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
+from facesortd.emotion import ModelError
+from facesortd.ensemble import load_model
+from facesortd.faces import CROP_MARGIN, FaceSpec
+from facesortd.feature_net_training import NetSettings, torch_installed
+from facesortd.figures import write_report
+from facesortd.journal import Journal
+from facesortd.loop_settings import LoopSettings
+from facesortd.metrics import Evaluation, headline, near_chance
+from facesortd.model_store import (
+    history,
+    load_model_in_force,
+    model_in_force,
+    new_model_path,
+    rollback,
+    use,
+)
+from facesortd.state import retrain_lock
+from facesortd.train_run import train_model
+from facesortd.training import (
+    SOURCE_BALANCE,
+    FaceSet,
+    Predictions,
+    predict_set,
+    source_masks,
+)
+
+
+def _add_plots_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help="also write the confusion matrix and reliability curve of the figures as PNG files into DIR",
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    descriptors = args.descriptor or list(DEFAULT_ENSEMBLE)
+    if len(set(descriptors)) < len(descriptors):
+        raise UsageError(f"each --descriptor may be given once, got {', '.join(descriptors)}")
+    if args.train_features and LEARNT not in descriptors:
+        raise UsageError(
+            f"--train-features trains the net of the {LEARNT} descriptor: add --descriptor {LEARNT}"
+        )
+    if args.train_features and not torch_installed():
+        raise UsageError("--train-features trains the net with PyTorch: pip install 'facesortd[train]'")
+    settings = settings_for(args)
+    spec = FaceSpec(size=args.face_size, margin=args.margin)
+    collected = collect(args, settings, spec)
+    _print_counts(collected)
+    if len(collected.counts()) < 2:
+        raise DatasetError("training needs faces of at least 2 emotions")
+    net_settings = (
+        NetSettings(loop=LoopSettings(epochs=args.epochs), backdrops=backdrops(args))
+        if args.train_features
+        else None
+    )
+    threshold = settings.recognition.threshold
+    run = train_model(
+        collected,
+        spec=spec,
+        descriptors=descriptors,
+        pca=args.pca,
+        net_settings=net_settings,
+        source_balance=args.source_balance,
+        folds=args.folds,
+        validation_share=args.validation_share,
+        threshold=threshold,
+        info={"trained_from": [str(d) for d in args.datasets], "label_map": label_map(args.map)},
+    )
+    out = args.out or new_model_path(settings)
+    run.save(out)
+    _print_figures(run.predictions, run.data, threshold, as_json=False)
+    if args.report:
+        written = write_report(run.predictions, run.data.sources, threshold, args.report)
+        print(f"figures written to {args.report}/ ({', '.join(p.name for p in written)})")
+    if run.held_out is not None:
+        print(f"\n--- validation set held out from training ({run.held_out.confusion.sum()} faces) ---")
+        print(run.held_out.report())
+    print(f"trained on {len(run.data.labels)} faces in {run.seconds:.1f} s; model written to {out}")
+    _write_plots(args.plots, run.predictions.evaluation(threshold).summary())
+    _compare_with_model_in_force(settings, spec, run.held_out, run.validation)
+    if args.activate:
+        print(f"now in force: {use(settings, str(out))}")
+    else:
+        print(f"not in force yet: `facesortd model use {out}` puts it in force (or train with --activate)")
+    return 0
+
+
+def _print_counts(data: FaceSet) -> None:
+    print("faces per emotion:")
+    for label, n in data.counts().items():
+        print(f"  {label:<12} {n}")
+
+
+def _print_figures(predictions: Predictions, data: FaceSet, threshold: float, as_json: bool) -> None:
+    """Overall figures, then per data source when there are several."""
+    evaluation = predictions.evaluation(threshold)
+    masks = source_masks(data.sources) if len(set(data.sources)) > 1 else {}
+    per_source = {s: predictions.evaluation(threshold, mask) for s, mask in masks.items()}
+    if as_json:
+        print(
+            json.dumps(
+                {**evaluation.summary(), "per_source": {k: v.summary() for k, v in per_source.items()}}
+            )
+        )
+        return
+    print(evaluation.report())
+    for name, ev in per_source.items():
+        print(f"\n--- faces from {name} ---")
+        print(ev.report())
+    if predictions.members:
+        print("\n--- each member of the ensemble alone ---")
+        for descriptor, alone in predictions.members.items():
+            print(f"{descriptor}: {headline(alone.evaluation(threshold).summary())}")
+            for source, mask in masks.items():
+                print(f"    faces from {source}: {headline(alone.evaluation(threshold, mask).summary())}")
+
+
+def _compare_with_model_in_force(
+    settings: Settings, spec: FaceSpec, new: Evaluation | None, validation: FaceSet | None
+) -> None:
+    """Both models' figures on the faces just held out, side by side, and plainly which is better."""
+    current_path = model_in_force(settings)
+    if current_path is None:
+        return
+    if new is None or validation is None:
+        print("no validation set held out (--validation-share 0): not compared with the model in force")
+        return
+    current = load_model(current_path)
+    if current.spec != spec:
+        print("the model in force frames faces otherwise: not compared on the validation set")
+        return
+    old = predict_set(current, validation).evaluation(settings.recognition.threshold)
+    print(f"\n--- on the validation set: the new model and the one in force ({current_path.name}) ---")
+    print(f"new model:      {headline(new.summary())}")
+    print(f"model in force: {headline(old.summary())}")
+    if near_chance(new.summary()):
+        chance = 1 / len(new.labels)
+        print(f"the new model is barely better than chance ({chance:.3f}): it learnt next to nothing")
+    max_drop = settings.learning.max_coverage_drop
+    if new.balanced_accuracy < old.balanced_accuracy or new.coverage < old.coverage - max_drop:
+        print(
+            "the new model is WORSE than the model in force on these faces (which the model in force "
+            "may have been trained on; see README)"
+        )
+    else:
+        print("the new model is not worse than the model in force on these faces")
+
+
+def _write_plots(folder: Path | None, summary: dict[str, object]) -> None:
+    """--plots DIR: the confusion matrix and reliability curve of these figures as PNG files."""
+    if folder is not None:
+        from facesortd.plots import write_plots
+
+        logger.info("plots written: {}", ", ".join(map(str, write_plots(summary, folder))))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+    model = load_model(args.model) if args.model else load_model_in_force(settings)
+    if model is None:
+        raise ModelError("no model to evaluate: pass --model FILE or train one with `facesortd train`")
+    data = collect(args, settings, model.spec)
+    if not args.json:  # --json prints one JSON document and nothing else
+        _print_counts(data)
+    predictions = predict_set(model, data)
+    _print_figures(predictions, data, settings.recognition.threshold, args.json)
+    _write_plots(args.plots, predictions.evaluation(settings.recognition.threshold).summary())
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+    if (args.action == "use") != (args.target is not None):
+        raise UsageError("`model use` takes `default` or a model FILE; `model list` and `rollback` take none")
+    if args.action == "rollback":
+        print(f"model in force is now {rollback(settings)}")
+        return 0
+    if args.action == "use":
+        print(f"model in force is now {use(settings, args.target)}")
+        return 0
+    entries = history(settings)
+    if not entries:
+        print("no models yet: train one with `facesortd train DATASET`")
+    for entry in entries:
+        figures = headline(entry.info.get("held_out")) or str(entry.info.get("error", "no held-out figures"))
+        counts = entry.info.get("counts", {})
+        mark = "*" if entry.in_force else " "
+        print(f"{mark} {entry.path.name}  {entry.info.get('created', '?')}  {figures}")
+        if isinstance(counts, dict) and counts:
+            print("    trained on: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if descriptors := entry.info.get("descriptors"):
+            print("    an ensemble of: " + ", ".join(map(str, descriptors)))
+        if validation := headline(entry.info.get("bootstrap_validation")):
+            print(f"    on the bootstrap validation set: {validation}")
+        if entry.info.get("decision"):
+            print(f"    {entry.info['decision']}")
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Record the labels you gave by moving files, then retrain now (adopted only if not worse)."""
+    from facesortd.learn import retrain_if_due
+    from facesortd.review import Reviewer, user_labels
+
+    settings = settings_for(args)
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        new = Reviewer(settings, journal).scan()
+        labels = user_labels(journal)
+        print(f"{new} new label(s); {len(labels)} usable label(s) in all")
+        with retrain_lock(settings.state_dir, lambda: print("the daemon is retraining now: waiting for it")):
+            result = retrain_if_due(settings, journal, labels, force=True)
+    finally:
+        journal.close()
+    assert result is not None
+    for label, missing in result.waiting.items():
+        print(f"{label}: waiting for {missing} more example(s) before it becomes an emotion")
+    if result.path is None:
+        print(f"no retrain: {result.reason}")
+        return 1
+    print(f"{result.describe()}\nnew model: {result.path}")
+    return 0
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train an emotion model from a labelled folder",
+        description="Train an emotion model from DATASET/<emotion>/*, faces.json box files or vn_faces "
+        "folders; prints per-emotion counts and out-of-source figures (cross-validation that never "
+        "splits a repository or character, and holds out a dataset without groups as a whole), then "
+        "writes a versioned model file.",
+    )
+    add_dataset_options(p)
+    p.add_argument(
+        "--out", type=Path, help="model file to write (default: <state_dir>/models/<time>.fsm.npz)"
+    )
+    p.add_argument(
+        "--activate",
+        action="store_true",
+        help="put the new model in force at once (without it: `facesortd model use FILE` later, after "
+        "comparing its figures with the model in force, which train prints)",
+    )
+    p.add_argument(
+        "--descriptor",
+        action="append",
+        choices=list(DESCRIPTORS),
+        help="face features: hog+lbp, hog, lbp, pixels (the classic Fisherface), or cnn (a small "
+        "convolutional net; see --train-features). Given twice or more, trains one model per "
+        "descriptor and averages them (an ensemble). Default: "
+        + " and ".join(DEFAULT_ENSEMBLE)
+        + " averaged, measured best (README); one descriptor alone trains faster",
+    )
+    p.add_argument(
+        "--train-features",
+        action="store_true",
+        help="for the cnn descriptor (part of the default): also train its net with PyTorch (pip install "
+        "'facesortd[train]'), one per cross-validation fold and one for the model (about 5 min per net "
+        "on one core); without it the net of the shipped model is used as it is, which is fast and "
+        "right for your own faces (the held-out figures would flatter faces of ../shared, which that "
+        "net was trained on)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int_at_least(1),
+        default=LoopSettings().epochs,
+        help="with --train-features: training length per net, in rounds of "
+        f"{LoopSettings().steps_per_epoch} batches (default %(default)s)",
+    )
+    p.add_argument(
+        "--face-size", type=int_at_least(16), default=FaceSpec().size, help="normalised face side in pixels"
+    )
+    p.add_argument(
+        "--margin",
+        type=number_between(0.0, CROP_MARGIN),
+        default=FaceSpec().margin,
+        help="widening of each face box per side, as a share of its size (default %(default)s; the "
+        "model keeps it, so run time frames faces the same way)",
+    )
+    p.add_argument(
+        "--pca", type=int_at_least(1), default=150, help="most PCA components kept before LDA (default 150)"
+    )
+    p.add_argument(
+        "--folds", type=int_at_least(2), default=5, help="cross-validation folds for the held-out figures"
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write the out-of-source figures to DIR: confusion matrices and the coverage curve "
+        "(share auto-sorted against share right) as PNGs, and the predictions",
+    )
+    p.add_argument(
+        "--source-balance",
+        type=number_between(0.0, 1.0),
+        default=SOURCE_BALANCE,
+        help="how much each DATASET's faces are reweighted towards equal total weight per dataset: 0 "
+        "pools them, 1 weighs every dataset the same (default %(default)s)",
+    )
+    p.add_argument(
+        "--validation-share",
+        type=number_between(0.0, 0.5),
+        default=0.1,
+        help="share of the faces (whole screenshots/characters) kept out of training as the validation "
+        "set that retraining must not get worse on (saved beside the model; default 0.1, 0: none)",
+    )
+    _add_plots_option(p)
+    p.set_defaults(func=cmd_train)
+
+
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="measure a model on a labelled folder",
+        description="Measure a model on DATASET/<emotion>/*.",
+    )
+    add_dataset_options(p)
+    p.add_argument("--model", type=Path, help="model file (default: the model in force)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _add_plots_option(p)
+    p.set_defaults(func=cmd_eval)
+
+
+def add_retrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("retrain", help="learn from the files you moved, now", description=cmd_retrain.__doc__)
+    p.set_defaults(func=cmd_retrain)
+
+
+def add_model(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "model",
+        help="list the emotion models (history) or roll back",
+        description="List your emotion models, oldest first, with their training counts and held-out "
+        "figures; * marks the one in force. `model rollback` puts back the model in force before "
+        "this one (step by step down to the shipped model); `model use default|FILE` puts the "
+        "shipped model or a model file in force.",
+    )
+    p.add_argument("action", nargs="?", choices=["list", "rollback", "use"], default="list")
+    p.add_argument("target", nargs="?", metavar="default|FILE", help="for `use`: which model")
+    p.set_defaults(func=cmd_model)

@@ -1,0 +1,345 @@
+"""`sort`, `detect` and `undo`: which files, and what became of each, shown on the terminal or as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+from loguru import logger
+
+from facesortd.annotate import draw_faces
+from facesortd.cli.arg_types import int_at_least
+from facesortd.cli.common import UsageError, face_detector, settings_for
+from facesortd.config import Settings, WatchSettings
+from facesortd.decide import Decision, Pipeline
+from facesortd.ensemble import Model
+from facesortd.images import UnreadableImage, read_image
+from facesortd.journal import Journal
+from facesortd.library import Library
+from facesortd.model_store import load_model_in_force, model_in_force
+from facesortd.progress import Progress
+from facesortd.sorter import Outcome, Sorter
+from facesortd.state import JOURNAL_FILE
+from facesortd.watch import wanted
+
+
+def _model(settings: Settings) -> Model | None:
+    model = load_model_in_force(settings)
+    if model is None:
+        logger.warning("no emotion model yet: every face will be 'unsure' (train one with `facesortd train`)")
+    return model
+
+
+def _pipeline(settings: Settings, model: Model | None) -> Pipeline:
+    return Pipeline(face_detector(settings), model, settings.recognition, settings.images)
+
+
+def _expand_inputs(paths: Iterable[Path], watch: WatchSettings) -> list[Path]:
+    """Files named directly, plus the files directly inside named folders that the daemon would sort
+    (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files.
+
+    A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0).
+    """
+    out: list[Path] = []
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
+            raise UsageError(f"{p}: no such file or folder")
+        if p.is_dir():
+            children = sorted(c for c in p.iterdir() if not c.name.startswith("."))
+            out.extend(c for c in children if c.is_file() and wanted(c, watch))
+            for folder in (c for c in children if c.is_dir()):
+                logger.warning(
+                    "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)",
+                    folder,
+                    p,
+                )
+        else:
+            out.append(p)
+    return out
+
+
+def cmd_sort(args: argparse.Namespace) -> int:
+    settings = settings_for(args, library=args.library)
+    if not args.paths:
+        settings.inbox.mkdir(parents=True, exist_ok=True)
+    files = _expand_inputs(args.paths or [settings.inbox], settings.watch)
+    if not files:
+        logger.info("nothing to sort{}", "" if args.paths else f": drop screenshots into {settings.inbox}")
+        return 0
+    # Paths a person named are their request: it overrides their earlier undo or quarantine.
+    named = bool(args.paths)
+    workers = min(args.workers or settings.watch.workers, len(files))
+    pipelines = _Pipelines(settings, workers)
+    library = Library(settings.library)
+    journal_file = settings.state_dir / JOURNAL_FILE
+    # A dry run reads the history (undone files, duplicates) but never creates the state folder.
+    journal = Journal(journal_file) if not args.dry_run or journal_file.exists() else None
+    if not args.dry_run and pipelines.model is not None:
+        library.make_emotion_folders(pipelines.model.labels)
+    model = model_in_force(settings)
+    sorter = Sorter(
+        library,
+        journal,
+        model_name=model.name if model else "none",
+        duplicates=settings.watch.duplicates,
+        dry_run=args.dry_run,
+        copy=args.copy,
+    )
+    progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
+    tally: Counter[str] = Counter()
+
+    def sort_one(src: Path) -> Outcome | Exception:
+        with pipelines.borrow() as pipeline:
+            try:
+                return sorter.sort(pipeline, src, named=named)
+            except Exception as exc:  # one file must not end the batch: the rest still get sorted
+                return exc
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="sort")
+    try:
+        for src, outcome in zip(files, pool.map(sort_one, files), strict=True):  # input order
+            tally[_report(args, src, outcome)] += 1
+            if progress:
+                progress.step()
+    finally:
+        # Ctrl-C: the files in progress finish their (journaled) moves, the queued ones are dropped.
+        pool.shutdown(cancel_futures=True)
+        if journal is not None:
+            journal.close()
+    logger.info("{}{}", "dry run, nothing moved: " if args.dry_run else "", summary(tally))
+    return 1 if tally["failed"] else 0
+
+
+class _Pipelines:
+    """One pipeline per worker thread, lent out per file: OpenCV's detectors are not shareable,
+    the emotion model (read-only) is."""
+
+    def __init__(self, settings: Settings, n: int) -> None:
+        self.model = _model(settings)
+        self._free: queue.SimpleQueue[Pipeline] = queue.SimpleQueue()
+        for _ in range(n):
+            self._free.put(_pipeline(settings, self.model))
+
+    @contextmanager
+    def borrow(self) -> Iterator[Pipeline]:
+        pipeline = self._free.get()
+        try:
+            yield pipeline
+        finally:
+            self._free.put(pipeline)
+
+
+def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -> str:
+    """Show one file's outcome (stdout for --json and dry-run plans, the log otherwise); its tally key."""
+    if isinstance(outcome, Exception):
+        logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", outcome)
+        return "failed"
+    if outcome.kind in ("skipped", "gone", "kept"):
+        logger.warning("{}: skipped, {}", src, outcome.why)
+        return "skipped"
+    decision, dest = outcome.decision, outcome.destination or src
+    assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
+    if args.json:
+        print(json.dumps(_decision_json(src, dest, decision)), flush=True)
+    elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
+        print(f"{src} {'stays' if dest == src else 'would go to ' + str(dest)}  [{decision.describe()}]")
+    else:
+        _log_decision(src, dest, decision, outcome.ms)
+    return _tally_key(decision)
+
+
+def _tally_key(decision: Decision) -> str:
+    return f"sorted:{decision.emotion}" if decision.action == "sorted" else f"quarantined:{decision.reason}"
+
+
+def summary(tally: Counter[str]) -> str:
+    """``sorted 3 (happy 2, sad 1); quarantined 1 (no-face 1)``: the one-line end-of-run report."""
+    parts = []
+    for action in ("sorted", "quarantined"):
+        items = sorted((k.split(":", 1)[1], v) for k, v in tally.items() if k.startswith(action + ":"))
+        total = sum(v for _, v in items)
+        detail = ", ".join(f"{name} {v}" for name, v in items)
+        parts.append(f"{action} {total}" + (f" ({detail})" if detail else ""))
+    parts.extend(f"{key} {tally[key]}" for key in ("skipped", "failed") if tally[key])
+    return "; ".join(parts)
+
+
+def _log_decision(src: Path, dest: Path, d: Decision, ms: float) -> None:
+    if dest == src:
+        logger.info("{} stays where it is  [{}, {:.0f} ms]", src, d.describe(), ms)
+        return
+    logger.info("{} -> {}  [{}, {:.0f} ms]", src, dest, d.describe(), ms)
+
+
+def _decision_json(src: Path, dest: Path, d: Decision) -> dict[str, object]:
+    return {
+        "path": str(src),
+        "action": d.action,
+        "emotion": d.emotion,
+        "reason": d.reason,
+        "confidence": None if d.confidence is None else round(d.confidence, 4),
+        "destination": str(dest),
+        "detail": d.detail or None,
+        "faces": [f.to_json() for f in d.faces],
+    }
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+    pipeline = _pipeline(settings, _model(settings))
+    if args.draw:
+        args.draw.mkdir(parents=True, exist_ok=True)
+    status = 0
+    for path in args.images:
+        try:
+            image = read_image(path, settings.images)
+        except UnreadableImage as exc:
+            status = 1
+            if args.json:
+                print(json.dumps({"path": str(path), "error": str(exc), "faces": []}), flush=True)
+            else:
+                print(f"{path}: unreadable: {exc}")
+            continue
+        faces = pipeline.analyse(image)
+        if args.json:
+            print(json.dumps({"path": str(path), "faces": [f.to_json() for f in faces]}), flush=True)
+        else:
+            print(f"{path}: {len(faces)} face(s)")
+            for f in faces:
+                emo = f"  {f.emotion} {f.confidence:.2f}" if f.emotion else ""
+                print(f"  box x={f.box[0]} y={f.box[1]} w={f.box[2]} h={f.box[3]}  score {f.score:.2f}{emo}")
+        if args.draw:
+            draw_faces(image, faces)
+            out = args.draw / (path.stem + ".png")
+            cv2.imwrite(str(out), image)
+    return status
+
+
+def _shown(path: Path) -> str:
+    """A path fit for any terminal: bytes of a name that is not UTF-8 shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _parse_since(text: str) -> float:
+    """``2h``, ``30m``, ``1d`` ago, or an ISO date/time (``2026-11-24 10:00``)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1] in units:
+        return time.time() - int(text[:-1]) * units[text[-1]]
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise UsageError(f"--since takes e.g. 2h, 30m, 1d or 2026-11-24T10:00, got {text!r}") from None
+
+
+CONFIRM_UNDO_OVER = 20
+"""Undoing more files than this from a terminal asks first (after showing the plan)."""
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from facesortd.journal import Journal
+    from facesortd.undo import select, undo
+
+    settings = settings_for(args)
+    count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
+    if count == 0:
+        raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
+    files = [] if count is not None else [Path(t) for t in args.targets]
+    since = _parse_since(args.since) if args.since else None
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        moves = select(journal, count, since, files)
+        if not moves:
+            print("nothing to undo")
+        if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
+            for move in moves:
+                print(f"{_shown(move.destination)} would go back to {_shown(move.source.parent)}")
+            if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
+                print("nothing undone" + (" (dry run)" if args.dry_run else ""))
+                return 0
+        for done in undo(journal, moves, settings.library, settings.inbox):
+            here = _shown(done.moved_from)
+            print(f"{here} -> {_shown(done.back_to)}" if done.back_to else f"{here}: {done.why_not}")
+    except LookupError as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        journal.close()
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def add_sort(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sort",
+        help="sort image files once and exit",
+        description="Sort image files once and exit, as the daemon would. Without paths it sorts the "
+        "inbox and, like the daemon, leaves a file whose sort you undid or that you put in quarantine "
+        "yourself; a file or folder you name is sorted anyway.",
+    )
+    p.add_argument(
+        "paths", nargs="*", type=Path, help="image files or folders (default: the configured inbox)"
+    )
+    p.add_argument("--library", type=Path, help="library folder (default: from the config)")
+    p.add_argument("--dry-run", action="store_true", help="print what would happen; touch nothing")
+    p.add_argument("--copy", action="store_true", help="copy files into the library instead of moving them")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object per file with its decision, in input order"
+    )
+    p.add_argument(
+        "--workers",
+        type=int_at_least(1),
+        metavar="N",
+        help="files classified in parallel (default: watch.workers from the config, as the daemon)",
+    )
+    p.set_defaults(func=cmd_sort)
+
+
+def add_detect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "detect",
+        help="print the faces found in images",
+        description="Print face boxes, scores and emotions; the tool for a file that landed in no-face.",
+    )
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument(
+        "--draw", type=Path, metavar="OUT_DIR", help="also write each image with its boxes drawn here"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(func=cmd_detect)
+
+
+def add_undo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "undo",
+        help="move sorted files back to where they came from",
+        description="Move files back to the folder they came from, using the journal: the last file "
+        "(default), the last N, those sorted --since a time, or the FILEs named (where they are now). "
+        "The daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`.",
+    )
+    p.add_argument(
+        "targets", nargs="*", metavar="N|FILE", help="how many of the last moves, or files to undo"
+    )
+    p.add_argument("--since", metavar="TIME", help="undo every move since TIME (2h, 30m, 1d or an ISO time)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be moved back; touch nothing")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"do not ask before undoing more than {CONFIRM_UNDO_OVER} files (asked only on a terminal)",
+    )
+    p.set_defaults(func=cmd_undo)

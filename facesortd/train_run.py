@@ -1,0 +1,96 @@
+"""What `facesortd train` runs: hold out a validation set, measure the model out of source by grouped
+cross-validation, then fit it on every other face and calibrate it on those out-of-source predictions.
+
+The command line only reads the options and shows the result, so a benchmark can run the same training.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from facesortd.descriptors import LEARNT, describe
+from facesortd.ensemble import Model
+from facesortd.faces import FaceSpec
+from facesortd.feature_net_training import NetSettings
+from facesortd.metrics import Evaluation
+from facesortd.model_store import validation_path
+from facesortd.training import (
+    FaceSet,
+    Predictions,
+    cross_validate,
+    emotion_fitter,
+    holdout_split,
+    predict_set,
+)
+
+
+@dataclass
+class TrainRun:
+    """A trained model and the figures it was judged by."""
+
+    model: Model
+    data: FaceSet
+    """The faces it was trained on (the validation set held out)."""
+    validation: FaceSet | None
+    predictions: Predictions
+    """Every face of ``data``, predicted by a model that never saw its source."""
+    held_out: Evaluation | None
+    """The model on ``validation``."""
+    seconds: float
+
+    def save(self, out: Path) -> None:
+        """The model file, and beside it the validation set that retraining must not get worse on
+        (see learn.py)."""
+        self.model.save(out)
+        if self.validation is not None:
+            self.validation.save(validation_path(out))
+
+
+def train_model(
+    collected: FaceSet,
+    *,
+    spec: FaceSpec,
+    descriptors: Sequence[str],
+    pca: int,
+    net_settings: NetSettings | None,
+    source_balance: float,
+    folds: int,
+    validation_share: float,
+    threshold: float,
+    info: Mapping[str, object],
+) -> TrainRun:
+    """A model from ``collected``; ``model.info`` keeps ``info`` (what the caller trained it from),
+    then the out-of-source figures. A net is trained per fold and for the model only when
+    ``net_settings`` is given."""
+    data, validation = holdout_split(collected, validation_share)
+    fit = emotion_fitter(spec, descriptors, pca, net_settings, source_balance)
+    started = time.perf_counter()
+    trains_net = net_settings is not None
+    # Every fold sees the same features of a descriptor, so they are computed once (not a net
+    # that is being trained: each fold has its own).
+    data.features = {d: describe(data.faces, d) for d in descriptors if not (trains_net and d == LEARNT)}
+    predictions, calibration = cross_validate(data, fit, folds)
+    evaluation = predictions.evaluation(threshold)
+    model = fit(data)
+    calibration.apply(model)
+    seconds = time.perf_counter() - started
+    model.info.update(
+        {
+            **info,
+            "held_out": evaluation.summary(),
+            "validation": f"grouped {folds}-fold cross-validation"
+            + (", a feature net trained per fold" if trains_net else ""),
+            "train_seconds": round(seconds, 1),
+        }
+    )
+    if predictions.members:
+        model.info["members_held_out"] = {
+            d: p.evaluation(threshold).summary() for d, p in predictions.members.items()
+        }
+    held_out = predict_set(model, validation).evaluation(threshold) if validation is not None else None
+    if held_out is not None:
+        model.info["bootstrap_validation"] = held_out.summary()
+    return TrainRun(model, data, validation, predictions, held_out, seconds)
