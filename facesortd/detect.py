@@ -142,19 +142,28 @@ class FaceDetector:
         if s.equalize:
             small = cv2.equalizeHist(small)
         smallest = max(s.min_size, s.min_size_share * min(gray.shape[:2]))
-        faces = self._verified(gray, self._scan(small, scale, 0, max(1, round(smallest * scale))))
-        if s.close_ups and close_ups:
-            # The coarse close-up grid frames a face more loosely than the full-size pass, so a
-            # close-up box only counts where the full-size pass found nothing.
-            close = self._verified(gray, self._close_ups(small, scale))
-            faces += [c for c in close if not any(_overlap(c.box, f.box, s.nms_iou) for f in faces)]
+        full = self._scan(small, scale, 0, max(1, round(smallest * scale)))
+        close = self._close_ups(small, scale) if s.close_ups and close_ups else []
+        scored = self._verified(gray, full + close)  # one verifier call for both passes
+        faces = self._kept(scored[: len(full)])
+        # The coarse close-up grid frames a face more loosely than the full-size pass, so a
+        # close-up box only counts where the full-size pass found nothing.
+        faces += [
+            c
+            for c in self._kept(scored[len(full) :])
+            if not any(_overlap(c.box, f.box, s.nms_iou) for f in faces)
+        ]
         return [Face(_clipped(f.box, gray.shape), f.score) for f in sorted(faces, key=lambda f: -f.score)]
 
     def _verified(self, gray: np.ndarray, faces: list[Face]) -> list[Face]:
-        """Candidates rescored by the verifier (if any), weak ones dropped, overlaps merged."""
-        if self._verifier is not None and faces:
-            probability = self._verifier.score(gray, [f.box for f in faces])
-            faces = [Face(f.box, float(p)) for f, p in zip(faces, probability, strict=True)]
+        """Candidates rescored by the verifier, if there is one."""
+        if self._verifier is None or not faces:
+            return faces
+        probability = self._verifier.score(gray, [f.box for f in faces])
+        return [Face(f.box, float(p)) for f, p in zip(faces, probability, strict=True)]
+
+    def _kept(self, faces: list[Face]) -> list[Face]:
+        """Weak candidates dropped, overlaps merged."""
         s = self.settings
         return non_max_suppression([f for f in faces if f.score >= s.min_score], s.nms_iou)
 
