@@ -24,6 +24,7 @@ from facesortd import __version__
 from facesortd.arg_types import int_at_least, number_between
 from facesortd.backdrops import Backdrops
 from facesortd.config import LOG_LEVELS, ConfigError, Settings, WatchSettings, config_home, load_settings
+from facesortd.cores import share_cores
 from facesortd.datasets import (
     DatasetError,
     LabelledItem,
@@ -149,6 +150,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
     named = bool(args.paths)
     workers = min(args.workers or settings.watch.workers, len(files))
     pipelines = _Pipelines(settings, workers)
+    share_cores(workers)
     library = Library(settings.library)
     journal_file = settings.state_dir / JOURNAL_FILE
     # A dry run reads the history (undone files, duplicates) but never creates the state folder.
