@@ -51,7 +51,7 @@ def shifted_columns(x: np.ndarray) -> np.ndarray:
     """(n, h, w, c) -> (n*h*w, 9c): each pixel's 3x3 neighbourhood (zero-padded) as one row.
 
     Each shift is written straight into its place: padding the input and concatenating nine
-    slices of few channels each cost 1.4x as much (one 9 MB copy more, in 64-byte pieces).
+    slices of few channels each copied everything once more, in small pieces.
     """
     n, h, w, c = x.shape
     out = np.zeros((n, h, w, 9, c), x.dtype)
@@ -63,8 +63,8 @@ def shifted_columns(x: np.ndarray) -> np.ndarray:
 
 
 def max_pool(x: np.ndarray) -> np.ndarray:
-    """2x2 max pooling of (n, h, w, c) with even h and w (four strided views: numpy's reduction
-    over two inner axes was five times slower)."""
+    """2x2 max pooling of (n, h, w, c) with even h and w (four strided views: much faster than
+    numpy's reduction over two inner axes)."""
     return np.maximum(
         np.maximum(x[:, 0::2, 0::2], x[:, 0::2, 1::2]), np.maximum(x[:, 1::2, 0::2], x[:, 1::2, 1::2])
     )

@@ -70,8 +70,9 @@ Shrunk = tuple[np.ndarray, float]
 
 
 def _crops(gray: np.ndarray, boxes: Sequence[Box], side: int, shrunk: Shrunk | None = None) -> np.ndarray:
-    """Every box's crop. Area-averaging a big box down to ``side`` reads every pixel of its region:
-    at 1080p that was a fifth of detection's time, so big boxes are cut from ``shrunk`` instead."""
+    """Every box's crop. Area-averaging a big box down to ``side`` reads every pixel of its region,
+    a large share of detection's time at 1080p (README, "Performance"), so a big box is cut from
+    ``shrunk`` instead."""
 
     def crop(box: Box) -> np.ndarray:
         if shrunk is not None and box[2] * (1 + 2 * MARGIN) * shrunk[1] >= SHRUNK_MIN * side:
