@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from daemon_harness import screenshot_1080p
+from daemon_harness import machine_load, screenshot_1080p
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=60.0)
     parser.add_argument("--cascade", type=Path)
     args = parser.parse_args()
+    print(f"at the start: {machine_load()}")
     rng = np.random.default_rng(0)
     variants = [screenshot_1080p(rng) for _ in range(20)]
     with tempfile.TemporaryDirectory(prefix="facesortd-bench-") as tmp:
@@ -76,10 +77,11 @@ def main() -> int:
         t0 = time.monotonic()
         _wait_empty(inbox, timeout=3600)
         backlog_s = time.monotonic() - t0
+        backlog_cpu = _cpu_seconds(daemon.pid)
         print(
             f"backlog: {args.backlog} 1080p PNGs in {backlog_s:.1f} s = "
             f"{args.backlog / backlog_s:.1f} files/s "
-            "(including start-up)"
+            f"(including start-up); {1000 * backlog_cpu / args.backlog:.0f} ms CPU per file"
         )
         latencies = []
         for i in range(args.drops):
@@ -101,6 +103,7 @@ def main() -> int:
         t1 = time.monotonic()
         code = daemon.wait(timeout=60)
         print(f"SIGTERM -> exit {code} in {time.monotonic() - t1:.2f} s")
+    print(f"at the end: {machine_load()}")
     return 0
 
 

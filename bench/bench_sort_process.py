@@ -4,7 +4,8 @@ Issue #18's target is a ratio, so both sides share the machine's state: --files 
 are written once, then (1) a fresh Python process decodes them all with OpenCV on --workers
 threads and exits, (2) `facesortd sort --dry-run --workers N --json` sorts them. Both are timed
 from process start to exit (start-up included, as a user waits for it). Prints the wall times,
-their ratio, images/s, CPU per image and the sort's peak RSS.
+their ratio, images/s, CPU per image, the ratio of CPU times (steadier on a shared machine), the
+sort's peak RSS and the machine's load.
 
     python bench/bench_sort_process.py [--files 60] [--workers 2] [--cascade FILE]
 """
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from daemon_harness import Folders, add_cascade_option, cascade_of, screenshot_1080p
+from daemon_harness import Folders, add_cascade_option, cascade_of, machine_load, screenshot_1080p
 
 DECODE = """
 import sys
@@ -55,6 +56,7 @@ def main() -> int:
     cascade = cascade_of(args)
     if cascade is None:
         return 2
+    print(f"at the start: {machine_load()}")
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="facesortd-bench-") as tmp:
         folders = Folders(Path(tmp), cascade)
@@ -72,6 +74,8 @@ def main() -> int:
         f" {1000 * sort[1] / n:.0f} ms CPU per image"
     )
     print(f"ratio sort / decode: {sort[0] / decode[0]:.2f} (target <= 2); sort peak RSS {sort[2]:.0f} MiB")
+    print(f"CPU ratio sort / decode: {sort[1] / decode[1]:.2f} (what the wall ratio tends to on idle cores)")
+    print(f"at the end: {machine_load()}")
     return 0
 
 

@@ -36,6 +36,12 @@ def cascade_of(args: argparse.Namespace) -> Path | None:
     return cascade
 
 
+def machine_load() -> str:
+    """The load averages, printed beside every time: this machine is often shared, and a time
+    measured at load 8 says little about the code."""
+    return "load average {:.1f} {:.1f} {:.1f} (1, 5, 15 min)".format(*os.getloadavg())
+
+
 def random_pngs(n: int, seed: int, prefix: str = "shot") -> dict[str, bytes]:
     """``n`` small distinct PNGs (noise: no faces, so they sort fast) by file name."""
     rng = np.random.default_rng(seed)

@@ -3,7 +3,7 @@ PyTorch (facesortd/cascade_train/verifier_net.py), so the service never imports 
 
 Shape: 3x3 convolution blocks (batch norm folded into the weights, ReLU, 2x2 max pool), the last
 map flattened, one hidden dense layer with ReLU, one dense output layer. The convolutions reuse the
-feature net's matrix-product-over-shifted-copies (feature_net.py).
+feature net's convolution block (feature_net.conv_block).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facesortd.feature_net import max_pool, shifted_columns
+from facesortd.feature_net import conv_block
 
 PREFIX = "cnn_"
 """Arrays of a ConvNet are stored under this prefix in whatever file holds it."""
@@ -29,8 +29,7 @@ class ConvNet:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """(n, s, s, c) float32 inputs -> (n, outputs) raw outputs (logits)."""
         for w, b in self.conv:
-            n, h, wd, _ = x.shape
-            x = max_pool(np.maximum(shifted_columns(x) @ w + b, 0.0).reshape(n, h, wd, -1))
+            x = conv_block(x, w, b)
         x = x.reshape(len(x), -1)
         for i, (w, b) in enumerate(self.dense):
             x = x @ w + b

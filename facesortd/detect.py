@@ -17,7 +17,7 @@ import numpy as np
 
 from facesortd.boxes import Box
 from facesortd.config import DetectionSettings
-from facesortd.verify import CnnVerifier, Verifier, VerifierError, load_verifier
+from facesortd.verify import CnnVerifier, Shrunk, Verifier, VerifierError, load_verifier
 
 SHIPPED_CASCADE = "facesortd_anime_face.xml"
 SHIPPED_VERIFIER = "facesortd_verifier.npz"
@@ -136,25 +136,33 @@ class FaceDetector:
         """
         s = self.settings
         scale = min(1.0, s.max_side / max(gray.shape[:2]))
-        small = (
+        shrunk = (
             gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         )
-        if s.equalize:
-            small = cv2.equalizeHist(small)
+        small = cv2.equalizeHist(shrunk) if s.equalize else shrunk
         smallest = max(s.min_size, s.min_size_share * min(gray.shape[:2]))
-        faces = self._verified(gray, self._scan(small, scale, 0, max(1, round(smallest * scale))))
-        if s.close_ups and close_ups:
-            # The coarse close-up grid frames a face more loosely than the full-size pass, so a
-            # close-up box only counts where the full-size pass found nothing.
-            close = self._verified(gray, self._close_ups(small, scale))
-            faces += [c for c in close if not any(_overlap(c.box, f.box, s.nms_iou) for f in faces)]
+        full = self._scan(small, scale, 0, max(1, round(smallest * scale)))
+        close = self._close_ups(small, scale) if s.close_ups and close_ups else []
+        scored = self._verified(gray, full + close, (shrunk, scale))  # one verifier call for both passes
+        faces = self._kept(scored[: len(full)])
+        # The coarse close-up grid frames a face more loosely than the full-size pass, so a
+        # close-up box only counts where the full-size pass found nothing.
+        faces += [
+            c
+            for c in self._kept(scored[len(full) :])
+            if not any(_overlap(c.box, f.box, s.nms_iou) for f in faces)
+        ]
         return [Face(_clipped(f.box, gray.shape), f.score) for f in sorted(faces, key=lambda f: -f.score)]
 
-    def _verified(self, gray: np.ndarray, faces: list[Face]) -> list[Face]:
-        """Candidates rescored by the verifier (if any), weak ones dropped, overlaps merged."""
-        if self._verifier is not None and faces:
-            probability = self._verifier.score(gray, [f.box for f in faces])
-            faces = [Face(f.box, float(p)) for f, p in zip(faces, probability, strict=True)]
+    def _verified(self, gray: np.ndarray, faces: list[Face], shrunk: Shrunk) -> list[Face]:
+        """Candidates rescored by the verifier, if there is one."""
+        if self._verifier is None or not faces:
+            return faces
+        probability = self._verifier.score(gray, [f.box for f in faces], shrunk)
+        return [Face(f.box, float(p)) for f, p in zip(faces, probability, strict=True)]
+
+    def _kept(self, faces: list[Face]) -> list[Face]:
+        """Weak candidates dropped, overlaps merged."""
         s = self.settings
         return non_max_suppression([f for f in faces if f.score >= s.min_score], s.nms_iou)
 

@@ -81,7 +81,8 @@ def _window(gray: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
         return gray[y0 : y0 + s, x0 : x0 + s]
     rows = _mirrored(np.arange(y0, y0 + s), gray.shape[0])
     cols = _mirrored(np.arange(x0, x0 + s), gray.shape[1])
-    return gray[np.ix_(rows, cols)]
+    # Rows, then columns: the same pixels as gray[np.ix_(rows, cols)], gathered several times faster.
+    return gray.take(rows, axis=0).take(cols, axis=1)
 
 
 def _mirrored(index: np.ndarray, n: int) -> np.ndarray:

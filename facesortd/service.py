@@ -27,6 +27,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.config import Settings
+from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
@@ -116,6 +117,7 @@ class Service:
         for line in recover(self.journal):
             logger.warning(line)
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
+        share_cores(len(pipelines))
         if pipelines[0].model is not None:
             self.library.make_emotion_folders(pipelines[0].model.labels)
         self.sorter.model_name = _model_name(s)

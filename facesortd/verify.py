@@ -61,10 +61,25 @@ def _span(a0: int, a1: int, n: int) -> tuple[slice, int, int]:
     return slice(s0, s1), before, missing - before
 
 
-def _crops(gray: np.ndarray, boxes: Sequence[Box], side: int) -> np.ndarray:
-    return (
-        np.stack([crop_box(gray, b, side) for b in boxes]) if boxes else np.zeros((0, side, side), np.uint8)
-    )
+SHRUNK_MIN = 2
+"""A box is cut from the detector's shrunk copy of the image when its crop region there still
+spans at least this many crop sides (README, "Performance": the effect on the scores measured)."""
+
+Shrunk = tuple[np.ndarray, float]
+"""A shrunk copy of a grayscale image and its scale (its side / the original's)."""
+
+
+def _crops(gray: np.ndarray, boxes: Sequence[Box], side: int, shrunk: Shrunk | None = None) -> np.ndarray:
+    """Every box's crop. Area-averaging a big box down to ``side`` reads every pixel of its region,
+    a large share of detection's time at 1080p (README, "Performance"), so a big box is cut from
+    ``shrunk`` instead."""
+
+    def crop(box: Box) -> np.ndarray:
+        if shrunk is not None and box[2] * (1 + 2 * MARGIN) * shrunk[1] >= SHRUNK_MIN * side:
+            return crop_box(shrunk[0], [v * shrunk[1] for v in box], side)
+        return crop_box(gray, box, side)
+
+    return np.stack([crop(b) for b in boxes]) if boxes else np.zeros((0, side, side), np.uint8)
 
 
 def _save(path: Path, **arrays: np.ndarray) -> None:
@@ -98,9 +113,9 @@ class Verifier:
         a, b = self.platt
         return 1.0 / (1.0 + np.exp(-(a * z + b)))
 
-    def score(self, gray: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+    def score(self, gray: np.ndarray, boxes: Sequence[Box], shrunk: Shrunk | None = None) -> np.ndarray:
         """(N,) face probabilities for boxes (x, y, w, h) in a grayscale image."""
-        return self.probability(_crops(gray, boxes, CROP))
+        return self.probability(_crops(gray, boxes, CROP, shrunk))
 
     def save(self, path: Path) -> None:
         _save(
@@ -164,9 +179,10 @@ class CnnVerifier:
         a, b = self.platt
         return 1.0 / (1.0 + np.exp(-(a * self.logits(crops) + b)))
 
-    def score(self, gray: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
-        """(N,) face probabilities for boxes (x, y, w, h) in a grayscale image."""
-        return self.probability(_crops(gray, boxes, CNN_CROP))
+    def score(self, gray: np.ndarray, boxes: Sequence[Box], shrunk: Shrunk | None = None) -> np.ndarray:
+        """(N,) face probabilities for boxes (x, y, w, h) in a grayscale image (big boxes cut from
+        ``shrunk``, a shrunk copy of it, if given)."""
+        return self.probability(_crops(gray, boxes, CNN_CROP, shrunk))
 
     def save(self, path: Path) -> None:
         _save(

@@ -42,8 +42,9 @@ class _Cascade:
 
 
 class _Verifier:
-    def score(self, gray: np.ndarray, boxes: list) -> np.ndarray:
+    def score(self, gray: np.ndarray, boxes: list, shrunk: tuple[np.ndarray, float]) -> np.ndarray:
         assert gray.shape == (1080, 1920)  # the verifier looks at the original pixels
+        assert shrunk[0].shape == (360, 640) and shrunk[1] == 1 / 3  # and detection's shrunk copy
         return np.array([0.95, 0.1])
 
 

@@ -8,11 +8,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import pytest
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 
 from facesortd import cli
 from facesortd.config import Settings
+from facesortd.cores import usable_cores
 from facesortd.decide import Decision, Pipeline
 from facesortd.image_names import is_image_name
 from facesortd.journal import Journal
@@ -83,6 +85,17 @@ def test_sort_with_workers_prints_json_in_input_order(
     assert [Path(d["path"]).name for d in lines] == names
     assert [d["reason"] == "no-face" for d in lines] == [i % 2 == 1 for i in range(8)]
     assert len(threads) == 2 and len(_files(env.inbox)) == 8  # a dry run moved nothing
+
+
+def test_sort_leaves_opencv_the_cores_its_workers_do_not_use(env: Settings) -> None:
+    for i in range(2):
+        (env.inbox / f"{i}.png").write_bytes(screenshot_png(40 + i))
+    before = cv2.getNumThreads()
+    try:
+        assert cli.main(["sort", "--workers", "2", "--dry-run"]) == 0
+        assert cv2.getNumThreads() == max(1, usable_cores() // 2)
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_a_re_examined_file_is_not_a_duplicate_of_itself(daemon_settings: Settings) -> None:

@@ -54,6 +54,22 @@ def test_scores_boxes_in_an_image_including_boxes_at_the_border(verifier: Verifi
     assert verifier.score(scene, []).shape == (0,)
 
 
+def test_big_boxes_are_cut_from_the_shrunk_copy_and_score_as_from_the_original(verifier: Verifier) -> None:
+    """Detection hands the verifier its shrunk copy of the picture: a big box is cut from it (area
+    averaging the original region read every pixel), a small one still from the original."""
+    rng = np.random.default_rng(5)
+    scene = cv2.resize(_textures(1, rng)[0], (600, 600))
+    scene[150:390, 150:390] = cv2.resize(draw_face("happy", 60, rng), (240, 240))
+    big, small = (150, 150, 240, 240), (20, 20, 40, 40)
+    alone = verifier.score(scene, [big, small])
+    shrunk = cv2.resize(scene, None, fx=1 / 3, fy=1 / 3, interpolation=cv2.INTER_AREA)
+    faithful = verifier.score(scene, [big, small], (shrunk, 1 / 3))
+    blank = verifier.score(scene, [big, small], (np.zeros_like(shrunk), 1 / 3))
+    assert faithful[1] == alone[1] == blank[1]  # too small for the shrunk copy
+    assert blank[0] != alone[0]  # the big box really came from the shrunk copy
+    assert faithful[0] > 0.5 and abs(faithful[0] - alone[0]) < 0.05
+
+
 def test_crops_of_boxes_leaving_the_image_replicate_its_edges() -> None:
     """Boxes partly or wholly outside the image (close-up candidates) are cut as if the whole image
     had been extended by replicating its edge pixels."""

@@ -22,6 +22,7 @@ from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import int_at_least
 from facesortd.cli.common import UsageError, face_detector, settings_for
 from facesortd.config import Settings, WatchSettings
+from facesortd.cores import share_cores
 from facesortd.decide import Decision, Pipeline
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
@@ -81,6 +82,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
     named = bool(args.paths)
     workers = min(args.workers or settings.watch.workers, len(files))
     pipelines = _Pipelines(settings, workers)
+    share_cores(workers)
     library = Library(settings.library)
     journal_file = settings.state_dir / JOURNAL_FILE
     # A dry run reads the history (undone files, duplicates) but never creates the state folder.
