@@ -127,12 +127,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     vn.add_argument(
         "--vn-composites",
+        metavar="N",
         type=int_at_least(1),
         default=2,
         help="composites of each vn_faces crop, each over another background (default %(default)s)",
     )
     vn.add_argument(
         "--vn-scenes",
+        metavar="N",
         type=int_at_least(0),
         default=10,
         help="scenes per vn_faces repository mined for negatives, away from their faces "
@@ -209,6 +211,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ver.add_argument(
         "--verifier-scenes",
+        metavar="N",
         type=int_at_least(0),
         default=50,
         help="scenes per vn_faces repository (each of that repository alone) whose proposals the "
@@ -222,7 +225,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "bench/bench_detect_scenes.py --fold-verifiers)",
     )
     ver.add_argument(
-        "--verifier-epochs", type=int_at_least(1), default=NetShape.epochs, help="(default %(default)s)"
+        "--verifier-epochs",
+        type=int_at_least(1),
+        default=NetShape.epochs,
+        metavar="N",
+        help="training length, in passes' worth of batches over the samples (default %(default)s)",
     )
     ver.add_argument(
         "--verifier-widths",
