@@ -4,14 +4,17 @@ saw, plus the held-out seed screenshots, side by side with the two reference cas
 The vn_faces repositories are split into folds (scenes.Sources.folds, the same split
 cascade_train.cnn_verifier trains by). Fold k's scenes use only fold k's crops and backgrounds
 (and made backgrounds) and are scored with the verifier trained without fold k (--fold-verifiers
-DIR holds fold<k>.npz); our cascade and the reference cascades never saw any vn_faces art. The
-seed's held-out characters (cascade_train.split) are scored with --verifier. Without
+DIR holds fold<k>.npz) and the cascade trained without fold k (--fold-cascades DIR holds fold<k>.xml;
+without it the shipped cascade). The reference cascades never saw any vn_faces art. The seed's
+held-out characters (cascade_train.split) are scored with --cascade and --verifier. With --no-verify
+the last column, boxes per image, is what the cascade proposes: the verifier's work. Without
 --fold-verifiers the scenes are judged by --verifier (default: the shipped one), which for the
 shipped CNN verifier means in-source figures: it was trained on every repository's scenes. Each scene is
 1280x720; the second pass upscales it to 1920x1080. False faces per face-free image is counted on
 the scenes with no character.
 
     python bench/bench_detect_scenes.py [--fold-verifiers DIR] [--verifier FILE | --no-verify]
+        [--fold-cascades DIR] [--cascade FILE]
         [--scenes 100] [--face-free 30] [--dump DIR]   # contact sheets of misses / false faces per source
 """
 
@@ -132,6 +135,12 @@ def main() -> int:
     parser.add_argument(
         "--verifier", type=Path, help="verifier for the seed (and the scenes without --fold-verifiers)"
     )
+    parser.add_argument(
+        "--fold-cascades", type=Path, help="folder of fold<k>.xml cascades (each trained without fold k)"
+    )
+    parser.add_argument(
+        "--cascade", type=Path, help="cascade for the seed (and the scenes without --fold-cascades)"
+    )
     parser.add_argument("--no-verify", action="store_true", help="cascade only")
     parser.add_argument("--min-score", type=float, default=d.min_score)
     parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
@@ -158,19 +167,24 @@ def main() -> int:
 
     def ours_for(source: str) -> Detect:
         verifier = args.verifier or SHIPPED / SHIPPED_VERIFIER
+        cascade = args.cascade or SHIPPED / SHIPPED_CASCADE
         if args.fold_verifiers and source.startswith("fold"):
             verifier = args.fold_verifiers / f"{source}.npz"
+        if args.fold_cascades and source.startswith("fold"):
+            cascade = args.fold_cascades / f"{source}.xml"
         settings = DetectionSettings(
             min_neighbors=args.min_neighbors,
             min_score=args.min_score,
             verify=not args.no_verify,
             verifier=verifier,
         )
-        detector = FaceDetector(settings, [SHIPPED / SHIPPED_CASCADE])
+        detector = FaceDetector(settings, [cascade])
         return lambda gray: [f.box for f in detector.detect(gray)]
 
     print(
-        f"ours: shipped cascade, config defaults, min_neighbors {args.min_neighbors}, "
+        f"ours: cascade {args.fold_cascades or args.cascade or 'shipped'} "
+        f"(seed: {args.cascade or 'shipped'}), "
+        f"config defaults, min_neighbors {args.min_neighbors}, "
         f"min_score {args.min_score}, "
         f"verifier {'none' if args.no_verify else (args.fold_verifiers or args.verifier or 'shipped')}"
         f" (seed: {args.verifier or 'shipped'})"
@@ -188,7 +202,7 @@ def main() -> int:
         print(f"\n== {'upscaled to fit 1920x1080' if upscale else 'as they are (scenes 1280x720)'} ==")
         print(
             f"{'detector':<10} {'source':<7} {'recall':>6} {'prec':>6} {'hits':>9} {'':>6}  "
-            f"{'r@.25':>6} {'p@.25':>6}  {'FA/free image':>13}  {'time':>10}"
+            f"{'r@.25':>6} {'p@.25':>6}  {'FA/free image':>13}  {'time':>10}  boxes/image"
         )
         for label in ["ours", *references]:
             scenes_total = Score()
@@ -197,12 +211,13 @@ def main() -> int:
                 detect = ours_for(source) if label == "ours" else references[label]
                 sheet = Sheet() if args.dump and label == "ours" and not upscale else None
                 result = score(detect, images, sheet)
-                print(f"{label:<10} {source:<7} {result.row()}")
+                print(f"{label:<10} {source:<7} {result.row()}  {result.found / result.images:5.1f}")
                 if sheet is not None:
                     sheet.write(args.dump, source)
                 if source != "seed":
                     scenes_total.merge(result)
-            print(f"{label:<10} {'scenes':<7} {scenes_total.row()}")
+            per_image = scenes_total.found / scenes_total.images
+            print(f"{label:<10} {'scenes':<7} {scenes_total.row()}  {per_image:5.1f}")
     return 0
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from facesortd.boxes import Box
 from facesortd.config import DetectionSettings
-from facesortd.verify import CnnVerifier, Shrunk, Verifier, VerifierError, load_verifier
+from facesortd.verify import CnnVerifier, Shrunk, VerifierError, load_verifier
 
 SHIPPED_CASCADE = "facesortd_anime_face.xml"
 SHIPPED_VERIFIER = "facesortd_verifier.npz"
@@ -204,7 +204,7 @@ class FaceDetector:
         return faces
 
 
-def _load_verifier(path: Path) -> Verifier | CnnVerifier:
+def _load_verifier(path: Path) -> CnnVerifier:
     try:
         return load_verifier(path)
     except VerifierError as exc:

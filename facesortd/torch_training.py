@@ -8,9 +8,10 @@ normalised grayscale faces (a face verifier) share the same pieces:
 - :func:`style_augment`: changes in drawing style and scene rather than in pose (backgrounds
   behind transparent faces, tone, blur, JPEG, noise, small scale/shift/rotation, mirroring);
 - :func:`train_classifier`: AdamW, cosine learning rate, label smoothing, over batches a caller
-  draws (so it decides how sources are balanced);
-- :func:`export_feature_net`: batch norm folded into the convolutions, as the arrays
-  :class:`facesortd.feature_net.FeatureNet` runs without PyTorch.
+  draws (so it decides how sources and classes are balanced, and how inputs are augmented);
+- :func:`fold_conv_blocks`: batch norm folded into the convolutions, as the numpy runtimes
+  (:class:`facesortd.feature_net.FeatureNet`, :class:`facesortd.conv_net.ConvNet`) run them
+  without PyTorch; :func:`export_feature_net` for the emotion net.
 
 PyTorch is the ``train`` extra: importing this module without it raises a TrainingDependencyError
 whose message says what to install. Run time never imports it.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -135,14 +137,21 @@ def to_tensor(faces: np.ndarray) -> torch.Tensor:
 
 
 Batch = tuple[np.ndarray, np.ndarray]
+NetT = TypeVar("NetT", bound=nn.Module)
 
 
 def train_classifier(
-    net: ConvNet, draw: Callable[[np.random.Generator, int], Batch], loop: LoopSettings, what: str
-) -> ConvNet:
+    net: NetT,
+    draw: Callable[[np.random.Generator, int], Batch],
+    loop: LoopSettings,
+    what: str,
+    to_input: Callable[[np.ndarray], torch.Tensor] = to_tensor,
+) -> NetT:
     """Train ``net`` on batches ``draw(rng, batch)`` -> (faces (n, s, s), class indices (n,)).
 
-    Reproducible from ``seed`` (on one thread: OMP_NUM_THREADS=1).
+    ``to_input`` turns a drawn batch into the net's input (default: the emotion net's, to_tensor);
+    the verifier draws inputs already prepared. Reproducible from ``seed`` (on one thread:
+    OMP_NUM_THREADS=1).
     """
     torch.manual_seed(loop.seed)
     rng = np.random.default_rng(loop.seed)
@@ -154,7 +163,7 @@ def train_classifier(
     net.train()
     for _ in range(steps):
         faces, labels = draw(rng, loop.batch)
-        loss = loss_fn(net(to_tensor(faces)), torch.from_numpy(labels.astype(np.int64)))
+        loss = loss_fn(net(to_input(faces)), torch.from_numpy(labels.astype(np.int64)))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -164,19 +173,30 @@ def train_classifier(
     return net
 
 
-def export_feature_net(net: ConvNet, info: dict[str, object]) -> FeatureNet:
-    """The trained body as FeatureNet arrays: batch norm folded into each convolution, and weights
-    laid out as (9 * in, out) rows in FeatureNet's shifted-column order (row, column, channel)."""
-    weights, biases = [], []
-    layers = list(net.body)
+def fold_conv_blocks(blocks: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weights, bias) per block of a trained :func:`conv_blocks` stack: batch norm folded into the
+    convolution, weights laid out as (9 * in, out) rows in the numpy runtimes' shifted-column order
+    (row, column, channel)."""
+    out = []
+    layers = list(blocks)
     for conv, bn in zip(layers[0::4], layers[1::4], strict=True):
         w = conv.weight.detach().double()
         scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
         shift = bn.bias.detach().double() - bn.running_mean.double() * scale
         folded = w * scale[:, None, None, None]  # (out, in, 3, 3)
-        weights.append(folded.permute(2, 3, 1, 0).reshape(-1, w.shape[0]).numpy().astype(np.float32))
-        biases.append(shift.numpy().astype(np.float32))
-    return FeatureNet(weights, biases, {**info, "input_size": INPUT_SIZE})
+        out.append(
+            (
+                folded.permute(2, 3, 1, 0).reshape(-1, w.shape[0]).numpy().astype(np.float32),
+                shift.numpy().astype(np.float32),
+            )
+        )
+    return out
+
+
+def export_feature_net(net: ConvNet, info: dict[str, object]) -> FeatureNet:
+    """The trained body as FeatureNet arrays (:func:`fold_conv_blocks`)."""
+    blocks = fold_conv_blocks(net.body)
+    return FeatureNet([w for w, _ in blocks], [b for _, b in blocks], {**info, "input_size": INPUT_SIZE})
 
 
 def torch_features(net: ConvNet, faces: np.ndarray) -> np.ndarray:

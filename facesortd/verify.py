@@ -1,7 +1,7 @@
 """Face / non-face verification of candidate boxes (with a little context), calibrated on samples
-the model was not fitted on. Two kinds: a small CNN (shipped; trained by
-cascade_train/cnn_verifier.py) and HOG with a logistic model (what `train-detector` fits without
-PyTorch). A file records its kind; load_verifier reads either.
+the model was not fitted on: a small CNN, trained by ``train-detector --verifier-out``
+(cascade_train/cnn_verifier.py). The HOG verifier before it is no longer run: its file is refused
+with the fix named.
 
 The cascade is run permissively for recall; this second look rejects its false alarms and gives
 every face a probability that means what it says, which the cascade's stage sum does not.
@@ -19,8 +19,6 @@ import numpy as np
 from facesortd.boxes import Box
 from facesortd.conv_net import ConvNet
 
-CROP = 48
-"""Side of the square the box (plus margin) is resampled to before HOG."""
 MARGIN = 0.15
 """Context added around the box on each side, relative to its side: hair and outline help."""
 
@@ -29,11 +27,7 @@ class VerifierError(ValueError):
     """A verifier file is missing or not one of ours; the message says which."""
 
 
-def _hog() -> cv2.HOGDescriptor:
-    return cv2.HOGDescriptor((CROP, CROP), (16, 16), (8, 8), (8, 8), 9)
-
-
-def crop_box(gray: np.ndarray, box: Sequence[float], side: int = CROP) -> np.ndarray:
+def crop_box(gray: np.ndarray, box: Sequence[float], side: int) -> np.ndarray:
     """The box plus MARGIN as a ``side`` x ``side`` patch; the border is replicated where it leaves the image.
 
     Only the part inside the image is copied and then extended: close-up boxes often reach
@@ -89,63 +83,6 @@ def _save(path: Path, **arrays: np.ndarray) -> None:
         np.savez(fh, **arrays)
 
 
-def features(crops: np.ndarray) -> np.ndarray:
-    """(N, D) float32 HOG descriptors of (N, CROP, CROP) uint8 crops."""
-    hog = _hog()
-    return np.stack([hog.compute(c).ravel() for c in crops]).astype(np.float32)
-
-
-@dataclass
-class Verifier:
-    """Standardised HOG -> logistic score -> Platt-calibrated probability of a face."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-    weights: np.ndarray
-    bias: float
-    platt: tuple[float, float]
-
-    def probability(self, crops: np.ndarray) -> np.ndarray:
-        """(N,) probabilities that the crops (from crop_box) are faces."""
-        if not len(crops):
-            return np.zeros(0)
-        z = ((features(crops) - self.mean) / self.scale) @ self.weights + self.bias
-        a, b = self.platt
-        return 1.0 / (1.0 + np.exp(-(a * z + b)))
-
-    def score(self, gray: np.ndarray, boxes: Sequence[Box], shrunk: Shrunk | None = None) -> np.ndarray:
-        """(N,) face probabilities for boxes (x, y, w, h) in a grayscale image."""
-        return self.probability(_crops(gray, boxes, CROP, shrunk))
-
-    def save(self, path: Path) -> None:
-        _save(
-            path,
-            kind=np.array("facesortd-verifier-hog-v1"),
-            crop=np.array([CROP, MARGIN]),
-            mean=self.mean,
-            scale=self.scale,
-            weights=self.weights,
-            bias=np.array(self.bias),
-            platt=np.array(self.platt),
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> Verifier:
-        try:
-            with np.load(Path(path), allow_pickle=False) as data:
-                if str(data["kind"]) != "facesortd-verifier-hog-v1" or tuple(data["crop"]) != (CROP, MARGIN):
-                    raise VerifierError(f"{path} is a verifier of another version; retrain it")
-                return cls(
-                    data["mean"],
-                    data["scale"],
-                    data["weights"],
-                    float(data["bias"]),
-                    (float(data["platt"][0]), float(data["platt"][1])),
-                )
-        except (OSError, KeyError, ValueError) as exc:
-            raise VerifierError(f"{path} is not a facesortd verifier file: {exc}") from exc
-
-
 CNN_CROP = 32
 """Side of the patch the CNN verifier sees (box plus MARGIN)."""
 CNN_KIND = "facesortd-verifier-cnn-v1"
@@ -194,8 +131,12 @@ class CnnVerifier:
         )
 
 
-def load_verifier(path: Path) -> Verifier | CnnVerifier:
-    """Either kind of verifier file, told apart by the kind it records."""
+HOG_KIND = "facesortd-verifier-hog-v1"
+
+
+def load_verifier(path: Path) -> CnnVerifier:
+    """The verifier in a file; a HOG verifier's file (shipped until 2026-11-30) or any other is
+    refused with a message that says what to do."""
     try:
         with np.load(Path(path), allow_pickle=False) as data:
             kind = str(data["kind"])
@@ -204,45 +145,12 @@ def load_verifier(path: Path) -> Verifier | CnnVerifier:
                 return CnnVerifier(ConvNet.from_arrays({k: data[k] for k in data.files}), platt)
     except (OSError, KeyError, ValueError) as exc:
         raise VerifierError(f"{path} is not a facesortd verifier file: {exc}") from exc
-    return Verifier.load(path)
-
-
-def _logistic(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 300) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression by gradient descent with Nesterov momentum; classes are
-    weighted equally so the many negatives do not drown the positives."""
-    d = x.shape[1]
-    sw = np.where(y > 0, 0.5 / max(1, (y > 0).sum()), 0.5 / max(1, (y <= 0).sum()))
-    w, b = np.zeros(d), 0.0
-    vw, vb = np.zeros(d), 0.0
-    lipschitz = 0.25 * float(np.max(np.sum(x**2, axis=1))) + l2
-    step = 1.0 / lipschitz
-    for _ in range(iters):
-        lw, lb = w + 0.9 * vw, b + 0.9 * vb
-        p = 1.0 / (1.0 + np.exp(-(x @ lw + lb)))
-        g = sw * (p - (y > 0))
-        vw = 0.9 * vw - step * (x.T @ g + l2 * lw)
-        vb = 0.9 * vb - step * float(g.sum())
-        w, b = w + vw, b + vb
-    return w, b
-
-
-def train_verifier(
-    pos_crops: np.ndarray, neg_crops: np.ndarray, seed: int = 0, l2: float = 1e-3, calibration: float = 0.25
-) -> Verifier:
-    """Fit on (1 - calibration) of the crops, Platt-calibrate on the rest (both split at random)."""
-    if len(pos_crops) < 10 or len(neg_crops) < 10:
-        raise ValueError(
-            f"the verifier needs >= 10 crops of each kind ({len(pos_crops)}, {len(neg_crops)} given)"
+    if kind == HOG_KIND:
+        raise VerifierError(
+            f"{path} is a HOG verifier, which facesortd no longer runs: remove detection.verifier from "
+            "the config to use the shipped CNN verifier, or train one with `facesortd train-detector "
+            "--verifier-out`"
         )
-    x = features(np.concatenate([pos_crops, neg_crops]))
-    y = np.concatenate([np.ones(len(pos_crops)), -np.ones(len(neg_crops))])
-    rng = np.random.default_rng(seed)
-    held = rng.random(len(y)) < calibration
-    mean, scale = x[~held].mean(axis=0), x[~held].std(axis=0) + 1e-6
-    xs = (x - mean) / scale
-    w, b = _logistic(xs[~held], y[~held], l2)
-    z = xs[held] @ w + b
-    a, c = _logistic(z[:, None], y[held], 1e-6, iters=500)
-    return Verifier(
-        mean.astype(np.float32), scale.astype(np.float32), w.astype(np.float32), b, (float(a[0]), c)
+    raise VerifierError(
+        f"{path} is a verifier of another version; retrain it (train-detector --verifier-out)"
     )

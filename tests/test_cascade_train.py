@@ -4,6 +4,7 @@ by window, a seed fixes the result, and bad input gives a clear error."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +20,11 @@ from facesortd.cascade_train.lbp import all_rects, integral_images, lbp_codes
 from facesortd.cascade_train.samples import Augmentation, BoxedImage, cut_window, positives, read_gray
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
-from facesortd.cascade_train.verifier_samples import cascade_proposals
 from facesortd.cascade_train.xml_writer import subset_words
 from facesortd.config import DetectionSettings
 from facesortd.datasets import load_faces_json
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
 from facesortd.metrics import match_boxes
-from facesortd.verify import Verifier
 
 WINDOW = (24, 24)
 
@@ -130,23 +129,6 @@ def test_trained_cascade_finds_a_drawn_face_in_an_image(trained: tuple[Cascade, 
     assert any(abs(x - 80) < 12 and abs(y - 60) < 12 and 36 < w < 64 for x, y, w, h in rects)
 
 
-def test_verifier_learns_from_the_raw_cascade_proposals(
-    trained: tuple[Cascade, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another verifier in force (here one that rejects every box) must not filter the proposals
-    a new verifier is trained on, or it never sees the false alarms it has to reject."""
-    monkeypatch.setattr(Verifier, "score", lambda self, gray, boxes: np.zeros(len(boxes)))
-    rng = np.random.default_rng(11)
-    scene = _texture(rng, 200)
-    scene[60:108, 80:128] = draw_face("happy", 48, rng)
-    settings = DetectionSettings(min_neighbors=1, min_size=24, equalize=False)
-    hits, others = cascade_proposals(
-        trained[1], settings, [BoxedImage("s", scene, ((80, 60, 48, 48),))], rng, 1
-    )
-    assert len(hits) >= 1
-    assert len(others) >= 1  # at least the misplaced box
-
-
 def test_close_up_passes_find_faces_cut_by_the_frame(trained: tuple[Cascade, Path]) -> None:
     """A face whose top is cut off by the frame fits no window inside the image; the close-up
     passes (shrunk copy with a replicated border) find it, and its box stays inside the image."""
@@ -239,6 +221,18 @@ def test_missing_negative_folder_and_too_few_positives_are_clear_errors(
     assert any("nope is not a folder" in line for line in log_lines)
     with pytest.raises(TrainingError, match="at least 10"):
         train_cascade(np.zeros((5, 24, 24), np.uint8), [], TrainParams(), tmp_path / "y.xml")
+
+
+def test_verifier_without_pytorch_is_a_one_line_error_before_any_training(
+    tmp_path: Path, log_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "facesortd.cascade_train.verifier_net", None)  # as if torch were missing
+    _write_dataset(tmp_path, 30)
+    assert (
+        run(_cli(tmp_path, "--out", str(tmp_path / "x.xml"), "--verifier-out", str(tmp_path / "v.npz"))) == 2
+    )
+    assert any("needs PyTorch: pip install 'facesortd[train]'" in line for line in log_lines)
+    assert not (tmp_path / "x.xml").exists()  # it said so before spending the time on the cascade
 
 
 def test_held_out_split_is_by_character_and_stable() -> None:

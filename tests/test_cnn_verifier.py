@@ -1,5 +1,6 @@
-"""The CNN verifier: its numpy runtime computes what the PyTorch net computes, it learns faces
-from non-faces, and its file round-trips and is told apart from the HOG verifier's."""
+"""The CNN verifier's training (PyTorch, the shared loop of torch_training): its numpy runtime
+computes what the PyTorch net computes, it learns faces from non-faces, its file round-trips, and
+``train-detector --verifier-out`` trains it behind the new cascade."""
 
 from __future__ import annotations
 
@@ -11,19 +12,11 @@ from synthetic import EMOTIONS, draw_face, draw_textures
 
 from facesortd.config import DetectionSettings
 from facesortd.detect import FaceDetector
-from facesortd.verify import (
-    CNN_CROP,
-    CnnVerifier,
-    Verifier,
-    VerifierError,
-    cnn_input,
-    crop_box,
-    load_verifier,
-)
+from facesortd.verify import CNN_CROP, CnnVerifier, cnn_input, crop_box, load_verifier
 
 torch = pytest.importorskip("torch")  # the training extra; the runtime itself never needs it
 
-from facesortd.cascade_train.verifier_net import FitSettings, TorchConvNet, export, fit, predict  # noqa: E402
+from facesortd.cascade_train.verifier_net import TorchConvNet, export, fit, predict, verifier_loop  # noqa: E402
 
 
 def _faces(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -35,7 +28,7 @@ def _faces(n: int, rng: np.random.Generator) -> np.ndarray:
 def test_numpy_runtime_matches_torch() -> None:
     """Batch norm folded, (row, column, channel) layout: the exported net gives torch's outputs."""
     torch.manual_seed(0)
-    net = TorchConvNet((8, 16, 16), CNN_CROP, 12, 3, 0.3)
+    net = TorchConvNet((8, 16, 16), CNN_CROP, 12, 0.3)
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics, as after training
             m.running_mean.uniform_(-1, 1)
@@ -44,7 +37,7 @@ def test_numpy_runtime_matches_torch() -> None:
             m.bias.data.uniform_(-0.5, 0.5)
     net.eval()
     x = np.random.default_rng(0).standard_normal((7, CNN_CROP, CNN_CROP, 1)).astype(np.float32)
-    assert np.allclose(export(net).forward(x), predict(net, x), atol=1e-4)
+    assert np.allclose(export(net).forward(x)[:, 0], predict(net, x), atol=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +45,7 @@ def cnn_verifier() -> CnnVerifier:
     rng = np.random.default_rng(0)
     crops = np.concatenate([_faces(150, rng), draw_textures(150, CNN_CROP, rng)])
     y = np.array([1] * 150 + [0] * 150)
-    net = fit(
-        TorchConvNet((8, 16), CNN_CROP, 16, 1, 0.1), cnn_input(crops), y, FitSettings(epochs=4, batch=32)
-    )
+    net = fit(TorchConvNet((8, 16), CNN_CROP, 16, 0.1), cnn_input(crops), y, verifier_loop(len(y), epochs=8))
     return CnnVerifier(export(net), (1.0, 0.0))
 
 
@@ -64,20 +55,11 @@ def test_learns_faces_from_textures(cnn_verifier: CnnVerifier) -> None:
     assert np.mean(cnn_verifier.probability(draw_textures(40, CNN_CROP, rng)) < 0.5) > 0.9
 
 
-def test_file_round_trips_and_the_kind_decides_the_loader(cnn_verifier: CnnVerifier, tmp_path: Path) -> None:
+def test_file_round_trips(cnn_verifier: CnnVerifier, tmp_path: Path) -> None:
     crops = _faces(5, np.random.default_rng(3))
     cnn_verifier.save(tmp_path / "cnn.npz")
     again = load_verifier(tmp_path / "cnn.npz")
-    assert isinstance(again, CnnVerifier)
     assert np.allclose(again.probability(crops), cnn_verifier.probability(crops))
-    hog = Verifier(
-        np.zeros(900, np.float32), np.ones(900, np.float32), np.zeros(900, np.float32), 0.0, (1, 0)
-    )
-    hog.save(tmp_path / "hog.npz")
-    assert isinstance(load_verifier(tmp_path / "hog.npz"), Verifier)
-    (tmp_path / "x.npz").write_bytes(b"junk")
-    with pytest.raises(VerifierError, match="not a facesortd verifier"):
-        load_verifier(tmp_path / "x.npz")
 
 
 def test_detector_runs_behind_a_cnn_verifier(
@@ -103,3 +85,45 @@ def test_calibration_recovers_a_known_link_and_survives_confident_logits() -> No
     z = np.concatenate([rng.normal(-20, 3, 5000), rng.normal(20, 3, 1000), [0.5, -0.5]])
     a, b = fit_platt(z, np.concatenate([np.zeros(5000), np.ones(1000), [0, 1]]))
     assert 0 < a < 10 and abs(b) < 10
+
+
+@pytest.mark.slow
+def test_train_detector_fits_the_cnn_verifier_behind_a_cascade(tiny_cascade: Path, tmp_path: Path) -> None:
+    """The verifier learns from the cascade's proposals on the screenshots, is calibrated by folds
+    of characters (no vn_faces given), and the bench gets each fold's net."""
+    import argparse
+    import json
+
+    import cv2
+    from synthetic import draw_screenshot
+
+    from facesortd.cascade_train.command import add_arguments, run
+
+    rng = np.random.default_rng(2)
+    for sub in ("shots", "pos", "neg"):
+        (tmp_path / sub).mkdir()
+    truth = {}
+    for k in range(12):
+        name = f"{'abcdef'[k % 6]}{k}.png"
+        img, box = draw_screenshot(EMOTIONS[k % len(EMOTIONS)], rng, (240, 320), 90)
+        cv2.imwrite(str(tmp_path / "shots" / name), img)
+        truth[name] = [{"box": list(box)}]
+    (tmp_path / "shots" / "faces.json").write_text(json.dumps(truth))
+    for k in range(60):
+        cv2.imwrite(str(tmp_path / "pos" / f"f{k}.png"), draw_face(EMOTIONS[k % len(EMOTIONS)], 48, rng))
+    for k, texture in enumerate(draw_textures(30, 96, rng)):
+        cv2.imwrite(str(tmp_path / "neg" / f"n{k}.png"), texture)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        f"--faces-json {tmp_path}/shots/faces.json --include-held-out --pos-crops {tmp_path}/pos "
+        f"--negatives {tmp_path}/neg --out {tiny_cascade} --verifier-only --variants 1 1 "
+        f"--verifier-out {tmp_path}/v.npz --verifier-epochs 3 "
+        f"--verifier-widths 4 8 --verifier-folds-out {tmp_path}/folds".split()
+    )
+    assert run(args) == 0
+    verifier = load_verifier(tmp_path / "v.npz")
+    assert sorted(p.name for p in (tmp_path / "folds").iterdir()) == ["fold0.npz", "fold1.npz", "fold2.npz"]
+    assert load_verifier(tmp_path / "folds" / "fold0.npz").platt == verifier.platt  # one calibration
+    faces, textures = _faces(40, rng), draw_textures(40, CNN_CROP, rng)
+    assert verifier.probability(faces).mean() > verifier.probability(textures).mean()

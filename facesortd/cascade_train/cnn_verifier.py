@@ -1,25 +1,20 @@
-"""Training the CNN verifier: samples from many artists' scenes, folds by repository, a calibration
-fitted on out-of-source predictions.
-
-    python -m facesortd.cascade_train.cnn_verifier --out cascade_classifier/facesortd_verifier.npz \\
-        --folds-out /tmp/verifier_folds
+"""Training the CNN verifier (``train-detector --verifier-out``): samples from the cascade's own
+proposals, folds by source, a calibration fitted on out-of-source predictions.
 
 The verifier only ever sees boxes the cascade proposes, so most of its negatives are exactly those:
 the cascade (alone, as configured for the service) runs over scenes composed from each vn_faces
-repository (scenes.py) and over the seed's training screenshots; what it proposes away from the
-faces are the negatives, what it finds on them the positives. Added to them: faces with the box
-jittered, the region below each face (neck, collar, chest), random windows of the backgrounds, and
-face_patches' faces and non-faces. The net is trained once per fold without that fold's
-repositories; its predictions on them (out of source) fit the Platt calibration of the net
-trained on everything. Needs the training extra (PyTorch).
+repository (scenes.py) and over the training screenshots; what it proposes away from the faces
+are the negatives, what it finds on them the positives. Added to them: faces with the box
+jittered, the region below each face (neck, collar, chest), random windows of the images, and
+face crops and face-free patches. The net is trained once per fold without that fold's sources;
+its predictions on them (out of source) fit the Platt calibration of the net trained on
+everything. Needs the training extra (PyTorch).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import sys
-import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,24 +23,24 @@ import numpy as np
 from loguru import logger
 
 from facesortd.boxes import Box
-from facesortd.cascade_train.samples import image_files, read_gray
+from facesortd.cascade_train.samples import BoxedImage
 from facesortd.cascade_train.scenes import SceneMaker, Sources, below_face, jittered
-from facesortd.cascade_train.split import is_held_out
-from facesortd.config import DetectionSettings
+from facesortd.cascade_train.trainer import TrainingError
 from facesortd.conv_net import ConvNet
-from facesortd.datasets import load_faces_json
-from facesortd.detect import SHIPPED_CASCADE, FaceDetector, iou, shipped_file
-from facesortd.verify import CNN_CROP, CnnVerifier, cnn_input, crop_box, load_verifier
+from facesortd.detect import FaceDetector, iou
+from facesortd.progress import Progress
+from facesortd.verify import CNN_CROP, CnnVerifier, cnn_input, crop_box
 
 HIT_IOU = 0.4
 """A proposal this close to a true face is a face (the benchmark's criterion)."""
 MISS_IOU = 0.25
 """Below this it is a non-face; proposals in between teach nothing clear and are left out."""
 WIDTHS = (16, 32, 64)
-"""Channels of the convolution blocks (the default; --widths)."""
+"""Channels of the convolution blocks (the default; --verifier-widths)."""
 HIDDEN = 64
-MIXED = ("seed", "patches")
-"""Sample groups that are in every fold's training (not vn_faces repositories)."""
+DROPOUT = 0.3
+PATCHES = "patches"
+"""The group of face crops and face-free patches: in every fold's training, never held out."""
 
 
 @dataclass
@@ -87,30 +82,48 @@ def _boxed(
             samples.add(crop_box(gray, box, CNN_CROP), 0, group, False)
 
 
-def collect(shared: Path, scenes_per_repo: int, settings: DetectionSettings, seed: int) -> Samples:
-    """All training samples, each tagged with its group (a vn_faces repository, seed or patches)."""
+def collect(
+    detector: FaceDetector,
+    boxed: Iterable[tuple[str, BoxedImage]],
+    images: int,
+    faces: Iterable[tuple[np.ndarray, Box]],
+    non_faces: Iterable[np.ndarray],
+    seed: int,
+) -> Samples:
+    """All training samples, each tagged with its group (its source): the cascade's proposals on
+    every (group, image) of ``boxed`` (``images`` of them) with the extra samples around its
+    faces, then face crops (image, face box) and face-free patches, both in the group "patches"."""
     rng = np.random.default_rng(seed)
-    detector = FaceDetector(settings.model_copy(update={"verify": False, "min_score": 0.0, "nms_iou": 0.99}))
     samples = Samples([], [], [], [])
-    sources = Sources.load(shared / "vn_faces")
-    for repo in sources.repos:
-        repo_seed = int.from_bytes(hashlib.sha256(f"{seed}:{repo}".encode()).digest()[:4], "big")
-        for scene in SceneMaker(sources, [repo], repo_seed).scenes(scenes_per_repo, "train"):
-            gray = cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY)
-            _boxed(samples, gray, scene.boxes, repo, detector, rng)
-        logger.info("{}: {} samples so far", repo, len(samples.labels))
-    truth = load_faces_json(shared / "seed" / "faces.json")
-    for name, faces in sorted(truth.items()):
-        if not is_held_out(name):
-            gray = read_gray(shared / "seed" / "screenshots" / name)
-            _boxed(samples, gray, [f.box for f in faces], "seed", detector, rng)
-    for label, folder in ((1, "positive"), (0, "negative")):
-        for path in image_files(shared / "face_patches" / folder):
-            gray = read_gray(path)
-            samples.add(
-                crop_box(gray, (0, 0, gray.shape[1], gray.shape[0]), CNN_CROP), label, "patches", False
-            )
+    progress = Progress(images, "verifier samples")
+    for group, image in boxed:
+        _boxed(samples, image.gray, list(image.boxes), group, detector, rng)
+        progress.step()
+    for gray, box in faces:
+        samples.add(crop_box(gray, box, CNN_CROP), 1, PATCHES, False)
+    for gray in non_faces:
+        samples.add(crop_box(gray, (0, 0, gray.shape[1], gray.shape[0]), CNN_CROP), 0, PATCHES, False)
     return samples
+
+
+def repo_scenes(
+    sources: Sources, repos: Iterable[str], per_repo: int, seed: int
+) -> Iterator[tuple[str, BoxedImage]]:
+    """``per_repo`` scenes of each repository alone (its own seed), in grey: samples grouped by
+    repository, so that folds can leave a source out."""
+    for repo in repos:
+        repo_seed = int.from_bytes(hashlib.sha256(f"{seed}:{repo}".encode()).digest()[:4], "big")
+        for scene in SceneMaker(sources, [repo], repo_seed).scenes(per_repo, "train"):
+            yield (
+                repo,
+                BoxedImage(scene.name, cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY), tuple(scene.boxes)),
+            )
+
+
+def group_folds(groups: Iterable[str], k: int) -> list[list[str]]:
+    """``groups`` (sources) in ``k`` folds by a hash of their names: stable between runs."""
+    order = sorted(set(groups), key=lambda g: hashlib.sha256(g.encode()).hexdigest())
+    return [order[i::k] for i in range(k)]
 
 
 def fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -139,97 +152,46 @@ def fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(params[0]), float(params[1])
 
 
-def _net(
-    path: Path | None, reuse: bool, x: np.ndarray, y: np.ndarray, args: argparse.Namespace, seed: int
-) -> ConvNet:
-    """The net of the verifier in ``path`` if asked to reuse it, else one trained now (PyTorch)."""
-    if reuse and path is not None and path.is_file():
-        logger.info("reusing the net of {}", path)
-        verifier = load_verifier(path)
-        if not isinstance(verifier, CnnVerifier):
-            raise SystemExit(f"{path} is not a CNN verifier")
-        return verifier.net
-    from facesortd.cascade_train.verifier_net import FitSettings, TorchConvNet, export, fit
+def _train_net(x: np.ndarray, y: np.ndarray, shape: NetShape, seed: int) -> ConvNet:
+    from facesortd.cascade_train.verifier_net import TorchConvNet, export, fit, verifier_loop
 
-    net = TorchConvNet(args.widths, CNN_CROP, HIDDEN, 1, 0.3)
-    return export(fit(net, x, y, FitSettings(epochs=args.epochs, seed=seed)))
+    net = TorchConvNet(shape.widths, CNN_CROP, HIDDEN, DROPOUT)
+    return export(fit(net, x, y, verifier_loop(len(x), shape.epochs, seed)))
 
 
 def _logits(net: ConvNet, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate([net.forward(x[i : i + batch])[:, 0] for i in range(0, len(x), batch)])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--shared", type=Path, default=Path("../shared/data"), help="the shared data folder")
-    parser.add_argument("--out", type=Path, required=True, help="verifier file to write (.npz)")
-    parser.add_argument("--folds-out", type=Path, help="also write each fold's verifier here (for the bench)")
-    parser.add_argument("--folds", type=int, default=3, help="folds of vn_faces repositories")
-    parser.add_argument("--scenes-per-repo", type=int, default=30)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--min-neighbors",
-        type=int,
-        default=DetectionSettings().min_neighbors,
-        help="minNeighbors of the cascade whose proposals are collected: the detection.min_neighbors "
-        "the verifier will run behind (default %(default)s)",
-    )
-    parser.add_argument(
-        "--widths", type=int, nargs="+", default=WIDTHS, help="channels per convolution block"
-    )
-    parser.add_argument(
-        "--reuse-nets",
-        action="store_true",
-        help="take the nets of verifiers already in --folds-out and --out instead of training them "
-        "(recalibrates them; resumes an interrupted run)",
-    )
-    parser.add_argument(
-        "--samples", type=Path, help="cache of the collected samples (.npz): reused if present"
-    )
-    args = parser.parse_args(argv)
-    if not args.reuse_nets:
-        import torch
+@dataclass(frozen=True)
+class NetShape:
+    widths: tuple[int, ...] = WIDTHS
+    epochs: int = 12
 
-        torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    if shipped_file(SHIPPED_CASCADE) is None:
-        print("no shipped cascade to collect proposals with", file=sys.stderr)
-        return 1
-    t0 = time.time()
-    if args.samples and args.samples.is_file():
-        with np.load(args.samples) as d:
-            crops, y, groups, proposal = d["crops"], d["y"], d["groups"], d["proposal"]
-    else:
-        crops, y, groups, proposal = collect(
-            args.shared, args.scenes_per_repo, DetectionSettings(min_neighbors=args.min_neighbors), args.seed
-        ).arrays()
-        if args.samples:
-            np.savez_compressed(args.samples, crops=crops, y=y, groups=groups, proposal=proposal)
+
+def train(
+    samples: Samples, folds: list[list[str]], shape: NetShape, seed: int, folds_out: Path | None = None
+) -> CnnVerifier:
+    """One net per fold trained without that fold's groups; their predictions on its proposals
+    (out of source) fit the Platt calibration of the net trained on everything, which is returned.
+    ``folds_out`` also gets each fold's net (with that calibration) as fold<k>.npz, for the bench.
+    Needs PyTorch."""
+    crops, y, groups, proposal = samples.arrays()
     logger.info(
-        "{} samples ({} faces), {} proposals ({} faces), {:.0f} s",
-        len(y),
-        int(y.sum()),
-        int(proposal.sum()),
-        int(y[proposal].sum()),
-        time.time() - t0,
-    )
+        "{} samples ({} faces), {} proposals ({} faces)",
+        len(y), int(y.sum()), int(proposal.sum()), int(y[proposal].sum()),
+    )  # fmt: skip
     x = cnn_input(crops)
-    folds = Sources.load(args.shared / "vn_faces").folds(args.folds)
-    oof_z, oof_y = [], []
-    fold_nets = []
-    for k, repos in enumerate(folds):
-        held = np.isin(groups, repos)
-        path = args.folds_out / f"fold{k}.npz" if args.folds_out else None
-        net = _net(path, args.reuse_nets, x[~held], y[~held], args, args.seed + k)
+    oof_z, oof_y, fold_nets = [], [], []
+    for k, fold in enumerate(folds):
+        held = np.isin(groups, fold)
+        if not (held & proposal).any():
+            raise TrainingError(f"calibration fold {k} holds no cascade proposals: give more sources")
+        net = _train_net(x[~held], y[~held], shape, seed + k)
         oof_z.append(_logits(net, x[held & proposal]))
         oof_y.append(y[held & proposal])
         fold_nets.append(net)
-        logger.info(
-            "fold {}: {} held-out proposals, {:.0f} s", k, int((held & proposal).sum()), time.time() - t0
-        )
+        logger.info("fold {}: {} held-out proposals", k, int((held & proposal).sum()))
     z, yy = np.concatenate(oof_z), np.concatenate(oof_y)
     platt = fit_platt(z, yy)
     p = 1.0 / (1.0 + np.exp(-(platt[0] * z + platt[1])))
@@ -239,14 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         len(z), int(yy.sum()), *platt, float(np.mean(p[yy > 0] >= 0.5)), float(np.mean(p[yy == 0] >= 0.5)),
         float(p.mean()), float(yy.mean()),
     )  # fmt: skip
-    if args.folds_out:
+    if folds_out is not None:
         for k, net in enumerate(fold_nets):
-            CnnVerifier(net, platt).save(args.folds_out / f"fold{k}.npz")
-    final = _net(args.out, args.reuse_nets, x, y, args, args.seed)
-    CnnVerifier(final, platt).save(args.out)
-    logger.info("wrote {} ({:.0f} s in all)", args.out, time.time() - t0)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            CnnVerifier(net, platt).save(folds_out / f"fold{k}.npz")
+    return CnnVerifier(_train_net(x, y, shape, seed), platt)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import shlex
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.cascade_train.mining import random_windows
+from facesortd.boxes import Box
+from facesortd.cascade_train.cnn_verifier import NetShape, collect, group_folds, repo_scenes
+from facesortd.cascade_train.cnn_verifier import train as train_cnn_verifier
 from facesortd.cascade_train.samples import (
     Augmentation,
     BoxedImage,
@@ -21,15 +25,16 @@ from facesortd.cascade_train.samples import (
     positives,
     read_gray,
 )
+from facesortd.cascade_train.scenes import VN_FACE_FRAME, Composites, SceneMaker, Sources
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
-from facesortd.cascade_train.verifier_samples import cascade_proposals
 from facesortd.cli.arg_types import int_at_least, number_between
 from facesortd.config import DetectionSettings
-from facesortd.datasets import DatasetError
-from facesortd.verify import CROP, MARGIN, train_verifier
+from facesortd.datasets import DatasetError, source_group
+from facesortd.detect import FaceDetector
 
 DEFAULT_CROP_FRAME = (0.0, 0.0, 1.0, 1.0)
+TORCH_EXTRA = "pip install 'facesortd[train]'"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +103,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also mine --pos-crops images for negatives, away from their face (hair, ears, the edge of "
         "the head: what a detector confuses with a face)",
     )
+    vn = parser.add_argument_group("many-artist data (vn_faces)")
+    vn.add_argument(
+        "--vn-faces",
+        type=Path,
+        metavar="DIR",
+        help="a vn_faces folder (index.json, faces/, backgrounds/): its crops, composited over its "
+        "backgrounds, are positives (--variants' PER_CROP windows per composite), and scenes composed "
+        "from it (scenes.py) and its backgrounds are mined for negatives",
+    )
+    vn.add_argument(
+        "--leave-out-fold",
+        type=int_at_least(0),
+        metavar="K",
+        help="train without fold K of the vn_faces repositories (scenes.Sources.folds, the split "
+        "bench/bench_detect_scenes.py judges by), so that fold K measures art the cascade never saw",
+    )
+    vn.add_argument(
+        "--folds",
+        type=int_at_least(2),
+        default=3,
+        help="folds of vn_faces repositories for --leave-out-fold (default %(default)s)",
+    )
+    vn.add_argument(
+        "--vn-composites",
+        metavar="N",
+        type=int_at_least(1),
+        default=2,
+        help="composites of each vn_faces crop, each over another background (default %(default)s)",
+    )
+    vn.add_argument(
+        "--vn-scenes",
+        metavar="N",
+        type=int_at_least(0),
+        default=10,
+        help="scenes per vn_faces repository mined for negatives, away from their faces "
+        "(default %(default)s)",
+    )
     cas = parser.add_argument_group("cascade")
     cas.add_argument("--out", type=Path, required=True, help="cascade XML file to write (after every stage)")
     cas.add_argument(
@@ -147,13 +189,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pyramid step when the partial cascade scans negative images (default %(default)s)",
     )
     cas.add_argument("--seed", type=int, default=d.seed, help="random seed: same data + seed = same cascade")
-    ver = parser.add_argument_group("verifier (second look at every box the cascade proposes)")
+    ver = parser.add_argument_group("verifier (second look at every box the cascade proposes; needs PyTorch)")
     ver.add_argument(
         "--verifier-out",
         type=Path,
         metavar="FILE",
-        help="also train the face/non-face verifier and write it here (.npz); its negatives are the new "
-        "cascade's false alarms on the training images",
+        help="also train the CNN face/non-face verifier behind the cascade and write it here (.npz); "
+        f"it learns from the cascade's proposals on the training images. Needs {TORCH_EXTRA}",
     )
     ver.add_argument(
         "--verifier-only",
@@ -168,10 +210,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(use the detection.min_neighbors the verifier will run behind; default %(default)s)",
     )
     ver.add_argument(
-        "--verifier-random-negatives",
+        "--verifier-scenes",
+        metavar="N",
         type=int_at_least(0),
-        default=4000,
-        help="random background crops from the negative images added to its negatives (default %(default)s)",
+        default=50,
+        help="scenes per vn_faces repository (each of that repository alone) whose proposals the "
+        "verifier learns from (default %(default)s)",
+    )
+    ver.add_argument(
+        "--verifier-folds-out",
+        type=Path,
+        metavar="DIR",
+        help="also write the calibration folds' nets here as fold<k>.npz (each trained without fold k: "
+        "bench/bench_detect_scenes.py --fold-verifiers)",
+    )
+    ver.add_argument(
+        "--verifier-epochs",
+        type=int_at_least(1),
+        default=NetShape.epochs,
+        metavar="N",
+        help="training length, in passes' worth of batches over the samples (default %(default)s)",
+    )
+    ver.add_argument(
+        "--verifier-widths",
+        type=int_at_least(1),
+        nargs="+",
+        default=NetShape.widths,
+        help="channels of the convolution blocks (default %(default)s)",
     )
     aug = parser.add_argument_group("augmentation of positives")
     aug.add_argument(
@@ -222,18 +287,58 @@ def _resized(shot: BoxedImage, max_side: int, mirror: bool = False) -> BoxedImag
     return BoxedImage(shot.name, gray, tuple(boxes))  # type: ignore[arg-type]
 
 
+def vn_repos(args: argparse.Namespace) -> tuple[Sources, list[str]]:
+    """The vn_faces sources and the repositories trained on (all but --leave-out-fold's)."""
+    sources = Sources.load(args.vn_faces)
+    repos = sources.repos
+    if args.leave_out_fold is not None:
+        folds = sources.folds(args.folds)
+        if args.leave_out_fold >= len(folds):
+            raise TrainingError(f"--leave-out-fold {args.leave_out_fold}: there are only {len(folds)} folds")
+        repos = [r for r in repos if r not in folds[args.leave_out_fold]]
+    return sources, repos
+
+
+def vn_faces_data(args: argparse.Namespace) -> tuple[list[np.ndarray], list[BoxedImage]]:
+    """Composited vn_faces crops (face at VN_FACE_FRAME) and the scenes and backgrounds to mine
+    negatives from, all of the repositories trained on."""
+    sources, repos = vn_repos(args)
+    composites = Composites(sources, repos, args.seed).grey_crops(args.vn_composites)
+    maker = SceneMaker(sources, repos, args.seed + 1)
+    side = args.mining_sizes[0]
+    images = [
+        _resized(BoxedImage(s.name, cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY), tuple(s.boxes)), side)
+        for s in maker.scenes(args.vn_scenes * len(repos), "vn")
+    ]
+    for repo in repos:
+        images += [
+            _resized(BoxedImage(p.name, read_gray(p)), side) for p in sources.backgrounds.get(repo, [])
+        ]
+    logger.info(
+        "vn_faces: {} repositories, {} composites, {} negative images",
+        len(repos),
+        len(composites),
+        len(images),
+    )
+    return composites, images
+
+
+def _frame_box(crop: np.ndarray, frame: Sequence[float]) -> Box:
+    """The face box of a crop whose face sits at ``frame`` (fractions of its width/height)."""
+    h, w = crop.shape[:2]
+    fx, fy, fw, fh = frame
+    return (round(fx * w), round(fy * h), round(fw * w), round(fh * h))
+
+
 def negative_images(
     args: argparse.Namespace, shots: list[BoxedImage], crops: list[np.ndarray]
 ) -> list[BoxedImage]:
     """Every image negatives are mined from, with the faces in it to keep away from."""
     out = [BoxedImage(p.name, read_gray(p)) for d in args.negatives for p in image_files(d)]
     if args.crops_as_negatives:
-        fx, fy, fw, fh = args.crop_frame
-        for k, crop in enumerate(crops):
-            h, w = crop.shape[:2]
-            out.append(
-                BoxedImage(f"crop{k}", crop, ((round(fx * w), round(fy * h), round(fw * w), round(fh * h)),))
-            )
+        out += [
+            BoxedImage(f"crop{k}", crop, (_frame_box(crop, args.crop_frame),)) for k, crop in enumerate(crops)
+        ]
     if not args.no_screenshot_negatives:
         out += [
             _resized(s, side, mirror) for s in shots for side in args.mining_sizes for mirror in (False, True)
@@ -241,40 +346,52 @@ def negative_images(
     return out
 
 
+def require_torch() -> None:
+    """Fail before hours of cascade training if the verifier cannot be trained afterwards."""
+    try:
+        import facesortd.cascade_train.verifier_net  # noqa: F401
+    except ImportError as exc:
+        raise TrainingError(f"training the verifier (--verifier-out) needs PyTorch: {TORCH_EXTRA}") from exc
+
+
 def train_and_save_verifier(
-    args: argparse.Namespace,
-    shots: list[BoxedImage],
-    crops: list[np.ndarray],
-    negatives: list[BoxedImage],
-    settings: DetectionSettings,
-    aug: Augmentation,
-    rng: np.random.Generator,
+    args: argparse.Namespace, shots: list[BoxedImage], crops: list[np.ndarray]
 ) -> None:
-    """Positives framed as the verifier sees boxes, negatives from the new cascade's proposals."""
+    """The CNN verifier behind the cascade in --out, from its proposals on the training images;
+    calibrated by folds of vn_faces repositories (or of the screenshots' characters without
+    --vn-faces)."""
     t0 = time.monotonic()
-    frame = tuple(args.crop_frame)
-    pos = positives(shots, crops, frame, (CROP, CROP), tuple(args.variants), aug, rng, MARGIN)  # type: ignore[arg-type]
-    hits, misses = cascade_proposals(args.out, settings, shots, rng, misplaced_per_face=4)
-    more_hits, more_misses = cascade_proposals(args.out, settings, negatives, rng, misplaced_per_face=0)
-    hits, misses = np.concatenate([hits, more_hits]), np.concatenate([misses, more_misses])
-    background = random_windows(negatives, args.verifier_random_negatives, (CROP, CROP), rng)
-    verifier = train_verifier(np.concatenate([pos, hits]), np.concatenate([misses, background]), args.seed)
-    verifier.save(args.verifier_out)
-    logger.info(
-        "verifier: {} faces ({} cascade hits), {} non-faces ({} cascade proposals), {:.0f} s -> {}",
-        len(pos) + len(hits),
-        len(hits),
-        len(misses) + len(background),
-        len(misses),
-        time.monotonic() - t0,
-        args.verifier_out,
+    settings = DetectionSettings(min_neighbors=args.verifier_min_neighbors)
+    detector = FaceDetector(
+        settings.model_copy(update={"verify": False, "min_score": 0.0, "nms_iou": 0.99}), [args.out]
     )
+    shot_group = (lambda _name: "screenshots") if args.vn_faces else source_group
+    boxed: Iterable[tuple[str, BoxedImage]] = [(shot_group(s.name), s) for s in shots]
+    images = len(shots)
+    if args.vn_faces is not None:
+        sources, repos = vn_repos(args)
+        folds = [[r for r in fold if r in repos] for fold in sources.folds(args.folds)]
+        folds = [f for f in folds if f]
+        boxed = itertools.chain(boxed, repo_scenes(sources, repos, args.verifier_scenes, args.seed))
+        images += args.verifier_scenes * len(repos)
+    else:
+        folds = group_folds([shot_group(s.name) for s in shots], args.folds)
+    faces = [(c, _frame_box(c, args.crop_frame)) for c in crops]
+    non_faces = (read_gray(p) for d in args.negatives for p in image_files(d))
+    samples = collect(detector, boxed, images, faces, non_faces, args.seed)
+    shape = NetShape(tuple(args.verifier_widths), args.verifier_epochs)
+    if args.verifier_folds_out is not None:
+        args.verifier_folds_out.mkdir(parents=True, exist_ok=True)
+    train_cnn_verifier(samples, folds, shape, args.seed, args.verifier_folds_out).save(args.verifier_out)
+    logger.info("verifier: {:.0f} s -> {}", time.monotonic() - t0, args.verifier_out)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train the cascade; 0 on success, 2 when the data given cannot train one."""
     t0 = time.monotonic()
     try:
+        if args.verifier_out is not None:
+            require_torch()
         keep = (lambda _name: True) if args.include_held_out else (lambda name: not is_held_out(name))
         shots = [s for f in args.faces_json for s in boxed_screenshots(f, keep)]
         crops = [read_gray(p) for d in args.pos_crops for p in image_files(d)]
@@ -283,6 +400,15 @@ def run(args: argparse.Namespace) -> int:
         window = tuple(args.window)
         pos = positives(shots, crops, tuple(args.crop_frame), window, tuple(args.variants), aug, rng)
         negatives = negative_images(args, shots, crops)
+        if args.vn_faces is not None:
+            composites, vn_negatives = vn_faces_data(args)
+            vn_pos = positives([], composites, VN_FACE_FRAME, window, tuple(args.variants), aug, rng)
+            pos = np.concatenate([pos, vn_pos])
+            negatives += vn_negatives
+            if args.crops_as_negatives:
+                negatives += [
+                    BoxedImage(f"vn{k}", c, (_frame_box(c, VN_FACE_FRAME),)) for k, c in enumerate(composites)
+                ]
         logger.info(
             "{} positive windows ({} boxes in {} images, {} crops); {} negative images",
             len(pos),
@@ -312,10 +438,7 @@ def run(args: argparse.Namespace) -> int:
             cascade = train_cascade(pos, negatives, params, args.out, comment)
             logger.info("wrote {} ({} stages)", args.out, len(cascade.stages))
         if args.verifier_out is not None:
-            settings = DetectionSettings(
-                min_neighbors=args.verifier_min_neighbors, max_side=args.mining_sizes[0]
-            )
-            train_and_save_verifier(args, shots, crops, negatives, settings, aug, rng)
+            train_and_save_verifier(args, shots, crops)
     except (DatasetError, TrainingError) as exc:
         logger.error("{}", exc)
         return 2

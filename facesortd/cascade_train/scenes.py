@@ -163,18 +163,23 @@ class SceneMaker:
             for i in range(count)
         ]
 
+    def photo(self, repos: set[str] | None = None) -> np.ndarray | None:
+        """A random background picture of the chosen repositories (None if they have none); its
+        repository is added to ``repos``."""
+        if not self.backgrounds:
+            return None
+        repo, path = self.backgrounds[int(self.rng.integers(len(self.backgrounds)))]
+        if path not in self._photos:
+            self._photos[path] = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if repos is not None:
+            repos.add(repo)
+        return self._photos[path]
+
     def scene(self, name: str, face_free: bool = False) -> Scene:
         rng, (w, h) = self.rng, self.size
         repos: set[str] = set()
-        photo = None
-        if self.backgrounds:
-            repo, path = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
-            if path not in self._photos:
-                self._photos[path] = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            photo = self._photos[path]
+        photo = self.photo(repos)
         image = made_background(rng, self.size, photo)
-        if photo is not None:
-            repos.add(repo)
         boxes: list[tuple[float, float, float, float]] = []
         crops: list[tuple[float, float, float, float]] = []
         if not face_free and self.groups:
@@ -235,3 +240,29 @@ def jittered(box: Box, rng: np.random.Generator, amount: float = 0.08) -> Box:
         round(nw),
         round(nh),
     )
+
+
+VN_FACE_FRAME = (0.25, 0.25, 0.5, 0.5)
+"""Where the face box sits in a vn_faces crop (its middle half), as fractions of the crop: the
+faces.json convention, as the shipped cascade sees it too (README of cascade_classifier)."""
+
+
+class Composites:
+    """vn_faces crops of a chosen set of repositories, each composited over a background of those
+    repositories (or a made one), in grey: positives cut at VN_FACE_FRAME, and the regions around
+    the face (hair, ears, neck, clothes) as hard negatives."""
+
+    def __init__(self, sources: Sources, repos: Iterable[str], seed: int):
+        self.maker = SceneMaker(sources, repos, seed)
+
+    def grey_crops(self, per_crop: int) -> list[np.ndarray]:
+        """``per_crop`` composites of every crop, each over its own background."""
+        out = []
+        for _repo, group in self.maker.groups:
+            for crop in group:
+                rgba = _read_rgba(crop.path)
+                for _ in range(per_crop):
+                    image = made_background(self.maker.rng, rgba.shape[1::-1], self.maker.photo())
+                    _paste(image, rgba, 0, 0)
+                    out.append(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        return out

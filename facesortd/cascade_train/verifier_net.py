@@ -1,131 +1,101 @@
-"""The CNN verifier's net in PyTorch: its layout, training loop and export to the numpy runtime
-(conv_net.py).
+"""The CNN verifier's net in PyTorch: its layout, the batches it is trained on and its export to
+the numpy runtime (conv_net.py).
+
+The loop and the batch-norm folding are the emotion net's (torch_training.train_classifier and
+fold_conv_blocks): one PyTorch training path. What is the verifier's own: the head keeps the
+spatial layout of the last map (flattened, then a hidden layer; the emotion net averages over
+positions), batches are half faces and half non-faces (the classes weigh equally, as rare faces
+among many proposals need), and its two class outputs are exported as one face logit.
 
 Only for the training extra (``pip install facesortd[train]``); nothing the service runs imports
-this module. Kept apart from the emotion net's PyTorch training (written at the same time on
-another branch): the verifier needs the spatial layout of the last map (flattened, then a hidden
-layer), where the emotion net averages over positions. The loop (AdamW, one-cycle schedule,
-class-balanced loss, flips and gain changes as augmentation) and the export that folds batch norm
-into the convolutions are what the two could share.
+this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from loguru import logger
 from torch import nn
 
 from facesortd.conv_net import ConvNet
-from facesortd.torch_training import conv_blocks
+from facesortd.loop_settings import LoopSettings
+from facesortd.torch_training import conv_blocks, fold_conv_blocks, train_classifier
+
+BATCH = 128
+GAIN = 0.25
+"""Augmentation: contrast and brightness changed by up to this much (inputs are standardised)."""
 
 
-@dataclass(frozen=True)
-class FitSettings:
-    epochs: int = 12
-    batch: int = 128
-    learning_rate: float = 3e-3
-    weight_decay: float = 5e-4
-    dropout: float = 0.3
-    gain: float = 0.25
-    """Augmentation: contrast and brightness changed by up to this much (inputs are centred)."""
-    seed: int = 0
+def verifier_loop(samples: int, epochs: int = 12, seed: int = 0) -> LoopSettings:
+    """The verifier's training: ``epochs`` passes' worth of batches over ``samples`` inputs."""
+    return LoopSettings(
+        epochs=epochs,
+        steps_per_epoch=max(1, -(-samples // BATCH)),
+        batch=BATCH,
+        learning_rate=3e-3,
+        weight_decay=5e-4,
+        label_smoothing=0.0,
+        seed=seed,
+    )
 
 
 class TorchConvNet(nn.Module):
-    """The training twin of conv_net.ConvNet."""
+    """The training twin of conv_net.ConvNet, with two outputs (non-face, face)."""
 
-    def __init__(self, widths: Sequence[int], side: int, hidden: int, outputs: int, dropout: float):
+    def __init__(self, widths: Sequence[int], side: int, hidden: int, dropout: float):
         super().__init__()
         self.features = conv_blocks(widths)
         flat = widths[-1] * (side // 2 ** len(widths)) ** 2
         self.head = nn.Sequential(
-            nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, outputs)
+            nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 2)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(n, 1, s, s) -> (n, outputs); flattened (row, column, channel) as the numpy runtime does."""
+        """(n, 1, s, s) -> (n, 2); flattened (row, column, channel) as the numpy runtime does."""
         return self.head(self.features(x).permute(0, 2, 3, 1).flatten(1))
 
 
-def fit(
-    net: TorchConvNet, x: np.ndarray, y: np.ndarray, settings: FitSettings, weights: np.ndarray | None = None
-) -> TorchConvNet:
-    """Train ``net`` on (n, s, s, 1) float32 inputs and integer labels (one output: binary, logit
-    of class 1; several: softmax). Classes weigh equally overall unless ``weights`` are given."""
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    if weights is None:
-        counts = np.bincount(y)
-        weights = (len(y) / (len(counts) * np.maximum(counts, 1)))[y]
-    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-    yt, wt = torch.from_numpy(y), torch.from_numpy(weights.astype(np.float32))
-    steps = settings.epochs * -(-len(x) // settings.batch)
-    opt = torch.optim.AdamW(net.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, settings.learning_rate, total_steps=steps)
-    binary = net.head[-1].out_features == 1
-    for epoch in range(settings.epochs):
-        net.train()
-        order = torch.from_numpy(rng.permutation(len(x)))
-        total = 0.0
-        for start in range(0, len(x), settings.batch):
-            idx = order[start : start + settings.batch]
-            xb = _augment(xt[idx], settings.gain)
-            out = net(xb)
-            if binary:
-                loss = nn.functional.binary_cross_entropy_with_logits(
-                    out[:, 0], yt[idx].float(), reduction="none"
-                )
-            else:
-                loss = nn.functional.cross_entropy(out, yt[idx], reduction="none")
-            loss = (loss * wt[idx]).sum() / wt[idx].sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            schedule.step()
-            total += float(loss.detach()) * len(idx)
-        logger.info("epoch {}/{}: loss {:.4f}", epoch + 1, settings.epochs, total / len(x))
-    return net.eval()
+def _as_tensor(x: np.ndarray) -> torch.Tensor:
+    """(n, s, s, 1) prepared inputs (verify.cnn_input) -> (n, 1, s, s)."""
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32))
 
 
-def _augment(x: torch.Tensor, gain: float) -> torch.Tensor:
-    """Mirror half the batch; change contrast and brightness a little."""
-    flip = torch.rand(len(x)) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    scale = 1 + gain * (2 * torch.rand(len(x), 1, 1, 1) - 1)
-    shift = gain * (2 * torch.rand(len(x), 1, 1, 1) - 1)
-    return x * scale + shift
+def fit(net: TorchConvNet, x: np.ndarray, y: np.ndarray, loop: LoopSettings) -> TorchConvNet:
+    """Train ``net`` on (n, s, s, 1) inputs (verify.cnn_input) and 0/1 labels (1 = face)."""
+    faces, others = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
+    if not len(faces) or not len(others):
+        raise ValueError(f"the verifier needs faces and non-faces ({len(faces)} and {len(others)} given)")
+
+    def draw(rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.concatenate([rng.choice(faces, batch // 2), rng.choice(others, batch - batch // 2)])
+        xb = x[idx]
+        flip = rng.random(len(idx)) < 0.5
+        xb = np.where(flip[:, None, None, None], xb[:, :, ::-1], xb)
+        scale = 1 + GAIN * rng.uniform(-1, 1, (len(idx), 1, 1, 1))
+        shift = GAIN * rng.uniform(-1, 1, (len(idx), 1, 1, 1))
+        return (xb * scale + shift).astype(np.float32), (y[idx] == 1).astype(np.int64)
+
+    return train_classifier(net, draw, loop, "verifier", to_input=_as_tensor)
 
 
 def predict(net: TorchConvNet, x: np.ndarray, batch: int = 1024) -> np.ndarray:
-    """(n, outputs) raw outputs of the trained net."""
+    """(n,) face logits of the trained net (what the exported net's single output gives)."""
     net.eval()
     with torch.no_grad():
-        return np.concatenate(
-            [
-                net(torch.from_numpy(np.ascontiguousarray(x[i : i + batch].transpose(0, 3, 1, 2)))).numpy()
-                for i in range(0, len(x), batch)
-            ]
-        )
+        out = torch.cat([net(_as_tensor(x[i : i + batch])) for i in range(0, len(x), batch)])
+    return (out[:, 1] - out[:, 0]).numpy()
 
 
 def export(net: TorchConvNet) -> ConvNet:
-    """The numpy runtime's net: batch norm folded into each convolution, weights laid out for
-    conv_net's shifted columns ((row, column, in-channel) x out-channel)."""
-    conv = []
-    mods = list(net.features)
-    for c, bn in zip(mods[0::4], mods[1::4], strict=True):
-        assert isinstance(c, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
-        scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
-        w = (c.weight.detach() * scale[:, None, None, None]).permute(2, 3, 1, 0).reshape(-1, c.out_channels)
-        b = (bn.bias - bn.running_mean * scale).detach()
-        conv.append((w.numpy().astype(np.float32), b.numpy().astype(np.float32)))
+    """The numpy runtime's net; the two class outputs become one face logit (their difference,
+    which is what the softmax compares)."""
     dense = [
         (m.weight.detach().numpy().T.astype(np.float32).copy(), m.bias.detach().numpy().astype(np.float32))
         for m in net.head
         if isinstance(m, nn.Linear)
     ]
-    return ConvNet(conv, dense)
+    w, b = dense[-1]
+    dense[-1] = (w[:, 1:] - w[:, :1], b[1:] - b[:1])
+    return ConvNet(fold_conv_blocks(net.features), dense)
