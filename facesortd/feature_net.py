@@ -38,12 +38,14 @@ class FeatureNetError(Exception):
 
 
 def net_input(faces: np.ndarray) -> np.ndarray:
-    """(n, s, s) faces in [0, 1] -> (n, 48, 48, 1) float32, centred and scaled as in training."""
+    """(n, s, s) grey or (n, s, s, c) colour faces in [0, 1] -> (n, 48, 48, c) float32, centred
+    and scaled as in training (grey: c = 1)."""
     faces = np.asarray(faces, dtype=np.float32)
     if faces.shape[1] != INPUT_SIZE:
         side = (INPUT_SIZE, INPUT_SIZE)
         faces = np.stack([cv2.resize(f, side, interpolation=cv2.INTER_AREA) for f in faces])
-    return ((faces - 0.5) / 0.25)[..., None]
+    x = (faces - 0.5) / 0.25
+    return x if x.ndim == 4 else x[..., None]
 
 
 def shifted_columns(x: np.ndarray) -> np.ndarray:
@@ -74,8 +76,16 @@ class FeatureNet:
         """Length of the feature vector of one face."""
         return int(self.weights[-1].shape[1])
 
+    @property
+    def channels(self) -> int:
+        """Input planes: 1 for a grey net, 3 for a colour one (grey + chroma, faces.normalise_face)."""
+        return int(self.weights[0].shape[0]) // 9
+
     def features(self, faces: np.ndarray) -> np.ndarray:
-        """(n, s, s) normalised faces -> (n, width) float32 features, mirror-averaged."""
+        """(n, s, s) grey or (n, s, s, 3) colour normalised faces -> (n, width) float32 features,
+        mirror-averaged. A grey net given colour faces reads their grey rendering."""
+        if faces.ndim == 4 and self.channels == 1:
+            faces = faces[..., 0]
         out = np.zeros((len(faces), self.width), np.float32)
         for start in range(0, len(faces), BATCH):
             x = net_input(faces[start : start + BATCH])

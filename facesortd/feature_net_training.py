@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from facesortd.backdrops import Backdrops
+from facesortd.faces import chroma
 from facesortd.feature_net import FeatureNet
 from facesortd.loop_settings import LoopSettings
 
@@ -60,12 +61,18 @@ def sampling_weights(labels: list[str], sources: list[str]) -> np.ndarray:
     return w / w.sum()
 
 
-def background_patches(backdrops: Backdrops, size: int, rng: np.random.Generator) -> np.ndarray:
-    """(BACKGROUND_POOL, size, size) grayscale scenes in [0, 1], stretched like normalised faces."""
-    patches = np.empty((BACKGROUND_POOL, size, size), np.float32)
+def background_patches(
+    backdrops: Backdrops, size: int, rng: np.random.Generator, colour: bool = False
+) -> np.ndarray:
+    """(BACKGROUND_POOL, size, size) grey scenes in [0, 1], or (..., 3) grey + chroma for colour
+    faces (faces.normalise_face's planes)."""
+    patches = np.empty(
+        (BACKGROUND_POOL, size, size, 3) if colour else (BACKGROUND_POOL, size, size), np.float32
+    )
     for i in range(BACKGROUND_POOL):
-        gray = cv2.cvtColor(backdrops.random(rng, (size, size)), cv2.COLOR_BGR2GRAY).astype(np.float32)
-        patches[i] = gray / 255.0
+        scene = backdrops.random(rng, (size, size))
+        grey = cv2.cvtColor(scene, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
+        patches[i] = np.dstack([grey, chroma(scene)]) if colour else grey
     return patches
 
 
@@ -85,17 +92,19 @@ def train_feature_net(data: FaceSet, settings: NetSettings | None = None) -> Fea
     p = sampling_weights(data.labels, data.sources)
     alpha = data.opacity()
     rng = np.random.default_rng(s.loop.seed)
-    backgrounds = background_patches(s.backdrops or Backdrops(), data.faces.shape[1], rng)
+    colour = data.faces.ndim == 4
+    backgrounds = background_patches(s.backdrops or Backdrops(), data.faces.shape[1], rng, colour)
     aug = Augmentation()
 
     def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         idx = rng.choice(len(y), size=n, p=p)
         return style_augment(data.faces[idx], alpha[idx], backgrounds, rng, aug), y[idx]
 
-    net = ConvNet(s.widths, len(names), s.dropout)
+    net = ConvNet(s.widths, len(names), s.dropout, data.faces.shape[3] if colour else 1)
     net = train_classifier(net, draw, s.loop, f"training a feature net on {len(y)} faces")
     info = {
         "widths": list(s.widths),
+        "colour": colour,
         "classes": names,
         "epochs": s.loop.epochs,
         "steps_per_epoch": s.loop.steps_per_epoch,
