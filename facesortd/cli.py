@@ -398,6 +398,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--train-features trains the net of the {LEARNT} descriptor: add --descriptor {LEARNT}"
         )
+    if args.colour and not args.train_features:
+        raise UsageError("--colour needs --train-features: the shipped net sees grey faces only")
     if args.train_features and not torch_installed():
         raise UsageError("--train-features trains the net with PyTorch: pip install 'facesortd[train]'")
     settings = _settings(args)
