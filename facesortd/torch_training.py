@@ -129,8 +129,11 @@ class ConvNet(nn.Module):
     """The architecture :class:`FeatureNet` runs: blocks of 3x3 conv (no bias) + batch norm + ReLU +
     2x2 max pool, the mean over positions as features, then dropout and a linear classifier."""
 
-    def __init__(self, widths: tuple[int, ...], classes: int, dropout: float, channels: int = 1) -> None:
+    def __init__(
+        self, widths: tuple[int, ...], classes: int, dropout: float, channels: int = 1, size: int = INPUT_SIZE
+    ) -> None:
         super().__init__()
+        self.input_size = size
         self.body = conv_blocks(widths, channels)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(widths[-1], classes))
 
@@ -141,9 +144,9 @@ class ConvNet(nn.Module):
         return self.head(self.features(x))
 
 
-def to_tensor(faces: np.ndarray) -> torch.Tensor:
-    """(n, s, s[, c]) normalised faces -> (n, c, 48, 48) net input, prepared exactly as at run time."""
-    return torch.from_numpy(np.ascontiguousarray(net_input(faces).transpose(0, 3, 1, 2)))
+def to_tensor(faces: np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
+    """(n, s, s[, c]) normalised faces -> (n, c, size, size) net input, prepared exactly as at run time."""
+    return torch.from_numpy(np.ascontiguousarray(net_input(faces, size).transpose(0, 3, 1, 2)))
 
 
 Batch = tuple[np.ndarray, np.ndarray]
@@ -166,7 +169,7 @@ def train_classifier(
     net.train()
     for _ in range(steps):
         faces, labels = draw(rng, loop.batch)
-        loss = loss_fn(net(to_tensor(faces)), torch.from_numpy(labels.astype(np.int64)))
+        loss = loss_fn(net(to_tensor(faces, net.input_size)), torch.from_numpy(labels.astype(np.int64)))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -188,11 +191,11 @@ def export_feature_net(net: ConvNet, info: dict[str, object]) -> FeatureNet:
         folded = w * scale[:, None, None, None]  # (out, in, 3, 3)
         weights.append(folded.permute(2, 3, 1, 0).reshape(-1, w.shape[0]).numpy().astype(np.float32))
         biases.append(shift.numpy().astype(np.float32))
-    return FeatureNet(weights, biases, {**info, "input_size": INPUT_SIZE})
+    return FeatureNet(weights, biases, {**info, "input_size": net.input_size})
 
 
 def torch_features(net: ConvNet, faces: np.ndarray) -> np.ndarray:
     """The features by PyTorch, mirror-averaged like FeatureNet.features (to check the export)."""
     with torch.no_grad():
-        x = to_tensor(faces)
+        x = to_tensor(faces, net.input_size)
         return (0.5 * (net.features(x) + net.features(torch.flip(x, dims=[3])))).numpy()
