@@ -62,7 +62,7 @@ class FaceSet:
 
     def opacity(self) -> np.ndarray:
         """``alpha``, or all 255 when every face is opaque."""
-        return self.alpha if self.alpha is not None else np.full(self.faces.shape, 255, np.uint8)
+        return self.alpha if self.alpha is not None else np.full(self.faces.shape[:3], 255, np.uint8)
 
     def subset(self, idx: np.ndarray) -> FaceSet:
         pick = lambda values: [values[i] for i in idx]  # noqa: E731

@@ -13,7 +13,7 @@ from facesortd.datasets import load_items
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, box_in_crop, crop_face, cut_face_crop, normalise_face
 from facesortd.images import to_gray
-from facesortd.training import collect_faces
+from facesortd.training import FaceSet, collect_faces
 
 
 def test_normalised_face_shape_range_and_lighting_invariance() -> None:
@@ -102,3 +102,16 @@ def test_the_face_spec_a_model_stores_says_grey_or_colour() -> None:
     assert FaceSpec.from_dict(spec.to_dict()) == spec
     stored_before_colour = {"size": 64, "margin": 0.2, "clahe_clip": 2.0}
     assert FaceSpec.from_dict(stored_before_colour) == FaceSpec()
+
+
+def test_colour_faces_of_sprites_and_of_opaque_images_pool_into_one_set() -> None:
+    """A transparent sprite set and an opaque one are trained together; opacity is per pixel, not
+    per plane, whichever rendering the faces have."""
+    faces = np.full((2, 8, 8, 3), 0.5, np.float32)
+    sprites = FaceSet(
+        faces, ["a", "b"], ["g", "h"], [Path("s")] * 2, ["vn"], alpha=np.zeros((2, 8, 8), np.uint8)
+    )
+    opaque = FaceSet(faces, ["a", "b"], ["i", "j"], [Path("o")] * 2, ["seed"])
+    pooled = FaceSet.concat([sprites, opaque])
+    assert pooled.faces.shape == (4, 8, 8, 3) and pooled.opacity().shape == (4, 8, 8)
+    assert pooled.opacity()[:2].max() == 0 and pooled.opacity()[2:].min() == 255
