@@ -116,3 +116,25 @@ def test_train_with_train_features_trains_one_net_per_fold_and_one_for_the_model
     assert len(trained_on) == 4 and max(trained_on[:3]) < trained_on[3] == 4 * 30
     model = EmotionModel.load(out)
     assert model.descriptor == "cnn" and model.net is not None and model.net.info["epochs"] == 1
+
+
+def test_train_colour_stores_a_colour_spec_and_a_three_plane_net(
+    crop_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The model file says colour, so run time renders faces as the net was trained on them."""
+    out = tmp_path / "m.fsm.npz"
+    args = ["train", str(crop_dataset), "--no-detect", "--descriptor", "cnn", "--out", str(out)]
+    assert cli.main([*args, "--colour"]) == 2
+    assert "--colour needs --train-features" in capsys.readouterr().err
+    fast = ["--train-features", "--colour", "--epochs", "1", "--folds", "2", "--validation-share", "0"]
+    monkeypatch.setattr(
+        training,
+        "train_feature_net",
+        lambda d, s: train_feature_net(d, replace(SMALL, loop=replace(SMALL.loop, epochs=1))),
+    )
+    assert cli.main([*args, *fast]) == 0
+    model = EmotionModel.load(out)
+    assert model.spec.colour and model.net is not None and model.net.channels == 3
+    image = draw_face("happy", 90, np.random.default_rng(0))
+    face = normalise_face(image, (0, 0, 90, 90), model.spec)
+    assert face.shape == (64, 64, 3) and model.predict(face[None])[0][0] in EMOTIONS
