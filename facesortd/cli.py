@@ -398,12 +398,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--train-features trains the net of the {LEARNT} descriptor: add --descriptor {LEARNT}"
         )
-    if args.colour and not args.train_features:
-        raise UsageError("--colour needs --train-features: the shipped net sees grey faces only")
     if args.train_features and not torch_installed():
         raise UsageError("--train-features trains the net with PyTorch: pip install 'facesortd[train]'")
     settings = _settings(args)
-    spec = FaceSpec(size=args.face_size, margin=args.margin, colour=args.colour)
+    spec = FaceSpec(size=args.face_size, margin=args.margin)
     collected = _collect(args, settings, spec)
     _print_counts(collected)
     if len(collected.counts()) < 2:
@@ -882,11 +880,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=FaceSpec().margin,
         help="widening of each face box per side, as a share of its size (default %(default)s; the "
         "model keeps it, so run time frames faces the same way)",
-    )
-    p.add_argument(
-        "--colour",
-        action="store_true",
-        help="with --train-features: the net sees the face's colour too (blush, tears), not only its grey",
     )
     p.add_argument(
         "--pca", type=int_at_least(1), default=150, help="most PCA components kept before LDA (default 150)"

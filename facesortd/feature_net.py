@@ -89,9 +89,12 @@ class FeatureNet:
 
     def features(self, faces: np.ndarray) -> np.ndarray:
         """(n, s, s) grey or (n, s, s, 3) colour normalised faces -> (n, width) float32 features,
-        mirror-averaged. A grey net given colour faces reads their grey rendering."""
+        mirror-averaged. A grey net given colour faces reads their grey rendering; a colour net
+        given grey faces is a framing error, never a guess."""
         if faces.ndim == 4 and self.channels == 1:
             faces = faces[..., 0]
+        elif faces.ndim == 3 and self.channels != 1:
+            raise FeatureNetError(f"a net of {self.channels} planes was given grey faces")
         out = np.zeros((len(faces), self.width), np.float32)
         for start in range(0, len(faces), BATCH):
             x = net_input(faces[start : start + BATCH], self.input_size)
