@@ -13,6 +13,10 @@ part: the shipped net has seen every face, so scoring it here would flatter it.
 
     python bench/bench_emotion.py [--descriptor hog+lbp --descriptor cnn [--ensemble]]
                                   [--source-balance P] [--cache DIR] [--out DIR]
+                                  [--colour] [--net-input N] [--net-weight SOURCE=F] [--net-head]
+
+``--net-head`` also scores each fold's net by its own softmax layer (PyTorch), beside the
+Fisherface head on its features: what the head keeps of what the net knows.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from facesortd.config import Settings
 from facesortd.datasets import vn_backgrounds
 from facesortd.descriptors import DESCRIPTORS, LEARNT, describe
 from facesortd.detect import FaceDetector
+from facesortd.ensemble import EnsembleModel
 from facesortd.faces import FaceSpec
+from facesortd.feature_net import INPUT_SIZE
 from facesortd.feature_net_training import NetSettings
 from facesortd.figures import draw_confusion, draw_curves, save_predictions
 from facesortd.loop_settings import LoopSettings
@@ -42,10 +48,12 @@ from facesortd.metrics import Evaluation
 from facesortd.training import (
     SOURCE_BALANCE,
     FaceSet,
+    FitFn,
     Predictions,
     Undetected,
     cross_validate,
     emotion_fitter,
+    source_weights,
 )
 
 
@@ -58,7 +66,8 @@ def load_faces(detector: FaceDetector, spec: FaceSpec, undetected: Undetected, c
     }
     parts = []
     for name, read in readers.items():
-        path = cache / f"{name}-{spec.size}-{spec.margin}-{undetected}.npz" if cache else None
+        colour = "-colour" if spec.colour else ""
+        path = cache / f"{name}-{spec.size}-{spec.margin}{colour}-{undetected}.npz" if cache else None
         if path is not None and path.exists():
             parts.append(FaceSet.load(path))
             continue
@@ -69,6 +78,26 @@ def load_faces(detector: FaceDetector, spec: FaceSpec, undetected: Undetected, c
             part.save(path)
         parts.append(part)
     return FaceSet.concat(parts)
+
+
+def with_net_head(spec: FaceSpec, pca: int, net_settings: NetSettings, balance: float) -> FitFn:
+    """Per fold one net, scored two ways: the Fisherface head on its features (what ships) and its
+    own softmax layer (a reference), as the two members of an ensemble so each gets its figures."""
+    from net_head import SoftmaxHead  # PyTorch: only for this reference
+
+    from facesortd.emotion import EmotionModel
+    from facesortd.feature_net_training import train_emotion_net
+    from facesortd.torch_training import export_feature_net
+
+    def fit(part: FaceSet) -> EnsembleModel:
+        net, info = train_emotion_net(part, net_settings)
+        weights = source_weights(part.sources, balance)
+        fisher = EmotionModel.fit(
+            part.faces, part.labels, spec, LEARNT, pca, weights=weights, net=export_feature_net(net, info)
+        )
+        return EnsembleModel([fisher, SoftmaxHead(net, info["classes"], spec)], [1.0, 1.0])
+
+    return fit
 
 
 def curve_point(ev: Evaluation, coverage: float = 0.6, accuracy: float = 0.9) -> tuple[float, float, float]:
@@ -138,6 +167,20 @@ def main() -> int:
         default=LoopSettings().epochs,
         help="feature-net epochs (default %(default)s)",
     )
+    parser.add_argument("--colour", action="store_true", help="colour faces (grey + chroma) for the net")
+    parser.add_argument("--net-input", type=int, default=INPUT_SIZE, help="side the net sees (default 48)")
+    parser.add_argument(
+        "--net-weight",
+        action="append",
+        default=[],
+        metavar="SOURCE=F",
+        help="draw SOURCE's faces F times as often while training the net (e.g. anime_expressions=0.3)",
+    )
+    parser.add_argument(
+        "--net-head",
+        action="store_true",
+        help="also score the net's own softmax layer (with --descriptor cnn)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -150,7 +193,7 @@ def main() -> int:
         return 1
     settings = Settings()
     detector = FaceDetector(settings.detection, args.cascade)
-    spec = FaceSpec(size=args.face_size, margin=args.margin)
+    spec = FaceSpec(size=args.face_size, margin=args.margin, colour=args.colour)
     print(f"cascade(s): {', '.join(map(str, detector.paths))}; face size {spec.size}, margin {spec.margin}")
     t0 = time.perf_counter()
     data = load_faces(detector, spec, args.undetected, args.cache)
@@ -161,13 +204,20 @@ def main() -> int:
     descriptors = args.descriptor or ["hog+lbp", LEARNT]
     configs = [descriptors] if args.ensemble else [[d] for d in descriptors]
     net_settings = NetSettings(
-        loop=LoopSettings(epochs=args.epochs), backdrops=Backdrops(vn_backgrounds(SHARED / "vn_faces"))
+        input_size=args.net_input,
+        source_weights=tuple((k, float(v)) for k, v in (w.split("=") for w in args.net_weight)),
+        loop=LoopSettings(epochs=args.epochs),
+        backdrops=Backdrops(vn_backgrounds(SHARED / "vn_faces")),
     )
     data.features = {d: describe(data.faces, d) for d in descriptors if d != LEARNT}
     for config in configs:
         name = "+".join(config).replace("hog+lbp", "hoglbp")
         t1 = time.perf_counter()
-        fit = emotion_fitter(spec, config, args.pca, net_settings, args.source_balance)
+        fit = (
+            with_net_head(spec, args.pca, net_settings, args.source_balance)
+            if args.net_head and config == [LEARNT]
+            else emotion_fitter(spec, config, args.pca, net_settings, args.source_balance)
+        )
         predictions, calibration = cross_validate(data, fit, args.folds)
         seconds = time.perf_counter() - t1
         save_predictions(args.out / f"predictions_{name}.npz", predictions, data.sources)

@@ -105,7 +105,7 @@ LEARNT = "cnn"
 
 
 def describe(faces: np.ndarray, name: str, net: FeatureNet | None = None) -> np.ndarray:
-    """(n, size, size) float faces in [0, 1] -> (n, d) float32 feature rows.
+    """(n, size, size) grey or (n, size, size, 3) colour faces in [0, 1] -> (n, d) float32 rows.
 
     ``net`` replaces the shipped net for the ``cnn`` descriptor (a model's own, or one trained on
     the training part of a cross-validation fold).
@@ -114,6 +114,8 @@ def describe(faces: np.ndarray, name: str, net: FeatureNet | None = None) -> np.
         fn = net.features if net is not None and name == LEARNT else DESCRIPTORS[name]
     except KeyError:
         raise ValueError(f"unknown descriptor {name!r}; known: {', '.join(DESCRIPTORS)}") from None
+    if faces.ndim == 4 and name != LEARNT:
+        faces = faces[..., 0]  # colour faces: hand-made descriptors read their grey rendering
     if len(faces) == 0:
         return np.zeros((0, fn(np.zeros((1, *faces.shape[1:]), np.float32)).shape[1]), np.float32)
     return fn(faces)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from facesortd.boxes import Box
+from facesortd.images import to_gray
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,21 @@ class FaceSpec:
     size: int = 64
     margin: float = 0.2
     clahe_clip: float = 2.0
+    colour: bool = False
+    """Colour rendering: the grey face plus two chroma planes (blush, tears and anger marks are
+    colours). Models stored before colour existed are grey."""
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | bool]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, float | int]) -> FaceSpec:
-        return cls(size=int(data["size"]), margin=float(data["margin"]), clahe_clip=float(data["clahe_clip"]))
+    def from_dict(cls, data: dict[str, float | int | bool]) -> FaceSpec:
+        return cls(
+            size=int(data["size"]),
+            margin=float(data["margin"]),
+            clahe_clip=float(data["clahe_clip"]),
+            colour=bool(data.get("colour", False)),
+        )
 
 
 CROP_MARGIN = 0.5
@@ -94,17 +103,34 @@ def _mirrored(index: np.ndarray, n: int) -> np.ndarray:
     return np.where(folded >= n, period - folded, folded)
 
 
-def normalise_face(gray: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
+def normalise_face(image: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
     """Crop, resize to ``spec.size`` squared and even out lighting; returns float32 in [0, 1].
+
+    ``image`` is a screenshot in BGR or grey. The crop is cut once; the grey face is its luminance
+    (size x size) and, when ``spec.colour``, the colour face is that same grey face with the crop's
+    chroma behind it (size x size x 3; a grey image has neutral chroma). So a colour model's
+    luminance is exactly what a grey model sees.
 
     A percentile stretch removes exposure and contrast differences between screenshots; then
     CLAHE rather than global equalisation: anime faces have large flat skin areas and strong line
     art, and a global histogram stretch lets the hair colour dominate.
     """
-    crop = crop_face(gray, box, spec)
+    crop = crop_face(image, box, spec)
+    side = (spec.size, spec.size)
     interp = cv2.INTER_AREA if crop.shape[0] > spec.size else cv2.INTER_LINEAR
-    face = cv2.resize(crop, (spec.size, spec.size), interpolation=interp).astype(np.float32)
+    face = cv2.resize(to_gray(crop), side, interpolation=interp).astype(np.float32)
     lo, hi = np.percentile(face, (1, 99))
     stretched = np.clip((face - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
     clahe = cv2.createCLAHE(clipLimit=spec.clahe_clip, tileGridSize=(4, 4))
-    return clahe.apply(stretched).astype(np.float32) / 255.0
+    grey = clahe.apply(stretched).astype(np.float32) / 255.0
+    if not spec.colour:
+        return grey
+    return np.dstack([grey, chroma(cv2.resize(crop, side, interpolation=interp))])
+
+
+def chroma(image: np.ndarray) -> np.ndarray:
+    """(h, w, 2) float32 in [0, 1]: the red and blue difference planes (YCrCb's Cr, Cb) of a BGR
+    image, 0.5 where it is grey. Not stretched: exposure moves luminance, not these."""
+    if image.ndim == 2:
+        return np.full((*image.shape, 2), 0.5, np.float32)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)[..., 1:].astype(np.float32) / 255.0

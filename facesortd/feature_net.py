@@ -27,7 +27,8 @@ import numpy as np
 from facesortd.package_data import SHIPPED_MODEL, data_file
 
 INPUT_SIZE = 48
-"""Side the net sees: 64-px faces are shrunk to it, (64/48)^2 = 1.8x less work than full size."""
+"""Side a net sees unless it was trained at another (its info's ``input_size``): 64-px faces are
+shrunk to it, (64/48)^2 = 1.8x less work than full size."""
 BATCH = 64
 """Faces per forward pass: bounds the shifted copies of the widest layer to ~40 MB."""
 NET_PREFIX = "net_"
@@ -38,13 +39,15 @@ class FeatureNetError(Exception):
     """No usable feature net (the shipped model has none, or a model's is damaged)."""
 
 
-def net_input(faces: np.ndarray) -> np.ndarray:
-    """(n, s, s) faces in [0, 1] -> (n, 48, 48, 1) float32, centred and scaled as in training."""
+def net_input(faces: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """(n, s, s) grey or (n, s, s, c) colour faces in [0, 1] -> (n, size, size, c) float32,
+    centred and scaled as in training (grey: c = 1)."""
     faces = np.asarray(faces, dtype=np.float32)
-    if faces.shape[1] != INPUT_SIZE:
-        side = (INPUT_SIZE, INPUT_SIZE)
+    if faces.shape[1] != size:
+        side = (size, size)
         faces = np.stack([cv2.resize(f, side, interpolation=cv2.INTER_AREA) for f in faces])
-    return ((faces - 0.5) / 0.25)[..., None]
+    x = (faces - 0.5) / 0.25
+    return x if x.ndim == 4 else x[..., None]
 
 
 def shifted_columns(x: np.ndarray) -> np.ndarray:
@@ -96,11 +99,27 @@ class FeatureNet:
         """Length of the feature vector of one face."""
         return int(self.weights[-1].shape[1])
 
+    @property
+    def input_size(self) -> int:
+        """Side of the faces the net was trained on (they are resized to it)."""
+        return int(self.info.get("input_size", INPUT_SIZE))
+
+    @property
+    def channels(self) -> int:
+        """Input planes: 1 for a grey net, 3 for a colour one (grey + chroma, faces.normalise_face)."""
+        return int(self.weights[0].shape[0]) // 9
+
     def features(self, faces: np.ndarray) -> np.ndarray:
-        """(n, s, s) normalised faces -> (n, width) float32 features, mirror-averaged."""
+        """(n, s, s) grey or (n, s, s, 3) colour normalised faces -> (n, width) float32 features,
+        mirror-averaged. A grey net given colour faces reads their grey rendering; a colour net
+        given grey faces is a framing error, never a guess."""
+        if faces.ndim == 4 and self.channels == 1:
+            faces = faces[..., 0]
+        elif faces.ndim == 3 and self.channels != 1:
+            raise FeatureNetError(f"a net of {self.channels} planes was given grey faces")
         out = np.zeros((len(faces), self.width), np.float32)
         for start in range(0, len(faces), BATCH):
-            x = net_input(faces[start : start + BATCH])
+            x = net_input(faces[start : start + BATCH], self.input_size)
             out[start : start + len(x)] = 0.5 * (self._forward(x) + self._forward(x[:, :, ::-1]))
         return out
 

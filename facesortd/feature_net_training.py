@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from facesortd.backdrops import Backdrops
-from facesortd.feature_net import FeatureNet
+from facesortd.faces import chroma
+from facesortd.feature_net import INPUT_SIZE, FeatureNet
 from facesortd.loop_settings import LoopSettings
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ class NetSettings:
 
     widths: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.2
+    input_size: int = INPUT_SIZE
+    source_weights: tuple[tuple[str, float], ...] = ()
+    """(data source, factor) pairs that draw a source's faces more or less often than an equal share."""
     loop: LoopSettings = field(default_factory=LoopSettings)
     backdrops: Backdrops | None = field(default=None, compare=False)
     """Pictures to put behind transparent faces (made backgrounds only when None)."""
@@ -47,8 +51,11 @@ def torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def sampling_weights(labels: list[str], sources: list[str]) -> np.ndarray:
-    """Probability of drawing each face: sources equal, emotions equal within a source."""
+def sampling_weights(
+    labels: list[str], sources: list[str], factors: dict[str, float] | None = None
+) -> np.ndarray:
+    """Probability of drawing each face: sources equal (times their ``factors``), emotions equal
+    within a source."""
     pairs = list(zip(sources, labels, strict=True))
     per_source: dict[str, set[str]] = {}
     for s, lbl in pairs:
@@ -56,51 +63,65 @@ def sampling_weights(labels: list[str], sources: list[str]) -> np.ndarray:
     counts: dict[tuple[str, str], int] = {}
     for pair in pairs:
         counts[pair] = counts.get(pair, 0) + 1
-    w = np.array([1.0 / (len(per_source) * len(per_source[s]) * counts[s, lbl]) for s, lbl in pairs])
+    factor = factors or {}
+    w = np.array(
+        [factor.get(s, 1.0) / (len(per_source) * len(per_source[s]) * counts[s, lbl]) for s, lbl in pairs]
+    )
     return w / w.sum()
 
 
-def background_patches(backdrops: Backdrops, size: int, rng: np.random.Generator) -> np.ndarray:
-    """(BACKGROUND_POOL, size, size) grayscale scenes in [0, 1], stretched like normalised faces."""
-    patches = np.empty((BACKGROUND_POOL, size, size), np.float32)
+def background_patches(
+    backdrops: Backdrops, size: int, rng: np.random.Generator, colour: bool = False
+) -> np.ndarray:
+    """(BACKGROUND_POOL, size, size) grey scenes in [0, 1], or (..., 3) grey + chroma for colour
+    faces (faces.normalise_face's planes)."""
+    patches = np.empty(
+        (BACKGROUND_POOL, size, size, 3) if colour else (BACKGROUND_POOL, size, size), np.float32
+    )
     for i in range(BACKGROUND_POOL):
-        gray = cv2.cvtColor(backdrops.random(rng, (size, size)), cv2.COLOR_BGR2GRAY).astype(np.float32)
-        patches[i] = gray / 255.0
+        scene = backdrops.random(rng, (size, size))
+        grey = cv2.cvtColor(scene, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
+        patches[i] = np.dstack([grey, chroma(scene)]) if colour else grey
     return patches
 
 
 def train_feature_net(data: FaceSet, settings: NetSettings | None = None) -> FeatureNet:
     """A FeatureNet trained on ``data`` (faces, labels, sources, opacity); needs PyTorch."""
-    from facesortd.torch_training import (  # the train extra: only here, never at run time
-        Augmentation,
-        ConvNet,
-        export_feature_net,
-        style_augment,
-        train_classifier,
-    )
+    from facesortd.torch_training import export_feature_net  # the train extra: never at run time
+
+    return export_feature_net(*train_emotion_net(data, settings))
+
+
+def train_emotion_net(data: FaceSet, settings: NetSettings | None = None) -> tuple[Any, dict[str, Any]]:
+    """The PyTorch ConvNet, classifier layer included, trained on ``data``, and what to record of
+    it (the classes are its outputs, in this order); needs PyTorch."""
+    from facesortd.torch_training import Augmentation, ConvNet, style_augment, train_classifier
 
     s = settings or NetSettings()
     names = sorted(set(data.labels))
     y = np.array([names.index(lbl) for lbl in data.labels])
-    p = sampling_weights(data.labels, data.sources)
+    p = sampling_weights(data.labels, data.sources, dict(s.source_weights))
     alpha = data.opacity()
     rng = np.random.default_rng(s.loop.seed)
-    backgrounds = background_patches(s.backdrops or Backdrops(), data.faces.shape[1], rng)
+    colour = data.faces.ndim == 4
+    backgrounds = background_patches(s.backdrops or Backdrops(), data.faces.shape[1], rng, colour)
     aug = Augmentation()
 
     def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         idx = rng.choice(len(y), size=n, p=p)
         return style_augment(data.faces[idx], alpha[idx], backgrounds, rng, aug), y[idx]
 
-    net = ConvNet(s.widths, len(names), s.dropout)
+    net = ConvNet(s.widths, len(names), s.dropout, data.faces.shape[3] if colour else 1, s.input_size)
     net = train_classifier(net, draw, s.loop, f"training a feature net on {len(y)} faces")
     info = {
         "widths": list(s.widths),
+        "colour": colour,
         "classes": names,
         "epochs": s.loop.epochs,
         "steps_per_epoch": s.loop.steps_per_epoch,
         "batch": s.loop.batch,
         "trained_on": len(y),
         "sources": sorted(set(data.sources)),
+        **({"source_weights": dict(s.source_weights)} if s.source_weights else {}),
     }
-    return export_feature_net(net, info)
+    return net, info

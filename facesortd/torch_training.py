@@ -67,15 +67,19 @@ def style_augment(
     rng: np.random.Generator,
     aug: Augmentation,
 ) -> np.ndarray:
-    """(n, s, s) normalised faces in [0, 1] -> the same faces drawn differently.
+    """(n, s, s) grey or (n, s, s, 3) colour normalised faces in [0, 1] -> the same faces drawn
+    differently.
 
     ``alpha`` (uint8, 255 = drawn) says where a face may get a new scene behind it, taken at
-    random from ``backgrounds`` ((m, s, s) in [0, 1]); opaque faces keep theirs.
+    random from ``backgrounds`` (rendered like the faces) ; opaque faces keep theirs. Tone, blur
+    and JPEG act on the grey plane (a colour face's first); the chroma planes get the same moves
+    and a saturation change, never a hue shift (a blush must stay red).
     """
     out = np.empty_like(faces, dtype=np.float32)
     s = faces.shape[1]
     for i, face in enumerate(faces):
         a = alpha[i].astype(np.float32) / 255.0
+        a = a if face.ndim == 2 else a[..., None]
         if a.min() < 1.0 and len(backgrounds):
             face = face * a + backgrounds[int(rng.integers(len(backgrounds)))] * (1.0 - a)
         angle = rng.uniform(-aug.rotate_deg, aug.rotate_deg)
@@ -85,29 +89,37 @@ def style_augment(
         face = cv2.warpAffine(face.astype(np.float32), m, (s, s), borderMode=cv2.BORDER_REFLECT_101)
         if aug.mirror and rng.random() < 0.5:
             face = face[:, ::-1]
+        grey = face if face.ndim == 2 else face[..., 0]
         gamma = np.exp(rng.uniform(-aug.tone, aug.tone))
-        face = np.clip(face, 0.0, 1.0) ** gamma
-        face = (
-            (face - 0.5) * (1.0 + rng.uniform(-aug.tone, aug.tone)) + 0.5 + rng.uniform(-0.1, 0.1) * aug.tone
+        grey = np.clip(grey, 0.0, 1.0) ** gamma
+        grey = (
+            (grey - 0.5) * (1.0 + rng.uniform(-aug.tone, aug.tone)) + 0.5 + rng.uniform(-0.1, 0.1) * aug.tone
         )
-        if rng.random() < aug.blur:
-            face = cv2.GaussianBlur(face, (0, 0), rng.uniform(0.4, 1.2))
+        blur = rng.uniform(0.4, 1.2) if rng.random() < aug.blur else 0.0
+        if blur:
+            grey = cv2.GaussianBlur(grey, (0, 0), blur)
         if rng.random() < aug.jpeg:
-            u8 = np.clip(face * 255.0, 0, 255).astype(np.uint8)
+            u8 = np.clip(grey * 255.0, 0, 255).astype(np.uint8)
             _, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 70))])
-            face = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+            grey = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
         if rng.random() < aug.noise:
-            face = face + rng.normal(0.0, rng.uniform(0.01, 0.05), face.shape)
-        out[i] = np.clip(face, 0.0, 1.0)
+            grey = grey + rng.normal(0.0, rng.uniform(0.01, 0.05), grey.shape)
+        if face.ndim == 2:
+            out[i] = np.clip(grey, 0.0, 1.0)
+            continue
+        colour = 0.5 + (face[..., 1:] - 0.5) * (1.0 + rng.uniform(-aug.tone, aug.tone))
+        if blur:
+            colour = cv2.GaussianBlur(colour, (0, 0), blur)
+        out[i] = np.clip(np.dstack([grey, colour]), 0.0, 1.0)
     return out
 
 
-def conv_blocks(widths: Sequence[int]) -> nn.Sequential:
-    """The convolution stack both shipped nets share (one grayscale channel in): per width a 3x3
-    convolution without bias (batch norm brings its own), batch norm, ReLU and 2x2 max pooling —
-    the layout the numpy runtime folds and runs."""
+def conv_blocks(widths: Sequence[int], channels: int = 1) -> nn.Sequential:
+    """The convolution stack both shipped nets share (``channels`` in: 1 grey, 3 grey + chroma):
+    per width a 3x3 convolution without bias (batch norm brings its own), batch norm, ReLU and 2x2
+    max pooling — the layout the numpy runtime folds and runs."""
     layers: list[nn.Module] = []
-    cin = 1
+    cin = channels
     for cout in widths:
         conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
         layers += [conv, nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
@@ -119,9 +131,12 @@ class ConvNet(nn.Module):
     """The architecture :class:`FeatureNet` runs: blocks of 3x3 conv (no bias) + batch norm + ReLU +
     2x2 max pool, the mean over positions as features, then dropout and a linear classifier."""
 
-    def __init__(self, widths: tuple[int, ...], classes: int, dropout: float) -> None:
+    def __init__(
+        self, widths: tuple[int, ...], classes: int, dropout: float, channels: int = 1, size: int = INPUT_SIZE
+    ) -> None:
         super().__init__()
-        self.body = conv_blocks(widths)
+        self.input_size = size
+        self.body = conv_blocks(widths, channels)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(widths[-1], classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,9 +146,9 @@ class ConvNet(nn.Module):
         return self.head(self.features(x))
 
 
-def to_tensor(faces: np.ndarray) -> torch.Tensor:
-    """(n, s, s) normalised faces -> (n, 1, 48, 48) net input, prepared exactly as at run time."""
-    return torch.from_numpy(np.ascontiguousarray(net_input(faces).transpose(0, 3, 1, 2)))
+def to_tensor(faces: np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
+    """(n, s, s[, c]) normalised faces -> (n, c, size, size) net input, prepared exactly as at run time."""
+    return torch.from_numpy(np.ascontiguousarray(net_input(faces, size).transpose(0, 3, 1, 2)))
 
 
 Batch = tuple[np.ndarray, np.ndarray]
@@ -145,13 +160,13 @@ def train_classifier(
     draw: Callable[[np.random.Generator, int], Batch],
     loop: LoopSettings,
     what: str,
-    to_input: Callable[[np.ndarray], torch.Tensor] = to_tensor,
+    to_input: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> NetT:
     """Train ``net`` on batches ``draw(rng, batch)`` -> (faces (n, s, s), class indices (n,)).
 
-    ``to_input`` turns a drawn batch into the net's input (default: the emotion net's, to_tensor);
-    the verifier draws inputs already prepared. Reproducible from ``seed`` (on one thread:
-    OMP_NUM_THREADS=1).
+    ``to_input`` turns a drawn batch into the net's input (default: the emotion net's, to_tensor at
+    the net's input size); the verifier draws inputs already prepared. Reproducible from ``seed``
+    (on one thread: OMP_NUM_THREADS=1).
     """
     torch.manual_seed(loop.seed)
     rng = np.random.default_rng(loop.seed)
@@ -163,7 +178,8 @@ def train_classifier(
     net.train()
     for _ in range(steps):
         faces, labels = draw(rng, loop.batch)
-        loss = loss_fn(net(to_input(faces)), torch.from_numpy(labels.astype(np.int64)))
+        x = to_input(faces) if to_input else to_tensor(faces, net.input_size)
+        loss = loss_fn(net(x), torch.from_numpy(labels.astype(np.int64)))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -196,11 +212,11 @@ def fold_conv_blocks(blocks: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray
 def export_feature_net(net: ConvNet, info: dict[str, object]) -> FeatureNet:
     """The trained body as FeatureNet arrays (:func:`fold_conv_blocks`)."""
     blocks = fold_conv_blocks(net.body)
-    return FeatureNet([w for w, _ in blocks], [b for _, b in blocks], {**info, "input_size": INPUT_SIZE})
+    return FeatureNet([w for w, _ in blocks], [b for _, b in blocks], {**info, "input_size": net.input_size})
 
 
 def torch_features(net: ConvNet, faces: np.ndarray) -> np.ndarray:
     """The features by PyTorch, mirror-averaged like FeatureNet.features (to check the export)."""
     with torch.no_grad():
-        x = to_tensor(faces)
+        x = to_tensor(faces, net.input_size)
         return (0.5 * (net.features(x) + net.features(torch.flip(x, dims=[3])))).numpy()

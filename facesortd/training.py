@@ -62,7 +62,7 @@ class FaceSet:
 
     def opacity(self) -> np.ndarray:
         """``alpha``, or all 255 when every face is opaque."""
-        return self.alpha if self.alpha is not None else np.full(self.faces.shape, 255, np.uint8)
+        return self.alpha if self.alpha is not None else np.full(self.faces.shape[:3], 255, np.uint8)
 
     def subset(self, idx: np.ndarray) -> FaceSet:
         pick = lambda values: [values[i] for i in idx]  # noqa: E731
@@ -175,28 +175,29 @@ def collect_faces(
     missed: list[tuple[LabelledItem, np.ndarray]] = []
     relative: list[tuple[float, float, float, float]] = []
     skipped: Counter[tuple[str, str]] = Counter()
-    cache: tuple[Path, np.ndarray, np.ndarray] | None = None
+    cache: tuple[Path, np.ndarray, np.ndarray, np.ndarray] | None = None
     for item in items:
         progress.step()
         try:
             if cache is None or cache[0] != item.path:
-                cache = (item.path, *_gray_and_alpha(item.path, limits, backdrops))
+                image, alpha = _image_and_alpha(item.path, limits, backdrops)
+                cache = (item.path, image, to_gray(image), alpha)
         except (UnreadableImage, DatasetError) as exc:
             logger.warning("skipping {}: {}", item.path, exc)
             skipped[item.label, "unreadable"] += 1
             continue
-        gray, alpha = cache[1], cache[2]
+        image, gray, alpha = cache[1:]
         box, crop = training_box(gray, item.box, detector, kind, undetected)
         if box is None:
             if crop and undetected == "typical":
-                missed.append((item, gray))
+                missed.append((item, image))
             else:
                 skipped[item.label, "no face found"] += 1
             continue
         if crop:
             h, w = gray.shape
             relative.append((box[0] / w, box[1] / h, box[2] / w, box[3] / h))
-        faces.append(normalise_face(gray, box, spec))
+        faces.append(normalise_face(image, box, spec))
         alphas.append(face_opacity(alpha, box, spec))
         kept.append(item)
     if missed:
@@ -206,14 +207,14 @@ def collect_faces(
             )
         rx, ry, rw, rh = np.median(np.array(relative), axis=0)
         logger.info("{}: {} crops without a detected face framed like the median crop", source, len(missed))
-        for item, gray in missed:
-            h, w = gray.shape
+        for item, image in missed:
+            h, w = image.shape[:2]
             box = (round(rx * w), round(ry * h), round(rw * w), round(rh * h))
-            faces.append(normalise_face(gray, box, spec))
+            faces.append(normalise_face(image, box, spec))
             alphas.append(np.full((spec.size, spec.size), 255, np.uint8))
             kept.append(item)
     empty = (0, spec.size, spec.size)
-    stack = np.stack(faces) if faces else np.zeros(empty, np.float32)
+    stack = np.stack(faces) if faces else np.zeros(empty + ((3,) if spec.colour else ()), np.float32)
     return FaceSet(
         stack,
         [i.label for i in kept],
@@ -225,16 +226,16 @@ def collect_faces(
     )
 
 
-def _gray_and_alpha(
+def _image_and_alpha(
     path: Path, limits: ImageLimits, backdrops: Backdrops | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The luminance a model sees and the opacity (all 255 unless a sprite over a ``backdrops`` scene)."""
+    """The image a model's faces are cut from and its opacity (all 255 unless a sprite over a
+    ``backdrops`` scene)."""
     if backdrops is None:
-        gray = to_gray(read_image(path, limits))
-        return gray, np.full(gray.shape, 255, np.uint8)
+        image = read_image(path, limits)
+        return image, np.full(image.shape[:2], 255, np.uint8)
     bgra = read_rgba(path)
-    scene = composite(bgra, backdrops.for_key(path.name, bgra.shape[:2]))
-    return to_gray(scene), bgra[..., 3]
+    return composite(bgra, backdrops.for_key(path.name, bgra.shape[:2])), bgra[..., 3]
 
 
 def face_opacity(alpha: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:

@@ -13,7 +13,7 @@ from facesortd.datasets import load_items
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, box_in_crop, crop_face, cut_face_crop, normalise_face
 from facesortd.images import to_gray
-from facesortd.training import collect_faces
+from facesortd.training import FaceSet, collect_faces
 
 
 def test_normalised_face_shape_range_and_lighting_invariance() -> None:
@@ -48,21 +48,23 @@ def test_edge_crops_mirror_exactly_as_a_reflected_border_would(box: tuple[int, i
     assert np.array_equal(crop, padded[y0 + pad : y0 + pad + s, x0 + pad : x0 + pad + s])
 
 
-def test_a_face_crop_folder_is_framed_exactly_like_the_screenshots_it_was_cut_from(tmp_path: Path) -> None:
+@pytest.mark.parametrize("colour", [False, True], ids=["grey", "colour"])
+def test_a_face_crop_folder_is_framed_exactly_like_the_screenshots_it_was_cut_from(
+    tmp_path: Path, colour: bool
+) -> None:
     """Evaluating a folder of crops must say what sorting the screenshots says: crops cut with the
     run-time box are read back (collect_faces, as `train` and `eval` read folders) to the same face."""
     rng = np.random.default_rng(3)
     detector = BrightBlobDetector()
-    spec = FaceSpec(size=48)
+    spec = FaceSpec(size=48, colour=colour)
     shots = [draw_screenshot(e, rng) for e in EMOTIONS for _ in range(6)]
     labels = [e for e in EMOTIONS for _ in range(6)]
     at_run_time = []
     for k, (image, _) in enumerate(shots):
-        gray = to_gray(image)
-        box = max(detector.detect(gray), key=lambda f: f.area).box
-        at_run_time.append(normalise_face(gray, box, spec))
+        box = max(detector.detect(to_gray(image)), key=lambda f: f.area).box
+        at_run_time.append(normalise_face(image, box, spec))
         (tmp_path / labels[k]).mkdir(exist_ok=True)
-        cv2.imwrite(str(tmp_path / labels[k] / f"{k}.png"), cut_face_crop(gray, box))
+        cv2.imwrite(str(tmp_path / labels[k] / f"{k}.png"), cut_face_crop(image, box))
     items = sorted(load_items(tmp_path), key=lambda item: int(item.path.stem))
     from_crops = collect_faces(items, detector, spec, "crops")  # type: ignore[arg-type]
     assert np.allclose(from_crops.faces, np.stack(at_run_time), atol=1e-6)
@@ -74,3 +76,42 @@ def test_the_face_box_of_a_crop_is_its_middle_half() -> None:
     gray = np.zeros((300, 400), np.uint8)
     assert cut_face_crop(gray, (100, 50, 80, 80)).shape == (160, 160)
     assert box_in_crop((160, 160)) == (40, 40, 80, 80)
+
+
+def test_a_colour_face_is_the_grey_face_plus_the_chroma_of_the_same_crop() -> None:
+    """Grey and colour are two renderings of one crop: a colour model's grey plane is exactly what a
+    grey model sees, and a blush shows in the red-difference plane."""
+    image, box = draw_screenshot("happy", np.random.default_rng(5))
+    x, y, w, h = box
+    cheek = (x + w // 4, y + 2 * h // 3)
+    cv2.circle(image, cheek, w // 10, (150, 150, 255), -1)  # a pink blush (BGR)
+    grey = normalise_face(image, box, FaceSpec(size=64))
+    colour = normalise_face(image, box, FaceSpec(size=64, colour=True))
+    assert grey.shape == (64, 64) and colour.shape == (64, 64, 3)
+    assert np.array_equal(colour[..., 0], grey)
+    assert np.array_equal(grey, normalise_face(to_gray(image), box, FaceSpec(size=64)))
+    scale = 64 / (w * 1.4)  # the default margin 0.2 widens the box by 0.2 per side
+    cy, cx = round((cheek[1] - y + 0.2 * h) * scale), round((cheek[0] - x + 0.2 * w) * scale)
+    assert colour[cy, cx, 1] > 0.55 > colour[: cy - 12, :, 1].mean()  # Cr: red shows, the rest is greyer
+    neutral = normalise_face(to_gray(image), box, FaceSpec(size=64, colour=True))
+    assert np.array_equal(neutral[..., 0], grey) and np.all(neutral[..., 1:] == 0.5)
+
+
+def test_the_face_spec_a_model_stores_says_grey_or_colour() -> None:
+    spec = FaceSpec(colour=True)
+    assert FaceSpec.from_dict(spec.to_dict()) == spec
+    stored_before_colour = {"size": 64, "margin": 0.2, "clahe_clip": 2.0}
+    assert FaceSpec.from_dict(stored_before_colour) == FaceSpec()
+
+
+def test_colour_faces_of_sprites_and_of_opaque_images_pool_into_one_set() -> None:
+    """A transparent sprite set and an opaque one are trained together; opacity is per pixel, not
+    per plane, whichever rendering the faces have."""
+    faces = np.full((2, 8, 8, 3), 0.5, np.float32)
+    sprites = FaceSet(
+        faces, ["a", "b"], ["g", "h"], [Path("s")] * 2, ["vn"], alpha=np.zeros((2, 8, 8), np.uint8)
+    )
+    opaque = FaceSet(faces, ["a", "b"], ["i", "j"], [Path("o")] * 2, ["seed"])
+    pooled = FaceSet.concat([sprites, opaque])
+    assert pooled.faces.shape == (4, 8, 8, 3) and pooled.opacity().shape == (4, 8, 8)
+    assert pooled.opacity()[:2].max() == 0 and pooled.opacity()[2:].min() == 255

@@ -161,3 +161,14 @@ def test_run_time_and_training_the_head_never_import_pytorch() -> None:
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_colour_net_refuses_grey_faces_and_a_grey_net_reads_colour_faces_grey(
+    small_net: FeatureNet,
+) -> None:
+    """Chroma guessed as neutral would be a silent wrong answer; grey is always inside colour."""
+    colour_net = FeatureNet([np.zeros((27, 4), np.float32)], [np.zeros(4, np.float32)])
+    with pytest.raises(FeatureNetError, match="3 planes"):
+        colour_net.features(np.zeros((1, 64, 64), np.float32))
+    faces = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32)
+    assert np.array_equal(small_net.features(faces), small_net.features(faces[..., 0]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from synthetic import EMOTIONS, draw_face
@@ -55,17 +56,19 @@ def test_a_small_net_trained_with_torch_separates_drawn_emotions() -> None:
     assert net.info["classes"] == sorted(EMOTIONS) and net.width == 16
 
 
-def test_the_numpy_forward_computes_what_torch_computes() -> None:
+@pytest.mark.parametrize("planes", [(), (3,)], ids=["grey", "colour"])
+def test_the_numpy_forward_computes_what_torch_computes(planes: tuple[int, ...]) -> None:
     """Folding batch norm and reordering the weights must not change a feature: the shipped net runs
-    in numpy at run time, so this is what makes the training figures hold there."""
+    in numpy at run time, so this is what makes the training figures hold there (grey faces, and
+    colour ones: the grey plane and two chroma planes)."""
     rng = np.random.default_rng(0)
-    net = ConvNet((4, 8, 8), classes=2, dropout=0.0)
-    faces = rng.random((32, 64, 64)).astype(np.float32)
+    net = ConvNet((4, 8, 8), classes=2, dropout=0.0, channels=planes[0] if planes else 1)
+    faces = rng.random((32, 64, 64, *planes)).astype(np.float32)
     labels = np.array([0, 1] * 16)
     # a few steps move the weights, norm scales and running statistics away from their start
     train_classifier(net, lambda r, n: (faces[:n], labels[:n]), LoopSettings(1, 5, 16), "test")
     exported = export_feature_net(net, {})
-    assert isinstance(exported, FeatureNet)
+    assert isinstance(exported, FeatureNet) and exported.channels == (planes[0] if planes else 1)
     assert np.allclose(exported.features(faces), torch_features(net, faces), atol=1e-4)
 
 
@@ -114,3 +117,24 @@ def test_train_with_train_features_trains_one_net_per_fold_and_one_for_the_model
     assert len(trained_on) == 4 and max(trained_on[:3]) < trained_on[3] == 4 * 30
     model = EmotionModel.load(out)
     assert model.descriptor == "cnn" and model.net is not None and model.net.info["epochs"] == 1
+
+
+def test_a_colour_model_keeps_its_colour_spec_and_three_plane_net_through_save_and_load(
+    tmp_path: Path,
+) -> None:
+    """The model file says colour, so whoever loads it renders faces as its net was trained on them
+    (bench_emotion.py --colour; README, "Emotion model")."""
+    spec = replace(SPEC, colour=True)
+    rng = np.random.default_rng(4)
+    images = [cv2.cvtColor(draw_face(e, 90, rng), cv2.COLOR_GRAY2BGR) for e in EMOTIONS for _ in range(8)]
+    for image in images[::2]:
+        cv2.circle(image, (25, 60), 8, (150, 150, 255), -1)  # a blush on some
+    faces = np.stack([normalise_face(image, (0, 0, 90, 90), spec) for image in images])
+    labels = [e for e in EMOTIONS for _ in range(8)]
+    n = len(labels)
+    data = FaceSet(faces, labels, [str(i) for i in range(n)], [Path("x")] * n, ["drawn"] * n)
+    settings = replace(SMALL, loop=replace(SMALL.loop, epochs=1))
+    model = training.emotion_fitter(spec, ["cnn"], 20, settings)(data)
+    loaded = EmotionModel.load(model.save(tmp_path / "m.fsm.npz"))
+    assert loaded.spec.colour and loaded.net is not None and loaded.net.channels == 3
+    assert faces.shape[1:] == (64, 64, 3) and loaded.predict(faces) == model.predict(faces)
