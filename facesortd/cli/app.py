@@ -86,7 +86,11 @@ def _add_train_detector(sub: argparse._SubParsersAction) -> None:
         from facesortd.cascade_train import command
     except ImportError:
         return
-    p = sub.add_parser("train-detector", help="train an LBP face cascade", description=command.__doc__)
+    p = sub.add_parser(
+        "train-detector",
+        help="train the face detector: an LBP cascade and its CNN verifier",
+        description=command.__doc__,
+    )
     command.add_arguments(p)
     p.set_defaults(func=command.run)
 
