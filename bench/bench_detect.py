@@ -34,9 +34,9 @@ from facesortd.boxes import Box
 from facesortd.cascade_train.samples import read_gray
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
-from facesortd.datasets import load_faces_json
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
-from facesortd.metrics import match_boxes
+from facesortd.learn.datasets import load_faces_json
+from facesortd.learn.metrics import match_boxes
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

@@ -34,8 +34,8 @@ from facesortd.cascade_train.samples import read_gray
 from facesortd.cascade_train.scenes import SceneMaker, Sources
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
-from facesortd.datasets import load_faces_json
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
+from facesortd.learn.datasets import load_faces_json
 
 FOLDS = 3
 SEED = 1000

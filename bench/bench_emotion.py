@@ -33,19 +33,19 @@ from pathlib import Path
 import numpy as np
 from shared_data import SHARED, add_cascade_option, bootstrap_faces, require_shared, seed_faces, vn_faces
 
-from facesortd.backdrops import Backdrops
 from facesortd.config import Settings
-from facesortd.datasets import vn_backgrounds
 from facesortd.descriptors import DESCRIPTORS, LEARNT, describe
 from facesortd.detect import FaceDetector
 from facesortd.ensemble import EnsembleModel
 from facesortd.faces import FaceSpec
 from facesortd.feature_net import INPUT_SIZE
-from facesortd.feature_net_training import NetSettings
-from facesortd.figures import draw_confusion, draw_curves, save_predictions
-from facesortd.loop_settings import LoopSettings
-from facesortd.metrics import Evaluation
-from facesortd.training import (
+from facesortd.learn.backdrops import Backdrops
+from facesortd.learn.datasets import vn_backgrounds
+from facesortd.learn.feature_net_training import NetSettings
+from facesortd.learn.figures import draw_confusion, draw_curves, save_predictions
+from facesortd.learn.loop_settings import LoopSettings
+from facesortd.learn.metrics import Evaluation
+from facesortd.learn.training import (
     SOURCE_BALANCE,
     FaceSet,
     FitFn,
@@ -86,8 +86,8 @@ def with_net_head(spec: FaceSpec, pca: int, net_settings: NetSettings, balance: 
     from net_head import SoftmaxHead  # PyTorch: only for this reference
 
     from facesortd.emotion import EmotionModel
-    from facesortd.feature_net_training import train_emotion_net
-    from facesortd.torch_training import export_feature_net
+    from facesortd.learn.feature_net_training import train_emotion_net
+    from facesortd.learn.torch_training import export_feature_net
 
     def fit(part: FaceSet) -> EnsembleModel:
         net, info = train_emotion_net(part, net_settings)

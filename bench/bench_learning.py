@@ -32,7 +32,7 @@ from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR, DESCRIPTORS
 from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
-from facesortd.training import FaceSet, cross_validate, emotion_fitter, holdout_split, predict_set
+from facesortd.learn.training import FaceSet, cross_validate, emotion_fitter, holdout_split, predict_set
 
 
 def draw_user_labels(seed: FaceSet, k: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:

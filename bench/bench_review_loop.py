@@ -28,13 +28,13 @@ from shared_data import SHARED, require_shared
 
 from facesortd import cli
 from facesortd.config import Settings, load_settings
-from facesortd.datasets import load_faces_json
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.journal import Journal
-from facesortd.learn import retrain_if_due
+from facesortd.learn.datasets import load_faces_json
+from facesortd.learn.retrain import retrain_if_due
+from facesortd.learn.review import Reviewer, user_labels
 from facesortd.model_store import load_model_in_force, model_in_force
-from facesortd.review import Reviewer, user_labels
 
 
 def _truth() -> dict[str, str | None]:

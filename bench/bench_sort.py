@@ -25,14 +25,14 @@ import numpy as np
 from shared_data import SHARED, add_cascade_option, require_shared
 
 from facesortd.config import Settings
-from facesortd.datasets import labelled_images, load_faces_json
 from facesortd.decide import Pipeline
 from facesortd.descriptors import DESCRIPTORS
 from facesortd.detect import FaceDetector
 from facesortd.emotion import EmotionModel
 from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.metrics import match_boxes
+from facesortd.learn.datasets import labelled_images, load_faces_json
+from facesortd.learn.metrics import match_boxes
 from facesortd.model_store import load_model_in_force
 
 

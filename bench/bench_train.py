@@ -35,11 +35,11 @@ import cv2
 import numpy as np
 from shared_data import LABEL_MAP, SHARED, require_shared
 
-from facesortd.backdrops import Backdrops, composite, read_rgba
-from facesortd.datasets import load_items, load_vn_faces, relabel, vn_backgrounds
 from facesortd.descriptors import DEFAULT_ENSEMBLE, describe
 from facesortd.faces import FaceSpec
-from facesortd.training import FaceSet, cross_validate, emotion_fitter
+from facesortd.learn.backdrops import Backdrops, composite, read_rgba
+from facesortd.learn.datasets import load_items, load_vn_faces, relabel, vn_backgrounds
+from facesortd.learn.training import FaceSet, cross_validate, emotion_fitter
 
 
 def write_mirrors(folder: Path, wanted: int) -> int:

@@ -26,8 +26,8 @@ from facesortd.cli.arg_types import number_between
 from facesortd.config import Settings
 from facesortd.emotion import fit_temperature, softmax
 from facesortd.ensemble import combine
-from facesortd.figures import draw_curves, save_predictions
-from facesortd.training import Predictions
+from facesortd.learn.figures import draw_curves, save_predictions
+from facesortd.learn.training import Predictions
 
 FLOOR = 1e-12
 """Probabilities are clipped here before the logarithm: a label a fold never saw has probability 0,

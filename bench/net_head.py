@@ -13,7 +13,7 @@ import torch
 
 from facesortd.emotion import Calibrated
 from facesortd.faces import FaceSpec
-from facesortd.torch_training import ConvNet, to_tensor
+from facesortd.learn.torch_training import ConvNet, to_tensor
 
 
 class SoftmaxHead(Calibrated):

@@ -9,11 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from facesortd.backdrops import Backdrops
-from facesortd.datasets import load_items, load_vn_faces, relabel, vn_backgrounds
 from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
-from facesortd.training import FaceSet, Undetected, collect_faces
+from facesortd.learn.backdrops import Backdrops
+from facesortd.learn.datasets import load_items, load_vn_faces, relabel, vn_backgrounds
+from facesortd.learn.training import FaceSet, Undetected, collect_faces
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LABEL_MAP = {"fear": "scared", "surprise": "surprised", "disgust": ""}

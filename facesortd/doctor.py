@@ -12,7 +12,7 @@ from facesortd.config import ConfigError, Settings, default_config_file, load_se
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import ModelError
 from facesortd.journal import Journal, JournalError
-from facesortd.metrics import headline, near_chance
+from facesortd.learn.metrics import headline, near_chance
 from facesortd.model_store import DEFAULT, load_model_in_force, model_in_force, name_of
 from facesortd.state import JOURNAL_FILE
 

@@ -3,7 +3,7 @@
 The net is only a feature extractor: its output feeds the same PCA/LDA head as every other
 descriptor, so a model still updates exactly from class statistics when the user labels faces.
 It is trained with PyTorch (`facesortd train --descriptor cnn --train-features`, the ``train``
-extra; feature_net_training.py), exported to the arrays below and kept frozen inside the model
+extra; learn/feature_net_training.py), exported to the arrays below and kept frozen inside the model
 file. What it is trained on and how well it carries to unseen artists: README, "Emotion model".
 
 Inference is plain numpy (no deep-learning dependency at run time): each 3x3 convolution is one

@@ -32,12 +32,12 @@ from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
 from facesortd.journal import Journal, recover
-from facesortd.learn import retrain_if_due
+from facesortd.learn.retrain import retrain_if_due
+from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
-from facesortd.review import Reviewer, user_labels
 from facesortd.sdnotify import notify, watchdog_period
 from facesortd.sorter import Sorter
 from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, retrain_lock

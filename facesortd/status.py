@@ -16,11 +16,11 @@ from typing import Any
 
 from facesortd.config import Settings
 from facesortd.journal import Journal, content_id
-from facesortd.learn import schedule
-from facesortd.metrics import headline
+from facesortd.learn.metrics import headline
+from facesortd.learn.retrain import schedule
+from facesortd.learn.review import label_summary, user_labels
 from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
-from facesortd.review import label_summary, user_labels
 from facesortd.sorter import UNDONE
 from facesortd.state import JOURNAL_FILE, STATUS_FILE
 from facesortd.watch import wanted

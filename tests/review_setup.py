@@ -19,7 +19,7 @@ from facesortd import model_store
 from facesortd.config import Settings, load_settings
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.metrics import Evaluation
+from facesortd.learn.metrics import Evaluation
 from facesortd.review_page.server import ReviewServer
 
 SPEC = FaceSpec(size=48)
@@ -43,7 +43,7 @@ def scratch_dir(tmp_path: Path) -> Iterator[Path]:
 def review_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings over folders in ``tmp_path``; drawn faces are found by the test double, no shipped model."""
     monkeypatch.setattr(model_store, "shipped_model", lambda: None)
-    monkeypatch.setattr("facesortd.review.FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.learn.review.FaceDetector", BrightBlobDetector)
     monkeypatch.setattr("facesortd.review_page.cache.FaceDetector", BrightBlobDetector)
     # In the environment too, so that `facesortd` commands run by a test see the same folders.
     for key, folder in (("INBOX", "inbox"), ("LIBRARY", "lib"), ("STATE_DIR", "state")):

@@ -22,9 +22,9 @@ from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
 from facesortd.cascade_train.xml_writer import subset_words
 from facesortd.config import DetectionSettings
-from facesortd.datasets import load_faces_json
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
-from facesortd.metrics import match_boxes
+from facesortd.learn.datasets import load_faces_json
+from facesortd.learn.metrics import match_boxes
 
 WINDOW = (24, 24)
 

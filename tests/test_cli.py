@@ -17,8 +17,8 @@ from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 from facesortd import cli
 from facesortd.cli import sorting
 from facesortd.descriptors import DEFAULT_ENSEMBLE
+from facesortd.learn.training import FaceSet
 from facesortd.model_store import validation_path
-from facesortd.training import FaceSet
 
 
 @pytest.fixture
@@ -396,7 +396,7 @@ def test_sort_journals_its_moves_so_they_are_undoable_and_never_labels(
 ) -> None:
     from facesortd.config import load_settings
     from facesortd.journal import Journal
-    from facesortd.review import Reviewer
+    from facesortd.learn.review import Reviewer
 
     inbox, truth = _inbox(tmp_path)
     lib = tmp_path / "lib"
@@ -404,7 +404,7 @@ def test_sort_journals_its_moves_so_they_are_undoable_and_never_labels(
     assert cli.main(["sort", str(inbox)]) == 0
     settings = load_settings()
     journal = Journal.for_state_dir(settings.state_dir)
-    monkeypatch.setattr("facesortd.review.FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.learn.review.FaceDetector", BrightBlobDetector)
     assert Reviewer(settings, journal).scan() == 0  # facesortd's own placements are not labels
     assert sum(journal.counts().values()) == len(truth) + 2
     journal.close()

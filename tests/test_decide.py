@@ -56,7 +56,7 @@ def test_pipeline_sends_bad_files_to_unreadable(tmp_path: Path) -> None:
 
 
 def test_box_matching_is_one_to_one() -> None:
-    from facesortd.metrics import match_boxes
+    from facesortd.learn.metrics import match_boxes
 
     truth = [(0, 0, 100, 100), (200, 0, 100, 100)]
     assert match_boxes([(5, 5, 100, 100), (0, 0, 95, 95)], truth, 0.4) == 1

@@ -12,7 +12,7 @@ from synthetic import EMOTIONS, draw_face
 
 from facesortd.emotion import EmotionModel, ModelError, fit_temperature, softmax
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.metrics import expected_calibration_error
+from facesortd.learn.metrics import expected_calibration_error
 
 SPEC = FaceSpec(size=48)
 

@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 from synthetic import EMOTIONS, draw_face, draw_screenshot
 
-from facesortd import cli, feature_net, learn, model_store
+from facesortd import cli, feature_net, model_store
 from facesortd.config import load_settings
-from facesortd.datasets import EMOTIONS as DATASET_EMOTIONS
 from facesortd.descriptors import describe
 from facesortd.emotion import EmotionModel, ModelError, softmax
 from facesortd.ensemble import EnsembleModel, combine, load_model, log_softmax, model_info
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.training import FaceSet, cross_validate, emotion_fitter
+from facesortd.learn import retrain
+from facesortd.learn.datasets import EMOTIONS as DATASET_EMOTIONS
+from facesortd.learn.training import FaceSet, cross_validate, emotion_fitter
 
 SPEC = FaceSpec(size=48)
 
@@ -124,9 +125,9 @@ def test_a_retrain_from_an_ensemble_in_force_stays_an_ensemble(tmp_path: Path) -
         for k in range(6):
             img = np.full((300, 300), 50, np.uint8)
             img[80:200, 90:210] = draw_face(e, 120, rng)
-            face = learn.keep_face(settings, f"{e}{k}", img, (90, 80, 120, 120))
-            labels.append(learn.UserLabel(face, e, group=f"shot{k % 4}"))
-    result = learn.retrain(settings, labels, current)
+            face = retrain.keep_face(settings, f"{e}{k}", img, (90, 80, 120, 120))
+            labels.append(retrain.UserLabel(face, e, group=f"shot{k % 4}"))
+    result = retrain.retrain(settings, labels, current)
     assert result.adopted and result.path is not None
     retrained = load_model(result.path)
     assert isinstance(retrained, EnsembleModel) and "surprised" in retrained.labels

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
-from facesortd.datasets import load_items
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, box_in_crop, crop_face, cut_face_crop, normalise_face
 from facesortd.images import to_gray
-from facesortd.training import FaceSet, collect_faces
+from facesortd.learn.datasets import load_items
+from facesortd.learn.training import FaceSet, collect_faces
 
 
 def test_normalised_face_shape_range_and_lighting_invariance() -> None:

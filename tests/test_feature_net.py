@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from synthetic import EMOTIONS, draw_face
 
-from facesortd import cli, feature_net, training
+from facesortd import cli, feature_net
 from facesortd.emotion import EmotionModel, ModelError
 from facesortd.ensemble import EnsembleModel
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.feature_net import FeatureNet, FeatureNetError
-from facesortd.training import FaceSet, cross_validate
+from facesortd.learn import training
+from facesortd.learn.training import FaceSet, cross_validate
 
 SPEC = FaceSpec(size=64)
 
@@ -157,7 +158,7 @@ def test_training_a_net_without_pytorch_says_what_to_install(
 def test_run_time_and_training_the_head_never_import_pytorch() -> None:
     code = (
         "import sys, facesortd.cli, facesortd.service; "
-        "import facesortd.training, facesortd.feature_net_training; "
+        "import facesortd.learn.training, facesortd.learn.feature_net_training; "
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

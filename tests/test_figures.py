@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from facesortd import cli
-from facesortd.metrics import Evaluation
+from facesortd.learn.metrics import Evaluation
 
 
 def test_train_report_writes_confusion_and_coverage_pngs_and_the_predictions(

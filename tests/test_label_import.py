@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from synthetic import BrightBlobDetector, draw_screenshot
 
-from facesortd import cli, learn
+from facesortd import cli
 from facesortd.config import Settings, load_settings
 from facesortd.journal import Journal, file_hash
-from facesortd.review import label_summary, user_labels
+from facesortd.learn import retrain
+from facesortd.learn.review import label_summary, user_labels
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_import_keeps_each_face_weighs_it_like_bootstrap_data_and_is_idempotent(
     assert all(lbl.face.is_file() for lbl in labels)  # kept crops: the dataset may go away
     assert [lbl.weight(settings.learning) for lbl in labels] == [1.0, 1.0]
     assert (
-        learn.UserLabel(labels[0].face, "happy", "g").weight(settings.learning)
+        retrain.UserLabel(labels[0].face, "happy", "g").weight(settings.learning)
         == settings.learning.user_weight
     )
     assert label_summary(journal) == ({"happy": 1, "sad": 1}, 0, 2)
@@ -67,8 +68,8 @@ def test_import_keeps_each_face_weighs_it_like_bootstrap_data_and_is_idempotent(
 
 
 def test_a_persons_label_is_never_replaced_by_an_import(settings: Settings, tmp_path: Path) -> None:
-    from facesortd.datasets import load_items
-    from facesortd.label_import import import_labels
+    from facesortd.learn.datasets import load_items
+    from facesortd.learn.label_import import import_labels
 
     dataset = _faces_json(tmp_path / "seed")
     journal = Journal.for_state_dir(settings.state_dir)

@@ -7,21 +7,7 @@ import sys
 
 SORT_PATH = ("sorter", "decide", "detect", "verify", "model_store", "placement", "library", "watch", "undo")
 """What reads, detects, predicts, decides and moves a file (``facesortd sort`` and the daemon's workers)."""
-TRAINING = (
-    "facesortd.learn",
-    "facesortd.training",
-    "facesortd.train_run",
-    "facesortd.datasets",
-    "facesortd.backdrops",
-    "facesortd.metrics",
-    "facesortd.figures",
-    "facesortd.feature_net_training",
-    "facesortd.torch_training",
-    "facesortd.loop_settings",
-    "facesortd.label_import",
-    "facesortd.review",
-    "facesortd.cascade_train",
-)
+TRAINING = ("facesortd.learn", "facesortd.cascade_train")
 """What makes or judges a model: the retrain the daemon runs imports it, a file being sorted never."""
 
 

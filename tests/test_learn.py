@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from synthetic import draw_face
 
-from facesortd import learn, model_store, status
+from facesortd import model_store, status
 from facesortd.config import Settings, load_settings
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.metrics import Evaluation
-from facesortd.training import FaceSet
+from facesortd.learn import retrain
+from facesortd.learn.metrics import Evaluation
+from facesortd.learn.training import FaceSet
 
 SPEC = FaceSpec(size=48)
 
@@ -34,31 +35,31 @@ def _bootstrap(settings: Settings, classes: list[str], n: int, seed: int) -> Emo
 
 def _labels(
     settings: Settings, emotions: list[str], n: int, seed: int, wrong: bool = False
-) -> list[learn.UserLabel]:
+) -> list[retrain.UserLabel]:
     rng = np.random.default_rng(seed)
     out = []
     for e in emotions:
         for k in range(n):
             img = np.full((300, 300), 50, np.uint8)
             img[80:200, 90:210] = draw_face(e, 120, rng)
-            path = learn.keep_face(settings, f"{e}{seed}{k}", img, (90, 80, 120, 120))
-            out.append(learn.UserLabel(path, e, group=f"shot{k % 4}"))
+            path = retrain.keep_face(settings, f"{e}{seed}{k}", img, (90, 80, 120, 120))
+            out.append(retrain.UserLabel(path, e, group=f"shot{k % 4}"))
     return out
 
 
 def test_kept_face_normalises_like_the_original(settings: Settings) -> None:
     img = np.full((300, 300), 50, np.uint8)
     img[80:200, 90:210] = draw_face("sad", 120, np.random.default_rng(0))
-    path = learn.keep_face(settings, "abc", img, (90, 80, 120, 120))
+    path = retrain.keep_face(settings, "abc", img, (90, 80, 120, 120))
     assert path == settings.state_dir / "faces" / "abc.png"
     direct = normalise_face(img, (90, 80, 120, 120), SPEC)
-    assert np.abs(learn.kept_face(path, SPEC) - direct).mean() < 0.05
+    assert np.abs(retrain.kept_face(path, SPEC) - direct).mean() < 0.05
 
 
 def test_retrain_adds_a_new_emotion_and_is_adopted(settings: Settings) -> None:
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=1)
     labels = _labels(settings, ["angry", "happy", "sad", "surprised"], 6, seed=2)
-    result = learn.retrain(settings, labels, current)
+    result = retrain.retrain(settings, labels, current)
     assert result.adopted and result.path is not None and result.waiting == {}
     [mine] = result.comparisons  # no bootstrap validation set: only the user's labels judge
     assert mine.candidate > mine.current
@@ -69,7 +70,7 @@ def test_retrain_adds_a_new_emotion_and_is_adopted(settings: Settings) -> None:
 def test_a_class_below_the_minimum_waits(settings: Settings) -> None:
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=3)
     labels = _labels(settings, ["angry", "happy"], 4, seed=4) + _labels(settings, ["surprised"], 3, seed=5)
-    result = learn.retrain(settings, labels, current)
+    result = retrain.retrain(settings, labels, current)
     assert result.waiting == {"surprised": 2} and "surprised" not in result.used
 
 
@@ -90,7 +91,7 @@ def test_a_worse_model_is_not_adopted(tmp_path: Path) -> None:
     good.info["user_labels"] = 60
     model_store.adopt(settings, good.save(model_store.models_dir(settings) / "20260101-000001.fsm.npz"))
     in_force = model_store.model_in_force(settings)
-    result = learn.retrain(settings, _labels(settings, emotions, 6, seed=7), good)
+    result = retrain.retrain(settings, _labels(settings, emotions, 6, seed=7), good)
     assert not result.adopted and result.comparisons[0].candidate < result.comparisons[0].current
     assert result.path is not None and result.path.parent.name == "rejected"
     assert model_store.model_in_force(settings) == in_force
@@ -104,16 +105,16 @@ def test_a_model_in_force_that_frames_faces_otherwise_is_judged_on_its_own_frami
     _bootstrap(settings, emotions, 10, seed=21)
     other = FaceSpec(size=40, margin=0.3)
     seen = _labels(settings, emotions, 10, seed=22)
-    faces = np.stack([learn.kept_face(lbl.face, other) for lbl in seen])
+    faces = np.stack([retrain.kept_face(lbl.face, other) for lbl in seen])
     current = EmotionModel.fit(faces, [lbl.label for lbl in seen], other, "pixels")
-    result = learn.retrain(settings, _labels(settings, emotions, 6, seed=23), current)
+    result = retrain.retrain(settings, _labels(settings, emotions, 6, seed=23), current)
     assert result.comparisons[0].current is not None and result.comparisons[0].current > 0.9
 
 
 def test_too_few_labels_to_validate_does_nothing(settings: Settings) -> None:
     current = _bootstrap(settings, ["angry", "happy"], 5, seed=8)
     labels = [lbl for lbl in _labels(settings, ["happy"], 4, seed=9) if lbl.group == "shot0"]
-    result = learn.retrain(settings, labels, current)
+    result = retrain.retrain(settings, labels, current)
     assert result.path is None and not result.adopted and "not enough" in result.reason
 
 
@@ -138,10 +139,10 @@ def test_labels_that_contradict_the_bootstrap_are_caught_by_its_validation_set(t
     _validation_set(settings, ["angry", "happy", "sad"], 8, seed=12)
     swapped = {"happy": "sad", "sad": "happy", "angry": "angry"}
     labels = [
-        learn.UserLabel(lbl.face, swapped[lbl.label], lbl.group)
+        retrain.UserLabel(lbl.face, swapped[lbl.label], lbl.group)
         for lbl in _labels(settings, ["angry", "happy", "sad"], 8, seed=13)
     ]
-    result = learn.retrain(settings, labels, current)
+    result = retrain.retrain(settings, labels, current)
     mine, boot = result.comparisons
     assert mine.passed and mine.candidate > mine.current
     assert not boot.passed and boot.candidate < boot.current - settings.learning.bootstrap_max_drop
@@ -152,7 +153,7 @@ def test_labels_that_contradict_the_bootstrap_are_caught_by_its_validation_set(t
 def test_helpful_labels_pass_both_held_out_sets(settings: Settings) -> None:
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=14)
     _validation_set(settings, ["angry", "happy", "sad"], 8, seed=15)
-    result = learn.retrain(
+    result = retrain.retrain(
         settings, _labels(settings, ["angry", "happy", "sad", "surprised"], 6, seed=16), current
     )
     assert [c.held_out for c in result.comparisons] == [
@@ -178,7 +179,7 @@ def test_sorted_right_scores_what_lands_in_the_right_folder() -> None:
 
 
 def _retrain_and_die_while_saving(
-    settings: Settings, labels: list[learn.UserLabel], current: EmotionModel
+    settings: Settings, labels: list[retrain.UserLabel], current: EmotionModel
 ) -> None:
     """In a child process: retrain, and get SIGKILLed half-way through writing the new model."""
     import os
@@ -192,7 +193,7 @@ def _retrain_and_die_while_saving(
         os.kill(os.getpid(), signal.SIGKILL)  # power cut before fsync and rename
 
     np.savez_compressed = savez_then_die  # type: ignore[assignment]
-    learn.retrain(settings, labels, current)
+    retrain.retrain(settings, labels, current)
 
 
 def test_a_crash_while_retraining_leaves_the_old_model_in_force(settings: Settings) -> None:
@@ -210,14 +211,14 @@ def test_a_crash_while_retraining_leaves_the_old_model_in_force(settings: Settin
     assert model_store.model_in_force(settings) == before
     assert model_store.user_models(settings) == [before]  # the half-written file is not taken for a model
     assert model_store.load_model_in_force(settings).labels == current.labels
-    assert learn.retrain(settings, labels, current).adopted  # and the next retrain works
+    assert retrain.retrain(settings, labels, current).adopted  # and the next retrain works
 
 
 def test_the_configured_metric_judges_the_retrain(tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path / "state", learning={"adopt_metric": "sorted_right"})
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=19)
     labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=20)
-    result = learn.retrain(settings, labels, current)
+    result = retrain.retrain(settings, labels, current)
     [mine] = result.comparisons
     assert result.adopted
     held = model_store.load_model_in_force(settings).info["held_out"]  # share sorted into the right folder:
@@ -234,27 +235,27 @@ def test_the_first_labels_wait_for_the_count_and_the_clock_starts_with_them(
     journal = Journal.for_state_dir(settings.state_dir)
     calls: list[int] = []
 
-    def fake_retrain(_s: Settings, labels: list[learn.UserLabel], *_: object) -> learn.RetrainResult:
+    def fake_retrain(_s: Settings, labels: list[retrain.UserLabel], *_: object) -> retrain.RetrainResult:
         calls.append(len(labels))
-        return learn.RetrainResult(Path("made.fsm.npz"), False)
+        return retrain.RetrainResult(Path("made.fsm.npz"), False)
 
-    monkeypatch.setattr(learn, "retrain", fake_retrain)
+    monkeypatch.setattr(retrain, "retrain", fake_retrain)
     labels = _labels(settings, ["angry", "happy", "sad"], 4, seed=30)  # 12: fewer than 20
     start = 1_000_000_000.0
-    clock = lambda hours: monkeypatch.setattr(learn.time, "time", lambda: start + hours * 3600)  # noqa: E731
+    clock = lambda hours: monkeypatch.setattr(retrain.time, "time", lambda: start + hours * 3600)  # noqa: E731
     clock(0)
-    assert learn.retrain_if_due(settings, journal, labels) is None
+    assert retrain.retrain_if_due(settings, journal, labels) is None
     clock(23)
-    assert learn.retrain_if_due(settings, journal, labels[:1] + labels) is None
+    assert retrain.retrain_if_due(settings, journal, labels[:1] + labels) is None
     clock(24.5)  # the first of them has waited a day: learn from what there is
-    assert learn.retrain_if_due(settings, journal, labels) is not None and calls == [12]
+    assert retrain.retrain_if_due(settings, journal, labels) is not None and calls == [12]
     clock(30)  # the clock starts again with the next label, not at the last retrain
     more = labels + _labels(settings, ["happy"], 1, seed=31)
-    assert learn.retrain_if_due(settings, journal, more) is None
+    assert retrain.retrain_if_due(settings, journal, more) is None
     clock(53)
-    assert learn.retrain_if_due(settings, journal, more) is None
+    assert retrain.retrain_if_due(settings, journal, more) is None
     twenty = more + _labels(settings, ["angry", "happy", "sad", "surprised"], 5, seed=32)
-    assert learn.retrain_if_due(settings, journal, twenty) is not None and calls == [12, 33]
+    assert retrain.retrain_if_due(settings, journal, twenty) is not None and calls == [12, 33]
     journal.close()
 
 
@@ -264,26 +265,26 @@ def test_the_model_in_force_is_judged_only_on_labels_it_was_not_trained_on(setti
     old = _labels(settings, emotions, 4, seed=34)
     new = _labels(settings, emotions, 4, seed=35)
     current = EmotionModel.fit(
-        np.stack([learn.kept_face(lbl.face, SPEC) for lbl in old]), [lbl.label for lbl in old], SPEC, "hog"
+        np.stack([retrain.kept_face(lbl.face, SPEC) for lbl in old]), [lbl.label for lbl in old], SPEC, "hog"
     )
     current.info.update({"user_labels": len(old), "user_label_faces": [lbl.face.stem for lbl in old]})
-    result = learn.retrain(settings, old + new, current)
+    result = retrain.retrain(settings, old + new, current)
     [mine] = result.comparisons
     assert mine.new.confusion.sum() == mine.old.confusion.sum() == len(new)
     assert f"({len(new)} faces)" in result.describe()
     made = model_store.load_model(result.path)
     assert sorted(made.info["user_label_faces"]) == sorted(lbl.face.stem for lbl in old + new)
     assert made.info["base_file"] == "20260101-000000.fsm.npz"
-    again = learn.retrain(settings, old + new, made)  # nothing it has not seen: nothing to judge on
+    again = retrain.retrain(settings, old + new, made)  # nothing it has not seen: nothing to judge on
     assert again.path is None and "not trained on" in again.reason
 
 
 def _sure_of_nothing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """Retrains from here on make a model as unsure as can be, with the same argmax as an honest one."""
-    start = learn.bootstrap(settings)
+    start = retrain.bootstrap(settings)
     start.model.temperature = 1e12
-    monkeypatch.setattr(learn, "bootstrap", lambda _settings: start)
-    monkeypatch.setattr(learn, "fit_temperature", lambda *_: 1e12)
+    monkeypatch.setattr(retrain, "bootstrap", lambda _settings: start)
+    monkeypatch.setattr(retrain, "fit_temperature", lambda *_: 1e12)
 
 
 def test_a_model_that_sorts_far_less_is_refused_whatever_its_balanced_accuracy(
@@ -291,7 +292,7 @@ def test_a_model_that_sorts_far_less_is_refused_whatever_its_balanced_accuracy(
 ) -> None:
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=36)
     _sure_of_nothing(settings, monkeypatch)
-    result = learn.retrain(settings, _labels(settings, ["angry", "happy", "sad"], 6, seed=37), current)
+    result = retrain.retrain(settings, _labels(settings, ["angry", "happy", "sad"], 6, seed=37), current)
     [mine] = result.comparisons
     assert mine.candidate >= mine.current and mine.new.coverage == 0.0 < mine.old.coverage
     assert not result.adopted and "auto-sorted at 0.72: new 0%" in result.describe()
@@ -306,7 +307,7 @@ def test_a_model_written_but_not_put_in_force_is_not_the_base_of_retrains(settin
         model_store.models_dir(settings) / "20260102-000000.fsm.npz"
     )
     assert model_store.model_in_force(settings).name == "20260101-000000.fsm.npz"
-    start = learn.bootstrap(settings)
+    start = retrain.bootstrap(settings)
     assert start.name == "20260101-000000.fsm.npz" and start.model.labels == in_force.labels
 
 
@@ -316,9 +317,11 @@ def test_a_model_pinned_in_the_config_is_the_base_of_retrains(tmp_path: Path) ->
     faces = np.stack([normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in emotions * 8])
     pinned = EmotionModel.fit(faces, emotions * 8, SPEC, "hog").save(tmp_path / "mine.fsm.npz")
     settings = load_settings(state_dir=tmp_path / "state", recognition={"model": pinned})
-    result = learn.retrain(settings, _labels(settings, emotions, 5, seed=42), model_store.load_model(pinned))
+    result = retrain.retrain(
+        settings, _labels(settings, emotions, 5, seed=42), model_store.load_model(pinned)
+    )
     assert result.path is not None and model_store.load_model(result.path).info["base_file"] == str(pinned)
-    assert learn.bootstrap(settings).name == str(pinned)
+    assert retrain.bootstrap(settings).name == str(pinned)
 
 
 def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(
@@ -334,10 +337,10 @@ def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(
     for i in range(6):
         files.append(tmp_path / f"placed{i}.png")
         cv2.imwrite(str(files[-1]), draw_screenshot(["angry", "happy", "sad"][i % 3], rng)[0])
-    monkeypatch.setattr(learn, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr(retrain, "FaceDetector", BrightBlobDetector)
     labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=45)
-    fair = learn.retrain(settings, labels, current, files)
-    assert fair.adopted and isinstance(share := fair.comparisons[-1], learn.ShareCheck)
+    fair = retrain.retrain(settings, labels, current, files)
+    assert fair.adopted and isinstance(share := fair.comparisons[-1], retrain.ShareCheck)
     assert (
         share.n == 6
         and share.passed
@@ -345,5 +348,5 @@ def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(
     )
     _sure_of_nothing(settings, monkeypatch)
     more = labels + _labels(settings, ["angry", "happy", "sad"], 6, seed=46)
-    unsure = learn.retrain(settings, more, model_store.load_model_in_force(settings), files)
+    unsure = retrain.retrain(settings, more, model_store.load_model_in_force(settings), files)
     assert not unsure.adopted and not unsure.comparisons[-1].passed and unsure.comparisons[-1].new == 0.0

@@ -12,10 +12,11 @@ from loguru import logger
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
 from waiting import wait_until
 
-from facesortd import learn, model_store, review, status
+from facesortd import model_store, status
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Pipeline
 from facesortd.emotion import EmotionModel
+from facesortd.learn import retrain, review
 from facesortd.service import Service
 
 
@@ -23,7 +24,7 @@ from facesortd.service import Service
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setattr(model_store, "shipped_model", lambda: None)  # start with no model at all
     monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
-    monkeypatch.setattr(learn, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr(retrain, "FaceDetector", BrightBlobDetector)
     return load_settings(
         inbox=tmp_path / "inbox",
         library=tmp_path / "lib",
@@ -199,11 +200,11 @@ def test_reviewing_15_files_never_makes_the_model_in_force_sort_fewer(
 
     from facesortd import cli
     from facesortd.journal import Journal
-    from facesortd.learn import retrain_if_due
+    from facesortd.learn.retrain import retrain_if_due
 
     monkeypatch.setattr(model_store, "shipped_model", lambda: None)
     monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
-    monkeypatch.setattr(learn, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr(retrain, "FaceDetector", BrightBlobDetector)
     monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
     for key, value in (("INBOX", "inbox"), ("LIBRARY", "lib"), ("STATE_DIR", "state")):
         monkeypatch.setenv(f"FACESORTD_{key}", str(tmp_path / value))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facesortd import cli
-from facesortd.metrics import Evaluation, expected_calibration_error, reliability
+from facesortd.learn.metrics import Evaluation, expected_calibration_error, reliability
 from facesortd.plots import CONFUSION_PNG, RELIABILITY_PNG, write_plots
 
 LABELS = ["angry", "happy", "sad"]

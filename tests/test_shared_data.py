@@ -9,8 +9,8 @@ import pytest
 
 from facesortd import cli
 from facesortd.config import ImageLimits
-from facesortd.datasets import load_faces_json, load_items
 from facesortd.images import read_image
+from facesortd.learn.datasets import load_faces_json, load_items
 
 pytestmark = pytest.mark.shared
 

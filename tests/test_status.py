@@ -97,8 +97,8 @@ def test_status_says_why_files_sit_in_the_inbox(
 def test_status_says_when_the_next_retrain_comes(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from facesortd.learn import retrain_if_due
-    from facesortd.review import user_labels
+    from facesortd.learn.retrain import retrain_if_due
+    from facesortd.learn.review import user_labels
 
     journal = Journal.for_state_dir(settings.state_dir)
     for i in range(3):

@@ -15,12 +15,13 @@ from synthetic import EMOTIONS, draw_face
 
 pytest.importorskip("torch")
 
-from facesortd import cli, training
+from facesortd import cli
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.feature_net import FeatureNet
-from facesortd.feature_net_training import NetSettings, sampling_weights, train_feature_net
-from facesortd.torch_training import (
+from facesortd.learn import training
+from facesortd.learn.feature_net_training import NetSettings, sampling_weights, train_feature_net
+from facesortd.learn.torch_training import (
     Augmentation,
     ConvNet,
     LoopSettings,
@@ -29,7 +30,7 @@ from facesortd.torch_training import (
     torch_features,
     train_classifier,
 )
-from facesortd.training import FaceSet
+from facesortd.learn.training import FaceSet
 
 SPEC = FaceSpec(size=64)
 SMALL = NetSettings(

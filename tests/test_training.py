@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 from synthetic import BrightBlobDetector, draw_face
 
-from facesortd.datasets import LabelledItem
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.training import (
+from facesortd.learn.datasets import LabelledItem
+from facesortd.learn.training import (
     FaceSet,
     collect_faces,
     grouped_folds,

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 from synthetic import draw_face
 
-from facesortd.backdrops import Backdrops, composite
-from facesortd.datasets import EMOTIONS, VN_BOX, is_vn_faces, load_items, vn_backgrounds
 from facesortd.faces import FaceSpec, box_in_crop
-from facesortd.training import collect_faces
+from facesortd.learn.backdrops import Backdrops, composite
+from facesortd.learn.datasets import EMOTIONS, VN_BOX, is_vn_faces, load_items, vn_backgrounds
+from facesortd.learn.training import collect_faces
 
 
 def write_vn_folder(root: Path) -> Path:

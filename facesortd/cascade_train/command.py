@@ -30,8 +30,8 @@ from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
 from facesortd.cli.arg_types import int_at_least, number_between
 from facesortd.config import DetectionSettings
-from facesortd.datasets import DatasetError, source_group
 from facesortd.detect import FaceDetector
+from facesortd.learn.datasets import DatasetError, source_group
 
 DEFAULT_CROP_FRAME = (0.0, 0.0, 1.0, 1.0)
 TORCH_EXTRA = "pip install 'facesortd[train]'"

@@ -17,9 +17,9 @@ import numpy as np
 
 from facesortd.boxes import Box
 from facesortd.config import ImageLimits
-from facesortd.datasets import DatasetError, load_faces_json
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
+from facesortd.learn.datasets import DatasetError, load_faces_json
 
 
 @dataclass(frozen=True)

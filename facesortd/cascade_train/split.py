@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from facesortd.datasets import source_group
+from facesortd.learn.datasets import source_group
 
 HELD_OUT_FRACTION = 0.3
 

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from facesortd.conv_net import ConvNet
-from facesortd.loop_settings import LoopSettings
-from facesortd.torch_training import conv_blocks, fold_conv_blocks, train_classifier
+from facesortd.learn.loop_settings import LoopSettings
+from facesortd.learn.torch_training import conv_blocks, fold_conv_blocks, train_classifier
 
 BATCH = 128
 GAIN = 0.25

@@ -14,11 +14,11 @@ from facesortd import __version__
 from facesortd.cli import daemon, labels, models, sorting
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import LOG_LEVELS, ConfigError
-from facesortd.datasets import DatasetError
 from facesortd.detect import DetectorError
 from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError
+from facesortd.learn.datasets import DatasetError
 from facesortd.state import StateBusy
 
 USER_ERRORS = (

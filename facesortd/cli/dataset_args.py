@@ -7,13 +7,20 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.backdrops import Backdrops
 from facesortd.cli.common import face_detector
 from facesortd.config import Settings
-from facesortd.datasets import DatasetError, LabelledItem, is_vn_faces, load_items, relabel, vn_backgrounds
 from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
-from facesortd.training import FaceSet, Undetected, collect_faces
+from facesortd.learn.backdrops import Backdrops
+from facesortd.learn.datasets import (
+    DatasetError,
+    LabelledItem,
+    is_vn_faces,
+    load_items,
+    relabel,
+    vn_backgrounds,
+)
+from facesortd.learn.training import FaceSet, Undetected, collect_faces
 
 
 def add_dataset_options(p: argparse.ArgumentParser) -> None:

@@ -9,15 +9,15 @@ from loguru import logger
 from facesortd.cli.arg_types import int_at_least
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
-from facesortd.datasets import DatasetError
 from facesortd.journal import Journal
+from facesortd.learn.datasets import DatasetError
 
 REVIEW_PORT = 8765
 
 
 def cmd_import_labels(args: argparse.Namespace) -> int:
     """Add a labelled dataset's faces to your labels (they weigh like bootstrap faces), for retraining."""
-    from facesortd.label_import import import_labels
+    from facesortd.learn.label_import import import_labels
 
     settings = settings_for(args)
     items = [item for found in dataset_items(args).values() for item in found]

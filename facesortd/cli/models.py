@@ -12,16 +12,24 @@ from facesortd.cli.arg_types import int_at_least, number_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.config import Settings
-from facesortd.datasets import DatasetError
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
 from facesortd.emotion import ModelError
 from facesortd.ensemble import load_model
 from facesortd.faces import CROP_MARGIN, FaceSpec
-from facesortd.feature_net_training import NetSettings, torch_installed
-from facesortd.figures import write_report
 from facesortd.journal import Journal
-from facesortd.loop_settings import LoopSettings
-from facesortd.metrics import Evaluation, headline, near_chance
+from facesortd.learn.datasets import DatasetError
+from facesortd.learn.feature_net_training import NetSettings, torch_installed
+from facesortd.learn.figures import write_report
+from facesortd.learn.loop_settings import LoopSettings
+from facesortd.learn.metrics import Evaluation, headline, near_chance
+from facesortd.learn.train_run import train_model
+from facesortd.learn.training import (
+    SOURCE_BALANCE,
+    FaceSet,
+    Predictions,
+    predict_set,
+    source_masks,
+)
 from facesortd.model_store import (
     history,
     load_model_in_force,
@@ -31,14 +39,6 @@ from facesortd.model_store import (
     use,
 )
 from facesortd.state import retrain_lock
-from facesortd.train_run import train_model
-from facesortd.training import (
-    SOURCE_BALANCE,
-    FaceSet,
-    Predictions,
-    predict_set,
-    source_masks,
-)
 
 
 def _add_plots_option(p: argparse.ArgumentParser) -> None:
@@ -217,8 +217,8 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Record the labels you gave by moving files, then retrain now (adopted only if not worse)."""
-    from facesortd.learn import retrain_if_due
-    from facesortd.review import Reviewer, user_labels
+    from facesortd.learn.retrain import retrain_if_due
+    from facesortd.learn.review import Reviewer, user_labels
 
     settings = settings_for(args)
     journal = Journal.for_state_dir(settings.state_dir)

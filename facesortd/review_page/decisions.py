@@ -20,9 +20,9 @@ from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.durable import atomic_writer
 from facesortd.journal import Journal, file_hash
+from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
-from facesortd.review import Reviewer
 from facesortd.review_page.cache import review_dir
 from facesortd.review_page.queue import Item, current
 from facesortd.undo import undo

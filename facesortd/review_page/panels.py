@@ -15,11 +15,11 @@ from facesortd.config import Settings
 from facesortd.emotion import ModelError
 from facesortd.ensemble import model_info
 from facesortd.journal import Journal
-from facesortd.learn import labels_until_retrain, retrain_if_due
-from facesortd.metrics import headline
+from facesortd.learn.metrics import headline
+from facesortd.learn.retrain import labels_until_retrain, retrain_if_due
+from facesortd.learn.review import Reviewer, label_summary, user_labels
 from facesortd.model_store import last_retrain, model_in_force
 from facesortd.plots import figure_images, png_bytes
-from facesortd.review import Reviewer, label_summary, user_labels
 
 CLASS_KEYS = "1234567890"
 """One key per class, shown on the page; letters stay free for the commands (n, u, t)."""

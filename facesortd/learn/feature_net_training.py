@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from facesortd.backdrops import Backdrops
 from facesortd.faces import chroma
 from facesortd.feature_net import INPUT_SIZE, FeatureNet
-from facesortd.loop_settings import LoopSettings
+from facesortd.learn.backdrops import Backdrops
+from facesortd.learn.loop_settings import LoopSettings
 
 if TYPE_CHECKING:
-    from facesortd.training import FaceSet
+    from facesortd.learn.training import FaceSet
 
 BACKGROUND_POOL = 512
 """Background patches made once per net and drawn from at random."""
@@ -87,7 +87,7 @@ def background_patches(
 
 def train_feature_net(data: FaceSet, settings: NetSettings | None = None) -> FeatureNet:
     """A FeatureNet trained on ``data`` (faces, labels, sources, opacity); needs PyTorch."""
-    from facesortd.torch_training import export_feature_net  # the train extra: never at run time
+    from facesortd.learn.torch_training import export_feature_net  # the train extra: never at run time
 
     return export_feature_net(*train_emotion_net(data, settings))
 
@@ -95,7 +95,7 @@ def train_feature_net(data: FaceSet, settings: NetSettings | None = None) -> Fea
 def train_emotion_net(data: FaceSet, settings: NetSettings | None = None) -> tuple[Any, dict[str, Any]]:
     """The PyTorch ConvNet, classifier layer included, trained on ``data``, and what to record of
     it (the classes are its outputs, in this order); needs PyTorch."""
-    from facesortd.torch_training import Augmentation, ConvNet, style_augment, train_classifier
+    from facesortd.learn.torch_training import Augmentation, ConvNet, style_augment, train_classifier
 
     s = settings or NetSettings()
     names = sorted(set(data.labels))

@@ -14,10 +14,9 @@ from pathlib import Path
 from facesortd.descriptors import LEARNT, describe
 from facesortd.ensemble import Model
 from facesortd.faces import FaceSpec
-from facesortd.feature_net_training import NetSettings
-from facesortd.metrics import Evaluation
-from facesortd.model_store import validation_path
-from facesortd.training import (
+from facesortd.learn.feature_net_training import NetSettings
+from facesortd.learn.metrics import Evaluation
+from facesortd.learn.training import (
     FaceSet,
     Predictions,
     cross_validate,
@@ -25,6 +24,7 @@ from facesortd.training import (
     holdout_split,
     predict_set,
 )
+from facesortd.model_store import validation_path
 
 
 @dataclass
@@ -43,7 +43,7 @@ class TrainRun:
 
     def save(self, out: Path) -> None:
         """The model file, and beside it the validation set that retraining must not get worse on
-        (see learn.py)."""
+        (see learn/retrain.py)."""
         self.model.save(out)
         if self.validation is not None:
             self.validation.save(validation_path(out))

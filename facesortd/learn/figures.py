@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facesortd.metrics import Evaluation
+from facesortd.learn.metrics import Evaluation
+from facesortd.learn.training import Predictions, source_masks
 from facesortd.plots import confusion_image, put_text
-from facesortd.training import Predictions, source_masks
 
 
 def save_predictions(path: Path, predictions: Predictions, sources: list[str]) -> None:

@@ -19,19 +19,19 @@ import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.backdrops import Backdrops, composite, read_rgba
 from facesortd.boxes import Box
 from facesortd.config import ImageLimits
-from facesortd.datasets import DatasetError, LabelledItem
 from facesortd.descriptors import LEARNT
 from facesortd.detect import Face, FaceDetector, iou
 from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import EnsembleModel, Model, combine
 from facesortd.faces import FaceSpec, box_in_crop, crop_face, normalise_face
-from facesortd.feature_net_training import NetSettings, train_feature_net
 from facesortd.images import UnreadableImage, read_image, to_gray
-from facesortd.metrics import Evaluation
+from facesortd.learn.backdrops import Backdrops, composite, read_rgba
+from facesortd.learn.datasets import DatasetError, LabelledItem
+from facesortd.learn.feature_net_training import NetSettings, train_feature_net
+from facesortd.learn.metrics import Evaluation
 from facesortd.progress import Progress
 
 Kind = Literal["auto", "screenshots", "crops"]

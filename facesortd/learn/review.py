@@ -17,12 +17,12 @@ from loguru import logger
 
 from facesortd.boxes import Box
 from facesortd.config import Settings
-from facesortd.datasets import source_group
 from facesortd.detect import FaceDetector
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, file_hash
-from facesortd.learn import UserLabel, keep_face
+from facesortd.learn.datasets import source_group
+from facesortd.learn.retrain import UserLabel, keep_face
 from facesortd.quarantine import QUARANTINE_DIR
 
 

@@ -35,7 +35,8 @@ from facesortd.ensemble import Model, load_model
 from facesortd.faces import CROP_MARGIN, FaceSpec, crop_face, normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
-from facesortd.metrics import Evaluation
+from facesortd.learn.metrics import Evaluation
+from facesortd.learn.training import FaceSet, Predictions, grouped_folds, predict_set
 from facesortd.model_store import (
     DEFAULT,
     adopt,
@@ -48,7 +49,6 @@ from facesortd.model_store import (
     validation_path,
 )
 from facesortd.state import FACES_DIR
-from facesortd.training import FaceSet, Predictions, grouped_folds, predict_set
 
 KEEP_SIDE = 192
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facesortd.datasets import DatasetError
+from facesortd.learn.datasets import DatasetError
 
 MADE_KINDS = 3
 """Flat colour, blurred colour noise, linear gradient."""

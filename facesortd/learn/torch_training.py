@@ -1,6 +1,6 @@
 """Training small convolutional nets with PyTorch, and exporting them to the numpy forward pass.
 
-Generic on purpose: the emotion feature net (feature_net_training.py) and any other net over
+Generic on purpose: the emotion feature net (learn/feature_net_training.py) and any other net over
 normalised grayscale faces (a face verifier) share the same pieces:
 
 - :class:`ConvNet`: 3x3 convolution + batch norm + ReLU + 2x2 max pool blocks, then the mean over
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from facesortd.feature_net import INPUT_SIZE, FeatureNet, net_input
-from facesortd.loop_settings import LoopSettings
+from facesortd.learn.loop_settings import LoopSettings
 from facesortd.progress import Progress
 
 

@@ -16,13 +16,13 @@ import numpy as np
 from loguru import logger
 
 from facesortd.config import Settings
-from facesortd.datasets import LabelledItem, source_group
 from facesortd.detect import FaceDetector
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, file_hash
-from facesortd.learn import keep_face
+from facesortd.learn.datasets import LabelledItem, source_group
+from facesortd.learn.retrain import keep_face
+from facesortd.learn.training import Kind, Undetected, training_box
 from facesortd.progress import Progress
-from facesortd.training import Kind, Undetected, training_box
 
 
 def import_labels(
