@@ -1,5 +1,9 @@
 """image -> Decision: sorted(emotion, confidence) or quarantined(reason). Decides, never moves.
 
+A third kind, ``labelled``, is a person's decision carried out by facesortd (a key press on the
+review page): it moves like a sorted file but is journaled as what it is, so ``status`` never
+counts it as a file facesortd sorted.
+
 Decisions are values so that ``--dry-run``, the journal, ``--json`` output and tests all see
 exactly what would happen; ``library.apply`` is the only thing that acts on one.
 """
@@ -46,7 +50,7 @@ class FaceResult:
 class Decision:
     """What should happen to one file, and why."""
 
-    action: Literal["sorted", "quarantined"]
+    action: Literal["sorted", "quarantined", "labelled"]
     emotion: str | None = None
     reason: Reason | None = None
     confidence: float | None = None
@@ -58,10 +62,22 @@ class Decision:
     def quarantine(cls, reason: Reason, **kw: object) -> Decision:
         return cls("quarantined", reason=reason, **kw)  # type: ignore[arg-type]
 
+    @classmethod
+    def label(cls, emotion: str) -> Decision:
+        """A person's label: the file goes into ``<emotion>/`` because a person said so."""
+        return cls("labelled", emotion=emotion, detail="a person's label")
+
+    @property
+    def to_emotion_folder(self) -> bool:
+        """Sorted by facesortd or labelled by a person: either way the file goes into its emotion's folder."""
+        return self.action != "quarantined"
+
     def describe(self) -> str:
         """``happy 0.91`` or ``quarantined: unsure (best guess sad 0.41)``: the words every log line uses."""
         if self.action == "sorted":
             text = f"{self.emotion} {self.confidence:.2f}"
+        elif self.action == "labelled":
+            return f"{self.emotion}: {self.detail}"
         else:
             text = f"quarantined: {self.reason}"
             if self.confidence is not None:
@@ -71,7 +87,7 @@ class Decision:
     @property
     def outcome(self) -> str:
         """``happy`` or ``quarantine/no-face``: the key counts are kept under (status, summaries)."""
-        return str(self.emotion) if self.action == "sorted" else f"quarantine/{self.reason}"
+        return str(self.emotion) if self.to_emotion_folder else f"quarantine/{self.reason}"
 
 
 def choose(faces: Sequence[FaceResult], threshold: float, policy: str) -> Decision:

@@ -71,6 +71,10 @@ CREATE TABLE IF NOT EXISTS errors (
 
 WITHDRAWN = ""
 """The label recorded when a person takes a labelled file back to quarantine."""
+REVIEWER = "review page"
+"""Who decided a ``labelled`` move (the journal's model column): a person on the review page."""
+LABELLED_KIND = "labelled_moves"
+"""Meta key: the journal's review-page moves are recorded as ``labelled`` (older ones said ``sorted``)."""
 
 
 class JournalError(Exception):
@@ -134,6 +138,7 @@ class Journal:
                 raise sqlite3.DatabaseError("; ".join(problems[:3]))
             self._migrate_label_sources()
             self._db.executescript(SCHEMA)
+            self._migrate_review_page_moves()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
@@ -161,6 +166,22 @@ class Journal:
             self._db.execute(LABELS_TABLE)
             self._db.execute("INSERT INTO labels SELECT * FROM labels_before_dataset")
             self._db.execute("DROP TABLE labels_before_dataset")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _migrate_review_page_moves(self) -> None:
+        """Journals from before the ``labelled`` kind recorded a person's review-page move as ``sorted``
+        (model "review page"): say what happened, once, so every reader sees a person's label."""
+        if self.get_meta(LABELLED_KIND):
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "UPDATE moves SET action = 'labelled' WHERE action = 'sorted' AND model = ?", (REVIEWER,)
+            )
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (LABELLED_KIND,))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -249,12 +270,31 @@ class Journal:
         return found[0] if found else None
 
     def counts(self, since: float = 0.0) -> dict[str, int]:
-        """Files placed per folder (``happy``, ``_quarantine/no-face`` ...) since a time.
+        """Files facesortd placed per folder (``happy``, ``_quarantine/no-face`` ...) since a time.
 
         A placement facesortd itself moved on later (an unsure file re-examined into ``happy/``)
-        counts only where the file went last, so the counts add up to the files placed.
+        counts only where the file went last, so the counts add up to the files placed. A file a
+        person labelled on the review page since counts in :meth:`labelled_counts` instead.
         """
-        rows = self._exec(
+        counts: dict[str, int] = {}
+        for action, emotion, reason, n in self._last_placements(since):
+            if action == "sorted":
+                counts[emotion] = counts.get(emotion, 0) + n
+            elif action == "quarantined":  # unsure files differ by best guess: add them up
+                key = f"{QUARANTINE_DIR}/{reason}"
+                counts[key] = counts.get(key, 0) + n
+        return dict(sorted(counts.items()))
+
+    def labelled_counts(self, since: float = 0.0) -> dict[str, int]:
+        """Files a person labelled on the review page per emotion since a time (where they are now)."""
+        counts = {
+            emotion: n for action, emotion, _reason, n in self._last_placements(since) if action == "labelled"
+        }
+        return dict(sorted(counts.items()))
+
+    def _last_placements(self, since: float) -> list[tuple[str, str, str, int]]:
+        """(action, emotion, reason, files) of the done moves since a time that nothing moved on later."""
+        return self._exec(
             "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves AS m"
             " WHERE state = 'done' AND finished >= ? AND NOT EXISTS (SELECT 1 FROM moves AS later"
             " WHERE later.state = 'done' AND later.hash = m.hash"
@@ -262,11 +302,6 @@ class Journal:
             " AND later.id > m.id) GROUP BY 1, 2, 3",
             (since,),
         ).fetchall()
-        counts: dict[str, int] = {}
-        for action, emotion, reason, n in rows:  # unsure files differ by best guess: add them up
-            key = emotion if action == "sorted" else f"{QUARANTINE_DIR}/{reason}"
-            counts[key] = counts.get(key, 0) + n
-        return dict(sorted(counts.items()))
 
     def add_label(
         self, digest: str, label: str, source: str, face: tuple[Path, Box] | None, group: str, path: Path
@@ -287,16 +322,18 @@ class Journal:
         self.add_label(digest, WITHDRAWN, "human", None, "", path)
 
     def placed_at(self, path: Path, digest: str) -> float | None:
-        """When facesortd last moved this content to ``path`` (inf: it is moving it right now), or None
-        (it never did, or it moved it away from there since).
+        """When facesortd last moved this content to ``path`` of its own accord (inf: it is moving it
+        right now), or None (it never did, or it moved it away from there since).
 
         "Right now" closes a race: between the move and its ``done`` mark the file already sits in
-        its folder and must not be taken for a person's decision.
+        its folder and must not be taken for a person's decision. A ``labelled`` move is a person's
+        decision, so it never counts as placed (after a crash between such a move and its label,
+        the label is found again like a file-manager move).
         """
         if self._exec("SELECT 1 FROM moves WHERE hash = ? AND state = 'planned'", (digest,)).fetchone():
             return float("inf")
         placed, left = self._exec(
-            "SELECT MAX(CASE WHEN CAST(destination AS BLOB) = ?1 THEN finished END),"
+            "SELECT MAX(CASE WHEN CAST(destination AS BLOB) = ?1 AND action != 'labelled' THEN finished END),"
             " MAX(CASE WHEN CAST(source AS BLOB) = ?1 THEN finished END)"
             " FROM moves WHERE hash = ?2 AND state = 'done'",
             (_blob(path), digest),

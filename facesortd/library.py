@@ -22,8 +22,8 @@ class Library:
     root: Path
 
     def folder_for(self, decision: Decision) -> Path:
-        if decision.action == "sorted":
-            assert decision.emotion, "a sorted decision always names its emotion"
+        if decision.to_emotion_folder:
+            assert decision.emotion, "a sorted or labelled decision always names its emotion"
             return self.root / decision.emotion
         return self.root / QUARANTINE_DIR / (decision.reason or "unsure")
 

@@ -3,7 +3,8 @@
 :func:`gather` collects everything as plain JSON-ready data (``status --json`` prints it as it is);
 :func:`report` words the same data for a person, so the two can never disagree.
 
-Counts are of placements, not of moves (see ``Journal.counts``), so they add up to the files placed.
+Counts are of placements, not of moves (see ``Journal.counts``), so they add up to the files placed;
+files a person labelled on the review page are counted apart, as their labels, never as sorted.
 """
 
 from __future__ import annotations
@@ -119,6 +120,10 @@ def gather(settings: Settings) -> dict[str, Any]:
         midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
         out["total"] = journal.counts() if journal else {}
         out["today"] = journal.counts(midnight) if journal else {}
+        out["labelled"] = {
+            "total": journal.labelled_counts() if journal else {},
+            "today": journal.labelled_counts(midnight) if journal else {},
+        }
         out["waiting_for_review"] = waiting_for_review(settings)
         out["inbox"] = inbox_entries(settings, journal, state is not None)
         if journal:
@@ -194,6 +199,9 @@ def report(settings: Settings) -> str:
     else:
         lines.append(_counts_line("today", data["today"]))
         lines.append(_counts_line("in total", data["total"]))
+    if data["labelled"]["total"]:
+        lines.append(_counts_line("labelled by you on the review page today", data["labelled"]["today"]))
+        lines.append(_counts_line("  in total", data["labelled"]["total"]))
     waiting = data["waiting_for_review"]
     if waiting:
         lines.append(_counts_line("waiting for your review", waiting))

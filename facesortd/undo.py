@@ -4,6 +4,9 @@ The journal is data, not orders: a damaged or forged row must not make undo move
 file to an arbitrary place. So a file is moved back only if it lies inside the library, still
 has the content the journal recorded (SHA-256), and goes back into the inbox, the library, or a
 folder that still exists (undo never creates folders elsewhere).
+
+Undoing a person's label given on the review page (a ``labelled`` move) withdraws the label too:
+the file is back in quarantine, unlabelled, as a file-manager move back would leave it.
 """
 
 from __future__ import annotations
@@ -78,10 +81,13 @@ def undo(journal: Journal, moves: list[Move], library: Path, inbox: Path) -> lis
             # inbox, or it would sort it again at once.
             journal.finish(move.id, "undone")
             try:
-                out.append(Outcome(move.destination, _put_back(move)))
+                back_to = _put_back(move)
             except BaseException:
                 journal.finish(move.id, "done", move.destination)
                 raise
+            if move.action == "labelled":
+                journal.withdraw_label(move.hash, back_to)
+            out.append(Outcome(move.destination, back_to))
     return out
 
 

@@ -174,6 +174,29 @@ def test_a_file_facesortd_is_moving_right_now_is_not_taken_for_a_label(settings:
     journal.close()
 
 
+def test_a_page_label_whose_recording_a_crash_cut_short_is_found_again(settings: Settings) -> None:
+    """The review page moves the file, then records the label: a crash in between leaves a file in
+    an emotion folder that a person put there, and the next scan must take it for their label."""
+    from facesortd.decide import Decision
+    from facesortd.journal import REVIEWER, Journal, file_hash
+    from facesortd.library import Library
+    from facesortd.placement import journaled_apply
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    unsure = settings.library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    cv2.imwrite(str(unsure / "x.png"), draw_screenshot("sad", np.random.default_rng(4))[0])
+    _placed(journal, unsure / "x.png", Decision.quarantine("unsure"))
+    digest = file_hash(unsure / "x.png")
+    final = journaled_apply(
+        journal, Library(settings.library), unsure / "x.png", digest, Decision.label("sad"), REVIEWER
+    )
+    assert review.Reviewer(settings, journal).scan() == 1
+    assert journal.label_for_hash(digest)[0] == "sad" and final == settings.library / "sad" / "x.png"  # type: ignore[index]
+    assert [s for _h, _l, s, _f, _g, _t in journal.labels()] == ["human"]  # a label, not a correction
+    journal.close()
+
+
 def _sorted_right(settings: Settings, shots: dict[Path, str]) -> tuple[int, int]:
     """(files auto-sorted, of them into the right folder) by the model in force, on a fixed labelled set."""
     model = model_store.load_model_in_force(settings)

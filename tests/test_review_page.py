@@ -128,14 +128,28 @@ def test_a_label_is_a_journaled_move_and_a_human_label_undone_by_facesortd_undo(
     try:
         move = journal.done_moves(limit=1)[0]
         assert (move.source, move.destination, move.emotion) == (files["a.png"], Path(done["path"]), "happy")
+        assert (move.action, move.model) == ("labelled", "review page")  # a person's label, not a sort
         assert [(label, source) for _h, label, source, _f, _g, _t in journal.labels()] == [("happy", "human")]
     finally:
         journal.close()
+    # `status` counts the file as labelled by the person, never as a file facesortd sorted.
+    assert cli.main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "happy" not in data["total"] and "happy" not in data["today"]
+    assert data["labelled"] == {"total": {"happy": 1}, "today": {"happy": 1}}
+    assert cli.main(["status"]) == 0
+    assert "labelled by you on the review page today: 1 file(s): happy 1" in capsys.readouterr().out
     assert cli.main(["undo"]) == 0
     assert (
         files["a.png"].is_file()
         and (settings.library / "happy" / "a.png").read_bytes() == b"another file of that name"
     )
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        assert journal.labels() == []  # undoing the move took the label back with it
+        assert journal.labelled_counts() == {}
+    finally:
+        journal.close()
 
 
 def test_page_undo_takes_back_labels_and_no_face_marks_newest_first(settings: Settings) -> None:

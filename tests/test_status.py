@@ -114,3 +114,42 @@ def test_status_says_when_the_next_retrain_comes(
     assert retrain["due_by_time_at"] == pytest.approx(__import__("time").time() + 24 * 3600, abs=60)
     assert cli.main(["status"]) == 0
     assert "next retrain: 3 new label(s); after 17 more or at " in capsys.readouterr().out
+
+
+def test_old_journals_review_page_moves_are_read_as_labels(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before the ``labelled`` kind, a review-page move was journaled as ``sorted`` (model "review
+    page"): opening such a journal reads it as the person's label it was."""
+    import sqlite3
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    unsure = settings.library / "_quarantine" / "unsure"
+    _place(journal, settings.inbox / "a.png", unsure / "a.png", Decision.quarantine("unsure"))
+    (settings.library / "sad").mkdir(parents=True)
+    (unsure / "a.png").rename(settings.library / "sad" / "a.png")
+    move = journal.plan(
+        file_hash(settings.library / "sad" / "a.png"),
+        unsure / "a.png",
+        settings.library / "sad" / "a.png",
+        Decision("sorted", "sad"),
+        "review page",
+    )
+    journal.finish(move, "done", settings.library / "sad" / "a.png")
+    _place(
+        journal,
+        settings.inbox / "b.png",
+        settings.library / "happy" / "b.png",
+        Decision("sorted", "happy", confidence=0.9),
+    )
+    journal.close()
+    db = sqlite3.connect(settings.state_dir / "journal.sqlite")
+    db.execute("DELETE FROM meta")  # as written before the labelled kind existed
+    db.commit()
+    db.close()
+    assert cli.main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"] == {"happy": 1} and data["labelled"]["total"] == {"sad": 1}
+    journal = Journal.for_state_dir(settings.state_dir)
+    assert [m.action for m in journal.done_moves()] == ["sorted", "labelled", "quarantined"]
+    journal.close()

@@ -2,9 +2,10 @@
 
 A label moves the file from quarantine into ``<library>/<emotion>/`` through the journaled,
 never-overwriting move every facesortd move goes through (so ``facesortd undo`` puts it back) and
-records a person's label for it the way a file-manager move is recorded (review.Reviewer). "No
-usable face" leaves the file where it is, with no label: the page only remembers it, to list it
-last. The page's own undo takes back its decisions newest first.
+records a person's label for it the way a file-manager move is recorded (review.Reviewer). The
+journal says what happened: a ``labelled`` move decided by the "review page", not a file facesortd
+sorted. "No usable face" leaves the file where it is, with no label: the page only remembers it, to
+list it last. The page's own undo takes back its decisions newest first.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Literal
 from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.durable import atomic_writer
-from facesortd.journal import Journal, file_hash
+from facesortd.journal import REVIEWER, Journal, file_hash
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
@@ -27,8 +28,6 @@ from facesortd.review_page.cache import review_dir
 from facesortd.review_page.queue import Item, current
 from facesortd.undo import undo
 
-REVIEWER = "review page"
-"""Recorded as the model of a move a person decided on the page (the journal's "who decided")."""
 CLASS_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 """A class is a folder name: lower case letters, digits, - and _; never hidden, never ``_quarantine``."""
 
@@ -57,7 +56,6 @@ class Done:
     path: Path
     """Where the file is since the decision."""
     label: str = ""
-    digest: str = ""
 
 
 class NoFaceMarks:
@@ -104,13 +102,14 @@ class Decisions:
             if current(item, self.settings.library) is None:
                 raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
             digest = file_hash(item.path)
-            decision = Decision("sorted", emotion=label, detail="a person's label")
-            final = journaled_apply(self.journal, self.library, item.path, digest, decision, REVIEWER)
-            # After the move, so the file counts as the person's decision, not facesortd's own.
+            final = journaled_apply(
+                self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER
+            )
+            # After the move: only a file that reached its folder is labelled.
             self.reviewer.record(final, digest, label)
             if item.id in self.marks.ids:
                 self.marks.set(item.id, False)
-            done = Done("label", item.id, item.path.name, final, label, digest)
+            done = Done("label", item.id, item.path.name, final, label)
             self.history.append(done)
         return done
 
@@ -139,5 +138,4 @@ class Decisions:
             [outcome] = undo(self.journal, [move], self.settings.library, self.settings.inbox)
             if outcome.back_to is None:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; nothing to undo")
-            self.journal.withdraw_label(done.digest, outcome.back_to)
-            return done, outcome.back_to
+            return done, outcome.back_to  # undo withdrew the label with the move
