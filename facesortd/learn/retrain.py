@@ -32,7 +32,7 @@ from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
-from facesortd.faces import CROP_MARGIN, FaceSpec, crop_face, normalise_face
+from facesortd.faces import FaceSpec, box_in_crop, cut_face_crop, normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
 from facesortd.learn.metrics import Evaluation
@@ -51,6 +51,7 @@ from facesortd.model_store import (
 from facesortd.state import FACES_DIR
 
 KEEP_SIDE = 192
+"""Kept crops larger than this are shrunk to it: a face box of up to half this side is kept as cut."""
 
 
 def faces_dir(settings: Settings) -> Path:
@@ -60,11 +61,12 @@ def faces_dir(settings: Settings) -> Path:
 def keep_face(settings: Settings, content_hash: str, gray: np.ndarray, box: Box) -> Path:
     """Store the face of a labelled file as ``<state_dir>/faces/<hash>.png`` (atomic; kept once).
 
-    Framed like every face crop (the box is its middle half, :data:`faces.CROP_MARGIN`): wider than
-    any model's margin, so a later model can re-normalise it its own way."""
+    Cut like every face crop (:func:`faces.cut_face_crop`: the box is its middle half), wider than
+    any model's margin, so a later model can re-normalise it its own way and, unless the crop had
+    to be shrunk to ``KEEP_SIDE``, gets exactly the face it would get from the screenshot."""
     path = faces_dir(settings) / f"{content_hash}.png"
     if not path.exists():
-        crop = crop_face(gray, box, FaceSpec(margin=CROP_MARGIN))
+        crop = cut_face_crop(gray, box)
         if crop.shape[0] > KEEP_SIDE:
             crop = cv2.resize(crop, (KEEP_SIDE, KEEP_SIDE), interpolation=cv2.INTER_AREA)
         ok, png = cv2.imencode(".png", crop)
@@ -76,14 +78,14 @@ def keep_face(settings: Settings, content_hash: str, gray: np.ndarray, box: Box)
 
 
 def kept_face(path: Path, spec: FaceSpec) -> np.ndarray:
-    """A kept crop normalised with ``spec``: the face box is the centre of the crop."""
+    """A kept crop normalised with ``spec``: its face box is the middle half (:func:`faces.box_in_crop`).
+
+    Crops kept before 2026-11-30 were cut by ``crop_face`` with a margin of 0.5; read this way their
+    face box lies at most one pixel off where it was."""
     gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if gray is None:
         raise OSError(f"kept face {path} is missing or unreadable")
-    side = gray.shape[0]
-    inner = side / (1.0 + 2.0 * CROP_MARGIN)
-    start = round((side - inner) / 2.0)
-    return normalise_face(gray, (start, start, round(inner), round(inner)), spec)
+    return normalise_face(gray, box_in_crop(gray.shape), spec)
 
 
 LabelSource = Literal["human", "correction", "dataset"]
