@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from daemon_harness import machine_load
+from shared_data import match_boxes
 
 from facesortd.boxes import Box
 from facesortd.cascade_train.samples import read_gray
@@ -36,7 +37,6 @@ from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
 from facesortd.learn.datasets import load_faces_json
-from facesortd.learn.metrics import match_boxes
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from shared_data import SHARED, add_cascade_option, require_shared
+from shared_data import SHARED, add_cascade_option, match_boxes, require_shared
 
 from facesortd.config import Settings
 from facesortd.decide import Pipeline
@@ -32,7 +32,6 @@ from facesortd.emotion import EmotionModel
 from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.learn.datasets import labelled_images, load_faces_json
-from facesortd.learn.metrics import match_boxes
 from facesortd.model_store import load_model_in_force
 
 

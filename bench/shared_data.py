@@ -1,4 +1,5 @@
-"""What the benchmarks share: where ../shared is, the label mapping, and the faces they measure on.
+"""What the benchmarks share: where ../shared is, the label mapping, the faces they measure on, and
+how found boxes are scored against true ones.
 
 Run a benchmark as ``python bench/NAME.py`` from the repository root; this module sits beside it.
 """
@@ -9,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from facesortd.detect import FaceDetector
+from facesortd.boxes import Box
+from facesortd.detect import FaceDetector, iou
 from facesortd.faces import FaceSpec
 from facesortd.learn.backdrops import Backdrops
 from facesortd.learn.datasets import load_items, load_vn_faces, relabel, vn_backgrounds
@@ -54,3 +56,23 @@ def vn_faces(detector: FaceDetector, spec: FaceSpec) -> FaceSet:
     root = SHARED / "vn_faces"
     items = load_vn_faces(root)
     return collect_faces(items, detector, spec, "vn_faces", backdrops=Backdrops(vn_backgrounds(root)))
+
+
+def match_boxes(found: list[Box], truth: list[Box], min_iou: float) -> int:
+    """True positives of a one-to-one matching (greedy by IoU) of found boxes to true boxes.
+
+    Recall = tp / len(truth), precision = tp / len(found). One-to-one: two boxes on one face
+    count one hit and one false alarm, as a user would see them.
+    """
+    pairs = sorted(
+        ((iou(f, t), i, j) for i, f in enumerate(found) for j, t in enumerate(truth)), reverse=True
+    )
+    used_f: set[int] = set()
+    used_t: set[int] = set()
+    for score, i, j in pairs:
+        if score < min_iou:
+            break
+        if i not in used_f and j not in used_t:
+            used_f.add(i)
+            used_t.add(j)
+    return len(used_f)

@@ -24,7 +24,9 @@ from facesortd.cascade_train.xml_writer import subset_words
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
 from facesortd.learn.datasets import load_faces_json
-from facesortd.learn.metrics import match_boxes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from shared_data import match_boxes
 
 WINDOW = (24, 24)
 

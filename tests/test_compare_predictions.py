@@ -1,5 +1,5 @@
-"""The bench tools that decide between emotion configurations (paired comparison, ensemble) must count,
-test and combine right."""
+"""The bench tools that measure (box matching) and decide between emotion configurations (paired
+comparison, ensemble) must count, test and combine right."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import compare_predictions
 import ensemble_predictions
+from shared_data import match_boxes
 
 
 def test_sign_test_matches_the_binomial() -> None:
@@ -79,3 +80,9 @@ def test_ensemble_refuses_runs_over_different_faces(tmp_path: Path, monkeypatch:
     b = _run(tmp_path / "b.npz", [True] * 2, ["seed"] * 2)
     monkeypatch.setattr(sys, "argv", ["ensemble", str(a), str(b), "--out", str(tmp_path)])
     assert ensemble_predictions.main() == 2
+
+
+def test_box_matching_is_one_to_one() -> None:
+    truth = [(0, 0, 100, 100), (200, 0, 100, 100)]
+    assert match_boxes([(5, 5, 100, 100), (0, 0, 95, 95)], truth, 0.4) == 1
+    assert match_boxes([(5, 5, 100, 100), (205, 0, 100, 100), (600, 0, 10, 10)], truth, 0.4) == 2

@@ -53,11 +53,3 @@ def test_pipeline_sends_bad_files_to_unreadable(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "ok.png"), np.zeros((20, 20, 3), np.uint8))
     d = pipe.decide(tmp_path / "ok.png")
     assert d.reason == "unsure" and len(d.faces) == 1 and {"decode", "detect"} <= d.timings_ms.keys()
-
-
-def test_box_matching_is_one_to_one() -> None:
-    from facesortd.learn.metrics import match_boxes
-
-    truth = [(0, 0, 100, 100), (200, 0, 100, 100)]
-    assert match_boxes([(5, 5, 100, 100), (0, 0, 95, 95)], truth, 0.4) == 1
-    assert match_boxes([(5, 5, 100, 100), (205, 0, 100, 100), (600, 0, 10, 10)], truth, 0.4) == 2

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facesortd.boxes import Box
 from facesortd.config import AdoptMetric
-from facesortd.detect import iou
 
 
 def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -185,23 +183,3 @@ def near_chance(summary: object) -> bool:
     if not isinstance(summary, dict) or "balanced_accuracy" not in summary:
         return False
     return float(summary["balanced_accuracy"]) < float(summary["chance"]) + CHANCE_MARGIN
-
-
-def match_boxes(found: list[Box], truth: list[Box], min_iou: float) -> int:
-    """True positives of a one-to-one matching (greedy by IoU) of found boxes to true boxes.
-
-    Recall = tp / len(truth), precision = tp / len(found). One-to-one: two boxes on one face
-    count one hit and one false alarm, as a user would see them.
-    """
-    pairs = sorted(
-        ((iou(f, t), i, j) for i, f in enumerate(found) for j, t in enumerate(truth)), reverse=True
-    )
-    used_f: set[int] = set()
-    used_t: set[int] = set()
-    for score, i, j in pairs:
-        if score < min_iou:
-            break
-        if i not in used_f and j not in used_t:
-            used_f.add(i)
-            used_t.add(j)
-    return len(used_f)
