@@ -130,17 +130,25 @@ def test_two_sorters_on_one_file_place_it_once(settings: Settings) -> None:
     real_fsync = __import__("facesortd.durable", fromlist=["fsync_dir"]).fsync_dir
     outcomes: list[str] = []
 
-    def sort_it() -> None:
+    started = [threading.Event(), threading.Event()]
+
+    def sort_it(i: int) -> None:
         journal = Journal.for_state_dir(settings.state_dir)
+        started[i].set()
         try:
             journaled_apply(journal, Library(settings.library), src, digest, HAPPY, "m")
             outcomes.append("placed")
         except FileNotFoundError:
             outcomes.append("gone")
 
+    def slow_fsync(path: Path) -> None:
+        """The first mover's disk is slow: it is still moving when the second one comes for the file."""
+        real_fsync(path)
+        assert all(e.wait(10) for e in started)
+
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("facesortd.durable.fsync_dir", lambda p: (real_fsync(p), time.sleep(0.1)))
-        sorters = [threading.Thread(target=sort_it) for _ in range(2)]
+        mp.setattr("facesortd.durable.fsync_dir", slow_fsync)
+        sorters = [threading.Thread(target=sort_it, args=(i,)) for i in range(2)]
         for t in sorters:
             t.start()
         for t in sorters:
@@ -388,7 +396,20 @@ def test_a_file_appended_in_chunks_is_sorted_whole(settings: Settings) -> None:
     settings = load_settings(
         **{**settings.model_dump(), "watch": {**settings.watch.model_dump(), "unreadable_settle_s": 1.0}}
     )
-    service = Service(settings, stub_pipeline)
+    looked_at: list[int] = []  # the sizes the daemon found the file at when it decided on it
+
+    def recording_pipeline(s: Settings) -> Pipeline:
+        pipeline = stub_pipeline(s)
+        decide = pipeline.decide
+
+        def recording(path: Path) -> Decision:
+            looked_at.append(path.stat().st_size)
+            return decide(path)
+
+        pipeline.decide = recording  # type: ignore[method-assign]
+        return pipeline
+
+    service = Service(settings, recording_pipeline)
     thread = _start(service)
     data = screenshot_png(9)
     target = settings.inbox / "chunked.png"
@@ -397,7 +418,9 @@ def test_a_file_appended_in_chunks_is_sorted_whole(settings: Settings) -> None:
         for i in range(0, len(data), step):
             with target.open("ab") as fh:
                 fh.write(data[i : i + step])
-            time.sleep(0.3)
+            if i + step < len(data):  # the writer pauses until the daemon has seen the truncated file
+                wait_until(lambda: target.stat().st_size in looked_at)
+                assert target.exists()
         wait_until(lambda: not target.exists())
     finally:
         service.stop()

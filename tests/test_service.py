@@ -57,14 +57,37 @@ def test_backlog_present_before_start_is_sorted(settings: Settings) -> None:
     assert len(list((settings.library / "_quarantine" / "no-face").iterdir())) == 2
 
 
-def test_slow_writer_is_not_touched_until_it_closes(daemon: Service, settings: Settings) -> None:
+@pytest.fixture
+def open_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, Path]]:
+    """When the daemon's settler found a file still held open (before the daemon starts)."""
+    from facesortd import watch
+
+    checks: list[tuple[float, Path]] = []
+    real = watch._Handler.is_open
+
+    def recording(self: watch._Handler, path: Path) -> bool:
+        held = real(self, path)
+        if held:
+            checks.append((time.monotonic(), path))
+        return held
+
+    monkeypatch.setattr(watch._Handler, "is_open", recording)
+    return checks
+
+
+def test_slow_writer_is_not_touched_until_it_closes(
+    open_checks: list[tuple[float, Path]], daemon: Service, settings: Settings
+) -> None:
     data = _png_bytes(1)
     target = settings.inbox / "slow.png"
     with target.open("wb") as fh:
         for i in range(0, len(data), len(data) // 4 + 1):
             fh.write(data[i : i + len(data) // 4 + 1])
             fh.flush()
-            time.sleep(0.5)  # longer than settle_s: only the close may count as arrival
+            paused = time.monotonic() + settings.watch.settle_s
+            # The writer pauses until the settler, a settle time later, found the file still open:
+            # only the close may count as arrival.
+            wait_until(lambda after=paused: any(t >= after and p == target for t, p in list(open_checks)))
             assert target.exists(), "moved while still being written"
     wait_until(lambda: not target.exists())
     assert hashlib.sha256(data).hexdigest() in _library_files(settings)
@@ -162,7 +185,7 @@ def test_library_errors_keep_the_file_in_the_inbox_and_retry(daemon: Service, se
     quarantine.chmod(0o500)
     try:
         (settings.inbox / "a.png").write_bytes(_png_bytes(7))
-        time.sleep(1.0)
+        wait_until(lambda: daemon.journal.last_errors())  # the move failed and will be retried
         assert (settings.inbox / "a.png").exists()
     finally:
         quarantine.chmod(0o700)
