@@ -199,6 +199,14 @@ class LearningSettings(_Section):
         description="On each held-out set a new model may auto-sort at most this share of faces fewer than "
         "the current one at the threshold (0.05: five points), whatever its balanced accuracy.",
     )
+    min_sorted_right: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="On each held-out set with labels, the faces a new model auto-sorts at the threshold "
+        "must be right at least this often, unless too few to tell; unset: as often as "
+        "recognition.threshold promises; 0: not checked.",
+    )
     bootstrap_max_drop: float = Field(
         0.05,
         ge=0.0,

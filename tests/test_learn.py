@@ -207,6 +207,65 @@ def test_sorted_right_scores_what_lands_in_the_right_folder() -> None:
     assert none.score("sorted_right") == 0.0
 
 
+def test_the_share_right_check_needs_evidence_to_refuse() -> None:
+    """A model whose auto-sorted faces are right less often than asked is refused only when enough
+    of them show it: 5 sorted with 3 right could be luck, 40 with 20 right is not."""
+    truth = np.zeros(40, np.int64)
+
+    def comparison(sorted_n: int, right: int, min_right: float) -> retrain.Comparison:
+        """40 faces, ``sorted_n`` of them sure (``right`` of those right), the rest unsure."""
+        pred = np.array([0] * right + [1] * (sorted_n - right) + [0] * (40 - sorted_n))
+        conf = np.array([0.9] * sorted_n + [0.5] * (40 - sorted_n))
+        ev = Evaluation.of(["a", "b"], truth, pred, conf, threshold=0.72)
+        return retrain.Comparison("labels", ev, None, "balanced_accuracy", 0.0, 0.05, min_right)
+
+    few = comparison(5, 3, 0.72)
+    assert few.new.auto_sorted == (5, 3) and few.right_enough and few.passed
+    many = comparison(40, 20, 0.72)
+    assert many.new.auto_sorted == (40, 20) and not many.right_enough and not many.passed
+    assert "right among them: new 20 of 40, current n/a, at least 72% asked (shown lower)" in many.describe()
+    assert comparison(40, 20, 0.0).passed  # 0: not checked
+    assert comparison(40, 20, 0.55).passed  # 20 of 40 does not rule out 55 %
+    assert comparison(0, 0, 0.72).passed  # sorts nothing: nothing wrong (the share check judges that)
+
+
+def test_on_the_bootstrap_validation_set_the_share_right_asked_is_what_the_model_in_force_achieves() -> None:
+    """A bootstrap set that no model sorts well at the threshold must not forbid every retrain."""
+    truth = np.zeros(10, np.int64)
+    half_right = Evaluation.of(["a", "b"], truth, np.arange(10) % 2, np.full(10, 0.9), threshold=0.72)
+    sure_of_none = Evaluation.of(["a", "b"], truth, truth, np.full(10, 0.5), threshold=0.72)
+    assert retrain._bootstrap_floor(0.72, half_right, 0.05) == pytest.approx(0.45)
+    assert (
+        retrain._bootstrap_floor(0.72, None, 0.05)
+        == retrain._bootstrap_floor(0.72, sure_of_none, 0.05)
+        == 0.72
+    )
+    assert retrain._bootstrap_floor(0.0, half_right, 0.05) == 0.0  # not checked stays not checked
+
+
+def test_a_retrain_whose_sure_answers_are_often_wrong_is_refused(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Balanced accuracy and the auto-sorted share miss a model that is sure of everything and often
+    wrong (temperature fitted on a few biased labels); the share right at the threshold catches it."""
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=40)
+    drawn = _labels(settings, ["angry", "happy", "sad"], 8, seed=41)
+    names = ["angry", "happy", "sad"]
+    noisy = [  # half the labels name another emotion than the face shows
+        retrain.UserLabel(lbl.face, names[(names.index(lbl.label) + k % 2) % 3], lbl.group)
+        for k, lbl in enumerate(drawn)
+    ]
+    monkeypatch.setattr(retrain, "fit_temperature", lambda *_: 1e-6)  # sure of every answer
+    result = retrain.retrain(settings, noisy, current)
+    [mine] = result.comparisons
+    n, right = mine.new.auto_sorted
+    assert n == len(noisy) and right / n < 0.72 and not mine.right_enough
+    assert not result.adopted and "(shown lower)" in result.describe()
+    lenient = load_settings(state_dir=settings.state_dir, learning={"min_sorted_right": 0.0})
+    [unchecked] = retrain.retrain(lenient, noisy, current).comparisons
+    assert unchecked.right_enough and "right among them" not in unchecked.describe()
+
+
 def _retrain_and_die_while_saving(
     settings: Settings, labels: list[retrain.UserLabel], current: EmotionModel
 ) -> None:

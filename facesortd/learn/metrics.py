@@ -71,6 +71,18 @@ def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins
     return float(total / max(1, len(confidence)))
 
 
+def share_upper_bound(hits: int, n: int, z: float) -> float:
+    """Wilson score upper bound of the share ``hits / n``: the highest true share that ``hits`` of
+    ``n`` does not rule out (1.0 when n is 0). Few faces leave it high, so a check against it needs
+    evidence, not luck, to fail."""
+    if n <= 0:
+        return 1.0
+    p, z2 = hits / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return float(min(1.0, centre + half))
+
+
 @dataclass
 class Evaluation:
     """Everything `train` and `eval` report about predictions on held-out faces."""
@@ -109,6 +121,13 @@ class Evaluation:
         gives it); (0, 1) when no threshold gets there."""
         ok = [(c, t) for t, c, a in self.curve if a >= accuracy]
         return max(ok) if ok else (0.0, 1.0)
+
+    @property
+    def auto_sorted(self) -> tuple[int, int]:
+        """(faces auto-sorted at the threshold, of them right)."""
+        n = round(self.coverage * int(self.confusion.sum()))
+        right = 0 if n == 0 else round(self.accuracy_at_threshold * n)
+        return n, right
 
     def score(self, metric: AdoptMetric) -> float:
         """One number to compare models by; ``sorted_right`` counts nothing sorted as nothing right."""

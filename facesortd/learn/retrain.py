@@ -9,7 +9,10 @@ force only on user labels **neither** was trained on: the candidate's out-of-fol
 it is not worse there nor on the validation set `facesortd train` held out beside the bootstrap
 model, by ``learning.adopt_metric`` (within ``max_drop`` / ``bootstrap_max_drop``) and by the
 share it auto-sorts at the threshold (within ``max_coverage_drop``): a model that is right more
-often but dares to sort nothing would make review worse, not better.
+often but dares to sort nothing would make review worse, not better. On each set with labels, the
+faces it auto-sorts must also not be shown to be right less often than ``min_sorted_right`` (by
+default what the threshold promises): a model sure of much and often wrong fills the emotion folders
+with mistakes.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, box_in_crop, cut_face_crop, normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
-from facesortd.learn.metrics import Evaluation
+from facesortd.learn.metrics import Evaluation, share_upper_bound
 from facesortd.learn.training import FaceSet, Predictions, grouped_folds, predict_set
 from facesortd.model_store import (
     DEFAULT,
@@ -109,6 +112,11 @@ class UserLabel:
         return learning.user_weight * (learning.correction_weight if self.source == "correction" else 1.0)
 
 
+DOUBT_Z = 1.2816
+"""One-sided 90 %: a new model fails the share-right check only when it is right less often than
+asked with 90 % confidence; 15 labels cannot show that by bad luck alone."""
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One held-out set on which the new model was measured against the model in force."""
@@ -119,6 +127,10 @@ class Comparison:
     metric: AdoptMetric
     max_drop: float
     max_coverage_drop: float
+    min_right: float = 0.0
+    """The faces the new model auto-sorts here must be right at least this often, unless too few to
+    tell (:data:`DOUBT_Z`); 0: not checked. Balanced accuracy and the auto-sorted share both pass a
+    model whose sure answers are often wrong (a user's first retrain: 70 % right at a 0.72 threshold)."""
 
     @property
     def candidate(self) -> float:
@@ -129,7 +141,15 @@ class Comparison:
         return None if self.old is None else self.old.score(self.metric)
 
     @property
+    def right_enough(self) -> bool:
+        """Are the new model's auto-sorted faces not shown to be right less often than ``min_right``?"""
+        n, right = self.new.auto_sorted
+        return self.min_right <= 0 or share_upper_bound(right, n, DOUBT_Z) >= self.min_right
+
+    @property
     def passed(self) -> bool:
+        if not self.right_enough:
+            return False
         if self.old is None:
             return True
         scored = self.candidate >= self.old.score(self.metric) - self.max_drop
@@ -139,11 +159,24 @@ class Comparison:
         old = self.old
         score = "n/a" if old is None else f"{old.score(self.metric):.3f}"
         share = "n/a" if old is None else f"{old.coverage:.0%}"
-        return (
+        text = (
             f"{self.metric} on {self.held_out} ({self.new.confusion.sum()} faces): new {self.candidate:.3f}, "
             f"current {score}; auto-sorted at {self.new.threshold:.2f}: new {self.new.coverage:.0%}, "
             f"current {share}"
         )
+        if self.min_right > 0:
+            text += f"; right among them: new {_right(self.new)}, current {_right(old)}, " + (
+                f"at least {self.min_right:.0%} asked" + ("" if self.right_enough else " (shown lower)")
+            )
+        return text
+
+
+def _right(evaluation: Evaluation | None) -> str:
+    """``7 of 10`` (right of auto-sorted) or n/a."""
+    if evaluation is None:
+        return "n/a"
+    n, right = evaluation.auto_sorted
+    return f"{right} of {n}"
 
 
 @dataclass(frozen=True)
@@ -281,6 +314,16 @@ def _unlabelled_faces(
     return {spec: np.stack(framed) for spec, framed in out.items() if framed}
 
 
+def _bootstrap_floor(floor: float, current: Evaluation | None, max_drop: float) -> float:
+    """The share right asked of a new model on the bootstrap validation set: never more than the
+    model in force is right there (less ``max_drop``), so a bootstrap data set that no model sorts
+    well at this threshold cannot forbid every retrain. Unlike the user's labels (the files the
+    model in force got wrong), that set is a fair sample for both models."""
+    if current is None or current.auto_sorted[0] == 0:
+        return floor
+    return max(0.0, min(floor, current.accuracy_at_threshold - max_drop))
+
+
 def _sorted_share(model: Model, faces: dict[FaceSpec, np.ndarray], threshold: float) -> float:
     return float((model.predict_proba(faces[model.spec]).max(axis=1) >= threshold).mean())
 
@@ -348,6 +391,7 @@ def retrain(
         cur_proba = np.zeros((len(judged), len(all_names)))
         cur_proba[:, [all_names.index(n) for n in current.labels]] = current.predict_proba(current_faces)
         current_eval = Predictions(all_names, truth[judged], cur_proba).evaluation(threshold)
+    floor = threshold if learning.min_sorted_right is None else learning.min_sorted_right
     comparisons: list[Comparison | ShareCheck] = [
         Comparison(
             "your labels neither model was trained on",
@@ -356,6 +400,7 @@ def retrain(
             metric,
             learning.max_drop,
             learning.max_coverage_drop,
+            floor,
         )
     ]
     final = fit(np.arange(len(names)))
@@ -367,14 +412,16 @@ def retrain(
     if validation is not None:
         boot_eval = predict_set(final, validation).evaluation(threshold)
         final.info["bootstrap_validation"] = boot_eval.summary()
+        boot_current = predict_set(current, validation).evaluation(threshold) if current else None
         comparisons.append(
             Comparison(
                 "the bootstrap validation set",
                 boot_eval,
-                predict_set(current, validation).evaluation(threshold) if current else None,
+                boot_current,
                 metric,
                 learning.bootstrap_max_drop,
                 learning.max_coverage_drop,
+                _bootstrap_floor(floor, boot_current, learning.bootstrap_max_drop),
             )
         )
     specs = {final.spec} | ({current.spec} if current else set())
