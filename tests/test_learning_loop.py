@@ -176,25 +176,35 @@ def test_a_file_facesortd_is_moving_right_now_is_not_taken_for_a_label(settings:
 
 
 def test_a_page_label_whose_recording_a_crash_cut_short_is_found_again(settings: Settings) -> None:
-    """The review page moves the file, then records the label: a crash in between leaves a file in
-    an emotion folder that a person put there, and the next scan must take it for their label."""
+    """The review page moves the file, then records the label: a crash in between (after the move
+    was journaled as done, or before, so that recovery completes it) leaves a file in an emotion
+    folder that a person put there, and the next scan must take it for their label."""
     from facesortd.decide import Decision
-    from facesortd.journal import REVIEWER, Journal, file_hash
+    from facesortd.journal import REVIEWER, Journal, file_hash, recover
     from facesortd.library import Library
     from facesortd.placement import journaled_apply
 
     journal = Journal.for_state_dir(settings.state_dir)
     unsure = settings.library / "_quarantine" / "unsure"
     unsure.mkdir(parents=True)
-    cv2.imwrite(str(unsure / "x.png"), draw_screenshot("sad", np.random.default_rng(4))[0])
-    _placed(journal, unsure / "x.png", Decision.quarantine("unsure"))
-    digest = file_hash(unsure / "x.png")
+    rng = np.random.default_rng(4)
+    digests = {}
+    for name in ("done.png", "planned.png"):
+        cv2.imwrite(str(unsure / name), draw_screenshot("sad", rng)[0])
+        _placed(journal, unsure / name, Decision.quarantine("unsure"))
+        digests[name] = file_hash(unsure / name)
+    label = Decision.label("sad")
     final = journaled_apply(
-        journal, Library(settings.library), unsure / "x.png", digest, Decision.label("sad"), REVIEWER
+        journal, Library(settings.library), unsure / "done.png", digests["done.png"], label, REVIEWER
     )
-    assert review.Reviewer(settings, journal).scan() == 1
-    assert journal.label_for_hash(digest)[0] == "sad" and final == settings.library / "sad" / "x.png"  # type: ignore[index]
-    assert [s for _h, _l, s, _f, _g, _t in journal.labels()] == ["human"]  # a label, not a correction
+    assert final == settings.library / "sad" / "done.png"
+    cut = settings.library / "sad" / "planned.png"  # moved, but killed before the move was marked done
+    journal.plan(digests["planned.png"], unsure / "planned.png", cut, label, REVIEWER)
+    (unsure / "planned.png").rename(cut)
+    assert list(recover(journal)) == [f"completed the interrupted move of {unsure / 'planned.png'} -> {cut}"]
+    assert review.Reviewer(settings, journal).scan() == 2
+    assert {journal.label_for_hash(d)[0] for d in digests.values()} == {"sad"}  # type: ignore[index]
+    assert [s for _h, _l, s, _f, _g, _t in journal.labels()] == ["human", "human"]  # labels, not corrections
     journal.close()
 
 
