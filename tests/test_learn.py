@@ -35,9 +35,7 @@ def _bootstrap(settings: Settings, classes: list[str], n: int, seed: int) -> Emo
     return model
 
 
-def _labels(
-    settings: Settings, emotions: list[str], n: int, seed: int, wrong: bool = False
-) -> list[retrain.UserLabel]:
+def _labels(settings: Settings, emotions: list[str], n: int, seed: int) -> list[retrain.UserLabel]:
     rng = np.random.default_rng(seed)
     out = []
     for e in emotions:
