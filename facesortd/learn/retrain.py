@@ -114,7 +114,7 @@ class UserLabel:
 
 DOUBT_Z = 1.2816
 """One-sided 90 %: a new model fails the share-right check only when it is right less often than
-asked with 90 % confidence; 15 labels cannot show that by bad luck alone."""
+asked with 90 % confidence, so bad luck on a handful of labels does not fail it."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class Comparison:
     min_right: float = 0.0
     """The faces the new model auto-sorts here must be right at least this often, unless too few to
     tell (:data:`DOUBT_Z`); 0: not checked. Balanced accuracy and the auto-sorted share both pass a
-    model whose sure answers are often wrong (a user's first retrain: 70 % right at a 0.72 threshold)."""
+    model whose sure answers are often wrong."""
 
     @property
     def candidate(self) -> float:
