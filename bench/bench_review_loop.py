@@ -8,7 +8,11 @@ both models' figures, and what the model in force auto-sorts afterwards: on all 
 screenshots that were not reviewed (the reviewed ones flatter it). One data source only (the
 seed); the figures say what the loop does to a user, not how good the model is elsewhere.
 
-    python bench/bench_review_loop.py [--reviewed 15] [--seed 0]
+    python bench/bench_review_loop.py [--reviewed 15] [--seed 0] [--model FILE]
+
+``--model FILE`` starts from that model instead of the shipped one (put in force as `facesortd
+model use FILE` does, with its validation set): the shipped model was trained on the seed's faces,
+which flatters every figure here; a model trained without them does not.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from facesortd.journal import Journal
 from facesortd.learn.datasets import load_faces_json
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
-from facesortd.model_store import load_model_in_force, model_in_force
+from facesortd.model_store import load_model_in_force, model_in_force, use
 
 
 def _truth() -> dict[str, str | None]:
@@ -64,6 +68,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reviewed", type=int, default=15, help="files the user files by hand")
     parser.add_argument("--seed", type=int, default=0, help="which of them (random order)")
+    parser.add_argument(
+        "--model", type=Path, help="the model in force at the start (default: the shipped one)"
+    )
     args = parser.parse_args()
     if not require_shared():
         return 1
@@ -77,6 +84,8 @@ def main() -> int:
         shutil.copytree(SHARED / "seed" / "screenshots", fixed)
         shutil.copytree(fixed, settings.inbox)
         files = sorted(fixed.iterdir())
+        if args.model:
+            use(settings, str(args.model))
         print(f"model in force: {model_in_force(settings)}; threshold {settings.recognition.threshold}")
         before = _auto_sorted(settings, files, truth)
         print(f"before review, of the {len(files)}: {before} (sorted, with a labelled emotion, right)")
