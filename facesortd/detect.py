@@ -134,6 +134,21 @@ class FaceDetector:
         ``close_ups=False`` skips the close-up passes even when the settings ask for them, for a
         caller that has already padded the image itself.
         """
+        full, close = self.candidates(gray, close_ups)
+        faces = self._kept(full)
+        # The coarse close-up grid frames a face more loosely than the full-size pass, so a
+        # close-up box only counts where the full-size pass found nothing.
+        faces += [
+            c
+            for c in self._kept(close)
+            if not any(_overlap(c.box, f.box, self.settings.nms_iou) for f in faces)
+        ]
+        return [Face(clipped(f.box, gray.shape), f.score) for f in sorted(faces, key=lambda f: -f.score)]
+
+    def candidates(self, gray: np.ndarray, close_ups: bool = True) -> tuple[list[Face], list[Face]]:
+        """What the full-size and the close-up passes propose, scored (by the verifier, if there
+        is one), before weak ones are dropped and overlaps merged; boxes unclipped. Public so that
+        the benchmark can tell where a missed face was lost."""
         s = self.settings
         scale = min(1.0, s.max_side / max(gray.shape[:2]))
         shrunk = (
@@ -144,15 +159,7 @@ class FaceDetector:
         full = self._scan(small, scale, 0, max(1, round(smallest * scale)))
         close = self._close_ups(small, scale) if s.close_ups and close_ups else []
         scored = self._verified(gray, full + close, (shrunk, scale))  # one verifier call for both passes
-        faces = self._kept(scored[: len(full)])
-        # The coarse close-up grid frames a face more loosely than the full-size pass, so a
-        # close-up box only counts where the full-size pass found nothing.
-        faces += [
-            c
-            for c in self._kept(scored[len(full) :])
-            if not any(_overlap(c.box, f.box, s.nms_iou) for f in faces)
-        ]
-        return [Face(_clipped(f.box, gray.shape), f.score) for f in sorted(faces, key=lambda f: -f.score)]
+        return scored[: len(full)], scored[len(full) :]
 
     def _verified(self, gray: np.ndarray, faces: list[Face], shrunk: Shrunk) -> list[Face]:
         """Candidates rescored by the verifier, if there is one."""
@@ -213,7 +220,7 @@ def _load_verifier(path: Path) -> CnnVerifier:
         ) from exc
 
 
-def _clipped(box: Box, shape: tuple[int, ...]) -> Box:
+def clipped(box: Box, shape: tuple[int, ...]) -> Box:
     """The part of ``box`` inside an image of ``shape``: the faces.json convention for cut faces."""
     x, y, w, h = box
     x0, y0 = min(max(0, x), shape[1] - 1), min(max(0, y), shape[0] - 1)

@@ -79,9 +79,9 @@ def test_smallest_face_searched_grows_with_the_picture(monkeypatch: pytest.Monke
 
 def test_boxes_reaching_outside_the_image_are_clipped_to_it() -> None:
     """Close-up boxes may reach past the frame; callers get the faces.json convention (the visible part)."""
-    assert detect._clipped((-10, 5, 50, 50), (40, 30)) == (0, 5, 30, 35)
-    assert detect._clipped((3, 4, 10, 10), (40, 30)) == (3, 4, 10, 10)
-    assert detect._clipped((100, 100, 20, 20), (40, 30)) == (29, 39, 1, 1)  # never starts outside
+    assert detect.clipped((-10, 5, 50, 50), (40, 30)) == (0, 5, 30, 35)
+    assert detect.clipped((3, 4, 10, 10), (40, 30)) == (3, 4, 10, 10)
+    assert detect.clipped((100, 100, 20, 20), (40, 30)) == (29, 39, 1, 1)  # never starts outside
 
 
 def test_detection_never_imports_torch() -> None:
