@@ -65,6 +65,19 @@ def misframing(window: Box, truth: Box) -> str:
     return "shifted " + ("down" if dy > 0 else "up") if abs(dy) >= abs(dx) else "shifted sideways"
 
 
+def grouping(window: Box, raw: Sequence[Box]) -> str:
+    """Why OpenCV's grouping (cv2.groupRectangles, eps 0.2) lost a good window: it had no similar
+    window to group with (a group needs minNeighbors + 1 members), or its group's mean box is off."""
+    x, y, w, h = window
+    delta = 0.2 * (w + h) / 2
+    similar = sum(
+        abs(b[0] - x) <= delta and abs(b[1] - y) <= delta and abs(b[0] + b[2] - x - w) <= delta
+        and abs(b[1] + b[3] - y - h) <= delta
+        for b in raw
+    )  # fmt: skip
+    return "alone" if similar <= 1 else "group's mean box off"
+
+
 def best(truth: Box, boxes: Sequence[Box]) -> tuple[float, Box | None]:
     scored = [(iou(truth, b), b) for b in boxes]
     return max(scored, default=(0.0, None), key=lambda s: s[0])
@@ -98,7 +111,7 @@ class Stages:
             elif near < HIT:
                 out.append((t, "misframed", misframing(window, t)))
             elif not at_hit:
-                out.append((t, "grouping", ""))
+                out.append((t, "grouping", grouping(window, raw)))
             elif max(p.score for p in at_hit) < min_score:
                 out.append((t, "verifier", f"best p {max(p.score for p in at_hit):.2f}"))
             else:
@@ -155,7 +168,7 @@ def main() -> int:
                     stages[key, stage] += 1
                     stages[key, "missed"] += 1
                 if source != "seed":
-                    details[stage, detail if stage == "misframed" else ""] += 1
+                    details[stage, detail if stage in ("misframed", "grouping") else ""] += 1
                 if args.list:
                     print(f"{source} {name} {t} {stage} {detail}")
         if source != "seed":
@@ -170,10 +183,9 @@ def main() -> int:
             + " ".join(f"{stages[row, s]:>10}" for s in STAGES)
         )
     print("(size bands and whole/cut: scenes and seed together)")
-    print(
-        "misframed on the scenes:",
-        ", ".join(f"{d}: {n}" for (s, d), n in sorted(details.items()) if s == "misframed"),
-    )
+    for stage in ("misframed", "grouping"):
+        counts = ", ".join(f"{d}: {n}" for (s, d), n in sorted(details.items()) if s == stage)
+        print(f"{stage} on the scenes: {counts}")
     return 0
 
 
