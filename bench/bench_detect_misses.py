@@ -95,10 +95,10 @@ class Stages:
         """(face, stage, detail) for every missed face of one image."""
         shape = gray.shape
         found = [f.box for f in self.grouped.detect(gray)]
-        raw_full, raw_close = self.raw.candidates(gray)
-        raw = [clipped(f.box, shape) for f in raw_full + raw_close]
-        full, close = self.grouped.candidates(gray)
-        proposals: list[Face] = [Face(clipped(f.box, shape), f.score) for f in full + close]
+        ungrouped = self.raw.candidates(gray)
+        raw = [clipped(f.box, shape) for f in ungrouped.full + ungrouped.close]
+        grouped = self.grouped.candidates(gray)
+        proposals = [Face(clipped(f.box, shape), f.score) for f in grouped.full + grouped.close]
         min_score = self.grouped.settings.min_score
         out = []
         for t in truth:
@@ -132,6 +132,9 @@ def main() -> int:
     )
     parser.add_argument("--min-score", type=float, default=d.min_score)
     parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
+    parser.add_argument(
+        "--lone-window-score", type=float, default=d.lone_window_score, help="1 turns lone windows off"
+    )
     parser.add_argument("--scenes", type=int, default=100)
     parser.add_argument("--face-free", type=int, default=30)
     parser.add_argument("--upscaled", action="store_true", help="the images upscaled to fit 1920x1080")
@@ -146,7 +149,9 @@ def main() -> int:
         for k, repos in enumerate(sources.folds(FOLDS))
     }
     sets["seed"] = seed_images()
-    settings = DetectionSettings(min_neighbors=args.min_neighbors, min_score=args.min_score)
+    settings = DetectionSettings(
+        min_neighbors=args.min_neighbors, min_score=args.min_score, lone_window_score=args.lone_window_score
+    )
     shipped = args.verifier or SHIPPED / SHIPPED_VERIFIER
     stages: Counter[tuple[str, str]] = Counter()
     details: Counter[tuple[str, str]] = Counter()

@@ -144,6 +144,9 @@ def main() -> int:
     parser.add_argument("--no-verify", action="store_true", help="cascade only")
     parser.add_argument("--min-score", type=float, default=d.min_score)
     parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
+    parser.add_argument(
+        "--lone-window-score", type=float, default=d.lone_window_score, help="1 turns lone windows off"
+    )
     parser.add_argument("--scenes", type=int, default=100, help="scenes per fold (12 %% of them face-free)")
     parser.add_argument("--face-free", type=int, default=30, help="extra face-free scenes per fold")
     parser.add_argument(
@@ -175,6 +178,7 @@ def main() -> int:
         settings = DetectionSettings(
             min_neighbors=args.min_neighbors,
             min_score=args.min_score,
+            lone_window_score=args.lone_window_score,
             verify=not args.no_verify,
             verifier=verifier,
         )
@@ -185,7 +189,7 @@ def main() -> int:
         f"ours: cascade {args.fold_cascades or args.cascade or 'shipped'} "
         f"(seed: {args.cascade or 'shipped'}), "
         f"config defaults, min_neighbors {args.min_neighbors}, "
-        f"min_score {args.min_score}, "
+        f"min_score {args.min_score}, lone_window_score {args.lone_window_score}, "
         f"verifier {'none' if args.no_verify else (args.fold_verifiers or args.verifier or 'shipped')}"
         f" (seed: {args.verifier or 'shipped'})"
     )
