@@ -5,7 +5,10 @@ For every true face that no reported box matches (IoU >= 0.4), the stages are ch
 - none: no raw cascade window (minNeighbors 0, both passes) reaches IoU 0.25 with it;
 - misframed: the best raw window reaches only 0.25-0.4; it is too big or too small (sides differ
   by more than 20 %), else shifted (the direction it is off in);
-- grouping: a raw window reaches 0.4, but none of the grouped proposals (the configured minNeighbors) do;
+- grouping: a raw window reaches 0.4, but none of the grouped proposals (the configured minNeighbors) do
+  and the lone windows did not bring it back; the detail says whether the window was alone or its
+  group's mean box was off, and whether the verifier gives the best such window lone_window_score
+  (if so, it was not among the strongest lone windows, or lay near a box already reported);
 - verifier: a proposal reaches 0.4, but the verifier scores every such proposal below min_score;
 - suppressed: a proposal at 0.4 passed the verifier but another box won the merging (NMS, or the
   close-up box lost to a full-size box).
@@ -87,8 +90,8 @@ class Stages:
     """The detector's stages for one verifier: raw windows, grouped proposals (scored), the result."""
 
     def __init__(self, verifier: Path, settings: DetectionSettings) -> None:
-        raw = settings.model_copy(update={"min_neighbors": 0, "verify": False})
-        self.raw = FaceDetector(raw, None)
+        raw = settings.model_copy(update={"min_neighbors": 0, "verifier": verifier})
+        self.raw = FaceDetector(raw, None)  # every raw window, scored by the verifier
         self.grouped = FaceDetector(settings.model_copy(update={"verifier": verifier}), None)
 
     def why(self, gray: np.ndarray, truth: list[Box]) -> list[tuple[Box, str, str]]:
@@ -96,7 +99,8 @@ class Stages:
         shape = gray.shape
         found = [f.box for f in self.grouped.detect(gray)]
         ungrouped = self.raw.candidates(gray)
-        raw = [clipped(f.box, shape) for f in ungrouped.full + ungrouped.close]
+        scored_raw = [Face(clipped(f.box, shape), f.score) for f in ungrouped.full + ungrouped.close]
+        raw = [f.box for f in scored_raw]
         grouped = self.grouped.candidates(gray)
         proposals = [Face(clipped(f.box, shape), f.score) for f in grouped.full + grouped.close]
         min_score = self.grouped.settings.min_score
@@ -111,7 +115,9 @@ class Stages:
             elif near < HIT:
                 out.append((t, "misframed", misframing(window, t)))
             elif not at_hit:
-                out.append((t, "grouping", grouping(window, raw)))
+                p = max(f.score for f in scored_raw if iou(t, f.box) >= HIT)
+                sure = ">=" if p >= self.grouped.settings.lone_window_score else "<"
+                out.append((t, "grouping", f"{grouping(window, raw)}, p {sure} lone_window_score"))
             elif max(p.score for p in at_hit) < min_score:
                 out.append((t, "verifier", f"best p {max(p.score for p in at_hit):.2f}"))
             else:
