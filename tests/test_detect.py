@@ -137,6 +137,31 @@ def test_lone_windows_the_grouping_drops_count_when_the_verifier_is_sure(
     assert cascade.neighbours == [1]  # OpenCV groups as before
 
 
+class _FaceAndCloseUp:
+    """A face in the full-size pass; in every close-up pass a box over most of the picture."""
+
+    def detectMultiScale3(self, img: np.ndarray, **kw: object):
+        if img.shape == (360, 640):
+            return np.array([[200, 100, 80, 80]]), np.zeros(1), np.array([1.0])
+        h, w = img.shape
+        return np.array([[w // 10, h // 10, 8 * w // 10, 8 * h // 10]]), np.zeros(1), np.array([1.0])
+
+
+class _Sure:
+    def score(self, gray: np.ndarray, boxes: list, shrunk: tuple[np.ndarray, float]) -> np.ndarray:
+        return np.full(len(boxes), 0.9)
+
+
+def test_a_close_up_box_around_a_face_already_found_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The close-up grid frames loosely: its box around a face the full-size pass found would be a
+    second, false face, even though the face lies inside it rather than it inside the face."""
+    monkeypatch.setattr(detect, "load_cascade", lambda _p: _FaceAndCloseUp())
+    monkeypatch.setattr(detect, "_load_verifier", lambda _p: _Sure())
+    settings = DetectionSettings(verifier=Path("v.npz"), lone_window_score=1.0)
+    faces = FaceDetector(settings, [Path("c.xml")]).detect(np.zeros((360, 640), np.uint8))
+    assert [f.box for f in faces] == [(200, 100, 80, 80)]
+
+
 def test_boxes_reaching_outside_the_image_are_clipped_to_it() -> None:
     """Close-up boxes may reach past the frame; callers get the faces.json convention (the visible part)."""
     assert detect.clipped((-10, 5, 50, 50), (40, 30)) == (0, 5, 30, 35)
