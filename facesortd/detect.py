@@ -156,9 +156,8 @@ class FaceDetector:
         """
         found = self.candidates(gray, close_ups)
         faces = self._kept(found.full)
-        # The coarse close-up grid frames a face more loosely than the full-size pass, so a
-        # close-up box only counts where the full-size pass found nothing.
-        faces += [c for c in self._kept(found.close) if not self._near(c, faces)]
+        for close in self._kept(found.close):
+            faces = self._with_close_up(close, faces)
         faces += self._lone_windows(gray, found, faces)
         return [Face(clipped(f.box, gray.shape), f.score) for f in sorted(faces, key=lambda f: -f.score)]
 
@@ -199,6 +198,22 @@ class FaceDetector:
         lone = [w for w in found.windows if not self._near(w, faces)][:LONE_WINDOWS]
         scored = self._verified(gray, lone, found.shrunk)
         return self._kept(scored, self.settings.lone_window_score)
+
+    def _with_close_up(self, close: Face, faces: list[Face]) -> list[Face]:
+        """``faces`` with a close-up box added where the full-size pass found nothing.
+
+        The coarse close-up grid frames a face more loosely than the full-size pass, so a close-up
+        box loses to a face it overlaps or lies mostly inside. A face lying mostly inside it is
+        either the same face framed tighter (the close-up box would be a second, false face) or a
+        part of a face too big for the full-size pass: the better-scored of the two stays (on a
+        tie, which only unverified scores reach, the close-up box that holds the other).
+        """
+        if any(_overlap(close.box, f.box, self.settings.nms_iou) for f in faces):
+            return faces
+        inside = [f for f in faces if _mostly_inside(f.box, close.box)]
+        if any(f.score > close.score for f in inside):
+            return faces
+        return [f for f in faces if f not in inside] + [close]
 
     def _near(self, face: Face, faces: list[Face]) -> bool:
         """Does ``face`` overlap any of ``faces`` (either lying mostly inside the other)?"""

@@ -147,19 +147,29 @@ class _FaceAndCloseUp:
         return np.array([[w // 10, h // 10, 8 * w // 10, 8 * h // 10]]), np.zeros(1), np.array([1.0])
 
 
-class _Sure:
+class _FullFirst:
+    """Scores the full-size pass's box ``full`` and the close-up boxes ``close``."""
+
+    def __init__(self, full: float, close: float) -> None:
+        self.full, self.close = full, close
+
     def score(self, gray: np.ndarray, boxes: list, shrunk: tuple[np.ndarray, float]) -> np.ndarray:
-        return np.full(len(boxes), 0.9)
+        return np.array([self.full if tuple(b) == (200, 100, 80, 80) else self.close for b in boxes])
 
 
-def test_a_close_up_box_around_a_face_already_found_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The close-up grid frames loosely: its box around a face the full-size pass found would be a
-    second, false face, even though the face lies inside it rather than it inside the face."""
+@pytest.mark.parametrize(("full", "close", "kept"), [(0.9, 0.8, "full"), (0.6, 0.9, "close")])
+def test_a_close_up_box_holding_a_face_found_keeps_the_better_scored(
+    monkeypatch: pytest.MonkeyPatch, full: float, close: float, kept: str
+) -> None:
+    """A close-up box around a face the full-size pass found would be a second, false face (the
+    close-up grid frames loosely); but a better-scored close-up box holds a face too big for the
+    full-size pass, of which that box was only a part."""
     monkeypatch.setattr(detect, "load_cascade", lambda _p: _FaceAndCloseUp())
-    monkeypatch.setattr(detect, "_load_verifier", lambda _p: _Sure())
+    monkeypatch.setattr(detect, "_load_verifier", lambda _p: _FullFirst(full, close))
     settings = DetectionSettings(verifier=Path("v.npz"), lone_window_score=1.0)
     faces = FaceDetector(settings, [Path("c.xml")]).detect(np.zeros((360, 640), np.uint8))
-    assert [f.box for f in faces] == [(200, 100, 80, 80)]
+    assert len(faces) == 1
+    assert (faces[0].box == (200, 100, 80, 80)) == (kept == "full")
 
 
 def test_boxes_reaching_outside_the_image_are_clipped_to_it() -> None:
