@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_detect import SHARED, SHIPPED
-from bench_detect_scenes import FOLDS, Image, fold_images, seed_images, upscaled
+from bench_detect_scenes import FOLDS, Image, add_common_arguments, fold_images, seed_images, upscaled
 
 from facesortd.boxes import Box
 from facesortd.cascade_train.scenes import Sources
@@ -126,23 +126,10 @@ class Stages:
 
 
 def main() -> int:
-    d = DetectionSettings()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--fold-verifiers", type=Path, help="folder of fold<k>.npz verifiers (each without fold k)"
-    )
-    parser.add_argument(
-        "--verifier", type=Path, help="verifier for the seed (and the scenes without --fold-verifiers)"
-    )
-    parser.add_argument("--min-score", type=float, default=d.min_score)
-    parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
-    parser.add_argument(
-        "--lone-window-score", type=float, default=d.lone_window_score, help="1 turns lone windows off"
-    )
-    parser.add_argument("--scenes", type=int, default=100)
-    parser.add_argument("--face-free", type=int, default=30)
+    add_common_arguments(parser)
     parser.add_argument("--upscaled", action="store_true", help="the images upscaled to fit 1920x1080")
     parser.add_argument("--list", action="store_true", help="print every missed face")
     args = parser.parse_args()
@@ -151,7 +138,7 @@ def main() -> int:
         return 0
     sources = Sources.load(SHARED / "vn_faces")
     sets: dict[str, list[Image]] = {
-        f"fold{k}": fold_images(sources, k, repos, args.scenes, args.face_free)
+        f"fold{k}": fold_images(sources, k, repos, args.scenes, args.face_free, args.scene_seed)
         for k, repos in enumerate(sources.folds(FOLDS))
     }
     sets["seed"] = seed_images()
