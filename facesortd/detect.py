@@ -34,8 +34,8 @@ CLOSE_UP_MIN = 0.45
 
 LONE_WINDOWS = 10
 """How many of the strongest ungrouped windows, away from the faces found, the verifier looks at:
-the first 10 by the cascade's score found as many faces as the first 40 on the scenes, at a quarter
-of the cost (each costs ~0.2 ms; a scene has ~110 raw windows)."""
+the strongest carry most of the faces grouping dropped, and every window verified costs time (the
+curve of faces, false faces and cost: cascade_classifier/README.md)."""
 GROUP_EPS = 0.2
 """How similar windows must be to form a group: OpenCV's own value in detectMultiScale."""
 
@@ -187,8 +187,8 @@ class FaceDetector:
         """Faces among the raw windows of the full-size pass that grouping dropped.
 
         OpenCV keeps a window only with min_neighbors similar ones beside it, and at the frame's
-        edge the search grid cannot shift past the border: half the scene faces missed, and most
-        faces cut by the frame, had a window framing them that grouping dropped
+        edge the search grid cannot shift past the border: many missed faces, most of all faces
+        cut by the frame, had a window framing them that grouping dropped
         (cascade_classifier/README.md). The LONE_WINDOWS strongest windows that overlap no face
         found are verified; a face needs the stricter lone_window_score, since a window on its
         own has no neighbours to vouch for it.
