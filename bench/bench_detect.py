@@ -107,6 +107,7 @@ def ours(args: argparse.Namespace) -> Detect:
         equalize=not args.no_equalize,
         nms_iou=args.nms_iou,
         min_score=args.min_score,
+        lone_window_score=args.lone_window_score,
         close_ups=not args.no_close_ups,
         verify=not args.no_verify,
         verifier=args.verifier or SHIPPED / SHIPPED_VERIFIER,
@@ -218,6 +219,9 @@ def main() -> int:
     )
     parser.add_argument("--scale-factor", type=float, default=d.scale_factor)
     parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
+    parser.add_argument(
+        "--lone-window-score", type=float, default=d.lone_window_score, help="1 turns lone windows off"
+    )
     parser.add_argument(
         "--min-size", type=int, default=d.min_size, help="smallest face side, original pixels"
     )

@@ -124,17 +124,32 @@ def score(detect: Detect, images: list[Image], sheet: Sheet | None = None) -> Sc
     return result
 
 
-def main() -> int:
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The verifiers, detection settings and scenes, as this bench and bench_detect_misses.py take them."""
     d = DetectionSettings()
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
     parser.add_argument(
         "--fold-verifiers", type=Path, help="folder of fold<k>.npz verifiers (each without fold k)"
     )
     parser.add_argument(
         "--verifier", type=Path, help="verifier for the seed (and the scenes without --fold-verifiers)"
     )
+    parser.add_argument("--min-score", type=float, default=d.min_score)
+    parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
+    parser.add_argument(
+        "--lone-window-score", type=float, default=d.lone_window_score, help="1 turns lone windows off"
+    )
+    parser.add_argument("--scenes", type=int, default=100, help="scenes per fold (12 %% of them face-free)")
+    parser.add_argument("--face-free", type=int, default=30, help="extra face-free scenes per fold")
+    parser.add_argument(
+        "--scene-seed", type=int, default=SEED, help="another value draws other scenes of the same sources"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_arguments(parser)
     parser.add_argument(
         "--fold-cascades", type=Path, help="folder of fold<k>.xml cascades (each trained without fold k)"
     )
@@ -142,13 +157,6 @@ def main() -> int:
         "--cascade", type=Path, help="cascade for the seed (and the scenes without --fold-cascades)"
     )
     parser.add_argument("--no-verify", action="store_true", help="cascade only")
-    parser.add_argument("--min-score", type=float, default=d.min_score)
-    parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
-    parser.add_argument("--scenes", type=int, default=100, help="scenes per fold (12 %% of them face-free)")
-    parser.add_argument("--face-free", type=int, default=30, help="extra face-free scenes per fold")
-    parser.add_argument(
-        "--scene-seed", type=int, default=SEED, help="another value draws other scenes of the same sources"
-    )
     parser.add_argument("--no-references", action="store_true", help="only our configuration")
     parser.add_argument("--no-upscaled", action="store_true", help="skip the 1920x1080 pass")
     parser.add_argument("--dump", type=Path, help="folder for contact sheets of our misses and false faces")
@@ -175,6 +183,7 @@ def main() -> int:
         settings = DetectionSettings(
             min_neighbors=args.min_neighbors,
             min_score=args.min_score,
+            lone_window_score=args.lone_window_score,
             verify=not args.no_verify,
             verifier=verifier,
         )
@@ -185,7 +194,7 @@ def main() -> int:
         f"ours: cascade {args.fold_cascades or args.cascade or 'shipped'} "
         f"(seed: {args.cascade or 'shipped'}), "
         f"config defaults, min_neighbors {args.min_neighbors}, "
-        f"min_score {args.min_score}, "
+        f"min_score {args.min_score}, lone_window_score {args.lone_window_score}, "
         f"verifier {'none' if args.no_verify else (args.fold_verifiers or args.verifier or 'shipped')}"
         f" (seed: {args.verifier or 'shipped'})"
     )

@@ -96,6 +96,14 @@ class DetectionSettings(_Section):
         description="Faces scoring below this (0..1) are dropped as non-faces. With the verifier the score "
         "is its calibrated face probability; without it, a squashed cascade stage sum.",
     )
+    lone_window_score: float = Field(
+        0.95,
+        ge=0.0,
+        le=1.0,
+        description="A cascade window that grouping drops for having no neighbours (often a face cut by the "
+        "frame) still counts as a face if the verifier gives it at least this probability; 1 turns this off "
+        "(figures: cascade_classifier/README.md).",
+    )
     verify: bool = Field(True, description="Re-check every cascade box with the face/non-face verifier.")
     verifier: Path | None = Field(
         None, description="Verifier file. Unset: the verifier shipped with facesortd."

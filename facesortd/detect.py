@@ -32,6 +32,14 @@ CLOSE_UP_MIN = 0.45
 """Close-up passes only look for faces at least this share of the image's shorter side."""
 
 
+LONE_WINDOWS = 10
+"""How many of the strongest ungrouped windows, away from the faces found, the verifier looks at:
+the strongest carry most of the faces grouping dropped, and every window verified costs time (the
+curve of faces, false faces and cost: cascade_classifier/README.md)."""
+GROUP_EPS = 0.2
+"""How similar windows must be to form a group: OpenCV's own value in detectMultiScale."""
+
+
 @dataclass(frozen=True)
 class Face:
     """A detected face: its box (x, y, w, h) in the original image and a score in [0, 1]."""
@@ -42,6 +50,18 @@ class Face:
     @property
     def area(self) -> int:
         return self.box[2] * self.box[3]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What the passes of one image propose: the grouped boxes of the full-size and close-up
+    passes (scored), the full-size pass's raw windows before grouping (strongest first by the
+    cascade's score; empty unless lone windows are looked at) and the shrunk copy of the image."""
+
+    full: list[Face]
+    close: list[Face]
+    windows: list[Face]
+    shrunk: Shrunk
 
 
 class DetectorError(Exception):
@@ -134,6 +154,17 @@ class FaceDetector:
         ``close_ups=False`` skips the close-up passes even when the settings ask for them, for a
         caller that has already padded the image itself.
         """
+        found = self.candidates(gray, close_ups)
+        faces = self._kept(found.full)
+        for close in self._kept(found.close):
+            faces = self._with_close_up(close, faces)
+        faces += self._lone_windows(gray, found, faces)
+        return [Face(clipped(f.box, gray.shape), f.score) for f in sorted(faces, key=lambda f: -f.score)]
+
+    def candidates(self, gray: np.ndarray, close_ups: bool = True) -> Candidates:
+        """What the passes propose, the grouped proposals scored (by the verifier, if there is
+        one), before weak ones are dropped and overlaps merged; boxes unclipped. Public so that
+        the benchmark can tell where a missed face was lost."""
         s = self.settings
         scale = min(1.0, s.max_side / max(gray.shape[:2]))
         shrunk = (
@@ -141,18 +172,53 @@ class FaceDetector:
         )
         small = cv2.equalizeHist(shrunk) if s.equalize else shrunk
         smallest = max(s.min_size, s.min_size_share * min(gray.shape[:2]))
-        full = self._scan(small, scale, 0, max(1, round(smallest * scale)))
+        full, windows = self._scan(small, scale, 0, max(1, round(smallest * scale)), self._rescues)
         close = self._close_ups(small, scale) if s.close_ups and close_ups else []
         scored = self._verified(gray, full + close, (shrunk, scale))  # one verifier call for both passes
-        faces = self._kept(scored[: len(full)])
-        # The coarse close-up grid frames a face more loosely than the full-size pass, so a
-        # close-up box only counts where the full-size pass found nothing.
-        faces += [
-            c
-            for c in self._kept(scored[len(full) :])
-            if not any(_overlap(c.box, f.box, s.nms_iou) for f in faces)
-        ]
-        return [Face(_clipped(f.box, gray.shape), f.score) for f in sorted(faces, key=lambda f: -f.score)]
+        return Candidates(scored[: len(full)], scored[len(full) :], windows, (shrunk, scale))
+
+    @property
+    def _rescues(self) -> bool:
+        """Are lone windows looked at (they need the verifier and a grouping that drops some)?"""
+        s = self.settings
+        return self._verifier is not None and s.min_neighbors > 0 and s.lone_window_score < 1.0
+
+    def _lone_windows(self, gray: np.ndarray, found: Candidates, faces: list[Face]) -> list[Face]:
+        """Faces among the raw windows of the full-size pass that grouping dropped.
+
+        OpenCV keeps a window only with min_neighbors similar ones beside it, and at the frame's
+        edge the search grid cannot shift past the border: many missed faces, most of all faces
+        cut by the frame, had a window framing them that grouping dropped
+        (cascade_classifier/README.md). The LONE_WINDOWS strongest windows that overlap no face
+        found are verified; a face needs the stricter lone_window_score, since a window on its
+        own has no neighbours to vouch for it.
+        """
+        if not found.windows:
+            return []
+        lone = [w for w in found.windows if not self._near(w, faces)][:LONE_WINDOWS]
+        scored = self._verified(gray, lone, found.shrunk)
+        return self._kept(scored, self.settings.lone_window_score)
+
+    def _with_close_up(self, close: Face, faces: list[Face]) -> list[Face]:
+        """``faces`` with a close-up box added where the full-size pass found nothing.
+
+        The coarse close-up grid frames a face more loosely than the full-size pass, so a close-up
+        box loses to a face it overlaps or lies mostly inside. A face lying mostly inside it is
+        either the same face framed tighter (the close-up box would be a second, false face) or a
+        part of a face too big for the full-size pass: the better-scored of the two stays (on a
+        tie, which only unverified scores reach, the close-up box that holds the other).
+        """
+        if any(_overlap(close.box, f.box, self.settings.nms_iou) for f in faces):
+            return faces
+        inside = [f for f in faces if _mostly_inside(f.box, close.box)]
+        if any(f.score > close.score for f in inside):
+            return faces
+        return [f for f in faces if f not in inside] + [close]
+
+    def _near(self, face: Face, faces: list[Face]) -> bool:
+        """Does ``face`` overlap any of ``faces`` (either lying mostly inside the other)?"""
+        t = self.settings.nms_iou
+        return any(_overlap(face.box, f.box, t) or _overlap(f.box, face.box, t) for f in faces)
 
     def _verified(self, gray: np.ndarray, faces: list[Face], shrunk: Shrunk) -> list[Face]:
         """Candidates rescored by the verifier, if there is one."""
@@ -161,28 +227,46 @@ class FaceDetector:
         probability = self._verifier.score(gray, [f.box for f in faces], shrunk)
         return [Face(f.box, float(p)) for f, p in zip(faces, probability, strict=True)]
 
-    def _kept(self, faces: list[Face]) -> list[Face]:
+    def _kept(self, faces: list[Face], min_score: float | None = None) -> list[Face]:
         """Weak candidates dropped, overlaps merged."""
         s = self.settings
-        return non_max_suppression([f for f in faces if f.score >= s.min_score], s.nms_iou)
+        floor = s.min_score if min_score is None else min_score
+        return non_max_suppression([f for f in faces if f.score >= floor], s.nms_iou)
 
-    def _scan(self, image: np.ndarray, scale: float, pad: int, min_side: int) -> list[Face]:
+    def _scan(
+        self, image: np.ndarray, scale: float, pad: int, min_side: int, windows: bool = False
+    ) -> tuple[list[Face], list[Face]]:
         """Every cascade over ``image`` (the original scaled by ``scale``, then padded by ``pad``
-        pixels on each side); boxes in original-image coordinates, possibly reaching outside it."""
+        pixels on each side): the grouped boxes and, if ``windows``, the raw windows before
+        grouping, strongest first; boxes in original-image coordinates, possibly reaching outside it.
+
+        For the raw windows the scan runs ungrouped and the windows are grouped here as OpenCV
+        would (cv2.groupRectangles, its eps): one scan instead of two. Those groups are then
+        scored by the verifier only, so they carry no cascade score.
+        """
         s = self.settings
-        faces: list[Face] = []
+        grouped: list[Face] = []
+        raw: list[Face] = []
         for cascade in self._cascades:
             rects, _levels, weights = cascade.detectMultiScale3(
                 image,
                 scaleFactor=s.scale_factor,
-                minNeighbors=s.min_neighbors,
+                minNeighbors=0 if windows else s.min_neighbors,
                 minSize=(min_side, min_side),
                 outputRejectLevels=True,
             )
-            for (x, y, w, h), weight in zip(rects, np.ravel(weights), strict=True):
-                box = tuple(round(v / scale) for v in (x - pad, y - pad, w, h))
-                faces.append(Face(box, _squash(float(weight))))  # type: ignore[arg-type]
-        return faces
+            found = [
+                Face(_in_original(r, scale, pad), _squash(float(w)))
+                for r, w in zip(rects, np.ravel(weights), strict=True)
+            ]
+            if not windows:
+                grouped += found
+                continue
+            raw += found
+            if len(rects):
+                groups, _counts = cv2.groupRectangles(np.asarray(rects).tolist(), s.min_neighbors, GROUP_EPS)
+                grouped += [Face(_in_original(r, scale, pad), 0.0) for r in groups]
+        return grouped, sorted(raw, key=lambda f: -f.score)
 
     def _close_ups(self, small: np.ndarray, scale: float) -> list[Face]:
         """Big faces, including those larger than the frame or cut by it.
@@ -200,7 +284,7 @@ class FaceDetector:
             for share in CLOSE_UP_PADS:
                 pad = round(share * min(tiny.shape[:2]))
                 padded = cv2.copyMakeBorder(tiny, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-                faces += self._scan(padded, scale * f, pad, max(1, round(CLOSE_UP_MIN * short * f)))
+                faces += self._scan(padded, scale * f, pad, max(1, round(CLOSE_UP_MIN * short * f)))[0]
         return faces
 
 
@@ -213,11 +297,17 @@ def _load_verifier(path: Path) -> CnnVerifier:
         ) from exc
 
 
-def _clipped(box: Box, shape: tuple[int, ...]) -> Box:
+def clipped(box: Box, shape: tuple[int, ...]) -> Box:
     """The part of ``box`` inside an image of ``shape``: the faces.json convention for cut faces."""
     x, y, w, h = box
     x0, y0 = min(max(0, x), shape[1] - 1), min(max(0, y), shape[0] - 1)
     return (x0, y0, max(1, min(shape[1], x + w) - x0), max(1, min(shape[0], y + h) - y0))
+
+
+def _in_original(rect: Sequence[int], scale: float, pad: int) -> Box:
+    """A window of a scan over the image scaled by ``scale`` and padded by ``pad``, in the original."""
+    x, y, w, h = rect
+    return (round((x - pad) / scale), round((y - pad) / scale), round(w / scale), round(h / scale))
 
 
 def _squash(weight: float) -> float:

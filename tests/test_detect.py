@@ -52,7 +52,7 @@ def test_downscaled_detection_maps_boxes_back_and_verifier_rescores(monkeypatch:
     cascade = _Cascade()
     monkeypatch.setattr(detect, "load_cascade", lambda _p: cascade)
     monkeypatch.setattr(detect, "_load_verifier", lambda _p: _Verifier())
-    settings = DetectionSettings(max_side=640, verifier=Path("v.npz"), close_ups=False)
+    settings = DetectionSettings(max_side=640, verifier=Path("v.npz"), close_ups=False, lone_window_score=1.0)
     faces = FaceDetector(settings, [Path("c.xml")]).detect(np.zeros((1080, 1920), np.uint8))
     assert cascade.seen == (360, 640)
     assert faces == [Face((30, 30, 150, 150), 0.95)]  # x3 back to full size; the 0.1 box is dropped
@@ -77,11 +77,106 @@ def test_smallest_face_searched_grows_with_the_picture(monkeypatch: pytest.Monke
     assert cascade.min_size == (30, 30)  # 8 % of 300 is 24 px: min_size 30 is the larger
 
 
+class _RawCascade:
+    """Raw windows (what minNeighbors 0 gives): three similar ones on one face, a lone one on a
+    face cut by the left edge, a lone one on the background, and one inside the grouped face."""
+
+    windows = np.array(
+        [
+            [100, 100, 60, 60],
+            [102, 101, 60, 60],
+            [98, 99, 62, 62],
+            [0, 200, 50, 50],
+            [400, 50, 40, 40],
+            [115, 115, 30, 30],
+        ]
+    )
+    weights = np.array([1.0, 1.2, 0.8, 2.0, 1.5, 3.0])
+
+    def __init__(self) -> None:
+        self.neighbours: list[object] = []
+
+    def detectMultiScale3(self, img: np.ndarray, **kw: object):
+        self.neighbours.append(kw["minNeighbors"])
+        if kw["minNeighbors"]:  # grouped by OpenCV: only the face of three windows is left
+            return np.array([[100, 100, 61, 61]]), np.zeros(1), np.array([1.2])
+        return self.windows, np.zeros(len(self.windows)), self.weights
+
+
+class _ByBox:
+    """A verifier that knows each box's probability; any box it was not told of is a bug here."""
+
+    def __init__(self, probability: dict[tuple[int, ...], float]) -> None:
+        self.probability = probability
+        self.seen: list[tuple[int, ...]] = []
+
+    def score(self, gray: np.ndarray, boxes: list, shrunk: tuple[np.ndarray, float]) -> np.ndarray:
+        self.seen += [tuple(b) for b in boxes]
+        return np.array([self.probability[tuple(b)] for b in boxes])
+
+
+def test_lone_windows_the_grouping_drops_count_when_the_verifier_is_sure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenCV's grouping drops a window with no similar neighbour, which is how faces cut by the
+    frame were lost; such a window is a face when the verifier gives it lone_window_score."""
+    grouped = (100, 100, 61, 61)  # the mean of the three similar windows
+    verifier = _ByBox({grouped: 0.9, (0, 200, 50, 50): 0.99, (400, 50, 40, 40): 0.7})
+    cascade = _RawCascade()
+    monkeypatch.setattr(detect, "load_cascade", lambda _p: cascade)
+    monkeypatch.setattr(detect, "_load_verifier", lambda _p: verifier)
+    image = np.zeros((400, 600), np.uint8)
+    settings = DetectionSettings(verifier=Path("v.npz"), close_ups=False)
+    faces = FaceDetector(settings, [Path("c.xml")]).detect(image)
+    assert cascade.neighbours == [0]  # one ungrouped scan; the grouping is done from its windows
+    assert [f.box for f in faces] == [(0, 200, 50, 50), grouped]  # the 0.7 window is below 0.95
+    assert (115, 115, 30, 30) not in verifier.seen  # inside a face found: never looked at
+    cascade.neighbours.clear()
+    off = settings.model_copy(update={"lone_window_score": 1.0})
+    assert [f.box for f in FaceDetector(off, [Path("c.xml")]).detect(image)] == [grouped]
+    assert cascade.neighbours == [1]  # OpenCV groups as before
+
+
+class _FaceAndCloseUp:
+    """A face in the full-size pass; in every close-up pass a box over most of the picture."""
+
+    def detectMultiScale3(self, img: np.ndarray, **kw: object):
+        if img.shape == (360, 640):
+            return np.array([[200, 100, 80, 80]]), np.zeros(1), np.array([1.0])
+        h, w = img.shape
+        return np.array([[w // 10, h // 10, 8 * w // 10, 8 * h // 10]]), np.zeros(1), np.array([1.0])
+
+
+class _FullFirst:
+    """Scores the full-size pass's box ``full`` and the close-up boxes ``close``."""
+
+    def __init__(self, full: float, close: float) -> None:
+        self.full, self.close = full, close
+
+    def score(self, gray: np.ndarray, boxes: list, shrunk: tuple[np.ndarray, float]) -> np.ndarray:
+        return np.array([self.full if tuple(b) == (200, 100, 80, 80) else self.close for b in boxes])
+
+
+@pytest.mark.parametrize(("full", "close", "kept"), [(0.9, 0.8, "full"), (0.6, 0.9, "close")])
+def test_a_close_up_box_holding_a_face_found_keeps_the_better_scored(
+    monkeypatch: pytest.MonkeyPatch, full: float, close: float, kept: str
+) -> None:
+    """A close-up box around a face the full-size pass found would be a second, false face (the
+    close-up grid frames loosely); but a better-scored close-up box holds a face too big for the
+    full-size pass, of which that box was only a part."""
+    monkeypatch.setattr(detect, "load_cascade", lambda _p: _FaceAndCloseUp())
+    monkeypatch.setattr(detect, "_load_verifier", lambda _p: _FullFirst(full, close))
+    settings = DetectionSettings(verifier=Path("v.npz"), lone_window_score=1.0)
+    faces = FaceDetector(settings, [Path("c.xml")]).detect(np.zeros((360, 640), np.uint8))
+    assert len(faces) == 1
+    assert (faces[0].box == (200, 100, 80, 80)) == (kept == "full")
+
+
 def test_boxes_reaching_outside_the_image_are_clipped_to_it() -> None:
     """Close-up boxes may reach past the frame; callers get the faces.json convention (the visible part)."""
-    assert detect._clipped((-10, 5, 50, 50), (40, 30)) == (0, 5, 30, 35)
-    assert detect._clipped((3, 4, 10, 10), (40, 30)) == (3, 4, 10, 10)
-    assert detect._clipped((100, 100, 20, 20), (40, 30)) == (29, 39, 1, 1)  # never starts outside
+    assert detect.clipped((-10, 5, 50, 50), (40, 30)) == (0, 5, 30, 35)
+    assert detect.clipped((3, 4, 10, 10), (40, 30)) == (3, 4, 10, 10)
+    assert detect.clipped((100, 100, 20, 20), (40, 30)) == (29, 39, 1, 1)  # never starts outside
 
 
 def test_detection_never_imports_torch() -> None:
