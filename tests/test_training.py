@@ -11,8 +11,10 @@ from synthetic import BrightBlobDetector, draw_face
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.learn.datasets import LabelledItem
 from facesortd.learn.training import (
+    CROP_FACE_SHARE,
     FaceSet,
     collect_faces,
+    face_in_crop,
     grouped_folds,
     holdout_split,
     independent_units,
@@ -92,3 +94,46 @@ def test_holdout_split_keeps_characters_whole_and_a_saved_set_reads_back(tmp_pat
     assert back.labels == held.labels and back.groups == held.groups and back.sources == held.sources
     assert np.array_equal(back.faces, held.faces)  # normalised faces are whole steps of 1/255
     assert holdout_split(data, 0.0) == (data, None)
+
+
+def test_reading_on_several_threads_gives_the_same_faces_in_the_same_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    items = []
+    for k in range(12):
+        face = draw_face(["happy", "sad", "angry"][k % 3], 80, rng)
+        if k % 5 == 4:  # too dark for the test detector: framed typically, after the others
+            face = (face * 0.5).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / f"f{k}.png"), face)
+        items.append(LabelledItem(tmp_path / f"f{k}.png", ["happy", "sad", "angry"][k % 3]))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    items.insert(5, LabelledItem(tmp_path / "broken.png", "sad"))
+    spec = FaceSpec(size=32)
+    one, three = (
+        collect_faces(items, BrightBlobDetector(), spec, "t", "crops", "typical", workers=n) for n in (1, 3)
+    )
+    assert len(one.labels) == 12 and one.skipped == three.skipped == {("sad", "unreadable"): 1}
+    assert one.files == three.files and one.labels == three.labels
+    assert np.array_equal(one.faces, three.faces)
+
+
+class _Recording(BrightBlobDetector):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, ...]] = []
+
+    def detect(self, gray: np.ndarray, close_ups: bool = True) -> list:
+        self.seen.append(gray.shape)
+        return super().detect(gray, close_ups)
+
+
+def test_a_big_crop_is_scanned_where_its_smallest_possible_face_is_the_detectors_smallest() -> None:
+    """Scales finer than that could only find faces too small to be the crop's own; the box found
+    on the shrunk copy comes back in the crop's own pixels."""
+    crop = np.full((300, 300), 30, np.uint8)
+    crop[75:225, 75:225] = draw_face("happy", 150, np.random.default_rng(2))
+    detector = _Recording()
+    face = face_in_crop(crop, detector)
+    side = round(450 * detector.settings.min_size / (CROP_FACE_SHARE * 300))
+    assert detector.seen == [(side, side)]
+    at_full_size = BrightBlobDetector().detect(crop)[0].box
+    assert face is not None and np.abs(np.subtract(face.box, at_full_size)).max() <= 300 / side + 1
