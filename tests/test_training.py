@@ -8,12 +8,16 @@ import cv2
 import numpy as np
 from synthetic import BrightBlobDetector, draw_face
 
+from facesortd.descriptors import describe
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.learn.datasets import LabelledItem
 from facesortd.learn.training import (
     CROP_FACE_SHARE,
     FaceSet,
     collect_faces,
+    cross_validate,
+    described,
+    emotion_fitter,
     face_in_crop,
     grouped_folds,
     holdout_split,
@@ -137,3 +141,22 @@ def test_a_big_crop_is_scanned_where_its_smallest_possible_face_is_the_detectors
     assert detector.seen == [(side, side)]
     at_full_size = BrightBlobDetector().detect(crop)[0].box
     assert face is not None and np.abs(np.subtract(face.box, at_full_size)).max() <= 300 / side + 1
+
+
+def test_describing_and_cross_validating_on_several_threads_gives_the_same_figures() -> None:
+    rng = np.random.default_rng(7)
+    labels = [e for e in ("happy", "sad", "angry") for _ in range(12)]
+    faces = np.stack(
+        [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
+    )
+    faces = np.clip(faces + rng.normal(0, 0.3, faces.shape), 0, 1).astype(np.float32)
+    data = FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
+    one = described(faces, ["hog", "lbp"], workers=1)
+    assert all(np.array_equal(one[d], describe(faces, d)) for d in ("hog", "lbp"))
+    three = described(faces, ["hog", "lbp"], workers=3)
+    assert all(np.array_equal(one[d], three[d]) for d in ("hog", "lbp"))
+    data.features = three
+    fit = emotion_fitter(FaceSpec(size=32), ["hog", "lbp"], 20)
+    alone, _ = cross_validate(data, fit, 3, workers=1)
+    side_by_side, _ = cross_validate(data, fit, 3, workers=3)
+    assert np.array_equal(alone.proba, side_by_side.proba) and len(set(alone.proba.argmax(1))) > 1

@@ -8,6 +8,7 @@ screenshots of one character never sit on both sides of a split.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from loguru import logger
 from facesortd.boxes import Box
 from facesortd.config import ImageLimits
 from facesortd.cores import share_cores, usable_cores
-from facesortd.descriptors import LEARNT
+from facesortd.descriptors import LEARNT, describe
 from facesortd.detect import Face, FaceDetector, iou
 from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
@@ -392,6 +393,20 @@ def holdout_split(data: FaceSet, share: float) -> tuple[FaceSet, FaceSet | None]
     return data.subset(np.flatnonzero(fold_of != 0)), data.subset(np.flatnonzero(fold_of == 0))
 
 
+def described(faces: np.ndarray, names: Sequence[str], workers: int = 1) -> dict[str, np.ndarray]:
+    """Each named descriptor's features of ``faces``, by name, for a cross-validation to compute
+    once rather than once per fold; ``workers`` threads each describe a share of the faces (every
+    face's row is its own: the same rows as on one thread)."""
+    bounds = np.linspace(0, len(faces), max(1, min(workers, len(faces))) + 1).astype(int)
+    shares = list(itertools.pairwise(bounds))
+
+    def part(_: None, share: tuple[int, int]) -> dict[str, np.ndarray]:
+        return {d: describe(faces[share[0] : share[1]], d) for d in names}
+
+    parts = list(in_order(part, shares, [None] * len(shares)))
+    return {d: np.concatenate([p[d] for p in parts]) for d in names}
+
+
 FitFn = Callable[[FaceSet], Model]
 
 
@@ -485,7 +500,9 @@ class Calibration:
                 member.temperature = t
 
 
-def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, Calibration]:
+def cross_validate(
+    data: FaceSet, fit: FitFn, folds: int, workers: int = 1
+) -> tuple[Predictions, Calibration]:
     """Grouped k-fold: out-of-fold probabilities for every face, with temperatures fitted on them.
 
     Folds whose training part lacks a label still predict (that label is then never chosen),
@@ -494,29 +511,40 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
     scored from those same features.
     An ensemble's members are scored apart, so each gets its own temperature before they are
     combined, exactly as the model fitted on all faces will combine them.
+    Folds are fitted on ``workers`` threads (the same figures: each fold is fitted alone); only
+    for a ``fit`` that is deterministic on its own thread (a net seeds PyTorch's global generator).
     """
     names = sorted(set(data.labels))
     truth = np.array([names.index(lbl) for lbl in data.labels])
     fold_of = grouped_folds(data.labels, independent_units(data), folds)
+
+    def fold(_: None, f: int) -> tuple[np.ndarray, Model, list[np.ndarray]] | None:
+        test = np.flatnonzero(fold_of == f)
+        train = np.flatnonzero(fold_of != f)
+        if not len(test) or len({data.labels[i] for i in train}) < 2:
+            return None
+        model = fit(data.subset(train))
+        logits = []
+        for member in model.members if isinstance(model, EnsembleModel) else [model]:
+            known = data.features.get(member.descriptor)
+            logits.append(member.logits(data.faces[test], None if known is None else known[test]))
+        return test, model, logits
+
     member_logits: list[np.ndarray] = []
     weights: list[float] = [1.0]
     descriptors: list[str] = []
     progress = Progress(folds, "cross-validation folds")
-    for f in range(folds):
-        test = np.flatnonzero(fold_of == f)
-        train = np.flatnonzero(fold_of != f)
-        if len(test) and len({data.labels[i] for i in train}) >= 2:
-            model = fit(data.subset(train))
-            members = model.members if isinstance(model, EnsembleModel) else [model]
-            weights = model.weights if isinstance(model, EnsembleModel) else [1.0]
-            descriptors = [m.descriptor for m in members]
-            member_logits = member_logits or [np.full((len(truth), len(names)), -np.inf) for _ in members]
-            for logits, member in zip(member_logits, members, strict=True):
-                known = data.features.get(member.descriptor)
-                logits[np.ix_(test, [names.index(lbl) for lbl in member.labels])] = member.logits(
-                    data.faces[test], None if known is None else known[test]
-                )
+    for done in in_order(fold, range(folds), [None] * max(1, min(workers, folds))):
         progress.step()
+        if done is None:
+            continue
+        test, model, logits = done
+        members = model.members if isinstance(model, EnsembleModel) else [model]
+        weights = model.weights if isinstance(model, EnsembleModel) else [1.0]
+        descriptors = [m.descriptor for m in members]
+        member_logits = member_logits or [np.full((len(truth), len(names)), -np.inf) for _ in members]
+        for into, member, z in zip(member_logits, members, logits, strict=True):
+            into[np.ix_(test, [names.index(lbl) for lbl in member.labels])] = z
     member_logits = [np.where(np.isfinite(z), z, -1e9) for z in member_logits] or [
         np.full((len(truth), len(names)), -1e9)
     ]
