@@ -19,6 +19,7 @@ from facesortd.learn.training import (
     described,
     emotion_fitter,
     face_in_crop,
+    fit_and_validate,
     grouped_folds,
     holdout_split,
     independent_units,
@@ -160,3 +161,19 @@ def test_describing_and_cross_validating_on_several_threads_gives_the_same_figur
     alone, _ = cross_validate(data, fit, 3, workers=1)
     side_by_side, _ = cross_validate(data, fit, 3, workers=3)
     assert np.array_equal(alone.proba, side_by_side.proba) and len(set(alone.proba.argmax(1))) > 1
+
+
+def test_the_model_fitted_beside_its_folds_is_the_one_fitted_after_them() -> None:
+    rng = np.random.default_rng(8)
+    labels = [e for e in ("happy", "sad", "angry") for _ in range(12)]
+    faces = np.stack(
+        [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
+    )
+    data = FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
+    fit = emotion_fitter(FaceSpec(size=32), ["hog", "lbp"], 20)
+    model, predictions = fit_and_validate(data, fit, 3, workers=2)
+    alone, calibration = cross_validate(data, fit, 3)
+    after = fit(data)
+    calibration.apply(after)
+    assert np.array_equal(predictions.proba, alone.proba)
+    assert np.array_equal(model.predict_proba(faces), after.predict_proba(faces))

@@ -20,9 +20,9 @@ from facesortd.learn.metrics import Evaluation
 from facesortd.learn.training import (
     FaceSet,
     Predictions,
-    cross_validate,
     described,
     emotion_fitter,
+    fit_and_validate,
     holdout_split,
     predict_set,
 )
@@ -76,10 +76,8 @@ def train_model(
     # training nets: PyTorch's seeded generator is one for the whole process.
     cores = usable_cores()
     data.features = described(data.faces, [d for d in descriptors if not (trains_net and d == LEARNT)], cores)
-    predictions, calibration = cross_validate(data, fit, folds, 1 if trains_net else cores)
+    model, predictions = fit_and_validate(data, fit, folds, 1 if trains_net else cores)
     evaluation = predictions.evaluation(threshold)
-    model = fit(data)
-    calibration.apply(model)
     seconds = time.perf_counter() - started
     model.info.update(
         {
