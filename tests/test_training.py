@@ -177,3 +177,21 @@ def test_the_model_fitted_beside_its_folds_is_the_one_fitted_after_them() -> Non
     calibration.apply(after)
     assert np.array_equal(predictions.proba, alone.proba)
     assert np.array_equal(model.predict_proba(faces), after.predict_proba(faces))
+
+
+def test_a_screenshot_with_several_labelled_faces_is_searched_once(tmp_path: Path) -> None:
+    img = np.full((200, 420), 40, np.uint8)
+    img[50:150, 20:120] = draw_face("sad", 100, np.random.default_rng(1))
+    img[50:150, 260:360] = draw_face("happy", 100, np.random.default_rng(2))
+    cv2.imwrite(str(tmp_path / "two.png"), img)
+    items = [
+        LabelledItem(tmp_path / "two.png", "sad", (18, 48, 104, 104)),
+        LabelledItem(tmp_path / "two.png", "happy", (258, 48, 104, 104)),
+    ]
+    detector = _Recording()
+    both = collect_faces(items, detector, FaceSpec(size=32), "t", workers=1)
+    assert len(detector.seen) == 1 and both.labels == ["sad", "happy"]
+    for k, item in enumerate(items):
+        assert np.array_equal(
+            both.faces[k], collect_faces([item], BrightBlobDetector(), FaceSpec(size=32), "t").faces[0]
+        )

@@ -281,9 +281,12 @@ def _read_run(
         logger.warning("skipping {}: {}", run[0].path, exc)
         return [_Read(skipped="unreadable") for _ in run]
     gray = to_gray(image)
+    # A screenshot with several labelled faces is searched once for all of them.
+    several = detector is not None and len(run) > 1 and all(item.box is not None for item in run)
+    detected = detector.detect(gray) if several and detector is not None else None
     reads = []
     for item in run:
-        box, crop = training_box(gray, item.box, detector, kind, undetected)
+        box, crop = training_box(gray, item.box, detector, kind, undetected, detected)
         if box is None:
             no_face = (
                 _Read(missed=image) if crop and undetected == "typical" else _Read(skipped="no face found")
@@ -320,16 +323,23 @@ CROP_MATCH_IOU = 0.7
 
 
 def training_box(
-    gray: np.ndarray, known: Box | None, detector: FaceDetector | None, kind: Kind, undetected: Undetected
+    gray: np.ndarray,
+    known: Box | None,
+    detector: FaceDetector | None,
+    kind: Kind,
+    undetected: Undetected,
+    detected: Sequence[Face] | None = None,
 ) -> tuple[Box | None, bool]:
     """Where the labelled face is, framed the way the detector frames faces at run time; is it a crop?
 
     A known box (faces.json) is replaced by the detection that overlaps it, if any, so training
     sees the detector's framing; the box itself is used when the detector misses the face.
+    ``detected``: the detector's faces in ``gray``, when the caller has them already.
     """
     whole: Box = (0, 0, gray.shape[1], gray.shape[0])
     if known is not None:
-        found = [f.box for f in detector.detect(gray)] if detector else []
+        faces = detected if detected is not None else detector.detect(gray) if detector else []
+        found = [f.box for f in faces]
         best = max(found, key=lambda b: iou(b, known), default=None)
         return (best if best is not None and iou(best, known) >= 0.4 else known), False
     crop = kind == "crops" or (kind == "auto" and is_crop(gray.shape))
