@@ -13,7 +13,6 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
 from pathlib import Path
 from typing import Literal
 
@@ -201,7 +200,7 @@ def collect_faces(
     of its own; a screenshot with several labelled faces is read once.
     """
     limits = limits or ImageLimits()
-    runs = [list(run) for _, run in groupby(items, key=lambda item: item.path)]
+    runs = [list(run) for _, run in itertools.groupby(items, key=lambda item: item.path)]
     threads = max(1, min(len(runs), workers or usable_cores()))
     detectors = [detector] + [_twin(detector) for _ in range(threads - 1)]
 
@@ -282,8 +281,8 @@ def _read_run(
         return [_Read(skipped="unreadable") for _ in run]
     gray = to_gray(image)
     # A screenshot with several labelled faces is searched once for all of them.
-    several = detector is not None and len(run) > 1 and all(item.box is not None for item in run)
-    detected = detector.detect(gray) if several and detector is not None else None
+    several = len(run) > 1 and all(item.box is not None for item in run)
+    detected = detector.detect(gray) if detector is not None and several else None
     reads = []
     for item in run:
         box, crop = training_box(gray, item.box, detector, kind, undetected, detected)
