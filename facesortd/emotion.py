@@ -168,10 +168,13 @@ class EmotionModel(Calibrated):
         y = np.array([names.index(lbl) for lbl in labels])
         x = (describe(faces, descriptor, net) if features is None else features).astype(np.float64)
         w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
-        mean = np.average(x, axis=0, weights=w)
+        # A weighted sum and centring in place (x is a copy): np.average's weighted copy of x and a
+        # centred copy would each add 600 MB at 20,000 HOG + LBP rows.
+        mean = (w @ x) / w.sum()
+        x -= mean
         k = max(1, min(pca_components, len(y) - len(names), x.shape[1]))
-        pca = _pca_basis(x - mean, k)
-        stats = ClassStats.of((x - mean) @ pca, y, w, len(names))
+        pca = _pca_basis(x, k)
+        stats = ClassStats.of(x @ pca, y, w, len(names))
         counts = {n: int((y == i).sum()) for i, n in enumerate(names)}
         return cls(
             names,

@@ -90,6 +90,9 @@ class BrightBlobDetector:
     """
 
     def __init__(self, *_args: object, **_kw: object) -> None:
+        from facesortd.config import DetectionSettings
+
+        self.settings = DetectionSettings()
         self.paths: list = []
 
     def detect(self, gray: np.ndarray, close_ups: bool = True) -> list:

@@ -8,11 +8,18 @@ import cv2
 import numpy as np
 from synthetic import BrightBlobDetector, draw_face
 
+from facesortd.descriptors import describe
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.learn.datasets import LabelledItem
 from facesortd.learn.training import (
+    CROP_FACE_SHARE,
     FaceSet,
     collect_faces,
+    cross_validate,
+    described,
+    emotion_fitter,
+    face_in_crop,
+    fit_and_validate,
     grouped_folds,
     holdout_split,
     independent_units,
@@ -92,3 +99,99 @@ def test_holdout_split_keeps_characters_whole_and_a_saved_set_reads_back(tmp_pat
     assert back.labels == held.labels and back.groups == held.groups and back.sources == held.sources
     assert np.array_equal(back.faces, held.faces)  # normalised faces are whole steps of 1/255
     assert holdout_split(data, 0.0) == (data, None)
+
+
+def test_reading_on_several_threads_gives_the_same_faces_in_the_same_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    items = []
+    for k in range(12):
+        face = draw_face(["happy", "sad", "angry"][k % 3], 80, rng)
+        if k % 5 == 4:  # too dark for the test detector: framed typically, after the others
+            face = (face * 0.5).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / f"f{k}.png"), face)
+        items.append(LabelledItem(tmp_path / f"f{k}.png", ["happy", "sad", "angry"][k % 3]))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    items.insert(5, LabelledItem(tmp_path / "broken.png", "sad"))
+    spec = FaceSpec(size=32)
+    one, three = (
+        collect_faces(items, BrightBlobDetector(), spec, "t", "crops", "typical", workers=n) for n in (1, 3)
+    )
+    assert len(one.labels) == 12 and one.skipped == three.skipped == {("sad", "unreadable"): 1}
+    assert one.files == three.files and one.labels == three.labels
+    assert np.array_equal(one.faces, three.faces)
+
+
+class _Recording(BrightBlobDetector):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, ...]] = []
+
+    def detect(self, gray: np.ndarray, close_ups: bool = True) -> list:
+        self.seen.append(gray.shape)
+        return super().detect(gray, close_ups)
+
+
+def test_a_big_crop_is_scanned_where_its_smallest_possible_face_is_the_detectors_smallest() -> None:
+    """Scales finer than that could only find faces too small to be the crop's own; the box found
+    on the shrunk copy comes back in the crop's own pixels."""
+    crop = np.full((300, 300), 30, np.uint8)
+    crop[75:225, 75:225] = draw_face("happy", 150, np.random.default_rng(2))
+    detector = _Recording()
+    face = face_in_crop(crop, detector)
+    side = round(450 * detector.settings.min_size / (CROP_FACE_SHARE * 300))
+    assert detector.seen == [(side, side)]
+    at_full_size = BrightBlobDetector().detect(crop)[0].box
+    assert face is not None and np.abs(np.subtract(face.box, at_full_size)).max() <= 300 / side + 1
+
+
+def test_describing_and_cross_validating_on_several_threads_gives_the_same_figures() -> None:
+    rng = np.random.default_rng(7)
+    labels = [e for e in ("happy", "sad", "angry") for _ in range(12)]
+    faces = np.stack(
+        [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
+    )
+    faces = np.clip(faces + rng.normal(0, 0.3, faces.shape), 0, 1).astype(np.float32)
+    data = FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
+    one = described(faces, ["hog", "lbp"], workers=1)
+    assert all(np.array_equal(one[d], describe(faces, d)) for d in ("hog", "lbp"))
+    three = described(faces, ["hog", "lbp"], workers=3)
+    assert all(np.array_equal(one[d], three[d]) for d in ("hog", "lbp"))
+    data.features = three
+    fit = emotion_fitter(FaceSpec(size=32), ["hog", "lbp"], 20)
+    alone, _ = cross_validate(data, fit, 3, workers=1)
+    side_by_side, _ = cross_validate(data, fit, 3, workers=3)
+    assert np.array_equal(alone.proba, side_by_side.proba) and len(set(alone.proba.argmax(1))) > 1
+
+
+def test_the_model_fitted_beside_its_folds_is_the_one_fitted_after_them() -> None:
+    rng = np.random.default_rng(8)
+    labels = [e for e in ("happy", "sad", "angry") for _ in range(12)]
+    faces = np.stack(
+        [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
+    )
+    data = FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
+    fit = emotion_fitter(FaceSpec(size=32), ["hog", "lbp"], 20)
+    model, predictions = fit_and_validate(data, fit, 3, workers=2)
+    alone, calibration = cross_validate(data, fit, 3)
+    after = fit(data)
+    calibration.apply(after)
+    assert np.array_equal(predictions.proba, alone.proba)
+    assert np.array_equal(model.predict_proba(faces), after.predict_proba(faces))
+
+
+def test_a_screenshot_with_several_labelled_faces_is_searched_once(tmp_path: Path) -> None:
+    img = np.full((200, 420), 40, np.uint8)
+    img[50:150, 20:120] = draw_face("sad", 100, np.random.default_rng(1))
+    img[50:150, 260:360] = draw_face("happy", 100, np.random.default_rng(2))
+    cv2.imwrite(str(tmp_path / "two.png"), img)
+    items = [
+        LabelledItem(tmp_path / "two.png", "sad", (18, 48, 104, 104)),
+        LabelledItem(tmp_path / "two.png", "happy", (258, 48, 104, 104)),
+    ]
+    detector = _Recording()
+    both = collect_faces(items, detector, FaceSpec(size=32), "t", workers=1)
+    assert len(detector.seen) == 1 and both.labels == ["sad", "happy"]
+    for k, item in enumerate(items):
+        assert np.array_equal(
+            both.faces[k], collect_faces([item], BrightBlobDetector(), FaceSpec(size=32), "t").faces[0]
+        )

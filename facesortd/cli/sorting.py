@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from facesortd.progress import Progress
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
 from facesortd.watch import wanted
+from facesortd.workers import Lender
 
 
 def _model(settings: Settings) -> Model | None:
@@ -123,23 +122,13 @@ def cmd_sort(args: argparse.Namespace) -> int:
     return 1 if tally["failed"] else 0
 
 
-class _Pipelines:
+class _Pipelines(Lender[Pipeline]):
     """One pipeline per worker thread, lent out per file: OpenCV's detectors are not shareable,
     the emotion model (read-only) is."""
 
     def __init__(self, settings: Settings, n: int) -> None:
         self.model = _model(settings)
-        self._free: queue.SimpleQueue[Pipeline] = queue.SimpleQueue()
-        for _ in range(n):
-            self._free.put(_pipeline(settings, self.model))
-
-    @contextmanager
-    def borrow(self) -> Iterator[Pipeline]:
-        pipeline = self._free.get()
-        try:
-            yield pipeline
-        finally:
-            self._free.put(pipeline)
+        super().__init__(_pipeline(settings, self.model) for _ in range(n))
 
 
 def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -> str:

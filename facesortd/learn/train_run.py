@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesortd.descriptors import LEARNT, describe
+from facesortd.cores import usable_cores
+from facesortd.descriptors import LEARNT
 from facesortd.ensemble import Model
 from facesortd.faces import FaceSpec
 from facesortd.learn.feature_net_training import NetSettings
@@ -19,8 +20,9 @@ from facesortd.learn.metrics import Evaluation
 from facesortd.learn.training import (
     FaceSet,
     Predictions,
-    cross_validate,
+    described,
     emotion_fitter,
+    fit_and_validate,
     holdout_split,
     predict_set,
 )
@@ -70,12 +72,12 @@ def train_model(
     started = time.perf_counter()
     trains_net = net_settings is not None
     # Every fold sees the same features of a descriptor, so they are computed once (not a net
-    # that is being trained: each fold has its own).
-    data.features = {d: describe(data.faces, d) for d in descriptors if not (trains_net and d == LEARNT)}
-    predictions, calibration = cross_validate(data, fit, folds)
+    # that is being trained: each fold has its own). Folds are fitted side by side, except while
+    # training nets: PyTorch's seeded generator is one for the whole process.
+    cores = usable_cores()
+    data.features = described(data.faces, [d for d in descriptors if not (trains_net and d == LEARNT)], cores)
+    model, predictions = fit_and_validate(data, fit, folds, 1 if trains_net else cores)
     evaluation = predictions.evaluation(threshold)
-    model = fit(data)
-    calibration.apply(model)
     seconds = time.perf_counter() - started
     model.info.update(
         {

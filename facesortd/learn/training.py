@@ -8,6 +8,7 @@ screenshots of one character never sit on both sides of a split.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -21,7 +22,8 @@ from loguru import logger
 
 from facesortd.boxes import Box
 from facesortd.config import ImageLimits
-from facesortd.descriptors import LEARNT
+from facesortd.cores import share_cores, usable_cores
+from facesortd.descriptors import LEARNT, describe
 from facesortd.detect import Face, FaceDetector, iou
 from facesortd.durable import atomic_writer
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
@@ -33,6 +35,7 @@ from facesortd.learn.datasets import DatasetError, LabelledItem
 from facesortd.learn.feature_net_training import NetSettings, train_feature_net
 from facesortd.learn.metrics import Evaluation
 from facesortd.progress import Progress
+from facesortd.workers import in_order
 
 Kind = Literal["auto", "screenshots", "crops"]
 Undetected = Literal["drop", "whole", "typical"]
@@ -124,6 +127,10 @@ def is_crop(shape: tuple[int, ...]) -> bool:
     return max(h, w) <= 512 and 0.8 <= w / h <= 1.25
 
 
+CROP_FACE_SHARE = 0.3
+"""A crop's own face spans at least this share of its width; smaller detections are neighbours."""
+
+
 def face_in_crop(gray: np.ndarray, detector: FaceDetector) -> Face | None:
     """The face of a crop, found by the detector on the crop padded with its mean edge colour.
 
@@ -132,18 +139,39 @@ def face_in_crop(gray: np.ndarray, detector: FaceDetector) -> Face | None:
     A flat border (not a replicated one) avoids smearing skin or hair into face-like streaks.
     The detector's own close-up passes are skipped: this padding does their job, and they would
     make reading a 10,000-crop dataset 40 s slower without changing the model's accuracy.
+
+    The padded crop is scanned shrunk so that the smallest face it can hold is the smallest face
+    the detector looks for, as a screenshot is scanned on its shrunk copy: the finer scales of a
+    bigger copy could only find faces too small to be the crop's (README, "Performance").
     """
     h, w = gray.shape
     pad = max(h, w) // 4
     edge = float(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]).mean())
     padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=edge)
-    faces = [f for f in detector.detect(padded, close_ups=False) if f.box[2] >= 0.3 * w]
+    scale = min(1.0, detector.settings.min_size / (CROP_FACE_SHARE * w))
+    if scale < 1.0:
+        padded = cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    found = detector.detect(padded, close_ups=False)
+    faces = [f for f in found if f.box[2] >= CROP_FACE_SHARE * w * scale]
     if not faces:
         return None
     cx, cy = padded.shape[1] / 2, padded.shape[0] / 2
     best = min(faces, key=lambda f: (f.box[0] + f.box[2] / 2 - cx) ** 2 + (f.box[1] + f.box[3] / 2 - cy) ** 2)
-    x, y, bw, bh = best.box
+    x, y, bw, bh = (round(v / scale) for v in best.box)
     return Face((x - pad, y - pad, bw, bh), best.score)
+
+
+@dataclass
+class _Read:
+    """One labelled example as read: its face and opacity, or why it has none."""
+
+    face: np.ndarray | None = None
+    opacity: np.ndarray | None = None
+    relative: tuple[float, float, float, float] | None = None
+    """A crop's face box as shares of the crop's width and height (for typical framing)."""
+    missed: np.ndarray | None = None
+    """The image of a crop the detector found no face in, kept to be framed typically."""
+    skipped: str | None = None
 
 
 def collect_faces(
@@ -155,8 +183,9 @@ def collect_faces(
     undetected: Undetected = "drop",
     limits: ImageLimits | None = None,
     backdrops: Backdrops | None = None,
+    workers: int | None = None,
 ) -> FaceSet:
-    """Read labelled examples (see datasets.load_items) into normalised faces.
+    """Read labelled examples (see datasets.load_items) into normalised faces, in their order.
 
     With ``backdrops`` the images are transparent sprites: each is laid over a background chosen
     by its file name (the same on every run) and its opacity is kept in the face set's ``alpha``.
@@ -166,8 +195,18 @@ def collect_faces(
     ``undetected='typical'`` frames a crop the detector missed like the median of the crops it
     found in the same source: crops of one dataset share their framing, so this recovers them
     without mixing framings.
+
+    Files are read on ``workers`` threads (default: one per usable core), each with a detector
+    of its own; a screenshot with several labelled faces is read once.
     """
     limits = limits or ImageLimits()
+    runs = [list(run) for _, run in itertools.groupby(items, key=lambda item: item.path)]
+    threads = max(1, min(len(runs), workers or usable_cores()))
+    detectors = [detector] + [_twin(detector) for _ in range(threads - 1)]
+
+    def read(det: FaceDetector | None, run: list[LabelledItem]) -> list[_Read]:
+        return _read_run(run, det, spec, kind, undetected, limits, backdrops)
+
     progress = Progress(len(items), f"reading faces from {source}")
     faces: list[np.ndarray] = []
     alphas: list[np.ndarray] = []
@@ -175,31 +214,25 @@ def collect_faces(
     missed: list[tuple[LabelledItem, np.ndarray]] = []
     relative: list[tuple[float, float, float, float]] = []
     skipped: Counter[tuple[str, str]] = Counter()
-    cache: tuple[Path, np.ndarray, np.ndarray, np.ndarray] | None = None
-    for item in items:
-        progress.step()
-        try:
-            if cache is None or cache[0] != item.path:
-                image, alpha = _image_and_alpha(item.path, limits, backdrops)
-                cache = (item.path, image, to_gray(image), alpha)
-        except (UnreadableImage, DatasetError) as exc:
-            logger.warning("skipping {}: {}", item.path, exc)
-            skipped[item.label, "unreadable"] += 1
-            continue
-        image, gray, alpha = cache[1:]
-        box, crop = training_box(gray, item.box, detector, kind, undetected)
-        if box is None:
-            if crop and undetected == "typical":
-                missed.append((item, image))
-            else:
-                skipped[item.label, "no face found"] += 1
-            continue
-        if crop:
-            h, w = gray.shape
-            relative.append((box[0] / w, box[1] / h, box[2] / w, box[3] / h))
-        faces.append(normalise_face(image, box, spec))
-        alphas.append(face_opacity(alpha, box, spec))
-        kept.append(item)
+    opencv_threads = cv2.getNumThreads()
+    share_cores(threads)
+    try:
+        for run, reads in zip(runs, in_order(read, runs, detectors), strict=True):
+            progress.step(len(run))
+            for item, got in zip(run, reads, strict=True):
+                if got.skipped:
+                    skipped[item.label, got.skipped] += 1
+                elif got.missed is not None:
+                    missed.append((item, got.missed))
+                else:
+                    assert got.face is not None and got.opacity is not None
+                    faces.append(got.face)
+                    alphas.append(got.opacity)
+                    kept.append(item)
+                    if got.relative is not None:
+                        relative.append(got.relative)
+    finally:
+        cv2.setNumThreads(opencv_threads)
     if missed:
         if not relative:
             raise DatasetError(
@@ -226,6 +259,45 @@ def collect_faces(
     )
 
 
+def _twin(detector: FaceDetector | None) -> FaceDetector | None:
+    """A detector set up like ``detector``, for another thread (OpenCV's cascades are not shareable)."""
+    return None if detector is None else type(detector)(detector.settings, detector.paths)
+
+
+def _read_run(
+    run: list[LabelledItem],
+    detector: FaceDetector | None,
+    spec: FaceSpec,
+    kind: Kind,
+    undetected: Undetected,
+    limits: ImageLimits,
+    backdrops: Backdrops | None,
+) -> list[_Read]:
+    """The labelled faces of one file, read once."""
+    try:
+        image, alpha = _image_and_alpha(run[0].path, limits, backdrops)
+    except (UnreadableImage, DatasetError) as exc:
+        logger.warning("skipping {}: {}", run[0].path, exc)
+        return [_Read(skipped="unreadable") for _ in run]
+    gray = to_gray(image)
+    # A screenshot with several labelled faces is searched once for all of them.
+    several = len(run) > 1 and all(item.box is not None for item in run)
+    detected = detector.detect(gray) if detector is not None and several else None
+    reads = []
+    for item in run:
+        box, crop = training_box(gray, item.box, detector, kind, undetected, detected)
+        if box is None:
+            no_face = (
+                _Read(missed=image) if crop and undetected == "typical" else _Read(skipped="no face found")
+            )
+            reads.append(no_face)
+            continue
+        h, w = gray.shape
+        share = (box[0] / w, box[1] / h, box[2] / w, box[3] / h) if crop else None
+        reads.append(_Read(normalise_face(image, box, spec), face_opacity(alpha, box, spec), share))
+    return reads
+
+
 def _image_and_alpha(
     path: Path, limits: ImageLimits, backdrops: Backdrops | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -250,16 +322,23 @@ CROP_MATCH_IOU = 0.7
 
 
 def training_box(
-    gray: np.ndarray, known: Box | None, detector: FaceDetector | None, kind: Kind, undetected: Undetected
+    gray: np.ndarray,
+    known: Box | None,
+    detector: FaceDetector | None,
+    kind: Kind,
+    undetected: Undetected,
+    detected: Sequence[Face] | None = None,
 ) -> tuple[Box | None, bool]:
     """Where the labelled face is, framed the way the detector frames faces at run time; is it a crop?
 
     A known box (faces.json) is replaced by the detection that overlaps it, if any, so training
     sees the detector's framing; the box itself is used when the detector misses the face.
+    ``detected``: the detector's faces in ``gray``, when the caller has them already.
     """
     whole: Box = (0, 0, gray.shape[1], gray.shape[0])
     if known is not None:
-        found = [f.box for f in detector.detect(gray)] if detector else []
+        faces = detected if detected is not None else detector.detect(gray) if detector else []
+        found = [f.box for f in faces]
         best = max(found, key=lambda b: iou(b, known), default=None)
         return (best if best is not None and iou(best, known) >= 0.4 else known), False
     crop = kind == "crops" or (kind == "auto" and is_crop(gray.shape))
@@ -321,6 +400,20 @@ def holdout_split(data: FaceSet, share: float) -> tuple[FaceSet, FaceSet | None]
         return data, None
     fold_of = grouped_folds(data.labels, data.groups, max(2, round(1.0 / share)))
     return data.subset(np.flatnonzero(fold_of != 0)), data.subset(np.flatnonzero(fold_of == 0))
+
+
+def described(faces: np.ndarray, names: Sequence[str], workers: int = 1) -> dict[str, np.ndarray]:
+    """Each named descriptor's features of ``faces``, by name, for a cross-validation to compute
+    once rather than once per fold; ``workers`` threads each describe a share of the faces (every
+    face's row is its own: the same rows as on one thread)."""
+    bounds = np.linspace(0, len(faces), max(1, min(workers, len(faces))) + 1).astype(int)
+    shares = list(itertools.pairwise(bounds))
+
+    def part(_: None, share: tuple[int, int]) -> dict[str, np.ndarray]:
+        return {d: describe(faces[share[0] : share[1]], d) for d in names}
+
+    parts = list(in_order(part, shares, [None] * len(shares)))
+    return {d: np.concatenate([p[d] for p in parts]) for d in names}
 
 
 FitFn = Callable[[FaceSet], Model]
@@ -416,7 +509,9 @@ class Calibration:
                 member.temperature = t
 
 
-def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, Calibration]:
+def cross_validate(
+    data: FaceSet, fit: FitFn, folds: int, workers: int = 1
+) -> tuple[Predictions, Calibration]:
     """Grouped k-fold: out-of-fold probabilities for every face, with temperatures fitted on them.
 
     Folds whose training part lacks a label still predict (that label is then never chosen),
@@ -425,36 +520,73 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
     scored from those same features.
     An ensemble's members are scored apart, so each gets its own temperature before they are
     combined, exactly as the model fitted on all faces will combine them.
+    Folds are fitted on ``workers`` threads (the same figures: each fold is fitted alone); only
+    for a ``fit`` that is deterministic on its own thread (a net seeds PyTorch's global generator).
     """
+    _, predictions, calibration = _validated(data, fit, folds, workers, whole=False)
+    return predictions, calibration
+
+
+def fit_and_validate(data: FaceSet, fit: FitFn, folds: int, workers: int = 1) -> tuple[Model, Predictions]:
+    """The model fitted on all faces, calibrated by :func:`cross_validate`, and its figures.
+
+    The whole fit is one more task beside the folds (first: it is the biggest), so on two cores
+    six fits take three rounds rather than four; the same model as fitting it afterwards.
+    """
+    model, predictions, calibration = _validated(data, fit, folds, workers, whole=True)
+    assert model is not None
+    calibration.apply(model)
+    return model, predictions
+
+
+def _validated(
+    data: FaceSet, fit: FitFn, folds: int, workers: int, whole: bool
+) -> tuple[Model | None, Predictions, Calibration]:
     names = sorted(set(data.labels))
     truth = np.array([names.index(lbl) for lbl in data.labels])
     fold_of = grouped_folds(data.labels, independent_units(data), folds)
+
+    def task(_: None, f: int | None) -> tuple[np.ndarray, Model, list[np.ndarray]] | Model | None:
+        if f is None:
+            return fit(data)
+        test = np.flatnonzero(fold_of == f)
+        train = np.flatnonzero(fold_of != f)
+        if not len(test) or len({data.labels[i] for i in train}) < 2:
+            return None
+        model = fit(data.subset(train))
+        logits = []
+        for member in model.members if isinstance(model, EnsembleModel) else [model]:
+            known = data.features.get(member.descriptor)
+            logits.append(member.logits(data.faces[test], None if known is None else known[test]))
+        return test, model, logits
+
+    tasks: list[int | None] = ([None] if whole else []) + list(range(folds))
+    fitted: Model | None = None
     member_logits: list[np.ndarray] = []
     weights: list[float] = [1.0]
     descriptors: list[str] = []
-    progress = Progress(folds, "cross-validation folds")
-    for f in range(folds):
-        test = np.flatnonzero(fold_of == f)
-        train = np.flatnonzero(fold_of != f)
-        if len(test) and len({data.labels[i] for i in train}) >= 2:
-            model = fit(data.subset(train))
-            members = model.members if isinstance(model, EnsembleModel) else [model]
-            weights = model.weights if isinstance(model, EnsembleModel) else [1.0]
-            descriptors = [m.descriptor for m in members]
-            member_logits = member_logits or [np.full((len(truth), len(names)), -np.inf) for _ in members]
-            for logits, member in zip(member_logits, members, strict=True):
-                known = data.features.get(member.descriptor)
-                logits[np.ix_(test, [names.index(lbl) for lbl in member.labels])] = member.logits(
-                    data.faces[test], None if known is None else known[test]
-                )
+    progress = Progress(len(tasks), "cross-validation folds" + (" and the model" if whole else ""))
+    for done in in_order(task, tasks, [None] * max(1, min(workers, len(tasks)))):
         progress.step()
+        if done is None:  # a fold whose training part lacks labels: its faces stay unpredicted
+            continue
+        if not isinstance(done, tuple):  # the fit on all faces
+            fitted = done
+            continue
+        test, model, logits = done
+        members = model.members if isinstance(model, EnsembleModel) else [model]
+        weights = model.weights if isinstance(model, EnsembleModel) else [1.0]
+        descriptors = [m.descriptor for m in members]
+        member_logits = member_logits or [np.full((len(truth), len(names)), -np.inf) for _ in members]
+        for into, member, z in zip(member_logits, members, logits, strict=True):
+            into[np.ix_(test, [names.index(lbl) for lbl in member.labels])] = z
     member_logits = [np.where(np.isfinite(z), z, -1e9) for z in member_logits] or [
         np.full((len(truth), len(names)), -1e9)
     ]
     temperatures = [fit_temperature(z, truth) for z in member_logits]
     if len(member_logits) == 1:
         predictions = Predictions(names, truth, softmax(member_logits[0] / temperatures[0]))
-        return predictions, Calibration(temperatures, temperatures[0])
+        return fitted, predictions, Calibration(temperatures, temperatures[0])
     combined = combine(member_logits, weights, temperatures)
     temperature = fit_temperature(combined, truth)
     alone = {
@@ -462,7 +594,7 @@ def cross_validate(data: FaceSet, fit: FitFn, folds: int) -> tuple[Predictions, 
         for d, z, t in zip(descriptors, member_logits, temperatures, strict=True)
     }
     predictions = Predictions(names, truth, softmax(combined / temperature), alone)
-    return predictions, Calibration(temperatures, temperature)
+    return fitted, predictions, Calibration(temperatures, temperature)
 
 
 def predict_set(model: Model, data: FaceSet) -> Predictions:
