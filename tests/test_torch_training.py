@@ -5,6 +5,7 @@ Skipped where PyTorch is not installed: run time never needs it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +37,18 @@ SPEC = FaceSpec(size=64)
 SMALL = NetSettings(
     widths=(8, 16), loop=LoopSettings(epochs=8, steps_per_epoch=15, batch=16, learning_rate=1e-2)
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Nets trained on several threads sum in a varying order, so their figures move from run to run
+    (a net that scores 1.0 alone scored 0.85 on a loaded machine); one thread makes them repeat."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _faces(n_per: int, seed: int) -> FaceSet:
