@@ -148,23 +148,24 @@ class FaceDetector:
         )
         self._verifier = _load_verifier(self.verifier_path) if self.verifier_path else None
 
-    def detect(self, gray: np.ndarray, close_ups: bool = True) -> list[Face]:
+    def detect(self, gray: np.ndarray, padded: bool = False) -> list[Face]:
         """Faces in a grayscale image, best first; boxes are clipped to the image.
 
-        ``close_ups=False`` skips the close-up passes even when the settings ask for them, for a
-        caller that has already padded the image itself.
+        ``padded=True`` is for a caller that has padded the image itself, so that no face touches
+        its frame: the close-up passes and the lone windows are both there for faces cut by the
+        frame, so they are skipped even when the settings ask for them.
         """
-        found = self.candidates(gray, close_ups)
+        found = self.candidates(gray, padded)
         faces = self._kept(found.full)
         for close in self._kept(found.close):
             faces = self._with_close_up(close, faces)
         faces += self._lone_windows(gray, found, faces)
         return [Face(clipped(f.box, gray.shape), f.score) for f in sorted(faces, key=lambda f: -f.score)]
 
-    def candidates(self, gray: np.ndarray, close_ups: bool = True) -> Candidates:
+    def candidates(self, gray: np.ndarray, padded: bool = False) -> Candidates:
         """What the passes propose, the grouped proposals scored (by the verifier, if there is
-        one), before weak ones are dropped and overlaps merged; boxes unclipped. Public so that
-        the benchmark can tell where a missed face was lost."""
+        one), before weak ones are dropped and overlaps merged; boxes unclipped (``padded``: as
+        :meth:`detect`). Public so that the benchmark can tell where a missed face was lost."""
         s = self.settings
         scale = min(1.0, s.max_side / max(gray.shape[:2]))
         shrunk = (
@@ -172,8 +173,9 @@ class FaceDetector:
         )
         small = cv2.equalizeHist(shrunk) if s.equalize else shrunk
         smallest = max(s.min_size, s.min_size_share * min(gray.shape[:2]))
-        full, windows = self._scan(small, scale, 0, max(1, round(smallest * scale)), self._rescues)
-        close = self._close_ups(small, scale) if s.close_ups and close_ups else []
+        rescues = self._rescues and not padded
+        full, windows = self._scan(small, scale, 0, max(1, round(smallest * scale)), rescues)
+        close = self._close_ups(small, scale) if s.close_ups and not padded else []
         scored = self._verified(gray, full + close, (shrunk, scale))  # one verifier call for both passes
         return Candidates(scored[: len(full)], scored[len(full) :], windows, (shrunk, scale))
 

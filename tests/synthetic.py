@@ -95,7 +95,7 @@ class BrightBlobDetector:
         self.settings = DetectionSettings()
         self.paths: list = []
 
-    def detect(self, gray: np.ndarray, close_ups: bool = True) -> list:
+    def detect(self, gray: np.ndarray, padded: bool = False) -> list:
         from facesortd.detect import Face
 
         mask = (gray > 150).astype(np.uint8)

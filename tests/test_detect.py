@@ -132,6 +132,10 @@ def test_lone_windows_the_grouping_drops_count_when_the_verifier_is_sure(
     assert [f.box for f in faces] == [(0, 200, 50, 50), grouped]  # the 0.7 window is below 0.95
     assert (115, 115, 30, 30) not in verifier.seen  # inside a face found: never looked at
     cascade.neighbours.clear()
+    # an image its caller padded (a dataset crop) has no face at its frame: no lone windows there
+    padded = FaceDetector(settings, [Path("c.xml")]).detect(image, padded=True)
+    assert [f.box for f in padded] == [grouped] and cascade.neighbours == [1]
+    cascade.neighbours.clear()
     off = settings.model_copy(update={"lone_window_score": 1.0})
     assert [f.box for f in FaceDetector(off, [Path("c.xml")]).detect(image)] == [grouped]
     assert cascade.neighbours == [1]  # OpenCV groups as before

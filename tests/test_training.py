@@ -126,9 +126,9 @@ class _Recording(BrightBlobDetector):
         super().__init__()
         self.seen: list[tuple[int, ...]] = []
 
-    def detect(self, gray: np.ndarray, close_ups: bool = True) -> list:
+    def detect(self, gray: np.ndarray, padded: bool = False) -> list:
         self.seen.append(gray.shape)
-        return super().detect(gray, close_ups)
+        return super().detect(gray, padded)
 
 
 def test_a_big_crop_is_scanned_where_its_smallest_possible_face_is_the_detectors_smallest() -> None:

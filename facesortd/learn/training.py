@@ -137,8 +137,8 @@ def face_in_crop(gray: np.ndarray, detector: FaceDetector) -> Face | None:
     Crops often end at the face's edge, where a detector window cannot fit; padding lets it see
     the whole face, and taking the detection closest to the centre ignores partial neighbours.
     A flat border (not a replicated one) avoids smearing skin or hair into face-like streaks.
-    The detector's own close-up passes are skipped: this padding does their job, and they would
-    make reading a 10,000-crop dataset 40 s slower without changing the model's accuracy.
+    The detector's own close-up passes and lone windows are skipped (``padded``): this padding
+    does their job, and they would make reading a dataset much slower (README, "Performance").
 
     The padded crop is scanned shrunk so that the smallest face it can hold is the smallest face
     the detector looks for, as a screenshot is scanned on its shrunk copy: the finer scales of a
@@ -151,7 +151,7 @@ def face_in_crop(gray: np.ndarray, detector: FaceDetector) -> Face | None:
     scale = min(1.0, detector.settings.min_size / (CROP_FACE_SHARE * w))
     if scale < 1.0:
         padded = cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    found = detector.detect(padded, close_ups=False)
+    found = detector.detect(padded, padded=True)
     faces = [f for f in found if f.box[2] >= CROP_FACE_SHARE * w * scale]
     if not faces:
         return None
