@@ -7,12 +7,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 from synthetic import draw_face
 
 from facesortd.faces import FaceSpec, box_in_crop
-from facesortd.learn.backdrops import Backdrops, composite, read_rgba
-from facesortd.learn.datasets import EMOTIONS, VN_BOX, DatasetError, is_vn_faces, load_items, vn_backgrounds
+from facesortd.learn.backdrops import Backdrops, composite
+from facesortd.learn.datasets import EMOTIONS, VN_BOX, is_vn_faces, load_items, vn_backgrounds
 from facesortd.learn.training import collect_faces
 
 
@@ -68,31 +67,3 @@ def test_composite_lays_a_sprite_over_its_background() -> None:
     sprite[1, 1] = (200, 200, 200, 128)
     out = composite(sprite, np.full((2, 2, 3), 100, np.uint8))
     assert out[0, 0, 0] == 200 and out[0, 1, 0] == 100 and 145 <= out[1, 1, 0] <= 155
-
-
-def test_composite_pastes_at_an_offset_rounds_and_drops_what_falls_outside() -> None:
-    """Scenes paste characters cut by the frame; the blend rounds, so a half-transparent pixel is
-    the nearest grey, not one below it."""
-    sprite = np.zeros((4, 4, 4), np.uint8)
-    sprite[...] = (201, 201, 201, 255)
-    sprite[2, 3] = (201, 201, 201, 128)  # 201 * 128/255 + 100 * 127/255 = 150.7
-    background = np.full((6, 6, 3), 100, np.uint8)
-    out = composite(sprite, background, (-2, 3))
-    assert (out[3:5, 0:2] == 201).all() and out[5, 0, 0] == 201 and out[5, 1, 0] == 151
-    assert (out[:3] == 100).all() and (out[:, 2:] == 100).all()
-    assert (background == 100).all()  # the background itself is left as it was
-    assert np.array_equal(composite(sprite, background, (6, 0)), background)  # wholly outside
-
-
-def test_read_rgba_gives_opaque_images_full_alpha_or_refuses_them_when_told(tmp_path: Path) -> None:
-    opaque, grey = tmp_path / "opaque.png", tmp_path / "grey.png"
-    cv2.imwrite(str(opaque), np.full((3, 5, 3), 70, np.uint8))
-    cv2.imwrite(str(grey), np.full((3, 5), 70, np.uint8))
-    for path in (opaque, grey):
-        image = read_rgba(path)
-        assert image.shape == (3, 5, 4) and (image[..., 3] == 255).all() and (image[..., :3] == 70).all()
-        with pytest.raises(DatasetError, match="no transparency"):
-            read_rgba(path, need_alpha=True)
-    (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(DatasetError, match="not an image"):
-        read_rgba(tmp_path / "broken.png")

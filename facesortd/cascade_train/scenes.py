@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 
 from facesortd.boxes import Box
-from facesortd.learn.backdrops import composite, read_rgba
 
 SCENE_SIZE = (1280, 720)
 """Width, height of a composed scene: a 720p screenshot."""
@@ -91,6 +90,13 @@ class Scene:
     name: str
 
 
+def _read_rgba(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.ndim != 3 or img.shape[2] != 4:
+        raise ValueError(f"{path} is not an RGBA crop")
+    return img
+
+
 def made_background(rng: np.random.Generator, size: tuple[int, int], photo: np.ndarray | None) -> np.ndarray:
     """A background: a game's picture (as it is or blurred), smoothed colour noise, or a flat or
     graded colour; made ones keep a scene possible when a source has no pictures of its own."""
@@ -110,6 +116,18 @@ def made_background(rng: np.random.Generator, size: tuple[int, int], photo: np.n
     a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     t = np.linspace(0, 1, h)[:, None, None] if rng.random() < 0.5 else np.zeros((h, 1, 1))
     return np.broadcast_to((a * (1 - t) + b * t).astype(np.uint8), (h, w, 3)).copy()
+
+
+def _paste(scene: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
+    """Alpha-blend ``rgba`` onto ``scene`` with its top-left at (x, y); parts outside are dropped."""
+    h, w = rgba.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(scene.shape[1], x + w), min(scene.shape[0], y + h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    part = rgba[y0 - y : y1 - y, x0 - x : x1 - x].astype(np.float32)
+    alpha = part[..., 3:] / 255.0
+    region = scene[y0:y1, x0:x1].astype(np.float32)
+    scene[y0:y1, x0:x1] = (alpha * part[..., :3] + (1 - alpha) * region).astype(np.uint8)
 
 
 def _clip(box: tuple[float, float, float, float], size: tuple[int, int]) -> Box:
@@ -187,15 +205,16 @@ class SceneMaker:
                 else:
                     continue
                 repo, group = self.groups[int(rng.integers(len(self.groups)))]
-                rgba = read_rgba(group[int(rng.integers(len(group)))].path, need_alpha=True)
+                rgba = _read_rgba(group[int(rng.integers(len(group)))].path)
                 if rng.random() < 0.5:
                     rgba = rgba[:, ::-1]
                 side_px = max(2, round(2 * s))
                 interp = cv2.INTER_AREA if side_px < rgba.shape[0] else cv2.INTER_LINEAR
-                image = composite(
-                    cv2.resize(rgba, (side_px, side_px), interpolation=interp),
+                _paste(
                     image,
-                    (round(crop[0]), round(crop[1])),
+                    cv2.resize(rgba, (side_px, side_px), interpolation=interp),
+                    round(crop[0]),
+                    round(crop[1]),
                 )
                 boxes.append(box)
                 crops.append(crop)
@@ -241,10 +260,9 @@ class Composites:
         out = []
         for _repo, group in self.maker.groups:
             for crop in group:
-                rgba = read_rgba(crop.path, need_alpha=True)
+                rgba = _read_rgba(crop.path)
                 for _ in range(per_crop):
-                    image = composite(
-                        rgba, made_background(self.maker.rng, rgba.shape[1::-1], self.maker.photo())
-                    )
+                    image = made_background(self.maker.rng, rgba.shape[1::-1], self.maker.photo())
+                    _paste(image, rgba, 0, 0)
                     out.append(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
         return out

@@ -21,37 +21,23 @@ MADE_KINDS = 3
 """Flat colour, blurred colour noise, linear gradient."""
 
 
-def read_rgba(path: Path, need_alpha: bool = False) -> np.ndarray:
-    """A BGRA uint8 image. An opaque image gets a full alpha channel, or with ``need_alpha`` is
-    refused: a scene pastes a character by its transparency, so an opaque crop would paste its
-    whole square, background and all."""
+def read_rgba(path: Path) -> np.ndarray:
+    """A BGRA uint8 image (an opaque image gets a full alpha channel)."""
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise DatasetError(f"{path}: not an image OpenCV can decode")
-    if image.ndim == 3 and image.shape[2] == 4:
-        return image
-    if need_alpha:
-        raise DatasetError(
-            f"{path}: no transparency; a character crop must be RGBA (save it with an alpha channel)"
-        )
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    if image.shape[2] == 3:
+        image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    return image
 
 
-def composite(bgra: np.ndarray, background: np.ndarray, at: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """BGR copy of ``background`` with ``bgra`` laid over it, its top-left at ``at`` (x, y); the
-    parts of ``bgra`` outside the background are dropped (a character cut by the frame)."""
-    out = background.copy()
-    (x, y), (h, w) = at, bgra.shape[:2]
-    x0, y0, x1, y1 = max(0, x), max(0, y), min(out.shape[1], x + w), min(out.shape[0], y + h)
-    if x1 <= x0 or y1 <= y0:
-        return out
-    part = bgra[y0 - y : y1 - y, x0 - x : x1 - x]
-    alpha = part[..., 3:4].astype(np.float32) / 255.0
-    mixed = part[..., :3].astype(np.float32) * alpha + out[y0:y1, x0:x1].astype(np.float32) * (1.0 - alpha)
-    out[y0:y1, x0:x1] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
-    return out
+def composite(bgra: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """BGR image of ``bgra`` laid over ``background`` (same height and width)."""
+    alpha = bgra[..., 3:4].astype(np.float32) / 255.0
+    mixed = bgra[..., :3].astype(np.float32) * alpha + background.astype(np.float32) * (1.0 - alpha)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
 class Backdrops:
