@@ -97,6 +97,13 @@ def cnn_input(crops: np.ndarray) -> np.ndarray:
     return ((x - mean) / (std + 8.0))[..., None]
 
 
+def platt_probability(logits: np.ndarray, platt: Sequence[float] | np.ndarray) -> np.ndarray:
+    """p = 1 / (1 + exp(-(a z + b))) for Platt's (a, b): the one formula the calibration is fitted
+    by (cascade_train/cnn_verifier.py) and the verifier scores with, so the two cannot drift."""
+    a, b = platt
+    return 1.0 / (1.0 + np.exp(-(a * logits + b)))
+
+
 @dataclass
 class CnnVerifier:
     """A small CNN (trained with PyTorch, run in numpy) -> Platt-calibrated probability of a face.
@@ -113,8 +120,7 @@ class CnnVerifier:
 
     def probability(self, crops: np.ndarray) -> np.ndarray:
         """(N,) probabilities that the crops (crop_box at CNN_CROP) are faces."""
-        a, b = self.platt
-        return 1.0 / (1.0 + np.exp(-(a * self.logits(crops) + b)))
+        return platt_probability(self.logits(crops), self.platt)
 
     def score(self, gray: np.ndarray, boxes: Sequence[Box], shrunk: Shrunk | None = None) -> np.ndarray:
         """(N,) face probabilities for boxes (x, y, w, h) in a grayscale image (big boxes cut from

@@ -15,7 +15,16 @@ from facesortd import cli
 from facesortd.config import DetectionSettings
 from facesortd.conv_net import ConvNet
 from facesortd.detect import SHIPPED_VERIFIER, DetectorError, FaceDetector, shipped_file
-from facesortd.verify import CNN_CROP, HOG_KIND, MARGIN, CnnVerifier, VerifierError, crop_box, load_verifier
+from facesortd.verify import (
+    CNN_CROP,
+    HOG_KIND,
+    MARGIN,
+    CnnVerifier,
+    VerifierError,
+    crop_box,
+    load_verifier,
+    platt_probability,
+)
 
 
 def _random_verifier(seed: int = 0) -> CnnVerifier:
@@ -49,6 +58,16 @@ def test_scores_boxes_in_an_image_including_boxes_at_the_border_and_round_trips(
     assert verifier.score(scene, []).shape == (0,)
     verifier.save(tmp_path / "v.npz")
     assert np.allclose(load_verifier(tmp_path / "v.npz").score(scene, boxes), scores)
+
+
+def test_a_face_probability_is_platts_logistic_of_the_nets_logit() -> None:
+    """Training fits (a, b) of p = 1 / (1 + exp(-(a z + b))); the verifier must score with the same."""
+    z = np.array([2.0, 0.0, -4.0])
+    assert np.allclose(platt_probability(z, (1.5, -3.0)), [0.5, 1 / (1 + np.exp(3)), 1 / (1 + np.exp(9))])
+    verifier = _random_verifier()
+    crops = np.random.default_rng(6).integers(0, 256, (5, CNN_CROP, CNN_CROP), dtype=np.uint8)
+    logits = verifier.logits(crops)
+    assert np.allclose(verifier.probability(crops), 1 / (1 + np.exp(-(0.8 * logits - 0.2))))
 
 
 def test_big_boxes_are_cut_from_the_shrunk_copy_and_score_as_from_the_original() -> None:

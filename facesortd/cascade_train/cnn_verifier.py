@@ -29,7 +29,7 @@ from facesortd.cascade_train.trainer import TrainingError
 from facesortd.conv_net import ConvNet
 from facesortd.detect import FaceDetector, iou
 from facesortd.progress import Progress
-from facesortd.verify import CNN_CROP, CnnVerifier, cnn_input, crop_box
+from facesortd.verify import CNN_CROP, CnnVerifier, cnn_input, crop_box, platt_probability
 
 HIT_IOU = 0.4
 """A proposal this close to a true face is a face (the benchmark's criterion)."""
@@ -139,7 +139,7 @@ def fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         return float(np.sum(np.logaddexp(0, m) - t * m))
 
     for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-(params[0] * z + params[1])))
+        p = platt_probability(z, params)
         g = np.array([np.sum((p - t) * z), np.sum(p - t)])
         r = p * (1 - p) + 1e-12
         hess = np.array([[np.sum(r * z * z), np.sum(r * z)], [np.sum(r * z), np.sum(r)]]) + 1e-9 * np.eye(2)
@@ -194,7 +194,7 @@ def train(
         logger.info("fold {}: {} held-out proposals", k, int((held & proposal).sum()))
     z, yy = np.concatenate(oof_z), np.concatenate(oof_y)
     platt = fit_platt(z, yy)
-    p = 1.0 / (1.0 + np.exp(-(platt[0] * z + platt[1])))
+    p = platt_probability(z, platt)
     logger.info(
         "calibration on {} out-of-source proposals ({} faces): a {:.4f}, b {:.4f}; at p >= 0.5 "
         "{:.3f} of face proposals kept, {:.4f} of non-face ones; mean p {:.3f} vs face share {:.3f}",
