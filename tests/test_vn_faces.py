@@ -7,11 +7,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from synthetic import draw_face
 
 from facesortd.faces import FaceSpec, box_in_crop
-from facesortd.learn.backdrops import Backdrops, composite
-from facesortd.learn.datasets import EMOTIONS, VN_BOX, is_vn_faces, load_items, vn_backgrounds
+from facesortd.learn.backdrops import Backdrops, composite, read_rgba
+from facesortd.learn.datasets import EMOTIONS, VN_BOX, DatasetError, is_vn_faces, load_items, vn_backgrounds
 from facesortd.learn.training import collect_faces
 
 
@@ -67,3 +68,19 @@ def test_composite_lays_a_sprite_over_its_background() -> None:
     sprite[1, 1] = (200, 200, 200, 128)
     out = composite(sprite, np.full((2, 2, 3), 100, np.uint8))
     assert out[0, 0, 0] == 200 and out[0, 1, 0] == 100 and 145 <= out[1, 1, 0] <= 155
+
+
+def test_read_rgba_gives_opaque_images_full_alpha_or_refuses_them_when_told(tmp_path: Path) -> None:
+    """Scenes paste a character by its transparency (``need_alpha``); faces over backdrops take
+    any image."""
+    opaque, grey = tmp_path / "opaque.png", tmp_path / "grey.png"
+    cv2.imwrite(str(opaque), np.full((3, 5, 3), 70, np.uint8))
+    cv2.imwrite(str(grey), np.full((3, 5), 70, np.uint8))
+    for path in (opaque, grey):
+        image = read_rgba(path)
+        assert image.shape == (3, 5, 4) and (image[..., 3] == 255).all() and (image[..., :3] == 70).all()
+        with pytest.raises(DatasetError, match="no transparency"):
+            read_rgba(path, need_alpha=True)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match="not an image"):
+        read_rgba(tmp_path / "broken.png")

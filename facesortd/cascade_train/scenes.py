@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from facesortd.boxes import Box
+from facesortd.learn.backdrops import read_rgba
 
 SCENE_SIZE = (1280, 720)
 """Width, height of a composed scene: a 720p screenshot."""
@@ -88,13 +89,6 @@ class Scene:
     boxes: list[Box]
     repos: frozenset[str]
     name: str
-
-
-def _read_rgba(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.ndim != 3 or img.shape[2] != 4:
-        raise ValueError(f"{path} is not an RGBA crop")
-    return img
 
 
 def made_background(rng: np.random.Generator, size: tuple[int, int], photo: np.ndarray | None) -> np.ndarray:
@@ -205,7 +199,7 @@ class SceneMaker:
                 else:
                     continue
                 repo, group = self.groups[int(rng.integers(len(self.groups)))]
-                rgba = _read_rgba(group[int(rng.integers(len(group)))].path)
+                rgba = read_rgba(group[int(rng.integers(len(group)))].path, need_alpha=True)
                 if rng.random() < 0.5:
                     rgba = rgba[:, ::-1]
                 side_px = max(2, round(2 * s))
@@ -260,7 +254,7 @@ class Composites:
         out = []
         for _repo, group in self.maker.groups:
             for crop in group:
-                rgba = _read_rgba(crop.path)
+                rgba = read_rgba(crop.path, need_alpha=True)
                 for _ in range(per_crop):
                     image = made_background(self.maker.rng, rgba.shape[1::-1], self.maker.photo())
                     _paste(image, rgba, 0, 0)

@@ -21,16 +21,22 @@ MADE_KINDS = 3
 """Flat colour, blurred colour noise, linear gradient."""
 
 
-def read_rgba(path: Path) -> np.ndarray:
-    """A BGRA uint8 image (an opaque image gets a full alpha channel)."""
+def read_rgba(path: Path, need_alpha: bool = False) -> np.ndarray:
+    """A BGRA uint8 image. An opaque image gets a full alpha channel, or with ``need_alpha`` is
+    refused: a scene pastes a character by its transparency, so an opaque crop would paste its
+    whole square, background and all."""
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise DatasetError(f"{path}: not an image OpenCV can decode")
+    if image.ndim == 3 and image.shape[2] == 4:
+        return image
+    if need_alpha:
+        raise DatasetError(
+            f"{path}: no transparency; a character crop must be RGBA (save it with an alpha channel)"
+        )
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 3:
-        image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
-    return image
+    return np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
 
 
 def composite(bgra: np.ndarray, background: np.ndarray) -> np.ndarray:
