@@ -355,6 +355,8 @@ def test_train_says_plainly_when_the_new_model_is_worse(
     out = capsys.readouterr().out
     assert "new model:      balanced accuracy" in out and "model in force: balanced accuracy" in out
     assert "the new model is WORSE than the model in force" in out and "barely better than chance" in out
+    # judged by the adoption rule itself, share right among the auto-sorted faces included
+    assert "balanced_accuracy on the validation set" in out and "at least 72% asked" in out
     assert model_store.model_in_force(load_settings()) == before
 
 

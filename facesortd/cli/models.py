@@ -22,7 +22,7 @@ from facesortd.learn.feature_net_training import NetSettings, torch_installed
 from facesortd.learn.figures import write_report
 from facesortd.learn.loop_settings import LoopSettings
 from facesortd.learn.metrics import Evaluation, headline, near_chance
-from facesortd.learn.retrain import Comparison
+from facesortd.learn.retrain import Comparison, sorted_right_floor
 from facesortd.learn.train_run import train_model
 from facesortd.learn.training import (
     SOURCE_BALANCE,
@@ -157,8 +157,15 @@ def _compare_with_model_in_force(
         print(f"the new model is barely better than chance ({chance:.3f}): it learnt next to nothing")
     # The daemon's adoption rule, held to no drop in balanced accuracy: `train` is the strict verdict.
     verdict = Comparison(
-        "the validation set", new, old, "balanced_accuracy", 0.0, settings.learning.max_coverage_drop
+        "the validation set",
+        new,
+        old,
+        "balanced_accuracy",
+        0.0,
+        settings.learning.max_coverage_drop,
+        sorted_right_floor(settings),
     )
+    print(verdict.describe())
     if not verdict.passed:
         print(
             "the new model is WORSE than the model in force on these faces (which the model in force "

@@ -171,6 +171,14 @@ class Comparison:
         return text
 
 
+def sorted_right_floor(settings: Settings) -> float:
+    """How often a new model's auto-sorted faces must be right (:attr:`Comparison.min_right`):
+    ``learning.min_sorted_right``, or unset the threshold in force, since a face sorted at
+    confidence 0.72 should be right about 72 % of the time."""
+    chosen = settings.learning.min_sorted_right
+    return settings.recognition.threshold if chosen is None else chosen
+
+
 def _right(evaluation: Evaluation | None) -> str:
     """``7 of 10`` (right of auto-sorted) or n/a."""
     if evaluation is None:
@@ -391,7 +399,7 @@ def retrain(
         cur_proba = np.zeros((len(judged), len(all_names)))
         cur_proba[:, [all_names.index(n) for n in current.labels]] = current.predict_proba(current_faces)
         current_eval = Predictions(all_names, truth[judged], cur_proba).evaluation(threshold)
-    floor = threshold if learning.min_sorted_right is None else learning.min_sorted_right
+    floor = sorted_right_floor(settings)
     comparisons: list[Comparison | ShareCheck] = [
         Comparison(
             "your labels neither model was trained on",
