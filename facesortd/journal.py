@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,28 +161,29 @@ class Journal:
         ).fetchone()
         if row is None or "'dataset'" in row[0]:
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._migration():
             self._db.execute("ALTER TABLE labels RENAME TO labels_before_dataset")
             self._db.execute(LABELS_TABLE)
             self._db.execute("INSERT INTO labels SELECT * FROM labels_before_dataset")
             self._db.execute("DROP TABLE labels_before_dataset")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def _migrate_review_page_moves(self) -> None:
         """Journals from before the ``labelled`` kind recorded a person's review-page move as ``sorted``
         (model "review page"): say what happened, once, so every reader sees a person's label."""
         if self.get_meta(LABELLED_KIND):
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._migration():
             self._db.execute(
                 "UPDATE moves SET action = 'labelled' WHERE action = 'sorted' AND model = ?", (REVIEWER,)
             )
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (LABELLED_KIND,))
+
+    @contextmanager
+    def _migration(self) -> Iterator[None]:
+        """One transaction for a migration: a crash leaves the journal as it was before it or after it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
