@@ -84,7 +84,8 @@ def add_status(sub: argparse._SubParsersAction) -> None:
         "--json",
         action="store_true",
         help='print it as one JSON object: {"total": {"<emotion>" | "_quarantine/<reason>": n, ...}, '
-        '"today": {...}, "waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}}',
+        '"today": {...}, "labelled": {"total": {"<emotion>": n}, "today": {...}}, '
+        '"waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}}',
     )
     p.set_defaults(func=cmd_status)
 
