@@ -6,6 +6,7 @@ cheek, as in the seed's faces.json) because the emotion model is trained on face
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -197,7 +198,7 @@ class FaceDetector:
         """
         if not found.windows:
             return []
-        lone = [w for w in found.windows if not self._near(w, faces)][:LONE_WINDOWS]
+        lone = list(itertools.islice((w for w in found.windows if not self._near(w, faces)), LONE_WINDOWS))
         scored = self._verified(gray, lone, found.shrunk)
         return self._kept(scored, self.settings.lone_window_score)
 
