@@ -4,7 +4,8 @@
 :func:`report` words the same data for a person, so the two can never disagree.
 
 Counts are of placements, not of moves (see ``Journal.counts``), so they add up to the files placed;
-files a person labelled on the review page are counted apart, as their labels, never as sorted.
+files a person labelled, on the review page or with a file manager, are counted apart, as their
+labels, never as placed by facesortd (``Journal.labelled_counts``: one rule for both ways).
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def report(settings: Settings) -> str:
         lines.append(_counts_line("today", data["today"]))
         lines.append(_counts_line("in total", data["total"]))
     if data["labelled"]["total"]:
-        lines.append(_counts_line("labelled by you on the review page today", data["labelled"]["today"]))
+        lines.append(_counts_line("labelled by you today", data["labelled"]["today"]))
         lines.append(_counts_line("  in total", data["labelled"]["total"]))
     waiting = data["waiting_for_review"]
     if waiting:

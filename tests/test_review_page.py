@@ -138,7 +138,7 @@ def test_a_label_is_a_journaled_move_and_a_human_label_undone_by_facesortd_undo(
     assert "happy" not in data["total"] and "happy" not in data["today"]
     assert data["labelled"] == {"total": {"happy": 1}, "today": {"happy": 1}}
     assert cli.main(["status"]) == 0
-    assert "labelled by you on the review page today: 1 file(s): happy 1" in capsys.readouterr().out
+    assert "labelled by you today: 1 file(s): happy 1" in capsys.readouterr().out
     assert cli.main(["undo"]) == 0
     assert (
         files["a.png"].is_file()

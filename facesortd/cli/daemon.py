@@ -77,7 +77,8 @@ def add_status(sub: argparse._SubParsersAction) -> None:
         "status",
         help="is the daemon running, what it sorted, what waits for you, last errors",
         description="Daemon (uptime, queue), the model and threshold in force, files placed today and "
-        "in total per folder, files waiting in each quarantine folder, what sits in the inbox and why, "
+        "in total per folder, files you labelled (on the review page or by moving them), files waiting "
+        "in each quarantine folder, what sits in the inbox and why, "
         "labels for training and the last errors.",
     )
     p.add_argument(
