@@ -30,7 +30,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         library=tmp_path / "lib",
         state_dir=tmp_path / "state",
         watch={"settle_s": 0.1, "rescan_interval_s": 0},
-        learning={"review_scan_s": 0.3, "retrain_after_labels": 16, "min_per_class": 3},
+        learning={"review_scan_s": 0.3, "retrain_after_labels": 32, "min_per_class": 3},
     )
 
 
@@ -42,25 +42,26 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
     try:
         rng = np.random.default_rng(11)
         truth = {}
-        for i in range(24):
+        for i in range(40):  # ten characters (a..j), each with one screenshot of each emotion
             emotion = EMOTIONS[i % 4]
-            name = f"{'abcdef'[i // 4]}{i}.png"
+            name = f"{'abcdefghij'[i // 4]}{i}.png"
             assert cv2.imwrite(str(settings.inbox / name), draw_screenshot(emotion, rng)[0])
             truth[name] = emotion
         unsure = settings.library / "_quarantine" / "unsure"
-        wait_until(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 24, timeout=60)
+        wait_until(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 40, timeout=60)
         assert model_store.model_in_force(settings) is None
 
-        reviewed = list(truth)[:16]  # the person files 16 of them, like with a file manager
+        reviewed = list(truth)[:32]  # the person files 32 of them, like with a file manager
         for name in reviewed:
             (settings.library / truth[name]).mkdir(parents=True, exist_ok=True)
             (unsure / name).rename(settings.library / truth[name] / name)
 
         wait_until(lambda: model_store.model_in_force(settings) is not None, timeout=60)
         model = EmotionModel.load(model_store.model_in_force(settings))
-        assert model.info["user_labels"] == 16 and model.info["adopted"] is True
-        # Twice chance: on 16 held-out faces, drawings seeded 1-6 give 0.62-0.88 (16 faces are few).
-        assert model.info["held_out"]["balanced_accuracy"] >= 0.5
+        assert model.info["user_labels"] == 32 and model.info["adopted"] is True
+        # 32 labels of 8 characters, each held out in turn: drawings seeded 0-99 give 0.875-1.00
+        # (16 labels gave 0.56-0.94: three faces per emotion are too few to learn from; see README).
+        assert model.info["held_out"]["balanced_accuracy"] >= 0.8
 
         rest = [n for n in truth if n not in reviewed]
         wait_until(lambda: sum((settings.library / truth[n] / n).exists() for n in rest) >= 6, timeout=60)
@@ -70,7 +71,7 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
     from facesortd.journal import Journal
 
     journal = Journal.for_state_dir(settings.state_dir)
-    assert len(review.user_labels(journal)) == 16
+    assert len(review.user_labels(journal)) == 32
     assert {s for _h, _l, s, _f, _g, _t in journal.labels()} == {"human"}
     journal.close()
 
