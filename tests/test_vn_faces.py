@@ -67,7 +67,18 @@ def test_composite_lays_a_sprite_over_its_background() -> None:
     sprite[0, 0] = (200, 200, 200, 255)
     sprite[1, 1] = (200, 200, 200, 128)
     out = composite(sprite, np.full((2, 2, 3), 100, np.uint8))
-    assert out[0, 0, 0] == 200 and out[0, 1, 0] == 100 and 145 <= out[1, 1, 0] <= 155
+    assert out[0, 0, 0] == 200 and out[0, 1, 0] == 100 and out[1, 1, 0] == 150  # 150.2, rounded
+
+
+def test_composite_pastes_at_an_offset_and_drops_what_falls_outside() -> None:
+    """How a scene pastes a character: anywhere, cut by the frame, the background left as it was."""
+    sprite = np.zeros((3, 3, 4), np.uint8)
+    sprite[..., :3], sprite[..., 3] = 200, 255
+    scene = np.full((4, 5, 3), 100, np.uint8)
+    out = composite(sprite, scene, (3, -1))  # its top row above the frame, its right column past it
+    assert (scene == 100).all()  # a copy: the background is not changed
+    assert (out[:2, 3:, 0] == 200).all() and (out[2:, :, 0] == 100).all() and (out[:, :3, 0] == 100).all()
+    assert np.array_equal(composite(sprite, scene, (9, 9)), scene)  # wholly outside: nothing pasted
 
 
 def test_read_rgba_gives_opaque_images_full_alpha_or_refuses_them_when_told(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from facesortd.boxes import Box
-from facesortd.learn.backdrops import read_rgba
+from facesortd.learn.backdrops import composite, read_rgba
 
 SCENE_SIZE = (1280, 720)
 """Width, height of a composed scene: a 720p screenshot."""
@@ -112,18 +112,6 @@ def made_background(rng: np.random.Generator, size: tuple[int, int], photo: np.n
     return np.broadcast_to((a * (1 - t) + b * t).astype(np.uint8), (h, w, 3)).copy()
 
 
-def _paste(scene: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
-    """Alpha-blend ``rgba`` onto ``scene`` with its top-left at (x, y); parts outside are dropped."""
-    h, w = rgba.shape[:2]
-    x0, y0, x1, y1 = max(0, x), max(0, y), min(scene.shape[1], x + w), min(scene.shape[0], y + h)
-    if x1 <= x0 or y1 <= y0:
-        return
-    part = rgba[y0 - y : y1 - y, x0 - x : x1 - x].astype(np.float32)
-    alpha = part[..., 3:] / 255.0
-    region = scene[y0:y1, x0:x1].astype(np.float32)
-    scene[y0:y1, x0:x1] = (alpha * part[..., :3] + (1 - alpha) * region).astype(np.uint8)
-
-
 def _clip(box: tuple[float, float, float, float], size: tuple[int, int]) -> Box:
     x, y, w, h = box
     x0, y0 = max(0, round(x)), max(0, round(y))
@@ -204,11 +192,10 @@ class SceneMaker:
                     rgba = rgba[:, ::-1]
                 side_px = max(2, round(2 * s))
                 interp = cv2.INTER_AREA if side_px < rgba.shape[0] else cv2.INTER_LINEAR
-                _paste(
-                    image,
+                image = composite(
                     cv2.resize(rgba, (side_px, side_px), interpolation=interp),
-                    round(crop[0]),
-                    round(crop[1]),
+                    image,
+                    (round(crop[0]), round(crop[1])),
                 )
                 boxes.append(box)
                 crops.append(crop)
@@ -256,7 +243,8 @@ class Composites:
             for crop in group:
                 rgba = read_rgba(crop.path, need_alpha=True)
                 for _ in range(per_crop):
-                    image = made_background(self.maker.rng, rgba.shape[1::-1], self.maker.photo())
-                    _paste(image, rgba, 0, 0)
+                    image = composite(
+                        rgba, made_background(self.maker.rng, rgba.shape[1::-1], self.maker.photo())
+                    )
                     out.append(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
         return out

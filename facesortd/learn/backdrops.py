@@ -39,11 +39,20 @@ def read_rgba(path: Path, need_alpha: bool = False) -> np.ndarray:
     return np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
 
 
-def composite(bgra: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """BGR image of ``bgra`` laid over ``background`` (same height and width)."""
-    alpha = bgra[..., 3:4].astype(np.float32) / 255.0
-    mixed = bgra[..., :3].astype(np.float32) * alpha + background.astype(np.float32) * (1.0 - alpha)
-    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+def composite(bgra: np.ndarray, background: np.ndarray, at: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """BGR copy of ``background`` with ``bgra`` laid over it, its top-left at ``at`` (x, y): a face
+    crop over a backdrop, or a character pasted into a scene. Parts of ``bgra`` outside the
+    background are dropped (a character cut by the frame)."""
+    out = background.copy()
+    (x, y), (h, w) = at, bgra.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(out.shape[1], x + w), min(out.shape[0], y + h)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    part = bgra[y0 - y : y1 - y, x0 - x : x1 - x]
+    alpha = part[..., 3:4].astype(np.float32) / 255.0
+    mixed = part[..., :3].astype(np.float32) * alpha + out[y0:y1, x0:x1].astype(np.float32) * (1.0 - alpha)
+    out[y0:y1, x0:x1] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 class Backdrops:
