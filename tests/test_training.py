@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from synthetic import BrightBlobDetector, draw_face
 
 from facesortd.descriptors import describe
@@ -195,3 +196,24 @@ def test_a_screenshot_with_several_labelled_faces_is_searched_once(tmp_path: Pat
         assert np.array_equal(
             both.faces[k], collect_faces([item], BrightBlobDetector(), FaceSpec(size=32), "t").faces[0]
         )
+
+
+def test_fits_from_described_features_need_no_images_and_give_the_same_model() -> None:
+    """`train` cross-validates a set without its images (each fold's part would copy them): the
+    same figures and model; a fit that would need the images refuses such a set."""
+    rng = np.random.default_rng(9)
+    labels = [e for e in ("happy", "sad", "angry") for _ in range(12)]
+    faces = np.stack(
+        [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
+    )
+    data = FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
+    data.features = described(faces, ["hog", "lbp"])
+    fit = emotion_fitter(FaceSpec(size=32), ["hog", "lbp"], 20)
+    lean = data.features_only()
+    assert lean.subset(np.arange(30)).faces.nbytes == 0 and data.faces.nbytes > 0
+    model, predictions = fit_and_validate(data, fit, 3, workers=2)
+    lean_model, lean_predictions = fit_and_validate(lean, fit, 3, workers=2)
+    assert np.array_equal(predictions.proba, lean_predictions.proba)
+    assert np.array_equal(model.predict_proba(faces), lean_model.predict_proba(faces))
+    with pytest.raises(ValueError, match="without images"):
+        emotion_fitter(FaceSpec(size=32), ["pixels"], 20)(lean)

@@ -12,7 +12,7 @@ import itertools
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -78,6 +78,13 @@ class FaceSet:
             features={name: x[idx] for name, x in self.features.items()},
             alpha=None if self.alpha is None else self.alpha[idx],
         )
+
+    def features_only(self) -> FaceSet:
+        """These faces without their images (an empty one each, no opacity), for fits that read only
+        ``features``: a cross-validation fold's part then copies its features, not the images as well
+        (see README, "`train` on 20,000 faces"). A fit that needs the images refuses it
+        (:func:`emotion_fitter`)."""
+        return replace(self, faces=self.faces[:, :0], alpha=None)
 
     def save(self, path: Path) -> Path:
         """Write faces (as bytes: normalised faces are k/255 exactly), labels and groups atomically."""
@@ -479,8 +486,10 @@ def emotion_fitter(
 
     def fit_one(part: FaceSet, descriptor: str) -> EmotionModel:
         trains_net = net_settings is not None and descriptor == LEARNT
-        own = train_feature_net(part, net_settings) if trains_net else None
         features = None if trains_net else part.features.get(descriptor)
+        if features is None and not part.faces.size:
+            raise ValueError(f"{descriptor}: faces without images (features_only) and no such features")
+        own = train_feature_net(part, net_settings) if trains_net else None
         weights = source_weights(part.sources, balance)
         return EmotionModel.fit(
             part.faces, part.labels, spec, descriptor, pca, weights=weights, net=own, features=features
