@@ -11,7 +11,7 @@ import pytest
 from synthetic import draw_face
 
 from facesortd.faces import FaceSpec, box_in_crop
-from facesortd.learn.backdrops import Backdrops, composite, read_rgba
+from facesortd.learn.backdrops import Backdrops, composite, picture_window, read_rgba
 from facesortd.learn.datasets import EMOTIONS, VN_BOX, DatasetError, is_vn_faces, load_items, vn_backgrounds
 from facesortd.learn.training import collect_faces
 
@@ -68,6 +68,17 @@ def test_composite_lays_a_sprite_over_its_background() -> None:
     sprite[1, 1] = (200, 200, 200, 128)
     out = composite(sprite, np.full((2, 2, 3), 100, np.uint8))
     assert out[0, 0, 0] == 200 and out[0, 1, 0] == 100 and out[1, 1, 0] == 150  # 150.2, rounded
+
+
+def test_picture_window_is_a_window_of_the_picture_enlarged_to_cover_it() -> None:
+    """Sprite backdrops and scene backgrounds cut their pictures alike (backdrops.picture_window)."""
+    picture = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    rng = np.random.default_rng(1)
+    exact = picture_window(picture, rng, (20, 30), (1.0, 1.0), cv2.INTER_AREA)  # just covers it: all of it
+    assert np.array_equal(exact, cv2.resize(picture, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+    for _ in range(20):
+        window = picture_window(picture, rng, (20, 10), (1.0, 3.0), cv2.INTER_LINEAR)
+        assert window.shape == (20, 10, 3) and window.flags.owndata  # a copy: the caller may draw on it
 
 
 def test_composite_pastes_at_an_offset_and_drops_what_falls_outside() -> None:

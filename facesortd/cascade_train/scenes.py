@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from facesortd.boxes import Box
-from facesortd.learn.backdrops import composite, read_rgba
+from facesortd.learn.backdrops import composite, picture_window, read_rgba
 
 SCENE_SIZE = (1280, 720)
 """Width, height of a composed scene: a 720p screenshot."""
@@ -97,10 +97,7 @@ def made_background(rng: np.random.Generator, size: tuple[int, int], photo: np.n
     w, h = size
     kind = rng.choice(["photo", "blurred", "noise", "flat"], p=[0.55, 0.15, 0.15, 0.15])
     if photo is not None and kind in ("photo", "blurred"):
-        f = max(w / photo.shape[1], h / photo.shape[0]) * rng.uniform(1.0, 1.4)
-        big = cv2.resize(photo, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR)
-        y, x = (int(rng.integers(0, big.shape[i] - s + 1)) for i, s in ((0, h), (1, w)))
-        out = big[y : y + h, x : x + w].copy()
+        out = picture_window(photo, rng, (h, w), (1.0, 1.4), cv2.INTER_LINEAR)
         return cv2.GaussianBlur(out, (0, 0), rng.uniform(4, 12)) if kind == "blurred" else out
     if kind == "noise":
         small = rng.integers(0, 256, (int(rng.integers(4, 40)), int(rng.integers(4, 40)), 3), dtype=np.uint8)

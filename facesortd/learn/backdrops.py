@@ -55,6 +55,25 @@ def composite(bgra: np.ndarray, background: np.ndarray, at: tuple[int, int] = (0
     return out
 
 
+def picture_window(
+    picture: np.ndarray,
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    zoom: tuple[float, float],
+    interpolation: int,
+) -> np.ndarray:
+    """A random (h, w) window of ``picture``, enlarged by a random factor in ``zoom`` beyond the
+    size that just covers the window: a background behind a sprite, or behind a whole scene.
+    Sprite backdrops shrink pictures (``cv2.INTER_AREA``), scenes mostly enlarge them
+    (``cv2.INTER_LINEAR``)."""
+    h, w = shape
+    scale = max(h / picture.shape[0], w / picture.shape[1]) * rng.uniform(*zoom)
+    big = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=interpolation)
+    y = int(rng.integers(big.shape[0] - h + 1))
+    x = int(rng.integers(big.shape[1] - w + 1))
+    return big[y : y + h, x : x + w].copy()
+
+
 class Backdrops:
     """Background pictures (read once) and made ones, cut to any size.
 
@@ -73,11 +92,7 @@ class Backdrops:
         h, w = shape
         if self.pictures and rng.random() < 0.5:
             picture = self.pictures[int(rng.integers(len(self.pictures)))]
-            scale = max(h / picture.shape[0], w / picture.shape[1]) * rng.uniform(1.0, 3.0)
-            big = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            y = int(rng.integers(big.shape[0] - h + 1))
-            x = int(rng.integers(big.shape[1] - w + 1))
-            return big[y : y + h, x : x + w].copy()
+            return picture_window(picture, rng, shape, (1.0, 3.0), cv2.INTER_AREA)
         kind = int(rng.integers(MADE_KINDS))
         colour = rng.integers(0, 256, 3).astype(np.float32)
         if kind == 0:
