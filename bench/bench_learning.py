@@ -10,7 +10,15 @@ has few faces of most classes, so k is a ceiling, not a promise). A tenth of the
 is held out as `facesortd train` holds it out; the change of balanced accuracy on it ("boot.val
 change") is what `learning.bootstrap_max_drop` limits when a retrain is adopted.
 
+With ``--user vn_faces`` each vn_faces repository with enough faces is one user in turn (one
+artist or studio whose art no model saw): the bootstrap model is fitted on everything else
+(anime_expressions, the seed faces and the other repositories, folds by repository as in
+``train``), the user's labels are drawn by character from that repository, and the figures are
+measured on its other characters. This is the learning curve without flattery: the shipped
+model saw the seed faces, so the seed's curve starts higher than a new user's can.
+
     python bench/bench_learning.py [--cascade FILE] [--user-weight 10] [--repeats 10]
+                                   [--user seed|vn_faces] [--descriptor D]
 """
 
 from __future__ import annotations
@@ -20,23 +28,47 @@ import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy
 # isort: split
 
 import argparse
+import dataclasses
+import json
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
-from shared_data import add_cascade_option, bootstrap_faces, require_shared, seed_faces
+from shared_data import SHARED, add_cascade_option, bootstrap_faces, require_shared, seed_faces, vn_faces
 
 from facesortd.config import Settings
-from facesortd.descriptors import DEFAULT_DESCRIPTOR, DESCRIPTORS
+from facesortd.descriptors import DEFAULT_DESCRIPTOR, DESCRIPTORS, LEARNT
 from facesortd.detect import FaceDetector
+from facesortd.emotion import fit_temperature
+from facesortd.ensemble import Model
 from facesortd.faces import FaceSpec
-from facesortd.learn.training import FaceSet, cross_validate, emotion_fitter, holdout_split, predict_set
+from facesortd.learn.backdrops import Backdrops
+from facesortd.learn.datasets import VN_INDEX, vn_backgrounds
+from facesortd.learn.feature_net_training import NetSettings
+from facesortd.learn.training import (
+    FaceSet,
+    FitFn,
+    cross_validate,
+    described,
+    emotion_fitter,
+    grouped_folds,
+    holdout_split,
+    independent_units,
+    predict_set,
+)
+
+MIN_USER_FACES = 30
+"""A vn_faces repository is a user only with this many faces..."""
+MIN_TEST_FACES = 10
+"""...and with this many faces of other characters left to measure on at the largest k."""
 
 
 def draw_user_labels(seed: FaceSet, k: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, test indices) into ``seed``: whole characters, up to k faces per class for training."""
+    """(train indices, test indices) into ``seed``: whole characters (its groups), up to k faces per
+    class for training."""
     groups = sorted(set(seed.groups), key=lambda g: zlib.crc32(f"{repeat}:{g}".encode()))
     taken: dict[str, int] = {}
     train_groups: set[str] = set()
@@ -55,24 +87,46 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_cascade_option(parser)
-    parser.add_argument("--descriptor", choices=list(DESCRIPTORS), default=DEFAULT_DESCRIPTOR)
+    parser.add_argument(
+        "--descriptor",
+        action="append",
+        choices=list(DESCRIPTORS),
+        help=f"what the model is built from; twice for an averaged ensemble (default {DEFAULT_DESCRIPTOR}; "
+        "with --user vn_faces a cnn member gets a net trained per fold, which needs the train extra)",
+    )
     parser.add_argument(
         "--user-weight", type=float, default=10.0, help="weight of a user label vs a bootstrap face"
     )
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--user",
+        choices=["seed", "vn_faces"],
+        default="seed",
+        help="whose labels: the seed screenshots' characters (default), or each vn_faces repository in turn",
+    )
+    parser.add_argument(
+        "--draw",
+        choices=["character", "face"],
+        default="character",
+        help="with --user vn_faces: label whole characters and measure on the others (default), or "
+        "label single faces and measure on the rest, characters shared (a user's screenshots of one cast)",
+    )
     parser.add_argument("--ks", default="0,5,10,20", help="labels per class to try (comma-separated)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"), help="folder for the PNG plot")
     args = parser.parse_args()
+    args.descriptor = args.descriptor or [DEFAULT_DESCRIPTOR]
     if not require_shared():
         return 1
     settings = Settings()
     detector = FaceDetector(settings.detection, args.cascade)
     spec = FaceSpec()
+    if args.user == "vn_faces":
+        return vn_users(args, detector, spec, settings.recognition.threshold)
     boot, held = holdout_split(bootstrap_faces(detector, spec), 0.1)
     assert held is not None
     seed = seed_faces(detector, spec)
     threshold = settings.recognition.threshold
-    fit = emotion_fitter(spec, [args.descriptor], pca=150)
+    fit = emotion_fitter(spec, args.descriptor, pca=150)
     _, calibration = cross_validate(boot, fit, folds=3)  # once, on bootstrap held-out faces: kept for every k
     base = fit(boot)
     calibration.apply(base)
@@ -111,6 +165,103 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     draw_curve(curve, args.out / "learning_curve.png")
     print(f"\nplot written to {args.out / 'learning_curve.png'}")
+    return 0
+
+
+def by_character(vn: FaceSet) -> FaceSet:
+    """``vn`` grouped by repository and character (its groups are repositories): a character's
+    poses share one drawing of the face, so they must stay on one side of a draw."""
+    groups = json.loads((SHARED / "vn_faces" / VN_INDEX).read_text(encoding="utf-8"))["groups"]
+    characters = [
+        f"{g}:{groups[Path(f).parent.name]['character']}" for g, f in zip(vn.groups, vn.files, strict=True)
+    ]
+    return dataclasses.replace(vn, groups=characters)
+
+
+def fold_models(pool: FaceSet, fit: FitFn, folds: int) -> Iterator[tuple[Model, np.ndarray]]:
+    """(model fitted without the fold, the fold's face indices) per fold by independent unit, each
+    model calibrated by the out-of-fold temperature (as ``train`` calibrates what it ships)."""
+    _, calibration = cross_validate(pool, fit, folds)
+    fold_of = grouped_folds(pool.labels, independent_units(pool), folds)
+    for f in range(folds):
+        model = fit(pool.subset(np.flatnonzero(fold_of != f)))
+        calibration.apply(model)
+        yield model, np.flatnonzero(fold_of == f)
+
+
+def taught_model(model: Model, labels: FaceSet, weight: float) -> Model:
+    """``model`` after a retrain on a user's ``labels``, as ``learn/retrain.py`` makes it: updated with
+    them, the temperature fitted on their out-of-fold predictions (folds by character)."""
+    if not labels.labels:
+        return model
+    names = sorted(set(labels.labels) | set(model.labels))
+    truth = np.array([names.index(lbl) for lbl in labels.labels])
+    characters = sorted(set(labels.groups))
+    if len(characters) < 2:
+        return model.updated(labels.faces, labels.labels, weight)
+    folds = grouped_folds(labels.labels, labels.groups, min(5, len(characters)))
+    logits = np.full((len(truth), len(names)), -1e9)
+    for f in np.unique(folds):
+        test, train = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
+        part = model.updated(labels.faces[train], [labels.labels[i] for i in train], weight)
+        logits[np.ix_(test, [names.index(n) for n in part.labels])] = part.logits(labels.faces[test])
+    taught = model.updated(labels.faces, labels.labels, weight)
+    taught.temperature = fit_temperature(logits, truth)
+    return taught
+
+
+def vn_users(args: argparse.Namespace, detector: FaceDetector, spec: FaceSpec, threshold: float) -> int:
+    """Each big enough vn_faces repository as a new user of a model that never saw its art."""
+    vn = vn_faces(detector, spec)
+    pool = FaceSet.concat([bootstrap_faces(detector, spec), seed_faces(detector, spec), vn])
+    pool.features = described(pool.faces, [d for d in args.descriptor if d != LEARNT])
+    start = len(pool.labels) - len(vn.labels)
+    vn = (
+        by_character(vn)
+        if args.draw == "character"
+        else dataclasses.replace(vn, groups=list(map(str, vn.files)))
+    )
+    # The shipped net saw every vn_faces face: a cnn member's net is trained per fold instead.
+    nets = (
+        NetSettings(backdrops=Backdrops(vn_backgrounds(SHARED / "vn_faces")))
+        if LEARNT in args.descriptor
+        else None
+    )
+    fit = emotion_fitter(spec, args.descriptor, pca=150, net_settings=nets)
+    ks = [int(v) for v in args.ks.split(",")]
+    rows: dict[int, list[tuple[float, ...]]] = {k: [] for k in ks}
+    users = []
+    for model, fold in fold_models(pool, fit, folds=4):
+        for repo in sorted({pool.groups[i] for i in fold if i >= start}):
+            user = vn.subset(np.array([i - start for i in fold if i >= start and pool.groups[i] == repo]))
+            draws = {k: [draw_user_labels(user, k, r) for r in range(args.repeats)] for k in ks}
+            # The same users at every k, each with faces left to measure on at the largest k.
+            if len(user.labels) < MIN_USER_FACES or min(len(t) for _, t in draws[max(ks)]) < MIN_TEST_FACES:
+                continue
+            users.append(f"{repo} ({len(user.labels)} faces, {len(set(user.groups))} characters)")
+            for k in ks:
+                for train_idx, test_idx in draws[k]:
+                    taught = taught_model(model, user.subset(train_idx), args.user_weight)
+                    ev = predict_set(taught, user.subset(test_idx)).evaluation(threshold)
+                    row = (
+                        len(train_idx),
+                        ev.balanced_accuracy,
+                        ev.coverage,
+                        ev.accuracy_at_threshold,
+                        len(test_idx),
+                    )
+                    rows[k].append(row)
+    print(f"cascade(s): {', '.join(map(str, detector.paths))}; descriptor(s) {' + '.join(args.descriptor)}")
+    print(f"users ({len(users)}): " + "; ".join(users))
+    print(f"user weight {args.user_weight}, threshold {threshold}, {args.repeats} draws per user and k\n")
+    header = ("k", "user labels (mean)", "bal.acc", "coverage", "acc@thr", "test faces", "draws")
+    print("{:>3} {:>18} {:>8} {:>9} {:>8} {:>10} {:>6}".format(*header))
+    for k in ks:
+        a = np.array(rows[k], dtype=np.float64)
+        print(
+            f"{k:>3} {a[:, 0].mean():>18.1f} {a[:, 1].mean():>8.3f} {a[:, 2].mean():>9.3f} "
+            f"{np.nanmean(a[:, 3]):>8.3f} {a[:, 4].mean():>10.1f} {len(a):>6}"
+        )
     return 0
 
 
