@@ -14,7 +14,6 @@ part: the shipped net has seen every face, so scoring it here would flatter it.
     python bench/bench_emotion.py [--descriptor hog+lbp --descriptor cnn [--ensemble]]
                                   [--source-balance P] [--cache DIR] [--out DIR]
                                   [--colour] [--net-input N] [--net-weight SOURCE=F] [--net-head]
-                                  [--contrast W] [--adversary W]
 
 ``--net-head`` also scores each fold's net by its own softmax layer (PyTorch), beside the
 Fisherface head on its features: what the head keeps of what the net knows.
@@ -34,7 +33,6 @@ from pathlib import Path
 import numpy as np
 from shared_data import SHARED, add_cascade_option, bootstrap_faces, require_shared, seed_faces, vn_faces
 
-from facesortd.cli.arg_types import number_between
 from facesortd.config import Settings
 from facesortd.descriptors import DESCRIPTORS, LEARNT, describe
 from facesortd.detect import FaceDetector
@@ -179,22 +177,6 @@ def main() -> int:
         help="draw SOURCE's faces F times as often while training the net (e.g. anime_expressions=0.3)",
     )
     parser.add_argument(
-        "--contrast",
-        type=number_between(0.0, 10.0),
-        default=NetSettings().contrast,
-        metavar="W",
-        help="weight of the net's cross-unit contrastive term: same emotion, other artist, drawn "
-        "together (default %(default)s: none)",
-    )
-    parser.add_argument(
-        "--adversary",
-        type=number_between(0.0, 10.0),
-        default=NetSettings().adversary,
-        metavar="W",
-        help="gradient-reversal weight of a head guessing the face's artist from the net's features "
-        "(default %(default)s: none)",
-    )
-    parser.add_argument(
         "--net-head",
         action="store_true",
         help="also score the net's own softmax layer (with --descriptor cnn)",
@@ -226,8 +208,6 @@ def main() -> int:
         source_weights=tuple((k, float(v)) for k, v in (w.split("=") for w in args.net_weight)),
         loop=LoopSettings(epochs=args.epochs),
         backdrops=Backdrops(vn_backgrounds(SHARED / "vn_faces")),
-        contrast=args.contrast,
-        adversary=args.adversary,
     )
     data.features = {d: describe(data.faces, d) for d in descriptors if d != LEARNT}
     for config in configs:

@@ -44,15 +44,6 @@ class NetSettings:
     loop: LoopSettings = field(default_factory=LoopSettings)
     backdrops: Backdrops | None = field(default=None, compare=False)
     """Pictures to put behind transparent faces (made backgrounds only when None)."""
-    contrast: float = 0.0
-    """Weight of the cross-unit contrastive term (learn/shared_features.py); 0: none."""
-    adversary: float = 0.0
-    """Gradient-reversal weight of the unit adversary (learn/shared_features.py); 0: none."""
-
-    @property
-    def shared_terms(self) -> bool:
-        """Whether the net is also trained to keep what independent units share."""
-        return bool(self.contrast or self.adversary)
 
 
 def torch_installed() -> bool:
@@ -104,14 +95,11 @@ def train_feature_net(data: FaceSet, settings: NetSettings | None = None) -> Fea
 def train_emotion_net(data: FaceSet, settings: NetSettings | None = None) -> tuple[Any, dict[str, Any]]:
     """The PyTorch ConvNet, classifier layer included, trained on ``data``, and what to record of
     it (the classes are its outputs, in this order); needs PyTorch."""
-    from facesortd.learn.shared_features import SharedFeatureLoss
     from facesortd.learn.torch_training import Augmentation, ConvNet, style_augment, train_classifier
-    from facesortd.learn.training import independent_units
 
     s = settings or NetSettings()
     names = sorted(set(data.labels))
     y = np.array([names.index(lbl) for lbl in data.labels])
-    unit_names, units = np.unique(independent_units(data), return_inverse=True)
     p = sampling_weights(data.labels, data.sources, dict(s.source_weights))
     alpha = data.opacity()
     rng = np.random.default_rng(s.loop.seed)
@@ -119,16 +107,12 @@ def train_emotion_net(data: FaceSet, settings: NetSettings | None = None) -> tup
     backgrounds = background_patches(s.backdrops or Backdrops(), data.faces.shape[1], rng, colour)
     aug = Augmentation()
 
-    def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         idx = rng.choice(len(y), size=n, p=p)
-        faces = style_augment(data.faces[idx], alpha[idx], backgrounds, rng, aug)
-        return (faces, y[idx], units[idx]) if s.shared_terms else (faces, y[idx])
+        return style_augment(data.faces[idx], alpha[idx], backgrounds, rng, aug), y[idx]
 
     net = ConvNet(s.widths, len(names), s.dropout, data.faces.shape[3] if colour else 1, s.input_size)
-    extra = (
-        SharedFeatureLoss(s.widths[-1], len(unit_names), s.contrast, s.adversary) if s.shared_terms else None
-    )
-    net = train_classifier(net, draw, s.loop, f"training a feature net on {len(y)} faces", extra=extra)
+    net = train_classifier(net, draw, s.loop, f"training a feature net on {len(y)} faces")
     info = {
         "widths": list(s.widths),
         "colour": colour,
@@ -139,6 +123,5 @@ def train_emotion_net(data: FaceSet, settings: NetSettings | None = None) -> tup
         "trained_on": len(y),
         "sources": sorted(set(data.sources)),
         **({"source_weights": dict(s.source_weights)} if s.source_weights else {}),
-        **({"contrast": s.contrast, "adversary": s.adversary} if s.shared_terms else {}),
     }
     return net, info

@@ -8,8 +8,7 @@ normalised grayscale faces (a face verifier) share the same pieces:
 - :func:`style_augment`: changes in drawing style and scene rather than in pose (backgrounds
   behind transparent faces, tone, blur, JPEG, noise, small scale/shift/rotation, mirroring);
 - :func:`train_classifier`: AdamW, cosine learning rate, label smoothing, over batches a caller
-  draws (so it decides how sources and classes are balanced, and how inputs are augmented), plus
-  any loss over the features (learn/shared_features.py);
+  draws (so it decides how sources and classes are balanced, and how inputs are augmented);
 - :func:`fold_conv_blocks`: batch norm folded into the convolutions, as the numpy runtimes
   (:class:`facesortd.feature_net.FeatureNet`, :class:`facesortd.conv_net.ConvNet`) run them
   without PyTorch; :func:`export_feature_net` for the emotion net.
@@ -152,8 +151,7 @@ def to_tensor(faces: np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(net_input(faces, size).transpose(0, 3, 1, 2)))
 
 
-Batch = tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]
-"""(faces, class indices) or, for an ``extra`` loss, (faces, class indices, unit indices)."""
+Batch = tuple[np.ndarray, np.ndarray]
 NetT = TypeVar("NetT", bound=nn.Module)
 
 
@@ -163,37 +161,25 @@ def train_classifier(
     loop: LoopSettings,
     what: str,
     to_input: Callable[[np.ndarray], torch.Tensor] | None = None,
-    extra: nn.Module | None = None,
 ) -> NetT:
     """Train ``net`` on batches ``draw(rng, batch)`` -> (faces (n, s, s), class indices (n,)).
 
     ``to_input`` turns a drawn batch into the net's input (default: the emotion net's, to_tensor at
-    the net's input size); the verifier draws inputs already prepared. ``extra`` adds a loss over
-    the features of a :class:`ConvNet` (its own parameters train alongside, and are not part of the
-    net): then ``draw`` returns a third array, each face's unit, and ``extra(features, classes,
-    units, share of training done)``. Reproducible from ``seed`` (on one thread: OMP_NUM_THREADS=1).
+    the net's input size); the verifier draws inputs already prepared. Reproducible from ``seed``
+    (on one thread: OMP_NUM_THREADS=1).
     """
     torch.manual_seed(loop.seed)
     rng = np.random.default_rng(loop.seed)
     steps = loop.epochs * loop.steps_per_epoch
-    parameters = [*net.parameters(), *(extra.parameters() if extra is not None else [])]
-    opt = torch.optim.AdamW(parameters, lr=loop.learning_rate, weight_decay=loop.weight_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, loop.learning_rate, total_steps=steps, pct_start=0.1)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=loop.label_smoothing)
     progress = Progress(steps, what)
     net.train()
-    if extra is not None:
-        extra.train()
-    for step in range(steps):
-        faces, labels, *units = draw(rng, loop.batch)
+    for _ in range(steps):
+        faces, labels = draw(rng, loop.batch)
         x = to_input(faces) if to_input else to_tensor(faces, net.input_size)
-        y = torch.from_numpy(labels.astype(np.int64))
-        if extra is None:
-            loss = loss_fn(net(x), y)
-        else:
-            features = net.features(x)
-            loss = loss_fn(net.head(features), y)
-            loss = loss + extra(features, y, torch.from_numpy(units[0].astype(np.int64)), step / steps)
+        loss = loss_fn(net(x), torch.from_numpy(labels.astype(np.int64)))
         opt.zero_grad()
         loss.backward()
         opt.step()
