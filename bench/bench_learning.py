@@ -48,6 +48,7 @@ from facesortd.faces import FaceSpec
 from facesortd.learn.backdrops import Backdrops
 from facesortd.learn.datasets import VN_INDEX, vn_backgrounds
 from facesortd.learn.feature_net_training import NetSettings
+from facesortd.learn.retrain import out_of_fold_logits
 from facesortd.learn.training import (
     FaceSet,
     FitFn,
@@ -191,22 +192,20 @@ def fold_models(pool: FaceSet, fit: FitFn, folds: int) -> Iterator[tuple[Model, 
 
 def taught_model(model: Model, labels: FaceSet, weight: float) -> Model:
     """``model`` after a retrain on a user's ``labels``, as ``learn/retrain.py`` makes it: updated with
-    them, the temperature fitted on their out-of-fold predictions (folds by character)."""
+    them, the temperature fitted on their out-of-fold predictions (folds by character). Labels of
+    one character only: updated, the temperature kept (a retrain would wait for a second one)."""
     if not labels.labels:
         return model
+
+    def fit(idx: np.ndarray) -> Model:
+        return model.updated(labels.faces[idx], [labels.labels[i] for i in idx], weight)
+
+    taught = fit(np.arange(len(labels.labels)))
+    if len(set(labels.groups)) < 2:
+        return taught
     names = sorted(set(labels.labels) | set(model.labels))
-    truth = np.array([names.index(lbl) for lbl in labels.labels])
-    characters = sorted(set(labels.groups))
-    if len(characters) < 2:
-        return model.updated(labels.faces, labels.labels, weight)
-    folds = grouped_folds(labels.labels, labels.groups, min(5, len(characters)))
-    logits = np.full((len(truth), len(names)), -1e9)
-    for f in np.unique(folds):
-        test, train = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
-        part = model.updated(labels.faces[train], [labels.labels[i] for i in train], weight)
-        logits[np.ix_(test, [names.index(n) for n in part.labels])] = part.logits(labels.faces[test])
-    taught = model.updated(labels.faces, labels.labels, weight)
-    taught.temperature = fit_temperature(logits, truth)
+    logits = out_of_fold_logits(fit, labels.faces, labels.labels, labels.groups, names)
+    taught.temperature = fit_temperature(logits, np.array([names.index(lbl) for lbl in labels.labels]))
     return taught
 
 

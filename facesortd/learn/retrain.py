@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -336,6 +336,26 @@ def _sorted_share(model: Model, faces: dict[FaceSpec, np.ndarray], threshold: fl
     return float((model.predict_proba(faces[model.spec]).max(axis=1) >= threshold).mean())
 
 
+def out_of_fold_logits(
+    fit: Callable[[np.ndarray], Model | None],
+    faces: np.ndarray,
+    labels: list[str],
+    groups: list[str],
+    classes: list[str],
+) -> np.ndarray:
+    """Each label's logits over ``classes`` from a model fitted without its group (``fit`` takes the
+    indices to fit on; at most five grouped folds): what a retrain fits its temperature on and is
+    judged by, never its own training faces. A fold that ``fit`` declines (None) stays at -1e9."""
+    folds = grouped_folds(labels, groups, min(5, len(set(groups))))
+    logits = np.full((len(labels), len(classes)), -1e9)
+    for f in np.unique(folds):
+        test, train = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
+        model = fit(train)
+        if model is not None:
+            logits[np.ix_(test, [classes.index(n) for n in model.labels])] = model.logits(faces[test])
+    return logits
+
+
 def retrain(
     settings: Settings, labels: list[UserLabel], current: Model | None, unlabelled: Sequence[Path] = ()
 ) -> RetrainResult:
@@ -379,16 +399,16 @@ def retrain(
         chosen = [names[i] for i in idx]
         return EmotionModel.fit(faces[idx], chosen, spec, DEFAULT_DESCRIPTOR, weights=weights[idx])
 
-    folds = grouped_folds(names, [lbl.group for lbl in usable], min(5, len(groups)))
     all_names = sorted(set(names) | known | (set(current.labels) if current else set()))
     truth = np.array([all_names.index(n) for n in names])
-    cand_logits = np.full((len(names), len(all_names)), -1e9)
-    for f in np.unique(folds):
-        test, train = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
-        if len({names[i] for i in train}) < 2 and base is None:
-            continue
-        model = fit(train)
-        cand_logits[np.ix_(test, [all_names.index(n) for n in model.labels])] = model.logits(faces[test])
+    cand_logits = out_of_fold_logits(
+        # Without a base model a fold needs two labels to fit from; its faces then stay unpredicted.
+        lambda idx: fit(idx) if base is not None or len({names[i] for i in idx}) >= 2 else None,
+        faces,
+        names,
+        [lbl.group for lbl in usable],
+        all_names,
+    )
     temperature = fit_temperature(cand_logits, truth)
     threshold = settings.recognition.threshold
     metric = learning.adopt_metric
