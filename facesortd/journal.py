@@ -74,10 +74,9 @@ WITHDRAWN = ""
 """The label recorded when a person takes a labelled file back to quarantine."""
 REVIEWER = "review page"
 """Who decided a ``labelled`` move (the journal's model column): a person on the review page."""
-PERSON_LABEL = (
-    "l.id = (SELECT MAX(id) FROM labels WHERE hash = l.hash)"
-    f" AND l.label != '{WITHDRAWN}' AND l.source != 'dataset'"
-)
+CURRENT_LABEL = f"l.id = (SELECT MAX(id) FROM labels WHERE hash = l.hash) AND l.label != '{WITHDRAWN}'"
+"""Is the ``labels`` row ``l`` its content's label as it stands: the newest, not taken back?"""
+PERSON_LABEL = f"{CURRENT_LABEL} AND l.source != 'dataset'"
 """Is the ``labels`` row ``l`` a person's label as it stands: the newest of its content, neither taken
 back nor imported? The one rule by which a label is counted, whichever way the person gave it: the
 review page and a file-manager move both end in this table (only the page's also in ``moves``)."""
@@ -370,9 +369,8 @@ class Journal:
     def labels(self) -> list[tuple[str, str, str, str | None, str, float]]:
         """The newest label per content unless withdrawn: (hash, label, source, face, group, created)."""
         return self._exec(
-            "SELECT hash, label, source, face, grp, created FROM labels WHERE id IN"
-            " (SELECT MAX(id) FROM labels GROUP BY hash) AND label != ? ORDER BY id",
-            (WITHDRAWN,),
+            "SELECT hash, label, source, face, grp, created FROM labels AS l"
+            f" WHERE {CURRENT_LABEL} ORDER BY id"
         ).fetchall()
 
     def get_meta(self, key: str, default: str = "") -> str:
