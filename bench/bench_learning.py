@@ -181,13 +181,26 @@ def by_character(vn: FaceSet) -> FaceSet:
 
 def fold_models(pool: FaceSet, fit: FitFn, folds: int) -> Iterator[tuple[Model, np.ndarray]]:
     """(model fitted without the fold, the fold's face indices) per fold by independent unit, each
-    model calibrated by the out-of-fold temperature (as ``train`` calibrates what it ships)."""
-    _, calibration = cross_validate(pool, fit, folds)
-    fold_of = grouped_folds(pool.labels, independent_units(pool), folds)
+    model calibrated by the out-of-fold temperature (as ``train`` calibrates what it ships).
+
+    The models are the cross-validation's own, kept as it fits them (each knows the units it was
+    fitted on): fitting them again would double the work and, for a net, give other nets than the
+    ones the temperature was fitted on.
+    """
+    fitted: list[tuple[set[str], Model]] = []
+
+    def kept(part: FaceSet) -> Model:
+        fitted.append((set(independent_units(part)), model := fit(part)))
+        return model
+
+    _, calibration = cross_validate(pool, kept, folds)
+    units = independent_units(pool)
+    fold_of = grouped_folds(pool.labels, units, folds)
     for f in range(folds):
-        model = fit(pool.subset(np.flatnonzero(fold_of != f)))
+        test = np.flatnonzero(fold_of == f)
+        model = next(m for seen, m in fitted if units[test[0]] not in seen)
         calibration.apply(model)
-        yield model, np.flatnonzero(fold_of == f)
+        yield model, test
 
 
 def taught_model(model: Model, labels: FaceSet, weight: float) -> Model:
