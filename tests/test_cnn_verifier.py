@@ -45,7 +45,9 @@ def cnn_verifier() -> CnnVerifier:
     rng = np.random.default_rng(0)
     crops = np.concatenate([_faces(150, rng), draw_textures(150, CNN_CROP, rng)])
     y = np.array([1] * 150 + [0] * 150)
-    net = fit(TorchConvNet((8, 16), CNN_CROP, 16, 0.1), cnn_input(crops), y, verifier_loop(len(y), epochs=8))
+    net = fit(
+        lambda: TorchConvNet((8, 16), CNN_CROP, 16, 0.1), cnn_input(crops), y, verifier_loop(len(y), epochs=8)
+    )
     return CnnVerifier(export(net), (1.0, 0.0))
 
 

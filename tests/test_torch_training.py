@@ -70,17 +70,36 @@ def test_a_small_net_trained_with_torch_separates_drawn_emotions() -> None:
     assert net.info["classes"] == sorted(EMOTIONS) and net.width == 16
 
 
+def test_a_net_comes_from_its_seed_whatever_the_process_drew_before() -> None:
+    """Fold nets of one run, and the same command in two processes, must train the same net from the
+    same seed: the net is built after seeding, so torch's global draws before it do not matter."""
+    import torch
+
+    data = _faces(4, seed=3)
+    tiny = NetSettings(widths=(4, 8), loop=LoopSettings(epochs=1, steps_per_epoch=3, batch=8))
+    first = train_feature_net(data, tiny)
+    torch.rand(1000)  # what another fold or an import would have drawn
+    second = train_feature_net(data, tiny)
+    assert np.array_equal(first.features(data.faces), second.features(data.faces))
+    other = train_feature_net(data, replace(tiny, loop=replace(tiny.loop, seed=1)))
+    assert not np.array_equal(first.features(data.faces), other.features(data.faces))
+
+
 @pytest.mark.parametrize("planes", [(), (3,)], ids=["grey", "colour"])
 def test_the_numpy_forward_computes_what_torch_computes(planes: tuple[int, ...]) -> None:
     """Folding batch norm and reordering the weights must not change a feature: the shipped net runs
     in numpy at run time, so this is what makes the training figures hold there (grey faces, and
     colour ones: the grey plane and two chroma planes)."""
     rng = np.random.default_rng(0)
-    net = ConvNet((4, 8, 8), classes=2, dropout=0.0, channels=planes[0] if planes else 1)
     faces = rng.random((32, 64, 64, *planes)).astype(np.float32)
     labels = np.array([0, 1] * 16)
     # a few steps move the weights, norm scales and running statistics away from their start
-    train_classifier(net, lambda r, n: (faces[:n], labels[:n]), LoopSettings(1, 5, 16), "test")
+    net = train_classifier(
+        lambda: ConvNet((4, 8, 8), classes=2, dropout=0.0, channels=planes[0] if planes else 1),
+        lambda r, n: (faces[:n], labels[:n]),
+        LoopSettings(1, 5, 16),
+        "test",
+    )
     exported = export_feature_net(net, {})
     assert isinstance(exported, FeatureNet) and exported.channels == (planes[0] if planes else 1)
     assert np.allclose(exported.features(faces), torch_features(net, faces), atol=1e-4)

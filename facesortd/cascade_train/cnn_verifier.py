@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -155,8 +156,8 @@ def fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def _train_net(x: np.ndarray, y: np.ndarray, shape: NetShape, seed: int) -> ConvNet:
     from facesortd.cascade_train.verifier_net import TorchConvNet, export, fit, verifier_loop
 
-    net = TorchConvNet(shape.widths, CNN_CROP, HIDDEN, DROPOUT)
-    return export(fit(net, x, y, verifier_loop(len(x), shape.epochs, seed)))
+    make_net = partial(TorchConvNet, shape.widths, CNN_CROP, HIDDEN, DROPOUT)
+    return export(fit(make_net, x, y, verifier_loop(len(x), shape.epochs, seed)))
 
 
 def _logits(net: ConvNet, x: np.ndarray, batch: int = 512) -> np.ndarray:

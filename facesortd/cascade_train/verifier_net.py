@@ -13,7 +13,7 @@ this module.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -62,8 +62,11 @@ def _as_tensor(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32))
 
 
-def fit(net: TorchConvNet, x: np.ndarray, y: np.ndarray, loop: LoopSettings) -> TorchConvNet:
-    """Train ``net`` on (n, s, s, 1) inputs (verify.cnn_input) and 0/1 labels (1 = face)."""
+def fit(
+    make_net: Callable[[], TorchConvNet], x: np.ndarray, y: np.ndarray, loop: LoopSettings
+) -> TorchConvNet:
+    """A net from ``make_net`` trained on (n, s, s, 1) inputs (verify.cnn_input) and 0/1 labels
+    (1 = face); built after seeding, so its start is ``loop.seed``'s."""
     faces, others = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
     if not len(faces) or not len(others):
         raise ValueError(f"the verifier needs faces and non-faces ({len(faces)} and {len(others)} given)")
@@ -77,7 +80,7 @@ def fit(net: TorchConvNet, x: np.ndarray, y: np.ndarray, loop: LoopSettings) -> 
         shift = GAIN * rng.uniform(-1, 1, (len(idx), 1, 1, 1))
         return (xb * scale + shift).astype(np.float32), (y[idx] == 1).astype(np.int64)
 
-    return train_classifier(net, draw, loop, "verifier", to_input=_as_tensor)
+    return train_classifier(make_net, draw, loop, "verifier", to_input=_as_tensor)
 
 
 def predict(net: TorchConvNet, x: np.ndarray, batch: int = 1024) -> np.ndarray:

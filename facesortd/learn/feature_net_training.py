@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -111,8 +112,13 @@ def train_emotion_net(data: FaceSet, settings: NetSettings | None = None) -> tup
         idx = rng.choice(len(y), size=n, p=p)
         return style_augment(data.faces[idx], alpha[idx], backgrounds, rng, aug), y[idx]
 
-    net = ConvNet(s.widths, len(names), s.dropout, data.faces.shape[3] if colour else 1, s.input_size)
-    net = train_classifier(net, draw, s.loop, f"training a feature net on {len(y)} faces")
+    channels = data.faces.shape[3] if colour else 1
+    net = train_classifier(
+        partial(ConvNet, s.widths, len(names), s.dropout, channels, s.input_size),
+        draw,
+        s.loop,
+        f"training a feature net on {len(y)} faces",
+    )
     info = {
         "widths": list(s.widths),
         "colour": colour,

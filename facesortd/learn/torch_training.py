@@ -156,19 +156,23 @@ NetT = TypeVar("NetT", bound=nn.Module)
 
 
 def train_classifier(
-    net: NetT,
+    make_net: Callable[[], NetT],
     draw: Callable[[np.random.Generator, int], Batch],
     loop: LoopSettings,
     what: str,
     to_input: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> NetT:
-    """Train ``net`` on batches ``draw(rng, batch)`` -> (faces (n, s, s), class indices (n,)).
+    """Build a net with ``make_net`` and train it on batches ``draw(rng, batch)`` -> (faces (n, s,
+    s), class indices (n,)).
 
-    ``to_input`` turns a drawn batch into the net's input (default: the emotion net's, to_tensor at
-    the net's input size); the verifier draws inputs already prepared. Reproducible from ``seed``
-    (on one thread: OMP_NUM_THREADS=1).
+    The net is built here, after seeding, so that its starting weights come from ``loop.seed`` and
+    not from whatever the process drew before (fold nets of one run, or the same command in two
+    processes, would otherwise differ). ``to_input`` turns a drawn batch into the net's input
+    (default: the emotion net's, to_tensor at the net's input size); the verifier draws inputs
+    already prepared. Reproducible from ``seed`` (on one thread: OMP_NUM_THREADS=1).
     """
     torch.manual_seed(loop.seed)
+    net = make_net()
     rng = np.random.default_rng(loop.seed)
     steps = loop.epochs * loop.steps_per_epoch
     opt = torch.optim.AdamW(net.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay)
