@@ -143,7 +143,10 @@ def main() -> int:
     }
     sets["seed"] = seed_images()
     settings = DetectionSettings(
-        min_neighbors=args.min_neighbors, min_score=args.min_score, lone_window_score=args.lone_window_score
+        min_neighbors=args.min_neighbors,
+        min_score=args.min_score,
+        lone_window_score=args.lone_window_score,
+        coarse_to_fine=args.coarse_to_fine,
     )
     shipped = args.verifier or SHIPPED / SHIPPED_VERIFIER
     stages: Counter[tuple[str, str]] = Counter()

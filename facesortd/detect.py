@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from facesortd.boxes import Box
+from facesortd.coarse_to_fine import raw_windows
 from facesortd.config import DetectionSettings
 from facesortd.verify import CnnVerifier, Shrunk, VerifierError, load_verifier
 
@@ -39,6 +40,7 @@ the strongest carry most of the faces grouping dropped, and every window verifie
 curve of faces, false faces and cost: cascade_classifier/README.md)."""
 GROUP_EPS = 0.2
 """How similar windows must be to form a group: OpenCV's own value in detectMultiScale."""
+COARSE_MIN_WEIGHT = -1e9
 
 
 @dataclass(frozen=True)
@@ -251,13 +253,16 @@ class FaceDetector:
         grouped: list[Face] = []
         raw: list[Face] = []
         for cascade in self._cascades:
-            rects, _levels, weights = cascade.detectMultiScale3(
-                image,
-                scaleFactor=s.scale_factor,
-                minNeighbors=0 if windows else s.min_neighbors,
-                minSize=(min_side, min_side),
-                outputRejectLevels=True,
-            )
+            if windows and s.coarse_to_fine:
+                rects, weights = raw_windows(cascade, image, s.scale_factor, min_side, COARSE_MIN_WEIGHT)
+            else:
+                rects, _levels, weights = cascade.detectMultiScale3(
+                    image,
+                    scaleFactor=s.scale_factor,
+                    minNeighbors=0 if windows else s.min_neighbors,
+                    minSize=(min_side, min_side),
+                    outputRejectLevels=True,
+                )
             found = [
                 Face(_in_original(r, scale, pad), _squash(float(w)))
                 for r, w in zip(rects, np.ravel(weights), strict=True)
