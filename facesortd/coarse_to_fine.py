@@ -1,12 +1,12 @@
 """A cascade's raw windows, scanned finely only where a coarse scan found something.
 
 OpenCV steps the search window by 2 px of the scaled image below scale 2 and by 1 px from scale 2
-up, so the big windows cost most of a scan. Here the scales below 2 are scanned exactly as
-``detectMultiScale`` would; the scales from 2 up are first scanned coarsely (each octave on the
-image halved again, so the step stays 2 px there), then scanned with the same fine settings only in
-regions around the coarse hits. The coarse grid puts a window near almost every face but lacks the
-fine grid's neighbours and framing, which grouping and the verifier need
-(cascade_classifier/README.md).
+up, so the big windows cost most of a scan. Here the scales below 2 are scanned as
+``detectMultiScale`` does; the scales from 2 up are first scanned coarsely (each octave on the
+image halved again, so the step stays 2 px there), then only the windows of the whole image's
+fine scan that lie in regions around the coarse hits are scanned. The coarse grid alone puts a
+window near almost every face but lacks the fine grid's neighbours and framing, which grouping
+and the verifier need (cascade_classifier/README.md).
 """
 
 from __future__ import annotations
@@ -17,43 +17,44 @@ import math
 import cv2
 import numpy as np
 
+from facesortd.boxes import Box
+
 ROI_PAD = 0.5
-"""A region reaches this share of the coarse hit's side beyond it on every side."""
+"""A region reaches this share of its coarse hit's side beyond the hit on every side."""
 ROI_SIZES = (0.7, 1.4)
-"""A region is scanned with windows of these shares of the coarse hit's side (the coarse grid
-frames a face within about a scale step of the fine one)."""
-COARSE_SCALE_FACTOR = 1.1
-"""Step between the coarse scan's scales."""
+"""A region is scanned with the windows of these shares of its coarse hit's side and between."""
+
+Region = tuple[int, int, int, int]
+"""(x0, y0, x1, y1) in pixels of the scanned image."""
 
 
 def raw_windows(
-    cascade: cv2.CascadeClassifier, image: np.ndarray, scale_factor: float, min_side: int, min_weight: float
+    cascade: cv2.CascadeClassifier, image: np.ndarray, scale_factor: float, min_side: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The windows (n x 4) and last-stage weights (n) of an ungrouped scan of ``image``; coarse
-    hits weighing less than ``min_weight`` get no fine region."""
+    """Windows (n x 4) and last-stage weights (n) of an ungrouped scan of ``image`` from
+    ``min_side`` up: those of ``detectMultiScale3`` with minNeighbors 0, bar the big windows
+    away from every coarse hit."""
     sides = _sides(cascade.getOriginalWindowSize()[0], scale_factor)
     fine = next(side for side, factor in sides if factor >= 2.0)
     found = [_scan(cascade, image, scale_factor, min_side, fine - 1)]
-    hits = _coarse_hits(cascade, image, min_side, min_weight)
+    hits = _coarse_hits(cascade, image, scale_factor, min_side)
     for side, factor in sides:
-        if side < max(fine, min_side):
-            continue
         near = [h for h in hits if ROI_SIZES[0] * h[2] <= side <= ROI_SIZES[1] * h[2]]
-        if near:
+        if side >= max(fine, min_side) and near:
             found += _on_grid(cascade, image, factor, _merged([_region(h, image.shape) for h in near]))
     return np.concatenate([r for r, _w in found]), np.concatenate([w for _r, w in found])
 
 
 def _on_grid(
-    cascade: cv2.CascadeClassifier, image: np.ndarray, factor: float, regions: list[tuple[int, int, int, int]]
+    cascade: cv2.CascadeClassifier, image: np.ndarray, factor: float, regions: list[Region]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The windows and weights of one scale of the whole image's scan that lie in ``regions``.
 
     A scan of a cut-out is not the same: OpenCV resizes the image it is given, and a window
-    whose pixels are resampled a fraction of a pixel apart passes or fails the cascade
-    differently. So the image is resized as OpenCV does for this scale, the regions are cut
-    from that, and each is scanned at the cascade's own size; there OpenCV steps by 2 px, so
-    the four cuts shifted by a pixel make up the 1-px grid it uses from scale 2 up.
+    resampled a fraction of a pixel apart passes or fails the cascade differently. So the image
+    is resized as OpenCV does for this scale, the regions are cut from that and each is scanned
+    at the cascade's own size, where OpenCV steps by 2 px: the four cuts shifted by a pixel make
+    up the 1-px grid it uses from scale 2 up.
     """
     f = float(np.float32(factor))  # OpenCV keeps its scales as floats
     height, width = image.shape[:2]
@@ -64,9 +65,10 @@ def _on_grid(
         sx, sy = int(x0 // f), int(y0 // f)
         for dx, dy in itertools.product((0, 1), (0, 1)):
             part = scaled[sy + dy : math.ceil(y1 / f), sx + dx : math.ceil(x1 / f)]
-            rects, weights = _scan(cascade, part, 1.1, window, window)
+            rects, weights = _scan(cascade, part, 2.0, window, window)
             rects[:, :2] = np.rint((rects[:, :2] + (sx + dx, sy + dy)) * f)
-            rects[:, 2:] = round(window * factor)
+            rects[:, 2] = np.minimum(round(window * factor), width - rects[:, 0])  # OpenCV clips too
+            rects[:, 3] = np.minimum(round(window * factor), height - rects[:, 1])
             found.append((rects, weights))
     return found
 
@@ -103,27 +105,26 @@ def _scan(
 
 
 def _coarse_hits(
-    cascade: cv2.CascadeClassifier, image: np.ndarray, min_side: int, min_weight: float
-) -> list[tuple[int, int, int, int]]:
-    """Windows of side 2x the cascade's and up, found on copies halved per octave (scales 1 to 2
-    in each, so the step stays 2 px), in ``image``'s pixels."""
+    cascade: cv2.CascadeClassifier, image: np.ndarray, scale_factor: float, min_side: int
+) -> list[Box]:
+    """Windows of twice the cascade's side and up, found on copies halved per octave (scales 1
+    to 2 in each, where the step is 2 px), in ``image``'s pixels. Every hit gets a region: the
+    cascade's weights hardly tell the hits on faces from the others (README figures)."""
     window = cascade.getOriginalWindowSize()[0]
-    below_two = next(side for side, factor in _sides(window, COARSE_SCALE_FACTOR) if factor >= 2.0) - 1
-    hits: list[tuple[int, int, int, int]] = []
+    below_two = next(side for side, factor in _sides(window, scale_factor) if factor >= 2.0) - 1
+    hits: list[Box] = []
     octave, f = image, 1
     while min(octave.shape[:2]) >= 2 * window:
         half = (octave.shape[1] // 2, octave.shape[0] // 2)
         octave = cv2.resize(octave, half, interpolation=cv2.INTER_AREA)
         f *= 2
-        rects, weights = _scan(
-            cascade, octave, COARSE_SCALE_FACTOR, max(window, -(-min_side // f)), below_two
-        )
-        hits += [tuple(int(v) * f for v in r) for r, w in zip(rects, weights, strict=True) if w >= min_weight]
-    return hits  # type: ignore[return-value]
+        rects, _weights = _scan(cascade, octave, scale_factor, max(window, -(-min_side // f)), below_two)
+        hits += [(int(x) * f, int(y) * f, int(w) * f, int(h) * f) for x, y, w, h in rects]
+    return hits
 
 
-def _region(hit: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """The hit padded by ROI_PAD of its side, clipped to the image: (x0, y0, x1, y1)."""
+def _region(hit: Box, shape: tuple[int, ...]) -> Region:
+    """The hit padded by ROI_PAD of its side, clipped to the image."""
     x, y, w, h = hit
     return (
         max(0, round(x - ROI_PAD * w)),
@@ -133,10 +134,10 @@ def _region(hit: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int
     )
 
 
-def _merged(regions: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """Overlapping regions joined (their bounding box) until none overlap: a window scanned twice
+def _merged(regions: list[Region]) -> list[Region]:
+    """Overlapping regions joined (their bounding box) until none overlap: a window found twice
     would count as its own neighbour in grouping."""
-    merged: list[tuple[int, int, int, int]] = []
+    merged: list[Region] = []
     while regions:
         a = regions.pop()
         touching = [b for b in merged if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]

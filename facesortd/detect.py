@@ -40,7 +40,6 @@ the strongest carry most of the faces grouping dropped, and every window verifie
 curve of faces, false faces and cost: cascade_classifier/README.md)."""
 GROUP_EPS = 0.2
 """How similar windows must be to form a group: OpenCV's own value in detectMultiScale."""
-COARSE_MIN_WEIGHT = -1e9
 
 
 @dataclass(frozen=True)
@@ -254,7 +253,7 @@ class FaceDetector:
         raw: list[Face] = []
         for cascade in self._cascades:
             if windows and s.coarse_to_fine:
-                rects, weights = raw_windows(cascade, image, s.scale_factor, min_side, COARSE_MIN_WEIGHT)
+                rects, weights = raw_windows(cascade, image, s.scale_factor, min_side)
             else:
                 rects, _levels, weights = cascade.detectMultiScale3(
                     image,

@@ -62,15 +62,19 @@ def test_regions_are_clipped_to_the_image_and_never_overlap() -> None:
     assert len(regions) == 4  # the two pairs of neighbours merged, the rest apart
 
 
-def test_the_small_scales_are_scanned_exactly_as_before() -> None:
-    """Below scale 2 OpenCV's step is 2 px already: those windows must not change."""
+def test_its_windows_are_the_fine_scans_own() -> None:
+    """Below scale 2 every window, from 2 up the ones in regions: the same places, sizes and
+    weights as the whole image's scan (a cut-out scanned on its own would give others)."""
     image, _boxes = _faces_on_a_backdrop()
     small = cv2.equalizeHist(cv2.resize(image, (640, 360), interpolation=cv2.INTER_AREA))
     cascade = FaceDetector(DetectionSettings(verify=False))._cascades[0]
-    rects, _levels, _weights = cascade.detectMultiScale3(
+    rects, _levels, weights = cascade.detectMultiScale3(
         small, scaleFactor=1.1, minNeighbors=0, minSize=(29, 29), outputRejectLevels=True
     )
-    windows, _w = coarse_to_fine.raw_windows(cascade, small, 1.1, 29, -1e9)
-    below_two = {tuple(r) for r in np.asarray(rects).tolist() if r[2] < 48}
-    assert below_two and below_two == {tuple(r) for r in windows.tolist() if r[2] < 48}
-    assert len({tuple(r) for r in windows.tolist()}) == len(windows)
+    fine = dict(zip(map(tuple, np.asarray(rects).tolist()), np.ravel(weights).tolist(), strict=True))
+    windows, found = coarse_to_fine.raw_windows(cascade, small, 1.1, 29)
+    ours = dict(zip(map(tuple, windows.tolist()), found.tolist(), strict=True))
+    assert len(ours) == len(windows)  # no window twice
+    assert {r: w for r, w in fine.items() if r[2] < 48} == {r: w for r, w in ours.items() if r[2] < 48}
+    big = {r: w for r, w in ours.items() if r[2] >= 48}
+    assert len(big) > 10 and all(fine.get(r) == w for r, w in big.items())
