@@ -108,7 +108,6 @@ def ours(args: argparse.Namespace) -> Detect:
         nms_iou=args.nms_iou,
         min_score=args.min_score,
         lone_window_score=args.lone_window_score,
-        coarse_to_fine=args.coarse_to_fine,
         close_ups=not args.no_close_ups,
         verify=not args.no_verify,
         verifier=args.verifier or SHIPPED / SHIPPED_VERIFIER,
@@ -233,9 +232,6 @@ def main() -> int:
         help="smallest face side as a share of the shorter image side",
     )
     parser.add_argument("--no-close-ups", action="store_true", help="full-size pass only")
-    parser.add_argument(
-        "--coarse-to-fine", action="store_true", default=d.coarse_to_fine, help="detection.coarse_to_fine"
-    )
     parser.add_argument(
         "--max-side", type=int, default=d.max_side, help="images shrunk to this longest side first"
     )

@@ -143,10 +143,7 @@ def main() -> int:
     }
     sets["seed"] = seed_images()
     settings = DetectionSettings(
-        min_neighbors=args.min_neighbors,
-        min_score=args.min_score,
-        lone_window_score=args.lone_window_score,
-        coarse_to_fine=args.coarse_to_fine,
+        min_neighbors=args.min_neighbors, min_score=args.min_score, lone_window_score=args.lone_window_score
     )
     shipped = args.verifier or SHIPPED / SHIPPED_VERIFIER
     stages: Counter[tuple[str, str]] = Counter()

@@ -138,9 +138,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lone-window-score", type=float, default=d.lone_window_score, help="1 turns lone windows off"
     )
-    parser.add_argument(
-        "--coarse-to-fine", action="store_true", default=d.coarse_to_fine, help="detection.coarse_to_fine"
-    )
     parser.add_argument("--scenes", type=int, default=100, help="scenes per fold (12 %% of them face-free)")
     parser.add_argument("--face-free", type=int, default=30, help="extra face-free scenes per fold")
     parser.add_argument(
@@ -187,7 +184,6 @@ def main() -> int:
             min_neighbors=args.min_neighbors,
             min_score=args.min_score,
             lone_window_score=args.lone_window_score,
-            coarse_to_fine=args.coarse_to_fine,
             verify=not args.no_verify,
             verifier=verifier,
         )

@@ -104,11 +104,6 @@ class DetectionSettings(_Section):
         "frame) still counts as a face if the verifier gives it at least this probability; 1 turns this off "
         "(figures: cascade_classifier/README.md).",
     )
-    coarse_to_fine: bool = Field(
-        False,
-        description="Scan the big windows finely only around the hits of a coarse scan (with lone windows "
-        "on; figures: cascade_classifier/README.md).",
-    )
     verify: bool = Field(True, description="Re-check every cascade box with the face/non-face verifier.")
     verifier: Path | None = Field(
         None, description="Verifier file. Unset: the verifier shipped with facesortd."

@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 from facesortd.boxes import Box
-from facesortd.coarse_to_fine import raw_windows
 from facesortd.config import DetectionSettings
 from facesortd.verify import CnnVerifier, Shrunk, VerifierError, load_verifier
 
@@ -252,16 +251,13 @@ class FaceDetector:
         grouped: list[Face] = []
         raw: list[Face] = []
         for cascade in self._cascades:
-            if windows and s.coarse_to_fine:
-                rects, weights = raw_windows(cascade, image, s.scale_factor, min_side)
-            else:
-                rects, _levels, weights = cascade.detectMultiScale3(
-                    image,
-                    scaleFactor=s.scale_factor,
-                    minNeighbors=0 if windows else s.min_neighbors,
-                    minSize=(min_side, min_side),
-                    outputRejectLevels=True,
-                )
+            rects, _levels, weights = cascade.detectMultiScale3(
+                image,
+                scaleFactor=s.scale_factor,
+                minNeighbors=0 if windows else s.min_neighbors,
+                minSize=(min_side, min_side),
+                outputRejectLevels=True,
+            )
             found = [
                 Face(_in_original(r, scale, pad), _squash(float(w)))
                 for r, w in zip(rects, np.ravel(weights), strict=True)
