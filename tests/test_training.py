@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ from synthetic import BrightBlobDetector, draw_face
 
 from facesortd.descriptors import describe
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.learn.datasets import LabelledItem
+from facesortd.learn.datasets import LabelledItem, load_items
 from facesortd.learn.training import (
     CROP_FACE_SHARE,
     FaceSet,
@@ -100,6 +101,30 @@ def test_holdout_split_keeps_characters_whole_and_a_saved_set_reads_back(tmp_pat
     assert back.labels == held.labels and back.groups == held.groups and back.sources == held.sources
     assert np.array_equal(back.faces, held.faces)  # normalised faces are whole steps of 1/255
     assert holdout_split(data, 0.0) == (data, None)
+
+
+def test_a_labelled_folder_is_split_the_same_wherever_it_lies(tmp_path: Path) -> None:
+    """The held-out split is seeded by the groups' names: a name that carried the folder's location
+    gave `train` another split on another machine or checkout (and other figures)."""
+    rng = np.random.default_rng(5)
+    here = tmp_path / "here" / "faces"
+    for k in range(30):
+        label = ["happy", "sad", "angry"][k % 3]
+        (here / label).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(here / label / f"f{k}.png"), draw_face(label, 64, rng))
+    there = tmp_path / "elsewhere" / "deeper" / "faces"
+    shutil.copytree(here, there)
+
+    def held_out(root: Path) -> list[str]:
+        data = collect_faces(load_items(root), None, FaceSpec(size=32), "faces", "crops", "whole")
+        _, held = holdout_split(data, 0.2)
+        assert held is not None
+        return sorted(f.relative_to(root).as_posix() for f in held.files)
+
+    assert held_out(here) == held_out(there)
+    assert {i.group for i in load_items(here)} == {
+        f"{e}/f{k}.png" for k, e in enumerate(["happy", "sad", "angry"] * 10)
+    }
 
 
 def test_reading_on_several_threads_gives_the_same_faces_in_the_same_order(tmp_path: Path) -> None:

@@ -153,7 +153,13 @@ def load_items(source: Path) -> list[LabelledItem]:
             for face in faces
             if face.emotion
         ]
-    return [LabelledItem(p, label) for label, paths in labelled_images(source).items() for p in paths]
+    # Each file stands alone, named by its place in the folder: a name that carries where the folder
+    # lies would make the seeded held-out split differ between machines and checkouts.
+    return [
+        LabelledItem(p, label, group=p.relative_to(source).as_posix())
+        for label, paths in labelled_images(source).items()
+        for p in paths
+    ]
 
 
 def relabel(items: list[LabelledItem], mapping: dict[str, str]) -> list[LabelledItem]:
