@@ -12,10 +12,12 @@ every path comparison is made on ``CAST(... AS BLOB)``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -97,10 +99,22 @@ def _path(value: str | bytes) -> Path:
     return Path(os.fsdecode(value))
 
 
+NOT_REGULAR = "not a regular file (a FIFO, socket or device)"
+
+
 def file_hash(path: Path) -> str:
-    """SHA-256 of the content: the identity of a file across renames and moves."""
+    """SHA-256 of the content: the identity of a file across renames and moves.
+
+    Opened non-blocking and refused unless it is a regular file: reading a FIFO dropped into the
+    inbox (or swapped in for a file after it was checked) would wait for a writer for ever, and
+    hang `status` or a daemon worker with it.
+    """
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+    with os.fdopen(fd, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

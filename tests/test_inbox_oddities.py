@@ -1,0 +1,66 @@
+"""What a demanding user drops or does beside the daemon (checked by hand, fifth round): each test is
+the minimal repro of a defect found then, kept so that it stays fixed."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from synthetic import stub_pipeline
+
+from facesortd import cli
+from facesortd.config import Settings
+from facesortd.journal import Journal, file_hash
+from facesortd.library import Library
+from facesortd.sorter import Sorter
+
+
+def _returns_soon(call: Callable[[], object], fifo: Path) -> object:
+    """Run ``call``; if it is still blocked after 5 s (reading the FIFO), free it and fail."""
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # a writer comes and goes: the read ends
+        thread.join(timeout=5)
+        pytest.fail(f"blocked reading the FIFO {fifo.name}")
+    return result[0] if result else None
+
+
+def test_hashing_a_fifo_fails_at_once_instead_of_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+
+    def attempt() -> str:
+        with pytest.raises(OSError, match="not a regular file"):
+            file_hash(fifo)
+        return "raised"
+
+    assert _returns_soon(attempt, fifo) == "raised"
+
+
+def test_status_names_a_fifo_in_the_inbox_instead_of_hanging(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    inbox = daemon_settings.inbox
+    inbox.mkdir(parents=True)
+    os.mkfifo(inbox / "fifo.png")
+    Journal.for_state_dir(daemon_settings.state_dir).close()  # a journal exists: status hashes
+    assert _returns_soon(lambda: cli.main(["status", "--json"]), inbox / "fifo.png") == 0
+    why = {Path(e["path"]).name: e["why"] for e in json.loads(capsys.readouterr().out)["inbox"]["stuck"]}
+    assert why["fifo.png"].startswith("not a regular file (a FIFO")
+
+
+def test_a_file_gone_before_its_turn_is_gone_not_a_strange_file(daemon_settings: Settings) -> None:
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    sorter = Sorter(Library(daemon_settings.library), journal)
+    outcome = sorter.sort(stub_pipeline(daemon_settings), daemon_settings.inbox / "renamed-away.png")
+    assert outcome.kind == "gone"
+    journal.close()
