@@ -109,14 +109,28 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
                 raise
         else:
             fsync_dir(dest.parent)
-            src.unlink(missing_ok=True)
-            fsync_dir(src.parent)
+            _remove_source(src, final, missing_ok=True)
             return final
     final = _copy_no_replace(src, dest)
     if not copy:
-        src.unlink()
-        fsync_dir(src.parent)
+        _remove_source(src, final)
     return final
+
+
+def _remove_source(src: Path, final: Path, *, missing_ok: bool = False) -> None:
+    """The last step of a move. If the source cannot be removed (an inbox on a read-only mount, or
+    in a folder the user may not write to), the new name is taken back: the file stays once, in
+    the inbox, and a retry cannot pile up one more copy in the library each time."""
+    try:
+        src.unlink(missing_ok=missing_ok)
+    except OSError as exc:
+        final.unlink()
+        fsync_dir(final.parent)
+        raise OSError(
+            exc.errno,
+            f"cannot remove it from {src.parent} ({exc.strerror}): facesortd must be able to write there",
+        ) from exc
+    fsync_dir(src.parent)
 
 
 def _copy_no_replace(src: Path, dest: Path) -> Path:
