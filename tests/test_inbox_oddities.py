@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from synthetic import stub_pipeline
+from synthetic import screenshot_png, stub_pipeline
+from waiting import wait_until
 
-from facesortd import cli
+from facesortd import cli, watch
 from facesortd.config import Settings
 from facesortd.journal import Journal, file_hash
 from facesortd.library import Library
+from facesortd.service import Service
 from facesortd.sorter import Sorter
 
 
@@ -64,3 +66,32 @@ def test_a_file_gone_before_its_turn_is_gone_not_a_strange_file(daemon_settings:
     outcome = sorter.sort(stub_pipeline(daemon_settings), daemon_settings.inbox / "renamed-away.png")
     assert outcome.kind == "gone"
     journal.close()
+
+
+def test_a_file_whose_events_were_lost_is_sorted_after_the_burst(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inotify drops events when its queue overflows (a program renaming files in a busy loop did it
+    here); such files waited for the 5-minute rescan. Here the periodic rescan is off and the
+    watcher never hears of ``lost.png``."""
+    real_path = watch._Handler._path
+    monkeypatch.setattr(
+        watch._Handler,
+        "_path",
+        lambda self, raw: None if b"lost" in os.fsencode(raw) else real_path(self, raw),
+    )
+    service = Service(daemon_settings, stub_pipeline)
+    inbox = daemon_settings.inbox
+    inbox.mkdir(parents=True)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        wait_until(lambda: (daemon_settings.state_dir / "status.json").exists())
+        (inbox / "lost.png").write_bytes(screenshot_png(1))
+        (inbox / "heard.png").write_bytes(screenshot_png(2))
+        wait_until(lambda: not any(inbox.iterdir()))
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+    placed = sorted(p.name for p in daemon_settings.library.rglob("*.png"))
+    assert placed == ["heard.png", "lost.png"]
