@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS moves (
     model TEXT,
     state TEXT NOT NULL CHECK (state IN ('planned', 'done', 'rolled_back', 'undone')),
     started REAL NOT NULL,
-    finished REAL
+    finished REAL,
+    copied INTEGER
 );
 CREATE INDEX IF NOT EXISTS moves_hash ON moves (hash);
 CREATE INDEX IF NOT EXISTS moves_state ON moves (state);
@@ -136,6 +137,8 @@ class Move:
     state: str
     started: float
     finished: float | None
+    copied: bool | None = None
+    """A `sort --copy` (the source stayed); None in journals from before this was recorded."""
 
 
 class Journal:
@@ -160,6 +163,7 @@ class Journal:
             self._migrate_label_sources()
             self._db.executescript(SCHEMA)
             self._migrate_review_page_moves()
+            self._migrate_copied_column()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
@@ -198,6 +202,18 @@ class Journal:
             )
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (LABELLED_KIND,))
 
+    def _migrate_copied_column(self) -> None:
+        """Journals from before 2026-12-01 did not say whether a move was a `sort --copy`: their rows
+        keep NULL there (unknown), and undo treats them as before."""
+        if self._has_copied_column():
+            return
+        with self._migration():  # looked at again inside: another process may have just added it
+            if not self._has_copied_column():
+                self._db.execute("ALTER TABLE moves ADD COLUMN copied INTEGER")
+
+    def _has_copied_column(self) -> bool:
+        return "copied" in {r[1] for r in self._db.execute("PRAGMA table_info(moves)").fetchall()}
+
     @contextmanager
     def _migration(self) -> Iterator[None]:
         """One transaction for a migration: a crash leaves the journal as it was before it or after it."""
@@ -221,12 +237,22 @@ class Journal:
             return self._db.execute(sql, args)
 
     def plan(
-        self, digest: str, source: Path, destination: Path, decision: Decision, model: str | None
+        self,
+        digest: str,
+        source: Path,
+        destination: Path,
+        decision: Decision,
+        model: str | None,
+        *,
+        copied: bool = False,
     ) -> int:
-        """Record the intended move (committed before anything is touched); returns its id."""
+        """Record the intended move (committed before anything is touched); returns its id.
+
+        ``copied``: a `sort --copy`, which leaves the source in place; undo then only removes the copy.
+        """
         cur = self._exec(
             "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model, state,"
-            " started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?)",
+            " started, copied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
             (
                 digest,
                 _blob(source),
@@ -237,6 +263,7 @@ class Journal:
                 decision.confidence,
                 model,
                 time.time(),
+                int(copied),
             ),
         )
         return int(cur.lastrowid or 0)
@@ -259,7 +286,21 @@ class Journal:
     def _moves(self, where: str, args: tuple[object, ...] = ()) -> list[Move]:
         rows = self._exec(f"SELECT * FROM moves WHERE {where}", args).fetchall()
         return [
-            Move(r[0], r[1], _path(r[2]), _path(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+            Move(
+                r[0],
+                r[1],
+                _path(r[2]),
+                _path(r[3]),
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                r[10],
+                r[11],
+                None if r[12] is None else bool(r[12]),
+            )
             for r in rows
         ]
 

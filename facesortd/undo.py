@@ -92,7 +92,9 @@ def undo(journal: Journal, moves: list[Move], library: Path, inbox: Path) -> lis
 
 
 def _put_back(move: Move) -> Path:
-    if move.source.is_file() and content_id(move.source) == move.hash:
+    """A copy is removed if its original is still there; a moved file goes back, beside a file of the
+    same content if one was dropped there since (removing it instead lost one of the two)."""
+    if move.copied is not False and move.source.is_file() and content_id(move.source) == move.hash:
         move.destination.unlink()
         fsync_dir(move.destination.parent)
         return move.source

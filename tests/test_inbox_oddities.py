@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +16,13 @@ from waiting import wait_until
 
 from facesortd import cli, watch
 from facesortd.config import Settings
+from facesortd.decide import Decision
 from facesortd.journal import Journal, file_hash
 from facesortd.library import Library
+from facesortd.placement import journaled_apply
 from facesortd.service import Service
 from facesortd.sorter import Sorter
+from facesortd.undo import undo
 
 
 def _returns_soon(call: Callable[[], object], fifo: Path) -> object:
@@ -95,3 +99,45 @@ def test_a_file_whose_events_were_lost_is_sorted_after_the_burst(
         thread.join(timeout=30)
     placed = sorted(p.name for p in daemon_settings.library.rglob("*.png"))
     assert placed == ["heard.png", "lost.png"]
+
+
+def _sorted_once(settings: Settings, name: str, data: bytes, *, copy: bool) -> tuple[Journal, Path]:
+    source = settings.inbox / name
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(data)
+    journal = Journal.for_state_dir(settings.state_dir)
+    unsure = Decision.quarantine("unsure")
+    journaled_apply(journal, Library(settings.library), source, file_hash(source), unsure, "m", copy=copy)
+    return journal, source
+
+
+def test_undo_puts_a_moved_file_back_beside_the_same_content_dropped_again(
+    daemon_settings: Settings,
+) -> None:
+    """The same screenshot dropped again after its first copy was sorted: undo used to delete the
+    sorted copy (as if it were a `sort --copy`), leaving one file of the two dropped."""
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"same bytes", copy=False)
+    source.write_bytes(b"same bytes")
+    [outcome] = undo(journal, journal.done_moves(limit=1), daemon_settings.library, daemon_settings.inbox)
+    journal.close()
+    assert outcome.back_to == daemon_settings.inbox / "shot (1).png"
+    assert sorted(p.read_bytes() for p in daemon_settings.inbox.iterdir()) == [b"same bytes"] * 2
+    assert not [p for p in daemon_settings.library.rglob("*") if p.is_file()]
+
+
+def test_undo_of_a_copy_in_a_journal_from_before_copies_were_recorded_still_removes_the_copy(
+    daemon_settings: Settings,
+) -> None:
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"bytes", copy=True)
+    journal.close()
+    db = sqlite3.connect(daemon_settings.state_dir / "journal.sqlite")
+    db.execute("ALTER TABLE moves DROP COLUMN copied")  # the journal as older versions wrote it
+    db.commit()
+    db.close()
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    [move] = journal.done_moves(limit=1)
+    assert move.copied is None
+    [outcome] = undo(journal, [move], daemon_settings.library, daemon_settings.inbox)
+    journal.close()
+    assert outcome.back_to == source and source.read_bytes() == b"bytes"
+    assert not [p for p in daemon_settings.library.rglob("*") if p.is_file()]
