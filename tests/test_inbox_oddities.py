@@ -14,7 +14,7 @@ import pytest
 from synthetic import screenshot_png, stub_pipeline
 from waiting import wait_until
 
-from facesortd import cli, watch
+from facesortd import cli, durable, watch
 from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.journal import Journal, file_hash
@@ -141,3 +141,28 @@ def test_undo_of_a_copy_in_a_journal_from_before_copies_were_recorded_still_remo
     journal.close()
     assert outcome.back_to == source and source.read_bytes() == b"bytes"
     assert not [p for p in daemon_settings.library.rglob("*") if p.is_file()]
+
+
+def test_ctrl_c_during_undo_leaves_the_file_once(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C between the link back into the inbox and the unlink in the library left the file in
+    both; the journal still said "done", so the daemon then sorted the inbox one a second time."""
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"bytes", copy=False)
+    real_fsync = durable.fsync_dir
+    interrupted: list[Path] = []
+
+    def fsync_dir(path: Path) -> None:
+        if path == daemon_settings.inbox and not interrupted:
+            interrupted.append(path)
+            raise KeyboardInterrupt
+        real_fsync(path)
+
+    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
+    with pytest.raises(KeyboardInterrupt):
+        undo(journal, journal.done_moves(limit=1), daemon_settings.library, daemon_settings.inbox)
+    files = [p for root in (daemon_settings.inbox, daemon_settings.library) for p in root.rglob("*.png")]
+    [move] = journal.done_moves(limit=1)
+    journal.close()
+    assert interrupted and [p.read_bytes() for p in files] == [b"bytes"]
+    assert files == [move.destination] and not source.exists()
