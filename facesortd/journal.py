@@ -84,6 +84,8 @@ PERSON_LABEL = f"{CURRENT_LABEL} AND l.source != 'dataset'"
 back nor imported? The one rule by which a label is counted, whichever way the person gave it: the
 review page and a file-manager move both end in this table (only the page's also in ``moves``)."""
 LABELLED_KIND = "labelled_moves"
+UNDOING = "undo_in_progress"
+"""Meta key: the id of the move `undo` is putting back right now ("" when none), for recovery."""
 """Meta key: the journal's review-page moves are recorded as ``labelled`` (older ones said ``sorted``)."""
 
 
@@ -304,6 +306,10 @@ class Journal:
             for r in rows
         ]
 
+    def move(self, move_id: int) -> Move | None:
+        found = self._moves("id = ?", (move_id,))
+        return found[0] if found else None
+
     def planned(self) -> list[Move]:
         return self._moves("state = 'planned' ORDER BY id")
 
@@ -479,19 +485,51 @@ def _recover(journal: Journal) -> Iterator[str]:
             journal.finish(move.id, "rolled_back")
             journal.error(move.source, "interrupted move: file was neither at its source nor its destination")
             yield f"{move.source}: interrupted move found no file (moved away by someone else?)"
+    if undoing := journal.get_meta(UNDOING):
+        if (move := journal.move(int(undoing))) is not None:
+            yield _finish_undo(journal, move)
+        journal.set_meta(UNDOING, "")
     _remove_stale_temp_files(journal)
+
+
+def _finish_undo(journal: Journal, move: Move) -> str:
+    """`undo` died while putting ``move`` back (marked undone, the put-back begun).
+
+    Back where it came from -> remove the library's name, which the put-back had yet to do. Not
+    back -> the move counts as done again. A file of the same content there that is not the very
+    file (another filesystem, or dropped there since) cannot be told from an unfinished copy: both
+    are kept (a file twice, never once too few).
+    """
+    here = move.destination
+    if here.is_symlink() or not here.is_file() or file_hash(here) != move.hash:
+        return f"the interrupted undo of {here} had finished"
+    back = _copies(move.source, move.hash)
+    ours = [c for c in back if os.path.samestat(c.lstat(), here.lstat())]
+    if ours or (move.copied is not False and move.source in back):
+        here.unlink()
+        fsync_dir(here.parent)
+        return f"completed the interrupted undo of {here} (it is back in {move.source.parent})"
+    if back:
+        return f"the interrupted undo of {here} left it in both places ({back[0]} too): remove one by hand"
+    journal.finish(move.id, "done", here)
+    return f"the interrupted undo of {here} had not begun; it stays sorted"
 
 
 def _copies_at_destination(move: Move) -> list[Path]:
     """Files named like the intended destination (or its ' (n)' variants) holding the same content."""
+    return _copies(move.destination, move.hash)
+
+
+def _copies(path: Path, digest: str) -> list[Path]:
+    """Files named ``path`` (or its ' (n)' variants) holding the content ``digest``."""
     out = []
     for n in range(1000):
-        candidate = numbered(move.destination, n)
+        candidate = numbered(path, n)
         if not candidate.exists():
             if n > 0:
                 break
             continue
-        if candidate.is_file() and file_hash(candidate) == move.hash:
+        if candidate.is_file() and file_hash(candidate) == digest:
             out.append(candidate)
     return out
 

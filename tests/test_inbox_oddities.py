@@ -17,7 +17,7 @@ from waiting import wait_until
 from facesortd import cli, durable, watch
 from facesortd.config import Settings
 from facesortd.decide import Decision
-from facesortd.journal import Journal, file_hash
+from facesortd.journal import UNDOING, Journal, file_hash, recover
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.service import Service
@@ -166,3 +166,24 @@ def test_ctrl_c_during_undo_leaves_the_file_once(
     journal.close()
     assert interrupted and [p.read_bytes() for p in files] == [b"bytes"]
     assert files == [move.destination] and not source.exists()
+
+
+@pytest.mark.parametrize("linked_back", [True, False])
+def test_recovery_finishes_an_undo_killed_while_putting_a_file_back(
+    daemon_settings: Settings, linked_back: bool
+) -> None:
+    """`kill -9` of `undo` between the link back into the inbox and the unlink in the library left
+    the file in both places for good: undo's put-back was not known to recovery."""
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"bytes", copy=False)
+    [move] = journal.done_moves(limit=1)
+    journal.set_meta(UNDOING, str(move.id))  # what undo records, up to the instant it died
+    journal.finish(move.id, "undone")
+    if linked_back:
+        os.link(move.destination, source)
+    assert list(recover(journal))
+    state = journal.move(move.id)
+    journal.close()
+    files = [p for root in (daemon_settings.inbox, daemon_settings.library) for p in root.rglob("*.png")]
+    assert [p.read_bytes() for p in files] == [b"bytes"]
+    assert files == ([source] if linked_back else [move.destination])
+    assert state is not None and state.state == ("undone" if linked_back else "done")
