@@ -154,7 +154,8 @@ class Service:
                 watcher.stop()
                 watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
                 watcher.start()
-                last_rescan = 0.0
+                for path in scan(s.inbox, s.watch):  # what arrived before the new watch began
+                    watcher.settler.offer(path)
             if self._recover_due:
                 self._recover()
             if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:

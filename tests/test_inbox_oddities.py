@@ -187,3 +187,23 @@ def test_recovery_finishes_an_undo_killed_while_putting_a_file_back(
     assert [p.read_bytes() for p in files] == [b"bytes"]
     assert files == ([source] if linked_back else [move.destination])
     assert state is not None and state.state == ("undone" if linked_back else "done")
+
+
+def test_an_inbox_renamed_away_and_made_anew_is_watched_again(daemon_settings: Settings) -> None:
+    """inotify follows a renamed folder: the daemon went on watching `inbox.old` and saw nothing
+    dropped into the new `inbox` until the periodic rescan (off here; 5 minutes by default)."""
+    service = Service(daemon_settings, stub_pipeline)
+    inbox = daemon_settings.inbox
+    inbox.mkdir(parents=True)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        wait_until(lambda: (daemon_settings.state_dir / "status.json").exists())
+        inbox.rename(inbox.with_name("inbox.old"))
+        inbox.mkdir()
+        (inbox / "new.png").write_bytes(screenshot_png(3))
+        wait_until(lambda: not (inbox / "new.png").exists())
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+    assert [p.name for p in daemon_settings.library.rglob("*.png")] == ["new.png"]
