@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from synthetic import screenshot_png, stub_pipeline
+from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import wait_until
 
 from facesortd import cli, durable, watch
 from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.journal import UNDOING, Journal, file_hash, recover
+from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.service import Service
@@ -207,3 +208,27 @@ def test_an_inbox_renamed_away_and_made_anew_is_watched_again(daemon_settings: S
         service.stop()
         thread.join(timeout=30)
     assert [p.name for p in daemon_settings.library.rglob("*.png")] == ["new.png"]
+
+
+def test_a_file_moved_on_while_labels_are_scanned_does_not_fail_the_scan(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person moving files between folders while the daemon looks for their labels: a file gone
+    between the listing and the reading failed the whole scan ("learning from your labels failed")."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    happy = daemon_settings.library / "happy"
+    happy.mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        (happy / name).write_bytes(screenshot_png(len(name) + ord(name[0])))
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    reviewer = review.Reviewer(daemon_settings, journal)
+    listed = reviewer._changed_images
+
+    def listing_then_a_move(folder: Path, present: set[Path]) -> list[Path]:
+        found = listed(folder, present)
+        (folder / "a.png").unlink(missing_ok=True)
+        return found
+
+    monkeypatch.setattr(reviewer, "_changed_images", listing_then_a_move)
+    assert reviewer.scan() == 1  # b.png's label; a.png is met again where it went
+    journal.close()
