@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
-from waiting import wait_until
+from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable, watch
 from facesortd.config import Settings
@@ -21,7 +21,6 @@ from facesortd.journal import UNDOING, Journal, file_hash, recover
 from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
-from facesortd.service import Service
 from facesortd.sorter import Sorter
 from facesortd.undo import undo
 
@@ -85,19 +84,11 @@ def test_a_file_whose_events_were_lost_is_sorted_after_the_burst(
         "_path",
         lambda self, raw: None if b"lost" in os.fsencode(raw) else real_path(self, raw),
     )
-    service = Service(daemon_settings, stub_pipeline)
     inbox = daemon_settings.inbox
-    inbox.mkdir(parents=True)
-    thread = threading.Thread(target=service.run)
-    thread.start()
-    try:
-        wait_until(lambda: (daemon_settings.state_dir / "status.json").exists())
+    with running_daemon(daemon_settings, stub_pipeline):
         (inbox / "lost.png").write_bytes(screenshot_png(1))
         (inbox / "heard.png").write_bytes(screenshot_png(2))
         wait_until(lambda: not any(inbox.iterdir()))
-    finally:
-        service.stop()
-        thread.join(timeout=30)
     placed = sorted(p.name for p in daemon_settings.library.rglob("*.png"))
     assert placed == ["heard.png", "lost.png"]
 
@@ -193,20 +184,12 @@ def test_recovery_finishes_an_undo_killed_while_putting_a_file_back(
 def test_an_inbox_renamed_away_and_made_anew_is_watched_again(daemon_settings: Settings) -> None:
     """inotify follows a renamed folder: the daemon went on watching `inbox.old` and saw nothing
     dropped into the new `inbox` until the periodic rescan (off here; 5 minutes by default)."""
-    service = Service(daemon_settings, stub_pipeline)
     inbox = daemon_settings.inbox
-    inbox.mkdir(parents=True)
-    thread = threading.Thread(target=service.run)
-    thread.start()
-    try:
-        wait_until(lambda: (daemon_settings.state_dir / "status.json").exists())
+    with running_daemon(daemon_settings, stub_pipeline):
         inbox.rename(inbox.with_name("inbox.old"))
         inbox.mkdir()
         (inbox / "new.png").write_bytes(screenshot_png(3))
         wait_until(lambda: not (inbox / "new.png").exists())
-    finally:
-        service.stop()
-        thread.join(timeout=30)
     assert [p.name for p in daemon_settings.library.rglob("*.png")] == ["new.png"]
 
 
