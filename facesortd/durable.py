@@ -98,9 +98,11 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
     Same filesystem: link to the new name, then unlink the old one (no-replace rename). Across
     filesystems, or with ``copy``: copy into a hidden temp file beside ``dest``, fsync it, link it
     to the final name, and only then remove the source. After a crash at any instant the file is
-    whole at its source, its destination, or both (never neither, never half).
+    whole at its source, its destination, or both (never neither, never half); a move that fails
+    or is interrupted (Ctrl-C) before the source is removed takes the new name back.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    original = os.lstat(src)
     if not copy:
         try:
             final = link_no_replace(src, dest)
@@ -108,15 +110,44 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
             if exc.errno != errno.EXDEV:
                 raise
         else:
-            fsync_dir(dest.parent)
-            src.unlink(missing_ok=True)
-            fsync_dir(src.parent)
+            _remove_source(src, original, final, missing_ok=True)
             return final
     final = _copy_no_replace(src, dest)
     if not copy:
-        src.unlink()
-        fsync_dir(src.parent)
+        _remove_source(src, original, final)
     return final
+
+
+def _remove_source(src: Path, original: os.stat_result, final: Path, *, missing_ok: bool = False) -> None:
+    """The last step of a move: make the new name durable, then remove the old one.
+
+    If that fails while the source is still there (an inbox on a read-only mount or in a folder
+    the user may not write to; Ctrl-C at that instant), the new name is taken back: the file stays
+    once, where it was, and a retry cannot pile up one more copy in the library each time. Only
+    the very file we moved is taken back for: a new file dropped under its name meanwhile is not.
+    """
+    try:
+        fsync_dir(final.parent)
+        src.unlink(missing_ok=missing_ok)
+    except BaseException as exc:
+        if not _is(src, original):
+            raise
+        final.unlink()
+        fsync_dir(final.parent)
+        if isinstance(exc, OSError):
+            raise OSError(
+                exc.errno,
+                f"cannot remove it from {src.parent} ({exc.strerror}): facesortd must be able to write there",
+            ) from exc
+        raise
+    fsync_dir(src.parent)
+
+
+def _is(path: Path, original: os.stat_result) -> bool:
+    try:
+        return os.path.samestat(os.lstat(path), original)
+    except OSError:
+        return False
 
 
 def _copy_no_replace(src: Path, dest: Path) -> Path:

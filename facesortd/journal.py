@@ -12,10 +12,12 @@ every path comparison is made on ``CAST(... AS BLOB)``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -58,7 +60,8 @@ CREATE TABLE IF NOT EXISTS moves (
     model TEXT,
     state TEXT NOT NULL CHECK (state IN ('planned', 'done', 'rolled_back', 'undone')),
     started REAL NOT NULL,
-    finished REAL
+    finished REAL,
+    copied INTEGER
 );
 CREATE INDEX IF NOT EXISTS moves_hash ON moves (hash);
 CREATE INDEX IF NOT EXISTS moves_state ON moves (state);
@@ -81,6 +84,8 @@ PERSON_LABEL = f"{CURRENT_LABEL} AND l.source != 'dataset'"
 back nor imported? The one rule by which a label is counted, whichever way the person gave it: the
 review page and a file-manager move both end in this table (only the page's also in ``moves``)."""
 LABELLED_KIND = "labelled_moves"
+UNDOING = "undo_in_progress"
+"""Meta key: the id of the move `undo` is putting back right now ("" when none), for recovery."""
 """Meta key: the journal's review-page moves are recorded as ``labelled`` (older ones said ``sorted``)."""
 
 
@@ -97,10 +102,22 @@ def _path(value: str | bytes) -> Path:
     return Path(os.fsdecode(value))
 
 
+NOT_REGULAR = "not a regular file (a FIFO, socket or device)"
+
+
 def file_hash(path: Path) -> str:
-    """SHA-256 of the content: the identity of a file across renames and moves."""
+    """SHA-256 of the content: the identity of a file across renames and moves.
+
+    Opened non-blocking and refused unless it is a regular file: reading a FIFO dropped into the
+    inbox (or swapped in for a file after it was checked) would wait for a writer for ever, and
+    hang `status` or a daemon worker with it.
+    """
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+    with os.fdopen(fd, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -122,6 +139,8 @@ class Move:
     state: str
     started: float
     finished: float | None
+    copied: bool | None = None
+    """A `sort --copy` (the source stayed); None in journals from before this was recorded."""
 
 
 class Journal:
@@ -146,6 +165,7 @@ class Journal:
             self._migrate_label_sources()
             self._db.executescript(SCHEMA)
             self._migrate_review_page_moves()
+            self._migrate_copied_column()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
@@ -184,6 +204,18 @@ class Journal:
             )
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (LABELLED_KIND,))
 
+    def _migrate_copied_column(self) -> None:
+        """Journals from before 2026-12-01 did not say whether a move was a `sort --copy`: their rows
+        keep NULL there (unknown), and undo treats them as before."""
+        if self._has_copied_column():
+            return
+        with self._migration():  # looked at again inside: another process may have just added it
+            if not self._has_copied_column():
+                self._db.execute("ALTER TABLE moves ADD COLUMN copied INTEGER")
+
+    def _has_copied_column(self) -> bool:
+        return "copied" in {r[1] for r in self._db.execute("PRAGMA table_info(moves)").fetchall()}
+
     @contextmanager
     def _migration(self) -> Iterator[None]:
         """One transaction for a migration: a crash leaves the journal as it was before it or after it."""
@@ -207,12 +239,22 @@ class Journal:
             return self._db.execute(sql, args)
 
     def plan(
-        self, digest: str, source: Path, destination: Path, decision: Decision, model: str | None
+        self,
+        digest: str,
+        source: Path,
+        destination: Path,
+        decision: Decision,
+        model: str | None,
+        *,
+        copied: bool = False,
     ) -> int:
-        """Record the intended move (committed before anything is touched); returns its id."""
+        """Record the intended move (committed before anything is touched); returns its id.
+
+        ``copied``: a `sort --copy`, which leaves the source in place; undo then only removes the copy.
+        """
         cur = self._exec(
             "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model, state,"
-            " started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?)",
+            " started, copied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
             (
                 digest,
                 _blob(source),
@@ -223,6 +265,7 @@ class Journal:
                 decision.confidence,
                 model,
                 time.time(),
+                int(copied),
             ),
         )
         return int(cur.lastrowid or 0)
@@ -245,9 +288,27 @@ class Journal:
     def _moves(self, where: str, args: tuple[object, ...] = ()) -> list[Move]:
         rows = self._exec(f"SELECT * FROM moves WHERE {where}", args).fetchall()
         return [
-            Move(r[0], r[1], _path(r[2]), _path(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+            Move(
+                r[0],
+                r[1],
+                _path(r[2]),
+                _path(r[3]),
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                r[10],
+                r[11],
+                None if r[12] is None else bool(r[12]),
+            )
             for r in rows
         ]
+
+    def move(self, move_id: int) -> Move | None:
+        found = self._moves("id = ?", (move_id,))
+        return found[0] if found else None
 
     def planned(self) -> list[Move]:
         return self._moves("state = 'planned' ORDER BY id")
@@ -424,19 +485,51 @@ def _recover(journal: Journal) -> Iterator[str]:
             journal.finish(move.id, "rolled_back")
             journal.error(move.source, "interrupted move: file was neither at its source nor its destination")
             yield f"{move.source}: interrupted move found no file (moved away by someone else?)"
+    if undoing := journal.get_meta(UNDOING):
+        if (move := journal.move(int(undoing))) is not None:
+            yield _finish_undo(journal, move)
+        journal.set_meta(UNDOING, "")
     _remove_stale_temp_files(journal)
+
+
+def _finish_undo(journal: Journal, move: Move) -> str:
+    """`undo` died while putting ``move`` back (marked undone, the put-back begun).
+
+    Back where it came from -> remove the library's name, which the put-back had yet to do. Not
+    back -> the move counts as done again. A file of the same content there that is not the very
+    file (another filesystem, or dropped there since) cannot be told from an unfinished copy: both
+    are kept (a file twice, never once too few).
+    """
+    here = move.destination
+    if here.is_symlink() or not here.is_file() or file_hash(here) != move.hash:
+        return f"the interrupted undo of {here} had finished"
+    back = _copies(move.source, move.hash)
+    ours = [c for c in back if os.path.samestat(c.lstat(), here.lstat())]
+    if ours or (move.copied is not False and move.source in back):
+        here.unlink()
+        fsync_dir(here.parent)
+        return f"completed the interrupted undo of {here} (it is back in {move.source.parent})"
+    if back:
+        return f"the interrupted undo of {here} left it in both places ({back[0]} too): remove one by hand"
+    journal.finish(move.id, "done", here)
+    return f"the interrupted undo of {here} had not begun; it stays sorted"
 
 
 def _copies_at_destination(move: Move) -> list[Path]:
     """Files named like the intended destination (or its ' (n)' variants) holding the same content."""
+    return _copies(move.destination, move.hash)
+
+
+def _copies(path: Path, digest: str) -> list[Path]:
+    """Files named ``path`` (or its ' (n)' variants) holding the content ``digest``."""
     out = []
     for n in range(1000):
-        candidate = numbered(move.destination, n)
+        candidate = numbered(path, n)
         if not candidate.exists():
             if n > 0:
                 break
             continue
-        if candidate.is_file() and file_hash(candidate) == move.hash:
+        if candidate.is_file() and file_hash(candidate) == digest:
             out.append(candidate)
     return out
 

@@ -34,7 +34,7 @@ def journaled_apply(
     with move_lock(journal.state_dir):
         if not copy and not src.exists():
             raise FileNotFoundError(2, "moved away by another process meanwhile", str(src))
-        move_id = journal.plan(digest, src, library.destination(src, decision), decision, model)
+        move_id = journal.plan(digest, src, library.destination(src, decision), decision, model, copied=copy)
         try:
             final = library.apply(src, decision, copy=copy)
         except BaseException:

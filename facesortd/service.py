@@ -80,6 +80,7 @@ class Service:
         self._timers: set[threading.Timer] = set()
         self._told: set[Path] = set()
         self._recover_due = False
+        self._placed_since_look = False
         self._status_failing = False
         self._busy = 0
         self._beat = time.monotonic()
@@ -153,13 +154,16 @@ class Service:
                 watcher.stop()
                 watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
                 watcher.start()
-                last_rescan = 0.0
+                for path in scan(s.inbox, s.watch):  # what arrived before the new watch began
+                    watcher.settler.offer(path)
             if self._recover_due:
                 self._recover()
             if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
                 last_rescan = now
                 for path in scan(s.inbox, s.watch):
                     watcher.settler.offer(path)
+            elif self._placed_since_look and not self.queue_length() and not len(watcher.settler):
+                self._look_again(watcher)
             if now - last_review >= s.learning.review_scan_s and not (
                 self._learning and self._learning.is_alive()
             ):
@@ -267,6 +271,7 @@ class Service:
         if waiting:
             self._retry_waiting_now()
         self.counts[outcome.decision.outcome] += 1
+        self._placed_since_look = True
         logger.info(
             "{} -> {}  [{}, {:.0f} ms]", path, outcome.destination, outcome.decision.describe(), outcome.ms
         )
@@ -290,6 +295,18 @@ class Service:
             logger.info("new model adopted: looking again at {} unsure file(s)", len(files))
             for path in files:
                 self.enqueue(path)
+
+    def _look_again(self, watcher: InboxWatcher) -> None:
+        """Once a burst is sorted, look at the inbox once more: inotify drops events when its queue
+        overflows (something busy in the inbox, a huge copy while the daemon is starved), and the
+        files it did not report would otherwise wait for the periodic rescan. Files waiting for a
+        retry, or kept for a reason already told, are left to their own schedule."""
+        self._placed_since_look = False
+        with self._lock:
+            waiting = set(self._failures)
+        for path in scan(self.settings.inbox, self.settings.watch):
+            if path not in waiting and path not in self._told:
+                watcher.settler.offer(path)
 
     def _recover(self) -> None:
         """Complete journal rows a failed write left ``planned`` (a full state disk can fail the

@@ -9,13 +9,14 @@ prints is what a real run would do.
 
 from __future__ import annotations
 
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from facesortd.decide import Decision, Pipeline
-from facesortd.journal import Journal, content_id
+from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.quarantine import QUARANTINE_DIR
@@ -73,8 +74,8 @@ class Sorter:
         if path.is_symlink():
             return Outcome(path, "skipped", why="a symbolic link (facesortd only moves real files)")
         try:
-            if not path.is_file():
-                return Outcome(path, "skipped", why="not a regular file")
+            if not stat.S_ISREG(path.lstat().st_mode):
+                return Outcome(path, "skipped", why=NOT_REGULAR)
             digest = content_id(path) if self.journal is not None else ""  # no history: no use
         except FileNotFoundError:
             return Outcome(path, "gone", why=GONE)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from facesortd.config import Settings
-from facesortd.journal import Journal, content_id
+from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import schedule
 from facesortd.learn.review import label_summary, user_labels
@@ -61,6 +61,8 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
         )
     if not wanted(path, settings.watch):
         return "not a name facesortd sorts (see watch.extensions and watch.ignore)"
+    if not path.is_file():
+        return f"{NOT_REGULAR}: facesortd sorts only regular files"
     if str(path) in errors:
         return f"failed: {errors[str(path)]}"
     if journal is not None:

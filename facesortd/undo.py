@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.durable import fsync_dir, move_no_replace
-from facesortd.journal import Journal, Move, content_id
+from facesortd.journal import UNDOING, Journal, Move, content_id
 from facesortd.state import move_lock
 
 
@@ -79,12 +79,15 @@ def undo(journal: Journal, moves: list[Move], library: Path, inbox: Path) -> lis
                 continue
             # Journaled first: the daemon must see "undone" by the time the file is back in the
             # inbox, or it would sort it again at once.
+            journal.set_meta(UNDOING, str(move.id))  # a kill from here on: recovery finishes it
             journal.finish(move.id, "undone")
             try:
                 back_to = _put_back(move)
             except BaseException:
                 journal.finish(move.id, "done", move.destination)
+                journal.set_meta(UNDOING, "")
                 raise
+            journal.set_meta(UNDOING, "")
             if move.action == "labelled":
                 journal.withdraw_label(move.hash, back_to)
             out.append(Outcome(move.destination, back_to))
@@ -92,7 +95,9 @@ def undo(journal: Journal, moves: list[Move], library: Path, inbox: Path) -> lis
 
 
 def _put_back(move: Move) -> Path:
-    if move.source.is_file() and content_id(move.source) == move.hash:
+    """A copy is removed if its original is still there; a moved file goes back, beside a file of the
+    same content if one was dropped there since (removing it instead lost one of the two)."""
+    if move.copied is not False and move.source.is_file() and content_id(move.source) == move.hash:
         move.destination.unlink()
         fsync_dir(move.destination.parent)
         return move.source

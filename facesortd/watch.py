@@ -40,6 +40,14 @@ def scan(inbox: Path, settings: WatchSettings) -> Iterator[Path]:
     yield from sorted(files, key=lambda p: _mtime(p) or 0.0)
 
 
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def _mtime(path: Path) -> float | None:
     try:
         return path.stat().st_mtime
@@ -183,8 +191,10 @@ class InboxWatcher:
         self.settings = settings
         self.settler = Settler(settings.settle_s, ready)
         self._observer: BaseObserver | None = None
+        self._folder: tuple[int, int] | None = None
 
     def start(self) -> None:
+        self._folder = _identity(self.inbox)
         self.settler.start()
         try:
             self._observer = self._observe(self.settings.polling)
@@ -206,8 +216,11 @@ class InboxWatcher:
         return observer
 
     def alive(self) -> bool:
-        """False once the observer thread died (e.g. the inbox was deleted): the caller restarts it."""
-        return self._observer is not None and self._observer.is_alive()
+        """False once the observer thread died (e.g. the inbox was deleted), or once the inbox's path
+        leads to another folder than the one watched (renamed away, a new one made in its place:
+        inotify follows the old folder): the caller restarts it."""
+        observing = self._observer is not None and self._observer.is_alive()
+        return observing and _identity(self.inbox) == self._folder
 
     def stop(self) -> None:
         if self._observer is not None:

@@ -69,3 +69,30 @@ def test_atomic_writer_leaves_old_file_on_failure(tmp_path: Path) -> None:
         fh.write(b"half")
         raise RuntimeError("crash while writing")
     assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["m.bin"]
+
+
+@pytest.mark.parametrize("across_filesystems", [False, True])
+def test_a_source_that_cannot_be_removed_is_not_copied_into_the_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, across_filesystems: bool
+) -> None:
+    """An inbox on a read-only mount: each retry used to leave one more copy in the library."""
+    src = _file(tmp_path / "in" / "a.png", b"data")
+    real_link, real_unlink = os.link, Path.unlink
+
+    def link(a, b, **kw):
+        if across_filesystems and Path(a) == src:
+            raise OSError(errno.EXDEV, "cross-device")
+        return real_link(a, b, **kw)
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        if path == src:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(durable.os, "link", link)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    for _retry in range(3):
+        with pytest.raises(OSError, match=r"cannot remove it from .*in.*Read-only"):
+            durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    assert src.read_bytes() == b"data"
+    assert list((tmp_path / "lib").iterdir()) == []

@@ -232,10 +232,10 @@ def test_a_full_state_disk_stalls_nothing(daemon: Service, monkeypatch: pytest.M
     full = [True]
     real_plan, real_error = Journal.plan, Journal.error
 
-    def plan(self: Journal, *args: object) -> int:
+    def plan(self: Journal, *args: object, **kwargs: bool) -> int:
         if full[0]:
             raise sqlite3.OperationalError("database or disk is full")
-        return real_plan(self, *args)  # type: ignore[arg-type]
+        return real_plan(self, *args, **kwargs)  # type: ignore[arg-type]
 
     def error(self: Journal, *args: object) -> None:
         if full[0]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from synthetic import screenshot_png as _png_bytes
 from synthetic import stub_pipeline as _stub_pipeline
-from waiting import wait_until
+from waiting import running_daemon, wait_until
 
 from facesortd.config import Settings
 from facesortd.journal import Journal, file_hash, recover
@@ -28,15 +28,8 @@ def settings(daemon_settings: Settings) -> Settings:
 
 @pytest.fixture
 def daemon(settings: Settings) -> Iterator[Service]:
-    service = Service(settings, _stub_pipeline)
-    settings.inbox.mkdir(parents=True, exist_ok=True)
-    thread = threading.Thread(target=service.run)
-    thread.start()
-    wait_until(lambda: (settings.state_dir / "status.json").exists())
-    yield service
-    service.stop()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
+    with running_daemon(settings, _stub_pipeline) as service:
+        yield service
 
 
 def _library_files(settings: Settings) -> dict[str, Path]:

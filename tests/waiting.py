@@ -1,9 +1,12 @@
-"""Polling helper for tests that watch a background daemon do its work."""
+"""Helpers for tests that run the daemon in a thread and watch it do its work."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 def wait_until(cond: Callable[[], object], timeout: float = 20.0) -> None:
@@ -14,3 +17,21 @@ def wait_until(cond: Callable[[], object], timeout: float = 20.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting")
+
+
+@contextlib.contextmanager
+def running_daemon(settings: Any, make_pipeline: Callable[[Any], Any]) -> Iterator[Any]:
+    """``facesortd run`` in a thread, from its first status file until it stopped after the block."""
+    from facesortd.service import Service
+
+    service = Service(settings, make_pipeline)
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        wait_until(lambda: (settings.state_dir / "status.json").exists())
+        yield service
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()

@@ -59,7 +59,10 @@ class Reviewer:
         # Files that left are forgotten, so one moved away and back again is looked at anew.
         self.seen = {p: key for p, key in self.seen.items() if p in present}
         for path in changed:
-            digest = file_hash(path)
+            try:
+                digest = file_hash(path)
+            except FileNotFoundError:
+                continue  # a person moved it on meanwhile: the next scan meets it where it went
             if self.journal.placed_last(path, digest):
                 continue  # facesortd's own decision, not a person's
             label = self.journal.label_for_hash(digest)

@@ -1,0 +1,217 @@
+"""What a demanding user drops or does beside the daemon (checked by hand, fifth round): each test is
+the minimal repro of a defect found then, kept so that it stays fixed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
+from waiting import running_daemon, wait_until
+
+from facesortd import cli, durable, watch
+from facesortd.config import Settings
+from facesortd.decide import Decision
+from facesortd.journal import UNDOING, Journal, file_hash, recover
+from facesortd.learn import review
+from facesortd.library import Library
+from facesortd.placement import journaled_apply
+from facesortd.sorter import Sorter
+from facesortd.undo import undo
+
+
+def _returns_soon(call: Callable[[], object], fifo: Path) -> object:
+    """Run ``call``; if it is still blocked after 5 s (reading the FIFO), free it and fail."""
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # a writer comes and goes: the read ends
+        thread.join(timeout=5)
+        pytest.fail(f"blocked reading the FIFO {fifo.name}")
+    return result[0] if result else None
+
+
+def test_hashing_a_fifo_fails_at_once_instead_of_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+
+    def attempt() -> str:
+        with pytest.raises(OSError, match="not a regular file"):
+            file_hash(fifo)
+        return "raised"
+
+    assert _returns_soon(attempt, fifo) == "raised"
+
+
+def test_status_names_a_fifo_in_the_inbox_instead_of_hanging(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    inbox = daemon_settings.inbox
+    inbox.mkdir(parents=True)
+    os.mkfifo(inbox / "fifo.png")
+    Journal.for_state_dir(daemon_settings.state_dir).close()  # a journal exists: status hashes
+    assert _returns_soon(lambda: cli.main(["status", "--json"]), inbox / "fifo.png") == 0
+    why = {Path(e["path"]).name: e["why"] for e in json.loads(capsys.readouterr().out)["inbox"]["stuck"]}
+    assert why["fifo.png"].startswith("not a regular file (a FIFO")
+
+
+def test_a_file_gone_before_its_turn_is_gone_not_a_strange_file(daemon_settings: Settings) -> None:
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    sorter = Sorter(Library(daemon_settings.library), journal)
+    outcome = sorter.sort(stub_pipeline(daemon_settings), daemon_settings.inbox / "renamed-away.png")
+    assert outcome.kind == "gone"
+    journal.close()
+
+
+def test_a_file_whose_events_were_lost_is_sorted_after_the_burst(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inotify drops events when its queue overflows (a program renaming files in a busy loop did it
+    here); such files waited for the 5-minute rescan. Here the periodic rescan is off and the
+    watcher never hears of ``lost.png``."""
+    real_path = watch._Handler._path
+    monkeypatch.setattr(
+        watch._Handler,
+        "_path",
+        lambda self, raw: None if b"lost" in os.fsencode(raw) else real_path(self, raw),
+    )
+    inbox = daemon_settings.inbox
+    with running_daemon(daemon_settings, stub_pipeline):
+        (inbox / "lost.png").write_bytes(screenshot_png(1))
+        (inbox / "heard.png").write_bytes(screenshot_png(2))
+        wait_until(lambda: not any(inbox.iterdir()))
+    placed = sorted(p.name for p in daemon_settings.library.rglob("*.png"))
+    assert placed == ["heard.png", "lost.png"]
+
+
+def _sorted_once(settings: Settings, name: str, data: bytes, *, copy: bool) -> tuple[Journal, Path]:
+    source = settings.inbox / name
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(data)
+    journal = Journal.for_state_dir(settings.state_dir)
+    unsure = Decision.quarantine("unsure")
+    journaled_apply(journal, Library(settings.library), source, file_hash(source), unsure, "m", copy=copy)
+    return journal, source
+
+
+def test_undo_puts_a_moved_file_back_beside_the_same_content_dropped_again(
+    daemon_settings: Settings,
+) -> None:
+    """The same screenshot dropped again after its first copy was sorted: undo used to delete the
+    sorted copy (as if it were a `sort --copy`), leaving one file of the two dropped."""
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"same bytes", copy=False)
+    source.write_bytes(b"same bytes")
+    [outcome] = undo(journal, journal.done_moves(limit=1), daemon_settings.library, daemon_settings.inbox)
+    journal.close()
+    assert outcome.back_to == daemon_settings.inbox / "shot (1).png"
+    assert sorted(p.read_bytes() for p in daemon_settings.inbox.iterdir()) == [b"same bytes"] * 2
+    assert not [p for p in daemon_settings.library.rglob("*") if p.is_file()]
+
+
+def test_undo_of_a_copy_in_a_journal_from_before_copies_were_recorded_still_removes_the_copy(
+    daemon_settings: Settings,
+) -> None:
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"bytes", copy=True)
+    journal.close()
+    db = sqlite3.connect(daemon_settings.state_dir / "journal.sqlite")
+    db.execute("ALTER TABLE moves DROP COLUMN copied")  # the journal as older versions wrote it
+    db.commit()
+    db.close()
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    [move] = journal.done_moves(limit=1)
+    assert move.copied is None
+    [outcome] = undo(journal, [move], daemon_settings.library, daemon_settings.inbox)
+    journal.close()
+    assert outcome.back_to == source and source.read_bytes() == b"bytes"
+    assert not [p for p in daemon_settings.library.rglob("*") if p.is_file()]
+
+
+def test_ctrl_c_during_undo_leaves_the_file_once(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C between the link back into the inbox and the unlink in the library left the file in
+    both; the journal still said "done", so the daemon then sorted the inbox one a second time."""
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"bytes", copy=False)
+    real_fsync = durable.fsync_dir
+    interrupted: list[Path] = []
+
+    def fsync_dir(path: Path) -> None:
+        if path == daemon_settings.inbox and not interrupted:
+            interrupted.append(path)
+            raise KeyboardInterrupt
+        real_fsync(path)
+
+    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
+    with pytest.raises(KeyboardInterrupt):
+        undo(journal, journal.done_moves(limit=1), daemon_settings.library, daemon_settings.inbox)
+    files = [p for root in (daemon_settings.inbox, daemon_settings.library) for p in root.rglob("*.png")]
+    [move] = journal.done_moves(limit=1)
+    journal.close()
+    assert interrupted and [p.read_bytes() for p in files] == [b"bytes"]
+    assert files == [move.destination] and not source.exists()
+
+
+@pytest.mark.parametrize("linked_back", [True, False])
+def test_recovery_finishes_an_undo_killed_while_putting_a_file_back(
+    daemon_settings: Settings, linked_back: bool
+) -> None:
+    """`kill -9` of `undo` between the link back into the inbox and the unlink in the library left
+    the file in both places for good: undo's put-back was not known to recovery."""
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"bytes", copy=False)
+    [move] = journal.done_moves(limit=1)
+    journal.set_meta(UNDOING, str(move.id))  # what undo records, up to the instant it died
+    journal.finish(move.id, "undone")
+    if linked_back:
+        os.link(move.destination, source)
+    assert list(recover(journal))
+    state = journal.move(move.id)
+    journal.close()
+    files = [p for root in (daemon_settings.inbox, daemon_settings.library) for p in root.rglob("*.png")]
+    assert [p.read_bytes() for p in files] == [b"bytes"]
+    assert files == ([source] if linked_back else [move.destination])
+    assert state is not None and state.state == ("undone" if linked_back else "done")
+
+
+def test_an_inbox_renamed_away_and_made_anew_is_watched_again(daemon_settings: Settings) -> None:
+    """inotify follows a renamed folder: the daemon went on watching `inbox.old` and saw nothing
+    dropped into the new `inbox` until the periodic rescan (off here; 5 minutes by default)."""
+    inbox = daemon_settings.inbox
+    with running_daemon(daemon_settings, stub_pipeline):
+        inbox.rename(inbox.with_name("inbox.old"))
+        inbox.mkdir()
+        (inbox / "new.png").write_bytes(screenshot_png(3))
+        wait_until(lambda: not (inbox / "new.png").exists())
+    assert [p.name for p in daemon_settings.library.rglob("*.png")] == ["new.png"]
+
+
+def test_a_file_moved_on_while_labels_are_scanned_does_not_fail_the_scan(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person moving files between folders while the daemon looks for their labels: a file gone
+    between the listing and the reading failed the whole scan ("learning from your labels failed")."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    happy = daemon_settings.library / "happy"
+    happy.mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        (happy / name).write_bytes(screenshot_png(len(name) + ord(name[0])))
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    reviewer = review.Reviewer(daemon_settings, journal)
+    listed = reviewer._changed_images
+
+    def listing_then_a_move(folder: Path, present: set[Path]) -> list[Path]:
+        found = listed(folder, present)
+        (folder / "a.png").unlink(missing_ok=True)
+        return found
+
+    monkeypatch.setattr(reviewer, "_changed_images", listing_then_a_move)
+    assert reviewer.scan() == 1  # b.png's label; a.png is met again where it went
+    journal.close()
