@@ -84,9 +84,9 @@ PERSON_LABEL = f"{CURRENT_LABEL} AND l.source != 'dataset'"
 back nor imported? The one rule by which a label is counted, whichever way the person gave it: the
 review page and a file-manager move both end in this table (only the page's also in ``moves``)."""
 LABELLED_KIND = "labelled_moves"
+"""Meta key: the journal's review-page moves are recorded as ``labelled`` (older ones said ``sorted``)."""
 UNDOING = "undo_in_progress"
 """Meta key: the id of the move `undo` is putting back right now ("" when none), for recovery."""
-"""Meta key: the journal's review-page moves are recorded as ``labelled`` (older ones said ``sorted``)."""
 
 
 class JournalError(Exception):
