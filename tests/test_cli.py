@@ -140,6 +140,20 @@ def test_detect_json_and_draw(trained: str, tmp_path: Path, capsys: pytest.Captu
     assert (drawn[y + h // 2, x + w // 2] == img[y + h // 2, x + w // 2]).all()  # the face itself untouched
 
 
+def test_detect_refuses_a_missing_name_and_reads_a_folder_like_sort(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["detect", str(tmp_path / "typo.png")]) == 2
+    assert "typo.png: no such file or folder" in capsys.readouterr().err
+    img, _ = draw_screenshot("happy", np.random.default_rng(2))
+    (tmp_path / "shots").mkdir()
+    cv2.imwrite(str(tmp_path / "shots" / "b.png"), img)
+    (tmp_path / "shots" / "notes.txt").write_text("not an image")
+    assert cli.main(["detect", str(tmp_path / "shots"), "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["path"] for line in lines] == [str(tmp_path / "shots" / "b.png")]
+
+
 def test_eval_measures_a_model(trained: str, crop_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["eval", str(crop_dataset), "--kind", "crops", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)  # stdout is the JSON document and nothing else

@@ -188,11 +188,12 @@ def _decision_json(src: Path, dest: Path, d: Decision) -> dict[str, object]:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     settings = settings_for(args)
+    paths = _expand_inputs(args.images, settings.watch)  # a typo is refused before any work
     pipeline = _pipeline(settings, _model(settings))
     if args.draw:
         args.draw.mkdir(parents=True, exist_ok=True)
     status = 0
-    for path in args.images:
+    for path in paths:
         try:
             image = read_image(path, settings.images)
         except UnreadableImage as exc:
@@ -307,7 +308,12 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         help="print the faces found in images",
         description="Print face boxes, scores and emotions; the tool for a file that landed in no-face.",
     )
-    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument(
+        "images",
+        nargs="+",
+        type=Path,
+        help="image files, or folders (the images directly inside, as sort takes them)",
+    )
     p.add_argument(
         "--draw", type=Path, metavar="OUT_DIR", help="also write each image with its boxes drawn here"
     )
