@@ -205,8 +205,8 @@ class Journal:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (LABELLED_KIND,))
 
     def _migrate_copied_column(self) -> None:
-        """Journals from before 2026-12-01 did not say whether a move was a `sort --copy`: their rows
-        keep NULL there (unknown), and undo treats them as before."""
+        """Older journals (before 2026-11-30's fifth round) did not say whether a move was a `sort
+        --copy`: their rows keep NULL there (unknown), and undo treats them as before."""
         if self._has_copied_column():
             return
         with self._migration():  # looked at again inside: another process may have just added it
