@@ -289,6 +289,19 @@ class ConfigError(Exception):
     """A configuration problem a user can fix; the message says what and how."""
 
 
+def folders_overlap(settings: Settings) -> str | None:
+    """Why the inbox and library cannot be used together, or None.
+
+    One inside the other (or the same folder) cannot work: the library's folders are read as a
+    person's labels, so files waiting in an inbox inside it would be taken as labelled with the
+    inbox's name, and a library inside the inbox is a folder the daemon was told to empty.
+    """
+    inbox, library = settings.inbox.resolve(), settings.library.resolve()
+    if inbox == library or inbox in library.parents or library in inbox.parents:
+        return f"inbox {inbox} and library {library} overlap: keep them as separate folders"
+    return None
+
+
 def default_config_file() -> Path:
     return config_home() / "config.toml"
 

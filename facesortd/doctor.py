@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facesortd.config import ConfigError, Settings, default_config_file, load_settings
+from facesortd.config import ConfigError, Settings, default_config_file, folders_overlap, load_settings
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.emotion import ModelError
 from facesortd.journal import Journal, JournalError
@@ -56,8 +56,8 @@ def _folder_checks(settings: Settings) -> Iterator[Check]:
         else:
             yield True, f"{name}: {folder}"
     inbox, library = settings.inbox.resolve(), settings.library.resolve()
-    if inbox == library or inbox in library.parents or library in inbox.parents:
-        yield False, f"inbox {inbox} and library {library} overlap: keep them as separate folders"
+    if overlap := folders_overlap(settings):
+        yield False, overlap
     elif inbox.exists() and library.exists() and inbox.stat().st_dev != library.stat().st_dev:
         yield (
             True,

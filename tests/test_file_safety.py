@@ -7,6 +7,7 @@ import hashlib
 import os
 import sqlite3
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -81,6 +82,23 @@ def test_a_second_daemon_is_refused_naming_the_first(
     assert cli.main(["run"]) == 2
     err = capsys.readouterr().err.strip()
     assert f"pid {os.getpid()}" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_the_daemon_refuses_an_inbox_inside_the_library(settings: Settings) -> None:
+    """The library's folders are read as a person's labels: files waiting in an inbox inside it
+    would be taken as labelled 'inbox'. Refused with exit 2, which systemd does not restart (in a
+    process of its own, so a daemon that wrongly starts fails the test instead of hanging it)."""
+    env = {
+        **os.environ,
+        "FACESORTD_INBOX": str(settings.library / "inbox"),
+        "FACESORTD_LIBRARY": str(settings.library),
+        "FACESORTD_STATE_DIR": str(settings.state_dir),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "facesortd", "run"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "overlap" in done.stderr and "Traceback" not in done.stderr
+    assert not (settings.state_dir / "status.json").exists()  # refused before it started
 
 
 def test_the_daemon_lock_is_freed_when_its_holder_goes(tmp_path: Path) -> None:

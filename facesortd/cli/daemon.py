@@ -9,7 +9,7 @@ import shutil
 import sys
 
 from facesortd.cli.common import settings_for
-from facesortd.config import config_home
+from facesortd.config import ConfigError, config_home, folders_overlap
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
 
 
@@ -17,7 +17,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Watch the inbox and sort files as they arrive, until SIGTERM/SIGINT (as systemd runs it)."""
     from facesortd.service import Service
 
-    code = Service(settings_for(args)).run()
+    settings = settings_for(args)
+    if overlap := folders_overlap(settings):
+        raise ConfigError(f"{overlap} (set inbox or library in the config; `facesortd doctor` checks)")
+    code = Service(settings).run()
     # Every file is placed and synced, the journal closed and the workers joined: what is left of
     # an exit is the interpreter's teardown, where native libraries' destructors can race threads
     # they started themselves (a daemon once died of SIGSEGV there). Skip it.
