@@ -535,8 +535,12 @@ def _copies(path: Path, digest: str) -> list[Path]:
 
 
 def _remove_stale_temp_files(journal: Journal) -> None:
-    """Half-written cross-filesystem copies (hidden temp names) in destination folders are garbage."""
-    folders = {_path(r[0]).parent for r in journal._exec("SELECT DISTINCT destination FROM moves").fetchall()}
+    """Half-written cross-filesystem copies (hidden temp names) are garbage: in destination folders,
+    and in the folders `undo` copies files back into (an inbox on another filesystem)."""
+    rows = journal._exec(
+        "SELECT DISTINCT destination FROM moves UNION SELECT DISTINCT source FROM moves"
+    ).fetchall()
+    folders = {_path(r[0]).parent for r in rows}
     for folder in folders:
         for tmp in folder.glob(TMP_PREFIX + "*") if folder.is_dir() else []:
             logger.warning("removing a half-written copy left by a crash: {}", tmp)

@@ -17,6 +17,7 @@ from waiting import running_daemon, wait_until
 from facesortd import cli, durable, watch
 from facesortd.config import Settings
 from facesortd.decide import Decision
+from facesortd.durable import TMP_PREFIX
 from facesortd.journal import UNDOING, Journal, file_hash, recover
 from facesortd.learn import review
 from facesortd.library import Library
@@ -179,6 +180,22 @@ def test_recovery_finishes_an_undo_killed_while_putting_a_file_back(
     assert [p.read_bytes() for p in files] == [b"bytes"]
     assert files == ([source] if linked_back else [move.destination])
     assert state is not None and state.state == ("undone" if linked_back else "done")
+
+
+def test_recovery_removes_a_half_copy_an_undo_left_in_the_inbox(daemon_settings: Settings) -> None:
+    """`undo` across filesystems copies into a hidden temp file beside the source first; a crash
+    there left it in the inbox, where recovery (which cleaned destination folders only) never looked."""
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"bytes", copy=False)
+    [move] = journal.done_moves(limit=1)
+    journal.set_meta(UNDOING, str(move.id))  # what undo records, up to the instant it died
+    journal.finish(move.id, "undone")
+    half = source.parent / f"{TMP_PREFIX}shot"
+    half.write_bytes(b"by")  # the copy back, cut short
+    list(recover(journal))
+    state = journal.move(move.id)
+    journal.close()
+    assert not half.exists() and move.destination.read_bytes() == b"bytes"
+    assert state is not None and state.state == "done"  # it stays sorted, once
 
 
 def test_an_inbox_renamed_away_and_made_anew_is_watched_again(daemon_settings: Settings) -> None:
