@@ -286,21 +286,7 @@ class Journal:
     def _moves(self, where: str, args: tuple[object, ...] = ()) -> list[Move]:
         rows = self._exec(f"SELECT * FROM moves WHERE {where}", args).fetchall()
         return [
-            Move(
-                r[0],
-                r[1],
-                _path(r[2]),
-                _path(r[3]),
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                r[10],
-                r[11],
-                None if r[12] is None else bool(r[12]),
-            )
+            Move(r[0], r[1], _path(r[2]), _path(r[3]), *r[4:12], None if r[12] is None else bool(r[12]))
             for r in rows
         ]
 
@@ -468,7 +454,7 @@ def recover(journal: Journal) -> Iterator[str]:
 
 def _recover(journal: Journal) -> Iterator[str]:
     for move in journal.planned():
-        copies = _copies_at_destination(move)
+        copies = _copies(move.destination, move.hash)
         if move.source.exists():
             for extra in copies:
                 if journal.done_at(extra) is None:
@@ -511,11 +497,6 @@ def _finish_undo(journal: Journal, move: Move) -> str:
         return f"the interrupted undo of {here} left it in both places ({back[0]} too): remove one by hand"
     journal.finish(move.id, "done", here)
     return f"the interrupted undo of {here} had not begun; it stays sorted"
-
-
-def _copies_at_destination(move: Move) -> list[Path]:
-    """Files named like the intended destination (or its ' (n)' variants) holding the same content."""
-    return _copies(move.destination, move.hash)
 
 
 def _copies(path: Path, digest: str) -> list[Path]:
