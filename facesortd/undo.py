@@ -85,9 +85,9 @@ def undo(journal: Journal, moves: list[Move], library: Path, inbox: Path) -> lis
                 back_to = _put_back(move)
             except BaseException:
                 journal.finish(move.id, "done", move.destination)
-                journal.set_meta(UNDOING, "")
                 raise
-            journal.set_meta(UNDOING, "")
+            finally:
+                journal.set_meta(UNDOING, "")
             if move.action == "labelled":
                 journal.withdraw_label(move.hash, back_to)
             out.append(Outcome(move.destination, back_to))
