@@ -154,14 +154,12 @@ class Service:
                 watcher.stop()
                 watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
                 watcher.start()
-                for path in scan(s.inbox, s.watch):  # what arrived before the new watch began
-                    watcher.settler.offer(path)
+                watcher.offer_inbox()  # what arrived before the new watch began
             if self._recover_due:
                 self._recover()
             if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
                 last_rescan = now
-                for path in scan(s.inbox, s.watch):
-                    watcher.settler.offer(path)
+                watcher.offer_inbox()
             elif self._placed_since_look and not self.queue_length() and not len(watcher.settler):
                 self._look_again(watcher)
             if now - last_review >= s.learning.review_scan_s and not (
@@ -304,9 +302,7 @@ class Service:
         self._placed_since_look = False
         with self._lock:
             waiting = set(self._failures)
-        for path in scan(self.settings.inbox, self.settings.watch):
-            if path not in waiting and path not in self._told:
-                watcher.settler.offer(path)
+        watcher.offer_inbox(waiting | self._told)
 
     def _recover(self) -> None:
         """Complete journal rows a failed write left ``planned`` (a full state disk can fail the

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from loguru import logger
@@ -214,6 +214,14 @@ class InboxWatcher:
         observer.schedule(handler, str(self.inbox), recursive=self.settings.recursive)
         observer.start()
         return observer
+
+    def offer_inbox(self, skip: Collection[Path] = ()) -> None:
+        """Every file of the inbox that the watcher would take, bar ``skip``, through the settler (a
+        file may still be being written): what a restart, the periodic rescan and the look after a
+        burst each do, for files no event told of."""
+        for path in scan(self.inbox, self.settings):
+            if path not in skip:
+                self.settler.offer(path)
 
     def alive(self) -> bool:
         """False once the observer thread died (e.g. the inbox was deleted), or once the inbox's path
