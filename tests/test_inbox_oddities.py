@@ -94,6 +94,25 @@ def test_a_file_whose_events_were_lost_is_sorted_after_the_burst(
     assert placed == ["heard.png", "lost.png"]
 
 
+def test_the_periodic_rescan_finds_a_file_no_event_told_of(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing placed, no look after a burst comes: the periodic rescan is what finds it."""
+    real_path = watch._Handler._path
+    monkeypatch.setattr(
+        watch._Handler,
+        "_path",
+        lambda self, raw: None if b"lost" in os.fsencode(raw) else real_path(self, raw),
+    )
+    settings = daemon_settings.model_copy(
+        update={"watch": daemon_settings.watch.model_copy(update={"rescan_interval_s": 1.0})}
+    )
+    with running_daemon(settings, stub_pipeline):
+        (settings.inbox / "lost.png").write_bytes(screenshot_png(4))
+        wait_until(lambda: not (settings.inbox / "lost.png").exists())
+    assert [p.name for p in settings.library.rglob("*.png")] == ["lost.png"]
+
+
 def _sorted_once(settings: Settings, name: str, data: bytes, *, copy: bool) -> tuple[Journal, Path]:
     source = settings.inbox / name
     source.parent.mkdir(parents=True, exist_ok=True)
