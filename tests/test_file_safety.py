@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
-from waiting import wait_until
+from waiting import running_daemon, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
@@ -51,22 +51,10 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return settings
 
 
-def _start(service: Service) -> threading.Thread:
-    service.settings.inbox.mkdir(parents=True, exist_ok=True)
-    thread = threading.Thread(target=service.run)
-    thread.start()
-    wait_until(lambda: (service.settings.state_dir / "status.json").exists() or not thread.is_alive())
-    return thread
-
-
 @pytest.fixture
 def daemon(settings: Settings) -> Iterator[Service]:
-    service = Service(settings, stub_pipeline)
-    thread = _start(service)
-    yield service
-    service.stop()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
+    with running_daemon(settings, stub_pipeline) as service:
+        yield service
 
 
 def _files(root: Path) -> list[Path]:
@@ -185,20 +173,17 @@ def test_a_path_in_progress_is_not_queued_again(settings: Settings) -> None:
             release.wait(10)
             return super().detect(gray)
 
-    service = Service(
-        settings,
-        lambda s: Pipeline(Slow(), None, s.recognition, s.images),  # type: ignore[arg-type]
-    )
-    thread = _start(service)
-    try:
-        (settings.inbox / "a.png").write_bytes(screenshot_png(3))
-        entered.wait(10)
-        service.enqueue(settings.inbox / "a.png")  # a rescan finds it while a worker holds it
-        assert service._queue.qsize() == 0
-    finally:
-        release.set()
-        service.stop()
-        thread.join(30)
+    def slow(s: Settings) -> Pipeline:
+        return Pipeline(Slow(), None, s.recognition, s.images)  # type: ignore[arg-type]
+
+    with running_daemon(settings, slow) as service:
+        try:
+            (settings.inbox / "a.png").write_bytes(screenshot_png(3))
+            entered.wait(10)
+            service.enqueue(settings.inbox / "a.png")  # a rescan finds it while a worker holds it
+            assert service._queue.qsize() == 0
+        finally:
+            release.set()
     assert len(_files(settings.library)) == 1
 
 
@@ -427,11 +412,9 @@ def test_a_file_appended_in_chunks_is_sorted_whole(settings: Settings) -> None:
         pipeline.decide = recording  # type: ignore[method-assign]
         return pipeline
 
-    service = Service(settings, recording_pipeline)
-    thread = _start(service)
     data = screenshot_png(9)
     target = settings.inbox / "chunked.png"
-    try:
+    with running_daemon(settings, recording_pipeline):
         step = len(data) // 4 + 1
         for i in range(0, len(data), step):
             with target.open("ab") as fh:
@@ -440,9 +423,6 @@ def test_a_file_appended_in_chunks_is_sorted_whole(settings: Settings) -> None:
                 wait_until(lambda: target.stat().st_size in looked_at)
                 assert target.exists()
         wait_until(lambda: not target.exists())
-    finally:
-        service.stop()
-        thread.join(30)
     assert [hashlib.sha256(p.read_bytes()).digest() for p in _files(settings.library)] == [
         hashlib.sha256(data).digest()
     ]
