@@ -231,7 +231,9 @@ def vn_users(args: argparse.Namespace, detector: FaceDetector, spec: FaceSpec, t
     vn = (
         by_character(vn)
         if args.draw == "character"
-        else dataclasses.replace(vn, groups=list(map(str, vn.files)))
+        # By face: each file its own group, named within vn_faces (a full path would draw other
+        # faces wherever the data lies, as datasets.load_items once split by it).
+        else dataclasses.replace(vn, groups=[f"{Path(f).parent.name}/{Path(f).name}" for f in vn.files])
     )
     # The shipped net saw every vn_faces face: a cnn member's net is trained per fold instead.
     nets = (
