@@ -137,6 +137,7 @@ class Service:
         for w in workers:
             w.start()
         notify("READY=1")
+        self._publish_status()  # `status` sees the daemon from now on, not from the loop's first tick
         logger.info("watching {} (library {}, {} worker(s))", s.inbox, s.library, len(workers))
         period = watchdog_period()
         last_rescan = last_review = time.monotonic()
