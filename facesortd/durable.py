@@ -151,6 +151,9 @@ class Refused(OSError):
         doing = f"remove it from {folder}" if leaving else f"write into {folder}"
         super().__init__(exc.errno, f"cannot {doing} ({exc.strerror}): {_fix(exc, folder, leaving, src)}")
 
+    def __str__(self) -> str:
+        return self.strerror or ""  # one line for the person: "[Errno 13]" tells them nothing
+
 
 def _fix(exc: OSError, folder: Path, leaving: bool, src: Path) -> str:
     if exc.errno == errno.EROFS:

@@ -140,7 +140,7 @@ def test_a_destination_folder_that_refuses_is_named_with_the_fix(
     with pytest.raises(OSError) as caught:
         durable.move_no_replace(src, folder / "a.png")
     assert str(caught.value) == (
-        f"[Errno 13] cannot write into {folder} (Permission denied): facesortd must be able to write "
+        f"cannot write into {folder} (Permission denied): facesortd must be able to write "
         f"there (chmod u+rwx '{folder}')"
     )
     assert src.read_bytes() == b"data" and list(folder.iterdir()) == []

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from loguru import logger
+from review_setup import quarantine, review_settings
 from synthetic import BrightBlobDetector, screenshot_png
 
+from facesortd import cli, durable
 from facesortd import journal as journal_module
 from facesortd.config import Settings
 from facesortd.decide import Decision
@@ -18,6 +20,8 @@ from facesortd.journal import Journal, content_id
 from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
+from facesortd.review_page.decisions import DecisionError, Decisions
+from facesortd.review_page.queue import scan
 
 
 def _denied(path: Path) -> PermissionError:
@@ -82,4 +86,83 @@ def test_a_folder_we_may_not_list_holds_back_only_its_own_labels(
     locked.clear()  # the person lets facesortd in again: the label waiting there counts now
     assert reviewer.scan() == 1
     assert sorted(label for _h, label, *_ in journal.labels()) == ["happy", "sad"]
+    journal.close()
+
+
+@pytest.fixture
+def refusing(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
+    """Folders that refuse new files as a read-only folder (chmod 555) refuses an ordinary user."""
+    locked: set[Path] = set()
+    real_link, real_access = durable.os.link, durable.os.access
+
+    def link(src, dest, **kw):  # type: ignore[no-untyped-def]
+        if Path(dest).parent in locked:
+            raise OSError(errno.EACCES, "Permission denied", str(src), None, str(dest))
+        return real_link(src, dest, **kw)
+
+    monkeypatch.setattr(durable.os, "link", link)
+    monkeypatch.setattr(durable.os, "access", lambda p, mode: Path(p) not in locked and real_access(p, mode))
+    return locked
+
+
+def _sorted_from(settings: Settings, journal: Journal, folder: Path, name: str, seed: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    src = folder / name
+    src.write_bytes(screenshot_png(seed))
+    return journaled_apply(
+        journal, Library(settings.library), src, content_id(src), Decision.quarantine("no-face"), "m"
+    )
+
+
+def test_undo_into_a_folder_that_refuses_says_so_and_undoes_the_rest(
+    daemon_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    refusing: set[Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`undo 2` when one file came from a folder made read-only since: a traceback, and the other
+    file was not put back either."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    a = _sorted_from(daemon_settings, journal, daemon_settings.inbox, "a.png", 1)
+    b = _sorted_from(daemon_settings, journal, tmp_path / "screens", "b.png", 2)
+    journal.close()
+    refusing.add(tmp_path / "screens")
+
+    assert cli.main(["undo", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"{b}: cannot write into {tmp_path / 'screens'} (Permission denied)" in out
+    assert (daemon_settings.inbox / "a.png").is_file() and not a.exists()
+    assert b.is_file() and not (tmp_path / "screens" / "b.png").exists()
+    refusing.clear()  # fixed: the same undo now puts it back
+    assert cli.main(["undo", str(b)]) == 0
+    assert (tmp_path / "screens" / "b.png").is_file() and not b.exists()
+
+
+def test_the_review_page_says_which_folder_refused_a_label_and_keeps_its_undo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusing: set[Path]
+) -> None:
+    """A label into a read-only emotion folder was an "internal error" (500); its undo into a
+    read-only quarantine folder was too, and the page had forgotten it: "nothing to undo"."""
+    settings = review_settings(tmp_path, monkeypatch)
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    happy, unsure = settings.library / "happy", settings.library / "_quarantine" / "unsure"
+    happy.mkdir(parents=True)
+    journal = Journal.for_state_dir(settings.state_dir)
+    decisions = Decisions(settings, journal)
+    [item] = scan(settings.library, ())
+    refusing.add(happy)
+    with pytest.raises(DecisionError, match=rf"a.png stays where it is: cannot write into {happy} \("):
+        decisions.label(item, "happy")
+    assert files["a.png"].is_file()
+    refusing.clear()
+    assert decisions.label(item, "happy").path == happy / "a.png"
+    refusing.add(unsure)
+    with pytest.raises(DecisionError, match=rf"cannot write into {unsure} .*press u again once fixed"):
+        decisions.undo()
+    assert (happy / "a.png").is_file()
+    refusing.clear()
+    assert decisions.undo()[1] == files["a.png"] and files["a.png"].is_file()
     journal.close()
