@@ -5,6 +5,10 @@ refuse, so the refusals are simulated where the kernel would make them."""
 from __future__ import annotations
 
 import errno
+import json
+import os
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,7 @@ from loguru import logger
 from review_setup import quarantine, review_settings
 from synthetic import BrightBlobDetector, screenshot_png
 
-from facesortd import cli, durable
+from facesortd import cli, durable, status
 from facesortd import journal as journal_module
 from facesortd.config import Settings
 from facesortd.decide import Decision
@@ -22,6 +26,7 @@ from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
+from facesortd.state import STATUS_FILE
 
 
 def _denied(path: Path) -> PermissionError:
@@ -166,3 +171,60 @@ def test_the_review_page_says_which_folder_refused_a_label_and_keeps_its_undo(
     refusing.clear()
     assert decisions.undo()[1] == files["a.png"] and files["a.png"].is_file()
     journal.close()
+
+
+def test_status_names_folders_it_may_not_list_instead_of_a_traceback(
+    daemon_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A quarantine folder made unreadable: `status` died with a traceback. An unreadable inbox:
+    `status` said nothing of it, while every file in it waited unseen."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    no_face = daemon_settings.library / "_quarantine" / "no-face"
+    no_face.mkdir(parents=True)
+    (no_face / "a.png").write_bytes(screenshot_png(1))
+    daemon_settings.inbox.mkdir()
+    locked = {no_face, daemon_settings.inbox}
+    real_iterdir = Path.iterdir
+
+    def iterdir(folder: Path):  # type: ignore[no-untyped-def]
+        if folder in locked:
+            raise _denied(folder)
+        return real_iterdir(folder)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    for folder in locked:
+        assert (
+            f"PROBLEM: cannot list {folder} (Permission denied): make it readable (chmod u+rwx '{folder}')"
+            in out
+        )
+
+
+def test_status_of_a_daemon_that_cannot_write_its_state_folder_is_not_not_running(
+    daemon_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The state folder made read-only under a running daemon: its status file went stale and
+    `status` said "not running (start it ...)", sending the person to start a second daemon."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    state_dir = daemon_settings.state_dir
+    state_dir.mkdir()
+    stale = {"pid": os.getpid(), "started": time.time() - 600, "updated": time.time() - 120, "queue": 0}
+    (state_dir / STATUS_FILE).write_text(json.dumps(stale | {"model": "m"}))
+    monkeypatch.setattr(status, "_is_facesortd", lambda pid: pid == os.getpid())
+    real_access = os.access
+    monkeypatch.setattr(status.os, "access", lambda p, mode: Path(p) != state_dir and real_access(p, mode))
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"daemon: running (pid {os.getpid()}" in out
+    problem = (
+        f"PROBLEM: the daemon (pid {os.getpid()}) runs, but last wrote its status 12[01] s ago: it "
+        f"cannot write into {state_dir}: make it writable (chmod u+rwx '{state_dir}')"
+    )
+    assert re.search(re.escape(problem).replace(re.escape("12[01]"), "12[01]"), out), out
