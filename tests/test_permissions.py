@@ -10,16 +10,18 @@ import os
 import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from loguru import logger
 from review_setup import quarantine, review_settings
-from synthetic import BrightBlobDetector, screenshot_png
+from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
+from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable, status
 from facesortd import journal as journal_module
 from facesortd.config import Settings
-from facesortd.decide import Decision
+from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal, content_id
 from facesortd.learn import review
 from facesortd.library import Library
@@ -228,3 +230,63 @@ def test_status_of_a_daemon_that_cannot_write_its_state_folder_is_not_not_runnin
         f"cannot write into {state_dir}: make it writable (chmod u+rwx '{state_dir}')"
     )
     assert re.search(re.escape(problem).replace(re.escape("12[01]"), "12[01]"), out), out
+
+
+def test_a_library_that_refuses_its_emotion_folders_does_not_stop_the_daemon_starting(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only library missing one emotion folder: `run` died at start (exit 1, which systemd
+    restarts in a loop) instead of sorting what it can and naming the folder."""
+    lib = daemon_settings.library
+    real_mkdir = Path.mkdir
+
+    def mkdir(folder: Path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if folder == lib / "sad":
+            raise _denied(folder)
+        return real_mkdir(folder, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+
+    def pipeline(settings: Settings) -> Pipeline:
+        made = stub_pipeline(settings)
+        made.model = SimpleNamespace(labels=["happy", "sad"])  # only its classes are asked for
+        return made
+
+    with running_daemon(daemon_settings, pipeline):
+        (daemon_settings.inbox / "noise.png").write_bytes(screenshot_png(4, face=False))
+        wait_until(lambda: (lib / "_quarantine" / "no-face" / "noise.png").is_file())
+    assert (lib / "happy").is_dir()
+    assert any(
+        w.startswith(f"cannot create the emotion folders in {lib} (Permission denied)") for w in warnings
+    )
+
+
+def test_sort_of_a_folder_it_may_not_list_is_one_line_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd sort FOLDER` on a folder the user may not read (or a file in one they may not
+    enter) ended in a traceback."""
+    folder = tmp_path / "screens"
+    folder.mkdir()
+    real_iterdir, real_stat = Path.iterdir, Path.stat
+
+    def iterdir(path: Path):  # type: ignore[no-untyped-def]
+        if path == folder:
+            raise _denied(path)
+        return real_iterdir(path)
+
+    def stat(path: Path, **kwargs):  # type: ignore[no-untyped-def]
+        if path.parent == folder:
+            raise _denied(path)
+        return real_stat(path, **kwargs)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    monkeypatch.setattr(Path, "stat", stat)
+    for named in (folder, folder / "a.png"):
+        assert cli.main(["sort", "--library", str(tmp_path / "lib"), str(named)]) == 2
+        assert capsys.readouterr().err == (
+            f"facesortd: error: {named}: cannot get at it (Permission denied): give yourself access to "
+            "it and the folders it is in (chmod u+rx)\n"
+        )

@@ -49,23 +49,30 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings) -> list[Path]:
     """Files named directly, plus the files directly inside named folders that the daemon would sort
     (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files.
 
-    A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0).
+    A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0);
+    so is one this user may not get at (a folder they may not list, or a file in a folder they may
+    not enter), with the fix instead of a traceback.
     """
     out: list[Path] = []
     for p in paths:
-        if not p.exists() and not p.is_symlink():
-            raise UsageError(f"{p}: no such file or folder")
-        if p.is_dir():
+        try:
+            if not p.exists() and not p.is_symlink():
+                raise UsageError(f"{p}: no such file or folder")
+            if not p.is_dir():
+                out.append(p)
+                continue
             children = sorted(c for c in p.iterdir() if not c.name.startswith("."))
             out.extend(c for c in children if c.is_file() and wanted(c, watch))
-            for folder in (c for c in children if c.is_dir()):
-                logger.warning(
-                    "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)",
-                    folder,
-                    p,
-                )
-        else:
-            out.append(p)
+            folders = [c for c in children if c.is_dir()]
+        except PermissionError as exc:
+            raise UsageError(
+                f"{p}: cannot get at it ({exc.strerror}): give yourself access to it and the folders "
+                "it is in (chmod u+rx)"
+            ) from exc
+        for folder in folders:
+            logger.warning(
+                "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)", folder, p
+            )
     return out
 
 
