@@ -18,7 +18,7 @@ from review_setup import quarantine, review_settings
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli, durable, status
+from facesortd import cli, doctor, durable, status
 from facesortd import journal as journal_module
 from facesortd.config import Settings
 from facesortd.decide import Decision, Pipeline
@@ -290,3 +290,24 @@ def test_sort_of_a_folder_it_may_not_list_is_one_line_with_the_fix(
             f"facesortd: error: {named}: cannot get at it (Permission denied): give yourself access to "
             "it and the folders it is in (chmod u+rx)\n"
         )
+
+
+def test_doctor_names_a_library_folder_that_refuses_files(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quarantine folder made read-only held every file bound for it in the inbox, and `doctor`
+    said "all good": it looked at the library's root only."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    no_face = daemon_settings.library / "_quarantine" / "no-face"
+    no_face.mkdir(parents=True)
+    (daemon_settings.library / "happy").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(doctor.os, "access", lambda p, mode: Path(p) != no_face and real_access(p, mode))
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"FIX   library folder {no_face} is not writable by this user: files bound for it wait in the "
+        f"inbox; fix its permissions (chmod u+rwx '{no_face}')"
+    ) in out
+    assert "happy" not in out and "1 problem(s) found" in out
