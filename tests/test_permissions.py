@@ -18,7 +18,7 @@ from review_setup import quarantine, review_settings
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli, doctor, durable, status
+from facesortd import cli, doctor, durable, state, status
 from facesortd import journal as journal_module
 from facesortd.config import Settings
 from facesortd.decide import Decision, Pipeline
@@ -28,7 +28,7 @@ from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
-from facesortd.state import STATUS_FILE
+from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE
 
 
 def _denied(path: Path) -> PermissionError:
@@ -311,3 +311,34 @@ def test_doctor_names_a_library_folder_that_refuses_files(
         f"inbox; fix its permissions (chmod u+rwx '{no_face}')"
     ) in out
     assert "happy" not in out and "1 problem(s) found" in out
+
+
+@pytest.mark.parametrize("refused", [JOURNAL_FILE, DAEMON_LOCK])
+def test_a_state_file_left_by_sudo_is_one_line_with_the_fix_not_a_traceback(
+    daemon_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    refused: str,
+) -> None:
+    """`sudo facesortd sort` once leaves root-owned files in the state folder: every command then
+    died with a PermissionError traceback (`run` with exit 1, restarted by systemd in a loop)."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    Journal.for_state_dir(daemon_settings.state_dir).close()  # what the earlier runs left
+    real_open = state.os.open
+
+    def open_(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(path).name == refused:
+            raise _denied(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(state.os, "open", open_)
+    state_dir = daemon_settings.state_dir
+    commands = [["run"], ["status"]] if refused == JOURNAL_FILE else [["run"]]
+    for command in commands:
+        assert cli.main(command) == 2
+        assert capsys.readouterr().err == (
+            f"facesortd: error: cannot use {state_dir / refused} (Permission denied): the state folder and "
+            f"its files must be yours and writable (ls -l '{state_dir}'; made by `sudo facesortd`? sudo "
+            f"chown -R \"$USER\" '{state_dir}')\n"
+        )
