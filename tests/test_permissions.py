@@ -18,7 +18,7 @@ from review_setup import quarantine, review_settings
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli, doctor, durable, state, status
+from facesortd import cli, doctor, durable, service, state, status
 from facesortd import journal as journal_module
 from facesortd.config import Settings
 from facesortd.decide import Decision, Pipeline
@@ -342,3 +342,26 @@ def test_a_state_file_left_by_sudo_is_one_line_with_the_fix_not_a_traceback(
             f"its files must be yours and writable (ls -l '{state_dir}'; made by `sudo facesortd`? sudo "
             f"chown -R \"$USER\" '{state_dir}')\n"
         )
+
+
+def test_a_status_file_the_daemon_cannot_write_is_said_once_with_the_fix(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state folder made read-only under the daemon: the warning named no fix, and `status`
+    then called the daemon not running."""
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    tries: list[Path] = []
+
+    def refused(path: Path):  # type: ignore[no-untyped-def]
+        tries.append(path)
+        raise _denied(path.parent / ".facesortd-tmp-x")
+
+    with running_daemon(daemon_settings, stub_pipeline):
+        monkeypatch.setattr(service, "atomic_writer", refused)
+        wait_until(lambda: len(tries) >= 3)  # the daemon rewrites it every second
+    state_dir = daemon_settings.state_dir
+    assert [w.rstrip() for w in warnings if "status file" in w] == [
+        f"cannot write the status file (Permission denied): `facesortd status` cannot follow this "
+        f"daemon until {state_dir} takes files again (chmod u+rwx '{state_dir}')"
+    ]
