@@ -22,6 +22,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -62,11 +63,15 @@ class NotYours(OSError):
 
 
 def ensure_private_dir(folder: Path) -> Path:
-    """Create the state folder owner-only (0700), and close an existing one we own that is not."""
+    """Create the state folder owner-only (0700), and close an existing one we own that is not.
+
+    Closing takes the group's and others' rights away and leaves the owner's as they are: a folder
+    its owner made read-only (chmod 555) stays read-only to them (it was opened up to 0700 again).
+    """
     folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     st = folder.stat()
     if st.st_uid == os.getuid() and st.st_mode & 0o077:
-        folder.chmod(PRIVATE_DIR)
+        folder.chmod(stat.S_IMODE(st.st_mode) & PRIVATE_DIR)
     return folder
 
 

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import re
+import stat
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,9 +19,9 @@ from review_setup import quarantine, review_settings
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli, doctor, durable, service, state, status
+from facesortd import cli, doctor, durable, service, state, status, watch
 from facesortd import journal as journal_module
-from facesortd.config import Settings
+from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal, content_id
 from facesortd.learn import review
@@ -365,3 +366,43 @@ def test_a_status_file_the_daemon_cannot_write_is_said_once_with_the_fix(
         f"cannot write the status file (Permission denied): `facesortd status` cannot follow this "
         f"daemon until {state_dir} takes files again (chmod u+rwx '{state_dir}')"
     ]
+
+
+def test_a_sub_folder_of_the_inbox_it_may_not_list_is_named_when_recursive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`watch.recursive = true` and a sub-folder the user may not read: its files waited for ever and
+    neither the daemon nor `status` said a word."""
+    settings = load_settings(inbox=tmp_path / "in", watch={"recursive": True})
+    inbox = settings.inbox
+    for folder, name in (("open", "a.png"), ("locked", "b.png")):
+        (inbox / folder).mkdir(parents=True)
+        (inbox / folder / name).write_bytes(screenshot_png(len(folder)))
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if Path(path) == inbox / "locked":
+            raise _denied(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    assert list(watch.scan(inbox, settings.watch)) == [inbox / "open" / "a.png"]
+    assert [w.rstrip() for w in warnings] == [
+        f"{inbox / 'locked'}: cannot list it (Permission denied): the files in it are not sorted until "
+        f"you make it readable (chmod u+rx '{inbox / 'locked'}')"
+    ]
+
+
+def test_a_state_folder_its_owner_made_read_only_stays_read_only(tmp_path: Path) -> None:
+    """Closing the state folder to others (0700) opened a folder its owner had made read-only (555)
+    back up to them: facesortd undid the person's chmod without a word."""
+    folder = tmp_path / "state"
+    folder.mkdir()
+    folder.chmod(0o555)
+    state.ensure_private_dir(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o500
+    folder.chmod(0o755)
+    state.ensure_private_dir(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
