@@ -139,7 +139,7 @@ def test_undo_into_a_folder_that_refuses_says_so_and_undoes_the_rest(
     journal.close()
     refusing.add(tmp_path / "screens")
 
-    assert cli.main(["undo", "2"]) == 0
+    assert cli.main(["undo", "2"]) == 1
     out = capsys.readouterr().out
     assert f"{b}: cannot write into {tmp_path / 'screens'} (Permission denied)" in out
     assert (daemon_settings.inbox / "a.png").is_file() and not a.exists()

@@ -266,14 +266,16 @@ def cmd_undo(args: argparse.Namespace) -> int:
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
+        failed = 0
         for done in undo(journal, moves, settings.library, settings.inbox):
             here = _shown(done.moved_from)
             print(f"{here} -> {_shown(done.back_to)}" if done.back_to else f"{here}: {done.why_not}")
+            failed += done.retry
     except LookupError as exc:
         raise UsageError(str(exc)) from exc
     finally:
         journal.close()
-    return 0
+    return 1 if failed else 0  # as `sort`: a move that failed is worth a script's attention
 
 
 def _confirm(question: str) -> bool:
@@ -334,7 +336,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         help="move sorted files back to where they came from",
         description="Move files back to the folder they came from, using the journal: the last file "
         "(default), the last N, those sorted --since a time, or the FILEs named (where they are now). "
-        "The daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`.",
+        "The daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`. A file "
+        "whose folder refuses it stays where it is, with the reason; the exit status is then 1.",
     )
     p.add_argument(
         "targets", nargs="*", metavar="N|FILE", help="how many of the last moves, or files to undo"
