@@ -36,6 +36,27 @@ def _denied(path: Path) -> PermissionError:
     return PermissionError(errno.EACCES, "Permission denied", str(path))
 
 
+def _as_configured(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """`facesortd` commands run by the test use these folders."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(settings, key)))
+
+
+@pytest.fixture
+def unlistable(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
+    """Folders this user may not list, as a folder made chmod 300 (or another user's 700) refuses."""
+    locked: set[Path] = set()
+    real_iterdir = Path.iterdir
+
+    def iterdir(folder: Path):  # type: ignore[no-untyped-def]
+        if folder in locked:
+            raise _denied(folder)
+        return real_iterdir(folder)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    return locked
+
+
 def test_a_file_we_may_not_read_in_the_library_does_not_cost_the_labels_given_beside_it(
     daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,7 +88,7 @@ def test_a_file_we_may_not_read_in_the_library_does_not_cost_the_labels_given_be
 
 
 def test_a_folder_we_may_not_list_holds_back_only_its_own_labels(
-    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, unlistable: set[Path]
 ) -> None:
     """An emotion folder made unreadable (chmod 300) failed every scan: no label anywhere counted."""
     warnings: list[str] = []
@@ -77,21 +98,13 @@ def test_a_folder_we_may_not_list_holds_back_only_its_own_labels(
     for emotion, seed in (("happy", 1), ("sad", 2)):
         (lib / emotion).mkdir(parents=True)
         (lib / emotion / f"{emotion}.png").write_bytes(screenshot_png(seed))
-    locked = {lib / "happy"}
-    real_iterdir = Path.iterdir
-
-    def iterdir(folder: Path):  # type: ignore[no-untyped-def]
-        if folder in locked:
-            raise _denied(folder)
-        return real_iterdir(folder)
-
-    monkeypatch.setattr(Path, "iterdir", iterdir)
+    unlistable.add(lib / "happy")
     journal = Journal.for_state_dir(daemon_settings.state_dir)
     reviewer = review.Reviewer(daemon_settings, journal)
     assert reviewer.scan() == 1  # sad's label
     assert reviewer.scan() == 0
     assert [w.startswith(f"{lib / 'happy'}: cannot list it (Permission denied)") for w in warnings] == [True]
-    locked.clear()  # the person lets facesortd in again: the label waiting there counts now
+    unlistable.clear()  # the person lets facesortd in again: the label waiting there counts now
     assert reviewer.scan() == 1
     assert sorted(label for _h, label, *_ in journal.labels()) == ["happy", "sad"]
     journal.close()
@@ -131,8 +144,7 @@ def test_undo_into_a_folder_that_refuses_says_so_and_undoes_the_rest(
 ) -> None:
     """`undo 2` when one file came from a folder made read-only since: a traceback, and the other
     file was not put back either."""
-    for key in ("inbox", "library", "state_dir"):
-        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    _as_configured(monkeypatch, daemon_settings)
     journal = Journal.for_state_dir(daemon_settings.state_dir)
     a = _sorted_from(daemon_settings, journal, daemon_settings.inbox, "a.png", 1)
     b = _sorted_from(daemon_settings, journal, tmp_path / "screens", "b.png", 2)
@@ -180,27 +192,19 @@ def test_status_names_folders_it_may_not_list_instead_of_a_traceback(
     daemon_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    unlistable: set[Path],
 ) -> None:
     """A quarantine folder made unreadable: `status` died with a traceback. An unreadable inbox:
     `status` said nothing of it, while every file in it waited unseen."""
-    for key in ("inbox", "library", "state_dir"):
-        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    _as_configured(monkeypatch, daemon_settings)
     no_face = daemon_settings.library / "_quarantine" / "no-face"
     no_face.mkdir(parents=True)
     (no_face / "a.png").write_bytes(screenshot_png(1))
     daemon_settings.inbox.mkdir()
-    locked = {no_face, daemon_settings.inbox}
-    real_iterdir = Path.iterdir
-
-    def iterdir(folder: Path):  # type: ignore[no-untyped-def]
-        if folder in locked:
-            raise _denied(folder)
-        return real_iterdir(folder)
-
-    monkeypatch.setattr(Path, "iterdir", iterdir)
+    unlistable.update({no_face, daemon_settings.inbox})
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
-    for folder in locked:
+    for folder in unlistable:
         assert (
             f"PROBLEM: cannot list {folder} (Permission denied): make it readable (chmod u+rwx '{folder}')"
             in out
@@ -214,8 +218,7 @@ def test_status_of_a_daemon_that_cannot_write_its_state_folder_is_not_not_runnin
 ) -> None:
     """The state folder made read-only under a running daemon: its status file went stale and
     `status` said "not running (start it ...)", sending the person to start a second daemon."""
-    for key in ("inbox", "library", "state_dir"):
-        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    _as_configured(monkeypatch, daemon_settings)
     state_dir = daemon_settings.state_dir
     state_dir.mkdir()
     stale = {"pid": os.getpid(), "started": time.time() - 600, "updated": time.time() - 120, "queue": 0}
@@ -265,25 +268,23 @@ def test_a_library_that_refuses_its_emotion_folders_does_not_stop_the_daemon_sta
 
 
 def test_sort_of_a_folder_it_may_not_list_is_one_line_with_the_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    unlistable: set[Path],
 ) -> None:
     """`facesortd sort FOLDER` on a folder the user may not read (or a file in one they may not
     enter) ended in a traceback."""
     folder = tmp_path / "screens"
     folder.mkdir()
-    real_iterdir, real_stat = Path.iterdir, Path.stat
-
-    def iterdir(path: Path):  # type: ignore[no-untyped-def]
-        if path == folder:
-            raise _denied(path)
-        return real_iterdir(path)
+    unlistable.add(folder)
+    real_stat = Path.stat
 
     def stat(path: Path, **kwargs):  # type: ignore[no-untyped-def]
         if path.parent == folder:
             raise _denied(path)
         return real_stat(path, **kwargs)
 
-    monkeypatch.setattr(Path, "iterdir", iterdir)
     monkeypatch.setattr(Path, "stat", stat)
     for named in (folder, folder / "a.png"):
         assert cli.main(["sort", "--library", str(tmp_path / "lib"), str(named)]) == 2
@@ -298,8 +299,7 @@ def test_doctor_names_a_library_folder_that_refuses_files(
 ) -> None:
     """A quarantine folder made read-only held every file bound for it in the inbox, and `doctor`
     said "all good": it looked at the library's root only."""
-    for key in ("inbox", "library", "state_dir"):
-        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    _as_configured(monkeypatch, daemon_settings)
     no_face = daemon_settings.library / "_quarantine" / "no-face"
     no_face.mkdir(parents=True)
     (daemon_settings.library / "happy").mkdir()
@@ -323,8 +323,7 @@ def test_a_state_file_left_by_sudo_is_one_line_with_the_fix_not_a_traceback(
 ) -> None:
     """`sudo facesortd sort` once leaves root-owned files in the state folder: every command then
     died with a PermissionError traceback (`run` with exit 1, restarted by systemd in a loop)."""
-    for key in ("inbox", "library", "state_dir"):
-        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    _as_configured(monkeypatch, daemon_settings)
     Journal.for_state_dir(daemon_settings.state_dir).close()  # what the earlier runs left
     real_open = state.os.open
 
