@@ -491,7 +491,7 @@ def _finish_undo(journal: Journal, move: Move) -> str:
     are kept (a file twice, never once too few).
     """
     here = move.destination
-    if here.is_symlink() or not here.is_file() or file_hash(here) != move.hash:
+    if here.is_symlink() or not here.is_file() or content_id(here) != move.hash:
         return f"the interrupted undo of {here} had finished"
     back = _copies(move.source, move.hash)
     ours = [c for c in back if os.path.samestat(c.lstat(), here.lstat())]
@@ -514,7 +514,7 @@ def _copies(path: Path, digest: str) -> list[Path]:
             if n > 0:
                 break
             continue
-        if candidate.is_file() and file_hash(candidate) == digest:
+        if candidate.is_file() and content_id(candidate) == digest:  # unreadable: as journaled
             out.append(candidate)
     return out
 

@@ -405,3 +405,34 @@ def test_a_state_folder_its_owner_made_read_only_stays_read_only(tmp_path: Path)
     folder.chmod(0o755)
     state.ensure_private_dir(folder)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_recovery_is_not_stopped_by_a_file_it_may_not_read(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move cut short (kill -9) whose destination folder holds a file of the same name facesortd
+    may not read (root's mode-600 file, sorted to unreadable/ before): recovery hashed it and failed,
+    and with it every start of `run`, which systemd restarted in a loop."""
+    real_hash = journal_module.file_hash
+    lib = daemon_settings.library
+    theirs = lib / "_quarantine" / "unreadable" / "shot.png"
+
+    def file_hash(path: Path) -> str:
+        if Path(path) == theirs:
+            raise _denied(path)
+        return real_hash(path)
+
+    monkeypatch.setattr(journal_module, "file_hash", file_hash)
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"not ours to read")
+    mine = daemon_settings.inbox / "shot.png"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"not an image either")
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    journal.plan(content_id(mine), mine, theirs, Decision.quarantine("unreadable"), "m")  # then: kill -9
+
+    assert list(journal_module.recover(journal)) == [
+        f"rolled back the interrupted move of {mine} (it stays in the inbox)"
+    ]
+    assert mine.read_bytes() == b"not an image either" and theirs.read_bytes() == b"not ours to read"
+    journal.close()
