@@ -133,7 +133,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
         if exc.errno not in REFUSALS:
             raise
         into = _unwritable(dest.parent)
-        raise Refused(exc, into or src.parent, into is None, src) from exc
+        raise _folder_refused(exc, into or src.parent, into is None, src) from exc
 
 
 REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -141,18 +141,20 @@ REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class Refused(OSError):
-    """A folder refused a move: says which, and what to do, in one line (the user can fix it).
+    """A move the permissions (or a mount) refused: what could not be done, and what to do about it,
+    in one line; the user can fix it. The bare error named the failed system call's two paths, from
+    which the person could not tell which folder (or file) to change."""
 
-    The message names the folder, not the two paths of the failed system call: the person has to
-    change that folder's permissions (or its mount), and from the bare error could not tell which.
-    """
-
-    def __init__(self, exc: OSError, folder: Path, leaving: bool, src: Path) -> None:
-        doing = f"remove it from {folder}" if leaving else f"write into {folder}"
-        super().__init__(exc.errno, f"cannot {doing} ({exc.strerror}): {_fix(exc, folder, leaving, src)}")
+    def __init__(self, exc: OSError, what: str, fix: str) -> None:
+        super().__init__(exc.errno, f"{what} ({exc.strerror}): {fix}")
 
     def __str__(self) -> str:
         return self.strerror or ""  # one line for the person: "[Errno 13]" tells them nothing
+
+
+def _folder_refused(exc: OSError, folder: Path, leaving: bool, src: Path) -> Refused:
+    doing = f"cannot remove it from {folder}" if leaving else f"cannot write into {folder}"
+    return Refused(exc, doing, _fix(exc, folder, leaving, src))
 
 
 def _fix(exc: OSError, folder: Path, leaving: bool, src: Path) -> str:
@@ -199,7 +201,7 @@ def _remove_source(src: Path, original: os.stat_result, final: Path, *, missing_
         final.unlink()
         fsync_dir(final.parent)
         if isinstance(exc, OSError):
-            raise Refused(exc, src.parent, True, src) from exc
+            raise _folder_refused(exc, src.parent, True, src) from exc
         raise
     fsync_dir(src.parent)
 
@@ -212,16 +214,26 @@ def _is(path: Path, original: os.stat_result) -> bool:
 
 
 def _copy_no_replace(src: Path, dest: Path) -> Path:
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=TMP_PREFIX)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
-            shutil.copyfileobj(inp, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        shutil.copystat(src, tmp)
-        final = link_no_replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        inp = src.open("rb")
+    except PermissionError as exc:  # a link or rename would not have needed to read it
+        raise Refused(
+            exc,
+            "cannot read it",
+            f"{dest.parent} is on another filesystem, so the file is copied there: give yourself read "
+            "access (chmod u+r), or ask its owner",
+        ) from exc
+    with inp:
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=TMP_PREFIX)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(inp, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            shutil.copystat(src, tmp)
+            final = link_no_replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
     fsync_dir(dest.parent)
     return final

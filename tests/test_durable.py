@@ -144,3 +144,30 @@ def test_a_destination_folder_that_refuses_is_named_with_the_fix(
         f"there (chmod u+rwx '{folder}')"
     )
     assert src.read_bytes() == b"data" and list(folder.iterdir()) == []
+
+
+def test_a_file_it_may_not_read_on_another_filesystem_is_said_to_be_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mode-000 file in an inbox on another filesystem cannot be copied: the error blamed the
+    inbox ("cannot remove it from <inbox> ... chmod u+rwx"), which was not the problem."""
+    src = _file(tmp_path / "in" / "a.png", b"data")
+    real_open = Path.open
+
+    def cross_device(*_a, **_k):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def unreadable(path: Path, *args, **kwargs):
+        if path == src:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(durable.os, "link", cross_device)
+    monkeypatch.setattr(Path, "open", unreadable)
+    with pytest.raises(OSError) as caught:
+        durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    assert str(caught.value) == (
+        f"cannot read it (Permission denied): {tmp_path / 'lib'} is on another filesystem, so the file "
+        "is copied there: give yourself read access (chmod u+r), or ask its owner"
+    )
+    assert src.exists() and list((tmp_path / "lib").iterdir()) == []
