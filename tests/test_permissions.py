@@ -27,6 +27,7 @@ from facesortd.journal import Journal, content_id
 from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
+from facesortd.review_page import decisions as decisions_module
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE
@@ -435,4 +436,29 @@ def test_recovery_is_not_stopped_by_a_file_it_may_not_read(
         f"rolled back the interrupted move of {mine} (it stays in the inbox)"
     ]
     assert mine.read_bytes() == b"not an image either" and theirs.read_bytes() == b"not ours to read"
+    journal.close()
+
+
+def test_the_review_page_labels_a_file_it_may_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root's mode-600 file, sorted to unreadable/: a label on the page was an "internal error"
+    (the page hashed the file), though a file manager moves it, and the sorter had moved it there."""
+    settings = review_settings(tmp_path, monkeypatch)
+    files = quarantine(settings, "unreadable", [("theirs.png", "happy")])
+    real_hash = journal_module.file_hash
+
+    def file_hash(path: Path) -> str:
+        if Path(path).name == "theirs.png":
+            raise _denied(path)
+        return real_hash(path)
+
+    monkeypatch.setattr(journal_module, "file_hash", file_hash)
+    monkeypatch.setattr(decisions_module, "file_hash", file_hash, raising=False)  # where it hashed
+    journal = Journal.for_state_dir(settings.state_dir)
+    [item] = scan(settings.library, ())
+    done = Decisions(settings, journal).label(item, "happy")
+    assert done.path == settings.library / "happy" / "theirs.png" and done.path.is_file()
+    assert not files["theirs.png"].exists()
+    assert [label for _h, label, *_ in journal.labels()] == ["happy"]
     journal.close()

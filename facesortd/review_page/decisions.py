@@ -20,7 +20,7 @@ from typing import Literal
 from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.durable import atomic_writer
-from facesortd.journal import REVIEWER, Journal, file_hash
+from facesortd.journal import REVIEWER, Journal, content_id
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
@@ -101,7 +101,7 @@ class Decisions:
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
-            digest = file_hash(item.path)
+            digest = content_id(item.path)  # one it may not read is moved all the same, as sorted
             try:
                 final = journaled_apply(
                     self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER
