@@ -462,3 +462,31 @@ def test_the_review_page_labels_a_file_it_may_not_read(
     assert not files["theirs.png"].exists()
     assert [label for _h, label, *_ in journal.labels()] == ["happy"]
     journal.close()
+
+
+def test_a_face_crop_it_may_not_keep_leaves_the_label_for_the_next_look(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`<state_dir>/faces/` left to root by a `sudo facesortd retrain`: keeping a label's face
+    failed the whole scan, and the labels met in it were marked seen and never recorded."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    real_keep = review.keep_face
+    refusing = [True]
+
+    def keep_face(settings: Settings, digest: str, gray, box):  # type: ignore[no-untyped-def]
+        if refusing[0]:
+            raise _denied(settings.state_dir / "faces" / f"{digest}.png")
+        return real_keep(settings, digest, gray, box)
+
+    monkeypatch.setattr(review, "keep_face", keep_face)
+    lib = daemon_settings.library
+    for emotion, seed in (("happy", 1), ("sad", 2)):
+        (lib / emotion).mkdir(parents=True)
+        (lib / emotion / f"{emotion}.png").write_bytes(screenshot_png(seed))
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    reviewer = review.Reviewer(daemon_settings, journal)
+    assert reviewer.scan() == 0 and journal.labels() == []
+    refusing[0] = False  # the person gave the folder back
+    assert reviewer.scan() == 2
+    assert sorted(label for _h, label, *_ in journal.labels()) == ["happy", "sad"]
+    journal.close()

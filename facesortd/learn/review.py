@@ -59,21 +59,27 @@ class Reviewer:
         self.seen = {p: key for p, key in self.seen.items() if p in present}
         for path in changed:
             try:
-                digest = content_id(path)  # a file we may not read is known by its inode, as sorted
+                new += self._look_at(path, path.parent in held)
             except FileNotFoundError:
                 continue  # a person moved it on meanwhile: the next scan meets it where it went
             except OSError as exc:  # one odd file must not cost the labels of all the others
                 self.seen.pop(path, None)
-                logger.warning("{}: cannot look at it for your label ({}); trying again later", path, exc)
-                continue
-            if self.journal.placed_last(path, digest):
-                continue  # facesortd's own decision, not a person's
-            label = self.journal.label_for_hash(digest)
-            if path.parent in held:
-                new += self._withdraw(path, digest, label)
-            elif label is None or label[0] != path.parent.name:
-                new += self._record(path, digest, path.parent.name)
+                logger.warning(
+                    "{}: cannot record your label yet ({}); trying again at the next look", path, exc
+                )
         return new
+
+    def _look_at(self, path: Path, in_quarantine: bool) -> bool:
+        """Record the label (or its withdrawal) that ``path`` being where it is means, if any."""
+        digest = content_id(path)  # a file we may not read is known by its inode, as sorted
+        if self.journal.placed_last(path, digest):
+            return False  # facesortd's own decision, not a person's
+        label = self.journal.label_for_hash(digest)
+        if in_quarantine:
+            return self._withdraw(path, digest, label)
+        if label is None or label[0] != path.parent.name:
+            return self._record(path, digest, path.parent.name)
+        return False
 
     def _changed_images(self, folder: Path, present: set[Path]) -> list[Path]:
         """Image files of ``folder`` that are new or changed since the last scan; adds all to ``present``."""
