@@ -24,7 +24,7 @@ from facesortd import journal as journal_module
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal, content_id
-from facesortd.learn import review
+from facesortd.learn import datasets, review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.review_page import decisions as decisions_module
@@ -490,3 +490,17 @@ def test_a_face_crop_it_may_not_keep_leaves_the_label_for_the_next_look(
     assert reviewer.scan() == 2
     assert sorted(label for _h, label, *_ in journal.labels()) == ["happy", "sad"]
     journal.close()
+
+
+def test_a_class_folder_it_may_not_read_is_named_not_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train`/`import-labels` on ~/labelled with sad/ unreadable: the class was left out without a
+    word (a model of the other emotions only)."""
+    for emotion in ("happy", "sad"):
+        (tmp_path / emotion).mkdir()
+        (tmp_path / emotion / "a.png").write_bytes(screenshot_png(1))
+    real_access = os.access
+    monkeypatch.setattr(datasets.os, "access", lambda p, mode: Path(p).name != "sad" and real_access(p, mode))
+    with pytest.raises(datasets.DatasetError, match=rf"cannot read {tmp_path / 'sad'} \(permission denied\)"):
+        datasets.labelled_images(tmp_path)
