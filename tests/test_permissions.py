@@ -30,6 +30,7 @@ from facesortd.placement import journaled_apply
 from facesortd.review_page import decisions as decisions_module
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
+from facesortd.review_page.server import ReviewServer
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE
 
 
@@ -504,3 +505,31 @@ def test_a_class_folder_it_may_not_read_is_named_not_left_out(
     monkeypatch.setattr(datasets.os, "access", lambda p, mode: Path(p).name != "sad" and real_access(p, mode))
     with pytest.raises(datasets.DatasetError, match=rf"cannot read {tmp_path / 'sad'} \(permission denied\)"):
         datasets.labelled_images(tmp_path)
+
+
+def test_the_review_page_opens_with_a_quarantine_folder_it_may_not_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_quarantine/no-face/` made unreadable: `facesortd review` refused to start with "cannot
+    listen on 127.0.0.1:0 (Permission denied): pass another --port", which was not the problem."""
+    settings = review_settings(tmp_path, monkeypatch)
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    quarantine(settings, "no-face", [("b.png", "sad")])
+    locked = settings.library / "_quarantine" / "no-face"
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if Path(path) == locked:
+            raise _denied(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    server = ReviewServer(settings, 0)
+    try:
+        listed = server.app.listing("", 0, 10)
+    finally:
+        server.close()
+    assert [i["name"] for i in listed["items"]] == [files["a.png"].name]
+    assert f"review page: cannot list {locked} (Permission denied)" in warnings[0]
