@@ -123,7 +123,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
             else:
                 _remove_source(src, original, final, missing_ok=True)
                 return final
-        final = _copy_no_replace(src, dest)
+        final = _copy_no_replace(src, dest, copy)
         if not copy:
             _remove_source(src, original, final)
         return final
@@ -213,15 +213,19 @@ def _is(path: Path, original: os.stat_result) -> bool:
         return False
 
 
-def _copy_no_replace(src: Path, dest: Path) -> Path:
+def _copy_no_replace(src: Path, dest: Path, asked: bool) -> Path:
+    """Copy ``src`` to ``dest`` or ``dest (n)``; ``asked``: the person asked for a copy (``--copy``),
+    rather than ``dest`` being on another filesystem."""
     try:
         inp = src.open("rb")
     except PermissionError as exc:  # a link or rename would not have needed to read it
+        why = (
+            "a copy (--copy) reads it"
+            if asked
+            else f"{dest.parent} is on another filesystem, so the file is copied there, which reads it"
+        )
         raise Refused(
-            exc,
-            "cannot read it",
-            f"{dest.parent} is on another filesystem, so the file is copied there: give yourself read "
-            "access (chmod u+r), or ask its owner",
+            exc, "cannot read it", f"{why}: give yourself read access (chmod u+r), or ask its owner"
         ) from exc
     with inp:
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=TMP_PREFIX)

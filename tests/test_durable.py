@@ -162,12 +162,18 @@ def test_a_file_it_may_not_read_on_another_filesystem_is_said_to_be_unreadable(
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(durable.os, "link", cross_device)
     monkeypatch.setattr(Path, "open", unreadable)
+    with pytest.raises(OSError) as caught:
+        durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True)
+    assert str(caught.value) == (
+        "cannot read it (Permission denied): a copy (--copy) reads it: give yourself read access "
+        "(chmod u+r), or ask its owner"
+    )
+    monkeypatch.setattr(durable.os, "link", cross_device)
     with pytest.raises(OSError) as caught:
         durable.move_no_replace(src, tmp_path / "lib" / "a.png")
     assert str(caught.value) == (
         f"cannot read it (Permission denied): {tmp_path / 'lib'} is on another filesystem, so the file "
-        "is copied there: give yourself read access (chmod u+r), or ask its owner"
+        "is copied there, which reads it: give yourself read access (chmod u+r), or ask its owner"
     )
     assert src.exists() and list((tmp_path / "lib").iterdir()) == []
