@@ -20,6 +20,7 @@ from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, doctor, durable, service, state, status, watch
+from facesortd import emotion as emotion_module
 from facesortd import journal as journal_module
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision, Pipeline
@@ -533,3 +534,19 @@ def test_the_review_page_opens_with_a_quarantine_folder_it_may_not_list(
         server.close()
     assert [i["name"] for i in listed["items"]] == [files["a.png"].name]
     assert f"review page: cannot list {locked} (Permission denied)" in warnings[0]
+
+
+def test_a_model_file_it_may_not_read_is_not_called_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`model use FILE` with a file the user may not read: "corrupt or not a facesortd model"."""
+    path = tmp_path / "m.fsm.npz"
+    path.write_bytes(b"a model, in fact")
+
+    def load(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise _denied(path)
+
+    monkeypatch.setattr(emotion_module.np, "load", load)
+    with pytest.raises(emotion_module.ModelError) as caught:
+        emotion_module.EmotionModel.load(path)
+    assert str(caught.value) == f"cannot read the model file {path} (permission denied): chmod u+r '{path}'"
