@@ -60,23 +60,33 @@ def unlistable(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
     return locked
 
 
-def test_a_file_we_may_not_read_in_the_library_does_not_cost_the_labels_given_beside_it(
-    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A root-owned mode-600 file dropped into the inbox is sorted to unreadable/ (it can be moved,
-    not read). The label scan then hashed it, failed, and with it every label of that scan."""
-    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+@pytest.fixture
+def unreadable(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
+    """Files this user may not read (root's mode-600 files): hashing them is refused, as the
+    kernel refuses opening them; moving them is not."""
+    refused: set[Path] = set()
     real_hash = journal_module.file_hash
 
     def file_hash(path: Path) -> str:
-        if Path(path).name == "secret.png":
+        if Path(path) in refused:
             raise _denied(path)
         return real_hash(path)
 
     monkeypatch.setattr(journal_module, "file_hash", file_hash)
-    monkeypatch.setattr(review, "file_hash", file_hash, raising=False)  # where the scan once took it
+    for module in (review, decisions_module):  # where the label scan and the page once hashed
+        monkeypatch.setattr(module, "file_hash", file_hash, raising=False)
+    return refused
+
+
+def test_a_file_we_may_not_read_in_the_library_does_not_cost_the_labels_given_beside_it(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, unreadable: set[Path]
+) -> None:
+    """A root-owned mode-600 file dropped into the inbox is sorted to unreadable/ (it can be moved,
+    not read). The label scan then hashed it, failed, and with it every label of that scan."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
     lib = daemon_settings.library
     secret = daemon_settings.inbox / "secret.png"
+    unreadable.update({secret, lib / "_quarantine" / "unreadable" / "secret.png"})
     secret.parent.mkdir(parents=True)
     secret.write_bytes(b"not ours to read")
     journal = Journal.for_state_dir(daemon_settings.state_dir)
@@ -411,21 +421,14 @@ def test_a_state_folder_its_owner_made_read_only_stays_read_only(tmp_path: Path)
 
 
 def test_recovery_is_not_stopped_by_a_file_it_may_not_read(
-    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    daemon_settings: Settings, unreadable: set[Path]
 ) -> None:
     """A move cut short (kill -9) whose destination folder holds a file of the same name facesortd
     may not read (root's mode-600 file, sorted to unreadable/ before): recovery hashed it and failed,
     and with it every start of `run`, which systemd restarted in a loop."""
-    real_hash = journal_module.file_hash
     lib = daemon_settings.library
     theirs = lib / "_quarantine" / "unreadable" / "shot.png"
-
-    def file_hash(path: Path) -> str:
-        if Path(path) == theirs:
-            raise _denied(path)
-        return real_hash(path)
-
-    monkeypatch.setattr(journal_module, "file_hash", file_hash)
+    unreadable.add(theirs)
     theirs.parent.mkdir(parents=True)
     theirs.write_bytes(b"not ours to read")
     mine = daemon_settings.inbox / "shot.png"
@@ -442,21 +445,13 @@ def test_recovery_is_not_stopped_by_a_file_it_may_not_read(
 
 
 def test_the_review_page_labels_a_file_it_may_not_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unreadable: set[Path]
 ) -> None:
     """Root's mode-600 file, sorted to unreadable/: a label on the page was an "internal error"
     (the page hashed the file), though a file manager moves it, and the sorter had moved it there."""
     settings = review_settings(tmp_path, monkeypatch)
     files = quarantine(settings, "unreadable", [("theirs.png", "happy")])
-    real_hash = journal_module.file_hash
-
-    def file_hash(path: Path) -> str:
-        if Path(path).name == "theirs.png":
-            raise _denied(path)
-        return real_hash(path)
-
-    monkeypatch.setattr(journal_module, "file_hash", file_hash)
-    monkeypatch.setattr(decisions_module, "file_hash", file_hash, raising=False)  # where it hashed
+    unreadable.add(files["theirs.png"])
     journal = Journal.for_state_dir(settings.state_dir)
     [item] = scan(settings.library, ())
     done = Decisions(settings, journal).label(item, "happy")
