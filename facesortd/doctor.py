@@ -14,6 +14,7 @@ from facesortd.emotion import ModelError
 from facesortd.journal import Journal, JournalError
 from facesortd.learn.metrics import headline, near_chance
 from facesortd.model_store import DEFAULT, load_model_in_force, model_in_force, name_of
+from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE
 
 Check = tuple[bool, str]
@@ -51,10 +52,11 @@ def _folder_checks(settings: Settings) -> Iterator[Check]:
                 )
         elif not folder.is_dir():
             yield False, f"{name} {folder} is not a folder: point {name} in the config at a folder"
-        elif not os.access(folder, os.W_OK | os.X_OK):
+        elif not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
             yield False, f"{name} {folder} is not writable by this user: fix its permissions (chmod u+rwx)"
         else:
             yield True, f"{name}: {folder}"
+    yield from _library_folder_checks(settings.library)
     inbox, library = settings.inbox.resolve(), settings.library.resolve()
     if overlap := folders_overlap(settings):
         yield False, overlap
@@ -63,6 +65,29 @@ def _folder_checks(settings: Settings) -> Iterator[Check]:
             True,
             "inbox and library are on different filesystems: files will be copied, then removed (slower)",
         )
+
+
+def _library_folder_checks(library: Path) -> Iterator[Check]:
+    """Every emotion and quarantine folder must take files: one made read-only (a file manager's
+    "protect", a chmod) holds each file bound for it in the inbox, retried for ever."""
+    quarantine = library / QUARANTINE_DIR
+    folders = [*_folders(library), *_folders(quarantine)]
+    for folder in sorted(f for f in folders if f != quarantine):
+        if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+            yield (
+                False,
+                f"library folder {folder} is not writable by this user: files bound for it wait in the "
+                f"inbox; fix its permissions (chmod u+rwx '{folder}')",
+            )
+
+
+def _folders(folder: Path) -> list[Path]:
+    try:
+        return [
+            p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+        ]
+    except OSError:
+        return []  # missing, or not readable: the check of the folder itself says so
 
 
 def _journal_check(settings: Settings) -> Check:

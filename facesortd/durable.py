@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,10 +85,19 @@ def link_no_replace(src: Path, dest: Path) -> Path:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
                 raise
         try:
-            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
             continue
-        os.rename(src, candidate)
+        claim = os.fstat(fd)
+        os.close(fd)
+        try:
+            os.rename(src, candidate)
+        except BaseException:
+            # The file is still at ``src``: the empty claim goes, or every retry of a source we may
+            # not move (another user's file in a sticky folder) left one more empty file behind.
+            if _is(candidate, claim):
+                candidate.unlink()
+            raise
         return candidate
     raise FileExistsError(errno.EEXIST, "no free name", str(dest))
 
@@ -101,21 +111,77 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
     whole at its source, its destination, or both (never neither, never half); a move that fails
     or is interrupted (Ctrl-C) before the source is removed takes the new name back.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    original = os.lstat(src)
-    if not copy:
-        try:
-            final = link_no_replace(src, dest)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-        else:
-            _remove_source(src, original, final, missing_ok=True)
-            return final
-    final = _copy_no_replace(src, dest)
-    if not copy:
-        _remove_source(src, original, final)
-    return final
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        original = os.lstat(src)
+        if not copy:
+            try:
+                final = link_no_replace(src, dest)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+            else:
+                _remove_source(src, original, final, missing_ok=True)
+                return final
+        final = _copy_no_replace(src, dest, copy)
+        if not copy:
+            _remove_source(src, original, final)
+        return final
+    except Refused:
+        raise
+    except OSError as exc:
+        if exc.errno not in REFUSALS:
+            raise
+        into = _unwritable(dest.parent)
+        raise _folder_refused(exc, into or src.parent, into is None, src) from exc
+
+
+REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
+"""What a folder (or a file's owner) answers when facesortd may not change it."""
+
+
+class Refused(OSError):
+    """A move the permissions (or a mount) refused: what could not be done, and what to do about it,
+    in one line; the user can fix it. The bare error named the failed system call's two paths, from
+    which the person could not tell which folder (or file) to change."""
+
+    def __init__(self, exc: OSError, what: str, fix: str) -> None:
+        super().__init__(exc.errno, f"{what} ({exc.strerror}): {fix}")
+
+    def __str__(self) -> str:
+        return self.strerror or ""  # one line for the person: "[Errno 13]" tells them nothing
+
+
+def _folder_refused(exc: OSError, folder: Path, leaving: bool, src: Path) -> Refused:
+    doing = f"cannot remove it from {folder}" if leaving else f"cannot write into {folder}"
+    return Refused(exc, doing, _fix(exc, folder, leaving, src))
+
+
+def _fix(exc: OSError, folder: Path, leaving: bool, src: Path) -> str:
+    if exc.errno == errno.EROFS:
+        return "it is on a read-only filesystem; facesortd must be able to write there"
+    try:
+        folder_st, file_st = folder.stat(), src.lstat()
+    except OSError:
+        return "facesortd must be able to write there"
+    me = os.getuid()
+    if leaving and folder_st.st_mode & stat.S_ISVTX and me not in (file_st.st_uid, folder_st.st_uid):
+        return (
+            f"the file belongs to another user (uid {file_st.st_uid}) and {folder} only lets owners "
+            "remove their files (sticky bit): ask them to move it"
+        )
+    if folder_st.st_uid != me:
+        return (
+            f"the folder belongs to another user (uid {folder_st.st_uid}): ask them, or use a folder of yours"
+        )
+    return f"facesortd must be able to write there (chmod u+rwx '{folder}')"
+
+
+def _unwritable(folder: Path) -> Path | None:
+    """``folder``, or the first of its parents that exists, if this user may not create files in it."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return None if os.access(folder, os.W_OK | os.X_OK) else folder
 
 
 def _remove_source(src: Path, original: os.stat_result, final: Path, *, missing_ok: bool = False) -> None:
@@ -135,10 +201,7 @@ def _remove_source(src: Path, original: os.stat_result, final: Path, *, missing_
         final.unlink()
         fsync_dir(final.parent)
         if isinstance(exc, OSError):
-            raise OSError(
-                exc.errno,
-                f"cannot remove it from {src.parent} ({exc.strerror}): facesortd must be able to write there",
-            ) from exc
+            raise _folder_refused(exc, src.parent, True, src) from exc
         raise
     fsync_dir(src.parent)
 
@@ -150,17 +213,31 @@ def _is(path: Path, original: os.stat_result) -> bool:
         return False
 
 
-def _copy_no_replace(src: Path, dest: Path) -> Path:
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=TMP_PREFIX)
-    tmp = Path(tmp_name)
+def _copy_no_replace(src: Path, dest: Path, asked: bool) -> Path:
+    """Copy ``src`` to ``dest`` or ``dest (n)``; ``asked``: the person asked for a copy (``--copy``),
+    rather than ``dest`` being on another filesystem."""
     try:
-        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
-            shutil.copyfileobj(inp, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        shutil.copystat(src, tmp)
-        final = link_no_replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        inp = src.open("rb")
+    except PermissionError as exc:  # a link or rename would not have needed to read it
+        why = (
+            "a copy (--copy) reads it"
+            if asked
+            else f"{dest.parent} is on another filesystem, so the file is copied there, which reads it"
+        )
+        raise Refused(
+            exc, "cannot read it", f"{why}: give yourself read access (chmod u+r), or ask its owner"
+        ) from exc
+    with inp:
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=TMP_PREFIX)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(inp, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            shutil.copystat(src, tmp)
+            final = link_no_replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
     fsync_dir(dest.parent)
     return final

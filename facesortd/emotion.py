@@ -321,6 +321,10 @@ def read_model_file(
             arrays = {k: data[k] for k in data.files if k != "meta"} if with_arrays else {}
     except FileNotFoundError:
         raise ModelError(f"model file {path} does not exist") from None
+    except PermissionError:  # not "corrupt": nothing is wrong with the file itself
+        raise ModelError(
+            f"cannot read the model file {path} (permission denied): chmod u+r '{path}'"
+        ) from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ModelError(f"model file {path} is corrupt or not a facesortd model ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

@@ -31,7 +31,7 @@ from facesortd.boxes import Box
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
 from facesortd.quarantine import QUARANTINE_DIR
-from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock
+from facesortd.state import JOURNAL_FILE, NotYours, ensure_private_dir, ensure_private_file, move_lock
 
 LABELS_TABLE = """
 CREATE TABLE IF NOT EXISTS labels (
@@ -146,8 +146,14 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.state_dir = ensure_private_dir(path.parent)
-        ensure_private_file(path)
+        try:
+            self.state_dir = ensure_private_dir(path.parent)
+            ensure_private_file(path)
+            for part in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+                if part.exists() and not os.access(part, os.R_OK | os.W_OK):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(part))
+        except PermissionError as exc:
+            raise JournalError(str(NotYours(exc, path.parent))) from None
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         try:
@@ -485,7 +491,7 @@ def _finish_undo(journal: Journal, move: Move) -> str:
     are kept (a file twice, never once too few).
     """
     here = move.destination
-    if here.is_symlink() or not here.is_file() or file_hash(here) != move.hash:
+    if here.is_symlink() or not here.is_file() or content_id(here) != move.hash:
         return f"the interrupted undo of {here} had finished"
     back = _copies(move.source, move.hash)
     ours = [c for c in back if os.path.samestat(c.lstat(), here.lstat())]
@@ -508,7 +514,7 @@ def _copies(path: Path, digest: str) -> list[Path]:
             if n > 0:
                 break
             continue
-        if candidate.is_file() and file_hash(candidate) == digest:
+        if candidate.is_file() and content_id(candidate) == digest:  # unreadable: as journaled
             out.append(candidate)
     return out
 

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loguru import logger
+
 from facesortd.decide import Decision
 from facesortd.durable import move_no_replace
 from facesortd.quarantine import QUARANTINE_DIR
@@ -35,9 +37,24 @@ class Library:
 
     def make_emotion_folders(self, emotions: Iterable[str]) -> None:
         """Create ``<emotion>/`` for each emotion, so a person reviewing with a file manager finds a
-        folder to drop every file into from the start (not only once something was sorted there)."""
+        folder to drop every file into from the start (not only once something was sorted there).
+
+        A convenience, so a library this user may not write to is said once and not fatal: the
+        daemon must live on, and sort again as soon as the person fixes the permissions (each move
+        then names the folder that refuses it).
+        """
         for emotion in emotions:
-            (self.root / emotion).mkdir(parents=True, exist_ok=True)
+            try:
+                (self.root / emotion).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                logger.warning(
+                    "cannot create the emotion folders in {} ({}): a file for a missing one waits in "
+                    "the inbox until you make it writable (chmod u+rwx '{}')",
+                    self.root,
+                    exc.strerror or exc,
+                    self.root,
+                )
+                return
 
     def destination(self, src: Path, decision: Decision) -> Path:
         """Where ``src`` would go (before clash numbering; the real name may get ' (n)')."""

@@ -387,7 +387,15 @@ class Service:
                 fh.write(json.dumps(status).encode())
         except OSError as exc:
             if not self._status_failing:  # once per episode, not every second
-                logger.warning("cannot write the status file: {}", exc)
+                state_dir = self.settings.state_dir
+                fix = f" (chmod u+rwx '{state_dir}')" if isinstance(exc, PermissionError) else ""
+                logger.warning(
+                    "cannot write the status file ({}): `facesortd status` cannot follow this daemon "
+                    "until {} takes files again{}",
+                    exc.strerror or exc,
+                    state_dir,
+                    fix,
+                )
             self._status_failing = True
         else:
             self._status_failing = False

@@ -22,6 +22,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,12 +45,33 @@ class StateBusy(Exception):
     """Another process holds a lock this one needs; ``str(exc)`` says which and what to do."""
 
 
+class NotYours(OSError):
+    """A file or folder of the state folder this user may not use (left by `sudo facesortd`, or a
+    chmod): one line naming it and the fix. Not damage: moving the journal aside would lose undo
+    history and labels."""
+
+    def __init__(self, exc: OSError, state_dir: Path) -> None:
+        super().__init__(
+            exc.errno,
+            f"cannot use {exc.filename} ({exc.strerror}): the state folder and its files must be yours "
+            f"and writable (ls -l '{state_dir}'; made by `sudo facesortd`? sudo chown -R \"$USER\" "
+            f"'{state_dir}')",
+        )
+
+    def __str__(self) -> str:
+        return self.strerror or ""
+
+
 def ensure_private_dir(folder: Path) -> Path:
-    """Create the state folder owner-only (0700), and close an existing one we own that is not."""
+    """Create the state folder owner-only (0700), and close an existing one we own that is not.
+
+    Closing takes the group's and others' rights away and leaves the owner's as they are: a folder
+    its owner made read-only (chmod 555) stays read-only to them (it was opened up to 0700 again).
+    """
     folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     st = folder.stat()
     if st.st_uid == os.getuid() and st.st_mode & 0o077:
-        folder.chmod(PRIVATE_DIR)
+        folder.chmod(stat.S_IMODE(st.st_mode) & PRIVATE_DIR)
     return folder
 
 
@@ -63,8 +85,11 @@ def ensure_private_file(path: Path) -> Path:
 
 
 def _open_lock(state_dir: Path, name: str) -> int:
-    ensure_private_dir(state_dir)
-    return os.open(state_dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+    try:
+        ensure_private_dir(state_dir)
+        return os.open(state_dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+    except PermissionError as exc:
+        raise NotYours(exc, state_dir) from None
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +32,68 @@ MAX_STUCK = 10
 """Inbox files explained one by one; the rest are counted."""
 
 
-def daemon_state(settings: Settings) -> dict[str, object] | None:
-    """The running daemon's last published status, or None if no daemon runs for this state folder."""
+FRESH_S = 30
+"""A daemon rewrites its status file every second; one older than this is not being kept up."""
+
+
+def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] | None:
+    """The running daemon's last published status, or None if no daemon runs for this state folder.
+
+    A status file that is not being kept up while its daemon lives is a problem the person must
+    hear about, not "not running": that sent them to start a second daemon, which is refused.
+    """
     path = settings.state_dir / STATUS_FILE
     try:
         status = json.loads(path.read_text(encoding="utf-8"))
-        os.kill(int(status["pid"]), 0)
+        pid = int(status["pid"])
+        os.kill(pid, 0)
     except (OSError, ValueError, KeyError):
         return None
-    return status if time.time() - float(status.get("updated", 0)) < 30 else None
+    age = time.time() - float(status.get("updated", 0))
+    if age < FRESH_S:
+        return status
+    if not _is_facesortd(pid):
+        return None  # a daemon that died long ago; its pid now names another program
+    state_dir = settings.state_dir
+    problems.append(
+        f"the daemon (pid {pid}) runs, but last wrote its status {age:.0f} s ago: "
+        + (
+            f"it cannot write into {state_dir}: make it writable (chmod u+rwx '{state_dir}')"
+            if not os.access(state_dir, os.W_OK | os.X_OK)
+            else "it looks stuck: restart it (systemctl --user restart facesortd)"
+        )
+    )
+    return status
 
 
-def waiting_for_review(settings: Settings) -> dict[str, int]:
+def _is_facesortd(pid: int) -> bool:
+    try:
+        return b"facesortd" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc to ask: trust the pid, as for a fresh status file
+
+
+def listing(folder: Path, problems: list[str]) -> list[Path]:
+    """What ``folder`` holds (nothing if it is missing); a folder we may not list is a problem named
+    with its fix, not a traceback that hides everything else `status` would say."""
+    try:
+        return list(folder.iterdir())
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        problems.append(
+            f"cannot list {folder} ({exc.strerror or exc}): make it readable (chmod u+rwx '{folder}')"
+        )
+        return []
+
+
+def waiting_for_review(settings: Settings, problems: list[str]) -> dict[str, int]:
     """Files in each ``_quarantine/<reason>/`` folder now, whoever put them there."""
     root = settings.library / QUARANTINE_DIR
-    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    counts = {f"{QUARANTINE_DIR}/{f.name}": sum(1 for p in f.iterdir() if p.is_file()) for f in folders}
+    folders = sorted(p for p in listing(root, problems) if p.is_dir())
+    counts = {
+        f"{QUARANTINE_DIR}/{f.name}": sum(1 for p in listing(f, problems) if p.is_file()) for f in folders
+    }
     return {k: n for k, n in counts.items() if n}
 
 
@@ -75,15 +122,11 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
     return "waiting to be sorted"
 
 
-def inbox_entries(settings: Settings, journal: Journal | None, running: bool) -> dict[str, Any]:
+def inbox_entries(
+    settings: Settings, journal: Journal | None, running: bool, problems: list[str]
+) -> dict[str, Any]:
     """How many entries sit in the inbox and, for the first few, why."""
-    inbox = settings.inbox
-    if not inbox.is_dir():
-        return {"count": 0, "stuck": []}
-    pattern = "**/*" if settings.watch.recursive else "*"
-    entries = sorted(
-        p for p in inbox.glob(pattern) if not (settings.watch.recursive and p.is_dir() and not p.is_symlink())
-    )
+    entries = sorted(_inbox_files(settings.inbox, settings.watch.recursive, problems))
     errors = {path: message for _at, path, message in reversed(journal.last_errors(200))} if journal else {}
     stuck = []
     for path in entries[:MAX_STUCK]:
@@ -94,9 +137,20 @@ def inbox_entries(settings: Settings, journal: Journal | None, running: bool) ->
     return {"count": len(entries), "stuck": stuck}
 
 
+def _inbox_files(folder: Path, recursive: bool, problems: list[str]) -> Iterator[Path]:
+    """The inbox's entries (its sub-folders' files instead of the folders, if recursive); a folder
+    we may not list is a problem: the files in it wait unseen by the daemon too."""
+    for path in listing(folder, problems):
+        if recursive and path.is_dir() and not path.is_symlink():
+            yield from _inbox_files(path, recursive, problems)
+        else:
+            yield path
+
+
 def gather(settings: Settings) -> dict[str, Any]:
     """Everything `status` shows, as JSON-ready data."""
-    state = daemon_state(settings)
+    problems: list[str] = []
+    state = daemon_state(settings, problems)
     now = time.time()
     daemon: dict[str, Any] = {"running": state is not None}
     if state:
@@ -127,8 +181,8 @@ def gather(settings: Settings) -> dict[str, Any]:
             "total": journal.labelled_counts() if journal else {},
             "today": journal.labelled_counts(midnight) if journal else {},
         }
-        out["waiting_for_review"] = waiting_for_review(settings)
-        out["inbox"] = inbox_entries(settings, journal, state is not None)
+        out["waiting_for_review"] = waiting_for_review(settings, problems)
+        out["inbox"] = inbox_entries(settings, journal, state is not None, problems)
         if journal:
             counts, unusable, imported = label_summary(journal)
             known = set(model.labels) if model else set()
@@ -153,6 +207,7 @@ def gather(settings: Settings) -> dict[str, Any]:
     finally:
         if journal:
             journal.close()
+    out["problems"] = problems
     return out
 
 
@@ -182,6 +237,7 @@ def report(settings: Settings) -> str:
         lines.append(
             "daemon: not running (start it with `facesortd run` or `systemctl --user start facesortd`)"
         )
+    lines.extend(f"PROBLEM: {problem}" for problem in data["problems"])
     model = data["model"]
     lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")
     lines.append(f"  threshold in force: {model['threshold']:.2f} (faces less sure than that are unsure)")

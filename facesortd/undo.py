@@ -21,11 +21,16 @@ from facesortd.state import move_lock
 
 @dataclass(frozen=True)
 class Outcome:
-    """What undo did with one journal entry: moved ``moved_from`` to ``back_to``, or why not."""
+    """What undo did with one journal entry: moved ``moved_from`` to ``back_to``, or why not.
+
+    ``retry``: the move itself failed (a folder refused it): undoing again may work once the
+    person fixed what ``why_not`` names, unlike a file that changed or left.
+    """
 
     moved_from: Path
     back_to: Path | None
     why_not: str = ""
+    retry: bool = False
 
 
 def select(journal: Journal, last: int | None, since: float | None, files: list[Path]) -> list[Move]:
@@ -83,6 +88,10 @@ def undo(journal: Journal, moves: list[Move], library: Path, inbox: Path) -> lis
             journal.finish(move.id, "undone")
             try:
                 back_to = _put_back(move)
+            except OSError as exc:  # a folder that refuses: this file stays, the others still go back
+                journal.finish(move.id, "done", move.destination)
+                out.append(Outcome(move.destination, None, f"{exc}; left where it is", retry=True))
+                continue
             except BaseException:
                 journal.finish(move.id, "done", move.destination)
                 raise

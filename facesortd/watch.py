@@ -35,9 +35,25 @@ def wanted(path: Path, settings: WatchSettings) -> bool:
 
 def scan(inbox: Path, settings: WatchSettings) -> Iterator[Path]:
     """Every wanted regular file in the inbox (sub-folders too if recursive), oldest first."""
-    pattern = "**/*" if settings.recursive else "*"
-    files = [p for p in inbox.glob(pattern) if wanted(p, settings) and p.is_file() and not p.is_symlink()]
+    files: list[Path] = []
+    for folder, _folders, names in os.walk(inbox, onerror=_unlistable):
+        paths = (Path(folder, name) for name in names)
+        files.extend(p for p in paths if wanted(p, settings) and p.is_file() and not p.is_symlink())
+        if not settings.recursive:
+            break
     yield from sorted(files, key=lambda p: _mtime(p) or 0.0)
+
+
+def _unlistable(exc: OSError) -> None:
+    """A folder of the inbox this user may not list: the files in it would wait without a word."""
+    if not isinstance(exc, FileNotFoundError):
+        logger.warning(
+            "{}: cannot list it ({}): the files in it are not sorted until you make it readable "
+            "(chmod u+rx '{}')",
+            exc.filename,
+            exc.strerror,
+            exc.filename,
+        )
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:

@@ -96,3 +96,84 @@ def test_a_source_that_cannot_be_removed_is_not_copied_into_the_library(
             durable.move_no_replace(src, tmp_path / "lib" / "a.png")
     assert src.read_bytes() == b"data"
     assert list((tmp_path / "lib").iterdir()) == []
+
+
+def test_a_source_another_user_owns_in_a_sticky_folder_leaves_no_empty_claims(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user's file in a shared sticky inbox: the kernel refuses the hard link (protected
+    hardlinks) and the rename. Each retry left one more empty ``a (n).png`` in the library."""
+    src = _file(tmp_path / "in" / "a.png", b"data")
+    real_rename = os.rename
+
+    def no_links(*_a, **_k):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    def rename(a, b):
+        if Path(a) == src:
+            raise OSError(errno.EPERM, "Operation not permitted", str(a))
+        real_rename(a, b)
+
+    monkeypatch.setattr(durable.os, "link", no_links)
+    monkeypatch.setattr(durable.os, "rename", rename)
+    for _retry in range(3):
+        with pytest.raises(OSError, match=r"cannot remove it from .*in \(Operation not permitted\)"):
+            durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    assert src.read_bytes() == b"data"
+    assert list((tmp_path / "lib").iterdir()) == []
+
+
+def test_a_destination_folder_that_refuses_is_named_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library folder made read-only: the error names that folder and the fix, not two raw paths."""
+    src = _file(tmp_path / "in" / "a.png", b"data")
+    folder = tmp_path / "lib" / "happy"
+    folder.mkdir(parents=True)
+    real_access = os.access
+
+    def link(a, b, **_kw):
+        raise OSError(errno.EACCES, "Permission denied", str(a), None, str(b))
+
+    monkeypatch.setattr(durable.os, "link", link)
+    monkeypatch.setattr(durable.os, "access", lambda p, mode: Path(p) != folder and real_access(p, mode))
+    with pytest.raises(OSError) as caught:
+        durable.move_no_replace(src, folder / "a.png")
+    assert str(caught.value) == (
+        f"cannot write into {folder} (Permission denied): facesortd must be able to write "
+        f"there (chmod u+rwx '{folder}')"
+    )
+    assert src.read_bytes() == b"data" and list(folder.iterdir()) == []
+
+
+def test_a_file_it_may_not_read_on_another_filesystem_is_said_to_be_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mode-000 file in an inbox on another filesystem cannot be copied: the error blamed the
+    inbox ("cannot remove it from <inbox> ... chmod u+rwx"), which was not the problem."""
+    src = _file(tmp_path / "in" / "a.png", b"data")
+    real_open = Path.open
+
+    def cross_device(*_a, **_k):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def unreadable(path: Path, *args, **kwargs):
+        if path == src:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", unreadable)
+    with pytest.raises(OSError) as caught:
+        durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True)
+    assert str(caught.value) == (
+        "cannot read it (Permission denied): a copy (--copy) reads it: give yourself read access "
+        "(chmod u+r), or ask its owner"
+    )
+    monkeypatch.setattr(durable.os, "link", cross_device)
+    with pytest.raises(OSError) as caught:
+        durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    assert str(caught.value) == (
+        f"cannot read it (Permission denied): {tmp_path / 'lib'} is on another filesystem, so the file "
+        "is copied there, which reads it: give yourself read access (chmod u+r), or ask its owner"
+    )
+    assert src.exists() and list((tmp_path / "lib").iterdir()) == []

@@ -19,7 +19,7 @@ from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError
 from facesortd.learn.datasets import DatasetError
-from facesortd.state import StateBusy
+from facesortd.state import NotYours, StateBusy
 
 USER_ERRORS = (
     UsageError,
@@ -29,6 +29,7 @@ USER_ERRORS = (
     DatasetError,
     FeatureNetError,
     StateBusy,
+    NotYours,
     JournalError,
 )
 """Errors a user can cause: shown as one line that names the fix, exit status 2, no traceback."""

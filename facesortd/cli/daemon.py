@@ -89,7 +89,8 @@ def add_status(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help='print it as one JSON object: {"total": {"<emotion>" | "_quarantine/<reason>": n, ...}, '
         '"today": {...}, "labelled": {"total": {"<emotion>": n}, "today": {...}}, '
-        '"waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}}',
+        '"waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}, '
+        '"problems": ["<a folder facesortd may not use, and the fix>", ...]}',
     )
     p.set_defaults(func=cmd_status)
 

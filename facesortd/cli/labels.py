@@ -38,11 +38,11 @@ def cmd_review(args: argparse.Namespace) -> int:
     """Label the quarantine on a local web page: one key per file, the model's guesses on screen."""
     import webbrowser
 
-    from facesortd.review_page.server import ReviewServer
+    from facesortd.review_page.server import CannotListen, ReviewServer
 
     try:
         server = ReviewServer(settings_for(args), args.port)
-    except OSError as exc:
+    except CannotListen as exc:
         raise UsageError(
             f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}): pass another --port, "
             "or --port 0 for any free one"

@@ -49,23 +49,30 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings) -> list[Path]:
     """Files named directly, plus the files directly inside named folders that the daemon would sort
     (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files.
 
-    A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0).
+    A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0);
+    so is one this user may not get at (a folder they may not list, or a file in a folder they may
+    not enter), with the fix instead of a traceback.
     """
     out: list[Path] = []
     for p in paths:
-        if not p.exists() and not p.is_symlink():
-            raise UsageError(f"{p}: no such file or folder")
-        if p.is_dir():
+        try:
+            if not p.exists() and not p.is_symlink():
+                raise UsageError(f"{p}: no such file or folder")
+            if not p.is_dir():
+                out.append(p)
+                continue
             children = sorted(c for c in p.iterdir() if not c.name.startswith("."))
             out.extend(c for c in children if c.is_file() and wanted(c, watch))
-            for folder in (c for c in children if c.is_dir()):
-                logger.warning(
-                    "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)",
-                    folder,
-                    p,
-                )
-        else:
-            out.append(p)
+            folders = [c for c in children if c.is_dir()]
+        except PermissionError as exc:
+            raise UsageError(
+                f"{p}: cannot get at it ({exc.strerror}): give yourself access to it and the folders "
+                "it is in (chmod u+rx)"
+            ) from exc
+        for folder in folders:
+            logger.warning(
+                "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)", folder, p
+            )
     return out
 
 
@@ -259,14 +266,16 @@ def cmd_undo(args: argparse.Namespace) -> int:
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
+        failed = 0
         for done in undo(journal, moves, settings.library, settings.inbox):
             here = _shown(done.moved_from)
             print(f"{here} -> {_shown(done.back_to)}" if done.back_to else f"{here}: {done.why_not}")
+            failed += done.retry
     except LookupError as exc:
         raise UsageError(str(exc)) from exc
     finally:
         journal.close()
-    return 0
+    return 1 if failed else 0  # as `sort`: a move that failed is worth a script's attention
 
 
 def _confirm(question: str) -> bool:
@@ -327,7 +336,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         help="move sorted files back to where they came from",
         description="Move files back to the folder they came from, using the journal: the last file "
         "(default), the last N, those sorted --since a time, or the FILEs named (where they are now). "
-        "The daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`.",
+        "The daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`. A file "
+        "whose folder refuses it stays where it is, with the reason; the exit status is then 1.",
     )
     p.add_argument(
         "targets", nargs="*", metavar="N|FILE", help="how many of the last moves, or files to undo"

@@ -7,6 +7,7 @@ rule that keeps one character's screenshots on one side of a split) lives here o
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,11 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
         raise DatasetError(f"{root} is not a folder (expected one subfolder per emotion)")
     out: dict[str, list[Path]] = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        if not os.access(sub, os.R_OK | os.X_OK):  # else its label would be left out without a word
+            raise DatasetError(
+                f"cannot read {sub} (permission denied): make it readable (chmod u+rx '{sub}') or move "
+                f"it out of {root}"
+            )
         files = sorted(
             p for p in sub.rglob("*") if p.is_file() and is_image_name(p) and not p.name.startswith(".")
         )

@@ -10,6 +10,7 @@ recorded in the journal; a file where no face can be found is recorded as unusab
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from facesortd.config import Settings
 from facesortd.detect import FaceDetector
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
-from facesortd.journal import Journal, file_hash
+from facesortd.journal import Journal, content_id
 from facesortd.learn.datasets import source_group
 from facesortd.learn.retrain import UserLabel, keep_face
 from facesortd.quarantine import QUARANTINE_DIR
@@ -33,6 +34,8 @@ class Reviewer:
     settings: Settings
     journal: Journal
     seen: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
+    unlisted: set[Path] = field(default_factory=set)
+    """Folders that could not be listed, said once until they can be again."""
     _detectors: list[FaceDetector] | None = None
 
     def detectors(self) -> list[FaceDetector]:
@@ -48,48 +51,75 @@ class Reviewer:
         new = 0
         root = self.settings.library
         quarantine = root / QUARANTINE_DIR
-        emotions = (
-            [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
-            if root.is_dir()
-            else []
-        )
-        held = [p for p in quarantine.iterdir() if p.is_dir()] if quarantine.is_dir() else []
+        emotions = [p for p in self._listing(root) if p.is_dir() and not p.name.startswith(("_", "."))]
+        held = [p for p in self._listing(quarantine) if p.is_dir()]
         present: set[Path] = set()
         changed = [path for folder in emotions + held for path in self._changed_images(folder, present)]
         # Files that left are forgotten, so one moved away and back again is looked at anew.
         self.seen = {p: key for p, key in self.seen.items() if p in present}
         for path in changed:
             try:
-                digest = file_hash(path)
+                new += self._look_at(path, path.parent in held)
             except FileNotFoundError:
                 continue  # a person moved it on meanwhile: the next scan meets it where it went
-            if self.journal.placed_last(path, digest):
-                continue  # facesortd's own decision, not a person's
-            label = self.journal.label_for_hash(digest)
-            if path.parent in held:
-                new += self._withdraw(path, digest, label)
-            elif label is None or label[0] != path.parent.name:
-                new += self._record(path, digest, path.parent.name)
+            except OSError as exc:  # one odd file must not cost the labels of all the others
+                self.seen.pop(path, None)
+                logger.warning(
+                    "{}: cannot record your label yet ({}); trying again at the next look", path, exc
+                )
         return new
+
+    def _look_at(self, path: Path, in_quarantine: bool) -> bool:
+        """Record the label (or its withdrawal) that ``path`` being where it is means, if any."""
+        digest = content_id(path)  # a file we may not read is known by its inode, as sorted
+        if self.journal.placed_last(path, digest):
+            return False  # facesortd's own decision, not a person's
+        label = self.journal.label_for_hash(digest)
+        if in_quarantine:
+            return self._withdraw(path, digest, label)
+        if label is None or label[0] != path.parent.name:
+            return self._record(path, digest, path.parent.name)
+        return False
 
     def _changed_images(self, folder: Path, present: set[Path]) -> list[Path]:
         """Image files of ``folder`` that are new or changed since the last scan; adds all to ``present``."""
         changed = []
-        for path in folder.iterdir():
-            if (
-                not path.is_file()
-                or path.is_symlink()
-                or path.name.startswith(".")
-                or not is_image_name(path)
-            ):
+        for path in self._listing(folder):
+            if path.name.startswith(".") or not is_image_name(path):
+                continue
+            try:
+                st = path.lstat()  # a symbolic link is never a label
+            except OSError:
+                continue  # moved on since the listing, or in a folder we may list but not enter
+            if not stat.S_ISREG(st.st_mode):
                 continue
             present.add(path)
-            st = path.stat()
             key = (st.st_size, st.st_mtime_ns, st.st_ino)
             if self.seen.get(path) != key:
                 self.seen[path] = key
                 changed.append(path)
         return changed
+
+    def _listing(self, folder: Path) -> list[Path]:
+        """What ``folder`` holds; nothing if it is missing or may not be read (said once: the labels
+        given in it wait until the person lets facesortd in, without failing every other folder's)."""
+        try:
+            paths = list(folder.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            if folder not in self.unlisted:
+                logger.warning(
+                    "{}: cannot list it ({}): labels given there are not seen until you make it "
+                    "readable (chmod u+rwx '{}')",
+                    folder,
+                    exc.strerror or exc,
+                    folder,
+                )
+            self.unlisted.add(folder)
+            return []
+        self.unlisted.discard(folder)
+        return paths
 
     def _withdraw(self, path: Path, digest: str, label: tuple[str, float] | None) -> bool:
         """A labelled file moved back into quarantine: the person is no longer sure, so the label goes."""

@@ -20,7 +20,7 @@ from typing import Literal
 from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.durable import atomic_writer
-from facesortd.journal import REVIEWER, Journal, file_hash
+from facesortd.journal import REVIEWER, Journal, content_id
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
@@ -101,10 +101,13 @@ class Decisions:
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
-            digest = file_hash(item.path)
-            final = journaled_apply(
-                self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER
-            )
+            digest = content_id(item.path)  # one it may not read is moved all the same, as sorted
+            try:
+                final = journaled_apply(
+                    self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER
+                )
+            except OSError as exc:  # a folder that refuses: the person can fix it, so say what
+                raise DecisionError(f"{item.path.name} stays where it is: {exc}") from exc
             # After the move: only a file that reached its folder is labelled.
             self.reviewer.record(final, digest, label)
             if item.id in self.marks.ids:
@@ -136,6 +139,9 @@ class Decisions:
             if move is None:
                 raise DecisionError(f"{done.name} was moved since (by `facesortd undo`?); nothing to undo")
             [outcome] = undo(self.journal, [move], self.settings.library, self.settings.inbox)
+            if outcome.retry:  # still undoable once the person has fixed what refused it
+                self.history.append(done)
+                raise DecisionError(f"{done.name}: {outcome.why_not}; press u again once fixed")
             if outcome.back_to is None:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; nothing to undo")
             return done, outcome.back_to  # undo withdrew the label with the move

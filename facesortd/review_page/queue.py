@@ -15,6 +15,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from loguru import logger
+
 from facesortd.image_names import is_image_name
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS
 
@@ -57,18 +59,17 @@ def scan(library: Path, dismissed: Collection[str]) -> list[Item]:
     quarantine = library / QUARANTINE_DIR
     if not quarantine.is_dir():
         return []
-    folders = {e.name: Path(e.path) for e in os.scandir(quarantine) if e.is_dir(follow_symlinks=False)}
+    folders = {e.name: Path(e.path) for e in _entries(quarantine) if e.is_dir(follow_symlinks=False)}
     items: list[Item] = []
     for reason in reason_order(folders):
         found = []
-        with os.scandir(folders[reason]) as entries:
-            for entry in entries:
-                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
-                    continue
-                path = Path(entry.path)
-                if is_image_name(path):
-                    st = entry.stat(follow_symlinks=False)
-                    found.append(Item(item_id(st), path, reason, st.st_ctime))
+        for entry in _entries(folders[reason]):
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            path = Path(entry.path)
+            if is_image_name(path):
+                st = entry.stat(follow_symlinks=False)
+                found.append(Item(item_id(st), path, reason, st.st_ctime))
         found.sort(key=lambda i: (-i.arrived, i.path.name))
         items.extend(found)
     return [i for i in items if i.id not in dismissed] + [i for i in items if i.id in dismissed]
@@ -90,3 +91,22 @@ def current(item: Item, library: Path) -> Item | None:
     if item.path.parent.resolve().parent != quarantine:
         return None
     return item
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """``folder``'s entries; none if this user may not list it (said in the log with the fix): one
+    such folder must not take the page, or the other folders' files, down with it."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        logger.warning(
+            "review page: cannot list {} ({}): its files are not shown until you make it readable "
+            "(chmod u+rwx '{}')",
+            folder,
+            exc.strerror or exc,
+            folder,
+        )
+        return []

@@ -250,13 +250,20 @@ class Handler(BaseHTTPRequestHandler):
         return _json({"started": started}, HTTPStatus.ACCEPTED if started else HTTPStatus.CONFLICT)
 
 
+class CannotListen(OSError):
+    """The page's port could not be taken (in use, or privileged): only this is about ``--port``."""
+
+
 class ReviewServer(ThreadingHTTPServer):
     """The page's server; ``url`` (with the token) is what the user opens."""
 
     daemon_threads = True
 
     def __init__(self, settings: Settings, port: int) -> None:
-        super().__init__((HOST, port), Handler)
+        try:
+            super().__init__((HOST, port), Handler)
+        except OSError as exc:
+            raise CannotListen(exc.errno, exc.strerror) from exc
         self.journal = Journal.for_state_dir(settings.state_dir)
         self.app = ReviewApp(settings, self.journal, secrets.token_urlsafe(24))
 

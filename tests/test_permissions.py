@@ -1,0 +1,547 @@
+"""What an ordinary user's permissions refuse (checked by hand as a non-root user, sixth round): each
+test is the minimal repro of a defect found then. The suite runs as root, whom permissions never
+refuse, so the refusals are simulated where the kernel would make them."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import stat
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from loguru import logger
+from review_setup import quarantine, review_settings
+from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
+from waiting import running_daemon, wait_until
+
+from facesortd import cli, doctor, durable, service, state, status, watch
+from facesortd import emotion as emotion_module
+from facesortd import journal as journal_module
+from facesortd.config import Settings, load_settings
+from facesortd.decide import Decision, Pipeline
+from facesortd.journal import Journal, content_id
+from facesortd.learn import datasets, review
+from facesortd.library import Library
+from facesortd.placement import journaled_apply
+from facesortd.review_page import decisions as decisions_module
+from facesortd.review_page.decisions import DecisionError, Decisions
+from facesortd.review_page.queue import scan
+from facesortd.review_page.server import ReviewServer
+from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE
+
+
+def _denied(path: Path) -> PermissionError:
+    return PermissionError(errno.EACCES, "Permission denied", str(path))
+
+
+def _as_configured(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """`facesortd` commands run by the test use these folders."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(settings, key)))
+
+
+@pytest.fixture
+def unlistable(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
+    """Folders this user may not list, as a folder made chmod 300 (or another user's 700) refuses."""
+    locked: set[Path] = set()
+    real_iterdir = Path.iterdir
+
+    def iterdir(folder: Path):  # type: ignore[no-untyped-def]
+        if folder in locked:
+            raise _denied(folder)
+        return real_iterdir(folder)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    return locked
+
+
+@pytest.fixture
+def unreadable(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
+    """Files this user may not read (root's mode-600 files): hashing them is refused, as the
+    kernel refuses opening them; moving them is not."""
+    refused: set[Path] = set()
+    real_hash = journal_module.file_hash
+
+    def file_hash(path: Path) -> str:
+        if Path(path) in refused:
+            raise _denied(path)
+        return real_hash(path)
+
+    monkeypatch.setattr(journal_module, "file_hash", file_hash)
+    for module in (review, decisions_module):  # where the label scan and the page once hashed
+        monkeypatch.setattr(module, "file_hash", file_hash, raising=False)
+    return refused
+
+
+def test_a_file_we_may_not_read_in_the_library_does_not_cost_the_labels_given_beside_it(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, unreadable: set[Path]
+) -> None:
+    """A root-owned mode-600 file dropped into the inbox is sorted to unreadable/ (it can be moved,
+    not read). The label scan then hashed it, failed, and with it every label of that scan."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    lib = daemon_settings.library
+    secret = daemon_settings.inbox / "secret.png"
+    unreadable.update({secret, lib / "_quarantine" / "unreadable" / "secret.png"})
+    secret.parent.mkdir(parents=True)
+    secret.write_bytes(b"not ours to read")
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    unreadable = Decision.quarantine("unreadable", detail="cannot read file: Permission denied")
+    journaled_apply(journal, Library(lib), secret, content_id(secret), unreadable, "m")
+    (lib / "happy").mkdir(parents=True)
+    (lib / "happy" / "b.png").write_bytes(screenshot_png(7))
+
+    assert review.Reviewer(daemon_settings, journal).scan() == 1  # b.png's label, nothing else
+    assert [label for _h, label, *_ in journal.labels()] == ["happy"]
+    journal.close()
+
+
+def test_a_folder_we_may_not_list_holds_back_only_its_own_labels(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, unlistable: set[Path]
+) -> None:
+    """An emotion folder made unreadable (chmod 300) failed every scan: no label anywhere counted."""
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    lib = daemon_settings.library
+    for emotion, seed in (("happy", 1), ("sad", 2)):
+        (lib / emotion).mkdir(parents=True)
+        (lib / emotion / f"{emotion}.png").write_bytes(screenshot_png(seed))
+    unlistable.add(lib / "happy")
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    reviewer = review.Reviewer(daemon_settings, journal)
+    assert reviewer.scan() == 1  # sad's label
+    assert reviewer.scan() == 0
+    assert [w.startswith(f"{lib / 'happy'}: cannot list it (Permission denied)") for w in warnings] == [True]
+    unlistable.clear()  # the person lets facesortd in again: the label waiting there counts now
+    assert reviewer.scan() == 1
+    assert sorted(label for _h, label, *_ in journal.labels()) == ["happy", "sad"]
+    journal.close()
+
+
+@pytest.fixture
+def refusing(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
+    """Folders that refuse new files as a read-only folder (chmod 555) refuses an ordinary user."""
+    locked: set[Path] = set()
+    real_link, real_access = durable.os.link, durable.os.access
+
+    def link(src, dest, **kw):  # type: ignore[no-untyped-def]
+        if Path(dest).parent in locked:
+            raise OSError(errno.EACCES, "Permission denied", str(src), None, str(dest))
+        return real_link(src, dest, **kw)
+
+    monkeypatch.setattr(durable.os, "link", link)
+    monkeypatch.setattr(durable.os, "access", lambda p, mode: Path(p) not in locked and real_access(p, mode))
+    return locked
+
+
+def _sorted_from(settings: Settings, journal: Journal, folder: Path, name: str, seed: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    src = folder / name
+    src.write_bytes(screenshot_png(seed))
+    return journaled_apply(
+        journal, Library(settings.library), src, content_id(src), Decision.quarantine("no-face"), "m"
+    )
+
+
+def test_undo_into_a_folder_that_refuses_says_so_and_undoes_the_rest(
+    daemon_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    refusing: set[Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`undo 2` when one file came from a folder made read-only since: a traceback, and the other
+    file was not put back either."""
+    _as_configured(monkeypatch, daemon_settings)
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    a = _sorted_from(daemon_settings, journal, daemon_settings.inbox, "a.png", 1)
+    b = _sorted_from(daemon_settings, journal, tmp_path / "screens", "b.png", 2)
+    journal.close()
+    refusing.add(tmp_path / "screens")
+
+    assert cli.main(["undo", "2"]) == 1
+    out = capsys.readouterr().out
+    assert f"{b}: cannot write into {tmp_path / 'screens'} (Permission denied)" in out
+    assert (daemon_settings.inbox / "a.png").is_file() and not a.exists()
+    assert b.is_file() and not (tmp_path / "screens" / "b.png").exists()
+    refusing.clear()  # fixed: the same undo now puts it back
+    assert cli.main(["undo", str(b)]) == 0
+    assert (tmp_path / "screens" / "b.png").is_file() and not b.exists()
+
+
+def test_the_review_page_says_which_folder_refused_a_label_and_keeps_its_undo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusing: set[Path]
+) -> None:
+    """A label into a read-only emotion folder was an "internal error" (500); its undo into a
+    read-only quarantine folder was too, and the page had forgotten it: "nothing to undo"."""
+    settings = review_settings(tmp_path, monkeypatch)
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    happy, unsure = settings.library / "happy", settings.library / "_quarantine" / "unsure"
+    happy.mkdir(parents=True)
+    journal = Journal.for_state_dir(settings.state_dir)
+    decisions = Decisions(settings, journal)
+    [item] = scan(settings.library, ())
+    refusing.add(happy)
+    with pytest.raises(DecisionError, match=rf"a.png stays where it is: cannot write into {happy} \("):
+        decisions.label(item, "happy")
+    assert files["a.png"].is_file()
+    refusing.clear()
+    assert decisions.label(item, "happy").path == happy / "a.png"
+    refusing.add(unsure)
+    with pytest.raises(DecisionError, match=rf"cannot write into {unsure} .*press u again once fixed"):
+        decisions.undo()
+    assert (happy / "a.png").is_file()
+    refusing.clear()
+    assert decisions.undo()[1] == files["a.png"] and files["a.png"].is_file()
+    journal.close()
+
+
+def test_status_names_folders_it_may_not_list_instead_of_a_traceback(
+    daemon_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    unlistable: set[Path],
+) -> None:
+    """A quarantine folder made unreadable: `status` died with a traceback. An unreadable inbox:
+    `status` said nothing of it, while every file in it waited unseen."""
+    _as_configured(monkeypatch, daemon_settings)
+    no_face = daemon_settings.library / "_quarantine" / "no-face"
+    no_face.mkdir(parents=True)
+    (no_face / "a.png").write_bytes(screenshot_png(1))
+    daemon_settings.inbox.mkdir()
+    unlistable.update({no_face, daemon_settings.inbox})
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    for folder in unlistable:
+        assert (
+            f"PROBLEM: cannot list {folder} (Permission denied): make it readable (chmod u+rwx '{folder}')"
+            in out
+        )
+
+
+def test_status_of_a_daemon_that_cannot_write_its_state_folder_is_not_not_running(
+    daemon_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The state folder made read-only under a running daemon: its status file went stale and
+    `status` said "not running (start it ...)", sending the person to start a second daemon."""
+    _as_configured(monkeypatch, daemon_settings)
+    state_dir = daemon_settings.state_dir
+    state_dir.mkdir()
+    stale = {"pid": os.getpid(), "started": time.time() - 600, "updated": time.time() - 120, "queue": 0}
+    (state_dir / STATUS_FILE).write_text(json.dumps(stale | {"model": "m"}))
+    monkeypatch.setattr(status, "_is_facesortd", lambda pid: pid == os.getpid())
+    real_access = os.access
+    monkeypatch.setattr(status.os, "access", lambda p, mode: Path(p) != state_dir and real_access(p, mode))
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"daemon: running (pid {os.getpid()}" in out
+    problem = (
+        f"PROBLEM: the daemon (pid {os.getpid()}) runs, but last wrote its status 12[01] s ago: it "
+        f"cannot write into {state_dir}: make it writable (chmod u+rwx '{state_dir}')"
+    )
+    assert re.search(re.escape(problem).replace(re.escape("12[01]"), "12[01]"), out), out
+
+
+def test_a_library_that_refuses_its_emotion_folders_does_not_stop_the_daemon_starting(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only library missing one emotion folder: `run` died at start (exit 1, which systemd
+    restarts in a loop) instead of sorting what it can and naming the folder."""
+    lib = daemon_settings.library
+    real_mkdir = Path.mkdir
+
+    def mkdir(folder: Path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if folder == lib / "sad":
+            raise _denied(folder)
+        return real_mkdir(folder, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+
+    def pipeline(settings: Settings) -> Pipeline:
+        made = stub_pipeline(settings)
+        made.model = SimpleNamespace(labels=["happy", "sad"])  # only its classes are asked for
+        return made
+
+    with running_daemon(daemon_settings, pipeline):
+        (daemon_settings.inbox / "noise.png").write_bytes(screenshot_png(4, face=False))
+        wait_until(lambda: (lib / "_quarantine" / "no-face" / "noise.png").is_file())
+    assert (lib / "happy").is_dir()
+    assert any(
+        w.startswith(f"cannot create the emotion folders in {lib} (Permission denied)") for w in warnings
+    )
+
+
+def test_sort_of_a_folder_it_may_not_list_is_one_line_with_the_fix(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    unlistable: set[Path],
+) -> None:
+    """`facesortd sort FOLDER` on a folder the user may not read (or a file in one they may not
+    enter) ended in a traceback."""
+    folder = tmp_path / "screens"
+    folder.mkdir()
+    unlistable.add(folder)
+    real_stat = Path.stat
+
+    def stat(path: Path, **kwargs):  # type: ignore[no-untyped-def]
+        if path.parent == folder:
+            raise _denied(path)
+        return real_stat(path, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    for named in (folder, folder / "a.png"):
+        assert cli.main(["sort", "--library", str(tmp_path / "lib"), str(named)]) == 2
+        assert capsys.readouterr().err == (
+            f"facesortd: error: {named}: cannot get at it (Permission denied): give yourself access to "
+            "it and the folders it is in (chmod u+rx)\n"
+        )
+
+
+def test_doctor_names_a_library_folder_that_refuses_files(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quarantine folder made read-only held every file bound for it in the inbox, and `doctor`
+    said "all good": it looked at the library's root only."""
+    _as_configured(monkeypatch, daemon_settings)
+    no_face = daemon_settings.library / "_quarantine" / "no-face"
+    no_face.mkdir(parents=True)
+    (daemon_settings.library / "happy").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(doctor.os, "access", lambda p, mode: Path(p) != no_face and real_access(p, mode))
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"FIX   library folder {no_face} is not writable by this user: files bound for it wait in the "
+        f"inbox; fix its permissions (chmod u+rwx '{no_face}')"
+    ) in out
+    assert "happy" not in out and "1 problem(s) found" in out
+
+
+@pytest.mark.parametrize("refused", [JOURNAL_FILE, DAEMON_LOCK])
+def test_a_state_file_left_by_sudo_is_one_line_with_the_fix_not_a_traceback(
+    daemon_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    refused: str,
+) -> None:
+    """`sudo facesortd sort` once leaves root-owned files in the state folder: every command then
+    died with a PermissionError traceback (`run` with exit 1, restarted by systemd in a loop)."""
+    _as_configured(monkeypatch, daemon_settings)
+    Journal.for_state_dir(daemon_settings.state_dir).close()  # what the earlier runs left
+    real_open = state.os.open
+
+    def open_(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(path).name == refused:
+            raise _denied(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(state.os, "open", open_)
+    state_dir = daemon_settings.state_dir
+    commands = [["run"], ["status"]] if refused == JOURNAL_FILE else [["run"]]
+    for command in commands:
+        assert cli.main(command) == 2
+        assert capsys.readouterr().err == (
+            f"facesortd: error: cannot use {state_dir / refused} (Permission denied): the state folder and "
+            f"its files must be yours and writable (ls -l '{state_dir}'; made by `sudo facesortd`? sudo "
+            f"chown -R \"$USER\" '{state_dir}')\n"
+        )
+
+
+def test_a_status_file_the_daemon_cannot_write_is_said_once_with_the_fix(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state folder made read-only under the daemon: the warning named no fix, and `status`
+    then called the daemon not running."""
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    tries: list[Path] = []
+
+    def refused(path: Path):  # type: ignore[no-untyped-def]
+        tries.append(path)
+        raise _denied(path.parent / ".facesortd-tmp-x")
+
+    with running_daemon(daemon_settings, stub_pipeline):
+        monkeypatch.setattr(service, "atomic_writer", refused)
+        wait_until(lambda: len(tries) >= 3)  # the daemon rewrites it every second
+    state_dir = daemon_settings.state_dir
+    assert [w.rstrip() for w in warnings if "status file" in w] == [
+        f"cannot write the status file (Permission denied): `facesortd status` cannot follow this "
+        f"daemon until {state_dir} takes files again (chmod u+rwx '{state_dir}')"
+    ]
+
+
+def test_a_sub_folder_of_the_inbox_it_may_not_list_is_named_when_recursive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`watch.recursive = true` and a sub-folder the user may not read: its files waited for ever and
+    neither the daemon nor `status` said a word."""
+    settings = load_settings(inbox=tmp_path / "in", watch={"recursive": True})
+    inbox = settings.inbox
+    for folder, name in (("open", "a.png"), ("locked", "b.png")):
+        (inbox / folder).mkdir(parents=True)
+        (inbox / folder / name).write_bytes(screenshot_png(len(folder)))
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if Path(path) == inbox / "locked":
+            raise _denied(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    assert list(watch.scan(inbox, settings.watch)) == [inbox / "open" / "a.png"]
+    assert [w.rstrip() for w in warnings] == [
+        f"{inbox / 'locked'}: cannot list it (Permission denied): the files in it are not sorted until "
+        f"you make it readable (chmod u+rx '{inbox / 'locked'}')"
+    ]
+
+
+def test_a_state_folder_its_owner_made_read_only_stays_read_only(tmp_path: Path) -> None:
+    """Closing the state folder to others (0700) opened a folder its owner had made read-only (555)
+    back up to them: facesortd undid the person's chmod without a word."""
+    folder = tmp_path / "state"
+    folder.mkdir()
+    folder.chmod(0o555)
+    state.ensure_private_dir(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o500
+    folder.chmod(0o755)
+    state.ensure_private_dir(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_recovery_is_not_stopped_by_a_file_it_may_not_read(
+    daemon_settings: Settings, unreadable: set[Path]
+) -> None:
+    """A move cut short (kill -9) whose destination folder holds a file of the same name facesortd
+    may not read (root's mode-600 file, sorted to unreadable/ before): recovery hashed it and failed,
+    and with it every start of `run`, which systemd restarted in a loop."""
+    lib = daemon_settings.library
+    theirs = lib / "_quarantine" / "unreadable" / "shot.png"
+    unreadable.add(theirs)
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"not ours to read")
+    mine = daemon_settings.inbox / "shot.png"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"not an image either")
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    journal.plan(content_id(mine), mine, theirs, Decision.quarantine("unreadable"), "m")  # then: kill -9
+
+    assert list(journal_module.recover(journal)) == [
+        f"rolled back the interrupted move of {mine} (it stays in the inbox)"
+    ]
+    assert mine.read_bytes() == b"not an image either" and theirs.read_bytes() == b"not ours to read"
+    journal.close()
+
+
+def test_the_review_page_labels_a_file_it_may_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unreadable: set[Path]
+) -> None:
+    """Root's mode-600 file, sorted to unreadable/: a label on the page was an "internal error"
+    (the page hashed the file), though a file manager moves it, and the sorter had moved it there."""
+    settings = review_settings(tmp_path, monkeypatch)
+    files = quarantine(settings, "unreadable", [("theirs.png", "happy")])
+    unreadable.add(files["theirs.png"])
+    journal = Journal.for_state_dir(settings.state_dir)
+    [item] = scan(settings.library, ())
+    done = Decisions(settings, journal).label(item, "happy")
+    assert done.path == settings.library / "happy" / "theirs.png" and done.path.is_file()
+    assert not files["theirs.png"].exists()
+    assert [label for _h, label, *_ in journal.labels()] == ["happy"]
+    journal.close()
+
+
+def test_a_face_crop_it_may_not_keep_leaves_the_label_for_the_next_look(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`<state_dir>/faces/` left to root by a `sudo facesortd retrain`: keeping a label's face
+    failed the whole scan, and the labels met in it were marked seen and never recorded."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    real_keep = review.keep_face
+    refusing = [True]
+
+    def keep_face(settings: Settings, digest: str, gray, box):  # type: ignore[no-untyped-def]
+        if refusing[0]:
+            raise _denied(settings.state_dir / "faces" / f"{digest}.png")
+        return real_keep(settings, digest, gray, box)
+
+    monkeypatch.setattr(review, "keep_face", keep_face)
+    lib = daemon_settings.library
+    for emotion, seed in (("happy", 1), ("sad", 2)):
+        (lib / emotion).mkdir(parents=True)
+        (lib / emotion / f"{emotion}.png").write_bytes(screenshot_png(seed))
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    reviewer = review.Reviewer(daemon_settings, journal)
+    assert reviewer.scan() == 0 and journal.labels() == []
+    refusing[0] = False  # the person gave the folder back
+    assert reviewer.scan() == 2
+    assert sorted(label for _h, label, *_ in journal.labels()) == ["happy", "sad"]
+    journal.close()
+
+
+def test_a_class_folder_it_may_not_read_is_named_not_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train`/`import-labels` on ~/labelled with sad/ unreadable: the class was left out without a
+    word (a model of the other emotions only)."""
+    for emotion in ("happy", "sad"):
+        (tmp_path / emotion).mkdir()
+        (tmp_path / emotion / "a.png").write_bytes(screenshot_png(1))
+    real_access = os.access
+    monkeypatch.setattr(datasets.os, "access", lambda p, mode: Path(p).name != "sad" and real_access(p, mode))
+    with pytest.raises(datasets.DatasetError, match=rf"cannot read {tmp_path / 'sad'} \(permission denied\)"):
+        datasets.labelled_images(tmp_path)
+
+
+def test_the_review_page_opens_with_a_quarantine_folder_it_may_not_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_quarantine/no-face/` made unreadable: `facesortd review` refused to start with "cannot
+    listen on 127.0.0.1:0 (Permission denied): pass another --port", which was not the problem."""
+    settings = review_settings(tmp_path, monkeypatch)
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    quarantine(settings, "no-face", [("b.png", "sad")])
+    locked = settings.library / "_quarantine" / "no-face"
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if Path(path) == locked:
+            raise _denied(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    server = ReviewServer(settings, 0)
+    try:
+        listed = server.app.listing("", 0, 10)
+    finally:
+        server.close()
+    assert [i["name"] for i in listed["items"]] == [files["a.png"].name]
+    assert f"review page: cannot list {locked} (Permission denied)" in warnings[0]
+
+
+def test_a_model_file_it_may_not_read_is_not_called_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`model use FILE` with a file the user may not read: "corrupt or not a facesortd model"."""
+    path = tmp_path / "m.fsm.npz"
+    path.write_bytes(b"a model, in fact")
+
+    def load(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise _denied(path)
+
+    monkeypatch.setattr(emotion_module.np, "load", load)
+    with pytest.raises(emotion_module.ModelError) as caught:
+        emotion_module.EmotionModel.load(path)
+    assert str(caught.value) == f"cannot read the model file {path} (permission denied): chmod u+r '{path}'"
