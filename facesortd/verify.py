@@ -101,7 +101,7 @@ def platt_probability(logits: np.ndarray, platt: Sequence[float] | np.ndarray) -
     """p = 1 / (1 + exp(-(a z + b))) for Platt's (a, b): the one formula the calibration is fitted
     by (cascade_train/cnn_verifier.py) and the verifier scores with, so the two cannot drift."""
     a, b = platt
-    return 1.0 / (1.0 + np.exp(-(a * logits + b)))
+    return 0.5 * (1.0 + np.tanh(0.5 * (a * logits + b)))  # the same, without exp's overflow far out
 
 
 @dataclass
