@@ -119,7 +119,8 @@ class DetectionSettings(_Section):
     @classmethod
     def _gate_off(cls, value: object) -> object:
         """``off`` (or empty) in a config file or environment variable means no gate."""
-        return None if isinstance(value, str) and value.strip().lower() in ("", "off", "none") else value
+        off = isinstance(value, str | Path) and str(value).strip().lower() in ("", "off", "none")
+        return None if off else value
 
 
 class RecognitionSettings(_Section):

@@ -33,6 +33,9 @@ THRESHOLD = 0.05
 """A cell is marked from this face-centre probability up (picked on held-out folds' worst)."""
 SIDE_RANGE = (0.5, 2.0)
 """A marked cell asks for windows of these multiples of its predicted face side and between."""
+REACH = 1.0
+"""A marked cell asks for windows centred in its square: the cell widened by this share of the
+predicted face side (half of it on each side)."""
 
 Region = tuple[int, int, int, int]
 """(x0, y0, x1, y1) in pixels of the image the regions are for."""
@@ -55,7 +58,7 @@ class Mark:
     y: float
     side: float
     half: float
-    """Half the square's side: the cell's and the face's half-sides together."""
+    """Half the square's side (the cell widened by REACH of the face's side)."""
 
 
 @dataclass
@@ -104,11 +107,16 @@ class Gate:
     """Marks where faces may be in the 640-px copy and which windows each place asks for."""
 
     def __init__(
-        self, net: GateNet, threshold: float = THRESHOLD, side_range: tuple[float, float] = SIDE_RANGE
+        self,
+        net: GateNet,
+        threshold: float = THRESHOLD,
+        side_range: tuple[float, float] = SIDE_RANGE,
+        reach: float = REACH,
     ):
         self.net = net
         self.threshold = threshold
         self.side_range = side_range
+        self.reach = reach
 
     def marks(self, small: np.ndarray) -> list[Mark]:
         """The marked cells of ``small`` (grey, not equalised: the net learnt unequalised pictures)
@@ -126,7 +134,10 @@ class Gate:
                 side = float(np.exp(out[cy, cx, 1])) * level
                 found.append(
                     Mark(
-                        (cx + 0.5) * CELL * level, (cy + 0.5) * CELL * level, side, (CELL * level + side) / 2
+                        (cx + 0.5) * CELL * level,
+                        (cy + 0.5) * CELL * level,
+                        side,
+                        (CELL * level + self.reach * side) / 2,
                     )
                 )
         return found
@@ -168,4 +179,14 @@ def merged(regions: list[Region]) -> list[Region]:
 
 
 def load_gate(path: Path) -> Gate:
-    return Gate(GateNet.load(path))
+    """The gate in ``path``, at the operating point its info names (threshold, side_range, reach),
+    else the defaults above: a file carries the point it was measured at."""
+    net = GateNet.load(path)
+    info = net.info
+    side_range = info.get("side_range", SIDE_RANGE)
+    return Gate(
+        net,
+        float(info.get("threshold", THRESHOLD)),
+        (float(side_range[0]), float(side_range[1])),
+        float(info.get("reach", REACH)),
+    )

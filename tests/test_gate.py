@@ -13,7 +13,7 @@ from synthetic import draw_face
 from facesortd import region_scan
 from facesortd.config import DetectionSettings
 from facesortd.detect import DetectorError, FaceDetector, iou
-from facesortd.gate import CELL, WIDTHS, Gate, GateNet, Mark
+from facesortd.gate import CELL, SIDE_RANGE, THRESHOLD, WIDTHS, Gate, GateNet, Mark, load_gate
 
 
 def _constant_gate(path: Path, logit: float, side: float) -> Path:
@@ -62,10 +62,17 @@ def test_numpy_runtime_matches_torch() -> None:
     assert np.abs(ours - torch_outputs(net, images)).max() < 1e-4
 
 
-def test_a_gate_file_round_trips_and_a_broken_one_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_gate_file_round_trips_with_its_operating_point_and_a_broken_one_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
     path = _constant_gate(tmp_path / "gate.npz", 5.0, 50.0)
     net = GateNet.load(path)
     assert net.info == {"test": True} and len(net.weights) == len(WIDTHS)
+    assert (load_gate(path).threshold, load_gate(path).side_range) == (THRESHOLD, SIDE_RANGE)
+    net.info = {"threshold": 0.2, "side_range": [0.7, 1.4], "reach": 0.5}
+    net.save(path)
+    gate = load_gate(path)
+    assert (gate.threshold, gate.side_range, gate.reach) == (0.2, (0.7, 1.4), 0.5)
     (tmp_path / "broken.npz").write_bytes(b"not a gate")
     with pytest.raises(DetectorError, match=r"detection\.gate"):
         FaceDetector(DetectionSettings(gate=tmp_path / "broken.npz"))
