@@ -31,7 +31,7 @@ try:
     import torch
     from torch import nn
 
-    from facesortd.learn.torch_training import conv_blocks, fold_conv_blocks
+    from facesortd.learn.torch_training import conv_blocks, fold_conv_blocks, optimiser_step
 except ImportError as exc:  # pragma: no cover - the training extra is missing
     raise ImportError("training the gate needs PyTorch: pip install 'facesortd[train]'") from exc
 
@@ -155,11 +155,7 @@ def train(
         keep = (c >= 0).float()
         loss_centre = (bce(out[:, 0], c.clamp(min=0)) * keep).sum() / keep.sum()
         loss_side = ((out[:, 1] - s) ** 2 * m).sum() / m.sum().clamp(min=1)
-        loss = loss_centre + SIDE_WEIGHT * loss_side
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        schedule.step()
+        optimiser_step(loss_centre + SIDE_WEIGHT * loss_side, opt, schedule)
         progress.step()
     net.eval()
     return net
