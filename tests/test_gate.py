@@ -139,3 +139,19 @@ def test_a_region_scan_gives_the_whole_scans_windows_inside_it() -> None:
     slack = part[:, 2:3] / 12 + 1  # a cut starts on the scale's grid: up to 2 px of it before the region
     assert len(part) and np.all(part[:, :2] >= np.array(region[:2]) - slack)
     assert np.all(part[:, :2] + part[:, 2:] <= np.array(region[2:]) + 1)
+
+
+def test_training_names_a_wrong_data_folder_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    import argparse
+
+    from facesortd.cascade_train import gate_net
+
+    parser = argparse.ArgumentParser()
+    gate_net.add_arguments(parser)
+    args = parser.parse_args(["--vn-faces", str(tmp_path), "--out", str(tmp_path / "g.npz")])
+    assert gate_net.run(args) == 2
+    assert "not a vn_faces folder" in capsys.readouterr().err
+    assert not (tmp_path / "g.npz").exists()
