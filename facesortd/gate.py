@@ -36,6 +36,9 @@ SIDE_RANGE = (0.5, 2.0)
 REACH = 1.0
 """A marked cell asks for windows centred in its square: the cell widened by this share of the
 predicted face side (half of it on each side)."""
+WHOLE_BELOW = 0
+"""Windows smaller than this (px of the 640-px copy) are scanned everywhere: the net misses most
+of the faces it loses among the smallest, and the small windows, stepped by 2 px, are cheap."""
 
 Region = tuple[int, int, int, int]
 """(x0, y0, x1, y1) in pixels of the image the regions are for."""
@@ -112,11 +115,13 @@ class Gate:
         threshold: float = THRESHOLD,
         side_range: tuple[float, float] = SIDE_RANGE,
         reach: float = REACH,
+        whole_below: int = WHOLE_BELOW,
     ):
         self.net = net
         self.threshold = threshold
         self.side_range = side_range
         self.reach = reach
+        self.whole_below = whole_below
 
     def marks(self, small: np.ndarray) -> list[Mark]:
         """The marked cells of ``small`` (grey, not equalised: the net learnt unequalised pictures)
@@ -147,6 +152,8 @@ class Gate:
         size, widened by half a window (a window is scanned when its centre lies in a square),
         clipped to ``shape`` and merged until none overlap (a window scanned twice would
         count as its own neighbour in grouping)."""
+        if window < self.whole_below:
+            return [(0, 0, shape[1], shape[0])]
         lo, hi = self.side_range
         squares = [
             (
@@ -179,8 +186,8 @@ def merged(regions: list[Region]) -> list[Region]:
 
 
 def load_gate(path: Path) -> Gate:
-    """The gate in ``path``, at the operating point its info names (threshold, side_range, reach),
-    else the defaults above: a file carries the point it was measured at."""
+    """The gate in ``path``, at the operating point its info names (threshold, side_range, reach,
+    whole_below), else the defaults above: a file carries the point it was measured at."""
     net = GateNet.load(path)
     info = net.info
     side_range = info.get("side_range", SIDE_RANGE)
@@ -189,4 +196,5 @@ def load_gate(path: Path) -> Gate:
         float(info.get("threshold", THRESHOLD)),
         (float(side_range[0]), float(side_range[1])),
         float(info.get("reach", REACH)),
+        int(info.get("whole_below", WHOLE_BELOW)),
     )
