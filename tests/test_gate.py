@@ -112,6 +112,9 @@ def test_regions_ask_for_the_marks_sizes_and_never_overlap() -> None:
             inside = any(x0 <= m.x <= x1 and y0 <= m.y <= y1 for x0, y0, x1, y1 in regions)
             assert inside == wanted
     assert len(gate.regions(marks, 40, shape)) == 2  # the two neighbours merged, the far one apart
+    small_everywhere = Gate(gate.net, side_range=(0.5, 2.0), whole_below=48)
+    assert small_everywhere.regions([], 40, shape) == [(0, 0, 640, 360)]
+    assert small_everywhere.regions(marks, 80, shape) == gate.regions(marks, 80, shape)
 
 
 def test_a_region_scan_gives_the_whole_scans_windows_inside_it() -> None:
