@@ -256,8 +256,8 @@ class FaceDetector:
         For the raw windows the scan runs ungrouped and the windows are grouped here as OpenCV
         would (cv2.groupRectangles, its eps): one scan instead of two. Those groups are then
         scored by the verifier only, so they carry no cascade score. With the gate's ``marks``
-        the scan is ungrouped and only where the gate asks (the same windows as the whole scan's
-        there); without raw windows wanted its groups carry OpenCV's weight.
+        the scan is ungrouped and only where the gate asks (nearly the whole scan's windows there:
+        cascade_classifier/README.md); without raw windows wanted its groups carry OpenCV's weight.
         """
         s = self.settings
         grouped: list[Face] = []

@@ -90,9 +90,12 @@ def test_drawn_faces_are_found_with_the_gate_on_and_not_where_it_marks_nothing(t
     whole = FaceDetector(DetectionSettings(**settings)).detect(image)
     everywhere = _constant_gate(tmp_path / "all.npz", 5.0, 55.0)  # 55 px at 320 wide: 110 in the 640 copy
     gated = FaceDetector(DetectionSettings(gate=everywhere, **settings)).detect(image)
+    unverified = FaceDetector(DetectionSettings(gate=everywhere, verify=False, **settings)).detect(image)
     assert len(whole) == len(boxes)
-    for truth in boxes:
+    for truth in boxes:  # verified (from raw windows) and not (from groups weighed as OpenCV does)
         assert max(iou(truth, f.box) for f in gated) >= 0.6
+        assert max(iou(truth, f.box) for f in unverified) >= 0.6
+    assert all(0.5 < f.score < 1.0 for f in unverified)  # the cascade's weight, squashed
     nowhere = _constant_gate(tmp_path / "none.npz", -5.0, 55.0)
     assert FaceDetector(DetectionSettings(gate=nowhere, **settings)).detect(image) == []
 
