@@ -4,10 +4,10 @@ cascade's full-size pass scans only there (facesortd/gate.py runs it without tor
 
 It learns from composed scenes (cascade_train/scenes.py) of the repositories given, plus busy
 face-free pictures of smooth colour noise: the feasibility study found two nets of one recipe
-marking 1.5 % and 15 % of such pictures, which are the cascade's worst case
+keeping 1.5 % and 15 % of the cascade's positions on such pictures, its worst case
 (cascade_classifier/README.md, "A net in front of the cascade").
 
-    python -m facesortd.cascade_train gate --vn-faces DIR --out gate.npz [--fold K | --fold-nets DIR]
+    python -m facesortd.cascade_train gate --vn-faces DIR --out gate.npz [--fold K]
 """
 
 from __future__ import annotations
