@@ -111,6 +111,7 @@ def ours(args: argparse.Namespace) -> Detect:
         close_ups=not args.no_close_ups,
         verify=not args.no_verify,
         verifier=args.verifier or SHIPPED / SHIPPED_VERIFIER,
+        gate=args.gate,
     )
     detector = FaceDetector(settings, args.cascade)
     return lambda gray: [f.box for f in detector.detect(gray)]
@@ -211,6 +212,9 @@ def main() -> int:
         "--verifier", type=Path, help="verifier file; default: this checkout's cascade_classifier/"
     )
     parser.add_argument("--no-verify", action="store_true", help="cascade only, no verifier")
+    parser.add_argument(
+        "--gate", type=Path, default=d.gate, help="gate file (detection.gate); default: the configured one"
+    )
     parser.add_argument(
         "--min-score",
         type=float,

@@ -157,6 +157,12 @@ def main() -> int:
         "--cascade", type=Path, help="cascade for the seed (and the scenes without --fold-cascades)"
     )
     parser.add_argument("--no-verify", action="store_true", help="cascade only")
+    parser.add_argument(
+        "--gate",
+        type=Path,
+        help="gate file (detection.gate) for the seed (and the scenes without --fold-gates)",
+    )
+    parser.add_argument("--fold-gates", type=Path, help="folder of fold<k>.npz gates (each without fold k)")
     parser.add_argument("--no-references", action="store_true", help="only our configuration")
     parser.add_argument("--no-upscaled", action="store_true", help="skip the 1920x1080 pass")
     parser.add_argument("--dump", type=Path, help="folder for contact sheets of our misses and false faces")
@@ -180,12 +186,16 @@ def main() -> int:
             verifier = args.fold_verifiers / f"{source}.npz"
         if args.fold_cascades and source.startswith("fold"):
             cascade = args.fold_cascades / f"{source}.xml"
+        gate = (
+            args.fold_gates / f"{source}.npz" if args.fold_gates and source.startswith("fold") else args.gate
+        )
         settings = DetectionSettings(
             min_neighbors=args.min_neighbors,
             min_score=args.min_score,
             lone_window_score=args.lone_window_score,
             verify=not args.no_verify,
             verifier=verifier,
+            gate=gate,
         )
         detector = FaceDetector(settings, [cascade])
         return lambda gray: [f.box for f in detector.detect(gray)]
@@ -196,7 +206,8 @@ def main() -> int:
         f"config defaults, min_neighbors {args.min_neighbors}, "
         f"min_score {args.min_score}, lone_window_score {args.lone_window_score}, "
         f"verifier {'none' if args.no_verify else (args.fold_verifiers or args.verifier or 'shipped')}"
-        f" (seed: {args.verifier or 'shipped'})"
+        f" (seed: {args.verifier or 'shipped'}), gate {args.fold_gates or args.gate or 'off'}"
+        f" (seed: {args.gate or 'off'})"
     )
     for k, repos in enumerate(folds):
         faces = sum(len(b) for _n, _g, b in sets[f"fold{k}"])

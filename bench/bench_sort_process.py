@@ -7,12 +7,13 @@ from process start to exit (start-up included, as a user waits for it). Prints t
 their ratio, images/s, CPU per image, the ratio of CPU times (steadier on a shared machine), the
 sort's peak RSS and the machine's load.
 
-    python bench/bench_sort_process.py [--files 60] [--workers 2] [--cascade FILE]
+    python bench/bench_sort_process.py [--files 60] [--workers 2] [--cascade FILE] [--gate FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -52,7 +53,12 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2)
     add_cascade_option(parser)
+    parser.add_argument("--gate", type=Path, help="detection gate file for the sort (detection.gate)")
     args = parser.parse_args()
+    if args.gate:
+        os.environ["FACESORTD_DETECTION__GATE"] = str(
+            args.gate.resolve()
+        )  # the sort's child process reads it
     cascade = cascade_of(args)
     if cascade is None:
         return 2

@@ -108,6 +108,19 @@ class DetectionSettings(_Section):
     verifier: Path | None = Field(
         None, description="Verifier file. Unset: the verifier shipped with facesortd."
     )
+    gate: Path | None = Field(
+        None,
+        description="Gate file (.npz from `python -m facesortd.cascade_train gate`): a small net that marks "
+        "where the cascade's full-size pass looks, to save its time. Unset or off: the cascade scans "
+        "everywhere (figures: cascade_classifier/README.md).",
+    )
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _gate_off(cls, value: object) -> object:
+        """``off`` (or empty) in a config file or environment variable means no gate."""
+        off = isinstance(value, str | Path) and str(value).strip().lower() in ("", "off", "none")
+        return None if off else value
 
 
 class RecognitionSettings(_Section):

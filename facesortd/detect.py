@@ -16,8 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesortd import region_scan
 from facesortd.boxes import Box
 from facesortd.config import DetectionSettings
+from facesortd.gate import Gate, GateError, Mark, load_gate
 from facesortd.verify import CnnVerifier, Shrunk, VerifierError, load_verifier
 
 SHIPPED_CASCADE = "facesortd_anime_face.xml"
@@ -148,6 +150,7 @@ class FaceDetector:
             (settings.verifier or shipped_file(SHIPPED_VERIFIER)) if settings.verify else None
         )
         self._verifier = _load_verifier(self.verifier_path) if self.verifier_path else None
+        self._gate = _load_gate(settings.gate) if settings.gate else None
 
     def detect(self, gray: np.ndarray, padded: bool = False) -> list[Face]:
         """Faces in a grayscale image, best first; boxes are clipped to the image.
@@ -175,7 +178,8 @@ class FaceDetector:
         small = cv2.equalizeHist(shrunk) if s.equalize else shrunk
         smallest = max(s.min_size, s.min_size_share * min(gray.shape[:2]))
         rescues = self._rescues and not padded
-        full, windows = self._scan(small, scale, 0, max(1, round(smallest * scale)), rescues)
+        marks = self._gate.marks(shrunk) if self._gate else None
+        full, windows = self._scan(small, scale, 0, max(1, round(smallest * scale)), rescues, marks)
         close = self._close_ups(small, scale) if s.close_ups and not padded else []
         scored = self._verified(gray, full + close, (shrunk, scale))  # one verifier call for both passes
         return Candidates(scored[: len(full)], scored[len(full) :], windows, (shrunk, scale))
@@ -237,7 +241,13 @@ class FaceDetector:
         return non_max_suppression([f for f in faces if f.score >= floor], s.nms_iou)
 
     def _scan(
-        self, image: np.ndarray, scale: float, pad: int, min_side: int, windows: bool = False
+        self,
+        image: np.ndarray,
+        scale: float,
+        pad: int,
+        min_side: int,
+        windows: bool = False,
+        marks: list[Mark] | None = None,
     ) -> tuple[list[Face], list[Face]]:
         """Every cascade over ``image`` (the original scaled by ``scale``, then padded by ``pad``
         pixels on each side): the grouped boxes and, if ``windows``, the raw windows before
@@ -245,19 +255,26 @@ class FaceDetector:
 
         For the raw windows the scan runs ungrouped and the windows are grouped here as OpenCV
         would (cv2.groupRectangles, its eps): one scan instead of two. Those groups are then
-        scored by the verifier only, so they carry no cascade score.
+        scored by the verifier only, so they carry no cascade score. With the gate's ``marks``
+        the scan is ungrouped and only where the gate asks (nearly the whole scan's windows there:
+        cascade_classifier/README.md); without raw windows wanted its groups carry OpenCV's weight.
         """
         s = self.settings
         grouped: list[Face] = []
         raw: list[Face] = []
         for cascade in self._cascades:
-            rects, _levels, weights = cascade.detectMultiScale3(
-                image,
-                scaleFactor=s.scale_factor,
-                minNeighbors=0 if windows else s.min_neighbors,
-                minSize=(min_side, min_side),
-                outputRejectLevels=True,
-            )
+            if marks is None:
+                rects, _levels, weights = cascade.detectMultiScale3(
+                    image,
+                    scaleFactor=s.scale_factor,
+                    minNeighbors=0 if windows else s.min_neighbors,
+                    minSize=(min_side, min_side),
+                    outputRejectLevels=True,
+                )
+            else:
+                rects, weights = self._gated_windows(cascade, image, min_side, marks)
+                if not windows:
+                    rects, weights = region_scan.grouped(rects, weights, s.min_neighbors, GROUP_EPS)
             found = [
                 Face(_in_original(r, scale, pad), _squash(float(w)))
                 for r, w in zip(rects, np.ravel(weights), strict=True)
@@ -270,6 +287,20 @@ class FaceDetector:
                 groups, _counts = cv2.groupRectangles(np.asarray(rects).tolist(), s.min_neighbors, GROUP_EPS)
                 grouped += [Face(_in_original(r, scale, pad), 0.0) for r in groups]
         return grouped, sorted(raw, key=lambda f: -f.score)
+
+    def _gated_windows(
+        self, cascade: cv2.CascadeClassifier, image: np.ndarray, min_side: int, marks: list[Mark]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The raw windows of the whole scan that lie where the gate's ``marks`` ask for them."""
+        gate = self._gate
+        assert gate is not None  # marks come from it
+        return region_scan.raw_windows(
+            cascade,
+            image,
+            self.settings.scale_factor,
+            min_side,
+            lambda side: gate.regions(marks, side, image.shape),
+        )
 
     def _close_ups(self, small: np.ndarray, scale: float) -> list[Face]:
         """Big faces, including those larger than the frame or cut by it.
@@ -289,6 +320,13 @@ class FaceDetector:
                 padded = cv2.copyMakeBorder(tiny, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
                 faces += self._scan(padded, scale * f, pad, max(1, round(CLOSE_UP_MIN * short * f)))[0]
         return faces
+
+
+def _load_gate(path: Path) -> Gate:
+    try:
+        return load_gate(path)
+    except GateError as exc:
+        raise DetectorError(str(exc)) from exc
 
 
 def _load_verifier(path: Path) -> CnnVerifier:

@@ -183,14 +183,20 @@ def train_classifier(
     for _ in range(steps):
         faces, labels = draw(rng, loop.batch)
         x = to_input(faces) if to_input else to_tensor(faces, net.input_size)
-        loss = loss_fn(net(x), torch.from_numpy(labels.astype(np.int64)))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        schedule.step()
+        optimiser_step(loss_fn(net(x), torch.from_numpy(labels.astype(np.int64))), opt, schedule)
         progress.step()
     net.eval()
     return net
+
+
+def optimiser_step(
+    loss: torch.Tensor, opt: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler
+) -> None:
+    """One step of gradient descent on ``loss`` and of the learning-rate schedule."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    schedule.step()
 
 
 def fold_conv_blocks(blocks: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:

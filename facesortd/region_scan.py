@@ -1,0 +1,104 @@
+"""A cascade's raw windows of the whole image's scan, scanned only inside given regions per window size.
+
+A scan of a cut-out is not the same as the whole image's: OpenCV resizes the image it is given
+for every scale, and a window resampled a fraction of a pixel apart passes or fails the cascade
+differently (cascade_classifier/README.md, "Coarse-to-fine scan"). So each scale's image is
+resized as OpenCV resizes it, the regions are cut from that and scanned at the cascade's own
+window size, on the whole scan's grid: OpenCV steps 2 px of the scaled image below scale 2 (cuts
+start on even pixels) and 1 px from 2 up (four cuts shifted by a pixel, each stepped by 2).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from facesortd.gate import Region
+
+FINE_FROM = 2.0
+"""From this scale up OpenCV steps its window by 1 px of the scaled image, below it by 2."""
+
+
+def sides(window: int, scale_factor: float, shape: tuple[int, ...]) -> list[tuple[int, float]]:
+    """Every (window side, scale) OpenCV scans on an image of ``shape``, smallest first."""
+    found, factor = [], 1.0
+    while round(window * factor) <= min(shape[:2]):
+        found.append((round(window * factor), factor))
+        factor *= scale_factor
+    return found
+
+
+def raw_windows(
+    cascade: cv2.CascadeClassifier,
+    image: np.ndarray,
+    scale_factor: float,
+    min_side: int,
+    regions: Callable[[int], list[Region]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windows (n x 4) and last-stage weights (n) of an ungrouped ``detectMultiScale3`` of
+    ``image`` from ``min_side`` up, bar those outside ``regions(side)`` (non-overlapping regions
+    in ``image``'s pixels for windows of that side)."""
+    window = cascade.getOriginalWindowSize()[0]
+    found = [(np.empty((0, 4), np.int32), np.empty(0))]
+    for side, factor in sides(window, scale_factor, image.shape):
+        wanted = regions(side) if side >= min_side else []
+        if wanted:
+            found += _on_grid(cascade, image, factor, wanted)
+    return np.concatenate([r for r, _w in found]), np.concatenate([w for _r, w in found])
+
+
+def _on_grid(
+    cascade: cv2.CascadeClassifier, image: np.ndarray, factor: float, regions: list[Region]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The windows and weights of one scale of the whole image's scan that lie in ``regions``."""
+    f = float(np.float32(factor))  # OpenCV keeps its scales as floats
+    height, width = image.shape[:2]
+    scaled = cv2.resize(image, (round(width / f), round(height / f)), interpolation=cv2.INTER_LINEAR_EXACT)
+    window = cascade.getOriginalWindowSize()[0]
+    shifts = (0, 1) if f >= FINE_FROM else (0,)
+    side = round(window * factor)
+    found = []
+    for x0, y0, x1, y1 in regions:
+        sx, sy = int(x0 // f), int(y0 // f)
+        if f < FINE_FROM:
+            sx, sy = sx - sx % 2, sy - sy % 2
+        for dx, dy in itertools.product(shifts, shifts):
+            part = scaled[sy + dy : math.ceil(y1 / f), sx + dx : math.ceil(x1 / f)]
+            if min(part.shape[:2]) < window:
+                continue
+            rects, _levels, weights = cascade.detectMultiScale3(
+                part,
+                scaleFactor=2.0,
+                minNeighbors=0,
+                minSize=(window, window),
+                maxSize=(window, window),
+                outputRejectLevels=True,
+            )
+            rects = np.asarray(rects, np.int32).reshape(-1, 4)
+            rects[:, :2] = np.rint((rects[:, :2] + (sx + dx, sy + dy)) * f)
+            rects[:, 2] = np.minimum(side, width - rects[:, 0])  # OpenCV clips too
+            rects[:, 3] = np.minimum(side, height - rects[:, 1])
+            found.append((rects, np.ravel(weights).astype(float)))
+    return found
+
+
+def grouped(
+    rects: np.ndarray, weights: np.ndarray, min_neighbors: int, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windows grouped as ``detectMultiScale`` groups them, each group with the highest weight
+    of the windows it is similar to (OpenCV's rule for the weight it reports)."""
+    if not len(rects):
+        return rects, weights
+    groups, _counts = cv2.groupRectangles(rects.tolist(), min_neighbors, eps)
+    groups = np.asarray(groups, np.int32).reshape(-1, 4)
+    best = np.zeros(len(groups))
+    for i, g in enumerate(groups):
+        delta = eps * (np.minimum(g[2], rects[:, 2]) + np.minimum(g[3], rects[:, 3])) * 0.5
+        ends = rects[:, :2] + rects[:, 2:] - g[:2] - g[2:]
+        close = np.all(np.abs(np.column_stack([rects[:, :2] - g[:2], ends])) <= delta[:, None], axis=1)
+        best[i] = weights[close].max() if close.any() else 0.0
+    return groups, best

@@ -1,0 +1,163 @@
+"""The detection gate: its numpy runtime, how detection uses it, and the region scan under it."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synthetic import draw_face
+
+from facesortd import region_scan
+from facesortd.config import DetectionSettings
+from facesortd.detect import DetectorError, FaceDetector, iou
+from facesortd.gate import CELL, SIDE_RANGE, THRESHOLD, WIDTHS, Gate, GateNet, Mark, load_gate
+
+
+def _constant_gate(path: Path, logit: float, side: float) -> Path:
+    """A gate whose head ignores the picture: every cell marked (``logit`` > 0) or none, all
+    asking for faces of ``side`` px at the level the net runs on."""
+    rng = np.random.default_rng(0)
+    cin, weights, biases = 1, [], []
+    for cout in WIDTHS:
+        weights.append(rng.normal(0, 0.1, (9 * cin, cout)).astype(np.float32))
+        biases.append(np.zeros(cout, np.float32))
+        cin = cout
+    head_w = np.zeros((WIDTHS[-1], 2), np.float32)
+    head_b = np.array([logit, np.log(side)], np.float32)
+    GateNet(weights, biases, head_w, head_b, {"test": True}).save(path)
+    return path
+
+
+def _faces_on_a_backdrop() -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A 1280x720 picture with two drawn faces of 200 and 240 px."""
+    rng = np.random.default_rng(3)
+    image = cv2.resize(
+        rng.integers(60, 120, (12, 24)).astype(np.uint8), (1280, 720), interpolation=cv2.INTER_CUBIC
+    )
+    boxes = [(100, 200, 200, 200), (800, 150, 240, 240)]
+    for x, y, w, h in boxes:
+        image[y : y + h, x : x + w] = draw_face("happy", w, rng)
+    return image, boxes
+
+
+def test_numpy_runtime_matches_torch() -> None:
+    torch = pytest.importorskip("torch")  # the training extra; the runtime itself never needs it
+    from facesortd.cascade_train.gate_net import GateTorch, exported, torch_outputs
+
+    torch.manual_seed(0)
+    net = GateTorch()
+    for m in net.modules():  # batch norm with statistics of its own, so that folding is tested
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    net.eval()
+    images = np.random.default_rng(1).integers(0, 256, (2, 3 * CELL, 5 * CELL), np.uint8)
+    ours = exported(net, {}).outputs(images)
+    assert ours.shape == (2, 3, 5, 2)
+    assert np.abs(ours - torch_outputs(net, images)).max() < 1e-4
+
+
+def test_a_gate_file_round_trips_with_its_operating_point_and_a_broken_one_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    path = _constant_gate(tmp_path / "gate.npz", 5.0, 50.0)
+    net = GateNet.load(path)
+    assert net.info == {"test": True} and len(net.weights) == len(WIDTHS)
+    assert (load_gate(path).threshold, load_gate(path).side_range) == (THRESHOLD, SIDE_RANGE)
+    net.info = {"threshold": 0.2, "side_range": [0.7, 1.4], "reach": 0.5}
+    net.save(path)
+    gate = load_gate(path)
+    assert (gate.threshold, gate.side_range, gate.reach) == (0.2, (0.7, 1.4), 0.5)
+    (tmp_path / "broken.npz").write_bytes(b"not a gate")
+    with pytest.raises(DetectorError, match=r"detection\.gate"):
+        FaceDetector(DetectionSettings(gate=tmp_path / "broken.npz"))
+
+
+def test_off_means_no_gate() -> None:
+    assert DetectionSettings(gate="off").gate is None
+
+
+def test_drawn_faces_are_found_with_the_gate_on_and_not_where_it_marks_nothing(tmp_path: Path) -> None:
+    """The gate decides where the full-size pass looks: marking every cell for faces of the right
+    size finds what the whole scan finds; marking none leaves the full-size pass nothing."""
+    image, boxes = _faces_on_a_backdrop()
+    settings = {"close_ups": False}
+    whole = FaceDetector(DetectionSettings(**settings)).detect(image)
+    everywhere = _constant_gate(tmp_path / "all.npz", 5.0, 55.0)  # 55 px at 320 wide: 110 in the 640 copy
+    gated = FaceDetector(DetectionSettings(gate=everywhere, **settings)).detect(image)
+    unverified = FaceDetector(DetectionSettings(gate=everywhere, verify=False, **settings)).detect(image)
+    assert len(whole) == len(boxes)
+    for truth in boxes:  # verified (from raw windows) and not (from groups weighed as OpenCV does)
+        assert max(iou(truth, f.box) for f in gated) >= 0.6
+        assert max(iou(truth, f.box) for f in unverified) >= 0.6
+    assert all(0.5 < f.score < 1.0 for f in unverified)  # the cascade's weight, squashed
+    nowhere = _constant_gate(tmp_path / "none.npz", -5.0, 55.0)
+    assert FaceDetector(DetectionSettings(gate=nowhere, **settings)).detect(image) == []
+
+
+def test_regions_ask_for_the_marks_sizes_and_never_overlap() -> None:
+    """A window scanned twice would count as its own neighbour in grouping."""
+    gate = Gate(GateNet([], [], np.zeros((1, 2)), np.zeros(2)), side_range=(0.5, 2.0))
+    marks = [Mark(50, 50, 40, 28), Mark(70, 60, 40, 28), Mark(400, 300, 100, 58), Mark(630, 10, 40, 28)]
+    shape = (360, 640)
+    for window in (20, 40, 80, 150, 250):
+        regions = gate.regions(marks, window, shape)
+        assert all(0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0] for x0, y0, x1, y1 in regions)
+        for a, b in itertools.combinations(regions, 2):
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
+        for m in marks:  # every mark asking for this window size has its centre's square in a region
+            wanted = 0.5 * m.side <= window <= 2.0 * m.side
+            inside = any(x0 <= m.x <= x1 and y0 <= m.y <= y1 for x0, y0, x1, y1 in regions)
+            assert inside == wanted
+    assert len(gate.regions(marks, 40, shape)) == 2  # the two neighbours merged, the far one apart
+    small_everywhere = Gate(gate.net, side_range=(0.5, 2.0), whole_below=48)
+    assert small_everywhere.regions([], 40, shape) == [(0, 0, 640, 360)]
+    assert small_everywhere.regions(marks, 80, shape) == gate.regions(marks, 80, shape)
+
+
+def test_a_region_scan_gives_the_whole_scans_windows_inside_it() -> None:
+    """Cut from the picture resized as OpenCV resizes it and scanned on its grid: the windows of
+    the scales below 2 are the whole scan's exactly; from 2 up, where OpenCV steps 1 px and skips a
+    position after a window rejected at the first stage, the visit order differs, so most (not all)
+    are; every window has the whole scan's weight."""
+    image, _boxes = _faces_on_a_backdrop()
+    small = cv2.equalizeHist(cv2.resize(image, (640, 360), interpolation=cv2.INTER_AREA))
+    cascade = FaceDetector(DetectionSettings(verify=False))._cascades[0]
+    rects, _levels, weights = cascade.detectMultiScale3(
+        small, scaleFactor=1.1, minNeighbors=0, minSize=(29, 29), outputRejectLevels=True
+    )
+    whole = dict(zip(map(tuple, np.asarray(rects).tolist()), np.ravel(weights).tolist(), strict=True))
+    found, found_w = region_scan.raw_windows(cascade, small, 1.1, 29, lambda side: [(0, 0, 640, 360)])
+    ours = dict(zip(map(tuple, found.tolist()), found_w.tolist(), strict=True))
+    assert len(ours) == len(found)  # no window twice
+    assert {r: w for r, w in whole.items() if r[2] < 48} == {r: w for r, w in ours.items() if r[2] < 48}
+    big = {r: w for r, w in ours.items() if r[2] >= 48}
+    shared = [r for r in big if r in whole]
+    assert len(big) > 10 and len(shared) >= 0.8 * len(big)
+    assert all(whole[r] == big[r] for r in shared)
+    region = (40, 100, 340, 360)
+    part, _w = region_scan.raw_windows(cascade, small, 1.1, 29, lambda side: [region])
+    slack = part[:, 2:3] / 12 + 1  # a cut starts on the scale's grid: up to 2 px of it before the region
+    assert len(part) and np.all(part[:, :2] >= np.array(region[:2]) - slack)
+    assert np.all(part[:, :2] + part[:, 2:] <= np.array(region[2:]) + 1)
+
+
+def test_training_names_a_wrong_data_folder_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    import argparse
+
+    from facesortd.cascade_train import gate_net
+
+    parser = argparse.ArgumentParser()
+    gate_net.add_arguments(parser)
+    args = parser.parse_args(["--vn-faces", str(tmp_path), "--out", str(tmp_path / "g.npz")])
+    assert gate_net.run(args) == 2
+    assert "not a vn_faces folder" in capsys.readouterr().err
+    assert not (tmp_path / "g.npz").exists()
