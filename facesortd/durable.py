@@ -7,12 +7,14 @@ either completes (data and directory entries fsynced) or leaves the source where
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,12 +69,42 @@ def numbered(path: Path, n: int) -> Path:
     return path.with_name(os.fsdecode(stem + tail))
 
 
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_UNSUPPORTED = (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP)
+"""What renameat2 answers where the kernel or the filesystem has no no-replace rename."""
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None  # a C library without it (glibc before 2.28, some others)
+
+
+def rename_no_replace(src: Path, dest: Path) -> bool:
+    """Rename ``src`` to ``dest`` unless ``dest`` exists (FileExistsError), in one step; False where
+    the system has no such rename (then nothing happened). Python's ``os.rename`` replaces."""
+    call = _renameat2()
+    if call is None:
+        return False
+    if call(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dest), _RENAME_NOREPLACE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), str(src), None, str(dest))
+
+
 def link_no_replace(src: Path, dest: Path) -> Path:
     """Put ``src`` at ``dest`` or, if taken, at the first free ``dest (n)``; return the name used.
 
     ``link`` fails with EEXIST instead of replacing, so two writers can never clobber each other.
-    On filesystems without hard links (FAT, some network shares) the name is first claimed with
-    O_EXCL and ``src`` renamed onto the claim: still no-replace, but ``src`` is then gone.
+    Where a hard link is refused (FAT and some network shares have none; the kernel refuses one
+    to another user's file) ``src`` is renamed with the kernel's no-replace rename. Only where that
+    is missing too is the name first claimed with O_EXCL and ``src`` renamed onto the claim: still
+    no-replace, but a crash between the two leaves the empty claim behind.
     """
     for n in range(10_000):
         candidate = numbered(dest, n)
@@ -84,6 +116,11 @@ def link_no_replace(src: Path, dest: Path) -> Path:
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
                 raise
+        try:
+            if rename_no_replace(src, candidate):
+                return candidate
+        except FileExistsError:
+            continue
         try:
             fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:

@@ -63,6 +63,42 @@ def test_filesystem_without_hard_links_still_never_overwrites(
     assert (tmp_path / "lib" / "a.png").read_bytes() == b"old"
 
 
+def test_without_hard_links_the_no_replace_rename_leaves_no_claim_a_crash_could_strand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a link is refused, the name used to be claimed with an empty file first: a kill -9
+    between claim and rename left that empty file in the library for good. The kernel's
+    no-replace rename does it in one step."""
+    real_open = os.open
+
+    def no_links(*_a, **_k):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    def no_claims(path, flags, *args, **kw):
+        assert not flags & os.O_EXCL, f"an empty claim was made at {path}"
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(durable.os, "link", no_links)
+    monkeypatch.setattr(durable.os, "open", no_claims)
+    _file(tmp_path / "lib" / "a.png", b"old")
+    src = _file(tmp_path / "in" / "a.png", b"new")
+    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    assert final.name == "a (1).png" and final.read_bytes() == b"new" and not src.exists()
+    assert (tmp_path / "lib" / "a.png").read_bytes() == b"old"
+
+
+def test_no_replace_rename_refuses_to_replace_and_reports_errors(tmp_path: Path) -> None:
+    a, b = _file(tmp_path / "a", b"a"), _file(tmp_path / "b", b"b")
+    if not durable.rename_no_replace(a, tmp_path / "c"):
+        pytest.skip("this system has no no-replace rename")
+    c = tmp_path / "c"
+    with pytest.raises(FileExistsError):
+        durable.rename_no_replace(c, b)
+    with pytest.raises(FileNotFoundError):
+        durable.rename_no_replace(a, tmp_path / "d")
+    assert c.read_bytes() == b"a" and b.read_bytes() == b"b"
+
+
 def test_atomic_writer_leaves_old_file_on_failure(tmp_path: Path) -> None:
     target = _file(tmp_path / "m.bin", b"old")
     with pytest.raises(RuntimeError), durable.atomic_writer(target) as fh:
@@ -98,24 +134,33 @@ def test_a_source_that_cannot_be_removed_is_not_copied_into_the_library(
     assert list((tmp_path / "lib").iterdir()) == []
 
 
+@pytest.mark.parametrize("no_replace_rename", [True, False])
 def test_a_source_another_user_owns_in_a_sticky_folder_leaves_no_empty_claims(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_replace_rename: bool
 ) -> None:
     """Another user's file in a shared sticky inbox: the kernel refuses the hard link (protected
-    hardlinks) and the rename. Each retry left one more empty ``a (n).png`` in the library."""
+    hardlinks) and the rename. Each retry left one more empty ``a (n).png`` in the library (on a
+    system without the no-replace rename, the claim path still cleans up after itself)."""
     src = _file(tmp_path / "in" / "a.png", b"data")
     real_rename = os.rename
 
     def no_links(*_a, **_k):
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    def rename(a, b):
+    def refused(a, b):
         if Path(a) == src:
             raise OSError(errno.EPERM, "Operation not permitted", str(a))
         real_rename(a, b)
 
+    def refused_no_replace(a: Path, b: Path) -> bool:
+        refused(a, b)
+        return True
+
     monkeypatch.setattr(durable.os, "link", no_links)
-    monkeypatch.setattr(durable.os, "rename", rename)
+    monkeypatch.setattr(durable.os, "rename", refused)
+    monkeypatch.setattr(
+        durable, "rename_no_replace", refused_no_replace if no_replace_rename else lambda _a, _b: False
+    )
     for _retry in range(3):
         with pytest.raises(OSError, match=r"cannot remove it from .*in \(Operation not permitted\)"):
             durable.move_no_replace(src, tmp_path / "lib" / "a.png")
