@@ -275,7 +275,8 @@ def report(settings: Settings) -> str:
         if counts or labels["without_face"]:
             body = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
             lines.append(
-                f"labels for training: {sum(counts.values())} ({body})"
+                f"labels for training: {sum(counts.values())}"
+                + (f" ({body})" if body else "")
                 + (f"; {labels['imported']} of them imported (import-labels)" if labels["imported"] else "")
                 + (
                     f"; {labels['without_face']} without a usable face, not used"

@@ -242,3 +242,15 @@ def test_counts_stay_quick_on_a_long_journal(settings: Settings) -> None:
     assert journal.counts() == {"_quarantine/unsure": 7500} and journal.labelled_counts() == {"sad": 2500}
     assert time.perf_counter() - started < 2.0
     journal.close()
+
+
+def test_labels_without_a_usable_face_are_counted_apart(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Labels whose file showed no usable face count for nothing: said so, without an empty list."""
+    journal = Journal.for_state_dir(settings.state_dir)
+    journal.add_label("h0", "happy", "human", None, "g0", settings.library / "happy" / "a.png")
+    journal.close()
+    assert cli.main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert "labels for training: 0; 1 without a usable face, not used" in text
