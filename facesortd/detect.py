@@ -300,6 +300,7 @@ class FaceDetector:
             self.settings.scale_factor,
             min_side,
             lambda side: gate.regions(marks, side, image.shape),
+            GROUP_EPS,
         )
 
     def _close_ups(self, small: np.ndarray, scale: float) -> list[Face]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from facesortd.gate import Region
+from facesortd.gate import Region, merged
 
 FINE_FROM = 2.0
 """From this scale up OpenCV steps its window by 1 px of the scaled image, below it by 2."""
@@ -38,17 +38,65 @@ def raw_windows(
     scale_factor: float,
     min_side: int,
     regions: Callable[[int], list[Region]],
+    eps: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Windows (n x 4) and last-stage weights (n) of an ungrouped ``detectMultiScale3`` of
     ``image`` from ``min_side`` up, bar those outside ``regions(side)`` (non-overlapping regions
-    in ``image``'s pixels for windows of that side)."""
+    in ``image``'s pixels for windows of that side).
+
+    With ``eps`` (grouping's similarity) the windows' neighbourhoods are completed: wherever a
+    window was found, every window of any size grouping could join with it is scanned too, and so
+    on from the windows that adds. Grouping (and its mean box) then sees each cluster of windows
+    the gate touched whole, as the whole scan shows it, not cut at a region's edge or size range."""
     window = cascade.getOriginalWindowSize()[0]
-    found = [(np.empty((0, 4), np.int32), np.empty(0))]
-    for side, factor in sides(window, scale_factor, image.shape):
-        wanted = regions(side) if side >= min_side else []
-        if wanted:
-            found += _on_grid(cascade, image, factor, wanted)
-    return np.concatenate([r for r, _w in found]), np.concatenate([w for _r, w in found])
+    scales = [(side, factor) for side, factor in sides(window, scale_factor, image.shape) if side >= min_side]
+    found: list[dict[tuple[int, ...], float]] = [{} for _ in scales]
+    scanned: list[list[Region]] = [[] for _ in scales]
+    todo = [regions(side) for side, _factor in scales]
+    while any(todo):
+        new: list[tuple[int, ...]] = []
+        for i, wanted in enumerate(todo):
+            if not wanted:
+                continue
+            scanned[i] += wanted
+            for rects, weights in _on_grid(cascade, image, scales[i][1], wanted):
+                for rect, weight in zip(map(tuple, rects.tolist()), weights.tolist(), strict=True):
+                    if rect not in found[i]:  # a window in two overlapping cut-outs counts once
+                        found[i][rect] = weight
+                        new.append(rect)
+        todo = _neighbourhoods(new, scales, scanned, eps, image.shape) if eps else []
+    rects = [np.asarray(list(f), np.int32).reshape(-1, 4) for f in found]
+    weights = [np.asarray(list(f.values()), float) for f in found]
+    return np.concatenate([np.empty((0, 4), np.int32), *rects]), np.concatenate([np.empty(0), *weights])
+
+
+def _neighbourhoods(
+    windows: list[tuple[int, ...]],
+    scales: list[tuple[int, float]],
+    scanned: list[list[Region]],
+    eps: float,
+    shape: tuple[int, ...],
+) -> list[list[Region]]:
+    """Per scale, the regions not yet scanned that hold a window grouping would call similar to
+    one of ``windows`` (cv2.groupRectangles: corners within ``eps`` of the smaller sides)."""
+    todo: list[list[Region]] = [[] for _ in scales]
+    for x, y, w, h in windows:
+        for i, (side, _factor) in enumerate(scales):
+            delta = eps * (min(w, side) + min(h, side)) / 2
+            if abs(w - side) > 2 * delta or abs(h - side) > 2 * delta:
+                continue
+            box = (
+                max(0, math.floor(x - delta)),
+                max(0, math.floor(y - delta)),
+                min(shape[1], math.ceil(x + delta) + side),
+                min(shape[0], math.ceil(y + delta) + side),
+            )
+            inside = any(
+                a[0] <= box[0] and a[1] <= box[1] and box[2] <= a[2] and box[3] <= a[3] for a in scanned[i]
+            )
+            if not inside and box[2] - box[0] >= side and box[3] - box[1] >= side:
+                todo[i].append(box)
+    return [merged(t) for t in todo]
 
 
 def _on_grid(
