@@ -39,6 +39,10 @@ predicted face side (half of it on each side)."""
 WHOLE_BELOW = 0
 """Windows smaller than this (px of the 640-px copy) are scanned everywhere: the net misses most
 of the faces it loses among the smallest, and the small windows, stepped by 2 px, are cheap."""
+WHOLE_ABOVE = float("inf")
+"""Windows from this size up (px of the 640-px copy) are scanned everywhere: OpenCV's grouping
+drops a small group lying inside a bigger, better-supported one, so a group's fate depends on the
+big windows around it; the big windows are few (large steps on a small resized picture)."""
 
 Region = tuple[int, int, int, int]
 """(x0, y0, x1, y1) in pixels of the image the regions are for."""
@@ -116,12 +120,14 @@ class Gate:
         side_range: tuple[float, float] = SIDE_RANGE,
         reach: float = REACH,
         whole_below: int = WHOLE_BELOW,
+        whole_above: float = WHOLE_ABOVE,
     ):
         self.net = net
         self.threshold = threshold
         self.side_range = side_range
         self.reach = reach
         self.whole_below = whole_below
+        self.whole_above = whole_above
 
     def marks(self, small: np.ndarray) -> list[Mark]:
         """The marked cells of ``small`` (grey, not equalised: the net learnt unequalised pictures)
@@ -152,7 +158,7 @@ class Gate:
         size, widened by half a window (a window is scanned when its centre lies in a square),
         clipped to ``shape`` and merged until none overlap (a window scanned twice would
         count as its own neighbour in grouping)."""
-        if window < self.whole_below:
+        if window < self.whole_below or window >= self.whole_above:
             return [(0, 0, shape[1], shape[0])]
         lo, hi = self.side_range
         squares = [
@@ -187,7 +193,7 @@ def merged(regions: list[Region]) -> list[Region]:
 
 def load_gate(path: Path) -> Gate:
     """The gate in ``path``, at the operating point its info names (threshold, side_range, reach,
-    whole_below), else the defaults above: a file carries the point it was measured at."""
+    whole_below, whole_above), else the defaults above: a file carries the point it was measured at."""
     net = GateNet.load(path)
     info = net.info
     side_range = info.get("side_range", SIDE_RANGE)
@@ -197,4 +203,5 @@ def load_gate(path: Path) -> Gate:
         (float(side_range[0]), float(side_range[1])),
         float(info.get("reach", REACH)),
         int(info.get("whole_below", WHOLE_BELOW)),
+        float(info.get("whole_above", WHOLE_ABOVE)),
     )

@@ -47,12 +47,16 @@ def raw_windows(
     With ``eps`` (grouping's similarity) the windows' neighbourhoods are completed: wherever a
     window was found, every window of any size grouping could join with it is scanned too, and so
     on from the windows that adds. Grouping (and its mean box) then sees each cluster of windows
-    the gate touched whole, as the whole scan shows it, not cut at a region's edge or size range."""
+    the gate touched whole, as the whole scan shows it, not cut at a region's edge or size range.
+    Windows of a size scanned everywhere have their own size's neighbours already and start no
+    completion: on busy pictures the small windows, found everywhere, would spread it over the
+    whole picture."""
     window = cascade.getOriginalWindowSize()[0]
     scales = [(side, factor) for side, factor in sides(window, scale_factor, image.shape) if side >= min_side]
     found: list[dict[tuple[int, ...], float]] = [{} for _ in scales]
     scanned: list[list[Region]] = [[] for _ in scales]
     todo = [regions(side) for side, _factor in scales]
+    everywhere = [wanted == [(0, 0, image.shape[1], image.shape[0])] for wanted in todo]
     while any(todo):
         new: list[tuple[int, ...]] = []
         for i, wanted in enumerate(todo):
@@ -63,7 +67,8 @@ def raw_windows(
                 for rect, weight in zip(map(tuple, rects.tolist()), weights.tolist(), strict=True):
                     if rect not in found[i]:  # a window in two overlapping cut-outs counts once
                         found[i][rect] = weight
-                        new.append(rect)
+                        if not everywhere[i]:
+                            new.append(rect)
         todo = _neighbourhoods(new, scales, scanned, eps, image.shape) if eps else []
     rects = [np.asarray(list(f), np.int32).reshape(-1, 4) for f in found]
     weights = [np.asarray(list(f.values()), float) for f in found]
