@@ -118,6 +118,9 @@ def test_regions_ask_for_the_marks_sizes_and_never_overlap() -> None:
     small_everywhere = Gate(gate.net, side_range=(0.5, 2.0), whole_below=48)
     assert small_everywhere.regions([], 40, shape) == [(0, 0, 640, 360)]
     assert small_everywhere.regions(marks, 80, shape) == gate.regions(marks, 80, shape)
+    big_everywhere = Gate(gate.net, side_range=(0.5, 2.0), whole_above=96)
+    assert big_everywhere.regions([], 96, shape) == [(0, 0, 640, 360)]
+    assert big_everywhere.regions(marks, 80, shape) == gate.regions(marks, 80, shape)
 
 
 def test_a_region_scan_gives_the_whole_scans_windows_inside_it() -> None:
@@ -192,6 +195,10 @@ def test_a_closed_region_scan_completes_each_cluster_of_windows_it_touches() -> 
     assert not [r for r in unscanned if r[2] < 48]
     assert len(unscanned) <= 0.1 * len(closed_set)
     assert all(any(_similar(r, b) for b in whole) for r in closed_set - whole)  # strays stay near
+    only_small, _w = region_scan.raw_windows(
+        cascade, small, 1.1, 29, lambda side: [(0, 0, 640, 360)] if side < 48 else [], eps=0.2
+    )
+    assert len(only_small) and only_small[:, 2].max() < 48  # sizes scanned everywhere start no completion
 
 
 def test_training_names_a_wrong_data_folder_in_one_line(
