@@ -291,7 +291,8 @@ class FaceDetector:
     def _gated_windows(
         self, cascade: cv2.CascadeClassifier, image: np.ndarray, min_side: int, marks: list[Mark]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The raw windows of the whole scan that lie where the gate's ``marks`` ask for them."""
+        """The raw windows of the whole scan that lie where the gate's ``marks`` ask for them, and
+        every window grouping could join with those (so a cluster is grouped whole)."""
         gate = self._gate
         assert gate is not None  # marks come from it
         return region_scan.raw_windows(
