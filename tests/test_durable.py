@@ -49,37 +49,33 @@ def test_cross_filesystem_move_copies_then_removes(tmp_path: Path, monkeypatch: 
     assert [p.name for p in (tmp_path / "lib").iterdir()] == ["a.png"]
 
 
-def test_filesystem_without_hard_links_still_never_overwrites(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_links(*_a, **_k):
-        raise OSError(errno.EPERM, "no hard links here")
-
-    monkeypatch.setattr(durable.os, "link", no_links)
-    _file(tmp_path / "lib" / "a.png", b"old")
-    src = _file(tmp_path / "in" / "a.png", b"new")
-    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png")
-    assert final.name == "a (1).png" and final.read_bytes() == b"new" and not src.exists()
-    assert (tmp_path / "lib" / "a.png").read_bytes() == b"old"
-
-
-def test_without_hard_links_the_no_replace_rename_leaves_no_claim_a_crash_could_strand(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where a link is refused, the name used to be claimed with an empty file first: a kill -9
-    between claim and rename left that empty file in the library for good. The kernel's
-    no-replace rename does it in one step."""
-    real_open = os.open
+def _refuse_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hard links refused, as on FAT or for another user's file (protected hardlinks)."""
 
     def no_links(*_a, **_k):
         raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(durable.os, "link", no_links)
+
+
+@pytest.mark.parametrize("no_replace_rename", [True, False])
+def test_filesystem_without_hard_links_still_never_overwrites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_replace_rename: bool
+) -> None:
+    """With the kernel's no-replace rename the file moves in one step and no name is claimed
+    first (a kill -9 between claim and rename left an empty claim in the library for good);
+    without it, the claim path still never overwrites."""
+    real_open = os.open
 
     def no_claims(path, flags, *args, **kw):
         assert not flags & os.O_EXCL, f"an empty claim was made at {path}"
         return real_open(path, flags, *args, **kw)
 
-    monkeypatch.setattr(durable.os, "link", no_links)
-    monkeypatch.setattr(durable.os, "open", no_claims)
+    _refuse_links(monkeypatch)
+    if no_replace_rename:
+        monkeypatch.setattr(durable.os, "open", no_claims)
+    else:
+        monkeypatch.setattr(durable, "rename_no_replace", lambda _a, _b: False)
     _file(tmp_path / "lib" / "a.png", b"old")
     src = _file(tmp_path / "in" / "a.png", b"new")
     final = durable.move_no_replace(src, tmp_path / "lib" / "a.png")
@@ -144,9 +140,6 @@ def test_a_source_another_user_owns_in_a_sticky_folder_leaves_no_empty_claims(
     src = _file(tmp_path / "in" / "a.png", b"data")
     real_rename = os.rename
 
-    def no_links(*_a, **_k):
-        raise OSError(errno.EPERM, "Operation not permitted")
-
     def refused(a, b):
         if Path(a) == src:
             raise OSError(errno.EPERM, "Operation not permitted", str(a))
@@ -156,7 +149,7 @@ def test_a_source_another_user_owns_in_a_sticky_folder_leaves_no_empty_claims(
         refused(a, b)
         return True
 
-    monkeypatch.setattr(durable.os, "link", no_links)
+    _refuse_links(monkeypatch)
     monkeypatch.setattr(durable.os, "rename", refused)
     monkeypatch.setattr(
         durable, "rename_no_replace", refused_no_replace if no_replace_rename else lambda _a, _b: False
