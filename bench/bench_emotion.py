@@ -14,6 +14,7 @@ part: the shipped net has seen every face, so scoring it here would flatter it.
     python bench/bench_emotion.py [--descriptor hog+lbp --descriptor cnn [--ensemble]]
                                   [--source-balance P] [--cache DIR] [--out DIR]
                                   [--colour] [--net-input N] [--net-weight SOURCE=F] [--net-head]
+                                  [--mirror]
 
 ``--net-head`` also scores each fold's net by its own softmax layer (PyTorch), beside the
 Fisherface head on its features: what the head keeps of what the net knows.
@@ -53,6 +54,8 @@ from facesortd.learn.training import (
     Undetected,
     cross_validate,
     emotion_fitter,
+    mirror_faces,
+    mirrored_name,
     source_weights,
 )
 
@@ -177,6 +180,12 @@ def main() -> int:
         help="draw SOURCE's faces F times as often while training the net (e.g. anime_expressions=0.3)",
     )
     parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="fit the hand-made descriptors' models on every training face and its mirror image "
+        "(the net sees mirrored faces anyway)",
+    )
+    parser.add_argument(
         "--net-head",
         action="store_true",
         help="also score the net's own softmax layer (with --descriptor cnn)",
@@ -210,13 +219,16 @@ def main() -> int:
         backdrops=Backdrops(vn_backgrounds(SHARED / "vn_faces")),
     )
     data.features = {d: describe(data.faces, d) for d in descriptors if d != LEARNT}
+    if args.mirror:
+        mirrored = mirror_faces(data.faces)
+        data.features |= {mirrored_name(d): describe(mirrored, d) for d in descriptors if d != LEARNT}
     for config in configs:
         name = "+".join(config).replace("hog+lbp", "hoglbp")
         t1 = time.perf_counter()
         fit = (
             with_net_head(spec, args.pca, net_settings, args.source_balance)
             if args.net_head and config == [LEARNT]
-            else emotion_fitter(spec, config, args.pca, net_settings, args.source_balance)
+            else emotion_fitter(spec, config, args.pca, net_settings, args.source_balance, args.mirror)
         )
         predictions, calibration = cross_validate(data, fit, args.folds)
         seconds = time.perf_counter() - t1

@@ -177,3 +177,22 @@ def test_the_shipped_default_model_is_an_ensemble_that_predicts_and_lends_its_ne
     assert net is not None and all(  # the cnn descriptor's default net is this one, not a second copy
         np.array_equal(a, b) for a, b in zip(net.weights, feature_net.shipped_net().weights, strict=True)
     )
+
+
+def test_a_mirrored_fit_learns_from_each_face_and_its_mirror_but_scores_the_faces_alone() -> None:
+    """`bench_emotion.py --mirror`: the mirrors are training rows only, the same with the features
+    computed up front (as the benchmark does) or on the fly; a net member is left as it is."""
+    from facesortd.learn.training import mirror_faces, mirrored_name
+
+    x, y = _faces(8, seed=7)
+    data = FaceSet(x, y, [f"g{i % 4}" for i in range(len(y))], [Path("f")] * len(y), ["s"] * len(y))
+    model = emotion_fitter(SPEC, ["hog"], 150, mirror=True)(data)
+    both = EmotionModel.fit(np.concatenate([x, mirror_faces(x)]), y + y, SPEC, "hog")
+    assert np.allclose(model.projection, both.projection) and np.allclose(model.mean, both.mean)
+    plain = emotion_fitter(SPEC, ["hog"], 150)(data)
+    assert not np.allclose(model.projection, plain.projection)
+    data.features = {"hog": describe(x, "hog"), mirrored_name("hog"): describe(mirror_faces(x), "hog")}
+    upfront = emotion_fitter(SPEC, ["hog"], 150, mirror=True)(data.features_only())
+    assert np.allclose(upfront.projection, model.projection, atol=1e-5)
+    predictions, _ = cross_validate(data, emotion_fitter(SPEC, ["hog"], 150, mirror=True), folds=2)
+    assert predictions.proba.shape == (len(y), len(EMOTIONS))  # the faces, not their mirrors

@@ -467,15 +467,32 @@ def source_weights(sources: list[str], power: float = SOURCE_BALANCE) -> np.ndar
     return w * (len(w) / w.sum()) if len(w) else w
 
 
+def mirror_faces(faces: np.ndarray) -> np.ndarray:
+    """Normalised faces (grey or colour) mirrored left to right."""
+    return np.ascontiguousarray(faces[:, :, ::-1])
+
+
+def mirrored_name(descriptor: str) -> str:
+    """The key of a descriptor's features of the mirrored faces in ``FaceSet.features``."""
+    return f"{descriptor} mirrored"
+
+
 def emotion_fitter(
     spec: FaceSpec,
     descriptors: Sequence[str],
     pca: int,
     net_settings: NetSettings | None = None,
     balance: float = SOURCE_BALANCE,
+    mirror: bool = False,
 ) -> FitFn:
     """How `train` and the benchmark fit a model to part of the faces: one model per descriptor,
     an equal-weight ensemble of them when there are several; faces weighted by ``source_weights``.
+
+    ``mirror`` (a measuring option of the benchmark, README "Mirrored faces in the Fisherface
+    fit"): a hand-made descriptor's model is fitted on every face and its mirror image, the
+    mirrors as training rows only (never scored: the test side is the faces as they are). The net
+    sees mirrored faces in its own training already. Not in `train` until measured there, and a
+    model fitted so would need ``EmotionModel.updated`` to mirror a person's labels alike.
 
     With ``net_settings`` a ``cnn`` model gets a feature net trained on that part alone: a net
     that has seen the held-out faces makes cross-validation lie (measured: balanced accuracy 0.72
@@ -491,8 +508,17 @@ def emotion_fitter(
             raise ValueError(f"{descriptor}: faces without images (features_only) and no such features")
         own = train_feature_net(part, net_settings) if trains_net else None
         weights = source_weights(part.sources, balance)
+        labels = part.labels
+        if mirror and descriptor != LEARNT:
+            mirrored = part.features.get(mirrored_name(descriptor))
+            if mirrored is None:
+                mirrored = describe(mirror_faces(part.faces), descriptor)
+            if features is None:
+                features = describe(part.faces, descriptor)
+            features = np.concatenate([features, mirrored])
+            labels, weights = labels + labels, np.concatenate([weights, weights])
         return EmotionModel.fit(
-            part.faces, part.labels, spec, descriptor, pca, weights=weights, net=own, features=features
+            part.faces, labels, spec, descriptor, pca, weights=weights, net=own, features=features
         )
 
     def fit(part: FaceSet) -> Model:
