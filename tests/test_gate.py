@@ -73,6 +73,8 @@ def test_a_gate_file_round_trips_with_its_operating_point_and_a_broken_one_is_a_
     net.save(path)
     gate = load_gate(path)
     assert (gate.threshold, gate.side_range, gate.reach) == (0.2, (0.7, 1.4), 0.5)
+    net.save(tmp_path / "models" / "gate")  # the very name given, in a folder made for it
+    assert GateNet.load(tmp_path / "models" / "gate").info == net.info
     (tmp_path / "broken.npz").write_bytes(b"not a gate")
     with pytest.raises(DetectorError, match=r"detection\.gate"):
         FaceDetector(DetectionSettings(gate=tmp_path / "broken.npz"))

@@ -25,6 +25,7 @@ from loguru import logger
 from facesortd.boxes import Box
 from facesortd.cascade_train.scenes import SceneMaker, Sources
 from facesortd.gate import CELL, GATE_WIDTH, WIDTHS, GateNet, standardised
+from facesortd.learn.datasets import is_vn_faces
 from facesortd.progress import Progress
 
 try:
@@ -195,8 +196,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not (args.vn_faces / "index.json").is_file():
-        print(f"error: {args.vn_faces} is not a vn_faces folder (no index.json in it)", file=sys.stderr)
+    if not is_vn_faces(args.vn_faces):
+        print(f"error: {args.vn_faces} is not a vn_faces folder (index.json beside faces/)", file=sys.stderr)
         return 2
     sources = Sources.load(args.vn_faces)
     folds = sources.folds(FOLDS)
@@ -217,7 +218,6 @@ def run(args: argparse.Namespace) -> int:
     gate = exported(net, info)
     check = np.abs(gate.outputs(images[:4]) - torch_outputs(net, images[:4])).max()
     logger.info("numpy forward matches torch to {:.1e}", check)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     gate.save(args.out)
     logger.info("gate written to {}", args.out)
     print(json.dumps({"out": str(args.out), "max_diff": float(check)}))
