@@ -14,7 +14,7 @@ part: the shipped net has seen every face, so scoring it here would flatter it.
     python bench/bench_emotion.py [--descriptor hog+lbp --descriptor cnn [--ensemble]]
                                   [--source-balance P] [--cache DIR] [--out DIR]
                                   [--colour] [--net-input N] [--net-weight SOURCE=F] [--net-head]
-                                  [--mirror]
+                                  [--no-mirror]
 
 ``--net-head`` also scores each fold's net by its own softmax layer (PyTorch), beside the
 Fisherface head on its features: what the head keeps of what the net knows.
@@ -53,9 +53,8 @@ from facesortd.learn.training import (
     Predictions,
     Undetected,
     cross_validate,
+    described_mirrors,
     emotion_fitter,
-    mirror_faces,
-    mirrored_name,
     source_weights,
 )
 
@@ -181,9 +180,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--mirror",
-        action="store_true",
-        help="fit the hand-made descriptors' models on every training face and its mirror image "
-        "(the net sees mirrored faces anyway)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit the hand-made descriptors' models on every training face and its mirror image, as "
+        "`train` does (default; the net sees mirrored faces anyway)",
     )
     parser.add_argument(
         "--net-head",
@@ -220,8 +220,7 @@ def main() -> int:
     )
     data.features = {d: describe(data.faces, d) for d in descriptors if d != LEARNT}
     if args.mirror:
-        mirrored = mirror_faces(data.faces)
-        data.features |= {mirrored_name(d): describe(mirrored, d) for d in descriptors if d != LEARNT}
+        data.features |= described_mirrors(data.faces, descriptors)
     for config in configs:
         name = "+".join(config).replace("hog+lbp", "hoglbp")
         t1 = time.perf_counter()

@@ -128,6 +128,12 @@ def normalise_face(image: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
     return np.dstack([grey, chroma(cv2.resize(crop, side, interpolation=interp))])
 
 
+def mirror_faces(faces: np.ndarray) -> np.ndarray:
+    """Normalised faces (grey or colour) mirrored left to right: an expression reads the same
+    either way, so a fit can learn from both (EmotionModel.fit's ``mirror``)."""
+    return np.ascontiguousarray(faces[:, :, ::-1])
+
+
 def chroma(image: np.ndarray) -> np.ndarray:
     """(h, w, 2) float32 in [0, 1]: the red and blue difference planes (YCrCb's Cr, Cb) of a BGR
     image, 0.5 where it is grey. Not stretched: exposure moves luminance, not these."""

@@ -23,7 +23,10 @@ from facesortd.model_store import validation_path
 
 @pytest.fixture
 def trained(crop_dataset: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]) -> str:
-    assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--folds", "3", "--activate"]) == 0
+    """A model of the drawn faces, HOG + LBP alone: the shipped net inside the default ensemble never
+    saw drawn faces, and the ensemble's vote on one of them rested on the members' temperatures."""
+    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "3", "--descriptor", "hog+lbp"]
+    assert cli.main([*train, "--activate"]) == 0
     return capsys.readouterr().out
 
 
@@ -317,7 +320,8 @@ def test_train_activates_only_when_asked_and_rollback_steps_down_to_the_shipped_
     assert model_store.model_in_force(settings) == shipped  # written, not put in force
     assert "not in force yet: `facesortd model use" in out
     monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-000002")
-    assert cli.main([*train, "--descriptor", "pixels", "--activate"]) == 0
+    assert cli.main([*train, "--descriptor", "pixels", "--no-mirror", "--activate"]) == 0
+    assert "mirrored" not in model_store.load_model_in_force(settings).info
     assert model_store.model_in_force(settings).name == "20260101-000002.fsm.npz"
     capsys.readouterr()
     assert cli.main(["model"]) == 0
@@ -325,7 +329,10 @@ def test_train_activates_only_when_asked_and_rollback_steps_down_to_the_shipped_
     assert "* 20260101-000002.fsm.npz" in listing and "balanced accuracy" in listing and "happy 27" in listing
     assert "on the bootstrap validation set: balanced accuracy" in listing
     assert cli.main(["model", "use", str(model_store.models_dir(settings) / "20260101-000001.fsm.npz")]) == 0
-    assert model_store.load_model_in_force(settings).info["descriptors"] == list(DEFAULT_ENSEMBLE)
+    default = model_store.load_model_in_force(settings)
+    assert default.info["descriptors"] == list(DEFAULT_ENSEMBLE)
+    # Fitted on every face and its mirror too, except the net's member (it sees both ways already).
+    assert [m.info.get("mirrored", False) for m in default.members] == [d != "cnn" for d in DEFAULT_ENSEMBLE]
     assert cli.main(["model", "rollback"]) == 0  # back through what was in force: 000002, then shipped
     assert model_store.model_in_force(settings).name == "20260101-000002.fsm.npz"
     assert cli.main(["model", "rollback"]) == 0

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from synthetic import EMOTIONS, draw_face
 
-from facesortd.emotion import EmotionModel, ModelError, fit_temperature, softmax
-from facesortd.faces import FaceSpec, normalise_face
+from facesortd.descriptors import describe
+from facesortd.emotion import ClassStats, EmotionModel, ModelError, fit_temperature, softmax
+from facesortd.faces import FaceSpec, mirror_faces, normalise_face
 from facesortd.learn.metrics import expected_calibration_error
 
 SPEC = FaceSpec(size=48)
@@ -114,6 +115,31 @@ def test_update_equals_training_on_both_sets_in_the_same_basis() -> None:
     direct = EmotionModel(updated.labels, SPEC, "hog", base.mean, base.pca, ClassStats.of(z, y, w, 4))
     assert np.allclose(updated.logits(xb), direct.logits(xb), rtol=1e-4, atol=1e-3)
     assert updated.info["counts"] == {e: 15 for e in EMOTIONS}
+
+
+def test_a_mirrored_fit_learns_each_face_both_ways_and_updates_a_persons_labels_alike(tmp_path: Path) -> None:
+    """`train`'s default: the mirrors are training faces (same label, same weight) without being
+    counted as faces, and a person's labels added later are mirrored too, so they weigh what the
+    faces the model was fitted on weigh. A ``cnn`` model's net sees both ways already."""
+    xa, ya = _faces(10, seed=6)
+    xb, yb = _faces(5, seed=7)
+    w = np.linspace(0.5, 2.0, len(ya))
+    model = EmotionModel.fit(xa, ya, SPEC, "hog", weights=w, mirror=True)
+    both = EmotionModel.fit(np.concatenate([xa, mirror_faces(xa)]), ya + ya, SPEC, "hog", weights=np.r_[w, w])
+    assert np.allclose(model.projection, both.projection) and np.allclose(model.mean, both.mean)
+    assert model.info["mirrored"] and "mirrored" not in both.info
+    assert model.info["counts"] == {e: 10 for e in EMOTIONS}
+    assert not np.allclose(model.projection, EmotionModel.fit(xa, ya, SPEC, "hog", weights=w).projection)
+
+    updated = EmotionModel.load(model.save(tmp_path / "m.fsm.npz")).updated(xb, yb, 3.0)
+    x = np.concatenate([xb, mirror_faces(xb)])
+    y = np.array([updated.labels.index(v) for v in yb + yb])
+    z = (describe(x, "hog").astype(np.float64) - model.mean) @ model.pca
+    added = ClassStats.of(z, y, np.full(len(y), 3.0), 4)
+    direct = EmotionModel(updated.labels, SPEC, "hog", model.mean, model.pca, model.stats.merged(added))
+    assert np.allclose(updated.logits(xb), direct.logits(xb), rtol=1e-4, atol=1e-3)
+    assert updated.info["counts"] == {e: 15 for e in EMOTIONS} and updated.info["mirrored"]
+    assert "mirrored" not in EmotionModel.fit(xa, ya, SPEC, "cnn", mirror=True).info
 
 
 def test_update_adds_a_new_emotion() -> None:

@@ -15,10 +15,10 @@ from facesortd.config import load_settings
 from facesortd.descriptors import describe
 from facesortd.emotion import EmotionModel, ModelError, softmax
 from facesortd.ensemble import EnsembleModel, combine, load_model, log_softmax, model_info
-from facesortd.faces import FaceSpec, normalise_face
+from facesortd.faces import FaceSpec, mirror_faces, normalise_face
 from facesortd.learn import retrain
 from facesortd.learn.datasets import EMOTIONS as DATASET_EMOTIONS
-from facesortd.learn.training import FaceSet, cross_validate, emotion_fitter
+from facesortd.learn.training import FaceSet, cross_validate, described_mirrors, emotion_fitter, mirrored_name
 
 SPEC = FaceSpec(size=48)
 
@@ -180,19 +180,18 @@ def test_the_shipped_default_model_is_an_ensemble_that_predicts_and_lends_its_ne
 
 
 def test_a_mirrored_fit_learns_from_each_face_and_its_mirror_but_scores_the_faces_alone() -> None:
-    """`bench_emotion.py --mirror`: the mirrors are training rows only, the same with the features
-    computed up front (as the benchmark does) or on the fly; a net member is left as it is."""
-    from facesortd.learn.training import mirror_faces, mirrored_name
-
+    """`train`'s default: the mirrors are training rows only, the same with the features computed
+    up front (as `train` and the benchmark do) or on the fly."""
     x, y = _faces(8, seed=7)
     data = FaceSet(x, y, [f"g{i % 4}" for i in range(len(y))], [Path("f")] * len(y), ["s"] * len(y))
-    model = emotion_fitter(SPEC, ["hog"], 150, mirror=True)(data)
+    model = emotion_fitter(SPEC, ["hog"], 150)(data)
     both = EmotionModel.fit(np.concatenate([x, mirror_faces(x)]), y + y, SPEC, "hog")
     assert np.allclose(model.projection, both.projection) and np.allclose(model.mean, both.mean)
-    plain = emotion_fitter(SPEC, ["hog"], 150)(data)
+    plain = emotion_fitter(SPEC, ["hog"], 150, mirror=False)(data)
     assert not np.allclose(model.projection, plain.projection)
-    data.features = {"hog": describe(x, "hog"), mirrored_name("hog"): describe(mirror_faces(x), "hog")}
-    upfront = emotion_fitter(SPEC, ["hog"], 150, mirror=True)(data.features_only())
+    data.features = {"hog": describe(x, "hog")} | described_mirrors(x, ["hog", "cnn"])
+    assert set(data.features) == {"hog", mirrored_name("hog")}  # a net's features need no mirrors
+    upfront = emotion_fitter(SPEC, ["hog"], 150)(data.features_only())
     assert np.allclose(upfront.projection, model.projection, atol=1e-5)
-    predictions, _ = cross_validate(data, emotion_fitter(SPEC, ["hog"], 150, mirror=True), folds=2)
+    predictions, _ = cross_validate(data, emotion_fitter(SPEC, ["hog"], 150), folds=2)
     assert predictions.proba.shape == (len(y), len(EMOTIONS))  # the faces, not their mirrors

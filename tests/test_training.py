@@ -19,6 +19,7 @@ from facesortd.learn.training import (
     collect_faces,
     cross_validate,
     described,
+    described_mirrors,
     emotion_fitter,
     face_in_crop,
     fit_and_validate,
@@ -234,6 +235,9 @@ def test_fits_from_described_features_need_no_images_and_give_the_same_model() -
     data = FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
     data.features = described(faces, ["hog", "lbp"])
     fit = emotion_fitter(FaceSpec(size=32), ["hog", "lbp"], 20)
+    with pytest.raises(ValueError, match="without images"):  # the mirrors' features are missing
+        fit(data.features_only())
+    data.features |= described_mirrors(faces, ["hog", "lbp"])
     lean = data.features_only()
     assert lean.subset(np.arange(30)).faces.nbytes == 0 and data.faces.nbytes > 0
     model, predictions = fit_and_validate(data, fit, 3, workers=2)

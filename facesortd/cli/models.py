@@ -84,6 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         validation_share=args.validation_share,
         threshold=threshold,
         info={"trained_from": [str(d) for d in args.datasets], "label_map": label_map(args.map)},
+        mirror=args.mirror,
     )
     out = args.out or new_model_path(settings)
     run.save(out)
@@ -308,6 +309,14 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--pca", type=int_at_least(1), default=150, help="most PCA components kept before LDA (default 150)"
+    )
+    p.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit the hand-made descriptors (all but cnn, whose net sees faces both ways already) on "
+        "every face and its mirror image too, and later your labels alike (default; measured better "
+        "on other artists' faces, README)",
     )
     p.add_argument(
         "--folds", type=int_at_least(2), default=5, help="cross-validation folds for the held-out figures"

@@ -21,6 +21,7 @@ from facesortd.learn.training import (
     FaceSet,
     Predictions,
     described,
+    described_mirrors,
     emotion_fitter,
     fit_and_validate,
     holdout_split,
@@ -63,19 +64,23 @@ def train_model(
     validation_share: float,
     threshold: float,
     info: Mapping[str, object],
+    mirror: bool = True,
 ) -> TrainRun:
     """A model from ``collected``; ``model.info`` keeps ``info`` (what the caller trained it from),
     then the out-of-source figures. A net is trained per fold and for the model only when
-    ``net_settings`` is given."""
+    ``net_settings`` is given; ``mirror``: see :func:`emotion_fitter`."""
     data, validation = holdout_split(collected, validation_share)
-    fit = emotion_fitter(spec, descriptors, pca, net_settings, source_balance)
+    fit = emotion_fitter(spec, descriptors, pca, net_settings, source_balance, mirror)
     started = time.perf_counter()
     trains_net = net_settings is not None
     # Every fold sees the same features of a descriptor, so they are computed once (not a net
     # that is being trained: each fold has its own). Folds are fitted side by side, except while
     # training nets: PyTorch's seeded generator is one for the whole process.
     cores = usable_cores()
-    data.features = described(data.faces, [d for d in descriptors if not (trains_net and d == LEARNT)], cores)
+    fixed = [d for d in descriptors if not (trains_net and d == LEARNT)]
+    data.features = described(data.faces, fixed, cores)
+    if mirror:
+        data.features |= described_mirrors(data.faces, fixed, cores)
     # Without a net to train, the fits read only those features: each fold's part then copies no
     # images (0.3 GB a fold at 20,000 faces, two folds at once).
     fitted = data if trains_net else data.features_only()

@@ -26,9 +26,9 @@ from facesortd.cores import share_cores, usable_cores
 from facesortd.descriptors import LEARNT, describe
 from facesortd.detect import Face, FaceDetector, iou
 from facesortd.durable import atomic_writer
-from facesortd.emotion import EmotionModel, fit_temperature, softmax
+from facesortd.emotion import EmotionModel, fit_temperature, mirror_adds, softmax
 from facesortd.ensemble import EnsembleModel, Model, combine
-from facesortd.faces import FaceSpec, box_in_crop, crop_face, normalise_face
+from facesortd.faces import FaceSpec, box_in_crop, crop_face, mirror_faces, normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.learn.backdrops import Backdrops, composite, read_rgba
 from facesortd.learn.datasets import DatasetError, LabelledItem
@@ -467,14 +467,18 @@ def source_weights(sources: list[str], power: float = SOURCE_BALANCE) -> np.ndar
     return w * (len(w) / w.sum()) if len(w) else w
 
 
-def mirror_faces(faces: np.ndarray) -> np.ndarray:
-    """Normalised faces (grey or colour) mirrored left to right."""
-    return np.ascontiguousarray(faces[:, :, ::-1])
-
-
 def mirrored_name(descriptor: str) -> str:
     """The key of a descriptor's features of the mirrored faces in ``FaceSet.features``."""
     return f"{descriptor} mirrored"
+
+
+def described_mirrors(faces: np.ndarray, names: Sequence[str], workers: int = 1) -> dict[str, np.ndarray]:
+    """:func:`described` of the faces' mirror images, keyed by :func:`mirrored_name`, for the
+    descriptors whose fit learns from mirrors (see :func:`emotion_fitter`)."""
+    adds = [d for d in names if mirror_adds(d)]
+    if not adds:
+        return {}
+    return {mirrored_name(d): x for d, x in described(mirror_faces(faces), adds, workers).items()}
 
 
 def emotion_fitter(
@@ -483,16 +487,15 @@ def emotion_fitter(
     pca: int,
     net_settings: NetSettings | None = None,
     balance: float = SOURCE_BALANCE,
-    mirror: bool = False,
+    mirror: bool = True,
 ) -> FitFn:
     """How `train` and the benchmark fit a model to part of the faces: one model per descriptor,
     an equal-weight ensemble of them when there are several; faces weighted by ``source_weights``.
 
-    ``mirror`` (a measuring option of the benchmark, README "Mirrored faces in the Fisherface
-    fit"): a hand-made descriptor's model is fitted on every face and its mirror image, the
-    mirrors as training rows only (never scored: the test side is the faces as they are). The net
-    sees mirrored faces in its own training already. Not in `train` until measured there, and a
-    model fitted so would need ``EmotionModel.updated`` to mirror a person's labels alike.
+    ``mirror`` (`train`'s default): a hand-made descriptor's model is fitted on every face and its
+    mirror image too (EmotionModel.fit), the mirrors as training rows only: the test side of a
+    fold is the faces as they are. Their features are read from ``part.features`` under
+    :func:`mirrored_name` when computed up front.
 
     With ``net_settings`` a ``cnn`` model gets a feature net trained on that part alone: a net
     that has seen the held-out faces makes cross-validation lie (measured: balanced accuracy 0.72
@@ -504,21 +507,21 @@ def emotion_fitter(
     def fit_one(part: FaceSet, descriptor: str) -> EmotionModel:
         trains_net = net_settings is not None and descriptor == LEARNT
         features = None if trains_net else part.features.get(descriptor)
-        if features is None and not part.faces.size:
+        unmirrored = mirror and mirror_adds(descriptor) and mirrored_name(descriptor) not in part.features
+        if (features is None or unmirrored) and not part.faces.size:
             raise ValueError(f"{descriptor}: faces without images (features_only) and no such features")
         own = train_feature_net(part, net_settings) if trains_net else None
-        weights = source_weights(part.sources, balance)
-        labels = part.labels
-        if mirror and descriptor != LEARNT:
-            mirrored = part.features.get(mirrored_name(descriptor))
-            if mirrored is None:
-                mirrored = describe(mirror_faces(part.faces), descriptor)
-            if features is None:
-                features = describe(part.faces, descriptor)
-            features = np.concatenate([features, mirrored])
-            labels, weights = labels + labels, np.concatenate([weights, weights])
         return EmotionModel.fit(
-            part.faces, labels, spec, descriptor, pca, weights=weights, net=own, features=features
+            part.faces,
+            part.labels,
+            spec,
+            descriptor,
+            pca,
+            weights=source_weights(part.sources, balance),
+            net=own,
+            features=features,
+            mirror=mirror,
+            mirrored_features=part.features.get(mirrored_name(descriptor)),
         )
 
     def fit(part: FaceSet) -> Model:
