@@ -18,7 +18,7 @@ measured on its other characters. This is the learning curve without flattery: t
 model saw the seed faces, so the seed's curve starts higher than a new user's can.
 
     python bench/bench_learning.py [--cascade FILE] [--user-weight 10] [--repeats 10]
-                                   [--user seed|vn_faces] [--descriptor D]
+                                   [--user seed|vn_faces] [--descriptor D] [--no-mirror]
 """
 
 from __future__ import annotations
@@ -112,6 +112,13 @@ def main() -> int:
         help="with --user vn_faces: label whole characters and measure on the others (default), or "
         "label single faces and measure on the rest, characters shared (a user's screenshots of one cast)",
     )
+    parser.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit the hand-made descriptors on every face and its mirror image, and update with the "
+        "user's labels mirrored alike, as `train` and the retrain do (default)",
+    )
     parser.add_argument("--ks", default="0,5,10,20", help="labels per class to try (comma-separated)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"), help="folder for the PNG plot")
     args = parser.parse_args()
@@ -127,7 +134,7 @@ def main() -> int:
     assert held is not None
     seed = seed_faces(detector, spec)
     threshold = settings.recognition.threshold
-    fit = emotion_fitter(spec, args.descriptor, pca=150)
+    fit = emotion_fitter(spec, args.descriptor, pca=150, mirror=args.mirror)
     _, calibration = cross_validate(boot, fit, folds=3)  # once, on bootstrap held-out faces: kept for every k
     base = fit(boot)
     calibration.apply(base)
@@ -241,7 +248,7 @@ def vn_users(args: argparse.Namespace, detector: FaceDetector, spec: FaceSpec, t
         if LEARNT in args.descriptor
         else None
     )
-    fit = emotion_fitter(spec, args.descriptor, pca=150, net_settings=nets)
+    fit = emotion_fitter(spec, args.descriptor, pca=150, net_settings=nets, mirror=args.mirror)
     ks = [int(v) for v in args.ks.split(",")]
     rows: dict[int, list[tuple[float, ...]]] = {k: [] for k in ks}
     users = []
