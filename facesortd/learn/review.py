@@ -19,6 +19,7 @@ from loguru import logger
 from facesortd.boxes import Box
 from facesortd.config import Settings
 from facesortd.detect import FaceDetector
+from facesortd.durable import Refused, list_folder
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, content_id
@@ -104,22 +105,14 @@ class Reviewer:
         """What ``folder`` holds; nothing if it is missing or may not be read (said once: the labels
         given in it wait until the person lets facesortd in, without failing every other folder's)."""
         try:
-            paths = list(folder.iterdir())
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
+            entries = list_folder(folder)
+        except Refused as exc:
             if folder not in self.unlisted:
-                logger.warning(
-                    "{}: cannot list it ({}): labels given there are not seen until you make it "
-                    "readable (chmod u+rwx '{}')",
-                    folder,
-                    exc.strerror or exc,
-                    folder,
-                )
+                logger.warning("{}; labels given there are not seen until then", exc)
             self.unlisted.add(folder)
             return []
         self.unlisted.discard(folder)
-        return paths
+        return [Path(entry.path) for entry in entries]
 
     def _withdraw(self, path: Path, digest: str, label: tuple[str, float] | None) -> bool:
         """A labelled file moved back into quarantine: the person is no longer sure, so the label goes."""
