@@ -233,6 +233,39 @@ def test_status_names_folders_it_may_not_list_instead_of_a_traceback(
         )
 
 
+def test_a_label_that_cannot_be_recorded_yet_is_said_once_until_the_file_changes(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state folder's faces/ not writable: the label is tried again at every scan (every 30 s),
+    and the same warning filled the log at each one."""
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    shot = daemon_settings.library / "happy" / "a.png"
+    shot.parent.mkdir(parents=True)
+    shot.write_bytes(screenshot_png(1))
+    real_keep_face = review.keep_face
+    refused = True
+
+    def keep_face(settings: Settings, digest: str, *args: object) -> Path:
+        if refused:
+            raise _denied(settings.state_dir / "faces" / f"{digest}.png")
+        return real_keep_face(settings, digest, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(review, "keep_face", keep_face)
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    reviewer = review.Reviewer(daemon_settings, journal)
+    for _ in range(3):
+        assert reviewer.scan() == 0
+    assert len(warnings) == 1 and warnings[0].startswith(f"{shot}: cannot record your label yet")
+    os.utime(shot, ns=(1, 1))  # the file changed: said again
+    assert reviewer.scan() == 0 and len(warnings) == 2
+    refused = False
+    assert reviewer.scan() == 1 and len(warnings) == 2
+    assert [label for _h, label, *_ in journal.labels()] == ["happy"]
+    journal.close()
+
+
 def test_status_of_a_daemon_that_cannot_write_its_state_folder_is_not_not_running(
     daemon_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,

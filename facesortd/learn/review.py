@@ -37,6 +37,9 @@ class Reviewer:
     seen: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
     unlisted: set[Path] = field(default_factory=set)
     """Folders that could not be listed, said once until they can be again."""
+    unrecorded: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
+    """Files whose label could not be recorded, as they were when that was said: said once per
+    file until it changes or is recorded (tried again at every scan, which is every 30 s)."""
     _detectors: list[FaceDetector] | None = None
 
     def detectors(self) -> list[FaceDetector]:
@@ -58,16 +61,21 @@ class Reviewer:
         changed = [path for folder in emotions + held for path in self._changed_images(folder, present)]
         # Files that left are forgotten, so one moved away and back again is looked at anew.
         self.seen = {p: key for p, key in self.seen.items() if p in present}
+        self.unrecorded = {p: key for p, key in self.unrecorded.items() if p in present}
         for path in changed:
             try:
                 new += self._look_at(path, path.parent in held)
             except FileNotFoundError:
                 continue  # a person moved it on meanwhile: the next scan meets it where it went
             except OSError as exc:  # one odd file must not cost the labels of all the others
-                self.seen.pop(path, None)
-                logger.warning(
-                    "{}: cannot record your label yet ({}); trying again at the next look", path, exc
-                )
+                key = self.seen.pop(path)  # looked at again at the next scan
+                if self.unrecorded.get(path) != key:
+                    logger.warning(
+                        "{}: cannot record your label yet ({}); trying again at each look", path, exc
+                    )
+                    self.unrecorded[path] = key
+                continue
+            self.unrecorded.pop(path, None)
         return new
 
     def _look_at(self, path: Path, in_quarantine: bool) -> bool:
