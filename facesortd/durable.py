@@ -228,6 +228,21 @@ def _fix(exc: OSError, folder: Path, leaving: bool, src: Path) -> str:
     return f"facesortd must be able to write there (chmod u+rwx '{folder}')"
 
 
+def check_writable(folder: Path) -> None:
+    """Refused, with the fix, unless this user may create files in ``folder`` (made if missing):
+    asked before long work whose result must be stored there. An unnamed file is made and dropped,
+    since permission bits alone miss read-only mounts, ACLs and root."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=TMP_PREFIX):
+            pass
+    except OSError as exc:
+        if exc.errno not in REFUSALS:
+            raise
+        into = _unwritable(folder) or folder
+        raise _folder_refused(exc, into, False, into) from exc
+
+
 def _unwritable(folder: Path) -> Path | None:
     """``folder``, or the first of its parents that exists, if this user may not create files in it."""
     while not folder.exists() and folder.parent != folder:

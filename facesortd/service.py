@@ -31,7 +31,7 @@ from facesortd.config import Settings
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
-from facesortd.durable import atomic_writer
+from facesortd.durable import Refused, atomic_writer
 from facesortd.journal import Journal, recover
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
@@ -83,6 +83,8 @@ class Service:
         self._recover_due = False
         self._placed_since_look = False
         self._status_failing = False
+        self._learning_problem: str | None = None
+        """Why retraining cannot go on, while it cannot (`status` shows it)."""
         self._busy = 0
         self._beat = time.monotonic()
         self.started = time.time()
@@ -285,10 +287,19 @@ class Service:
                 if not mine:  # `facesortd retrain` is at it right now
                     return
                 result = retrain_if_due(self.settings, self.journal, user_labels(self.journal))
+        except Refused as exc:  # the person can fix it: said once, and by `status` until it is
+            problem = f"cannot retrain: {exc}; sorting goes on with the model in force"
+            if problem != self._learning_problem:
+                logger.error(problem)
+                self._record_error(None, problem)
+            self._learning_problem = problem
+            return
         except Exception as exc:  # learning must never take the sorting service down
             logger.exception("learning from your labels failed: {}", exc)
             self._record_error(None, f"learning failed: {exc}")
             return
+        if result is not None:
+            self._learning_problem = None
         if result and result.adopted and self.settings.learning.reexamine_unsure:
             unsure = self.settings.library / QUARANTINE_DIR / "unsure"
             files = [p for p in unsure.iterdir() if wanted(p, self.settings.watch)] if unsure.is_dir() else []
@@ -396,6 +407,7 @@ class Service:
             "queue": self.queue_length(),
             "model": self.sorter.model_name,
             "sorted_since_start": dict(self.counts),
+            "problems": [self._learning_problem] if self._learning_problem else [],
         }
         try:
             with atomic_writer(self.settings.state_dir / STATUS_FILE) as fh:

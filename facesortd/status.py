@@ -151,6 +151,7 @@ def gather(settings: Settings) -> dict[str, Any]:
     now = time.time()
     daemon: dict[str, Any] = {"running": state is not None}
     if state:
+        problems.extend(map(str, state.get("problems") or []))  # type: ignore[call-overload]
         daemon.update(
             pid=state["pid"],
             uptime_s=round(now - float(state.get("started", now))),  # type: ignore[arg-type]
