@@ -33,6 +33,7 @@ from facesortd.boxes import Box
 from facesortd.cascade_train.scenes import Sources
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_VERIFIER, Face, FaceDetector, clipped, iou
+from facesortd.learn.datasets import is_vn_faces
 
 HIT, NEAR = 0.4, 0.25
 SIZE_BANDS = (0.15, 0.25, 0.4)
@@ -133,7 +134,7 @@ def main() -> int:
     parser.add_argument("--upscaled", action="store_true", help="the images upscaled to fit 1920x1080")
     parser.add_argument("--list", action="store_true", help="print every missed face")
     args = parser.parse_args()
-    if not (SHARED / "vn_faces" / "index.json").is_file():
+    if not is_vn_faces(SHARED / "vn_faces"):
         print(f"skipped: {SHARED} is not present (this bench needs ../shared/data)", file=sys.stderr)
         return 0
     sources = Sources.load(SHARED / "vn_faces")

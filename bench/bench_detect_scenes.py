@@ -35,7 +35,7 @@ from facesortd.cascade_train.scenes import SceneMaker, Sources
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
-from facesortd.learn.datasets import load_faces_json
+from facesortd.learn.datasets import is_vn_faces, load_faces_json
 
 FOLDS = 3
 SEED = 1000
@@ -167,7 +167,7 @@ def main() -> int:
     parser.add_argument("--no-upscaled", action="store_true", help="skip the 1920x1080 pass")
     parser.add_argument("--dump", type=Path, help="folder for contact sheets of our misses and false faces")
     args = parser.parse_args()
-    if not (SHARED / "vn_faces" / "index.json").is_file():
+    if not is_vn_faces(SHARED / "vn_faces"):
         print(f"skipped: {SHARED} is not present (this bench needs ../shared/data)", file=sys.stderr)
         return 0
     cv2.setNumThreads(1)

@@ -178,15 +178,29 @@ REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class Refused(OSError):
-    """A move the permissions (or a mount) refused: what could not be done, and what to do about it,
-    in one line; the user can fix it. The bare error named the failed system call's two paths, from
-    which the person could not tell which folder (or file) to change."""
+    """A move or a listing the permissions (or a mount) refused: what could not be done, and what to
+    do about it, in one line; the user can fix it. The bare error named the failed system call's two
+    paths, from which the person could not tell which folder (or file) to change."""
 
     def __init__(self, exc: OSError, what: str, fix: str) -> None:
         super().__init__(exc.errno, f"{what} ({exc.strerror}): {fix}")
 
     def __str__(self) -> str:
         return self.strerror or ""  # one line for the person: "[Errno 13]" tells them nothing
+
+
+def list_folder(folder: Path) -> list[os.DirEntry[str]]:
+    """What ``folder`` holds; nothing if it is missing (or not a folder). A folder this user may not
+    list is Refused, in one sentence with the fix, so that every caller (status, the label scan, the
+    review page, the watcher) says it the same way and goes on with the other folders."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        # Listing needs r and x; facesortd also moves files out of every folder it lists: w too.
+        raise Refused(exc, f"cannot list {folder}", f"make it readable (chmod u+rwx '{folder}')") from exc
 
 
 def _folder_refused(exc: OSError, folder: Path, leaving: bool, src: Path) -> Refused:
@@ -212,6 +226,21 @@ def _fix(exc: OSError, folder: Path, leaving: bool, src: Path) -> str:
             f"the folder belongs to another user (uid {folder_st.st_uid}): ask them, or use a folder of yours"
         )
     return f"facesortd must be able to write there (chmod u+rwx '{folder}')"
+
+
+def check_writable(folder: Path) -> None:
+    """Refused, with the fix, unless this user may create files in ``folder`` (made if missing):
+    asked before long work whose result must be stored there. An unnamed file is made and dropped,
+    since permission bits alone miss read-only mounts, ACLs and root."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=TMP_PREFIX):
+            pass
+    except OSError as exc:
+        if exc.errno not in REFUSALS:
+            raise
+        into = _unwritable(folder) or folder
+        raise _folder_refused(exc, into, False, into) from exc
 
 
 def _unwritable(folder: Path) -> Path | None:

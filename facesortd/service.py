@@ -6,7 +6,8 @@ safe to share. Every move is journaled before and after (journal.py), so a kill 
 is repaired at the next start. SIGTERM lets the current files finish, then exits 0.
 
 A path is claimed from the moment it is queued until its worker is done with it, so a rescan or
-a second event never hands it to another worker meanwhile. A worker survives any exception (the
+a second event never hands it to another worker meanwhile; a path waiting for its retry has one
+timer, and rescans leave it to it. A worker survives any exception (the
 file stays in the inbox and is retried later); if one dies anyway, the daemon stops its systemd
 watchdog pings and exits 1, so systemd restarts it instead of it living on without sorting.
 """
@@ -30,7 +31,7 @@ from facesortd.config import Settings
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
-from facesortd.durable import atomic_writer
+from facesortd.durable import Refused, atomic_writer
 from facesortd.journal import Journal, recover
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
@@ -77,11 +78,13 @@ class Service:
         self._claimed: set[Path] = set()
         self._lock = threading.Lock()
         self._failures: dict[Path, int] = {}
-        self._timers: set[threading.Timer] = set()
+        self._timers: dict[Path, threading.Timer] = {}
         self._told: set[Path] = set()
         self._recover_due = False
         self._placed_since_look = False
         self._status_failing = False
+        self._learning_problem: str | None = None
+        """Why retraining cannot go on, while it cannot (`status` shows it)."""
         self._busy = 0
         self._beat = time.monotonic()
         self.started = time.time()
@@ -155,12 +158,12 @@ class Service:
                 watcher.stop()
                 watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
                 watcher.start()
-                watcher.offer_inbox()  # what arrived before the new watch began
+                watcher.offer_inbox(self._waiting())  # what arrived before the new watch began
             if self._recover_due:
                 self._recover()
             if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
                 last_rescan = now
-                watcher.offer_inbox()
+                watcher.offer_inbox(self._waiting())
             elif self._placed_since_look and not self.queue_length() and not len(watcher.settler):
                 self._look_again(watcher)
             if now - last_review >= s.learning.review_scan_s and not (
@@ -284,10 +287,19 @@ class Service:
                 if not mine:  # `facesortd retrain` is at it right now
                     return
                 result = retrain_if_due(self.settings, self.journal, user_labels(self.journal))
+        except Refused as exc:  # the person can fix it: said once, and by `status` until it is
+            problem = f"cannot retrain: {exc}; sorting goes on with the model in force"
+            if problem != self._learning_problem:
+                logger.error(problem)
+                self._record_error(None, problem)
+            self._learning_problem = problem
+            return
         except Exception as exc:  # learning must never take the sorting service down
             logger.exception("learning from your labels failed: {}", exc)
             self._record_error(None, f"learning failed: {exc}")
             return
+        if result is not None:
+            self._learning_problem = None
         if result and result.adopted and self.settings.learning.reexamine_unsure:
             unsure = self.settings.library / QUARANTINE_DIR / "unsure"
             files = [p for p in unsure.iterdir() if wanted(p, self.settings.watch)] if unsure.is_dir() else []
@@ -301,9 +313,7 @@ class Service:
         files it did not report would otherwise wait for the periodic rescan. Files waiting for a
         retry, or kept for a reason already told, are left to their own schedule."""
         self._placed_since_look = False
-        with self._lock:
-            waiting = set(self._failures)
-        watcher.offer_inbox(waiting | self._told)
+        watcher.offer_inbox(self._waiting() | self._told)
 
     def _recover(self) -> None:
         """Complete journal rows a failed write left ``planned`` (a full state disk can fail the
@@ -345,15 +355,28 @@ class Service:
         backed-off retry goes now, rather than up to MAX_BACKOFF_S later."""
         with self._lock:
             waiting, self._failures = list(self._failures), {}
+            timers = [self._timers.pop(path) for path in waiting if path in self._timers]
+        for timer in timers:
+            timer.cancel()
         for path in waiting:
             self.enqueue(path)
 
+    def _waiting(self) -> set[Path]:
+        """Paths a timer will queue again (a retry after a failed move, a look at a file that may still
+        be being written): a rescan must not hand them over before their time, which retried a failed
+        move at every rescan and left one more timer behind each time."""
+        with self._lock:
+            return set(self._timers)
+
     def _later(self, delay: float, path: Path) -> None:
-        """Queue ``path`` again after ``delay`` (later still if a worker holds it at that moment)."""
+        """Queue ``path`` again after ``delay`` (later still if a worker holds it at that moment); one
+        timer per path: a new one replaces the one pending."""
 
         def fire() -> None:
             with self._lock:
-                self._timers.discard(timer)
+                if self._timers.get(path) is not timer:
+                    return  # replaced, or cancelled as it fired
+                del self._timers[path]
                 busy = path in self._claimed
             if busy and not self.stop_event.is_set():
                 self._later(0.2, path)
@@ -363,12 +386,15 @@ class Service:
         timer = threading.Timer(delay, fire)
         timer.daemon = True
         with self._lock:
-            self._timers.add(timer)
+            pending = self._timers.get(path)
+            self._timers[path] = timer
+        if pending is not None:
+            pending.cancel()
         timer.start()
 
     def _cancel_timers(self) -> None:
         with self._lock:
-            timers, self._timers = list(self._timers), set()
+            timers, self._timers = list(self._timers.values()), {}
         for timer in timers:
             timer.cancel()
 
@@ -381,6 +407,7 @@ class Service:
             "queue": self.queue_length(),
             "model": self.sorter.model_name,
             "sorted_since_start": dict(self.counts),
+            "problems": [self._learning_problem] if self._learning_problem else [],
         }
         try:
             with atomic_writer(self.settings.state_dir / STATUS_FILE) as fh:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facesortd.config import Settings
+from facesortd.durable import Refused, list_folder
 from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import schedule
@@ -77,13 +78,9 @@ def listing(folder: Path, problems: list[str]) -> list[Path]:
     """What ``folder`` holds (nothing if it is missing); a folder we may not list is a problem named
     with its fix, not a traceback that hides everything else `status` would say."""
     try:
-        return list(folder.iterdir())
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        problems.append(
-            f"cannot list {folder} ({exc.strerror or exc}): make it readable (chmod u+rwx '{folder}')"
-        )
+        return [Path(entry.path) for entry in list_folder(folder)]
+    except Refused as exc:
+        problems.append(str(exc))
         return []
 
 
@@ -154,6 +151,7 @@ def gather(settings: Settings) -> dict[str, Any]:
     now = time.time()
     daemon: dict[str, Any] = {"running": state is not None}
     if state:
+        problems.extend(map(str, state.get("problems") or []))  # type: ignore[call-overload]
         daemon.update(
             pid=state["pid"],
             uptime_s=round(now - float(state.get("started", now))),  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ import numpy as np
 
 from facesortd.boxes import Box
 from facesortd.conv_net import ConvNet
+from facesortd.durable import atomic_writer
 
 MARGIN = 0.15
 """Context added around the box on each side, relative to its side: hair and outline help."""
@@ -77,9 +78,8 @@ def _crops(gray: np.ndarray, boxes: Sequence[Box], side: int, shrunk: Shrunk | N
 
 
 def _save(path: Path, **arrays: np.ndarray) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
+    """Whole or not at all: a half-written verifier file would stop the detector at the next start."""
+    with atomic_writer(Path(path)) as fh:
         np.savez(fh, **arrays)
 
 

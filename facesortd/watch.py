@@ -23,6 +23,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from facesortd.config import WatchSettings
+from facesortd.durable import Refused, list_folder
 
 
 def wanted(path: Path, settings: WatchSettings) -> bool:
@@ -36,24 +37,22 @@ def wanted(path: Path, settings: WatchSettings) -> bool:
 def scan(inbox: Path, settings: WatchSettings) -> Iterator[Path]:
     """Every wanted regular file in the inbox (sub-folders too if recursive), oldest first."""
     files: list[Path] = []
-    for folder, _folders, names in os.walk(inbox, onerror=_unlistable):
-        paths = (Path(folder, name) for name in names)
-        files.extend(p for p in paths if wanted(p, settings) and p.is_file() and not p.is_symlink())
-        if not settings.recursive:
-            break
+    folders = [inbox]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list_folder(folder)
+        except Refused as exc:  # the files in it would otherwise wait without a word
+            logger.warning("{}; the files in it are not sorted until then", exc)
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                if settings.recursive:
+                    folders.append(path)
+            elif entry.is_file(follow_symlinks=False) and wanted(path, settings):
+                files.append(path)
     yield from sorted(files, key=lambda p: _mtime(p) or 0.0)
-
-
-def _unlistable(exc: OSError) -> None:
-    """A folder of the inbox this user may not list: the files in it would wait without a word."""
-    if not isinstance(exc, FileNotFoundError):
-        logger.warning(
-            "{}: cannot list it ({}): the files in it are not sorted until you make it readable "
-            "(chmod u+rx '{}')",
-            exc.filename,
-            exc.strerror,
-            exc.filename,
-        )
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:

@@ -215,3 +215,27 @@ def test_a_file_it_may_not_read_on_another_filesystem_is_said_to_be_unreadable(
         "is copied there, which reads it: give yourself read access (chmod u+r), or ask its owner"
     )
     assert src.exists() and list((tmp_path / "lib").iterdir()) == []
+
+
+def test_a_folder_that_may_not_be_listed_is_one_sentence_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one wording status, the label scan, the review page and the watcher all say it in."""
+    _file(tmp_path / "open" / "a.png", b"a")
+    assert [e.name for e in durable.list_folder(tmp_path / "open")] == ["a.png"]
+    assert durable.list_folder(tmp_path / "missing") == []
+    assert durable.list_folder(tmp_path / "open" / "a.png") == []
+    locked = tmp_path / "locked"
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if Path(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(durable.Refused) as refused:
+        durable.list_folder(locked)
+    assert str(refused.value) == (
+        f"cannot list {locked} (Permission denied): make it readable (chmod u+rwx '{locked}')"
+    )

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from loguru import logger
 from review_setup import quarantine, review_settings
-from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
+from synthetic import BrightBlobDetector, draw_face, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, doctor, durable, service, state, status, watch
@@ -49,14 +50,20 @@ def _as_configured(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
 def unlistable(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
     """Folders this user may not list, as a folder made chmod 300 (or another user's 700) refuses."""
     locked: set[Path] = set()
-    real_iterdir = Path.iterdir
+    real_iterdir, real_scandir = Path.iterdir, os.scandir
 
     def iterdir(folder: Path):  # type: ignore[no-untyped-def]
         if folder in locked:
             raise _denied(folder)
         return real_iterdir(folder)
 
+    def scandir(folder):  # type: ignore[no-untyped-def]
+        if Path(folder) in locked:
+            raise _denied(folder)
+        return real_scandir(folder)
+
     monkeypatch.setattr(Path, "iterdir", iterdir)
+    monkeypatch.setattr(os, "scandir", scandir)
     return locked
 
 
@@ -116,7 +123,10 @@ def test_a_folder_we_may_not_list_holds_back_only_its_own_labels(
     reviewer = review.Reviewer(daemon_settings, journal)
     assert reviewer.scan() == 1  # sad's label
     assert reviewer.scan() == 0
-    assert [w.startswith(f"{lib / 'happy'}: cannot list it (Permission denied)") for w in warnings] == [True]
+    assert [w.rstrip() for w in warnings] == [
+        f"cannot list {lib / 'happy'} (Permission denied): make it readable (chmod u+rwx '{lib / 'happy'}'); "
+        "labels given there are not seen until then"
+    ]
     unlistable.clear()  # the person lets facesortd in again: the label waiting there counts now
     assert reviewer.scan() == 1
     assert sorted(label for _h, label, *_ in journal.labels()) == ["happy", "sad"]
@@ -222,6 +232,39 @@ def test_status_names_folders_it_may_not_list_instead_of_a_traceback(
             f"PROBLEM: cannot list {folder} (Permission denied): make it readable (chmod u+rwx '{folder}')"
             in out
         )
+
+
+def test_a_label_that_cannot_be_recorded_yet_is_said_once_until_the_file_changes(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state folder's faces/ not writable: the label is tried again at every scan (every 30 s),
+    and the same warning filled the log at each one."""
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    shot = daemon_settings.library / "happy" / "a.png"
+    shot.parent.mkdir(parents=True)
+    shot.write_bytes(screenshot_png(1))
+    real_keep_face = review.keep_face
+    refused = True
+
+    def keep_face(settings: Settings, digest: str, *args: object) -> Path:
+        if refused:
+            raise _denied(settings.state_dir / "faces" / f"{digest}.png")
+        return real_keep_face(settings, digest, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(review, "keep_face", keep_face)
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    reviewer = review.Reviewer(daemon_settings, journal)
+    for _ in range(3):
+        assert reviewer.scan() == 0
+    assert len(warnings) == 1 and warnings[0].startswith(f"{shot}: cannot record your label yet")
+    os.utime(shot, ns=(1, 1))  # the file changed: said again
+    assert reviewer.scan() == 0 and len(warnings) == 2
+    refused = False
+    assert reviewer.scan() == 1 and len(warnings) == 2
+    assert [label for _h, label, *_ in journal.labels()] == ["happy"]
+    journal.close()
 
 
 def test_status_of_a_daemon_that_cannot_write_its_state_folder_is_not_not_running(
@@ -402,8 +445,8 @@ def test_a_sub_folder_of_the_inbox_it_may_not_list_is_named_when_recursive(
     logger.add(warnings.append, level="WARNING", format="{message}")
     assert list(watch.scan(inbox, settings.watch)) == [inbox / "open" / "a.png"]
     assert [w.rstrip() for w in warnings] == [
-        f"{inbox / 'locked'}: cannot list it (Permission denied): the files in it are not sorted until "
-        f"you make it readable (chmod u+rx '{inbox / 'locked'}')"
+        f"cannot list {inbox / 'locked'} (Permission denied): make it readable "
+        f"(chmod u+rwx '{inbox / 'locked'}'); the files in it are not sorted until then"
     ]
 
 
@@ -528,7 +571,10 @@ def test_the_review_page_opens_with_a_quarantine_folder_it_may_not_list(
     finally:
         server.close()
     assert [i["name"] for i in listed["items"]] == [files["a.png"].name]
-    assert f"review page: cannot list {locked} (Permission denied)" in warnings[0]
+    assert warnings[0].rstrip() == (
+        f"review page: cannot list {locked} (Permission denied): make it readable (chmod u+rwx '{locked}'); "
+        "its files are not shown until then"
+    )
 
 
 def test_a_model_file_it_may_not_read_is_not_called_corrupt(
@@ -545,3 +591,75 @@ def test_a_model_file_it_may_not_read_is_not_called_corrupt(
     with pytest.raises(emotion_module.ModelError) as caught:
         emotion_module.EmotionModel.load(path)
     assert str(caught.value) == f"cannot read the model file {path} (permission denied): chmod u+r '{path}'"
+
+
+def test_a_retrain_that_cannot_store_its_model_leaves_the_daemon_sorting_and_status_names_it(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The state folder's models/ made read-only (chmod 555): a due retrain trained for minutes, then
+    died with a traceback at its end, was started over at every look (every 30 s), and `status`
+    said nothing of it. Now nothing is trained that could not be kept, the daemon sorts on with
+    the model in force, says it once, and `status` names it with the fix until it is fixed."""
+    from facesortd import model_store
+    from facesortd.learn import retrain
+
+    monkeypatch.setattr(model_store, "shipped_model", lambda: None)  # a retrain from labels alone: quick
+    settings = daemon_settings.model_copy(
+        update={
+            "learning": daemon_settings.learning.model_copy(
+                update={"review_scan_s": 0.1, "retrain_after_labels": 1, "min_per_class": 2}
+            )
+        }
+    )
+    _as_configured(monkeypatch, settings)
+    models = model_store.models_dir(settings)
+    models.mkdir(parents=True)
+    journal = Journal.for_state_dir(settings.state_dir)
+    rng = np.random.default_rng(3)
+    for emotion in ("happy", "sad"):
+        for k in range(2):
+            digest, box = f"{emotion}{k}", (50, 50, 100, 100)
+            img = np.full((200, 200), 60, np.uint8)
+            img[50:150, 50:150] = draw_face(emotion, 100, rng)
+            face = retrain.keep_face(settings, digest, img, box)
+            journal.add_label(digest, emotion, "human", (face, box), f"shot{k}", Path(f"{digest}.png"))
+    journal.close()
+    real_open = os.open
+    read_only = True
+
+    def open_(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # What the kernel answers a user who may not write into models/ (root: simulated).
+        if read_only and (Path(path).parent == models or (Path(path) == models and flags & os.O_TMPFILE)):
+            raise _denied(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    trained: list[object] = []
+    real_retrain = retrain.retrain
+    monkeypatch.setattr(retrain, "retrain", lambda *a, **kw: trained.append(a) or real_retrain(*a, **kw))
+    looks: list[object] = []
+    real_due = service.retrain_if_due
+    monkeypatch.setattr(service, "retrain_if_due", lambda *a, **kw: looks.append(a) or real_due(*a, **kw))
+    lines: list[str] = []
+    logger.add(lines.append, level="ERROR", format="{message}")
+    problem = (
+        f"cannot retrain: cannot write into {models} (Permission denied): facesortd must be able to "
+        f"write there (chmod u+rwx '{models}'); sorting goes on with the model in force"
+    )
+    with running_daemon(settings, stub_pipeline):
+        (settings.inbox / "a.png").write_bytes(screenshot_png(1))
+        wait_until(lambda: not (settings.inbox / "a.png").exists())  # sorting goes on
+        wait_until(lambda: len(looks) >= 2)
+        assert cli.main(["status"]) == 0
+        assert f"PROBLEM: {problem}" in capsys.readouterr().out.splitlines()
+        assert trained == [] and model_store.model_in_force(settings) is None
+        assert [line.rstrip() for line in lines if "cannot retrain" in line] == [problem]
+        read_only = False  # the person fixed it: the next look retrains, and status says no more
+        wait_until(lambda: trained)
+        wait_until(lambda: not json.loads((settings.state_dir / "status.json").read_text())["problems"])
+    read_only = True
+    assert cli.main(["retrain"]) == 2  # one line with the fix, no traceback
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"facesortd: error: cannot write into {models} (Permission denied): facesortd must be able to "
+        f"write there (chmod u+rwx '{models}')"
+    )

@@ -256,3 +256,47 @@ def test_status_reports_counts(daemon: Service, settings: Settings) -> None:
     wait_until(lambda: daemon.journal.done_moves(limit=1))  # counted once journaled as done
     text = report(settings)
     assert "daemon: running" in text and "quarantine/no-face 1" in text and "today: 1 file(s)" in text
+
+
+def test_a_file_waiting_for_its_retry_is_not_offered_again_by_the_rescan(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periodic rescan handed a file waiting in back-off to the workers again: one more failed
+    attempt, error line and journal row per rescan, and one more retry timer each time, all of them
+    firing later. Now it waits its time; and at no moment do two workers hold it."""
+    import errno
+
+    from loguru import logger
+
+    from facesortd.library import Library
+
+    real_apply = Library.apply
+    calls: list[float] = []
+    inside: list[Path] = []
+    overlaps: list[Path] = []
+
+    def full_once(self: Library, src: Path, decision, **kw):  # type: ignore[no-untyped-def]
+        overlaps.extend(p for p in inside if p == src)
+        inside.append(src)
+        try:
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_apply(self, src, decision, **kw)
+        finally:
+            inside.remove(src)
+
+    monkeypatch.setattr(Library, "apply", full_once)
+    lines: list[str] = []
+    logger.add(lines.append, level="ERROR", format="{message}")
+    settings = settings.model_copy(
+        update={"watch": settings.watch.model_copy(update={"rescan_interval_s": 0.5})}
+    )
+    with running_daemon(settings, _stub_pipeline) as daemon:
+        assert settings.watch.workers == 2
+        (settings.inbox / "a.png").write_bytes(_png_bytes(7))
+        wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=10)
+        wait_until(lambda: not daemon.queue_length())
+    assert len(calls) == 2 and calls[1] - calls[0] >= 2.0  # the first back-off delay, rescans or not
+    assert sum("cannot move it into the library" in line for line in lines) == 1
+    assert overlaps == []

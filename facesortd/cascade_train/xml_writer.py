@@ -14,6 +14,7 @@ import numpy as np
 
 from facesortd.cascade_train.boost import Stump
 from facesortd.cascade_train.cascade import Cascade
+from facesortd.durable import atomic_writer
 
 
 def _num(value: float) -> str:
@@ -73,9 +74,7 @@ def cascade_xml(cascade: Cascade, params: dict[str, float], comment: str = "") -
 
 
 def write_cascade(cascade: Cascade, path: Path, params: dict[str, float], comment: str = "") -> None:
-    """Write atomically (temp file + rename) so a crash mid-training never leaves a truncated XML."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(cascade_xml(cascade, params, comment), encoding="utf-8")
-    tmp.replace(path)
+    """Whole or not at all (durable.atomic_writer), so a crash or a full disk mid-training never
+    leaves a truncated XML, nor a half temp file beside it, that the detector would refuse."""
+    with atomic_writer(Path(path)) as fh:
+        fh.write(cascade_xml(cascade, params, comment).encode("utf-8"))

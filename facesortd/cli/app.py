@@ -15,6 +15,7 @@ from facesortd.cli import daemon, labels, models, sorting
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import LOG_LEVELS, ConfigError
 from facesortd.detect import DetectorError
+from facesortd.durable import Refused
 from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError
@@ -31,6 +32,7 @@ USER_ERRORS = (
     StateBusy,
     NotYours,
     JournalError,
+    Refused,
 )
 """Errors a user can cause: shown as one line that names the fix, exit status 2, no traceback."""
 

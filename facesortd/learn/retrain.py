@@ -32,7 +32,7 @@ from facesortd.boxes import Box
 from facesortd.config import AdoptMetric, LearningSettings, Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.detect import FaceDetector
-from facesortd.durable import atomic_writer
+from facesortd.durable import atomic_writer, check_writable
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, box_in_crop, cut_face_crop, normalise_face
@@ -542,6 +542,7 @@ def retrain_if_due(
     due_at = state.due_at(learning)
     if not (force or by_count or (due_at is not None and now >= due_at)):
         return None
+    check_writable(models_dir(settings))  # before training a model that could not be kept
     current_path = model_in_force(settings)
     current = load_model(current_path) if current_path else None
     result = retrain(settings, labels, current, unlabelled_files(journal))

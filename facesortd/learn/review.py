@@ -19,6 +19,7 @@ from loguru import logger
 from facesortd.boxes import Box
 from facesortd.config import Settings
 from facesortd.detect import FaceDetector
+from facesortd.durable import Refused, list_folder
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, content_id
@@ -36,6 +37,9 @@ class Reviewer:
     seen: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
     unlisted: set[Path] = field(default_factory=set)
     """Folders that could not be listed, said once until they can be again."""
+    unrecorded: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
+    """Files whose label could not be recorded, as they were when that was said: said once per
+    file until it changes or is recorded (tried again at every scan, which is every 30 s)."""
     _detectors: list[FaceDetector] | None = None
 
     def detectors(self) -> list[FaceDetector]:
@@ -57,16 +61,21 @@ class Reviewer:
         changed = [path for folder in emotions + held for path in self._changed_images(folder, present)]
         # Files that left are forgotten, so one moved away and back again is looked at anew.
         self.seen = {p: key for p, key in self.seen.items() if p in present}
+        self.unrecorded = {p: key for p, key in self.unrecorded.items() if p in present}
         for path in changed:
             try:
                 new += self._look_at(path, path.parent in held)
             except FileNotFoundError:
                 continue  # a person moved it on meanwhile: the next scan meets it where it went
             except OSError as exc:  # one odd file must not cost the labels of all the others
-                self.seen.pop(path, None)
-                logger.warning(
-                    "{}: cannot record your label yet ({}); trying again at the next look", path, exc
-                )
+                key = self.seen.pop(path)  # looked at again at the next scan
+                if self.unrecorded.get(path) != key:
+                    logger.warning(
+                        "{}: cannot record your label yet ({}); trying again at each look", path, exc
+                    )
+                    self.unrecorded[path] = key
+                continue
+            self.unrecorded.pop(path, None)
         return new
 
     def _look_at(self, path: Path, in_quarantine: bool) -> bool:
@@ -104,22 +113,14 @@ class Reviewer:
         """What ``folder`` holds; nothing if it is missing or may not be read (said once: the labels
         given in it wait until the person lets facesortd in, without failing every other folder's)."""
         try:
-            paths = list(folder.iterdir())
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
+            entries = list_folder(folder)
+        except Refused as exc:
             if folder not in self.unlisted:
-                logger.warning(
-                    "{}: cannot list it ({}): labels given there are not seen until you make it "
-                    "readable (chmod u+rwx '{}')",
-                    folder,
-                    exc.strerror or exc,
-                    folder,
-                )
+                logger.warning("{}; labels given there are not seen until then", exc)
             self.unlisted.add(folder)
             return []
         self.unlisted.discard(folder)
-        return paths
+        return [Path(entry.path) for entry in entries]
 
     def _withdraw(self, path: Path, digest: str, label: tuple[str, float] | None) -> bool:
         """A labelled file moved back into quarantine: the person is no longer sure, so the label goes."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from facesortd.durable import Refused, list_folder
 from facesortd.image_names import is_image_name
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS
 
@@ -97,16 +98,7 @@ def _entries(folder: Path) -> list[os.DirEntry[str]]:
     """``folder``'s entries; none if this user may not list it (said in the log with the fix): one
     such folder must not take the page, or the other folders' files, down with it."""
     try:
-        with os.scandir(folder) as entries:
-            return list(entries)
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        logger.warning(
-            "review page: cannot list {} ({}): its files are not shown until you make it readable "
-            "(chmod u+rwx '{}')",
-            folder,
-            exc.strerror or exc,
-            folder,
-        )
+        return list_folder(folder)
+    except Refused as exc:
+        logger.warning("review page: {}; its files are not shown until then", exc)
         return []
