@@ -70,19 +70,32 @@ def _validation_set(path: Path, seed: int) -> None:
     FaceSet(faces, ["happy"] * 20, ["g"] * 20, [Path("f.png")] * 20, ["s"] * 20).save(path)
 
 
+def _unit(path: Path, seed: int) -> None:
+    """`install-service`'s systemd unit (under XDG_CONFIG_HOME, which the test points at ``path``)."""
+    from facesortd import cli
+
+    cli.main(["install-service"])
+
+
 WRITERS: dict[str, Callable[[Path, int], None]] = {
     "verifier": _verifier,
     "cascade": _cascade,
     "emotion model": _model,
     "gate": _gate,
     "validation set": _validation_set,
+    "systemd unit": _unit,
 }
 
 
 @pytest.mark.parametrize("writer", WRITERS)
-def test_a_write_that_fails_half_way_leaves_the_old_file_whole(tmp_path: Path, writer: str) -> None:
+def test_a_write_that_fails_half_way_leaves_the_old_file_whole(
+    tmp_path: Path, writer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write = WRITERS[writer]
     path = tmp_path / "models" / "the file"
+    if writer == "systemd unit":
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+        path = tmp_path / "config" / "systemd" / "user" / "facesortd.service"
     write(path, 0)
     old = path.read_bytes()
     with disk_full_after(len(old) // 2), pytest.raises(OSError) as failed:

@@ -10,6 +10,7 @@ import sys
 
 from facesortd.cli.common import settings_for
 from facesortd.config import ConfigError, config_home, folders_overlap
+from facesortd.durable import atomic_writer
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
 
 
@@ -45,8 +46,8 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         print(text, end="")
         return 0
     unit = unit_dir / "facesortd.service"
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    unit.write_text(text, encoding="utf-8")
+    with atomic_writer(unit) as fh:  # a full disk must not leave systemd half a unit
+        fh.write(text.encode())
     print(
         f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user enable --now facesortd"
     )
