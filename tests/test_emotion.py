@@ -125,10 +125,14 @@ def test_a_mirrored_fit_learns_each_face_both_ways_and_updates_a_persons_labels_
     xb, yb = _faces(5, seed=7)
     w = np.linspace(0.5, 2.0, len(ya))
     model = EmotionModel.fit(xa, ya, SPEC, "hog", weights=w, mirror=True)
-    both = EmotionModel.fit(np.concatenate([xa, mirror_faces(xa)]), ya + ya, SPEC, "hog", weights=np.r_[w, w])
-    assert np.allclose(model.projection, both.projection) and np.allclose(model.mean, both.mean)
-    assert model.info["mirrored"] and "mirrored" not in both.info
-    assert model.info["counts"] == {e: 10 for e in EMOTIONS}
+    rows = describe(np.concatenate([xa, mirror_faces(xa)]), "hog").astype(np.float64)
+    assert np.allclose(model.mean, np.r_[w, w] @ rows / (2 * w.sum()), atol=1e-6)
+    z = (rows - model.mean) @ model.pca
+    y = np.array([model.labels.index(v) for v in ya + ya])
+    both = ClassStats.of(z, y, np.r_[w, w], 4)
+    assert np.allclose(model.stats.mean, both.mean) and np.allclose(model.stats.scatter, both.scatter)
+    assert np.allclose(model.stats.weight, both.weight)
+    assert model.info["mirrored"] and model.info["counts"] == {e: 10 for e in EMOTIONS}
     assert not np.allclose(model.projection, EmotionModel.fit(xa, ya, SPEC, "hog", weights=w).projection)
 
     updated = EmotionModel.load(model.save(tmp_path / "m.fsm.npz")).updated(xb, yb, 3.0)
