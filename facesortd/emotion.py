@@ -184,24 +184,31 @@ class EmotionModel(Calibrated):
         counts = {n: int((y == i).sum()) for i, n in enumerate(names)}
         x = describe(faces, descriptor, net) if features is None else features
         w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
-        once = len(y)
+        halves = [x]
         if mirror:
             if mirrored_features is None:
                 mirrored_features = describe(mirror_faces(faces), descriptor, net)
-            # Each face once, either way round (a seeded coin), first: the PCA basis is found on
-            # those rows alone, at the cost of a fit without mirrors; the mean and the class
+            # Each face once, either way round (a seeded coin), in the first half: the PCA basis
+            # is found on it alone, at the cost of a fit without mirrors; the mean and the class
             # statistics take both halves (a row and its mirror share label and weight).
-            coin = np.random.default_rng(0).random(once)[:, None] < 0.5
-            x = np.concatenate([np.where(coin, x, mirrored_features), np.where(coin, mirrored_features, x)])
-            y, w = np.concatenate([y, y]), np.concatenate([w, w])
-        x = x.astype(np.float64)
-        # A weighted sum and centring in place (x is a copy): np.average's weighted copy of x and a
-        # centred copy would each add 600 MB at 20,000 HOG + LBP rows.
-        mean = (w @ x) / w.sum()
-        x -= mean
-        k = max(1, min(pca_components, once - len(names), x.shape[1]))
-        pca = _pca_basis(x[:once], k)
-        stats = ClassStats.of(x @ pca, y, w, len(names))
+            coin = np.random.default_rng(0).random(len(y))[:, None] < 0.5
+            halves = [np.where(coin, x, mirrored_features), np.where(coin, mirrored_features, x)]
+        mean = sum(w @ h for h in halves) / (w.sum() * len(halves))
+        k = max(1, min(pca_components, len(y) - len(names), x.shape[1]))
+
+        def centred(half: np.ndarray) -> np.ndarray:
+            # In place on a float64 copy, one half at a time: a float64 copy of both halves at once
+            # (or np.average's weighted copy) would add 600 MB per 20,000 HOG + LBP rows.
+            rows = half.astype(np.float64)
+            rows -= mean
+            return rows
+
+        first = centred(halves[0])
+        pca = _pca_basis(first, k)
+        z = [first @ pca]
+        del first
+        z += [centred(half) @ pca for half in halves[1:]]
+        stats = ClassStats.of(np.concatenate(z), np.tile(y, len(halves)), np.tile(w, len(halves)), len(names))
         return cls(
             names,
             spec,
