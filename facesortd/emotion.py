@@ -184,31 +184,33 @@ class EmotionModel(Calibrated):
         counts = {n: int((y == i).sum()) for i, n in enumerate(names)}
         x = describe(faces, descriptor, net) if features is None else features
         w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
-        halves = [x]
+        sides = [x]
         if mirror:
             if mirrored_features is None:
                 mirrored_features = describe(mirror_faces(faces), descriptor, net)
-            # Each face once, either way round (a seeded coin), in the first half: the PCA basis
-            # is found on it alone, at the cost of a fit without mirrors; the mean and the class
-            # statistics take both halves (a row and its mirror share label and weight).
-            coin = np.random.default_rng(0).random(len(y))[:, None] < 0.5
-            halves = [np.where(coin, x, mirrored_features), np.where(coin, mirrored_features, x)]
-        mean = sum(w @ h for h in halves) / (w.sum() * len(halves))
+            sides.append(mirrored_features)
+        mean = sum(_weighted_sum(w, side) for side in sides) / (w.sum() * len(sides))
         k = max(1, min(pca_components, len(y) - len(names), x.shape[1]))
+        # Each face once, either way round (a seeded coin), in the first half: the PCA basis is
+        # found on it alone, at the cost of a fit without mirrors; the mean and the class statistics
+        # take both halves (a row and its mirror share label and weight).
+        other = np.random.default_rng(0).random(len(y))[:, None] >= 0.5
 
-        def centred(half: np.ndarray) -> np.ndarray:
-            # In place on a float64 copy, one half at a time: a float64 copy of both halves at once
-            # (or np.average's weighted copy) would add 600 MB per 20,000 HOG + LBP rows.
-            rows = half.astype(np.float64)
+        def centred(half: int) -> np.ndarray:
+            # A float64 copy of one half at a time, centred in place: both halves at once (or
+            # np.average's weighted copy) would add 600 MB per 20,000 HOG + LBP rows.
+            rows = sides[half].astype(np.float64)
+            if len(sides) > 1:
+                np.copyto(rows, sides[1 - half], where=other)
             rows -= mean
             return rows
 
-        first = centred(halves[0])
+        first = centred(0)
         pca = _pca_basis(first, k)
         z = [first @ pca]
         del first
-        z += [centred(half) @ pca for half in halves[1:]]
-        stats = ClassStats.of(np.concatenate(z), np.tile(y, len(halves)), np.tile(w, len(halves)), len(names))
+        z += [centred(half) @ pca for half in range(1, len(sides))]
+        stats = ClassStats.of(np.concatenate(z), np.tile(y, len(sides)), np.tile(w, len(sides)), len(names))
         return cls(
             names,
             spec,
@@ -401,6 +403,14 @@ def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
         m1, m2 = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
         lo, hi = (lo, m2) if nll(m1) < nll(m2) else (m1, hi)
     return float((lo + hi) / 2)
+
+
+def _weighted_sum(w: np.ndarray, rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """``w @ rows`` in float64 a block of rows at a time: float32 rows would otherwise be copied
+    to float64 whole for one sum."""
+    return sum(
+        (w[i : i + chunk] @ rows[i : i + chunk] for i in range(0, len(rows), chunk)), np.zeros(rows.shape[1])
+    )
 
 
 def _pca_basis(centred: np.ndarray, k: int) -> np.ndarray:
