@@ -255,6 +255,11 @@ class Service:
         except (OSError, sqlite3.OperationalError) as exc:
             self._retry_later(path, exc)
             return None
+        with self._lock:
+            # Its move no longer fails: placed, kept, or gone meanwhile (deleted while it waited for
+            # its retry: a count kept for it would stay for the life of the service).
+            self._failures.pop(path, None)
+            waiting = bool(self._failures)
         if outcome.kind in ("kept", "skipped"):
             self._tell_once(path, outcome.why)
         if outcome.kind == "wait":
@@ -267,9 +272,6 @@ class Service:
             self._later(outcome.wait_s, path)
         if outcome.kind != "placed" or outcome.decision is None:
             return None
-        with self._lock:
-            self._failures.pop(path, None)
-            waiting = bool(self._failures)
         if waiting:
             self._retry_waiting_now()
         self.counts[outcome.decision.outcome] += 1
