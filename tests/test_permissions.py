@@ -577,6 +577,39 @@ def test_the_review_page_opens_with_a_quarantine_folder_it_may_not_list(
     )
 
 
+def test_the_review_page_says_once_that_it_may_not_list_a_folder_until_that_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page lists the quarantine at every request: each listing repeated the "cannot list"
+    warning. Once per folder now; again if the folder could be listed meanwhile and then not."""
+    settings = review_settings(tmp_path, monkeypatch)
+    quarantine(settings, "no-face", [("b.png", "sad")])
+    locked = settings.library / "_quarantine" / "no-face"
+    denied = True
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if denied and Path(path) == locked:
+            raise _denied(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    server = ReviewServer(settings, 0)
+    try:
+        counts = [server.app.listing("", 0, 10)["total"] for _ in range(3)]
+        assert len(warnings) == 1 and f"cannot list {locked}" in warnings[0]
+        denied = False
+        counts.append(server.app.listing("", 0, 10)["total"])
+        denied = True
+        counts.append(server.app.listing("", 0, 10)["total"])
+    finally:
+        server.close()
+    assert counts == [0, 0, 0, 1, 0]
+    assert len(warnings) == 2 and warnings[1] == warnings[0]
+
+
 def test_a_model_file_it_may_not_read_is_not_called_corrupt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
