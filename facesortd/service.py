@@ -47,6 +47,9 @@ from facesortd.watch import InboxWatcher, scan, wanted
 __all__ = ["Service", "default_pipeline"]
 
 MAX_BACKOFF_S = 300.0
+TICK_S = 1.0
+"""How often the main loop looks at what is due (rescan, learning, status, a dead watcher): the
+intervals themselves are settings; this is only how soon one that fell due is noticed."""
 
 
 def default_pipeline(settings: Settings) -> Pipeline:
@@ -74,7 +77,8 @@ class Service:
         self.stop_event = threading.Event()
         self.counts: Counter[str] = Counter()
         self.backlog: Progress | None = None
-        self._queue: queue.Queue[Path] = queue.Queue()
+        self._queue: queue.Queue[Path | None] = queue.Queue()
+        """Paths to sort; one None per worker when stopping, which wakes it at once."""
         self._claimed: set[Path] = set()
         self._lock = threading.Lock()
         self._failures: dict[Path, int] = {}
@@ -146,7 +150,7 @@ class Service:
         last_rescan = last_review = time.monotonic()
         reviewer = Reviewer(s, self.journal)
         code = 0
-        while not self.stop_event.wait(min(1.0, period or 1.0)):
+        while not self.stop_event.wait(min(TICK_S, period or TICK_S)):
             now = time.monotonic()
             if not all(w.is_alive() for w in workers):
                 logger.critical("a worker thread died: stopping so that systemd restarts facesortd")
@@ -179,6 +183,8 @@ class Service:
             self._publish_status()
         logger.info("stopping: finishing the files in progress")
         self.stop_event.set()
+        for _worker in workers:
+            self._queue.put(None)
         watcher.stop()
         self._cancel_timers()
         # Every thread that may be inside OpenCV is joined before the interpreter shuts down:
@@ -201,10 +207,10 @@ class Service:
     # -- workers -----------------------------------------------------------------------------
     def _work(self, pipeline: Pipeline) -> None:
         model_key = _model_key(self.settings)
-        while not self.stop_event.is_set():
-            try:
-                path = self._queue.get(timeout=0.2)
-            except queue.Empty:
+        while (path := self._queue.get()) is not None:
+            if self.stop_event.is_set():  # stopping: it stays in the inbox, for the next start
+                with self._lock:
+                    self._claimed.discard(path)
                 continue
             with self._lock:
                 self._busy += 1

@@ -44,6 +44,13 @@ def _isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 @pytest.fixture(autouse=True)
+def _quick_daemon_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon under test notices what fell due (a rescan, a learning look, a dead watcher) within
+    0.1 s rather than 1 s: the tests wait on those conditions, and the intervals are their own."""
+    monkeypatch.setattr("facesortd.service.TICK_S", 0.1)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_log_sink() -> None:
     """cli.main points loguru at the stderr of the test that called it; give every test its own."""
     from loguru import logger
