@@ -309,16 +309,17 @@ def test_a_file_waiting_for_its_retry_is_not_offered_again_by_the_rescan(
             inside.remove(src)
 
     monkeypatch.setattr(Library, "apply", full_once)
+    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 0.8)  # the first back-off: 2 s otherwise
     lines: list[str] = []
     logger.add(lines.append, level="ERROR", format="{message}")
     settings = settings.model_copy(
-        update={"watch": settings.watch.model_copy(update={"rescan_interval_s": 0.5})}
+        update={"watch": settings.watch.model_copy(update={"rescan_interval_s": 0.15})}
     )
     with running_daemon(settings, _stub_pipeline) as daemon:
         assert settings.watch.workers == 2
         (settings.inbox / "a.png").write_bytes(_png_bytes(7))
         wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=10)
         wait_until(lambda: not daemon.queue_length())
-    assert len(calls) == 2 and calls[1] - calls[0] >= 2.0  # the first back-off delay, rescans or not
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.8  # the first back-off delay, rescans or not
     assert sum("cannot move it into the library" in line for line in lines) == 1
     assert overlaps == []
