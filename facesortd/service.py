@@ -183,7 +183,7 @@ class Service:
             self._publish_status()
         logger.info("stopping: finishing the files in progress")
         self.stop_event.set()
-        for _worker in workers:
+        for _worker in [w for w in workers if w.is_alive()]:  # a dead one would leave its wake-up queued
             self._queue.put(None)
         watcher.stop()
         self._cancel_timers()

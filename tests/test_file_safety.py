@@ -4,6 +4,7 @@ full state disk, a damaged or forged journal. Each test here failed before issue
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import stat
@@ -276,6 +277,9 @@ def test_a_worker_that_dies_stops_the_daemon_with_exit_1(
     (settings.inbox / "a.png").write_bytes(screenshot_png(6))
     assert Service(settings, stub_pipeline).run() == 1
     assert (settings.inbox / "a.png").exists()
+    # The last status a stopping daemon writes counts nothing left to do (the live worker's wake-up
+    # was taken; none was put for the dead one).
+    assert json.loads((settings.state_dir / "status.json").read_text())["queue"] == 0
 
 
 # -- 5: images that lie about their size, or that only OpenCV can judge -----------------------------
