@@ -48,8 +48,9 @@ __all__ = ["Service", "default_pipeline"]
 
 MAX_BACKOFF_S = 300.0
 TICK_S = 1.0
-"""How often the main loop looks at what is due (rescan, learning, status, a dead watcher): the
-intervals themselves are settings; this is only how soon one that fell due is noticed."""
+"""How often the main loop looks at what is due (rescan, learning, status, a dead watcher), and an
+idle worker whether it was stopped without a wake-up: the intervals themselves are settings; this
+is only how soon one that fell due is noticed."""
 
 
 def default_pipeline(settings: Settings) -> Pipeline:
@@ -207,7 +208,15 @@ class Service:
     # -- workers -----------------------------------------------------------------------------
     def _work(self, pipeline: Pipeline) -> None:
         model_key = _model_key(self.settings)
-        while (path := self._queue.get()) is not None:
+        while True:
+            try:
+                path = self._queue.get(timeout=TICK_S)
+            except queue.Empty:
+                if self.stop_event.is_set():  # stopped without a wake-up: the main loop died
+                    return
+                continue
+            if path is None:  # the wake-up: stopping
+                return
             if self.stop_event.is_set():  # stopping: it stays in the inbox, for the next start
                 with self._lock:
                     self._claimed.discard(path)
