@@ -22,14 +22,13 @@ import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy
 import argparse
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 import cv2
 import numpy as np
 from daemon_harness import machine_load
-from shared_data import match_boxes
+from detect_scoring import Detect, Score, references
+from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import Box
 from facesortd.cascade_train.samples import read_gray
@@ -38,62 +37,7 @@ from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
 from facesortd.learn.datasets import load_faces_json
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-SHIPPED = REPO / "cascade_classifier"
-REFERENCES = SHARED / "reference_cascades"
-ANIMEFACE_SHRINK = 0.62
 UPSCALED = (1920, 1080)
-
-Detect = Callable[[np.ndarray], list[Box]]
-
-
-@dataclass
-class Score:
-    """Counts over a set of screenshots, and the time spent detecting in them."""
-
-    truth: int = 0
-    found: int = 0
-    hits: int = 0
-    hits_loose: int = 0
-    ms: float = 0.0
-    images: int = 0
-    free_images: int = 0
-    free_found: int = 0
-    """Face-free images, and the false faces reported on them."""
-
-    def add(self, found: list[Box], truth: list[Box], ms: float) -> None:
-        if not truth:
-            self.free_images += 1
-            self.free_found += len(found)
-        self.truth += len(truth)
-        self.found += len(found)
-        self.hits += match_boxes(found, truth, 0.4)
-        self.hits_loose += match_boxes(found, truth, 0.25)
-        self.ms += ms
-        self.images += 1
-
-    def merge(self, other: Score) -> None:
-        """Add another set's counts to these."""
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    def row(self, timed: bool = True) -> str:
-        rec, prec = self.hits / max(1, self.truth), self.hits / max(1, self.found)
-        rec_l, prec_l = self.hits_loose / max(1, self.truth), self.hits_loose / max(1, self.found)
-        row = (
-            f"{rec:6.3f} {prec:6.3f} {self.hits:3d}/{self.truth:<3d} {self.found - self.hits:3d} FA  "
-            f"{rec_l:6.3f} {prec_l:6.3f}"
-        )
-        if self.free_images:
-            row += f"  {self.free_found / self.free_images:5.3f} ({self.free_found}/{self.free_images})"
-        return row + (f"  {self.ms / max(1, self.images):7.1f} ms" if timed else "")
-
-
-def shrink(box: Box, factor: float) -> Box:
-    x, y, w, h = box
-    nw, nh = w * factor, h * factor
-    return (round(x + (w - nw) / 2), round(y + (h - nh) / 2), round(nw), round(nh))
 
 
 def ours(args: argparse.Namespace) -> Detect:
@@ -115,22 +59,6 @@ def ours(args: argparse.Namespace) -> Detect:
     )
     detector = FaceDetector(settings, args.cascade)
     return lambda gray: [f.box for f in detector.detect(gray)]
-
-
-def reference(
-    name: str, equalize: bool, scale: float, neighbors: int, min_size: int, factor: float
-) -> Detect:
-    """A reference cascade at full resolution with its authors' settings, boxes shrunk by ``factor``."""
-    cascade = cv2.CascadeClassifier(str(REFERENCES / name))
-
-    def detect(gray: np.ndarray) -> list[Box]:
-        img = cv2.equalizeHist(gray) if equalize else gray
-        rects = cascade.detectMultiScale(
-            img, scaleFactor=scale, minNeighbors=neighbors, minSize=(min_size,) * 2
-        )
-        return [shrink(tuple(int(v) for v in r), factor) for r in rects]  # type: ignore[arg-type]
-
-    return detect
 
 
 def _dump(folder: Path, name: str, gray: np.ndarray, found: list[Box], truth: list[Box]) -> None:
@@ -272,10 +200,7 @@ def main() -> int:
             "animeface: equalizeHist, 1.1, 5, 24x24, full size, boxes x0.62; "
             "syncopika: 1.05, 3, 30x30, full size, boxes as they are"
         )
-        detectors["animeface"] = reference("lbpcascade_animeface.xml", True, 1.1, 5, 24, ANIMEFACE_SHRINK)
-        detectors["syncopika"] = reference(
-            "syncopika_anime_face_classifier_cascade.xml", False, 1.05, 3, 30, 1.0
-        )
+        detectors.update(references())
     for upscale in (False, True)[: 1 if args.no_upscaled else 2]:
         run(detectors, upscale, args.dump)
     if args.resize:

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from bench_detect import SHARED, SHIPPED
-from bench_detect_scenes import FOLDS, Image, add_common_arguments, fold_images, seed_images, upscaled
+from scene_sets import FOLDS, Image, add_common_arguments, fold_images, seed_images, upscaled
+from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import Box
 from facesortd.cascade_train.scenes import Sources

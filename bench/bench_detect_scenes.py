@@ -27,49 +27,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from bench_detect import ANIMEFACE_SHRINK, SHARED, SHIPPED, Detect, Score, reference
+from detect_scoring import Detect, Score, references
+from scene_sets import FOLDS, Image, add_common_arguments, fold_images, seed_images, upscaled
+from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import Box
-from facesortd.cascade_train.samples import read_gray
-from facesortd.cascade_train.scenes import SceneMaker, Sources
-from facesortd.cascade_train.split import is_held_out
+from facesortd.cascade_train.scenes import Sources
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
-from facesortd.learn.datasets import is_vn_faces, load_faces_json
+from facesortd.learn.datasets import is_vn_faces
 
-FOLDS = 3
-SEED = 1000
-"""Scenes of the benchmark are drawn from their own seed, never the training scenes'."""
 THUMB = 96
 SHEET_COLUMNS = 12
-
-Image = tuple[str, np.ndarray, list[Box]]
-
-
-def fold_images(
-    sources: Sources, k: int, repos: list[str], scenes: int, face_free: int, seed: int = SEED
-) -> list[Image]:
-    maker = SceneMaker(sources, repos, seed + k)
-    made = maker.scenes(scenes, f"fold{k}-") + [
-        maker.scene(f"fold{k}-free{i}", True) for i in range(face_free)
-    ]
-    return [(s.name, cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY), s.boxes) for s in made]
-
-
-def seed_images() -> list[Image]:
-    truth = load_faces_json(SHARED / "seed" / "faces.json")
-    return [
-        (name, read_gray(SHARED / "seed" / "screenshots" / name), [f.box for f in faces])
-        for name, faces in sorted(truth.items())
-        if is_held_out(name)
-    ]
-
-
-def upscaled(image: Image) -> Image:
-    name, gray, truth = image
-    f = min(1920 / gray.shape[1], 1080 / gray.shape[0])
-    big = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
-    return name, big, [tuple(round(v * f) for v in b) for b in truth]  # type: ignore[misc]
 
 
 class Sheet:
@@ -122,27 +91,6 @@ def score(detect: Detect, images: list[Image], sheet: Sheet | None = None) -> Sc
         if sheet is not None:
             sheet.add(gray, found, truth)
     return result
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """The verifiers, detection settings and scenes, as this bench and bench_detect_misses.py take them."""
-    d = DetectionSettings()
-    parser.add_argument(
-        "--fold-verifiers", type=Path, help="folder of fold<k>.npz verifiers (each without fold k)"
-    )
-    parser.add_argument(
-        "--verifier", type=Path, help="verifier for the seed (and the scenes without --fold-verifiers)"
-    )
-    parser.add_argument("--min-score", type=float, default=d.min_score)
-    parser.add_argument("--min-neighbors", type=int, default=d.min_neighbors)
-    parser.add_argument(
-        "--lone-window-score", type=float, default=d.lone_window_score, help="1 turns lone windows off"
-    )
-    parser.add_argument("--scenes", type=int, default=100, help="scenes per fold (12 %% of them face-free)")
-    parser.add_argument("--face-free", type=int, default=30, help="extra face-free scenes per fold")
-    parser.add_argument(
-        "--scene-seed", type=int, default=SEED, help="another value draws other scenes of the same sources"
-    )
 
 
 def main() -> int:
@@ -212,23 +160,18 @@ def main() -> int:
     for k, repos in enumerate(folds):
         faces = sum(len(b) for _n, _g, b in sets[f"fold{k}"])
         print(f"fold{k}: {len(sets[f'fold{k}'])} scenes, {faces} faces, repositories {', '.join(repos)}")
-    references: dict[str, Detect] = {}
-    if not args.no_references:
-        references["animeface"] = reference("lbpcascade_animeface.xml", True, 1.1, 5, 24, ANIMEFACE_SHRINK)
-        references["syncopika"] = reference(
-            "syncopika_anime_face_classifier_cascade.xml", False, 1.05, 3, 30, 1.0
-        )
+    others = {} if args.no_references else references()
     for upscale in (False, True)[: 1 if args.no_upscaled else 2]:
         print(f"\n== {'upscaled to fit 1920x1080' if upscale else 'as they are (scenes 1280x720)'} ==")
         print(
             f"{'detector':<10} {'source':<7} {'recall':>6} {'prec':>6} {'hits':>9} {'':>6}  "
             f"{'r@.25':>6} {'p@.25':>6}  {'FA/free image':>13}  {'time':>10}  boxes/image"
         )
-        for label in ["ours", *references]:
+        for label in ["ours", *others]:
             scenes_total = Score()
             for source, images in sets.items():
                 images = [upscaled(i) for i in images] if upscale else images
-                detect = ours_for(source) if label == "ours" else references[label]
+                detect = ours_for(source) if label == "ours" else others[label]
                 sheet = Sheet() if args.dump and label == "ours" and not upscale else None
                 result = score(detect, images, sheet)
                 print(f"{label:<10} {source:<7} {result.row()}  {result.found / result.images:5.1f}")

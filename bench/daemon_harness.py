@@ -118,6 +118,10 @@ class Folders:
             (staging / name).write_bytes(data)
             os.rename(staging / name, self.inbox / name)
 
+    def waiting(self) -> int:
+        """Files still in the inbox."""
+        return sum(1 for _ in self.inbox.glob("*.png"))
+
     def idle(self, pid: int) -> bool:
         """The daemon with this pid has published an empty queue."""
         assert self.state is not None
@@ -133,7 +137,7 @@ def wait_for(cond: Callable[[], object], timeout: float) -> bool:
     while time.monotonic() < end:
         if cond():
             return True
-        time.sleep(0.1)
+        time.sleep(0.02)
     return False
 
 

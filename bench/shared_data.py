@@ -1,5 +1,5 @@
-"""What the benchmarks share: where ../shared is, the label mapping, the faces they measure on, and
-how found boxes are scored against true ones.
+"""What the benchmarks share: where ../shared and the shipped detector are, the label mapping, the
+faces they measure on, and how found boxes are scored against true ones.
 
 Run a benchmark as ``python bench/NAME.py`` from the repository root; this module sits beside it.
 """
@@ -17,7 +17,10 @@ from facesortd.learn.backdrops import Backdrops
 from facesortd.learn.datasets import load_items, load_vn_faces, relabel, vn_backgrounds
 from facesortd.learn.training import FaceSet, Undetected, collect_faces
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+SHIPPED = REPO / "cascade_classifier"
+"""This checkout's detector files (cascade and verifier), the benchmarks' default."""
 LABEL_MAP = {"fear": "scared", "surprise": "surprised", "disgust": ""}
 """anime_expressions labels -> the seed's (disgust has no seed counterpart and is dropped)."""
 

@@ -47,6 +47,10 @@ from facesortd.watch import InboxWatcher, scan, wanted
 __all__ = ["Service", "default_pipeline"]
 
 MAX_BACKOFF_S = 300.0
+TICK_S = 1.0
+"""How often the main loop looks at what is due (rescan, learning, status, a dead watcher), and an
+idle worker whether it was stopped without a wake-up: the intervals themselves are settings; this
+is only how soon one that fell due is noticed."""
 
 
 def default_pipeline(settings: Settings) -> Pipeline:
@@ -74,7 +78,8 @@ class Service:
         self.stop_event = threading.Event()
         self.counts: Counter[str] = Counter()
         self.backlog: Progress | None = None
-        self._queue: queue.Queue[Path] = queue.Queue()
+        self._queue: queue.Queue[Path | None] = queue.Queue()
+        """Paths to sort; one None per worker when stopping, which wakes it at once."""
         self._claimed: set[Path] = set()
         self._lock = threading.Lock()
         self._failures: dict[Path, int] = {}
@@ -146,7 +151,7 @@ class Service:
         last_rescan = last_review = time.monotonic()
         reviewer = Reviewer(s, self.journal)
         code = 0
-        while not self.stop_event.wait(min(1.0, period or 1.0)):
+        while not self.stop_event.wait(min(TICK_S, period or TICK_S)):
             now = time.monotonic()
             if not all(w.is_alive() for w in workers):
                 logger.critical("a worker thread died: stopping so that systemd restarts facesortd")
@@ -179,6 +184,8 @@ class Service:
             self._publish_status()
         logger.info("stopping: finishing the files in progress")
         self.stop_event.set()
+        for _worker in [w for w in workers if w.is_alive()]:  # a dead one would leave its wake-up queued
+            self._queue.put(None)
         watcher.stop()
         self._cancel_timers()
         # Every thread that may be inside OpenCV is joined before the interpreter shuts down:
@@ -201,10 +208,18 @@ class Service:
     # -- workers -----------------------------------------------------------------------------
     def _work(self, pipeline: Pipeline) -> None:
         model_key = _model_key(self.settings)
-        while not self.stop_event.is_set():
+        while True:
             try:
-                path = self._queue.get(timeout=0.2)
+                path = self._queue.get(timeout=TICK_S)
             except queue.Empty:
+                if self.stop_event.is_set():  # stopped without a wake-up: the main loop died
+                    return
+                continue
+            if path is None:  # the wake-up: stopping
+                return
+            if self.stop_event.is_set():  # stopping: it stays in the inbox, for the next start
+                with self._lock:
+                    self._claimed.discard(path)
                 continue
             with self._lock:
                 self._busy += 1
@@ -255,6 +270,11 @@ class Service:
         except (OSError, sqlite3.OperationalError) as exc:
             self._retry_later(path, exc)
             return None
+        with self._lock:
+            # Its move no longer fails: placed, kept, or gone meanwhile (deleted while it waited for
+            # its retry: a count kept for it would stay for the life of the service).
+            self._failures.pop(path, None)
+            waiting = bool(self._failures)
         if outcome.kind in ("kept", "skipped"):
             self._tell_once(path, outcome.why)
         if outcome.kind == "wait":
@@ -267,9 +287,6 @@ class Service:
             self._later(outcome.wait_s, path)
         if outcome.kind != "placed" or outcome.decision is None:
             return None
-        with self._lock:
-            self._failures.pop(path, None)
-            waiting = bool(self._failures)
         if waiting:
             self._retry_waiting_now()
         self.counts[outcome.decision.outcome] += 1

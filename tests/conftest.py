@@ -29,10 +29,8 @@ def shared_dir() -> Path:
     return SHARED
 
 
-@pytest.fixture(autouse=True)
-def _isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never read the developer's real config or write to their real state/picture folders."""
-    home = tmp_path_factory.mktemp("home")
+def isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Config, state and pictures under ``home``, no FACESORTD_* from the developer's shell."""
     for var, sub in (
         ("XDG_CONFIG_HOME", "config"),
         ("XDG_STATE_HOME", "state"),
@@ -41,6 +39,19 @@ def _isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
         monkeypatch.setenv(var, str(home / sub))
     for var in [v for v in list(__import__("os").environ) if v.startswith("FACESORTD_")]:
         monkeypatch.delenv(var)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never read the developer's real config or write to their real state/picture folders."""
+    isolate(monkeypatch, tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(autouse=True)
+def _quick_daemon_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon under test notices what fell due (a rescan, a learning look, a dead watcher) within
+    0.1 s rather than 1 s: the tests wait on those conditions, and the intervals are their own."""
+    monkeypatch.setattr("facesortd.service.TICK_S", 0.1)
 
 
 @pytest.fixture(autouse=True)
@@ -69,11 +80,15 @@ def crop_dataset(tmp_path: Path) -> Path:
     return write_crop_dataset(tmp_path / "crops", per_class=30)
 
 
+def use_fake_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr("facesortd.doctor.FaceDetector", BrightBlobDetector)
+
+
 @pytest.fixture
 def fake_detector(monkeypatch: pytest.MonkeyPatch) -> None:
     """Detection by the synthetic-face test double (the real cascade is tested elsewhere)."""
-    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
-    monkeypatch.setattr("facesortd.doctor.FaceDetector", BrightBlobDetector)
+    use_fake_detector(monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ review page serving them in this process (shared by the HTTP and the browser tes
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
@@ -53,6 +54,15 @@ def review_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings
 
 def install_model(settings: Settings) -> EmotionModel:
     """A model of the four drawn emotions, framed as the test detector frames faces, in force."""
+    model = _drawn_model()
+    path = model.save(model_store.models_dir(settings) / "20260101-000000.fsm.npz")
+    model_store.adopt(settings, path)
+    return model
+
+
+@functools.cache
+def _drawn_model() -> EmotionModel:
+    """Drawn and fitted once per session: the same for every test that puts it in force."""
     rng = np.random.default_rng(3)
     faces, labels = [], []
     for i in range(60):
@@ -68,8 +78,6 @@ def install_model(settings: Settings) -> EmotionModel:
     model.info["held_out"] = Evaluation.of(
         model.labels, truth, proba.argmax(axis=1), proba.max(axis=1), 0.7
     ).summary()
-    path = model.save(model_store.models_dir(settings) / "20260101-000000.fsm.npz")
-    model_store.adopt(settings, path)
     return model
 
 
@@ -91,7 +99,8 @@ def quarantine(
 @contextmanager
 def serving(settings: Settings) -> Iterator[ReviewServer]:
     server = ReviewServer(settings, 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the serving loop's next poll: every 0.5 s by default, a wait per test.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield server

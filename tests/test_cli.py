@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -11,23 +14,39 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import write_crop_dataset
+from conftest import isolate, use_fake_detector, write_crop_dataset
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
 from facesortd import cli
 from facesortd.cli import sorting
+from facesortd.config import load_settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE
 from facesortd.learn.training import FaceSet
-from facesortd.model_store import validation_path
+from facesortd.model_store import models_dir, validation_path
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A model of the drawn faces, HOG + LBP alone, trained and put in force once for the module
+    (the models folder it left, and train's output): the shipped net inside the default ensemble
+    never saw drawn faces, and the ensemble's vote on one of them rested on the members' temperatures."""
+    root = tmp_path_factory.mktemp("trained")
+    crops = write_crop_dataset(root / "crops", per_class=30)
+    train = ["train", str(crops), "--kind", "crops", "--folds", "3", "--descriptor", "hog+lbp", "--activate"]
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()) as out:
+        isolate(mp, root / "home")
+        use_fake_detector(mp)
+        assert cli.main(train) == 0
+        models = models_dir(load_settings())
+    return models, out.getvalue()
 
 
 @pytest.fixture
-def trained(crop_dataset: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]) -> str:
-    """A model of the drawn faces, HOG + LBP alone: the shipped net inside the default ensemble never
-    saw drawn faces, and the ensemble's vote on one of them rested on the members' temperatures."""
-    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "3", "--descriptor", "hog+lbp"]
-    assert cli.main([*train, "--activate"]) == 0
-    return capsys.readouterr().out
+def trained(trained_once: tuple[Path, str], fake_detector: None) -> str:
+    """That model in force in this test's own state folder; train's output."""
+    models, out = trained_once
+    shutil.copytree(models, models_dir(load_settings()))
+    return out
 
 
 def _inbox(tmp_path: Path) -> tuple[Path, dict[str, str]]:
@@ -188,7 +207,6 @@ def test_doctor_flags_a_model_in_force_that_learnt_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from facesortd import model_store
-    from facesortd.config import load_settings
     from facesortd.ensemble import load_model
 
     assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--descriptor", "hog", "--activate"]) == 0
@@ -307,7 +325,6 @@ def test_train_activates_only_when_asked_and_rollback_steps_down_to_the_shipped_
     tmp_path: Path,
 ) -> None:
     from facesortd import model_store
-    from facesortd.config import load_settings
 
     settings = load_settings()
     shipped = model_store.shipped_model()
@@ -360,7 +377,6 @@ def test_train_says_plainly_when_the_new_model_is_worse(
     The very same picture everywhere keeps the figure at chance exactly; faces drawn alike but each
     anew would let a small validation set land above chance by luck."""
     from facesortd import model_store
-    from facesortd.config import load_settings
 
     face = draw_face("happy", 80, np.random.default_rng(5))
     for emotion in ("angry", "happy", "sad", "surprised"):
@@ -407,17 +423,16 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     assert "the journal has no move of facesortd that put this file there" in capsys.readouterr().err
 
 
-def test_train_detector_is_a_subcommand() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "facesortd", "train-detector", "--help"], capture_output=True, text=True
-    )
-    assert out.returncode == 0 and "--faces-json" in out.stdout and "--negatives" in out.stdout
+def test_train_detector_is_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:  # in this process: `python -m` is tested above
+        cli.main(["train-detector", "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and "--faces-json" in out and "--negatives" in out
 
 
 def test_sort_journals_its_moves_so_they_are_undoable_and_never_labels(
     trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from facesortd.config import load_settings
     from facesortd.journal import Journal
     from facesortd.learn.review import Reviewer
 

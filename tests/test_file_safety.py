@@ -4,6 +4,7 @@ full state disk, a damaged or forged journal. Each test here failed before issue
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import stat
@@ -276,6 +277,43 @@ def test_a_worker_that_dies_stops_the_daemon_with_exit_1(
     (settings.inbox / "a.png").write_bytes(screenshot_png(6))
     assert Service(settings, stub_pipeline).run() == 1
     assert (settings.inbox / "a.png").exists()
+    # The last status a stopping daemon writes counts nothing left to do (the live worker's wake-up
+    # was taken; none was put for the dead one).
+    assert json.loads((settings.state_dir / "status.json").read_text())["queue"] == 0
+
+
+def test_workers_stop_when_asked_even_after_the_main_loop_died(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The main loop wakes the workers when it stops; if it died instead, SIGTERM (stop()) must
+    still end them, or the process hangs until systemd kills it."""
+    from facesortd.watch import InboxWatcher
+
+    def broken(_self: InboxWatcher) -> bool:
+        raise RuntimeError("something only we can cause")
+
+    monkeypatch.setattr(InboxWatcher, "alive", broken)
+    service = Service(settings, stub_pipeline)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            service.run()
+        except RuntimeError as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    workers = [t for t in threading.enumerate() if t.name.startswith("worker-")]
+    assert raised and workers
+    service.stop()
+    for worker in workers:
+        worker.join(timeout=5)
+    stuck = [w for w in workers if w.is_alive()]
+    for _worker in stuck:  # free them, or the test run could not end
+        service._queue.put(None)
+    assert not stuck
 
 
 # -- 5: images that lie about their size, or that only OpenCV can judge -----------------------------

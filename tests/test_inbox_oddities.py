@@ -105,7 +105,7 @@ def test_the_periodic_rescan_finds_a_file_no_event_told_of(
         lambda self, raw: None if b"lost" in os.fsencode(raw) else real_path(self, raw),
     )
     settings = daemon_settings.model_copy(
-        update={"watch": daemon_settings.watch.model_copy(update={"rescan_interval_s": 1.0})}
+        update={"watch": daemon_settings.watch.model_copy(update={"rescan_interval_s": 0.3})}
     )
     with running_daemon(settings, stub_pipeline):
         (settings.inbox / "lost.png").write_bytes(screenshot_png(4))

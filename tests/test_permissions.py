@@ -550,15 +550,18 @@ def test_the_review_page_opens_with_a_quarantine_folder_it_may_not_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`_quarantine/no-face/` made unreadable: `facesortd review` refused to start with "cannot
-    listen on 127.0.0.1:0 (Permission denied): pass another --port", which was not the problem."""
+    listen on 127.0.0.1:0 (Permission denied): pass another --port", which was not the problem.
+    Then the page said so again at every listing (every request); now once per folder, and again
+    only if the folder could be listed meanwhile and then not."""
     settings = review_settings(tmp_path, monkeypatch)
     files = quarantine(settings, "unsure", [("a.png", "happy")])
     quarantine(settings, "no-face", [("b.png", "sad")])
     locked = settings.library / "_quarantine" / "no-face"
+    denied = True
     real_scandir = os.scandir
 
     def scandir(path):  # type: ignore[no-untyped-def]
-        if Path(path) == locked:
+        if denied and Path(path) == locked:
             raise _denied(path)
         return real_scandir(path)
 
@@ -567,14 +570,21 @@ def test_the_review_page_opens_with_a_quarantine_folder_it_may_not_list(
     logger.add(warnings.append, level="WARNING", format="{message}")
     server = ReviewServer(settings, 0)
     try:
-        listed = server.app.listing("", 0, 10)
+        listed = [server.app.listing("", 0, 10) for _ in range(3)]
+        said = len(warnings)
+        denied = False
+        listed.append(server.app.listing("", 0, 10))
+        denied = True
+        listed.append(server.app.listing("", 0, 10))
     finally:
         server.close()
-    assert [i["name"] for i in listed["items"]] == [files["a.png"].name]
+    assert [i["name"] for i in listed[0]["items"]] == [files["a.png"].name]
+    assert [page["total"] for page in listed] == [1, 1, 1, 2, 1]
     assert warnings[0].rstrip() == (
         f"review page: cannot list {locked} (Permission denied): make it readable (chmod u+rwx '{locked}'); "
         "its files are not shown until then"
     )
+    assert said == 1 and warnings == [warnings[0]] * 2
 
 
 def test_a_model_file_it_may_not_read_is_not_called_corrupt(

@@ -19,7 +19,8 @@ from facesortd.cascade_train.xml_writer import write_cascade
 from facesortd.conv_net import ConvNet
 from facesortd.emotion import write_model_file
 from facesortd.gate import WIDTHS, GateNet
-from facesortd.learn.training import FaceSet
+from facesortd.learn.figures import save_predictions
+from facesortd.learn.training import FaceSet, Predictions
 from facesortd.verify import CNN_CROP, CnnVerifier
 
 
@@ -70,6 +71,12 @@ def _validation_set(path: Path, seed: int) -> None:
     FaceSet(faces, ["happy"] * 20, ["g"] * 20, [Path("f.png")] * 20, ["s"] * 20).save(path)
 
 
+def _predictions(path: Path, seed: int) -> None:
+    """`train --report`'s predictions, under exactly the name given (np.savez added ``.npz``)."""
+    proba = np.random.default_rng(seed).random((1000, 4))
+    save_predictions(path, Predictions(["a", "b", "c", "d"], proba.argmax(axis=1), proba), ["s"] * 1000)
+
+
 def _unit(path: Path, seed: int) -> None:
     """`install-service`'s systemd unit (under XDG_CONFIG_HOME, which the test points at ``path``)."""
     from facesortd import cli
@@ -83,6 +90,7 @@ WRITERS: dict[str, Callable[[Path, int], None]] = {
     "emotion model": _model,
     "gate": _gate,
     "validation set": _validation_set,
+    "predictions": _predictions,
     "systemd unit": _unit,
 }
 

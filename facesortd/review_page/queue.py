@@ -50,21 +50,48 @@ class Item:
         return {"id": self.id, "name": self.path.name, "reason": self.reason, "dismissed": dismissed}
 
 
-def scan(library: Path, dismissed: Collection[str]) -> list[Item]:
+class Lister:
+    """Lists quarantine folders for the page, saying once per folder that it may not be listed.
+
+    The page lists the quarantine at every request: the same warning at each one filled the log.
+    It is said again if the reason changes, or if the folder could be listed meanwhile and then
+    could not again.
+    """
+
+    def __init__(self) -> None:
+        self._said: dict[Path, str] = {}
+
+    def entries(self, folder: Path) -> list[os.DirEntry[str]]:
+        """``folder``'s entries; none if this user may not list it (said in the log with the fix):
+        one such folder must not take the page, or the other folders' files, down with it."""
+        try:
+            found = list_folder(folder)
+        except Refused as exc:
+            if self._said.get(folder) != str(exc):
+                self._said[folder] = str(exc)
+                logger.warning("review page: {}; its files are not shown until then", exc)
+            return []
+        self._said.pop(folder, None)
+        return found
+
+
+def scan(library: Path, dismissed: Collection[str], lister: Lister | None = None) -> list[Item]:
     """Every image file in the quarantine folders, in review order: by reason (FIRST_REASONS first),
     newest first within a reason; files marked "no usable face" after all others.
 
     One directory listing and one stat per file, so a quarantine of 10,000 files is listed in tens
     of milliseconds and can be listed anew for every page (always current, nothing to invalidate).
+    ``lister`` remembers what was said about folders it may not list (the page keeps one).
     """
     quarantine = library / QUARANTINE_DIR
     if not quarantine.is_dir():
         return []
-    folders = {e.name: Path(e.path) for e in _entries(quarantine) if e.is_dir(follow_symlinks=False)}
+    lister = lister or Lister()
+    folders = {e.name: Path(e.path) for e in lister.entries(quarantine) if e.is_dir(follow_symlinks=False)}
     items: list[Item] = []
     for reason in reason_order(folders):
         found = []
-        for entry in _entries(folders[reason]):
+        for entry in lister.entries(folders[reason]):
             if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
                 continue
             path = Path(entry.path)
@@ -92,13 +119,3 @@ def current(item: Item, library: Path) -> Item | None:
     if item.path.parent.resolve().parent != quarantine:
         return None
     return item
-
-
-def _entries(folder: Path) -> list[os.DirEntry[str]]:
-    """``folder``'s entries; none if this user may not list it (said in the log with the fix): one
-    such folder must not take the page, or the other folders' files, down with it."""
-    try:
-        return list_folder(folder)
-    except Refused as exc:
-        logger.warning("review page: {}; its files are not shown until then", exc)
-        return []
