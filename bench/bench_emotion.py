@@ -14,7 +14,7 @@ part: the shipped net has seen every face, so scoring it here would flatter it.
     python bench/bench_emotion.py [--descriptor hog+lbp --descriptor cnn [--ensemble]]
                                   [--source-balance P] [--cache DIR] [--out DIR]
                                   [--colour] [--net-input N] [--net-weight SOURCE=F] [--net-head]
-                                  [--no-mirror]
+                                  [--mirror]
 
 ``--net-head`` also scores each fold's net by its own softmax layer (PyTorch), beside the
 Fisherface head on its features: what the head keeps of what the net knows.
@@ -181,9 +181,9 @@ def main() -> int:
     parser.add_argument(
         "--mirror",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="fit the hand-made descriptors' models on every training face and its mirror image, as "
-        "`train` does (default; the net sees mirrored faces anyway)",
+        "`train --mirror` does (the net sees mirrored faces anyway)",
     )
     parser.add_argument(
         "--net-head",

@@ -18,7 +18,7 @@ measured on its other characters. This is the learning curve without flattery: t
 model saw the seed faces, so the seed's curve starts higher than a new user's can.
 
     python bench/bench_learning.py [--cascade FILE] [--user-weight 10] [--repeats 10]
-                                   [--user seed|vn_faces] [--descriptor D] [--no-mirror]
+                                   [--user seed|vn_faces] [--descriptor D] [--mirror]
 """
 
 from __future__ import annotations
@@ -115,9 +115,9 @@ def main() -> int:
     parser.add_argument(
         "--mirror",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="fit the hand-made descriptors on every face and its mirror image, and update with the "
-        "user's labels mirrored alike, as `train` and the retrain do (default)",
+        "user's labels mirrored alike, as a model of `train --mirror` does",
     )
     parser.add_argument("--ks", default="0,5,10,20", help="labels per class to try (comma-separated)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"), help="folder for the PNG plot")

@@ -55,7 +55,6 @@ from facesortd.learn.training import (
     FaceSet,
     cross_validate,
     described,
-    described_mirrors,
     emotion_fitter,
     face_in_crop,
     face_opacity,
@@ -98,7 +97,6 @@ def time_phases(cache: Path, wanted: int) -> None:
     fit = emotion_fitter(FaceSpec(), DEFAULT_ENSEMBLE, 150)
     t0 = time.process_time()
     data.features = described(data.faces, DEFAULT_ENSEMBLE, usable_cores())
-    data.features |= described_mirrors(data.faces, DEFAULT_ENSEMBLE, usable_cores())
     t1 = time.process_time()
     cross_validate(data, fit, 5, usable_cores())
     t2 = time.process_time()

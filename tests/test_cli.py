@@ -337,8 +337,8 @@ def test_train_activates_only_when_asked_and_rollback_steps_down_to_the_shipped_
     assert model_store.model_in_force(settings) == shipped  # written, not put in force
     assert "not in force yet: `facesortd model use" in out
     monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-000002")
-    assert cli.main([*train, "--descriptor", "pixels", "--no-mirror", "--activate"]) == 0
-    assert "mirrored" not in model_store.load_model_in_force(settings).info
+    assert cli.main([*train, "--descriptor", "pixels", "--mirror", "--activate"]) == 0
+    assert model_store.load_model_in_force(settings).info["mirrored"]  # fitted on faces and mirrors
     assert model_store.model_in_force(settings).name == "20260101-000002.fsm.npz"
     capsys.readouterr()
     assert cli.main(["model"]) == 0
@@ -348,8 +348,7 @@ def test_train_activates_only_when_asked_and_rollback_steps_down_to_the_shipped_
     assert cli.main(["model", "use", str(model_store.models_dir(settings) / "20260101-000001.fsm.npz")]) == 0
     default = model_store.load_model_in_force(settings)
     assert default.info["descriptors"] == list(DEFAULT_ENSEMBLE)
-    # Fitted on every face and its mirror too, except the net's member (it sees both ways already).
-    assert [m.info.get("mirrored", False) for m in default.members] == [d != "cnn" for d in DEFAULT_ENSEMBLE]
+    assert not any(m.info.get("mirrored") for m in default.members)  # mirrors only when asked
     assert cli.main(["model", "rollback"]) == 0  # back through what was in force: 000002, then shipped
     assert model_store.model_in_force(settings).name == "20260101-000002.fsm.npz"
     assert cli.main(["model", "rollback"]) == 0

@@ -180,18 +180,18 @@ def test_the_shipped_default_model_is_an_ensemble_that_predicts_and_lends_its_ne
 
 
 def test_a_mirrored_fit_learns_from_each_face_and_its_mirror_but_scores_the_faces_alone() -> None:
-    """`train`'s default: the mirrors are training rows only, the same with the features computed
+    """`train --mirror`: the mirrors are training rows only, the same with the features computed
     up front (as `train` and the benchmark do) or on the fly."""
     x, y = _faces(8, seed=7)
     data = FaceSet(x, y, [f"g{i % 4}" for i in range(len(y))], [Path("f")] * len(y), ["s"] * len(y))
-    model = emotion_fitter(SPEC, ["hog"], 150)(data)
+    model = emotion_fitter(SPEC, ["hog"], 150, mirror=True)(data)
     both = EmotionModel.fit(x, y, SPEC, "hog", mirror=True)
     assert np.allclose(model.projection, both.projection) and model.info["mirrored"]
-    plain = emotion_fitter(SPEC, ["hog"], 150, mirror=False)(data)
+    plain = emotion_fitter(SPEC, ["hog"], 150)(data)
     assert not np.allclose(model.projection, plain.projection)
     data.features = {"hog": describe(x, "hog")} | described_mirrors(x, ["hog", "cnn"])
     assert set(data.features) == {"hog", mirrored_name("hog")}  # a net's features need no mirrors
-    upfront = emotion_fitter(SPEC, ["hog"], 150)(data.features_only())
+    upfront = emotion_fitter(SPEC, ["hog"], 150, mirror=True)(data.features_only())
     assert np.allclose(upfront.projection, model.projection, atol=1e-5)
-    predictions, _ = cross_validate(data, emotion_fitter(SPEC, ["hog"], 150), folds=2)
+    predictions, _ = cross_validate(data, emotion_fitter(SPEC, ["hog"], 150, mirror=True), folds=2)
     assert predictions.proba.shape == (len(y), len(EMOTIONS))  # the faces, not their mirrors

@@ -234,7 +234,7 @@ def test_fits_from_described_features_need_no_images_and_give_the_same_model() -
     )
     data = FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
     data.features = described(faces, ["hog", "lbp"])
-    fit = emotion_fitter(FaceSpec(size=32), ["hog", "lbp"], 20)
+    fit = emotion_fitter(FaceSpec(size=32), ["hog", "lbp"], 20, mirror=True)
     with pytest.raises(ValueError, match="without images"):  # the mirrors' features are missing
         fit(data.features_only())
     data.features |= described_mirrors(faces, ["hog", "lbp"])

@@ -397,9 +397,7 @@ def retrain(
         if base is not None:
             return base.updated(faces[idx], [names[i] for i in idx], weights[idx])
         chosen = [names[i] for i in idx]
-        return EmotionModel.fit(
-            faces[idx], chosen, spec, DEFAULT_DESCRIPTOR, weights=weights[idx], mirror=True
-        )
+        return EmotionModel.fit(faces[idx], chosen, spec, DEFAULT_DESCRIPTOR, weights=weights[idx])
 
     all_names = sorted(set(names) | known | (set(current.labels) if current else set()))
     truth = np.array([all_names.index(n) for n in names])

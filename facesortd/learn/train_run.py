@@ -64,7 +64,7 @@ def train_model(
     validation_share: float,
     threshold: float,
     info: Mapping[str, object],
-    mirror: bool = True,
+    mirror: bool = False,
 ) -> TrainRun:
     """A model from ``collected``; ``model.info`` keeps ``info`` (what the caller trained it from),
     then the out-of-source figures. A net is trained per fold and for the model only when

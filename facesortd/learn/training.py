@@ -487,15 +487,16 @@ def emotion_fitter(
     pca: int,
     net_settings: NetSettings | None = None,
     balance: float = SOURCE_BALANCE,
-    mirror: bool = True,
+    mirror: bool = False,
 ) -> FitFn:
     """How `train` and the benchmark fit a model to part of the faces: one model per descriptor,
     an equal-weight ensemble of them when there are several; faces weighted by ``source_weights``.
 
-    ``mirror`` (`train`'s default): a hand-made descriptor's model is fitted on every face and its
-    mirror image too (EmotionModel.fit), the mirrors as training rows only: the test side of a
-    fold is the faces as they are. Their features are read from ``part.features`` under
-    :func:`mirrored_name` when computed up front.
+    ``mirror`` (`train --mirror`; off by default, README "Mirrored faces in the Fisherface fit"): a
+    hand-made descriptor's model is fitted on every face and its mirror image too
+    (EmotionModel.fit), the mirrors as training rows only: the test side of a fold is the faces as
+    they are. Their features are read from ``part.features`` under :func:`mirrored_name` when
+    computed up front.
 
     With ``net_settings`` a ``cnn`` model gets a feature net trained on that part alone: a net
     that has seen the held-out faces makes cross-validation lie (measured: balanced accuracy 0.72
