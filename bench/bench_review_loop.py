@@ -51,8 +51,11 @@ def _truth() -> dict[str, str | None]:
     return out
 
 
-def _auto_sorted(settings: Settings, files: list[Path], truth: dict[str, str | None]) -> tuple[int, int, int]:
-    """(auto-sorted, of them with a labelled emotion, of those into its folder) by the model in force.
+def _auto_sorted(
+    settings: Settings, files: list[Path], truth: dict[str, str | None], wrong: list[str] | None = None
+) -> tuple[int, int, int]:
+    """(auto-sorted, of them with a labelled emotion, of those into its folder) by the model in force;
+    ``wrong`` gets "name: sorted → labelled" for each of the others.
 
     A screenshot without a labelled face (26 of the 75) has no truth: counting it as wrongly sorted
     would make the share right look lower than it is."""
@@ -61,6 +64,8 @@ def _auto_sorted(settings: Settings, files: list[Path], truth: dict[str, str | N
     )
     sure = [(path, d.emotion) for path in files if (d := pipeline.decide(path)).action == "sorted"]
     known = [(path, emotion) for path, emotion in sure if truth[path.name]]
+    if wrong is not None:
+        wrong += [f"{p.name}: {e} → {truth[p.name]}" for p, e in known if e != truth[p.name]]
     return len(sure), len(known), sum(emotion == truth[path.name] for path, emotion in known)
 
 
@@ -112,11 +117,13 @@ def main() -> int:
         print(f"model in force now: {model_in_force(settings)}")
         after = _auto_sorted(settings, files, truth)
         print(f"after review, of the {len(files)}: {after} (sorted, with a labelled emotion, right)")
-        rest_after = _auto_sorted(settings, rest, truth)
+        misplaced: list[str] = []
+        rest_after = _auto_sorted(settings, rest, truth, misplaced)
         print(
             f"on the {len(rest)} not reviewed: before {rest_before}, after {rest_after}"
             " (sorted, with a labelled emotion, right)"
         )
+        print(f"of them in a wrong folder (sorted → labelled): {'; '.join(misplaced) or 'none'}")
     return 0
 
 
