@@ -277,6 +277,8 @@ class Service:
             waiting = bool(self._failures)
         if outcome.kind in ("kept", "skipped"):
             self._tell_once(path, outcome.why)
+        else:  # placed, waiting or gone: a file kept later under this name is said (and looked) at again
+            self._told.discard(path)
         if outcome.kind == "wait":
             logger.info(
                 "{}: {}; waiting {:.0f} s in case it is still being written",

@@ -126,6 +126,11 @@ def test_bad_files_go_to_unreadable_and_symlinks_stay(
     daemon.enqueue(settings.inbox / "link.png")  # even when asked directly
     wait_until(lambda: settings.inbox / "link.png" in daemon._told)  # looked at, and left
     assert (settings.inbox / "link.png").is_symlink() and outside.exists()
+    (settings.inbox / "link.png").unlink()  # a real image under that name later is sorted, and forgotten
+    (settings.inbox / "link.png").write_bytes(_png_bytes(7))
+    wait_until(lambda: not (settings.inbox / "link.png").exists())
+    wait_until(lambda: settings.inbox / "link.png" not in daemon._told)
+    assert hashlib.sha256(_png_bytes(7)).hexdigest() in set(_library_files(settings))
 
 
 @pytest.mark.slow
