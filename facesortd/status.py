@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from facesortd.model_store import last_retrain, load_model_in_force, model_in_fo
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.sorter import UNDONE
 from facesortd.state import JOURNAL_FILE, STATUS_FILE
-from facesortd.watch import wanted
+from facesortd.watch import walk_inbox, wanted
 
 MAX_STUCK = 10
 """Inbox files explained one by one; the rest are counted."""
@@ -123,7 +122,12 @@ def inbox_entries(
     settings: Settings, journal: Journal | None, running: bool, problems: list[str]
 ) -> dict[str, Any]:
     """How many entries sit in the inbox and, for the first few, why."""
-    entries = sorted(_inbox_files(settings.inbox, settings.watch.recursive, problems))
+    entries = sorted(
+        Path(entry.path)
+        for entry in walk_inbox(
+            settings.inbox, settings.watch.recursive, lambda exc: problems.append(str(exc))
+        )
+    )
     errors = {path: message for _at, path, message in reversed(journal.last_errors(200))} if journal else {}
     stuck = []
     for path in entries[:MAX_STUCK]:
@@ -132,16 +136,6 @@ def inbox_entries(
             why += " (the daemon is not running)"
         stuck.append({"path": str(path), "why": why})
     return {"count": len(entries), "stuck": stuck}
-
-
-def _inbox_files(folder: Path, recursive: bool, problems: list[str]) -> Iterator[Path]:
-    """The inbox's entries (its sub-folders' files instead of the folders, if recursive); a folder
-    we may not list is a problem: the files in it wait unseen by the daemon too."""
-    for path in listing(folder, problems):
-        if recursive and path.is_dir() and not path.is_symlink():
-            yield from _inbox_files(path, recursive, problems)
-        else:
-            yield path
 
 
 def gather(settings: Settings) -> dict[str, Any]:

@@ -34,24 +34,37 @@ def wanted(path: Path, settings: WatchSettings) -> bool:
     return path.suffix.lower() in {e.lower() for e in settings.extensions}
 
 
-def scan(inbox: Path, settings: WatchSettings) -> Iterator[Path]:
-    """Every wanted regular file in the inbox (sub-folders too if recursive), oldest first."""
-    files: list[Path] = []
+def walk_inbox(
+    inbox: Path, recursive: bool, refused: Callable[[Refused], None]
+) -> Iterator[os.DirEntry[str]]:
+    """Every entry of the inbox, a sub-folder's entries in its place if ``recursive`` (a symlink to a
+    folder is an entry, never followed). A folder this user may not list goes to ``refused`` and the
+    walk goes on: the daemon and `status` each say it their way."""
     folders = [inbox]
     while folders:
-        folder = folders.pop()
         try:
-            entries = list_folder(folder)
-        except Refused as exc:  # the files in it would otherwise wait without a word
-            logger.warning("{}; the files in it are not sorted until then", exc)
+            entries = list_folder(folders.pop())
+        except Refused as exc:
+            refused(exc)
             continue
         for entry in entries:
-            path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                if settings.recursive:
-                    folders.append(path)
-            elif entry.is_file(follow_symlinks=False) and wanted(path, settings):
-                files.append(path)
+            if recursive and entry.is_dir(follow_symlinks=False):
+                folders.append(Path(entry.path))
+            else:
+                yield entry
+
+
+def scan(inbox: Path, settings: WatchSettings) -> Iterator[Path]:
+    """Every wanted regular file in the inbox (sub-folders too if recursive), oldest first."""
+
+    def unlisted(exc: Refused) -> None:  # the files in it would otherwise wait without a word
+        logger.warning("{}; the files in it are not sorted until then", exc)
+
+    files = [
+        Path(entry.path)
+        for entry in walk_inbox(inbox, settings.recursive, unlisted)
+        if entry.is_file(follow_symlinks=False) and wanted(Path(entry.path), settings)
+    ]
     yield from sorted(files, key=lambda p: _mtime(p) or 0.0)
 
 
