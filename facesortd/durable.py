@@ -203,6 +203,28 @@ def list_folder(folder: Path) -> list[os.DirEntry[str]]:
         raise Refused(exc, f"cannot list {folder}", f"make it readable (chmod u+rwx '{folder}')") from exc
 
 
+class OnceLister:
+    """:func:`list_folder` for callers that list the same folders again and again (the label scan
+    every 30 s, the review page at every request): a folder that may not be listed is reported to
+    ``say`` once, and again only if the reason changes or it could be listed in between; it lists
+    as empty meanwhile, so one such folder does not take the others down with it."""
+
+    def __init__(self, say: Callable[[Refused], None]) -> None:
+        self._say = say
+        self._said: dict[Path, str] = {}
+
+    def entries(self, folder: Path) -> list[os.DirEntry[str]]:
+        try:
+            found = list_folder(folder)
+        except Refused as exc:
+            if self._said.get(folder) != str(exc):
+                self._said[folder] = str(exc)
+                self._say(exc)
+            return []
+        self._said.pop(folder, None)
+        return found
+
+
 def _folder_refused(exc: OSError, folder: Path, leaving: bool, src: Path) -> Refused:
     doing = f"cannot remove it from {folder}" if leaving else f"cannot write into {folder}"
     return Refused(exc, doing, _fix(exc, folder, leaving, src))

@@ -19,7 +19,7 @@ from loguru import logger
 from facesortd.boxes import Box
 from facesortd.config import Settings
 from facesortd.detect import FaceDetector
-from facesortd.durable import Refused, list_folder
+from facesortd.durable import OnceLister
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, content_id
@@ -35,8 +35,12 @@ class Reviewer:
     settings: Settings
     journal: Journal
     seen: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
-    unlisted: set[Path] = field(default_factory=set)
-    """Folders that could not be listed, said once until they can be again."""
+    listed: OnceLister = field(
+        default_factory=lambda: OnceLister(
+            lambda exc: logger.warning("{}; labels given there are not seen until then", exc)
+        )
+    )
+    """Folders that could not be listed are said once (a scan runs every 30 s)."""
     unrecorded: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
     """Files whose label could not be recorded, as they were when that was said: said once per
     file until it changes or is recorded (tried again at every scan, which is every 30 s)."""
@@ -110,17 +114,9 @@ class Reviewer:
         return changed
 
     def _listing(self, folder: Path) -> list[Path]:
-        """What ``folder`` holds; nothing if it is missing or may not be read (said once: the labels
-        given in it wait until the person lets facesortd in, without failing every other folder's)."""
-        try:
-            entries = list_folder(folder)
-        except Refused as exc:
-            if folder not in self.unlisted:
-                logger.warning("{}; labels given there are not seen until then", exc)
-            self.unlisted.add(folder)
-            return []
-        self.unlisted.discard(folder)
-        return [Path(entry.path) for entry in entries]
+        """What ``folder`` holds; nothing if it is missing or may not be read: the labels given in it
+        wait until the person lets facesortd in, without failing every other folder's."""
+        return [Path(entry.path) for entry in self.listed.entries(folder)]
 
     def _withdraw(self, path: Path, digest: str, label: tuple[str, float] | None) -> bool:
         """A labelled file moved back into quarantine: the person is no longer sure, so the label goes."""

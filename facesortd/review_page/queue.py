@@ -17,7 +17,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.durable import Refused, list_folder
+from facesortd.durable import OnceLister
 from facesortd.image_names import is_image_name
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS
 
@@ -50,48 +50,29 @@ class Item:
         return {"id": self.id, "name": self.path.name, "reason": self.reason, "dismissed": dismissed}
 
 
-class Lister:
-    """Lists quarantine folders for the page, saying once per folder that it may not be listed.
-
-    The page lists the quarantine at every request: the same warning at each one filled the log.
-    It is said again if the reason changes, or if the folder could be listed meanwhile and then
-    could not again.
-    """
-
-    def __init__(self) -> None:
-        self._said: dict[Path, str] = {}
-
-    def entries(self, folder: Path) -> list[os.DirEntry[str]]:
-        """``folder``'s entries; none if this user may not list it (said in the log with the fix):
-        one such folder must not take the page, or the other folders' files, down with it."""
-        try:
-            found = list_folder(folder)
-        except Refused as exc:
-            if self._said.get(folder) != str(exc):
-                self._said[folder] = str(exc)
-                logger.warning("review page: {}; its files are not shown until then", exc)
-            return []
-        self._said.pop(folder, None)
-        return found
+def lister() -> OnceLister:
+    """What the page lists the quarantine with: it lists it at every request, so a folder it may
+    not list is said once (the same warning at each request filled the log)."""
+    return OnceLister(lambda exc: logger.warning("review page: {}; its files are not shown until then", exc))
 
 
-def scan(library: Path, dismissed: Collection[str], lister: Lister | None = None) -> list[Item]:
+def scan(library: Path, dismissed: Collection[str], listed: OnceLister | None = None) -> list[Item]:
     """Every image file in the quarantine folders, in review order: by reason (FIRST_REASONS first),
     newest first within a reason; files marked "no usable face" after all others.
 
     One directory listing and one stat per file, so a quarantine of 10,000 files is listed in tens
     of milliseconds and can be listed anew for every page (always current, nothing to invalidate).
-    ``lister`` remembers what was said about folders it may not list (the page keeps one).
+    ``listed`` remembers what was said about folders it may not list (the page keeps one).
     """
     quarantine = library / QUARANTINE_DIR
     if not quarantine.is_dir():
         return []
-    lister = lister or Lister()
-    folders = {e.name: Path(e.path) for e in lister.entries(quarantine) if e.is_dir(follow_symlinks=False)}
+    listed = listed or lister()
+    folders = {e.name: Path(e.path) for e in listed.entries(quarantine) if e.is_dir(follow_symlinks=False)}
     items: list[Item] = []
     for reason in reason_order(folders):
         found = []
-        for entry in lister.entries(folders[reason]):
+        for entry in listed.entries(folders[reason]):
             if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
                 continue
             path = Path(entry.path)

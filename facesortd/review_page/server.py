@@ -27,7 +27,7 @@ from facesortd.journal import Journal
 from facesortd.review_page.cache import ReviewCache
 from facesortd.review_page.decisions import DecisionError, Decisions, Done
 from facesortd.review_page.panels import Learning, classes, model_panel, model_plot
-from facesortd.review_page.queue import Item, Lister, current, reason_order, scan
+from facesortd.review_page.queue import Item, current, lister, reason_order, scan
 
 HOST = "127.0.0.1"
 TOKEN_HEADER = "X-Facesortd-Token"
@@ -72,7 +72,7 @@ class ReviewApp:
         self.journal = journal
         self._index: dict[str, Item] = {}
         self._index_lock = threading.Lock()
-        self._lister = Lister()
+        self._lister = lister()
         # What was kept for files that have left the quarantine since the last run goes.
         present = {i.id for i in scan(settings.library, (), self._lister)}
         self.cache.prune(present)
