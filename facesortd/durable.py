@@ -14,9 +14,11 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
+
+import numpy as np
 
 TMP_PREFIX = ".facesortd-tmp-"
 """Temporary files carry this prefix; they are hidden, ignored by the watcher and safe to delete."""
@@ -46,6 +48,16 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray], *, compressed: bool = False) -> Path:
+    """``arrays`` as one .npz file, whole or not at all (:func:`atomic_writer`) and under exactly
+    ``path``: numpy given a file name adds ``.npz`` to one without it, and the reader naming it
+    would find nothing. For every array file facesortd writes (models, gate, verifier, face sets,
+    predictions): a half-written one is refused at the next start."""
+    with atomic_writer(Path(path)) as fh:
+        (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+    return Path(path)
 
 
 NAME_MAX = 255

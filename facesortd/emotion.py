@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from facesortd.descriptors import LEARNT, describe
-from facesortd.durable import atomic_writer
+from facesortd.durable import write_npz
 from facesortd.faces import FaceSpec, mirror_faces
 from facesortd.feature_net import NET_PREFIX, FeatureNet, FeatureNetError, shipped_net
 
@@ -341,10 +341,9 @@ class EmotionModel(Calibrated):
 
 def write_model_file(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
     """Atomically write a model file: ``meta`` as JSON beside the arrays, compressed."""
-    path = Path(path)
-    with atomic_writer(path) as fh:
-        np.savez_compressed(fh, meta=np.array(json.dumps({"format": FORMAT, **meta})), **arrays)
-    return path
+    return write_npz(
+        path, {"meta": np.array(json.dumps({"format": FORMAT, **meta})), **arrays}, compressed=True
+    )
 
 
 def read_model_file(

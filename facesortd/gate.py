@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facesortd.durable import atomic_writer
+from facesortd.durable import write_npz
 from facesortd.feature_net import conv_block
 
 WIDTHS = (8, 16, 32, 32)
@@ -87,14 +87,12 @@ class GateNet:
         return x @ self.head_w + self.head_b
 
     def save(self, path: Path) -> None:
-        """Write the gate file whole or not at all, under exactly ``path`` (np.savez given a name
-        would add ``.npz`` to it, and a detection.gate naming it would then not be found)."""
+        """Under exactly ``path`` (a detection.gate names it), whole or not at all."""
         arrays = {f"w{i}": w for i, w in enumerate(self.weights)} | {
             f"b{i}": b for i, b in enumerate(self.biases)
         }
         info = np.array(json.dumps(self.info))
-        with atomic_writer(Path(path)) as fh:
-            np.savez(fh, head_w=self.head_w, head_b=self.head_b, info=info, **arrays)
+        write_npz(path, {"head_w": self.head_w, "head_b": self.head_b, "info": info, **arrays})
 
     @classmethod
     def load(cls, path: Path) -> GateNet:

@@ -18,7 +18,7 @@ import numpy as np
 
 from facesortd.boxes import Box
 from facesortd.conv_net import ConvNet
-from facesortd.durable import atomic_writer
+from facesortd.durable import write_npz
 
 MARGIN = 0.15
 """Context added around the box on each side, relative to its side: hair and outline help."""
@@ -77,12 +77,6 @@ def _crops(gray: np.ndarray, boxes: Sequence[Box], side: int, shrunk: Shrunk | N
     return np.stack([crop(b) for b in boxes]) if boxes else np.zeros((0, side, side), np.uint8)
 
 
-def _save(path: Path, **arrays: np.ndarray) -> None:
-    """Whole or not at all: a half-written verifier file would stop the detector at the next start."""
-    with atomic_writer(Path(path)) as fh:
-        np.savez(fh, **arrays)
-
-
 CNN_CROP = 32
 """Side of the patch the CNN verifier sees (box plus MARGIN)."""
 CNN_KIND = "facesortd-verifier-cnn-v1"
@@ -128,12 +122,15 @@ class CnnVerifier:
         return self.probability(_crops(gray, boxes, CNN_CROP, shrunk))
 
     def save(self, path: Path) -> None:
-        _save(
+        """Whole or not at all: a half-written verifier file would stop the detector at the next start."""
+        write_npz(
             path,
-            kind=np.array(CNN_KIND),
-            crop=np.array([CNN_CROP, MARGIN]),
-            platt=np.array(self.platt),
-            **self.net.arrays(),
+            {
+                "kind": np.array(CNN_KIND),
+                "crop": np.array([CNN_CROP, MARGIN]),
+                "platt": np.array(self.platt),
+                **self.net.arrays(),
+            },
         )
 
 

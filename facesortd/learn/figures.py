@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facesortd.durable import atomic_writer
+from facesortd.durable import write_npz
 from facesortd.learn.metrics import Evaluation
 from facesortd.learn.training import Predictions, source_masks
 from facesortd.plots import confusion_image, put_text
@@ -19,16 +19,16 @@ from facesortd.plots import confusion_image, put_text
 
 def save_predictions(path: Path, predictions: Predictions, sources: list[str]) -> None:
     """Out-of-source probabilities per face (bench/compare_predictions.py and ensemble_predictions.py
-    read them back), whole or not at all, under exactly ``path`` (np.savez given a name adds ``.npz``
-    to one without it, and the reader named would not find it)."""
-    with atomic_writer(path) as fh:
-        np.savez(
-            fh,
-            names=np.array(predictions.names),
-            truth=predictions.truth,
-            proba=predictions.proba,
-            sources=np.array(sources),
-        )
+    read them back), whole or not at all, under exactly ``path``."""
+    write_npz(
+        path,
+        {
+            "names": np.array(predictions.names),
+            "truth": predictions.truth,
+            "proba": predictions.proba,
+            "sources": np.array(sources),
+        },
+    )
 
 
 def draw_confusion(ev: Evaluation, path: Path, title: str) -> None:

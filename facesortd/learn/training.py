@@ -25,7 +25,7 @@ from facesortd.config import ImageLimits
 from facesortd.cores import share_cores, usable_cores
 from facesortd.descriptors import LEARNT, describe
 from facesortd.detect import Face, FaceDetector, iou
-from facesortd.durable import atomic_writer
+from facesortd.durable import write_npz
 from facesortd.emotion import EmotionModel, fit_temperature, mirror_adds, softmax
 from facesortd.ensemble import EnsembleModel, Model, combine
 from facesortd.faces import FaceSpec, box_in_crop, crop_face, mirror_faces, normalise_face
@@ -88,16 +88,17 @@ class FaceSet:
 
     def save(self, path: Path) -> Path:
         """Write faces (as bytes: normalised faces are k/255 exactly), labels and groups atomically."""
-        with atomic_writer(path) as fh:
-            np.savez_compressed(
-                fh,
-                faces=np.round(self.faces * 255.0).astype(np.uint8),
-                labels=np.array(self.labels, dtype=str),
-                groups=np.array(self.groups, dtype=str),
-                sources=np.array(self.sources, dtype=str),
-                alpha=self.opacity(),
-            )
-        return path
+        return write_npz(
+            path,
+            {
+                "faces": np.round(self.faces * 255.0).astype(np.uint8),
+                "labels": np.array(self.labels, dtype=str),
+                "groups": np.array(self.groups, dtype=str),
+                "sources": np.array(self.sources, dtype=str),
+                "alpha": self.opacity(),
+            },
+            compressed=True,
+        )
 
     @classmethod
     def load(cls, path: Path) -> FaceSet:
