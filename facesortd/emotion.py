@@ -168,8 +168,9 @@ class EmotionModel(Calibrated):
         ``net``: the feature net of a ``cnn`` model (default: the shipped one). ``features``: the
         faces already described this way, which cross-validation computes once for all folds.
 
-        ``mirror``: every face's mirror image is a training face too (same label and weight), which
-        measured better on other artists' art (README, "Mirrored faces in the Fisherface fit");
+        ``mirror``: every face's mirror image is a training face too (same label and weight): better
+        balanced accuracy on other artists' art, but more files in wrong folders after a review,
+        so `train` does it only when asked (README, "Mirrored faces in the Fisherface fit");
         ``mirrored_features`` are those mirrors described, when computed up front. The model
         remembers it, so :meth:`updated` mirrors a person's labels alike: otherwise they would
         weigh half as much against the faces it was fitted on. Only where :func:`mirror_adds`.
