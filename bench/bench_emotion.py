@@ -32,7 +32,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from shared_data import SHARED, add_cascade_option, bootstrap_faces, require_shared, seed_faces, vn_faces
+from shared_data import (
+    SHARED,
+    add_cascade_option,
+    add_mirror_option,
+    bootstrap_faces,
+    require_shared,
+    seed_faces,
+    vn_faces,
+)
 
 from facesortd.config import Settings
 from facesortd.descriptors import DESCRIPTORS, LEARNT, describe
@@ -178,13 +186,7 @@ def main() -> int:
         metavar="SOURCE=F",
         help="draw SOURCE's faces F times as often while training the net (e.g. anime_expressions=0.3)",
     )
-    parser.add_argument(
-        "--mirror",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="fit the hand-made descriptors' models on every training face and its mirror image, as "
-        "`train --mirror` does (the net sees mirrored faces anyway)",
-    )
+    add_mirror_option(parser)
     parser.add_argument(
         "--net-head",
         action="store_true",

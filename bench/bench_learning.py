@@ -37,7 +37,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from shared_data import SHARED, add_cascade_option, bootstrap_faces, require_shared, seed_faces, vn_faces
+from shared_data import (
+    SHARED,
+    add_cascade_option,
+    add_mirror_option,
+    bootstrap_faces,
+    require_shared,
+    seed_faces,
+    vn_faces,
+)
 
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR, DESCRIPTORS, LEARNT
@@ -112,13 +120,7 @@ def main() -> int:
         help="with --user vn_faces: label whole characters and measure on the others (default), or "
         "label single faces and measure on the rest, characters shared (a user's screenshots of one cast)",
     )
-    parser.add_argument(
-        "--mirror",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="fit the hand-made descriptors on every face and its mirror image, and update with the "
-        "user's labels mirrored alike, as a model of `train --mirror` does",
-    )
+    add_mirror_option(parser)
     parser.add_argument("--ks", default="0,5,10,20", help="labels per class to try (comma-separated)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"), help="folder for the PNG plot")
     args = parser.parse_args()

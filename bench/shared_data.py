@@ -33,6 +33,16 @@ def require_shared() -> bool:
     return False
 
 
+def add_mirror_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="fit the hand-made descriptors' models on every face and its mirror image, and update them "
+        "with labels mirrored alike, as `train --mirror` does (the net sees mirrored faces anyway)",
+    )
+
+
 def add_cascade_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cascade", type=Path, action="append", help="cascade file(s); default: the configured one"
