@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import pytest
 from conftest import isolate, use_fake_detector, write_crop_dataset
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
-from facesortd import cli
+from facesortd import cli, durable
 from facesortd.cli import sorting
 from facesortd.config import load_settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE
@@ -405,6 +407,38 @@ def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> 
     assert "systemctl --user enable --now facesortd" in capsys.readouterr().out
     assert cli.main(["install-service", "--print"]) == 0
     assert capsys.readouterr().out == text  # the one unit, for a hand install
+
+
+@pytest.mark.parametrize(
+    ("errno_", "fix"),
+    [
+        (errno.ENOSPC, "free some space on that disk"),
+        (
+            errno.EROFS,
+            "it is on a read-only filesystem: install the unit by hand (facesortd install-service --print)",
+        ),
+        (errno.EACCES, "make {folder} writable for you (chmod u+rwx '{folder}')"),
+    ],
+)
+def test_install_service_that_cannot_write_is_one_line_and_keeps_the_old_unit(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], errno_: int, fix: str
+) -> None:
+    """A full disk or a systemd folder the user may not write: the OSError escaped as a traceback."""
+    assert cli.main(["install-service"]) == 0
+    unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
+    old = unit.read_bytes()
+    capsys.readouterr()
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(errno_, os.strerror(errno_), str(unit.parent / ".facesortd-tmp-x"))
+
+    monkeypatch.setattr(durable.tempfile, "mkstemp", refused)
+    assert cli.main(["install-service"]) == 2
+    fix = fix.format(folder=unit.parent)
+    assert capsys.readouterr().err == (
+        f"facesortd: error: cannot write {unit} ({os.strerror(errno_)}): {fix}\n"
+    )
+    assert unit.read_bytes() == old and [p.name for p in unit.parent.iterdir()] == [unit.name]
 
 
 def test_status_without_a_daemon_and_undo_time_parsing(
