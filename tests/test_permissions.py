@@ -673,3 +673,42 @@ def test_a_retrain_that_cannot_store_its_model_leaves_the_daemon_sorting_and_sta
         f"facesortd: error: cannot write into {models} (Permission denied): facesortd must be able to "
         f"write there (chmod u+rwx '{models}')"
     )
+
+
+def test_a_retrain_lock_left_by_sudo_is_a_problem_in_status_not_a_traceback_at_each_look(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sudo facesortd retrain` once leaves a root-owned retrain.lock: every look (every 30 s) then
+    logged a traceback, and `status` said nothing. Now it is said once, `status` names it with the
+    fix, and the daemon sorts on."""
+    settings = daemon_settings.model_copy(
+        update={"learning": daemon_settings.learning.model_copy(update={"review_scan_s": 0.1})}
+    )
+    _as_configured(monkeypatch, settings)
+    lock = settings.state_dir / state.RETRAIN_LOCK
+    real_open = state.os.open
+
+    def open_(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(path) == lock:
+            raise _denied(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(state.os, "open", open_)
+    looks: list[object] = []
+    real_lock = service.retrain_lock
+    monkeypatch.setattr(service, "retrain_lock", lambda *a, **kw: looks.append(a) or real_lock(*a, **kw))
+    lines: list[str] = []
+    logger.add(lines.append, level="ERROR", format="{message}")
+    state_dir = settings.state_dir
+    problem = (
+        f"cannot retrain: cannot use {lock} (Permission denied): the state folder and its files must be "
+        f"yours and writable (ls -l '{state_dir}'; made by `sudo facesortd`? sudo chown -R \"$USER\" "
+        f"'{state_dir}'); sorting goes on with the model in force"
+    )
+    with running_daemon(settings, stub_pipeline):
+        (settings.inbox / "a.png").write_bytes(screenshot_png(1))
+        wait_until(lambda: not (settings.inbox / "a.png").exists())  # sorting goes on
+        wait_until(lambda: len(looks) >= 3)
+        assert cli.main(["status"]) == 0
+        assert f"PROBLEM: {problem}" in capsys.readouterr().out.splitlines()
+    assert [line.rstrip() for line in lines if "retrain" in line] == [problem]

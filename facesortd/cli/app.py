@@ -20,7 +20,7 @@ from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError
 from facesortd.learn.datasets import DatasetError
-from facesortd.state import NotYours, StateBusy
+from facesortd.state import StateBusy
 
 USER_ERRORS = (
     UsageError,
@@ -30,7 +30,6 @@ USER_ERRORS = (
     DatasetError,
     FeatureNetError,
     StateBusy,
-    NotYours,
     JournalError,
     Refused,
 )
