@@ -370,6 +370,49 @@ def test_doctor_names_a_library_folder_that_refuses_files(
     assert "happy" not in out and "1 problem(s) found" in out
 
 
+@pytest.mark.parametrize("locked", ["library", "_quarantine"])
+def test_doctor_names_a_library_folder_it_may_not_list(
+    daemon_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    unlistable: set[Path],
+    locked: str,
+) -> None:
+    """A library or quarantine folder it may not list (chmod 300, an ACL): `doctor` said "all good",
+    its own listing swallowing the refusal, while `status` and the review page left it out."""
+    _as_configured(monkeypatch, daemon_settings)
+    library = daemon_settings.library
+    (library / "_quarantine" / "no-face").mkdir(parents=True)
+    folder = library if locked == "library" else library / "_quarantine"
+    unlistable.add(folder)
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"FIX   cannot list {folder} (Permission denied): make it readable (chmod u+rwx '{folder}'); "
+        "status, the review page and the label scan leave out what is in it until then"
+    ) in out.splitlines()
+    assert "1 problem(s) found" in out
+
+
+def test_doctor_says_once_that_the_library_is_not_usable(
+    daemon_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    unlistable: set[Path],
+) -> None:
+    """A library this user may not enter at all is one problem, not also each listing it refuses."""
+    _as_configured(monkeypatch, daemon_settings)
+    library = daemon_settings.library
+    library.mkdir(parents=True)
+    unlistable.add(library)
+    real_access = os.access
+    monkeypatch.setattr(doctor.os, "access", lambda p, mode: Path(p) != library and real_access(p, mode))
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert f"FIX   library {library} is not writable by this user: fix its permissions (chmod u+rwx)" in out
+    assert "cannot list" not in out and "1 problem(s) found" in out
+
+
 @pytest.mark.parametrize("refused", [JOURNAL_FILE, DAEMON_LOCK])
 def test_a_state_file_left_by_sudo_is_one_line_with_the_fix_not_a_traceback(
     daemon_settings: Settings,
