@@ -230,6 +230,24 @@ def test_sort_of_a_name_that_is_not_utf8(env: Settings) -> None:
     assert [p.name for p in _files(env.library)] == [name]
 
 
+def test_names_that_are_not_utf8_are_shown_on_a_utf8_terminal(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A UTF-8 terminal (Python's stdout then refuses the name's stray bytes): `sort --dry-run`,
+    `detect` and `status` died with a UnicodeEncodeError traceback, `sort --dry-run` half way
+    through its list. The bytes are shown as \\xNN, as `undo` already showed them."""
+    env.inbox.mkdir(parents=True)
+    path = env.inbox / os.fsdecode(b"\xff shot.png")
+    path.write_bytes(screenshot_png(5))
+    for command in (["sort", "--dry-run", str(env.inbox)], ["detect", str(path)], ["status"]):
+        assert cli.main(command) == 0
+        assert "\\xff shot.png" in capsys.readouterr().out
+    assert cli.main(["sort", str(env.inbox)]) == 0
+    assert cli.main(["undo", "1"]) == 0
+    assert capsys.readouterr().out.endswith(f"\\xff shot.png -> {env.inbox}/\\xff shot.png\n")
+    assert path.exists()
+
+
 def test_a_full_state_disk_stalls_nothing(daemon: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     """sqlite 'database or disk is full' in plan, and again when recording the error: the file
     stays in the inbox, the workers live on and sort it once there is room again."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -225,11 +224,6 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return status
 
 
-def _shown(path: Path) -> str:
-    """A path fit for any terminal: bytes of a name that is not UTF-8 shown as \\xNN escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def _parse_since(text: str) -> float:
     """``2h``, ``30m``, ``1d`` ago, or an ISO date/time (``2026-11-24 10:00``)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -262,14 +256,14 @@ def cmd_undo(args: argparse.Namespace) -> int:
             print("nothing to undo")
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
             for move in moves:
-                print(f"{_shown(move.destination)} would go back to {_shown(move.source.parent)}")
+                print(f"{move.destination} would go back to {move.source.parent}")
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
         failed = 0
         for done in undo(journal, moves, settings.library, settings.inbox):
-            here = _shown(done.moved_from)
-            print(f"{here} -> {_shown(done.back_to)}" if done.back_to else f"{here}: {done.why_not}")
+            here = done.moved_from
+            print(f"{here} -> {done.back_to}" if done.back_to else f"{here}: {done.why_not}")
             failed += done.retry
     except LookupError as exc:
         raise UsageError(str(exc)) from exc
