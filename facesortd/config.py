@@ -302,6 +302,21 @@ class ConfigError(Exception):
     """A configuration problem a user can fix; the message says what and how."""
 
 
+FOLDERS = ("inbox", "library", "state_dir")
+"""The settings that name a folder facesortd makes if missing and works in."""
+
+
+def not_a_folder(name: str, folder: Path) -> str | None:
+    """Why the folder setting ``name`` cannot be used because something else sits at its path, or None.
+
+    Every command would trip over it (`run` and `sort` at their first mkdir, each file of a sort
+    in turn), so the commands refuse it up front, with the fix, like a bad value in the config.
+    """
+    if folder.exists() and not folder.is_dir():
+        return f"{name} {folder} is not a folder: point {name} at a folder, or move that file away"
+    return None
+
+
 def folders_overlap(settings: Settings) -> str | None:
     """Why the inbox and library cannot be used together, or None.
 

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from facesortd.config import ConfigError, Settings, default_config_file, folders_overlap, load_settings
+from facesortd.config import (
+    FOLDERS,
+    ConfigError,
+    Settings,
+    default_config_file,
+    folders_overlap,
+    load_settings,
+    not_a_folder,
+)
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.durable import Refused, list_folder
 from facesortd.emotion import ModelError
@@ -37,11 +45,8 @@ def run_checks(config_file: Path | None) -> Iterator[Check]:
 
 
 def _folder_checks(settings: Settings) -> Iterator[Check]:
-    for name, folder in (
-        ("inbox", settings.inbox),
-        ("library", settings.library),
-        ("state_dir", settings.state_dir),
-    ):
+    for name in FOLDERS:
+        folder = getattr(settings, name)
         yield (check := _folder_check(name, folder))
         if name == "library" and check[0]:  # a library already said to be unusable: once is enough
             yield from _library_folder_checks(folder)
@@ -61,8 +66,8 @@ def _folder_check(name: str, folder: Path) -> Check:
         if os.access(parent, os.W_OK | os.X_OK):
             return True, f"{name}: {folder} (does not exist yet; created on first use)"
         return False, f"{name} {folder} cannot be created in {parent}: set {name} in the config"
-    if not folder.is_dir():
-        return False, f"{name} {folder} is not a folder: point {name} in the config at a folder"
+    if problem := not_a_folder(name, folder):
+        return False, problem
     if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
         return False, f"{name} {folder} is not writable by this user: fix its permissions (chmod u+rwx)"
     return True, f"{name}: {folder}"

@@ -551,3 +551,38 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
     assert "nothing undone" in capsys.readouterr().out and list(inbox.iterdir()) == []
     assert cli.main(["undo", "--since", "1h"]) == 0
     assert len(list(inbox.iterdir())) == sorting.CONFIRM_UNDO_OVER + 1
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("library", ["sort", "--library", "{file}", "{inbox}"]),
+        ("inbox", ["sort"]),
+        ("inbox", ["run"]),
+        ("state_dir", ["sort", "{inbox}"]),
+        ("state_dir", ["status"]),
+    ],
+)
+def test_a_file_where_a_folder_belongs_is_one_line_with_the_fix(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fake_detector: None,
+    name: str,
+    command: list[str],
+) -> None:
+    """An inbox, library or state folder that is a file: `run` and `sort` died with a FileExistsError
+    traceback, `sort --library FILE` failed each file in turn, and `status` said "nothing sorted yet"."""
+    file = tmp_path / "a file"
+    file.write_bytes(b"not a folder")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.png").write_bytes(cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes())
+    monkeypatch.setenv(f"FACESORTD_{name.upper()}", str(file))
+    argv = [part.format(file=file, inbox=inbox) for part in command]
+    problem = f"{name} {file} is not a folder: point {name} at a folder, or move that file away"
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == f"facesortd: error: {problem}\n"
+    assert file.read_bytes() == b"not a folder" and [p.name for p in inbox.iterdir()] == ["a.png"]
+    assert cli.main(["doctor"]) == 1
+    assert f"FIX   {problem}" in capsys.readouterr().out.splitlines()
