@@ -36,6 +36,10 @@ def load_faces_json(path: Path) -> dict[str, list[AnnotatedFace]]:
     """Read a faces.json file: ``{file: [{"box": [x, y, w, h], "emotion": str|null}, ...]}``."""
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"cannot read face boxes from {path}: not a faces.json box file (it is not UTF-8 text)"
+        ) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise DatasetError(f"cannot read face boxes from {path}: {exc}") from exc
     if not isinstance(raw, dict):
@@ -71,6 +75,10 @@ def source_group(filename: str) -> str:
 def labelled_images(root: Path) -> dict[str, list[Path]]:
     """``root/<label>/*.<image>`` as {label: sorted paths}; hidden folders and files are skipped."""
     root = Path(root)
+    if not root.exists():
+        raise DatasetError(
+            f"{root}: no such file or folder (a DATASET is a folder of emotion folders, or a faces.json)"
+        )
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder (expected one subfolder per emotion)")
     out: dict[str, list[Path]] = {}
