@@ -236,7 +236,7 @@ def test_user_errors_are_one_line_not_tracebacks(tmp_path: Path, capsys: pytest.
     err = capsys.readouterr().err
     assert "recognition.threshold = 2" in err and "Traceback" not in err
     assert cli.main(["train", str(tmp_path / "missing")]) == 2
-    assert "is not a folder" in capsys.readouterr().err
+    assert "missing: no such file or folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
