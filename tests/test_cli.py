@@ -164,6 +164,30 @@ def test_detect_json_and_draw(trained: str, tmp_path: Path, capsys: pytest.Captu
     assert (drawn[y + h // 2, x + w // 2] == img[y + h // 2, x + w // 2]).all()  # the face itself untouched
 
 
+def test_detect_draw_never_replaces_a_file(
+    fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`detect shot.png --draw .` wrote the drawn copy over the screenshot itself (and over any file
+    of that name in OUT_DIR, `a.jpg` and `a.png` over each other); a file named as OUT_DIR ended
+    in a FileExistsError traceback."""
+    img, _ = draw_screenshot("sad", np.random.default_rng(1))
+    shot = tmp_path / "a.png"
+    cv2.imwrite(str(shot), img)
+    original = shot.read_bytes()
+    assert cli.main(["detect", str(shot), "--draw", str(tmp_path)]) == 0
+    assert shot.read_bytes() == original
+    drawn = tmp_path / "a (1).png"
+    assert f"  drawn: {drawn}" in capsys.readouterr().out.splitlines()
+    assert cv2.imread(str(drawn)).shape == img.shape
+    not_a_folder = tmp_path / "a file"
+    not_a_folder.write_bytes(b"x")
+    assert cli.main(["detect", str(shot), "--draw", str(not_a_folder)]) == 2
+    assert capsys.readouterr().err == (
+        f"facesortd: error: --draw {not_a_folder} is not a folder: name a folder for the drawn images\n"
+    )
+    assert not_a_folder.read_bytes() == b"x"
+
+
 def test_detect_refuses_a_missing_name_and_reads_a_folder_like_sort(
     trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

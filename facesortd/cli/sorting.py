@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import cv2
+import numpy as np
 from loguru import logger
 
 from facesortd.annotate import draw_faces
@@ -20,7 +21,8 @@ from facesortd.cli.arg_types import int_at_least
 from facesortd.cli.common import UsageError, face_detector, settings_for
 from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
-from facesortd.decide import Decision, Pipeline
+from facesortd.decide import Decision, FaceResult, Pipeline
+from facesortd.durable import write_new
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal
@@ -197,6 +199,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     paths = _expand_inputs(args.images, settings.watch)  # a typo is refused before any work
     pipeline = _pipeline(settings, _model(settings))
     if args.draw:
+        if args.draw.exists() and not args.draw.is_dir():
+            raise UsageError(f"--draw {args.draw} is not a folder: name a folder for the drawn images")
         args.draw.mkdir(parents=True, exist_ok=True)
     status = 0
     for path in paths:
@@ -210,18 +214,25 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 print(f"{path}: unreadable: {exc}")
             continue
         faces = pipeline.analyse(image)
+        drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
         if args.json:
-            print(json.dumps({"path": str(path), "faces": [f.to_json() for f in faces]}), flush=True)
+            found = {"path": str(path), "faces": [f.to_json() for f in faces]}
+            print(json.dumps(found | ({"drawn": str(drawn)} if drawn else {})), flush=True)
         else:
             print(f"{path}: {len(faces)} face(s)")
             for f in faces:
                 emo = f"  {f.emotion} {f.confidence:.2f}" if f.emotion else ""
                 print(f"  box x={f.box[0]} y={f.box[1]} w={f.box[2]} h={f.box[3]}  score {f.score:.2f}{emo}")
-        if args.draw:
-            draw_faces(image, faces)
-            out = args.draw / (path.stem + ".png")
-            cv2.imwrite(str(out), image)
+            if drawn:
+                print(f"  drawn: {drawn}")
     return status
+
+
+def _draw(image: np.ndarray, faces: list[FaceResult], out: Path) -> Path:
+    """The image with its boxes, as a new file: OUT_DIR may be the screenshots' own folder (or
+    hold a.jpg's drawing beside a.png's), and a drawing must never replace a person's file."""
+    draw_faces(image, faces)
+    return write_new(out, lambda fh: fh.write(cv2.imencode(".png", image)[1].tobytes()))
 
 
 def _parse_since(text: str) -> float:
