@@ -275,6 +275,7 @@ def test_user_errors_are_one_line_not_tracebacks(tmp_path: Path, capsys: pytest.
         ),
         (["train-detector", "--out", "c.xml", "--stages", "0"], "--stages: must be at least 1, got 0"),
         (["train-detector", "--out", "c.xml", "--min-hit-rate", "1.5"], "must be between 0 and 1, got 1.5"),
+        (["review", "--port", "99999"], "--port: must be at most 65535, got 99999"),  # was an OverflowError
     ],
 )
 def test_bad_numbers_are_refused_before_any_work(
