@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from loguru import logger
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
@@ -226,6 +227,36 @@ def test_an_inbox_renamed_away_and_made_anew_is_watched_again(daemon_settings: S
         inbox.mkdir()
         (inbox / "new.png").write_bytes(screenshot_png(3))
         wait_until(lambda: not (inbox / "new.png").exists())
+    assert [p.name for p in daemon_settings.library.rglob("*.png")] == ["new.png"]
+
+
+def test_an_inbox_replaced_by_a_file_is_said_once_and_the_daemon_lives_on(
+    daemon_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox renamed away and a file put in its place: the main loop died with FileExistsError
+    (making the inbox anew) and the process hung on its workers. Now it is said once, `status`
+    names it, and once the file is moved away the daemon watches the inbox again."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    inbox = daemon_settings.inbox
+    lines: list[str] = []
+    logger.add(lines.append, level="ERROR", format="{message}")
+    problem = f"inbox {inbox} is not a folder: point inbox at a folder, or move that file away"
+    with running_daemon(daemon_settings, stub_pipeline) as daemon:
+        inbox.rename(inbox.with_name("inbox.old"))
+        inbox.write_bytes(b"a file")
+        wait_until(lambda: any(problem in line for line in lines))
+        wait_until(lambda: json.loads((daemon_settings.state_dir / "status.json").read_text())["problems"])
+        assert cli.main(["status"]) == 2  # `status` refuses the setting as every command does
+        assert problem in capsys.readouterr().err
+        inbox.unlink()
+        wait_until(inbox.is_dir)
+        (inbox / "new.png").write_bytes(screenshot_png(3))
+        wait_until(lambda: not (inbox / "new.png").exists())
+        assert daemon.stop_event.is_set() is False
+    assert [line.rstrip() for line in lines if problem in line] == [
+        f"{problem}; nothing new is sorted until then"
+    ]
     assert [p.name for p in daemon_settings.library.rglob("*.png")] == ["new.png"]
 
 
