@@ -342,12 +342,18 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """
     explicit = config_file is not None
     path = Path(config_file).expanduser() if explicit else default_config_file()
+    if path.exists() and not path.is_file():  # the default path too: else passed over in silence
+        raise ConfigError(f"config file {path} is not a file: name a TOML file (see config.example.toml)")
     if explicit and not path.is_file():
         raise ConfigError(f"config file {path} does not exist (see config.example.toml for a template)")
     if path.is_file():
         try:
             tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the config file {path} ({exc.strerror}): chmod u+r '{path}'"
+            ) from exc
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     token = _TOML_FILE.set(path if path.is_file() else None)
     try:
