@@ -65,9 +65,10 @@ def source_group(filename: str) -> str:
     """The character/source a screenshot belongs to, from its name (``aletta12.png`` -> ``aletta``).
 
     Screenshots of one character look alike; splitting by this group keeps near-duplicates from
-    sitting on both sides of a train/test split, which would flatter every measurement.
+    sitting on both sides of a train/test split, which would flatter every measurement. A name
+    that is not UTF-8 has its stray bytes as ``\\xNN``: a group is text (the journal stores it).
     """
-    stem = Path(filename).stem
+    stem = Path(os.fsencode(filename).decode("utf-8", "backslashreplace")).stem
     group = _GROUP_SUFFIX.sub("", stem).strip().lower()
     return group or stem.lower()
 
