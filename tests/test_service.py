@@ -328,32 +328,3 @@ def test_a_file_waiting_for_its_retry_is_not_offered_again_by_the_rescan(
     assert len(calls) == 2 and calls[1] - calls[0] >= 0.8  # the first back-off delay, rescans or not
     assert sum("cannot move it into the library" in line for line in lines) == 1
     assert overlaps == []
-
-
-def test_a_main_loop_that_dies_ends_the_workers_too(settings: Settings) -> None:
-    """An error only we can cause, in the main loop: the loop died with its traceback, but the
-    workers waited for a stop that never came, so the process hung (systemd saw it only once the
-    watchdog pings had stopped). Now the workers finish and the error ends `run`, which systemd
-    restarts."""
-    service = Service(settings, _stub_pipeline)
-    settings.inbox.mkdir(parents=True, exist_ok=True)
-
-    def broken() -> None:
-        raise RuntimeError("a bug of ours")
-
-    raised: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            service.run()
-        except RuntimeError as exc:
-            raised.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    wait_until(lambda: (settings.state_dir / "status.json").exists())
-    service._recover = broken  # type: ignore[method-assign]
-    service._recover_due = True
-    thread.join(timeout=20)
-    assert not thread.is_alive() and [str(exc) for exc in raised] == ["a bug of ours"]
-    wait_until(lambda: not any(t.name.startswith("worker-") for t in threading.enumerate()))
