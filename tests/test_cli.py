@@ -466,6 +466,21 @@ def test_install_service_that_cannot_write_is_one_line_and_keeps_the_old_unit(
     assert unit.read_bytes() == old and [p.name for p in unit.parent.iterdir()] == [unit.name]
 
 
+def test_install_service_under_a_file_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """XDG_CONFIG_HOME naming a file: the fix offered was to chmod that file."""
+    config = tmp_path / "config"
+    config.write_bytes(b"")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    assert cli.main(["install-service"]) == 2
+    unit = config / "systemd" / "user" / "facesortd.service"
+    assert capsys.readouterr().err == (
+        f"facesortd: error: cannot write {unit} (Not a directory): {config} is not a folder: "
+        "move that file away\n"
+    )
+
+
 def test_status_without_a_daemon_and_undo_time_parsing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

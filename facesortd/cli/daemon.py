@@ -67,6 +67,8 @@ def _unit_fix(exc: OSError, unit_dir: Path) -> str:
     if exc.errno == errno.EROFS:
         return "it is on a read-only filesystem: install the unit by hand (facesortd install-service --print)"
     folder = next(p for p in (unit_dir, *unit_dir.parents) if p.exists())  # the one mkdir needs
+    if not folder.is_dir():
+        return f"{folder} is not a folder: move that file away"
     return f"make {folder} writable for you (chmod u+rwx '{folder}')"
 
 
