@@ -181,11 +181,10 @@ def test_detect_draw_never_replaces_a_file(
     assert cv2.imread(str(drawn)).shape == img.shape
     not_a_folder = tmp_path / "a file"
     not_a_folder.write_bytes(b"x")
-    assert cli.main(["detect", str(shot), "--draw", str(not_a_folder)]) == 2
-    assert capsys.readouterr().err == (
-        f"facesortd: error: --draw {not_a_folder} is not a folder: name a folder for the drawn images\n"
-    )
-    assert not_a_folder.read_bytes() == b"x"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["detect", str(shot), "--draw", str(not_a_folder)])
+    assert exit_.value.code == 2 and not_a_folder.read_bytes() == b"x"
+    assert f"argument --draw: {not_a_folder} is not a folder" in capsys.readouterr().err
 
 
 def test_detect_refuses_a_missing_name_and_reads_a_folder_like_sort(
@@ -284,6 +283,34 @@ def test_bad_numbers_are_refused_before_any_work(
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "D", "--report", "{file}"], "argument --report: {file} is not a folder"),
+        (["train", "D", "--out", "{folder}"], "argument --out: {folder} is a folder: name the file to write"),
+        (["eval", "D", "--plots", "{file}"], "argument --plots: {file} is not a folder"),
+        (["detect", "x.png", "--draw", "{file}"], "argument --draw: {file} is not a folder"),
+        (["train-detector", "--out", "{folder}"], "argument --out: {folder} is a folder"),
+        (
+            ["train-detector", "--out", "c.xml", "--verifier-out", "{folder}"],
+            "argument --verifier-out: {folder}",
+        ),
+    ],
+)
+def test_output_places_of_the_wrong_kind_are_refused_before_any_work(
+    tmp_path: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file where figures go, or a folder where a model goes: a traceback once training (minutes
+    of it) was done and the figures or the model were due."""
+    file, folder = tmp_path / "a file", tmp_path / "a folder"
+    file.write_bytes(b"x")
+    folder.mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([part.format(file=file, folder=folder) for part in argv])
+    assert exit_.value.code == 2 and message.format(file=file, folder=folder) in capsys.readouterr().err
+    assert file.read_bytes() == b"x" and list(folder.iterdir()) == []
 
 
 def test_train_features_needs_the_cnn_descriptor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

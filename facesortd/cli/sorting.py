@@ -17,7 +17,7 @@ import numpy as np
 from loguru import logger
 
 from facesortd.annotate import draw_faces
-from facesortd.cli.arg_types import int_at_least
+from facesortd.cli.arg_types import folder_to_write, int_at_least
 from facesortd.cli.common import UsageError, face_detector, settings_for
 from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
@@ -199,8 +199,6 @@ def cmd_detect(args: argparse.Namespace) -> int:
     paths = _expand_inputs(args.images, settings.watch)  # a typo is refused before any work
     pipeline = _pipeline(settings, _model(settings))
     if args.draw:
-        if args.draw.exists() and not args.draw.is_dir():
-            raise UsageError(f"--draw {args.draw} is not a folder: name a folder for the drawn images")
         args.draw.mkdir(parents=True, exist_ok=True)
     status = 0
     for path in paths:
@@ -329,7 +327,10 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         help="image files, or folders (the images directly inside, as sort takes them)",
     )
     p.add_argument(
-        "--draw", type=Path, metavar="OUT_DIR", help="also write each image with its boxes drawn here"
+        "--draw",
+        type=folder_to_write,
+        metavar="OUT_DIR",
+        help="also write each image with its boxes drawn here (as new files: none is ever replaced)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.set_defaults(func=cmd_detect)
