@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from emotion_report import print_header, report
 from shared_data import (
     SHARED,
     add_cascade_option,
@@ -51,14 +51,13 @@ from facesortd.feature_net import INPUT_SIZE
 from facesortd.learn.backdrops import Backdrops
 from facesortd.learn.datasets import vn_backgrounds
 from facesortd.learn.feature_net_training import NetSettings
-from facesortd.learn.figures import draw_confusion, draw_curves, save_predictions
+from facesortd.learn.figures import draw_curves, save_predictions
 from facesortd.learn.loop_settings import LoopSettings
 from facesortd.learn.metrics import Evaluation
 from facesortd.learn.training import (
     SOURCE_BALANCE,
     FaceSet,
     FitFn,
-    Predictions,
     Undetected,
     cross_validate,
     described_mirrors,
@@ -108,42 +107,6 @@ def with_net_head(spec: FaceSpec, pca: int, net_settings: NetSettings, balance: 
         return EnsembleModel([fisher, SoftmaxHead(net, info["classes"], spec)], [1.0, 1.0])
 
     return fit
-
-
-def curve_point(ev: Evaluation, coverage: float = 0.6, accuracy: float = 0.9) -> tuple[float, float, float]:
-    """(accuracy at ``coverage``, largest coverage with accuracy >= ``accuracy``, its threshold)."""
-    acc_at = next((a for _, c, a in ev.curve if c >= coverage), float("nan"))
-    return (acc_at, *ev.coverage_at(accuracy))
-
-
-SOURCES = ("vn_faces", "seed", "anime_expressions", "vn_faces+seed")
-"""Figures per source, and over the two that stand for a user's art (the issue's targets)."""
-
-
-def print_header(target: float) -> None:
-    header = ("config", "source", "n", "bal.acc", "acc@60%cov", f"cov@{target:.0%}acc", "thr")
-    print("\n{:<10} {:<18} {:>5} {:>7} {:>10} {:>10} {:>5}".format(*header))
-
-
-def report(
-    name: str, predictions: Predictions, sources: list[str], threshold: float, target: float, out: Path
-) -> dict[str, Evaluation]:
-    """Print one configuration's figures per data source, draw its confusion PNGs into ``out`` and
-    return its evaluations, for the coverage-curve PNG that puts all configurations side by side."""
-    curves = {}
-    for source in SOURCES:
-        mask = np.array([s in source.split("+") for s in sources])
-        ev = predictions.evaluation(threshold, mask)
-        acc60, cov90, thr = curve_point(ev, accuracy=target)
-        print(
-            f"{name:<10} {source:<18} {ev.confusion.sum():>5} {ev.balanced_accuracy:>7.3f} "
-            f"{acc60:>10.3f} {cov90:>10.3f} {thr:>5.2f}"
-        )
-        print(f"{'':<10} {'':<18} right by confidence: {ev.reliability_text()}")
-        if source != "anime_expressions":
-            curves[f"{name} {source}"] = ev
-        draw_confusion(ev, out / f"confusion_{name}_{source}.png", f"{name}, {source}")
-    return curves
 
 
 def main() -> int:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from fractions import Fraction
 from math import comb
 from pathlib import Path
 
 import numpy as np
+from prediction_runs import Run
 
 
 def sign_test(wins_a: int, wins_b: int) -> float:
@@ -26,33 +26,6 @@ def sign_test(wins_a: int, wins_b: int) -> float:
     n = wins_a + wins_b
     tail = Fraction(sum(comb(n, k) for k in range(min(wins_a, wins_b) + 1)), 2**n)  # exact: n may be 1000s
     return min(1.0, float(2 * tail))
-
-
-@dataclass
-class Run:
-    """One configuration's out-of-fold predictions, as bench/bench_emotion.py saves them."""
-
-    names: np.ndarray
-    truth: np.ndarray
-    proba: np.ndarray
-    sources: np.ndarray
-
-    @classmethod
-    def load(cls, path: Path) -> Run:
-        with np.load(path) as run:
-            return cls(run["names"], run["truth"], run["proba"], run["sources"])
-
-    def same_faces(self, other: Run) -> bool:
-        """Did both runs score the same faces in the same order (so they can be paired)?"""
-        return (
-            np.array_equal(self.names, other.names)
-            and np.array_equal(self.truth, other.truth)
-            and np.array_equal(self.sources, other.sources)
-        )
-
-    def right(self) -> np.ndarray:
-        """Per face: was the most probable label the true one?"""
-        return self.proba.argmax(axis=1) == self.truth
 
 
 def main() -> int:

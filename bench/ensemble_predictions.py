@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from bench_emotion import print_header, report
-from compare_predictions import Run
+from emotion_report import print_header, report
+from prediction_runs import Run
 
 from facesortd.cli.arg_types import number_between
 from facesortd.config import Settings

@@ -302,6 +302,21 @@ class ConfigError(Exception):
     """A configuration problem a user can fix; the message says what and how."""
 
 
+FOLDERS = ("inbox", "library", "state_dir")
+"""The settings that name a folder facesortd makes if missing and works in."""
+
+
+def not_a_folder(name: str, folder: Path) -> str | None:
+    """Why the folder setting ``name`` cannot be used because something else sits at its path, or None.
+
+    Every command would trip over it (`run` and `sort` at their first mkdir, each file of a sort
+    in turn), so the commands refuse it up front, with the fix, like a bad value in the config.
+    """
+    if folder.exists() and not folder.is_dir():
+        return f"{name} {folder} is not a folder: point {name} at a folder, or move that file away"
+    return None
+
+
 def folders_overlap(settings: Settings) -> str | None:
     """Why the inbox and library cannot be used together, or None.
 
@@ -327,12 +342,18 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """
     explicit = config_file is not None
     path = Path(config_file).expanduser() if explicit else default_config_file()
+    if path.exists() and not path.is_file():  # the default path too: else passed over in silence
+        raise ConfigError(f"config file {path} is not a file: name a TOML file (see config.example.toml)")
     if explicit and not path.is_file():
         raise ConfigError(f"config file {path} does not exist (see config.example.toml for a template)")
     if path.is_file():
         try:
             tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the config file {path} ({exc.strerror}): chmod u+r '{path}'"
+            ) from exc
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     token = _TOML_FILE.set(path if path.is_file() else None)
     try:

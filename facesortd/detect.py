@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -80,13 +81,29 @@ def shipped_file(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def _cascade_from(path: Path) -> cv2.CascadeClassifier:
+    """OpenCV opens the file itself where it can. Handed a name that is not UTF-8 (a folder so named
+    on the way to it: a virtual environment, a config's path) it kills the whole process with a
+    segmentation fault, so such a file is read by Python and parsed by OpenCV from memory."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        storage = cv2.FileStorage(
+            path.read_bytes().decode("utf-8"), cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY
+        )
+        cascade = cv2.CascadeClassifier()
+        cascade.read(storage.getFirstTopLevelNode())
+        return cascade
+    return cv2.CascadeClassifier(str(path))
+
+
 def load_cascade(path: Path) -> cv2.CascadeClassifier:
     """Load one cascade, turning OpenCV's silent failure (an empty classifier) into a clear error."""
     if not path.is_file():
         raise DetectorError(f"cascade file {path} does not exist (check detection.cascades in the config)")
     try:
-        cascade = cv2.CascadeClassifier(str(path))
-    except (cv2.error, SystemError) as exc:  # OpenCV 5 raises SystemError on malformed XML
+        cascade = _cascade_from(path)
+    except (cv2.error, SystemError, UnicodeDecodeError) as exc:  # OpenCV 5: SystemError on malformed XML
         raise DetectorError(f"cascade file {path} is not an OpenCV cascade (cannot be parsed)") from exc
     if cascade.empty():
         raise DetectorError(f"cascade file {path} is not an OpenCV cascade (empty or wrong format)")

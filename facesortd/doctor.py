@@ -8,8 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from facesortd.config import ConfigError, Settings, default_config_file, folders_overlap, load_settings
+from facesortd.config import (
+    FOLDERS,
+    ConfigError,
+    Settings,
+    default_config_file,
+    folders_overlap,
+    load_settings,
+    not_a_folder,
+)
 from facesortd.detect import DetectorError, FaceDetector
+from facesortd.durable import Refused, list_folder
 from facesortd.emotion import ModelError
 from facesortd.journal import Journal, JournalError
 from facesortd.learn.metrics import headline, near_chance
@@ -36,27 +45,11 @@ def run_checks(config_file: Path | None) -> Iterator[Check]:
 
 
 def _folder_checks(settings: Settings) -> Iterator[Check]:
-    for name, folder in (
-        ("inbox", settings.inbox),
-        ("library", settings.library),
-        ("state_dir", settings.state_dir),
-    ):
-        if not folder.exists():
-            parent = next(p for p in folder.parents if p.exists())
-            if os.access(parent, os.W_OK | os.X_OK):
-                yield True, f"{name}: {folder} (does not exist yet; created on first use)"
-            else:
-                yield (
-                    False,
-                    f"{name} {folder} cannot be created in {parent}: set {name} in the config",
-                )
-        elif not folder.is_dir():
-            yield False, f"{name} {folder} is not a folder: point {name} in the config at a folder"
-        elif not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
-            yield False, f"{name} {folder} is not writable by this user: fix its permissions (chmod u+rwx)"
-        else:
-            yield True, f"{name}: {folder}"
-    yield from _library_folder_checks(settings.library)
+    for name in FOLDERS:
+        folder = getattr(settings, name)
+        yield (check := _folder_check(name, folder))
+        if name == "library" and check[0]:  # a library already said to be unusable: once is enough
+            yield from _library_folder_checks(folder)
     inbox, library = settings.inbox.resolve(), settings.library.resolve()
     if overlap := folders_overlap(settings):
         yield False, overlap
@@ -67,11 +60,32 @@ def _folder_checks(settings: Settings) -> Iterator[Check]:
         )
 
 
+def _folder_check(name: str, folder: Path) -> Check:
+    if not folder.exists():
+        parent = next(p for p in folder.parents if p.exists())
+        if os.access(parent, os.W_OK | os.X_OK):
+            return True, f"{name}: {folder} (does not exist yet; created on first use)"
+        return False, f"{name} {folder} cannot be created in {parent}: set {name} in the config"
+    if problem := not_a_folder(name, folder):
+        return False, problem
+    if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+        return False, f"{name} {folder} is not writable by this user: fix its permissions (chmod u+rwx)"
+    return True, f"{name}: {folder}"
+
+
 def _library_folder_checks(library: Path) -> Iterator[Check]:
     """Every emotion and quarantine folder must take files: one made read-only (a file manager's
     "protect", a chmod) holds each file bound for it in the inbox, retried for ever."""
     quarantine = library / QUARANTINE_DIR
-    folders = [*_folders(library), *_folders(quarantine)]
+    folders: list[Path] = []
+    for parent in (library, quarantine):
+        try:
+            folders += _folders(parent)
+        except Refused as exc:
+            yield (
+                False,
+                f"{exc}; status, the review page and the label scan leave out what is in it until then",
+            )
     for folder in sorted(f for f in folders if f != quarantine):
         if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
             yield (
@@ -82,12 +96,12 @@ def _library_folder_checks(library: Path) -> Iterator[Check]:
 
 
 def _folders(folder: Path) -> list[Path]:
-    try:
-        return [
-            p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
-        ]
-    except OSError:
-        return []  # missing, or not readable: the check of the folder itself says so
+    """The folders in ``folder`` (none if it is missing); Refused if it may not be listed."""
+    return [
+        Path(e.path)
+        for e in list_folder(folder)
+        if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+    ]
 
 
 def _journal_check(settings: Settings) -> Check:

@@ -64,6 +64,27 @@ NAME_MAX = 255
 """Bytes in one file name on Linux filesystems (ext4, btrfs, xfs, tmpfs all agree)."""
 
 
+def write_new(dest: Path, fill: Callable[[BinaryIO], object], *, stat_from: Path | None = None) -> Path:
+    """A new file at ``dest``, or at the first free ``dest (n)``, never replacing one; returns the
+    name used. ``fill`` writes it into a hidden temp file beside ``dest``, which is fsynced (and
+    given ``stat_from``'s times and mode) before it is linked into place: whole or not there.
+    For what facesortd adds to a folder a person keeps files in (a copy, a drawn image)."""
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=TMP_PREFIX)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            fill(out)
+            out.flush()
+            os.fsync(out.fileno())
+        if stat_from is not None:
+            shutil.copystat(stat_from, tmp)
+        final = link_no_replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(dest.parent)
+    return final
+
+
 def numbered(path: Path, n: int) -> Path:
     """``shot.png`` -> ``shot (n).png``: the name used when ``shot.png`` is taken.
 
@@ -328,16 +349,4 @@ def _copy_no_replace(src: Path, dest: Path, asked: bool) -> Path:
             exc, "cannot read it", f"{why}: give yourself read access (chmod u+r), or ask its owner"
         ) from exc
     with inp:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=TMP_PREFIX)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(inp, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-            shutil.copystat(src, tmp)
-            final = link_no_replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-    fsync_dir(dest.parent)
-    return final
+        return write_new(dest, lambda out: shutil.copyfileobj(inp, out, 1 << 20), stat_from=src)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from facesortd.config import ImageLimits
+from facesortd.durable import atomic_writer
 
 
 class UnreadableImage(Exception):
@@ -202,3 +203,25 @@ def _looks_truncated(data: bytes) -> bool:
     if data[:2] == b"\xff\xd8":
         return b"\xff\xd9" not in data[-64:]
     return False
+
+
+def imread_file(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """``cv2.imread`` for any file name, None where it gives None. OpenCV handed a name that is not
+    UTF-8 (Python keeps its stray bytes as lone surrogates) kills the whole process with a
+    segmentation fault, so Python reads the bytes and OpenCV only decodes them. For files
+    facesortd or a dataset made; a user's dropped file goes through :func:`read_image`."""
+    try:
+        data = Path(path).read_bytes()
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    except (OSError, cv2.error):
+        return None
+
+
+def imwrite_file(path: Path, image: np.ndarray) -> None:
+    """``cv2.imwrite`` for any file name (see :func:`imread_file`), encoded by the name's ending,
+    written whole or not at all."""
+    ok, encoded = cv2.imencode(Path(path).suffix or ".png", image)
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode an image as {Path(path).suffix!r}")
+    with atomic_writer(Path(path)) as fh:
+        fh.write(encoded.tobytes())

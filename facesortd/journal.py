@@ -31,7 +31,7 @@ from facesortd.boxes import Box
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
 from facesortd.quarantine import QUARANTINE_DIR
-from facesortd.state import JOURNAL_FILE, NotYours, ensure_private_dir, ensure_private_file, move_lock
+from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock, not_yours
 
 LABELS_TABLE = """
 CREATE TABLE IF NOT EXISTS labels (
@@ -153,7 +153,7 @@ class Journal:
                 if part.exists() and not os.access(part, os.R_OK | os.W_OK):
                     raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(part))
         except PermissionError as exc:
-            raise JournalError(str(NotYours(exc, path.parent))) from None
+            raise JournalError(str(not_yours(exc, path.parent))) from None
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         try:

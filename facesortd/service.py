@@ -27,7 +27,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.config import Settings
+from facesortd.config import Settings, not_a_folder
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
@@ -89,6 +89,7 @@ class Service:
         self._placed_since_look = False
         self._status_failing = False
         self._learning_problem: str | None = None
+        self._inbox_problem: str | None = None
         """Why retraining cannot go on, while it cannot (`status` shows it)."""
         self._busy = 0
         self._beat = time.monotonic()
@@ -151,51 +152,68 @@ class Service:
         last_rescan = last_review = time.monotonic()
         reviewer = Reviewer(s, self.journal)
         code = 0
-        while not self.stop_event.wait(min(TICK_S, period or TICK_S)):
-            now = time.monotonic()
-            if not all(w.is_alive() for w in workers):
-                logger.critical("a worker thread died: stopping so that systemd restarts facesortd")
-                code = 1
-                break
-            if not watcher.alive():
-                logger.error("the watcher stopped (inbox removed or renamed?); restarting it and rescanning")
-                s.inbox.mkdir(parents=True, exist_ok=True)
-                watcher.stop()
-                watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
-                watcher.start()
-                watcher.offer_inbox(self._waiting())  # what arrived before the new watch began
-            if self._recover_due:
-                self._recover()
-            if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
-                last_rescan = now
-                watcher.offer_inbox(self._waiting())
-            elif self._placed_since_look and not self.queue_length() and not len(watcher.settler):
-                self._look_again(watcher)
-            if now - last_review >= s.learning.review_scan_s and not (
-                self._learning and self._learning.is_alive()
-            ):
-                last_review = now
-                self._learning = threading.Thread(
-                    target=self._learn, args=(reviewer,), name="learn", daemon=True
-                )
-                self._learning.start()
-            if period and (self._busy == 0 or now - self._beat < 4 * period):
-                notify("WATCHDOG=1")  # withheld while a worker is stuck on one file: systemd restarts us
+        try:
+            while not self.stop_event.wait(min(TICK_S, period or TICK_S)):
+                now = time.monotonic()
+                if not all(w.is_alive() for w in workers):
+                    logger.critical("a worker thread died: stopping so that systemd restarts facesortd")
+                    code = 1
+                    break
+                if not watcher.alive():
+                    watcher = self._watch_again(watcher)
+                if self._recover_due:
+                    self._recover()
+                if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
+                    last_rescan = now
+                    watcher.offer_inbox(self._waiting())
+                elif self._placed_since_look and not self.queue_length() and not len(watcher.settler):
+                    self._look_again(watcher)
+                if now - last_review >= s.learning.review_scan_s and not (
+                    self._learning and self._learning.is_alive()
+                ):
+                    last_review = now
+                    self._learning = threading.Thread(
+                        target=self._learn, args=(reviewer,), name="learn", daemon=True
+                    )
+                    self._learning.start()
+                if period and (self._busy == 0 or now - self._beat < 4 * period):
+                    notify("WATCHDOG=1")  # withheld while a worker is stuck on one file: systemd restarts us
+                self._publish_status()
+        finally:  # also when the loop died of an error of ours: workers waiting for a stop hung the process
+            logger.info("stopping: finishing the files in progress")
+            self.stop_event.set()
+            for _worker in [w for w in workers if w.is_alive()]:  # a dead one would leave its wake-up queued
+                self._queue.put(None)
+            watcher.stop()
+            self._cancel_timers()
+            # Every thread that may be inside OpenCV is joined before the interpreter shuts down:
+            # native code still running in a thread during teardown is how a daemon segfaults on exit.
+            for thread in [*workers, self._learning]:
+                if thread is not None:
+                    thread.join(timeout=60)
             self._publish_status()
-        logger.info("stopping: finishing the files in progress")
-        self.stop_event.set()
-        for _worker in [w for w in workers if w.is_alive()]:  # a dead one would leave its wake-up queued
-            self._queue.put(None)
-        watcher.stop()
-        self._cancel_timers()
-        # Every thread that may be inside OpenCV is joined before the interpreter shuts down:
-        # native code still running in a thread during teardown is how a daemon segfaults on exit.
-        for thread in [*workers, self._learning]:
-            if thread is not None:
-                thread.join(timeout=60)
-        self._publish_status()
-        notify("STOPPING=1")
+            notify("STOPPING=1")
         return code
+
+    def _watch_again(self, watcher: InboxWatcher) -> InboxWatcher:
+        """The watcher stopped (inbox removed, renamed away, made anew): watch the inbox again,
+        making it if need be. Something else in its place is the person's to move: said once (and
+        by `status`), looked at again at each tick, meanwhile the rest of the service goes on."""
+        s = self.settings
+        if problem := not_a_folder("inbox", s.inbox):
+            problem += "; nothing new is sorted until then"
+            if problem != self._inbox_problem:
+                logger.error(problem)
+                self._inbox_problem = problem
+            return watcher
+        self._inbox_problem = None
+        logger.error("the watcher stopped (inbox removed or renamed?); restarting it and rescanning")
+        s.inbox.mkdir(parents=True, exist_ok=True)
+        watcher.stop()
+        watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
+        watcher.start()
+        watcher.offer_inbox(self._waiting())  # what arrived before the new watch began
+        return watcher
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -426,7 +444,7 @@ class Service:
             "queue": self.queue_length(),
             "model": self.sorter.model_name,
             "sorted_since_start": dict(self.counts),
-            "problems": [self._learning_problem] if self._learning_problem else [],
+            "problems": [p for p in (self._inbox_problem, self._learning_problem) if p],
         }
         try:
             with atomic_writer(self.settings.state_dir / STATUS_FILE) as fh:

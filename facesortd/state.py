@@ -26,6 +26,8 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from facesortd.durable import Refused
+
 JOURNAL_FILE = "journal.sqlite"
 STATUS_FILE = "status.json"
 MODELS_DIR = "models"
@@ -45,21 +47,16 @@ class StateBusy(Exception):
     """Another process holds a lock this one needs; ``str(exc)`` says which and what to do."""
 
 
-class NotYours(OSError):
+def not_yours(exc: OSError, state_dir: Path) -> Refused:
     """A file or folder of the state folder this user may not use (left by `sudo facesortd`, or a
-    chmod): one line naming it and the fix. Not damage: moving the journal aside would lose undo
-    history and labels."""
-
-    def __init__(self, exc: OSError, state_dir: Path) -> None:
-        super().__init__(
-            exc.errno,
-            f"cannot use {exc.filename} ({exc.strerror}): the state folder and its files must be yours "
-            f"and writable (ls -l '{state_dir}'; made by `sudo facesortd`? sudo chown -R \"$USER\" "
-            f"'{state_dir}')",
-        )
-
-    def __str__(self) -> str:
-        return self.strerror or ""
+    chmod), as the one line with the fix that every refusal is. Not damage: moving the journal
+    aside would lose undo history and labels."""
+    return Refused(
+        exc,
+        f"cannot use {exc.filename}",
+        f"the state folder and its files must be yours and writable (ls -l '{state_dir}'; made by "
+        f"`sudo facesortd`? sudo chown -R \"$USER\" '{state_dir}')",
+    )
 
 
 def ensure_private_dir(folder: Path) -> Path:
@@ -89,7 +86,7 @@ def _open_lock(state_dir: Path, name: str) -> int:
         ensure_private_dir(state_dir)
         return os.open(state_dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
     except PermissionError as exc:
-        raise NotYours(exc, state_dir) from None
+        raise not_yours(exc, state_dir) from None
 
 
 @contextlib.contextmanager

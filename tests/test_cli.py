@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import pytest
 from conftest import isolate, use_fake_detector, write_crop_dataset
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
-from facesortd import cli
+from facesortd import cli, durable
 from facesortd.cli import sorting
 from facesortd.config import load_settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE
@@ -162,6 +164,29 @@ def test_detect_json_and_draw(trained: str, tmp_path: Path, capsys: pytest.Captu
     assert (drawn[y + h // 2, x + w // 2] == img[y + h // 2, x + w // 2]).all()  # the face itself untouched
 
 
+def test_detect_draw_never_replaces_a_file(
+    fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`detect shot.png --draw .` wrote the drawn copy over the screenshot itself (and over any file
+    of that name in OUT_DIR, `a.jpg` and `a.png` over each other); a file named as OUT_DIR ended
+    in a FileExistsError traceback."""
+    img, _ = draw_screenshot("sad", np.random.default_rng(1))
+    shot = tmp_path / "a.png"
+    cv2.imwrite(str(shot), img)
+    original = shot.read_bytes()
+    assert cli.main(["detect", str(shot), "--draw", str(tmp_path)]) == 0
+    assert shot.read_bytes() == original
+    drawn = tmp_path / "a (1).png"
+    assert f"  drawn: {drawn}" in capsys.readouterr().out.splitlines()
+    assert cv2.imread(str(drawn)).shape == img.shape
+    not_a_folder = tmp_path / "a file"
+    not_a_folder.write_bytes(b"x")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["detect", str(shot), "--draw", str(not_a_folder)])
+    assert exit_.value.code == 2 and not_a_folder.read_bytes() == b"x"
+    assert f"argument --draw: {not_a_folder} is not a folder" in capsys.readouterr().err
+
+
 def test_detect_refuses_a_missing_name_and_reads_a_folder_like_sort(
     trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -234,7 +259,7 @@ def test_user_errors_are_one_line_not_tracebacks(tmp_path: Path, capsys: pytest.
     err = capsys.readouterr().err
     assert "recognition.threshold = 2" in err and "Traceback" not in err
     assert cli.main(["train", str(tmp_path / "missing")]) == 2
-    assert "is not a folder" in capsys.readouterr().err
+    assert "missing: no such file or folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -249,6 +274,7 @@ def test_user_errors_are_one_line_not_tracebacks(tmp_path: Path, capsys: pytest.
         ),
         (["train-detector", "--out", "c.xml", "--stages", "0"], "--stages: must be at least 1, got 0"),
         (["train-detector", "--out", "c.xml", "--min-hit-rate", "1.5"], "must be between 0 and 1, got 1.5"),
+        (["review", "--port", "99999"], "--port: must be at most 65535, got 99999"),  # was an OverflowError
     ],
 )
 def test_bad_numbers_are_refused_before_any_work(
@@ -257,6 +283,34 @@ def test_bad_numbers_are_refused_before_any_work(
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "D", "--report", "{file}"], "argument --report: {file} is not a folder"),
+        (["train", "D", "--out", "{folder}"], "argument --out: {folder} is a folder: name the file to write"),
+        (["eval", "D", "--plots", "{file}"], "argument --plots: {file} is not a folder"),
+        (["detect", "x.png", "--draw", "{file}"], "argument --draw: {file} is not a folder"),
+        (["train-detector", "--out", "{folder}"], "argument --out: {folder} is a folder"),
+        (
+            ["train-detector", "--out", "c.xml", "--verifier-out", "{folder}"],
+            "argument --verifier-out: {folder}",
+        ),
+    ],
+)
+def test_output_places_of_the_wrong_kind_are_refused_before_any_work(
+    tmp_path: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file where figures go, or a folder where a model goes: a traceback once training (minutes
+    of it) was done and the figures or the model were due."""
+    file, folder = tmp_path / "a file", tmp_path / "a folder"
+    file.write_bytes(b"x")
+    folder.mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([part.format(file=file, folder=folder) for part in argv])
+    assert exit_.value.code == 2 and message.format(file=file, folder=folder) in capsys.readouterr().err
+    assert file.read_bytes() == b"x" and list(folder.iterdir()) == []
 
 
 def test_train_features_needs_the_cnn_descriptor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -407,6 +461,53 @@ def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out == text  # the one unit, for a hand install
 
 
+@pytest.mark.parametrize(
+    ("errno_", "fix"),
+    [
+        (errno.ENOSPC, "free some space on that disk"),
+        (
+            errno.EROFS,
+            "it is on a read-only filesystem: install the unit by hand (facesortd install-service --print)",
+        ),
+        (errno.EACCES, "make {folder} writable for you (chmod u+rwx '{folder}')"),
+    ],
+)
+def test_install_service_that_cannot_write_is_one_line_and_keeps_the_old_unit(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], errno_: int, fix: str
+) -> None:
+    """A full disk or a systemd folder the user may not write: the OSError escaped as a traceback."""
+    assert cli.main(["install-service"]) == 0
+    unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
+    old = unit.read_bytes()
+    capsys.readouterr()
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(errno_, os.strerror(errno_), str(unit.parent / ".facesortd-tmp-x"))
+
+    monkeypatch.setattr(durable.tempfile, "mkstemp", refused)
+    assert cli.main(["install-service"]) == 2
+    fix = fix.format(folder=unit.parent)
+    assert capsys.readouterr().err == (
+        f"facesortd: error: cannot write {unit} ({os.strerror(errno_)}): {fix}\n"
+    )
+    assert unit.read_bytes() == old and [p.name for p in unit.parent.iterdir()] == [unit.name]
+
+
+def test_install_service_under_a_file_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """XDG_CONFIG_HOME naming a file: the fix offered was to chmod that file."""
+    config = tmp_path / "config"
+    config.write_bytes(b"")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    assert cli.main(["install-service"]) == 2
+    unit = config / "systemd" / "user" / "facesortd.service"
+    assert capsys.readouterr().err == (
+        f"facesortd: error: cannot write {unit} (Not a directory): {config} is not a folder: "
+        "move that file away\n"
+    )
+
+
 def test_status_without_a_daemon_and_undo_time_parsing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -517,3 +618,38 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
     assert "nothing undone" in capsys.readouterr().out and list(inbox.iterdir()) == []
     assert cli.main(["undo", "--since", "1h"]) == 0
     assert len(list(inbox.iterdir())) == sorting.CONFIRM_UNDO_OVER + 1
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("library", ["sort", "--library", "{file}", "{inbox}"]),
+        ("inbox", ["sort"]),
+        ("inbox", ["run"]),
+        ("state_dir", ["sort", "{inbox}"]),
+        ("state_dir", ["status"]),
+    ],
+)
+def test_a_file_where_a_folder_belongs_is_one_line_with_the_fix(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fake_detector: None,
+    name: str,
+    command: list[str],
+) -> None:
+    """An inbox, library or state folder that is a file: `run` and `sort` died with a FileExistsError
+    traceback, `sort --library FILE` failed each file in turn, and `status` said "nothing sorted yet"."""
+    file = tmp_path / "a file"
+    file.write_bytes(b"not a folder")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.png").write_bytes(cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes())
+    monkeypatch.setenv(f"FACESORTD_{name.upper()}", str(file))
+    argv = [part.format(file=file, inbox=inbox) for part in command]
+    problem = f"{name} {file} is not a folder: point {name} at a folder, or move that file away"
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == f"facesortd: error: {problem}\n"
+    assert file.read_bytes() == b"not a folder" and [p.name for p in inbox.iterdir()] == ["a.png"]
+    assert cli.main(["doctor"]) == 1
+    assert f"FIX   {problem}" in capsys.readouterr().out.splitlines()

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import compare_predictions
 import ensemble_predictions
+import prediction_runs
 from shared_data import match_boxes
 
 
@@ -57,19 +58,19 @@ def test_ensemble_lets_the_surer_member_decide_and_saves_a_pairable_run(
     b = _run(tmp_path / "b.npz", [False] * 4 + [True] * 4, sources, sure=0.6)
     monkeypatch.setattr(sys, "argv", ["ensemble", str(a), str(b), "--out", str(tmp_path / "out")])
     assert ensemble_predictions.main() == 0
-    run = compare_predictions.Run.load(tmp_path / "out" / "predictions_ensemble.npz")
-    assert run.same_faces(compare_predictions.Run.load(a))
+    run = prediction_runs.Run.load(tmp_path / "out" / "predictions_ensemble.npz")
+    assert run.same_faces(prediction_runs.Run.load(a))
     assert run.right().tolist() == [True] * 4 + [False] * 4  # the surer member (a) wins every face
     assert "temperature" in capsys.readouterr().out
     monkeypatch.setattr(sys, "argv", ["ensemble", str(a), str(b), "--weight", "0.1", "--out", str(tmp_path)])
     assert ensemble_predictions.main() == 0
-    run = compare_predictions.Run.load(tmp_path / "predictions_ensemble.npz")
+    run = prediction_runs.Run.load(tmp_path / "predictions_ensemble.npz")
     assert run.right().tolist() == [False] * 4 + [True] * 4  # weight 0.1 on a: b decides
 
 
 def test_ensemble_of_a_run_with_itself_keeps_its_answers_despite_zero_probabilities(tmp_path: Path) -> None:
     path = _run(tmp_path / "a.npz", [True, False, True], ["seed"] * 3, sure=1.0)  # probabilities 0 and 1
-    run = compare_predictions.Run.load(path)
+    run = prediction_runs.Run.load(path)
     predictions, temperature = ensemble_predictions.combine_runs([run, run], [0.5, 0.5])
     assert np.isfinite(predictions.proba).all() and temperature > 0
     assert (predictions.proba.argmax(axis=1) == run.proba.argmax(axis=1)).all()

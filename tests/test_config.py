@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -45,6 +47,37 @@ def test_bad_value_names_key_value_and_expectation(tmp_path: Path) -> None:
         load_settings(cfg)
     msg = str(err.value)
     assert "detection.scale_factor" in msg and "0.9" in msg and "greater than 1" in msg
+
+
+def test_a_config_path_that_is_a_folder_or_unreadable_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--config FOLDER` was said not to exist, a folder at the default config path was passed over
+    in silence (doctor: "built-in defaults"), and a file it may not read was "not valid TOML"."""
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
+    message = f"config file {folder} is not a file: name a TOML file (see config.example.toml)"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(folder)
+    assert str(caught.value) == message
+    default = Path(os.environ["XDG_CONFIG_HOME"]) / "facesortd" / "config.toml"
+    default.mkdir(parents=True)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == message.replace(str(folder), str(default))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("")
+    real_read = Path.read_text
+
+    def read_text(path: Path, *args: object, **kwargs: object) -> str:
+        if path == cfg:  # root reads anything: what the kernel answers a user of mode 000
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_read(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg)
+    assert str(caught.value) == f"cannot read the config file {cfg} (Permission denied): chmod u+r '{cfg}'"
 
 
 def test_unknown_key_and_missing_or_broken_file(tmp_path: Path) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +195,28 @@ def test_detection_never_imports_torch() -> None:
     code = "import sys, facesortd.cli, facesortd.detect, facesortd.verify; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_cascade_under_a_name_that_is_not_utf8_loads(tmp_path: Path) -> None:
+    """A virtual environment (or a configured cascade) in a folder whose name is not UTF-8: OpenCV
+    handed that name killed every command with a segmentation fault. Run in a child process, which
+    the old code crashed; the cascade finds what it finds from its usual place."""
+    shipped = detect.shipped_file(detect.SHIPPED_CASCADE)
+    assert shipped is not None
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/c\xffscade.xml"))
+    shutil.copyfile(shipped, odd)
+    code = f"""
+import os
+from pathlib import Path
+import cv2, numpy as np
+from facesortd.detect import load_cascade
+rng = np.random.default_rng(0)
+image = cv2.GaussianBlur((rng.random((300, 300)) * 255).astype(np.uint8), (0, 0), 3)
+found = [sorted(map(tuple, load_cascade(Path(p)).detectMultiScale(image, 1.1, 1)))
+         for p in (os.fsdecode({os.fsencode(odd)!r}), {str(shipped)!r})]
+print(len(found[0]), found[0] == found[1])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, same = done.stdout.split()
+    assert int(count) > 0 and same == "True"

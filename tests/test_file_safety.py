@@ -230,6 +230,24 @@ def test_sort_of_a_name_that_is_not_utf8(env: Settings) -> None:
     assert [p.name for p in _files(env.library)] == [name]
 
 
+def test_names_that_are_not_utf8_are_shown_on_a_utf8_terminal(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A UTF-8 terminal (Python's stdout then refuses the name's stray bytes): `sort --dry-run`,
+    `detect` and `status` died with a UnicodeEncodeError traceback, `sort --dry-run` half way
+    through its list. The bytes are shown as \\xNN, as `undo` already showed them."""
+    env.inbox.mkdir(parents=True)
+    path = env.inbox / os.fsdecode(b"\xff shot.png")
+    path.write_bytes(screenshot_png(5))
+    for command in (["sort", "--dry-run", str(env.inbox)], ["detect", str(path)], ["status"]):
+        assert cli.main(command) == 0
+        assert "\\xff shot.png" in capsys.readouterr().out
+    assert cli.main(["sort", str(env.inbox)]) == 0
+    assert cli.main(["undo", "1"]) == 0
+    assert capsys.readouterr().out.endswith(f"\\xff shot.png -> {env.inbox}/\\xff shot.png\n")
+    assert path.exists()
+
+
 def test_a_full_state_disk_stalls_nothing(daemon: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     """sqlite 'database or disk is full' in plan, and again when recording the error: the file
     stays in the inbox, the workers live on and sort it once there is room again."""
@@ -282,11 +300,12 @@ def test_a_worker_that_dies_stops_the_daemon_with_exit_1(
     assert json.loads((settings.state_dir / "status.json").read_text())["queue"] == 0
 
 
-def test_workers_stop_when_asked_even_after_the_main_loop_died(
+def test_a_main_loop_that_dies_ends_the_workers_too(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The main loop wakes the workers when it stops; if it died instead, SIGTERM (stop()) must
-    still end them, or the process hangs until systemd kills it."""
+    """The main loop wakes the workers when it stops. If it died instead (an error only we can
+    cause), they waited for a stop that came only with SIGTERM, once systemd's watchdog gave up on
+    the silent process. Now they finish, and `run` ends with the error (exit 1: restarted)."""
     from facesortd.watch import InboxWatcher
 
     def broken(_self: InboxWatcher) -> bool:
@@ -305,14 +324,11 @@ def test_workers_stop_when_asked_even_after_the_main_loop_died(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(timeout=10)
-    workers = [t for t in threading.enumerate() if t.name.startswith("worker-")]
-    assert raised and workers
-    service.stop()
-    for worker in workers:
-        worker.join(timeout=5)
-    stuck = [w for w in workers if w.is_alive()]
+    stuck = [t for t in threading.enumerate() if t.name.startswith("worker-")]
     for _worker in stuck:  # free them, or the test run could not end
+        service.stop()
         service._queue.put(None)
+    assert not thread.is_alive() and [str(exc) for exc in raised] == ["something only we can cause"]
     assert not stuck
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -65,3 +68,30 @@ def test_size_limits_and_missing_file(tmp_path: Path) -> None:
         read_image(path, ImageLimits(max_pixels=100))
     with pytest.raises(UnreadableImage, match="cannot read"):
         read_image(tmp_path / "missing.png", ImageLimits())
+
+
+def test_images_facesortd_writes_and_reads_under_names_that_are_not_utf8(tmp_path: Path) -> None:
+    """`eval --plots DIR` (or `train --report DIR`) into a folder whose name is not UTF-8 killed the
+    process with a segmentation fault: OpenCV's imwrite and imread crash on such a name (so do kept
+    faces under such a state folder, and dataset backgrounds). Run in a child process, which the
+    old code crashed, with the figures written and a kept face read back."""
+    folder = os.fsdecode(os.fsencode(tmp_path) + b"/pl\xffots")
+    code = f"""
+import os
+from pathlib import Path
+import numpy as np
+from facesortd.faces import FaceSpec
+from facesortd.learn.figures import draw_confusion, draw_curves
+from facesortd.learn.metrics import Evaluation
+from facesortd.learn.retrain import kept_face
+folder = Path(os.fsdecode({os.fsencode(folder)!r}))
+folder.mkdir()
+ev = Evaluation.of(["a", "b"], np.array([0, 1, 1]), np.array([0, 1, 0]), np.array([0.9, 0.8, 0.6]), 0.7)
+draw_confusion(ev, folder / "confusion.png", "a title")
+draw_curves({{"all": ev}}, folder / "curves.png")
+face = kept_face(folder / "confusion.png", FaceSpec(size=32))
+print(sorted(p.name for p in folder.iterdir()), face.shape)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['confusion.png', 'curves.png'] (32, 32)"

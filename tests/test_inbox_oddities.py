@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from loguru import logger
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
@@ -226,6 +227,73 @@ def test_an_inbox_renamed_away_and_made_anew_is_watched_again(daemon_settings: S
         inbox.mkdir()
         (inbox / "new.png").write_bytes(screenshot_png(3))
         wait_until(lambda: not (inbox / "new.png").exists())
+    assert [p.name for p in daemon_settings.library.rglob("*.png")] == ["new.png"]
+
+
+def test_labels_given_under_names_that_are_not_utf8(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose name is not UTF-8 moved into `happy/`, and a folder so named beside it: recording
+    the label (its group, or the folder's name as the label, are text) failed the whole scan with
+    UnicodeEncodeError (`facesortd retrain`: a traceback, every time), and the labels of the files
+    after it in that scan were lost. Now the file's label counts, and the folder is said once."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    library = daemon_settings.library
+    odd_folder = library / os.fsdecode(b"h\xffappy")
+    for folder, name in ((library / "happy", os.fsdecode(b"\xff shot.png")), (odd_folder, "b.png")):
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(screenshot_png(len(str(folder))))
+    (library / "sad").mkdir()
+    (library / "sad" / "c.png").write_bytes(screenshot_png(7))
+    warnings: list[str] = []
+    logger.add(warnings.append, level="WARNING", format="{message}")
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    reviewer = review.Reviewer(daemon_settings, journal)
+    assert reviewer.scan() == 2  # happy's and sad's
+    assert reviewer.scan() == 0
+    assert sorted(label for label, _ in map(journal.label_for_hash, _hashes(library, "happy", "sad"))) == [
+        "happy",
+        "sad",
+    ]
+    said = [w.rstrip() for w in warnings if "not UTF-8" in w]
+    assert said == [
+        f"{odd_folder}: a folder name that is not UTF-8 cannot be a label: rename it (labels given there "
+        "are not seen until then)"
+    ]
+    journal.close()
+
+
+def _hashes(library: Path, *folders: str) -> list[str]:
+    return [file_hash(p) for folder in folders for p in (library / folder).iterdir()]
+
+
+def test_an_inbox_replaced_by_a_file_is_said_once_and_the_daemon_lives_on(
+    daemon_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox renamed away and a file put in its place: the main loop died with FileExistsError
+    (making the inbox anew) and the process hung on its workers. Now it is said once, `status`
+    names it, and once the file is moved away the daemon watches the inbox again."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    inbox = daemon_settings.inbox
+    lines: list[str] = []
+    logger.add(lines.append, level="ERROR", format="{message}")
+    problem = f"inbox {inbox} is not a folder: point inbox at a folder, or move that file away"
+    with running_daemon(daemon_settings, stub_pipeline) as daemon:
+        inbox.rename(inbox.with_name("inbox.old"))
+        inbox.write_bytes(b"a file")
+        wait_until(lambda: any(problem in line for line in lines))
+        wait_until(lambda: json.loads((daemon_settings.state_dir / "status.json").read_text())["problems"])
+        assert cli.main(["status"]) == 2  # `status` refuses the setting as every command does
+        assert problem in capsys.readouterr().err
+        inbox.unlink()
+        wait_until(inbox.is_dir)
+        (inbox / "new.png").write_bytes(screenshot_png(3))
+        wait_until(lambda: not (inbox / "new.png").exists())
+        assert daemon.stop_event.is_set() is False
+    assert [line.rstrip() for line in lines if problem in line] == [
+        f"{problem}; nothing new is sorted until then"
+    ]
     assert [p.name for p in daemon_settings.library.rglob("*.png")] == ["new.png"]
 
 

@@ -100,3 +100,22 @@ def test_an_old_journal_is_migrated_to_accept_dataset_labels(tmp_path: Path) -> 
     ]
     journal.close()
     assert len(Journal(path).labels()) == 2  # opening again migrates nothing twice
+
+
+def test_a_box_file_that_is_not_text_or_a_dataset_that_is_missing_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A faces.json that is not UTF-8 (a binary file named .json) ended in a UnicodeDecodeError
+    traceback; a DATASET that does not exist was called "not a folder" though a file would do."""
+    binary = tmp_path / "faces.json"
+    binary.write_bytes(b"\xff\xfe{}")
+    missing = tmp_path / "nothere.json"
+    for dataset, message in (
+        (binary, f"cannot read face boxes from {binary}: not a faces.json box file (it is not UTF-8 text)"),
+        (
+            missing,
+            f"{missing}: no such file or folder (a DATASET is a folder of emotion folders, or a faces.json)",
+        ),
+    ):
+        assert cli.main(["import-labels", str(dataset)]) == 2
+        assert capsys.readouterr().err == f"facesortd: error: {message}\n"

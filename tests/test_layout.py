@@ -1,9 +1,12 @@
-"""The layout keeps training out of the way of a screenshot: sorting one never loads training code."""
+"""The layout keeps training out of the way of a screenshot (sorting one never loads training code),
+and what the benchmarks share in modules, not in other scripts."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 SORT_PATH = ("sorter", "decide", "detect", "verify", "model_store", "placement", "library", "watch", "undo")
 """What reads, detects, predicts, decides and moves a file (``facesortd sort`` and the daemon's workers)."""
@@ -18,3 +21,20 @@ def test_sorting_a_file_imports_no_training_code() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_no_bench_script_imports_another_script() -> None:
+    """A script's helpers change with its experiments, and importing it drags in everything it
+    needs: what two scripts share lives in a module that is not a script (`bench/shared_data.py`,
+    `bench/emotion_report.py`, `bench/prediction_runs.py`, ...)."""
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    trees = {path.stem: ast.parse(path.read_text()) for path in bench.glob("*.py")}
+    scripts = {name for name, tree in trees.items() if "__main__" in ast.unparse(tree)}
+    imports = {
+        (name, node.module if isinstance(node, ast.ImportFrom) else alias.name)
+        for name, tree in trees.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert scripts and sorted((who, what) for who, what in imports if what in scripts) == []

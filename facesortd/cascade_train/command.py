@@ -28,7 +28,7 @@ from facesortd.cascade_train.samples import (
 from facesortd.cascade_train.scenes import VN_FACE_FRAME, Composites, SceneMaker, Sources
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
-from facesortd.cli.arg_types import int_at_least, number_between
+from facesortd.cli.arg_types import file_to_write, int_at_least, number_between
 from facesortd.config import DetectionSettings
 from facesortd.detect import FaceDetector
 from facesortd.learn.datasets import DatasetError, source_group
@@ -141,7 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s)",
     )
     cas = parser.add_argument_group("cascade")
-    cas.add_argument("--out", type=Path, required=True, help="cascade XML file to write (after every stage)")
+    cas.add_argument(
+        "--out", type=file_to_write, required=True, help="cascade XML file to write (after every stage)"
+    )
     cas.add_argument(
         "--window",
         type=int_at_least(8),
@@ -192,7 +194,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ver = parser.add_argument_group("verifier (second look at every box the cascade proposes; needs PyTorch)")
     ver.add_argument(
         "--verifier-out",
-        type=Path,
+        type=file_to_write,
         metavar="FILE",
         help="also train the CNN face/non-face verifier behind the cascade and write it here (.npz); "
         f"it learns from the cascade's proposals on the training images. Needs {TORCH_EXTRA}",

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from facesortd.boxes import Box
+from facesortd.images import imread_file
 from facesortd.learn.backdrops import composite, picture_window, read_rgba
 
 SCENE_SIZE = (1280, 720)
@@ -149,7 +150,7 @@ class SceneMaker:
             return None
         repo, path = self.backgrounds[int(self.rng.integers(len(self.backgrounds)))]
         if path not in self._photos:
-            self._photos[path] = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            self._photos[path] = imread_file(path, cv2.IMREAD_COLOR)
         if repos is not None:
             repos.add(repo)
         return self._photos[path]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import codecs
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError
 from facesortd.learn.datasets import DatasetError
-from facesortd.state import NotYours, StateBusy
+from facesortd.state import StateBusy
 
 USER_ERRORS = (
     UsageError,
@@ -30,11 +32,35 @@ USER_ERRORS = (
     DatasetError,
     FeatureNetError,
     StateBusy,
-    NotYours,
     JournalError,
     Refused,
 )
 """Errors a user can cause: shown as one line that names the fix, exit status 2, no traceback."""
+
+
+NAME_BYTES = "facesortd-name-bytes"
+"""The error handler every output stream of `facesortd` encodes with (registered below)."""
+
+
+def _name_bytes(exc: UnicodeError) -> tuple[str, int]:
+    """A file name that is not UTF-8 keeps its stray bytes as lone surrogates (surrogateescape),
+    which a UTF-8 terminal's stream refuses with a traceback: show each as ``\\xNN`` instead, and
+    anything else the terminal cannot show as ``\\uNNNN``."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start : exc.end]
+    shown = (f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else f"\\u{ord(c):04x}" for c in text)
+    return "".join(shown), exc.end
+
+
+codecs.register_error(NAME_BYTES, _name_bytes)
+
+
+def _show_any_name() -> None:
+    """Every name printed or logged reaches the person, whatever its bytes and the terminal's locale."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors=NAME_BYTES)
 
 
 def _setup_logging(level: str) -> None:
@@ -99,6 +125,7 @@ def _add_train_detector(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _show_any_name()
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.log_level or "INFO")

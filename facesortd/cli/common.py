@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facesortd.config import Settings, load_settings
+from facesortd.config import FOLDERS, ConfigError, Settings, load_settings, not_a_folder
 from facesortd.detect import FaceDetector
 
 
@@ -14,7 +14,11 @@ class UsageError(Exception):
 
 def settings_for(args: argparse.Namespace, **overrides: object) -> Settings:
     """The config file named by --config (or the default one), with a command's own overrides."""
-    return load_settings(args.config, **overrides)
+    settings = load_settings(args.config, **overrides)
+    for name in FOLDERS:
+        if problem := not_a_folder(name, getattr(settings, name)):
+            raise ConfigError(problem)
+    return settings
 
 
 def face_detector(settings: Settings) -> FaceDetector:

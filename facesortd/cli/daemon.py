@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from facesortd.cli.common import settings_for
 from facesortd.config import ConfigError, config_home, folders_overlap
-from facesortd.durable import atomic_writer
+from facesortd.durable import Refused, atomic_writer
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
 
 
@@ -46,12 +48,28 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         print(text, end="")
         return 0
     unit = unit_dir / "facesortd.service"
-    with atomic_writer(unit) as fh:  # a full disk must not leave systemd half a unit
-        fh.write(text.encode())
+    try:
+        with atomic_writer(unit) as fh:  # a full disk must not leave systemd half a unit
+            fh.write(text.encode())
+    except OSError as exc:  # the unit before (if any) is whole: atomic_writer replaces it only when done
+        raise Refused(exc, f"cannot write {unit}", _unit_fix(exc, unit_dir)) from None
     print(
         f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user enable --now facesortd"
     )
     return 0
+
+
+def _unit_fix(exc: OSError, unit_dir: Path) -> str:
+    """What the person does about a unit that could not be written: the errors a user's disk or
+    folders cause, each with its own remedy (chmod does not help a full disk or a read-only mount)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "free some space on that disk"
+    if exc.errno == errno.EROFS:
+        return "it is on a read-only filesystem: install the unit by hand (facesortd install-service --print)"
+    folder = next(p for p in (unit_dir, *unit_dir.parents) if p.exists())  # the one mkdir needs
+    if not folder.is_dir():
+        return f"{folder} is not a folder: move that file away"
+    return f"make {folder} writable for you (chmod u+rwx '{folder}')"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 
 from loguru import logger
 
-from facesortd.cli.arg_types import int_at_least
+from facesortd.cli.arg_types import int_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
 from facesortd.journal import Journal
@@ -83,7 +83,7 @@ def add_review(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--port",
-        type=int_at_least(0),
+        type=int_between(0, 65535),
         default=REVIEW_PORT,
         help="port on 127.0.0.1 (default %(default)s; 0: any free port)",
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.cli.arg_types import int_at_least, number_between
+from facesortd.cli.arg_types import file_to_write, folder_to_write, int_at_least, number_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.config import Settings
@@ -45,7 +45,7 @@ from facesortd.state import retrain_lock
 def _add_plots_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--plots",
-        type=Path,
+        type=folder_to_write,
         metavar="DIR",
         help="also write the confusion matrix and reliability curve of the figures as PNG files into DIR",
     )
@@ -263,7 +263,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     add_dataset_options(p)
     p.add_argument(
-        "--out", type=Path, help="model file to write (default: <state_dir>/models/<time>.fsm.npz)"
+        "--out", type=file_to_write, help="model file to write (default: <state_dir>/models/<time>.fsm.npz)"
     )
     p.add_argument(
         "--activate",
@@ -324,7 +324,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--report",
-        type=Path,
+        type=folder_to_write,
         metavar="DIR",
         help="also write the out-of-source figures to DIR: confusion matrices and the coverage curve "
         "(share auto-sorted against share right) as PNGs, and the predictions",

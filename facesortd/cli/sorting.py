@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -14,14 +13,16 @@ from datetime import datetime
 from pathlib import Path
 
 import cv2
+import numpy as np
 from loguru import logger
 
 from facesortd.annotate import draw_faces
-from facesortd.cli.arg_types import int_at_least
+from facesortd.cli.arg_types import folder_to_write, int_at_least
 from facesortd.cli.common import UsageError, face_detector, settings_for
 from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
-from facesortd.decide import Decision, Pipeline
+from facesortd.decide import Decision, FaceResult, Pipeline
+from facesortd.durable import write_new
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal
@@ -211,23 +212,25 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 print(f"{path}: unreadable: {exc}")
             continue
         faces = pipeline.analyse(image)
+        drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
         if args.json:
-            print(json.dumps({"path": str(path), "faces": [f.to_json() for f in faces]}), flush=True)
+            found = {"path": str(path), "faces": [f.to_json() for f in faces]}
+            print(json.dumps(found | ({"drawn": str(drawn)} if drawn else {})), flush=True)
         else:
             print(f"{path}: {len(faces)} face(s)")
             for f in faces:
                 emo = f"  {f.emotion} {f.confidence:.2f}" if f.emotion else ""
                 print(f"  box x={f.box[0]} y={f.box[1]} w={f.box[2]} h={f.box[3]}  score {f.score:.2f}{emo}")
-        if args.draw:
-            draw_faces(image, faces)
-            out = args.draw / (path.stem + ".png")
-            cv2.imwrite(str(out), image)
+            if drawn:
+                print(f"  drawn: {drawn}")
     return status
 
 
-def _shown(path: Path) -> str:
-    """A path fit for any terminal: bytes of a name that is not UTF-8 shown as \\xNN escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+def _draw(image: np.ndarray, faces: list[FaceResult], out: Path) -> Path:
+    """The image with its boxes, as a new file: OUT_DIR may be the screenshots' own folder (or
+    hold a.jpg's drawing beside a.png's), and a drawing must never replace a person's file."""
+    draw_faces(image, faces)
+    return write_new(out, lambda fh: fh.write(cv2.imencode(".png", image)[1].tobytes()))
 
 
 def _parse_since(text: str) -> float:
@@ -262,14 +265,14 @@ def cmd_undo(args: argparse.Namespace) -> int:
             print("nothing to undo")
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
             for move in moves:
-                print(f"{_shown(move.destination)} would go back to {_shown(move.source.parent)}")
+                print(f"{move.destination} would go back to {move.source.parent}")
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
         failed = 0
         for done in undo(journal, moves, settings.library, settings.inbox):
-            here = _shown(done.moved_from)
-            print(f"{here} -> {_shown(done.back_to)}" if done.back_to else f"{here}: {done.why_not}")
+            here = done.moved_from
+            print(f"{here} -> {done.back_to}" if done.back_to else f"{here}: {done.why_not}")
             failed += done.retry
     except LookupError as exc:
         raise UsageError(str(exc)) from exc
@@ -324,7 +327,10 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         help="image files, or folders (the images directly inside, as sort takes them)",
     )
     p.add_argument(
-        "--draw", type=Path, metavar="OUT_DIR", help="also write each image with its boxes drawn here"
+        "--draw",
+        type=folder_to_write,
+        metavar="OUT_DIR",
+        help="also write each image with its boxes drawn here (as new files: none is ever replaced)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.set_defaults(func=cmd_detect)

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesortd.images import imread_file
 from facesortd.learn.datasets import DatasetError
 
 MADE_KINDS = 3
@@ -25,7 +26,7 @@ def read_rgba(path: Path, need_alpha: bool = False) -> np.ndarray:
     """A BGRA uint8 image. An opaque image gets a full alpha channel, or with ``need_alpha`` is
     refused: a scene pastes a character by its transparency, so an opaque crop would paste its
     whole square, background and all."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = imread_file(path, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise DatasetError(f"{path}: not an image OpenCV can decode")
     if image.ndim == 3 and image.shape[2] == 4:
@@ -82,7 +83,7 @@ class Backdrops:
     """
 
     def __init__(self, pictures: list[Path] | None = None) -> None:
-        self.pictures = [p for p in (cv2.imread(str(path)) for path in pictures or []) if p is not None]
+        self.pictures = [p for p in (imread_file(path) for path in pictures or []) if p is not None]
 
     def for_key(self, key: str, shape: tuple[int, int]) -> np.ndarray:
         return self.random(np.random.default_rng(zlib.crc32(key.encode("utf-8"))), shape)

@@ -36,6 +36,10 @@ def load_faces_json(path: Path) -> dict[str, list[AnnotatedFace]]:
     """Read a faces.json file: ``{file: [{"box": [x, y, w, h], "emotion": str|null}, ...]}``."""
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"cannot read face boxes from {path}: not a faces.json box file (it is not UTF-8 text)"
+        ) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise DatasetError(f"cannot read face boxes from {path}: {exc}") from exc
     if not isinstance(raw, dict):
@@ -61,9 +65,10 @@ def source_group(filename: str) -> str:
     """The character/source a screenshot belongs to, from its name (``aletta12.png`` -> ``aletta``).
 
     Screenshots of one character look alike; splitting by this group keeps near-duplicates from
-    sitting on both sides of a train/test split, which would flatter every measurement.
+    sitting on both sides of a train/test split, which would flatter every measurement. A name
+    that is not UTF-8 has its stray bytes as ``\\xNN``: a group is text (the journal stores it).
     """
-    stem = Path(filename).stem
+    stem = Path(os.fsencode(filename).decode("utf-8", "backslashreplace")).stem
     group = _GROUP_SUFFIX.sub("", stem).strip().lower()
     return group or stem.lower()
 
@@ -71,6 +76,10 @@ def source_group(filename: str) -> str:
 def labelled_images(root: Path) -> dict[str, list[Path]]:
     """``root/<label>/*.<image>`` as {label: sorted paths}; hidden folders and files are skipped."""
     root = Path(root)
+    if not root.exists():
+        raise DatasetError(
+            f"{root}: no such file or folder (a DATASET is a folder of emotion folders, or a faces.json)"
+        )
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder (expected one subfolder per emotion)")
     out: dict[str, list[Path]] = {}

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from facesortd.durable import write_npz
+from facesortd.images import imwrite_file
 from facesortd.learn.metrics import Evaluation
 from facesortd.learn.training import Predictions, source_masks
 from facesortd.plots import confusion_image, put_text
@@ -32,7 +33,7 @@ def save_predictions(path: Path, predictions: Predictions, sources: list[str]) -
 
 
 def draw_confusion(ev: Evaluation, path: Path, title: str) -> None:
-    cv2.imwrite(str(path), confusion_image(ev.labels, ev.confusion, title=f"{title} (rows true)"))
+    imwrite_file(path, confusion_image(ev.labels, ev.confusion, title=f"{title} (rows true)"))
 
 
 def draw_curves(curves: dict[str, Evaluation], path: Path) -> None:
@@ -51,7 +52,7 @@ def draw_curves(curves: dict[str, Evaluation], path: Path) -> None:
         put_text(img, name, (m + 10, 40 + 18 * k), color=colours[k % len(colours)])
     put_text(img, "coverage (share auto-sorted)", (m + 120, h - 15))
     put_text(img, "accuracy", (2, 15))
-    cv2.imwrite(str(path), img)
+    imwrite_file(path, img)
 
 
 def write_report(predictions: Predictions, sources: list[str], threshold: float, out: Path) -> list[Path]:

@@ -36,7 +36,7 @@ from facesortd.durable import atomic_writer, check_writable
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, box_in_crop, cut_face_crop, normalise_face
-from facesortd.images import UnreadableImage, read_image, to_gray
+from facesortd.images import UnreadableImage, imread_file, read_image, to_gray
 from facesortd.journal import Journal
 from facesortd.learn.metrics import Evaluation, share_upper_bound
 from facesortd.learn.training import FaceSet, Predictions, grouped_folds, predict_set
@@ -85,7 +85,7 @@ def kept_face(path: Path, spec: FaceSpec) -> np.ndarray:
 
     Crops kept before 2026-11-30 were cut by ``crop_face`` with a margin of 0.5; read this way their
     face box lies at most one pixel off where it was."""
-    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    gray = imread_file(path, cv2.IMREAD_GRAYSCALE)
     if gray is None:
         raise OSError(f"kept face {path} is missing or unreadable")
     return normalise_face(gray, box_in_crop(gray.shape), spec)

@@ -44,6 +44,8 @@ class Reviewer:
     unrecorded: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
     """Files whose label could not be recorded, as they were when that was said: said once per
     file until it changes or is recorded (tried again at every scan, which is every 30 s)."""
+    not_labels: set[Path] = field(default_factory=set)
+    """Folders whose name cannot be a label, said once."""
     _detectors: list[FaceDetector] | None = None
 
     def detectors(self) -> list[FaceDetector]:
@@ -59,7 +61,11 @@ class Reviewer:
         new = 0
         root = self.settings.library
         quarantine = root / QUARANTINE_DIR
-        emotions = [p for p in self._listing(root) if p.is_dir() and not p.name.startswith(("_", "."))]
+        emotions = [
+            p
+            for p in self._listing(root)
+            if p.is_dir() and not p.name.startswith(("_", ".")) and self._a_label(p)
+        ]
         held = [p for p in self._listing(quarantine) if p.is_dir()]
         present: set[Path] = set()
         changed = [path for folder in emotions + held for path in self._changed_images(folder, present)]
@@ -81,6 +87,22 @@ class Reviewer:
                 continue
             self.unrecorded.pop(path, None)
         return new
+
+    def _a_label(self, folder: Path) -> bool:
+        """Can ``folder``'s name be the label its files are given? One that is not UTF-8 cannot be
+        stored as one (it failed the whole scan): said once, and its files wait."""
+        try:
+            folder.name.encode("utf-8")
+        except UnicodeEncodeError:
+            if folder not in self.not_labels:
+                self.not_labels.add(folder)
+                logger.warning(
+                    "{}: a folder name that is not UTF-8 cannot be a label: rename it (labels given there "
+                    "are not seen until then)",
+                    folder,
+                )
+            return False
+        return True
 
     def _look_at(self, path: Path, in_quarantine: bool) -> bool:
         """Record the label (or its withdrawal) that ``path`` being where it is means, if any."""
