@@ -89,8 +89,9 @@ class Service:
         self._placed_since_look = False
         self._status_failing = False
         self._learning_problem: str | None = None
-        self._inbox_problem: str | None = None
         """Why retraining cannot go on, while it cannot (`status` shows it)."""
+        self._inbox_problem: str | None = None
+        """Why nothing new can be watched (something else where the inbox belongs; `status` shows it)."""
         self._busy = 0
         self._beat = time.monotonic()
         self.started = time.time()
