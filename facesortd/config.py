@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -317,16 +318,28 @@ def not_a_folder(name: str, folder: Path) -> str | None:
     return None
 
 
-def folders_overlap(settings: Settings) -> str | None:
+def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | None:
     """Why the inbox and library cannot be used together, or None.
 
     One inside the other (or the same folder) cannot work: the library's folders are read as a
     person's labels, so files waiting in an inbox inside it would be taken as labelled with the
     inbox's name, and a library inside the inbox is a folder the daemon was told to empty.
+    ``named``: the folders `sort` was given in the inbox's place. The library itself is refused (its
+    own files would be moved about it); a folder inside it is not: sorting a quarantine folder again
+    is how a person re-sorts its files.
     """
     inbox, library = settings.inbox.resolve(), settings.library.resolve()
     if inbox == library or inbox in library.parents or library in inbox.parents:
-        return f"inbox {inbox} and library {library} overlap: keep them as separate folders"
+        return (
+            f"inbox {inbox} and library {library} overlap: keep them as separate folders (set inbox "
+            "or library in the config, or give `sort` another --library)"
+        )
+    for folder in named:
+        if folder.is_dir() and folder.resolve() == library:
+            return (
+                f"{folder} is the library {library}: name the folder of screenshots to sort, or a "
+                "folder inside the library (such as _quarantine/unsure) to sort its files again"
+            )
     return None
 
 

@@ -653,3 +653,47 @@ def test_a_file_where_a_folder_belongs_is_one_line_with_the_fix(
     assert file.read_bytes() == b"not a folder" and [p.name for p in inbox.iterdir()] == ["a.png"]
     assert cli.main(["doctor"]) == 1
     assert f"FIX   {problem}" in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("inbox_at", "library_at", "named"),
+    [
+        ("inbox", "inbox/sorted", "elsewhere"),  # a library inside the inbox
+        ("lib/inbox", "lib", "elsewhere"),  # the inbox inside the library
+        ("inbox", "lib", "lib"),  # the folder to sort is the library itself
+    ],
+)
+def test_sort_refuses_an_inbox_and_library_that_overlap_as_run_does(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fake_detector: None,
+    inbox_at: str,
+    library_at: str,
+    named: str,
+) -> None:
+    """`run` refused such folders, `sort DIR --library L` sorted into them: a library inside the
+    watched inbox is one the daemon was told to empty, an inbox inside it is read as labels."""
+    inbox, library, folder = tmp_path / inbox_at, tmp_path / library_at, tmp_path / named
+    for made in (inbox, library, folder):
+        made.mkdir(parents=True, exist_ok=True)
+    (folder / "a.png").write_bytes(cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes())
+    monkeypatch.setenv("FACESORTD_INBOX", str(inbox))
+    assert cli.main(["sort", str(folder), "--library", str(library)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("facesortd: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert str(library) in err and ("overlap" in err or "is the library" in err)
+    assert (folder / "a.png").is_file() and not (library / "_quarantine").exists()
+
+
+def test_sort_takes_a_folder_inside_the_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_detector: None
+) -> None:
+    """A quarantine folder is how a person sorts its files again: not an overlap."""
+    library = tmp_path / "lib"
+    unsure = library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    (unsure / "a.png").write_bytes(cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes())
+    monkeypatch.setenv("FACESORTD_INBOX", str(tmp_path / "inbox"))
+    assert cli.main(["sort", str(unsure), "--library", str(library)]) == 0
+    assert (library / "_quarantine" / "no-face" / "a.png").is_file()

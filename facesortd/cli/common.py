@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
+from pathlib import Path
 
-from facesortd.config import FOLDERS, ConfigError, Settings, load_settings, not_a_folder
+from facesortd.config import FOLDERS, ConfigError, Settings, folders_overlap, load_settings, not_a_folder
 from facesortd.detect import FaceDetector
 
 
@@ -19,6 +21,12 @@ def settings_for(args: argparse.Namespace, **overrides: object) -> Settings:
         if problem := not_a_folder(name, getattr(settings, name)):
             raise ConfigError(problem)
     return settings
+
+
+def refuse_overlap(settings: Settings, named: Iterable[Path] = ()) -> None:
+    """`run` and `sort` refuse an inbox and library that overlap (the rule: config.folders_overlap)."""
+    if overlap := folders_overlap(settings, named):
+        raise ConfigError(overlap)
 
 
 def face_detector(settings: Settings) -> FaceDetector:

@@ -10,8 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from facesortd.cli.common import settings_for
-from facesortd.config import ConfigError, config_home, folders_overlap
+from facesortd.cli.common import refuse_overlap, settings_for
+from facesortd.config import config_home
 from facesortd.durable import Refused, atomic_writer
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
 
@@ -21,8 +21,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from facesortd.service import Service
 
     settings = settings_for(args)
-    if overlap := folders_overlap(settings):
-        raise ConfigError(f"{overlap} (set inbox or library in the config; `facesortd doctor` checks)")
+    refuse_overlap(settings)
     code = Service(settings).run()
     # Every file is placed and synced, the journal closed and the workers joined: what is left of
     # an exit is the interpreter's teardown, where native libraries' destructors can race threads

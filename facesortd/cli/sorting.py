@@ -18,7 +18,7 @@ from loguru import logger
 
 from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import folder_to_write, int_at_least
-from facesortd.cli.common import UsageError, face_detector, settings_for
+from facesortd.cli.common import UsageError, face_detector, refuse_overlap, settings_for
 from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, FaceResult, Pipeline
@@ -79,6 +79,7 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings) -> list[Path]:
 
 def cmd_sort(args: argparse.Namespace) -> int:
     settings = settings_for(args, library=args.library)
+    refuse_overlap(settings, args.paths)  # before the inbox is made: nothing is touched
     if not args.paths:
         settings.inbox.mkdir(parents=True, exist_ok=True)
     files = _expand_inputs(args.paths or [settings.inbox], settings.watch)
