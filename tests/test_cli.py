@@ -567,8 +567,9 @@ def test_mistyped_arguments_are_errors_not_skips_or_tracebacks(
     assert cli.main(["sort", str(tmp_path / "no" / "such")]) == 2
     assert f"{tmp_path / 'no' / 'such'}: no such file or folder" in capsys.readouterr().err
     (tmp_path / "shots" / "album").mkdir(parents=True)
-    assert cli.main(["sort", "--dry-run", str(tmp_path / "shots")]) == 0
-    assert "album: a folder inside" in capsys.readouterr().err  # not skipped without a word
+    assert cli.main(["sort", "--dry-run", str(tmp_path / "shots")]) == 2  # no image: nothing to do
+    err = capsys.readouterr().err
+    assert "album: a folder inside" in err and "no images in" in err  # not skipped without a word
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--log-level", "LOUD", "status"])
     assert exit_info.value.code == 2 and "invalid choice: 'LOUD'" in capsys.readouterr().err
@@ -697,3 +698,32 @@ def test_sort_takes_a_folder_inside_the_library(
     monkeypatch.setenv("FACESORTD_INBOX", str(tmp_path / "inbox"))
     assert cli.main(["sort", str(unsure), "--library", str(library)]) == 0
     assert (library / "_quarantine" / "no-face" / "a.png").is_file()
+
+
+@pytest.mark.parametrize("command", ["detect", "sort"])
+def test_a_folder_with_no_images_is_said_and_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_detector: None, command: str
+) -> None:
+    """`detect` of such a folder printed nothing and exited 0, `sort` said "nothing to sort" and
+    exited 0: each now names the folder and what counts as an image, exit 2, as a typo'd name."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not an image")
+    assert cli.main([command, str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"facesortd: error: no images in {folder}") and err.count("\n") == 1
+    assert ".png" in err and ".webp" in err and (folder / "notes.txt").is_file()
+    (tmp_path / "other").mkdir()  # beside a folder with an image, an empty one is only said
+    cv2.imwrite(str(tmp_path / "other" / "a.png"), np.full((60, 60, 3), 90, np.uint8))
+    dry_run = ["--dry-run"] if command == "sort" else []
+    assert cli.main([command, str(folder), str(tmp_path / "other"), *dry_run]) == 0
+    assert f"no images in {folder}" in capsys.readouterr().err
+
+
+def test_sort_of_an_empty_inbox_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fake_detector: None
+) -> None:
+    """Nothing waiting is the inbox's normal state (a `sort` from cron must not fail on it)."""
+    monkeypatch.setenv("FACESORTD_INBOX", str(tmp_path / "inbox"))
+    assert cli.main(["sort"]) == 0
+    assert "nothing to sort: drop screenshots into" in capsys.readouterr().err

@@ -46,15 +46,18 @@ def _pipeline(settings: Settings, model: Model | None) -> Pipeline:
     return Pipeline(face_detector(settings), model, settings.recognition, settings.images)
 
 
-def _expand_inputs(paths: Iterable[Path], watch: WatchSettings) -> list[Path]:
+def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: bool = False) -> list[Path]:
     """Files named directly, plus the files directly inside named folders that the daemon would sort
     (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files.
 
     A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0);
     so is one this user may not get at (a folder they may not list, or a file in a folder they may
-    not enter), with the fix instead of a traceback.
+    not enter), with the fix instead of a traceback; and so is a folder holding no image when that
+    leaves nothing to do (the wrong folder named, most likely: `detect` printed nothing at all).
+    Not the ``inbox`` (bare `sort`): nothing waiting there is its normal state.
     """
     out: list[Path] = []
+    imageless: list[Path] = []
     for p in paths:
         try:
             if not p.exists() and not p.is_symlink():
@@ -63,17 +66,28 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings) -> list[Path]:
                 out.append(p)
                 continue
             children = sorted(c for c in p.iterdir() if not c.name.startswith("."))
-            out.extend(c for c in children if c.is_file() and wanted(c, watch))
+            images = [c for c in children if c.is_file() and wanted(c, watch)]
             folders = [c for c in children if c.is_dir()]
         except PermissionError as exc:
             raise UsageError(
                 f"{p}: cannot get at it ({exc.strerror}): give yourself access to it and the folders "
                 "it is in (chmod u+rx)"
             ) from exc
+        out.extend(images)
+        if not images and not inbox:
+            imageless.append(p)
         for folder in folders:
             logger.warning(
                 "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)", folder, p
             )
+    for folder in imageless:
+        problem = (
+            f"no images in {folder}: only the files directly inside a folder whose names end in "
+            f"{', '.join(watch.extensions)} (watch.extensions) are taken"
+        )
+        if not out:
+            raise UsageError(problem)
+        logger.warning(problem)
     return out
 
 
@@ -82,9 +96,9 @@ def cmd_sort(args: argparse.Namespace) -> int:
     refuse_overlap(settings, args.paths)  # before the inbox is made: nothing is touched
     if not args.paths:
         settings.inbox.mkdir(parents=True, exist_ok=True)
-    files = _expand_inputs(args.paths or [settings.inbox], settings.watch)
+    files = _expand_inputs(args.paths or [settings.inbox], settings.watch, inbox=not args.paths)
     if not files:
-        logger.info("nothing to sort{}", "" if args.paths else f": drop screenshots into {settings.inbox}")
+        logger.info("nothing to sort: drop screenshots into {}", settings.inbox)  # a named folder: refused
         return 0
     # Paths a person named are their request: it overrides their earlier undo or quarantine.
     named = bool(args.paths)
