@@ -335,7 +335,7 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
             "or library in the config, or give `sort` another --library)"
         )
     for folder in named:
-        if folder.is_dir() and folder.resolve() == library:
+        if folder.resolve() == library:  # no stat: a folder it may not enter is said by `sort`
             return (
                 f"{folder} is the library {library}: name the folder of screenshots to sort, or a "
                 "folder inside the library (such as _quarantine/unsure) to sort its files again"
