@@ -351,8 +351,16 @@ def read_model_file(
     path: Path, versions: tuple[int, ...], with_arrays: bool = True
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(meta, arrays) of a model file of one of ``versions`` (arrays empty unless ``with_arrays``);
-    anything else is a ModelError that says what to do."""
+    anything else is a ModelError that says what to do. Every model path a person gives (`eval
+    --model`, `model use`, ``recognition.model``) is read here, so each is said the same way."""
     path = Path(path)
+    if path.is_dir():  # else "corrupt … ([Errno 21] Is a directory)"
+        raise ModelError(
+            f"model file {path} is a folder: name the model file (*{MODEL_SUFFIX}) itself, "
+            "not the folder it is in"
+        )
+    if path.exists() and not path.is_file():  # a FIFO would block the reading for ever
+        raise ModelError(f"model file {path} is not a regular file: name the model file (*{MODEL_SUFFIX})")
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))

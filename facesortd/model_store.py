@@ -148,8 +148,6 @@ def use(settings: Settings, choice: str) -> Path:
         adopt(settings, shipped)
         return shipped
     path = Path(choice).expanduser()
-    if not path.is_file():
-        raise ModelError(f"{path} is not a file: name a model file (*{MODEL_SUFFIX}) or `default`")
     load_model(path)  # a broken or foreign file is refused before it can be put in force
     if path.parent.resolve() != models_dir(settings).resolve():
         copy = new_model_path(settings)

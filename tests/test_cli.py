@@ -409,7 +409,7 @@ def test_train_activates_only_when_asked_and_rollback_steps_down_to_the_shipped_
     assert model_store.model_in_force(settings) == shipped
     assert cli.main(["model", "rollback"]) == 2
     assert cli.main(["model", "use", str(tmp_path / "nothing.fsm.npz")]) == 2
-    assert "is not a file" in capsys.readouterr().err
+    assert "nothing.fsm.npz does not exist" in capsys.readouterr().err
     (tmp_path / "junk.fsm.npz").write_bytes(b"junk")
     assert cli.main(["model", "use", str(tmp_path / "junk.fsm.npz")]) == 2
     assert model_store.model_in_force(settings) == shipped  # a broken file is never put in force
@@ -727,3 +727,36 @@ def test_sort_of_an_empty_inbox_is_no_error(
     monkeypatch.setenv("FACESORTD_INBOX", str(tmp_path / "inbox"))
     assert cli.main(["sort"]) == 0
     assert "nothing to sort: drop screenshots into" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "env"),
+    [
+        (["eval", "{dataset}", "--model", "{folder}"], {}),
+        (["model", "use", "{folder}"], {}),
+        (["sort", "--dry-run", "{dataset}"], {"FACESORTD_RECOGNITION__MODEL": "{folder}"}),
+        (["status"], {"FACESORTD_RECOGNITION__MODEL": "{folder}"}),
+    ],
+)
+def test_a_folder_given_as_the_model_is_one_line_the_same_everywhere(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    env: dict[str, str],
+) -> None:
+    """`eval --model FOLDER` said "corrupt or not a facesortd model ([Errno 21] Is a directory …)",
+    `model use FOLDER` "is not a file": every place a model path is taken now says it one way."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    dataset = tmp_path / "shots"
+    dataset.mkdir()
+    cv2.imwrite(str(dataset / "a.png"), np.full((60, 60, 3), 90, np.uint8))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(folder=folder))
+    assert cli.main([part.format(folder=folder, dataset=dataset) for part in command]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        f"facesortd: error: model file {folder} is a folder: name the model file (*.fsm.npz) itself, "
+        "not the folder it is in"
+    )

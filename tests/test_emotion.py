@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -78,6 +79,9 @@ def test_save_load_roundtrip_and_clear_errors(tmp_path: Path) -> None:
 
     with pytest.raises(ModelError, match="does not exist"):
         EmotionModel.load(tmp_path / "none.fsm.npz")
+    os.mkfifo(tmp_path / "fifo.fsm.npz")  # np.load would wait for a writer for ever
+    with pytest.raises(ModelError, match="is not a regular file"):
+        EmotionModel.load(tmp_path / "fifo.fsm.npz")
     (tmp_path / "bad.fsm.npz").write_bytes(b"garbage")
     with pytest.raises(ModelError, match="corrupt"):
         EmotionModel.load(tmp_path / "bad.fsm.npz")
