@@ -3,6 +3,7 @@ full state disk, a damaged or forged journal. Each test here failed before issue
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -246,6 +247,35 @@ def test_names_that_are_not_utf8_are_shown_on_a_utf8_terminal(
     assert cli.main(["undo", "1"]) == 0
     assert capsys.readouterr().out.endswith(f"\\xff shot.png -> {env.inbox}/\\xff shot.png\n")
     assert path.exists()
+
+
+def test_json_shows_names_that_are_not_utf8_one_way(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--json` wrote such a name as a lone surrogate (``\\udcff``), which strict JSON readers refuse
+    and others turn into U+FFFD. Each string is now valid text showing the byte as ``\\xNN`` (as the
+    terminal does), and ``<member>_bytes_b64`` beside it holds the name's exact bytes."""
+    env.inbox.mkdir(parents=True)
+    path = env.inbox / os.fsdecode(b"\xff shot.png")
+    path.write_bytes(screenshot_png(5))
+    (env.inbox / "café.png").write_bytes(screenshot_png(6))  # UTF-8: as it is, no bytes member
+    found: list[dict[str, object]] = []
+    for command in (["sort", "--dry-run", "--json", str(env.inbox)], ["detect", "--json", str(env.inbox)]):
+        assert cli.main(command) == 0
+        out = capsys.readouterr().out
+        assert "\\ud" not in out  # no lone surrogate escapes
+        found += map(json.loads, out.splitlines())
+    assert cli.main(["status", "--json"]) == 0
+    found += json.loads(capsys.readouterr().out)["inbox"]["stuck"]
+    odd = [d for d in found if "shot" in str(d["path"])]
+    plain = [d for d in found if "café" in str(d["path"])]
+    assert len(odd) == len(plain) == 3
+    for d in odd:
+        assert d["path"] == f"{env.inbox}/\\xff shot.png"
+        assert base64.b64decode(str(d["path_bytes_b64"])) == os.fsencode(path)
+    sorted_to = Path(os.fsdecode(base64.b64decode(str(odd[0]["destination_bytes_b64"]))))
+    assert sorted_to.name == path.name and str(odd[0]["destination"]).endswith("\\xff shot.png")
+    assert all(d["path"] == str(env.inbox / "café.png") and "path_bytes_b64" not in d for d in plain)
 
 
 def test_a_full_state_disk_stalls_nothing(daemon: Service, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import codecs
 import io
 import os
 import sys
@@ -15,6 +14,7 @@ from loguru import logger
 from facesortd import __version__
 from facesortd.cli import daemon, labels, models, sorting
 from facesortd.cli.common import UsageError, settings_for
+from facesortd.cli.shown_names import NAME_BYTES
 from facesortd.config import LOG_LEVELS, ConfigError
 from facesortd.detect import DetectorError
 from facesortd.durable import Refused
@@ -36,24 +36,6 @@ USER_ERRORS = (
     Refused,
 )
 """Errors a user can cause: shown as one line that names the fix, exit status 2, no traceback."""
-
-
-NAME_BYTES = "facesortd-name-bytes"
-"""The error handler every output stream of `facesortd` encodes with (registered below)."""
-
-
-def _name_bytes(exc: UnicodeError) -> tuple[str, int]:
-    """A file name that is not UTF-8 keeps its stray bytes as lone surrogates (surrogateescape),
-    which a UTF-8 terminal's stream refuses with a traceback: show each as ``\\xNN`` instead, and
-    anything else the terminal cannot show as ``\\uNNNN``."""
-    if not isinstance(exc, UnicodeEncodeError):
-        raise exc
-    text = exc.object[exc.start : exc.end]
-    shown = (f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else f"\\u{ord(c):04x}" for c in text)
-    return "".join(shown), exc.end
-
-
-codecs.register_error(NAME_BYTES, _name_bytes)
 
 
 def _show_any_name() -> None:

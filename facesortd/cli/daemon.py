@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
 from facesortd.cli.common import refuse_overlap, settings_for
+from facesortd.cli.shown_names import json_text
 from facesortd.config import config_home
 from facesortd.durable import Refused, atomic_writer
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
@@ -35,7 +35,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from facesortd.status import gather, report
 
     settings = settings_for(args)
-    print(json.dumps(gather(settings), indent=2) if args.json else report(settings))
+    print(json_text(gather(settings), indent=2) if args.json else report(settings))
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from loguru import logger
@@ -11,6 +10,7 @@ from loguru import logger
 from facesortd.cli.arg_types import file_to_write, folder_to_write, int_at_least, number_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
+from facesortd.cli.shown_names import json_text
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
 from facesortd.emotion import ModelError
@@ -118,9 +118,7 @@ def _print_figures(predictions: Predictions, data: FaceSet, threshold: float, as
     per_source = {s: predictions.evaluation(threshold, mask) for s, mask in masks.items()}
     if as_json:
         print(
-            json.dumps(
-                {**evaluation.summary(), "per_source": {k: v.summary() for k, v in per_source.items()}}
-            )
+            json_text({**evaluation.summary(), "per_source": {k: v.summary() for k, v in per_source.items()}})
         )
         return
     print(evaluation.report())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ from loguru import logger
 from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import folder_to_write, int_at_least
 from facesortd.cli.common import UsageError, face_detector, refuse_overlap, settings_for
+from facesortd.cli.shown_names import json_text
 from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, FaceResult, Pipeline
@@ -165,7 +165,7 @@ def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -
     decision, dest = outcome.decision, outcome.destination or src
     assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
     if args.json:
-        print(json.dumps(_decision_json(src, dest, decision)), flush=True)
+        print(json_text(_decision_json(src, dest, decision)), flush=True)
     elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
         print(f"{src} {'stays' if dest == src else 'would go to ' + str(dest)}  [{decision.describe()}]")
     else:
@@ -222,7 +222,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         except UnreadableImage as exc:
             status = 1
             if args.json:
-                print(json.dumps({"path": str(path), "error": str(exc), "faces": []}), flush=True)
+                print(json_text({"path": str(path), "error": str(exc), "faces": []}), flush=True)
             else:
                 print(f"{path}: unreadable: {exc}")
             continue
@@ -230,7 +230,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
         if args.json:
             found = {"path": str(path), "faces": [f.to_json() for f in faces]}
-            print(json.dumps(found | ({"drawn": str(drawn)} if drawn else {})), flush=True)
+            print(json_text(found | ({"drawn": str(drawn)} if drawn else {})), flush=True)
         else:
             print(f"{path}: {len(faces)} face(s)")
             for f in faces:

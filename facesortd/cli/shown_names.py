@@ -1,0 +1,59 @@
+"""How a file name that is not UTF-8 reaches a person or a script: on a stream, and in JSON.
+
+Python keeps such a name's stray bytes as lone surrogates (surrogateescape). A UTF-8 terminal's
+stream refuses them with a traceback, and JSON carries them as ``\\udcNN`` escapes, which strict
+readers refuse and others turn into U+FFFD, losing the name. Both show each byte as ``\\xNN``; JSON
+also keeps the exact bytes, so a script can still open the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import json
+from typing import Any
+
+NAME_BYTES = "facesortd-name-bytes"
+"""The error handler every output stream of `facesortd` encodes with (registered below)."""
+
+
+def _name_bytes(exc: UnicodeError) -> tuple[str, int]:
+    """Each stray byte as ``\\xNN``, anything else the stream cannot show as ``\\uNNNN``."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start : exc.end]
+    shown = (f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else f"\\u{ord(c):04x}" for c in text)
+    return "".join(shown), exc.end
+
+
+codecs.register_error(NAME_BYTES, _name_bytes)
+
+
+def shown(text: str) -> str:
+    """``text`` as valid Unicode, stray bytes as ``\\xNN``: what the terminal shows."""
+    return text.encode("utf-8", NAME_BYTES).decode("utf-8")
+
+
+def json_text(data: Any, **options: Any) -> str:
+    """``json.dumps(data)`` where every string is valid Unicode: one that held stray bytes is
+    :func:`shown`, and an object member so changed gets a ``<member>_bytes_b64`` beside it with the
+    exact bytes (``os.fsdecode(base64.b64decode(...))`` is the name again). Members only: a string
+    in a list has no name to pair with, and is only shown."""
+    return json.dumps(_valid(data), **options)
+
+
+def _valid(value: Any) -> Any:
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, list | tuple):
+        return [_valid(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = shown(str(key))
+        out[name] = _valid(item)
+        if isinstance(item, str) and out[name] != item:
+            raw = item.encode("utf-8", "surrogateescape")
+            out[f"{name}_bytes_b64"] = base64.b64encode(raw).decode("ascii")
+    return out
