@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -39,6 +40,8 @@ def read_image(path: Path, limits: ImageLimits) -> np.ndarray:
         data = path.read_bytes()
     except OSError as exc:
         raise UnreadableImage(f"cannot read file: {exc.strerror or exc}") from exc
+    if damage := _png_damage(data):  # before libpng, which prints its own "libpng error:" line
+        raise UnreadableImage(damage)
     dims = header_size(data)
     if dims is not None and dims[0] * dims[1] > limits.max_pixels:
         raise UnreadableImage(
@@ -203,6 +206,30 @@ def _looks_truncated(data: bytes) -> bool:
     if data[:2] == b"\xff\xd8":
         return b"\xff\xd9" not in data[-64:]
     return False
+
+
+def _png_damage(data: bytes) -> str | None:
+    """Which chunk of a PNG fails its checksum, in words; None if none does (or not a PNG).
+
+    libpng writes its own ``libpng error: IHDR: CRC error`` to the process's stderr, past our log
+    (OpenCV gives it no error handler, and its log level does not reach it); a damaged chunk found
+    here never gets to libpng. Only the checksums are read: a CRC over the file costs next to
+    nothing beside decoding it. Truncation is :func:`_looks_truncated`'s to say.
+    """
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    at, view = 8, memoryview(data)
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        end = at + 8 + length
+        if end + 4 > len(data):
+            return None
+        if zlib.crc32(view[at + 4 : end]) != struct.unpack_from(">I", data, end)[0]:
+            return f"damaged: its {kind.decode('ascii', 'backslashreplace')} chunk fails its checksum"
+        if kind == b"IEND":
+            return None
+        at = end + 4
+    return None
 
 
 def imread_file(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:

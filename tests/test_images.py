@@ -95,3 +95,26 @@ print(sorted(p.name for p in folder.iterdir()), face.shape)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "['confusion.png', 'curves.png'] (32, 32)"
+
+
+@pytest.mark.parametrize("at", ["IHDR", "IDAT"])
+def test_a_damaged_png_is_said_by_us_alone(tmp_path: Path, at: str) -> None:
+    """libpng printed its own `libpng error: IHDR: CRC error` (or `IDAT: incorrect data check`) on
+    stderr, beside our "not an image OpenCV can decode". The chunks' checksums are now checked
+    first: one reason, ours, naming the chunk, and nothing from libpng (a process of its own:
+    libpng writes to file descriptor 2, which capsys does not see)."""
+    data = bytearray(_png(tmp_path / "a.png", (50, 50)).read_bytes())
+    start = data.index(at.encode())
+    data[start + 3 + int.from_bytes(data[start - 4 : start])] ^= 0xFF  # the chunk's last data byte
+    (tmp_path / "a.png").write_bytes(bytes(data))
+    code = f"""
+from pathlib import Path
+from facesortd.config import ImageLimits
+from facesortd.images import UnreadableImage, read_image
+try:
+    read_image(Path({str(tmp_path / "a.png")!r}), ImageLimits())
+except UnreadableImage as exc:
+    print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout == f"damaged: its {at} chunk fails its checksum\n" and done.stderr == ""
