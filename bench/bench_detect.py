@@ -35,6 +35,7 @@ from facesortd.cascade_train.samples import read_gray
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
+from facesortd.images import imwrite_file
 from facesortd.learn.datasets import load_faces_json
 
 UPSCALED = (1920, 1080)
@@ -72,7 +73,7 @@ def _dump(folder: Path, name: str, gray: np.ndarray, found: list[Box], truth: li
             cv2.rectangle(img, (x, y), (x + w, y + h), colour, 2)
     folder.mkdir(parents=True, exist_ok=True)
     tag = f"miss{len(missed)}_fa{len(false)}"
-    cv2.imwrite(str(folder / f"{tag}_{Path(name).stem}.jpg"), img)
+    imwrite_file(folder / f"{tag}_{Path(name).stem}.jpg", img)
 
 
 def run(detectors: dict[str, Detect], upscale: bool, dump: Path | None) -> None:

@@ -35,6 +35,7 @@ from facesortd.boxes import Box
 from facesortd.cascade_train.scenes import Sources
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
+from facesortd.images import imwrite_file
 from facesortd.learn.datasets import is_vn_faces
 
 THUMB = 96
@@ -60,7 +61,7 @@ class Sheet:
         folder.mkdir(parents=True, exist_ok=True)
         for kind, thumbs in (("misses", self.misses), ("false_faces", self.false)):
             if thumbs:
-                cv2.imwrite(str(folder / f"{source}_{kind}.png"), _tile(thumbs))
+                imwrite_file(folder / f"{source}_{kind}.png", _tile(thumbs))
 
 
 def _thumb(gray: np.ndarray, box: Box, colour: tuple[int, int, int]) -> np.ndarray:

@@ -53,6 +53,7 @@ from facesortd.detect import FaceDetector
 from facesortd.emotion import fit_temperature
 from facesortd.ensemble import Model
 from facesortd.faces import FaceSpec
+from facesortd.images import imwrite_file
 from facesortd.learn.backdrops import Backdrops
 from facesortd.learn.datasets import VN_INDEX, vn_backgrounds
 from facesortd.learn.feature_net_training import NetSettings
@@ -307,7 +308,7 @@ def draw_curve(points: list[tuple[float, float, float]], path: Path) -> None:
     cv2.putText(
         img, f"user labels (0..{most:.0f})", (m + 150, h - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1
     )
-    cv2.imwrite(str(path), img)
+    imwrite_file(path, img)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from facesortd.detect import FaceDetector
 from facesortd.emotion import EmotionModel
 from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec, normalise_face
+from facesortd.images import imread_file, imwrite_file
 from facesortd.learn.datasets import labelled_images, load_faces_json
 from facesortd.model_store import load_model_in_force
 
@@ -59,9 +60,9 @@ def upscaled(files: list[Path], out: Path) -> list[Path]:
     """Each screenshot resized to 1920x1080 (aspect not kept: the cost depends on the pixel count)."""
     result = []
     for p in files:
-        img = cv2.imread(str(p))
+        img = imread_file(p)
         target = out / p.name
-        cv2.imwrite(str(target), cv2.resize(img, (1920, 1080), interpolation=cv2.INTER_CUBIC))
+        imwrite_file(target, cv2.resize(img, (1920, 1080), interpolation=cv2.INTER_CUBIC))
         result.append(target)
     return result
 
@@ -70,7 +71,7 @@ def detection_quality(detector: FaceDetector, shots: Path, truth_file: Path) -> 
     truth = load_faces_json(truth_file)
     tp = n_found = n_true = 0
     for name, faces in truth.items():
-        gray = cv2.imread(str(shots / name), cv2.IMREAD_GRAYSCALE)
+        gray = imread_file(shots / name, cv2.IMREAD_GRAYSCALE)
         found = [f.box for f in detector.detect(gray)]
         tp += match_boxes(found, [f.box for f in faces], 0.4)
         n_found += len(found)
@@ -88,7 +89,7 @@ def training_time(n: int) -> None:
     t0 = time.perf_counter()
     faces = []
     for _, p in files:
-        gray = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        gray = imread_file(p, cv2.IMREAD_GRAYSCALE)
         faces.append(normalise_face(gray, (0, 0, gray.shape[1], gray.shape[0]), spec))
     x = np.stack(faces)
     labels = [lbl for lbl, _ in files]

@@ -47,7 +47,7 @@ from facesortd.cores import usable_cores
 from facesortd.descriptors import DEFAULT_ENSEMBLE
 from facesortd.detect import FaceDetector, load_cascade
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.images import read_image, to_gray
+from facesortd.images import imread_file, imwrite_file, read_image, to_gray
 from facesortd.learn.backdrops import Backdrops, composite, read_rgba
 from facesortd.learn.datasets import LabelledItem, load_items, load_vn_faces, relabel, vn_backgrounds
 from facesortd.learn.training import (
@@ -76,13 +76,13 @@ def write_mirrors(folder: Path, wanted: int) -> int:
             bgra = read_rgba(path)
             image = composite(bgra, backdrops.for_key(path.name, bgra.shape[:2]))
         else:
-            image = cv2.imread(str(path))
+            image = imread_file(path)
         image = cv2.flip(image, 1)
         if k >= len(sprites) + len(crops):
             image = cv2.GaussianBlur(image, (0, 0), 0.8)
         out = folder / label / f"m{k:05d}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(out), image)
+        imwrite_file(out, image)
         written += 1
     return written
 

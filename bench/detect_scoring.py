@@ -14,6 +14,7 @@ import numpy as np
 from shared_data import SHARED, match_boxes
 
 from facesortd.boxes import Box
+from facesortd.detect import load_cascade
 
 REFERENCES = SHARED / "reference_cascades"
 ANIMEFACE_SHRINK = 0.62
@@ -74,7 +75,7 @@ def reference(
     name: str, equalize: bool, scale: float, neighbors: int, min_size: int, factor: float
 ) -> Detect:
     """A reference cascade at full resolution with its authors' settings, boxes shrunk by ``factor``."""
-    cascade = cv2.CascadeClassifier(str(REFERENCES / name))
+    cascade = load_cascade(REFERENCES / name)
 
     def detect(gray: np.ndarray) -> list[Box]:
         img = cv2.equalizeHist(gray) if equalize else gray

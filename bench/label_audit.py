@@ -23,6 +23,7 @@ from shared_data import SHARED, require_shared
 
 from facesortd.cli.arg_types import int_at_least
 from facesortd.image_names import is_image_name
+from facesortd.images import imread_file, imwrite_file
 
 TILE = 128
 COLUMNS = 6
@@ -40,7 +41,7 @@ def contact_sheet(files: list[Path]) -> np.ndarray:
     """Tiles in rows of COLUMNS, each numbered in its corner so a judgement can name it."""
     tiles = []
     for i, path in enumerate(files):
-        tile = cv2.resize(cv2.imread(str(path)), (TILE, TILE), interpolation=cv2.INTER_AREA)
+        tile = cv2.resize(imread_file(path), (TILE, TILE), interpolation=cv2.INTER_AREA)
         cv2.putText(tile, str(i), (3, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 255), 2)
         tiles.append(tile)
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % COLUMNS)
@@ -62,10 +63,10 @@ def main() -> int:
     print(f"{'label':<10} {'images':>6}  mostly-white border (> half of its pixels > {WHITE})")
     for folder in sorted(p for p in (SHARED / "anime_expressions").iterdir() if p.is_dir()):
         files = sorted(p for p in folder.iterdir() if is_image_name(p))
-        shares = [white_border_share(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)) for p in files]
+        shares = [white_border_share(imread_file(p, cv2.IMREAD_GRAYSCALE)) for p in files]
         print(f"{folder.name:<10} {len(files):>6}  {np.mean(np.array(shares) > 0.5):.0%}")
         sample = rng.sample(files, min(args.per_label, len(files)))
-        cv2.imwrite(str(args.out / f"{folder.name}.png"), contact_sheet(sample))
+        imwrite_file(args.out / f"{folder.name}.png", contact_sheet(sample))
         names = "".join(f"{i}\t{p.name}\n" for i, p in enumerate(sample))
         (args.out / f"{folder.name}.txt").write_text(names)
     print(f"contact sheets and their file lists: {args.out}/", file=sys.stderr)

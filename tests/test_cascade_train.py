@@ -4,6 +4,8 @@ by window, a seed fixes the result, and bad input gives a clear error."""
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,26 +167,29 @@ def log_lines() -> Iterator[list[str]]:
 def _cli(tmp_path: Path, *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    return parser.parse_args(
-        [
-            "--pos-crops",
-            str(tmp_path / "pos"),
-            "--negatives",
-            str(tmp_path / "neg"),
-            "--stages",
-            "2",
-            "--num-pos",
-            "150",
-            "--num-neg",
-            "150",
-            "--max-trees",
-            "3",
-            "--variants",
-            "1",
-            "2",
-            *extra,
-        ]
-    )
+    return parser.parse_args(_argv(tmp_path, *extra))
+
+
+def _argv(tmp_path: Path, *extra: str) -> list[str]:
+    """A small, quick training (two stages: the second mines hard negatives)."""
+    return [
+        "--pos-crops",
+        str(tmp_path / "pos"),
+        "--negatives",
+        str(tmp_path / "neg"),
+        "--stages",
+        "2",
+        "--num-pos",
+        "150",
+        "--num-neg",
+        "150",
+        "--max-trees",
+        "3",
+        "--variants",
+        "1",
+        "2",
+        *extra,
+    ]
 
 
 def _write_dataset(root: Path, n_pos: int) -> None:
@@ -206,6 +211,21 @@ def test_same_seed_same_cascade_and_another_seed_differs(tmp_path: Path) -> None
         outs.append(out.read_text())
     assert outs[0] == outs[1]
     assert outs[0] != outs[2]
+
+
+def test_a_cascade_written_under_a_name_that_is_not_utf8_is_mined_with(tmp_path: Path) -> None:
+    """Mining reads the partial cascade back from --out: OpenCV opening a name that is not UTF-8
+    killed the training with SIGSEGV (a process of its own, so the crash fails only this test)."""
+    _write_dataset(tmp_path, 80)
+    out = Path(os.fsdecode(os.fsencode(tmp_path) + b"/c\xffscade/c.xml"))
+    out.parent.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "facesortd.cascade_train", *_argv(tmp_path, "--out", str(out))],
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert b"trainer confirms" in done.stderr and out.is_file()
 
 
 def test_empty_positive_folder_is_a_clear_error(tmp_path: Path, log_lines: list[str]) -> None:

@@ -38,3 +38,22 @@ def test_no_bench_script_imports_another_script() -> None:
         for alias in node.names
     }
     assert scripts and sorted((who, what) for who, what in imports if what in scripts) == []
+
+
+def test_opencv_opens_no_file_by_name() -> None:
+    """OpenCV handed a name that is not UTF-8 kills the process (SIGSEGV): files are read and
+    written by Python (`images.imread_file`, `imwrite_file`, `read_image`, `detect.load_cascade`).
+    The one exception checks the name first (`detect._cascade_from`)."""
+    root = Path(__file__).resolve().parents[1]
+    calls = sorted(
+        f"{path.relative_to(root)}:{node.lineno}"
+        for path in [*root.glob("facesortd/**/*.py"), *root.glob("bench/*.py")]
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and node.args
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("imread", "imwrite", "CascadeClassifier")
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "cv2"
+    )
+    assert [c.split(":")[0] for c in calls] == ["facesortd/detect.py"], calls

@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facesortd.cascade_train.cascade import Cascade
 from facesortd.cascade_train.samples import BoxedImage, cut_window
-from facesortd.detect import iou
+from facesortd.detect import iou, load_cascade
 
 MAX_FACE_IOU = 0.2
 """A window overlapping a face box more than this is neither a face nor a clean negative."""
@@ -102,9 +101,7 @@ def mine_hard_negatives(
     Images are visited in a random order with a cap per image, so one busy image cannot fill the
     whole quota; every mined window is re-checked by the trainer's own evaluator.
     """
-    detector = cv2.CascadeClassifier(str(xml_path))
-    if detector.empty():
-        raise RuntimeError(f"OpenCV cannot load the partial cascade {xml_path}")
+    detector = load_cascade(xml_path)  # any name: OpenCV opening one that is not UTF-8 is a SIGSEGV
     cap = max(PER_IMAGE_CAP, 3 * n // max(1, len(images)))
     found: list[np.ndarray] = []
     scanned = accepted = offered = 0

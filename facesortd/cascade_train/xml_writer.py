@@ -75,6 +75,8 @@ def cascade_xml(cascade: Cascade, params: dict[str, float], comment: str = "") -
 
 def write_cascade(cascade: Cascade, path: Path, params: dict[str, float], comment: str = "") -> None:
     """Whole or not at all (durable.atomic_writer), so a crash or a full disk mid-training never
-    leaves a truncated XML, nor a half temp file beside it, that the detector would refuse."""
+    leaves a truncated XML, nor a half temp file beside it, that the detector would refuse. The
+    comment (the command line) may name a path that is not UTF-8: its stray bytes are written as
+    escapes, which keeps the file UTF-8 for OpenCV's parser."""
     with atomic_writer(Path(path)) as fh:
-        fh.write(cascade_xml(cascade, params, comment).encode("utf-8"))
+        fh.write(cascade_xml(cascade, params, comment).encode("utf-8", "backslashreplace"))
