@@ -209,12 +209,14 @@ def _looks_truncated(data: bytes) -> bool:
 
 
 def _png_damage(data: bytes) -> str | None:
-    """Which chunk of a PNG fails its checksum, in words; None if none does (or not a PNG).
+    """Which critical chunk of a PNG fails its checksum, in words; None if none does (or not a PNG).
 
     libpng writes its own ``libpng error: IHDR: CRC error`` to the process's stderr, past our log
     (OpenCV gives it no error handler, and its log level does not reach it); a damaged chunk found
     here never gets to libpng. Only the checksums are read: a CRC over the file costs next to
-    nothing beside decoding it. Truncation is :func:`_looks_truncated`'s to say.
+    nothing beside decoding it. An ancillary chunk (text, profile, time) that fails is libpng's to
+    drop: it still decodes the picture, which must not go to quarantine over a comment.
+    Truncation is :func:`_looks_truncated`'s to say.
     """
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         return None
@@ -224,7 +226,8 @@ def _png_damage(data: bytes) -> str | None:
         end = at + 8 + length
         if end + 4 > len(data):
             return None
-        if zlib.crc32(view[at + 4 : end]) != struct.unpack_from(">I", data, end)[0]:
+        critical = not kind[0] & 0x20  # upper-case first letter: libpng refuses the file over it
+        if critical and zlib.crc32(view[at + 4 : end]) != struct.unpack_from(">I", data, end)[0]:
             return f"damaged: its {kind.decode('ascii', 'backslashreplace')} chunk fails its checksum"
         if kind == b"IEND":
             return None

@@ -97,6 +97,17 @@ print(sorted(p.name for p in folder.iterdir()), face.shape)
     assert done.stdout.strip() == "['confusion.png', 'curves.png'] (32, 32)"
 
 
+def test_a_png_whose_only_damage_is_in_a_side_chunk_is_still_read(tmp_path: Path) -> None:
+    """libpng drops an ancillary chunk (text, colour profile, time) whose checksum fails and decodes
+    the picture; refusing such a file before libpng would send a readable screenshot to quarantine."""
+    data = _png(tmp_path / "a.png", (50, 50)).read_bytes()
+    iend = data.index(b"IEND") - 4
+    text = b"Comment\x00made by a careless tool"
+    chunk = struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text) ^ 1)
+    (tmp_path / "a.png").write_bytes(data[:iend] + chunk + data[iend:])
+    assert read_image(tmp_path / "a.png", ImageLimits()).shape[:2] == (50, 50)
+
+
 @pytest.mark.parametrize("at", ["IHDR", "IDAT"])
 def test_a_damaged_png_is_said_by_us_alone(tmp_path: Path, at: str) -> None:
     """libpng printed its own `libpng error: IHDR: CRC error` (or `IDAT: incorrect data check`) on
