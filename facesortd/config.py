@@ -89,6 +89,11 @@ class DetectionSettings(_Section):
         description="Also search a shrunk copy with a border for faces that fill the frame or are cut by "
         "it (held-out recall 0.96 vs 0.87; about 10 ms per image).",
     )
+    cut_faces: bool = Field(
+        True,
+        description="Also search a half-size copy with a thin border for faces of 15-45 % of the shorter "
+        "side cut by the frame (held-out-source scenes: recall 0.905 vs 0.93; about 15 ms per image).",
+    )
     nms_iou: float = Field(0.3, ge=0.0, le=1.0, description="Boxes overlapping more than this are merged.")
     min_score: float = Field(
         0.5,

@@ -34,6 +34,15 @@ size and border puts the search grid elsewhere on the face: one of each alone fo
 training-side seed faces, depending on which; two of each, 60 (cascade_classifier/README.md)."""
 CLOSE_UP_MIN = 0.45
 """Close-up passes only look for faces at least this share of the image's shorter side."""
+CUT_FACE_SIDE = 180
+"""Shorter side (px) of the copy the cut-face pass scans: half the full-size pass's, so its grid is
+coarser and its cost a fraction; faces of CUT_FACE_MIN and more keep enough detail there."""
+CUT_FACE_PAD = 0.12
+"""Border of the cut-face pass, as a share of its shorter side: room for a window to reach past
+the frame over a face cut by it."""
+CUT_FACE_MIN = 0.15
+"""Smallest face the cut-face pass looks for, as a share of the image's shorter side (below it,
+the full-size pass and the lone windows; above CLOSE_UP_MIN, the close-ups as well)."""
 
 
 LONE_WINDOWS = 10
@@ -198,6 +207,8 @@ class FaceDetector:
         marks = self._gate.marks(shrunk) if self._gate else None
         full, windows = self._scan(small, scale, 0, max(1, round(smallest * scale)), rescues, marks)
         close = self._close_ups(small, scale) if s.close_ups and not padded else []
+        if s.cut_faces and not padded:
+            close += self._cut_faces(small, scale, gray.shape)
         scored = self._verified(gray, full + close, (shrunk, scale))  # one verifier call for both passes
         return Candidates(scored[: len(full)], scored[len(full) :], windows, (shrunk, scale))
 
@@ -335,10 +346,30 @@ class FaceDetector:
         for f in sorted({min(1.0, side / short) for side in CLOSE_UP_SIDES}):  # small images: one size
             tiny = small if f == 1.0 else cv2.resize(small, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
             for share in CLOSE_UP_PADS:
-                pad = round(share * min(tiny.shape[:2]))
-                padded = cv2.copyMakeBorder(tiny, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-                faces += self._scan(padded, scale * f, pad, max(1, round(CLOSE_UP_MIN * short * f)))[0]
+                faces += self._bordered(tiny, scale * f, share, max(1, round(CLOSE_UP_MIN * short * f)))
         return faces
+
+    def _cut_faces(self, small: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Face]:
+        """Mid-size faces cut by the frame, the boxes that run off it only.
+
+        At the frame's edge the full-size pass's grid cannot shift past the border, so a cut face
+        gets few windows or none (the misses of cascade_classifier/README.md). A half-size copy
+        with a thin replicated border gives windows there; what lies inside the frame is the
+        full-size pass's to find, so only boxes reaching past it are kept, which spares the
+        verifier and adds no false face inside the picture.
+        """
+        short = min(small.shape[:2])
+        f = min(1.0, CUT_FACE_SIDE / short)
+        tiny = small if f == 1.0 else cv2.resize(small, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        found = self._bordered(tiny, scale * f, CUT_FACE_PAD, max(1, round(CUT_FACE_MIN * short * f)))
+        return [face for face in found if clipped(face.box, shape) != face.box]
+
+    def _bordered(self, tiny: np.ndarray, scale: float, share: float, min_side: int) -> list[Face]:
+        """The grouped faces of ``tiny`` (the original scaled by ``scale``) given a replicated border
+        of ``share`` of its shorter side on every side, in original-image coordinates."""
+        pad = round(share * min(tiny.shape[:2]))
+        padded = cv2.copyMakeBorder(tiny, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        return self._scan(padded, scale, pad, min_side)[0]
 
 
 def _load_gate(path: Path) -> Gate:

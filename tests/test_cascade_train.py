@@ -139,7 +139,7 @@ def test_close_up_passes_find_faces_cut_by_the_frame(trained: tuple[Cascade, Pat
 
     def found(close_ups: bool) -> int:
         settings = DetectionSettings(
-            verify=False, min_score=0.0, equalize=False, min_size=24, close_ups=close_ups
+            verify=False, min_score=0.0, equalize=False, min_size=24, close_ups=close_ups, cut_faces=False
         )
         detector = FaceDetector(settings, [trained[1]])
         hits = 0

@@ -88,7 +88,7 @@ def test_drawn_faces_are_found_with_the_gate_on_and_not_where_it_marks_nothing(t
     """The gate decides where the full-size pass looks: marking every cell for faces of the right
     size finds what the whole scan finds; marking none leaves the full-size pass nothing."""
     image, boxes = _faces_on_a_backdrop()
-    settings = {"close_ups": False}
+    settings = {"close_ups": False, "cut_faces": False}
     whole = FaceDetector(DetectionSettings(**settings)).detect(image)
     everywhere = _constant_gate(tmp_path / "all.npz", 5.0, 55.0)  # 55 px at 320 wide: 110 in the 640 copy
     gated = FaceDetector(DetectionSettings(gate=everywhere, **settings)).detect(image)
