@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
+from pathlib import Path
 
 from facesortd.cli.common import settings_for
 from facesortd.config import ConfigError, config_home, folders_overlap
@@ -38,10 +38,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def own_command() -> str:
+    """The command that starts this very facesortd, for the unit: the script installed beside the
+    interpreter running now (a virtual environment's or pipx's ``bin/``). A `facesortd` found on
+    PATH may be another installation (or none: a virtual environment is rarely on systemd's PATH),
+    and the unit must run the one the user installed it with."""
+    script = Path(sys.executable).parent / "facesortd"
+    return str(script) if script.is_file() else f"{sys.executable} -m facesortd"
+
+
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
-    exe = shutil.which("facesortd") or f"{sys.executable} -m facesortd"
-    text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8").replace("{exec_start}", exe)
+    text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8").replace("{exec_start}", own_command())
     if args.print:
         print(text, end="")
         return 0
