@@ -236,7 +236,9 @@ class LearningSettings(_Section):
         "looser, since your labels are meant to pull the model towards your screenshots.",
     )
     reexamine_unsure: bool = Field(
-        True, description="After a retrain, sort the unsure files the new model is sure of."
+        True,
+        description="When the model in force changes (a retrain, `model use`, `model rollback`), the "
+        "daemon sorts the unsure files the new model is sure of.",
     )
     review_scan_s: float = Field(
         30.0, gt=0.0, description="How often (seconds) the daemon looks for files you moved in the library."

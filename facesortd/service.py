@@ -94,6 +94,9 @@ class Service:
         self._beat = time.monotonic()
         self.started = time.time()
         self._learning: threading.Thread | None = None
+        self._unsure_judged_by = _model_key(settings)
+        """The model in force when the unsure files were last judged (see `_reexamine_unsure`); None:
+        a model put in force while no daemon ran, which the first look makes up for."""
 
     # -- queue -------------------------------------------------------------------------------
     def enqueue(self, path: Path) -> None:
@@ -129,6 +132,8 @@ class Service:
         share_cores(len(pipelines))
         if pipelines[0].model is not None:
             self.library.make_emotion_folders(pipelines[0].model.labels)
+        if _last_run_model(s) not in (None, _model_name(s)):  # changed while no daemon ran
+            self._unsure_judged_by = None
         self.sorter.model_name = _model_name(s)
         watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
         watcher.start()
@@ -319,12 +324,26 @@ class Service:
             return
         if result is not None:
             self._learning_problem = None
-        if result and result.adopted and self.settings.learning.reexamine_unsure:
-            unsure = self.settings.library / QUARANTINE_DIR / "unsure"
-            files = [p for p in unsure.iterdir() if wanted(p, self.settings.watch)] if unsure.is_dir() else []
-            logger.info("new model adopted: looking again at {} unsure file(s)", len(files))
-            for path in files:
-                self.enqueue(path)
+        self._reexamine_unsure()
+
+    def _reexamine_unsure(self) -> None:
+        """Once the model in force has changed, look again at the files in ``_quarantine/unsure/``
+        (``learning.reexamine_unsure``): the old model judged them. Whoever changed it counts: this
+        daemon's retrain, `facesortd retrain` or the review page's "retrain now" beside it, `model
+        use`, `rollback`, with this daemon running or not; only the first did this before, so a retrain
+        the README tells a person to run left every unsure file where it was. Files a person put
+        there stay (the sorter's rule)."""
+        key = _model_key(self.settings)
+        if key == self._unsure_judged_by:
+            return
+        self._unsure_judged_by = key
+        if not self.settings.learning.reexamine_unsure:
+            return
+        unsure = self.settings.library / QUARANTINE_DIR / "unsure"
+        files = [p for p in unsure.iterdir() if wanted(p, self.settings.watch)] if unsure.is_dir() else []
+        logger.info("model in force changed: looking again at {} unsure file(s)", len(files))
+        for path in files:
+            self.enqueue(path)
 
     def _look_again(self, watcher: InboxWatcher) -> None:
         """Once a burst is sorted, look at the inbox once more: inotify drops events when its queue
@@ -454,6 +473,14 @@ def _model_key(settings: Settings) -> tuple[str, int] | None:
     try:
         return (str(path), path.stat().st_mtime_ns) if path else None
     except OSError:
+        return None
+
+
+def _last_run_model(settings: Settings) -> str | None:
+    """The model this state folder's daemon used last, as its status file left it (None: unknown)."""
+    try:
+        return str(json.loads((settings.state_dir / STATUS_FILE).read_text(encoding="utf-8"))["model"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 

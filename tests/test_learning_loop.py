@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from loguru import logger
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
-from waiting import wait_until
+from waiting import running_daemon, wait_until
 
 from facesortd import model_store, status
 from facesortd.config import Settings, load_settings
@@ -74,6 +74,45 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
     assert len(review.user_labels(journal)) == 32
     assert {s for _h, _l, s, _f, _g, _t in journal.labels()} == {"human"}
     journal.close()
+
+
+def test_a_model_put_in_force_beside_the_daemon_sorts_the_unsure(settings: Settings) -> None:
+    """`facesortd retrain`, the review page's "retrain now" and `model use` adopt a model in another
+    process; the daemon must look again at the unsure files as after its own retrain (the new
+    user's walk: a retrain adopted that was sure of 16 of 25 unsure files, which all stayed)."""
+    from review_setup import install_model
+
+    with running_daemon(settings, _in_force):
+        _eight_unsure(settings)
+        install_model(settings)  # as `facesortd retrain` does it beside the daemon
+        wait_until(lambda: _sorted(settings) >= 4)
+
+
+def test_a_model_put_in_force_while_no_daemon_ran_sorts_the_unsure_at_its_start(settings: Settings) -> None:
+    from review_setup import install_model
+
+    with running_daemon(settings, _in_force):
+        _eight_unsure(settings)
+    install_model(settings)  # `facesortd retrain` with the daemon stopped
+    with running_daemon(settings, _in_force):
+        wait_until(lambda: _sorted(settings) >= 4)
+
+
+def _in_force(s: Settings) -> Pipeline:
+    return Pipeline(BrightBlobDetector(), model_store.load_model_in_force(s), s.recognition, s.images)  # type: ignore[arg-type]
+
+
+def _eight_unsure(settings: Settings) -> None:
+    """Eight drawn screenshots dropped into the inbox of a daemon with no model: all unsure."""
+    rng = np.random.default_rng(5)
+    for i in range(8):
+        assert cv2.imwrite(str(settings.inbox / f"{i}.png"), draw_screenshot(EMOTIONS[i % 4], rng)[0])
+    unsure = settings.library / "_quarantine" / "unsure"
+    wait_until(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 8)
+
+
+def _sorted(settings: Settings) -> int:
+    return sum(1 for e in EMOTIONS for _ in (settings.library / e).glob("*.png"))
 
 
 def test_moving_a_sorted_file_to_another_emotion_is_a_correction(settings: Settings) -> None:
