@@ -339,3 +339,28 @@ def test_reviewing_15_files_never_makes_the_model_in_force_sort_fewer(
     assert result is not None and "files placed lately that nobody labelled (15 faces)" in result.describe()
     after = _sorted_right(settings, shots)
     assert after[0] >= before[0] and after[1] >= before[1], (before, after, result.describe())
+
+
+def test_retrain_counts_new_labels_as_status_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status` said "next retrain: 5 new label(s)" and `facesortd retrain` then "5 new label(s)"
+    for another five (those just found moved), though ten were new: both count alike now."""
+    from review_setup import install_model, quarantine, review_settings
+
+    from facesortd import cli
+    from facesortd.journal import Journal
+
+    settings = review_settings(tmp_path, monkeypatch)
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    for name, emotion in (("a.png", "happy"), ("b.png", "sad")):
+        (settings.library / emotion).mkdir(exist_ok=True)
+        files[name].rename(settings.library / emotion / name)
+        if name == "a.png":  # the daemon's look records the first before the person runs retrain
+            journal = Journal.for_state_dir(settings.state_dir)
+            assert review.Reviewer(settings, journal).scan() == 1
+            journal.close()
+    cli.main(["retrain"])
+    out = capsys.readouterr().out
+    assert "2 new label(s) since the last retrain (1 of them just recorded from files you moved)" in out

@@ -229,15 +229,21 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Record the labels you gave by moving files, then retrain now (adopted only if not worse)."""
-    from facesortd.learn.retrain import retrain_if_due
+    from facesortd.learn.retrain import retrain_if_due, schedule
     from facesortd.learn.review import Reviewer, user_labels
 
     settings = settings_for(args)
     journal = Journal.for_state_dir(settings.state_dir)
     try:
-        new = Reviewer(settings, journal).scan()
+        recorded = Reviewer(settings, journal).scan()
         labels = user_labels(journal)
-        print(f"{new} new label(s); {len(labels)} usable label(s) in all")
+        # Counted as `status` counts them ("next retrain: N new label(s)"): the files just found
+        # moved are only some of them, and printed alone they read as the whole.
+        fresh = max(0, schedule(journal, len(labels)).fresh)
+        print(
+            f"{fresh} new label(s) since the last retrain ({recorded} of them just recorded from files "
+            f"you moved); {len(labels)} usable label(s) in all"
+        )
         with retrain_lock(settings.state_dir, lambda: print("the daemon is retraining now: waiting for it")):
             result = retrain_if_due(settings, journal, labels, force=True)
     finally:
