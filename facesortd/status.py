@@ -245,6 +245,8 @@ def report(settings: Settings) -> str:
             "  (`facesortd model` lists every version; `facesortd model rollback` goes back one, "
             "`facesortd model use default` to the shipped model)"
         )
+    # Where to drop files and where to look: a daemon started by systemd says it nowhere else.
+    lines.append(f"inbox: {settings.inbox}\nlibrary: {settings.library}")
     if not data["total"]:
         lines.append("nothing sorted yet")
     else:
@@ -256,6 +258,10 @@ def report(settings: Settings) -> str:
     waiting = data["waiting_for_review"]
     if waiting:
         lines.append(_counts_line("waiting for your review", waiting))
+        lines.append(
+            "  (label them on the review page, `facesortd review`, or move each into "
+            "<library>/<emotion>/ with a file manager)"
+        )
     inbox = data["inbox"]
     if inbox["count"]:
         lines.append(f"in the inbox: {inbox['count']}")

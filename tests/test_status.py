@@ -58,6 +58,9 @@ def test_counts_add_up_to_the_files_placed(settings: Settings, capsys: pytest.Ca
     assert cli.main(["status"]) == 0
     text = capsys.readouterr().out
     assert "in total: 4 file(s): _quarantine/no-face 1, _quarantine/unsure 2, happy 1" in text
+    # A new user's walk: where to drop files, where to look, and how to review what waits.
+    assert f"inbox: {settings.inbox}\nlibrary: {settings.library}\n" in text
+    assert "waiting for your review: 3 file(s)" in text and "`facesortd review`" in text
     assert "waiting for your review: 3 file(s)" in text and "threshold in force: 0.72" in text
 
 
