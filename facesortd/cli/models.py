@@ -304,7 +304,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         f"{LoopSettings().steps_per_epoch} batches (default %(default)s)",
     )
     p.add_argument(
-        "--face-size", type=int_at_least(16), default=FaceSpec().size, help="normalised face side in pixels"
+        "--face-size",
+        type=int_at_least(16),
+        default=FaceSpec().size,
+        help="normalised face side in pixels (default %(default)s)",
     )
     p.add_argument(
         "--margin",
@@ -326,7 +329,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "in the walk-through; README)",
     )
     p.add_argument(
-        "--folds", type=int_at_least(2), default=5, help="cross-validation folds for the held-out figures"
+        "--folds",
+        type=int_at_least(2),
+        default=5,
+        help="cross-validation folds for the held-out figures (default %(default)s)",
     )
     p.add_argument(
         "--report",
@@ -374,7 +380,7 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
 def add_model(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "model",
-        help="list the emotion models (history) or roll back",
+        help="list the emotion models (history), roll back, or put one in force",
         description="List your emotion models, oldest first, with their training counts and held-out "
         "figures; * marks the one in force. `model rollback` puts back the model in force before "
         "this one (step by step down to the shipped model); `model use default|FILE` puts the "
