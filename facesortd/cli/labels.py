@@ -47,10 +47,17 @@ def cmd_review(args: argparse.Namespace) -> int:
             f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}): pass another --port, "
             "or --port 0 for any free one"
         ) from exc
+    port = server.server_address[1]
     print(server.url, flush=True)
-    logger.info("review page on 127.0.0.1:{}; Ctrl-C stops it", server.server_address[1])
-    if not args.no_browser:
-        webbrowser.open(server.url)
+    logger.info("review page on 127.0.0.1:{}; Ctrl-C stops it", port)
+    if not args.no_browser and not webbrowser.open(server.url):
+        # A server or an ssh session has no browser; the page listens on this machine only.
+        logger.warning(
+            "no browser to open here: open the URL above in one; from another machine, forward "
+            "the port first (ssh -L {}:127.0.0.1:{} THIS-MACHINE) and open the URL there",
+            port,
+            port,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
