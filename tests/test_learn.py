@@ -145,6 +145,22 @@ def test_too_few_labels_to_validate_does_nothing(settings: Settings) -> None:
     assert result.path is None and not result.adopted and "not enough" in result.reason
 
 
+def test_labels_of_files_a_screenshot_tool_named_are_retrained_on(settings: Settings) -> None:
+    """mpv names every shot mpv-shotNNNN.png, so all of a person's labels fell into one group and
+    no retrain could hold any out: 22 labels in the walk, "not enough labels", for ever."""
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=1)
+    labels = [
+        retrain.UserLabel(lbl.face, lbl.label, group="mpv-shot")
+        for lbl in _labels(settings, ["angry", "happy", "sad"], 6, seed=2)
+    ]
+    result = retrain.retrain(settings, labels, current)
+    assert result.path is not None, result.reason
+    # Names that do name a source are still never split across folds.
+    named = _labels(settings, ["angry", "happy"], 4, seed=3)
+    assert retrain.validation_groups(named) == [lbl.group for lbl in named]
+    assert len(set(retrain.validation_groups(labels))) == len(labels)
+
+
 def _validation_set(settings: Settings, emotions: list[str], n: int, seed: int) -> None:
     """Faces held out from the bootstrap model, saved where `facesortd train` puts them."""
     rng = np.random.default_rng(seed)
