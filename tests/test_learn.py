@@ -143,6 +143,7 @@ def test_too_few_labels_to_validate_does_nothing(settings: Settings) -> None:
     labels = [lbl for lbl in _labels(settings, ["happy"], 4, seed=9) if lbl.group == "shot0"]
     result = retrain.retrain(settings, labels, current)
     assert result.path is None and not result.adopted and "not enough" in result.reason
+    assert "at least two screenshots; label more (`facesortd review`" in result.reason  # what to do
 
 
 def test_labels_of_files_a_screenshot_tool_named_are_retrained_on(settings: Settings) -> None:

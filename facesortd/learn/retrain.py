@@ -395,7 +395,16 @@ def retrain(
     used = dict(Counter(lbl.label for lbl in usable))
     groups = validation_groups(usable)
     if len(set(groups)) < 2 or (base is None and len(used) < 2):
-        return RetrainResult(None, False, [], used, waiting, "not enough labels to hold some out yet")
+        need = "two screenshots" + (" and two emotions" if base is None else "")
+        return RetrainResult(
+            None,
+            False,
+            [],
+            used,
+            waiting,
+            f"not enough labels to hold some out yet: it needs labels of at least {need}; label more "
+            "(`facesortd review`, or move files into <library>/<emotion>/)",
+        )
     seen = _seen_by(current)
     judged = np.array([i for i, lbl in enumerate(usable) if lbl.face.stem not in seen], dtype=np.int64)
     if len(judged) == 0:
