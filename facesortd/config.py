@@ -8,6 +8,7 @@ file (``--config``, else ``$XDG_CONFIG_HOME/facesortd/config.toml``), then the d
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from contextvars import ContextVar
@@ -315,6 +316,13 @@ def folders_overlap(settings: Settings) -> str | None:
     if inbox == library or inbox in library.parents or library in inbox.parents:
         return f"inbox {inbox} and library {library} overlap: keep them as separate folders"
     return None
+
+
+def fingerprint(settings: Settings) -> str:
+    """A digest of every setting. The daemon reads its settings once, when it starts, and publishes
+    this beside its status; `status` compares it with its own, so that a person who changed the
+    config is told it is not in force yet, rather than shown a threshold the daemon does not use."""
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
 
 
 def default_config_file() -> Path:

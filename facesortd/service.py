@@ -27,7 +27,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.config import Settings
+from facesortd.config import Settings, fingerprint
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
@@ -444,6 +444,7 @@ class Service:
             "updated": time.time(),
             "queue": self.queue_length(),
             "model": self.sorter.model_name,
+            "settings": fingerprint(self.settings),
             "sorted_since_start": dict(self.counts),
             "problems": [self._learning_problem] if self._learning_problem else [],
         }

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from facesortd.config import Settings
+from facesortd.config import Settings, fingerprint
 from facesortd.durable import Refused, list_folder
 from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.learn.metrics import headline
@@ -50,10 +50,16 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
     except (OSError, ValueError, KeyError):
         return None
     age = time.time() - float(status.get("updated", 0))
+    if age >= FRESH_S and not _is_facesortd(pid):
+        return None  # a daemon that died long ago; its pid now names another program
+    if status.get("settings") not in (None, fingerprint(settings)):
+        problems.append(
+            f"the daemon (pid {pid}) runs with other settings than these (the config file or FACESORTD_* "
+            "variables changed since it started?): it reads them only when it starts, so restart it "
+            "(systemctl --user restart facesortd, or Ctrl-C and `facesortd run`)"
+        )
     if age < FRESH_S:
         return status
-    if not _is_facesortd(pid):
-        return None  # a daemon that died long ago; its pid now names another program
     state_dir = settings.state_dir
     problems.append(
         f"the daemon (pid {pid}) runs, but last wrote its status {age:.0f} s ago: "

@@ -257,3 +257,23 @@ def test_labels_without_a_usable_face_are_counted_apart(
     assert cli.main(["status"]) == 0
     text = capsys.readouterr().out
     assert "labels for training: 0; 1 without a usable face, not used" in text
+
+
+def test_status_says_when_the_daemon_runs_with_settings_changed_since(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon reads the config once; after an edit `status` showed the new threshold as the one
+    "in force" while the daemon sorted on with the old one."""
+    from facesortd.service import Service
+
+    service = Service(settings)  # this process stands in for the daemon: its pid is alive
+    service._publish_status()
+    service.journal.close()
+    assert cli.main(["status"]) == 0
+    assert "other settings" not in capsys.readouterr().out
+    monkeypatch.setenv("FACESORTD_RECOGNITION__THRESHOLD", "0.6")  # as if the config were edited
+    assert cli.main(["status", "--json"]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert (
+        "runs with other settings than these" in problem and "systemctl --user restart facesortd" in problem
+    )
