@@ -118,3 +118,12 @@ def test_help_names_each_options_default(command: str) -> None:
         and "default" not in (action.help or "")
     ]
     assert not silent, f"facesortd {command}: {silent}"
+
+
+def test_run_help_says_which_folders_it_watches_and_fills(capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --help` said "the inbox" and nothing of where it is."""
+    with pytest.raises(SystemExit):
+        PARSER.parse_args(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "~/Pictures/facesortd/inbox" in text and "~/Pictures/facesortd/library" in text
+    assert "`facesortd status` names them" in text

@@ -79,7 +79,9 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         "run",
         help="watch the inbox and sort files as they arrive (the daemon)",
         description="Run in the foreground, as systemd does: sort what is already in the inbox, then "
-        "every file saved there. SIGTERM or Ctrl-C stops it cleanly.",
+        "every file saved there, into the library (the config's inbox and library; by default "
+        "~/Pictures/facesortd/inbox and ~/Pictures/facesortd/library; `facesortd status` names them). "
+        "SIGTERM or Ctrl-C stops it cleanly.",
     )
     p.set_defaults(func=cmd_run)
 
@@ -88,7 +90,8 @@ def add_status(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "status",
         help="is the daemon running, what it sorted, what waits for you, last errors",
-        description="Daemon (uptime, queue), the model and threshold in force, files placed today and "
+        description="Daemon (uptime, queue), the model and threshold in force, the inbox and library "
+        "folders, files placed today and "
         "in total per folder, files you labelled (on the review page or by moving them), files waiting "
         "in each quarantine folder, what sits in the inbox and why, "
         "labels for training and the last errors.",
