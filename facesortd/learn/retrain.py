@@ -408,7 +408,15 @@ def retrain(
     seen = _seen_by(current)
     judged = np.array([i for i, lbl in enumerate(usable) if lbl.face.stem not in seen], dtype=np.int64)
     if len(judged) == 0:
-        return RetrainResult(None, False, [], used, waiting, "no label the model in force was not trained on")
+        return RetrainResult(
+            None,
+            False,
+            [],
+            used,
+            waiting,
+            "nothing new to learn: the model in force was trained on every label there is; label more "
+            "(`facesortd review`, or move files into <library>/<emotion>/)",
+        )
     spec = base.spec if base else FaceSpec()
     faces = np.stack([kept_face(lbl.face, spec) for lbl in usable])
     # The model in force is judged on faces framed its own way (it may predate a change of framing).
