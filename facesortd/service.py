@@ -132,7 +132,7 @@ class Service:
         share_cores(len(pipelines))
         if pipelines[0].model is not None:
             self.library.make_emotion_folders(pipelines[0].model.labels)
-        if _last_run_model(s) not in (None, _model_name(s)):  # changed while no daemon ran
+        if _last_run_model(s) != _model_name(s):  # changed while no daemon ran, or none ever ran here
             self._unsure_judged_by = None
         self.sorter.model_name = _model_name(s)
         watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
@@ -478,7 +478,8 @@ def _model_key(settings: Settings) -> tuple[str, int] | None:
 
 
 def _last_run_model(settings: Settings) -> str | None:
-    """The model this state folder's daemon used last, as its status file left it (None: unknown)."""
+    """The model this state folder's daemon used last, as its status file left it (None: no daemon
+    ran here yet, and the unsure files, if `sort` put any there, were judged by who knows which)."""
     try:
         return str(json.loads((settings.state_dir / STATUS_FILE).read_text(encoding="utf-8"))["model"])
     except (OSError, ValueError, KeyError, TypeError):

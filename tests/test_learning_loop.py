@@ -88,12 +88,19 @@ def test_a_model_put_in_force_beside_the_daemon_sorts_the_unsure(settings: Setti
         wait_until(lambda: _sorted(settings) >= 4)
 
 
-def test_a_model_put_in_force_while_no_daemon_ran_sorts_the_unsure_at_its_start(settings: Settings) -> None:
+@pytest.mark.parametrize("daemon_ran_before", [True, False])
+def test_a_model_put_in_force_while_no_daemon_ran_sorts_the_unsure_at_its_start(
+    settings: Settings, daemon_ran_before: bool
+) -> None:
+    """`facesortd retrain` with the daemon stopped; or `facesortd sort` and `retrain` before the
+    daemon ever ran here (no status file says which model it last used)."""
     from review_setup import install_model
 
     with running_daemon(settings, _in_force):
         _eight_unsure(settings)
-    install_model(settings)  # `facesortd retrain` with the daemon stopped
+    if not daemon_ran_before:
+        (settings.state_dir / "status.json").unlink()
+    install_model(settings)
     with running_daemon(settings, _in_force):
         wait_until(lambda: _sorted(settings) >= 4)
 
