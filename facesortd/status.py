@@ -20,7 +20,7 @@ from facesortd.config import Settings, fingerprint
 from facesortd.durable import Refused, list_folder
 from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.learn.metrics import headline
-from facesortd.learn.retrain import schedule
+from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
 from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
@@ -198,6 +198,7 @@ def gather(settings: Settings) -> dict[str, Any]:
                 "new_labels": max(0, state.fresh),
                 "after_labels": settings.learning.retrain_after_labels,
                 "due_by_time_at": state.due_at(settings.learning),
+                "held_back": journal.get_meta(RETRAIN_HELD_BACK) or None,
             }
             out["last_errors"] = [
                 {"at": at, "path": p, "message": message} for at, p, message in journal.last_errors()
@@ -302,6 +303,8 @@ def report(settings: Settings) -> str:
                 + (f" or at {time.strftime('%Y-%m-%d %H:%M', time.localtime(when))}" if when else "")
             )
         )
+        if retrain.get("held_back"):
+            lines.append(f"  the last one due could not train: {retrain['held_back']}")
     if errors := data.get("last_errors"):
         lines.append("last errors:")
         for e in errors:

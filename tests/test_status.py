@@ -277,3 +277,24 @@ def test_status_says_when_the_daemon_runs_with_settings_changed_since(
     assert (
         "runs with other settings than these" in problem and "systemctl --user restart facesortd" in problem
     )
+
+
+def test_status_says_why_a_due_retrain_did_not_train(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A retrain due but unable to train stays due: status said "due now" at every look, with no
+    word of why nothing happened."""
+    from facesortd.learn.retrain import retrain_if_due
+    from facesortd.learn.review import user_labels
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    face = settings.state_dir / "faces" / "0.png"
+    face.parent.mkdir(parents=True, exist_ok=True)
+    face.write_bytes(b"a kept face")
+    journal.add_label("h0", "happy", "human", (face, (0, 0, 9, 9)), "g0", face)
+    result = retrain_if_due(settings, journal, user_labels(journal), force=True)  # as the 24 h clock would
+    journal.close()
+    assert result is not None and result.path is None
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "  the last one due could not train: not enough labels to hold some out yet" in out

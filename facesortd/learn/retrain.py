@@ -528,6 +528,8 @@ LABELS_AT_RETRAIN = "labels_at_retrain"
 """Journal meta key: how many usable labels there were at the last retrain."""
 LABELS_WAITING_SINCE = "labels_waiting_since"
 """Journal meta key: when the first label after the last retrain came (0: none waits)."""
+RETRAIN_HELD_BACK = "retrain_held_back"
+"""Journal meta key: why the last retrain that fell due could not train ("": it could)."""
 
 
 @dataclass(frozen=True)
@@ -582,4 +584,7 @@ def retrain_if_due(
     if result.path is not None:
         journal.set_meta(LABELS_AT_RETRAIN, str(len(labels)))
         journal.set_meta(LABELS_WAITING_SINCE, "0")
+    # Due but unable to train (too few screenshots, say), it stays due: `status` says why, rather
+    # than "due now" at every look while nothing happens.
+    journal.set_meta(RETRAIN_HELD_BACK, "" if result.path is not None else result.reason)
     return result
