@@ -94,6 +94,9 @@ class Service:
         self._beat = time.monotonic()
         self.started = time.time()
         self._learning: threading.Thread | None = None
+        self._fingerprint = fingerprint(settings)
+        """Of the settings this daemon runs with, read once: `status` compares its own."""
+        self._reexamine_problem: str | None = None
         self._unsure_judged_by = _model_key(settings)
         """The model in force when the unsure files were last judged (see `_reexamine_unsure`); None:
         a model put in force while no daemon ran, which the first look makes up for."""
@@ -336,14 +339,23 @@ class Service:
         key = _model_key(self.settings)
         if key == self._unsure_judged_by:
             return
+        if self.settings.learning.reexamine_unsure:
+            unsure = self.settings.library / QUARANTINE_DIR / "unsure"
+            try:
+                files = (
+                    [p for p in unsure.iterdir() if wanted(p, self.settings.watch)] if unsure.is_dir() else []
+                )
+            except OSError as exc:  # tried again at each look, said once
+                problem = f"cannot look again at the files in {unsure}: {exc}"
+                if problem != self._reexamine_problem:
+                    logger.error(problem)
+                self._reexamine_problem = problem
+                return
+            self._reexamine_problem = None
+            logger.info("model in force changed: looking again at {} unsure file(s)", len(files))
+            for path in files:
+                self.enqueue(path)
         self._unsure_judged_by = key
-        if not self.settings.learning.reexamine_unsure:
-            return
-        unsure = self.settings.library / QUARANTINE_DIR / "unsure"
-        files = [p for p in unsure.iterdir() if wanted(p, self.settings.watch)] if unsure.is_dir() else []
-        logger.info("model in force changed: looking again at {} unsure file(s)", len(files))
-        for path in files:
-            self.enqueue(path)
 
     def _look_again(self, watcher: InboxWatcher) -> None:
         """Once a burst is sorted, look at the inbox once more: inotify drops events when its queue
@@ -444,7 +456,7 @@ class Service:
             "updated": time.time(),
             "queue": self.queue_length(),
             "model": self.sorter.model_name,
-            "settings": fingerprint(self.settings),
+            "settings": self._fingerprint,
             "sorted_since_start": dict(self.counts),
             "problems": [self._learning_problem] if self._learning_problem else [],
         }

@@ -371,3 +371,35 @@ def test_retrain_counts_new_labels_as_status_does(
     cli.main(["retrain"])
     out = capsys.readouterr().out
     assert "2 new label(s) since the last retrain (1 of them just recorded from files you moved)" in out
+
+
+def test_an_unsure_folder_it_cannot_list_is_said_once_and_looked_at_again_later(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from review_setup import install_model
+
+    unsure = settings.library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    (unsure / "a.png").write_bytes(b"png")
+    service = Service(settings)
+    install_model(settings)
+    real_iterdir = Path.iterdir
+
+    def refused(self: Path):  # type: ignore[no-untyped-def]
+        if self == unsure:
+            raise PermissionError(13, "Permission denied")
+        return real_iterdir(self)
+
+    errors: list[str] = []
+    sink = logger.add(errors.append, level="ERROR", format="{message}")
+    monkeypatch.setattr(Path, "iterdir", refused)
+    try:
+        service._reexamine_unsure()
+        service._reexamine_unsure()  # the next look: not said again
+        assert len(errors) == 1 and "cannot look again at the files in" in errors[0]
+        monkeypatch.setattr(Path, "iterdir", real_iterdir)
+        service._reexamine_unsure()  # fixed: the change of model is still acted on
+        assert service.queue_length() == 1
+    finally:
+        logger.remove(sink)
+        service.journal.close()
