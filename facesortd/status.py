@@ -228,9 +228,16 @@ def report(settings: Settings) -> str:
     lines = []
     daemon = data["daemon"]
     if daemon["running"]:
+        in_force = Path(data["model"]["path"]).name if data["model"]["path"] else "none"
         lines.append(
             f"daemon: running (pid {daemon['pid']}, up {_duration(daemon['uptime_s'])}), "
             f"queue {daemon['queue']}, model {daemon['model']}"
+            # Its workers load a new model at their next file: two names, one line apart, read as a fault.
+            + (
+                f" (takes up {in_force}, the model in force, at its next file)"
+                if daemon["model"] != in_force
+                else ""
+            )
         )
     else:
         lines.append(

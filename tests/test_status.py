@@ -259,7 +259,7 @@ def test_labels_without_a_usable_face_are_counted_apart(
     assert "labels for training: 0; 1 without a usable face, not used" in text
 
 
-def test_status_says_when_the_daemon_runs_with_settings_changed_since(
+def test_status_says_when_the_daemon_runs_with_another_model_or_settings(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The daemon reads the config once; after an edit `status` showed the new threshold as the one
@@ -267,10 +267,16 @@ def test_status_says_when_the_daemon_runs_with_settings_changed_since(
     from facesortd.service import Service
 
     service = Service(settings)  # this process stands in for the daemon: its pid is alive
+    service.sorter.model_name = "20260101-000000.fsm.npz"  # used until a retrain swapped the model
     service._publish_status()
     service.journal.close()
     assert cli.main(["status"]) == 0
-    assert "other settings" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "other settings" not in out
+    # Two model names a line apart read as a fault: the daemon takes up the new one at its next file.
+    assert (
+        "model 20260101-000000.fsm.npz (takes up default_emotion.fsm.npz, the model in force, at its" in out
+    )
     monkeypatch.setenv("FACESORTD_RECOGNITION__THRESHOLD", "0.6")  # as if the config were edited
     assert cli.main(["status", "--json"]) == 0
     [problem] = json.loads(capsys.readouterr().out)["problems"]
