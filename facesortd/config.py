@@ -8,6 +8,7 @@ file (``--config``, else ``$XDG_CONFIG_HOME/facesortd/config.toml``), then the d
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from collections.abc import Iterable
@@ -242,7 +243,9 @@ class LearningSettings(_Section):
         "looser, since your labels are meant to pull the model towards your screenshots.",
     )
     reexamine_unsure: bool = Field(
-        True, description="After a retrain, sort the unsure files the new model is sure of."
+        True,
+        description="When the model in force changes (a retrain, `model use`, `model rollback`), the "
+        "daemon sorts the unsure files the new model is sure of.",
     )
     review_scan_s: float = Field(
         30.0, gt=0.0, description="How often (seconds) the daemon looks for files you moved in the library."
@@ -346,6 +349,13 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
                 "folder inside the library (such as _quarantine/unsure) to sort its files again"
             )
     return None
+
+
+def fingerprint(settings: Settings) -> str:
+    """A digest of every setting. The daemon reads its settings once, when it starts, and publishes
+    this beside its status; `status` compares it with its own, so that a person who changed the
+    config is told it is not in force yet, rather than shown a threshold the daemon does not use."""
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
 
 
 def default_config_file() -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.config import Settings, not_a_folder
+from facesortd.config import Settings, fingerprint, not_a_folder
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
@@ -96,6 +96,12 @@ class Service:
         self._beat = time.monotonic()
         self.started = time.time()
         self._learning: threading.Thread | None = None
+        self._fingerprint = fingerprint(settings)
+        """Of the settings this daemon runs with, read once: `status` compares its own."""
+        self._reexamine_problem: str | None = None
+        self._unsure_judged_by = _model_key(settings)
+        """The model in force when the unsure files were last judged (see `_reexamine_unsure`); None:
+        a model put in force while no daemon ran, which the first look makes up for."""
 
     # -- queue -------------------------------------------------------------------------------
     def enqueue(self, path: Path) -> None:
@@ -131,6 +137,8 @@ class Service:
         share_cores(len(pipelines))
         if pipelines[0].model is not None:
             self.library.make_emotion_folders(pipelines[0].model.labels)
+        if _last_run_model(s) != _model_name(s):  # changed while no daemon ran, or none ever ran here
+            self._unsure_judged_by = None
         self.sorter.model_name = _model_name(s)
         watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
         watcher.start()
@@ -338,12 +346,35 @@ class Service:
             return
         if result is not None:
             self._learning_problem = None
-        if result and result.adopted and self.settings.learning.reexamine_unsure:
+        self._reexamine_unsure()
+
+    def _reexamine_unsure(self) -> None:
+        """Once the model in force has changed, look again at the files in ``_quarantine/unsure/``
+        (``learning.reexamine_unsure``): the old model judged them. Whoever changed it counts: this
+        daemon's retrain, `facesortd retrain` or the review page's "retrain now" beside it, `model
+        use`, `rollback`, with this daemon running or not; only the first did this before, so a retrain
+        the README tells a person to run left every unsure file where it was. Files a person put
+        there stay (the sorter's rule)."""
+        key = _model_key(self.settings)
+        if key == self._unsure_judged_by:
+            return
+        if self.settings.learning.reexamine_unsure:
             unsure = self.settings.library / QUARANTINE_DIR / "unsure"
-            files = [p for p in unsure.iterdir() if wanted(p, self.settings.watch)] if unsure.is_dir() else []
-            logger.info("new model adopted: looking again at {} unsure file(s)", len(files))
+            try:
+                files = (
+                    [p for p in unsure.iterdir() if wanted(p, self.settings.watch)] if unsure.is_dir() else []
+                )
+            except OSError as exc:  # tried again at each look, said once
+                problem = f"cannot look again at the files in {unsure}: {exc}"
+                if problem != self._reexamine_problem:
+                    logger.error(problem)
+                self._reexamine_problem = problem
+                return
+            self._reexamine_problem = None
+            logger.info("model in force changed: looking again at {} unsure file(s)", len(files))
             for path in files:
                 self.enqueue(path)
+        self._unsure_judged_by = key
 
     def _look_again(self, watcher: InboxWatcher) -> None:
         """Once a burst is sorted, look at the inbox once more: inotify drops events when its queue
@@ -444,6 +475,7 @@ class Service:
             "updated": time.time(),
             "queue": self.queue_length(),
             "model": self.sorter.model_name,
+            "settings": self._fingerprint,
             "sorted_since_start": dict(self.counts),
             "problems": [p for p in (self._inbox_problem, self._learning_problem) if p],
         }
@@ -473,6 +505,15 @@ def _model_key(settings: Settings) -> tuple[str, int] | None:
     try:
         return (str(path), path.stat().st_mtime_ns) if path else None
     except OSError:
+        return None
+
+
+def _last_run_model(settings: Settings) -> str | None:
+    """The model this state folder's daemon used last, as its status file left it (None: no daemon
+    ran here yet, and the unsure files, if `sort` put any there, were judged by who knows which)."""
+    try:
+        return str(json.loads((settings.state_dir / STATUS_FILE).read_text(encoding="utf-8"))["model"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from facesortd.config import Settings
+from facesortd.config import Settings, fingerprint
 from facesortd.durable import Refused, list_folder
 from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.learn.metrics import headline
-from facesortd.learn.retrain import schedule
+from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
 from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
@@ -50,10 +50,16 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
     except (OSError, ValueError, KeyError):
         return None
     age = time.time() - float(status.get("updated", 0))
+    if age >= FRESH_S and not _is_facesortd(pid):
+        return None  # a daemon that died long ago; its pid now names another program
+    if status.get("settings") not in (None, fingerprint(settings)):
+        problems.append(
+            f"the daemon (pid {pid}) runs with other settings than these (the config file or FACESORTD_* "
+            "variables changed since it started?): it reads them only when it starts, so restart it "
+            "(systemctl --user restart facesortd, or Ctrl-C and `facesortd run`)"
+        )
     if age < FRESH_S:
         return status
-    if not _is_facesortd(pid):
-        return None  # a daemon that died long ago; its pid now names another program
     state_dir = settings.state_dir
     problems.append(
         f"the daemon (pid {pid}) runs, but last wrote its status {age:.0f} s ago: "
@@ -192,6 +198,7 @@ def gather(settings: Settings) -> dict[str, Any]:
                 "new_labels": max(0, state.fresh),
                 "after_labels": settings.learning.retrain_after_labels,
                 "due_by_time_at": state.due_at(settings.learning),
+                "held_back": journal.get_meta(RETRAIN_HELD_BACK) or None,
             }
             out["last_errors"] = [
                 {"at": at, "path": p, "message": message} for at, p, message in journal.last_errors()
@@ -221,9 +228,16 @@ def report(settings: Settings) -> str:
     lines = []
     daemon = data["daemon"]
     if daemon["running"]:
+        in_force = Path(data["model"]["path"]).name if data["model"]["path"] else "none"
         lines.append(
             f"daemon: running (pid {daemon['pid']}, up {_duration(daemon['uptime_s'])}), "
             f"queue {daemon['queue']}, model {daemon['model']}"
+            # Its workers load a new model at their next file: two names, one line apart, read as a fault.
+            + (
+                f" (takes up {in_force}, the model in force, at its next file)"
+                if daemon["model"] != in_force
+                else ""
+            )
         )
     else:
         lines.append(
@@ -245,6 +259,8 @@ def report(settings: Settings) -> str:
             "  (`facesortd model` lists every version; `facesortd model rollback` goes back one, "
             "`facesortd model use default` to the shipped model)"
         )
+    # Where to drop files and where to look: a daemon started by systemd says it nowhere else.
+    lines.append(f"inbox: {settings.inbox}\nlibrary: {settings.library}")
     if not data["total"]:
         lines.append("nothing sorted yet")
     else:
@@ -256,6 +272,10 @@ def report(settings: Settings) -> str:
     waiting = data["waiting_for_review"]
     if waiting:
         lines.append(_counts_line("waiting for your review", waiting))
+        lines.append(
+            "  (label them on the review page, `facesortd review`, or move each into "
+            "<library>/<emotion>/ with a file manager)"
+        )
     inbox = data["inbox"]
     if inbox["count"]:
         lines.append(f"in the inbox: {inbox['count']}")
@@ -290,6 +310,8 @@ def report(settings: Settings) -> str:
                 + (f" or at {time.strftime('%Y-%m-%d %H:%M', time.localtime(when))}" if when else "")
             )
         )
+        if retrain.get("held_back"):
+            lines.append(f"  the last one due could not train: {retrain['held_back']}")
     if errors := data.get("last_errors"):
         lines.append("last errors:")
         for e in errors:

@@ -508,6 +508,25 @@ def test_install_service_under_a_file_names_the_file(
     )
 
 
+def test_the_unit_runs_the_facesortd_it_was_installed_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: `<venv>/bin/facesortd install-service` writes a unit that runs that very command,
+    not another `facesortd` that happens to come first on PATH (the shared one did, in the walk)."""
+    venv_bin, other_bin = tmp_path / "venv" / "bin", tmp_path / "other" / "bin"
+    for folder in (venv_bin, other_bin):
+        folder.mkdir(parents=True)
+        (folder / "facesortd").write_text("#!/bin/sh\n")
+        (folder / "facesortd").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    monkeypatch.setenv("PATH", str(other_bin))
+    assert cli.main(["install-service", "--print"]) == 0
+    assert f"ExecStart={venv_bin / 'facesortd'} run\n" in capsys.readouterr().out
+    (venv_bin / "facesortd").unlink()  # run as `python -m facesortd` from an environment without the script
+    assert cli.main(["install-service", "--print"]) == 0
+    assert f"ExecStart={venv_bin / 'python'} -m facesortd run\n" in capsys.readouterr().out
+
+
 def test_status_without_a_daemon_and_undo_time_parsing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from loguru import logger
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
-from waiting import wait_until
+from waiting import running_daemon, wait_until
 
 from facesortd import model_store, status
 from facesortd.config import Settings, load_settings
@@ -74,6 +74,52 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
     assert len(review.user_labels(journal)) == 32
     assert {s for _h, _l, s, _f, _g, _t in journal.labels()} == {"human"}
     journal.close()
+
+
+def test_a_model_put_in_force_beside_the_daemon_sorts_the_unsure(settings: Settings) -> None:
+    """`facesortd retrain`, the review page's "retrain now" and `model use` adopt a model in another
+    process; the daemon must look again at the unsure files as after its own retrain (the new
+    user's walk: a retrain adopted that was sure of 16 of 25 unsure files, which all stayed)."""
+    from review_setup import install_model
+
+    with running_daemon(settings, _in_force):
+        _eight_unsure(settings)
+        install_model(settings)  # as `facesortd retrain` does it beside the daemon
+        wait_until(lambda: _sorted(settings) >= 4)
+
+
+@pytest.mark.parametrize("daemon_ran_before", [True, False])
+def test_a_model_put_in_force_while_no_daemon_ran_sorts_the_unsure_at_its_start(
+    settings: Settings, daemon_ran_before: bool
+) -> None:
+    """`facesortd retrain` with the daemon stopped; or `facesortd sort` and `retrain` before the
+    daemon ever ran here (no status file says which model it last used)."""
+    from review_setup import install_model
+
+    with running_daemon(settings, _in_force):
+        _eight_unsure(settings)
+    if not daemon_ran_before:
+        (settings.state_dir / "status.json").unlink()
+    install_model(settings)
+    with running_daemon(settings, _in_force):
+        wait_until(lambda: _sorted(settings) >= 4)
+
+
+def _in_force(s: Settings) -> Pipeline:
+    return Pipeline(BrightBlobDetector(), model_store.load_model_in_force(s), s.recognition, s.images)  # type: ignore[arg-type]
+
+
+def _eight_unsure(settings: Settings) -> None:
+    """Eight drawn screenshots dropped into the inbox of a daemon with no model: all unsure."""
+    rng = np.random.default_rng(5)
+    for i in range(8):
+        assert cv2.imwrite(str(settings.inbox / f"{i}.png"), draw_screenshot(EMOTIONS[i % 4], rng)[0])
+    unsure = settings.library / "_quarantine" / "unsure"
+    wait_until(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 8)
+
+
+def _sorted(settings: Settings) -> int:
+    return sum(1 for e in EMOTIONS for _ in (settings.library / e).glob("*.png"))
 
 
 def test_moving_a_sorted_file_to_another_emotion_is_a_correction(settings: Settings) -> None:
@@ -300,3 +346,60 @@ def test_reviewing_15_files_never_makes_the_model_in_force_sort_fewer(
     assert result is not None and "files placed lately that nobody labelled (15 faces)" in result.describe()
     after = _sorted_right(settings, shots)
     assert after[0] >= before[0] and after[1] >= before[1], (before, after, result.describe())
+
+
+def test_retrain_counts_new_labels_as_status_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status` said "next retrain: 5 new label(s)" and `facesortd retrain` then "5 new label(s)"
+    for another five (those just found moved), though ten were new: both count alike now."""
+    from review_setup import install_model, quarantine, review_settings
+
+    from facesortd import cli
+    from facesortd.journal import Journal
+
+    settings = review_settings(tmp_path, monkeypatch)
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    for name, emotion in (("a.png", "happy"), ("b.png", "sad")):
+        (settings.library / emotion).mkdir(exist_ok=True)
+        files[name].rename(settings.library / emotion / name)
+        if name == "a.png":  # the daemon's look records the first before the person runs retrain
+            journal = Journal.for_state_dir(settings.state_dir)
+            assert review.Reviewer(settings, journal).scan() == 1
+            journal.close()
+    cli.main(["retrain"])
+    out = capsys.readouterr().out
+    assert "2 new label(s) since the last retrain (1 of them just recorded from files you moved)" in out
+
+
+def test_an_unsure_folder_it_cannot_list_is_said_once_and_looked_at_again_later(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from review_setup import install_model
+
+    unsure = settings.library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    (unsure / "a.png").write_bytes(b"png")
+    service = Service(settings)
+    install_model(settings)
+    real_iterdir = Path.iterdir
+
+    def refused(self: Path):  # type: ignore[no-untyped-def]
+        if self == unsure:
+            raise PermissionError(13, "Permission denied")
+        return real_iterdir(self)
+
+    errors: list[str] = []
+    sink = logger.add(errors.append, level="ERROR", format="{message}")
+    monkeypatch.setattr(Path, "iterdir", refused)
+    try:
+        service._reexamine_unsure()
+        service._reexamine_unsure()  # the next look: not said again
+        assert len(errors) == 1 and "cannot look again at the files in" in errors[0]
+        monkeypatch.setattr(Path, "iterdir", real_iterdir)
+        service._reexamine_unsure()  # fixed: the change of model is still acted on
+        assert service.queue_length() == 1
+    finally:
+        logger.remove(sink)
+        service.journal.close()

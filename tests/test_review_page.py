@@ -290,3 +290,32 @@ def test_review_command_prints_the_url_first_and_refuses_a_taken_port(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_review_says_how_to_open_the_page_where_no_browser_opens(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a server or over ssh no browser opens, and the page listens on 127.0.0.1 only: the walk
+    got the URL and nothing else."""
+    import webbrowser
+
+    from facesortd.review_page.server import ReviewServer
+
+    def stop_at_once(self: ReviewServer) -> None:
+        raise KeyboardInterrupt
+
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: bool(opened.append(url)))  # none found
+    monkeypatch.setattr(ReviewServer, "serve_forever", stop_at_once)
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert cli.main(["review", "--port", "0"]) == 0
+    captured = capsys.readouterr()
+    port = captured.out.split(":")[2].split("/")[0]
+    assert "no browser to open here" in captured.err and f"ssh -L {port}:127.0.0.1:{port}" in captured.err
+    assert len(opened) == 1
+    # Without a display `webbrowser` would run lynx or w3m in this terminal and wait for it, before
+    # serving a page they cannot run: not tried at all.
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["review", "--port", "0"]) == 0
+    assert len(opened) == 1 and "no browser to open here" in capsys.readouterr().err

@@ -58,6 +58,9 @@ def test_counts_add_up_to_the_files_placed(settings: Settings, capsys: pytest.Ca
     assert cli.main(["status"]) == 0
     text = capsys.readouterr().out
     assert "in total: 4 file(s): _quarantine/no-face 1, _quarantine/unsure 2, happy 1" in text
+    # A new user's walk: where to drop files, where to look, and how to review what waits.
+    assert f"inbox: {settings.inbox}\nlibrary: {settings.library}\n" in text
+    assert "waiting for your review: 3 file(s)" in text and "`facesortd review`" in text
     assert "waiting for your review: 3 file(s)" in text and "threshold in force: 0.72" in text
 
 
@@ -254,3 +257,50 @@ def test_labels_without_a_usable_face_are_counted_apart(
     assert cli.main(["status"]) == 0
     text = capsys.readouterr().out
     assert "labels for training: 0; 1 without a usable face, not used" in text
+
+
+def test_status_says_when_the_daemon_runs_with_another_model_or_settings(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon reads the config once; after an edit `status` showed the new threshold as the one
+    "in force" while the daemon sorted on with the old one."""
+    from facesortd.service import Service
+
+    service = Service(settings)  # this process stands in for the daemon: its pid is alive
+    service.sorter.model_name = "20260101-000000.fsm.npz"  # used until a retrain swapped the model
+    service._publish_status()
+    service.journal.close()
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "other settings" not in out
+    # Two model names a line apart read as a fault: the daemon takes up the new one at its next file.
+    assert (
+        "model 20260101-000000.fsm.npz (takes up default_emotion.fsm.npz, the model in force, at its" in out
+    )
+    monkeypatch.setenv("FACESORTD_RECOGNITION__THRESHOLD", "0.6")  # as if the config were edited
+    assert cli.main(["status", "--json"]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert (
+        "runs with other settings than these" in problem and "systemctl --user restart facesortd" in problem
+    )
+
+
+def test_status_says_why_a_due_retrain_did_not_train(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A retrain due but unable to train stays due: status said "due now" at every look, with no
+    word of why nothing happened."""
+    from facesortd.learn.retrain import retrain_if_due
+    from facesortd.learn.review import user_labels
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    face = settings.state_dir / "faces" / "0.png"
+    face.parent.mkdir(parents=True, exist_ok=True)
+    face.write_bytes(b"a kept face")
+    journal.add_label("h0", "happy", "human", (face, (0, 0, 9, 9)), "g0", face)
+    result = retrain_if_due(settings, journal, user_labels(journal), force=True)  # as the 24 h clock would
+    journal.close()
+    assert result is not None and result.path is None
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "  the last one due could not train: not enough labels to hold some out yet" in out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -39,10 +38,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def own_command() -> str:
+    """The command that starts this very facesortd, for the unit: the script installed beside the
+    interpreter running now (a virtual environment's or pipx's ``bin/``). A `facesortd` found on
+    PATH may be another installation (or none: a virtual environment is rarely on systemd's PATH),
+    and the unit must run the one the user installed it with."""
+    script = Path(sys.executable).parent / "facesortd"
+    return str(script) if script.is_file() else f"{sys.executable} -m facesortd"
+
+
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
-    exe = shutil.which("facesortd") or f"{sys.executable} -m facesortd"
-    text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8").replace("{exec_start}", exe)
+    text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8").replace("{exec_start}", own_command())
     if args.print:
         print(text, end="")
         return 0
@@ -88,7 +95,9 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         "run",
         help="watch the inbox and sort files as they arrive (the daemon)",
         description="Run in the foreground, as systemd does: sort what is already in the inbox, then "
-        "every file saved there. SIGTERM or Ctrl-C stops it cleanly.",
+        "every file saved there, into the library (the config's inbox and library; by default "
+        "~/Pictures/facesortd/inbox and ~/Pictures/facesortd/library; `facesortd status` names them). "
+        "SIGTERM or Ctrl-C stops it cleanly.",
     )
     p.set_defaults(func=cmd_run)
 
@@ -97,7 +106,8 @@ def add_status(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "status",
         help="is the daemon running, what it sorted, what waits for you, last errors",
-        description="Daemon (uptime, queue), the model and threshold in force, files placed today and "
+        description="Daemon (uptime, queue), the model and threshold in force, the inbox and library "
+        "folders, files placed today and "
         "in total per folder, files you labelled (on the review page or by moving them), files waiting "
         "in each quarantine folder, what sits in the inbox and why, "
         "labels for training and the last errors.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from loguru import logger
 
@@ -34,10 +35,23 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_review(args: argparse.Namespace) -> int:
-    """Label the quarantine on a local web page: one key per file, the model's guesses on screen."""
+def open_in_browser(url: str) -> bool:
+    """Open ``url`` in the person's graphical browser; False if there is none to open.
+
+    Without a display, Python's ``webbrowser`` falls back to a console browser (lynx, w3m, links)
+    and waits in this terminal until it is quit, before the page is even served; and the page needs
+    JavaScript, which those do not run. So without a display only a browser the person named in
+    ``BROWSER`` is tried.
+    """
     import webbrowser
 
+    if not any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")):
+        return False
+    return webbrowser.open(url)
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """Label the quarantine on a local web page: one key per file, the model's guesses on screen."""
     from facesortd.review_page.server import CannotListen, ReviewServer
 
     try:
@@ -47,10 +61,17 @@ def cmd_review(args: argparse.Namespace) -> int:
             f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}): pass another --port, "
             "or --port 0 for any free one"
         ) from exc
+    port = server.server_address[1]
     print(server.url, flush=True)
-    logger.info("review page on 127.0.0.1:{}; Ctrl-C stops it", server.server_address[1])
-    if not args.no_browser:
-        webbrowser.open(server.url)
+    logger.info("review page on 127.0.0.1:{}; Ctrl-C stops it", port)
+    if not args.no_browser and not open_in_browser(server.url):
+        # A server or an ssh session has no browser; the page listens on this machine only.
+        logger.warning(
+            "no browser to open here: open the URL above in one; from another machine, forward "
+            "the port first (ssh -L {}:127.0.0.1:{} THIS-MACHINE) and open the URL there",
+            port,
+            port,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -227,15 +227,21 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Record the labels you gave by moving files, then retrain now (adopted only if not worse)."""
-    from facesortd.learn.retrain import retrain_if_due
+    from facesortd.learn.retrain import retrain_if_due, schedule
     from facesortd.learn.review import Reviewer, user_labels
 
     settings = settings_for(args)
     journal = Journal.for_state_dir(settings.state_dir)
     try:
-        new = Reviewer(settings, journal).scan()
+        recorded = Reviewer(settings, journal).scan()
         labels = user_labels(journal)
-        print(f"{new} new label(s); {len(labels)} usable label(s) in all")
+        # Counted as `status` counts them ("next retrain: N new label(s)"): the files just found
+        # moved are only some of them, and printed alone they read as the whole.
+        fresh = max(0, schedule(journal, len(labels)).fresh)
+        print(
+            f"{fresh} new label(s) since the last retrain ({recorded} of them just recorded from files "
+            f"you moved); {len(labels)} usable label(s) in all"
+        )
         with retrain_lock(settings.state_dir, lambda: print("the daemon is retraining now: waiting for it")):
             result = retrain_if_due(settings, journal, labels, force=True)
     finally:
@@ -296,7 +302,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         f"{LoopSettings().steps_per_epoch} batches (default %(default)s)",
     )
     p.add_argument(
-        "--face-size", type=int_at_least(16), default=FaceSpec().size, help="normalised face side in pixels"
+        "--face-size",
+        type=int_at_least(16),
+        default=FaceSpec().size,
+        help="normalised face side in pixels (default %(default)s)",
     )
     p.add_argument(
         "--margin",
@@ -318,7 +327,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "in the walk-through; README)",
     )
     p.add_argument(
-        "--folds", type=int_at_least(2), default=5, help="cross-validation folds for the held-out figures"
+        "--folds",
+        type=int_at_least(2),
+        default=5,
+        help="cross-validation folds for the held-out figures (default %(default)s)",
     )
     p.add_argument(
         "--report",
@@ -366,7 +378,7 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
 def add_model(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "model",
-        help="list the emotion models (history) or roll back",
+        help="list the emotion models (history), roll back, or put one in force",
         description="List your emotion models, oldest first, with their training counts and held-out "
         "figures; * marks the one in force. `model rollback` puts back the model in force before "
         "this one (step by step down to the shipped model); `model use default|FILE` puts the "

@@ -112,6 +112,24 @@ class UserLabel:
         return learning.user_weight * (learning.correction_weight if self.source == "correction" else 1.0)
 
 
+def validation_groups(labels: Sequence[UserLabel]) -> list[str]:
+    """What a retrain's cross-validation never splits, per label: the source its file's name names
+    (``aletta12.png`` -> ``aletta``), so that near-identical shots of one character never sit on both
+    sides of a fold.
+
+    Names a screenshot tool gives (``mpv-shot0001.png``, ``Screenshot_20261201_101500.png``,
+    ``image (3).png``) name no source, and put all of a person's labels into one group: a retrain
+    could then hold none out and refused for ever ("not enough labels to hold some out yet", with
+    22 labels in the new user's walk), or beside a few other names it would judge on the many what
+    it learnt from the few. So a group that holds more than half of the labels is taken for such a
+    name and its labels count one by one. Where those files are near-duplicates that flatters the
+    figures a little; refusing every retrain was worse.
+    """
+    sizes = Counter(lbl.group for lbl in labels)
+    crowded = {group for group, n in sizes.items() if n > len(labels) / 2}
+    return [f"{lbl.group}/{lbl.face.stem}" if lbl.group in crowded else lbl.group for lbl in labels]
+
+
 DOUBT_Z = 1.2816
 """One-sided 90 %: a new model fails the share-right check only when it is right less often than
 asked with 90 % confidence, so bad luck on a handful of labels does not fail it."""
@@ -375,13 +393,30 @@ def retrain(
     waiting = {k: minimum - n for k, n in counts.items() if k not in known and n < minimum}
     usable = [lbl for lbl in labels if lbl.label not in waiting]
     used = dict(Counter(lbl.label for lbl in usable))
-    groups = {lbl.group for lbl in usable}
-    if len(groups) < 2 or (base is None and len(used) < 2):
-        return RetrainResult(None, False, [], used, waiting, "not enough labels to hold some out yet")
+    groups = validation_groups(usable)
+    if len(set(groups)) < 2 or (base is None and len(used) < 2):
+        need = "two screenshots" + (" and two emotions" if base is None else "")
+        return RetrainResult(
+            None,
+            False,
+            [],
+            used,
+            waiting,
+            f"not enough labels to hold some out yet: it needs labels of at least {need}; label more "
+            "(`facesortd review`, or move files into <library>/<emotion>/)",
+        )
     seen = _seen_by(current)
     judged = np.array([i for i, lbl in enumerate(usable) if lbl.face.stem not in seen], dtype=np.int64)
     if len(judged) == 0:
-        return RetrainResult(None, False, [], used, waiting, "no label the model in force was not trained on")
+        return RetrainResult(
+            None,
+            False,
+            [],
+            used,
+            waiting,
+            "nothing new to learn: the model in force was trained on every label there is; label more "
+            "(`facesortd review`, or move files into <library>/<emotion>/)",
+        )
     spec = base.spec if base else FaceSpec()
     faces = np.stack([kept_face(lbl.face, spec) for lbl in usable])
     # The model in force is judged on faces framed its own way (it may predate a change of framing).
@@ -406,7 +441,7 @@ def retrain(
         lambda idx: fit(idx) if base is not None or len({names[i] for i in idx}) >= 2 else None,
         faces,
         names,
-        [lbl.group for lbl in usable],
+        groups,
         all_names,
     )
     temperature = fit_temperature(cand_logits, truth)
@@ -493,6 +528,8 @@ LABELS_AT_RETRAIN = "labels_at_retrain"
 """Journal meta key: how many usable labels there were at the last retrain."""
 LABELS_WAITING_SINCE = "labels_waiting_since"
 """Journal meta key: when the first label after the last retrain came (0: none waits)."""
+RETRAIN_HELD_BACK = "retrain_held_back"
+"""Journal meta key: why the last retrain that fell due could not train ("": it could)."""
 
 
 @dataclass(frozen=True)
@@ -547,4 +584,7 @@ def retrain_if_due(
     if result.path is not None:
         journal.set_meta(LABELS_AT_RETRAIN, str(len(labels)))
         journal.set_meta(LABELS_WAITING_SINCE, "0")
+    # Due but unable to train (too few screenshots, say), it stays due: `status` says why, rather
+    # than "due now" at every look while nothing happens.
+    journal.set_meta(RETRAIN_HELD_BACK, "" if result.path is not None else result.reason)
     return result
