@@ -56,11 +56,15 @@ def test_downscaled_detection_maps_boxes_back_and_verifier_rescores(monkeypatch:
     cascade = _Cascade()
     monkeypatch.setattr(detect, "load_cascade", lambda _p: cascade)
     monkeypatch.setattr(detect, "_load_verifier", lambda _p: _Verifier())
-    settings = DetectionSettings(max_side=640, verifier=Path("v.npz"), close_ups=False, cut_faces=False, lone_window_score=1.0)
+    settings = DetectionSettings(
+        max_side=640, verifier=Path("v.npz"), close_ups=False, cut_faces=False, lone_window_score=1.0
+    )
     faces = FaceDetector(settings, [Path("c.xml")]).detect(np.zeros((1080, 1920), np.uint8))
     assert cascade.seen == (360, 640)
     assert faces == [Face((30, 30, 150, 150), 0.95)]  # x3 back to full size; the 0.1 box is dropped
-    plain = FaceDetector(DetectionSettings(verify=False, min_score=0.0, close_ups=False, cut_faces=False), [Path("c.xml")])
+    plain = FaceDetector(
+        DetectionSettings(verify=False, min_score=0.0, close_ups=False, cut_faces=False), [Path("c.xml")]
+    )
     assert [round(f.score, 2) for f in plain.detect(np.zeros((1080, 1920), np.uint8))] == [0.82, 0.55]
 
 
@@ -70,14 +74,18 @@ def test_smallest_face_searched_grows_with_the_picture(monkeypatch: pytest.Monke
     cascade = _Cascade()
     monkeypatch.setattr(detect, "load_cascade", lambda _p: cascade)
     big = np.zeros((1080, 1920), np.uint8)
-    FaceDetector(DetectionSettings(verify=False, close_ups=False, cut_faces=False), [Path("c.xml")]).detect(big)
+    FaceDetector(DetectionSettings(verify=False, close_ups=False, cut_faces=False), [Path("c.xml")]).detect(
+        big
+    )
     assert cascade.min_size == (29, 29)  # 0.08 * 1080 = 86 px, shrunk x1/3 for the scan
     FaceDetector(
         DetectionSettings(verify=False, close_ups=False, cut_faces=False, min_size_share=0.0), [Path("c.xml")]
     ).detect(big)
     assert cascade.min_size == (10, 10)  # min_size 30 px, shrunk x1/3
     small = np.zeros((300, 400), np.uint8)
-    FaceDetector(DetectionSettings(verify=False, close_ups=False, cut_faces=False), [Path("c.xml")]).detect(small)
+    FaceDetector(DetectionSettings(verify=False, close_ups=False, cut_faces=False), [Path("c.xml")]).detect(
+        small
+    )
     assert cascade.min_size == (30, 30)  # 8 % of 300 is 24 px: min_size 30 is the larger
 
 
