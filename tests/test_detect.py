@@ -45,6 +45,39 @@ class _Cascade:
         return np.array([[10, 10, 50, 50], [200, 100, 40, 40]]), np.array([20, 20]), np.array([1.5, 0.2])
 
 
+class _CutFaceCascade:
+    """Nothing in the full-size pass; in the cut-face pass's copy (a 1080p image: 640 px wide for
+    detection, halved to 180 px high, 22 px of border) a face reaching past the left edge and
+    one well inside the picture."""
+
+    CUT_COPY = (180 + 2 * 22, 320 + 2 * 22)
+
+    def __init__(self) -> None:
+        self.scans: list[tuple[tuple[int, ...], object]] = []
+
+    def detectMultiScale3(self, img: np.ndarray, **kw: object):
+        self.scans.append((img.shape, kw["minSize"]))
+        if img.shape == self.CUT_COPY:
+            return np.array([[2, 40, 40, 40], [100, 40, 40, 40]]), np.array([20, 20]), np.array([3.0, 3.0])
+        return np.zeros((0, 4), int), np.zeros(0, int), np.zeros(0)
+
+
+def test_the_cut_face_pass_keeps_only_faces_past_the_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full-size pass's grid cannot reach past the frame, the cut-face pass's bordered copy
+    can; what it finds inside the picture is the full-size pass's to find (a false face there
+    would be the pass's alone), so only the box running off the frame is kept, clipped."""
+    cascade = _CutFaceCascade()
+    monkeypatch.setattr(detect, "load_cascade", lambda _p: cascade)
+    settings = DetectionSettings(verify=False, min_score=0.0, close_ups=False)
+    faces = FaceDetector(settings, [Path("c.xml")]).detect(np.zeros((1080, 1920), np.uint8))
+    assert (cascade.CUT_COPY, (27, 27)) in cascade.scans  # faces from 15 % of the shorter side
+    assert [f.box for f in faces] == [(0, 108, 120, 240)]  # x6 back: (-120, 108, 240, 240), clipped
+    cascade.scans.clear()
+    off = FaceDetector(settings.model_copy(update={"cut_faces": False}), [Path("c.xml")])
+    assert off.detect(np.zeros((1080, 1920), np.uint8)) == []
+    assert [shape for shape, _ in cascade.scans] == [(360, 640)]
+
+
 class _Verifier:
     def score(self, gray: np.ndarray, boxes: list, shrunk: tuple[np.ndarray, float]) -> np.ndarray:
         assert gray.shape == (1080, 1920)  # the verifier looks at the original pixels
