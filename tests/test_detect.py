@@ -53,10 +53,10 @@ class _CutFaceCascade:
     CUT_COPY = (180 + 2 * 22, 320 + 2 * 22)
 
     def __init__(self) -> None:
-        self.scans: list[tuple[tuple[int, ...], object]] = []
+        self.scans: list[tuple[tuple[int, ...], object, object]] = []
 
     def detectMultiScale3(self, img: np.ndarray, **kw: object):
-        self.scans.append((img.shape, kw["minSize"]))
+        self.scans.append((img.shape, kw["minSize"], kw["scaleFactor"]))
         if img.shape == self.CUT_COPY:
             return np.array([[2, 40, 40, 40], [100, 40, 40, 40]]), np.array([20, 20]), np.array([3.0, 3.0])
         return np.zeros((0, 4), int), np.zeros(0, int), np.zeros(0)
@@ -70,12 +70,12 @@ def test_the_cut_face_pass_keeps_only_faces_past_the_frame(monkeypatch: pytest.M
     monkeypatch.setattr(detect, "load_cascade", lambda _p: cascade)
     settings = DetectionSettings(verify=False, min_score=0.0, close_ups=False)
     faces = FaceDetector(settings, [Path("c.xml")]).detect(np.zeros((1080, 1920), np.uint8))
-    assert (cascade.CUT_COPY, (27, 27)) in cascade.scans  # faces from 15 % of the shorter side
+    assert (cascade.CUT_COPY, (27, 27), 1.2) in cascade.scans  # from 15 % of the shorter side, steps of 1.2
     assert [f.box for f in faces] == [(0, 108, 120, 240)]  # x6 back: (-120, 108, 240, 240), clipped
     cascade.scans.clear()
     off = FaceDetector(settings.model_copy(update={"cut_faces": False}), [Path("c.xml")])
     assert off.detect(np.zeros((1080, 1920), np.uint8)) == []
-    assert [shape for shape, _ in cascade.scans] == [(360, 640)]
+    assert [shape for shape, *_ in cascade.scans] == [(360, 640)]
 
 
 class _Verifier:
