@@ -375,14 +375,20 @@ def out_of_fold_logits(
 
 
 def retrain(
-    settings: Settings, labels: list[UserLabel], current: Model | None, unlabelled: Sequence[Path] = ()
+    settings: Settings,
+    labels: list[UserLabel],
+    current: Model | None,
+    unlabelled: Sequence[Path] = (),
+    log_level: str = "INFO",
 ) -> RetrainResult:
     """Train bootstrap + user labels; adopt only if not worse than ``current`` on every held-out set.
 
     Held-out sets: the user's labels that ``current`` was not trained on (the candidate is judged
     on them by grouped cross-validation, so a screenshot source never sits on both sides), the
     bootstrap validation set when there is one, and for the auto-sorted share alone the
-    ``unlabelled`` files (placed lately, labelled by nobody).
+    ``unlabelled`` files (placed lately, labelled by nobody). The decision is logged at
+    ``log_level``: INFO puts it in the daemon's journal; a caller that prints it itself (the CLI)
+    lowers it, so that a terminal does not show it twice.
     """
     learning = settings.learning
     start = bootstrap(settings)
@@ -520,7 +526,7 @@ def retrain(
     result.path = final.save(new_model_path(settings, folder))
     if adopted_now:
         adopt(settings, result.path)
-    logger.info("retrained on {} labels: {}", len(usable), result.describe())
+    logger.log(log_level, "retrained on {} labels: {}", len(usable), result.describe())
     return result
 
 
@@ -559,10 +565,14 @@ def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: i
 
 
 def retrain_if_due(
-    settings: Settings, journal: Journal, labels: list[UserLabel], force: bool = False
+    settings: Settings,
+    journal: Journal,
+    labels: list[UserLabel],
+    force: bool = False,
+    log_level: str = "INFO",
 ) -> RetrainResult | None:
     """Retrain once ``retrain_after_labels`` new labels arrived, or once the first of fewer new
-    labels has waited ``retrain_interval_h``; None if not due.
+    labels has waited ``retrain_interval_h``; None if not due. ``log_level``: as :func:`retrain`.
 
     The clock starts with the first waiting label, never at 0: else a fresh install would count
     the very first label as "a day passed" and learn from a handful.
@@ -580,7 +590,7 @@ def retrain_if_due(
     check_writable(models_dir(settings))  # before training a model that could not be kept
     current_path = model_in_force(settings)
     current = load_model(current_path) if current_path else None
-    result = retrain(settings, labels, current, unlabelled_files(journal))
+    result = retrain(settings, labels, current, unlabelled_files(journal), log_level)
     if result.path is not None:
         journal.set_meta(LABELS_AT_RETRAIN, str(len(labels)))
         journal.set_meta(LABELS_WAITING_SINCE, "0")
