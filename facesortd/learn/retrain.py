@@ -51,6 +51,7 @@ from facesortd.model_store import (
     resolve,
     validation_path,
 )
+from facesortd.progress import Progress
 from facesortd.state import FACES_DIR
 
 KEEP_SIDE = 192
@@ -324,19 +325,22 @@ def _unlabelled_faces(
 ) -> dict[FaceSpec, np.ndarray]:
     """The largest face of each file where one is found, framed each way in ``specs``.
 
-    Normalised as they are read, so a hundred screenshots never sit in memory at once.
+    Normalised as they are read, so a hundred screenshots never sit in memory at once. With progress:
+    at about 0.1 s a file, a hundred of them keep `facesortd retrain` silent for ten seconds.
     """
     detector = FaceDetector(settings.detection)
     out: dict[FaceSpec, list[np.ndarray]] = {spec: [] for spec in specs}
+    progress = Progress(len(files), "reading the files placed lately")
     for path in files:
         try:
             gray = to_gray(read_image(path, settings.images))
         except (OSError, UnreadableImage):
-            continue
-        if faces := detector.detect(gray):
+            gray = None
+        if gray is not None and (faces := detector.detect(gray)):
             box = max(faces, key=lambda f: f.area).box
             for spec, framed in out.items():
                 framed.append(normalise_face(gray, box, spec))
+        progress.step()
     return {spec: np.stack(framed) for spec, framed in out.items() if framed}
 
 
