@@ -29,7 +29,7 @@ import numpy as np
 from loguru import logger
 
 from facesortd.boxes import Box
-from facesortd.config import AdoptMetric, LearningSettings, Settings
+from facesortd.config import AdoptMetric, LearningSettings, LogLevel, Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer, check_writable
@@ -326,7 +326,7 @@ def _unlabelled_faces(
     """The largest face of each file where one is found, framed each way in ``specs``.
 
     Normalised as they are read, so a hundred screenshots never sit in memory at once. With progress:
-    at about 0.1 s a file, a hundred of them keep `facesortd retrain` silent for ten seconds.
+    detecting faces again is the part of a retrain a person at the terminal waits for longest.
     """
     detector = FaceDetector(settings.detection)
     out: dict[FaceSpec, list[np.ndarray]] = {spec: [] for spec in specs}
@@ -383,7 +383,7 @@ def retrain(
     labels: list[UserLabel],
     current: Model | None,
     unlabelled: Sequence[Path] = (),
-    log_level: str = "INFO",
+    log_level: LogLevel = "INFO",
 ) -> RetrainResult:
     """Train bootstrap + user labels; adopt only if not worse than ``current`` on every held-out set.
 
@@ -573,7 +573,7 @@ def retrain_if_due(
     journal: Journal,
     labels: list[UserLabel],
     force: bool = False,
-    log_level: str = "INFO",
+    log_level: LogLevel = "INFO",
 ) -> RetrainResult | None:
     """Retrain once ``retrain_after_labels`` new labels arrived, or once the first of fewer new
     labels has waited ``retrain_interval_h``; None if not due. ``log_level``: as :func:`retrain`.
