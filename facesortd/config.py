@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tomllib
 from collections.abc import Iterable
 from contextvars import ContextVar
@@ -49,8 +50,41 @@ def state_home() -> Path:
 
 
 def pictures_home() -> Path:
-    """The user's pictures folder (``$XDG_PICTURES_DIR``, else ``~/Pictures``): inbox and library go here."""
-    return _xdg("XDG_PICTURES_DIR", "Pictures")
+    """The user's pictures folder, where the default inbox and library go.
+
+    ``$XDG_PICTURES_DIR`` if set; else ``~/Pictures`` if facesortd's folders are already there (a
+    user of a version that ignored user-dirs.dirs must not find their folders abandoned); else the
+    folder the desktop names in ``$XDG_CONFIG_HOME/user-dirs.dirs`` (``~/Bilder`` on a German one);
+    else ``~/Pictures``.
+    """
+    named = os.environ.get("XDG_PICTURES_DIR")
+    if named and os.path.isabs(named):
+        return Path(named)
+    english = Path.home() / "Pictures"
+    if (english / "facesortd").exists():
+        return english
+    return _user_dirs_pictures() or english
+
+
+_USER_DIRS_LINE = re.compile(r'^\s*XDG_PICTURES_DIR\s*=\s*"(\$HOME/[^"]*|/[^"]*)"\s*$', re.MULTILINE)
+
+
+def _user_dirs_pictures() -> Path | None:
+    """The pictures folder named in ``user-dirs.dirs`` (written by xdg-user-dirs-update), or None
+    when the file is missing, unreadable or names none in the form the XDG spec allows
+    (``"$HOME/…"`` or ``"/…"``); ``"$HOME/"`` alone means the desktop has no pictures folder."""
+    try:
+        text = (_xdg("XDG_CONFIG_HOME", ".config") / "user-dirs.dirs").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = _USER_DIRS_LINE.findall(text)
+    if not found:
+        return None
+    value = found[-1]  # the file is shell: a later assignment wins
+    if value.startswith("$HOME/"):
+        value = value.removeprefix("$HOME/").strip("/")
+        return Path.home() / value if value else None
+    return Path(value)
 
 
 class _Section(BaseModel):

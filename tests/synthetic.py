@@ -94,6 +94,7 @@ class BrightBlobDetector:
 
         self.settings = DetectionSettings()
         self.paths: list = []
+        self.verifier_path = None
 
     def detect(self, gray: np.ndarray, padded: bool = False) -> list:
         from facesortd.detect import Face
@@ -109,6 +110,12 @@ class BrightBlobDetector:
                     Face((int(x + w / 2 - side / 2), int(y + h / 2 - side / 2), int(side), int(side)), 0.9)
                 )
         return faces
+
+    def candidates(self, gray: np.ndarray, padded: bool = False) -> object:
+        """What it found, as the one pass that proposed it (`detect` asks when nothing was found)."""
+        from facesortd.detect import Candidates
+
+        return Candidates(self.detect(gray), [], [], (gray, 1.0))
 
 
 def screenshot_png(seed: int, face: bool = True, shape: tuple[int, int] = (120, 160)) -> bytes:

@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,6 +163,28 @@ def test_detect_json_and_draw(trained: str, tmp_path: Path, capsys: pytest.Captu
     x, y, w, h = face["box"]
     assert (drawn[y + h // 2, x] == (0, 0, 255)).all()  # the box's left edge, in red
     assert (drawn[y + h // 2, x + w // 2] == img[y + h // 2, x + w // 2]).all()  # the face itself untouched
+
+
+def test_detect_says_why_it_found_no_face(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`detect` on a picture without a face said only "0 face(s)": now whether the cascade proposed
+    nothing, or proposed candidates that the verifier turned down (and the best score). The real
+    cascade and verifier: what they propose and reject is the point."""
+    cv2.imwrite(str(tmp_path / "flat.png"), np.full((200, 300, 3), 60, np.uint8))
+    cv2.imwrite(
+        str(tmp_path / "noise.png"), np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
+    )
+    assert cli.main(["detect", str(tmp_path / "flat.png"), str(tmp_path / "noise.png")]) == 0
+    flat, noise = capsys.readouterr().out.splitlines()
+    assert flat.endswith("flat.png: 0 face(s): the cascade proposed no candidate")
+    assert re.search(
+        r"noise\.png: 0 face\(s\): the cascade proposed \d+ candidate\(s\), the verifier rejected them "
+        r"\(best score 0\.\d\d, detection\.min_score 0\.50\)$",
+        noise,
+    ), noise
+    assert cli.main(["detect", "--json", str(tmp_path / "flat.png"), str(tmp_path / "noise.png")]) == 0
+    flat_json, noise_json = map(json.loads, capsys.readouterr().out.splitlines())
+    assert flat_json["faces"] == [] and flat_json["candidates"] == {"proposed": 0, "best_score": None}
+    assert noise_json["candidates"]["proposed"] >= 1 and 0 <= noise_json["candidates"]["best_score"] < 0.5
 
 
 def test_detect_draw_never_replaces_a_file(

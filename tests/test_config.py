@@ -123,3 +123,70 @@ def test_relative_folders_become_absolute(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.chdir(tmp_path)
     s = load_settings(library=Path("lib"), inbox=Path("~/in"))
     assert s.library == tmp_path / "lib" and s.inbox == Path.home() / "in"
+
+
+def _desktop(monkeypatch: pytest.MonkeyPatch, home: Path, user_dirs: str | None) -> None:
+    """A user whose shell does not export XDG_PICTURES_DIR, with ``user_dirs`` as their desktop's
+    ``user-dirs.dirs`` (None: no such file)."""
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_PICTURES_DIR")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    if user_dirs is not None:
+        (home / ".config").mkdir(parents=True)
+        (home / ".config" / "user-dirs.dirs").write_text(user_dirs)
+
+
+GERMAN_DESKTOP = (
+    "# written by xdg-user-dirs-update\n"
+    'XDG_DESKTOP_DIR="$HOME/Schreibtisch"\n'
+    'XDG_PICTURES_DIR="$HOME/Bilder"\n'
+)
+
+
+def test_defaults_follow_the_desktops_pictures_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _desktop(monkeypatch, tmp_path, GERMAN_DESKTOP)
+    s = load_settings()
+    assert (s.inbox, s.library) == (
+        tmp_path / "Bilder/facesortd/inbox",
+        tmp_path / "Bilder/facesortd/library",
+    )
+
+
+def test_defaults_take_an_absolute_pictures_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _desktop(monkeypatch, tmp_path, f'XDG_PICTURES_DIR="{tmp_path}/Images"\n')
+    assert load_settings().inbox == tmp_path / "Images/facesortd/inbox"
+
+
+def test_an_existing_users_folders_stay_where_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _desktop(monkeypatch, tmp_path, GERMAN_DESKTOP)
+    (tmp_path / "Pictures/facesortd/library").mkdir(parents=True)
+    s = load_settings()
+    assert (s.inbox, s.library) == (
+        tmp_path / "Pictures/facesortd/inbox",
+        tmp_path / "Pictures/facesortd/library",
+    )
+
+
+@pytest.mark.parametrize(
+    "user_dirs",
+    [
+        None,
+        "",
+        'XDG_PICTURES_DIR="$HOME/',
+        "XDG_PICTURES_DIR=Bilder\n",
+        'XDG_PICTURES_DIR="$HOME/"\n',
+        "\xff",
+    ],
+    ids=["missing", "empty", "unclosed", "unquoted", "disabled", "binary"],
+)
+def test_defaults_fall_back_to_pictures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user_dirs: str | None
+) -> None:
+    _desktop(monkeypatch, tmp_path, user_dirs)
+    if user_dirs == "\xff":
+        (tmp_path / ".config/user-dirs.dirs").write_bytes(b"\xff\xfe")
+    assert load_settings().inbox == tmp_path / "Pictures/facesortd/inbox"

@@ -94,6 +94,32 @@ def test_retrain_adds_a_new_emotion_and_is_adopted(settings: Settings) -> None:
     assert "surprised" in new.labels and new.info["user_labels"] == 24 and new.info["adopted"] is True
 
 
+def test_retrain_shows_progress_while_it_reads_files_placed_lately(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retrain re-reads up to 100 recently placed files (about 0.1 s each) in silence; now it shows
+    how far it is, as other long work does (a log line here, where stderr is no terminal)."""
+    from loguru import logger
+
+    monkeypatch.setattr(retrain, "FaceDetector", BrightBlobDetector)
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=1)
+    placed = []
+    for k, emotion in enumerate(["angry", "happy", "sad"]):
+        placed.append(tmp_path / f"placed{k}.png")
+        cv2.imwrite(str(placed[-1]), draw_screenshot(emotion, np.random.default_rng(k))[0])
+    placed.append(tmp_path / "gone.png")  # moved away since: counted, not read
+    shown: list[str] = []
+    sink = logger.add(shown.append, level="INFO", format="{message}")
+    try:
+        result = retrain.retrain(
+            settings, _labels(settings, ["angry", "happy", "sad"], 4, seed=2), current, placed
+        )
+    finally:
+        logger.remove(sink)
+    assert any(line.startswith("reading the files placed lately 4/4 (100%)") for line in shown), shown
+    assert "files placed lately that nobody labelled (3 faces)" in result.describe()
+
+
 def test_a_class_below_the_minimum_waits(settings: Settings) -> None:
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=3)
     labels = _labels(settings, ["angry", "happy"], 4, seed=4) + _labels(settings, ["surprised"], 3, seed=5)

@@ -373,6 +373,41 @@ def test_retrain_counts_new_labels_as_status_does(
     assert "2 new label(s) since the last retrain (1 of them just recorded from files you moved)" in out
 
 
+def test_retrain_tells_a_terminal_its_decision_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd retrain` printed its decision on stdout and logged it again on stderr: scripts
+    get it on stdout, the daemon's journal still gets the log line, a terminal shows it once."""
+    from review_setup import install_model, quarantine, review_settings
+
+    from facesortd import cli
+    from facesortd.journal import Journal
+
+    settings = review_settings(tmp_path, monkeypatch)
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
+    for name, emotion in (("a.png", "happy"), ("b.png", "sad")):
+        (settings.library / emotion).mkdir(exist_ok=True)
+        files[name].rename(settings.library / emotion / name)
+    journal = Journal.for_state_dir(settings.state_dir)
+    review.Reviewer(settings, journal).scan()
+    logged: list[str] = []
+    sink = logger.add(logged.append, level="INFO", format="{message}")
+    try:  # as the daemon retrains: the decision goes to its journal
+        assert retrain.retrain_if_due(settings, journal, review.user_labels(journal), force=True)
+    finally:
+        logger.remove(sink)
+        journal.close()
+    assert any(line.startswith("retrained on 2 labels") for line in logged), logged
+    files["c.png"].rename(settings.library / "sad" / "c.png")
+    capsys.readouterr()
+    assert cli.main(["retrain"]) == 0
+    out, err = capsys.readouterr()
+    assert "new model:" in out and "retrained on" not in err, err
+    decision = out.splitlines()[-2]
+    assert decision and decision not in err
+
+
 def test_an_unsure_folder_it_cannot_list_is_said_once_and_looked_at_again_later(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -96,7 +96,8 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         help="watch the inbox and sort files as they arrive (the daemon)",
         description="Run in the foreground, as systemd does: sort what is already in the inbox, then "
         "every file saved there, into the library (the config's inbox and library; by default "
-        "~/Pictures/facesortd/inbox and ~/Pictures/facesortd/library; `facesortd status` names them). "
+        "~/Pictures/facesortd/inbox and ~/Pictures/facesortd/library, or under the desktop's own pictures "
+        "folder such as ~/Bilder; `facesortd status` names them). "
         "SIGTERM or Ctrl-C stops it cleanly.",
     )
     p.set_defaults(func=cmd_run)

@@ -243,7 +243,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             f"you moved); {len(labels)} usable label(s) in all"
         )
         with retrain_lock(settings.state_dir, lambda: print("the daemon is retraining now: waiting for it")):
-            result = retrain_if_due(settings, journal, labels, force=True)
+            # Printed below for scripts; logged too, it would show twice on a terminal.
+            result = retrain_if_due(settings, journal, labels, force=True, log_level="DEBUG")
     finally:
         journal.close()
     assert result is not None

@@ -22,9 +22,10 @@ from facesortd.cli.shown_names import json_text
 from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, FaceResult, Pipeline
+from facesortd.detect import FaceDetector
 from facesortd.durable import write_new
 from facesortd.ensemble import Model
-from facesortd.images import UnreadableImage, read_image
+from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
@@ -228,17 +229,37 @@ def cmd_detect(args: argparse.Namespace) -> int:
             continue
         faces = pipeline.analyse(image)
         drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
+        facts, why = ({}, "") if faces else _why_no_face(pipeline.detector, to_gray(image))
         if args.json:
             found = {"path": str(path), "faces": [f.to_json() for f in faces]}
+            found |= {"candidates": facts} if facts else {}
             print(json_text(found | ({"drawn": str(drawn)} if drawn else {})), flush=True)
         else:
-            print(f"{path}: {len(faces)} face(s)")
+            print(f"{path}: {len(faces)} face(s){why}")
             for f in faces:
                 emo = f"  {f.emotion} {f.confidence:.2f}" if f.emotion else ""
                 print(f"  box x={f.box[0]} y={f.box[1]} w={f.box[2]} h={f.box[3]}  score {f.score:.2f}{emo}")
             if drawn:
                 print(f"  drawn: {drawn}")
     return status
+
+
+def _why_no_face(detector: FaceDetector, gray: np.ndarray) -> tuple[dict[str, object], str]:
+    """What the cascade proposed where no face was kept, as facts for ``--json`` and a clause for
+    the terminal. "0 face(s)" alone left a person with an obvious face on screen guessing: a face
+    the cascade never proposed and one the verifier turned down call for different settings."""
+    found = detector.candidates(gray)
+    scores = [f.score for f in found.full + found.close]
+    best = max(scores, default=None)
+    facts = {"proposed": len(scores), "best_score": None if best is None else round(best, 3)}
+    if best is None:
+        return facts, ": the cascade proposed no candidate"
+    judge = "the verifier rejected them" if detector.verifier_path else "all scored too low"
+    floor = detector.settings.min_score
+    return facts, (
+        f": the cascade proposed {len(scores)} candidate(s), {judge} "
+        f"(best score {best:.2f}, detection.min_score {floor:.2f})"
+    )
 
 
 def _draw(image: np.ndarray, faces: list[FaceResult], out: Path) -> Path:

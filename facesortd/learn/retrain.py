@@ -29,7 +29,7 @@ import numpy as np
 from loguru import logger
 
 from facesortd.boxes import Box
-from facesortd.config import AdoptMetric, LearningSettings, Settings
+from facesortd.config import AdoptMetric, LearningSettings, LogLevel, Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.detect import FaceDetector
 from facesortd.durable import atomic_writer, check_writable
@@ -51,6 +51,7 @@ from facesortd.model_store import (
     resolve,
     validation_path,
 )
+from facesortd.progress import Progress
 from facesortd.state import FACES_DIR
 
 KEEP_SIDE = 192
@@ -324,19 +325,22 @@ def _unlabelled_faces(
 ) -> dict[FaceSpec, np.ndarray]:
     """The largest face of each file where one is found, framed each way in ``specs``.
 
-    Normalised as they are read, so a hundred screenshots never sit in memory at once.
+    Normalised as they are read, so a hundred screenshots never sit in memory at once. With progress:
+    detecting faces again is the part of a retrain a person at the terminal waits for longest.
     """
     detector = FaceDetector(settings.detection)
     out: dict[FaceSpec, list[np.ndarray]] = {spec: [] for spec in specs}
+    progress = Progress(len(files), "reading the files placed lately")
     for path in files:
         try:
             gray = to_gray(read_image(path, settings.images))
         except (OSError, UnreadableImage):
-            continue
-        if faces := detector.detect(gray):
+            gray = None
+        if gray is not None and (faces := detector.detect(gray)):
             box = max(faces, key=lambda f: f.area).box
             for spec, framed in out.items():
                 framed.append(normalise_face(gray, box, spec))
+        progress.step()
     return {spec: np.stack(framed) for spec, framed in out.items() if framed}
 
 
@@ -375,14 +379,20 @@ def out_of_fold_logits(
 
 
 def retrain(
-    settings: Settings, labels: list[UserLabel], current: Model | None, unlabelled: Sequence[Path] = ()
+    settings: Settings,
+    labels: list[UserLabel],
+    current: Model | None,
+    unlabelled: Sequence[Path] = (),
+    log_level: LogLevel = "INFO",
 ) -> RetrainResult:
     """Train bootstrap + user labels; adopt only if not worse than ``current`` on every held-out set.
 
     Held-out sets: the user's labels that ``current`` was not trained on (the candidate is judged
     on them by grouped cross-validation, so a screenshot source never sits on both sides), the
     bootstrap validation set when there is one, and for the auto-sorted share alone the
-    ``unlabelled`` files (placed lately, labelled by nobody).
+    ``unlabelled`` files (placed lately, labelled by nobody). The decision is logged at
+    ``log_level``: INFO puts it in the daemon's journal; a caller that prints it itself (the CLI)
+    lowers it, so that a terminal does not show it twice.
     """
     learning = settings.learning
     start = bootstrap(settings)
@@ -520,7 +530,7 @@ def retrain(
     result.path = final.save(new_model_path(settings, folder))
     if adopted_now:
         adopt(settings, result.path)
-    logger.info("retrained on {} labels: {}", len(usable), result.describe())
+    logger.log(log_level, "retrained on {} labels: {}", len(usable), result.describe())
     return result
 
 
@@ -559,10 +569,14 @@ def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: i
 
 
 def retrain_if_due(
-    settings: Settings, journal: Journal, labels: list[UserLabel], force: bool = False
+    settings: Settings,
+    journal: Journal,
+    labels: list[UserLabel],
+    force: bool = False,
+    log_level: LogLevel = "INFO",
 ) -> RetrainResult | None:
     """Retrain once ``retrain_after_labels`` new labels arrived, or once the first of fewer new
-    labels has waited ``retrain_interval_h``; None if not due.
+    labels has waited ``retrain_interval_h``; None if not due. ``log_level``: as :func:`retrain`.
 
     The clock starts with the first waiting label, never at 0: else a fresh install would count
     the very first label as "a day passed" and learn from a handful.
@@ -580,7 +594,7 @@ def retrain_if_due(
     check_writable(models_dir(settings))  # before training a model that could not be kept
     current_path = model_in_force(settings)
     current = load_model(current_path) if current_path else None
-    result = retrain(settings, labels, current, unlabelled_files(journal))
+    result = retrain(settings, labels, current, unlabelled_files(journal), log_level)
     if result.path is not None:
         journal.set_meta(LABELS_AT_RETRAIN, str(len(labels)))
         journal.set_meta(LABELS_WAITING_SINCE, "0")
