@@ -31,7 +31,7 @@ from facesortd.config import Settings, fingerprint, not_a_folder
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
-from facesortd.durable import Refused, atomic_writer
+from facesortd.durable import Refused, atomic_writer, list_folder
 from facesortd.journal import Journal, recover
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
@@ -361,16 +361,15 @@ class Service:
         if self.settings.learning.reexamine_unsure:
             unsure = self.settings.library / QUARANTINE_DIR / "unsure"
             try:
-                files = (
-                    [p for p in unsure.iterdir() if wanted(p, self.settings.watch)] if unsure.is_dir() else []
-                )
-            except OSError as exc:  # tried again at each look, said once
+                entries = list_folder(unsure)
+            except Refused as exc:  # tried again at each look, said once
                 problem = f"cannot look again at the files in {unsure}: {exc}"
                 if problem != self._reexamine_problem:
                     logger.error(problem)
                 self._reexamine_problem = problem
                 return
             self._reexamine_problem = None
+            files = [Path(e.path) for e in entries if wanted(Path(e.path), self.settings.watch)]
             logger.info("model in force changed: looking again at {} unsure file(s)", len(files))
             for path in files:
                 self.enqueue(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -418,21 +419,21 @@ def test_an_unsure_folder_it_cannot_list_is_said_once_and_looked_at_again_later(
     (unsure / "a.png").write_bytes(b"png")
     service = Service(settings)
     install_model(settings)
-    real_iterdir = Path.iterdir
+    real_scandir = os.scandir
 
-    def refused(self: Path):  # type: ignore[no-untyped-def]
-        if self == unsure:
+    def refused(folder):  # type: ignore[no-untyped-def]
+        if Path(folder) == unsure:
             raise PermissionError(13, "Permission denied")
-        return real_iterdir(self)
+        return real_scandir(folder)
 
     errors: list[str] = []
     sink = logger.add(errors.append, level="ERROR", format="{message}")
-    monkeypatch.setattr(Path, "iterdir", refused)
+    monkeypatch.setattr(os, "scandir", refused)
     try:
         service._reexamine_unsure()
         service._reexamine_unsure()  # the next look: not said again
         assert len(errors) == 1 and "cannot look again at the files in" in errors[0]
-        monkeypatch.setattr(Path, "iterdir", real_iterdir)
+        monkeypatch.setattr(os, "scandir", real_scandir)
         service._reexamine_unsure()  # fixed: the change of model is still acted on
         assert service.queue_length() == 1
     finally:
