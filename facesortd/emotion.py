@@ -195,13 +195,13 @@ class EmotionModel(Calibrated):
         # Each face once, either way round (a seeded coin), in the first half: the PCA basis is
         # found on it alone, at the cost of a fit without mirrors; the mean and the class statistics
         # take both halves (a row and its mirror share label and weight).
-        other = np.random.default_rng(0).random(len(y))[:, None] >= 0.5
+        other = np.random.default_rng(0).random(len(y))[:, None] >= 0.5 if mirror else None
 
         def centred(half: int) -> np.ndarray:
             # A float64 copy of one half at a time, centred in place: both halves at once (or
             # np.average's weighted copy) would add 600 MB per 20,000 HOG + LBP rows.
             rows = sides[half].astype(np.float64)
-            if len(sides) > 1:
+            if other is not None:
                 np.copyto(rows, sides[1 - half], where=other)
             rows -= mean
             return rows
