@@ -18,7 +18,6 @@ from loguru import logger
 from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import folder_to_write, int_at_least
 from facesortd.cli.common import UsageError, face_detector, refuse_overlap, settings_for
-from facesortd.cli.shown_names import json_text
 from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, FaceResult, Pipeline
@@ -30,6 +29,7 @@ from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
+from facesortd.shown_names import json_text
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
 from facesortd.watch import wanted

@@ -3,7 +3,8 @@
 Python keeps such a name's stray bytes as lone surrogates (surrogateescape). A UTF-8 terminal's
 stream refuses them with a traceback, and JSON carries them as ``\\udcNN`` escapes, which strict
 readers refuse and others turn into U+FFFD, losing the name. Both show each byte as ``\\xNN``; JSON
-also keeps the exact bytes, so a script can still open the file.
+also keeps the exact bytes, so a script can still open the file. Not in ``cli/``: text facesortd
+keeps or writes (source groups, a cascade's comment) shows such a name the same one way.
 """
 
 from __future__ import annotations
