@@ -233,7 +233,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     journal = Journal.for_state_dir(settings.state_dir)
     try:
-        recorded = Reviewer(settings, journal).scan()
+        recorded = Reviewer(settings, journal, label_log_level="DEBUG").scan()  # counted below
         labels = user_labels(journal)
         # Counted as `status` counts them ("next retrain: N new label(s)"): the files just found
         # moved are only some of them, and printed alone they read as the whole.
