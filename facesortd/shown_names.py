@@ -43,6 +43,13 @@ def json_text(data: Any, **options: Any) -> str:
     return json.dumps(_valid(data), **options)
 
 
+def exact(data: dict[str, Any], member: str) -> Any:
+    """``data[member]`` as it was before :func:`json_text` wrote ``data``: a name it showed is made
+    again from its exact bytes (facesortd reading its own JSON back compares names)."""
+    raw = data.get(f"{member}_bytes_b64")
+    return data[member] if raw is None else base64.b64decode(raw).decode("utf-8", "surrogateescape")
+
+
 def _valid(value: Any) -> Any:
     if isinstance(value, str):
         return shown(value)
