@@ -21,7 +21,7 @@ import numpy as np
 
 from facesortd.boxes import Box
 from facesortd.config import ImageLimits, RecognitionSettings
-from facesortd.detect import FaceDetector
+from facesortd.detect import Candidates, Face, FaceDetector
 from facesortd.ensemble import Model
 from facesortd.faces import normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
@@ -141,9 +141,12 @@ class Pipeline:
         self.recognition = recognition
         self.limits = limits
 
-    def analyse(self, image: np.ndarray) -> list[FaceResult]:
-        """Faces of a decoded image with their predicted emotions."""
-        return self._analyse(to_gray(image), {})
+    def analyse(self, image: np.ndarray) -> tuple[list[FaceResult], Candidates]:
+        """Faces of a decoded image with their predicted emotions, and what the detector's passes
+        proposed: ``detect`` (the command) says from it why no face was kept."""
+        gray = to_gray(image)
+        found = self.detector.candidates(gray)
+        return self._recognised(gray, self.detector.select(gray, found)), found
 
     def decide(self, path: Path) -> Decision:
         """The decision for one file; unreadable input becomes a quarantine decision, never an exception."""
@@ -169,10 +172,13 @@ class Pipeline:
         found = self.detector.detect(gray)
         t1 = time.perf_counter()
         timings["detect"] = (t1 - t0) * 1000
+        faces = self._recognised(gray, found)
+        timings["recognise"] = (time.perf_counter() - t1) * 1000 if found and self.model is not None else 0.0
+        return faces
+
+    def _recognised(self, gray: np.ndarray, found: list[Face]) -> list[FaceResult]:
         if self.model is None or not found:
-            timings["recognise"] = 0.0
             return [FaceResult(f.box, f.score, None, None) for f in found]
         batch = np.stack([normalise_face(gray, f.box, self.model.spec) for f in found])
         predictions = self.model.predict(batch)
-        timings["recognise"] = (time.perf_counter() - t1) * 1000
         return [FaceResult(f.box, f.score, e, c) for f, (e, c) in zip(found, predictions, strict=True)]

@@ -188,7 +188,10 @@ class FaceDetector:
         its frame: the close-up passes and the lone windows are both there for faces cut by the
         frame, so they are skipped even when the settings ask for them.
         """
-        found = self.candidates(gray, padded)
+        return self.select(gray, self.candidates(gray, padded))
+
+    def select(self, gray: np.ndarray, found: Candidates) -> list[Face]:
+        """The faces :meth:`detect` keeps of ``found`` (this image's :meth:`candidates`)."""
         faces = self._kept(found.full)
         for close in self._kept(found.close):
             faces = self._with_close_up(close, faces)
@@ -198,7 +201,8 @@ class FaceDetector:
     def candidates(self, gray: np.ndarray, padded: bool = False) -> Candidates:
         """What the passes propose, the grouped proposals scored (by the verifier, if there is
         one), before weak ones are dropped and overlaps merged; boxes unclipped (``padded``: as
-        :meth:`detect`). Public so that the benchmark can tell where a missed face was lost."""
+        :meth:`detect`). Public so that the benchmark can tell where a missed face was lost, and
+        ``detect`` (the command) why none was kept, without running the passes a second time."""
         s = self.settings
         scale = min(1.0, s.max_side / max(gray.shape[:2]))
         shrunk = (

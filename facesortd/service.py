@@ -40,6 +40,7 @@ from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.sdnotify import notify, watchdog_period
+from facesortd.shown_names import exact, json_text
 from facesortd.sorter import Sorter
 from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, retrain_lock
 from facesortd.watch import InboxWatcher, scan, wanted
@@ -480,7 +481,7 @@ class Service:
         }
         try:
             with atomic_writer(self.settings.state_dir / STATUS_FILE) as fh:
-                fh.write(json.dumps(status).encode())
+                fh.write(json_text(status).encode())
         except OSError as exc:
             if not self._status_failing:  # once per episode, not every second
                 state_dir = self.settings.state_dir
@@ -511,7 +512,7 @@ def _last_run_model(settings: Settings) -> str | None:
     """The model this state folder's daemon used last, as its status file left it (None: no daemon
     ran here yet, and the unsure files, if `sort` put any there, were judged by who knows which)."""
     try:
-        return str(json.loads((settings.state_dir / STATUS_FILE).read_text(encoding="utf-8"))["model"])
+        return str(exact(json.loads((settings.state_dir / STATUS_FILE).read_text(encoding="utf-8")), "model"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -24,6 +24,7 @@ from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
 from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.shown_names import exact
 from facesortd.sorter import UNDONE
 from facesortd.state import JOURNAL_FILE, STATUS_FILE
 from facesortd.watch import walk_inbox, wanted
@@ -156,7 +157,7 @@ def gather(settings: Settings) -> dict[str, Any]:
             pid=state["pid"],
             uptime_s=round(now - float(state.get("started", now))),  # type: ignore[arg-type]
             queue=state["queue"],
-            model=state["model"],
+            model=exact(state, "model"),
         )
     path = model_in_force(settings)
     model = load_model_in_force(settings)

@@ -112,10 +112,14 @@ class BrightBlobDetector:
         return faces
 
     def candidates(self, gray: np.ndarray, padded: bool = False) -> object:
-        """What it found, as the one pass that proposed it (`detect` asks when nothing was found)."""
+        """What it found, as the one pass that proposed it (what `detect`, the command, looks at)."""
         from facesortd.detect import Candidates
 
         return Candidates(self.detect(gray), [], [], (gray, 1.0))
+
+    def select(self, gray: np.ndarray, found: object) -> list:
+        """All it proposed: the double keeps every face it finds."""
+        return found.full  # type: ignore[attr-defined]
 
 
 def screenshot_png(seed: int, face: bool = True, shape: tuple[int, int] = (120, 160)) -> bytes:

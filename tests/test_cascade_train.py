@@ -22,7 +22,7 @@ from facesortd.cascade_train.lbp import all_rects, integral_images, lbp_codes
 from facesortd.cascade_train.samples import Augmentation, BoxedImage, cut_window, positives, read_gray
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
-from facesortd.cascade_train.xml_writer import subset_words
+from facesortd.cascade_train.xml_writer import subset_words, write_cascade
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
 from facesortd.learn.datasets import load_faces_json
@@ -226,6 +226,17 @@ def test_a_cascade_written_under_a_name_that_is_not_utf8_is_mined_with(tmp_path:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert b"trainer confirms" in done.stderr and out.is_file()
+
+
+def test_a_name_that_is_not_utf8_in_the_comment_is_shown_as_everywhere_else(tmp_path: Path) -> None:
+    """The cascade's comment (its command line) wrote a stray byte as ``\\udcff``, where every
+    other place facesortd shows one writes ``\\xff``."""
+    out = tmp_path / "c.xml"
+    rects = np.random.default_rng(0).integers(0, 8, (40, 4))
+    params = {"minHitRate": 0.99, "maxFalseAlarm": 0.5, "maxWeakCount": 9}
+    write_cascade(Cascade((24, 24), rects), out, params, os.fsdecode(b"--out c\xffscade/c.xml"))
+    text = out.read_bytes().decode("utf-8")
+    assert "- -out c\\xffscade/c.xml" in text and "udc" not in text
 
 
 def test_empty_positive_folder_is_a_clear_error(tmp_path: Path, log_lines: list[str]) -> None:

@@ -187,6 +187,30 @@ def test_detect_says_why_it_found_no_face(tmp_path: Path, capsys: pytest.Capture
     assert noise_json["candidates"]["proposed"] >= 1 and 0 <= noise_json["candidates"]["best_score"] < 0.5
 
 
+def test_detect_runs_detection_once_per_picture_without_a_face(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """To say why it found no face, `detect` ran every pass of the detector a second time; it now
+    says so from the one run. The real detector, as its passes are what is counted."""
+    from facesortd.detect import FaceDetector
+
+    runs: list[int] = []
+    candidates = FaceDetector.candidates
+
+    def counted(self: FaceDetector, *args: object, **kwargs: object) -> object:
+        runs.append(1)
+        return candidates(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FaceDetector, "candidates", counted)
+    cv2.imwrite(str(tmp_path / "flat.png"), np.full((200, 300, 3), 60, np.uint8))
+    cv2.imwrite(
+        str(tmp_path / "noise.png"), np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
+    )
+    assert cli.main(["detect", str(tmp_path / "flat.png"), str(tmp_path / "noise.png")]) == 0
+    assert "the verifier rejected them" in capsys.readouterr().out
+    assert len(runs) == 2
+
+
 def test_detect_draw_never_replaces_a_file(
     fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

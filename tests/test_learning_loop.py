@@ -409,6 +409,29 @@ def test_retrain_tells_a_terminal_its_decision_once(
     assert decision and decision not in err
 
 
+def test_retrain_logs_no_line_per_label_beside_its_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd retrain` logged "…: recorded as sad (human)" at INFO for every file it found moved,
+    beside its own count of them: now one summary says how many, the lines are DEBUG."""
+    from review_setup import install_model, quarantine, review_settings
+
+    from facesortd import cli
+
+    settings = review_settings(tmp_path, monkeypatch)
+    install_model(settings)
+    moved = [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")]
+    files = quarantine(settings, "unsure", moved)
+    for name, emotion in moved:
+        (settings.library / emotion).mkdir(exist_ok=True)
+        files[name].rename(settings.library / emotion / name)
+    cli.main(["--log-level", "DEBUG", "retrain"])  # the levels are what is looked at
+    out, err = capsys.readouterr()
+    assert "3 new label(s) since the last retrain (3 of them just recorded" in out
+    recorded = [line.split()[1] for line in err.splitlines() if ": recorded as " in line]
+    assert recorded == ["DEBUG"] * 3, err
+
+
 def test_an_unsure_folder_it_cannot_list_is_said_once_and_looked_at_again_later(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,6 +3,7 @@ file-manager moves (journaled, labelled, undoable), the queue order, caching and
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -175,6 +176,27 @@ def test_page_undo_takes_back_labels_and_no_face_marks_newest_first(settings: Se
         assert journal.labels() == []  # the label was withdrawn with the move
     finally:
         journal.close()
+
+
+def test_a_name_that_is_not_utf8_is_shown_as_every_json_output_shows_it(settings: Settings) -> None:
+    """The page's replies wrote such a name with JSON's lone-surrogate escape (``\\udcff``), which
+    the page showed as U+FFFD; now ``\\xff`` with the exact bytes beside, as `--json` writes it."""
+    install_model(settings)
+    drawn = quarantine(settings, "unsure", [("a.png", "happy")])["a.png"]
+    odd = drawn.with_name(os.fsdecode(b"\xff shot.png"))
+    drawn.rename(odd)  # OpenCV cannot write under such a name
+    with serving(settings) as server:
+        client = Client(server)
+        status, raw = client.request("/api/items")
+        assert status == 200 and b"udc" not in raw
+        [item] = json.loads(raw)["items"]
+        assert (
+            item["name"] == "\\xff shot.png" and base64.b64decode(item["name_bytes_b64"]) == b"\xff shot.png"
+        )
+        status, done = client.post("/api/label", {"id": item["id"], "label": "happy"})
+        assert status == 200 and done["name"] == "\\xff shot.png"
+        assert done["path"] == f"{settings.library}/happy/\\xff shot.png" and "path_bytes_b64" in done
+    assert (settings.library / "happy" / odd.name).is_file()
 
 
 def test_queue_order_guesses_boxes_and_thumbnails_made_once(settings: Settings) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -283,6 +285,30 @@ def test_status_says_when_the_daemon_runs_with_another_model_or_settings(
     assert (
         "runs with other settings than these" in problem and "systemctl --user restart facesortd" in problem
     )
+
+
+def test_the_status_file_shows_a_name_that_is_not_utf8_as_every_json_output(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status.json wrote such a name with JSON's lone-surrogate escape (``\\udcff``), which strict
+    readers refuse; now ``\\xff`` with the exact bytes beside, as `--json` writes it, and the daemon
+    and `status` read the exact name back (the daemon compares it with the model in force)."""
+    from facesortd.service import Service, _last_run_model
+    from facesortd.state import STATUS_FILE
+    from facesortd.status import gather
+
+    name = os.fsdecode(b"m\xff.fsm.npz")
+    service = Service(settings)  # this process stands in for the daemon: its pid is alive
+    service.sorter.model_name = name
+    service._publish_status()
+    service.journal.close()
+    written = (settings.state_dir / STATUS_FILE).read_bytes()
+    assert b"udc" not in written and json.loads(written)["model"] == "m\\xff.fsm.npz"
+    assert _last_run_model(settings) == name and gather(settings)["daemon"]["model"] == name
+    assert cli.main(["status", "--json"]) == 0
+    daemon = json.loads(capsys.readouterr().out)["daemon"]
+    assert daemon["model"] == "m\\xff.fsm.npz"
+    assert base64.b64decode(daemon["model_bytes_b64"]) == b"m\xff.fsm.npz"
 
 
 def test_status_says_why_a_due_retrain_did_not_train(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from synthetic import BrightBlobDetector, draw_face
 
 from facesortd.descriptors import describe
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.learn.datasets import LabelledItem, load_items
+from facesortd.learn.datasets import LabelledItem, load_items, source_group
 from facesortd.learn.training import (
     CROP_FACE_SHARE,
     FaceSet,
@@ -33,6 +34,11 @@ from facesortd.learn.training import (
 def _set(sources: list[str], groups: list[str], labels: list[str]) -> FaceSet:
     n = len(labels)
     return FaceSet(np.zeros((n, 4, 4), np.float32), labels, groups, [Path("x")] * n, sources)
+
+
+def test_a_source_group_shows_stray_bytes_as_every_output_does() -> None:
+    """A group is text (the journal keeps it): a name's stray byte is ``\\xNN``, as shown_names shows it."""
+    assert source_group(os.fsdecode(b"Ali\xffa12.png")) == "ali\\xffa"
 
 
 def test_validation_never_splits_a_repository_and_holds_out_an_ungrouped_source_whole() -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from facesortd.cascade_train.boost import Stump
 from facesortd.cascade_train.cascade import Cascade
 from facesortd.durable import atomic_writer
+from facesortd.shown_names import shown
 
 
 def _num(value: float) -> str:
@@ -38,11 +39,13 @@ def _stump_xml(stump: Stump, feature: int) -> str:
 
 
 def cascade_xml(cascade: Cascade, params: dict[str, float], comment: str = "") -> str:
-    """The XML text; ``params`` (minHitRate, maxFalseAlarm, maxWeakCount) documents how it was trained."""
+    """The XML text; ``params`` (minHitRate, maxFalseAlarm, maxWeakCount) documents how it was trained.
+    The comment (the command line) may name a path that is not UTF-8: it is :func:`shown`, which
+    keeps the file UTF-8 for OpenCV's parser."""
     used = cascade.used_features()
     renumber = {int(f): i for i, f in enumerate(used)}
     width, height = cascade.window
-    safe_comment = comment.replace("--", "- -")  # "--" may not appear inside an XML comment
+    safe_comment = shown(comment).replace("--", "- -")  # "--" may not appear inside an XML comment
     out = ['<?xml version="1.0"?>\n']
     if safe_comment:
         out.append(f"<!--\n{safe_comment}\n-->\n")
@@ -75,8 +78,6 @@ def cascade_xml(cascade: Cascade, params: dict[str, float], comment: str = "") -
 
 def write_cascade(cascade: Cascade, path: Path, params: dict[str, float], comment: str = "") -> None:
     """Whole or not at all (durable.atomic_writer), so a crash or a full disk mid-training never
-    leaves a truncated XML, nor a half temp file beside it, that the detector would refuse. The
-    comment (the command line) may name a path that is not UTF-8: its stray bytes are written as
-    escapes, which keeps the file UTF-8 for OpenCV's parser."""
+    leaves a truncated XML, nor a half temp file beside it, that the detector would refuse."""
     with atomic_writer(Path(path)) as fh:
-        fh.write(cascade_xml(cascade, params, comment).encode("utf-8", "backslashreplace"))
+        fh.write(cascade_xml(cascade, params, comment).encode("utf-8"))

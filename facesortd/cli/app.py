@@ -14,7 +14,6 @@ from loguru import logger
 from facesortd import __version__
 from facesortd.cli import daemon, labels, models, sorting
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.cli.shown_names import NAME_BYTES
 from facesortd.config import LOG_LEVELS, ConfigError
 from facesortd.detect import DetectorError
 from facesortd.durable import Refused
@@ -22,6 +21,7 @@ from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError
 from facesortd.learn.datasets import DatasetError
+from facesortd.shown_names import NAME_BYTES
 from facesortd.state import StateBusy
 
 USER_ERRORS = (

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from facesortd.cli.common import refuse_overlap, settings_for
-from facesortd.cli.shown_names import json_text
 from facesortd.config import config_home
 from facesortd.durable import Refused, atomic_writer
 from facesortd.package_data import SERVICE_TEMPLATE, data_file
+from facesortd.shown_names import json_text
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ from loguru import logger
 from facesortd.cli.arg_types import file_to_write, folder_to_write, int_at_least, number_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
-from facesortd.cli.shown_names import json_text
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
 from facesortd.emotion import ModelError
@@ -39,6 +38,7 @@ from facesortd.model_store import (
     rollback,
     use,
 )
+from facesortd.shown_names import json_text
 from facesortd.state import retrain_lock
 
 
@@ -233,7 +233,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     journal = Journal.for_state_dir(settings.state_dir)
     try:
-        recorded = Reviewer(settings, journal).scan()
+        recorded = Reviewer(settings, journal, label_log_level="DEBUG").scan()  # counted below
         labels = user_labels(journal)
         # Counted as `status` counts them ("next retrain: N new label(s)"): the files just found
         # moved are only some of them, and printed alone they read as the whole.

@@ -18,18 +18,18 @@ from loguru import logger
 from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import folder_to_write, int_at_least
 from facesortd.cli.common import UsageError, face_detector, refuse_overlap, settings_for
-from facesortd.cli.shown_names import json_text
 from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, FaceResult, Pipeline
-from facesortd.detect import FaceDetector
+from facesortd.detect import Candidates, FaceDetector
 from facesortd.durable import write_new
 from facesortd.ensemble import Model
-from facesortd.images import UnreadableImage, read_image, to_gray
+from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
+from facesortd.shown_names import json_text
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
 from facesortd.watch import wanted
@@ -227,9 +227,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
             else:
                 print(f"{path}: unreadable: {exc}")
             continue
-        faces = pipeline.analyse(image)
+        faces, found = pipeline.analyse(image)
         drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
-        facts, why = ({}, "") if faces else _why_no_face(pipeline.detector, to_gray(image))
+        facts, why = ({}, "") if faces else _why_no_face(pipeline.detector, found)
         if args.json:
             found = {"path": str(path), "faces": [f.to_json() for f in faces]}
             found |= {"candidates": facts} if facts else {}
@@ -244,11 +244,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return status
 
 
-def _why_no_face(detector: FaceDetector, gray: np.ndarray) -> tuple[dict[str, object], str]:
-    """What the cascade proposed where no face was kept, as facts for ``--json`` and a clause for
-    the terminal. "0 face(s)" alone left a person with an obvious face on screen guessing: a face
-    the cascade never proposed and one the verifier turned down call for different settings."""
-    found = detector.candidates(gray)
+def _why_no_face(detector: FaceDetector, found: Candidates) -> tuple[dict[str, object], str]:
+    """What the cascade proposed (``found``) where no face was kept, as facts for ``--json`` and a
+    clause for the terminal. "0 face(s)" alone left a person with an obvious face on screen
+    guessing: a face the cascade never proposed and one the verifier turned down call for
+    different settings."""
     scores = [f.score for f in found.full + found.close]
     best = max(scores, default=None)
     facts = {"proposed": len(scores), "best_score": None if best is None else round(best, 3)}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from facesortd.boxes import Box
 from facesortd.image_names import is_image_name
+from facesortd.shown_names import shown
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "scared", "worried", "neutral", "embarrassed")
 """The emotions facesortd sorts into: the seed's seven plus ``embarrassed``, which vn_faces' artists
@@ -68,7 +69,7 @@ def source_group(filename: str) -> str:
     sitting on both sides of a train/test split, which would flatter every measurement. A name
     that is not UTF-8 has its stray bytes as ``\\xNN``: a group is text (the journal stores it).
     """
-    stem = Path(os.fsencode(filename).decode("utf-8", "backslashreplace")).stem
+    stem = Path(shown(filename)).stem
     group = _GROUP_SUFFIX.sub("", stem).strip().lower()
     return group or stem.lower()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.boxes import Box
-from facesortd.config import Settings
+from facesortd.config import LogLevel, Settings
 from facesortd.detect import FaceDetector
 from facesortd.durable import OnceLister
 from facesortd.image_names import is_image_name
@@ -46,6 +46,9 @@ class Reviewer:
     file until it changes or is recorded (tried again at every scan, which is every 30 s)."""
     not_labels: set[Path] = field(default_factory=set)
     """Folders whose name cannot be a label, said once."""
+    label_log_level: LogLevel = "INFO"
+    """How each label recorded is logged: `retrain` (the command) prints how many it recorded, and
+    a line per label beside that count buried it on a terminal (DEBUG there)."""
     _detectors: list[FaceDetector] | None = None
 
     def detectors(self) -> list[FaceDetector]:
@@ -157,7 +160,8 @@ class Reviewer:
         source = "correction" if before and before.action == "sorted" and before.emotion != label else "human"
         face = self._keep_face(path, digest)
         self.journal.add_label(digest, label, source, face, source_group(path.name), path)
-        logger.info(
+        logger.log(
+            self.label_log_level,
             "{}: recorded as {} ({}){}",
             path,
             label,

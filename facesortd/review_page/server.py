@@ -28,6 +28,7 @@ from facesortd.review_page.cache import ReviewCache
 from facesortd.review_page.decisions import DecisionError, Decisions, Done
 from facesortd.review_page.panels import Learning, classes, model_panel, model_plot
 from facesortd.review_page.queue import Item, current, lister, reason_order, scan
+from facesortd.shown_names import json_text
 
 HOST = "127.0.0.1"
 TOKEN_HEADER = "X-Facesortd-Token"
@@ -53,7 +54,7 @@ Reply = tuple[HTTPStatus, str, bytes]
 
 
 def _json(data: object, status: HTTPStatus = HTTPStatus.OK) -> Reply:
-    return status, "application/json", json.dumps(data).encode()
+    return status, "application/json", json_text(data).encode()
 
 
 def _static(name: str) -> bytes:

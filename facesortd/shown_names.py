@@ -3,7 +3,8 @@
 Python keeps such a name's stray bytes as lone surrogates (surrogateescape). A UTF-8 terminal's
 stream refuses them with a traceback, and JSON carries them as ``\\udcNN`` escapes, which strict
 readers refuse and others turn into U+FFFD, losing the name. Both show each byte as ``\\xNN``; JSON
-also keeps the exact bytes, so a script can still open the file.
+also keeps the exact bytes, so a script can still open the file. Not in ``cli/``: text facesortd
+keeps or writes (source groups, a cascade's comment) shows such a name the same one way.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def json_text(data: Any, **options: Any) -> str:
     exact bytes (``os.fsdecode(base64.b64decode(...))`` is the name again). Members only: a string
     in a list has no name to pair with, and is only shown."""
     return json.dumps(_valid(data), **options)
+
+
+def exact(data: dict[str, Any], member: str) -> Any:
+    """``data[member]`` as it was before :func:`json_text` wrote ``data``: a name it showed is made
+    again from its exact bytes (facesortd reading its own JSON back compares names)."""
+    raw = data.get(f"{member}_bytes_b64")
+    return data[member] if raw is None else base64.b64decode(raw).decode("utf-8", "surrogateescape")
 
 
 def _valid(value: Any) -> Any:
