@@ -21,6 +21,8 @@ from waiting import wait_until
 from facesortd import cli
 from facesortd.config import Settings
 from facesortd.journal import Journal
+from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.review_page.panels import classes
 from facesortd.review_page.queue import scan
 from facesortd.review_page.server import TOKEN_HEADER, ReviewServer
 
@@ -271,6 +273,18 @@ def test_learning_and_model_panels_and_retrain_now(settings: Settings) -> None:
         learning = client.get("/api/state")["learning"]
         assert "labels neither model was trained on" in learning["message"], learning["message"]
         assert learning["next_retrain_in"] == 20 and learning["last_retrain"] is not None
+
+
+def test_the_class_list_offers_only_folders_the_page_can_post_as_they_are(settings: Settings) -> None:
+    # Not UTF-8 (never a label), facesortd's own quarantine, hidden, and names the page would turn
+    # into another folder ("Happy" -> happy/) are left out; happy/ is offered.
+    for name in (b"\xff", b"happy", QUARANTINE_DIR.encode(), b".thumbnails", b"Happy", b"smug face"):
+        os.makedirs(os.path.join(os.fsencode(settings.library), name))
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        assert classes(settings, journal) == [{"name": "happy", "key": "1"}]
+    finally:
+        journal.close()
 
 
 def test_ten_thousand_quarantined_files_page_quickly(settings: Settings) -> None:

@@ -20,6 +20,7 @@ from facesortd.learn.retrain import labels_until_retrain, retrain_if_due
 from facesortd.learn.review import Reviewer, label_summary, user_labels
 from facesortd.model_store import last_retrain, model_in_force
 from facesortd.plots import figure_images, png_bytes
+from facesortd.review_page.decisions import CLASS_NAME
 
 CLASS_KEYS = "1234567890"
 """One key per class, shown on the page; letters stay free for the commands (n, u, t)."""
@@ -37,14 +38,18 @@ def _model_info(settings: Settings) -> tuple[Path | None, dict[str, object]]:
 
 def classes(settings: Settings, journal: Journal) -> list[dict[str, str]]:
     """The classes a file can be given, each with its key: the model's emotions, the emotion folders
-    of the library and every class labelled so far (a class typed in once gets a key next time)."""
+    of the library and every class labelled so far (a class typed in once gets a key next time).
+
+    Only names the page can post as they are (`CLASS_NAME`): not facesortd's own ``_quarantine``,
+    hidden folders, a name that is not UTF-8 (never a label) nor one such as ``Happy`` that the page
+    would turn into another folder (``happy``)."""
     _path, info = _model_info(settings)
     names = set(info.get("counts", {}) or {})  # type: ignore[arg-type]
     root = settings.library
     if root.is_dir():
-        names |= {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+        names |= {p.name for p in root.iterdir() if p.is_dir()}
     names |= set(label_summary(journal)[0])
-    ordered = sorted(names)
+    ordered = sorted(n for n in names if CLASS_NAME.fullmatch(n))
     return [{"name": n, "key": CLASS_KEYS[i] if i < len(CLASS_KEYS) else ""} for i, n in enumerate(ordered)]
 
 
