@@ -1,5 +1,5 @@
-"""Files shipped inside the facesortd package (facesortd/data/), named in one place so the model
-store, the feature net and the service installer agree on them."""
+"""Files shipped inside the facesortd package (facesortd/data/ and the README), named in one place
+so the model store, the feature net and the service installer agree on them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ SHIPPED_MODEL = "default_emotion.fsm.npz"
 SERVICE_TEMPLATE = "facesortd.service.in"
 """The systemd user unit `facesortd install-service` fills in."""
 
+README = "README.md"
+"""The user's manual: facesortd/README.md links to the repository's README, which a wheel installs
+as a copy, so an installed facesortd has its manual beside it (the unit's ``Documentation=``)."""
+
+
+def package_file(name: str) -> Path:
+    """Where a file shipped at the package's top is (``README``)."""
+    return Path(str(resources.files("facesortd").joinpath(name)))
+
 
 def data_file(name: str) -> Path:
     """Where a shipped file is (it may be missing from a partial build: callers check)."""
-    return Path(str(resources.files("facesortd").joinpath("data", name)))
+    return package_file("data") / name

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import cv2
@@ -572,6 +573,35 @@ def test_the_unit_runs_the_facesortd_it_was_installed_with(
     (venv_bin / "facesortd").unlink()  # run as `python -m facesortd` from an environment without the script
     assert cli.main(["install-service", "--print"]) == 0
     assert f"ExecStart={venv_bin / 'python'} -m facesortd run\n" in capsys.readouterr().out
+
+
+def test_the_unit_is_one_systemd_accepts_from_any_folder_with_its_readme_as_documentation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Documentation= named a web address we do not own; a venv folder with a space split ExecStart
+    and a % in a path is a systemd specifier. systemd-analyze, where installed, has the last word."""
+    venv_bin = tmp_path / "my apps 100%" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "facesortd").write_text("#!/bin/sh\n")
+    (venv_bin / "facesortd").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    assert cli.main(["install-service", "--print"]) == 0
+    text = capsys.readouterr().out
+    executable = str(venv_bin / "facesortd").replace("%", "%%")
+    assert f'ExecStart="{executable}" run\n' in text
+    [documentation] = re.findall(r"^Documentation=(.*)$", text, re.MULTILINE)
+    assert documentation.startswith("file:///")
+    readme = Path(urllib.parse.unquote(urllib.parse.urlparse(documentation.replace("%%", "%")).path))
+    assert readme.read_text(encoding="utf-8").startswith("# facesortd\n")
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return
+    unit = tmp_path / "facesortd.service"
+    unit.write_text(text)
+    verified = subprocess.run(
+        [analyze, "--system", "verify", str(unit)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert verified.returncode == 0 and not verified.stderr, verified.stderr
 
 
 def test_status_without_a_daemon_and_undo_time_parsing(

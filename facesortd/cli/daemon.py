@@ -11,7 +11,7 @@ from pathlib import Path
 from facesortd.cli.common import refuse_overlap, settings_for
 from facesortd.config import config_home
 from facesortd.durable import Refused, atomic_writer
-from facesortd.package_data import SERVICE_TEMPLATE, data_file
+from facesortd.package_data import README, SERVICE_TEMPLATE, data_file, package_file
 from facesortd.shown_names import json_text
 
 
@@ -38,18 +38,43 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def own_command() -> str:
+def own_command() -> list[str]:
     """The command that starts this very facesortd, for the unit: the script installed beside the
     interpreter running now (a virtual environment's or pipx's ``bin/``). A `facesortd` found on
     PATH may be another installation (or none: a virtual environment is rarely on systemd's PATH),
     and the unit must run the one the user installed it with."""
     script = Path(sys.executable).parent / "facesortd"
-    return str(script) if script.is_file() else f"{sys.executable} -m facesortd"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "facesortd"]
+
+
+def unit_word(word: str) -> str:
+    """``word`` as one word of a unit file's value, as systemd reads it back: a ``%`` doubled (a
+    specifier otherwise: a path or ``file:`` URI holding one was refused), and quoted where it holds
+    a space, a quote or a backslash (a folder such as "My Apps" split ExecStart). A ``$`` stays: the
+    command's path is not expanded, and a URI never holds one."""
+    word = word.replace("%", "%%")
+    if any(c.isspace() or c in "\\\"'" for c in word):
+        return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return word
+
+
+def unit_text() -> str:
+    """The unit for this facesortd: it runs this very command, and its ``Documentation=`` is the
+    README installed with it (a ``file:`` URI, as systemd.unit(5) allows, that every installed copy
+    has; a web address we do not own was not)."""
+    fill = {
+        "{exec_start}": " ".join(unit_word(w) for w in own_command()),
+        "{documentation}": unit_word(package_file(README).absolute().as_uri()),
+    }
+    text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8")
+    for field, value in fill.items():
+        text = text.replace(field, value)
+    return text
 
 
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
-    text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8").replace("{exec_start}", own_command())
+    text = unit_text()
     if args.print:
         print(text, end="")
         return 0
