@@ -190,7 +190,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.mining_scale_factor,
         help="pyramid step when the partial cascade scans negative images (default %(default)s)",
     )
-    cas.add_argument("--seed", type=int, default=d.seed, help="random seed: same data + seed = same cascade")
+    cas.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help="random seed: same data + seed = same cascade (default %(default)s)",
+    )
     ver = parser.add_argument_group("verifier (second look at every box the cascade proposes; needs PyTorch)")
     ver.add_argument(
         "--verifier-out",
@@ -268,7 +273,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--contrast",
         type=float,
         default=a.contrast,
-        help="contrast gain range, relative (%(default)s: x0.75..1.25)",
+        help="contrast gain range, relative: gains of 1 +/- this (%(default)s)",
     )
     aug.add_argument(
         "--jitter",

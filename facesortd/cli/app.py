@@ -14,7 +14,7 @@ from loguru import logger
 from facesortd import __version__
 from facesortd.cli import daemon, labels, models, sorting
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.config import LOG_LEVELS, ConfigError
+from facesortd.config import LOG_LEVELS, ConfigError, Settings
 from facesortd.detect import DetectorError
 from facesortd.durable import Refused
 from facesortd.emotion import ModelError
@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         type=Path,
-        help="TOML config file (default: $XDG_CONFIG_HOME/facesortd/config.toml if present)",
+        help="TOML config file (default: $XDG_CONFIG_HOME/facesortd/config.toml, ~/.config/facesortd/"
+        "config.toml unless XDG_CONFIG_HOME is set, if present; else built-in defaults); FACESORTD_<KEY> "
+        "variables override it",
     )
     parser.add_argument(
         "--log-level",
@@ -71,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         default=None,
         metavar="LEVEL",
-        help="how much goes to stderr: " + ", ".join(LOG_LEVELS) + " (default: log_level from the config)",
+        help="how much goes to stderr: "
+        + ", ".join(LOG_LEVELS)
+        + f" (default: the config's log_level, {Settings.model_fields['log_level'].default} unless set)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -100,7 +104,10 @@ def _add_train_detector(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train-detector",
         help="train the face detector: an LBP cascade and its CNN verifier",
-        description=command.__doc__,
+        description="Train the face detector from labelled faces and face-free images: an LBP cascade "
+        "written to --out (rewritten after every stage) and, with --verifier-out, the CNN verifier that "
+        "takes a second look at each box it proposes. For developers: facesortd ships both; put new "
+        "ones in force with the config's detection.cascades and detection.verifier.",
     )
     command.add_arguments(p)
     p.set_defaults(func=command.run)

@@ -123,7 +123,8 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         "every file saved there, into the library (the config's inbox and library; by default "
         "~/Pictures/facesortd/inbox and ~/Pictures/facesortd/library, or under the desktop's own pictures "
         "folder such as ~/Bilder; `facesortd status` names them). "
-        "SIGTERM or Ctrl-C stops it cleanly.",
+        "Its log goes to stderr (under systemd, to the journal: journalctl --user -u facesortd). "
+        "SIGTERM or Ctrl-C stops it cleanly, once the files in progress are placed.",
     )
     p.set_defaults(func=cmd_run)
 
@@ -153,8 +154,10 @@ def add_install_service(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "install-service",
         help="install the systemd user unit",
-        description="Write facesortd.service into ~/.config/systemd/user/ and print the systemctl "
-        "commands that enable it (it runs none itself).",
+        description="Write facesortd.service into $XDG_CONFIG_HOME/systemd/user/ (~/.config/systemd/"
+        "user/), replacing the unit there, and print the systemctl commands that enable it (it runs "
+        "none itself). The unit runs this very facesortd, the one in the environment you run this "
+        "command from.",
     )
     p.add_argument(
         "--print", action="store_true", help="print the unit to stdout instead (to install it by hand)"

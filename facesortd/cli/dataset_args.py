@@ -29,8 +29,9 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
         nargs="+",
         type=Path,
         metavar="DATASET",
-        help="a folder with one subfolder per emotion (screenshots or face crops), or a faces.json "
-        "box file (images in a screenshots/ folder beside it); several may be given",
+        help="a folder with one subfolder per emotion (screenshots or face crops), a faces.json box "
+        "file (images in a screenshots/ folder beside it) or a vn_faces folder (index.json); several "
+        "may be given; only read, never changed",
     )
     p.add_argument(
         "--map",
@@ -43,14 +44,15 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
         "--kind",
         choices=["auto", "screenshots", "crops"],
         default="auto",
-        help="what the images are; auto: small square images are crops, the rest screenshots (default)",
+        help="what the images are (default %(default)s: small, nearly square images are crops, the rest "
+        "screenshots)",
     )
     p.add_argument(
         "--undetected",
         choices=["drop", "whole", "typical"],
         default="drop",
-        help="crops in which no face is detected: drop them (default), use the whole crop as the face, "
-        "or frame them like the median of the crops where a face was found (typical)",
+        help="crops in which no face is detected: drop them, use the whole crop as the face, or frame "
+        "them like the median of the crops where a face was found (typical); default %(default)s",
     )
     p.add_argument(
         "--no-detect",

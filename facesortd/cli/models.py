@@ -38,6 +38,7 @@ from facesortd.model_store import (
     rollback,
     use,
 )
+from facesortd.plots import CONFUSION_PNG, RELIABILITY_PNG
 from facesortd.shown_names import json_text
 from facesortd.state import retrain_lock
 
@@ -47,7 +48,8 @@ def _add_plots_option(p: argparse.ArgumentParser) -> None:
         "--plots",
         type=folder_to_write,
         metavar="DIR",
-        help="also write the confusion matrix and reliability curve of the figures as PNG files into DIR",
+        help="also write the confusion matrix and reliability curve of the figures into DIR as "
+        f"{CONFUSION_PNG} and {RELIABILITY_PNG} (made if missing; files of those names are replaced)",
     )
 
 
@@ -226,7 +228,9 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    """Record the labels you gave by moving files, then retrain now (adopted only if not worse)."""
+    """Record the labels you gave by moving files, then retrain now rather than when due: the new
+    model is put in force only if it is not worse, by the daemon's rule (README, "Reviewing"). Prints
+    the outcome; the exit status is 1 if no model was made (too few labels, say)."""
     from facesortd.learn.retrain import retrain_if_due, schedule
     from facesortd.learn.review import Reviewer, user_labels
 
@@ -263,12 +267,16 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         help="train an emotion model from a labelled folder",
         description="Train an emotion model from DATASET/<emotion>/*, faces.json box files or vn_faces "
         "folders; prints per-emotion counts and out-of-source figures (cross-validation that never "
-        "splits a repository or character, and holds out a dataset without groups as a whole), then "
-        "writes a versioned model file.",
+        "splits a repository or character, and holds out a dataset without groups as a whole) on "
+        "stdout, then writes the model file and compares it with the model in "
+        "force; it reads the datasets and moves nothing.",
     )
     add_dataset_options(p)
     p.add_argument(
-        "--out", type=file_to_write, help="model file to write (default: <state_dir>/models/<time>.fsm.npz)"
+        "--out",
+        type=file_to_write,
+        help="model file to write, replaced whole if there (default: a new <time>.fsm.npz in the "
+        "models/ folder of the config's state_dir, where `facesortd model` lists it)",
     )
     p.add_argument(
         "--activate",
@@ -316,7 +324,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "model keeps it, so run time frames faces the same way)",
     )
     p.add_argument(
-        "--pca", type=int_at_least(1), default=150, help="most PCA components kept before LDA (default 150)"
+        "--pca",
+        type=int_at_least(1),
+        default=150,
+        help="most PCA components kept before LDA (default %(default)s)",
     )
     p.add_argument(
         "--mirror",
@@ -337,8 +348,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "--report",
         type=folder_to_write,
         metavar="DIR",
-        help="also write the out-of-source figures to DIR: confusion matrices and the coverage curve "
-        "(share auto-sorted against share right) as PNGs, and the predictions",
+        help="also write the out-of-source figures to DIR: confusion_<source>.png per dataset and over "
+        "all, coverage_curves.png (share auto-sorted against share right) and predictions.npz (made "
+        "if missing; files of those names are replaced)",
     )
     p.add_argument(
         "--source-balance",
@@ -352,7 +364,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         type=number_between(0.0, 0.5),
         default=0.1,
         help="share of the faces (whole screenshots/characters) kept out of training as the validation "
-        "set that retraining must not get worse on (saved beside the model; default 0.1, 0: none)",
+        "set that retraining must not get worse on (saved beside the model; default %(default)s, 0: none)",
     )
     _add_plots_option(p)
     p.set_defaults(func=cmd_train)
@@ -362,11 +374,14 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="measure a model on a labelled folder",
-        description="Measure a model on DATASET/<emotion>/*.",
+        description="Measure a model on labelled faces (DATASET/<emotion>/*, faces.json box files or "
+        "vn_faces folders): per-emotion counts and figures on stdout; moves nothing.",
     )
     add_dataset_options(p)
     p.add_argument("--model", type=Path, help="model file (default: the model in force)")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object, and nothing else"
+    )
     _add_plots_option(p)
     p.set_defaults(func=cmd_eval)
 
@@ -385,6 +400,13 @@ def add_model(sub: argparse._SubParsersAction) -> None:
         "this one (step by step down to the shipped model); `model use default|FILE` puts the "
         "shipped model or a model file in force.",
     )
-    p.add_argument("action", nargs="?", choices=["list", "rollback", "use"], default="list")
-    p.add_argument("target", nargs="?", metavar="default|FILE", help="for `use`: which model")
+    p.add_argument(
+        "action", nargs="?", choices=["list", "rollback", "use"], default="list", help="(default %(default)s)"
+    )
+    p.add_argument(
+        "target",
+        nargs="?",
+        metavar="default|FILE",
+        help="for `use`: the shipped model, or a model file (copied into the models folder first)",
+    )
     p.set_defaults(func=cmd_model)
