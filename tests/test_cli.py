@@ -104,6 +104,19 @@ def test_sort_dry_run_touches_nothing(
     assert any(line.endswith("[quarantined: no-face]") for line in plan)
 
 
+def test_sort_dry_run_of_an_inbox_not_made_yet_creates_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--help promises a dry run touches nothing; it made the configured inbox all the same."""
+    inbox = tmp_path / "not yet" / "inbox"
+    monkeypatch.setenv("FACESORTD_INBOX", str(inbox))
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    assert cli.main(["sort", "--dry-run"]) == 0
+    assert not (tmp_path / "not yet").exists() and not (tmp_path / "lib").exists()
+    assert "nothing to sort" in capsys.readouterr().err
+    assert cli.main(["sort"]) == 0 and inbox.is_dir()  # a real sort makes it, for the next drop
+
+
 def test_sort_moves_files_by_emotion_and_quarantines_the_rest(
     trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

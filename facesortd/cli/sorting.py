@@ -95,9 +95,12 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: bool =
 def cmd_sort(args: argparse.Namespace) -> int:
     settings = settings_for(args, library=args.library)
     refuse_overlap(settings, args.paths)  # before the inbox is made: nothing is touched
-    if not args.paths:
+    if not args.paths and not args.dry_run:  # a dry run touches nothing: no inbox is nothing to sort
         settings.inbox.mkdir(parents=True, exist_ok=True)
-    files = _expand_inputs(args.paths or [settings.inbox], settings.watch, inbox=not args.paths)
+    if args.paths or settings.inbox.exists():
+        files = _expand_inputs(args.paths or [settings.inbox], settings.watch, inbox=not args.paths)
+    else:
+        files = []
     if not files:
         logger.info("nothing to sort: drop screenshots into {}", settings.inbox)  # a named folder: refused
         return 0
@@ -328,24 +331,43 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sort",
         help="sort image files once and exit",
-        description="Sort image files once and exit, as the daemon would. Without paths it sorts the "
-        "inbox and, like the daemon, leaves a file whose sort you undid or that you put in quarantine "
-        "yourself; a file or folder you name is sorted anyway.",
+        description="Sort image files once and exit, as the daemon would: each file is moved into "
+        "<library>/<emotion>/ or <library>/_quarantine/<reason>/, never over another file (a name "
+        "taken there becomes 'name (1).png'), and journaled, so `facesortd undo` puts it back. "
+        "Without paths it sorts the inbox and, like the daemon, leaves a file whose sort you undid "
+        "or that you put in quarantine yourself; a file or folder you name is sorted anyway. A line "
+        "per file and a summary go to stderr; the exit status is 1 if a file could not be moved.",
     )
     p.add_argument(
-        "paths", nargs="*", type=Path, help="image files or folders (default: the configured inbox)"
+        "paths",
+        nargs="*",
+        type=Path,
+        help="image files, or folders (the images directly inside, not their subfolders; default: the "
+        "config's inbox)",
     )
-    p.add_argument("--library", type=Path, help="library folder (default: from the config)")
-    p.add_argument("--dry-run", action="store_true", help="print what would happen; touch nothing")
-    p.add_argument("--copy", action="store_true", help="copy files into the library instead of moving them")
+    p.add_argument("--library", type=Path, help="library folder (default: the config's library)")
     p.add_argument(
-        "--json", action="store_true", help="print one JSON object per file with its decision, in input order"
+        "--dry-run",
+        action="store_true",
+        help="print where each file would go, on stdout; move nothing and create no folder",
+    )
+    p.add_argument(
+        "--copy",
+        action="store_true",
+        help="copy files into the library instead of moving them (the originals stay where they are)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per file with its decision and destination on stdout, one per line, "
+        "in input order",
     )
     p.add_argument(
         "--workers",
         type=int_at_least(1),
         metavar="N",
-        help="files classified in parallel (default: watch.workers from the config, as the daemon)",
+        help="files classified in parallel (default: the config's watch.workers, as the daemon: "
+        f"{WatchSettings.model_fields['workers'].default} unless set)",
     )
     p.set_defaults(func=cmd_sort)
 
@@ -354,7 +376,9 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "detect",
         help="print the faces found in images",
-        description="Print face boxes, scores and emotions; the tool for a file that landed in no-face.",
+        description="Print face boxes (x, y, width, height in image pixels), scores and emotions on "
+        "stdout, or why no face was kept; the tool for a file that landed in no-face. Moves nothing; "
+        "the exit status is 1 if an image could not be read.",
     )
     p.add_argument(
         "images",
@@ -366,9 +390,10 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         "--draw",
         type=folder_to_write,
         metavar="OUT_DIR",
-        help="also write each image with its boxes drawn here (as new files: none is ever replaced)",
+        help="also write each image with its boxes drawn into OUT_DIR as <name>.png (a new file: a "
+        "name taken there becomes 'name (1).png', none is ever replaced)",
     )
-    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
     p.set_defaults(func=cmd_detect)
 
 
@@ -377,14 +402,25 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "undo",
         help="move sorted files back to where they came from",
         description="Move files back to the folder they came from, using the journal: the last file "
-        "(default), the last N, those sorted --since a time, or the FILEs named (where they are now). "
-        "The daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`. A file "
-        "whose folder refuses it stays where it is, with the reason; the exit status is then 1.",
+        "moved (default), the last N, those moved --since a time, or the FILEs named (where they are "
+        "now); the moves of the daemon, `sort` and the review page alike. A file goes back beside "
+        "what is there (a name taken becomes 'name (1).png'); undoing a `sort --copy` deletes the "
+        "copy if the original is still there, unchanged. A file changed since is left alone. The "
+        "daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`. Prints a line "
+        "per file on stdout; a file whose folder refuses it stays where it is, with the reason, and "
+        "the exit status is then 1.",
     )
     p.add_argument(
-        "targets", nargs="*", metavar="N|FILE", help="how many of the last moves, or files to undo"
+        "targets",
+        nargs="*",
+        metavar="N|FILE",
+        help="how many of the last moves to undo, or the files to put back (where they are now)",
     )
-    p.add_argument("--since", metavar="TIME", help="undo every move since TIME (2h, 30m, 1d or an ISO time)")
+    p.add_argument(
+        "--since",
+        metavar="TIME",
+        help="undo every move since TIME (2h, 30m, 1d ago, or a local time such as 2026-11-24T10:00)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would be moved back; touch nothing")
     p.add_argument(
         "--yes",
