@@ -104,7 +104,8 @@ def _unit_fix(exc: OSError, unit_dir: Path) -> str:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Check each thing facesortd needs and say how to fix what is wrong; exit 1 if anything is."""
+    """Check each thing facesortd needs and say how to fix what is wrong, a line each on stdout
+    ("ok" or "FIX"); exit 1 if anything is wrong."""
     from facesortd.doctor import run_checks
 
     problems = 0
@@ -144,8 +145,9 @@ def add_status(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help='print it as one JSON object: {"total": {"<emotion>" | "_quarantine/<reason>": n, ...}, '
         '"today": {...}, "labelled": {"total": {"<emotion>": n}, "today": {...}}, '
-        '"waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}, '
-        '"problems": ["<a folder facesortd may not use, and the fix>", ...]}',
+        '"waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}, "labels": {...}, '
+        '"retrain": {...}, "last_errors": [...], "problems": ["<a folder facesortd may not use, and the '
+        'fix>", ...]} on stdout (README: "What status tells you")',
     )
     p.set_defaults(func=cmd_status)
 
