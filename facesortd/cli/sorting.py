@@ -354,7 +354,8 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--copy",
         action="store_true",
-        help="copy files into the library instead of moving them (the originals stay where they are)",
+        help="copy files into the library instead of moving them (the originals stay where they are: "
+        "left in the inbox, the daemon or the next `sort` sorts them again, a second copy)",
     )
     p.add_argument(
         "--json",
