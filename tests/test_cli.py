@@ -614,7 +614,9 @@ def test_the_unit_is_one_systemd_accepts_from_any_folder_with_its_readme_as_docu
     verified = subprocess.run(
         [analyze, "--system", "verify", str(unit)], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
-    assert verified.returncode == 0 and not verified.stderr, verified.stderr
+    # Only what it says of this unit: on another machine it may also complain of the units it loads.
+    said = [line for line in verified.stderr.splitlines() if unit.name in line]
+    assert verified.returncode == 0 and not said, verified.stderr
 
 
 def test_status_without_a_daemon_and_undo_time_parsing(
