@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mining-sizes",
         type=int_at_least(24),
         nargs="+",
-        default=[640, 480, 960],
+        default=[DetectionSettings.model_fields["max_side"].default, 480, 960],
         metavar="SIDE",
         help="--faces-json images are mined at each of these longest sides, as is and mirrored; the "
         "first is also the size the verifier's proposals are made at. The detector shrinks images "
