@@ -322,6 +322,15 @@ class Journal:
         )
         return bool(found) and found[0].state == "undone"
 
+    def copied_from(self, path: Path, digest: str) -> Move | None:
+        """The `sort --copy` of this content from ``path`` that still stands (its copy not undone), if
+        the newest sort of it from there was one."""
+        found = self._moves(
+            "hash = ? AND CAST(source AS BLOB) = ? AND state IN ('done', 'undone') ORDER BY id DESC LIMIT 1",
+            (digest, _blob(path)),
+        )
+        return found[0] if found and found[0].state == "done" and found[0].copied else None
+
     def done_at(self, destination: Path) -> Move | None:
         found = self._moves(
             "state = 'done' AND CAST(destination AS BLOB) = ? ORDER BY id DESC LIMIT 1", (_blob(destination),)

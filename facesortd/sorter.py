@@ -23,6 +23,7 @@ from facesortd.quarantine import QUARANTINE_DIR
 
 GONE = "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)"
 UNDONE = "you undid its sort, so it stays (sort it by hand: facesortd sort FILE)"
+COPIED = "copied into the library before (`sort --copy`), so it stays: its copy is"
 
 Kind = Literal["placed", "would-place", "stays", "kept", "wait", "skipped", "gone"]
 
@@ -81,6 +82,8 @@ class Sorter:
             return Outcome(path, "gone", why=GONE)
         if not named and (why := self._persons_decision(path, digest)):
             return Outcome(path, "kept", why=why)
+        if self.journal is not None and (copied := copy_in_library(self.journal, path, digest)):
+            return Outcome(path, "kept", destination=copied, why=f"{COPIED} {copied}")
         decision = self._duplicate(path, digest) or pipeline.decide(path)
         if self.library.holds(path, decision):
             return Outcome(path, "stays", decision, path, ms=_ms(started))
@@ -132,3 +135,16 @@ class Sorter:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+
+
+def copy_in_library(journal: Journal, path: Path, digest: str) -> Path | None:
+    """Where an earlier `sort --copy` of this very file put its copy, if that copy is still there:
+    sorting the file again, copied or moved, named or not, would put its content in the library
+    twice. A copy that was undone or removed since no longer holds the file back."""
+    if not (move := journal.copied_from(path, digest)):
+        return None
+    try:
+        same = move.destination.stat().st_size == path.stat().st_size
+    except OSError:
+        return None
+    return move.destination if same else None

@@ -25,7 +25,7 @@ from facesortd.learn.review import label_summary, user_labels
 from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.shown_names import exact
-from facesortd.sorter import UNDONE
+from facesortd.sorter import COPIED, UNDONE, copy_in_library
 from facesortd.state import JOURNAL_FILE, STATUS_FILE
 from facesortd.watch import walk_inbox, wanted
 
@@ -120,8 +120,10 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
             digest = content_id(path)
         except OSError as exc:
             return f"cannot be read: {exc}"
-        if journal.undone_from(path, digest):  # the sorter's own rule, so status says what it does
+        if journal.undone_from(path, digest):  # the sorter's own rules, so status says what it does
             return UNDONE
+        if copied := copy_in_library(journal, path, digest):
+            return f"{COPIED} {copied}"
     return "waiting to be sorted"
 
 

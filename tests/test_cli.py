@@ -165,6 +165,42 @@ def test_sort_copy_keeps_originals_and_summarises(
     assert "sorted 8 (angry 2, happy 2, sad 2, surprised 2); quarantined 2 (no-face 1, unreadable 1)" in err
 
 
+def test_sort_copy_twice_or_then_moved_puts_each_file_in_the_library_once(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second `sort --copy` of the same folder, or a move of a file whose copy is still there,
+    made "name (1)" twins in the library; now the file stays and the output says where its copy is."""
+    shots, truth = _inbox(tmp_path)
+    lib = tmp_path / "lib"
+    assert cli.main(["sort", str(shots), "--library", str(lib), "--copy"]) == 0
+    placed = sorted(p.relative_to(lib) for p in lib.rglob("*") if p.is_file())
+    capsys.readouterr()
+    assert cli.main(["sort", str(shots), "--library", str(lib), "--copy"]) == 0
+    assert "copied into the library before" in capsys.readouterr().err
+    one = shots / next(iter(truth))
+    assert cli.main(["sort", str(one), "--library", str(lib)]) == 0  # a move, named: still no twin
+    assert sorted(p.relative_to(lib) for p in lib.rglob("*") if p.is_file()) == placed
+    assert len(list(shots.iterdir())) == len(truth) + 2  # every original where it was
+    copy = lib / truth[one.name] / one.name
+    copy.unlink()  # the person removed the copy: copying it again is what they ask for now
+    assert cli.main(["sort", str(one), "--library", str(lib), "--copy"]) == 0
+    assert copy.is_file() and one.is_file()
+
+
+def test_sort_copy_refuses_the_inbox(
+    trained: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Originals copied from the inbox stay there, where the daemon would sort them again."""
+    inbox, _ = _inbox(tmp_path)
+    monkeypatch.setenv("FACESORTD_INBOX", str(inbox))
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    assert cli.main(["sort", "--copy"]) == 2
+    assert "--copy leaves the originals where they are" in capsys.readouterr().err
+    assert cli.main(["sort", "--copy", str(inbox / "landscape.png")]) == 2
+    assert cli.main(["sort", "--copy", str(tmp_path)]) == 2  # a folder holding the inbox
+    assert not (tmp_path / "lib").exists()
+
+
 def test_detect_json_and_draw(trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     img, _ = draw_screenshot("sad", np.random.default_rng(1))
     cv2.imwrite(str(tmp_path / "a.png"), img)

@@ -114,6 +114,26 @@ def test_a_re_examined_file_is_not_a_duplicate_of_itself(daemon_settings: Settin
     assert again.kind == "stays" and again.decision is not None and again.decision.reason == "unsure"
 
 
+def test_the_daemon_and_status_leave_an_inbox_file_whose_copy_is_in_the_library(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file copied from the inbox (by a version that allowed it) stays there, said by the sorter
+    the daemon uses and by `status`, rather than going into the library a second time."""
+    shot = env.inbox / "a.png"
+    shot.write_bytes(screenshot_png(4))
+    journal = Journal.for_state_dir(env.state_dir)
+    pipeline = stub_pipeline(env)
+    copied = Sorter(Library(env.library), journal, copy=True).sort(pipeline, shot, named=True)
+    assert copied.kind == "placed" and shot.exists()
+    again = Sorter(Library(env.library), journal).sort(pipeline, shot)
+    journal.close()
+    assert again.kind == "kept" and again.destination == copied.destination and shot.exists()
+    assert _files(env.library) == [copied.destination]
+    capsys.readouterr()
+    assert cli.main(["status"]) == 0
+    assert "copied into the library before" in capsys.readouterr().out
+
+
 def test_sort_dir_picks_the_files_the_daemon_would_gifs_included(
     env: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

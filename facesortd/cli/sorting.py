@@ -92,9 +92,25 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: bool =
     return out
 
 
+_COPY_FROM_INBOX = (
+    "--copy leaves the originals where they are, and files left in the inbox ({inbox}) would be sorted "
+    "again by the daemon or the next `sort`, a second time into the library: copy from a folder outside "
+    "the inbox, or sort the inbox without --copy"
+)
+
+
+def _under(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
 def cmd_sort(args: argparse.Namespace) -> int:
     settings = settings_for(args, library=args.library)
     refuse_overlap(settings, args.paths)  # before the inbox is made: nothing is touched
+    if args.copy and not args.paths:
+        raise UsageError(_COPY_FROM_INBOX.format(inbox=settings.inbox))
     if not args.paths and not args.dry_run:  # a dry run touches nothing: no inbox is nothing to sort
         settings.inbox.mkdir(parents=True, exist_ok=True)
     if args.paths or settings.inbox.exists():
@@ -104,6 +120,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
     if not files:
         logger.info("nothing to sort: drop screenshots into {}", settings.inbox)  # a named folder: refused
         return 0
+    if args.copy and (inside := next((f for f in files if _under(f, settings.inbox)), None)):
+        raise UsageError(f"{inside}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
     # Paths a person named are their request: it overrides their earlier undo or quarantine.
     named = bool(args.paths)
     workers = min(args.workers or settings.watch.workers, len(files))
@@ -354,8 +372,9 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--copy",
         action="store_true",
-        help="copy files into the library instead of moving them (the originals stay where they are: "
-        "left in the inbox, the daemon or the next `sort` sorts them again, a second copy)",
+        help="copy files into the library instead of moving them; the originals stay where they are, and "
+        "a file whose copy is still in the library is not copied (or moved) again. Refused for files in "
+        "the inbox, which the daemon would sort a second time",
     )
     p.add_argument(
         "--json",
