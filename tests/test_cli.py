@@ -670,6 +670,17 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     assert "the journal has no move of facesortd that put this file there" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["3", "--since", "2h"], ["--since", "2h", "shot.png"]])
+def test_undo_takes_one_selector_not_n_or_files_with_since(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given both, one was silently ignored (N under --since, --since under FILEs): refused, naming both."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["undo", *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--since" in err and "N|FILE" in err and "not allowed with" in err
+
+
 def test_train_detector_is_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:  # in this process: `python -m` is tested above
         cli.main(["train-detector", "--help"])
