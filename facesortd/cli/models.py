@@ -309,9 +309,11 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         type=file_to_replace("facesortd model file", _is_model_file),
+        metavar="FILE",
         help="model file to write; a facesortd model file there is replaced whole, any other file is "
-        "refused, as are the model in force and the models/ folder's files (default: a new "
-        "<time>.fsm.npz in the models/ folder of the config's state_dir, where `facesortd model` lists it)",
+        "refused, as are the model in force, the shipped model and the models/ folder's files, which "
+        "`model rollback` goes back to (default: a new <time>.fsm.npz in the models/ folder of the "
+        "config's state_dir, where `facesortd model` lists it)",
     )
     p.add_argument(
         "--activate",
