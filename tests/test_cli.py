@@ -394,6 +394,13 @@ def test_bad_numbers_are_refused_before_any_work(
             ["train-detector", "--out", "c.xml", "--verifier-out", "{folder}"],
             "argument --verifier-out: {folder}",
         ),
+        # A typo away from a person's screenshot: it was replaced by the model, cascade or verifier.
+        (["train", "D", "--out", "{file}"], "argument --out: {file} exists and is not a facesortd model"),
+        (["train-detector", "--out", "{file}"], "argument --out: {file} exists and is not a cascade file"),
+        (
+            ["train-detector", "--out", "c.xml", "--verifier-out", "{file}"],
+            "argument --verifier-out: {file} exists and is not a facesortd verifier file",
+        ),
     ],
 )
 def test_output_places_of_the_wrong_kind_are_refused_before_any_work(
@@ -408,6 +415,56 @@ def test_output_places_of_the_wrong_kind_are_refused_before_any_work(
         cli.main([part.format(file=file, folder=folder) for part in argv])
     assert exit_.value.code == 2 and message.format(file=file, folder=folder) in capsys.readouterr().err
     assert file.read_bytes() == b"x" and list(folder.iterdir()) == []
+
+
+def test_output_files_of_their_own_kind_are_replaced(tmp_path: Path) -> None:
+    """Retraining into the same file is normal: a model, cascade or verifier there is replaced, not
+    refused. A bare .npy is no model: refused, not a traceback."""
+    from facesortd.cli.app import build_parser
+    from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, shipped_file
+    from facesortd.model_store import shipped_model
+
+    model, cascade, verifier = shipped_model(), shipped_file(SHIPPED_CASCADE), shipped_file(SHIPPED_VERIFIER)
+    assert model and cascade and verifier
+    parser = build_parser()
+    assert parser.parse_args(["train", "D", "--out", str(model)]).out == model
+    args = parser.parse_args(["train-detector", "--out", str(cascade), "--verifier-out", str(verifier)])
+    assert (args.out, args.verifier_out) == (cascade, verifier)
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "D", "--out", str(tmp_path / "a.npy")])
+
+
+def test_train_out_never_replaces_a_model_in_force_or_in_the_models_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`model rollback` goes back to the models folder's files and the shipped model; a model
+    pinned by the config is in force: --out naming one is refused before any training."""
+    from facesortd.model_store import shipped_model
+
+    shipped = shipped_model()
+    assert shipped is not None
+    folder = models_dir(load_settings(None))
+    folder.mkdir(parents=True)
+    kept, pinned = folder / "20260101-000000.fsm.npz", tmp_path / "mine.fsm.npz"
+    for copy in (kept, pinned):
+        shutil.copyfile(shipped, copy)
+    config = tmp_path / "pinned.toml"
+    config.write_text(f'[recognition]\nmodel = "{pinned}"\n')
+    no_data = str(tmp_path / "no such dataset")  # had training started, this would be the error
+    for argv, said in [
+        (["--out", str(kept)], f"--out {kept} is in the models folder {folder}"),
+        (["--out", str(folder / "new.fsm.npz")], "is in the models folder"),
+        (["--out", str(shipped)], f"--out {shipped} is the model in force"),
+        (["--config", str(config), "--out", str(pinned)], f"--out {pinned} is the model in force"),
+        (["--config", str(config), "--out", str(shipped)], f"--out {shipped} is the shipped model"),
+    ]:
+        config_args, out_args = argv[:-2], argv[-2:]
+        assert cli.main([*config_args, "train", no_data, *out_args]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "name another file" in err and "--activate" in err, err
+    assert kept.read_bytes() == pinned.read_bytes() == shipped.read_bytes()
+    assert sorted(folder.iterdir()) == [kept]
 
 
 def test_train_features_needs_the_cnn_descriptor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -668,6 +725,17 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     (tmp_path / "mine.png").write_bytes(b"never sorted")
     assert cli.main(["undo", str(tmp_path / "mine.png")]) == 2
     assert "the journal has no move of facesortd that put this file there" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["3", "--since", "2h"], ["--since", "2h", "shot.png"]])
+def test_undo_takes_one_selector_not_n_or_files_with_since(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given both, one was silently ignored (N under --since, --since under FILEs): refused, naming both."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["undo", *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--since" in err and "N|FILE" in err and "not allowed with" in err
 
 
 def test_train_detector_is_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:

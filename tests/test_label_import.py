@@ -119,3 +119,19 @@ def test_a_box_file_that_is_not_text_or_a_dataset_that_is_missing_is_one_line(
     ):
         assert cli.main(["import-labels", str(dataset)]) == 2
         assert capsys.readouterr().err == f"facesortd: error: {message}\n"
+
+
+def test_a_vn_faces_folder_is_refused_and_train_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read without the backgrounds `train` lays its transparent sprites over, its faces were not
+    `train`'s; it was imported all the same."""
+    from test_vn_faces import write_vn_folder
+
+    vn = write_vn_folder(tmp_path / "vn")
+    assert cli.main(["import-labels", "--no-detect", str(vn)]) == 2
+    err = capsys.readouterr().err
+    assert f"{vn} is a vn_faces folder" in err and f"facesortd train {vn}" in err
+    journal = Journal.for_state_dir(load_settings().state_dir)
+    assert journal.labels() == []
+    journal.close()

@@ -7,6 +7,7 @@ import itertools
 import shlex
 import sys
 import time
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -28,13 +29,35 @@ from facesortd.cascade_train.samples import (
 from facesortd.cascade_train.scenes import VN_FACE_FRAME, Composites, SceneMaker, Sources
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
-from facesortd.cli.arg_types import file_to_write, int_at_least, number_between
+from facesortd.cli.arg_types import file_to_replace, int_at_least, number_between
 from facesortd.config import DetectionSettings
-from facesortd.detect import FaceDetector
+from facesortd.detect import DetectorError, FaceDetector, load_cascade
 from facesortd.learn.datasets import DatasetError, source_group
+from facesortd.verify import CNN_KIND, HOG_KIND
 
 DEFAULT_CROP_FRAME = (0.0, 0.0, 1.0, 1.0)
 TORCH_EXTRA = "pip install 'facesortd[train]'"
+
+
+def _is_cascade_file(path: Path) -> bool:
+    """Whether ``path`` is an OpenCV cascade: the only file --out replaces (stage after stage)."""
+    try:
+        load_cascade(path)
+    except DetectorError:
+        return False
+    return True
+
+
+def _is_verifier_file(path: Path) -> bool:
+    """Whether ``path`` is a facesortd verifier, of this version or the HOG one before: the only
+    file --verifier-out replaces."""
+    if not zipfile.is_zipfile(path):  # np.load would read a bare .npy or unpickle-refuse anything else
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return str(data["kind"]) in (CNN_KIND, HOG_KIND)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,7 +165,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     cas = parser.add_argument_group("cascade")
     cas.add_argument(
-        "--out", type=file_to_write, required=True, help="cascade XML file to write (after every stage)"
+        "--out",
+        type=file_to_replace("cascade file (OpenCV XML)", _is_cascade_file),
+        required=True,
+        help="cascade XML file to write (after every stage); a cascade there is replaced, any other "
+        "file is refused",
     )
     cas.add_argument(
         "--window",
@@ -199,9 +226,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ver = parser.add_argument_group("verifier (second look at every box the cascade proposes; needs PyTorch)")
     ver.add_argument(
         "--verifier-out",
-        type=file_to_write,
+        type=file_to_replace("facesortd verifier file", _is_verifier_file),
         metavar="FILE",
-        help="also train the CNN face/non-face verifier behind the cascade and write it here (.npz); "
+        help="also train the CNN face/non-face verifier behind the cascade and write it here (.npz; a "
+        "verifier there is replaced, any other file is refused); "
         f"it learns from the cascade's proposals on the training images. Needs {TORCH_EXTRA}",
     )
     ver.add_argument(

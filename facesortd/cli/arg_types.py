@@ -1,8 +1,8 @@
 """argparse value types with bounds.
 
-A bad number (or a file where a folder is to be written, and the reverse) is refused at once with a
-usage message naming the option, instead of surfacing as an OpenCV assertion, nonsense figures or a
-traceback after minutes of loading data.
+A bad number (or a file where a folder is to be written, and the reverse, or a file not of the kind
+a command replaces) is refused at once with a usage message naming the option, instead of surfacing
+as an OpenCV assertion, nonsense figures or a traceback after minutes of loading data.
 """
 
 from __future__ import annotations
@@ -66,10 +66,19 @@ def folder_to_write(text: str) -> Path:
     return path
 
 
-def file_to_write(text: str) -> Path:
-    """A file the command writes (replaced whole if there). A folder in its place is refused here,
-    not once the work it is for is done."""
-    path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder: name the file to write")
-    return path
+def file_to_replace(kind: str, recognised: Callable[[Path], bool]) -> Callable[[str], Path]:
+    """A file the command writes, replaced whole if it is already a ``kind`` (``recognised``: a
+    retrain to the same name). Any other file there (a screenshot, a note: a typo away) is refused
+    here, before the work, rather than overwritten after it; so is a folder."""
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder: name the file to write")
+        if path.exists() and not (path.is_file() and recognised(path)):
+            raise argparse.ArgumentTypeError(
+                f"{text} exists and is not a {kind}, so it is not replaced: name another file"
+            )
+        return path
+
+    return parse

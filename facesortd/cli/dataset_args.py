@@ -23,15 +23,22 @@ from facesortd.learn.datasets import (
 from facesortd.learn.training import FaceSet, Undetected, collect_faces
 
 
-def add_dataset_options(p: argparse.ArgumentParser) -> None:
+def add_dataset_options(p: argparse.ArgumentParser, vn_faces: bool = True) -> None:
+    """``vn_faces``: whether the command reads vn_faces folders (import-labels refuses them)."""
     p.add_argument(
         "datasets",
         nargs="+",
         type=Path,
         metavar="DATASET",
-        help="a folder with one subfolder per emotion (screenshots or face crops), a faces.json box "
-        "file (images in a screenshots/ folder beside it) or a vn_faces folder (index.json); several "
-        "may be given; only read, never changed",
+        help="a folder with one subfolder per emotion (screenshots or face crops)"
+        + (
+            ", a faces.json box file (images in a screenshots/ folder beside it) or a vn_faces folder "
+            "(index.json)"
+            if vn_faces
+            else " or a faces.json box file (images in a screenshots/ folder beside it); not a vn_faces "
+            "folder (use `facesortd train`)"
+        )
+        + "; several may be given; only read, never changed",
     )
     p.add_argument(
         "--map",

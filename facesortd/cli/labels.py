@@ -11,7 +11,7 @@ from facesortd.cli.arg_types import int_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
 from facesortd.journal import Journal
-from facesortd.learn.datasets import DatasetError
+from facesortd.learn.datasets import DatasetError, is_vn_faces
 
 REVIEW_PORT = 8765
 
@@ -21,6 +21,14 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     from facesortd.learn.label_import import import_labels
 
     settings = settings_for(args)
+    for src in args.datasets:
+        if is_vn_faces(src):
+            # Its sprites are transparent: `train` lays each over a background picture of its game
+            # (learn/backdrops.py); read here without one, its faces would not be the faces `train` sees.
+            raise UsageError(
+                f"{src} is a vn_faces folder, which import-labels does not read (its sprites need the "
+                f"backgrounds `train` puts behind them): train on it with `facesortd train {src}`"
+            )
     items = [item for found in dataset_items(args).values() for item in found]
     detector, undetected = framing(args, settings)
     journal = Journal.for_state_dir(settings.state_dir)
@@ -89,7 +97,7 @@ def add_import_labels(sub: argparse._SubParsersAction) -> None:
         + " Each face is found and kept like a label you give by moving a file; labels you gave "
         "yourself are never replaced, and importing the same dataset twice adds nothing.",
     )
-    add_dataset_options(p)
+    add_dataset_options(p, vn_faces=False)
     p.set_defaults(func=cmd_import_labels)
 
 

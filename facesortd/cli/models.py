@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import zipfile
 from pathlib import Path
 
 from loguru import logger
 
-from facesortd.cli.arg_types import file_to_write, folder_to_write, int_at_least, number_between
+from facesortd.cli.arg_types import file_to_replace, folder_to_write, int_at_least, number_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
 from facesortd.emotion import ModelError
-from facesortd.ensemble import load_model
+from facesortd.ensemble import load_model, model_info
 from facesortd.faces import CROP_MARGIN, FaceSpec
 from facesortd.journal import Journal
 from facesortd.learn.datasets import DatasetError
@@ -34,8 +35,10 @@ from facesortd.model_store import (
     history,
     load_model_in_force,
     model_in_force,
+    models_dir,
     new_model_path,
     rollback,
+    shipped_model,
     use,
 )
 from facesortd.plots import CONFUSION_PNG, RELIABILITY_PNG
@@ -64,6 +67,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.train_features and not torch_installed():
         raise UsageError("--train-features trains the net with PyTorch: pip install 'facesortd[train]'")
     settings = settings_for(args)
+    if args.out is not None:
+        _refuse_kept_model(settings, args.out)
     spec = FaceSpec(size=args.face_size, margin=args.margin)
     collected = collect(args, settings, spec)
     _print_counts(collected)
@@ -105,6 +110,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"not in force yet: `facesortd model use {out}` puts it in force (or train with --activate)")
     return 0
+
+
+def _is_model_file(path: Path) -> bool:
+    """Whether ``path`` holds a facesortd model: the only file `train --out` replaces."""
+    if not zipfile.is_zipfile(path):  # a bare .npy is no model either, but np.load reads it otherwise
+        return False
+    try:
+        model_info(path)
+    except ModelError:
+        return False
+    return True
+
+
+def _refuse_kept_model(settings: Settings, out: Path) -> None:
+    """--out may not replace the model in force, the shipped one, nor a file in the models folder,
+    whose models `model rollback` goes back to: refused before training, not found gone later."""
+    target, in_force, shipped = out.resolve(), model_in_force(settings), shipped_model()
+    if target.is_relative_to(models_dir(settings).resolve()):
+        what = f"in the models folder {models_dir(settings)}, whose models `facesortd model` keeps"
+    elif in_force is not None and target == in_force.resolve():
+        what = "the model in force"
+    elif shipped is not None and target == shipped.resolve():
+        what = "the shipped model"
+    else:
+        return
+    raise UsageError(
+        f"--out {out} is {what}: name another file, or leave --out out (a new model file is made in "
+        "the models folder) and add --activate to put it in force"
+    )
 
 
 def _print_counts(data: FaceSet) -> None:
@@ -274,9 +308,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     add_dataset_options(p)
     p.add_argument(
         "--out",
-        type=file_to_write,
-        help="model file to write, replaced whole if there (default: a new <time>.fsm.npz in the "
-        "models/ folder of the config's state_dir, where `facesortd model` lists it)",
+        type=file_to_replace("facesortd model file", _is_model_file),
+        metavar="FILE",
+        help="model file to write; a facesortd model file there is replaced whole, any other file is "
+        "refused, as are the model in force, the shipped model and the models/ folder's files, which "
+        "`model rollback` goes back to (default: a new <time>.fsm.npz in the models/ folder of the "
+        "config's state_dir, where `facesortd model` lists it)",
     )
     p.add_argument(
         "--activate",

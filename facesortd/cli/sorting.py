@@ -430,13 +430,17 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "per file on stdout; a file whose folder refuses it stays where it is, with the reason, and "
         "the exit status is then 1.",
     )
-    p.add_argument(
+    # One selector at a time: given both, one was silently ignored (N under --since, --since under FILEs).
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
         "targets",
         nargs="*",
+        default=[],
         metavar="N|FILE",
-        help="how many of the last moves to undo, or the files to put back (where they are now)",
+        help="how many of the last moves to undo, or the files to put back (where they are now); "
+        "not with --since",
     )
-    p.add_argument(
+    which.add_argument(
         "--since",
         metavar="TIME",
         help="undo every move since TIME (2h, 30m, 1d ago, or a local time such as 2026-11-24T10:00)",
