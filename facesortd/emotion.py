@@ -373,6 +373,8 @@ def read_model_file(
         ) from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ModelError(f"model file {path} is corrupt or not a facesortd model ({exc})") from exc
+    except (TypeError, IndexError):  # a bare .npy array: np.load reads it, but it holds no "meta"
+        raise ModelError(f"model file {path} is a numpy array, not a facesortd model") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelError(f"{path} is not a facesortd emotion model")
     if meta.get("format_version") not in versions:

@@ -975,3 +975,15 @@ def test_a_folder_given_as_the_model_is_one_line_the_same_everywhere(
         f"facesortd: error: model file {folder} is a folder: name the model file (*.fsm.npz) itself, "
         "not the folder it is in"
     )
+
+
+def test_a_bare_numpy_array_given_as_the_model_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`model use x.npy` (or `eval --model x.npy`) ended in a TypeError traceback."""
+    array = tmp_path / "x.npy"
+    np.save(array, np.zeros(3))
+    assert cli.main(["model", "use", str(array)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"facesortd: error: model file {array} is a numpy array, not a facesortd model"
+    )
