@@ -435,6 +435,37 @@ def test_output_files_of_their_own_kind_are_replaced(tmp_path: Path) -> None:
         parser.parse_args(["train", "D", "--out", str(tmp_path / "a.npy")])
 
 
+def test_retraining_to_the_same_file_without_a_validation_set_removes_the_old_one(
+    crop_dataset: Path, fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The set held out from the model replaced may be in the new one's training data: left beside
+    it, every later retrain (and `model use`, which copies it along) judged it on faces it had seen."""
+    out = tmp_path / "m.fsm.npz"
+    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2", "--descriptor", "hog+lbp"]
+    assert cli.main([*train, "--out", str(out)]) == 0
+    assert FaceSet.load(validation_path(out)).labels
+    assert cli.main([*train, "--validation-share", "0", "--out", str(out)]) == 0
+    assert "no validation set held out" in capsys.readouterr().out
+    assert out.is_file() and not validation_path(out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crops", "m.fsm.npz"]
+
+
+@pytest.mark.parametrize("share", ["0", "0.2"])
+def test_train_out_never_replaces_another_file_where_its_validation_set_goes(
+    tmp_path: Path, share: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train` replaces (or, with share 0, removes) the validation set beside --out: a person's file
+    of that name is refused before training, like one at --out itself."""
+    out = tmp_path / "m.fsm.npz"
+    mine = validation_path(out)
+    mine.write_bytes(b"my notes")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", str(tmp_path / "no such dataset"), "--validation-share", share, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"{mine} exists and is not a validation set" in err, err
+    assert mine.read_bytes() == b"my notes" and not out.exists()
+
+
 def test_train_out_never_replaces_a_model_in_force_or_in_the_models_history(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
