@@ -646,6 +646,41 @@ def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out == text  # the one unit, for a hand install
 
 
+def test_install_service_keeps_a_unit_edited_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
+    """A unit the person edited (a memory limit, another inbox) was replaced, the edits lost. One
+    facesortd wrote, for this facesortd or another, is replaced; the same unit is left alone."""
+    from facesortd.cli import daemon
+
+    unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
+    assert cli.main(["install-service"]) == 0
+    mine = unit.read_text().replace("Nice=5\n", "Nice=5\nMemoryMax=2G\n")
+    capsys.readouterr()
+    assert cli.main(["install-service"]) == 0
+    assert (
+        capsys.readouterr().out
+        == f"already installed: {unit} (`systemctl --user enable --now facesortd` starts it)\n"
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(daemon, "own_command", lambda: ["/another/venv/bin/facesortd"])
+        assert cli.main(["install-service"]) == 0  # facesortd's own unit, for another facesortd
+    assert capsys.readouterr().out.startswith(f"wrote {unit}\n")
+    assert sorted(p.name for p in unit.parent.iterdir()) == [unit.name]
+    assert "ExecStart=/another/venv/bin/facesortd run\n" in unit.read_text()
+    unit.write_text(mine)
+    for n, kept in enumerate(["facesortd.service.bak", "facesortd.service (1).bak"]):
+        if n:
+            unit.write_text(mine.replace("2G", "3G"))
+        assert cli.main(["install-service"]) == 0
+        out = capsys.readouterr().out
+        assert (
+            f"kept the unit that was there, which facesortd did not write as it is, as {unit.parent / kept}\n"
+            in out
+        )
+        assert f"wrote {unit}\n" in out and "MemoryMax" not in unit.read_text()
+    assert (unit.parent / "facesortd.service.bak").read_text() == mine
+    assert (unit.parent / "facesortd.service (1).bak").read_text() == mine.replace("2G", "3G")
+
+
 @pytest.mark.parametrize(
     ("errno_", "fix"),
     [
@@ -670,6 +705,9 @@ def test_install_service_that_cannot_write_is_one_line_and_keeps_the_old_unit(
         raise OSError(errno_, os.strerror(errno_), str(unit.parent / ".facesortd-tmp-x"))
 
     monkeypatch.setattr(durable.tempfile, "mkstemp", refused)
+    monkeypatch.setattr(
+        "facesortd.cli.daemon.own_command", lambda: ["/another/bin/facesortd"]
+    )  # a unit to write
     assert cli.main(["install-service"]) == 2
     fix = fix.format(folder=unit.parent)
     assert capsys.readouterr().err == (
