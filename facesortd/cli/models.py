@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import zipfile
 from pathlib import Path
 
 from loguru import logger
 
-from facesortd.cli.arg_types import file_to_replace, folder_to_write, int_at_least, number_between
+from facesortd.cli.arg_types import (
+    file_to_replace,
+    folder_to_write,
+    int_at_least,
+    number_between,
+    read_by,
+)
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.config import Settings
@@ -114,30 +119,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_model_file(path: Path) -> bool:
-    """Whether ``path`` holds a facesortd model: the only file `train --out` replaces."""
-    if not zipfile.is_zipfile(path):  # a bare .npy is no model either, but np.load reads it otherwise
-        return False
-    try:
-        model_info(path)
-    except ModelError:
-        return False
-    return True
-
-
-def _is_validation_set(path: Path) -> bool:
-    """Whether ``path`` holds a face set written by `facesortd train` beside a model."""
-    if not zipfile.is_zipfile(path):
-        return False
-    try:
-        FaceSet.load(path)
-    except DatasetError:
-        return False
-    return True
-
-
-_model_file = file_to_replace("facesortd model file", _is_model_file)
-_validation_file = file_to_replace("validation set written by facesortd train", _is_validation_set)
+_model_file = file_to_replace("facesortd model file", read_by(model_info, ModelError))
+_validation_file = file_to_replace(
+    "validation set written by facesortd train", read_by(FaceSet.load, DatasetError)
+)
 
 
 def _model_out(text: str) -> Path:
