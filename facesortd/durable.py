@@ -60,6 +60,26 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray], *, compressed: bool 
     return Path(path)
 
 
+def replace_dropping(path: Path, write: Callable[[Path], object], stale: Path) -> None:
+    """A new ``path``, written whole by ``write`` under a temp name beside it, then ``stale`` (a
+    file that belongs to the old ``path`` only) removed, then the new file renamed into place. A
+    failed ``write`` leaves both as they were; a crash leaves the old file (perhaps without
+    ``stale``) or the new one without it, never the new file beside ``stale``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        if stale.exists():
+            stale.unlink()
+            fsync_dir(stale.parent)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
 NAME_MAX = 255
 """Bytes in one file name on Linux filesystems (ext4, btrfs, xfs, tmpfs all agree)."""
 

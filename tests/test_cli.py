@@ -435,6 +435,37 @@ def test_output_files_of_their_own_kind_are_replaced(tmp_path: Path) -> None:
         parser.parse_args(["train", "D", "--out", str(tmp_path / "a.npy")])
 
 
+def test_retraining_to_the_same_file_without_a_validation_set_removes_the_old_one(
+    crop_dataset: Path, fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The set held out from the model replaced may be in the new one's training data: left beside
+    it, every later retrain (and `model use`, which copies it along) judged it on faces it had seen."""
+    out = tmp_path / "m.fsm.npz"
+    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2", "--descriptor", "hog+lbp"]
+    assert cli.main([*train, "--out", str(out)]) == 0
+    assert FaceSet.load(validation_path(out)).labels
+    assert cli.main([*train, "--validation-share", "0", "--out", str(out)]) == 0
+    assert "no validation set held out" in capsys.readouterr().out
+    assert out.is_file() and not validation_path(out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crops", "m.fsm.npz"]
+
+
+@pytest.mark.parametrize("share", ["0", "0.2"])
+def test_train_out_never_replaces_another_file_where_its_validation_set_goes(
+    tmp_path: Path, share: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train` replaces (or, with share 0, removes) the validation set beside --out: a person's file
+    of that name is refused before training, like one at --out itself."""
+    out = tmp_path / "m.fsm.npz"
+    mine = validation_path(out)
+    mine.write_bytes(b"my notes")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", str(tmp_path / "no such dataset"), "--validation-share", share, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"{mine} exists and is not a validation set" in err, err
+    assert mine.read_bytes() == b"my notes" and not out.exists()
+
+
 def test_train_out_never_replaces_a_model_in_force_or_in_the_models_history(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -615,6 +646,41 @@ def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out == text  # the one unit, for a hand install
 
 
+def test_install_service_keeps_a_unit_edited_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
+    """A unit the person edited (a memory limit, another inbox) was replaced, the edits lost. One
+    facesortd wrote, for this facesortd or another, is replaced; the same unit is left alone."""
+    from facesortd.cli import daemon
+
+    unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
+    assert cli.main(["install-service"]) == 0
+    mine = unit.read_text().replace("Nice=5\n", "Nice=5\nMemoryMax=2G\n")
+    capsys.readouterr()
+    assert cli.main(["install-service"]) == 0
+    assert (
+        capsys.readouterr().out
+        == f"already installed: {unit} (`systemctl --user enable --now facesortd` starts it)\n"
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(daemon, "own_command", lambda: ["/another/venv/bin/facesortd"])
+        assert cli.main(["install-service"]) == 0  # facesortd's own unit, for another facesortd
+    assert capsys.readouterr().out.startswith(f"wrote {unit}\n")
+    assert sorted(p.name for p in unit.parent.iterdir()) == [unit.name]
+    assert "ExecStart=/another/venv/bin/facesortd run\n" in unit.read_text()
+    unit.write_text(mine)
+    for n, kept in enumerate(["facesortd.service.bak", "facesortd.service (1).bak"]):
+        if n:
+            unit.write_text(mine.replace("2G", "3G"))
+        assert cli.main(["install-service"]) == 0
+        out = capsys.readouterr().out
+        assert (
+            f"kept the unit that was there, which facesortd did not write as it is, as {unit.parent / kept}\n"
+            in out
+        )
+        assert f"wrote {unit}\n" in out and "MemoryMax" not in unit.read_text()
+    assert (unit.parent / "facesortd.service.bak").read_text() == mine
+    assert (unit.parent / "facesortd.service (1).bak").read_text() == mine.replace("2G", "3G")
+
+
 @pytest.mark.parametrize(
     ("errno_", "fix"),
     [
@@ -639,6 +705,9 @@ def test_install_service_that_cannot_write_is_one_line_and_keeps_the_old_unit(
         raise OSError(errno_, os.strerror(errno_), str(unit.parent / ".facesortd-tmp-x"))
 
     monkeypatch.setattr(durable.tempfile, "mkstemp", refused)
+    monkeypatch.setattr(
+        "facesortd.cli.daemon.own_command", lambda: ["/another/bin/facesortd"]
+    )  # a unit to write
     assert cli.main(["install-service"]) == 2
     fix = fix.format(folder=unit.parent)
     assert capsys.readouterr().err == (

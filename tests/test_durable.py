@@ -239,3 +239,39 @@ def test_a_folder_that_may_not_be_listed_is_one_sentence_with_the_fix(
     assert str(refused.value) == (
         f"cannot list {locked} (Permission denied): make it readable (chmod u+rwx '{locked}')"
     )
+
+
+def test_replace_dropping_removes_the_stale_file_only_once_the_new_one_is_whole(tmp_path: Path) -> None:
+    """A model retrained to the same name loses the validation set held out from the old one: not
+    before the new model is written whole (a failed write keeps both), and never after the new
+    model took the name (a crash then would leave the new model judged on the old set)."""
+    path, stale = tmp_path / "m.fsm.npz", tmp_path / "m.validation.npz"
+    path.write_bytes(b"old")
+    stale.write_bytes(b"old set")
+    seen: list[tuple[bytes, bool]] = []
+
+    def write(tmp: Path) -> None:
+        seen.append((path.read_bytes(), stale.exists()))
+        tmp.write_bytes(b"new")
+
+    real_replace = os.replace
+
+    def replace(src: str | Path, dest: str | Path) -> None:
+        assert not stale.exists(), "the new model took the name while the stale set was still there"
+        real_replace(src, dest)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "replace", replace)
+        durable.replace_dropping(path, write, stale)
+    assert seen == [(b"old", True)] and path.read_bytes() == b"new" and not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fsm.npz"]
+
+    stale.write_bytes(b"old set")
+
+    def fail(tmp: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError):
+        durable.replace_dropping(path, fail, stale)
+    assert path.read_bytes() == b"new" and stale.read_bytes() == b"old set"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fsm.npz", "m.validation.npz"]

@@ -217,3 +217,27 @@ def test_training_names_a_wrong_data_folder_in_one_line(
     assert gate_net.run(args) == 2
     assert "not a vn_faces folder" in capsys.readouterr().err
     assert not (tmp_path / "g.npz").exists()
+
+
+def test_training_never_replaces_a_file_that_is_not_a_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out replaced any file once the minutes of training were done: a typo away from a
+    screenshot. A gate there is replaced (a retrain to the same name); anything else is refused first."""
+    pytest.importorskip("torch")
+    import argparse
+
+    from facesortd.cascade_train import gate_net
+
+    parser = argparse.ArgumentParser()
+    gate_net.add_arguments(parser)
+    gate = _constant_gate(tmp_path / "gate.npz", 5.0, 50.0)
+    assert parser.parse_args(["--vn-faces", str(tmp_path), "--out", str(gate)]).out == gate
+    shot, bare = tmp_path / "shot.png", tmp_path / "a.npy"
+    shot.write_bytes(b"\x89PNG my screenshot")
+    np.save(bare, np.zeros(3))
+    for other in (shot, bare, tmp_path):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(["--vn-faces", str(tmp_path), "--out", str(other)])
+        assert exit_.value.code == 2 and f"argument --out: {other}" in capsys.readouterr().err
+    assert shot.read_bytes() == b"\x89PNG my screenshot"

@@ -83,7 +83,9 @@ def _unit(path: Path, seed: int) -> None:
     the command itself, since `facesortd` turns the failure into one line and exit 2."""
     from facesortd.cli import daemon
 
-    daemon.cmd_install_service(argparse.Namespace(print=False))
+    with pytest.MonkeyPatch.context() as mp:  # another facesortd's unit each seed: one to write
+        mp.setattr(daemon, "own_command", lambda: [f"/venv{seed}/bin/facesortd"])
+        daemon.cmd_install_service(argparse.Namespace(print=False))
 
 
 WRITERS: dict[str, Callable[[Path, int], None]] = {

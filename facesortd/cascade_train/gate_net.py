@@ -24,7 +24,8 @@ from loguru import logger
 
 from facesortd.boxes import Box
 from facesortd.cascade_train.scenes import SceneMaker, Sources
-from facesortd.gate import CELL, GATE_WIDTH, WIDTHS, GateNet, standardised
+from facesortd.cli.arg_types import file_to_replace, read_by
+from facesortd.gate import CELL, GATE_WIDTH, WIDTHS, GateError, GateNet, standardised
 from facesortd.learn.datasets import is_vn_faces
 from facesortd.progress import Progress
 
@@ -178,7 +179,12 @@ def torch_outputs(net: GateTorch, images: np.ndarray) -> np.ndarray:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vn-faces", type=Path, required=True, metavar="DIR", help="vn_faces data folder")
-    parser.add_argument("--out", type=Path, required=True, help="gate file to write (.npz)")
+    parser.add_argument(
+        "--out",
+        type=file_to_replace("gate file", read_by(GateNet.load, GateError)),
+        required=True,
+        help="gate file to write (.npz); a gate file there is replaced, any other file is refused",
+    )
     parser.add_argument(
         "--fold",
         type=int,

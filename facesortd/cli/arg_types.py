@@ -8,6 +8,7 @@ as an OpenCV assertion, nonsense figures or a traceback after minutes of loading
 from __future__ import annotations
 
 import argparse
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,3 +83,19 @@ def file_to_replace(kind: str, recognised: Callable[[Path], bool]) -> Callable[[
         return path
 
     return parse
+
+
+def read_by(load: Callable[[Path], object], error: type[Exception]) -> Callable[[Path], bool]:
+    """What :func:`file_to_replace` recognises for an array file facesortd writes: a .npz archive
+    (np.load reads a bare .npy too, which none of them is) that ``load`` reads without ``error``."""
+
+    def recognised(path: Path) -> bool:
+        if not zipfile.is_zipfile(path):
+            return False
+        try:
+            load(path)
+        except error:
+            return False
+        return True
+
+    return recognised

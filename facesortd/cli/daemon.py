@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import errno
+import hashlib
 import os
 import sys
 from pathlib import Path
 
 from facesortd.cli.common import refuse_overlap, settings_for
 from facesortd.config import config_home
-from facesortd.durable import Refused, atomic_writer
+from facesortd.durable import Refused, atomic_writer, write_new
 from facesortd.package_data import README, SERVICE_TEMPLATE, data_file, package_file
 from facesortd.shown_names import json_text
 
@@ -69,7 +70,22 @@ def unit_text() -> str:
     text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8")
     for field, value in fill.items():
         text = text.replace(field, value)
-    return text
+    return _signed(text)
+
+
+UNIT_SUM = "# Written by `facesortd install-service`, which keeps an edited copy; sha256 of the lines above: "
+
+
+def _signed(text: str) -> str:
+    return f"{text}{UNIT_SUM}{hashlib.sha256(text.encode()).hexdigest()}\n"
+
+
+def _written_as_is(unit: bytes) -> bool:
+    """Whether ``unit`` is as `install-service` wrote it (for this facesortd or another): its last
+    line sums the lines above. Anything else (edited by hand, written by an older facesortd without
+    that line, or by the person) is not replaced without a copy."""
+    text = unit.decode(errors="replace")
+    return UNIT_SUM in text and text == _signed(text[: text.rindex(UNIT_SUM)])
 
 
 def cmd_install_service(args: argparse.Namespace) -> int:
@@ -80,6 +96,13 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         return 0
     unit = unit_dir / "facesortd.service"
     try:
+        old = unit.read_bytes() if unit.is_file() else None
+        if old == text.encode():
+            print(f"already installed: {unit} (`systemctl --user enable --now facesortd` starts it)")
+            return 0
+        if old is not None and not _written_as_is(old):
+            kept = write_new(unit.with_name(unit.name + ".bak"), lambda fh: fh.write(old), stat_from=unit)
+            print(f"kept the unit that was there, which facesortd did not write as it is, as {kept}")
         with atomic_writer(unit) as fh:  # a full disk must not leave systemd half a unit
             fh.write(text.encode())
     except OSError as exc:  # the unit before (if any) is whole: atomic_writer replaces it only when done
@@ -157,9 +180,10 @@ def add_install_service(sub: argparse._SubParsersAction) -> None:
         "install-service",
         help="install the systemd user unit",
         description="Write facesortd.service into $XDG_CONFIG_HOME/systemd/user/ (~/.config/systemd/"
-        "user/), replacing the unit there, and print the systemctl commands that enable it (it runs "
-        "none itself). The unit runs this very facesortd, the one in the environment you run this "
-        "command from.",
+        "user/) and print the systemctl commands that enable it (it runs none itself). A unit there "
+        "that facesortd wrote is replaced; one edited by hand (or not written by facesortd) is kept "
+        "as facesortd.service.bak first. The unit runs this very facesortd, the one in the "
+        "environment you run this command from.",
     )
     p.add_argument(
         "--print", action="store_true", help="print the unit to stdout instead (to install it by hand)"

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import zipfile
 from pathlib import Path
 
 from loguru import logger
 
-from facesortd.cli.arg_types import file_to_replace, folder_to_write, int_at_least, number_between
+from facesortd.cli.arg_types import (
+    file_to_replace,
+    folder_to_write,
+    int_at_least,
+    number_between,
+    read_by,
+)
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.config import Settings
@@ -32,6 +37,7 @@ from facesortd.learn.training import (
     source_masks,
 )
 from facesortd.model_store import (
+    VALIDATION_SUFFIX,
     history,
     load_model_in_force,
     model_in_force,
@@ -40,6 +46,7 @@ from facesortd.model_store import (
     rollback,
     shipped_model,
     use,
+    validation_path,
 )
 from facesortd.plots import CONFUSION_PNG, RELIABILITY_PNG
 from facesortd.shown_names import json_text
@@ -112,15 +119,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_model_file(path: Path) -> bool:
-    """Whether ``path`` holds a facesortd model: the only file `train --out` replaces."""
-    if not zipfile.is_zipfile(path):  # a bare .npy is no model either, but np.load reads it otherwise
-        return False
-    try:
-        model_info(path)
-    except ModelError:
-        return False
-    return True
+_model_file = file_to_replace("facesortd model file", read_by(model_info, ModelError))
+_validation_file = file_to_replace(
+    "validation set written by facesortd train", read_by(FaceSet.load, DatasetError)
+)
+
+
+def _model_out(text: str) -> Path:
+    """--out, and beside it the validation set `train` replaces or removes (:meth:`TrainRun.save`):
+    each refused before training unless it is of its own kind."""
+    path = _model_file(text)
+    _validation_file(str(validation_path(path)))
+    return path
 
 
 def _refuse_kept_model(settings: Settings, out: Path) -> None:
@@ -308,12 +318,14 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     add_dataset_options(p)
     p.add_argument(
         "--out",
-        type=file_to_replace("facesortd model file", _is_model_file),
+        type=_model_out,
         metavar="FILE",
         help="model file to write; a facesortd model file there is replaced whole, any other file is "
         "refused, as are the model in force, the shipped model and the models/ folder's files, which "
         "`model rollback` goes back to (default: a new <time>.fsm.npz in the models/ folder of the "
-        "config's state_dir, where `facesortd model` lists it)",
+        "config's state_dir, where `facesortd model` lists it). The validation set beside it "
+        f"(<name>{VALIDATION_SUFFIX}) is replaced, or removed with --validation-share 0; any other "
+        "file of that name is refused",
     )
     p.add_argument(
         "--activate",

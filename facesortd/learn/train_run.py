@@ -13,6 +13,7 @@ from pathlib import Path
 
 from facesortd.cores import usable_cores
 from facesortd.descriptors import LEARNT
+from facesortd.durable import replace_dropping
 from facesortd.ensemble import Model
 from facesortd.faces import FaceSpec
 from facesortd.learn.feature_net_training import NetSettings
@@ -46,10 +47,14 @@ class TrainRun:
 
     def save(self, out: Path) -> None:
         """The model file, and beside it the validation set that retraining must not get worse on
-        (see learn/retrain.py)."""
-        self.model.save(out)
+        (see learn/retrain.py). A set already there was held out from the model ``out`` replaces,
+        and its faces may be in this one's training data: it goes before the new model takes the
+        name, also when none is held out now (``--validation-share 0``), so no retrain (nor `model
+        use`, which copies it along) ever judges the new model on faces it has seen."""
+        held = validation_path(out)
+        replace_dropping(out, self.model.save, stale=held)
         if self.validation is not None:
-            self.validation.save(validation_path(out))
+            self.validation.save(held)
 
 
 def train_model(
