@@ -106,7 +106,7 @@ class GateNet:
                     z["head_b"],
                     json.loads(str(z["info"])),
                 )
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError) as exc:  # TypeError: a bare .npy array
             raise GateError(
                 f"gate file {path} cannot be read ({exc}); set detection.gate to a file written by "
                 "`python -m facesortd.cascade_train gate`, or to off"

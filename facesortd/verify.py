@@ -146,7 +146,7 @@ def load_verifier(path: Path) -> CnnVerifier:
             if kind == CNN_KIND and tuple(data["crop"]) == (CNN_CROP, MARGIN):
                 platt = (float(data["platt"][0]), float(data["platt"][1]))
                 return CnnVerifier(ConvNet.from_arrays({k: data[k] for k in data.files}), platt)
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, TypeError) as exc:  # TypeError: a bare .npy array
         raise VerifierError(f"{path} is not a facesortd verifier file: {exc}") from exc
     if kind == HOG_KIND:
         raise VerifierError(

@@ -76,8 +76,10 @@ def test_a_gate_file_round_trips_with_its_operating_point_and_a_broken_one_is_a_
     net.save(tmp_path / "models" / "gate")  # the very name given, in a folder made for it
     assert GateNet.load(tmp_path / "models" / "gate").info == net.info
     (tmp_path / "broken.npz").write_bytes(b"not a gate")
-    with pytest.raises(DetectorError, match=r"detection\.gate"):
-        FaceDetector(DetectionSettings(gate=tmp_path / "broken.npz"))
+    np.save(tmp_path / "array.npy", np.zeros(3))  # np.load gives a bare array: a TypeError before
+    for wrong in ("broken.npz", "array.npy"):
+        with pytest.raises(DetectorError, match=r"detection\.gate"):
+            FaceDetector(DetectionSettings(gate=tmp_path / wrong))
 
 
 def test_off_means_no_gate() -> None:

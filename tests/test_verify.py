@@ -115,6 +115,9 @@ def test_files_it_cannot_run_are_refused_with_the_fix(tmp_path: Path) -> None:
         load_verifier(tmp_path / "x.npz")
     with pytest.raises(VerifierError, match="not a facesortd verifier"):
         load_verifier(tmp_path / "missing.npz")
+    np.save(tmp_path / "array.npy", np.zeros(3))  # np.load gives a bare array: a TypeError before
+    with pytest.raises(VerifierError, match="not a facesortd verifier"):
+        load_verifier(tmp_path / "array.npy")
     with pytest.raises(VerifierError, match=r"HOG verifier, which facesortd no longer runs.*train-detector"):
         load_verifier(_hog_file(tmp_path / "hog.npz"))
     np.savez(tmp_path / "future.npz", kind=np.array("facesortd-verifier-cnn-v9"), crop=np.array([64, 0.2]))
