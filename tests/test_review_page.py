@@ -355,3 +355,16 @@ def test_review_says_how_to_open_the_page_where_no_browser_opens(
         monkeypatch.delenv(name, raising=False)
     assert cli.main(["review", "--port", "0"]) == 0
     assert len(opened) == 1 and "no browser to open here" in capsys.readouterr().err
+
+
+def test_a_browser_gone_before_its_reply_prints_no_traceback(
+    settings: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A reload or a closed tab while thumbnails load broke the pipe of each pending reply, and each
+    printed a traceback in the terminal running `facesortd review`."""
+    with serving(settings) as server:
+        try:
+            raise BrokenPipeError(32, "Broken pipe")
+        except BrokenPipeError:
+            server.handle_error(None, ("127.0.0.1", 5))
+    assert "Traceback" not in capfd.readouterr().err
