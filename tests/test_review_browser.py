@@ -10,8 +10,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
+from synthetic import draw_screenshot
 from waiting import wait_until
 
 from facesortd.config import Settings
@@ -138,3 +141,39 @@ def test_fifty_files_take_fifty_key_presses(settings: Settings, browser: webdriv
         wait_until(lambda: "quarantine is empty" in browser.find_element("id", "message").text)
     assert keys.presses == 50 <= 60
     assert not list((settings.library / "_quarantine" / "unsure").iterdir())
+
+
+def _rect(driver: webdriver.Chrome, css: str) -> dict:
+    return driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width};",
+        css,
+    )
+
+
+def test_the_picture_fits_the_window_whatever_its_shape_and_the_window(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """A tall screenshot was drawn 480 px wide, so its face was far below a 768 px high window; in
+    an 800 px wide window the panels left the picture 126 px of width."""
+    quarantine(settings, "unsure", [("b normal.png", "happy")])
+    tall, _box = draw_screenshot("sad", np.random.default_rng(1), shape=(2400, 300), face=200)
+    assert cv2.imwrite(str(settings.library / "_quarantine" / "unsure" / "a tall.png"), tall)
+    loaded = "const i = document.getElementById('big'); return i.complete && i.naturalWidth > 0"
+    try:
+        with serving(settings) as server:
+            browser.set_window_size(1366, 768)
+            keys = _open(browser, server.url)
+            assert "a tall.png" in browser.find_element("id", "name").text
+            wait_until(lambda: browser.execute_script(loaded) and browser.find_elements("class name", "main"))
+            height = browser.execute_script("return innerHeight")
+            wait_until(lambda: _rect(browser, "#big")["bottom"] <= height)
+            assert _rect(browser, ".box.main")["bottom"] <= height
+            browser.set_window_size(800, 900)
+            keys.press(Keys.ARROW_RIGHT)
+            wait_until(lambda: "b normal.png" in browser.find_element("id", "name").text)
+            wait_until(lambda: browser.execute_script(loaded))
+            wait_until(lambda: _rect(browser, "#big")["width"] >= 400)
+            assert _rect(browser, "#keys")["right"] <= 800
+    finally:
+        browser.set_window_size(1400, 1000)

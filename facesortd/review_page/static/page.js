@@ -277,6 +277,9 @@ function onKey(ev) {
 
 function start() {
   document.addEventListener("keydown", onKey);
+  $("big").addEventListener("load", (ev) => {
+    $("picture").style.setProperty("--aspect", ev.target.naturalWidth / ev.target.naturalHeight);
+  });
   $("new-class").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const name = $("class-input").value;
