@@ -177,3 +177,23 @@ def test_the_picture_fits_the_window_whatever_its_shape_and_the_window(
             assert _rect(browser, "#keys")["right"] <= 800
     finally:
         browser.set_window_size(1400, 1000)
+
+
+def test_past_the_last_file_the_list_starts_again_where_skipped_files_wait(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """Labelling the last file after skipping the others said "end of the list", with two files
+    still waiting above it and no way to them but the arrow keys."""
+    names = ["a.png", "b.png", "c.png"]
+    quarantine(settings, "unsure", list(zip(names, ["happy", "sad", "angry"], strict=True)))
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        browser.find_elements("class name", "tile")[2].click()
+        wait_until(lambda: "c.png" in browser.find_element("id", "name").text)
+        keys.press("1")
+        wait_until(lambda: (settings.library / "angry" / "c.png").is_file())
+        wait_until(lambda: "a.png" in browser.find_element("id", "name").text)
+        assert "files you skipped" in browser.find_element("id", "message").text
+        assert "file 1 of 2" in browser.find_element("id", "position").text
+        keys.press("n", "n")
+        wait_until(lambda: "all reviewed" in browser.find_element("id", "message").text)

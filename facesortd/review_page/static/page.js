@@ -189,14 +189,18 @@ function move(step) {
 }
 
 // The files decided on this page have left its place in the listing: the next page starts sooner.
-function nextPage() {
+// Past the last page the listing starts again: files skipped on the way (and any that arrived
+// since) still wait there, and a bare "end of the list" left them unseen.
+async function nextPage() {
   const left = page.items.filter((i) => i.done).length;
   const offset = page.offset + page.items.length - left;
-  if (offset >= page.total - left) {
-    say(page.total - left ? "end of the list" : "all reviewed: the quarantine is empty");
-    return undefined;
-  }
-  return loadPage(offset);
+  if (offset < page.total - left) return loadPage(offset);
+  await loadPage(0);
+  const first = current();
+  if (!first) say("all reviewed: the quarantine is empty");
+  else if (first.dismissed) say(`all reviewed: what is left is marked "no usable face" and stays in quarantine`);
+  else say("end of the list: back to its start, where the files you skipped wait");
+  return undefined;
 }
 
 function advance() {
