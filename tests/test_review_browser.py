@@ -197,3 +197,28 @@ def test_past_the_last_file_the_list_starts_again_where_skipped_files_wait(
         assert "file 1 of 2" in browser.find_element("id", "position").text
         keys.press("n", "n")
         wait_until(lambda: "all reviewed" in browser.find_element("id", "message").text)
+
+
+def test_a_file_gone_from_the_quarantine_is_skipped_with_a_word_and_the_next_one_shown(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """A file deleted (or moved away) while the page showed it: a key answered "no such file in the
+    quarantine (any more); reload" and the gone file stayed on screen until the user reloaded."""
+    names = ["a.png", "b.png", "c.png", "d.png"]
+    files = quarantine(settings, "unsure", list(zip(names, ["happy", "sad", "angry", "sad"], strict=True)))
+    message = lambda: browser.find_element("id", "message").text  # noqa: E731
+    name = lambda: browser.find_element("id", "name").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        files["a.png"].unlink()
+        keys.press("1")
+        wait_until(lambda: "a.png has left the quarantine" in message() and "b.png" in name())
+        assert not (settings.library / "angry").exists() or not list((settings.library / "angry").iterdir())
+        assert "file 1 of 3" in browser.find_element("id", "position").text
+        files["c.png"].rename(settings.library / "c.png")  # moved away before it is shown
+        keys.press("3")
+        wait_until(lambda: "c.png has left the quarantine" in message() and "d.png" in name())
+        assert (settings.library / "sad" / "b.png").is_file()
+        keys.press(Keys.ENTER)
+        wait_until(lambda: not files["d.png"].exists())
+    assert (settings.library / "c.png").is_file()

@@ -16,10 +16,15 @@ function url(path, params = {}) {
   return path + "?" + new URLSearchParams({ ...params, token: TOKEN });
 }
 
+// An Error carrying the reply's status: 404 says a file has left the quarantine.
+function failure(res, data) {
+  return Object.assign(new Error(data.error || res.statusText), { status: res.status });
+}
+
 async function get(path, params) {
   const res = await fetch(url(path, params), { headers: { "X-Facesortd-Token": TOKEN } });
   const data = await res.json();
-  if (!res.ok) throw new Error(data.error || res.statusText);
+  if (!res.ok) throw failure(res, data);
   return data;
 }
 
@@ -30,8 +35,7 @@ async function post(path, body = {}) {
     body: JSON.stringify(body),
   });
   const data = await res.json();
-  if (!res.ok && res.status !== 409) throw new Error(data.error || res.statusText);
-  if (res.status === 409 && data.error) throw new Error(data.error);
+  if (!res.ok && (res.status !== 409 || data.error)) throw failure(res, data);
   return data;
 }
 
@@ -127,7 +131,7 @@ function showGrid() {
     const tag = item.done ? (item.done.kind === "label" ? `→ ${item.done.label}` : "no usable face")
       : item.dismissed ? "no usable face" : item.reason;
     tile.append(el("span", { className: "tag", textContent: tag }));
-    tile.addEventListener("click", () => { at = i; showGrid(); show(); });
+    tile.addEventListener("click", () => enqueue(() => { at = i; showGrid(); return show(); }));
     return tile;
   }));
   const first = page.total ? page.offset + 1 : 0;
@@ -136,8 +140,9 @@ function showGrid() {
     : "nothing to review";
 }
 
-async function ensureGuesses(item) {
-  if (!guesses.has(item.id)) guesses.set(item.id, await get("/api/guesses", { id: item.id }));
+// `fresh`: ask even if prefetched (the server has them cached), which also checks the file is still there.
+async function ensureGuesses(item, fresh = false) {
+  if (fresh || !guesses.has(item.id)) guesses.set(item.id, await get("/api/guesses", { id: item.id }));
   return guesses.get(item.id);
 }
 
@@ -159,8 +164,8 @@ async function show() {
   $("big").src = url("/thumb", { id: item.id });
   $("name").textContent = `${item.name} (${item.reason})` +
     (item.done ? ` → ${item.done.kind === "label" ? item.done.label : "no usable face"}` : "");
-  const g = await ensureGuesses(item);
-  if (current() !== item) return;
+  const g = await ensureGuesses(item, true).catch((err) => whenGone(item, err));
+  if (current() !== item || !g) return;
   g.boxes.forEach((b, i) => {
     const box = el("div", { className: "box" + (i === 0 ? " main" : "") });
     Object.assign(box.style, {
@@ -214,10 +219,22 @@ function advance() {
   return nextPage();
 }
 
+// A file moved, changed or deleted outside the page since it was listed: the page lists the
+// quarantine again at the same place and says so, instead of a key that does nothing.
+async function whenGone(item, err) {
+  if (err.status !== 404) throw err;
+  if (current() !== item) return undefined;
+  const cursor = page.items.slice(0, at).filter((i) => !i.done).length;
+  await loadPage(page.offset, cursor);
+  say(`${item.name} has left the quarantine (moved, changed or deleted elsewhere): skipped`);
+  return undefined;
+}
+
 async function label(name) {
   const item = current();
   if (!item || item.done) return advance();
-  const done = await post("/api/label", { id: item.id, label: name });
+  const done = await post("/api/label", { id: item.id, label: name }).catch((err) => whenGone(item, err));
+  if (!done) return undefined;
   item.done = done;
   page.counts[item.reason] -= 1;
   showReasons();
@@ -230,7 +247,8 @@ async function label(name) {
 async function acceptTop() {
   const item = current();
   if (!item || item.done) return advance();
-  const g = await ensureGuesses(item);
+  const g = await ensureGuesses(item).catch((err) => whenGone(item, err));
+  if (!g) return undefined;
   if (!g.guesses.length) {
     say("no guess for this file: press a class key, or n");
     return undefined;
@@ -241,7 +259,9 @@ async function acceptTop() {
 async function noFace() {
   const item = current();
   if (!item || item.done) return advance();
-  item.done = await post("/api/no-face", { id: item.id });
+  const done = await post("/api/no-face", { id: item.id }).catch((err) => whenGone(item, err));
+  if (!done) return undefined;
+  item.done = done;
   say(`${item.name}: no usable face (stays in quarantine)`);
   return advance();
 }
