@@ -222,3 +222,22 @@ def test_a_file_gone_from_the_quarantine_is_skipped_with_a_word_and_the_next_one
         keys.press(Keys.ENTER)
         wait_until(lambda: not files["d.png"].exists())
     assert (settings.library / "c.png").is_file()
+
+
+def test_the_position_counts_out_labelled_files_and_tallies_the_decisions(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """After a label the page said "file 2 of 3" beside "all 2": the labelled file, gone from the
+    quarantine, was still counted until the next listing, and nothing said how far the user had got."""
+    names = ["a.png", "b.png", "c.png"]
+    quarantine(settings, "unsure", list(zip(names, ["happy", "sad", "angry"], strict=True)))
+    position = lambda: browser.find_element("id", "position").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        assert position() == "file 1 of 3"
+        keys.press("1")
+        wait_until(lambda: position() == "file 1 of 2 · 1 decided so far")
+        keys.press("n")
+        wait_until(lambda: position() == "file 2 of 2 · 2 decided so far")
+        keys.press("u")
+        wait_until(lambda: position() == "file 1 of 2 · 1 decided so far")

@@ -9,6 +9,7 @@ let classes = [];            // [{name, key}]
 let reason = "";             // "" = every reason
 let page = { items: [], offset: 0, total: 0, counts: {} };
 let at = 0;                  // index of the current file on the page
+let decided = 0;             // decisions since the page was opened, less those undone
 const guesses = new Map();   // id -> {boxes, guesses, width, height, error?}
 let queue = Promise.resolve();
 
@@ -134,10 +135,13 @@ function showGrid() {
     tile.addEventListener("click", () => enqueue(() => { at = i; showGrid(); return show(); }));
     return tile;
   }));
-  const first = page.total ? page.offset + 1 : 0;
+  // Labelled files have left the quarantine: counted out at once, not at the next listing.
+  const labelled = (items) => items.filter((i) => i.done && i.done.kind === "label").length;
+  const here = page.offset + at + 1 - labelled(page.items.slice(0, at));
+  const tally = decided ? ` · ${decided} decided so far` : "";
   $("position").textContent = page.items.length
-    ? `file ${page.offset + at + 1} of ${page.total} (page ${first}–${page.offset + page.items.length})`
-    : "nothing to review";
+    ? `file ${here} of ${page.total - labelled(page.items)}${tally}`
+    : "nothing to review" + tally;
 }
 
 // `fresh`: ask even if prefetched (the server has them cached), which also checks the file is still there.
@@ -236,6 +240,7 @@ async function label(name) {
   const done = await post("/api/label", { id: item.id, label: name }).catch((err) => whenGone(item, err));
   if (!done) return undefined;
   item.done = done;
+  decided += 1;
   page.counts[item.reason] -= 1;
   showReasons();
   say(`${done.name} → ${done.label}`);
@@ -262,6 +267,7 @@ async function noFace() {
   const done = await post("/api/no-face", { id: item.id }).catch((err) => whenGone(item, err));
   if (!done) return undefined;
   item.done = done;
+  decided += 1;
   say(`${item.name}: no usable face (stays in quarantine)`);
   return advance();
 }
@@ -269,6 +275,7 @@ async function noFace() {
 async function undo() {
   const done = await post("/api/undo");
   const i = page.items.findIndex((item) => item.id === done.id);
+  decided = Math.max(0, decided - 1);
   say(`undone: ${done.name} is back in quarantine`);
   loadState().catch((e) => say(e.message));
   if (i < 0) return loadPage(page.offset, at);
