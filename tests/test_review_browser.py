@@ -241,3 +241,13 @@ def test_the_position_counts_out_labelled_files_and_tallies_the_decisions(
         wait_until(lambda: position() == "file 2 of 2 · 2 decided so far")
         keys.press("u")
         wait_until(lambda: position() == "file 1 of 2 · 1 decided so far")
+
+
+def test_without_a_daemon_the_learning_panel_says_who_retrains(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    quarantine(settings, "unsure", [("a.png", "happy")])
+    with serving(settings) as server:
+        _open(browser, server.url)
+        text = browser.find_element("id", "next-retrain").text
+    assert "not running (`facesortd run` starts it)" in text and "retrain now" in text

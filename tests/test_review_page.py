@@ -368,3 +368,18 @@ def test_a_browser_gone_before_its_reply_prints_no_traceback(
         except BrokenPipeError:
             server.handle_error(None, ("127.0.0.1", 5))
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_learning_panel_says_whether_a_daemon_will_retrain(settings: Settings) -> None:
+    """The panel said "next retrain after 20 more label(s)" with no daemon running, so the retrain a
+    user labelled towards never came."""
+    from facesortd.config import fingerprint
+    from facesortd.state import STATUS_FILE
+
+    with serving(settings) as server:
+        client = Client(server)
+        assert client.get("/api/state")["learning"]["daemon_running"] is False
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        status = {"pid": os.getpid(), "updated": time.time(), "settings": fingerprint(settings)}
+        (settings.state_dir / STATUS_FILE).write_text(json.dumps(status))
+        assert client.get("/api/state")["learning"]["daemon_running"] is True

@@ -74,7 +74,10 @@ function showLearning(l) {
   const counts = Object.entries(l.labels).map(([k, n]) => `${k} ${n}`).join(", ") || "none yet";
   const lines = [
     el("p", { textContent: `labels per class: ${counts}` }),
-    el("p", { id: "next-retrain", textContent: `next retrain after ${l.next_retrain_in} more label(s)` }),
+    el("p", { id: "next-retrain", textContent: l.daemon_running
+      ? `next retrain after ${l.next_retrain_in} more label(s)`
+      : `next retrain after ${l.next_retrain_in} more label(s), by the daemon, which is not running ` +
+        "(`facesortd run` starts it); \"retrain now\" retrains at once" }),
   ];
   if (l.unusable) lines.push(el("p", { textContent: `${l.unusable} label(s) without a usable face` }));
   if (l.last_retrain) {
