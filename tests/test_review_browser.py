@@ -251,3 +251,16 @@ def test_without_a_daemon_the_learning_panel_says_who_retrains(
         _open(browser, server.url)
         text = browser.find_element("id", "next-retrain").text
     assert "not running (`facesortd run` starts it)" in text and "retrain now" in text
+
+
+def test_a_key_that_does_nothing_says_so(settings: Settings, browser: webdriver.Chrome) -> None:
+    """A digit without a class, or a letter the page has no use for, was silently ignored."""
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    message = lambda: browser.find_element("id", "message").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("9")
+        wait_until(lambda: "no class has the key 9" in message())
+        keys.press("x")
+        wait_until(lambda: "x does nothing here" in message())
+    assert files["a.png"].is_file()

@@ -306,6 +306,10 @@ function onKey(ev) {
   } else if (actions[ev.key]) {
     ev.preventDefault();
     enqueue(actions[ev.key]);
+  } else if (ev.key.length === 1 && ev.key !== " ") {
+    // A key that does nothing says so, rather than leaving the user to wonder whether it was heard.
+    say(/[0-9]/.test(ev.key) ? `no class has the key ${ev.key}: t types a class`
+      : `${ev.key} does nothing here: the keys are listed beside the picture`);
   }
 }
 
