@@ -264,3 +264,11 @@ def test_a_key_that_does_nothing_says_so(settings: Settings, browser: webdriver.
         keys.press("x")
         wait_until(lambda: "x does nothing here" in message())
     assert files["a.png"].is_file()
+
+
+def test_a_name_is_shown_with_its_spaces_as_they_are(settings: Settings, browser: webdriver.Chrome) -> None:
+    """HTML folds runs of spaces: "a  b.png" was shown as "a b.png", a name no file has."""
+    quarantine(settings, "unsure", [("two  spaces.png", "happy")])
+    with serving(settings) as server:
+        _open(browser, server.url)
+        assert browser.find_element("id", "name").text.startswith("two  spaces.png")
