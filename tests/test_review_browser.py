@@ -272,3 +272,15 @@ def test_a_name_is_shown_with_its_spaces_as_they_are(settings: Settings, browser
     with serving(settings) as server:
         _open(browser, server.url)
         assert browser.find_element("id", "name").text.startswith("two  spaces.png")
+
+
+def test_an_unreadable_file_says_what_the_keys_do_with_it(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """It said only "unreadable: not an image OpenCV can decode", leaving the user to guess."""
+    folder = settings.library / "_quarantine" / "unreadable"
+    folder.mkdir(parents=True)
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    with serving(settings) as server:
+        _open(browser, server.url)
+        wait_until(lambda: "n lists it last" in browser.find_element("id", "message").text)

@@ -185,7 +185,7 @@ async function show() {
   $("guesses").replaceChildren(...g.guesses.map(([name, p], i) => el("li", {
     textContent: `${i === 0 ? "Enter" : keyOf(name) || ""}  ${name} ${(100 * p).toFixed(0)} %`,
   })));
-  if (g.error) say(`unreadable: ${g.error}`);
+  if (g.error) say(`unreadable: ${g.error}. A class key still moves it, but it teaches the model nothing; n lists it last`);
   else if (!g.boxes.length) say("no face found: press a class key if there is one, n if not");
 }
 
