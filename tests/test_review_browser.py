@@ -284,3 +284,19 @@ def test_an_unreadable_file_says_what_the_keys_do_with_it(
     with serving(settings) as server:
         _open(browser, server.url)
         wait_until(lambda: "n lists it last" in browser.find_element("id", "message").text)
+
+
+def test_n_on_a_file_already_marked_moves_on_without_counting_it_again(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """Past the end every file left can be one marked "no usable face": n marked it again, counted a
+    decision more each time and stacked one more undo step that changed nothing."""
+    quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    position = lambda: browser.find_element("id", "position").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("n", "n")
+        wait_until(lambda: "all reviewed" in browser.find_element("id", "message").text)
+        keys.press("n")
+        wait_until(lambda: "already marked" in browser.find_element("id", "message").text)
+        assert position().endswith("2 decided so far")

@@ -267,6 +267,10 @@ async function acceptTop() {
 async function noFace() {
   const item = current();
   if (!item || item.done) return advance();
+  if (item.dismissed) {
+    say(`${item.name} is already marked "no usable face"`);
+    return advance();
+  }
   const done = await post("/api/no-face", { id: item.id }).catch((err) => whenGone(item, err));
   if (!done) return undefined;
   item.done = done;
