@@ -21,6 +21,7 @@ from facesortd.config import Settings
 from facesortd.journal import Journal
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -300,3 +301,38 @@ def test_n_on_a_file_already_marked_moves_on_without_counting_it_again(
         keys.press("n")
         wait_until(lambda: "already marked" in browser.find_element("id", "message").text)
         assert position().endswith("2 decided so far")
+
+
+def test_files_can_be_labelled_with_the_mouse(settings: Settings, browser: webdriver.Chrome) -> None:
+    """The keys were listed as plain text: a user reaching for the mouse could pick a file in the
+    grid but not give it a class, and an eleventh class had no way in but typing it."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
+    lib = settings.library
+
+    def click(text: str) -> None:
+        """A real click; the buttons are drawn anew after each decision, so one may go stale."""
+
+        def clicked() -> bool:
+            try:
+                buttons = browser.find_elements("css selector", "#keys button")
+                next(b for b in buttons if text in b.text).click()
+            except StaleElementReferenceException:
+                return False
+            return True
+
+        wait_until(clicked)
+
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        browser.find_elements("class name", "tile")[1].click()
+        wait_until(lambda: "b.png" in browser.find_element("id", "name").text)
+        click("sad")
+        wait_until(lambda: (lib / "sad" / "b.png").is_file())
+        click("undo")
+        wait_until(lambda: files["b.png"].is_file())
+        click("happy")
+        wait_until(lambda: (lib / "happy" / "b.png").is_file())
+        keys.press(Keys.ENTER)  # the page's key, once: no button kept the focus
+        wait_until(lambda: not files["c.png"].exists())
+    assert files["a.png"].is_file()
+    assert sorted(p.name for p in lib.rglob("*.png")) == ["a.png", "b.png", "c.png"]

@@ -54,16 +54,26 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+// Every key is a button too, for labelling with the mouse (a class past the tenth has only its
+// button). It never keeps the focus: Enter on a focused button would act twice.
+function keyButton(key, text, action) {
+  const b = el("button", { type: "button" }, ...(key ? [el("kbd", { textContent: key }), " "] : []), text);
+  b.addEventListener("mousedown", (ev) => ev.preventDefault());
+  b.addEventListener("click", () => { b.blur(); enqueue(action); });
+  return b;
+}
+
 async function loadState() {
   const state = await get("/api/state");
   classes = state.classes;
   const keys = $("keys");
   keys.replaceChildren(
-    ...classes.filter((c) => c.key).map((c) => el("span", {}, el("kbd", { textContent: c.key }), " " + c.name)),
-    el("span", {}, el("kbd", { textContent: "Enter" }), " top guess"),
-    el("span", {}, el("kbd", { textContent: "n" }), " no usable face"),
-    el("span", {}, el("kbd", { textContent: "u" }), " undo"),
-    el("span", {}, el("kbd", { textContent: "← →" }), " move"),
+    ...classes.map((c) => keyButton(c.key, c.name, () => label(c.name))),
+    keyButton("Enter", "top guess", acceptTop),
+    keyButton("n", "no usable face", noFace),
+    keyButton("u", "undo", undo),
+    keyButton("←", "previous", () => move(-1)),
+    keyButton("→", "next", () => move(1)),
   );
   showLearning(state.learning);
   showModel(state.model);
