@@ -336,3 +336,25 @@ def test_files_can_be_labelled_with_the_mouse(settings: Settings, browser: webdr
         wait_until(lambda: not files["c.png"].exists())
     assert files["a.png"].is_file()
     assert sorted(p.name for p in lib.rglob("*.png")) == ["a.png", "b.png", "c.png"]
+
+
+def test_a_name_breaks_between_words_where_it_can(settings: Settings, browser: webdriver.Chrome) -> None:
+    """Names broke at any letter, so a narrow window showed "(unsur" and "e)" on two lines."""
+    quarantine(settings, "unsure", [(" ".join(["screenshot"] * 12) + ".png", "happy")])
+    words_split = (
+        "const t = document.getElementById('name').firstChild, r = document.createRange();"
+        "let split = 0;"
+        "for (const m of t.data.matchAll(/\\S+/g)) {"
+        "  r.setStart(t, m.index); r.setEnd(t, m.index + m[0].length);"
+        "  if (r.getClientRects().length > 1) split += 1;"
+        "}"
+        "return [split, t.data.length];"
+    )
+    try:
+        browser.set_window_size(800, 900)
+        with serving(settings) as server:
+            _open(browser, server.url)
+            assert browser.find_element("id", "name").text.endswith("(unsure)")
+            assert browser.execute_script(words_split)[0] == 0
+    finally:
+        browser.set_window_size(1400, 1000)
