@@ -358,3 +358,17 @@ def test_a_name_breaks_between_words_where_it_can(settings: Settings, browser: w
             assert browser.execute_script(words_split)[0] == 0
     finally:
         browser.set_window_size(1400, 1000)
+
+
+def test_an_empty_quarantine_shows_files_as_they_arrive(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """An empty page stayed empty (beside a blank picture area) while the daemon quarantined files,
+    until the user thought of reloading it."""
+    with serving(settings) as server:
+        _open(browser, server.url)
+        assert "quarantine is empty" in browser.find_element("id", "name").text
+        assert not browser.find_element("id", "picture").is_displayed()
+        quarantine(settings, "unsure", [("late.png", "happy")])
+        wait_until(lambda: "late.png" in browser.find_element("id", "name").text)
+        assert browser.find_element("id", "picture").is_displayed()

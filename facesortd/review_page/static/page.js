@@ -3,6 +3,7 @@
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
 const PAGE = 60;
+const ARRIVALS_MS = 3000;   // how often an empty quarantine is listed again
 const $ = (id) => document.getElementById(id);
 
 let classes = [];            // [{name, key}]
@@ -169,13 +170,27 @@ async function prefetch() {
   }
 }
 
+// An empty listing is looked at again every few seconds: files the daemon quarantines while the
+// page is open show up without a reload.
+let arrivals = null;
+function waitForArrivals() {
+  if (arrivals) return;
+  arrivals = setTimeout(() => {
+    arrivals = null;
+    enqueue(() => (current() ? undefined : loadPage(0)));
+  }, ARRIVALS_MS);
+}
+
 async function show() {
   const item = current();
   $("boxes").replaceChildren();
   $("guesses").replaceChildren();
+  $("picture").hidden = !item;
   if (!item) {
     $("big").removeAttribute("src");
-    $("name").textContent = page.total ? "" : "The quarantine is empty: nothing to review.";
+    $("name").textContent = page.total ? ""
+      : "The quarantine is empty: files facesortd cannot sort will show here.";
+    waitForArrivals();
     return;
   }
   $("big").src = url("/thumb", { id: item.id });
