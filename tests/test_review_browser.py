@@ -372,3 +372,19 @@ def test_an_empty_quarantine_shows_files_as_they_arrive(
         quarantine(settings, "unsure", [("late.png", "happy")])
         wait_until(lambda: "late.png" in browser.find_element("id", "name").text)
         assert browser.find_element("id", "picture").is_displayed()
+
+
+def test_the_end_of_a_filtered_list_names_the_reasons_still_waiting(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """Done with the no-face files, the page said "all reviewed" with every unsure file still waiting."""
+    quarantine(settings, "unsure", [("u.png", "happy")])
+    quarantine(settings, "no-face", [("f.png", "sad")], seed=1)
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        reasons = browser.find_elements("css selector", "#reasons button")
+        next(b for b in reasons if b.text == "no-face 1").click()
+        wait_until(lambda: "f.png" in browser.find_element("id", "name").text)
+        keys.press("2")
+        message = lambda: browser.find_element("id", "message").text  # noqa: E731
+        wait_until(lambda: "all of no-face reviewed (unsure still wait)" in message())

@@ -234,8 +234,11 @@ async function nextPage() {
   if (offset < page.total - left) return loadPage(offset);
   await loadPage(0);
   const first = current();
-  if (!first) say("all reviewed: the quarantine is empty");
-  else if (first.dismissed) say(`all reviewed: what is left is marked "no usable face" and stays in quarantine`);
+  const others = Object.entries(page.counts).filter(([r, n]) => r !== reason && n).map(([r]) => r);
+  const all = reason ? `all of ${reason} reviewed` + (others.length ? ` (${others.join(", ")} still wait)` : "")
+    : "all reviewed";
+  if (!first) say(`${all}: ${reason || "the quarantine"} is empty`);
+  else if (first.dismissed) say(`${all}: what is left is marked "no usable face" and stays in quarantine`);
   else say("end of the list: back to its start, where the files you skipped wait");
   return undefined;
 }
