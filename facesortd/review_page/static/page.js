@@ -140,7 +140,7 @@ function current() { return page.items[at]; }
 function showGrid() {
   $("grid").replaceChildren(...page.items.map((item, i) => {
     const tile = el("div", { className: "tile" + (i === at ? " at" : "") + (item.done ? " done" : "") +
-      (item.dismissed ? " dismissed" : "") });
+      (item.dismissed ? " dismissed" : ""), title: item.name });  // the name, on hovering
     tile.dataset.id = item.id;
     tile.append(el("img", { src: url("/thumb", { id: item.id }), alt: item.name, loading: "lazy" }));
     const tag = item.done ? (item.done.kind === "label" ? `→ ${item.done.label}` : "no usable face")
