@@ -10,14 +10,18 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
+from synthetic import draw_screenshot
 from waiting import wait_until
 
 from facesortd.config import Settings
 from facesortd.journal import Journal
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -138,3 +142,251 @@ def test_fifty_files_take_fifty_key_presses(settings: Settings, browser: webdriv
         wait_until(lambda: "quarantine is empty" in browser.find_element("id", "message").text)
     assert keys.presses == 50 <= 60
     assert not list((settings.library / "_quarantine" / "unsure").iterdir())
+
+
+def _rect(driver: webdriver.Chrome, css: str) -> dict:
+    return driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width};",
+        css,
+    )
+
+
+def test_the_picture_fits_the_window_whatever_its_shape_and_the_window(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """A tall screenshot was drawn 480 px wide, so its face was far below a 768 px high window; in
+    an 800 px wide window the panels left the picture 126 px of width."""
+    quarantine(settings, "unsure", [("b normal.png", "happy")])
+    tall, _box = draw_screenshot("sad", np.random.default_rng(1), shape=(2400, 300), face=200)
+    assert cv2.imwrite(str(settings.library / "_quarantine" / "unsure" / "a tall.png"), tall)
+    loaded = "const i = document.getElementById('big'); return i.complete && i.naturalWidth > 0"
+    try:
+        with serving(settings) as server:
+            browser.set_window_size(1366, 768)
+            keys = _open(browser, server.url)
+            assert "a tall.png" in browser.find_element("id", "name").text
+            wait_until(lambda: browser.execute_script(loaded) and browser.find_elements("class name", "main"))
+            height = browser.execute_script("return innerHeight")
+            wait_until(lambda: _rect(browser, "#big")["bottom"] <= height)
+            assert _rect(browser, ".box.main")["bottom"] <= height
+            browser.set_window_size(800, 900)
+            keys.press(Keys.ARROW_RIGHT)
+            wait_until(lambda: "b normal.png" in browser.find_element("id", "name").text)
+            wait_until(lambda: browser.execute_script(loaded))
+            wait_until(lambda: _rect(browser, "#big")["width"] >= 400)
+            assert _rect(browser, "#keys")["right"] <= 800
+    finally:
+        browser.set_window_size(1400, 1000)
+
+
+def test_past_the_last_file_the_list_starts_again_where_skipped_files_wait(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """Labelling the last file after skipping the others said "end of the list", with two files
+    still waiting above it and no way to them but the arrow keys."""
+    names = ["a.png", "b.png", "c.png"]
+    quarantine(settings, "unsure", list(zip(names, ["happy", "sad", "angry"], strict=True)))
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        browser.find_elements("class name", "tile")[2].click()
+        wait_until(lambda: "c.png" in browser.find_element("id", "name").text)
+        keys.press("1")
+        wait_until(lambda: (settings.library / "angry" / "c.png").is_file())
+        wait_until(lambda: "a.png" in browser.find_element("id", "name").text)
+        assert "files you skipped" in browser.find_element("id", "message").text
+        assert "file 1 of 2" in browser.find_element("id", "position").text
+        keys.press("n", "n")
+        wait_until(lambda: "all reviewed" in browser.find_element("id", "message").text)
+
+
+def test_a_file_gone_from_the_quarantine_is_skipped_with_a_word_and_the_next_one_shown(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """A file deleted (or moved away) while the page showed it: a key answered "no such file in the
+    quarantine (any more); reload" and the gone file stayed on screen until the user reloaded."""
+    names = ["a.png", "b.png", "c.png", "d.png"]
+    files = quarantine(settings, "unsure", list(zip(names, ["happy", "sad", "angry", "sad"], strict=True)))
+    message = lambda: browser.find_element("id", "message").text  # noqa: E731
+    name = lambda: browser.find_element("id", "name").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        files["a.png"].unlink()
+        keys.press("1")
+        wait_until(lambda: "a.png has left the quarantine" in message() and "b.png" in name())
+        assert not (settings.library / "angry").exists() or not list((settings.library / "angry").iterdir())
+        assert "file 1 of 3" in browser.find_element("id", "position").text
+        files["c.png"].rename(settings.library / "c.png")  # moved away before it is shown
+        keys.press("3")
+        wait_until(lambda: "c.png has left the quarantine" in message() and "d.png" in name())
+        assert (settings.library / "sad" / "b.png").is_file()
+        keys.press(Keys.ENTER)
+        wait_until(lambda: not files["d.png"].exists())
+    assert (settings.library / "c.png").is_file()
+
+
+def test_the_position_counts_out_labelled_files_and_tallies_the_decisions(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """After a label the page said "file 2 of 3" beside "all 2": the labelled file, gone from the
+    quarantine, was still counted until the next listing, and nothing said how far the user had got."""
+    names = ["a.png", "b.png", "c.png"]
+    quarantine(settings, "unsure", list(zip(names, ["happy", "sad", "angry"], strict=True)))
+    position = lambda: browser.find_element("id", "position").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        assert position() == "file 1 of 3"
+        keys.press("1")
+        wait_until(lambda: position() == "file 1 of 2 · 1 decided so far")
+        keys.press("n")
+        wait_until(lambda: position() == "file 2 of 2 · 2 decided so far")
+        keys.press("u")
+        wait_until(lambda: position() == "file 1 of 2 · 1 decided so far")
+
+
+def test_without_a_daemon_the_learning_panel_says_who_retrains(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    quarantine(settings, "unsure", [("a.png", "happy")])
+    with serving(settings) as server:
+        _open(browser, server.url)
+        text = browser.find_element("id", "next-retrain").text
+    assert "not running (`facesortd run` starts it)" in text and "retrain now" in text
+
+
+def test_a_key_that_does_nothing_says_so(settings: Settings, browser: webdriver.Chrome) -> None:
+    """A digit without a class, or a letter the page has no use for, was silently ignored."""
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    message = lambda: browser.find_element("id", "message").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("9")
+        wait_until(lambda: "no class has the key 9" in message())
+        keys.press("x")
+        wait_until(lambda: "x does nothing here" in message())
+    assert files["a.png"].is_file()
+
+
+def test_a_name_is_shown_with_its_spaces_as_they_are(settings: Settings, browser: webdriver.Chrome) -> None:
+    """HTML folds runs of spaces: "a  b.png" was shown as "a b.png", a name no file has; a tile
+    showed no name at all, not even on hovering."""
+    quarantine(settings, "unsure", [("two  spaces.png", "happy")])
+    with serving(settings) as server:
+        _open(browser, server.url)
+        assert browser.find_element("id", "name").text.startswith("two  spaces.png")
+        assert browser.find_element("class name", "tile").get_attribute("title") == "two  spaces.png"
+
+
+def test_an_unreadable_file_says_what_the_keys_do_with_it(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """It said only "unreadable: not an image OpenCV can decode", leaving the user to guess."""
+    folder = settings.library / "_quarantine" / "unreadable"
+    folder.mkdir(parents=True)
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    with serving(settings) as server:
+        _open(browser, server.url)
+        wait_until(lambda: "n lists it last" in browser.find_element("id", "message").text)
+
+
+def test_n_on_a_file_already_marked_moves_on_without_counting_it_again(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """Past the end every file left can be one marked "no usable face": n marked it again, counted a
+    decision more each time and stacked one more undo step that changed nothing."""
+    quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    position = lambda: browser.find_element("id", "position").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("n", "n")
+        wait_until(lambda: "all reviewed" in browser.find_element("id", "message").text)
+        keys.press("n")
+        wait_until(lambda: "already marked" in browser.find_element("id", "message").text)
+        assert position().endswith("2 decided so far")
+
+
+def test_files_can_be_labelled_with_the_mouse(settings: Settings, browser: webdriver.Chrome) -> None:
+    """The keys were listed as plain text: a user reaching for the mouse could pick a file in the
+    grid but not give it a class, and an eleventh class had no way in but typing it."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
+    lib = settings.library
+
+    def click(text: str) -> None:
+        """A real click; the buttons are drawn anew after each decision, so one may go stale."""
+
+        def clicked() -> bool:
+            try:
+                buttons = browser.find_elements("css selector", "#keys button")
+                next(b for b in buttons if text in b.text).click()
+            except StaleElementReferenceException:
+                return False
+            return True
+
+        wait_until(clicked)
+
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        browser.find_elements("class name", "tile")[1].click()
+        wait_until(lambda: "b.png" in browser.find_element("id", "name").text)
+        click("sad")
+        wait_until(lambda: (lib / "sad" / "b.png").is_file())
+        click("undo")
+        wait_until(lambda: files["b.png"].is_file())
+        click("happy")
+        wait_until(lambda: (lib / "happy" / "b.png").is_file())
+        keys.press(Keys.ENTER)  # the page's key, once: no button kept the focus
+        wait_until(lambda: not files["c.png"].exists())
+    assert files["a.png"].is_file()
+    assert sorted(p.name for p in lib.rglob("*.png")) == ["a.png", "b.png", "c.png"]
+
+
+def test_a_name_breaks_between_words_where_it_can(settings: Settings, browser: webdriver.Chrome) -> None:
+    """Names broke at any letter, so a narrow window showed "(unsur" and "e)" on two lines."""
+    quarantine(settings, "unsure", [(" ".join(["screenshot"] * 12) + ".png", "happy")])
+    words_split = (
+        "const t = document.getElementById('name').firstChild, r = document.createRange();"
+        "let split = 0;"
+        "for (const m of t.data.matchAll(/\\S+/g)) {"
+        "  r.setStart(t, m.index); r.setEnd(t, m.index + m[0].length);"
+        "  if (r.getClientRects().length > 1) split += 1;"
+        "}"
+        "return [split, t.data.length];"
+    )
+    try:
+        browser.set_window_size(800, 900)
+        with serving(settings) as server:
+            _open(browser, server.url)
+            assert browser.find_element("id", "name").text.endswith("(unsure)")
+            assert browser.execute_script(words_split)[0] == 0
+    finally:
+        browser.set_window_size(1400, 1000)
+
+
+def test_an_empty_quarantine_shows_files_as_they_arrive(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """An empty page stayed empty (beside a blank picture area) while the daemon quarantined files,
+    until the user thought of reloading it."""
+    with serving(settings) as server:
+        _open(browser, server.url)
+        assert "quarantine is empty" in browser.find_element("id", "name").text
+        assert not browser.find_element("id", "picture").is_displayed()
+        quarantine(settings, "unsure", [("late.png", "happy")])
+        wait_until(lambda: "late.png" in browser.find_element("id", "name").text)
+        assert browser.find_element("id", "picture").is_displayed()
+
+
+def test_the_end_of_a_filtered_list_names_the_reasons_still_waiting(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """Done with the no-face files, the page said "all reviewed" with every unsure file still waiting."""
+    quarantine(settings, "unsure", [("u.png", "happy")])
+    quarantine(settings, "no-face", [("f.png", "sad")], seed=1)
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        reasons = browser.find_elements("css selector", "#reasons button")
+        next(b for b in reasons if b.text == "no-face 1").click()
+        wait_until(lambda: "f.png" in browser.find_element("id", "name").text)
+        keys.press("2")
+        message = lambda: browser.find_element("id", "message").text  # noqa: E731
+        wait_until(lambda: "all of no-face reviewed (unsure still wait)" in message())

@@ -355,3 +355,31 @@ def test_review_says_how_to_open_the_page_where_no_browser_opens(
         monkeypatch.delenv(name, raising=False)
     assert cli.main(["review", "--port", "0"]) == 0
     assert len(opened) == 1 and "no browser to open here" in capsys.readouterr().err
+
+
+def test_a_browser_gone_before_its_reply_prints_no_traceback(
+    settings: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A reload or a closed tab while thumbnails load broke the pipe of each pending reply, and each
+    printed a traceback in the terminal running `facesortd review`."""
+    with serving(settings) as server:
+        try:
+            raise BrokenPipeError(32, "Broken pipe")
+        except BrokenPipeError:
+            server.handle_error(None, ("127.0.0.1", 5))
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_learning_panel_says_whether_a_daemon_will_retrain(settings: Settings) -> None:
+    """The panel said "next retrain after 20 more label(s)" with no daemon running, so the retrain a
+    user labelled towards never came."""
+    from facesortd.config import fingerprint
+    from facesortd.state import STATUS_FILE
+
+    with serving(settings) as server:
+        client = Client(server)
+        assert client.get("/api/state")["learning"]["daemon_running"] is False
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        status = {"pid": os.getpid(), "updated": time.time(), "settings": fingerprint(settings)}
+        (settings.state_dir / STATUS_FILE).write_text(json.dumps(status))
+        assert client.get("/api/state")["learning"]["daemon_running"] is True

@@ -21,6 +21,7 @@ from facesortd.learn.review import Reviewer, label_summary, user_labels
 from facesortd.model_store import last_retrain, model_in_force
 from facesortd.plots import figure_images, png_bytes
 from facesortd.review_page.decisions import CLASS_NAME
+from facesortd.status import daemon_state
 
 CLASS_KEYS = "1234567890"
 """One key per class, shown on the page; letters stay free for the commands (n, u, t)."""
@@ -96,6 +97,8 @@ class Learning:
             "unusable": unusable,
             "imported": imported,
             "next_retrain_in": labels_until_retrain(self.settings.learning, self.journal, usable),
+            # The daemon retrains when it is due; without one the due retrain waits for the button.
+            "daemon_running": daemon_state(self.settings, []) is not None,
             "last_retrain": {"when": last[0], "decision": last[1]} if last else None,
             "retraining": self.running,
             "message": self.message,

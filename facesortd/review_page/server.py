@@ -13,6 +13,7 @@ import functools
 import hmac
 import json
 import secrets
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -272,6 +273,14 @@ class ReviewServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.server_address[1]}/?token={self.app.token}"
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """A browser that went away before its reply was written (a reload, a closed tab, a thumbnail
+        scrolled past) is no error; anything else goes to the log, not as a bare traceback on stderr."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("review page: the browser went away before its reply was sent")
+        else:
+            logger.exception("review page: a request from {} failed", client_address[0])
 
     def close(self) -> None:
         """Stop listening and close the journal (after ``shutdown`` if it was serving)."""

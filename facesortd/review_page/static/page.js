@@ -3,12 +3,14 @@
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
 const PAGE = 60;
+const ARRIVALS_MS = 3000;   // how often an empty quarantine is listed again
 const $ = (id) => document.getElementById(id);
 
 let classes = [];            // [{name, key}]
 let reason = "";             // "" = every reason
 let page = { items: [], offset: 0, total: 0, counts: {} };
 let at = 0;                  // index of the current file on the page
+let decided = 0;             // decisions since the page was opened, less those undone
 const guesses = new Map();   // id -> {boxes, guesses, width, height, error?}
 let queue = Promise.resolve();
 
@@ -16,10 +18,15 @@ function url(path, params = {}) {
   return path + "?" + new URLSearchParams({ ...params, token: TOKEN });
 }
 
+// An Error carrying the reply's status: 404 says a file has left the quarantine.
+function failure(res, data) {
+  return Object.assign(new Error(data.error || res.statusText), { status: res.status });
+}
+
 async function get(path, params) {
   const res = await fetch(url(path, params), { headers: { "X-Facesortd-Token": TOKEN } });
   const data = await res.json();
-  if (!res.ok) throw new Error(data.error || res.statusText);
+  if (!res.ok) throw failure(res, data);
   return data;
 }
 
@@ -30,8 +37,7 @@ async function post(path, body = {}) {
     body: JSON.stringify(body),
   });
   const data = await res.json();
-  if (!res.ok && res.status !== 409) throw new Error(data.error || res.statusText);
-  if (res.status === 409 && data.error) throw new Error(data.error);
+  if (!res.ok && (res.status !== 409 || data.error)) throw failure(res, data);
   return data;
 }
 
@@ -49,16 +55,26 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+// Every key is a button too, for labelling with the mouse (a class past the tenth has only its
+// button). It never keeps the focus: Enter on a focused button would act twice.
+function keyButton(key, text, action) {
+  const b = el("button", { type: "button" }, ...(key ? [el("kbd", { textContent: key }), " "] : []), text);
+  b.addEventListener("mousedown", (ev) => ev.preventDefault());
+  b.addEventListener("click", () => { b.blur(); enqueue(action); });
+  return b;
+}
+
 async function loadState() {
   const state = await get("/api/state");
   classes = state.classes;
   const keys = $("keys");
   keys.replaceChildren(
-    ...classes.filter((c) => c.key).map((c) => el("span", {}, el("kbd", { textContent: c.key }), " " + c.name)),
-    el("span", {}, el("kbd", { textContent: "Enter" }), " top guess"),
-    el("span", {}, el("kbd", { textContent: "n" }), " no usable face"),
-    el("span", {}, el("kbd", { textContent: "u" }), " undo"),
-    el("span", {}, el("kbd", { textContent: "← →" }), " move"),
+    ...classes.map((c) => keyButton(c.key, c.name, () => label(c.name))),
+    keyButton("Enter", "top guess", acceptTop),
+    keyButton("n", "no usable face", noFace),
+    keyButton("u", "undo", undo),
+    keyButton("←", "previous", () => move(-1)),
+    keyButton("→", "next", () => move(1)),
   );
   showLearning(state.learning);
   showModel(state.model);
@@ -69,7 +85,10 @@ function showLearning(l) {
   const counts = Object.entries(l.labels).map(([k, n]) => `${k} ${n}`).join(", ") || "none yet";
   const lines = [
     el("p", { textContent: `labels per class: ${counts}` }),
-    el("p", { id: "next-retrain", textContent: `next retrain after ${l.next_retrain_in} more label(s)` }),
+    el("p", { id: "next-retrain", textContent: l.daemon_running
+      ? `next retrain after ${l.next_retrain_in} more label(s)`
+      : `next retrain after ${l.next_retrain_in} more label(s), by the daemon, which is not running ` +
+        "(`facesortd run` starts it); \"retrain now\" retrains at once" }),
   ];
   if (l.unusable) lines.push(el("p", { textContent: `${l.unusable} label(s) without a usable face` }));
   if (l.last_retrain) {
@@ -121,23 +140,27 @@ function current() { return page.items[at]; }
 function showGrid() {
   $("grid").replaceChildren(...page.items.map((item, i) => {
     const tile = el("div", { className: "tile" + (i === at ? " at" : "") + (item.done ? " done" : "") +
-      (item.dismissed ? " dismissed" : "") });
+      (item.dismissed ? " dismissed" : ""), title: item.name });  // the name, on hovering
     tile.dataset.id = item.id;
     tile.append(el("img", { src: url("/thumb", { id: item.id }), alt: item.name, loading: "lazy" }));
     const tag = item.done ? (item.done.kind === "label" ? `→ ${item.done.label}` : "no usable face")
       : item.dismissed ? "no usable face" : item.reason;
     tile.append(el("span", { className: "tag", textContent: tag }));
-    tile.addEventListener("click", () => { at = i; showGrid(); show(); });
+    tile.addEventListener("click", () => enqueue(() => { at = i; showGrid(); return show(); }));
     return tile;
   }));
-  const first = page.total ? page.offset + 1 : 0;
+  // Labelled files have left the quarantine: counted out at once, not at the next listing.
+  const labelled = (items) => items.filter((i) => i.done && i.done.kind === "label").length;
+  const here = page.offset + at + 1 - labelled(page.items.slice(0, at));
+  const tally = decided ? ` · ${decided} decided so far` : "";
   $("position").textContent = page.items.length
-    ? `file ${page.offset + at + 1} of ${page.total} (page ${first}–${page.offset + page.items.length})`
-    : "nothing to review";
+    ? `file ${here} of ${page.total - labelled(page.items)}${tally}`
+    : "nothing to review" + tally;
 }
 
-async function ensureGuesses(item) {
-  if (!guesses.has(item.id)) guesses.set(item.id, await get("/api/guesses", { id: item.id }));
+// `fresh`: ask even if prefetched (the server has them cached), which also checks the file is still there.
+async function ensureGuesses(item, fresh = false) {
+  if (fresh || !guesses.has(item.id)) guesses.set(item.id, await get("/api/guesses", { id: item.id }));
   return guesses.get(item.id);
 }
 
@@ -147,20 +170,34 @@ async function prefetch() {
   }
 }
 
+// An empty listing is looked at again every few seconds: files the daemon quarantines while the
+// page is open show up without a reload.
+let arrivals = null;
+function waitForArrivals() {
+  if (arrivals) return;
+  arrivals = setTimeout(() => {
+    arrivals = null;
+    enqueue(() => (current() ? undefined : loadPage(0)));
+  }, ARRIVALS_MS);
+}
+
 async function show() {
   const item = current();
   $("boxes").replaceChildren();
   $("guesses").replaceChildren();
+  $("picture").hidden = !item;
   if (!item) {
     $("big").removeAttribute("src");
-    $("name").textContent = page.total ? "" : "The quarantine is empty: nothing to review.";
+    $("name").textContent = page.total ? ""
+      : "The quarantine is empty: files facesortd cannot sort will show here.";
+    waitForArrivals();
     return;
   }
   $("big").src = url("/thumb", { id: item.id });
   $("name").textContent = `${item.name} (${item.reason})` +
     (item.done ? ` → ${item.done.kind === "label" ? item.done.label : "no usable face"}` : "");
-  const g = await ensureGuesses(item);
-  if (current() !== item) return;
+  const g = await ensureGuesses(item, true).catch((err) => whenGone(item, err));
+  if (current() !== item || !g) return;
   g.boxes.forEach((b, i) => {
     const box = el("div", { className: "box" + (i === 0 ? " main" : "") });
     Object.assign(box.style, {
@@ -173,7 +210,7 @@ async function show() {
   $("guesses").replaceChildren(...g.guesses.map(([name, p], i) => el("li", {
     textContent: `${i === 0 ? "Enter" : keyOf(name) || ""}  ${name} ${(100 * p).toFixed(0)} %`,
   })));
-  if (g.error) say(`unreadable: ${g.error}`);
+  if (g.error) say(`unreadable: ${g.error}. A class key still moves it, but it teaches the model nothing; n lists it last`);
   else if (!g.boxes.length) say("no face found: press a class key if there is one, n if not");
 }
 
@@ -189,14 +226,21 @@ function move(step) {
 }
 
 // The files decided on this page have left its place in the listing: the next page starts sooner.
-function nextPage() {
+// Past the last page the listing starts again: files skipped on the way (and any that arrived
+// since) still wait there, and a bare "end of the list" left them unseen.
+async function nextPage() {
   const left = page.items.filter((i) => i.done).length;
   const offset = page.offset + page.items.length - left;
-  if (offset >= page.total - left) {
-    say(page.total - left ? "end of the list" : "all reviewed: the quarantine is empty");
-    return undefined;
-  }
-  return loadPage(offset);
+  if (offset < page.total - left) return loadPage(offset);
+  await loadPage(0);
+  const first = current();
+  const others = Object.entries(page.counts).filter(([r, n]) => r !== reason && n).map(([r]) => r);
+  const all = reason ? `all of ${reason} reviewed` + (others.length ? ` (${others.join(", ")} still wait)` : "")
+    : "all reviewed";
+  if (!first) say(`${all}: ${reason || "the quarantine"} is empty`);
+  else if (first.dismissed) say(`${all}: what is left is marked "no usable face" and stays in quarantine`);
+  else say("end of the list: back to its start, where the files you skipped wait");
+  return undefined;
 }
 
 function advance() {
@@ -210,11 +254,24 @@ function advance() {
   return nextPage();
 }
 
+// A file moved, changed or deleted outside the page since it was listed: the page lists the
+// quarantine again at the same place and says so, instead of a key that does nothing.
+async function whenGone(item, err) {
+  if (err.status !== 404) throw err;
+  if (current() !== item) return undefined;
+  const cursor = page.items.slice(0, at).filter((i) => !i.done).length;
+  await loadPage(page.offset, cursor);
+  say(`${item.name} has left the quarantine (moved, changed or deleted elsewhere): skipped`);
+  return undefined;
+}
+
 async function label(name) {
   const item = current();
   if (!item || item.done) return advance();
-  const done = await post("/api/label", { id: item.id, label: name });
+  const done = await post("/api/label", { id: item.id, label: name }).catch((err) => whenGone(item, err));
+  if (!done) return undefined;
   item.done = done;
+  decided += 1;
   page.counts[item.reason] -= 1;
   showReasons();
   say(`${done.name} → ${done.label}`);
@@ -226,7 +283,8 @@ async function label(name) {
 async function acceptTop() {
   const item = current();
   if (!item || item.done) return advance();
-  const g = await ensureGuesses(item);
+  const g = await ensureGuesses(item).catch((err) => whenGone(item, err));
+  if (!g) return undefined;
   if (!g.guesses.length) {
     say("no guess for this file: press a class key, or n");
     return undefined;
@@ -237,7 +295,14 @@ async function acceptTop() {
 async function noFace() {
   const item = current();
   if (!item || item.done) return advance();
-  item.done = await post("/api/no-face", { id: item.id });
+  if (item.dismissed) {
+    say(`${item.name} is already marked "no usable face"`);
+    return advance();
+  }
+  const done = await post("/api/no-face", { id: item.id }).catch((err) => whenGone(item, err));
+  if (!done) return undefined;
+  item.done = done;
+  decided += 1;
   say(`${item.name}: no usable face (stays in quarantine)`);
   return advance();
 }
@@ -245,6 +310,7 @@ async function noFace() {
 async function undo() {
   const done = await post("/api/undo");
   const i = page.items.findIndex((item) => item.id === done.id);
+  decided = Math.max(0, decided - 1);
   say(`undone: ${done.name} is back in quarantine`);
   loadState().catch((e) => say(e.message));
   if (i < 0) return loadPage(page.offset, at);
@@ -272,11 +338,18 @@ function onKey(ev) {
   } else if (actions[ev.key]) {
     ev.preventDefault();
     enqueue(actions[ev.key]);
+  } else if (ev.key.length === 1 && ev.key !== " ") {
+    // A key that does nothing says so, rather than leaving the user to wonder whether it was heard.
+    say(/[0-9]/.test(ev.key) ? `no class has the key ${ev.key}: t types a class`
+      : `${ev.key} does nothing here: the keys are listed beside the picture`);
   }
 }
 
 function start() {
   document.addEventListener("keydown", onKey);
+  $("big").addEventListener("load", (ev) => {
+    $("picture").style.setProperty("--aspect", ev.target.naturalWidth / ev.target.naturalHeight);
+  });
   $("new-class").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const name = $("class-input").value;
