@@ -426,6 +426,12 @@ class Journal:
         ).fetchone()
         return (row[0], row[1]) if row else None
 
+    def labelled_at(self, digest: str) -> Path | None:
+        """Where the file stood when this content got its newest label (None: never labelled)."""
+        sql = "SELECT path FROM labels WHERE hash = ? ORDER BY id DESC LIMIT 1"
+        row = self._exec(sql, (digest,)).fetchone()
+        return _path(row[0]) if row else None
+
     def labels(self) -> list[tuple[str, str, str, str | None, str, float]]:
         """The newest label per content unless withdrawn: (hash, label, source, face, group, created)."""
         return self._exec(

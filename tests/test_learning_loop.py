@@ -171,6 +171,31 @@ def _placed(
     return move
 
 
+def test_a_second_copy_left_in_quarantine_does_not_withdraw_the_label(settings: Settings) -> None:
+    """Labels are kept by content: a copy of a labelled file that stayed in quarantine (the same
+    screenshot saved twice) withdrew the label at the next full scan (a new Reviewer: every retrain),
+    while the labelled file was still in its emotion folder."""
+    from facesortd.decide import Decision
+    from facesortd.journal import Journal
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    unsure, happy = settings.library / "_quarantine" / "unsure", settings.library / "happy"
+    unsure.mkdir(parents=True)
+    happy.mkdir()
+    image = draw_screenshot("happy", np.random.default_rng(4))[0]
+    for name in ("shot.png", "shot again.png"):
+        cv2.imwrite(str(unsure / name), image)
+        _placed(journal, unsure / name, Decision.quarantine("unsure"))
+    assert review.Reviewer(settings, journal).scan() == 0
+    (unsure / "shot.png").rename(happy / "shot.png")
+    assert review.Reviewer(settings, journal).scan() == 1
+    assert review.Reviewer(settings, journal).scan() == 0  # the copy in quarantine says nothing
+    assert review.label_summary(journal)[0] == {"happy": 1}
+    (happy / "shot.png").rename(unsure / "shot.png")  # the labelled file itself taken back: withdrawn
+    assert review.Reviewer(settings, journal).scan() == 1 and review.label_summary(journal)[0] == {}
+    journal.close()
+
+
 def test_taking_a_file_back_to_quarantine_withdraws_its_label_and_it_stays_there(settings: Settings) -> None:
     from facesortd.decide import Decision
     from facesortd.journal import Journal

@@ -144,8 +144,15 @@ class Reviewer:
         return [Path(entry.path) for entry in self.listed.entries(folder)]
 
     def _withdraw(self, path: Path, digest: str, label: tuple[str, float] | None) -> bool:
-        """A labelled file moved back into quarantine: the person is no longer sure, so the label goes."""
+        """A labelled file moved back into quarantine: the person is no longer sure, so the label goes.
+
+        Labels are kept by content, so a second copy of the labelled file that was in quarantine
+        all along looks the same; while the labelled file is still where the person put it, that
+        copy says nothing about their label."""
         if label is None or not label[0]:
+            return False
+        labelled = self.journal.labelled_at(digest)
+        if labelled is not None and labelled != path and _holds(labelled, digest):
             return False
         self.journal.withdraw_label(digest, path)
         logger.info("{}: back in quarantine, so your label {!r} no longer counts", path, label[0])
@@ -203,3 +210,11 @@ def label_summary(journal: Journal) -> tuple[dict[str, int], int, int]:
         else:
             unusable += 1
     return counts, unusable, imported
+
+
+def _holds(path: Path, digest: str) -> bool:
+    """Is ``path`` there with this content?"""
+    try:
+        return content_id(path) == digest
+    except OSError:
+        return False
