@@ -4,6 +4,9 @@
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
 const PAGE = 60;
 const ARRIVALS_MS = 3000;   // how often an empty quarantine is listed again
+// Guesses are calibrated: below an even chance the top guess is more often wrong than right, and a
+// label taken from it by habit teaches the model its own mistake. Enter then asks to be pressed again.
+const EVEN_CHANCE = 0.5;
 const $ = (id) => document.getElementById(id);
 
 let classes = [];            // [{name, key}]
@@ -13,6 +16,7 @@ let at = 0;                  // index of the current file on the page
 let decided = 0;             // decisions since the page was opened, less those undone
 const guesses = new Map();   // id -> {boxes, guesses, width, height, error?}
 let queue = Promise.resolve();
+let weakAsked = null;        // id of the file whose weak top guess Enter has asked about
 
 function url(path, params = {}) {
   return path + "?" + new URLSearchParams({ ...params, token: TOKEN });
@@ -183,6 +187,7 @@ function waitForArrivals() {
 
 async function show() {
   const item = current();
+  weakAsked = null;  // Enter asks again about a weak guess once the page has shown another file
   $("boxes").replaceChildren();
   $("guesses").replaceChildren();
   $("picture").hidden = !item;
@@ -289,7 +294,15 @@ async function acceptTop() {
     say("no guess for this file: press a class key, or n");
     return undefined;
   }
-  return label(g.guesses[0][0]);
+  const [name, p] = g.guesses[0];
+  if (p < EVEN_CHANCE && weakAsked !== item.id) {
+    weakAsked = item.id;
+    say(`the model is only ${(100 * p).toFixed(0)} % sure of ${name}: press the key of the emotion ` +
+        `you see, or Enter again to give ${name}`);
+    return undefined;
+  }
+  weakAsked = null;
+  return label(name);
 }
 
 async function noFace() {
