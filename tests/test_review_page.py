@@ -14,6 +14,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
 from waiting import wait_until
@@ -224,6 +226,27 @@ def test_queue_order_guesses_boxes_and_thumbnails_made_once(settings: Settings) 
         assert client.request(f"/thumb?id={new}")[1] == first and thumbs[0].stat().st_mtime_ns == made
 
 
+def test_the_file_shown_large_is_a_picture_big_enough_to_read_a_face(settings: Settings) -> None:
+    """The current file was the 360-px thumbnail stretched: a face a tenth of a 1080p screenshot
+    kept 20 px of it. The large picture is its own, up to VIEW_SIDE, made once."""
+    from facesortd.review_page.cache import THUMB_SIDE, VIEW_SIDE
+
+    big = settings.library / "_quarantine" / "unsure" / "big.png"
+    big.parent.mkdir(parents=True)
+    cv2.imwrite(str(big), np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8))
+    with serving(settings) as server:
+        client = Client(server)
+        item = client.get("/api/items")["items"][0]["id"]
+        sides = {}
+        for route in ("thumb", "view"):
+            status, data = client.request(f"/{route}?id={item}")
+            assert status == 200
+            sides[route] = max(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape[:2])
+        assert sides == {"thumb": THUMB_SIDE, "view": VIEW_SIDE}
+        assert client.request(f"/view?id={item}")[1] == data  # made once
+    assert len(list((settings.state_dir / "review" / "views").rglob("*.jpg"))) == 1
+
+
 def test_the_cache_keeps_only_files_still_in_quarantine_across_runs(settings: Settings) -> None:
     install_model(settings)
     files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
@@ -233,6 +256,7 @@ def test_the_cache_keeps_only_files_still_in_quarantine_across_runs(settings: Se
         ids = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
         for item in ids.values():
             client.request(f"/thumb?id={item}")
+            client.request(f"/view?id={item}")
             client.get(f"/api/guesses?id={item}")
         assert client.post("/api/no-face", {"id": ids["a.png"]})[0] == 200
         assert client.post("/api/no-face", {"id": ids["b.png"]})[0] == 200
@@ -240,7 +264,7 @@ def test_the_cache_keeps_only_files_still_in_quarantine_across_runs(settings: Se
     with serving(settings) as server:
         kept = sorted(p.stem for p in cache.glob("*/*/*"))
         assert server.app.decisions.marks.ids == {ids["b.png"]}
-    assert kept == [ids["b.png"], ids["b.png"]]
+    assert kept == [ids["b.png"]] * 3  # its thumbnail, its large picture and its guesses
 
 
 def test_learning_and_model_panels_and_retrain_now(settings: Settings) -> None:

@@ -1,6 +1,8 @@
 """Thumbnails and the model's view of each quarantined file, made once and kept in the state folder.
 
-``<state_dir>/review/thumbs/<id>.jpg`` is the picture (made once: it never depends on the model),
+``<state_dir>/review/thumbs/<id>.jpg`` is the grid's picture and ``views/<id>.jpg`` the one the
+page shows large, big enough to read a small face's expression (each made once, on request: they
+never depend on the model),
 ``<state_dir>/review/guesses/<id>.json`` the face boxes and the top guesses of the model that
 produced them; a new model in force makes the guesses anew, not the thumbnails. The boxes are
 drawn by the page over the thumbnail, so one thumbnail serves every model.
@@ -26,6 +28,11 @@ from facesortd.review_page.queue import Item
 from facesortd.state import REVIEW_DIR
 
 THUMB_SIDE = 360
+VIEW_SIDE = 1280
+"""Longest side of the picture shown large: a face of a tenth of a 1080p screenshot keeps ~70 px of
+it, where the 360-px thumbnail left 20."""
+SIDES = {"thumbs": THUMB_SIDE, "views": VIEW_SIDE}
+"""Each kind of picture the cache makes, by its folder."""
 TOP_GUESSES = 3
 
 
@@ -55,23 +62,23 @@ class ReviewCache:
         """Drop what was made for files no longer in the quarantine (labelled, deleted); returns how
         many files went. Run when the page starts, so the cache stays the size of the quarantine."""
         removed = 0
-        for kind in ("thumbs", "guesses"):
+        for kind in (*SIDES, "guesses"):
             for path in (self.folder / kind).glob("*/*"):
                 if path.stem not in keep:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
 
-    def thumbnail(self, item: Item) -> bytes:
-        """JPEG bytes of the thumbnail, made on first request."""
-        path = self.folder / "thumbs" / item.id[:2] / f"{item.id}.jpg"
+    def thumbnail(self, item: Item, kind: str = "thumbs") -> bytes:
+        """JPEG bytes of the ``kind`` of picture (a key of SIDES), made on first request."""
+        path = self.folder / kind / item.id[:2] / f"{item.id}.jpg"
         if path.is_file():
             return path.read_bytes()
         try:
             image = read_image(item.path, self.settings.images)
         except UnreadableImage:
             image = _placeholder("unreadable")
-        scale = THUMB_SIDE / max(image.shape[:2])
+        scale = SIDES[kind] / max(image.shape[:2])
         if scale < 1:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])

@@ -169,6 +169,7 @@ class Handler(BaseHTTPRequestHandler):
             "/api/guesses": self._guesses,
             "/api/state": self._state,
             "/thumb": self._thumb,
+            "/view": self._view,
             "/plot": self._plot,
             **{f"/static/{name}": functools.partial(self._asset, name) for name in STATIC},
         }
@@ -226,6 +227,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _thumb(self, query: dict[str, str]) -> Reply:
         return HTTPStatus.OK, "image/jpeg", self.app.cache.thumbnail(self.app.item(query.get("id", "")))
+
+    def _view(self, query: dict[str, str]) -> Reply:
+        item = self.app.item(query.get("id", ""))
+        return HTTPStatus.OK, "image/jpeg", self.app.cache.thumbnail(item, "views")
 
     def _plot(self, query: dict[str, str]) -> Reply:
         png = model_plot(self.app.settings, query.get("name", ""))

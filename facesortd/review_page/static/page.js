@@ -198,7 +198,7 @@ async function show() {
     waitForArrivals();
     return;
   }
-  $("big").src = url("/thumb", { id: item.id });
+  $("big").src = url("/view", { id: item.id });
   $("name").textContent = `${item.name} (${item.reason})` +
     (item.done ? ` → ${item.done.kind === "label" ? item.done.label : "no usable face"}` : "");
   const g = await ensureGuesses(item, true).catch((err) => whenGone(item, err));
