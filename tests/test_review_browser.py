@@ -397,7 +397,7 @@ def test_the_end_of_a_filtered_list_names_the_reasons_still_waiting(
 def test_enter_on_a_guess_below_even_chance_asks_to_be_pressed_again(
     settings: Settings, browser: webdriver.Chrome
 ) -> None:
-    """The shipped model's top guess on unseen art is about 14 %: Enter pressed by habit taught the
+    """The shipped model's top guess is 13-15 % (the seed screenshots): Enter pressed by habit taught the
     model its own near-random guesses. Below an even chance the first Enter asks, the second gives it."""
     weak = copy.copy(install_model(settings))  # the drawn model is shared: change a copy
     weak.temperature = 1e9  # every guess about 25 % of the four drawn emotions (logits run to thousands)
