@@ -192,7 +192,12 @@ class Handler(BaseHTTPRequestHandler):
         return routes[path](query)
 
     def _body(self) -> dict[str, str]:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:  # read to the end, it would hold a thread until the sender hangs up
+            raise HttpError(HTTPStatus.BAD_REQUEST, "Content-Length must be a number of bytes")
         if length > MAX_BODY:
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
         try:

@@ -1,0 +1,206 @@
+"""The review page attacked through its HTTP API: two tabs deciding on one file at once, a file
+moved away while it is labelled, malformed requests and folders that refuse a move. Whatever is
+sent, every file stays whole and in exactly one place, and the page keeps answering."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from review_setup import quarantine, review_settings, scratch_dir, serving
+from test_review_page import Client
+
+from facesortd.config import Settings
+from facesortd.journal import Journal
+from facesortd.review_page.server import TOKEN_HEADER, ReviewServer
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    with scratch_dir(tmp_path) as root:
+        yield review_settings(root, monkeypatch)
+
+
+def contents(settings: Settings) -> dict[str, list[Path]]:
+    """Every file under the library by the hash of its bytes."""
+    found: dict[str, list[Path]] = {}
+    for path in settings.library.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            found.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), []).append(path)
+    return found
+
+
+def each_once(settings: Settings, before: dict[str, bytes]) -> dict[str, Path]:
+    """Assert every file dropped is on disk exactly once, byte-identical; {name: where}."""
+    now = contents(settings)
+    where = {}
+    for name, data in before.items():
+        paths = now.get(hashlib.sha256(data).hexdigest(), [])
+        assert len(paths) == 1, (name, paths)
+        assert paths[0].name == name
+        where[name] = paths[0]
+    return where
+
+
+def labels(settings: Settings) -> list[str]:
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        return [label for _hash, label, *_ in journal.labels()]
+    finally:
+        journal.close()
+
+
+def answers(client: Client) -> None:
+    assert client.request("/api/items")[0] == 200
+
+
+def in_parallel(*calls) -> list:
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
+@pytest.mark.parametrize("second", ["sad", "happy", "no-face"])
+def test_two_tabs_deciding_on_one_file_at_once(settings: Settings, second: str) -> None:
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    before = {n: p.read_bytes() for n, p in files.items()}
+    with serving(settings) as server:
+        client = Client(server)
+        item = client.get("/api/items")["items"][0]["id"]
+        tab2 = (
+            (lambda: client.post("/api/no-face", {"id": item}))
+            if second == "no-face"
+            else (lambda: client.post("/api/label", {"id": item, "label": second}))
+        )
+        one, two = in_parallel(lambda: client.post("/api/label", {"id": item, "label": "happy"}), tab2)
+        statuses = sorted([one[0], two[0]])
+        assert statuses[0] == 200
+        if second != "no-face":
+            assert statuses[1] in (404, 409), (one, two)  # only one of the labels moves it
+            assert len(labels(settings)) == 1
+        answers(client)
+        where = each_once(settings, before)
+        assert where["a.png"].parent.name in ("happy", second)
+        # The other tab takes it back: the newest decision goes, the file returns whole.
+        assert client.post("/api/undo")[0] == 200
+        if second == "no-face" and statuses == [200, 200]:
+            assert client.post("/api/undo")[0] == 200
+        where = each_once(settings, before)
+        assert where["a.png"] == files["a.png"]
+        answers(client)
+
+
+def raw(server: ReviewServer, head: str, body: bytes = b"") -> int | None:
+    """Send bytes as they are; the status answered, or None if the server closed first."""
+    with socket.create_connection(server.server_address, timeout=5) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a refusal before it all arrived
+            sock.sendall(head.encode("latin-1") + b"\r\n\r\n" + body)
+        try:
+            reply = sock.recv(200)
+        except (ConnectionResetError, TimeoutError):
+            return None
+    return int(reply.split()[1]) if reply else None
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        ({"Content-Type": "application/json"}, b"not json", 400),
+        ({"Content-Type": "application/json"}, b"[1, 2]", 400),
+        ({"Content-Type": "application/json"}, b'"a string"', 400),
+        ({"Content-Type": "application/json"}, b"\xff\xfe\xfa", 400),
+        ({"Content-Type": "text/plain"}, b'{"id": "x", "label": "happy"}', 404),
+        ({"Content-Type": "application/json"}, b'{"label": "happy"}', 404),
+        ({"Content-Type": "application/json"}, b'{"id": ["a"], "label": {"b": 1}, "x": 1}', 404),
+        ({"Content-Type": "application/json", "Content-Length": "-1"}, b'{"id": "x"}', 400),
+        ({"Content-Type": "application/json", "Content-Length": "many"}, b'{"id": "x"}', 400),
+    ],
+)
+def test_malformed_requests_are_refused(
+    settings: Settings, headers: dict, body: bytes, expected: int
+) -> None:
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    before = {n: p.read_bytes() for n, p in files.items()}
+    with serving(settings) as server:
+        client = Client(server)
+        client.get("/api/items")
+        head = ["POST /api/label HTTP/1.1", "Host: x", f"{TOKEN_HEADER}: {client.token}"]
+        headers = {"Content-Length": str(len(body)), **headers}
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        assert raw(server, "\r\n".join(head), body) == expected
+        answers(client)
+    assert each_once(settings, before)["a.png"] == files["a.png"]
+    assert labels(settings) == []
+
+
+def test_a_huge_body_is_refused_unread(settings: Settings) -> None:
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    before = {n: p.read_bytes() for n, p in files.items()}
+    with serving(settings) as server:
+        client = Client(server)
+        item = client.get("/api/items")["items"][0]["id"]
+        body = b'{"id": "' + item.encode() + b'", "label": "happy", "x": "' + b"a" * 8_000_000 + b'"}'
+        head = f"POST /api/label HTTP/1.1\r\nHost: x\r\n{TOKEN_HEADER}: {client.token}\r\n"
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}"
+        assert raw(server, head, body) in (413, None)
+        answers(client)
+    assert each_once(settings, before)["a.png"] == files["a.png"]
+
+
+BAD_IDS = ["../../secret.png", "/etc/passwd", "..", "", "zz" * 12, "0" * 24, "a" * 5000, "a\x00b"]
+BAD_LABELS = [
+    "a/b",
+    "..",
+    "../x",
+    "a\x00b",
+    "x" * 300,
+    "é" * 200,
+    "\udcff",
+    "",
+    " ",
+    "_quarantine",
+    ".hidden",
+]
+
+
+def test_hostile_ids_and_class_names(settings: Settings, tmp_path: Path) -> None:
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"secret")
+    (settings.library / "_quarantine" / "unsure" / "link.png").symlink_to(outside / "secret.png")
+    (settings.library / "_quarantine" / "linkdir").symlink_to(outside)
+    before = {n: p.read_bytes() for n, p in files.items()}
+    with serving(settings) as server:
+        client = Client(server)
+        listed = client.get("/api/items")["items"]
+        assert [i["name"] for i in listed] == ["a.png"]
+        for bad in BAD_IDS:
+            for path in ("/api/label", "/api/no-face"):
+                assert client.post(path, {"id": bad, "label": "happy"})[0] == 404, bad
+            assert client.request(f"/thumb?id={bad.replace(chr(0), '%00')}", token="query")[0] == 404
+        for bad in BAD_LABELS:
+            status, reply = client.post("/api/label", {"id": listed[0]["id"], "label": bad})
+            assert status == 409 and "cannot be a class" in reply["error"], bad
+        answers(client)
+    assert each_once(settings, before)["a.png"] == files["a.png"]
+    assert (outside / "secret.png").read_bytes() == b"secret" and sorted(outside.iterdir()) == [
+        outside / "secret.png"
+    ]
+    assert labels(settings) == []
+    assert sorted(p.name for p in settings.library.iterdir()) == ["_quarantine"]
