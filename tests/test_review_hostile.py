@@ -5,8 +5,10 @@ sent, every file stays whole and in exactly one place, and the page keeps answer
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import socket
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,11 @@ from review_setup import quarantine, review_settings, scratch_dir, serving
 from test_review_page import Client
 
 from facesortd.config import Settings
-from facesortd.journal import Journal
+from facesortd.decide import Decision
+from facesortd.journal import Journal, content_id
+from facesortd.library import Library
+from facesortd.placement import journaled_apply
+from facesortd.review_page import decisions
 from facesortd.review_page.server import TOKEN_HEADER, ReviewServer
 
 
@@ -204,3 +210,178 @@ def test_hostile_ids_and_class_names(settings: Settings, tmp_path: Path) -> None
     ]
     assert labels(settings) == []
     assert sorted(p.name for p in settings.library.iterdir()) == ["_quarantine"]
+
+
+@pytest.mark.parametrize("moved", ["before hashing", "after hashing"])
+def test_a_file_moved_away_while_the_page_labels_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, moved: str
+) -> None:
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    before = {n: p.read_bytes() for n, p in files.items()}
+    real = decisions.content_id
+
+    def sorted_meanwhile(path: Path) -> str:  # `facesortd sort` of the quarantine, or re-examination
+        digest = real(path) if moved == "after hashing" else ""
+        mover = threading.Thread(
+            target=lambda: Library(settings.library).apply(path, Decision.label("happy"))
+        )
+        mover.start()
+        mover.join()
+        return digest or real(path)
+
+    with serving(settings) as server:
+        client = Client(server)
+        item = client.get("/api/items")["items"][0]["id"]
+        monkeypatch.setattr(decisions, "content_id", sorted_meanwhile)
+        status, reply = client.post("/api/label", {"id": item, "label": "sad"})
+        assert status == 409 and "has left the quarantine meanwhile" in reply["error"], reply
+        assert labels(settings) == []
+        assert each_once(settings, before)["a.png"].parent.name == "happy"
+        answers(client)
+
+
+def test_a_label_racing_a_sort_of_the_quarantine(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page and `sort` (its journaled move, under the move lock) take the same files at once:
+    each file ends up in exactly one folder, labelled only where the page's move won. Every other
+    file, `sort` starts only once the page has checked the file and is about to move it."""
+    reached = threading.Event()
+    real = decisions.content_id
+
+    def hashing(path: Path) -> str:
+        reached.set()
+        return real(path)
+
+    monkeypatch.setattr(decisions, "content_id", hashing)
+    names = [(f"f{i}.png", "happy") for i in range(6)]
+    files = quarantine(settings, "unsure", names)
+    before = {n: p.read_bytes() for n, p in files.items()}
+    with serving(settings) as server:
+        client = Client(server)
+        listed = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
+        sorter = Journal.for_state_dir(settings.state_dir)
+        try:
+            for i, (name, path) in enumerate(files.items()):
+                reached.clear()
+
+                def sort(path: Path = path, late: bool = i % 2 == 1) -> str:
+                    if late:
+                        reached.wait(timeout=10)
+                    try:
+                        digest = content_id(path)
+                        journaled_apply(
+                            sorter, Library(settings.library), path, digest, Decision.label("angry"), "m"
+                        )
+                    except FileNotFoundError:
+                        return "lost"
+                    return "won"
+
+                page, _ = in_parallel(
+                    lambda name=name: client.post("/api/label", {"id": listed[name], "label": "sad"}), sort
+                )
+                assert page[0] in (200, 404, 409), page
+        finally:
+            sorter.close()
+        answers(client)
+    where = each_once(settings, before)
+    in_sad = sorted(n for n, p in where.items() if p.parent.name == "sad")
+    assert sorted(n for n, p in where.items() if p.parent.name == "angry") == sorted(
+        set(before) - set(in_sad)
+    )
+    assert labels(settings) == ["sad"] * len(in_sad)
+
+
+@contextlib.contextmanager
+def one_file(settings: Settings) -> Iterator[tuple[ReviewServer, Client, str, dict[str, bytes]]]:
+    """The page serving a quarantine of a.png: (server, client, a.png's id, {name: bytes})."""
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    before = {n: p.read_bytes() for n, p in files.items()}
+    with serving(settings) as server:
+        client = Client(server)
+        yield server, client, client.get("/api/items")["items"][0]["id"], before
+
+
+def a_png(settings: Settings) -> Path:
+    return settings.library / "_quarantine" / "unsure" / "a.png"
+
+
+def refuse(exc: Exception):
+    def refused(*args: object, **kwargs: object) -> None:
+        raise exc
+
+    return refused
+
+
+@pytest.mark.parametrize(
+    ("target", "exc", "fix"),
+    [
+        (
+            "facesortd.durable.link_no_replace",
+            OSError(errno.ENOSPC, "No space left on device"),
+            "free some space",
+        ),
+        ("facesortd.durable.link_no_replace", OSError(errno.EROFS, "Read-only file system"), "read-only"),
+        ("facesortd.durable.link_no_replace", OSError(errno.EACCES, "Permission denied"), "chmod u+rwx"),
+        ("facesortd.placement.move_lock", OSError(errno.EROFS, "Read-only file system"), "read-only"),
+        (
+            "facesortd.journal.Journal.plan",
+            sqlite3.OperationalError("database or disk is full"),
+            "free some space",
+        ),
+        (
+            "facesortd.journal.Journal.plan",
+            sqlite3.OperationalError("attempt to write a readonly database"),
+            "writable",
+        ),
+    ],
+)
+def test_a_folder_or_disk_that_refuses_the_move(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, target: str, exc: Exception, fix: str
+) -> None:
+    with one_file(settings) as (server, client, item, before):
+        monkeypatch.setattr(target, refuse(exc))
+        status, reply = client.post("/api/label", {"id": item, "label": "happy"})
+        assert status == 409 and "stays where it is" in reply["error"] and fix in reply["error"], reply
+        answers(client)
+        monkeypatch.undo()
+        assert client.get("/api/items")["items"][0]["id"] == item
+        assert each_once(settings, before)["a.png"] == a_png(settings)
+        assert labels(settings) == []
+        assert server.journal.done_at(settings.library / "happy" / "a.png") is None
+        # Once fixed, the same key press works.
+        assert client.post("/api/label", {"id": item, "label": "happy"})[0] == 200
+    assert each_once(settings, before)["a.png"].parent.name == "happy"
+    assert labels(settings) == ["happy"]
+
+
+def test_a_label_the_state_folder_refuses_after_the_move(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file reached its folder but its label could not be written: the page says so, and u
+    takes the (journaled) move back."""
+    with one_file(settings) as (_server, client, item, before):
+        monkeypatch.setattr(
+            "facesortd.journal.Journal.add_label",
+            refuse(sqlite3.OperationalError("database or disk is full")),
+        )
+        status, reply = client.post("/api/label", {"id": item, "label": "happy"})
+        assert status == 409 and "not recorded" in reply["error"] and "press u" in reply["error"], reply
+        monkeypatch.undo()
+        assert each_once(settings, before)["a.png"].parent.name == "happy"
+        assert labels(settings) == []
+        assert client.post("/api/undo")[0] == 200
+        assert each_once(settings, before)["a.png"] == a_png(settings)
+        answers(client)
+
+
+def test_a_no_face_mark_the_state_folder_refuses(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    with one_file(settings) as (_server, client, item, before):
+        monkeypatch.setattr(
+            "facesortd.review_page.decisions.atomic_writer",
+            refuse(OSError(errno.ENOSPC, "No space left on device")),
+        )
+        status, reply = client.post("/api/no-face", {"id": item})
+        assert status == 409 and "free some space" in reply["error"], reply
+        assert client.get("/api/items")["items"][0]["dismissed"] is False  # not marked in memory either
+        monkeypatch.undo()
+        assert client.post("/api/undo")[0] == 409  # nothing was done, so nothing to undo
+    assert each_once(settings, before)["a.png"] == a_png(settings)

@@ -10,8 +10,11 @@ list it last. The page's own undo takes back its decisions newest first.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import re
+import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import Literal
 
 from facesortd.config import Settings
 from facesortd.decide import Decision
-from facesortd.durable import atomic_writer
+from facesortd.durable import Refused, atomic_writer
 from facesortd.journal import REVIEWER, Journal, content_id
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
@@ -69,18 +72,18 @@ class NoFaceMarks:
             self.ids = set()
 
     def set(self, item_id: str, marked: bool) -> None:
-        (self.ids.add if marked else self.ids.discard)(item_id)
-        self._save()
+        self._save(self.ids | {item_id} if marked else self.ids - {item_id})
 
     def keep_only(self, ids: set[str]) -> None:
         """Forget marks of files that left the quarantine."""
         if not self.ids <= ids:
-            self.ids &= ids
-            self._save()
+            self._save(self.ids & ids)
 
-    def _save(self) -> None:
+    def _save(self, ids: set[str]) -> None:
+        """Kept in memory only once written, so a refused write leaves both as they were."""
         with atomic_writer(self.path) as fh:
-            fh.write(json.dumps(sorted(self.ids)).encode())
+            fh.write(json.dumps(sorted(ids)).encode())
+        self.ids = ids
 
 
 class Decisions:
@@ -101,27 +104,53 @@ class Decisions:
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
-            digest = content_id(item.path)  # one it may not read is moved all the same, as sorted
             try:
+                digest = content_id(item.path)  # one it may not read is moved all the same, as sorted
                 final = journaled_apply(
                     self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER
                 )
-            except OSError as exc:  # a folder that refuses: the person can fix it, so say what
-                raise DecisionError(f"{item.path.name} stays where it is: {exc}") from exc
-            # After the move: only a file that reached its folder is labelled.
-            self.reviewer.record(final, digest, label)
-            if item.id in self.marks.ids:
-                self.marks.set(item.id, False)
+            except (OSError, sqlite3.Error) as exc:  # a folder or disk that refuses: say what to do
+                if not item.path.exists():  # `sort` or the daemon's re-examination moved it meanwhile
+                    raise DecisionError(
+                        f"{item.path.name} has left the quarantine meanwhile; reload"
+                    ) from exc
+                raise DecisionError(f"{item.path.name} stays where it is: {self._fix(exc)}") from exc
             done = Done("label", item.id, item.path.name, final, label)
-            self.history.append(done)
+            self.history.append(done)  # the move is journaled: u takes it back whatever follows
+            try:  # After the move: only a file that reached its folder is labelled.
+                self.reviewer.record(final, digest, label)
+            except (OSError, sqlite3.Error) as exc:
+                raise DecisionError(
+                    f"{item.path.name} went to {label}/ but its label was not recorded: {self._fix(exc)};"
+                    " press u to take the move back, then label it again"
+                ) from exc
+            with contextlib.suppress(OSError):  # a stale mark is dropped when the page next starts
+                if item.id in self.marks.ids:
+                    self.marks.set(item.id, False)
         return done
+
+    def _fix(self, exc: OSError | sqlite3.Error) -> str:
+        """What failed and what the person does about it (a Refused move already says both)."""
+        if isinstance(exc, Refused):
+            return str(exc)
+        if isinstance(exc, sqlite3.Error):
+            state = self.settings.state_dir
+            return f"the journal refused it ({exc}): free some space in {state} or make it writable"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return f"{exc.strerror}: free some space on that disk, then press the key again"
+        if exc.errno == errno.EROFS:
+            return f"{exc.strerror}: the folder is on a read-only filesystem; mount it writable"
+        return f"{exc.strerror or exc}: make the folder writable (chmod u+rwx), then press the key again"
 
     def no_face(self, item: Item) -> Done:
         """Mark the file as having no usable face: it stays in quarantine, unlabelled, listed last."""
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
-            self.marks.set(item.id, True)
+            try:
+                self.marks.set(item.id, True)
+            except OSError as exc:
+                raise DecisionError(f"{item.path.name} was not marked: {self._fix(exc)}") from exc
             done = Done("no-face", item.id, item.path.name, item.path)
             self.history.append(done)
         return done
