@@ -316,20 +316,22 @@ class Journal:
     def undone_from(self, path: Path, digest: str) -> bool:
         """Did a person undo the sort of this content from ``path`` (and nothing sorted it from there
         since)? Sorts of the same content from elsewhere, e.g. a ``sort --copy``, do not count."""
-        found = self._moves(
-            "hash = ? AND CAST(source AS BLOB) = ? AND state IN ('done', 'undone') ORDER BY id DESC LIMIT 1",
-            (digest, _blob(path)),
-        )
-        return bool(found) and found[0].state == "undone"
+        last = self._last_sort_from(path, digest)
+        return last is not None and last.state == "undone"
 
     def copied_from(self, path: Path, digest: str) -> Move | None:
         """The `sort --copy` of this content from ``path`` that still stands (its copy not undone), if
         the newest sort of it from there was one."""
+        last = self._last_sort_from(path, digest)
+        return last if last is not None and last.state == "done" and last.copied else None
+
+    def _last_sort_from(self, path: Path, digest: str) -> Move | None:
+        """The newest finished sort (done or undone) of this content from ``path``."""
         found = self._moves(
             "hash = ? AND CAST(source AS BLOB) = ? AND state IN ('done', 'undone') ORDER BY id DESC LIMIT 1",
             (digest, _blob(path)),
         )
-        return found[0] if found and found[0].state == "done" and found[0].copied else None
+        return found[0] if found else None
 
     def done_at(self, destination: Path) -> Move | None:
         found = self._moves(
