@@ -228,6 +228,8 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
 
 REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
 """What a folder (or a file's owner) answers when facesortd may not change it."""
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""What a write answers when the disk (or the user's quota) has no room: chmod will not help."""
 
 
 class Refused(OSError):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from facesortd.cli.common import refuse_overlap, settings_for
 from facesortd.config import config_home
-from facesortd.durable import Refused, atomic_writer, write_new
+from facesortd.durable import DISK_FULL, Refused, atomic_writer, write_new
 from facesortd.package_data import README, SERVICE_TEMPLATE, data_file, package_file
 from facesortd.shown_names import json_text
 
@@ -116,7 +116,7 @@ def cmd_install_service(args: argparse.Namespace) -> int:
 def _unit_fix(exc: OSError, unit_dir: Path) -> str:
     """What the person does about a unit that could not be written: the errors a user's disk or
     folders cause, each with its own remedy (chmod does not help a full disk or a read-only mount)."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if exc.errno in DISK_FULL:
         return "free some space on that disk"
     if exc.errno == errno.EROFS:
         return "it is on a read-only filesystem: install the unit by hand (facesortd install-service --print)"

@@ -22,7 +22,7 @@ from typing import Literal
 
 from facesortd.config import Settings
 from facesortd.decide import Decision
-from facesortd.durable import Refused, atomic_writer
+from facesortd.durable import DISK_FULL, Refused, atomic_writer
 from facesortd.journal import REVIEWER, Journal, content_id
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
@@ -136,7 +136,7 @@ class Decisions:
         if isinstance(exc, sqlite3.Error):
             state = self.settings.state_dir
             return f"the journal refused it ({exc}): free some space in {state} or make it writable"
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if exc.errno in DISK_FULL:
             return f"{exc.strerror}: free some space on that disk, then press the key again"
         if exc.errno == errno.EROFS:
             return f"{exc.strerror}: the folder is on a read-only filesystem; mount it writable"
