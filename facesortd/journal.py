@@ -236,11 +236,25 @@ class Journal:
         return cls(state_dir / JOURNAL_FILE)
 
     def close(self) -> None:
-        self._db.close()
-
-    def _exec(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Close under the lock: a review-page request still running on another thread finishes its
+        statement first, and any later one gets sqlite3's "closed database" error."""
         with self._lock:
-            return self._db.execute(sql, args)
+            self._db.close()
+
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple]:
+        """Run one statement and fetch all its rows under the lock.
+
+        The connection is shared by the daemon's workers and the review page's request threads;
+        fetching steps the statement, so a fetch outside the lock would interleave with another
+        thread's statement (or with ``close``) on the same connection.
+        """
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _row(self, sql: str, args: tuple[object, ...] = ()) -> tuple | None:
+        """The first row of :meth:`_rows`, or None."""
+        rows = self._rows(sql, args)
+        return rows[0] if rows else None
 
     def plan(
         self,
@@ -256,41 +270,42 @@ class Journal:
 
         ``copied``: a `sort --copy`, which leaves the source in place; undo then only removes the copy.
         """
-        cur = self._exec(
-            "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model, state,"
-            " started, copied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
-            (
-                digest,
-                _blob(source),
-                _blob(destination),
-                decision.action,
-                decision.emotion,
-                decision.reason,
-                decision.confidence,
-                model,
-                time.time(),
-                int(copied),
-            ),
-        )
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model,"
+                " state, started, copied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                (
+                    digest,
+                    _blob(source),
+                    _blob(destination),
+                    decision.action,
+                    decision.emotion,
+                    decision.reason,
+                    decision.confidence,
+                    model,
+                    time.time(),
+                    int(copied),
+                ),
+            )
         return int(cur.lastrowid or 0)
 
     def finish(self, move_id: int, state: str, destination: Path | None = None) -> None:
         """Mark a move done (with its final path), rolled back, or undone."""
         if destination is None:
-            self._exec("UPDATE moves SET state = ?, finished = ? WHERE id = ?", (state, time.time(), move_id))
+            self._rows("UPDATE moves SET state = ?, finished = ? WHERE id = ?", (state, time.time(), move_id))
         else:
-            self._exec(
+            self._rows(
                 "UPDATE moves SET state = ?, finished = ?, destination = ? WHERE id = ?",
                 (state, time.time(), _blob(destination), move_id),
             )
 
     def error(self, path: Path | None, message: str) -> None:
-        self._exec(
+        self._rows(
             "INSERT INTO errors (at, path, message) VALUES (?, ?, ?)", (time.time(), _blob(path), message)
         )
 
     def _moves(self, where: str, args: tuple[object, ...] = ()) -> list[Move]:
-        rows = self._exec(f"SELECT * FROM moves WHERE {where}", args).fetchall()
+        rows = self._rows(f"SELECT * FROM moves WHERE {where}", args)
         return [
             Move(r[0], r[1], _path(r[2]), _path(r[3]), *r[4:12], None if r[12] is None else bool(r[12]))
             for r in rows
@@ -347,7 +362,7 @@ class Journal:
         person labelled since, on the review page or with a file manager, is theirs from then on:
         it counts in :meth:`labelled_counts` instead.
         """
-        rows = self._exec(
+        rows = self._rows(
             "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves AS m"
             " WHERE state = 'done' AND action != 'labelled' AND finished >= ?"
             " AND NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.hash = m.hash AND l.created >= m.finished"
@@ -358,7 +373,7 @@ class Journal:
             " AND later.id > m.id)"
             " GROUP BY 1, 2, 3",
             (since,),
-        ).fetchall()
+        )
         counts: dict[str, int] = {}
         for action, emotion, reason, n in rows:
             # Unsure files differ by best guess: a quarantine folder's count adds them up.
@@ -368,10 +383,10 @@ class Journal:
 
     def labelled_counts(self, since: float = 0.0) -> dict[str, int]:
         """Files a person labelled per label, given (or last changed) since a time."""
-        rows = self._exec(
+        rows = self._rows(
             f"SELECT label, COUNT(*) FROM labels AS l WHERE created >= ? AND {PERSON_LABEL} GROUP BY label",
             (since,),
-        ).fetchall()
+        )
         return dict(sorted(rows))
 
     def add_label(
@@ -382,7 +397,7 @@ class Journal:
         A later label of the same content wins.
         """
         crop, box = (str(face[0]), json.dumps(list(face[1]))) if face else (None, None)
-        self._exec(
+        self._rows(
             "INSERT INTO labels (hash, label, source, face, box, grp, path, created)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (digest, label, source, crop, box, group, _blob(path), time.time()),
@@ -401,14 +416,14 @@ class Journal:
         decision, so it never counts as placed (after a crash between such a move and its label,
         the label is found again like a file-manager move).
         """
-        if self._exec("SELECT 1 FROM moves WHERE hash = ? AND state = 'planned'", (digest,)).fetchone():
+        if self._row("SELECT 1 FROM moves WHERE hash = ? AND state = 'planned'", (digest,)):
             return float("inf")
-        placed, left = self._exec(
+        placed, left = self._row(
             "SELECT MAX(CASE WHEN CAST(destination AS BLOB) = ?1 AND action != 'labelled' THEN finished END),"
             " MAX(CASE WHEN CAST(source AS BLOB) = ?1 THEN finished END)"
             " FROM moves WHERE hash = ?2 AND state = 'done'",
             (_blob(path), digest),
-        ).fetchone()
+        )
         # Moved away from here by facesortd later (re-examined): whoever brought it back was a person.
         return None if placed is None or (left is not None and left > placed) else placed
 
@@ -423,33 +438,33 @@ class Journal:
 
     def label_for_hash(self, digest: str) -> tuple[str, float] | None:
         """The newest label of this content and when it was given (label "" if withdrawn)."""
-        row = self._exec(
+        row = self._row(
             "SELECT label, created FROM labels WHERE hash = ? ORDER BY id DESC LIMIT 1", (digest,)
-        ).fetchone()
+        )
         return (row[0], row[1]) if row else None
 
     def labelled_at(self, digest: str) -> Path | None:
         """Where the file stood when this content got its newest label (None: never labelled)."""
         sql = "SELECT path FROM labels WHERE hash = ? ORDER BY id DESC LIMIT 1"
-        row = self._exec(sql, (digest,)).fetchone()
+        row = self._row(sql, (digest,))
         return _path(row[0]) if row else None
 
     def labels(self) -> list[tuple[str, str, str, str | None, str, float]]:
         """The newest label per content unless withdrawn: (hash, label, source, face, group, created)."""
-        return self._exec(
+        return self._rows(
             "SELECT hash, label, source, face, grp, created FROM labels AS l"
             f" WHERE {CURRENT_LABEL} ORDER BY id"
-        ).fetchall()
+        )
 
     def get_meta(self, key: str, default: str = "") -> str:
-        row = self._exec("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._row("SELECT value FROM meta WHERE key = ?", (key,))
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        self._exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._rows("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def last_errors(self, n: int = 5) -> list[tuple[float, str, str]]:
-        rows = self._exec("SELECT at, path, message FROM errors ORDER BY id DESC LIMIT ?", (n,)).fetchall()
+        rows = self._rows("SELECT at, path, message FROM errors ORDER BY id DESC LIMIT ?", (n,))
         return [(at, os.fsdecode(path) if path is not None else "", message) for at, path, message in rows]
 
 
@@ -539,9 +554,7 @@ def _copies(path: Path, digest: str) -> list[Path]:
 def _remove_stale_temp_files(journal: Journal) -> None:
     """Half-written cross-filesystem copies (hidden temp names) are garbage: in destination folders,
     and in the folders `undo` copies files back into (an inbox on another filesystem)."""
-    rows = journal._exec(
-        "SELECT DISTINCT destination FROM moves UNION SELECT DISTINCT source FROM moves"
-    ).fetchall()
+    rows = journal._rows("SELECT DISTINCT destination FROM moves UNION SELECT DISTINCT source FROM moves")
     folders = {_path(r[0]).parent for r in rows}
     for folder in folders:
         for tmp in folder.glob(TMP_PREFIX + "*") if folder.is_dir() else []:
