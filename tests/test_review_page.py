@@ -8,10 +8,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -23,6 +24,7 @@ from waiting import wait_until
 from facesortd import cli
 from facesortd.config import Settings
 from facesortd.journal import Journal
+from facesortd.learn.review import Reviewer
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.review_page.panels import classes
 from facesortd.review_page.queue import scan
@@ -153,6 +155,46 @@ def test_a_label_is_a_journaled_move_and_a_human_label_undone_by_facesortd_undo(
     try:
         assert journal.labels() == []  # undoing the move took the label back with it
         assert journal.labelled_counts() == {}
+    finally:
+        journal.close()
+
+
+def test_closing_the_page_waits_for_a_label_in_flight(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while a label is being recorded: the file's move and its label both land before the
+    journal closes (a closed journal under the request lost the label and, racing, crashed sqlite)."""
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    recording, release = threading.Event(), threading.Event()
+    record = Reviewer.record
+
+    def slow_record(self: Reviewer, path: Path, digest: str, label: str) -> None:
+        recording.set()
+        release.wait(10)
+        record(self, path, digest, label)
+
+    monkeypatch.setattr(Reviewer, "record", slow_record)
+    replies: list[tuple[int, dict]] = []
+    with serving(settings) as server:
+        client = Client(server)
+        (item,) = client.get("/api/items")["items"]
+        poster = threading.Thread(
+            target=lambda: replies.append(client.post("/api/label", {"id": item["id"], "label": "happy"}))
+        )
+        poster.start()
+        assert recording.wait(10)
+        closer = threading.Thread(target=lambda: (server.shutdown(), server.close()))
+        closer.start()
+        closer.join(0.3)
+        assert closer.is_alive()  # still waiting for the request
+        release.set()
+        closer.join(10)
+        poster.join(10)
+    assert replies and replies[0][0] == 200, replies
+    assert not files["a.png"].exists() and (settings.library / "happy" / "a.png").is_file()
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        assert [label for _h, label, *_ in journal.labels()] == ["happy"]
     finally:
         journal.close()
 
@@ -311,21 +353,33 @@ def test_the_class_list_offers_only_folders_the_page_can_post_as_they_are(settin
         journal.close()
 
 
+def _fastest(run: Callable[[], object], times: int = 3) -> float:
+    """The fastest of a few runs: the least disturbed by whatever else the machine is doing."""
+    best = float("inf")
+    for _ in range(times):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def test_ten_thousand_quarantined_files_page_quickly(settings: Settings) -> None:
+    """Listing is a folder walk, not per-file work (hashing, decoding): measured against the bare
+    walk of the same folder in the same run, so a busy machine slows both alike."""
     folder = settings.library / "_quarantine" / "unsure"
     folder.mkdir(parents=True)
     for k in range(10_000):
         (folder / f"shot{k:05d}.png").write_bytes(b"x")
-    started = time.perf_counter()
-    items = scan(settings.library, set())
-    listed = time.perf_counter() - started
-    assert len(items) == 10_000 and listed < 1.0, listed
+    assert len(scan(settings.library, set())) == 10_000
+    floor = _fastest(lambda: [e.stat(follow_symlinks=False) for e in os.scandir(folder)])
+    listed = _fastest(lambda: scan(settings.library, set()))
+    assert listed < 25 * floor + 0.05, (listed, floor)
     with serving(settings) as server:
         client = Client(server)
-        started = time.perf_counter()
         page = client.get("/api/items?offset=9950&limit=60")
-        assert time.perf_counter() - started < 2.0
         assert page["total"] == 10_000 and len(page["items"]) == 50
+        served = _fastest(lambda: client.get("/api/items?offset=9950&limit=60"))
+        assert served < 3 * listed + 0.2, (served, listed)
 
 
 def test_review_command_prints_the_url_first_and_refuses_a_taken_port(

@@ -36,6 +36,7 @@ TOKEN_HEADER = "X-Facesortd-Token"
 PAGE_SIZE = 60
 MAX_PAGE = 500
 MAX_BODY = 16 * 1024
+REQUEST_TIMEOUT_S = 5.0
 STATIC = {"page.js": "text/javascript", "page.css": "text/css"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; object-src 'none'; frame-ancestors 'none'",
@@ -120,6 +121,9 @@ def _done_json(done: Done, where: str) -> dict[str, object]:
 class Handler(BaseHTTPRequestHandler):
     server: ReviewServer
     server_version = "facesortd-review"
+    # A browser that opens a connection and sends nothing must not hold a thread (and so the
+    # server's close, which waits for every request) for ever.
+    timeout = REQUEST_TIMEOUT_S
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests go to the debug log, without their query (it holds the token)."""
@@ -268,9 +272,13 @@ class CannotListen(OSError):
 
 
 class ReviewServer(ThreadingHTTPServer):
-    """The page's server; ``url`` (with the token) is what the user opens."""
+    """The page's server; ``url`` (with the token) is what the user opens.
 
-    daemon_threads = True
+    Request threads are not daemons, so ``close`` (the standard ``server_close``) waits for them:
+    a decision in flight finishes its move and journal rows before the journal closes under it.
+    """
+
+    daemon_threads = False
 
     def __init__(self, settings: Settings, port: int) -> None:
         try:
@@ -293,6 +301,7 @@ class ReviewServer(ThreadingHTTPServer):
             logger.exception("review page: a request from {} failed", client_address[0])
 
     def close(self) -> None:
-        """Stop listening and close the journal (after ``shutdown`` if it was serving)."""
+        """Stop listening, let requests in flight finish, then close the journal (after
+        ``shutdown`` if it was serving)."""
         self.server_close()
         self.journal.close()
