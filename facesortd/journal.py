@@ -483,17 +483,35 @@ def recover(journal: Journal) -> Iterator[str]:
     The move protocol (durable.move_no_replace) only removes the source after the destination
     is whole and synced, so: source still there -> any copy of it at the destination is an
     unfinished extra and is removed (rolled back; the file is sorted again). Source gone -> the
-    file is whole at the destination: find it by hash and mark the move done. Runs under the move
-    lock, so every planned row it sees was left by a process that died (state.py).
+    file is whole at the destination: find it by hash and mark the move done. A copy (`sort
+    --copy`) is linked into place only once whole, so one found at its destination is done: the
+    person asked for it. Runs under the move lock, so every planned row it sees was left by a
+    process that died, or whose journal refused the move's last mark (placement.UnjournaledMove).
     """
     with move_lock(journal.state_dir):
         yield from _recover(journal)
 
 
+def recover_logged(journal: Journal) -> bool:
+    """:func:`recover` with each repaired entry logged; False, said in the log, while the journal
+    cannot be brought up to date (a full or read-only state disk): the caller goes on, its own moves
+    are journaled apart, and tries again later (the daemon at its next tick)."""
+    try:
+        for line in recover(journal):
+            logger.warning(line)
+    except Exception as exc:  # whatever it is, it must not stop the sorting
+        logger.error("cannot bring the journal up to date yet ({}); trying again later", exc)
+        return False
+    return True
+
+
 def _recover(journal: Journal) -> Iterator[str]:
     for move in journal.planned():
         copies = _copies(move.destination, move.hash)
-        if move.source.exists():
+        if move.copied and copies:
+            journal.finish(move.id, "done", copies[0])
+            yield f"completed the interrupted copy of {move.source} -> {copies[0]}"
+        elif move.source.exists():
             for extra in copies:
                 if journal.done_at(extra) is None:
                     extra.unlink()

@@ -6,12 +6,30 @@ journal, the library's layout and the state folder's move lock.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 from facesortd.decide import Decision
 from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.state import move_lock
+
+
+class UnjournaledMove(Exception):
+    """The file was moved (or copied) to ``final``, but the journal refused to mark the move done.
+
+    Not a failed move: the file has left its source, so a caller that said it "stays in the inbox"
+    (or "left the quarantine meanwhile") and tried again misled the person. The journal row stays
+    ``planned``, and the next crash recovery (:func:`facesortd.journal.recover`: the daemon's start,
+    and its next tick once the journal takes writes; the start of `facesortd sort`) records it done
+    at ``final``, as it does after a crash at that very instant.
+    """
+
+    def __init__(self, final: Path, cause: sqlite3.Error) -> None:
+        super().__init__(f"it went to {final}, but the journal could not record the move ({cause})")
+        self.final = final
+        self.cause = cause
 
 
 def journaled_apply(
@@ -30,6 +48,10 @@ def journaled_apply(
     Runs under the state folder's move lock: another process (a second worker, `sort` beside the
     daemon) that decided on the same file finds it gone (FileNotFoundError) instead of placing it
     twice, and recovery never mistakes this move for a crashed one.
+
+    A move whose ``done`` mark fails is :class:`UnjournaledMove`. A failed move whose ``rolled_back``
+    mark fails too raises the move's own error (which says what to fix): the row stays ``planned``
+    and recovery rolls it back, the file being still at its source.
     """
     with move_lock(journal.state_dir):
         if not copy and not src.exists():
@@ -38,7 +60,11 @@ def journaled_apply(
         try:
             final = library.apply(src, decision, copy=copy)
         except BaseException:
-            journal.finish(move_id, "rolled_back")
+            with contextlib.suppress(sqlite3.Error):  # recovery rolls it back: see above
+                journal.finish(move_id, "rolled_back")
             raise
-        journal.finish(move_id, "done", final)
+        try:
+            journal.finish(move_id, "done", final)
+        except sqlite3.Error as exc:
+            raise UnjournaledMove(final, exc) from exc
     return final

@@ -32,7 +32,7 @@ from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import Refused, atomic_writer, list_folder
-from facesortd.journal import Journal, recover
+from facesortd.journal import Journal, recover, recover_logged
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import Library
@@ -324,6 +324,16 @@ class Service:
         logger.info(
             "{} -> {}  [{}, {:.0f} ms]", path, outcome.destination, outcome.decision.describe(), outcome.ms
         )
+        if outcome.why:  # moved, but the journal could not say so: recovery does, at the next tick
+            self._recover_due = True
+            logger.error(
+                "{}: the journal could not record its move to {} ({}); recorded as soon as the journal "
+                "takes writes again (free some space in {}, or make it writable)",
+                path,
+                outcome.destination,
+                outcome.why,
+                self.settings.state_dir,
+            )
         return outcome.destination
 
     def _learn(self, reviewer: Reviewer) -> None:
@@ -387,13 +397,8 @@ class Service:
     def _recover(self) -> None:
         """Complete journal rows a failed write left ``planned`` (a full state disk can fail the
         ``done`` mark after the file moved). Safe while running: recovery holds the move lock."""
-        try:
-            for line in recover(self.journal):
-                logger.warning(line)
-        except Exception as exc:
-            logger.error("cannot bring the journal up to date yet ({}); trying again", exc)
-            return
-        self._recover_due = False
+        if recover_logged(self.journal):
+            self._recover_due = False
 
     def _tell_once(self, path: Path, why: str) -> None:
         """Say why a file stays, once per path: rescans would repeat it for every such file."""

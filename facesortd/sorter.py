@@ -18,7 +18,7 @@ from typing import Literal
 from facesortd.decide import Decision, Pipeline
 from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.library import Library
-from facesortd.placement import journaled_apply
+from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.quarantine import QUARANTINE_DIR
 
 GONE = "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)"
@@ -35,7 +35,9 @@ class Outcome:
     ``placed``: moved (or copied) to ``destination``; ``would-place``: a dry run's plan;
     ``stays``: examined and already where it belongs; ``kept``: left alone because of a person's
     decision; ``wait``: unreadable but young, try again in ``wait_s``; ``skipped``: not a regular
-    file; ``gone``: moved away meanwhile. ``why`` says why for kept, wait, skipped and gone.
+    file; ``gone``: moved away meanwhile. ``why`` says why for kept, wait, skipped and gone, and
+    for placed what the journal answered if it could not record the move (``UnjournaledMove``:
+    placed all the same, recorded by the next recovery).
     """
 
     path: Path
@@ -99,6 +101,8 @@ class Sorter:
             )
         except FileNotFoundError:
             return Outcome(path, "gone", decision, why=GONE)
+        except UnjournaledMove as exc:
+            return Outcome(path, "placed", decision, exc.final, why=str(exc.cause), ms=_ms(started))
         return Outcome(path, "placed", decision, final, ms=_ms(started))
 
     def _persons_decision(self, path: Path, digest: str) -> str:

@@ -19,7 +19,7 @@ from test_review_page import Client
 
 from facesortd.config import Settings
 from facesortd.decide import Decision
-from facesortd.journal import Journal, content_id
+from facesortd.journal import Journal, content_id, recover
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.review_page import decisions
@@ -385,3 +385,32 @@ def test_a_no_face_mark_the_state_folder_refuses(settings: Settings, monkeypatch
         monkeypatch.undo()
         assert client.post("/api/undo")[0] == 409  # nothing was done, so nothing to undo
     assert each_once(settings, before)["a.png"] == a_png(settings)
+
+
+@pytest.mark.parametrize("label_too", [False, True], ids=["label-recorded", "label-refused-too"])
+def test_a_move_the_journal_cannot_mark_done_is_said_where_it_went(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, label_too: bool
+) -> None:
+    """The file reached happy/ but the journal refused the move's last mark: the page said it "has
+    left the quarantine meanwhile", as if someone else had moved it. The next recovery records it."""
+    real = Journal.finish
+
+    def finish(self: Journal, move_id: int, state: str, destination: Path | None = None) -> None:
+        if state == "done":
+            raise sqlite3.OperationalError("database or disk is full")
+        real(self, move_id, state, destination)
+
+    with one_file(settings) as (server, client, item, before):
+        monkeypatch.setattr(Journal, "finish", finish)
+        if label_too:
+            monkeypatch.setattr(Journal, "add_label", refuse(sqlite3.OperationalError("disk is full")))
+        status, reply = client.post("/api/label", {"id": item, "label": "happy"})
+        assert status == 409 and "went to happy/, but the journal could not record the move" in reply["error"]
+        assert ("nor your label" in reply["error"]) == label_too, reply
+        assert "left the quarantine" not in reply["error"]
+        monkeypatch.undo()
+        assert labels(settings) == ([] if label_too else ["happy"])
+        assert each_once(settings, before)["a.png"].parent.name == "happy"
+        assert list(recover(server.journal))
+        assert server.journal.done_at(settings.library / "happy" / "a.png") is not None
+        answers(client)

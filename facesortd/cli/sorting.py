@@ -25,7 +25,7 @@ from facesortd.detect import Candidates, FaceDetector
 from facesortd.durable import write_new
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import Journal
+from facesortd.journal import Journal, recover_logged
 from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
@@ -131,6 +131,10 @@ def cmd_sort(args: argparse.Namespace) -> int:
     journal_file = settings.state_dir / JOURNAL_FILE
     # A dry run reads the history (undone files, duplicates) but never creates the state folder.
     journal = Journal(journal_file) if not args.dry_run or journal_file.exists() else None
+    if journal is not None and not args.dry_run:
+        # A `sort` killed mid-move, or whose journal refused a move's last mark, left its row
+        # planned: without a daemon started since, the file half-moved was sorted a second time.
+        recover_logged(journal)
     if not args.dry_run and pipelines.model is not None:
         library.make_emotion_folders(pipelines.model.labels)
     model = model_in_force(settings)
@@ -186,6 +190,14 @@ def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -
         return "skipped"
     decision, dest = outcome.decision, outcome.destination or src
     assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
+    if outcome.kind == "placed" and outcome.why:  # but the journal could not record the move
+        logger.error(
+            "{} -> {}, but the journal could not record the move ({}): free some space in the state "
+            "folder, or make it writable; the next `facesortd sort` or start of `facesortd run` records it",
+            src,
+            dest,
+            outcome.why,
+        )
     if args.json:
         print(json_text(_decision_json(src, dest, decision)), flush=True)
     elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped

@@ -26,7 +26,7 @@ from facesortd.durable import DISK_FULL, Refused, atomic_writer
 from facesortd.journal import REVIEWER, Journal, content_id
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
-from facesortd.placement import journaled_apply
+from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.review_page.cache import review_dir
 from facesortd.review_page.queue import Item, current
 from facesortd.undo import undo
@@ -109,6 +109,8 @@ class Decisions:
                 final = journaled_apply(
                     self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER
                 )
+            except UnjournaledMove as exc:
+                raise DecisionError(self._unjournaled(item, label, exc, digest)) from exc
             except (OSError, sqlite3.Error) as exc:  # a folder or disk that refuses: say what to do
                 if not item.path.exists():  # `sort` or the daemon's re-examination moved it meanwhile
                     raise DecisionError(
@@ -128,6 +130,23 @@ class Decisions:
                 if item.id in self.marks.ids:
                     self.marks.set(item.id, False)
         return done
+
+    def _unjournaled(self, item: Item, label: str, exc: UnjournaledMove, digest: str) -> str:
+        """The file went to its folder, but the journal refused the move's last mark: what that
+        means for the person. The label is still tried (the journal may take it a moment later); if
+        it is refused too, the label scan finds it as a file-manager move once recovery has run."""
+        moved = f"{item.path.name} went to {label}/, but the journal could not record the move ({exc.cause})"
+        try:
+            self.reviewer.record(exc.final, digest, label)
+        except (OSError, sqlite3.Error):
+            return (
+                f"{moved} nor your label: {self._fix(exc.cause)}; the next start of `facesortd run` "
+                "records both (u cannot take it back)"
+            )
+        return (
+            f"{moved}; your label counts. The next `facesortd sort` or start of `facesortd run` "
+            "records the move (u cannot take it back)"
+        )
 
     def _fix(self, exc: OSError | sqlite3.Error) -> str:
         """What failed and what the person does about it (a Refused move already says both)."""

@@ -1,0 +1,159 @@
+"""The ninth round's hostile sweep: concurrency and crashes. A journal that refuses a move's last
+mark, a `sort` killed mid-move and run again, recovery meeting what happened since the crash. Each
+test here failed on the code before its fix."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loguru import logger
+from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
+from waiting import running_daemon, wait_until
+
+from facesortd import cli
+from facesortd.config import Settings
+from facesortd.decide import Decision
+from facesortd.durable import Refused
+from facesortd.journal import Journal, file_hash, recover
+from facesortd.library import Library
+from facesortd.placement import UnjournaledMove, journaled_apply
+
+HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
+FULL = sqlite3.OperationalError("database or disk is full")
+
+
+@pytest.fixture
+def settings(daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The daemon's folders, which the CLI sees too."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
+    daemon_settings.inbox.mkdir(parents=True)
+    return daemon_settings
+
+
+@pytest.fixture
+def log() -> Iterator[list[str]]:
+    """Every log line, as written (not for tests of `cli.main`, which sets up logging anew)."""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="INFO")
+    yield lines
+    logger.remove(sink)
+
+
+def files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
+
+
+def refuse_done(monkeypatch: pytest.MonkeyPatch, times: int = 1) -> None:
+    """The journal refuses the next ``times`` marks of a move as done (the state disk filled up just
+    after the move); everything else it takes."""
+    real = Journal.finish
+    left = [times]
+
+    def finish(self: Journal, move_id: int, state: str, destination: Path | None = None) -> None:
+        if state == "done" and left[0]:
+            left[0] -= 1
+            raise FULL
+        real(self, move_id, state, destination)
+
+    monkeypatch.setattr(Journal, "finish", finish)
+
+
+# -- a move whose `done` mark the journal refuses -----------------------------------------------------
+def test_a_move_the_journal_cannot_mark_done_says_where_the_file_went_and_recovery_records_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(1))
+    journal = Journal.for_state_dir(settings.state_dir)
+    refuse_done(monkeypatch)
+    with pytest.raises(UnjournaledMove) as caught:
+        journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
+    final = settings.library / "happy" / "a.png"
+    assert caught.value.final == final and str(final) in str(caught.value)
+    assert files(settings.inbox) == [] and files(settings.library) == [final]
+    assert list(recover(journal)) == [f"completed the interrupted move of {src} -> {final}"]
+    assert journal.done_at(final) is not None and journal.planned() == []
+
+
+def test_a_rollback_the_journal_cannot_mark_keeps_the_moves_own_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The move was refused (a folder to fix) and the journal then refused the rollback mark: the
+    person was told about the journal only, not about the folder."""
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(1))
+    journal = Journal.for_state_dir(settings.state_dir)
+    refused = Refused(OSError(errno.EACCES, "Permission denied"), "cannot write into lib/happy", "chmod it")
+    monkeypatch.setattr(Library, "apply", lambda *_a, **_k: (_ for _ in ()).throw(refused))
+    monkeypatch.setattr(Journal, "finish", lambda *_a: (_ for _ in ()).throw(FULL))
+    with pytest.raises(Refused):
+        journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
+    monkeypatch.undo()
+    assert list(recover(journal)) == [f"rolled back the interrupted move of {src} (it stays in the inbox)"]
+    assert files(settings.inbox) == [src]
+
+
+def test_the_daemon_says_where_a_file_went_whose_move_the_journal_could_not_record(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, log: list[str]
+) -> None:
+    """It said the file "stays in the inbox" and retried it, finding it gone."""
+    refuse_done(monkeypatch)
+    with running_daemon(settings, stub_pipeline) as daemon:
+        (settings.inbox / "a.png").write_bytes(screenshot_png(2))
+        wait_until(lambda: sum(daemon.counts.values()) == 1)
+        journal = daemon.journal
+        final = settings.library / "_quarantine" / "unsure" / "a.png"
+        wait_until(lambda: journal.done_at(final) is not None)  # recovered at a tick
+    text = "".join(log)
+    assert "stays in the inbox" not in text and "unexpected" not in text
+    assert f"could not record its move to {final}" in text and "completed the interrupted move" in text
+    assert files(settings.library) == [final] and files(settings.inbox) == []
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["move", "copy"])
+def test_sort_says_where_a_file_went_whose_move_the_journal_could_not_record_and_the_next_sort_records_it(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    copy: bool,
+) -> None:
+    """`sort` said "could not move it" and exited 1 for a file it had moved; and a copy whose mark
+    was refused was removed by the next recovery, though the person had asked for it."""
+    folder = tmp_path / "screens"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(screenshot_png(3))
+    refuse_done(monkeypatch)
+    assert cli.main(["sort", *(["--copy"] if copy else []), str(folder)]) == 0
+    final = settings.library / "_quarantine" / "unsure" / "a.png"
+    assert f"-> {final}, but the journal could not record the move" in capsys.readouterr().err
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "b.png").write_bytes(screenshot_png(4))
+    assert cli.main(["sort", str(later)]) == 0
+    journal = Journal.for_state_dir(settings.state_dir)
+    assert journal.done_at(final) is not None and journal.planned() == []
+    assert files(settings.library) == [final, final.with_name("b.png")]
+    assert files(folder) == ([folder / "a.png"] if copy else [])
+
+
+def test_a_sort_killed_between_link_and_unlink_then_run_again_places_the_file_once(
+    settings: Settings,
+) -> None:
+    """Only the daemon's start recovered: a person who never runs it had the file sorted twice."""
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(5))
+    unsure = settings.library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    journal = Journal.for_state_dir(settings.state_dir)
+    journal.plan(file_hash(src), src, unsure / "a.png", Decision.quarantine("unsure"), "m")
+    (unsure / "a.png").hardlink_to(src)  # kill -9 here
+    journal.close()
+    assert cli.main(["sort"]) == 0
+    assert files(settings.library) == [unsure / "a.png"] and files(settings.inbox) == []
