@@ -477,13 +477,23 @@ def content_id(path: Path) -> str:
         return f"unreadable:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
+def holds(path: Path, digest: str) -> bool:
+    """Is ``path`` a regular file (not a link to one) with this content?"""
+    try:
+        return path.is_file() and not path.is_symlink() and content_id(path) == digest
+    except OSError:
+        return False
+
+
 def recover(journal: Journal) -> Iterator[str]:
     """Finish or roll back moves a crash interrupted; yields one line per repaired entry.
 
     The move protocol (durable.move_no_replace) only removes the source after the destination
     is whole and synced, so: source still there -> any copy of it at the destination is an
     unfinished extra and is removed (rolled back; the file is sorted again). Source gone -> the
-    file is whole at the destination: find it by hash and mark the move done. A copy (`sort
+    file is whole at the destination: find it by hash and mark the move done. "Still there" means
+    its content under its name: a file dropped under that name since the crash is another one
+    (taking it for the source deleted the moved file, its only copy). A copy (`sort
     --copy`) is linked into place only once whole, so one found at its destination is done: the
     person asked for it. Runs under the move lock, so every planned row it sees was left by a
     process that died, or whose journal refused the move's last mark (placement.UnjournaledMove).
@@ -507,15 +517,15 @@ def recover_logged(journal: Journal) -> bool:
 
 def _recover(journal: Journal) -> Iterator[str]:
     for move in journal.planned():
-        copies = _copies(move.destination, move.hash)
+        # A file there that a finished move accounts for is another's (the same content sorted before).
+        copies = [c for c in _copies(move.destination, move.hash) if journal.done_at(c) is None]
         if move.copied and copies:
             journal.finish(move.id, "done", copies[0])
             yield f"completed the interrupted copy of {move.source} -> {copies[0]}"
-        elif move.source.exists():
+        elif holds(move.source, move.hash):
             for extra in copies:
-                if journal.done_at(extra) is None:
-                    extra.unlink()
-                    fsync_dir(extra.parent)
+                extra.unlink()
+                fsync_dir(extra.parent)
             journal.finish(move.id, "rolled_back")
             yield f"rolled back the interrupted move of {move.source} (it stays in the inbox)"
         elif copies:

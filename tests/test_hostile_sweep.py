@@ -5,6 +5,7 @@ test here failed on the code before its fix."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,10 @@ def log() -> Iterator[list[str]]:
     sink = logger.add(lambda m: lines.append(str(m)), level="INFO")
     yield lines
     logger.remove(sink)
+
+
+def file_hash_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def files(root: Path) -> list[Path]:
@@ -157,3 +162,37 @@ def test_a_sort_killed_between_link_and_unlink_then_run_again_places_the_file_on
     journal.close()
     assert cli.main(["sort"]) == 0
     assert files(settings.library) == [unsure / "a.png"] and files(settings.inbox) == []
+
+
+# -- recovery meets what happened since the crash ---------------------------------------------------
+def test_recovery_keeps_a_moved_file_when_a_new_file_took_its_old_name(settings: Settings) -> None:
+    """Killed after the move, before its `done` mark; a new a.png dropped before the restart was
+    taken for the source still there, and the moved file, its only copy, was deleted."""
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(6))
+    journal = Journal.for_state_dir(settings.state_dir)
+    moved = settings.library / "happy" / "a.png"
+    journal.plan(file_hash(src), src, moved, HAPPY, "m")
+    moved.parent.mkdir(parents=True)
+    src.rename(moved)  # kill -9 here
+    src.write_bytes(screenshot_png(7))  # the same name again, other content
+    assert list(recover(journal)) == [f"completed the interrupted move of {src} -> {moved}"]
+    assert files(settings.library) == [moved] and file_hash(moved) == file_hash_of(screenshot_png(6))
+    assert file_hash(src) == file_hash_of(screenshot_png(7))
+
+
+def test_recovery_records_the_numbered_name_a_second_copy_of_sorted_content_got(settings: Settings) -> None:
+    """The same content sorted before sat at happy/a.png; the interrupted move put its file at
+    happy/a (1).png, but recovery recorded it at a.png: the journal then held two moves to a.png and
+    none to a (1).png, which the label scan took for a person's label."""
+    library = Library(settings.library)
+    journal = Journal.for_state_dir(settings.state_dir)
+    first = settings.inbox / "a.png"
+    first.write_bytes(screenshot_png(8))
+    journaled_apply(journal, library, first, file_hash(first), HAPPY, "m")
+    first.write_bytes(screenshot_png(8))  # dropped again
+    journal.plan(file_hash(first), first, settings.library / "happy" / "a.png", HAPPY, "m")
+    second = library.apply(first, HAPPY)  # kill -9 here
+    assert second.name == "a (1).png"
+    assert list(recover(journal)) == [f"completed the interrupted move of {first} -> {second}"]
+    assert [m.destination.name for m in journal.done_moves()] == ["a (1).png", "a.png"]

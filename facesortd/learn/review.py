@@ -22,7 +22,7 @@ from facesortd.detect import FaceDetector
 from facesortd.durable import OnceLister
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
-from facesortd.journal import Journal, content_id
+from facesortd.journal import Journal, content_id, holds
 from facesortd.learn.datasets import source_group
 from facesortd.learn.retrain import UserLabel, keep_face
 from facesortd.quarantine import QUARANTINE_DIR
@@ -152,7 +152,7 @@ class Reviewer:
         if label is None or not label[0]:
             return False
         labelled = self.journal.labelled_at(digest)
-        if labelled is not None and labelled != path and _holds(labelled, digest):
+        if labelled is not None and labelled != path and holds(labelled, digest):
             return False
         self.journal.withdraw_label(digest, path)
         logger.info("{}: back in quarantine, so your label {!r} no longer counts", path, label[0])
@@ -210,11 +210,3 @@ def label_summary(journal: Journal) -> tuple[dict[str, int], int, int]:
         else:
             unusable += 1
     return counts, unusable, imported
-
-
-def _holds(path: Path, digest: str) -> bool:
-    """Is ``path`` there with this content?"""
-    try:
-        return content_id(path) == digest
-    except OSError:
-        return False
