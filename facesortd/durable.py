@@ -211,7 +211,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
                 if exc.errno != errno.EXDEV:
                     raise
             else:
-                _remove_source(src, original, final, missing_ok=True)
+                _remove_source(src, original, final)
                 return final
         final = _copy_no_replace(src, dest, copy)
         if not copy:
@@ -226,6 +226,8 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
         raise _folder_refused(exc, into or src.parent, into is None, src) from exc
 
 
+MOVED_AWAY = "moved away by another process meanwhile"
+"""Why a move found its source gone (FileNotFoundError): the sorter reports the file gone, not failed."""
 REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
 """What a folder (or a file's owner) answers when facesortd may not change it."""
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -327,17 +329,27 @@ def _unwritable(folder: Path) -> Path | None:
     return None if os.access(folder, os.W_OK | os.X_OK) else folder
 
 
-def _remove_source(src: Path, original: os.stat_result, final: Path, *, missing_ok: bool = False) -> None:
+def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
     """The last step of a move: make the new name durable, then remove the old one.
 
     If that fails while the source is still there (an inbox on a read-only mount or in a folder
     the user may not write to; Ctrl-C at that instant), the new name is taken back: the file stays
     once, where it was, and a retry cannot pile up one more copy in the library each time. Only
     the very file we moved is taken back for: a new file dropped under its name meanwhile is not.
+
+    A source already gone was renamed into place by link_no_replace's fallback, or moved on (or
+    deleted) by a person meanwhile. If the file still has a name besides ours (more links than it
+    had), the person's move wins and ours is taken back (FileNotFoundError: gone meanwhile), or it
+    stayed in two places; otherwise ours is kept, as it may be the only one left.
     """
     try:
         fsync_dir(final.parent)
-        src.unlink(missing_ok=missing_ok)
+        src.unlink()
+    except FileNotFoundError:
+        if os.lstat(final).st_nlink > original.st_nlink:
+            final.unlink()
+            fsync_dir(final.parent)
+            raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src)) from None
     except BaseException as exc:
         if not _is(src, original):
             raise

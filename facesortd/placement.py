@@ -7,10 +7,12 @@ journal, the library's layout and the state folder's move lock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 from pathlib import Path
 
 from facesortd.decide import Decision
+from facesortd.durable import MOVED_AWAY
 from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.state import move_lock
@@ -55,7 +57,7 @@ def journaled_apply(
     """
     with move_lock(journal.state_dir):
         if not copy and not src.exists():
-            raise FileNotFoundError(2, "moved away by another process meanwhile", str(src))
+            raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         move_id = journal.plan(digest, src, library.destination(src, decision), decision, model, copied=copy)
         try:
             final = library.apply(src, decision, copy=copy)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from loguru import logger
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli
+from facesortd import cli, durable
 from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.durable import Refused
@@ -196,3 +197,48 @@ def test_recovery_records_the_numbered_name_a_second_copy_of_sorted_content_got(
     assert second.name == "a (1).png"
     assert list(recover(journal)) == [f"completed the interrupted move of {first} -> {second}"]
     assert [m.destination.name for m in journal.done_moves()] == ["a (1).png", "a.png"]
+
+
+# -- a person moving a file while facesortd moves it ------------------------------------------------
+@pytest.mark.parametrize("across_filesystems", [False, True], ids=["link", "copy"])
+def test_a_file_a_person_moves_on_while_it_is_being_moved_stays_once_and_known(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, across_filesystems: bool
+) -> None:
+    """A person drags a quarantined file into happy/ while the daemon (re-examining unsure) moves it.
+
+    Between facesortd's link and its unlink of the source: the file kept both names (journaled
+    as sorted, and the person's, both in the library). Across filesystems, between its copy and
+    the unlink: the copy stayed, the journal said rolled back, and the untracked copy counted as
+    a person's label. Now a file that still has the person's name loses ours; a copy whose
+    source left is kept and journaled (the source may have been deleted: never lose the last one).
+    """
+    unsure = settings.library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    src = unsure / "a.png"
+    src.write_bytes(screenshot_png(9))
+    theirs = settings.library / "happy" / "a.png"
+    theirs.parent.mkdir()
+    real_fsync, real_link = durable.fsync_dir, os.link
+
+    def person_moves_it(path: Path) -> None:  # the move's first step into the destination folder
+        real_fsync(path)
+        if path == settings.library / "sad" and src.exists():
+            src.rename(theirs)
+
+    def link(a: Path, b: Path, **kw: bool) -> None:
+        if across_filesystems and Path(a) == src:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_link(a, b, **kw)
+
+    monkeypatch.setattr(durable, "fsync_dir", person_moves_it)
+    monkeypatch.setattr(durable.os, "link", link)
+    journal = Journal.for_state_dir(settings.state_dir)
+    sad = Decision("sorted", emotion="sad", confidence=0.9)
+    if across_filesystems:
+        final = journaled_apply(journal, Library(settings.library), src, file_hash(src), sad, "m")
+        assert files(settings.library) == [theirs, final] and journal.done_at(final) is not None
+    else:
+        with pytest.raises(FileNotFoundError):
+            journaled_apply(journal, Library(settings.library), src, file_hash(src), sad, "m")
+        assert files(settings.library) == [theirs] and journal.done_moves() == []
+    assert journal.planned() == []
