@@ -93,6 +93,31 @@ class JournalError(Exception):
     """The journal file cannot be used (not a database, damaged, truncated); says how to fix it."""
 
 
+class JournalUnavailable(JournalError):
+    """The journal is whole but its folder takes no writes now (a full disk, a read-only mount).
+
+    Apart from damage because the fix differs: moving the journal aside would throw away undo
+    history and labels for a disk that only needs room, and the daemon is worth restarting once
+    there is some (`facesortd` exits 1 for it, which systemd restarts, not 2).
+    """
+
+    def __init__(self, path: Path, exc: OSError | sqlite3.Error) -> None:
+        folder = path.parent
+        try:
+            fs = os.statvfs(folder)
+            read_only, room = bool(fs.f_flag & os.ST_RDONLY), fs.f_bavail * fs.f_frsize
+        except OSError:
+            read_only, room = False, 1 << 30
+        if read_only:
+            fix = f"{folder} is on a read-only filesystem: mount it writable"
+        elif room < 1 << 20:
+            fix = f"its disk is full: free some space there (df -h '{folder}')"
+        else:
+            fix = "look at what the system says of its disk (dmesg)"
+        why = getattr(exc, "strerror", None) or exc
+        super().__init__(f"cannot use the journal {path} ({why}): {fix}; it is not damaged, keep it")
+
+
 def _blob(path: Path | None) -> bytes | None:
     """A path as stored: the filesystem's own bytes, whatever the name's encoding."""
     return None if path is None else os.fsencode(path)
@@ -154,6 +179,8 @@ class Journal:
                     raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(part))
         except PermissionError as exc:
             raise JournalError(str(not_yours(exc, path.parent))) from None
+        except OSError as exc:
+            raise JournalUnavailable(path, exc) from None
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         try:
@@ -172,8 +199,10 @@ class Journal:
             self._migrate_copied_column()
         except sqlite3.DatabaseError as exc:
             self._db.close()
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise
+            if isinstance(exc, sqlite3.OperationalError):  # damage is DatabaseError proper
+                if "locked" in str(exc):
+                    raise
+                raise JournalUnavailable(path, exc) from None
             raise JournalError(
                 f"the journal {path} is damaged ({exc}): stop facesortd, move it aside "
                 f"(mv '{path}' '{path}.damaged'; also its -wal/-shm files) and start again with a new "

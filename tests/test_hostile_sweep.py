@@ -4,10 +4,12 @@ test here failed on the code before its fix."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,3 +244,52 @@ def test_a_file_a_person_moves_on_while_it_is_being_moved_stays_once_and_known(
             journaled_apply(journal, Library(settings.library), src, file_hash(src), sad, "m")
         assert files(settings.library) == [theirs] and journal.done_moves() == []
     assert journal.planned() == []
+
+
+# -- a state folder that is full or read-only ------------------------------------------------------
+@pytest.fixture
+def tiny_state(settings: Settings) -> Iterator[Path]:
+    """The state folder on its own 1 MB tmpfs (root only: skipped without the privilege)."""
+    state = settings.state_dir
+    state.mkdir(parents=True)
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(state)]).returncode
+    ):
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        Journal.for_state_dir(state).close()
+        yield state
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+def fill(folder: Path) -> None:
+    """Write into ``folder`` until its disk is full."""
+    with (folder / "filler").open("wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_a_full_or_read_only_state_folder_is_said_so_not_called_damaged(
+    tiny_state: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    """A full state disk made every command call the journal damaged and advise moving it aside
+    (losing undo history and labels), with exit 2, which systemd does not restart: `run` stayed
+    down once there was room again. A read-only one ended every command in a traceback."""
+    if how == "full":
+        fill(tiny_state)
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(tiny_state)], check=True)
+    for command in (["status"], ["run"], ["undo"]):
+        assert cli.main(command) == 1
+        err = capsys.readouterr().err.strip()
+        assert "is damaged" not in err and "mv " not in err and "\n" not in err, err
+        assert ("free some space" if how == "full" else "read-only") in err, err
+    if how == "full":
+        (tiny_state / "filler").unlink()
+    else:
+        subprocess.run(["mount", "-o", "remount,rw", str(tiny_state)], check=True)
+    assert cli.main(["status"]) == 0  # the same journal, as it was
