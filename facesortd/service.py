@@ -32,7 +32,7 @@ from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import Refused, atomic_writer, list_folder
-from facesortd.journal import Journal, recover, recover_logged
+from facesortd.journal import Journal, recover_logged
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import Library
@@ -86,7 +86,9 @@ class Service:
         self._failures: dict[Path, int] = {}
         self._timers: dict[Path, threading.Timer] = {}
         self._told: set[Path] = set()
-        self._recover_due = False
+        self._recover_due = True
+        """Crash recovery is to run: at the start, and after a failed journal write (a full state disk
+        can fail a move's ``done`` mark after the file moved), at each tick until it goes through."""
         self._placed_since_look = False
         self._status_failing = False
         self._learning_problem: str | None = None
@@ -132,8 +134,7 @@ class Service:
         for folder in (s.inbox, s.library):
             folder.mkdir(parents=True, exist_ok=True)
         ensure_private_dir(s.state_dir)
-        for line in recover(self.journal):
-            logger.warning(line)
+        self._recover()  # a journal that refuses it now (full disk) must not stop the sorting
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
         share_cores(len(pipelines))
         if pipelines[0].model is not None:
@@ -395,8 +396,8 @@ class Service:
         watcher.offer_inbox(self._waiting() | self._told)
 
     def _recover(self) -> None:
-        """Complete journal rows a failed write left ``planned`` (a full state disk can fail the
-        ``done`` mark after the file moved). Safe while running: recovery holds the move lock."""
+        """Complete or roll back journal rows left ``planned`` (see ``_recover_due``). Safe while
+        running: recovery holds the move lock, so it sees no live move's row."""
         if recover_logged(self.journal):
             self._recover_due = False
 

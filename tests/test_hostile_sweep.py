@@ -293,3 +293,23 @@ def test_a_full_or_read_only_state_folder_is_said_so_not_called_damaged(
     else:
         subprocess.run(["mount", "-o", "remount,rw", str(tiny_state)], check=True)
     assert cli.main(["status"]) == 0  # the same journal, as it was
+
+
+def test_a_recovery_the_journal_refuses_at_start_does_not_stop_the_daemon(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state disk full at start, with a move a crash interrupted: `run` ended in a traceback (and
+    systemd restarted it every 5 s, sorting nothing meanwhile). Now it sorts, and recovers at a tick."""
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(10))
+    journal = Journal.for_state_dir(settings.state_dir)
+    moved = settings.library / "happy" / "a.png"
+    journal.plan(file_hash(src), src, moved, HAPPY, "m")
+    moved.parent.mkdir(parents=True)
+    src.rename(moved)  # kill -9 here
+    journal.close()
+    refuse_done(monkeypatch)
+    with running_daemon(settings, stub_pipeline) as daemon:
+        (settings.inbox / "b.png").write_bytes(screenshot_png(11))
+        wait_until(lambda: sum(daemon.counts.values()) == 1)
+        wait_until(lambda: daemon.journal.done_at(moved) is not None)
