@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -178,33 +179,63 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+_JPEG_SOS = 0xDA
+
+
+def _jpeg_segments(data: bytes) -> Iterator[tuple[int, int]]:
+    """(marker, offset) of each segment of a JPEG's header, up to its first scan (SOS) included."""
     i = 2
     while i + 9 < len(data):
         if data[i] != 0xFF:
-            return None
+            return
         marker = data[i + 1]
         if marker == 0xFF:
             i += 1
             continue
-        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        yield marker, i
+        if marker == _JPEG_SOS:
+            return
+        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    for marker, i in _jpeg_segments(data):
         if marker in _JPEG_SOF:
             h, w = struct.unpack(">HH", data[i + 5 : i + 9])
             return w, h
-        i += 2 + length
     return None
 
 
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(type, offset, end of its data) of each whole chunk of a PNG, up to IEND included."""
+    at = 8
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        end = at + 8 + length
+        if end + 4 > len(data):
+            return
+        yield kind, at, end
+        if kind == b"IEND":
+            return
+        at = end + 4
+
+
 def _looks_truncated(data: bytes) -> bool:
-    """PNG without its IEND chunk or JPEG without its end marker: the writer did not finish.
+    """PNG without its IEND chunk or JPEG without its end marker after its first scan: the writer
+    did not finish.
 
     OpenCV decodes such files partially (grey bottom half) instead of failing, which would feed
-    garbage to the detector.
+    garbage to the detector. The end is looked for where it belongs, not among the last bytes:
+    data after it (a video or trailer that phones append to photos) does not make a file unfinished,
+    and a JPEG's thumbnail, which has an end marker of its own, lies before the scan.
     """
     if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return b"IEND" not in data[-32:]
+        return not any(kind == b"IEND" for kind, _, _ in _png_chunks(data))
     if data[:2] == b"\xff\xd8":
-        return b"\xff\xd9" not in data[-64:]
+        scan = next((i for marker, i in _jpeg_segments(data) if marker == _JPEG_SOS), None)
+        if scan is None:  # a header this walk cannot follow (libjpeg skips stray bytes): its end, then
+            return b"\xff\xd9" not in data[-64:]
+        return data.find(b"\xff\xd9", scan) < 0
     return False
 
 
@@ -220,18 +251,11 @@ def _png_damage(data: bytes) -> str | None:
     """
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         return None
-    at, view = 8, memoryview(data)
-    while at + 12 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, at)
-        end = at + 8 + length
-        if end + 4 > len(data):
-            return None
+    view = memoryview(data)
+    for kind, at, end in _png_chunks(data):
         critical = not kind[0] & 0x20  # upper-case first letter: libpng refuses the file over it
         if critical and zlib.crc32(view[at + 4 : end]) != struct.unpack_from(">I", data, end)[0]:
             return f"damaged: its {kind.decode('ascii', 'backslashreplace')} chunk fails its checksum"
-        if kind == b"IEND":
-            return None
-        at = end + 4
     return None
 
 

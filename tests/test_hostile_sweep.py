@@ -13,15 +13,18 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from loguru import logger
-from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
+from synthetic import BrightBlobDetector, draw_face, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable
-from facesortd.config import Settings
+from facesortd.config import ImageLimits, Settings
 from facesortd.decide import Decision
 from facesortd.durable import Refused
+from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, file_hash, recover
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
@@ -313,3 +316,17 @@ def test_a_recovery_the_journal_refuses_at_start_does_not_stop_the_daemon(
         (settings.inbox / "b.png").write_bytes(screenshot_png(11))
         wait_until(lambda: sum(daemon.counts.values()) == 1)
         wait_until(lambda: daemon.journal.done_at(moved) is not None)
+
+
+# -- images that lie ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_an_image_with_data_after_its_end_is_read_and_one_cut_short_is_not(tmp_path: Path, ext: str) -> None:
+    """Data after a JPEG's end marker (phones append a video or a trailer to photos) or after a
+    PNG's IEND made the file "truncated" and sent it to unreadable/, though OpenCV reads it whole."""
+    img = cv2.cvtColor(draw_face("happy", 64, np.random.default_rng(0)), cv2.COLOR_GRAY2BGR)
+    data = cv2.imencode(ext, img)[1].tobytes()
+    (tmp_path / f"trailer{ext}").write_bytes(data + bytes(range(256)) * 8)
+    assert read_image(tmp_path / f"trailer{ext}", ImageLimits()).shape == (64, 64, 3)
+    (tmp_path / f"cut{ext}").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(UnreadableImage, match="truncated"):
+        read_image(tmp_path / f"cut{ext}", ImageLimits())
