@@ -109,15 +109,18 @@ def numbered(path: Path, n: int) -> Path:
     """``shot.png`` -> ``shot (n).png``: the name used when ``shot.png`` is taken.
 
     A name already near NAME_MAX loses the end of its stem to make room for `` (n)``: otherwise
-    the numbered name could never be created and the file would be retried forever.
+    the numbered name could never be created and the file would be retried forever. The cut never
+    falls inside a UTF-8 character (it backs off over at most the 3 bytes that may follow a
+    character's first); a stem that is not cut keeps every byte, whatever its encoding.
     """
     if n == 0:
         return path
     tail = os.fsencode(f" ({n}){path.suffix}")
-    stem = os.fsencode(path.stem)[: max(0, NAME_MAX - len(tail))]
-    while stem and (stem[-1] & 0xC0) == 0x80:  # never cut a UTF-8 character in half
-        stem = stem[:-1]
-    if stem and stem[-1] >= 0xC0:
+    whole = os.fsencode(path.stem)
+    stem = whole[: max(0, NAME_MAX - len(tail))]
+    for _ in range(3):
+        if stem == whole or (whole[len(stem)] & 0xC0) != 0x80:  # the cut is between characters
+            break
         stem = stem[:-1]
     return path.with_name(os.fsdecode(stem + tail))
 

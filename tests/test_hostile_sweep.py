@@ -330,3 +330,25 @@ def test_an_image_with_data_after_its_end_is_read_and_one_cut_short_is_not(tmp_p
     (tmp_path / f"cut{ext}").write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(UnreadableImage, match="truncated"):
         read_image(tmp_path / f"cut{ext}", ImageLimits())
+
+
+# -- names --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "clash"),
+    [
+        ("笑顔.png", "笑顔 (1).png"),
+        ("café.png", "café (1).png"),
+        (os.fsdecode(b"caf\xe9.png"), os.fsdecode(b"caf\xe9 (1).png")),  # Latin-1, not UTF-8
+        ("é" * 125 + ".png", "é" * 123 + " (1).png"),  # cut to fit 255 bytes, never inside a character
+        (os.fsdecode(b"\x80" * 251 + b".png"), os.fsdecode(b"\x80" * 244 + b" (1).png")),  # ≤ 3 bytes more
+    ],
+)
+def test_a_name_taken_gets_its_number_without_losing_its_last_character(
+    tmp_path: Path, name: str, clash: str
+) -> None:
+    """A clash on a name ending in a character that is not ASCII dropped that character (笑顔.png
+    became 笑 (1).png, café.png caf (1).png); a name of stray bytes lost all of them ( (1).png)."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / name).write_bytes(b"first")
+    (tmp_path / name).write_bytes(b"second")
+    assert durable.move_no_replace(tmp_path / name, tmp_path / "lib" / name).name == clash
