@@ -188,8 +188,27 @@ class _Handler(FileSystemEventHandler):
     def on_moved(self, event: FileSystemEvent) -> None:
         if event.is_directory:
             self._folder_arrived(event.dest_path)
-        elif path := self._path(event.dest_path):
+            return
+        # A file still open keeps its openers under its new name. One moved out of the inbox is
+        # reported closed to the folder it went to, never here: its name must not stay "open",
+        # or every later file of that name waited for ever.
+        held = self._left(event.src_path)
+        if path := self._path(event.dest_path):
+            with self._lock:
+                self._open[path] += held
             self.offer(path, finished=True)
+
+    def on_deleted(self, event: FileSystemEvent) -> None:
+        """The name is free: a file created under it later is a new one, with openers of its own.
+        (Watchdog reports a file moved out of the inbox as deleted.)"""
+        if not event.is_directory:
+            self._left(event.src_path)
+
+    def _left(self, raw: str | bytes) -> int:
+        """Forget who holds the file that left this name; how many did."""
+        path = self._path(raw)
+        with self._lock:
+            return self._open.pop(path, 0) if path else 0
 
     def on_created(self, event: FileSystemEvent) -> None:
         if event.is_directory:

@@ -352,3 +352,23 @@ def test_a_name_taken_gets_its_number_without_losing_its_last_character(
     (tmp_path / "lib" / name).write_bytes(b"first")
     (tmp_path / name).write_bytes(b"second")
     assert durable.move_no_replace(tmp_path / name, tmp_path / "lib" / name).name == clash
+
+
+# -- the watcher ---------------------------------------------------------------------------------------
+def test_a_name_whose_open_file_left_the_inbox_is_sorted_when_a_new_file_takes_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A file some program held open (a viewer, a writer) was moved out of the inbox before it was
+    closed: inotify reports that close to the folder it went to, so its name counted as open for the
+    life of the daemon, and every later file under that name waited in the inbox for ever."""
+    with running_daemon(settings, stub_pipeline) as daemon:
+        name = settings.inbox / "image.png"
+        held = name.open("wb")
+        held.write(screenshot_png(12))
+        held.flush()
+        name.rename(tmp_path / "image.png")
+        held.close()
+        (tmp_path / "stage.png").write_bytes(screenshot_png(13))
+        (tmp_path / "stage.png").rename(name)  # a new file under the name, as a screenshot tool saves
+        wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
+    assert files(settings.inbox) == []
