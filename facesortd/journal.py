@@ -29,7 +29,7 @@ from loguru import logger
 
 from facesortd.boxes import Box
 from facesortd.decide import Decision
-from facesortd.durable import TMP_PREFIX, fsync_dir, numbered
+from facesortd.durable import DISK_FULL, TMP_PREFIX, fsync_dir, numbered
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock, not_yours
 
@@ -180,7 +180,12 @@ class Journal:
         except PermissionError as exc:
             raise JournalError(str(not_yours(exc, path.parent))) from None
         except OSError as exc:
-            raise JournalUnavailable(path, exc) from None
+            if exc.errno in (errno.EROFS, *DISK_FULL):
+                raise JournalUnavailable(path, exc) from None
+            raise JournalError(  # a folder, a FIFO, a link to nowhere in its place
+                f"cannot use the journal {path} ({exc.strerror or exc}): it must be a file facesortd may "
+                "read and write; move it aside (what is there is not facesortd's journal)"
+            ) from None
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         try:

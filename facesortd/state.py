@@ -73,8 +73,16 @@ def ensure_private_dir(folder: Path) -> Path:
 
 
 def ensure_private_file(path: Path) -> Path:
-    """Create ``path`` owner-only (0600) if missing; narrow an existing one we own."""
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, PRIVATE_FILE))
+    """Create ``path`` owner-only (0600) if missing; narrow an existing one we own.
+
+    Something else in its place is refused (OSError, "not a regular file") before it is opened:
+    a FIFO opened for writing waits for a reader, so every command hung. Opened without waiting all
+    the same, in case one is put there in between.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC, PRIVATE_FILE))
     st = path.stat()
     if st.st_uid == os.getuid() and st.st_mode & 0o077:
         path.chmod(PRIVATE_FILE)

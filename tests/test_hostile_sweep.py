@@ -10,6 +10,7 @@ import hashlib
 import os
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -372,3 +373,21 @@ def test_a_name_whose_open_file_left_the_inbox_is_sorted_when_a_new_file_takes_i
         (tmp_path / "stage.png").rename(name)  # a new file under the name, as a screenshot tool saves
         wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
     assert files(settings.inbox) == []
+
+
+@pytest.mark.parametrize("thing", ["folder", "fifo"])
+def test_something_else_where_the_journal_belongs_is_one_line_not_a_hang_or_a_traceback(
+    settings: Settings, capsys: pytest.CaptureFixture[str], thing: str
+) -> None:
+    """A folder there ended every command in a traceback; a FIFO made every command wait for ever
+    (opening it for writing waits for a reader)."""
+    journal = settings.state_dir / "journal.sqlite"
+    settings.state_dir.mkdir()
+    journal.mkdir() if thing == "folder" else os.mkfifo(journal)
+    codes: list[int] = []
+    status = threading.Thread(target=lambda: codes.append(cli.main(["status"])), daemon=True)
+    status.start()
+    status.join(timeout=10)
+    assert codes == [2]
+    err = capsys.readouterr().err.strip()
+    assert "move it aside" in err and "\n" not in err and "disk" not in err, err
