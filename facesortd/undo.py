@@ -11,6 +11,7 @@ the file is back in quarantine, unlabelled, as a file-manager move back would le
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +85,15 @@ def undo(journal: Journal, moves: list[Move], library: Path, inbox: Path) -> lis
                 continue
             # Journaled first: the daemon must see "undone" by the time the file is back in the
             # inbox, or it would sort it again at once.
-            journal.set_meta(UNDOING, str(move.id))  # a kill from here on: recovery finishes it
-            journal.finish(move.id, "undone")
+            try:
+                journal.set_meta(UNDOING, str(move.id))  # a kill from here on: recovery finishes it
+                journal.finish(move.id, "undone")
+            except sqlite3.Error as exc:  # nothing moved (a mark left standing: recovery finds no undo begun)
+                fix = f"free some space in {journal.state_dir}, or make it writable"
+                out.append(
+                    Outcome(move.destination, None, f"the journal refused it ({exc}): {fix}", retry=True)
+                )
+                continue
             try:
                 back_to = _put_back(move)
             except OSError as exc:  # a folder that refuses: this file stays, the others still go back

@@ -391,3 +391,20 @@ def test_something_else_where_the_journal_belongs_is_one_line_not_a_hang_or_a_tr
     assert codes == [2]
     err = capsys.readouterr().err.strip()
     assert "move it aside" in err and "\n" not in err and "disk" not in err, err
+
+
+def test_undo_the_journal_refuses_lists_each_file_instead_of_a_traceback(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd undo` beside a daemon (whose open journal lets it open too) on a full state disk."""
+    journal = Journal.for_state_dir(settings.state_dir)
+    for i in range(2):
+        src = settings.inbox / f"{i}.png"
+        src.write_bytes(screenshot_png(20 + i))
+        journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
+    journal.close()
+    monkeypatch.setattr(Journal, "set_meta", lambda *_a: (_ for _ in ()).throw(FULL))
+    assert cli.main(["undo", "2"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("the journal refused it (database or disk is full)") == 2, out
+    assert len(files(settings.library)) == 2 and files(settings.inbox) == []

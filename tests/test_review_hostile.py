@@ -414,3 +414,21 @@ def test_a_move_the_journal_cannot_mark_done_is_said_where_it_went(
         assert list(recover(server.journal))
         assert server.journal.done_at(settings.library / "happy" / "a.png") is not None
         answers(client)
+
+
+def test_an_undo_the_journal_refuses_says_so_and_can_be_pressed_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state disk full when u is pressed: 500 "internal error", and the page had forgotten the
+    decision ("nothing to undo" once there was room again)."""
+    with one_file(settings) as (_server, client, item, before):
+        assert client.post("/api/label", {"id": item, "label": "happy"})[0] == 200
+        monkeypatch.setattr(
+            "facesortd.journal.Journal.set_meta", refuse(sqlite3.OperationalError("database or disk is full"))
+        )
+        status, reply = client.post("/api/undo")
+        assert status == 409 and "free some space" in reply["error"] and "u again" in reply["error"], reply
+        assert each_once(settings, before)["a.png"].parent.name == "happy"
+        monkeypatch.undo()
+        assert client.post("/api/undo")[0] == 200
+        assert each_once(settings, before)["a.png"] == a_png(settings)
