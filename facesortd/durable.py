@@ -203,10 +203,16 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
     to the final name, and only then remove the source. After a crash at any instant the file is
     whole at its source, its destination, or both (never neither, never half); a move that fails
     or is interrupted (Ctrl-C) before the source is removed takes the new name back.
+
+    Only a regular file is moved: something else found under the name (a folder or a symbolic link
+    put there since the file was looked at) is FileNotFoundError, the file being gone; a rename
+    would have taken a person's folder, or a link, into the library under the file's name.
     """
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         original = os.lstat(src)
+        if not stat.S_ISREG(original.st_mode):
+            raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         if not copy:
             try:
                 final = link_no_replace(src, dest)

@@ -23,12 +23,13 @@ from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable
 from facesortd.config import ImageLimits, Settings
-from facesortd.decide import Decision
+from facesortd.decide import Decision, Pipeline
 from facesortd.durable import Refused
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, file_hash, recover
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
+from facesortd.sorter import Sorter
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
 FULL = sqlite3.OperationalError("database or disk is full")
@@ -408,3 +409,31 @@ def test_undo_the_journal_refuses_lists_each_file_instead_of_a_traceback(
     out = capsys.readouterr().out
     assert out.count("the journal refused it (database or disk is full)") == 2, out
     assert len(files(settings.library)) == 2 and files(settings.inbox) == []
+
+
+@pytest.mark.parametrize("swapped_in", ["folder", "symlink"])
+def test_a_folder_or_link_swapped_in_for_a_file_being_sorted_is_not_moved_into_the_library(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, swapped_in: str
+) -> None:
+    """The file was replaced under its name while it was classified: the move took whatever was
+    there, a person's folder (with its files) or a symbolic link, into the library as `a.png`."""
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(14))
+    real_decide = Pipeline.decide
+
+    def decide_then_swap(self: Pipeline, path: Path) -> Decision:
+        decision = real_decide(self, path)
+        path.rename(tmp_path / "the-file.png")
+        if swapped_in == "folder":
+            path.mkdir()
+            (path / "mine.txt").write_text("a person's notes")
+        else:
+            path.symlink_to(tmp_path / "the-file.png")
+        return decision
+
+    monkeypatch.setattr(Pipeline, "decide", decide_then_swap)
+    journal = Journal.for_state_dir(settings.state_dir)
+    outcome = Sorter(Library(settings.library), journal).sort(stub_pipeline(settings), src)
+    assert outcome.kind == "gone"
+    assert files(settings.library) == [] and not any(settings.library.rglob("a.png"))
+    assert src.is_symlink() or (src / "mine.txt").is_file()
