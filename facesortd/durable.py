@@ -235,7 +235,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
         raise _folder_refused(exc, into or src.parent, into is None, src) from exc
 
 
-MOVED_AWAY = "moved away by another process meanwhile"
+MOVED_AWAY = "moved away or replaced by another process meanwhile"
 """Why a move found its source gone (FileNotFoundError): the sorter reports the file gone, not failed."""
 REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
 """What a folder (or a file's owner) answers when facesortd may not change it."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from facesortd.decide import Decision
 from facesortd.durable import MOVED_AWAY
-from facesortd.journal import Journal
+from facesortd.journal import Journal, holds
 from facesortd.library import Library
 from facesortd.state import move_lock
 
@@ -49,14 +49,16 @@ def journaled_apply(
     own placement (and never mistaken for a person's label), can be undone and is crash-safe.
     Runs under the state folder's move lock: another process (a second worker, `sort` beside the
     daemon) that decided on the same file finds it gone (FileNotFoundError) instead of placing it
-    twice, and recovery never mistakes this move for a crashed one.
+    twice, and recovery never mistakes this move for a crashed one. A file whose content is no
+    longer ``digest`` is gone too: the decision was made on other content.
 
     A move whose ``done`` mark fails is :class:`UnjournaledMove`. A failed move whose ``rolled_back``
     mark fails too raises the move's own error (which says what to fix): the row stays ``planned``
     and recovery rolls it back, the file being still at its source.
     """
     with move_lock(journal.state_dir):
-        if not copy and not src.exists():
+        if not holds(src, digest):  # moved on, or replaced since it was decided on (a tool saving to
+            # one fixed name): its move would carry the old decision and hash, which undo then refused
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         move_id = journal.plan(digest, src, library.destination(src, decision), decision, model, copied=copy)
         try:

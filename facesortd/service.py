@@ -308,6 +308,8 @@ class Service:
             self._tell_once(path, outcome.why)
         else:  # placed, waiting or gone: a file kept later under this name is said (and looked) at again
             self._told.discard(path)
+        if outcome.kind == "gone":  # a file that took its name meanwhile was told of while it was
+            self._placed_since_look = True  # claimed, so not queued: the look after the burst finds it
         if outcome.kind == "wait":
             logger.info(
                 "{}: {}; waiting {:.0f} s in case it is still being written",

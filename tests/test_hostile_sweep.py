@@ -29,6 +29,7 @@ from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, file_hash, recover
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
+from facesortd.service import Service
 from facesortd.sorter import Sorter
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
@@ -437,3 +438,36 @@ def test_a_folder_or_link_swapped_in_for_a_file_being_sorted_is_not_moved_into_t
     assert outcome.kind == "gone"
     assert files(settings.library) == [] and not any(settings.library.rglob("a.png"))
     assert src.is_symlink() or (src / "mine.txt").is_file()
+
+
+def test_a_file_overwritten_while_it_is_classified_is_sorted_by_its_new_content(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A screenshot tool that saves to one fixed name replaced the file while the daemon decided on
+    the old one: the new content was moved on the old decision and journaled with the old hash, so
+    undo refused it ("its content changed") and the label scan took it for a person's label."""
+    real_decide, real_enqueue = Pipeline.decide, Service.enqueue
+    replaced: list[Path] = []
+    offered: list[Path] = []
+
+    def decide_then_overwrite(self: Pipeline, path: Path) -> Decision:
+        decision = real_decide(self, path)
+        if not replaced:
+            replaced.append(path)
+            (tmp_path / "new.png").write_bytes(screenshot_png(16))
+            (tmp_path / "new.png").rename(path)  # the tool's save of the next screenshot
+            wait_until(lambda: offered.count(path) == 2)  # told of while this worker holds the path
+        return decision
+
+    def enqueue(self: Service, path: Path) -> None:
+        offered.append(path)
+        real_enqueue(self, path)
+
+    monkeypatch.setattr(Pipeline, "decide", decide_then_overwrite)
+    monkeypatch.setattr(Service, "enqueue", enqueue)
+    with running_daemon(settings, stub_pipeline) as daemon:
+        (settings.inbox / "screenshot.png").write_bytes(screenshot_png(15))
+        wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
+        [placed] = files(settings.library)
+        move = daemon.journal.done_at(placed)
+        assert move is not None and move.hash == file_hash(placed) == file_hash_of(screenshot_png(16))
