@@ -346,13 +346,16 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
     once, where it was, and a retry cannot pile up one more copy in the library each time. Only
     the very file we moved is taken back for: a new file dropped under its name meanwhile is not.
 
-    A source already gone was renamed into place by link_no_replace's fallback, or moved on (or
-    deleted) by a person meanwhile. If the file still has a name besides ours (more links than it
-    had), the person's move wins and ours is taken back (FileNotFoundError: gone meanwhile), or it
-    stayed in two places; otherwise ours is kept, as it may be the only one left.
+    A source already gone (or another file now: never removed) was renamed into place by
+    link_no_replace's fallback, or moved on, replaced or deleted by a person meanwhile. If the file
+    still has a name besides ours (more links than it had), the person's move wins and ours is
+    taken back (FileNotFoundError: gone meanwhile), or it stayed in two places; otherwise ours is
+    kept, as it may be the only one left.
     """
     try:
         fsync_dir(final.parent)
+        if not _is(src, original):  # replaced meanwhile (a tool saving the next file under the name):
+            raise FileNotFoundError  # the unlink would delete that new file, its only copy
         src.unlink()
     except FileNotFoundError:
         if os.lstat(final).st_nlink > original.st_nlink:

@@ -11,7 +11,7 @@ import os
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -57,6 +57,18 @@ def log() -> Iterator[list[str]]:
 
 def file_hash_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def cross_device_for(src: Path) -> Callable[..., None]:
+    """``os.link`` that refuses ``src`` as across filesystems, so its move copies it."""
+    real_link = os.link
+
+    def link(a: Path, b: Path, **kw: bool) -> None:
+        if Path(a) == src:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_link(a, b, **kw)
+
+    return link
 
 
 def files(root: Path) -> list[Path]:
@@ -226,20 +238,16 @@ def test_a_file_a_person_moves_on_while_it_is_being_moved_stays_once_and_known(
     src.write_bytes(screenshot_png(9))
     theirs = settings.library / "happy" / "a.png"
     theirs.parent.mkdir()
-    real_fsync, real_link = durable.fsync_dir, os.link
+    real_fsync = durable.fsync_dir
 
     def person_moves_it(path: Path) -> None:  # the move's first step into the destination folder
         real_fsync(path)
         if path == settings.library / "sad" and src.exists():
             src.rename(theirs)
 
-    def link(a: Path, b: Path, **kw: bool) -> None:
-        if across_filesystems and Path(a) == src:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        real_link(a, b, **kw)
-
     monkeypatch.setattr(durable, "fsync_dir", person_moves_it)
-    monkeypatch.setattr(durable.os, "link", link)
+    if across_filesystems:
+        monkeypatch.setattr(durable.os, "link", cross_device_for(src))
     journal = Journal.for_state_dir(settings.state_dir)
     sad = Decision("sorted", emotion="sad", confidence=0.9)
     if across_filesystems:
@@ -471,3 +479,31 @@ def test_a_file_overwritten_while_it_is_classified_is_sorted_by_its_new_content(
         [placed] = files(settings.library)
         move = daemon.journal.done_at(placed)
         assert move is not None and move.hash == file_hash(placed) == file_hash_of(screenshot_png(16))
+
+
+@pytest.mark.parametrize("across_filesystems", [False, True], ids=["link", "copy"])
+def test_a_new_file_saved_under_the_name_of_a_file_being_moved_is_not_deleted(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, across_filesystems: bool
+) -> None:
+    """Between the move's link (or its copy, across filesystems: as long as the copy takes) and its
+    unlink of the source, a tool saved the next screenshot under the same name: the unlink deleted
+    that new file, its only copy."""
+    src = settings.inbox / "screenshot.png"
+    src.write_bytes(screenshot_png(17))
+    if across_filesystems:
+        monkeypatch.setattr(durable.os, "link", cross_device_for(src))
+    real_fsync = durable.fsync_dir
+    saved: list[Path] = []
+
+    def tool_saves_again(path: Path) -> None:
+        real_fsync(path)
+        if path == settings.library / "happy" and not saved:
+            saved.append(tmp_path / "next.png")
+            saved[0].write_bytes(screenshot_png(18))
+            saved[0].rename(src)
+
+    monkeypatch.setattr(durable, "fsync_dir", tool_saves_again)
+    journal = Journal.for_state_dir(settings.state_dir)
+    final = journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
+    assert file_hash(final) == file_hash_of(screenshot_png(17)) and journal.done_at(final) is not None
+    assert src.is_file() and file_hash(src) == file_hash_of(screenshot_png(18))
