@@ -20,6 +20,7 @@ from test_review_page import Client
 from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.journal import Journal, content_id, recover
+from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.review_page import decisions
@@ -432,3 +433,32 @@ def test_an_undo_the_journal_refuses_says_so_and_can_be_pressed_again(
         monkeypatch.undo()
         assert client.post("/api/undo")[0] == 200
         assert each_once(settings, before)["a.png"] == a_png(settings)
+
+
+def test_a_label_scan_racing_the_pages_undo_does_not_bring_the_label_back(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen with real processes (the page labelling, `facesortd retrain` beside it): a label scan
+    looked at happy/a.png, the page's u then moved it back to quarantine and withdrew its label, and
+    the scan, finding the label withdrawn, recorded 'happy' again for a file back in quarantine.
+    Status counted it as labelled until the file changed."""
+    with one_file(settings) as (_server, client, item, before):
+        assert client.post("/api/label", {"id": item, "label": "happy"})[0] == 200
+        scanning = Reviewer(settings, Journal.for_state_dir(settings.state_dir))
+        real = Journal.label_for_hash
+        undoing: list[threading.Thread] = []
+
+        def label_for_hash(self: Journal, digest: str) -> tuple[str, float] | None:
+            if self is scanning.journal and not undoing:  # the scan is looking at happy/a.png
+                undoing.append(threading.Thread(target=lambda: client.post("/api/undo")))
+                undoing[0].start()
+                undoing[0].join(timeout=1)  # done at once, unless the scan's look holds it off
+            return real(self, digest)
+
+        monkeypatch.setattr(Journal, "label_for_hash", label_for_hash)
+        scanning.scan()
+        undoing[0].join(timeout=10)
+        monkeypatch.undo()
+        scanning.journal.close()
+        assert each_once(settings, before)["a.png"] == a_png(settings)
+        assert labels(settings) == []

@@ -26,6 +26,7 @@ from facesortd.journal import Journal, content_id, holds
 from facesortd.learn.datasets import source_group
 from facesortd.learn.retrain import UserLabel, keep_face
 from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.state import move_lock
 
 
 @dataclass
@@ -77,7 +78,12 @@ class Reviewer:
         self.unrecorded = {p: key for p, key in self.unrecorded.items() if p in present}
         for path in changed:
             try:
-                new += self._look_at(path, path.parent in held)
+                # Under the move lock, which `undo` (the review page's u too) holds while it moves a
+                # file back and withdraws its label: a look across the two took the file for where
+                # it no longer was, and recorded again the label just withdrawn, for a file back in
+                # quarantine. The lock is held for one file's look, so moves wait little.
+                with move_lock(self.journal.state_dir):
+                    new += self._look_at(path, path.parent in held)
             except FileNotFoundError:
                 continue  # a person moved it on meanwhile: the next scan meets it where it went
             except OSError as exc:  # one odd file must not cost the labels of all the others
