@@ -94,8 +94,10 @@ class JournalError(Exception):
 
 
 def _blob(path: Path | None) -> bytes | None:
-    """A path as stored: the filesystem's own bytes, whatever the name's encoding."""
-    return None if path is None else os.fsencode(path)
+    """A path as stored and looked up: the filesystem's own bytes, whatever the name's encoding, and
+    absolute: `sort shots/a.png` kept "shots/a.png", which `undo` read from another folder as that
+    folder's own, and the rules that find a file by its name (undone, copied) missed it by its full one."""
+    return None if path is None else os.fsencode(Path(path).absolute())
 
 
 def _path(value: str | bytes) -> Path:

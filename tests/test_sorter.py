@@ -172,3 +172,26 @@ def test_ctrl_c_lets_the_file_in_progress_finish_and_leaves_the_rest(
     placed = [p.name for p in _files(env.library)]
     assert placed in ([], ["01.png"])  # 01.png if the worker had taken it up: it finished its move
     assert sorted([*placed, *(p.name for p in env.inbox.iterdir())]) == names  # the rest stayed
+
+
+def test_a_file_named_by_a_relative_path_is_undone_into_its_own_folder_from_anywhere(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal kept `sort shots/a.png`'s source as typed: `undo` run from another folder put
+    the file into (or refused) that folder's own `shots/`, and the copy rule did not know the file
+    again by its full name, so `sort --copy` copied it into the library a second time."""
+    (tmp_path / "shots").mkdir()
+    shot = tmp_path / "shots" / "a.png"
+    shot.write_bytes(screenshot_png(3))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sort", "--copy", "shots/a.png"]) == 0
+    assert cli.main(["sort", "--copy", str(shot)]) == 0
+    assert len(_files(env.library)) == 1
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "shots").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["undo", "1"]) == 0
+    assert not _files(env.library) and shot.exists()
+    assert cli.main(["sort", "shots/../../shots/a.png"]) == 0 and not shot.exists()
+    assert cli.main(["undo", "1"]) == 0
+    assert shot.exists() and not _files(elsewhere)
