@@ -195,3 +195,21 @@ def test_a_file_named_by_a_relative_path_is_undone_into_its_own_folder_from_anyw
     assert cli.main(["sort", "shots/../../shots/a.png"]) == 0 and not shot.exists()
     assert cli.main(["undo", "1"]) == 0
     assert shot.exists() and not _files(elsewhere)
+
+
+def test_a_bare_sort_takes_the_inbox_sub_folders_the_daemon_takes(
+    env: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `watch.recursive = true` the daemon sorts what waits in the inbox's sub-folders; a bare
+    `sort` ("the inbox, by the daemon's rules") left them, saying "name it to sort it"."""
+    monkeypatch.setenv("FACESORTD_WATCH__RECURSIVE", "true")
+    (env.inbox / "album" / "deeper").mkdir(parents=True)
+    for name in ("a.png", "album/b.png", "album/deeper/c.png"):
+        (env.inbox / name).write_bytes(screenshot_png(len(name)))
+    assert cli.main(["sort", "--dry-run", "--json"]) == 0
+    planned = sorted(Path(json.loads(line)["path"]).name for line in capsys.readouterr().out.splitlines())
+    recursive = env.watch.model_copy(update={"recursive": True})
+    assert planned == sorted(p.name for p in scan(env.inbox, recursive)) == ["a.png", "b.png", "c.png"]
+    assert cli.main(["sort"]) == 0
+    assert "not sorted" not in capsys.readouterr().err
+    assert len(_files(env.library)) == 3 and not _files(env.inbox)

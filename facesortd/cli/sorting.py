@@ -32,7 +32,7 @@ from facesortd.progress import Progress
 from facesortd.shown_names import json_text
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
-from facesortd.watch import wanted
+from facesortd.watch import scan, wanted
 from facesortd.workers import Lender
 
 
@@ -49,7 +49,8 @@ def _pipeline(settings: Settings, model: Model | None) -> Pipeline:
 
 def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: bool = False) -> list[Path]:
     """Files named directly, plus the files directly inside named folders that the daemon would sort
-    (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files.
+    (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files; a bare
+    `sort` takes the inbox's sub-folders too where the daemon does (``watch.recursive``).
 
     A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0);
     so is one this user may not get at (a folder they may not list, or a file in a folder they may
@@ -77,6 +78,9 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: bool =
         out.extend(images)
         if not images and not inbox:
             imageless.append(p)
+        if inbox and watch.recursive:  # the daemon's rule: what waits in the sub-folders is sorted too
+            out.extend(sorted(f for f in scan(p, watch) if f.parent != p))
+            continue
         for folder in folders:
             logger.warning(
                 "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)", folder, p
@@ -361,7 +365,7 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         nargs="*",
         type=Path,
         help="image files, or folders (the images directly inside, not their subfolders; default: the "
-        "config's inbox)",
+        "config's inbox, with its subfolders if watch.recursive, as the daemon)",
     )
     p.add_argument("--library", type=Path, help="library folder (default: the config's library)")
     p.add_argument(
