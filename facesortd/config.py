@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -214,7 +215,8 @@ class WatchSettings(_Section):
     )
     extensions: list[str] = Field(
         default_factory=lambda: list(IMAGE_SUFFIXES),
-        description="File name endings that are sorted; anything else in the inbox is left alone.",
+        description="File name endings that are sorted, each with its dot (.png); anything else in the "
+        "inbox is left alone.",
     )
     ignore: list[str] = Field(
         default_factory=lambda: [".*", "*.part", "*.crdownload", "*.tmp", "*.download", "~*"],
@@ -225,6 +227,17 @@ class WatchSettings(_Section):
         "keep",
         description="Content already sorted before: keep (sort it again) or quarantine (as duplicate).",
     )
+
+    @field_validator("extensions", mode="after")
+    @classmethod
+    def _endings(cls, value: list[str]) -> list[str]:
+        """Each is compared with a name's last ending, dot included: "png" (or an empty list) matched no
+        file, so nothing was ever sorted while `doctor` said all was well."""
+        if not value or any(not e.startswith(".") or len(e) < 2 or "." in e[1:] for e in value):
+            raise PydanticCustomError(
+                "endings", 'give at least one name ending, each with its one dot, such as ".png"'
+            )
+        return value
 
 
 class LearningSettings(_Section):

@@ -190,3 +190,13 @@ def test_defaults_fall_back_to_pictures(
     if user_dirs == "\xff":
         (tmp_path / ".config/user-dirs.dirs").write_bytes(b"\xff\xfe")
     assert load_settings().inbox == tmp_path / "Pictures/facesortd/inbox"
+
+
+@pytest.mark.parametrize("endings", ['["png", "jpg"]', "[]", '[".png", "."]'])
+def test_name_endings_that_can_match_no_file_are_refused(tmp_path: Path, endings: str) -> None:
+    """`extensions = ["png"]` is compared with a file's ".png" ending: nothing was ever sorted,
+    `doctor` said "all good", and `sort DIR` said "no images ... whose names end in png"."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[watch]\nextensions = {endings}\n")
+    with pytest.raises(ConfigError, match=r"watch\.extensions.*\.png"):
+        load_settings(cfg)
