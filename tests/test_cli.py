@@ -750,6 +750,22 @@ def test_the_unit_runs_the_facesortd_it_was_installed_with(
     assert f"ExecStart={venv_bin / 'python'} -m facesortd run\n" in capsys.readouterr().out
 
 
+def test_the_unit_runs_with_the_config_file_it_was_installed_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd --config my.toml install-service` wrote a unit that ran plain `facesortd run`: the
+    service watched the default inbox, not the one the person had set up and tried by hand."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my config.toml").write_text('inbox = "~/elsewhere/inbox"\n')
+    assert cli.main(["--config", "my config.toml", "install-service", "--print"]) == 0
+    config = tmp_path / "my config.toml"
+    assert f' --config "{config}" run\n' in capsys.readouterr().out
+    assert cli.main(["install-service", "--print"]) == 0
+    assert "--config" not in capsys.readouterr().out
+    assert cli.main(["--config", "typo.toml", "install-service"]) == 2  # a unit that could never start
+    assert "typo.toml does not exist" in capsys.readouterr().err
+
+
 def test_the_unit_is_one_systemd_accepts_from_any_folder_with_its_readme_as_documentation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
