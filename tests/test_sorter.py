@@ -213,3 +213,32 @@ def test_a_bare_sort_takes_the_inbox_sub_folders_the_daemon_takes(
     assert cli.main(["sort"]) == 0
     assert "not sorted" not in capsys.readouterr().err
     assert len(_files(env.library)) == 3 and not _files(env.inbox)
+
+
+def test_sort_json_has_a_line_for_every_file_skipped_or_failed_too(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--json` is "one JSON object per file": a file skipped (a symbolic link, one copied before) or
+    one that could not be moved printed nothing, so a script pairing its input with the lines was
+    off by one and never learnt that those files stayed where they were."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in ("a.png", "c.png"):
+        (shots / name).write_bytes(screenshot_png(len(name) + ord(name[0])))
+    (shots / "b.png").symlink_to(shots / "a.png")
+    assert cli.main(["sort", "--copy", "--json", str(shots / "a.png")]) == 0
+    capsys.readouterr()
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("facesortd.sorter.journaled_apply", refused)
+    assert cli.main(["sort", "--copy", "--json", str(shots)]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(Path(d["path"]).name, d["action"]) for d in lines] == [
+        ("a.png", "skipped"),
+        ("b.png", "skipped"),
+        ("c.png", "failed"),
+    ]
+    assert "copied into the library before" in lines[0]["detail"] and "symbolic link" in lines[1]["detail"]
+    assert "Permission denied" in lines[2]["detail"]

@@ -184,9 +184,13 @@ def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -
     """Show one file's outcome (stdout for --json and dry-run plans, the log otherwise); its tally key."""
     if isinstance(outcome, Exception):
         logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", outcome)
+        if args.json:
+            print(json_text(_left_json(src, "failed", str(outcome))), flush=True)
         return "failed"
     if outcome.kind in ("skipped", "gone", "kept"):
         logger.warning("{}: skipped, {}", src, outcome.why)
+        if args.json:
+            print(json_text(_left_json(src, "skipped", outcome.why)), flush=True)
         return "skipped"
     decision, dest = outcome.decision, outcome.destination or src
     assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
@@ -220,6 +224,21 @@ def _log_decision(src: Path, dest: Path, d: Decision, ms: float) -> None:
         logger.info("{} stays where it is  [{}, {:.0f} ms]", src, d.describe(), ms)
         return
     logger.info("{} -> {}  [{}, {:.0f} ms]", src, dest, d.describe(), ms)
+
+
+def _left_json(src: Path, action: str, why: str) -> dict[str, object]:
+    """A file `sort` left where it was, in the shape of a decision: ``--json`` is one object per file
+    given, so that a script can pair them (these printed nothing, and were not known to have stayed)."""
+    return {
+        "path": str(src),
+        "action": action,
+        "emotion": None,
+        "reason": None,
+        "confidence": None,
+        "destination": str(src),
+        "detail": why,
+        "faces": [],
+    }
 
 
 def _decision_json(src: Path, dest: Path, d: Decision) -> dict[str, object]:
@@ -384,7 +403,7 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "--json",
         action="store_true",
         help="print one JSON object per file with its decision and destination on stdout, one per line, "
-        "in input order",
+        'in input order ("action": "skipped" or "failed" for a file left where it was, why in "detail")',
     )
     p.add_argument(
         "--workers",
