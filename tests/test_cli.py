@@ -349,6 +349,34 @@ def test_doctor_flags_a_model_in_force_that_learnt_nothing(
     assert "the shipped one" in out and "until your reviews train it" in out
 
 
+def test_doctor_does_not_send_a_model_that_sorts_nothing_back_to_one_that_sorts_nothing_either(
+    crop_dataset: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A retrain on a few labels, adopted since it was no worse, auto-sorts none of its held-out
+    faces, as the shipped model it came from: doctor said FIX, "go back with `facesortd model
+    rollback`", to that shipped model, which it calls fine, and which sorts nothing either (the
+    person's labels thrown away for nothing). Going back is advised only where it would sort more."""
+    from facesortd import model_store
+    from facesortd.ensemble import load_model
+
+    assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--descriptor", "hog"]) == 0
+    settings = load_settings()
+    [trained] = model_store.user_models(settings)
+    model = load_model(trained)
+    unsure = {**model.info["held_out"], "balanced_accuracy": 0.5, "chance": 0.25, "coverage": 0.0}
+    model.info["held_out"] = unsure
+    model_store.adopt(settings, model.save(model_store.new_model_path(settings)))
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "rollback" not in out and "auto-sorts 0%" in out and "until your reviews train it" in out
+    model_store.adopt(settings, trained)  # one that sorts, then one that does not: going back helps
+    model_store.adopt(settings, model.save(model_store.new_model_path(settings)))
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 1
+    assert "has learnt next to nothing" in capsys.readouterr().out
+
+
 def test_user_errors_are_one_line_not_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[recognition]\nthreshold = 2\n")
