@@ -72,6 +72,8 @@ class Sorter:
         which is how they sort such a file by hand. Only the inbox (daemon, bare ``sort``) obeys them.
         """
         started = time.perf_counter()
+        # As the journal and the daemon name it: `sort happy/a.png` was a duplicate of itself.
+        path = path.absolute()
         if path.is_symlink():
             return Outcome(path, "skipped", why="a symbolic link (facesortd only moves real files)")
         try:

@@ -242,3 +242,20 @@ def test_sort_json_has_a_line_for_every_file_skipped_or_failed_too(
     ]
     assert "copied into the library before" in lines[0]["detail"] and "symbolic link" in lines[1]["detail"]
     assert "Permission denied" in lines[2]["detail"]
+
+
+def test_a_sorted_file_named_by_a_relative_path_is_not_a_duplicate_of_itself(
+    env: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `duplicates = "quarantine"`, `cd library && facesortd sort happy/a.png` took the file for
+    a copy of the one the journal has at /…/library/happy/a.png, itself, and moved it out of the
+    folder it was in (a person's label, too) into `_quarantine/duplicate/`."""
+    monkeypatch.setenv("FACESORTD_WATCH__DUPLICATES", "quarantine")
+    (env.inbox / "a.png").write_bytes(screenshot_png(5))
+    assert cli.main(["sort"]) == 0
+    [placed] = _files(env.library)
+    monkeypatch.chdir(env.library)
+    capsys.readouterr()
+    assert cli.main(["sort", "--json", str(placed.relative_to(env.library))]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] != "duplicate"
+    assert _files(env.library) == [placed]
