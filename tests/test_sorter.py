@@ -259,3 +259,21 @@ def test_a_sorted_file_named_by_a_relative_path_is_not_a_duplicate_of_itself(
     assert cli.main(["sort", "--json", str(placed.relative_to(env.library))]) == 0
     assert json.loads(capsys.readouterr().out)["reason"] != "duplicate"
     assert _files(env.library) == [placed]
+
+
+def test_sort_copy_refuses_files_already_in_the_library(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --copy <library>/happy` (or a quarantine folder) left each original in the library and
+    put a copy beside it in another folder: the same picture twice in the library."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(6))
+    assert cli.main(["sort"]) == 0
+    [placed] = _files(env.library)
+    labelled = env.library / "happy" / "a.png"  # a person's label, moved with a file manager
+    labelled.parent.mkdir(exist_ok=True)
+    placed.rename(labelled)
+    capsys.readouterr()
+    assert cli.main(["sort", "--copy", str(labelled.parent)]) == 2
+    assert "already in the library" in capsys.readouterr().err
+    assert cli.main(["sort", "--copy", "--dry-run", str(labelled)]) == 2
+    assert _files(env.library) == [labelled]

@@ -101,6 +101,10 @@ _COPY_FROM_INBOX = (
     "again by the daemon or the next `sort`, a second time into the library: copy from a folder outside "
     "the inbox, or sort the inbox without --copy"
 )
+_COPY_FROM_LIBRARY = (
+    "already in the library ({library}), where --copy would leave it and put a second copy of it "
+    "beside: sort it without --copy to move it (facesortd sort FILE)"
+)
 
 
 def _under(path: Path, folder: Path) -> bool:
@@ -126,6 +130,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         return 0
     if args.copy and (inside := next((f for f in files if _under(f, settings.inbox)), None)):
         raise UsageError(f"{inside}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
+    if args.copy and (inside := next((f for f in files if _under(f, settings.library)), None)):
+        raise UsageError(f"{inside}: {_COPY_FROM_LIBRARY.format(library=settings.library)}")
     # Paths a person named are their request: it overrides their earlier undo or quarantine.
     named = bool(args.paths)
     workers = min(args.workers or settings.watch.workers, len(files))
@@ -397,7 +403,7 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="copy files into the library instead of moving them; the originals stay where they are, and "
         "a file whose copy is still in the library is not copied (or moved) again. Refused for files in "
-        "the inbox, which the daemon would sort a second time",
+        "the inbox, which the daemon would sort a second time, and for files already in the library",
     )
     p.add_argument(
         "--json",
