@@ -277,3 +277,19 @@ def test_sort_copy_refuses_files_already_in_the_library(
     assert "already in the library" in capsys.readouterr().err
     assert cli.main(["sort", "--copy", "--dry-run", str(labelled)]) == 2
     assert _files(env.library) == [labelled]
+
+
+def test_a_file_that_stays_is_said_to_stay_whichever_way_it_was_named(
+    env: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --dry-run _quarantine/unsure` from the library printed "would go to" with the file's
+    own full name, as if it would be moved, where the same folder named in full printed "stays"."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(7))
+    assert cli.main(["sort"]) == 0
+    [placed] = _files(env.library)
+    monkeypatch.chdir(env.library)
+    capsys.readouterr()
+    assert cli.main(["sort", "--dry-run", str(placed.relative_to(env.library))]) == 0
+    assert capsys.readouterr().out.startswith(f"{placed.relative_to(env.library)} stays  [")
+    assert cli.main(["sort", str(placed.relative_to(env.library))]) == 0
+    assert "stays where it is" in capsys.readouterr().err and _files(env.library) == [placed]

@@ -200,12 +200,17 @@ def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -
         return "skipped"
     decision, dest = outcome.decision, outcome.destination or src
     assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
+    # Told by the outcome, not by comparing names: a file named relative to the working folder is
+    # placed by its full name, which never equals the one typed ("would go to" itself).
+    stays = outcome.kind == "stays"
     if args.json:
         print(json_text(_decision_json(src, dest, decision)), flush=True)
     elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
-        print(f"{src} {'stays' if dest == src else 'would go to ' + str(dest)}  [{decision.describe()}]")
+        print(f"{src} {'stays' if stays else 'would go to ' + str(dest)}  [{decision.describe()}]")
+    elif stays:
+        logger.info("{} stays where it is  [{}, {:.0f} ms]", src, decision.describe(), outcome.ms)
     else:
-        _log_decision(src, dest, decision, outcome.ms)
+        logger.info("{} -> {}  [{}, {:.0f} ms]", src, dest, decision.describe(), outcome.ms)
     return _tally_key(decision)
 
 
@@ -223,13 +228,6 @@ def summary(tally: Counter[str]) -> str:
         parts.append(f"{action} {total}" + (f" ({detail})" if detail else ""))
     parts.extend(f"{key} {tally[key]}" for key in ("skipped", "failed") if tally[key])
     return "; ".join(parts)
-
-
-def _log_decision(src: Path, dest: Path, d: Decision, ms: float) -> None:
-    if dest == src:
-        logger.info("{} stays where it is  [{}, {:.0f} ms]", src, d.describe(), ms)
-        return
-    logger.info("{} -> {}  [{}, {:.0f} ms]", src, dest, d.describe(), ms)
 
 
 def _left_json(src: Path, action: str, why: str) -> dict[str, object]:
