@@ -330,6 +330,17 @@ class Settings(BaseSettings):
     watch: WatchSettings = Field(default_factory=WatchSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
 
+    @field_validator("inbox", "library", "state_dir", mode="before")
+    @classmethod
+    def _named(cls, value: object) -> object:
+        """An empty name was Path(""), the folder the command ran in: with `inbox = ""` (or an
+        exported empty FACESORTD_INBOX) a daemon started from ~ sorted the pictures of the home folder."""
+        if isinstance(value, str) and not value.strip():
+            raise PydanticCustomError(
+                "empty_folder", "empty: name a folder, or leave it unset for the default"
+            )
+        return value
+
     @field_validator("inbox", "library", "state_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

@@ -200,3 +200,20 @@ def test_name_endings_that_can_match_no_file_are_refused(tmp_path: Path, endings
     cfg.write_text(f"[watch]\nextensions = {endings}\n")
     with pytest.raises(ConfigError, match=r"watch\.extensions.*\.png"):
         load_settings(cfg)
+
+
+@pytest.mark.parametrize("key", ["inbox", "library", "state_dir"])
+def test_an_empty_folder_setting_is_refused_not_taken_for_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """`inbox = ""` (or an exported `FACESORTD_INBOX=`) was the folder the command ran in: the daemon
+    started from ~ with another library would have sorted every picture in the home folder, and an
+    empty library made ~'s folders emotion folders."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'{key} = ""\n')
+    with pytest.raises(ConfigError, match=f"{key} = '': .*empty"):
+        load_settings(cfg)
+    monkeypatch.setenv(f"FACESORTD_{key.upper()}", " ")
+    with pytest.raises(ConfigError, match=f"{key} = ' ': .*empty"):
+        load_settings()
