@@ -435,7 +435,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"config file {path} does not exist (see config.example.toml for a template)")
     if path.is_file():
         try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
+            _refuse_relative_folders(tomllib.loads(path.read_text(encoding="utf-8")), path)
         except OSError as exc:
             raise ConfigError(
                 f"cannot read the config file {path} ({exc.strerror}): chmod u+r '{path}'"
@@ -449,6 +449,21 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(_describe(exc, path if path.is_file() else None)) from exc
     finally:
         _TOML_FILE.reset(token)
+
+
+def _refuse_relative_folders(data: dict[str, object], path: Path) -> None:
+    """The config file is read by the daemon (which systemd starts in ~) and by every command, started
+    in any folder: a relative folder there was another folder for each (`$HOME/…`, as user-dirs.dirs
+    writes it, a folder named "$HOME"). An option or variable is the user's own, relative to where
+    they are, as in a shell."""
+    for name in FOLDERS:
+        value = data.get(name)
+        if isinstance(value, str) and value.strip() and not Path(value).expanduser().is_absolute():
+            raise ConfigError(
+                f"invalid configuration (from {path}):\n  {name} = {value!r}: not a full path, so it would "
+                "be another folder for each folder facesortd is started in: write it from / or from your "
+                'home folder, as "~/Pictures/…"'
+            )
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

@@ -217,3 +217,18 @@ def test_an_empty_folder_setting_is_refused_not_taken_for_the_working_folder(
     monkeypatch.setenv(f"FACESORTD_{key.upper()}", " ")
     with pytest.raises(ConfigError, match=f"{key} = ' ': .*empty"):
         load_settings()
+
+
+@pytest.mark.parametrize("value", ["Pictures/inbox", "$HOME/Pictures/inbox"])
+def test_a_relative_folder_in_the_config_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """The config file is shared by the daemon (systemd starts it in ~) and every command (started
+    anywhere): `inbox = "Pictures/inbox"` was another folder for `facesortd sort` run from /tmp, and
+    `$HOME/…` (as user-dirs.dirs writes it) a folder named "$HOME" in the working folder."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'inbox = "{value}"\n')
+    with pytest.raises(ConfigError, match=r"inbox = '.*': not a full path.*~/"):
+        load_settings(cfg)
+    assert load_settings(inbox=Path("in")).inbox == tmp_path / "in"  # an option is the user's own folder
