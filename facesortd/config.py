@@ -435,13 +435,17 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"config file {path} does not exist (see config.example.toml for a template)")
     if path.is_file():
         try:
-            _refuse_relative_folders(tomllib.loads(path.read_text(encoding="utf-8")), path)
+            text = path.read_text(encoding="utf-8")
+            _refuse_relative_folders(tomllib.loads(text), path)
         except OSError as exc:
             raise ConfigError(
                 f"cannot read the config file {path} ({exc.strerror}): chmod u+r '{path}'"
             ) from exc
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+            # TOML allows no byte order mark, and the error points at a first line that looks right.
+            bom = isinstance(exc, tomllib.TOMLDecodeError) and text.startswith("\ufeff")
+            fix = " (it starts with a byte order mark: save it as UTF-8 without BOM)" if bom else ""
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}{fix}") from exc
     token = _TOML_FILE.set(path if path.is_file() else None)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})

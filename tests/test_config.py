@@ -232,3 +232,12 @@ def test_a_relative_folder_in_the_config_file_is_refused(
     with pytest.raises(ConfigError, match=r"inbox = '.*': not a full path.*~/"):
         load_settings(cfg)
     assert load_settings(inbox=Path("in")).inbox == tmp_path / "in"  # an option is the user's own folder
+
+
+def test_a_config_file_saved_with_a_byte_order_mark_says_so(tmp_path: Path) -> None:
+    """An editor's "UTF-8 with BOM" was "not valid TOML: Invalid statement (at line 1, column 1)",
+    on a first line that looks right: the person could not see what to change."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(b"\xef\xbb\xbf[watch]\nworkers = 1\n")
+    with pytest.raises(ConfigError, match=r"byte order mark.*save it as UTF-8 without"):
+        load_settings(cfg)
