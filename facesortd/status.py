@@ -254,7 +254,10 @@ def report(settings: Settings) -> str:
         held = model.get("held_out")
         figures = headline(held) or "no figures"
         if isinstance(held, dict) and held.get("threshold") != model["threshold"]:
-            figures += " (measured when it was made; `facesortd eval` measures it at the threshold in force)"
+            figures += (
+                " (measured when it was made; `facesortd eval DATASET` measures it on a folder of "
+                "labelled screenshots at the threshold in force)"
+            )
         lines.append(f"  {model.get('created', '?')}; held out: {figures}")
         if retrained := model.get("last_retrain"):
             lines.append(f"  last retrain {retrained['at']}: {retrained['decision']}")

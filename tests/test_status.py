@@ -330,3 +330,14 @@ def test_status_says_why_a_due_retrain_did_not_train(
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
     assert "  the last one due could not train: not enough labels to hold some out yet" in out
+
+
+def test_the_advice_for_figures_at_another_threshold_is_a_command_that_runs(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With another threshold in force, status said "`facesortd eval` measures it at the threshold
+    in force": typed as said, eval stops with "the following arguments are required: DATASET"."""
+    monkeypatch.setenv("FACESORTD_RECOGNITION__THRESHOLD", "0.5")
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "`facesortd eval DATASET` measures it" in out and "`facesortd eval` " not in out
