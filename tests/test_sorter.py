@@ -293,3 +293,18 @@ def test_a_file_that_stays_is_said_to_stay_whichever_way_it_was_named(
     assert capsys.readouterr().out.startswith(f"{placed.relative_to(env.library)} stays  [")
     assert cli.main(["sort", str(placed.relative_to(env.library))]) == 0
     assert "stays where it is" in capsys.readouterr().err and _files(env.library) == [placed]
+
+
+def test_a_bare_sort_leaves_an_unreadable_file_that_may_still_be_written_as_the_daemon_does(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A screenshot half written into the inbox: the daemon waits `watch.unreadable_settle_s` for
+    its writer; a bare `sort` quarantined it as unreadable at once, and the writer then finished it
+    in `_quarantine/unreadable/`. Named, it is the person's request and sorted now."""
+    half = env.inbox / "half.png"
+    half.write_bytes(screenshot_png(8)[:300])
+    assert cli.main(["sort", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["action"] == "skipped" and "may still be being written" in line["detail"]
+    assert half.exists() and not _files(env.library)
+    assert cli.main(["sort", str(half)]) == 0 and not half.exists()

@@ -151,6 +151,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         duplicates=settings.watch.duplicates,
         dry_run=args.dry_run,
         copy=args.copy,
+        # The inbox is where writers are at work, as for the daemon; a file named is sorted now.
+        unreadable_settle_s=0.0 if named else settings.watch.unreadable_settle_s,
     )
     progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
     tally: Counter[str] = Counter()
@@ -193,6 +195,12 @@ def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -
         if args.json:
             print(json_text(_left_json(src, "failed", str(outcome))), flush=True)
         return "failed"
+    if outcome.kind == "wait":
+        why = (
+            f"{outcome.why}, and changed within watch.unreadable_settle_s: it may still be being written "
+            f"(sort again in {outcome.wait_s:.0f} s, or name it to sort it now: facesortd sort FILE)"
+        )
+        outcome = Outcome(src, "skipped", why=why)
     if outcome.kind in ("skipped", "gone", "kept"):
         logger.warning("{}: skipped, {}", src, outcome.why)
         if args.json:
