@@ -308,3 +308,26 @@ def test_a_bare_sort_leaves_an_unreadable_file_that_may_still_be_written_as_the_
     assert line["action"] == "skipped" and "may still be being written" in line["detail"]
     assert half.exists() and not _files(env.library)
     assert cli.main(["sort", str(half)]) == 0 and not half.exists()
+
+
+def test_a_sort_into_another_library_is_undone_with_that_library(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: `sort ~/screens --library ~/reactions`, and "a sort can be undone like the daemon's
+    work". `undo --dry-run` said "would go back", then `undo` left the file: "not inside the library
+    <the config's>: the journal entry is not trusted", with nothing to do about it."""
+    shots, other = tmp_path / "screens", tmp_path / "reactions"
+    shots.mkdir()
+    shot = shots / "a.png"
+    shot.write_bytes(screenshot_png(9))
+    assert cli.main(["sort", str(shot), "--library", str(other)]) == 0
+    [placed] = _files(other)
+    capsys.readouterr()
+    assert cli.main(["undo", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would go back" not in out and "undo --library FOLDER" in out
+    assert cli.main(["undo"]) == 0 and placed.exists()
+    assert cli.main(["undo", "--library", str(other), "--dry-run"]) == 0
+    assert f"{placed} would go back to {shots}" in capsys.readouterr().out and placed.exists()
+    assert cli.main(["undo", "--library", str(other)]) == 0
+    assert shot.exists() and not _files(other)

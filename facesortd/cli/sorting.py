@@ -344,7 +344,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
     from facesortd.journal import Journal
     from facesortd.undo import select, undo
 
-    settings = settings_for(args)
+    settings = settings_for(args, library=args.library)
     count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
     if count == 0:
         raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
@@ -356,8 +356,11 @@ def cmd_undo(args: argparse.Namespace) -> int:
         if not moves:
             print("nothing to undo")
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
-            for move in moves:
-                print(f"{move.destination} would go back to {move.source.parent}")
+            for plan in undo(journal, moves, settings.library, settings.inbox, dry_run=True):
+                here = plan.moved_from
+                print(
+                    f"{here} would go back to {plan.back_to}" if plan.back_to else f"{here}: {plan.why_not}"
+                )
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
@@ -479,6 +482,12 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "--since",
         metavar="TIME",
         help="undo every move since TIME (2h, 30m, 1d ago, or a local time such as 2026-11-24T10:00)",
+    )
+    p.add_argument(
+        "--library",
+        type=Path,
+        help="the library the files were sorted into (default: the config's library; for a `sort "
+        "--library FOLDER`, that FOLDER): files elsewhere are left alone",
     )
     p.add_argument("--dry-run", action="store_true", help="print what would be moved back; touch nothing")
     p.add_argument(
