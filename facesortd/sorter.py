@@ -121,6 +121,8 @@ class Sorter:
         previous = self.journal.last_for_hash(digest)
         if previous is None or previous.destination == path or not previous.destination.exists():
             return None
+        if not previous.destination.is_relative_to(self.library.root):  # another library (`--library`)
+            return None
         return Decision.quarantine("duplicate", detail=f"same content as {previous.destination}")
 
     def _still_young(self, path: Path) -> float:

@@ -331,3 +331,18 @@ def test_a_sort_into_another_library_is_undone_with_that_library(
     assert f"{placed} would go back to {shots}" in capsys.readouterr().out and placed.exists()
     assert cli.main(["undo", "--library", str(other)]) == 0
     assert shot.exists() and not _files(other)
+
+
+def test_a_picture_in_another_library_is_no_duplicate_in_this_one(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`watch.duplicates = "quarantine"` is about "the library": `sort ~/screens --library ~/reactions`
+    put a picture into ~/reactions/_quarantine/duplicate/ because the config's library held it."""
+    monkeypatch.setenv("FACESORTD_WATCH__DUPLICATES", "quarantine")
+    (env.inbox / "a.png").write_bytes(screenshot_png(10))
+    assert cli.main(["sort"]) == 0
+    (tmp_path / "screens").mkdir()
+    (tmp_path / "screens" / "b.png").write_bytes(screenshot_png(10))
+    capsys.readouterr()
+    assert cli.main(["sort", "--json", str(tmp_path / "screens"), "--library", str(tmp_path / "other")]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] != "duplicate"
