@@ -104,6 +104,8 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
     """Why a file or folder in the inbox has not been sorted, in words that say what to do."""
     if path.is_symlink():
         return "a symbolic link: facesortd moves only real files"
+    if path.is_dir() and settings.watch.recursive:  # the walk went into every other one
+        return "a folder whose name watch.ignore leaves alone, with all it holds (move its files out)"
     if path.is_dir():
         return (
             "a folder: only files dropped into the inbox itself are sorted "
@@ -133,9 +135,7 @@ def inbox_entries(
     """How many entries sit in the inbox and, for the first few, why."""
     entries = sorted(
         Path(entry.path)
-        for entry in walk_inbox(
-            settings.inbox, settings.watch.recursive, lambda exc: problems.append(str(exc))
-        )
+        for entry in walk_inbox(settings.inbox, settings.watch, lambda exc: problems.append(str(exc)))
     )
     errors = {path: message for _at, path, message in reversed(journal.last_errors(200))} if journal else {}
     stuck = []
