@@ -78,6 +78,8 @@ def _library_folder_checks(library: Path) -> Iterator[Check]:
     """Every emotion and quarantine folder must take files: one made read-only (a file manager's
     "protect", a chmod) holds each file bound for it in the inbox, retried for ever."""
     quarantine = library / QUARANTINE_DIR
+    if os.path.lexists(quarantine) and not quarantine.is_dir():  # every quarantined file would fail
+        yield False, f"{quarantine} is a file, not a folder: move that file away"
     folders: list[Path] = []
     for parent in (library, quarantine):
         try:

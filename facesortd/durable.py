@@ -202,7 +202,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
     or is interrupted (Ctrl-C) before the source is removed takes the new name back.
     """
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(dest.parent)
         original = os.lstat(src)
         if not copy:
             try:
@@ -224,6 +224,20 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
             raise
         into = _unwritable(dest.parent)
         raise _folder_refused(exc, into or src.parent, into is None, src) from exc
+
+
+def _make_folder(folder: Path) -> None:
+    """``folder`` and its parents, made where missing. A file where one of them belongs (a note named
+    `_quarantine`, a file named like an emotion) was "[Errno 20] Not a directory", retried for ever,
+    and on the review page advice to chmod a folder that is not there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        in_the_way = (p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir())
+        blocker = next(in_the_way, folder)
+        raise Refused(
+            exc, f"cannot make the folder {folder}", f"{blocker} is a file, not a folder: move that file away"
+        ) from exc
 
 
 REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)

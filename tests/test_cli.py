@@ -322,6 +322,19 @@ def test_doctor_says_what_to_fix(
     assert "library" in out and "is not a folder" in out and "overlap: keep them as separate folders" in out
 
 
+def test_doctor_names_a_file_where_the_quarantine_folder_belongs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file named `_quarantine` in the library made every quarantined file fail to move, and
+    doctor said "all good"."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "_quarantine").write_text("a note")
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    cli.main(["doctor"])
+    out = capsys.readouterr().out
+    assert f"FIX   {tmp_path / 'lib' / '_quarantine'} is a file, not a folder: move that file away" in out
+
+
 def test_doctor_flags_a_model_in_force_that_learnt_nothing(
     crop_dataset: Path,
     fake_detector: None,
