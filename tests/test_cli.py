@@ -853,6 +853,13 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     assert "the journal has no move of facesortd that put this file there" in capsys.readouterr().err
 
 
+def test_undo_since_takes_the_form_its_help_shows() -> None:
+    """`undo --help` shows "--since TIME ... (2h, 30m, 1d ago, ...)"; `--since "1d ago"`, typed as
+    shown, was refused: "--since takes e.g. 2h, 30m, 1d ...", got '1d ago'."""
+    assert abs(sorting._parse_since("1d ago") - (time.time() - 86400)) < 5
+    assert abs(sorting._parse_since("30m  ago") - (time.time() - 1800)) < 5
+
+
 @pytest.mark.parametrize("argv", [["3", "--since", "2h"], ["--since", "2h", "shot.png"]])
 def test_undo_takes_one_selector_not_n_or_files_with_since(
     argv: list[str], capsys: pytest.CaptureFixture[str]

@@ -326,10 +326,12 @@ def _draw(image: np.ndarray, faces: list[FaceResult], out: Path) -> Path:
 
 
 def _parse_since(text: str) -> float:
-    """``2h``, ``30m``, ``1d`` ago, or an ISO date/time (``2026-11-24 10:00``)."""
+    """``2h``, ``30m``, ``1d`` ago (with or without the word, as the help writes it), or an ISO
+    date/time (``2026-11-24 10:00``)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text[:-1].isdigit() and text[-1] in units:
-        return time.time() - int(text[:-1]) * units[text[-1]]
+    span = text.removesuffix("ago").strip()
+    if span[:-1].isdigit() and span[-1:] in units:
+        return time.time() - int(span[:-1]) * units[span[-1]]
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
