@@ -356,17 +356,20 @@ class Journal:
         )
         return found[0] if found else None
 
-    def counts(self, since: float = 0.0) -> dict[str, int]:
-        """Files facesortd placed per folder (``happy``, ``_quarantine/no-face`` ...) since a time.
+    def counts(self, library: Path, since: float = 0.0) -> dict[str, int]:
+        """Files facesortd placed per folder (``happy``, ``_quarantine/no-face`` ...) of ``library``
+        since a time (a `sort --library` elsewhere is not this library's: it was counted in it).
 
         A placement facesortd itself moved on later (an unsure file re-examined into ``happy/``)
         counts only where the file went last, so the counts add up to the files placed. A file a
         person labelled since, on the review page or with a file manager, is theirs from then on:
         it counts in :meth:`labelled_counts` instead.
         """
+        inside = _blob(library / "x")[:-1]  # its path and a separator: not "<library>-old/"
         rows = self._rows(
             "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves AS m"
             " WHERE state = 'done' AND action != 'labelled' AND finished >= ?"
+            " AND substr(CAST(m.destination AS BLOB), 1, length(?2)) = ?2"
             " AND NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.hash = m.hash AND l.created >= m.finished"
             f" AND {PERSON_LABEL})"
             # By content: SQLite's own choice, the state index, made this quadratic (32 s for 20,000 moves).
@@ -374,7 +377,7 @@ class Journal:
             " AND later.hash = m.hash AND CAST(later.source AS BLOB) = CAST(m.destination AS BLOB)"
             " AND later.id > m.id)"
             " GROUP BY 1, 2, 3",
-            (since,),
+            (since, inside),
         )
         counts: dict[str, int] = {}
         for action, emotion, reason, n in rows:

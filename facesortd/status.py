@@ -176,8 +176,8 @@ def gather(settings: Settings) -> dict[str, Any]:
     )
     try:
         midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
-        out["total"] = journal.counts() if journal else {}
-        out["today"] = journal.counts(midnight) if journal else {}
+        out["total"] = journal.counts(settings.library) if journal else {}
+        out["today"] = journal.counts(settings.library, midnight) if journal else {}
         out["labelled"] = {
             "total": journal.labelled_counts() if journal else {},
             "today": journal.labelled_counts(midnight) if journal else {},

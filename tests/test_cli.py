@@ -892,7 +892,7 @@ def test_sort_journals_its_moves_so_they_are_undoable_and_never_labels(
     journal = Journal.for_state_dir(settings.state_dir)
     monkeypatch.setattr("facesortd.learn.review.FaceDetector", BrightBlobDetector)
     assert Reviewer(settings, journal).scan() == 0  # facesortd's own placements are not labels
-    assert sum(journal.counts().values()) == len(truth) + 2
+    assert sum(journal.counts(lib).values()) == len(truth) + 2
     journal.close()
     assert cli.main(["undo", "2"]) == 0
     assert len(list(inbox.iterdir())) == 2

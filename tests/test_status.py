@@ -234,7 +234,10 @@ def test_counts_stay_quick_on_a_long_journal(settings: Settings) -> None:
         db.executemany(
             "INSERT INTO moves (hash, source, destination, action, reason, state, started, finished)"
             " VALUES (?, ?, ?, 'quarantined', 'unsure', 'done', ?, ?)",
-            [(f"h{i}", f"/in/{i}.png".encode(), f"/q/{i}.png".encode(), now, now) for i in range(10_000)],
+            [
+                (f"h{i}", f"/in/{i}.png".encode(), os.fsencode(settings.library / f"q/{i}.png"), now, now)
+                for i in range(10_000)
+            ],
         )
         db.executemany(
             "INSERT INTO labels (hash, label, source, grp, path, created)"
@@ -244,7 +247,8 @@ def test_counts_stay_quick_on_a_long_journal(settings: Settings) -> None:
     db.close()
     journal = Journal.for_state_dir(settings.state_dir)
     started = time.perf_counter()
-    assert journal.counts() == {"_quarantine/unsure": 7500} and journal.labelled_counts() == {"sad": 2500}
+    counts = journal.counts(settings.library)
+    assert counts == {"_quarantine/unsure": 7500} and journal.labelled_counts() == {"sad": 2500}
     assert time.perf_counter() - started < 2.0
     journal.close()
 
@@ -341,3 +345,19 @@ def test_the_advice_for_figures_at_another_threshold_is_a_command_that_runs(
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
     assert "`facesortd eval DATASET` measures it" in out and "`facesortd eval` " not in out
+
+
+def test_counts_are_of_the_library_status_names(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After `sort ~/screens --library ~/reactions`, status named the config's library and counted
+    the files placed in ~/reactions among its own ("in total: 2 file(s)" for a library holding one)."""
+    journal = Journal.for_state_dir(settings.state_dir)
+    unsure = Decision.quarantine("unsure", emotion="happy")
+    _place(journal, settings.inbox / "a.png", settings.library / "_quarantine/unsure/a.png", unsure)
+    _place(journal, tmp_path / "b.png", tmp_path / "reactions/_quarantine/unsure/b.png", unsure)
+    _place(journal, tmp_path / "c.png", Path(f"{settings.library}-old/_quarantine/unsure/c.png"), unsure)
+    journal.close()
+    assert cli.main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"] == data["today"] == {"_quarantine/unsure": 1}
