@@ -100,6 +100,12 @@ def _blob(path: Path | None) -> bytes | None:
     return None if path is None else os.fsencode(Path(path).absolute())
 
 
+def _inside(folder: Path) -> bytes:
+    """``folder`` as the start of the stored paths inside it: with its separator, so that
+    ``<library>-old/…`` is not in ``<library>`` (compare with ``substr(…, 1, length(?))``)."""
+    return _blob(folder / "x")[:-1]  # type: ignore[index]
+
+
 def _path(value: str | bytes) -> Path:
     return Path(os.fsdecode(value))
 
@@ -325,6 +331,15 @@ class Journal:
         found = self._moves("hash = ? AND state IN ('done', 'undone') ORDER BY id DESC LIMIT 1", (digest,))
         return found[0] if found else None
 
+    def placed_in(self, digest: str, library: Path) -> list[Path]:
+        """Where facesortd put this content in ``library``, newest first (there or not any more)."""
+        rows = self._rows(
+            "SELECT destination FROM moves WHERE hash = ?1 AND state = 'done'"
+            " AND substr(CAST(destination AS BLOB), 1, length(?2)) = ?2 ORDER BY id DESC",
+            (digest, _inside(library)),
+        )
+        return [_path(row[0]) for row in rows]
+
     def done_moves(self, since: float = 0.0, limit: int | None = None) -> list[Move]:
         """Finished moves, newest first."""
         sql = "state = 'done' AND finished >= ? ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
@@ -365,7 +380,6 @@ class Journal:
         person labelled since, on the review page or with a file manager, is theirs from then on:
         it counts in :meth:`labelled_counts` instead.
         """
-        inside = _blob(library / "x")[:-1]  # its path and a separator: not "<library>-old/"
         rows = self._rows(
             "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves AS m"
             " WHERE state = 'done' AND action != 'labelled' AND finished >= ?"
@@ -377,7 +391,7 @@ class Journal:
             " AND later.hash = m.hash AND CAST(later.source AS BLOB) = CAST(m.destination AS BLOB)"
             " AND later.id > m.id)"
             " GROUP BY 1, 2, 3",
-            (since, inside),
+            (since, _inside(library)),
         )
         counts: dict[str, int] = {}
         for action, emotion, reason, n in rows:

@@ -115,15 +115,16 @@ class Sorter:
         return ""
 
     def _duplicate(self, path: Path, digest: str) -> Decision | None:
-        """With ``duplicates = "quarantine"``: content already in the library somewhere else."""
+        """With ``duplicates = "quarantine"``: content already in this library somewhere else (a copy
+        in another one, `sort --library`, is not this library's duplicate). A copy quarantined as a
+        duplicate is no original: the first file, looked at again, went after its own duplicate."""
         if self.duplicates != "quarantine" or self.journal is None:
             return None
-        previous = self.journal.last_for_hash(digest)
-        if previous is None or previous.destination == path or not previous.destination.exists():
-            return None
-        if not previous.destination.is_relative_to(self.library.root):  # another library (`--library`)
-            return None
-        return Decision.quarantine("duplicate", detail=f"same content as {previous.destination}")
+        duplicates = self.library.folder_for(Decision.quarantine("duplicate"))
+        for previous in self.journal.placed_in(digest, self.library.root):
+            if previous != path and previous.parent != duplicates and previous.exists():
+                return Decision.quarantine("duplicate", detail=f"same content as {previous}")
+        return None
 
     def _still_young(self, path: Path) -> float:
         """Seconds to wait before an unreadable file counts as finished: a writer that appends in

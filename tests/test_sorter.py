@@ -346,3 +346,25 @@ def test_a_picture_in_another_library_is_no_duplicate_in_this_one(
     capsys.readouterr()
     assert cli.main(["sort", "--json", str(tmp_path / "screens"), "--library", str(tmp_path / "other")]) == 0
     assert json.loads(capsys.readouterr().out)["reason"] != "duplicate"
+    (env.inbox / "c.png").write_bytes(screenshot_png(10))  # and back in this library: still one
+    assert cli.main(["sort", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == "duplicate"
+
+
+def test_a_re_examined_file_is_not_a_duplicate_of_its_own_duplicate(daemon_settings: Settings) -> None:
+    """a.png went to unsure/, the same picture dropped again as b.png to duplicate/; when the model
+    changed, a.png looked at again was "same content as duplicate/b.png" and went to duplicate/
+    too: both copies in `_quarantine/duplicate/`, the original nowhere."""
+    daemon_settings.inbox.mkdir(parents=True)
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    sorter = Sorter(Library(daemon_settings.library), journal, duplicates="quarantine")
+    pipeline = stub_pipeline(daemon_settings)
+    placed = []
+    for name in ("a.png", "b.png"):
+        (daemon_settings.inbox / name).write_bytes(screenshot_png(13))
+        placed.append(sorter.sort(pipeline, daemon_settings.inbox / name))
+    assert [o.decision.reason for o in placed if o.decision] == ["unsure", "duplicate"]
+    assert placed[0].destination is not None
+    again = sorter.sort(pipeline, placed[0].destination)
+    journal.close()
+    assert again.kind == "stays" and again.decision is not None and again.decision.reason == "unsure"
