@@ -453,7 +453,22 @@ class Journal:
         """
         placed = self.placed_at(path, digest)
         label = self.label_for_hash(digest)
-        return placed is not None and (label is None or placed >= label[1])
+        if placed is None:
+            return False
+        # A label given to a twin of this file elsewhere says nothing of this one: facesortd's.
+        return label is None or placed >= label[1] or self.labelled_elsewhere(path, digest)
+
+    def labelled_elsewhere(self, path: Path, digest: str) -> bool:
+        """Is this content's newest label (or its withdrawal) about another file of the same content,
+        still where the person left it? Labels are kept by content, so a copy of the picture that
+        stayed in quarantine all along looks like a labelled file moved back there."""
+        labelled = self.labelled_at(digest)
+        if labelled is None or labelled == path:
+            return False
+        try:
+            return content_id(labelled) == digest
+        except OSError:
+            return False
 
     def label_for_hash(self, digest: str) -> tuple[str, float] | None:
         """The newest label of this content and when it was given (label "" if withdrawn)."""

@@ -17,7 +17,7 @@ from facesortd.config import Settings
 from facesortd.cores import usable_cores
 from facesortd.decide import Decision, Pipeline
 from facesortd.image_names import is_image_name
-from facesortd.journal import Journal
+from facesortd.journal import Journal, content_id
 from facesortd.library import Library
 from facesortd.sorter import Sorter
 from facesortd.watch import scan
@@ -368,3 +368,30 @@ def test_a_re_examined_file_is_not_a_duplicate_of_its_own_duplicate(daemon_setti
     again = sorter.sort(pipeline, placed[0].destination)
     journal.close()
     assert again.kind == "stays" and again.decision is not None and again.decision.reason == "unsure"
+
+
+def test_a_twin_of_a_labelled_picture_is_not_said_to_be_put_in_quarantine_by_the_person(
+    daemon_settings: Settings,
+) -> None:
+    """The same picture dropped twice, both unsure; the person filed one into happy/. When the model
+    changed, the daemon left the other with "you put it in quarantine, so it stays there", which
+    the person never did, and never looked at it again."""
+    daemon_settings.inbox.mkdir(parents=True)
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    sorter = Sorter(Library(daemon_settings.library), journal)
+    pipeline = stub_pipeline(daemon_settings)
+    placed = []
+    for name in ("a.png", "b.png"):
+        (daemon_settings.inbox / name).write_bytes(screenshot_png(14))
+        outcome = sorter.sort(pipeline, daemon_settings.inbox / name)
+        assert outcome.destination is not None
+        placed.append(outcome.destination)
+    labelled = daemon_settings.library / "happy" / "a.png"
+    labelled.parent.mkdir(exist_ok=True)
+    placed[0].rename(labelled)  # a file-manager move, recorded as the label by the scan
+    journal.add_label(content_id(labelled), "happy", "human", None, "", labelled)
+    again = sorter.sort(pipeline, placed[1])
+    assert again.kind == "stays", again.why
+    labelled.rename(placed[0])  # the labelled one moved back: the person's decision, kept
+    assert sorter.sort(pipeline, placed[0]).why == "you put it in quarantine, so it stays there"
+    journal.close()

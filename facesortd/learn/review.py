@@ -151,8 +151,7 @@ class Reviewer:
         copy says nothing about their label."""
         if label is None or not label[0]:
             return False
-        labelled = self.journal.labelled_at(digest)
-        if labelled is not None and labelled != path and _holds(labelled, digest):
+        if self.journal.labelled_elsewhere(path, digest):
             return False
         self.journal.withdraw_label(digest, path)
         logger.info("{}: back in quarantine, so your label {!r} no longer counts", path, label[0])
@@ -210,11 +209,3 @@ def label_summary(journal: Journal) -> tuple[dict[str, int], int, int]:
         else:
             unusable += 1
     return counts, unusable, imported
-
-
-def _holds(path: Path, digest: str) -> bool:
-    """Is ``path`` there with this content?"""
-    try:
-        return content_id(path) == digest
-    except OSError:
-        return False
