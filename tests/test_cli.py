@@ -322,6 +322,21 @@ def test_doctor_says_what_to_fix(
     assert "library" in out and "is not a folder" in out and "overlap: keep them as separate folders" in out
 
 
+def test_train_on_too_few_faces_to_hold_any_out_says_so(
+    tmp_path: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first try with a face or two per emotion (the default ensemble): every cross-validation
+    fold lacked two emotions to learn from, and `train` ended in a traceback ("zip() argument 2 is
+    shorter than argument 1")."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=1)
+    for name in ("angry", "surprised"):
+        shutil.rmtree(crops / name)
+    for share in ("0.1", "0"):  # the validation set takes one emotion; else no fold has two to learn
+        assert cli.main(["train", str(crops), "--kind", "crops", "--validation-share", share]) == 2
+        err = capsys.readouterr().err
+        assert "too few faces" in err and "Traceback" not in err
+
+
 def test_doctor_names_a_file_where_the_quarantine_folder_belongs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -620,9 +620,13 @@ def _validated(
         member_logits = member_logits or [np.full((len(truth), len(names)), -np.inf) for _ in members]
         for into, member, z in zip(member_logits, members, logits, strict=True):
             into[np.ix_(test, [names.index(lbl) for lbl in member.labels])] = z
-    member_logits = [np.where(np.isfinite(z), z, -1e9) for z in member_logits] or [
-        np.full((len(truth), len(names)), -1e9)
-    ]
+    if not member_logits:  # an ensemble's members then had no temperatures: a traceback in `train`
+        raise DatasetError(
+            f"too few faces to measure a model on faces it did not see: none of the {folds} "
+            "cross-validation folds kept faces of two emotions to learn from (faces of one screenshot, "
+            "character or dataset are held out together); add faces"
+        )
+    member_logits = [np.where(np.isfinite(z), z, -1e9) for z in member_logits]
     temperatures = [fit_temperature(z, truth) for z in member_logits]
     if len(member_logits) == 1:
         predictions = Predictions(names, truth, softmax(member_logits[0] / temperatures[0]))
