@@ -27,7 +27,7 @@ from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.shown_names import exact
 from facesortd.sorter import COPIED, UNDONE, copy_in_library
 from facesortd.state import JOURNAL_FILE, STATUS_FILE
-from facesortd.watch import walk_inbox, wanted
+from facesortd.watch import ignored, walk_inbox, wanted
 
 MAX_STUCK = 10
 """Inbox files explained one by one; the rest are counted."""
@@ -104,7 +104,7 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
     """Why a file or folder in the inbox has not been sorted, in words that say what to do."""
     if path.is_symlink():
         return "a symbolic link: facesortd moves only real files"
-    if path.is_dir() and settings.watch.recursive:  # the walk went into every other one
+    if path.is_dir() and ignored(path.name, settings.watch):  # recursive or not, it stays whole
         return "a folder whose name watch.ignore leaves alone, with all it holds (move its files out)"
     if path.is_dir():
         return (

@@ -216,8 +216,9 @@ class _Handler(FileSystemEventHandler):
             self.offer(path)
 
     def _folder_arrived(self, raw: str | bytes) -> None:
-        """A folder dropped into the inbox is not sorted; say so rather than ignore it without a word."""
-        if not self.settings.recursive:
+        """A folder dropped into the inbox is not sorted; say so rather than ignore it without a word
+        (not one of a hidden or temp name, which watch.recursive would not take either)."""
+        if not self.settings.recursive and not ignored(Path(os.fsdecode(raw)).name, self.settings):
             logger.warning(
                 "{}: a folder; only files dropped into the inbox itself are sorted (move its files "
                 "out, or set watch.recursive = true)",

@@ -361,3 +361,14 @@ def test_counts_are_of_the_library_status_names(
     assert cli.main(["status", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["total"] == data["today"] == {"_quarantine/unsure": 1}
+
+
+def test_a_hidden_folder_in_the_inbox_is_not_sent_to_watch_recursive(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Syncthing's `.stfolder` in the inbox: status said "a folder: ... (move its files out, or set
+    watch.recursive = true)", and with that set it still stayed (watch.ignore leaves it whole)."""
+    (settings.inbox / ".stfolder").mkdir(parents=True)
+    assert cli.main(["status", "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["inbox"]["stuck"]
+    assert "watch.ignore" in entry["why"] and "watch.recursive" not in entry["why"]
