@@ -57,7 +57,8 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
         problems.append(
             f"the daemon (pid {pid}) runs with other settings than these (the config file or FACESORTD_* "
             "variables changed since it started?): it reads them only when it starts, so restart it "
-            "(systemctl --user restart facesortd, or Ctrl-C and `facesortd run`)"
+            "(systemctl --user restart facesortd, or Ctrl-C and `facesortd run`); if it was started "
+            "with --config FILE (the unit's ExecStart says), give this command the same --config"
         )
     if age < FRESH_S:
         return status

@@ -372,3 +372,23 @@ def test_a_hidden_folder_in_the_inbox_is_not_sent_to_watch_recursive(
     assert cli.main(["status", "--json"]) == 0
     [entry] = json.loads(capsys.readouterr().out)["inbox"]["stuck"]
     assert "watch.ignore" in entry["why"] and "watch.recursive" not in entry["why"]
+
+
+def test_a_daemon_started_with_another_config_file_is_told_apart_from_an_edited_one(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The unit runs `facesortd --config FILE run`; `facesortd status` without it read the default
+    config and said "runs with other settings ... restart it", which cannot help: the restarted
+    daemon reads FILE again. The fix to name is the same --config."""
+    from facesortd.service import Service
+
+    service = Service(
+        settings.model_copy(
+            update={"recognition": settings.recognition.model_copy(update={"threshold": 0.6})}
+        )
+    )
+    service._publish_status()
+    service.journal.close()
+    assert cli.main(["status", "--json"]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert "give this command the same --config" in problem
