@@ -10,8 +10,9 @@ prints is what a real run would do.
 from __future__ import annotations
 
 import stat
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -63,6 +64,7 @@ class Sorter:
     dry_run: bool = False
     copy: bool = False
     unreadable_settle_s: float = 0.0
+    _placing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def sort(self, pipeline: Pipeline, path: Path, *, named: bool = False) -> Outcome:
         """Sort ``path`` with ``pipeline`` (one per thread: OpenCV's detectors are not shareable).
@@ -96,9 +98,14 @@ class Sorter:
                 path, "would-place", decision, self.library.destination(path, decision), ms=_ms(started)
             )
         try:
-            final = journaled_apply(
-                self.journal, self.library, path, digest, decision, self.model_name, copy=self.copy
-            )
+            with self._placing:
+                # The duplicates rule looks again, one file at a time: a twin that a worker beside
+                # this one decided at the same moment (the same picture dropped twice at once) was
+                # not in the journal yet, and each copy went in as the first.
+                decision = self._duplicate(path, digest) or decision
+                final = journaled_apply(
+                    self.journal, self.library, path, digest, decision, self.model_name, copy=self.copy
+                )
         except FileNotFoundError:
             return Outcome(path, "gone", decision, why=GONE)
         return Outcome(path, "placed", decision, final, ms=_ms(started))

@@ -395,3 +395,34 @@ def test_a_twin_of_a_labelled_picture_is_not_said_to_be_put_in_quarantine_by_the
     labelled.rename(placed[0])  # the labelled one moved back: the person's decision, kept
     assert sorter.sort(pipeline, placed[0]).why == "you put it in quarantine, so it stays there"
     journal.close()
+
+
+def test_the_same_picture_dropped_twice_at_once_is_placed_once_and_quarantined_once(
+    daemon_settings: Settings,
+) -> None:
+    """With `duplicates = "quarantine"` and two workers, two copies dropped together were decided
+    side by side, each before the other was journaled: both went to unsure/, neither to duplicate/
+    (seen with 4 copies dropped into the daemon: 2 in unsure, 2 duplicates)."""
+    daemon_settings.inbox.mkdir(parents=True)
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    sorter = Sorter(Library(daemon_settings.library), journal, duplicates="quarantine")
+    both_decided = threading.Barrier(2)
+
+    class SideBySide:
+        """A worker's pipeline that decides only once the other worker has decided too."""
+
+        def __init__(self) -> None:
+            self.pipeline = stub_pipeline(daemon_settings)
+
+        def decide(self, path: Path) -> Decision:
+            decision = self.pipeline.decide(path)
+            both_decided.wait(timeout=10)
+            return decision
+
+    shots = [daemon_settings.inbox / name for name in ("a.png", "b.png")]
+    for shot in shots:
+        shot.write_bytes(screenshot_png(15))
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda p: sorter.sort(SideBySide(), p), shots))  # type: ignore[arg-type]
+    journal.close()
+    assert sorted(o.decision.reason for o in outcomes if o.decision) == ["duplicate", "unsure"]
