@@ -142,7 +142,11 @@ class Sorter:
             age = time.time() - path.stat().st_mtime
         except OSError:
             return 0.0
-        return max(0.0, self.unreadable_settle_s - age)
+        if age < -self.unreadable_settle_s:
+            # Dated ahead of the clock (a fast clock elsewhere, an archive's dates): no writer here
+            # is at work on it, and waiting for that date kept a file a day ahead a day in the inbox.
+            return 0.0
+        return min(self.unreadable_settle_s, max(0.0, self.unreadable_settle_s - age))
 
 
 def _ms(started: float) -> float:

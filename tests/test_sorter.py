@@ -4,7 +4,9 @@ keeps its output in input order, a dry run is the sorter with the move left out.
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -426,3 +428,19 @@ def test_the_same_picture_dropped_twice_at_once_is_placed_once_and_quarantined_o
         outcomes = list(pool.map(lambda p: sorter.sort(SideBySide(), p), shots))  # type: ignore[arg-type]
     journal.close()
     assert sorted(o.decision.reason for o in outcomes if o.decision) == ["duplicate", "unsure"]
+
+
+def test_an_unreadable_file_dated_in_the_future_does_not_wait_for_that_date(
+    daemon_settings: Settings,
+) -> None:
+    """A truncated file whose mtime lies ahead (copied from a machine whose clock is fast, unpacked
+    with the archive's dates) waited `unreadable_settle_s` plus the time to that date: a day ahead,
+    a day in the inbox. No writer here is at work on it: it is quarantined now."""
+    daemon_settings.inbox.mkdir(parents=True)
+    half = daemon_settings.inbox / "half.png"
+    half.write_bytes(screenshot_png(16)[:300])
+    ahead = time.time() + 86400
+    os.utime(half, (ahead, ahead))
+    sorter = Sorter(Library(daemon_settings.library), None, unreadable_settle_s=10.0)
+    outcome = sorter.sort(stub_pipeline(daemon_settings), half)
+    assert outcome.kind == "would-place" and outcome.decision and outcome.decision.reason == "unreadable"
