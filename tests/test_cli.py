@@ -822,6 +822,21 @@ def test_the_unit_runs_with_the_config_file_it_was_installed_with(
     assert "typo.toml does not exist" in capsys.readouterr().err
 
 
+def test_install_service_refuses_a_config_the_daemon_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A default config the daemon refuses (a typo'd key, an inbox inside the library): the unit
+    was written and "now run: systemctl --user enable --now facesortd" printed, and the service then
+    failed at once (exit 2, which systemd does not restart), said only in the journal."""
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "facesortd" / "config.toml"
+    config.parent.mkdir(parents=True)
+    unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
+    for text in ("[watch]\nworker = 2\n", f'library = "{tmp_path}"\ninbox = "{tmp_path / "in"}"\n'):
+        config.write_text(text)
+        assert cli.main(["install-service"]) == 2
+        assert "facesortd: error:" in capsys.readouterr().err and not unit.exists()
+
+
 def test_the_unit_is_one_systemd_accepts_from_any_folder_with_its_readme_as_documentation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

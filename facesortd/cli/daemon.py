@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from facesortd.cli.common import refuse_overlap, settings_for
-from facesortd.config import config_home, load_settings
+from facesortd.config import config_home
 from facesortd.durable import DISK_FULL, Refused, atomic_writer, write_new
 from facesortd.package_data import README, SERVICE_TEMPLATE, data_file, package_file
 from facesortd.shown_names import json_text
@@ -92,8 +92,9 @@ def _written_as_is(unit: bytes) -> bool:
 
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
-    if args.config:  # the unit must not name a file the service would refuse at every start
-        load_settings(args.config)
+    # What `run` checks before it starts: a unit for settings the service refuses failed at once
+    # (exit 2, not restarted) while this said "now run: systemctl ... enable --now".
+    refuse_overlap(settings_for(args))
     text = unit_text(args.config)
     if args.print:
         print(text, end="")
