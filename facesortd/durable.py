@@ -16,7 +16,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -58,6 +58,20 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray], *, compressed: bool 
     with atomic_writer(Path(path)) as fh:
         (np.savez_compressed if compressed else np.savez)(fh, **arrays)
     return Path(path)
+
+
+def read_npz(path: Path) -> Any:
+    """``np.load`` for the array files facesortd writes (models, verifier, gate, face sets), which
+    never unpickles. Any other file (a text file, a screenshot named as the model) made numpy say it
+    "contains pickled (object) data. If you trust the file you can load it unsafely using the
+    `allow_pickle=` keyword argument", which every message naming such a file passed on: a wrong
+    name for the file, and advice to run code from it."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+        raise ValueError("not a NumPy array file (.npz), as facesortd writes them") from None
 
 
 def replace_dropping(path: Path, write: Callable[[Path], object], stale: Path) -> None:

@@ -1150,3 +1150,24 @@ def test_a_bare_numpy_array_given_as_the_model_is_one_line(
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"facesortd: error: model file {array} is a numpy array, not a facesortd model"
     )
+
+
+def test_a_text_file_named_as_a_model_verifier_or_gate_is_not_said_to_be_pickled_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A text file (or a screenshot) given as the model, verifier or gate: the error passed on
+    numpy's "contains pickled (object) data. If you trust the file you can load it unsafely using
+    the `allow_pickle=` keyword argument", which misnames the file and advises running code from it."""
+    from facesortd.gate import load_gate
+    from facesortd.verify import load_verifier
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model\n")
+    assert cli.main(["model", "use", str(notes)]) == 2
+    errors = [capsys.readouterr().err]
+    for load in (load_verifier, load_gate):
+        with pytest.raises(Exception) as refused:
+            load(notes)
+        errors.append(str(refused.value))
+    for error in errors:
+        assert "not a NumPy" in error and "pickle" not in error and "unsafely" not in error

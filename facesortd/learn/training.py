@@ -25,7 +25,7 @@ from facesortd.config import ImageLimits
 from facesortd.cores import share_cores, usable_cores
 from facesortd.descriptors import LEARNT, describe
 from facesortd.detect import Face, FaceDetector, iou
-from facesortd.durable import write_npz
+from facesortd.durable import read_npz, write_npz
 from facesortd.emotion import EmotionModel, fit_temperature, mirror_adds, softmax
 from facesortd.ensemble import EnsembleModel, Model, combine
 from facesortd.faces import FaceSpec, box_in_crop, crop_face, mirror_faces, normalise_face
@@ -104,7 +104,7 @@ class FaceSet:
     def load(cls, path: Path) -> FaceSet:
         """Read a set written by :meth:`save` (files are not kept: only the faces matter then)."""
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with read_npz(path) as npz:
                 faces = npz["faces"].astype(np.float32) / 255.0
                 labels, groups, sources = (npz[k].tolist() for k in ("labels", "groups", "sources"))
                 alpha = npz["alpha"] if "alpha" in npz.files else None
