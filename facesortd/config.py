@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -214,7 +215,8 @@ class WatchSettings(_Section):
     )
     extensions: list[str] = Field(
         default_factory=lambda: list(IMAGE_SUFFIXES),
-        description="File name endings that are sorted; anything else in the inbox is left alone.",
+        description="File name endings that are sorted, each with its dot (.png); anything else in the "
+        "inbox is left alone.",
     )
     ignore: list[str] = Field(
         default_factory=lambda: [".*", "*.part", "*.crdownload", "*.tmp", "*.download", "~*"],
@@ -225,6 +227,17 @@ class WatchSettings(_Section):
         "keep",
         description="Content already sorted before: keep (sort it again) or quarantine (as duplicate).",
     )
+
+    @field_validator("extensions", mode="after")
+    @classmethod
+    def _endings(cls, value: list[str]) -> list[str]:
+        """Each is compared with a name's last ending, dot included: "png" (or an empty list) matched no
+        file, so nothing was ever sorted while `doctor` said all was well."""
+        if not value or any(not e.startswith(".") or len(e) < 2 or "." in e[1:] for e in value):
+            raise PydanticCustomError(
+                "endings", 'give at least one name ending, each with its one dot, such as ".png"'
+            )
+        return value
 
 
 class LearningSettings(_Section):
@@ -316,6 +329,17 @@ class Settings(BaseSettings):
     images: ImageLimits = Field(default_factory=ImageLimits)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
+
+    @field_validator("inbox", "library", "state_dir", mode="before")
+    @classmethod
+    def _named(cls, value: object) -> object:
+        """An empty name was Path(""), the folder the command ran in: with `inbox = ""` (or an
+        exported empty FACESORTD_INBOX) a daemon started from ~ sorted the pictures of the home folder."""
+        if isinstance(value, str) and not value.strip():
+            raise PydanticCustomError(
+                "empty_folder", "empty: name a folder, or leave it unset for the default"
+            )
+        return value
 
     @field_validator("inbox", "library", "state_dir", mode="after")
     @classmethod
@@ -411,13 +435,17 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"config file {path} does not exist (see config.example.toml for a template)")
     if path.is_file():
         try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            _refuse_relative_folders(tomllib.loads(text), path)
         except OSError as exc:
             raise ConfigError(
                 f"cannot read the config file {path} ({exc.strerror}): chmod u+r '{path}'"
             ) from exc
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+            # TOML allows no byte order mark, and the error points at a first line that looks right.
+            bom = isinstance(exc, tomllib.TOMLDecodeError) and text.startswith("\ufeff")
+            fix = " (it starts with a byte order mark: save it as UTF-8 without BOM)" if bom else ""
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}{fix}") from exc
     token = _TOML_FILE.set(path if path.is_file() else None)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -425,6 +453,21 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(_describe(exc, path if path.is_file() else None)) from exc
     finally:
         _TOML_FILE.reset(token)
+
+
+def _refuse_relative_folders(data: dict[str, object], path: Path) -> None:
+    """The config file is read by the daemon (which systemd starts in ~) and by every command, started
+    in any folder: a relative folder there was another folder for each (`$HOME/…`, as user-dirs.dirs
+    writes it, a folder named "$HOME"). An option or variable is the user's own, relative to where
+    they are, as in a shell."""
+    for name in FOLDERS:
+        value = data.get(name)
+        if isinstance(value, str) and value.strip() and not Path(value).expanduser().is_absolute():
+            raise ConfigError(
+                f"invalid configuration (from {path}):\n  {name} = {value!r}: not a full path, so it would "
+                "be another folder for each folder facesortd is started in: write it from / or from your "
+                'home folder, as "~/Pictures/…"'
+            )
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

@@ -20,9 +20,10 @@ from facesortd.config import (
 from facesortd.detect import DetectorError, FaceDetector
 from facesortd.durable import Refused, list_folder
 from facesortd.emotion import ModelError
+from facesortd.ensemble import model_info
 from facesortd.journal import Journal, JournalError
 from facesortd.learn.metrics import headline, near_chance
-from facesortd.model_store import DEFAULT, load_model_in_force, model_in_force, name_of
+from facesortd.model_store import DEFAULT, adopted, load_model_in_force, model_in_force, name_of, resolve
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE
 
@@ -77,6 +78,8 @@ def _library_folder_checks(library: Path) -> Iterator[Check]:
     """Every emotion and quarantine folder must take files: one made read-only (a file manager's
     "protect", a chmod) holds each file bound for it in the inbox, retried for ever."""
     quarantine = library / QUARANTINE_DIR
+    if os.path.lexists(quarantine) and not quarantine.is_dir():  # every quarantined file would fail
+        yield False, f"{quarantine} is a file, not a folder: move that file away"
     folders: list[Path] = []
     for parent in (library, quarantine):
         try:
@@ -137,13 +140,21 @@ def _model_check(settings: Settings) -> Check:
         )
     held_out = model.info.get("held_out")
     figures = headline(held_out)
-    learnt_little = near_chance(held_out) or (isinstance(held_out, dict) and held_out.get("coverage") == 0)
+    sorts_nothing = _sorts_nothing(held_out)
+    learnt_little = near_chance(held_out) or sorts_nothing
     if learnt_little and path is not None and name_of(settings, path) == DEFAULT:
         # Its figures are out of source: honest about unseen art, and nothing better to go back to.
         return (
             True,
             f"emotion model: the shipped one, {path} (out of source: {figures}; on art it has never "
             "seen it is rarely sure, so files wait in _quarantine/unsure/ until your reviews train it)",
+        )
+    if sorts_nothing and not near_chance(held_out) and not _one_to_go_back_to_sorts(settings, path):
+        # Going back would throw the person's labels away for a model that sorts nothing either.
+        return (
+            True,
+            f"emotion model: {path} ({figures}; neither it nor the models before it are sure of "
+            "any held-out face, so files wait in _quarantine/unsure/ until your reviews train it)",
         )
     if learnt_little:
         return (
@@ -155,3 +166,22 @@ def _model_check(settings: Settings) -> Check:
         True,
         f"emotion model: {path} ({', '.join(model.labels)}{'; held out: ' + figures if figures else ''})",
     )
+
+
+def _sorts_nothing(held_out: object) -> bool:
+    return isinstance(held_out, dict) and held_out.get("coverage") == 0
+
+
+def _one_to_go_back_to_sorts(settings: Settings, path: Path | None) -> bool:
+    """Whether `model rollback` or `model use default` could reach a model that auto-sorts some of
+    its held-out faces and is not near chance: only then is going back advice that helps."""
+    current = name_of(settings, path) if path is not None else None
+    for name in {*adopted(settings), DEFAULT} - {current}:
+        earlier = resolve(settings, name)
+        try:
+            held_out = model_info(earlier).get("held_out") if earlier is not None else None
+        except ModelError:
+            continue
+        if held_out is not None and not near_chance(held_out) and not _sorts_nothing(held_out):
+            return True
+    return False

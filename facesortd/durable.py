@@ -16,7 +16,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -58,6 +58,20 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray], *, compressed: bool 
     with atomic_writer(Path(path)) as fh:
         (np.savez_compressed if compressed else np.savez)(fh, **arrays)
     return Path(path)
+
+
+def read_npz(path: Path) -> Any:
+    """``np.load`` for the array files facesortd writes (models, verifier, gate, face sets), which
+    never unpickles. Any other file (a text file, a screenshot named as the model) made numpy say it
+    "contains pickled (object) data. If you trust the file you can load it unsafely using the
+    `allow_pickle=` keyword argument", which every message naming such a file passed on: a wrong
+    name for the file, and advice to run code from it."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+        raise ValueError("not a NumPy array file (.npz), as facesortd writes them") from None
 
 
 def replace_dropping(path: Path, write: Callable[[Path], object], stale: Path) -> None:
@@ -209,7 +223,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
     would have taken a person's folder, or a link, into the library under the file's name.
     """
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(dest.parent)
         original = os.lstat(src)
         if not stat.S_ISREG(original.st_mode):
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
@@ -237,6 +251,22 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
 
 MOVED_AWAY = "moved away or replaced by another process meanwhile"
 """Why a move found its source gone (FileNotFoundError): the sorter reports the file gone, not failed."""
+
+
+def _make_folder(folder: Path) -> None:
+    """``folder`` and its parents, made where missing. A file where one of them belongs (a note named
+    `_quarantine`, a file named like an emotion) was "[Errno 20] Not a directory", retried for ever,
+    and on the review page advice to chmod a folder that is not there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        in_the_way = (p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir())
+        blocker = next(in_the_way, folder)
+        raise Refused(
+            exc, f"cannot make the folder {folder}", f"{blocker} is a file, not a folder: move that file away"
+        ) from exc
+
+
 REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
 """What a folder (or a file's owner) answers when facesortd may not change it."""
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from facesortd.descriptors import LEARNT, describe
-from facesortd.durable import write_npz
+from facesortd.durable import read_npz, write_npz
 from facesortd.faces import FaceSpec, mirror_faces
 from facesortd.feature_net import NET_PREFIX, FeatureNet, FeatureNetError, shipped_net
 
@@ -362,7 +362,7 @@ def read_model_file(
     if path.exists() and not path.is_file():  # a FIFO would block the reading for ever
         raise ModelError(f"model file {path} is not a regular file: name the model file (*{MODEL_SUFFIX})")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with read_npz(path) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {k: data[k] for k in data.files if k != "meta"} if with_arrays else {}
     except FileNotFoundError:

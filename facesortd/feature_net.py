@@ -24,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facesortd.durable import read_npz
 from facesortd.package_data import SHIPPED_MODEL, data_file
 
 INPUT_SIZE = 48
@@ -160,7 +161,7 @@ def shipped_net() -> FeatureNet:
     """
     path = net_source_path()
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with read_npz(path) as data:
             prefix, info = _where_the_net_is(json.loads(str(data["meta"])), data.files)
             arrays = {k: data[k] for k in data.files if k.startswith(prefix)}
     except (OSError, ValueError, KeyError) as exc:

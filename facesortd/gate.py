@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facesortd.durable import write_npz
+from facesortd.durable import read_npz, write_npz
 from facesortd.feature_net import conv_block
 
 WIDTHS = (8, 16, 32, 32)
@@ -97,7 +97,7 @@ class GateNet:
     @classmethod
     def load(cls, path: Path) -> GateNet:
         try:
-            with np.load(path) as z:
+            with read_npz(path) as z:
                 n = sum(1 for k in z.files if k.startswith("w"))
                 return cls(
                     [z[f"w{i}"] for i in range(n)],

@@ -119,8 +119,16 @@ class JournalUnavailable(JournalError):
 
 
 def _blob(path: Path | None) -> bytes | None:
-    """A path as stored: the filesystem's own bytes, whatever the name's encoding."""
-    return None if path is None else os.fsencode(path)
+    """A path as stored and looked up: the filesystem's own bytes, whatever the name's encoding, and
+    absolute: `sort shots/a.png` kept "shots/a.png", which `undo` read from another folder as that
+    folder's own, and the rules that find a file by its name (undone, copied) missed it by its full one."""
+    return None if path is None else os.fsencode(Path(path).absolute())
+
+
+def _inside(folder: Path) -> bytes:
+    """``folder`` as the start of the stored paths inside it: with its separator, so that
+    ``<library>-old/…`` is not in ``<library>`` (compare with ``substr(…, 1, length(?))``)."""
+    return _blob(folder / "x")[:-1]  # type: ignore[index]
 
 
 def _path(value: str | bytes) -> Path:
@@ -357,6 +365,15 @@ class Journal:
         found = self._moves("hash = ? AND state IN ('done', 'undone') ORDER BY id DESC LIMIT 1", (digest,))
         return found[0] if found else None
 
+    def placed_in(self, digest: str, library: Path) -> list[Path]:
+        """Where facesortd put this content in ``library``, newest first (there or not any more)."""
+        rows = self._rows(
+            "SELECT destination FROM moves WHERE hash = ?1 AND state = 'done'"
+            " AND substr(CAST(destination AS BLOB), 1, length(?2)) = ?2 ORDER BY id DESC",
+            (digest, _inside(library)),
+        )
+        return [_path(row[0]) for row in rows]
+
     def done_moves(self, since: float = 0.0, limit: int | None = None) -> list[Move]:
         """Finished moves, newest first."""
         sql = "state = 'done' AND finished >= ? ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
@@ -388,8 +405,9 @@ class Journal:
         )
         return found[0] if found else None
 
-    def counts(self, since: float = 0.0) -> dict[str, int]:
-        """Files facesortd placed per folder (``happy``, ``_quarantine/no-face`` ...) since a time.
+    def counts(self, library: Path, since: float = 0.0) -> dict[str, int]:
+        """Files facesortd placed per folder (``happy``, ``_quarantine/no-face`` ...) of ``library``
+        since a time (a `sort --library` elsewhere is not this library's: it was counted in it).
 
         A placement facesortd itself moved on later (an unsure file re-examined into ``happy/``)
         counts only where the file went last, so the counts add up to the files placed. A file a
@@ -399,6 +417,7 @@ class Journal:
         rows = self._rows(
             "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves AS m"
             " WHERE state = 'done' AND action != 'labelled' AND finished >= ?"
+            " AND substr(CAST(m.destination AS BLOB), 1, length(?2)) = ?2"
             " AND NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.hash = m.hash AND l.created >= m.finished"
             f" AND {PERSON_LABEL})"
             # By content: SQLite's own choice, the state index, made this quadratic (32 s for 20,000 moves).
@@ -406,7 +425,7 @@ class Journal:
             " AND later.hash = m.hash AND CAST(later.source AS BLOB) = CAST(m.destination AS BLOB)"
             " AND later.id > m.id)"
             " GROUP BY 1, 2, 3",
-            (since,),
+            (since, _inside(library)),
         )
         counts: dict[str, int] = {}
         for action, emotion, reason, n in rows:
@@ -468,7 +487,17 @@ class Journal:
         """
         placed = self.placed_at(path, digest)
         label = self.label_for_hash(digest)
-        return placed is not None and (label is None or placed >= label[1])
+        if placed is None:
+            return False
+        # A label given to a twin of this file elsewhere says nothing of this one: facesortd's.
+        return label is None or placed >= label[1] or self.labelled_elsewhere(path, digest)
+
+    def labelled_elsewhere(self, path: Path, digest: str) -> bool:
+        """Is this content's newest label (or its withdrawal) about another file of the same content,
+        still where the person left it? Labels are kept by content, so a copy of the picture that
+        stayed in quarantine all along looks like a labelled file moved back there."""
+        labelled = self.labelled_at(digest)
+        return labelled is not None and labelled != path and holds(labelled, digest)
 
     def label_for_hash(self, digest: str) -> tuple[str, float] | None:
         """The newest label of this content and when it was given (label "" if withdrawn)."""

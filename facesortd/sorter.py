@@ -10,8 +10,9 @@ prints is what a real run would do.
 from __future__ import annotations
 
 import stat
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -65,6 +66,7 @@ class Sorter:
     dry_run: bool = False
     copy: bool = False
     unreadable_settle_s: float = 0.0
+    _placing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def sort(self, pipeline: Pipeline, path: Path, *, named: bool = False) -> Outcome:
         """Sort ``path`` with ``pipeline`` (one per thread: OpenCV's detectors are not shareable).
@@ -74,6 +76,8 @@ class Sorter:
         which is how they sort such a file by hand. Only the inbox (daemon, bare ``sort``) obeys them.
         """
         started = time.perf_counter()
+        # As the journal and the daemon name it: `sort happy/a.png` was a duplicate of itself.
+        path = path.absolute()
         if path.is_symlink():
             return Outcome(path, "skipped", why="a symbolic link (facesortd only moves real files)")
         try:
@@ -96,9 +100,14 @@ class Sorter:
                 path, "would-place", decision, self.library.destination(path, decision), ms=_ms(started)
             )
         try:
-            final = journaled_apply(
-                self.journal, self.library, path, digest, decision, self.model_name, copy=self.copy
-            )
+            with self._placing:
+                # The duplicates rule looks again, one file at a time: a twin that a worker beside
+                # this one decided at the same moment (the same picture dropped twice at once) was
+                # not in the journal yet, and each copy went in as the first.
+                decision = self._duplicate(path, digest) or decision
+                final = journaled_apply(
+                    self.journal, self.library, path, digest, decision, self.model_name, copy=self.copy
+                )
         except FileNotFoundError:
             return Outcome(path, "gone", decision, why=GONE)
         except UnjournaledMove as exc:
@@ -117,13 +126,16 @@ class Sorter:
         return ""
 
     def _duplicate(self, path: Path, digest: str) -> Decision | None:
-        """With ``duplicates = "quarantine"``: content already in the library somewhere else."""
+        """With ``duplicates = "quarantine"``: content already in this library somewhere else (a copy
+        in another one, `sort --library`, is not this library's duplicate). A copy quarantined as a
+        duplicate is no original: the first file, looked at again, went after its own duplicate."""
         if self.duplicates != "quarantine" or self.journal is None:
             return None
-        previous = self.journal.last_for_hash(digest)
-        if previous is None or previous.destination == path or not previous.destination.exists():
-            return None
-        return Decision.quarantine("duplicate", detail=f"same content as {previous.destination}")
+        duplicates = self.library.folder_for(Decision.quarantine("duplicate"))
+        for previous in self.journal.placed_in(digest, self.library.root):
+            if previous != path and previous.parent != duplicates and previous.exists():
+                return Decision.quarantine("duplicate", detail=f"same content as {previous}")
+        return None
 
     def _still_young(self, path: Path) -> float:
         """Seconds to wait before an unreadable file counts as finished: a writer that appends in
@@ -134,7 +146,11 @@ class Sorter:
             age = time.time() - path.stat().st_mtime
         except OSError:
             return 0.0
-        return max(0.0, self.unreadable_settle_s - age)
+        if age < -self.unreadable_settle_s:
+            # Dated ahead of the clock (a fast clock elsewhere, an archive's dates): no writer here
+            # is at work on it, and waiting for that date kept a file a day ahead a day in the inbox.
+            return 0.0
+        return min(self.unreadable_settle_s, max(0.0, self.unreadable_settle_s - age))
 
 
 def _ms(started: float) -> float:

@@ -27,7 +27,7 @@ from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.shown_names import exact
 from facesortd.sorter import COPIED, UNDONE, copy_in_library
 from facesortd.state import JOURNAL_FILE, STATUS_FILE
-from facesortd.watch import walk_inbox, wanted
+from facesortd.watch import ignored, walk_inbox, wanted
 
 MAX_STUCK = 10
 """Inbox files explained one by one; the rest are counted."""
@@ -57,7 +57,8 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
         problems.append(
             f"the daemon (pid {pid}) runs with other settings than these (the config file or FACESORTD_* "
             "variables changed since it started?): it reads them only when it starts, so restart it "
-            "(systemctl --user restart facesortd, or Ctrl-C and `facesortd run`)"
+            "(systemctl --user restart facesortd, or Ctrl-C and `facesortd run`); if it was started "
+            "with --config FILE (the unit's ExecStart says), give this command the same --config"
         )
     if age < FRESH_S:
         return status
@@ -104,6 +105,8 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
     """Why a file or folder in the inbox has not been sorted, in words that say what to do."""
     if path.is_symlink():
         return "a symbolic link: facesortd moves only real files"
+    if path.is_dir() and ignored(path.name, settings.watch):  # recursive or not, it stays whole
+        return "a folder whose name watch.ignore leaves alone, with all it holds (move its files out)"
     if path.is_dir():
         return (
             "a folder: only files dropped into the inbox itself are sorted "
@@ -133,9 +136,7 @@ def inbox_entries(
     """How many entries sit in the inbox and, for the first few, why."""
     entries = sorted(
         Path(entry.path)
-        for entry in walk_inbox(
-            settings.inbox, settings.watch.recursive, lambda exc: problems.append(str(exc))
-        )
+        for entry in walk_inbox(settings.inbox, settings.watch, lambda exc: problems.append(str(exc)))
     )
     errors = {path: message for _at, path, message in reversed(journal.last_errors(200))} if journal else {}
     stuck = []
@@ -176,8 +177,8 @@ def gather(settings: Settings) -> dict[str, Any]:
     )
     try:
         midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
-        out["total"] = journal.counts() if journal else {}
-        out["today"] = journal.counts(midnight) if journal else {}
+        out["total"] = journal.counts(settings.library) if journal else {}
+        out["today"] = journal.counts(settings.library, midnight) if journal else {}
         out["labelled"] = {
             "total": journal.labelled_counts() if journal else {},
             "today": journal.labelled_counts(midnight) if journal else {},
@@ -254,7 +255,10 @@ def report(settings: Settings) -> str:
         held = model.get("held_out")
         figures = headline(held) or "no figures"
         if isinstance(held, dict) and held.get("threshold") != model["threshold"]:
-            figures += " (measured when it was made; `facesortd eval` measures it at the threshold in force)"
+            figures += (
+                " (measured when it was made; `facesortd eval DATASET` measures it on a folder of "
+                "labelled screenshots at the threshold in force)"
+            )
         lines.append(f"  {model.get('created', '?')}; held out: {figures}")
         if retrained := model.get("last_retrain"):
             lines.append(f"  last retrain {retrained['at']}: {retrained['decision']}")

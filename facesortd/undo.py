@@ -57,7 +57,10 @@ def _refusal(move: Move, library: Path, inbox: Path) -> str:
     """Why this entry must not be acted on ("" if it may)."""
     here, back = move.destination, move.source
     if not _inside(here.parent, library):
-        return f"not inside the library {library}: the journal entry is not trusted; left alone"
+        return (
+            f"not inside the library {library}: the journal entry is not trusted; left alone (sorted "
+            "with `sort --library FOLDER`? undo it with `facesortd undo --library FOLDER`)"
+        )
     if here.is_symlink() or not here.is_file():
         return "no longer there (moved or deleted since); skipped"
     try:
@@ -70,18 +73,25 @@ def _refusal(move: Move, library: Path, inbox: Path) -> str:
     return ""
 
 
-def undo(journal: Journal, moves: list[Move], library: Path, inbox: Path) -> list[Outcome]:
+def undo(
+    journal: Journal, moves: list[Move], library: Path, inbox: Path, *, dry_run: bool = False
+) -> list[Outcome]:
     """Move each file back to its original folder (never overwriting), after the checks above.
 
     A `sort --copy` left the original in place: undoing it removes the copy, but only when the
     original is still there with the very same content. Each move holds the state folder's move
-    lock, so undo is safe beside a running daemon.
+    lock, so undo is safe beside a running daemon. ``dry_run``: the same checks, nothing moved
+    (``back_to`` is then the folder it would go back to): a plan that skipped them promised moves
+    the real undo refused.
     """
     out: list[Outcome] = []
     for move in moves:
         with move_lock(journal.state_dir):
             if why := _refusal(move, library, inbox):
                 out.append(Outcome(move.destination, None, why))
+                continue
+            if dry_run:
+                out.append(Outcome(move.destination, move.source.parent))
                 continue
             # Journaled first: the daemon must see "undone" by the time the file is back in the
             # inbox, or it would sort it again at once.

@@ -18,7 +18,7 @@ import numpy as np
 
 from facesortd.boxes import Box
 from facesortd.conv_net import ConvNet
-from facesortd.durable import write_npz
+from facesortd.durable import read_npz, write_npz
 
 MARGIN = 0.15
 """Context added around the box on each side, relative to its side: hair and outline help."""
@@ -141,7 +141,7 @@ def load_verifier(path: Path) -> CnnVerifier:
     """The verifier in a file; a HOG verifier's file (shipped until 2026-11-30) or any other is
     refused with a message that says what to do."""
     try:
-        with np.load(Path(path), allow_pickle=False) as data:
+        with read_npz(Path(path)) as data:
             kind = str(data["kind"])
             if kind == CNN_KIND and tuple(data["crop"]) == (CNN_CROP, MARGIN):
                 platt = (float(data["platt"][0]), float(data["platt"][1]))

@@ -26,20 +26,25 @@ from facesortd.config import WatchSettings
 from facesortd.durable import Refused, list_folder
 
 
+def ignored(name: str, settings: WatchSettings) -> bool:
+    """A hidden or temp name (``watch.ignore``): such a file, or such a sub-folder with all it holds."""
+    return any(fnmatch.fnmatch(name, pattern) for pattern in settings.ignore)
+
+
 def wanted(path: Path, settings: WatchSettings) -> bool:
     """Should this name be sorted? Hidden/temp names and unknown extensions are left alone."""
-    name = path.name
-    if any(fnmatch.fnmatch(name, pattern) for pattern in settings.ignore):
+    if ignored(path.name, settings):
         return False
     return path.suffix.lower() in {e.lower() for e in settings.extensions}
 
 
 def walk_inbox(
-    inbox: Path, recursive: bool, refused: Callable[[Refused], None]
+    inbox: Path, settings: WatchSettings, refused: Callable[[Refused], None]
 ) -> Iterator[os.DirEntry[str]]:
     """Every entry of the inbox, a sub-folder's entries in its place if ``recursive`` (a symlink to a
-    folder is an entry, never followed). A folder this user may not list goes to ``refused`` and the
-    walk goes on: the daemon and `status` each say it their way."""
+    folder is an entry, never followed; so is a sub-folder of an ignored name, whose files were
+    taken though their own names are ordinary: Syncthing's `.stversions/`). A folder this user may
+    not list goes to ``refused`` and the walk goes on: the daemon and `status` each say it their way."""
     folders = [inbox]
     while folders:
         try:
@@ -48,7 +53,11 @@ def walk_inbox(
             refused(exc)
             continue
         for entry in entries:
-            if recursive and entry.is_dir(follow_symlinks=False):
+            if (
+                settings.recursive
+                and entry.is_dir(follow_symlinks=False)
+                and not ignored(entry.name, settings)
+            ):
                 folders.append(Path(entry.path))
             else:
                 yield entry
@@ -62,7 +71,7 @@ def scan(inbox: Path, settings: WatchSettings) -> Iterator[Path]:
 
     files = [
         Path(entry.path)
-        for entry in walk_inbox(inbox, settings.recursive, unlisted)
+        for entry in walk_inbox(inbox, settings, unlisted)
         if entry.is_file(follow_symlinks=False) and wanted(Path(entry.path), settings)
     ]
     yield from sorted(files, key=lambda p: _mtime(p) or 0.0)
@@ -149,7 +158,10 @@ class _Handler(FileSystemEventHandler):
     since pollers see no open/close events; the settle time then has to cover a writer's pauses.
     """
 
-    def __init__(self, settings: WatchSettings, offer: Callable[..., None], polling: bool) -> None:
+    def __init__(
+        self, inbox: Path, settings: WatchSettings, offer: Callable[..., None], polling: bool
+    ) -> None:
+        self.inbox = inbox
         self.settings = settings
         self.offer = offer
         self.polling = polling
@@ -162,7 +174,13 @@ class _Handler(FileSystemEventHandler):
 
     def _path(self, raw: str | bytes) -> Path | None:
         path = Path(os.fsdecode(raw))  # a name that is not UTF-8 keeps its bytes (surrogateescape)
-        return path if wanted(path, self.settings) else None
+        if not wanted(path, self.settings):
+            return None
+        try:  # the walk's rule: nothing inside a sub-folder of an ignored name
+            folders = path.parent.relative_to(self.inbox).parts
+        except ValueError:
+            return path
+        return None if any(ignored(name, self.settings) for name in folders) else path
 
     def on_opened(self, event: FileSystemEvent) -> None:
         if not event.is_directory and (path := self._path(event.src_path)):
@@ -217,8 +235,9 @@ class _Handler(FileSystemEventHandler):
             self.offer(path)
 
     def _folder_arrived(self, raw: str | bytes) -> None:
-        """A folder dropped into the inbox is not sorted; say so rather than ignore it without a word."""
-        if not self.settings.recursive:
+        """A folder dropped into the inbox is not sorted; say so rather than ignore it without a word
+        (not one of a hidden or temp name, which watch.recursive would not take either)."""
+        if not self.settings.recursive and not ignored(Path(os.fsdecode(raw)).name, self.settings):
             logger.warning(
                 "{}: a folder; only files dropped into the inbox itself are sorted (move its files "
                 "out, or set watch.recursive = true)",
@@ -256,7 +275,7 @@ class InboxWatcher:
 
     def _observe(self, polling: bool) -> BaseObserver:
         observer = PollingObserver(timeout=self.settings.poll_interval_s) if polling else Observer()
-        handler = _Handler(self.settings, self.settler.offer, polling)
+        handler = _Handler(self.inbox, self.settings, self.settler.offer, polling)
         self.settler.is_open = handler.is_open
         observer.schedule(handler, str(self.inbox), recursive=self.settings.recursive)
         observer.start()

@@ -322,6 +322,34 @@ def test_doctor_says_what_to_fix(
     assert "library" in out and "is not a folder" in out and "overlap: keep them as separate folders" in out
 
 
+def test_train_on_too_few_faces_to_hold_any_out_says_so(
+    tmp_path: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first try with a face or two per emotion (the default ensemble): every cross-validation
+    fold lacked two emotions to learn from, and `train` ended in a traceback ("zip() argument 2 is
+    shorter than argument 1")."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=1)
+    for name in ("angry", "surprised"):
+        shutil.rmtree(crops / name)
+    for share in ("0.1", "0"):  # the validation set takes one emotion; else no fold has two to learn
+        assert cli.main(["train", str(crops), "--kind", "crops", "--validation-share", share]) == 2
+        err = capsys.readouterr().err
+        assert "too few faces" in err and "Traceback" not in err
+
+
+def test_doctor_names_a_file_where_the_quarantine_folder_belongs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file named `_quarantine` in the library made every quarantined file fail to move, and
+    doctor said "all good"."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "_quarantine").write_text("a note")
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    cli.main(["doctor"])
+    out = capsys.readouterr().out
+    assert f"FIX   {tmp_path / 'lib' / '_quarantine'} is a file, not a folder: move that file away" in out
+
+
 def test_doctor_flags_a_model_in_force_that_learnt_nothing(
     crop_dataset: Path,
     fake_detector: None,
@@ -347,6 +375,34 @@ def test_doctor_flags_a_model_in_force_that_learnt_nothing(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "the shipped one" in out and "until your reviews train it" in out
+
+
+def test_doctor_does_not_send_a_model_that_sorts_nothing_back_to_one_that_sorts_nothing_either(
+    crop_dataset: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A retrain on a few labels, adopted since it was no worse, auto-sorts none of its held-out
+    faces, as the shipped model it came from: doctor said FIX, "go back with `facesortd model
+    rollback`", to that shipped model, which it calls fine, and which sorts nothing either (the
+    person's labels thrown away for nothing). Going back is advised only where it would sort more."""
+    from facesortd import model_store
+    from facesortd.ensemble import load_model
+
+    assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--descriptor", "hog"]) == 0
+    settings = load_settings()
+    [trained] = model_store.user_models(settings)
+    model = load_model(trained)
+    unsure = {**model.info["held_out"], "balanced_accuracy": 0.5, "chance": 0.25, "coverage": 0.0}
+    model.info["held_out"] = unsure
+    model_store.adopt(settings, model.save(model_store.new_model_path(settings)))
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "rollback" not in out and "auto-sorts 0%" in out and "until your reviews train it" in out
+    model_store.adopt(settings, trained)  # one that sorts, then one that does not: going back helps
+    model_store.adopt(settings, model.save(model_store.new_model_path(settings)))
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 1
+    assert "has learnt next to nothing" in capsys.readouterr().out
 
 
 def test_user_errors_are_one_line_not_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -750,6 +806,37 @@ def test_the_unit_runs_the_facesortd_it_was_installed_with(
     assert f"ExecStart={venv_bin / 'python'} -m facesortd run\n" in capsys.readouterr().out
 
 
+def test_the_unit_runs_with_the_config_file_it_was_installed_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd --config my.toml install-service` wrote a unit that ran plain `facesortd run`: the
+    service watched the default inbox, not the one the person had set up and tried by hand."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my config.toml").write_text('inbox = "~/elsewhere/inbox"\n')
+    assert cli.main(["--config", "my config.toml", "install-service", "--print"]) == 0
+    config = tmp_path / "my config.toml"
+    assert f' --config "{config}" run\n' in capsys.readouterr().out
+    assert cli.main(["install-service", "--print"]) == 0
+    assert "--config" not in capsys.readouterr().out
+    assert cli.main(["--config", "typo.toml", "install-service"]) == 2  # a unit that could never start
+    assert "typo.toml does not exist" in capsys.readouterr().err
+
+
+def test_install_service_refuses_a_config_the_daemon_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A default config the daemon refuses (a typo'd key, an inbox inside the library): the unit
+    was written and "now run: systemctl --user enable --now facesortd" printed, and the service then
+    failed at once (exit 2, which systemd does not restart), said only in the journal."""
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "facesortd" / "config.toml"
+    config.parent.mkdir(parents=True)
+    unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
+    for text in ("[watch]\nworker = 2\n", f'library = "{tmp_path}"\ninbox = "{tmp_path / "in"}"\n'):
+        config.write_text(text)
+        assert cli.main(["install-service"]) == 2
+        assert "facesortd: error:" in capsys.readouterr().err and not unit.exists()
+
+
 def test_the_unit_is_one_systemd_accepts_from_any_folder_with_its_readme_as_documentation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -796,6 +883,13 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     assert "the journal has no move of facesortd that put this file there" in capsys.readouterr().err
 
 
+def test_undo_since_takes_the_form_its_help_shows() -> None:
+    """`undo --help` shows "--since TIME ... (2h, 30m, 1d ago, ...)"; `--since "1d ago"`, typed as
+    shown, was refused: "--since takes e.g. 2h, 30m, 1d ...", got '1d ago'."""
+    assert abs(sorting._parse_since("1d ago") - (time.time() - 86400)) < 5
+    assert abs(sorting._parse_since("30m  ago") - (time.time() - 1800)) < 5
+
+
 @pytest.mark.parametrize("argv", [["3", "--since", "2h"], ["--since", "2h", "shot.png"]])
 def test_undo_takes_one_selector_not_n_or_files_with_since(
     argv: list[str], capsys: pytest.CaptureFixture[str]
@@ -828,7 +922,7 @@ def test_sort_journals_its_moves_so_they_are_undoable_and_never_labels(
     journal = Journal.for_state_dir(settings.state_dir)
     monkeypatch.setattr("facesortd.learn.review.FaceDetector", BrightBlobDetector)
     assert Reviewer(settings, journal).scan() == 0  # facesortd's own placements are not labels
-    assert sum(journal.counts().values()) == len(truth) + 2
+    assert sum(journal.counts(lib).values()) == len(truth) + 2
     journal.close()
     assert cli.main(["undo", "2"]) == 0
     assert len(list(inbox.iterdir())) == 2
@@ -1056,3 +1150,24 @@ def test_a_bare_numpy_array_given_as_the_model_is_one_line(
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"facesortd: error: model file {array} is a numpy array, not a facesortd model"
     )
+
+
+def test_a_text_file_named_as_a_model_verifier_or_gate_is_not_said_to_be_pickled_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A text file (or a screenshot) given as the model, verifier or gate: the error passed on
+    numpy's "contains pickled (object) data. If you trust the file you can load it unsafely using
+    the `allow_pickle=` keyword argument", which misnames the file and advises running code from it."""
+    from facesortd.gate import load_gate
+    from facesortd.verify import load_verifier
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model\n")
+    assert cli.main(["model", "use", str(notes)]) == 2
+    errors = [capsys.readouterr().err]
+    for load in (load_verifier, load_gate):
+        with pytest.raises(Exception) as refused:
+            load(notes)
+        errors.append(str(refused.value))
+    for error in errors:
+        assert "not a NumPy" in error and "pickle" not in error and "unsafely" not in error

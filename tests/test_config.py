@@ -190,3 +190,54 @@ def test_defaults_fall_back_to_pictures(
     if user_dirs == "\xff":
         (tmp_path / ".config/user-dirs.dirs").write_bytes(b"\xff\xfe")
     assert load_settings().inbox == tmp_path / "Pictures/facesortd/inbox"
+
+
+@pytest.mark.parametrize("endings", ['["png", "jpg"]', "[]", '[".png", "."]'])
+def test_name_endings_that_can_match_no_file_are_refused(tmp_path: Path, endings: str) -> None:
+    """`extensions = ["png"]` is compared with a file's ".png" ending: nothing was ever sorted,
+    `doctor` said "all good", and `sort DIR` said "no images ... whose names end in png"."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[watch]\nextensions = {endings}\n")
+    with pytest.raises(ConfigError, match=r"watch\.extensions.*\.png"):
+        load_settings(cfg)
+
+
+@pytest.mark.parametrize("key", ["inbox", "library", "state_dir"])
+def test_an_empty_folder_setting_is_refused_not_taken_for_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """`inbox = ""` (or an exported `FACESORTD_INBOX=`) was the folder the command ran in: the daemon
+    started from ~ with another library would have sorted every picture in the home folder, and an
+    empty library made ~'s folders emotion folders."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'{key} = ""\n')
+    with pytest.raises(ConfigError, match=f"{key} = '': .*empty"):
+        load_settings(cfg)
+    monkeypatch.setenv(f"FACESORTD_{key.upper()}", " ")
+    with pytest.raises(ConfigError, match=f"{key} = ' ': .*empty"):
+        load_settings()
+
+
+@pytest.mark.parametrize("value", ["Pictures/inbox", "$HOME/Pictures/inbox"])
+def test_a_relative_folder_in_the_config_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """The config file is shared by the daemon (systemd starts it in ~) and every command (started
+    anywhere): `inbox = "Pictures/inbox"` was another folder for `facesortd sort` run from /tmp, and
+    `$HOME/…` (as user-dirs.dirs writes it) a folder named "$HOME" in the working folder."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'inbox = "{value}"\n')
+    with pytest.raises(ConfigError, match=r"inbox = '.*': not a full path.*~/"):
+        load_settings(cfg)
+    assert load_settings(inbox=Path("in")).inbox == tmp_path / "in"  # an option is the user's own folder
+
+
+def test_a_config_file_saved_with_a_byte_order_mark_says_so(tmp_path: Path) -> None:
+    """An editor's "UTF-8 with BOM" was "not valid TOML: Invalid statement (at line 1, column 1)",
+    on a first line that looks right: the person could not see what to change."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(b"\xef\xbb\xbf[watch]\nworkers = 1\n")
+    with pytest.raises(ConfigError, match=r"byte order mark.*save it as UTF-8 without"):
+        load_settings(cfg)

@@ -275,3 +275,18 @@ def test_replace_dropping_removes_the_stale_file_only_once_the_new_one_is_whole(
         durable.replace_dropping(path, fail, stale)
     assert path.read_bytes() == b"new" and stale.read_bytes() == b"old set"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fsm.npz", "m.validation.npz"]
+
+
+@pytest.mark.parametrize("blocker", ["_quarantine", "_quarantine/unsure"])
+def test_a_file_where_a_library_folder_belongs_is_named_with_the_fix(tmp_path: Path, blocker: str) -> None:
+    """A file named `_quarantine` (or like an emotion) in the library: `sort` said "[Errno 20] Not a
+    directory", the daemon retried that for ever, and the review page said "File exists: make the
+    folder writable (chmod u+rwx)", which cannot help."""
+    _file(tmp_path / "lib" / blocker, b"a note")
+    src = _file(tmp_path / "in" / "a.png", b"shot")
+    with pytest.raises(durable.Refused) as refused:
+        durable.move_no_replace(src, tmp_path / "lib" / "_quarantine" / "unsure" / "a.png")
+    assert str(refused.value).endswith(
+        f"{tmp_path / 'lib' / blocker} is a file, not a folder: move that file away"
+    )
+    assert src.read_bytes() == b"shot" and (tmp_path / "lib" / blocker).read_bytes() == b"a note"

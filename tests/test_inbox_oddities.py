@@ -16,7 +16,7 @@ from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable, watch
-from facesortd.config import Settings
+from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX
 from facesortd.journal import UNDOING, Journal, file_hash, recover
@@ -319,3 +319,27 @@ def test_a_file_moved_on_while_labels_are_scanned_does_not_fail_the_scan(
     monkeypatch.setattr(reviewer, "_changed_images", listing_then_a_move)
     assert reviewer.scan() == 1  # b.png's label; a.png is met again where it went
     journal.close()
+
+
+def test_a_recursive_inbox_leaves_the_files_of_hidden_and_ignored_sub_folders_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`watch.ignore` leaves hidden and temp names alone, but with `watch.recursive = true` the
+    daemon took the files inside such folders (`.stversions/`, Syncthing's old versions; `.git/`):
+    their names are ordinary. A folder so named is left whole, and `status` says why."""
+    inbox = tmp_path / "in"
+    for folder in (".stversions", "album", "dl.part"):
+        (inbox / folder).mkdir(parents=True)
+        (inbox / folder / "a.png").write_bytes(screenshot_png(11))
+    monkeypatch.setenv("FACESORTD_INBOX", str(inbox))
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("FACESORTD_WATCH__RECURSIVE", "true")
+    settings = load_settings()
+    assert list(watch.scan(inbox, settings.watch)) == [inbox / "album" / "a.png"]
+    handler = watch._Handler(inbox, settings.watch, lambda *args, **kwargs: None, polling=False)
+    assert handler._path(str(inbox / ".stversions" / "b.png")) is None
+    assert handler._path(str(inbox / "album" / "b.png")) == inbox / "album" / "b.png"
+    assert cli.main(["status", "--json"]) == 0
+    why = {Path(s["path"]).name: s["why"] for s in json.loads(capsys.readouterr().out)["inbox"]["stuck"]}
+    assert "watch.ignore" in why[".stversions"] and "watch.ignore" in why["dl.part"]

@@ -135,3 +135,22 @@ def test_a_vn_faces_folder_is_refused_and_train_named(
     journal = Journal.for_state_dir(load_settings().state_dir)
     assert journal.labels() == []
     journal.close()
+
+
+@pytest.mark.parametrize("which", ["library", "its parent"])
+def test_the_library_is_refused_as_a_dataset_to_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], which: str
+) -> None:
+    """`import-labels ~/Pictures/facesortd/library` took the files facesortd had sorted into emotion
+    folders for labels (its own guesses, which must never train it); the folder above it made
+    "library" and "inbox" emotions of everything in them."""
+    library = tmp_path / "facesortd" / "library"
+    (library / "happy").mkdir(parents=True)
+    cv2.imwrite(str(library / "happy" / "a.png"), draw_screenshot("happy", np.random.default_rng(5))[0])
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(library))
+    src = library if which == "library" else library.parent
+    assert cli.main(["import-labels", "--no-detect", str(src)]) == 2
+    assert "facesortd's library" in capsys.readouterr().err
+    journal = Journal.for_state_dir(load_settings().state_dir)
+    assert journal.labels() == []
+    journal.close()

@@ -461,3 +461,26 @@ def test_the_learning_panel_says_whether_a_daemon_will_retrain(settings: Setting
         status = {"pid": os.getpid(), "updated": time.time(), "settings": fingerprint(settings)}
         (settings.state_dir / STATUS_FILE).write_text(json.dumps(status))
         assert client.get("/api/state")["learning"]["daemon_running"] is True
+
+
+def test_a_file_that_leaves_between_listing_and_stat_is_left_out_not_an_error(tmp_path: Path) -> None:
+    """The daemon re-examining the unsure folder moves files while the page lists it (every 3 s on
+    an empty page): a file gone between the listing and its stat made that listing an "internal
+    error" with a traceback in the log."""
+    from facesortd.review_page.queue import lister
+
+    unsure = tmp_path / "lib" / QUARANTINE_DIR / "unsure"
+    unsure.mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        (unsure / name).write_bytes(b"shot")
+    listed = lister()
+    entries = listed.entries
+
+    def listing_then_gone(folder: Path) -> list[os.DirEntry[str]]:
+        found = entries(folder)
+        if folder == unsure:
+            (unsure / "a.png").unlink()  # sorted by the daemon just after the listing
+        return found
+
+    listed.entries = listing_then_gone  # type: ignore[method-assign]
+    assert [item.path.name for item in scan(tmp_path / "lib", (), listed)] == ["b.png"]

@@ -253,7 +253,7 @@ def test_recovery_rolls_back_or_completes_interrupted_moves(settings: Settings) 
     assert a.read_bytes() == b"A" * 100 and not (dest_dir / "a.png").exists()
     assert (dest_dir / "b.png").exists() and not b.exists()
     assert not (dest_dir / ".facesortd-tmp-half").exists()
-    assert journal.planned() == [] and journal.counts() == {"happy": 1}
+    assert journal.planned() == [] and journal.counts(settings.library) == {"happy": 1}
 
 
 def test_sd_notify_ready_and_status(

@@ -4,7 +4,9 @@ keeps its output in input order, a dry run is the sorter with the move left out.
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from facesortd.config import Settings
 from facesortd.cores import usable_cores
 from facesortd.decide import Decision, Pipeline
 from facesortd.image_names import is_image_name
-from facesortd.journal import Journal
+from facesortd.journal import Journal, content_id
 from facesortd.library import Library
 from facesortd.sorter import Sorter
 from facesortd.watch import scan
@@ -172,3 +174,273 @@ def test_ctrl_c_lets_the_file_in_progress_finish_and_leaves_the_rest(
     placed = [p.name for p in _files(env.library)]
     assert placed in ([], ["01.png"])  # 01.png if the worker had taken it up: it finished its move
     assert sorted([*placed, *(p.name for p in env.inbox.iterdir())]) == names  # the rest stayed
+
+
+def test_a_file_named_by_a_relative_path_is_undone_into_its_own_folder_from_anywhere(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal kept `sort shots/a.png`'s source as typed: `undo` run from another folder put
+    the file into (or refused) that folder's own `shots/`, and the copy rule did not know the file
+    again by its full name, so `sort --copy` copied it into the library a second time."""
+    (tmp_path / "shots").mkdir()
+    shot = tmp_path / "shots" / "a.png"
+    shot.write_bytes(screenshot_png(3))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sort", "--copy", "shots/a.png"]) == 0
+    assert cli.main(["sort", "--copy", str(shot)]) == 0
+    assert len(_files(env.library)) == 1
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "shots").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["undo", "1"]) == 0
+    assert not _files(env.library) and shot.exists()
+    assert cli.main(["sort", "shots/../../shots/a.png"]) == 0 and not shot.exists()
+    assert cli.main(["undo", "1"]) == 0
+    assert shot.exists() and not _files(elsewhere)
+
+
+def test_a_bare_sort_takes_the_inbox_sub_folders_the_daemon_takes(
+    env: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `watch.recursive = true` the daemon sorts what waits in the inbox's sub-folders; a bare
+    `sort` ("the inbox, by the daemon's rules") left them, saying "name it to sort it"."""
+    monkeypatch.setenv("FACESORTD_WATCH__RECURSIVE", "true")
+    (env.inbox / "album" / "deeper").mkdir(parents=True)
+    for name in ("a.png", "album/b.png", "album/deeper/c.png"):
+        (env.inbox / name).write_bytes(screenshot_png(len(name)))
+    assert cli.main(["sort", "--dry-run", "--json"]) == 0
+    planned = sorted(Path(json.loads(line)["path"]).name for line in capsys.readouterr().out.splitlines())
+    recursive = env.watch.model_copy(update={"recursive": True})
+    assert planned == sorted(p.name for p in scan(env.inbox, recursive)) == ["a.png", "b.png", "c.png"]
+    assert cli.main(["sort"]) == 0
+    assert "not sorted" not in capsys.readouterr().err
+    assert len(_files(env.library)) == 3 and not _files(env.inbox)
+
+
+def test_sort_json_has_a_line_for_every_file_skipped_or_failed_too(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--json` is "one JSON object per file": a file skipped (a symbolic link, one copied before) or
+    one that could not be moved printed nothing, so a script pairing its input with the lines was
+    off by one and never learnt that those files stayed where they were."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in ("a.png", "c.png"):
+        (shots / name).write_bytes(screenshot_png(len(name) + ord(name[0])))
+    (shots / "b.png").symlink_to(shots / "a.png")
+    assert cli.main(["sort", "--copy", "--json", str(shots / "a.png")]) == 0
+    capsys.readouterr()
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("facesortd.sorter.journaled_apply", refused)
+    assert cli.main(["sort", "--copy", "--json", str(shots)]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(Path(d["path"]).name, d["action"]) for d in lines] == [
+        ("a.png", "skipped"),
+        ("b.png", "skipped"),
+        ("c.png", "failed"),
+    ]
+    assert "copied into the library before" in lines[0]["detail"] and "symbolic link" in lines[1]["detail"]
+    assert "Permission denied" in lines[2]["detail"]
+
+
+def test_a_sorted_file_named_by_a_relative_path_is_not_a_duplicate_of_itself(
+    env: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `duplicates = "quarantine"`, `cd library && facesortd sort happy/a.png` took the file for
+    a copy of the one the journal has at /…/library/happy/a.png, itself, and moved it out of the
+    folder it was in (a person's label, too) into `_quarantine/duplicate/`."""
+    monkeypatch.setenv("FACESORTD_WATCH__DUPLICATES", "quarantine")
+    (env.inbox / "a.png").write_bytes(screenshot_png(5))
+    assert cli.main(["sort"]) == 0
+    [placed] = _files(env.library)
+    monkeypatch.chdir(env.library)
+    capsys.readouterr()
+    assert cli.main(["sort", "--json", str(placed.relative_to(env.library))]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] != "duplicate"
+    assert _files(env.library) == [placed]
+
+
+def test_sort_copy_refuses_files_already_in_the_library(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --copy <library>/happy` (or a quarantine folder) left each original in the library and
+    put a copy beside it in another folder: the same picture twice in the library."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(6))
+    assert cli.main(["sort"]) == 0
+    [placed] = _files(env.library)
+    labelled = env.library / "happy" / "a.png"  # a person's label, moved with a file manager
+    labelled.parent.mkdir(exist_ok=True)
+    placed.rename(labelled)
+    capsys.readouterr()
+    assert cli.main(["sort", "--copy", str(labelled.parent)]) == 2
+    assert "already in the library" in capsys.readouterr().err
+    assert cli.main(["sort", "--copy", "--dry-run", str(labelled)]) == 2
+    assert _files(env.library) == [labelled]
+
+
+def test_a_file_that_stays_is_said_to_stay_whichever_way_it_was_named(
+    env: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --dry-run _quarantine/unsure` from the library printed "would go to" with the file's
+    own full name, as if it would be moved, where the same folder named in full printed "stays"."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(7))
+    assert cli.main(["sort"]) == 0
+    [placed] = _files(env.library)
+    monkeypatch.chdir(env.library)
+    capsys.readouterr()
+    assert cli.main(["sort", "--dry-run", str(placed.relative_to(env.library))]) == 0
+    assert capsys.readouterr().out.startswith(f"{placed.relative_to(env.library)} stays  [")
+    assert cli.main(["sort", str(placed.relative_to(env.library))]) == 0
+    assert "stays where it is" in capsys.readouterr().err and _files(env.library) == [placed]
+
+
+def test_a_bare_sort_leaves_an_unreadable_file_that_may_still_be_written_as_the_daemon_does(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A screenshot half written into the inbox: the daemon waits `watch.unreadable_settle_s` for
+    its writer; a bare `sort` quarantined it as unreadable at once, and the writer then finished it
+    in `_quarantine/unreadable/`. Named, it is the person's request and sorted now."""
+    half = env.inbox / "half.png"
+    half.write_bytes(screenshot_png(8)[:300])
+    assert cli.main(["sort", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["action"] == "skipped" and "may still be being written" in line["detail"]
+    assert half.exists() and not _files(env.library)
+    assert cli.main(["sort", str(half)]) == 0 and not half.exists()
+
+
+def test_a_sort_into_another_library_is_undone_with_that_library(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: `sort ~/screens --library ~/reactions`, and "a sort can be undone like the daemon's
+    work". `undo --dry-run` said "would go back", then `undo` left the file: "not inside the library
+    <the config's>: the journal entry is not trusted", with nothing to do about it."""
+    shots, other = tmp_path / "screens", tmp_path / "reactions"
+    shots.mkdir()
+    shot = shots / "a.png"
+    shot.write_bytes(screenshot_png(9))
+    assert cli.main(["sort", str(shot), "--library", str(other)]) == 0
+    [placed] = _files(other)
+    capsys.readouterr()
+    assert cli.main(["undo", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would go back" not in out and "undo --library FOLDER" in out
+    assert cli.main(["undo"]) == 0 and placed.exists()
+    assert cli.main(["undo", "--library", str(other), "--dry-run"]) == 0
+    assert f"{placed} would go back to {shots}" in capsys.readouterr().out and placed.exists()
+    assert cli.main(["undo", "--library", str(other)]) == 0
+    assert shot.exists() and not _files(other)
+
+
+def test_a_picture_in_another_library_is_no_duplicate_in_this_one(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`watch.duplicates = "quarantine"` is about "the library": `sort ~/screens --library ~/reactions`
+    put a picture into ~/reactions/_quarantine/duplicate/ because the config's library held it."""
+    monkeypatch.setenv("FACESORTD_WATCH__DUPLICATES", "quarantine")
+    (env.inbox / "a.png").write_bytes(screenshot_png(10))
+    assert cli.main(["sort"]) == 0
+    (tmp_path / "screens").mkdir()
+    (tmp_path / "screens" / "b.png").write_bytes(screenshot_png(10))
+    capsys.readouterr()
+    assert cli.main(["sort", "--json", str(tmp_path / "screens"), "--library", str(tmp_path / "other")]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] != "duplicate"
+    (env.inbox / "c.png").write_bytes(screenshot_png(10))  # and back in this library: still one
+    assert cli.main(["sort", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == "duplicate"
+
+
+def test_a_re_examined_file_is_not_a_duplicate_of_its_own_duplicate(daemon_settings: Settings) -> None:
+    """a.png went to unsure/, the same picture dropped again as b.png to duplicate/; when the model
+    changed, a.png looked at again was "same content as duplicate/b.png" and went to duplicate/
+    too: both copies in `_quarantine/duplicate/`, the original nowhere."""
+    daemon_settings.inbox.mkdir(parents=True)
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    sorter = Sorter(Library(daemon_settings.library), journal, duplicates="quarantine")
+    pipeline = stub_pipeline(daemon_settings)
+    placed = []
+    for name in ("a.png", "b.png"):
+        (daemon_settings.inbox / name).write_bytes(screenshot_png(13))
+        placed.append(sorter.sort(pipeline, daemon_settings.inbox / name))
+    assert [o.decision.reason for o in placed if o.decision] == ["unsure", "duplicate"]
+    assert placed[0].destination is not None
+    again = sorter.sort(pipeline, placed[0].destination)
+    journal.close()
+    assert again.kind == "stays" and again.decision is not None and again.decision.reason == "unsure"
+
+
+def test_a_twin_of_a_labelled_picture_is_not_said_to_be_put_in_quarantine_by_the_person(
+    daemon_settings: Settings,
+) -> None:
+    """The same picture dropped twice, both unsure; the person filed one into happy/. When the model
+    changed, the daemon left the other with "you put it in quarantine, so it stays there", which
+    the person never did, and never looked at it again."""
+    daemon_settings.inbox.mkdir(parents=True)
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    sorter = Sorter(Library(daemon_settings.library), journal)
+    pipeline = stub_pipeline(daemon_settings)
+    placed = []
+    for name in ("a.png", "b.png"):
+        (daemon_settings.inbox / name).write_bytes(screenshot_png(14))
+        outcome = sorter.sort(pipeline, daemon_settings.inbox / name)
+        assert outcome.destination is not None
+        placed.append(outcome.destination)
+    labelled = daemon_settings.library / "happy" / "a.png"
+    labelled.parent.mkdir(exist_ok=True)
+    placed[0].rename(labelled)  # a file-manager move, recorded as the label by the scan
+    journal.add_label(content_id(labelled), "happy", "human", None, "", labelled)
+    again = sorter.sort(pipeline, placed[1])
+    assert again.kind == "stays", again.why
+    labelled.rename(placed[0])  # the labelled one moved back: the person's decision, kept
+    assert sorter.sort(pipeline, placed[0]).why == "you put it in quarantine, so it stays there"
+    journal.close()
+
+
+def test_the_same_picture_dropped_twice_at_once_is_placed_once_and_quarantined_once(
+    daemon_settings: Settings,
+) -> None:
+    """With `duplicates = "quarantine"` and two workers, two copies dropped together were decided
+    side by side, each before the other was journaled: both went to unsure/, neither to duplicate/
+    (seen with 4 copies dropped into the daemon: 2 in unsure, 2 duplicates)."""
+    daemon_settings.inbox.mkdir(parents=True)
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    sorter = Sorter(Library(daemon_settings.library), journal, duplicates="quarantine")
+    both_decided = threading.Barrier(2)
+
+    class SideBySide:
+        """A worker's pipeline that decides only once the other worker has decided too."""
+
+        def __init__(self) -> None:
+            self.pipeline = stub_pipeline(daemon_settings)
+
+        def decide(self, path: Path) -> Decision:
+            decision = self.pipeline.decide(path)
+            both_decided.wait(timeout=10)
+            return decision
+
+    shots = [daemon_settings.inbox / name for name in ("a.png", "b.png")]
+    for shot in shots:
+        shot.write_bytes(screenshot_png(15))
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda p: sorter.sort(SideBySide(), p), shots))  # type: ignore[arg-type]
+    journal.close()
+    assert sorted(o.decision.reason for o in outcomes if o.decision) == ["duplicate", "unsure"]
+
+
+def test_an_unreadable_file_dated_in_the_future_does_not_wait_for_that_date(
+    daemon_settings: Settings,
+) -> None:
+    """A truncated file whose mtime lies ahead (copied from a machine whose clock is fast, unpacked
+    with the archive's dates) waited `unreadable_settle_s` plus the time to that date: a day ahead,
+    a day in the inbox. No writer here is at work on it: it is quarantined now."""
+    daemon_settings.inbox.mkdir(parents=True)
+    half = daemon_settings.inbox / "half.png"
+    half.write_bytes(screenshot_png(16)[:300])
+    ahead = time.time() + 86400
+    os.utime(half, (ahead, ahead))
+    sorter = Sorter(Library(daemon_settings.library), None, unreadable_settle_s=10.0)
+    outcome = sorter.sort(stub_pipeline(daemon_settings), half)
+    assert outcome.kind == "would-place" and outcome.decision and outcome.decision.reason == "unreadable"

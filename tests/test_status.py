@@ -234,7 +234,10 @@ def test_counts_stay_quick_on_a_long_journal(settings: Settings) -> None:
         db.executemany(
             "INSERT INTO moves (hash, source, destination, action, reason, state, started, finished)"
             " VALUES (?, ?, ?, 'quarantined', 'unsure', 'done', ?, ?)",
-            [(f"h{i}", f"/in/{i}.png".encode(), f"/q/{i}.png".encode(), now, now) for i in range(10_000)],
+            [
+                (f"h{i}", f"/in/{i}.png".encode(), os.fsencode(settings.library / f"q/{i}.png"), now, now)
+                for i in range(10_000)
+            ],
         )
         db.executemany(
             "INSERT INTO labels (hash, label, source, grp, path, created)"
@@ -244,7 +247,8 @@ def test_counts_stay_quick_on_a_long_journal(settings: Settings) -> None:
     db.close()
     journal = Journal.for_state_dir(settings.state_dir)
     started = time.perf_counter()
-    assert journal.counts() == {"_quarantine/unsure": 7500} and journal.labelled_counts() == {"sad": 2500}
+    counts = journal.counts(settings.library)
+    assert counts == {"_quarantine/unsure": 7500} and journal.labelled_counts() == {"sad": 2500}
     assert time.perf_counter() - started < 2.0
     journal.close()
 
@@ -330,3 +334,61 @@ def test_status_says_why_a_due_retrain_did_not_train(
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
     assert "  the last one due could not train: not enough labels to hold some out yet" in out
+
+
+def test_the_advice_for_figures_at_another_threshold_is_a_command_that_runs(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With another threshold in force, status said "`facesortd eval` measures it at the threshold
+    in force": typed as said, eval stops with "the following arguments are required: DATASET"."""
+    monkeypatch.setenv("FACESORTD_RECOGNITION__THRESHOLD", "0.5")
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "`facesortd eval DATASET` measures it" in out and "`facesortd eval` " not in out
+
+
+def test_counts_are_of_the_library_status_names(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After `sort ~/screens --library ~/reactions`, status named the config's library and counted
+    the files placed in ~/reactions among its own ("in total: 2 file(s)" for a library holding one)."""
+    journal = Journal.for_state_dir(settings.state_dir)
+    unsure = Decision.quarantine("unsure", emotion="happy")
+    _place(journal, settings.inbox / "a.png", settings.library / "_quarantine/unsure/a.png", unsure)
+    _place(journal, tmp_path / "b.png", tmp_path / "reactions/_quarantine/unsure/b.png", unsure)
+    _place(journal, tmp_path / "c.png", Path(f"{settings.library}-old/_quarantine/unsure/c.png"), unsure)
+    journal.close()
+    assert cli.main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"] == data["today"] == {"_quarantine/unsure": 1}
+
+
+def test_a_hidden_folder_in_the_inbox_is_not_sent_to_watch_recursive(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Syncthing's `.stfolder` in the inbox: status said "a folder: ... (move its files out, or set
+    watch.recursive = true)", and with that set it still stayed (watch.ignore leaves it whole)."""
+    (settings.inbox / ".stfolder").mkdir(parents=True)
+    assert cli.main(["status", "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["inbox"]["stuck"]
+    assert "watch.ignore" in entry["why"] and "watch.recursive" not in entry["why"]
+
+
+def test_a_daemon_started_with_another_config_file_is_told_apart_from_an_edited_one(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The unit runs `facesortd --config FILE run`; `facesortd status` without it read the default
+    config and said "runs with other settings ... restart it", which cannot help: the restarted
+    daemon reads FILE again. The fix to name is the same --config."""
+    from facesortd.service import Service
+
+    service = Service(
+        settings.model_copy(
+            update={"recognition": settings.recognition.model_copy(update={"threshold": 0.6})}
+        )
+    )
+    service._publish_status()
+    service.journal.close()
+    assert cli.main(["status", "--json"]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert "give this command the same --config" in problem

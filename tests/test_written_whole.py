@@ -85,7 +85,7 @@ def _unit(path: Path, seed: int) -> None:
 
     with pytest.MonkeyPatch.context() as mp:  # another facesortd's unit each seed: one to write
         mp.setattr(daemon, "own_command", lambda: [f"/venv{seed}/bin/facesortd"])
-        daemon.cmd_install_service(argparse.Namespace(print=False))
+        daemon.cmd_install_service(argparse.Namespace(print=False, config=None))
 
 
 WRITERS: dict[str, Callable[[Path, int], None]] = {

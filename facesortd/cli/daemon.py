@@ -59,12 +59,14 @@ def unit_word(word: str) -> str:
     return word
 
 
-def unit_text() -> str:
-    """The unit for this facesortd: it runs this very command, and its ``Documentation=`` is the
-    README installed with it (a ``file:`` URI, as systemd.unit(5) allows, that every installed copy
-    has; a web address we do not own was not)."""
+def unit_text(config: Path | None = None) -> str:
+    """The unit for this facesortd: it runs this very command, with the ``--config`` it was given
+    (without it the service read the default config, another inbox than the one the person tried),
+    and its ``Documentation=`` is the README installed with it (a ``file:`` URI, as systemd.unit(5)
+    allows, that every installed copy has; a web address we do not own was not)."""
+    command = own_command() + (["--config", str(config.expanduser().absolute())] if config else [])
     fill = {
-        "{exec_start}": " ".join(unit_word(w) for w in own_command()),
+        "{exec_start}": " ".join(unit_word(w) for w in command),
         "{documentation}": unit_word(package_file(README).absolute().as_uri()),
     }
     text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8")
@@ -90,7 +92,10 @@ def _written_as_is(unit: bytes) -> bool:
 
 def cmd_install_service(args: argparse.Namespace) -> int:
     unit_dir = config_home().parent / "systemd" / "user"
-    text = unit_text()
+    # What `run` checks before it starts: a unit for settings the service refuses failed at once
+    # (exit 2, not restarted) while this said "now run: systemctl ... enable --now".
+    refuse_overlap(settings_for(args))
+    text = unit_text(args.config)
     if args.print:
         print(text, end="")
         return 0
@@ -183,7 +188,7 @@ def add_install_service(sub: argparse._SubParsersAction) -> None:
         "user/) and print the systemctl commands that enable it (it runs none itself). A unit there "
         "that facesortd wrote is replaced; one edited by hand (or not written by facesortd) is kept "
         "as facesortd.service.bak first. The unit runs this very facesortd, the one in the "
-        "environment you run this command from.",
+        "environment you run this command from, with the --config FILE given before install-service.",
     )
     p.add_argument(
         "--print", action="store_true", help="print the unit to stdout instead (to install it by hand)"

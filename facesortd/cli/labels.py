@@ -21,7 +21,17 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     from facesortd.learn.label_import import import_labels
 
     settings = settings_for(args)
+    library = settings.library.resolve()
     for src in args.datasets:
+        here = src.resolve()
+        if here == library or library in here.parents or here in library.parents:
+            # Its emotion folders hold facesortd's own guesses beside the labels it has recorded
+            # already: imported, its guesses would train it.
+            raise UsageError(
+                f"{src} is (or holds, or is in) facesortd's library {settings.library}: the files you "
+                "filed there are your labels already, the others facesortd's own guesses, which must "
+                "not train it; import a collection sorted by hand elsewhere"
+            )
         if is_vn_faces(src):
             # Its sprites are transparent: `train` lays each over a background picture of its game
             # (learn/backdrops.py); read here without one, its faces would not be the faces `train` sees.

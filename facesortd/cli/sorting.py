@@ -32,7 +32,7 @@ from facesortd.progress import Progress
 from facesortd.shown_names import json_text
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
-from facesortd.watch import wanted
+from facesortd.watch import scan, wanted
 from facesortd.workers import Lender
 
 
@@ -49,7 +49,8 @@ def _pipeline(settings: Settings, model: Model | None) -> Pipeline:
 
 def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: bool = False) -> list[Path]:
     """Files named directly, plus the files directly inside named folders that the daemon would sort
-    (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files.
+    (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files; a bare
+    `sort` takes the inbox's sub-folders too where the daemon does (``watch.recursive``).
 
     A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0);
     so is one this user may not get at (a folder they may not list, or a file in a folder they may
@@ -77,6 +78,9 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: bool =
         out.extend(images)
         if not images and not inbox:
             imageless.append(p)
+        if inbox and watch.recursive:  # the daemon's rule: what waits in the sub-folders is sorted too
+            out.extend(sorted(f for f in scan(p, watch) if f.parent != p))
+            continue
         for folder in folders:
             logger.warning(
                 "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)", folder, p
@@ -96,6 +100,10 @@ _COPY_FROM_INBOX = (
     "--copy leaves the originals where they are, and files left in the inbox ({inbox}) would be sorted "
     "again by the daemon or the next `sort`, a second time into the library: copy from a folder outside "
     "the inbox, or sort the inbox without --copy"
+)
+_COPY_FROM_LIBRARY = (
+    "already in the library ({library}), where --copy would leave it and put a second copy of it "
+    "beside: sort it without --copy to move it (facesortd sort FILE)"
 )
 
 
@@ -122,6 +130,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         return 0
     if args.copy and (inside := next((f for f in files if _under(f, settings.inbox)), None)):
         raise UsageError(f"{inside}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
+    if args.copy and (inside := next((f for f in files if _under(f, settings.library)), None)):
+        raise UsageError(f"{inside}: {_COPY_FROM_LIBRARY.format(library=settings.library)}")
     # Paths a person named are their request: it overrides their earlier undo or quarantine.
     named = bool(args.paths)
     workers = min(args.workers or settings.watch.workers, len(files))
@@ -145,6 +155,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         duplicates=settings.watch.duplicates,
         dry_run=args.dry_run,
         copy=args.copy,
+        # The inbox is where writers are at work, as for the daemon; a file named is sorted now.
+        unreadable_settle_s=0.0 if named else settings.watch.unreadable_settle_s,
     )
     progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
     tally: Counter[str] = Counter()
@@ -184,9 +196,19 @@ def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -
     """Show one file's outcome (stdout for --json and dry-run plans, the log otherwise); its tally key."""
     if isinstance(outcome, Exception):
         logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", outcome)
+        if args.json:
+            print(json_text(_left_json(src, "failed", str(outcome))), flush=True)
         return "failed"
+    if outcome.kind == "wait":
+        why = (
+            f"{outcome.why}, and changed within watch.unreadable_settle_s: it may still be being written "
+            f"(sort again in {outcome.wait_s:.0f} s, or name it to sort it now: facesortd sort FILE)"
+        )
+        outcome = Outcome(src, "skipped", why=why)
     if outcome.kind in ("skipped", "gone", "kept"):
         logger.warning("{}: skipped, {}", src, outcome.why)
+        if args.json:
+            print(json_text(_left_json(src, "skipped", outcome.why)), flush=True)
         return "skipped"
     decision, dest = outcome.decision, outcome.destination or src
     assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
@@ -198,12 +220,17 @@ def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -
             dest,
             outcome.why,
         )
+    # Told by the outcome, not by comparing names: a file named relative to the working folder is
+    # placed by its full name, which never equals the one typed ("would go to" itself).
+    stays = outcome.kind == "stays"
     if args.json:
         print(json_text(_decision_json(src, dest, decision)), flush=True)
     elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
-        print(f"{src} {'stays' if dest == src else 'would go to ' + str(dest)}  [{decision.describe()}]")
+        print(f"{src} {'stays' if stays else 'would go to ' + str(dest)}  [{decision.describe()}]")
+    elif stays:
+        logger.info("{} stays where it is  [{}, {:.0f} ms]", src, decision.describe(), outcome.ms)
     else:
-        _log_decision(src, dest, decision, outcome.ms)
+        logger.info("{} -> {}  [{}, {:.0f} ms]", src, dest, decision.describe(), outcome.ms)
     return _tally_key(decision)
 
 
@@ -223,11 +250,19 @@ def summary(tally: Counter[str]) -> str:
     return "; ".join(parts)
 
 
-def _log_decision(src: Path, dest: Path, d: Decision, ms: float) -> None:
-    if dest == src:
-        logger.info("{} stays where it is  [{}, {:.0f} ms]", src, d.describe(), ms)
-        return
-    logger.info("{} -> {}  [{}, {:.0f} ms]", src, dest, d.describe(), ms)
+def _left_json(src: Path, action: str, why: str) -> dict[str, object]:
+    """A file `sort` left where it was, in the shape of a decision: ``--json`` is one object per file
+    given, so that a script can pair them (these printed nothing, and were not known to have stayed)."""
+    return {
+        "path": str(src),
+        "action": action,
+        "emotion": None,
+        "reason": None,
+        "confidence": None,
+        "destination": str(src),
+        "detail": why,
+        "faces": [],
+    }
 
 
 def _decision_json(src: Path, dest: Path, d: Decision) -> dict[str, object]:
@@ -303,10 +338,12 @@ def _draw(image: np.ndarray, faces: list[FaceResult], out: Path) -> Path:
 
 
 def _parse_since(text: str) -> float:
-    """``2h``, ``30m``, ``1d`` ago, or an ISO date/time (``2026-11-24 10:00``)."""
+    """``2h``, ``30m``, ``1d`` ago (with or without the word, as the help writes it), or an ISO
+    date/time (``2026-11-24 10:00``)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text[:-1].isdigit() and text[-1] in units:
-        return time.time() - int(text[:-1]) * units[text[-1]]
+    span = text.removesuffix("ago").strip()
+    if span[:-1].isdigit() and span[-1:] in units:
+        return time.time() - int(span[:-1]) * units[span[-1]]
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
@@ -321,7 +358,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
     from facesortd.journal import Journal
     from facesortd.undo import select, undo
 
-    settings = settings_for(args)
+    settings = settings_for(args, library=args.library)
     count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
     if count == 0:
         raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
@@ -333,8 +370,11 @@ def cmd_undo(args: argparse.Namespace) -> int:
         if not moves:
             print("nothing to undo")
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
-            for move in moves:
-                print(f"{move.destination} would go back to {move.source.parent}")
+            for plan in undo(journal, moves, settings.library, settings.inbox, dry_run=True):
+                here = plan.moved_from
+                print(
+                    f"{here} would go back to {plan.back_to}" if plan.back_to else f"{here}: {plan.why_not}"
+                )
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
@@ -373,7 +413,7 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         nargs="*",
         type=Path,
         help="image files, or folders (the images directly inside, not their subfolders; default: the "
-        "config's inbox)",
+        "config's inbox, with its subfolders if watch.recursive, as the daemon)",
     )
     p.add_argument("--library", type=Path, help="library folder (default: the config's library)")
     p.add_argument(
@@ -386,13 +426,13 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="copy files into the library instead of moving them; the originals stay where they are, and "
         "a file whose copy is still in the library is not copied (or moved) again. Refused for files in "
-        "the inbox, which the daemon would sort a second time",
+        "the inbox, which the daemon would sort a second time, and for files already in the library",
     )
     p.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object per file with its decision and destination on stdout, one per line, "
-        "in input order",
+        'in input order ("action": "skipped" or "failed" for a file left where it was, why in "detail")',
     )
     p.add_argument(
         "--workers",
@@ -456,6 +496,12 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "--since",
         metavar="TIME",
         help="undo every move since TIME (2h, 30m, 1d ago, or a local time such as 2026-11-24T10:00)",
+    )
+    p.add_argument(
+        "--library",
+        type=Path,
+        help="the library the files were sorted into (default: the config's library; for a `sort "
+        "--library FOLDER`, that FOLDER): files elsewhere are left alone",
     )
     p.add_argument("--dry-run", action="store_true", help="print what would be moved back; touch nothing")
     p.add_argument(

@@ -22,7 +22,7 @@ from facesortd.detect import FaceDetector
 from facesortd.durable import OnceLister
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
-from facesortd.journal import Journal, content_id, holds
+from facesortd.journal import Journal, content_id
 from facesortd.learn.datasets import source_group
 from facesortd.learn.retrain import UserLabel, keep_face
 from facesortd.quarantine import QUARANTINE_DIR
@@ -157,8 +157,7 @@ class Reviewer:
         copy says nothing about their label."""
         if label is None or not label[0]:
             return False
-        labelled = self.journal.labelled_at(digest)
-        if labelled is not None and labelled != path and holds(labelled, digest):
+        if self.journal.labelled_elsewhere(path, digest):
             return False
         self.journal.withdraw_label(digest, path)
         logger.info("{}: back in quarantine, so your label {!r} no longer counts", path, label[0])

@@ -16,6 +16,7 @@ from facesortd.descriptors import LEARNT
 from facesortd.durable import replace_dropping
 from facesortd.ensemble import Model
 from facesortd.faces import FaceSpec
+from facesortd.learn.datasets import DatasetError
 from facesortd.learn.feature_net_training import NetSettings
 from facesortd.learn.metrics import Evaluation
 from facesortd.learn.training import (
@@ -75,6 +76,12 @@ def train_model(
     then the out-of-source figures. A net is trained per fold and for the model only when
     ``net_settings`` is given; ``mirror``: see :func:`emotion_fitter`."""
     data, validation = holdout_split(collected, validation_share)
+    if len(set(data.labels)) < 2:  # fit's own ValueError was a traceback
+        raise DatasetError(
+            f"too few faces: the validation set held out (--validation-share {validation_share}) leaves "
+            f"faces of one emotion only ({', '.join(set(data.labels))}) to train on: add faces, or "
+            "--validation-share 0"
+        )
     fit = emotion_fitter(spec, descriptors, pca, net_settings, source_balance, mirror)
     started = time.perf_counter()
     trains_net = net_settings is not None

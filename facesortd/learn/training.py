@@ -25,7 +25,7 @@ from facesortd.config import ImageLimits
 from facesortd.cores import share_cores, usable_cores
 from facesortd.descriptors import LEARNT, describe
 from facesortd.detect import Face, FaceDetector, iou
-from facesortd.durable import write_npz
+from facesortd.durable import read_npz, write_npz
 from facesortd.emotion import EmotionModel, fit_temperature, mirror_adds, softmax
 from facesortd.ensemble import EnsembleModel, Model, combine
 from facesortd.faces import FaceSpec, box_in_crop, crop_face, mirror_faces, normalise_face
@@ -104,7 +104,7 @@ class FaceSet:
     def load(cls, path: Path) -> FaceSet:
         """Read a set written by :meth:`save` (files are not kept: only the faces matter then)."""
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with read_npz(path) as npz:
                 faces = npz["faces"].astype(np.float32) / 255.0
                 labels, groups, sources = (npz[k].tolist() for k in ("labels", "groups", "sources"))
                 alpha = npz["alpha"] if "alpha" in npz.files else None
@@ -620,9 +620,13 @@ def _validated(
         member_logits = member_logits or [np.full((len(truth), len(names)), -np.inf) for _ in members]
         for into, member, z in zip(member_logits, members, logits, strict=True):
             into[np.ix_(test, [names.index(lbl) for lbl in member.labels])] = z
-    member_logits = [np.where(np.isfinite(z), z, -1e9) for z in member_logits] or [
-        np.full((len(truth), len(names)), -1e9)
-    ]
+    if not member_logits:  # an ensemble's members then had no temperatures: a traceback in `train`
+        raise DatasetError(
+            f"too few faces to measure a model on faces it did not see: none of the {folds} "
+            "cross-validation folds kept faces of two emotions to learn from (faces of one screenshot, "
+            "character or dataset are held out together); add faces"
+        )
+    member_logits = [np.where(np.isfinite(z), z, -1e9) for z in member_logits]
     temperatures = [fit_temperature(z, truth) for z in member_logits]
     if len(member_logits) == 1:
         predictions = Predictions(names, truth, softmax(member_logits[0] / temperatures[0]))

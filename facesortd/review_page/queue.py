@@ -77,7 +77,10 @@ def scan(library: Path, dismissed: Collection[str], listed: OnceLister | None = 
                 continue
             path = Path(entry.path)
             if is_image_name(path):
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # moved on since the listing (the daemon re-examining it)
+                    continue
                 found.append(Item(item_id(st), path, reason, st.st_ctime))
         found.sort(key=lambda i: (-i.arrived, i.path.name))
         items.extend(found)
