@@ -106,7 +106,10 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
     if path.is_symlink():
         return "a symbolic link: facesortd moves only real files"
     if path.is_dir() and ignored(path.name, settings.watch):  # recursive or not, it stays whole
-        return "a folder whose name watch.ignore leaves alone, with all it holds (move its files out)"
+        return (
+            "a folder whose name watch.ignore leaves alone, with all it holds (to sort its files, move "
+            "them out)"
+        )
     if path.is_dir():
         return (
             "a folder: only files dropped into the inbox itself are sorted "

@@ -11,6 +11,7 @@ the file is back in quarantine, unlabelled, as a file-manager move back would le
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,11 @@ def select(journal: Journal, last: int | None, since: float | None, files: list[
         found = []
         for f in files:
             move = journal.done_at(f.resolve()) or journal.done_at(f.absolute())
+            if move is None and not os.path.lexists(f):  # a typo, or a count that is not a whole number
+                raise LookupError(
+                    f"{f}: no such file (undo FILE takes a file where it is now; undo N takes how many "
+                    "of the last moves, a whole number)"
+                )
             if move is None:
                 raise LookupError(f"{f}: the journal has no move of facesortd that put this file there")
             found.append(move)

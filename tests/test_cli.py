@@ -883,6 +883,16 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     assert "the journal has no move of facesortd that put this file there" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("target", ["-3", "3.5", "shot.pgn"])
+def test_undo_of_a_name_that_does_not_exist_says_so(target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`undo -3` or `undo 3.5` (meaning a count) and `undo shot.pgn` (a typo) were all "the journal
+    has no move of facesortd that put this file there", as if the file were one facesortd never
+    moved: the person could not tell the typo from the rule."""
+    assert cli.main(["undo", target]) == 2
+    err = capsys.readouterr().err
+    assert f"{target}: no such file" in err and "undo N takes" in err
+
+
 def test_undo_since_takes_the_form_its_help_shows() -> None:
     """`undo --help` shows "--since TIME ... (2h, 30m, 1d ago, ...)"; `--since "1d ago"`, typed as
     shown, was refused: "--since takes e.g. 2h, 30m, 1d ...", got '1d ago'."""
