@@ -1111,9 +1111,12 @@ def test_a_folder_with_no_images_is_said_and_refused(
 def test_sort_of_an_empty_inbox_is_no_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fake_detector: None
 ) -> None:
-    """Nothing waiting is the inbox's normal state (a `sort` from cron must not fail on it)."""
+    """Nothing waiting is the inbox's normal state (a `sort` from cron must not fail on it), named or
+    not: `sort INBOX` beside the daemon, which had taken every file first, ended "no images", exit 2."""
     monkeypatch.setenv("FACESORTD_INBOX", str(tmp_path / "inbox"))
     assert cli.main(["sort"]) == 0
+    assert "nothing to sort: drop screenshots into" in capsys.readouterr().err
+    assert cli.main(["sort", str(tmp_path / "inbox")]) == 0
     assert "nothing to sort: drop screenshots into" in capsys.readouterr().err
 
 

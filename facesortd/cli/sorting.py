@@ -47,20 +47,22 @@ def _pipeline(settings: Settings, model: Model | None) -> Pipeline:
     return Pipeline(face_detector(settings), model, settings.recognition, settings.images)
 
 
-def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: bool = False) -> list[Path]:
+def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path | None = None) -> list[Path]:
     """Files named directly, plus the files directly inside named folders that the daemon would sort
-    (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files; a bare
-    `sort` takes the inbox's sub-folders too where the daemon does (``watch.recursive``).
+    (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files; the
+    ``inbox`` (bare `sort`, or named) has its sub-folders taken too where the daemon does
+    (``watch.recursive``).
 
     A name that does not exist is a typo, refused before anything moves (not "skipped", exit 0);
     so is one this user may not get at (a folder they may not list, or a file in a folder they may
     not enter), with the fix instead of a traceback; and so is a folder holding no image when that
     leaves nothing to do (the wrong folder named, most likely: `detect` printed nothing at all).
-    Not the ``inbox`` (bare `sort`): nothing waiting there is its normal state.
+    Not the ``inbox``, bare or named: nothing waiting there is its normal state (the daemon took it).
     """
     out: list[Path] = []
     imageless: list[Path] = []
     for p in paths:
+        is_inbox = inbox is not None and p.resolve() == inbox.resolve()
         try:
             if not p.exists() and not p.is_symlink():
                 raise UsageError(f"{p}: no such file or folder")
@@ -76,9 +78,9 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: bool =
                 "it is in (chmod u+rx)"
             ) from exc
         out.extend(images)
-        if not images and not inbox:
+        if not images and not is_inbox:
             imageless.append(p)
-        if inbox and watch.recursive:  # the daemon's rule: what waits in the sub-folders is sorted too
+        if is_inbox and watch.recursive:  # the daemon's rule: what waits in the sub-folders is sorted too
             out.extend(sorted(f for f in scan(p, watch) if f.parent != p))
             continue
         for folder in folders:
@@ -122,7 +124,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
     if not args.paths and not args.dry_run:  # a dry run touches nothing: no inbox is nothing to sort
         settings.inbox.mkdir(parents=True, exist_ok=True)
     if args.paths or settings.inbox.exists():
-        files = _expand_inputs(args.paths or [settings.inbox], settings.watch, inbox=not args.paths)
+        files = _expand_inputs(args.paths or [settings.inbox], settings.watch, inbox=settings.inbox)
     else:
         files = []
     if not files:
