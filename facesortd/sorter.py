@@ -10,9 +10,8 @@ prints is what a real run would do.
 from __future__ import annotations
 
 import stat
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +20,7 @@ from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.state import move_lock
 
 GONE = "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)"
 UNDONE = "you undid its sort, so it stays (sort it by hand: facesortd sort FILE)"
@@ -66,7 +66,6 @@ class Sorter:
     dry_run: bool = False
     copy: bool = False
     unreadable_settle_s: float = 0.0
-    _placing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def sort(self, pipeline: Pipeline, path: Path, *, named: bool = False) -> Outcome:
         """Sort ``path`` with ``pipeline`` (one per thread: OpenCV's detectors are not shareable).
@@ -100,10 +99,11 @@ class Sorter:
                 path, "would-place", decision, self.library.destination(path, decision), ms=_ms(started)
             )
         try:
-            with self._placing:
-                # The duplicates rule looks again, one file at a time: a twin that a worker beside
-                # this one decided at the same moment (the same picture dropped twice at once) was
-                # not in the journal yet, and each copy went in as the first.
+            with move_lock(self.journal.state_dir):
+                # The duplicates rule looks again under the move lock: a twin that a worker or a
+                # process beside this one (`sort` beside the daemon) decided at the same moment (the
+                # same picture dropped twice at once) was not in the journal yet, and each copy went
+                # in as the first.
                 decision = self._duplicate(path, digest) or decision
                 final = journaled_apply(
                     self.journal, self.library, path, digest, decision, self.model_name, copy=self.copy

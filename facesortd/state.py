@@ -23,6 +23,7 @@ import errno
 import fcntl
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -97,17 +98,30 @@ def _open_lock(state_dir: Path, name: str) -> int:
         raise not_yours(exc, state_dir) from None
 
 
+_held = threading.local()
+
+
 @contextlib.contextmanager
 def move_lock(state_dir: Path) -> Iterator[None]:
     """Held around one journaled move or a crash recovery (see the module docstring).
 
     Each holder opens its own file description, so the daemon's worker threads exclude each
-    other too (flock locks belong to the open file description, not the process).
+    other too (flock locks belong to the open file description, not the process). A thread that
+    holds it may take it again (a last look at a decision, then the move, as one step): a second
+    description of its own would wait for the first for ever.
     """
+    held: set[Path] = _held.__dict__.setdefault("dirs", set())
+    if state_dir in held:
+        yield
+        return
     fd = _open_lock(state_dir, MOVE_LOCK)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        held.add(state_dir)
+        try:
+            yield
+        finally:
+            held.discard(state_dir)
     finally:
         os.close(fd)
 

@@ -563,6 +563,25 @@ def test_move_lock_excludes_threads_of_one_process(tmp_path: Path) -> None:
     assert overlap == [False] * 4
 
 
+def test_move_lock_taken_again_by_its_holder_does_not_wait_and_still_excludes_others(tmp_path: Path) -> None:
+    """The sorter's last look at a duplicate and the move it makes are one step under the lock; a
+    second file description of the holder's own would wait for the first for ever."""
+    other_in = threading.Event()
+
+    def other() -> None:
+        with move_lock(tmp_path):
+            other_in.set()
+
+    with move_lock(tmp_path):
+        with move_lock(tmp_path):  # returns at once
+            waiting = threading.Thread(target=other)
+            waiting.start()
+            assert not other_in.wait(0.2)
+        assert not other_in.is_set()  # the inner release is not the holder's
+    waiting.join(10)
+    assert other_in.is_set()
+
+
 def test_status_and_retrain_keep_working_beside_the_daemon(
     env: Settings, daemon: Service, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -399,15 +399,20 @@ def test_a_twin_of_a_labelled_picture_is_not_said_to_be_put_in_quarantine_by_the
     journal.close()
 
 
+@pytest.mark.parametrize("side_by_side", ["workers", "processes"])
 def test_the_same_picture_dropped_twice_at_once_is_placed_once_and_quarantined_once(
-    daemon_settings: Settings,
+    daemon_settings: Settings, side_by_side: str
 ) -> None:
     """With `duplicates = "quarantine"` and two workers, two copies dropped together were decided
     side by side, each before the other was journaled: both went to unsure/, neither to duplicate/
-    (seen with 4 copies dropped into the daemon: 2 in unsure, 2 duplicates)."""
+    (seen with 4 copies dropped into the daemon: 2 in unsure, 2 duplicates). The same for `sort`
+    beside the daemon: two processes, each with its own journal connection and sorter."""
     daemon_settings.inbox.mkdir(parents=True)
-    journal = Journal.for_state_dir(daemon_settings.state_dir)
-    sorter = Sorter(Library(daemon_settings.library), journal, duplicates="quarantine")
+    journals = [Journal.for_state_dir(daemon_settings.state_dir) for _ in range(2)]
+    sorters = [Sorter(Library(daemon_settings.library), j, duplicates="quarantine") for j in journals]
+    if side_by_side == "workers":  # the daemon's: one sorter, one journal
+        journals[1].close()
+        journals[1], sorters[1] = journals[0], sorters[0]
     both_decided = threading.Barrier(2)
 
     class SideBySide:
@@ -425,8 +430,9 @@ def test_the_same_picture_dropped_twice_at_once_is_placed_once_and_quarantined_o
     for shot in shots:
         shot.write_bytes(screenshot_png(15))
     with ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(lambda p: sorter.sort(SideBySide(), p), shots))  # type: ignore[arg-type]
-    journal.close()
+        outcomes = list(pool.map(lambda s, p: s.sort(SideBySide(), p), sorters, shots))  # type: ignore[arg-type]
+    for journal in set(journals):
+        journal.close()
     assert sorted(o.decision.reason for o in outcomes if o.decision) == ["duplicate", "unsure"]
 
 
