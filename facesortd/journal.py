@@ -29,7 +29,7 @@ from loguru import logger
 
 from facesortd.boxes import Box
 from facesortd.decide import Decision
-from facesortd.durable import DISK_FULL, TMP_PREFIX, fsync_dir, numbered
+from facesortd.durable import DISK_FULL, NUMBERED_NAMES, TMP_PREFIX, fsync_dir, numbered
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock, not_yours
 
@@ -600,17 +600,23 @@ def _finish_undo(journal: Journal, move: Move) -> str:
 
 
 def _copies(path: Path, digest: str) -> list[Path]:
-    """Files named ``path`` (or its ' (n)' variants) holding the content ``digest``."""
-    out = []
-    for n in range(1000):
-        candidate = numbered(path, n)
-        if not candidate.exists():
-            if n > 0:
-                break
-            continue
-        if candidate.is_file() and content_id(candidate) == digest:  # unreadable: as journaled
-            out.append(candidate)
-    return out
+    """Files named ``path`` or one of the ' (n)' names a move may give it, holding the content ``digest``.
+
+    Found in one listing of the folder, not by trying names up to the first free one: a file a
+    person deleted since the crash leaves a gap below the name the move took, and the file was
+    then not found (its move recorded as finding nothing, the file unknown to the journal).
+    """
+    try:
+        with os.scandir(path.parent) as entries:
+            names = {entry.name for entry in entries}
+    except OSError:  # gone, or not ours to list: nothing of the move's there that recovery could use
+        return []
+    candidates = (numbered(path, n) for n in range(NUMBERED_NAMES))
+    return [
+        c
+        for c in candidates
+        if c.name in names and c.is_file() and content_id(c) == digest  # unreadable: as journaled
+    ]
 
 
 def _remove_stale_temp_files(journal: Journal) -> None:

@@ -527,3 +527,22 @@ def test_sorting_a_file_hashes_it_once(settings: Settings, monkeypatch: pytest.M
         stub_pipeline(settings), src
     )
     assert outcome.kind == "placed" and hashed == [src]
+
+
+def test_recovery_finds_a_moved_file_past_a_name_deleted_since(settings: Settings) -> None:
+    """Recovery looked for the interrupted move's file under a.png, a (1).png ... up to the first
+    free name: a (2).png deleted by a person before the restart hid a (3).png, where the file was.
+    The move was recorded as finding nothing, and the file, unknown to the journal, was taken for
+    a person's label by the label scan."""
+    happy = settings.library / "happy"
+    happy.mkdir(parents=True)
+    for name, seed in (("a.png", 30), ("a (1).png", 31), ("a (2).png", 32)):
+        (happy / name).write_bytes(screenshot_png(seed))
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(33))
+    journal = Journal.for_state_dir(settings.state_dir)
+    journal.plan(file_hash(src), src, happy / "a.png", HAPPY, "m")
+    moved = Library(settings.library).apply(src, HAPPY)  # kill -9 here
+    assert moved.name == "a (3).png"
+    (happy / "a (2).png").unlink()  # the person tidies up while facesortd is down
+    assert list(recover(journal)) == [f"completed the interrupted move of {src} -> {moved}"]
