@@ -29,7 +29,7 @@ from loguru import logger
 
 from facesortd.boxes import Box
 from facesortd.decide import Decision
-from facesortd.durable import DISK_FULL, NUMBERED_NAMES, TMP_PREFIX, fsync_dir, numbered
+from facesortd.durable import DISK_FULL, NUMBERED_NAMES, TMP_PREFIX, Refused, fsync_dir, numbered
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock, not_yours
 
@@ -539,11 +539,15 @@ def recover(journal: Journal) -> Iterator[str]:
 def recover_logged(journal: Journal) -> bool:
     """:func:`recover` with each repaired entry logged; False, said in the log, while the journal
     cannot be brought up to date (a full or read-only state disk): the caller goes on, its own moves
-    are journaled apart, and tries again later (the daemon at its next tick)."""
+    are journaled apart, and tries again later (the daemon at its next tick). A state file the
+    person must give back to this user (a move lock left by `sudo facesortd`) is Refused, raised: every
+    move would need it, and `run` ends with the fix (exit 2) rather than run on moving nothing."""
     try:
         for line in recover(journal):
             logger.warning(line)
-    except Exception as exc:  # whatever it is, it must not stop the sorting
+    except Refused:
+        raise
+    except Exception as exc:  # whatever else it is, it must not stop the sorting
         logger.error("cannot bring the journal up to date yet ({}); trying again later", exc)
         return False
     return True
