@@ -139,6 +139,9 @@ def numbered(path: Path, n: int) -> Path:
     return path.with_name(os.fsdecode(stem + tail))
 
 
+NUMBERED_NAMES = 10_000
+"""How many names a new file may take (``shot.png``, ``shot (1).png`` ...): tried in turn when
+placing it, all looked for when recovery finds it."""
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 _UNSUPPORTED = (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP)
@@ -176,7 +179,7 @@ def link_no_replace(src: Path, dest: Path) -> Path:
     is missing too is the name first claimed with O_EXCL and ``src`` renamed onto the claim: still
     no-replace, but a crash between the two leaves the empty claim behind.
     """
-    for n in range(10_000):
+    for n in range(NUMBERED_NAMES):
         candidate = numbered(dest, n)
         try:
             os.link(src, candidate, follow_symlinks=False)

@@ -29,7 +29,7 @@ from loguru import logger
 
 from facesortd.boxes import Box
 from facesortd.decide import Decision
-from facesortd.durable import DISK_FULL, TMP_PREFIX, fsync_dir, numbered
+from facesortd.durable import DISK_FULL, NUMBERED_NAMES, TMP_PREFIX, Refused, fsync_dir, numbered
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock, not_yours
 
@@ -568,11 +568,15 @@ def recover(journal: Journal) -> Iterator[str]:
 def recover_logged(journal: Journal) -> bool:
     """:func:`recover` with each repaired entry logged; False, said in the log, while the journal
     cannot be brought up to date (a full or read-only state disk): the caller goes on, its own moves
-    are journaled apart, and tries again later (the daemon at its next tick)."""
+    are journaled apart, and tries again later (the daemon at its next tick). A state file the
+    person must give back to this user (a move lock left by `sudo facesortd`) is Refused, raised: every
+    move would need it, and `run` ends with the fix (exit 2) rather than run on moving nothing."""
     try:
         for line in recover(journal):
             logger.warning(line)
-    except Exception as exc:  # whatever it is, it must not stop the sorting
+    except Refused:
+        raise
+    except Exception as exc:  # whatever else it is, it must not stop the sorting
         logger.error("cannot bring the journal up to date yet ({}); trying again later", exc)
         return False
     return True
@@ -629,17 +633,23 @@ def _finish_undo(journal: Journal, move: Move) -> str:
 
 
 def _copies(path: Path, digest: str) -> list[Path]:
-    """Files named ``path`` (or its ' (n)' variants) holding the content ``digest``."""
-    out = []
-    for n in range(1000):
-        candidate = numbered(path, n)
-        if not candidate.exists():
-            if n > 0:
-                break
-            continue
-        if candidate.is_file() and content_id(candidate) == digest:  # unreadable: as journaled
-            out.append(candidate)
-    return out
+    """Files named ``path`` or one of the ' (n)' names a move may give it, holding the content ``digest``.
+
+    Found in one listing of the folder, not by trying names up to the first free one: a file a
+    person deleted since the crash leaves a gap below the name the move took, and the file was
+    then not found (its move recorded as finding nothing, the file unknown to the journal).
+    """
+    try:
+        with os.scandir(path.parent) as entries:
+            names = {entry.name for entry in entries}
+    except OSError:  # gone, or not ours to list: nothing of the move's there that recovery could use
+        return []
+    candidates = (numbered(path, n) for n in range(NUMBERED_NAMES))
+    return [
+        c
+        for c in candidates
+        if c.name in names and c.is_file() and content_id(c) == digest  # unreadable: as journaled
+    ]
 
 
 def _remove_stale_temp_files(journal: Journal) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from facesortd.decide import Decision
@@ -42,6 +44,7 @@ def journaled_apply(
     decision: Decision,
     model: str,
     copy: bool = False,
+    seen: os.stat_result | None = None,
 ) -> Path:
     """The one way facesortd moves a user's file: journal the plan, move (never overwriting), journal it.
 
@@ -50,15 +53,18 @@ def journaled_apply(
     Runs under the state folder's move lock: another process (a second worker, `sort` beside the
     daemon) that decided on the same file finds it gone (FileNotFoundError) instead of placing it
     twice, and recovery never mistakes this move for a crashed one. A file whose content is no
-    longer ``digest`` is gone too: the decision was made on other content.
+    longer ``digest`` is gone too: the decision was made on other content. ``seen``, the file's
+    lstat from before ``digest`` was taken, tells that without reading it again (the same inode,
+    size and mtime), which for a huge file held every other move up for seconds; without it the
+    content is hashed again.
 
     A move whose ``done`` mark fails is :class:`UnjournaledMove`. A failed move whose ``rolled_back``
     mark fails too raises the move's own error (which says what to fix): the row stays ``planned``
     and recovery rolls it back, the file being still at its source.
     """
     with move_lock(journal.state_dir):
-        if not holds(src, digest):  # moved on, or replaced since it was decided on (a tool saving to
-            # one fixed name): its move would carry the old decision and hash, which undo then refused
+        if not (_unchanged(src, seen) if seen else holds(src, digest)):  # moved on, or replaced (a tool
+            # saving to one fixed name): its move would carry the old decision and hash, which undo refused
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         move_id = journal.plan(digest, src, library.destination(src, decision), decision, model, copied=copy)
         try:
@@ -72,3 +78,13 @@ def journaled_apply(
         except sqlite3.Error as exc:
             raise UnjournaledMove(final, exc) from exc
     return final
+
+
+def _unchanged(path: Path, seen: os.stat_result) -> bool:
+    """Is ``path`` still the regular file ``seen`` was taken of, unwritten since?"""
+    try:
+        now = os.lstat(path)
+    except OSError:
+        return False
+    identity = (seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns)
+    return stat.S_ISREG(now.st_mode) and (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == identity

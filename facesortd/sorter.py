@@ -80,7 +80,8 @@ class Sorter:
         if path.is_symlink():
             return Outcome(path, "skipped", why="a symbolic link (facesortd only moves real files)")
         try:
-            if not stat.S_ISREG(path.lstat().st_mode):
+            seen = path.lstat()
+            if not stat.S_ISREG(seen.st_mode):
                 return Outcome(path, "skipped", why=NOT_REGULAR)
             digest = content_id(path) if self.journal is not None else ""  # no history: no use
         except FileNotFoundError:
@@ -106,7 +107,14 @@ class Sorter:
                 # in as the first.
                 decision = self._duplicate(path, digest) or decision
                 final = journaled_apply(
-                    self.journal, self.library, path, digest, decision, self.model_name, copy=self.copy
+                    self.journal,
+                    self.library,
+                    path,
+                    digest,
+                    decision,
+                    self.model_name,
+                    copy=self.copy,
+                    seen=seen,
                 )
         except FileNotFoundError:
             return Outcome(path, "gone", decision, why=GONE)

@@ -22,6 +22,7 @@ from synthetic import BrightBlobDetector, draw_face, screenshot_png, stub_pipeli
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable
+from facesortd import journal as journal_module
 from facesortd.config import ImageLimits, Settings
 from facesortd.decide import Decision, Pipeline
 from facesortd.durable import Refused
@@ -507,3 +508,41 @@ def test_a_new_file_saved_under_the_name_of_a_file_being_moved_is_not_deleted(
     final = journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
     assert file_hash(final) == file_hash_of(screenshot_png(17)) and journal.done_at(final) is not None
     assert src.is_file() and file_hash(src) == file_hash_of(screenshot_png(18))
+
+
+def test_sorting_a_file_hashes_it_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check that a file was not replaced before its move hashed it again, under the move lock:
+    a huge file (unreadable by size, but hashed all the same) held every other move up for seconds
+    (4 s a GB here). The check is by inode, size and mtime now."""
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(19))
+    real, hashed = journal_module.file_hash, []
+
+    def file_hash_counted(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(journal_module, "file_hash", file_hash_counted)
+    outcome = Sorter(Library(settings.library), Journal.for_state_dir(settings.state_dir)).sort(
+        stub_pipeline(settings), src
+    )
+    assert outcome.kind == "placed" and hashed == [src]
+
+
+def test_recovery_finds_a_moved_file_past_a_name_deleted_since(settings: Settings) -> None:
+    """Recovery looked for the interrupted move's file under a.png, a (1).png ... up to the first
+    free name: a (2).png deleted by a person before the restart hid a (3).png, where the file was.
+    The move was recorded as finding nothing, and the file, unknown to the journal, was taken for
+    a person's label by the label scan."""
+    happy = settings.library / "happy"
+    happy.mkdir(parents=True)
+    for name, seed in (("a.png", 30), ("a (1).png", 31), ("a (2).png", 32)):
+        (happy / name).write_bytes(screenshot_png(seed))
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(33))
+    journal = Journal.for_state_dir(settings.state_dir)
+    journal.plan(file_hash(src), src, happy / "a.png", HAPPY, "m")
+    moved = Library(settings.library).apply(src, HAPPY)  # kill -9 here
+    assert moved.name == "a (3).png"
+    (happy / "a (2).png").unlink()  # the person tidies up while facesortd is down
+    assert list(recover(journal)) == [f"completed the interrupted move of {src} -> {moved}"]

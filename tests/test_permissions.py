@@ -35,7 +35,7 @@ from facesortd.review_page import decisions as decisions_module
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
 from facesortd.review_page.server import ReviewServer
-from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE
+from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, MOVE_LOCK, STATUS_FILE
 
 
 def _denied(path: Path) -> PermissionError:
@@ -415,7 +415,7 @@ def test_doctor_says_once_that_the_library_is_not_usable(
     assert "cannot list" not in out and "1 problem(s) found" in out
 
 
-@pytest.mark.parametrize("refused", [JOURNAL_FILE, DAEMON_LOCK])
+@pytest.mark.parametrize("refused", [JOURNAL_FILE, DAEMON_LOCK, MOVE_LOCK])
 def test_a_state_file_left_by_sudo_is_one_line_with_the_fix_not_a_traceback(
     daemon_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
