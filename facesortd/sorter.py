@@ -9,9 +9,13 @@ prints is what a real run would do.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import stat
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -51,7 +55,8 @@ class Outcome:
 
 @dataclass
 class Sorter:
-    """The shared rules for one library; holds no per-file state, so worker threads share one.
+    """The shared rules for one library; worker threads share one (the only state it holds is which
+    contents are being decided on right now, see ``_one_content_at_a_time``).
 
     ``journal`` None means no history is known (a dry run before anything was ever sorted): the
     person-decision rules then have nothing to go on. ``unreadable_settle_s`` is for the daemon,
@@ -65,6 +70,8 @@ class Sorter:
     dry_run: bool = False
     copy: bool = False
     unreadable_settle_s: float = 0.0
+    _deciding: set[str] = field(default_factory=set, init=False, repr=False)
+    _turn: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
 
     def sort(self, pipeline: Pipeline, path: Path, *, named: bool = False) -> Outcome:
         """Sort ``path`` with ``pipeline`` (one per thread: OpenCV's detectors are not shareable).
@@ -87,6 +94,32 @@ class Sorter:
             return Outcome(path, "kept", why=why)
         if self.journal is not None and (copied := copy_in_library(self.journal, path, digest)):
             return Outcome(path, "kept", destination=copied, why=f"{COPIED} {copied}")
+        with self._one_content_at_a_time(digest):
+            return self._place(pipeline, path, digest, seen, started)
+
+    @contextlib.contextmanager
+    def _one_content_at_a_time(self, digest: str) -> Iterator[None]:
+        """With ``duplicates = "quarantine"``, files of one content are decided and placed one after
+        the other by the threads sharing this sorter: two workers given two copies at once each
+        found nothing sorted before and placed both (of 10 copies dropped together, 2 escaped
+        ``_quarantine/duplicate/``)."""
+        if self.duplicates != "quarantine" or not digest:
+            yield
+            return
+        with self._turn:
+            self._turn.wait_for(lambda: digest not in self._deciding)
+            self._deciding.add(digest)
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._deciding.discard(digest)
+                self._turn.notify_all()
+
+    def _place(
+        self, pipeline: Pipeline, path: Path, digest: str, seen: os.stat_result, started: float
+    ) -> Outcome:
+        """Decide on the file and move it, or say why not (the rest of :meth:`sort`)."""
         decision = self._duplicate(path, digest) or pipeline.decide(path)
         if self.library.holds(path, decision):
             return Outcome(path, "stays", decision, path, ms=_ms(started))
