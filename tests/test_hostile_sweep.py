@@ -559,7 +559,7 @@ def test_two_copies_decided_at_once_put_one_in_the_duplicates(
 
     def decide_together(self: Pipeline, path: Path) -> Decision:
         with contextlib.suppress(threading.BrokenBarrierError):  # alone: the other waits its turn
-            deciding.wait(timeout=1)
+            deciding.wait(timeout=0.5)
         return real_decide(self, path)
 
     monkeypatch.setattr(Pipeline, "decide", decide_together)
