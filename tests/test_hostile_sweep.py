@@ -31,7 +31,7 @@ from facesortd.journal import Journal, file_hash, recover
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.service import Service
-from facesortd.sorter import Sorter
+from facesortd.sorter import Outcome, Sorter
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
 FULL = sqlite3.OperationalError("database or disk is full")
@@ -546,3 +546,36 @@ def test_recovery_finds_a_moved_file_past_a_name_deleted_since(settings: Setting
     assert moved.name == "a (3).png"
     (happy / "a (2).png").unlink()  # the person tidies up while facesortd is down
     assert list(recover(journal)) == [f"completed the interrupted move of {src} -> {moved}"]
+
+
+def test_two_copies_decided_at_once_put_one_in_the_duplicates(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """duplicates = "quarantine", two copies of one screenshot handed to two workers at once: each
+    found nothing sorted before, and both were placed (of 10 copies dropped together into the real
+    daemon, 2 escaped _quarantine/duplicate/)."""
+    real_decide = Pipeline.decide
+    deciding = threading.Barrier(2)
+
+    def decide_together(self: Pipeline, path: Path) -> Decision:
+        with contextlib.suppress(threading.BrokenBarrierError):  # alone: the other waits its turn
+            deciding.wait(timeout=0.5)
+        return real_decide(self, path)
+
+    monkeypatch.setattr(Pipeline, "decide", decide_together)
+    copies = [settings.inbox / f"copy{i}.png" for i in range(2)]
+    for path in copies:
+        path.write_bytes(screenshot_png(40))
+    sorter = Sorter(
+        Library(settings.library), Journal.for_state_dir(settings.state_dir), duplicates="quarantine"
+    )
+    outcomes: list[Outcome] = []
+    workers = [
+        threading.Thread(target=lambda p=p: outcomes.append(sorter.sort(stub_pipeline(settings), p)))
+        for p in copies
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=20)
+    assert sorted(o.decision.reason for o in outcomes if o.decision) == ["duplicate", "unsure"]
