@@ -631,6 +631,10 @@ def test_train_activates_only_when_asked_and_rollback_steps_down_to_the_shipped_
     out = capsys.readouterr().out
     assert model_store.model_in_force(settings) == shipped  # written, not put in force
     assert "not in force yet: `facesortd model use" in out
+    spaced = tmp_path / "my models" / "a.fsm.npz"  # advice pasted into a shell must name this file
+    spaced.parent.mkdir()
+    assert cli.main([*train, "--out", str(spaced)]) == 0
+    assert f"`facesortd model use '{spaced}'`" in capsys.readouterr().out
     monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-000002")
     assert cli.main([*train, "--descriptor", "pixels", "--mirror", "--activate"]) == 0
     assert model_store.load_model_in_force(settings).info["mirrored"]  # fitted on faces and mirrors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from loguru import logger
@@ -115,7 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.activate:
         print(f"now in force: {use(settings, str(out))}")
     else:
-        print(f"not in force yet: `facesortd model use {out}` puts it in force (or train with --activate)")
+        command = shlex.join(["facesortd", "model", "use", str(out)])  # pasted as it is into a shell
+        print(f"not in force yet: `{command}` puts it in force (or train with --activate)")
     return 0
 
 
