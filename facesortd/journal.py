@@ -405,6 +405,14 @@ class Journal:
         )
         return found[0] if found else None
 
+    def judged_by(self, folder: Path) -> dict[Path, str | None]:
+        """The model (by name) whose decision put each file of ``folder`` where it is: the newest
+        finished move to each of its names. One query for a whole folder (a first backlog leaves
+        thousands of files in unsure/), where :meth:`done_at` per file would scan the table each time."""
+        rows = self._rows("SELECT destination, model FROM moves WHERE state = 'done' ORDER BY id")
+        judged = {_path(destination): model for destination, model in rows}
+        return {path: model for path, model in judged.items() if path.parent == folder}
+
     def counts(self, library: Path, since: float = 0.0) -> dict[str, int]:
         """Files facesortd placed per folder (``happy``, ``_quarantine/no-face`` ...) of ``library``
         since a time (a `sort --library` elsewhere is not this library's: it was counted in it).

@@ -383,7 +383,14 @@ class Service:
                 self._reexamine_problem = problem
                 return
             self._reexamine_problem = None
-            files = [Path(e.path) for e in entries if wanted(Path(e.path), self.settings.watch)]
+            # Not those the model in force put there itself: on a daemon's first start every file of
+            # its first backlog that went to unsure/ was judged again, doubling that backlog's work.
+            judged, name = self.journal.judged_by(unsure), _model_name(self.settings)
+            files = [
+                Path(e.path)
+                for e in entries
+                if wanted(Path(e.path), self.settings.watch) and judged.get(Path(e.path)) != name
+            ]
             logger.info("model in force changed: looking again at {} unsure file(s)", len(files))
             for path in files:
                 self.enqueue(path)

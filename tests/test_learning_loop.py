@@ -15,7 +15,7 @@ from waiting import running_daemon, wait_until
 
 from facesortd import model_store, status
 from facesortd.config import Settings, load_settings
-from facesortd.decide import Pipeline
+from facesortd.decide import Decision, Pipeline
 from facesortd.emotion import EmotionModel
 from facesortd.learn import retrain, review
 from facesortd.service import Service
@@ -486,4 +486,37 @@ def test_an_unsure_folder_it_cannot_list_is_said_once_and_looked_at_again_later(
         assert service.queue_length() == 1
     finally:
         logger.remove(sink)
+        service.journal.close()
+
+
+def test_unsure_files_the_model_in_force_put_there_are_not_judged_again(settings: Settings) -> None:
+    """A daemon's first start (no model on record) looks again at the unsure files once its first
+    learning pass has run: every file of its first backlog that it had just put there with the same
+    model was judged a second time, doubling that backlog's work. Only files another model (or
+    nobody facesortd knows) put there are looked at again."""
+    from review_setup import install_model
+
+    unsure = settings.library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    install_model(settings)
+    service = Service(settings)
+    service._unsure_judged_by = None  # as at a first start
+    in_force = model_store.model_in_force(settings)
+    assert in_force is not None
+    for name, model in (
+        ("mine.png", in_force.name),
+        ("older.png", "20250101-000000.fsm.npz"),
+        ("kept.png", None),
+    ):
+        (unsure / name).write_bytes(name.encode())
+        if model is not None:
+            move = service.journal.plan(
+                name, settings.inbox / name, unsure / name, Decision.quarantine("unsure"), model
+            )
+            service.journal.finish(move, "done", unsure / name)
+    try:
+        service._reexamine_unsure()
+        queued = sorted(service._queue.get_nowait().name for _ in range(service.queue_length()))
+        assert queued == ["kept.png", "older.png"]
+    finally:
         service.journal.close()
