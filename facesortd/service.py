@@ -255,10 +255,8 @@ class Service:
             try:
                 key = _model_key(self.settings)
                 if key != model_key:  # a retrain or rollback swapped the model: use it from now on
-                    pipeline.model = load_model_in_force(self.settings)
+                    self._take_up_model(pipeline)
                     model_key = key
-                    self.sorter.model_name = _model_name(self.settings)
-                    logger.info("model changed: now using {}", self.sorter.model_name)
                 self.process(pipeline, path)
             except Exception as exc:  # one bad file must never stop the service
                 self._failed(path, exc)
@@ -269,6 +267,17 @@ class Service:
                 self._beat = time.monotonic()
                 if self.backlog and self.backlog.done < self.backlog.total:
                     self.backlog.step()
+
+    def _take_up_model(self, pipeline: Pipeline) -> None:
+        """Load the model in force into this worker's pipeline; the first worker to do so says it
+        (each worker has its own pipeline, and each said it: one line per worker)."""
+        pipeline.model = load_model_in_force(self.settings)
+        name = _model_name(self.settings)
+        with self._lock:
+            if name == self.sorter.model_name:
+                return
+            self.sorter.model_name = name
+        logger.info("model changed: now using {}", name)
 
     def _failed(self, path: Path, exc: Exception) -> None:
         """A file failed in a way only we can cause: say so loudly, keep the file, try it again later.

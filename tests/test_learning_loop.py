@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from loguru import logger
-from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
+from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd import model_store, status
@@ -520,3 +520,25 @@ def test_unsure_files_the_model_in_force_put_there_are_not_judged_again(settings
         assert queued == ["kept.png", "older.png"]
     finally:
         service.journal.close()
+
+
+def test_a_new_model_in_force_is_said_once_however_many_workers_take_it_up(settings: Settings) -> None:
+    """Each worker loads the new model into its own pipeline; each also logged "model changed: now
+    using …", one line per worker for one change."""
+    from review_setup import install_model
+
+    service = Service(settings)
+    install_model(settings)
+    pipelines = [stub_pipeline(settings) for _ in range(2)]
+    said: list[str] = []
+    sink = logger.add(said.append, level="INFO", format="{message}")
+    try:
+        for pipeline in pipelines:
+            service._take_up_model(pipeline)
+    finally:
+        logger.remove(sink)
+        service.journal.close()
+    assert all(p.model is not None for p in pipelines)
+    assert [line for line in said if line.startswith("model changed")] == [
+        "model changed: now using 20260101-000000.fsm.npz\n"
+    ]
