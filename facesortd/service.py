@@ -42,7 +42,7 @@ from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.sdnotify import notify, watchdog_period
 from facesortd.shown_names import exact, json_text
 from facesortd.sorter import Sorter
-from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, retrain_lock
+from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, remove_stale_temp_files, retrain_lock
 from facesortd.watch import InboxWatcher, scan, wanted
 
 __all__ = ["Service", "default_pipeline"]
@@ -135,6 +135,8 @@ class Service:
             folder.mkdir(parents=True, exist_ok=True)
         ensure_private_dir(s.state_dir)
         self._recover()  # a journal that refuses it now (full disk) must not stop the sorting
+        for leftover in remove_stale_temp_files(s.state_dir):
+            logger.info("removed a temp file a killed writer left: {}", leftover)
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
         share_cores(len(pipelines))
         if pipelines[0].model is not None:

@@ -24,10 +24,11 @@ import fcntl
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from facesortd.durable import Refused
+from facesortd.durable import TMP_PREFIX, Refused
 
 JOURNAL_FILE = "journal.sqlite"
 STATUS_FILE = "status.json"
@@ -42,6 +43,36 @@ MOVE_LOCK = "move.lock"
 RETRAIN_LOCK = "retrain.lock"
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+
+
+STALE_TEMP_S = 3600.0
+"""A state folder's temp file this old was left by a killed writer: its own writes (status, a model,
+a face crop, a thumbnail) take seconds from the temp file's creation to its rename."""
+
+
+def remove_stale_temp_files(state_dir: Path) -> list[Path]:
+    """Remove the temp files a writer killed mid-write left in the state folder and its own folders
+    (each can be a model's size, and nothing else ever removes them); returns what was removed.
+    Only old ones: a live writer (`train` beside the daemon) owns a fresh one."""
+    removed = []
+    now = time.time()
+    for folder in (state_dir, *(state_dir / name for name in (MODELS_DIR, FACES_DIR, REVIEW_DIR))):
+        try:
+            with os.scandir(folder) as entries:
+                stale = [
+                    Path(e.path)
+                    for e in entries
+                    if e.name.startswith(TMP_PREFIX)
+                    and e.is_file(follow_symlinks=False)
+                    and now - e.stat(follow_symlinks=False).st_mtime > STALE_TEMP_S
+                ]
+        except OSError:  # no such folder yet, or not ours to list: nothing to tidy there
+            continue
+        for path in stale:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 class StateBusy(Exception):

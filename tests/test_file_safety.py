@@ -29,12 +29,12 @@ from daemon_harness import forged_tiff
 from facesortd import cli
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision, Pipeline
-from facesortd.durable import NAME_MAX, move_no_replace
+from facesortd.durable import NAME_MAX, TMP_PREFIX, move_no_replace
 from facesortd.journal import Journal, JournalError, file_hash, recover
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.service import Service
-from facesortd.state import DaemonLock, StateBusy, move_lock, retrain_lock
+from facesortd.state import STALE_TEMP_S, DaemonLock, StateBusy, move_lock, retrain_lock
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
 
@@ -580,6 +580,24 @@ def test_move_lock_taken_again_by_its_holder_does_not_wait_and_still_excludes_ot
         assert not other_in.is_set()  # the inner release is not the holder's
     waiting.join(10)
     assert other_in.is_set()
+
+
+def test_the_daemon_removes_temp_files_a_killed_writer_left_in_the_state_folder(settings: Settings) -> None:
+    """A kill during an atomic write (a model, status.json) left a hidden temp file, a model's size,
+    that nothing ever removed. The daemon's start removes old ones; a fresh one may be a live
+    writer's (`train` beside it), and anything else is not facesortd's to touch."""
+    models = settings.state_dir / "models"
+    models.mkdir(parents=True)
+    stale, fresh = models / f"{TMP_PREFIX}abc", settings.state_dir / f"{TMP_PREFIX}def"
+    mine = models / "notes.txt"
+    for path in (stale, fresh, mine):
+        path.write_bytes(b"half a model")
+    hours_ago = time.time() - 2 * STALE_TEMP_S
+    os.utime(stale, (hours_ago, hours_ago))
+    os.utime(mine, (hours_ago, hours_ago))
+    with running_daemon(settings, stub_pipeline):
+        assert not stale.exists()  # done before the daemon's first status file
+        assert fresh.exists() and mine.exists()
 
 
 def test_status_and_retrain_keep_working_beside_the_daemon(
