@@ -226,7 +226,8 @@ class Journal:
         """Journals from before 'dataset' labels existed: rebuild the labels table to allow them.
 
         SQLite cannot change a CHECK constraint in place; the copy runs in one transaction, so a
-        crash leaves either the old table or the new one, never neither.
+        crash leaves either the old table or the new one, never neither. Copied by column name: the
+        first such journals had no ``box`` column yet (it stays NULL there).
         """
         row = self._db.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'labels'"
@@ -236,7 +237,9 @@ class Journal:
         with self._migration():
             self._db.execute("ALTER TABLE labels RENAME TO labels_before_dataset")
             self._db.execute(LABELS_TABLE)
-            self._db.execute("INSERT INTO labels SELECT * FROM labels_before_dataset")
+            old = self._db.execute("PRAGMA table_info(labels_before_dataset)").fetchall()
+            columns = ", ".join(f'"{column[1]}"' for column in old)
+            self._db.execute(f"INSERT INTO labels ({columns}) SELECT {columns} FROM labels_before_dataset")
             self._db.execute("DROP TABLE labels_before_dataset")
 
     def _migrate_review_page_moves(self) -> None:
