@@ -826,6 +826,19 @@ def test_the_unit_runs_with_the_config_file_it_was_installed_with(
     assert "typo.toml does not exist" in capsys.readouterr().err
 
 
+def test_a_dollar_in_the_config_path_reaches_the_service_as_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """systemd expands ``${NAME}`` (and a word ``$NAME``) in ExecStart's arguments, though not in the
+    program's own path: a config file in a folder named "${USER}s stuff" was read as "rootstuff"."""
+    config = tmp_path / "${USER}s stuff" / "$c.toml"
+    config.parent.mkdir()
+    config.write_text('inbox = "~/elsewhere/inbox"\n')
+    assert cli.main(["--config", str(config), "install-service", "--print"]) == 0
+    escaped = str(config).replace("$", "$$")
+    assert f' --config "{escaped}" run\n' in capsys.readouterr().out
+
+
 def test_install_service_refuses_a_config_the_daemon_would_refuse(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

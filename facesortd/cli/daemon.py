@@ -48,12 +48,16 @@ def own_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "facesortd"]
 
 
-def unit_word(word: str) -> str:
+def unit_word(word: str, *, argument: bool = False) -> str:
     """``word`` as one word of a unit file's value, as systemd reads it back: a ``%`` doubled (a
     specifier otherwise: a path or ``file:`` URI holding one was refused), and quoted where it holds
-    a space, a quote or a backslash (a folder such as "My Apps" split ExecStart). A ``$`` stays: the
-    command's path is not expanded, and a URI never holds one."""
+    a space, a quote or a backslash (a folder such as "My Apps" split ExecStart). A ``$`` is doubled
+    in an ``argument`` of ExecStart, where systemd expands ``${NAME}`` (a --config path in a folder
+    "${USER}s stuff" was read as "rootstuff"); it stays in the command's path, which systemd runs
+    unexpanded, and a URI never holds one."""
     word = word.replace("%", "%%")
+    if argument:
+        word = word.replace("$", "$$")
     if any(c.isspace() or c in "\\\"'" for c in word):
         return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return word
@@ -66,7 +70,7 @@ def unit_text(config: Path | None = None) -> str:
     allows, that every installed copy has; a web address we do not own was not)."""
     command = own_command() + (["--config", str(config.expanduser().absolute())] if config else [])
     fill = {
-        "{exec_start}": " ".join(unit_word(w) for w in command),
+        "{exec_start}": " ".join(unit_word(w, argument=i > 0) for i, w in enumerate(command)),
         "{documentation}": unit_word(package_file(README).absolute().as_uri()),
     }
     text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8")
