@@ -33,6 +33,10 @@ LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 AdoptMetric = Literal["balanced_accuracy", "sorted_right"]
 """The figures a retrained model can be judged by (computed by ``Evaluation.score``)."""
+LONGEST_WAIT_S = 366 * 24 * 3600.0
+"""The longest wait a setting may ask for, a year: threads' timers and the clock refuse values near
+infinity (a polling observer given 1e308 died, and the daemon saw no new file), and a longer wait is
+no different from never."""
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -198,19 +202,26 @@ class WatchSettings(_Section):
         False,
         description="Poll instead of inotify: needed for NFS/SMB inboxes, whose changes inotify misses.",
     )
-    poll_interval_s: float = Field(1.0, gt=0.0, description="How often the polling observer looks (seconds).")
+    poll_interval_s: float = Field(
+        1.0, gt=0.0, le=LONGEST_WAIT_S, description="How often the polling observer looks (seconds)."
+    )
     settle_s: float = Field(
-        0.25, ge=0.0, description="A file must keep its size and mtime this long (seconds) before it is read."
+        0.25,
+        ge=0.0,
+        le=LONGEST_WAIT_S,
+        description="A file must keep its size and mtime this long (seconds) before it is read.",
     )
     unreadable_settle_s: float = Field(
         10.0,
         ge=0.0,
+        le=LONGEST_WAIT_S,
         description="An unreadable file (truncated, not an image) changed less than this long ago"
         " (seconds) is looked at again later, not quarantined: its writer may add to it in chunks.",
     )
     rescan_interval_s: float = Field(
         300.0,
         ge=0.0,
+        le=LONGEST_WAIT_S,
         description="Rescan the inbox this often (seconds) for anything events missed; 0: never.",
     )
     extensions: list[str] = Field(
@@ -247,6 +258,7 @@ class LearningSettings(_Section):
     retrain_interval_h: float = Field(
         24.0,
         ge=0.0,
+        le=LONGEST_WAIT_S / 3600,
         description="Fewer new labels than retrain_after_labels are learnt from once the first of them has "
         "waited this long (hours); 0: only by count.",
     )
