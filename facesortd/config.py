@@ -33,6 +33,9 @@ LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 AdoptMetric = Literal["balanced_accuracy", "sorted_right"]
 """The figures a retrained model can be judged by (computed by ``Evaluation.score``)."""
+LARGEST_SIDE = 1 << 20
+"""No image OpenCV reads is wider or taller (its CV_IO_MAX_IMAGE_WIDTH): a face side beyond it reached
+detectMultiScale as a number it refused, and every file was quarantined as "unreadable"."""
 LONGEST_WAIT_S = 366 * 24 * 3600.0
 """The longest wait a setting may ask for, a year: threads' timers and the clock refuse values near
 infinity (a polling observer given 1e308 died, and the daemon saw no new file), and a longer wait is
@@ -111,7 +114,9 @@ class DetectionSettings(_Section):
         description="Overlapping hits a box needs to count. 1 suits the shipped cascade with the verifier, "
         "which rejects what the loose grouping lets through (figures: cascade_classifier/README.md).",
     )
-    min_size: int = Field(30, ge=8, description="Smallest face side in pixels of the original image.")
+    min_size: int = Field(
+        30, ge=8, le=LARGEST_SIDE, description="Smallest face side in pixels of the original image."
+    )
     min_size_share: float = Field(
         0.08,
         ge=0.0,
@@ -121,7 +126,10 @@ class DetectionSettings(_Section):
         "of the shorter side. Skipping smaller ones makes a 1080p screenshot ~25 % faster.",
     )
     max_side: int = Field(
-        640, ge=128, description="Images are shrunk to this longest side for detection (boxes mapped back)."
+        640,
+        ge=128,
+        le=LARGEST_SIDE,
+        description="Images are shrunk to this longest side for detection (boxes mapped back).",
     )
     equalize: bool = Field(True, description="Equalise the histogram before detection.")
     close_ups: bool = Field(

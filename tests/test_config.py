@@ -70,6 +70,16 @@ def test_a_wait_too_long_for_a_clock_is_refused_by_name(tmp_path: Path, key: str
         load_settings(cfg)
 
 
+@pytest.mark.parametrize("key", ["min_size", "max_side"])
+def test_a_face_size_no_image_can_have_is_refused_by_name(tmp_path: Path, key: str) -> None:
+    """detection.min_size = 100000000000000000000 was taken: OpenCV refused the number, so every
+    file was quarantined as "unreadable" and `doctor` ended in a traceback."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[detection]\n{key} = 100000000000000000000\n")
+    with pytest.raises(ConfigError, match=f"detection.{key} = 100000000000000000000: Input should be less"):
+        load_settings(cfg)
+
+
 def test_a_config_path_that_is_a_folder_or_unreadable_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
