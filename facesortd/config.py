@@ -23,6 +23,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -471,6 +472,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path if path.is_file() else None)) from exc
+    except SettingsError as exc:
+        raise ConfigError(_not_json(exc)) from exc
     finally:
         _TOML_FILE.reset(token)
 
@@ -488,6 +491,22 @@ def _refuse_relative_folders(data: dict[str, object], path: Path) -> None:
                 "be another folder for each folder facesortd is started in: write it from / or from your "
                 'home folder, as "~/Pictures/…"'
             )
+
+
+def _not_json(exc: SettingsError) -> str:
+    """A list (or a whole section) read from a FACESORTD_* variable is JSON: a value that is not
+    (FACESORTD_WATCH__EXTENSIONS=.png) ended every command in pydantic-settings' traceback, which
+    names the section only."""
+    field = re.search(r'field "(\w+)"', str(exc))
+    prefix = f"FACESORTD_{field.group(1) if field else ''}".upper()
+    named = [f"  {k} = {v!r}" for k, v in sorted(os.environ.items()) if k.upper().startswith(prefix)]
+    return "\n".join(
+        [
+            "invalid configuration: a FACESORTD_* variable that is not JSON, as a list in one must be:",
+            *named,
+            """write it as JSON, e.g. FACESORTD_WATCH__EXTENSIONS='[".png", ".jpg"]'""",
+        ]
+    )
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

@@ -80,6 +80,18 @@ def test_a_face_size_no_image_can_have_is_refused_by_name(tmp_path: Path, key: s
         load_settings(cfg)
 
 
+@pytest.mark.parametrize("value", [".png", '[".png"'])
+def test_a_list_variable_that_is_not_json_names_itself_and_the_form(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """FACESORTD_WATCH__EXTENSIONS=.png ended every command in a pydantic-settings traceback."""
+    monkeypatch.setenv("FACESORTD_WATCH__EXTENSIONS", value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert f"FACESORTD_WATCH__EXTENSIONS = {value!r}" in str(err.value)
+    assert """FACESORTD_WATCH__EXTENSIONS='[".png", ".jpg"]'""" in str(err.value)
+
+
 def test_a_config_path_that_is_a_folder_or_unreadable_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
