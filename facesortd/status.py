@@ -22,7 +22,7 @@ from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
-from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
+from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.shown_names import exact
 from facesortd.sorter import COPIED, UNDONE, copy_in_library
@@ -165,6 +165,8 @@ def gather(settings: Settings) -> dict[str, Any]:
             queue=state["queue"],
             model=exact(state, "model"),
         )
+    if lost := lost_in_force(settings):
+        problems.append(lost)
     path = model_in_force(settings)
     model = load_model_in_force(settings)
     threshold = settings.recognition.threshold

@@ -337,6 +337,24 @@ def test_train_on_too_few_faces_to_hold_any_out_says_so(
         assert "too few faces" in err and "Traceback" not in err
 
 
+def test_doctor_and_status_say_the_model_put_in_force_is_gone(capsys: pytest.CaptureFixture[str]) -> None:
+    """models/current named a file no longer there (deleted, or a state folder copied without it):
+    the shipped model took over in silence, and doctor said "all good" while files went unsure."""
+    models = load_settings().state_dir / "models"
+    models.mkdir(parents=True)
+    (models / "current").write_text("20260101-120000.fsm.npz")
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert f"FIX   the emotion model put in force, 20260101-120000.fsm.npz, is not in {models}" in out
+    assert "`facesortd model use default`" in out
+    assert cli.main(["status", "--json"]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert "the emotion model put in force, 20260101-120000.fsm.npz, is not in" in problem
+    assert cli.main(["model", "use", "default"]) == 0  # the advice, followed
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 0
+
+
 def test_doctor_names_a_file_where_the_quarantine_folder_belongs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
