@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -231,8 +232,11 @@ def _counts_line(title: str, counts: dict[str, int]) -> str:
     return f"{title}: {sum(counts.values())} file(s): {body}"
 
 
-def report(settings: Settings) -> str:
-    """The status text: daemon, model, what was sorted, what waits for you, last errors."""
+def report(settings: Settings, config: Path | None = None) -> str:
+    """The status text: daemon, model, what was sorted, what waits for you, last errors. ``config``:
+    the --config this command was given, which the command it advises to start the daemon needs too
+    (without it that daemon read the default config, and watched another inbox)."""
+    run = "facesortd" + (f" --config {shlex.quote(str(config.expanduser().absolute()))}" if config else "")
     data = gather(settings)
     lines = []
     daemon = data["daemon"]
@@ -249,9 +253,7 @@ def report(settings: Settings) -> str:
             )
         )
     else:
-        lines.append(
-            "daemon: not running (start it with `facesortd run` or `systemctl --user start facesortd`)"
-        )
+        lines.append(f"daemon: not running (start it with `{run} run` or `systemctl --user start facesortd`)")
     lines.extend(f"PROBLEM: {problem}" for problem in data["problems"])
     model = data["model"]
     lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")

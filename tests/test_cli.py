@@ -918,6 +918,18 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     assert "the journal has no move of facesortd that put this file there" in capsys.readouterr().err
 
 
+def test_status_with_a_config_file_says_to_start_the_daemon_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd --config my.toml status` said "start it with `facesortd run`": followed, that
+    daemon read the default config and watched another inbox than the one shown."""
+    config = tmp_path / "my config.toml"
+    config.write_text(f'inbox = "{tmp_path / "in"}"\n')
+    assert cli.main(["--config", str(config), "status"]) == 0
+    out = capsys.readouterr().out
+    assert f"start it with `facesortd --config '{config}' run`" in out
+
+
 @pytest.mark.parametrize("target", ["-3", "3.5", "shot.pgn"])
 def test_undo_of_a_name_that_does_not_exist_says_so(target: str, capsys: pytest.CaptureFixture[str]) -> None:
     """`undo -3` or `undo 3.5` (meaning a count) and `undo shot.pgn` (a typo) were all "the journal

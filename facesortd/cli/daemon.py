@@ -35,7 +35,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from facesortd.status import gather, report
 
     settings = settings_for(args)
-    print(json_text(gather(settings), indent=2) if args.json else report(settings))
+    print(json_text(gather(settings), indent=2) if args.json else report(settings, args.config))
     return 0
 
 
