@@ -724,6 +724,19 @@ def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out == text  # the one unit, for a hand install
 
 
+def test_a_unit_replaced_is_followed_by_a_restart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Installed again with another --config, the advice was `systemctl --user enable --now
+    facesortd`, which leaves a running daemon as it is: it went on with the old config."""
+    assert cli.main(["install-service"]) == 0
+    capsys.readouterr()
+    config = tmp_path / "c.toml"
+    config.write_text(f'inbox = "{tmp_path / "in"}"\n')
+    assert cli.main(["--config", str(config), "install-service"]) == 0
+    out = capsys.readouterr().out
+    assert "systemctl --user enable facesortd\n  systemctl --user restart facesortd\n" in out
+    assert "--now" not in out
+
+
 def test_install_service_keeps_a_unit_edited_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
     """A unit the person edited (a memory limit, another inbox) was replaced, the edits lost. One
     facesortd wrote, for this facesortd or another, is replaced; the same unit is left alone."""

@@ -116,9 +116,13 @@ def cmd_install_service(args: argparse.Namespace) -> int:
             fh.write(text.encode())
     except OSError as exc:  # the unit before (if any) is whole: atomic_writer replaces it only when done
         raise Refused(exc, f"cannot write {unit}", _unit_fix(exc, unit_dir)) from None
-    print(
-        f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user enable --now facesortd"
+    # A unit replaced may be running: `enable --now` leaves a running service as it is, on the old unit.
+    start = (
+        "enable facesortd\n  systemctl --user restart facesortd"
+        if old is not None
+        else "enable --now facesortd"
     )
+    print(f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
     return 0
 
 
