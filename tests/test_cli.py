@@ -737,6 +737,33 @@ def test_a_unit_replaced_is_followed_by_a_restart(tmp_path: Path, capsys: pytest
     assert "--now" not in out
 
 
+def test_doctor_says_the_service_unit_cannot_start_and_its_fix_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The config file the unit was installed with, moved since (or the facesortd it runs, gone): the
+    service failed at its start, said only in the journal, while doctor said "all good"."""
+    from facesortd.cli import daemon
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'inbox = "{tmp_path / "in"}"\n')
+    assert cli.main(["--config", str(config), "install-service"]) == 0
+    assert cli.main(["--config", str(config), "doctor"]) == 0
+    assert "ok    service unit: " in capsys.readouterr().out
+    config.unlink()
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    unit = daemon.unit_file()
+    assert f"FIX   service unit: {unit} reads the config file {config}, which is not there" in out
+    assert cli.main(["install-service"]) == 0  # the advice, followed
+    assert cli.main(["doctor"]) == 0
+    with monkeypatch.context() as mp:
+        mp.setattr(daemon, "own_command", lambda: [str(tmp_path / "gone venv" / "facesortd")])
+        assert cli.main(["install-service"]) == 0
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 1
+    assert f"runs {tmp_path / 'gone venv' / 'facesortd'}, which is not there" in capsys.readouterr().out
+
+
 def test_install_service_keeps_a_unit_edited_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
     """A unit the person edited (a memory limit, another inbox) was replaced, the edits lost. One
     facesortd wrote, for this facesortd or another, is replaced; the same unit is left alone."""

@@ -6,6 +6,8 @@ import argparse
 import errno
 import hashlib
 import os
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -94,8 +96,13 @@ def _written_as_is(unit: bytes) -> bool:
     return UNIT_SUM in text and text == _signed(text[: text.rindex(UNIT_SUM)])
 
 
+def unit_file() -> Path:
+    """Where `install-service` writes the unit: systemd's folder for a user's own units."""
+    return config_home().parent / "systemd" / "user" / "facesortd.service"
+
+
 def cmd_install_service(args: argparse.Namespace) -> int:
-    unit_dir = config_home().parent / "systemd" / "user"
+    unit_dir = unit_file().parent
     # What `run` checks before it starts: a unit for settings the service refuses failed at once
     # (exit 2, not restarted) while this said "now run: systemctl ... enable --now".
     refuse_overlap(settings_for(args))
@@ -103,7 +110,7 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     if args.print:
         print(text, end="")
         return 0
-    unit = unit_dir / "facesortd.service"
+    unit = unit_file()
     try:
         old = unit.read_bytes() if unit.is_file() else None
         if old == text.encode():
@@ -145,11 +152,47 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from facesortd.doctor import run_checks
 
     problems = 0
-    for ok, message in run_checks(args.config):
+    for ok, message in (*run_checks(args.config), _unit_check(args.config)):
         print(("ok    " if ok else "FIX   ") + message)
         problems += not ok
     print("all good" if not problems else f"{problems} problem(s) found")
     return 1 if problems else 0
+
+
+def _unit_check(config: Path | None) -> tuple[bool, str]:
+    """What the installed service runs: a unit whose program or --config file is gone fails at its
+    start (a config exit 2, not restarted), said only in systemd's journal, while every check above
+    passed for the command and config doctor itself was run with."""
+    unit = unit_file()
+    if not unit.is_file():
+        return True, f"service unit: not installed (`facesortd install-service` writes {unit})"
+    text = unit.read_text(encoding="utf-8", errors="replace")
+    if text == unit_text(config):
+        return True, f"service unit: {unit}, for this facesortd and this config"
+    found = re.search(r"^ExecStart=[-@:+!]*(.*)$", text, re.MULTILINE)
+    try:  # systemd's quoting, as unit_word writes it: a doubled % or $ is one
+        words = [w.replace("%%", "%").replace("$$", "$") for w in shlex.split(found[1])] if found else []
+    except ValueError:
+        words = []
+    if not words:
+        return True, f"service unit: {unit} (not one facesortd can read: check it by hand)"
+    config_named = words[words.index("--config") + 1] if "--config" in words[:-1] else None
+    reinstall = shlex.join(
+        [
+            *own_command(),
+            *(["--config", str(config.expanduser().absolute())] if config else []),
+            "install-service",
+        ]
+    )
+    fix = (
+        f"`{reinstall}` writes it for this one, then "
+        "systemctl --user daemon-reload && systemctl --user restart facesortd"
+    )
+    if not os.access(words[0], os.X_OK):
+        return False, f"service unit: {unit} runs {words[0]}, which is not there: {fix}"
+    if config_named and not Path(config_named).is_file():
+        return False, f"service unit: {unit} reads the config file {config_named}, which is not there: {fix}"
+    return True, f"service unit: {unit} runs `{shlex.join(words)}` (not the command or config checked here)"
 
 
 def add_run(sub: argparse._SubParsersAction) -> None:
@@ -206,6 +249,8 @@ def add_install_service(sub: argparse._SubParsersAction) -> None:
 
 def add_doctor(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "doctor", help="check config, folders, cascade and model", description=cmd_doctor.__doc__
+        "doctor",
+        help="check config, folders, cascade, model and service unit",
+        description=cmd_doctor.__doc__,
     )
     p.set_defaults(func=cmd_doctor)
