@@ -206,6 +206,12 @@ class Journal:
             problems = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
             if problems != ["ok"]:
                 raise sqlite3.DatabaseError("; ".join(problems[:3]))
+            if newer := self._newer_column():  # said once, before any migration touches it
+                self._db.close()
+                raise JournalError(
+                    f"the journal {path} was written by a newer facesortd ({newer} is new to this one): "
+                    "use that version again (upgrade this one); it is not damaged, keep it"
+                )
             self._migrate_label_sources()
             self._db.executescript(SCHEMA)
             self._migrate_review_page_moves()
@@ -221,6 +227,24 @@ class Journal:
                 f"(mv '{path}' '{path}.damaged'; also its -wal/-shm files) and start again with a new "
                 "one; your sorted files are untouched, only undo history and labels live in it"
             ) from None
+
+    def _newer_column(self) -> str | None:
+        """A column (``table.name``) that a newer facesortd's journal requires and this one does not
+        know: each move it planned failed in turn ("NOT NULL constraint failed: moves.size"). Columns
+        or tables it adds that nothing requires are no obstacle."""
+        known = sqlite3.connect(":memory:")
+        try:
+            known.executescript(SCHEMA)
+            for (table,) in known.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                ours = {row[1] for row in known.execute(f"PRAGMA table_info({table})")}
+                for _cid, name, _type, required, default, key in self._db.execute(
+                    f"PRAGMA table_info({table})"
+                ):
+                    if required and default is None and not key and name not in ours:
+                        return f"{table}.{name}"
+        finally:
+            known.close()
+        return None
 
     def _migrate_label_sources(self) -> None:
         """Journals from before 'dataset' labels existed: rebuild the labels table to allow them.
