@@ -402,9 +402,10 @@ class Journal:
         return [_path(row[0]) for row in rows]
 
     def done_moves(self, since: float = 0.0, limit: int | None = None) -> list[Move]:
-        """Finished moves, newest first."""
-        sql = "state = 'done' AND finished >= ? ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
-        return self._moves(sql, (since,))
+        """Finished moves, newest first; at most ``limit`` of them (any number: `undo 99999999999999999999`
+        means all, where SQLite refuses a count beyond its 64 bits with "datatype mismatch")."""
+        sql = "state = 'done' AND finished >= ? ORDER BY id DESC LIMIT ?"
+        return self._moves(sql, (since, min(limit, 2**63 - 1) if limit else -1))
 
     def undone_from(self, path: Path, digest: str) -> bool:
         """Did a person undo the sort of this content from ``path`` (and nothing sorted it from there

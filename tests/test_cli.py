@@ -970,6 +970,13 @@ def test_status_with_a_config_file_says_to_start_the_daemon_with_it(
     assert f"start it with `facesortd --config '{config}' run`" in out
 
 
+def test_undo_of_more_moves_than_sqlite_counts_undoes_them_all(capsys: pytest.CaptureFixture[str]) -> None:
+    """`undo 99999999999999999999` (all of them, whatever there are) ended in a traceback:
+    "sqlite3.IntegrityError: datatype mismatch"."""
+    assert cli.main(["undo", "9" * 30, "--dry-run"]) == 0
+    assert "nothing to undo" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("target", ["-3", "3.5", "shot.pgn"])
 def test_undo_of_a_name_that_does_not_exist_says_so(target: str, capsys: pytest.CaptureFixture[str]) -> None:
     """`undo -3` or `undo 3.5` (meaning a count) and `undo shot.pgn` (a typo) were all "the journal
