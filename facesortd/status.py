@@ -10,6 +10,7 @@ labels, never as placed by facesortd (``Journal.labelled_counts``: one rule for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -27,7 +28,7 @@ from facesortd.model_store import last_retrain, load_model_in_force, lost_in_for
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.shown_names import exact
 from facesortd.sorter import COPIED, UNDONE, copy_in_library
-from facesortd.state import JOURNAL_FILE, STATUS_FILE
+from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE
 from facesortd.watch import ignored, walk_inbox, wanted
 
 MAX_STUCK = 10
@@ -52,8 +53,8 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
     except (OSError, ValueError, KeyError):
         return None
     age = time.time() - float(status.get("updated", 0))
-    if age >= FRESH_S and not _is_facesortd(pid):
-        return None  # a daemon that died long ago; its pid now names another program
+    if age >= FRESH_S and not _holds_daemon_lock(pid, settings.state_dir):
+        return None  # a daemon that died long ago; its pid now names another process
     if status.get("settings") not in (None, fingerprint(settings)):
         problems.append(
             f"the daemon (pid {pid}) runs with other settings than these (the config file or FACESORTD_* "
@@ -75,11 +76,23 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
     return status
 
 
-def _is_facesortd(pid: int) -> bool:
-    try:
-        return b"facesortd" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+def _holds_daemon_lock(pid: int, state_dir: Path) -> bool:
+    """Is ``pid`` this state folder's daemon: has it the folder's daemon lock open? The pid of an old
+    status file may name another process since (the daemon killed -9 and its pid reused, a state
+    folder copied from another machine), even another facesortd: a "facesortd" in its command line
+    made it this folder's daemon, "stuck", to be restarted."""
+    if not os.path.isdir("/proc/self/fd"):
         return True  # no /proc to ask: trust the pid, as for a fresh status file
+    try:
+        lock = os.stat(state_dir / DAEMON_LOCK)
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # no lock file, or another user's process: not a daemon of this folder
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed since it was listed
+            if os.path.samestat(os.stat(f"/proc/{pid}/fd/{fd}"), lock):
+                return True
+    return False
 
 
 def listing(folder: Path, problems: list[str]) -> list[Path]:
