@@ -61,6 +61,7 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
             "variables changed since it started?): it reads them only when it starts, so restart it "
             "(systemctl --user restart facesortd, or Ctrl-C and `facesortd run`); if it was started "
             "with --config FILE (the unit's ExecStart says), give this command the same --config"
+            + _shell_only()
         )
     if age < FRESH_S:
         return status
@@ -74,6 +75,18 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
         )
     )
     return status
+
+
+def _shell_only() -> str:
+    """The FACESORTD_* variables of this shell, which a restart cannot bring to the service: systemd
+    starts it without them (`status` sees them, the daemon never does)."""
+    names = sorted(k for k in os.environ if k.upper().startswith("FACESORTD_"))
+    if not names:
+        return ""
+    return (
+        f"; this shell sets {', '.join(names)}, which a daemon systemd starts does not see: put those "
+        "settings in the config file"
+    )
 
 
 def _holds_daemon_lock(pid: int, state_dir: Path) -> bool:
