@@ -762,6 +762,10 @@ def test_doctor_says_the_service_unit_cannot_start_and_its_fix_works(
     capsys.readouterr()
     assert cli.main(["doctor"]) == 1
     assert f"runs {tmp_path / 'gone venv' / 'facesortd'}, which is not there" in capsys.readouterr().out
+    unit.unlink()
+    unit.mkdir()  # no traceback for what is in its place
+    assert cli.main(["doctor"]) == 1
+    assert f"FIX   service unit: cannot read {unit} (Is a directory)" in capsys.readouterr().out
 
 
 def test_install_service_keeps_a_unit_edited_by_hand(capsys: pytest.CaptureFixture[str]) -> None:

@@ -164,9 +164,12 @@ def _unit_check(config: Path | None) -> tuple[bool, str]:
     start (a config exit 2, not restarted), said only in systemd's journal, while every check above
     passed for the command and config doctor itself was run with."""
     unit = unit_file()
-    if not unit.is_file():
+    if not os.path.lexists(unit):
         return True, f"service unit: not installed (`facesortd install-service` writes {unit})"
-    text = unit.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = unit.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:  # a folder in its place, a link to nowhere, a file this user may not read
+        return False, f"service unit: cannot read {unit} ({exc.strerror or exc}): make it a file you may read"
     if text == unit_text(config):
         return True, f"service unit: {unit}, for this facesortd and this config"
     found = re.search(r"^ExecStart=[-@:+!]*(.*)$", text, re.MULTILINE)
