@@ -901,6 +901,20 @@ def test_a_dollar_in_the_config_path_reaches_the_service_as_typed(
     assert f' --config "{escaped}" run\n' in capsys.readouterr().out
 
 
+def test_a_line_break_in_the_config_path_stays_inside_execstart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder name holding a line break ended ExecStart there: the rest of the path became a line
+    of the unit of its own (here an ExecStartPre= that systemd would run)."""
+    config = tmp_path / "a\nExecStartPre=touch x" / "c.toml"
+    config.parent.mkdir()
+    config.write_text('inbox = "~/elsewhere/inbox"\n')
+    assert cli.main(["--config", str(config), "install-service", "--print"]) == 0
+    text = capsys.readouterr().out
+    assert "\nExecStartPre" not in text
+    assert f' --config "{tmp_path}/a\\x0aExecStartPre=touch x/c.toml" run\n' in text
+
+
 def test_install_service_refuses_a_config_the_daemon_would_refuse(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

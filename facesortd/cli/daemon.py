@@ -53,15 +53,19 @@ def own_command() -> list[str]:
 def unit_word(word: str, *, argument: bool = False) -> str:
     """``word`` as one word of a unit file's value, as systemd reads it back: a ``%`` doubled (a
     specifier otherwise: a path or ``file:`` URI holding one was refused), and quoted where it holds
-    a space, a quote or a backslash (a folder such as "My Apps" split ExecStart). A ``$`` is doubled
+    a space, a quote, a backslash or a control character (a folder such as "My Apps" split ExecStart;
+    a line break, escaped, ended the line). A ``$`` is doubled
     in an ``argument`` of ExecStart, where systemd expands ``${NAME}`` (a --config path in a folder
     "${USER}s stuff" was read as "rootstuff"); it stays in the command's path, which systemd runs
     unexpanded, and a URI never holds one."""
     word = word.replace("%", "%%")
     if argument:
         word = word.replace("$", "$$")
-    if any(c.isspace() or c in "\\\"'" for c in word):
-        return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if any(c.isspace() or not c.isprintable() or c in "\\\"'" for c in word):
+        quoted = word.replace("\\", "\\\\").replace('"', '\\"')
+        # A line break (any control character) as a C escape, which systemd reads back in a quoted
+        # word: written as it is, it ended the line, and the rest of the path was a unit line of its own.
+        return '"' + "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in quoted) + '"'
     return word
 
 
