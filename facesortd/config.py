@@ -414,13 +414,24 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
     inbox's name, and a library inside the inbox is a folder the daemon was told to empty.
     ``named``: the folders `sort` was given in the inbox's place. The library itself is refused (its
     own files would be moved about it); a folder inside it is not: sorting a quarantine folder again
-    is how a person re-sorts its files.
+    is how a person re-sorts its files. A state folder in the inbox holds the face crops kept for
+    retraining, which the daemon (with watch.recursive) took for screenshots and sorted away; one
+    below a name the daemon leaves alone (the default ~/.local/state under an inbox of ~) is apart.
     """
+    from facesortd.watch import ignored  # watch reads its settings from here
+
     inbox, library = settings.inbox.resolve(), settings.library.resolve()
     if inbox == library or inbox in library.parents or library in inbox.parents:
         return (
             f"inbox {inbox} and library {library} overlap: keep them as separate folders (set inbox "
             "or library in the config, or give `sort` another --library)"
+        )
+    state_dir = settings.state_dir.resolve()
+    below = state_dir.relative_to(inbox).parts if state_dir.is_relative_to(inbox) else None
+    if below is not None and not any(ignored(name, settings.watch) for name in below):
+        return (
+            f"state_dir {state_dir} is inside the inbox {inbox}: keep it apart (its face crops would be "
+            "sorted as screenshots): move it elsewhere and set state_dir in the config"
         )
     for folder in named:
         if folder.resolve() == library:  # no stat: a folder it may not enter is said by `sort`

@@ -1187,6 +1187,28 @@ def test_sort_refuses_an_inbox_and_library_that_overlap_as_run_does(
     assert (folder / "a.png").is_file() and not (library / "_quarantine").exists()
 
 
+def test_a_state_folder_inside_the_inbox_is_refused_before_its_crops_are_sorted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fake_detector: None
+) -> None:
+    """state_dir = "<inbox>/state" with watch.recursive: the face crops kept for retraining (and
+    status's advice for that folder, "set watch.recursive = true") were sorted out of the state folder."""
+    inbox = tmp_path / "inbox"
+    crop = inbox / "state" / "faces" / "a.png"
+    crop.parent.mkdir(parents=True)
+    crop.write_bytes(cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes())
+    monkeypatch.setenv("FACESORTD_INBOX", str(inbox))
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(inbox / "state"))
+    monkeypatch.setenv("FACESORTD_WATCH__RECURSIVE", "true")
+    assert cli.main(["sort"]) == 2
+    err = capsys.readouterr().err
+    assert f"state_dir {inbox / 'state'} is inside the inbox {inbox}: keep it apart" in err
+    assert crop.is_file()
+    assert cli.main(["doctor"]) == 1
+    assert "is inside the inbox" in capsys.readouterr().out
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(inbox / ".local" / "state"))  # an inbox of ~
+    assert cli.main(["sort", "--dry-run"]) == 0
+
+
 def test_sort_takes_a_folder_inside_the_library(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_detector: None
 ) -> None:
