@@ -414,9 +414,10 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
     inbox's name, and a library inside the inbox is a folder the daemon was told to empty.
     ``named``: the folders `sort` was given in the inbox's place. The library itself is refused (its
     own files would be moved about it); a folder inside it is not: sorting a quarantine folder again
-    is how a person re-sorts its files. A state folder in the inbox holds the face crops kept for
-    retraining, which the daemon (with watch.recursive) took for screenshots and sorted away; one
-    below a name the daemon leaves alone (the default ~/.local/state under an inbox of ~) is apart.
+    is how a person re-sorts its files. A state folder holds the face crops kept for retraining:
+    in the inbox the daemon (with watch.recursive) took them for screenshots and sorted them away,
+    and as the library its ``faces/`` was read as a person's folder of "faces" labels. One below a
+    name the daemon leaves alone (the default ~/.local/state under an inbox of ~) is apart.
     """
     from facesortd.watch import ignored  # watch reads its settings from here
 
@@ -427,12 +428,13 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
             "or library in the config, or give `sort` another --library)"
         )
     state_dir = settings.state_dir.resolve()
-    below = state_dir.relative_to(inbox).parts if state_dir.is_relative_to(inbox) else None
-    if below is not None and not any(ignored(name, settings.watch) for name in below):
-        return (
-            f"state_dir {state_dir} is inside the inbox {inbox}: keep it apart (its face crops would be "
-            "sorted as screenshots): move it elsewhere and set state_dir in the config"
-        )
+    for name, folder in (("inbox", inbox), ("library", library)):
+        below = state_dir.relative_to(folder).parts if state_dir.is_relative_to(folder) else None
+        if below is not None and not any(ignored(part, settings.watch) for part in below):
+            return (
+                f"state_dir {state_dir} is inside the {name} {folder}: keep it apart (its face crops would "
+                "be taken for screenshots or labels): move it elsewhere and set state_dir in the config"
+            )
     for folder in named:
         if folder.resolve() == library:  # no stat: a folder it may not enter is said by `sort`
             return (

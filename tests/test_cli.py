@@ -1191,7 +1191,8 @@ def test_a_state_folder_inside_the_inbox_is_refused_before_its_crops_are_sorted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fake_detector: None
 ) -> None:
     """state_dir = "<inbox>/state" with watch.recursive: the face crops kept for retraining (and
-    status's advice for that folder, "set watch.recursive = true") were sorted out of the state folder."""
+    status's advice for that folder, "set watch.recursive = true") were sorted out of the state
+    folder; state_dir = library made its faces/ a person's folder of "faces" labels."""
     inbox = tmp_path / "inbox"
     crop = inbox / "state" / "faces" / "a.png"
     crop.parent.mkdir(parents=True)
@@ -1207,6 +1208,11 @@ def test_a_state_folder_inside_the_inbox_is_refused_before_its_crops_are_sorted(
     assert "is inside the inbox" in capsys.readouterr().out
     monkeypatch.setenv("FACESORTD_STATE_DIR", str(inbox / ".local" / "state"))  # an inbox of ~
     assert cli.main(["sort", "--dry-run"]) == 0
+    library = tmp_path / "library"  # as the library, its faces/ was a person's "faces" labels
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(library))
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(library))
+    assert cli.main(["sort", "--dry-run"]) == 2  # as `run` and `doctor`
+    assert f"state_dir {library} is inside the library {library}" in capsys.readouterr().err
 
 
 def test_sort_takes_a_folder_inside_the_library(
