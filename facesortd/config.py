@@ -23,6 +23,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -33,6 +34,13 @@ LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 AdoptMetric = Literal["balanced_accuracy", "sorted_right"]
 """The figures a retrained model can be judged by (computed by ``Evaluation.score``)."""
+LARGEST_SIDE = 1 << 20
+"""No image OpenCV reads is wider or taller (its CV_IO_MAX_IMAGE_WIDTH): a face side beyond it reached
+detectMultiScale as a number it refused, and every file was quarantined as "unreadable"."""
+LONGEST_WAIT_S = 366 * 24 * 3600.0
+"""The longest wait a setting may ask for, a year: threads' timers and the clock refuse values near
+infinity (a polling observer given 1e308 died, and the daemon saw no new file), and a longer wait is
+no different from never."""
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -107,7 +115,9 @@ class DetectionSettings(_Section):
         description="Overlapping hits a box needs to count. 1 suits the shipped cascade with the verifier, "
         "which rejects what the loose grouping lets through (figures: cascade_classifier/README.md).",
     )
-    min_size: int = Field(30, ge=8, description="Smallest face side in pixels of the original image.")
+    min_size: int = Field(
+        30, ge=8, le=LARGEST_SIDE, description="Smallest face side in pixels of the original image."
+    )
     min_size_share: float = Field(
         0.08,
         ge=0.0,
@@ -117,7 +127,10 @@ class DetectionSettings(_Section):
         "of the shorter side. Skipping smaller ones makes a 1080p screenshot ~25 % faster.",
     )
     max_side: int = Field(
-        640, ge=128, description="Images are shrunk to this longest side for detection (boxes mapped back)."
+        640,
+        ge=128,
+        le=LARGEST_SIDE,
+        description="Images are shrunk to this longest side for detection (boxes mapped back).",
     )
     equalize: bool = Field(True, description="Equalise the histogram before detection.")
     close_ups: bool = Field(
@@ -198,19 +211,26 @@ class WatchSettings(_Section):
         False,
         description="Poll instead of inotify: needed for NFS/SMB inboxes, whose changes inotify misses.",
     )
-    poll_interval_s: float = Field(1.0, gt=0.0, description="How often the polling observer looks (seconds).")
+    poll_interval_s: float = Field(
+        1.0, gt=0.0, le=LONGEST_WAIT_S, description="How often the polling observer looks (seconds)."
+    )
     settle_s: float = Field(
-        0.25, ge=0.0, description="A file must keep its size and mtime this long (seconds) before it is read."
+        0.25,
+        ge=0.0,
+        le=LONGEST_WAIT_S,
+        description="A file must keep its size and mtime this long (seconds) before it is read.",
     )
     unreadable_settle_s: float = Field(
         10.0,
         ge=0.0,
+        le=LONGEST_WAIT_S,
         description="An unreadable file (truncated, not an image) changed less than this long ago"
         " (seconds) is looked at again later, not quarantined: its writer may add to it in chunks.",
     )
     rescan_interval_s: float = Field(
         300.0,
         ge=0.0,
+        le=LONGEST_WAIT_S,
         description="Rescan the inbox this often (seconds) for anything events missed; 0: never.",
     )
     extensions: list[str] = Field(
@@ -247,6 +267,7 @@ class LearningSettings(_Section):
     retrain_interval_h: float = Field(
         24.0,
         ge=0.0,
+        le=LONGEST_WAIT_S / 3600,
         description="Fewer new labels than retrain_after_labels are learnt from once the first of them has "
         "waited this long (hours); 0: only by count.",
     )
@@ -393,14 +414,27 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
     inbox's name, and a library inside the inbox is a folder the daemon was told to empty.
     ``named``: the folders `sort` was given in the inbox's place. The library itself is refused (its
     own files would be moved about it); a folder inside it is not: sorting a quarantine folder again
-    is how a person re-sorts its files.
+    is how a person re-sorts its files. A state folder holds the face crops kept for retraining:
+    in the inbox the daemon (with watch.recursive) took them for screenshots and sorted them away,
+    and as the library its ``faces/`` was read as a person's folder of "faces" labels. One below a
+    name the daemon leaves alone (the default ~/.local/state under an inbox of ~) is apart.
     """
+    from facesortd.watch import ignored  # watch reads its settings from here
+
     inbox, library = settings.inbox.resolve(), settings.library.resolve()
     if inbox == library or inbox in library.parents or library in inbox.parents:
         return (
             f"inbox {inbox} and library {library} overlap: keep them as separate folders (set inbox "
             "or library in the config, or give `sort` another --library)"
         )
+    state_dir = settings.state_dir.resolve()
+    for name, folder in (("inbox", inbox), ("library", library)):
+        below = state_dir.relative_to(folder).parts if state_dir.is_relative_to(folder) else None
+        if below is not None and not any(ignored(part, settings.watch) for part in below):
+            return (
+                f"state_dir {state_dir} is inside the {name} {folder}: keep it apart (its face crops would "
+                "be taken for screenshots or labels): move it elsewhere and set state_dir in the config"
+            )
     for folder in named:
         if folder.resolve() == library:  # no stat: a folder it may not enter is said by `sort`
             return (
@@ -451,6 +485,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path if path.is_file() else None)) from exc
+    except SettingsError as exc:
+        raise ConfigError(_not_json(exc)) from exc
     finally:
         _TOML_FILE.reset(token)
 
@@ -468,6 +504,22 @@ def _refuse_relative_folders(data: dict[str, object], path: Path) -> None:
                 "be another folder for each folder facesortd is started in: write it from / or from your "
                 'home folder, as "~/Pictures/…"'
             )
+
+
+def _not_json(exc: SettingsError) -> str:
+    """A list (or a whole section) read from a FACESORTD_* variable is JSON: a value that is not
+    (FACESORTD_WATCH__EXTENSIONS=.png) ended every command in pydantic-settings' traceback, which
+    names the section only."""
+    field = re.search(r'field "(\w+)"', str(exc))
+    prefix = f"FACESORTD_{field.group(1) if field else ''}".upper()
+    named = [f"  {k} = {v!r}" for k, v in sorted(os.environ.items()) if k.upper().startswith(prefix)]
+    return "\n".join(
+        [
+            "invalid configuration: a FACESORTD_* variable that is not JSON, as a list in one must be:",
+            *named,
+            """write it as JSON, e.g. FACESORTD_WATCH__EXTENSIONS='[".png", ".jpg"]'""",
+        ]
+    )
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

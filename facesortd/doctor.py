@@ -23,7 +23,15 @@ from facesortd.emotion import ModelError
 from facesortd.ensemble import model_info
 from facesortd.journal import Journal, JournalError
 from facesortd.learn.metrics import headline, near_chance
-from facesortd.model_store import DEFAULT, adopted, load_model_in_force, model_in_force, name_of, resolve
+from facesortd.model_store import (
+    DEFAULT,
+    adopted,
+    load_model_in_force,
+    lost_in_force,
+    model_in_force,
+    name_of,
+    resolve,
+)
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE
 
@@ -128,6 +136,8 @@ def _cascade_check(settings: Settings) -> Check:
 
 
 def _model_check(settings: Settings) -> Check:
+    if lost := lost_in_force(settings):
+        return False, lost
     path = model_in_force(settings)
     try:
         model = load_model_in_force(settings)

@@ -206,6 +206,12 @@ class Journal:
             problems = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
             if problems != ["ok"]:
                 raise sqlite3.DatabaseError("; ".join(problems[:3]))
+            if newer := self._newer_column():  # said once, before any migration touches it
+                self._db.close()
+                raise JournalError(
+                    f"the journal {path} was written by a newer facesortd ({newer} is new to this one): "
+                    "use that version again (upgrade this one); it is not damaged, keep it"
+                )
             self._migrate_label_sources()
             self._db.executescript(SCHEMA)
             self._migrate_review_page_moves()
@@ -222,11 +228,30 @@ class Journal:
                 "one; your sorted files are untouched, only undo history and labels live in it"
             ) from None
 
+    def _newer_column(self) -> str | None:
+        """A column (``table.name``) that a newer facesortd's journal requires and this one does not
+        know: each move it planned failed in turn ("NOT NULL constraint failed: moves.size"). Columns
+        or tables it adds that nothing requires are no obstacle."""
+        known = sqlite3.connect(":memory:")
+        try:
+            known.executescript(SCHEMA)
+            for (table,) in known.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                ours = {row[1] for row in known.execute(f"PRAGMA table_info({table})")}
+                for _cid, name, _type, required, default, key in self._db.execute(
+                    f"PRAGMA table_info({table})"
+                ):
+                    if required and default is None and not key and name not in ours:
+                        return f"{table}.{name}"
+        finally:
+            known.close()
+        return None
+
     def _migrate_label_sources(self) -> None:
         """Journals from before 'dataset' labels existed: rebuild the labels table to allow them.
 
         SQLite cannot change a CHECK constraint in place; the copy runs in one transaction, so a
-        crash leaves either the old table or the new one, never neither.
+        crash leaves either the old table or the new one, never neither. Copied by column name: the
+        first such journals had no ``box`` column yet (it stays NULL there).
         """
         row = self._db.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'labels'"
@@ -236,7 +261,9 @@ class Journal:
         with self._migration():
             self._db.execute("ALTER TABLE labels RENAME TO labels_before_dataset")
             self._db.execute(LABELS_TABLE)
-            self._db.execute("INSERT INTO labels SELECT * FROM labels_before_dataset")
+            old = self._db.execute("PRAGMA table_info(labels_before_dataset)").fetchall()
+            columns = ", ".join(f'"{column[1]}"' for column in old)
+            self._db.execute(f"INSERT INTO labels ({columns}) SELECT {columns} FROM labels_before_dataset")
             self._db.execute("DROP TABLE labels_before_dataset")
 
     def _migrate_review_page_moves(self) -> None:
@@ -375,9 +402,10 @@ class Journal:
         return [_path(row[0]) for row in rows]
 
     def done_moves(self, since: float = 0.0, limit: int | None = None) -> list[Move]:
-        """Finished moves, newest first."""
-        sql = "state = 'done' AND finished >= ? ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
-        return self._moves(sql, (since,))
+        """Finished moves, newest first; at most ``limit`` of them (any number: `undo 99999999999999999999`
+        means all, where SQLite refuses a count beyond its 64 bits with "datatype mismatch")."""
+        sql = "state = 'done' AND finished >= ? ORDER BY id DESC LIMIT ?"
+        return self._moves(sql, (since, min(limit, 2**63 - 1) if limit else -1))
 
     def undone_from(self, path: Path, digest: str) -> bool:
         """Did a person undo the sort of this content from ``path`` (and nothing sorted it from there

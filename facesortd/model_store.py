@@ -74,15 +74,34 @@ def resolve(settings: Settings, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def _pointed(settings: Settings) -> str | None:
+    """The name ``models/current`` puts in force, if the config does not pin one."""
+    pointer = models_dir(settings) / CURRENT
+    if settings.recognition.model is not None or not pointer.is_file():
+        return None
+    return pointer.read_text(encoding="utf-8").strip()
+
+
 def model_in_force(settings: Settings) -> Path | None:
     if settings.recognition.model is not None:
         return settings.recognition.model.expanduser()
-    pointer = models_dir(settings) / CURRENT
-    if pointer.is_file():
-        named = resolve(settings, pointer.read_text(encoding="utf-8").strip())
-        if named is not None:
-            return named
-    return shipped_model()
+    name = _pointed(settings)
+    return (resolve(settings, name) if name else None) or shipped_model()
+
+
+def lost_in_force(settings: Settings) -> str:
+    """Why the model put in force is not the one used ("" if it is). Its file gone (deleted, or a
+    state folder copied without it), :func:`model_in_force` falls back to the shipped model: sorting
+    goes on, but a person whose own model vanished must hear it (doctor said "all good")."""
+    name = _pointed(settings)
+    if not name or resolve(settings, name) is not None:
+        return ""
+    return (
+        f"the emotion model put in force, {name}, is not in {models_dir(settings)} (deleted, or the state "
+        "folder was copied without it), so the shipped model is used: put the file back, or put one that "
+        "is there in force (`facesortd model` lists them; `facesortd model use FILE`, or `facesortd model "
+        "use default`)"
+    )
 
 
 def load_model_in_force(settings: Settings) -> Model | None:

@@ -10,8 +10,10 @@ labels, never as placed by facesortd (``Journal.labelled_counts``: one rule for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,11 @@ from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
-from facesortd.model_store import last_retrain, load_model_in_force, model_in_force
+from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.shown_names import exact
 from facesortd.sorter import COPIED, UNDONE, copy_in_library
-from facesortd.state import JOURNAL_FILE, STATUS_FILE
+from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE
 from facesortd.watch import ignored, walk_inbox, wanted
 
 MAX_STUCK = 10
@@ -51,14 +53,15 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
     except (OSError, ValueError, KeyError):
         return None
     age = time.time() - float(status.get("updated", 0))
-    if age >= FRESH_S and not _is_facesortd(pid):
-        return None  # a daemon that died long ago; its pid now names another program
+    if age >= FRESH_S and not _holds_daemon_lock(pid, settings.state_dir):
+        return None  # a daemon that died long ago; its pid now names another process
     if status.get("settings") not in (None, fingerprint(settings)):
         problems.append(
             f"the daemon (pid {pid}) runs with other settings than these (the config file or FACESORTD_* "
             "variables changed since it started?): it reads them only when it starts, so restart it "
             "(systemctl --user restart facesortd, or Ctrl-C and `facesortd run`); if it was started "
             "with --config FILE (the unit's ExecStart says), give this command the same --config"
+            + _shell_only()
         )
     if age < FRESH_S:
         return status
@@ -74,11 +77,35 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
     return status
 
 
-def _is_facesortd(pid: int) -> bool:
-    try:
-        return b"facesortd" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+def _shell_only() -> str:
+    """The FACESORTD_* variables of this shell, which a restart cannot bring to the service: systemd
+    starts it without them (`status` sees them, the daemon never does)."""
+    names = sorted(k for k in os.environ if k.upper().startswith("FACESORTD_"))
+    if not names:
+        return ""
+    return (
+        f"; this shell sets {', '.join(names)}, which a daemon systemd starts does not see: put those "
+        "settings in the config file"
+    )
+
+
+def _holds_daemon_lock(pid: int, state_dir: Path) -> bool:
+    """Is ``pid`` this state folder's daemon: has it the folder's daemon lock open? The pid of an old
+    status file may name another process since (the daemon killed -9 and its pid reused, a state
+    folder copied from another machine), even another facesortd: a "facesortd" in its command line
+    made it this folder's daemon, "stuck", to be restarted."""
+    if not os.path.isdir("/proc/self/fd"):
         return True  # no /proc to ask: trust the pid, as for a fresh status file
+    try:
+        lock = os.stat(state_dir / DAEMON_LOCK)
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # no lock file, or another user's process: not a daemon of this folder
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed since it was listed
+            if os.path.samestat(os.stat(f"/proc/{pid}/fd/{fd}"), lock):
+                return True
+    return False
 
 
 def listing(folder: Path, problems: list[str]) -> list[Path]:
@@ -165,6 +192,8 @@ def gather(settings: Settings) -> dict[str, Any]:
             queue=state["queue"],
             model=exact(state, "model"),
         )
+    if lost := lost_in_force(settings):
+        problems.append(lost)
     path = model_in_force(settings)
     model = load_model_in_force(settings)
     threshold = settings.recognition.threshold
@@ -229,8 +258,11 @@ def _counts_line(title: str, counts: dict[str, int]) -> str:
     return f"{title}: {sum(counts.values())} file(s): {body}"
 
 
-def report(settings: Settings) -> str:
-    """The status text: daemon, model, what was sorted, what waits for you, last errors."""
+def report(settings: Settings, config: Path | None = None) -> str:
+    """The status text: daemon, model, what was sorted, what waits for you, last errors. ``config``:
+    the --config this command was given, which the command it advises to start the daemon needs too
+    (without it that daemon read the default config, and watched another inbox)."""
+    run = "facesortd" + (f" --config {shlex.quote(str(config.expanduser().absolute()))}" if config else "")
     data = gather(settings)
     lines = []
     daemon = data["daemon"]
@@ -247,9 +279,7 @@ def report(settings: Settings) -> str:
             )
         )
     else:
-        lines.append(
-            "daemon: not running (start it with `facesortd run` or `systemctl --user start facesortd`)"
-        )
+        lines.append(f"daemon: not running (start it with `{run} run` or `systemctl --user start facesortd`)")
     lines.extend(f"PROBLEM: {problem}" for problem in data["problems"])
     model = data["model"]
     lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")

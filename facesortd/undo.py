@@ -1,9 +1,10 @@
 """``facesortd undo``: put sorted files back where they came from, using the journal.
 
 The journal is data, not orders: a damaged or forged row must not make undo move an arbitrary
-file to an arbitrary place. So a file is moved back only if it lies inside the library, still
-has the content the journal recorded (SHA-256), and goes back into the inbox, the library, or a
-folder that still exists (undo never creates folders elsewhere).
+file to an arbitrary place. So a file is moved back only if both its paths are absolute (older
+versions kept relative ones as typed), it lies inside the library, still has the content the
+journal recorded (SHA-256), and goes back into the inbox, the library, or a folder that still
+exists (undo never creates folders elsewhere).
 
 Undoing a person's label given on the review page (a ``labelled`` move) withdraws the label too:
 the file is back in quarantine, unlabelled, as a file-manager move back would leave it.
@@ -62,6 +63,13 @@ def _inside(path: Path, root: Path) -> bool:
 def _refusal(move: Move, library: Path, inbox: Path) -> str:
     """Why this entry must not be acted on ("" if it may)."""
     here, back = move.destination, move.source
+    if not (here.is_absolute() and back.is_absolute()):
+        # Older versions stored paths as typed (`sort shots/a.png`): relative to a folder they did not
+        # record, which undo would read as the current folder's own.
+        return (
+            f"journaled by an older facesortd as '{back}' -> '{here}', relative to a folder it did not "
+            "record; left alone (move it back by hand)"
+        )
     if not _inside(here.parent, library):
         return (
             f"not inside the library {library}: the journal entry is not trusted; left alone (sorted "

@@ -337,6 +337,24 @@ def test_train_on_too_few_faces_to_hold_any_out_says_so(
         assert "too few faces" in err and "Traceback" not in err
 
 
+def test_doctor_and_status_say_the_model_put_in_force_is_gone(capsys: pytest.CaptureFixture[str]) -> None:
+    """models/current named a file no longer there (deleted, or a state folder copied without it):
+    the shipped model took over in silence, and doctor said "all good" while files went unsure."""
+    models = load_settings().state_dir / "models"
+    models.mkdir(parents=True)
+    (models / "current").write_text("20260101-120000.fsm.npz")
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert f"FIX   the emotion model put in force, 20260101-120000.fsm.npz, is not in {models}" in out
+    assert "`facesortd model use default`" in out
+    assert cli.main(["status", "--json"]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert "the emotion model put in force, 20260101-120000.fsm.npz, is not in" in problem
+    assert cli.main(["model", "use", "default"]) == 0  # the advice, followed
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 0
+
+
 def test_doctor_names_a_file_where_the_quarantine_folder_belongs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -706,6 +724,50 @@ def test_install_service_writes_the_unit(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out == text  # the one unit, for a hand install
 
 
+def test_a_unit_replaced_is_followed_by_a_restart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Installed again with another --config, the advice was `systemctl --user enable --now
+    facesortd`, which leaves a running daemon as it is: it went on with the old config."""
+    assert cli.main(["install-service"]) == 0
+    capsys.readouterr()
+    config = tmp_path / "c.toml"
+    config.write_text(f'inbox = "{tmp_path / "in"}"\n')
+    assert cli.main(["--config", str(config), "install-service"]) == 0
+    out = capsys.readouterr().out
+    assert "systemctl --user enable facesortd\n  systemctl --user restart facesortd\n" in out
+    assert "--now" not in out
+
+
+def test_doctor_says_the_service_unit_cannot_start_and_its_fix_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The config file the unit was installed with, moved since (or the facesortd it runs, gone): the
+    service failed at its start, said only in the journal, while doctor said "all good"."""
+    from facesortd.cli import daemon
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'inbox = "{tmp_path / "in"}"\n')
+    assert cli.main(["--config", str(config), "install-service"]) == 0
+    assert cli.main(["--config", str(config), "doctor"]) == 0
+    assert "ok    service unit: " in capsys.readouterr().out
+    config.unlink()
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    unit = daemon.unit_file()
+    assert f"FIX   service unit: {unit} reads the config file {config}, which is not there" in out
+    assert cli.main(["install-service"]) == 0  # the advice, followed
+    assert cli.main(["doctor"]) == 0
+    with monkeypatch.context() as mp:
+        mp.setattr(daemon, "own_command", lambda: [str(tmp_path / "gone venv" / "facesortd")])
+        assert cli.main(["install-service"]) == 0
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 1
+    assert f"runs {tmp_path / 'gone venv' / 'facesortd'}, which is not there" in capsys.readouterr().out
+    unit.unlink()
+    unit.mkdir()  # no traceback for what is in its place
+    assert cli.main(["doctor"]) == 1
+    assert f"FIX   service unit: cannot read {unit} (Is a directory)" in capsys.readouterr().out
+
+
 def test_install_service_keeps_a_unit_edited_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
     """A unit the person edited (a memory limit, another inbox) was replaced, the edits lost. One
     facesortd wrote, for this facesortd or another, is replaced; the same unit is left alone."""
@@ -826,6 +888,33 @@ def test_the_unit_runs_with_the_config_file_it_was_installed_with(
     assert "typo.toml does not exist" in capsys.readouterr().err
 
 
+def test_a_dollar_in_the_config_path_reaches_the_service_as_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """systemd expands ``${NAME}`` (and a word ``$NAME``) in ExecStart's arguments, though not in the
+    program's own path: a config file in a folder named "${USER}s stuff" was read as "rootstuff"."""
+    config = tmp_path / "${USER}s stuff" / "$c.toml"
+    config.parent.mkdir()
+    config.write_text('inbox = "~/elsewhere/inbox"\n')
+    assert cli.main(["--config", str(config), "install-service", "--print"]) == 0
+    escaped = str(config).replace("$", "$$")
+    assert f' --config "{escaped}" run\n' in capsys.readouterr().out
+
+
+def test_a_line_break_in_the_config_path_stays_inside_execstart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder name holding a line break ended ExecStart there: the rest of the path became a line
+    of the unit of its own (here an ExecStartPre= that systemd would run)."""
+    config = tmp_path / "a\nExecStartPre=touch x" / "c.toml"
+    config.parent.mkdir()
+    config.write_text('inbox = "~/elsewhere/inbox"\n')
+    assert cli.main(["--config", str(config), "install-service", "--print"]) == 0
+    text = capsys.readouterr().out
+    assert "\nExecStartPre" not in text
+    assert f' --config "{tmp_path}/a\\x0aExecStartPre=touch x/c.toml" run\n' in text
+
+
 def test_install_service_refuses_a_config_the_daemon_would_refuse(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -885,6 +974,25 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     (tmp_path / "mine.png").write_bytes(b"never sorted")
     assert cli.main(["undo", str(tmp_path / "mine.png")]) == 2
     assert "the journal has no move of facesortd that put this file there" in capsys.readouterr().err
+
+
+def test_status_with_a_config_file_says_to_start_the_daemon_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd --config my.toml status` said "start it with `facesortd run`": followed, that
+    daemon read the default config and watched another inbox than the one shown."""
+    config = tmp_path / "my config.toml"
+    config.write_text(f'inbox = "{tmp_path / "in"}"\n')
+    assert cli.main(["--config", str(config), "status"]) == 0
+    out = capsys.readouterr().out
+    assert f"start it with `facesortd --config '{config}' run`" in out
+
+
+def test_undo_of_more_moves_than_sqlite_counts_undoes_them_all(capsys: pytest.CaptureFixture[str]) -> None:
+    """`undo 99999999999999999999` (all of them, whatever there are) ended in a traceback:
+    "sqlite3.IntegrityError: datatype mismatch"."""
+    assert cli.main(["undo", "9" * 30, "--dry-run"]) == 0
+    assert "nothing to undo" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("target", ["-3", "3.5", "shot.pgn"])
@@ -1077,6 +1185,34 @@ def test_sort_refuses_an_inbox_and_library_that_overlap_as_run_does(
     assert err.startswith("facesortd: error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert str(library) in err and ("overlap" in err or "is the library" in err)
     assert (folder / "a.png").is_file() and not (library / "_quarantine").exists()
+
+
+def test_a_state_folder_inside_the_inbox_is_refused_before_its_crops_are_sorted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fake_detector: None
+) -> None:
+    """state_dir = "<inbox>/state" with watch.recursive: the face crops kept for retraining (and
+    status's advice for that folder, "set watch.recursive = true") were sorted out of the state
+    folder; state_dir = library made its faces/ a person's folder of "faces" labels."""
+    inbox = tmp_path / "inbox"
+    crop = inbox / "state" / "faces" / "a.png"
+    crop.parent.mkdir(parents=True)
+    crop.write_bytes(cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes())
+    monkeypatch.setenv("FACESORTD_INBOX", str(inbox))
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(inbox / "state"))
+    monkeypatch.setenv("FACESORTD_WATCH__RECURSIVE", "true")
+    assert cli.main(["sort"]) == 2
+    err = capsys.readouterr().err
+    assert f"state_dir {inbox / 'state'} is inside the inbox {inbox}: keep it apart" in err
+    assert crop.is_file()
+    assert cli.main(["doctor"]) == 1
+    assert "is inside the inbox" in capsys.readouterr().out
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(inbox / ".local" / "state"))  # an inbox of ~
+    assert cli.main(["sort", "--dry-run"]) == 0
+    library = tmp_path / "library"  # as the library, its faces/ was a person's "faces" labels
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(library))
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(library))
+    assert cli.main(["sort", "--dry-run"]) == 2  # as `run` and `doctor`
+    assert f"state_dir {library} is inside the library {library}" in capsys.readouterr().err
 
 
 def test_sort_takes_a_folder_inside_the_library(

@@ -49,6 +49,49 @@ def test_bad_value_names_key_value_and_expectation(tmp_path: Path) -> None:
     assert "detection.scale_factor" in msg and "0.9" in msg and "greater than 1" in msg
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "watch.poll_interval_s",
+        "watch.settle_s",
+        "watch.unreadable_settle_s",
+        "watch.rescan_interval_s",
+        "learning.retrain_interval_h",
+    ],
+)
+def test_a_wait_too_long_for_a_clock_is_refused_by_name(tmp_path: Path, key: str) -> None:
+    """1e308 (or inf) was taken: the polling observer's and a retry timer's threads died of
+    OverflowError, leaving a daemon that said it was watching and saw no new file, and `status`
+    failed on the retrain time it could not print."""
+    section, name = key.split(".")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[{section}]\n{name} = 1e308\n")
+    with pytest.raises(ConfigError, match=re.escape(key) + " = 1e[+]?308: Input should be less than"):
+        load_settings(cfg)
+
+
+@pytest.mark.parametrize("key", ["min_size", "max_side"])
+def test_a_face_size_no_image_can_have_is_refused_by_name(tmp_path: Path, key: str) -> None:
+    """detection.min_size = 100000000000000000000 was taken: OpenCV refused the number, so every
+    file was quarantined as "unreadable" and `doctor` ended in a traceback."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[detection]\n{key} = 100000000000000000000\n")
+    with pytest.raises(ConfigError, match=f"detection.{key} = 100000000000000000000: Input should be less"):
+        load_settings(cfg)
+
+
+@pytest.mark.parametrize("value", [".png", '[".png"'])
+def test_a_list_variable_that_is_not_json_names_itself_and_the_form(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """FACESORTD_WATCH__EXTENSIONS=.png ended every command in a pydantic-settings traceback."""
+    monkeypatch.setenv("FACESORTD_WATCH__EXTENSIONS", value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert f"FACESORTD_WATCH__EXTENSIONS = {value!r}" in str(err.value)
+    assert """FACESORTD_WATCH__EXTENSIONS='[".png", ".jpg"]'""" in str(err.value)
+
+
 def test_a_config_path_that_is_a_folder_or_unreadable_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -639,3 +639,23 @@ def test_the_daemon_never_re_sorts_a_file_undo_is_putting_back(
     assert cli.main(["undo", "1"]) == 0
     wait_until(lambda: env.inbox / "a.png" in daemon._told)
     assert (env.inbox / "a.png").exists() and not _files(env.library)
+
+
+def test_a_journal_a_newer_facesortd_requires_more_of_is_refused_at_open_untouched(tmp_path: Path) -> None:
+    """A newer version's journal whose moves need a column this one does not know: every file
+    failed in turn with "could not move it: NOT NULL constraint failed: moves.size"."""
+    from facesortd.journal import SCHEMA
+
+    path = tmp_path / "journal.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        SCHEMA.replace("    copied INTEGER\n", "    copied INTEGER,\n    size INTEGER NOT NULL\n")
+    )
+    db.execute("CREATE TABLE later_things (x)")  # a table of its own is no obstacle
+    db.commit()
+    db.close()
+    with pytest.raises(JournalError, match=r"written by a newer facesortd \(moves.size is new to this one\)"):
+        Journal(path)
+    db = sqlite3.connect(path)
+    assert not db.execute("SELECT * FROM meta").fetchall()  # no migration ran on it
+    db.close()

@@ -343,3 +343,24 @@ def test_a_recursive_inbox_leaves_the_files_of_hidden_and_ignored_sub_folders_al
     assert cli.main(["status", "--json"]) == 0
     why = {Path(s["path"]).name: s["why"] for s in json.loads(capsys.readouterr().out)["inbox"]["stuck"]}
     assert "watch.ignore" in why[".stversions"] and "watch.ignore" in why["dl.part"]
+
+
+def test_undo_refuses_a_move_an_older_version_journaled_by_a_relative_path(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before paths were stored absolute, `sort shots/a.png` kept "shots/a.png": undo run from any
+    other folder holding a shots/ put the file there, a folder it never came from."""
+    journal, _ = _sorted_once(daemon_settings, "a.png", b"old bytes", copy=False)
+    journal.close()
+    db = sqlite3.connect(daemon_settings.state_dir / "journal.sqlite")
+    db.execute("UPDATE moves SET source = CAST('shots/a.png' AS BLOB)")  # as older versions wrote it
+    db.commit()
+    db.close()
+    (tmp_path / "elsewhere" / "shots").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    [outcome] = undo(journal, journal.done_moves(limit=1), daemon_settings.library, daemon_settings.inbox)
+    journal.close()
+    assert outcome.back_to is None and "shots/a.png" in outcome.why_not and "by hand" in outcome.why_not
+    assert not list((tmp_path / "elsewhere" / "shots").iterdir())
+    assert [p.read_bytes() for p in daemon_settings.library.rglob("*") if p.is_file()] == [b"old bytes"]

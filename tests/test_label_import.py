@@ -102,6 +102,24 @@ def test_an_old_journal_is_migrated_to_accept_dataset_labels(tmp_path: Path) -> 
     assert len(Journal(path).labels()) == 2  # opening again migrates nothing twice
 
 
+def test_a_journal_from_before_face_boxes_were_kept_opens_with_its_labels(tmp_path: Path) -> None:
+    """The first learning journals (2026-11-24) had no ``box`` column: the dataset migration copied
+    the table by position, failed, and every command said "cannot use the journal ... (dmesg)"."""
+    path = tmp_path / "journal.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE labels (id INTEGER PRIMARY KEY, hash TEXT NOT NULL, label TEXT NOT NULL,"
+        " source TEXT NOT NULL CHECK (source IN ('human', 'correction')), face TEXT,"
+        " grp TEXT NOT NULL, path TEXT NOT NULL, created REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO labels VALUES (1, 'h1', 'happy', 'human', '/f.png', 'g', '/x.png', 1.0)")
+    db.commit()
+    db.close()
+    journal = Journal(path)
+    assert journal.labels() == [("h1", "happy", "human", "/f.png", "g", 1.0)]
+    journal.close()
+
+
 def test_a_box_file_that_is_not_text_or_a_dataset_that_is_missing_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,6 +10,8 @@ import json
 import os
 import re
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +37,7 @@ from facesortd.review_page import decisions as decisions_module
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
 from facesortd.review_page.server import ReviewServer
-from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, MOVE_LOCK, STATUS_FILE
+from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, MOVE_LOCK, STATUS_FILE, DaemonLock
 
 
 def _denied(path: Path) -> PermissionError:
@@ -273,6 +275,7 @@ def test_status_of_a_daemon_that_cannot_write_its_state_folder_is_not_not_runnin
     daemon_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     """The state folder made read-only under a running daemon: its status file went stale and
     `status` said "not running (start it ...)", sending the person to start a second daemon."""
@@ -281,7 +284,8 @@ def test_status_of_a_daemon_that_cannot_write_its_state_folder_is_not_not_runnin
     state_dir.mkdir()
     stale = {"pid": os.getpid(), "started": time.time() - 600, "updated": time.time() - 120, "queue": 0}
     (state_dir / STATUS_FILE).write_text(json.dumps(stale | {"model": "m"}))
-    monkeypatch.setattr(status, "_is_facesortd", lambda pid: pid == os.getpid())
+    lock = DaemonLock(state_dir).acquire()  # this process is the daemon
+    request.addfinalizer(lock.release)
     real_access = os.access
     monkeypatch.setattr(status.os, "access", lambda p, mode: Path(p) != state_dir and real_access(p, mode))
     assert cli.main(["status"]) == 0
@@ -292,6 +296,29 @@ def test_status_of_a_daemon_that_cannot_write_its_state_folder_is_not_not_runnin
         f"cannot write into {state_dir}: make it writable (chmod u+rwx '{state_dir}')"
     )
     assert re.search(re.escape(problem).replace(re.escape("12[01]"), "12[01]"), out), out
+
+
+def test_a_stale_status_file_naming_another_facesortd_is_not_a_running_daemon(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon killed -9 (or the state folder copied from another machine): its old status file's
+    pid named another facesortd process now, and `status` called it this folder's daemon, "stuck"."""
+    _as_configured(monkeypatch, daemon_settings)
+    state_dir = daemon_settings.state_dir
+    DaemonLock(state_dir).acquire().release()  # a daemon ran here once
+    code = "import sys; print('up', flush=True); sys.stdin.read()"
+    other = subprocess.Popen(
+        [sys.executable, "-c", code, "facesortd", "run"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline() == b"up\n"
+        stale = {"pid": other.pid, "started": 0, "updated": time.time() - 120, "queue": 0, "model": "m"}
+        (state_dir / STATUS_FILE).write_text(json.dumps(stale))
+        assert cli.main(["status"]) == 0
+        out = capsys.readouterr().out
+    finally:
+        other.communicate(b"")
+    assert "daemon: not running" in out and "PROBLEM" not in out
 
 
 def test_a_library_that_refuses_its_emotion_folders_does_not_stop_the_daemon_starting(

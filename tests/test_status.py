@@ -374,6 +374,23 @@ def test_a_hidden_folder_in_the_inbox_is_not_sent_to_watch_recursive(
     assert "watch.ignore" in entry["why"] and "watch.recursive" not in entry["why"]
 
 
+def test_settings_from_this_shell_that_a_service_never_sees_are_named(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FACESORTD_* variable exported in the shell's profile: status said the daemon "runs with other
+    settings ... restart it", and the restarted service, started by systemd, never saw it either."""
+    from facesortd.service import Service
+
+    service = Service(settings)
+    service._publish_status()
+    service.journal.close()
+    monkeypatch.setenv("FACESORTD_WATCH__WORKERS", "3")
+    assert cli.main(["status", "--json"]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert "this shell sets " in problem and "FACESORTD_WATCH__WORKERS" in problem
+    assert "a daemon systemd starts does not see: put those settings in the config file" in problem
+
+
 def test_a_daemon_started_with_another_config_file_is_told_apart_from_an_edited_one(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

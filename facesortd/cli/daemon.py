@@ -6,6 +6,8 @@ import argparse
 import errno
 import hashlib
 import os
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -35,7 +37,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from facesortd.status import gather, report
 
     settings = settings_for(args)
-    print(json_text(gather(settings), indent=2) if args.json else report(settings))
+    print(json_text(gather(settings), indent=2) if args.json else report(settings, args.config))
     return 0
 
 
@@ -48,14 +50,22 @@ def own_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "facesortd"]
 
 
-def unit_word(word: str) -> str:
+def unit_word(word: str, *, argument: bool = False) -> str:
     """``word`` as one word of a unit file's value, as systemd reads it back: a ``%`` doubled (a
     specifier otherwise: a path or ``file:`` URI holding one was refused), and quoted where it holds
-    a space, a quote or a backslash (a folder such as "My Apps" split ExecStart). A ``$`` stays: the
-    command's path is not expanded, and a URI never holds one."""
+    a space, a quote, a backslash or a control character (a folder such as "My Apps" split ExecStart;
+    a line break, escaped, ended the line). A ``$`` is doubled
+    in an ``argument`` of ExecStart, where systemd expands ``${NAME}`` (a --config path in a folder
+    "${USER}s stuff" was read as "rootstuff"); it stays in the command's path, which systemd runs
+    unexpanded, and a URI never holds one."""
     word = word.replace("%", "%%")
-    if any(c.isspace() or c in "\\\"'" for c in word):
-        return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if argument:
+        word = word.replace("$", "$$")
+    if any(c.isspace() or not c.isprintable() or c in "\\\"'" for c in word):
+        quoted = word.replace("\\", "\\\\").replace('"', '\\"')
+        # A line break (any control character) as a C escape, which systemd reads back in a quoted
+        # word: written as it is, it ended the line, and the rest of the path was a unit line of its own.
+        return '"' + "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in quoted) + '"'
     return word
 
 
@@ -66,7 +76,7 @@ def unit_text(config: Path | None = None) -> str:
     allows, that every installed copy has; a web address we do not own was not)."""
     command = own_command() + (["--config", str(config.expanduser().absolute())] if config else [])
     fill = {
-        "{exec_start}": " ".join(unit_word(w) for w in command),
+        "{exec_start}": " ".join(unit_word(w, argument=i > 0) for i, w in enumerate(command)),
         "{documentation}": unit_word(package_file(README).absolute().as_uri()),
     }
     text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8")
@@ -90,8 +100,13 @@ def _written_as_is(unit: bytes) -> bool:
     return UNIT_SUM in text and text == _signed(text[: text.rindex(UNIT_SUM)])
 
 
+def unit_file() -> Path:
+    """Where `install-service` writes the unit: systemd's folder for a user's own units."""
+    return config_home().parent / "systemd" / "user" / "facesortd.service"
+
+
 def cmd_install_service(args: argparse.Namespace) -> int:
-    unit_dir = config_home().parent / "systemd" / "user"
+    unit_dir = unit_file().parent
     # What `run` checks before it starts: a unit for settings the service refuses failed at once
     # (exit 2, not restarted) while this said "now run: systemctl ... enable --now".
     refuse_overlap(settings_for(args))
@@ -99,7 +114,7 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     if args.print:
         print(text, end="")
         return 0
-    unit = unit_dir / "facesortd.service"
+    unit = unit_file()
     try:
         old = unit.read_bytes() if unit.is_file() else None
         if old == text.encode():
@@ -112,9 +127,13 @@ def cmd_install_service(args: argparse.Namespace) -> int:
             fh.write(text.encode())
     except OSError as exc:  # the unit before (if any) is whole: atomic_writer replaces it only when done
         raise Refused(exc, f"cannot write {unit}", _unit_fix(exc, unit_dir)) from None
-    print(
-        f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user enable --now facesortd"
+    # A unit replaced may be running: `enable --now` leaves a running service as it is, on the old unit.
+    start = (
+        "enable facesortd\n  systemctl --user restart facesortd"
+        if old is not None
+        else "enable --now facesortd"
     )
+    print(f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
     return 0
 
 
@@ -137,11 +156,50 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from facesortd.doctor import run_checks
 
     problems = 0
-    for ok, message in run_checks(args.config):
+    for ok, message in (*run_checks(args.config), _unit_check(args.config)):
         print(("ok    " if ok else "FIX   ") + message)
         problems += not ok
     print("all good" if not problems else f"{problems} problem(s) found")
     return 1 if problems else 0
+
+
+def _unit_check(config: Path | None) -> tuple[bool, str]:
+    """What the installed service runs: a unit whose program or --config file is gone fails at its
+    start (a config exit 2, not restarted), said only in systemd's journal, while every check above
+    passed for the command and config doctor itself was run with."""
+    unit = unit_file()
+    if not os.path.lexists(unit):
+        return True, f"service unit: not installed (`facesortd install-service` writes {unit})"
+    try:
+        text = unit.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:  # a folder in its place, a link to nowhere, a file this user may not read
+        return False, f"service unit: cannot read {unit} ({exc.strerror or exc}): make it a file you may read"
+    if text == unit_text(config):
+        return True, f"service unit: {unit}, for this facesortd and this config"
+    found = re.search(r"^ExecStart=[-@:+!]*(.*)$", text, re.MULTILINE)
+    try:  # systemd's quoting, as unit_word writes it: a doubled % or $ is one
+        words = [w.replace("%%", "%").replace("$$", "$") for w in shlex.split(found[1])] if found else []
+    except ValueError:
+        words = []
+    if not words:
+        return True, f"service unit: {unit} (not one facesortd can read: check it by hand)"
+    config_named = words[words.index("--config") + 1] if "--config" in words[:-1] else None
+    reinstall = shlex.join(
+        [
+            *own_command(),
+            *(["--config", str(config.expanduser().absolute())] if config else []),
+            "install-service",
+        ]
+    )
+    fix = (
+        f"`{reinstall}` writes it for this one, then "
+        "systemctl --user daemon-reload && systemctl --user restart facesortd"
+    )
+    if not os.access(words[0], os.X_OK):
+        return False, f"service unit: {unit} runs {words[0]}, which is not there: {fix}"
+    if config_named and not Path(config_named).is_file():
+        return False, f"service unit: {unit} reads the config file {config_named}, which is not there: {fix}"
+    return True, f"service unit: {unit} runs `{shlex.join(words)}` (not the command or config checked here)"
 
 
 def add_run(sub: argparse._SubParsersAction) -> None:
@@ -198,6 +256,8 @@ def add_install_service(sub: argparse._SubParsersAction) -> None:
 
 def add_doctor(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "doctor", help="check config, folders, cascade and model", description=cmd_doctor.__doc__
+        "doctor",
+        help="check config, folders, cascade, model and service unit",
+        description=cmd_doctor.__doc__,
     )
     p.set_defaults(func=cmd_doctor)
