@@ -484,3 +484,19 @@ def test_a_file_that_leaves_between_listing_and_stat_is_left_out_not_an_error(tm
 
     listed.entries = listing_then_gone  # type: ignore[method-assign]
     assert [item.path.name for item in scan(tmp_path / "lib", (), listed)] == ["b.png"]
+
+
+def test_retrain_now_waits_for_a_retrain_running_already(settings: Settings) -> None:
+    """ "retrain now" took no retrain lock: beside the daemon's retrain or `facesortd retrain` both
+    trained at once, each judged against the model in force before either, each putting its own in."""
+    from facesortd.state import retrain_lock
+
+    with serving(settings) as server:
+        client = Client(server)
+        with retrain_lock(settings.state_dir) as mine:
+            assert mine  # the daemon (or `facesortd retrain`) is retraining
+            assert client.post("/api/retrain")[0] == 202
+            wait_until(lambda: "waiting for it" in client.get("/api/state")["learning"]["message"], timeout=5)
+            assert client.get("/api/state")["learning"]["retraining"]
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        assert client.get("/api/state")["learning"]["message"].startswith("no retrain: not enough labels")

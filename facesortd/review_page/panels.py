@@ -21,6 +21,7 @@ from facesortd.learn.review import Reviewer, label_summary, user_labels
 from facesortd.model_store import last_retrain, model_in_force
 from facesortd.plots import figure_images, png_bytes
 from facesortd.review_page.decisions import CLASS_NAME
+from facesortd.state import retrain_lock
 from facesortd.status import daemon_state
 
 CLASS_KEYS = "1234567890"
@@ -115,10 +116,13 @@ class Learning:
         return True
 
     def _run(self) -> None:
-        """What `facesortd retrain` does: take in labels given by moving files too, then retrain."""
+        """What `facesortd retrain` does: take in labels given by moving files too, then retrain,
+        after any retrain running already (the daemon's, `facesortd retrain`): two at once each put
+        their own model in force, judged against a model no longer there."""
         try:
             Reviewer(self.settings, self.journal).scan()
-            result = retrain_if_due(self.settings, self.journal, user_labels(self.journal), force=True)
+            with retrain_lock(self.settings.state_dir, self._waiting):
+                result = retrain_if_due(self.settings, self.journal, user_labels(self.journal), force=True)
             assert result is not None, "a forced retrain always returns its result"
             self.message = result.describe() if result.path is not None else f"no retrain: {result.reason}"
         except Exception as exc:  # a failed retrain must not take the page down; say it loudly
@@ -126,3 +130,6 @@ class Learning:
             self.message = f"retrain failed: {exc}"
         finally:
             self.running = False
+
+    def _waiting(self) -> None:
+        self.message = "another retrain is running (the daemon's, or `facesortd retrain`): waiting for it"
