@@ -500,3 +500,23 @@ def test_retrain_now_waits_for_a_retrain_running_already(settings: Settings) -> 
             assert client.get("/api/state")["learning"]["retraining"]
         wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
         assert client.get("/api/state")["learning"]["message"].startswith("no retrain: not enough labels")
+
+
+def test_retrain_now_s_message_goes_once_another_retrain_has_decided(settings: Settings) -> None:
+    """The page kept saying "no retrain: not enough labels" from its button beside the daemon's
+    retrain adopted since, which `last retrain` showed just above it."""
+    install_model(settings)
+    names = [(f"{'abcd'[i // 4]}{i}.png", ("angry", "happy", "sad", "surprised")[i % 4]) for i in range(16)]
+    quarantine(settings, "unsure", names)
+    with serving(settings) as server:
+        client = Client(server)
+        assert client.post("/api/retrain")[0] == 202
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        assert client.get("/api/state")["learning"]["message"].startswith("no retrain: not enough labels")
+        ids = {i["name"]: i["id"] for i in client.get("/api/items?limit=100")["items"]}
+        for name, emotion in names:
+            assert client.post("/api/label", {"id": ids[name], "label": emotion})[0] == 200
+        assert client.get("/api/state")["learning"]["message"].startswith("no retrain")  # still true
+        assert cli.main(["retrain"]) == 0  # the daemon's retrain alike
+        learning = client.get("/api/state")["learning"]
+        assert learning["last_retrain"] is not None and learning["message"] == ""

@@ -16,7 +16,7 @@ from facesortd.emotion import ModelError
 from facesortd.ensemble import model_info
 from facesortd.journal import Journal
 from facesortd.learn.metrics import headline
-from facesortd.learn.retrain import labels_until_retrain, retrain_if_due
+from facesortd.learn.retrain import RETRAIN_HELD_BACK, labels_until_retrain, retrain_if_due
 from facesortd.learn.review import Reviewer, label_summary, user_labels
 from facesortd.model_store import last_retrain, model_in_force
 from facesortd.plots import figure_images, png_bytes
@@ -87,12 +87,21 @@ class Learning:
         self.journal = journal
         self.running = False
         self.message = ""
+        self._told_after: tuple[tuple[str, str] | None, str] | None = None
+        """Where retraining stood when ``message`` was set (:meth:`_retrains`): once another retrain
+        has decided since (the daemon's, `facesortd retrain`), the message is stale and not shown; it
+        said "no retrain: not enough labels" beside the daemon's adopted retrain."""
         self._lock = threading.Lock()
+
+    def _retrains(self) -> tuple[tuple[str, str] | None, str]:
+        """The newest retrain's decision, and why the last one due could not train."""
+        return last_retrain(self.settings), self.journal.get_meta(RETRAIN_HELD_BACK)
 
     def panel(self) -> dict[str, object]:
         counts, unusable, imported = label_summary(self.journal)
         usable = sum(counts.values())
-        last = last_retrain(self.settings)
+        last, held_back = self._retrains()
+        current = self.running or self._told_after == (last, held_back)
         return {
             "labels": counts,
             "unusable": unusable,
@@ -102,7 +111,7 @@ class Learning:
             "daemon_running": daemon_state(self.settings, []) is not None,
             "last_retrain": {"when": last[0], "decision": last[1]} if last else None,
             "retraining": self.running,
-            "message": self.message,
+            "message": self.message if current else "",
         }
 
     def start(self) -> bool:
@@ -129,7 +138,10 @@ class Learning:
             logger.exception("retrain from the review page failed")
             self.message = f"retrain failed: {exc}"
         finally:
-            self.running = False
+            try:
+                self._told_after = self._retrains()
+            finally:
+                self.running = False
 
     def _waiting(self) -> None:
         self.message = "another retrain is running (the daemon's, or `facesortd retrain`): waiting for it"
