@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -402,10 +403,27 @@ def test_the_model_in_force_is_judged_only_on_labels_it_was_not_trained_on(setti
     assert mine.new.confusion.sum() == mine.old.confusion.sum() == len(new)
     assert f"({len(new)} faces)" in result.describe()
     made = model_store.load_model(result.path)
-    assert sorted(made.info["user_label_faces"]) == sorted(lbl.face.stem for lbl in old + new)
+    assert made.info["user_labels_learnt"] == {lbl.face.stem: lbl.label for lbl in old + new}
     assert made.info["base_file"] == "20260101-000000.fsm.npz"
     again = retrain.retrain(settings, old + new, made)  # nothing it has not seen: nothing to judge on
     assert again.path is None and again.reason.startswith("nothing new to learn")
+
+
+def test_a_label_changed_since_the_model_in_force_learnt_it_is_new_to_it(settings: Settings) -> None:
+    """A person who moved a labelled file on to another emotion folder (their own label was wrong)
+    got "nothing new to learn": the model in force had seen the face, with the old label."""
+    emotions = ["angry", "happy", "sad"]
+    _bootstrap(settings, emotions, 10, seed=36)
+    labels = _labels(settings, emotions, 4, seed=37)
+    made = model_store.load_model(retrain.retrain(settings, labels, None).path)
+    fixed = [dataclasses.replace(labels[0], label="happy"), *labels[1:]]  # it was angry
+    again = retrain.retrain(settings, fixed, made)
+    assert again.path is not None, again.reason
+    [mine, *_] = again.comparisons
+    assert mine.new.confusion.sum() == 1  # judged on the changed label alone
+    old_style = made.info.pop("user_labels_learnt")  # a model from before it recorded the labels
+    made.info["user_label_faces"] = list(old_style)
+    assert retrain.retrain(settings, fixed, made).reason.startswith("nothing new to learn")
 
 
 def _sure_of_nothing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

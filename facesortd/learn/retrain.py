@@ -291,14 +291,26 @@ def bootstrap(settings: Settings) -> Bootstrap:
     return Bootstrap(None, None)
 
 
-def _seen_by(model: Model | None) -> set[str]:
-    """The kept faces (by file stem) that ``model`` was trained on."""
+def _learnt_by(model: Model | None) -> dict[str, str | None]:
+    """The kept faces (by file stem) that ``model`` was trained on, each with the label it learnt
+    (None: a model from before 2026-12-02, which recorded the faces alone)."""
     if model is None or not model.info.get("user_labels"):
-        return set()
+        return {}
+    learnt = model.info.get("user_labels_learnt")
+    if isinstance(learnt, dict):
+        return {str(stem): str(label) for stem, label in learnt.items()}
     if "user_label_faces" not in model.info:
         logger.warning("the model in force does not record its labels; judging on all of yours")
-        return set()
-    return set(map(str, model.info["user_label_faces"]))  # type: ignore[call-overload]
+        return {}
+    return dict.fromkeys(map(str, model.info["user_label_faces"]))  # type: ignore[call-overload]
+
+
+def _new_to(learnt: dict[str, str | None], label: UserLabel) -> bool:
+    """Was ``label`` not learnt as it stands? A face relabelled since was learnt with the old label,
+    which the model in force now holds against it: counted as seen, the person's correction of a
+    label could never be retrained on ("nothing new to learn")."""
+    stem = label.face.stem
+    return stem not in learnt or learnt[stem] not in (None, label.label)
 
 
 SHARE_FILES = 100
@@ -415,8 +427,8 @@ def retrain(
             f"not enough labels to hold some out yet: it needs labels of at least {need}; label more "
             "(`facesortd review`, or move files into <library>/<emotion>/)",
         )
-    seen = _seen_by(current)
-    judged = np.array([i for i, lbl in enumerate(usable) if lbl.face.stem not in seen], dtype=np.int64)
+    learnt = _learnt_by(current)
+    judged = np.array([i for i, lbl in enumerate(usable) if _new_to(learnt, lbl)], dtype=np.int64)
     if len(judged) == 0:
         return RetrainResult(
             None,
@@ -515,7 +527,7 @@ def retrain(
         {
             "user_labels": len(usable),
             "user_counts": used,
-            "user_label_faces": [lbl.face.stem for lbl in usable],
+            "user_labels_learnt": {lbl.face.stem: lbl.label for lbl in usable},
             "base": base.version if base else None,
             "base_file": start.name,
             "held_out": candidate_eval.summary(),
