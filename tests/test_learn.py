@@ -370,9 +370,10 @@ def test_the_first_labels_wait_for_the_count_and_the_clock_starts_with_them(
         return retrain.RetrainResult(Path("made.fsm.npz"), False)
 
     monkeypatch.setattr(retrain, "retrain", fake_retrain)
-    labels = _labels(settings, ["angry", "happy", "sad"], 4, seed=30)  # 12: fewer than 20
     start = 1_000_000_000.0
     clock = lambda hours: monkeypatch.setattr(retrain.time, "time", lambda: start + hours * 3600)  # noqa: E731
+    given = lambda labels, hours: [dataclasses.replace(lbl, given=start + hours * 3600) for lbl in labels]  # noqa: E731
+    labels = given(_labels(settings, ["angry", "happy", "sad"], 4, seed=30), 0)  # 12: fewer than 20
     clock(0)
     assert retrain.retrain_if_due(settings, journal, labels) is None
     clock(23)
@@ -380,11 +381,11 @@ def test_the_first_labels_wait_for_the_count_and_the_clock_starts_with_them(
     clock(24.5)  # the first of them has waited a day: learn from what there is
     assert retrain.retrain_if_due(settings, journal, labels) is not None and calls == [12]
     clock(30)  # the clock starts again with the next label, not at the last retrain
-    more = labels + _labels(settings, ["happy"], 1, seed=31)
+    more = labels + given(_labels(settings, ["happy"], 1, seed=31), 30)
     assert retrain.retrain_if_due(settings, journal, more) is None
     clock(53)
     assert retrain.retrain_if_due(settings, journal, more) is None
-    twenty = more + _labels(settings, ["angry", "happy", "sad", "surprised"], 5, seed=32)
+    twenty = more + given(_labels(settings, ["angry", "happy", "sad", "surprised"], 5, seed=32), 54)
     assert retrain.retrain_if_due(settings, journal, twenty) is not None and calls == [12, 33]
     journal.close()
 
@@ -497,3 +498,32 @@ def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(
     more = labels + _labels(settings, ["angry", "happy", "sad"], 6, seed=46)
     unsure = retrain.retrain(settings, more, model_store.load_model_in_force(settings), files)
     assert not unsure.adopted and not unsure.comparisons[-1].passed and unsure.comparisons[-1].new == 0.0
+
+
+def test_labels_given_since_the_last_retrain_are_new_however_many_were_taken_back(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New labels were the difference of totals: after a retrain, two labels taken back beside two
+    given were "0 new" (`status` said no retrain was coming), and a label moved on to another
+    emotion folder was none."""
+    from facesortd.journal import Journal
+    from facesortd.learn.review import user_labels
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    kept = _labels(settings, ["angry", "happy", "sad"], 4, seed=38)
+    for lbl in kept[:10]:
+        journal.add_label(lbl.face.stem, lbl.label, "human", (lbl.face, (0, 0, 9, 9)), lbl.group, lbl.face)
+    monkeypatch.setattr(retrain, "retrain", lambda *_a, **_k: retrain.RetrainResult(Path("m.fsm.npz"), True))
+    assert retrain.retrain_if_due(settings, journal, user_labels(journal), force=True) is not None
+    assert retrain.schedule(journal, user_labels(journal)).fresh == 0
+    for lbl in kept[:2]:
+        journal.withdraw_label(lbl.face.stem, lbl.face)
+    for lbl in kept[10:]:
+        journal.add_label(lbl.face.stem, lbl.label, "human", (lbl.face, (0, 0, 9, 9)), lbl.group, lbl.face)
+    moved_on = kept[2]
+    journal.add_label(moved_on.face.stem, "sad", "human", (moved_on.face, (0, 0, 9, 9)), "", moved_on.face)
+    assert retrain.schedule(journal, user_labels(journal)).fresh == 3
+    journal.set_meta(retrain.LABELS_TRAINED_UNTIL, "")  # a journal last retrained by an older version
+    journal.set_meta(retrain.LABELS_AT_RETRAIN, "8")
+    assert retrain.schedule(journal, user_labels(journal)).fresh == 2  # 10 labels now: counted as before
+    journal.close()

@@ -297,7 +297,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         labels = user_labels(journal)
         # Counted as `status` counts them ("next retrain: N new label(s)"): the files just found
         # moved are only some of them, and printed alone they read as the whole.
-        fresh = max(0, schedule(journal, len(labels)).fresh)
+        fresh = max(0, schedule(journal, labels).fresh)
         print(
             f"{fresh} new label(s) since the last retrain ({recorded} of them just recorded from files "
             f"you moved); {len(labels)} usable label(s) in all"

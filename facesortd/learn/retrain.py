@@ -105,6 +105,8 @@ class UserLabel:
     label: str
     group: str
     source: LabelSource = "human"
+    given: float = 0.0
+    """When the label was given (last changed): what makes it new since the last retrain."""
 
     def weight(self, learning: LearningSettings) -> float:
         """A person's labels dominate (user_weight, corrections more); imported ones weigh 1."""
@@ -546,8 +548,12 @@ def retrain(
     return result
 
 
+LABELS_TRAINED_UNTIL = "labels_trained_until"
+"""Journal meta key: when the newest label the last retrain learnt from was given; labels given
+after it are new."""
 LABELS_AT_RETRAIN = "labels_at_retrain"
-"""Journal meta key: how many usable labels there were at the last retrain."""
+"""Journal meta key of journals whose last retrain was before 2026-12-02: how many usable labels
+there were then (what new labels were counted from, until the next retrain)."""
 LABELS_WAITING_SINCE = "labels_waiting_since"
 """Journal meta key: when the first label after the last retrain came (0: none waits)."""
 RETRAIN_HELD_BACK = "retrain_held_back"
@@ -569,13 +575,21 @@ class Schedule:
         return self.waiting_since + learning.retrain_interval_h * 3600
 
 
-def schedule(journal: Journal, n_labels: int) -> Schedule:
-    """The trigger's state, kept in the journal so that a restart neither retrains nor resets the clock."""
-    fresh = n_labels - int(journal.get_meta(LABELS_AT_RETRAIN, "0"))
+def schedule(journal: Journal, labels: Sequence[UserLabel]) -> Schedule:
+    """The trigger's state, kept in the journal so that a restart neither retrains nor resets the clock.
+
+    New labels are those given after the last retrain's newest: counted as a difference of totals,
+    a label moved on to another emotion was none, and five taken back beside five given were zero.
+    """
+    until = journal.get_meta(LABELS_TRAINED_UNTIL)
+    if until or not journal.get_meta(LABELS_AT_RETRAIN):
+        fresh = sum(lbl.given > float(until or 0) for lbl in labels)
+    else:
+        fresh = len(labels) - int(journal.get_meta(LABELS_AT_RETRAIN))
     return Schedule(fresh, float(journal.get_meta(LABELS_WAITING_SINCE, "0") or 0))
 
 
-def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: int) -> int:
+def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: Sequence[UserLabel]) -> int:
     """How many more labels make a retrain due by count (the review page shows it)."""
     return max(0, learning.retrain_after_labels - schedule(journal, labels).fresh)
 
@@ -595,7 +609,7 @@ def retrain_if_due(
     """
     learning = settings.learning
     now = time.time()
-    state = schedule(journal, len(labels))
+    state = schedule(journal, labels)
     if state.fresh > 0 and not state.waiting_since:
         state = Schedule(state.fresh, now)
         journal.set_meta(LABELS_WAITING_SINCE, str(now))
@@ -608,7 +622,7 @@ def retrain_if_due(
     current = load_model(current_path) if current_path else None
     result = retrain(settings, labels, current, unlabelled_files(journal), log_level)
     if result.path is not None:
-        journal.set_meta(LABELS_AT_RETRAIN, str(len(labels)))
+        journal.set_meta(LABELS_TRAINED_UNTIL, str(max(lbl.given for lbl in labels)))
         journal.set_meta(LABELS_WAITING_SINCE, "0")
     # Due but unable to train (too few screenshots, say), it stays due: `status` says why, rather
     # than "due now" at every look while nothing happens.

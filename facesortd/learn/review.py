@@ -198,8 +198,8 @@ class Reviewer:
 def user_labels(journal: Journal) -> list[UserLabel]:
     """The newest label per content that has a usable face, for training."""
     return [
-        UserLabel(Path(face), label, group, source)
-        for _hash, label, source, face, group, _at in journal.labels()
+        UserLabel(Path(face), label, group, source, given)
+        for _hash, label, source, face, group, given in journal.labels()
         if face and Path(face).is_file()
     ]
 

@@ -99,14 +99,15 @@ class Learning:
 
     def panel(self) -> dict[str, object]:
         counts, unusable, imported = label_summary(self.journal)
-        usable = sum(counts.values())
         last, held_back = self._retrains()
         current = self.running or self._told_after == (last, held_back)
         return {
             "labels": counts,
             "unusable": unusable,
             "imported": imported,
-            "next_retrain_in": labels_until_retrain(self.settings.learning, self.journal, usable),
+            "next_retrain_in": labels_until_retrain(
+                self.settings.learning, self.journal, user_labels(self.journal)
+            ),
             # The daemon retrains when it is due; without one the due retrain waits for the button.
             "daemon_running": daemon_state(self.settings, []) is not None,
             "last_retrain": {"when": last[0], "decision": last[1]} if last else None,
