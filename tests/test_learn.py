@@ -527,3 +527,14 @@ def test_labels_given_since_the_last_retrain_are_new_however_many_were_taken_bac
     journal.set_meta(retrain.LABELS_AT_RETRAIN, "8")
     assert retrain.schedule(journal, user_labels(journal)).fresh == 2  # 10 labels now: counted as before
     journal.close()
+
+
+def test_a_kept_face_damaged_on_disk_is_left_out_not_the_end_of_every_retrain(settings: Settings) -> None:
+    """One unreadable crop in <state_dir>/faces failed every retrain with a traceback (the daemon's
+    again at each look), and no retrain could ever run until someone found that file."""
+    emotions = ["angry", "happy", "sad"]
+    _bootstrap(settings, emotions, 10, seed=39)
+    labels = _labels(settings, emotions, 4, seed=40)
+    labels[0].face.write_bytes(b"not a png any more")
+    result = retrain.retrain(settings, labels, None)
+    assert result.path is not None and result.used == {"angry": 3, "happy": 4, "sad": 4}

@@ -392,6 +392,24 @@ def out_of_fold_logits(
     return logits
 
 
+def _readable_faces(labels: Sequence[UserLabel], spec: FaceSpec) -> dict[Path, np.ndarray]:
+    """Each label's kept face framed by ``spec``, by crop. A crop that cannot be read (damaged on
+    disk) is left out with what to do about it: it failed every retrain, with a traceback, and
+    the daemon's again at each look."""
+    faces = {}
+    for lbl in labels:
+        try:
+            faces[lbl.face] = kept_face(lbl.face, spec)
+        except OSError as exc:
+            logger.warning(
+                "{}: its label {!r} is left out of retraining; delete that file, then move the labelled "
+                "file out of its emotion folder and back, and its face is kept anew",
+                exc,
+                lbl.label,
+            )
+    return faces
+
+
 def retrain(
     settings: Settings,
     labels: list[UserLabel],
@@ -411,6 +429,9 @@ def retrain(
     learning = settings.learning
     start = bootstrap(settings)
     base = start.model
+    spec = base.spec if base else FaceSpec()
+    read = _readable_faces(labels, spec)
+    labels = [lbl for lbl in labels if lbl.face in read]
     known = set(base.labels) if base else set()
     counts = Counter(lbl.label for lbl in labels)
     minimum = learning.min_per_class
@@ -441,8 +462,7 @@ def retrain(
             "nothing new to learn: the model in force was trained on every label there is; label more "
             "(`facesortd review`, or move files into <library>/<emotion>/)",
         )
-    spec = base.spec if base else FaceSpec()
-    faces = np.stack([kept_face(lbl.face, spec) for lbl in usable])
+    faces = np.stack([read[lbl.face] for lbl in usable])
     # The model in force is judged on faces framed its own way (it may predate a change of framing).
     current_faces = (
         faces[judged]
