@@ -417,11 +417,13 @@ def test_a_label_changed_since_the_model_in_force_learnt_it_is_new_to_it(setting
     _bootstrap(settings, emotions, 10, seed=36)
     labels = _labels(settings, emotions, 4, seed=37)
     made = model_store.load_model(retrain.retrain(settings, labels, None).path)
-    fixed = [dataclasses.replace(labels[0], label="happy"), *labels[1:]]  # it was angry
+    fixed = list(labels)
+    fixed[0] = dataclasses.replace(labels[0], label="happy")  # it was angry
+    fixed[4] = dataclasses.replace(labels[4], label="sad")  # it was happy
     again = retrain.retrain(settings, fixed, made)
     assert again.path is not None, again.reason
     [mine, *_] = again.comparisons
-    assert mine.new.confusion.sum() == 1  # judged on the changed label alone
+    assert mine.new.confusion.sum() == 2  # judged on the changed labels alone
     old_style = made.info.pop("user_labels_learnt")  # a model from before it recorded the labels
     made.info["user_label_faces"] = list(old_style)
     assert retrain.retrain(settings, fixed, made).reason.startswith("nothing new to learn")
@@ -538,3 +540,17 @@ def test_a_kept_face_damaged_on_disk_is_left_out_not_the_end_of_every_retrain(se
     labels[0].face.write_bytes(b"not a png any more")
     result = retrain.retrain(settings, labels, None)
     assert result.path is not None and result.used == {"angry": 3, "happy": 4, "sad": 4}
+
+
+def test_new_labels_of_one_emotion_alone_judge_no_retrain_without_a_validation_set(
+    settings: Settings,
+) -> None:
+    """Two labels, both happy, made an adopted model sure of "happy" on most faces: judged on one
+    emotion, balanced accuracy is that emotion's recall, which calling every face so maximises."""
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=41)
+    happy = _labels(settings, ["happy"], 6, seed=42)
+    held = retrain.retrain(settings, happy, current)
+    assert held.path is None and "all happy" in held.reason and "another emotion too" in held.reason
+    assert retrain.retrain(settings, happy + _labels(settings, ["sad"], 2, seed=43), current).path is not None
+    _validation_set(settings, ["angry", "happy", "sad"], 8, seed=44)  # it judges the other emotions
+    assert retrain.retrain(settings, happy, current).path is not None

@@ -441,7 +441,8 @@ def test_retrain_tells_a_terminal_its_decision_once(
 
     settings = review_settings(tmp_path, monkeypatch)
     install_model(settings)
-    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
+    shots = [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad"), ("d.png", "happy")]
+    files = quarantine(settings, "unsure", shots)
     for name, emotion in (("a.png", "happy"), ("b.png", "sad")):
         (settings.library / emotion).mkdir(exist_ok=True)
         files[name].rename(settings.library / emotion / name)
@@ -455,7 +456,8 @@ def test_retrain_tells_a_terminal_its_decision_once(
         logger.remove(sink)
         journal.close()
     assert any(line.startswith("retrained on 2 labels") for line in logged), logged
-    files["c.png"].rename(settings.library / "sad" / "c.png")
+    for name, emotion in shots[2:]:  # new labels of two emotions: something to judge a retrain on
+        files[name].rename(settings.library / emotion / name)
     capsys.readouterr()
     assert cli.main(["retrain"]) == 0
     out, err = capsys.readouterr()

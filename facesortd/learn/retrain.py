@@ -462,6 +462,24 @@ def retrain(
             "nothing new to learn: the model in force was trained on every label there is; label more "
             "(`facesortd review`, or move files into <library>/<emotion>/)",
         )
+    validation = start.validation
+    if validation is not None and current is not None and current.spec != spec:
+        logger.warning("the model in force frames faces differently; the bootstrap validation set is skipped")
+        validation = None
+    if validation is None and len(alone := {usable[i].label for i in judged}) < 2:
+        # Balanced accuracy on one emotion is its recall alone, which a model that calls every
+        # face that emotion maximises: two labels of happy faces were adopted, sure of "happy" on
+        # any face. A bootstrap validation set, where there is one, covers the other emotions.
+        return RetrainResult(
+            None,
+            False,
+            [],
+            used,
+            waiting,
+            f"nothing to judge a new model on yet: the labels the model in force has not learnt are all "
+            f"{alone.pop()}, and on one emotion a model that calls every face so would pass; label files "
+            "of another emotion too (`facesortd review`, or move files into <library>/<emotion>/)",
+        )
     faces = np.stack([read[lbl.face] for lbl in usable])
     # The model in force is judged on faces framed its own way (it may predate a change of framing).
     current_faces = (
@@ -512,10 +530,6 @@ def retrain(
     ]
     final = fit(np.arange(len(names)))
     final.temperature = temperature
-    validation = start.validation
-    if validation is not None and current is not None and current.spec != spec:
-        logger.warning("the model in force frames faces differently; the bootstrap validation set is skipped")
-        validation = None
     if validation is not None:
         boot_eval = predict_set(final, validation).evaluation(threshold)
         final.info["bootstrap_validation"] = boot_eval.summary()
