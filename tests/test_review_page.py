@@ -24,7 +24,7 @@ from waiting import wait_until
 from facesortd import cli
 from facesortd.config import Settings
 from facesortd.journal import Journal
-from facesortd.learn.review import Reviewer
+from facesortd.learn.review import Reviewer, user_labels
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.review_page.panels import classes
 from facesortd.review_page.queue import scan
@@ -520,3 +520,25 @@ def test_retrain_now_s_message_goes_once_another_retrain_has_decided(settings: S
         assert cli.main(["retrain"]) == 0  # the daemon's retrain alike
         learning = client.get("/api/state")["learning"]
         assert learning["last_retrain"] is not None and learning["message"] == ""
+
+
+def test_the_learning_panel_says_why_a_retrain_due_cannot_train(settings: Settings) -> None:
+    """Held back (labels of one emotion alone, say), the panel still said "next retrain after 0
+    more label(s)", and the reason stood only in `facesortd status`."""
+    from facesortd.journal import Journal
+    from facesortd.learn import retrain
+
+    install_model(settings)
+    quarantine(settings, "unsure", [("a0.png", "happy"), ("b1.png", "happy")])
+    with serving(settings) as server:
+        client = Client(server)
+        for item in client.get("/api/items")["items"]:
+            assert client.post("/api/label", {"id": item["id"], "label": "happy"})[0] == 200
+        assert client.get("/api/state")["learning"]["held_back"] is None
+        journal = Journal.for_state_dir(settings.state_dir)
+        try:  # as the daemon does when a retrain falls due
+            held = retrain.retrain_if_due(settings, journal, user_labels(journal), force=True)
+        finally:
+            journal.close()
+        assert held is not None and held.path is None
+        assert client.get("/api/state")["learning"]["held_back"] == held.reason

@@ -100,7 +100,7 @@ class Learning:
     def panel(self) -> dict[str, object]:
         counts, unusable, imported = label_summary(self.journal)
         last, held_back = self._retrains()
-        current = self.running or self._told_after == (last, held_back)
+        message = self.message if self.running or self._told_after == (last, held_back) else ""
         return {
             "labels": counts,
             "unusable": unusable,
@@ -111,8 +111,11 @@ class Learning:
             # The daemon retrains when it is due; without one the due retrain waits for the button.
             "daemon_running": daemon_state(self.settings, []) is not None,
             "last_retrain": {"when": last[0], "decision": last[1]} if last else None,
+            # Else "next retrain after 0 more label(s)" stood there while no retrain could run (the
+            # button's own message says it when it was the button's).
+            "held_back": None if message else held_back or None,
             "retraining": self.running,
-            "message": self.message if current else "",
+            "message": message,
         }
 
     def start(self) -> bool:
