@@ -17,6 +17,9 @@ with mistakes.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,7 +35,7 @@ from facesortd.boxes import Box
 from facesortd.config import AdoptMetric, LearningSettings, LogLevel, Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.detect import FaceDetector
-from facesortd.durable import atomic_writer, check_writable
+from facesortd.durable import Refused, atomic_writer, check_writable
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, box_in_crop, cut_face_crop, normalise_face
@@ -628,6 +631,26 @@ def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: S
     return max(0, learning.retrain_after_labels - schedule(journal, labels).fresh)
 
 
+ROOM_FACTOR = 2
+"""A retrain needs this many times the model in force's size free where it writes the new model
+(one with a new emotion is a little bigger)."""
+
+
+def check_room(folder: Path, in_force: Path | None) -> None:
+    """Refused, with the fix, unless ``folder`` has room for a model like ``in_force``: asked before
+    training, since a full disk refused the model only once it was trained, and the daemon trained
+    it again at every look (every 30 s), with a traceback each time."""
+    needed = ROOM_FACTOR * in_force.stat().st_size if in_force is not None else 0
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise Refused(
+            OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+            f"no room for a new model in {folder}",
+            f"it needs about {needed / 1e6:.0f} MB, {free / 1e6:.0f} MB are free: "
+            "free some space on that disk",
+        )
+
+
 def retrain_if_due(
     settings: Settings,
     journal: Journal,
@@ -653,6 +676,7 @@ def retrain_if_due(
         return None
     check_writable(models_dir(settings))  # before training a model that could not be kept
     current_path = model_in_force(settings)
+    check_room(models_dir(settings), current_path)
     current = load_model(current_path) if current_path else None
     result = retrain(settings, labels, current, unlabelled_files(journal), log_level)
     if result.path is not None:
