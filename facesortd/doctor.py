@@ -23,7 +23,16 @@ from facesortd.emotion import ModelError
 from facesortd.ensemble import model_info
 from facesortd.journal import Journal, JournalError
 from facesortd.learn.metrics import headline, near_chance
-from facesortd.model_store import DEFAULT, adopted, load_model_in_force, model_in_force, name_of, resolve
+from facesortd.model_store import (
+    DEFAULT,
+    adopted,
+    gone_from_force,
+    load_model_in_force,
+    model_in_force,
+    models_dir,
+    name_of,
+    resolve,
+)
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE
 
@@ -129,6 +138,14 @@ def _cascade_check(settings: Settings) -> Check:
 
 def _model_check(settings: Settings) -> Check:
     path = model_in_force(settings)
+    if (gone := gone_from_force(settings)) is not None:
+        # The daemon went on with the shipped model, and doctor said "all good".
+        return (
+            False,
+            f"emotion model: {gone}, put in force, is gone from {models_dir(settings)} (moved or deleted?), "
+            f"so {path or 'no model'} is used instead: put the file back, or choose with `facesortd model "
+            "use default` or `facesortd model use FILE`",
+        )
     try:
         model = load_model_in_force(settings)
     except ModelError as exc:

@@ -74,15 +74,26 @@ def resolve(settings: Settings, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def _pointed(settings: Settings) -> str | None:
+    """The name ``models/current`` gives, if there is one."""
+    pointer = models_dir(settings) / CURRENT
+    return pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
+
+
 def model_in_force(settings: Settings) -> Path | None:
     if settings.recognition.model is not None:
         return settings.recognition.model.expanduser()
-    pointer = models_dir(settings) / CURRENT
-    if pointer.is_file():
-        named = resolve(settings, pointer.read_text(encoding="utf-8").strip())
-        if named is not None:
-            return named
+    name = _pointed(settings)
+    if name is not None and (named := resolve(settings, name)) is not None:
+        return named
     return shipped_model()
+
+
+def gone_from_force(settings: Settings) -> str | None:
+    """The model put in force whose file is gone since (moved or deleted by hand), if so: the
+    shipped model is then in force instead, which :func:`model_in_force` does without a word."""
+    name = None if settings.recognition.model is not None else _pointed(settings)
+    return name if name is not None and resolve(settings, name) is None else None
 
 
 def load_model_in_force(settings: Settings) -> Model | None:

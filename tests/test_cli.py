@@ -377,6 +377,24 @@ def test_doctor_flags_a_model_in_force_that_learnt_nothing(
     assert "the shipped one" in out and "until your reviews train it" in out
 
 
+def test_doctor_says_when_the_model_put_in_force_is_gone(capsys: pytest.CaptureFixture[str]) -> None:
+    """The model file put in force deleted by hand: the shipped model took over without a word, and
+    doctor said "all good"."""
+    from facesortd import model_store
+
+    settings = load_settings()
+    mine = model_store.models_dir(settings) / "20260101-000000.fsm.npz"
+    mine.parent.mkdir(parents=True)
+    shutil.copyfile(model_store.shipped_model(), mine)
+    model_store.adopt(settings, mine)
+    assert cli.main(["doctor"]) == 0
+    mine.unlink()  # the person cleaned up the state folder
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "20260101-000000.fsm.npz, put in force, is gone" in out and "facesortd model use default" in out
+
+
 def test_doctor_does_not_send_a_model_that_sorts_nothing_back_to_one_that_sorts_nothing_either(
     crop_dataset: Path, fake_detector: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
