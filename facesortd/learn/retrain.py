@@ -433,8 +433,6 @@ def retrain(
     start = bootstrap(settings)
     base = start.model
     spec = base.spec if base else FaceSpec()
-    read = _readable_faces(labels, spec)
-    labels = [lbl for lbl in labels if lbl.face in read]
     known = set(base.labels) if base else set()
     counts = Counter(lbl.label for lbl in labels)
     minimum = learning.min_per_class
@@ -482,6 +480,11 @@ def retrain(
             f"nothing to judge a new model on yet: the labels the model in force has not learnt are all "
             f"{alone.pop()}, and on one emotion a model that calls every face so would pass; label files "
             "of another emotion too (`facesortd review`, or move files into <library>/<emotion>/)",
+        )
+    read = _readable_faces(usable, spec)
+    if broken := {lbl.face for lbl in usable} - read.keys():  # judged again without them
+        return retrain(
+            settings, [lbl for lbl in labels if lbl.face not in broken], current, unlabelled, log_level
         )
     faces = np.stack([read[lbl.face] for lbl in usable])
     # The model in force is judged on faces framed its own way (it may predate a change of framing).
