@@ -800,6 +800,40 @@ def test_a_retrain_that_cannot_store_its_model_leaves_the_daemon_sorting_and_sta
     )
 
 
+def test_learning_that_keeps_failing_is_said_once_and_named_by_status(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failure of ours that stays (a damaged model file, say) logged a traceback and added a row
+    to the journal's errors at every look (every 30 s), so `status`'s last errors held nothing else."""
+    settings = daemon_settings.model_copy(
+        update={"learning": daemon_settings.learning.model_copy(update={"review_scan_s": 0.1})}
+    )
+    _as_configured(monkeypatch, settings)
+    looks: list[object] = []
+
+    def failing(*args: object, **kwargs: object) -> None:
+        looks.append(args)
+        raise ValueError("the model file is damaged")
+
+    monkeypatch.setattr(service, "retrain_if_due", failing)
+    lines: list[str] = []
+    logger.add(lines.append, level="ERROR", format="{message}")
+    with running_daemon(settings, stub_pipeline):
+        wait_until(lambda: len(looks) >= 3)
+        assert cli.main(["status"]) == 0
+    problem = (
+        "learning from your labels failed: the model file is damaged; sorting goes on with the model in force"
+    )
+    out = capsys.readouterr().out
+    assert len([line for line in lines if line.startswith(problem)]) == 1  # with its traceback
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        assert [m for _at, _p, m in journal.last_errors(10)] == ["learning failed: the model file is damaged"]
+    finally:
+        journal.close()
+    assert f"PROBLEM: {problem}" in out.splitlines()
+
+
 def test_a_retrain_lock_left_by_sudo_is_a_problem_in_status_not_a_traceback_at_each_look(
     daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
