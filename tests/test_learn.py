@@ -554,3 +554,17 @@ def test_new_labels_of_one_emotion_alone_judge_no_retrain_without_a_validation_s
     assert retrain.retrain(settings, happy + _labels(settings, ["sad"], 2, seed=43), current).path is not None
     _validation_set(settings, ["angry", "happy", "sad"], 8, seed=44)  # it judges the other emotions
     assert retrain.retrain(settings, happy, current).path is not None
+
+
+def test_a_retrained_model_shows_no_bootstrap_validation_figures_it_was_not_measured_by(
+    settings: Settings,
+) -> None:
+    """Retrained from the shipped model (which keeps its own validation figures, but not the set),
+    `facesortd model` listed the shipped model's "on the bootstrap validation set: balanced accuracy
+    0.36" under each retrained model, as if it had been measured there."""
+    base = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=45)
+    base.info["bootstrap_validation"] = {"balanced_accuracy": 0.36, "n": 100}
+    base.save(model_store.model_in_force(settings))
+    result = retrain.retrain(settings, _labels(settings, ["angry", "happy", "sad"], 4, seed=46), base)
+    assert result.path is not None
+    assert "bootstrap_validation" not in model_store.load_model(result.path).info

@@ -551,6 +551,8 @@ def retrain(
                 _bootstrap_floor(floor, boot_current, learning.bootstrap_max_drop),
             )
         )
+    else:  # the base's own figures came with its info: `facesortd model` showed them as this model's
+        final.info.pop("bootstrap_validation", None)
     specs = {final.spec} | ({current.spec} if current else set())
     found = _unlabelled_faces(settings, list(unlabelled), specs) if unlabelled else {}
     if found:
