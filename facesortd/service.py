@@ -357,7 +357,7 @@ class Service:
             with retrain_lock(self.settings.state_dir) as mine:
                 if not mine:  # `facesortd retrain` is at it right now
                     return
-                result = retrain_if_due(self.settings, self.journal, user_labels(self.journal))
+                retrain_if_due(self.settings, self.journal, user_labels(self.journal))
         except Refused as exc:  # the person can fix it: said once, and by `status` until it is
             problem = f"cannot retrain: {exc}; sorting goes on with the model in force"
             if problem != self._learning_problem:
@@ -366,11 +366,15 @@ class Service:
             self._learning_problem = problem
             return
         except Exception as exc:  # learning must never take the sorting service down
-            logger.exception("learning from your labels failed: {}", exc)
-            self._record_error(None, f"learning failed: {exc}")
+            # Ours to fix, so with its traceback, but once: a failure that stays (a damaged model
+            # file) logged it and filled the journal's errors at every look (every 30 s).
+            problem = f"learning from your labels failed: {exc}; sorting goes on with the model in force"
+            if problem != self._learning_problem:
+                logger.exception(problem)
+                self._record_error(None, f"learning failed: {exc}")
+            self._learning_problem = problem
             return
-        if result is not None:
-            self._learning_problem = None
+        self._learning_problem = None  # this look went through
         self._reexamine_unsure()
 
     def _reexamine_unsure(self) -> None:

@@ -11,7 +11,8 @@ so a crash never leaves one behind) keep them from harming each other's files:
   journal row therefore exists only while its owner holds this lock: whoever holds it sees only
   the planned rows of dead owners, so recovery can never undo a live process's move, and a file
   claimed by one process is gone from its source before another can link it a second time;
-- the *retrain lock*: one retrain at a time (the daemon's own, or `facesortd retrain`).
+- the *retrain lock*: one retrain at a time (the daemon's own, `facesortd retrain`, the review
+  page's "retrain now").
 
 The folder is private (0700): the journal names every file a user sorted, its hash and label.
 """

@@ -229,7 +229,7 @@ def gather(settings: Settings) -> dict[str, Any]:
                     k: minimum - n for k, n in counts.items() if k not in known and n < minimum
                 },
             }
-            state = schedule(journal, len(user_labels(journal)))
+            state = schedule(journal, user_labels(journal))
             out["retrain"] = {
                 "new_labels": max(0, state.fresh),
                 "after_labels": settings.learning.retrain_after_labels,

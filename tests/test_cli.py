@@ -1324,3 +1324,26 @@ def test_a_text_file_named_as_a_model_verifier_or_gate_is_not_said_to_be_pickled
         errors.append(str(refused.value))
     for error in errors:
         assert "not a NumPy" in error and "pickle" not in error and "unsafely" not in error
+
+
+def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.CaptureFixture[str]) -> None:
+    """A rollback made while a retrain ran was undone by it a moment later: the retrain, judged
+    against the model in force when it began, put its own model in force when it ended."""
+    import threading
+
+    from waiting import wait_until
+
+    from facesortd import model_store
+    from facesortd.state import retrain_lock
+
+    settings = load_settings()
+    pointer = model_store.models_dir(settings) / model_store.CURRENT
+    codes: list[int] = []
+    with retrain_lock(settings.state_dir) as mine:
+        assert mine  # the daemon is retraining
+        person = threading.Thread(target=lambda: codes.append(cli.main(["model", "use", "default"])))
+        person.start()
+        wait_until(lambda: "waiting for it to end" in capsys.readouterr().out, timeout=5)
+        assert not pointer.exists()  # nothing put in force before the retrain's own choice
+    person.join(timeout=10)
+    assert codes == [0] and pointer.read_text() == model_store.DEFAULT  # then the person's choice

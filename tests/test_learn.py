@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -369,9 +370,10 @@ def test_the_first_labels_wait_for_the_count_and_the_clock_starts_with_them(
         return retrain.RetrainResult(Path("made.fsm.npz"), False)
 
     monkeypatch.setattr(retrain, "retrain", fake_retrain)
-    labels = _labels(settings, ["angry", "happy", "sad"], 4, seed=30)  # 12: fewer than 20
     start = 1_000_000_000.0
     clock = lambda hours: monkeypatch.setattr(retrain.time, "time", lambda: start + hours * 3600)  # noqa: E731
+    given = lambda labels, hours: [dataclasses.replace(lbl, given=start + hours * 3600) for lbl in labels]  # noqa: E731
+    labels = given(_labels(settings, ["angry", "happy", "sad"], 4, seed=30), 0)  # 12: fewer than 20
     clock(0)
     assert retrain.retrain_if_due(settings, journal, labels) is None
     clock(23)
@@ -379,11 +381,11 @@ def test_the_first_labels_wait_for_the_count_and_the_clock_starts_with_them(
     clock(24.5)  # the first of them has waited a day: learn from what there is
     assert retrain.retrain_if_due(settings, journal, labels) is not None and calls == [12]
     clock(30)  # the clock starts again with the next label, not at the last retrain
-    more = labels + _labels(settings, ["happy"], 1, seed=31)
+    more = labels + given(_labels(settings, ["happy"], 1, seed=31), 30)
     assert retrain.retrain_if_due(settings, journal, more) is None
     clock(53)
     assert retrain.retrain_if_due(settings, journal, more) is None
-    twenty = more + _labels(settings, ["angry", "happy", "sad", "surprised"], 5, seed=32)
+    twenty = more + given(_labels(settings, ["angry", "happy", "sad", "surprised"], 5, seed=32), 54)
     assert retrain.retrain_if_due(settings, journal, twenty) is not None and calls == [12, 33]
     journal.close()
 
@@ -402,10 +404,29 @@ def test_the_model_in_force_is_judged_only_on_labels_it_was_not_trained_on(setti
     assert mine.new.confusion.sum() == mine.old.confusion.sum() == len(new)
     assert f"({len(new)} faces)" in result.describe()
     made = model_store.load_model(result.path)
-    assert sorted(made.info["user_label_faces"]) == sorted(lbl.face.stem for lbl in old + new)
+    assert made.info["user_labels_learnt"] == {lbl.face.stem: lbl.label for lbl in old + new}
     assert made.info["base_file"] == "20260101-000000.fsm.npz"
     again = retrain.retrain(settings, old + new, made)  # nothing it has not seen: nothing to judge on
     assert again.path is None and again.reason.startswith("nothing new to learn")
+
+
+def test_a_label_changed_since_the_model_in_force_learnt_it_is_new_to_it(settings: Settings) -> None:
+    """A person who moved a labelled file on to another emotion folder (their own label was wrong)
+    got "nothing new to learn": the model in force had seen the face, with the old label."""
+    emotions = ["angry", "happy", "sad"]
+    _bootstrap(settings, emotions, 10, seed=36)
+    labels = _labels(settings, emotions, 4, seed=37)
+    made = model_store.load_model(retrain.retrain(settings, labels, None).path)
+    fixed = list(labels)
+    fixed[0] = dataclasses.replace(labels[0], label="happy")  # it was angry
+    fixed[4] = dataclasses.replace(labels[4], label="sad")  # it was happy
+    again = retrain.retrain(settings, fixed, made)
+    assert again.path is not None, again.reason
+    [mine, *_] = again.comparisons
+    assert mine.new.confusion.sum() == 2  # judged on the changed labels alone
+    old_style = made.info.pop("user_labels_learnt")  # a model from before it recorded the labels
+    made.info["user_label_faces"] = list(old_style)
+    assert retrain.retrain(settings, fixed, made).reason.startswith("nothing new to learn")
 
 
 def _sure_of_nothing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -479,3 +500,71 @@ def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(
     more = labels + _labels(settings, ["angry", "happy", "sad"], 6, seed=46)
     unsure = retrain.retrain(settings, more, model_store.load_model_in_force(settings), files)
     assert not unsure.adopted and not unsure.comparisons[-1].passed and unsure.comparisons[-1].new == 0.0
+
+
+def test_labels_given_since_the_last_retrain_are_new_however_many_were_taken_back(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New labels were the difference of totals: after a retrain, two labels taken back beside two
+    given were "0 new" (`status` said no retrain was coming), and a label moved on to another
+    emotion folder was none."""
+    from facesortd.journal import Journal
+    from facesortd.learn.review import user_labels
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    kept = _labels(settings, ["angry", "happy", "sad"], 4, seed=38)
+    for lbl in kept[:10]:
+        journal.add_label(lbl.face.stem, lbl.label, "human", (lbl.face, (0, 0, 9, 9)), lbl.group, lbl.face)
+    monkeypatch.setattr(retrain, "retrain", lambda *_a, **_k: retrain.RetrainResult(Path("m.fsm.npz"), True))
+    assert retrain.retrain_if_due(settings, journal, user_labels(journal), force=True) is not None
+    assert retrain.schedule(journal, user_labels(journal)).fresh == 0
+    for lbl in kept[:2]:
+        journal.withdraw_label(lbl.face.stem, lbl.face)
+    for lbl in kept[10:]:
+        journal.add_label(lbl.face.stem, lbl.label, "human", (lbl.face, (0, 0, 9, 9)), lbl.group, lbl.face)
+    moved_on = kept[2]
+    journal.add_label(moved_on.face.stem, "sad", "human", (moved_on.face, (0, 0, 9, 9)), "", moved_on.face)
+    assert retrain.schedule(journal, user_labels(journal)).fresh == 3
+    journal.set_meta(retrain.LABELS_TRAINED_UNTIL, "")  # a journal last retrained by an older version
+    journal.set_meta(retrain.LABELS_AT_RETRAIN, "8")
+    assert retrain.schedule(journal, user_labels(journal)).fresh == 2  # 10 labels now: counted as before
+    journal.close()
+
+
+def test_a_kept_face_damaged_on_disk_is_left_out_not_the_end_of_every_retrain(settings: Settings) -> None:
+    """One unreadable crop in <state_dir>/faces failed every retrain with a traceback (the daemon's
+    again at each look), and no retrain could ever run until someone found that file."""
+    emotions = ["angry", "happy", "sad"]
+    _bootstrap(settings, emotions, 10, seed=39)
+    labels = _labels(settings, emotions, 4, seed=40)
+    labels[0].face.write_bytes(b"not a png any more")
+    result = retrain.retrain(settings, labels, None)
+    assert result.path is not None and result.used == {"angry": 3, "happy": 4, "sad": 4}
+
+
+def test_new_labels_of_one_emotion_alone_judge_no_retrain_without_a_validation_set(
+    settings: Settings,
+) -> None:
+    """Two labels, both happy, made an adopted model sure of "happy" on most faces: judged on one
+    emotion, balanced accuracy is that emotion's recall, which calling every face so maximises."""
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=41)
+    happy = _labels(settings, ["happy"], 6, seed=42)
+    held = retrain.retrain(settings, happy, current)
+    assert held.path is None and "all happy" in held.reason and "another emotion too" in held.reason
+    assert retrain.retrain(settings, happy + _labels(settings, ["sad"], 2, seed=43), current).path is not None
+    _validation_set(settings, ["angry", "happy", "sad"], 8, seed=44)  # it judges the other emotions
+    assert retrain.retrain(settings, happy, current).path is not None
+
+
+def test_a_retrained_model_shows_no_bootstrap_validation_figures_it_was_not_measured_by(
+    settings: Settings,
+) -> None:
+    """Retrained from the shipped model (which keeps its own validation figures, but not the set),
+    `facesortd model` listed the shipped model's "on the bootstrap validation set: balanced accuracy
+    0.36" under each retrained model, as if it had been measured there."""
+    base = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=45)
+    base.info["bootstrap_validation"] = {"balanced_accuracy": 0.36, "n": 100}
+    base.save(model_store.model_in_force(settings))
+    result = retrain.retrain(settings, _labels(settings, ["angry", "happy", "sad"], 4, seed=46), base)
+    assert result.path is not None
+    assert "bootstrap_validation" not in model_store.load_model(result.path).info

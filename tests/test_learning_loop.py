@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -193,6 +194,35 @@ def test_a_second_copy_left_in_quarantine_does_not_withdraw_the_label(settings: 
     assert review.label_summary(journal)[0] == {"happy": 1}
     (happy / "shot.png").rename(unsure / "shot.png")  # the labelled file itself taken back: withdrawn
     assert review.Reviewer(settings, journal).scan() == 1 and review.label_summary(journal)[0] == {}
+    journal.close()
+
+
+def test_copies_in_two_emotion_folders_do_not_take_the_label_in_turn_at_each_start(
+    settings: Settings,
+) -> None:
+    """The same picture filed in sad/ and later copied into happy/: at each start of the daemon (a
+    new Reviewer, which has seen nothing) the copy that sat there before the last label was
+    recorded again, so the content's label changed at every restart and each time counted anew."""
+    from facesortd.journal import Journal
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    sad, happy = settings.library / "sad", settings.library / "happy"
+    sad.mkdir(parents=True)
+    happy.mkdir()
+    cv2.imwrite(str(sad / "shot.png"), draw_screenshot("sad", np.random.default_rng(5))[0])
+    assert review.Reviewer(settings, journal).scan() == 1
+    [(_hash, _label, _source, _face, _group, filed)] = journal.labels()
+    copy = happy / "copy.png"
+
+    def copied_after_the_label() -> bool:  # file times run on a clock a few ms coarser than labels'
+        shutil.copyfile(sad / "shot.png", copy)  # the person's later decision: a copy in happy/ too
+        return copy.lstat().st_ctime > filed
+
+    wait_until(copied_after_the_label)
+    assert review.Reviewer(settings, journal).scan() == 1
+    for _restart in range(2):
+        assert review.Reviewer(settings, journal).scan() == 0
+    assert review.label_summary(journal)[0] == {"happy": 1}
     journal.close()
 
 
@@ -411,7 +441,8 @@ def test_retrain_tells_a_terminal_its_decision_once(
 
     settings = review_settings(tmp_path, monkeypatch)
     install_model(settings)
-    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
+    shots = [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad"), ("d.png", "happy")]
+    files = quarantine(settings, "unsure", shots)
     for name, emotion in (("a.png", "happy"), ("b.png", "sad")):
         (settings.library / emotion).mkdir(exist_ok=True)
         files[name].rename(settings.library / emotion / name)
@@ -425,7 +456,8 @@ def test_retrain_tells_a_terminal_its_decision_once(
         logger.remove(sink)
         journal.close()
     assert any(line.startswith("retrained on 2 labels") for line in logged), logged
-    files["c.png"].rename(settings.library / "sad" / "c.png")
+    for name, emotion in shots[2:]:  # new labels of two emotions: something to judge a retrain on
+        files[name].rename(settings.library / emotion / name)
     capsys.readouterr()
     assert cli.main(["retrain"]) == 0
     out, err = capsys.readouterr()

@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -702,6 +703,78 @@ def _sorting_on_with_a_retrain_problem(
         yield
 
 
+def _labels_for_a_retrain(settings: Settings, seed: int) -> None:
+    """Two labels each of happy and sad faces, recorded as a person's."""
+    from facesortd.learn import retrain
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    rng = np.random.default_rng(3 + seed)
+    for emotion in ("happy", "sad"):
+        for k in range(2):
+            digest, box = f"{emotion}{k}-{seed}", (50, 50, 100, 100)
+            img = np.full((200, 200), 60, np.uint8)
+            img[50:150, 50:150] = draw_face(emotion, 100, rng)
+            face = retrain.keep_face(settings, digest, img, box)
+            journal.add_label(digest, emotion, "human", (face, box), f"shot{k}", Path(f"{digest}.png"))
+    journal.close()
+
+
+def test_a_retrain_with_no_room_for_its_model_is_not_trained_at_each_look(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full state disk refused a retrained model only once it was trained: the daemon trained it
+    again at every look (every 30 s) and logged a traceback each time. Now the room is asked for
+    first, as the permission to write there is: said once, named by `status`, nothing trained."""
+    from facesortd import model_store
+    from facesortd.learn import retrain
+
+    monkeypatch.setattr(model_store, "shipped_model", lambda: None)  # a retrain from labels alone: quick
+    settings = daemon_settings.model_copy(
+        update={
+            "learning": daemon_settings.learning.model_copy(
+                update={"review_scan_s": 0.1, "retrain_after_labels": 1, "min_per_class": 2}
+            )
+        }
+    )
+    _as_configured(monkeypatch, settings)
+    _labels_for_a_retrain(settings, 0)
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:  # a model of those labels in force: how much room a new one needs
+        made = retrain.retrain_if_due(settings, journal, review.user_labels(journal), force=True)
+    finally:
+        journal.close()
+    assert made is not None and made.adopted
+    _labels_for_a_retrain(settings, 1)  # new labels: a retrain is due
+    models = model_store.models_dir(settings)
+    full = True
+    real_usage, real_open = shutil.disk_usage, os.open
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda p: real_usage(p)._replace(free=1000) if full else real_usage(p)
+    )
+
+    def open_(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # An empty file still fits (so does the writable check's); a model's bytes do not.
+        if full and Path(path).parent == models and not flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    trained: list[object] = []
+    real_retrain = retrain.retrain
+    monkeypatch.setattr(retrain, "retrain", lambda *a, **kw: trained.append(a) or real_retrain(*a, **kw))
+    needed = 2 * made.path.stat().st_size / 1e6
+    problem = (
+        f"cannot retrain: no room for a new model in {models} (No space left on device): it needs about "
+        f"{needed:.0f} MB, 0 MB are free: free some space on that disk; sorting goes on with the model "
+        "in force"
+    )
+    with _sorting_on_with_a_retrain_problem(settings, monkeypatch, capsys, "retrain_if_due", problem):
+        assert trained == []
+        full = False  # the person made room: the next look retrains, and status says no more
+        wait_until(lambda: trained)
+        wait_until(lambda: not json.loads((settings.state_dir / "status.json").read_text())["problems"])
+
+
 def test_a_retrain_that_cannot_store_its_model_leaves_the_daemon_sorting_and_status_names_it(
     daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -723,16 +796,7 @@ def test_a_retrain_that_cannot_store_its_model_leaves_the_daemon_sorting_and_sta
     _as_configured(monkeypatch, settings)
     models = model_store.models_dir(settings)
     models.mkdir(parents=True)
-    journal = Journal.for_state_dir(settings.state_dir)
-    rng = np.random.default_rng(3)
-    for emotion in ("happy", "sad"):
-        for k in range(2):
-            digest, box = f"{emotion}{k}", (50, 50, 100, 100)
-            img = np.full((200, 200), 60, np.uint8)
-            img[50:150, 50:150] = draw_face(emotion, 100, rng)
-            face = retrain.keep_face(settings, digest, img, box)
-            journal.add_label(digest, emotion, "human", (face, box), f"shot{k}", Path(f"{digest}.png"))
-    journal.close()
+    _labels_for_a_retrain(settings, 0)
     real_open = os.open
     read_only = True
 
@@ -761,6 +825,40 @@ def test_a_retrain_that_cannot_store_its_model_leaves_the_daemon_sorting_and_sta
         f"facesortd: error: cannot write into {models} (Permission denied): facesortd must be able to "
         f"write there (chmod u+rwx '{models}')"
     )
+
+
+def test_learning_that_keeps_failing_is_said_once_and_named_by_status(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failure of ours that stays (a damaged model file, say) logged a traceback and added a row
+    to the journal's errors at every look (every 30 s), so `status`'s last errors held nothing else."""
+    settings = daemon_settings.model_copy(
+        update={"learning": daemon_settings.learning.model_copy(update={"review_scan_s": 0.1})}
+    )
+    _as_configured(monkeypatch, settings)
+    looks: list[object] = []
+
+    def failing(*args: object, **kwargs: object) -> None:
+        looks.append(args)
+        raise ValueError("the model file is damaged")
+
+    monkeypatch.setattr(service, "retrain_if_due", failing)
+    lines: list[str] = []
+    logger.add(lines.append, level="ERROR", format="{message}")
+    with running_daemon(settings, stub_pipeline):
+        wait_until(lambda: len(looks) >= 3)
+        assert cli.main(["status"]) == 0
+    problem = (
+        "learning from your labels failed: the model file is damaged; sorting goes on with the model in force"
+    )
+    out = capsys.readouterr().out
+    assert len([line for line in lines if line.startswith(problem)]) == 1  # with its traceback
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        assert [m for _at, _p, m in journal.last_errors(10)] == ["learning failed: the model file is damaged"]
+    finally:
+        journal.close()
+    assert f"PROBLEM: {problem}" in out.splitlines()
 
 
 def test_a_retrain_lock_left_by_sudo_is_a_problem_in_status_not_a_traceback_at_each_look(

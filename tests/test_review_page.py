@@ -24,7 +24,7 @@ from waiting import wait_until
 from facesortd import cli
 from facesortd.config import Settings
 from facesortd.journal import Journal
-from facesortd.learn.review import Reviewer
+from facesortd.learn.review import Reviewer, user_labels
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.review_page.panels import classes
 from facesortd.review_page.queue import scan
@@ -484,3 +484,61 @@ def test_a_file_that_leaves_between_listing_and_stat_is_left_out_not_an_error(tm
 
     listed.entries = listing_then_gone  # type: ignore[method-assign]
     assert [item.path.name for item in scan(tmp_path / "lib", (), listed)] == ["b.png"]
+
+
+def test_retrain_now_waits_for_a_retrain_running_already(settings: Settings) -> None:
+    """ "retrain now" took no retrain lock: beside the daemon's retrain or `facesortd retrain` both
+    trained at once, each judged against the model in force before either, each putting its own in."""
+    from facesortd.state import retrain_lock
+
+    with serving(settings) as server:
+        client = Client(server)
+        with retrain_lock(settings.state_dir) as mine:
+            assert mine  # the daemon (or `facesortd retrain`) is retraining
+            assert client.post("/api/retrain")[0] == 202
+            wait_until(lambda: "waiting for it" in client.get("/api/state")["learning"]["message"], timeout=5)
+            assert client.get("/api/state")["learning"]["retraining"]
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        assert client.get("/api/state")["learning"]["message"].startswith("no retrain: not enough labels")
+
+
+def test_retrain_now_s_message_goes_once_another_retrain_has_decided(settings: Settings) -> None:
+    """The page kept saying "no retrain: not enough labels" from its button beside the daemon's
+    retrain adopted since, which `last retrain` showed just above it."""
+    install_model(settings)
+    names = [(f"{'abcd'[i // 4]}{i}.png", ("angry", "happy", "sad", "surprised")[i % 4]) for i in range(16)]
+    quarantine(settings, "unsure", names)
+    with serving(settings) as server:
+        client = Client(server)
+        assert client.post("/api/retrain")[0] == 202
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        assert client.get("/api/state")["learning"]["message"].startswith("no retrain: not enough labels")
+        ids = {i["name"]: i["id"] for i in client.get("/api/items?limit=100")["items"]}
+        for name, emotion in names:
+            assert client.post("/api/label", {"id": ids[name], "label": emotion})[0] == 200
+        assert client.get("/api/state")["learning"]["message"].startswith("no retrain")  # still true
+        assert cli.main(["retrain"]) == 0  # the daemon's retrain alike
+        learning = client.get("/api/state")["learning"]
+        assert learning["last_retrain"] is not None and learning["message"] == ""
+
+
+def test_the_learning_panel_says_why_a_retrain_due_cannot_train(settings: Settings) -> None:
+    """Held back (labels of one emotion alone, say), the panel still said "next retrain after 0
+    more label(s)", and the reason stood only in `facesortd status`."""
+    from facesortd.journal import Journal
+    from facesortd.learn import retrain
+
+    install_model(settings)
+    quarantine(settings, "unsure", [("a0.png", "happy"), ("b1.png", "happy")])
+    with serving(settings) as server:
+        client = Client(server)
+        for item in client.get("/api/items")["items"]:
+            assert client.post("/api/label", {"id": item["id"], "label": "happy"})[0] == 200
+        assert client.get("/api/state")["learning"]["held_back"] is None
+        journal = Journal.for_state_dir(settings.state_dir)
+        try:  # as the daemon does when a retrain falls due
+            held = retrain.retrain_if_due(settings, journal, user_labels(journal), force=True)
+        finally:
+            journal.close()
+        assert held is not None and held.path is None
+        assert client.get("/api/state")["learning"]["held_back"] == held.reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 from pathlib import Path
 
@@ -114,7 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _write_plots(args.plots, run.predictions.evaluation(threshold).summary())
     _compare_with_model_in_force(settings, spec, run.held_out, run.validation)
     if args.activate:
-        print(f"now in force: {use(settings, str(out))}")
+        with _no_retrain_running(settings):
+            print(f"now in force: {use(settings, str(out))}")
     else:
         command = shlex.join(["facesortd", "model", "use", str(out)])  # pasted as it is into a shell
         print(f"not in force yet: `{command}` puts it in force (or train with --activate)")
@@ -248,11 +250,10 @@ def cmd_model(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     if (args.action == "use") != (args.target is not None):
         raise UsageError("`model use` takes `default` or a model FILE; `model list` and `rollback` take none")
-    if args.action == "rollback":
-        print(f"model in force is now {rollback(settings)}")
-        return 0
-    if args.action == "use":
-        print(f"model in force is now {use(settings, args.target)}")
+    if args.action in ("rollback", "use"):
+        with _no_retrain_running(settings):
+            now = rollback(settings) if args.action == "rollback" else use(settings, args.target)
+        print(f"model in force is now {now}")
         return 0
     entries = history(settings)
     if not entries:
@@ -273,6 +274,15 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_retrain_running(settings: Settings) -> contextlib.AbstractContextManager[bool]:
+    """Held while the model in force is changed by hand: a retrain running meanwhile was judged
+    against the model in force when it began and, adopted, put its own in at its end, over the one
+    the person had just chosen (a rollback silently undone)."""
+    return retrain_lock(
+        settings.state_dir, lambda: print("a retrain is running now: waiting for it to end", flush=True)
+    )
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Record the labels you gave by moving files, then retrain now rather than when due: the new
     model is put in force only if it is not worse, by the daemon's rule (README, "Reviewing"). Prints
@@ -287,7 +297,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         labels = user_labels(journal)
         # Counted as `status` counts them ("next retrain: N new label(s)"): the files just found
         # moved are only some of them, and printed alone they read as the whole.
-        fresh = max(0, schedule(journal, len(labels)).fresh)
+        fresh = max(0, schedule(journal, labels).fresh)
         print(
             f"{fresh} new label(s) since the last retrain ({recorded} of them just recorded from files "
             f"you moved); {len(labels)} usable label(s) in all"

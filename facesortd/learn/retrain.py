@@ -17,6 +17,9 @@ with mistakes.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,7 +35,7 @@ from facesortd.boxes import Box
 from facesortd.config import AdoptMetric, LearningSettings, LogLevel, Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.detect import FaceDetector
-from facesortd.durable import atomic_writer, check_writable
+from facesortd.durable import Refused, atomic_writer, check_writable
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, box_in_crop, cut_face_crop, normalise_face
@@ -105,6 +108,8 @@ class UserLabel:
     label: str
     group: str
     source: LabelSource = "human"
+    given: float = 0.0
+    """When the label was given (last changed): what makes it new since the last retrain."""
 
     def weight(self, learning: LearningSettings) -> float:
         """A person's labels dominate (user_weight, corrections more); imported ones weigh 1."""
@@ -291,14 +296,26 @@ def bootstrap(settings: Settings) -> Bootstrap:
     return Bootstrap(None, None)
 
 
-def _seen_by(model: Model | None) -> set[str]:
-    """The kept faces (by file stem) that ``model`` was trained on."""
+def _learnt_by(model: Model | None) -> dict[str, str | None]:
+    """The kept faces (by file stem) that ``model`` was trained on, each with the label it learnt
+    (None: a model from before 2026-12-02, which recorded the faces alone)."""
     if model is None or not model.info.get("user_labels"):
-        return set()
+        return {}
+    learnt = model.info.get("user_labels_learnt")
+    if isinstance(learnt, dict):
+        return {str(stem): str(label) for stem, label in learnt.items()}
     if "user_label_faces" not in model.info:
         logger.warning("the model in force does not record its labels; judging on all of yours")
-        return set()
-    return set(map(str, model.info["user_label_faces"]))  # type: ignore[call-overload]
+        return {}
+    return dict.fromkeys(map(str, model.info["user_label_faces"]))  # type: ignore[call-overload]
+
+
+def _new_to(learnt: dict[str, str | None], label: UserLabel) -> bool:
+    """Was ``label`` not learnt as it stands? A face relabelled since was learnt with the old label,
+    which the model in force now holds against it: counted as seen, the person's correction of a
+    label could never be retrained on ("nothing new to learn")."""
+    stem = label.face.stem
+    return stem not in learnt or learnt[stem] not in (None, label.label)
 
 
 SHARE_FILES = 100
@@ -378,6 +395,24 @@ def out_of_fold_logits(
     return logits
 
 
+def _readable_faces(labels: Sequence[UserLabel], spec: FaceSpec) -> dict[Path, np.ndarray]:
+    """Each label's kept face framed by ``spec``, by crop. A crop that cannot be read (damaged on
+    disk) is left out with what to do about it: it failed every retrain, with a traceback, and
+    the daemon's again at each look."""
+    faces = {}
+    for lbl in labels:
+        try:
+            faces[lbl.face] = kept_face(lbl.face, spec)
+        except OSError as exc:
+            logger.warning(
+                "{}: its label {!r} is left out of retraining; delete that file, then move the labelled "
+                "file out of its emotion folder and back, and its face is kept anew",
+                exc,
+                lbl.label,
+            )
+    return faces
+
+
 def retrain(
     settings: Settings,
     labels: list[UserLabel],
@@ -397,6 +432,7 @@ def retrain(
     learning = settings.learning
     start = bootstrap(settings)
     base = start.model
+    spec = base.spec if base else FaceSpec()
     known = set(base.labels) if base else set()
     counts = Counter(lbl.label for lbl in labels)
     minimum = learning.min_per_class
@@ -415,8 +451,8 @@ def retrain(
             f"not enough labels to hold some out yet: it needs labels of at least {need}; label more "
             "(`facesortd review`, or move files into <library>/<emotion>/)",
         )
-    seen = _seen_by(current)
-    judged = np.array([i for i, lbl in enumerate(usable) if lbl.face.stem not in seen], dtype=np.int64)
+    learnt = _learnt_by(current)
+    judged = np.array([i for i, lbl in enumerate(usable) if _new_to(learnt, lbl)], dtype=np.int64)
     if len(judged) == 0:
         return RetrainResult(
             None,
@@ -427,8 +463,30 @@ def retrain(
             "nothing new to learn: the model in force was trained on every label there is; label more "
             "(`facesortd review`, or move files into <library>/<emotion>/)",
         )
-    spec = base.spec if base else FaceSpec()
-    faces = np.stack([kept_face(lbl.face, spec) for lbl in usable])
+    validation = start.validation
+    if validation is not None and current is not None and current.spec != spec:
+        logger.warning("the model in force frames faces differently; the bootstrap validation set is skipped")
+        validation = None
+    if validation is None and len(alone := {usable[i].label for i in judged}) < 2:
+        # Balanced accuracy on one emotion is its recall alone, which a model that calls every
+        # face that emotion maximises: two labels of happy faces were adopted, sure of "happy" on
+        # any face. A bootstrap validation set, where there is one, covers the other emotions.
+        return RetrainResult(
+            None,
+            False,
+            [],
+            used,
+            waiting,
+            f"nothing to judge a new model on yet: the labels the model in force has not learnt are all "
+            f"{alone.pop()}, and on one emotion a model that calls every face so would pass; label files "
+            "of another emotion too (`facesortd review`, or move files into <library>/<emotion>/)",
+        )
+    read = _readable_faces(usable, spec)
+    if broken := {lbl.face for lbl in usable} - read.keys():  # judged again without them
+        return retrain(
+            settings, [lbl for lbl in labels if lbl.face not in broken], current, unlabelled, log_level
+        )
+    faces = np.stack([read[lbl.face] for lbl in usable])
     # The model in force is judged on faces framed its own way (it may predate a change of framing).
     current_faces = (
         faces[judged]
@@ -478,10 +536,6 @@ def retrain(
     ]
     final = fit(np.arange(len(names)))
     final.temperature = temperature
-    validation = start.validation
-    if validation is not None and current is not None and current.spec != spec:
-        logger.warning("the model in force frames faces differently; the bootstrap validation set is skipped")
-        validation = None
     if validation is not None:
         boot_eval = predict_set(final, validation).evaluation(threshold)
         final.info["bootstrap_validation"] = boot_eval.summary()
@@ -497,6 +551,8 @@ def retrain(
                 _bootstrap_floor(floor, boot_current, learning.bootstrap_max_drop),
             )
         )
+    else:  # the base's own figures came with its info: `facesortd model` showed them as this model's
+        final.info.pop("bootstrap_validation", None)
     specs = {final.spec} | ({current.spec} if current else set())
     found = _unlabelled_faces(settings, list(unlabelled), specs) if unlabelled else {}
     if found:
@@ -515,7 +571,7 @@ def retrain(
         {
             "user_labels": len(usable),
             "user_counts": used,
-            "user_label_faces": [lbl.face.stem for lbl in usable],
+            "user_labels_learnt": {lbl.face.stem: lbl.label for lbl in usable},
             "base": base.version if base else None,
             "base_file": start.name,
             "held_out": candidate_eval.summary(),
@@ -534,8 +590,12 @@ def retrain(
     return result
 
 
+LABELS_TRAINED_UNTIL = "labels_trained_until"
+"""Journal meta key: when the newest label the last retrain learnt from was given; labels given
+after it are new."""
 LABELS_AT_RETRAIN = "labels_at_retrain"
-"""Journal meta key: how many usable labels there were at the last retrain."""
+"""Journal meta key of journals whose last retrain was before 2026-12-02: how many usable labels
+there were then (what new labels were counted from, until the next retrain)."""
 LABELS_WAITING_SINCE = "labels_waiting_since"
 """Journal meta key: when the first label after the last retrain came (0: none waits)."""
 RETRAIN_HELD_BACK = "retrain_held_back"
@@ -557,15 +617,43 @@ class Schedule:
         return self.waiting_since + learning.retrain_interval_h * 3600
 
 
-def schedule(journal: Journal, n_labels: int) -> Schedule:
-    """The trigger's state, kept in the journal so that a restart neither retrains nor resets the clock."""
-    fresh = n_labels - int(journal.get_meta(LABELS_AT_RETRAIN, "0"))
+def schedule(journal: Journal, labels: Sequence[UserLabel]) -> Schedule:
+    """The trigger's state, kept in the journal so that a restart neither retrains nor resets the clock.
+
+    New labels are those given after the last retrain's newest: counted as a difference of totals,
+    a label moved on to another emotion was none, and five taken back beside five given were zero.
+    """
+    until = journal.get_meta(LABELS_TRAINED_UNTIL)
+    if until or not journal.get_meta(LABELS_AT_RETRAIN):
+        fresh = sum(lbl.given > float(until or 0) for lbl in labels)
+    else:
+        fresh = len(labels) - int(journal.get_meta(LABELS_AT_RETRAIN))
     return Schedule(fresh, float(journal.get_meta(LABELS_WAITING_SINCE, "0") or 0))
 
 
-def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: int) -> int:
+def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: Sequence[UserLabel]) -> int:
     """How many more labels make a retrain due by count (the review page shows it)."""
     return max(0, learning.retrain_after_labels - schedule(journal, labels).fresh)
+
+
+ROOM_FACTOR = 2
+"""A retrain needs this many times the model in force's size free where it writes the new model
+(one with a new emotion is a little bigger)."""
+
+
+def check_room(folder: Path, in_force: Path | None) -> None:
+    """Refused, with the fix, unless ``folder`` has room for a model like ``in_force``: asked before
+    training, since a full disk refused the model only once it was trained, and the daemon trained
+    it again at every look (every 30 s), with a traceback each time."""
+    needed = ROOM_FACTOR * in_force.stat().st_size if in_force is not None else 0
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise Refused(
+            OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+            f"no room for a new model in {folder}",
+            f"it needs about {needed / 1e6:.0f} MB, {free / 1e6:.0f} MB are free: "
+            "free some space on that disk",
+        )
 
 
 def retrain_if_due(
@@ -583,7 +671,7 @@ def retrain_if_due(
     """
     learning = settings.learning
     now = time.time()
-    state = schedule(journal, len(labels))
+    state = schedule(journal, labels)
     if state.fresh > 0 and not state.waiting_since:
         state = Schedule(state.fresh, now)
         journal.set_meta(LABELS_WAITING_SINCE, str(now))
@@ -593,10 +681,11 @@ def retrain_if_due(
         return None
     check_writable(models_dir(settings))  # before training a model that could not be kept
     current_path = model_in_force(settings)
+    check_room(models_dir(settings), current_path)
     current = load_model(current_path) if current_path else None
     result = retrain(settings, labels, current, unlabelled_files(journal), log_level)
     if result.path is not None:
-        journal.set_meta(LABELS_AT_RETRAIN, str(len(labels)))
+        journal.set_meta(LABELS_TRAINED_UNTIL, str(max(lbl.given for lbl in labels)))
         journal.set_meta(LABELS_WAITING_SINCE, "0")
     # Due but unable to train (too few screenshots, say), it stays due: `status` says why, rather
     # than "due now" at every look while nothing happens.

@@ -122,8 +122,18 @@ class Reviewer:
         if in_quarantine:
             return self._withdraw(path, digest, label)
         if label is None or label[0] != path.parent.name:
+            if label is not None and self._here_before(path, label[1], digest):
+                return False
             return self._record(path, digest, path.parent.name)
         return False
+
+    def _here_before(self, path: Path, labelled: float, digest: str) -> bool:
+        """Was ``path`` where it is before this content's newest label, given to another file of
+        the same content still where the person left it? Then it says nothing new: copies of a
+        picture in two emotion folders were each recorded again at every start of the daemon (its
+        memory of what it looked at is gone), taking the label in turn. A move or copy sets the
+        file's ctime, so one the person put here since is recorded."""
+        return path.lstat().st_ctime < labelled and self.journal.labelled_elsewhere(path, digest)
 
     def _changed_images(self, folder: Path, present: set[Path]) -> list[Path]:
         """Image files of ``folder`` that are new or changed since the last scan; adds all to ``present``."""
@@ -198,8 +208,8 @@ class Reviewer:
 def user_labels(journal: Journal) -> list[UserLabel]:
     """The newest label per content that has a usable face, for training."""
     return [
-        UserLabel(Path(face), label, group, source)
-        for _hash, label, source, face, group, _at in journal.labels()
+        UserLabel(Path(face), label, group, source, given)
+        for _hash, label, source, face, group, given in journal.labels()
         if face and Path(face).is_file()
     ]
 

@@ -16,11 +16,12 @@ from facesortd.emotion import ModelError
 from facesortd.ensemble import model_info
 from facesortd.journal import Journal
 from facesortd.learn.metrics import headline
-from facesortd.learn.retrain import labels_until_retrain, retrain_if_due
+from facesortd.learn.retrain import RETRAIN_HELD_BACK, labels_until_retrain, retrain_if_due
 from facesortd.learn.review import Reviewer, label_summary, user_labels
 from facesortd.model_store import last_retrain, model_in_force
 from facesortd.plots import figure_images, png_bytes
 from facesortd.review_page.decisions import CLASS_NAME
+from facesortd.state import retrain_lock
 from facesortd.status import daemon_state
 
 CLASS_KEYS = "1234567890"
@@ -86,22 +87,35 @@ class Learning:
         self.journal = journal
         self.running = False
         self.message = ""
+        self._told_after: tuple[tuple[str, str] | None, str] | None = None
+        """Where retraining stood when ``message`` was set (:meth:`_retrains`): once another retrain
+        has decided since (the daemon's, `facesortd retrain`), the message is stale and not shown; it
+        said "no retrain: not enough labels" beside the daemon's adopted retrain."""
         self._lock = threading.Lock()
+
+    def _retrains(self) -> tuple[tuple[str, str] | None, str]:
+        """The newest retrain's decision, and why the last one due could not train."""
+        return last_retrain(self.settings), self.journal.get_meta(RETRAIN_HELD_BACK)
 
     def panel(self) -> dict[str, object]:
         counts, unusable, imported = label_summary(self.journal)
-        usable = sum(counts.values())
-        last = last_retrain(self.settings)
+        last, held_back = self._retrains()
+        message = self.message if self.running or self._told_after == (last, held_back) else ""
         return {
             "labels": counts,
             "unusable": unusable,
             "imported": imported,
-            "next_retrain_in": labels_until_retrain(self.settings.learning, self.journal, usable),
+            "next_retrain_in": labels_until_retrain(
+                self.settings.learning, self.journal, user_labels(self.journal)
+            ),
             # The daemon retrains when it is due; without one the due retrain waits for the button.
             "daemon_running": daemon_state(self.settings, []) is not None,
             "last_retrain": {"when": last[0], "decision": last[1]} if last else None,
+            # Else "next retrain after 0 more label(s)" stood there while no retrain could run (the
+            # button's own message says it when it was the button's).
+            "held_back": None if message else held_back or None,
             "retraining": self.running,
-            "message": self.message,
+            "message": message,
         }
 
     def start(self) -> bool:
@@ -115,14 +129,23 @@ class Learning:
         return True
 
     def _run(self) -> None:
-        """What `facesortd retrain` does: take in labels given by moving files too, then retrain."""
+        """What `facesortd retrain` does: take in labels given by moving files too, then retrain,
+        after any retrain running already (the daemon's, `facesortd retrain`): two at once each put
+        their own model in force, judged against a model no longer there."""
         try:
             Reviewer(self.settings, self.journal).scan()
-            result = retrain_if_due(self.settings, self.journal, user_labels(self.journal), force=True)
+            with retrain_lock(self.settings.state_dir, self._waiting):
+                result = retrain_if_due(self.settings, self.journal, user_labels(self.journal), force=True)
             assert result is not None, "a forced retrain always returns its result"
             self.message = result.describe() if result.path is not None else f"no retrain: {result.reason}"
         except Exception as exc:  # a failed retrain must not take the page down; say it loudly
             logger.exception("retrain from the review page failed")
             self.message = f"retrain failed: {exc}"
         finally:
-            self.running = False
+            try:
+                self._told_after = self._retrains()
+            finally:
+                self.running = False
+
+    def _waiting(self) -> None:
+        self.message = "another retrain is running (the daemon's, or `facesortd retrain`): waiting for it"

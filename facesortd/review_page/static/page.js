@@ -95,6 +95,7 @@ function showLearning(l) {
         "(`facesortd run` starts it); \"retrain now\" retrains at once" }),
   ];
   if (l.unusable) lines.push(el("p", { textContent: `${l.unusable} label(s) without a usable face` }));
+  if (l.held_back) lines.push(el("p", { id: "held-back", textContent: `the last retrain due could not train: ${l.held_back}` }));
   if (l.last_retrain) {
     lines.push(el("p", { textContent: `last retrain ${l.last_retrain.when}: ${l.last_retrain.decision}` }));
   }
