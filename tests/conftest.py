@@ -131,3 +131,13 @@ def daemon_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
         state_dir=tmp_path / "state",
         watch={"settle_s": 0.2, "rescan_interval_s": 0, "unreadable_settle_s": 0},
     )
+
+
+@pytest.fixture
+def cli_settings(daemon_settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The daemon's folders, which the CLI sees too (its inbox made), and the drawn faces' detector."""
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
+    daemon_settings.inbox.mkdir(parents=True)
+    return daemon_settings

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 from loguru import logger
-from synthetic import BrightBlobDetector, draw_face, screenshot_png, stub_pipeline
+from synthetic import draw_face, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable
@@ -38,13 +38,22 @@ FULL = sqlite3.OperationalError("database or disk is full")
 
 
 @pytest.fixture
-def settings(daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The daemon's folders, which the CLI sees too."""
-    for key in ("inbox", "library", "state_dir"):
-        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
-    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
-    daemon_settings.inbox.mkdir(parents=True)
-    return daemon_settings
+def settings(cli_settings: Settings) -> Settings:
+    """The daemon's folders, which the CLI sees too. (conftest's cli_settings)."""
+    return cli_settings
+
+
+def _killed_mid_move(settings: Settings, seed: int) -> tuple[Journal, Path, Path]:
+    """inbox/a.png moved to happy/a.png by a process killed before its 'done' mark: (journal, the
+    source's name, where the file is)."""
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(seed))
+    journal = Journal.for_state_dir(settings.state_dir)
+    moved = settings.library / "happy" / "a.png"
+    journal.plan(file_hash(src), src, moved, HAPPY, "m")
+    moved.parent.mkdir(parents=True)
+    src.rename(moved)
+    return journal, src, moved
 
 
 @pytest.fixture
@@ -190,13 +199,7 @@ def test_a_sort_killed_between_link_and_unlink_then_run_again_places_the_file_on
 def test_recovery_keeps_a_moved_file_when_a_new_file_took_its_old_name(settings: Settings) -> None:
     """Killed after the move, before its `done` mark; a new a.png dropped before the restart was
     taken for the source still there, and the moved file, its only copy, was deleted."""
-    src = settings.inbox / "a.png"
-    src.write_bytes(screenshot_png(6))
-    journal = Journal.for_state_dir(settings.state_dir)
-    moved = settings.library / "happy" / "a.png"
-    journal.plan(file_hash(src), src, moved, HAPPY, "m")
-    moved.parent.mkdir(parents=True)
-    src.rename(moved)  # kill -9 here
+    journal, src, moved = _killed_mid_move(settings, 6)
     src.write_bytes(screenshot_png(7))  # the same name again, other content
     assert list(recover(journal)) == [f"completed the interrupted move of {src} -> {moved}"]
     assert files(settings.library) == [moved] and file_hash(moved) == file_hash_of(screenshot_png(6))
@@ -315,13 +318,7 @@ def test_a_recovery_the_journal_refuses_at_start_does_not_stop_the_daemon(
 ) -> None:
     """The state disk full at start, with a move a crash interrupted: `run` ended in a traceback (and
     systemd restarted it every 5 s, sorting nothing meanwhile). Now it sorts, and recovers at a tick."""
-    src = settings.inbox / "a.png"
-    src.write_bytes(screenshot_png(10))
-    journal = Journal.for_state_dir(settings.state_dir)
-    moved = settings.library / "happy" / "a.png"
-    journal.plan(file_hash(src), src, moved, HAPPY, "m")
-    moved.parent.mkdir(parents=True)
-    src.rename(moved)  # kill -9 here
+    journal, _src, moved = _killed_mid_move(settings, 10)
     journal.close()
     refuse_done(monkeypatch)
     with running_daemon(settings, stub_pipeline) as daemon:

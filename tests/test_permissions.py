@@ -719,6 +719,23 @@ def _labels_for_a_retrain(settings: Settings, seed: int) -> None:
     journal.close()
 
 
+def _quick_retrains(daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The configured settings of a daemon that looks often and retrains at each new label, from two
+    per class and from labels alone (no shipped model to start from: quick)."""
+    from facesortd import model_store
+
+    monkeypatch.setattr(model_store, "shipped_model", lambda: None)
+    settings = daemon_settings.model_copy(
+        update={
+            "learning": daemon_settings.learning.model_copy(
+                update={"review_scan_s": 0.1, "retrain_after_labels": 1, "min_per_class": 2}
+            )
+        }
+    )
+    _as_configured(monkeypatch, settings)
+    return settings
+
+
 def test_a_retrain_with_no_room_for_its_model_is_not_trained_at_each_look(
     daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -728,15 +745,7 @@ def test_a_retrain_with_no_room_for_its_model_is_not_trained_at_each_look(
     from facesortd import model_store
     from facesortd.learn import retrain
 
-    monkeypatch.setattr(model_store, "shipped_model", lambda: None)  # a retrain from labels alone: quick
-    settings = daemon_settings.model_copy(
-        update={
-            "learning": daemon_settings.learning.model_copy(
-                update={"review_scan_s": 0.1, "retrain_after_labels": 1, "min_per_class": 2}
-            )
-        }
-    )
-    _as_configured(monkeypatch, settings)
+    settings = _quick_retrains(daemon_settings, monkeypatch)
     _labels_for_a_retrain(settings, 0)
     journal = Journal.for_state_dir(settings.state_dir)
     try:  # a model of those labels in force: how much room a new one needs
@@ -785,15 +794,7 @@ def test_a_retrain_that_cannot_store_its_model_leaves_the_daemon_sorting_and_sta
     from facesortd import model_store
     from facesortd.learn import retrain
 
-    monkeypatch.setattr(model_store, "shipped_model", lambda: None)  # a retrain from labels alone: quick
-    settings = daemon_settings.model_copy(
-        update={
-            "learning": daemon_settings.learning.model_copy(
-                update={"review_scan_s": 0.1, "retrain_after_labels": 1, "min_per_class": 2}
-            )
-        }
-    )
-    _as_configured(monkeypatch, settings)
+    settings = _quick_retrains(daemon_settings, monkeypatch)
     models = model_store.models_dir(settings)
     models.mkdir(parents=True)
     _labels_for_a_retrain(settings, 0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
+from synthetic import screenshot_png, stub_pipeline
 
 from facesortd import cli
 from facesortd.config import Settings
@@ -26,13 +26,9 @@ from facesortd.watch import scan
 
 
 @pytest.fixture
-def env(daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The CLI sees the test's folders and detects the drawn faces."""
-    for key in ("inbox", "library", "state_dir"):
-        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
-    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
-    daemon_settings.inbox.mkdir(parents=True)
-    return daemon_settings
+def env(cli_settings: Settings) -> Settings:
+    """The CLI sees the test's folders and detects the drawn faces. (conftest's cli_settings)."""
+    return cli_settings
 
 
 def _files(root: Path) -> list[Path]:
