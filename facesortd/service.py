@@ -398,8 +398,8 @@ class Service:
                 self._reexamine_problem = problem
                 return
             self._reexamine_problem = None
-            # Not those the model in force put there itself: on a daemon's first start every file of
-            # its first backlog that went to unsure/ was judged again, doubling that backlog's work.
+            # Not those the model in force put there itself: on a daemon's first start the files its
+            # first backlog had put in unsure/ before the first learning look were judged again.
             judged, name = self.journal.judged_by(unsure), _model_name(self.settings)
             files = [
                 Path(e.path)

@@ -523,9 +523,9 @@ def test_an_unsure_folder_it_cannot_list_is_said_once_and_looked_at_again_later(
 
 def test_unsure_files_the_model_in_force_put_there_are_not_judged_again(settings: Settings) -> None:
     """A daemon's first start (no model on record) looks again at the unsure files once its first
-    learning pass has run: every file of its first backlog that it had just put there with the same
-    model was judged a second time, doubling that backlog's work. Only files another model (or
-    nobody facesortd knows) put there are looked at again."""
+    learning pass has run: the files of its first backlog that it had just put there with the same
+    model were judged a second time. Only files another model (or nobody facesortd knows) put there
+    are looked at again."""
     from review_setup import install_model
 
     unsure = settings.library / "_quarantine" / "unsure"
