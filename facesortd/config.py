@@ -455,6 +455,13 @@ def default_config_file() -> Path:
     return config_home() / "config.toml"
 
 
+def config_option(config: Path | None) -> list[str]:
+    """``--config FILE`` for a command facesortd advises or installs, as this one was given it
+    (absolute: the service and the person run it from other folders), or nothing: without it that
+    command read the default config, and watched another inbox."""
+    return ["--config", str(config.expanduser().absolute())] if config else []
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build Settings from overrides, environment, TOML file and defaults.
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from facesortd.config import Settings, fingerprint
+from facesortd.config import Settings, config_option, fingerprint
 from facesortd.durable import Refused, list_folder
 from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.learn.metrics import headline
@@ -262,7 +262,7 @@ def report(settings: Settings, config: Path | None = None) -> str:
     """The status text: daemon, model, what was sorted, what waits for you, last errors. ``config``:
     the --config this command was given, which the command it advises to start the daemon needs too
     (without it that daemon read the default config, and watched another inbox)."""
-    run = "facesortd" + (f" --config {shlex.quote(str(config.expanduser().absolute()))}" if config else "")
+    run = shlex.join(["facesortd", *config_option(config)])
     data = gather(settings)
     lines = []
     daemon = data["daemon"]

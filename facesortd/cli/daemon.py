@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from facesortd.cli.common import refuse_overlap, settings_for
-from facesortd.config import config_home
+from facesortd.config import config_home, config_option
 from facesortd.durable import DISK_FULL, Refused, atomic_writer, write_new
 from facesortd.package_data import README, SERVICE_TEMPLATE, data_file, package_file
 from facesortd.shown_names import json_text
@@ -74,7 +74,7 @@ def unit_text(config: Path | None = None) -> str:
     (without it the service read the default config, another inbox than the one the person tried),
     and its ``Documentation=`` is the README installed with it (a ``file:`` URI, as systemd.unit(5)
     allows, that every installed copy has; a web address we do not own was not)."""
-    command = own_command() + (["--config", str(config.expanduser().absolute())] if config else [])
+    command = own_command() + config_option(config)
     fill = {
         "{exec_start}": " ".join(unit_word(w, argument=i > 0) for i, w in enumerate(command)),
         "{documentation}": unit_word(package_file(README).absolute().as_uri()),
@@ -184,13 +184,7 @@ def _unit_check(config: Path | None) -> tuple[bool, str]:
     if not words:
         return True, f"service unit: {unit} (not one facesortd can read: check it by hand)"
     config_named = words[words.index("--config") + 1] if "--config" in words[:-1] else None
-    reinstall = shlex.join(
-        [
-            *own_command(),
-            *(["--config", str(config.expanduser().absolute())] if config else []),
-            "install-service",
-        ]
-    )
+    reinstall = shlex.join([*own_command(), *config_option(config), "install-service"])
     fix = (
         f"`{reinstall}` writes it for this one, then "
         "systemctl --user daemon-reload && systemctl --user restart facesortd"
