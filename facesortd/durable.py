@@ -14,7 +14,8 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,6 +23,31 @@ import numpy as np
 
 TMP_PREFIX = ".facesortd-tmp-"
 """Temporary files carry this prefix; they are hidden, ignored by the watcher and safe to delete."""
+
+
+def remove_temp_files(folders: Iterable[Path], older_than_s: float = 0.0) -> list[Path]:
+    """Remove the temp files (``TMP_PREFIX``) a killed writer left in ``folders``, those changed more
+    than ``older_than_s`` ago (a live writer owns a fresh one); returns what was removed. A folder
+    that is not there, or not ours to list, holds nothing to tidy."""
+    removed = []
+    now = time.time()
+    for folder in folders:
+        try:
+            with os.scandir(folder) as entries:
+                stale = [
+                    Path(e.path)
+                    for e in entries
+                    if e.name.startswith(TMP_PREFIX)
+                    and e.is_file(follow_symlinks=False)
+                    and now - e.stat(follow_symlinks=False).st_mtime > older_than_s
+                ]
+        except OSError:
+            continue
+        for path in stale:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def fsync_dir(path: Path) -> None:

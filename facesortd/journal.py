@@ -29,7 +29,7 @@ from loguru import logger
 
 from facesortd.boxes import Box
 from facesortd.decide import Decision
-from facesortd.durable import DISK_FULL, NUMBERED_NAMES, TMP_PREFIX, Refused, fsync_dir, numbered
+from facesortd.durable import DISK_FULL, NUMBERED_NAMES, Refused, fsync_dir, numbered, remove_temp_files
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock, not_yours
 
@@ -692,8 +692,6 @@ def _remove_stale_temp_files(journal: Journal) -> None:
     """Half-written cross-filesystem copies (hidden temp names) are garbage: in destination folders,
     and in the folders `undo` copies files back into (an inbox on another filesystem)."""
     rows = journal._rows("SELECT DISTINCT destination FROM moves UNION SELECT DISTINCT source FROM moves")
-    folders = {_path(r[0]).parent for r in rows}
-    for folder in folders:
-        for tmp in folder.glob(TMP_PREFIX + "*") if folder.is_dir() else []:
-            logger.warning("removing a half-written copy left by a crash: {}", tmp)
-            tmp.unlink(missing_ok=True)
+    # Every age: recovery holds the move lock, so no copy is under way.
+    for tmp in remove_temp_files({_path(r[0]).parent for r in rows}):
+        logger.warning("removed a half-written copy left by a crash: {}", tmp)

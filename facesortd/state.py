@@ -25,11 +25,10 @@ import fcntl
 import os
 import stat
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from facesortd.durable import TMP_PREFIX, Refused
+from facesortd.durable import Refused, remove_temp_files
 
 JOURNAL_FILE = "journal.sqlite"
 STATUS_FILE = "status.json"
@@ -55,25 +54,8 @@ def remove_stale_temp_files(state_dir: Path) -> list[Path]:
     """Remove the temp files a writer killed mid-write left in the state folder and its own folders
     (each can be a model's size, and nothing else ever removes them); returns what was removed.
     Only old ones: a live writer (`train` beside the daemon) owns a fresh one."""
-    removed = []
-    now = time.time()
-    for folder in (state_dir, *(state_dir / name for name in (MODELS_DIR, FACES_DIR, REVIEW_DIR))):
-        try:
-            with os.scandir(folder) as entries:
-                stale = [
-                    Path(e.path)
-                    for e in entries
-                    if e.name.startswith(TMP_PREFIX)
-                    and e.is_file(follow_symlinks=False)
-                    and now - e.stat(follow_symlinks=False).st_mtime > STALE_TEMP_S
-                ]
-        except OSError:  # no such folder yet, or not ours to list: nothing to tidy there
-            continue
-        for path in stale:
-            with contextlib.suppress(OSError):
-                path.unlink()
-                removed.append(path)
-    return removed
+    folders = (state_dir, *(state_dir / name for name in (MODELS_DIR, FACES_DIR, REVIEW_DIR)))
+    return remove_temp_files(folders, STALE_TEMP_S)
 
 
 class StateBusy(Exception):
