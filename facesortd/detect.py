@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from facesortd import region_scan
+from facesortd.advice import advised
 from facesortd.boxes import Box
 from facesortd.config import DetectionSettings
 from facesortd.gate import Gate, GateError, Mark, load_gate
@@ -168,8 +169,8 @@ class FaceDetector:
             shipped = shipped_file(SHIPPED_CASCADE)
             if shipped is None:
                 raise DetectorError(
-                    "no face cascade: this installation ships none and detection.cascades is empty; "
-                    "set detection.cascades to a cascade XML file (or train one: facesortd train-detector)"
+                    "no face cascade: this installation ships none and detection.cascades is empty; set "
+                    f"detection.cascades to a cascade XML file (or train one: {advised('train-detector')})"
                 )
             paths = [shipped]
         self.settings = settings

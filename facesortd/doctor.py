@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facesortd.advice import advised
 from facesortd.config import (
     FOLDERS,
     ConfigError,
@@ -146,7 +147,8 @@ def _model_check(settings: Settings) -> Check:
     if model is None:
         return (
             False,
-            "emotion model: none yet; train one with `facesortd train DATASET` (until then: all unsure)",
+            f"emotion model: none yet; train one with `{advised('train', 'DATASET')}` "
+            "(until then: all unsure)",
         )
     held_out = model.info.get("held_out")
     figures = headline(held_out)
@@ -170,7 +172,7 @@ def _model_check(settings: Settings) -> Check:
         return (
             False,
             f"emotion model {path} has learnt next to nothing ({figures}): go back with "
-            "`facesortd model rollback` or `facesortd model use default`",
+            f"`{advised('model', 'rollback')}` or `{advised('model', 'use', 'default')}`",
         )
     return (
         True,

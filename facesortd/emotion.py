@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from facesortd.advice import advised
 from facesortd.descriptors import LEARNT, describe
 from facesortd.durable import read_npz, write_npz
 from facesortd.faces import FaceSpec, mirror_faces
@@ -381,7 +382,7 @@ def read_model_file(
         raise ModelError(
             f"model file {path} has format version {meta.get('format_version')}, which this facesortd "
             f"does not read here (it reads {', '.join(map(str, versions))}): "
-            "retrain it with `facesortd train`"
+            f"retrain it with `{advised('train')}`"
         )
     return meta, arrays
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from facesortd.advice import advised
 from facesortd.config import Settings
 from facesortd.durable import atomic_writer
 from facesortd.emotion import MODEL_SUFFIX, ModelError
@@ -99,8 +100,8 @@ def lost_in_force(settings: Settings) -> str:
     return (
         f"the emotion model put in force, {name}, is not in {models_dir(settings)} (deleted, or the state "
         "folder was copied without it), so the shipped model is used: put the file back, or put one that "
-        "is there in force (`facesortd model` lists them; `facesortd model use FILE`, or `facesortd model "
-        "use default`)"
+        f"is there in force (`{advised('model')}` lists them; `{advised('model', 'use', 'FILE')}`, or "
+        f"`{advised('model', 'use', 'default')}`)"
     )
 
 

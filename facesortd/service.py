@@ -27,6 +27,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint, not_a_folder
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
@@ -517,9 +518,10 @@ class Service:
                 state_dir = self.settings.state_dir
                 fix = f" (chmod u+rwx '{state_dir}')" if isinstance(exc, PermissionError) else ""
                 logger.warning(
-                    "cannot write the status file ({}): `facesortd status` cannot follow this daemon "
+                    "cannot write the status file ({}): `{}` cannot follow this daemon "
                     "until {} takes files again{}",
                     exc.strerror or exc,
+                    advised("status"),
                     state_dir,
                     fix,
                 )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from facesortd.advice import advised
 from facesortd.decide import Decision, Pipeline
 from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.library import Library
@@ -23,7 +24,14 @@ from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import move_lock
 
 GONE = "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)"
-UNDONE = "you undid its sort, so it stays (sort it by hand: facesortd sort FILE)"
+
+
+def undone() -> str:
+    """Why a file whose sort a person undid stays (the sorter and `status` say it alike), with the
+    command that sorts it by hand."""
+    return f"you undid its sort, so it stays (sort it by hand: {advised('sort', 'FILE')})"
+
+
 COPIED = "copied into the library before (`sort --copy`), so it stays: its copy is"
 
 Kind = Literal["placed", "would-place", "stays", "kept", "wait", "skipped", "gone"]
@@ -127,7 +135,7 @@ class Sorter:
         if self.journal is None:
             return ""
         if self.journal.undone_from(path, digest):
-            return UNDONE
+            return undone()
         in_quarantine = path.parent.parent == self.library.root / QUARANTINE_DIR
         if in_quarantine and not self.journal.placed_last(path, digest):
             return "you put it in quarantine, so it stays there"

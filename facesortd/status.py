@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import time
 from pathlib import Path
 from typing import Any
 
-from facesortd.config import Settings, config_option, fingerprint
+from facesortd.advice import advised
+from facesortd.config import Settings, fingerprint
 from facesortd.durable import Refused, list_folder
 from facesortd.journal import NOT_REGULAR, Journal, content_id
 from facesortd.learn.metrics import headline
@@ -27,7 +27,7 @@ from facesortd.learn.review import label_summary, user_labels
 from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.shown_names import exact
-from facesortd.sorter import COPIED, UNDONE, copy_in_library
+from facesortd.sorter import COPIED, copy_in_library, undone
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE
 from facesortd.watch import ignored, walk_inbox, wanted
 
@@ -59,7 +59,7 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
         problems.append(
             f"the daemon (pid {pid}) runs with other settings than these (the config file or FACESORTD_* "
             "variables changed since it started?): it reads them only when it starts, so restart it "
-            "(systemctl --user restart facesortd, or Ctrl-C and `facesortd run`); if it was started "
+            f"(systemctl --user restart facesortd, or Ctrl-C and `{advised('run')}`); if it was started "
             "with --config FILE (the unit's ExecStart says), give this command the same --config"
             + _shell_only()
         )
@@ -154,7 +154,7 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
         except OSError as exc:
             return f"cannot be read: {exc}"
         if journal.undone_from(path, digest):  # the sorter's own rules, so status says what it does
-            return UNDONE
+            return undone()
         if copied := copy_in_library(journal, path, digest):
             return f"{COPIED} {copied}"
     return "waiting to be sorted"
@@ -258,11 +258,8 @@ def _counts_line(title: str, counts: dict[str, int]) -> str:
     return f"{title}: {sum(counts.values())} file(s): {body}"
 
 
-def report(settings: Settings, config: Path | None = None) -> str:
-    """The status text: daemon, model, what was sorted, what waits for you, last errors. ``config``:
-    the --config this command was given, which the command it advises to start the daemon needs too
-    (without it that daemon read the default config, and watched another inbox)."""
-    run = shlex.join(["facesortd", *config_option(config)])
+def report(settings: Settings) -> str:
+    """The status text: daemon, model, what was sorted, what waits for you, last errors."""
     data = gather(settings)
     lines = []
     daemon = data["daemon"]
@@ -279,7 +276,9 @@ def report(settings: Settings, config: Path | None = None) -> str:
             )
         )
     else:
-        lines.append(f"daemon: not running (start it with `{run} run` or `systemctl --user start facesortd`)")
+        lines.append(
+            f"daemon: not running (start it with `{advised('run')}` or `systemctl --user start facesortd`)"
+        )
     lines.extend(f"PROBLEM: {problem}" for problem in data["problems"])
     model = data["model"]
     lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")
@@ -289,15 +288,15 @@ def report(settings: Settings, config: Path | None = None) -> str:
         figures = headline(held) or "no figures"
         if isinstance(held, dict) and held.get("threshold") != model["threshold"]:
             figures += (
-                " (measured when it was made; `facesortd eval DATASET` measures it on a folder of "
+                f" (measured when it was made; `{advised('eval', 'DATASET')}` measures it on a folder of "
                 "labelled screenshots at the threshold in force)"
             )
         lines.append(f"  {model.get('created', '?')}; held out: {figures}")
         if retrained := model.get("last_retrain"):
             lines.append(f"  last retrain {retrained['at']}: {retrained['decision']}")
         lines.append(
-            "  (`facesortd model` lists every version; `facesortd model rollback` goes back one, "
-            "`facesortd model use default` to the shipped model)"
+            f"  (`{advised('model')}` lists every version; `{advised('model', 'rollback')}` goes back one, "
+            f"`{advised('model', 'use', 'default')}` to the shipped model)"
         )
     # Where to drop files and where to look: a daemon started by systemd says it nowhere else.
     lines.append(f"inbox: {settings.inbox}\nlibrary: {settings.library}")
@@ -313,7 +312,7 @@ def report(settings: Settings, config: Path | None = None) -> str:
     if waiting:
         lines.append(_counts_line("waiting for your review", waiting))
         lines.append(
-            "  (label them on the review page, `facesortd review`, or move each into "
+            f"  (label them on the review page, `{advised('review')}`, or move each into "
             "<library>/<emotion>/ with a file manager)"
         )
     inbox = data["inbox"]
@@ -344,7 +343,7 @@ def report(settings: Settings, config: Path | None = None) -> str:
         lines.append(
             f"next retrain: {retrain['new_labels']} new label(s); "
             + (
-                "due now (the daemon retrains at its next look; `facesortd retrain` at once)"
+                f"due now (the daemon retrains at its next look; `{advised('retrain')}` at once)"
                 if missing <= 0
                 else f"after {missing} more"
                 + (f" or at {time.strftime('%Y-%m-%d %H:%M', time.localtime(when))}" if when else "")

@@ -17,6 +17,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from facesortd.advice import advised
 from facesortd.durable import fsync_dir, move_no_replace
 from facesortd.journal import UNDOING, Journal, Move, content_id
 from facesortd.state import move_lock
@@ -73,7 +74,7 @@ def _refusal(move: Move, library: Path, inbox: Path) -> str:
     if not _inside(here.parent, library):
         return (
             f"not inside the library {library}: the journal entry is not trusted; left alone (sorted "
-            "with `sort --library FOLDER`? undo it with `facesortd undo --library FOLDER`)"
+            f"with `sort --library FOLDER`? undo it with `{advised('undo', '--library', 'FOLDER')}`)"
         )
     if here.is_symlink() or not here.is_file():
         return "no longer there (moved or deleted since); skipped"

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facesortd.advice import advised
 from facesortd.boxes import Box
 from facesortd.conv_net import ConvNet
 from facesortd.durable import read_npz, write_npz
@@ -151,7 +152,7 @@ def load_verifier(path: Path) -> CnnVerifier:
     if kind == HOG_KIND:
         raise VerifierError(
             f"{path} is a HOG verifier, which facesortd no longer runs: remove detection.verifier from "
-            "the config to use the shipped CNN verifier, or train one with `facesortd train-detector "
+            f"the config to use the shipped CNN verifier, or train one with `{advised('train-detector')} "
             "--verifier-out`"
         )
     raise VerifierError(

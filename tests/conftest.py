@@ -55,6 +55,15 @@ def _quick_daemon_loop(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _default_config_advice() -> None:
+    """cli.main remembers its --config for the commands messages advise; a test that calls the
+    library directly, after one that ran main with --config, must not inherit it."""
+    from facesortd.advice import advise_with
+
+    advise_with(None)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_log_sink() -> None:
     """cli.main points loguru at the stderr of the test that called it; give every test its own."""
     from loguru import logger

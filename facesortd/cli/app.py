@@ -12,6 +12,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd import __version__
+from facesortd.advice import advise_with
 from facesortd.cli import daemon, labels, models, sorting
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import LOG_LEVELS, ConfigError, Settings
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     _show_any_name()
     parser = build_parser()
     args = parser.parse_args(argv)
+    advise_with(args.config)  # every command a message advises from here on carries it
     _setup_logging(args.log_level or "INFO")
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -11,6 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from facesortd.advice import advised
 from facesortd.cli.common import refuse_overlap, settings_for
 from facesortd.config import config_home, config_option
 from facesortd.durable import DISK_FULL, Refused, atomic_writer, write_new
@@ -37,7 +38,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from facesortd.status import gather, report
 
     settings = settings_for(args)
-    print(json_text(gather(settings), indent=2) if args.json else report(settings, args.config))
+    print(json_text(gather(settings), indent=2) if args.json else report(settings))
     return 0
 
 
@@ -143,7 +144,8 @@ def _unit_fix(exc: OSError, unit_dir: Path) -> str:
     if exc.errno in DISK_FULL:
         return "free some space on that disk"
     if exc.errno == errno.EROFS:
-        return "it is on a read-only filesystem: install the unit by hand (facesortd install-service --print)"
+        by_hand = advised("install-service", "--print")
+        return f"it is on a read-only filesystem: install the unit by hand ({by_hand})"
     folder = next(p for p in (unit_dir, *unit_dir.parents) if p.exists())  # the one mkdir needs
     if not folder.is_dir():
         return f"{folder} is not a folder: move that file away"
@@ -169,7 +171,7 @@ def _unit_check(config: Path | None) -> tuple[bool, str]:
     passed for the command and config doctor itself was run with."""
     unit = unit_file()
     if not os.path.lexists(unit):
-        return True, f"service unit: not installed (`facesortd install-service` writes {unit})"
+        return True, f"service unit: not installed (`{advised('install-service')}` writes {unit})"
     try:
         text = unit.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:  # a folder in its place, a link to nowhere, a file this user may not read

@@ -7,6 +7,7 @@ import os
 
 from loguru import logger
 
+from facesortd.advice import advised
 from facesortd.cli.arg_types import int_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
@@ -37,7 +38,7 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
             # (learn/backdrops.py); read here without one, its faces would not be the faces `train` sees.
             raise UsageError(
                 f"{src} is a vn_faces folder, which import-labels does not read (its sprites need the "
-                f"backgrounds `train` puts behind them): train on it with `facesortd train {src}`"
+                f"backgrounds `train` puts behind them): train on it with `{advised('train', str(src))}`"
             )
     items = [item for found in dataset_items(args).values() for item in found]
     detector, undetected = framing(args, settings)
@@ -49,7 +50,7 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     print(", ".join(f"{what}: {n}" for what, n in sorted(outcome.items())) or "nothing to import")
-    print("they take part in the next retrain (`facesortd retrain`, or the daemon's own schedule)")
+    print(f"they take part in the next retrain (`{advised('retrain')}`, or the daemon's own schedule)")
     return 0
 
 

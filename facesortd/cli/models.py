@@ -9,6 +9,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from facesortd.advice import advised
 from facesortd.cli.arg_types import (
     file_to_replace,
     folder_to_write,
@@ -236,7 +237,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     model = load_model(args.model) if args.model else load_model_in_force(settings)
     if model is None:
-        raise ModelError("no model to evaluate: pass --model FILE or train one with `facesortd train`")
+        raise ModelError(f"no model to evaluate: pass --model FILE or train one with `{advised('train')}`")
     data = collect(args, settings, model.spec)
     if not args.json:  # --json prints one JSON document and nothing else
         _print_counts(data)
@@ -257,7 +258,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         return 0
     entries = history(settings)
     if not entries:
-        print("no models yet: train one with `facesortd train DATASET`")
+        print(f"no models yet: train one with `{advised('train', 'DATASET')}`")
     for entry in entries:
         figures = headline(entry.info.get("held_out")) or str(entry.info.get("error", "no held-out figures"))
         counts = entry.info.get("counts", {})

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.advice import advised
 from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import folder_to_write, int_at_least
 from facesortd.cli.common import UsageError, face_detector, refuse_overlap, settings_for
@@ -39,7 +40,9 @@ from facesortd.workers import Lender
 def _model(settings: Settings) -> Model | None:
     model = load_model_in_force(settings)
     if model is None:
-        logger.warning("no emotion model yet: every face will be 'unsure' (train one with `facesortd train`)")
+        logger.warning(
+            "no emotion model yet: every face will be 'unsure' (train one with `{}`)", advised("train")
+        )
     return model
 
 
@@ -85,7 +88,10 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
             continue
         for folder in folders:
             logger.warning(
-                "{}: a folder inside {}; not sorted (name it to sort it: facesortd sort FOLDER)", folder, p
+                "{}: a folder inside {}; not sorted (name it to sort it: {})",
+                folder,
+                p,
+                advised("sort", "FOLDER"),
             )
     for folder in imageless:
         problem = (
@@ -105,7 +111,7 @@ _COPY_FROM_INBOX = (
 )
 _COPY_FROM_LIBRARY = (
     "already in the library ({library}), where --copy would leave it and put a second copy of it "
-    "beside: sort it without --copy to move it (facesortd sort FILE)"
+    "beside: sort it without --copy to move it ({sort_file})"
 )
 
 
@@ -133,7 +139,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
     if args.copy and (inside := next((f for f in files if _under(f, settings.inbox)), None)):
         raise UsageError(f"{inside}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
     if args.copy and (inside := next((f for f in files if _under(f, settings.library)), None)):
-        raise UsageError(f"{inside}: {_COPY_FROM_LIBRARY.format(library=settings.library)}")
+        why = _COPY_FROM_LIBRARY.format(library=settings.library, sort_file=advised("sort", "FILE"))
+        raise UsageError(f"{inside}: {why}")
     # Paths a person named are their request: it overrides their earlier undo or quarantine.
     named = bool(args.paths)
     workers = min(args.workers or settings.watch.workers, len(files))
@@ -204,7 +211,7 @@ def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -
     if outcome.kind == "wait":
         why = (
             f"{outcome.why}, and changed within watch.unreadable_settle_s: it may still be being written "
-            f"(sort again in {outcome.wait_s:.0f} s, or name it to sort it now: facesortd sort FILE)"
+            f"(sort again in {outcome.wait_s:.0f} s, or name it to sort it now: {advised('sort', 'FILE')})"
         )
         outcome = Outcome(src, "skipped", why=why)
     if outcome.kind in ("skipped", "gone", "kept"):
@@ -217,10 +224,12 @@ def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -
     if outcome.kind == "placed" and outcome.why:  # but the journal could not record the move
         logger.error(
             "{} -> {}, but the journal could not record the move ({}): free some space in the state "
-            "folder, or make it writable; the next `facesortd sort` or start of `facesortd run` records it",
+            "folder, or make it writable; the next `{}` or start of `{}` records it",
             src,
             dest,
             outcome.why,
+            advised("sort"),
+            advised("run"),
         )
     # Told by the outcome, not by comparing names: a file named relative to the working folder is
     # placed by its full name, which never equals the one typed ("would go to" itself).

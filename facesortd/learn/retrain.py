@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.advice import advised
 from facesortd.boxes import Box
 from facesortd.config import AdoptMetric, LearningSettings, LogLevel, Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
@@ -296,6 +297,11 @@ def bootstrap(settings: Settings) -> Bootstrap:
     return Bootstrap(None, None)
 
 
+def _how_to_label() -> str:
+    """How a person gives more labels, said by each retrain that could not learn yet."""
+    return f"(`{advised('review')}`, or move files into <library>/<emotion>/)"
+
+
 def _learnt_by(model: Model | None) -> dict[str, str | None]:
     """The kept faces (by file stem) that ``model`` was trained on, each with the label it learnt
     (None: a model from before 2026-12-02, which recorded the faces alone)."""
@@ -449,7 +455,7 @@ def retrain(
             used,
             waiting,
             f"not enough labels to hold some out yet: it needs labels of at least {need}; label more "
-            "(`facesortd review`, or move files into <library>/<emotion>/)",
+            + _how_to_label(),
         )
     learnt = _learnt_by(current)
     judged = np.array([i for i, lbl in enumerate(usable) if _new_to(learnt, lbl)], dtype=np.int64)
@@ -461,7 +467,7 @@ def retrain(
             used,
             waiting,
             "nothing new to learn: the model in force was trained on every label there is; label more "
-            "(`facesortd review`, or move files into <library>/<emotion>/)",
+            + _how_to_label(),
         )
     validation = start.validation
     if validation is not None and current is not None and current.spec != spec:
@@ -479,7 +485,7 @@ def retrain(
             waiting,
             f"nothing to judge a new model on yet: the labels the model in force has not learnt are all "
             f"{alone.pop()}, and on one emotion a model that calls every face so would pass; label files "
-            "of another emotion too (`facesortd review`, or move files into <library>/<emotion>/)",
+            "of another emotion too " + _how_to_label(),
         )
     read = _readable_faces(usable, spec)
     if broken := {lbl.face for lbl in usable} - read.keys():  # judged again without them

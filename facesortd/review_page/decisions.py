@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from facesortd.advice import advised
 from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.durable import DISK_FULL, Refused, atomic_writer
@@ -140,11 +141,11 @@ class Decisions:
             self.reviewer.record(exc.final, digest, label)
         except (OSError, sqlite3.Error):
             return (
-                f"{moved} nor your label: {self._fix(exc.cause)}; the next start of `facesortd run` "
+                f"{moved} nor your label: {self._fix(exc.cause)}; the next start of `{advised('run')}` "
                 "records both (u cannot take it back)"
             )
         return (
-            f"{moved}; your label counts. The next `facesortd sort` or start of `facesortd run` "
+            f"{moved}; your label counts. The next `{advised('sort')}` or start of `{advised('run')}` "
             "records the move (u cannot take it back)"
         )
 
@@ -178,7 +179,9 @@ class Decisions:
         """Take back the newest decision; returns it and where the file is now."""
         with self._lock:
             if not self.history:
-                raise DecisionError("nothing to undo on this page (`facesortd undo` reaches further back)")
+                raise DecisionError(
+                    f"nothing to undo on this page (`{advised('undo')}` reaches further back)"
+                )
             done = self.history.pop()
             if done.kind == "no-face":
                 self.marks.set(done.item_id, False)

@@ -1,0 +1,126 @@
+"""Every `facesortd ...` command a message advises carries the ``--config FILE`` the person ran with:
+without it the advised command read the default config and acted on another inbox, library and
+state folder (2026-12-02: `review`, `retrain`, `model use default`, `sort FILE` ... were all said bare)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from synthetic import screenshot_png
+
+from facesortd import cli
+from facesortd.advice import advised
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A config that is not the default one, in a folder with a space (the advice must quote it)."""
+    folder = tmp_path / "my configs"
+    folder.mkdir()
+    path = folder / "facesortd.toml"
+    path.write_text(
+        f'inbox = "{tmp_path / "in"}"\nlibrary = "{tmp_path / "lib"}"\nstate_dir = "{tmp_path / "state"}"\n'
+    )
+    (tmp_path / "in").mkdir()
+    return path
+
+
+def _advised(text: str) -> list[str]:
+    """Every `facesortd ...` command quoted with backticks in ``text``."""
+    return re.findall(r"`(facesortd [^`]*)`", text)
+
+
+def test_status_advises_review_and_model_commands_with_the_config(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unsure = tmp_path / "lib" / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    (unsure / "a.png").write_bytes(screenshot_png(1))
+    assert cli.main(["--config", str(config), "status"]) == 0
+    said = _advised(capsys.readouterr().out)
+    option = shlex.join(["--config", str(config)])
+    assert f"facesortd {option} review" in said
+    assert f"facesortd {option} model use default" in said
+    assert said and all(s.startswith(f"facesortd {option} ") for s in said), said
+
+
+def test_retrain_advises_the_review_of_the_same_config(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--config", str(config), "retrain"]) == 1
+    out = capsys.readouterr().out
+    assert shlex.join(["facesortd", "--config", str(config), "review"]) in _advised(out), out
+
+
+def test_a_file_whose_sort_was_undone_is_told_how_to_sort_it_with_the_config(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from synthetic import BrightBlobDetector
+
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
+    (tmp_path / "in" / "a.png").write_bytes(screenshot_png(1))
+    assert cli.main(["--config", str(config), "sort"]) == 0
+    assert cli.main(["--config", str(config), "undo"]) == 0
+    capsys.readouterr()
+    assert cli.main(["--config", str(config), "sort"]) == 0
+    err = capsys.readouterr().err
+    assert shlex.join(["facesortd", "--config", str(config), "sort", "FILE"]) in err, err
+
+
+def test_without_a_config_option_the_advice_is_the_bare_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """The default config needs no option, and a process run after one with --config forgets it."""
+    assert cli.main(["status"]) == 0
+    capsys.readouterr()
+    assert advised("review") == "facesortd review"
+
+
+NAMES_NOT_ADVICE = {
+    "Trained by facesortd train-detector",  # a cascade's comment: how it was made
+    "facesortd train-detector",
+    "# Written by `facesortd install-service`",  # the unit's own comment
+    "facesortd model file",  # what a file is
+    "written by facesortd train",
+    "`facesortd model` keeps",
+    "a facesortd model",
+    "(by `facesortd undo`?)",  # guesses at who moved a file, or who holds a lock
+    "or `facesortd retrain`): waiting",
+    "another `facesortd sort`",
+    "the URL `facesortd review` printed",  # the command the person already ran
+}
+
+
+def test_no_message_writes_an_advised_command_by_hand() -> None:
+    """Every string in the package that names a `facesortd COMMAND`, outside docstrings and --help
+    texts (which describe the commands, not this installation's), is built by ``advised``: a twin
+    written by hand lost the --config again."""
+    import ast
+
+    from facesortd.cli.app import build_parser
+
+    choices = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    names = "|".join(map(re.escape, choices))
+    command = re.compile(rf"facesortd ({names})\b")
+    package = Path(cli.__file__).parents[1]
+    found = []
+    for source in sorted(package.rglob("*.py")):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        prose = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}  # docstrings
+        prose |= {
+            id(inner)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.keyword) and n.arg in ("help", "description")
+            for inner in ast.walk(n.value)
+        }
+        found += [
+            f"{source.relative_to(package)}:{n.lineno}: {n.value!r}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant)
+            and isinstance(n.value, str)
+            and id(n) not in prose
+            and command.search(n.value)
+            and not any(allowed in n.value for allowed in NAMES_NOT_ADVICE)
+        ]
+    assert not found, "\n".join(found)
