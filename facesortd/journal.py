@@ -413,10 +413,16 @@ class Journal:
         last = self._last_sort_from(path, digest)
         return last is not None and last.state == "undone"
 
-    def copied_from(self, path: Path, digest: str) -> Move | None:
-        """The `sort --copy` of this content from ``path`` that still stands (its copy not undone), if
-        the newest sort of it from there was one."""
-        last = self._last_sort_from(path, digest)
+    def copied_from(self, path: Path, digest: str, library: Path) -> Move | None:
+        """The `sort --copy` of this content from ``path`` into ``library`` that still stands (its
+        copy not undone), if the newest sort of it from there into that library was one. Per library:
+        a copy in one made every other refuse the file, as "copied into the library before"."""
+        found = self._moves(
+            "hash = ? AND CAST(source AS BLOB) = ? AND state IN ('done', 'undone')"
+            " AND substr(CAST(destination AS BLOB), 1, length(?3)) = ?3 ORDER BY id DESC LIMIT 1",
+            (digest, _blob(path), _inside(library)),
+        )
+        last = found[0] if found else None
         return last if last is not None and last.state == "done" and last.copied else None
 
     def _last_sort_from(self, path: Path, digest: str) -> Move | None:

@@ -96,7 +96,9 @@ class Sorter:
             return Outcome(path, "gone", why=GONE)
         if not named and (why := self._persons_decision(path, digest)):
             return Outcome(path, "kept", why=why)
-        if self.journal is not None and (copied := copy_in_library(self.journal, path, digest)):
+        if self.journal is not None and (
+            copied := copy_in_library(self.journal, path, digest, self.library.root)
+        ):
             return Outcome(path, "kept", destination=copied, why=f"{COPIED} {copied}")
         decision = self._duplicate(path, digest) or pipeline.decide(path)
         if self.library.holds(path, decision):
@@ -173,11 +175,12 @@ def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def copy_in_library(journal: Journal, path: Path, digest: str) -> Path | None:
-    """Where an earlier `sort --copy` of this very file put its copy, if that copy is still there:
-    sorting the file again, copied or moved, named or not, would put its content in the library
-    twice. A copy that was undone or removed since no longer holds the file back."""
-    if not (move := journal.copied_from(path, digest)):
+def copy_in_library(journal: Journal, path: Path, digest: str, library: Path) -> Path | None:
+    """Where an earlier `sort --copy` of this very file put its copy in ``library``, if that copy is
+    still there: sorting the file again into it, copied or moved, named or not, would put its content
+    in that library twice (another library is free to take it). A copy that was undone or removed
+    since no longer holds the file back."""
+    if not (move := journal.copied_from(path, digest, library)):
         return None
     try:
         same = move.destination.stat().st_size == path.stat().st_size

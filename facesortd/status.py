@@ -155,7 +155,7 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
             return f"cannot be read: {exc}"
         if journal.undone_from(path, digest):  # the sorter's own rules, so status says what it does
             return undone()
-        if copied := copy_in_library(journal, path, digest):
+        if copied := copy_in_library(journal, path, digest, settings.library):
             return f"{COPIED} {copied}"
     return "waiting to be sorted"
 

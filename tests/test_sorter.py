@@ -446,3 +446,22 @@ def test_an_unreadable_file_dated_in_the_future_does_not_wait_for_that_date(
     sorter = Sorter(Library(daemon_settings.library), None, unreadable_settle_s=10.0)
     outcome = sorter.sort(stub_pipeline(daemon_settings), half)
     assert outcome.kind == "would-place" and outcome.decision and outcome.decision.reason == "unreadable"
+
+
+def test_a_file_copied_into_one_library_is_copied_into_another_but_not_twice_into_one(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --copy --library A` then `sort --copy --library B` of the same file: B was refused,
+    "copied into the library before", naming the copy in A, which is not in B."""
+    (tmp_path / "screens").mkdir()
+    shot = tmp_path / "screens" / "a.png"
+    shot.write_bytes(screenshot_png(11))
+    one, other = tmp_path / "A", tmp_path / "B"
+    for library in (one, other):
+        assert cli.main(["sort", "--copy", "--json", str(shot), "--library", str(library)]) == 0
+        assert json.loads(capsys.readouterr().out)["action"] != "skipped"
+        assert len(_files(library)) == 1
+    assert cli.main(["sort", "--copy", "--json", str(shot), "--library", str(one)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["action"] == "skipped" and str(_files(one)[0]) in again["detail"]
+    assert len(_files(one)) == 1 and len(_files(other)) == 1 and shot.exists()

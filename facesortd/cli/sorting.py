@@ -436,8 +436,8 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "--copy",
         action="store_true",
         help="copy files into the library instead of moving them; the originals stay where they are, and "
-        "a file whose copy is still in the library is not copied (or moved) again. Refused for files in "
-        "the inbox, which the daemon would sort a second time, and for files already in the library",
+        "a file whose copy is still in that library is not copied (or moved) into it again. Refused for "
+        "files in the inbox, which the daemon would sort a second time, and for files already in the library",
     )
     p.add_argument(
         "--json",
