@@ -24,6 +24,32 @@ import numpy as np
 TMP_PREFIX = ".facesortd-tmp-"
 """Temporary files carry this prefix; they are hidden, ignored by the watcher and safe to delete."""
 
+NOT_REGULAR = "not a regular file (a FIFO, socket or device)"
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file, else OSError(EINVAL, NOT_REGULAR).
+
+    Every user file facesortd reads goes through here. Opened non-blocking and judged by what was
+    opened: a FIFO named like an image (dropped into the inbox, named on the command line, or
+    swapped in for a file after it was looked at) made a plain open wait for a writer for ever, and
+    the command or the daemon's worker with it; its size, 0, read as "empty file (0 bytes)". A
+    socket cannot be opened at all (ENXIO), and a device is not opened (opening one may act on it).
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a symbolic link to a file is read (the caller judges links)
+        raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket swapped in
+            raise OSError(errno.EINVAL, NOT_REGULAR, str(path)) from None
+        raise
+    fh = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        fh.close()
+        raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+    return fh
+
 
 def remove_temp_files(folders: Iterable[Path], older_than_s: float = 0.0) -> list[Path]:
     """Remove the temp files (``TMP_PREFIX``) a killed writer left in ``folders``, those changed more
@@ -443,7 +469,7 @@ def _copy_no_replace(src: Path, dest: Path, asked: bool) -> Path:
     """Copy ``src`` to ``dest`` or ``dest (n)``; ``asked``: the person asked for a copy (``--copy``),
     rather than ``dest`` being on another filesystem."""
     try:
-        inp = src.open("rb")
+        inp = open_regular(src)
     except PermissionError as exc:  # a link or rename would not have needed to read it
         why = (
             "a copy (--copy) reads it"

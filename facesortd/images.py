@@ -7,6 +7,7 @@ Users drop whatever their tools produce: zero-byte files, half-downloaded PNGs, 
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import zlib
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 
 from facesortd.config import ImageLimits
-from facesortd.durable import atomic_writer
+from facesortd.durable import NOT_REGULAR, atomic_writer, open_regular
 
 
 class UnreadableImage(Exception):
@@ -33,13 +34,18 @@ def read_image(path: Path, limits: ImageLimits) -> np.ndarray:
     it instead, and anything OpenCV raises while decoding becomes UnreadableImage too.
     """
     try:
-        size = path.stat().st_size
-        if size == 0:
-            raise UnreadableImage("empty file (0 bytes)")
-        if size > limits.max_bytes:
-            raise UnreadableImage(f"file is {size:,} bytes, more than images.max_bytes={limits.max_bytes:,}")
-        data = path.read_bytes()
+        with open_regular(path) as fh:  # a FIFO is said to be one, not waited on
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                raise UnreadableImage("empty file (0 bytes)")
+            if size > limits.max_bytes:
+                raise UnreadableImage(
+                    f"file is {size:,} bytes, more than images.max_bytes={limits.max_bytes:,}"
+                )
+            data = fh.read()
     except OSError as exc:
+        if exc.strerror == NOT_REGULAR:
+            raise UnreadableImage(NOT_REGULAR) from None
         raise UnreadableImage(f"cannot read file: {exc.strerror or exc}") from exc
     if damage := _png_damage(data):  # before libpng, which prints its own "libpng error:" line
         raise UnreadableImage(damage)
@@ -265,7 +271,8 @@ def imread_file(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
     segmentation fault, so Python reads the bytes and OpenCV only decodes them. For files
     facesortd or a dataset made; a user's dropped file goes through :func:`read_image`."""
     try:
-        data = Path(path).read_bytes()
+        with open_regular(Path(path)) as fh:
+            data = fh.read()
         return cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
     except (OSError, cv2.error):
         return None

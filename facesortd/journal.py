@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +28,15 @@ from loguru import logger
 
 from facesortd.boxes import Box
 from facesortd.decide import Decision
-from facesortd.durable import DISK_FULL, NUMBERED_NAMES, Refused, fsync_dir, numbered, remove_temp_files
+from facesortd.durable import (
+    DISK_FULL,
+    NUMBERED_NAMES,
+    Refused,
+    fsync_dir,
+    numbered,
+    open_regular,
+    remove_temp_files,
+)
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock, not_yours
 
@@ -135,20 +142,14 @@ def _path(value: str | bytes) -> Path:
     return Path(os.fsdecode(value))
 
 
-NOT_REGULAR = "not a regular file (a FIFO, socket or device)"
-
-
 def file_hash(path: Path) -> str:
     """SHA-256 of the content: the identity of a file across renames and moves.
 
-    Opened non-blocking and refused unless it is a regular file: reading a FIFO dropped into the
-    inbox (or swapped in for a file after it was checked) would wait for a writer for ever, and
-    hang `status` or a daemon worker with it.
+    Refused unless it is a regular file (``open_regular``): reading a FIFO dropped into the inbox
+    would wait for a writer for ever, and hang `status` or a daemon worker with it.
     """
     digest = hashlib.sha256()
-    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+    with open_regular(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -17,7 +17,8 @@ from typing import Literal
 
 from facesortd.advice import advised
 from facesortd.decide import Decision, Pipeline
-from facesortd.journal import NOT_REGULAR, Journal, content_id
+from facesortd.durable import NOT_REGULAR
+from facesortd.journal import Journal, content_id
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.quarantine import QUARANTINE_DIR

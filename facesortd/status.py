@@ -19,8 +19,8 @@ from typing import Any
 
 from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint
-from facesortd.durable import Refused, list_folder
-from facesortd.journal import NOT_REGULAR, Journal, content_id
+from facesortd.durable import NOT_REGULAR, Refused, list_folder
+from facesortd.journal import Journal, content_id
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels

@@ -19,6 +19,7 @@ from facesortd import cli, durable, watch
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX
+from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import UNDOING, Journal, file_hash, recover
 from facesortd.learn import review
 from facesortd.library import Library
@@ -364,3 +365,62 @@ def test_undo_refuses_a_move_an_older_version_journaled_by_a_relative_path(
     assert outcome.back_to is None and "shots/a.png" in outcome.why_not and "by hand" in outcome.why_not
     assert not list((tmp_path / "elsewhere" / "shots").iterdir())
     assert [p.read_bytes() for p in daemon_settings.library.rglob("*") if p.is_file()] == [b"old bytes"]
+
+
+def test_detect_of_a_fifo_says_it_is_not_a_regular_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd detect fifo.png` said "unreadable: empty file (0 bytes)": a FIFO's size."""
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    assert _returns_soon(lambda: cli.main(["detect", str(fifo)]), fifo) == 1
+    out = capsys.readouterr().out
+    assert "not a regular file (a FIFO" in out and "empty" not in out, out
+
+
+def test_a_fifo_swapped_in_after_the_check_is_not_waited_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked as a regular file of some size, then replaced by a FIFO before it was read (a person's
+    rename, a tool's): reading it by its name waited for a writer for ever, and a worker with it."""
+    regular = tmp_path / "real.png"
+    regular.write_bytes(screenshot_png(3))
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    looked, limits = regular.stat(), load_settings().images
+    monkeypatch.setattr(Path, "stat", lambda self, **kw: looked)  # what was seen before the swap
+    monkeypatch.setattr(Path, "lstat", lambda self: looked)
+
+    def attempt() -> str:
+        with pytest.raises(UnreadableImage, match="not a regular file"):
+            read_image(fifo, limits)
+        return "raised"
+
+    assert _returns_soon(attempt, fifo) == "raised"
+
+
+def test_the_daemon_and_sort_pass_a_fifo_in_the_inbox_by(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO named like an image in the inbox: the daemon sorts the files beside it and lives on,
+    a bare `sort` too, and `sort` naming it says what it is; none of them opens it to wait."""
+    inbox = daemon_settings.inbox
+    inbox.mkdir(parents=True)
+    fifo = inbox / "fifo.png"
+    os.mkfifo(fifo)
+    with running_daemon(
+        daemon_settings.model_copy(
+            update={"watch": daemon_settings.watch.model_copy(update={"rescan_interval_s": 0.2})}
+        ),
+        stub_pipeline,
+    ):
+        (inbox / "a.png").write_bytes(screenshot_png(4))
+        wait_until(lambda: sorted(p.name for p in inbox.iterdir()) == ["fifo.png"])
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(getattr(daemon_settings, key)))
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
+    assert _returns_soon(lambda: cli.main(["sort"]), fifo) == 0
+    assert _returns_soon(lambda: cli.main(["sort", "--json", str(fifo)]), fifo) == 0
+    assert "not a regular file (a FIFO" in capsys.readouterr().out
+    assert fifo.exists() and [p.name for p in daemon_settings.library.rglob("*.png")] == ["a.png"]
