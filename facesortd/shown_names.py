@@ -5,6 +5,11 @@ stream refuses them with a traceback, and JSON carries them as ``\\udcNN`` escap
 readers refuse and others turn into U+FFFD, losing the name. Both show each byte as ``\\xNN``; JSON
 also keeps the exact bytes, so a script can still open the file. Not in ``cli/``: text facesortd
 keeps or writes (source groups, a cascade's comment) shows such a name the same one way.
+
+A name may also hold a line break, a tab or a terminal escape, all valid UTF-8: written as it is, it
+split a line of output into lines that read as other files. Line output (:func:`one_line`, and
+every log line) shows each such character as ``\\xNN`` (``\\uNNNN`` beyond Latin-1) too; JSON
+escapes them itself and keeps the name exact.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import base64
 import codecs
 import json
+import re
 from typing import Any
 
 NAME_BYTES = "facesortd-name-bytes"
@@ -33,6 +39,22 @@ codecs.register_error(NAME_BYTES, _name_bytes)
 def shown(text: str) -> str:
     """``text`` as valid Unicode, stray bytes as ``\\xNN``: what the terminal shows."""
     return text.encode("utf-8", NAME_BYTES).decode("utf-8")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""What breaks a line or acts on a terminal: C0 and C1 controls, DEL, the Unicode line and paragraph
+separators."""
+
+
+def one_line(text: object) -> str:
+    """``text`` (a name, or a line holding names) as one line of valid text: stray bytes as
+    :func:`shown` shows them, a control character as ``\\xNN`` (``\\uNNNN`` above ``\\xff``)."""
+    return _CONTROL.sub(_escaped, shown(str(text)))
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found[0])
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def json_text(data: Any, **options: Any) -> str:

@@ -26,7 +26,7 @@ from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
 from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
-from facesortd.shown_names import exact
+from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE
 from facesortd.watch import ignored, walk_inbox, wanted
@@ -318,7 +318,7 @@ def report(settings: Settings) -> str:
     inbox = data["inbox"]
     if inbox["count"]:
         lines.append(f"in the inbox: {inbox['count']}")
-        lines.extend(f"  {Path(e['path']).name}: {e['why']}" for e in inbox["stuck"])
+        lines.extend(f"  {one_line(Path(e['path']).name)}: {one_line(e['why'])}" for e in inbox["stuck"])
         if inbox["count"] > len(inbox["stuck"]):
             lines.append(f"  and {inbox['count'] - len(inbox['stuck'])} more")
     if labels := data.get("labels"):
@@ -355,5 +355,5 @@ def report(settings: Settings) -> str:
         lines.append("last errors:")
         for e in errors:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["at"]))
-            lines.append(f"  {when} {Path(str(e['path'])).name}: {e['message']}")
+            lines.append(f"  {when} {one_line(Path(str(e['path'])).name)}: {one_line(e['message'])}")
     return "\n".join(lines)

@@ -249,6 +249,43 @@ def test_names_that_are_not_utf8_are_shown_on_a_utf8_terminal(
     assert path.exists()
 
 
+def test_a_line_break_or_other_control_character_in_a_name_stays_on_its_line(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name with a newline split `sort --dry-run`'s plan, `detect`, `status`, `undo` and the log
+    into lines that read as other files (and an escape sequence in one recoloured the terminal).
+    Each such character is shown as \\xNN, as a stray byte is; --json keeps the exact name."""
+    env.inbox.mkdir(parents=True)
+    names = ["two\nlines.png", "tab\there.png", "\x1b[31mred.png"]
+    shown = ["two\\x0alines.png", "tab\\x09here.png", "\\x1b[31mred.png"]
+    for i, name in enumerate(names):
+        (env.inbox / name).write_bytes(screenshot_png(20 + i))
+
+    def lines(out: str) -> list[str]:
+        assert not any(c in out.replace("\n", "") for c in "\t\x1b"), out
+        return out.splitlines()
+
+    assert cli.main(["sort", "--dry-run", str(env.inbox)]) == 0
+    plan = lines(capsys.readouterr().out)
+    assert len(plan) == 3 and all(any(line.startswith(f"{env.inbox}/{s} ") for line in plan) for s in shown)
+    assert cli.main(["sort", "--dry-run", "--json", str(env.inbox)]) == 0
+    assert sorted(json.loads(line)["path"] for line in capsys.readouterr().out.splitlines()) == sorted(
+        str(env.inbox / name) for name in names
+    )
+    assert cli.main(["detect", str(env.inbox / names[0])]) == 0
+    assert lines(capsys.readouterr().out)[0].startswith(f"{env.inbox}/{shown[0]}: ")
+    assert cli.main(["status"]) == 0
+    said = lines(capsys.readouterr().out)
+    assert all(f"  {s}: waiting to be sorted (the daemon is not running)" in said for s in shown), said
+    assert cli.main(["sort", str(env.inbox)]) == 0
+    logged = [line for line in lines(capsys.readouterr().err) if " -> " in line]
+    assert len(logged) == 3 and all(any(s in line for line in logged) for s in shown), logged
+    assert cli.main(["undo", "3"]) == 0
+    back = lines(capsys.readouterr().out)
+    assert len(back) == 3 and all(any(line.endswith(f"{env.inbox}/{s}") for line in back) for s in shown)
+    assert sorted(p.name for p in env.inbox.iterdir()) == sorted(names)
+
+
 def test_json_shows_names_that_are_not_utf8_one_way(
     env: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

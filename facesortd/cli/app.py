@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -22,8 +23,11 @@ from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError, JournalUnavailable
 from facesortd.learn.datasets import DatasetError
-from facesortd.shown_names import NAME_BYTES
+from facesortd.shown_names import NAME_BYTES, one_line
 from facesortd.state import StateBusy
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 USER_ERRORS = (
     UsageError,
@@ -48,9 +52,15 @@ def _show_any_name() -> None:
 
 def _setup_logging(level: str) -> None:
     logger.remove()
-    logger.add(
-        sys.stderr, level=level, format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
-    )
+    logger.add(sys.stderr, level=level, format=_log_line)
+
+
+def _log_line(record: Record) -> str:
+    """Each message on one line (the daemon's journal, `sort`'s lines): a name holding a line break
+    or a terminal escape is shown escaped (``one_line``), not as a second line that reads as
+    another file. The message is put in as a value, so that no ``<tag>`` in a name is taken for colour."""
+    record["extra"]["one_line"] = one_line(record["message"])
+    return "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {extra[one_line]}\n{exception}"
 
 
 def build_parser() -> argparse.ArgumentParser:

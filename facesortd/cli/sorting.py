@@ -30,7 +30,7 @@ from facesortd.journal import Journal, recover_logged
 from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
-from facesortd.shown_names import json_text
+from facesortd.shown_names import json_text, one_line
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
 from facesortd.watch import scan, wanted
@@ -68,7 +68,7 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
         is_inbox = inbox is not None and p.resolve() == inbox.resolve()
         try:
             if not p.exists() and not p.is_symlink():
-                raise UsageError(f"{p}: no such file or folder")
+                raise UsageError(f"{one_line(p)}: no such file or folder")
             if not p.is_dir():
                 out.append(p)
                 continue
@@ -77,8 +77,8 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
             folders = [c for c in children if c.is_dir()]
         except PermissionError as exc:
             raise UsageError(
-                f"{p}: cannot get at it ({exc.strerror}): give yourself access to it and the folders "
-                "it is in (chmod u+rx)"
+                f"{one_line(p)}: cannot get at it ({exc.strerror}): give yourself access to it and the "
+                "folders it is in (chmod u+rx)"
             ) from exc
         out.extend(images)
         if not images and not is_inbox:
@@ -95,7 +95,7 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
             )
     for folder in imageless:
         problem = (
-            f"no images in {folder}: only the files directly inside a folder whose names end in "
+            f"no images in {one_line(folder)}: only the files directly inside a folder whose names end in "
             f"{', '.join(watch.extensions)} (watch.extensions) are taken"
         )
         if not out:
@@ -137,10 +137,10 @@ def cmd_sort(args: argparse.Namespace) -> int:
         logger.info("nothing to sort: drop screenshots into {}", settings.inbox)  # a named folder: refused
         return 0
     if args.copy and (inside := next((f for f in files if _under(f, settings.inbox)), None)):
-        raise UsageError(f"{inside}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
+        raise UsageError(f"{one_line(inside)}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
     if args.copy and (inside := next((f for f in files if _under(f, settings.library)), None)):
         why = _COPY_FROM_LIBRARY.format(library=settings.library, sort_file=advised("sort", "FILE"))
-        raise UsageError(f"{inside}: {why}")
+        raise UsageError(f"{one_line(inside)}: {why}")
     # Paths a person named are their request: it overrides their earlier undo or quarantine.
     named = bool(args.paths)
     workers = min(args.workers or settings.watch.workers, len(files))
@@ -237,7 +237,8 @@ def _report(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -
     if args.json:
         print(json_text(_decision_json(src, dest, decision)), flush=True)
     elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
-        print(f"{src} {'stays' if stays else 'would go to ' + str(dest)}  [{decision.describe()}]")
+        plan = "stays" if stays else f"would go to {one_line(dest)}"
+        print(f"{one_line(src)} {plan}  [{decision.describe()}]")
     elif stays:
         logger.info("{} stays where it is  [{}, {:.0f} ms]", src, decision.describe(), outcome.ms)
     else:
@@ -304,7 +305,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             if args.json:
                 print(json_text({"path": str(path), "error": str(exc), "faces": []}), flush=True)
             else:
-                print(f"{path}: unreadable: {exc}")
+                print(f"{one_line(path)}: unreadable: {exc}")
             continue
         faces, found = pipeline.analyse(image)
         drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
@@ -314,12 +315,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
             found |= {"candidates": facts} if facts else {}
             print(json_text(found | ({"drawn": str(drawn)} if drawn else {})), flush=True)
         else:
-            print(f"{path}: {len(faces)} face(s){why}")
+            print(f"{one_line(path)}: {len(faces)} face(s){why}")
             for f in faces:
                 emo = f"  {f.emotion} {f.confidence:.2f}" if f.emotion else ""
                 print(f"  box x={f.box[0]} y={f.box[1]} w={f.box[2]} h={f.box[3]}  score {f.score:.2f}{emo}")
             if drawn:
-                print(f"  drawn: {drawn}")
+                print(f"  drawn: {one_line(drawn)}")
     return status
 
 
@@ -382,17 +383,21 @@ def cmd_undo(args: argparse.Namespace) -> int:
             print("nothing to undo")
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
             for plan in undo(journal, moves, settings.library, settings.inbox, dry_run=True):
-                here = plan.moved_from
+                here = one_line(plan.moved_from)
                 print(
-                    f"{here} would go back to {plan.back_to}" if plan.back_to else f"{here}: {plan.why_not}"
+                    f"{here} would go back to {one_line(plan.back_to)}"
+                    if plan.back_to
+                    else f"{here}: {one_line(plan.why_not)}"
                 )
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
         failed = 0
         for done in undo(journal, moves, settings.library, settings.inbox):
-            here = done.moved_from
-            print(f"{here} -> {done.back_to}" if done.back_to else f"{here}: {done.why_not}")
+            here = one_line(done.moved_from)
+            print(
+                f"{here} -> {one_line(done.back_to)}" if done.back_to else f"{here}: {one_line(done.why_not)}"
+            )
             failed += done.retry
     except LookupError as exc:
         raise UsageError(str(exc)) from exc
