@@ -24,6 +24,7 @@ from facesortd.emotion import ModelError
 from facesortd.ensemble import model_info
 from facesortd.journal import Journal, JournalError
 from facesortd.learn.metrics import headline, near_chance
+from facesortd.library import case_twins
 from facesortd.model_store import (
     DEFAULT,
     adopted,
@@ -60,6 +61,7 @@ def _folder_checks(settings: Settings) -> Iterator[Check]:
         yield (check := _folder_check(name, folder))
         if name == "library" and check[0]:  # a library already said to be unusable: once is enough
             yield from _library_folder_checks(folder)
+            yield from _case_twin_checks(settings)
     inbox, library = settings.inbox.resolve(), settings.library.resolve()
     if overlap := folders_overlap(settings):
         yield False, overlap
@@ -105,6 +107,21 @@ def _library_folder_checks(library: Path) -> Iterator[Check]:
                 f"library folder {folder} is not writable by this user: files bound for it wait in the "
                 f"inbox; fix its permissions (chmod u+rwx '{folder}')",
             )
+
+
+def _case_twin_checks(settings: Settings) -> Iterator[Check]:
+    """``Happy/`` beside ``happy/`` (``library.case_twins``); a model that cannot be read is the model
+    check's to say, and the folders are compared among themselves then."""
+    try:
+        model = load_model_in_force(settings)
+    except ModelError:
+        model = None
+    try:
+        folders = [f.name for f in _folders(settings.library)]
+    except Refused:
+        return  # said by the folder checks
+    for problem in case_twins(settings.library, folders, model.labels if model else []):
+        yield False, problem
 
 
 def _folders(folder: Path) -> list[Path]:

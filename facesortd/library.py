@@ -63,3 +63,30 @@ class Library:
     def apply(self, src: Path, decision: Decision, *, copy: bool = False) -> Path:
         """Move (or copy) ``src`` to its folder, never overwriting; returns where it ended up."""
         return move_no_replace(src, self.destination(src, decision), copy=copy)
+
+
+def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> list[str]:
+    """A problem, with the merge, for each emotion folder whose name differs from another's (or from an
+    emotion the model in force knows) only by case: ``Happy/`` made by hand beside ``happy/``.
+
+    A label is its folder's name, exactly, so the files put there taught an emotion of their own and
+    split the happy faces in two. Said (by `status` and `doctor`) rather than folded together: a label
+    compared without case would change what every recorded label and model class means, and two
+    names can stay apart by intent. The name kept is the model's (lower case among several)."""
+    knows = set(known)
+    groups: dict[str, set[str]] = {}
+    for name in {*folders, *knows}:
+        if not name.startswith(("_", ".")):
+            groups.setdefault(name.casefold(), set()).add(name)
+    problems = []
+    for names in sorted(map(sorted, groups.values())):
+        if len(names) < 2:
+            continue
+        keep = min(names, key=lambda n: (n not in knows, n != n.lower(), n))
+        for other in (n for n in names if n != keep):
+            problems.append(
+                f"{other}/ and {keep}/ in {library} differ only by case, so facesortd takes them for two "
+                f"emotions (files in {other}/ become labels of an emotion {other!r}): move the files of "
+                f"{other}/ into {keep}/ and remove {other}/"
+            )
+    return problems

@@ -24,6 +24,7 @@ from facesortd.journal import Journal, content_id
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
+from facesortd.library import case_twins
 from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.shown_names import exact, one_line
@@ -216,6 +217,8 @@ def gather(settings: Settings) -> dict[str, Any]:
             "today": journal.labelled_counts(midnight) if journal else {},
         }
         out["waiting_for_review"] = waiting_for_review(settings, problems)
+        folders = [p.name for p in listing(settings.library, problems) if p.is_dir()]
+        problems.extend(case_twins(settings.library, folders, model.labels if model else []))
         out["inbox"] = inbox_entries(settings, journal, state is not None, problems)
         if journal:
             counts, unusable, imported = label_summary(journal)

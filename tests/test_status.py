@@ -409,3 +409,25 @@ def test_a_daemon_started_with_another_config_file_is_told_apart_from_an_edited_
     assert cli.main(["status", "--json"]) == 0
     [problem] = json.loads(capsys.readouterr().out)["problems"]
     assert "give this command the same --config" in problem
+
+
+def test_a_folder_named_like_an_emotion_but_for_case_is_said_with_the_merge(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`Happy/` made by hand beside `happy/`: its files became labels of an emotion "Happy", a class
+    apart that splits the happy faces in two, and nothing said so. `status` and `doctor` say it now,
+    with the merge; the class semantics stay as they are (a label is the folder's name)."""
+    (settings.library / "happy").mkdir(parents=True)
+    (settings.library / "Happy").mkdir()
+    (settings.library / "Sad").mkdir()  # no `sad/` yet, but the model knows sad: the same slip
+    assert cli.main(["status", "--json"]) == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    said = [p for p in problems if "only by case" in p]
+    assert len(said) == 2, problems
+    assert any("move the files of Happy/ into happy/ and remove Happy/" in p for p in said), said
+    assert any("move the files of Sad/ into sad/ and remove Sad/" in p for p in said), said
+    assert cli.main(["status"]) == 0
+    assert "PROBLEM: " in capsys.readouterr().out
+    assert cli.main(["doctor"]) == 1
+    fix = [line for line in capsys.readouterr().out.splitlines() if "only by case" in line]
+    assert len(fix) == 2 and all(line.startswith("FIX") for line in fix), fix
