@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         type=Path,
+        metavar="FILE",
         help="TOML config file (default: $XDG_CONFIG_HOME/facesortd/config.toml, ~/.config/facesortd/"
         "config.toml unless XDG_CONFIG_HOME is set, if present; else built-in defaults); FACESORTD_<KEY> "
         "variables override it",
@@ -124,10 +125,24 @@ def _add_train_detector(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=command.run)
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments, or exit 2 with the usage of the command they were given to: argparse says an
+    unknown one (`status --json extra`) with the usage of `facesortd` itself, which lists every
+    command and none of that command's options. One before the command is `facesortd`'s own."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        given = sys.argv[1:] if argv is None else argv
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        before = given[: given.index(args.command)] if args.command in given else given
+        wrong = parser if any(u in before for u in unknown) else commands.choices[args.command]
+        wrong.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     _show_any_name()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     advise_with(args.config)  # every command a message advises from here on carries it
     _setup_logging(args.log_level or "INFO")
     func: Callable[[argparse.Namespace], int] = args.func

@@ -228,8 +228,9 @@ def add_status(sub: argparse._SubParsersAction) -> None:
         help='print it as one JSON object: {"total": {"<emotion>" | "_quarantine/<reason>": n, ...}, '
         '"today": {...}, "labelled": {"total": {"<emotion>": n}, "today": {...}}, '
         '"waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}, "labels": {...}, '
-        '"retrain": {...}, "last_errors": [...], "problems": ["<a folder facesortd may not use, and the '
-        'fix>", ...]} on stdout (README: "What status tells you")',
+        '"retrain": {...}, "last_errors": [...], "problems": ["<what is wrong (a folder facesortd may '
+        'not use, a daemon on other settings, Happy/ beside happy/ ...), and the fix>", ...]} on stdout '
+        '(README: "What status tells you")',
     )
     p.set_defaults(func=cmd_status)
 

@@ -124,6 +124,7 @@ def add_review(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--port",
         type=int_between(0, 65535),
+        metavar="PORT",
         default=REVIEW_PORT,
         help="port on 127.0.0.1 (default %(default)s; 0: any free port)",
     )

@@ -367,6 +367,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--epochs",
+        metavar="N",
         type=int_at_least(1),
         default=LoopSettings().epochs,
         help="with --train-features: training length per net, in rounds of "
@@ -374,12 +375,14 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--face-size",
+        metavar="PIXELS",
         type=int_at_least(16),
         default=FaceSpec().size,
         help="normalised face side in pixels (default %(default)s)",
     )
     p.add_argument(
         "--margin",
+        metavar="SHARE",
         type=number_between(0.0, CROP_MARGIN),
         default=FaceSpec().margin,
         help="widening of each face box per side, as a share of its size (default %(default)s; the "
@@ -387,6 +390,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--pca",
+        metavar="N",
         type=int_at_least(1),
         default=150,
         help="most PCA components kept before LDA (default %(default)s)",
@@ -402,6 +406,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--folds",
+        metavar="N",
         type=int_at_least(2),
         default=5,
         help="cross-validation folds for the held-out figures (default %(default)s)",
@@ -416,6 +421,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--source-balance",
+        metavar="WEIGHT",
         type=number_between(0.0, 1.0),
         default=SOURCE_BALANCE,
         help="how much each DATASET's faces are reweighted towards equal total weight per dataset: 0 "
@@ -423,6 +429,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--validation-share",
+        metavar="SHARE",
         type=number_between(0.0, 0.5),
         default=0.1,
         help="share of the faces (whole screenshots/characters) kept out of training as the validation "
@@ -440,7 +447,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         "vn_faces folders): per-emotion counts and figures on stdout; moves nothing.",
     )
     add_dataset_options(p)
-    p.add_argument("--model", type=Path, help="model file (default: the model in force)")
+    p.add_argument("--model", type=Path, metavar="FILE", help="model file (default: the model in force)")
     p.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object, and nothing else"
     )

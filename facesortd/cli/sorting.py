@@ -431,7 +431,9 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         help="image files, or folders (the images directly inside, not their subfolders; default: the "
         "config's inbox, with its subfolders if watch.recursive, as the daemon)",
     )
-    p.add_argument("--library", type=Path, help="library folder (default: the config's library)")
+    p.add_argument(
+        "--library", type=Path, metavar="FOLDER", help="library folder (default: the config's library)"
+    )
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -516,6 +518,7 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--library",
         type=Path,
+        metavar="FOLDER",
         help="the library the files were sorted into (default: the config's library; for a `sort "
         "--library FOLDER`, that FOLDER): files elsewhere are left alone",
     )

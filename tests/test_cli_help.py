@@ -1,0 +1,64 @@
+"""`--help` and the refusals of bad input, read as a demanding new user reads them (2026-12-02 walk):
+each test is a defect found then."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import pytest
+
+from facesortd import cli
+from facesortd.cli.app import build_parser
+
+DEVELOPER_COMMANDS = {"train-detector"}
+"""Commands for the people who make facesortd's detector, not for its users: not walked."""
+
+
+def _parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    parser = build_parser()
+    yield "facesortd", parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield from ((n, p) for n, p in action.choices.items() if n not in DEVELOPER_COMMANDS)
+
+
+def test_every_option_says_what_it_takes() -> None:
+    """`--config CONFIG`, `--library LIBRARY`, `--model MODEL`, `--face-size FACE_SIZE`: argparse's
+    upper-cased option names said nothing of the kind of value (a file? a folder? a share?), and
+    README and the messages write `--config FILE`."""
+    derived = [
+        f"{name} {action.option_strings[0]} {action.dest.upper()}"
+        for name, parser in _parsers()
+        for action in parser._actions
+        if action.option_strings and action.nargs != 0 and action.metavar is None and not action.choices
+    ]
+    assert not derived, derived
+    assert "--config FILE" in build_parser().format_help()
+
+
+def test_an_unknown_argument_is_refused_with_the_usage_of_its_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`facesortd status --json extra` showed the usage of `facesortd` (every command, none of its
+    options) and "facesortd: error: unrecognized arguments", as if the command were wrong."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["status", "--json", "extra"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "usage: facesortd status [-h] [--json]" in err
+    assert "facesortd status: error: unrecognized arguments: extra" in err
+    with pytest.raises(SystemExit):
+        cli.main(["sort", "--dry-run", "--bogus"])
+    assert "facesortd sort: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--bogus", "status"])  # before the command: facesortd's own options are meant
+    assert "facesortd: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_status_json_help_says_what_problems_hold() -> None:
+    """Its "problems" were said to be folders facesortd may not use; they are any problem status
+    finds (a daemon on other settings, a model gone, Happy/ beside happy/), each with its fix."""
+    status = " ".join(dict(_parsers())["status"].format_help().split())
+    assert "<a folder facesortd may not use" not in status
+    assert "problems" in status
