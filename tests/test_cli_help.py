@@ -62,3 +62,22 @@ def test_status_json_help_says_what_problems_hold() -> None:
     status = " ".join(dict(_parsers())["status"].format_help().split())
     assert "<a folder facesortd may not use" not in status
     assert "problems" in status
+
+
+def test_undo_since_a_time_to_come_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """`undo --since 2027-12-01` (a year typed wrong, or a day and month swapped) said "nothing to
+    undo", exit 0: as if nothing had been sorted since."""
+    assert cli.main(["undo", "--since", "2999-01-01"]) == 2
+    assert "--since 2999-01-01 is in the future" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["list", "extra"], ["rollback", "old.fsm.npz"]])
+def test_model_list_or_rollback_with_a_file_names_the_command_given(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`model list extra` was told "`model use` takes `default` or a model FILE": about a command
+    not given."""
+    assert cli.main(["model", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"`model {argv[0]}` takes nothing after it, got {argv[1]!r}" in err, err
+    assert f"`facesortd model use {argv[1]}`" in err

@@ -249,8 +249,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_model(args: argparse.Namespace) -> int:
     settings = settings_for(args)
-    if (args.action == "use") != (args.target is not None):
-        raise UsageError("`model use` takes `default` or a model FILE; `model list` and `rollback` take none")
+    if args.action == "use" and args.target is None:
+        raise UsageError("`model use` takes `default` or a model FILE")
+    if args.action != "use" and args.target is not None:  # said of the command given, not of `use`
+        put = advised("model", "use", args.target)
+        raise UsageError(
+            f"`model {args.action}` takes nothing after it, got {args.target!r} (to put a model file in "
+            f"force: `{put}`)"
+        )
     if args.action in ("rollback", "use"):
         with _no_retrain_running(settings):
             now = rollback(settings) if args.action == "rollback" else use(settings, args.target)

@@ -376,6 +376,11 @@ def cmd_undo(args: argparse.Namespace) -> int:
         raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
     files = [] if count is not None else [Path(t) for t in args.targets]
     since = _parse_since(args.since) if args.since else None
+    if since is not None and since > time.time():  # "nothing to undo", exit 0, read as nothing sorted
+        raise UsageError(
+            f"--since {args.since} is in the future: give a time in the past, such as 2h or "
+            f"{datetime.now().date().isoformat()}T10:00"
+        )
     journal = Journal.for_state_dir(settings.state_dir)
     try:
         moves = select(journal, count, since, files)
