@@ -124,3 +124,24 @@ def test_no_message_writes_an_advised_command_by_hand() -> None:
             and not any(allowed in n.value for allowed in NAMES_NOT_ADVICE)
         ]
     assert not found, "\n".join(found)
+
+
+def test_the_review_page_advises_with_the_config_too(config: Path, tmp_path: Path) -> None:
+    """page.js wrote "`facesortd run` starts it" and "`facesortd eval DATASET --plots DIR` draws one"
+    itself; the panels now carry those commands, built like every other."""
+    from facesortd.advice import advise_with
+    from facesortd.config import load_settings
+    from facesortd.journal import Journal
+    from facesortd.review_page.panels import Learning, model_panel
+
+    advise_with(config)
+    settings = load_settings(config)
+    option = shlex.join(["--config", str(config)])
+    assert model_panel(settings)["draw_plots"] == f"facesortd {option} eval DATASET --plots DIR"
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        assert Learning(settings, journal).panel()["start_daemon"] == f"facesortd {option} run"
+    finally:
+        journal.close()
+    page = (Path(cli.__file__).parents[1] / "review_page" / "static" / "page.js").read_text()
+    assert not re.search(r"`facesortd [a-z]", page)

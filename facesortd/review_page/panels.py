@@ -11,6 +11,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from facesortd.advice import advised
 from facesortd.config import Settings
 from facesortd.emotion import ModelError
 from facesortd.ensemble import model_info
@@ -65,6 +66,7 @@ def model_panel(settings: Settings) -> dict[str, object]:
         "held_out": headline(held_out) or None,
         "plots": sorted(figure_images(held_out)) if isinstance(held_out, dict) else [],  # type: ignore[arg-type]
         "error": info.get("error"),
+        "draw_plots": advised("eval", "DATASET", "--plots", "DIR"),  # for a model without plots
     }
 
 
@@ -110,6 +112,7 @@ class Learning:
             ),
             # The daemon retrains when it is due; without one the due retrain waits for the button.
             "daemon_running": daemon_state(self.settings, []) is not None,
+            "start_daemon": advised("run"),  # what the page says when it is not running
             "last_retrain": {"when": last[0], "decision": last[1]} if last else None,
             # Else "next retrain after 0 more label(s)" stood there while no retrain could run (the
             # button's own message says it when it was the button's).

@@ -92,7 +92,7 @@ function showLearning(l) {
     el("p", { id: "next-retrain", textContent: l.daemon_running
       ? `next retrain after ${l.next_retrain_in} more label(s)`
       : `next retrain after ${l.next_retrain_in} more label(s), by the daemon, which is not running ` +
-        "(`facesortd run` starts it); \"retrain now\" retrains at once" }),
+        `(\`${l.start_daemon}\` starts it); "retrain now" retrains at once` }),
   ];
   if (l.unusable) lines.push(el("p", { textContent: `${l.unusable} label(s) without a usable face` }));
   if (l.held_back) lines.push(el("p", { id: "held-back", textContent: `the last retrain due could not train: ${l.held_back}` }));
@@ -112,7 +112,7 @@ function showModel(m) {
   for (const name of m.plots) body.push(el("img", { src: url("/plot", { name, v: m.model }), alt: name }));
   if (m.model && !m.plots.includes("reliability.png")) {
     body.push(el("p", { textContent: "no reliability curve stored with this model; " +
-      "`facesortd eval DATASET --plots DIR` draws one" }));
+      `\`${m.draw_plots}\` draws one` }));
   }
   $("model-body").replaceChildren(...body);
 }
