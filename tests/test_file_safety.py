@@ -696,3 +696,16 @@ def test_a_journal_a_newer_facesortd_requires_more_of_is_refused_at_open_untouch
     db = sqlite3.connect(path)
     assert not db.execute("SELECT * FROM meta").fetchall()  # no migration ran on it
     db.close()
+
+
+def test_an_error_naming_a_file_with_a_line_break_is_one_line(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd: error: …` is one line naming the fix; a name with a newline made it two, the
+    second reading as another message. (A configuration error lists its keys on lines of their own.)"""
+    env.inbox.mkdir(parents=True)
+    odd = env.inbox / "never\nsorted.png"
+    odd.write_bytes(screenshot_png(30))
+    assert cli.main(["undo", str(odd)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "never\\x0asorted.png: the journal has no move" in err, err

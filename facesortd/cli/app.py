@@ -40,7 +40,8 @@ USER_ERRORS = (
     JournalError,
     Refused,
 )
-"""Errors a user can cause: shown as one line that names the fix, exit status 2, no traceback."""
+"""Errors a user can cause: shown as one line that names the fix (``one_line``: a name in it with a line
+break does not make it two), exit status 2, no traceback."""
 
 
 def _show_any_name() -> None:
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facesortd: error: {exc}", file=sys.stderr)
         return 1
     except USER_ERRORS as exc:
-        print(f"facesortd: error: {exc}", file=sys.stderr)
+        # One line, a name's line break shown escaped; a configuration error lists its keys a line each.
+        print(f"facesortd: error: {exc if isinstance(exc, ConfigError) else one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("facesortd: interrupted", file=sys.stderr)

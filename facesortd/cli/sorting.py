@@ -68,7 +68,7 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
         is_inbox = inbox is not None and p.resolve() == inbox.resolve()
         try:
             if not p.exists() and not p.is_symlink():
-                raise UsageError(f"{one_line(p)}: no such file or folder")
+                raise UsageError(f"{p}: no such file or folder")
             if not p.is_dir():
                 out.append(p)
                 continue
@@ -77,7 +77,7 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
             folders = [c for c in children if c.is_dir()]
         except PermissionError as exc:
             raise UsageError(
-                f"{one_line(p)}: cannot get at it ({exc.strerror}): give yourself access to it and the "
+                f"{p}: cannot get at it ({exc.strerror}): give yourself access to it and the "
                 "folders it is in (chmod u+rx)"
             ) from exc
         out.extend(images)
@@ -95,7 +95,7 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
             )
     for folder in imageless:
         problem = (
-            f"no images in {one_line(folder)}: only the files directly inside a folder whose names end in "
+            f"no images in {folder}: only the files directly inside a folder whose names end in "
             f"{', '.join(watch.extensions)} (watch.extensions) are taken"
         )
         if not out:
@@ -137,10 +137,10 @@ def cmd_sort(args: argparse.Namespace) -> int:
         logger.info("nothing to sort: drop screenshots into {}", settings.inbox)  # a named folder: refused
         return 0
     if args.copy and (inside := next((f for f in files if _under(f, settings.inbox)), None)):
-        raise UsageError(f"{one_line(inside)}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
+        raise UsageError(f"{inside}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
     if args.copy and (inside := next((f for f in files if _under(f, settings.library)), None)):
         why = _COPY_FROM_LIBRARY.format(library=settings.library, sort_file=advised("sort", "FILE"))
-        raise UsageError(f"{one_line(inside)}: {why}")
+        raise UsageError(f"{inside}: {why}")
     # Paths a person named are their request: it overrides their earlier undo or quarantine.
     named = bool(args.paths)
     workers = min(args.workers or settings.watch.workers, len(files))
