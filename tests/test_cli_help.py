@@ -37,6 +37,18 @@ def test_every_option_says_what_it_takes() -> None:
     assert "--config FILE" in build_parser().format_help()
 
 
+def test_every_argument_is_named_as_the_others_are() -> None:
+    """`sort [paths ...]` and `detect images [images ...]` beside `DATASET`, `N|FILE`, `default|FILE`:
+    lower-case words read as literal text to type. (`detect images` also takes folders.)"""
+    lower = [
+        f"{name} {action.dest}"
+        for name, parser in _parsers()
+        for action in parser._actions
+        if not action.option_strings and action.metavar is None and not action.choices
+    ]
+    assert not lower, lower
+
+
 def test_an_unknown_argument_is_refused_with_the_usage_of_its_command(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

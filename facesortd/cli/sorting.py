@@ -433,6 +433,7 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "paths",
         nargs="*",
         type=Path,
+        metavar="PATH",
         help="image files, or folders (the images directly inside, not their subfolders; default: the "
         "config's inbox, with its subfolders if watch.recursive, as the daemon)",
     )
@@ -479,6 +480,7 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         "images",
         nargs="+",
         type=Path,
+        metavar="PATH",
         help="image files, or folders (the images directly inside, as sort takes them)",
     )
     p.add_argument(
