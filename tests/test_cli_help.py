@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,21 @@ def test_model_list_or_rollback_with_a_file_names_the_command_given(
     err = capsys.readouterr().err
     assert f"`model {argv[0]}` takes nothing after it, got {argv[1]!r}" in err, err
     assert f"`facesortd model use {argv[1]}`" in err
+
+
+def test_a_faces_json_naming_no_face_is_said_plainly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`eval faces.json` of a box file that lists no face said "(see the skipped counts)", and none
+    were shown; `import-labels` of it said "nothing to import", then "they take part in the next
+    retrain"; a file that is not JSON said "Expecting value: line 1 column 1 (char 0)"."""
+    boxes = tmp_path / "faces.json"
+    boxes.write_text("{}")
+    assert cli.main(["eval", str(boxes)]) == 2
+    err = capsys.readouterr().err
+    assert "no usable faces" in err and "skipped counts" not in err, err
+    assert cli.main(["import-labels", str(boxes)]) == 0
+    assert capsys.readouterr().out == "nothing to import\n"
+    boxes.write_text("happy: a.png")
+    assert cli.main(["import-labels", str(boxes)]) == 2
+    assert f"cannot read face boxes from {boxes}: not JSON (" in capsys.readouterr().err

@@ -115,8 +115,9 @@ def collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> Fac
     data = FaceSet.concat(parts)
     for (label, reason), n in sorted(data.skipped.items()):
         logger.warning("{}: {} file(s) skipped ({})", label, n, reason)
-    if not data.labels:
-        raise DatasetError(
-            "no usable faces in " + ", ".join(map(str, args.datasets)) + " (see the skipped counts)"
+    if not data.labels:  # the counts above say why, if any file was skipped; else none was named
+        why = (
+            " (see the skipped counts above)" if data.skipped else ": none of its images has a labelled face"
         )
+        raise DatasetError("no usable faces in " + ", ".join(map(str, args.datasets)) + why)
     return data

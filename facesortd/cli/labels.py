@@ -50,7 +50,8 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     print(", ".join(f"{what}: {n}" for what, n in sorted(outcome.items())) or "nothing to import")
-    print(f"they take part in the next retrain (`{advised('retrain')}`, or the daemon's own schedule)")
+    if outcome["imported"]:  # said after "nothing to import" too, of labels there were none of
+        print(f"they take part in the next retrain (`{advised('retrain')}`, or the daemon's own schedule)")
     return 0
 
 

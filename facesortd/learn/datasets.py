@@ -41,7 +41,9 @@ def load_faces_json(path: Path) -> dict[str, list[AnnotatedFace]]:
         raise DatasetError(
             f"cannot read face boxes from {path}: not a faces.json box file (it is not UTF-8 text)"
         ) from exc
-    except (OSError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:  # "Expecting value: line 1 column 1 (char 0)" alone named no fault
+        raise DatasetError(f"cannot read face boxes from {path}: not JSON ({exc})") from exc
+    except OSError as exc:
         raise DatasetError(f"cannot read face boxes from {path}: {exc}") from exc
     if not isinstance(raw, dict):
         raise DatasetError(f"{path}: expected an object mapping file names to face lists")
