@@ -282,7 +282,7 @@ def report(settings: Settings) -> str:
         lines.append(
             f"daemon: not running (start it with `{advised('run')}` or `systemctl --user start facesortd`)"
         )
-    lines.extend(f"PROBLEM: {problem}" for problem in data["problems"])
+    lines.extend(f"PROBLEM: {one_line(problem)}" for problem in data["problems"])
     model = data["model"]
     lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")
     lines.append(f"  threshold in force: {model['threshold']:.2f} (faces less sure than that are unsure)")
