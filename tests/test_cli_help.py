@@ -112,3 +112,16 @@ def test_a_faces_json_naming_no_face_is_said_plainly(
     boxes.write_text("happy: a.png")
     assert cli.main(["import-labels", str(boxes)]) == 2
     assert f"cannot read face boxes from {boxes}: not JSON (" in capsys.readouterr().err
+
+
+def test_an_option_of_facesortd_given_after_the_command_says_where_it_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd status --config my.toml` (as most tools take it) was "unrecognized arguments"."""
+    config = tmp_path / "my.toml"
+    config.write_text("")
+    with pytest.raises(SystemExit):
+        cli.main(["status", "--config", str(config)])
+    err = capsys.readouterr().err
+    assert "--config is an option of facesortd itself: give it before the command" in err, err
+    assert f"facesortd --config {config} status" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -129,15 +130,33 @@ def _add_train_detector(sub: argparse._SubParsersAction) -> None:
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """The arguments, or exit 2 with the usage of the command they were given to: argparse says an
     unknown one (`status --json extra`) with the usage of `facesortd` itself, which lists every
-    command and none of that command's options. One before the command is `facesortd`'s own."""
+    command and none of that command's options. One before the command is `facesortd`'s own, and one
+    of `facesortd`'s own given after the command (`status --config FILE`, as many tools take it) is
+    said with the command line that works."""
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         given = sys.argv[1:] if argv is None else argv
+        _refuse_misplaced(parser, given, unknown)
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         before = given[: given.index(args.command)] if args.command in given else given
         wrong = parser if any(u in before for u in unknown) else commands.choices[args.command]
         wrong.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
+
+
+def _refuse_misplaced(parser: argparse.ArgumentParser, given: list[str], unknown: list[str]) -> None:
+    """Exit 2 if ``unknown`` holds an option of `facesortd` itself (``--config``, ``--log-level``),
+    naming the command line with it before the command."""
+    own = {s for a in parser._actions if a.option_strings and a.nargs != 0 for s in a.option_strings}
+    misplaced = next((u for u in unknown if u.split("=", 1)[0] in own), None)
+    if misplaced is None:
+        return
+    at = given.index(misplaced)
+    taken = given[at : at + (1 if "=" in misplaced else 2)]
+    fixed = shlex.join(["facesortd", *taken, *given[:at], *given[at + len(taken) :]])
+    parser.error(
+        f"{misplaced.split('=', 1)[0]} is an option of facesortd itself: give it before the command ({fixed})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
