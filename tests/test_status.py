@@ -436,9 +436,13 @@ def test_a_folder_named_like_an_emotion_but_for_case_is_said_with_the_merge(
 def test_a_problem_naming_a_folder_with_a_line_break_is_one_line(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`PROBLEM: …` lines showed a name's line break as it is: the rest read as a line of its own."""
+    """`PROBLEM: …` lines (and doctor's `FIX` lines) showed a name's line break as it is: the rest
+    read as a line of its own."""
     (settings.library / "Sad\nday").mkdir(parents=True)
     (settings.library / "sad\nday").mkdir()
     assert cli.main(["status"]) == 0
     [problem] = [line for line in capsys.readouterr().out.splitlines() if "only by case" in line]
     assert problem.startswith("PROBLEM: Sad\\x0aday/ and sad\\x0aday/ in "), problem
+    assert cli.main(["doctor"]) == 1
+    [fix] = [line for line in capsys.readouterr().out.splitlines() if "only by case" in line]
+    assert fix.startswith("FIX   Sad\\x0aday/ and sad\\x0aday/ in "), fix

@@ -16,7 +16,7 @@ from facesortd.cli.common import refuse_overlap, settings_for
 from facesortd.config import config_home, config_option
 from facesortd.durable import DISK_FULL, Refused, atomic_writer, write_new
 from facesortd.package_data import README, SERVICE_TEMPLATE, data_file, package_file
-from facesortd.shown_names import json_text
+from facesortd.shown_names import json_text, one_line
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -159,7 +159,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     problems = 0
     for ok, message in (*run_checks(args.config), _unit_check(args.config)):
-        print(("ok    " if ok else "FIX   ") + message)
+        # A line each, a name's line break escaped; a configuration error lists its keys a line each.
+        shown = message if message.startswith("configuration: ") else one_line(message)
+        print(("ok    " if ok else "FIX   ") + shown)
         problems += not ok
     print("all good" if not problems else f"{problems} problem(s) found")
     return 1 if problems else 0
