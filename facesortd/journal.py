@@ -87,6 +87,8 @@ LABELLED_KIND = "labelled_moves"
 """Meta key: the journal's review-page moves are recorded as ``labelled`` (older ones said ``sorted``)."""
 UNDOING = "undo_in_progress"
 """Meta key: the id of the move `undo` is putting back right now ("" when none), for recovery."""
+RELATIVE_TOLD = "relative_rows_told"
+"""Meta key: the ids (comma-separated) of interrupted moves with relative paths already reported."""
 
 
 class JournalError(Exception):
@@ -620,6 +622,9 @@ def recover_logged(journal: Journal) -> bool:
 
 def _recover(journal: Journal) -> Iterator[str]:
     for move in journal.planned():
+        if not (move.source.is_absolute() and move.destination.is_absolute()):
+            yield from _leave_relative(journal, move)
+            continue
         # A file there that a finished move accounts for is another's (the same content sorted before).
         copies = [c for c in _copies(move.destination, move.hash) if journal.done_at(c) is None]
         if move.copied and copies:
@@ -643,6 +648,26 @@ def _recover(journal: Journal) -> Iterator[str]:
             yield _finish_undo(journal, move)
         journal.set_meta(UNDOING, "")
     _remove_stale_temp_files(journal)
+
+
+def _leave_relative(journal: Journal, move: Move) -> Iterator[str]:
+    """An older facesortd's interrupted move, journaled as typed (`sort shots/a.png`): relative to a
+    folder it did not record. Resolved against the current folder, a file of the same content there
+    was taken for the source still in place and the moved file, maybe its only copy, was deleted.
+    So it is never acted on: the row stays ``planned`` (its content counts as being moved, never as
+    a person's label) and the person is told once, in the log and in `status`'s last errors."""
+    told = set(filter(None, journal.get_meta(RELATIVE_TOLD).split(",")))
+    if str(move.id) in told:
+        return
+    line = (
+        f"an interrupted move journaled by an older facesortd as '{move.source}' -> '{move.destination}'"
+        " (relative to a folder it did not record) is left alone: the file is whole in one of the two"
+        " places, or both; look in the folder that `sort` ran in and in the library, and if it is in"
+        " both with the same content (sha256sum), delete the one outside the library"
+    )
+    journal.error(move.destination if move.destination.is_absolute() else None, line)
+    journal.set_meta(RELATIVE_TOLD, ",".join(sorted(told | {str(move.id)})))
+    yield line
 
 
 def _finish_undo(journal: Journal, move: Move) -> str:
@@ -692,6 +717,8 @@ def _remove_stale_temp_files(journal: Journal) -> None:
     """Half-written cross-filesystem copies (hidden temp names) are garbage: in destination folders,
     and in the folders `undo` copies files back into (an inbox on another filesystem)."""
     rows = journal._rows("SELECT DISTINCT destination FROM moves UNION SELECT DISTINCT source FROM moves")
-    # Every age: recovery holds the move lock, so no copy is under way.
-    for tmp in remove_temp_files({_path(r[0]).parent for r in rows}):
+    # Every age: recovery holds the move lock, so no copy is under way. An older version's relative
+    # path names no folder we know (it would be read in the current one).
+    folders = {_path(r[0]).parent for r in rows if _path(r[0]).is_absolute()}
+    for tmp in remove_temp_files(folders):
         logger.warning("removed a half-written copy left by a crash: {}", tmp)

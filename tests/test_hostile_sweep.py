@@ -206,6 +206,32 @@ def test_recovery_keeps_a_moved_file_when_a_new_file_took_its_old_name(settings:
     assert file_hash(src) == file_hash_of(screenshot_png(7))
 
 
+def test_recovery_never_acts_on_an_interrupted_move_an_older_version_journaled_by_a_relative_path(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older facesortd kept `sort shots/a.png` as typed. Recovery read "shots/a.png" in the
+    current folder: a file of the same content there passed for the source still in place, and the
+    moved file, the only copy of the person's picture, was deleted as an unfinished extra."""
+    journal, _src, moved = _killed_mid_move(settings, 6)
+    journal.close()
+    db = sqlite3.connect(settings.state_dir / "journal.sqlite")
+    db.execute("UPDATE moves SET source = CAST('shots/a.png' AS BLOB)")  # as older versions wrote it
+    db.commit()
+    db.close()
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "shots").mkdir(parents=True)
+    (elsewhere / "shots" / "a.png").write_bytes(screenshot_png(6))  # the same picture, kept elsewhere
+    monkeypatch.chdir(elsewhere)
+    journal = Journal.for_state_dir(settings.state_dir)
+    [said] = list(recover(journal))
+    assert "'shots/a.png'" in said and "left alone" in said and "delete the one outside the library" in said
+    assert list(recover(journal)) == []  # said once
+    assert files(settings.library) == [moved] and file_hash(moved) == file_hash_of(screenshot_png(6))
+    assert files(elsewhere / "shots") == [elsewhere / "shots" / "a.png"]
+    assert [m.id for m in journal.planned()] == [1]  # the row is left for a person, untouched
+    assert said in [message for _at, _path, message in journal.last_errors()]  # `status` shows it
+
+
 def test_recovery_records_the_numbered_name_a_second_copy_of_sorted_content_got(settings: Settings) -> None:
     """The same content sorted before sat at happy/a.png; the interrupted move put its file at
     happy/a (1).png, but recovery recorded it at a.png: the journal then held two moves to a.png and
