@@ -21,7 +21,7 @@ from loguru import logger
 from synthetic import draw_face, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli, durable
+from facesortd import cli, durable, watch
 from facesortd import journal as journal_module
 from facesortd.config import ImageLimits, Settings
 from facesortd.decide import Decision, Pipeline
@@ -407,6 +407,37 @@ def test_a_name_whose_open_file_left_the_inbox_is_sorted_when_a_new_file_takes_i
         (tmp_path / "stage.png").rename(name)  # a new file under the name, as a screenshot tool saves
         wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
     assert files(settings.inbox) == []
+
+
+def test_a_file_whose_close_inotify_dropped_is_sorted_once_no_one_writes_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When inotify's queue overflows, the close that ended a write can be lost after its open was
+    heard: the name counted as open for the life of the daemon, and neither the settler nor any
+    rescan handed the file on. A file still held for writing must wait all the same."""
+    real_closed = watch._Handler._closed
+    monkeypatch.setattr(  # the overflow: every close of lost.png dropped, its opens heard
+        watch._Handler,
+        "_closed",
+        lambda self, event, offer: (
+            None if "lost" in os.fsdecode(event.src_path) else real_closed(self, event, offer)
+        ),
+    )
+    settings = settings.model_copy(
+        update={"watch": settings.watch.model_copy(update={"rescan_interval_s": 0.3})}
+    )
+    with running_daemon(settings, stub_pipeline) as daemon:
+        held = (settings.inbox / "held.png").open("wb")
+        held.write(screenshot_png(14)[:100])
+        held.flush()
+        (settings.inbox / "lost.png").write_bytes(screenshot_png(15))
+        wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
+        assert files(settings.inbox) == [settings.inbox / "held.png"]  # still written: not taken
+        held.write(screenshot_png(14)[100:])
+        held.close()
+        wait_until(lambda: sum(daemon.counts.values()) == 2, timeout=10)
+    assert files(settings.inbox) == []
+    assert sorted(p.name for p in files(settings.library)) == ["held.png", "lost.png"]
 
 
 @pytest.mark.parametrize("thing", ["folder", "fifo"])
