@@ -12,13 +12,17 @@ back through it down to the shipped model.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
 
 from facesortd.config import Settings
-from facesortd.durable import atomic_writer
+from facesortd.durable import TMP_PREFIX, atomic_writer, fsync_dir
 from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import Model, load_model, model_info
 from facesortd.package_data import SHIPPED_MODEL, data_file
@@ -29,23 +33,45 @@ ADOPTED = "adopted"
 DEFAULT = "default"
 """How the pointer and the history name the shipped model."""
 VALIDATION_SUFFIX = ".validation.npz"
+REJECTED = "rejected"
+"""The models folder's sub-folder for retrained models not adopted (kept for inspection, never in force)."""
 
 
 def models_dir(settings: Settings) -> Path:
     return settings.state_dir / MODELS_DIR
 
 
-def new_model_path(settings: Settings, folder: Path | None = None) -> Path:
-    """A name no model has yet in ``folder`` (default: the models folder), starting with a sortable
-    timestamp; two models made within one second get ``_1``, ``_2`` ... rather than one replacing
-    the other (which could be the model in force)."""
+def rejected_dir(settings: Settings) -> Path:
+    return models_dir(settings) / REJECTED
+
+
+def save_new_model(settings: Settings, write: Callable[[Path], object], folder: Path | None = None) -> Path:
+    """A new model file in ``folder`` (default: the models folder) under a name no other file has,
+    starting with a sortable timestamp (``_1``, ``_2`` ... within one second); returns it.
+
+    ``write`` fills a temp file beside it, which is then hard-linked to the first free name: a link
+    never replaces a file, so the name is claimed in one step. Checking that a name was free and
+    renaming the model onto it later let `train` and a retrain ending in the same second both take
+    it, one model replacing the other (perhaps the one just put in force).
+    """
     folder = folder or models_dir(settings)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = folder / (stamp + MODEL_SUFFIX)
-    n = 0
-    while path.exists():
-        n += 1
-        path = folder / f"{stamp}_{n}{MODEL_SUFFIX}"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX)  # no model suffix: never listed
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in count():
+            path = folder / f"{stamp}{f'_{n}' if n else ''}{MODEL_SUFFIX}"
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                continue
+            break
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(folder)
     return path
 
 
@@ -169,14 +195,17 @@ def use(settings: Settings, choice: str) -> Path:
     path = Path(choice).expanduser()
     load_model(path)  # a broken or foreign file is refused before it can be put in force
     if path.parent.resolve() != models_dir(settings).resolve():
-        copy = new_model_path(settings)
-        for src, dest in ((validation_path(path), validation_path(copy)), (path, copy)):
-            if src.is_file():  # its validation set travels with it, so retrains are judged on it too
-                with atomic_writer(dest) as fh, src.open("rb") as data:
-                    shutil.copyfileobj(data, fh)
+        copy = save_new_model(settings, lambda dest: _copy(path, dest))
+        if validation_path(path).is_file():  # it travels with its model: retrains are judged on it too
+            _copy(validation_path(path), validation_path(copy))
         path = copy
     adopt(settings, path)
     return path
+
+
+def _copy(src: Path, dest: Path) -> None:
+    with atomic_writer(dest) as fh, src.open("rb") as data:
+        shutil.copyfileobj(data, fh)
 
 
 @dataclass(frozen=True)
@@ -209,7 +238,7 @@ def last_retrain(settings: Settings) -> tuple[str, str] | None:
     """(when, what was decided) for the newest retrain, adopted or rejected; None if none yet."""
     folder = models_dir(settings)
     made = sorted(
-        [*folder.glob("*" + MODEL_SUFFIX), *folder.glob("rejected/*" + MODEL_SUFFIX)], key=lambda p: p.name
+        [*folder.glob("*" + MODEL_SUFFIX), *folder.glob(f"{REJECTED}/*{MODEL_SUFFIX}")], key=lambda p: p.name
     )
     for path in reversed(made):
         try:

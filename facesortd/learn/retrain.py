@@ -50,8 +50,9 @@ from facesortd.model_store import (
     model_in_force,
     models_dir,
     name_of,
-    new_model_path,
+    rejected_dir,
     resolve,
+    save_new_model,
     validation_path,
 )
 from facesortd.progress import Progress
@@ -582,8 +583,8 @@ def retrain(
         }
     )
     # A rejected model is kept for inspection, outside the folder that model_in_force looks at.
-    folder = models_dir(settings) if adopted_now else models_dir(settings) / "rejected"
-    result.path = final.save(new_model_path(settings, folder))
+    folder = models_dir(settings) if adopted_now else rejected_dir(settings)
+    result.path = save_new_model(settings, final.save, folder)
     if adopted_now:
         adopt(settings, result.path)
     logger.log(log_level, "retrained on {} labels: {}", len(usable), result.describe())
