@@ -26,7 +26,7 @@ from facesortd.durable import TMP_PREFIX, atomic_writer, fsync_dir
 from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import Model, load_model, model_info
 from facesortd.package_data import SHIPPED_MODEL, data_file
-from facesortd.state import MODELS_DIR
+from facesortd.state import MODELS_DIR, models_lock
 
 CURRENT = "current"
 ADOPTED = "adopted"
@@ -155,8 +155,10 @@ def adopted(settings: Settings) -> list[str]:
 
 
 def _point(settings: Settings, name: str, log: list[str]) -> None:
-    # The history first: a crash between the two writes leaves the old model in force with one
-    # history line too many, which rollback skips (it drops lines naming the model in force).
+    """Write the history ``log`` and put ``name`` in force; the caller holds the models lock, under
+    which it read what ``log`` extends (two writers each adding to what they read lost a line).
+    The history first: a crash between the two writes leaves the old model in force with one
+    history line too many, which rollback skips (it drops lines naming the model in force)."""
     models_dir(settings).mkdir(parents=True, exist_ok=True)
     with atomic_writer(models_dir(settings) / ADOPTED) as fh:
         fh.write("".join(f"{n}\n" for n in log).encode())
@@ -176,7 +178,8 @@ def adopt(settings: Settings, path: Path) -> None:
     name = name_of(settings, path)
     if Path(name).is_absolute():
         raise ModelError(f"{path} is not in {models_dir(settings)}; only models there can be adopted")
-    _point(settings, name, [*adopted(settings), name])
+    with models_lock(settings.state_dir):
+        _point(settings, name, [*adopted(settings), name])
 
 
 def use(settings: Settings, choice: str) -> Path:
@@ -257,6 +260,11 @@ def rollback(settings: Settings) -> Path:
     the shipped model is already in force.
     """
     _pinned(settings)
+    with models_lock(settings.state_dir):
+        return _roll_back(settings)
+
+
+def _roll_back(settings: Settings) -> Path:
     current = model_in_force(settings)
     current_name = name_of(settings, current) if current is not None else None
     log = adopted(settings)

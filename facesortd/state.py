@@ -1,7 +1,7 @@
 """The state folder: what lives where in it, who may use it at once, and who may read it.
 
 Several processes share one state folder: the daemon (`run`), and beside it a person's `sort`,
-`undo`, `retrain` and `status`. Three locks (flock, released by the kernel when a process dies,
+`undo`, `retrain` and `status`. Four locks (flock, released by the kernel when a process dies,
 so a crash never leaves one behind) keep them from harming each other's files:
 
 - the *daemon lock*, held by `run` for its whole life: a second daemon on the same folder would
@@ -12,7 +12,10 @@ so a crash never leaves one behind) keep them from harming each other's files:
   the planned rows of dead owners, so recovery can never undo a live process's move, and a file
   claimed by one process is gone from its source before another can link it a second time;
 - the *retrain lock*: one retrain at a time (the daemon's own, `facesortd retrain`, the review
-  page's "retrain now").
+  page's "retrain now");
+- the *models lock*, held around each change of the model in force and its history (read, add,
+  write): `model use` and a retrain's adopt each rewrote the history from what they had read, and
+  one of the two lines was lost.
 
 The folder is private (0700): the journal names every file a user sorted, its hash and label.
 """
@@ -41,6 +44,7 @@ REVIEW_DIR = "review"
 DAEMON_LOCK = "daemon.lock"
 MOVE_LOCK = "move.lock"
 RETRAIN_LOCK = "retrain.lock"
+MODELS_LOCK = "models.lock"
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
@@ -136,6 +140,17 @@ def move_lock(state_dir: Path) -> Iterator[None]:
             yield
         finally:
             held.discard(state_dir)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def models_lock(state_dir: Path) -> Iterator[None]:
+    """Held around one read-modify-write of the model in force and its history (model_store.py)."""
+    fd = _open_lock(state_dir, MODELS_LOCK)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
         os.close(fd)
 

@@ -54,3 +54,17 @@ def test_two_models_saved_in_the_same_second_each_keep_their_own_name(settings: 
     assert isinstance(first, Path) and isinstance(second, Path) and first != second
     assert first.read_bytes() == b"train's model" and second.read_bytes() == b"the retrain's model"
     assert sorted(model_store.user_models(settings)) == sorted([first, second])
+
+
+def test_models_put_in_force_at_once_each_keep_their_history_line(settings: Settings) -> None:
+    """`model use` beside a retrain's adopt: each read the history, added its line and wrote it back,
+    so the one written last dropped the other's line (and `model rollback` could not go back to it)."""
+    files = [
+        model_store.save_new_model(settings, lambda dest: dest.write_bytes(b"a model")) for _ in range(20)
+    ]
+
+    def adopting(mine: list[Path]) -> Callable[[], object]:
+        return lambda: [model_store.adopt(settings, path) for path in mine]
+
+    _together(adopting(files[0::2]), adopting(files[1::2]))
+    assert sorted(model_store.adopted(settings)) == sorted(path.name for path in files)
