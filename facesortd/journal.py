@@ -31,7 +31,16 @@ from facesortd.boxes import Box
 from facesortd.decide import Decision
 from facesortd.durable import DISK_FULL, NUMBERED_NAMES, Refused, fsync_dir, numbered, remove_temp_files
 from facesortd.quarantine import QUARANTINE_DIR
-from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock, not_yours
+from facesortd.state import (
+    JOURNAL_FILE,
+    daemon_running,
+    ensure_private_dir,
+    ensure_private_file,
+    holder_pid,
+    move_lock,
+    not_yours,
+    openers,
+)
 
 LABELS_TABLE = """
 CREATE TABLE IF NOT EXISTS labels (
@@ -93,6 +102,35 @@ RELATIVE_TOLD = "relative_rows_told"
 
 class JournalError(Exception):
     """The journal file cannot be used (not a database, damaged, truncated); says how to fix it."""
+
+
+LOCK_WAIT_S = 30.0
+"""How long a write waits for another process's write to the journal to end before giving up."""
+
+
+class JournalLocked(JournalError, sqlite3.OperationalError):
+    """Another process held the journal's write lock for all of ``LOCK_WAIT_S`` ("database is
+    locked", which named no one). Says who has the journal open, as far as this user can see, and
+    what to do. An ``OperationalError`` still: whoever retries a refused write (the daemon) does."""
+
+    def __init__(self, path: Path) -> None:
+        who = [f"pid {pid} ({command})" for pid, command in openers(path)]
+        state_dir = path.parent
+        if daemon_running(state_dir) and (pid := holder_pid(state_dir)):
+            who = [f"{w}, the facesortd daemon" if w.startswith(f"pid {pid} ") else w for w in who]
+        holders = "; ".join(who) or "no process of yours (another user's? sudo fuser -v the journal)"
+        super().__init__(
+            f"the journal {path} stayed locked by another process for {LOCK_WAIT_S:g} s; it is open in: "
+            f"{holders}. facesortd holds it for moments only: a tool with it open in a transaction (a "
+            "sqlite3 shell, a database browser) must end it or close; a facesortd that holds it this "
+            "long is stuck: restart it (the daemon: systemctl --user restart facesortd). Then run this "
+            "again: what could not be journaled was not moved"
+        )
+
+
+def _busy(exc: sqlite3.OperationalError, path: Path) -> sqlite3.OperationalError:
+    """The error to raise for ``exc``: a lock held past the wait names its holder."""
+    return JournalLocked(path) if "locked" in str(exc) else exc
 
 
 class JournalUnavailable(JournalError):
@@ -196,7 +234,7 @@ class Journal:
                 f"cannot use the journal {path} ({exc.strerror or exc}): it must be a file facesortd may "
                 "read and write; move it aside (what is there is not facesortd's journal)"
             ) from None
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=LOCK_WAIT_S)
         self._lock = threading.Lock()
         try:
             if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -222,7 +260,7 @@ class Journal:
             self._db.close()
             if isinstance(exc, sqlite3.OperationalError):  # damage is DatabaseError proper
                 if "locked" in str(exc):
-                    raise
+                    raise JournalLocked(path) from exc
                 raise JournalUnavailable(path, exc) from None
             raise JournalError(
                 f"the journal {path} is damaged ({exc}): stop facesortd, move it aside "
@@ -320,7 +358,15 @@ class Journal:
         thread's statement (or with ``close``) on the same connection.
         """
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            return self._execute(sql, args).fetchall()
+
+    def _execute(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
+        """One statement on the shared connection, under ``_lock`` (held by the caller, who may need
+        the cursor); a write lock held past ``LOCK_WAIT_S`` by another process names its holder."""
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.OperationalError as exc:
+            raise _busy(exc, self.path) from exc
 
     def _row(self, sql: str, args: tuple[object, ...] = ()) -> tuple | None:
         """The first row of :meth:`_rows`, or None."""
@@ -342,7 +388,7 @@ class Journal:
         ``copied``: a `sort --copy`, which leaves the source in place; undo then only removes the copy.
         """
         with self._lock:
-            cur = self._db.execute(
+            cur = self._execute(
                 "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model,"
                 " state, started, copied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
                 (
@@ -358,7 +404,7 @@ class Journal:
                     int(copied),
                 ),
             )
-        return int(cur.lastrowid or 0)
+            return int(cur.lastrowid or 0)
 
     def finish(self, move_id: int, state: str, destination: Path | None = None) -> None:
         """Mark a move done (with its final path), rolled back, or undone."""

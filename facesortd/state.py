@@ -192,6 +192,50 @@ class DaemonLock:
         self.release()
 
 
+def daemon_running(state_dir: Path) -> bool:
+    """Is a daemon holding this state folder's daemon lock now (not just its pid file left behind)?"""
+    try:
+        fd = os.open(state_dir / DAEMON_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def openers(path: Path) -> list[tuple[int, str]]:
+    """The other processes that have ``path`` (or its ``-wal``/``-shm`` files) open, as (pid, command
+    line), as far as /proc lets this user see (another user's processes are hidden from it): what
+    `fuser` would say, for a message that names who holds a file."""
+    names = {os.fsencode(path.absolute()) + end for end in (b"", b"-wal", b"-shm")}
+    found = []
+    for pid in sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
+        if pid == os.getpid():
+            continue
+        try:
+            if not _links(pid) & names:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                words = fh.read().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+        found.append((pid, os.fsdecode(b" ".join(w for w in words if w))[:120]))
+    return found
+
+
+def _links(pid: int) -> set[bytes]:
+    """What the open files of process ``pid`` lead to (one closed meanwhile is left out)."""
+    links = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            links.add(os.readlink(os.fsencode(f"/proc/{pid}/fd/{fd}")))
+    return links
+
+
 def holder_pid(state_dir: Path) -> int | None:
     """The pid written by the daemon that holds (or last held) the daemon lock."""
     try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.durable import fsync_dir, move_no_replace
-from facesortd.journal import UNDOING, Journal, Move, content_id
+from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
 from facesortd.state import move_lock
 
 
@@ -114,9 +114,8 @@ def undo(
                 journal.finish(move.id, "undone")
             except sqlite3.Error as exc:  # nothing moved (a mark left standing: recovery finds no undo begun)
                 fix = f"free some space in {journal.state_dir}, or make it writable"
-                out.append(
-                    Outcome(move.destination, None, f"the journal refused it ({exc}): {fix}", retry=True)
-                )
+                why = str(exc) if isinstance(exc, JournalLocked) else f"the journal refused it ({exc}): {fix}"
+                out.append(Outcome(move.destination, None, why, retry=True))
                 continue
             try:
                 back_to = _put_back(move)

@@ -10,6 +10,7 @@ import hashlib
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -193,6 +194,44 @@ def test_a_sort_killed_between_link_and_unlink_then_run_again_places_the_file_on
     journal.close()
     assert cli.main(["sort"]) == 0
     assert files(settings.library) == [unsure / "a.png"] and files(settings.inbox) == []
+
+
+def test_sort_beside_a_process_holding_the_journal_names_it_and_stops(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A process holding the journal's write lock (here a stuck daemon) made every file of `sort` wait
+    30 s, each then "could not move it: database is locked", naming no one and no fix."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from facesortd.journal import Journal;"
+            " from facesortd.state import DaemonLock; state = Path(sys.argv[1]); DaemonLock(state).acquire();"
+            " j = Journal.for_state_dir(state); j._db.execute('BEGIN IMMEDIATE'); print('held', flush=True);"
+            " sys.stdin.read()",
+            str(settings.state_dir),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.5)
+        folder = tmp_path / "screens"
+        folder.mkdir()
+        for n in range(3):
+            (folder / f"{n}.png").write_bytes(screenshot_png(20 + n))
+        capsys.readouterr()
+        assert cli.main(["sort", "--workers", "1", str(folder)]) == 1
+    finally:
+        holder.communicate("", timeout=30)
+    err = capsys.readouterr().err
+    assert (
+        f"pid {holder.pid} (" in err and "the facesortd daemon" in err and "systemctl --user restart" in err
+    )
+    assert err.count("stayed locked") == 1  # said once: the files after it were not tried
+    assert len(files(folder)) == 3 and files(settings.library) == []
 
 
 # -- recovery meets what happened since the crash ---------------------------------------------------

@@ -25,7 +25,7 @@ from facesortd.detect import Candidates, FaceDetector
 from facesortd.durable import write_new
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import Journal, recover_logged
+from facesortd.journal import Journal, JournalLocked, recover_logged
 from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
@@ -167,6 +167,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         with pipelines.borrow() as pipeline:
             try:
                 return sorter.sort(pipeline, src, named=named)
+            except JournalLocked:  # every file after it would wait as long: said once, the batch ends
+                raise
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
                 return exc
 
