@@ -234,6 +234,29 @@ def test_sort_beside_a_process_holding_the_journal_names_it_and_stops(
     assert len(files(folder)) == 3 and files(settings.library) == []
 
 
+def test_undo_n_gets_past_a_move_it_cannot_undo_and_names_it(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`undo N` took the N newest moves whatever they were: one it could not undo (its file deleted
+    or changed since) was met again at every `undo 1`, and nothing older could be undone by count."""
+    folder = tmp_path / "screens"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"{n}.png").write_bytes(screenshot_png(30 + n))
+    assert cli.main(["sort", "--workers", "1", str(folder)]) == 0
+    journal = Journal.for_state_dir(settings.state_dir)
+    newest, second, oldest = journal.done_moves()
+    journal.close()
+    newest.destination.unlink()  # a person deleted the newest sorted file
+    capsys.readouterr()
+    assert cli.main(["undo", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"{newest.destination}: no longer there" in out and f"{second.destination} -> " in out
+    assert files(folder) == [second.source]
+    assert cli.main(["undo", "1"]) == 0  # and the next one on
+    assert files(folder) == sorted([second.source, oldest.source])
+
+
 # -- recovery meets what happened since the crash ---------------------------------------------------
 def test_recovery_keeps_a_moved_file_when_a_new_file_took_its_old_name(settings: Settings) -> None:
     """Killed after the move, before its `done` mark; a new a.png dropped before the restart was

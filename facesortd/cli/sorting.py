@@ -370,7 +370,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
     since = _parse_since(args.since) if args.since else None
     journal = Journal.for_state_dir(settings.state_dir)
     try:
-        moves = select(journal, count, since, files)
+        moves = select(journal, count, since, files, settings.library, settings.inbox)
         if not moves:
             print("nothing to undo")
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
@@ -478,8 +478,9 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "undo",
         help="move sorted files back to where they came from",
         description="Move files back to the folder they came from, using the journal: the last file "
-        "moved (default), the last N, those moved --since a time, or the FILEs named (where they are "
-        "now); the moves of the daemon, `sort` and the review page alike. A file goes back beside "
+        "moved (default), the last N that can be undone (naming the newer ones skipped, and why), "
+        "those moved --since a time, or the FILEs named (where they are now); the moves of the "
+        "daemon, `sort` and the review page alike. A file goes back beside "
         "what is there (a name taken becomes 'name (1).png'); undoing a `sort --copy` deletes the "
         "copy if the original is still there, unchanged. A file changed since is left alone. The "
         "daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`. Prints a line "
@@ -493,7 +494,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         nargs="*",
         default=[],
         metavar="N|FILE",
-        help="how many of the last moves to undo, or the files to put back (where they are now); "
+        help="how many of the last moves to undo (those it can), or the files to put back (where they "
+        "are now); "
         "not with --since",
     )
     which.add_argument(
