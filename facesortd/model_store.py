@@ -26,15 +26,13 @@ from facesortd.durable import TMP_PREFIX, atomic_writer, fsync_dir
 from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import Model, load_model, model_info
 from facesortd.package_data import SHIPPED_MODEL, data_file
-from facesortd.state import MODELS_DIR, models_lock
+from facesortd.state import MODELS_DIR, REJECTED_DIR, models_lock
 
 CURRENT = "current"
 ADOPTED = "adopted"
 DEFAULT = "default"
 """How the pointer and the history name the shipped model."""
 VALIDATION_SUFFIX = ".validation.npz"
-REJECTED = "rejected"
-"""The models folder's sub-folder for retrained models not adopted (kept for inspection, never in force)."""
 
 
 def models_dir(settings: Settings) -> Path:
@@ -42,7 +40,7 @@ def models_dir(settings: Settings) -> Path:
 
 
 def rejected_dir(settings: Settings) -> Path:
-    return models_dir(settings) / REJECTED
+    return models_dir(settings) / REJECTED_DIR
 
 
 def save_new_model(settings: Settings, write: Callable[[Path], object], folder: Path | None = None) -> Path:
@@ -86,10 +84,18 @@ def shipped_model() -> Path | None:
     return path if path.is_file() else None
 
 
+def made_order(model: Path) -> tuple[str, int]:
+    """Sort key, oldest first, of the names :func:`save_new_model` gives: by timestamp, then by the
+    ``_n`` of one second's later models (by name alone, ``_10`` came before ``_2``)."""
+    stem = model.name.removesuffix(MODEL_SUFFIX)
+    stamp, _, n = stem.rpartition("_")
+    return (stamp, int(n)) if stamp and n.isdigit() else (stem, 0)
+
+
 def user_models(settings: Settings) -> list[Path]:
     """The user's trained models, oldest first (names start with a sortable timestamp)."""
     folder = models_dir(settings)
-    return sorted(folder.glob("*" + MODEL_SUFFIX)) if folder.is_dir() else []
+    return sorted(folder.glob("*" + MODEL_SUFFIX), key=made_order) if folder.is_dir() else []
 
 
 def resolve(settings: Settings, name: str) -> Path | None:
@@ -100,12 +106,15 @@ def resolve(settings: Settings, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def pointer(settings: Settings) -> str | None:
+    """The name ``models/current`` holds, pinned over by the config or not."""
+    path = models_dir(settings) / CURRENT
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
 def _pointed(settings: Settings) -> str | None:
     """The name ``models/current`` puts in force, if the config does not pin one."""
-    pointer = models_dir(settings) / CURRENT
-    if settings.recognition.model is not None or not pointer.is_file():
-        return None
-    return pointer.read_text(encoding="utf-8").strip()
+    return None if settings.recognition.model is not None else pointer(settings)
 
 
 def model_in_force(settings: Settings) -> Path | None:
@@ -154,14 +163,19 @@ def adopted(settings: Settings) -> list[str]:
     return log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
 
 
+def write_history(settings: Settings, log: list[str]) -> None:
+    """Replace the history (atomic); the caller holds the models lock, under which it read it."""
+    models_dir(settings).mkdir(parents=True, exist_ok=True)
+    with atomic_writer(models_dir(settings) / ADOPTED) as fh:
+        fh.write("".join(f"{n}\n" for n in log).encode())
+
+
 def _point(settings: Settings, name: str, log: list[str]) -> None:
     """Write the history ``log`` and put ``name`` in force; the caller holds the models lock, under
     which it read what ``log`` extends (two writers each adding to what they read lost a line).
     The history first: a crash between the two writes leaves the old model in force with one
     history line too many, which rollback skips (it drops lines naming the model in force)."""
-    models_dir(settings).mkdir(parents=True, exist_ok=True)
-    with atomic_writer(models_dir(settings) / ADOPTED) as fh:
-        fh.write("".join(f"{n}\n" for n in log).encode())
+    write_history(settings, log)
     with atomic_writer(models_dir(settings) / CURRENT) as fh:
         fh.write(name.encode())
 
@@ -179,6 +193,8 @@ def adopt(settings: Settings, path: Path) -> None:
     if Path(name).is_absolute():
         raise ModelError(f"{path} is not in {models_dir(settings)}; only models there can be adopted")
     with models_lock(settings.state_dir):
+        if resolve(settings, name) is None:  # removed meanwhile (models_folder.prune): said, not in force
+            raise ModelError(f"{path} is gone (removed as an old model meanwhile?); nothing was changed")
         _point(settings, name, [*adopted(settings), name])
 
 
@@ -241,7 +257,8 @@ def last_retrain(settings: Settings) -> tuple[str, str] | None:
     """(when, what was decided) for the newest retrain, adopted or rejected; None if none yet."""
     folder = models_dir(settings)
     made = sorted(
-        [*folder.glob("*" + MODEL_SUFFIX), *folder.glob(f"{REJECTED}/*{MODEL_SUFFIX}")], key=lambda p: p.name
+        [*folder.glob("*" + MODEL_SUFFIX), *folder.glob(f"{REJECTED_DIR}/*{MODEL_SUFFIX}")],
+        key=made_order,
     )
     for path in reversed(made):
         try:

@@ -37,6 +37,8 @@ JOURNAL_FILE = "journal.sqlite"
 STATUS_FILE = "status.json"
 MODELS_DIR = "models"
 """Your emotion models, newest in force (model_store.py)."""
+REJECTED_DIR = "rejected"
+"""Inside MODELS_DIR: retrained models not adopted, kept for inspection (never in force)."""
 FACES_DIR = "faces"
 """Face crops kept from the files a person labelled, for retraining (learn/retrain.py)."""
 REVIEW_DIR = "review"
@@ -58,8 +60,8 @@ def remove_stale_temp_files(state_dir: Path) -> list[Path]:
     """Remove the temp files a writer killed mid-write left in the state folder and its own folders
     (each can be a model's size, and nothing else ever removes them); returns what was removed.
     Only old ones: a live writer (`train` beside the daemon) owns a fresh one."""
-    folders = (state_dir, *(state_dir / name for name in (MODELS_DIR, FACES_DIR, REVIEW_DIR)))
-    return remove_temp_files(folders, STALE_TEMP_S)
+    names = (MODELS_DIR, f"{MODELS_DIR}/{REJECTED_DIR}", FACES_DIR, REVIEW_DIR)
+    return remove_temp_files((state_dir, *(state_dir / name for name in names)), STALE_TEMP_S)
 
 
 class StateBusy(Exception):

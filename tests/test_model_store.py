@@ -68,3 +68,45 @@ def test_models_put_in_force_at_once_each_keep_their_history_line(settings: Sett
 
     _together(adopting(files[0::2]), adopting(files[1::2]))
     assert sorted(model_store.adopted(settings)) == sorted(path.name for path in files)
+
+
+def _model(settings: Settings, folder: Path | None = None, **info: object) -> Path:
+    """A model file as far as the models folder needs one (its info), under a new name."""
+    from facesortd.emotion import FORMAT_VERSION, write_model_file
+
+    meta = {"format_version": FORMAT_VERSION, "info": info}
+    return model_store.save_new_model(settings, lambda dest: write_model_file(dest, meta, {}), folder)
+
+
+def test_the_models_folder_keeps_what_rollback_and_retraining_need_and_no_more(settings: Settings) -> None:
+    """Every retrain added about 3 MB, adopted or rejected, and nothing was ever removed."""
+    from facesortd.models_folder import ADOPTED_KEPT, REJECTED_KEPT, prune
+
+    base = _model(settings)  # `train --activate`: what every retrain starts from
+    model_store.validation_path(base).write_bytes(b"its held-out faces")
+    model_store.adopt(settings, base)
+    mine = _model(settings)  # a `train` never put in force: a person's own, kept
+    retrains = [_model(settings, user_labels=5, base_file=base.name) for _ in range(ADOPTED_KEPT + 4)]
+    for path in retrains:
+        model_store.adopt(settings, path)
+    model_store.adopt(settings, retrains[0])  # `model use` of an old one: in force, kept
+    rejected = [_model(settings, model_store.rejected_dir(settings)) for _ in range(REJECTED_KEPT + 3)]
+
+    removed = prune(settings)
+
+    # The newest ADOPTED_KEPT distinct names of the history: retrains[0] (the newest line) and the
+    # ADOPTED_KEPT - 1 newest of the rest; the older ones go with their history lines.
+    kept_retrains = [retrains[0], *retrains[-(ADOPTED_KEPT - 1) :]]
+    gone = [path for path in retrains if path not in kept_retrains] + rejected[:3]
+    assert sorted(removed) == sorted(gone) and not any(path.exists() for path in gone)
+    assert sorted(model_store.user_models(settings)) == sorted([base, mine, *kept_retrains])
+    assert model_store.validation_path(base).is_file()
+    assert sorted(model_store.rejected_dir(settings).iterdir()) == sorted(rejected[3:])
+    assert model_store.model_in_force(settings) == retrains[0]
+    history = model_store.adopted(settings)
+    assert not {path.name for path in gone if path in retrains} & set(history)
+    assert history[-1] == retrains[0].name
+    # Rollback steps through what is kept, never past a removed model without a word.
+    seen = [model_store.rollback(settings) for _ in range(len(set(history)) - 1)]
+    assert set(seen) <= {base, *kept_retrains}
+    assert prune(settings) == []  # nothing more to remove
