@@ -214,8 +214,12 @@ def openers(path: Path) -> list[tuple[int, str]]:
     line), as far as /proc lets this user see (another user's processes are hidden from it): what
     `fuser` would say, for a message that names who holds a file."""
     names = {os.fsencode(path.absolute()) + end for end in (b"", b"-wal", b"-shm")}
+    try:
+        pids = sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    except OSError:  # no /proc mounted: nobody can be named
+        return []
     found = []
-    for pid in sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
+    for pid in pids:
         if pid == os.getpid():
             continue
         try:
