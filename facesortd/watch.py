@@ -198,29 +198,33 @@ class _Handler(FileSystemEventHandler):
         self.offer = offer
         self.polling = polling
         self._open: Counter[Path] = Counter()
-        self._checked: dict[Path, float] = {}
+        self._checked: dict[Path, tuple[float, bool]] = {}
+        """When each marked name was last checked against the kernel, and whether it was held."""
         self._lock = threading.Lock()
 
     def is_open(self, path: Path) -> bool:
         """Is ``path`` held open, as its open and close events tell? A mark is checked against the
-        kernel (at most every ``STALE_CHECK_S``) and dropped once no process holds the file open for
-        writing: when inotify's queue overflows, the close that ended a write can be lost, and its
-        name then counted as open for the life of the daemon, the file never sorted (rescans too
-        waited on it). A reader's mark is dropped too: a reader does not make a file half-written."""
+        kernel (at most every ``STALE_CHECK_S``; the answer stands until then) and dropped once no
+        process holds the file open for writing: when inotify's queue overflows, the close that ended
+        a write can be lost, and its name then counted as open for the life of the daemon, the file
+        never sorted (rescans too waited on it). A reader's mark is dropped too: a reader does not
+        make a file half-written. The answer stands for a while because the check opens the file
+        itself, an open event like any other."""
         with self._lock:
             if self._open[path] <= 0:
                 return False
             now = time.monotonic()
-            if now - self._checked.get(path, 0.0) < STALE_CHECK_S:
-                return True
-            self._checked[path] = now
-        if held_for_writing(path) is not False:  # written now, or the kernel will not say: trust the mark
-            return True
+            checked, held = self._checked.get(path, (-STALE_CHECK_S, True))
+            if now - checked < STALE_CHECK_S:
+                return held
+        held = held_for_writing(path) is not False  # the kernel will not say: trust the mark
         with self._lock:
-            self._open.pop(path, None)
-            self._checked.pop(path, None)
-        logger.debug("{}: counted as open, but no process holds it for writing (events lost?)", path)
-        return False
+            self._checked[path] = (now, held)
+            if not held:
+                self._open.pop(path, None)
+        if not held:
+            logger.debug("{}: counted as open, but no process holds it for writing (events lost?)", path)
+        return held
 
     def _path(self, raw: str | bytes) -> Path | None:
         path = Path(os.fsdecode(raw))  # a name that is not UTF-8 keeps its bytes (surrogateescape)
