@@ -200,6 +200,8 @@ class _Handler(FileSystemEventHandler):
         self._open: Counter[Path] = Counter()
         self._checked: dict[Path, tuple[float, bool]] = {}
         """When each marked name was last checked against the kernel, and whether it was held."""
+        self._opened_at: dict[Path, float] = {}
+        """When each marked name was last opened (by its events)."""
         self._lock = threading.Lock()
 
     def is_open(self, path: Path) -> bool:
@@ -209,7 +211,8 @@ class _Handler(FileSystemEventHandler):
         a write can be lost, and its name then counted as open for the life of the daemon, the file
         never sorted (rescans too waited on it). A reader's mark is dropped too: a reader does not
         make a file half-written. The answer stands for a while because the check opens the file
-        itself, an open event like any other."""
+        itself, an open event like any other; a name opened just now is not checked yet: its own
+        close, on its way, says more (and sooner) than the kernel."""
         with self._lock:
             if self._open[path] <= 0:
                 return False
@@ -217,6 +220,8 @@ class _Handler(FileSystemEventHandler):
             checked, held = self._checked.get(path, (-STALE_CHECK_S, True))
             if now - checked < STALE_CHECK_S:
                 return held
+            if now - self._opened_at.get(path, -STALE_CHECK_S) < STALE_CHECK_S / 2:
+                return True  # just opened: its close is on its way, as a rule (no check, no early hand-off)
         held = held_for_writing(path) is not False  # the kernel will not say: trust the mark
         with self._lock:
             self._checked[path] = (now, held)
@@ -240,6 +245,7 @@ class _Handler(FileSystemEventHandler):
         if not event.is_directory and (path := self._path(event.src_path)):
             with self._lock:
                 self._open[path] += 1
+                self._opened_at[path] = time.monotonic()
 
     def _closed(self, event: FileSystemEvent, offer: bool) -> None:
         if event.is_directory or not (path := self._path(event.src_path)):
@@ -248,7 +254,7 @@ class _Handler(FileSystemEventHandler):
             self._open[path] -= 1
             if self._open[path] <= 0:
                 del self._open[path]
-                self._checked.pop(path, None)
+                self._forget(path)
         if offer:
             self.offer(path, finished=True)
 
@@ -282,8 +288,13 @@ class _Handler(FileSystemEventHandler):
         if (path := self._path(raw)) is None:
             return 0
         with self._lock:
-            self._checked.pop(path, None)
+            self._forget(path)
             return self._open.pop(path, 0)
+
+    def _forget(self, path: Path) -> None:
+        """Drop what is known of a name no longer marked open (the caller holds the lock)."""
+        self._checked.pop(path, None)
+        self._opened_at.pop(path, None)
 
     def on_created(self, event: FileSystemEvent) -> None:
         if event.is_directory:

@@ -502,6 +502,27 @@ def test_a_file_whose_close_inotify_dropped_is_sorted_once_no_one_writes_it(
     assert sorted(p.name for p in files(settings.library)) == ["held.png", "lost.png"]
 
 
+def test_a_name_counted_as_open_is_open_while_and_only_while_someone_writes_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event sequence of an overflow, step by step: an open heard, its close lost. The kernel
+    says whether the file is still written: a writer keeps the mark, none drops it."""
+    from watchdog.events import FileClosedEvent, FileOpenedEvent
+
+    monkeypatch.setattr(watch, "STALE_CHECK_S", 0.0)  # every look asks the kernel
+    handler = watch._Handler(settings.inbox, settings.watch, lambda *args, **kwargs: None, polling=False)
+    path = settings.inbox / "a.png"
+    with path.open("wb") as writer:
+        handler.on_opened(FileOpenedEvent(str(path)))
+        writer.write(b"half")
+        writer.flush()
+        assert watch.held_for_writing(path) is True and handler.is_open(path)
+    # its close event lost in the overflow
+    assert watch.held_for_writing(path) is False and not handler.is_open(path)
+    handler.on_closed(FileClosedEvent(str(path)))  # a close heard late changes nothing
+    assert not handler.is_open(path)
+
+
 @pytest.mark.parametrize("thing", ["folder", "fifo"])
 def test_something_else_where_the_journal_belongs_is_one_line_not_a_hang_or_a_traceback(
     settings: Settings, capsys: pytest.CaptureFixture[str], thing: str
