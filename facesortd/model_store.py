@@ -18,11 +18,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import count
 from pathlib import Path
 
 from facesortd.config import Settings
-from facesortd.durable import TMP_PREFIX, atomic_writer, fsync_dir
+from facesortd.durable import TMP_PREFIX, atomic_writer, fsync_dir, link_no_replace
 from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import Model, load_model, model_info
 from facesortd.package_data import SHIPPED_MODEL, data_file
@@ -47,10 +46,10 @@ def save_new_model(settings: Settings, write: Callable[[Path], object], folder: 
     """A new model file in ``folder`` (default: the models folder) under a name no other file has,
     starting with a sortable timestamp (``_1``, ``_2`` ... within one second); returns it.
 
-    ``write`` fills a temp file beside it, which is then hard-linked to the first free name: a link
-    never replaces a file, so the name is claimed in one step. Checking that a name was free and
-    renaming the model onto it later let `train` and a retrain ending in the same second both take
-    it, one model replacing the other (perhaps the one just put in force).
+    ``write`` fills a temp file beside it, which then takes the first free name in one step
+    (``durable.link_no_replace``: a hard link, which never replaces a file). Checking that a name was
+    free and renaming the model onto it later let `train` and a retrain ending in the same second
+    both take it, one model replacing the other (perhaps the one just put in force).
     """
     folder = folder or models_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,18 +58,16 @@ def save_new_model(settings: Settings, write: Callable[[Path], object], folder: 
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for n in count():
-            path = folder / f"{stamp}{f'_{n}' if n else ''}{MODEL_SUFFIX}"
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                continue
-            break
+        path = link_no_replace(tmp, folder / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX), _numbered)
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(folder)
     return path
+
+
+def _numbered(model: Path, n: int) -> Path:
+    """``<stamp>.fsm.npz`` -> ``<stamp>_n.fsm.npz``: the name of one second's later models."""
+    return model.with_name(f"{model.name.removesuffix(MODEL_SUFFIX)}_{n}{MODEL_SUFFIX}") if n else model
 
 
 def validation_path(model: Path) -> Path:
