@@ -222,8 +222,9 @@ def rename_no_replace(src: Path, dest: Path) -> bool:
     raise OSError(code, os.strerror(code), str(src), None, str(dest))
 
 
-def link_no_replace(src: Path, dest: Path) -> Path:
-    """Put ``src`` at ``dest`` or, if taken, at the first free ``dest (n)``; return the name used.
+def link_no_replace(src: Path, dest: Path, name: Callable[[Path, int], Path] | None = None) -> Path:
+    """Put ``src`` at ``dest`` or, if taken, at the first free ``dest (n)`` (``name(dest, n)``, for
+    names of another pattern: a model's ``_n``); return the name used.
 
     ``link`` fails with EEXIST instead of replacing, so two writers can never clobber each other.
     Where a hard link is refused (FAT and some network shares have none; the kernel refuses one
@@ -232,7 +233,7 @@ def link_no_replace(src: Path, dest: Path) -> Path:
     no-replace, but a crash between the two leaves the empty claim behind.
     """
     for n in range(NUMBERED_NAMES):
-        candidate = numbered(dest, n)
+        candidate = (name or numbered)(dest, n)
         try:
             os.link(src, candidate, follow_symlinks=False)
             return candidate

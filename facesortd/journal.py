@@ -38,7 +38,16 @@ from facesortd.durable import (
     remove_temp_files,
 )
 from facesortd.quarantine import QUARANTINE_DIR
-from facesortd.state import JOURNAL_FILE, ensure_private_dir, ensure_private_file, move_lock, not_yours
+from facesortd.state import (
+    JOURNAL_FILE,
+    daemon_running,
+    ensure_private_dir,
+    ensure_private_file,
+    holder_pid,
+    move_lock,
+    not_yours,
+    openers,
+)
 
 LABELS_TABLE = """
 CREATE TABLE IF NOT EXISTS labels (
@@ -94,10 +103,41 @@ LABELLED_KIND = "labelled_moves"
 """Meta key: the journal's review-page moves are recorded as ``labelled`` (older ones said ``sorted``)."""
 UNDOING = "undo_in_progress"
 """Meta key: the id of the move `undo` is putting back right now ("" when none), for recovery."""
+RELATIVE_TOLD = "relative_rows_told"
+"""Meta key: the ids (comma-separated) of interrupted moves with relative paths already reported."""
 
 
 class JournalError(Exception):
     """The journal file cannot be used (not a database, damaged, truncated); says how to fix it."""
+
+
+LOCK_WAIT_S = 30.0
+"""How long a write waits for another process's write to the journal to end before giving up."""
+
+
+class JournalLocked(JournalError, sqlite3.OperationalError):
+    """Another process held the journal's write lock for all of ``LOCK_WAIT_S`` ("database is
+    locked", which named no one). Says who has the journal open, as far as this user can see, and
+    what to do. An ``OperationalError`` still: whoever retries a refused write (the daemon) does."""
+
+    def __init__(self, path: Path) -> None:
+        who = [f"pid {pid} ({command})" for pid, command in openers(path)]
+        state_dir = path.parent
+        if daemon_running(state_dir) and (pid := holder_pid(state_dir)):
+            who = [f"{w}, the facesortd daemon" if w.startswith(f"pid {pid} ") else w for w in who]
+        holders = "; ".join(who) or "no process of yours (another user's? sudo fuser -v the journal)"
+        super().__init__(
+            f"the journal {path} stayed locked by another process for {LOCK_WAIT_S:g} s; it is open in: "
+            f"{holders}. facesortd holds it for moments only: a tool with it open in a transaction (a "
+            "sqlite3 shell, a database browser) must end it or close; a facesortd that holds it this "
+            "long is stuck: restart it (the daemon: systemctl --user restart facesortd). Then run this "
+            "again: what could not be journaled was not moved"
+        )
+
+
+def _busy(exc: sqlite3.OperationalError, path: Path) -> sqlite3.OperationalError:
+    """The error to raise for ``exc``: a lock held past the wait names its holder."""
+    return JournalLocked(path) if "locked" in str(exc) else exc
 
 
 class JournalUnavailable(JournalError):
@@ -195,7 +235,7 @@ class Journal:
                 f"cannot use the journal {path} ({exc.strerror or exc}): it must be a file facesortd may "
                 "read and write; move it aside (what is there is not facesortd's journal)"
             ) from None
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=LOCK_WAIT_S)
         self._lock = threading.Lock()
         try:
             if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -221,7 +261,7 @@ class Journal:
             self._db.close()
             if isinstance(exc, sqlite3.OperationalError):  # damage is DatabaseError proper
                 if "locked" in str(exc):
-                    raise
+                    raise JournalLocked(path) from exc
                 raise JournalUnavailable(path, exc) from None
             raise JournalError(
                 f"the journal {path} is damaged ({exc}): stop facesortd, move it aside "
@@ -319,7 +359,15 @@ class Journal:
         thread's statement (or with ``close``) on the same connection.
         """
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            return self._execute(sql, args).fetchall()
+
+    def _execute(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
+        """One statement on the shared connection, under ``_lock`` (held by the caller, who may need
+        the cursor); a write lock held past ``LOCK_WAIT_S`` by another process names its holder."""
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.OperationalError as exc:
+            raise _busy(exc, self.path) from exc
 
     def _row(self, sql: str, args: tuple[object, ...] = ()) -> tuple | None:
         """The first row of :meth:`_rows`, or None."""
@@ -341,7 +389,7 @@ class Journal:
         ``copied``: a `sort --copy`, which leaves the source in place; undo then only removes the copy.
         """
         with self._lock:
-            cur = self._db.execute(
+            cur = self._execute(
                 "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model,"
                 " state, started, copied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
                 (
@@ -357,7 +405,7 @@ class Journal:
                     int(copied),
                 ),
             )
-        return int(cur.lastrowid or 0)
+            return int(cur.lastrowid or 0)
 
     def finish(self, move_id: int, state: str, destination: Path | None = None) -> None:
         """Mark a move done (with its final path), rolled back, or undone."""
@@ -627,6 +675,9 @@ def recover_logged(journal: Journal) -> bool:
 
 def _recover(journal: Journal) -> Iterator[str]:
     for move in journal.planned():
+        if not (move.source.is_absolute() and move.destination.is_absolute()):
+            yield from _leave_relative(journal, move)
+            continue
         # A file there that a finished move accounts for is another's (the same content sorted before).
         copies = [c for c in _copies(move.destination, move.hash) if journal.done_at(c) is None]
         if move.copied and copies:
@@ -650,6 +701,26 @@ def _recover(journal: Journal) -> Iterator[str]:
             yield _finish_undo(journal, move)
         journal.set_meta(UNDOING, "")
     _remove_stale_temp_files(journal)
+
+
+def _leave_relative(journal: Journal, move: Move) -> Iterator[str]:
+    """An older facesortd's interrupted move, journaled as typed (`sort shots/a.png`): relative to a
+    folder it did not record. Resolved against the current folder, a file of the same content there
+    was taken for the source still in place and the moved file, maybe its only copy, was deleted.
+    So it is never acted on: the row stays ``planned`` (its content counts as being moved, never as
+    a person's label) and the person is told once, in the log and in `status`'s last errors."""
+    told = set(filter(None, journal.get_meta(RELATIVE_TOLD).split(",")))
+    if str(move.id) in told:
+        return
+    line = (
+        f"an interrupted move journaled by an older facesortd as '{move.source}' -> '{move.destination}'"
+        " (relative to a folder it did not record) is left alone: the file is whole in one of the two"
+        " places, or both; look in the folder that `sort` ran in and in the library, and if it is in"
+        " both with the same content (sha256sum), delete the one outside the library"
+    )
+    journal.error(move.destination if move.destination.is_absolute() else None, line)
+    journal.set_meta(RELATIVE_TOLD, ",".join(sorted(told | {str(move.id)})))
+    yield line
 
 
 def _finish_undo(journal: Journal, move: Move) -> str:
@@ -699,6 +770,8 @@ def _remove_stale_temp_files(journal: Journal) -> None:
     """Half-written cross-filesystem copies (hidden temp names) are garbage: in destination folders,
     and in the folders `undo` copies files back into (an inbox on another filesystem)."""
     rows = journal._rows("SELECT DISTINCT destination FROM moves UNION SELECT DISTINCT source FROM moves")
-    # Every age: recovery holds the move lock, so no copy is under way.
-    for tmp in remove_temp_files({_path(r[0]).parent for r in rows}):
+    # Every age: recovery holds the move lock, so no copy is under way. An older version's relative
+    # path names no folder we know (it would be read in the current one).
+    folders = {_path(r[0]).parent for r in rows if _path(r[0]).is_absolute()}
+    for tmp in remove_temp_files(folders):
         logger.warning("removed a half-written copy left by a crash: {}", tmp)

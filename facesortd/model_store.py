@@ -12,18 +12,21 @@ back through it down to the shipped model.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.config import Settings
-from facesortd.durable import atomic_writer
+from facesortd.durable import TMP_PREFIX, atomic_writer, fsync_dir, link_no_replace
 from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import Model, load_model, model_info
 from facesortd.package_data import SHIPPED_MODEL, data_file
-from facesortd.state import MODELS_DIR
+from facesortd.state import MODELS_DIR, REJECTED_DIR, models_lock
 
 CURRENT = "current"
 ADOPTED = "adopted"
@@ -36,18 +39,36 @@ def models_dir(settings: Settings) -> Path:
     return settings.state_dir / MODELS_DIR
 
 
-def new_model_path(settings: Settings, folder: Path | None = None) -> Path:
-    """A name no model has yet in ``folder`` (default: the models folder), starting with a sortable
-    timestamp; two models made within one second get ``_1``, ``_2`` ... rather than one replacing
-    the other (which could be the model in force)."""
+def rejected_dir(settings: Settings) -> Path:
+    return models_dir(settings) / REJECTED_DIR
+
+
+def save_new_model(settings: Settings, write: Callable[[Path], object], folder: Path | None = None) -> Path:
+    """A new model file in ``folder`` (default: the models folder) under a name no other file has,
+    starting with a sortable timestamp (``_1``, ``_2`` ... within one second); returns it.
+
+    ``write`` fills a temp file beside it, which then takes the first free name in one step
+    (``durable.link_no_replace``: a hard link, which never replaces a file). Checking that a name was
+    free and renaming the model onto it later let `train` and a retrain ending in the same second
+    both take it, one model replacing the other (perhaps the one just put in force).
+    """
     folder = folder or models_dir(settings)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = folder / (stamp + MODEL_SUFFIX)
-    n = 0
-    while path.exists():
-        n += 1
-        path = folder / f"{stamp}_{n}{MODEL_SUFFIX}"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX)  # no model suffix: never listed
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        path = link_no_replace(tmp, folder / (time.strftime("%Y%m%d-%H%M%S") + MODEL_SUFFIX), _numbered)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(folder)
     return path
+
+
+def _numbered(model: Path, n: int) -> Path:
+    """``<stamp>.fsm.npz`` -> ``<stamp>_n.fsm.npz``: the name of one second's later models."""
+    return model.with_name(f"{model.name.removesuffix(MODEL_SUFFIX)}_{n}{MODEL_SUFFIX}") if n else model
 
 
 def validation_path(model: Path) -> Path:
@@ -61,10 +82,18 @@ def shipped_model() -> Path | None:
     return path if path.is_file() else None
 
 
+def made_order(model: Path) -> tuple[str, int]:
+    """Sort key, oldest first, of the names :func:`save_new_model` gives: by timestamp, then by the
+    ``_n`` of one second's later models (by name alone, ``_10`` came before ``_2``)."""
+    stem = model.name.removesuffix(MODEL_SUFFIX)
+    stamp, _, n = stem.rpartition("_")
+    return (stamp, int(n)) if stamp and n.isdigit() else (stem, 0)
+
+
 def user_models(settings: Settings) -> list[Path]:
     """The user's trained models, oldest first (names start with a sortable timestamp)."""
     folder = models_dir(settings)
-    return sorted(folder.glob("*" + MODEL_SUFFIX)) if folder.is_dir() else []
+    return sorted(folder.glob("*" + MODEL_SUFFIX), key=made_order) if folder.is_dir() else []
 
 
 def resolve(settings: Settings, name: str) -> Path | None:
@@ -75,12 +104,15 @@ def resolve(settings: Settings, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def pointer(settings: Settings) -> str | None:
+    """The name ``models/current`` holds, pinned over by the config or not."""
+    path = models_dir(settings) / CURRENT
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
 def _pointed(settings: Settings) -> str | None:
     """The name ``models/current`` puts in force, if the config does not pin one."""
-    pointer = models_dir(settings) / CURRENT
-    if settings.recognition.model is not None or not pointer.is_file():
-        return None
-    return pointer.read_text(encoding="utf-8").strip()
+    return None if settings.recognition.model is not None else pointer(settings)
 
 
 def model_in_force(settings: Settings) -> Path | None:
@@ -129,12 +161,19 @@ def adopted(settings: Settings) -> list[str]:
     return log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
 
 
-def _point(settings: Settings, name: str, log: list[str]) -> None:
-    # The history first: a crash between the two writes leaves the old model in force with one
-    # history line too many, which rollback skips (it drops lines naming the model in force).
+def write_history(settings: Settings, log: list[str]) -> None:
+    """Replace the history (atomic); the caller holds the models lock, under which it read it."""
     models_dir(settings).mkdir(parents=True, exist_ok=True)
     with atomic_writer(models_dir(settings) / ADOPTED) as fh:
         fh.write("".join(f"{n}\n" for n in log).encode())
+
+
+def _point(settings: Settings, name: str, log: list[str]) -> None:
+    """Write the history ``log`` and put ``name`` in force; the caller holds the models lock, under
+    which it read what ``log`` extends (two writers each adding to what they read lost a line).
+    The history first: a crash between the two writes leaves the old model in force with one
+    history line too many, which rollback skips (it drops lines naming the model in force)."""
+    write_history(settings, log)
     with atomic_writer(models_dir(settings) / CURRENT) as fh:
         fh.write(name.encode())
 
@@ -151,7 +190,10 @@ def adopt(settings: Settings, path: Path) -> None:
     name = name_of(settings, path)
     if Path(name).is_absolute():
         raise ModelError(f"{path} is not in {models_dir(settings)}; only models there can be adopted")
-    _point(settings, name, [*adopted(settings), name])
+    with models_lock(settings.state_dir):
+        if resolve(settings, name) is None:  # removed meanwhile (models_folder.prune): said, not in force
+            raise ModelError(f"{path} is gone (removed as an old model meanwhile?); nothing was changed")
+        _point(settings, name, [*adopted(settings), name])
 
 
 def use(settings: Settings, choice: str) -> Path:
@@ -170,14 +212,17 @@ def use(settings: Settings, choice: str) -> Path:
     path = Path(choice).expanduser()
     load_model(path)  # a broken or foreign file is refused before it can be put in force
     if path.parent.resolve() != models_dir(settings).resolve():
-        copy = new_model_path(settings)
-        for src, dest in ((validation_path(path), validation_path(copy)), (path, copy)):
-            if src.is_file():  # its validation set travels with it, so retrains are judged on it too
-                with atomic_writer(dest) as fh, src.open("rb") as data:
-                    shutil.copyfileobj(data, fh)
+        copy = save_new_model(settings, lambda dest: _copy(path, dest))
+        if validation_path(path).is_file():  # it travels with its model: retrains are judged on it too
+            _copy(validation_path(path), validation_path(copy))
         path = copy
     adopt(settings, path)
     return path
+
+
+def _copy(src: Path, dest: Path) -> None:
+    with atomic_writer(dest) as fh, src.open("rb") as data:
+        shutil.copyfileobj(data, fh)
 
 
 @dataclass(frozen=True)
@@ -210,7 +255,8 @@ def last_retrain(settings: Settings) -> tuple[str, str] | None:
     """(when, what was decided) for the newest retrain, adopted or rejected; None if none yet."""
     folder = models_dir(settings)
     made = sorted(
-        [*folder.glob("*" + MODEL_SUFFIX), *folder.glob("rejected/*" + MODEL_SUFFIX)], key=lambda p: p.name
+        [*folder.glob("*" + MODEL_SUFFIX), *folder.glob(f"{REJECTED_DIR}/*{MODEL_SUFFIX}")],
+        key=made_order,
     )
     for path in reversed(made):
         try:
@@ -229,6 +275,11 @@ def rollback(settings: Settings) -> Path:
     the shipped model is already in force.
     """
     _pinned(settings)
+    with models_lock(settings.state_dir):
+        return _roll_back(settings)
+
+
+def _roll_back(settings: Settings) -> Path:
     current = model_in_force(settings)
     current_name = name_of(settings, current) if current is not None else None
     log = adopted(settings)

@@ -1,7 +1,7 @@
 """The state folder: what lives where in it, who may use it at once, and who may read it.
 
 Several processes share one state folder: the daemon (`run`), and beside it a person's `sort`,
-`undo`, `retrain` and `status`. Three locks (flock, released by the kernel when a process dies,
+`undo`, `retrain` and `status`. Four locks (flock, released by the kernel when a process dies,
 so a crash never leaves one behind) keep them from harming each other's files:
 
 - the *daemon lock*, held by `run` for its whole life: a second daemon on the same folder would
@@ -12,7 +12,10 @@ so a crash never leaves one behind) keep them from harming each other's files:
   the planned rows of dead owners, so recovery can never undo a live process's move, and a file
   claimed by one process is gone from its source before another can link it a second time;
 - the *retrain lock*: one retrain at a time (the daemon's own, `facesortd retrain`, the review
-  page's "retrain now").
+  page's "retrain now");
+- the *models lock*, held around each change of the model in force and its history (read, add,
+  write): `model use` and a retrain's adopt each rewrote the history from what they had read, and
+  one of the two lines was lost.
 
 The folder is private (0700): the journal names every file a user sorted, its hash and label.
 """
@@ -34,6 +37,8 @@ JOURNAL_FILE = "journal.sqlite"
 STATUS_FILE = "status.json"
 MODELS_DIR = "models"
 """Your emotion models, newest in force (model_store.py)."""
+REJECTED_DIR = "rejected"
+"""Inside MODELS_DIR: retrained models not adopted, kept for inspection (never in force)."""
 FACES_DIR = "faces"
 """Face crops kept from the files a person labelled, for retraining (learn/retrain.py)."""
 REVIEW_DIR = "review"
@@ -41,6 +46,7 @@ REVIEW_DIR = "review"
 DAEMON_LOCK = "daemon.lock"
 MOVE_LOCK = "move.lock"
 RETRAIN_LOCK = "retrain.lock"
+MODELS_LOCK = "models.lock"
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
@@ -54,8 +60,8 @@ def remove_stale_temp_files(state_dir: Path) -> list[Path]:
     """Remove the temp files a writer killed mid-write left in the state folder and its own folders
     (each can be a model's size, and nothing else ever removes them); returns what was removed.
     Only old ones: a live writer (`train` beside the daemon) owns a fresh one."""
-    folders = (state_dir, *(state_dir / name for name in (MODELS_DIR, FACES_DIR, REVIEW_DIR)))
-    return remove_temp_files(folders, STALE_TEMP_S)
+    names = (MODELS_DIR, f"{MODELS_DIR}/{REJECTED_DIR}", FACES_DIR, REVIEW_DIR)
+    return remove_temp_files((state_dir, *(state_dir / name for name in names)), STALE_TEMP_S)
 
 
 class StateBusy(Exception):
@@ -140,6 +146,17 @@ def move_lock(state_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def models_lock(state_dir: Path) -> Iterator[None]:
+    """Held around one read-modify-write of the model in force and its history (model_store.py)."""
+    fd = _open_lock(state_dir, MODELS_LOCK)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 class DaemonLock:
     """The lock `run` holds while it lives; its file names the holder's pid for the refusal message."""
 
@@ -175,6 +192,54 @@ class DaemonLock:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
+
+
+def daemon_running(state_dir: Path) -> bool:
+    """Is a daemon holding this state folder's daemon lock now (not just its pid file left behind)?"""
+    try:
+        fd = os.open(state_dir / DAEMON_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def openers(path: Path) -> list[tuple[int, str]]:
+    """The other processes that have ``path`` (or its ``-wal``/``-shm`` files) open, as (pid, command
+    line), as far as /proc lets this user see (another user's processes are hidden from it): what
+    `fuser` would say, for a message that names who holds a file."""
+    names = {os.fsencode(path.absolute()) + end for end in (b"", b"-wal", b"-shm")}
+    try:
+        pids = sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    except OSError:  # no /proc mounted: nobody can be named
+        return []
+    found = []
+    for pid in pids:
+        if pid == os.getpid():
+            continue
+        try:
+            if not _links(pid) & names:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                words = fh.read().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+        found.append((pid, os.fsdecode(b" ".join(w for w in words if w))[:120]))
+    return found
+
+
+def _links(pid: int) -> set[bytes]:
+    """What the open files of process ``pid`` lead to (one closed meanwhile is left out)."""
+    links = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            links.add(os.readlink(os.fsencode(f"/proc/{pid}/fd/{fd}")))
+    return links
 
 
 def holder_pid(state_dir: Path) -> int | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.durable import fsync_dir, move_no_replace
-from facesortd.journal import UNDOING, Journal, Move, content_id
+from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
 from facesortd.state import move_lock
 
 
@@ -37,8 +37,13 @@ class Outcome:
     retry: bool = False
 
 
-def select(journal: Journal, last: int | None, since: float | None, files: list[Path]) -> list[Move]:
-    """The moves to undo: the last N, those since a time, or those that put the named files where they are."""
+def select(
+    journal: Journal, last: int | None, since: float | None, files: list[Path], library: Path, inbox: Path
+) -> list[Move]:
+    """The moves to undo: the last N that can be undone (with the newer ones that cannot, which
+    :func:`undo` names with the reason), those since a time, or those that put the named files
+    where they are. Counting the N newest whatever they were, `undo 1` met the same move it could
+    not undo at every try and never got past it."""
     if files:
         found = []
         for f in files:
@@ -54,7 +59,13 @@ def select(journal: Journal, last: int | None, since: float | None, files: list[
         return found
     if since is not None:
         return journal.done_moves(since=since)
-    return journal.done_moves(limit=last or 1)
+    chosen, undoable = [], 0
+    for move in journal.done_moves():
+        chosen.append(move)
+        undoable += not _refusal(move, library, inbox)  # looked at again under the move lock
+        if undoable == (last or 1):
+            break
+    return chosen
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -115,9 +126,8 @@ def undo(
                 journal.finish(move.id, "undone")
             except sqlite3.Error as exc:  # nothing moved (a mark left standing: recovery finds no undo begun)
                 fix = f"free some space in {journal.state_dir}, or make it writable"
-                out.append(
-                    Outcome(move.destination, None, f"the journal refused it ({exc}): {fix}", retry=True)
-                )
+                why = str(exc) if isinstance(exc, JournalLocked) else f"the journal refused it ({exc}): {fix}"
+                out.append(Outcome(move.destination, None, why, retry=True))
                 continue
             try:
                 back_to = _put_back(move)

@@ -8,8 +8,11 @@ its size and mtime have stayed the same for ``settle_s``: a file still being wri
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import fnmatch
 import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -92,6 +95,35 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
+def held_for_writing(path: Path) -> bool | None:
+    """Does any process hold ``path`` open for writing, by the kernel's own count (not by inotify's
+    events, which its queue drops when it overflows)? None: the kernel will not say (a file of
+    another user, a filesystem without leases, a name gone).
+
+    A read lease is refused (EAGAIN) exactly while the file is open for writing anywhere; taken, it
+    is given back at once. A writer opening it in that instant is held up for microseconds, and the
+    lease-break signal is SIGURG, which is ignored by default (SIGIO would end the process).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return True if exc.errno == errno.EAGAIN else None
+    else:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
+
+
+STALE_CHECK_S = 1.0
+"""How often a name inotify's events call open is checked against the kernel (see ``_Handler.is_open``)."""
+
+
 class Settler:
     """Holds candidate paths until they stop changing, then hands them to ``ready``.
 
@@ -166,11 +198,38 @@ class _Handler(FileSystemEventHandler):
         self.offer = offer
         self.polling = polling
         self._open: Counter[Path] = Counter()
+        self._checked: dict[Path, tuple[float, bool]] = {}
+        """When each marked name was last checked against the kernel, and whether it was held."""
+        self._opened_at: dict[Path, float] = {}
+        """When each marked name was last opened (by its events)."""
         self._lock = threading.Lock()
 
     def is_open(self, path: Path) -> bool:
+        """Is ``path`` held open, as its open and close events tell? A mark is checked against the
+        kernel (at most every ``STALE_CHECK_S``; the answer stands until then) and dropped once no
+        process holds the file open for writing: when inotify's queue overflows, the close that ended
+        a write can be lost, and its name then counted as open for the life of the daemon, the file
+        never sorted (rescans too waited on it). A reader's mark is dropped too: a reader does not
+        make a file half-written. The answer stands for a while because the check opens the file
+        itself, an open event like any other; a name opened just now is not checked yet: its own
+        close, on its way, says more (and sooner) than the kernel."""
         with self._lock:
-            return self._open[path] > 0
+            if self._open[path] <= 0:
+                return False
+            now = time.monotonic()
+            checked, held = self._checked.get(path, (-STALE_CHECK_S, True))
+            if now - checked < STALE_CHECK_S:
+                return held
+            if now - self._opened_at.get(path, -STALE_CHECK_S) < STALE_CHECK_S / 2:
+                return True  # just opened: its close is on its way, as a rule (no check, no early hand-off)
+        held = held_for_writing(path) is not False  # the kernel will not say: trust the mark
+        with self._lock:
+            self._checked[path] = (now, held)
+            if not held:
+                self._open.pop(path, None)
+        if not held:
+            logger.debug("{}: counted as open, but no process holds it for writing (events lost?)", path)
+        return held
 
     def _path(self, raw: str | bytes) -> Path | None:
         path = Path(os.fsdecode(raw))  # a name that is not UTF-8 keeps its bytes (surrogateescape)
@@ -186,6 +245,7 @@ class _Handler(FileSystemEventHandler):
         if not event.is_directory and (path := self._path(event.src_path)):
             with self._lock:
                 self._open[path] += 1
+                self._opened_at[path] = time.monotonic()
 
     def _closed(self, event: FileSystemEvent, offer: bool) -> None:
         if event.is_directory or not (path := self._path(event.src_path)):
@@ -194,6 +254,7 @@ class _Handler(FileSystemEventHandler):
             self._open[path] -= 1
             if self._open[path] <= 0:
                 del self._open[path]
+                self._forget(path)
         if offer:
             self.offer(path, finished=True)
 
@@ -224,9 +285,16 @@ class _Handler(FileSystemEventHandler):
 
     def _left(self, raw: str | bytes) -> int:
         """Forget who holds the file that left this name; how many did."""
-        path = self._path(raw)
+        if (path := self._path(raw)) is None:
+            return 0
         with self._lock:
-            return self._open.pop(path, 0) if path else 0
+            self._forget(path)
+            return self._open.pop(path, 0)
+
+    def _forget(self, path: Path) -> None:
+        """Drop what is known of a name no longer marked open (the caller holds the lock)."""
+        self._checked.pop(path, None)
+        self._opened_at.pop(path, None)
 
     def on_created(self, event: FileSystemEvent) -> None:
         if event.is_directory:

@@ -381,7 +381,7 @@ def test_doctor_flags_a_model_in_force_that_learnt_nothing(
     settings = load_settings()
     model = load_model(model_store.model_in_force(settings))
     model.info["held_out"] = {**model.info["held_out"], "balanced_accuracy": 0.26, "chance": 0.25}
-    model_store.adopt(settings, model.save(model_store.new_model_path(settings)))
+    model_store.adopt(settings, model_store.save_new_model(settings, model.save))
     capsys.readouterr()
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
@@ -411,13 +411,13 @@ def test_doctor_does_not_send_a_model_that_sorts_nothing_back_to_one_that_sorts_
     model = load_model(trained)
     unsure = {**model.info["held_out"], "balanced_accuracy": 0.5, "chance": 0.25, "coverage": 0.0}
     model.info["held_out"] = unsure
-    model_store.adopt(settings, model.save(model_store.new_model_path(settings)))
+    model_store.adopt(settings, model_store.save_new_model(settings, model.save))
     capsys.readouterr()
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "rollback" not in out and "auto-sorts 0%" in out and "until your reviews train it" in out
     model_store.adopt(settings, trained)  # one that sorts, then one that does not: going back helps
-    model_store.adopt(settings, model.save(model_store.new_model_path(settings)))
+    model_store.adopt(settings, model_store.save_new_model(settings, model.save))
     capsys.readouterr()
     assert cli.main(["doctor"]) == 1
     assert "has learnt next to nothing" in capsys.readouterr().out

@@ -10,6 +10,7 @@ import hashlib
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from loguru import logger
 from synthetic import draw_face, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli, durable
+from facesortd import cli, durable, watch
 from facesortd import journal as journal_module
 from facesortd.config import ImageLimits, Settings
 from facesortd.decide import Decision, Pipeline
@@ -195,6 +196,67 @@ def test_a_sort_killed_between_link_and_unlink_then_run_again_places_the_file_on
     assert files(settings.library) == [unsure / "a.png"] and files(settings.inbox) == []
 
 
+def test_sort_beside_a_process_holding_the_journal_names_it_and_stops(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A process holding the journal's write lock (here a stuck daemon) made every file of `sort` wait
+    30 s, each then "could not move it: database is locked", naming no one and no fix."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from facesortd.journal import Journal;"
+            " from facesortd.state import DaemonLock; state = Path(sys.argv[1]); DaemonLock(state).acquire();"
+            " j = Journal.for_state_dir(state); j._db.execute('BEGIN IMMEDIATE'); print('held', flush=True);"
+            " sys.stdin.read()",
+            str(settings.state_dir),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.5)
+        folder = tmp_path / "screens"
+        folder.mkdir()
+        for n in range(3):
+            (folder / f"{n}.png").write_bytes(screenshot_png(20 + n))
+        capsys.readouterr()
+        assert cli.main(["sort", "--workers", "1", str(folder)]) == 1
+    finally:
+        holder.communicate("", timeout=30)
+    err = capsys.readouterr().err
+    assert (
+        f"pid {holder.pid} (" in err and "the facesortd daemon" in err and "systemctl --user restart" in err
+    )
+    assert err.count("stayed locked") == 1  # said once: the files after it were not tried
+    assert len(files(folder)) == 3 and files(settings.library) == []
+
+
+def test_undo_n_gets_past_a_move_it_cannot_undo_and_names_it(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`undo N` took the N newest moves whatever they were: one it could not undo (its file deleted
+    or changed since) was met again at every `undo 1`, and nothing older could be undone by count."""
+    folder = tmp_path / "screens"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"{n}.png").write_bytes(screenshot_png(30 + n))
+    assert cli.main(["sort", "--workers", "1", str(folder)]) == 0
+    journal = Journal.for_state_dir(settings.state_dir)
+    newest, second, oldest = journal.done_moves()
+    journal.close()
+    newest.destination.unlink()  # a person deleted the newest sorted file
+    capsys.readouterr()
+    assert cli.main(["undo", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"{newest.destination}: no longer there" in out and f"{second.destination} -> " in out
+    assert files(folder) == [second.source]
+    assert cli.main(["undo", "1"]) == 0  # and the next one on
+    assert files(folder) == sorted([second.source, oldest.source])
+
+
 # -- recovery meets what happened since the crash ---------------------------------------------------
 def test_recovery_keeps_a_moved_file_when_a_new_file_took_its_old_name(settings: Settings) -> None:
     """Killed after the move, before its `done` mark; a new a.png dropped before the restart was
@@ -204,6 +266,32 @@ def test_recovery_keeps_a_moved_file_when_a_new_file_took_its_old_name(settings:
     assert list(recover(journal)) == [f"completed the interrupted move of {src} -> {moved}"]
     assert files(settings.library) == [moved] and file_hash(moved) == file_hash_of(screenshot_png(6))
     assert file_hash(src) == file_hash_of(screenshot_png(7))
+
+
+def test_recovery_never_acts_on_an_interrupted_move_an_older_version_journaled_by_a_relative_path(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older facesortd kept `sort shots/a.png` as typed. Recovery read "shots/a.png" in the
+    current folder: a file of the same content there passed for the source still in place, and the
+    moved file, the only copy of the person's picture, was deleted as an unfinished extra."""
+    journal, _src, moved = _killed_mid_move(settings, 6)
+    journal.close()
+    db = sqlite3.connect(settings.state_dir / "journal.sqlite")
+    db.execute("UPDATE moves SET source = CAST('shots/a.png' AS BLOB)")  # as older versions wrote it
+    db.commit()
+    db.close()
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "shots").mkdir(parents=True)
+    (elsewhere / "shots" / "a.png").write_bytes(screenshot_png(6))  # the same picture, kept elsewhere
+    monkeypatch.chdir(elsewhere)
+    journal = Journal.for_state_dir(settings.state_dir)
+    [said] = list(recover(journal))
+    assert "'shots/a.png'" in said and "left alone" in said and "delete the one outside the library" in said
+    assert list(recover(journal)) == []  # said once
+    assert files(settings.library) == [moved] and file_hash(moved) == file_hash_of(screenshot_png(6))
+    assert files(elsewhere / "shots") == [elsewhere / "shots" / "a.png"]
+    assert [m.id for m in journal.planned()] == [1]  # the row is left for a person, untouched
+    assert said in [message for _at, _path, message in journal.last_errors()]  # `status` shows it
 
 
 def test_recovery_records_the_numbered_name_a_second_copy_of_sorted_content_got(settings: Settings) -> None:
@@ -381,6 +469,58 @@ def test_a_name_whose_open_file_left_the_inbox_is_sorted_when_a_new_file_takes_i
         (tmp_path / "stage.png").rename(name)  # a new file under the name, as a screenshot tool saves
         wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
     assert files(settings.inbox) == []
+
+
+def test_a_file_whose_close_inotify_dropped_is_sorted_once_no_one_writes_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When inotify's queue overflows, the close that ended a write can be lost after its open was
+    heard: the name counted as open for the life of the daemon, and neither the settler nor any
+    rescan handed the file on. A file still held for writing must wait all the same."""
+    real_closed = watch._Handler._closed
+    monkeypatch.setattr(  # the overflow: every close of lost.png dropped, its opens heard
+        watch._Handler,
+        "_closed",
+        lambda self, event, offer: (
+            None if "lost" in os.fsdecode(event.src_path) else real_closed(self, event, offer)
+        ),
+    )
+    settings = settings.model_copy(
+        update={"watch": settings.watch.model_copy(update={"rescan_interval_s": 0.3})}
+    )
+    with running_daemon(settings, stub_pipeline) as daemon:
+        held = (settings.inbox / "held.png").open("wb")
+        held.write(screenshot_png(14)[:100])
+        held.flush()
+        (settings.inbox / "lost.png").write_bytes(screenshot_png(15))
+        wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
+        assert files(settings.inbox) == [settings.inbox / "held.png"]  # still written: not taken
+        held.write(screenshot_png(14)[100:])
+        held.close()
+        wait_until(lambda: sum(daemon.counts.values()) == 2, timeout=10)
+    assert files(settings.inbox) == []
+    assert sorted(p.name for p in files(settings.library)) == ["held.png", "lost.png"]
+
+
+def test_a_name_counted_as_open_is_open_while_and_only_while_someone_writes_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event sequence of an overflow, step by step: an open heard, its close lost. The kernel
+    says whether the file is still written: a writer keeps the mark, none drops it."""
+    from watchdog.events import FileClosedEvent, FileOpenedEvent
+
+    monkeypatch.setattr(watch, "STALE_CHECK_S", 0.0)  # every look asks the kernel
+    handler = watch._Handler(settings.inbox, settings.watch, lambda *args, **kwargs: None, polling=False)
+    path = settings.inbox / "a.png"
+    with path.open("wb") as writer:
+        handler.on_opened(FileOpenedEvent(str(path)))
+        writer.write(b"half")
+        writer.flush()
+        assert watch.held_for_writing(path) is True and handler.is_open(path)
+    # its close event lost in the overflow
+    assert watch.held_for_writing(path) is False and not handler.is_open(path)
+    handler.on_closed(FileClosedEvent(str(path)))  # a close heard late changes nothing
+    assert not handler.is_open(path)
 
 
 @pytest.mark.parametrize("thing", ["folder", "fifo"])

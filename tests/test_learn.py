@@ -18,6 +18,7 @@ from facesortd.images import to_gray
 from facesortd.learn import retrain
 from facesortd.learn.metrics import Evaluation
 from facesortd.learn.training import FaceSet
+from facesortd.models_folder import REJECTED_KEPT
 
 SPEC = FaceSpec(size=48)
 
@@ -145,10 +146,17 @@ def test_a_worse_model_is_not_adopted(tmp_path: Path) -> None:
     good.info["user_labels"] = 60
     model_store.adopt(settings, good.save(model_store.models_dir(settings) / "20260101-000001.fsm.npz"))
     in_force = model_store.model_in_force(settings)
+    rejected = model_store.rejected_dir(settings)
+    rejected.mkdir()
+    older = [rejected / f"2025010{n}-000000.fsm.npz" for n in range(REJECTED_KEPT)]
+    for path in older:
+        path.write_bytes(b"an older rejected retrain")
     result = retrain.retrain(settings, _labels(settings, emotions, 6, seed=7), good)
     assert not result.adopted and result.comparisons[0].candidate < result.comparisons[0].current
     assert result.path is not None and result.path.parent.name == "rejected"
     assert model_store.model_in_force(settings) == in_force
+    # Kept for inspection, but not without end: the oldest rejected model made room for this one.
+    assert sorted(rejected.iterdir()) == [*older[1:], result.path]
 
 
 def test_a_model_in_force_that_frames_faces_otherwise_is_judged_on_its_own_framing(

@@ -22,7 +22,7 @@ from facesortd.detect import DetectorError
 from facesortd.durable import Refused
 from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
-from facesortd.journal import JournalError, JournalUnavailable
+from facesortd.journal import JournalError, JournalLocked, JournalUnavailable
 from facesortd.learn.datasets import DatasetError
 from facesortd.shown_names import NAME_BYTES, one_line
 from facesortd.state import StateBusy
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         code = func(args)
         sys.stdout.flush()  # a reader that left (`status | head`) shows here, where it is handled
         return code
-    except JournalUnavailable as exc:  # 1, not 2: systemd restarts `run` until the disk takes writes
+    except (JournalUnavailable, JournalLocked) as exc:  # 1, not 2: systemd restarts `run` until it is free
         print(f"facesortd: error: {exc}", file=sys.stderr)
         return 1
     except USER_ERRORS as exc:

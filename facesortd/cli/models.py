@@ -45,8 +45,8 @@ from facesortd.model_store import (
     load_model_in_force,
     model_in_force,
     models_dir,
-    new_model_path,
     rollback,
+    save_new_model,
     shipped_model,
     use,
     validation_path,
@@ -103,8 +103,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         info={"trained_from": [str(d) for d in args.datasets], "label_map": label_map(args.map)},
         mirror=args.mirror,
     )
-    out = args.out or new_model_path(settings)
-    run.save(out)
+    if args.out:
+        out = args.out
+        run.save(out)
+    else:
+        out = save_new_model(settings, run.model.save)
+        run.save_validation(out)
     _print_figures(run.predictions, run.data, threshold, as_json=False)
     if args.report:
         written = write_report(run.predictions, run.data.sources, threshold, args.report)

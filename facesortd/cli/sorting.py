@@ -26,7 +26,7 @@ from facesortd.detect import Candidates, FaceDetector
 from facesortd.durable import write_new
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import Journal, recover_logged
+from facesortd.journal import Journal, JournalLocked, recover_logged
 from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
@@ -174,6 +174,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         with pipelines.borrow() as pipeline:
             try:
                 return sorter.sort(pipeline, src, named=named)
+            except JournalLocked:  # every file after it would wait as long: said once, the batch ends
+                raise
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
                 return exc
 
@@ -383,7 +385,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
         )
     journal = Journal.for_state_dir(settings.state_dir)
     try:
-        moves = select(journal, count, since, files)
+        moves = select(journal, count, since, files, settings.library, settings.inbox)
         if not moves:
             print("nothing to undo")
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
@@ -499,8 +501,9 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "undo",
         help="move sorted files back to where they came from",
         description="Move files back to the folder they came from, using the journal: the last file "
-        "moved (default), the last N, those moved --since a time, or the FILEs named (where they are "
-        "now); the moves of the daemon, `sort` and the review page alike. A file goes back beside "
+        "moved (default), the last N that can be undone (naming the newer ones skipped, and why), "
+        "those moved --since a time, or the FILEs named (where they are now); the moves of the "
+        "daemon, `sort` and the review page alike. A file goes back beside "
         "what is there (a name taken becomes 'name (1).png'); undoing a `sort --copy` deletes the "
         "copy if the original is still there, unchanged. A file changed since is left alone. The "
         "daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`. Prints a line "
@@ -514,7 +517,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         nargs="*",
         default=[],
         metavar="N|FILE",
-        help="how many of the last moves to undo, or the files to put back (where they are now); "
+        help="how many of the last moves to undo (those it can), or the files to put back (where they "
+        "are now); "
         "not with --since",
     )
     which.add_argument(

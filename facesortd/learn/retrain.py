@@ -51,10 +51,12 @@ from facesortd.model_store import (
     model_in_force,
     models_dir,
     name_of,
-    new_model_path,
+    rejected_dir,
     resolve,
+    save_new_model,
     validation_path,
 )
+from facesortd.models_folder import prune
 from facesortd.progress import Progress
 from facesortd.state import FACES_DIR
 
@@ -588,10 +590,14 @@ def retrain(
         }
     )
     # A rejected model is kept for inspection, outside the folder that model_in_force looks at.
-    folder = models_dir(settings) if adopted_now else models_dir(settings) / "rejected"
-    result.path = final.save(new_model_path(settings, folder))
+    folder = models_dir(settings) if adopted_now else rejected_dir(settings)
+    result.path = save_new_model(settings, final.save, folder)
     if adopted_now:
         adopt(settings, result.path)
+    try:
+        prune(settings)  # each retrain adds a model: the folder is kept bounded (models_folder.py)
+    except OSError as exc:  # a model it may not remove stays; the retrain's outcome stands
+        logger.warning("cannot remove old models from {} ({}); they stay", models_dir(settings), exc)
     logger.log(log_level, "retrained on {} labels: {}", len(usable), result.describe())
     return result
 

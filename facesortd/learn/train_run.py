@@ -52,10 +52,17 @@ class TrainRun:
         and its faces may be in this one's training data: it goes before the new model takes the
         name, also when none is held out now (``--validation-share 0``), so no retrain (nor `model
         use`, which copies it along) ever judges the new model on faces it has seen."""
-        held = validation_path(out)
-        replace_dropping(out, self.model.save, stale=held)
+        replace_dropping(out, self.model.save, stale=validation_path(out))
+        self.save_validation(out)
+
+    def save_validation(self, model: Path) -> None:
+        """The validation set beside ``model`` (just written under a new name): none held out, any
+        file of that name is another's, left by a model deleted since, and goes."""
+        held = validation_path(model)
         if self.validation is not None:
             self.validation.save(held)
+        else:
+            held.unlink(missing_ok=True)
 
 
 def train_model(
