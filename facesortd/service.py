@@ -76,6 +76,7 @@ class Service:
             self.journal,
             duplicates=settings.watch.duplicates,
             unreadable_settle_s=settings.watch.unreadable_settle_s,
+            extensions=tuple(settings.watch.extensions),
         )
         self.stop_event = threading.Event()
         self.counts: Counter[str] = Counter()

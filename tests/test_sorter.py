@@ -465,3 +465,36 @@ def test_a_file_copied_into_one_library_is_copied_into_another_but_not_twice_int
     again = json.loads(capsys.readouterr().out)
     assert again["action"] == "skipped" and str(_files(one)[0]) in again["detail"]
     assert len(_files(one)) == 1 and len(_files(other)) == 1 and shot.exists()
+
+
+def test_a_file_named_to_sort_that_is_no_image_name_stays_where_it_is(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort ~/screens/*` takes in the notes, downloads in progress and JSON beside the screenshots:
+    they went to _quarantine/unreadable/ as broken pictures. Only a file of an image name that does
+    not decode belongs there; the others stay, each said once (and as a --json record)."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    others = {"notes.txt": b"todo", "faces.json": b"{}", "shot.png.part": screenshot_png(5)[:50]}
+    for name, data in others.items():
+        (shots / name).write_bytes(data)
+    (shots / "broken.png").write_bytes(b"not a picture")
+    (shots / "ok.PNG").write_bytes(screenshot_png(6))
+    named = [str(p) for p in sorted(shots.iterdir())]
+    assert cli.main(["sort", "--json", *named]) == 0
+    lines = {Path(d["path"]).name: d for d in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert list(lines) == [Path(p).name for p in named]  # one record each, in input order
+    for name, data in others.items():
+        assert (shots / name).read_bytes() == data
+        assert lines[name]["action"] == "skipped" and "not an image name" in lines[name]["detail"]
+    assert lines["broken.png"]["reason"] == "unreadable" and lines["ok.PNG"]["action"] != "skipped"
+    assert sorted(p.name for p in _files(env.library)) == ["broken.png", "ok.PNG"]
+    (shots / "more.txt").write_bytes(b"x")
+    assert cli.main(["sort", str(shots / "more.txt")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("more.txt: skipped, not an image name") == 1 and (shots / "more.txt").exists()
+    # The daemon's sorter, handed such a name (the watcher never does), leaves it alike.
+    journal = Journal.for_state_dir(env.state_dir)
+    outcome = Sorter(Library(env.library), journal).sort(stub_pipeline(env), shots / "notes.txt")
+    journal.close()
+    assert outcome.kind == "skipped" and (shots / "notes.txt").exists()

@@ -61,6 +61,8 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
     not enter), with the fix instead of a traceback; and so is a folder holding no image when that
     leaves nothing to do (the wrong folder named, most likely: `detect` printed nothing at all).
     Not the ``inbox``, bare or named: nothing waiting there is its normal state (the daemon took it).
+    A file named directly is taken whatever its name: the sorter says why it leaves one of no image
+    name where it is (dropped here, it would be skipped without a word).
     """
     out: list[Path] = []
     imageless: list[Path] = []
@@ -166,6 +168,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
         copy=args.copy,
         # The inbox is where writers are at work, as for the daemon; a file named is sorted now.
         unreadable_settle_s=0.0 if named else settings.watch.unreadable_settle_s,
+        extensions=tuple(settings.watch.extensions),
     )
     progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
     tally: Counter[str] = Counter()
