@@ -7,7 +7,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from facesortd.advice import advised
 from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import folder_to_write, int_at_least
 from facesortd.cli.common import UsageError, face_detector, refuse_overlap, settings_for
+from facesortd.cli.stopping import stop_requests
 from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, FaceResult, Pipeline
@@ -34,7 +34,7 @@ from facesortd.shown_names import json_text, one_line
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
 from facesortd.watch import scan, wanted
-from facesortd.workers import Lender
+from facesortd.workers import Lender, in_order_until
 
 
 def _model(settings: Settings) -> Model | None:
@@ -180,18 +180,22 @@ def cmd_sort(args: argparse.Namespace) -> int:
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
                 return exc
 
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="sort")
     try:
-        for src, outcome in zip(files, pool.map(sort_one, files), strict=True):  # input order
-            tally[_report(args, src, outcome)] += 1
-            if progress:
-                progress.step()
+        with stop_requests() as stop:
+            for src, outcome in in_order_until(sort_one, files, workers, stop):
+                tally[_report(args, src, outcome)] += 1
+                if progress:
+                    progress.step()
     finally:
-        # Ctrl-C: the files in progress finish their (journaled) moves, the queued ones are dropped.
-        pool.shutdown(cancel_futures=True)
         if journal is not None:
             journal.close()
-    logger.info("{}{}", "dry run, nothing moved: " if args.dry_run else "", summary(tally))
+    done = ("dry run, nothing moved: " if args.dry_run else "") + summary(tally)
+    if left := len(files) - tally.total():  # stopped: by a signal, or Ctrl-C in a worker's tool
+        logger.warning(
+            "interrupted: {}; {} file(s) left where they were (the same command sorts them)", done, left
+        )
+        return stop.exit_status()
+    logger.info("{}", done)
     return 1 if tally["failed"] else 0
 
 
