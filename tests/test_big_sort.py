@@ -4,17 +4,22 @@ run again, odd entries among the files. Every file ends whole in exactly one pla
 from __future__ import annotations
 
 import hashlib
+import io
+import itertools
 import json
+import re
 import signal
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from synthetic import screenshot_png
 from waiting import wait_until
 
+from facesortd import cli
 from facesortd.config import Settings
 
 
@@ -66,3 +71,52 @@ def test_a_sort_stopped_part_way_reports_what_it_did_and_the_same_command_sorts_
     assert again.returncode == 0, err
     assert not _files(shots) and len(_files(cli_settings.library)) == 60
     assert _contents(cli_settings.library) == before
+
+
+class _Terminal(io.StringIO):
+    """stderr as a terminal: what is written, and the screen it leaves (``\\r`` back to the line's
+    start, ESC[K clears the rest of it)."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def screen(self) -> list[str]:
+        lines = [""]
+        for part in re.split(r"(\r|\n|\x1b\[K)", re.sub(r"\x1b\[[0-9;]*m", "", self.getvalue())):
+            if part == "\n":
+                lines.append("")
+            elif part in ("\r", "\x1b[K"):
+                lines[-1] = "" if part == "\r" else lines[-1]
+            else:
+                lines[-1] += part
+        return lines
+
+
+def test_the_progress_bar_on_a_terminal_keeps_to_its_own_line(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The bar was drawn without a line end and each file's log line written after it, so on a
+    terminal every line read ``[##....] sorting 2/40 (5%) 12.2/s ETA 3s15:47:23 INFO shot.png -> ...``."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(12):
+        (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(i, face=i % 3 == 0))
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    seconds = SimpleNamespace(monotonic=itertools.count().__next__)  # a second per look: always due
+    monkeypatch.setattr("facesortd.progress.time", seconds)
+    assert cli.main(["sort", "--workers", "2", str(shots)]) == 0
+    screen = [line for line in terminal.screen() if line]
+    logged = [line for line in screen if " INFO " in line]
+    assert len(logged) == 13  # a line per file and the summary, none sharing a line with the bar
+    assert all(not line.startswith("[") for line in logged)
+    assert screen[-2].startswith("[####") and "12/12" in screen[-2] and "sorted 0" in screen[-1]
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    (shots / "more.png").write_bytes(screenshot_png(99))
+    for i in (1, 2):
+        (shots / f"more{i}.png").write_bytes(screenshot_png(90 + i))
+    assert cli.main(["sort", "--json", str(shots)]) == 0
+    assert "sorting" not in sys.stderr.getvalue() and len(capsys.readouterr().out.splitlines()) == 3

@@ -187,6 +187,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
                 if progress:
                     progress.step()
     finally:
+        if progress:
+            progress.close()
         if journal is not None:
             journal.close()
     done = ("dry run, nothing moved: " if args.dry_run else "") + summary(tally)
