@@ -32,6 +32,7 @@ from facesortd.durable import (
     DISK_FULL,
     NUMBERED_NAMES,
     Refused,
+    disk_full_fix,
     fsync_dir,
     numbered,
     open_regular,
@@ -118,7 +119,7 @@ class JournalUnavailable(JournalError):
         if read_only:
             fix = f"{folder} is on a read-only filesystem: mount it writable"
         elif room < 1 << 20:
-            fix = f"its disk is full: free some space there (df -h '{folder}')"
+            fix = disk_full_fix(folder)
         else:
             fix = "look at what the system says of its disk (dmesg)"
         why = getattr(exc, "strerror", None) or exc

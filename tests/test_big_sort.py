@@ -3,10 +3,12 @@ run again, odd entries among the files. Every file ends whole in exactly one pla
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import itertools
 import json
+import os
 import re
 import signal
 import subprocess
@@ -120,3 +122,38 @@ def test_the_progress_bar_on_a_terminal_keeps_to_its_own_line(
         (shots / f"more{i}.png").write_bytes(screenshot_png(90 + i))
     assert cli.main(["sort", "--json", str(shots)]) == 0
     assert "sorting" not in sys.stderr.getvalue() and len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_a_sort_into_a_library_whose_disk_fills_up_stops_and_says_where(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The library's disk full after a few files: each of the others was classified and failed with
+    "[Errno 28] No space left on device", no folder named, a line each (thousands of them, minutes
+    of detection for nothing). Now the first says which folder and what to do, the sort stops, exits
+    1 and leaves the rest whole where they were, for the same command once there is room."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(40):
+        (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(i, face=i % 4 == 0))
+    before = _contents(shots)
+    real_link = os.link
+
+    def link(src: object, dst: object, **kw: object) -> None:  # the disk takes three files
+        if Path(str(dst)).is_relative_to(cli_settings.library) and len(_files(cli_settings.library)) >= 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        real_link(src, dst, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("facesortd.durable.os.link", link)
+    assert cli.main(["sort", "--workers", "2", str(shots)]) == 1
+    err = capsys.readouterr().err
+    failed = err.count("could not move it")
+    assert 1 <= failed <= 9  # those under way when the first failed, not the 37 left
+    assert f"cannot write into {cli_settings.library}" in err and "its disk is full: free some space" in err
+    assert f"{37 - failed} file(s) left where they were" in err and "stopped, a disk is full" in err
+    assert len(_files(cli_settings.library)) == 3 and _contents(shots, cli_settings.library) == before
+    monkeypatch.setattr("facesortd.durable.os.link", real_link)  # room made
+    assert cli.main(["sort", str(shots)]) == 0
+    assert not _files(shots) and _contents(cli_settings.library) == before

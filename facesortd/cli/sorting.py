@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -23,7 +25,7 @@ from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, FaceResult, Pipeline
 from facesortd.detect import Candidates, FaceDetector
-from facesortd.durable import write_new
+from facesortd.durable import DISK_FULL, write_new
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, recover_logged
@@ -173,16 +175,20 @@ def cmd_sort(args: argparse.Namespace) -> int:
     progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
     tally: Counter[str] = Counter()
 
+    full = threading.Event()
+
     def sort_one(src: Path) -> Outcome | Exception:
         with pipelines.borrow() as pipeline:
             try:
                 return sorter.sort(pipeline, src, named=named)
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
+                if _disk_full(exc):  # but every other would fail alike, after its detection
+                    full.set()
                 return exc
 
     try:
         with stop_requests() as stop:
-            for src, outcome in in_order_until(sort_one, files, workers, stop):
+            for src, outcome in in_order_until(sort_one, files, workers, lambda: stop() or full.is_set()):
                 tally[_report(args, src, outcome)] += 1
                 if progress:
                     progress.step()
@@ -192,13 +198,30 @@ def cmd_sort(args: argparse.Namespace) -> int:
         if journal is not None:
             journal.close()
     done = ("dry run, nothing moved: " if args.dry_run else "") + summary(tally)
-    if left := len(files) - tally.total():  # stopped: by a signal, or Ctrl-C in a worker's tool
+    left = len(files) - tally.total()
+    if left and full.is_set():
+        logger.error(
+            "stopped, a disk is full (said above, with where): {}; {} file(s) left where they were "
+            "(free some space, then the same command sorts them)",
+            done,
+            left,
+        )
+        return 1
+    if left:  # stopped: by a signal, or Ctrl-C in a worker's tool
         logger.warning(
             "interrupted: {}; {} file(s) left where they were (the same command sorts them)", done, left
         )
         return stop.exit_status()
     logger.info("{}", done)
     return 1 if tally["failed"] else 0
+
+
+def _disk_full(exc: Exception) -> bool:
+    """A move the library's disk (or the journal's, the state folder's) had no room for. Sorting on
+    classified each of thousands of files left to fail it alike, a line each."""
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_FULL
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 class _Pipelines(Lender[Pipeline]):
