@@ -123,6 +123,10 @@ class Sorter:
                 # same picture dropped twice at once) was not in the journal yet, and each copy went
                 # in as the first.
                 decision = self._duplicate(path, digest) or decision
+                # So does the copy rule: two `sort --copy` of one file at once (named twice, as
+                # `sort --copy ~/screens/* ~/screens` does, or two commands) each copied it.
+                if copied := copy_in_library(self.journal, path, digest, self.library.root):
+                    return Outcome(path, "kept", destination=copied, why=f"{COPIED} {copied}")
                 final = journaled_apply(
                     self.journal,
                     self.library,

@@ -498,3 +498,37 @@ def test_a_file_named_to_sort_that_is_no_image_name_stays_where_it_is(
     outcome = Sorter(Library(env.library), journal).sort(stub_pipeline(env), shots / "notes.txt")
     journal.close()
     assert outcome.kind == "skipped" and (shots / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("side_by_side", ["workers", "processes"])
+def test_one_file_copied_by_two_sorts_at_once_is_copied_once(
+    daemon_settings: Settings, tmp_path: Path, side_by_side: str
+) -> None:
+    """`sort --copy ~/screens/* ~/screens` names each file twice; its two workers copied both at
+    once, each before the other was journaled, and the library got `a.png` and `a (1).png` (so did
+    two `sort --copy` of one folder side by side): the copy rule was looked at outside the move lock."""
+    shot = tmp_path / "screens" / "a.png"
+    shot.parent.mkdir()
+    shot.write_bytes(screenshot_png(16))
+    journals = [Journal.for_state_dir(daemon_settings.state_dir) for _ in range(2)]
+    if side_by_side == "workers":
+        journals[1].close()
+        journals[1] = journals[0]
+    sorters = [Sorter(Library(daemon_settings.library), j, copy=True) for j in journals]
+    both_decided = threading.Barrier(2)
+
+    class SideBySide:
+        def __init__(self) -> None:
+            self.pipeline = stub_pipeline(daemon_settings)
+
+        def decide(self, path: Path) -> Decision:
+            decision = self.pipeline.decide(path)
+            both_decided.wait(timeout=10)
+            return decision
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda s: s.sort(SideBySide(), shot, named=True), sorters))  # type: ignore[arg-type]
+    for journal in set(journals):
+        journal.close()
+    assert sorted(o.kind for o in outcomes) == ["kept", "placed"]
+    assert len(_files(daemon_settings.library)) == 1 and shot.exists()
