@@ -532,3 +532,25 @@ def test_one_file_copied_by_two_sorts_at_once_is_copied_once(
         journal.close()
     assert sorted(o.kind for o in outcomes) == ["kept", "placed"]
     assert len(_files(daemon_settings.library)) == 1 and shot.exists()
+
+
+def test_a_file_named_twice_is_sorted_once(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort ~/screens/* ~/screens` names each file twice: its second turn found it moved and said
+    "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)", a dry run planned
+    it twice, and a JSON record each said one file had been both sorted and skipped."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for name in ("a.png", "b.png"):
+        (shots / name).write_bytes(screenshot_png(len(name) + ord(name[0])))
+    monkeypatch.chdir(tmp_path)
+    named = ["screens/a.png", "screens/b.png", "screens", "screens/../screens/a.png", str(shots / "b.png")]
+    assert cli.main(["sort", "--dry-run", "--json", *named]) == 0
+    assert [Path(json.loads(line)["path"]).name for line in capsys.readouterr().out.splitlines()] == [
+        "a.png",
+        "b.png",
+    ]
+    assert cli.main(["sort", *named]) == 0
+    err = capsys.readouterr().err
+    assert "gone meanwhile" not in err and "skipped" not in err and len(_files(env.library)) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import threading
@@ -64,7 +65,7 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
     leaves nothing to do (the wrong folder named, most likely: `detect` printed nothing at all).
     Not the ``inbox``, bare or named: nothing waiting there is its normal state (the daemon took it).
     A file named directly is taken whatever its name: the sorter says why it leaves one of no image
-    name where it is (dropped here, it would be skipped without a word).
+    name where it is (dropped here, it would be skipped without a word). A file named twice is once.
     """
     out: list[Path] = []
     imageless: list[Path] = []
@@ -105,7 +106,23 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
         if not out:
             raise UsageError(problem)
         logger.warning(problem)
-    return out
+    return _each_once(out)
+
+
+def _each_once(paths: list[Path]) -> list[Path]:
+    """Each file at its first mention only: `sort ~/screens/* ~/screens` (or ``a.png ./a.png``) names
+    every file twice, and the second look found it gone, said "moved by a person, the daemon or
+    another `facesortd sort`", and a dry run planned it twice. Folders are compared as they
+    really are (``..``, a symbolic link to a folder); a file's own name is not followed."""
+    real: dict[Path, str] = {}
+    seen: set[tuple[str, str]] = set()
+    once = []
+    for path in paths:
+        folder = real.setdefault(path.parent, os.path.realpath(path.parent))
+        if (folder, path.name) not in seen:
+            seen.add((folder, path.name))
+            once.append(path)
+    return once
 
 
 _COPY_FROM_INBOX = (
