@@ -638,7 +638,8 @@ def _recover(journal: Journal) -> Iterator[str]:
                 extra.unlink()
                 fsync_dir(extra.parent)
             journal.finish(move.id, "rolled_back")
-            yield f"rolled back the interrupted move of {move.source} (it stays in the inbox)"
+            # Where it was, which is the inbox only for the daemon's moves (`sort ~/screens` too).
+            yield f"rolled back the interrupted move of {move.source} (it stays in {move.source.parent})"
         elif copies:
             journal.finish(move.id, "done", copies[0])
             yield f"completed the interrupted move of {move.source} -> {copies[0]}"

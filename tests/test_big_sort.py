@@ -157,3 +157,26 @@ def test_a_sort_into_a_library_whose_disk_fills_up_stops_and_says_where(
     monkeypatch.setattr("facesortd.durable.os.link", real_link)  # room made
     assert cli.main(["sort", str(shots)]) == 0
     assert not _files(shots) and _contents(cli_settings.library) == before
+
+
+def test_a_move_of_a_sort_killed_mid_move_is_rolled_back_into_the_folder_it_came_from(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort ~/screens` killed (kill -9) between a move's link and unlink: the next `sort` rolled it
+    back and said "it stays in the inbox", of a file that had never been in the inbox."""
+    from facesortd.decide import Decision
+    from facesortd.journal import Journal, content_id
+
+    shot = tmp_path / "screens" / "a.png"
+    shot.parent.mkdir()
+    shot.write_bytes(screenshot_png(3))
+    half = cli_settings.library / "_quarantine" / "no-face" / "a.png"
+    half.parent.mkdir(parents=True)
+    os.link(shot, half)
+    journal = Journal.for_state_dir(cli_settings.state_dir)
+    journal.plan(content_id(shot), shot, half, Decision.quarantine("no-face"), "m")  # then: kill -9
+    journal.close()
+    assert cli.main(["sort", str(shot.parent)]) == 0
+    err = capsys.readouterr().err
+    assert f"rolled back the interrupted move of {shot} (it stays in {shot.parent})" in err
+    assert len(_files(cli_settings.library)) == 1 and not shot.exists()  # then sorted, once
