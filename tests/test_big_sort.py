@@ -159,24 +159,47 @@ def test_a_sort_into_a_library_whose_disk_fills_up_stops_and_says_where(
     assert not _files(shots) and _contents(cli_settings.library) == before
 
 
+def _killed_mid_move(settings: Settings, shot: Path) -> None:
+    """``shot`` as a `sort` killed (kill -9) between its move's link and unlink leaves it: in its
+    folder and in the library, the journal's row planned."""
+    from facesortd.decide import Decision
+    from facesortd.journal import Journal, content_id
+
+    half = settings.library / "_quarantine" / "no-face" / shot.name
+    half.parent.mkdir(parents=True)
+    os.link(shot, half)
+    journal = Journal.for_state_dir(settings.state_dir)
+    journal.plan(content_id(shot), shot, half, Decision.quarantine("no-face"), "m")
+    journal.close()
+
+
 def test_a_move_of_a_sort_killed_mid_move_is_rolled_back_into_the_folder_it_came_from(
     cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`sort ~/screens` killed (kill -9) between a move's link and unlink: the next `sort` rolled it
     back and said "it stays in the inbox", of a file that had never been in the inbox."""
-    from facesortd.decide import Decision
-    from facesortd.journal import Journal, content_id
-
     shot = tmp_path / "screens" / "a.png"
     shot.parent.mkdir()
     shot.write_bytes(screenshot_png(3))
-    half = cli_settings.library / "_quarantine" / "no-face" / "a.png"
-    half.parent.mkdir(parents=True)
-    os.link(shot, half)
-    journal = Journal.for_state_dir(cli_settings.state_dir)
-    journal.plan(content_id(shot), shot, half, Decision.quarantine("no-face"), "m")  # then: kill -9
-    journal.close()
+    _killed_mid_move(cli_settings, shot)
     assert cli.main(["sort", str(shot.parent)]) == 0
     err = capsys.readouterr().err
     assert f"rolled back the interrupted move of {shot} (it stays in {shot.parent})" in err
     assert len(_files(cli_settings.library)) == 1 and not shot.exists()  # then sorted, once
+
+
+def test_status_names_a_move_a_killed_sort_left_half_done(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a kill -9 of `sort` mid-move, `status` said nothing of the file left in two places
+    (and counted it waiting for review); it names it until the next `sort` puts it in one."""
+    shot = tmp_path / "screens" / "a.png"
+    shot.parent.mkdir()
+    shot.write_bytes(screenshot_png(3))
+    _killed_mid_move(cli_settings, shot)
+    assert cli.main(["status", "--json"]) == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [p for p in problems if "1 move(s) interrupted" in p and str(shot) in p], problems
+    assert cli.main(["sort", str(shot)]) == 0
+    assert cli.main(["status"]) == 0
+    assert "interrupted" not in capsys.readouterr().out
