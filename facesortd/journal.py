@@ -403,6 +403,17 @@ class Journal:
         )
         return [_path(row[0]) for row in rows]
 
+    def sorted_from(self, folder: Path) -> int:
+        """How many files facesortd moved out of ``folder`` itself (not its sub-folders) and did not
+        put back: what `sort FOLDER` run again finds gone."""
+        rows = self._rows(
+            "SELECT count(*) FROM moves WHERE state = 'done' AND copied IS NOT 1"
+            " AND substr(CAST(source AS BLOB), 1, length(?1)) = ?1"
+            " AND instr(substr(CAST(source AS BLOB), length(?1) + 1), x'2f') = 0",
+            (_inside(folder),),
+        )
+        return int(rows[0][0])
+
     def done_moves(self, since: float = 0.0, limit: int | None = None) -> list[Move]:
         """Finished moves, newest first; at most ``limit`` of them (any number: `undo 99999999999999999999`
         means all, where SQLite refuses a count beyond its 64 bits with "datatype mismatch")."""

@@ -203,3 +203,23 @@ def test_status_names_a_move_a_killed_sort_left_half_done(
     assert cli.main(["sort", str(shot)]) == 0
     assert cli.main(["status"]) == 0
     assert "interrupted" not in capsys.readouterr().out
+
+
+def test_the_same_folder_sorted_again_once_all_is_sorted_is_no_error(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort ~/screens` run again to finish what a Ctrl-C left, when nothing was left: refused as
+    the wrong folder named ("no images in ..."), exit 2, as if it had never held a picture."""
+    shots = tmp_path / "screens"
+    (shots / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png"):
+        (shots / name).write_bytes(screenshot_png(len(name)))
+    assert cli.main(["sort", str(shots), str(shots / "sub")]) == 0
+    capsys.readouterr()
+    assert cli.main(["sort", str(shots), str(shots / "sub")]) == 0
+    err = capsys.readouterr().err
+    assert f"nothing left to sort in {shots}: 1 file(s) were sorted out of it before" in err
+    assert f"nothing left to sort in {shots / 'sub'}: 1 file(s) were" in err and "error" not in err
+    assert "drop screenshots into" not in err
+    assert cli.main(["sort", str(tmp_path)]) == 2  # a folder nothing was ever sorted from still is
+    assert f"no images in {tmp_path}" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -53,7 +53,13 @@ def _pipeline(settings: Settings, model: Model | None) -> Pipeline:
     return Pipeline(face_detector(settings), model, settings.recognition, settings.images)
 
 
-def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path | None = None) -> list[Path]:
+def _expand_inputs(
+    paths: Iterable[Path],
+    watch: WatchSettings,
+    *,
+    inbox: Path | None = None,
+    sorted_from: Callable[[Path], int] | None = None,
+) -> list[Path]:
     """Files named directly, plus the files directly inside named folders that the daemon would sort
     (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files; the
     ``inbox`` (bare `sort`, or named) has its sub-folders taken too where the daemon does
@@ -64,6 +70,8 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
     not enter), with the fix instead of a traceback; and so is a folder holding no image when that
     leaves nothing to do (the wrong folder named, most likely: `detect` printed nothing at all).
     Not the ``inbox``, bare or named: nothing waiting there is its normal state (the daemon took it).
+    Nor a folder ``sorted_from`` says files were sorted out of: `sort FOLDER` run again once all
+    was sorted (to finish what a Ctrl-C left, say) was refused as the wrong folder named, exit 2.
     A file named directly is taken whatever its name: the sorter says why it leaves one of no image
     name where it is (dropped here, it would be skipped without a word). A file named twice is once.
     """
@@ -99,6 +107,9 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
                 advised("sort", "FOLDER"),
             )
     for folder in imageless:
+        if sorted_from and (before := sorted_from(folder)):
+            logger.info("nothing left to sort in {}: {} file(s) were sorted out of it before", folder, before)
+            continue
         problem = (
             f"no images in {folder}: only the files directly inside a folder whose names end in "
             f"{', '.join(watch.extensions)} (watch.extensions) are taken"
@@ -123,6 +134,22 @@ def _each_once(paths: list[Path]) -> list[Path]:
             seen.add((folder, path.name))
             once.append(path)
     return once
+
+
+def _sorted_from(settings: Settings) -> Callable[[Path], int] | None:
+    """How many files were sorted out of a folder before, by the journal (None: nothing ever was)."""
+    journal_file = settings.state_dir / JOURNAL_FILE
+    if not journal_file.exists():
+        return None
+
+    def count(folder: Path) -> int:
+        journal = Journal(journal_file)
+        try:
+            return journal.sorted_from(folder)
+        finally:
+            journal.close()
+
+    return count
 
 
 _COPY_FROM_INBOX = (
@@ -151,11 +178,17 @@ def cmd_sort(args: argparse.Namespace) -> int:
     if not args.paths and not args.dry_run:  # a dry run touches nothing: no inbox is nothing to sort
         settings.inbox.mkdir(parents=True, exist_ok=True)
     if args.paths or settings.inbox.exists():
-        files = _expand_inputs(args.paths or [settings.inbox], settings.watch, inbox=settings.inbox)
+        files = _expand_inputs(
+            args.paths or [settings.inbox],
+            settings.watch,
+            inbox=settings.inbox,
+            sorted_from=_sorted_from(settings),
+        )
     else:
         files = []
     if not files:
-        logger.info("nothing to sort: drop screenshots into {}", settings.inbox)  # a named folder: refused
+        if not args.paths or any(_under(p, settings.inbox) for p in args.paths):  # else said, or refused
+            logger.info("nothing to sort: drop screenshots into {}", settings.inbox)
         return 0
     if args.copy and (inside := next((f for f in files if _under(f, settings.inbox)), None)):
         raise UsageError(f"{inside}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
