@@ -9,6 +9,7 @@ link and its unlink, leaving the file in both places until the next recovery.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,8 +40,13 @@ class StopRequest:
 
 @contextmanager
 def stop_requests() -> Iterator[StopRequest]:
-    """SIGINT and SIGTERM noted in a :class:`StopRequest` while inside, the old handlers after."""
+    """SIGINT and SIGTERM noted in a :class:`StopRequest` while inside, the old handlers after. Off
+    the main thread (a command run by a test, or by a program, in a thread of its own) Python
+    delivers no signal and takes no handler: nothing is noted there."""
     request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
     before = {sig: signal.signal(sig, request._note) for sig in STOPPING}
     try:
         yield request
