@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -152,7 +153,7 @@ def test_a_sort_into_a_library_whose_disk_fills_up_stops_and_says_where(
     failed = err.count("could not move it")
     assert 1 <= failed <= 9  # those under way when the first failed, not the 37 left
     assert f"cannot write into {cli_settings.library}" in err and "its disk is full: free some space" in err
-    assert f"{37 - failed} file(s) left where they were" in err and "stopped, a disk is full" in err
+    assert f"{37 - failed} file(s) left where they were" in err and "stopped: cannot write into" in err
     assert len(_files(cli_settings.library)) == 3 and _contents(shots, cli_settings.library) == before
     monkeypatch.setattr("facesortd.durable.os.link", real_link)  # room made
     assert cli.main(["sort", str(shots)]) == 0
@@ -223,3 +224,35 @@ def test_the_same_folder_sorted_again_once_all_is_sorted_is_no_error(
     assert "drop screenshots into" not in err
     assert cli.main(["sort", str(tmp_path)]) == 2  # a folder nothing was ever sorted from still is
     assert f"no images in {tmp_path}" in capsys.readouterr().err
+
+
+def test_a_sort_whose_journal_disk_fills_up_stops_and_says_where(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The state folder's disk full: every file left was classified, then failed with "database or
+    disk is full", which names no disk. The sort stops and names the journal's folder and the fix."""
+    from facesortd.journal import Journal
+
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(20):
+        (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(i))
+    before = _contents(shots)
+
+    def plan(*_args: object, **_kw: object) -> int:
+        full = sqlite3.OperationalError("database or disk is full")
+        full.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]  # as SQLite's own
+        raise full
+
+    monkeypatch.setattr(Journal, "plan", plan)
+    assert cli.main(["sort", "--workers", "2", str(shots)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("could not move it") <= 9
+    assert (
+        f"stopped: the journal has no room (database or disk is full): its disk is full: free some space "
+        f"there (df -h '{cli_settings.state_dir}')" in err
+    )
+    assert _contents(shots) == before and not _files(cli_settings.library)

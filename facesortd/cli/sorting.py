@@ -6,7 +6,6 @@ import argparse
 import os
 import sqlite3
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -26,7 +25,7 @@ from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, FaceResult, Pipeline
 from facesortd.detect import Candidates, FaceDetector
-from facesortd.durable import DISK_FULL, write_new
+from facesortd.durable import DISK_FULL, disk_full_fix, write_new
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, recover_logged
@@ -225,20 +224,20 @@ def cmd_sort(args: argparse.Namespace) -> int:
     progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
     tally: Counter[str] = Counter()
 
-    full = threading.Event()
+    full: list[str] = []  # which disk had no room, with the fix
 
     def sort_one(src: Path) -> Outcome | Exception:
         with pipelines.borrow() as pipeline:
             try:
                 return sorter.sort(pipeline, src, named=named)
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
-                if _disk_full(exc):  # but every other would fail alike, after its detection
-                    full.set()
+                if why := _disk_full(exc, settings.state_dir):  # every other would fail alike
+                    full.append(why)
                 return exc
 
     try:
         with stop_requests() as stop:
-            for src, outcome in in_order_until(sort_one, files, workers, lambda: stop() or full.is_set()):
+            for src, outcome in in_order_until(sort_one, files, workers, lambda: stop() or bool(full)):
                 tally[_report(args, src, outcome)] += 1
                 if progress:
                     progress.step()
@@ -249,10 +248,11 @@ def cmd_sort(args: argparse.Namespace) -> int:
             journal.close()
     done = ("dry run, nothing moved: " if args.dry_run else "") + summary(tally)
     left = len(files) - tally.total()
-    if left and full.is_set():
+    if left and full:
         logger.error(
-            "stopped, a disk is full (said above, with where): {}; {} file(s) left where they were "
-            "(free some space, then the same command sorts them)",
+            "stopped: {}; {}; {} file(s) left where they were (the same command sorts them once there "
+            "is room)",
+            full[0],
             done,
             left,
         )
@@ -266,12 +266,15 @@ def cmd_sort(args: argparse.Namespace) -> int:
     return 1 if tally["failed"] else 0
 
 
-def _disk_full(exc: Exception) -> bool:
-    """A move the library's disk (or the journal's, the state folder's) had no room for. Sorting on
-    classified each of thousands of files left to fail it alike, a line each."""
-    if isinstance(exc, OSError):
-        return exc.errno in DISK_FULL
-    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+def _disk_full(exc: Exception, state_dir: Path) -> str:
+    """Which disk had no room for a move, with the fix ("" if that is not what ``exc`` is): the
+    library's (a Refused names its folder) or the journal's. Sorting on classified each of thousands
+    of files left, to fail it alike, a line each."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return str(exc)
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return f"the journal has no room ({exc}): {disk_full_fix(state_dir)}"
+    return ""
 
 
 class _Pipelines(Lender[Pipeline]):
