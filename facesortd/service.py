@@ -127,6 +127,8 @@ class Service:
             try:
                 return self._run()
             finally:
+                if self.backlog:  # stopped before its end: what is said next goes below its bar
+                    self.backlog.close()
                 self._cancel_timers()
                 self.journal.close()
 
