@@ -299,6 +299,8 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
     except Refused:
         raise
     except OSError as exc:
+        if exc.errno in DISK_FULL:  # "[Errno 28] No space left on device" named no folder, no fix
+            raise Refused(exc, f"cannot write into {dest.parent}", disk_full_fix(dest.parent)) from exc
         if exc.errno not in REFUSALS:
             raise
         into = _unwritable(dest.parent)
@@ -327,6 +329,11 @@ REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
 """What a folder (or a file's owner) answers when facesortd may not change it."""
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 """What a write answers when the disk (or the user's quota) has no room: chmod will not help."""
+
+
+def disk_full_fix(folder: Path) -> str:
+    """What to do when ``folder``'s disk has no room: the journal and the moves say it alike."""
+    return f"its disk is full: free some space there (df -h '{folder}')"
 
 
 class Refused(OSError):

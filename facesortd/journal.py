@@ -32,6 +32,7 @@ from facesortd.durable import (
     DISK_FULL,
     NUMBERED_NAMES,
     Refused,
+    disk_full_fix,
     fsync_dir,
     numbered,
     open_regular,
@@ -158,7 +159,7 @@ class JournalUnavailable(JournalError):
         if read_only:
             fix = f"{folder} is on a read-only filesystem: mount it writable"
         elif room < 1 << 20:
-            fix = f"its disk is full: free some space there (df -h '{folder}')"
+            fix = disk_full_fix(folder)
         else:
             fix = "look at what the system says of its disk (dmesg)"
         why = getattr(exc, "strerror", None) or exc
@@ -450,6 +451,17 @@ class Journal:
         )
         return [_path(row[0]) for row in rows]
 
+    def sorted_from(self, folder: Path) -> int:
+        """How many files facesortd moved out of ``folder`` itself (not its sub-folders) and did not
+        put back: what `sort FOLDER` run again finds gone."""
+        rows = self._rows(
+            "SELECT count(*) FROM moves WHERE state = 'done' AND copied IS NOT 1"
+            " AND substr(CAST(source AS BLOB), 1, length(?1)) = ?1"
+            " AND instr(substr(CAST(source AS BLOB), length(?1) + 1), x'2f') = 0",
+            (_inside(folder),),
+        )
+        return int(rows[0][0])
+
     def done_moves(self, since: float = 0.0, limit: int | None = None) -> list[Move]:
         """Finished moves, newest first; at most ``limit`` of them (any number: `undo 99999999999999999999`
         means all, where SQLite refuses a count beyond its 64 bits with "datatype mismatch")."""
@@ -688,7 +700,8 @@ def _recover(journal: Journal) -> Iterator[str]:
                 extra.unlink()
                 fsync_dir(extra.parent)
             journal.finish(move.id, "rolled_back")
-            yield f"rolled back the interrupted move of {move.source} (it stays in the inbox)"
+            # Where it was, which is the inbox only for the daemon's moves (`sort ~/screens` too).
+            yield f"rolled back the interrupted move of {move.source} (it stays in {move.source.parent})"
         elif copies:
             journal.finish(move.id, "done", copies[0])
             yield f"completed the interrupted move of {move.source} -> {copies[0]}"

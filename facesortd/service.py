@@ -76,6 +76,7 @@ class Service:
             self.journal,
             duplicates=settings.watch.duplicates,
             unreadable_settle_s=settings.watch.unreadable_settle_s,
+            extensions=tuple(settings.watch.extensions),
         )
         self.stop_event = threading.Event()
         self.counts: Counter[str] = Counter()
@@ -126,6 +127,8 @@ class Service:
             try:
                 return self._run()
             finally:
+                if self.backlog:  # stopped before its end: what is said next goes below its bar
+                    self.backlog.close()
                 self._cancel_timers()
                 self.journal.close()
 

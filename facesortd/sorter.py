@@ -18,6 +18,7 @@ from typing import Literal
 from facesortd.advice import advised
 from facesortd.decide import Decision, Pipeline
 from facesortd.durable import NOT_REGULAR
+from facesortd.image_names import IMAGE_SUFFIXES, is_image_name, not_an_image_name
 from facesortd.journal import Journal, content_id
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
@@ -65,7 +66,9 @@ class Sorter:
 
     ``journal`` None means no history is known (a dry run before anything was ever sorted): the
     person-decision rules then have nothing to go on. ``unreadable_settle_s`` is for the daemon,
-    which meets files while they are still being written; a one-shot sort passes 0.
+    which meets files while they are still being written; a one-shot sort passes 0. ``extensions``
+    (``watch.extensions``): the names sorted; any other file is left where it is, never judged
+    "unreadable" and quarantined (a ``notes.txt`` named to `sort` among the screenshots was).
     """
 
     library: Library
@@ -75,6 +78,7 @@ class Sorter:
     dry_run: bool = False
     copy: bool = False
     unreadable_settle_s: float = 0.0
+    extensions: tuple[str, ...] = IMAGE_SUFFIXES
 
     def sort(self, pipeline: Pipeline, path: Path, *, named: bool = False) -> Outcome:
         """Sort ``path`` with ``pipeline`` (one per thread: OpenCV's detectors are not shareable).
@@ -88,6 +92,8 @@ class Sorter:
         path = path.absolute()
         if path.is_symlink():
             return Outcome(path, "skipped", why="a symbolic link (facesortd only moves real files)")
+        if not is_image_name(path, self.extensions):
+            return Outcome(path, "skipped", why=not_an_image_name(self.extensions))
         try:
             seen = path.lstat()
             if not stat.S_ISREG(seen.st_mode):
@@ -117,6 +123,10 @@ class Sorter:
                 # same picture dropped twice at once) was not in the journal yet, and each copy went
                 # in as the first.
                 decision = self._duplicate(path, digest) or decision
+                # So does the copy rule: two `sort --copy` of one file at once (named twice, as
+                # `sort --copy ~/screens/* ~/screens` does, or two commands) each copied it.
+                if copied := copy_in_library(self.journal, path, digest, self.library.root):
+                    return Outcome(path, "kept", destination=copied, why=f"{COPIED} {copied}")
                 final = journaled_apply(
                     self.journal,
                     self.library,

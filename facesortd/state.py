@@ -157,6 +157,23 @@ def models_lock(state_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def move_lock_if_free(state_dir: Path) -> Iterator[bool]:
+    """The move lock if no one holds it now (True), or nothing (False), without waiting: for a look at
+    the journal's planned rows (`status`) that must neither wait for a move nor take a live one for
+    one a killed process left."""
+    fd = _open_lock(state_dir, MOVE_LOCK)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
 class DaemonLock:
     """The lock `run` holds while it lives; its file names the holder's pid for the refusal message."""
 

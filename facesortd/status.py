@@ -29,7 +29,7 @@ from facesortd.model_store import last_retrain, load_model_in_force, lost_in_for
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
-from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE
+from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, move_lock_if_free
 from facesortd.watch import ignored, walk_inbox, wanted
 
 MAX_STUCK = 10
@@ -161,6 +161,24 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
     return "waiting to be sorted"
 
 
+def interrupted_moves(settings: Settings, journal: Journal, problems: list[str]) -> None:
+    """A move a killed `sort` or daemon left half done (kill -9, a power cut) leaves its file in two
+    places, or a copy's temp file, until the next `sort` or start of `run` recovers it; `status`
+    said nothing of it, and counted such a file twice. Looked at only while no move is live (the move
+    lock free), so a move in progress is never taken for one."""
+    try:
+        with move_lock_if_free(settings.state_dir) as free:
+            moves = journal.planned() if free else []
+    except OSError:  # a state folder this user may not write: said by the journal's own checks
+        return
+    if moves:
+        problems.append(
+            f"{len(moves)} move(s) interrupted (a `sort` or the daemon was killed in the middle), the "
+            f"first of {moves[0].source}: such a file may be in two places until the next "
+            f"`{advised('sort')}` or start of `{advised('run')}` puts it in one"
+        )
+
+
 def inbox_entries(
     settings: Settings, journal: Journal | None, running: bool, problems: list[str]
 ) -> dict[str, Any]:
@@ -221,6 +239,7 @@ def gather(settings: Settings) -> dict[str, Any]:
         problems.extend(case_twins(settings.library, folders, model.labels if model else []))
         out["inbox"] = inbox_entries(settings, journal, state is not None, problems)
         if journal:
+            interrupted_moves(settings, journal, problems)
             counts, unusable, imported = label_summary(journal)
             known = set(model.labels) if model else set()
             minimum = settings.learning.min_per_class

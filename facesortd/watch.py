@@ -27,6 +27,7 @@ from watchdog.observers.polling import PollingObserver
 
 from facesortd.config import WatchSettings
 from facesortd.durable import Refused, list_folder
+from facesortd.image_names import is_image_name
 
 
 def ignored(name: str, settings: WatchSettings) -> bool:
@@ -38,7 +39,7 @@ def wanted(path: Path, settings: WatchSettings) -> bool:
     """Should this name be sorted? Hidden/temp names and unknown extensions are left alone."""
     if ignored(path.name, settings):
         return False
-    return path.suffix.lower() in {e.lower() for e in settings.extensions}
+    return is_image_name(path, settings.extensions)
 
 
 def walk_inbox(

@@ -132,7 +132,7 @@ def test_a_rollback_the_journal_cannot_mark_keeps_the_moves_own_error(
     with pytest.raises(Refused):
         journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
     monkeypatch.undo()
-    assert list(recover(journal)) == [f"rolled back the interrupted move of {src} (it stays in the inbox)"]
+    assert list(recover(journal)) == [f"rolled back the interrupted move of {src} (it stays in {src.parent})"]
     assert files(settings.inbox) == [src]
 
 

@@ -554,7 +554,7 @@ def test_recovery_is_not_stopped_by_a_file_it_may_not_read(
     journal.plan(content_id(mine), mine, theirs, Decision.quarantine("unreadable"), "m")  # then: kill -9
 
     assert list(journal_module.recover(journal)) == [
-        f"rolled back the interrupted move of {mine} (it stays in the inbox)"
+        f"rolled back the interrupted move of {mine} (it stays in {mine.parent})"
     ]
     assert mine.read_bytes() == b"not an image either" and theirs.read_bytes() == b"not ours to read"
     journal.close()

@@ -465,3 +465,92 @@ def test_a_file_copied_into_one_library_is_copied_into_another_but_not_twice_int
     again = json.loads(capsys.readouterr().out)
     assert again["action"] == "skipped" and str(_files(one)[0]) in again["detail"]
     assert len(_files(one)) == 1 and len(_files(other)) == 1 and shot.exists()
+
+
+def test_a_file_named_to_sort_that_is_no_image_name_stays_where_it_is(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort ~/screens/*` takes in the notes, downloads in progress and JSON beside the screenshots:
+    they went to _quarantine/unreadable/ as broken pictures. Only a file of an image name that does
+    not decode belongs there; the others stay, each said once (and as a --json record)."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    others = {"notes.txt": b"todo", "faces.json": b"{}", "shot.png.part": screenshot_png(5)[:50]}
+    for name, data in others.items():
+        (shots / name).write_bytes(data)
+    (shots / "broken.png").write_bytes(b"not a picture")
+    (shots / "ok.PNG").write_bytes(screenshot_png(6))
+    named = [str(p) for p in sorted(shots.iterdir())]
+    assert cli.main(["sort", "--json", *named]) == 0
+    lines = {Path(d["path"]).name: d for d in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert list(lines) == [Path(p).name for p in named]  # one record each, in input order
+    for name, data in others.items():
+        assert (shots / name).read_bytes() == data
+        assert lines[name]["action"] == "skipped" and "not an image name" in lines[name]["detail"]
+    assert lines["broken.png"]["reason"] == "unreadable" and lines["ok.PNG"]["action"] != "skipped"
+    assert sorted(p.name for p in _files(env.library)) == ["broken.png", "ok.PNG"]
+    (shots / "more.txt").write_bytes(b"x")
+    assert cli.main(["sort", str(shots / "more.txt")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("more.txt: skipped, not an image name") == 1 and (shots / "more.txt").exists()
+    # The daemon's sorter, handed such a name (the watcher never does), leaves it alike.
+    journal = Journal.for_state_dir(env.state_dir)
+    outcome = Sorter(Library(env.library), journal).sort(stub_pipeline(env), shots / "notes.txt")
+    journal.close()
+    assert outcome.kind == "skipped" and (shots / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("side_by_side", ["workers", "processes"])
+def test_one_file_copied_by_two_sorts_at_once_is_copied_once(
+    daemon_settings: Settings, tmp_path: Path, side_by_side: str
+) -> None:
+    """`sort --copy ~/screens/* ~/screens` names each file twice; its two workers copied both at
+    once, each before the other was journaled, and the library got `a.png` and `a (1).png` (so did
+    two `sort --copy` of one folder side by side): the copy rule was looked at outside the move lock."""
+    shot = tmp_path / "screens" / "a.png"
+    shot.parent.mkdir()
+    shot.write_bytes(screenshot_png(16))
+    journals = [Journal.for_state_dir(daemon_settings.state_dir) for _ in range(2)]
+    if side_by_side == "workers":
+        journals[1].close()
+        journals[1] = journals[0]
+    sorters = [Sorter(Library(daemon_settings.library), j, copy=True) for j in journals]
+    both_decided = threading.Barrier(2)
+
+    class SideBySide:
+        def __init__(self) -> None:
+            self.pipeline = stub_pipeline(daemon_settings)
+
+        def decide(self, path: Path) -> Decision:
+            decision = self.pipeline.decide(path)
+            both_decided.wait(timeout=10)
+            return decision
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda s: s.sort(SideBySide(), shot, named=True), sorters))  # type: ignore[arg-type]
+    for journal in set(journals):
+        journal.close()
+    assert sorted(o.kind for o in outcomes) == ["kept", "placed"]
+    assert len(_files(daemon_settings.library)) == 1 and shot.exists()
+
+
+def test_a_file_named_twice_is_sorted_once(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort ~/screens/* ~/screens` names each file twice: its second turn found it moved and said
+    "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)", a dry run planned
+    it twice, and a JSON record each said one file had been both sorted and skipped."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for name in ("a.png", "b.png"):
+        (shots / name).write_bytes(screenshot_png(len(name) + ord(name[0])))
+    monkeypatch.chdir(tmp_path)
+    named = ["screens/a.png", "screens/b.png", "screens", "screens/../screens/a.png", str(shots / "b.png")]
+    assert cli.main(["sort", "--dry-run", "--json", *named]) == 0
+    assert [Path(json.loads(line)["path"]).name for line in capsys.readouterr().out.splitlines()] == [
+        "a.png",
+        "b.png",
+    ]
+    assert cli.main(["sort", *named]) == 0
+    err = capsys.readouterr().err
+    assert "gone meanwhile" not in err and "skipped" not in err and len(_files(env.library)) == 2

@@ -24,6 +24,7 @@ from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError, JournalLocked, JournalUnavailable
 from facesortd.learn.datasets import DatasetError
+from facesortd.progress import LogStream
 from facesortd.shown_names import NAME_BYTES, one_line
 from facesortd.state import StateBusy
 
@@ -54,7 +55,7 @@ def _show_any_name() -> None:
 
 def _setup_logging(level: str) -> None:
     logger.remove()
-    logger.add(sys.stderr, level=level, format=_log_line)
+    logger.add(LogStream(sys.stderr), level=level, format=_log_line)
 
 
 def _log_line(record: Record) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -19,11 +20,12 @@ from facesortd.advice import advised
 from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import folder_to_write, int_at_least
 from facesortd.cli.common import UsageError, face_detector, refuse_overlap, settings_for
+from facesortd.cli.stopping import stop_requests
 from facesortd.config import Settings, WatchSettings
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, FaceResult, Pipeline
 from facesortd.detect import Candidates, FaceDetector
-from facesortd.durable import write_new
+from facesortd.durable import DISK_FULL, disk_full_fix, write_new
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal, JournalLocked, recover_logged
@@ -34,7 +36,7 @@ from facesortd.shown_names import json_text, one_line
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
 from facesortd.watch import scan, wanted
-from facesortd.workers import Lender
+from facesortd.workers import Lender, in_order_until
 
 
 def _model(settings: Settings) -> Model | None:
@@ -50,7 +52,13 @@ def _pipeline(settings: Settings, model: Model | None) -> Pipeline:
     return Pipeline(face_detector(settings), model, settings.recognition, settings.images)
 
 
-def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path | None = None) -> list[Path]:
+def _expand_inputs(
+    paths: Iterable[Path],
+    watch: WatchSettings,
+    *,
+    inbox: Path | None = None,
+    sorted_from: Callable[[Path], int] | None = None,
+) -> list[Path]:
     """Files named directly, plus the files directly inside named folders that the daemon would sort
     (``watch.extensions``, not ``watch.ignore``): `sort DIR` and the daemon pick the same files; the
     ``inbox`` (bare `sort`, or named) has its sub-folders taken too where the daemon does
@@ -61,6 +69,10 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
     not enter), with the fix instead of a traceback; and so is a folder holding no image when that
     leaves nothing to do (the wrong folder named, most likely: `detect` printed nothing at all).
     Not the ``inbox``, bare or named: nothing waiting there is its normal state (the daemon took it).
+    Nor a folder ``sorted_from`` says files were sorted out of: `sort FOLDER` run again once all
+    was sorted (to finish what a Ctrl-C left, say) was refused as the wrong folder named, exit 2.
+    A file named directly is taken whatever its name: the sorter says why it leaves one of no image
+    name where it is (dropped here, it would be skipped without a word). A file named twice is once.
     """
     out: list[Path] = []
     imageless: list[Path] = []
@@ -94,6 +106,9 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
                 advised("sort", "FOLDER"),
             )
     for folder in imageless:
+        if sorted_from and (before := sorted_from(folder)):
+            logger.info("nothing left to sort in {}: {} file(s) were sorted out of it before", folder, before)
+            continue
         problem = (
             f"no images in {folder}: only the files directly inside a folder whose names end in "
             f"{', '.join(watch.extensions)} (watch.extensions) are taken"
@@ -101,7 +116,39 @@ def _expand_inputs(paths: Iterable[Path], watch: WatchSettings, *, inbox: Path |
         if not out:
             raise UsageError(problem)
         logger.warning(problem)
-    return out
+    return _each_once(out)
+
+
+def _each_once(paths: list[Path]) -> list[Path]:
+    """Each file at its first mention only: `sort ~/screens/* ~/screens` (or ``a.png ./a.png``) names
+    every file twice, and the second look found it gone, said "moved by a person, the daemon or
+    another `facesortd sort`", and a dry run planned it twice. Folders are compared as they
+    really are (``..``, a symbolic link to a folder); a file's own name is not followed."""
+    real: dict[Path, str] = {}
+    seen: set[tuple[str, str]] = set()
+    once = []
+    for path in paths:
+        folder = real.setdefault(path.parent, os.path.realpath(path.parent))
+        if (folder, path.name) not in seen:
+            seen.add((folder, path.name))
+            once.append(path)
+    return once
+
+
+def _sorted_from(settings: Settings) -> Callable[[Path], int] | None:
+    """How many files were sorted out of a folder before, by the journal (None: nothing ever was)."""
+    journal_file = settings.state_dir / JOURNAL_FILE
+    if not journal_file.exists():
+        return None
+
+    def count(folder: Path) -> int:
+        journal = Journal(journal_file)
+        try:
+            return journal.sorted_from(folder)
+        finally:
+            journal.close()
+
+    return count
 
 
 _COPY_FROM_INBOX = (
@@ -130,11 +177,17 @@ def cmd_sort(args: argparse.Namespace) -> int:
     if not args.paths and not args.dry_run:  # a dry run touches nothing: no inbox is nothing to sort
         settings.inbox.mkdir(parents=True, exist_ok=True)
     if args.paths or settings.inbox.exists():
-        files = _expand_inputs(args.paths or [settings.inbox], settings.watch, inbox=settings.inbox)
+        files = _expand_inputs(
+            args.paths or [settings.inbox],
+            settings.watch,
+            inbox=settings.inbox,
+            sorted_from=_sorted_from(settings),
+        )
     else:
         files = []
     if not files:
-        logger.info("nothing to sort: drop screenshots into {}", settings.inbox)  # a named folder: refused
+        if not args.paths or any(_under(p, settings.inbox) for p in args.paths):  # else said, or refused
+            logger.info("nothing to sort: drop screenshots into {}", settings.inbox)
         return 0
     if args.copy and (inside := next((f for f in files if _under(f, settings.inbox)), None)):
         raise UsageError(f"{inside}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
@@ -166,9 +219,12 @@ def cmd_sort(args: argparse.Namespace) -> int:
         copy=args.copy,
         # The inbox is where writers are at work, as for the daemon; a file named is sorted now.
         unreadable_settle_s=0.0 if named else settings.watch.unreadable_settle_s,
+        extensions=tuple(settings.watch.extensions),
     )
     progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
     tally: Counter[str] = Counter()
+
+    full: list[str] = []  # which disk had no room, with the fix
 
     def sort_one(src: Path) -> Outcome | Exception:
         with pipelines.borrow() as pipeline:
@@ -177,21 +233,50 @@ def cmd_sort(args: argparse.Namespace) -> int:
             except JournalLocked:  # every file after it would wait as long: said once, the batch ends
                 raise
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
+                if why := _disk_full(exc, settings.state_dir):  # every other would fail alike
+                    full.append(why)
                 return exc
 
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="sort")
     try:
-        for src, outcome in zip(files, pool.map(sort_one, files), strict=True):  # input order
-            tally[_report(args, src, outcome)] += 1
-            if progress:
-                progress.step()
+        with stop_requests() as stop:
+            for src, outcome in in_order_until(sort_one, files, workers, lambda: stop() or bool(full)):
+                tally[_report(args, src, outcome)] += 1
+                if progress:
+                    progress.step()
     finally:
-        # Ctrl-C: the files in progress finish their (journaled) moves, the queued ones are dropped.
-        pool.shutdown(cancel_futures=True)
+        if progress:
+            progress.close()
         if journal is not None:
             journal.close()
-    logger.info("{}{}", "dry run, nothing moved: " if args.dry_run else "", summary(tally))
+    done = ("dry run, nothing moved: " if args.dry_run else "") + summary(tally)
+    left = len(files) - tally.total()
+    if left and full:
+        logger.error(
+            "stopped: {}; {}; {} file(s) left where they were (the same command sorts them once there "
+            "is room)",
+            full[0],
+            done,
+            left,
+        )
+        return 1
+    if left:  # stopped: by a signal, or Ctrl-C in a worker's tool
+        logger.warning(
+            "interrupted: {}; {} file(s) left where they were (the same command sorts them)", done, left
+        )
+        return stop.exit_status()
+    logger.info("{}", done)
     return 1 if tally["failed"] else 0
+
+
+def _disk_full(exc: Exception, state_dir: Path) -> str:
+    """Which disk had no room for a move, with the fix ("" if that is not what ``exc`` is): the
+    library's (a Refused names its folder) or the journal's. Sorting on classified each of thousands
+    of files left, to fail it alike, a line each."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return str(exc)
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return f"the journal has no room ({exc}): {disk_full_fix(state_dir)}"
+    return ""
 
 
 class _Pipelines(Lender[Pipeline]):

@@ -1,0 +1,55 @@
+"""Ctrl-C and SIGTERM during `sort`: noted and acted on between files, never inside one.
+
+Python's own Ctrl-C raised KeyboardInterrupt wherever the main thread was, so the files the workers
+finished while the sort stopped were moved but never reported (no line, no ``--json`` record, no
+summary); and SIGTERM (`kill`, `timeout`, a logout) ended the process at once, between a move's
+link and its unlink, leaving the file in both places until the next recovery.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+STOPPING = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass
+class StopRequest:
+    """The signal that asked this command to stop (None: none did); a second one ends it at once."""
+
+    signum: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def exit_status(self) -> int:
+        """The shell's convention, 128 + the signal: 130 for Ctrl-C (also when no signal came, but a
+        tool raised KeyboardInterrupt), 143 for SIGTERM."""
+        return 128 + (self.signum or signal.SIGINT)
+
+    def _note(self, signum: int, _frame: FrameType | None) -> None:
+        if self.signum is not None:  # asked twice: the person wants it ended now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+
+@contextmanager
+def stop_requests() -> Iterator[StopRequest]:
+    """SIGINT and SIGTERM noted in a :class:`StopRequest` while inside, the old handlers after. Off
+    the main thread (a command run by a test, or by a program, in a thread of its own) Python
+    delivers no signal and takes no handler: nothing is noted there."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    before = {sig: signal.signal(sig, request._note) for sig in STOPPING}
+    try:
+        yield request
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
