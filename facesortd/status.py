@@ -165,10 +165,12 @@ def interrupted_moves(settings: Settings, journal: Journal, problems: list[str])
     """A move a killed `sort` or daemon left half done (kill -9, a power cut) leaves its file in two
     places, or a copy's temp file, until the next `sort` or start of `run` recovers it; `status`
     said nothing of it, and counted such a file twice. Looked at only while no move is live (the move
-    lock free), so a move in progress is never taken for one."""
+    lock free), so a move in progress is never taken for one. An older version's row with a relative
+    path is not counted: recovery never acts on it, so `sort` would not clear it, and it has its own
+    line in the last errors."""
     try:
         with move_lock_if_free(settings.state_dir) as free:
-            moves = journal.planned() if free else []
+            moves = [m for m in journal.planned() if m.source.is_absolute()] if free else []
     except OSError:  # a state folder this user may not write: said by the journal's own checks
         return
     if moves:

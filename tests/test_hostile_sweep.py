@@ -33,6 +33,7 @@ from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.service import Service
 from facesortd.sorter import Outcome, Sorter
+from facesortd.status import interrupted_moves
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
 FULL = sqlite3.OperationalError("database or disk is full")
@@ -292,6 +293,9 @@ def test_recovery_never_acts_on_an_interrupted_move_an_older_version_journaled_b
     assert files(elsewhere / "shots") == [elsewhere / "shots" / "a.png"]
     assert [m.id for m in journal.planned()] == [1]  # the row is left for a person, untouched
     assert said in [message for _at, _path, message in journal.last_errors()]  # `status` shows it
+    problems: list[str] = []
+    interrupted_moves(settings, journal, problems)
+    assert problems == []  # not advised away with a `sort`, which never clears it
 
 
 def test_recovery_records_the_numbered_name_a_second_copy_of_sorted_content_got(settings: Settings) -> None:
