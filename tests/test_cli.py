@@ -22,7 +22,7 @@ from conftest import isolate, use_fake_detector, write_crop_dataset
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
 from facesortd import cli, durable
-from facesortd.cli import sorting
+from facesortd.cli import undo as undo_command
 from facesortd.config import load_settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE
 from facesortd.learn.training import FaceSet
@@ -968,7 +968,7 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     out = capsys.readouterr().out
     assert "daemon: not running" in out and "nothing sorted yet" in out
     assert "held out: balanced accuracy" in out  # the shipped model's figures
-    assert abs(sorting._parse_since("2h") - (time.time() - 7200)) < 5
+    assert abs(undo_command._parse_since("2h") - (time.time() - 7200)) < 5
     assert cli.main(["undo", "--since", "yesterday-ish"]) == 2
     assert "--since takes" in capsys.readouterr().err
     (tmp_path / "mine.png").write_bytes(b"never sorted")
@@ -1008,8 +1008,8 @@ def test_undo_of_a_name_that_does_not_exist_says_so(target: str, capsys: pytest.
 def test_undo_since_takes_the_form_its_help_shows() -> None:
     """`undo --help` shows "--since TIME ... (2h, 30m, 1d ago, ...)"; `--since "1d ago"`, typed as
     shown, was refused: "--since takes e.g. 2h, 30m, 1d ...", got '1d ago'."""
-    assert abs(sorting._parse_since("1d ago") - (time.time() - 86400)) < 5
-    assert abs(sorting._parse_since("30m  ago") - (time.time() - 1800)) < 5
+    assert abs(undo_command._parse_since("1d ago") - (time.time() - 86400)) < 5
+    assert abs(undo_command._parse_since("30m  ago") - (time.time() - 1800)) < 5
 
 
 @pytest.mark.parametrize("argv", [["3", "--since", "2h"], ["--since", "2h", "shot.png"]])
@@ -1103,7 +1103,7 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    for i in range(sorting.CONFIRM_UNDO_OVER + 1):
+    for i in range(undo_command.CONFIRM_UNDO_OVER + 1):
         cv2.imwrite(str(inbox / f"{i}.png"), np.full((60, 60, 3), i, np.uint8))
     monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
     assert cli.main(["sort", str(inbox)]) == 0
@@ -1118,7 +1118,7 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
     assert cli.main(["undo", "--since", "1h"]) == 0
     assert "nothing undone" in capsys.readouterr().out and list(inbox.iterdir()) == []
     assert cli.main(["undo", "--since", "1h"]) == 0
-    assert len(list(inbox.iterdir())) == sorting.CONFIRM_UNDO_OVER + 1
+    assert len(list(inbox.iterdir())) == undo_command.CONFIRM_UNDO_OVER + 1
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,12 @@
 """The `facesortd` command line: parsing, error mapping and presentation only; the modules it calls
 do the work.
 
-One module per command group: `sorting` (sort, detect, undo), `daemon` (run, status, install-service,
-doctor), `models` (train, eval, model, retrain), `labels` (import-labels, review); `dataset_args` holds
-the DATASET options three of them share, `common` the settings and detector every group uses, and
-`app` the parser and `main`, which turns a user's mistake into a one-line message.
+One module per command group: `sort` (with `sort_run`, its run, and `sort_report`, what it says),
+`detect`, `undo`, `daemon` (run, status, install-service, doctor), `models` (train, eval, model,
+retrain), `labels` (import-labels, review). `inputs` holds the files `sort` and `detect` are named,
+`stopping` Ctrl-C and SIGTERM noted between files, `dataset_args` the DATASET options three groups
+share, `common` the settings, detector and pipeline every group uses, and `app` the parser and
+`main`, which turns a user's mistake into a one-line message.
 """
 
 from facesortd.cli.app import main

@@ -15,7 +15,7 @@ from loguru import logger
 
 from facesortd import __version__
 from facesortd.advice import advise_with
-from facesortd.cli import daemon, labels, models, sorting
+from facesortd.cli import daemon, detect, labels, models, sort, undo
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import LOG_LEVELS, ConfigError, Settings
 from facesortd.detect import DetectorError
@@ -94,13 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    sorting.add_sort(sub)
-    sorting.add_detect(sub)
+    sort.add_sort(sub)
+    detect.add_detect(sub)
     models.add_train(sub)
     models.add_eval(sub)
     daemon.add_run(sub)
     daemon.add_status(sub)
-    sorting.add_undo(sub)
+    undo.add_undo(sub)
     models.add_retrain(sub)
     labels.add_import_labels(sub)
     labels.add_review(sub)

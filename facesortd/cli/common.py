@@ -1,4 +1,5 @@
-"""What every command group uses: the settings a command runs with, the detector, the usage error."""
+"""What every command group uses: the settings a command runs with, the detector and pipeline, the
+usage error."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ import argparse
 from collections.abc import Iterable
 from pathlib import Path
 
+from loguru import logger
+
+from facesortd.advice import advised
 from facesortd.config import FOLDERS, ConfigError, Settings, folders_overlap, load_settings, not_a_folder
+from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
+from facesortd.ensemble import Model
+from facesortd.model_store import load_model_in_force
 
 
 class UsageError(Exception):
@@ -32,3 +39,18 @@ def refuse_overlap(settings: Settings, named: Iterable[Path] = ()) -> None:
 def face_detector(settings: Settings) -> FaceDetector:
     """The detector every command that looks at images uses (one name for the tests to replace)."""
     return FaceDetector(settings.detection)
+
+
+def emotion_model(settings: Settings) -> Model | None:
+    """The model in force, or None with a warning that every face will be 'unsure' (`sort`, `detect`)."""
+    model = load_model_in_force(settings)
+    if model is None:
+        logger.warning(
+            "no emotion model yet: every face will be 'unsure' (train one with `{}`)", advised("train")
+        )
+    return model
+
+
+def pipeline_for(settings: Settings, model: Model | None) -> Pipeline:
+    """One image's way from pixels to a decision, with the detector above (one per worker thread)."""
+    return Pipeline(face_detector(settings), model, settings.recognition, settings.images)

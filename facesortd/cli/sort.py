@@ -1,0 +1,183 @@
+"""`sort`: which files (refused before anything moves if they cannot be sorted as asked), sorted by
+`SortRun` with a progress bar, each outcome and the end said by `sort_report`."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd.advice import advised
+from facesortd.cli.arg_types import int_at_least
+from facesortd.cli.common import UsageError, refuse_overlap, settings_for
+from facesortd.cli.inputs import expand_inputs
+from facesortd.cli.sort_report import report_outcome, say_end
+from facesortd.cli.sort_run import SortOptions, SortRun
+from facesortd.config import Settings, WatchSettings
+from facesortd.journal import Journal
+from facesortd.progress import Progress
+from facesortd.state import JOURNAL_FILE
+
+
+def cmd_sort(args: argparse.Namespace) -> int:
+    settings = settings_for(args, library=args.library)
+    files = _files_to_sort(args, settings)
+    if not files:
+        return 0
+    _refuse_copy_within(args, settings, files)
+    options = SortOptions(
+        dry_run=args.dry_run,
+        copy=args.copy,
+        named=bool(args.paths),
+        workers=args.workers or settings.watch.workers,
+    )
+    tally: Counter[str] = Counter()
+    with SortRun(settings, files, options) as run:
+        progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
+        try:
+            for src, outcome in run.outcomes():
+                tally[report_outcome(args, src, outcome)] += 1
+                if progress:
+                    progress.step()
+        finally:
+            if progress:
+                progress.close()
+    return say_end(run, tally, args.dry_run)
+
+
+def _files_to_sort(args: argparse.Namespace, settings: Settings) -> list[Path]:
+    """The files named, or the inbox's (made if missing, as the daemon would); none said as nothing to
+    sort where that is news (a folder named of no image was said, or refused, by ``expand_inputs``)."""
+    refuse_overlap(settings, args.paths)  # before the inbox is made: nothing is touched
+    if args.copy and not args.paths:
+        raise UsageError(_COPY_FROM_INBOX.format(inbox=settings.inbox))
+    if not args.paths and not args.dry_run:  # a dry run touches nothing: no inbox is nothing to sort
+        settings.inbox.mkdir(parents=True, exist_ok=True)
+    if args.paths or settings.inbox.exists():
+        files = expand_inputs(
+            args.paths or [settings.inbox],
+            settings.watch,
+            inbox=settings.inbox,
+            sorted_from=_sorted_from(settings),
+        )
+    else:
+        files = []
+    if not files and (not args.paths or any(_under(p, settings.inbox) for p in args.paths)):
+        logger.info("nothing to sort: drop screenshots into {}", settings.inbox)
+    return files
+
+
+_COPY_FROM_INBOX = (
+    "--copy leaves the originals where they are, and files left in the inbox ({inbox}) would be sorted "
+    "again by the daemon or the next `sort`, a second time into the library: copy from a folder outside "
+    "the inbox, or sort the inbox without --copy"
+)
+_COPY_FROM_LIBRARY = (
+    "already in the library ({library}), where --copy would leave it and put a second copy of it "
+    "beside: sort it without --copy to move it ({sort_file})"
+)
+
+
+def _refuse_copy_within(args: argparse.Namespace, settings: Settings, files: list[Path]) -> None:
+    """--copy of a file in the inbox or the library is refused before anything is copied."""
+    if not args.copy:
+        return
+    if inside := next((f for f in files if _under(f, settings.inbox)), None):
+        raise UsageError(f"{inside}: {_COPY_FROM_INBOX.format(inbox=settings.inbox)}")
+    if inside := next((f for f in files if _under(f, settings.library)), None):
+        why = _COPY_FROM_LIBRARY.format(library=settings.library, sort_file=advised("sort", "FILE"))
+        raise UsageError(f"{inside}: {why}")
+
+
+def _under(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def _sorted_from(settings: Settings) -> Callable[[Path], int] | None:
+    """How many files were sorted out of a folder before, by the journal (None: nothing ever was)."""
+    journal_file = settings.state_dir / JOURNAL_FILE
+    if not journal_file.exists():
+        return None
+
+    def count(folder: Path) -> int:
+        journal = Journal(journal_file)
+        try:
+            return journal.sorted_from(folder)
+        finally:
+            journal.close()
+
+    return count
+
+
+_COPY_FROM_INBOX = (
+    "--copy leaves the originals where they are, and files left in the inbox ({inbox}) would be sorted "
+    "again by the daemon or the next `sort`, a second time into the library: copy from a folder outside "
+    "the inbox, or sort the inbox without --copy"
+)
+_COPY_FROM_LIBRARY = (
+    "already in the library ({library}), where --copy would leave it and put a second copy of it "
+    "beside: sort it without --copy to move it ({sort_file})"
+)
+
+
+def _under(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def add_sort(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sort",
+        help="sort image files once and exit",
+        description="Sort image files once and exit, as the daemon would: each file is moved into "
+        "<library>/<emotion>/ or <library>/_quarantine/<reason>/, never over another file (a name "
+        "taken there becomes 'name (1).png'), and journaled, so `facesortd undo` puts it back. "
+        "Without paths it sorts the inbox and, like the daemon, leaves a file whose sort you undid "
+        "or that you put in quarantine yourself; a file or folder you name is sorted anyway. A line "
+        "per file and a summary go to stderr; the exit status is 1 if a file could not be moved.",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="image files, or folders (the images directly inside, not their subfolders; default: the "
+        "config's inbox, with its subfolders if watch.recursive, as the daemon)",
+    )
+    p.add_argument(
+        "--library", type=Path, metavar="FOLDER", help="library folder (default: the config's library)"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print where each file would go, on stdout; move nothing and create no folder",
+    )
+    p.add_argument(
+        "--copy",
+        action="store_true",
+        help="copy files into the library instead of moving them; the originals stay where they are, and "
+        "a file whose copy is still in that library is not copied (or moved) into it again. Refused for "
+        "files in the inbox, which the daemon would sort a second time, and for files already in the library",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per file with its decision and destination on stdout, one per line, "
+        'in input order ("action": "skipped" or "failed" for a file left where it was, why in "detail")',
+    )
+    p.add_argument(
+        "--workers",
+        type=int_at_least(1),
+        metavar="N",
+        help="files classified in parallel (default: the config's watch.workers, as the daemon: "
+        f"{WatchSettings.model_fields['workers'].default} unless set)",
+    )
+    p.set_defaults(func=cmd_sort)

@@ -1,0 +1,128 @@
+"""What `sort` says: a line per file (or a dry run's plan, or a ``--json`` record, on stdout), each
+file's tally key, and the summary it ends with."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd.advice import advised
+from facesortd.cli.sort_run import SortRun
+from facesortd.decide import Decision
+from facesortd.shown_names import json_text, one_line
+from facesortd.sorter import Outcome
+
+
+def say_end(run: SortRun, tally: Counter[str], dry_run: bool) -> int:
+    """The summary line, with why the run stopped before the end if it did; the exit status: 1 if a
+    disk was full or a file failed, 130/143 if stopped by a signal."""
+    done = ("dry run, nothing moved: " if dry_run else "") + summary(tally)
+    left = len(run.files) - tally.total()
+    if left and run.disk_full:
+        logger.error(
+            "stopped: {}; {}; {} file(s) left where they were (the same command sorts them once there "
+            "is room)",
+            run.disk_full,
+            done,
+            left,
+        )
+        return 1
+    if left:  # stopped: by a signal, or Ctrl-C in a worker's tool
+        logger.warning(
+            "interrupted: {}; {} file(s) left where they were (the same command sorts them)", done, left
+        )
+        return run.stop.exit_status()
+    logger.info("{}", done)
+    return 1 if tally["failed"] else 0
+
+
+def report_outcome(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -> str:
+    """Show one file's outcome (stdout for --json and dry-run plans, the log otherwise); its tally key."""
+    if isinstance(outcome, Exception):
+        logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", outcome)
+        if args.json:
+            print(json_text(_left_json(src, "failed", str(outcome))), flush=True)
+        return "failed"
+    if outcome.kind == "wait":
+        why = (
+            f"{outcome.why}, and changed within watch.unreadable_settle_s: it may still be being written "
+            f"(sort again in {outcome.wait_s:.0f} s, or name it to sort it now: {advised('sort', 'FILE')})"
+        )
+        outcome = Outcome(src, "skipped", why=why)
+    if outcome.kind in ("skipped", "gone", "kept"):
+        logger.warning("{}: skipped, {}", src, outcome.why)
+        if args.json:
+            print(json_text(_left_json(src, "skipped", outcome.why)), flush=True)
+        return "skipped"
+    decision, dest = outcome.decision, outcome.destination or src
+    assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
+    if outcome.kind == "placed" and outcome.why:  # but the journal could not record the move
+        logger.error(
+            "{} -> {}, but the journal could not record the move ({}): free some space in the state "
+            "folder, or make it writable; the next `{}` or start of `{}` records it",
+            src,
+            dest,
+            outcome.why,
+            advised("sort"),
+            advised("run"),
+        )
+    # Told by the outcome, not by comparing names: a file named relative to the working folder is
+    # placed by its full name, which never equals the one typed ("would go to" itself).
+    stays = outcome.kind == "stays"
+    if args.json:
+        print(json_text(_decision_json(src, dest, decision)), flush=True)
+    elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
+        plan = "stays" if stays else f"would go to {one_line(dest)}"
+        print(f"{one_line(src)} {plan}  [{decision.describe()}]")
+    elif stays:
+        logger.info("{} stays where it is  [{}, {:.0f} ms]", src, decision.describe(), outcome.ms)
+    else:
+        logger.info("{} -> {}  [{}, {:.0f} ms]", src, dest, decision.describe(), outcome.ms)
+    return _tally_key(decision)
+
+
+def _tally_key(decision: Decision) -> str:
+    return f"sorted:{decision.emotion}" if decision.action == "sorted" else f"quarantined:{decision.reason}"
+
+
+def summary(tally: Counter[str]) -> str:
+    """``sorted 3 (happy 2, sad 1); quarantined 1 (no-face 1)``: the one-line end-of-run report."""
+    parts = []
+    for action in ("sorted", "quarantined"):
+        items = sorted((k.split(":", 1)[1], v) for k, v in tally.items() if k.startswith(action + ":"))
+        total = sum(v for _, v in items)
+        detail = ", ".join(f"{name} {v}" for name, v in items)
+        parts.append(f"{action} {total}" + (f" ({detail})" if detail else ""))
+    parts.extend(f"{key} {tally[key]}" for key in ("skipped", "failed") if tally[key])
+    return "; ".join(parts)
+
+
+def _left_json(src: Path, action: str, why: str) -> dict[str, object]:
+    """A file `sort` left where it was, in the shape of a decision: ``--json`` is one object per file
+    given, so that a script can pair them (these printed nothing, and were not known to have stayed)."""
+    return {
+        "path": str(src),
+        "action": action,
+        "emotion": None,
+        "reason": None,
+        "confidence": None,
+        "destination": str(src),
+        "detail": why,
+        "faces": [],
+    }
+
+
+def _decision_json(src: Path, dest: Path, d: Decision) -> dict[str, object]:
+    return {
+        "path": str(src),
+        "action": d.action,
+        "emotion": d.emotion,
+        "reason": d.reason,
+        "confidence": None if d.confidence is None else round(d.confidence, 4),
+        "destination": str(dest),
+        "detail": d.detail or None,
+        "faces": [f.to_json() for f in d.faces],
+    }

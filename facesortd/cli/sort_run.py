@@ -1,0 +1,139 @@
+"""`sort`'s run: the files through the sorter on a few worker threads, in input order, until all are
+done, a stop is asked (Ctrl-C, SIGTERM: acted on between files) or a disk is full.
+
+Set up as `with SortRun(...) as run:`, so that the journal is closed and the signal handlers put
+back whatever happens, and the command presents each outcome as it comes (``run.outcomes()``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from facesortd.cli.common import emotion_model, pipeline_for
+from facesortd.cli.stopping import StopRequest, stop_requests
+from facesortd.config import Settings
+from facesortd.cores import share_cores
+from facesortd.decide import Pipeline
+from facesortd.durable import DISK_FULL, disk_full_fix
+from facesortd.journal import Journal, JournalLocked, recover_logged
+from facesortd.library import Library
+from facesortd.model_store import model_in_force
+from facesortd.sorter import Outcome, Sorter
+from facesortd.state import JOURNAL_FILE
+from facesortd.workers import Lender, in_order_until
+
+
+@dataclass(frozen=True)
+class SortOptions:
+    """How `sort` was asked to sort: what the sorter and the workers need of its arguments."""
+
+    dry_run: bool
+    copy: bool
+    named: bool
+    """Paths a person named are their request: it overrides their earlier undo or quarantine."""
+    workers: int
+
+
+class SortRun:
+    """One `sort` of ``files``: its pipelines, journal and sorter, and what stopped it early."""
+
+    def __init__(self, settings: Settings, files: list[Path], options: SortOptions) -> None:
+        self.settings = settings
+        self.files = files
+        self.options = options
+        self.workers = min(options.workers, len(files))
+        self.disk_full = ""
+        """Which disk had no room for a move, with the fix ("": none)."""
+        self.stop = StopRequest()
+        self._exit = ExitStack()
+
+    def __enter__(self) -> SortRun:
+        self._pipelines = _Pipelines(self.settings, self.workers)
+        share_cores(self.workers)
+        with ExitStack() as opened:  # closed here if the set-up fails, else at the run's end
+            journal = opened.enter_context(_journal(self.settings, self.options.dry_run))
+            self._sorter = self._make_sorter(journal)
+            self.stop = opened.enter_context(stop_requests())
+            self._exit = opened.pop_all()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._exit.close()
+
+    def outcomes(self) -> Iterator[tuple[Path, Outcome | Exception]]:
+        """Each file with its outcome (or the error it failed with), in input order; the rest of the
+        files are left where they are once a stop is asked or a disk is full."""
+        yield from in_order_until(
+            self._sort_one, self.files, self.workers, lambda: self.stop() or bool(self.disk_full)
+        )
+
+    def _make_sorter(self, journal: Journal | None) -> Sorter:
+        library = Library(self.settings.library)
+        if not self.options.dry_run and self._pipelines.model is not None:
+            library.make_emotion_folders(self._pipelines.model.labels)
+        model = model_in_force(self.settings)
+        watch = self.settings.watch
+        return Sorter(
+            library,
+            journal,
+            model_name=model.name if model else "none",
+            duplicates=watch.duplicates,
+            dry_run=self.options.dry_run,
+            copy=self.options.copy,
+            # The inbox is where writers are at work, as for the daemon; a file named is sorted now.
+            unreadable_settle_s=0.0 if self.options.named else watch.unreadable_settle_s,
+            extensions=tuple(watch.extensions),
+        )
+
+    def _sort_one(self, src: Path) -> Outcome | Exception:
+        with self._pipelines.borrow() as pipeline:
+            try:
+                return self._sorter.sort(pipeline, src, named=self.options.named)
+            except JournalLocked:  # every file after it would wait as long: said once, the batch ends
+                raise
+            except Exception as exc:  # one file must not end the batch: the rest still get sorted
+                if why := _disk_full(exc, self.settings.state_dir):  # every other would fail alike
+                    self.disk_full = self.disk_full or why
+                return exc
+
+
+class _Pipelines(Lender[Pipeline]):
+    """One pipeline per worker thread, lent out per file: OpenCV's detectors are not shareable,
+    the emotion model (read-only) is."""
+
+    def __init__(self, settings: Settings, n: int) -> None:
+        self.model = emotion_model(settings)
+        super().__init__(pipeline_for(settings, self.model) for _ in range(n))
+
+
+@contextmanager
+def _journal(settings: Settings, dry_run: bool) -> Iterator[Journal | None]:
+    """The journal to sort with, closed at the end; None for a dry run where none exists yet (it
+    reads the history but never creates the state folder). A `sort` killed mid-move, or whose journal
+    refused a move's last mark, left its row planned: without a daemon started since, the file
+    half-moved was sorted a second time; so a real run recovers first."""
+    journal_file = settings.state_dir / JOURNAL_FILE
+    if dry_run and not journal_file.exists():
+        yield None
+        return
+    journal = Journal(journal_file)
+    try:
+        if not dry_run:
+            recover_logged(journal)
+        yield journal
+    finally:
+        journal.close()
+
+
+def _disk_full(exc: Exception, state_dir: Path) -> str:
+    """Which disk had no room for a move, with the fix ("" if that is not what ``exc`` is): the
+    library's (a Refused names its folder) or the journal's. Sorting on classified each of thousands
+    of files left, to fail it alike, a line each."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return str(exc)
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return f"the journal has no room ({exc}): {disk_full_fix(state_dir)}"
+    return ""

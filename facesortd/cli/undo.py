@@ -1,0 +1,127 @@
+"""`undo`: which journaled moves to put back (the last N, --since, the files named), the plan shown
+and confirmed, each file's outcome printed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from facesortd.cli.common import UsageError, settings_for
+from facesortd.journal import Journal
+from facesortd.shown_names import one_line
+from facesortd.undo import select, undo
+
+
+def _parse_since(text: str) -> float:
+    """``2h``, ``30m``, ``1d`` ago (with or without the word, as the help writes it), or an ISO
+    date/time (``2026-11-24 10:00``)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    span = text.removesuffix("ago").strip()
+    if span[:-1].isdigit() and span[-1:] in units:
+        return time.time() - int(span[:-1]) * units[span[-1]]
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise UsageError(f"--since takes e.g. 2h, 30m, 1d or 2026-11-24T10:00, got {text!r}") from None
+
+
+CONFIRM_UNDO_OVER = 20
+"""Undoing more files than this from a terminal asks first (after showing the plan)."""
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    settings = settings_for(args, library=args.library)
+    count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
+    if count == 0:
+        raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
+    files = [] if count is not None else [Path(t) for t in args.targets]
+    since = _parse_since(args.since) if args.since else None
+    if since is not None and since > time.time():  # "nothing to undo", exit 0, read as nothing sorted
+        raise UsageError(
+            f"--since {args.since} is in the future: give a time in the past, such as 2h or "
+            f"{datetime.now().date().isoformat()}T10:00"
+        )
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        moves = select(journal, count, since, files, settings.library, settings.inbox)
+        if not moves:
+            print("nothing to undo")
+        if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
+            for plan in undo(journal, moves, settings.library, settings.inbox, dry_run=True):
+                here = one_line(plan.moved_from)
+                print(
+                    f"{here} would go back to {one_line(plan.back_to)}"
+                    if plan.back_to
+                    else f"{here}: {one_line(plan.why_not)}"
+                )
+            if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
+                print("nothing undone" + (" (dry run)" if args.dry_run else ""))
+                return 0
+        failed = 0
+        for done in undo(journal, moves, settings.library, settings.inbox):
+            here = one_line(done.moved_from)
+            print(
+                f"{here} -> {one_line(done.back_to)}" if done.back_to else f"{here}: {one_line(done.why_not)}"
+            )
+            failed += done.retry
+    except LookupError as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        journal.close()
+    return 1 if failed else 0  # as `sort`: a move that failed is worth a script's attention
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def add_undo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "undo",
+        help="move sorted files back to where they came from",
+        description="Move files back to the folder they came from, using the journal: the last file "
+        "moved (default), the last N that can be undone (naming the newer ones skipped, and why), "
+        "those moved --since a time, or the FILEs named (where they are now); the moves of the "
+        "daemon, `sort` and the review page alike. A file goes back beside "
+        "what is there (a name taken becomes 'name (1).png'); undoing a `sort --copy` deletes the "
+        "copy if the original is still there, unchanged. A file changed since is left alone. The "
+        "daemon leaves an undone file alone; sort it by hand with `facesortd sort FILE`. Prints a line "
+        "per file on stdout; a file whose folder refuses it stays where it is, with the reason, and "
+        "the exit status is then 1.",
+    )
+    # One selector at a time: given both, one was silently ignored (N under --since, --since under FILEs).
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "targets",
+        nargs="*",
+        default=[],
+        metavar="N|FILE",
+        help="how many of the last moves to undo (those it can), or the files to put back (where they "
+        "are now); "
+        "not with --since",
+    )
+    which.add_argument(
+        "--since",
+        metavar="TIME",
+        help="undo every move since TIME (2h, 30m, 1d ago, or a local time such as 2026-11-24T10:00)",
+    )
+    p.add_argument(
+        "--library",
+        type=Path,
+        metavar="FOLDER",
+        help="the library the files were sorted into (default: the config's library; for a `sort "
+        "--library FOLDER`, that FOLDER): files elsewhere are left alone",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print what would be moved back; touch nothing")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"do not ask before undoing more than {CONFIRM_UNDO_OVER} files (asked only on a terminal)",
+    )
+    p.set_defaults(func=cmd_undo)
