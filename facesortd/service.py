@@ -7,9 +7,10 @@ is repaired at the next start. SIGTERM lets the current files finish, then exits
 
 A path is claimed from the moment it is queued until its worker is done with it, so a rescan or
 a second event never hands it to another worker meanwhile; a path waiting for its retry has one
-timer, and rescans leave it to it. A worker survives any exception (the
-file stays in the inbox and is retried later); if one dies anyway, the daemon stops its systemd
-watchdog pings and exits 1, so systemd restarts it instead of it living on without sorting.
+timer, and rescans and events for the same file leave it to it (another file under its name is a
+new arrival). A worker survives any exception (the file stays in the inbox and is retried later);
+if one dies anyway, the daemon stops its systemd watchdog pings and exits 1, so systemd restarts it
+instead of it living on without sorting.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from loguru import logger
 
@@ -48,6 +50,8 @@ from facesortd.watch import InboxWatcher, scan, wanted
 
 __all__ = ["Service", "default_pipeline"]
 
+FIRST_BACKOFF_S = 2.0
+"""A failed move's first retry comes this long after it; each next one twice as long after."""
 MAX_BACKOFF_S = 300.0
 TICK_S = 1.0
 """How often the main loop looks at what is due (rescan, learning, status, a dead watcher), and an
@@ -86,7 +90,7 @@ class Service:
         self._claimed: set[Path] = set()
         self._lock = threading.Lock()
         self._failures: dict[Path, int] = {}
-        self._timers: dict[Path, threading.Timer] = {}
+        self._timers: dict[Path, _Timed] = {}
         self._told: set[Path] = set()
         self._recover_due = True
         """Crash recovery is to run: at the start, and after a failed journal write (a full state disk
@@ -110,11 +114,25 @@ class Service:
 
     # -- queue -------------------------------------------------------------------------------
     def enqueue(self, path: Path) -> None:
-        """Queue ``path`` unless it is already queued or being processed (claimed until done)."""
+        """Queue ``path`` unless it is already queued or being processed (claimed until done), or a
+        timer will queue it (a failed move backing off, a file that may still be being written): its
+        timer decides, also when an event says the same file again (a late close, a writer that wrote
+        nothing, a rename out and back), which had it tried again at once, back-off or not. Another
+        file under its name (another inode, or changed since: size or modification time) is a new
+        arrival, queued now with no back-off of its own."""
+        timed = self._timers.get(path)
+        if timed is not None and timed.file == _identity(path):
+            return
         with self._lock:
-            if path in self._claimed:
-                return
+            pending = self._timers.get(path)
+            if path in self._claimed or (pending is not None and pending is not timed):
+                return  # claimed, or timed anew meanwhile: that timer decides
+            if pending is not None:  # a new file: the old one's timer and failures go
+                del self._timers[path]
+                self._failures.pop(path, None)
             self._claimed.add(path)
+        if pending is not None:
+            pending.timer.cancel()
         self._queue.put(path)
 
     def queue_length(self) -> int:
@@ -442,7 +460,7 @@ class Service:
             n = self._failures.get(path, 0) + 1
             self._failures[path] = n
         self._recover_due = True
-        delay = min(MAX_BACKOFF_S, 2.0**n)
+        delay = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2.0 ** (n - 1))
         logger.error(
             "{}: cannot move it into the library ({}); it stays in the inbox, retry in {:.0f} s",
             path,
@@ -459,8 +477,8 @@ class Service:
         with self._lock:
             waiting, self._failures = list(self._failures), {}
             timers = [self._timers.pop(path) for path in waiting if path in self._timers]
-        for timer in timers:
-            timer.cancel()
+        for timed in timers:
+            timed.timer.cancel()
         for path in waiting:
             self.enqueue(path)
 
@@ -477,7 +495,7 @@ class Service:
 
         def fire() -> None:
             with self._lock:
-                if self._timers.get(path) is not timer:
+                if self._timers.get(path) is not timed:
                     return  # replaced, or cancelled as it fired
                 del self._timers[path]
                 busy = path in self._claimed
@@ -486,20 +504,20 @@ class Service:
             else:
                 self.enqueue(path)
 
-        timer = threading.Timer(delay, fire)
-        timer.daemon = True
+        timed = _Timed(threading.Timer(delay, fire), _identity(path))
+        timed.timer.daemon = True
         with self._lock:
             pending = self._timers.get(path)
-            self._timers[path] = timer
+            self._timers[path] = timed
         if pending is not None:
-            pending.cancel()
-        timer.start()
+            pending.timer.cancel()
+        timed.timer.start()
 
     def _cancel_timers(self) -> None:
         with self._lock:
             timers, self._timers = list(self._timers.values()), {}
-        for timer in timers:
-            timer.cancel()
+        for timed in timers:
+            timed.timer.cancel()
 
     # -- status ------------------------------------------------------------------------------
     def _publish_status(self) -> None:
@@ -533,6 +551,26 @@ class Service:
             self._status_failing = False
         total = sum(self.counts.values())
         notify(f"STATUS=sorted {total} since start, queue {status['queue']}, model {self.sorter.model_name}")
+
+
+FileIdentity = tuple[int, int, int, int]
+"""A file as a timer saw it: device, inode, size, modification time (ns)."""
+
+
+def _identity(path: Path) -> FileIdentity | None:
+    """Which file ``path`` names now, and whether it changed (None: none, or not to be looked at)."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class _Timed(NamedTuple):
+    """A path's one timer, and the file it was set for: an event for that file leaves it to the timer."""
+
+    timer: threading.Timer
+    file: FileIdentity | None
 
 
 def _model_key(settings: Settings) -> tuple[str, int] | None:

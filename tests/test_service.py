@@ -16,6 +16,7 @@ from synthetic import screenshot_png as _png_bytes
 from synthetic import stub_pipeline as _stub_pipeline
 from waiting import running_daemon, wait_until
 
+from facesortd import service
 from facesortd.config import Settings
 from facesortd.journal import Journal, file_hash, recover
 from facesortd.service import Service
@@ -328,3 +329,55 @@ def test_a_file_waiting_for_its_retry_is_not_offered_again_by_the_rescan(
     assert len(calls) == 2 and calls[1] - calls[0] >= 0.8  # the first back-off delay, rescans or not
     assert sum("cannot move it into the library" in line for line in lines) == 1
     assert overlaps == []
+
+
+def _full_the_first_time(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The library's disk full at the first move only; when each move was tried."""
+    import errno
+
+    from facesortd.library import Library
+
+    real_apply = Library.apply
+    calls: list[float] = []
+
+    def full_once(self: Library, src: Path, decision, **kw):  # type: ignore[no-untyped-def]
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_apply(self, src, decision, **kw)
+
+    monkeypatch.setattr(Library, "apply", full_once)
+    return calls
+
+
+def test_an_event_for_a_file_waiting_for_its_retry_leaves_it_to_its_timer(
+    daemon: Service, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close event for a file backing off after a failed move (a late one, or a program that
+    opened it to write and wrote nothing) queued it at once: the back-off only held for rescans."""
+    calls = _full_the_first_time(monkeypatch)
+    path = settings.inbox / "a.png"
+    path.write_bytes(_png_bytes(7))
+    wait_until(lambda: path in daemon._waiting())
+    open(path, "ab").close()  # a close-write event, the file unchanged
+    wait_until(lambda: not path.exists(), timeout=10)
+    assert len(calls) == 2 and calls[1] - calls[0] >= service.FIRST_BACKOFF_S
+
+
+def test_a_new_file_under_the_name_of_one_waiting_for_its_retry_goes_at_once(
+    daemon: Service, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Another file renamed into place under the name of one backing off (another inode) is a new
+    arrival: it is sorted now, not when the old file's retry falls due."""
+    calls = _full_the_first_time(monkeypatch)
+    monkeypatch.setattr(service, "FIRST_BACKOFF_S", 60.0)
+    monkeypatch.setattr(service, "MAX_BACKOFF_S", 60.0)
+    path = settings.inbox / "a.png"
+    path.write_bytes(_png_bytes(7))
+    wait_until(lambda: path in daemon._waiting())
+    replacement = tmp_path / "new.png"
+    replacement.write_bytes(_png_bytes(8))
+    new = file_hash(replacement)
+    os.replace(replacement, path)
+    wait_until(lambda: new in _library_files(settings), timeout=10)
+    assert len(calls) == 2 and not daemon._waiting()
