@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import itertools
 import json
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -20,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 from synthetic import screenshot_png
+from terminal import Terminal
 from waiting import wait_until
 
 from facesortd import cli
@@ -76,25 +75,6 @@ def test_a_sort_stopped_part_way_reports_what_it_did_and_the_same_command_sorts_
     assert _contents(cli_settings.library) == before
 
 
-class _Terminal(io.StringIO):
-    """stderr as a terminal: what is written, and the screen it leaves (``\\r`` back to the line's
-    start, ESC[K clears the rest of it)."""
-
-    def isatty(self) -> bool:
-        return True
-
-    def screen(self) -> list[str]:
-        lines = [""]
-        for part in re.split(r"(\r|\n|\x1b\[K)", re.sub(r"\x1b\[[0-9;]*m", "", self.getvalue())):
-            if part == "\n":
-                lines.append("")
-            elif part in ("\r", "\x1b[K"):
-                lines[-1] = "" if part == "\r" else lines[-1]
-            else:
-                lines[-1] += part
-        return lines
-
-
 def test_the_progress_bar_on_a_terminal_keeps_to_its_own_line(
     cli_settings: Settings,
     tmp_path: Path,
@@ -107,7 +87,7 @@ def test_the_progress_bar_on_a_terminal_keeps_to_its_own_line(
     shots.mkdir()
     for i in range(12):
         (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(i, face=i % 3 == 0))
-    terminal = _Terminal()
+    terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     seconds = SimpleNamespace(monotonic=itertools.count().__next__)  # a second per look: always due
     monkeypatch.setattr("facesortd.progress.time", seconds)
@@ -117,7 +97,7 @@ def test_the_progress_bar_on_a_terminal_keeps_to_its_own_line(
     assert len(logged) == 13  # a line per file and the summary, none sharing a line with the bar
     assert all(not line.startswith("[") for line in logged)
     assert screen[-2].startswith("[####") and "12/12" in screen[-2] and "sorted 0" in screen[-1]
-    monkeypatch.setattr(sys, "stderr", _Terminal())
+    monkeypatch.setattr(sys, "stderr", Terminal())
     (shots / "more.png").write_bytes(screenshot_png(99))
     for i in (1, 2):
         (shots / f"more{i}.png").write_bytes(screenshot_png(90 + i))

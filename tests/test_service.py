@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from synthetic import screenshot_png as _png_bytes
 from synthetic import stub_pipeline as _stub_pipeline
+from terminal import Terminal
 from waiting import running_daemon, wait_until
 
 from facesortd import service
@@ -381,3 +382,53 @@ def test_a_new_file_under_the_name_of_one_waiting_for_its_retry_goes_at_once(
     os.replace(replacement, path)
     wait_until(lambda: new in _library_files(settings), timeout=10)
     assert len(calls) == 2 and not daemon._waiting()
+
+
+def test_a_backlog_bar_the_daemon_was_stopped_in_the_middle_of_ends_its_line(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`facesortd run` on a terminal stopped during its backlog left the bar drawn without a line
+    end: whatever came next (the shell's prompt, `facesortd: interrupted`) went on after its text."""
+    import itertools
+    import sys
+    from types import SimpleNamespace
+
+    from loguru import logger
+
+    from facesortd.progress import LogStream
+
+    settings.inbox.mkdir(parents=True)
+    for i in range(6):
+        (settings.inbox / f"old {i}.png").write_bytes(_png_bytes(i))
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr("facesortd.progress.time", SimpleNamespace(monotonic=itertools.count().__next__))
+    sink = logger.add(LogStream(terminal), format="{message}")
+    release, first = threading.Event(), threading.Lock()
+
+    def one_then_held(settings: Settings):  # type: ignore[no-untyped-def]
+        pipeline = _stub_pipeline(settings)
+        decide = pipeline.decide
+
+        def held(path: Path):  # type: ignore[no-untyped-def]
+            if not first.acquire(blocking=False):  # every file but the first waits for the stop
+                release.wait(timeout=30)
+            return decide(path)
+
+        pipeline.decide = held
+        return pipeline
+
+    service = Service(settings, one_then_held)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        wait_until(lambda: service.backlog is not None and service.backlog.done >= 1)
+        service.stop()
+    finally:
+        release.set()
+        thread.join(timeout=30)
+        logger.remove(sink)
+    screen = terminal.screen()
+    assert screen[-1] == "", screen  # the line after the bar is free
+    bar = screen[-2]
+    assert bar.startswith("[") and "backlog" in bar and "6/6" not in bar, screen
