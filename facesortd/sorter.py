@@ -59,6 +59,11 @@ class Outcome:
     wait_s: float = 0.0
     ms: float = 0.0
 
+    @property
+    def copied_before(self) -> bool:
+        """Kept because an earlier `sort --copy` put its copy into this library (``destination``)."""
+        return self.kind == "kept" and self.why.startswith(COPIED)
+
 
 @dataclass
 class Sorter:

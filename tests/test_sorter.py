@@ -448,6 +448,32 @@ def test_an_unreadable_file_dated_in_the_future_does_not_wait_for_that_date(
     assert outcome.kind == "would-place" and outcome.decision and outcome.decision.reason == "unreadable"
 
 
+def test_resuming_a_copy_says_the_files_copied_before_in_one_line(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Resuming a big interrupted `sort --copy` said a warning per file already copied (thousands of
+    lines around the few new ones); now one line says how many, each still in its --json record and
+    at debug level."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(5):
+        (shots / f"s{i}.png").write_bytes(screenshot_png(40 + i))
+    assert cli.main(["sort", "--copy", *(str(shots / f"s{i}.png") for i in range(3))]) == 0
+    capsys.readouterr()
+    assert cli.main(["sort", "--copy", str(shots)]) == 0
+    err = capsys.readouterr().err
+    assert "3 file(s) already copied into the library before: skipped" in err
+    assert err.count("copied into the library before") == 1 and "; skipped 3" in err
+    assert len(_files(env.library)) == 5
+    assert cli.main(["--log-level", "DEBUG", "sort", "--copy", "--json", str(shots)]) == 0
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["action"] for r in records] == ["skipped"] * 5
+    assert all(str(env.library) in r["detail"] for r in records)
+    assert sum(f"s{i}.png: skipped, copied into the library before" in err for i in range(5)) == 5
+    assert "5 file(s) already copied into the library before: skipped" in err
+
+
 def test_a_file_copied_into_one_library_is_copied_into_another_but_not_twice_into_one(
     env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

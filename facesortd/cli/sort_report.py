@@ -15,10 +15,16 @@ from facesortd.decide import Decision
 from facesortd.shown_names import json_text, one_line
 from facesortd.sorter import Outcome
 
+COPIED_BEFORE = "copied-before"
+"""The tally key of a file an earlier `sort --copy` put into the library: skipped, said in one line at
+the end (resuming a big copy said a warning per file already copied), each at debug level."""
+
 
 def say_end(run: SortRun, tally: Counter[str], dry_run: bool) -> int:
     """The summary line, with why the run stopped before the end if it did; the exit status: 1 if a
     disk was full or a file failed, 130/143 if stopped by a signal."""
+    if copied := tally[COPIED_BEFORE]:
+        logger.warning("{} file(s) already copied into the library before: skipped", copied)
     done = ("dry run, nothing moved: " if dry_run else "") + summary(tally)
     left = len(run.files) - tally.total()
     if left and run.disk_full:
@@ -53,10 +59,10 @@ def report_outcome(args: argparse.Namespace, src: Path, outcome: Outcome | Excep
         )
         outcome = Outcome(src, "skipped", why=why)
     if outcome.kind in ("skipped", "gone", "kept"):
-        logger.warning("{}: skipped, {}", src, outcome.why)
+        logger.log("DEBUG" if outcome.copied_before else "WARNING", "{}: skipped, {}", src, outcome.why)
         if args.json:
             print(json_text(_left_json(src, "skipped", outcome.why)), flush=True)
-        return "skipped"
+        return COPIED_BEFORE if outcome.copied_before else "skipped"
     decision, dest = outcome.decision, outcome.destination or src
     assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
     if outcome.kind == "placed" and outcome.why:  # but the journal could not record the move
@@ -96,7 +102,8 @@ def summary(tally: Counter[str]) -> str:
         total = sum(v for _, v in items)
         detail = ", ".join(f"{name} {v}" for name, v in items)
         parts.append(f"{action} {total}" + (f" ({detail})" if detail else ""))
-    parts.extend(f"{key} {tally[key]}" for key in ("skipped", "failed") if tally[key])
+    left = {"skipped": tally["skipped"] + tally[COPIED_BEFORE], "failed": tally["failed"]}
+    parts.extend(f"{key} {n}" for key, n in left.items() if n)
     return "; ".join(parts)
 
 
