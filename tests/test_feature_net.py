@@ -149,7 +149,7 @@ def test_train_cnn_on_own_faces_uses_the_shipped_net_as_it_is(
 def test_training_a_net_without_pytorch_says_what_to_install(
     crop_dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("facesortd.cli.models.torch_installed", lambda: False)
+    monkeypatch.setattr("facesortd.cli.train.torch_installed", lambda: False)
     args = ["train", str(crop_dataset), "--no-detect", "--descriptor", "cnn", "--train-features"]
     assert cli.main(args) == 2
     assert "pip install 'facesortd[train]'" in capsys.readouterr().err

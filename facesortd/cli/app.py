@@ -15,7 +15,7 @@ from loguru import logger
 
 from facesortd import __version__
 from facesortd.advice import advise_with
-from facesortd.cli import daemon, detect, labels, models, sort, undo
+from facesortd.cli import daemon, detect, evaluate, labels, models, retrain, sort, train, undo
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import LOG_LEVELS, ConfigError, Settings
 from facesortd.detect import DetectorError
@@ -96,12 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sort.add_sort(sub)
     detect.add_detect(sub)
-    models.add_train(sub)
-    models.add_eval(sub)
+    train.add_train(sub)
+    evaluate.add_eval(sub)
     daemon.add_run(sub)
     daemon.add_status(sub)
     undo.add_undo(sub)
-    models.add_retrain(sub)
+    retrain.add_retrain(sub)
     labels.add_import_labels(sub)
     labels.add_review(sub)
     daemon.add_install_service(sub)

@@ -1,0 +1,48 @@
+"""`retrain`: the labels a person gave by moving files recorded, and a retrain run now, not when due."""
+
+from __future__ import annotations
+
+import argparse
+
+from facesortd.cli.common import settings_for
+from facesortd.journal import Journal
+from facesortd.state import retrain_lock
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Record the labels you gave by moving files, then retrain now rather than when due: the new
+    model is put in force only if it is not worse, by the daemon's rule (README, "Reviewing"). Prints
+    the outcome; the exit status is 1 if no model was made (too few labels, say)."""
+    from facesortd.learn.retrain import retrain_if_due, schedule
+    from facesortd.learn.review import Reviewer, user_labels
+
+    settings = settings_for(args)
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        recorded = Reviewer(settings, journal, label_log_level="DEBUG").scan()  # counted below
+        labels = user_labels(journal)
+        # Counted as `status` counts them ("next retrain: N new label(s)"): the files just found
+        # moved are only some of them, and printed alone they read as the whole.
+        fresh = max(0, schedule(journal, labels).fresh)
+        print(
+            f"{fresh} new label(s) since the last retrain ({recorded} of them just recorded from files "
+            f"you moved); {len(labels)} usable label(s) in all"
+        )
+        with retrain_lock(settings.state_dir, lambda: print("the daemon is retraining now: waiting for it")):
+            # Printed below for scripts; logged too, it would show twice on a terminal.
+            result = retrain_if_due(settings, journal, labels, force=True, log_level="DEBUG")
+    finally:
+        journal.close()
+    assert result is not None
+    for label, missing in result.waiting.items():
+        print(f"{label}: waiting for {missing} more example(s) before it becomes an emotion")
+    if result.path is None:
+        print(f"no retrain: {result.reason}")
+        return 1
+    print(f"{result.describe()}\nnew model: {result.path}")
+    return 0
+
+
+def add_retrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("retrain", help="learn from the files you moved, now", description=cmd_retrain.__doc__)
+    p.set_defaults(func=cmd_retrain)
