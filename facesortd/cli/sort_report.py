@@ -59,10 +59,20 @@ def report_outcome(args: argparse.Namespace, src: Path, outcome: Outcome | Excep
         )
         outcome = Outcome(src, "skipped", why=why)
     if outcome.kind in ("skipped", "gone", "kept"):
-        logger.log("DEBUG" if outcome.copied_before else "WARNING", "{}: skipped, {}", src, outcome.why)
-        if args.json:
-            print(json_text(_left_json(src, "skipped", outcome.why)), flush=True)
-        return COPIED_BEFORE if outcome.copied_before else "skipped"
+        return _report_left(args, src, outcome)
+    return _report_decided(args, src, outcome)
+
+
+def _report_left(args: argparse.Namespace, src: Path, outcome: Outcome) -> str:
+    """A file left where it was: a line each, but those copied before only at debug level (counted)."""
+    logger.log("DEBUG" if outcome.copied_before else "WARNING", "{}: skipped, {}", src, outcome.why)
+    if args.json:
+        print(json_text(_left_json(src, "skipped", outcome.why)), flush=True)
+    return COPIED_BEFORE if outcome.copied_before else "skipped"
+
+
+def _report_decided(args: argparse.Namespace, src: Path, outcome: Outcome) -> str:
+    """A file placed, planned (dry run) or found where it belongs, with its decision."""
     decision, dest = outcome.decision, outcome.destination or src
     assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
     if outcome.kind == "placed" and outcome.why:  # but the journal could not record the move
