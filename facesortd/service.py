@@ -33,7 +33,7 @@ from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import Refused, atomic_writer, list_folder
-from facesortd.journal import Journal, recover_logged
+from facesortd.journal import Journal, JournalReplaced, recover_logged
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import Library
@@ -174,6 +174,10 @@ class Service:
                 now = time.monotonic()
                 if not all(w.is_alive() for w in workers):
                     logger.critical("a worker thread died: stopping so that systemd restarts facesortd")
+                    code = 1
+                    break
+                if self.journal.replaced():  # state folder deleted, journal moved aside: see JournalReplaced
+                    logger.critical("{}", JournalReplaced(self.journal.path))
                     code = 1
                     break
                 if not watcher.alive():

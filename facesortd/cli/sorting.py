@@ -28,7 +28,7 @@ from facesortd.detect import Candidates, FaceDetector
 from facesortd.durable import DISK_FULL, disk_full_fix, write_new
 from facesortd.ensemble import Model
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import Journal, JournalLocked, recover_logged
+from facesortd.journal import Journal, JournalLocked, JournalReplaced, recover_logged
 from facesortd.library import Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
@@ -230,7 +230,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
         with pipelines.borrow() as pipeline:
             try:
                 return sorter.sort(pipeline, src, named=named)
-            except JournalLocked:  # every file after it would wait as long: said once, the batch ends
+            except (JournalLocked, JournalReplaced):  # every file after it fails alike: said once, batch ends
                 raise
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
                 if why := _disk_full(exc, settings.state_dir):  # every other would fail alike
