@@ -30,11 +30,10 @@ from facesortd.boxes import Box
 from facesortd.decide import Decision
 from facesortd.durable import (
     DISK_FULL,
-    NUMBERED_NAMES,
     Refused,
     disk_full_fix,
     fsync_dir,
-    numbered,
+    numbered_names,
     open_regular,
     remove_temp_files,
 )
@@ -805,7 +804,7 @@ def _copies(path: Path, digest: str) -> list[Path]:
             names = {entry.name for entry in entries}
     except OSError:  # gone, or not ours to list: nothing of the move's there that recovery could use
         return []
-    candidates = (numbered(path, n) for n in range(NUMBERED_NAMES))
+    candidates = numbered_names(path)
     return [
         c
         for c in candidates

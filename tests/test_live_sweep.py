@@ -4,6 +4,7 @@ Each test here failed on the code before its fix."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 from loguru import logger
 from synthetic import screenshot_png, stub_pipeline
-from waiting import wait_until
+from waiting import running_daemon, wait_until
 
 from facesortd.config import Settings
+from facesortd.durable import PATH_MAX, Refused, move_no_replace, numbered_names
 from facesortd.journal import Journal
 from facesortd.service import Service
 
@@ -90,3 +92,48 @@ def test_a_journal_gone_from_under_the_daemon_stops_it_for_a_restart_and_records
     fresh = Journal.for_state_dir(settings.state_dir)
     assert "second.png" in [m.source.name for m in fresh.done_moves()]
     fresh.close()
+
+
+def _deep(root: Path, room: int) -> Path:
+    """A folder under ``root`` whose path leaves about ``room`` bytes of PATH_MAX for what is in it."""
+    folder = root
+    while len(os.fsencode(folder)) < PATH_MAX - room - 200:
+        folder = folder / ("d" * 200)
+    folder = folder / ("e" * (PATH_MAX - room - len(os.fsencode(folder)) - 1))
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_a_library_too_deep_for_a_files_whole_name_takes_it_under_a_shorter_one(
+    daemon_settings: Settings, tmp_path: Path
+) -> None:
+    """A library whose path leaves fewer than a long name's bytes of PATH_MAX (4096): the move
+    failed with a bare "[Errno 36] File name too long" and the daemon retried it for ever, every
+    5 minutes. Now its stem is cut (never inside a UTF-8 character) so the whole path fits, and
+    recovery looks for it under that name too."""
+    library = _deep(tmp_path / "deep", 60 + len("/_quarantine/unsure/"))
+    settings = daemon_settings.model_copy(update={"library": library})
+    name = "é" * 50 + "x" * 40 + ".png"
+    data = screenshot_png(5)
+    with running_daemon(settings, stub_pipeline):
+        (settings.inbox / name).write_bytes(data)
+        wait_until(lambda: not (settings.inbox / name).exists())
+    [placed] = [p for p in (library / "_quarantine" / "unsure").iterdir()]
+    assert placed.read_bytes() == data and len(os.fsencode(placed)) < PATH_MAX
+    assert placed.name.startswith("é" * 10) and placed.name.endswith(".png")
+    placed.name.encode()  # whole characters only
+    journal = Journal.for_state_dir(settings.state_dir)
+    assert [m.destination for m in journal.done_moves()] == [placed]
+    journal.close()
+
+
+def test_a_library_too_deep_for_any_name_is_said_with_the_fix_and_the_file_stays(tmp_path: Path) -> None:
+    """Where not even a few bytes of the name fit, the move is a Refused naming the folder and the
+    fix (it was the same bare error), and the file stays whole where it was."""
+    library = _deep(tmp_path / "deep", 12 + len("/_quarantine/unsure/"))
+    src = tmp_path / ("n" * 100 + ".png")
+    src.write_bytes(b"data")
+    with pytest.raises(Refused, match=r"use a library .* with a shorter path"):
+        move_no_replace(src, library / "_quarantine" / "unsure" / src.name)
+    assert src.read_bytes() == b"data"
+    assert list(numbered_names(library / "_quarantine" / "unsure" / src.name)) == []  # recovery looks at none
