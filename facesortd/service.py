@@ -49,6 +49,8 @@ from facesortd.watch import InboxWatcher, scan, wanted
 __all__ = ["Service", "default_pipeline"]
 
 MAX_BACKOFF_S = 300.0
+HANGUP_EXIT = 128 + signal.SIGHUP
+"""The daemon's exit after SIGHUP: not 0, so systemd's Restart=on-failure starts it again."""
 TICK_S = 1.0
 """How often the main loop looks at what is due (rescan, learning, status, a dead watcher), and an
 idle worker whether it was stopped without a wake-up: the intervals themselves are settings; this
@@ -79,6 +81,8 @@ class Service:
             extensions=tuple(settings.watch.extensions),
         )
         self.stop_event = threading.Event()
+        self.hung_up = False
+        """Stopped by SIGHUP: exit HANGUP_EXIT, for a restart."""
         self.counts: Counter[str] = Counter()
         self.backlog: Progress | None = None
         self._queue: queue.Queue[Path | None] = queue.Queue()
@@ -201,6 +205,9 @@ class Service:
                     notify("WATCHDOG=1")  # withheld while a worker is stuck on one file: systemd restarts us
                 self._publish_status()
         finally:  # also when the loop died of an error of ours: workers waiting for a stop hung the process
+            if self.hung_up and not code:
+                code = HANGUP_EXIT
+                logger.info("SIGHUP: exit {} once stopped, which systemd restarts (settings read anew)", code)
             logger.info("stopping: finishing the files in progress")
             self.stop_event.set()
             for _worker in [w for w in workers if w.is_alive()]:  # a dead one would leave its wake-up queued
@@ -243,6 +250,15 @@ class Service:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
+            signal.signal(signal.SIGHUP, lambda *_: self._hang_up())
+
+    def _hang_up(self) -> None:
+        """SIGHUP (`kill -HUP`, the reflex to make a daemon read its settings again; a terminal closed
+        on `facesortd run`) killed the daemon at once, mid-move, and systemd counts a death by SIGHUP
+        as clean: it was not restarted. Now the files in progress finish and the daemon exits
+        HANGUP_EXIT, which systemd restarts, so the settings are read anew."""
+        self.hung_up = True
+        self.stop()
 
     # -- workers -----------------------------------------------------------------------------
     def _work(self, pipeline: Pipeline) -> None:

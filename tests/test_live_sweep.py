@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,3 +140,31 @@ def test_a_library_too_deep_for_any_name_is_said_with_the_fix_and_the_file_stays
         move_no_replace(src, library / "_quarantine" / "unsure" / src.name)
     assert src.read_bytes() == b"data"
     assert list(numbered_names(library / "_quarantine" / "unsure" / src.name)) == []  # recovery looks at none
+
+
+def test_sighup_stops_the_daemon_as_sigterm_does_with_an_exit_systemd_restarts(
+    cli_settings: Settings,
+) -> None:
+    """SIGHUP (`kill -HUP`, the usual way to ask a daemon to read its settings again; a terminal
+    closed on `facesortd run`) killed the daemon at once, whatever move it was in, and systemd takes
+    a death by SIGHUP for a clean stop: Restart=on-failure left it down. Now it stops as on SIGTERM
+    (the files in progress finish) and exits 129, which systemd restarts."""
+    settings = cli_settings
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "facesortd", "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: (settings.state_dir / "status.json").exists(), timeout=60)
+        (settings.inbox / "a.png").write_bytes(screenshot_png(1))
+        wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=60)
+        daemon.send_signal(signal.SIGHUP)
+        _, err = daemon.communicate(timeout=60)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert daemon.returncode == 128 + signal.SIGHUP, err
+    assert "stopping: finishing the files in progress" in err
