@@ -301,20 +301,19 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
     would have taken a person's folder, or a link, into the library under the file's name.
     """
     try:
-        _make_folder(dest.parent)
         original = os.lstat(src)
         if not stat.S_ISREG(original.st_mode):
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         if not copy:
             try:
-                final = link_no_replace(src, dest)
+                final = _into_folder(lambda: link_no_replace(src, dest), dest.parent, src, original)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
             else:
                 _remove_source(src, original, final)
                 return final
-        final = _copy_no_replace(src, dest, copy)
+        final = _into_folder(lambda: _copy_no_replace(src, dest, copy), dest.parent, src, original)
         if not copy:
             _remove_source(src, original, final)
         return final
@@ -329,6 +328,25 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
             raise
         into = _unwritable(dest.parent)
         raise _folder_refused(exc, into or src.parent, into is None, src) from exc
+
+
+FOLDER_TRIES = 3
+"""How often a move makes its destination folder again when it vanished before the file got in."""
+
+
+def _into_folder(place: Callable[[], Path], folder: Path, src: Path, original: os.stat_result) -> Path:
+    """``place()`` the file into ``folder``, made first. A folder removed between its making and the
+    link (a person tidying empty folders, `rm -r` of an emotion folder) failed the link with ENOENT,
+    which was taken for the file being gone: `sort` said "gone meanwhile" of a file still in its
+    folder and left it. While the file is still there, the folder is made again (a few times)."""
+    for attempt in range(FOLDER_TRIES):
+        _make_folder(folder)
+        try:
+            return place()
+        except FileNotFoundError:
+            if attempt == FOLDER_TRIES - 1 or folder.is_dir() or not _is(src, original):
+                raise
+    raise AssertionError("unreachable")
 
 
 MOVED_AWAY = "moved away or replaced by another process meanwhile"

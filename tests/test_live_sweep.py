@@ -18,10 +18,13 @@ from loguru import logger
 from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
+from facesortd import durable
 from facesortd.config import Settings
 from facesortd.durable import PATH_MAX, Refused, move_no_replace, numbered_names
 from facesortd.journal import Journal
+from facesortd.library import Library
 from facesortd.service import Service
+from facesortd.sorter import Sorter
 
 
 @pytest.fixture
@@ -168,3 +171,31 @@ def test_sighup_stops_the_daemon_as_sigterm_does_with_an_exit_systemd_restarts(
             daemon.wait()
     assert daemon.returncode == 128 + signal.SIGHUP, err
     assert "stopping: finishing the files in progress" in err
+
+
+def test_an_emotion_folder_deleted_just_before_the_link_into_it_is_made_again(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person (or a cleaner) removing the empty `unsure/` between its making and the link into it:
+    the link's "No such file or directory" was taken for the file being gone, so `sort` said "gone
+    meanwhile (moved by a person ...)" of a file still in its folder and left it there, and the daemon
+    had it wait for its next look. The folder is made again and the file placed."""
+    real = durable._make_folder
+    removed: list[Path] = []
+
+    def make_then_lose(folder: Path) -> None:
+        real(folder)
+        if not removed:
+            removed.append(folder)
+            folder.rmdir()
+
+    monkeypatch.setattr(durable, "_make_folder", make_then_lose)
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(3))
+    journal = Journal.for_state_dir(settings.state_dir)
+    outcome = Sorter(Library(settings.library), journal).sort(stub_pipeline(settings), src)
+    journal.close()
+    assert removed and outcome.kind == "placed", outcome
+    assert outcome.destination is not None and outcome.destination.is_file() and not src.exists()
