@@ -25,6 +25,7 @@ from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.service import Service
 from facesortd.sorter import Sorter
+from facesortd.state import move_lock, move_lock_if_free
 
 
 @pytest.fixture
@@ -199,3 +200,30 @@ def test_an_emotion_folder_deleted_just_before_the_link_into_it_is_made_again(
     journal.close()
     assert removed and outcome.kind == "placed", outcome
     assert outcome.destination is not None and outcome.destination.is_file() and not src.exists()
+
+
+def test_the_move_lock_holds_when_its_file_is_deleted_under_its_holder(tmp_path: Path) -> None:
+    """`rm <state_dir>/*.lock` while a move (or a crash recovery) held the move lock: the next process
+    made a new `move.lock` and took it at once, so a recovery could take a live move's planned row
+    for a killed one's and undo it half-way, and `status` a live move for an interrupted one. The
+    lock is now also held on the state folder itself."""
+    state_dir = tmp_path / "state"
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with move_lock(state_dir):
+            holding.set()
+            done.wait(timeout=30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(timeout=10)
+        (state_dir / "move.lock").unlink()
+        with move_lock_if_free(state_dir) as free:
+            assert not free
+    finally:
+        done.set()
+        holder.join(timeout=10)
+    with move_lock_if_free(state_dir) as free:
+        assert free
