@@ -28,7 +28,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
-from facesortd.config import Settings, fingerprint, not_a_folder
+from facesortd.config import Settings, fingerprint, folders_overlap, not_a_folder
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
@@ -188,7 +188,9 @@ class Service:
                     watcher = self._watch_again(watcher)
                 if self._recover_due:
                     self._recover()
-                if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
+                if self._inbox_problem:  # a rescan would go where the inbox's path leads now
+                    pass
+                elif s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
                     last_rescan = now
                     watcher.offer_inbox(self._waiting())
                 elif self._placed_since_look and not self.queue_length() and not len(watcher.settler):
@@ -228,7 +230,10 @@ class Service:
         making it if need be. Something else in its place is the person's to move: said once (and
         by `status`), looked at again at each tick, meanwhile the rest of the service goes on."""
         s = self.settings
-        if problem := not_a_folder("inbox", s.inbox):
+        # An inbox path that now leads into the library (a symbolic link put in its place) is refused
+        # as `run` refuses it at the start: its files are a person's labels, and the daemon moved them
+        # out of happy/ into the quarantine as new screenshots.
+        if problem := not_a_folder("inbox", s.inbox) or folders_overlap(s):
             problem += "; nothing new is sorted until then"
             if problem != self._inbox_problem:
                 logger.error(problem)

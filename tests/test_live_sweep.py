@@ -227,3 +227,33 @@ def test_the_move_lock_holds_when_its_file_is_deleted_under_its_holder(tmp_path:
         holder.join(timeout=10)
     with move_lock_if_free(state_dir) as free:
         assert free
+
+
+def test_an_inbox_replaced_by_a_link_into_the_library_is_refused_and_the_labels_stay(
+    daemon_settings: Settings, log: list[str], tmp_path: Path
+) -> None:
+    """`run` refuses an inbox inside the library at its start, but the daemon watched again whatever
+    the inbox's path led to once it changed: an inbox replaced by a symbolic link to `happy/` had the
+    person's labelled files moved out of it into the quarantine as new screenshots. Now that is said
+    once (and by `status`), nothing is sorted from there (rescans too), and a real inbox put back is
+    watched again."""
+    settings = daemon_settings.model_copy(
+        update={"watch": daemon_settings.watch.model_copy(update={"rescan_interval_s": 0.2})}
+    )
+    happy = settings.library / "happy"
+    happy.mkdir(parents=True)
+    (happy / "mine.png").write_bytes(screenshot_png(1))
+    inbox = settings.inbox
+    with running_daemon(settings, stub_pipeline) as daemon:
+        inbox.rename(tmp_path / "inbox.old")
+        inbox.symlink_to(happy)
+        wait_until(lambda: any("overlap" in line for line in log))
+        wait_until(lambda: "overlap" in (settings.state_dir / "status.json").read_text())
+        wait_until(lambda: daemon.counts.total() == 0 and not daemon.queue_length())
+        (happy / "new.png").write_bytes(screenshot_png(2))  # an event in happy/ is no arrival either
+        inbox.unlink()
+        inbox.mkdir()
+        (inbox / "shot.png").write_bytes(screenshot_png(3))
+        wait_until(lambda: not (inbox / "shot.png").exists())
+    assert sorted(p.name for p in happy.iterdir()) == ["mine.png", "new.png"]
+    assert len([line for line in log if "overlap" in line]) == 1
