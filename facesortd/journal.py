@@ -174,9 +174,10 @@ class JournalReplaced(JournalError, sqlite3.OperationalError):
 
     def __init__(self, path: Path) -> None:
         super().__init__(
-            f"the journal {path} was removed or replaced while facesortd had it open: no move is "
-            "recorded in the old one any more; facesortd must be started again to use the one there "
-            "now (the daemon stops for systemd to restart it; files not moved yet stay where they are)"
+            f"the journal {path} (or its -wal file) was removed or replaced while facesortd had it "
+            "open: no move is recorded in the old one any more; facesortd must be started again to use "
+            "the one there now (the daemon stops for systemd to restart it; files not moved yet stay "
+            "where they are)"
         )
 
 
@@ -258,6 +259,7 @@ class Journal:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=LOCK_WAIT_S)
         self._lock = threading.Lock()
         self._opened = _identity(path)
+        self._wal: tuple[int, int] | None = None
         try:
             if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 # Switching modes is the one step SQLite does not wait for (it fails "locked" at
@@ -363,10 +365,22 @@ class Journal:
             raise
 
     def replaced(self) -> bool:
-        """Is the file at ``path`` no longer the one this journal opened (see JournalReplaced)? A
-        path that cannot be looked at now (a permission taken away) is not taken for replaced."""
+        """Is the file at ``path``, or its ``-wal``, no longer the one this journal opened (see
+        JournalReplaced)? A path that cannot be looked at now (a permission taken away) is not taken
+        for replaced.
+
+        SQLite makes the ``-wal`` at the first read and removes it only when the last connection
+        closes, so while this one is open it stays the same file. Deleted (`rm journal.sqlite-*`),
+        every move since was written where a kill -9 lost it, and every other command was refused
+        with "disk I/O error"; this connection's close writes them into the journal itself."""
+        wal = self.path.with_name(self.path.name + "-wal")
         try:
-            return _identity(self.path) != self._opened
+            if _identity(self.path) != self._opened:
+                return True
+            if self._wal is None:  # taken at the first look; none (a journal not in WAL mode): no check
+                self._wal = _identity(wal) if wal.exists() else None
+                return False
+            return _identity(wal) != self._wal
         except FileNotFoundError:
             return True
         except OSError:

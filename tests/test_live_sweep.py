@@ -64,15 +64,17 @@ def _sorted(settings: Settings, name: str) -> None:
     wait_until(lambda: not (settings.inbox / name).exists())
 
 
-@pytest.mark.parametrize("how", ["state folder deleted", "journal moved aside and replaced"])
+@pytest.mark.parametrize("how", ["state folder deleted", "journal moved aside and replaced", "-wal deleted"])
 def test_a_journal_gone_from_under_the_daemon_stops_it_for_a_restart_and_records_nothing_in_the_old(
     daemon_settings: Settings, log: list[str], how: str, tmp_path: Path
 ) -> None:
     """SQLite goes on writing into the file it has open: with the state folder deleted (`rm -rf
-    ~/.local/state/facesortd` to start afresh), or the journal moved aside and a copy put back (a
-    restore), every later move was recorded where no undo, status or recovery looks, and the deleted
-    daemon lock let a second daemon start. Now no move is planned in it; the daemon says so once
-    and exits 1, which systemd restarts; the file waits in the inbox for the daemon started anew."""
+    ~/.local/state/facesortd` to start afresh), the journal moved aside and a copy put back (a
+    restore), or its `-wal` deleted (then every other command also said "disk I/O error"), every
+    later move was recorded where no undo, status or recovery looks (or a kill -9 lost it), and the
+    deleted daemon lock let a second daemon start. Now no move is planned in it; the daemon says so
+    once and exits 1, which systemd restarts; the file waits in the inbox for the daemon started
+    anew."""
     settings = daemon_settings
     daemon = Daemon(settings)
     try:
@@ -80,6 +82,8 @@ def test_a_journal_gone_from_under_the_daemon_stops_it_for_a_restart_and_records
         journal = settings.state_dir / "journal.sqlite"
         if how == "state folder deleted":
             shutil.rmtree(settings.state_dir)
+        elif how == "-wal deleted":
+            journal.with_name("journal.sqlite-wal").unlink()
         else:
             journal.rename(tmp_path / "aside.sqlite")
             shutil.copy(tmp_path / "aside.sqlite", journal)
@@ -97,7 +101,10 @@ def test_a_journal_gone_from_under_the_daemon_stops_it_for_a_restart_and_records
     finally:
         assert restarted.stop() == 0
     fresh = Journal.for_state_dir(settings.state_dir)
-    assert "second.png" in [m.source.name for m in fresh.done_moves()]
+    sorted_ = [m.source.name for m in fresh.done_moves()]
+    assert "second.png" in sorted_
+    if how == "-wal deleted":  # the old connection's close wrote what the deleted -wal held back
+        assert "first.png" in sorted_
     fresh.close()
 
 
