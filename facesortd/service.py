@@ -33,6 +33,7 @@ from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import Refused, atomic_writer, list_folder
+from facesortd.emotion import ModelError
 from facesortd.journal import Journal, JournalReplaced, recover_logged
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
@@ -100,6 +101,8 @@ class Service:
         self._learning_problem: str | None = None
         """Why retraining cannot go on, while it cannot (`status` shows it)."""
         self._inbox_problem: str | None = None
+        self._model_problem: tuple[tuple[str, int] | None, str] | None = None
+        """Why the model in force (at that key) cannot be loaded, while it cannot (`status` shows it)."""
         """Why nothing new can be watched (something else where the inbox belongs; `status` shows it)."""
         self._busy = 0
         self._beat = time.monotonic()
@@ -286,8 +289,8 @@ class Service:
             try:
                 key = _model_key(self.settings)
                 if key != model_key:  # a retrain or rollback swapped the model: use it from now on
-                    self._take_up_model(pipeline)
-                    model_key = key
+                    model_key = key  # once per change: a model that cannot be loaded is not read per file
+                    self._take_up_model(pipeline, key)
                 self.process(pipeline, path)
             except Exception as exc:  # one bad file must never stop the service
                 self._failed(path, exc)
@@ -299,10 +302,27 @@ class Service:
                 if self.backlog and self.backlog.done < self.backlog.total:
                     self.backlog.step()
 
-    def _take_up_model(self, pipeline: Pipeline) -> None:
+    def _take_up_model(self, pipeline: Pipeline, key: tuple[str, int] | None) -> None:
         """Load the model in force into this worker's pipeline; the first worker to do so says it
-        (each worker has its own pipeline, and each said it: one line per worker)."""
-        pipeline.model = load_model_in_force(self.settings)
+        (each worker has its own pipeline, and each said it: one line per worker).
+
+        One that cannot be loaded (its file overwritten by a half-finished copy, damaged) failed every
+        file with a traceback, each left in the inbox and retried for ever: nothing was sorted until
+        it was put right. The worker goes on with the model it has, said once per change of the file
+        (and by `status`); the file is tried again when it changes."""
+        try:
+            model = load_model_in_force(self.settings)
+        except (ModelError, OSError) as exc:
+            problem = f"cannot load the model in force ({exc}); sorting goes on with the one loaded before"
+            with self._lock:
+                said, self._model_problem = self._model_problem == (key, problem), (key, problem)
+            if not said:
+                logger.error(problem)
+                self._record_error(None, problem)
+            return
+        with self._lock:
+            self._model_problem = None
+        pipeline.model = model
         name = _model_name(self.settings)
         with self._lock:
             if name == self.sorter.model_name:
@@ -536,7 +556,15 @@ class Service:
             "model": self.sorter.model_name,
             "settings": self._fingerprint,
             "sorted_since_start": dict(self.counts),
-            "problems": [p for p in (self._inbox_problem, self._learning_problem) if p],
+            "problems": [
+                p
+                for p in (
+                    self._inbox_problem,
+                    self._model_problem and self._model_problem[1],
+                    self._learning_problem,
+                )
+                if p
+            ],
         }
         try:
             with atomic_writer(self.settings.state_dir / STATUS_FILE) as fh:

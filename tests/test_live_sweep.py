@@ -23,6 +23,7 @@ from facesortd.config import Settings
 from facesortd.durable import PATH_MAX, Refused, move_no_replace, numbered_names
 from facesortd.journal import Journal
 from facesortd.library import Library
+from facesortd.model_store import shipped_model
 from facesortd.service import Service
 from facesortd.sorter import Sorter
 from facesortd.state import move_lock, move_lock_if_free
@@ -264,3 +265,30 @@ def test_an_inbox_replaced_by_a_link_into_the_library_is_refused_and_the_labels_
         wait_until(lambda: not (inbox / "shot.png").exists())
     assert sorted(p.name for p in happy.iterdir()) == ["mine.png", "new.png"]
     assert len([line for line in log if "overlap" in line]) == 1
+
+
+def test_a_model_in_force_damaged_while_the_daemon_runs_is_said_once_and_sorting_goes_on(
+    daemon_settings: Settings, log: list[str], tmp_path: Path
+) -> None:
+    """The model file in force overwritten with something that is no model (a copy half done, a
+    damaged disk): each worker tried to load it for every file, which failed with a traceback and
+    stayed in the inbox, retried for ever; nothing was sorted until the file was put right. Now the
+    workers go on with the model they have, it is said once and by `status`, and a good file put
+    back is taken up."""
+    model = tmp_path / "mine.fsm.npz"
+    shutil.copy(shipped_model(), model)
+    settings = daemon_settings.model_copy(
+        update={"recognition": daemon_settings.recognition.model_copy(update={"model": model})}
+    )
+    status = settings.state_dir / "status.json"
+    with running_daemon(settings, stub_pipeline):
+        _sorted(settings, "first.png")
+        model.write_bytes(b"not a model")
+        for name in ("a.png", "b.png", "c.png"):
+            _sorted(settings, name)
+        assert "cannot load the model in force" in status.read_text()
+        shutil.copy(shipped_model(), model)
+        _sorted(settings, "after.png")
+        wait_until(lambda: "cannot load the model" not in status.read_text())
+    said = [line for line in log if "cannot load the model in force" in line]
+    assert len(said) == 1 and "sorting goes on with the one loaded before" in said[0], said
