@@ -426,12 +426,16 @@ class OnceLister:
         try:
             found = list_folder(folder)
         except Refused as exc:
-            if self._said.get(folder) != str(exc):
-                self._said[folder] = str(exc)
-                self._say(exc)
-            return []
+            return self.refuse(folder, exc)
         self._said.pop(folder, None)
         return found
+
+    def refuse(self, folder: Path, exc: Refused) -> list[os.DirEntry[str]]:
+        """``folder`` is not to be listed, for ``exc``'s reason: said unless said last time; nothing."""
+        if self._said.get(folder) != str(exc):
+            self._said[folder] = str(exc)
+            self._say(exc)
+        return []
 
 
 def _folder_refused(exc: OSError, folder: Path, leaving: bool, src: Path) -> Refused:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from loguru import logger
+from review_setup import quarantine, review_settings, serving
 from synthetic import screenshot_png, stub_pipeline
+from test_review_page import Client
 from waiting import running_daemon, wait_until
 
 from facesortd import durable
@@ -292,3 +294,40 @@ def test_a_model_in_force_damaged_while_the_daemon_runs_is_said_once_and_sorting
         wait_until(lambda: "cannot load the model" not in status.read_text())
     said = [line for line in log if "cannot load the model in force" in line]
     assert len(said) == 1 and "sorting goes on with the one loaded before" in said[0], said
+
+
+def test_a_quarantine_made_a_link_out_of_the_library_is_not_shown_nor_moved_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: list[str]
+) -> None:
+    """The page never lists a reason folder or a file that is a link, but followed `_quarantine`
+    itself: made a link to a folder elsewhere, that folder's files were listed, shown and, labelled,
+    moved into the library. Now nothing outside the library is shown, said once."""
+    settings = review_settings(tmp_path, monkeypatch)
+    quarantine(settings, "unsure", [("a.png", "happy")])
+    outside = tmp_path / "outside"
+    (settings.library / "_quarantine").rename(outside)
+    (settings.library / "_quarantine").symlink_to(outside)
+    with serving(settings) as server:
+        client = Client(server)
+        assert client.get("/api/items")["items"] == []
+        assert client.get("/api/items")["items"] == []
+    assert (outside / "unsure" / "a.png").is_file() and not (settings.library / "happy").exists()
+    said = [line for line in log if "outside the library" in line]
+    assert len(said) == 1 and "make" in said[0], said
+
+
+def test_a_file_listed_before_the_quarantine_became_a_link_out_is_not_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same check at the move: a file listed while `_quarantine` was the library's own, then the
+    folder swapped for a link to one elsewhere holding a file of the same name and inode id."""
+    settings = review_settings(tmp_path, monkeypatch)
+    quarantine(settings, "unsure", [("a.png", "happy")])
+    with serving(settings) as server:
+        client = Client(server)
+        [item] = client.get("/api/items")["items"]
+        outside = tmp_path / "outside"
+        (settings.library / "_quarantine").rename(outside)
+        (settings.library / "_quarantine").symlink_to(outside)
+        assert client.post("/api/label", {"id": item["id"], "label": "happy"})[0] == 404
+    assert (outside / "unsure" / "a.png").is_file() and not (settings.library / "happy").exists()
