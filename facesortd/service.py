@@ -43,7 +43,7 @@ from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.sdnotify import notify, watchdog_period
 from facesortd.shown_names import exact, json_text
-from facesortd.sorter import Sorter
+from facesortd.sorter import Sorter, UnreadableSince
 from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, remove_stale_temp_files, retrain_lock
 from facesortd.watch import InboxWatcher, scan, wanted
 
@@ -80,6 +80,7 @@ class Service:
             duplicates=settings.watch.duplicates,
             unreadable_settle_s=settings.watch.unreadable_settle_s,
             extensions=tuple(settings.watch.extensions),
+            unreadable_since=UnreadableSince(),
         )
         self.stop_event = threading.Event()
         self.hung_up = False

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -331,3 +332,37 @@ def test_a_file_listed_before_the_quarantine_became_a_link_out_is_not_moved(
         (settings.library / "_quarantine").symlink_to(outside)
         assert client.post("/api/label", {"id": item["id"], "label": "happy"})[0] == 404
     assert (outside / "unsure" / "a.png").is_file() and not (settings.library / "happy").exists()
+
+
+@pytest.mark.parametrize("step_s", [-86400.0, 86400.0])
+def test_a_half_written_file_waits_for_its_writer_whatever_the_wall_clock_does(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, step_s: float
+) -> None:
+    """The wall clock stepped back or forward (NTP at boot, a resumed VM) by more than
+    `watch.unreadable_settle_s` while a writer paused between chunks: the file's date against the
+    clock made it look long finished (or dated ahead, so no writer's), and it was quarantined as
+    unreadable at once, its writer's next chunk starting a second file in the inbox. The daemon
+    now times that wait by the monotonic clock."""
+    settings = daemon_settings.model_copy(
+        update={"watch": daemon_settings.watch.model_copy(update={"unreadable_settle_s": 3.0})}
+    )
+    waiting: list[str] = []
+    sink = logger.add(
+        lambda m: waiting.append(str(m)), level="INFO", filter=lambda r: "waiting" in r["message"]
+    )
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + step_s)
+    data = screenshot_png(21)
+    target = settings.inbox / "chunked.png"
+    try:
+        with running_daemon(settings, stub_pipeline):
+            with target.open("wb") as out:
+                out.write(data[: len(data) // 2])
+            wait_until(lambda: waiting)
+            with target.open("ab") as out:
+                out.write(data[len(data) // 2 :])
+            wait_until(lambda: not target.exists())
+    finally:
+        logger.remove(sink)
+    placed = [p for p in settings.library.rglob("*") if p.is_file()]
+    assert [p.parent.name for p in placed] == ["unsure"] and placed[0].read_bytes() == data
