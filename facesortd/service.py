@@ -291,7 +291,7 @@ class Service:
                 key = _model_key(self.settings)
                 if key != model_key:  # a retrain or rollback swapped the model: use it from now on
                     model_key = key  # once per change: a model that cannot be loaded is not read per file
-                    self._take_up_model(pipeline, key)
+                    self._take_up_model(pipeline)
                 self.process(pipeline, path)
             except Exception as exc:  # one bad file must never stop the service
                 self._failed(path, exc)
@@ -303,7 +303,7 @@ class Service:
                 if self.backlog and self.backlog.done < self.backlog.total:
                     self.backlog.step()
 
-    def _take_up_model(self, pipeline: Pipeline, key: tuple[str, int] | None) -> None:
+    def _take_up_model(self, pipeline: Pipeline) -> None:
         """Load the model in force into this worker's pipeline; the first worker to do so says it
         (each worker has its own pipeline, and each said it: one line per worker).
 
@@ -311,6 +311,7 @@ class Service:
         file with a traceback, each left in the inbox and retried for ever: nothing was sorted until
         it was put right. The worker goes on with the model it has, said once per change of the file
         (and by `status`); the file is tried again when it changes."""
+        key = _model_key(self.settings)
         try:
             model = load_model_in_force(self.settings)
         except (ModelError, OSError) as exc:
