@@ -148,6 +148,11 @@ def replace_dropping(path: Path, write: Callable[[Path], object], stale: Path) -
 
 NAME_MAX = 255
 """Bytes in one file name on Linux filesystems (ext4, btrfs, xfs, tmpfs all agree)."""
+PATH_MAX = 4096
+"""Bytes in a path handed to the kernel on Linux, its final NUL included."""
+SHORTEST_STEM = 16
+"""Bytes of a name's stem kept at the least when it is cut to fit: a folder that leaves room for
+less takes no file under a name a person would know it by (``.png``, `` (1).png``)."""
 
 
 def write_new(dest: Path, fill: Callable[[BinaryIO], object], *, stat_from: Path | None = None) -> Path:
@@ -174,26 +179,43 @@ def write_new(dest: Path, fill: Callable[[BinaryIO], object], *, stat_from: Path
 def numbered(path: Path, n: int) -> Path:
     """``shot.png`` -> ``shot (n).png``: the name used when ``shot.png`` is taken.
 
-    A name already near NAME_MAX loses the end of its stem to make room for `` (n)``: otherwise
-    the numbered name could never be created and the file would be retried forever. The cut never
+    A name that does not fit loses the end of its stem: one near NAME_MAX to make room for
+    `` (n)``, and any name (``n`` 0 too) whose whole path would pass PATH_MAX (a deep library).
+    Otherwise the name could never be created and the file would be retried forever. The cut never
     falls inside a UTF-8 character (it backs off over at most the 3 bytes that may follow a
-    character's first); a stem that is not cut keeps every byte, whatever its encoding.
+    character's first); a stem that is not cut keeps every byte, whatever its encoding. A folder
+    leaving room for fewer than SHORTEST_STEM bytes of a stem that must be cut is ENAMETOOLONG.
     """
-    if n == 0:
+    room = min(NAME_MAX, PATH_MAX - 2 - len(os.fsencode(path.parent)))  # the NUL, the slash
+    if n == 0 and len(os.fsencode(path.name)) <= room:
         return path
-    tail = os.fsencode(f" ({n}){path.suffix}")
+    tail = os.fsencode(f" ({n}){path.suffix}" if n else path.suffix)
     whole = os.fsencode(path.stem)
-    stem = whole[: max(0, NAME_MAX - len(tail))]
+    stem = whole[: max(0, room - len(tail))]
     for _ in range(3):
         if stem == whole or (whole[len(stem)] & 0xC0) != 0x80:  # the cut is between characters
             break
         stem = stem[:-1]
+    if stem != whole and len(stem) < SHORTEST_STEM:
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(path))
     return path.with_name(os.fsdecode(stem + tail))
 
 
 NUMBERED_NAMES = 10_000
 """How many names a new file may take (``shot.png``, ``shot (1).png`` ...): tried in turn when
 placing it, all looked for when recovery finds it."""
+
+
+def numbered_names(path: Path) -> Iterator[Path]:
+    """Every name :func:`link_no_replace` may give ``path``, in the order it tries them; those it
+    could never create (a folder too deep for them: ENAMETOOLONG) are not among them."""
+    for n in range(NUMBERED_NAMES):
+        try:
+            yield numbered(path, n)
+        except OSError:
+            return
+
+
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 _UNSUPPORTED = (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP)
@@ -279,20 +301,19 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
     would have taken a person's folder, or a link, into the library under the file's name.
     """
     try:
-        _make_folder(dest.parent)
         original = os.lstat(src)
         if not stat.S_ISREG(original.st_mode):
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         if not copy:
             try:
-                final = link_no_replace(src, dest)
+                final = _into_folder(lambda: link_no_replace(src, dest), dest.parent, src, original)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
             else:
                 _remove_source(src, original, final)
                 return final
-        final = _copy_no_replace(src, dest, copy)
+        final = _into_folder(lambda: _copy_no_replace(src, dest, copy), dest.parent, src, original)
         if not copy:
             _remove_source(src, original, final)
         return final
@@ -301,10 +322,31 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
     except OSError as exc:
         if exc.errno in DISK_FULL:  # "[Errno 28] No space left on device" named no folder, no fix
             raise Refused(exc, f"cannot write into {dest.parent}", disk_full_fix(dest.parent)) from exc
+        if exc.errno == errno.ENAMETOOLONG:  # retried for ever as a bare error, naming no fix
+            raise Refused(exc, f"cannot put it into {dest.parent}", path_too_long_fix(dest.parent)) from exc
         if exc.errno not in REFUSALS:
             raise
         into = _unwritable(dest.parent)
         raise _folder_refused(exc, into or src.parent, into is None, src) from exc
+
+
+FOLDER_TRIES = 3
+"""How often a move makes its destination folder again when it vanished before the file got in."""
+
+
+def _into_folder(place: Callable[[], Path], folder: Path, src: Path, original: os.stat_result) -> Path:
+    """``place()`` the file into ``folder``, made first. A folder removed between its making and the
+    link (a person tidying empty folders, `rm -r` of an emotion folder) failed the link with ENOENT,
+    which was taken for the file being gone: `sort` said "gone meanwhile" of a file still in its
+    folder and left it. While the file is still there, the folder is made again (a few times)."""
+    for attempt in range(FOLDER_TRIES):
+        _make_folder(folder)
+        try:
+            return place()
+        except FileNotFoundError:
+            if attempt == FOLDER_TRIES - 1 or folder.is_dir() or not _is(src, original):
+                raise
+    raise AssertionError("unreachable")
 
 
 MOVED_AWAY = "moved away or replaced by another process meanwhile"
@@ -334,6 +376,14 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 def disk_full_fix(folder: Path) -> str:
     """What to do when ``folder``'s disk has no room: the journal and the moves say it alike."""
     return f"its disk is full: free some space there (df -h '{folder}')"
+
+
+def path_too_long_fix(folder: Path) -> str:
+    """What to do when ``folder``'s path leaves no room for a file name within PATH_MAX."""
+    return (
+        f"its path is {len(os.fsencode(folder))} bytes long and Linux takes {PATH_MAX} at most, the "
+        "file's name included: use a library (or folder names) with a shorter path"
+    )
 
 
 class Refused(OSError):
@@ -376,12 +426,16 @@ class OnceLister:
         try:
             found = list_folder(folder)
         except Refused as exc:
-            if self._said.get(folder) != str(exc):
-                self._said[folder] = str(exc)
-                self._say(exc)
-            return []
+            return self.refuse(folder, exc)
         self._said.pop(folder, None)
         return found
+
+    def refuse(self, folder: Path, exc: Refused) -> list[os.DirEntry[str]]:
+        """``folder`` is not to be listed, for ``exc``'s reason: said unless said last time; nothing."""
+        if self._said.get(folder) != str(exc):
+            self._said[folder] = str(exc)
+            self._say(exc)
+        return []
 
 
 def _folder_refused(exc: OSError, folder: Path, leaving: bool, src: Path) -> Refused:

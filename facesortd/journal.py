@@ -30,11 +30,10 @@ from facesortd.boxes import Box
 from facesortd.decide import Decision
 from facesortd.durable import (
     DISK_FULL,
-    NUMBERED_NAMES,
     Refused,
     disk_full_fix,
     fsync_dir,
-    numbered,
+    numbered_names,
     open_regular,
     remove_temp_files,
 )
@@ -166,6 +165,22 @@ class JournalUnavailable(JournalError):
         super().__init__(f"cannot use the journal {path} ({why}): {fix}; it is not damaged, keep it")
 
 
+class JournalReplaced(JournalError, sqlite3.OperationalError):
+    """The journal file this process opened is no longer at its path: deleted with its state folder,
+    or moved aside and replaced while facesortd ran. SQLite goes on writing into the open file, so
+    every later move was recorded where no `undo`, `status` or crash recovery would ever look (and a
+    deleted state folder took the daemon lock with it). A move is refused before it is planned; the
+    daemon stops (exit 1, which systemd restarts) and opens the journal found there then."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"the journal {path} (or its -wal file) was removed or replaced while facesortd had it "
+            "open: no move is recorded in the old one any more; facesortd must be started again to use "
+            "the one there now (the daemon stops for systemd to restart it; files not moved yet stay "
+            "where they are)"
+        )
+
+
 def _blob(path: Path | None) -> bytes | None:
     """A path as stored and looked up: the filesystem's own bytes, whatever the name's encoding, and
     absolute: `sort shots/a.png` kept "shots/a.png", which `undo` read from another folder as that
@@ -181,6 +196,11 @@ def _inside(folder: Path) -> bytes:
 
 def _path(value: str | bytes) -> Path:
     return Path(os.fsdecode(value))
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def file_hash(path: Path) -> str:
@@ -238,6 +258,8 @@ class Journal:
             ) from None
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=LOCK_WAIT_S)
         self._lock = threading.Lock()
+        self._opened = _identity(path)
+        self._wal: tuple[int, int] | None = None
         try:
             if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 # Switching modes is the one step SQLite does not wait for (it fails "locked" at
@@ -342,6 +364,28 @@ class Journal:
             self._db.execute("ROLLBACK")
             raise
 
+    def replaced(self) -> bool:
+        """Is the file at ``path``, or its ``-wal``, no longer the one this journal opened (see
+        JournalReplaced)? A path that cannot be looked at now (a permission taken away) is not taken
+        for replaced.
+
+        SQLite makes the ``-wal`` at the first read and removes it only when the last connection
+        closes, so while this one is open it stays the same file. Deleted (`rm journal.sqlite-*`),
+        every move since was written where a kill -9 lost it, and every other command was refused
+        with "disk I/O error"; this connection's close writes them into the journal itself."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            if _identity(self.path) != self._opened:
+                return True
+            if self._wal is None:  # taken at the first look; none (a journal not in WAL mode): no check
+                self._wal = _identity(wal) if wal.exists() else None
+                return False
+            return _identity(wal) != self._wal
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+
     @classmethod
     def for_state_dir(cls, state_dir: Path) -> Journal:
         return cls(state_dir / JOURNAL_FILE)
@@ -388,7 +432,10 @@ class Journal:
         """Record the intended move (committed before anything is touched); returns its id.
 
         ``copied``: a `sort --copy`, which leaves the source in place; undo then only removes the copy.
+        A journal no longer at its path is JournalReplaced: the move would be recorded nowhere.
         """
+        if self.replaced():
+            raise JournalReplaced(self.path)
         with self._lock:
             cur = self._execute(
                 "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model,"
@@ -771,7 +818,7 @@ def _copies(path: Path, digest: str) -> list[Path]:
             names = {entry.name for entry in entries}
     except OSError:  # gone, or not ours to list: nothing of the move's there that recovery could use
         return []
-    candidates = (numbered(path, n) for n in range(NUMBERED_NAMES))
+    candidates = numbered_names(path)
     return [
         c
         for c in candidates

@@ -30,12 +30,13 @@ from typing import NamedTuple
 from loguru import logger
 
 from facesortd.advice import advised
-from facesortd.config import Settings, fingerprint, not_a_folder
+from facesortd.config import Settings, fingerprint, folders_overlap, not_a_folder
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import Refused, atomic_writer, list_folder
-from facesortd.journal import Journal, recover_logged
+from facesortd.emotion import ModelError
+from facesortd.journal import Journal, JournalReplaced, recover_logged
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import Library
@@ -44,7 +45,7 @@ from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.sdnotify import notify, watchdog_period
 from facesortd.shown_names import exact, json_text
-from facesortd.sorter import Sorter
+from facesortd.sorter import Sorter, UnreadableSince
 from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, remove_stale_temp_files, retrain_lock
 from facesortd.watch import InboxWatcher, scan, wanted
 
@@ -53,6 +54,8 @@ __all__ = ["Service", "default_pipeline"]
 FIRST_BACKOFF_S = 2.0
 """A failed move's first retry comes this long after it; each next one twice as long after."""
 MAX_BACKOFF_S = 300.0
+HANGUP_EXIT = 128 + signal.SIGHUP
+"""The daemon's exit after SIGHUP: not 0, so systemd's Restart=on-failure starts it again."""
 TICK_S = 1.0
 """How often the main loop looks at what is due (rescan, learning, status, a dead watcher), and an
 idle worker whether it was stopped without a wake-up: the intervals themselves are settings; this
@@ -81,8 +84,11 @@ class Service:
             duplicates=settings.watch.duplicates,
             unreadable_settle_s=settings.watch.unreadable_settle_s,
             extensions=tuple(settings.watch.extensions),
+            unreadable_since=UnreadableSince(),
         )
         self.stop_event = threading.Event()
+        self.hung_up = False
+        """Stopped by SIGHUP: exit HANGUP_EXIT, for a restart."""
         self.counts: Counter[str] = Counter()
         self.backlog: Progress | None = None
         self._queue: queue.Queue[Path | None] = queue.Queue()
@@ -100,6 +106,8 @@ class Service:
         self._learning_problem: str | None = None
         """Why retraining cannot go on, while it cannot (`status` shows it)."""
         self._inbox_problem: str | None = None
+        self._model_problem: tuple[tuple[str, int] | None, str] | None = None
+        """Why the model in force (at that key) cannot be loaded, while it cannot (`status` shows it)."""
         """Why nothing new can be watched (something else where the inbox belongs; `status` shows it)."""
         self._busy = 0
         self._beat = time.monotonic()
@@ -194,11 +202,17 @@ class Service:
                     logger.critical("a worker thread died: stopping so that systemd restarts facesortd")
                     code = 1
                     break
+                if self.journal.replaced():  # state folder deleted, journal moved aside: see JournalReplaced
+                    logger.critical("{}", JournalReplaced(self.journal.path))
+                    code = 1
+                    break
                 if not watcher.alive():
                     watcher = self._watch_again(watcher)
                 if self._recover_due:
                     self._recover()
-                if s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
+                if self._inbox_problem:  # a rescan would go where the inbox's path leads now
+                    pass
+                elif s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
                     last_rescan = now
                     watcher.offer_inbox(self._waiting())
                 elif self._placed_since_look and not self.queue_length() and not len(watcher.settler):
@@ -215,6 +229,9 @@ class Service:
                     notify("WATCHDOG=1")  # withheld while a worker is stuck on one file: systemd restarts us
                 self._publish_status()
         finally:  # also when the loop died of an error of ours: workers waiting for a stop hung the process
+            if self.hung_up and not code:
+                code = HANGUP_EXIT
+                logger.info("SIGHUP: exit {} once stopped, which systemd restarts (settings read anew)", code)
             logger.info("stopping: finishing the files in progress")
             self.stop_event.set()
             for _worker in [w for w in workers if w.is_alive()]:  # a dead one would leave its wake-up queued
@@ -235,7 +252,10 @@ class Service:
         making it if need be. Something else in its place is the person's to move: said once (and
         by `status`), looked at again at each tick, meanwhile the rest of the service goes on."""
         s = self.settings
-        if problem := not_a_folder("inbox", s.inbox):
+        # An inbox path that now leads into the library (a symbolic link put in its place) is refused
+        # as `run` refuses it at the start: its files are a person's labels, and the daemon moved them
+        # out of happy/ into the quarantine as new screenshots.
+        if problem := not_a_folder("inbox", s.inbox) or folders_overlap(s):
             problem += "; nothing new is sorted until then"
             if problem != self._inbox_problem:
                 logger.error(problem)
@@ -257,6 +277,15 @@ class Service:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
+            signal.signal(signal.SIGHUP, lambda *_: self._hang_up())
+
+    def _hang_up(self) -> None:
+        """SIGHUP (`kill -HUP`, the reflex to make a daemon read its settings again; a terminal closed
+        on `facesortd run`) killed the daemon at once, mid-move, and systemd counts a death by SIGHUP
+        as clean: it was not restarted. Now the files in progress finish and the daemon exits
+        HANGUP_EXIT, which systemd restarts, so the settings are read anew."""
+        self.hung_up = True
+        self.stop()
 
     # -- workers -----------------------------------------------------------------------------
     def _work(self, pipeline: Pipeline) -> None:
@@ -279,8 +308,8 @@ class Service:
             try:
                 key = _model_key(self.settings)
                 if key != model_key:  # a retrain or rollback swapped the model: use it from now on
+                    model_key = key  # once per change: a model that cannot be loaded is not read per file
                     self._take_up_model(pipeline)
-                    model_key = key
                 self.process(pipeline, path)
             except Exception as exc:  # one bad file must never stop the service
                 self._failed(path, exc)
@@ -294,8 +323,26 @@ class Service:
 
     def _take_up_model(self, pipeline: Pipeline) -> None:
         """Load the model in force into this worker's pipeline; the first worker to do so says it
-        (each worker has its own pipeline, and each said it: one line per worker)."""
-        pipeline.model = load_model_in_force(self.settings)
+        (each worker has its own pipeline, and each said it: one line per worker).
+
+        One that cannot be loaded (its file overwritten by a half-finished copy, damaged) failed every
+        file with a traceback, each left in the inbox and retried for ever: nothing was sorted until
+        it was put right. The worker goes on with the model it has, said once per change of the file
+        (and by `status`); the file is tried again when it changes."""
+        key = _model_key(self.settings)
+        try:
+            model = load_model_in_force(self.settings)
+        except (ModelError, OSError) as exc:
+            problem = f"cannot load the model in force ({exc}); sorting goes on with the one loaded before"
+            with self._lock:
+                said, self._model_problem = self._model_problem == (key, problem), (key, problem)
+            if not said:
+                logger.error(problem)
+                self._record_error(None, problem)
+            return
+        with self._lock:
+            self._model_problem = None
+        pipeline.model = model
         name = _model_name(self.settings)
         with self._lock:
             if name == self.sorter.model_name:
@@ -529,7 +576,15 @@ class Service:
             "model": self.sorter.model_name,
             "settings": self._fingerprint,
             "sorted_since_start": dict(self.counts),
-            "problems": [p for p in (self._inbox_problem, self._learning_problem) if p],
+            "problems": [
+                p
+                for p in (
+                    self._inbox_problem,
+                    self._model_problem and self._model_problem[1],
+                    self._learning_problem,
+                )
+                if p
+            ],
         }
         try:
             with atomic_writer(self.settings.state_dir / STATUS_FILE) as fh:

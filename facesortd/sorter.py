@@ -10,6 +10,7 @@ prints is what a real run would do.
 from __future__ import annotations
 
 import stat
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,44 @@ class Outcome:
         return self.kind == "kept" and self.why.startswith(COPIED)
 
 
+class UnreadableSince:
+    """When the daemon first found each unreadable file as it is now, by the monotonic clock.
+
+    How long a file has stayed unchanged was told by its date against the wall clock, which steps
+    (NTP at boot, a resumed VM, a person setting it): stepped back or forward by more than
+    ``watch.unreadable_settle_s`` while a writer paused between chunks, the half-written file was
+    judged finished at once and quarantined as unreadable, and its writer's next chunk began a
+    second file in the inbox. The daemon times the wait itself; a one-shot `sort`, which sees each
+    file once, still reads the date. Thread-safe: the workers share one.
+    """
+
+    def __init__(self) -> None:
+        self._since: dict[Path, tuple[tuple[int, int, int], float]] = {}
+        self._lock = threading.Lock()
+
+    def left(self, path: Path, settle_s: float) -> float:
+        """Seconds ``path`` has yet to stay unchanged before it counts as finished (0: now)."""
+        try:
+            st = path.stat()
+        except OSError:
+            return 0.0
+        now, seen = time.monotonic(), (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            known = self._since.get(path)
+            if known is None or known[0] != seen:  # new to us, or written since: the wait starts again
+                self._since[path] = (seen, now)
+                return settle_s
+            left = settle_s - (now - known[1])
+            if left <= 0:
+                del self._since[path]
+            return max(0.0, left)
+
+    def forget(self, path: Path) -> None:
+        """``path`` is no longer waited on (readable now, placed, gone)."""
+        with self._lock:
+            self._since.pop(path, None)
+
+
 @dataclass
 class Sorter:
     """The shared rules for one library; holds no per-file state, so worker threads share one.
@@ -84,6 +123,8 @@ class Sorter:
     copy: bool = False
     unreadable_settle_s: float = 0.0
     extensions: tuple[str, ...] = IMAGE_SUFFIXES
+    unreadable_since: UnreadableSince | None = None
+    """The daemon's: an unreadable file's wait timed by the monotonic clock, not by its date."""
 
     def sort(self, pipeline: Pipeline, path: Path, *, named: bool = False) -> Outcome:
         """Sort ``path`` with ``pipeline`` (one per thread: OpenCV's detectors are not shareable).
@@ -117,6 +158,8 @@ class Sorter:
             return Outcome(path, "stays", decision, path, ms=_ms(started))
         if decision.reason == "unreadable" and (wait := self._still_young(path)):
             return Outcome(path, "wait", decision, why=decision.detail, wait_s=wait)
+        if self.unreadable_since is not None:
+            self.unreadable_since.forget(path)
         if self.dry_run or self.journal is None:
             return Outcome(
                 path, "would-place", decision, self.library.destination(path, decision), ms=_ms(started)
@@ -176,6 +219,8 @@ class Sorter:
         chunks closes the file between them, so "truncated" may only mean "not written yet"."""
         if not self.unreadable_settle_s:
             return 0.0
+        if self.unreadable_since is not None:
+            return self.unreadable_since.left(path, self.unreadable_settle_s)
         try:
             age = time.time() - path.stat().st_mtime
         except OSError:

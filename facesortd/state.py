@@ -10,7 +10,8 @@ so a crash never leaves one behind) keep them from harming each other's files:
   process that moves a user's file, and by crash recovery for its whole run. A ``planned``
   journal row therefore exists only while its owner holds this lock: whoever holds it sees only
   the planned rows of dead owners, so recovery can never undo a live process's move, and a file
-  claimed by one process is gone from its source before another can link it a second time;
+  claimed by one process is gone from its source before another can link it a second time. It
+  is a flock on the state folder as well as on its file, which may be deleted under its holder;
 - the *retrain lock*: one retrain at a time (the daemon's own, `facesortd retrain`, the review
   page's "retrain now");
 - the *models lock*, held around each change of the model in force and its history (read, add,
@@ -136,12 +137,42 @@ def move_lock(state_dir: Path) -> Iterator[None]:
         return
     fd = _open_lock(state_dir, MOVE_LOCK)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        held.add(state_dir)
+        with _folder_lock(state_dir, blocking=True):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held.add(state_dir)
+            try:
+                yield
+            finally:
+                held.discard(state_dir)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _folder_lock(state_dir: Path, *, blocking: bool) -> Iterator[bool]:
+    """The move lock's second half: a flock on the state folder itself, taken before ``move.lock``'s.
+
+    ``move.lock`` deleted while a move or a recovery held it (`rm <state_dir>/*.lock`, the reflex
+    for a "stuck" tool) let the next process make a new one and take it at once: a recovery then saw
+    a live move's planned row as a killed one's and could undo it half-way. The folder cannot be
+    removed from under its holder that way (with the journal in it, it is JournalReplaced). The file
+    is kept too, for an older facesortd beside this one. Where a filesystem takes no flock on a
+    folder (some network mounts), only the file's is held, as before. Yields False when not
+    ``blocking`` and another holds it."""
+    try:
+        fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        yield True
+        return
+    try:
         try:
-            yield
-        finally:
-            held.discard(state_dir)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        except OSError:  # no flock on folders here (EBADF, ENOLCK, EINVAL): the file's alone
+            pass
+        yield True
     finally:
         os.close(fd)
 
@@ -164,12 +195,16 @@ def move_lock_if_free(state_dir: Path) -> Iterator[bool]:
     one a killed process left."""
     fd = _open_lock(state_dir, MOVE_LOCK)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        with _folder_lock(state_dir, blocking=False) as free:
+            if not free:
+                yield False
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
     finally:
         os.close(fd)
 

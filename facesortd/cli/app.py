@@ -22,7 +22,7 @@ from facesortd.detect import DetectorError
 from facesortd.durable import Refused
 from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
-from facesortd.journal import JournalError, JournalLocked, JournalUnavailable
+from facesortd.journal import JournalError, JournalLocked, JournalReplaced, JournalUnavailable
 from facesortd.learn.datasets import DatasetError
 from facesortd.progress import LogStream
 from facesortd.shown_names import NAME_BYTES, one_line
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         code = func(args)
         sys.stdout.flush()  # a reader that left (`status | head`) shows here, where it is handled
         return code
-    except (JournalUnavailable, JournalLocked) as exc:  # 1, not 2: systemd restarts `run` until it is free
+    except (JournalUnavailable, JournalLocked, JournalReplaced) as exc:
+        # 1, not 2: systemd restarts `run` until it is free (or opens the journal there now)
         print(f"facesortd: error: {exc}", file=sys.stderr)
         return 1
     except USER_ERRORS as exc:

@@ -18,7 +18,7 @@ from facesortd.config import Settings
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.durable import DISK_FULL, disk_full_fix
-from facesortd.journal import Journal, JournalLocked, recover_logged
+from facesortd.journal import Journal, JournalLocked, JournalReplaced, recover_logged
 from facesortd.library import Library
 from facesortd.model_store import model_in_force
 from facesortd.sorter import Outcome, Sorter
@@ -92,7 +92,7 @@ class SortRun:
         with self._pipelines.borrow() as pipeline:
             try:
                 return self._sorter.sort(pipeline, src, named=self.options.named)
-            except JournalLocked:  # every file after it would wait as long: said once, the batch ends
+            except (JournalLocked, JournalReplaced):  # every file after it fails alike: said once, batch ends
                 raise
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
                 if why := _disk_full(exc, self.settings.state_dir):  # every other would fail alike
