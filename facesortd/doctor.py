@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from facesortd.config import (
     FOLDERS,
     ConfigError,
     Settings,
+    config_option,
     default_config_file,
     folders_overlap,
     load_settings,
@@ -35,6 +38,7 @@ from facesortd.model_store import (
     resolve,
 )
 from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.service_unit import own_command, unit_file, unit_text
 from facesortd.state import JOURNAL_FILE
 
 Check = tuple[bool, str]
@@ -214,3 +218,36 @@ def _one_to_go_back_to_sorts(settings: Settings, path: Path | None) -> bool:
         if held_out is not None and not near_chance(held_out) and not _sorts_nothing(held_out):
             return True
     return False
+
+
+def unit_check(config: Path | None) -> Check:
+    """What the installed service runs: a unit whose program or --config file is gone fails at its
+    start (a config exit 2, not restarted), said only in systemd's journal, while every check of
+    `run_checks` passed for the command and config doctor itself was run with."""
+    unit = unit_file()
+    if not os.path.lexists(unit):
+        return True, f"service unit: not installed (`{advised('install-service')}` writes {unit})"
+    try:
+        text = unit.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:  # a folder in its place, a link to nowhere, a file this user may not read
+        return False, f"service unit: cannot read {unit} ({exc.strerror or exc}): make it a file you may read"
+    if text == unit_text(config):
+        return True, f"service unit: {unit}, for this facesortd and this config"
+    found = re.search(r"^ExecStart=[-@:+!]*(.*)$", text, re.MULTILINE)
+    try:  # systemd's quoting, as unit_word writes it: a doubled % or $ is one
+        words = [w.replace("%%", "%").replace("$$", "$") for w in shlex.split(found[1])] if found else []
+    except ValueError:
+        words = []
+    if not words:
+        return True, f"service unit: {unit} (not one facesortd can read: check it by hand)"
+    config_named = words[words.index("--config") + 1] if "--config" in words[:-1] else None
+    reinstall = shlex.join([*own_command(), *config_option(config), "install-service"])
+    fix = (
+        f"`{reinstall}` writes it for this one, then "
+        "systemctl --user daemon-reload && systemctl --user restart facesortd"
+    )
+    if not os.access(words[0], os.X_OK):
+        return False, f"service unit: {unit} runs {words[0]}, which is not there: {fix}"
+    if config_named and not Path(config_named).is_file():
+        return False, f"service unit: {unit} reads the config file {config_named}, which is not there: {fix}"
+    return True, f"service unit: {unit} runs `{shlex.join(words)}` (not the command or config checked here)"

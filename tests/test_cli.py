@@ -742,7 +742,7 @@ def test_doctor_says_the_service_unit_cannot_start_and_its_fix_works(
 ) -> None:
     """The config file the unit was installed with, moved since (or the facesortd it runs, gone): the
     service failed at its start, said only in the journal, while doctor said "all good"."""
-    from facesortd.cli import daemon
+    from facesortd import service_unit
 
     config = tmp_path / "c.toml"
     config.write_text(f'inbox = "{tmp_path / "in"}"\n')
@@ -752,12 +752,12 @@ def test_doctor_says_the_service_unit_cannot_start_and_its_fix_works(
     config.unlink()
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
-    unit = daemon.unit_file()
+    unit = service_unit.unit_file()
     assert f"FIX   service unit: {unit} reads the config file {config}, which is not there" in out
     assert cli.main(["install-service"]) == 0  # the advice, followed
     assert cli.main(["doctor"]) == 0
     with monkeypatch.context() as mp:
-        mp.setattr(daemon, "own_command", lambda: [str(tmp_path / "gone venv" / "facesortd")])
+        mp.setattr(service_unit, "own_command", lambda: [str(tmp_path / "gone venv" / "facesortd")])
         assert cli.main(["install-service"]) == 0
     capsys.readouterr()
     assert cli.main(["doctor"]) == 1
@@ -771,7 +771,7 @@ def test_doctor_says_the_service_unit_cannot_start_and_its_fix_works(
 def test_install_service_keeps_a_unit_edited_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
     """A unit the person edited (a memory limit, another inbox) was replaced, the edits lost. One
     facesortd wrote, for this facesortd or another, is replaced; the same unit is left alone."""
-    from facesortd.cli import daemon
+    from facesortd import service_unit
 
     unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
     assert cli.main(["install-service"]) == 0
@@ -783,7 +783,7 @@ def test_install_service_keeps_a_unit_edited_by_hand(capsys: pytest.CaptureFixtu
         == f"already installed: {unit} (`systemctl --user enable --now facesortd` starts it)\n"
     )
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(daemon, "own_command", lambda: ["/another/venv/bin/facesortd"])
+        mp.setattr(service_unit, "own_command", lambda: ["/another/venv/bin/facesortd"])
         assert cli.main(["install-service"]) == 0  # facesortd's own unit, for another facesortd
     assert capsys.readouterr().out.startswith(f"wrote {unit}\n")
     assert sorted(p.name for p in unit.parent.iterdir()) == [unit.name]
@@ -828,7 +828,7 @@ def test_install_service_that_cannot_write_is_one_line_and_keeps_the_old_unit(
 
     monkeypatch.setattr(durable.tempfile, "mkstemp", refused)
     monkeypatch.setattr(
-        "facesortd.cli.daemon.own_command", lambda: ["/another/bin/facesortd"]
+        "facesortd.service_unit.own_command", lambda: ["/another/bin/facesortd"]
     )  # a unit to write
     assert cli.main(["install-service"]) == 2
     fix = fix.format(folder=unit.parent)

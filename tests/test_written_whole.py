@@ -81,11 +81,12 @@ def _predictions(path: Path, seed: int) -> None:
 def _unit(path: Path, seed: int) -> None:
     """`install-service`'s systemd unit (under XDG_CONFIG_HOME, which the test points at ``path``);
     the command itself, since `facesortd` turns the failure into one line and exit 2."""
-    from facesortd.cli import daemon
+    from facesortd import service_unit
+    from facesortd.cli.install_service import cmd_install_service
 
     with pytest.MonkeyPatch.context() as mp:  # another facesortd's unit each seed: one to write
-        mp.setattr(daemon, "own_command", lambda: [f"/venv{seed}/bin/facesortd"])
-        daemon.cmd_install_service(argparse.Namespace(print=False, config=None))
+        mp.setattr(service_unit, "own_command", lambda: [f"/venv{seed}/bin/facesortd"])
+        cmd_install_service(argparse.Namespace(print=False, config=None))
 
 
 WRITERS: dict[str, Callable[[Path, int], None]] = {

@@ -2,7 +2,7 @@
 do the work.
 
 One module per command group: `sort` (with `sort_run`, its run, and `sort_report`, what it says),
-`detect`, `undo`, `daemon` (run, status, install-service, doctor), `train`, `evaluate` (eval),
+`detect`, `undo`, `run`, `status`, `install_service`, `doctor`, `train`, `evaluate` (eval),
 `models` (model), `retrain`, `labels` (import-labels, review); `model_figures` holds what `train`
 and `eval` show of a model. `inputs` holds the files `sort` and `detect` are named,
 `stopping` Ctrl-C and SIGTERM noted between files, `dataset_args` the DATASET options three groups

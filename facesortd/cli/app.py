@@ -15,7 +15,20 @@ from loguru import logger
 
 from facesortd import __version__
 from facesortd.advice import advise_with
-from facesortd.cli import daemon, detect, evaluate, labels, models, retrain, sort, train, undo
+from facesortd.cli import (
+    detect,
+    doctor,
+    evaluate,
+    install_service,
+    labels,
+    models,
+    retrain,
+    run,
+    sort,
+    status,
+    train,
+    undo,
+)
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import LOG_LEVELS, ConfigError, Settings
 from facesortd.detect import DetectorError
@@ -98,15 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_detect(sub)
     train.add_train(sub)
     evaluate.add_eval(sub)
-    daemon.add_run(sub)
-    daemon.add_status(sub)
+    run.add_run(sub)
+    status.add_status(sub)
     undo.add_undo(sub)
     retrain.add_retrain(sub)
     labels.add_import_labels(sub)
     labels.add_review(sub)
-    daemon.add_install_service(sub)
+    install_service.add_install_service(sub)
     models.add_model(sub)
-    daemon.add_doctor(sub)
+    doctor.add_doctor(sub)
     _add_train_detector(sub)
     return parser
 

@@ -1,0 +1,74 @@
+"""`install-service`: the systemd user unit written (an edited one kept), with the fix when it cannot be."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+from pathlib import Path
+
+from facesortd.advice import advised
+from facesortd.cli.common import refuse_overlap, settings_for
+from facesortd.durable import DISK_FULL, Refused, atomic_writer, write_new
+from facesortd.service_unit import unit_file, unit_text, written_as_is
+
+
+def cmd_install_service(args: argparse.Namespace) -> int:
+    unit_dir = unit_file().parent
+    # What `run` checks before it starts: a unit for settings the service refuses failed at once
+    # (exit 2, not restarted) while this said "now run: systemctl ... enable --now".
+    refuse_overlap(settings_for(args))
+    text = unit_text(args.config)
+    if args.print:
+        print(text, end="")
+        return 0
+    unit = unit_file()
+    try:
+        old = unit.read_bytes() if unit.is_file() else None
+        if old == text.encode():
+            print(f"already installed: {unit} (`systemctl --user enable --now facesortd` starts it)")
+            return 0
+        if old is not None and not written_as_is(old):
+            kept = write_new(unit.with_name(unit.name + ".bak"), lambda fh: fh.write(old), stat_from=unit)
+            print(f"kept the unit that was there, which facesortd did not write as it is, as {kept}")
+        with atomic_writer(unit) as fh:  # a full disk must not leave systemd half a unit
+            fh.write(text.encode())
+    except OSError as exc:  # the unit before (if any) is whole: atomic_writer replaces it only when done
+        raise Refused(exc, f"cannot write {unit}", _unit_fix(exc, unit_dir)) from None
+    # A unit replaced may be running: `enable --now` leaves a running service as it is, on the old unit.
+    start = (
+        "enable facesortd\n  systemctl --user restart facesortd"
+        if old is not None
+        else "enable --now facesortd"
+    )
+    print(f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
+    return 0
+
+
+def _unit_fix(exc: OSError, unit_dir: Path) -> str:
+    """What the person does about a unit that could not be written: the errors a user's disk or
+    folders cause, each with its own remedy (chmod does not help a full disk or a read-only mount)."""
+    if exc.errno in DISK_FULL:
+        return "free some space on that disk"
+    if exc.errno == errno.EROFS:
+        by_hand = advised("install-service", "--print")
+        return f"it is on a read-only filesystem: install the unit by hand ({by_hand})"
+    folder = next(p for p in (unit_dir, *unit_dir.parents) if p.exists())  # the one mkdir needs
+    if not folder.is_dir():
+        return f"{folder} is not a folder: move that file away"
+    return f"make {folder} writable for you (chmod u+rwx '{folder}')"
+
+
+def add_install_service(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "install-service",
+        help="install the systemd user unit",
+        description="Write facesortd.service into $XDG_CONFIG_HOME/systemd/user/ (~/.config/systemd/"
+        "user/) and print the systemctl commands that enable it (it runs none itself). A unit there "
+        "that facesortd wrote is replaced; one edited by hand (or not written by facesortd) is kept "
+        "as facesortd.service.bak first. The unit runs this very facesortd, the one in the "
+        "environment you run this command from, with the --config FILE given before install-service.",
+    )
+    p.add_argument(
+        "--print", action="store_true", help="print the unit to stdout instead (to install it by hand)"
+    )
+    p.set_defaults(func=cmd_install_service)

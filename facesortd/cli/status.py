@@ -1,0 +1,39 @@
+"""`status`: what the daemon is doing, what it sorted and what waits for the person."""
+
+from __future__ import annotations
+
+import argparse
+
+from facesortd.cli.common import settings_for
+from facesortd.shown_names import json_text
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from facesortd.status import gather, report
+
+    settings = settings_for(args)
+    print(json_text(gather(settings), indent=2) if args.json else report(settings))
+    return 0
+
+
+def add_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "status",
+        help="is the daemon running, what it sorted, what waits for you, last errors",
+        description="Daemon (uptime, queue), the model and threshold in force, the inbox and library "
+        "folders, files placed today and "
+        "in total per folder, files you labelled (on the review page or by moving them), files waiting "
+        "in each quarantine folder, what sits in the inbox and why, "
+        "labels for training and the last errors.",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print it as one JSON object: {"total": {"<emotion>" | "_quarantine/<reason>": n, ...}, '
+        '"today": {...}, "labelled": {"total": {"<emotion>": n}, "today": {...}}, '
+        '"waiting_for_review": {...}, "inbox": {...}, "daemon": {...}, "model": {...}, "labels": {...}, '
+        '"retrain": {...}, "last_errors": [...], "problems": ["<what is wrong (a folder facesortd may '
+        'not use, a daemon on other settings, Happy/ beside happy/ ...), and the fix>", ...]} on stdout '
+        '(README: "What status tells you")',
+    )
+    p.set_defaults(func=cmd_status)

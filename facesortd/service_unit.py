@@ -1,0 +1,75 @@
+"""The systemd user unit: its text for this very facesortd, where it is installed, and whether
+facesortd wrote it as it is (`install-service` writes it, `doctor` checks what it runs)."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+from facesortd.config import config_home, config_option
+from facesortd.package_data import README, SERVICE_TEMPLATE, data_file, package_file
+
+
+def own_command() -> list[str]:
+    """The command that starts this very facesortd, for the unit: the script installed beside the
+    interpreter running now (a virtual environment's or pipx's ``bin/``). A `facesortd` found on
+    PATH may be another installation (or none: a virtual environment is rarely on systemd's PATH),
+    and the unit must run the one the user installed it with."""
+    script = Path(sys.executable).parent / "facesortd"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "facesortd"]
+
+
+def unit_word(word: str, *, argument: bool = False) -> str:
+    """``word`` as one word of a unit file's value, as systemd reads it back: a ``%`` doubled (a
+    specifier otherwise: a path or ``file:`` URI holding one was refused), and quoted where it holds
+    a space, a quote, a backslash or a control character (a folder such as "My Apps" split ExecStart;
+    a line break, escaped, ended the line). A ``$`` is doubled
+    in an ``argument`` of ExecStart, where systemd expands ``${NAME}`` (a --config path in a folder
+    "${USER}s stuff" was read as "rootstuff"); it stays in the command's path, which systemd runs
+    unexpanded, and a URI never holds one."""
+    word = word.replace("%", "%%")
+    if argument:
+        word = word.replace("$", "$$")
+    if any(c.isspace() or not c.isprintable() or c in "\\\"'" for c in word):
+        quoted = word.replace("\\", "\\\\").replace('"', '\\"')
+        # A line break (any control character) as a C escape, which systemd reads back in a quoted
+        # word: written as it is, it ended the line, and the rest of the path was a unit line of its own.
+        return '"' + "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in quoted) + '"'
+    return word
+
+
+def unit_text(config: Path | None = None) -> str:
+    """The unit for this facesortd: it runs this very command, with the ``--config`` it was given
+    (without it the service read the default config, another inbox than the one the person tried),
+    and its ``Documentation=`` is the README installed with it (a ``file:`` URI, as systemd.unit(5)
+    allows, that every installed copy has; a web address we do not own was not)."""
+    command = own_command() + config_option(config)
+    fill = {
+        "{exec_start}": " ".join(unit_word(w, argument=i > 0) for i, w in enumerate(command)),
+        "{documentation}": unit_word(package_file(README).absolute().as_uri()),
+    }
+    text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8")
+    for field, value in fill.items():
+        text = text.replace(field, value)
+    return _signed(text)
+
+
+UNIT_SUM = "# Written by `facesortd install-service`, which keeps an edited copy; sha256 of the lines above: "
+
+
+def _signed(text: str) -> str:
+    return f"{text}{UNIT_SUM}{hashlib.sha256(text.encode()).hexdigest()}\n"
+
+
+def written_as_is(unit: bytes) -> bool:
+    """Whether ``unit`` is as `install-service` wrote it (for this facesortd or another): its last
+    line sums the lines above. Anything else (edited by hand, written by an older facesortd without
+    that line, or by the person) is not replaced without a copy."""
+    text = unit.decode(errors="replace")
+    return UNIT_SUM in text and text == _signed(text[: text.rindex(UNIT_SUM)])
+
+
+def unit_file() -> Path:
+    """Where `install-service` writes the unit: systemd's folder for a user's own units."""
+    return config_home().parent / "systemd" / "user" / "facesortd.service"
