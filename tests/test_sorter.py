@@ -580,3 +580,27 @@ def test_a_file_named_twice_is_sorted_once(
     assert cli.main(["sort", *named]) == 0
     err = capsys.readouterr().err
     assert "gone meanwhile" not in err and "skipped" not in err and len(_files(env.library)) == 2
+
+
+def test_sort_dir_reports_every_symbolic_link_skipped_broken_and_looping_too(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort DIR` said a working symbolic link was skipped, but passed over a broken or looping one
+    without a word (and a folder of only such links was "no images", exit 2): each is now a line
+    and a `--json` record saying why, and none is followed or moved."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    (shots / "a.png").write_bytes(screenshot_png(1))
+    (shots / "broken.png").symlink_to(shots / "nowhere.png")
+    (shots / "loop.png").symlink_to(shots / "loop.png")
+    (shots / "working.png").symlink_to(shots / "a.png")
+    links = ["broken.png", "loop.png", "working.png"]
+    assert cli.main(["sort", "--dry-run", str(shots)]) == 0
+    err = capsys.readouterr().err
+    for name in links:
+        assert f"{shots / name}: skipped, a symbolic link (facesortd only moves real files)" in err
+    assert cli.main(["sort", "--json", str(shots)]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    skipped = {Path(r["path"]).name: r["detail"] for r in records if r["action"] == "skipped"}
+    assert sorted(skipped) == links and all("symbolic link" in why for why in skipped.values())
+    assert all((shots / name).is_symlink() for name in links) and not (shots / "a.png").exists()

@@ -48,7 +48,10 @@ def expand_inputs(
                 out.append(p)
                 continue
             children = sorted(c for c in p.iterdir() if not c.name.startswith("."))
-            images = [c for c in children if c.is_file() and wanted(c, watch)]
+            # A symbolic link of an image name, whatever it leads to (a file, nothing, itself), is
+            # handed on for the sorter to say it skipped: a broken or looping one was passed over
+            # without a word while a working one was reported skipped.
+            images = [c for c in children if (c.is_symlink() or c.is_file()) and wanted(c, watch)]
             folders = [c for c in children if c.is_dir()]
         except PermissionError as exc:
             raise UsageError(
