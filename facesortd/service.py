@@ -84,6 +84,7 @@ class Service:
             duplicates=settings.watch.duplicates,
             unreadable_settle_s=settings.watch.unreadable_settle_s,
             extensions=tuple(settings.watch.extensions),
+            ignore=tuple(settings.watch.ignore),
             unreadable_since=UnreadableSince(),
         )
         self.stop_event = threading.Event()

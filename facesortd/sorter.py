@@ -25,6 +25,7 @@ from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import move_lock
+from facesortd.watch import ignoring_pattern
 
 GONE = "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)"
 
@@ -36,6 +37,17 @@ def undone() -> str:
 
 
 COPIED = "copied into the library before (`sort --copy`), so it stays: its copy is"
+
+
+def ignored_name(pattern: str) -> str:
+    """Why a file named to `sort` whose name ``watch.ignore`` leaves alone (``~x.png``, an office
+    suite's ``.~lock.x.png#``) stays, with how to sort it anyway: such a name is an editor's lock or
+    temp file far more often than a picture meant, and the daemon would never have taken it."""
+    return (
+        f"its name matches watch.ignore's {pattern!r} (a hidden, temp or lock file, which the daemon "
+        "leaves alone); rename it to sort it"
+    )
+
 
 Kind = Literal["placed", "would-place", "stays", "kept", "wait", "skipped", "gone"]
 
@@ -123,6 +135,8 @@ class Sorter:
     copy: bool = False
     unreadable_settle_s: float = 0.0
     extensions: tuple[str, ...] = IMAGE_SUFFIXES
+    ignore: tuple[str, ...] = ()
+    """``watch.ignore``: a file of such a name is skipped, said, even when a person named it."""
     unreadable_since: UnreadableSince | None = None
     """The daemon's: an unreadable file's wait timed by the monotonic clock, not by its date."""
 
@@ -140,6 +154,9 @@ class Sorter:
             return Outcome(path, "skipped", why="a symbolic link (facesortd only moves real files)")
         if not is_image_name(path, self.extensions):
             return Outcome(path, "skipped", why=not_an_image_name(self.extensions))
+        # Only for an image name, which renaming can make one that is sorted.
+        if (pattern := ignoring_pattern(path.name, self.ignore)) is not None:
+            return Outcome(path, "skipped", why=ignored_name(pattern))
         try:
             seen = path.lstat()
             if not stat.S_ISREG(seen.st_mode):

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 
 from loguru import logger
@@ -32,7 +32,13 @@ from facesortd.image_names import is_image_name
 
 def ignored(name: str, settings: WatchSettings) -> bool:
     """A hidden or temp name (``watch.ignore``): such a file, or such a sub-folder with all it holds."""
-    return any(fnmatch.fnmatch(name, pattern) for pattern in settings.ignore)
+    return ignoring_pattern(name, settings.ignore) is not None
+
+
+def ignoring_pattern(name: str, patterns: Iterable[str]) -> str | None:
+    """The first of ``patterns`` (``watch.ignore``) that ``name`` matches, or None: the one test of a
+    name against them, and the pattern to name to a person who named such a file to `sort`."""
+    return next((pattern for pattern in patterns if fnmatch.fnmatch(name, pattern)), None)
 
 
 def wanted(path: Path, settings: WatchSettings) -> bool:

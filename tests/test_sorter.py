@@ -604,3 +604,27 @@ def test_sort_dir_reports_every_symbolic_link_skipped_broken_and_looping_too(
     skipped = {Path(r["path"]).name: r["detail"] for r in records if r["action"] == "skipped"}
     assert sorted(skipped) == links and all("symbolic link" in why for why in skipped.values())
     assert all((shots / name).is_symlink() for name in links) and not (shots / "a.png").exists()
+
+
+def test_a_file_named_whose_name_watch_ignore_leaves_alone_is_skipped_with_how_to_sort_it(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort ~x.png` (or `sort ~/screens/*` taking in an editor's lock file) sorted a name the
+    daemon ignores in the inbox: it is skipped with the pattern and the fix, a line and a `--json`
+    record, and sorted once renamed."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    lock, hidden = shots / "~x.png", shots / ".x.png"
+    lock.write_bytes(screenshot_png(1))
+    hidden.write_bytes(screenshot_png(2))
+    assert cli.main(["sort", str(lock)]) == 0
+    assert (
+        f"{lock}: skipped, its name matches watch.ignore's '~*' (a hidden, temp or lock file, which the "
+        "daemon leaves alone); rename it to sort it"
+    ) in capsys.readouterr().err
+    assert cli.main(["sort", "--json", str(hidden)]) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert record["action"] == "skipped" and "watch.ignore's '.*'" in record["detail"]
+    assert lock.is_file() and hidden.is_file() and not _files(env.library)
+    lock.rename(shots / "x.png")
+    assert cli.main(["sort", str(shots / "x.png")]) == 0 and len(_files(env.library)) == 1

@@ -35,7 +35,8 @@ def expand_inputs(
     Nor a folder ``sorted_from`` says files were sorted out of: `sort FOLDER` run again once all
     was sorted (to finish what a Ctrl-C left, say) was refused as the wrong folder named, exit 2.
     A file named directly is taken whatever its name: the sorter says why it leaves one of no image
-    name where it is (dropped here, it would be skipped without a word). A file named twice is once.
+    name, or of a name ``watch.ignore`` leaves alone, where it is (dropped here, it would be skipped
+    without a word). A file named twice is once.
     """
     out: list[Path] = []
     imageless: list[Path] = []

@@ -141,8 +141,10 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "<library>/<emotion>/ or <library>/_quarantine/<reason>/, never over another file (a name "
         "taken there becomes 'name (1).png'), and journaled, so `facesortd undo` puts it back. "
         "Without paths it sorts the inbox and, like the daemon, leaves a file whose sort you undid "
-        "or that you put in quarantine yourself; a file or folder you name is sorted anyway. A line "
-        "per file and a summary go to stderr; the exit status is 1 if a file could not be moved.",
+        "or that you put in quarantine yourself; a file or folder you name is sorted anyway. A file "
+        "whose name watch.ignore leaves alone (~x.png, .x.png: an editor's lock or temp "
+        "file, most likely) is skipped even when named, with a line saying so: rename it to sort it. A "
+        "line per file and a summary go to stderr; the exit status is 1 if a file could not be moved.",
     )
     p.add_argument(
         "paths",

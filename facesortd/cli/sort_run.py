@@ -86,6 +86,7 @@ class SortRun:
             # The inbox is where writers are at work, as for the daemon; a file named is sorted now.
             unreadable_settle_s=0.0 if self.options.named else watch.unreadable_settle_s,
             extensions=tuple(watch.extensions),
+            ignore=tuple(watch.ignore),
         )
 
     def _sort_one(self, src: Path) -> Outcome | Exception:
