@@ -628,3 +628,6 @@ def test_a_file_named_whose_name_watch_ignore_leaves_alone_is_skipped_with_how_t
     assert lock.is_file() and hidden.is_file() and not _files(env.library)
     lock.rename(shots / "x.png")
     assert cli.main(["sort", str(shots / "x.png")]) == 0 and len(_files(env.library)) == 1
+    with pytest.raises(SystemExit):
+        cli.main(["sort", "--help"])
+    assert "rename it to sort it" in " ".join(capsys.readouterr().out.split())  # said before it happens
