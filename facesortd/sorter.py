@@ -85,7 +85,8 @@ class UnreadableSince:
         """Seconds ``path`` has yet to stay unchanged before it counts as finished (0: now)."""
         try:
             st = path.stat()
-        except OSError:
+        except OSError:  # gone (or not ours to look at): nothing to wait for, nothing to keep
+            self.forget(path)
             return 0.0
         now, seen = time.monotonic(), (st.st_ino, st.st_size, st.st_mtime_ns)
         with self._lock:
@@ -102,6 +103,11 @@ class UnreadableSince:
         """``path`` is no longer waited on (readable now, placed, gone)."""
         with self._lock:
             self._since.pop(path, None)
+
+    def __len__(self) -> int:
+        """How many files are waited on now (a long-running daemon's record must not grow)."""
+        with self._lock:
+            return len(self._since)
 
 
 @dataclass
@@ -133,6 +139,14 @@ class Sorter:
         <library>/_quarantine/no-face``); that overrides their earlier undo or quarantine of it,
         which is how they sort such a file by hand. Only the inbox (daemon, bare ``sort``) obeys them.
         """
+        outcome = self._sort(pipeline, path, named=named)
+        if self.unreadable_since is not None and outcome.kind != "wait":
+            # Whatever became of it (placed, gone while it waited, replaced by a link), it is no longer
+            # waited on: a record kept for each file that vanished while waiting grew for ever.
+            self.unreadable_since.forget(outcome.path)
+        return outcome
+
+    def _sort(self, pipeline: Pipeline, path: Path, *, named: bool) -> Outcome:
         started = time.perf_counter()
         # As the journal and the daemon name it: `sort happy/a.png` was a duplicate of itself.
         path = path.absolute()
@@ -158,8 +172,6 @@ class Sorter:
             return Outcome(path, "stays", decision, path, ms=_ms(started))
         if decision.reason == "unreadable" and (wait := self._still_young(path)):
             return Outcome(path, "wait", decision, why=decision.detail, wait_s=wait)
-        if self.unreadable_since is not None:
-            self.unreadable_since.forget(path)
         if self.dry_run or self.journal is None:
             return Outcome(
                 path, "would-place", decision, self.library.destination(path, decision), ms=_ms(started)
