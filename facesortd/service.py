@@ -96,6 +96,8 @@ class Service:
         self._claimed: set[Path] = set()
         self._lock = threading.Lock()
         self._failures: dict[Path, int] = {}
+        self._failure_said: dict[Path, str] = {}
+        """Why each file's move failed, as last said: said again only when the reason changes."""
         self._timers: dict[Path, _Timed] = {}
         self._told: set[Path] = set()
         self._recover_due = True
@@ -138,6 +140,7 @@ class Service:
             if pending is not None:  # a new file: the old one's timer and failures go
                 del self._timers[path]
                 self._failures.pop(path, None)
+                self._failure_said.pop(path, None)
             self._claimed.add(path)
         if pending is not None:
             pending.timer.cancel()
@@ -383,6 +386,7 @@ class Service:
             # Its move no longer fails: placed, kept, or gone meanwhile (deleted while it waited for
             # its retry: a count kept for it would stay for the life of the service).
             self._failures.pop(path, None)
+            self._failure_said.pop(path, None)
             waiting = bool(self._failures)
         if outcome.kind in ("kept", "skipped"):
             self._tell_once(path, outcome.why)
@@ -502,20 +506,28 @@ class Service:
 
     def _retry_later(self, path: Path, exc: Exception, record: bool = True) -> None:
         """Library or state disk full, not writable: the file stays in the inbox and is tried again,
-        backing off."""
+        backing off. Said (and recorded for `status`) once per file and reason: a refusal that lasts
+        (a folder not writable, a library too deep for the name) logged a line at every retry, up to
+        every MAX_BACKOFF_S, for as long as it lasted."""
+        why = str(exc)
         with self._lock:
             n = self._failures.get(path, 0) + 1
             self._failures[path] = n
+            said, self._failure_said[path] = self._failure_said.get(path) == why, why
         self._recover_due = True
         delay = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2.0 ** (n - 1))
-        logger.error(
-            "{}: cannot move it into the library ({}); it stays in the inbox, retry in {:.0f} s",
-            path,
-            exc,
-            delay,
-        )
-        if record:
-            self._record_error(path, f"move failed: {exc}")
+        if said:
+            logger.debug("{}: move failed again ({}); retry in {:.0f} s", path, why, delay)
+        else:
+            logger.error(
+                "{}: cannot move it into the library ({}); it stays in the inbox and is tried again "
+                "(at most {:.0f} s apart) until it can be",
+                path,
+                why,
+                MAX_BACKOFF_S,
+            )
+            if record:
+                self._record_error(path, f"move failed: {why}")
         self._later(delay, path)
 
     def _retry_waiting_now(self) -> None:

@@ -4,7 +4,9 @@ wait for a half-written file. Each test here failed on the code before its fix."
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from loguru import logger
@@ -12,6 +14,9 @@ from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd.config import Settings
+from facesortd.decide import Decision
+from facesortd.durable import Refused
+from facesortd.library import Library
 
 
 @pytest.fixture
@@ -40,3 +45,35 @@ def test_a_file_gone_while_it_waited_is_forgotten(daemon_settings: Settings, log
         assert len(service.sorter.unreadable_since) == 1
         half.unlink()
         wait_until(lambda: len(service.sorter.unreadable_since) == 0)
+
+
+def test_a_refused_move_is_said_once_per_file_and_reason(
+    daemon_settings: Settings, log: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move refused for as long as the person takes to fix it (a folder not writable, a library too
+    deep for the name) logged an error, and recorded it, at every retry (up to every 300 s): now once
+    per file and reason, again when the reason changes; `status` shows it meanwhile."""
+    reasons = ["not writable"] * 4 + ["too deep"] * 4
+    real_apply = Library.apply
+
+    def refusing(self: Library, src: Path, decision: Decision, **kw: bool) -> Path:
+        if reasons:
+            raise Refused(
+                OSError(errno.EACCES, "Permission denied"), f"cannot move it: {reasons.pop(0)}", "fix"
+            )
+        return real_apply(self, src, decision, **kw)
+
+    monkeypatch.setattr(Library, "apply", refusing)
+    monkeypatch.setattr("facesortd.service.FIRST_BACKOFF_S", 0.05)
+    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 0.05)
+    shot = daemon_settings.inbox / "a.png"
+    with running_daemon(daemon_settings, stub_pipeline) as service:
+        shot.write_bytes(screenshot_png(31))
+        wait_until(lambda: not shot.exists())
+        errors = service.journal.last_errors(50)
+    said = [line for line in log if "cannot move it into the library" in line]
+    assert len(said) == 2 and "not writable" in said[0] and "too deep" in said[1]
+    assert [m for _at, _p, m in errors if "move failed" in m] == [
+        "move failed: cannot move it: too deep (Permission denied): fix",
+        "move failed: cannot move it: not writable (Permission denied): fix",
+    ]
