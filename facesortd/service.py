@@ -46,7 +46,15 @@ from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.sdnotify import notify, watchdog_period
 from facesortd.shown_names import exact, json_text
 from facesortd.sorter import Sorter, UnreadableSince
-from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, remove_stale_temp_files, retrain_lock
+from facesortd.state import (
+    DAEMON_LOCK,
+    STATUS_FILE,
+    DaemonLock,
+    StateBusy,
+    ensure_private_dir,
+    remove_stale_temp_files,
+    retrain_lock,
+)
 from facesortd.watch import InboxWatcher, scan, wanted
 
 __all__ = ["Service", "default_pipeline"]
@@ -105,6 +113,8 @@ class Service:
         can fail a move's ``done`` mark after the file moved), at each tick until it goes through."""
         self._placed_since_look = False
         self._status_failing = False
+        self._lock_failing = False
+        self._daemon_lock = DaemonLock(settings.state_dir)
         self._learning_problem: str | None = None
         """Why retraining cannot go on, while it cannot (`status` shows it)."""
         self._inbox_problem: str | None = None
@@ -152,7 +162,7 @@ class Service:
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop()``); returns the exit code."""
-        with DaemonLock(self.settings.state_dir):
+        with self._daemon_lock:
             try:
                 return self._run()
             finally:
@@ -209,6 +219,9 @@ class Service:
                     logger.critical("{}", JournalReplaced(self.journal.path))
                     code = 1
                     break
+                if not self._keep_daemon_lock():
+                    code = 1
+                    break
                 if not watcher.alive():
                     watcher = self._watch_again(watcher)
                 if self._recover_due:
@@ -249,6 +262,23 @@ class Service:
             self._publish_status()
             notify("STOPPING=1")
         return code
+
+    def _keep_daemon_lock(self) -> bool:
+        """Put the daemon lock back if its file was deleted (see DaemonLock); False: another daemon
+        took the state folder meanwhile (an older facesortd, which does not look for a deleted lock),
+        so this one stops rather than race it for every file."""
+        try:
+            self._daemon_lock.keep()
+        except StateBusy as exc:
+            logger.critical("{}: this daemon stops", exc)
+            return False
+        except OSError as exc:  # tried again at the next tick, said once
+            if not self._lock_failing:
+                logger.warning("cannot put {} back ({}); tried again", DAEMON_LOCK, exc)
+            self._lock_failing = True
+        else:
+            self._lock_failing = False
+        return True
 
     def _watch_again(self, watcher: InboxWatcher) -> InboxWatcher:
         """The watcher stopped (inbox removed, renamed away, made anew): watch the inbox again,

@@ -5,6 +5,7 @@ wait for a half-written file. Each test here failed on the code before its fix."
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.durable import Refused
 from facesortd.library import Library
+from facesortd.service import Service
+from facesortd.state import StateBusy, daemon_running
 
 
 @pytest.fixture
@@ -77,3 +80,20 @@ def test_a_refused_move_is_said_once_per_file_and_reason(
         "move failed: cannot move it: too deep (Permission denied): fix",
         "move failed: cannot move it: not writable (Permission denied): fix",
     ]
+
+
+def test_a_second_daemon_is_refused_after_the_first_ones_lock_file_was_deleted(
+    daemon_settings: Settings, log: list[str]
+) -> None:
+    """`rm <state_dir>/daemon.lock` while a daemon ran (taken for a stale pid file): a second `run`
+    made a new one, took it at once and raced the first for every file. It is refused now, naming
+    the first, and the first puts its lock file back (`status` and an older facesortd look there)."""
+    lock = daemon_settings.state_dir / "daemon.lock"
+    with running_daemon(daemon_settings, stub_pipeline):
+        lock.unlink()
+        with pytest.raises(StateBusy, match=f"pid {os.getpid()}"):
+            Service(daemon_settings, stub_pipeline).run()
+        wait_until(lambda: lock.exists() and daemon_running(daemon_settings.state_dir))
+        with pytest.raises(StateBusy):
+            Service(daemon_settings, stub_pipeline).run()
+    assert not daemon_running(daemon_settings.state_dir)
