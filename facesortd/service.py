@@ -114,6 +114,8 @@ class Service:
         self._placed_since_look = False
         self._status_failing = False
         self._lock_failing = False
+        self._library_problem: str | None = None
+        """Why the library (or its quarantine) may not be used now (`status` shows it)."""
         self._daemon_lock = DaemonLock(settings.state_dir)
         self._learning_problem: str | None = None
         """Why retraining cannot go on, while it cannot (`status` shows it)."""
@@ -222,6 +224,7 @@ class Service:
                 if not self._keep_daemon_lock():
                     code = 1
                     break
+                self._check_library()
                 if not watcher.alive():
                     watcher = self._watch_again(watcher)
                 if self._recover_due:
@@ -262,6 +265,21 @@ class Service:
             self._publish_status()
             notify("STOPPING=1")
         return code
+
+    def _check_library(self) -> None:
+        """The library re-pointed, or its quarantine made a link out of it, while the daemon ran: each
+        move there is refused (Library.refusal) and the file stays where it is; said once here and
+        by `status` until it is put right, when the files waiting for it go at once."""
+        refused = self.library.refusal()
+        problem = f"{refused}; the files for it stay where they are until then" if refused else None
+        if problem == self._library_problem:
+            return
+        self._library_problem = problem
+        if problem:
+            logger.error(problem)
+            self._record_error(None, problem)
+        else:
+            self._retry_waiting_now()
 
     def _keep_daemon_lock(self) -> bool:
         """Put the daemon lock back if its file was deleted (see DaemonLock); False: another daemon
@@ -491,6 +509,8 @@ class Service:
         if key == self._unsure_judged_by:
             return
         if self.settings.learning.reexamine_unsure:
+            if self.library.refusal():  # its files are not the library's: said by _check_library
+                return
             unsure = self.settings.library / QUARANTINE_DIR / "unsure"
             try:
                 entries = list_folder(unsure)
@@ -622,6 +642,7 @@ class Service:
                 p
                 for p in (
                     self._inbox_problem,
+                    self._library_problem,
                     self._model_problem and self._model_problem[1],
                     self._learning_problem,
                 )

@@ -5,6 +5,7 @@ wait for a half-written file. Each test here failed on the code before its fix."
 from __future__ import annotations
 
 import errno
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from loguru import logger
 from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd.config import Settings
+from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
 from facesortd.durable import Refused
 from facesortd.library import Library
@@ -97,3 +98,63 @@ def test_a_second_daemon_is_refused_after_the_first_ones_lock_file_was_deleted(
         with pytest.raises(StateBusy):
             Service(daemon_settings, stub_pipeline).run()
     assert not daemon_running(daemon_settings.state_dir)
+
+
+def _problems(settings: Settings) -> list[str]:
+    return json.loads((settings.state_dir / "status.json").read_text())["problems"]
+
+
+def test_a_quarantine_linked_out_of_the_library_is_not_used_by_the_daemon(
+    daemon_settings: Settings, tmp_path: Path, log: list[str]
+) -> None:
+    """`_quarantine` made a symbolic link to a folder outside the library: the review page no longer
+    follows it, but the daemon still put quarantined files there (out of the library, where no undo
+    or review looks as the library's). Now the move is refused, said once and by `status` with the
+    fix, the file stays in the inbox, and goes into the quarantine once it is a folder again."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shot = daemon_settings.inbox / "a.png"
+    with running_daemon(daemon_settings, stub_pipeline):
+        quarantine = daemon_settings.library / "_quarantine"
+        quarantine.symlink_to(outside)
+        wait_until(lambda: _problems(daemon_settings))
+        assert "outside the library" in _problems(daemon_settings)[0]
+        shot.write_bytes(screenshot_png(32))
+        wait_until(lambda: any("a.png: cannot move it" in line for line in log))
+        assert shot.exists() and not list(outside.rglob("*"))
+        quarantine.unlink()
+        wait_until(lambda: not shot.exists())
+        wait_until(lambda: not _problems(daemon_settings))
+    assert [p.parent.name for p in quarantine.rglob("*.png")] == ["unsure"]
+    assert sum("outside the library" in line and "a.png" not in line for line in log) == 1
+
+
+def test_a_library_re_pointed_while_the_daemon_runs_is_not_used(tmp_path: Path, log: list[str]) -> None:
+    """The library a symbolic link whose target was changed while the daemon ran: the daemon moved
+    the files where it led now (into the inbox itself, the state folder, another library), past the
+    checks `run` made at its start, and the journal's paths no longer found them. Now a move there is
+    refused until the link is put back (or the daemon restarted), the file left in the inbox."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    link = tmp_path / "lib"
+    link.symlink_to(first)
+    settings = load_settings(
+        inbox=tmp_path / "inbox",
+        library=link,
+        state_dir=tmp_path / "state",
+        watch={"settle_s": 0.2, "rescan_interval_s": 0, "unreadable_settle_s": 0},
+    )
+    shot = settings.inbox / "a.png"
+    with running_daemon(settings, stub_pipeline):
+        link.unlink()
+        link.symlink_to(second)
+        wait_until(lambda: _problems(settings))
+        assert f"leads to {second} now" in _problems(settings)[0]
+        shot.write_bytes(screenshot_png(33))
+        wait_until(lambda: any("a.png: cannot move it" in line for line in log))
+        assert shot.exists() and not list(second.rglob("*.png"))
+        link.unlink()
+        link.symlink_to(first)
+        wait_until(lambda: not shot.exists())
+    assert len(list(first.rglob("*.png"))) == 1 and not list(second.rglob("*.png"))
