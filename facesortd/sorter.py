@@ -9,9 +9,11 @@ prints is what a real run would do.
 
 from __future__ import annotations
 
+import contextlib
 import stat
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -73,13 +75,24 @@ class UnreadableSince:
     (NTP at boot, a resumed VM, a person setting it): stepped back or forward by more than
     ``watch.unreadable_settle_s`` while a writer paused between chunks, the half-written file was
     judged finished at once and quarantined as unreadable, and its writer's next chunk began a
-    second file in the inbox. The daemon times the wait itself; a one-shot `sort`, which sees each
-    file once, still reads the date. Thread-safe: the workers share one.
+    second file in the inbox. The daemon and `sort` time the wait themselves (`sort` from its start:
+    :meth:`start`). Thread-safe: the workers share one.
     """
 
     def __init__(self) -> None:
         self._since: dict[Path, tuple[tuple[int, int, int], float]] = {}
         self._lock = threading.Lock()
+
+    def start(self, paths: Iterable[Path]) -> None:
+        """Begin the wait of each of ``paths`` now, as it is now: a `sort` of many files finds an
+        unreadable one unchanged since its start waited for only what is left of ``settle_s``, not
+        ``settle_s`` each, one after the other."""
+        now = time.monotonic()
+        for path in paths:
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                with self._lock:
+                    self._since[path.absolute()] = ((st.st_ino, st.st_size, st.st_mtime_ns), now)
 
     def left(self, path: Path, settle_s: float) -> float:
         """Seconds ``path`` has yet to stay unchanged before it counts as finished (0: now)."""
@@ -130,7 +143,12 @@ class Sorter:
     unreadable_settle_s: float = 0.0
     extensions: tuple[str, ...] = IMAGE_SUFFIXES
     unreadable_since: UnreadableSince | None = None
-    """The daemon's: an unreadable file's wait timed by the monotonic clock, not by its date."""
+    """An unreadable file's wait, timed by the monotonic clock, never by its date (made if not given
+    and there is a wait); the daemon's workers share one."""
+
+    def __post_init__(self) -> None:
+        if self.unreadable_settle_s and self.unreadable_since is None:
+            self.unreadable_since = UnreadableSince()
 
     def sort(self, pipeline: Pipeline, path: Path, *, named: bool = False) -> Outcome:
         """Sort ``path`` with ``pipeline`` (one per thread: OpenCV's detectors are not shareable).
@@ -229,19 +247,9 @@ class Sorter:
     def _still_young(self, path: Path) -> float:
         """Seconds to wait before an unreadable file counts as finished: a writer that appends in
         chunks closes the file between them, so "truncated" may only mean "not written yet"."""
-        if not self.unreadable_settle_s:
+        if not self.unreadable_settle_s or self.unreadable_since is None:
             return 0.0
-        if self.unreadable_since is not None:
-            return self.unreadable_since.left(path, self.unreadable_settle_s)
-        try:
-            age = time.time() - path.stat().st_mtime
-        except OSError:
-            return 0.0
-        if age < -self.unreadable_settle_s:
-            # Dated ahead of the clock (a fast clock elsewhere, an archive's dates): no writer here
-            # is at work on it, and waiting for that date kept a file a day ahead a day in the inbox.
-            return 0.0
-        return min(self.unreadable_settle_s, max(0.0, self.unreadable_settle_s - age))
+        return self.unreadable_since.left(path, self.unreadable_settle_s)
 
 
 def _ms(started: float) -> float:

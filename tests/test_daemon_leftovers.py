@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from loguru import logger
 from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
+from facesortd import cli
+from facesortd.cli.sort_run import SortRun
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
 from facesortd.durable import Refused
@@ -158,3 +161,30 @@ def test_a_library_re_pointed_while_the_daemon_runs_is_not_used(tmp_path: Path, 
         link.symlink_to(first)
         wait_until(lambda: not shot.exists())
     assert len(list(first.rglob("*.png"))) == 1 and not list(second.rglob("*.png"))
+
+
+@pytest.mark.parametrize("step_s", [-86400.0, 86400.0])
+def test_sort_waits_for_a_half_written_file_whatever_the_wall_clock_does(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, step_s: float
+) -> None:
+    """A bare `sort` judged whether an unreadable inbox file might still be written by its date
+    against the wall clock: stepped a day back or forward (NTP at boot, a resumed VM), a file its
+    writer paused on looked long finished (or dated ahead, so no writer's) and was quarantined as
+    unreadable; the writer's next chunk began a second file. `sort` now waits by the monotonic
+    clock, as the daemon does, and takes the file whole once its writer finished it meanwhile."""
+    monkeypatch.setenv("FACESORTD_WATCH__UNREADABLE_SETTLE_S", "0.2")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + step_s)
+    data = screenshot_png(34)
+    target = cli_settings.inbox / "chunked.png"
+    target.write_bytes(data[: len(data) // 2])
+    real_wait = getattr(SortRun, "_waited", None)
+
+    def writer_finishes(self: SortRun, seconds: float) -> bool:
+        target.write_bytes(data)
+        return real_wait(self, seconds) if real_wait else True
+
+    monkeypatch.setattr(SortRun, "_waited", writer_finishes, raising=False)
+    assert cli.main(["sort"]) == 0
+    placed = [p for p in cli_settings.library.rglob("*") if p.is_file()]
+    assert len(placed) == 1 and placed[0].parent.name != "unreadable" and placed[0].read_bytes() == data
