@@ -6,22 +6,34 @@ folders are the user interface: a person reviews quarantine by moving files into
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loguru import logger
 
 from facesortd.decide import Decision
-from facesortd.durable import move_no_replace
-from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.durable import Refused, move_no_replace
+from facesortd.quarantine import QUARANTINE_DIR, outside_library
 
 
 @dataclass(frozen=True)
 class Library:
-    """A library root; knows where a decision sends a file."""
+    """A library root; knows where a decision sends a file.
+
+    ``leads_to``: where ``root`` led when this Library was made (the start of `run` or `sort`, whose
+    checks against the inbox and the state folder held for that place). A ``root`` re-pointed since
+    (a symbolic link changed while the daemon ran) is refused rather than used: it may lead into the
+    inbox (each file sorted again, as a person's), the state folder, or another library, where the
+    journal's paths no longer find what was placed (undo, duplicates, labels).
+    """
 
     root: Path
+    leads_to: Path = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "leads_to", self.root.resolve())
 
     def folder_for(self, decision: Decision) -> Path:
         if decision.to_emotion_folder:
@@ -61,8 +73,25 @@ class Library:
         return self.folder_for(decision) / src.name
 
     def apply(self, src: Path, decision: Decision, *, copy: bool = False) -> Path:
-        """Move (or copy) ``src`` to its folder, never overwriting; returns where it ended up."""
+        """Move (or copy) ``src`` to its folder, never overwriting; returns where it ended up. Refused
+        (the file left where it is) while :meth:`refusal` says why."""
+        if refused := self.refusal(decision):
+            raise refused
         return move_no_replace(src, self.destination(src, decision), copy=copy)
+
+    def refusal(self, decision: Decision | None = None) -> Refused | None:
+        """Why no file may be moved into this library now (or, with ``decision``, to its folder), with
+        the fix; None: it may. Asked before each move: a few system calls against a misplaced file."""
+        now = self.root.resolve()
+        if now != self.leads_to:
+            moved = OSError(errno.EXDEV, f"it leads to {now} now, not to {self.leads_to} as at the start")
+            fix = f"point {self.root} back to {self.leads_to}, or restart facesortd to use where it leads now"
+            return Refused(moved, f"cannot use the library {self.root}", fix)
+        quarantine = self.root / QUARANTINE_DIR
+        if (decision is None or not decision.to_emotion_folder) and (outside := outside_library(self.root)):
+            fix = f"facesortd keeps files inside the library: make {quarantine} a folder of the library again"
+            return Refused(outside, f"cannot use {quarantine}", fix)
+        return None
 
 
 def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> list[str]:

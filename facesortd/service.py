@@ -46,7 +46,15 @@ from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.sdnotify import notify, watchdog_period
 from facesortd.shown_names import exact, json_text
 from facesortd.sorter import Sorter, UnreadableSince
-from facesortd.state import STATUS_FILE, DaemonLock, ensure_private_dir, remove_stale_temp_files, retrain_lock
+from facesortd.state import (
+    DAEMON_LOCK,
+    STATUS_FILE,
+    DaemonLock,
+    StateBusy,
+    ensure_private_dir,
+    remove_stale_temp_files,
+    retrain_lock,
+)
 from facesortd.watch import InboxWatcher, scan, wanted
 
 __all__ = ["Service", "default_pipeline"]
@@ -97,6 +105,8 @@ class Service:
         self._claimed: set[Path] = set()
         self._lock = threading.Lock()
         self._failures: dict[Path, int] = {}
+        self._failure_said: dict[Path, str] = {}
+        """Why each file's move failed, as last said: said again only when the reason changes."""
         self._timers: dict[Path, _Timed] = {}
         self._told: set[Path] = set()
         self._recover_due = True
@@ -104,6 +114,10 @@ class Service:
         can fail a move's ``done`` mark after the file moved), at each tick until it goes through."""
         self._placed_since_look = False
         self._status_failing = False
+        self._lock_failing = False
+        self._library_problem: str | None = None
+        """Why the library (or its quarantine) may not be used now (`status` shows it)."""
+        self._daemon_lock = DaemonLock(settings.state_dir)
         self._learning_problem: str | None = None
         """Why retraining cannot go on, while it cannot (`status` shows it)."""
         self._inbox_problem: str | None = None
@@ -139,6 +153,7 @@ class Service:
             if pending is not None:  # a new file: the old one's timer and failures go
                 del self._timers[path]
                 self._failures.pop(path, None)
+                self._failure_said.pop(path, None)
             self._claimed.add(path)
         if pending is not None:
             pending.timer.cancel()
@@ -150,7 +165,7 @@ class Service:
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop()``); returns the exit code."""
-        with DaemonLock(self.settings.state_dir):
+        with self._daemon_lock:
             try:
                 return self._run()
             finally:
@@ -207,6 +222,10 @@ class Service:
                     logger.critical("{}", JournalReplaced(self.journal.path))
                     code = 1
                     break
+                if not self._keep_daemon_lock():
+                    code = 1
+                    break
+                self._check_library()
                 if not watcher.alive():
                     watcher = self._watch_again(watcher)
                 if self._recover_due:
@@ -247,6 +266,38 @@ class Service:
             self._publish_status()
             notify("STOPPING=1")
         return code
+
+    def _check_library(self) -> None:
+        """The library re-pointed, or its quarantine made a link out of it, while the daemon ran: each
+        move there is refused (Library.refusal) and the file stays where it is; said once here and
+        by `status` until it is put right, when the files waiting for it go at once."""
+        refused = self.library.refusal()
+        problem = f"{refused}; the files for it stay where they are until then" if refused else None
+        if problem == self._library_problem:
+            return
+        self._library_problem = problem
+        if problem:
+            logger.error(problem)
+            self._record_error(None, problem)
+        else:
+            self._retry_waiting_now()
+
+    def _keep_daemon_lock(self) -> bool:
+        """Put the daemon lock back if its file was deleted (see DaemonLock); False: another daemon
+        took the state folder meanwhile (an older facesortd, which does not look for a deleted lock),
+        so this one stops rather than race it for every file."""
+        try:
+            self._daemon_lock.keep()
+        except StateBusy as exc:
+            logger.critical("{}: this daemon stops", exc)
+            return False
+        except OSError as exc:  # tried again at the next tick, said once
+            if not self._lock_failing:
+                logger.warning("cannot put {} back ({}); tried again", DAEMON_LOCK, exc)
+            self._lock_failing = True
+        else:
+            self._lock_failing = False
+        return True
 
     def _watch_again(self, watcher: InboxWatcher) -> InboxWatcher:
         """The watcher stopped (inbox removed, renamed away, made anew): watch the inbox again,
@@ -384,6 +435,7 @@ class Service:
             # Its move no longer fails: placed, kept, or gone meanwhile (deleted while it waited for
             # its retry: a count kept for it would stay for the life of the service).
             self._failures.pop(path, None)
+            self._failure_said.pop(path, None)
             waiting = bool(self._failures)
         if outcome.kind in ("kept", "skipped"):
             self._tell_once(path, outcome.why)
@@ -458,6 +510,8 @@ class Service:
         if key == self._unsure_judged_by:
             return
         if self.settings.learning.reexamine_unsure:
+            if self.library.refusal():  # its files are not the library's: said by _check_library
+                return
             unsure = self.settings.library / QUARANTINE_DIR / "unsure"
             try:
                 entries = list_folder(unsure)
@@ -503,20 +557,28 @@ class Service:
 
     def _retry_later(self, path: Path, exc: Exception, record: bool = True) -> None:
         """Library or state disk full, not writable: the file stays in the inbox and is tried again,
-        backing off."""
+        backing off. Said (and recorded for `status`) once per file and reason: a refusal that lasts
+        (a folder not writable, a library too deep for the name) logged a line at every retry, up to
+        every MAX_BACKOFF_S, for as long as it lasted."""
+        why = str(exc)
         with self._lock:
             n = self._failures.get(path, 0) + 1
             self._failures[path] = n
+            said, self._failure_said[path] = self._failure_said.get(path) == why, why
         self._recover_due = True
         delay = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2.0 ** (n - 1))
-        logger.error(
-            "{}: cannot move it into the library ({}); it stays in the inbox, retry in {:.0f} s",
-            path,
-            exc,
-            delay,
-        )
-        if record:
-            self._record_error(path, f"move failed: {exc}")
+        if said:
+            logger.debug("{}: move failed again ({}); retry in {:.0f} s", path, why, delay)
+        else:
+            logger.error(
+                "{}: cannot move it into the library ({}); it stays in the inbox and is tried again "
+                "(at most {:.0f} s apart) until it can be",
+                path,
+                why,
+                MAX_BACKOFF_S,
+            )
+            if record:
+                self._record_error(path, f"move failed: {why}")
         self._later(delay, path)
 
     def _retry_waiting_now(self) -> None:
@@ -581,6 +643,7 @@ class Service:
                 p
                 for p in (
                     self._inbox_problem,
+                    self._library_problem,
                     self._model_problem and self._model_problem[1],
                     self._learning_problem,
                 )

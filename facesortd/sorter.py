@@ -9,9 +9,11 @@ prints is what a real run would do.
 
 from __future__ import annotations
 
+import contextlib
 import stat
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -85,19 +87,31 @@ class UnreadableSince:
     (NTP at boot, a resumed VM, a person setting it): stepped back or forward by more than
     ``watch.unreadable_settle_s`` while a writer paused between chunks, the half-written file was
     judged finished at once and quarantined as unreadable, and its writer's next chunk began a
-    second file in the inbox. The daemon times the wait itself; a one-shot `sort`, which sees each
-    file once, still reads the date. Thread-safe: the workers share one.
+    second file in the inbox. The daemon and `sort` time the wait themselves (`sort` from its start:
+    :meth:`start`). Thread-safe: the workers share one.
     """
 
     def __init__(self) -> None:
         self._since: dict[Path, tuple[tuple[int, int, int], float]] = {}
         self._lock = threading.Lock()
 
+    def start(self, paths: Iterable[Path]) -> None:
+        """Begin the wait of each of ``paths`` now, as it is now: a `sort` of many files finds an
+        unreadable one unchanged since its start waited for only what is left of ``settle_s``, not
+        ``settle_s`` each, one after the other."""
+        now = time.monotonic()
+        for path in paths:
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                with self._lock:
+                    self._since[path.absolute()] = ((st.st_ino, st.st_size, st.st_mtime_ns), now)
+
     def left(self, path: Path, settle_s: float) -> float:
         """Seconds ``path`` has yet to stay unchanged before it counts as finished (0: now)."""
         try:
             st = path.stat()
-        except OSError:
+        except OSError:  # gone (or not ours to look at): nothing to wait for, nothing to keep
+            self.forget(path)
             return 0.0
         now, seen = time.monotonic(), (st.st_ino, st.st_size, st.st_mtime_ns)
         with self._lock:
@@ -114,6 +128,11 @@ class UnreadableSince:
         """``path`` is no longer waited on (readable now, placed, gone)."""
         with self._lock:
             self._since.pop(path, None)
+
+    def __len__(self) -> int:
+        """How many files are waited on now (a long-running daemon's record must not grow)."""
+        with self._lock:
+            return len(self._since)
 
 
 @dataclass
@@ -138,7 +157,12 @@ class Sorter:
     ignore: tuple[str, ...] = ()
     """``watch.ignore``: a file of such a name is skipped, said, even when a person named it."""
     unreadable_since: UnreadableSince | None = None
-    """The daemon's: an unreadable file's wait timed by the monotonic clock, not by its date."""
+    """An unreadable file's wait, timed by the monotonic clock, never by its date (made if not given
+    and there is a wait); the daemon's workers share one."""
+
+    def __post_init__(self) -> None:
+        if self.unreadable_settle_s and self.unreadable_since is None:
+            self.unreadable_since = UnreadableSince()
 
     def sort(self, pipeline: Pipeline, path: Path, *, named: bool = False) -> Outcome:
         """Sort ``path`` with ``pipeline`` (one per thread: OpenCV's detectors are not shareable).
@@ -147,6 +171,14 @@ class Sorter:
         <library>/_quarantine/no-face``); that overrides their earlier undo or quarantine of it,
         which is how they sort such a file by hand. Only the inbox (daemon, bare ``sort``) obeys them.
         """
+        outcome = self._sort(pipeline, path, named=named)
+        if self.unreadable_since is not None and outcome.kind != "wait":
+            # Whatever became of it (placed, gone while it waited, replaced by a link), it is no longer
+            # waited on: a record kept for each file that vanished while waiting grew for ever.
+            self.unreadable_since.forget(outcome.path)
+        return outcome
+
+    def _sort(self, pipeline: Pipeline, path: Path, *, named: bool) -> Outcome:
         started = time.perf_counter()
         # As the journal and the daemon name it: `sort happy/a.png` was a duplicate of itself.
         path = path.absolute()
@@ -175,8 +207,6 @@ class Sorter:
             return Outcome(path, "stays", decision, path, ms=_ms(started))
         if decision.reason == "unreadable" and (wait := self._still_young(path)):
             return Outcome(path, "wait", decision, why=decision.detail, wait_s=wait)
-        if self.unreadable_since is not None:
-            self.unreadable_since.forget(path)
         if self.dry_run or self.journal is None:
             return Outcome(
                 path, "would-place", decision, self.library.destination(path, decision), ms=_ms(started)
@@ -234,19 +264,9 @@ class Sorter:
     def _still_young(self, path: Path) -> float:
         """Seconds to wait before an unreadable file counts as finished: a writer that appends in
         chunks closes the file between them, so "truncated" may only mean "not written yet"."""
-        if not self.unreadable_settle_s:
+        if not self.unreadable_settle_s or self.unreadable_since is None:
             return 0.0
-        if self.unreadable_since is not None:
-            return self.unreadable_since.left(path, self.unreadable_settle_s)
-        try:
-            age = time.time() - path.stat().st_mtime
-        except OSError:
-            return 0.0
-        if age < -self.unreadable_settle_s:
-            # Dated ahead of the clock (a fast clock elsewhere, an archive's dates): no writer here
-            # is at work on it, and waiting for that date kept a file a day ahead a day in the inbox.
-            return 0.0
-        return min(self.unreadable_settle_s, max(0.0, self.unreadable_settle_s - age))
+        return self.unreadable_since.left(path, self.unreadable_settle_s)
 
 
 def _ms(started: float) -> float:

@@ -210,13 +210,26 @@ def move_lock_if_free(state_dir: Path) -> Iterator[bool]:
 
 
 class DaemonLock:
-    """The lock `run` holds while it lives; its file names the holder's pid for the refusal message."""
+    """The lock `run` holds while it lives; its file names the holder's pid for the refusal message.
+
+    ``daemon.lock`` deleted while a daemon held it (`rm <state_dir>/daemon.lock`, the reflex for a
+    "stale" pid file) let a second `run` make a new one, take it at once and race the first for every
+    file. Unlike the move lock it cannot be a flock on the folder itself, which each move takes. So
+    the lock a live daemon still holds is looked for, deleted, among the open files of the user's
+    processes (:func:`deleted_lock_holders`) before a new one counts, and a running daemon puts its
+    lock back at the path at its next tick (:meth:`keep`), for `status` and an older facesortd."""
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self._fd: int | None = None
 
     def acquire(self) -> DaemonLock:
+        self._fd = self._take()
+        return self
+
+    def _take(self) -> int:
+        """Take the lock at the path (refused with StateBusy if another daemon holds it or a deleted
+        one) and write this pid in it; returns its descriptor."""
         fd = _open_lock(self.state_dir, DAEMON_LOCK)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -224,15 +237,33 @@ class DaemonLock:
             os.close(fd)
             if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
                 raise
-            raise StateBusy(
-                f"another facesortd daemon (pid {holder_pid(self.state_dir) or '?'}) already uses "
-                f"{self.state_dir}: stop it first (systemctl --user stop facesortd), or give this one "
-                "its own state_dir"
-            ) from None
+            raise self._busy(holder_pid(self.state_dir)) from None
+        if others := deleted_lock_holders(self.state_dir, mine=self._fd):
+            os.close(fd)
+            raise self._busy(others[0])
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
+        return fd
+
+    def _busy(self, pid: int | None) -> StateBusy:
+        return StateBusy(
+            f"another facesortd daemon (pid {pid or '?'}) already uses {self.state_dir}: stop it first "
+            "(systemctl --user stop facesortd), or give this one its own state_dir"
+        )
+
+    def keep(self) -> None:
+        """Put the lock back at its path if it was deleted (or replaced) under this daemon: `status`
+        and an older facesortd look for it there. Raises StateBusy if another process took the path
+        meanwhile (an older facesortd, which does not look for a deleted lock), OSError if it cannot
+        be made now (tried again at the next call)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.stat(self.state_dir / DAEMON_LOCK), os.fstat(self._fd)):
+                return
+        fd = self._take()
+        os.close(self._fd)
         self._fd = fd
-        return self
 
     def release(self) -> None:
         if self._fd is not None:
@@ -244,6 +275,28 @@ class DaemonLock:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
+
+
+def deleted_lock_holders(state_dir: Path, mine: int | None = None) -> list[int]:
+    """The processes of this user that still hold this state folder's ``daemon.lock`` after it was
+    deleted (what /proc shows as "<path> (deleted)"): a daemon that lives on. ``mine``: this
+    process's own descriptor of it, which does not count."""
+    deleted = os.fsencode((state_dir / DAEMON_LOCK).absolute()) + b" (deleted)"
+    try:
+        pids = sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    except OSError:  # no /proc mounted: only the file's flock can tell
+        return []
+    holders = []
+    for pid in pids:
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to look at
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if (pid, fd) == (os.getpid(), str(mine)):
+                    continue
+                with contextlib.suppress(OSError):  # closed since it was listed
+                    if os.readlink(os.fsencode(f"/proc/{pid}/fd/{fd}")) == deleted:
+                        holders.append(pid)
+                        break
+    return holders
 
 
 def daemon_running(state_dir: Path) -> bool:

@@ -294,13 +294,25 @@ def test_a_file_that_stays_is_said_to_stay_whichever_way_it_was_named(
 
 
 def test_a_bare_sort_leaves_an_unreadable_file_that_may_still_be_written_as_the_daemon_does(
-    env: Settings, capsys: pytest.CaptureFixture[str]
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A screenshot half written into the inbox: the daemon waits `watch.unreadable_settle_s` for
     its writer; a bare `sort` quarantined it as unreadable at once, and the writer then finished it
-    in `_quarantine/unreadable/`. Named, it is the person's request and sorted now."""
+    in `_quarantine/unreadable/`. `sort` now waits too, and one still written after that wait (here
+    a byte more each time) is left for a later `sort`. Named, it is the person's request and sorted now."""
+    from facesortd.cli.sort_run import SortRun
+
+    monkeypatch.setenv("FACESORTD_WATCH__UNREADABLE_SETTLE_S", "0.2")
     half = env.inbox / "half.png"
     half.write_bytes(screenshot_png(8)[:300])
+    real_wait = SortRun._waited
+
+    def still_writing(self: SortRun, seconds: float) -> bool:
+        with half.open("ab") as out:
+            out.write(b"x")
+        return real_wait(self, seconds)
+
+    monkeypatch.setattr(SortRun, "_waited", still_writing)
     assert cli.main(["sort", "--json"]) == 0
     line = json.loads(capsys.readouterr().out)
     assert line["action"] == "skipped" and "may still be being written" in line["detail"]
@@ -437,7 +449,7 @@ def test_an_unreadable_file_dated_in_the_future_does_not_wait_for_that_date(
 ) -> None:
     """A truncated file whose mtime lies ahead (copied from a machine whose clock is fast, unpacked
     with the archive's dates) waited `unreadable_settle_s` plus the time to that date: a day ahead,
-    a day in the inbox. No writer here is at work on it: it is quarantined now."""
+    a day in the inbox. Its date counts for nothing now: it waits `unreadable_settle_s`, as any."""
     daemon_settings.inbox.mkdir(parents=True)
     half = daemon_settings.inbox / "half.png"
     half.write_bytes(screenshot_png(16)[:300])
@@ -445,7 +457,7 @@ def test_an_unreadable_file_dated_in_the_future_does_not_wait_for_that_date(
     os.utime(half, (ahead, ahead))
     sorter = Sorter(Library(daemon_settings.library), None, unreadable_settle_s=10.0)
     outcome = sorter.sort(stub_pipeline(daemon_settings), half)
-    assert outcome.kind == "would-place" and outcome.decision and outcome.decision.reason == "unreadable"
+    assert outcome.kind == "wait" and outcome.wait_s <= 10.0
 
 
 def test_resuming_a_copy_says_the_files_copied_before_in_one_line(

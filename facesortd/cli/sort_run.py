@@ -7,6 +7,7 @@ back whatever happens, and the command presents each outcome as it comes (``run.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from facesortd.model_store import model_in_force
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
 from facesortd.workers import Lender, in_order_until
+
+STOP_POLL_S = 0.1
+"""How soon a stop (Ctrl-C) is noticed while `sort` waits for a half-written file's writer."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class SortRun:
         with ExitStack() as opened:  # closed here if the set-up fails, else at the run's end
             journal = opened.enter_context(_journal(self.settings, self.options.dry_run))
             self._sorter = self._make_sorter(journal)
+            if self._sorter.unreadable_since is not None:  # an unreadable file's wait begins now
+                self._sorter.unreadable_since.start(self.files)
             self.stop = opened.enter_context(stop_requests())
             self._exit = opened.pop_all()
         return self
@@ -92,13 +98,30 @@ class SortRun:
     def _sort_one(self, src: Path) -> Outcome | Exception:
         with self._pipelines.borrow() as pipeline:
             try:
-                return self._sorter.sort(pipeline, src, named=self.options.named)
+                outcome = self._sorter.sort(pipeline, src, named=self.options.named)
+                if outcome.kind == "wait" and self._waited(outcome.wait_s):
+                    # Looked at once more: changed again meanwhile, it is being written (said so,
+                    # to sort again later), so a file written for ever does not hold `sort` for ever.
+                    outcome = self._sorter.sort(pipeline, src, named=self.options.named)
+                return outcome
             except (JournalLocked, JournalReplaced):  # every file after it fails alike: said once, batch ends
                 raise
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
                 if why := _disk_full(exc, self.settings.state_dir):  # every other would fail alike
                     self.disk_full = self.disk_full or why
                 return exc
+
+    def _waited(self, seconds: float) -> bool:
+        """Wait ``seconds`` by the monotonic clock for an unreadable file's writer, as the daemon
+        does; False if a stop was asked meanwhile. Until 2026-12-02 `sort` judged that wait by the
+        file's date against the wall clock: a clock stepped by more than watch.unreadable_settle_s
+        (NTP at boot, a resumed VM) quarantined a file still being written."""
+        end = time.monotonic() + seconds
+        while not self.stop():
+            if (left := end - time.monotonic()) <= 0:
+                return True
+            time.sleep(min(STOP_POLL_S, left))
+        return False
 
 
 class _Pipelines(Lender[Pipeline]):

@@ -8,7 +8,6 @@ all four, so a decision undone gets its thumbnail back) and changes when the con
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
@@ -20,7 +19,7 @@ from loguru import logger
 
 from facesortd.durable import OnceLister, Refused
 from facesortd.image_names import is_image_name
-from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS
+from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 
 FIRST_REASONS = ("unsure", "no-face", "mixed")
 """Reviewed first: unsure files have a guess to accept, no-face ones are the next most often usable."""
@@ -69,9 +68,8 @@ def scan(library: Path, dismissed: Collection[str], listed: OnceLister | None = 
     if not quarantine.is_dir():
         return []
     listed = listed or lister()
-    if not inside_library(quarantine, library):
+    if outside := outside_library(library):
         fix = f"only files in the library are shown: make {quarantine} a folder of the library again"
-        outside = OSError(errno.EXDEV, f"a link to {quarantine.resolve()}, outside the library")
         listed.refuse(quarantine, Refused(outside, f"cannot show {quarantine}", fix))
         return []
     folders = {e.name: Path(e.path) for e in listed.entries(quarantine) if e.is_dir(follow_symlinks=False)}
@@ -93,20 +91,13 @@ def scan(library: Path, dismissed: Collection[str], listed: OnceLister | None = 
     return [i for i in items if i.id not in dismissed] + [i for i in items if i.id in dismissed]
 
 
-def inside_library(folder: Path, library: Path) -> bool:
-    """Does ``folder`` lead to a folder inside ``library`` (itself a link or not)? A ``_quarantine``
-    made a link to a folder elsewhere had the page list, show and move into the library the files
-    of that folder, outside the library, as the reason folders and files inside it, links too, are not."""
-    return folder.resolve().is_relative_to(library.resolve())
-
-
 def current(item: Item, library: Path) -> Item | None:
     """``item`` if its file is still the one listed and still in the quarantine, else None.
 
     Checked before every thumbnail and every move: only files inside the library's quarantine are
     ever read or moved, whatever the browser sends.
     """
-    if not inside_library(library / QUARANTINE_DIR, library):
+    if outside_library(library):
         return None
     quarantine = (library / QUARANTINE_DIR).resolve()
     try:

@@ -1,0 +1,190 @@
+"""Leftovers of the live sweep: the daemon's locks, folders and messages under a running daemon (its
+lock file deleted, its quarantine or library re-pointed, a move refused for a long time) and `sort`'s
+wait for a half-written file. Each test here failed on the code before its fix."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loguru import logger
+from synthetic import screenshot_png, stub_pipeline
+from waiting import running_daemon, wait_until
+
+from facesortd import cli
+from facesortd.cli.sort_run import SortRun
+from facesortd.config import Settings, load_settings
+from facesortd.decide import Decision
+from facesortd.durable import Refused
+from facesortd.library import Library
+from facesortd.service import Service
+from facesortd.state import StateBusy, daemon_running
+
+
+@pytest.fixture
+def log() -> Iterator[list[str]]:
+    """Every log line's message, from INFO up."""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m).rstrip()), level="INFO", format="{level} {message}")
+    yield lines
+    logger.remove(sink)
+
+
+def _settle(settings: Settings, seconds: float) -> Settings:
+    return settings.model_copy(
+        update={"watch": settings.watch.model_copy(update={"unreadable_settle_s": seconds})}
+    )
+
+
+def test_a_file_gone_while_it_waited_is_forgotten(daemon_settings: Settings, log: list[str]) -> None:
+    """The daemon's monotonic wait for a half-written file kept a record for each file that went away
+    while it waited (deleted, renamed by its writer): a daemon running for months grew by one per file."""
+    settings = _settle(daemon_settings, 0.5)
+    half = settings.inbox / "half.png"
+    with running_daemon(settings, stub_pipeline) as service:
+        half.write_bytes(screenshot_png(30)[:300])
+        wait_until(lambda: any("waiting" in line for line in log))
+        assert len(service.sorter.unreadable_since) == 1
+        half.unlink()
+        wait_until(lambda: len(service.sorter.unreadable_since) == 0)
+
+
+def test_a_refused_move_is_said_once_per_file_and_reason(
+    daemon_settings: Settings, log: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move refused for as long as the person takes to fix it (a folder not writable, a library too
+    deep for the name) logged an error, and recorded it, at every retry (up to every 300 s): now once
+    per file and reason, again when the reason changes; `status` shows it meanwhile."""
+    reasons = ["not writable"] * 4 + ["too deep"] * 4
+    real_apply = Library.apply
+
+    def refusing(self: Library, src: Path, decision: Decision, **kw: bool) -> Path:
+        if reasons:
+            raise Refused(
+                OSError(errno.EACCES, "Permission denied"), f"cannot move it: {reasons.pop(0)}", "fix"
+            )
+        return real_apply(self, src, decision, **kw)
+
+    monkeypatch.setattr(Library, "apply", refusing)
+    monkeypatch.setattr("facesortd.service.FIRST_BACKOFF_S", 0.05)
+    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 0.05)
+    shot = daemon_settings.inbox / "a.png"
+    with running_daemon(daemon_settings, stub_pipeline) as service:
+        shot.write_bytes(screenshot_png(31))
+        wait_until(lambda: not shot.exists())
+        errors = service.journal.last_errors(50)
+    said = [line for line in log if "cannot move it into the library" in line]
+    assert len(said) == 2 and "not writable" in said[0] and "too deep" in said[1]
+    assert [m for _at, _p, m in errors if "move failed" in m] == [
+        "move failed: cannot move it: too deep (Permission denied): fix",
+        "move failed: cannot move it: not writable (Permission denied): fix",
+    ]
+
+
+def test_a_second_daemon_is_refused_after_the_first_ones_lock_file_was_deleted(
+    daemon_settings: Settings, log: list[str]
+) -> None:
+    """`rm <state_dir>/daemon.lock` while a daemon ran (taken for a stale pid file): a second `run`
+    made a new one, took it at once and raced the first for every file. It is refused now, naming
+    the first, and the first puts its lock file back (`status` and an older facesortd look there)."""
+    lock = daemon_settings.state_dir / "daemon.lock"
+    with running_daemon(daemon_settings, stub_pipeline):
+        lock.unlink()
+        with pytest.raises(StateBusy, match=f"pid {os.getpid()}"):
+            Service(daemon_settings, stub_pipeline).run()
+        wait_until(lambda: lock.exists() and daemon_running(daemon_settings.state_dir))
+        with pytest.raises(StateBusy):
+            Service(daemon_settings, stub_pipeline).run()
+    assert not daemon_running(daemon_settings.state_dir)
+
+
+def _problems(settings: Settings) -> list[str]:
+    return json.loads((settings.state_dir / "status.json").read_text())["problems"]
+
+
+def test_a_quarantine_linked_out_of_the_library_is_not_used_by_the_daemon(
+    daemon_settings: Settings, tmp_path: Path, log: list[str]
+) -> None:
+    """`_quarantine` made a symbolic link to a folder outside the library: the review page no longer
+    follows it, but the daemon still put quarantined files there (out of the library, where no undo
+    or review looks as the library's). Now the move is refused, said once and by `status` with the
+    fix, the file stays in the inbox, and goes into the quarantine once it is a folder again."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shot = daemon_settings.inbox / "a.png"
+    with running_daemon(daemon_settings, stub_pipeline):
+        quarantine = daemon_settings.library / "_quarantine"
+        quarantine.symlink_to(outside)
+        wait_until(lambda: _problems(daemon_settings))
+        assert "outside the library" in _problems(daemon_settings)[0]
+        shot.write_bytes(screenshot_png(32))
+        wait_until(lambda: any("a.png: cannot move it" in line for line in log))
+        assert shot.exists() and not list(outside.rglob("*"))
+        quarantine.unlink()
+        wait_until(lambda: not shot.exists())
+        wait_until(lambda: not _problems(daemon_settings))
+    assert [p.parent.name for p in quarantine.rglob("*.png")] == ["unsure"]
+    assert sum("outside the library" in line and "a.png" not in line for line in log) == 1
+
+
+def test_a_library_re_pointed_while_the_daemon_runs_is_not_used(tmp_path: Path, log: list[str]) -> None:
+    """The library a symbolic link whose target was changed while the daemon ran: the daemon moved
+    the files where it led now (into the inbox itself, the state folder, another library), past the
+    checks `run` made at its start, and the journal's paths no longer found them. Now a move there is
+    refused until the link is put back (or the daemon restarted), the file left in the inbox."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    link = tmp_path / "lib"
+    link.symlink_to(first)
+    settings = load_settings(
+        inbox=tmp_path / "inbox",
+        library=link,
+        state_dir=tmp_path / "state",
+        watch={"settle_s": 0.2, "rescan_interval_s": 0, "unreadable_settle_s": 0},
+    )
+    shot = settings.inbox / "a.png"
+    with running_daemon(settings, stub_pipeline):
+        link.unlink()
+        link.symlink_to(second)
+        wait_until(lambda: _problems(settings))
+        assert f"leads to {second} now" in _problems(settings)[0]
+        shot.write_bytes(screenshot_png(33))
+        wait_until(lambda: any("a.png: cannot move it" in line for line in log))
+        assert shot.exists() and not list(second.rglob("*.png"))
+        link.unlink()
+        link.symlink_to(first)
+        wait_until(lambda: not shot.exists())
+    assert len(list(first.rglob("*.png"))) == 1 and not list(second.rglob("*.png"))
+
+
+@pytest.mark.parametrize("step_s", [-86400.0, 86400.0])
+def test_sort_waits_for_a_half_written_file_whatever_the_wall_clock_does(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, step_s: float
+) -> None:
+    """A bare `sort` judged whether an unreadable inbox file might still be written by its date
+    against the wall clock: stepped a day back or forward (NTP at boot, a resumed VM), a file its
+    writer paused on looked long finished (or dated ahead, so no writer's) and was quarantined as
+    unreadable; the writer's next chunk began a second file. `sort` now waits by the monotonic
+    clock, as the daemon does, and takes the file whole once its writer finished it meanwhile."""
+    monkeypatch.setenv("FACESORTD_WATCH__UNREADABLE_SETTLE_S", "0.2")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + step_s)
+    data = screenshot_png(34)
+    target = cli_settings.inbox / "chunked.png"
+    target.write_bytes(data[: len(data) // 2])
+    real_wait = getattr(SortRun, "_waited", None)
+
+    def writer_finishes(self: SortRun, seconds: float) -> bool:
+        target.write_bytes(data)
+        return real_wait(self, seconds) if real_wait else True
+
+    monkeypatch.setattr(SortRun, "_waited", writer_finishes, raising=False)
+    assert cli.main(["sort"]) == 0
+    placed = [p for p in cli_settings.library.rglob("*") if p.is_file()]
+    assert len(placed) == 1 and placed[0].parent.name != "unreadable" and placed[0].read_bytes() == data
