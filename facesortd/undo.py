@@ -20,6 +20,7 @@ from pathlib import Path
 from facesortd.advice import advised
 from facesortd.durable import fsync_dir, move_no_replace
 from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
+from facesortd.library import Library
 from facesortd.state import move_lock
 
 
@@ -100,7 +101,13 @@ def _refusal(move: Move, library: Path, inbox: Path) -> str:
 
 
 def undo(
-    journal: Journal, moves: list[Move], library: Path, inbox: Path, *, dry_run: bool = False
+    journal: Journal,
+    moves: list[Move],
+    library: Path,
+    inbox: Path,
+    *,
+    dry_run: bool = False,
+    guard: Library | None = None,
 ) -> list[Outcome]:
     """Move each file back to its original folder (never overwriting), after the checks above.
 
@@ -109,10 +116,19 @@ def undo(
     lock, so undo is safe beside a running daemon. ``dry_run``: the same checks, nothing moved
     (``back_to`` is then the folder it would go back to): a plan that skipped them promised moves
     the real undo refused.
+
+    ``guard``: the Library of a long-lived caller (the review page), whose :meth:`Library.refusal`
+    is asked under the move lock before each move, as before every move into the library: a library
+    re-pointed since the page started (or its quarantine made a link out of it) moved the file
+    where the link leads now, and marked the page's move there undone, label withdrawn, while its
+    file stayed in the emotion folder. Refused, the move stays undoable once it is put right.
     """
     out: list[Outcome] = []
     for move in moves:
         with move_lock(journal.state_dir):
+            if guard is not None and (refused := guard.refusal()):
+                out.append(Outcome(move.destination, None, str(refused), retry=True))
+                continue
             if why := _refusal(move, library, inbox):
                 out.append(Outcome(move.destination, None, why))
                 continue

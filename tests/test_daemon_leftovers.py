@@ -7,12 +7,15 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from loguru import logger
+from review_setup import quarantine, review_settings
 from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
@@ -21,7 +24,10 @@ from facesortd.cli.sort_run import SortRun
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
 from facesortd.durable import Refused
+from facesortd.journal import Journal
 from facesortd.library import Library
+from facesortd.review_page.decisions import DecisionError, Decisions
+from facesortd.review_page.queue import scan
 from facesortd.service import Service
 from facesortd.state import StateBusy, daemon_running
 
@@ -188,3 +194,40 @@ def test_sort_waits_for_a_half_written_file_whatever_the_wall_clock_does(
     assert cli.main(["sort"]) == 0
     placed = [p for p in cli_settings.library.rglob("*") if p.is_file()]
     assert len(placed) == 1 and placed[0].parent.name != "unreadable" and placed[0].read_bytes() == data
+
+
+def test_the_review_page_refuses_its_moves_in_a_library_re_pointed_since_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library link re-pointed while the review page ran (here at a hard-linked copy, where
+    the page's ids still match): a label was refused by Library.refusal, but the page's undo moved
+    the file where the link led now and marked the move undone, its label withdrawn, while the file
+    stayed in the emotion folder of the library the page had started on. Both are refused now, with
+    the daemon's message, and the undo goes through once the link is put back."""
+    settings = review_settings(tmp_path, monkeypatch)
+    first, second, link = tmp_path / "first", tmp_path / "second", tmp_path / "linked"
+    first.mkdir()
+    link.symlink_to(first)
+    settings = settings.model_copy(update={"library": link})
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    journal = Journal.for_state_dir(settings.state_dir)
+    decisions = Decisions(settings, journal)
+    a, b = sorted(scan(link, ()), key=lambda i: i.path.name)
+    decisions.label(b, "sad")
+
+    def re_point(to: Path) -> None:
+        link.unlink()
+        link.symlink_to(to)
+
+    shutil.copytree(first, second, copy_function=os.link)  # the same inodes: the same page ids
+    re_point(second)
+    refused = f"cannot use the library {link} (it leads to {second} now, not to {first} as at the start)"
+    with pytest.raises(DecisionError, match=re.escape(f"a.png stays where it is: {refused}")):
+        decisions.label(a, "happy")
+    with pytest.raises(DecisionError, match=re.escape(f"b.png: {refused}")):
+        decisions.undo()
+    assert (first / "sad" / "b.png").is_file() and (second / "sad" / "b.png").is_file()
+    assert not (second / "_quarantine" / "unsure" / "b.png").exists()
+    re_point(first)
+    assert decisions.undo()[1] == files["b.png"] and (first / "_quarantine" / "unsure" / "b.png").is_file()
+    journal.close()
