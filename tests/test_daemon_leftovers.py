@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from review_setup import quarantine, review_settings
 from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli
+from facesortd import cli, status
 from facesortd.cli.sort_run import SortRun
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
@@ -29,6 +30,7 @@ from facesortd.library import Library
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
 from facesortd.service import Service
+from facesortd.sorter import Sorter
 from facesortd.state import StateBusy, daemon_running
 
 
@@ -231,3 +233,53 @@ def test_the_review_page_refuses_its_moves_in_a_library_re_pointed_since_it_star
     re_point(first)
     assert decisions.undo()[1] == files["b.png"] and (first / "_quarantine" / "unsure" / "b.png").is_file()
     journal.close()
+
+
+def test_an_unexpected_error_is_said_with_its_traceback_once_per_file_and_type(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error of ours that a file meets at every try (a bug) logged its whole traceback at each
+    retry, up to every 300 s for as long as the daemon ran, and added a journal row each time. Now
+    the traceback is logged once per file and error type (and the row recorded once, which `status`
+    shows beside the file in the inbox); each later retry is one line, its traceback at debug level."""
+    lines: list[tuple[str, str]] = []
+    sink = logger.add(
+        lambda m: lines.append((m.record["level"].name, str(m))), level="DEBUG", format="{message}"
+    )
+    errors = [RuntimeError("bug 1"), RuntimeError("bug 2"), RuntimeError("bug 3"), KeyError("x")]
+    fixed = threading.Event()
+    real_sort = Sorter.sort
+
+    def failing(self: Sorter, pipeline: object, path: Path) -> object:
+        if errors:
+            raise errors.pop(0)
+        if not fixed.is_set():
+            raise KeyError("y")
+        return real_sort(self, pipeline, path)
+
+    def said() -> list[tuple[str, str]]:
+        return [(level, text) for level, text in list(lines) if "a.png: unexpected error" in text]
+
+    monkeypatch.setattr(Sorter, "sort", failing)
+    monkeypatch.setattr("facesortd.service.FIRST_BACKOFF_S", 0.05)
+    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 0.05)
+    shot = daemon_settings.inbox / "a.png"
+    try:
+        with running_daemon(daemon_settings, stub_pipeline) as service:
+            shot.write_bytes(screenshot_png(35))
+            wait_until(lambda: len(said()) >= 6)
+            [stuck] = status.inbox_entries(daemon_settings, service.journal, True, [])["stuck"]
+            assert stuck["why"].startswith("failed: unexpected: ")  # the file's error, not "waiting"
+            fixed.set()
+            wait_until(lambda: not shot.exists())
+            recorded = [m for _at, _p, m in service.journal.last_errors(50) if "unexpected" in m]
+    finally:
+        logger.remove(sink)
+    levels = [level for level, _ in said()]
+    assert levels[:5] == ["ERROR", "WARNING", "WARNING", "ERROR", "WARNING"]
+    assert set(levels[5:]) == {"WARNING"}
+    assert [level for level, text in lines if "Traceback" in text] == [
+        "DEBUG" if level == "WARNING" else level for level in levels
+    ]
+    assert all("\n" not in text.rstrip("\n") for level, text in said() if level == "WARNING")
+    assert recorded == ["unexpected: 'x'", "unexpected: bug 1"]
