@@ -25,8 +25,9 @@ from facesortd.cli.sort_run import SortRun
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
 from facesortd.durable import Refused
-from facesortd.journal import Journal
+from facesortd.journal import Journal, content_id
 from facesortd.library import Library
+from facesortd.placement import journaled_apply
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
 from facesortd.service import Service
@@ -283,3 +284,38 @@ def test_an_unexpected_error_is_said_with_its_traceback_once_per_file_and_type(
     ]
     assert all("\n" not in text.rstrip("\n") for level, text in said() if level == "WARNING")
     assert recorded == ["unexpected: 'x'", "unexpected: bug 1"]
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_quarantine_swapped_for_a_link_at_the_move_itself_keeps_the_file(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: bool
+) -> None:
+    """`_quarantine` replaced by a link out of the library after Library.refusal looked at it and
+    before the file was linked in: the move followed the link and the file left the library. The
+    move now links into the folder it opened and found inside the library (a directory fd), so such a
+    swap is refused like the one refusal sees, the file left where it was and nothing placed outside
+    (a copy too: `sort --copy`, and every move from an inbox on another filesystem)."""
+    import facesortd.durable as durable
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    quarantine_dir = daemon_settings.library / "_quarantine"
+    (quarantine_dir / "unsure").mkdir(parents=True)
+    real_make = durable._make_folder
+
+    def swapped_first(folder: Path) -> None:
+        if not quarantine_dir.is_symlink():
+            quarantine_dir.rename(tmp_path / "moved-away")
+            quarantine_dir.symlink_to(outside)
+        real_make(folder)
+
+    monkeypatch.setattr(durable, "_make_folder", swapped_first)
+    daemon_settings.inbox.mkdir(parents=True, exist_ok=True)
+    shot = daemon_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(36))
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    library = Library(daemon_settings.library)
+    with pytest.raises(Refused, match=f"cannot use {quarantine_dir} .*outside the library"):
+        journaled_apply(journal, library, shot, content_id(shot), Decision.quarantine("unsure"), "m", copy)
+    journal.close()
+    assert shot.is_file() and not list(outside.rglob("*.png"))
