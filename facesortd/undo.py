@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.advice import advised
-from facesortd.durable import fsync_dir, move_no_replace
+from facesortd.durable import Outside, fsync_dir, move_no_replace
 from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
 from facesortd.library import Library
 from facesortd.state import move_lock
@@ -146,9 +146,11 @@ def undo(
                 out.append(Outcome(move.destination, None, why, retry=True))
                 continue
             try:
-                back_to = _put_back(move)
+                back_to = _put_back(move, guard.leads_to if guard is not None else None)
             except OSError as exc:  # a folder that refuses: this file stays, the others still go back
                 journal.finish(move.id, "done", move.destination)
+                if isinstance(exc, Outside) and guard is not None:  # the guard's words, if it sees it now
+                    exc = guard.refusal() or exc
                 out.append(Outcome(move.destination, None, f"{exc}; left where it is", retry=True))
                 continue
             except BaseException:
@@ -162,11 +164,14 @@ def undo(
     return out
 
 
-def _put_back(move: Move) -> Path:
+def _put_back(move: Move, inside: Path | None = None) -> Path:
     """A copy is removed if its original is still there; a moved file goes back, beside a file of the
-    same content if one was dropped there since (removing it instead lost one of the two)."""
+    same content if one was dropped there since (removing it instead lost one of the two).
+    ``inside``: the folder it must go back into (the page's library, whose quarantine its labels
+    came from), checked on the opened folder at the move: a link swapped in after the guard's look
+    is refused, not followed."""
     if move.copied is not False and move.source.is_file() and content_id(move.source) == move.hash:
         move.destination.unlink()
         fsync_dir(move.destination.parent)
         return move.source
-    return move_no_replace(move.destination, move.source)
+    return move_no_replace(move.destination, move.source, inside=inside)

@@ -319,3 +319,38 @@ def test_a_quarantine_swapped_for_a_link_at_the_move_itself_keeps_the_file(
         journaled_apply(journal, library, shot, content_id(shot), Decision.quarantine("unsure"), "m", copy)
     journal.close()
     assert shot.is_file() and not list(outside.rglob("*.png"))
+
+
+def test_the_review_pages_undo_does_not_follow_a_quarantine_swapped_for_a_link_at_the_move(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's `u` puts a labelled file back into the quarantine: `_quarantine` replaced by a
+    link out of the library after its guard looked took the file out of the library. Refused now,
+    the file left in its emotion folder, and `u` works again once the quarantine is put back."""
+    import facesortd.durable as durable
+
+    settings = review_settings(tmp_path, monkeypatch)
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    journal = Journal.for_state_dir(settings.state_dir)
+    decisions = Decisions(settings, journal)
+    [item] = scan(settings.library, ())
+    labelled = decisions.label(item, "happy").path
+    outside, quarantine_dir = tmp_path / "outside", settings.library / "_quarantine"
+    outside.mkdir()
+    real_make = durable._make_folder
+
+    def swapped_first(folder: Path) -> None:
+        if not quarantine_dir.is_symlink():
+            quarantine_dir.rename(tmp_path / "moved-away")
+            quarantine_dir.symlink_to(outside)
+        real_make(folder)
+
+    monkeypatch.setattr(durable, "_make_folder", swapped_first)
+    with pytest.raises(DecisionError, match=f"cannot use {quarantine_dir} .*outside the library"):
+        decisions.undo()
+    assert labelled.is_file() and not list(outside.rglob("*.png"))
+    monkeypatch.setattr(durable, "_make_folder", real_make)
+    quarantine_dir.unlink()
+    (tmp_path / "moved-away").rename(quarantine_dir)
+    assert decisions.undo()[1] == files["a.png"] and files["a.png"].is_file() and not labelled.exists()
+    journal.close()
