@@ -155,11 +155,18 @@ SHORTEST_STEM = 16
 less takes no file under a name a person would know it by (``.png``, `` (1).png``)."""
 
 
-def write_new(dest: Path, fill: Callable[[BinaryIO], object], *, stat_from: Path | None = None) -> Path:
+def write_new(
+    dest: Path,
+    fill: Callable[[BinaryIO], object],
+    *,
+    stat_from: Path | None = None,
+    dir_fd: int | None = None,
+) -> Path:
     """A new file at ``dest``, or at the first free ``dest (n)``, never replacing one; returns the
     name used. ``fill`` writes it into a hidden temp file beside ``dest``, which is fsynced (and
     given ``stat_from``'s times and mode) before it is linked into place: whole or not there.
-    For what facesortd adds to a folder a person keeps files in (a copy, a drawn image)."""
+    For what facesortd adds to a folder a person keeps files in (a copy, a drawn image).
+    ``dir_fd``: ``dest``'s folder as opened and checked (see :func:`link_no_replace`)."""
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=TMP_PREFIX)
     tmp = Path(tmp_name)
     try:
@@ -169,7 +176,7 @@ def write_new(dest: Path, fill: Callable[[BinaryIO], object], *, stat_from: Path
             os.fsync(out.fileno())
         if stat_from is not None:
             shutil.copystat(stat_from, tmp)
-        final = link_no_replace(tmp, dest)
+        final = link_no_replace(tmp, dest, dir_fd=dir_fd)
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(dest.parent)
@@ -230,13 +237,15 @@ def _renameat2() -> Callable[..., int] | None:
         return None  # a C library without it (glibc before 2.28, some others)
 
 
-def rename_no_replace(src: Path, dest: Path) -> bool:
+def rename_no_replace(src: Path, dest: Path, dir_fd: int | None = None) -> bool:
     """Rename ``src`` to ``dest`` unless ``dest`` exists (FileExistsError), in one step; False where
-    the system has no such rename (then nothing happened). Python's ``os.rename`` replaces."""
+    the system has no such rename (then nothing happened). Python's ``os.rename`` replaces.
+    ``dir_fd``: ``dest`` is a name in that opened folder."""
     call = _renameat2()
     if call is None:
         return False
-    if call(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dest), _RENAME_NOREPLACE) == 0:
+    into = _AT_FDCWD if dir_fd is None else dir_fd
+    if call(_AT_FDCWD, os.fsencode(src), into, os.fsencode(dest), _RENAME_NOREPLACE) == 0:
         return True
     code = ctypes.get_errno()
     if code in _UNSUPPORTED:
@@ -244,7 +253,9 @@ def rename_no_replace(src: Path, dest: Path) -> bool:
     raise OSError(code, os.strerror(code), str(src), None, str(dest))
 
 
-def link_no_replace(src: Path, dest: Path, name: Callable[[Path, int], Path] | None = None) -> Path:
+def link_no_replace(
+    src: Path, dest: Path, name: Callable[[Path, int], Path] | None = None, *, dir_fd: int | None = None
+) -> Path:
     """Put ``src`` at ``dest`` or, if taken, at the first free ``dest (n)`` (``name(dest, n)``, for
     names of another pattern: a model's ``_n``); return the name used.
 
@@ -253,11 +264,15 @@ def link_no_replace(src: Path, dest: Path, name: Callable[[Path, int], Path] | N
     to another user's file) ``src`` is renamed with the kernel's no-replace rename. Only where that
     is missing too is the name first claimed with O_EXCL and ``src`` renamed onto the claim: still
     no-replace, but a crash between the two leaves the empty claim behind.
+
+    ``dir_fd``: ``dest``'s folder, opened (and checked) by the caller: the file goes into that very
+    folder, whatever ``dest``'s path leads to by the time of the link.
     """
     for n in range(NUMBERED_NAMES):
         candidate = (name or numbered)(dest, n)
+        target: Path | str = candidate if dir_fd is None else candidate.name
         try:
-            os.link(src, candidate, follow_symlinks=False)
+            os.link(src, target, dst_dir_fd=dir_fd, follow_symlinks=False)
             return candidate
         except FileExistsError:
             continue
@@ -265,29 +280,37 @@ def link_no_replace(src: Path, dest: Path, name: Callable[[Path, int], Path] | N
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
                 raise
         try:
-            if rename_no_replace(src, candidate):
+            if (
+                rename_no_replace(src, candidate)
+                if dir_fd is None
+                else rename_no_replace(src, Path(target), dir_fd)
+            ):
                 return candidate
         except FileExistsError:
             continue
         try:
-            fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600, dir_fd=dir_fd)
         except FileExistsError:
             continue
         claim = os.fstat(fd)
         os.close(fd)
         try:
-            os.rename(src, candidate)
+            if dir_fd is None:
+                os.rename(src, candidate)
+            else:
+                os.rename(src, target, dst_dir_fd=dir_fd)
         except BaseException:
             # The file is still at ``src``: the empty claim goes, or every retry of a source we may
             # not move (another user's file in a sticky folder) left one more empty file behind.
-            if _is(candidate, claim):
-                candidate.unlink()
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.stat(target, dir_fd=dir_fd, follow_symlinks=False), claim):
+                    os.unlink(target, dir_fd=dir_fd)
             raise
         return candidate
     raise FileExistsError(errno.EEXIST, "no free name", str(dest))
 
 
-def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
+def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path | None = None) -> Path:
     """Move (or copy) ``src`` to ``dest`` without ever overwriting; returns the final path.
 
     Same filesystem: link to the new name, then unlink the old one (no-replace rename). Across
@@ -299,21 +322,36 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
     Only a regular file is moved: something else found under the name (a folder or a symbolic link
     put there since the file was looked at) is FileNotFoundError, the file being gone; a rename
     would have taken a person's folder, or a link, into the library under the file's name.
+
+    ``inside``: a real folder (no link in its path) the file must land in: the destination folder
+    is opened, found inside it (:class:`Outside` if not) and the file linked into that very opened
+    folder, so a link swapped in on the way after the caller's own check cannot take it elsewhere.
     """
+    folder = dest.parent
     try:
         original = os.lstat(src)
         if not stat.S_ISREG(original.st_mode):
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         if not copy:
             try:
-                final = _into_folder(lambda: link_no_replace(src, dest), dest.parent, src, original)
+                final = _into_folder(
+                    lambda: _within(folder, inside, lambda fd: link_no_replace(src, dest, dir_fd=fd)),
+                    folder,
+                    src,
+                    original,
+                )
             except OSError as exc:
-                if exc.errno != errno.EXDEV:
+                if exc.errno != errno.EXDEV or isinstance(exc, Refused):
                     raise
             else:
                 _remove_source(src, original, final)
                 return final
-        final = _into_folder(lambda: _copy_no_replace(src, dest, copy), dest.parent, src, original)
+        final = _into_folder(
+            lambda: _within(folder, inside, lambda fd: _copy_no_replace(src, dest, copy, fd)),
+            folder,
+            src,
+            original,
+        )
         if not copy:
             _remove_source(src, original, final)
         return final
@@ -328,6 +366,27 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False) -> Path:
             raise
         into = _unwritable(dest.parent)
         raise _folder_refused(exc, into or src.parent, into is None, src) from exc
+
+
+def _within(folder: Path, inside: Path | None, place: Callable[[int | None], Path]) -> Path:
+    """``place`` the file into ``folder`` opened (its fd), once the opened folder is found inside
+    ``inside`` by the kernel's own name for it (/proc/self/fd: no path is looked up again). Without
+    ``inside`` (or without /proc) the file is placed by its path as before."""
+    if inside is None:
+        return place(None)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            where = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # no /proc: the caller's own check, made just before, is all there is
+            where = inside
+        if not where.is_relative_to(inside):
+            moved = OSError(errno.EXDEV, f"it led to {where} at the move, outside {inside}")
+            fix = f"facesortd keeps files inside {inside}: make {folder} a folder of it again"
+            raise Outside(moved, f"cannot put it into {folder}", fix)
+        return place(fd)
+    finally:
+        os.close(fd)
 
 
 FOLDER_TRIES = 3
@@ -396,6 +455,11 @@ class Refused(OSError):
 
     def __str__(self) -> str:
         return self.strerror or ""  # one line for the person: "[Errno 13]" tells them nothing
+
+
+class Outside(Refused):
+    """The destination folder, opened for the move, was not inside the folder it had to be in: a
+    symbolic link swapped in on its path since the caller looked (see :func:`move_no_replace`)."""
 
 
 def list_folder(folder: Path) -> list[os.DirEntry[str]]:
@@ -527,9 +591,9 @@ def _is(path: Path, original: os.stat_result) -> bool:
         return False
 
 
-def _copy_no_replace(src: Path, dest: Path, asked: bool) -> Path:
+def _copy_no_replace(src: Path, dest: Path, asked: bool, dir_fd: int | None = None) -> Path:
     """Copy ``src`` to ``dest`` or ``dest (n)``; ``asked``: the person asked for a copy (``--copy``),
-    rather than ``dest`` being on another filesystem."""
+    rather than ``dest`` being on another filesystem. ``dir_fd``: ``dest``'s folder, opened."""
     try:
         inp = open_regular(src)
     except PermissionError as exc:  # a link or rename would not have needed to read it
@@ -542,4 +606,6 @@ def _copy_no_replace(src: Path, dest: Path, asked: bool) -> Path:
             exc, "cannot read it", f"{why}: give yourself read access (chmod u+r), or ask its owner"
         ) from exc
     with inp:
-        return write_new(dest, lambda out: shutil.copyfileobj(inp, out, 1 << 20), stat_from=src)
+        return write_new(
+            dest, lambda out: shutil.copyfileobj(inp, out, 1 << 20), stat_from=src, dir_fd=dir_fd
+        )

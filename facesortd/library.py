@@ -14,7 +14,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.decide import Decision
-from facesortd.durable import Refused, move_no_replace
+from facesortd.durable import Outside, Refused, move_no_replace
 from facesortd.quarantine import QUARANTINE_DIR, outside_library
 
 
@@ -74,10 +74,19 @@ class Library:
 
     def apply(self, src: Path, decision: Decision, *, copy: bool = False) -> Path:
         """Move (or copy) ``src`` to its folder, never overwriting; returns where it ended up. Refused
-        (the file left where it is) while :meth:`refusal` says why."""
+        (the file left where it is) while :meth:`refusal` says why.
+
+        :meth:`refusal` looks at paths just before the move; a quarantine made a link out of the
+        library in between would still take the file out of it. So a file for the quarantine is
+        linked into its folder as opened and found inside the library (``inside``), and such a swap
+        is refused with refusal's own message (the daemon says it once)."""
         if refused := self.refusal(decision):
             raise refused
-        return move_no_replace(src, self.destination(src, decision), copy=copy)
+        inside = None if decision.to_emotion_folder else self.leads_to
+        try:
+            return move_no_replace(src, self.destination(src, decision), copy=copy, inside=inside)
+        except Outside as exc:
+            raise (self.refusal(decision) or exc) from exc
 
     def refusal(self, decision: Decision | None = None) -> Refused | None:
         """Why no file may be moved into this library now (or, with ``decision``, to its folder), with

@@ -107,6 +107,8 @@ class Service:
         self._failures: dict[Path, int] = {}
         self._failure_said: dict[Path, str] = {}
         """Why each file's move failed, as last said: said again only when the reason changes."""
+        self._unexpected_said: dict[Path, set[str]] = {}
+        """The types of our own unexpected errors each file met, each said with its traceback once."""
         self._timers: dict[Path, _Timed] = {}
         self._told: set[Path] = set()
         self._recover_due = True
@@ -154,6 +156,7 @@ class Service:
                 del self._timers[path]
                 self._failures.pop(path, None)
                 self._failure_said.pop(path, None)
+                self._unexpected_said.pop(path, None)
             self._claimed.add(path)
         if pending is not None:
             pending.timer.cancel()
@@ -405,12 +408,37 @@ class Service:
     def _failed(self, path: Path, exc: Exception) -> None:
         """A file failed in a way only we can cause: say so loudly, keep the file, try it again later.
 
-        Recording the error may fail for the same reason (a full disk, a damaged journal); that
-        must not take the worker with it.
+        Loudly once per file and error type: the traceback (what a bug report needs) and a journal
+        row, which `status` shows beside the file while it waits in the inbox. An error that stays
+        (a bug this file always meets) logged its whole traceback at every retry, up to every
+        MAX_BACKOFF_S for as long as the daemon ran; each later retry is now one line, the traceback
+        at debug level. Recording the error may fail for the same reason (a full disk, a damaged
+        journal); that must not take the worker with it.
         """
-        logger.opt(exception=exc).error("{}: unexpected error, left in the inbox: {}", path, exc)
-        self._record_error(path, f"unexpected: {exc}")
-        self._retry_later(path, exc, record=False)
+        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        with self._lock:
+            kinds = self._unexpected_said.setdefault(path, set())
+            first = kind not in kinds
+            kinds.add(kind)
+        delay = self._back_off(path)
+        if first:
+            logger.opt(exception=exc).error(
+                "{}: unexpected error, left in the inbox and tried again (at most {:.0f} s apart): {}",
+                path,
+                MAX_BACKOFF_S,
+                exc,
+            )
+            self._record_error(path, f"unexpected: {exc}")
+        else:
+            logger.warning(
+                "{}: unexpected error again ({}: {}); left in the inbox, retry in {:.0f} s",
+                path,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            logger.opt(exception=exc).debug("{}: that error's traceback", path)
+        self._later(delay, path)
 
     def _record_error(self, path: Path | None, message: str) -> None:
         """Into the journal, for `facesortd status`, if the journal can take it (the state disk may
@@ -436,6 +464,7 @@ class Service:
             # its retry: a count kept for it would stay for the life of the service).
             self._failures.pop(path, None)
             self._failure_said.pop(path, None)
+            self._unexpected_said.pop(path, None)
             waiting = bool(self._failures)
         if outcome.kind in ("kept", "skipped"):
             self._tell_once(path, outcome.why)
@@ -555,18 +584,24 @@ class Service:
             self._told.add(path)
             logger.info("{}: {}", path, why)
 
-    def _retry_later(self, path: Path, exc: Exception, record: bool = True) -> None:
+    def _back_off(self, path: Path) -> float:
+        """One more failure of ``path``: how long to wait before its next try (doubling up to
+        MAX_BACKOFF_S). A failed move may have left a journal row behind: recovery runs at the tick."""
+        with self._lock:
+            n = self._failures.get(path, 0) + 1
+            self._failures[path] = n
+        self._recover_due = True
+        return min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2.0 ** (n - 1))
+
+    def _retry_later(self, path: Path, exc: Exception) -> None:
         """Library or state disk full, not writable: the file stays in the inbox and is tried again,
         backing off. Said (and recorded for `status`) once per file and reason: a refusal that lasts
         (a folder not writable, a library too deep for the name) logged a line at every retry, up to
         every MAX_BACKOFF_S, for as long as it lasted."""
         why = str(exc)
         with self._lock:
-            n = self._failures.get(path, 0) + 1
-            self._failures[path] = n
             said, self._failure_said[path] = self._failure_said.get(path) == why, why
-        self._recover_due = True
-        delay = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2.0 ** (n - 1))
+        delay = self._back_off(path)
         if said:
             logger.debug("{}: move failed again ({}); retry in {:.0f} s", path, why, delay)
         else:
@@ -577,8 +612,7 @@ class Service:
                 why,
                 MAX_BACKOFF_S,
             )
-            if record:
-                self._record_error(path, f"move failed: {why}")
+            self._record_error(path, f"move failed: {why}")
         self._later(delay, path)
 
     def _retry_waiting_now(self) -> None:

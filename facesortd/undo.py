@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.advice import advised
-from facesortd.durable import fsync_dir, move_no_replace
+from facesortd.durable import Outside, fsync_dir, move_no_replace
 from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
+from facesortd.library import Library
 from facesortd.state import move_lock
 
 
@@ -100,7 +101,13 @@ def _refusal(move: Move, library: Path, inbox: Path) -> str:
 
 
 def undo(
-    journal: Journal, moves: list[Move], library: Path, inbox: Path, *, dry_run: bool = False
+    journal: Journal,
+    moves: list[Move],
+    library: Path,
+    inbox: Path,
+    *,
+    dry_run: bool = False,
+    guard: Library | None = None,
 ) -> list[Outcome]:
     """Move each file back to its original folder (never overwriting), after the checks above.
 
@@ -109,10 +116,19 @@ def undo(
     lock, so undo is safe beside a running daemon. ``dry_run``: the same checks, nothing moved
     (``back_to`` is then the folder it would go back to): a plan that skipped them promised moves
     the real undo refused.
+
+    ``guard``: the Library of a long-lived caller (the review page), whose :meth:`Library.refusal`
+    is asked under the move lock before each move, as before every move into the library: a library
+    re-pointed since the page started (or its quarantine made a link out of it) moved the file
+    where the link leads now, and marked the page's move there undone, label withdrawn, while its
+    file stayed in the emotion folder. Refused, the move stays undoable once it is put right.
     """
     out: list[Outcome] = []
     for move in moves:
         with move_lock(journal.state_dir):
+            if guard is not None and (refused := guard.refusal()):
+                out.append(Outcome(move.destination, None, str(refused), retry=True))
+                continue
             if why := _refusal(move, library, inbox):
                 out.append(Outcome(move.destination, None, why))
                 continue
@@ -130,9 +146,11 @@ def undo(
                 out.append(Outcome(move.destination, None, why, retry=True))
                 continue
             try:
-                back_to = _put_back(move)
+                back_to = _put_back(move, guard.leads_to if guard is not None else None)
             except OSError as exc:  # a folder that refuses: this file stays, the others still go back
                 journal.finish(move.id, "done", move.destination)
+                if isinstance(exc, Outside) and guard is not None:  # the guard's words, if it sees it now
+                    exc = guard.refusal() or exc
                 out.append(Outcome(move.destination, None, f"{exc}; left where it is", retry=True))
                 continue
             except BaseException:
@@ -146,11 +164,14 @@ def undo(
     return out
 
 
-def _put_back(move: Move) -> Path:
+def _put_back(move: Move, inside: Path | None = None) -> Path:
     """A copy is removed if its original is still there; a moved file goes back, beside a file of the
-    same content if one was dropped there since (removing it instead lost one of the two)."""
+    same content if one was dropped there since (removing it instead lost one of the two).
+    ``inside``: the folder it must go back into (the page's library, whose quarantine its labels
+    came from), checked on the opened folder at the move: a link swapped in after the guard's look
+    is refused, not followed."""
     if move.copied is not False and move.source.is_file() and content_id(move.source) == move.hash:
         move.destination.unlink()
         fsync_dir(move.destination.parent)
         return move.source
-    return move_no_replace(move.destination, move.source)
+    return move_no_replace(move.destination, move.source, inside=inside)

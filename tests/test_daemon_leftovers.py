@@ -7,22 +7,31 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from loguru import logger
+from review_setup import quarantine, review_settings
 from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli
+from facesortd import cli, status
 from facesortd.cli.sort_run import SortRun
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
 from facesortd.durable import Refused
+from facesortd.journal import Journal, content_id
 from facesortd.library import Library
+from facesortd.placement import journaled_apply
+from facesortd.review_page.decisions import DecisionError, Decisions
+from facesortd.review_page.queue import scan
 from facesortd.service import Service
+from facesortd.sorter import Sorter
 from facesortd.state import StateBusy, daemon_running
 
 
@@ -188,3 +197,160 @@ def test_sort_waits_for_a_half_written_file_whatever_the_wall_clock_does(
     assert cli.main(["sort"]) == 0
     placed = [p for p in cli_settings.library.rglob("*") if p.is_file()]
     assert len(placed) == 1 and placed[0].parent.name != "unreadable" and placed[0].read_bytes() == data
+
+
+def test_the_review_page_refuses_its_moves_in_a_library_re_pointed_since_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library link re-pointed while the review page ran (here at a hard-linked copy, where
+    the page's ids still match): a label was refused by Library.refusal, but the page's undo moved
+    the file where the link led now and marked the move undone, its label withdrawn, while the file
+    stayed in the emotion folder of the library the page had started on. Both are refused now, with
+    the daemon's message, and the undo goes through once the link is put back."""
+    settings = review_settings(tmp_path, monkeypatch)
+    first, second, link = tmp_path / "first", tmp_path / "second", tmp_path / "linked"
+    first.mkdir()
+    link.symlink_to(first)
+    settings = settings.model_copy(update={"library": link})
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    journal = Journal.for_state_dir(settings.state_dir)
+    decisions = Decisions(settings, journal)
+    a, b = sorted(scan(link, ()), key=lambda i: i.path.name)
+    decisions.label(b, "sad")
+
+    def re_point(to: Path) -> None:
+        link.unlink()
+        link.symlink_to(to)
+
+    shutil.copytree(first, second, copy_function=os.link)  # the same inodes: the same page ids
+    re_point(second)
+    refused = f"cannot use the library {link} (it leads to {second} now, not to {first} as at the start)"
+    with pytest.raises(DecisionError, match=re.escape(f"a.png stays where it is: {refused}")):
+        decisions.label(a, "happy")
+    with pytest.raises(DecisionError, match=re.escape(f"b.png: {refused}")):
+        decisions.undo()
+    assert (first / "sad" / "b.png").is_file() and (second / "sad" / "b.png").is_file()
+    assert not (second / "_quarantine" / "unsure" / "b.png").exists()
+    re_point(first)
+    assert decisions.undo()[1] == files["b.png"] and (first / "_quarantine" / "unsure" / "b.png").is_file()
+    journal.close()
+
+
+def test_an_unexpected_error_is_said_with_its_traceback_once_per_file_and_type(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error of ours that a file meets at every try (a bug) logged its whole traceback at each
+    retry, up to every 300 s for as long as the daemon ran, and added a journal row each time. Now
+    the traceback is logged once per file and error type (and the row recorded once, which `status`
+    shows beside the file in the inbox); each later retry is one line, its traceback at debug level."""
+    lines: list[tuple[str, str]] = []
+    sink = logger.add(
+        lambda m: lines.append((m.record["level"].name, str(m))), level="DEBUG", format="{message}"
+    )
+    errors = [RuntimeError("bug 1"), RuntimeError("bug 2"), RuntimeError("bug 3"), KeyError("x")]
+    fixed = threading.Event()
+    real_sort = Sorter.sort
+
+    def failing(self: Sorter, pipeline: object, path: Path) -> object:
+        if errors:
+            raise errors.pop(0)
+        if not fixed.is_set():
+            raise KeyError("y")
+        return real_sort(self, pipeline, path)
+
+    def said() -> list[tuple[str, str]]:
+        return [(level, text) for level, text in list(lines) if "a.png: unexpected error" in text]
+
+    monkeypatch.setattr(Sorter, "sort", failing)
+    monkeypatch.setattr("facesortd.service.FIRST_BACKOFF_S", 0.05)
+    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 0.05)
+    shot = daemon_settings.inbox / "a.png"
+    try:
+        with running_daemon(daemon_settings, stub_pipeline) as service:
+            shot.write_bytes(screenshot_png(35))
+            wait_until(lambda: len(said()) >= 6)
+            [stuck] = status.inbox_entries(daemon_settings, service.journal, True, [])["stuck"]
+            assert stuck["why"].startswith("failed: unexpected: ")  # the file's error, not "waiting"
+            fixed.set()
+            wait_until(lambda: not shot.exists())
+            recorded = [m for _at, _p, m in service.journal.last_errors(50) if "unexpected" in m]
+    finally:
+        logger.remove(sink)
+    levels = [level for level, _ in said()]
+    assert levels[:5] == ["ERROR", "WARNING", "WARNING", "ERROR", "WARNING"]
+    assert set(levels[5:]) == {"WARNING"}
+    assert [level for level, text in lines if "Traceback" in text] == [
+        "DEBUG" if level == "WARNING" else level for level in levels
+    ]
+    assert all("\n" not in text.rstrip("\n") for level, text in said() if level == "WARNING")
+    assert recorded == ["unexpected: 'x'", "unexpected: bug 1"]
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_quarantine_swapped_for_a_link_at_the_move_itself_keeps_the_file(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: bool
+) -> None:
+    """`_quarantine` replaced by a link out of the library after Library.refusal looked at it and
+    before the file was linked in: the move followed the link and the file left the library. The
+    move now links into the folder it opened and found inside the library (a directory fd), so such a
+    swap is refused like the one refusal sees, the file left where it was and nothing placed outside
+    (a copy too: `sort --copy`, and every move from an inbox on another filesystem)."""
+    import facesortd.durable as durable
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    quarantine_dir = daemon_settings.library / "_quarantine"
+    (quarantine_dir / "unsure").mkdir(parents=True)
+    real_make = durable._make_folder
+
+    def swapped_first(folder: Path) -> None:
+        if not quarantine_dir.is_symlink():
+            quarantine_dir.rename(tmp_path / "moved-away")
+            quarantine_dir.symlink_to(outside)
+        real_make(folder)
+
+    monkeypatch.setattr(durable, "_make_folder", swapped_first)
+    daemon_settings.inbox.mkdir(parents=True, exist_ok=True)
+    shot = daemon_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(36))
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    library = Library(daemon_settings.library)
+    with pytest.raises(Refused, match=f"cannot use {quarantine_dir} .*outside the library"):
+        journaled_apply(journal, library, shot, content_id(shot), Decision.quarantine("unsure"), "m", copy)
+    journal.close()
+    assert shot.is_file() and not list(outside.rglob("*.png"))
+
+
+def test_the_review_pages_undo_does_not_follow_a_quarantine_swapped_for_a_link_at_the_move(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's `u` puts a labelled file back into the quarantine: `_quarantine` replaced by a
+    link out of the library after its guard looked took the file out of the library. Refused now,
+    the file left in its emotion folder, and `u` works again once the quarantine is put back."""
+    import facesortd.durable as durable
+
+    settings = review_settings(tmp_path, monkeypatch)
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    journal = Journal.for_state_dir(settings.state_dir)
+    decisions = Decisions(settings, journal)
+    [item] = scan(settings.library, ())
+    labelled = decisions.label(item, "happy").path
+    outside, quarantine_dir = tmp_path / "outside", settings.library / "_quarantine"
+    outside.mkdir()
+    real_make = durable._make_folder
+
+    def swapped_first(folder: Path) -> None:
+        if not quarantine_dir.is_symlink():
+            quarantine_dir.rename(tmp_path / "moved-away")
+            quarantine_dir.symlink_to(outside)
+        real_make(folder)
+
+    monkeypatch.setattr(durable, "_make_folder", swapped_first)
+    with pytest.raises(DecisionError, match=f"cannot use {quarantine_dir} .*outside the library"):
+        decisions.undo()
+    assert labelled.is_file() and not list(outside.rglob("*.png"))
+    monkeypatch.setattr(durable, "_make_folder", real_make)
+    quarantine_dir.unlink()
+    (tmp_path / "moved-away").rename(quarantine_dir)
+    assert decisions.undo()[1] == files["a.png"] and files["a.png"].is_file() and not labelled.exists()
+    journal.close()

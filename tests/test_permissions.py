@@ -145,7 +145,8 @@ def refusing(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
     real_link, real_access = durable.os.link, durable.os.access
 
     def link(src, dest, **kw):  # type: ignore[no-untyped-def]
-        if Path(dest).parent in locked:
+        into = kw.get("dst_dir_fd")  # a quarantined file is linked into its folder as opened
+        if (Path(os.readlink(f"/proc/self/fd/{into}")) if into is not None else Path(dest).parent) in locked:
             raise OSError(errno.EACCES, "Permission denied", str(src), None, str(dest))
         return real_link(src, dest, **kw)
 

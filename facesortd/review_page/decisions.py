@@ -189,7 +189,9 @@ class Decisions:
             move = self.journal.done_at(done.path)
             if move is None:
                 raise DecisionError(f"{done.name} was moved since (by `facesortd undo`?); nothing to undo")
-            [outcome] = undo(self.journal, [move], self.settings.library, self.settings.inbox)
+            [outcome] = undo(
+                self.journal, [move], self.settings.library, self.settings.inbox, guard=self.library
+            )
             if outcome.retry:  # still undoable once the person has fixed what refused it
                 self.history.append(done)
                 raise DecisionError(f"{done.name}: {outcome.why_not}; press u again once fixed")
