@@ -11,7 +11,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -295,21 +295,11 @@ def test_a_quarantine_swapped_for_a_link_at_the_move_itself_keeps_the_file(
     move now links into the folder it opened and found inside the library (a directory fd), so such a
     swap is refused like the one refusal sees, the file left where it was and nothing placed outside
     (a copy too: `sort --copy`, and every move from an inbox on another filesystem)."""
-    import facesortd.durable as durable
-
     outside = tmp_path / "outside"
     outside.mkdir()
     quarantine_dir = daemon_settings.library / "_quarantine"
     (quarantine_dir / "unsure").mkdir(parents=True)
-    real_make = durable._make_folder
-
-    def swapped_first(folder: Path) -> None:
-        if not quarantine_dir.is_symlink():
-            quarantine_dir.rename(tmp_path / "moved-away")
-            quarantine_dir.symlink_to(outside)
-        real_make(folder)
-
-    monkeypatch.setattr(durable, "_make_folder", swapped_first)
+    _swap_for_a_link_at_the_move(monkeypatch, quarantine_dir, outside, tmp_path / "moved-away")
     daemon_settings.inbox.mkdir(parents=True, exist_ok=True)
     shot = daemon_settings.inbox / "a.png"
     shot.write_bytes(screenshot_png(36))
@@ -337,15 +327,7 @@ def test_the_review_pages_undo_does_not_follow_a_quarantine_swapped_for_a_link_a
     labelled = decisions.label(item, "happy").path
     outside, quarantine_dir = tmp_path / "outside", settings.library / "_quarantine"
     outside.mkdir()
-    real_make = durable._make_folder
-
-    def swapped_first(folder: Path) -> None:
-        if not quarantine_dir.is_symlink():
-            quarantine_dir.rename(tmp_path / "moved-away")
-            quarantine_dir.symlink_to(outside)
-        real_make(folder)
-
-    monkeypatch.setattr(durable, "_make_folder", swapped_first)
+    real_make = _swap_for_a_link_at_the_move(monkeypatch, quarantine_dir, outside, tmp_path / "moved-away")
     with pytest.raises(DecisionError, match=f"cannot use {quarantine_dir} .*outside the library"):
         decisions.undo()
     assert labelled.is_file() and not list(outside.rglob("*.png"))
@@ -354,3 +336,23 @@ def test_the_review_pages_undo_does_not_follow_a_quarantine_swapped_for_a_link_a
     (tmp_path / "moved-away").rename(quarantine_dir)
     assert decisions.undo()[1] == files["a.png"] and files["a.png"].is_file() and not labelled.exists()
     journal.close()
+
+
+def _swap_for_a_link_at_the_move(
+    monkeypatch: pytest.MonkeyPatch, quarantine_dir: Path, outside: Path, moved_away: Path
+) -> Callable[[Path], None]:
+    """``quarantine_dir`` replaced by a link to ``outside`` at the move's first step (making its
+    folder), after every look before the move: the instant a path check cannot see. Returns the
+    real folder maker, to put back."""
+    import facesortd.durable as durable
+
+    real_make = durable._make_folder
+
+    def swapped_first(folder: Path) -> None:
+        if not quarantine_dir.is_symlink():
+            quarantine_dir.rename(moved_away)
+            quarantine_dir.symlink_to(outside)
+        real_make(folder)
+
+    monkeypatch.setattr(durable, "_make_folder", swapped_first)
+    return real_make

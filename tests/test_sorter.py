@@ -3,6 +3,7 @@ keeps its output in input order, a dry run is the sorter with the move left out.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -421,24 +422,13 @@ def test_the_same_picture_dropped_twice_at_once_is_placed_once_and_quarantined_o
     if side_by_side == "workers":  # the daemon's: one sorter, one journal
         journals[1].close()
         journals[1], sorters[1] = journals[0], sorters[0]
-    both_decided = threading.Barrier(2)
-
-    class SideBySide:
-        """A worker's pipeline that decides only once the other worker has decided too."""
-
-        def __init__(self) -> None:
-            self.pipeline = stub_pipeline(daemon_settings)
-
-        def decide(self, path: Path) -> Decision:
-            decision = self.pipeline.decide(path)
-            both_decided.wait(timeout=10)
-            return decision
+    side_by_side = functools.partial(SideBySide, daemon_settings, threading.Barrier(2))
 
     shots = [daemon_settings.inbox / name for name in ("a.png", "b.png")]
     for shot in shots:
         shot.write_bytes(screenshot_png(15))
     with ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(lambda s, p: s.sort(SideBySide(), p), sorters, shots))  # type: ignore[arg-type]
+        outcomes = list(pool.map(lambda s, p: s.sort(side_by_side(), p), sorters, shots))  # type: ignore[arg-type]
     for journal in set(journals):
         journal.close()
     assert sorted(o.decision.reason for o in outcomes if o.decision) == ["duplicate", "unsure"]
@@ -553,19 +543,10 @@ def test_one_file_copied_by_two_sorts_at_once_is_copied_once(
         journals[1].close()
         journals[1] = journals[0]
     sorters = [Sorter(Library(daemon_settings.library), j, copy=True) for j in journals]
-    both_decided = threading.Barrier(2)
-
-    class SideBySide:
-        def __init__(self) -> None:
-            self.pipeline = stub_pipeline(daemon_settings)
-
-        def decide(self, path: Path) -> Decision:
-            decision = self.pipeline.decide(path)
-            both_decided.wait(timeout=10)
-            return decision
+    side_by_side = functools.partial(SideBySide, daemon_settings, threading.Barrier(2))
 
     with ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(lambda s: s.sort(SideBySide(), shot, named=True), sorters))  # type: ignore[arg-type]
+        outcomes = list(pool.map(lambda s: s.sort(side_by_side(), shot, named=True), sorters))  # type: ignore[arg-type]
     for journal in set(journals):
         journal.close()
     assert sorted(o.kind for o in outcomes) == ["kept", "placed"]
@@ -643,3 +624,17 @@ def test_a_file_named_whose_name_watch_ignore_leaves_alone_is_skipped_with_how_t
     with pytest.raises(SystemExit):
         cli.main(["sort", "--help"])
     assert "rename it to sort it" in " ".join(capsys.readouterr().out.split())  # said before it happens
+
+
+class SideBySide:
+    """A worker's pipeline that decides only once the other worker has decided too: two sorts of
+    one picture at the same instant."""
+
+    def __init__(self, settings: Settings, both_decided: threading.Barrier) -> None:
+        self.pipeline = stub_pipeline(settings)
+        self.both_decided = both_decided
+
+    def decide(self, path: Path) -> Decision:
+        decision = self.pipeline.decide(path)
+        self.both_decided.wait(timeout=10)
+        return decision

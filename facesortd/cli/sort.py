@@ -115,17 +115,6 @@ def _sorted_from(settings: Settings) -> Callable[[Path], int] | None:
     return count
 
 
-_COPY_FROM_INBOX = (
-    "--copy leaves the originals where they are, and files left in the inbox ({inbox}) would be sorted "
-    "again by the daemon or the next `sort`, a second time into the library: copy from a folder outside "
-    "the inbox, or sort the inbox without --copy"
-)
-_COPY_FROM_LIBRARY = (
-    "already in the library ({library}), where --copy would leave it and put a second copy of it "
-    "beside: sort it without --copy to move it ({sort_file})"
-)
-
-
 def _under(path: Path, folder: Path) -> bool:
     try:
         return path.resolve().is_relative_to(folder.resolve())
