@@ -282,20 +282,11 @@ def deleted_lock_holders(state_dir: Path, mine: int | None = None) -> list[int]:
     deleted (what /proc shows as "<path> (deleted)"): a daemon that lives on. ``mine``: this
     process's own descriptor of it, which does not count."""
     deleted = os.fsencode((state_dir / DAEMON_LOCK).absolute()) + b" (deleted)"
-    try:
-        pids = sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
-    except OSError:  # no /proc mounted: only the file's flock can tell
-        return []
     holders = []
-    for pid in pids:
+    for pid in _pids():
         with contextlib.suppress(OSError):  # gone meanwhile, or not ours to look at
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                if (pid, fd) == (os.getpid(), str(mine)):
-                    continue
-                with contextlib.suppress(OSError):  # closed since it was listed
-                    if os.readlink(os.fsencode(f"/proc/{pid}/fd/{fd}")) == deleted:
-                        holders.append(pid)
-                        break
+            if deleted in _links(pid, leave_out=mine if pid == os.getpid() else None):
+                holders.append(pid)
     return holders
 
 
@@ -319,12 +310,8 @@ def openers(path: Path) -> list[tuple[int, str]]:
     line), as far as /proc lets this user see (another user's processes are hidden from it): what
     `fuser` would say, for a message that names who holds a file."""
     names = {os.fsencode(path.absolute()) + end for end in (b"", b"-wal", b"-shm")}
-    try:
-        pids = sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
-    except OSError:  # no /proc mounted: nobody can be named
-        return []
     found = []
-    for pid in pids:
+    for pid in _pids():
         if pid == os.getpid():
             continue
         try:
@@ -338,10 +325,21 @@ def openers(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def _links(pid: int) -> set[bytes]:
-    """What the open files of process ``pid`` lead to (one closed meanwhile is left out)."""
+def _pids() -> list[int]:
+    """The processes /proc lists (none without /proc mounted: then nobody can be named)."""
+    try:
+        return sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    except OSError:
+        return []
+
+
+def _links(pid: int, leave_out: int | None = None) -> set[bytes]:
+    """What the open files of process ``pid`` lead to, but for its descriptor ``leave_out`` (one
+    closed meanwhile is left out)."""
     links = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
+        if fd == str(leave_out):
+            continue
         with contextlib.suppress(OSError):
             links.add(os.readlink(os.fsencode(f"/proc/{pid}/fd/{fd}")))
     return links
