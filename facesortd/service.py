@@ -154,9 +154,7 @@ class Service:
                 return  # claimed, or timed anew meanwhile: that timer decides
             if pending is not None:  # a new file: the old one's timer and failures go
                 del self._timers[path]
-                self._failures.pop(path, None)
-                self._failure_said.pop(path, None)
-                self._unexpected_said.pop(path, None)
+                self._forget_failures(path)
             self._claimed.add(path)
         if pending is not None:
             pending.timer.cancel()
@@ -440,6 +438,13 @@ class Service:
             logger.opt(exception=exc).debug("{}: that error's traceback", path)
         self._later(delay, path)
 
+    def _forget_failures(self, path: Path) -> None:
+        """Drop what was counted and said of ``path``'s failures (the caller holds the lock): its
+        move went through, or a new file took its name."""
+        self._failures.pop(path, None)
+        self._failure_said.pop(path, None)
+        self._unexpected_said.pop(path, None)
+
     def _record_error(self, path: Path | None, message: str) -> None:
         """Into the journal, for `facesortd status`, if the journal can take it (the state disk may
         be full): the log has it anyway."""
@@ -462,9 +467,7 @@ class Service:
         with self._lock:
             # Its move no longer fails: placed, kept, or gone meanwhile (deleted while it waited for
             # its retry: a count kept for it would stay for the life of the service).
-            self._failures.pop(path, None)
-            self._failure_said.pop(path, None)
-            self._unexpected_said.pop(path, None)
+            self._forget_failures(path)
             waiting = bool(self._failures)
         if outcome.kind in ("kept", "skipped"):
             self._tell_once(path, outcome.why)
