@@ -115,13 +115,6 @@ def _sorted_from(settings: Settings) -> Callable[[Path], int] | None:
     return count
 
 
-def _under(path: Path, folder: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(folder.resolve())
-    except OSError:
-        return False
-
-
 def add_sort(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sort",
