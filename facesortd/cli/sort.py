@@ -1,5 +1,5 @@
 """`sort`: which files (refused before anything moves if they cannot be sorted as asked), sorted by
-`SortRun` with a progress bar, each outcome and the end said by `sort_report`."""
+`sort_batch.SortBatch` with a progress bar, each outcome and the end said by `sort_report`."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from loguru import logger
 
 from facesortd.advice import advised
 from facesortd.cli.arg_types import int_at_least
-from facesortd.cli.common import UsageError, refuse_overlap, settings_for
+from facesortd.cli.common import UsageError, emotion_model, pipeline_for, refuse_overlap, settings_for
 from facesortd.cli.inputs import expand_inputs
 from facesortd.cli.sort_report import report_outcome, say_end
-from facesortd.cli.sort_run import SortOptions, SortRun
+from facesortd.cli.stopping import stop_requests
 from facesortd.config import Settings, WatchSettings
 from facesortd.journal import Journal
 from facesortd.progress import Progress
+from facesortd.sort_batch import SortBatch, SortOptions
 from facesortd.state import JOURNAL_FILE
 
 
@@ -35,17 +36,22 @@ def cmd_sort(args: argparse.Namespace) -> int:
         workers=args.workers or settings.watch.workers,
     )
     tally: Counter[str] = Counter()
-    with SortRun(settings, files, options) as run:
+    model = emotion_model(settings)  # loaded once, shared by every worker's pipeline
+    # Ctrl-C noted only once the batch is set up: while the model and detectors load it ends at once.
+    with (
+        SortBatch(settings, files, options, lambda: pipeline_for(settings, model)) as batch,
+        stop_requests() as stop,
+    ):
         progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
         try:
-            for src, outcome in run.outcomes():
+            for src, outcome in batch.outcomes(stop):
                 tally[report_outcome(args, src, outcome)] += 1
                 if progress:
                     progress.step()
         finally:
             if progress:
                 progress.close()
-    return say_end(run, tally, args.dry_run)
+    return say_end(batch, stop, tally, args.dry_run)
 
 
 def _files_to_sort(args: argparse.Namespace, settings: Settings) -> list[Path]:
