@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from facesortd import __version__
-from facesortd.advice import advise_with
+from facesortd.advice import FolderOption, advise_with
 from facesortd.cli import (
     detect,
     doctor,
@@ -30,7 +30,7 @@ from facesortd.cli import (
     undo,
 )
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.config import LOG_LEVELS, ConfigError, Settings
+from facesortd.config import FOLDERS, LOG_LEVELS, ConfigError, Settings
 from facesortd.detect import DetectorError
 from facesortd.durable import Refused
 from facesortd.emotion import ModelError
@@ -151,11 +151,32 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
     if unknown:
         given = sys.argv[1:] if argv is None else argv
         _refuse_misplaced(parser, given, unknown)
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         before = given[: given.index(args.command)] if args.command in given else given
-        wrong = parser if any(u in before for u in unknown) else commands.choices[args.command]
+        wrong = parser if any(u in before for u in unknown) else commands(parser)[args.command]
         wrong.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
+
+
+def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's name and its own parser."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def folder_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[FolderOption]:
+    """The folder options the command was given (a setting of ``config.FOLDERS`` as an option:
+    ``sort --library DIR``), each with every command that takes it, for the advice to carry."""
+    given = []
+    for name in FOLDERS:
+        if (folder := getattr(args, name, None)) is None:
+            continue
+        option = next(a for a in commands(parser)[args.command]._actions if a.dest == name).option_strings[0]
+        taking = {
+            command
+            for command, its in commands(parser).items()
+            if any(option in a.option_strings for a in its._actions)
+        }
+        given.append(FolderOption(option, folder, frozenset(taking)))
+    return given
 
 
 def _refuse_misplaced(parser: argparse.ArgumentParser, given: list[str], unknown: list[str]) -> None:
@@ -177,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     _show_any_name()
     parser = build_parser()
     args = _parse(parser, argv)
-    advise_with(args.config)  # every command a message advises from here on carries it
+    advise_with(args.config, folder_options(parser, args))  # every command advised from here carries them
     _setup_logging(args.log_level or "INFO")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
