@@ -30,7 +30,7 @@ from facesortd.cli import (
     undo,
 )
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.config import FOLDERS, LOG_LEVELS, ConfigError, Settings
+from facesortd.config import DEFAULT_FOLDERS, FOLDERS, LOG_LEVELS, ConfigError, Settings
 from facesortd.detect import DetectorError
 from facesortd.durable import Refused
 from facesortd.emotion import ModelError
@@ -84,7 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facesortd",
         description="Sort anime screenshots into <library>/<emotion>/ by the faces in them; "
-        "files it is unsure about go to <library>/_quarantine/<reason>/ for review.",
+        "files it is unsure about go to <library>/_quarantine/<reason>/ for review. A file is moved, "
+        "never over another one, and every move is journaled (`facesortd undo` puts it back). The "
+        "inbox, library and state folder are the config's (`facesortd status` names them); "
+        f"{DEFAULT_FOLDERS}. `facesortd COMMAND --help` says what each command does.",
+        # What main's exits mean, said once for every command at the foot of `facesortd --help`.
+        epilog=(
+            "Exit status: 0 done; 1 what a command's own help names (a file `sort` could not move, a "
+            "problem `doctor` found, ...), or the journal in use by another process, unable to take "
+            "writes or replaced meanwhile; 2 a mistake in the command line or the configuration (a line "
+            "saying so, with the fix); 130 stopped by Ctrl-C (`run` and `review`, which run until it: "
+            "0); 141 the reader of the output left (`facesortd status | head`)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"facesortd {__version__}")
     parser.add_argument(

@@ -61,13 +61,18 @@ def add_model(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "model",
         help="list the emotion models (history), roll back, or put one in force",
-        description="List your emotion models, oldest first, with their training counts and held-out "
-        "figures; * marks the one in force. `model rollback` puts back the model in force before "
-        "this one (step by step down to the shipped model); `model use default|FILE` puts the "
-        "shipped model or a model file in force.",
+        description="List your emotion models (in the models folder of the state folder), oldest first, "
+        "with their training counts and held-out figures; * marks the one in force. `model rollback` "
+        "puts back the model in force before this one (step by step down to the shipped model); `model "
+        "use default|FILE` puts the shipped model or a model file in force. A change waits for a "
+        "retrain running meanwhile to end; the daemon takes up the new model at its next file.",
     )
     p.add_argument(
-        "action", nargs="?", choices=["list", "rollback", "use"], default="list", help="(default %(default)s)"
+        "action",
+        nargs="?",
+        choices=["list", "rollback", "use"],
+        default="list",
+        help="list the models (the default), roll back one, or use the model named next",
     )
     p.add_argument(
         "target",

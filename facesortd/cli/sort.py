@@ -132,7 +132,10 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "or that you put in quarantine yourself; a file or folder you name is sorted anyway. A file "
         "whose name watch.ignore leaves alone (~x.png, .x.png: an editor's lock or temp "
         "file, most likely) is skipped even when named, with a line saying so: rename it to sort it. A "
-        "line per file and a summary go to stderr; the exit status is 1 if a file could not be moved.",
+        "line per file and a summary go to stderr. Ctrl-C or SIGTERM stops it between files: those in "
+        "progress are finished and said, the rest left where they are. The exit status is 1 if a file "
+        "could not be moved or a disk was full (the files not reached are left where they are), 130 if "
+        "stopped by Ctrl-C, 143 by SIGTERM.",
     )
     p.add_argument(
         "paths",
@@ -143,7 +146,11 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "config's inbox, with its subfolders if watch.recursive, as the daemon)",
     )
     p.add_argument(
-        "--library", type=Path, metavar="FOLDER", help="library folder (default: the config's library)"
+        "--library",
+        type=Path,
+        metavar="FOLDER",
+        help="library folder to sort into, made if missing (default: the config's library); `facesortd "
+        "undo --library FOLDER` undoes such a sort",
     )
     p.add_argument(
         "--dry-run",
