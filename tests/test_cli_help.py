@@ -16,26 +16,32 @@ DEVELOPER_COMMANDS = {"train-detector"}
 """Commands for the people who make facesortd's detector, not for its users: not walked."""
 
 
-def _parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:
+def _parsers(developers: bool = False) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """`facesortd` and each command's parser; the developers' commands too if ``developers``."""
     parser = build_parser()
     yield "facesortd", parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            yield from ((n, p) for n, p in action.choices.items() if n not in DEVELOPER_COMMANDS)
+            yield from (
+                (n, p) for n, p in action.choices.items() if developers or n not in DEVELOPER_COMMANDS
+            )
 
 
 def test_every_option_says_what_it_takes() -> None:
     """`--config CONFIG`, `--library LIBRARY`, `--model MODEL`, `--face-size FACE_SIZE`: argparse's
     upper-cased option names said nothing of the kind of value (a file? a folder? a share?), and
-    README and the messages write `--config FILE`."""
+    README and the messages write `--config FILE`. (`train-detector` too: `--stages STAGES`,
+    `--max-false-alarm MAX_FALSE_ALARM`, and its defaults of several values as Python tuples.)"""
     derived = [
         f"{name} {action.option_strings[0]} {action.dest.upper()}"
-        for name, parser in _parsers()
+        for name, parser in _parsers(developers=True)
         for action in parser._actions
         if action.option_strings and action.nargs != 0 and action.metavar is None and not action.choices
     ]
     assert not derived, derived
     assert "--config FILE" in build_parser().format_help()
+    developers = " ".join(p.format_help() for n, p in _parsers(developers=True) if n in DEVELOPER_COMMANDS)
+    assert "(24, 24)" not in developers and "[640" not in developers
 
 
 def test_every_argument_is_named_as_the_others_are() -> None:
