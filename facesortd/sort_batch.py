@@ -8,7 +8,8 @@ with the command (`cli/sort.py`, `cli/sort_report.py`), which hands in how to ma
 when to stop, as `Service` is handed its ``make_pipeline``.
 
 Set up as `with SortBatch(...) as batch:`, so that the journal is closed whatever happens; the
-command presents each outcome as it comes (``batch.outcomes(stop)``)."""
+command presents each outcome as it comes (``batch.outcomes(stop)``). Before it, ``sorted_out_of``
+tells the command's choice of files how many were sorted out of a folder named again."""
 
 from __future__ import annotations
 
@@ -156,6 +157,24 @@ def _journal(settings: Settings, dry_run: bool) -> Iterator[Journal | None]:
         yield journal
     finally:
         journal.close()
+
+
+def sorted_out_of(settings: Settings) -> Callable[[Path], int] | None:
+    """How many files were sorted out of a folder before, by the journal (None: nothing ever was):
+    `sort FOLDER` run again once all was sorted is not the wrong folder named. The journal is opened
+    only for a folder of no image, and closed at once."""
+    journal_file = settings.state_dir / JOURNAL_FILE
+    if not journal_file.exists():
+        return None
+
+    def count(folder: Path) -> int:
+        journal = Journal(journal_file)
+        try:
+            return journal.sorted_from(folder)
+        finally:
+            journal.close()
+
+    return count
 
 
 def _disk_full(exc: Exception, state_dir: Path) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from loguru import logger
@@ -17,10 +16,8 @@ from facesortd.cli.inputs import expand_inputs
 from facesortd.cli.sort_report import report_outcome, say_end
 from facesortd.cli.stopping import stop_requests
 from facesortd.config import Settings, WatchSettings
-from facesortd.journal import Journal
 from facesortd.progress import Progress
-from facesortd.sort_batch import SortBatch, SortOptions
-from facesortd.state import JOURNAL_FILE
+from facesortd.sort_batch import SortBatch, SortOptions, sorted_out_of
 
 
 def cmd_sort(args: argparse.Namespace) -> int:
@@ -67,7 +64,7 @@ def _files_to_sort(args: argparse.Namespace, settings: Settings) -> list[Path]:
             args.paths or [settings.inbox],
             settings.watch,
             inbox=settings.inbox,
-            sorted_from=_sorted_from(settings),
+            sorted_from=sorted_out_of(settings),
         )
     else:
         files = []
@@ -103,22 +100,6 @@ def _under(path: Path, folder: Path) -> bool:
         return path.resolve().is_relative_to(folder.resolve())
     except OSError:
         return False
-
-
-def _sorted_from(settings: Settings) -> Callable[[Path], int] | None:
-    """How many files were sorted out of a folder before, by the journal (None: nothing ever was)."""
-    journal_file = settings.state_dir / JOURNAL_FILE
-    if not journal_file.exists():
-        return None
-
-    def count(folder: Path) -> int:
-        journal = Journal(journal_file)
-        try:
-            return journal.sorted_from(folder)
-        finally:
-            journal.close()
-
-    return count
 
 
 def add_sort(sub: argparse._SubParsersAction) -> None:
