@@ -147,7 +147,8 @@ NAMES_NOT_ADVICE = {
 def test_no_message_writes_an_advised_command_by_hand() -> None:
     """Every string in the package that names a `facesortd COMMAND`, outside docstrings and --help
     texts (help, description, epilog: they describe the commands, not this installation's), is built
-    by ``advised``: a twin written by hand lost the --config again."""
+    by ``advised``: a twin written by hand lost the --config again. So is every list of a command
+    line's words (`train` wrote ``shlex.join(["facesortd", "model", "use", out])``, without it)."""
     import ast
 
     from facesortd.cli.app import build_parser
@@ -174,6 +175,15 @@ def test_no_message_writes_an_advised_command_by_hand() -> None:
             and id(n) not in prose
             and command.search(n.value)
             and not any(allowed in n.value for allowed in NAMES_NOT_ADVICE)
+        ]
+        found += [  # the words of a command line: shlex.join(["facesortd", "model", "use", ...])
+            f"{source.relative_to(package)}:{n.lineno}: {ast.unparse(n)}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.List | ast.Tuple)
+            and len(n.elts) > 1
+            and all(isinstance(e, ast.Constant) for e in n.elts[:2])
+            and n.elts[0].value == "facesortd"  # type: ignore[attr-defined]
+            and n.elts[1].value in choices  # type: ignore[attr-defined]
         ]
     assert not found, "\n".join(found)
 

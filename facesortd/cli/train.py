@@ -4,9 +4,9 @@ compares with the model in force; the model file written (and put in force on re
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
+from facesortd.advice import advised
 from facesortd.cli.arg_types import (
     file_to_replace,
     folder_to_write,
@@ -125,7 +125,7 @@ def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: 
         with no_retrain_running(settings):
             print(f"now in force: {use(settings, str(out))}")
     else:
-        command = shlex.join(["facesortd", "model", "use", str(out)])  # pasted as it is into a shell
+        command = advised("model", "use", str(out))  # pasted as it is into a shell
         print(f"not in force yet: `{command}` puts it in force (or train with --activate)")
 
 
