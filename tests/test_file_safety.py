@@ -343,6 +343,26 @@ def test_sort_shows_a_name_with_the_text_of_a_line_break_apart_from_one_with_a_l
     assert plan == [f"{env.inbox}/a\\\\x0a.png", f"{env.inbox}/a\\x0a.png"], plan
 
 
+def test_the_model_commands_show_a_path_with_a_line_break_on_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`model use`, `model` and `train` printed the model's path as it was: a state folder (or an
+    --out) named with a line break split "model in force is now ..." into two lines, where `sort`,
+    `detect`, `status` and `undo` showed it escaped."""
+    from facesortd.model_store import shipped_model
+
+    shipped = shipped_model()
+    assert shipped is not None
+    state = tmp_path / "state\nhere"
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(state))
+    mine = tmp_path / "mine.fsm.npz"
+    mine.write_bytes(shipped.read_bytes())
+    assert cli.main(["model", "use", str(mine)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("model in force is now ") and said.count("\n") == 1, said
+    assert "state\\x0ahere/models/" in said
+
+
 def test_json_shows_names_that_are_not_utf8_one_way(
     env: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

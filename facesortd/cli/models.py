@@ -11,6 +11,7 @@ from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import Settings
 from facesortd.learn.metrics import headline
 from facesortd.model_store import history, rollback, use
+from facesortd.shown_names import one_line
 from facesortd.state import retrain_lock
 
 
@@ -27,7 +28,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     if args.action in ("rollback", "use"):
         with no_retrain_running(settings):
             now = rollback(settings) if args.action == "rollback" else use(settings, args.target)
-        print(f"model in force is now {now}")
+        print(f"model in force is now {one_line(now)}")
         return 0
     entries = history(settings)
     if not entries:
@@ -36,7 +37,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         figures = headline(entry.info.get("held_out")) or str(entry.info.get("error", "no held-out figures"))
         counts = entry.info.get("counts", {})
         mark = "*" if entry.in_force else " "
-        print(f"{mark} {entry.path.name}  {entry.info.get('created', '?')}  {figures}")
+        print(f"{mark} {one_line(entry.path.name)}  {entry.info.get('created', '?')}  {figures}")
         if isinstance(counts, dict) and counts:
             print("    trained on: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         if descriptors := entry.info.get("descriptors"):

@@ -6,6 +6,7 @@ import argparse
 
 from facesortd.cli.common import settings_for
 from facesortd.journal import Journal
+from facesortd.shown_names import one_line
 from facesortd.state import retrain_lock
 
 
@@ -41,7 +42,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if result.path is None:
         print(f"no retrain: {result.reason}")
         return 1
-    print(f"{result.describe()}\nnew model: {result.path}")
+    print(f"{result.describe()}\nnew model: {one_line(result.path)}")
     return 0
 
 
