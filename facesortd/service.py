@@ -39,7 +39,7 @@ from facesortd.emotion import ModelError
 from facesortd.journal import Journal, JournalReplaced, recover_logged
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
-from facesortd.library import Library
+from facesortd.library import UNTIL_THEN, Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
@@ -273,7 +273,7 @@ class Service:
         move there is refused (Library.refusal) and the file stays where it is; said once here and
         by `status` until it is put right, when the files waiting for it go at once."""
         refused = self.library.refusal()
-        problem = f"{refused}; the files for it stay where they are until then" if refused else None
+        problem = f"{refused}; {UNTIL_THEN}" if refused else None
         if problem == self._library_problem:
             return
         self._library_problem = problem

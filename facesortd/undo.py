@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.advice import advised
-from facesortd.durable import Outside, fsync_dir, move_no_replace
+from facesortd.durable import Outside, Refused, fsync_dir, move_no_replace
 from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
-from facesortd.library import Library
+from facesortd.library import Library, quarantine_refusal
+from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import move_lock
 
 
@@ -63,7 +64,8 @@ def select(
     chosen, undoable = [], 0
     for move in journal.done_moves():
         chosen.append(move)
-        undoable += not _refusal(move, library, inbox)  # looked at again under the move lock
+        # Looked at again under the move lock.
+        undoable += not (_refusal(move, library, inbox) or _held_back(move, library))
         if undoable == (last or 1):
             break
     return chosen
@@ -95,9 +97,28 @@ def _refusal(move: Move, library: Path, inbox: Path) -> str:
             return "its content changed since facesortd sorted it; left alone"
     except OSError as exc:
         return f"cannot read it ({exc.strerror or exc}); left alone"
-    if not (_inside(back.parent, inbox) or _inside(back.parent, library) or back.parent.is_dir()):
+    # Into the quarantine it may go once that is put right, if it links out now (:func:`_held_back`).
+    if not (_inside(back.parent, inbox) or _inside(back.parent, library) or back.parent.is_dir()) and not (
+        _into_quarantine(back.parent, library)
+    ):
         return f"it came from {back.parent}, which no longer exists; left alone (move it by hand)"
     return ""
+
+
+def _held_back(move: Move, library: Path) -> Refused | None:
+    """Why ``move`` may not be undone now, though it may be once the person puts things right: it
+    goes back into the library's quarantine, made a link out of it (or its folder: the check of every
+    move into it, ``library.quarantine_refusal``). Followed, the link took the file out of the
+    library, where no undo or review finds it; the review page refused it, the command line not."""
+    back = move.source.parent
+    return quarantine_refusal(library, back) if _into_quarantine(back, library) else None
+
+
+def _into_quarantine(folder: Path, library: Path) -> bool:
+    """Is ``folder`` (where a file goes back to) the library's quarantine or a folder of it? By its
+    name as journaled: one made a link out of the library resolves outside it."""
+    roots = (library.absolute(), library.resolve())
+    return any(folder.is_relative_to(root / QUARANTINE_DIR) for root in roots)
 
 
 def undo(
@@ -132,6 +153,9 @@ def undo(
             if why := _refusal(move, library, inbox):
                 out.append(Outcome(move.destination, None, why))
                 continue
+            if refused := _held_back(move, library):  # undoable again once put right
+                out.append(Outcome(move.destination, None, str(refused), retry=True))
+                continue
             if dry_run:
                 out.append(Outcome(move.destination, move.source.parent))
                 continue
@@ -146,11 +170,12 @@ def undo(
                 out.append(Outcome(move.destination, None, why, retry=True))
                 continue
             try:
-                back_to = _put_back(move, guard.leads_to if guard is not None else None)
+                back_to = _put_back(move, _kept_inside(move, library, guard))
             except OSError as exc:  # a folder that refuses: this file stays, the others still go back
                 journal.finish(move.id, "done", move.destination)
-                if isinstance(exc, Outside) and guard is not None:  # the guard's words, if it sees it now
-                    exc = guard.refusal() or exc
+                if isinstance(exc, Outside):  # the refusal's own words, if it sees it now
+                    back = move.source.parent
+                    exc = (guard.refusal() if guard else quarantine_refusal(library, back)) or exc
                 out.append(Outcome(move.destination, None, f"{exc}; left where it is", retry=True))
                 continue
             except BaseException:
@@ -162,6 +187,16 @@ def undo(
                 journal.withdraw_label(move.hash, back_to)
             out.append(Outcome(move.destination, back_to))
     return out
+
+
+def _kept_inside(move: Move, library: Path, guard: Library | None) -> Path | None:
+    """The folder a put-back must land in, checked at the move itself (``move_no_replace(inside=)``):
+    the page's library (its `u` puts back into the quarantine it labelled from), and the library for
+    any file going back into its quarantine: a link swapped in after :func:`_refusal` looked would
+    take it out of the library."""
+    if guard is not None:
+        return guard.leads_to
+    return library.resolve() if _into_quarantine(move.source.parent, library) else None
 
 
 def _put_back(move: Move, inside: Path | None = None) -> Path:
