@@ -30,13 +30,15 @@ class Outcome:
     """What undo did with one journal entry: moved ``moved_from`` to ``back_to``, or why not.
 
     ``retry``: the move itself failed (a folder refused it): undoing again may work once the
-    person fixed what ``why_not`` names, unlike a file that changed or left.
+    person fixed what ``why_not`` names, unlike a file that changed or left. ``stopped``: and undo
+    stopped there (the journal locked by another process), the moves after it not tried.
     """
 
     moved_from: Path
     back_to: Path | None
     why_not: str = ""
     retry: bool = False
+    stopped: bool = False
 
 
 def select(
@@ -138,6 +140,9 @@ def undo(
     (``back_to`` is then the folder it would go back to): a plan that skipped them promised moves
     the real undo refused.
 
+    A journal another process keeps locked for writing (``JournalLocked``, which names it) ends
+    the run at the first move, after one wait: each move waited it again and failed alike.
+
     ``guard``: the Library of a long-lived caller (the review page), whose :meth:`Library.refusal`
     is asked under the move lock before each move, as before every move into the library: a library
     re-pointed since the page started (or its quarantine made a link out of it) moved the file
@@ -164,10 +169,14 @@ def undo(
             try:
                 journal.set_meta(UNDOING, str(move.id))  # a kill from here on: recovery finishes it
                 journal.finish(move.id, "undone")
+            except JournalLocked as exc:  # waited for once: every later move would wait as long, and fail
+                out.append(Outcome(move.destination, None, str(exc), retry=True, stopped=True))
+                break
             except sqlite3.Error as exc:  # nothing moved (a mark left standing: recovery finds no undo begun)
                 fix = f"free some space in {journal.state_dir}, or make it writable"
-                why = str(exc) if isinstance(exc, JournalLocked) else f"the journal refused it ({exc}): {fix}"
-                out.append(Outcome(move.destination, None, why, retry=True))
+                out.append(
+                    Outcome(move.destination, None, f"the journal refused it ({exc}): {fix}", retry=True)
+                )
                 continue
             try:
                 back_to = _put_back(move, _kept_inside(move, library, guard))

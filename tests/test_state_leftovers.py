@@ -6,6 +6,8 @@ unless its docstring says otherwise."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, status
+from facesortd import journal as journal_module
 from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.journal import Journal, content_id
@@ -97,3 +100,49 @@ def test_undo_into_a_quarantine_linked_out_is_refused_and_undo_n_goes_past_it(
     (settings.library / (linked + ".kept")).rename(settings.library / linked)
     assert cli.main(["undo", "1"]) == 0
     assert quarantined.is_file() and not labelled.exists()
+
+
+def test_undo_beside_a_process_holding_the_journal_names_it_and_stops(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A process holding the journal's write lock (here a stuck daemon) made `undo` wait the lock's
+    whole wait once per file, each then failed alike. Now, as `sort`: one wait, one line naming the
+    holder with the fix, the moves after it listed as not undone, exit 1, every file where it was."""
+    settings = cli_settings
+    folder = tmp_path / "screens"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"{n}.png").write_bytes(screenshot_png(20 + n))
+    assert cli.main(["sort", "--workers", "1", str(folder)]) == 0
+    sorted_files = _files(settings.library)
+    monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.5)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from facesortd.journal import Journal;"
+            " from facesortd.state import DaemonLock; state = Path(sys.argv[1]); DaemonLock(state).acquire();"
+            " j = Journal.for_state_dir(state); j._db.execute('BEGIN IMMEDIATE'); print('held', flush=True);"
+            " sys.stdin.read()",
+            str(settings.state_dir),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        capsys.readouterr()
+        assert cli.main(["undo", "3"]) == 1
+    finally:
+        holder.communicate("", timeout=30)
+    out, err = capsys.readouterr()
+    assert (
+        f"pid {holder.pid} (" in err and "the facesortd daemon" in err and "systemctl --user restart" in err
+    )
+    assert err.count("stayed locked") == 1 and "stayed locked" not in out  # one wait, said once
+    assert out.count("not undone (the journal is locked") == 3
+    assert _files(settings.library) == sorted_files and _files(folder) == []

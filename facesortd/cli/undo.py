@@ -61,8 +61,14 @@ def cmd_undo(args: argparse.Namespace) -> int:
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
         failed = 0
-        for done in undo(journal, moves, settings.library, settings.inbox):
+        outcomes = undo(journal, moves, settings.library, settings.inbox)
+        for done in outcomes:
             here = one_line(done.moved_from)
+            if done.stopped:  # the journal locked by another process: said once, as `sort` says it
+                print(f"facesortd: error: {one_line(done.why_not)}", file=sys.stderr)
+                for move in moves[len(outcomes) - 1 :]:
+                    print(f"{one_line(move.destination)}: not undone (the journal is locked; see above)")
+                return 1
             print(
                 f"{here} -> {one_line(done.back_to)}" if done.back_to else f"{here}: {one_line(done.why_not)}"
             )
