@@ -20,7 +20,7 @@ from typing import Any
 from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint
 from facesortd.durable import NOT_REGULAR, Refused, list_folder
-from facesortd.journal import Journal, content_id
+from facesortd.journal import FORGET_RELATIVE, Journal, content_id, relative_rows
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
@@ -181,11 +181,20 @@ def interrupted_moves(settings: Settings, journal: Journal, problems: list[str])
     places, or a copy's temp file, until the next `sort` or start of `run` recovers it; `status`
     said nothing of it, and counted such a file twice. Looked at only while no move is live (the move
     lock free), so a move in progress is never taken for one. An older version's row with a relative
-    path is not counted: recovery never acts on it, so `sort` would not clear it, and it has its own
-    line in the last errors."""
+    path is said apart: recovery never acts on it, so `sort` would not clear it; `undo
+    --forget-relative` does, once the person has put its file right."""
+    if old := relative_rows(journal):
+        problems.append(
+            f"{len(old)} interrupted move(s) journaled by an older facesortd by relative paths, the first "
+            f"'{old[0].source}' -> '{old[0].destination}', are left alone (relative to a folder it did "
+            "not record): the file is in one of the two places, or both; "
+            f"`{advised(*FORGET_RELATIVE, '--dry-run')}` shows each and whether its files are there, "
+            f"and once you have put each right by hand `{advised(*FORGET_RELATIVE)}` clears them "
+            "(it touches no file)"
+        )
     try:
         with move_lock_if_free(settings.state_dir) as free:
-            moves = [m for m in journal.planned() if m.source.is_absolute()] if free else []
+            moves = [m for m in journal.planned() if m.in_full] if free else []
     except OSError:  # a state folder this user may not write: said by the journal's own checks
         return
     if moves:

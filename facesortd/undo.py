@@ -80,7 +80,7 @@ def _inside(path: Path, root: Path) -> bool:
 def _refusal(move: Move, library: Path, inbox: Path) -> str:
     """Why this entry must not be acted on ("" if it may)."""
     here, back = move.destination, move.source
-    if not (here.is_absolute() and back.is_absolute()):
+    if not move.in_full:
         # Older versions stored paths as typed (`sort shots/a.png`): relative to a folder they did not
         # record, which undo would read as the current folder's own.
         return (

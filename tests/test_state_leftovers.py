@@ -146,3 +146,84 @@ def test_undo_beside_a_process_holding_the_journal_names_it_and_stops(
     assert err.count("stayed locked") == 1 and "stayed locked" not in out  # one wait, said once
     assert out.count("not undone (the journal is locked") == 3
     assert _files(settings.library) == sorted_files and _files(folder) == []
+
+
+def _relative_row(settings: Settings, cwd: Path, seed: int, arrived: bool) -> tuple[Journal, Path]:
+    """A move of shots/a.png (kept as typed, as older versions did) into happy/, killed before its
+    `done` mark: (the journal, where the file is). ``arrived``: the file had reached the library."""
+    src = cwd / "shots" / "a.png"
+    src.parent.mkdir(parents=True)
+    src.write_bytes(screenshot_png(seed))
+    journal = Journal.for_state_dir(settings.state_dir)
+    moved = settings.library / "happy" / "a.png"
+    journal.plan(content_id(src), src, moved, HAPPY, "m")
+    journal._db.execute("UPDATE moves SET source = CAST('shots/a.png' AS BLOB)")  # as older versions wrote it
+    if arrived:
+        moved.parent.mkdir(parents=True)
+        src.rename(moved)
+    return journal, moved if arrived else src
+
+
+def test_undo_forget_relative_shows_each_old_relative_row_and_clears_it_touching_no_file(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An interrupted move an older facesortd journaled by a relative path is never acted on by
+    recovery and stayed `planned` for good, `status` saying so at every call: no command cleared it
+    (only a sqlite3 shell). `undo --forget-relative` shows it (source, destination, each there or not)
+    and clears it; the file reached the library, so it is recorded done there (rolled back, it was
+    taken for a person's label), and no file is touched."""
+    settings = cli_settings
+    cwd = tmp_path / "where-sort-ran"
+    journal, moved = _relative_row(settings, cwd, 8, arrived=True)
+    digest = content_id(moved)
+    monkeypatch.chdir(cwd)
+    journal.close()
+    assert "undo --forget-relative" in " ".join(status.gather(settings)["problems"])
+    capsys.readouterr()
+    assert cli.main(["undo", "--forget-relative", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "'shots/a.png' -> " in out and f"from shots/a.png in {cwd} (this folder): not there" in out
+    assert f"to {moved}: there, the same content" in out and "would be recorded as done" in out
+    journal = Journal.for_state_dir(settings.state_dir)
+    assert len(journal.planned()) == 1  # a dry run clears nothing
+    journal.close()
+    before = {p: p.read_bytes() for p in _files(tmp_path) if "state" not in p.parts}
+    assert cli.main(["undo", "--forget-relative"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"recorded as done, the file in the library at {moved}" in out and "1 journal row(s) cleared" in out
+    )
+    assert {p: p.read_bytes() for p in _files(tmp_path) if "state" not in p.parts} == before
+    journal = Journal.for_state_dir(settings.state_dir)
+    assert journal.planned() == [] and journal.done_at(moved) is not None
+    assert journal.placed_at(moved, digest) is not None  # facesortd's placement, not a person's label
+    journal.close()
+    assert "relative" not in " ".join(status.gather(settings)["problems"])
+    assert cli.main(["undo", "--forget-relative"]) == 0
+    assert "nothing to forget" in capsys.readouterr().out
+
+
+def test_undo_forget_relative_rolls_back_a_row_whose_file_never_reached_the_library(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The file still where `sort` ran (looked for in this folder, and said so): rolled back, kept."""
+    settings = cli_settings
+    cwd = tmp_path / "where-sort-ran"
+    journal, src = _relative_row(settings, cwd, 9, arrived=False)
+    journal.close()
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    assert cli.main(["undo", "--forget-relative"]) == 0
+    out = capsys.readouterr().out
+    assert f"from shots/a.png in {cwd} (this folder): there, the same content" in out
+    assert "happy/a.png: not there" in out and "recorded as rolled back" in out
+    assert src.is_file() and _files(settings.library) == []
+    journal = Journal.for_state_dir(settings.state_dir)
+    assert journal.planned() == [] and journal.move(1).state == "rolled_back"  # type: ignore[union-attr]
+    journal.close()
