@@ -27,10 +27,16 @@ class Library:
     (a symbolic link changed while the daemon ran) is refused rather than used: it may lead into the
     inbox (each file sorted again, as a person's), the state folder, or another library, where the
     journal's paths no longer find what was placed (undo, duplicates, labels).
+
+    ``started_as``: the command a person restarts to use where ``root`` leads now, as the refusal's
+    fix names it: the daemon's "facesortd" by default; the review page, which runs on its own
+    (`facesortd review`, never inside the daemon), names itself, or "restart facesortd" sent the
+    person to restart the daemon, which left the page refusing.
     """
 
     root: Path
     leads_to: Path = field(init=False, compare=False, repr=False)
+    started_as: str = field(default="facesortd", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "leads_to", self.root.resolve())
@@ -94,7 +100,8 @@ class Library:
         now = self.root.resolve()
         if now != self.leads_to:
             moved = OSError(errno.EXDEV, f"it leads to {now} now, not to {self.leads_to} as at the start")
-            fix = f"point {self.root} back to {self.leads_to}, or restart facesortd to use where it leads now"
+            use_now = f"restart {self.started_as} to use where it leads now"
+            fix = f"point {self.root} back to {self.leads_to}, or {use_now}"
             return Refused(moved, f"cannot use the library {self.root}", fix)
         if decision is not None and decision.to_emotion_folder:
             return None
