@@ -32,7 +32,7 @@ from loguru import logger
 from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint, folders_overlap, not_a_folder
 from facesortd.cores import share_cores
-from facesortd.decide import Pipeline
+from facesortd.decide import Decision, Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.durable import Refused, atomic_writer, list_folder
 from facesortd.emotion import ModelError
@@ -542,7 +542,8 @@ class Service:
         if key == self._unsure_judged_by:
             return
         if self.settings.learning.reexamine_unsure:
-            if self.library.refusal():  # its files are not the library's: said by _check_library
+            # Its files are not the library's: the quarantine said by _check_library, unsure/ by status.
+            if self.library.refusal(Decision.quarantine("unsure")):
                 return
             unsure = self.settings.library / QUARANTINE_DIR / "unsure"
             try:
