@@ -7,14 +7,14 @@ stops pinning one), a model ``recognition.model`` pins, the models the newest ``
 distinct history entries name (how far `model rollback` goes back), the newest ``TRAINED_KEPT``
 models outside the history (a `train` without ``--activate``: a person's own work, which `model use`
 may still name; and models rolled back from, whose lines the rollback dropped; kept for good until
-2026-12-02, however many), and the model each of those was
-retrained from (``base_file``, with its validation set: what the next retrain starts from and is
-judged on; for retrains from before that was recorded, the newest label-free model of the history).
-The shipped model lives in the package, not here. What goes: older models of the history (with
-their validation sets) and their lines in it, history first, so rollback never passes over a removed
-model without a word; older models outside the history; in ``rejected/``, all but the newest
-``REJECTED_KEPT``. Pruned after every change that adds a model or a history line: a retrain, `model
-use`, `train --activate` (until 2026-12-02 only after a retrain, so a person who changed models by
+2026-12-02, however many), and the model each of those was retrained from (``base_file``, with its
+validation set: what the next retrain starts from and is judged on; for retrains from before that
+was recorded, the newest label-free model of the history). The shipped model lives in the package,
+not here. What goes: older models of the history (with their validation sets) and their lines in
+it, history first, so rollback never passes over a removed model without a word; older models
+outside the history; in ``rejected/``, all but the newest ``REJECTED_KEPT``. Pruned after every
+change that adds a model or a history line: a retrain, `model use`, `train --activate`, a `train`
+into the models folder (until 2026-12-02 only after a retrain, so a person who changed models by
 hand only kept every one).
 """
 
@@ -81,8 +81,8 @@ def _old_models(settings: Settings) -> list[Path]:
     if (pinned := settings.recognition.model) is not None:
         keep.add(pinned.expanduser().resolve())
     in_history = set(log)
-    never_in_force = [path for path in user_models(settings) if path.name not in in_history]
-    keep |= {path.resolve() for path in never_in_force[-TRAINED_KEPT:]}
+    outside_history = [path for path in user_models(settings) if path.name not in in_history]
+    keep |= {path.resolve() for path in outside_history[-TRAINED_KEPT:]}
     keep |= _bases(settings, keep)
     if (fallback := _newest_label_free(settings, log)) is not None:
         keep.add(fallback)
@@ -96,7 +96,7 @@ def _old_models(settings: Settings) -> list[Path]:
         if path is not None:
             _remove(path)
             removed.append(path)
-    for path in never_in_force:
+    for path in outside_history:
         if path.resolve() not in keep:
             _remove(path)
             removed.append(path)
