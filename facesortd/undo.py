@@ -201,7 +201,7 @@ def undo(
 def _kept_inside(move: Move, library: Path, guard: Library | None) -> Path | None:
     """The folder a put-back must land in, checked at the move itself (``move_no_replace(inside=)``):
     the page's library (its `u` puts back into the quarantine it labelled from), and the library for
-    any file going back into its quarantine: a link swapped in after :func:`_refusal` looked would
+    any file going back into its quarantine: a link swapped in after :func:`_held_back` looked would
     take it out of the library."""
     if guard is not None:
         return guard.leads_to
