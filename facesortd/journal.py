@@ -26,6 +26,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from facesortd.advice import advised
 from facesortd.boxes import Box
 from facesortd.decide import Decision
 from facesortd.durable import (
@@ -234,6 +235,13 @@ class Move:
     finished: float | None
     copied: bool | None = None
     """A `sort --copy` (the source stayed); None in journals from before this was recorded."""
+
+    @property
+    def in_full(self) -> bool:
+        """Were both paths journaled in full? Older versions kept them as typed (`sort shots/a.png`),
+        relative to a folder they did not record: recovery, `undo` and `status` never read such a
+        path in their own folder (recovery deleted a moved file so), and ask this one question."""
+        return self.source.is_absolute() and self.destination.is_absolute()
 
 
 class Journal:
@@ -734,11 +742,10 @@ def recover_logged(journal: Journal) -> bool:
 
 def _recover(journal: Journal) -> Iterator[str]:
     for move in journal.planned():
-        if not (move.source.is_absolute() and move.destination.is_absolute()):
+        if not move.in_full:
             yield from _leave_relative(journal, move)
             continue
-        # A file there that a finished move accounts for is another's (the same content sorted before).
-        copies = [c for c in _copies(move.destination, move.hash) if journal.done_at(c) is None]
+        copies = _arrived(journal, move)
         if move.copied and copies:
             journal.finish(move.id, "done", copies[0])
             yield f"completed the interrupted copy of {move.source} -> {copies[0]}"
@@ -776,11 +783,47 @@ def _leave_relative(journal: Journal, move: Move) -> Iterator[str]:
         f"an interrupted move journaled by an older facesortd as '{move.source}' -> '{move.destination}'"
         " (relative to a folder it did not record) is left alone: the file is whole in one of the two"
         " places, or both; look in the folder that `sort` ran in and in the library, and if it is in"
-        " both with the same content (sha256sum), delete the one outside the library"
+        " both with the same content (sha256sum), delete the one outside the library; then"
+        f" `{advised(*FORGET_RELATIVE)}` clears the journal's row, touching no file (with --dry-run it"
+        " only shows it)"
     )
     journal.error(move.destination if move.destination.is_absolute() else None, line)
     journal.set_meta(RELATIVE_TOLD, ",".join(sorted(told | {str(move.id)})))
     yield line
+
+
+FORGET_RELATIVE = ("undo", "--forget-relative")
+"""The command that clears what :func:`_leave_relative` leaves (`status` and the log name it)."""
+
+
+def relative_rows(journal: Journal) -> list[Move]:
+    """The interrupted moves an older facesortd journaled by relative paths: never acted on by
+    recovery, they stay ``planned`` until the person has `undo --forget-relative` clear them."""
+    return [move for move in journal.planned() if not move.in_full]
+
+
+def arrived_at(journal: Journal, move: Move) -> Path | None:
+    """Where an interrupted move's file is at its destination now (the name it planned, or a ' (n)'
+    one), if it is there; None if not, or if the destination is relative (never read here)."""
+    found = _arrived(journal, move) if move.destination.is_absolute() else []
+    return found[0] if found else None
+
+
+def forget_relative(journal: Journal, move: Move) -> Path | None:
+    """Clear one of :func:`relative_rows` as the person asks, once they have put its file right by
+    hand; no file is touched. Done where its content is found at its destination (the file is in
+    the library as facesortd placed it: closed as rolled back, it was taken for a person's label),
+    else rolled back. Under the move lock, as every change of a move's state. Returns where found."""
+    with move_lock(journal.state_dir):
+        found = arrived_at(journal, move)
+        journal.finish(move.id, "done" if found else "rolled_back", found)
+    return found
+
+
+def _arrived(journal: Journal, move: Move) -> list[Path]:
+    """The files at ``move``'s destination (its ' (n)' names too) holding its content, but for those a
+    finished move accounts for: they are another's (the same content sorted before)."""
+    return [c for c in _copies(move.destination, move.hash) if journal.done_at(c) is None]
 
 
 def _finish_undo(journal: Journal, move: Move) -> str:

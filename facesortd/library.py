@@ -27,10 +27,16 @@ class Library:
     (a symbolic link changed while the daemon ran) is refused rather than used: it may lead into the
     inbox (each file sorted again, as a person's), the state folder, or another library, where the
     journal's paths no longer find what was placed (undo, duplicates, labels).
+
+    ``started_as``: the command a person restarts to use where ``root`` leads now, as the refusal's
+    fix names it: the daemon's "facesortd" by default; the review page, which runs on its own
+    (`facesortd review`, never inside the daemon), names itself, or "restart facesortd" sent the
+    person to restart the daemon, which left the page refusing.
     """
 
     root: Path
     leads_to: Path = field(init=False, compare=False, repr=False)
+    started_as: str = field(default="facesortd", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "leads_to", self.root.resolve())
@@ -94,13 +100,27 @@ class Library:
         now = self.root.resolve()
         if now != self.leads_to:
             moved = OSError(errno.EXDEV, f"it leads to {now} now, not to {self.leads_to} as at the start")
-            fix = f"point {self.root} back to {self.leads_to}, or restart facesortd to use where it leads now"
+            use_now = f"restart {self.started_as} to use where it leads now"
+            fix = f"point {self.root} back to {self.leads_to}, or {use_now}"
             return Refused(moved, f"cannot use the library {self.root}", fix)
-        quarantine = self.root / QUARANTINE_DIR
-        if (decision is None or not decision.to_emotion_folder) and (outside := outside_library(self.root)):
-            fix = f"facesortd keeps files inside the library: make {quarantine} a folder of the library again"
-            return Refused(outside, f"cannot use {quarantine}", fix)
+        if decision is not None and decision.to_emotion_folder:
+            return None
+        return quarantine_refusal(self.root, self.folder_for(decision) if decision else None)
+
+
+UNTIL_THEN = "the files for it stay where they are until then"
+"""What a refused library or quarantine means for the files meanwhile (said by the daemon and `status`)."""
+
+
+def quarantine_refusal(library: Path, folder: Path | None = None) -> Refused | None:
+    """Why no file may be put into ``library``'s quarantine (or, with ``folder``, into that folder of
+    it), with the fix; None: it may. The one wording of :func:`quarantine.outside_library` for every
+    place that asks it: a move (``Library.refusal``), `status`, and `undo` putting a file back."""
+    if (outside := outside_library(library, folder)) is None:
         return None
+    linked = Path(outside.filename)
+    fix = f"facesortd keeps files inside the library: make {linked} a folder of the library again"
+    return Refused(outside, f"cannot use {linked}", fix)
 
 
 def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> list[str]:

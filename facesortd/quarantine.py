@@ -16,12 +16,17 @@ Reason = Literal["no-face", "unsure", "unreadable", "mixed", "duplicate"]
 QUARANTINE_REASONS: tuple[Reason, ...] = get_args(Reason)
 
 
-def outside_library(library: Path) -> OSError | None:
+def outside_library(library: Path, folder: Path | None = None) -> OSError | None:
     """Why ``<library>/_quarantine`` may not be used (None: it may): made a symbolic link to a folder
     outside the library. Followed, the review page listed, showed and, labelled, moved that folder's
     files into the library, and the daemon put quarantined files there and looked again at files
-    there as its own. The page and the daemon both ask here, so they cannot disagree."""
-    quarantine = library / QUARANTINE_DIR
-    if quarantine.resolve().is_relative_to(library.resolve()):
-        return None
-    return OSError(errno.EXDEV, f"a link to {quarantine.resolve()}, outside the library")
+    there as its own. The page and the daemon both ask here, so they cannot disagree.
+
+    ``folder``: a folder of the quarantine to put a file into (``_quarantine/<reason>``), asked of
+    too: one made a link out of the library was refused only at the move itself (the folder opened
+    and found outside), which `status` never showed and `undo` did not ask. The error's ``filename``
+    is the folder that leads out, for the fix to name."""
+    for where in (library / QUARANTINE_DIR, folder):
+        if where is not None and not where.resolve().is_relative_to(library.resolve()):
+            return OSError(errno.EXDEV, f"a link to {where.resolve()}, outside the library", str(where))
+    return None

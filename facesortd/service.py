@@ -32,13 +32,13 @@ from loguru import logger
 from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint, folders_overlap, not_a_folder
 from facesortd.cores import share_cores
-from facesortd.decide import Pipeline
+from facesortd.decide import Decision, Pipeline
 from facesortd.durable import Refused, atomic_writer, list_folder
 from facesortd.emotion import ModelError
 from facesortd.journal import Journal, JournalReplaced, recover_logged
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
-from facesortd.library import Library
+from facesortd.library import UNTIL_THEN, Library
 from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
@@ -271,7 +271,7 @@ class Service:
         move there is refused (Library.refusal) and the file stays where it is; said once here and
         by `status` until it is put right, when the files waiting for it go at once."""
         refused = self.library.refusal()
-        problem = f"{refused}; the files for it stay where they are until then" if refused else None
+        problem = f"{refused}; {UNTIL_THEN}" if refused else None
         if problem == self._library_problem:
             return
         self._library_problem = problem
@@ -540,7 +540,8 @@ class Service:
         if key == self._unsure_judged_by:
             return
         if self.settings.learning.reexamine_unsure:
-            if self.library.refusal():  # its files are not the library's: said by _check_library
+            # Its files are not the library's: the quarantine said by _check_library, unsure/ by status.
+            if self.library.refusal(Decision.quarantine("unsure")):
                 return
             unsure = self.settings.library / QUARANTINE_DIR / "unsure"
             try:

@@ -20,13 +20,13 @@ from typing import Any
 from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint
 from facesortd.durable import NOT_REGULAR, Refused, list_folder
-from facesortd.journal import Journal, content_id
+from facesortd.journal import FORGET_RELATIVE, Journal, content_id, relative_rows
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
-from facesortd.library import case_twins
+from facesortd.library import UNTIL_THEN, case_twins, quarantine_refusal
 from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_in_force
-from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, move_lock_if_free
@@ -119,10 +119,25 @@ def listing(folder: Path, problems: list[str]) -> list[Path]:
         return []
 
 
+def quarantine_links(settings: Settings, problems: list[str]) -> None:
+    """The quarantine, or a ``_quarantine/<reason>`` folder, made a link out of the library: every move
+    there is refused (``Library.refusal``), and the files for it wait where they are; `status` named
+    only the quarantine itself, and only while the daemon ran and had met it. Said in the move's own
+    words (``library.quarantine_refusal``), once: a daemon's line that already holds them is enough."""
+    quarantine = settings.library / QUARANTINE_DIR
+    for folder in [quarantine, *(quarantine / reason for reason in QUARANTINE_REASONS)]:
+        refused = quarantine_refusal(settings.library, folder)
+        if refused is not None and not any(str(refused) in problem for problem in problems):
+            problems.append(f"{refused}; {UNTIL_THEN}")
+
+
 def waiting_for_review(settings: Settings, problems: list[str]) -> dict[str, int]:
-    """Files in each ``_quarantine/<reason>/`` folder now, whoever put them there."""
+    """Files in each ``_quarantine/<reason>/`` folder now, whoever put them there; as the review page
+    lists them (``review_page.queue.scan``), a folder that is a link is none of them."""
     root = settings.library / QUARANTINE_DIR
-    folders = sorted(p for p in listing(root, problems) if p.is_dir())
+    if outside_library(settings.library):
+        return {}
+    folders = sorted(p for p in listing(root, problems) if p.is_dir() and not p.is_symlink())
     counts = {
         f"{QUARANTINE_DIR}/{f.name}": sum(1 for p in listing(f, problems) if p.is_file()) for f in folders
     }
@@ -166,11 +181,20 @@ def interrupted_moves(settings: Settings, journal: Journal, problems: list[str])
     places, or a copy's temp file, until the next `sort` or start of `run` recovers it; `status`
     said nothing of it, and counted such a file twice. Looked at only while no move is live (the move
     lock free), so a move in progress is never taken for one. An older version's row with a relative
-    path is not counted: recovery never acts on it, so `sort` would not clear it, and it has its own
-    line in the last errors."""
+    path is said apart: recovery never acts on it, so `sort` would not clear it; `undo
+    --forget-relative` does, once the person has put its file right."""
+    if old := relative_rows(journal):
+        problems.append(
+            f"{len(old)} interrupted move(s) journaled by an older facesortd by relative paths, the first "
+            f"'{old[0].source}' -> '{old[0].destination}', are left alone (relative to a folder it did "
+            "not record): the file is in one of the two places, or both; "
+            f"`{advised(*FORGET_RELATIVE, '--dry-run')}` shows each and whether its files are there, "
+            f"and once you have put each right by hand `{advised(*FORGET_RELATIVE)}` clears them "
+            "(it touches no file)"
+        )
     try:
         with move_lock_if_free(settings.state_dir) as free:
-            moves = [m for m in journal.planned() if m.source.is_absolute()] if free else []
+            moves = [m for m in journal.planned() if m.in_full] if free else []
     except OSError:  # a state folder this user may not write: said by the journal's own checks
         return
     if moves:
@@ -236,6 +260,7 @@ def gather(settings: Settings) -> dict[str, Any]:
             "total": journal.labelled_counts() if journal else {},
             "today": journal.labelled_counts(midnight) if journal else {},
         }
+        quarantine_links(settings, problems)
         out["waiting_for_review"] = waiting_for_review(settings, problems)
         folders = [p.name for p in listing(settings.library, problems) if p.is_dir()]
         problems.extend(case_twins(settings.library, folders, model.labels if model else []))

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.advice import advised
-from facesortd.durable import Outside, fsync_dir, move_no_replace
+from facesortd.durable import Outside, Refused, fsync_dir, move_no_replace
 from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
-from facesortd.library import Library
+from facesortd.library import Library, quarantine_refusal
+from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import move_lock
 
 
@@ -29,13 +30,15 @@ class Outcome:
     """What undo did with one journal entry: moved ``moved_from`` to ``back_to``, or why not.
 
     ``retry``: the move itself failed (a folder refused it): undoing again may work once the
-    person fixed what ``why_not`` names, unlike a file that changed or left.
+    person fixed what ``why_not`` names, unlike a file that changed or left. ``stopped``: and undo
+    stopped there (the journal locked by another process), the moves after it not tried.
     """
 
     moved_from: Path
     back_to: Path | None
     why_not: str = ""
     retry: bool = False
+    stopped: bool = False
 
 
 def select(
@@ -63,7 +66,8 @@ def select(
     chosen, undoable = [], 0
     for move in journal.done_moves():
         chosen.append(move)
-        undoable += not _refusal(move, library, inbox)  # looked at again under the move lock
+        # Looked at again under the move lock.
+        undoable += not (_refusal(move, library, inbox) or _held_back(move, library))
         if undoable == (last or 1):
             break
     return chosen
@@ -76,7 +80,7 @@ def _inside(path: Path, root: Path) -> bool:
 def _refusal(move: Move, library: Path, inbox: Path) -> str:
     """Why this entry must not be acted on ("" if it may)."""
     here, back = move.destination, move.source
-    if not (here.is_absolute() and back.is_absolute()):
+    if not move.in_full:
         # Older versions stored paths as typed (`sort shots/a.png`): relative to a folder they did not
         # record, which undo would read as the current folder's own.
         return (
@@ -95,9 +99,28 @@ def _refusal(move: Move, library: Path, inbox: Path) -> str:
             return "its content changed since facesortd sorted it; left alone"
     except OSError as exc:
         return f"cannot read it ({exc.strerror or exc}); left alone"
-    if not (_inside(back.parent, inbox) or _inside(back.parent, library) or back.parent.is_dir()):
+    # Into the quarantine it may go once that is put right, if it links out now (:func:`_held_back`).
+    if not (_inside(back.parent, inbox) or _inside(back.parent, library) or back.parent.is_dir()) and not (
+        _into_quarantine(back.parent, library)
+    ):
         return f"it came from {back.parent}, which no longer exists; left alone (move it by hand)"
     return ""
+
+
+def _held_back(move: Move, library: Path) -> Refused | None:
+    """Why ``move`` may not be undone now, though it may be once the person puts things right: it
+    goes back into the library's quarantine, made a link out of it (or its folder: the check of every
+    move into it, ``library.quarantine_refusal``). Followed, the link took the file out of the
+    library, where no undo or review finds it; the review page refused it, the command line not."""
+    back = move.source.parent
+    return quarantine_refusal(library, back) if _into_quarantine(back, library) else None
+
+
+def _into_quarantine(folder: Path, library: Path) -> bool:
+    """Is ``folder`` (where a file goes back to) the library's quarantine or a folder of it? By its
+    name as journaled: one made a link out of the library resolves outside it."""
+    roots = (library.absolute(), library.resolve())
+    return any(folder.is_relative_to(root / QUARANTINE_DIR) for root in roots)
 
 
 def undo(
@@ -117,6 +140,9 @@ def undo(
     (``back_to`` is then the folder it would go back to): a plan that skipped them promised moves
     the real undo refused.
 
+    A journal another process keeps locked for writing (``JournalLocked``, which names it) ends
+    the run at the first move, after one wait: each move waited it again and failed alike.
+
     ``guard``: the Library of a long-lived caller (the review page), whose :meth:`Library.refusal`
     is asked under the move lock before each move, as before every move into the library: a library
     re-pointed since the page started (or its quarantine made a link out of it) moved the file
@@ -132,6 +158,9 @@ def undo(
             if why := _refusal(move, library, inbox):
                 out.append(Outcome(move.destination, None, why))
                 continue
+            if refused := _held_back(move, library):  # undoable again once put right
+                out.append(Outcome(move.destination, None, str(refused), retry=True))
+                continue
             if dry_run:
                 out.append(Outcome(move.destination, move.source.parent))
                 continue
@@ -140,17 +169,22 @@ def undo(
             try:
                 journal.set_meta(UNDOING, str(move.id))  # a kill from here on: recovery finishes it
                 journal.finish(move.id, "undone")
+            except JournalLocked as exc:  # waited for once: every later move would wait as long, and fail
+                out.append(Outcome(move.destination, None, str(exc), retry=True, stopped=True))
+                break
             except sqlite3.Error as exc:  # nothing moved (a mark left standing: recovery finds no undo begun)
                 fix = f"free some space in {journal.state_dir}, or make it writable"
-                why = str(exc) if isinstance(exc, JournalLocked) else f"the journal refused it ({exc}): {fix}"
-                out.append(Outcome(move.destination, None, why, retry=True))
+                out.append(
+                    Outcome(move.destination, None, f"the journal refused it ({exc}): {fix}", retry=True)
+                )
                 continue
             try:
-                back_to = _put_back(move, guard.leads_to if guard is not None else None)
+                back_to = _put_back(move, _kept_inside(move, library, guard))
             except OSError as exc:  # a folder that refuses: this file stays, the others still go back
                 journal.finish(move.id, "done", move.destination)
-                if isinstance(exc, Outside) and guard is not None:  # the guard's words, if it sees it now
-                    exc = guard.refusal() or exc
+                if isinstance(exc, Outside):  # the refusal's own words, if it sees it now
+                    back = move.source.parent
+                    exc = (guard.refusal() if guard else quarantine_refusal(library, back)) or exc
                 out.append(Outcome(move.destination, None, f"{exc}; left where it is", retry=True))
                 continue
             except BaseException:
@@ -162,6 +196,16 @@ def undo(
                 journal.withdraw_label(move.hash, back_to)
             out.append(Outcome(move.destination, back_to))
     return out
+
+
+def _kept_inside(move: Move, library: Path, guard: Library | None) -> Path | None:
+    """The folder a put-back must land in, checked at the move itself (``move_no_replace(inside=)``):
+    the page's library (its `u` puts back into the quarantine it labelled from), and the library for
+    any file going back into its quarantine: a link swapped in after :func:`_held_back` looked would
+    take it out of the library."""
+    if guard is not None:
+        return guard.leads_to
+    return library.resolve() if _into_quarantine(move.source.parent, library) else None
 
 
 def _put_back(move: Move, inside: Path | None = None) -> Path:

@@ -1348,3 +1348,20 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
         assert not pointer.exists()  # nothing put in force before the retrain's own choice
     person.join(timeout=10)
     assert codes == [0] and pointer.read_text() == model_store.DEFAULT  # then the person's choice
+
+
+def test_train_activate_keeps_the_models_folder_bounded(crop_dataset: Path, fake_detector: None) -> None:
+    """`train --activate` added a model and a history line and pruned nothing: only retrains did."""
+    from test_model_store import loadable_model
+
+    from facesortd import model_store
+    from facesortd.models_folder import ADOPTED_KEPT
+
+    settings = load_settings()
+    history = [loadable_model(settings) for _ in range(ADOPTED_KEPT)]
+    for path in history:
+        model_store.adopt(settings, path)
+    assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--descriptor", "hog", "--activate"]) == 0
+    trained = model_store.model_in_force(settings)
+    assert not history[0].exists() and all(path.is_file() for path in history[1:])
+    assert model_store.adopted(settings) == [path.name for path in history[1:]] + [trained.name]

@@ -231,6 +231,10 @@ def test_the_review_page_refuses_its_moves_in_a_library_re_pointed_since_it_star
         decisions.undo()
     assert (first / "sad" / "b.png").is_file() and (second / "sad" / "b.png").is_file()
     assert not (second / "_quarantine" / "unsure" / "b.png").exists()
+    with pytest.raises(
+        DecisionError, match=re.escape("or restart `facesortd review` to use where it leads now")
+    ):
+        decisions.label(a, "happy")  # the page, on its own, restarts itself: not the daemon ("facesortd")
     re_point(first)
     assert decisions.undo()[1] == files["b.png"] and (first / "_quarantine" / "unsure" / "b.png").is_file()
     journal.close()

@@ -295,7 +295,9 @@ def test_recovery_never_acts_on_an_interrupted_move_an_older_version_journaled_b
     assert said in [message for _at, _path, message in journal.last_errors()]  # `status` shows it
     problems: list[str] = []
     interrupted_moves(settings, journal, problems)
-    assert problems == []  # not advised away with a `sort`, which never clears it
+    [problem] = problems  # not advised away with a `sort`, which never clears it
+    assert "'shots/a.png'" in problem and "`facesortd sort`" not in problem
+    assert "`facesortd undo --forget-relative`" in problem and "`facesortd undo --forget-relative`" in said
 
 
 def test_recovery_records_the_numbered_name_a_second_copy_of_sorted_content_got(settings: Settings) -> None:

@@ -521,6 +521,34 @@ def test_an_unsure_folder_it_cannot_list_is_said_once_and_looked_at_again_later(
         service.journal.close()
 
 
+def test_an_unsure_folder_linked_out_of_the_library_is_not_looked_at_again(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`_quarantine/unsure` made a link to a folder outside the library: once the model changed, the
+    daemon queued that folder's files as its own unsure files, to be moved into the library. Its
+    moves there were refused; its look at them is now too, and taken once it is put right."""
+    from review_setup import install_model
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.png").write_bytes(b"png")
+    unsure = settings.library / "_quarantine" / "unsure"
+    unsure.parent.mkdir(parents=True)
+    unsure.symlink_to(outside)
+    service = Service(settings)
+    install_model(settings)
+    try:
+        service._reexamine_unsure()
+        assert service.queue_length() == 0
+        unsure.unlink()
+        unsure.mkdir()
+        (unsure / "b.png").write_bytes(b"png")
+        service._reexamine_unsure()  # put right: the change of model is still acted on
+        assert service.queue_length() == 1
+    finally:
+        service.journal.close()
+
+
 def test_unsure_files_the_model_in_force_put_there_are_not_judged_again(settings: Settings) -> None:
     """A daemon's first start (no model on record) looks again at the unsure files once its first
     learning pass has run: the files of its first backlog that it had just put there with the same

@@ -80,7 +80,7 @@ def _model(settings: Settings, folder: Path | None = None, **info: object) -> Pa
 
 def test_the_models_folder_keeps_what_rollback_and_retraining_need_and_no_more(settings: Settings) -> None:
     """Every retrain added about 3 MB, adopted or rejected, and nothing was ever removed."""
-    from facesortd.models_folder import ADOPTED_KEPT, REJECTED_KEPT, prune
+    from facesortd.models_folder import ADOPTED_KEPT, REJECTED_KEPT, TRAINED_KEPT, prune
 
     base = _model(settings)  # `train --activate`: what every retrain starts from
     model_store.validation_path(base).write_bytes(b"its held-out faces")
@@ -109,4 +109,54 @@ def test_the_models_folder_keeps_what_rollback_and_retraining_need_and_no_more(s
     # Rollback steps through what is kept, never past a removed model without a word.
     seen = [model_store.rollback(settings) for _ in range(len(set(history)) - 1)]
     assert set(seen) <= {base, *kept_retrains}
+    # Rolled back from, those left the history: with the model never put in force, the newest
+    # TRAINED_KEPT of them stay.
+    in_history, in_force = set(model_store.adopted(settings)), model_store.model_in_force(settings)
+    outside = [p for p in model_store.user_models(settings) if p.name not in in_history and p != in_force]
+    assert sorted(prune(settings)) == sorted(outside[:-TRAINED_KEPT])
     assert prune(settings) == []  # nothing more to remove
+
+
+def test_models_never_put_in_force_are_kept_newest_first_up_to_a_bound(settings: Settings) -> None:
+    """Every `train` without --activate stayed in the models folder for good, however many (about
+    3 MB each); the newest TRAINED_KEPT stay now, and one a model in force was retrained from."""
+    from facesortd.models_folder import TRAINED_KEPT, prune
+
+    base = _model(settings)  # never in force itself, but what the model in force was retrained from
+    trained = [_model(settings) for _ in range(TRAINED_KEPT + 2)]
+    for path in trained:
+        model_store.validation_path(path).write_bytes(b"its held-out faces")
+    retrain = _model(settings, user_labels=5, base_file=base.name)
+    model_store.adopt(settings, retrain)
+    assert sorted(prune(settings)) == sorted(trained[:2])
+    assert not any(p.exists() or model_store.validation_path(p).exists() for p in trained[:2])
+    assert sorted(model_store.user_models(settings)) == sorted([base, *trained[2:], retrain])
+    assert prune(settings) == []
+
+
+def test_model_use_keeps_the_models_folder_bounded(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The folder was pruned only after a retrain: a person who changed models by hand (`model use`,
+    `train --activate`) only ever added to it and to the history."""
+    from facesortd import cli
+    from facesortd.models_folder import ADOPTED_KEPT
+
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(settings.state_dir))
+    history = [loadable_model(settings) for _ in range(ADOPTED_KEPT + 2)]
+    for path in history[:-1]:
+        model_store.adopt(settings, path)
+    assert cli.main(["model", "use", str(history[-1])]) == 0
+    assert f"model in force is now {history[-1]}" in capsys.readouterr().out
+    assert not history[0].exists() and not history[1].exists()
+    assert all(path.is_file() for path in history[2:])
+    assert model_store.adopted(settings) == [path.name for path in history[2:]]
+
+
+def loadable_model(settings: Settings) -> Path:
+    """A new model file in the models folder that `model use` and `train` can load: the shipped one's copy."""
+    import shutil
+
+    shipped = model_store.shipped_model()
+    assert shipped is not None
+    return model_store.save_new_model(settings, lambda dest: shutil.copyfile(shipped, dest))

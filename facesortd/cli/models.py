@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import Settings
 from facesortd.learn.metrics import headline
 from facesortd.model_store import history, rollback, use
+from facesortd.models_folder import prune_logged
 from facesortd.shown_names import one_line
 from facesortd.state import retrain_lock
 
@@ -26,8 +28,11 @@ def cmd_model(args: argparse.Namespace) -> int:
             f"force: `{put}`)"
         )
     if args.action in ("rollback", "use"):
-        with no_retrain_running(settings):
-            now = rollback(settings) if args.action == "rollback" else use(settings, args.target)
+        if args.action == "use":
+            now = put_in_force(settings, args.target)
+        else:
+            with no_retrain_running(settings):
+                now = rollback(settings)
         print(f"model in force is now {one_line(now)}")
         return 0
     entries = history(settings)
@@ -47,6 +52,18 @@ def cmd_model(args: argparse.Namespace) -> int:
         if entry.info.get("decision"):
             print(f"    {entry.info['decision']}")
     return 0
+
+
+def put_in_force(settings: Settings, choice: str) -> Path:
+    """`model use` and `train --activate`: ``choice`` put in force while no retrain runs, then the
+    models folder kept bounded (``models_folder.prune``) under the same lock, so that no retrain is
+    halfway through with a model it needs. Each adds a history line, and a file from elsewhere is
+    copied in: pruned only after retrains until 2026-12-02, the folder of a person who changed
+    models by hand only grew for good."""
+    with no_retrain_running(settings):
+        now = use(settings, choice)
+        prune_logged(settings)
+    return now
 
 
 def no_retrain_running(settings: Settings) -> contextlib.AbstractContextManager[bool]:

@@ -17,7 +17,7 @@ from facesortd.cli.arg_types import (
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.cli.model_figures import add_plots_option, print_counts, print_figures, write_plots_into
-from facesortd.cli.models import no_retrain_running
+from facesortd.cli.models import put_in_force
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
 from facesortd.emotion import ModelError
@@ -37,9 +37,9 @@ from facesortd.model_store import (
     models_dir,
     save_new_model,
     shipped_model,
-    use,
     validation_path,
 )
+from facesortd.models_folder import prune_logged
 from facesortd.shown_names import one_line
 
 
@@ -123,12 +123,16 @@ def _show_figures(args: argparse.Namespace, run: TrainRun, threshold: float) -> 
 
 
 def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: Path) -> None:
+    """Put the new model in force (``--activate``), or say how; the models folder kept bounded
+    either way once it holds one more (``models_folder.prune``: a model never put in force stayed
+    for good until 2026-12-02, however many)."""
     if args.activate:
-        with no_retrain_running(settings):
-            print(f"now in force: {one_line(use(settings, str(out)))}")
-    else:
-        command = advised("model", "use", str(out))  # pasted as it is into a shell
-        print(f"not in force yet: `{command}` puts it in force (or train with --activate)")
+        print(f"now in force: {one_line(put_in_force(settings, str(out)))}")
+        return
+    if args.out is None:  # written into the models folder; its newest models never put in force stay
+        prune_logged(settings)
+    command = advised("model", "use", str(out))  # pasted as it is into a shell
+    print(f"not in force yet: `{command}` puts it in force (or train with --activate)")
 
 
 _model_file = file_to_replace("facesortd model file", read_by(model_info, ModelError))

@@ -4,13 +4,14 @@ and confirmed, each file's outcome printed."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.journal import Journal
+from facesortd.journal import Journal, arrived_at, content_id, forget_relative, relative_rows
 from facesortd.shown_names import one_line
 from facesortd.undo import select, undo
 
@@ -34,6 +35,12 @@ CONFIRM_UNDO_OVER = 20
 
 def cmd_undo(args: argparse.Namespace) -> int:
     settings = settings_for(args, library=args.library)
+    if args.forget_relative:
+        journal = Journal.for_state_dir(settings.state_dir)
+        try:
+            return _forget_relative(journal, args.dry_run)
+        finally:
+            journal.close()
     count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
     if count == 0:
         raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
@@ -61,8 +68,14 @@ def cmd_undo(args: argparse.Namespace) -> int:
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
         failed = 0
-        for done in undo(journal, moves, settings.library, settings.inbox):
+        outcomes = undo(journal, moves, settings.library, settings.inbox)
+        for done in outcomes:
             here = one_line(done.moved_from)
+            if done.stopped:  # the journal locked by another process: said once, as `sort` says it
+                print(f"facesortd: error: {one_line(done.why_not)}", file=sys.stderr)
+                for move in moves[len(outcomes) - 1 :]:
+                    print(f"{one_line(move.destination)}: not undone (the journal is locked; see above)")
+                return 1
             print(
                 f"{here} -> {one_line(done.back_to)}" if done.back_to else f"{here}: {one_line(done.why_not)}"
             )
@@ -72,6 +85,47 @@ def cmd_undo(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     return 1 if failed else 0  # as `sort`: a move that failed is worth a script's attention
+
+
+def _forget_relative(journal: Journal, dry_run: bool) -> int:
+    """`undo --forget-relative`: each interrupted move an older facesortd journaled by relative paths,
+    as it was and what is where now, then cleared from the journal (``journal.forget_relative``), no
+    file touched. Recovery never acts on such a row, so it stayed ``planned`` for good, said by
+    `status` at every call, and only a sqlite3 shell could clear it."""
+    rows = relative_rows(journal)
+    if not rows:
+        print("no interrupted move journaled by relative paths: nothing to forget")
+        return 0
+    for move in rows:
+        when = datetime.fromtimestamp(move.started).isoformat(" ", "minutes")
+        print(f"'{one_line(move.source)}' -> '{one_line(move.destination)}' (begun {when}, never finished)")
+        print(f"  from {_there(move.source, move.hash)}")
+        found = arrived_at(journal, move)
+        if not move.destination.is_absolute():
+            print(f"  to {one_line(move.destination)}: relative too, not looked for")
+        else:
+            print(f"  to {_there(found or move.destination, move.hash)}")
+        if not dry_run:
+            found = forget_relative(journal, move)
+        what = f"done, the file in the library at {one_line(found)}" if found else "rolled back"
+        print(f"  {'would be recorded' if dry_run else 'recorded'} as {what}")
+    done = "nothing cleared (dry run)" if dry_run else f"{len(rows)} journal row(s) cleared"
+    print(f"{done}; no file was touched")
+    return 0
+
+
+def _there(path: Path, digest: str) -> str:
+    """Whether ``path`` holds the journaled content now, in words; a relative path is looked for in
+    the folder this runs in, said as such (the one an older `sort` ran in is not recorded)."""
+    where = Path.cwd() / path if not path.is_absolute() else path
+    named = one_line(path) + (f" in {one_line(Path.cwd())} (this folder)" if not path.is_absolute() else "")
+    if not os.path.lexists(where):
+        return f"{named}: not there"
+    try:
+        same = where.is_file() and not where.is_symlink() and content_id(where) == digest
+    except OSError as exc:
+        return f"{named}: there, unreadable ({exc.strerror or exc})"
+    return f"{named}: there, " + ("the same content" if same else "not the journaled content")
 
 
 def _confirm(question: str) -> bool:
@@ -105,6 +159,14 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         help="how many of the last moves to undo (those it can), or the files to put back (where they "
         "are now); "
         "not with --since",
+    )
+    which.add_argument(
+        "--forget-relative",
+        action="store_true",
+        help="clear the interrupted moves an older facesortd journaled by relative paths (which `status` "
+        "names and recovery never acts on): shows each, its source and destination and whether "
+        "each file is there now, then clears its journal row; touches no file. Put each file right "
+        "by hand first (with --dry-run it only shows them)",
     )
     which.add_argument(
         "--since",

@@ -56,7 +56,7 @@ from facesortd.model_store import (
     save_new_model,
     validation_path,
 )
-from facesortd.models_folder import prune
+from facesortd.models_folder import prune_logged
 from facesortd.progress import Progress
 from facesortd.state import FACES_DIR
 
@@ -594,10 +594,7 @@ def retrain(
     result.path = save_new_model(settings, final.save, folder)
     if adopted_now:
         adopt(settings, result.path)
-    try:
-        prune(settings)  # each retrain adds a model: the folder is kept bounded (models_folder.py)
-    except OSError as exc:  # a model it may not remove stays; the retrain's outcome stands
-        logger.warning("cannot remove old models from {} ({}); they stay", models_dir(settings), exc)
+    prune_logged(settings)  # each retrain adds a model: the folder is kept bounded (models_folder.py)
     logger.log(log_level, "retrained on {} labels: {}", len(usable), result.describe())
     return result
 

@@ -93,7 +93,7 @@ class Decisions:
     def __init__(self, settings: Settings, journal: Journal) -> None:
         self.settings = settings
         self.journal = journal
-        self.library = Library(settings.library)
+        self.library = Library(settings.library, started_as=f"`{advised('review')}`")  # it runs on its own
         self.reviewer = Reviewer(settings, journal)
         self.marks = NoFaceMarks(review_dir(settings) / "no-usable-face.json")
         self.history: list[Done] = []
