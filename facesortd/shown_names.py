@@ -48,11 +48,11 @@ def shown(text: str) -> str:
     return text.encode("utf-8", NAME_BYTES).decode("utf-8")
 
 
-_CONTROLS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
 _CONTROL = re.compile(f"[{_CONTROLS}]")
 """What breaks a line or acts on a terminal: C0 and C1 controls, DEL, the Unicode line and paragraph
 separators."""
-_READ_AS_ESCAPE = re.compile(f"\\\\(?=[\\\\\ud800-\udfff{_CONTROLS}]|x[0-9a-fA-F]{{2}}|u[0-9a-fA-F]{{4}})")
+_READ_AS_ESCAPE = re.compile(rf"\\(?=[\\\ud800-\udfff{_CONTROLS}]|x[0-9a-fA-F]{{2}}|u[0-9a-fA-F]{{4}})")
 """A backslash that, shown as it is, would read as the start of an escape: one before another
 backslash, a stray byte or a control character (each shown from a backslash), ``xNN`` or ``uNNNN``."""
 
