@@ -178,9 +178,10 @@ def folder_options(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     ``sort --library DIR``), each with every command that takes it, for the advice to carry."""
     given = []
     for name in FOLDERS:
-        if (folder := getattr(args, name, None)) is None:
+        own = [a for a in commands(parser)[args.command]._actions if a.dest == name and a.option_strings]
+        if not own or (folder := getattr(args, name, None)) is None:
             continue
-        option = next(a for a in commands(parser)[args.command]._actions if a.dest == name).option_strings[0]
+        option = own[0].option_strings[0]
         taking = {
             command
             for command, its in commands(parser).items()
