@@ -28,7 +28,6 @@ from shared_data import SHARED, require_shared
 
 from facesortd.config import load_settings
 from facesortd.decide import Decision, Pipeline
-from facesortd.detect import FaceDetector
 from facesortd.ensemble import load_model
 from facesortd.images import imread_file, imwrite_file
 from facesortd.model_store import load_model_in_force
@@ -57,7 +56,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(state_dir=Path(tmp) / "state")
         model = load_model(args.model) if args.model else load_model_in_force(settings)
-        pipeline = Pipeline(FaceDetector(settings.detection), model, settings.recognition, settings.images)
+        pipeline = Pipeline.for_settings(settings, model)
         changed = {q: {"boxes": 0, "faces": 0, "emotion": 0, "folder": 0} for q in args.qualities}
         for shot in shots:
             image = imread_file(shot)

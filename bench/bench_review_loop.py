@@ -34,7 +34,6 @@ from shared_data import SHARED, require_shared
 from facesortd import cli
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Pipeline
-from facesortd.detect import FaceDetector
 from facesortd.journal import Journal
 from facesortd.learn.datasets import load_faces_json
 from facesortd.learn.retrain import retrain_if_due
@@ -59,9 +58,7 @@ def _auto_sorted(
 
     A screenshot without a labelled face (26 of the 75) has no truth: counting it as wrongly sorted
     would make the share right look lower than it is."""
-    pipeline = Pipeline(
-        FaceDetector(settings.detection), load_model_in_force(settings), settings.recognition, settings.images
-    )
+    pipeline = Pipeline.for_settings(settings, load_model_in_force(settings))
     sure = [(path, d.emotion) for path in files if (d := pipeline.decide(path)).action == "sorted"]
     known = [(path, emotion) for path, emotion in sure if truth[path.name]]
     if wrong is not None:

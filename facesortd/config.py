@@ -75,6 +75,16 @@ def pictures_home() -> Path:
     return _user_dirs_pictures() or english
 
 
+DEFAULT_FOLDERS = (
+    "by default the inbox is ~/Pictures/facesortd/inbox and the library ~/Pictures/facesortd/library "
+    "(in the desktop's own pictures folder, such as ~/Bilder, unless ~/Pictures/facesortd exists), and "
+    "the state folder (journal, models, kept face crops) ~/.local/state/facesortd ($XDG_STATE_HOME/"
+    "facesortd if that is set)"
+)
+"""Where :func:`pictures_home` and :func:`state_home` put the folders when nothing is configured, in
+words for `--help` (`facesortd`'s and `run`'s)."""
+
+
 _USER_DIRS_LINE = re.compile(r'^\s*XDG_PICTURES_DIR\s*=\s*"(\$HOME/[^"]*|/[^"]*)"\s*$', re.MULTILINE)
 
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from facesortd.boxes import Box
-from facesortd.config import ImageLimits, RecognitionSettings
+from facesortd.config import ImageLimits, RecognitionSettings, Settings
 from facesortd.detect import Candidates, Face, FaceDetector
 from facesortd.ensemble import Model
 from facesortd.faces import normalise_face
@@ -140,6 +140,15 @@ class Pipeline:
         self.model = model
         self.recognition = recognition
         self.limits = limits
+
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, model: Model | None, detector: FaceDetector | None = None
+    ) -> Pipeline:
+        """The pipeline these settings make, the daemon's workers' and the commands' alike (one per
+        thread: the detector is not shareable); ``detector`` if a command gives its own (which the
+        tests replace), else one of ``settings.detection``."""
+        return cls(detector or FaceDetector(settings.detection), model, settings.recognition, settings.images)
 
     def analyse(self, image: np.ndarray) -> tuple[list[FaceResult], Candidates]:
         """Faces of a decoded image with their predicted emotions, and what the detector's passes

@@ -33,7 +33,6 @@ from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint, folders_overlap, not_a_folder
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, Pipeline
-from facesortd.detect import FaceDetector
 from facesortd.durable import Refused, atomic_writer, list_folder
 from facesortd.emotion import ModelError
 from facesortd.journal import Journal, JournalReplaced, recover_logged
@@ -71,9 +70,8 @@ is only how soon one that fell due is noticed."""
 
 
 def default_pipeline(settings: Settings) -> Pipeline:
-    return Pipeline(
-        FaceDetector(settings.detection), load_model_in_force(settings), settings.recognition, settings.images
-    )
+    """A worker's pipeline, with the model in force when it is made."""
+    return Pipeline.for_settings(settings, load_model_in_force(settings))
 
 
 class Service:

@@ -8,8 +8,15 @@ keeps or writes (source groups, a cascade's comment) shows such a name the same 
 
 A name may also hold a line break, a tab or a terminal escape, all valid UTF-8: written as it is, it
 split a line of output into lines that read as other files. Line output (:func:`one_line`, and
-every log line) shows each such character as ``\\xNN`` (``\\uNNNN`` beyond Latin-1) too; JSON
+every log line) shows each such character as ``\\xNN`` (below ``\\x80``) or ``\\uNNNN`` too; JSON
 escapes them itself and keeps the name exact.
+
+A line so written reads back one way: ``\\\\`` is one backslash, ``\\xNN`` a control
+character (below ``\\x80``) or a stray byte (``\\x80`` and up), ``\\uNNNN`` a character, and
+any other backslash itself. So a backslash of the name that such a reading would take for the start
+of an escape (one before ``xNN``, ``uNNNN``, another backslash or a character shown escaped) is
+doubled: until 2026-12-02 the name holding the text ``\\x0a`` showed as the one holding a line
+break. Every other backslash (``a\\b.png``) is shown as it is.
 """
 
 from __future__ import annotations
@@ -41,20 +48,26 @@ def shown(text: str) -> str:
     return text.encode("utf-8", NAME_BYTES).decode("utf-8")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROL = re.compile(f"[{_CONTROLS}]")
 """What breaks a line or acts on a terminal: C0 and C1 controls, DEL, the Unicode line and paragraph
 separators."""
+_READ_AS_ESCAPE = re.compile(rf"\\(?=[\\\ud800-\udfff{_CONTROLS}]|x[0-9a-fA-F]{{2}}|u[0-9a-fA-F]{{4}})")
+"""A backslash that, shown as it is, would read as the start of an escape: one before another
+backslash, a stray byte or a control character (each shown from a backslash), ``xNN`` or ``uNNNN``."""
 
 
 def one_line(text: object) -> str:
     """``text`` (a name, or a line holding names) as one line of valid text: stray bytes as
-    :func:`shown` shows them, a control character as ``\\xNN`` (``\\uNNNN`` above ``\\xff``)."""
-    return _CONTROL.sub(_escaped, shown(str(text)))
+    :func:`shown` shows them, a control character as ``\\xNN`` (C0, DEL) or ``\\uNNNN`` (C1 and
+    beyond, so that ``\\x80`` and up is always a stray byte), and a backslash that would read as an
+    escape doubled. Not for text already shown: its escapes would be shown as text."""
+    return _CONTROL.sub(_escaped, shown(_READ_AS_ESCAPE.sub(r"\\\\", str(text))))
 
 
 def _escaped(found: re.Match[str]) -> str:
     code = ord(found[0])
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
 
 
 def json_text(data: Any, **options: Any) -> str:

@@ -1,6 +1,8 @@
 """Every `facesortd ...` command a message advises carries the ``--config FILE`` the person ran with:
 without it the advised command read the default config and acted on another inbox, library and
-state folder (2026-12-02: `review`, `retrain`, `model use default`, `sort FILE` ... were all said bare)."""
+state folder (2026-12-02: `review`, `retrain`, `model use default`, `sort FILE` ... were all said bare).
+It carries the folder options (``--library DIR``) the command was given too, where the advised
+command takes them: `sort --library DIR` advised a bare `sort FILE`, into the config's library."""
 
 from __future__ import annotations
 
@@ -70,6 +72,56 @@ def test_a_file_whose_sort_was_undone_is_told_how_to_sort_it_with_the_config(
     assert shlex.join(["facesortd", "--config", str(config), "sort", "FILE"]) in err, err
 
 
+def test_a_file_whose_sort_was_undone_is_told_how_to_sort_it_into_the_library_named(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --library DIR` of a file whose sort was undone said `facesortd sort FILE`: typed as
+    said, it sorted the file into the config's library."""
+    from synthetic import BrightBlobDetector
+
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in" / "a.png").write_bytes(screenshot_png(1))
+    other = ["--library", "other library"]  # relative: the advice names it absolute
+    assert cli.main(["--config", str(config), "sort", *other]) == 0
+    assert cli.main(["--config", str(config), "undo", *other]) == 0
+    capsys.readouterr()
+    assert cli.main(["--config", str(config), "sort", *other]) == 0
+    err = capsys.readouterr().err
+    library = str(tmp_path / "other library")
+    assert shlex.join(["facesortd", "--config", str(config), "sort", "--library", library, "FILE"]) in err, (
+        err
+    )
+
+
+def test_every_folder_option_is_carried_by_each_command_that_takes_it() -> None:
+    """Whatever command takes a folder option (config.FOLDERS: --library today, --inbox or
+    --state-dir if one ever does), the advice of each command that takes it carries it; a command
+    without it is said with the config alone, and an advice naming the option itself keeps its own."""
+    from facesortd.advice import advise_with
+    from facesortd.cli.app import build_parser, commands, folder_options
+    from facesortd.config import FOLDERS
+
+    parser = build_parser()
+    taken = [
+        (action.option_strings[0], command)
+        for command, its in commands(parser).items()
+        for action in its._actions
+        for name in FOLDERS
+        if action.dest == name and action.option_strings
+    ]
+    assert ("--library", "sort") in taken and ("--library", "undo") in taken
+    for option, command in taken:
+        args = parser.parse_args(["--config", "c.toml", command, option, "here"])
+        advise_with(args.config, folder_options(parser, args))
+        here = str(Path("here").absolute())
+        takers = {c for o, c in taken if o == option}
+        for other in commands(parser):
+            words = shlex.split(advised(other, "X"))
+            assert ([option, here] == words[4:6]) == (other in takers), (option, command, other, words)
+        assert shlex.split(advised(command, option, "FOLDER"))[3:] == [command, option, "FOLDER"]
+
+
 def test_without_a_config_option_the_advice_is_the_bare_command(capsys: pytest.CaptureFixture[str]) -> None:
     """The default config needs no option, and a process run after one with --config forgets it."""
     assert cli.main(["status"]) == 0
@@ -94,8 +146,9 @@ NAMES_NOT_ADVICE = {
 
 def test_no_message_writes_an_advised_command_by_hand() -> None:
     """Every string in the package that names a `facesortd COMMAND`, outside docstrings and --help
-    texts (which describe the commands, not this installation's), is built by ``advised``: a twin
-    written by hand lost the --config again."""
+    texts (help, description, epilog: they describe the commands, not this installation's), is built
+    by ``advised``: a twin written by hand lost the --config again. So is every list of a command
+    line's words (`train` wrote ``shlex.join(["facesortd", "model", "use", out])``, without it)."""
     import ast
 
     from facesortd.cli.app import build_parser
@@ -111,7 +164,7 @@ def test_no_message_writes_an_advised_command_by_hand() -> None:
         prose |= {
             id(inner)
             for n in ast.walk(tree)
-            if isinstance(n, ast.keyword) and n.arg in ("help", "description")
+            if isinstance(n, ast.keyword) and n.arg in ("help", "description", "epilog")
             for inner in ast.walk(n.value)
         }
         found += [
@@ -122,6 +175,15 @@ def test_no_message_writes_an_advised_command_by_hand() -> None:
             and id(n) not in prose
             and command.search(n.value)
             and not any(allowed in n.value for allowed in NAMES_NOT_ADVICE)
+        ]
+        found += [  # the words of a command line: shlex.join(["facesortd", "model", "use", ...])
+            f"{source.relative_to(package)}:{n.lineno}: {ast.unparse(n)}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.List | ast.Tuple)
+            and len(n.elts) > 1
+            and all(isinstance(e, ast.Constant) for e in n.elts[:2])
+            and n.elts[0].value == "facesortd"  # type: ignore[attr-defined]
+            and n.elts[1].value in choices  # type: ignore[attr-defined]
         ]
     assert not found, "\n".join(found)
 

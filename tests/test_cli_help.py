@@ -16,26 +16,32 @@ DEVELOPER_COMMANDS = {"train-detector"}
 """Commands for the people who make facesortd's detector, not for its users: not walked."""
 
 
-def _parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:
+def _parsers(developers: bool = False) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """`facesortd` and each command's parser; the developers' commands too if ``developers``."""
     parser = build_parser()
     yield "facesortd", parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            yield from ((n, p) for n, p in action.choices.items() if n not in DEVELOPER_COMMANDS)
+            yield from (
+                (n, p) for n, p in action.choices.items() if developers or n not in DEVELOPER_COMMANDS
+            )
 
 
 def test_every_option_says_what_it_takes() -> None:
     """`--config CONFIG`, `--library LIBRARY`, `--model MODEL`, `--face-size FACE_SIZE`: argparse's
     upper-cased option names said nothing of the kind of value (a file? a folder? a share?), and
-    README and the messages write `--config FILE`."""
+    README and the messages write `--config FILE`. (`train-detector` too: `--stages STAGES`,
+    `--max-false-alarm MAX_FALSE_ALARM`, and its defaults of several values as Python tuples.)"""
     derived = [
         f"{name} {action.option_strings[0]} {action.dest.upper()}"
-        for name, parser in _parsers()
+        for name, parser in _parsers(developers=True)
         for action in parser._actions
         if action.option_strings and action.nargs != 0 and action.metavar is None and not action.choices
     ]
     assert not derived, derived
     assert "--config FILE" in build_parser().format_help()
+    developers = " ".join(p.format_help() for n, p in _parsers(developers=True) if n in DEVELOPER_COMMANDS)
+    assert "(24, 24)" not in developers and "[640" not in developers
 
 
 def test_every_argument_is_named_as_the_others_are() -> None:
@@ -125,3 +131,59 @@ def test_an_option_of_facesortd_given_after_the_command_says_where_it_goes(
     err = capsys.readouterr().err
     assert "--config is an option of facesortd itself: give it before the command" in err, err
     assert f"facesortd --config {config} status" in err
+
+
+def _help(command: str) -> str:
+    """``command``'s --help as one line of words (``facesortd``: the program's own)."""
+    return " ".join(dict(_parsers())[command].format_help().split())
+
+
+def test_the_program_help_says_where_the_folders_are_and_what_the_exit_statuses_mean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`facesortd --help` named `<library>` without saying where that is, and no help said what
+    exit status 2 (a mistake in the command line or the config) or 130 meant. The default folders it
+    names now are the ones the settings take (checked here, so that the two never part)."""
+    from facesortd.config import DEFAULT_FOLDERS, load_settings
+
+    program = _help("facesortd")
+    for status in ("0 done", "; 1 ", "; 2 a mistake in the command line or the configuration", "; 130 "):
+        assert status in program, status
+    assert " ".join(DEFAULT_FOLDERS.split()) in program and " ".join(DEFAULT_FOLDERS.split()) in _help("run")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_PICTURES_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    settings = load_settings()
+    for folder in (settings.inbox, settings.library, settings.state_dir):
+        assert f" ~/{folder.relative_to(tmp_path)}" in DEFAULT_FOLDERS, folder
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("sort", "The exit status is 1 if a file could not be moved or a disk was full"),
+        ("sort", "130 if stopped by Ctrl-C, 143 by SIGTERM"),
+        ("detect", "the exit status is 1 if an image could not be read"),
+        ("retrain", "the exit status is 1 if no model was made"),
+        ("doctor", "exit 1 if anything is wrong"),
+        ("run", "exit status 0"),
+        ("run", "The exit status is 1 if it stopped on a fault"),
+        ("run", "2 if it cannot start"),
+        ("review", "until Ctrl-C, which ends it with exit status 0"),
+    ],
+)
+def test_a_command_that_exits_otherwise_than_done_or_a_mistake_says_when(command: str, says: str) -> None:
+    """`sort` said only "1 if a file could not be moved": not a full disk, nor 130/143 when
+    stopped; `run` said nothing of 129 after SIGHUP, 1 on a fault (which systemd restarts) or 2."""
+    assert says in _help(command)
+
+
+def test_run_names_the_exit_status_it_takes_after_sighup() -> None:
+    from facesortd.service import HANGUP_EXIT
+
+    assert f"SIGHUP stops it the same way, with exit status {HANGUP_EXIT}" in _help("run")
+
+
+def test_model_says_what_each_action_does() -> None:
+    """Its `{list,rollback,use}` argument was explained as "(default list)" alone."""
+    assert "list the models (the default), roll back one, or use the model named next" in _help("model")

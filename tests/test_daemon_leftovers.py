@@ -21,7 +21,6 @@ from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, status
-from facesortd.cli.sort_run import SortRun
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
 from facesortd.durable import Refused
@@ -31,6 +30,7 @@ from facesortd.placement import journaled_apply
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
 from facesortd.service import Service
+from facesortd.sort_batch import SortBatch
 from facesortd.sorter import Sorter
 from facesortd.state import StateBusy, daemon_running
 
@@ -187,13 +187,13 @@ def test_sort_waits_for_a_half_written_file_whatever_the_wall_clock_does(
     data = screenshot_png(34)
     target = cli_settings.inbox / "chunked.png"
     target.write_bytes(data[: len(data) // 2])
-    real_wait = getattr(SortRun, "_waited", None)
+    real_wait = getattr(SortBatch, "_waited", None)
 
-    def writer_finishes(self: SortRun, seconds: float) -> bool:
+    def writer_finishes(self: SortBatch, seconds: float) -> bool:
         target.write_bytes(data)
         return real_wait(self, seconds) if real_wait else True
 
-    monkeypatch.setattr(SortRun, "_waited", writer_finishes, raising=False)
+    monkeypatch.setattr(SortBatch, "_waited", writer_finishes, raising=False)
     assert cli.main(["sort"]) == 0
     placed = [p for p in cli_settings.library.rglob("*") if p.is_file()]
     assert len(placed) == 1 and placed[0].parent.name != "unreadable" and placed[0].read_bytes() == data

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -34,6 +35,7 @@ from facesortd.journal import Journal, JournalError, file_hash, recover
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.service import Service
+from facesortd.shown_names import one_line
 from facesortd.state import STALE_TEMP_S, DaemonLock, StateBusy, move_lock, retrain_lock
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
@@ -284,6 +286,81 @@ def test_a_line_break_or_other_control_character_in_a_name_stays_on_its_line(
     back = lines(capsys.readouterr().out)
     assert len(back) == 3 and all(any(line.endswith(f"{env.inbox}/{s}") for line in back) for s in shown)
     assert sorted(p.name for p in env.inbox.iterdir()) == sorted(names)
+
+
+def _read_back(line: str) -> str:
+    """A line of ``one_line`` read back by the rule its module states: ``\\\\`` one backslash,
+    ``\\xNN`` a control character below 80 and a stray byte from 80, ``\\uNNNN`` a character, any
+    other backslash itself."""
+
+    def char(found: re.Match[str]) -> str:
+        escape = found[1]
+        if escape == "\\":
+            return "\\"
+        code = int(escape[1:], 16)
+        return chr(0xDC00 + code) if escape[0] == "x" and code >= 0x80 else chr(code)
+
+    return re.sub(r"\\(\\|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4})", char, line)
+
+
+AMBIGUOUS_NAMES = [
+    "a\\x0a.png",  # the text \x0a, not a line break
+    "a\n.png",
+    "a\\\n.png",  # a backslash, then a line break
+    "a\\\\x0a.png",
+    "a\\xff.png",  # the text \xff, not a stray byte
+    os.fsdecode(b"a\xff.png"),
+    "a\\" + os.fsdecode(b"\xff.png"),
+    "a\x85.png",  # NEL (valid UTF-8), not the stray byte 0x85
+    os.fsdecode(b"a\x85.png"),
+    "a\\u2028.png",
+    "a\u2028.png",
+    "a\\x0A.png",
+    "end\\",
+]
+
+
+def test_a_name_holding_the_text_of_an_escape_is_not_shown_as_the_escaped_character() -> None:
+    """A name holding the text ``\\x0a`` showed as the one holding a line break, ``\\xff`` as the
+    one holding that stray byte, and a NEL (U+0085) as the stray byte 0x85: two files, one line. Each
+    line now reads back as its own name; a backslash nothing could take for an escape is left alone."""
+    lines = [one_line(name) for name in AMBIGUOUS_NAMES]
+    assert [_read_back(line) for line in lines] == AMBIGUOUS_NAMES
+    assert len(set(lines)) == len(lines) and not any(c in "".join(lines) for c in "\n\x85\u2028")
+    assert one_line("a\\x0a.png") == "a\\\\x0a.png" and one_line("a\n.png") == "a\\x0a.png"
+    for plain in ("C:\\dir\\a.png", "a\\b.png", "a\\xyz.png", "end\\", "ascii.png"):
+        assert one_line(plain) == plain
+
+
+def test_sort_shows_a_name_with_the_text_of_a_line_break_apart_from_one_with_a_line_break(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.inbox.mkdir(parents=True)
+    for i, name in enumerate(["a\\x0a.png", "a\n.png"]):
+        (env.inbox / name).write_bytes(screenshot_png(40 + i))
+    assert cli.main(["sort", "--dry-run", str(env.inbox)]) == 0
+    plan = sorted(line.split(" ", 1)[0] for line in capsys.readouterr().out.splitlines())
+    assert plan == [f"{env.inbox}/a\\\\x0a.png", f"{env.inbox}/a\\x0a.png"], plan
+
+
+def test_the_model_commands_show_a_path_with_a_line_break_on_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`model use`, `model` and `train` printed the model's path as it was: a state folder (or an
+    --out) named with a line break split "model in force is now ..." into two lines, where `sort`,
+    `detect`, `status` and `undo` showed it escaped."""
+    from facesortd.model_store import shipped_model
+
+    shipped = shipped_model()
+    assert shipped is not None
+    state = tmp_path / "state\nhere"
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(state))
+    mine = tmp_path / "mine.fsm.npz"
+    mine.write_bytes(shipped.read_bytes())
+    assert cli.main(["model", "use", str(mine)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("model in force is now ") and said.count("\n") == 1, said
+    assert "state\\x0ahere/models/" in said
 
 
 def test_json_shows_names_that_are_not_utf8_one_way(

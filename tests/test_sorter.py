@@ -301,19 +301,19 @@ def test_a_bare_sort_leaves_an_unreadable_file_that_may_still_be_written_as_the_
     its writer; a bare `sort` quarantined it as unreadable at once, and the writer then finished it
     in `_quarantine/unreadable/`. `sort` now waits too, and one still written after that wait (here
     a byte more each time) is left for a later `sort`. Named, it is the person's request and sorted now."""
-    from facesortd.cli.sort_run import SortRun
+    from facesortd.sort_batch import SortBatch
 
     monkeypatch.setenv("FACESORTD_WATCH__UNREADABLE_SETTLE_S", "0.2")
     half = env.inbox / "half.png"
     half.write_bytes(screenshot_png(8)[:300])
-    real_wait = SortRun._waited
+    real_wait = SortBatch._waited
 
-    def still_writing(self: SortRun, seconds: float) -> bool:
+    def still_writing(self: SortBatch, seconds: float) -> bool:
         with half.open("ab") as out:
             out.write(b"x")
         return real_wait(self, seconds)
 
-    monkeypatch.setattr(SortRun, "_waited", still_writing)
+    monkeypatch.setattr(SortBatch, "_waited", still_writing)
     assert cli.main(["sort", "--json"]) == 0
     line = json.loads(capsys.readouterr().out)
     assert line["action"] == "skipped" and "may still be being written" in line["detail"]

@@ -63,6 +63,8 @@ def _is_verifier_file(path: Path) -> bool:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The train-detector options (also used by ``python -m facesortd.cascade_train``)."""
     d = TrainParams()
+    mining_sizes = [DetectionSettings.model_fields["max_side"].default, 480, 960]
+    variants = (40, 2)
     data = parser.add_argument_group("data")
     data.add_argument(
         "--faces-json",
@@ -114,11 +116,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mining-sizes",
         type=int_at_least(24),
         nargs="+",
-        default=[DetectionSettings.model_fields["max_side"].default, 480, 960],
+        default=mining_sizes,
         metavar="SIDE",
         help="--faces-json images are mined at each of these longest sides, as is and mirrored; the "
         "first is also the size the verifier's proposals are made at. The detector shrinks images "
-        "(detection.max_side) before it runs, so that size belongs here (default %(default)s)",
+        f"(detection.max_side) before it runs, so that size belongs here (default {_words(mining_sizes)})",
     )
     data.add_argument(
         "--crops-as-negatives",
@@ -146,6 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--folds",
         type=int_at_least(2),
         default=3,
+        metavar="N",
         help="folds of vn_faces repositories for --leave-out-fold (default %(default)s)",
     )
     vn.add_argument(
@@ -168,6 +171,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=file_to_replace("cascade file (OpenCV XML)", _is_cascade_file),
         required=True,
+        metavar="FILE",
         help="cascade XML file to write (after every stage); a cascade there is replaced, any other "
         "file is refused",
     )
@@ -178,24 +182,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.window,
         metavar=("W", "H"),
         help="window the cascade is trained for, in pixels; smaller faces are never found "
-        "(default %(default)s)",
+        f"(default {_words(d.window)})",
     )
     cas.add_argument(
         "--stages",
         type=int_at_least(1),
         default=d.stages,
+        metavar="N",
         help="maximum number of stages (default %(default)s)",
     )
     cas.add_argument(
         "--min-hit-rate",
         type=number_between(0.0, 1.0),
         default=d.min_hit_rate,
+        metavar="SHARE",
         help="share of the stage's positives every stage must keep (default %(default)s)",
     )
     cas.add_argument(
         "--max-false-alarm",
         type=number_between(0.0, 1.0),
         default=d.max_false_alarm,
+        metavar="SHARE",
         help="largest share of its negatives a stage may pass; trees are added until it does "
         "(default %(default)s)",
     )
@@ -203,24 +210,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-trees",
         type=int_at_least(1),
         default=d.max_trees,
+        metavar="N",
         help="most trees per stage (default %(default)s)",
     )
     cas.add_argument(
-        "--num-pos", type=int_at_least(1), default=d.num_pos, help="positives per stage (default %(default)s)"
+        "--num-pos",
+        type=int_at_least(1),
+        default=d.num_pos,
+        metavar="N",
+        help="positives per stage (default %(default)s)",
     )
     cas.add_argument(
-        "--num-neg", type=int_at_least(1), default=d.num_neg, help="negatives per stage (default %(default)s)"
+        "--num-neg",
+        type=int_at_least(1),
+        default=d.num_neg,
+        metavar="N",
+        help="negatives per stage (default %(default)s)",
     )
     cas.add_argument(
         "--mining-scale-factor",
         type=number_between(1.01, 2.0),
         default=d.mining_scale_factor,
+        metavar="FACTOR",
         help="pyramid step when the partial cascade scans negative images (default %(default)s)",
     )
     cas.add_argument(
         "--seed",
         type=int,
         default=d.seed,
+        metavar="N",
         help="random seed: same data + seed = same cascade (default %(default)s)",
     )
     ver = parser.add_argument_group("verifier (second look at every box the cascade proposes; needs PyTorch)")
@@ -241,6 +259,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--verifier-min-neighbors",
         type=int_at_least(0),
         default=1,
+        metavar="N",
         help="minNeighbors of the permissive cascade run whose proposals the verifier learns to sort "
         "(use the detection.min_neighbors the verifier will run behind; default %(default)s)",
     )
@@ -271,17 +290,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int_at_least(1),
         nargs="+",
         default=NetShape.widths,
-        help="channels of the convolution blocks (default %(default)s)",
+        metavar="N",
+        help=f"channels of the convolution blocks (default {_words(NetShape.widths)})",
     )
     aug = parser.add_argument_group("augmentation of positives")
     aug.add_argument(
         "--variants",
         type=int_at_least(1),
         nargs=2,
-        default=(40, 2),
+        default=variants,
         metavar=("PER_BOX", "PER_CROP"),
         help="windows per faces.json box and per crop: the original plus randomly varied copies "
-        "(default %(default)s)",
+        f"(default {_words(variants)})",
     )
     aug.add_argument("--no-flip", action="store_true", help="never mirror positives left-right")
     a = Augmentation()
@@ -289,26 +309,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-rotation",
         type=float,
         default=a.max_rotation,
-        help="rotation range, degrees either way (%(default)s)",
+        metavar="DEGREES",
+        help="rotation range, degrees either way (default %(default)s)",
     )
     aug.add_argument(
         "--brightness",
         type=float,
         default=a.brightness,
-        help="brightness shift range, grey levels (%(default)s)",
+        metavar="LEVELS",
+        help="brightness shift range, grey levels (default %(default)s)",
     )
     aug.add_argument(
         "--contrast",
         type=float,
         default=a.contrast,
-        help="contrast gain range, relative: gains of 1 +/- this (%(default)s)",
+        metavar="SHARE",
+        help="contrast gain range, relative: gains of 1 +/- this (default %(default)s)",
     )
     aug.add_argument(
         "--jitter",
         type=float,
         default=a.jitter,
-        help="box shift/scale range, relative to its side (%(default)s)",
+        metavar="SHARE",
+        help="box shift/scale range, relative to its side (default %(default)s)",
     )
+
+
+def _words(values: tuple[int, ...] | list[int]) -> str:
+    """Several values as they are typed after their option (``24 24``), not as Python writes them."""
+    return " ".join(map(str, values))
 
 
 def _resized(shot: BoxedImage, max_side: int, mirror: bool = False) -> BoxedImage:

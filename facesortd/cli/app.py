@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from facesortd import __version__
-from facesortd.advice import advise_with
+from facesortd.advice import FolderOption, advise_with
 from facesortd.cli import (
     detect,
     doctor,
@@ -30,7 +30,7 @@ from facesortd.cli import (
     undo,
 )
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.config import LOG_LEVELS, ConfigError, Settings
+from facesortd.config import DEFAULT_FOLDERS, FOLDERS, LOG_LEVELS, ConfigError, Settings
 from facesortd.detect import DetectorError
 from facesortd.durable import Refused
 from facesortd.emotion import ModelError
@@ -84,7 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facesortd",
         description="Sort anime screenshots into <library>/<emotion>/ by the faces in them; "
-        "files it is unsure about go to <library>/_quarantine/<reason>/ for review.",
+        "files it is unsure about go to <library>/_quarantine/<reason>/ for review. A file is moved, "
+        "never over another one, and every move is journaled (`facesortd undo` puts it back). The "
+        "inbox, library and state folder are the config's (`facesortd status` names them); "
+        f"{DEFAULT_FOLDERS}. `facesortd COMMAND --help` says what each command does.",
+        # What main's exits mean, said once for every command at the foot of `facesortd --help`.
+        epilog=(
+            "Exit status: 0 done; 1 what a command's own help names (a file `sort` could not move, a "
+            "problem `doctor` found, ...), or the journal in use by another process, unable to take "
+            "writes or replaced meanwhile; 2 a mistake in the command line or the configuration (a line "
+            "saying so, with the fix); 130 stopped by Ctrl-C (`run` and `review`, which run until it: "
+            "0); 141 the reader of the output left (`facesortd status | head`)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"facesortd {__version__}")
     parser.add_argument(
@@ -151,11 +162,33 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
     if unknown:
         given = sys.argv[1:] if argv is None else argv
         _refuse_misplaced(parser, given, unknown)
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         before = given[: given.index(args.command)] if args.command in given else given
-        wrong = parser if any(u in before for u in unknown) else commands.choices[args.command]
+        wrong = parser if any(u in before for u in unknown) else commands(parser)[args.command]
         wrong.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
+
+
+def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's name and its own parser."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def folder_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[FolderOption]:
+    """The folder options the command was given (a setting of ``config.FOLDERS`` as an option:
+    ``sort --library DIR``), each with every command that takes it, for the advice to carry."""
+    given = []
+    for name in FOLDERS:
+        own = [a for a in commands(parser)[args.command]._actions if a.dest == name and a.option_strings]
+        if not own or (folder := getattr(args, name, None)) is None:
+            continue
+        option = own[0].option_strings[0]
+        taking = {
+            command
+            for command, its in commands(parser).items()
+            if any(option in a.option_strings for a in its._actions)
+        }
+        given.append(FolderOption(option, folder, frozenset(taking)))
+    return given
 
 
 def _refuse_misplaced(parser: argparse.ArgumentParser, given: list[str], unknown: list[str]) -> None:
@@ -177,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     _show_any_name()
     parser = build_parser()
     args = _parse(parser, argv)
-    advise_with(args.config)  # every command a message advises from here on carries it
+    advise_with(args.config, folder_options(parser, args))  # every command advised from here carries them
     _setup_logging(args.log_level or "INFO")
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -53,4 +53,4 @@ def emotion_model(settings: Settings) -> Model | None:
 
 def pipeline_for(settings: Settings, model: Model | None) -> Pipeline:
     """One image's way from pixels to a decision, with the detector above (one per worker thread)."""
-    return Pipeline(face_detector(settings), model, settings.recognition, settings.images)
+    return Pipeline.for_settings(settings, model, face_detector(settings))

@@ -82,9 +82,9 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "detect",
         help="print the faces found in images",
-        description="Print face boxes (x, y, width, height in image pixels), scores and emotions on "
-        "stdout, or why no face was kept; the tool for a file that landed in no-face. Moves nothing; "
-        "the exit status is 1 if an image could not be read.",
+        description="Print face boxes (x, y, width, height in image pixels), scores and emotions (by "
+        "the model in force) on stdout, or why no face was kept; the tool for a file that landed in "
+        "no-face. Moves nothing; the exit status is 1 if an image could not be read.",
     )
     p.add_argument(
         "images",
@@ -97,8 +97,8 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         "--draw",
         type=folder_to_write,
         metavar="OUT_DIR",
-        help="also write each image with its boxes drawn into OUT_DIR as <name>.png (a new file: a "
-        "name taken there becomes 'name (1).png', none is ever replaced)",
+        help="also write each image with its boxes drawn into OUT_DIR (made if missing) as <name>.png (a "
+        "new file: a name taken there becomes 'name (1).png', none is ever replaced)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
     p.set_defaults(func=cmd_detect)

@@ -10,6 +10,7 @@ from facesortd.advice import advised
 from facesortd.cli.common import refuse_overlap, settings_for
 from facesortd.durable import DISK_FULL, Refused, atomic_writer, write_new
 from facesortd.service_unit import unit_file, unit_text, written_as_is
+from facesortd.shown_names import one_line
 
 
 def cmd_install_service(args: argparse.Namespace) -> int:
@@ -25,11 +26,15 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     try:
         old = unit.read_bytes() if unit.is_file() else None
         if old == text.encode():
-            print(f"already installed: {unit} (`systemctl --user enable --now facesortd` starts it)")
+            print(
+                f"already installed: {one_line(unit)} (`systemctl --user enable --now facesortd` starts it)"
+            )
             return 0
         if old is not None and not written_as_is(old):
             kept = write_new(unit.with_name(unit.name + ".bak"), lambda fh: fh.write(old), stat_from=unit)
-            print(f"kept the unit that was there, which facesortd did not write as it is, as {kept}")
+            print(
+                f"kept the unit that was there, which facesortd did not write as it is, as {one_line(kept)}"
+            )
         with atomic_writer(unit) as fh:  # a full disk must not leave systemd half a unit
             fh.write(text.encode())
     except OSError as exc:  # the unit before (if any) is whole: atomic_writer replaces it only when done
@@ -40,7 +45,7 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         if old is not None
         else "enable --now facesortd"
     )
-    print(f"wrote {unit}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
+    print(f"wrote {one_line(unit)}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
     return 0
 
 

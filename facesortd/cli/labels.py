@@ -106,8 +106,10 @@ def add_import_labels(sub: argparse._SubParsersAction) -> None:
         "import-labels",
         help="add a labelled dataset to your labels for retraining",
         description=cmd_import_labels.__doc__
-        + " Each face is found and kept like a label you give by moving a file; labels you gave "
-        "yourself are never replaced, and importing the same dataset twice adds nothing.",
+        + " Each face is found and kept like a label you give by moving a file (recorded in the "
+        "journal, its face crop kept in the state folder; the dataset is only read); labels you gave "
+        "yourself are never replaced, and importing the same dataset twice adds nothing. Prints the "
+        "counts on stdout.",
     )
     add_dataset_options(p, vn_faces=False)
     p.set_defaults(func=cmd_import_labels)
@@ -119,8 +121,9 @@ def add_review(sub: argparse._SubParsersAction) -> None:
         help="label the quarantine on a local web page",
         description=cmd_review.__doc__
         + " Prints the page's URL (with its access token) as the first line, opens it in the browser "
-        "and serves it on 127.0.0.1 until Ctrl-C. A label moves the file like a file manager would "
-        "(journaled, undoable with `facesortd undo`) and counts as your label for retraining.",
+        "and serves it on 127.0.0.1 until Ctrl-C, which ends it with exit status 0. A label moves the "
+        "file like a file manager would (journaled, undoable with `facesortd undo`) and counts as your "
+        "label for retraining.",
     )
     p.add_argument(
         "--port",

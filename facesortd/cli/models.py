@@ -13,6 +13,7 @@ from facesortd.config import Settings
 from facesortd.learn.metrics import headline
 from facesortd.model_store import history, rollback, use
 from facesortd.models_folder import prune_logged
+from facesortd.shown_names import one_line
 from facesortd.state import retrain_lock
 
 
@@ -32,7 +33,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         else:
             with no_retrain_running(settings):
                 now = rollback(settings)
-        print(f"model in force is now {now}")
+        print(f"model in force is now {one_line(now)}")
         return 0
     entries = history(settings)
     if not entries:
@@ -41,7 +42,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         figures = headline(entry.info.get("held_out")) or str(entry.info.get("error", "no held-out figures"))
         counts = entry.info.get("counts", {})
         mark = "*" if entry.in_force else " "
-        print(f"{mark} {entry.path.name}  {entry.info.get('created', '?')}  {figures}")
+        print(f"{mark} {one_line(entry.path.name)}  {entry.info.get('created', '?')}  {figures}")
         if isinstance(counts, dict) and counts:
             print("    trained on: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         if descriptors := entry.info.get("descriptors"):
@@ -78,13 +79,18 @@ def add_model(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "model",
         help="list the emotion models (history), roll back, or put one in force",
-        description="List your emotion models, oldest first, with their training counts and held-out "
-        "figures; * marks the one in force. `model rollback` puts back the model in force before "
-        "this one (step by step down to the shipped model); `model use default|FILE` puts the "
-        "shipped model or a model file in force.",
+        description="List your emotion models (in the models folder of the state folder), oldest first, "
+        "with their training counts and held-out figures; * marks the one in force. `model rollback` "
+        "puts back the model in force before this one (step by step down to the shipped model); `model "
+        "use default|FILE` puts the shipped model or a model file in force. A change waits for a "
+        "retrain running meanwhile to end; the daemon takes up the new model at its next file.",
     )
     p.add_argument(
-        "action", nargs="?", choices=["list", "rollback", "use"], default="list", help="(default %(default)s)"
+        "action",
+        nargs="?",
+        choices=["list", "rollback", "use"],
+        default="list",
+        help="list the models (the default), roll back one, or use the model named next",
     )
     p.add_argument(
         "target",

@@ -6,13 +6,16 @@ import argparse
 
 from facesortd.cli.common import settings_for
 from facesortd.journal import Journal
+from facesortd.shown_names import one_line
 from facesortd.state import retrain_lock
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Record the labels you gave by moving files, then retrain now rather than when due: the new
-    model is put in force only if it is not worse, by the daemon's rule (README, "Reviewing"). Prints
-    the outcome; the exit status is 1 if no model was made (too few labels, say)."""
+    model is put in force only if it is not worse, by the daemon's rule (README, "Reviewing"); it is
+    kept in the models folder of the state folder either way (models/rejected/ if not put in force).
+    Waits for a retrain the daemon is running. Prints the outcome on stdout; the exit status is 1 if
+    no model was made (too few labels, say)."""
     from facesortd.learn.retrain import retrain_if_due, schedule
     from facesortd.learn.review import Reviewer, user_labels
 
@@ -39,7 +42,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if result.path is None:
         print(f"no retrain: {result.reason}")
         return 1
-    print(f"{result.describe()}\nnew model: {result.path}")
+    print(f"{result.describe()}\nnew model: {one_line(result.path)}")
     return 0
 
 

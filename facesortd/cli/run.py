@@ -7,6 +7,8 @@ import os
 import sys
 
 from facesortd.cli.common import refuse_overlap, settings_for
+from facesortd.config import DEFAULT_FOLDERS
+from facesortd.service import HANGUP_EXIT
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -29,10 +31,14 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         "run",
         help="watch the inbox and sort files as they arrive (the daemon)",
         description="Run in the foreground, as systemd does: sort what is already in the inbox, then "
-        "every file saved there, into the library (the config's inbox and library; by default "
-        "~/Pictures/facesortd/inbox and ~/Pictures/facesortd/library, or under the desktop's own pictures "
-        "folder such as ~/Bilder; `facesortd status` names them). "
+        "every file saved there, into the library. The inbox and library are the config's, made if "
+        f"missing (`facesortd status` names them); {DEFAULT_FOLDERS}. "
         "Its log goes to stderr (under systemd, to the journal: journalctl --user -u facesortd). "
-        "SIGTERM or Ctrl-C stops it cleanly, once the files in progress are placed.",
+        "SIGTERM or Ctrl-C stops it cleanly, once the files in progress are placed: exit status 0. "
+        f"SIGHUP stops it the same way, with exit status {HANGUP_EXIT}, which systemd restarts with the "
+        "settings read anew. The exit status is 1 if it stopped on a fault (a worker died; the journal "
+        "was replaced, is in use or takes no writes; another daemon took the state folder), which systemd "
+        "restarts, and 2 if it cannot start (a configuration error, a daemon already running on this "
+        "state folder, an inbox and library that overlap).",
     )
     p.set_defaults(func=cmd_run)

@@ -1,25 +1,23 @@
 """`sort`: which files (refused before anything moves if they cannot be sorted as asked), sorted by
-`SortRun` with a progress bar, each outcome and the end said by `sort_report`."""
+`sort_batch.SortBatch` with a progress bar, each outcome and the end said by `sort_report`."""
 
 from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from loguru import logger
 
 from facesortd.advice import advised
 from facesortd.cli.arg_types import int_at_least
-from facesortd.cli.common import UsageError, refuse_overlap, settings_for
+from facesortd.cli.common import UsageError, emotion_model, pipeline_for, refuse_overlap, settings_for
 from facesortd.cli.inputs import expand_inputs
 from facesortd.cli.sort_report import report_outcome, say_end
-from facesortd.cli.sort_run import SortOptions, SortRun
+from facesortd.cli.stopping import stop_requests
 from facesortd.config import Settings, WatchSettings
-from facesortd.journal import Journal
 from facesortd.progress import Progress
-from facesortd.state import JOURNAL_FILE
+from facesortd.sort_batch import SortBatch, SortOptions, sorted_out_of
 
 
 def cmd_sort(args: argparse.Namespace) -> int:
@@ -35,17 +33,22 @@ def cmd_sort(args: argparse.Namespace) -> int:
         workers=args.workers or settings.watch.workers,
     )
     tally: Counter[str] = Counter()
-    with SortRun(settings, files, options) as run:
+    model = emotion_model(settings)  # loaded once, shared by every worker's pipeline
+    # Ctrl-C noted only once the batch is set up: while the model and detectors load it ends at once.
+    with (
+        SortBatch(settings, files, options, lambda: pipeline_for(settings, model)) as batch,
+        stop_requests() as stop,
+    ):
         progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
         try:
-            for src, outcome in run.outcomes():
+            for src, outcome in batch.outcomes(stop):
                 tally[report_outcome(args, src, outcome)] += 1
                 if progress:
                     progress.step()
         finally:
             if progress:
                 progress.close()
-    return say_end(run, tally, args.dry_run)
+    return say_end(batch, stop, tally, args.dry_run)
 
 
 def _files_to_sort(args: argparse.Namespace, settings: Settings) -> list[Path]:
@@ -61,7 +64,7 @@ def _files_to_sort(args: argparse.Namespace, settings: Settings) -> list[Path]:
             args.paths or [settings.inbox],
             settings.watch,
             inbox=settings.inbox,
-            sorted_from=_sorted_from(settings),
+            sorted_from=sorted_out_of(settings),
         )
     else:
         files = []
@@ -99,29 +102,6 @@ def _under(path: Path, folder: Path) -> bool:
         return False
 
 
-def _sorted_from(settings: Settings) -> Callable[[Path], int] | None:
-    """How many files were sorted out of a folder before, by the journal (None: nothing ever was)."""
-    journal_file = settings.state_dir / JOURNAL_FILE
-    if not journal_file.exists():
-        return None
-
-    def count(folder: Path) -> int:
-        journal = Journal(journal_file)
-        try:
-            return journal.sorted_from(folder)
-        finally:
-            journal.close()
-
-    return count
-
-
-def _under(path: Path, folder: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(folder.resolve())
-    except OSError:
-        return False
-
-
 def add_sort(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sort",
@@ -133,7 +113,10 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "or that you put in quarantine yourself; a file or folder you name is sorted anyway. A file "
         "whose name watch.ignore leaves alone (~x.png, .x.png: an editor's lock or temp "
         "file, most likely) is skipped even when named, with a line saying so: rename it to sort it. A "
-        "line per file and a summary go to stderr; the exit status is 1 if a file could not be moved.",
+        "line per file and a summary go to stderr. Ctrl-C or SIGTERM stops it between files: those in "
+        "progress are finished and said, the rest left where they are. The exit status is 1 if a file "
+        "could not be moved or a disk was full (the files not reached are left where they are), 130 if "
+        "stopped by Ctrl-C, 143 by SIGTERM.",
     )
     p.add_argument(
         "paths",
@@ -144,7 +127,11 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "config's inbox, with its subfolders if watch.recursive, as the daemon)",
     )
     p.add_argument(
-        "--library", type=Path, metavar="FOLDER", help="library folder (default: the config's library)"
+        "--library",
+        type=Path,
+        metavar="FOLDER",
+        help="library folder to sort into, made if missing (default: the config's library); `facesortd "
+        "undo --library FOLDER` undoes such a sort",
     )
     p.add_argument(
         "--dry-run",

@@ -10,9 +10,10 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
-from facesortd.cli.sort_run import SortRun
+from facesortd.cli.stopping import StopRequest
 from facesortd.decide import Decision
 from facesortd.shown_names import json_text, one_line
+from facesortd.sort_batch import SortBatch
 from facesortd.sorter import Outcome
 
 COPIED_BEFORE = "copied-before"
@@ -20,18 +21,18 @@ COPIED_BEFORE = "copied-before"
 the end (resuming a big copy said a warning per file already copied), each at debug level."""
 
 
-def say_end(run: SortRun, tally: Counter[str], dry_run: bool) -> int:
+def say_end(batch: SortBatch, stop: StopRequest, tally: Counter[str], dry_run: bool) -> int:
     """The summary line, with why the run stopped before the end if it did; the exit status: 1 if a
     disk was full or a file failed, 130/143 if stopped by a signal."""
     if copied := tally[COPIED_BEFORE]:
         logger.warning("{} file(s) already copied into the library before: skipped", copied)
     done = ("dry run, nothing moved: " if dry_run else "") + summary(tally)
-    left = len(run.files) - tally.total()
-    if left and run.disk_full:
+    left = len(batch.files) - tally.total()
+    if left and batch.disk_full:
         logger.error(
             "stopped: {}; {}; {} file(s) left where they were (the same command sorts them once there "
             "is room)",
-            run.disk_full,
+            batch.disk_full,
             done,
             left,
         )
@@ -40,7 +41,7 @@ def say_end(run: SortRun, tally: Counter[str], dry_run: bool) -> int:
         logger.warning(
             "interrupted: {}; {} file(s) left where they were (the same command sorts them)", done, left
         )
-        return run.stop.exit_status()
+        return stop.exit_status()
     logger.info("{}", done)
     return 1 if tally["failed"] else 0
 

@@ -4,9 +4,9 @@ compares with the model in force; the model file written (and put in force on re
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
+from facesortd.advice import advised
 from facesortd.cli.arg_types import (
     file_to_replace,
     folder_to_write,
@@ -40,6 +40,7 @@ from facesortd.model_store import (
     validation_path,
 )
 from facesortd.models_folder import prune_logged
+from facesortd.shown_names import one_line
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -55,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = _train(args, collected, spec, descriptors, settings.recognition.threshold)
     out = _write_model(args, settings, run)
     _show_figures(args, run, settings.recognition.threshold)
-    print(f"trained on {len(run.data.labels)} faces in {run.seconds:.1f} s; model written to {out}")
+    print(f"trained on {len(run.data.labels)} faces in {run.seconds:.1f} s; model written to {one_line(out)}")
     write_plots_into(args.plots, run.predictions.evaluation(settings.recognition.threshold).summary())
     _compare_with_model_in_force(settings, spec, run.held_out, run.validation)
     _put_in_force_or_say_how(args, settings, out)
@@ -114,7 +115,8 @@ def _show_figures(args: argparse.Namespace, run: TrainRun, threshold: float) -> 
     print_figures(run.predictions, run.data, threshold, as_json=False)
     if args.report:
         written = write_report(run.predictions, run.data.sources, threshold, args.report)
-        print(f"figures written to {args.report}/ ({', '.join(p.name for p in written)})")
+        names = ", ".join(p.name for p in written)
+        print(f"figures written to {one_line(args.report)}/ ({names})")
     if run.held_out is not None:
         print(f"\n--- validation set held out from training ({run.held_out.confusion.sum()} faces) ---")
         print(run.held_out.report())
@@ -125,11 +127,11 @@ def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: 
     either way once it holds one more (``models_folder.prune``: a model never put in force stayed
     for good until 2026-12-02, however many)."""
     if args.activate:
-        print(f"now in force: {put_in_force(settings, str(out))}")
+        print(f"now in force: {one_line(put_in_force(settings, str(out)))}")
         return
     if args.out is None:  # written into the models folder; its newest models never put in force stay
         prune_logged(settings)
-    command = shlex.join(["facesortd", "model", "use", str(out)])  # pasted as it is into a shell
+    command = advised("model", "use", str(out))  # pasted as it is into a shell
     print(f"not in force yet: `{command}` puts it in force (or train with --activate)")
 
 

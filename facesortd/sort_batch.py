@@ -1,24 +1,30 @@
-"""`sort`'s run: the files through the sorter on a few worker threads, in input order, until all are
-done, a stop is asked (Ctrl-C, SIGTERM: acted on between files) or a disk is full.
+"""A batch of files through the sorter (`facesortd sort`): a pipeline per worker thread, the journal,
+results in input order, until all are done, the caller's stop is asked (acted on between files) or
+a disk is full.
 
-Set up as `with SortRun(...) as run:`, so that the journal is closed and the signal handlers put
-back whatever happens, and the command presents each outcome as it comes (``run.outcomes()``)."""
+What the daemon does for each file as it arrives, done for a list named at once: the same `Sorter`,
+the same wait for a file still being written, the same journal recovery first. Presentation stays
+with the command (`cli/sort.py`, `cli/sort_report.py`), which hands in how to make a pipeline and
+when to stop, as `Service` is handed its ``make_pipeline``.
+
+Set up as `with SortBatch(...) as batch:`, so that the journal is closed whatever happens; the
+command presents each outcome as it comes (``batch.outcomes(stop)``). Before it, ``sorted_out_of``
+tells the command's choice of files how many were sorted out of a folder named again."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesortd.cli.common import emotion_model, pipeline_for
-from facesortd.cli.stopping import StopRequest, stop_requests
 from facesortd.config import Settings
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.durable import DISK_FULL, disk_full_fix
+from facesortd.ensemble import Model
 from facesortd.journal import Journal, JournalLocked, JournalReplaced, recover_logged
 from facesortd.library import Library
 from facesortd.model_store import model_in_force
@@ -27,7 +33,7 @@ from facesortd.state import JOURNAL_FILE
 from facesortd.workers import Lender, in_order_until
 
 STOP_POLL_S = 0.1
-"""How soon a stop (Ctrl-C) is noticed while `sort` waits for a half-written file's writer."""
+"""How soon a stop (Ctrl-C) is noticed while the batch waits for a half-written file's writer."""
 
 
 @dataclass(frozen=True)
@@ -41,51 +47,61 @@ class SortOptions:
     workers: int
 
 
-class SortRun:
-    """One `sort` of ``files``: its pipelines, journal and sorter, and what stopped it early."""
+class SortBatch:
+    """One sort of ``files``: its pipelines, journal and sorter, and what stopped it early."""
 
-    def __init__(self, settings: Settings, files: list[Path], options: SortOptions) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        files: list[Path],
+        options: SortOptions,
+        make_pipeline: Callable[[], Pipeline],
+    ) -> None:
+        """``make_pipeline`` is called once per worker: OpenCV's detectors are not shareable, the
+        emotion model (read-only) is, so it is the caller's to load once and share."""
         self.settings = settings
         self.files = files
         self.options = options
         self.workers = min(options.workers, len(files))
+        self.make_pipeline = make_pipeline
         self.disk_full = ""
         """Which disk had no room for a move, with the fix ("": none)."""
-        self.stop = StopRequest()
+        self._stop: Callable[[], bool] = lambda: False
         self._exit = ExitStack()
 
-    def __enter__(self) -> SortRun:
-        self._pipelines = _Pipelines(self.settings, self.workers)
+    def __enter__(self) -> SortBatch:
+        pipelines = [self.make_pipeline() for _ in range(self.workers)]
+        self._pipelines = Lender(pipelines)
         share_cores(self.workers)
-        with ExitStack() as opened:  # closed here if the set-up fails, else at the run's end
+        with ExitStack() as opened:  # closed here if the set-up fails, else at the batch's end
             journal = opened.enter_context(_journal(self.settings, self.options.dry_run))
-            self._sorter = self._make_sorter(journal)
+            self._sorter = self._make_sorter(journal, pipelines[0].model if pipelines else None)
             if self._sorter.unreadable_since is not None:  # an unreadable file's wait begins now
                 self._sorter.unreadable_since.start(self.files)
-            self.stop = opened.enter_context(stop_requests())
             self._exit = opened.pop_all()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._exit.close()
 
-    def outcomes(self) -> Iterator[tuple[Path, Outcome | Exception]]:
+    def outcomes(self, stop: Callable[[], bool]) -> Iterator[tuple[Path, Outcome | Exception]]:
         """Each file with its outcome (or the error it failed with), in input order; the rest of the
-        files are left where they are once a stop is asked or a disk is full."""
+        files are left where they are once ``stop()`` is true or a disk is full."""
+        self._stop = stop
         yield from in_order_until(
-            self._sort_one, self.files, self.workers, lambda: self.stop() or bool(self.disk_full)
+            self._sort_one, self.files, self.workers, lambda: stop() or bool(self.disk_full)
         )
 
-    def _make_sorter(self, journal: Journal | None) -> Sorter:
+    def _make_sorter(self, journal: Journal | None, model: Model | None) -> Sorter:
         library = Library(self.settings.library)
-        if not self.options.dry_run and self._pipelines.model is not None:
-            library.make_emotion_folders(self._pipelines.model.labels)
-        model = model_in_force(self.settings)
+        if not self.options.dry_run and model is not None:
+            library.make_emotion_folders(model.labels)
+        in_force = model_in_force(self.settings)
         watch = self.settings.watch
         return Sorter(
             library,
             journal,
-            model_name=model.name if model else "none",
+            model_name=in_force.name if in_force else "none",
             duplicates=watch.duplicates,
             dry_run=self.options.dry_run,
             copy=self.options.copy,
@@ -117,20 +133,11 @@ class SortRun:
         file's date against the wall clock: a clock stepped by more than watch.unreadable_settle_s
         (NTP at boot, a resumed VM) quarantined a file still being written."""
         end = time.monotonic() + seconds
-        while not self.stop():
+        while not self._stop():
             if (left := end - time.monotonic()) <= 0:
                 return True
             time.sleep(min(STOP_POLL_S, left))
         return False
-
-
-class _Pipelines(Lender[Pipeline]):
-    """One pipeline per worker thread, lent out per file: OpenCV's detectors are not shareable,
-    the emotion model (read-only) is."""
-
-    def __init__(self, settings: Settings, n: int) -> None:
-        self.model = emotion_model(settings)
-        super().__init__(pipeline_for(settings, self.model) for _ in range(n))
 
 
 @contextmanager
@@ -150,6 +157,24 @@ def _journal(settings: Settings, dry_run: bool) -> Iterator[Journal | None]:
         yield journal
     finally:
         journal.close()
+
+
+def sorted_out_of(settings: Settings) -> Callable[[Path], int] | None:
+    """How many files were sorted out of a folder before, by the journal (None: nothing ever was):
+    `sort FOLDER` run again once all was sorted is not the wrong folder named. The journal is opened
+    only for a folder of no image, and closed at once."""
+    journal_file = settings.state_dir / JOURNAL_FILE
+    if not journal_file.exists():
+        return None
+
+    def count(folder: Path) -> int:
+        journal = Journal(journal_file)
+        try:
+            return journal.sorted_from(folder)
+        finally:
+            journal.close()
+
+    return count
 
 
 def _disk_full(exc: Exception, state_dir: Path) -> str:
