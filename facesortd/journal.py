@@ -474,8 +474,11 @@ class Journal:
             )
 
     def error(self, path: Path | None, message: str) -> None:
+        """The message is kept as bytes: one naming a file whose name is not UTF-8 holds surrogates,
+        which SQLite's text refuses, and that error would reach the log only, never `status`."""
         self._rows(
-            "INSERT INTO errors (at, path, message) VALUES (?, ?, ?)", (time.time(), _blob(path), message)
+            "INSERT INTO errors (at, path, message) VALUES (?, ?, ?)",
+            (time.time(), _blob(path), message.encode("utf-8", "surrogateescape")),
         )
 
     def _moves(self, where: str, args: tuple[object, ...] = ()) -> list[Move]:
@@ -685,8 +688,16 @@ class Journal:
         self._rows("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def last_errors(self, n: int = 5) -> list[tuple[float, str, str]]:
+        """Messages as :meth:`error` keeps them; an older facesortd kept them as text."""
         rows = self._rows("SELECT at, path, message FROM errors ORDER BY id DESC LIMIT ?", (n,))
-        return [(at, os.fsdecode(path) if path is not None else "", message) for at, path, message in rows]
+        return [
+            (
+                at,
+                os.fsdecode(path) if path is not None else "",
+                message.decode("utf-8", "surrogateescape") if isinstance(message, bytes) else message,
+            )
+            for at, path, message in rows
+        ]
 
 
 def content_id(path: Path) -> str:

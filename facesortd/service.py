@@ -43,7 +43,7 @@ from facesortd.model_store import load_model_in_force, model_in_force
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.sdnotify import notify, watchdog_period
-from facesortd.shown_names import exact, json_text
+from facesortd.shown_names import exact, json_text, one_line
 from facesortd.sorter import Sorter, UnreadableSince
 from facesortd.state import (
     DAEMON_LOCK,
@@ -675,8 +675,10 @@ class Service:
             "model": self.sorter.model_name,
             "settings": self._fingerprint,
             "sorted_since_start": dict(self.counts),
+            # One line each, as `status` prints them: text read back from JSON cannot be told
+            # from a name's own characters any more.
             "problems": [
-                p
+                one_line(p)
                 for p in (
                     self._inbox_problem,
                     self._library_problem,

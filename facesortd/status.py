@@ -119,7 +119,7 @@ def listing(folder: Path, problems: list[str]) -> list[Path]:
         return []
 
 
-def quarantine_links(settings: Settings, problems: list[str]) -> None:
+def quarantine_links(settings: Settings, problems: list[str], said_by_daemon: list[str]) -> None:
     """The quarantine, or a ``_quarantine/<reason>`` folder, made a link out of the library: every move
     there is refused (``Library.refusal``), and the files for it wait where they are; `status` named
     only the quarantine itself, and only while the daemon ran and had met it. Said in the move's own
@@ -127,7 +127,9 @@ def quarantine_links(settings: Settings, problems: list[str]) -> None:
     quarantine = settings.library / QUARANTINE_DIR
     for folder in [quarantine, *(quarantine / reason for reason in QUARANTINE_REASONS)]:
         refused = quarantine_refusal(settings.library, folder)
-        if refused is not None and not any(str(refused) in problem for problem in problems):
+        if refused is None or any(str(refused) in problem for problem in problems):
+            continue
+        if not any(one_line(refused) in problem for problem in said_by_daemon):
             problems.append(f"{refused}; {UNTIL_THEN}")
 
 
@@ -226,11 +228,12 @@ def inbox_entries(
 def gather(settings: Settings) -> dict[str, Any]:
     """Everything `status` shows, as JSON-ready data."""
     problems: list[str] = []
+    said_by_daemon: list[str] = []  # one line each already (the daemon wrote them so)
     state = daemon_state(settings, problems)
     now = time.time()
     daemon: dict[str, Any] = {"running": state is not None}
     if state:
-        problems.extend(map(str, state.get("problems") or []))  # type: ignore[call-overload]
+        said_by_daemon = list(map(str, state.get("problems") or []))  # type: ignore[call-overload]
         daemon.update(
             pid=state["pid"],
             uptime_s=round(now - float(state.get("started", now))),  # type: ignore[arg-type]
@@ -260,7 +263,7 @@ def gather(settings: Settings) -> dict[str, Any]:
             "total": journal.labelled_counts() if journal else {},
             "today": journal.labelled_counts(midnight) if journal else {},
         }
-        quarantine_links(settings, problems)
+        quarantine_links(settings, problems, said_by_daemon)
         out["waiting_for_review"] = waiting_for_review(settings, problems)
         folders = [p.name for p in listing(settings.library, problems) if p.is_dir()]
         problems.extend(case_twins(settings.library, folders, model.labels if model else []))
@@ -291,7 +294,7 @@ def gather(settings: Settings) -> dict[str, Any]:
     finally:
         if journal:
             journal.close()
-    out["problems"] = problems
+    out["problems"] = [*said_by_daemon, *map(one_line, problems)]
     return out
 
 
@@ -328,7 +331,7 @@ def report(settings: Settings) -> str:
         lines.append(
             f"daemon: not running (start it with `{advised('run')}` or `systemctl --user start facesortd`)"
         )
-    lines.extend(f"PROBLEM: {one_line(problem)}" for problem in data["problems"])
+    lines.extend(f"PROBLEM: {problem}" for problem in data["problems"])
     model = data["model"]
     lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")
     lines.append(f"  threshold in force: {model['threshold']:.2f} (faces less sure than that are unsure)")

@@ -6,6 +6,7 @@ unless its docstring says otherwise."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from facesortd.decide import Decision
 from facesortd.journal import Journal, content_id
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
+from facesortd.state import JOURNAL_FILE
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
 
@@ -227,3 +229,34 @@ def test_undo_forget_relative_rolls_back_a_row_whose_file_never_reached_the_libr
     journal = Journal.for_state_dir(settings.state_dir)
     assert journal.planned() == [] and journal.move(1).state == "rolled_back"  # type: ignore[union-attr]
     journal.close()
+
+
+def test_a_daemon_problem_naming_a_non_utf8_folder_shows_its_byte_once_in_status(
+    daemon_settings: Settings, tmp_path: Path
+) -> None:
+    """The daemon's problems came back from its JSON record with a stray byte already shown as
+    ``\\xff``; `status` showed them again, so that backslash was doubled (``\\\\xff``), the name
+    unlike every other place it is printed. The daemon now writes them as one line each, and
+    `status` prints them as they are."""
+    outside = tmp_path / os.fsdecode(b"out\xff")
+    with running_daemon(daemon_settings, stub_pipeline):
+        _link_out(daemon_settings.library / "_quarantine", outside)
+        wait_until(lambda: json.loads((daemon_settings.state_dir / "status.json").read_text())["problems"])
+        shown = status.report(daemon_settings)
+    lines = [line for line in shown.splitlines() if line.startswith("PROBLEM:") and "outside the" in line]
+    assert len(lines) == 1, shown
+    [line] = lines
+    assert "out\\xff" in line
+    assert "out\\\\xff" not in line
+
+
+def test_an_error_about_a_non_utf8_name_reaches_status(daemon_settings: Settings) -> None:
+    """SQLite's text refused a message holding a name that is not UTF-8, so the error went to the
+    log only ("cannot record that error in the journal either") and never to `status`."""
+    name = daemon_settings.inbox / os.fsdecode(b"shot\xff.png")
+    journal = Journal(daemon_settings.state_dir / JOURNAL_FILE)
+    journal.error(name, f"{name}: cannot be read")
+    journal.close()
+    [error] = status.gather(daemon_settings)["last_errors"]
+    assert error["message"] == f"{name}: cannot be read"
+    assert "shot\\xff.png: cannot be read" in status.report(daemon_settings)
