@@ -1,7 +1,7 @@
 """The ONE face normalisation used by training, prediction and evaluation alike.
 
-A Fisherface model trained on crops framed one way scores 0.51 on its own test split and 0.12 on
-crops framed another way: framing is the biggest accuracy lever there is. So every face a model
+Framing is the biggest accuracy lever there is: a model scores far worse on crops framed another
+way than it was trained on (README, "Framing is one function"). So every face a model
 sees, at training or at run time, comes out of :func:`normalise_face` with the same spec, and the
 spec is stored in the model file so a model is never fed faces prepared differently.
 """
@@ -22,10 +22,9 @@ class FaceSpec:
     """How a face box becomes the fixed-size array a model sees.
 
     ``margin`` widens the box on each side (fraction of its size) so the hair line and chin are
-    included even when the detector's box is a little tight. 0.2 was measured best (2026-11-27,
-    `bench_emotion.py --margin`, HOG + LBP): 0.0 / 0.1 / 0.2 / 0.3 scored 0.505 / 0.512 / 0.528 /
-    0.553 on anime_expressions but 20 / 26 / 29 / 23 of 51 seed screenshot faces right; wider
-    crops take in the scene around a screenshot face. Each model stores its own.
+    included even when the detector's box is a little tight; wider crops take in the scene around
+    a screenshot face. The default got the most seed screenshot faces right (README, "Framing is
+    one function"). Each model stores its own.
     """
 
     size: int = 64

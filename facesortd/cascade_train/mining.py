@@ -43,7 +43,8 @@ def _clear_of_faces(box: tuple[int, int, int, int], faces: Sequence[tuple[int, i
 def _clear_rects(rects: np.ndarray, faces: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
     """(n, 4) rects sorted (OpenCV scans in parallel threads, so the order it returns windows in
     varies) and without those overlapping a face: _clear_of_faces over arrays, since a weak early
-    cascade accepts ~10^5 windows of one scene."""
+    cascade accepts too many windows of one scene to check them one by one in Python
+    (cascade_classifier/README.md)."""
     rects = rects[np.lexsort(rects.T[::-1])]
     x, y, w, h = rects.T
     keep = np.ones(len(rects), dtype=bool)

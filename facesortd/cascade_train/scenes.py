@@ -27,7 +27,7 @@ SCENE_SIZE = (1280, 720)
 """Width, height of a composed scene: a 720p screenshot."""
 FACE_SHARE = (0.1, 0.55)
 """Face side as a share of the scene's height, drawn log-uniformly: the range of reaction
-screenshots (every seed face is at least 9 % of the shorter side)."""
+screenshots (the smallest seed faces: cascade_classifier/README.md, "How the detector runs")."""
 MAX_CUT = 0.3
 """At most this share of a face's side may run off the frame (a face cut by the edge)."""
 FACE_FREE_SHARE = 0.12

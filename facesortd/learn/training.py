@@ -500,9 +500,9 @@ def emotion_fitter(
     computed up front.
 
     With ``net_settings`` a ``cnn`` model gets a feature net trained on that part alone: a net
-    that has seen the held-out faces makes cross-validation lie (measured: balanced accuracy 0.72
-    instead of 0.55, and a temperature so low that the default threshold auto-sorts half of the
-    faces at 72 % right instead of a quarter at 89 %). Otherwise a ``cnn`` model uses the shipped
+    that has seen the held-out faces makes cross-validation lie: it flatters the balanced accuracy
+    and the temperature comes out so low that the threshold auto-sorts far too much (README, "The
+    feature net"). Otherwise a ``cnn`` model uses the shipped
     net as it is, and a descriptor's precomputed ``part.features`` are used when present.
     """
 
