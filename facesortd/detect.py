@@ -124,11 +124,16 @@ def load_cascade(path: Path) -> cv2.CascadeClassifier:
     return cascade
 
 
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
+def _intersection(a: Box, b: Box) -> int:
+    """The area two boxes share (0 when apart)."""
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
+    return ix * iy
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    inter = _intersection(a, b)
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0
 
@@ -152,9 +157,9 @@ def _overlap(a: Box, b: Box, max_iou: float) -> bool:
 
 
 def _mostly_inside(inner: Box, outer: Box) -> bool:
-    ix = max(0, min(inner[0] + inner[2], outer[0] + outer[2]) - max(inner[0], outer[0]))
-    iy = max(0, min(inner[1] + inner[3], outer[1] + outer[3]) - max(inner[1], outer[1]))
-    return ix * iy > 0.8 * inner[2] * inner[3]
+    """Does more than 0.8 of ``inner`` lie inside ``outer`` (a part of a face, or the same face
+    framed tighter)?"""
+    return _intersection(inner, outer) > 0.8 * inner[2] * inner[3]
 
 
 class FaceDetector:

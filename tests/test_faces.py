@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
+from facesortd.boxes import Box
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, box_in_crop, crop_face, cut_face_crop, normalise_face
 from facesortd.images import to_gray
@@ -35,7 +36,7 @@ def test_face_cut_by_the_frame_keeps_its_framing() -> None:
 @pytest.mark.parametrize(
     "box", [(-20, 70, 50, 50), (80, -30, 40, 60), (-5, -5, 110, 110), (90, 90, 30, 30), (-300, 10, 20, 20)]
 )
-def test_edge_crops_mirror_exactly_as_a_reflected_border_would(box: tuple[int, int, int, int]) -> None:
+def test_edge_crops_mirror_exactly_as_a_reflected_border_would(box: Box) -> None:
     """The crop gathers only its own pixels; they must be the ones a padded copy of the image gives."""
     gray = np.random.default_rng(1).integers(0, 256, (100, 120), dtype=np.uint8)
     spec = FaceSpec(margin=0.2)
