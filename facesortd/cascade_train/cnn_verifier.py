@@ -63,7 +63,12 @@ class Samples:
 
 
 def _boxed(
-    samples: Samples, gray: np.ndarray, truth: list[Box], group: str, detector: FaceDetector, rng
+    samples: Samples,
+    gray: np.ndarray,
+    truth: list[Box],
+    group: str,
+    detector: FaceDetector,
+    rng: np.random.Generator,
 ) -> None:
     """Proposals of the cascade on one image, labelled by the true boxes, and the extra samples."""
     for face in detector.detect(gray):

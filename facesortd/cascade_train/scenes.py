@@ -129,7 +129,9 @@ class SceneMaker:
     on a screen.
     """
 
-    def __init__(self, sources: Sources, repos: Iterable[str], seed: int, size: tuple[int, int] = SCENE_SIZE):
+    def __init__(
+        self, sources: Sources, repos: Iterable[str], seed: int, size: tuple[int, int] = SCENE_SIZE
+    ) -> None:
         self.repos = sorted(set(repos))
         self.groups = [(r, g) for r in self.repos for g in sources.crops.get(r, [])]
         self.backgrounds = [(r, p) for r in self.repos for p in sources.backgrounds.get(r, [])]
@@ -231,7 +233,7 @@ class Composites:
     repositories (or a made one), in grey: positives cut at VN_FACE_FRAME, and the regions around
     the face (hair, ears, neck, clothes) as hard negatives."""
 
-    def __init__(self, sources: Sources, repos: Iterable[str], seed: int):
+    def __init__(self, sources: Sources, repos: Iterable[str], seed: int) -> None:
         self.maker = SceneMaker(sources, repos, seed)
 
     def grey_crops(self, per_crop: int) -> list[np.ndarray]:

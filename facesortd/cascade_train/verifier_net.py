@@ -44,7 +44,7 @@ def verifier_loop(samples: int, epochs: int = 12, seed: int = 0) -> LoopSettings
 class TorchConvNet(nn.Module):
     """The training twin of conv_net.ConvNet, with two outputs (non-face, face)."""
 
-    def __init__(self, widths: Sequence[int], side: int, hidden: int, dropout: float):
+    def __init__(self, widths: Sequence[int], side: int, hidden: int, dropout: float) -> None:
         super().__init__()
         self.features = conv_blocks(widths)
         flat = widths[-1] * (side // 2 ** len(widths)) ** 2
