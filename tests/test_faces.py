@@ -28,9 +28,14 @@ def test_normalised_face_shape_range_and_lighting_invariance() -> None:
 
 
 def test_face_cut_by_the_frame_keeps_its_framing() -> None:
-    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
-    crop = crop_face(gray, (-20, 70, 50, 50), FaceSpec(margin=0.1))
+    """The crop stays centred on the box (not shifted back inside the image); what lies past the
+    frame is the image mirrored at its edge."""
+    gray = np.random.default_rng(2).integers(0, 256, (100, 100), dtype=np.uint8)
+    crop = crop_face(gray, (-20, 70, 50, 50), FaceSpec(margin=0.1))  # centre (5, 95), side 60
     assert crop.shape == (60, 60)
+    assert crop[30, 30] == gray[95, 5]  # the box's centre is the crop's
+    assert np.array_equal(crop[:30, 25:55], gray[65:95, 0:30])  # inside the frame: as it is
+    assert np.array_equal(crop[:, 20:25], crop[:, 30:25:-1])  # left of it: mirrored about column 0
 
 
 @pytest.mark.parametrize(
