@@ -18,7 +18,8 @@ from facesortd.shown_names import shown
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "scared", "worried", "neutral", "embarrassed")
 """The emotions facesortd sorts into: the seed's seven plus ``embarrassed``, which vn_faces' artists
-draw in most repositories. ``disgusted`` is left out: vn_faces has 4 of them (README)."""
+draw in most repositories. ``disgusted`` is left out: vn_faces has too few to learn it from
+(README, "Training an emotion model")."""
 
 
 @dataclass(frozen=True)
