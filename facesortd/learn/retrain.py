@@ -653,7 +653,7 @@ ROOM_FACTOR = 2
 def check_room(folder: Path, in_force: Path | None) -> None:
     """Refused, with the fix, unless ``folder`` has room for a model like ``in_force``: asked before
     training, since a full disk refused the model only once it was trained, and the daemon trained
-    it again at every look (every 30 s), with a traceback each time."""
+    it again at every look (every ``review_scan_s``), with a traceback each time."""
     needed = ROOM_FACTOR * in_force.stat().st_size if in_force is not None else 0
     free = shutil.disk_usage(folder).free
     if free < needed:

@@ -41,10 +41,10 @@ class Reviewer:
             lambda exc: logger.warning("{}; labels given there are not seen until then", exc)
         )
     )
-    """Folders that could not be listed are said once (a scan runs every 30 s)."""
+    """Folders that could not be listed are said once (a scan runs every ``review_scan_s``)."""
     unrecorded: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
     """Files whose label could not be recorded, as they were when that was said: said once per
-    file until it changes or is recorded (tried again at every scan, which is every 30 s)."""
+    file until it changes or is recorded (tried again at every scan, every ``review_scan_s``)."""
     not_labels: set[Path] = field(default_factory=set)
     """Folders whose name cannot be a label, said once."""
     label_log_level: LogLevel = "INFO"
