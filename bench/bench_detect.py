@@ -27,14 +27,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 from daemon_harness import machine_load
-from detect_scoring import Detect, Score, references
+from detect_scoring import Detect, Score, misses_and_false, references
 from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import Box
 from facesortd.cascade_train.samples import read_gray
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
-from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
+from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
 from facesortd.images import imwrite_file
 from facesortd.learn.datasets import load_faces_json
 
@@ -63,8 +63,7 @@ def ours(args: argparse.Namespace) -> Detect:
 
 
 def _dump(folder: Path, name: str, gray: np.ndarray, found: list[Box], truth: list[Box]) -> None:
-    missed = [t for t in truth if all(iou(t, f) < 0.4 for f in found)]
-    false = [f for f in found if all(iou(t, f) < 0.4 for t in truth)]
+    missed, false = misses_and_false(found, truth)
     if not missed and not false:
         return
     img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)

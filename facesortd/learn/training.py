@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.boxes import Box
+from facesortd.boxes import SAME_FACE_IOU, Box
 from facesortd.config import ImageLimits
 from facesortd.cores import share_cores, usable_cores
 from facesortd.descriptors import LEARNT, describe
@@ -348,7 +348,7 @@ def training_box(
         faces = detected if detected is not None else detector.detect(gray) if detector else []
         found = [f.box for f in faces]
         best = max(found, key=lambda b: iou(b, known), default=None)
-        return (best if best is not None and iou(best, known) >= 0.4 else known), False
+        return (best if best is not None and iou(best, known) >= SAME_FACE_IOU else known), False
     crop = kind == "crops" or (kind == "auto" and is_crop(gray.shape))
     if not crop:
         found = detector.detect(gray) if detector else []
