@@ -22,6 +22,13 @@ draw in most repositories. ``disgusted`` is left out: vn_faces has too few to le
 (README, "Training an emotion model")."""
 
 
+def names_an_emotion(folder: str) -> bool:
+    """Does a folder of a labelled tree (a dataset, the library) name an emotion? Not when hidden
+    (``.``) or facesortd's own (``_quarantine``): one rule for what `train` reads and what the
+    review records as labels."""
+    return not folder.startswith((".", "_"))
+
+
 @dataclass(frozen=True)
 class AnnotatedFace:
     """One hand-checked face in a screenshot: its box (x, y, w, h) and emotion if known."""
@@ -87,7 +94,7 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder (expected one subfolder per emotion)")
     out: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and names_an_emotion(p.name)):
         if not os.access(sub, os.R_OK | os.X_OK):  # else its label would be left out without a word
             raise DatasetError(
                 f"cannot read {sub} (permission denied): make it readable (chmod u+rx '{sub}') or move "

@@ -23,7 +23,7 @@ from facesortd.durable import OnceLister
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, content_id
-from facesortd.learn.datasets import source_group
+from facesortd.learn.datasets import names_an_emotion, source_group
 from facesortd.learn.retrain import UserLabel, keep_face
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import move_lock
@@ -66,9 +66,7 @@ class Reviewer:
         root = self.settings.library
         quarantine = root / QUARANTINE_DIR
         emotions = [
-            p
-            for p in self._listing(root)
-            if p.is_dir() and not p.name.startswith(("_", ".")) and self._a_label(p)
+            p for p in self._listing(root) if p.is_dir() and names_an_emotion(p.name) and self._a_label(p)
         ]
         held = [p for p in self._listing(quarantine) if p.is_dir()]
         present: set[Path] = set()
