@@ -193,10 +193,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fold-gates); default: train on every repository",
     )
     parser.add_argument(
-        "--pictures", type=int, default=6000, help="training pictures (default %(default)s, ~2 min to make)"
+        "--pictures",
+        type=int,
+        default=6000,
+        help="training pictures (default %(default)s; how long they take: cascade_classifier/README.md)",
     )
     parser.add_argument(
-        "--steps", type=int, default=1000, help="batches of 32 (default %(default)s, ~10 min on one core)"
+        "--steps",
+        type=int,
+        default=1000,
+        help="batches of 32 (default %(default)s; how long they take: cascade_classifier/README.md)",
     )
     parser.add_argument("--seed", type=int, default=11, help="same data + seed = same net (one thread)")
 
