@@ -22,6 +22,13 @@ draw in most repositories. ``disgusted`` is left out: vn_faces has too few to le
 (README, "Training an emotion model")."""
 
 
+def images_below(folder: Path) -> list[Path]:
+    """The image files anywhere below ``folder``, sorted (so sampling with a seed is reproducible);
+    hidden files are left out, as the daemon leaves them (``watch.ignore``)."""
+    found = (p for p in folder.rglob("*") if p.is_file() and is_image_name(p))
+    return sorted(p for p in found if not p.name.startswith("."))
+
+
 def names_an_emotion(folder: str) -> bool:
     """Does a folder of a labelled tree (a dataset, the library) name an emotion? Not when hidden
     (``.``) or facesortd's own (``_quarantine``): one rule for what `train` reads and what the
@@ -100,10 +107,7 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
                 f"cannot read {sub} (permission denied): make it readable (chmod u+rx '{sub}') or move "
                 f"it out of {root}"
             )
-        files = sorted(
-            p for p in sub.rglob("*") if p.is_file() and is_image_name(p) and not p.name.startswith(".")
-        )
-        if files:
+        if files := images_below(sub):
             out[sub.name] = files
     if not out:
         raise DatasetError(f"{root} has no subfolders with images (expected {root}/<emotion>/*.png)")
