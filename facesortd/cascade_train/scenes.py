@@ -1,11 +1,12 @@
 """Screenshot-like scenes composed from many artists' face crops, for detector training and for
 validation across sources.
 
-vn_faces holds RGBA crops of characters from 29 game repositories (face box = the middle half of
+vn_faces holds RGBA crops of characters from many game repositories (face box = the middle half of
 each crop) and face-free backgrounds of those games. The repository is the unit of independence
 (one artist or studio), so scenes are always built from a chosen set of repositories: a benchmark
 fold composes scenes only from repositories its detector never saw. The seed screenshots alone
-(75, a dozen characters) cannot tell whether a detector carries to art it has not seen.
+(few, of a few characters: cascade_classifier/README.md, "Measured") cannot tell whether a detector
+carries to art it has not seen.
 """
 
 from __future__ import annotations
