@@ -13,7 +13,7 @@ from synthetic import BrightBlobDetector, draw_face
 
 from facesortd.descriptors import describe
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.learn.datasets import LabelledItem, load_items, source_group
+from facesortd.learn.datasets import LabelledItem, labelled_images, load_items, source_group
 from facesortd.learn.training import (
     CROP_FACE_SHARE,
     FaceSet,
@@ -34,6 +34,19 @@ from facesortd.learn.training import (
 def _set(sources: list[str], groups: list[str], labels: list[str]) -> FaceSet:
     n = len(labels)
     return FaceSet(np.zeros((n, 4, 4), np.float32), labels, groups, [Path("x")] * n, sources)
+
+
+def test_a_library_trains_on_its_emotion_folders_only(tmp_path: Path) -> None:
+    """`train <library>`: its quarantine, hidden folders and files and other names are no labels."""
+    labels = ("happy/a.png", "happy/deep/b.PNG", "sad/c.jpg")
+    others = ("happy/.d.png", "happy/notes.txt", "_quarantine/unsure/e.png", ".trash/f.png")
+    for name in labels + others:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert labelled_images(tmp_path) == {
+        "happy": [tmp_path / "happy/a.png", tmp_path / "happy/deep/b.PNG"],
+        "sad": [tmp_path / "sad/c.jpg"],
+    }
 
 
 def test_a_source_group_shows_stray_bytes_as_every_output_does() -> None:
