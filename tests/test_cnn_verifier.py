@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from synthetic import EMOTIONS, draw_face, draw_textures
+from torch_nets import as_if_trained
 
 from facesortd.config import DetectionSettings
 from facesortd.detect import FaceDetector
@@ -28,14 +29,7 @@ def _faces(n: int, rng: np.random.Generator) -> np.ndarray:
 def test_numpy_runtime_matches_torch() -> None:
     """Batch norm folded, (row, column, channel) layout: the exported net gives torch's outputs."""
     torch.manual_seed(0)
-    net = TorchConvNet((8, 16, 16), CNN_CROP, 12, 0.3)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics, as after training
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    net.eval()
+    net = as_if_trained(TorchConvNet((8, 16, 16), CNN_CROP, 12, 0.3))
     x = np.random.default_rng(0).standard_normal((7, CNN_CROP, CNN_CROP, 1)).astype(np.float32)
     assert np.allclose(export(net).forward(x)[:, 0], predict(net, x), atol=1e-4)
 
