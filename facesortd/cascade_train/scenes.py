@@ -23,6 +23,7 @@ import numpy as np
 from facesortd.boxes import Box
 from facesortd.images import imread_file
 from facesortd.learn.backdrops import composite, picture_window, read_rgba
+from facesortd.learn.datasets import VN_BACKGROUNDS, VN_FACES, VN_INDEX
 
 SCENE_SIZE = (1280, 720)
 """Width, height of a composed scene: a 720p screenshot."""
@@ -54,15 +55,15 @@ class Sources:
 
     @classmethod
     def load(cls, root: Path) -> Sources:
-        index = json.loads((root / "index.json").read_text(encoding="utf-8"))
+        index = json.loads((root / VN_INDEX).read_text(encoding="utf-8"))
         sources = cls(root)
         for group, info in sorted(index["groups"].items()):
             crops = [
-                Crop(root / "faces" / group / f"{stem}.webp", info["repo"]) for stem in sorted(info["files"])
+                Crop(root / VN_FACES / group / f"{stem}.webp", info["repo"]) for stem in sorted(info["files"])
             ]
             sources.crops.setdefault(info["repo"], []).append(crops)
         for name, info in sorted(index["backgrounds"].items()):
-            sources.backgrounds.setdefault(info["repo"], []).append(root / "backgrounds" / name)
+            sources.backgrounds.setdefault(info["repo"], []).append(root / VN_BACKGROUNDS / name)
         return sources
 
     @cached_property

@@ -129,13 +129,17 @@ class LabelledItem:
 
 
 VN_INDEX = "index.json"
+VN_FACES = "faces"
+"""A vn_faces folder's crops: ``faces/<group>/<stem>.webp``, beside its index."""
+VN_BACKGROUNDS = "backgrounds"
+"""A vn_faces folder's face-free pictures of its games, beside its index."""
 VN_BOX: Box = (48, 48, 96, 96)
 """vn_faces crops span twice the face box: the face is their middle half (vn_faces/README.md)."""
 
 
 def is_vn_faces(root: Path) -> bool:
     """A vn_faces-style folder: ``index.json`` beside ``faces/<group>/*.webp`` RGBA crops."""
-    return (Path(root) / VN_INDEX).is_file() and (Path(root) / "faces").is_dir()
+    return (Path(root) / VN_INDEX).is_file() and (Path(root) / VN_FACES).is_dir()
 
 
 def load_vn_faces(root: Path) -> list[LabelledItem]:
@@ -148,7 +152,7 @@ def load_vn_faces(root: Path) -> list[LabelledItem]:
     try:
         groups = json.loads((root / VN_INDEX).read_text(encoding="utf-8"))["groups"]
         return [
-            LabelledItem(root / "faces" / name / f"{stem}.webp", entry["emotion"], VN_BOX, group["repo"])
+            LabelledItem(root / VN_FACES / name / f"{stem}.webp", entry["emotion"], VN_BOX, group["repo"])
             for name, group in sorted(groups.items())
             for stem, entry in sorted(group["files"].items())
             if entry["emotion"] in EMOTIONS
@@ -159,7 +163,7 @@ def load_vn_faces(root: Path) -> list[LabelledItem]:
 
 def vn_backgrounds(root: Path) -> list[Path]:
     """The face-free background pictures of a vn_faces folder (none when it has no such folder)."""
-    folder = Path(root) / "backgrounds"
+    folder = Path(root) / VN_BACKGROUNDS
     return sorted(p for p in folder.glob("*") if is_image_name(p)) if folder.is_dir() else []
 
 
