@@ -1,12 +1,12 @@
 """Detection benchmark: any detector configuration against ../shared/data/seed/faces.json, side by
 side with the two reference cascades.
 
-Scores recall and precision (one-to-one matching, IoU >= 0.4, and >= 0.25) on the held-out
-characters (facesortd.cascade_train.split, never trained on), the training characters and all,
-and CPU ms per image on one core (OpenCV and BLAS held to one thread), on the screenshots as they
-are and upscaled to fit 1920x1080.
+Scores recall and precision (one-to-one matching at IoU >= boxes.SAME_FACE_IOU, and >=
+detect_scoring.LOOSE_IOU) on the held-out characters (facesortd.cascade_train.split, never trained
+on), the training characters and all, and CPU ms per image on one core (OpenCV and BLAS held to one
+thread), on the screenshots as they are and upscaled to fit 1920x1080.
 lbpcascade_animeface runs with its README settings (equalizeHist, 1.1, 5, 24x24) and its
-whole-head boxes are shrunk 0.62x around their centre to the face box convention.
+whole-head boxes are shrunk around their centre to the face box convention (ANIMEFACE_SHRINK).
 
     python bench/bench_detect.py [--cascade FILE ...] [--verifier FILE | --no-verify] [--min-neighbors 1] ...
         [--dump DIR]   # images of every miss / false alarm of our detector, boxes drawn
@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from daemon_harness import machine_load
-from detect_scoring import Detect, Score, misses_and_false, references
+from detect_scoring import ANIMEFACE_SHRINK, Detect, Score, misses_and_false, references
 from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import Box
@@ -197,7 +197,7 @@ def main() -> int:
     detectors = {"ours": ours(args)}
     if not args.no_references:
         print(
-            "animeface: equalizeHist, 1.1, 5, 24x24, full size, boxes x0.62; "
+            f"animeface: equalizeHist, 1.1, 5, 24x24, full size, boxes x{ANIMEFACE_SHRINK}; "
             "syncopika: 1.05, 3, 30x30, full size, boxes as they are"
         )
         detectors.update(references())
