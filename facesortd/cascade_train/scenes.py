@@ -23,7 +23,7 @@ import numpy as np
 from facesortd.boxes import Box
 from facesortd.images import imread_file
 from facesortd.learn.backdrops import composite, picture_window, read_rgba
-from facesortd.learn.datasets import VN_BACKGROUNDS, VN_FACES, VN_INDEX
+from facesortd.learn.datasets import VN_BACKGROUNDS, VN_BOX, VN_CROP_SIDE, VN_FACES, VN_INDEX
 
 SCENE_SIZE = (1280, 720)
 """Width, height of a composed scene: a 720p screenshot."""
@@ -225,7 +225,12 @@ def jittered(box: Box, rng: np.random.Generator, amount: float = 0.08) -> Box:
     )
 
 
-VN_FACE_FRAME = (0.25, 0.25, 0.5, 0.5)
+VN_FACE_FRAME = (
+    VN_BOX[0] / VN_CROP_SIDE,
+    VN_BOX[1] / VN_CROP_SIDE,
+    VN_BOX[2] / VN_CROP_SIDE,
+    VN_BOX[3] / VN_CROP_SIDE,
+)
 """Where the face box sits in a vn_faces crop (its middle half), as fractions of the crop: the
 faces.json convention, as the shipped cascade sees it too (README of cascade_classifier)."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.boxes import Box
+from facesortd.faces import box_in_crop
 from facesortd.image_names import is_image_name
 from facesortd.shown_names import shown
 
@@ -133,8 +134,10 @@ VN_FACES = "faces"
 """A vn_faces folder's crops: ``faces/<group>/<stem>.webp``, beside its index."""
 VN_BACKGROUNDS = "backgrounds"
 """A vn_faces folder's face-free pictures of its games, beside its index."""
-VN_BOX: Box = (48, 48, 96, 96)
-"""vn_faces crops span twice the face box: the face is their middle half (vn_faces/README.md)."""
+VN_CROP_SIDE = 192
+"""Side of every vn_faces crop (vn_faces/README.md)."""
+VN_BOX: Box = box_in_crop((VN_CROP_SIDE, VN_CROP_SIDE))
+"""vn_faces crops are cut as facesortd cuts face crops: the face box is their middle half."""
 
 
 def is_vn_faces(root: Path) -> bool:
