@@ -1,12 +1,12 @@
 """Detection benchmark: any detector configuration against ../shared/data/seed/faces.json, side by
 side with the two reference cascades.
 
-Scores recall and precision (one-to-one matching, IoU >= 0.4, and >= 0.25) on the held-out
-characters (facesortd.cascade_train.split, never trained on), the training characters and all,
-and CPU ms per image on one core (OpenCV and BLAS held to one thread), on the screenshots as they
-are and upscaled to fit 1920x1080.
+Scores recall and precision (one-to-one matching at IoU >= boxes.SAME_FACE_IOU, and >=
+detect_scoring.LOOSE_IOU) on the held-out characters (facesortd.cascade_train.split, never trained
+on), the training characters and all, and CPU ms per image on one core (OpenCV and BLAS held to one
+thread), on the screenshots as they are and upscaled to fit 1920x1080.
 lbpcascade_animeface runs with its README settings (equalizeHist, 1.1, 5, 24x24) and its
-whole-head boxes are shrunk 0.62x around their centre to the face box convention.
+whole-head boxes are shrunk around their centre to the face box convention (ANIMEFACE_SHRINK).
 
     python bench/bench_detect.py [--cascade FILE ...] [--verifier FILE | --no-verify] [--min-neighbors 1] ...
         [--dump DIR]   # images of every miss / false alarm of our detector, boxes drawn
@@ -27,14 +27,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 from daemon_harness import machine_load
-from detect_scoring import Detect, Score, references
+from detect_scoring import ANIMEFACE_SHRINK, Detect, Score, misses_and_false, references
 from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import Box
 from facesortd.cascade_train.samples import read_gray
 from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
-from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
+from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
 from facesortd.images import imwrite_file
 from facesortd.learn.datasets import load_faces_json
 
@@ -63,8 +63,7 @@ def ours(args: argparse.Namespace) -> Detect:
 
 
 def _dump(folder: Path, name: str, gray: np.ndarray, found: list[Box], truth: list[Box]) -> None:
-    missed = [t for t in truth if all(iou(t, f) < 0.4 for f in found)]
-    false = [f for f in found if all(iou(t, f) < 0.4 for t in truth)]
+    missed, false = misses_and_false(found, truth)
     if not missed and not false:
         return
     img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
@@ -198,7 +197,7 @@ def main() -> int:
     detectors = {"ours": ours(args)}
     if not args.no_references:
         print(
-            "animeface: equalizeHist, 1.1, 5, 24x24, full size, boxes x0.62; "
+            f"animeface: equalizeHist, 1.1, 5, 24x24, full size, boxes x{ANIMEFACE_SHRINK}; "
             "syncopika: 1.05, 3, 30x30, full size, boxes as they are"
         )
         detectors.update(references())

@@ -26,16 +26,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from detect_scoring import LOOSE_IOU
 from scene_sets import FOLDS, Image, add_common_arguments, fold_images, seed_images, upscaled
 from shared_data import SHARED, SHIPPED
 
-from facesortd.boxes import Box
+from facesortd.boxes import SAME_FACE_IOU, Box
 from facesortd.cascade_train.scenes import Sources
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_VERIFIER, Face, FaceDetector, clipped, iou
 from facesortd.learn.datasets import is_vn_faces
 
-HIT, NEAR = 0.4, 0.25
 SIZE_BANDS = (0.15, 0.25, 0.4)
 """Face side as a share of the image's height: the bands' upper bounds (the last band is open)."""
 STAGES = ("none", "misframed", "grouping", "verifier", "suppressed")
@@ -107,16 +107,16 @@ class Stages:
         min_score = self.grouped.settings.min_score
         out = []
         for t in truth:
-            if best(t, found)[0] >= HIT:
+            if best(t, found)[0] >= SAME_FACE_IOU:
                 continue
             near, window = best(t, raw)
-            at_hit = [p for p in proposals if iou(t, p.box) >= HIT]
-            if near < NEAR or window is None:
+            at_hit = [p for p in proposals if iou(t, p.box) >= SAME_FACE_IOU]
+            if near < LOOSE_IOU or window is None:
                 out.append((t, "none", f"best raw IoU {near:.2f}"))
-            elif near < HIT:
+            elif near < SAME_FACE_IOU:
                 out.append((t, "misframed", misframing(window, t)))
             elif not at_hit:
-                p = max(f.score for f in scored_raw if iou(t, f.box) >= HIT)
+                p = max(f.score for f in scored_raw if iou(t, f.box) >= SAME_FACE_IOU)
                 sure = ">=" if p >= self.grouped.settings.lone_window_score else "<"
                 out.append((t, "grouping", f"{grouping(window, raw)}, p {sure} lone_window_score"))
             elif max(p.score for p in at_hit) < min_score:

@@ -27,14 +27,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from detect_scoring import Detect, Score, references
+from detect_scoring import Detect, Score, misses_and_false, references
 from scene_sets import FOLDS, Image, add_common_arguments, fold_images, seed_images, upscaled
 from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import Box
 from facesortd.cascade_train.scenes import Sources
 from facesortd.config import DetectionSettings
-from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector, iou
+from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
 from facesortd.images import imwrite_file
 from facesortd.learn.datasets import is_vn_faces
 
@@ -50,12 +50,9 @@ class Sheet:
         self.false: list[np.ndarray] = []
 
     def add(self, gray: np.ndarray, found: list[Box], truth: list[Box]) -> None:
-        for t in truth:
-            if all(iou(t, f) < 0.4 for f in found):
-                self.misses.append(_thumb(gray, t, (0, 200, 0)))
-        for f in found:
-            if all(iou(t, f) < 0.4 for t in truth):
-                self.false.append(_thumb(gray, f, (0, 0, 255)))
+        missed, false = misses_and_false(found, truth)
+        self.misses += [_thumb(gray, t, (0, 200, 0)) for t in missed]
+        self.false += [_thumb(gray, f, (0, 0, 255)) for f in false]
 
     def write(self, folder: Path, source: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,7 @@ from facesortd.images import imwrite_file
 from facesortd.learn.backdrops import Backdrops
 from facesortd.learn.datasets import VN_INDEX, vn_backgrounds
 from facesortd.learn.feature_net_training import NetSettings
+from facesortd.learn.metrics import Evaluation
 from facesortd.learn.retrain import out_of_fold_logits
 from facesortd.learn.training import (
     FaceSet,
@@ -156,22 +157,9 @@ def main() -> int:
             model = base.updated(user.faces, user.labels, args.user_weight) if len(train_idx) else base
             ev = predict_set(model, seed.subset(test_idx)).evaluation(threshold)
             val = predict_set(model, held).evaluation(threshold).balanced_accuracy
-            rows.append(
-                (
-                    len(train_idx),
-                    ev.balanced_accuracy,
-                    ev.coverage,
-                    ev.accuracy_at_threshold,
-                    len(test_idx),
-                    val - base_val,
-                )
-            )
+            rows.append((*_draw_row(len(train_idx), ev, len(test_idx)), val - base_val))
         a = np.array(rows, dtype=np.float64)
-        print(
-            f"{k:>3} {a[:, 0].mean():>18.1f} {a[:, 1].mean():>8.3f} {a[:, 2].mean():>9.3f} "
-            f"{np.nanmean(a[:, 3]):>8.3f} {a[:, 4].mean():>10.1f} "
-            f"{a[:, 5].mean():>+8.3f} (min {a[:, 5].min():+.3f})"
-        )
+        print(f"{_mean_row(k, a)} {a[:, 5].mean():>+8.3f} (min {a[:, 5].min():+.3f})")
         curve.append((a[:, 0].mean(), a[:, 1].mean(), a[:, 2].mean()))
     args.out.mkdir(parents=True, exist_ok=True)
     draw_curve(curve, args.out / "learning_curve.png")
@@ -267,14 +255,7 @@ def vn_users(args: argparse.Namespace, detector: FaceDetector, spec: FaceSpec, t
                 for train_idx, test_idx in draws[k]:
                     taught = taught_model(model, user.subset(train_idx), args.user_weight)
                     ev = predict_set(taught, user.subset(test_idx)).evaluation(threshold)
-                    row = (
-                        len(train_idx),
-                        ev.balanced_accuracy,
-                        ev.coverage,
-                        ev.accuracy_at_threshold,
-                        len(test_idx),
-                    )
-                    rows[k].append(row)
+                    rows[k].append(_draw_row(len(train_idx), ev, len(test_idx)))
     print(f"cascade(s): {', '.join(map(str, detector.paths))}; descriptor(s) {' + '.join(args.descriptor)}")
     print(f"users ({len(users)}): " + "; ".join(users))
     print(f"user weight {args.user_weight}, threshold {threshold}, {args.repeats} draws per user and k\n")
@@ -282,11 +263,21 @@ def vn_users(args: argparse.Namespace, detector: FaceDetector, spec: FaceSpec, t
     print("{:>3} {:>18} {:>8} {:>9} {:>8} {:>10} {:>6}".format(*header))
     for k in ks:
         a = np.array(rows[k], dtype=np.float64)
-        print(
-            f"{k:>3} {a[:, 0].mean():>18.1f} {a[:, 1].mean():>8.3f} {a[:, 2].mean():>9.3f} "
-            f"{np.nanmean(a[:, 3]):>8.3f} {a[:, 4].mean():>10.1f} {len(a):>6}"
-        )
+        print(f"{_mean_row(k, a)} {len(a):>6}")
     return 0
+
+
+def _draw_row(user_labels: int, ev: Evaluation, test_faces: int) -> tuple[float, ...]:
+    """One draw's columns of the table: user labels, balanced accuracy, coverage, accuracy at the
+    threshold, test faces."""
+    return (user_labels, ev.balanced_accuracy, ev.coverage, ev.accuracy_at_threshold, test_faces)
+
+
+def _mean_row(k: int, draws: np.ndarray) -> str:
+    """k and the mean of each :func:`_draw_row` column over its draws, as the table prints them."""
+    mean = draws.mean(axis=0)
+    right = np.nanmean(draws[:, 3])  # nan where a draw auto-sorts nothing: over the draws that do
+    return f"{k:>3} {mean[0]:>18.1f} {mean[1]:>8.3f} {mean[2]:>9.3f} {right:>8.3f} {mean[4]:>10.1f}"
 
 
 def draw_curve(points: list[tuple[float, float, float]], path: Path) -> None:

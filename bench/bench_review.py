@@ -25,6 +25,7 @@ from shared_data import SHARED, require_shared
 
 from facesortd.config import load_settings
 from facesortd.journal import Journal
+from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.review_page.server import PAGE_SIZE, ReviewApp
 
 
@@ -42,7 +43,7 @@ def main() -> int:
         settings = load_settings(library=root / "lib", state_dir=root / "state", inbox=root / "inbox")
         journal = Journal.for_state_dir(settings.state_dir)
         app = ReviewApp(settings, journal, "bench")
-        big = settings.library / "_quarantine" / "unsure"
+        big = settings.library / QUARANTINE_DIR / "unsure"
         big.mkdir(parents=True)
         for k in range(args.files):
             (big / f"shot{k:05d}.png").write_bytes(b"x")

@@ -3,7 +3,7 @@
 What a new user sees, on the shipped model: how many of the 75 it auto-sorts (and, of those with a
 labelled face, how many into the right folder, judged by faces.json's label of the largest labelled
 face; 26 of the 75 have none, so nobody knows where they belong), whether 15 reviewed files
-start a retrain (they must not: ``retrain_after_labels`` is 20), a forced retrain's decision with
+start a retrain (they must not: fewer than ``retrain_after_labels``), a forced retrain's decision with
 both models' figures, and what the model in force auto-sorts afterwards: on all 75 and on the
 screenshots that were not reviewed (the reviewed ones flatter it). One data source only (the
 seed); the figures say what the loop does to a user, not how good the model is elsewhere.

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from shared_data import SHARED, add_cascade_option, match_boxes, require_shared
 
+from facesortd.boxes import SAME_FACE_IOU
 from facesortd.config import Settings
 from facesortd.decide import Pipeline
 from facesortd.descriptors import DESCRIPTORS
@@ -73,10 +74,10 @@ def detection_quality(detector: FaceDetector, shots: Path, truth_file: Path) -> 
     for name, faces in truth.items():
         gray = imread_file(shots / name, cv2.IMREAD_GRAYSCALE)
         found = [f.box for f in detector.detect(gray)]
-        tp += match_boxes(found, [f.box for f in faces], 0.4)
+        tp += match_boxes(found, [f.box for f in faces], SAME_FACE_IOU)
         n_found += len(found)
         n_true += len(faces)
-    print(f"\ndetection vs faces.json (IoU >= 0.4, one-to-one, all {len(truth)} screenshots):")
+    print(f"\ndetection vs faces.json (IoU >= {SAME_FACE_IOU}, one-to-one, all {len(truth)} screenshots):")
     print(
         f"  recall {tp / n_true:.3f} ({tp}/{n_true})  precision {tp / max(1, n_found):.3f} ({tp}/{n_found})"
     )

@@ -35,8 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -108,13 +110,16 @@ def time_phases(cache: Path, wanted: int) -> None:
     )
 
 
+T = TypeVar("T")
+
+
 class Stopwatch:
     """CPU milliseconds per file, by step, in the order the steps first ran."""
 
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
 
-    def __call__(self, step: str, fn, *args, **kw):  # type: ignore[no-untyped-def]
+    def __call__(self, step: str, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         t = time.process_time()
         out = fn(*args, **kw)
         self.ms[step] = self.ms.get(step, 0.0) + 1000.0 * (time.process_time() - t)

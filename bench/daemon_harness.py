@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from facesortd.detect import SHIPPED_CASCADE, shipped_file
+from facesortd.state import STATUS_FILE
 
 
 def add_cascade_option(parser: argparse.ArgumentParser) -> None:
@@ -126,7 +127,7 @@ class Folders:
         """The daemon with this pid has published an empty queue."""
         assert self.state is not None
         try:
-            published = json.loads((self.state / "status.json").read_text())
+            published = json.loads((self.state / STATUS_FILE).read_text())
         except (OSError, ValueError):
             return False
         return bool(published.get("pid") == pid and published.get("queue") == 0)

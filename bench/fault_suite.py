@@ -47,6 +47,8 @@ from daemon_harness import (
     with_daemon,
 )
 
+from facesortd.quarantine import QUARANTINE_DIR
+
 Scenario = Callable[[Path, Path, int, int], Census]
 
 
@@ -134,7 +136,7 @@ def hostile_names(root: Path, cascade: Path, files: int, seed: int) -> Census:
         " spaces .png",
     ]
     inputs = {name: next(pngs) for name in names}
-    clash = folders.library / "_quarantine" / "no-face"  # noise has no face: where they all go
+    clash = folders.library / QUARANTINE_DIR / "no-face"  # noise has no face: where they all go
     clash.mkdir(parents=True)
     already = {long_name: next(pngs), names[0]: next(pngs)}
     for name, data in already.items():
@@ -174,7 +176,7 @@ def hostile_images(root: Path, cascade: Path, files: int, seed: int) -> Census:
             time.sleep(1.0)
 
     counted = with_daemon(folders, {**inputs, "chunked.png": chunked}, write, timeout=60)
-    unreadable = folders.library / "_quarantine" / "unreadable"
+    unreadable = folders.library / QUARANTINE_DIR / "unreadable"
     fragments = [p.name for p in unreadable.iterdir()] if unreadable.is_dir() else []
     if any(name.startswith("chunked") for name in fragments):
         counted.problems.append(f"the chunked file was quarantined in pieces: {fragments}")

@@ -8,3 +8,9 @@ so it is defined once, apart from any reader or detector that produces boxes.
 from __future__ import annotations
 
 Box = tuple[int, int, int, int]
+
+SAME_FACE_IOU = 0.4
+"""Two boxes whose intersection over union reaches this frame the same face: a detection hits a
+labelled face (the benchmarks), a labelled box takes the detector's framing (training), a cascade
+proposal is a face sample (the verifier's training). Detection boxes are loose enough that a
+stricter rule would call right boxes misses."""

@@ -21,10 +21,9 @@ from facesortd.feature_net import FeatureNet, shipped_net
 
 
 def _pixels(faces: np.ndarray) -> np.ndarray:
+    """Each face's pixels centred and scaled to unit length: brightness and contrast drop out."""
     flat = faces.reshape(len(faces), -1).astype(np.float32)
-    flat -= flat.mean(axis=1, keepdims=True)
-    flat /= np.linalg.norm(flat, axis=1, keepdims=True) + 1e-6
-    return flat
+    return _unit_rows(flat - flat.mean(axis=1, keepdims=True))
 
 
 @cache

@@ -31,8 +31,8 @@ CLOSE_UP_SIDES = (64, 128)
 """Shorter side (px) the image is shrunk to for the close-up passes: big faces need no detail."""
 CLOSE_UP_PADS = (0.2, 0.4)
 """Border added on every side for the close-up passes, as a share of the shrunk shorter side. Each
-size and border puts the search grid elsewhere on the face: one of each alone found 58-60 of the 64
-training-side seed faces, depending on which; two of each, 60 (cascade_classifier/README.md)."""
+size and border puts the search grid elsewhere on the face: one of each alone finds some close-ups
+and misses others, two of each find them all (cascade_classifier/README.md, "Measured")."""
 CLOSE_UP_MIN = 0.45
 """Close-up passes only look for faces at least this share of the image's shorter side."""
 CUT_FACE_SIDE = 180
@@ -46,7 +46,8 @@ CUT_FACE_MIN = 0.15
 the full-size pass and the lone windows; above CLOSE_UP_MIN, the close-ups as well)."""
 CUT_FACE_SCALE_FACTOR = 1.2
 """The cut-face pass's step between window sizes, coarser than the full-size pass's: as a rescue at
-the frame's edge it finds as many faces so, at two thirds of the cost (1.3 lost most of them)."""
+the frame's edge it finds as many faces so, at a lower cost; a coarser step loses most of them
+(cascade_classifier/README.md, "A pass for faces cut by the frame")."""
 
 
 LONE_WINDOWS = 10
@@ -123,11 +124,16 @@ def load_cascade(path: Path) -> cv2.CascadeClassifier:
     return cascade
 
 
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
+def _intersection(a: Box, b: Box) -> int:
+    """The area two boxes share (0 when apart)."""
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
+    return ix * iy
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    inter = _intersection(a, b)
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0
 
@@ -151,16 +157,17 @@ def _overlap(a: Box, b: Box, max_iou: float) -> bool:
 
 
 def _mostly_inside(inner: Box, outer: Box) -> bool:
-    ix = max(0, min(inner[0] + inner[2], outer[0] + outer[2]) - max(inner[0], outer[0]))
-    iy = max(0, min(inner[1] + inner[3], outer[1] + outer[3]) - max(inner[1], outer[1]))
-    return ix * iy > 0.8 * inner[2] * inner[3]
+    """Does more than 0.8 of ``inner`` lie inside ``outer`` (a part of a face, or the same face
+    framed tighter)?"""
+    return _intersection(inner, outer) > 0.8 * inner[2] * inner[3]
 
 
 class FaceDetector:
     """Runs the configured cascade(s) and returns scored boxes in original-image coordinates.
 
-    Large images are shrunk to ``max_side`` first: a 1080p screenshot costs ~470 ms at full size
-    and ~25 ms at 640 px, and faces worth sorting are large enough to survive it.
+    Large images are shrunk to ``max_side`` first: the scan's cost grows with the pixels scanned,
+    and faces worth sorting are large enough to survive it (the cost and the faces lost at other
+    sides: cascade_classifier/README.md, "Measured").
     """
 
     def __init__(self, settings: DetectionSettings, cascades: Sequence[Path] | None = None) -> None:

@@ -1,9 +1,9 @@
 """EmotionModel: the Fisherface method (PCA then LDA, nearest class mean) with calibrated confidence.
 
-Written in numpy rather than wrapping ``cv2.face.FisherFaceRecognizer``: OpenCV's version did not
-finish 9,000 64x64 faces in 15 minutes on one core, because it eigen-decomposes full matrices; a
-truncated PCA plus a small LDA does 10,000 faces in seconds. ``tests/test_emotion.py`` checks that
-both agree on a small set.
+Written in numpy rather than wrapping ``cv2.face.FisherFaceRecognizer``: OpenCV's version
+eigen-decomposes full matrices, far too slow for the faces a training set holds; a truncated PCA
+plus a small LDA is not (README, "Architecture", has the times). ``tests/test_emotion.py`` checks
+that both agree on a small set.
 
 Confidence: the LDA space is whitened within classes, so a class's log-likelihood is
 ``-0.5 * squared distance`` to its mean. A single temperature, fitted on held-out faces, turns the
@@ -29,8 +29,8 @@ from facesortd.faces import FaceSpec, mirror_faces
 from facesortd.feature_net import NET_PREFIX, FeatureNet, FeatureNetError, shipped_net
 
 FORMAT_VERSION = 2
-"""2: one pooled within-class scatter matrix instead of one per class (7x smaller files); version 1
-files are still read (their per-class matrices are summed on loading)."""
+"""2: one pooled within-class scatter matrix instead of one per class (files smaller by about
+the class count); version 1 files are still read (their per-class matrices are summed on loading)."""
 MODEL_SUFFIX = ".fsm.npz"
 FORMAT = "facesortd-emotion-model"
 

@@ -8,7 +8,8 @@ absorbs them.
 
 Combination: ``sum_i w_i * log_softmax(logits_i / T_i)``, each member calibrated on its own
 out-of-fold predictions, then one more temperature for the mean. A mean of calibrated members is
-not calibrated itself: it is under-confident where they disagree (measured: temperature 0.79).
+not calibrated itself: it is under-confident where they disagree (README, "Training an emotion
+model").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The ONE face normalisation used by training, prediction and evaluation alike.
 
-A Fisherface model trained on crops framed one way scores 0.51 on its own test split and 0.12 on
-crops framed another way: framing is the biggest accuracy lever there is. So every face a model
+Framing is the biggest accuracy lever there is: a model scores far worse on crops framed another
+way than it was trained on (README, "Framing is one function"). So every face a model
 sees, at training or at run time, comes out of :func:`normalise_face` with the same spec, and the
 spec is stored in the model file so a model is never fed faces prepared differently.
 """
@@ -22,10 +22,9 @@ class FaceSpec:
     """How a face box becomes the fixed-size array a model sees.
 
     ``margin`` widens the box on each side (fraction of its size) so the hair line and chin are
-    included even when the detector's box is a little tight. 0.2 was measured best (2026-11-27,
-    `bench_emotion.py --margin`, HOG + LBP): 0.0 / 0.1 / 0.2 / 0.3 scored 0.505 / 0.512 / 0.528 /
-    0.553 on anime_expressions but 20 / 26 / 29 / 23 of 51 seed screenshot faces right; wider
-    crops take in the scene around a screenshot face. Each model stores its own.
+    included even when the detector's box is a little tight; wider crops take in the scene around
+    a screenshot face. The default got the most seed screenshot faces right (README, "Framing is
+    one function"). Each model stores its own.
     """
 
     size: int = 64
@@ -54,14 +53,14 @@ half (vn_faces' crops are cut this way too). Every spec's margin (at most this) 
 same pixels around the face in the crop as in the screenshot it was cut from."""
 
 
-def cut_face_crop(gray: np.ndarray, box: Box) -> np.ndarray:
+def cut_face_crop(image: np.ndarray, box: Box) -> np.ndarray:
     """The face crop of ``box``: read back through :func:`box_in_crop`, it normalises exactly as the
     face in the screenshot does (whole pixels on every side, so no rounding moves the face)."""
     x, y, w, h = box
     side = max(w, h)
     pad = side // 2
     x0, y0 = x + (w - side) // 2 - pad, y + (h - side) // 2 - pad
-    return _window(gray, x0, y0, side + 2 * pad)
+    return _window(image, x0, y0, side + 2 * pad)
 
 
 def box_in_crop(shape: tuple[int, ...]) -> Box:
@@ -70,8 +69,9 @@ def box_in_crop(shape: tuple[int, ...]) -> Box:
     return (side // 2, side // 2, side, side)
 
 
-def crop_face(gray: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
-    """Square crop around ``box`` widened by ``spec.margin``; parts outside the image are mirrored in.
+def crop_face(image: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
+    """Square crop of a grey or BGR image around ``box`` widened by ``spec.margin``; parts outside
+    the image are mirrored in.
 
     Faces cut by the frame are common in screenshots; mirroring keeps the crop the same shape and
     framing instead of shifting the face off-centre. Only the crop's own pixels are gathered (as
@@ -81,17 +81,17 @@ def crop_face(gray: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
     side = max(w, h) * (1.0 + 2.0 * spec.margin)
     cx, cy = x + w / 2.0, y + h / 2.0
     x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
-    return _window(gray, x0, y0, max(1, round(side)))
+    return _window(image, x0, y0, max(1, round(side)))
 
 
-def _window(gray: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
+def _window(image: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
     """The s x s square at (x0, y0); parts outside the image mirrored in."""
-    if x0 >= 0 and y0 >= 0 and x0 + s <= gray.shape[1] and y0 + s <= gray.shape[0]:
-        return gray[y0 : y0 + s, x0 : x0 + s]
-    rows = _mirrored(np.arange(y0, y0 + s), gray.shape[0])
-    cols = _mirrored(np.arange(x0, x0 + s), gray.shape[1])
-    # Rows, then columns: the same pixels as gray[np.ix_(rows, cols)], gathered several times faster.
-    return gray.take(rows, axis=0).take(cols, axis=1)
+    if x0 >= 0 and y0 >= 0 and x0 + s <= image.shape[1] and y0 + s <= image.shape[0]:
+        return image[y0 : y0 + s, x0 : x0 + s]
+    rows = _mirrored(np.arange(y0, y0 + s), image.shape[0])
+    cols = _mirrored(np.arange(x0, x0 + s), image.shape[1])
+    # Rows, then columns: the same pixels as image[np.ix_(rows, cols)], gathered several times faster.
+    return image.take(rows, axis=0).take(cols, axis=1)
 
 
 def _mirrored(index: np.ndarray, n: int) -> np.ndarray:

@@ -140,8 +140,8 @@ class FeatureNet:
         count = sum(1 for k in arrays if k.startswith(f"{prefix}w"))
         if count == 0:
             raise FeatureNetError("no feature-net weights found")
-        # Fresh copies: arrays read from a model file may sit unaligned in memory, which made each
-        # matrix product up to 30x slower (measured 2026-11-30: 24 ms instead of 0.9 ms).
+        # Fresh copies: arrays read from a model file may sit unaligned in memory, which makes each
+        # matrix product many times slower (README, "The feature net").
         weights = [np.array(arrays[f"{prefix}w{i}"], np.float32) for i in range(count)]
         biases = [np.array(arrays[f"{prefix}b{i}"], np.float32) for i in range(count)]
         return cls(weights, biases, info)

@@ -124,7 +124,7 @@ class Gate:
         reach: float = REACH,
         whole_below: int = WHOLE_BELOW,
         whole_above: float = WHOLE_ABOVE,
-    ):
+    ) -> None:
         self.net = net
         self.threshold = threshold
         self.side_range = side_range

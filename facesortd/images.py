@@ -20,6 +20,11 @@ import numpy as np
 from facesortd.config import ImageLimits
 from facesortd.durable import NOT_REGULAR, atomic_writer, open_regular
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_START = b"\xff\xd8"
+"""The bytes a PNG and a JPEG begin with: the header size, truncation and damage checks each tell
+the formats apart by them."""
+
 
 class UnreadableImage(Exception):
     """The file cannot be used as an image; ``str(exc)`` says why in plain words."""
@@ -82,7 +87,7 @@ def header_size(data: bytes) -> tuple[int, int] | None:
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+    if data.startswith(_PNG_SIGNATURE) and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
         return struct.unpack("<HH", data[6:10])
@@ -91,7 +96,7 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
         return abs(w), abs(h)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
         return _webp_size(data)
-    if data[:2] == b"\xff\xd8":
+    if data.startswith(_JPEG_START):
         return _jpeg_size(data)
     if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return _tiff_size(data)
@@ -235,9 +240,9 @@ def _looks_truncated(data: bytes) -> bool:
     data after it (a video or trailer that phones append to photos) does not make a file unfinished,
     and a JPEG's thumbnail, which has an end marker of its own, lies before the scan.
     """
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
+    if data.startswith(_PNG_SIGNATURE):
         return not any(kind == b"IEND" for kind, _, _ in _png_chunks(data))
-    if data[:2] == b"\xff\xd8":
+    if data.startswith(_JPEG_START):
         scan = next((i for marker, i in _jpeg_segments(data) if marker == _JPEG_SOS), None)
         if scan is None:  # a header this walk cannot follow (libjpeg skips stray bytes): its end, then
             return b"\xff\xd9" not in data[-64:]
@@ -255,7 +260,7 @@ def _png_damage(data: bytes) -> str | None:
     drop: it still decodes the picture, which must not go to quarantine over a comment.
     Truncation is :func:`_looks_truncated`'s to say.
     """
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
+    if not data.startswith(_PNG_SIGNATURE):
         return None
     view = memoryview(data)
     for kind, at, end in _png_chunks(data):

@@ -23,11 +23,19 @@ BLUE = (200, 110, 30)
 GRID = (215, 215, 215)
 
 
-def put_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45, color=INK) -> None:
+Colour = tuple[int, int, int]
+"""BGR, as OpenCV draws."""
+
+
+def put_text(
+    img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45, color: Colour = INK
+) -> None:
     cv2.putText(img, text, org, FONT, scale, color, 1, cv2.LINE_AA)
 
 
-def _centred(img: np.ndarray, text: str, centre: tuple[int, int], scale: float = 0.45, color=INK) -> None:
+def _centred(
+    img: np.ndarray, text: str, centre: tuple[int, int], scale: float = 0.45, color: Colour = INK
+) -> None:
     (w, h), _ = cv2.getTextSize(text, FONT, scale, 1)
     put_text(img, text, (centre[0] - w // 2, centre[1] + h // 2), scale, color)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from synthetic import EMOTIONS, draw_face, draw_textures
+from torch_nets import as_if_trained
 
 from facesortd.config import DetectionSettings
 from facesortd.detect import FaceDetector
@@ -28,14 +29,7 @@ def _faces(n: int, rng: np.random.Generator) -> np.ndarray:
 def test_numpy_runtime_matches_torch() -> None:
     """Batch norm folded, (row, column, channel) layout: the exported net gives torch's outputs."""
     torch.manual_seed(0)
-    net = TorchConvNet((8, 16, 16), CNN_CROP, 12, 0.3)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics, as after training
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    net.eval()
+    net = as_if_trained(TorchConvNet((8, 16, 16), CNN_CROP, 12, 0.3))
     x = np.random.default_rng(0).standard_normal((7, CNN_CROP, CNN_CROP, 1)).astype(np.float32)
     assert np.allclose(export(net).forward(x)[:, 0], predict(net, x), atol=1e-4)
 
@@ -64,15 +58,24 @@ def test_file_round_trips(cnn_verifier: CnnVerifier, tmp_path: Path) -> None:
     assert np.allclose(again.probability(crops), cnn_verifier.probability(crops))
 
 
-def test_detector_runs_behind_a_cnn_verifier(
+def test_detector_scores_its_proposals_by_the_cnn_verifier_of_its_file(
     cnn_verifier: CnnVerifier, tiny_cascade: Path, tmp_path: Path
 ) -> None:
+    """Every proposal's score is the verifier's probability of its box (not the cascade's), and the
+    faces kept carry those scores."""
     cnn_verifier.save(tmp_path / "cnn.npz")
-    settings = DetectionSettings(verifier=tmp_path / "cnn.npz", min_score=0.0)
+    rng = np.random.default_rng(1)
+    scene = draw_textures(1, 200, rng)[0]
+    scene[60:108, 80:128] = draw_face("happy", 48, rng)
+    settings = DetectionSettings(verifier=tmp_path / "cnn.npz", min_score=0.0, lone_window_score=1.0)
     detector = FaceDetector(settings, [tiny_cascade])
-    faces = detector.detect(draw_textures(1, 200, np.random.default_rng(1))[0])
-    assert all(0.0 <= f.score <= 1.0 for f in faces)
-    assert isinstance(detector._verifier, CnnVerifier)
+    found = detector.candidates(scene)
+    proposals = found.full + found.close
+    assert proposals, "the check needs proposals"
+    expected = cnn_verifier.score(scene, [f.box for f in proposals], found.shrunk)
+    assert np.array_equal([f.score for f in proposals], expected)
+    kept = detector.select(scene, found)
+    assert kept and {f.score for f in kept} <= {float(p) for p in expected}
 
 
 def test_calibration_recovers_a_known_link_and_survives_confident_logits() -> None:

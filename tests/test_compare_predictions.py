@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import compare_predictions
 import ensemble_predictions
 import prediction_runs
+from detect_scoring import misses_and_false
 from shared_data import match_boxes
 
 
@@ -87,3 +88,9 @@ def test_box_matching_is_one_to_one() -> None:
     truth = [(0, 0, 100, 100), (200, 0, 100, 100)]
     assert match_boxes([(5, 5, 100, 100), (0, 0, 95, 95)], truth, 0.4) == 1
     assert match_boxes([(5, 5, 100, 100), (205, 0, 100, 100), (600, 0, 10, 10)], truth, 0.4) == 2
+
+
+def test_misses_and_false_faces_are_the_boxes_matched_by_none_on_the_other_side() -> None:
+    truth = [(0, 0, 100, 100), (200, 0, 100, 100)]
+    found = [(5, 5, 100, 100), (260, 0, 100, 100), (600, 0, 10, 10)]  # a hit, a near miss, a stray box
+    assert misses_and_false(found, truth) == ([(200, 0, 100, 100)], [(260, 0, 100, 100), (600, 0, 10, 10)])

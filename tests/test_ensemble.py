@@ -131,7 +131,7 @@ def test_a_retrain_from_an_ensemble_in_force_stays_an_ensemble(tmp_path: Path) -
     assert result.adopted and result.path is not None
     retrained = load_model(result.path)
     assert isinstance(retrained, EnsembleModel) and "surprised" in retrained.labels
-    assert model_store.load_model_in_force(settings) is not None
+    assert model_store.model_in_force(settings) == result.path  # adopted: the daemon sorts by it now
 
 
 @pytest.mark.usefixtures("fake_detector")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
+from facesortd.boxes import Box
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, box_in_crop, crop_face, cut_face_crop, normalise_face
 from facesortd.images import to_gray
@@ -27,15 +28,20 @@ def test_normalised_face_shape_range_and_lighting_invariance() -> None:
 
 
 def test_face_cut_by_the_frame_keeps_its_framing() -> None:
-    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
-    crop = crop_face(gray, (-20, 70, 50, 50), FaceSpec(margin=0.1))
+    """The crop stays centred on the box (not shifted back inside the image); what lies past the
+    frame is the image mirrored at its edge."""
+    gray = np.random.default_rng(2).integers(0, 256, (100, 100), dtype=np.uint8)
+    crop = crop_face(gray, (-20, 70, 50, 50), FaceSpec(margin=0.1))  # centre (5, 95), side 60
     assert crop.shape == (60, 60)
+    assert crop[30, 30] == gray[95, 5]  # the box's centre is the crop's
+    assert np.array_equal(crop[:30, 25:55], gray[65:95, 0:30])  # inside the frame: as it is
+    assert np.array_equal(crop[:, 20:25], crop[:, 30:25:-1])  # left of it: mirrored about column 0
 
 
 @pytest.mark.parametrize(
     "box", [(-20, 70, 50, 50), (80, -30, 40, 60), (-5, -5, 110, 110), (90, 90, 30, 30), (-300, 10, 20, 20)]
 )
-def test_edge_crops_mirror_exactly_as_a_reflected_border_would(box: tuple[int, int, int, int]) -> None:
+def test_edge_crops_mirror_exactly_as_a_reflected_border_would(box: Box) -> None:
     """The crop gathers only its own pixels; they must be the ones a padded copy of the image gives."""
     gray = np.random.default_rng(1).integers(0, 256, (100, 120), dtype=np.uint8)
     spec = FaceSpec(margin=0.2)

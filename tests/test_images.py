@@ -38,8 +38,10 @@ def _bomb_png(path: Path, w: int, h: int) -> Path:
 def test_reads_png_and_jpeg(tmp_path: Path) -> None:
     img = read_image(_png(tmp_path / "a b ü.png"), ImageLimits())
     assert img.shape == (40, 60, 3)
-    cv2.imwrite(str(tmp_path / "b.jpg"), np.full((30, 20, 3), 90, np.uint8))
-    assert read_image(tmp_path / "b.jpg", ImageLimits()).shape == (30, 20, 3)
+    bgr = np.array([200, 90, 30], np.uint8)
+    cv2.imwrite(str(tmp_path / "b.jpg"), np.broadcast_to(bgr, (30, 20, 3)).copy())
+    jpeg = read_image(tmp_path / "b.jpg", ImageLimits())
+    assert jpeg.shape == (30, 20, 3) and np.abs(jpeg.astype(int) - bgr).max() <= 3  # BGR, as written
     assert header_size((tmp_path / "b.jpg").read_bytes()) == (20, 30)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from facesortd import cli
 from facesortd.learn.metrics import Evaluation, expected_calibration_error, reliability
-from facesortd.plots import CONFUSION_PNG, RELIABILITY_PNG, write_plots
+from facesortd.plots import BLUE, CONFUSION_PNG, RELIABILITY_PNG, confusion_image, write_plots
 
 LABELS = ["angry", "happy", "sad"]
 
@@ -42,6 +42,20 @@ def test_write_plots_draws_the_confusion_matrix_and_reliability_curve(tmp_path: 
         image = cv2.imread(str(path))
         assert image is not None and image.shape[0] > 200
         assert (image < 250).mean() > 0.02  # something is drawn on the white canvas
+
+
+def test_a_confusion_cell_is_shaded_by_its_share_of_the_row() -> None:
+    """A rare emotion's mistakes show as clearly as a common one's: shade by row share, not count."""
+    image = confusion_image(["a", "b"], np.array([[90, 0], [1, 1]]), cell=56)
+    left, top = 110, 70  # where confusion_image puts the first cell
+
+    def corner(i: int, j: int) -> tuple[int, ...]:
+        return tuple(int(v) for v in image[top + i * 56 + 3, left + j * 56 + 3])
+
+    assert corner(0, 0) == BLUE and corner(0, 1) == (255, 255, 255)
+    half = tuple(round(255 - 0.5 * (255 - c)) for c in BLUE)
+    assert corner(1, 0) == corner(1, 1)  # each is half of its row
+    assert all(abs(a - b) <= 1 for a, b in zip(corner(1, 0), half, strict=True))
 
 
 def test_a_model_without_reliability_bins_still_gets_its_confusion_matrix(tmp_path: Path) -> None:

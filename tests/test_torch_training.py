@@ -28,7 +28,7 @@ from facesortd.learn.torch_training import (
     LoopSettings,
     export_feature_net,
     style_augment,
-    torch_features,
+    to_tensor,
     train_classifier,
 )
 from facesortd.learn.training import FaceSet
@@ -49,6 +49,15 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def torch_features(net: ConvNet, faces: np.ndarray) -> np.ndarray:
+    """The features by PyTorch, mirror-averaged like FeatureNet.features (to check the export)."""
+    import torch
+
+    with torch.no_grad():
+        x = to_tensor(faces, net.input_size)
+        return (0.5 * (net.features(x) + net.features(torch.flip(x, dims=[3])))).numpy()
 
 
 def _faces(n_per: int, seed: int) -> FaceSet:

@@ -13,7 +13,7 @@ from synthetic import BrightBlobDetector, draw_face
 
 from facesortd.descriptors import describe
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.learn.datasets import LabelledItem, load_items, source_group
+from facesortd.learn.datasets import LabelledItem, labelled_images, load_items, source_group
 from facesortd.learn.training import (
     CROP_FACE_SHARE,
     FaceSet,
@@ -34,6 +34,19 @@ from facesortd.learn.training import (
 def _set(sources: list[str], groups: list[str], labels: list[str]) -> FaceSet:
     n = len(labels)
     return FaceSet(np.zeros((n, 4, 4), np.float32), labels, groups, [Path("x")] * n, sources)
+
+
+def test_a_library_trains_on_its_emotion_folders_only(tmp_path: Path) -> None:
+    """`train <library>`: its quarantine, hidden folders and files and other names are no labels."""
+    labels = ("happy/a.png", "happy/deep/b.PNG", "sad/c.jpg")
+    others = ("happy/.d.png", "happy/notes.txt", "_quarantine/unsure/e.png", ".trash/f.png")
+    for name in labels + others:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert labelled_images(tmp_path) == {
+        "happy": [tmp_path / "happy/a.png", tmp_path / "happy/deep/b.PNG"],
+        "sad": [tmp_path / "sad/c.jpg"],
+    }
 
 
 def test_a_source_group_shows_stray_bytes_as_every_output_does() -> None:
@@ -177,14 +190,22 @@ def test_a_big_crop_is_scanned_where_its_smallest_possible_face_is_the_detectors
     assert face is not None and np.abs(np.subtract(face.box, at_full_size)).max() <= 300 / side + 1
 
 
-def test_describing_and_cross_validating_on_several_threads_gives_the_same_figures() -> None:
-    rng = np.random.default_rng(7)
+def _three_emotions(seed: int, noise: float = 0.0) -> FaceSet:
+    """36 drawn 32-px faces of three emotions in nine groups of one source (``noise``: with a
+    Gaussian noise of that deviation, so that the folds disagree)."""
+    rng = np.random.default_rng(seed)
     labels = [e for e in ("happy", "sad", "angry") for _ in range(12)]
     faces = np.stack(
         [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
     )
-    faces = np.clip(faces + rng.normal(0, 0.3, faces.shape), 0, 1).astype(np.float32)
-    data = FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
+    if noise:
+        faces = np.clip(faces + rng.normal(0, noise, faces.shape), 0, 1).astype(np.float32)
+    return FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
+
+
+def test_describing_and_cross_validating_on_several_threads_gives_the_same_figures() -> None:
+    data = _three_emotions(7, noise=0.3)
+    faces = data.faces
     one = described(faces, ["hog", "lbp"], workers=1)
     assert all(np.array_equal(one[d], describe(faces, d)) for d in ("hog", "lbp"))
     three = described(faces, ["hog", "lbp"], workers=3)
@@ -197,12 +218,8 @@ def test_describing_and_cross_validating_on_several_threads_gives_the_same_figur
 
 
 def test_the_model_fitted_beside_its_folds_is_the_one_fitted_after_them() -> None:
-    rng = np.random.default_rng(8)
-    labels = [e for e in ("happy", "sad", "angry") for _ in range(12)]
-    faces = np.stack(
-        [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
-    )
-    data = FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
+    data = _three_emotions(8)
+    faces = data.faces
     fit = emotion_fitter(FaceSpec(size=32), ["hog", "lbp"], 20)
     model, predictions = fit_and_validate(data, fit, 3, workers=2)
     alone, calibration = cross_validate(data, fit, 3)
@@ -233,12 +250,8 @@ def test_a_screenshot_with_several_labelled_faces_is_searched_once(tmp_path: Pat
 def test_fits_from_described_features_need_no_images_and_give_the_same_model() -> None:
     """`train` cross-validates a set without its images (each fold's part would copy them): the
     same figures and model; a fit that would need the images refuses such a set."""
-    rng = np.random.default_rng(9)
-    labels = [e for e in ("happy", "sad", "angry") for _ in range(12)]
-    faces = np.stack(
-        [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
-    )
-    data = FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)
+    data = _three_emotions(9)
+    faces = data.faces
     data.features = described(faces, ["hog", "lbp"])
     fit = emotion_fitter(FaceSpec(size=32), ["hog", "lbp"], 20, mirror=True)
     with pytest.raises(ValueError, match="without images"):  # the mirrors' features are missing

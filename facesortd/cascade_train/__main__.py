@@ -1,5 +1,6 @@
-"""``python -m facesortd.cascade_train``: train-detector until the main CLI carries it;
-``python -m facesortd.cascade_train gate ...`` trains the detection gate instead."""
+"""``python -m facesortd.cascade_train``: ``facesortd train-detector`` by its older name (the
+provenance commands in cascade_classifier/README.md were run so); ``python -m
+facesortd.cascade_train gate ...`` trains the detection gate, which no facesortd command does."""
 
 import argparse
 import sys

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.boxes import Box
+from facesortd.boxes import SAME_FACE_IOU, Box
 from facesortd.cascade_train.samples import BoxedImage
 from facesortd.cascade_train.scenes import SceneMaker, Sources, below_face, jittered
 from facesortd.cascade_train.trainer import TrainingError
@@ -32,8 +32,6 @@ from facesortd.detect import FaceDetector, iou
 from facesortd.progress import Progress
 from facesortd.verify import CNN_CROP, CnnVerifier, cnn_input, crop_box, platt_probability
 
-HIT_IOU = 0.4
-"""A proposal this close to a true face is a face (the benchmark's criterion)."""
 MISS_IOU = 0.25
 """Below this it is a non-face; proposals in between teach nothing clear and are left out."""
 WIDTHS = (16, 32, 64)
@@ -63,13 +61,18 @@ class Samples:
 
 
 def _boxed(
-    samples: Samples, gray: np.ndarray, truth: list[Box], group: str, detector: FaceDetector, rng
+    samples: Samples,
+    gray: np.ndarray,
+    truth: list[Box],
+    group: str,
+    detector: FaceDetector,
+    rng: np.random.Generator,
 ) -> None:
     """Proposals of the cascade on one image, labelled by the true boxes, and the extra samples."""
     for face in detector.detect(gray):
         best = max((iou(face.box, t) for t in truth), default=0.0)
-        if best >= HIT_IOU or best < MISS_IOU:
-            samples.add(crop_box(gray, face.box, CNN_CROP), int(best >= HIT_IOU), group, True)
+        if best >= SAME_FACE_IOU or best < MISS_IOU:
+            samples.add(crop_box(gray, face.box, CNN_CROP), int(best >= SAME_FACE_IOU), group, True)
     h, w = gray.shape
     for t in truth:
         for _ in range(3):

@@ -3,8 +3,8 @@ a 320-px-wide grey copy, the 16-px cells holding a face centre and each face's s
 cascade's full-size pass scans only there (facesortd/gate.py runs it without torch).
 
 It learns from composed scenes (cascade_train/scenes.py) of the repositories given, plus busy
-face-free pictures of smooth colour noise: the feasibility study found two nets of one recipe
-keeping 1.5 % and 15 % of the cascade's positions on such pictures, its worst case
+face-free pictures of smooth colour noise: in the feasibility study such pictures were the worst
+case, where two nets of one recipe kept very different shares of the cascade's positions
 (cascade_classifier/README.md, "A net in front of the cascade").
 
     python -m facesortd.cascade_train gate --vn-faces DIR --out gate.npz [--fold K]
@@ -193,10 +193,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fold-gates); default: train on every repository",
     )
     parser.add_argument(
-        "--pictures", type=int, default=6000, help="training pictures (default %(default)s, ~2 min to make)"
+        "--pictures",
+        type=int,
+        default=6000,
+        help="training pictures (default %(default)s; how long they take: cascade_classifier/README.md)",
     )
     parser.add_argument(
-        "--steps", type=int, default=1000, help="batches of 32 (default %(default)s, ~10 min on one core)"
+        "--steps",
+        type=int,
+        default=1000,
+        help="batches of 32 (default %(default)s; how long they take: cascade_classifier/README.md)",
     )
     parser.add_argument("--seed", type=int, default=11, help="same data + seed = same net (one thread)")
 

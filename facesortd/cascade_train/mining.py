@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facesortd.boxes import Box
 from facesortd.cascade_train.cascade import Cascade
 from facesortd.cascade_train.samples import BoxedImage, cut_window
 from facesortd.detect import iou, load_cascade
@@ -36,14 +37,15 @@ class Mined:
     offered: int  # windows OpenCV accepted that were re-checked by the trainer's evaluator
 
 
-def _clear_of_faces(box: tuple[int, int, int, int], faces: Sequence[tuple[int, int, int, int]]) -> bool:
+def _clear_of_faces(box: Box, faces: Sequence[Box]) -> bool:
     return all(iou(box, f) <= MAX_FACE_IOU for f in faces)
 
 
-def _clear_rects(rects: np.ndarray, faces: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
+def _clear_rects(rects: np.ndarray, faces: Sequence[Box]) -> np.ndarray:
     """(n, 4) rects sorted (OpenCV scans in parallel threads, so the order it returns windows in
     varies) and without those overlapping a face: _clear_of_faces over arrays, since a weak early
-    cascade accepts ~10^5 windows of one scene."""
+    cascade accepts too many windows of one scene to check them one by one in Python
+    (cascade_classifier/README.md)."""
     rects = rects[np.lexsort(rects.T[::-1])]
     x, y, w, h = rects.T
     keep = np.ones(len(rects), dtype=bool)

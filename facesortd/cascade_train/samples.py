@@ -17,9 +17,8 @@ import numpy as np
 
 from facesortd.boxes import Box
 from facesortd.config import ImageLimits
-from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
-from facesortd.learn.datasets import DatasetError, load_faces_json
+from facesortd.learn.datasets import DatasetError, images_below, load_faces_json
 
 
 @dataclass(frozen=True)
@@ -63,13 +62,12 @@ def read_gray(path: Path) -> np.ndarray:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files in a folder tree, sorted (so sampling with a seed is reproducible)."""
+    """The image files in a folder tree (:func:`images_below`); a folder that is none or holds none
+    is refused, since a training option names it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"{folder} is not a folder")
-    files = sorted(
-        p for p in folder.rglob("*") if p.is_file() and is_image_name(p) and not p.name.startswith(".")
-    )
+    files = images_below(folder)
     if not files:
         raise DatasetError(f"{folder} holds no images")
     return files

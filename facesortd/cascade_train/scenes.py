@@ -1,11 +1,12 @@
 """Screenshot-like scenes composed from many artists' face crops, for detector training and for
 validation across sources.
 
-vn_faces holds RGBA crops of characters from 29 game repositories (face box = the middle half of
+vn_faces holds RGBA crops of characters from many game repositories (face box = the middle half of
 each crop) and face-free backgrounds of those games. The repository is the unit of independence
 (one artist or studio), so scenes are always built from a chosen set of repositories: a benchmark
 fold composes scenes only from repositories its detector never saw. The seed screenshots alone
-(75, a dozen characters) cannot tell whether a detector carries to art it has not seen.
+(few, of a few characters: cascade_classifier/README.md, "Measured") cannot tell whether a detector
+carries to art it has not seen.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import numpy as np
 from facesortd.boxes import Box
 from facesortd.images import imread_file
 from facesortd.learn.backdrops import composite, picture_window, read_rgba
+from facesortd.learn.datasets import VN_BACKGROUNDS, VN_BOX, VN_CROP_SIDE, VN_FACES, VN_INDEX
 
 SCENE_SIZE = (1280, 720)
 """Width, height of a composed scene: a 720p screenshot."""
 FACE_SHARE = (0.1, 0.55)
 """Face side as a share of the scene's height, drawn log-uniformly: the range of reaction
-screenshots (every seed face is at least 9 % of the shorter side)."""
+screenshots (the smallest seed faces: cascade_classifier/README.md, "How the detector runs")."""
 MAX_CUT = 0.3
 """At most this share of a face's side may run off the frame (a face cut by the edge)."""
 FACE_FREE_SHARE = 0.12
@@ -53,15 +55,15 @@ class Sources:
 
     @classmethod
     def load(cls, root: Path) -> Sources:
-        index = json.loads((root / "index.json").read_text(encoding="utf-8"))
+        index = json.loads((root / VN_INDEX).read_text(encoding="utf-8"))
         sources = cls(root)
         for group, info in sorted(index["groups"].items()):
             crops = [
-                Crop(root / "faces" / group / f"{stem}.webp", info["repo"]) for stem in sorted(info["files"])
+                Crop(root / VN_FACES / group / f"{stem}.webp", info["repo"]) for stem in sorted(info["files"])
             ]
             sources.crops.setdefault(info["repo"], []).append(crops)
         for name, info in sorted(index["backgrounds"].items()):
-            sources.backgrounds.setdefault(info["repo"], []).append(root / "backgrounds" / name)
+            sources.backgrounds.setdefault(info["repo"], []).append(root / VN_BACKGROUNDS / name)
         return sources
 
     @cached_property
@@ -129,7 +131,9 @@ class SceneMaker:
     on a screen.
     """
 
-    def __init__(self, sources: Sources, repos: Iterable[str], seed: int, size: tuple[int, int] = SCENE_SIZE):
+    def __init__(
+        self, sources: Sources, repos: Iterable[str], seed: int, size: tuple[int, int] = SCENE_SIZE
+    ) -> None:
         self.repos = sorted(set(repos))
         self.groups = [(r, g) for r in self.repos for g in sources.crops.get(r, [])]
         self.backgrounds = [(r, p) for r in self.repos for p in sources.backgrounds.get(r, [])]
@@ -221,7 +225,12 @@ def jittered(box: Box, rng: np.random.Generator, amount: float = 0.08) -> Box:
     )
 
 
-VN_FACE_FRAME = (0.25, 0.25, 0.5, 0.5)
+VN_FACE_FRAME = (
+    VN_BOX[0] / VN_CROP_SIDE,
+    VN_BOX[1] / VN_CROP_SIDE,
+    VN_BOX[2] / VN_CROP_SIDE,
+    VN_BOX[3] / VN_CROP_SIDE,
+)
 """Where the face box sits in a vn_faces crop (its middle half), as fractions of the crop: the
 faces.json convention, as the shipped cascade sees it too (README of cascade_classifier)."""
 
@@ -231,7 +240,7 @@ class Composites:
     repositories (or a made one), in grey: positives cut at VN_FACE_FRAME, and the regions around
     the face (hair, ears, neck, clothes) as hard negatives."""
 
-    def __init__(self, sources: Sources, repos: Iterable[str], seed: int):
+    def __init__(self, sources: Sources, repos: Iterable[str], seed: int) -> None:
         self.maker = SceneMaker(sources, repos, seed)
 
     def grey_crops(self, per_crop: int) -> list[np.ndarray]:

@@ -28,8 +28,9 @@ GAIN = 0.25
 """Augmentation: contrast and brightness changed by up to this much (inputs are standardised)."""
 
 
-def verifier_loop(samples: int, epochs: int = 12, seed: int = 0) -> LoopSettings:
-    """The verifier's training: ``epochs`` passes' worth of batches over ``samples`` inputs."""
+def verifier_loop(samples: int, epochs: int, seed: int = 0) -> LoopSettings:
+    """The verifier's training: ``epochs`` passes' worth of batches over ``samples`` inputs (the
+    default length is cnn_verifier.NetShape's)."""
     return LoopSettings(
         epochs=epochs,
         steps_per_epoch=max(1, -(-samples // BATCH)),
@@ -44,7 +45,7 @@ def verifier_loop(samples: int, epochs: int = 12, seed: int = 0) -> LoopSettings
 class TorchConvNet(nn.Module):
     """The training twin of conv_net.ConvNet, with two outputs (non-face, face)."""
 
-    def __init__(self, widths: Sequence[int], side: int, hidden: int, dropout: float):
+    def __init__(self, widths: Sequence[int], side: int, hidden: int, dropout: float) -> None:
         super().__init__()
         self.features = conv_blocks(widths)
         flat = widths[-1] * (side // 2 ** len(widths)) ** 2

@@ -13,12 +13,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.boxes import Box
+from facesortd.faces import box_in_crop
 from facesortd.image_names import is_image_name
 from facesortd.shown_names import shown
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "scared", "worried", "neutral", "embarrassed")
 """The emotions facesortd sorts into: the seed's seven plus ``embarrassed``, which vn_faces' artists
-draw in most repositories. ``disgusted`` is left out: vn_faces has 4 of them (README)."""
+draw in most repositories. ``disgusted`` is left out: vn_faces has too few to learn it from
+(README, "Training an emotion model")."""
+
+
+def images_below(folder: Path) -> list[Path]:
+    """The image files anywhere below ``folder``, sorted (so sampling with a seed is reproducible);
+    hidden files are left out, as the daemon leaves them (``watch.ignore``)."""
+    found = (p for p in folder.rglob("*") if p.is_file() and is_image_name(p))
+    return sorted(p for p in found if not p.name.startswith("."))
+
+
+def names_an_emotion(folder: str) -> bool:
+    """Does a folder of a labelled tree (a dataset, the library) name an emotion? Not when hidden
+    (``.``) or facesortd's own (``_quarantine``): one rule for what `train` reads and what the
+    review records as labels."""
+    return not folder.startswith((".", "_"))
 
 
 @dataclass(frozen=True)
@@ -86,16 +102,13 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder (expected one subfolder per emotion)")
     out: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and names_an_emotion(p.name)):
         if not os.access(sub, os.R_OK | os.X_OK):  # else its label would be left out without a word
             raise DatasetError(
                 f"cannot read {sub} (permission denied): make it readable (chmod u+rx '{sub}') or move "
                 f"it out of {root}"
             )
-        files = sorted(
-            p for p in sub.rglob("*") if p.is_file() and is_image_name(p) and not p.name.startswith(".")
-        )
-        if files:
+        if files := images_below(sub):
             out[sub.name] = files
     if not out:
         raise DatasetError(f"{root} has no subfolders with images (expected {root}/<emotion>/*.png)")
@@ -117,13 +130,19 @@ class LabelledItem:
 
 
 VN_INDEX = "index.json"
-VN_BOX: Box = (48, 48, 96, 96)
-"""vn_faces crops span twice the face box: the face is their middle half (vn_faces/README.md)."""
+VN_FACES = "faces"
+"""A vn_faces folder's crops: ``faces/<group>/<stem>.webp``, beside its index."""
+VN_BACKGROUNDS = "backgrounds"
+"""A vn_faces folder's face-free pictures of its games, beside its index."""
+VN_CROP_SIDE = 192
+"""Side of every vn_faces crop (vn_faces/README.md)."""
+VN_BOX: Box = box_in_crop((VN_CROP_SIDE, VN_CROP_SIDE))
+"""vn_faces crops are cut as facesortd cuts face crops: the face box is their middle half."""
 
 
 def is_vn_faces(root: Path) -> bool:
     """A vn_faces-style folder: ``index.json`` beside ``faces/<group>/*.webp`` RGBA crops."""
-    return (Path(root) / VN_INDEX).is_file() and (Path(root) / "faces").is_dir()
+    return (Path(root) / VN_INDEX).is_file() and (Path(root) / VN_FACES).is_dir()
 
 
 def load_vn_faces(root: Path) -> list[LabelledItem]:
@@ -136,7 +155,7 @@ def load_vn_faces(root: Path) -> list[LabelledItem]:
     try:
         groups = json.loads((root / VN_INDEX).read_text(encoding="utf-8"))["groups"]
         return [
-            LabelledItem(root / "faces" / name / f"{stem}.webp", entry["emotion"], VN_BOX, group["repo"])
+            LabelledItem(root / VN_FACES / name / f"{stem}.webp", entry["emotion"], VN_BOX, group["repo"])
             for name, group in sorted(groups.items())
             for stem, entry in sorted(group["files"].items())
             if entry["emotion"] in EMOTIONS
@@ -147,7 +166,7 @@ def load_vn_faces(root: Path) -> list[LabelledItem]:
 
 def vn_backgrounds(root: Path) -> list[Path]:
     """The face-free background pictures of a vn_faces folder (none when it has no such folder)."""
-    folder = Path(root) / "backgrounds"
+    folder = Path(root) / VN_BACKGROUNDS
     return sorted(p for p in folder.glob("*") if is_image_name(p)) if folder.is_dir() else []
 
 

@@ -3,9 +3,10 @@
 The net learns to tell the emotions apart (features, dropout, one linear layer to the classes) and
 is shipped without that last layer: its features feed the PCA/LDA head, which is what a user's
 labels update. What it must learn is the expression, not the artist: each batch draws every data
-source equally and every emotion within a source equally (9,000 crops of one illustration set
-must not drown 900 faces from 29 artists), and every face is redrawn (torch_training.style_augment)
-with new backgrounds behind transparent sprites, new tones, blur, JPEG and small moves.
+source equally and every emotion within a source equally (the many crops of one illustration set
+must not drown the fewer faces of many artists: README, "Emotion model"), and every face is redrawn
+(torch_training.style_augment) with new backgrounds behind transparent sprites, new tones, blur,
+JPEG and small moves.
 
 PyTorch is imported only when a net is trained (the ``train`` extra); a missing PyTorch is a
 one-line message. Settings and their measured effect: README, "Emotion model".

@@ -1,8 +1,8 @@
 """Honest measures for unbalanced emotion data.
 
-Plain accuracy is banned here: with 'happy' at 43 % of the seed faces, always answering 'happy'
-scores 0.43. Balanced accuracy (mean per-class recall) and accuracy at a given coverage are what
-tell whether the model helps.
+Plain accuracy is banned here: where one emotion makes up a large share of the faces, always
+answering it scores that share (README, "The measure is out of source"). Balanced accuracy (mean
+per-class recall) and accuracy at a given coverage are what tell whether the model helps.
 """
 
 from __future__ import annotations

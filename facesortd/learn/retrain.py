@@ -128,8 +128,8 @@ def validation_groups(labels: Sequence[UserLabel]) -> list[str]:
 
     Names a screenshot tool gives (``mpv-shot0001.png``, ``Screenshot_20261201_101500.png``,
     ``image (3).png``) name no source, and put all of a person's labels into one group: a retrain
-    could then hold none out and refused for ever ("not enough labels to hold some out yet", with
-    22 labels in the new user's walk), or beside a few other names it would judge on the many what
+    could then hold none out and refused for ever ("not enough labels to hold some out yet", however
+    many labels: README, "Reviewing"), or beside a few other names it would judge on the many what
     it learnt from the few. So a group that holds more than half of the labels is taken for such a
     name and its labels count one by one. Where those files are near-duplicates that flatters the
     figures a little; refusing every retrain was worse.
@@ -448,28 +448,23 @@ def retrain(
     usable = [lbl for lbl in labels if lbl.label not in waiting]
     used = dict(Counter(lbl.label for lbl in usable))
     groups = validation_groups(usable)
+
+    def held_back(reason: str) -> RetrainResult:
+        """No model trained: why, and how each label stands."""
+        return RetrainResult(None, False, [], used, waiting, reason)
+
     if len(set(groups)) < 2 or (base is None and len(used) < 2):
         need = "two screenshots" + (" and two emotions" if base is None else "")
-        return RetrainResult(
-            None,
-            False,
-            [],
-            used,
-            waiting,
+        return held_back(
             f"not enough labels to hold some out yet: it needs labels of at least {need}; label more "
-            + _how_to_label(),
+            + _how_to_label()
         )
     learnt = _learnt_by(current)
     judged = np.array([i for i, lbl in enumerate(usable) if _new_to(learnt, lbl)], dtype=np.int64)
     if len(judged) == 0:
-        return RetrainResult(
-            None,
-            False,
-            [],
-            used,
-            waiting,
+        return held_back(
             "nothing new to learn: the model in force was trained on every label there is; label more "
-            + _how_to_label(),
+            + _how_to_label()
         )
     validation = start.validation
     if validation is not None and current is not None and current.spec != spec:
@@ -479,15 +474,10 @@ def retrain(
         # Balanced accuracy on one emotion is its recall alone, which a model that calls every
         # face that emotion maximises: two labels of happy faces were adopted, sure of "happy" on
         # any face. A bootstrap validation set, where there is one, covers the other emotions.
-        return RetrainResult(
-            None,
-            False,
-            [],
-            used,
-            waiting,
+        return held_back(
             f"nothing to judge a new model on yet: the labels the model in force has not learnt are all "
             f"{alone.pop()}, and on one emotion a model that calls every face so would pass; label files "
-            "of another emotion too " + _how_to_label(),
+            "of another emotion too " + _how_to_label()
         )
     read = _readable_faces(usable, spec)
     if broken := {lbl.face for lbl in usable} - read.keys():  # judged again without them
@@ -653,7 +643,7 @@ ROOM_FACTOR = 2
 def check_room(folder: Path, in_force: Path | None) -> None:
     """Refused, with the fix, unless ``folder`` has room for a model like ``in_force``: asked before
     training, since a full disk refused the model only once it was trained, and the daemon trained
-    it again at every look (every 30 s), with a traceback each time."""
+    it again at every look (every ``review_scan_s``), with a traceback each time."""
     needed = ROOM_FACTOR * in_force.stat().st_size if in_force is not None else 0
     free = shutil.disk_usage(folder).free
     if free < needed:

@@ -23,7 +23,7 @@ from facesortd.durable import OnceLister
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, content_id
-from facesortd.learn.datasets import source_group
+from facesortd.learn.datasets import names_an_emotion, source_group
 from facesortd.learn.retrain import UserLabel, keep_face
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.state import move_lock
@@ -41,10 +41,10 @@ class Reviewer:
             lambda exc: logger.warning("{}; labels given there are not seen until then", exc)
         )
     )
-    """Folders that could not be listed are said once (a scan runs every 30 s)."""
+    """Folders that could not be listed are said once (a scan runs every ``review_scan_s``)."""
     unrecorded: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
     """Files whose label could not be recorded, as they were when that was said: said once per
-    file until it changes or is recorded (tried again at every scan, which is every 30 s)."""
+    file until it changes or is recorded (tried again at every scan, every ``review_scan_s``)."""
     not_labels: set[Path] = field(default_factory=set)
     """Folders whose name cannot be a label, said once."""
     label_log_level: LogLevel = "INFO"
@@ -66,9 +66,7 @@ class Reviewer:
         root = self.settings.library
         quarantine = root / QUARANTINE_DIR
         emotions = [
-            p
-            for p in self._listing(root)
-            if p.is_dir() and not p.name.startswith(("_", ".")) and self._a_label(p)
+            p for p in self._listing(root) if p.is_dir() and names_an_emotion(p.name) and self._a_label(p)
         ]
         held = [p for p in self._listing(quarantine) if p.is_dir()]
         present: set[Path] = set()

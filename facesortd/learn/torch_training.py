@@ -223,10 +223,3 @@ def export_feature_net(net: ConvNet, info: dict[str, object]) -> FeatureNet:
     """The trained body as FeatureNet arrays (:func:`fold_conv_blocks`)."""
     blocks = fold_conv_blocks(net.body)
     return FeatureNet([w for w, _ in blocks], [b for _, b in blocks], {**info, "input_size": net.input_size})
-
-
-def torch_features(net: ConvNet, faces: np.ndarray) -> np.ndarray:
-    """The features by PyTorch, mirror-averaged like FeatureNet.features (to check the export)."""
-    with torch.no_grad():
-        x = to_tensor(faces, net.input_size)
-        return (0.5 * (net.features(x) + net.features(torch.flip(x, dims=[3])))).numpy()

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.boxes import Box
+from facesortd.boxes import SAME_FACE_IOU, Box
 from facesortd.config import ImageLimits
 from facesortd.cores import share_cores, usable_cores
 from facesortd.descriptors import LEARNT, describe
@@ -348,7 +348,7 @@ def training_box(
         faces = detected if detected is not None else detector.detect(gray) if detector else []
         found = [f.box for f in faces]
         best = max(found, key=lambda b: iou(b, known), default=None)
-        return (best if best is not None and iou(best, known) >= 0.4 else known), False
+        return (best if best is not None and iou(best, known) >= SAME_FACE_IOU else known), False
     crop = kind == "crops" or (kind == "auto" and is_crop(gray.shape))
     if not crop:
         found = detector.detect(gray) if detector else []
@@ -459,9 +459,9 @@ def source_masks(sources: Sequence[str]) -> dict[str, np.ndarray]:
 def source_weights(sources: list[str], power: float = SOURCE_BALANCE) -> np.ndarray:
     """Weight per face so that a source of n faces weighs n^(1 - power) in total (mean weight 1).
 
-    Pooling lets 9,000 crops of one illustration set decide every class mean and direction, and
+    Pooling lets the many crops of one illustration set decide every class mean and direction, and
     what they teach did not carry to other artists' faces (README); weighting every source equally
-    (power 1) lets a few dozen seed faces count as much as 9,000.
+    (power 1) lets a source of a few dozen faces count as much as one of thousands.
     """
     count = Counter(sources)
     w = np.array([count[s] ** -power for s in sources], dtype=np.float64)
@@ -499,11 +499,11 @@ def emotion_fitter(
     they are. Their features are read from ``part.features`` under :func:`mirrored_name` when
     computed up front.
 
-    With ``net_settings`` a ``cnn`` model gets a feature net trained on that part alone: a net
-    that has seen the held-out faces makes cross-validation lie (measured: balanced accuracy 0.72
-    instead of 0.55, and a temperature so low that the default threshold auto-sorts half of the
-    faces at 72 % right instead of a quarter at 89 %). Otherwise a ``cnn`` model uses the shipped
-    net as it is, and a descriptor's precomputed ``part.features`` are used when present.
+    With ``net_settings`` a ``cnn`` model gets a feature net trained on that part alone. A net
+    that has seen the held-out faces makes cross-validation lie, flattering the balanced accuracy
+    and fitting a temperature so low that the threshold auto-sorts far too much (README, "The
+    feature net"). Otherwise a ``cnn`` model uses the shipped net as it is, and a descriptor's
+    precomputed ``part.features`` are used when present.
     """
 
     def fit_one(part: FaceSet, descriptor: str) -> EmotionModel:
