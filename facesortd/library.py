@@ -15,7 +15,7 @@ from loguru import logger
 
 from facesortd.decide import Decision
 from facesortd.durable import Outside, Refused, move_no_replace
-from facesortd.quarantine import QUARANTINE_DIR, outside_library
+from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion, outside_library
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> l
     knows = set(known)
     groups: dict[str, set[str]] = {}
     for name in {*folders, *knows}:
-        if not name.startswith(("_", ".")):
+        if names_an_emotion(name):
             groups.setdefault(name.casefold(), set()).add(name)
     problems = []
     for names in sorted(map(sorted, groups.values())):

@@ -16,6 +16,13 @@ Reason = Literal["no-face", "unsure", "unreadable", "mixed", "duplicate"]
 QUARANTINE_REASONS: tuple[Reason, ...] = get_args(Reason)
 
 
+def names_an_emotion(folder: str) -> bool:
+    """Does a folder of a labelled tree (a dataset, the library) name an emotion? Not when hidden
+    (``.``) or facesortd's own (``_quarantine``): one rule for what `train` reads, what the review
+    records as labels and which library folders `status` compares by case."""
+    return not folder.startswith((".", "_"))
+
+
 def outside_library(library: Path, folder: Path | None = None) -> OSError | None:
     """Why ``<library>/_quarantine`` may not be used (None: it may): made a symbolic link to a folder
     outside the library. Followed, the review page listed, showed and, labelled, moved that folder's

@@ -15,6 +15,7 @@ from pathlib import Path
 from facesortd.boxes import Box
 from facesortd.faces import box_in_crop
 from facesortd.image_names import is_image_name
+from facesortd.quarantine import names_an_emotion
 from facesortd.shown_names import shown
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "scared", "worried", "neutral", "embarrassed")
@@ -28,13 +29,6 @@ def images_below(folder: Path) -> list[Path]:
     hidden files are left out, as the daemon leaves them (``watch.ignore``)."""
     found = (p for p in folder.rglob("*") if p.is_file() and is_image_name(p))
     return sorted(p for p in found if not p.name.startswith("."))
-
-
-def names_an_emotion(folder: str) -> bool:
-    """Does a folder of a labelled tree (a dataset, the library) name an emotion? Not when hidden
-    (``.``) or facesortd's own (``_quarantine``): one rule for what `train` reads and what the
-    review records as labels."""
-    return not folder.startswith((".", "_"))
 
 
 @dataclass(frozen=True)

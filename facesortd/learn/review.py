@@ -23,9 +23,9 @@ from facesortd.durable import OnceLister
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, content_id
-from facesortd.learn.datasets import names_an_emotion, source_group
+from facesortd.learn.datasets import source_group
 from facesortd.learn.retrain import UserLabel, keep_face
-from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
 from facesortd.state import move_lock
 
 
