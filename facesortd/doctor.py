@@ -22,7 +22,7 @@ from facesortd.config import (
     not_a_folder,
 )
 from facesortd.detect import DetectorError, FaceDetector
-from facesortd.durable import Refused, list_folder
+from facesortd.durable import FOREIGN_FILESYSTEMS, Refused, filesystem_type, list_folder
 from facesortd.emotion import ModelError
 from facesortd.ensemble import model_info
 from facesortd.journal import Journal, JournalError
@@ -66,6 +66,8 @@ def _folder_checks(settings: Settings) -> Iterator[Check]:
         if name == "library" and check[0]:  # a library already said to be unusable: once is enough
             yield from _library_folder_checks(folder)
             yield from _case_twin_checks(settings)
+        if check[0]:
+            yield from _drive_checks(name, folder)
     inbox, library = settings.inbox.resolve(), settings.library.resolve()
     if overlap := folders_overlap(settings):
         yield False, overlap
@@ -73,6 +75,32 @@ def _folder_checks(settings: Settings) -> Iterator[Check]:
         yield (
             True,
             "inbox and library are on different filesystems: files will be copied, then removed (slower)",
+        )
+
+
+def _drive_checks(name: str, folder: Path) -> Iterator[Check]:
+    """What a folder on a drive made for Windows, or through FUSE, means (README: "A library on a
+    USB drive"). A state folder there cannot be made private: the journal names every file sorted,
+    and was as readable as the drive's mount options made it, without a word."""
+    kind = filesystem_type(folder)
+    if kind is None or not (kind.startswith("fuse") or kind in FOREIGN_FILESYSTEMS):
+        return
+    if kind == "fuseblk":
+        kind = "fuseblk (exFAT or NTFS through FUSE)"
+    if name != "state_dir":
+        yield (
+            True,
+            f"{name} is on {kind}: names it refuses get _ for each such character, A.png and a.png "
+            "may be one name, and nothing is moved while it is not mounted where it was",
+        )
+        return
+    where = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+    if os.stat(where).st_mode & 0o077:
+        yield (
+            False,
+            f"state_dir {folder} is on {kind}, which keeps no permissions: the journal, which names "
+            "every file you sorted, is readable by other users; keep state_dir on a Linux filesystem "
+            "(the default ~/.local/state/facesortd)",
         )
 
 

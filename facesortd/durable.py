@@ -11,10 +11,12 @@ import ctypes
 import errno
 import functools
 import os
+import re
 import shutil
 import stat
 import tempfile
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -74,6 +76,64 @@ def remove_temp_files(folders: Iterable[Path], older_than_s: float = 0.0) -> lis
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def mounted_at(path: Path) -> Path:
+    """Where the filesystem that holds ``path`` is mounted: ``path`` or the nearest of its parents
+    whose own parent is on another device. A ``path`` not there is asked of its nearest parent that
+    is (the filesystem it would be made on), so a drive unmounted under it shows as ``/`` (or the
+    disk below), not as the folder it was."""
+    path = Path(os.path.abspath(path))
+    while not os.path.exists(path) and path != path.parent:
+        path = path.parent
+    try:
+        device = _device(path)
+        while path != path.parent and _device(path.parent) == device:
+            path = path.parent
+    except OSError:  # a parent this user may not look at: as far as can be seen
+        pass
+    return path
+
+
+FOREIGN_FILESYSTEMS = frozenset({"vfat", "msdos", "exfat", "ntfs", "ntfs3", "fuseblk"})
+"""Filesystem types (``/proc/self/mountinfo``) of drives made for Windows, kernel or FUSE
+(``fuseblk``: exfat-fuse and ntfs-3g on a device); any ``fuse*`` type is FUSE too."""
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the filesystem holding ``path`` (``ext4``, ``fuseblk``, ``vfat`` ...) as
+    ``/proc/self/mountinfo`` names it; None where it cannot be told (no /proc)."""
+    where = os.fsencode(mounted_at(path))
+    try:
+        lines = Path("/proc/self/mountinfo").read_bytes().splitlines()
+    except OSError:
+        return None
+    found = None
+    for line in lines:  # "36 35 98:0 /root /mnt/point rw,noatime ... - ext4 /dev/sda1 rw"
+        fields, _, rest = line.partition(b" - ")
+        parts = fields.split(b" ")
+        if len(parts) > 4 and rest and _unescaped(parts[4]) == where:
+            found = os.fsdecode(rest.split(b" ")[0])  # the last one mounted there is the one seen
+    return found
+
+
+def _unescaped(field: bytes) -> bytes:
+    """A mountinfo path field with its octal escapes (``\\040`` for a space) undone."""
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
+
+
+def mount_change(before: Path, now: Path) -> tuple[str, str]:
+    """What happened to a folder's filesystem, mounted at ``before`` at the start and at ``now``
+    (:func:`mounted_at`), and what puts it back: a drive unmounted (or pulled out), or one mounted
+    since over the folder's path (the daemon started before the drive was plugged in)."""
+    if now != before and now.is_relative_to(before):
+        return f"a drive was mounted at {now} since the start", f"unmount it from {now}"
+    return f"the drive mounted at {before} is not there now", f"mount it at {before} again"
+
+
+def _device(path: Path) -> int:
+    """The device ``path`` is on (a drive mounted there has its own)."""
+    return os.stat(path).st_dev
 
 
 def fsync_dir(path: Path) -> None:
@@ -166,21 +226,58 @@ def write_new(
     name used. ``fill`` writes it into a hidden temp file beside ``dest``, which is fsynced (and
     given ``stat_from``'s times and mode) before it is linked into place: whole or not there.
     For what facesortd adds to a folder a person keeps files in (a copy, a drawn image).
-    ``dir_fd``: ``dest``'s folder as opened and checked (see :func:`link_no_replace`)."""
+    ``dir_fd``: ``dest``'s folder as opened and checked (see :func:`link_no_replace`).
+
+    A failure once the new name is made (its folder's fsync, the temp file's removal) takes the
+    name back: a move copying across filesystems then leaves the source alone, said failed, and
+    its retry copied the file once more (the first copy stayed, unknown to the journal)."""
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=TMP_PREFIX)
     tmp = Path(tmp_name)
+    final: Path | None = None
     try:
         with os.fdopen(fd, "wb") as out:
             fill(out)
             out.flush()
             os.fsync(out.fileno())
         if stat_from is not None:
-            shutil.copystat(stat_from, tmp)
-        final = link_no_replace(tmp, dest, dir_fd=dir_fd)
-    finally:
+            _copy_stat(stat_from, tmp)
+        try:
+            final = link_no_replace(tmp, dest, dir_fd=dir_fd)
+        except OSError as exc:
+            # The temp file went into that folder: what is refused is the name, not the folder
+            # (EPERM was blamed on the folder the file came from, with advice to chmod it).
+            if exc.errno in NAME_REFUSALS and os.path.lexists(tmp):
+                raise name_refused(exc, dest) from exc
+            raise
         tmp.unlink(missing_ok=True)
-    fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+            if final is not None:
+                os.unlink(final if dir_fd is None else final.name, dir_fd=dir_fd)
+        raise
     return final
+
+
+NO_PERMISSIONS = (errno.EPERM, errno.ENOSYS, errno.ENOTSUP)
+"""What a filesystem without POSIX permissions may answer a chmod: fusefat has none at all (ENOSYS);
+EPERM or ENOTSUP where a driver refuses a mode it cannot keep (the kernel's vfat and exfat drop
+such a change without a word, as exfat-fuse and ntfs-3g do)."""
+
+
+def _copy_stat(src: Path, dest: Path) -> None:
+    """``dest`` given ``src``'s times and permission bits, as far as its filesystem keeps them.
+
+    On a FAT drive through fusefat the chmod (``shutil.copystat`` sets times first, then the mode)
+    was refused, and with it every copy into a library there: each file failed for ever, "[Errno
+    38] Function not implemented" (an EPERM was blamed on the inbox, with advice to chmod it). The
+    permissions are those the drive gives every file; the times are kept where it takes them."""
+    try:
+        shutil.copystat(src, dest)
+    except OSError as exc:
+        if exc.errno not in NO_PERMISSIONS:
+            raise
 
 
 def numbered(path: Path, n: int) -> Path:
@@ -214,13 +311,59 @@ placing it, all looked for when recovery finds it."""
 
 
 def numbered_names(path: Path) -> Iterator[Path]:
-    """Every name :func:`link_no_replace` may give ``path``, in the order it tries them; those it
-    could never create (a folder too deep for them: ENAMETOOLONG) are not among them."""
-    for n in range(NUMBERED_NAMES):
-        try:
-            yield numbered(path, n)
-        except OSError:
-            return
+    """Every name :func:`link_no_replace` may give ``path``, in the order it tries them (its own,
+    then, for a name a filesystem may refuse, its :func:`portable_name`'s); those it could never
+    create (a folder too deep for them: ENAMETOOLONG) are not among them."""
+    for base in _fallback_names(path):
+        if _longer_than_name_max(base):  # tried whole first: see _link_whole_name
+            yield base
+        for n in range(NUMBERED_NAMES):
+            try:
+                yield numbered(base, n)
+            except OSError:
+                break
+
+
+REFUSED_CHARACTERS = frozenset('<>:"\\|?*')
+"""Characters FAT, exFAT and Windows' NTFS refuse in a name (besides control characters and the
+slash, which no name has)."""
+NAME_REFUSALS = (errno.ENOENT, errno.EINVAL, errno.EILSEQ, errno.EPERM)
+"""What a filesystem answers a name it refuses: exFAT through FUSE says ENOENT for ``a:b.png``,
+fusefat EPERM, the kernel's vfat and exfat EINVAL; exFAT and NTFS say EILSEQ for bytes that are not
+UTF-8. Each means something else too (a source gone, no hard links, no permission), so a name is
+only taken for refused when its :func:`portable_name` differs and the source is still there."""
+
+
+RESERVED_NAMES = frozenset(
+    ["CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)), *(f"LPT{n}" for n in range(1, 10))]
+)
+"""Windows' device names, refused whatever their case and ending (``con.png``) by NTFS mounted with
+``ntfs-3g -o windows_names`` (EINVAL), and unusable on Windows anywhere."""
+
+
+def portable_name(name: str) -> str:
+    """``name`` with every character FAT, exFAT or NTFS refuse made ``_``: the characters of
+    REFUSED_CHARACTERS, control characters, bytes that are not UTF-8 (``os.fsdecode``'s lone
+    surrogates), and dots or spaces at its end, which Windows drops; a device name (``CON.png``)
+    gets ``_`` after it (``CON_.png``). The name a file takes in a library on such a drive when its
+    own is refused (the journal keeps its own, which `undo` gives back); ``name`` itself where
+    nothing needs to change."""
+    chars = [
+        "_" if c in REFUSED_CHARACTERS or ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF else c
+        for c in name
+    ]
+    while chars and chars[-1] in " .":
+        chars.pop()
+    portable = "".join(chars) + "_" * (len(name) - len(chars))
+    device, dot, rest = portable.partition(".")
+    return f"{device}_{dot}{rest}" if device.upper() in RESERVED_NAMES else portable
+
+
+def ascii_name(name: str) -> str:
+    """:func:`portable_name` in ASCII: accents dropped (``é`` -> ``e``), any other character that
+    is not ASCII made ``_``. For a FAT drive mounted without UTF-8 names, or through fusefat."""
+    plain = unicodedata.normalize("NFKD", portable_name(name))
+    return "".join(c if c.isascii() else "_" for c in plain if not unicodedata.combining(c))
 
 
 _RENAME_NOREPLACE = 1
@@ -259,11 +402,69 @@ def link_no_replace(
     """Put ``src`` at ``dest`` or, if taken, at the first free ``dest (n)`` (``name(dest, n)``, for
     names of another pattern: a model's ``_n``); return the name used.
 
+    A name the destination's filesystem refuses (``a:b.png`` or a name that is not UTF-8 on an
+    exFAT, FAT or NTFS drive) is given as its :func:`portable_name` instead (``a_b.png``, numbered
+    alike), and if that is refused too, as its :func:`ascii_name` (FAT mounted without UTF-8, or
+    through fusefat, takes no other): refused, the file was left where it was for ever, said "gone
+    meanwhile" or an errno.
+    """
+    first: OSError | None = None
+    for base in _fallback_names(dest):
+        try:
+            return _link_whole_name(src, base, name, dir_fd)
+        except OSError as exc:
+            if first is not None and exc.errno not in NAME_REFUSALS:
+                raise  # the name went through, something else did not: that says what
+            first = first or exc
+            if exc.errno not in NAME_REFUSALS or not os.path.lexists(src):
+                raise first from None
+    assert first is not None
+    raise first  # not the name, then: the first error says what
+
+
+def _fallback_names(dest: Path) -> list[Path]:
+    """``dest``, then the names it is given where its own is refused, each once."""
+    names = (dest.name, portable_name(dest.name), ascii_name(dest.name))
+    return [dest.with_name(n) for n in dict.fromkeys(names)]
+
+
+def _link_whole_name(
+    src: Path, dest: Path, name: Callable[[Path, int], Path] | None, dir_fd: int | None
+) -> Path:
+    """:func:`_link_no_replace`, a name longer than NAME_MAX bytes tried whole first. exFAT and NTFS
+    count 255 UTF-16 units, not bytes: 100 of ``あ`` (300 bytes) is a name there, which was cut to
+    255 bytes going into a library on such a drive, and `undo` gave it back cut into an inbox on
+    one. Where the filesystem refuses it (ENAMETOOLONG: ext4, btrfs, xfs) it is cut as before."""
+    if name is None and _longer_than_name_max(dest):
+        try:
+            return _link_no_replace(src, dest, _whole_first, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+    return _link_no_replace(src, dest, name, dir_fd=dir_fd)
+
+
+def _longer_than_name_max(path: Path) -> bool:
+    return len(os.fsencode(path.name)) > NAME_MAX and len(os.fsencode(path)) < PATH_MAX
+
+
+def _whole_first(path: Path, n: int) -> Path:
+    """``path`` whole, then its numbered names (cut to NAME_MAX bytes)."""
+    return path if n == 0 else numbered(path, n)
+
+
+def _link_no_replace(
+    src: Path, dest: Path, name: Callable[[Path, int], Path] | None = None, *, dir_fd: int | None = None
+) -> Path:
+    """:func:`link_no_replace` under ``dest``'s own name (or its numbered ones).
+
     ``link`` fails with EEXIST instead of replacing, so two writers can never clobber each other.
     Where a hard link is refused (FAT and some network shares have none; the kernel refuses one
     to another user's file) ``src`` is renamed with the kernel's no-replace rename. Only where that
     is missing too is the name first claimed with O_EXCL and ``src`` renamed onto the claim: still
-    no-replace, but a crash between the two leaves the empty claim behind.
+    no-replace, but a crash between the two leaves the empty claim behind (which crash recovery
+    removes). That is every move into exFAT or FAT through FUSE: its rename answers EINVAL to the
+    no-replace flag.
 
     ``dir_fd``: ``dest``'s folder, opened (and checked) by the caller: the file goes into that very
     folder, whatever ``dest``'s path leads to by the time of the link.
@@ -328,6 +529,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path |
     folder, so a link swapped in on the way after the caller's own check cannot take it elsewhere.
     """
     folder = dest.parent
+    original: os.stat_result | None = None
     try:
         original = os.lstat(src)
         if not stat.S_ISREG(original.st_mode):
@@ -362,6 +564,12 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path |
             raise Refused(exc, f"cannot write into {dest.parent}", disk_full_fix(dest.parent)) from exc
         if exc.errno == errno.ENAMETOOLONG:  # retried for ever as a bare error, naming no fix
             raise Refused(exc, f"cannot put it into {dest.parent}", path_too_long_fix(dest.parent)) from exc
+        moved = exc.strerror == MOVED_AWAY or original is None or not _is(src, original)
+        if isinstance(exc, FileNotFoundError) and not moved and folder.is_dir():
+            # Still there, its folder too: the folder's filesystem refused the name even as
+            # portable_name and ascii_name have it (ENOENT is how exFAT through FUSE says so). It
+            # was "gone meanwhile" and left in the inbox without a word.
+            raise name_refused(exc, dest) from exc
         if exc.errno not in REFUSALS:
             raise
         into = _unwritable(dest.parent)
@@ -435,6 +643,13 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 def disk_full_fix(folder: Path) -> str:
     """What to do when ``folder``'s disk has no room: the journal and the moves say it alike."""
     return f"its disk is full: free some space there (df -h '{folder}')"
+
+
+def name_refused(exc: OSError, dest: Path) -> Refused:
+    """``dest``'s folder takes files, but its filesystem refused this name even as
+    :func:`portable_name` and :func:`ascii_name` have it."""
+    fix = "its filesystem refuses that name (a drive formatted FAT, exFAT or NTFS): rename the file"
+    return Refused(exc, f"cannot put it into {dest.parent} as {dest.name}", fix)
 
 
 def path_too_long_fix(folder: Path) -> str:
@@ -565,7 +780,7 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
     """
     try:
         fsync_dir(final.parent)
-        if not _is(src, original):  # replaced meanwhile (a tool saving the next file under the name):
+        if not _is(src, original, final):  # replaced meanwhile (a tool saving the next file under the name):
             raise FileNotFoundError  # the unlink would delete that new file, its only copy
         src.unlink()
     except FileNotFoundError:
@@ -574,7 +789,7 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
             fsync_dir(final.parent)
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src)) from None
     except BaseException as exc:
-        if not _is(src, original):
+        if not _is(src, original, final):
             raise
         final.unlink()
         fsync_dir(final.parent)
@@ -584,11 +799,35 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
     fsync_dir(src.parent)
 
 
-def _is(path: Path, original: os.stat_result) -> bool:
+def _is(path: Path, original: os.stat_result, copy: Path | None = None) -> bool:
+    """Is ``path`` still the file ``original`` was taken of? With ``copy`` (its copy, just made):
+    one of another inode number but the same device, size and modification time is, if it holds
+    the copy's bytes. FUSE filesystems (exfat-fuse, fusefat) number a file anew whenever the kernel
+    dropped it from its cache: the source, taken for another file, stayed in an inbox on such a
+    drive beside its copy in the library, which sorted it a second time."""
     try:
-        return os.path.samestat(os.lstat(path), original)
+        now = os.lstat(path)
     except OSError:
         return False
+    if os.path.samestat(now, original):
+        return True
+    same = (now.st_dev, now.st_size, now.st_mtime_ns) == (
+        original.st_dev,
+        original.st_size,
+        original.st_mtime_ns,
+    )
+    return copy is not None and same and stat.S_ISREG(now.st_mode) and _same_bytes(path, copy)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        with open_regular(a) as fa, open_regular(b) as fb:
+            while (block := fa.read(1 << 20)) == fb.read(1 << 20):
+                if not block:
+                    return True
+    except OSError:
+        pass
+    return False
 
 
 def _copy_no_replace(src: Path, dest: Path, asked: bool, dir_fd: int | None = None) -> Path:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -31,8 +32,10 @@ from facesortd.boxes import Box
 from facesortd.decide import Decision
 from facesortd.durable import (
     DISK_FULL,
+    FOREIGN_FILESYSTEMS,
     Refused,
     disk_full_fix,
+    filesystem_type,
     fsync_dir,
     numbered_names,
     open_regular,
@@ -154,12 +157,21 @@ class JournalUnavailable(JournalError):
         try:
             fs = os.statvfs(folder)
             read_only, room = bool(fs.f_flag & os.ST_RDONLY), fs.f_bavail * fs.f_frsize
+            sized = fs.f_blocks > 0  # fusefat says 0 of everything: its size is not known, not full
         except OSError:
-            read_only, room = False, 1 << 30
+            read_only, room, sized = False, 1 << 30, False
+        kind = filesystem_type(folder)
         if read_only:
             fix = f"{folder} is on a read-only filesystem: mount it writable"
-        elif room < 1 << 20:
+        elif sized and room < 1 << 20:
             fix = disk_full_fix(folder)
+        elif kind is not None and (kind.startswith("fuse") or kind in FOREIGN_FILESYSTEMS):
+            # fusefat refuses SQLite's -shm file its size ("disk I/O error"), which was called a full disk
+            fix = (
+                f"{folder} is on {kind}, which does not give SQLite what its journal needs: keep "
+                "state_dir on a Linux filesystem (ext4, btrfs, xfs), such as the default "
+                "~/.local/state/facesortd, and only the library on that drive"
+            )
         else:
             fix = "look at what the system says of its disk (dmesg)"
         why = getattr(exc, "strerror", None) or exc
@@ -757,6 +769,9 @@ def _recover(journal: Journal) -> Iterator[str]:
             yield from _leave_relative(journal, move)
             continue
         copies = _arrived(journal, move)
+        yield from _remove_empty_claims(
+            journal, move.destination, move.hash, move.started, f"the interrupted move of {move.source}"
+        )
         if move.copied and copies:
             journal.finish(move.id, "done", copies[0])
             yield f"completed the interrupted copy of {move.source} -> {copies[0]}"
@@ -776,6 +791,10 @@ def _recover(journal: Journal) -> Iterator[str]:
             yield f"{move.source}: interrupted move found no file (moved away by someone else?)"
     if undoing := journal.get_meta(UNDOING):
         if (move := journal.move(int(undoing))) is not None:
+            # Marked undone (its "finished" time) just before the put-back began: a claim is newer.
+            since = move.finished or move.started
+            whose = f"the interrupted undo of {move.destination}"
+            yield from _remove_empty_claims(journal, move.source, move.hash, since, whose)
             yield _finish_undo(journal, move)
         journal.set_meta(UNDOING, "")
     _remove_stale_temp_files(journal)
@@ -861,7 +880,12 @@ def _finish_undo(journal: Journal, move: Move) -> str:
 
 
 def _copies(path: Path, digest: str) -> list[Path]:
-    """Files named ``path`` or one of the ' (n)' names a move may give it, holding the content ``digest``.
+    """Files named ``path`` or one of the ' (n)' names a move may give it, holding the content ``digest``."""
+    return [c for c in _named(path) if c.is_file() and content_id(c) == digest]  # unreadable: as journaled
+
+
+def _named(path: Path) -> list[Path]:
+    """What is there under ``path`` or one of the names a move may give it (``numbered_names``).
 
     Found in one listing of the folder, not by trying names up to the first free one: a file a
     person deleted since the crash leaves a gap below the name the move took, and the file was
@@ -872,12 +896,37 @@ def _copies(path: Path, digest: str) -> list[Path]:
             names = {entry.name for entry in entries}
     except OSError:  # gone, or not ours to list: nothing of the move's there that recovery could use
         return []
-    candidates = numbered_names(path)
-    return [
-        c
-        for c in candidates
-        if c.name in names and c.is_file() and content_id(c) == digest  # unreadable: as journaled
-    ]
+    return [c for c in numbered_names(path) if c.name in names]
+
+
+EMPTY_HASH = hashlib.sha256(b"").hexdigest()
+MTIME_SLACK_S = 2.0
+"""FAT keeps a file's modification time to 2 seconds."""
+
+
+def _remove_empty_claims(
+    journal: Journal, path: Path, digest: str, since: float, whose: str
+) -> Iterator[str]:
+    """Remove the empty file an interrupted move (``whose``) of the content ``digest`` to ``path``
+    claimed its name with, if it was killed before the file took it: where a filesystem has neither
+    hard links nor a no-replace rename (FAT and exFAT through FUSE answer EINVAL to it, so every
+    move into such a library, or `undo` into such an inbox, claims first), the empty claim stayed
+    for good: in the library, the file sorted again became ``name (1)``; in the inbox, the daemon
+    put the empty file into ``_quarantine/unreadable/``. Only an empty file made since ``since``,
+    of a name the move may have taken, that no finished move accounts for; never for a move of an
+    empty file (its copy is empty too)."""
+    if digest == EMPTY_HASH:
+        return
+    for claim in _named(path):
+        try:
+            st = claim.lstat()
+        except OSError:
+            continue
+        fresh = st.st_mtime >= since - MTIME_SLACK_S
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0 and fresh and journal.done_at(claim) is None:
+            claim.unlink()
+            fsync_dir(claim.parent)
+            yield f"removed {claim}, the empty name {whose} had claimed"
 
 
 def _remove_stale_temp_files(journal: Journal) -> None:

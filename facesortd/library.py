@@ -14,7 +14,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.decide import Decision
-from facesortd.durable import Outside, Refused, move_no_replace
+from facesortd.durable import Outside, Refused, mount_change, mounted_at, move_no_replace
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion, outside_library
 
 
@@ -36,10 +36,16 @@ class Library:
 
     root: Path
     leads_to: Path = field(init=False, compare=False, repr=False)
+    mounted_at: Path = field(init=False, compare=False, repr=False)
+    """Where the filesystem holding the library was mounted at the start (``durable.mounted_at``): a
+    drive unmounted under a running daemon left the library's path on the disk below, where each
+    move made the library anew: the files went to the internal disk, hidden once the drive was
+    mounted again (if it could be: FUSE refuses a mount point that is not empty)."""
     started_as: str = field(default="facesortd", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "leads_to", self.root.resolve())
+        object.__setattr__(self, "mounted_at", mounted_at(self.leads_to))
 
     def folder_for(self, decision: Decision) -> Path:
         if decision.to_emotion_folder:
@@ -103,6 +109,13 @@ class Library:
             use_now = f"restart {self.started_as} to use where it leads now"
             fix = f"point {self.root} back to {self.leads_to}, or {use_now}"
             return Refused(moved, f"cannot use the library {self.root}", fix)
+        if (now_at := mounted_at(self.leads_to)) != self.mounted_at:
+            what, undo = mount_change(self.mounted_at, now_at)
+            fix = (
+                f"{undo} (files for the library stay where they are until then), or restart "
+                f"{self.started_as} to use {self.root} on the filesystem at {now_at}"
+            )
+            return Refused(OSError(errno.ENODEV, what), f"cannot use the library {self.root}", fix)
         if decision is not None and decision.to_emotion_folder:
             return None
         return quarantine_refusal(self.root, self.folder_for(decision) if decision else None)

@@ -63,7 +63,7 @@ def journaled_apply(
     and recovery rolls it back, the file being still at its source.
     """
     with move_lock(journal.state_dir):
-        if not (_unchanged(src, seen) if seen else holds(src, digest)):  # moved on, or replaced (a tool
+        if not _unchanged(src, digest, seen):  # moved on, or replaced (a tool
             # saving to one fixed name): its move would carry the old decision and hash, which undo refused
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         move_id = journal.plan(digest, src, library.destination(src, decision), decision, model, copied=copy)
@@ -80,11 +80,24 @@ def journaled_apply(
     return final
 
 
-def _unchanged(path: Path, seen: os.stat_result) -> bool:
-    """Is ``path`` still the regular file ``seen`` was taken of, unwritten since?"""
+def _unchanged(path: Path, digest: str, seen: os.stat_result | None) -> bool:
+    """Is ``path`` still the regular file ``seen`` was taken of, unwritten since (without ``seen``:
+    does it still hold ``digest``)?
+
+    Another inode number under the same device, size and modification time is asked of the content:
+    FUSE filesystems (exfat-fuse, fusefat) number a file anew whenever the kernel dropped it from
+    its cache, so under memory pressure every file of an inbox on such a drive was "gone meanwhile"
+    by the time it was decided, and stayed."""
+    if seen is None:
+        return holds(path, digest)
     try:
         now = os.lstat(path)
     except OSError:
         return False
-    identity = (seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns)
-    return stat.S_ISREG(now.st_mode) and (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == identity
+    if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_size, now.st_mtime_ns) != (
+        seen.st_dev,
+        seen.st_size,
+        seen.st_mtime_ns,
+    ):
+        return False
+    return now.st_ino == seen.st_ino or holds(path, digest)

@@ -15,6 +15,7 @@ instead of it living on without sorting.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -33,7 +34,7 @@ from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint, folders_overlap, not_a_folder
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, Pipeline
-from facesortd.durable import Refused, atomic_writer, list_folder
+from facesortd.durable import Refused, atomic_writer, list_folder, mount_change, mounted_at
 from facesortd.emotion import ModelError
 from facesortd.journal import Journal, JournalReplaced, recover_logged
 from facesortd.learn.retrain import retrain_if_due
@@ -121,6 +122,8 @@ class Service:
         self._learning_problem: str | None = None
         """Why retraining cannot go on, while it cannot (`status` shows it)."""
         self._inbox_problem: str | None = None
+        self._inbox_mounted_at = mounted_at(settings.inbox)
+        """Where the inbox's filesystem was mounted at the start (see ``_inbox_unmounted``)."""
         self._model_problem: tuple[tuple[str, int] | None, str] | None = None
         """Why the model in force (at that key) cannot be loaded, while it cannot (`status` shows it)."""
         """Why nothing new can be watched (something else where the inbox belongs; `status` shows it)."""
@@ -178,6 +181,7 @@ class Service:
         self._install_signals()
         for folder in (s.inbox, s.library):
             folder.mkdir(parents=True, exist_ok=True)
+        self._inbox_mounted_at = mounted_at(s.inbox)
         ensure_private_dir(s.state_dir)
         self._recover()  # a journal that refuses it now (full disk) must not stop the sorting
         for leftover in remove_stale_temp_files(s.state_dir):
@@ -225,7 +229,7 @@ class Service:
                     code = 1
                     break
                 self._check_library()
-                if not watcher.alive():
+                if self._inbox_problem or not watcher.alive():  # a drive mounted again may look alive
                     watcher = self._watch_again(watcher)
                 if self._recover_due:
                     self._recover()
@@ -269,7 +273,11 @@ class Service:
     def _check_library(self) -> None:
         """The library re-pointed, or its quarantine made a link out of it, while the daemon ran: each
         move there is refused (Library.refusal) and the file stays where it is; said once here and
-        by `status` until it is put right, when the files waiting for it go at once."""
+        by `status` until it is put right, when the files waiting for it go at once.
+
+        Its drive mounted again, recovery runs first: a copy cut short when the drive went (pulled
+        out mid-copy) left its temp file there, which no recovery could remove while it was away,
+        and which stayed, tens of megabytes of a full USB stick, until the daemon's next start."""
         refused = self.library.refusal()
         problem = f"{refused}; {UNTIL_THEN}" if refused else None
         if problem == self._library_problem:
@@ -279,6 +287,7 @@ class Service:
             logger.error(problem)
             self._record_error(None, problem)
         else:
+            self._recover()
             self._retry_waiting_now()
 
     def _keep_daemon_lock(self) -> bool:
@@ -306,7 +315,7 @@ class Service:
         # An inbox path that now leads into the library (a symbolic link put in its place) is refused
         # as `run` refuses it at the start: its files are a person's labels, and the daemon moved them
         # out of happy/ into the quarantine as new screenshots.
-        if problem := not_a_folder("inbox", s.inbox) or folders_overlap(s):
+        if problem := not_a_folder("inbox", s.inbox) or folders_overlap(s) or self._inbox_unmounted():
             problem += "; nothing new is sorted until then"
             if problem != self._inbox_problem:
                 logger.error(problem)
@@ -320,6 +329,16 @@ class Service:
         watcher.start()
         watcher.offer_inbox(self._waiting())  # what arrived before the new watch began
         return watcher
+
+    def _inbox_unmounted(self) -> str | None:
+        """Why the inbox is not to be made anew: the drive it was on is no longer mounted where it was
+        at the start. Made anew, it was a folder of the disk below, which hid files dropped into it
+        once the drive was back, and which FUSE (exfat-fuse, ntfs-3g) refuses to mount over."""
+        inbox, before = self.settings.inbox, self._inbox_mounted_at
+        if (now := mounted_at(inbox)) == before:
+            return None
+        what, undo = mount_change(before, now)
+        return f"cannot use the inbox {inbox} ({what}): {undo}, or restart facesortd to use it on {now}"
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -689,7 +708,13 @@ class Service:
             ],
         }
         try:
-            with atomic_writer(self.settings.state_dir / STATUS_FILE) as fh:
+            # Not into a state folder made anew: gone with its drive unmounted (or `rm -r`: the daemon
+            # stops for it at this tick), it was made again on the disk below the mount point, which
+            # then hid it, and which exfat-fuse refuses to mount over.
+            state_dir = self.settings.state_dir
+            if not state_dir.is_dir():
+                raise FileNotFoundError(errno.ENOENT, "the state folder is gone", str(state_dir))
+            with atomic_writer(state_dir / STATUS_FILE) as fh:
                 fh.write(json_text(status).encode())
         except OSError as exc:
             if not self._status_failing:  # once per episode, not every second

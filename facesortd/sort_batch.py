@@ -13,6 +13,7 @@ tells the command's choice of files how many were sorted out of a folder named a
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from pathlib import Path
 from facesortd.config import Settings
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
-from facesortd.durable import DISK_FULL, disk_full_fix
+from facesortd.durable import DISK_FULL, Refused, disk_full_fix
 from facesortd.ensemble import Model
 from facesortd.journal import Journal, JournalLocked, JournalReplaced, recover_logged
 from facesortd.library import Library
@@ -64,8 +65,11 @@ class SortBatch:
         self.options = options
         self.workers = min(options.workers, len(files))
         self.make_pipeline = make_pipeline
-        self.disk_full = ""
-        """Which disk had no room for a move, with the fix ("": none)."""
+        self.blocked = ""
+        """Why every move after the last would fail alike (a full disk, the library's drive gone),
+        with the fix: the run stops there ("": none)."""
+        self.blocked_until = ""
+        """When the same command can sort the files left."""
         self._stop: Callable[[], bool] = lambda: False
         self._exit = ExitStack()
 
@@ -89,7 +93,7 @@ class SortBatch:
         files are left where they are once ``stop()`` is true or a disk is full."""
         self._stop = stop
         yield from in_order_until(
-            self._sort_one, self.files, self.workers, lambda: stop() or bool(self.disk_full)
+            self._sort_one, self.files, self.workers, lambda: stop() or bool(self.blocked)
         )
 
     def _make_sorter(self, journal: Journal | None, model: Model | None) -> Sorter:
@@ -124,8 +128,16 @@ class SortBatch:
                 raise
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
                 if why := _disk_full(exc, self.settings.state_dir):  # every other would fail alike
-                    self.disk_full = self.disk_full or why
+                    self._block(why, "there is room")
+                elif isinstance(exc, Refused) and exc.errno == errno.ENODEV:  # Library.refusal: unmounted
+                    self._block(str(exc), "the drive is mounted again")
                 return exc
+
+    def _block(self, why: str, until: str) -> None:
+        """Stop the run: every move after this one would fail for ``why`` (the first said wins). A
+        library's drive pulled out under `sort` classified each file left, to fail it alike."""
+        if not self.blocked:
+            self.blocked, self.blocked_until = why, until
 
     def _waited(self, seconds: float) -> bool:
         """Wait ``seconds`` by the monotonic clock for an unreadable file's writer, as the daemon

@@ -23,18 +23,18 @@ the end (resuming a big copy said a warning per file already copied), each at de
 
 def say_end(batch: SortBatch, stop: StopRequest, tally: Counter[str], dry_run: bool) -> int:
     """The summary line, with why the run stopped before the end if it did; the exit status: 1 if a
-    disk was full or a file failed, 130/143 if stopped by a signal."""
+    disk was full (or the library's drive gone) or a file failed, 130/143 if stopped by a signal."""
     if copied := tally[COPIED_BEFORE]:
         logger.warning("{} file(s) already copied into the library before: skipped", copied)
     done = ("dry run, nothing moved: " if dry_run else "") + summary(tally)
     left = len(batch.files) - tally.total()
-    if left and batch.disk_full:
+    if left and batch.blocked:
         logger.error(
-            "stopped: {}; {}; {} file(s) left where they were (the same command sorts them once there "
-            "is room)",
-            batch.disk_full,
+            "stopped: {}; {}; {} file(s) left where they were (the same command sorts them once {})",
+            batch.blocked,
             done,
             left,
+            batch.blocked_until,
         )
         return 1
     if left:  # stopped: by a signal, or Ctrl-C in a worker's tool

@@ -36,6 +36,14 @@ def item_id(st: os.stat_result) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+def _unwritten(st: os.stat_result) -> tuple[int, int, int]:
+    """What must not have changed for a listed file under its listed name to be still the one
+    listed when its inode number did: FUSE filesystems (exfat-fuse, fusefat) number a file anew
+    once the kernel dropped it from its cache, and every label given on the page to a library on
+    such a drive was then "no such file in the quarantine (any more); reload"."""
+    return st.st_dev, st.st_size, st.st_mtime_ns
+
+
 @dataclass(frozen=True)
 class Item:
     """One quarantined file as the page knows it."""
@@ -45,6 +53,8 @@ class Item:
     reason: str
     arrived: float
     """When it came into quarantine (ctime: a move sets it), for newest first."""
+    unwritten: tuple[int, int, int] = (0, 0, 0)
+    """Its ``_unwritten`` as listed."""
 
     def to_json(self, dismissed: bool) -> dict[str, object]:
         return {"id": self.id, "name": self.path.name, "reason": self.reason, "dismissed": dismissed}
@@ -85,7 +95,7 @@ def scan(library: Path, dismissed: Collection[str], listed: OnceLister | None = 
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # moved on since the listing (the daemon re-examining it)
                     continue
-                found.append(Item(item_id(st), path, reason, st.st_ctime))
+                found.append(Item(item_id(st), path, reason, st.st_ctime, _unwritten(st)))
         found.sort(key=lambda i: (-i.arrived, i.path.name))
         items.extend(found)
     return [i for i in items if i.id not in dismissed] + [i for i in items if i.id in dismissed]
@@ -104,7 +114,7 @@ def current(item: Item, library: Path) -> Item | None:
         st = item.path.lstat()
     except OSError:
         return None
-    if not stat.S_ISREG(st.st_mode) or item_id(st) != item.id:
+    if not stat.S_ISREG(st.st_mode) or (item_id(st) != item.id and _unwritten(st) != item.unwritten):
         return None
     if item.path.parent.resolve().parent != quarantine:
         return None

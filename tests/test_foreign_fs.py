@@ -1,0 +1,556 @@
+"""A library (or inbox, or state folder) on a drive formatted exFAT, FAT or NTFS.
+
+CI cannot mount one; ``foreign_fs.make_foreign`` acts out what the real mounts did (see there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from foreign_fs import Drive, make_foreign, renumbered, windows_names_refusal
+from loguru import logger
+from synthetic import screenshot_png, stub_pipeline
+from waiting import running_daemon, wait_until
+
+from facesortd import cli, durable
+from facesortd.config import Settings
+from facesortd.decide import Decision
+from facesortd.journal import UNDOING, Journal, JournalUnavailable, file_hash, recover
+from facesortd.library import Library
+from facesortd.placement import journaled_apply
+from facesortd.review_page import queue
+from facesortd.sorter import Sorter
+
+UNSURE = Decision.quarantine("unsure")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("name", "portable"),
+    [
+        ("co:lon.png", "co_lon.png"),
+        ('q?*"<>|\\.png', "q_______.png"),
+        ("tab\there.png", "tab_here.png"),
+        (os.fsdecode(b"bad\xff.png"), "bad_.png"),
+    ],
+    ids=["colon", "reserved", "control", "not-utf8"],
+)
+def test_a_name_the_library_drive_refuses_is_sorted_under_a_name_it_takes_and_undo_gives_its_own_back(
+    cli_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    portable: str,
+) -> None:
+    """exFAT refuses ``a:b.png`` with ENOENT, and a name that is not UTF-8 with EILSEQ: `sort` said
+    "skipped, gone meanwhile" (the daemon nothing at all) of a file still in the inbox, or failed it
+    with a bare errno, every retry, for ever."""
+    env = cli_settings
+    make_foreign(monkeypatch, env.library)
+    shot = env.inbox / name
+    shot.write_bytes(screenshot_png(3))
+    assert cli.main(["sort"]) == 0
+    err = capsys.readouterr().err
+    assert "gone meanwhile" not in err and not shot.exists()
+    [placed] = _files(env.library)
+    assert placed.name == portable and file_hash(placed) == sha256(screenshot_png(3))
+    assert cli.main(["undo", "1", "--yes"]) == 0
+    assert shot.read_bytes() == screenshot_png(3) and _files(env.library) == []
+
+
+def test_a_portable_name_taken_is_numbered_never_overwritten(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = cli_settings
+    make_foreign(monkeypatch, env.library)
+    taken = env.library / "_quarantine" / "unsure" / "a_b.png"
+    taken.parent.mkdir(parents=True)
+    taken.write_bytes(b"a person's own")
+    (env.inbox / "a:b.png").write_bytes(screenshot_png(4))
+    assert cli.main(["sort"]) == 0
+    assert taken.read_bytes() == b"a person's own"
+    assert (taken.parent / "a_b (1).png").read_bytes() == screenshot_png(4)
+
+
+@pytest.mark.parametrize("chmod", [errno.EPERM, errno.ENOSYS], ids=["eperm", "fusefat"])
+def test_a_library_drive_without_permissions_takes_the_copies(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], chmod: int
+) -> None:
+    """A copy into the library is given its source's times and mode; FAT keeps no mode, and fusefat
+    refuses the chmod (ENOSYS), so every file failed for ever, "[Errno 38] Function not
+    implemented" (a driver's EPERM: "cannot remove it from <inbox>", advice to chmod the inbox)."""
+    env = cli_settings
+    make_foreign(monkeypatch, env.library, chmod=chmod)
+    shot = env.inbox / "a.png"
+    shot.write_bytes(screenshot_png(14))
+    os.utime(shot, (1_600_000_000, 1_600_000_000))
+    monkeypatch.setattr(durable.os, "link", _across(durable.os.link, env.inbox))
+    assert cli.main(["sort"]) == 0, capsys.readouterr().err
+    [placed] = _files(env.library)
+    assert placed.read_bytes() == screenshot_png(14) and not shot.exists()
+    assert placed.stat().st_mtime == 1_600_000_000  # the times are kept where the drive takes them
+
+
+def _across(link, inbox: Path):  # type: ignore[no-untyped-def]
+    """``os.link`` for an inbox on another filesystem than the library: its files are copied."""
+
+    def cross(a, b, **kw):  # type: ignore[no-untyped-def]
+        if Path(a).parent == inbox:
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        return link(a, b, **kw)
+
+    return cross
+
+
+def test_a_name_the_library_drive_refuses_with_eperm_is_blamed_on_the_name_not_the_inbox(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fusefat refuses names with EPERM: the file, copied across, was said to be refused by the
+    inbox it came from ("cannot remove it from <inbox> ... chmod u+rwx")."""
+    env = cli_settings
+    make_foreign(monkeypatch, env.library, lambda n: errno.EPERM if n.startswith(("é", "e")) else None)
+    shot = env.inbox / "é.png"
+    shot.write_bytes(screenshot_png(15))
+    monkeypatch.setattr(durable.os, "link", _across(durable.os.link, env.inbox))
+    assert cli.main(["sort"]) == 1
+    err = capsys.readouterr().err
+    assert "refuses that name" in err and f"cannot remove it from {env.inbox}" not in err
+    assert shot.read_bytes() == screenshot_png(15) and _files(env.library) == []
+
+
+def test_a_name_refused_even_as_portable_is_said_with_the_fix_not_gone(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refusal no substitution helps (fusefat refuses every name that is not ASCII, with ENOENT
+    for some steps): the file stays, said as refused with what to do, never "gone meanwhile"."""
+    env = cli_settings
+    make_foreign(monkeypatch, env.library, lambda n: 2 if n.startswith("nope") else None)
+    shot = env.inbox / "nope.png"
+    shot.write_bytes(screenshot_png(5))
+    assert cli.main(["sort"]) == 1
+    err = capsys.readouterr().err
+    assert "gone meanwhile" not in err and "refuses that name" in err and "rename the file" in err
+    assert shot.read_bytes() == screenshot_png(5) and _files(env.library) == []
+
+
+@pytest.mark.parametrize("source_removed", [False, True], ids=["before-unlink", "after-unlink"])
+def test_recovery_finds_a_move_killed_under_the_name_the_drive_took(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, source_removed: bool
+) -> None:
+    """Killed after the copy was whole under ``co_lon.png``: recovery looked only for ``co:lon.png``
+    and its numbered names, so the copy stayed as a second one (source still there) or the move was
+    "found no file" and the file was unknown to the journal, which `undo` and the labels need."""
+    env = cli_settings
+    make_foreign(monkeypatch, env.library)
+    src = env.inbox / "co:lon.png"
+    src.write_bytes(screenshot_png(6))
+    journal = Journal.for_state_dir(env.state_dir)
+    planned = env.library / "_quarantine" / "unsure" / "co:lon.png"
+    journal.plan(file_hash(src), src, planned, UNSURE, "m")
+    planned.parent.mkdir(parents=True)
+    placed = durable.move_no_replace(src, planned, copy=True)  # the copy step; the kill comes here
+    assert placed.name == "co_lon.png"
+    if source_removed:
+        src.unlink()
+    [line] = list(recover(journal))
+    if source_removed:
+        assert line == f"completed the interrupted move of {src} -> {placed}"
+        assert [m.destination for m in journal.done_moves()] == [placed]
+    else:
+        assert line.startswith("rolled back") and not placed.exists() and src.exists()
+
+
+def test_a_library_drive_unmounted_under_the_daemon_is_not_made_anew_on_the_disk_below(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library on a USB drive mounted at <drive>; the drive unmounted while the daemon ran:
+    each move made <drive>/library/... anew on the internal disk and put the file there, where it
+    was hidden once the drive was mounted again (and exfat-fuse refused the mount point, no longer
+    empty). The file now stays where it is until the drive is back, then goes in."""
+    drive = Drive(monkeypatch, tmp_path / "drive")
+    settings = daemon_settings.model_copy(update={"library": drive.folder / "library"})
+    library = Library(settings.library)
+    sorter = Sorter(library, Journal.for_state_dir(settings.state_dir))
+    pipeline = stub_pipeline(settings)
+    settings.inbox.mkdir(parents=True)
+    first, second = settings.inbox / "a.png", settings.inbox / "b.png"
+    first.write_bytes(screenshot_png(7))
+    second.write_bytes(screenshot_png(8))
+    assert sorter.sort(pipeline, first).kind == "placed"
+
+    drive.mounted = False  # unmounted: what was on it is gone from <drive>, an empty folder of the disk below
+    shutil.rmtree(settings.library)
+    assert (refused := library.refusal()) is not None and "mount it at" in str(refused)
+    with pytest.raises(durable.Refused, match="is not there now"):
+        sorter.sort(pipeline, second)
+    assert second.read_bytes() == screenshot_png(8) and list(drive.folder.iterdir()) == []
+
+    drive.mounted = True  # mounted again
+    settings.library.mkdir()
+    assert library.refusal() is None and sorter.sort(pipeline, second).kind == "placed"
+    assert not second.exists() and len(_files(settings.library)) == 1
+
+
+def test_an_inbox_drive_unmounted_under_the_daemon_is_not_made_anew_and_is_watched_once_back(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox on a drive unmounted while the daemon ran: the daemon made the inbox anew on the
+    disk below, where files were hidden once the drive was back, and exfat-fuse then refused to
+    mount over the folder no longer empty. Mounted again, the inbox looked alive to the daemon (the
+    same device and inode as before) and nothing dropped there was heard of."""
+    drive = Drive(monkeypatch, tmp_path / "drive")
+    settings = daemon_settings.model_copy(update={"inbox": drive.folder / "inbox"})
+    lines: list[str] = []
+    logger.add(lines.append, level="ERROR", format="{message}")
+    with running_daemon(settings, stub_pipeline) as daemon:
+        drive.mounted = False
+        shutil.rmtree(settings.inbox)
+        wait_until(lambda: any("is not there now): mount it at" in line for line in lines))
+        assert list(drive.folder.iterdir()) == []
+        drive.mounted = True
+        settings.inbox.mkdir()
+        (settings.inbox / "back.png").write_bytes(screenshot_png(9))
+        wait_until(lambda: not (settings.inbox / "back.png").exists())
+        assert not daemon.stop_event.is_set()
+    assert [p.name for p in settings.library.rglob("*.png")] == ["back.png"]
+
+
+def test_a_file_fuse_numbered_anew_since_it_was_decided_is_still_moved(daemon_settings: Settings) -> None:
+    """exfat-fuse gives a file another inode number once the kernel dropped it from its cache (seen
+    on the mount: 44, then 46); the identity check before the move took it for another file, and
+    under memory pressure every file of an inbox on such a drive was "skipped, gone meanwhile"."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    shot = settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(10))
+    journal = Journal.for_state_dir(settings.state_dir)
+    seen = renumbered(shot.lstat())
+    final = journaled_apply(journal, Library(settings.library), shot, file_hash(shot), UNSURE, "m", seen=seen)
+    assert final.read_bytes() == screenshot_png(10) and not shot.exists()
+    shot.write_bytes(screenshot_png(11))  # and one really replaced (same size, time) is still refused
+    seen = renumbered(shot.lstat())
+    with pytest.raises(FileNotFoundError):
+        journaled_apply(journal, Library(settings.library), shot, sha256(b"other"), UNSURE, "m", seen=seen)
+    assert shot.exists()
+
+
+def test_a_source_fuse_numbered_anew_during_its_copy_is_removed_not_left_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox on an exFAT drive, the library on the internal disk: the file is copied, then its
+    source removed if it is still the very file. Numbered anew meanwhile, it was taken for another
+    file and left in the inbox beside its copy, which the daemon then sorted a second time."""
+    src = tmp_path / "drive" / "a.png"
+    src.parent.mkdir()
+    src.write_bytes(screenshot_png(12))
+    real_lstat, real_link, copied = os.lstat, os.link, []
+    monkeypatch.setattr(durable, "_copy_no_replace", _noting(durable._copy_no_replace, copied))
+
+    def lstat(path, *args, **kw):
+        st = real_lstat(path, *args, **kw)
+        return renumbered(st) if copied and Path(path) == src else st
+
+    def link(a, b, **kw):  # the library is on another filesystem than the inbox
+        if Path(a) == src:
+            raise OSError(errno.EXDEV, "cross-device")
+        return real_link(a, b, **kw)
+
+    monkeypatch.setattr(durable.os, "lstat", lstat)
+    monkeypatch.setattr(durable.os, "link", link)
+    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    assert final.read_bytes() == screenshot_png(12) and not src.exists()
+
+
+def _noting(call, calls: list[object]):  # type: ignore[no-untyped-def]
+    def noted(*args, **kw):  # type: ignore[no-untyped-def]
+        result = call(*args, **kw)
+        calls.append(result)
+        return result
+
+    return noted
+
+
+def test_recovery_removes_the_empty_name_a_move_killed_between_claim_and_rename_left(
+    daemon_settings: Settings,
+) -> None:
+    """exFAT and FAT through FUSE have no hard links and answer EINVAL to the no-replace rename, so
+    every move into such a library claims its name with an empty file first and renames the file
+    onto it. A kill -9 between the two left that empty file in the library for good, and the file,
+    sorted again, went in as ``a (1).png`` beside it. An empty file a person had there is kept."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(13))
+    folder = settings.library / "_quarantine" / "unsure"
+    folder.mkdir(parents=True)
+    theirs = folder / "a.png"
+    theirs.touch()
+    os.utime(theirs, (1_000_000_000, 1_000_000_000))  # there long before the move
+    journal = Journal.for_state_dir(settings.state_dir)
+    journal.plan(file_hash(src), src, folder / "a.png", UNSURE, "m")
+    (folder / "a (1).png").touch()  # the claim; the kill comes before the rename onto it
+    lines = list(recover(journal))
+    claim = folder / "a (1).png"
+    assert lines[0] == f"removed {claim}, the empty name the interrupted move of {src} had claimed"
+    assert lines[1].startswith("rolled back") and src.read_bytes() == screenshot_png(13)
+    assert _files(settings.library) == [theirs]
+
+
+def test_a_quarantined_file_fuse_numbered_anew_since_the_listing_is_still_labelled(tmp_path: Path) -> None:
+    """The review page names files by an id of their device, inode, size and time. exfat-fuse gives
+    a file another inode number once the kernel dropped it from its cache (seen on the mount after
+    `drop_caches`): each of 6 labels given then was "no such file in the quarantine (any more); reload"."""
+    library = tmp_path / "library"
+    shot = library / "_quarantine" / "unsure" / "a.png"
+    shot.parent.mkdir(parents=True)
+    shot.write_bytes(screenshot_png(16))
+    [listed] = queue.scan(library, ())
+    as_listed = dataclasses.replace(listed, id=queue.item_id(renumbered(shot.lstat())))  # listed before
+    assert queue.current(as_listed, library) == as_listed
+    shot.write_bytes(screenshot_png(17) + b"more")  # a file written since is not the one listed
+    assert queue.current(as_listed, library) is None
+
+
+def test_a_state_folder_on_fusefat_is_not_called_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fusefat refuses SQLite's -shm file its size ("disk I/O error") and says its size is 0 blocks
+    (statvfs): every command said "its disk is full: free some space there" of a drive with room."""
+    nothing = os.statvfs_result((1024, 1024, 0, 0, 0, 129022, 123238, 123238, 4102, 255))
+    monkeypatch.setattr("facesortd.journal.os.statvfs", lambda _folder: nothing)
+    monkeypatch.setattr("facesortd.journal.filesystem_type", lambda _folder: "fuse.fusefat")
+    said = str(JournalUnavailable(tmp_path / "journal.sqlite", sqlite3.OperationalError("disk I/O error")))
+    assert "full" not in said and "is on fuse.fusefat" in said and "state_dir on a Linux filesystem" in said
+
+
+def test_the_filesystem_type_is_read_for_the_folder_a_path_is_in(tmp_path: Path) -> None:
+    """The type of a folder's filesystem, for messages: what /proc/self/mountinfo says of the mount
+    holding it (a folder not made yet: of the nearest one that is)."""
+    kind = durable.filesystem_type(tmp_path / "not" / "made")
+    assert kind is not None and kind == durable.filesystem_type(tmp_path)
+
+
+def test_a_name_longer_than_255_bytes_that_the_drive_takes_is_kept_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """exFAT and NTFS take 255 UTF-16 units, not bytes: 100 of ``あ`` (304 bytes with ``.png``) is a
+    name there. It was cut to 255 bytes going into a library on such a drive, and `undo` gave it
+    back cut into an inbox on one (seen on exfat-fuse). Here NAME_MAX is made shorter than what the
+    test's filesystem takes, which is how such a drive looks to facesortd."""
+    monkeypatch.setattr(durable, "NAME_MAX", 40)
+    name = "\u3042" * 20 + ".png"  # 64 bytes
+    src = tmp_path / "inbox" / name
+    src.parent.mkdir()
+    src.write_bytes(b"x")
+    final = durable.move_no_replace(src, tmp_path / "lib" / name)
+    assert final.name == name and final.read_bytes() == b"x"
+    assert next(durable.numbered_names(final)) == final  # where recovery looks first
+    src.write_bytes(b"y")  # the same name again: numbered, cut to NAME_MAX as before
+    again = durable.move_no_replace(src, tmp_path / "lib" / name)
+    assert again.name.endswith(" (1).png") and len(os.fsencode(again.name)) <= 40
+
+
+def test_a_name_longer_than_the_filesystem_takes_is_still_cut_to_fit(tmp_path: Path) -> None:
+    """From an inbox on exFAT (a 304-byte name) into a library on ext4, which takes 255 bytes."""
+    name = "\u3042" * 100 + ".png"
+    src = tmp_path / "inbox" / "a.png"
+    src.parent.mkdir()
+    src.write_bytes(b"x")
+    final = durable.move_no_replace(src, tmp_path / "lib" / name)
+    assert len(os.fsencode(final.name)) <= 255 and final.name.startswith("\u3042" * 50)
+    assert final.read_bytes() == b"x"
+
+
+def test_a_copy_across_filesystems_whose_last_step_fails_is_taken_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy linked into the library, then its folder's fsync failed (an I/O error on a USB
+    drive): the move failed and the source stayed, but so did the copy, which the journal marked
+    rolled back: the retry copied the file again, ``a (1).png`` beside ``a.png``."""
+    src = tmp_path / "inbox" / "a.png"
+    src.parent.mkdir()
+    src.write_bytes(b"x" * 100)
+    library = tmp_path / "lib"
+    real_fsync_dir, failed = durable.fsync_dir, []
+
+    def fsync_dir(path: Path) -> None:
+        if Path(path) == library and not failed:
+            failed.append(path)
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(durable.os, "link", _across(os.link, src.parent))
+    with pytest.raises(OSError):
+        durable.move_no_replace(src, library / "a.png")
+    assert src.read_bytes() == b"x" * 100 and _files(library) == []
+    final = durable.move_no_replace(src, library / "a.png")  # the retry
+    assert final.name == "a.png" and _files(library) == [final] and not src.exists()
+
+
+def test_doctor_says_what_a_drive_for_windows_means_and_that_a_state_folder_there_is_not_private(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A state folder on exFAT or NTFS cannot be made 0700: the journal, which names every file
+    sorted, was as readable as the drive's mount options made it, and `doctor` said "all good"."""
+    env = cli_settings
+    on_drive = {env.library, env.state_dir}
+    monkeypatch.setattr("facesortd.doctor.filesystem_type", lambda f: "fuseblk" if f in on_drive else "ext4")
+    env.state_dir.mkdir(parents=True)
+    env.state_dir.chmod(0o777)  # what the drive shows, whatever facesortd asks
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "library is on fuseblk (exFAT or NTFS through FUSE): names it refuses get _" in out
+    assert f"FIX   state_dir {env.state_dir} is on fuseblk" in out and "readable by other users" in out
+    assert "inbox is on" not in out
+
+
+def test_a_state_folder_gone_with_its_drive_is_not_made_anew_on_the_disk_below(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state folder on a drive unmounted under the daemon: the daemon stops for it (its journal
+    is gone), but its status file, written once more as it stopped, made the state folder anew on
+    the disk below the mount point, which exfat-fuse then refused to mount over (seen on the mount)."""
+    drive = Drive(monkeypatch, tmp_path / "drive")
+    settings = daemon_settings.model_copy(update={"state_dir": drive.folder / "state"})
+    lines: list[str] = []
+    logger.add(lines.append, level="CRITICAL", format="{message}")
+    with running_daemon(settings, stub_pipeline):
+        drive.mounted = False
+        shutil.rmtree(settings.state_dir)
+        wait_until(lambda: any("was removed or replaced" in line for line in lines))
+    assert list(drive.folder.iterdir()) == []
+
+
+def test_a_copy_cut_short_by_a_drive_pulled_out_is_tidied_once_it_is_back(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library's drive pulled out during a copy: the copy's temp file could not be removed then,
+    nor by the recovery the failure asked for (the drive was away), and stayed on the drive (20 MB
+    of a full 64 MB one, seen on the mount) until the daemon's next start."""
+    drive = Drive(monkeypatch, tmp_path / "drive")
+    settings = daemon_settings.model_copy(update={"library": drive.folder / "library"})
+    with running_daemon(settings, stub_pipeline) as daemon:
+        (settings.inbox / "a.png").write_bytes(screenshot_png(18))
+        wait_until(lambda: not (settings.inbox / "a.png").exists())
+        [placed] = _files(settings.library)
+        drive.mounted = False
+        wait_until(lambda: daemon._library_problem is not None)
+        left = placed.parent / f"{durable.TMP_PREFIX}cut-short"
+        left.write_bytes(b"half a screenshot")
+        drive.mounted = True
+        wait_until(lambda: not left.exists())
+    assert _files(settings.library) == [placed]
+
+
+def test_sort_stops_at_a_library_drive_pulled_out_and_leaves_the_rest(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The library's drive pulled out under a `sort` of many files: each file left was classified,
+    to fail with the same line; `sort` now stops at the first, as at a full disk, exit 1."""
+    drive = Drive(monkeypatch, tmp_path / "drive")
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(drive.folder / "library"))
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(30):
+        (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(i))
+    real_link = os.link
+
+    def link(src: object, dst: object, **kw: object) -> None:  # pulled out after three files
+        if len(_files(drive.folder)) >= 3:
+            drive.mounted = False
+        real_link(src, dst, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("facesortd.durable.os.link", link)
+    assert cli.main(["sort", "--workers", "1", str(shots)]) == 1
+    err = capsys.readouterr().err
+    assert "stopped: cannot use the library" in err and "once the drive is mounted again" in err
+    assert err.count("could not move it") <= 2
+    assert len(_files(shots)) + len(_files(drive.folder)) == 30
+
+
+def test_a_drive_mounted_over_the_library_since_the_start_is_said_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon started before the drive was plugged in made its library on the disk below; the
+    drive mounted over it since is not where the journal's files are: said so, with what to do
+    (not "the drive mounted at / is not there now: mount it at / again")."""
+    drive = Drive(monkeypatch, tmp_path / "drive")
+    drive.mounted = False
+    library = Library(drive.folder / "library")
+    drive.mounted = True
+    said = str(library.refusal())
+    assert f"a drive was mounted at {drive.folder} since the start" in said
+    assert f"unmount it from {drive.folder}" in said and "or restart facesortd" in said
+
+
+@pytest.mark.parametrize(
+    ("name", "portable"), [("CON.png", "CON_.png"), ("aux.png", "aux_.png"), ("a:b.png", "a_b.png")]
+)
+def test_names_ntfs_refuses_with_windows_names_are_sorted_under_names_it_takes(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, name: str, portable: str
+) -> None:
+    """`ntfs-3g -o windows_names` refuses Windows' device names with EINVAL (seen on the mount:
+    CON.png and aux.png failed, "its filesystem refuses that name")."""
+    env = cli_settings
+    make_foreign(monkeypatch, env.library, windows_names_refusal)
+    (env.inbox / name).write_bytes(screenshot_png(19))
+    assert cli.main(["sort"]) == 0
+    [placed] = _files(env.library)
+    assert placed.name == portable and placed.read_bytes() == screenshot_png(19)
+
+
+def test_recovery_removes_the_empty_name_an_undo_killed_between_claim_and_rename_left(
+    daemon_settings: Settings,
+) -> None:
+    """`undo` into an inbox on exFAT claims the file's old name with an empty file first: killed
+    before the rename, the empty file stayed in the inbox and the daemon sorted it into
+    `_quarantine/unreadable/`."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(20))
+    journal = Journal.for_state_dir(settings.state_dir)
+    placed = journaled_apply(journal, Library(settings.library), src, file_hash(src), UNSURE, "m")
+    [move] = journal.done_moves()
+    journal.set_meta(UNDOING, str(move.id))  # `undo` began, as undo.py does it
+    journal.finish(move.id, "undone")
+    src.touch()  # its claim; the kill comes before the rename onto it
+    lines = list(recover(journal))
+    assert lines[0] == f"removed {src}, the empty name the interrupted undo of {placed} had claimed"
+    assert lines[1] == f"the interrupted undo of {placed} had not begun; it stays sorted"
+    assert not src.exists() and placed.read_bytes() == screenshot_png(20)
+
+
+@pytest.mark.parametrize(("name", "ascii"), [("é ü.png", "e u.png"), ("\u3042\u3044.png", "__.png")])
+def test_a_name_only_ascii_would_do_for_is_sorted_in_ascii_and_undo_gives_its_own_back(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, name: str, ascii: str
+) -> None:
+    """fusefat (and FAT mounted without UTF-8) refuses every name that is not ASCII: such files
+    stayed in the inbox for ever, said refused (seen on the mount: 3 of 11)."""
+    env = cli_settings
+    make_foreign(monkeypatch, env.library, lambda n: None if n.isascii() else errno.EPERM)
+    shot = env.inbox / name
+    shot.write_bytes(screenshot_png(21))
+    monkeypatch.setattr(durable.os, "link", _across(durable.os.link, env.inbox))
+    assert cli.main(["sort"]) == 0
+    [placed] = _files(env.library)
+    assert placed.name == ascii and placed.read_bytes() == screenshot_png(21)
+    assert cli.main(["undo", "1", "--yes"]) == 0 and shot.read_bytes() == screenshot_png(21)
