@@ -446,3 +446,14 @@ def test_a_problem_naming_a_folder_with_a_line_break_is_one_line(
     assert cli.main(["doctor"]) == 1
     [fix] = [line for line in capsys.readouterr().out.splitlines() if "only by case" in line]
     assert fix.startswith("FIX   Sad\\x0aday/ and sad\\x0aday/ in "), fix
+
+
+def test_status_help_says_where_the_report_goes_and_what_its_exit_status_means(capsys) -> None:
+    """A script around `status` read its exit status to find problems and always saw 0: the help
+    now says the report is on stdout, the exit is 0 with problems too, and what to look for."""
+    with pytest.raises(SystemExit):
+        cli.main(["status", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "goes to stdout" in text
+    assert "exits 0 whenever it could make one, problems included" in text
+    assert '"PROBLEM:"' in text

@@ -24,7 +24,10 @@ def add_status(sub: argparse._SubParsersAction) -> None:
         "folders, files placed today and "
         "in total per folder, files you labelled (on the review page or by moving them), files waiting "
         "in each quarantine folder, what sits in the inbox and why, "
-        "labels for training and the last errors.",
+        "labels for training and the last errors. The report goes to stdout, and status exits 0 "
+        "whenever it could make one, problems included: a script looks for the lines that start "
+        '"PROBLEM:" (or the "problems" list of --json), not at the exit status, which is 2 only for '
+        "settings it cannot read.",
     )
     p.add_argument(
         "--json",
