@@ -353,6 +353,11 @@ def holder_pid(state_dir: Path) -> int | None:
         return None
 
 
+RETRAIN_RUNNING = "a retrain is running now: waiting for it to end"
+"""What a process waiting for the retrain lock tells its person: the commands print it, the review
+page shows it."""
+
+
 @contextlib.contextmanager
 def retrain_lock(state_dir: Path, waiting: Callable[[], None] | None = None) -> Iterator[bool]:
     """Yields True while this process is the only one retraining. If another is: with ``waiting``,

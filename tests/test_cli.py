@@ -1335,7 +1335,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
     from waiting import wait_until
 
     from facesortd import model_store
-    from facesortd.state import retrain_lock
+    from facesortd.state import RETRAIN_RUNNING, retrain_lock
 
     settings = load_settings()
     pointer = model_store.models_dir(settings) / model_store.CURRENT
@@ -1344,10 +1344,32 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
         assert mine  # the daemon is retraining
         person = threading.Thread(target=lambda: codes.append(cli.main(["model", "use", "default"])))
         person.start()
-        wait_until(lambda: "waiting for it to end" in capsys.readouterr().out, timeout=5)
+        wait_until(lambda: RETRAIN_RUNNING in capsys.readouterr().out, timeout=5)
         assert not pointer.exists()  # nothing put in force before the retrain's own choice
     person.join(timeout=10)
     assert codes == [0] and pointer.read_text() == model_store.DEFAULT  # then the person's choice
+
+
+def test_retrain_waits_for_a_retrain_running_now_in_the_words_model_use_says(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`retrain` said "the daemon is retraining" of a retrain that could as well be the review page's
+    or another `retrain`'s; every command waiting for one says the same."""
+    import threading
+
+    from waiting import wait_until
+
+    from facesortd.state import RETRAIN_RUNNING, retrain_lock
+
+    codes: list[int] = []
+    with retrain_lock(load_settings().state_dir) as mine:
+        assert mine
+        person = threading.Thread(target=lambda: codes.append(cli.main(["retrain"])))
+        person.start()
+        wait_until(lambda: RETRAIN_RUNNING in capsys.readouterr().out, timeout=5)
+        assert not codes  # still waiting
+    person.join(timeout=30)
+    assert codes == [1]  # then its own retrain: no labels, no model
 
 
 def test_train_activate_keeps_the_models_folder_bounded(crop_dataset: Path, fake_detector: None) -> None:
