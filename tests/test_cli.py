@@ -804,6 +804,33 @@ def test_install_service_keeps_a_unit_edited_by_hand(capsys: pytest.CaptureFixtu
     assert (unit.parent / "facesortd.service (1).bak").read_text() == mine.replace("2G", "3G")
 
 
+def test_a_unit_kept_is_said_even_when_the_new_one_cannot_be_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The copy of an edited unit is made before the new unit is written: a write that then fails
+    must not leave a `.bak` the person was never told of."""
+    assert cli.main(["install-service"]) == 0
+    unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
+    unit.write_text(unit.read_text().replace("Nice=5\n", "Nice=5\nMemoryMax=2G\n"))
+    capsys.readouterr()
+    mkstemp = durable.tempfile.mkstemp
+    made: list[str] = []
+
+    def full_after_one(*args: object, **kwargs: object) -> tuple[int, str]:
+        if made:  # the copy got its temp file; the new unit finds the disk full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        made.append("copy")
+        return mkstemp(*args, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(durable.tempfile, "mkstemp", full_after_one)
+    assert cli.main(["install-service"]) == 2
+    said = capsys.readouterr()
+    kept = unit.parent / "facesortd.service.bak"
+    assert said.out == f"kept the unit that was there, which facesortd did not write as it is, as {kept}\n"
+    assert said.err.startswith(f"facesortd: error: cannot write {unit} (")
+    assert "MemoryMax=2G" in kept.read_text() and "MemoryMax=2G" in unit.read_text()
+
+
 @pytest.mark.parametrize(
     ("errno_", "fix"),
     [
