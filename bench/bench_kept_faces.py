@@ -1,6 +1,6 @@
 """What keeping a label's face costs: the kept crop (shrunk to KEEP_SIDE) against the face at run time.
 
-A label's face is kept as a crop (learn/retrain.keep_face) and read back when a retrain learns
+A label's face is kept as a crop (learn/kept_faces.keep_face) and read back when a retrain learns
 from it. Unshrunk, it normalises exactly as the screenshot's face; a crop larger than KEEP_SIDE
 is shrunk, and this measures what that changes, on every face of the seed screenshots (their
 hand-checked boxes): mean absolute difference of the normalised faces, and what the shipped model
@@ -26,7 +26,7 @@ from facesortd.config import load_settings
 from facesortd.faces import box_in_crop, cut_face_crop, normalise_face
 from facesortd.images import read_image, to_gray
 from facesortd.learn.datasets import load_faces_json
-from facesortd.learn.retrain import KEEP_SIDE, keep_face, kept_face
+from facesortd.learn.kept_faces import KEEP_SIDE, keep_face, kept_face
 from facesortd.model_store import load_model_in_force
 
 

@@ -1,13 +1,16 @@
-"""The systemd user unit: its text for this very facesortd, where it is installed, and whether
-facesortd wrote it as it is (`install-service` writes it, `doctor` checks what it runs)."""
+"""The systemd user unit: its text for this very facesortd, where it is installed, whether facesortd
+wrote it as it is, and its writing (`install-service` installs it, `doctor` checks what it runs)."""
 
 from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 
 from facesortd.config import config_home, config_option
+from facesortd.durable import atomic_writer, write_new
 from facesortd.package_data import README, SERVICE_TEMPLATE, data_file, package_file
 
 
@@ -73,3 +76,27 @@ def written_as_is(unit: bytes) -> bool:
 def unit_file() -> Path:
     """Where `install-service` writes the unit: systemd's folder for a user's own units."""
     return config_home().parent / "systemd" / "user" / "facesortd.service"
+
+
+class Installed(Enum):
+    """What :func:`install` found where the unit goes: the person's next step differs with it."""
+
+    SAME = "the very unit was there: nothing written"
+    NEW = "no unit was there"
+    REPLACED = "another unit was there, which a running service still runs"
+
+
+def install(unit: Path, text: str, kept: Callable[[Path], None]) -> Installed:
+    """``text`` written as ``unit``, whole or not at all (a full disk must not leave systemd half a
+    unit: the unit before stays until the new one is written). A unit there that facesortd did not
+    write as it is (:func:`written_as_is`) is first copied beside it (``<name>.bak``, never replacing
+    an older copy), and ``kept`` is given the copy's name at once, so the person hears of it even when
+    the write then fails. An OSError is left to the caller, which says what to do about it."""
+    old = unit.read_bytes() if unit.is_file() else None
+    if old == text.encode():
+        return Installed.SAME
+    if old is not None and not written_as_is(old):
+        kept(write_new(unit.with_name(unit.name + ".bak"), lambda fh: fh.write(old), stat_from=unit))
+    with atomic_writer(unit) as fh:
+        fh.write(text.encode())
+    return Installed.NEW if old is None else Installed.REPLACED

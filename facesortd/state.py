@@ -41,7 +41,7 @@ MODELS_DIR = "models"
 REJECTED_DIR = "rejected"
 """Inside MODELS_DIR: retrained models not adopted, kept for inspection (never in force)."""
 FACES_DIR = "faces"
-"""Face crops kept from the files a person labelled, for retraining (learn/retrain.py)."""
+"""Face crops kept from the files a person labelled, for retraining (learn/kept_faces.py)."""
 REVIEW_DIR = "review"
 """The review page's thumbnails, guesses and marks (review_page/cache.py)."""
 DAEMON_LOCK = "daemon.lock"
@@ -351,6 +351,11 @@ def holder_pid(state_dir: Path) -> int | None:
         return int((state_dir / DAEMON_LOCK).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+RETRAIN_RUNNING = "a retrain is running now: waiting for it to end"
+"""What a process waiting for the retrain lock tells its person: the commands print it, the review
+page shows it."""
 
 
 @contextlib.contextmanager

@@ -804,6 +804,33 @@ def test_install_service_keeps_a_unit_edited_by_hand(capsys: pytest.CaptureFixtu
     assert (unit.parent / "facesortd.service (1).bak").read_text() == mine.replace("2G", "3G")
 
 
+def test_a_unit_kept_is_said_even_when_the_new_one_cannot_be_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The copy of an edited unit is made before the new unit is written: a write that then fails
+    must not leave a `.bak` the person was never told of."""
+    assert cli.main(["install-service"]) == 0
+    unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "facesortd.service"
+    unit.write_text(unit.read_text().replace("Nice=5\n", "Nice=5\nMemoryMax=2G\n"))
+    capsys.readouterr()
+    mkstemp = durable.tempfile.mkstemp
+    made: list[str] = []
+
+    def full_after_one(*args: object, **kwargs: object) -> tuple[int, str]:
+        if made:  # the copy got its temp file; the new unit finds the disk full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        made.append("copy")
+        return mkstemp(*args, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(durable.tempfile, "mkstemp", full_after_one)
+    assert cli.main(["install-service"]) == 2
+    said = capsys.readouterr()
+    kept = unit.parent / "facesortd.service.bak"
+    assert said.out == f"kept the unit that was there, which facesortd did not write as it is, as {kept}\n"
+    assert said.err.startswith(f"facesortd: error: cannot write {unit} (")
+    assert "MemoryMax=2G" in kept.read_text() and "MemoryMax=2G" in unit.read_text()
+
+
 @pytest.mark.parametrize(
     ("errno_", "fix"),
     [
@@ -1335,7 +1362,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
     from waiting import wait_until
 
     from facesortd import model_store
-    from facesortd.state import retrain_lock
+    from facesortd.state import RETRAIN_RUNNING, retrain_lock
 
     settings = load_settings()
     pointer = model_store.models_dir(settings) / model_store.CURRENT
@@ -1344,10 +1371,32 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
         assert mine  # the daemon is retraining
         person = threading.Thread(target=lambda: codes.append(cli.main(["model", "use", "default"])))
         person.start()
-        wait_until(lambda: "waiting for it to end" in capsys.readouterr().out, timeout=5)
+        wait_until(lambda: RETRAIN_RUNNING in capsys.readouterr().out, timeout=5)
         assert not pointer.exists()  # nothing put in force before the retrain's own choice
     person.join(timeout=10)
     assert codes == [0] and pointer.read_text() == model_store.DEFAULT  # then the person's choice
+
+
+def test_retrain_waits_for_a_retrain_running_now_in_the_words_model_use_says(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`retrain` said "the daemon is retraining" of a retrain that could as well be the review page's
+    or another `retrain`'s; every command waiting for one says the same."""
+    import threading
+
+    from waiting import wait_until
+
+    from facesortd.state import RETRAIN_RUNNING, retrain_lock
+
+    codes: list[int] = []
+    with retrain_lock(load_settings().state_dir) as mine:
+        assert mine
+        person = threading.Thread(target=lambda: codes.append(cli.main(["retrain"])))
+        person.start()
+        wait_until(lambda: RETRAIN_RUNNING in capsys.readouterr().out, timeout=5)
+        assert not codes  # still waiting
+    person.join(timeout=30)
+    assert codes == [1]  # then its own retrain: no labels, no model
 
 
 def test_train_activate_keeps_the_models_folder_bounded(crop_dataset: Path, fake_detector: None) -> None:

@@ -16,7 +16,7 @@ from facesortd.descriptors import describe
 from facesortd.emotion import EmotionModel, ModelError, softmax
 from facesortd.ensemble import EnsembleModel, combine, load_model, log_softmax, model_info
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.learn import retrain
+from facesortd.learn import kept_faces, retrain
 from facesortd.learn.datasets import EMOTIONS as DATASET_EMOTIONS
 from facesortd.learn.training import FaceSet, cross_validate, described_mirrors, emotion_fitter, mirrored_name
 
@@ -125,7 +125,7 @@ def test_a_retrain_from_an_ensemble_in_force_stays_an_ensemble(tmp_path: Path) -
         for k in range(6):
             img = np.full((300, 300), 50, np.uint8)
             img[80:200, 90:210] = draw_face(e, 120, rng)
-            face = retrain.keep_face(settings, f"{e}{k}", img, (90, 80, 120, 120))
+            face = kept_faces.keep_face(settings, f"{e}{k}", img, (90, 80, 120, 120))
             labels.append(retrain.UserLabel(face, e, group=f"shot{k % 4}"))
     result = retrain.retrain(settings, labels, current)
     assert result.adopted and result.path is not None

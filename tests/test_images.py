@@ -85,7 +85,7 @@ import numpy as np
 from facesortd.faces import FaceSpec
 from facesortd.learn.figures import draw_confusion, draw_curves
 from facesortd.learn.metrics import Evaluation
-from facesortd.learn.retrain import kept_face
+from facesortd.learn.kept_faces import kept_face
 folder = Path(os.fsdecode({os.fsencode(folder)!r}))
 folder.mkdir()
 ev = Evaluation.of(["a", "b"], np.array([0, 1, 1]), np.array([0, 1, 0]), np.array([0.9, 0.8, 0.6]), 0.7)

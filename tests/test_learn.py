@@ -13,9 +13,8 @@ from synthetic import BrightBlobDetector, draw_face, draw_screenshot
 from facesortd import model_store, status
 from facesortd.config import Settings, load_settings
 from facesortd.emotion import EmotionModel
-from facesortd.faces import FaceSpec, crop_face, cut_face_crop, normalise_face
-from facesortd.images import to_gray
-from facesortd.learn import retrain
+from facesortd.faces import FaceSpec, normalise_face
+from facesortd.learn import kept_faces, retrain
 from facesortd.learn.metrics import Evaluation
 from facesortd.learn.training import FaceSet
 from facesortd.models_folder import REJECTED_KEPT
@@ -44,45 +43,9 @@ def _labels(settings: Settings, emotions: list[str], n: int, seed: int) -> list[
         for k in range(n):
             img = np.full((300, 300), 50, np.uint8)
             img[80:200, 90:210] = draw_face(e, 120, rng)
-            path = retrain.keep_face(settings, f"{e}{seed}{k}", img, (90, 80, 120, 120))
+            path = kept_faces.keep_face(settings, f"{e}{seed}{k}", img, (90, 80, 120, 120))
             out.append(retrain.UserLabel(path, e, group=f"shot{k % 4}"))
     return out
-
-
-def test_a_kept_face_normalises_exactly_like_the_face_at_run_time(settings: Settings) -> None:
-    """A label's face is cut with the run-time box, kept, and read back for a retrain: unless it had
-    to be shrunk, the retrain sees exactly the face a model sees when it sorts the screenshot."""
-    image, _ = draw_screenshot("sad", np.random.default_rng(0), face=90)
-    gray = to_gray(image)
-    box = max(BrightBlobDetector().detect(gray), key=lambda f: f.area).box
-    path = retrain.keep_face(settings, "abc", gray, box)
-    assert path == settings.state_dir / "faces" / "abc.png"
-    assert cut_face_crop(gray, box).shape[0] <= retrain.KEEP_SIDE  # kept as cut
-    for spec in (SPEC, FaceSpec(), FaceSpec(margin=0.3)):
-        assert np.array_equal(retrain.kept_face(path, spec), normalise_face(image, box, spec))
-
-
-def test_a_big_kept_face_is_shrunk_and_normalises_nearly_like_the_original(settings: Settings) -> None:
-    img = np.full((300, 300), 50, np.uint8)
-    img[80:200, 90:210] = draw_face("sad", 120, np.random.default_rng(0))
-    path = retrain.keep_face(settings, "abc", img, (90, 80, 120, 120))
-    assert cv2.imread(str(path)).shape[:2] == (retrain.KEEP_SIDE, retrain.KEEP_SIDE)
-    direct = normalise_face(img, (90, 80, 120, 120), SPEC)
-    assert np.abs(retrain.kept_face(path, SPEC) - direct).mean() < 0.05  # 0.02 on the seed faces
-
-
-def test_faces_kept_the_old_way_still_read(settings: Settings) -> None:
-    """Kept faces were cut by ``crop_face`` with a margin of 0.5 until 2026-11-30."""
-    img = np.full((300, 300), 50, np.uint8)
-    img[80:200, 90:210] = draw_face("sad", 120, np.random.default_rng(0))
-    old = cv2.resize(
-        crop_face(img, (90, 80, 120, 120), FaceSpec(margin=0.5)), (192, 192), interpolation=cv2.INTER_AREA
-    )
-    old_path = settings.state_dir / "old.png"
-    old_path.parent.mkdir(parents=True)
-    cv2.imwrite(str(old_path), old)
-    new_path = retrain.keep_face(settings, "new", img, (90, 80, 120, 120))
-    assert np.array_equal(retrain.kept_face(old_path, SPEC), retrain.kept_face(new_path, SPEC))
 
 
 def test_retrain_adds_a_new_emotion_and_is_adopted(settings: Settings) -> None:
@@ -167,7 +130,7 @@ def test_a_model_in_force_that_frames_faces_otherwise_is_judged_on_its_own_frami
     _bootstrap(settings, emotions, 10, seed=21)
     other = FaceSpec(size=40, margin=0.3)
     seen = _labels(settings, emotions, 10, seed=22)
-    faces = np.stack([retrain.kept_face(lbl.face, other) for lbl in seen])
+    faces = np.stack([kept_faces.kept_face(lbl.face, other) for lbl in seen])
     current = EmotionModel.fit(faces, [lbl.label for lbl in seen], other, "pixels")
     result = retrain.retrain(settings, _labels(settings, emotions, 6, seed=23), current)
     assert result.comparisons[0].current is not None and result.comparisons[0].current > 0.9
@@ -404,7 +367,10 @@ def test_the_model_in_force_is_judged_only_on_labels_it_was_not_trained_on(setti
     old = _labels(settings, emotions, 4, seed=34)
     new = _labels(settings, emotions, 4, seed=35)
     current = EmotionModel.fit(
-        np.stack([retrain.kept_face(lbl.face, SPEC) for lbl in old]), [lbl.label for lbl in old], SPEC, "hog"
+        np.stack([kept_faces.kept_face(lbl.face, SPEC) for lbl in old]),
+        [lbl.label for lbl in old],
+        SPEC,
+        "hog",
     )
     current.info.update({"user_labels": len(old), "user_label_faces": [lbl.face.stem for lbl in old]})
     result = retrain.retrain(settings, old + new, current)

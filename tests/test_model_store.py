@@ -160,3 +160,20 @@ def loadable_model(settings: Settings) -> Path:
     shipped = model_store.shipped_model()
     assert shipped is not None
     return model_store.save_new_model(settings, lambda dest: shutil.copyfile(shipped, dest))
+
+
+def test_a_change_by_hand_that_tells_no_one_still_waits_for_a_retrain(settings: Settings) -> None:
+    """``retrain_lock`` given no callback does not wait: a caller of ``put_in_force`` without one
+    would have changed the model under a running retrain."""
+    from facesortd.model_change import put_in_force
+    from facesortd.state import retrain_lock
+
+    pointer = model_store.models_dir(settings) / model_store.CURRENT
+    with retrain_lock(settings.state_dir) as mine:
+        assert mine
+        person = threading.Thread(target=put_in_force, args=(settings, model_store.DEFAULT))
+        person.start()
+        person.join(timeout=0.5)
+        assert person.is_alive() and not pointer.exists()
+    person.join(timeout=10)
+    assert pointer.read_text() == model_store.DEFAULT

@@ -706,7 +706,7 @@ def _sorting_on_with_a_retrain_problem(
 
 def _labels_for_a_retrain(settings: Settings, seed: int) -> None:
     """Two labels each of happy and sad faces, recorded as a person's."""
-    from facesortd.learn import retrain
+    from facesortd.learn import kept_faces
 
     journal = Journal.for_state_dir(settings.state_dir)
     rng = np.random.default_rng(3 + seed)
@@ -715,7 +715,7 @@ def _labels_for_a_retrain(settings: Settings, seed: int) -> None:
             digest, box = f"{emotion}{k}-{seed}", (50, 50, 100, 100)
             img = np.full((200, 200), 60, np.uint8)
             img[50:150, 50:150] = draw_face(emotion, 100, rng)
-            face = retrain.keep_face(settings, digest, img, box)
+            face = kept_faces.keep_face(settings, digest, img, box)
             journal.add_label(digest, emotion, "human", (face, box), f"shot{k}", Path(f"{digest}.png"))
     journal.close()
 

@@ -5,7 +5,6 @@ next start."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import resource
@@ -79,14 +78,13 @@ def _predictions(path: Path, seed: int) -> None:
 
 
 def _unit(path: Path, seed: int) -> None:
-    """`install-service`'s systemd unit (under XDG_CONFIG_HOME, which the test points at ``path``);
-    the command itself, since `facesortd` turns the failure into one line and exit 2."""
+    """`install-service`'s systemd unit: another facesortd's each seed, a unit facesortd wrote as it
+    is, so the one before is replaced without a copy kept."""
     from facesortd import service_unit
-    from facesortd.cli.install_service import cmd_install_service
 
-    with pytest.MonkeyPatch.context() as mp:  # another facesortd's unit each seed: one to write
+    with pytest.MonkeyPatch.context() as mp:
         mp.setattr(service_unit, "own_command", lambda: [f"/venv{seed}/bin/facesortd"])
-        cmd_install_service(argparse.Namespace(print=False, config=None))
+        service_unit.install(path, service_unit.unit_text(), lambda kept: pytest.fail(f"kept {kept}"))
 
 
 WRITERS: dict[str, Callable[[Path, int], None]] = {
@@ -101,14 +99,9 @@ WRITERS: dict[str, Callable[[Path, int], None]] = {
 
 
 @pytest.mark.parametrize("writer", WRITERS)
-def test_a_write_that_fails_half_way_leaves_the_old_file_whole(
-    tmp_path: Path, writer: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_write_that_fails_half_way_leaves_the_old_file_whole(tmp_path: Path, writer: str) -> None:
     write = WRITERS[writer]
     path = tmp_path / "models" / "the file"
-    if writer == "systemd unit":
-        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-        path = tmp_path / "config" / "systemd" / "user" / "facesortd.service"
     write(path, 0)
     old = path.read_bytes()
     with disk_full_after(len(old) // 2), pytest.raises(OSError) as failed:

@@ -1,4 +1,5 @@
-"""`install-service`: the systemd user unit written (an edited one kept), with the fix when it cannot be."""
+"""`install-service`: the systemd user unit installed (service_unit.install), what to run next, and the
+fix when it cannot be written."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.cli.common import refuse_overlap, settings_for
-from facesortd.durable import DISK_FULL, Refused, atomic_writer, write_new
-from facesortd.service_unit import unit_file, unit_text, written_as_is
+from facesortd.durable import DISK_FULL, Refused
+from facesortd.service_unit import Installed, install, unit_file, unit_text
 from facesortd.shown_names import one_line
 
 
 def cmd_install_service(args: argparse.Namespace) -> int:
-    unit_dir = unit_file().parent
     # What `run` checks before it starts: a unit for settings the service refuses failed at once
     # (exit 2, not restarted) while this said "now run: systemctl ... enable --now".
     refuse_overlap(settings_for(args))
@@ -24,29 +24,24 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         return 0
     unit = unit_file()
     try:
-        old = unit.read_bytes() if unit.is_file() else None
-        if old == text.encode():
-            print(
-                f"already installed: {one_line(unit)} (`systemctl --user enable --now facesortd` starts it)"
-            )
-            return 0
-        if old is not None and not written_as_is(old):
-            kept = write_new(unit.with_name(unit.name + ".bak"), lambda fh: fh.write(old), stat_from=unit)
-            print(
-                f"kept the unit that was there, which facesortd did not write as it is, as {one_line(kept)}"
-            )
-        with atomic_writer(unit) as fh:  # a full disk must not leave systemd half a unit
-            fh.write(text.encode())
-    except OSError as exc:  # the unit before (if any) is whole: atomic_writer replaces it only when done
-        raise Refused(exc, f"cannot write {unit}", _unit_fix(exc, unit_dir)) from None
+        installed = install(unit, text, _say_kept)
+    except OSError as exc:  # the unit before (if any) is whole
+        raise Refused(exc, f"cannot write {unit}", _unit_fix(exc, unit.parent)) from None
+    if installed is Installed.SAME:
+        print(f"already installed: {one_line(unit)} (`systemctl --user enable --now facesortd` starts it)")
+        return 0
     # A unit replaced may be running: `enable --now` leaves a running service as it is, on the old unit.
     start = (
         "enable facesortd\n  systemctl --user restart facesortd"
-        if old is not None
+        if installed is Installed.REPLACED
         else "enable --now facesortd"
     )
     print(f"wrote {one_line(unit)}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
     return 0
+
+
+def _say_kept(copy: Path) -> None:
+    print(f"kept the unit that was there, which facesortd did not write as it is, as {one_line(copy)}")
 
 
 def _unit_fix(exc: OSError, unit_dir: Path) -> str:

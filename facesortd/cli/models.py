@@ -1,20 +1,15 @@
-"""`model`: the emotion models made so far listed (history), a rollback, or a model put in force; and
-the lock every change of the model in force by hand holds (`model`, `train --activate`)."""
+"""`model`: the emotion models made so far listed (history), a rollback, or a model put in force."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-from pathlib import Path
 
 from facesortd.advice import advised
-from facesortd.cli.common import UsageError, settings_for
-from facesortd.config import Settings
+from facesortd.cli.common import UsageError, say_waiting, settings_for
 from facesortd.learn.metrics import headline
-from facesortd.model_store import history, rollback, use
-from facesortd.models_folder import prune_logged
+from facesortd.model_change import no_retrain_running, put_in_force
+from facesortd.model_store import history, rollback
 from facesortd.shown_names import one_line
-from facesortd.state import retrain_lock
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -29,9 +24,9 @@ def cmd_model(args: argparse.Namespace) -> int:
         )
     if args.action in ("rollback", "use"):
         if args.action == "use":
-            now = put_in_force(settings, args.target)
+            now = put_in_force(settings, args.target, say_waiting)
         else:
-            with no_retrain_running(settings):
+            with no_retrain_running(settings, say_waiting):
                 now = rollback(settings)
         print(f"model in force is now {one_line(now)}")
         return 0
@@ -52,27 +47,6 @@ def cmd_model(args: argparse.Namespace) -> int:
         if entry.info.get("decision"):
             print(f"    {entry.info['decision']}")
     return 0
-
-
-def put_in_force(settings: Settings, choice: str) -> Path:
-    """`model use` and `train --activate`: ``choice`` put in force while no retrain runs, then the
-    models folder kept bounded (``models_folder.prune``) under the same lock, so that no retrain is
-    halfway through with a model it needs. Each adds a history line, and a file from elsewhere is
-    copied in: pruned only after retrains until 2026-12-02, the folder of a person who changed
-    models by hand only grew for good."""
-    with no_retrain_running(settings):
-        now = use(settings, choice)
-        prune_logged(settings)
-    return now
-
-
-def no_retrain_running(settings: Settings) -> contextlib.AbstractContextManager[bool]:
-    """Held while the model in force is changed by hand: a retrain running meanwhile was judged
-    against the model in force when it began and, adopted, put its own in at its end, over the one
-    the person had just chosen (a rollback silently undone)."""
-    return retrain_lock(
-        settings.state_dir, lambda: print("a retrain is running now: waiting for it to end", flush=True)
-    )
 
 
 def add_model(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facesortd.cli.common import settings_for
+from facesortd.cli.common import say_waiting, settings_for
 from facesortd.journal import Journal
 from facesortd.shown_names import one_line
 from facesortd.state import retrain_lock
@@ -31,7 +31,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             f"{fresh} new label(s) since the last retrain ({recorded} of them just recorded from files "
             f"you moved); {len(labels)} usable label(s) in all"
         )
-        with retrain_lock(settings.state_dir, lambda: print("the daemon is retraining now: waiting for it")):
+        with retrain_lock(settings.state_dir, say_waiting):
             # Printed below for scripts; logged too, it would show twice on a terminal.
             result = retrain_if_due(settings, journal, labels, force=True, log_level="DEBUG")
     finally:

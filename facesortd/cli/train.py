@@ -14,10 +14,9 @@ from facesortd.cli.arg_types import (
     number_between,
     read_by,
 )
-from facesortd.cli.common import UsageError, settings_for
+from facesortd.cli.common import UsageError, say_waiting, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.cli.model_figures import add_plots_option, print_counts, print_figures, write_plots_into
-from facesortd.cli.models import put_in_force
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
 from facesortd.emotion import ModelError
@@ -31,6 +30,7 @@ from facesortd.learn.metrics import Evaluation, headline, near_chance
 from facesortd.learn.retrain import Comparison, sorted_right_floor
 from facesortd.learn.train_run import TrainRun, train_model
 from facesortd.learn.training import SOURCE_BALANCE, FaceSet, predict_set
+from facesortd.model_change import put_in_force
 from facesortd.model_store import (
     VALIDATION_SUFFIX,
     model_in_force,
@@ -127,7 +127,7 @@ def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: 
     either way once it holds one more (``models_folder.prune``: a model never put in force stayed
     for good until 2026-12-02, however many)."""
     if args.activate:
-        print(f"now in force: {one_line(put_in_force(settings, str(out)))}")
+        print(f"now in force: {one_line(put_in_force(settings, str(out), say_waiting))}")
         return
     if args.out is None:  # written into the models folder; its newest models never put in force stay
         prune_logged(settings)

@@ -20,7 +20,7 @@ from facesortd.detect import FaceDetector
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, file_hash
 from facesortd.learn.datasets import LabelledItem, source_group
-from facesortd.learn.retrain import keep_face
+from facesortd.learn.kept_faces import keep_face
 from facesortd.learn.training import Kind, Undetected, training_box
 from facesortd.progress import Progress
 

@@ -1,18 +1,17 @@
 """Learning from review: the user's labels become a better model, never a worse one.
 
-A label is a face crop kept in the state folder (so retraining does not depend on the user keeping
-the file) plus the emotion a person gave it. Retraining starts from the bootstrap model (the model
-in force if no user labels went into it, else the one it was retrained from) and adds every user
-label, weighted so the user's own domain dominates. The new model is judged against the model in
-force only on user labels **neither** was trained on: the candidate's out-of-fold predictions
-(grouped by screenshot source) on the labels the model in force never saw. It is adopted only if
-it is not worse there nor on the validation set `facesortd train` held out beside the bootstrap
-model, by ``learning.adopt_metric`` (within ``max_drop`` / ``bootstrap_max_drop``) and by the
-share it auto-sorts at the threshold (within ``max_coverage_drop``): a model that is right more
-often but dares to sort nothing would make review worse, not better. On each set with labels, the
-faces it auto-sorts must also not be shown to be right less often than ``min_sorted_right`` (by
-default what the threshold promises): a model sure of much and often wrong fills the emotion folders
-with mistakes.
+A label is a face crop kept in the state folder (learn/kept_faces.py) plus the emotion a person gave
+it. Retraining starts from the bootstrap model (the model in force if no user labels went into it,
+else the one it was retrained from) and adds every user label, weighted so the user's own domain
+dominates. The new model is judged against the model in force only on user labels **neither** was
+trained on: the candidate's out-of-fold predictions (grouped by screenshot source) on the labels the
+model in force never saw. It is adopted only if it is not worse there nor on the validation set
+`facesortd train` held out beside the bootstrap model, by ``learning.adopt_metric`` (within
+``max_drop`` / ``bootstrap_max_drop``) and by the share it auto-sorts at the threshold (within
+``max_coverage_drop``): a model that is right more often but dares to sort nothing would make review
+worse, not better. On each set with labels, the faces it auto-sorts must also not be shown to be
+right less often than ``min_sorted_right`` (by default what the threshold promises): a model sure of
+much and often wrong fills the emotion folders with mistakes.
 """
 
 from __future__ import annotations
@@ -27,21 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 from loguru import logger
 
 from facesortd.advice import advised
-from facesortd.boxes import Box
 from facesortd.config import AdoptMetric, LearningSettings, LogLevel, Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.detect import FaceDetector
-from facesortd.durable import Refused, atomic_writer, check_writable
+from facesortd.durable import Refused, check_writable
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
-from facesortd.faces import FaceSpec, box_in_crop, cut_face_crop, normalise_face
-from facesortd.images import UnreadableImage, imread_file, read_image, to_gray
+from facesortd.faces import FaceSpec, normalise_face
+from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
+from facesortd.learn.kept_faces import kept_face
 from facesortd.learn.metrics import Evaluation, share_upper_bound
 from facesortd.learn.training import FaceSet, Predictions, grouped_folds, predict_set
 from facesortd.model_store import (
@@ -58,45 +56,6 @@ from facesortd.model_store import (
 )
 from facesortd.models_folder import prune_logged
 from facesortd.progress import Progress
-from facesortd.state import FACES_DIR
-
-KEEP_SIDE = 192
-"""Kept crops larger than this are shrunk to it: a face box of up to half this side is kept as cut."""
-
-
-def faces_dir(settings: Settings) -> Path:
-    return settings.state_dir / FACES_DIR
-
-
-def keep_face(settings: Settings, content_hash: str, gray: np.ndarray, box: Box) -> Path:
-    """Store the face of a labelled file as ``<state_dir>/faces/<hash>.png`` (atomic; kept once).
-
-    Cut like every face crop (:func:`faces.cut_face_crop`: the box is its middle half), wider than
-    any model's margin, so a later model can re-normalise it its own way and, unless the crop had
-    to be shrunk to ``KEEP_SIDE``, gets exactly the face it would get from the screenshot."""
-    path = faces_dir(settings) / f"{content_hash}.png"
-    if not path.exists():
-        crop = cut_face_crop(gray, box)
-        if crop.shape[0] > KEEP_SIDE:
-            crop = cv2.resize(crop, (KEEP_SIDE, KEEP_SIDE), interpolation=cv2.INTER_AREA)
-        ok, png = cv2.imencode(".png", crop)
-        if not ok:
-            raise OSError(f"could not encode the face crop for {content_hash}")
-        with atomic_writer(path) as fh:
-            fh.write(png.tobytes())
-    return path
-
-
-def kept_face(path: Path, spec: FaceSpec) -> np.ndarray:
-    """A kept crop normalised with ``spec``: its face box is the middle half (:func:`faces.box_in_crop`).
-
-    Crops kept before 2026-11-30 were cut by ``crop_face`` with a margin of 0.5; read this way their
-    face box lies at most one pixel off where it was."""
-    gray = imread_file(path, cv2.IMREAD_GRAYSCALE)
-    if gray is None:
-        raise OSError(f"kept face {path} is missing or unreadable")
-    return normalise_face(gray, box_in_crop(gray.shape), spec)
-
 
 LabelSource = Literal["human", "correction", "dataset"]
 """A person moved the file (``human``), moved a sorted file to another emotion (``correction``), or

@@ -24,7 +24,8 @@ from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, content_id
 from facesortd.learn.datasets import source_group
-from facesortd.learn.retrain import UserLabel, keep_face
+from facesortd.learn.kept_faces import keep_face
+from facesortd.learn.retrain import UserLabel
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
 from facesortd.state import move_lock
 

@@ -1,0 +1,41 @@
+"""A change of the model in force by hand (`model use`, `model rollback`, `train --activate`): made
+while no retrain runs, and for a model put in force, the models folder kept bounded after it.
+
+Here rather than in the command line, so that whatever else changes the model by hand holds the
+same lock without importing the CLI; the caller says how a wait is told (``waiting``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+from facesortd.config import Settings
+from facesortd.model_store import use
+from facesortd.models_folder import prune_logged
+from facesortd.state import retrain_lock
+
+
+def put_in_force(settings: Settings, choice: str, waiting: Callable[[], None] | None = None) -> Path:
+    """``choice`` put in force while no retrain runs, then the models folder kept bounded
+    (``models_folder.prune``) under the same lock, so that no retrain is halfway through with a model
+    it needs. Each adds a history line, and a file from elsewhere is copied in: pruned only after
+    retrains until 2026-12-02, the folder of a person who changed models by hand only grew for good."""
+    with no_retrain_running(settings, waiting):
+        now = use(settings, choice)
+        prune_logged(settings)
+    return now
+
+
+def no_retrain_running(
+    settings: Settings, waiting: Callable[[], None] | None = None
+) -> contextlib.AbstractContextManager[bool]:
+    """Held while the model in force is changed by hand: a retrain running meanwhile was judged
+    against the model in force when it began and, adopted, put its own in at its end, over the one
+    the person had just chosen (a rollback silently undone). Waits for a retrain running now, with
+    or without ``waiting`` to tell of it."""
+    return retrain_lock(settings.state_dir, waiting or _untold)
+
+
+def _untold() -> None:
+    """A wait nobody is told of: ``retrain_lock`` given no callback would not wait at all."""
