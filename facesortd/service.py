@@ -580,7 +580,8 @@ class Service:
                 for e in entries
                 if wanted(Path(e.path), self.settings.watch) and judged.get(Path(e.path)) != name
             ]
-            logger.info("model in force changed: looking again at {} unsure file(s)", len(files))
+            if files:  # a first start with nothing to look at again said "model in force changed"
+                logger.info("looking again at {} unsure file(s) another model judged", len(files))
             for path in files:
                 self.enqueue(path)
         self._unsure_judged_by = key

@@ -574,11 +574,36 @@ def test_unsure_files_the_model_in_force_put_there_are_not_judged_again(settings
                 name, settings.inbox / name, unsure / name, Decision.quarantine("unsure"), model
             )
             service.journal.finish(move, "done", unsure / name)
+    said: list[str] = []
+    sink = logger.add(said.append, level="INFO", format="{message}")
     try:
         service._reexamine_unsure()
         queued = sorted(service._queue.get_nowait().name for _ in range(service.queue_length()))
         assert queued == ["kept.png", "older.png"]
+        assert said == ["looking again at 2 unsure file(s) another model judged\n"]
     finally:
+        logger.remove(sink)
+        service.journal.close()
+
+
+def test_a_first_start_with_no_unsure_file_to_look_again_at_says_nothing(settings: Settings) -> None:
+    """Every first start of a daemon logged "model in force changed: looking again at 0 unsure
+    file(s)" though nobody had changed the model: nothing to look at is nothing to say."""
+    from review_setup import install_model
+
+    install_model(settings)
+    service = Service(settings)
+    service._unsure_judged_by = None  # as at a first start
+    (settings.library / "_quarantine" / "unsure").mkdir(parents=True)
+    said: list[str] = []
+    sink = logger.add(said.append, level="INFO", format="{message}")
+    try:
+        service._reexamine_unsure()
+        assert service.queue_length() == 0
+        assert said == []
+        assert service._unsure_judged_by is not None  # the look was taken, not put off
+    finally:
+        logger.remove(sink)
         service.journal.close()
 
 
