@@ -511,7 +511,14 @@ def _link_no_replace(
     raise FileExistsError(errno.EEXIST, "no free name", str(dest))
 
 
-def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path | None = None) -> Path:
+def move_no_replace(
+    src: Path,
+    dest: Path,
+    *,
+    copy: bool = False,
+    inside: Path | None = None,
+    check: Callable[[], None] | None = None,
+) -> Path:
     """Move (or copy) ``src`` to ``dest`` without ever overwriting; returns the final path.
 
     Same filesystem: link to the new name, then unlink the old one (no-replace rename). Across
@@ -527,6 +534,9 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path |
     ``inside``: a real folder (no link in its path) the file must land in: the destination folder
     is opened, found inside it (:class:`Outside` if not) and the file linked into that very opened
     folder, so a link swapped in on the way after the caller's own check cannot take it elsewhere.
+
+    ``check``: raises (:class:`Refused`) while the destination may not be used; asked each time
+    just before its folder is made (see :func:`_into_folder`), not only once before the move.
     """
     folder = dest.parent
     original: os.stat_result | None = None
@@ -541,6 +551,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path |
                     folder,
                     src,
                     original,
+                    check,
                 )
             except OSError as exc:
                 if exc.errno != errno.EXDEV or isinstance(exc, Refused):
@@ -553,6 +564,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path |
             folder,
             src,
             original,
+            check,
         )
         if not copy:
             _remove_source(src, original, final)
@@ -601,12 +613,24 @@ FOLDER_TRIES = 3
 """How often a move makes its destination folder again when it vanished before the file got in."""
 
 
-def _into_folder(place: Callable[[], Path], folder: Path, src: Path, original: os.stat_result) -> Path:
+def _into_folder(
+    place: Callable[[], Path],
+    folder: Path,
+    src: Path,
+    original: os.stat_result,
+    check: Callable[[], None] | None,
+) -> Path:
     """``place()`` the file into ``folder``, made first. A folder removed between its making and the
     link (a person tidying empty folders, `rm -r` of an emotion folder) failed the link with ENOENT,
     which was taken for the file being gone: `sort` said "gone meanwhile" of a file still in its
-    folder and left it. While the file is still there, the folder is made again (a few times)."""
+    folder and left it. While the file is still there, the folder is made again (a few times).
+
+    ``check`` is asked before each making: a folder gone with its drive (pulled out after the
+    caller looked, or while the file was copied onto it) was made anew on the disk below the mount
+    point, and the file put there, hidden once the drive was back."""
     for attempt in range(FOLDER_TRIES):
+        if check is not None:
+            check()
         _make_folder(folder)
         try:
             return place()

@@ -554,3 +554,47 @@ def test_a_name_only_ascii_would_do_for_is_sorted_in_ascii_and_undo_gives_its_ow
     [placed] = _files(env.library)
     assert placed.name == ascii and placed.read_bytes() == screenshot_png(21)
     assert cli.main(["undo", "1", "--yes"]) == 0 and shot.read_bytes() == screenshot_png(21)
+
+
+@pytest.mark.parametrize("when", ["after-the-check", "during-the-copy"])
+def test_a_library_drive_pulled_out_after_the_check_is_not_made_anew_on_the_disk_below(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """The drive gone just after Library.refusal looked, or while the file was copied onto it (the
+    link of the whole copy then found no folder): the move made the library's folders anew on the
+    disk below the mount point and put the file there, hidden once the drive was back (and FUSE
+    refused to mount over the folder no longer empty). It stays where it is, said as the drive gone."""
+    drive = Drive(monkeypatch, tmp_path / "drive")
+    settings = daemon_settings.model_copy(update={"library": drive.folder / "library"})
+    settings.library.mkdir()
+    settings.inbox.mkdir(parents=True)
+    shot = settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(22))
+
+    def pull_out() -> None:
+        drive.mounted = False
+        shutil.rmtree(settings.library)
+
+    if when == "after-the-check":
+        real_move = durable.move_no_replace
+
+        def move_no_replace(*args: object, **kw: object) -> Path:
+            pull_out()
+            return real_move(*args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr("facesortd.library.move_no_replace", move_no_replace)
+    else:
+        real_link_no_replace = durable.link_no_replace
+
+        def link_no_replace(src: Path, dest: Path, *args: object, **kw: object) -> Path:
+            if drive.mounted:  # the copy was whole on the drive, which is gone: its folder with it
+                pull_out()
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(dest))
+            return real_link_no_replace(src, dest, *args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(durable, "link_no_replace", link_no_replace)
+        monkeypatch.setattr(durable.os, "link", _across(durable.os.link, settings.inbox))
+    sorter = Sorter(Library(settings.library), Journal.for_state_dir(settings.state_dir))
+    with pytest.raises(durable.Refused, match="is not there now"):
+        sorter.sort(stub_pipeline(settings), shot)
+    assert shot.read_bytes() == screenshot_png(22) and list(drive.folder.iterdir()) == []
