@@ -801,6 +801,11 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
     still has a name besides ours (more links than it had), the person's move wins and ours is
     taken back (FileNotFoundError: gone meanwhile), or it stayed in two places; otherwise ours is
     kept, as it may be the only one left.
+
+    The source's folder gone by then (with its drive: an inbox on a USB drive pulled out once the
+    copy was whole) has nothing left to make durable: the move is done. Its failed sync failed the
+    move, journaled rolled back: the copy kept was unknown to the journal, and the file, back with
+    its drive, was not known as sorted before.
     """
     try:
         fsync_dir(final.parent)
@@ -820,7 +825,11 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
         if isinstance(exc, OSError):
             raise _folder_refused(exc, src.parent, True, src) from exc
         raise
-    fsync_dir(src.parent)
+    try:
+        fsync_dir(src.parent)
+    except OSError:
+        if src.parent.is_dir():
+            raise
 
 
 def _is(path: Path, original: os.stat_result, copy: Path | None = None) -> bool:

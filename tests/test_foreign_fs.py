@@ -598,3 +598,31 @@ def test_a_library_drive_pulled_out_after_the_check_is_not_made_anew_on_the_disk
     with pytest.raises(durable.Refused, match="is not there now"):
         sorter.sort(stub_pipeline(settings), shot)
     assert shot.read_bytes() == screenshot_png(22) and list(drive.folder.iterdir()) == []
+
+
+def test_an_inbox_drive_pulled_out_after_the_copy_leaves_the_copy_known_to_the_journal(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox on a USB drive, the library on the internal disk: the drive pulled out once the
+    copy was whole, before the source was removed. The copy is kept (the source's fate unknown: it
+    may be the only one left), but the move then failed making the inbox's removal durable in a
+    folder no longer there: journaled rolled back, the copy in the library was unknown to the
+    journal (no `undo`; in an emotion folder, taken for a person's label) and the file, back with
+    its drive, was not known as sorted before (a duplicate the `duplicates` rule could not see)."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    shot = settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(23))
+    digest = file_hash(shot)
+    real_copy = durable._copy_no_replace
+
+    def copy_then_pull_out(*args: object, **kw: object) -> Path:
+        copied = real_copy(*args, **kw)  # type: ignore[arg-type]
+        shutil.rmtree(settings.inbox)  # its drive gone: the inbox with it
+        return copied
+
+    monkeypatch.setattr(durable, "_copy_no_replace", copy_then_pull_out)
+    monkeypatch.setattr(durable.os, "link", _across(durable.os.link, settings.inbox))
+    journal = Journal.for_state_dir(settings.state_dir)
+    final = journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, "m")
+    assert file_hash(final) == digest and journal.done_at(final) is not None
