@@ -116,10 +116,7 @@ class Library:
             return Refused(moved, f"cannot use the library {self.root}", fix)
         if (now_at := mounted_at(self.leads_to)) != self.mounted_at:
             what, undo = mount_change(self.mounted_at, now_at)
-            fix = (
-                f"{undo} (files for the library stay where they are until then), or restart "
-                f"{self.started_as} to use {self.root} on the filesystem at {now_at}"
-            )
+            fix = f"{undo}, or restart {self.started_as} to use {self.root} on the filesystem at {now_at}"
             return Refused(OSError(errno.ENODEV, what), f"cannot use the library {self.root}", fix)
         if decision is not None and decision.to_emotion_folder:
             return None

@@ -626,3 +626,17 @@ def test_an_inbox_drive_pulled_out_after_the_copy_leaves_the_copy_known_to_the_j
     journal = Journal.for_state_dir(settings.state_dir)
     final = journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, "m")
     assert file_hash(final) == digest and journal.done_at(final) is not None
+
+
+def test_the_daemon_says_once_that_the_files_wait_for_a_library_drive_gone(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal's fix said the files stay where they are, and the daemon (and `status`) added
+    that they stay where they are until then: the same thing twice in one line."""
+    drive = Drive(monkeypatch, tmp_path / "drive")
+    settings = daemon_settings.model_copy(update={"library": drive.folder / "library"})
+    with running_daemon(settings, stub_pipeline) as daemon:
+        drive.mounted = False
+        wait_until(lambda: daemon._library_problem is not None)
+        said = daemon._library_problem or ""
+    assert "is not there now): mount it at" in said and said.count("stay where they are") == 1
