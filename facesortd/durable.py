@@ -511,6 +511,26 @@ def _link_no_replace(
     raise FileExistsError(errno.EEXIST, "no free name", str(dest))
 
 
+def claims_first(folder: Path) -> bool:
+    """Does :func:`link_no_replace` claim a name in ``folder`` with an empty file before the rename
+    (its filesystem refuses the kernel's no-replace rename)? Tried on a temp file of its own there.
+    False where that cannot be made (the folder gone or not writable): no claim is removed there."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX)
+    except OSError:
+        return False
+    os.close(fd)
+    tmp = Path(name)
+    renamed = tmp.with_name(tmp.name + "-renamed")
+    try:
+        return not rename_no_replace(tmp, renamed)
+    except OSError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+        renamed.unlink(missing_ok=True)
+
+
 def move_no_replace(
     src: Path,
     dest: Path,

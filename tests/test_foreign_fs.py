@@ -285,7 +285,7 @@ def _noting(call, calls: list[object]):  # type: ignore[no-untyped-def]
 
 
 def test_recovery_removes_the_empty_name_a_move_killed_between_claim_and_rename_left(
-    daemon_settings: Settings,
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """exFAT and FAT through FUSE have no hard links and answer EINVAL to the no-replace rename, so
     every move into such a library claims its name with an empty file first and renames the file
@@ -297,6 +297,7 @@ def test_recovery_removes_the_empty_name_a_move_killed_between_claim_and_rename_
     src.write_bytes(screenshot_png(13))
     folder = settings.library / "_quarantine" / "unsure"
     folder.mkdir(parents=True)
+    make_foreign(monkeypatch, settings.library)
     theirs = folder / "a.png"
     theirs.touch()
     os.utime(theirs, (1_000_000_000, 1_000_000_000))  # there long before the move
@@ -518,7 +519,7 @@ def test_names_ntfs_refuses_with_windows_names_are_sorted_under_names_it_takes(
 
 
 def test_recovery_removes_the_empty_name_an_undo_killed_between_claim_and_rename_left(
-    daemon_settings: Settings,
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`undo` into an inbox on exFAT claims the file's old name with an empty file first: killed
     before the rename, the empty file stayed in the inbox and the daemon sorted it into
@@ -532,6 +533,7 @@ def test_recovery_removes_the_empty_name_an_undo_killed_between_claim_and_rename
     [move] = journal.done_moves()
     journal.set_meta(UNDOING, str(move.id))  # `undo` began, as undo.py does it
     journal.finish(move.id, "undone")
+    make_foreign(monkeypatch, settings.inbox)
     src.touch()  # its claim; the kill comes before the rename onto it
     lines = list(recover(journal))
     assert lines[0] == f"removed {src}, the empty name the interrupted undo of {placed} had claimed"
@@ -640,3 +642,36 @@ def test_the_daemon_says_once_that_the_files_wait_for_a_library_drive_gone(
         wait_until(lambda: daemon._library_problem is not None)
         said = daemon._library_problem or ""
     assert "is not there now): mount it at" in said and said.count("stay where they are") == 1
+
+
+@pytest.mark.parametrize("interrupted", ["move", "undo"])
+def test_recovery_leaves_an_empty_file_where_no_move_ever_claims_a_name(
+    daemon_settings: Settings, interrupted: str
+) -> None:
+    """A name is claimed empty first only where the kernel's no-replace rename is refused (FAT and
+    exFAT through FUSE). On ext4 no move leaves an empty claim, yet recovery removed any empty file
+    made since the interrupted move (or `undo`) under a name it might have taken: a screenshot the
+    tool had just created there and was writing (its bytes then went to a file no longer there), or
+    an empty file a person dropped since."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(24))
+    journal = Journal.for_state_dir(settings.state_dir)
+    if interrupted == "move":
+        folder = settings.library / "_quarantine" / "unsure"
+        folder.mkdir(parents=True)
+        journal.plan(file_hash(src), src, folder / "a.png", UNSURE, "m")  # killed before the link
+        theirs = folder / "a.png"
+    else:
+        placed = journaled_apply(journal, Library(settings.library), src, file_hash(src), UNSURE, "m")
+        [move] = journal.done_moves()
+        journal.set_meta(UNDOING, str(move.id))  # killed as `undo` began, before the put-back
+        journal.finish(move.id, "undone")
+        theirs = src
+    with open(theirs, "wb") as being_written:  # made since the kill; its writer is at work
+        list(recover(journal))
+        being_written.write(b"the screenshot")
+    assert theirs.read_bytes() == b"the screenshot"
+    if interrupted == "undo":
+        assert placed.read_bytes() == screenshot_png(24)
