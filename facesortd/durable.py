@@ -511,7 +511,34 @@ def _link_no_replace(
     raise FileExistsError(errno.EEXIST, "no free name", str(dest))
 
 
-def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path | None = None) -> Path:
+def claims_first(folder: Path) -> bool:
+    """Does :func:`link_no_replace` claim a name in ``folder`` with an empty file before the rename
+    (its filesystem refuses the kernel's no-replace rename)? Tried on a temp file of its own there.
+    False where that cannot be made (the folder gone or not writable): no claim is removed there."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX)
+    except OSError:
+        return False
+    os.close(fd)
+    tmp = Path(name)
+    renamed = tmp.with_name(tmp.name + "-renamed")
+    try:
+        return not rename_no_replace(tmp, renamed)
+    except OSError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+        renamed.unlink(missing_ok=True)
+
+
+def move_no_replace(
+    src: Path,
+    dest: Path,
+    *,
+    copy: bool = False,
+    inside: Path | None = None,
+    check: Callable[[], None] | None = None,
+) -> Path:
     """Move (or copy) ``src`` to ``dest`` without ever overwriting; returns the final path.
 
     Same filesystem: link to the new name, then unlink the old one (no-replace rename). Across
@@ -527,6 +554,9 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path |
     ``inside``: a real folder (no link in its path) the file must land in: the destination folder
     is opened, found inside it (:class:`Outside` if not) and the file linked into that very opened
     folder, so a link swapped in on the way after the caller's own check cannot take it elsewhere.
+
+    ``check``: raises (:class:`Refused`) while the destination may not be used; asked each time
+    just before its folder is made (see :func:`_into_folder`), not only once before the move.
     """
     folder = dest.parent
     original: os.stat_result | None = None
@@ -541,6 +571,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path |
                     folder,
                     src,
                     original,
+                    check,
                 )
             except OSError as exc:
                 if exc.errno != errno.EXDEV or isinstance(exc, Refused):
@@ -553,6 +584,7 @@ def move_no_replace(src: Path, dest: Path, *, copy: bool = False, inside: Path |
             folder,
             src,
             original,
+            check,
         )
         if not copy:
             _remove_source(src, original, final)
@@ -601,12 +633,24 @@ FOLDER_TRIES = 3
 """How often a move makes its destination folder again when it vanished before the file got in."""
 
 
-def _into_folder(place: Callable[[], Path], folder: Path, src: Path, original: os.stat_result) -> Path:
+def _into_folder(
+    place: Callable[[], Path],
+    folder: Path,
+    src: Path,
+    original: os.stat_result,
+    check: Callable[[], None] | None,
+) -> Path:
     """``place()`` the file into ``folder``, made first. A folder removed between its making and the
     link (a person tidying empty folders, `rm -r` of an emotion folder) failed the link with ENOENT,
     which was taken for the file being gone: `sort` said "gone meanwhile" of a file still in its
-    folder and left it. While the file is still there, the folder is made again (a few times)."""
+    folder and left it. While the file is still there, the folder is made again (a few times).
+
+    ``check`` is asked before each making: a folder gone with its drive (pulled out after the
+    caller looked, or while the file was copied onto it) was made anew on the disk below the mount
+    point, and the file put there, hidden once the drive was back."""
     for attempt in range(FOLDER_TRIES):
+        if check is not None:
+            check()
         _make_folder(folder)
         try:
             return place()
@@ -777,6 +821,11 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
     still has a name besides ours (more links than it had), the person's move wins and ours is
     taken back (FileNotFoundError: gone meanwhile), or it stayed in two places; otherwise ours is
     kept, as it may be the only one left.
+
+    The source's folder gone by then (with its drive: an inbox on a USB drive pulled out once the
+    copy was whole) has nothing left to make durable: the move is done. Its failed sync failed the
+    move, journaled rolled back: the copy kept was unknown to the journal, and the file, back with
+    its drive, was not known as sorted before.
     """
     try:
         fsync_dir(final.parent)
@@ -796,7 +845,11 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
         if isinstance(exc, OSError):
             raise _folder_refused(exc, src.parent, True, src) from exc
         raise
-    fsync_dir(src.parent)
+    try:
+        fsync_dir(src.parent)
+    except OSError:
+        if src.parent.is_dir():
+            raise
 
 
 def _is(path: Path, original: os.stat_result, copy: Path | None = None) -> bool:

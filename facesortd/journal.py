@@ -34,6 +34,7 @@ from facesortd.durable import (
     DISK_FULL,
     FOREIGN_FILESYSTEMS,
     Refused,
+    claims_first,
     disk_full_fix,
     filesystem_type,
     fsync_dir,
@@ -913,8 +914,9 @@ def _remove_empty_claims(
     move into such a library, or `undo` into such an inbox, claims first), the empty claim stayed
     for good: in the library, the file sorted again became ``name (1)``; in the inbox, the daemon
     put the empty file into ``_quarantine/unreadable/``. Only an empty file made since ``since``,
-    of a name the move may have taken, that no finished move accounts for; never for a move of an
-    empty file (its copy is empty too)."""
+    of a name the move may have taken, that no finished move accounts for, in a folder where moves
+    claim names at all (``claims_first``: on ext4 such a file was a person's, or a screenshot its
+    tool had just made and was writing); never for a move of an empty file (its copy is empty too)."""
     if digest == EMPTY_HASH:
         return
     for claim in _named(path):
@@ -923,7 +925,8 @@ def _remove_empty_claims(
         except OSError:
             continue
         fresh = st.st_mtime >= since - MTIME_SLACK_S
-        if stat.S_ISREG(st.st_mode) and st.st_size == 0 and fresh and journal.done_at(claim) is None:
+        empty = stat.S_ISREG(st.st_mode) and st.st_size == 0
+        if empty and fresh and journal.done_at(claim) is None and claims_first(claim.parent):
             claim.unlink()
             fsync_dir(claim.parent)
             yield f"removed {claim}, the empty name {whose} had claimed"

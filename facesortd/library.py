@@ -91,14 +91,19 @@ class Library:
         :meth:`refusal` looks at paths just before the move; a quarantine made a link out of the
         library in between would still take the file out of it. So a file for the quarantine is
         linked into its folder as opened and found inside the library (``inside``), and such a swap
-        is refused with refusal's own message (the daemon says it once)."""
-        if refused := self.refusal(decision):
-            raise refused
+        is refused with refusal's own message (the daemon says it once). :meth:`refusal` is asked
+        each time the move makes the folder (``check``), so a drive gone since is not made anew."""
         inside = None if decision.to_emotion_folder else self.leads_to
+        dest = self.destination(src, decision)
         try:
-            return move_no_replace(src, self.destination(src, decision), copy=copy, inside=inside)
+            return move_no_replace(src, dest, copy=copy, inside=inside, check=lambda: self._refuse(decision))
         except Outside as exc:
             raise (self.refusal(decision) or exc) from exc
+
+    def _refuse(self, decision: Decision) -> None:
+        """Raise :meth:`refusal`'s answer, if any."""
+        if refused := self.refusal(decision):
+            raise refused
 
     def refusal(self, decision: Decision | None = None) -> Refused | None:
         """Why no file may be moved into this library now (or, with ``decision``, to its folder), with
@@ -111,10 +116,7 @@ class Library:
             return Refused(moved, f"cannot use the library {self.root}", fix)
         if (now_at := mounted_at(self.leads_to)) != self.mounted_at:
             what, undo = mount_change(self.mounted_at, now_at)
-            fix = (
-                f"{undo} (files for the library stay where they are until then), or restart "
-                f"{self.started_as} to use {self.root} on the filesystem at {now_at}"
-            )
+            fix = f"{undo}, or restart {self.started_as} to use {self.root} on the filesystem at {now_at}"
             return Refused(OSError(errno.ENODEV, what), f"cannot use the library {self.root}", fix)
         if decision is not None and decision.to_emotion_folder:
             return None

@@ -1,6 +1,6 @@
 """A batch of files through the sorter (`facesortd sort`): a pipeline per worker thread, the journal,
-results in input order, until all are done, the caller's stop is asked (acted on between files) or
-a disk is full.
+results in input order, until all are done, the caller's stop is asked (acted on between files), a
+disk is full or the library's drive is gone.
 
 What the daemon does for each file as it arrives, done for a list named at once: the same `Sorter`,
 the same wait for a file still being written, the same journal recovery first. Presentation stays
@@ -90,7 +90,8 @@ class SortBatch:
 
     def outcomes(self, stop: Callable[[], bool]) -> Iterator[tuple[Path, Outcome | Exception]]:
         """Each file with its outcome (or the error it failed with), in input order; the rest of the
-        files are left where they are once ``stop()`` is true or a disk is full."""
+        files are left where they are once ``stop()`` is true, a disk is full or the library's drive
+        gone (``blocked``)."""
         self._stop = stop
         yield from in_order_until(
             self._sort_one, self.files, self.workers, lambda: stop() or bool(self.blocked)

@@ -285,7 +285,7 @@ def _noting(call, calls: list[object]):  # type: ignore[no-untyped-def]
 
 
 def test_recovery_removes_the_empty_name_a_move_killed_between_claim_and_rename_left(
-    daemon_settings: Settings,
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """exFAT and FAT through FUSE have no hard links and answer EINVAL to the no-replace rename, so
     every move into such a library claims its name with an empty file first and renames the file
@@ -297,6 +297,7 @@ def test_recovery_removes_the_empty_name_a_move_killed_between_claim_and_rename_
     src.write_bytes(screenshot_png(13))
     folder = settings.library / "_quarantine" / "unsure"
     folder.mkdir(parents=True)
+    make_foreign(monkeypatch, settings.library)
     theirs = folder / "a.png"
     theirs.touch()
     os.utime(theirs, (1_000_000_000, 1_000_000_000))  # there long before the move
@@ -518,7 +519,7 @@ def test_names_ntfs_refuses_with_windows_names_are_sorted_under_names_it_takes(
 
 
 def test_recovery_removes_the_empty_name_an_undo_killed_between_claim_and_rename_left(
-    daemon_settings: Settings,
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`undo` into an inbox on exFAT claims the file's old name with an empty file first: killed
     before the rename, the empty file stayed in the inbox and the daemon sorted it into
@@ -532,6 +533,7 @@ def test_recovery_removes_the_empty_name_an_undo_killed_between_claim_and_rename
     [move] = journal.done_moves()
     journal.set_meta(UNDOING, str(move.id))  # `undo` began, as undo.py does it
     journal.finish(move.id, "undone")
+    make_foreign(monkeypatch, settings.inbox)
     src.touch()  # its claim; the kill comes before the rename onto it
     lines = list(recover(journal))
     assert lines[0] == f"removed {src}, the empty name the interrupted undo of {placed} had claimed"
@@ -554,3 +556,122 @@ def test_a_name_only_ascii_would_do_for_is_sorted_in_ascii_and_undo_gives_its_ow
     [placed] = _files(env.library)
     assert placed.name == ascii and placed.read_bytes() == screenshot_png(21)
     assert cli.main(["undo", "1", "--yes"]) == 0 and shot.read_bytes() == screenshot_png(21)
+
+
+@pytest.mark.parametrize("when", ["after-the-check", "during-the-copy"])
+def test_a_library_drive_pulled_out_after_the_check_is_not_made_anew_on_the_disk_below(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """The drive gone just after Library.refusal looked, or while the file was copied onto it (the
+    link of the whole copy then found no folder): the move made the library's folders anew on the
+    disk below the mount point and put the file there, hidden once the drive was back (and FUSE
+    refused to mount over the folder no longer empty). It stays where it is, said as the drive gone."""
+    drive = Drive(monkeypatch, tmp_path / "drive")
+    settings = daemon_settings.model_copy(update={"library": drive.folder / "library"})
+    settings.library.mkdir()
+    settings.inbox.mkdir(parents=True)
+    shot = settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(22))
+
+    def pull_out() -> None:
+        drive.mounted = False
+        shutil.rmtree(settings.library)
+
+    if when == "after-the-check":
+        real_move = durable.move_no_replace
+
+        def move_no_replace(*args: object, **kw: object) -> Path:
+            pull_out()
+            return real_move(*args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr("facesortd.library.move_no_replace", move_no_replace)
+    else:
+        real_link_no_replace = durable.link_no_replace
+
+        def link_no_replace(src: Path, dest: Path, *args: object, **kw: object) -> Path:
+            if drive.mounted:  # the copy was whole on the drive, which is gone: its folder with it
+                pull_out()
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(dest))
+            return real_link_no_replace(src, dest, *args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(durable, "link_no_replace", link_no_replace)
+        monkeypatch.setattr(durable.os, "link", _across(durable.os.link, settings.inbox))
+    sorter = Sorter(Library(settings.library), Journal.for_state_dir(settings.state_dir))
+    with pytest.raises(durable.Refused, match="is not there now"):
+        sorter.sort(stub_pipeline(settings), shot)
+    assert shot.read_bytes() == screenshot_png(22) and list(drive.folder.iterdir()) == []
+
+
+def test_an_inbox_drive_pulled_out_after_the_copy_leaves_the_copy_known_to_the_journal(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox on a USB drive, the library on the internal disk: the drive pulled out once the
+    copy was whole, before the source was removed. The copy is kept (the source's fate unknown: it
+    may be the only one left), but the move then failed making the inbox's removal durable in a
+    folder no longer there: journaled rolled back, the copy in the library was unknown to the
+    journal (no `undo`; in an emotion folder, taken for a person's label) and the file, back with
+    its drive, was not known as sorted before (a duplicate the `duplicates` rule could not see)."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    shot = settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(23))
+    digest = file_hash(shot)
+    real_copy = durable._copy_no_replace
+
+    def copy_then_pull_out(*args: object, **kw: object) -> Path:
+        copied = real_copy(*args, **kw)  # type: ignore[arg-type]
+        shutil.rmtree(settings.inbox)  # its drive gone: the inbox with it
+        return copied
+
+    monkeypatch.setattr(durable, "_copy_no_replace", copy_then_pull_out)
+    monkeypatch.setattr(durable.os, "link", _across(durable.os.link, settings.inbox))
+    journal = Journal.for_state_dir(settings.state_dir)
+    final = journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, "m")
+    assert file_hash(final) == digest and journal.done_at(final) is not None
+
+
+def test_the_daemon_says_once_that_the_files_wait_for_a_library_drive_gone(
+    daemon_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal's fix said the files stay where they are, and the daemon (and `status`) added
+    that they stay where they are until then: the same thing twice in one line."""
+    drive = Drive(monkeypatch, tmp_path / "drive")
+    settings = daemon_settings.model_copy(update={"library": drive.folder / "library"})
+    with running_daemon(settings, stub_pipeline) as daemon:
+        drive.mounted = False
+        wait_until(lambda: daemon._library_problem is not None)
+        said = daemon._library_problem or ""
+    assert "is not there now): mount it at" in said and said.count("stay where they are") == 1
+
+
+@pytest.mark.parametrize("interrupted", ["move", "undo"])
+def test_recovery_leaves_an_empty_file_where_no_move_ever_claims_a_name(
+    daemon_settings: Settings, interrupted: str
+) -> None:
+    """A name is claimed empty first only where the kernel's no-replace rename is refused (FAT and
+    exFAT through FUSE). On ext4 no move leaves an empty claim, yet recovery removed any empty file
+    made since the interrupted move (or `undo`) under a name it might have taken: a screenshot the
+    tool had just created there and was writing (its bytes then went to a file no longer there), or
+    an empty file a person dropped since."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(24))
+    journal = Journal.for_state_dir(settings.state_dir)
+    if interrupted == "move":
+        folder = settings.library / "_quarantine" / "unsure"
+        folder.mkdir(parents=True)
+        journal.plan(file_hash(src), src, folder / "a.png", UNSURE, "m")  # killed before the link
+        theirs = folder / "a.png"
+    else:
+        placed = journaled_apply(journal, Library(settings.library), src, file_hash(src), UNSURE, "m")
+        [move] = journal.done_moves()
+        journal.set_meta(UNDOING, str(move.id))  # killed as `undo` began, before the put-back
+        journal.finish(move.id, "undone")
+        theirs = src
+    with open(theirs, "wb") as being_written:  # made since the kill; its writer is at work
+        list(recover(journal))
+        being_written.write(b"the screenshot")
+    assert theirs.read_bytes() == b"the screenshot"
+    if interrupted == "undo":
+        assert placed.read_bytes() == screenshot_png(24)
