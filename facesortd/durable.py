@@ -829,16 +829,16 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
     """
     try:
         fsync_dir(final.parent)
-        if not _is(src, original, final):  # replaced meanwhile (a tool saving the next file under the name):
-            raise FileNotFoundError  # the unlink would delete that new file, its only copy
+        if not _is(src, original, final):  # replaced meanwhile (a tool saving the next file under the name),
+            raise FileNotFoundError  # or written to: the unlink would delete those bytes, their only copy
         src.unlink()
     except FileNotFoundError:
-        if os.lstat(final).st_nlink > original.st_nlink:
+        if os.lstat(final).st_nlink > original.st_nlink or _same_inode(src, original):
             final.unlink()
             fsync_dir(final.parent)
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src)) from None
     except BaseException as exc:
-        if not _is(src, original, final):
+        if not (_same_inode(src, original) or _is(src, original, final)):
             raise
         final.unlink()
         fsync_dir(final.parent)
@@ -853,23 +853,37 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
 
 
 def _is(path: Path, original: os.stat_result, copy: Path | None = None) -> bool:
-    """Is ``path`` still the file ``original`` was taken of? With ``copy`` (its copy, just made):
-    one of another inode number but the same device, size and modification time is, if it holds
-    the copy's bytes. FUSE filesystems (exfat-fuse, fusefat) number a file anew whenever the kernel
-    dropped it from its cache: the source, taken for another file, stayed in an inbox on such a
-    drive beside its copy in the library, which sorted it a second time."""
+    """Is ``path`` still the file ``original`` was taken of? With ``copy`` (where it was just put):
+    only if it holds the copy's bytes, unless ``copy`` is a link to it (one file, two names).
+
+    The same inode is not enough once the file was copied: a tool still writing into it (a
+    download across filesystems) or saving in place over it wrote bytes the copy never read, and
+    they went with the removed source. Another inode number with the same device, size and
+    modification time may be the file too: FUSE filesystems (exfat-fuse, fusefat) number a file
+    anew whenever the kernel dropped it from its cache, and the source, taken for another file,
+    stayed in an inbox on such a drive beside its copy in the library, which sorted it again."""
     try:
         now = os.lstat(path)
+        linked = copy is not None and os.path.samestat(now, os.lstat(copy))
     except OSError:
         return False
-    if os.path.samestat(now, original):
-        return True
-    same = (now.st_dev, now.st_size, now.st_mtime_ns) == (
+    if copy is None or linked:
+        return os.path.samestat(now, original)
+    same = os.path.samestat(now, original) or (now.st_dev, now.st_size, now.st_mtime_ns) == (
         original.st_dev,
         original.st_size,
         original.st_mtime_ns,
     )
-    return copy is not None and same and stat.S_ISREG(now.st_mode) and _same_bytes(path, copy)
+    return same and stat.S_ISREG(now.st_mode) and _same_bytes(path, copy)
+
+
+def _same_inode(path: Path, original: os.stat_result) -> bool:
+    """``path`` still names the very file ``original`` was taken of (whatever was written into it):
+    a copy of it is then never the only one left."""
+    try:
+        return os.path.samestat(os.lstat(path), original)
+    except OSError:
+        return False
 
 
 def _same_bytes(a: Path, b: Path) -> bool:

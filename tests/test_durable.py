@@ -290,3 +290,39 @@ def test_a_file_where_a_library_folder_belongs_is_named_with_the_fix(tmp_path: P
         f"{tmp_path / 'lib' / blocker} is a file, not a folder: move that file away"
     )
     assert src.read_bytes() == b"shot" and (tmp_path / "lib" / blocker).read_bytes() == b"a note"
+
+
+@pytest.mark.parametrize("rewrite", ["appended", "same size"])
+def test_a_file_written_to_during_its_copy_to_another_filesystem_keeps_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rewrite: str
+) -> None:
+    """Across filesystems a file is copied, then its source removed. The source counted as the
+    file copied whenever its inode was the same, so bytes a tool wrote into it while the copy read
+    it (a download still running, a save in place of the same size) were lost with the removed
+    source, and the library kept the old or half bytes. Now the copy is taken back and the file
+    stays, whole, where it was, to be sorted again."""
+    real_link = os.link
+    src = _file(tmp_path / "in" / "a.png", b"x" * 5000)
+    real_copy = durable.shutil.copyfileobj
+
+    def link(a, b, **kw):
+        if Path(a) == src:
+            raise OSError(errno.EXDEV, "cross-device")
+        return real_link(a, b, **kw)
+
+    def copy_then_written(inp, out, length=0):  # type: ignore[no-untyped-def]
+        real_copy(inp, out, length)
+        before = os.stat(src)
+        with open(src, "r+b") as fh:
+            if rewrite == "appended":
+                fh.seek(0, os.SEEK_END)
+            fh.write(b"y" * 100)
+        os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))  # a clock of 2 s (FAT) did not move
+
+    monkeypatch.setattr(durable.os, "link", link)
+    monkeypatch.setattr(durable.shutil, "copyfileobj", copy_then_written)
+    with pytest.raises(FileNotFoundError):
+        durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    written = b"x" * 5000 + b"y" * 100 if rewrite == "appended" else b"y" * 100 + b"x" * 4900
+    assert src.read_bytes() == written
+    assert list((tmp_path / "lib").iterdir()) == []
