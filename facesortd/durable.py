@@ -877,6 +877,21 @@ def _is(path: Path, original: os.stat_result, copy: Path | None = None) -> bool:
     return same and stat.S_ISREG(now.st_mode) and _same_bytes(path, copy)
 
 
+COARSE_CLOCK_WINDOW_NS = 60 * 10**9
+"""How recent a whole-second modification time must be to be doubted (see time_may_hide_a_write)."""
+
+
+def time_may_hide_a_write(st: os.stat_result) -> bool:
+    """Could a write of the same size just now have left ``st``'s size and time as they were?
+
+    Yes for a time on a whole second set lately: FAT keeps 2 s, ext3 and many FUSE filesystems 1
+    s, so a file saved over twice within that looks untouched; a nanosecond clock (ext4, btrfs,
+    tmpfs) lands on a whole second once in a billion writes. A whole second from long ago (files
+    unpacked from an archive keep them) is not doubted: no write of now can hide behind it."""
+    age = time.time_ns() - st.st_mtime_ns
+    return st.st_mtime_ns % 10**9 == 0 and -COARSE_CLOCK_WINDOW_NS < age < COARSE_CLOCK_WINDOW_NS
+
+
 def _same_inode(path: Path, original: os.stat_result) -> bool:
     """``path`` still names the very file ``original`` was taken of (whatever was written into it):
     a copy of it is then never the only one left."""

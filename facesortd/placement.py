@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from facesortd.decide import Decision
-from facesortd.durable import MOVED_AWAY
+from facesortd.durable import MOVED_AWAY, time_may_hide_a_write
 from facesortd.journal import Journal, holds
 from facesortd.library import Library
 from facesortd.state import move_lock
@@ -87,7 +87,7 @@ def _unchanged(path: Path, digest: str, seen: os.stat_result | None) -> bool:
     Another inode number under the same device, size and modification time is asked of the content:
     FUSE filesystems (exfat-fuse, fusefat) number a file anew whenever the kernel dropped it from
     its cache, so under memory pressure every file of an inbox on such a drive was "gone meanwhile"
-    by the time it was decided, and stayed."""
+    by the time it was decided, and stayed. So is one whose time cannot show a write just made."""
     if seen is None:
         return holds(path, digest)
     try:
@@ -100,4 +100,4 @@ def _unchanged(path: Path, digest: str, seen: os.stat_result | None) -> bool:
         seen.st_mtime_ns,
     ):
         return False
-    return now.st_ino == seen.st_ino or holds(path, digest)
+    return (now.st_ino == seen.st_ino and not time_may_hide_a_write(now)) or holds(path, digest)

@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from loguru import logger
 from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli, durable
+from facesortd import cli, durable, placement
 from facesortd.config import Settings
 from facesortd.decide import Decision
 from facesortd.journal import UNDOING, Journal, JournalUnavailable, file_hash, recover
@@ -675,3 +676,36 @@ def test_recovery_leaves_an_empty_file_where_no_move_ever_claims_a_name(
     assert theirs.read_bytes() == b"the screenshot"
     if interrupted == "undo":
         assert placed.read_bytes() == screenshot_png(24)
+
+
+@pytest.mark.parametrize("written", ["just now", "long ago"])
+def test_a_file_rewritten_within_a_fat_clock_tick_is_not_moved_with_the_old_decision(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, written: str
+) -> None:
+    """FAT keeps a file's time to 2 s: a screenshot tool saving over one name twice within that,
+    the same size, left inode, size and time as they were, and the new picture went into the folder
+    the old one was decided for (under the old one's hash, which undo then refused). A whole-second
+    time set in the last minute is now checked by content; one from long ago (files unpacked from
+    an archive keep whole seconds) is not read again."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    shot = settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(10))
+    tick = int(time.time()) - (0 if written == "just now" else 86_400)
+    os.utime(shot, (tick, tick))
+    seen, digest = shot.lstat(), file_hash(shot)
+    if written == "just now":
+        with open(shot, "r+b") as fh:  # saved over in place: the same inode
+            fh.write(screenshot_png(11)[:64])
+        os.utime(shot, (tick, tick))
+    journal = Journal.for_state_dir(settings.state_dir)
+    hashed: list[Path] = []
+    real_holds = placement.holds
+    monkeypatch.setattr(placement, "holds", lambda path, d: hashed.append(path) or real_holds(path, d))
+    if written == "just now":
+        with pytest.raises(FileNotFoundError):
+            journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, "m", seen=seen)
+        assert shot.exists() and hashed == [shot]
+    else:
+        final = journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, "m", seen=seen)
+        assert final.read_bytes() == screenshot_png(10) and hashed == []
