@@ -12,6 +12,7 @@ the file is back in quarantine, unlabelled, as a file-manager move back would le
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -116,6 +117,16 @@ def _held_back(move: Move, library: Path) -> Refused | None:
     return quarantine_refusal(library, back) if _into_quarantine(back, library) else None
 
 
+def _inbox_away(move: Move, inbox: Path) -> Refused | None:
+    """``move`` goes back into an inbox that is not there: its drive unplugged, the inbox was made
+    anew on the disk below the mount point and the file put there, hidden once the drive was back.
+    Every later move back into it would be refused alike, so the run stops there."""
+    if inbox.is_dir() or not _inside(move.source.parent, inbox):
+        return None
+    gone = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    return Refused(gone, f"the inbox {inbox} is not there", "mount its drive (or make it), then undo again")
+
+
 def _into_quarantine(folder: Path, library: Path) -> bool:
     """Is ``folder`` (where a file goes back to) the library's quarantine or a folder of it? By its
     name as journaled: one made a link out of the library resolves outside it."""
@@ -158,6 +169,9 @@ def undo(
             if why := _refusal(move, library, inbox):
                 out.append(Outcome(move.destination, None, why))
                 continue
+            if refused := _inbox_away(move, inbox):
+                out.append(Outcome(move.destination, None, str(refused), retry=True, stopped=True))
+                break
             if refused := _held_back(move, library):  # undoable again once put right
                 out.append(Outcome(move.destination, None, str(refused), retry=True))
                 continue

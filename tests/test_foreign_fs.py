@@ -709,3 +709,29 @@ def test_a_file_rewritten_within_a_fat_clock_tick_is_not_moved_with_the_old_deci
     else:
         final = journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, "m", seen=seen)
         assert final.read_bytes() == screenshot_png(10) and hashed == []
+
+
+def test_undo_into_an_inbox_whose_drive_is_away_leaves_the_file_sorted(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`undo` with the inbox's drive unplugged made the inbox anew on the disk below its mount point
+    and put the file there: hidden once the drive was back (and exfat-fuse refuses to mount over a
+    folder that is not empty). The file stays sorted until the inbox is there again."""
+    env = cli_settings
+    shot = env.inbox / "a.png"
+    shot.write_bytes(screenshot_png(3))
+    assert cli.main(["sort"]) == 0
+    [placed] = _files(env.library)
+    env.inbox.rmdir()  # the drive pulled out: its mount point's folder is gone with it
+    capsys.readouterr()
+    assert cli.main(["undo", "1", "--yes"]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{placed}: not undone (see the error above)\n"
+    assert " ".join(err.split()) == (
+        f"facesortd: error: the inbox {env.inbox} is not there (No such file or directory): mount its "
+        "drive (or make it), then undo again"
+    )
+    assert not env.inbox.exists() and _files(env.library) == [placed]
+    env.inbox.mkdir()  # back: undone as asked
+    assert cli.main(["undo", "1", "--yes"]) == 0
+    assert shot.read_bytes() == screenshot_png(3) and _files(env.library) == []

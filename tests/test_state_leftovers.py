@@ -146,7 +146,7 @@ def test_undo_beside_a_process_holding_the_journal_names_it_and_stops(
         f"pid {holder.pid} (" in err and "the facesortd daemon" in err and "systemctl --user restart" in err
     )
     assert err.count("stayed locked") == 1 and "stayed locked" not in out  # one wait, said once
-    assert out.count("not undone (the journal is locked") == 3
+    assert out.count("not undone (see the error above)") == 3
     assert _files(settings.library) == sorted_files and _files(folder) == []
 
 

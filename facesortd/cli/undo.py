@@ -71,10 +71,10 @@ def cmd_undo(args: argparse.Namespace) -> int:
         outcomes = undo(journal, moves, settings.library, settings.inbox)
         for done in outcomes:
             here = one_line(done.moved_from)
-            if done.stopped:  # the journal locked by another process: said once, as `sort` says it
+            if done.stopped:  # the journal locked by another process, the inbox away: said once
                 print(f"facesortd: error: {one_line(done.why_not)}", file=sys.stderr)
                 for move in moves[len(outcomes) - 1 :]:
-                    print(f"{one_line(move.destination)}: not undone (the journal is locked; see above)")
+                    print(f"{one_line(move.destination)}: not undone (see the error above)")
                 return 1
             print(
                 f"{here} -> {one_line(done.back_to)}" if done.back_to else f"{here}: {one_line(done.why_not)}"
