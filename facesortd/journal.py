@@ -155,14 +155,22 @@ class JournalUnavailable(JournalError):
 
     def __init__(self, path: Path, exc: OSError | sqlite3.Error) -> None:
         folder = path.parent
+        unreachable = None
         try:
             fs = os.statvfs(folder)
             read_only, room = bool(fs.f_flag & os.ST_RDONLY), fs.f_bavail * fs.f_frsize
             sized = fs.f_blocks > 0  # fusefat says 0 of everything: its size is not known, not full
-        except OSError:
-            read_only, room, sized = False, 1 << 30, False
+        except OSError as gone:
+            read_only, room, sized, unreachable = False, 1 << 30, False, gone
         kind = filesystem_type(folder)
-        if read_only:
+        if unreachable is not None:
+            # Its drive pulled out (a FUSE mount then answers "Transport endpoint is not connected"):
+            # neither the filesystem's kind nor dmesg is what the person needs to hear first.
+            fix = (
+                f"{folder} cannot be reached now ({unreachable.strerror or unreachable}): if it is on a "
+                "drive, plug it in and mount it again"
+            )
+        elif read_only:
             fix = f"{folder} is on a read-only filesystem: mount it writable"
         elif sized and room < 1 << 20:
             fix = disk_full_fix(folder)

@@ -339,6 +339,25 @@ def test_a_state_folder_on_fusefat_is_not_called_full(
     assert "full" not in said and "is on fuse.fusefat" in said and "state_dir on a Linux filesystem" in said
 
 
+def test_a_state_folder_whose_drive_was_pulled_out_is_said_to_be_out_of_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FUSE drive pulled out under the state folder answers "Transport endpoint is not connected";
+    the journal's error blamed the filesystem's kind (or sent the person to dmesg)."""
+
+    def pulled(_folder: Path) -> os.statvfs_result:
+        raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+
+    monkeypatch.setattr("facesortd.journal.os.statvfs", pulled)
+    monkeypatch.setattr("facesortd.journal.filesystem_type", lambda _folder: "fuseblk")
+    said = str(JournalUnavailable(tmp_path / "journal.sqlite", sqlite3.OperationalError("disk I/O error")))
+    assert said == (
+        f"cannot use the journal {tmp_path / 'journal.sqlite'} (disk I/O error): {tmp_path} cannot be "
+        "reached now (Transport endpoint is not connected): if it is on a drive, plug it in and mount it "
+        "again; it is not damaged, keep it"
+    )
+
+
 def test_the_filesystem_type_is_read_for_the_folder_a_path_is_in(tmp_path: Path) -> None:
     """The type of a folder's filesystem, for messages: what /proc/self/mountinfo says of the mount
     holding it (a folder not made yet: of the nearest one that is)."""
