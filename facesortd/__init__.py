@@ -12,6 +12,12 @@ os.environ.setdefault(
     "OPENCV_IO_MAX_IMAGE_PIXELS", os.environ.get("FACESORTD_IMAGES__MAX_PIXELS", str(DEFAULT_MAX_PIXELS))
 )
 
+# OpenCV's own log lines ("[ERROR:0@1.2] global loadsave.cpp ... imdecode_ ... can't read header")
+# reached the terminal and the daemon's journal beside facesortd's own words for the same file
+# ("unreadable - not an image OpenCV can decode"). Read when cv2 is first imported; a user's
+# explicit setting (OPENCV_LOG_LEVEL=DEBUG to look into a decoder) wins.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+
 # One BLAS thread: facesortd already runs work in parallel, and OpenBLAS threads competing with
 # another busy process on a 2-core machine made a QR decomposition 200x slower (2.7 s vs 12 ms).
 # Must be set before numpy is first imported; a user's explicit setting wins.

@@ -1414,3 +1414,20 @@ def test_train_activate_keeps_the_models_folder_bounded(crop_dataset: Path, fake
     trained = model_store.model_in_force(settings)
     assert not history[0].exists() and all(path.is_file() for path in history[1:])
     assert model_store.adopted(settings) == [path.name for path in history[1:]] + [trained.name]
+
+
+def test_a_file_opencv_cannot_decode_is_said_in_facesortds_words_only(cli_settings, tmp_path: Path) -> None:
+    """OpenCV printed its own "[ERROR:0@1.2] global loadsave.cpp ... imdecode_ ..." line for a GIF
+    it could not read, beside facesortd's line for the same file (the daemon's journal too)."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    (folder / "x.gif").write_bytes(b"GIF89a")
+    done = subprocess.run(
+        [sys.executable, "-m", "facesortd", "sort", str(folder), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "OPENCV_LOG_LEVEL"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "unreadable - not an image OpenCV can decode" in done.stdout
+    assert "imdecode" not in done.stderr and "[ERROR" not in done.stderr
