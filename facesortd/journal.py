@@ -30,19 +30,11 @@ from loguru import logger
 from facesortd.advice import advised
 from facesortd.boxes import Box
 from facesortd.decide import Decision
-from facesortd.durable import (
-    DISK_FULL,
-    FOREIGN_FILESYSTEMS,
-    Refused,
-    claims_first,
-    disk_full_fix,
-    filesystem_type,
-    fsync_dir,
-    numbered_names,
-    open_regular,
-    remove_temp_files,
-)
+from facesortd.durable import claims_first, fsync_dir, open_regular, remove_temp_files
+from facesortd.file_names import numbered_names
+from facesortd.mounts import FOREIGN_FILESYSTEMS, filesystem_type
 from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.refusals import DISK_FULL, Refused, disk_full_fix
 from facesortd.state import (
     JOURNAL_FILE,
     daemon_running,
