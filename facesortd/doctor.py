@@ -22,7 +22,6 @@ from facesortd.config import (
     not_a_folder,
 )
 from facesortd.detect import DetectorError, FaceDetector
-from facesortd.durable import FOREIGN_FILESYSTEMS, Refused, filesystem_type, list_folder
 from facesortd.emotion import ModelError
 from facesortd.ensemble import model_info
 from facesortd.journal import Journal, JournalError
@@ -37,7 +36,9 @@ from facesortd.model_store import (
     name_of,
     resolve,
 )
+from facesortd.mounts import FOREIGN_FILESYSTEMS, filesystem_type
 from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.refusals import Refused, list_folder
 from facesortd.service_unit import own_command, unit_file, unit_text
 from facesortd.state import JOURNAL_FILE
 

@@ -2,6 +2,7 @@
 
 A user's screenshot may be moved, copied or replaced only through these functions. Each one
 either completes (data and directory entries fsynced) or leaves the source where it was.
+The names a move may give a file are file_names.py's, the errors a person can fix refusals.py's.
 """
 
 from __future__ import annotations
@@ -11,17 +12,27 @@ import ctypes
 import errno
 import functools
 import os
-import re
 import shutil
 import stat
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from facesortd.file_names import NUMBERED_NAMES, fallback_names, longer_than_name_max, numbered
+from facesortd.refusals import (
+    DISK_FULL,
+    REFUSALS,
+    Outside,
+    Refused,
+    disk_full_fix,
+    folder_refused,
+    name_refused,
+    path_too_long_fix,
+)
 
 TMP_PREFIX = ".facesortd-tmp-"
 """Temporary files carry this prefix; they are hidden, ignored by the watcher and safe to delete."""
@@ -76,64 +87,6 @@ def remove_temp_files(folders: Iterable[Path], older_than_s: float = 0.0) -> lis
                 path.unlink()
                 removed.append(path)
     return removed
-
-
-def mounted_at(path: Path) -> Path:
-    """Where the filesystem that holds ``path`` is mounted: ``path`` or the nearest of its parents
-    whose own parent is on another device. A ``path`` not there is asked of its nearest parent that
-    is (the filesystem it would be made on), so a drive unmounted under it shows as ``/`` (or the
-    disk below), not as the folder it was."""
-    path = Path(os.path.abspath(path))
-    while not os.path.exists(path) and path != path.parent:
-        path = path.parent
-    try:
-        device = _device(path)
-        while path != path.parent and _device(path.parent) == device:
-            path = path.parent
-    except OSError:  # a parent this user may not look at: as far as can be seen
-        pass
-    return path
-
-
-FOREIGN_FILESYSTEMS = frozenset({"vfat", "msdos", "exfat", "ntfs", "ntfs3", "fuseblk"})
-"""Filesystem types (``/proc/self/mountinfo``) of drives made for Windows, kernel or FUSE
-(``fuseblk``: exfat-fuse and ntfs-3g on a device); any ``fuse*`` type is FUSE too."""
-
-
-def filesystem_type(path: Path) -> str | None:
-    """The type of the filesystem holding ``path`` (``ext4``, ``fuseblk``, ``vfat`` ...) as
-    ``/proc/self/mountinfo`` names it; None where it cannot be told (no /proc)."""
-    where = os.fsencode(mounted_at(path))
-    try:
-        lines = Path("/proc/self/mountinfo").read_bytes().splitlines()
-    except OSError:
-        return None
-    found = None
-    for line in lines:  # "36 35 98:0 /root /mnt/point rw,noatime ... - ext4 /dev/sda1 rw"
-        fields, _, rest = line.partition(b" - ")
-        parts = fields.split(b" ")
-        if len(parts) > 4 and rest and _unescaped(parts[4]) == where:
-            found = os.fsdecode(rest.split(b" ")[0])  # the last one mounted there is the one seen
-    return found
-
-
-def _unescaped(field: bytes) -> bytes:
-    """A mountinfo path field with its octal escapes (``\\040`` for a space) undone."""
-    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
-
-
-def mount_change(before: Path, now: Path) -> tuple[str, str]:
-    """What happened to a folder's filesystem, mounted at ``before`` at the start and at ``now``
-    (:func:`mounted_at`), and what puts it back: a drive unmounted (or pulled out), or one mounted
-    since over the folder's path (the daemon started before the drive was plugged in)."""
-    if now != before and now.is_relative_to(before):
-        return f"a drive was mounted at {now} since the start", f"unmount it from {now}"
-    return f"the drive mounted at {before} is not there now", f"mount it at {before} again"
-
-
-def _device(path: Path) -> int:
-    """The device ``path`` is on (a drive mounted there has its own)."""
-    return os.stat(path).st_dev
 
 
 def fsync_dir(path: Path) -> None:
@@ -206,15 +159,6 @@ def replace_dropping(path: Path, write: Callable[[Path], object], stale: Path) -
     fsync_dir(path.parent)
 
 
-NAME_MAX = 255
-"""Bytes in one file name on Linux filesystems (ext4, btrfs, xfs, tmpfs all agree)."""
-PATH_MAX = 4096
-"""Bytes in a path handed to the kernel on Linux, its final NUL included."""
-SHORTEST_STEM = 16
-"""Bytes of a name's stem kept at the least when it is cut to fit: a folder that leaves room for
-less takes no file under a name a person would know it by (``.png``, `` (1).png``)."""
-
-
 def write_new(
     dest: Path,
     fill: Callable[[BinaryIO], object],
@@ -280,90 +224,11 @@ def _copy_stat(src: Path, dest: Path) -> None:
             raise
 
 
-def numbered(path: Path, n: int) -> Path:
-    """``shot.png`` -> ``shot (n).png``: the name used when ``shot.png`` is taken.
-
-    A name that does not fit loses the end of its stem: one near NAME_MAX to make room for
-    `` (n)``, and any name (``n`` 0 too) whose whole path would pass PATH_MAX (a deep library).
-    Otherwise the name could never be created and the file would be retried forever. The cut never
-    falls inside a UTF-8 character (it backs off over at most the 3 bytes that may follow a
-    character's first); a stem that is not cut keeps every byte, whatever its encoding. A folder
-    leaving room for fewer than SHORTEST_STEM bytes of a stem that must be cut is ENAMETOOLONG.
-    """
-    room = min(NAME_MAX, PATH_MAX - 2 - len(os.fsencode(path.parent)))  # the NUL, the slash
-    if n == 0 and len(os.fsencode(path.name)) <= room:
-        return path
-    tail = os.fsencode(f" ({n}){path.suffix}" if n else path.suffix)
-    whole = os.fsencode(path.stem)
-    stem = whole[: max(0, room - len(tail))]
-    for _ in range(3):
-        if stem == whole or (whole[len(stem)] & 0xC0) != 0x80:  # the cut is between characters
-            break
-        stem = stem[:-1]
-    if stem != whole and len(stem) < SHORTEST_STEM:
-        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(path))
-    return path.with_name(os.fsdecode(stem + tail))
-
-
-NUMBERED_NAMES = 10_000
-"""How many names a new file may take (``shot.png``, ``shot (1).png`` ...): tried in turn when
-placing it, all looked for when recovery finds it."""
-
-
-def numbered_names(path: Path) -> Iterator[Path]:
-    """Every name :func:`link_no_replace` may give ``path``, in the order it tries them (its own,
-    then, for a name a filesystem may refuse, its :func:`portable_name`'s); those it could never
-    create (a folder too deep for them: ENAMETOOLONG) are not among them."""
-    for base in _fallback_names(path):
-        if _longer_than_name_max(base):  # tried whole first: see _link_whole_name
-            yield base
-        for n in range(NUMBERED_NAMES):
-            try:
-                yield numbered(base, n)
-            except OSError:
-                break
-
-
-REFUSED_CHARACTERS = frozenset('<>:"\\|?*')
-"""Characters FAT, exFAT and Windows' NTFS refuse in a name (besides control characters and the
-slash, which no name has)."""
 NAME_REFUSALS = (errno.ENOENT, errno.EINVAL, errno.EILSEQ, errno.EPERM)
 """What a filesystem answers a name it refuses: exFAT through FUSE says ENOENT for ``a:b.png``,
 fusefat EPERM, the kernel's vfat and exfat EINVAL; exFAT and NTFS say EILSEQ for bytes that are not
 UTF-8. Each means something else too (a source gone, no hard links, no permission), so a name is
 only taken for refused when its :func:`portable_name` differs and the source is still there."""
-
-
-RESERVED_NAMES = frozenset(
-    ["CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)), *(f"LPT{n}" for n in range(1, 10))]
-)
-"""Windows' device names, refused whatever their case and ending (``con.png``) by NTFS mounted with
-``ntfs-3g -o windows_names`` (EINVAL), and unusable on Windows anywhere."""
-
-
-def portable_name(name: str) -> str:
-    """``name`` with every character FAT, exFAT or NTFS refuse made ``_``: the characters of
-    REFUSED_CHARACTERS, control characters, bytes that are not UTF-8 (``os.fsdecode``'s lone
-    surrogates), and dots or spaces at its end, which Windows drops; a device name (``CON.png``)
-    gets ``_`` after it (``CON_.png``). The name a file takes in a library on such a drive when its
-    own is refused (the journal keeps its own, which `undo` gives back); ``name`` itself where
-    nothing needs to change."""
-    chars = [
-        "_" if c in REFUSED_CHARACTERS or ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF else c
-        for c in name
-    ]
-    while chars and chars[-1] in " .":
-        chars.pop()
-    portable = "".join(chars) + "_" * (len(name) - len(chars))
-    device, dot, rest = portable.partition(".")
-    return f"{device}_{dot}{rest}" if device.upper() in RESERVED_NAMES else portable
-
-
-def ascii_name(name: str) -> str:
-    """:func:`portable_name` in ASCII: accents dropped (``é`` -> ``e``), any other character that
-    is not ASCII made ``_``. For a FAT drive mounted without UTF-8 names, or through fusefat."""
-    plain = unicodedata.normalize("NFKD", portable_name(name))
-    return "".join(c if c.isascii() else "_" for c in plain if not unicodedata.combining(c))
 
 
 _RENAME_NOREPLACE = 1
@@ -409,7 +274,7 @@ def link_no_replace(
     meanwhile" or an errno.
     """
     first: OSError | None = None
-    for base in _fallback_names(dest):
+    for base in fallback_names(dest):
         try:
             return _link_whole_name(src, base, name, dir_fd)
         except OSError as exc:
@@ -422,12 +287,6 @@ def link_no_replace(
     raise first  # not the name, then: the first error says what
 
 
-def _fallback_names(dest: Path) -> list[Path]:
-    """``dest``, then the names it is given where its own is refused, each once."""
-    names = (dest.name, portable_name(dest.name), ascii_name(dest.name))
-    return [dest.with_name(n) for n in dict.fromkeys(names)]
-
-
 def _link_whole_name(
     src: Path, dest: Path, name: Callable[[Path, int], Path] | None, dir_fd: int | None
 ) -> Path:
@@ -435,17 +294,13 @@ def _link_whole_name(
     count 255 UTF-16 units, not bytes: 100 of ``あ`` (300 bytes) is a name there, which was cut to
     255 bytes going into a library on such a drive, and `undo` gave it back cut into an inbox on
     one. Where the filesystem refuses it (ENAMETOOLONG: ext4, btrfs, xfs) it is cut as before."""
-    if name is None and _longer_than_name_max(dest):
+    if name is None and longer_than_name_max(dest):
         try:
             return _link_no_replace(src, dest, _whole_first, dir_fd=dir_fd)
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:
                 raise
     return _link_no_replace(src, dest, name, dir_fd=dir_fd)
-
-
-def _longer_than_name_max(path: Path) -> bool:
-    return len(os.fsencode(path.name)) > NAME_MAX and len(os.fsencode(path)) < PATH_MAX
 
 
 def _whole_first(path: Path, n: int) -> Path:
@@ -605,7 +460,7 @@ def move_no_replace(
         if exc.errno not in REFUSALS:
             raise
         into = _unwritable(dest.parent)
-        raise _folder_refused(exc, into or src.parent, into is None, src) from exc
+        raise folder_refused(exc, into or src.parent, into is None, src) from exc
 
 
 def _within(folder: Path, inside: Path | None, place: Callable[[int | None], Path]) -> Path:
@@ -678,114 +533,6 @@ def _make_folder(folder: Path) -> None:
         ) from exc
 
 
-REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
-"""What a folder (or a file's owner) answers when facesortd may not change it."""
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-"""What a write answers when the disk (or the user's quota) has no room: chmod will not help."""
-
-
-def disk_full_fix(folder: Path) -> str:
-    """What to do when ``folder``'s disk has no room: the journal and the moves say it alike."""
-    return f"its disk is full: free some space there (df -h '{folder}')"
-
-
-def name_refused(exc: OSError, dest: Path) -> Refused:
-    """``dest``'s folder takes files, but its filesystem refused this name even as
-    :func:`portable_name` and :func:`ascii_name` have it."""
-    fix = "its filesystem refuses that name (a drive formatted FAT, exFAT or NTFS): rename the file"
-    return Refused(exc, f"cannot put it into {dest.parent} as {dest.name}", fix)
-
-
-def path_too_long_fix(folder: Path) -> str:
-    """What to do when ``folder``'s path leaves no room for a file name within PATH_MAX."""
-    return (
-        f"its path is {len(os.fsencode(folder))} bytes long and Linux takes {PATH_MAX} at most, the "
-        "file's name included: use a library (or folder names) with a shorter path"
-    )
-
-
-class Refused(OSError):
-    """A move or a listing the permissions (or a mount) refused: what could not be done, and what to
-    do about it, in one line; the user can fix it. The bare error named the failed system call's two
-    paths, from which the person could not tell which folder (or file) to change."""
-
-    def __init__(self, exc: OSError, what: str, fix: str) -> None:
-        super().__init__(exc.errno, f"{what} ({exc.strerror}): {fix}")
-
-    def __str__(self) -> str:
-        return self.strerror or ""  # one line for the person: "[Errno 13]" tells them nothing
-
-
-class Outside(Refused):
-    """The destination folder, opened for the move, was not inside the folder it had to be in: a
-    symbolic link swapped in on its path since the caller looked (see :func:`move_no_replace`)."""
-
-
-def list_folder(folder: Path) -> list[os.DirEntry[str]]:
-    """What ``folder`` holds; nothing if it is missing (or not a folder). A folder this user may not
-    list is Refused, in one sentence with the fix, so that every caller (status, the label scan, the
-    review page, the watcher) says it the same way and goes on with the other folders."""
-    try:
-        with os.scandir(folder) as entries:
-            return list(entries)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        # Listing needs r and x; facesortd also moves files out of every folder it lists: w too.
-        raise Refused(exc, f"cannot list {folder}", f"make it readable (chmod u+rwx '{folder}')") from exc
-
-
-class OnceLister:
-    """:func:`list_folder` for callers that list the same folders again and again (the label scan
-    every 30 s, the review page at every request): a folder that may not be listed is reported to
-    ``say`` once, and again only if the reason changes or it could be listed in between; it lists
-    as empty meanwhile, so one such folder does not take the others down with it."""
-
-    def __init__(self, say: Callable[[Refused], None]) -> None:
-        self._say = say
-        self._said: dict[Path, str] = {}
-
-    def entries(self, folder: Path) -> list[os.DirEntry[str]]:
-        try:
-            found = list_folder(folder)
-        except Refused as exc:
-            return self.refuse(folder, exc)
-        self._said.pop(folder, None)
-        return found
-
-    def refuse(self, folder: Path, exc: Refused) -> list[os.DirEntry[str]]:
-        """``folder`` is not to be listed, for ``exc``'s reason: said unless said last time; nothing."""
-        if self._said.get(folder) != str(exc):
-            self._said[folder] = str(exc)
-            self._say(exc)
-        return []
-
-
-def _folder_refused(exc: OSError, folder: Path, leaving: bool, src: Path) -> Refused:
-    doing = f"cannot remove it from {folder}" if leaving else f"cannot write into {folder}"
-    return Refused(exc, doing, _fix(exc, folder, leaving, src))
-
-
-def _fix(exc: OSError, folder: Path, leaving: bool, src: Path) -> str:
-    if exc.errno == errno.EROFS:
-        return "it is on a read-only filesystem; facesortd must be able to write there"
-    try:
-        folder_st, file_st = folder.stat(), src.lstat()
-    except OSError:
-        return "facesortd must be able to write there"
-    me = os.getuid()
-    if leaving and folder_st.st_mode & stat.S_ISVTX and me not in (file_st.st_uid, folder_st.st_uid):
-        return (
-            f"the file belongs to another user (uid {file_st.st_uid}) and {folder} only lets owners "
-            "remove their files (sticky bit): ask them to move it"
-        )
-    if folder_st.st_uid != me:
-        return (
-            f"the folder belongs to another user (uid {folder_st.st_uid}): ask them, or use a folder of yours"
-        )
-    return f"facesortd must be able to write there (chmod u+rwx '{folder}')"
-
-
 def check_writable(folder: Path) -> None:
     """Refused, with the fix, unless this user may create files in ``folder`` (made if missing):
     asked before long work whose result must be stored there. An unnamed file is made and dropped,
@@ -798,7 +545,7 @@ def check_writable(folder: Path) -> None:
         if exc.errno not in REFUSALS:
             raise
         into = _unwritable(folder) or folder
-        raise _folder_refused(exc, into, False, into) from exc
+        raise folder_refused(exc, into, False, into) from exc
 
 
 def _unwritable(folder: Path) -> Path | None:
@@ -843,7 +590,7 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
         final.unlink()
         fsync_dir(final.parent)
         if isinstance(exc, OSError):
-            raise _folder_refused(exc, src.parent, True, src) from exc
+            raise folder_refused(exc, src.parent, True, src) from exc
         raise
     try:
         fsync_dir(src.parent)

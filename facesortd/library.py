@@ -14,8 +14,10 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.decide import Decision
-from facesortd.durable import Outside, Refused, mount_change, mounted_at, move_no_replace
+from facesortd.durable import move_no_replace
+from facesortd.mounts import mount_change, mounted_at
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion, outside_library
+from facesortd.refusals import Outside, Refused
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Library:
     root: Path
     leads_to: Path = field(init=False, compare=False, repr=False)
     mounted_at: Path = field(init=False, compare=False, repr=False)
-    """Where the filesystem holding the library was mounted at the start (``durable.mounted_at``): a
+    """Where the filesystem holding the library was mounted at the start (``mounts.mounted_at``): a
     drive unmounted under a running daemon left the library's path on the disk below, where each
     move made the library anew: the files went to the internal disk, hidden once the drive was
     mounted again (if it could be: FUSE refuses a mount point that is not empty)."""

@@ -25,7 +25,7 @@ class UnjournaledMove(Exception):
 
     Not a failed move: the file has left its source, so a caller that said it "stays in the inbox"
     (or "left the quarantine meanwhile") and tried again misled the person. The journal row stays
-    ``planned``, and the next crash recovery (:func:`facesortd.journal.recover`: the daemon's start,
+    ``planned``, and the next crash recovery (:func:`facesortd.recovery.recover`: the daemon's start,
     and its next tick once the journal takes writes; the start of `facesortd sort`) records it done
     at ``final``, as it does after a crash at that very instant.
     """

@@ -34,15 +34,18 @@ from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint, folders_overlap, not_a_folder
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, Pipeline
-from facesortd.durable import Refused, atomic_writer, list_folder, mount_change, mounted_at
+from facesortd.durable import atomic_writer
 from facesortd.emotion import ModelError
-from facesortd.journal import Journal, JournalReplaced, recover_logged
+from facesortd.journal import Journal, JournalReplaced
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import UNTIL_THEN, Library
 from facesortd.model_store import load_model_in_force, model_in_force
+from facesortd.mounts import mount_change, mounted_at
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.recovery import recover_logged
+from facesortd.refusals import Refused, list_folder
 from facesortd.sdnotify import notify, watchdog_period
 from facesortd.shown_names import exact, json_text, one_line
 from facesortd.sorter import Sorter, UnreadableSince

@@ -24,11 +24,12 @@ from pathlib import Path
 from facesortd.config import Settings
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
-from facesortd.durable import DISK_FULL, Refused, disk_full_fix
 from facesortd.ensemble import Model
-from facesortd.journal import Journal, JournalLocked, JournalReplaced, recover_logged
+from facesortd.journal import Journal, JournalLocked, JournalReplaced
 from facesortd.library import Library
 from facesortd.model_store import model_in_force
+from facesortd.recovery import recover_logged
+from facesortd.refusals import DISK_FULL, Refused, disk_full_fix
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
 from facesortd.workers import Lender, in_order_until

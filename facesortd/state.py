@@ -32,7 +32,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from facesortd.durable import Refused, remove_temp_files
+from facesortd.durable import remove_temp_files
+from facesortd.refusals import Refused
 
 JOURNAL_FILE = "journal.sqlite"
 STATUS_FILE = "status.json"

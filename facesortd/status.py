@@ -19,14 +19,16 @@ from typing import Any
 
 from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint
-from facesortd.durable import NOT_REGULAR, Refused, list_folder
-from facesortd.journal import FORGET_RELATIVE, Journal, content_id, relative_rows
+from facesortd.durable import NOT_REGULAR
+from facesortd.journal import Journal, content_id
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
 from facesortd.library import UNTIL_THEN, case_twins, quarantine_refusal
 from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_in_force
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
+from facesortd.recovery import FORGET_RELATIVE, relative_rows
+from facesortd.refusals import Refused, list_folder
 from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, move_lock_if_free

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.advice import advised
-from facesortd.durable import Outside, Refused, fsync_dir, move_no_replace
+from facesortd.durable import fsync_dir, move_no_replace
 from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
 from facesortd.library import Library, quarantine_refusal
 from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.refusals import Outside, Refused
 from facesortd.state import move_lock
 
 

@@ -26,8 +26,8 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from facesortd.config import WatchSettings
-from facesortd.durable import Refused, list_folder
 from facesortd.image_names import is_image_name
+from facesortd.refusals import Refused, list_folder
 
 
 def ignored(name: str, settings: WatchSettings) -> bool:

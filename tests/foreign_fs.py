@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from facesortd import durable
+from facesortd import durable, mounts
 
 BAD = frozenset('<>:"\\|?*')
 
@@ -92,13 +92,13 @@ class Drive:
         self.folder = folder
         self.mounted = True
         folder.mkdir(parents=True, exist_ok=True)
-        real_device = durable._device
+        real_device = mounts._device
 
         def device(path: Path) -> int:
             under = Path(path) == folder or folder in Path(path).parents
             return real_device(path) + (1000 if self.mounted and under else 0)
 
-        monkeypatch.setattr(durable, "_device", device)
+        monkeypatch.setattr(mounts, "_device", device)
 
 
 def renumbered(st: os.stat_result) -> os.stat_result:

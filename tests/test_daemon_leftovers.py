@@ -23,10 +23,10 @@ from waiting import running_daemon, wait_until
 from facesortd import cli, status
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
-from facesortd.durable import Refused
 from facesortd.journal import Journal, content_id
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
+from facesortd.refusals import Refused
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
 from facesortd.service import Service

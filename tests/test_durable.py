@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from facesortd import durable
+from facesortd import durable, refusals
 
 
 def _file(path: Path, data: bytes) -> Path:
@@ -222,9 +222,9 @@ def test_a_folder_that_may_not_be_listed_is_one_sentence_with_the_fix(
 ) -> None:
     """The one wording status, the label scan, the review page and the watcher all say it in."""
     _file(tmp_path / "open" / "a.png", b"a")
-    assert [e.name for e in durable.list_folder(tmp_path / "open")] == ["a.png"]
-    assert durable.list_folder(tmp_path / "missing") == []
-    assert durable.list_folder(tmp_path / "open" / "a.png") == []
+    assert [e.name for e in refusals.list_folder(tmp_path / "open")] == ["a.png"]
+    assert refusals.list_folder(tmp_path / "missing") == []
+    assert refusals.list_folder(tmp_path / "open" / "a.png") == []
     locked = tmp_path / "locked"
     real_scandir = os.scandir
 
@@ -234,8 +234,8 @@ def test_a_folder_that_may_not_be_listed_is_one_sentence_with_the_fix(
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    with pytest.raises(durable.Refused) as refused:
-        durable.list_folder(locked)
+    with pytest.raises(refusals.Refused) as refused:
+        refusals.list_folder(locked)
     assert str(refused.value) == (
         f"cannot list {locked} (Permission denied): make it readable (chmod u+rwx '{locked}')"
     )
@@ -284,7 +284,7 @@ def test_a_file_where_a_library_folder_belongs_is_named_with_the_fix(tmp_path: P
     folder writable (chmod u+rwx)", which cannot help."""
     _file(tmp_path / "lib" / blocker, b"a note")
     src = _file(tmp_path / "in" / "a.png", b"shot")
-    with pytest.raises(durable.Refused) as refused:
+    with pytest.raises(refusals.Refused) as refused:
         durable.move_no_replace(src, tmp_path / "lib" / "_quarantine" / "unsure" / "a.png")
     assert str(refused.value).endswith(
         f"{tmp_path / 'lib' / blocker} is a file, not a folder: move that file away"

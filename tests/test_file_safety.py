@@ -30,10 +30,12 @@ from daemon_harness import forged_tiff
 from facesortd import cli
 from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision, Pipeline
-from facesortd.durable import NAME_MAX, TMP_PREFIX, move_no_replace
-from facesortd.journal import Journal, JournalError, file_hash, recover
+from facesortd.durable import TMP_PREFIX, move_no_replace
+from facesortd.file_names import NAME_MAX
+from facesortd.journal import Journal, JournalError, file_hash
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
+from facesortd.recovery import recover
 from facesortd.service import Service
 from facesortd.shown_names import one_line
 from facesortd.state import STALE_TEMP_S, DaemonLock, StateBusy, move_lock, retrain_lock

@@ -20,12 +20,13 @@ from loguru import logger
 from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli, durable, placement
+from facesortd import cli, durable, file_names, mounts, placement, refusals
 from facesortd.config import Settings
 from facesortd.decide import Decision
-from facesortd.journal import UNDOING, Journal, JournalUnavailable, file_hash, recover
+from facesortd.journal import UNDOING, Journal, JournalUnavailable, file_hash
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
+from facesortd.recovery import recover
 from facesortd.review_page import queue
 from facesortd.sorter import Sorter
 
@@ -196,7 +197,7 @@ def test_a_library_drive_unmounted_under_the_daemon_is_not_made_anew_on_the_disk
     drive.mounted = False  # unmounted: what was on it is gone from <drive>, an empty folder of the disk below
     shutil.rmtree(settings.library)
     assert (refused := library.refusal()) is not None and "mount it at" in str(refused)
-    with pytest.raises(durable.Refused, match="is not there now"):
+    with pytest.raises(refusals.Refused, match="is not there now"):
         sorter.sort(pipeline, second)
     assert second.read_bytes() == screenshot_png(8) and list(drive.folder.iterdir()) == []
 
@@ -361,8 +362,8 @@ def test_a_state_folder_whose_drive_was_pulled_out_is_said_to_be_out_of_reach(
 def test_the_filesystem_type_is_read_for_the_folder_a_path_is_in(tmp_path: Path) -> None:
     """The type of a folder's filesystem, for messages: what /proc/self/mountinfo says of the mount
     holding it (a folder not made yet: of the nearest one that is)."""
-    kind = durable.filesystem_type(tmp_path / "not" / "made")
-    assert kind is not None and kind == durable.filesystem_type(tmp_path)
+    kind = mounts.filesystem_type(tmp_path / "not" / "made")
+    assert kind is not None and kind == mounts.filesystem_type(tmp_path)
 
 
 def test_a_name_longer_than_255_bytes_that_the_drive_takes_is_kept_whole(
@@ -372,14 +373,14 @@ def test_a_name_longer_than_255_bytes_that_the_drive_takes_is_kept_whole(
     name there. It was cut to 255 bytes going into a library on such a drive, and `undo` gave it
     back cut into an inbox on one (seen on exfat-fuse). Here NAME_MAX is made shorter than what the
     test's filesystem takes, which is how such a drive looks to facesortd."""
-    monkeypatch.setattr(durable, "NAME_MAX", 40)
+    monkeypatch.setattr(file_names, "NAME_MAX", 40)
     name = "\u3042" * 20 + ".png"  # 64 bytes
     src = tmp_path / "inbox" / name
     src.parent.mkdir()
     src.write_bytes(b"x")
     final = durable.move_no_replace(src, tmp_path / "lib" / name)
     assert final.name == name and final.read_bytes() == b"x"
-    assert next(durable.numbered_names(final)) == final  # where recovery looks first
+    assert next(file_names.numbered_names(final)) == final  # where recovery looks first
     src.write_bytes(b"y")  # the same name again: numbered, cut to NAME_MAX as before
     again = durable.move_no_replace(src, tmp_path / "lib" / name)
     assert again.name.endswith(" (1).png") and len(os.fsencode(again.name)) <= 40
@@ -617,7 +618,7 @@ def test_a_library_drive_pulled_out_after_the_check_is_not_made_anew_on_the_disk
         monkeypatch.setattr(durable, "link_no_replace", link_no_replace)
         monkeypatch.setattr(durable.os, "link", _across(durable.os.link, settings.inbox))
     sorter = Sorter(Library(settings.library), Journal.for_state_dir(settings.state_dir))
-    with pytest.raises(durable.Refused, match="is not there now"):
+    with pytest.raises(refusals.Refused, match="is not there now"):
         sorter.sort(stub_pipeline(settings), shot)
     assert shot.read_bytes() == screenshot_png(22) and list(drive.folder.iterdir()) == []
 

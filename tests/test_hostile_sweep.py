@@ -26,11 +26,12 @@ from facesortd import cli, durable, watch
 from facesortd import journal as journal_module
 from facesortd.config import ImageLimits, Settings
 from facesortd.decide import Decision, Pipeline
-from facesortd.durable import Refused
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import Journal, file_hash, recover
+from facesortd.journal import Journal, file_hash
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
+from facesortd.recovery import recover
+from facesortd.refusals import Refused
 from facesortd.service import Service
 from facesortd.sorter import Outcome, Sorter
 from facesortd.status import interrupted_moves

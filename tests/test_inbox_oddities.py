@@ -20,10 +20,11 @@ from facesortd.config import Settings, load_settings
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import UNDOING, Journal, file_hash, recover
+from facesortd.journal import UNDOING, Journal, file_hash
 from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
+from facesortd.recovery import recover
 from facesortd.sorter import Sorter
 from facesortd.undo import undo
 

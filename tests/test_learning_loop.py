@@ -283,9 +283,10 @@ def test_a_page_label_whose_recording_a_crash_cut_short_is_found_again(settings:
     was journaled as done, or before, so that recovery completes it) leaves a file in an emotion
     folder that a person put there, and the next scan must take it for their label."""
     from facesortd.decide import Decision
-    from facesortd.journal import REVIEWER, Journal, file_hash, recover
+    from facesortd.journal import REVIEWER, Journal, file_hash
     from facesortd.library import Library
     from facesortd.placement import journaled_apply
+    from facesortd.recovery import recover
 
     journal = Journal.for_state_dir(settings.state_dir)
     unsure = settings.library / "_quarantine" / "unsure"

@@ -23,10 +23,12 @@ from waiting import running_daemon, wait_until
 
 from facesortd import durable
 from facesortd.config import Settings
-from facesortd.durable import PATH_MAX, Refused, move_no_replace, numbered_names
+from facesortd.durable import move_no_replace
+from facesortd.file_names import PATH_MAX, numbered_names
 from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.model_store import shipped_model
+from facesortd.refusals import Refused
 from facesortd.service import Service
 from facesortd.sorter import Sorter
 from facesortd.state import move_lock, move_lock_if_free

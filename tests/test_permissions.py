@@ -34,6 +34,7 @@ from facesortd.journal import Journal, content_id
 from facesortd.learn import datasets, review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
+from facesortd.recovery import recover
 from facesortd.review_page import decisions as decisions_module
 from facesortd.review_page.decisions import DecisionError, Decisions
 from facesortd.review_page.queue import scan
@@ -554,7 +555,7 @@ def test_recovery_is_not_stopped_by_a_file_it_may_not_read(
     journal = Journal.for_state_dir(daemon_settings.state_dir)
     journal.plan(content_id(mine), mine, theirs, Decision.quarantine("unreadable"), "m")  # then: kill -9
 
-    assert list(journal_module.recover(journal)) == [
+    assert list(recover(journal)) == [
         f"rolled back the interrupted move of {mine} (it stays in {mine.parent})"
     ]
     assert mine.read_bytes() == b"not an image either" and theirs.read_bytes() == b"not ours to read"

@@ -19,10 +19,11 @@ from test_review_page import Client
 
 from facesortd.config import Settings
 from facesortd.decide import Decision
-from facesortd.journal import Journal, content_id, recover
+from facesortd.journal import Journal, content_id
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
+from facesortd.recovery import recover
 from facesortd.review_page import decisions
 from facesortd.review_page.server import TOKEN_HEADER, ReviewServer
 

@@ -32,12 +32,12 @@ from facesortd.cli import (
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import DEFAULT_FOLDERS, FOLDERS, LOG_LEVELS, ConfigError, Settings
 from facesortd.detect import DetectorError
-from facesortd.durable import Refused
 from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError, JournalLocked, JournalReplaced, JournalUnavailable
 from facesortd.learn.datasets import DatasetError
 from facesortd.progress import LogStream
+from facesortd.refusals import Refused
 from facesortd.shown_names import NAME_BYTES, one_line
 from facesortd.state import StateBusy
 

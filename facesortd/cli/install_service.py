@@ -9,7 +9,7 @@ from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.cli.common import refuse_overlap, settings_for
-from facesortd.durable import DISK_FULL, Refused
+from facesortd.refusals import DISK_FULL, Refused
 from facesortd.service_unit import Installed, install, unit_file, unit_text
 from facesortd.shown_names import one_line
 

@@ -11,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.journal import Journal, arrived_at, content_id, forget_relative, relative_rows
+from facesortd.journal import Journal, content_id
+from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
 from facesortd.undo import select, undo
 
@@ -89,7 +90,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 def _forget_relative(journal: Journal, dry_run: bool) -> int:
     """`undo --forget-relative`: each interrupted move an older facesortd journaled by relative paths,
-    as it was and what is where now, then cleared from the journal (``journal.forget_relative``), no
+    as it was and what is where now, then cleared from the journal (``recovery.forget_relative``), no
     file touched. Recovery never acts on such a row, so it stayed ``planned`` for good, said by
     `status` at every call, and only a sqlite3 shell could clear it."""
     rows = relative_rows(journal)

@@ -33,7 +33,7 @@ from facesortd.advice import advised
 from facesortd.config import AdoptMetric, LearningSettings, LogLevel, Settings
 from facesortd.descriptors import DEFAULT_DESCRIPTOR
 from facesortd.detect import FaceDetector
-from facesortd.durable import Refused, check_writable
+from facesortd.durable import check_writable
 from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, normalise_face
@@ -56,6 +56,7 @@ from facesortd.model_store import (
 )
 from facesortd.models_folder import prune_logged
 from facesortd.progress import Progress
+from facesortd.refusals import Refused
 
 LabelSource = Literal["human", "correction", "dataset"]
 """A person moved the file (``human``), moved a sorted file to another emotion (``correction``), or

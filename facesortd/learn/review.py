@@ -19,7 +19,6 @@ from loguru import logger
 from facesortd.boxes import Box
 from facesortd.config import LogLevel, Settings
 from facesortd.detect import FaceDetector
-from facesortd.durable import OnceLister
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal, content_id
@@ -27,6 +26,7 @@ from facesortd.learn.datasets import source_group
 from facesortd.learn.kept_faces import keep_face
 from facesortd.learn.retrain import UserLabel
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
+from facesortd.refusals import OnceLister
 from facesortd.state import move_lock
 
 

@@ -23,11 +23,12 @@ from typing import Literal
 from facesortd.advice import advised
 from facesortd.config import Settings
 from facesortd.decide import Decision
-from facesortd.durable import DISK_FULL, Refused, atomic_writer
+from facesortd.durable import atomic_writer
 from facesortd.journal import REVIEWER, Journal, content_id
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
+from facesortd.refusals import DISK_FULL, Refused
 from facesortd.review_page.cache import review_dir
 from facesortd.review_page.queue import Item, current
 from facesortd.undo import undo

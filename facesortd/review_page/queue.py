@@ -17,9 +17,9 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.durable import OnceLister, Refused
 from facesortd.image_names import is_image_name
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
+from facesortd.refusals import OnceLister, Refused
 
 FIRST_REASONS = ("unsure", "no-face", "mixed")
 """Reviewed first: unsure files have a guess to accept, no-face ones are the next most often usable."""

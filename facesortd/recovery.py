@@ -1,0 +1,237 @@
+"""Crash recovery: each move the journal holds as ``planned`` (its process died half-way) finished or
+rolled back by what is on disk, so every file ends up exactly once: in the inbox or at its recorded
+destination; an `undo` that died putting a file back finished alike.
+
+Apart from the journal's records (journal.py) because it acts on files: it looks for a moved file
+under the names a move may give it, and removes an unfinished copy, an empty claim or a half-written
+temp file by the move protocol's rules (durable.py); the journal only stores and reads rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from loguru import logger
+
+from facesortd.advice import advised
+from facesortd.durable import claims_first, fsync_dir, remove_temp_files
+from facesortd.file_names import numbered_names
+from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move, content_id, holds
+from facesortd.refusals import Refused
+from facesortd.state import move_lock
+
+
+def recover(journal: Journal) -> Iterator[str]:
+    """Finish or roll back moves a crash interrupted; yields one line per repaired entry.
+
+    The move protocol (durable.move_no_replace) only removes the source after the destination
+    is whole and synced, so: source still there -> any copy of it at the destination is an
+    unfinished extra and is removed (rolled back; the file is sorted again). Source gone -> the
+    file is whole at the destination: find it by hash and mark the move done. "Still there" means
+    its content under its name: a file dropped under that name since the crash is another one
+    (taking it for the source deleted the moved file, its only copy). A copy (`sort
+    --copy`) is linked into place only once whole, so one found at its destination is done: the
+    person asked for it. Runs under the move lock, so every planned row it sees was left by a
+    process that died, or whose journal refused the move's last mark (placement.UnjournaledMove).
+    """
+    with move_lock(journal.state_dir):
+        yield from _recover(journal)
+
+
+def recover_logged(journal: Journal) -> bool:
+    """:func:`recover` with each repaired entry logged; False, said in the log, while the journal
+    cannot be brought up to date (a full or read-only state disk): the caller goes on, its own moves
+    are journaled apart, and tries again later (the daemon at its next tick). A state file the
+    person must give back to this user (a move lock left by `sudo facesortd`) is Refused, raised: every
+    move would need it, and `run` ends with the fix (exit 2) rather than run on moving nothing."""
+    try:
+        for line in recover(journal):
+            logger.warning(line)
+    except Refused:
+        raise
+    except Exception as exc:  # whatever else it is, it must not stop the sorting
+        logger.error("cannot bring the journal up to date yet ({}); trying again later", exc)
+        return False
+    return True
+
+
+def _recover(journal: Journal) -> Iterator[str]:
+    for move in journal.planned():
+        if not move.in_full:
+            yield from _leave_relative(journal, move)
+            continue
+        copies = _arrived(journal, move)
+        yield from _remove_empty_claims(
+            journal, move.destination, move.hash, move.started, f"the interrupted move of {move.source}"
+        )
+        if move.copied and copies:
+            journal.finish(move.id, "done", copies[0])
+            yield f"completed the interrupted copy of {move.source} -> {copies[0]}"
+        elif holds(move.source, move.hash):
+            for extra in copies:
+                extra.unlink()
+                fsync_dir(extra.parent)
+            journal.finish(move.id, "rolled_back")
+            # Where it was, which is the inbox only for the daemon's moves (`sort ~/screens` too).
+            yield f"rolled back the interrupted move of {move.source} (it stays in {move.source.parent})"
+        elif copies:
+            journal.finish(move.id, "done", copies[0])
+            yield f"completed the interrupted move of {move.source} -> {copies[0]}"
+        else:
+            journal.finish(move.id, "rolled_back")
+            journal.error(move.source, "interrupted move: file was neither at its source nor its destination")
+            yield f"{move.source}: interrupted move found no file (moved away by someone else?)"
+    if undoing := journal.get_meta(UNDOING):
+        if (move := journal.move(int(undoing))) is not None:
+            # Marked undone (its "finished" time) just before the put-back began: a claim is newer.
+            since = move.finished or move.started
+            whose = f"the interrupted undo of {move.destination}"
+            yield from _remove_empty_claims(journal, move.source, move.hash, since, whose)
+            yield _finish_undo(journal, move)
+        journal.set_meta(UNDOING, "")
+    _remove_stale_temp_files(journal)
+
+
+def _leave_relative(journal: Journal, move: Move) -> Iterator[str]:
+    """An older facesortd's interrupted move, journaled as typed (`sort shots/a.png`): relative to a
+    folder it did not record. Resolved against the current folder, a file of the same content there
+    was taken for the source still in place and the moved file, maybe its only copy, was deleted.
+    So it is never acted on: the row stays ``planned`` (its content counts as being moved, never as
+    a person's label) and the person is told once, in the log and in `status`'s last errors."""
+    told = set(filter(None, journal.get_meta(RELATIVE_TOLD).split(",")))
+    if str(move.id) in told:
+        return
+    line = (
+        f"an interrupted move journaled by an older facesortd as '{move.source}' -> '{move.destination}'"
+        " (relative to a folder it did not record) is left alone: the file is whole in one of the two"
+        " places, or both; look in the folder that `sort` ran in and in the library, and if it is in"
+        " both with the same content (sha256sum), delete the one outside the library; then"
+        f" `{advised(*FORGET_RELATIVE)}` clears the journal's row, touching no file (with --dry-run it"
+        " only shows it)"
+    )
+    journal.error(move.destination if move.destination.is_absolute() else None, line)
+    journal.set_meta(RELATIVE_TOLD, ",".join(sorted(told | {str(move.id)})))
+    yield line
+
+
+FORGET_RELATIVE = ("undo", "--forget-relative")
+"""The command that clears what :func:`_leave_relative` leaves (`status` and the log name it)."""
+
+
+def relative_rows(journal: Journal) -> list[Move]:
+    """The interrupted moves an older facesortd journaled by relative paths: never acted on by
+    recovery, they stay ``planned`` until the person has `undo --forget-relative` clear them."""
+    return [move for move in journal.planned() if not move.in_full]
+
+
+def arrived_at(journal: Journal, move: Move) -> Path | None:
+    """Where an interrupted move's file is at its destination now (the name it planned, or a ' (n)'
+    one), if it is there; None if not, or if the destination is relative (never read here)."""
+    found = _arrived(journal, move) if move.destination.is_absolute() else []
+    return found[0] if found else None
+
+
+def forget_relative(journal: Journal, move: Move) -> Path | None:
+    """Clear one of :func:`relative_rows` as the person asks, once they have put its file right by
+    hand; no file is touched. Done where its content is found at its destination (the file is in
+    the library as facesortd placed it: closed as rolled back, it was taken for a person's label),
+    else rolled back. Under the move lock, as every change of a move's state. Returns where found."""
+    with move_lock(journal.state_dir):
+        found = arrived_at(journal, move)
+        journal.finish(move.id, "done" if found else "rolled_back", found)
+    return found
+
+
+def _arrived(journal: Journal, move: Move) -> list[Path]:
+    """The files at ``move``'s destination (its ' (n)' names too) holding its content, but for those a
+    finished move accounts for: they are another's (the same content sorted before)."""
+    return [c for c in _copies(move.destination, move.hash) if journal.done_at(c) is None]
+
+
+def _finish_undo(journal: Journal, move: Move) -> str:
+    """`undo` died while putting ``move`` back (marked undone, the put-back begun).
+
+    Back where it came from -> remove the library's name, which the put-back had yet to do. Not
+    back -> the move counts as done again. A file of the same content there that is not the very
+    file (another filesystem, or dropped there since) cannot be told from an unfinished copy: both
+    are kept (a file twice, never once too few).
+    """
+    here = move.destination
+    if here.is_symlink() or not here.is_file() or content_id(here) != move.hash:
+        return f"the interrupted undo of {here} had finished"
+    back = _copies(move.source, move.hash)
+    ours = [c for c in back if os.path.samestat(c.lstat(), here.lstat())]
+    if ours or (move.copied is not False and move.source in back):
+        here.unlink()
+        fsync_dir(here.parent)
+        return f"completed the interrupted undo of {here} (it is back in {move.source.parent})"
+    if back:
+        return f"the interrupted undo of {here} left it in both places ({back[0]} too): remove one by hand"
+    journal.finish(move.id, "done", here)
+    return f"the interrupted undo of {here} had not begun; it stays sorted"
+
+
+def _copies(path: Path, digest: str) -> list[Path]:
+    """Files named ``path`` or one of the ' (n)' names a move may give it, holding the content ``digest``."""
+    return [c for c in _named(path) if c.is_file() and content_id(c) == digest]  # unreadable: as journaled
+
+
+def _named(path: Path) -> list[Path]:
+    """What is there under ``path`` or one of the names a move may give it (``numbered_names``).
+
+    Found in one listing of the folder, not by trying names up to the first free one: a file a
+    person deleted since the crash leaves a gap below the name the move took, and the file was
+    then not found (its move recorded as finding nothing, the file unknown to the journal).
+    """
+    try:
+        with os.scandir(path.parent) as entries:
+            names = {entry.name for entry in entries}
+    except OSError:  # gone, or not ours to list: nothing of the move's there that recovery could use
+        return []
+    return [c for c in numbered_names(path) if c.name in names]
+
+
+EMPTY_HASH = hashlib.sha256(b"").hexdigest()
+MTIME_SLACK_S = 2.0
+"""FAT keeps a file's modification time to 2 seconds."""
+
+
+def _remove_empty_claims(
+    journal: Journal, path: Path, digest: str, since: float, whose: str
+) -> Iterator[str]:
+    """Remove the empty file an interrupted move (``whose``) of the content ``digest`` to ``path``
+    claimed its name with, if it was killed before the file took it: where a filesystem has neither
+    hard links nor a no-replace rename (FAT and exFAT through FUSE answer EINVAL to it, so every
+    move into such a library, or `undo` into such an inbox, claims first), the empty claim stayed
+    for good: in the library, the file sorted again became ``name (1)``; in the inbox, the daemon
+    put the empty file into ``_quarantine/unreadable/``. Only an empty file made since ``since``,
+    of a name the move may have taken, that no finished move accounts for, in a folder where moves
+    claim names at all (``claims_first``: on ext4 such a file was a person's, or a screenshot its
+    tool had just made and was writing); never for a move of an empty file (its copy is empty too)."""
+    if digest == EMPTY_HASH:
+        return
+    for claim in _named(path):
+        try:
+            st = claim.lstat()
+        except OSError:
+            continue
+        fresh = st.st_mtime >= since - MTIME_SLACK_S
+        empty = stat.S_ISREG(st.st_mode) and st.st_size == 0
+        if empty and fresh and journal.done_at(claim) is None and claims_first(claim.parent):
+            claim.unlink()
+            fsync_dir(claim.parent)
+            yield f"removed {claim}, the empty name {whose} had claimed"
+
+
+def _remove_stale_temp_files(journal: Journal) -> None:
+    """Half-written cross-filesystem copies (hidden temp names) are garbage: in destination folders,
+    and in the folders `undo` copies files back into (an inbox on another filesystem)."""
+    # Every age: recovery holds the move lock, so no copy is under way. An older version's relative
+    # path names no folder we know (it would be read in the current one).
+    folders = {path.parent for path in journal.moved_paths() if path.is_absolute()}
+    for tmp in remove_temp_files(folders):
+        logger.warning("removed a half-written copy left by a crash: {}", tmp)
