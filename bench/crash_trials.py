@@ -7,6 +7,7 @@ once (in the library or still in the inbox), byte-identical by SHA-256, with no 
 
     python bench/crash_trials.py --trials 500            # by hand
     python bench/crash_trials.py --trials 3 --files 40   # what the test suite runs
+    python bench/crash_trials.py --inbox-on /dev/shm     # every move a copy across filesystems
 """
 
 from __future__ import annotations
@@ -26,16 +27,21 @@ from pathlib import Path
 from daemon_harness import Census, Folders, add_cascade_option, cascade_of, census, random_pngs, wait_for
 
 
-def counted_trial(cascade: Path, files: int, seed: int, max_delay: float | None = None) -> Census:
+def counted_trial(
+    cascade: Path, files: int, seed: int, max_delay: float | None = None, inbox_on: Path | None = None
+) -> Census:
     """One kill-and-restart trial, counted file by file.
 
     Without ``max_delay`` the kill lands inside the burst whatever the machine's speed. A delay
     from the start mostly does not: a small burst is sorted within a second of the start, so most
     kills after a random delay came before the daemon was up or after it had finished (README,
-    "Nothing is lost, nothing stalls: how").
+    "Nothing is lost, nothing stalls: how"). ``inbox_on``: where the inbox is made (see --inbox-on).
     """
-    with tempfile.TemporaryDirectory(prefix="facesortd-crash-") as tmp:
-        folders = Folders(Path(tmp), cascade)
+    with (
+        tempfile.TemporaryDirectory(prefix="facesortd-crash-") as tmp,
+        tempfile.TemporaryDirectory(prefix="facesortd-crash-inbox-", dir=inbox_on) as inbox_tmp,
+    ):
+        folders = Folders(Path(tmp), cascade, inbox_in=Path(inbox_tmp))
         inputs = random_pngs(files, seed)
         for name, data in inputs.items():
             (folders.inbox / name).write_bytes(data)
@@ -74,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="kill a random 0-MAX_DELAY s after the start (default: once a random number of files moved)",
     )
+    parser.add_argument(
+        "--inbox-on",
+        type=Path,
+        help="make each inbox in this folder: on another filesystem than the library (/dev/shm), "
+        "every move is a copy, then the source removed, and the kills land in those (default: beside "
+        "the library)",
+    )
     add_cascade_option(parser)
     args = parser.parse_args(argv)
     if (cascade := cascade_of(args)) is None:
@@ -82,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     total = Census()
     started = time.monotonic()
     for k in range(args.trials):
-        counted = counted_trial(cascade, args.files, seed=k, max_delay=args.max_delay)
+        counted = counted_trial(cascade, args.files, seed=k, max_delay=args.max_delay, inbox_on=args.inbox_on)
         total.add(counted)
         failed += bool(counted.problems)
         for line in counted.problems:

@@ -81,9 +81,11 @@ class Folders:
     settle_s: float = 0.05
     extra: str = ""
     state: Path | None = None
+    inbox_in: Path | None = None
+    """A folder to make the inbox in instead of ``root`` (another filesystem: moves become copies)."""
 
     def __post_init__(self) -> None:
-        self.inbox = self.root / "inbox"
+        self.inbox = (self.inbox_in or self.root) / "inbox"
         self.library = self.root / "lib"
         self.state = self.state or self.root / "state"
         self.config = self.root / "config.toml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,14 @@ def test_sigkill_during_a_burst_loses_nothing(tiny_cascade: Path) -> None:
 def test_trial_script_reports(tiny_cascade: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert crash_trials.main(["--trials", "1", "--files", "10", "--cascade", str(tiny_cascade)]) == 0
     assert "1 trials of 10 files" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_burst_of_moves_across_filesystems_loses_nothing(tiny_cascade: Path) -> None:
+    """An inbox on another filesystem than the library: each move is a copy, then the source
+    removed, and the kill lands in those steps (the copy whole or not, the source there or not)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == Path(tempfile.gettempdir()).stat().st_dev:
+        pytest.skip("no second filesystem (/dev/shm) beside the temporary folder")
+    census = crash_trials.counted_trial(tiny_cascade, files=40, seed=1, inbox_on=shm)  # more: the bench
+    assert census.problems == [] and census.survived == census.tried == 40
