@@ -595,10 +595,14 @@ def test_the_state_folder_and_journal_are_private(tmp_path: Path) -> None:
 
 
 def test_a_file_appended_in_chunks_is_sorted_whole(settings: Settings) -> None:
-    """open/append/close four times: each close looks like an arrival of a truncated image. The
-    writer's pause between the daemon's look and its next chunk must stay under
-    ``unreadable_settle_s``, or the half file is quarantined as unreadable: 1 s failed now and then
-    on a loaded machine; a long settle costs nothing here, the whole file being sorted at once."""
+    """open/append/close four times: each close looks like an arrival of a truncated image.
+
+    The writer appends its next chunk once the daemon has looked at the file and set its wait, not
+    merely begun to look: a chunk that landed while the worker was still deciding was counted as
+    part of that look, and with the writer pausing for the daemon's next look (which comes only
+    once the wait is over) the half file was judged finished, now and then on a loaded machine. A
+    long ``unreadable_settle_s`` costs nothing here (the whole file is sorted at once) and leaves
+    a slow writer's pause far inside it."""
     settings = load_settings(
         **{**settings.model_dump(), "watch": {**settings.watch.model_dump(), "unreadable_settle_s": 60.0}}
     )
@@ -617,13 +621,13 @@ def test_a_file_appended_in_chunks_is_sorted_whole(settings: Settings) -> None:
 
     data = screenshot_png(9)
     target = settings.inbox / "chunked.png"
-    with running_daemon(settings, recording_pipeline):
+    with running_daemon(settings, recording_pipeline) as daemon:
         step = len(data) // 4 + 1
         for i in range(0, len(data), step):
             with target.open("ab") as fh:
                 fh.write(data[i : i + step])
-            if i + step < len(data):  # the writer pauses until the daemon has seen the truncated file
-                wait_until(lambda: target.stat().st_size in looked_at)
+            if i + step < len(data):  # the writer pauses until the daemon waits on the truncated file
+                wait_until(lambda: target.stat().st_size in looked_at and target in daemon._timers)
                 assert target.exists()
         wait_until(lambda: not target.exists())
     assert [hashlib.sha256(p.read_bytes()).digest() for p in _files(settings.library)] == [
