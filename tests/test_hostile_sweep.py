@@ -218,7 +218,7 @@ def test_sort_beside_a_process_holding_the_journal_names_it_and_stops(
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.5)
+        monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.2)
         folder = tmp_path / "screens"
         folder.mkdir()
         for n in range(3):
