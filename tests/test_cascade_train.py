@@ -173,8 +173,10 @@ def _cli(tmp_path: Path, *extra: str) -> argparse.Namespace:
 
 
 def _argv(tmp_path: Path, *extra: str) -> list[str]:
-    """A small, quick training (two stages: the second mines hard negatives)."""
+    """A small, quick training (two stages: the second mines hard negatives; the module's window)."""
     return [
+        "--window",
+        *(str(side) for side in WINDOW),
         "--pos-crops",
         str(tmp_path / "pos"),
         "--negatives",
