@@ -108,8 +108,8 @@ def tiny_cascade(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real (weak) OpenCV cascade trained by facesortd's own trainer on drawn faces, in seconds.
 
     For tests that run the daemon as a subprocess, which needs a cascade file to start; what it
-    detects does not matter there. Its window is 20 px, not the shipped 24: half the LBP features,
-    half the training time (0.75 s to 1.7), and it still proposes a drawn face.
+    detects does not matter there. Its window is smaller than the shipped one: half the LBP
+    features, so half the training time, and it still proposes a drawn face.
     """
     from synthetic import draw_screenshot
 
