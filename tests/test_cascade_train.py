@@ -30,7 +30,9 @@ from facesortd.learn.datasets import load_faces_json
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from shared_data import match_boxes
 
-WINDOW = (24, 24)
+# Not the shipped cascade's 24 px: a 22 px window has 5,929 LBP features to 8,464, and the module's
+# cascade trains in about half the time; nothing here depends on the shipped size.
+WINDOW = (22, 22)
 
 
 def _faces(n: int, rng: np.random.Generator, size: int = 48) -> list[np.ndarray]:
@@ -171,8 +173,10 @@ def _cli(tmp_path: Path, *extra: str) -> argparse.Namespace:
 
 
 def _argv(tmp_path: Path, *extra: str) -> list[str]:
-    """A small, quick training (two stages: the second mines hard negatives)."""
+    """A small, quick training (two stages: the second mines hard negatives; the module's window)."""
     return [
+        "--window",
+        *(str(side) for side in WINDOW),
         "--pos-crops",
         str(tmp_path / "pos"),
         "--negatives",

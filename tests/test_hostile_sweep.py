@@ -219,7 +219,7 @@ def test_sort_beside_a_process_holding_the_journal_names_it_and_stops(
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.5)
+        monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.2)
         folder = tmp_path / "screens"
         folder.mkdir()
         for n in range(3):
@@ -460,11 +460,12 @@ def test_a_name_taken_gets_its_number_without_losing_its_last_character(
 
 # -- the watcher ---------------------------------------------------------------------------------------
 def test_a_name_whose_open_file_left_the_inbox_is_sorted_when_a_new_file_takes_it(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file some program held open (a viewer, a writer) was moved out of the inbox before it was
     closed: inotify reports that close to the folder it went to, so its name counted as open for the
     life of the daemon, and every later file under that name waited in the inbox for ever."""
+    monkeypatch.setattr(watch, "STALE_CHECK_S", 0.2)  # the mark is checked sooner than a second on
     with running_daemon(settings, stub_pipeline) as daemon:
         name = settings.inbox / "image.png"
         held = name.open("wb")
@@ -492,6 +493,7 @@ def test_a_file_whose_close_inotify_dropped_is_sorted_once_no_one_writes_it(
             None if "lost" in os.fsdecode(event.src_path) else real_closed(self, event, offer)
         ),
     )
+    monkeypatch.setattr(watch, "STALE_CHECK_S", 0.2)  # the mark is checked sooner than a second on
     settings = settings.model_copy(
         update={"watch": settings.watch.model_copy(update={"rescan_interval_s": 0.3})}
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import socket
 import sqlite3
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from review_setup import quarantine, review_settings, scratch_dir, serving
 from test_review_page import Client
+from waiting import wait_until
 
 from facesortd.config import Settings
 from facesortd.decide import Decision
@@ -436,6 +438,24 @@ def test_an_undo_the_journal_refuses_says_so_and_can_be_pressed_again(
         assert each_once(settings, before)["a.png"] == a_png(settings)
 
 
+def held_off_by_a_lock(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once a thread other than the test's own waits for a flock the test's thread holds: a
+    condition to wait on where the thread's join would only say, after a timeout, that it waited."""
+    held_off = threading.Event()
+    real_flock = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if operation == fcntl.LOCK_EX and threading.current_thread() is not threading.main_thread():
+            try:
+                return real_flock(fd, operation | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held_off.set()
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    return held_off
+
+
 def test_a_label_scan_racing_the_pages_undo_does_not_bring_the_label_back(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -448,12 +468,15 @@ def test_a_label_scan_racing_the_pages_undo_does_not_bring_the_label_back(
         scanning = Reviewer(settings, Journal.for_state_dir(settings.state_dir))
         real = Journal.label_for_hash
         undoing: list[threading.Thread] = []
+        held_off = held_off_by_a_lock(monkeypatch)
 
         def label_for_hash(self: Journal, digest: str) -> tuple[str, float] | None:
             if self is scanning.journal and not undoing:  # the scan is looking at happy/a.png
                 undoing.append(threading.Thread(target=lambda: client.post("/api/undo")))
                 undoing[0].start()
-                undoing[0].join(timeout=1)  # done at once, unless the scan's look holds it off
+                # Done at once, unless the scan's look holds it off: either ends the wait (a fixed
+                # second's join cost every run that second, the fix being in).
+                wait_until(lambda: not undoing[0].is_alive() or held_off.is_set(), timeout=10)
             return real(self, digest)
 
         monkeypatch.setattr(Journal, "label_for_hash", label_for_hash)

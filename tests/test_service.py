@@ -72,20 +72,23 @@ def open_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, Path]]:
 
 
 def test_slow_writer_is_not_touched_until_it_closes(
-    open_checks: list[tuple[float, Path]], daemon: Service, settings: Settings
+    open_checks: list[tuple[float, Path]], settings: Settings
 ) -> None:
+    # Each of the four pauses lasts a settle time: 0.05 s, not the fixture's 0.2, is enough for that.
+    settings = settings.model_copy(update={"watch": settings.watch.model_copy(update={"settle_s": 0.05})})
     data = _png_bytes(1)
     target = settings.inbox / "slow.png"
-    with target.open("wb") as fh:
-        for i in range(0, len(data), len(data) // 4 + 1):
-            fh.write(data[i : i + len(data) // 4 + 1])
-            fh.flush()
-            paused = time.monotonic() + settings.watch.settle_s
-            # The writer pauses until the settler, a settle time later, found the file still open:
-            # only the close may count as arrival.
-            wait_until(lambda after=paused: any(t >= after and p == target for t, p in list(open_checks)))
-            assert target.exists(), "moved while still being written"
-    wait_until(lambda: not target.exists())
+    with running_daemon(settings, _stub_pipeline):
+        with target.open("wb") as fh:
+            for i in range(0, len(data), len(data) // 4 + 1):
+                fh.write(data[i : i + len(data) // 4 + 1])
+                fh.flush()
+                paused = time.monotonic() + settings.watch.settle_s
+                # The writer pauses until the settler, a settle time later, found the file still
+                # open: only the close may count as arrival.
+                wait_until(lambda after=paused: any(t >= after and p == target for t, p in list(open_checks)))
+                assert target.exists(), "moved while still being written"
+        wait_until(lambda: not target.exists())
     assert hashlib.sha256(data).hexdigest() in _library_files(settings)
 
 
@@ -321,18 +324,18 @@ def test_a_file_waiting_for_its_retry_is_not_offered_again_by_the_rescan(
             inside.remove(src)
 
     monkeypatch.setattr(Library, "apply", full_once)
-    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 0.8)  # the first back-off: 2 s otherwise
+    monkeypatch.setattr("facesortd.service.MAX_BACKOFF_S", 0.5)  # the first back-off: 2 s otherwise
     lines: list[str] = []
     logger.add(lines.append, level="ERROR", format="{message}")
     settings = settings.model_copy(
-        update={"watch": settings.watch.model_copy(update={"rescan_interval_s": 0.15})}
+        update={"watch": settings.watch.model_copy(update={"rescan_interval_s": 0.1})}
     )
     with running_daemon(settings, _stub_pipeline) as daemon:
         assert settings.watch.workers == 2
         (settings.inbox / "a.png").write_bytes(_png_bytes(7))
         wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=10)
         wait_until(lambda: not daemon.queue_length())
-    assert len(calls) == 2 and calls[1] - calls[0] >= 0.8  # the first back-off delay, rescans or not
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.5  # the first back-off delay, rescans or not
     assert sum("cannot move it into the library" in line for line in lines) == 1
     assert overlaps == []
 
@@ -362,8 +365,9 @@ def test_an_event_for_a_file_waiting_for_its_retry_leaves_it_to_its_timer(
     """A close event for a file backing off after a failed move (a late one, or a program that
     opened it to write and wrote nothing) queued it at once: the back-off only held for rescans."""
     calls = _full_the_first_time(monkeypatch)
-    # 1 s, not the 2 s default: still well above the 0.2 s settle after which the event would queue it.
-    monkeypatch.setattr(service, "FIRST_BACKOFF_S", 1.0)
+    # 0.5 s, not the 2 s default: still well above the next settler tick (0.05 s), or the 0.2 s
+    # settle, after which the event would queue it.
+    monkeypatch.setattr(service, "FIRST_BACKOFF_S", 0.5)
     path = settings.inbox / "a.png"
     path.write_bytes(_png_bytes(7))
     wait_until(lambda: path in daemon._waiting())

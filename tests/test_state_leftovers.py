@@ -120,7 +120,7 @@ def test_undo_beside_a_process_holding_the_journal_names_it_and_stops(
         (folder / f"{n}.png").write_bytes(screenshot_png(20 + n))
     assert cli.main(["sort", "--workers", "1", str(folder)]) == 0
     sorted_files = _files(settings.library)
-    monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.5)
+    monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.2)
     holder = subprocess.Popen(
         [
             sys.executable,
