@@ -68,3 +68,45 @@ def _unescaped(field: bytes) -> bytes:
 def _device(path: Path) -> int:
     """The device ``path`` is on (a drive mounted there has its own)."""
     return os.stat(path).st_dev
+
+
+DRIVE_PLACES = (Path("/media"), Path("/run/media"), Path("/mnt"))
+"""Where drives are mounted: by desktops (udisks: ``/media/<user>/<label>``,
+``/run/media/<user>/<label>``) and by people (``/mnt/<name>``)."""
+
+
+class DriveNotMounted(Exception):
+    """A folder facesortd would make is missing where a drive is mounted, and no drive is there now:
+    made, it would sit on the disk below the mount point, and the files put there would be hidden
+    once the drive came (a mount over a folder that is not empty is refused by exfat-fuse). Exit 1:
+    systemd starts the daemon again until the drive is there."""
+
+    def __init__(self, folder: Path, place: Path) -> None:
+        super().__init__(
+            f"{folder} is not there, and {place} is where drives are mounted (no drive is mounted there "
+            f"now): mount the drive that holds it, or make {folder} yourself if it belongs on this disk"
+        )
+
+
+def refuse_unmounted(*folders: Path) -> None:
+    """:class:`DriveNotMounted` for the first of ``folders`` that :func:`drive_not_mounted` names."""
+    for folder in folders:
+        if (place := drive_not_mounted(folder)) is not None:
+            raise DriveNotMounted(folder, place)
+
+
+def drive_not_mounted(folder: Path) -> Path | None:
+    """Where a drive ``folder`` would be on is not mounted: the nearest existing parent of a missing
+    ``folder``, if that is a place drives are mounted in or at (:data:`DRIVE_PLACES`, a folder in
+    one, or a label folder of a user's in ``/media`` or ``/run/media``) and holds no drive now.
+    None for a folder that is there, or whose nearest parent holds a drive (only not made yet)."""
+    folder = Path(os.path.abspath(folder))
+    nearest = folder
+    while not os.path.exists(nearest) and nearest != nearest.parent:
+        nearest = nearest.parent
+    if nearest == folder or os.path.ismount(nearest):
+        return None
+    places = {nearest, nearest.parent}
+    if nearest.parent.parent in DRIVE_PLACES[:2]:
+        places.add(nearest.parent.parent)
+    return nearest if places & set(DRIVE_PLACES) else None

@@ -755,3 +755,58 @@ def test_undo_into_an_inbox_whose_drive_is_away_leaves_the_file_sorted(
     env.inbox.mkdir()  # back: undone as asked
     assert cli.main(["undo", "1", "--yes"]) == 0
     assert shot.read_bytes() == screenshot_png(3) and _files(env.library) == []
+
+
+@pytest.fixture
+def drive_places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    """/media, /run/media and /mnt, as folders of the test's own."""
+    places = (tmp_path / "media", tmp_path / "run-media", tmp_path / "mnt")
+    for place in places:
+        place.mkdir()
+    monkeypatch.setattr(mounts, "DRIVE_PLACES", places)
+    return places
+
+
+def test_a_missing_folder_where_no_drive_is_mounted_is_told_from_one_not_made_yet(
+    drive_places: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media, run_media, mnt = drive_places
+    (media / "bob").mkdir()
+    (run_media / "bob" / "USB").mkdir(parents=True)  # a label folder udisks left behind
+    (mnt / "usb").mkdir()
+    assert mounts.drive_not_mounted(media / "bob" / "USB" / "library") == media / "bob"
+    assert mounts.drive_not_mounted(run_media / "bob" / "USB" / "library") == run_media / "bob" / "USB"
+    assert mounts.drive_not_mounted(mnt / "usb" / "library") == mnt / "usb"
+    assert mounts.drive_not_mounted(mnt / "disk" / "library") == mnt
+    assert mounts.drive_not_mounted(mnt / "usb") is None  # there: nothing to make
+    assert mounts.drive_not_mounted(tmp_path / "home" / "library") is None  # no place of drives
+    monkeypatch.setattr(mounts.os.path, "ismount", lambda path: Path(path) == mnt / "usb")
+    assert mounts.drive_not_mounted(mnt / "usb" / "library") is None  # mounted: only not made yet
+
+
+@pytest.mark.parametrize("command", ["run", "sort"])
+def test_run_and_sort_make_no_library_below_a_mount_point_whose_drive_is_away(
+    cli_settings: Settings,
+    drive_places: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    """A library on a USB drive that was not plugged in when the daemon (or `sort`) started was made
+    on the disk below the mount point and the files sorted there, hidden once the drive came (and
+    exfat-fuse refuses to mount over a folder that is not empty). Exit 1: systemd starts the daemon
+    again until the drive is there."""
+    usb = drive_places[2] / "usb"
+    usb.mkdir()
+    library = usb / "library"
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(library))
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(3))
+    capsys.readouterr()
+    assert cli.main([command]) == 1
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"facesortd: error: {library} is not there, and {usb} is where drives are mounted (no drive is "
+        f"mounted there now): mount the drive that holds it, or make {library} yourself if it belongs on "
+        "this disk"
+    )
+    assert list(usb.iterdir()) == [] and shot.exists()

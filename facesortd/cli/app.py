@@ -36,6 +36,7 @@ from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError, JournalLocked, JournalReplaced, JournalUnavailable
 from facesortd.learn.datasets import DatasetError
+from facesortd.mounts import DriveNotMounted
 from facesortd.progress import LogStream
 from facesortd.refusals import Refused
 from facesortd.shown_names import NAME_BYTES, one_line
@@ -222,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     except (JournalUnavailable, JournalLocked, JournalReplaced) as exc:
         # 1, not 2: systemd restarts `run` until it is free (or opens the journal there now)
         print(f"facesortd: error: {exc}", file=sys.stderr)
+        return 1
+    except DriveNotMounted as exc:  # 1 too: `run` is started again until the drive is there
+        print(f"facesortd: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except USER_ERRORS as exc:
         # One line, a name's line break shown escaped; a configuration error lists its keys a line each.

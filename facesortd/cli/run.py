@@ -8,6 +8,7 @@ import sys
 
 from facesortd.cli.common import refuse_overlap, settings_for
 from facesortd.config import DEFAULT_FOLDERS
+from facesortd.mounts import refuse_unmounted
 from facesortd.service import HANGUP_EXIT
 
 
@@ -17,6 +18,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_for(args)
     refuse_overlap(settings)
+    refuse_unmounted(settings.inbox, settings.library, settings.state_dir)  # before any is made
     code = Service(settings).run()
     # Every file is placed and synced, the journal closed and the workers joined: what is left of
     # an exit is the interpreter's teardown, where native libraries' destructors can race threads
@@ -37,7 +39,8 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         "SIGTERM or Ctrl-C stops it cleanly, once the files in progress are placed: exit status 0. "
         f"SIGHUP stops it the same way, with exit status {HANGUP_EXIT}, which systemd restarts with the "
         "settings read anew. The exit status is 1 if it stopped on a fault (a worker died; the journal "
-        "was replaced, is in use or takes no writes; another daemon took the state folder), which systemd "
+        "was replaced, is in use or takes no writes; another daemon took the state folder) or cannot "
+        "start yet (the inbox, library or state folder missing where a drive is not mounted), which systemd "
         "restarts, and 2 if it cannot start (a configuration error, a daemon already running on this "
         "state folder, an inbox and library that overlap).",
     )

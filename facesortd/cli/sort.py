@@ -16,6 +16,7 @@ from facesortd.cli.inputs import expand_inputs
 from facesortd.cli.sort_report import report_outcome, say_end
 from facesortd.cli.stopping import stop_requests
 from facesortd.config import Settings, WatchSettings
+from facesortd.mounts import refuse_unmounted
 from facesortd.progress import Progress
 from facesortd.sort_batch import SortBatch, SortOptions, sorted_out_of
 
@@ -55,6 +56,8 @@ def _files_to_sort(args: argparse.Namespace, settings: Settings) -> list[Path]:
     """The files named, or the inbox's (made if missing, as the daemon would); none said as nothing to
     sort where that is news (a folder named of no image was said, or refused, by ``expand_inputs``)."""
     refuse_overlap(settings, args.paths)  # before the inbox is made: nothing is touched
+    if not args.dry_run:  # nor made below a mount point whose drive is away
+        refuse_unmounted(*([] if args.paths else [settings.inbox]), settings.library, settings.state_dir)
     if args.copy and not args.paths:
         raise UsageError(_COPY_FROM_INBOX.format(inbox=settings.inbox))
     if not args.paths and not args.dry_run:  # a dry run touches nothing: no inbox is nothing to sort
