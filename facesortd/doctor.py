@@ -36,7 +36,7 @@ from facesortd.model_store import (
     name_of,
     resolve,
 )
-from facesortd.mounts import FOREIGN_FILESYSTEMS, DriveNotMounted, drive_not_mounted, filesystem_type
+from facesortd.mounts import FOREIGN_FILESYSTEMS, drive_problem, filesystem_type
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import Refused, list_folder
 from facesortd.service_unit import own_command, unit_file, unit_text
@@ -107,8 +107,8 @@ def _drive_checks(name: str, folder: Path) -> Iterator[Check]:
 
 
 def _folder_check(name: str, folder: Path) -> Check:
-    if (place := drive_not_mounted(folder)) is not None:  # `run` and `sort` refuse to start: said so
-        return False, f"{name} {one_line(DriveNotMounted(folder, place))}"
+    if problem := drive_problem(name, folder):  # `run` and `sort` refuse to start: said so
+        return False, one_line(problem)
     if not folder.exists():
         parent = next(p for p in folder.parents if p.exists())
         if os.access(parent, os.W_OK | os.X_OK):

@@ -88,6 +88,13 @@ class DriveNotMounted(Exception):
         )
 
 
+def drive_problem(name: str, folder: Path) -> str | None:
+    """What `doctor` and `status` say of the folder setting ``name`` when `run` and `sort` refuse
+    it (:class:`DriveNotMounted`): the person sees why the daemon does not start before asking."""
+    place = drive_not_mounted(folder)
+    return None if place is None else f"{name} {DriveNotMounted(folder, place)}"
+
+
 def refuse_unmounted(*folders: Path) -> None:
     """:class:`DriveNotMounted` for the first of ``folders`` that :func:`drive_not_mounted` names."""
     for folder in folders:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facesortd.advice import advised
-from facesortd.config import Settings, fingerprint
+from facesortd.config import FOLDERS, Settings, fingerprint
 from facesortd.durable import NOT_REGULAR
 from facesortd.journal import Journal, content_id
 from facesortd.learn.metrics import headline
@@ -26,6 +26,7 @@ from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
 from facesortd.library import UNTIL_THEN, case_twins, quarantine_refusal
 from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_in_force
+from facesortd.mounts import drive_problem
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 from facesortd.recovery import FORGET_RELATIVE, relative_rows
 from facesortd.refusals import Refused, list_folder
@@ -244,6 +245,7 @@ def gather(settings: Settings) -> dict[str, Any]:
         )
     if lost := lost_in_force(settings):
         problems.append(lost)
+    problems += filter(None, (drive_problem(name, getattr(settings, name)) for name in FOLDERS))
     path = model_in_force(settings)
     model = load_model_in_force(settings)
     threshold = settings.recognition.threshold

@@ -810,7 +810,9 @@ def test_run_and_sort_make_no_library_below_a_mount_point_whose_drive_is_away(
         "this disk"
     )
     assert list(usb.iterdir()) == [] and shot.exists()
-    assert cli.main(["doctor"]) == 1  # and doctor says so, as a FIX
-    assert f"library {library} is not there, and {usb} is where drives are mounted" in " ".join(
-        capsys.readouterr().out.split()
-    )
+    said = f"library {library} is not there, and {usb} is where drives are mounted"
+    assert cli.main(["doctor"]) == 1  # and doctor says so, as a FIX, and status as a PROBLEM
+    assert said in " ".join(capsys.readouterr().out.split())
+    assert cli.main(["status"]) == 0
+    assert f"PROBLEM: {said}" in " ".join(capsys.readouterr().out.split())
+    assert list(usb.iterdir()) == []
