@@ -441,7 +441,9 @@ def move_no_replace(
             original,
             check,
         )
-        if not copy:
+        if copy:
+            _keep_copy(src, original, final)
+        else:
             _remove_source(src, original, final)
         return final
     except Refused:
@@ -597,6 +599,17 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
     except OSError:
         if src.parent.is_dir():
             raise
+
+
+def _keep_copy(src: Path, original: os.stat_result, final: Path) -> None:
+    """The last step of a copy asked for (``sort --copy``): taken back if its source, still the file
+    copied, no longer holds the copy's bytes. A tool still writing into it (a download) or saving
+    in place over it left a half or stale file in the library, journaled as the file's copy. A
+    source replaced by another file meanwhile keeps the copy: it may be the only one left."""
+    if _same_inode(src, original) and not _is(src, original, final):
+        final.unlink()
+        fsync_dir(final.parent)
+        raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
 
 
 def _is(path: Path, original: os.stat_result, copy: Path | None = None) -> bool:

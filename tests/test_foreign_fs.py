@@ -816,3 +816,45 @@ def test_run_and_sort_make_no_library_below_a_mount_point_whose_drive_is_away(
     assert cli.main(["status"]) == 0
     assert f"PROBLEM: {said}" in " ".join(capsys.readouterr().out.split())
     assert list(usb.iterdir()) == []
+
+
+def test_sort_of_a_file_written_to_during_its_copy_says_it_stays_not_gone(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The library on another filesystem: a file written to while it was copied there keeps its
+    place, its copy taken back. `sort` said it "gone meanwhile (moved by a person, the daemon or
+    another `facesortd sort`)" of a file still in the inbox, which the person then looked for."""
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(3))
+    real_link, real_copy = os.link, durable.shutil.copyfileobj
+
+    def link(a, b, **kw):  # type: ignore[no-untyped-def]
+        if Path(a) == shot:
+            raise OSError(errno.EXDEV, "cross-device")
+        return real_link(a, b, **kw)
+
+    def copy_then_appended(inp, out, length=0):  # type: ignore[no-untyped-def]
+        real_copy(inp, out, length)
+        with open(shot, "ab") as fh:
+            fh.write(b"more")
+
+    monkeypatch.setattr(durable.os, "link", link)
+    monkeypatch.setattr(durable.shutil, "copyfileobj", copy_then_appended)
+    capsys.readouterr()
+    assert cli.main(["sort", str(shot)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "gone meanwhile" not in err and "written to or replaced while it was sorted" in err
+    assert shot.read_bytes() == screenshot_png(3) + b"more" and _files(cli_settings.library) == []
+
+
+def test_a_folder_reached_through_a_link_into_a_place_of_drives_is_told_too(
+    drive_places: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A library named through a link (~/usb -> /mnt/usb, a person's shortcut to the drive): the
+    link's own folder was taken as the nearest, no place of drives, and the library was made on the
+    disk below /mnt/usb with the drive away, hidden once it came."""
+    usb = drive_places[2] / "usb"
+    usb.mkdir()
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "usb").symlink_to(usb)
+    assert mounts.drive_not_mounted(tmp_path / "home" / "usb" / "library") == usb
