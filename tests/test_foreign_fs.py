@@ -858,3 +858,24 @@ def test_a_folder_reached_through_a_link_into_a_place_of_drives_is_told_too(
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "usb").symlink_to(usb)
     assert mounts.drive_not_mounted(tmp_path / "home" / "usb" / "library") == usb
+
+
+@pytest.mark.parametrize("command", [["undo", "1", "--yes"], ["undo", "--dry-run", "1"]])
+def test_undo_makes_no_state_folder_below_a_mount_point_whose_drive_is_away(
+    cli_settings: Settings,
+    drive_places: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    """`run` and `sort` refused to make a state folder where a drive is not mounted; `undo` made it
+    (the journal opened): an empty journal on the disk below ("nothing to undo"), which the next
+    `run` then took for the state folder, and a folder not empty that exfat-fuse refuses to mount
+    the drive over."""
+    usb = drive_places[2] / "usb"
+    usb.mkdir()
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(usb / "state"))
+    capsys.readouterr()
+    assert cli.main(command) == 1
+    assert "is where drives are mounted" in capsys.readouterr().err
+    assert list(usb.iterdir()) == []
