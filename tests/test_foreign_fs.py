@@ -879,3 +879,26 @@ def test_undo_makes_no_state_folder_below_a_mount_point_whose_drive_is_away(
     assert cli.main(command) == 1
     assert "is where drives are mounted" in capsys.readouterr().err
     assert list(usb.iterdir()) == []
+
+
+def test_undo_of_a_file_sorted_from_a_drive_now_away_says_to_mount_it(
+    cli_settings: Settings, drive_places: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort /mnt/usb/screens`, then the drive pulled out: `undo` said the folder "no longer exists;
+    left alone (move it by hand)", as of a folder a person deleted, where mounting the drive is all
+    it takes. The file stays sorted, and is undone once the drive is back."""
+    screens = drive_places[2] / "usb" / "screens"
+    screens.mkdir(parents=True)
+    shot = screens / "a.png"
+    shot.write_bytes(screenshot_png(3))
+    assert cli.main(["sort", str(screens)]) == 0
+    [placed] = _files(cli_settings.library)
+    screens.rmdir()  # the drive pulled out: /mnt/usb, its mount point, stays
+    capsys.readouterr()
+    assert cli.main(["undo", "1", "--yes"]) == 1  # not undone: worth a script's attention
+    out = " ".join(capsys.readouterr().out.split())
+    assert "move it by hand" not in out and f"{drive_places[2] / 'usb'} is where drives are mounted" in out
+    assert _files(cli_settings.library) == [placed]
+    screens.mkdir()
+    assert cli.main(["undo", "1", "--yes"]) == 0
+    assert shot.read_bytes() == screenshot_png(3)
