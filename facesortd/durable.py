@@ -647,9 +647,11 @@ def time_may_hide_a_write(st: os.stat_result) -> bool:
     Yes for a time on a whole second set lately: FAT keeps 2 s, ext3 and many FUSE filesystems 1
     s, so a file saved over twice within that looks untouched; a nanosecond clock (ext4, btrfs,
     tmpfs) lands on a whole second once in a billion writes. A whole second from long ago (files
-    unpacked from an archive keep them) is not doubted: no write of now can hide behind it."""
+    unpacked from an archive keep them) is not doubted: no write of now can hide behind it. One
+    ahead of this clock, by however much, is: the clock that set it (a network drive's server,
+    sshfs keeping whole seconds) may be writing by it now."""
     age = time.time_ns() - st.st_mtime_ns
-    return st.st_mtime_ns % 10**9 == 0 and -COARSE_CLOCK_WINDOW_NS < age < COARSE_CLOCK_WINDOW_NS
+    return st.st_mtime_ns % 10**9 == 0 and age < COARSE_CLOCK_WINDOW_NS
 
 
 def _same_inode(path: Path, original: os.stat_result) -> bool:
