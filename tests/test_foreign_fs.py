@@ -903,3 +903,23 @@ def test_undo_of_a_file_sorted_from_a_drive_now_away_says_to_mount_it(
     screens.mkdir()
     assert cli.main(["undo", "1", "--yes"]) == 0
     assert shot.read_bytes() == screenshot_png(3)
+
+
+def test_undo_dry_run_into_an_inbox_whose_drive_is_away_shows_every_move_it_would_leave(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plan of an undo that stops at an inbox whose drive is away showed the first move, with
+    the error as its line, and not the others, then "nothing undone (dry run)", exit 0: as if the
+    rest would go back."""
+    env = cli_settings
+    for n in (3, 4):
+        (env.inbox / f"{n}.png").write_bytes(screenshot_png(n))
+    assert cli.main(["sort"]) == 0
+    env.inbox.rmdir()  # the drive pulled out
+    capsys.readouterr()
+    assert cli.main(["undo", "--dry-run", "2"]) == 1
+    out, err = capsys.readouterr()
+    assert sorted(out.splitlines()) == sorted(
+        f"{p}: not undone (see the error above)" for p in _files(env.library)
+    )
+    assert "the inbox" in err and "mount its drive" in err
