@@ -923,3 +923,37 @@ def test_undo_dry_run_into_an_inbox_whose_drive_is_away_shows_every_move_it_woul
         f"{p}: not undone (see the error above)" for p in _files(env.library)
     )
     assert "the inbox" in err and "mount its drive" in err
+
+
+def test_the_daemon_sorts_a_file_again_once_it_was_written_to_during_its_copy(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library on another filesystem: a file written to while it was copied keeps its place,
+    its copy taken back, and the daemon (which was told of the write while it held the file) sorts
+    it whole once it is written, without a new event, not left for the next rescan."""
+    settings = daemon_settings.model_copy(
+        update={"watch": daemon_settings.watch.model_copy(update={"rescan_interval_s": 3600})}
+    )
+    real_link, real_copy = os.link, durable.shutil.copyfileobj
+    writes: list[Path] = []
+    shot = settings.inbox / "a.png"
+
+    def link(a, b, **kw):  # type: ignore[no-untyped-def]
+        if Path(a).parent == settings.inbox:
+            raise OSError(errno.EXDEV, "cross-device")
+        return real_link(a, b, **kw)
+
+    def copy_then_appended_once(inp, out, length=0):  # type: ignore[no-untyped-def]
+        real_copy(inp, out, length)
+        if not writes:
+            writes.append(shot)
+            with open(shot, "ab") as fh:
+                fh.write(b"more")
+
+    monkeypatch.setattr(durable.os, "link", link)
+    monkeypatch.setattr(durable.shutil, "copyfileobj", copy_then_appended_once)
+    with running_daemon(settings, stub_pipeline):
+        shot.write_bytes(screenshot_png(3))
+        wait_until(lambda: not shot.exists())
+    [placed] = _files(settings.library)
+    assert writes and placed.read_bytes() == screenshot_png(3) + b"more"
