@@ -605,11 +605,17 @@ def _keep_copy(src: Path, original: os.stat_result, final: Path) -> None:
     """The last step of a copy asked for (``sort --copy``): taken back if its source, still the file
     copied, no longer holds the copy's bytes. A tool still writing into it (a download) or saving
     in place over it left a half or stale file in the library, journaled as the file's copy. A
-    source replaced by another file meanwhile keeps the copy: it may be the only one left."""
-    if _same_inode(src, original) and not _is(src, original, final):
+    source replaced by another file meanwhile keeps the copy: it may be the only one left. So is
+    the copy taken back if the look is cut short (Ctrl-C): the move is journaled rolled back, and a
+    copy left behind, unknown to the journal, was copied a second time by the next `sort --copy`."""
+    try:
+        if not _same_inode(src, original) or _is(src, original, final):
+            return
+        raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
+    except BaseException:
         final.unlink()
         fsync_dir(final.parent)
-        raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
+        raise
 
 
 def _is(path: Path, original: os.stat_result, copy: Path | None = None) -> bool:

@@ -350,3 +350,20 @@ def test_a_copy_asked_for_of_a_file_written_to_meanwhile_is_taken_back(
     monkeypatch.setattr(durable.shutil, "copyfileobj", real_copy)  # its writer done: copied whole
     copied = durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True)
     assert copied.read_bytes() == src.read_bytes()
+
+
+def test_a_copy_asked_for_interrupted_while_it_is_checked_is_taken_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while a copy (`sort --copy`) is compared with its source: the move is journaled rolled
+    back, so a copy left in the library is unknown to the journal, and the next `sort --copy` puts
+    the file in a second time."""
+    src = _file(tmp_path / "screens" / "a.png", b"x" * 5000)
+
+    def interrupted(a: Path, b: Path) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(durable, "_same_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True)
+    assert src.read_bytes() == b"x" * 5000 and list((tmp_path / "lib").iterdir()) == []
