@@ -441,7 +441,9 @@ def move_no_replace(
             original,
             check,
         )
-        if not copy:
+        if copy:
+            _keep_copy(src, original, final)
+        else:
             _remove_source(src, original, final)
         return final
     except Refused:
@@ -599,6 +601,23 @@ def _remove_source(src: Path, original: os.stat_result, final: Path) -> None:
             raise
 
 
+def _keep_copy(src: Path, original: os.stat_result, final: Path) -> None:
+    """The last step of a copy asked for (``sort --copy``): taken back if its source, still the file
+    copied, no longer holds the copy's bytes. A tool still writing into it (a download) or saving
+    in place over it left a half or stale file in the library, journaled as the file's copy. A
+    source replaced by another file meanwhile keeps the copy: it may be the only one left. So is
+    the copy taken back if the look is cut short (Ctrl-C): the move is journaled rolled back, and a
+    copy left behind, unknown to the journal, was copied a second time by the next `sort --copy`."""
+    try:
+        if not _same_inode(src, original) or _is(src, original, final):
+            return
+        raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
+    except BaseException:
+        final.unlink()
+        fsync_dir(final.parent)
+        raise
+
+
 def _is(path: Path, original: os.stat_result, copy: Path | None = None) -> bool:
     """Is ``path`` still the file ``original`` was taken of? With ``copy`` (where it was just put):
     only if it holds the copy's bytes, unless ``copy`` is a link to it (one file, two names).
@@ -634,9 +653,11 @@ def time_may_hide_a_write(st: os.stat_result) -> bool:
     Yes for a time on a whole second set lately: FAT keeps 2 s, ext3 and many FUSE filesystems 1
     s, so a file saved over twice within that looks untouched; a nanosecond clock (ext4, btrfs,
     tmpfs) lands on a whole second once in a billion writes. A whole second from long ago (files
-    unpacked from an archive keep them) is not doubted: no write of now can hide behind it."""
+    unpacked from an archive keep them) is not doubted: no write of now can hide behind it. One
+    ahead of this clock, by however much, is: the clock that set it (a network drive's server,
+    sshfs keeping whole seconds) may be writing by it now."""
     age = time.time_ns() - st.st_mtime_ns
-    return st.st_mtime_ns % 10**9 == 0 and -COARSE_CLOCK_WINDOW_NS < age < COARSE_CLOCK_WINDOW_NS
+    return st.st_mtime_ns % 10**9 == 0 and age < COARSE_CLOCK_WINDOW_NS
 
 
 def _same_inode(path: Path, original: os.stat_result) -> bool:

@@ -27,7 +27,7 @@ from pathlib import Path
 from facesortd.boxes import Box
 from facesortd.decide import Decision
 from facesortd.durable import open_regular
-from facesortd.mounts import FOREIGN_FILESYSTEMS, filesystem_type
+from facesortd.mounts import FOREIGN_FILESYSTEMS, filesystem_type, refuse_unmounted
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import DISK_FULL, disk_full_fix
 from facesortd.state import (
@@ -257,6 +257,9 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Not made below a mount point whose drive is away (`undo`, `review`, `retrain` made it there
+        # as `run` and `sort` no longer do): the next `run` took that empty journal for its own.
+        refuse_unmounted(path.parent)
         try:
             self.state_dir = ensure_private_dir(path.parent)
             ensure_private_file(path)

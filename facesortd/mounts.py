@@ -106,8 +106,11 @@ def drive_not_mounted(folder: Path) -> Path | None:
     """Where a drive ``folder`` would be on is not mounted: the nearest existing parent of a missing
     ``folder``, if that is a place drives are mounted in or at (:data:`DRIVE_PLACES`, a folder in
     one, or a label folder of a user's in ``/media`` or ``/run/media``) and holds no drive now.
-    None for a folder that is there, or whose nearest parent holds a drive (only not made yet)."""
-    folder = Path(os.path.abspath(folder))
+    None for a folder that is there, or whose nearest parent holds a drive (only not made yet).
+
+    Links are followed first: a library named through one (``~/usb`` -> ``/mnt/usb``) is made where
+    it leads, and the link's own folder is no place of drives."""
+    folder = Path(os.path.realpath(folder))
     nearest = folder
     while not os.path.exists(nearest) and nearest != nearest.parent:
         nearest = nearest.parent

@@ -10,6 +10,7 @@ prints is what a real run would do.
 from __future__ import annotations
 
 import contextlib
+import os
 import stat
 import threading
 import time
@@ -30,6 +31,10 @@ from facesortd.state import move_lock
 from facesortd.watch import ignoring_pattern
 
 GONE = "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)"
+CHANGED = "written to or replaced while it was sorted: left where it is (sort it again once it is written)"
+"""Why a file still under its name was not moved: its content was no longer the one decided on (a
+tool still writing it, a save in place). It was said "gone meanwhile", and looked for elsewhere;
+the daemon, which says nothing of it, looks at the inbox again once the burst is sorted."""
 
 
 def undone() -> str:
@@ -233,7 +238,7 @@ class Sorter:
                     seen=seen,
                 )
         except FileNotFoundError:
-            return Outcome(path, "gone", decision, why=GONE)
+            return Outcome(path, "gone", decision, why=CHANGED if os.path.lexists(path) else GONE)
         except UnjournaledMove as exc:
             return Outcome(path, "placed", decision, exc.final, why=str(exc.cause), ms=_ms(started))
         return Outcome(path, "placed", decision, final, ms=_ms(started))

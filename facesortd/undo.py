@@ -22,6 +22,7 @@ from facesortd.advice import advised
 from facesortd.durable import fsync_dir, move_no_replace
 from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
 from facesortd.library import Library, quarantine_refusal
+from facesortd.mounts import DriveNotMounted, drive_not_mounted
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import Outside, Refused
 from facesortd.state import move_lock
@@ -103,7 +104,7 @@ def _refusal(move: Move, library: Path, inbox: Path) -> str:
         return f"cannot read it ({exc.strerror or exc}); left alone"
     # Into the quarantine it may go once that is put right, if it links out now (:func:`_held_back`).
     if not (_inside(back.parent, inbox) or _inside(back.parent, library) or back.parent.is_dir()) and not (
-        _into_quarantine(back.parent, library)
+        _into_quarantine(back.parent, library) or drive_not_mounted(back.parent)  # see _drive_away
     ):
         return f"it came from {back.parent}, which no longer exists; left alone (move it by hand)"
     return ""
@@ -126,6 +127,17 @@ def _inbox_away(move: Move, inbox: Path) -> Refused | None:
         return None
     gone = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
     return Refused(gone, f"the inbox {inbox} is not there", "mount its drive (or make it), then undo again")
+
+
+def _drive_away(move: Move) -> str:
+    """Why ``move`` waits for a drive ("" if it does not): it goes back into a folder missing where
+    a drive is not mounted (`sort /mnt/usb/screens`, the drive pulled out since). That was said as
+    a folder a person deleted, "move it by hand"; made anew, it would sit on the disk below the
+    mount point. Undone once the drive is back."""
+    folder = move.source.parent
+    if (place := drive_not_mounted(folder)) is None:
+        return ""
+    return f"{DriveNotMounted(folder, place)}; left where it is, to undo again then"
 
 
 def _into_quarantine(folder: Path, library: Path) -> bool:
@@ -173,6 +185,9 @@ def undo(
             if refused := _inbox_away(move, inbox):
                 out.append(Outcome(move.destination, None, str(refused), retry=True, stopped=True))
                 break
+            if why := _drive_away(move):
+                out.append(Outcome(move.destination, None, why, retry=True))
+                continue
             if refused := _held_back(move, library):  # undoable again once put right
                 out.append(Outcome(move.destination, None, str(refused), retry=True))
                 continue

@@ -326,3 +326,44 @@ def test_a_file_written_to_during_its_copy_to_another_filesystem_keeps_its_sourc
     written = b"x" * 5000 + b"y" * 100 if rewrite == "appended" else b"y" * 100 + b"x" * 4900
     assert src.read_bytes() == written
     assert list((tmp_path / "lib").iterdir()) == []
+
+
+def test_a_copy_asked_for_of_a_file_written_to_meanwhile_is_taken_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sort --copy` kept whatever the copy read of a file still being written (a download still
+    running, a save in place): a half or stale file in the library, journaled as the file's copy.
+    The copy is taken back; the file, whole where it was, is copied again once its writer is done."""
+    src = _file(tmp_path / "screens" / "a.png", b"x" * 5000)
+    real_copy = durable.shutil.copyfileobj
+
+    def copy_then_appended(inp, out, length=0):  # type: ignore[no-untyped-def]
+        real_copy(inp, out, length)
+        with open(src, "ab") as fh:
+            fh.write(b"y" * 100)
+
+    monkeypatch.setattr(durable.shutil, "copyfileobj", copy_then_appended)
+    with pytest.raises(FileNotFoundError):
+        durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True)
+    assert src.read_bytes() == b"x" * 5000 + b"y" * 100
+    assert list((tmp_path / "lib").iterdir()) == []
+    monkeypatch.setattr(durable.shutil, "copyfileobj", real_copy)  # its writer done: copied whole
+    copied = durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True)
+    assert copied.read_bytes() == src.read_bytes()
+
+
+def test_a_copy_asked_for_interrupted_while_it_is_checked_is_taken_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while a copy (`sort --copy`) is compared with its source: the move is journaled rolled
+    back, so a copy left in the library is unknown to the journal, and the next `sort --copy` puts
+    the file in a second time."""
+    src = _file(tmp_path / "screens" / "a.png", b"x" * 5000)
+
+    def interrupted(a: Path, b: Path) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(durable, "_same_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True)
+    assert src.read_bytes() == b"x" * 5000 and list((tmp_path / "lib").iterdir()) == []

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.journal import Journal, content_id
+from facesortd.journal import Journal, Move, content_id
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
 from facesortd.undo import select, undo
@@ -58,7 +58,10 @@ def cmd_undo(args: argparse.Namespace) -> int:
         if not moves:
             print("nothing to undo")
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
-            for plan in undo(journal, moves, settings.library, settings.inbox, dry_run=True):
+            plans = undo(journal, moves, settings.library, settings.inbox, dry_run=True)
+            for plan in plans:
+                if plan.stopped and args.dry_run:  # asked to confirm: the undo itself says it
+                    return _stopped(plan.why_not, moves[len(plans) - 1 :])
                 here = one_line(plan.moved_from)
                 print(
                     f"{here} would go back to {one_line(plan.back_to)}"
@@ -72,11 +75,8 @@ def cmd_undo(args: argparse.Namespace) -> int:
         outcomes = undo(journal, moves, settings.library, settings.inbox)
         for done in outcomes:
             here = one_line(done.moved_from)
-            if done.stopped:  # the journal locked by another process, the inbox away: said once
-                print(f"facesortd: error: {one_line(done.why_not)}", file=sys.stderr)
-                for move in moves[len(outcomes) - 1 :]:
-                    print(f"{one_line(move.destination)}: not undone (see the error above)")
-                return 1
+            if done.stopped:
+                return _stopped(done.why_not, moves[len(outcomes) - 1 :])
             print(
                 f"{here} -> {one_line(done.back_to)}" if done.back_to else f"{here}: {one_line(done.why_not)}"
             )
@@ -86,6 +86,16 @@ def cmd_undo(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     return 1 if failed else 0  # as `sort`: a move that failed is worth a script's attention
+
+
+def _stopped(why: str, left: list[Move]) -> int:
+    """An undo (or its plan) stopped at a move by what stops every later one (the journal locked by
+    another process, the inbox away): the error said once, each move left named; exit 1. The plan
+    showed the error as its first move's line and not the others, exit 0, as if they would go back."""
+    print(f"facesortd: error: {one_line(why)}", file=sys.stderr)
+    for move in left:
+        print(f"{one_line(move.destination)}: not undone (see the error above)")
+    return 1
 
 
 def _forget_relative(journal: Journal, dry_run: bool) -> int:
