@@ -36,7 +36,7 @@ from facesortd.model_store import (
     name_of,
     resolve,
 )
-from facesortd.mounts import FOREIGN_FILESYSTEMS, drive_problem, filesystem_type
+from facesortd.mounts import FOREIGN_FILESYSTEMS, drive_problem, filesystem_type, nearest_existing
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import Refused, list_folder
 from facesortd.service_unit import own_command, unit_file, unit_text
@@ -110,7 +110,7 @@ def _folder_check(name: str, folder: Path) -> Check:
     if problem := drive_problem(name, folder):  # `run` and `sort` refuse to start: said so
         return False, one_line(problem)
     if not folder.exists():
-        parent = next(p for p in folder.parents if p.exists())
+        parent = nearest_existing(folder)
         if os.access(parent, os.W_OK | os.X_OK):
             return True, f"{name}: {folder} (does not exist yet; created on first use)"
         return False, f"{name} {folder} cannot be created in {parent}: set {name} in the config"

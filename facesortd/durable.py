@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from facesortd.file_names import NUMBERED_NAMES, fallback_names, longer_than_name_max, numbered
+from facesortd.mounts import nearest_existing
 from facesortd.refusals import (
     DISK_FULL,
     REFUSALS,
@@ -552,8 +553,7 @@ def check_writable(folder: Path) -> None:
 
 def _unwritable(folder: Path) -> Path | None:
     """``folder``, or the first of its parents that exists, if this user may not create files in it."""
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
+    folder = nearest_existing(folder)
     return None if os.access(folder, os.W_OK | os.X_OK) else folder
 
 
@@ -618,6 +618,14 @@ def _keep_copy(src: Path, original: os.stat_result, final: Path) -> None:
         raise
 
 
+def unwritten(st: os.stat_result) -> tuple[int, int, int]:
+    """What stays of a file nobody wrote to when its inode number may not: its device, size and
+    modification time. FUSE filesystems (exfat-fuse, fusefat) number a file anew whenever the kernel
+    dropped it from its cache, so the inode alone took the very file for another: the move's checks
+    and the review page's listing ask this instead, with the content where it must be sure."""
+    return st.st_dev, st.st_size, st.st_mtime_ns
+
+
 def _is(path: Path, original: os.stat_result, copy: Path | None = None) -> bool:
     """Is ``path`` still the file ``original`` was taken of? With ``copy`` (where it was just put):
     only if it holds the copy's bytes, unless ``copy`` is a link to it (one file, two names).
@@ -635,11 +643,7 @@ def _is(path: Path, original: os.stat_result, copy: Path | None = None) -> bool:
         return False
     if copy is None or linked:
         return os.path.samestat(now, original)
-    same = os.path.samestat(now, original) or (now.st_dev, now.st_size, now.st_mtime_ns) == (
-        original.st_dev,
-        original.st_size,
-        original.st_mtime_ns,
-    )
+    same = os.path.samestat(now, original) or unwritten(now) == unwritten(original)
     return same and stat.S_ISREG(now.st_mode) and _same_bytes(path, copy)
 
 

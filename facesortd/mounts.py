@@ -12,14 +12,20 @@ import re
 from pathlib import Path
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path``, or the nearest of its parents that exists: where a missing folder would be made,
+    and so the filesystem (and the permissions) it would get."""
+    while not os.path.exists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
 def mounted_at(path: Path) -> Path:
     """Where the filesystem that holds ``path`` is mounted: ``path`` or the nearest of its parents
     whose own parent is on another device. A ``path`` not there is asked of its nearest parent that
     is (the filesystem it would be made on), so a drive unmounted under it shows as ``/`` (or the
     disk below), not as the folder it was."""
-    path = Path(os.path.abspath(path))
-    while not os.path.exists(path) and path != path.parent:
-        path = path.parent
+    path = nearest_existing(Path(os.path.abspath(path)))
     try:
         device = _device(path)
         while path != path.parent and _device(path.parent) == device:
@@ -111,9 +117,7 @@ def drive_not_mounted(folder: Path) -> Path | None:
     Links are followed first: a library named through one (``~/usb`` -> ``/mnt/usb``) is made where
     it leads, and the link's own folder is no place of drives."""
     folder = Path(os.path.realpath(folder))
-    nearest = folder
-    while not os.path.exists(nearest) and nearest != nearest.parent:
-        nearest = nearest.parent
+    nearest = nearest_existing(folder)
     if nearest == folder or os.path.ismount(nearest):
         return None
     places = {nearest, nearest.parent}

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from facesortd.decide import Decision
-from facesortd.durable import MOVED_AWAY, time_may_hide_a_write
+from facesortd.durable import MOVED_AWAY, time_may_hide_a_write, unwritten
 from facesortd.journal import Journal, holds
 from facesortd.library import Library
 from facesortd.state import move_lock
@@ -94,10 +94,6 @@ def _unchanged(path: Path, digest: str, seen: os.stat_result | None) -> bool:
         now = os.lstat(path)
     except OSError:
         return False
-    if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_size, now.st_mtime_ns) != (
-        seen.st_dev,
-        seen.st_size,
-        seen.st_mtime_ns,
-    ):
+    if not stat.S_ISREG(now.st_mode) or unwritten(now) != unwritten(seen):
         return False
     return (now.st_ino == seen.st_ino and not time_may_hide_a_write(now)) or holds(path, digest)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from facesortd.durable import unwritten
 from facesortd.image_names import is_image_name
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 from facesortd.refusals import OnceLister, Refused
@@ -36,14 +37,6 @@ def item_id(st: os.stat_result) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-def _unwritten(st: os.stat_result) -> tuple[int, int, int]:
-    """What must not have changed for a listed file under its listed name to be still the one
-    listed when its inode number did: FUSE filesystems (exfat-fuse, fusefat) number a file anew
-    once the kernel dropped it from its cache, and every label given on the page to a library on
-    such a drive was then "no such file in the quarantine (any more); reload"."""
-    return st.st_dev, st.st_size, st.st_mtime_ns
-
-
 @dataclass(frozen=True)
 class Item:
     """One quarantined file as the page knows it."""
@@ -54,7 +47,9 @@ class Item:
     arrived: float
     """When it came into quarantine (ctime: a move sets it), for newest first."""
     unwritten: tuple[int, int, int] = (0, 0, 0)
-    """Its ``_unwritten`` as listed."""
+    """Its ``durable.unwritten`` as listed: the file under its listed name is still the one listed
+    if that holds when its inode number changed (FUSE renumbering: every label given on the page to
+    a library on such a drive was "no such file in the quarantine (any more); reload")."""
 
     def to_json(self, dismissed: bool) -> dict[str, object]:
         return {"id": self.id, "name": self.path.name, "reason": self.reason, "dismissed": dismissed}
@@ -95,7 +90,7 @@ def scan(library: Path, dismissed: Collection[str], listed: OnceLister | None = 
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # moved on since the listing (the daemon re-examining it)
                     continue
-                found.append(Item(item_id(st), path, reason, st.st_ctime, _unwritten(st)))
+                found.append(Item(item_id(st), path, reason, st.st_ctime, unwritten(st)))
         found.sort(key=lambda i: (-i.arrived, i.path.name))
         items.extend(found)
     return [i for i in items if i.id not in dismissed] + [i for i in items if i.id in dismissed]
@@ -114,7 +109,7 @@ def current(item: Item, library: Path) -> Item | None:
         st = item.path.lstat()
     except OSError:
         return None
-    if not stat.S_ISREG(st.st_mode) or (item_id(st) != item.id and _unwritten(st) != item.unwritten):
+    if not stat.S_ISREG(st.st_mode) or (item_id(st) != item.id and unwritten(st) != item.unwritten):
         return None
     if item.path.parent.resolve().parent != quarantine:
         return None
