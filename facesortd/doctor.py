@@ -96,8 +96,7 @@ def _drive_checks(name: str, folder: Path) -> Iterator[Check]:
             "may be one name, and nothing is moved while it is not mounted where it was",
         )
         return
-    where = next((p for p in (folder, *folder.parents) if p.exists()), folder)
-    if os.stat(where).st_mode & 0o077:
+    if os.stat(nearest_existing(folder)).st_mode & 0o077:
         yield (
             False,
             f"state_dir {folder} is on {kind}, which keeps no permissions: the journal, which names "
