@@ -785,6 +785,7 @@ def test_a_missing_folder_where_no_drive_is_mounted_is_told_from_one_not_made_ye
     assert mounts.drive_not_mounted(mnt / "usb" / "library") is None  # mounted: only not made yet
 
 
+@pytest.mark.parametrize("away", ["library", "state_dir"])
 @pytest.mark.parametrize("command", ["run", "sort"])
 def test_run_and_sort_make_no_library_below_a_mount_point_whose_drive_is_away(
     cli_settings: Settings,
@@ -792,26 +793,28 @@ def test_run_and_sort_make_no_library_below_a_mount_point_whose_drive_is_away(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     command: str,
+    away: str,
 ) -> None:
     """A library on a USB drive that was not plugged in when the daemon (or `sort`) started was made
     on the disk below the mount point and the files sorted there, hidden once the drive came (and
     exfat-fuse refuses to mount over a folder that is not empty). Exit 1: systemd starts the daemon
-    again until the drive is there."""
+    again until the drive is there. A state folder there is refused alike (by the journal, which
+    every command opens before it makes anything there)."""
     usb = drive_places[2] / "usb"
     usb.mkdir()
-    library = usb / "library"
-    monkeypatch.setenv("FACESORTD_LIBRARY", str(library))
+    folder = usb / away
+    monkeypatch.setenv(f"FACESORTD_{away.upper()}", str(folder))
     shot = cli_settings.inbox / "a.png"
     shot.write_bytes(screenshot_png(3))
     capsys.readouterr()
     assert cli.main([command]) == 1
     assert " ".join(capsys.readouterr().err.split()) == (
-        f"facesortd: error: {library} is not there, and {usb} is where drives are mounted (no drive is "
-        f"mounted there now): mount the drive that holds it, or make {library} yourself if it belongs on "
+        f"facesortd: error: {folder} is not there, and {usb} is where drives are mounted (no drive is "
+        f"mounted there now): mount the drive that holds it, or make {folder} yourself if it belongs on "
         "this disk"
     )
     assert list(usb.iterdir()) == [] and shot.exists()
-    said = f"library {library} is not there, and {usb} is where drives are mounted"
+    said = f"{away} {folder} is not there, and {usb} is where drives are mounted"
     assert cli.main(["doctor"]) == 1  # and doctor says so, as a FIX, and status as a PROBLEM
     assert said in " ".join(capsys.readouterr().out.split())
     assert cli.main(["status"]) == 0

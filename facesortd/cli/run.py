@@ -18,7 +18,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_for(args)
     refuse_overlap(settings)
-    refuse_unmounted(settings.inbox, settings.library, settings.state_dir)  # before any is made
+    refuse_unmounted(settings.inbox, settings.library)  # before either is made; the state folder: Journal
     code = Service(settings).run()
     # Every file is placed and synced, the journal closed and the workers joined: what is left of
     # an exit is the interpreter's teardown, where native libraries' destructors can race threads

@@ -56,8 +56,8 @@ def _files_to_sort(args: argparse.Namespace, settings: Settings) -> list[Path]:
     """The files named, or the inbox's (made if missing, as the daemon would); none said as nothing to
     sort where that is news (a folder named of no image was said, or refused, by ``expand_inputs``)."""
     refuse_overlap(settings, args.paths)  # before the inbox is made: nothing is touched
-    if not args.dry_run:  # nor made below a mount point whose drive is away
-        refuse_unmounted(*([] if args.paths else [settings.inbox]), settings.library, settings.state_dir)
+    if not args.dry_run:  # nor made below a mount point whose drive is away (the state folder: Journal)
+        refuse_unmounted(*([] if args.paths else [settings.inbox]), settings.library)
     if args.copy and not args.paths:
         raise UsageError(_COPY_FROM_INBOX.format(inbox=settings.inbox))
     if not args.paths and not args.dry_run:  # a dry run touches nothing: no inbox is nothing to sort
