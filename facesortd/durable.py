@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import errno
 import functools
+import hashlib
 import os
 import shutil
 import stat
@@ -394,6 +395,7 @@ def move_no_replace(
     copy: bool = False,
     inside: Path | None = None,
     check: Callable[[], None] | None = None,
+    content: str | None = None,
 ) -> Path:
     """Move (or copy) ``src`` to ``dest`` without ever overwriting; returns the final path.
 
@@ -413,6 +415,12 @@ def move_no_replace(
 
     ``check``: raises (:class:`Refused`) while the destination may not be used; asked each time
     just before its folder is made (see :func:`_into_folder`), not only once before the move.
+
+    ``content``: the SHA-256 the caller journaled the move under. A copy holding other bytes (the
+    file written to since it was hashed) is never named, but FileNotFoundError: named, then cut off
+    by a crash before its check against the source, it was a file recovery could not tell as the
+    move's (neither the journaled content nor the source's now), left in the library unknown to the
+    journal while the file stayed in the inbox to be sorted again.
     """
     folder = dest.parent
     original: os.stat_result | None = None
@@ -436,7 +444,7 @@ def move_no_replace(
                 _remove_source(src, original, final)
                 return final
         final = _into_folder(
-            lambda: _within(folder, inside, lambda fd: _copy_no_replace(src, dest, copy, fd)),
+            lambda: _within(folder, inside, lambda fd: _copy_no_replace(src, dest, copy, content, fd)),
             folder,
             src,
             original,
@@ -684,9 +692,12 @@ def _same_bytes(a: Path, b: Path) -> bool:
     return False
 
 
-def _copy_no_replace(src: Path, dest: Path, asked: bool, dir_fd: int | None = None) -> Path:
+def _copy_no_replace(
+    src: Path, dest: Path, asked: bool, content: str | None = None, dir_fd: int | None = None
+) -> Path:
     """Copy ``src`` to ``dest`` or ``dest (n)``; ``asked``: the person asked for a copy (``--copy``),
-    rather than ``dest`` being on another filesystem. ``dir_fd``: ``dest``'s folder, opened."""
+    rather than ``dest`` being on another filesystem; ``content``: the SHA-256 the copy must hold to
+    be named (see :func:`move_no_replace`). ``dir_fd``: ``dest``'s folder, opened."""
     try:
         inp = open_regular(src)
     except PermissionError as exc:  # a link or rename would not have needed to read it
@@ -698,7 +709,25 @@ def _copy_no_replace(src: Path, dest: Path, asked: bool, dir_fd: int | None = No
         raise Refused(
             exc, "cannot read it", f"{why}: give yourself read access (chmod u+r), or ask its owner"
         ) from exc
+
+    def fill(out: BinaryIO) -> None:
+        hashed = _Hashing(out)
+        shutil.copyfileobj(inp, hashed, 1 << 20)
+        if content is not None and hashed.digest.hexdigest() != content:
+            raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
+
     with inp:
-        return write_new(
-            dest, lambda out: shutil.copyfileobj(inp, out, 1 << 20), stat_from=src, dir_fd=dir_fd
-        )
+        return write_new(dest, fill, stat_from=src, dir_fd=dir_fd)
+
+
+class _Hashing:
+    """A file being written that hashes what goes through it: the copy's content known without
+    reading it a second time."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.digest = hashlib.sha256()
+
+    def write(self, block: bytes) -> int:
+        self.digest.update(block)
+        return self.out.write(block)

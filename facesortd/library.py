@@ -86,7 +86,7 @@ class Library:
         """Where ``src`` would go (before clash numbering; the real name may get ' (n)')."""
         return self.folder_for(decision) / src.name
 
-    def apply(self, src: Path, decision: Decision, *, copy: bool = False) -> Path:
+    def apply(self, src: Path, decision: Decision, *, copy: bool = False, content: str | None = None) -> Path:
         """Move (or copy) ``src`` to its folder, never overwriting; returns where it ended up. Refused
         (the file left where it is) while :meth:`refusal` says why.
 
@@ -98,7 +98,9 @@ class Library:
         inside = None if decision.to_emotion_folder else self.leads_to
         dest = self.destination(src, decision)
         try:
-            return move_no_replace(src, dest, copy=copy, inside=inside, check=lambda: self._refuse(decision))
+            return move_no_replace(
+                src, dest, copy=copy, inside=inside, check=lambda: self._refuse(decision), content=content
+            )
         except Outside as exc:
             raise (self.refusal(decision) or exc) from exc
 

@@ -68,7 +68,7 @@ def journaled_apply(
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         move_id = journal.plan(digest, src, library.destination(src, decision), decision, model, copied=copy)
         try:
-            final = library.apply(src, decision, copy=copy)
+            final = library.apply(src, decision, copy=copy, content=digest)
         except BaseException:
             with contextlib.suppress(sqlite3.Error):  # recovery rolls it back: see above
                 journal.finish(move_id, "rolled_back")

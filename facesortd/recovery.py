@@ -9,6 +9,7 @@ temp file by the move protocol's rules (durable.py); the journal only stores and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -63,6 +64,13 @@ def _recover(journal: Journal) -> Iterator[str]:
     for move in journal.planned():
         if not move.in_full:
             yield from _leave_relative(journal, move)
+            continue
+        if linked := _linked(journal, move):
+            for name in linked:
+                name.unlink()
+                fsync_dir(name.parent)
+            journal.finish(move.id, "rolled_back")
+            yield f"rolled back the interrupted move of {move.source} (it stays in {move.source.parent})"
             continue
         copies = _arrived(journal, move)
         yield from _remove_empty_claims(
@@ -150,6 +158,25 @@ def _arrived(journal: Journal, move: Move) -> list[Path]:
     """The files at ``move``'s destination (its ' (n)' names too) holding its content, but for those a
     finished move accounts for: they are another's (the same content sorted before)."""
     return [c for c in _copies(move.destination, move.hash) if journal.done_at(c) is None]
+
+
+def _linked(journal: Journal, move: Move) -> list[Path]:
+    """The names at ``move``'s destination that are its source itself: the new name linked, the old
+    not yet removed. Written to in between (a screenshot tool still saving), the file held neither
+    the journaled content nor any found at the destination: the move was recorded as finding no
+    file, and the library's name, unknown to the journal, had the file sorted a second time."""
+    try:
+        source = move.source.lstat()
+    except OSError:
+        return []
+    if not stat.S_ISREG(source.st_mode):
+        return []
+    found = []
+    for name in _named(move.destination):
+        with contextlib.suppress(OSError):
+            if os.path.samestat(name.lstat(), source) and journal.done_at(name) is None:
+                found.append(name)
+    return found
 
 
 def _finish_undo(journal: Journal, move: Move) -> str:

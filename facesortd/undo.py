@@ -248,4 +248,4 @@ def _put_back(move: Move, inside: Path | None = None) -> Path:
         move.destination.unlink()
         fsync_dir(move.destination.parent)
         return move.source
-    return move_no_replace(move.destination, move.source, inside=inside)
+    return move_no_replace(move.destination, move.source, inside=inside, content=move.hash)

@@ -694,6 +694,59 @@ def test_recovery_finds_a_moved_file_past_a_name_deleted_since(settings: Setting
     assert list(recover(journal)) == [f"completed the interrupted move of {src} -> {moved}"]
 
 
+class Killed(BaseException):
+    """kill -9 at that instant: nothing after it runs, nothing is marked."""
+
+
+def test_a_copy_across_filesystems_of_a_file_written_since_it_was_hashed_is_never_named(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file written to (a save in place of the same size, its time kept) between its hashing and
+    its copy onto the library's filesystem: the copy was named, then compared with the source. A
+    kill between the two left a library file holding neither the journaled content nor the
+    source's: recovery found no file, rolled the move back, and the file was sorted a second time.
+    A copy is named only if it holds the content the move was journaled under."""
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(40))
+    seen, digest = os.lstat(src), file_hash(src)
+    with open(src, "r+b") as fh:
+        fh.seek(-4, os.SEEK_END)
+        fh.write(b"SAVE")
+    os.utime(src, ns=(seen.st_atime_ns, seen.st_mtime_ns))
+    monkeypatch.setattr(durable.os, "link", cross_device_for(src))
+
+    def killed(*_args: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(durable, "_remove_source", killed)
+    journal = Journal.for_state_dir(settings.state_dir)
+    with pytest.raises(FileNotFoundError):
+        journaled_apply(journal, Library(settings.library), src, digest, HAPPY, "m", seen=seen)
+    assert files(settings.library) == [] and src.read_bytes().endswith(b"SAVE")
+    assert journal.planned() == []
+
+
+def test_recovery_takes_back_a_link_to_a_file_written_before_its_old_name_was_removed(
+    settings: Settings,
+) -> None:
+    """A move linked the file into the library, a tool wrote to it, the process was killed before
+    the inbox's name was removed: the file held neither its journaled content nor any found at the
+    destination, so recovery said it found no file and left the library's name, unknown to the
+    journal; the file in the inbox was sorted again (the same file twice in the library)."""
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(41))
+    journal = Journal.for_state_dir(settings.state_dir)
+    moved = settings.library / "happy" / "a.png"
+    journal.plan(file_hash(src), src, moved, HAPPY, "m")
+    moved.parent.mkdir(parents=True)
+    os.link(src, moved)
+    with open(src, "ab") as fh:  # kill -9, and the screenshot tool still writing
+        fh.write(b"more")
+    assert list(recover(journal)) == [f"rolled back the interrupted move of {src} (it stays in {src.parent})"]
+    assert files(settings.library) == [] and src.read_bytes().endswith(b"more")
+    assert journal.planned() == []
+
+
 def test_two_copies_decided_at_once_put_one_in_the_duplicates(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
