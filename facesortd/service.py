@@ -34,7 +34,7 @@ from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint, folders_overlap, not_a_folder
 from facesortd.cores import share_cores
 from facesortd.decide import Decision, Pipeline
-from facesortd.durable import atomic_writer
+from facesortd.durable import atomic_writer, unwritten
 from facesortd.emotion import ModelError
 from facesortd.journal import Journal, JournalReplaced
 from facesortd.learn.retrain import retrain_if_due
@@ -146,9 +146,9 @@ class Service:
         """Queue ``path`` unless it is already queued or being processed (claimed until done), or a
         timer will queue it (a failed move backing off, a file that may still be being written): its
         timer decides, also when an event says the same file again (a late close, a writer that wrote
-        nothing, a rename out and back), which had it tried again at once, back-off or not. Another
-        file under its name (another inode, or changed since: size or modification time) is a new
-        arrival, queued now with no back-off of its own."""
+        nothing, a rename out and back, a FUSE drive renumbering it), which had it tried again at once,
+        back-off or not. Another file under its name (another size or modification time: one saved
+        or renamed there has its own) is a new arrival, queued now with no back-off of its own."""
         timed = self._timers.get(path)
         if timed is not None and timed.file == _identity(path):
             return
@@ -739,8 +739,10 @@ class Service:
         notify(f"STATUS=sorted {total} since start, queue {status['queue']}, model {self.sorter.model_name}")
 
 
-FileIdentity = tuple[int, int, int, int]
-"""A file as a timer saw it: device, inode, size, modification time (ns)."""
+FileIdentity = tuple[int, int, int]
+"""A file as a timer saw it: device, size, modification time (ns); not its inode number, which a FUSE
+drive's inbox changes whenever the kernel drops the file from its cache (:func:`durable.unwritten`):
+the file waiting for its retry was taken for a new arrival and tried at once, back-off or not."""
 
 
 def _identity(path: Path) -> FileIdentity | None:
@@ -749,7 +751,7 @@ def _identity(path: Path) -> FileIdentity | None:
         st = path.lstat()
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return unwritten(st)
 
 
 class _Timed(NamedTuple):

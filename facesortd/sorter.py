@@ -21,7 +21,7 @@ from typing import Literal
 
 from facesortd.advice import advised
 from facesortd.decide import Decision, Pipeline
-from facesortd.durable import NOT_REGULAR
+from facesortd.durable import NOT_REGULAR, unwritten
 from facesortd.image_names import IMAGE_SUFFIXES, is_image_name, not_an_image_name
 from facesortd.journal import Journal, content_id
 from facesortd.library import Library
@@ -109,16 +109,20 @@ class UnreadableSince:
             with contextlib.suppress(OSError):
                 st = path.stat()
                 with self._lock:
-                    self._since[path.absolute()] = ((st.st_ino, st.st_size, st.st_mtime_ns), now)
+                    self._since[path.absolute()] = (unwritten(st), now)
 
     def left(self, path: Path, settle_s: float) -> float:
-        """Seconds ``path`` has yet to stay unchanged before it counts as finished (0: now)."""
+        """Seconds ``path`` has yet to stay unchanged before it counts as finished (0: now).
+
+        Unchanged by its device, size and modification time, not its inode number: a file on an
+        inbox on a FUSE drive, renumbered whenever the kernel dropped it from its cache, began its
+        wait anew each time and could wait for ever."""
         try:
             st = path.stat()
         except OSError:  # gone (or not ours to look at): nothing to wait for, nothing to keep
             self.forget(path)
             return 0.0
-        now, seen = time.monotonic(), (st.st_ino, st.st_size, st.st_mtime_ns)
+        now, seen = time.monotonic(), unwritten(st)
         with self._lock:
             known = self._since.get(path)
             if known is None or known[0] != seen:  # new to us, or written since: the wait starts again

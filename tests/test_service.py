@@ -376,6 +376,26 @@ def test_an_event_for_a_file_waiting_for_its_retry_leaves_it_to_its_timer(
     assert len(calls) == 2 and calls[1] - calls[0] >= service.FIRST_BACKOFF_S
 
 
+def test_a_file_renumbered_by_a_fuse_drive_while_it_waits_for_its_retry_still_waits(
+    daemon: Service, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An inbox on a FUSE drive (exfat-fuse) gives a file a new inode number whenever the kernel
+    drops it from its cache: the file backing off after a failed move was taken for a new arrival
+    at its next event and tried at once, back-off or not."""
+    calls = _full_the_first_time(monkeypatch)
+    monkeypatch.setattr(service, "FIRST_BACKOFF_S", 0.5)
+    path = settings.inbox / "a.png"
+    path.write_bytes(_png_bytes(7))
+    wait_until(lambda: path in daemon._waiting())
+    seen = path.stat()
+    renumbered = tmp_path / "a.png"
+    shutil.copyfile(path, renumbered)
+    os.utime(renumbered, ns=(seen.st_atime_ns, seen.st_mtime_ns))
+    os.replace(renumbered, path)  # the same file, as the drive numbers it now
+    wait_until(lambda: not path.exists(), timeout=10)
+    assert len(calls) == 2 and calls[1] - calls[0] >= service.FIRST_BACKOFF_S
+
+
 def test_a_new_file_under_the_name_of_one_waiting_for_its_retry_goes_at_once(
     daemon: Service, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

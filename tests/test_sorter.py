@@ -22,7 +22,7 @@ from facesortd.decide import Decision, Pipeline
 from facesortd.image_names import is_image_name
 from facesortd.journal import Journal, content_id
 from facesortd.library import Library
-from facesortd.sorter import Sorter
+from facesortd.sorter import Sorter, UnreadableSince
 from facesortd.watch import scan
 
 
@@ -638,3 +638,27 @@ class SideBySide:
         decision = self.pipeline.decide(path)
         self.both_decided.wait(timeout=10)
         return decision
+
+
+def test_an_unreadable_file_renumbered_by_a_fuse_drive_keeps_waiting_where_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A half-written file waits until it has stayed unchanged for a while before it counts as
+    finished (and unreadable). On an inbox on a FUSE drive (exfat-fuse) it gets a new inode number
+    whenever the kernel drops it from its cache, and its wait began anew each time: it could wait
+    for ever. Renumbered, unwritten, it waits only what is left; written to, it waits anew."""
+    clock = iter([100.0, 130.0, 140.0])
+    monkeypatch.setattr("facesortd.sorter.time.monotonic", lambda: next(clock))
+    path = tmp_path / "a.png"
+    path.write_bytes(b"\x89PNG half")
+    since = UnreadableSince()
+    since.start([path])
+    seen = path.stat()
+    renumbered = tmp_path / "copy"
+    renumbered.write_bytes(path.read_bytes())
+    os.utime(renumbered, ns=(seen.st_atime_ns, seen.st_mtime_ns))
+    os.replace(renumbered, path)
+    assert since.left(path, 60.0) == 30.0
+    with open(path, "ab") as fh:
+        fh.write(b" more")
+    assert since.left(path, 60.0) == 60.0
