@@ -161,18 +161,24 @@ def replace_dropping(path: Path, write: Callable[[Path], object], stale: Path) -
     fsync_dir(path.parent)
 
 
+Claiming = Callable[[Path], None]
+"""Told each name a move is about to claim with an empty file (see :func:`_link_no_replace`), before
+it does: the journal records it, so that crash recovery removes that very claim and no other file."""
+
+
 def write_new(
     dest: Path,
     fill: Callable[[BinaryIO], object],
     *,
     stat_from: Path | None = None,
     dir_fd: int | None = None,
+    claiming: Claiming | None = None,
 ) -> Path:
     """A new file at ``dest``, or at the first free ``dest (n)``, never replacing one; returns the
     name used. ``fill`` writes it into a hidden temp file beside ``dest``, which is fsynced (and
     given ``stat_from``'s times and mode) before it is linked into place: whole or not there.
     For what facesortd adds to a folder a person keeps files in (a copy, a drawn image).
-    ``dir_fd``: ``dest``'s folder as opened and checked (see :func:`link_no_replace`).
+    ``dir_fd``: ``dest``'s folder as opened and checked, ``claiming`` (see :func:`link_no_replace`).
 
     A failure once the new name is made (its folder's fsync, the temp file's removal) takes the
     name back: a move copying across filesystems then leaves the source alone, said failed, and
@@ -188,7 +194,7 @@ def write_new(
         if stat_from is not None:
             _copy_stat(stat_from, tmp)
         try:
-            final = link_no_replace(tmp, dest, dir_fd=dir_fd)
+            final = link_no_replace(tmp, dest, dir_fd=dir_fd, claiming=claiming)
         except OSError as exc:
             # The temp file went into that folder: what is refused is the name, not the folder
             # (EPERM was blamed on the folder the file came from, with advice to chmod it).
@@ -264,7 +270,12 @@ def rename_no_replace(src: Path, dest: Path, dir_fd: int | None = None) -> bool:
 
 
 def link_no_replace(
-    src: Path, dest: Path, name: Callable[[Path, int], Path] | None = None, *, dir_fd: int | None = None
+    src: Path,
+    dest: Path,
+    name: Callable[[Path, int], Path] | None = None,
+    *,
+    dir_fd: int | None = None,
+    claiming: Claiming | None = None,
 ) -> Path:
     """Put ``src`` at ``dest`` or, if taken, at the first free ``dest (n)`` (``name(dest, n)``, for
     names of another pattern: a model's ``_n``); return the name used.
@@ -278,7 +289,7 @@ def link_no_replace(
     first: OSError | None = None
     for base in fallback_names(dest):
         try:
-            return _link_whole_name(src, base, name, dir_fd)
+            return _link_whole_name(src, base, name, dir_fd, claiming)
         except OSError as exc:
             if first is not None and exc.errno not in NAME_REFUSALS:
                 raise  # the name went through, something else did not: that says what
@@ -290,7 +301,11 @@ def link_no_replace(
 
 
 def _link_whole_name(
-    src: Path, dest: Path, name: Callable[[Path, int], Path] | None, dir_fd: int | None
+    src: Path,
+    dest: Path,
+    name: Callable[[Path, int], Path] | None,
+    dir_fd: int | None,
+    claiming: Claiming | None,
 ) -> Path:
     """:func:`_link_no_replace`, a name longer than NAME_MAX bytes tried whole first. exFAT and NTFS
     count 255 UTF-16 units, not bytes: 100 of ``あ`` (300 bytes) is a name there, which was cut to
@@ -298,11 +313,11 @@ def _link_whole_name(
     one. Where the filesystem refuses it (ENAMETOOLONG: ext4, btrfs, xfs) it is cut as before."""
     if name is None and longer_than_name_max(dest):
         try:
-            return _link_no_replace(src, dest, _whole_first, dir_fd=dir_fd)
+            return _link_no_replace(src, dest, _whole_first, dir_fd=dir_fd, claiming=claiming)
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:
                 raise
-    return _link_no_replace(src, dest, name, dir_fd=dir_fd)
+    return _link_no_replace(src, dest, name, dir_fd=dir_fd, claiming=claiming)
 
 
 def _whole_first(path: Path, n: int) -> Path:
@@ -311,7 +326,12 @@ def _whole_first(path: Path, n: int) -> Path:
 
 
 def _link_no_replace(
-    src: Path, dest: Path, name: Callable[[Path, int], Path] | None = None, *, dir_fd: int | None = None
+    src: Path,
+    dest: Path,
+    name: Callable[[Path, int], Path] | None = None,
+    *,
+    dir_fd: int | None = None,
+    claiming: Claiming | None = None,
 ) -> Path:
     """:func:`link_no_replace` under ``dest``'s own name (or its numbered ones).
 
@@ -321,7 +341,9 @@ def _link_no_replace(
     is missing too is the name first claimed with O_EXCL and ``src`` renamed onto the claim: still
     no-replace, but a crash between the two leaves the empty claim behind (which crash recovery
     removes). That is every move into exFAT or FAT through FUSE: its rename answers EINVAL to the
-    no-replace flag.
+    no-replace flag. ``claiming`` is told each name before it is claimed (a name already taken is
+    passed over unclaimed and untold): recovery removed any empty file made since the move under
+    any name it might have taken, such as a screenshot its tool had just created and was writing.
 
     ``dir_fd``: ``dest``'s folder, opened (and checked) by the caller: the file goes into that very
     folder, whatever ``dest``'s path leads to by the time of the link.
@@ -346,6 +368,10 @@ def _link_no_replace(
                 return candidate
         except FileExistsError:
             continue
+        if claiming is not None:
+            if _taken(target, dir_fd):  # each name told is one more journal write
+                continue
+            claiming(candidate)
         try:
             fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600, dir_fd=dir_fd)
         except FileExistsError:
@@ -366,6 +392,15 @@ def _link_no_replace(
             raise
         return candidate
     raise FileExistsError(errno.EEXIST, "no free name", str(dest))
+
+
+def _taken(name: Path | str, dir_fd: int | None) -> bool:
+    """Is something there under ``name``? Not known (any error) is no: the claim itself then says."""
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def claims_first(folder: Path) -> bool:
@@ -396,6 +431,7 @@ def move_no_replace(
     inside: Path | None = None,
     check: Callable[[], None] | None = None,
     content: str | None = None,
+    claiming: Claiming | None = None,
 ) -> Path:
     """Move (or copy) ``src`` to ``dest`` without ever overwriting; returns the final path.
 
@@ -421,6 +457,8 @@ def move_no_replace(
     by a crash before its check against the source, it was a file recovery could not tell as the
     move's (neither the journaled content nor the source's now), left in the library unknown to the
     journal while the file stayed in the inbox to be sorted again.
+
+    ``claiming``: told each name the move claims with an empty file first (see :func:`link_no_replace`).
     """
     folder = dest.parent
     original: os.stat_result | None = None
@@ -431,7 +469,9 @@ def move_no_replace(
         if not copy:
             try:
                 final = _into_folder(
-                    lambda: _within(folder, inside, lambda fd: link_no_replace(src, dest, dir_fd=fd)),
+                    lambda: _within(
+                        folder, inside, lambda fd: link_no_replace(src, dest, dir_fd=fd, claiming=claiming)
+                    ),
                     folder,
                     src,
                     original,
@@ -444,7 +484,9 @@ def move_no_replace(
                 _remove_source(src, original, final)
                 return final
         final = _into_folder(
-            lambda: _within(folder, inside, lambda fd: _copy_no_replace(src, dest, copy, content, fd)),
+            lambda: _within(
+                folder, inside, lambda fd: _copy_no_replace(src, dest, copy, content, fd, claiming)
+            ),
             folder,
             src,
             original,
@@ -693,11 +735,17 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 
 def _copy_no_replace(
-    src: Path, dest: Path, asked: bool, content: str | None = None, dir_fd: int | None = None
+    src: Path,
+    dest: Path,
+    asked: bool,
+    content: str | None = None,
+    dir_fd: int | None = None,
+    claiming: Claiming | None = None,
 ) -> Path:
     """Copy ``src`` to ``dest`` or ``dest (n)``; ``asked``: the person asked for a copy (``--copy``),
     rather than ``dest`` being on another filesystem; ``content``: the SHA-256 the copy must hold to
-    be named (see :func:`move_no_replace`). ``dir_fd``: ``dest``'s folder, opened."""
+    be named (see :func:`move_no_replace`). ``dir_fd``: ``dest``'s folder, opened; ``claiming``: see
+    :func:`link_no_replace`."""
     try:
         inp = open_regular(src)
     except PermissionError as exc:  # a link or rename would not have needed to read it
@@ -717,7 +765,7 @@ def _copy_no_replace(
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
 
     with inp:
-        return write_new(dest, fill, stat_from=src, dir_fd=dir_fd)
+        return write_new(dest, fill, stat_from=src, dir_fd=dir_fd, claiming=claiming)
 
 
 class _Hashing:

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS moves (
     state TEXT NOT NULL CHECK (state IN ('planned', 'done', 'rolled_back', 'undone')),
     started REAL NOT NULL,
     finished REAL,
-    copied INTEGER
+    copied INTEGER,
+    claimed BLOB
 );
 CREATE INDEX IF NOT EXISTS moves_hash ON moves (hash);
 CREATE INDEX IF NOT EXISTS moves_state ON moves (state);
@@ -80,6 +81,13 @@ CREATE TABLE IF NOT EXISTS errors (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, path TEXT, message TEXT NOT NULL
 );
 """
+
+MOVE_COLUMNS = (
+    "id, hash, source, destination, action, emotion, reason, confidence, model, state, started, finished,"
+    " copied, claimed"
+)
+"""A move's columns in :class:`Move`'s order, named: those added since (``copied``, ``claimed``) stand
+in a journal's table in the order it was given them."""
 
 WITHDRAWN = ""
 """The label recorded when a person takes a labelled file back to quarantine."""
@@ -243,6 +251,11 @@ class Move:
     finished: float | None
     copied: bool | None = None
     """A `sort --copy` (the source stayed); None in journals from before this was recorded."""
+    claimed: Path | None = None
+    """The name this move, or `undo` putting it back, last claimed with an empty file (see
+    :meth:`Journal.claiming`), while it is under way; None: none."""
+    claims_recorded: bool = True
+    """False for moves journaled before claims were recorded (2026-12-03): ``claimed`` not known."""
 
     @property
     def in_full(self) -> bool:
@@ -298,7 +311,7 @@ class Journal:
             self._migrate_label_sources()
             self._db.executescript(SCHEMA)
             self._migrate_review_page_moves()
-            self._migrate_copied_column()
+            self._migrate_added_columns()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             if isinstance(exc, sqlite3.OperationalError):  # damage is DatabaseError proper
@@ -360,17 +373,20 @@ class Journal:
             )
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (LABELLED_KIND,))
 
-    def _migrate_copied_column(self) -> None:
-        """Older journals (before 2026-11-30's fifth round) did not say whether a move was a `sort
-        --copy`: their rows keep NULL there (unknown), and undo treats them as before."""
-        if self._has_copied_column():
-            return
-        with self._migration():  # looked at again inside: another process may have just added it
-            if not self._has_copied_column():
-                self._db.execute("ALTER TABLE moves ADD COLUMN copied INTEGER")
+    def _migrate_added_columns(self) -> None:
+        """Columns older journals lack, added with NULL (unknown) in their rows: ``copied`` (before
+        2026-11-30's fifth round: was a move a `sort --copy`? undo treats them as before) and
+        ``claimed`` (before 2026-12-03: the name a move claimed empty; recovery removes a claim
+        of such a row by the older rule)."""
+        for column, kind in (("copied", "INTEGER"), ("claimed", "BLOB")):
+            if self._has_column(column):
+                continue
+            with self._migration():  # looked at again inside: another process may have just added it
+                if not self._has_column(column):
+                    self._db.execute(f"ALTER TABLE moves ADD COLUMN {column} {kind}")
 
-    def _has_copied_column(self) -> bool:
-        return "copied" in {r[1] for r in self._db.execute("PRAGMA table_info(moves)").fetchall()}
+    def _has_column(self, column: str) -> bool:
+        return column in {r[1] for r in self._db.execute("PRAGMA table_info(moves)").fetchall()}
 
     @contextmanager
     def _migration(self) -> Iterator[None]:
@@ -458,7 +474,7 @@ class Journal:
         with self._lock:
             cur = self._execute(
                 "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model,"
-                " state, started, copied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                " state, started, copied, claimed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, x'')",
                 (
                     digest,
                     _blob(source),
@@ -475,14 +491,24 @@ class Journal:
             return int(cur.lastrowid or 0)
 
     def finish(self, move_id: int, state: str, destination: Path | None = None) -> None:
-        """Mark a move done (with its final path), rolled back, or undone."""
+        """Mark a move done (with its final path), rolled back, or undone. Its claim is forgotten: an
+        `undo` marks the move undone before it claims a name of its own to put the file back."""
         if destination is None:
-            self._rows("UPDATE moves SET state = ?, finished = ? WHERE id = ?", (state, time.time(), move_id))
+            self._rows(
+                "UPDATE moves SET state = ?, finished = ?, claimed = x'' WHERE id = ?",
+                (state, time.time(), move_id),
+            )
         else:
             self._rows(
-                "UPDATE moves SET state = ?, finished = ?, destination = ? WHERE id = ?",
+                "UPDATE moves SET state = ?, finished = ?, destination = ?, claimed = x'' WHERE id = ?",
                 (state, time.time(), _blob(destination), move_id),
             )
+
+    def claiming(self, move_id: int, name: Path) -> None:
+        """Record the name move ``move_id`` (or `undo` putting it back) is about to claim with an empty
+        file (``durable.Claiming``; only where the filesystem has no no-replace rename): recovery
+        removes that one, not every fresh empty file under a name the move might have taken."""
+        self._rows("UPDATE moves SET claimed = ? WHERE id = ?", (_blob(name), move_id))
 
     def error(self, path: Path | None, message: str) -> None:
         """The message is kept as bytes: one naming a file whose name is not UTF-8 holds surrogates,
@@ -493,9 +519,18 @@ class Journal:
         )
 
     def _moves(self, where: str, args: tuple[object, ...] = ()) -> list[Move]:
-        rows = self._rows(f"SELECT * FROM moves WHERE {where}", args)
+        rows = self._rows(f"SELECT {MOVE_COLUMNS} FROM moves WHERE {where}", args)
         return [
-            Move(r[0], r[1], _path(r[2]), _path(r[3]), *r[4:12], None if r[12] is None else bool(r[12]))
+            Move(
+                r[0],
+                r[1],
+                _path(r[2]),
+                _path(r[3]),
+                *r[4:12],
+                None if r[12] is None else bool(r[12]),
+                _path(r[13]) if r[13] else None,
+                r[13] is not None,
+            )
             for r in rows
         ]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.decide import Decision
-from facesortd.durable import move_no_replace
+from facesortd.durable import Claiming, move_no_replace
 from facesortd.mounts import mount_change, mounted_at
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion, outside_library
 from facesortd.refusals import Outside, Refused
@@ -86,7 +86,15 @@ class Library:
         """Where ``src`` would go (before clash numbering; the real name may get ' (n)')."""
         return self.folder_for(decision) / src.name
 
-    def apply(self, src: Path, decision: Decision, *, copy: bool = False, content: str | None = None) -> Path:
+    def apply(
+        self,
+        src: Path,
+        decision: Decision,
+        *,
+        copy: bool = False,
+        content: str | None = None,
+        claiming: Claiming | None = None,
+    ) -> Path:
         """Move (or copy) ``src`` to its folder, never overwriting; returns where it ended up. Refused
         (the file left where it is) while :meth:`refusal` says why.
 
@@ -99,7 +107,13 @@ class Library:
         dest = self.destination(src, decision)
         try:
             return move_no_replace(
-                src, dest, copy=copy, inside=inside, check=lambda: self._refuse(decision), content=content
+                src,
+                dest,
+                copy=copy,
+                inside=inside,
+                check=lambda: self._refuse(decision),
+                content=content,
+                claiming=claiming,
             )
         except Outside as exc:
             raise (self.refusal(decision) or exc) from exc

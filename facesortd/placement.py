@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import sqlite3
 import stat
@@ -68,7 +69,8 @@ def journaled_apply(
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         move_id = journal.plan(digest, src, library.destination(src, decision), decision, model, copied=copy)
         try:
-            final = library.apply(src, decision, copy=copy, content=digest)
+            claiming = functools.partial(journal.claiming, move_id)
+            final = library.apply(src, decision, copy=copy, content=digest, claiming=claiming)
         except BaseException:
             with contextlib.suppress(sqlite3.Error):  # recovery rolls it back: see above
                 journal.finish(move_id, "rolled_back")

@@ -74,7 +74,7 @@ def _recover(journal: Journal) -> Iterator[str]:
             continue
         copies = _arrived(journal, move)
         yield from _remove_empty_claims(
-            journal, move.destination, move.hash, move.started, f"the interrupted move of {move.source}"
+            journal, move, move.destination, move.started, f"the interrupted move of {move.source}"
         )
         if move.copied and copies:
             journal.finish(move.id, "done", copies[0])
@@ -98,7 +98,7 @@ def _recover(journal: Journal) -> Iterator[str]:
             # Marked undone (its "finished" time) just before the put-back began: a claim is newer.
             since = move.finished or move.started
             whose = f"the interrupted undo of {move.destination}"
-            yield from _remove_empty_claims(journal, move.source, move.hash, since, whose)
+            yield from _remove_empty_claims(journal, move, move.source, since, whose)
             yield _finish_undo(journal, move)
         journal.set_meta(UNDOING, "")
     _remove_stale_temp_files(journal)
@@ -227,31 +227,43 @@ MTIME_SLACK_S = 2.0
 """FAT keeps a file's modification time to 2 seconds."""
 
 
-def _remove_empty_claims(
-    journal: Journal, path: Path, digest: str, since: float, whose: str
-) -> Iterator[str]:
-    """Remove the empty file an interrupted move (``whose``) of the content ``digest`` to ``path``
-    claimed its name with, if it was killed before the file took it: where a filesystem has neither
-    hard links nor a no-replace rename (FAT and exFAT through FUSE answer EINVAL to it, so every
-    move into such a library, or `undo` into such an inbox, claims first), the empty claim stayed
-    for good: in the library, the file sorted again became ``name (1)``; in the inbox, the daemon
-    put the empty file into ``_quarantine/unreadable/``. Only an empty file made since ``since``,
-    of a name the move may have taken, that no finished move accounts for, in a folder where moves
-    claim names at all (``claims_first``: on ext4 such a file was a person's, or a screenshot its
-    tool had just made and was writing); never for a move of an empty file (its copy is empty too)."""
-    if digest == EMPTY_HASH:
+def _remove_empty_claims(journal: Journal, move: Move, path: Path, since: float, whose: str) -> Iterator[str]:
+    """Remove the empty file an interrupted ``move`` (``whose``: the move, or `undo` putting it back
+    to ``path``) claimed its name with, if it was killed before the file took it: where a filesystem
+    has neither hard links nor a no-replace rename (FAT and exFAT through FUSE answer EINVAL to it, so
+    every move into such a library, or `undo` into such an inbox, claims first), the empty claim
+    stayed for good: in the library, the file sorted again became ``name (1)``; in the inbox, the
+    daemon put the empty file into ``_quarantine/unreadable/``. Only the name the move journaled
+    before claiming it, if still empty and made since ``since``; never for a move of an empty file
+    (its copy is empty too). Any other fresh empty file there was removed too until 2026-12-03: a
+    screenshot its tool had just created under a name the move might have taken and was writing
+    into, which lost it."""
+    if move.hash == EMPTY_HASH:
         return
-    for claim in _named(path):
+    for claim in _claims(move, path):
         try:
             st = claim.lstat()
         except OSError:
             continue
-        fresh = st.st_mtime >= since - MTIME_SLACK_S
-        empty = stat.S_ISREG(st.st_mode) and st.st_size == 0
-        if empty and fresh and journal.done_at(claim) is None and claims_first(claim.parent):
+        if st.st_mtime < since - MTIME_SLACK_S or not stat.S_ISREG(st.st_mode) or st.st_size != 0:
+            continue
+        # A move journaled before claims were (by an older facesortd) claimed one of these names, if
+        # any: one no finished move accounts for, in a folder where names are claimed at all
+        # (``claims_first``: on ext4 an empty file is a person's, or a screenshot its tool is writing).
+        if move.claims_recorded or (journal.done_at(claim) is None and claims_first(claim.parent)):
             claim.unlink()
             fsync_dir(claim.parent)
             yield f"removed {claim}, the empty name {whose} had claimed"
+
+
+def _claims(move: Move, path: Path) -> list[Path]:
+    """The names at ``path`` where ``move`` may have left an empty claim: the one it journaled (in
+    ``path``'s folder: no other is a name it may take), or, journaled before claims were (2026-12-03),
+    any name it might have taken."""
+    if not move.claims_recorded:
+        return _named(path)
+    claimed = move.claimed
+    return [claimed] if claimed is not None and claimed.parent == path.parent else []
 
 
 def _remove_stale_temp_files(journal: Journal) -> None:

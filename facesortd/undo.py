@@ -13,6 +13,7 @@ the file is back in quarantine, unlabelled, as a file-manager move back would le
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -209,7 +210,7 @@ def undo(
                 )
                 continue
             try:
-                back_to = _put_back(move, _kept_inside(move, library, guard))
+                back_to = _put_back(journal, move, _kept_inside(move, library, guard))
             except OSError as exc:  # a folder that refuses: this file stays, the others still go back
                 journal.finish(move.id, "done", move.destination)
                 if isinstance(exc, Outside):  # the refusal's own words, if it sees it now
@@ -238,14 +239,15 @@ def _kept_inside(move: Move, library: Path, guard: Library | None) -> Path | Non
     return library.resolve() if _into_quarantine(move.source.parent, library) else None
 
 
-def _put_back(move: Move, inside: Path | None = None) -> Path:
+def _put_back(journal: Journal, move: Move, inside: Path | None = None) -> Path:
     """A copy is removed if its original is still there; a moved file goes back, beside a file of the
     same content if one was dropped there since (removing it instead lost one of the two).
     ``inside``: the folder it must go back into (the page's library, whose quarantine its labels
     came from), checked on the opened folder at the move: a link swapped in after the guard's look
-    is refused, not followed."""
+    is refused, not followed. A name claimed empty on the way is journaled (``Journal.claiming``)."""
     if move.copied is not False and move.source.is_file() and content_id(move.source) == move.hash:
         move.destination.unlink()
         fsync_dir(move.destination.parent)
         return move.source
-    return move_no_replace(move.destination, move.source, inside=inside, content=move.hash)
+    claiming = functools.partial(journal.claiming, move.id)
+    return move_no_replace(move.destination, move.source, inside=inside, content=move.hash, claiming=claiming)

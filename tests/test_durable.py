@@ -63,8 +63,9 @@ def test_filesystem_without_hard_links_still_never_overwrites(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_replace_rename: bool
 ) -> None:
     """With the kernel's no-replace rename the file moves in one step and no name is claimed
-    first (a kill -9 between claim and rename left an empty claim in the library for good);
-    without it, the claim path still never overwrites."""
+    first (a kill -9 between claim and rename left an empty claim in the library for good), nor
+    told to the journal (one more write per move); without it, the claim path still never
+    overwrites, and the name claimed is told before it is made (a taken one is passed over)."""
     real_open = os.open
 
     def no_claims(path, flags, *args, **kw):
@@ -78,9 +79,28 @@ def test_filesystem_without_hard_links_still_never_overwrites(
         monkeypatch.setattr(durable, "rename_no_replace", lambda _a, _b: False)
     _file(tmp_path / "lib" / "a.png", b"old")
     src = _file(tmp_path / "in" / "a.png", b"new")
-    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png")
+    told: list[tuple[Path, bool]] = []
+
+    def claiming(name: Path) -> None:
+        told.append((name, os.path.lexists(name)))
+
+    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png", claiming=claiming)
     assert final.name == "a (1).png" and final.read_bytes() == b"new" and not src.exists()
     assert (tmp_path / "lib" / "a.png").read_bytes() == b"old"
+    assert told == ([] if no_replace_rename else [(final, False)])
+
+
+def test_a_copy_onto_a_drive_without_the_no_replace_rename_tells_the_name_it_claims(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy (`sort --copy`, or a move across filesystems) is linked into place as a move is: on a
+    drive that claims names first, the name is told before it is claimed, for crash recovery."""
+    _refuse_links(monkeypatch)
+    monkeypatch.setattr(durable, "rename_no_replace", lambda _a, _b, _fd=None: False)
+    src = _file(tmp_path / "in" / "a.png", b"data")
+    told: list[Path] = []
+    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True, claiming=told.append)
+    assert told == [final] and final.read_bytes() == src.read_bytes() == b"data"
 
 
 def test_no_replace_rename_refuses_to_replace_and_reports_errors(tmp_path: Path) -> None:

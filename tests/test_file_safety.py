@@ -772,7 +772,7 @@ def test_a_journal_a_newer_facesortd_requires_more_of_is_refused_at_open_untouch
     path = tmp_path / "journal.sqlite"
     db = sqlite3.connect(path)
     db.executescript(
-        SCHEMA.replace("    copied INTEGER\n", "    copied INTEGER,\n    size INTEGER NOT NULL\n")
+        SCHEMA.replace("    finished REAL,\n", "    finished REAL,\n    size INTEGER NOT NULL,\n")
     )
     db.execute("CREATE TABLE later_things (x)")  # a table of its own is no obstacle
     db.commit()

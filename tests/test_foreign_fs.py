@@ -8,10 +8,13 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
+import multiprocessing
 import os
 import shutil
+import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,7 @@ from facesortd.placement import journaled_apply
 from facesortd.recovery import recover
 from facesortd.review_page import queue
 from facesortd.sorter import Sorter
+from facesortd.undo import undo
 
 UNSURE = Decision.quarantine("unsure")
 
@@ -286,13 +290,83 @@ def _noting(call, calls: list[object]):  # type: ignore[no-untyped-def]
     return noted
 
 
-def test_recovery_removes_the_empty_name_a_move_killed_between_claim_and_rename_left(
-    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+def _killed_at_the_rename_onto_its_claim(act: Callable[[Journal], object], state_dir: Path) -> None:
+    """``act`` on the journal in a child process, SIGKILLed as it renames the file onto the name
+    it claimed (a kill -9 between the claim and the rename): nothing after runs, nothing is marked."""
+
+    def child() -> None:
+        def killed(*_args: object, **_kw: object) -> None:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        os.rename = killed  # durable's only rename on a drive without a no-replace rename
+        act(Journal.for_state_dir(state_dir))
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(timeout=60)
+    assert process.exitcode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("interrupted", ["move", "undo"])
+def test_recovery_removes_the_name_a_move_killed_between_claim_and_rename_claimed_and_no_other(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, interrupted: str
 ) -> None:
     """exFAT and FAT through FUSE have no hard links and answer EINVAL to the no-replace rename, so
-    every move into such a library claims its name with an empty file first and renames the file
-    onto it. A kill -9 between the two left that empty file in the library for good, and the file,
-    sorted again, went in as ``a (1).png`` beside it. An empty file a person had there is kept."""
+    every move into a library there (and `undo` into an inbox there) claims its name with an empty
+    file first and renames the file onto it. A kill -9 between the two left the empty file for
+    good: in the library the file, sorted again, went in as ``a (1).png`` beside it; in the inbox
+    the daemon quarantined it as unreadable. Recovery removed it, but with it any empty file made
+    since under a name the move might have taken: a screenshot its tool had just created as ``a
+    (1).png`` and was writing, its bytes then written into a file no longer there."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(13))
+    library = Library(settings.library)
+    if interrupted == "move":
+        make_foreign(monkeypatch, settings.library)
+        claim = settings.library / "_quarantine" / "unsure" / "a.png"
+        _killed_at_the_rename_onto_its_claim(
+            lambda journal: journaled_apply(journal, library, src, file_hash(src), UNSURE, "m"),
+            settings.state_dir,
+        )
+        whose = f"the interrupted move of {src}"
+    else:
+        journal = Journal.for_state_dir(settings.state_dir)
+        placed = journaled_apply(journal, library, src, file_hash(src), UNSURE, "m")
+        journal.close()
+        make_foreign(monkeypatch, settings.inbox)
+        claim = src
+        _killed_at_the_rename_onto_its_claim(
+            lambda journal: undo(journal, journal.done_moves(), settings.library, settings.inbox),
+            settings.state_dir,
+        )
+        whose = f"the interrupted undo of {placed}"
+    assert claim.stat().st_size == 0
+    theirs = claim.with_name("a (1).png")
+    journal = Journal.for_state_dir(settings.state_dir)
+    with open(theirs, "wb") as being_written:  # made as the daemon restarts; its writer is at work
+        lines = list(recover(journal))
+        being_written.write(b"the screenshot")
+    assert lines[0] == f"removed {claim}, the empty name {whose} had claimed"
+    assert theirs.read_bytes() == b"the screenshot"
+    if interrupted == "move":
+        assert lines[1].startswith("rolled back") and src.read_bytes() == screenshot_png(13)
+        assert journaled_apply(journal, library, src, file_hash(src), UNSURE, "m") == claim  # sorted once
+        assert _files(settings.library) == sorted([claim, theirs])
+        assert claim.read_bytes() == screenshot_png(13)
+    else:
+        assert lines[1] == f"the interrupted undo of {placed} had not begun; it stays sorted"
+        assert _files(settings.inbox) == [theirs] and placed.read_bytes() == screenshot_png(13)
+
+
+def test_recovery_removes_the_empty_claim_of_a_move_journaled_before_claims_were(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal from before 2026-12-03 did not record the name a move claimed: an interrupted move
+    of such a journal has its empty claim removed by the older rule (an empty file made since the
+    move under a name it might have taken, in a folder where names are claimed); an empty file a
+    person had there from before is kept."""
     settings = daemon_settings
     settings.inbox.mkdir(parents=True)
     src = settings.inbox / "a.png"
@@ -305,9 +379,14 @@ def test_recovery_removes_the_empty_name_a_move_killed_between_claim_and_rename_
     os.utime(theirs, (1_000_000_000, 1_000_000_000))  # there long before the move
     journal = Journal.for_state_dir(settings.state_dir)
     journal.plan(file_hash(src), src, folder / "a.png", UNSURE, "m")
-    (folder / "a (1).png").touch()  # the claim; the kill comes before the rename onto it
-    lines = list(recover(journal))
+    journal.close()
+    db = sqlite3.connect(settings.state_dir / "journal.sqlite")
+    db.execute("ALTER TABLE moves DROP COLUMN claimed")  # the journal as older versions wrote it
+    db.commit()
+    db.close()
     claim = folder / "a (1).png"
+    claim.touch()  # the older version's claim; the kill came before the rename onto it
+    lines = list(recover(Journal.for_state_dir(settings.state_dir)))
     assert lines[0] == f"removed {claim}, the empty name the interrupted move of {src} had claimed"
     assert lines[1].startswith("rolled back") and src.read_bytes() == screenshot_png(13)
     assert _files(settings.library) == [theirs]
@@ -537,29 +616,6 @@ def test_names_ntfs_refuses_with_windows_names_are_sorted_under_names_it_takes(
     assert cli.main(["sort"]) == 0
     [placed] = _files(env.library)
     assert placed.name == portable and placed.read_bytes() == screenshot_png(19)
-
-
-def test_recovery_removes_the_empty_name_an_undo_killed_between_claim_and_rename_left(
-    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`undo` into an inbox on exFAT claims the file's old name with an empty file first: killed
-    before the rename, the empty file stayed in the inbox and the daemon sorted it into
-    `_quarantine/unreadable/`."""
-    settings = daemon_settings
-    settings.inbox.mkdir(parents=True)
-    src = settings.inbox / "a.png"
-    src.write_bytes(screenshot_png(20))
-    journal = Journal.for_state_dir(settings.state_dir)
-    placed = journaled_apply(journal, Library(settings.library), src, file_hash(src), UNSURE, "m")
-    [move] = journal.done_moves()
-    journal.set_meta(UNDOING, str(move.id))  # `undo` began, as undo.py does it
-    journal.finish(move.id, "undone")
-    make_foreign(monkeypatch, settings.inbox)
-    src.touch()  # its claim; the kill comes before the rename onto it
-    lines = list(recover(journal))
-    assert lines[0] == f"removed {src}, the empty name the interrupted undo of {placed} had claimed"
-    assert lines[1] == f"the interrupted undo of {placed} had not begun; it stays sorted"
-    assert not src.exists() and placed.read_bytes() == screenshot_png(20)
 
 
 @pytest.mark.parametrize(("name", "ascii"), [("é ü.png", "e u.png"), ("\u3042\u3044.png", "__.png")])
