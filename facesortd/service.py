@@ -529,7 +529,7 @@ class Service:
         try:
             reviewer.scan()
             with retrain_lock(self.settings.state_dir) as mine:
-                if not mine:  # `facesortd retrain` is at it right now
+                if not mine:  # `facesortd retrain` (or `model use`) is at it right now
                     return
                 retrain_if_due(self.settings, self.journal, user_labels(self.journal))
         except Refused as exc:  # the person can fix it: said once, and by `status` until it is

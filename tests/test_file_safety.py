@@ -735,7 +735,7 @@ def test_status_and_retrain_keep_working_beside_the_daemon(
             assert not other  # the daemon's scheduler skips instead of waiting
 
         def wait_for_it() -> None:
-            with retrain_lock(env.state_dir, told.set):  # `facesortd retrain` says so and waits
+            with retrain_lock(env.state_dir, lambda _: told.set()):  # `facesortd retrain` says so and waits
                 released.set()
 
         waiter = threading.Thread(target=wait_for_it)
