@@ -222,6 +222,10 @@ def test_an_inbox_drive_unmounted_under_the_daemon_is_not_made_anew_and_is_watch
         drive.mounted = False
         shutil.rmtree(settings.inbox)
         wait_until(lambda: any("is not there now): mount it at" in line for line in lines))
+        # in the library's words (one helper: refusals.mount_moved), the folder named in the fix too
+        said = next(line for line in lines if "is not there now" in line)
+        assert said.startswith(f"cannot use the inbox {settings.inbox} (the drive mounted at {drive.folder} ")
+        assert f"again, or restart facesortd to use {settings.inbox} on the filesystem at " in said
         assert list(drive.folder.iterdir()) == []
         drive.mounted = True
         settings.inbox.mkdir()
