@@ -90,7 +90,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 def _stopped(why: str, left: list[Move]) -> int:
     """An undo (or its plan) stopped at a move by what stops every later one (the journal locked by
-    another process, the inbox away): the error said once, each move left named; exit 1. The plan
+    another process): the error said once, each move left named; exit 1. The plan
     showed the error as its first move's line and not the others, exit 0, as if they would go back."""
     print(f"facesortd: error: {one_line(why)}", file=sys.stderr)
     for move in left:
