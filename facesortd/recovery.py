@@ -19,9 +19,10 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
+from facesortd.content import content_id, holds
 from facesortd.durable import claims_first, fsync_dir, remove_temp_files
 from facesortd.file_names import numbered_names
-from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move, content_id, holds
+from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move
 from facesortd.refusals import Refused
 from facesortd.state import move_lock
 

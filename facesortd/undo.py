@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.advice import advised
+from facesortd.content import content_id
 from facesortd.durable import fsync_dir, move_no_replace
-from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
+from facesortd.journal import UNDOING, Journal, JournalLocked, Move
 from facesortd.library import Library, quarantine_refusal
 from facesortd.mounts import DriveNotMounted, drive_not_mounted
 from facesortd.quarantine import QUARANTINE_DIR

@@ -29,10 +29,11 @@ from daemon_harness import forged_tiff
 
 from facesortd import cli
 from facesortd.config import Settings, load_settings
+from facesortd.content import file_hash
 from facesortd.decide import Decision, Pipeline
 from facesortd.durable import TMP_PREFIX, move_no_replace
 from facesortd.file_names import NAME_MAX
-from facesortd.journal import Journal, JournalError, file_hash
+from facesortd.journal import Journal, JournalError
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.recovery import recover

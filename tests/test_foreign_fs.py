@@ -22,8 +22,9 @@ from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable, file_names, mounts, placement, refusals
 from facesortd.config import Settings
+from facesortd.content import file_hash
 from facesortd.decide import Decision
-from facesortd.journal import UNDOING, Journal, JournalUnavailable, file_hash
+from facesortd.journal import UNDOING, Journal, JournalUnavailable
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.recovery import recover

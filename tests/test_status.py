@@ -12,8 +12,9 @@ import pytest
 from facesortd import cli
 from facesortd.advice import advised
 from facesortd.config import Settings, load_settings
+from facesortd.content import file_hash
 from facesortd.decide import Decision
-from facesortd.journal import Journal, file_hash
+from facesortd.journal import Journal
 
 
 @pytest.fixture

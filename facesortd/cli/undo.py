@@ -11,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.journal import Journal, Move, content_id
+from facesortd.content import content_id
+from facesortd.journal import Journal, Move
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
 from facesortd.undo import select, undo
