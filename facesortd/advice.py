@@ -1,10 +1,12 @@
 """The `facesortd ...` commands a message advises, written with the ``--config FILE`` this process
-was started with, and the folder options (``--library DIR``) its command was given.
+was started with, the folder options (``--library DIR``) its command was given, and the folders
+FACESORTD_* variables set.
 
 A person who ran ``facesortd --config my.toml sort`` and is told to run ``facesortd review`` runs
 the review of the default config: another inbox, library and state folder, where the files the
 message was about are not. Likewise one who ran ``facesortd sort --library ~/reactions`` and is told
-``facesortd sort FILE`` sorts that file into the config's library, not into ~/reactions. The
+``facesortd sort FILE`` sorts that file into the config's library, not into ~/reactions; and a
+daemon whose unit sets ``FACESORTD_LIBRARY`` advises commands to a terminal that does not. The
 messages are made deep in the sorter, the daemon, the retrain and the review page, which do not know
 the command line; ``main`` tells this module once (the whole process runs with one config and one
 set of folders, the daemon's threads too), and each message asks :func:`advised`.
@@ -13,51 +15,74 @@ set of folders, the daemon's threads too), and each message asks :func:`advised`
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesortd.config import config_option
+from facesortd.config import FOLDERS, config_option, environment_variable
 
 
 @dataclass(frozen=True)
 class FolderOption:
-    """A folder option the person gave (``--library DIR``), and the commands that take it: an advised
-    command among them carries it; one that takes no such option (`review` has no ``--library``)
-    cannot, and is said with the config alone."""
+    """A folder setting (of ``config.FOLDERS``) some commands take as an option (``--library``), and
+    those commands: an advised command among them is given the folder by it; one that takes no such
+    option (`review` has no ``--library``) cannot."""
 
+    setting: str
     option: str
-    folder: Path
     commands: frozenset[str]
-
-    def words(self) -> list[str]:
-        """``--library /abs/DIR``: absolute, as ``config_option`` writes the config, since the
-        person may run the advice from another folder."""
-        return [self.option, str(self.folder.expanduser().absolute())]
 
 
 _config: Path | None = None
 """The ``--config`` this process was given (None: the default config, which needs no option)."""
-_folders: tuple[FolderOption, ...] = ()
-"""The folder options this process's command was given (none: the config's folders)."""
+_options: dict[str, FolderOption] = {}
+"""Every folder option of a command, by its setting."""
+_given: dict[str, Path] = {}
+"""The folders this process's command was given as options, by setting (none: the config's folders)."""
+_environment: dict[str, Path] = {}
+"""The folders FACESORTD_* variables set other than the config (``config.environment_folders``)."""
 
 
-def advise_with(config: Path | None, folders: Iterable[FolderOption] = ()) -> None:
-    """Set once by ``main``, before any command runs; None and no folders for the default config."""
-    global _config, _folders
-    _config, _folders = config, tuple(folders)
+def advise_with(
+    config: Path | None,
+    options: Iterable[FolderOption] = (),
+    given: Mapping[str, Path] | None = None,
+    environment: Mapping[str, Path] | None = None,
+) -> None:
+    """Set once by ``main``, before any command runs; None and nothing else for the default config."""
+    global _config, _options, _given, _environment
+    _config, _options = config, {o.setting: o for o in options}
+    _given, _environment = dict(given or {}), dict(environment or {})
+
+
+def _absolute(folder: Path) -> str:
+    """Absolute, as ``config_option`` writes the config, since the person may run the advice from
+    another folder."""
+    return str(folder.expanduser().absolute())
 
 
 def advised(*words: str) -> str:
-    """``facesortd [--config FILE] COMMAND [--library DIR] WORDS...`` as a person types it (quoted
-    for the shell), e.g. ``advised("review")``; placeholders such as ``FILE`` or ``DATASET`` are words
-    like any other. A folder option goes right after the command that takes it, unless ``words``
-    already give that option (``advised("undo", "--library", "FOLDER")`` names another library)."""
+    """``[FACESORTD_X=DIR] facesortd [--config FILE] COMMAND [--library DIR] WORDS...`` as a person
+    types it (quoted for the shell), e.g. ``advised("review")``; placeholders such as ``FILE`` or
+    ``DATASET`` are words like any other.
+
+    A folder given as an option, or set by a FACESORTD_* variable, goes right after a command that
+    takes its option, unless ``words`` already give that option (``advised("undo", "--library",
+    "FOLDER")`` names another library); a folder set by a variable is set by it before `facesortd`
+    for a command that does not take its option. A folder option given to a command that the advised
+    one does not take is left out: it was for that command alone."""
     command, rest = words[:1], words[1:]
-    folders = [
-        word
-        for given in _folders
-        if command and command[0] in given.commands and given.option not in words
-        for word in given.words()
-    ]
-    return shlex.join(["facesortd", *config_option(_config), *command, *folders, *rest])
+    variables, folders = [], []
+    for setting in FOLDERS:
+        option = _options.get(setting)
+        if option is not None and command and command[0] in option.commands:
+            folder = _given.get(setting, _environment.get(setting))
+            if folder is not None and option.option not in words:
+                folders += [option.option, _absolute(folder)]
+        elif setting in _environment:
+            variables.append(
+                f"{environment_variable(setting)}={shlex.quote(_absolute(_environment[setting]))}"
+            )
+    return " ".join(
+        [*variables, shlex.join(["facesortd", *config_option(_config), *command, *folders, *rest])]
+    )

@@ -388,13 +388,17 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = _TOML_FILE.get()
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings]
+        if _ENVIRONMENT.get():
+            sources.append(env_settings)
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
 
 _TOML_FILE: ContextVar[Path | None] = ContextVar("facesortd_toml_file", default=None)
+_ENVIRONMENT: ContextVar[bool] = ContextVar("facesortd_environment", default=True)
+"""False while :func:`environment_folders` asks what the settings are without the FACESORTD_* variables."""
 
 
 class ConfigError(Exception):
@@ -472,8 +476,8 @@ def config_option(config: Path | None) -> list[str]:
     return ["--config", str(config.expanduser().absolute())] if config else []
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build Settings from overrides, environment, TOML file and defaults.
+def load_settings(config_file: Path | None = None, *, environment: bool = True, **overrides: Any) -> Settings:
+    """Build Settings from overrides, environment (unless ``environment`` is False), TOML file and defaults.
 
     An explicitly named file must exist; the default one is optional. Every problem becomes a
     ConfigError naming the key, the value and what was expected, so the CLI never shows a traceback.
@@ -497,7 +501,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             bom = isinstance(exc, tomllib.TOMLDecodeError) and text.startswith("\ufeff")
             fix = " (it starts with a byte order mark: save it as UTF-8 without BOM)" if bom else ""
             raise ConfigError(f"config file {path} is not valid TOML: {exc}{fix}") from exc
-    token = _TOML_FILE.set(path if path.is_file() else None)
+    token, with_environment = _TOML_FILE.set(path if path.is_file() else None), _ENVIRONMENT.set(environment)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -506,6 +510,24 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(_not_json(exc)) from exc
     finally:
         _TOML_FILE.reset(token)
+        _ENVIRONMENT.reset(with_environment)
+
+
+def environment_variable(name: str) -> str:
+    """The FACESORTD_* variable that sets the setting ``name`` (``FACESORTD_STATE_DIR``)."""
+    return f"{Settings.model_config['env_prefix']}{name.upper()}"
+
+
+def environment_folders(config_file: Path | None) -> dict[str, Path]:
+    """The folders (of :data:`FOLDERS`) that FACESORTD_* variables make other than the config file, or
+    the default, names: a daemon's unit may set them (``Environment=FACESORTD_LIBRARY=...``), the
+    terminal of the person it advises a command does not, and a command typed there acts on another
+    library. Nothing when the settings cannot be read, with or without them: the command says why."""
+    try:
+        given, without = load_settings(config_file), load_settings(config_file, environment=False)
+    except ConfigError:
+        return {}
+    return {name: getattr(given, name) for name in FOLDERS if getattr(given, name) != getattr(without, name)}
 
 
 def _refuse_relative_folders(data: dict[str, object], path: Path) -> None:

@@ -13,7 +13,6 @@ every path comparison is made on ``CAST(... AS BLOB)``.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import sqlite3
@@ -25,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.boxes import Box
+from facesortd.content import holds
 from facesortd.decide import Decision
-from facesortd.durable import open_regular
 from facesortd.mounts import FOREIGN_FILESYSTEMS, filesystem_type, refuse_unmounted
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import DISK_FULL, disk_full_fix
@@ -218,19 +217,6 @@ def _path(value: str | bytes) -> Path:
 def _identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_dev, st.st_ino
-
-
-def file_hash(path: Path) -> str:
-    """SHA-256 of the content: the identity of a file across renames and moves.
-
-    Refused unless it is a regular file (``open_regular``): reading a FIFO dropped into the inbox
-    would wait for a writer for ever, and hang `status` or a daemon worker with it.
-    """
-    digest = hashlib.sha256()
-    with open_regular(path) as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -750,20 +736,3 @@ class Journal:
             )
             for at, path, message in rows
         ]
-
-
-def content_id(path: Path) -> str:
-    """The file's SHA-256, or for a file we may not read, an id from its inode (it can still be moved)."""
-    try:
-        return file_hash(path)
-    except PermissionError:
-        st = path.stat()
-        return f"unreadable:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-
-
-def holds(path: Path, digest: str) -> bool:
-    """Is ``path`` a regular file (not a link to one) with this content?"""
-    try:
-        return path.is_file() and not path.is_symlink() and content_id(path) == digest
-    except OSError:
-        return False

@@ -15,9 +15,9 @@ from loguru import logger
 
 from facesortd.decide import Decision
 from facesortd.durable import Claiming, move_no_replace
-from facesortd.mounts import mount_change, mounted_at
+from facesortd.mounts import mounted_at
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion, outside_library
-from facesortd.refusals import Outside, Refused
+from facesortd.refusals import Outside, Refused, mount_moved
 
 
 @dataclass(frozen=True)
@@ -133,9 +133,7 @@ class Library:
             fix = f"point {self.root} back to {self.leads_to}, or {use_now}"
             return Refused(moved, f"cannot use the library {self.root}", fix)
         if (now_at := mounted_at(self.leads_to)) != self.mounted_at:
-            what, undo = mount_change(self.mounted_at, now_at)
-            fix = f"{undo}, or restart {self.started_as} to use {self.root} on the filesystem at {now_at}"
-            return Refused(OSError(errno.ENODEV, what), f"cannot use the library {self.root}", fix)
+            return mount_moved("library", self.root, self.mounted_at, now_at, self.started_as)
         if decision is not None and decision.to_emotion_folder:
             return None
         return quarantine_refusal(self.root, self.folder_for(decision) if decision else None)

@@ -13,10 +13,10 @@ from pathlib import Path
 from facesortd.config import Settings
 from facesortd.model_store import use
 from facesortd.models_folder import prune_logged
-from facesortd.state import retrain_lock
+from facesortd.state import MODEL_CHANGE, retrain_lock
 
 
-def put_in_force(settings: Settings, choice: str, waiting: Callable[[], None] | None = None) -> Path:
+def put_in_force(settings: Settings, choice: str, waiting: Callable[[str], None] | None = None) -> Path:
     """``choice`` put in force while no retrain runs, then the models folder kept bounded
     (``models_folder.prune``) under the same lock, so that no retrain is halfway through with a model
     it needs. Each adds a history line, and a file from elsewhere is copied in: pruned only after
@@ -28,14 +28,15 @@ def put_in_force(settings: Settings, choice: str, waiting: Callable[[], None] | 
 
 
 def no_retrain_running(
-    settings: Settings, waiting: Callable[[], None] | None = None
+    settings: Settings, waiting: Callable[[str], None] | None = None
 ) -> contextlib.AbstractContextManager[bool]:
     """Held while the model in force is changed by hand: a retrain running meanwhile was judged
     against the model in force when it began and, adopted, put its own in at its end, over the one
     the person had just chosen (a rollback silently undone). Waits for a retrain running now, with
-    or without ``waiting`` to tell of it."""
-    return retrain_lock(settings.state_dir, waiting or _untold)
+    or without ``waiting`` to tell of it (given the words to say); one waiting meanwhile is told a
+    change of the model holds it."""
+    return retrain_lock(settings.state_dir, waiting or _untold, MODEL_CHANGE)
 
 
-def _untold() -> None:
+def _untold(words: str) -> None:
     """A wait nobody is told of: ``retrain_lock`` given no callback would not wait at all."""

@@ -14,9 +14,10 @@ import sqlite3
 import stat
 from pathlib import Path
 
+from facesortd.content import holds
 from facesortd.decide import Decision
 from facesortd.durable import MOVED_AWAY, time_may_hide_a_write, unwritten
-from facesortd.journal import Journal, holds
+from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.state import move_lock
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
+from facesortd.content import content_id, holds
 from facesortd.durable import claims_first, fsync_dir, remove_temp_files
 from facesortd.file_names import numbered_names
-from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move, content_id, holds
+from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move
 from facesortd.refusals import Refused
 from facesortd.state import move_lock
 
@@ -65,16 +66,17 @@ def _recover(journal: Journal) -> Iterator[str]:
         if not move.in_full:
             yield from _leave_relative(journal, move)
             continue
-        if linked := _linked(journal, move):
+        named = _named(move.destination)  # listed once: what each rule below looks at
+        if linked := _linked(journal, move, named):
             for name in linked:
                 name.unlink()
                 fsync_dir(name.parent)
             journal.finish(move.id, "rolled_back")
             yield f"rolled back the interrupted move of {move.source} (it stays in {move.source.parent})"
             continue
-        copies = _arrived(journal, move)
+        copies = _arrived(journal, move, named)
         yield from _remove_empty_claims(
-            journal, move, move.destination, move.started, f"the interrupted move of {move.source}"
+            journal, move, move.destination, named, move.started, f"the interrupted move of {move.source}"
         )
         if move.copied and copies:
             journal.finish(move.id, "done", copies[0])
@@ -98,8 +100,9 @@ def _recover(journal: Journal) -> Iterator[str]:
             # Marked undone (its "finished" time) just before the put-back began: a claim is newer.
             since = move.finished or move.started
             whose = f"the interrupted undo of {move.destination}"
-            yield from _remove_empty_claims(journal, move, move.source, since, whose)
-            yield _finish_undo(journal, move)
+            named = _named(move.source)  # a claim removed below is no file for _finish_undo to find
+            yield from _remove_empty_claims(journal, move, move.source, named, since, whose)
+            yield _finish_undo(journal, move, named)
         journal.set_meta(UNDOING, "")
     _remove_stale_temp_files(journal)
 
@@ -139,7 +142,7 @@ def relative_rows(journal: Journal) -> list[Move]:
 def arrived_at(journal: Journal, move: Move) -> Path | None:
     """Where an interrupted move's file is at its destination now (the name it planned, or a ' (n)'
     one), if it is there; None if not, or if the destination is relative (never read here)."""
-    found = _arrived(journal, move) if move.destination.is_absolute() else []
+    found = _arrived(journal, move, _named(move.destination)) if move.destination.is_absolute() else []
     return found[0] if found else None
 
 
@@ -154,17 +157,18 @@ def forget_relative(journal: Journal, move: Move) -> Path | None:
     return found
 
 
-def _arrived(journal: Journal, move: Move) -> list[Path]:
-    """The files at ``move``'s destination (its ' (n)' names too) holding its content, but for those a
-    finished move accounts for: they are another's (the same content sorted before)."""
-    return [c for c in _copies(move.destination, move.hash) if journal.done_at(c) is None]
+def _arrived(journal: Journal, move: Move, named: list[Path]) -> list[Path]:
+    """The files of ``named`` (what is at ``move``'s destination: :func:`_named`) holding its content,
+    but for those a finished move accounts for: they are another's (the same content sorted before)."""
+    return [c for c in _copies(named, move.hash) if journal.done_at(c) is None]
 
 
-def _linked(journal: Journal, move: Move) -> list[Path]:
+def _linked(journal: Journal, move: Move, named: list[Path]) -> list[Path]:
     """The names at ``move``'s destination that are its source itself: the new name linked, the old
     not yet removed. Written to in between (a screenshot tool still saving), the file held neither
     the journaled content nor any found at the destination: the move was recorded as finding no
-    file, and the library's name, unknown to the journal, had the file sorted a second time."""
+    file, and the library's name, unknown to the journal, had the file sorted a second time.
+    ``named``: what is at the destination (:func:`_named`)."""
     try:
         source = move.source.lstat()
     except OSError:
@@ -172,15 +176,16 @@ def _linked(journal: Journal, move: Move) -> list[Path]:
     if not stat.S_ISREG(source.st_mode):
         return []
     found = []
-    for name in _named(move.destination):
+    for name in named:
         with contextlib.suppress(OSError):
             if os.path.samestat(name.lstat(), source) and journal.done_at(name) is None:
                 found.append(name)
     return found
 
 
-def _finish_undo(journal: Journal, move: Move) -> str:
-    """`undo` died while putting ``move`` back (marked undone, the put-back begun).
+def _finish_undo(journal: Journal, move: Move, named: list[Path]) -> str:
+    """`undo` died while putting ``move`` back (marked undone, the put-back begun); ``named``: what
+    is where it goes back to (:func:`_named`).
 
     Back where it came from -> remove the library's name, which the put-back had yet to do. Not
     back -> the move counts as done again. A file of the same content there that is not the very
@@ -190,7 +195,7 @@ def _finish_undo(journal: Journal, move: Move) -> str:
     here = move.destination
     if here.is_symlink() or not here.is_file() or content_id(here) != move.hash:
         return f"the interrupted undo of {here} had finished"
-    back = _copies(move.source, move.hash)
+    back = _copies(named, move.hash)
     ours = [c for c in back if os.path.samestat(c.lstat(), here.lstat())]
     if ours or (move.copied is not False and move.source in back):
         here.unlink()
@@ -202,9 +207,9 @@ def _finish_undo(journal: Journal, move: Move) -> str:
     return f"the interrupted undo of {here} had not begun; it stays sorted"
 
 
-def _copies(path: Path, digest: str) -> list[Path]:
-    """Files named ``path`` or one of the ' (n)' names a move may give it, holding the content ``digest``."""
-    return [c for c in _named(path) if c.is_file() and content_id(c) == digest]  # unreadable: as journaled
+def _copies(named: list[Path], digest: str) -> list[Path]:
+    """The files of ``named`` (:func:`_named`) holding the content ``digest``."""
+    return [c for c in named if c.is_file() and content_id(c) == digest]  # unreadable: as journaled
 
 
 def _named(path: Path) -> list[Path]:
@@ -227,20 +232,22 @@ MTIME_SLACK_S = 2.0
 """FAT keeps a file's modification time to 2 seconds."""
 
 
-def _remove_empty_claims(journal: Journal, move: Move, path: Path, since: float, whose: str) -> Iterator[str]:
+def _remove_empty_claims(
+    journal: Journal, move: Move, path: Path, named: list[Path], since: float, whose: str
+) -> Iterator[str]:
     """Remove the empty file an interrupted ``move`` (``whose``: the move, or `undo` putting it back
-    to ``path``) claimed its name with, if it was killed before the file took it: where a filesystem
-    has neither hard links nor a no-replace rename (FAT and exFAT through FUSE answer EINVAL to it, so
-    every move into such a library, or `undo` into such an inbox, claims first), the empty claim
-    stayed for good: in the library, the file sorted again became ``name (1)``; in the inbox, the
-    daemon put the empty file into ``_quarantine/unreadable/``. Only the name the move journaled
-    before claiming it, if still empty and made since ``since``; never for a move of an empty file
-    (its copy is empty too). Any other fresh empty file there was removed too until 2026-12-03: a
-    screenshot its tool had just created under a name the move might have taken and was writing
-    into, which lost it."""
+    to ``path``; ``named``: what is there, :func:`_named`) claimed its name with, if it was killed
+    before the file took it: where a filesystem has neither hard links nor a no-replace rename (FAT
+    and exFAT through FUSE answer EINVAL to it, so every move into such a library, or `undo` into
+    such an inbox, claims first), the empty claim stayed for good: in the library, the file sorted
+    again became ``name (1)``; in the inbox, the daemon put the empty file into
+    ``_quarantine/unreadable/``. Only the name the move journaled before claiming it, if still empty
+    and made since ``since``; never for a move of an empty file (its copy is empty too). Any other
+    fresh empty file there was removed too until 2026-12-03: a screenshot its tool had just created
+    under a name the move might have taken and was writing into, which lost it."""
     if move.hash == EMPTY_HASH:
         return
-    for claim in _claims(move, path):
+    for claim in _claims(move, path, named):
         try:
             st = claim.lstat()
         except OSError:
@@ -256,12 +263,12 @@ def _remove_empty_claims(journal: Journal, move: Move, path: Path, since: float,
             yield f"removed {claim}, the empty name {whose} had claimed"
 
 
-def _claims(move: Move, path: Path) -> list[Path]:
+def _claims(move: Move, path: Path, named: list[Path]) -> list[Path]:
     """The names at ``path`` where ``move`` may have left an empty claim: the one it journaled (in
     ``path``'s folder: no other is a name it may take), or, journaled before claims were (2026-12-03),
     any name it might have taken."""
     if not move.claims_recorded:
-        return _named(path)
+        return named
     claimed = move.claimed
     return [claimed] if claimed is not None and claimed.parent == path.parent else []
 

@@ -1,5 +1,6 @@
 """The errors a person can fix, in one line with the fix (``Refused``): a folder facesortd may not
-write into or list, a full disk, a name a drive refuses, a path too long.
+write into or list, a full disk, a name a drive refuses, a path too long, a drive gone from under
+a folder (or mounted over it).
 
 Apart from the moves (durable.py) because most who say them never move a file (the watcher,
 `status`, `doctor`, the review page, the journal): they import the wording, not the move machinery.
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from facesortd.file_names import PATH_MAX
+from facesortd.mounts import mount_change
 
 
 class Refused(OSError):
@@ -37,6 +39,17 @@ REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
 """What a folder (or a file's owner) answers when facesortd may not change it."""
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 """What a write answers when the disk (or the user's quota) has no room: chmod will not help."""
+
+
+def mount_moved(name: str, folder: Path, before: Path, now: Path, restart: str = "facesortd") -> Refused:
+    """The ``name`` (inbox, library) ``folder`` may not be used: its filesystem was mounted at
+    ``before`` at the start and is at ``now`` (``mounts.mounted_at``). With what puts the drive back,
+    or the restart of the command ``restart`` (the daemon, the review page) that uses the folder where
+    it is now; ENODEV, by which `sort` tells it from a folder's permissions (it stops, not skips).
+    The daemon's inbox and every library say it alike."""
+    what, undo = mount_change(before, now)
+    fix = f"{undo}, or restart {restart} to use {folder} on the filesystem at {now}"
+    return Refused(OSError(errno.ENODEV, what), f"cannot use the {name} {folder}", fix)
 
 
 def disk_full_fix(folder: Path) -> str:

@@ -41,11 +41,11 @@ from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import UNTIL_THEN, Library
 from facesortd.model_store import load_model_in_force, model_in_force
-from facesortd.mounts import mount_change, mounted_at
+from facesortd.mounts import mounted_at
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.recovery import recover_logged
-from facesortd.refusals import Refused, list_folder
+from facesortd.refusals import Refused, list_folder, mount_moved
 from facesortd.sdnotify import notify, watchdog_period
 from facesortd.shown_names import exact, json_text, one_line
 from facesortd.sorter import Sorter, UnreadableSince
@@ -340,8 +340,7 @@ class Service:
         inbox, before = self.settings.inbox, self._inbox_mounted_at
         if (now := mounted_at(inbox)) == before:
             return None
-        what, undo = mount_change(before, now)
-        return f"cannot use the inbox {inbox} ({what}): {undo}, or restart facesortd to use it on {now}"
+        return str(mount_moved("inbox", inbox, before, now))
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -529,7 +528,7 @@ class Service:
         try:
             reviewer.scan()
             with retrain_lock(self.settings.state_dir) as mine:
-                if not mine:  # `facesortd retrain` is at it right now
+                if not mine:  # `facesortd retrain` (or `model use`) is at it right now
                     return
                 retrain_if_due(self.settings, self.journal, user_labels(self.journal))
         except Refused as exc:  # the person can fix it: said once, and by `status` until it is

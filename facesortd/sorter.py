@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Literal
 
 from facesortd.advice import advised
+from facesortd.content import content_id
 from facesortd.decide import Decision, Pipeline
 from facesortd.durable import NOT_REGULAR, unwritten
 from facesortd.image_names import IMAGE_SUFFIXES, is_image_name, not_an_image_name
-from facesortd.journal import Journal, content_id
+from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.quarantine import QUARANTINE_DIR

@@ -13,7 +13,8 @@ so a crash never leaves one behind) keep them from harming each other's files:
   claimed by one process is gone from its source before another can link it a second time. It
   is a flock on the state folder as well as on its file, which may be deleted under its holder;
 - the *retrain lock*: one retrain at a time (the daemon's own, `facesortd retrain`, the review
-  page's "retrain now");
+  page's "retrain now"), and no change of the model in force by hand during one; its holder writes
+  which of the two it is into the lock file, for a waiting process to say;
 - the *models lock*, held around each change of the model in force and its history (read, add,
   write): `model use` and a retrain's adopt each rewrote the history from what they had read, and
   one of the two lines was lost.
@@ -354,15 +355,30 @@ def holder_pid(state_dir: Path) -> int | None:
         return None
 
 
-RETRAIN_RUNNING = "a retrain is running now: waiting for it to end"
-"""What a process waiting for the retrain lock tells its person: the commands print it, the review
-page shows it."""
+RETRAIN = "a retrain"
+"""A holder of the retrain lock: the daemon's retrain, `facesortd retrain`, the review page's."""
+MODEL_CHANGE = "a change of the model in force"
+"""A holder of the retrain lock too: `model use`, `model rollback`, `train --activate`
+(model_change.py), which hold it so that no retrain puts its own model in over the person's choice."""
+_HOLDERS = (RETRAIN, MODEL_CHANGE)
+
+
+def waiting_for(holder: str | None) -> str:
+    """What a process waiting for the retrain lock tells its person (the commands print it, the review
+    page shows it): who holds it, as that holder wrote it into the lock file, or both when it cannot
+    be told (taken a moment ago, its words not written yet, or by an older facesortd). `retrain`
+    waiting for a `model use` said a retrain was running, and the person looked for one in vain."""
+    return f"{holder or f'{RETRAIN}, or {MODEL_CHANGE},'} is running now: waiting for it to end"
 
 
 @contextlib.contextmanager
-def retrain_lock(state_dir: Path, waiting: Callable[[], None] | None = None) -> Iterator[bool]:
-    """Yields True while this process is the only one retraining. If another is: with ``waiting``,
-    call it (to tell the person) and wait for the other to finish; without, yield False at once."""
+def retrain_lock(
+    state_dir: Path, waiting: Callable[[str], None] | None = None, holder: str = RETRAIN
+) -> Iterator[bool]:
+    """Yields True while this process is the only one retraining (or changing the model in force, as
+    ``holder`` says: written into the lock file while held, for a waiter to name). If another is:
+    with ``waiting``, call it with :func:`waiting_for`'s words (to tell the person) and wait for the
+    other to finish; without, yield False at once."""
     fd = _open_lock(state_dir, RETRAIN_LOCK)
     try:
         try:
@@ -371,8 +387,29 @@ def retrain_lock(state_dir: Path, waiting: Callable[[], None] | None = None) -> 
             if waiting is None:
                 yield False
                 return
-            waiting()
+            waiting(waiting_for(_holder(fd)))
             fcntl.flock(fd, fcntl.LOCK_EX)
-        yield True
+        _write_holder(fd, holder)
+        try:
+            yield True
+        finally:
+            _write_holder(fd, "")  # a waiter who finds the next holder yet to write says both, not ours
     finally:
         os.close(fd)
+
+
+def _holder(fd: int) -> str | None:
+    """Who holds the retrain lock, as it wrote: one of ``_HOLDERS``, else None (not told)."""
+    try:
+        words = os.pread(fd, 100, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    return words if words in _HOLDERS else None
+
+
+def _write_holder(fd: int, words: str) -> None:
+    """Best effort: a lock file that takes no writes (a full disk) leaves the waiter's words general."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        if words:
+            os.pwrite(fd, words.encode(), 0)

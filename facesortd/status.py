@@ -19,8 +19,9 @@ from typing import Any
 
 from facesortd.advice import advised
 from facesortd.config import FOLDERS, Settings, fingerprint
+from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR
-from facesortd.journal import Journal, content_id
+from facesortd.journal import Journal
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels

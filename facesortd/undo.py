@@ -12,7 +12,6 @@ the file is back in quarantine, unlabelled, as a file-manager move back would le
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import sqlite3
@@ -20,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.advice import advised
+from facesortd.content import content_id
 from facesortd.durable import fsync_dir, move_no_replace
-from facesortd.journal import UNDOING, Journal, JournalLocked, Move, content_id
+from facesortd.journal import UNDOING, Journal, JournalLocked, Move
 from facesortd.library import Library, quarantine_refusal
 from facesortd.mounts import DriveNotMounted, drive_not_mounted
 from facesortd.quarantine import QUARANTINE_DIR
@@ -33,9 +33,9 @@ from facesortd.state import move_lock
 class Outcome:
     """What undo did with one journal entry: moved ``moved_from`` to ``back_to``, or why not.
 
-    ``retry``: the move itself failed (a folder refused it): undoing again may work once the
-    person fixed what ``why_not`` names, unlike a file that changed or left. ``stopped``: and undo
-    stopped there (the journal locked by another process), the moves after it not tried.
+    ``retry``: the move itself failed (a folder refused it, its drive away): undoing again may work
+    once the person fixed what ``why_not`` names, unlike a file that changed or left. ``stopped``: and
+    undo stopped there (the journal locked by another process), the moves after it not tried.
     """
 
     moved_from: Path
@@ -120,21 +120,14 @@ def _held_back(move: Move, library: Path) -> Refused | None:
     return quarantine_refusal(library, back) if _into_quarantine(back, library) else None
 
 
-def _inbox_away(move: Move, inbox: Path) -> Refused | None:
-    """``move`` goes back into an inbox that is not there: its drive unplugged, the inbox was made
-    anew on the disk below the mount point and the file put there, hidden once the drive was back.
-    Every later move back into it would be refused alike, so the run stops there."""
-    if inbox.is_dir() or not _inside(move.source.parent, inbox):
-        return None
-    gone = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
-    return Refused(gone, f"the inbox {inbox} is not there", "mount its drive (or make it), then undo again")
-
-
 def _drive_away(move: Move) -> str:
     """Why ``move`` waits for a drive ("" if it does not): it goes back into a folder missing where
-    a drive is not mounted (`sort /mnt/usb/screens`, the drive pulled out since). That was said as
-    a folder a person deleted, "move it by hand"; made anew, it would sit on the disk below the
-    mount point. Undone once the drive is back."""
+    a drive is not mounted (the inbox's drive unplugged, or `sort /mnt/usb/screens` and that drive
+    pulled out since). Made anew, the folder would sit on the disk below the mount point, the file
+    in it hidden once the drive was back (and exfat-fuse refuses to mount over a folder not empty);
+    said as a folder a person deleted, "move it by hand", it was a wait for the drive. Undone once
+    the drive is back. A missing inbox elsewhere (deleted by hand) is made again by the move, as the
+    daemon makes it again."""
     folder = move.source.parent
     if (place := drive_not_mounted(folder)) is None:
         return ""
@@ -183,9 +176,6 @@ def undo(
             if why := _refusal(move, library, inbox):
                 out.append(Outcome(move.destination, None, why))
                 continue
-            if refused := _inbox_away(move, inbox):
-                out.append(Outcome(move.destination, None, str(refused), retry=True, stopped=True))
-                break
             if why := _drive_away(move):
                 out.append(Outcome(move.destination, None, why, retry=True))
                 continue

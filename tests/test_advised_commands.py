@@ -32,7 +32,7 @@ def config(tmp_path: Path) -> Path:
 
 def _advised(text: str) -> list[str]:
     """Every `facesortd ...` command quoted with backticks in ``text``."""
-    return re.findall(r"`(facesortd [^`]*)`", text)
+    return re.findall(r"`([^`]*?\bfacesortd [^`]*)`", text)
 
 
 def test_status_advises_review_and_model_commands_with_the_config(
@@ -99,7 +99,7 @@ def test_every_folder_option_is_carried_by_each_command_that_takes_it() -> None:
     --state-dir if one ever does), the advice of each command that takes it carries it; a command
     without it is said with the config alone, and an advice naming the option itself keeps its own."""
     from facesortd.advice import advise_with
-    from facesortd.cli.app import build_parser, commands, folder_options
+    from facesortd.cli.app import build_parser, commands, folder_options, given_folders
     from facesortd.config import FOLDERS
 
     parser = build_parser()
@@ -113,13 +113,83 @@ def test_every_folder_option_is_carried_by_each_command_that_takes_it() -> None:
     assert ("--library", "sort") in taken and ("--library", "undo") in taken
     for option, command in taken:
         args = parser.parse_args(["--config", "c.toml", command, option, "here"])
-        advise_with(args.config, folder_options(parser, args))
+        advise_with(args.config, folder_options(parser), given_folders(parser, args))
         here = str(Path("here").absolute())
         takers = {c for o, c in taken if o == option}
         for other in commands(parser):
             words = shlex.split(advised(other, "X"))
             assert ([option, here] == words[4:6]) == (other in takers), (option, command, other, words)
         assert shlex.split(advised(command, option, "FOLDER"))[3:] == [command, option, "FOLDER"]
+
+
+def _typed(advice: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """``advice`` run as a person types it into a terminal that has none of the FACESORTD_* variables
+    the advising process had: its own leading ``VAR=value`` words, then `facesortd`'s arguments."""
+    import os
+
+    for var in [v for v in os.environ if v.startswith("FACESORTD_")]:
+        monkeypatch.delenv(var)
+    words = shlex.split(advice)
+    while "=" in words[0]:
+        monkeypatch.setenv(*words.pop(0).split("=", 1))
+    assert words[0] == "facesortd", advice
+    return cli.main(words[1:])
+
+
+def test_folders_set_by_facesortd_variables_are_named_in_the_advice(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon whose unit sets FACESORTD_LIBRARY and FACESORTD_STATE_DIR advised `facesortd review`
+    and `facesortd model use default` bare: typed in the person's terminal, without those variables,
+    they acted on the config's library and state folder. Now each carries them, as an option where the
+    command takes one (`sort --library`), else as a variable set before `facesortd` (its value quoted,
+    not the whole word, which the shell would take for a command's name)."""
+    library, state = tmp_path / "unit library", tmp_path / "unit state"
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(library))
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(state))
+    unsure = library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    (unsure / "a.png").write_bytes(screenshot_png(1))
+    assert cli.main(["--config", str(config), "status"]) == 0
+    said = _advised(capsys.readouterr().out)
+    variables = f"FACESORTD_LIBRARY={shlex.quote(str(library))} FACESORTD_STATE_DIR={shlex.quote(str(state))}"
+    option = shlex.join(["--config", str(config)])
+    assert f"{variables} facesortd {option} review" in said, said
+    assert f"{variables} facesortd {option} model use default" in said, said
+    assert all(s.startswith(f"{variables} facesortd ") for s in said), said
+    library_option = shlex.join(["--library", str(library)])
+    assert (
+        advised("sort", "FILE")
+        == f"FACESORTD_STATE_DIR={shlex.quote(str(state))} facesortd {option} sort {library_option} FILE"
+    )
+    assert advised("undo", "--library", "FOLDER").endswith(" undo --library FOLDER")
+
+    # Typed as said where the variables are not, `status` counts the file waiting in the unit's library.
+    capsys.readouterr()
+    assert _typed(advised("status"), monkeypatch) == 0
+    assert f"library: {library}\n" in capsys.readouterr().out
+
+
+def test_a_variable_that_names_the_configs_own_folder_is_not_said(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a folder the command would not use without the variable is named: one equal to the
+    config's is noise in every message."""
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    assert cli.main(["--config", str(config), "status"]) == 0
+    assert advised("review") == shlex.join(["facesortd", "--config", str(config), "review"])
+
+
+def test_a_folder_option_given_beats_the_variable_where_the_command_takes_it(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sort --library DIR` under FACESORTD_LIBRARY sorts into DIR: the advised `sort FILE` names DIR;
+    `review`, which takes no --library, reviews the variable's library, and is said with it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "unit library"))
+    assert cli.main(["--config", str(config), "sort", "--library", "mine"]) == 0
+    assert shlex.split(advised("sort", "FILE"))[3:] == ["sort", "--library", str(tmp_path / "mine"), "FILE"]
+    assert shlex.split(advised("review"))[0] == f"FACESORTD_LIBRARY={tmp_path / 'unit library'}"
 
 
 def test_without_a_config_option_the_advice_is_the_bare_command(capsys: pytest.CaptureFixture[str]) -> None:

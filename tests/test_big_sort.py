@@ -145,8 +145,9 @@ def test_a_sort_into_a_library_whose_disk_fills_up_stops_and_says_where(
 def _killed_mid_move(settings: Settings, shot: Path) -> None:
     """``shot`` as a `sort` killed (kill -9) between its move's link and unlink leaves it: in its
     folder and in the library, the journal's row planned."""
+    from facesortd.content import content_id
     from facesortd.decide import Decision
-    from facesortd.journal import Journal, content_id
+    from facesortd.journal import Journal
 
     half = settings.library / "_quarantine" / "no-face" / shot.name
     half.parent.mkdir(parents=True)

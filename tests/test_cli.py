@@ -1362,7 +1362,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
     from waiting import wait_until
 
     from facesortd import model_store
-    from facesortd.state import RETRAIN_RUNNING, retrain_lock
+    from facesortd.state import RETRAIN, retrain_lock, waiting_for
 
     settings = load_settings()
     pointer = model_store.models_dir(settings) / model_store.CURRENT
@@ -1371,7 +1371,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
         assert mine  # the daemon is retraining
         person = threading.Thread(target=lambda: codes.append(cli.main(["model", "use", "default"])))
         person.start()
-        wait_until(lambda: RETRAIN_RUNNING in capsys.readouterr().out, timeout=5)
+        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out, timeout=5)
         assert not pointer.exists()  # nothing put in force before the retrain's own choice
     person.join(timeout=10)
     assert codes == [0] and pointer.read_text() == model_store.DEFAULT  # then the person's choice
@@ -1386,17 +1386,71 @@ def test_retrain_waits_for_a_retrain_running_now_in_the_words_model_use_says(
 
     from waiting import wait_until
 
-    from facesortd.state import RETRAIN_RUNNING, retrain_lock
+    from facesortd.state import RETRAIN, retrain_lock, waiting_for
 
     codes: list[int] = []
     with retrain_lock(load_settings().state_dir) as mine:
         assert mine
         person = threading.Thread(target=lambda: codes.append(cli.main(["retrain"])))
         person.start()
-        wait_until(lambda: RETRAIN_RUNNING in capsys.readouterr().out, timeout=5)
+        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out, timeout=5)
         assert not codes  # still waiting
     person.join(timeout=30)
     assert codes == [1]  # then its own retrain: no labels, no model
+
+
+def test_retrain_waiting_for_a_change_of_the_model_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """`retrain` waiting for a `model use` said "a retrain is running now": the person found none
+    (the daemon idle, no other `retrain`), and could not tell what it waited for."""
+    import threading
+
+    from waiting import wait_until
+
+    from facesortd.model_change import no_retrain_running
+
+    codes: list[int] = []
+    with no_retrain_running(load_settings()):  # `model use` putting the person's choice in force
+        person = threading.Thread(target=lambda: codes.append(cli.main(["retrain"])))
+        person.start()
+        said: list[str] = []
+
+        def told() -> bool:
+            said.append(capsys.readouterr().out)
+            return "waiting for it to end" in "".join(said)
+
+        wait_until(told, timeout=5)
+        assert "a change of the model in force is running now: waiting for it to end" in "".join(said), said
+        assert "a retrain is running" not in "".join(said) and not codes
+    person.join(timeout=30)
+    assert codes == [1]
+
+
+def test_a_holder_that_did_not_say_who_it_is_is_said_as_either(tmp_path: Path) -> None:
+    """A retrain lock taken a moment ago, its holder's words not written yet (or by an older
+    facesortd, which writes none): the waiter names both, which is true whichever holds it."""
+    import fcntl
+    import threading
+
+    from waiting import wait_until
+
+    from facesortd.state import RETRAIN_LOCK, retrain_lock
+
+    def waiter() -> None:
+        with retrain_lock(state, said.append):
+            pass
+
+    state = tmp_path / "state"
+    with retrain_lock(state):  # a holder's words are cleared when it lets go
+        pass
+    said: list[str] = []
+    with open(state / RETRAIN_LOCK, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=waiter)
+        waiting.start()
+        wait_until(lambda: bool(said), timeout=5)
+    waiting.join(timeout=10)
+    assert not waiting.is_alive()
+    assert said == ["a retrain, or a change of the model in force, is running now: waiting for it to end"]
 
 
 def test_train_activate_keeps_the_models_folder_bounded(crop_dataset: Path, fake_detector: None) -> None:

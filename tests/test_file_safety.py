@@ -29,10 +29,11 @@ from daemon_harness import forged_tiff
 
 from facesortd import cli
 from facesortd.config import Settings, load_settings
+from facesortd.content import file_hash
 from facesortd.decide import Decision, Pipeline
 from facesortd.durable import TMP_PREFIX, move_no_replace
 from facesortd.file_names import NAME_MAX
-from facesortd.journal import Journal, JournalError, file_hash
+from facesortd.journal import Journal, JournalError
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.recovery import recover
@@ -585,6 +586,26 @@ def test_undo_refuses_journal_rows_outside_the_library_or_with_other_content(
     assert sorted_file.exists() and not (env.inbox / "a.png").exists()
 
 
+def test_recovery_lists_a_planned_moves_destination_once(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its rules (the source linked there, its content arrived, an empty claim) each listed the
+    destination's folder anew; one listing serves them all."""
+    from facesortd import recovery
+
+    journal = Journal.for_state_dir(env.state_dir)
+    env.inbox.mkdir(parents=True)
+    shot, dest = env.inbox / "a.png", env.library / "happy" / "a.png"
+    shot.write_bytes(screenshot_png(7))
+    dest.parent.mkdir(parents=True)
+    journal.plan(file_hash(shot), shot, dest, HAPPY, "m")  # killed before the link
+    listed: list[Path] = []
+    named = recovery._named
+    monkeypatch.setattr(recovery, "_named", lambda path: listed.append(path) or named(path))
+    assert [line for line in recover(journal) if "rolled back" in line]
+    assert listed == [dest] and shot.read_bytes() == screenshot_png(7)
+
+
 def test_the_state_folder_and_journal_are_private(tmp_path: Path) -> None:
     Journal.for_state_dir(tmp_path / "state").close()
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
@@ -735,7 +756,7 @@ def test_status_and_retrain_keep_working_beside_the_daemon(
             assert not other  # the daemon's scheduler skips instead of waiting
 
         def wait_for_it() -> None:
-            with retrain_lock(env.state_dir, told.set):  # `facesortd retrain` says so and waits
+            with retrain_lock(env.state_dir, lambda _: told.set()):  # `facesortd retrain` says so and waits
                 released.set()
 
         waiter = threading.Thread(target=wait_for_it)

@@ -23,11 +23,13 @@ from synthetic import draw_face, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable, watch
+from facesortd import content as content_module
 from facesortd import journal as journal_module
 from facesortd.config import ImageLimits, Settings
+from facesortd.content import file_hash
 from facesortd.decide import Decision, Pipeline
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import Journal, file_hash
+from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.recovery import recover
@@ -662,13 +664,13 @@ def test_sorting_a_file_hashes_it_once(settings: Settings, monkeypatch: pytest.M
     (4 s a GB here). The check is by inode, size and mtime now."""
     src = settings.inbox / "a.png"
     src.write_bytes(screenshot_png(19))
-    real, hashed = journal_module.file_hash, []
+    real, hashed = content_module.file_hash, []
 
     def file_hash_counted(path: Path) -> str:
         hashed.append(path)
         return real(path)
 
-    monkeypatch.setattr(journal_module, "file_hash", file_hash_counted)
+    monkeypatch.setattr(content_module, "file_hash", file_hash_counted)
     outcome = Sorter(Library(settings.library), Journal.for_state_dir(settings.state_dir)).sort(
         stub_pipeline(settings), src
     )

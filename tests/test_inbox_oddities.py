@@ -17,10 +17,11 @@ from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable, watch
 from facesortd.config import Settings, load_settings
+from facesortd.content import file_hash
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import UNDOING, Journal, file_hash
+from facesortd.journal import UNDOING, Journal
 from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply

@@ -13,7 +13,8 @@ from synthetic import BrightBlobDetector, draw_screenshot
 
 from facesortd import cli
 from facesortd.config import Settings, load_settings
-from facesortd.journal import Journal, file_hash
+from facesortd.content import file_hash
+from facesortd.journal import Journal
 from facesortd.learn import retrain
 from facesortd.learn.review import label_summary, user_labels
 

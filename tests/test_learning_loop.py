@@ -164,7 +164,7 @@ def _placed(
     journal: object, path: Path, decision: object, source: Path | None = None, done: bool = True
 ) -> int:
     """Journal a move of ``path``'s content to ``path`` as if facesortd had made it (or is making it)."""
-    from facesortd.journal import file_hash
+    from facesortd.content import file_hash
 
     move = journal.plan(file_hash(path), source or Path("/in") / path.name, path, decision, "m")  # type: ignore[attr-defined]
     if done:
@@ -282,8 +282,9 @@ def test_a_page_label_whose_recording_a_crash_cut_short_is_found_again(settings:
     """The review page moves the file, then records the label: a crash in between (after the move
     was journaled as done, or before, so that recovery completes it) leaves a file in an emotion
     folder that a person put there, and the next scan must take it for their label."""
+    from facesortd.content import file_hash
     from facesortd.decide import Decision
-    from facesortd.journal import REVIEWER, Journal, file_hash
+    from facesortd.journal import REVIEWER, Journal
     from facesortd.library import Library
     from facesortd.placement import journaled_apply
     from facesortd.recovery import recover

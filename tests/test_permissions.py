@@ -26,11 +26,12 @@ from synthetic import BrightBlobDetector, draw_face, screenshot_png, stub_pipeli
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, doctor, durable, service, state, status, watch
+from facesortd import content as content_module
 from facesortd import emotion as emotion_module
-from facesortd import journal as journal_module
 from facesortd.config import Settings, load_settings
+from facesortd.content import content_id
 from facesortd.decide import Decision, Pipeline
-from facesortd.journal import Journal, content_id
+from facesortd.journal import Journal
 from facesortd.learn import datasets, review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
@@ -78,14 +79,14 @@ def unreadable(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
     """Files this user may not read (root's mode-600 files): hashing them is refused, as the
     kernel refuses opening them; moving them is not."""
     refused: set[Path] = set()
-    real_hash = journal_module.file_hash
+    real_hash = content_module.file_hash
 
     def file_hash(path: Path) -> str:
         if Path(path) in refused:
             raise _denied(path)
         return real_hash(path)
 
-    monkeypatch.setattr(journal_module, "file_hash", file_hash)
+    monkeypatch.setattr(content_module, "file_hash", file_hash)
     for module in (review, decisions_module):  # where the label scan and the page once hashed
         monkeypatch.setattr(module, "file_hash", file_hash, raising=False)
     return refused

@@ -20,8 +20,9 @@ from test_review_page import Client
 from waiting import wait_until
 
 from facesortd.config import Settings
+from facesortd.content import content_id
 from facesortd.decide import Decision
-from facesortd.journal import Journal, content_id
+from facesortd.journal import Journal
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import journaled_apply

@@ -19,7 +19,8 @@ from waiting import running_daemon, wait_until
 
 from facesortd import service
 from facesortd.config import Settings
-from facesortd.journal import Journal, file_hash
+from facesortd.content import file_hash
+from facesortd.journal import Journal
 from facesortd.recovery import recover
 from facesortd.service import Service
 

@@ -17,10 +17,11 @@ from synthetic import screenshot_png, stub_pipeline
 
 from facesortd import cli
 from facesortd.config import Settings
+from facesortd.content import content_id
 from facesortd.cores import usable_cores
 from facesortd.decide import Decision, Pipeline
 from facesortd.image_names import is_image_name
-from facesortd.journal import Journal, content_id
+from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.sorter import Sorter, UnreadableSince
 from facesortd.watch import scan

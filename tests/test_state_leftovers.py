@@ -18,8 +18,9 @@ from waiting import running_daemon, wait_until
 from facesortd import cli, status
 from facesortd import journal as journal_module
 from facesortd.config import Settings
+from facesortd.content import content_id
 from facesortd.decide import Decision
-from facesortd.journal import Journal, content_id
+from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.state import JOURNAL_FILE

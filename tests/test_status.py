@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from facesortd import cli
+from facesortd.advice import advised
 from facesortd.config import Settings, load_settings
+from facesortd.content import file_hash
 from facesortd.decide import Decision
-from facesortd.journal import Journal, file_hash
+from facesortd.journal import Journal
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ def test_counts_add_up_to_the_files_placed(settings: Settings, capsys: pytest.Ca
     assert "in total: 4 file(s): _quarantine/no-face 1, _quarantine/unsure 2, happy 1" in text
     # A new user's walk: where to drop files, where to look, and how to review what waits.
     assert f"inbox: {settings.inbox}\nlibrary: {settings.library}\n" in text
-    assert "waiting for your review: 3 file(s)" in text and "`facesortd review`" in text
+    assert "waiting for your review: 3 file(s)" in text and f"`{advised('review')}`" in text
     assert "waiting for your review: 3 file(s)" in text and "threshold in force: 0.72" in text
 
 
@@ -344,7 +346,7 @@ def test_the_advice_for_figures_at_another_threshold_is_a_command_that_runs(
     monkeypatch.setenv("FACESORTD_RECOGNITION__THRESHOLD", "0.5")
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
-    assert "`facesortd eval DATASET` measures it" in out and "`facesortd eval` " not in out
+    assert f"`{advised('eval', 'DATASET')}` measures it" in out and "facesortd eval` " not in out
 
 
 def test_counts_are_of_the_library_status_names(

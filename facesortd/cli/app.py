@@ -30,7 +30,7 @@ from facesortd.cli import (
     undo,
 )
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.config import DEFAULT_FOLDERS, FOLDERS, LOG_LEVELS, ConfigError, Settings
+from facesortd.config import DEFAULT_FOLDERS, FOLDERS, LOG_LEVELS, ConfigError, Settings, environment_folders
 from facesortd.detect import DetectorError
 from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
@@ -174,22 +174,40 @@ def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPars
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
 
 
-def folder_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[FolderOption]:
-    """The folder options the command was given (a setting of ``config.FOLDERS`` as an option:
-    ``sort --library DIR``), each with every command that takes it, for the advice to carry."""
-    given = []
+def folder_options(parser: argparse.ArgumentParser) -> list[FolderOption]:
+    """Each folder setting (of ``config.FOLDERS``) some command takes as an option (``sort --library
+    DIR``), with every command that takes it, for the advice to give it by."""
+    found = []
     for name in FOLDERS:
-        own = [a for a in commands(parser)[args.command]._actions if a.dest == name and a.option_strings]
-        if not own or (folder := getattr(args, name, None)) is None:
+        option = next(
+            (
+                a.option_strings[0]
+                for its in commands(parser).values()
+                for a in its._actions
+                if a.dest == name and a.option_strings
+            ),
+            None,
+        )
+        if option is None:
             continue
-        option = own[0].option_strings[0]
         taking = {
             command
             for command, its in commands(parser).items()
             if any(option in a.option_strings for a in its._actions)
         }
-        given.append(FolderOption(option, folder, frozenset(taking)))
-    return given
+        found.append(FolderOption(name, option, frozenset(taking)))
+    return found
+
+
+def given_folders(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Path]:
+    """The folders the command was given by those options, by setting, for the advice to carry."""
+    own = commands(parser)[args.command]._actions
+    return {
+        name: folder
+        for name in FOLDERS
+        if any(a.dest == name and a.option_strings for a in own)
+        and (folder := getattr(args, name, None)) is not None
+    }
 
 
 def _refuse_misplaced(parser: argparse.ArgumentParser, given: list[str], unknown: list[str]) -> None:
@@ -211,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     _show_any_name()
     parser = build_parser()
     args = _parse(parser, argv)
-    advise_with(args.config, folder_options(parser, args))  # every command advised from here carries them
+    # every command advised from here carries them
+    advise_with(
+        args.config, folder_options(parser), given_folders(parser, args), environment_folders(args.config)
+    )
     _setup_logging(args.log_level or "INFO")
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -1,5 +1,5 @@
 """What every command group uses: the settings a command runs with, the detector and pipeline, the
-usage error, the word said while another retrain holds the retrain lock."""
+usage error, the words said while another holds the retrain lock."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.ensemble import Model
 from facesortd.model_store import load_model_in_force
-from facesortd.state import RETRAIN_RUNNING
 
 
 class UsageError(Exception):
@@ -57,7 +56,7 @@ def pipeline_for(settings: Settings, model: Model | None) -> Pipeline:
     return Pipeline.for_settings(settings, model, face_detector(settings))
 
 
-def say_waiting() -> None:
-    """`model`, `train --activate` and `retrain` wait for a retrain running now: said at once (flushed),
-    or a person sees a command hang without a word."""
-    print(RETRAIN_RUNNING, flush=True)
+def say_waiting(words: str) -> None:
+    """`model`, `train --activate` and `retrain` wait for a retrain (or a change of the model in force)
+    running now: said at once (flushed), or a person sees a command hang without a word."""
+    print(words, flush=True)

@@ -11,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from facesortd.cli.common import UsageError, settings_for
-from facesortd.journal import Journal, Move, content_id
+from facesortd.content import content_id
+from facesortd.journal import Journal, Move
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
 from facesortd.undo import select, undo
@@ -90,7 +91,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 def _stopped(why: str, left: list[Move]) -> int:
     """An undo (or its plan) stopped at a move by what stops every later one (the journal locked by
-    another process, the inbox away): the error said once, each move left named; exit 1. The plan
+    another process): the error said once, each move left named; exit 1. The plan
     showed the error as its first move's line and not the others, exit 0, as if they would go back."""
     print(f"facesortd: error: {one_line(why)}", file=sys.stderr)
     for move in left:

@@ -16,9 +16,10 @@ import numpy as np
 from loguru import logger
 
 from facesortd.config import Settings
+from facesortd.content import file_hash
 from facesortd.detect import FaceDetector
 from facesortd.images import UnreadableImage, read_image, to_gray
-from facesortd.journal import Journal, file_hash
+from facesortd.journal import Journal
 from facesortd.learn.datasets import LabelledItem, source_group
 from facesortd.learn.kept_faces import keep_face
 from facesortd.learn.training import Kind, Undetected, training_box

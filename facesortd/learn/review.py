@@ -18,10 +18,11 @@ from loguru import logger
 
 from facesortd.boxes import Box
 from facesortd.config import LogLevel, Settings
+from facesortd.content import content_id
 from facesortd.detect import FaceDetector
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
-from facesortd.journal import Journal, content_id
+from facesortd.journal import Journal
 from facesortd.learn.datasets import source_group
 from facesortd.learn.kept_faces import keep_face
 from facesortd.learn.retrain import UserLabel

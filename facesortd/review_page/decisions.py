@@ -22,9 +22,10 @@ from typing import Literal
 
 from facesortd.advice import advised
 from facesortd.config import Settings
+from facesortd.content import content_id
 from facesortd.decide import Decision
 from facesortd.durable import atomic_writer
-from facesortd.journal import REVIEWER, Journal, content_id
+from facesortd.journal import REVIEWER, Journal
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply

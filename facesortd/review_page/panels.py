@@ -22,7 +22,7 @@ from facesortd.learn.review import Reviewer, label_summary, user_labels
 from facesortd.model_store import last_retrain, model_in_force
 from facesortd.plots import figure_images, png_bytes
 from facesortd.review_page.decisions import CLASS_NAME
-from facesortd.state import RETRAIN_RUNNING, retrain_lock
+from facesortd.state import retrain_lock
 from facesortd.status import daemon_state
 
 CLASS_KEYS = "1234567890"
@@ -150,5 +150,5 @@ class Learning:
             finally:
                 self.running = False
 
-    def _waiting(self) -> None:
-        self.message = RETRAIN_RUNNING
+    def _waiting(self, words: str) -> None:
+        self.message = words
