@@ -5,7 +5,6 @@ CI cannot mount one; ``foreign_fs.make_foreign`` acts out what the real mounts d
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
 import os
@@ -15,7 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-from foreign_fs import Drive, make_foreign, renumbered, windows_names_refusal
+from foreign_fs import (
+    Drive,
+    make_foreign,
+    renumber,
+    renumbered,
+    windows_names_refusal,
+)
 from loguru import logger
 from synthetic import screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
@@ -321,11 +326,11 @@ def test_a_quarantined_file_fuse_numbered_anew_since_the_listing_is_still_labell
     shot = library / "_quarantine" / "unsure" / "a.png"
     shot.parent.mkdir(parents=True)
     shot.write_bytes(screenshot_png(16))
-    [listed] = queue.scan(library, ())
-    as_listed = dataclasses.replace(listed, id=queue.item_id(renumbered(shot.lstat())))  # listed before
-    assert queue.current(as_listed, library) == as_listed
+    [listed] = queue.scan(library, {})
+    renumber(shot)
+    assert queue.current(listed, library) == listed
     shot.write_bytes(screenshot_png(17) + b"more")  # a file written since is not the one listed
-    assert queue.current(as_listed, library) is None
+    assert queue.current(listed, library) is None
 
 
 def test_a_state_folder_on_fusefat_is_not_called_full(
