@@ -84,19 +84,43 @@ def journaled_apply(
 
 
 def _unchanged(path: Path, digest: str, seen: os.stat_result | None) -> bool:
-    """Is ``path`` still the regular file ``seen`` was taken of, unwritten since (without ``seen``:
-    does it still hold ``digest``)?
+    """Is ``path`` still the file ``seen`` was taken of, holding ``digest`` (without ``seen``: does
+    it still hold ``digest``)?"""
+    return holds(path, digest) if seen is None else still_holds(path, digest, seen) is not None
+
+
+def still_holds(path: Path, digest: str, seen: os.stat_result) -> os.stat_result | None:
+    """``path``'s lstat now if it is still the regular file ``seen`` was taken of, unwritten since,
+    so still holding ``digest``; else None. The caller keeps the lstat returned: a file proven by
+    its content is then proven by its inode number the next time.
 
     Another inode number under the same device, size and modification time is asked of the content:
     FUSE filesystems (exfat-fuse, fusefat) number a file anew whenever the kernel dropped it from
     its cache, so under memory pressure every file of an inbox on such a drive was "gone meanwhile"
-    by the time it was decided, and stayed. So is one whose time cannot show a write just made."""
-    if seen is None:
-        return holds(path, digest)
+    by the time it was decided, and stayed; and another file put under the same name (a re-download
+    keeping the server's time) looks the same by these three. So is one whose time cannot show a
+    write just made."""
     try:
         now = os.lstat(path)
     except OSError:
-        return False
+        return None
     if not stat.S_ISREG(now.st_mode) or unwritten(now) != unwritten(seen):
+        return None
+    if (now.st_ino == seen.st_ino and not time_may_hide_a_write(now)) or holds(path, digest):
+        return now
+    return None
+
+
+def looks_unchanged(path: Path, now: os.stat_result, seen: tuple[int, int, int], digest: str) -> bool:
+    """Is the file ``path`` (``now`` its lstat) still the one whose ``durable.unwritten`` was
+    ``seen`` and content ``digest``, as far as a look over many files may ask?
+
+    Unlike :func:`still_holds`, another inode number is not asked of the content: for what is
+    remembered of a whole folder at every look (the label scan, the review page's "no usable face"
+    marks), FUSE numbering every file anew when the kernel drops it from its cache made each look
+    read every file again. The content is read where the time cannot show a write just made. A file
+    put under the same name with the same size and the same older time passes: nothing is moved or
+    labelled on this answer alone."""
+    if unwritten(now) != seen:
         return False
-    return (now.st_ino == seen.st_ino and not time_may_hide_a_write(now)) or holds(path, digest)
+    return not time_may_hide_a_write(now) or holds(path, digest)

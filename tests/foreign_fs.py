@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,6 +109,36 @@ def renumbered(st: os.stat_result) -> os.stat_result:
     visible = ("st_mode", "st_ino", "st_dev", "st_nlink", "st_uid", "st_gid", "st_size")
     seq = [fields[n] for n in visible] + [int(st.st_atime), int(st.st_mtime), int(st.st_ctime)]
     return os.stat_result(seq, {k: v for k, v in fields.items() if k not in visible})
+
+
+def renumber(path: Path) -> None:
+    """``path`` as FUSE shows it once the kernel dropped it from its cache: the same bytes, size and
+    times under another inode number (a copy put in its place, its times set back)."""
+    before = path.stat()
+    copy = path.with_name(f".renumbered-{path.name}")
+    copy.write_bytes(path.read_bytes())
+    os.utime(copy, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(copy, path)
+    assert path.stat().st_ino != before.st_ino
+
+
+def written_over(path: Path, data: bytes, in_place: bool) -> None:
+    """``data`` put under ``path``'s name with its size and time kept: written into the file (a tool
+    saving within FAT's 2-s tick), or another file put there (a re-download keeping the server's
+    time). ``data`` is as long as the file."""
+    before = path.stat()
+    assert len(data) == before.st_size
+    target = path if in_place else path.with_name(f".download-{path.name}")
+    target.write_bytes(data)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    if not in_place:
+        os.replace(target, path)
+
+
+def coarse_now(path: Path) -> None:
+    """``path``'s time set to this very second, as FAT (2 s) or exFAT through FUSE (1 s) keeps it."""
+    now = time.time_ns() // 10**9 * 10**9
+    os.utime(path, ns=(now, now))
 
 
 def windows_names_refusal(name: str) -> int | None:

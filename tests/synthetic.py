@@ -129,6 +129,13 @@ def screenshot_png(seed: int, face: bool = True, shape: tuple[int, int] = (120, 
     return cv2.imencode(".png", img)[1].tobytes()
 
 
+def stored_png(seed: int, emotion: str = "happy") -> bytes:
+    """A drawn screenshot as a PNG stored uncompressed: every one is as long as the others, so one
+    can be put over another keeping its size."""
+    img = draw_screenshot(emotion, np.random.default_rng(seed), (120, 160), 80)[0]
+    return cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 0])[1].tobytes()
+
+
 def stub_pipeline(settings):  # type: ignore[no-untyped-def]
     """The daemon's pipeline with the test-double detector and no model: every face is unsure."""
     from facesortd.decide import Pipeline

@@ -29,7 +29,7 @@ from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.refusals import Refused
 from facesortd.review_page.decisions import DecisionError, Decisions
-from facesortd.review_page.queue import scan
+from facesortd.review_page.queue import Contents, scan
 from facesortd.service import Service
 from facesortd.sort_batch import SortBatch
 from facesortd.sorter import Sorter
@@ -215,8 +215,8 @@ def test_the_review_page_refuses_its_moves_in_a_library_re_pointed_since_it_star
     settings = settings.model_copy(update={"library": link})
     files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
     journal = Journal.for_state_dir(settings.state_dir)
-    decisions = Decisions(settings, journal)
-    a, b = sorted(scan(link, ()), key=lambda i: i.path.name)
+    decisions = Decisions(settings, journal, Contents())
+    a, b = sorted(scan(link, {}), key=lambda i: i.path.name)
     decisions.label(b, "sad")
 
     def re_point(to: Path) -> None:
@@ -327,8 +327,8 @@ def test_the_review_pages_undo_does_not_follow_a_quarantine_swapped_for_a_link_a
     settings = review_settings(tmp_path, monkeypatch)
     files = quarantine(settings, "unsure", [("a.png", "happy")])
     journal = Journal.for_state_dir(settings.state_dir)
-    decisions = Decisions(settings, journal)
-    [item] = scan(settings.library, ())
+    decisions = Decisions(settings, journal, Contents())
+    [item] = scan(settings.library, {})
     labelled = decisions.label(item, "happy").path
     outside, quarantine_dir = tmp_path / "outside", settings.library / "_quarantine"
     outside.mkdir()

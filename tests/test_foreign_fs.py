@@ -5,7 +5,6 @@ CI cannot mount one; ``foreign_fs.make_foreign`` acts out what the real mounts d
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
 import multiprocessing
@@ -18,16 +17,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from foreign_fs import Drive, make_foreign, renumbered, windows_names_refusal
+from foreign_fs import (
+    Drive,
+    coarse_now,
+    make_foreign,
+    renumber,
+    renumbered,
+    windows_names_refusal,
+    written_over,
+)
 from loguru import logger
-from synthetic import screenshot_png, stub_pipeline
+from synthetic import BrightBlobDetector, screenshot_png, stored_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable, file_names, mounts, placement, refusals
+from facesortd import content as content_module
 from facesortd.config import Settings
 from facesortd.content import file_hash
 from facesortd.decide import Decision
 from facesortd.journal import UNDOING, Journal, JournalUnavailable
+from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.recovery import recover
@@ -405,11 +414,39 @@ def test_a_quarantined_file_fuse_numbered_anew_since_the_listing_is_still_labell
     shot = library / "_quarantine" / "unsure" / "a.png"
     shot.parent.mkdir(parents=True)
     shot.write_bytes(screenshot_png(16))
-    [listed] = queue.scan(library, ())
-    as_listed = dataclasses.replace(listed, id=queue.item_id(renumbered(shot.lstat())))  # listed before
-    assert queue.current(as_listed, library) == as_listed
+    [listed] = queue.scan(library, {})
+    renumber(shot)
+    assert queue.current(listed, library) == listed
     shot.write_bytes(screenshot_png(17) + b"more")  # a file written since is not the one listed
-    assert queue.current(as_listed, library) is None
+    assert queue.current(listed, library) is None
+
+
+def test_the_label_scan_reads_no_file_again_for_being_fuse_numbered_anew(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The label scan (every `learning.review_scan_s`) knew the files it had looked at by their
+    inode number too: on a library on exfat-fuse or fusefat, where the kernel dropping a file from
+    its cache numbers it anew, it read every such file again at each scan. One saved over within
+    the clock's tick (same size and time) is still read again, and its new picture's label counted."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    happy = daemon_settings.library / "happy"
+    happy.mkdir(parents=True)
+    (happy / "a.png").write_bytes(screenshot_png(20))
+    (happy / "b.png").write_bytes(stored_png(21, "happy"))
+    coarse_now(happy / "b.png")
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    reviewer = review.Reviewer(daemon_settings, journal)
+    assert reviewer.scan() == 2
+    real, read = content_module.file_hash, []
+    monkeypatch.setattr(content_module, "file_hash", lambda path: read.append(path.name) or real(path))
+    for _ in range(2):
+        renumber(happy / "a.png")
+        assert reviewer.scan() == 0
+    assert "a.png" not in read
+    written_over(happy / "b.png", stored_png(22, "sad"), in_place=True)
+    assert reviewer.scan() == 1
+    assert journal.label_for_hash(file_hash(happy / "b.png"))[0] == "happy"
+    journal.close()
 
 
 def test_a_state_folder_on_fusefat_is_not_called_full(

@@ -38,7 +38,7 @@ from facesortd.placement import journaled_apply
 from facesortd.recovery import recover
 from facesortd.review_page import decisions as decisions_module
 from facesortd.review_page.decisions import DecisionError, Decisions
-from facesortd.review_page.queue import scan
+from facesortd.review_page.queue import Contents, scan
 from facesortd.review_page.server import ReviewServer
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, MOVE_LOCK, STATUS_FILE, DaemonLock
 
@@ -202,8 +202,8 @@ def test_the_review_page_says_which_folder_refused_a_label_and_keeps_its_undo(
     happy, unsure = settings.library / "happy", settings.library / "_quarantine" / "unsure"
     happy.mkdir(parents=True)
     journal = Journal.for_state_dir(settings.state_dir)
-    decisions = Decisions(settings, journal)
-    [item] = scan(settings.library, ())
+    decisions = Decisions(settings, journal, Contents())
+    [item] = scan(settings.library, {})
     refusing.add(happy)
     with pytest.raises(DecisionError, match=rf"a.png stays where it is: cannot write into {happy} \("):
         decisions.label(item, "happy")
@@ -572,8 +572,8 @@ def test_the_review_page_labels_a_file_it_may_not_read(
     files = quarantine(settings, "unreadable", [("theirs.png", "happy")])
     unreadable.add(files["theirs.png"])
     journal = Journal.for_state_dir(settings.state_dir)
-    [item] = scan(settings.library, ())
-    done = Decisions(settings, journal).label(item, "happy")
+    [item] = scan(settings.library, {})
+    done = Decisions(settings, journal, Contents()).label(item, "happy")
     assert done.path == settings.library / "happy" / "theirs.png" and done.path.is_file()
     assert not files["theirs.png"].exists()
     assert [label for _h, label, *_ in journal.labels()] == ["happy"]

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from foreign_fs import coarse_now, written_over
 from review_setup import quarantine, review_settings, scratch_dir, serving
+from synthetic import stored_png
 from test_review_page import Client
 from waiting import wait_until
 
@@ -27,7 +29,7 @@ from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.recovery import recover
-from facesortd.review_page import decisions
+from facesortd.review_page import queue
 from facesortd.review_page.server import TOKEN_HEADER, ReviewServer
 
 
@@ -223,7 +225,7 @@ def test_a_file_moved_away_while_the_page_labels_it(
 ) -> None:
     files = quarantine(settings, "unsure", [("a.png", "happy")])
     before = {n: p.read_bytes() for n, p in files.items()}
-    real = decisions.content_id
+    real = queue.content_id
 
     def sorted_meanwhile(path: Path) -> str:  # `facesortd sort` of the quarantine, or re-examination
         digest = real(path) if moved == "after hashing" else ""
@@ -237,7 +239,7 @@ def test_a_file_moved_away_while_the_page_labels_it(
     with serving(settings) as server:
         client = Client(server)
         item = client.get("/api/items")["items"][0]["id"]
-        monkeypatch.setattr(decisions, "content_id", sorted_meanwhile)
+        monkeypatch.setattr(queue, "content_id", sorted_meanwhile)
         status, reply = client.post("/api/label", {"id": item, "label": "sad"})
         assert status == 409 and "has left the quarantine meanwhile" in reply["error"], reply
         assert labels(settings) == []
@@ -250,13 +252,13 @@ def test_a_label_racing_a_sort_of_the_quarantine(settings: Settings, monkeypatch
     each file ends up in exactly one folder, labelled only where the page's move won. Every other
     file, `sort` starts only once the page has checked the file and is about to move it."""
     reached = threading.Event()
-    real = decisions.content_id
+    real = queue.content_id
 
     def hashing(path: Path) -> str:
         reached.set()
         return real(path)
 
-    monkeypatch.setattr(decisions, "content_id", hashing)
+    monkeypatch.setattr(queue, "content_id", hashing)
     names = [(f"f{i}.png", "happy") for i in range(6)]
     files = quarantine(settings, "unsure", names)
     before = {n: p.read_bytes() for n, p in files.items()}
@@ -487,3 +489,58 @@ def test_a_label_scan_racing_the_pages_undo_does_not_bring_the_label_back(
         scanning.journal.close()
         assert each_once(settings, before)["a.png"] == a_png(settings)
         assert labels(settings) == []
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["another file put there", "saved over in its tick"])
+def test_a_label_goes_only_to_the_picture_the_page_showed(settings: Settings, in_place: bool) -> None:
+    """Another picture put under the listed name with the same size and time after the page showed
+    the file: a re-download keeping the server's time, or a tool saving over it within FAT's 2-s
+    tick. The page checked the name, size and time only, so the person's label went to a picture
+    they never saw, and trained the model. Now it stays, and reloaded it is shown and labelled."""
+    shot = a_png(settings)
+    shot.parent.mkdir(parents=True)
+    shot.write_bytes(stored_png(1, "happy"))
+    if in_place:
+        coarse_now(shot)
+    other = stored_png(2, "sad")
+    with serving(settings) as server:
+        client = Client(server)
+        item = client.get("/api/items")["items"][0]["id"]
+        status, shown = client.request(f"/view?id={item}")
+        assert status == 200
+        written_over(shot, other, in_place)
+        status, reply = client.post("/api/label", {"id": item, "label": "happy"})
+        assert status == 409 and "has changed since the page listed it" in reply["error"], reply
+        assert labels(settings) == [] and shot.read_bytes() == other
+        assert not (settings.library / "happy").exists()
+        [again] = client.get("/api/items")["items"]
+        status, now_shown = client.request(f"/view?id={again['id']}")
+        assert status == 200 and now_shown != shown
+        assert client.post("/api/label", {"id": again["id"], "label": "sad"})[0] == 200
+    assert labels(settings) == ["sad"] and (settings.library / "sad" / "a.png").read_bytes() == other
+
+
+def test_a_picture_saved_over_between_the_pages_check_and_the_move_stays(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The move checks the file once more under the move lock, after the page's check: a picture
+    saved over in between stays, said as changed (not as a folder to make writable)."""
+    shot = a_png(settings)
+    shot.parent.mkdir(parents=True)
+    shot.write_bytes(stored_png(1, "happy"))
+    coarse_now(shot)
+    real = queue.Contents.shown
+
+    def shown_then_saved_over(contents: queue.Contents, item: queue.Item):  # type: ignore[no-untyped-def]
+        held = real(contents, item)
+        written_over(shot, stored_png(2, "sad"), in_place=True)
+        return held
+
+    with serving(settings) as server:
+        client = Client(server)
+        item = client.get("/api/items")["items"][0]["id"]
+        assert client.request(f"/view?id={item}")[0] == 200
+        monkeypatch.setattr(queue.Contents, "shown", shown_then_saved_over)
+        status, reply = client.post("/api/label", {"id": item, "label": "happy"})
+        assert status == 409 and "has changed since the page listed it" in reply["error"], reply
+    assert labels(settings) == [] and shot.read_bytes() == stored_png(2, "sad")

@@ -4,6 +4,7 @@ file-manager moves (journaled, labelled, undoable), the queue order, caching and
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -18,7 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from foreign_fs import coarse_now, renumber, written_over
 from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
+from synthetic import stored_png
 from waiting import wait_until
 
 from facesortd import cli
@@ -304,8 +307,8 @@ def test_the_cache_keeps_only_files_still_in_quarantine_across_runs(settings: Se
         assert client.post("/api/no-face", {"id": ids["b.png"]})[0] == 200
     files["a.png"].unlink()  # the person deleted it
     with serving(settings) as server:
-        kept = sorted(p.stem for p in cache.glob("*/*/*"))
-        assert server.app.decisions.marks.ids == {ids["b.png"]}
+        kept = sorted(p.name.partition("-")[0] for p in cache.glob("*/*/*"))
+        assert set(server.app.decisions.marks.marks) == {ids["b.png"]}
     assert kept == [ids["b.png"]] * 3  # its thumbnail, its large picture and its guesses
 
 
@@ -370,9 +373,9 @@ def test_ten_thousand_quarantined_files_page_quickly(settings: Settings) -> None
     folder.mkdir(parents=True)
     for k in range(10_000):
         (folder / f"shot{k:05d}.png").write_bytes(b"x")
-    assert len(scan(settings.library, set())) == 10_000
+    assert len(scan(settings.library, {})) == 10_000
     floor = _fastest(lambda: [e.stat(follow_symlinks=False) for e in os.scandir(folder)])
-    listed = _fastest(lambda: scan(settings.library, set()))
+    listed = _fastest(lambda: scan(settings.library, {}))
     assert listed < 25 * floor + 0.05, (listed, floor)
     with serving(settings) as server:
         client = Client(server)
@@ -483,7 +486,7 @@ def test_a_file_that_leaves_between_listing_and_stat_is_left_out_not_an_error(tm
         return found
 
     listed.entries = listing_then_gone  # type: ignore[method-assign]
-    assert [item.path.name for item in scan(tmp_path / "lib", (), listed)] == ["b.png"]
+    assert [item.path.name for item in scan(tmp_path / "lib", {}, listed)] == ["b.png"]
 
 
 def test_retrain_now_waits_for_a_retrain_running_already(settings: Settings) -> None:
@@ -542,3 +545,78 @@ def test_the_learning_panel_says_why_a_retrain_due_cannot_train(settings: Settin
             journal.close()
         assert held is not None and held.path is None
         assert client.get("/api/state")["learning"]["held_back"] == held.reason
+
+
+def _made(settings: Settings) -> dict[Path, int]:
+    """What the page's cache holds: each file kept, with when it was written."""
+    return {p: p.stat().st_mtime_ns for p in (settings.state_dir / "review").glob("*/*/*")}
+
+
+def test_a_file_fuse_numbered_anew_keeps_its_mark_and_its_pictures(settings: Settings) -> None:
+    """exfat-fuse and fusefat number a file anew whenever the kernel drops it from its cache. The
+    page knew a file by its inode number too: a renumbered file came back unmarked ("no usable face"
+    forgotten: listed among the others again), its pictures and guesses were made again, and at the
+    next start of the page thrown away. Its mark and pictures stay, across runs, and it is labelled."""
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    with serving(settings) as server:
+        client = Client(server)
+        a = next(i["id"] for i in client.get("/api/items")["items"] if i["name"] == "a.png")
+        for route in ("/thumb", "/view", "/api/guesses"):
+            assert client.request(f"{route}?id={a}")[0] == 200
+        assert client.post("/api/no-face", {"id": a})[0] == 200
+        made = _made(settings)
+        renumber(files["a.png"])
+        listed = client.get("/api/items")["items"]
+        assert [(i["name"], i["dismissed"]) for i in listed] == [("b.png", False), ("a.png", True)]
+        for route in ("/thumb", "/view", "/api/guesses"):
+            assert client.request(f"{route}?id={listed[1]['id']}")[0] == 200
+        assert _made(settings) == made
+    renumber(files["a.png"])
+    with serving(settings) as server:
+        client = Client(server)
+        listed = client.get("/api/items")["items"]
+        assert [(i["name"], i["dismissed"]) for i in listed] == [("b.png", False), ("a.png", True)]
+        assert _made(settings) == made
+        renumber(files["a.png"])  # not shown in this run: the listing cannot tell it from another
+        status, reply = client.post("/api/label", {"id": listed[1]["id"], "label": "happy"})
+        assert status == 409 and reply["error"].endswith("reload to see it as it is now")
+        assert client.request(f"/view?id={listed[1]['id']}")[0] == 200  # shown, as the page does
+        renumber(files["a.png"])
+        assert client.post("/api/label", {"id": listed[1]["id"], "label": "happy"})[0] == 200
+    assert (settings.library / "happy" / "a.png").is_file()
+
+
+def test_a_mark_and_pictures_stay_with_the_picture_not_its_name(settings: Settings) -> None:
+    """What the page keeps of a file by its name, size and time goes when another picture is saved
+    over it keeping them (within FAT's 2-s tick): it is shown as it is now, and not listed last."""
+    shot = settings.library / QUARANTINE_DIR / "unsure" / "a.png"
+    shot.parent.mkdir(parents=True)
+    shot.write_bytes(stored_png(1))
+    coarse_now(shot)
+    with serving(settings) as server:
+        client = Client(server)
+        a = client.get("/api/items")["items"][0]["id"]
+        shown = client.request(f"/view?id={a}")[1]
+        assert client.post("/api/no-face", {"id": a})[0] == 200
+        assert client.get("/api/items")["items"][0]["dismissed"]
+        written_over(shot, stored_png(2, "sad"), in_place=True)
+        [listed] = client.get("/api/items")["items"]
+        assert listed["id"] == a and not listed["dismissed"]
+        status, now_shown = client.request(f"/view?id={a}")
+        assert status == 200 and now_shown != shown
+        assert len(list((settings.state_dir / "review" / "views").glob("*/*"))) == 1
+
+
+def test_no_usable_face_marks_of_an_older_page_are_kept(settings: Settings) -> None:
+    """The marks an older page wrote named files by ids that held the inode number: read by this
+    one, they would all be forgotten, and those files listed among the others again."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    st = files["b.png"].lstat()
+    older = hashlib.sha256(f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+    marks = settings.state_dir / "review" / "no-usable-face.json"
+    marks.parent.mkdir(parents=True)
+    marks.write_text(json.dumps([older[:24]]))
+    with serving(settings) as server:
+        listed = Client(server).get("/api/items")["items"]
+        assert [(i["name"], i["dismissed"]) for i in listed] == [("a.png", False), ("b.png", True)]

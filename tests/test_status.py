@@ -189,8 +189,8 @@ def test_a_label_counts_as_a_label_whichever_way_a_person_gave_it(
         _place(
             journal, settings.inbox / name, lib / "happy" / name, Decision("sorted", "happy", confidence=0.9)
         )
-    items = {i.path.name: i for i in queue.scan(lib, [])}
-    Decisions(settings, journal).label(items["page.png"], "sad")  # the review page
+    items = {i.path.name: i for i in queue.scan(lib, {})}
+    Decisions(settings, journal, queue.Contents()).label(items["page.png"], "sad")  # the review page
     for folder in ("sad", "angry"):
         (lib / folder).mkdir(exist_ok=True)
     (unsure / "moved.png").rename(lib / "sad" / "moved.png")  # a file manager, out of quarantine

@@ -20,12 +20,14 @@ from facesortd.boxes import Box
 from facesortd.config import LogLevel, Settings
 from facesortd.content import content_id
 from facesortd.detect import FaceDetector
+from facesortd.durable import unwritten
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
 from facesortd.learn.datasets import source_group
 from facesortd.learn.kept_faces import keep_face
 from facesortd.learn.retrain import UserLabel
+from facesortd.placement import looks_unchanged
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
 from facesortd.refusals import OnceLister
 from facesortd.state import move_lock
@@ -33,11 +35,14 @@ from facesortd.state import move_lock
 
 @dataclass
 class Reviewer:
-    """Scans the library for new human labels; remembers what it has looked at (by size, mtime, inode)."""
+    """Scans the library for new human labels; remembers what it has looked at (placement.looks_unchanged)."""
 
     settings: Settings
     journal: Journal
-    seen: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
+    seen: dict[Path, tuple[tuple[int, int, int], str]] = field(default_factory=dict)
+    """Each file looked at: its ``durable.unwritten`` and content then ("" until it was read). Not
+    its inode number: FUSE (exfat-fuse, fusefat) numbers a file anew whenever the kernel drops it
+    from its cache, and every file of a library on such a drive was read again at every scan."""
     listed: OnceLister = field(
         default_factory=lambda: OnceLister(
             lambda exc: logger.warning("{}; labels given there are not seen until then", exc)
@@ -83,17 +88,19 @@ class Reviewer:
                 # it no longer was, and recorded again the label just withdrawn, for a file back in
                 # quarantine. The lock is held for one file's look, so moves wait little.
                 with move_lock(self.journal.state_dir):
-                    new += self._look_at(path, path.parent in held)
+                    digest = content_id(path)  # a file we may not read is known by its inode, as sorted
+                    new += self._look_at(path, digest, path.parent in held)
             except FileNotFoundError:
                 continue  # a person moved it on meanwhile: the next scan meets it where it went
             except OSError as exc:  # one odd file must not cost the labels of all the others
-                key = self.seen.pop(path)  # looked at again at the next scan
+                key, _digest = self.seen.pop(path)  # looked at again at the next scan
                 if self.unrecorded.get(path) != key:
                     logger.warning(
                         "{}: cannot record your label yet ({}); trying again at each look", path, exc
                     )
                     self.unrecorded[path] = key
                 continue
+            self.seen[path] = (self.seen[path][0], digest)
             self.unrecorded.pop(path, None)
         return new
 
@@ -113,9 +120,9 @@ class Reviewer:
             return False
         return True
 
-    def _look_at(self, path: Path, in_quarantine: bool) -> bool:
-        """Record the label (or its withdrawal) that ``path`` being where it is means, if any."""
-        digest = content_id(path)  # a file we may not read is known by its inode, as sorted
+    def _look_at(self, path: Path, digest: str, in_quarantine: bool) -> bool:
+        """Record the label (or its withdrawal) that ``path`` (``digest`` its content) being where it
+        is means, if any."""
         if self.journal.placed_last(path, digest):
             return False  # facesortd's own decision, not a person's
         label = self.journal.label_for_hash(digest)
@@ -148,9 +155,9 @@ class Reviewer:
             if not stat.S_ISREG(st.st_mode):
                 continue
             present.add(path)
-            key = (st.st_size, st.st_mtime_ns, st.st_ino)
-            if self.seen.get(path) != key:
-                self.seen[path] = key
+            before = self.seen.get(path)
+            if before is None or not looks_unchanged(path, st, *before):
+                self.seen[path] = (unwritten(st), "")
                 changed.append(path)
         return changed
 

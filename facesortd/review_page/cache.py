@@ -1,15 +1,18 @@
 """Thumbnails and the model's view of each quarantined file, made once and kept in the state folder.
 
-``<state_dir>/review/thumbs/<id>.jpg`` is the grid's picture and ``views/<id>.jpg`` the one the
+``<state_dir>/review/thumbs/<id>-<content>.jpg`` is the grid's picture and ``views/…`` the one the
 page shows large, big enough to read a small face's expression (each made once, on request: they
 never depend on the model),
-``<state_dir>/review/guesses/<id>.json`` the face boxes and the top guesses of the model that
-produced them; a new model in force makes the guesses anew, not the thumbnails. The boxes are
-drawn by the page over the thumbnail, so one thumbnail serves every model.
+``<state_dir>/review/guesses/<id>-<content>.json`` the face boxes and the top guesses of the model
+that produced them; a new model in force makes the guesses anew, not the thumbnails. The boxes are
+drawn by the page over the thumbnail, so one thumbnail serves every model. ``<content>`` names the
+content they were made of (``queue.Contents``): another file under the same name, size and time
+is shown as it is, and what the page shows is what a decision is given to.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -24,7 +27,7 @@ from facesortd.ensemble import Model, load_model
 from facesortd.faces import normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.model_store import model_in_force
-from facesortd.review_page.queue import Item
+from facesortd.review_page.queue import Contents, Item
 from facesortd.state import REVIEW_DIR
 
 THUMB_SIDE = 360
@@ -51,8 +54,9 @@ def _placeholder(text: str) -> np.ndarray:
 class ReviewCache:
     """Makes and keeps thumbnails and guesses; safe to call from the server's threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, contents: Contents) -> None:
         self.settings = settings
+        self.contents = contents
         self.folder = review_dir(settings)
         self._detector: FaceDetector | None = None
         self._model: tuple[Path | None, Model | None] | None = None
@@ -64,14 +68,31 @@ class ReviewCache:
         removed = 0
         for kind in (*SIDES, "guesses"):
             for path in (self.folder / kind).glob("*/*"):
-                if path.stem not in keep:
+                if path.name.partition("-")[0] not in keep:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
 
+    def _path(self, kind: str, item: Item, suffix: str) -> Path:
+        """Where what is made of ``item``'s content now is kept; pictures of its older contents go."""
+        content = hashlib.sha256(self.contents.show(item).encode()).hexdigest()[:16]
+        path = self.folder / kind / item.id[:2] / f"{item.id}-{content}{suffix}"
+        if not path.is_file():
+            for older in path.parent.glob(f"{item.id}-*{suffix}"):
+                older.unlink(missing_ok=True)
+        return path
+
+    def _keep(self, path: Path, item: Item, data: bytes) -> None:
+        """Keep what was made of ``item`` if its file held the content named in ``path`` throughout
+        (the page says "reload" otherwise, queue.Changed): one written over as it was read is not
+        shown as it was named."""
+        self.contents.shown(item)
+        with atomic_writer(path) as fh:
+            fh.write(data)
+
     def thumbnail(self, item: Item, kind: str = "thumbs") -> bytes:
         """JPEG bytes of the ``kind`` of picture (a key of SIDES), made on first request."""
-        path = self.folder / kind / item.id[:2] / f"{item.id}.jpg"
+        path = self._path(kind, item, ".jpg")
         if path.is_file():
             return path.read_bytes()
         try:
@@ -84,15 +105,14 @@ class ReviewCache:
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         if not ok:
             raise OSError(f"could not encode a thumbnail of {item.path}")
-        with atomic_writer(path) as fh:
-            fh.write(data.tobytes())
+        self._keep(path, item, data.tobytes())
         return data.tobytes()
 
     def guesses(self, item: Item) -> dict[str, object]:
         """{width, height, boxes (largest first), guesses [[emotion, p], ...], model, error?}."""
         model_path = model_in_force(self.settings)
         model_name = model_path.name if model_path else ""
-        path = self.folder / "guesses" / item.id[:2] / f"{item.id}.json"
+        path = self._path("guesses", item, ".json")
         try:
             cached = json.loads(path.read_text(encoding="utf-8"))
             if cached.get("model") == model_name:
@@ -102,8 +122,7 @@ class ReviewCache:
         with self._analysing:  # one detector and model, shared by the server's threads
             found = self._analyse(item, model_path)
         found["model"] = model_name
-        with atomic_writer(path) as fh:
-            fh.write(json.dumps(found).encode())
+        self._keep(path, item, json.dumps(found).encode())
         return found
 
     def _analyse(self, item: Item, model_path: Path | None) -> dict[str, object]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -24,14 +26,14 @@ from facesortd.advice import advised
 from facesortd.config import Settings
 from facesortd.content import content_id
 from facesortd.decide import Decision
-from facesortd.durable import atomic_writer
+from facesortd.durable import MOVED_AWAY, atomic_writer
 from facesortd.journal import REVIEWER, Journal
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.refusals import DISK_FULL, Refused
 from facesortd.review_page.cache import review_dir
-from facesortd.review_page.queue import Item, current
+from facesortd.review_page.queue import Changed, Contents, Item, current
 from facesortd.undo import undo
 
 CLASS_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
@@ -65,36 +67,58 @@ class Done:
 
 
 class NoFaceMarks:
-    """The ids marked "no usable face", kept in the state folder across runs of the page."""
+    """The files marked "no usable face", by id, with the content each mark was given to, kept in
+    the state folder across runs of the page (queue.is_dismissed)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.ids: set[str] = set(json.loads(path.read_text(encoding="utf-8")))
+            found = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            self.ids = set()
+            found = {}
+        self.marks: dict[str, str] = found if isinstance(found, dict) else {}
+        self._before = set(found) if isinstance(found, list) else set()
+        """Marks written before 2026-12-03: ids that held the inode number, without the content."""
 
-    def set(self, item_id: str, marked: bool) -> None:
-        self._save(self.ids | {item_id} if marked else self.ids - {item_id})
+    def carry_over(self, items: list[Item]) -> None:
+        """Give the marks written before 2026-12-03 to the files they name, with their content: they
+        were dropped, and those files listed among the others again."""
+        if not self._before:
+            return
+        marks = dict(self.marks)
+        for item in items:
+            st = item.seen
+            key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode()
+            if hashlib.sha256(key).hexdigest()[:24] in self._before:
+                with contextlib.suppress(OSError):  # one that cannot be read now loses its mark
+                    marks[item.id] = content_id(item.path)
+        self._save(marks)
+        self._before = set()
+
+    def set(self, item_id: str, digest: str | None) -> None:
+        """Mark the content ``digest`` under ``item_id``, or (None) take its mark back."""
+        marks = {k: v for k, v in self.marks.items() if k != item_id}
+        self._save(marks if digest is None else {**marks, item_id: digest})
 
     def keep_only(self, ids: set[str]) -> None:
         """Forget marks of files that left the quarantine."""
-        if not self.ids <= ids:
-            self._save(self.ids & ids)
+        if not self.marks.keys() <= ids:
+            self._save({k: v for k, v in self.marks.items() if k in ids})
 
-    def _save(self, ids: set[str]) -> None:
+    def _save(self, marks: dict[str, str]) -> None:
         """Kept in memory only once written, so a refused write leaves both as they were."""
         with atomic_writer(self.path) as fh:
-            fh.write(json.dumps(sorted(ids)).encode())
-        self.ids = ids
+            fh.write(json.dumps(marks, sort_keys=True).encode())
+        self.marks = marks
 
 
 class Decisions:
     """Carries out the page's decisions one at a time (the server's threads share it)."""
 
-    def __init__(self, settings: Settings, journal: Journal) -> None:
+    def __init__(self, settings: Settings, journal: Journal, contents: Contents) -> None:
         self.settings = settings
         self.journal = journal
+        self.contents = contents
         self.library = Library(settings.library, started_as=f"`{advised('review')}`")  # it runs on its own
         self.reviewer = Reviewer(settings, journal)
         self.marks = NoFaceMarks(review_dir(settings) / "no-usable-face.json")
@@ -108,9 +132,11 @@ class Decisions:
             if current(item, self.settings.library) is None:
                 raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
             try:
-                digest = content_id(item.path)  # one it may not read is moved all the same, as sorted
+                # What the page showed, checked again under the move lock just before the move; one it
+                # may not read is moved all the same, as sorted.
+                digest, seen = self._shown(item)
                 final = journaled_apply(
-                    self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER
+                    self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER, seen=seen
                 )
             except UnjournaledMove as exc:
                 raise DecisionError(self._unjournaled(item, label, exc, digest)) from exc
@@ -119,6 +145,8 @@ class Decisions:
                     raise DecisionError(
                         f"{item.path.name} has left the quarantine meanwhile; reload"
                     ) from exc
+                if isinstance(exc, FileNotFoundError) and exc.strerror == MOVED_AWAY:
+                    raise DecisionError(self._changed(item)) from exc
                 raise DecisionError(f"{item.path.name} stays where it is: {self._fix(exc)}") from exc
             done = Done("label", item.id, item.path.name, final, label)
             self.history.append(done)  # the move is journaled: u takes it back whatever follows
@@ -130,9 +158,26 @@ class Decisions:
                     " press u to take the move back, then label it again"
                 ) from exc
             with contextlib.suppress(OSError):  # a stale mark is dropped when the page next starts
-                if item.id in self.marks.ids:
-                    self.marks.set(item.id, False)
+                if item.id in self.marks.marks:
+                    self.marks.set(item.id, None)
         return done
+
+    def _shown(self, item: Item) -> tuple[str, os.stat_result]:
+        """What the page showed of ``item`` (queue.Contents.shown), or DecisionError: the file under
+        its name is another, or was written since (or has left the quarantine)."""
+        try:
+            return self.contents.shown(item)
+        except (Changed, FileNotFoundError) as exc:
+            if not item.path.exists():
+                raise DecisionError(f"{item.path.name} has left the quarantine meanwhile; reload") from exc
+            raise DecisionError(self._changed(item)) from exc
+
+    @staticmethod
+    def _changed(item: Item) -> str:
+        return (
+            f"{item.path.name} has changed since the page listed it (another file under its name, or"
+            " written since): it stays where it is; reload to see it as it is now"
+        )
 
     def _unjournaled(self, item: Item, label: str, exc: UnjournaledMove, digest: str) -> str:
         """The file went to its folder, but the journal refused the move's last mark: what that
@@ -170,7 +215,8 @@ class Decisions:
             if current(item, self.settings.library) is None:
                 raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
             try:
-                self.marks.set(item.id, True)
+                digest, _seen = self._shown(item)
+                self.marks.set(item.id, digest)
             except OSError as exc:
                 raise DecisionError(f"{item.path.name} was not marked: {self._fix(exc)}") from exc
             done = Done("no-face", item.id, item.path.name, item.path)
@@ -186,7 +232,7 @@ class Decisions:
                 )
             done = self.history.pop()
             if done.kind == "no-face":
-                self.marks.set(done.item_id, False)
+                self.marks.set(done.item_id, None)
                 return done, done.path
             move = self.journal.done_at(done.path)
             if move is None:

@@ -28,7 +28,16 @@ from facesortd.journal import Journal
 from facesortd.review_page.cache import ReviewCache
 from facesortd.review_page.decisions import DecisionError, Decisions, Done
 from facesortd.review_page.panels import Learning, classes, model_panel, model_plot
-from facesortd.review_page.queue import Item, current, lister, reason_order, scan
+from facesortd.review_page.queue import (
+    Changed,
+    Contents,
+    Item,
+    current,
+    is_dismissed,
+    lister,
+    reason_order,
+    scan,
+)
 from facesortd.shown_names import json_text
 
 HOST = "127.0.0.1"
@@ -36,6 +45,7 @@ TOKEN_HEADER = "X-Facesortd-Token"
 PAGE_SIZE = 60
 MAX_PAGE = 500
 MAX_BODY = 16 * 1024
+CHANGED = "no such file in the quarantine (any more); reload"
 REQUEST_TIMEOUT_S = 5.0
 STATIC = {"page.js": "text/javascript", "page.css": "text/css"}
 SECURITY_HEADERS = {
@@ -69,21 +79,25 @@ class ReviewApp:
     def __init__(self, settings: Settings, journal: Journal, token: str) -> None:
         self.settings = settings
         self.token = token
-        self.cache = ReviewCache(settings)
-        self.decisions = Decisions(settings, journal)
+        contents = Contents()
+        self.cache = ReviewCache(settings, contents)
+        self.decisions = Decisions(settings, journal, contents)
         self.learning = Learning(settings, journal)
         self.journal = journal
         self._index: dict[str, Item] = {}
         self._index_lock = threading.Lock()
         self._lister = lister()
         # What was kept for files that have left the quarantine since the last run goes.
-        present = {i.id for i in scan(settings.library, (), self._lister)}
+        listed = scan(settings.library, {}, self._lister)
+        present = {i.id for i in listed}
         self.cache.prune(present)
+        self.decisions.marks.carry_over(listed)
         self.decisions.marks.keep_only(present)
 
     def listing(self, reason: str, offset: int, limit: int) -> dict[str, object]:
         """One page of the queue (filtered by reason, "" for all), with the counts per reason."""
-        items = scan(self.settings.library, self.decisions.marks.ids, self._lister)
+        marks = self.decisions.marks.marks
+        items = scan(self.settings.library, marks, self._lister)
         with self._index_lock:
             self._index = {i.id: i for i in items}
         counts: dict[str, int] = {}
@@ -95,7 +109,7 @@ class ReviewApp:
             "counts": {r: counts[r] for r in reason_order(counts)},
             "total": len(chosen),
             "offset": offset,
-            "items": [i.to_json(i.id in self.decisions.marks.ids) for i in page],
+            "items": [i.to_json(is_dismissed(i, marks)) for i in page],
         }
 
     def item(self, item_id: str) -> Item:
@@ -103,7 +117,7 @@ class ReviewApp:
         with self._index_lock:
             found = self._index.get(item_id)
         if found is None or current(found, self.settings.library) is None:
-            raise HttpError(HTTPStatus.NOT_FOUND, "no such file in the quarantine (any more); reload")
+            raise HttpError(HTTPStatus.NOT_FOUND, CHANGED)
         return found
 
     def state(self) -> dict[str, object]:
@@ -145,6 +159,8 @@ class Handler(BaseHTTPRequestHandler):
             reply = _json({"error": str(exc)}, exc.status)
         except DecisionError as exc:
             reply = _json({"error": str(exc)}, HTTPStatus.CONFLICT)
+        except Changed:  # a picture asked for as the file under its name changed
+            reply = _json({"error": CHANGED}, HTTPStatus.NOT_FOUND)
         except Exception as exc:  # ours to fix, so loud in the log, but one request never stops the page
             logger.exception("review page: {} {} failed", method, url.path)
             reply = _json({"error": f"internal error: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
