@@ -15,8 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from foreign_fs import written_over
 from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
-from synthetic import draw_screenshot
+from synthetic import draw_screenshot, stored_png
+from test_review_page import Client
 from waiting import wait_until
 
 from facesortd.config import Settings
@@ -201,6 +203,30 @@ def test_past_the_last_file_the_list_starts_again_where_skipped_files_wait(
         assert "file 1 of 2" in browser.find_element("id", "position").text
         keys.press("n", "n")
         wait_until(lambda: "all reviewed" in browser.find_element("id", "message").text)
+
+
+def test_a_key_gives_its_label_to_the_picture_this_tab_shows_only(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """The page open in two tabs; another picture put under the shown one's name, size and time (a
+    re-download keeping the server's time) and shown in the other tab: a key pressed in this one
+    gave its label to the picture this tab never showed. It is refused, and the person told."""
+    shot = settings.library / "_quarantine" / "unsure" / "a.png"
+    shot.parent.mkdir(parents=True)
+    shot.write_bytes(stored_png(1, "happy"))
+    loaded = "const i = document.getElementById('big'); return i.complete && i.naturalWidth > 0"
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        wait_until(lambda: browser.execute_script(loaded))
+        written_over(shot, stored_png(2, "sad"), in_place=False)
+        other_tab = Client(server)
+        item = other_tab.get("/api/items")["items"][0]["id"]
+        content = other_tab.get(f"/api/guesses?id={item}")["content"]
+        assert other_tab.request(f"/view?id={item}&content={content}")[0] == 200
+        keys.press("1")
+        message = lambda: browser.find_element("id", "message").text  # noqa: E731
+        wait_until(lambda: "has changed since the page listed it" in message())
+    assert shot.is_file() and not (settings.library / "angry").exists()
 
 
 def test_a_file_gone_from_the_quarantine_is_skipped_with_a_word_and_the_next_one_shown(

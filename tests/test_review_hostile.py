@@ -544,3 +544,32 @@ def test_a_picture_saved_over_between_the_pages_check_and_the_move_stays(
         status, reply = client.post("/api/label", {"id": item, "label": "happy"})
         assert status == 409 and "has changed since the page listed it" in reply["error"], reply
     assert labels(settings) == [] and shot.read_bytes() == stored_png(2, "sad")
+
+
+def test_a_label_from_a_tab_still_showing_the_picture_another_replaced(settings: Settings) -> None:
+    """Two tabs of the page (one left open, the page opened again): the first shows a picture, a
+    re-download keeping the server's time puts another under its name and size, the second tab shows
+    that one. The page knew "what it showed" once for all tabs, so the key pressed in the first gave
+    its label to the picture only the second had shown, and trained the model on it. Each tab now
+    names the content it shows (its guesses say it; its large picture is asked for by it) and its
+    label is given to that content only."""
+    shot = a_png(settings)
+    shot.parent.mkdir(parents=True)
+    shot.write_bytes(stored_png(1, "happy"))
+    with serving(settings) as server:
+        first, second = Client(server), Client(server)
+        item = first.get("/api/items")["items"][0]["id"]
+        seen = first.get(f"/api/guesses?id={item}")["content"]
+        assert first.request(f"/view?id={item}&content={seen}")[0] == 200
+        written_over(shot, stored_png(2, "sad"), in_place=False)
+        assert [i["id"] for i in second.get("/api/items")["items"]] == [item]
+        now = second.get(f"/api/guesses?id={item}")["content"]
+        assert now != seen
+        assert second.request(f"/view?id={item}&content={now}")[0] == 200
+        assert first.request(f"/view?id={item}&content={seen}")[0] == 404  # asked for what it showed
+        for route, body in (("/api/label", {"label": "happy"}), ("/api/no-face", {})):
+            status, reply = first.post(route, {"id": item, "content": seen, **body})
+            assert status == 409 and "has changed since the page listed it" in reply["error"], reply
+        assert labels(settings) == [] and shot.read_bytes() == stored_png(2, "sad")
+        assert second.post("/api/label", {"id": item, "label": "sad", "content": now})[0] == 200
+    assert labels(settings) == ["sad"]

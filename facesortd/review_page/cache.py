@@ -12,7 +12,6 @@ is shown as it is, and what the page shows is what a decision is given to.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from pathlib import Path
@@ -27,7 +26,7 @@ from facesortd.ensemble import Model, load_model
 from facesortd.faces import normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.model_store import model_in_force
-from facesortd.review_page.queue import Contents, Item
+from facesortd.review_page.queue import Changed, Contents, Item, content_tag
 from facesortd.state import REVIEW_DIR
 
 THUMB_SIDE = 360
@@ -73,14 +72,15 @@ class ReviewCache:
                     removed += 1
         return removed
 
-    def _path(self, kind: str, item: Item, suffix: str) -> Path:
-        """Where what is made of ``item``'s content now is kept; pictures of its older contents go."""
-        content = hashlib.sha256(self.contents.show(item).encode()).hexdigest()[:16]
+    def _path(self, kind: str, item: Item, suffix: str) -> tuple[Path, str]:
+        """Where what is made of ``item``'s content now is kept (pictures of its older contents go),
+        and that content's tag (``queue.content_tag``)."""
+        content = content_tag(self.contents.show(item))
         path = self.folder / kind / item.id[:2] / f"{item.id}-{content}{suffix}"
         if not path.is_file():
             for older in path.parent.glob(f"{item.id}-*{suffix}"):
                 older.unlink(missing_ok=True)
-        return path
+        return path, content
 
     def _keep(self, path: Path, item: Item, data: bytes) -> None:
         """Keep what was made of ``item`` if its file held the content named in ``path`` throughout
@@ -90,9 +90,13 @@ class ReviewCache:
         with atomic_writer(path) as fh:
             fh.write(data)
 
-    def thumbnail(self, item: Item, kind: str = "thumbs") -> bytes:
-        """JPEG bytes of the ``kind`` of picture (a key of SIDES), made on first request."""
-        path = self._path(kind, item, ".jpg")
+    def thumbnail(self, item: Item, kind: str = "thumbs", content: str | None = None) -> bytes:
+        """JPEG bytes of the ``kind`` of picture (a key of SIDES), made on first request. ``content``:
+        the tag of the content a tab of the page asks to show (its guesses named it), else Changed:
+        a picture saved under the name since was shown where the tab's label was for the older one."""
+        path, shown = self._path(kind, item, ".jpg")
+        if content is not None and content != shown:
+            raise Changed(item.path)
         if path.is_file():
             return path.read_bytes()
         try:
@@ -109,21 +113,23 @@ class ReviewCache:
         return data.tobytes()
 
     def guesses(self, item: Item) -> dict[str, object]:
-        """{width, height, boxes (largest first), guesses [[emotion, p], ...], model, error?}."""
+        """{width, height, boxes (largest first), guesses [[emotion, p], ...], model, error?, content}:
+        ``content``, the tag of the content they were made of, by which the page asks for the picture
+        and gives it a label (each tab its own: the page's "what it showed" is the last any tab saw)."""
         model_path = model_in_force(self.settings)
         model_name = model_path.name if model_path else ""
-        path = self._path("guesses", item, ".json")
+        path, content = self._path("guesses", item, ".json")
         try:
             cached = json.loads(path.read_text(encoding="utf-8"))
             if cached.get("model") == model_name:
-                return cached
+                return {**cached, "content": content}
         except (OSError, ValueError):
             pass
         with self._analysing:  # one detector and model, shared by the server's threads
             found = self._analyse(item, model_path)
         found["model"] = model_name
         self._keep(path, item, json.dumps(found).encode())
-        return found
+        return {**found, "content": content}
 
     def _analyse(self, item: Item, model_path: Path | None) -> dict[str, object]:
         try:

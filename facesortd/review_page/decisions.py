@@ -33,7 +33,7 @@ from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.refusals import DISK_FULL, Refused
 from facesortd.review_page.cache import review_dir
-from facesortd.review_page.queue import Changed, Contents, Item, current
+from facesortd.review_page.queue import Changed, Contents, Item, content_tag, current
 from facesortd.undo import undo
 
 CLASS_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
@@ -125,8 +125,9 @@ class Decisions:
         self.history: list[Done] = []
         self._lock = threading.Lock()
 
-    def label(self, item: Item, text: str) -> Done:
-        """Move the file into ``<library>/<label>/`` and record the label (a new class makes its folder)."""
+    def label(self, item: Item, text: str, content: str | None = None) -> Done:
+        """Move the file into ``<library>/<label>/`` and record the label (a new class makes its folder).
+        ``content``: the tag of the content the tab showed (see :meth:`_shown`)."""
         label = class_name(text)
         with self._lock:
             if current(item, self.settings.library) is None:
@@ -134,7 +135,7 @@ class Decisions:
             try:
                 # What the page showed, checked again under the move lock just before the move; one it
                 # may not read is moved all the same, as sorted.
-                digest, seen = self._shown(item)
+                digest, seen = self._shown(item, content)
                 final = journaled_apply(
                     self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER, seen=seen
                 )
@@ -162,15 +163,20 @@ class Decisions:
                     self.marks.set(item.id, None)
         return done
 
-    def _shown(self, item: Item) -> tuple[str, os.stat_result]:
+    def _shown(self, item: Item, content: str | None) -> tuple[str, os.stat_result]:
         """What the page showed of ``item`` (queue.Contents.shown), or DecisionError: the file under
-        its name is another, or was written since (or has left the quarantine)."""
+        its name is another, or was written since (or has left the quarantine), or holds another
+        content than ``content`` names (``queue.content_tag``), which the tab asking showed: another
+        tab showing a picture saved under the name since had its label go to that one."""
         try:
-            return self.contents.shown(item)
+            digest, seen = self.contents.shown(item)
         except (Changed, FileNotFoundError) as exc:
             if not item.path.exists():
                 raise DecisionError(f"{item.path.name} has left the quarantine meanwhile; reload") from exc
             raise DecisionError(self._changed(item)) from exc
+        if content is not None and content != content_tag(digest):
+            raise DecisionError(self._changed(item))
+        return digest, seen
 
     @staticmethod
     def _changed(item: Item) -> str:
@@ -209,13 +215,14 @@ class Decisions:
             return f"{exc.strerror}: the folder is on a read-only filesystem; mount it writable"
         return f"{exc.strerror or exc}: make the folder writable (chmod u+rwx), then press the key again"
 
-    def no_face(self, item: Item) -> Done:
-        """Mark the file as having no usable face: it stays in quarantine, unlabelled, listed last."""
+    def no_face(self, item: Item, content: str | None = None) -> Done:
+        """Mark the file as having no usable face: it stays in quarantine, unlabelled, listed last.
+        ``content``: as for :meth:`label`."""
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
             try:
-                digest, _seen = self._shown(item)
+                digest, _seen = self._shown(item, content)
                 self.marks.set(item.id, digest)
             except OSError as exc:
                 raise DecisionError(f"{item.path.name} was not marked: {self._fix(exc)}") from exc

@@ -138,6 +138,13 @@ class Changed(Exception):
     """The file under a listed name no longer holds what the page showed of it."""
 
 
+def content_tag(digest: str) -> str:
+    """The short name of a content (``Contents``) the cache files what it made of it under, and a tab
+    of the page names what it shows by: the full SHA-256 is not needed to tell one picture from the
+    next under the same name."""
+    return hashlib.sha256(digest.encode()).hexdigest()[:16]
+
+
 class Contents:
     """What the page showed of each file (its content's SHA-256 and the lstat it was taken with), so
     that a decision is given to that content and no other.

@@ -255,7 +255,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _view(self, query: dict[str, str]) -> Reply:
         item = self.app.item(query.get("id", ""))
-        return HTTPStatus.OK, "image/jpeg", self.app.cache.thumbnail(item, "views")
+        return HTTPStatus.OK, "image/jpeg", self.app.cache.thumbnail(item, "views", query.get("content"))
 
     def _plot(self, query: dict[str, str]) -> Reply:
         png = model_plot(self.app.settings, query.get("name", ""))
@@ -267,11 +267,12 @@ class Handler(BaseHTTPRequestHandler):
         return _json(self.app.state())
 
     def _label(self, body: dict[str, str]) -> Reply:
-        done = self.app.decisions.label(self.app.item(body.get("id", "")), body.get("label", ""))
+        item = self.app.item(body.get("id", ""))
+        done = self.app.decisions.label(item, body.get("label", ""), body.get("content"))
         return _json(_done_json(done, str(done.path)))
 
     def _no_face(self, body: dict[str, str]) -> Reply:
-        done = self.app.decisions.no_face(self.app.item(body.get("id", "")))
+        done = self.app.decisions.no_face(self.app.item(body.get("id", "")), body.get("content"))
         return _json(_done_json(done, str(done.path)))
 
     def _undo(self, _body: dict[str, str]) -> Reply:

@@ -199,11 +199,14 @@ async function show() {
     waitForArrivals();
     return;
   }
-  $("big").src = url("/view", { id: item.id });
+  $("big").removeAttribute("src");  // until its guesses name what it shows: not the last file's picture
   $("name").textContent = `${item.name} (${item.reason})` +
     (item.done ? ` → ${item.done.kind === "label" ? item.done.label : "no usable face"}` : "");
   const g = await ensureGuesses(item, true).catch((err) => whenGone(item, err));
   if (current() !== item || !g) return;
+  // The picture the guesses were made of, by its content: a key pressed gives its label to that
+  // content (shown), not to another picture saved under the name since (another tab shows that one).
+  $("big").src = url("/view", { id: item.id, content: g.content });
   g.boxes.forEach((b, i) => {
     const box = el("div", { className: "box" + (i === 0 ? " main" : "") });
     Object.assign(box.style, {
@@ -271,10 +274,14 @@ async function whenGone(item, err) {
   return undefined;
 }
 
+// The content the large picture of this file shows: show() asked for it by its guesses' content.
+function shownContent(item) { return (guesses.get(item.id) || {}).content; }
+
 async function label(name) {
   const item = current();
   if (!item || item.done) return advance();
-  const done = await post("/api/label", { id: item.id, label: name }).catch((err) => whenGone(item, err));
+  const done = await post("/api/label", { id: item.id, label: name, content: shownContent(item) })
+    .catch((err) => whenGone(item, err));
   if (!done) return undefined;
   item.done = done;
   decided += 1;
@@ -313,7 +320,8 @@ async function noFace() {
     say(`${item.name} is already marked "no usable face"`);
     return advance();
   }
-  const done = await post("/api/no-face", { id: item.id }).catch((err) => whenGone(item, err));
+  const done = await post("/api/no-face", { id: item.id, content: shownContent(item) })
+    .catch((err) => whenGone(item, err));
   if (!done) return undefined;
   item.done = done;
   decided += 1;
