@@ -573,3 +573,28 @@ def test_a_label_from_a_tab_still_showing_the_picture_another_replaced(settings:
         assert labels(settings) == [] and shot.read_bytes() == stored_png(2, "sad")
         assert second.post("/api/label", {"id": item, "label": "sad", "content": now})[0] == 200
     assert labels(settings) == ["sad"]
+
+
+def test_a_picture_its_drive_cannot_read_is_not_said_a_folder_to_chmod(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quarantined file on a failing drive (EIO as the page reads it, to know the content it shows):
+    a class key and n both said "Input/output error: make the folder writable (chmod u+rwx)", and
+    the person changed permissions that were never the matter."""
+    shot = quarantine(settings, "unsure", [("a.png", "happy")])["a.png"]
+    real = queue.content_id
+
+    def failing(path: Path) -> str:
+        if Path(path) == shot:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return real(path)
+
+    monkeypatch.setattr(queue, "content_id", failing)
+    with serving(settings) as server:
+        client = Client(server)
+        item = client.get("/api/items")["items"][0]["id"]
+        for route, body in (("/api/label", {"label": "happy"}), ("/api/no-face", {})):
+            status, reply = client.post(route, {"id": item, **body})
+            assert status == 409 and "its drive could not read or write it" in reply["error"], reply
+            assert "chmod" not in reply["error"]
+    assert shot.is_file() and labels(settings) == []

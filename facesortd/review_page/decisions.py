@@ -213,6 +213,9 @@ class Decisions:
             return f"{exc.strerror}: free some space on that disk, then press the key again"
         if exc.errno == errno.EROFS:
             return f"{exc.strerror}: the folder is on a read-only filesystem; mount it writable"
+        if exc.errno == errno.EIO:  # the file itself or its drive: no chmod helps
+            why = "its drive could not read or write it (a bad sector, or the drive pulled out)"
+            return f"{exc.strerror}: {why}; check the drive"
         return f"{exc.strerror or exc}: make the folder writable (chmod u+rwx), then press the key again"
 
     def no_face(self, item: Item, content: str | None = None) -> Done:
