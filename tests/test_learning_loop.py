@@ -151,6 +151,40 @@ def test_moving_a_sorted_file_to_another_emotion_is_a_correction(settings: Setti
     journal.close()
 
 
+def test_a_label_moved_away_and_back_during_a_scan_is_recorded_at_the_next(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file a person moved out of its emotion folder and back (a mistaken drag undone with Ctrl+Z)
+    while the scan was reading the files listed before it: gone as the scan read it, it was taken
+    as looked at, and back under its name, size and time never looked at again: its label never
+    recorded, the model never trained on it."""
+    from facesortd.journal import Journal
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    (settings.library / "sad").mkdir(parents=True)
+    shot = settings.library / "sad" / "x.png"
+    cv2.imwrite(str(shot), draw_screenshot("sad", np.random.default_rng(1))[0])
+    os.utime(shot, (1_700_000_000, 1_700_000_000))  # an older time, which proves a file unwritten
+    real = review.content_id
+
+    def away_meanwhile(path: Path) -> str:
+        if path == shot:
+            shot.rename(shot.with_name("moved.tmp"))
+            try:
+                return real(path)
+            finally:
+                shot.with_name("moved.tmp").rename(shot)
+        return real(path)
+
+    monkeypatch.setattr(review, "content_id", away_meanwhile)
+    reviewer = review.Reviewer(settings, journal)
+    assert reviewer.scan() == 0
+    monkeypatch.setattr(review, "content_id", real)
+    assert reviewer.scan() == 1
+    assert [label for _h, label, *_ in journal.labels()] == ["sad"]
+    journal.close()
+
+
 class _SureItIsHappy:
     """A pipeline that would sort anything into happy: shows which files re-examination may touch."""
 

@@ -91,7 +91,10 @@ class Reviewer:
                     digest = content_id(path)  # a file we may not read is known by its inode, as sorted
                     new += self._look_at(path, digest, path.parent in held)
             except FileNotFoundError:
-                continue  # a person moved it on meanwhile: the next scan meets it where it went
+                # A person moved it on meanwhile: the next scan meets it where it went, or here again
+                # (moved back: kept as looked at, it was never looked at again, its label unrecorded).
+                self.seen.pop(path, None)
+                continue
             except OSError as exc:  # one odd file must not cost the labels of all the others
                 key, _digest = self.seen.pop(path)  # looked at again at the next scan
                 if self.unrecorded.get(path) != key:
