@@ -67,7 +67,7 @@ def _recover(journal: Journal) -> Iterator[str]:
             yield from _leave_relative(journal, move)
             continue
         named = _named(move.destination)  # listed once: what each rule below looks at
-        if linked := _linked(journal, move, named):
+        if linked := _linked(journal, move.source, named):
             for name in linked:
                 name.unlink()
                 fsync_dir(name.parent)
@@ -163,14 +163,14 @@ def _arrived(journal: Journal, move: Move, named: list[Path]) -> list[Path]:
     return [c for c in _copies(named, move.hash) if journal.done_at(c) is None]
 
 
-def _linked(journal: Journal, move: Move, named: list[Path]) -> list[Path]:
-    """The names at ``move``'s destination that are its source itself: the new name linked, the old
-    not yet removed. Written to in between (a screenshot tool still saving), the file held neither
-    the journaled content nor any found at the destination: the move was recorded as finding no
-    file, and the library's name, unknown to the journal, had the file sorted a second time.
-    ``named``: what is at the destination (:func:`_named`)."""
+def _linked(journal: Journal, file: Path, named: list[Path]) -> list[Path]:
+    """The names of ``named`` (what is where a move, or `undo` putting it back, was taking ``file``:
+    :func:`_named`) that are ``file`` itself: the new name linked, the old not yet removed. Written
+    to in between (a screenshot tool still saving, a viewer saving a rotation in place), the file
+    held neither the journaled content nor any found there: a move was recorded as finding no file,
+    an undo as finished, and the name left, unknown to the journal, had the file sorted again."""
     try:
-        source = move.source.lstat()
+        source = file.lstat()
     except OSError:
         return []
     if not stat.S_ISREG(source.st_mode):
@@ -193,10 +193,12 @@ def _finish_undo(journal: Journal, move: Move, named: list[Path]) -> str:
     are kept (a file twice, never once too few).
     """
     here = move.destination
-    if here.is_symlink() or not here.is_file() or content_id(here) != move.hash:
+    if here.is_symlink() or not here.is_file():
+        return f"the interrupted undo of {here} had finished"
+    ours = _linked(journal, here, named)  # whatever it holds now: one file, two names
+    if not ours and content_id(here) != move.hash:
         return f"the interrupted undo of {here} had finished"
     back = _copies(named, move.hash)
-    ours = [c for c in back if os.path.samestat(c.lstat(), here.lstat())]
     if ours or (move.copied is not False and move.source in back):
         here.unlink()
         fsync_dir(here.parent)

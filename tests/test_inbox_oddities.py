@@ -205,6 +205,29 @@ def test_recovery_finishes_an_undo_killed_while_putting_a_file_back(
     assert state is not None and state.state == ("undone" if linked_back else "done")
 
 
+def test_recovery_finishes_an_undo_killed_while_putting_back_a_file_written_to_meanwhile(
+    daemon_settings: Settings,
+) -> None:
+    """`kill -9` of `undo` between the link back into the inbox and the unlink in the library, the
+    file written to in between (an image viewer saving a rotation in place): it held no longer the
+    journaled content, so recovery took the undo for finished and left the one file under both
+    names; the daemon sorted the inbox's name again, the file twice in the library (two emotion
+    folders: the label scan took one for a person's label)."""
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"bytes", copy=False)
+    [move] = journal.done_moves(limit=1)
+    journal.set_meta(UNDOING, str(move.id))  # what undo records, up to the instant it died
+    journal.finish(move.id, "undone")
+    os.link(move.destination, source)
+    with open(source, "r+b") as fh:
+        fh.write(b"B")
+    assert list(recover(journal))
+    state = journal.move(move.id)
+    journal.close()
+    files = [p for root in (daemon_settings.inbox, daemon_settings.library) for p in root.rglob("*.png")]
+    assert files == [source] and source.read_bytes() == b"Bytes"
+    assert state is not None and state.state == "undone"
+
+
 def test_recovery_removes_a_half_copy_an_undo_left_in_the_inbox(daemon_settings: Settings) -> None:
     """`undo` across filesystems copies into a hidden temp file beside the source first; a crash
     there left it in the inbox, where recovery (which cleaned destination folders only) never looked."""
