@@ -20,7 +20,7 @@ from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.content import content_id
-from facesortd.durable import fsync_dir, move_no_replace
+from facesortd.durable import MOVED_AWAY, fsync_dir, move_no_replace
 from facesortd.journal import UNDOING, Journal, JournalLocked, Move
 from facesortd.library import Library, quarantine_refusal
 from facesortd.mounts import DriveNotMounted, drive_not_mounted
@@ -206,7 +206,8 @@ def undo(
                 if isinstance(exc, Outside):  # the refusal's own words, if it sees it now
                     back = move.source.parent
                     exc = (guard.refusal() if guard else quarantine_refusal(library, back)) or exc
-                out.append(Outcome(move.destination, None, f"{exc}; left where it is", retry=True))
+                why = WRITTEN_TO if _written_to(exc, move) else f"{exc}; left where it is"
+                out.append(Outcome(move.destination, None, why, retry=True))
                 continue
             except BaseException:
                 journal.finish(move.id, "done", move.destination)
@@ -217,6 +218,19 @@ def undo(
                 journal.withdraw_label(move.hash, back_to)
             out.append(Outcome(move.destination, back_to))
     return out
+
+
+WRITTEN_TO = (
+    "written to or replaced while it was copied back, so no longer what facesortd sorted: left where"
+    " it is (move it by hand if you want it back)"
+)
+"""Said of a file whose copy back across filesystems read other bytes than it was sorted with (an
+image viewer saving a rotation as it was copied): "moved away or replaced by another process
+meanwhile" was said of a file still there. Undone again it is refused as changed since."""
+
+
+def _written_to(exc: OSError, move: Move) -> bool:
+    return isinstance(exc, FileNotFoundError) and exc.strerror == MOVED_AWAY and move.destination.exists()
 
 
 def _kept_inside(move: Move, library: Path, guard: Library | None) -> Path | None:

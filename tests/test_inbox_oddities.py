@@ -141,6 +141,38 @@ def test_undo_puts_a_moved_file_back_beside_the_same_content_dropped_again(
     assert not [p for p in daemon_settings.library.rglob("*") if p.is_file()]
 
 
+def test_undo_across_filesystems_of_a_file_written_to_as_it_is_copied_back_says_so(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`undo` with the inbox on another filesystem copies the file back; written to in the library
+    as it was copied (an image viewer saving a rotation), the copy is not named and the file stays.
+    It was said "moved away or replaced by another process meanwhile" of a file still there."""
+    import errno
+
+    journal, _source = _sorted_once(daemon_settings, "shot.png", b"bytes", copy=False)
+    [move] = journal.done_moves(limit=1)
+    real_link, real_open = durable.os.link, durable.open_regular
+
+    def link(src, dst, *args, **kw):  # type: ignore[no-untyped-def]
+        if Path(src) == move.destination:  # the inbox is on another filesystem
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        return real_link(src, dst, *args, **kw)
+
+    def opened(path: Path):  # type: ignore[no-untyped-def]
+        if path == move.destination:
+            path.write_bytes(b"BYTES")  # saved over as the copy begins
+        return real_open(path)
+
+    monkeypatch.setattr(durable.os, "link", link)
+    monkeypatch.setattr(durable, "open_regular", opened)
+    [outcome] = undo(journal, [move], daemon_settings.library, daemon_settings.inbox)
+    journal.close()
+    assert outcome.back_to is None and outcome.retry
+    assert "written to or replaced while it was copied back" in outcome.why_not, outcome.why_not
+    assert "moved away" not in outcome.why_not
+    assert move.destination.read_bytes() == b"BYTES" and not list(daemon_settings.inbox.iterdir())
+
+
 def test_undo_of_a_copy_in_a_journal_from_before_copies_were_recorded_still_removes_the_copy(
     daemon_settings: Settings,
 ) -> None:
