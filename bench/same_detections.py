@@ -92,7 +92,10 @@ def record(out: Path, scenes: int, scene_seed: int) -> None:
 def _differences(a: Any, b: Any, tolerance: float, where: str) -> Iterator[tuple[str, float]]:
     """(where, by how much) of every value of ``b`` not as in ``a``: numbers other than whole ones
     (scores, confidences) may differ by ``tolerance``, anything else must be equal."""
-    if isinstance(a, list) and isinstance(b, list):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in a:
+            yield from _differences(a[key], b.get(key), tolerance, f"{where} {key}")
+    elif isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             yield f"{where}: {len(a)} against {len(b)} entries", float("inf")
             return
