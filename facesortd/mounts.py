@@ -88,6 +88,7 @@ class DriveNotMounted(Exception):
     systemd starts the daemon again until the drive is there."""
 
     def __init__(self, folder: Path, place: Path) -> None:
+        self.folder = folder
         super().__init__(
             f"{folder} is not there, and {place} is where drives are mounted (no drive is mounted there "
             f"now): mount the drive that holds it, or make {folder} yourself if it belongs on this disk"

@@ -983,41 +983,45 @@ def test_undo_of_a_file_sorted_from_a_drive_now_away_says_to_mount_it(
 def test_undo_into_an_inbox_whose_drive_is_away_leaves_the_file_sorted(
     cli_settings: Settings,
     drive_places: tuple[Path, Path, Path],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`undo` with the inbox's drive unplugged made the inbox anew on the disk below its mount point
     and put the file there: hidden once the drive was back (and exfat-fuse refuses to mount over a
-    folder that is not empty). Each file waits, sorted, with the words of any folder whose drive is
-    away, until the inbox is there again."""
+    folder that is not empty). Each file waits, sorted, until the inbox is there again; the advice
+    is said once for them all, with their count (it was said once per file, the same line hundreds
+    of times for hundreds of files), in the plan too, after the lines of the files that go back."""
     inbox = drive_places[2] / "usb" / "inbox"
     inbox.mkdir(parents=True)
     monkeypatch.setenv("FACESORTD_INBOX", str(inbox))
-    for n in (3, 4):
+    for n in (3, 4, 5):
         (inbox / f"{n}.png").write_bytes(screenshot_png(n))
     assert cli.main(["sort"]) == 0
     placed = _files(cli_settings.library)
+    screens = tmp_path / "screens"  # a folder on a disk that is there: its file goes back
+    screens.mkdir()
+    (screens / "6.png").write_bytes(screenshot_png(6))
+    assert cli.main(["sort", str(screens)]) == 0
     inbox.rmdir()  # the drive pulled out: /mnt/usb, its mount point, stays
-    for command in (["undo", "--dry-run", "2"], ["undo", "2", "--yes"]):
-        capsys.readouterr()
-        assert cli.main(command) == (
-            0 if "--dry-run" in command else 1
-        )  # not undone: worth a script's attention
-        lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
-        usb = drive_places[2] / "usb"
-        wait = (
-            f"{inbox} is not there, and {usb} is where drives are mounted (no drive is mounted there now): "
-            f"mount the drive that holds it, or make {inbox} yourself if it belongs on this disk; left where "
-            "it is, to undo again then"
-        )
-        waits = [f"{p}: {wait}" for p in placed]
-        assert sorted(line for line in lines if line.startswith(str(cli_settings.library))) == sorted(
-            waits
-        ), lines
-        assert not inbox.exists() and _files(cli_settings.library) == placed
+    usb = drive_places[2] / "usb"
+    wait = (
+        f"3 files going back to {inbox}: {inbox} is not there, and {usb} is where drives are mounted (no "
+        f"drive is mounted there now): mount the drive that holds it, or make {inbox} yourself if it "
+        "belongs on this disk; left where they are, to undo again then"
+    )
+    capsys.readouterr()
+    assert cli.main(["undo", "--dry-run", "4"]) == 0
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert lines[1:] == [wait, "nothing undone (dry run)"] and "6.png would go back to" in lines[0], lines
+    assert cli.main(["undo", "4", "--yes"]) == 1  # not undone: worth a script's attention
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert lines[1:] == [wait] and lines[0].endswith(f"-> {screens / '6.png'}"), lines
+    assert not inbox.exists() and _files(cli_settings.library) == placed
     inbox.mkdir()  # back: undone as asked
-    assert cli.main(["undo", "2", "--yes"]) == 0
-    assert sorted(p.name for p in _files(inbox)) == ["3.png", "4.png"] and _files(cli_settings.library) == []
+    assert cli.main(["undo", "3", "--yes"]) == 0
+    assert sorted(p.name for p in _files(inbox)) == ["3.png", "4.png", "5.png"]
+    assert _files(cli_settings.library) == []
 
 
 def test_undo_into_an_inbox_deleted_by_hand_makes_it_again(
