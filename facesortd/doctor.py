@@ -39,7 +39,7 @@ from facesortd.model_store import (
 from facesortd.mounts import FOREIGN_FILESYSTEMS, drive_problem, filesystem_type, nearest_existing
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import Refused, list_folder
-from facesortd.service_unit import own_command, unit_file, unit_text
+from facesortd.service_unit import facesortd_environment, own_command, unit_file, unit_text
 from facesortd.shown_names import one_line
 from facesortd.state import JOURNAL_FILE
 
@@ -262,7 +262,7 @@ def unit_check(config: Path | None) -> Check:
         text = unit.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:  # a folder in its place, a link to nowhere, a file this user may not read
         return False, f"service unit: cannot read {unit} ({exc.strerror or exc}): make it a file you may read"
-    if text == unit_text(config):
+    if text == unit_text(config, facesortd_environment(text)):
         return True, f"service unit: {unit}, for this facesortd and this config"
     found = re.search(r"^ExecStart=[-@:+!]*(.*)$", text, re.MULTILINE)
     try:  # systemd's quoting, as unit_word writes it: a doubled % or $ is one
