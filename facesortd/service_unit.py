@@ -61,12 +61,11 @@ def unit_text(config: Path | None = None, environment: Sequence[str] = ()) -> st
     return _signed(text)
 
 
-def facesortd_environment(unit: str) -> list[str]:
-    """The FACESORTD_* assignments the ``Environment=`` lines of ``unit``'s [Service] set, each word as
-    written (its quotes, escapes and %-specifiers, which systemd reads back alike): the folders or
-    settings a person gave the daemon in the unit, which `install-service` writing the unit anew
-    lost (the daemon went on with the config's inbox and library, and its advice too). An empty
-    ``Environment=`` drops those before it, as systemd does."""
+def _environment(unit: str) -> list[str]:
+    """The assignments the ``Environment=`` lines of ``unit``'s [Service] make, each word as written
+    (its quotes, escapes and %-specifiers, which systemd reads back alike). An empty
+    ``Environment=`` drops those before it, and a line systemd cannot split is ignored, as systemd
+    does."""
     found: list[str] = []
     section = ""
     for line in re.sub(r"\\\n", " ", unit).splitlines():  # a line ending in a backslash goes on
@@ -75,12 +74,24 @@ def facesortd_environment(unit: str) -> list[str]:
             section = line
         elif section == "[Service]" and "=" in line and not line.startswith(("#", ";")):
             key, value = (part.strip() for part in line.split("=", 1))
-            if key == "Environment" and not _WORD.sub("", value).strip():  # else ignored by systemd too
+            if key == "Environment" and not _WORD.sub("", value).strip():
                 words = _WORD.findall(value)
-                if not words:
-                    found = []
-                found += [word for word in words if _ours(word)]
+                found = [*found, *words] if words else []
     return found
+
+
+def facesortd_environment(unit: str) -> list[str]:
+    """The FACESORTD_* assignments of ``unit``: the folders or settings a person gave the daemon in
+    the unit, which `install-service` writing the unit anew lost (the daemon went on with the
+    config's inbox and library, and its advice too)."""
+    return [word for word in _environment(unit) if _ours(word)]
+
+
+def other_environment(unit: str) -> list[str]:
+    """The other assignments of ``unit``, which a new unit does not carry: a variable of another
+    program, or one an older installation needed (``PYTHONPATH``), would run the new one otherwise
+    than installed."""
+    return [word for word in _environment(unit) if not _ours(word)]
 
 
 _WORD = re.compile(r"""(?:[^\s"'\\]|\\.|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')+""")

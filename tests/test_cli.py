@@ -1493,8 +1493,8 @@ def test_install_service_carries_the_facesortd_variables_of_the_unit_there(
     """A unit the person gave FACESORTD_* variables by hand (another library, another inbox) was
     written anew without them (kept only in the .bak): the daemon went back to the config's folders,
     its files and advice elsewhere. They are carried into the new unit as written (quotes,
-    %-specifiers), each said; other variables are left to the .bak, and an empty Environment= drops
-    those before it, as systemd reads the unit."""
+    %-specifiers), each said; other variables are left to the .bak, said too, and an empty
+    Environment= drops those before it, as systemd reads the unit."""
     from facesortd import service_unit
 
     unit = service_unit.unit_file()
@@ -1511,6 +1511,8 @@ def test_install_service_carries_the_facesortd_variables_of_the_unit_there(
     out = capsys.readouterr().out
     for word in ours:
         assert f"kept Environment={word} from the unit that was there\n" in out
+    assert "left out Environment=OMP_NUM_THREADS=1, not facesortd's (the copy kept has it)\n" in out
+    assert "FACESORTD_INBOX=/dropped" not in out
     text = unit.read_text()
     assert [line for line in text.splitlines() if "Environment" in line] == [f"Environment={w}" for w in ours]
     assert (unit.parent / "facesortd.service.bak").read_text() == edited

@@ -10,7 +10,14 @@ from pathlib import Path
 from facesortd.advice import advised
 from facesortd.cli.common import refuse_overlap, settings_for
 from facesortd.refusals import DISK_FULL, Refused
-from facesortd.service_unit import Installed, facesortd_environment, install, unit_file, unit_text
+from facesortd.service_unit import (
+    Installed,
+    facesortd_environment,
+    install,
+    other_environment,
+    unit_file,
+    unit_text,
+)
 from facesortd.shown_names import one_line
 
 
@@ -22,7 +29,8 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     try:
         # The person's FACESORTD_* settings in the unit there go on into the new one: written anew
         # without them, the daemon went back to the config's folders (and advised commands for them).
-        carried = facesortd_environment(unit.read_text(errors="replace")) if unit.is_file() else []
+        old = unit.read_text(errors="replace") if unit.is_file() else ""
+        carried = facesortd_environment(old)
         text = unit_text(args.config, carried)
         if args.print:
             print(text, end="")
@@ -42,6 +50,8 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     print(f"wrote {one_line(unit)}")
     for word in carried:
         print(f"kept Environment={one_line(word)} from the unit that was there")
+    for word in other_environment(old):  # only a unit not written as it is has one: it is in the .bak
+        print(f"left out Environment={one_line(word)}, not facesortd's (the copy kept has it)")
     print(f"now run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
     return 0
 
