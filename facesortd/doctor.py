@@ -36,7 +36,13 @@ from facesortd.model_store import (
     name_of,
     resolve,
 )
-from facesortd.mounts import FOREIGN_FILESYSTEMS, drive_problem, filesystem_type, nearest_existing
+from facesortd.mounts import (
+    FOREIGN_FILESYSTEMS,
+    DriveNotMounted,
+    drive_problem,
+    filesystem_type,
+    nearest_existing,
+)
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import Refused, list_folder
 from facesortd.service_unit import facesortd_environment, own_command, unit_file, unit_text
@@ -176,6 +182,8 @@ def _journal_check(settings: Settings) -> Check:
         Journal(path).close()
     except JournalError as exc:
         return False, f"journal: {exc}"
+    except DriveNotMounted:  # one on the disk below, not the one facesortd keeps: state_dir says why
+        return False, f"journal: {path} not opened, as its drive is not mounted (see state_dir)"
     return True, f"journal: {path}"
 
 

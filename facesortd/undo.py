@@ -126,14 +126,13 @@ def _held_back(move: Move, library: Path) -> Refused | None:
 def _drive_away(move: Move) -> DriveNotMounted | None:
     """The drive ``move`` waits for (None if it does not): it goes back into a folder missing where
     a drive is not mounted (the inbox's drive unplugged, or `sort /mnt/usb/screens` and that drive
-    pulled out since). Made anew, the folder would sit on the disk below the mount point, the file
-    in it hidden once the drive was back (and exfat-fuse refuses to mount over a folder not empty);
-    said as a folder a person deleted, "move it by hand", it was a wait for the drive. Undone once
-    the drive is back. A missing inbox elsewhere (deleted by hand) is made again by the move, as the
-    daemon makes it again."""
-    folder = move.source.parent
-    place = drive_not_mounted(folder)
-    return None if place is None else DriveNotMounted(folder, place)
+    pulled out since), or into one on a drive /etc/fstab lists that is not mounted (the mount
+    point's own empty folder as the inbox). Made anew (or used as it is), the folder would sit on
+    the disk below the mount point, the file in it hidden once the drive was back (and exfat-fuse
+    refuses to mount over a folder not empty); said as a folder a person deleted, "move it by
+    hand", it was a wait for the drive. Undone once the drive is back. A missing inbox elsewhere
+    (deleted by hand) is made again by the move, as the daemon makes it again."""
+    return drive_not_mounted(move.source.parent)
 
 
 def left_waiting(drive: DriveNotMounted, files: int = 1) -> str:
