@@ -33,6 +33,13 @@ class FolderOption:
     commands: frozenset[str]
 
 
+SHOWING = frozenset({"review", "status"})
+"""The commands that show the person the files in the folders (the review page, `status`'s counts),
+and take no folder option: one advised after `sort --library DIR` is about DIR's files, and is given
+DIR by the variable (`review` showed the config library's quarantine, where they are not). Not
+`run` or `install-service`, which would make a folder meant for one command the daemon's for good,
+nor a command that never looks into the folders (`model use`, `train`)."""
+
 _config: Path | None = None
 """The ``--config`` this process was given (None: the default config, which needs no option)."""
 _options: dict[str, FolderOption] = {}
@@ -69,20 +76,21 @@ def advised(*words: str) -> str:
     A folder given as an option, or set by a FACESORTD_* variable, goes right after a command that
     takes its option, unless ``words`` already give that option (``advised("undo", "--library",
     "FOLDER")`` names another library); a folder set by a variable is set by it before `facesortd`
-    for a command that does not take its option. A folder option given to a command that the advised
-    one does not take is left out: it was for that command alone."""
+    for a command that does not take its option. A folder option given is set so for the commands
+    that show its files (:data:`SHOWING`), and left out of the others: it was for that command alone."""
     command, rest = words[:1], words[1:]
     variables, folders = [], []
     for setting in FOLDERS:
         option = _options.get(setting)
+        folder = _given.get(setting, _environment.get(setting))
         if option is not None and command and command[0] in option.commands:
-            folder = _given.get(setting, _environment.get(setting))
             if folder is not None and option.option not in words:
                 folders += [option.option, _absolute(folder)]
-        elif setting in _environment:
-            variables.append(
-                f"{environment_variable(setting)}={shlex.quote(_absolute(_environment[setting]))}"
-            )
+            continue
+        if not (command and command[0] in SHOWING):
+            folder = _environment.get(setting)
+        if folder is not None:
+            variables.append(f"{environment_variable(setting)}={shlex.quote(_absolute(folder))}")
     return " ".join(
         [*variables, shlex.join(["facesortd", *config_option(_config), *command, *folders, *rest])]
     )

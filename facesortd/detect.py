@@ -321,8 +321,8 @@ class FaceDetector:
                 if not windows:
                     rects, weights = region_scan.grouped(rects, weights, s.min_neighbors, GROUP_EPS)
             found = [
-                Face(_in_original(r, scale, pad), _squash(float(w)))
-                for r, w in zip(rects, np.ravel(weights), strict=True)
+                Face(box, _squash(w))
+                for box, w in zip(_in_original(rects, scale, pad), np.ravel(weights).tolist(), strict=True)
             ]
             if not windows:
                 grouped += found
@@ -330,7 +330,7 @@ class FaceDetector:
             raw += found
             if len(rects):
                 groups, _counts = cv2.groupRectangles(np.asarray(rects).tolist(), s.min_neighbors, GROUP_EPS)
-                grouped += [Face(_in_original(r, scale, pad), 0.0) for r in groups]
+                grouped += [Face(box, 0.0) for box in _in_original(groups, scale, pad)]
         return grouped, sorted(raw, key=lambda f: -f.score)
 
     def _gated_windows(
@@ -415,10 +415,15 @@ def clipped(box: Box, shape: tuple[int, ...]) -> Box:
     return (x0, y0, max(1, min(shape[1], x + w) - x0), max(1, min(shape[0], y + h) - y0))
 
 
-def _in_original(rect: Sequence[int], scale: float, pad: int) -> Box:
-    """A window of a scan over the image scaled by ``scale`` and padded by ``pad``, in the original."""
-    x, y, w, h = rect
-    return (round((x - pad) / scale), round((y - pad) / scale), round(w / scale), round(h / scale))
+def _in_original(rects: Sequence[Sequence[int]] | np.ndarray, scale: float, pad: int) -> list[Box]:
+    """Windows of a scan over the image scaled by ``scale`` and padded by ``pad``, in the original.
+
+    All at once: a busy picture's full-size pass has about a thousand raw windows, and rounding
+    them one by one in Python cost a tenth of its detection time. ``np.rint`` rounds halves to even
+    as ``round`` does, on the same float64 quotients, so the boxes are the same to the pixel."""
+    r = np.asarray(rects, np.float64).reshape(-1, 4)
+    r[:, :2] -= pad
+    return [tuple(box) for box in np.rint(r / scale).astype(np.int64).tolist()]
 
 
 def _squash(weight: float) -> float:

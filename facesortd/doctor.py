@@ -36,10 +36,16 @@ from facesortd.model_store import (
     name_of,
     resolve,
 )
-from facesortd.mounts import FOREIGN_FILESYSTEMS, drive_problem, filesystem_type, nearest_existing
+from facesortd.mounts import (
+    FOREIGN_FILESYSTEMS,
+    DriveNotMounted,
+    drive_problem,
+    filesystem_type,
+    nearest_existing,
+)
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import Refused, list_folder
-from facesortd.service_unit import own_command, unit_file, unit_text
+from facesortd.service_unit import facesortd_environment, own_command, unit_file, unit_text
 from facesortd.shown_names import one_line
 from facesortd.state import JOURNAL_FILE
 
@@ -176,6 +182,8 @@ def _journal_check(settings: Settings) -> Check:
         Journal(path).close()
     except JournalError as exc:
         return False, f"journal: {exc}"
+    except DriveNotMounted:  # one on the disk below, not the one facesortd keeps: state_dir says why
+        return False, f"journal: {path} not opened, as its drive is not mounted (see state_dir)"
     return True, f"journal: {path}"
 
 
@@ -262,7 +270,7 @@ def unit_check(config: Path | None) -> Check:
         text = unit.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:  # a folder in its place, a link to nowhere, a file this user may not read
         return False, f"service unit: cannot read {unit} ({exc.strerror or exc}): make it a file you may read"
-    if text == unit_text(config):
+    if text == unit_text(config, facesortd_environment(text)):
         return True, f"service unit: {unit}, for this facesortd and this config"
     found = re.search(r"^ExecStart=[-@:+!]*(.*)$", text, re.MULTILINE)
     try:  # systemd's quoting, as unit_word writes it: a doubled % or $ is one

@@ -23,6 +23,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from facesortd.durable import read_npz
 from facesortd.package_data import SHIPPED_MODEL, data_file
@@ -54,10 +55,18 @@ def net_input(faces: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
 def shifted_columns(x: np.ndarray) -> np.ndarray:
     """(n, h, w, c) -> (n*h*w, 9c): each pixel's 3x3 neighbourhood (zero-padded) as one row.
 
-    Each shift is written straight into its place: padding the input and concatenating nine
-    slices of few channels each copied everything once more, in small pieces.
+    Several channels: one copy of the zero-padded input's 3x3 windows (a view) in the row's order;
+    writing nine shifts of a few channels each into place moved them in small strided pieces, four
+    times slower on a busy picture's candidates. One channel (the first layer): the nine shifts
+    written straight into place, which is faster there than copying the view's three-pixel runs.
+    Either way the same values in the same places, so the product after it is the same to the bit.
     """
     n, h, w, c = x.shape
+    if c > 1:
+        padded = np.zeros((n, h + 2, w + 2, c), x.dtype)
+        padded[:, 1:-1, 1:-1] = x
+        windows = sliding_window_view(padded, (3, 3), axis=(1, 2))  # (n, h, w, c, 3, 3)
+        return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * h * w, 9 * c)
     out = np.zeros((n, h, w, 9, c), x.dtype)
     for k, (dy, dx) in enumerate(itertools.product((-1, 0, 1), repeat=2)):
         out[:, max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx), k] = x[

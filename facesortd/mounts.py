@@ -52,22 +52,30 @@ FOREIGN_FILESYSTEMS = frozenset({"vfat", "msdos", "exfat", "ntfs", "ntfs3", "fus
 def filesystem_type(path: Path) -> str | None:
     """The type of the filesystem holding ``path`` (``ext4``, ``fuseblk``, ``vfat`` ...) as
     ``/proc/self/mountinfo`` names it; None where it cannot be told (no /proc)."""
-    where = os.fsencode(mounted_at(path))
+    where = mounted_at(path)
+    # The last one mounted there is the one seen.
+    return next((kind for point, kind in reversed(_mount_table() or []) if point == where), None)
+
+
+def _mount_table() -> list[tuple[Path, str]] | None:
+    """Every mount point with its filesystem's type, in the order mounted, as
+    ``/proc/self/mountinfo`` lists them (a bind mount and an automount's trigger too, which share a
+    device with a folder or have none); None where it cannot be read (no /proc)."""
     try:
         lines = Path("/proc/self/mountinfo").read_bytes().splitlines()
     except OSError:
         return None
-    found = None
+    table = []
     for line in lines:  # "36 35 98:0 /root /mnt/point rw,noatime ... - ext4 /dev/sda1 rw"
         fields, _, rest = line.partition(b" - ")
         parts = fields.split(b" ")
-        if len(parts) > 4 and rest and _unescaped(parts[4]) == where:
-            found = os.fsdecode(rest.split(b" ")[0])  # the last one mounted there is the one seen
-    return found
+        if len(parts) > 4 and rest:
+            table.append((Path(os.fsdecode(_unescaped(parts[4]))), os.fsdecode(rest.split(b" ")[0])))
+    return table
 
 
 def _unescaped(field: bytes) -> bytes:
-    """A mountinfo path field with its octal escapes (``\\040`` for a space) undone."""
+    """A mountinfo or fstab path field with its octal escapes (``\\040`` for a space) undone."""
     return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
 
 
@@ -81,46 +89,114 @@ DRIVE_PLACES = (Path("/media"), Path("/run/media"), Path("/mnt"))
 ``/run/media/<user>/<label>``) and by people (``/mnt/<name>``)."""
 
 
-class DriveNotMounted(Exception):
-    """A folder facesortd would make is missing where a drive is mounted, and no drive is there now:
-    made, it would sit on the disk below the mount point, and the files put there would be hidden
-    once the drive came (a mount over a folder that is not empty is refused by exfat-fuse). Exit 1:
-    systemd starts the daemon again until the drive is there."""
+FSTAB = Path("/etc/fstab")
+"""The drives the system mounts, each at its mount point (fstab(5)); tests point it at their own."""
 
-    def __init__(self, folder: Path, place: Path) -> None:
-        super().__init__(
-            f"{folder} is not there, and {place} is where drives are mounted (no drive is mounted there "
-            f"now): mount the drive that holds it, or make {folder} yourself if it belongs on this disk"
-        )
+NOT_DRIVES = frozenset(
+    {"swap", "ignore", "proc", "sysfs", "tmpfs", "ramfs", "devtmpfs", "devpts", "cgroup", "cgroup2"}
+    | {"securityfs", "debugfs", "tracefs", "pstore", "bpf", "mqueue", "hugetlbfs", "configfs"}
+    | {"efivarfs", "fusectl", "binfmt_misc", "autofs"}
+)
+"""fstab types with no drive behind them: swap, and filesystems the kernel makes up or keeps in
+memory. Files put below such a mount point are hidden only from what would have lost them at the
+next boot anyway, and a container's copied fstab lists a tmpfs ``/tmp`` it does not mount: taken
+for a drive away, every folder in ``/tmp`` would be refused."""
+
+
+class DriveNotMounted(Exception):
+    """A folder facesortd would use (or make) is where a drive is mounted, and no drive is there
+    now: files put there would sit on the disk below the mount point, hidden once the drive came
+    (and a mount over a folder that is not empty is refused by exfat-fuse). Exit 1: systemd starts
+    the daemon again until the drive is there.
+
+    ``listed_in``: the fstab that mounts a drive at ``place``, which says so for a folder that is
+    there (a mount point's empty folder, or one made on the disk below before): that folder is no
+    less the drive's. Without it, ``place`` is only where drives are mounted (:data:`DRIVE_PLACES`)
+    and the folder, missing, may belong on this disk."""
+
+    def __init__(self, folder: Path, place: Path, listed_in: Path | None = None) -> None:
+        self.folder, self.place = folder, place
+        if listed_in is None:
+            super().__init__(
+                f"{folder} is not there, and {place} is where drives are mounted (no drive is mounted "
+                f"there now): mount the drive that holds it, or make {folder} yourself if it belongs "
+                "on this disk"
+            )
+        else:
+            super().__init__(
+                f"{folder} is on the drive {listed_in} mounts at {place}, and no drive is mounted there "
+                f"now (files put there would be hidden once it is): mount its drive, or take {place} "
+                f"out of {listed_in} if that drive is gone for good"
+            )
 
 
 def drive_problem(name: str, folder: Path) -> str | None:
     """What `doctor` and `status` say of the folder setting ``name`` when `run` and `sort` refuse
     it (:class:`DriveNotMounted`): the person sees why the daemon does not start before asking."""
-    place = drive_not_mounted(folder)
-    return None if place is None else f"{name} {DriveNotMounted(folder, place)}"
+    away = drive_not_mounted(folder)
+    return None if away is None else f"{name} {away}"
 
 
 def refuse_unmounted(*folders: Path) -> None:
     """:class:`DriveNotMounted` for the first of ``folders`` that :func:`drive_not_mounted` names."""
     for folder in folders:
-        if (place := drive_not_mounted(folder)) is not None:
-            raise DriveNotMounted(folder, place)
+        if (away := drive_not_mounted(folder)) is not None:
+            raise away
 
 
-def drive_not_mounted(folder: Path) -> Path | None:
-    """Where a drive ``folder`` would be on is not mounted: the nearest existing parent of a missing
-    ``folder``, if that is a place drives are mounted in or at (:data:`DRIVE_PLACES`, a folder in
-    one, or a label folder of a user's in ``/media`` or ``/run/media``) and holds no drive now.
-    None for a folder that is there, or whose nearest parent holds a drive (only not made yet).
+def drive_not_mounted(folder: Path) -> DriveNotMounted | None:
+    """Why ``folder`` may not be used now: it is on a drive :data:`FSTAB` mounts (at or under its
+    mount point) and no drive is mounted there; or, missing, its nearest existing parent is a place
+    drives are mounted in or at (:data:`DRIVE_PLACES`, a folder in one, or a label folder of a
+    user's in ``/media`` or ``/run/media``) and holds no drive now. None for a folder that is
+    there, or whose nearest parent holds a drive (only not made yet).
 
     Links are followed first: a library named through one (``~/usb`` -> ``/mnt/usb``) is made where
-    it leads, and the link's own folder is no place of drives."""
-    folder = Path(os.path.realpath(folder))
-    nearest = nearest_existing(folder)
-    if nearest == folder or os.path.ismount(nearest):
+    it leads, and the link's own folder is no place of drives (the refusal names ``folder`` as given)."""
+    leads_to = Path(os.path.realpath(folder))
+    nearest = nearest_existing(leads_to)
+    if (place := _listed_but_away(leads_to, nearest)) is not None:
+        return DriveNotMounted(folder, place, FSTAB)
+    if nearest == leads_to or os.path.ismount(nearest):
         return None
     places = {nearest, nearest.parent}
     if nearest.parent.parent in DRIVE_PLACES[:2]:
         places.add(nearest.parent.parent)
-    return nearest if places & set(DRIVE_PLACES) else None
+    return DriveNotMounted(folder, nearest) if places & set(DRIVE_PLACES) else None
+
+
+def _listed_but_away(folder: Path, nearest: Path) -> Path | None:
+    """The mount point :data:`FSTAB` lists that ``folder`` is at or under (the deepest), if the
+    filesystem holding ``nearest`` (its nearest existing folder) is mounted above it: the disk below.
+
+    Asked of the mount table, not of devices: a bind mount shares its device with the folder it
+    shows, and a ``noauto`` or ``nofail`` drive is no less meant to be there. An automount
+    (``x-systemd.automount``) is listed at its mount point before its drive is mounted, and using
+    the folder mounts it: not refused."""
+    listed = [place for place in _fstab_mount_points() if folder.is_relative_to(place)]
+    if not listed:
+        return None
+    place = max(listed, key=lambda p: len(p.parts))
+    holding = [point for point, _ in _mount_table() or [] if nearest.is_relative_to(point)]
+    # No /proc (or a root it does not list): as far as devices tell.
+    holder = max(holding, key=lambda p: len(p.parts)) if holding else mounted_at(nearest)
+    return None if holder.is_relative_to(place) else place
+
+
+def _fstab_mount_points() -> list[Path]:
+    """The mount points of the drives :data:`FSTAB` lists (not swap, nor :data:`NOT_DRIVES`), with
+    its octal escapes (``\\040`` for a space) undone and links resolved as the kernel does."""
+    try:
+        lines = FSTAB.read_bytes().splitlines()
+    except OSError:  # none (a container), or not ours to read: no drive listed
+        return []
+    places = []
+    for line in lines:  # "UUID=1234-ABCD  /mnt/usb  exfat  noauto,nofail,uid=1000  0  0"
+        fields = line.split()
+        if len(fields) < 2 or fields[0].startswith(b"#"):
+            continue
+        place = os.fsdecode(_unescaped(fields[1]))
+        kind = os.fsdecode(fields[2]) if len(fields) > 2 else "auto"
+        if os.path.isabs(place) and kind not in NOT_DRIVES:
+            places.append(Path(os.path.realpath(place)))
+    return places

@@ -4,12 +4,13 @@ wrote it as it is, and its writing (`install-service` installs it, `doctor` chec
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 
-from facesortd.config import config_home, config_option
+from facesortd.config import Settings, config_home, config_option
 from facesortd.durable import atomic_writer, write_new
 from facesortd.package_data import README, SERVICE_TEMPLATE, data_file, package_file
 
@@ -42,20 +43,67 @@ def unit_word(word: str, *, argument: bool = False) -> str:
     return word
 
 
-def unit_text(config: Path | None = None) -> str:
+def unit_text(config: Path | None = None, environment: Sequence[str] = ()) -> str:
     """The unit for this facesortd: it runs this very command, with the ``--config`` it was given
     (without it the service read the default config, another inbox than the one the person tried),
     and its ``Documentation=`` is the README installed with it (a ``file:`` URI, as systemd.unit(5)
-    allows, that every installed copy has; a web address we do not own was not)."""
+    allows, that every installed copy has; a web address we do not own was not). ``environment``:
+    the FACESORTD_* assignments of the unit it replaces (:func:`facesortd_environment`), a line each."""
     command = own_command() + config_option(config)
     fill = {
         "{exec_start}": " ".join(unit_word(w, argument=i > 0) for i, w in enumerate(command)),
         "{documentation}": unit_word(package_file(README).absolute().as_uri()),
+        "{environment}\n": "".join(f"Environment={word}\n" for word in environment),
     }
     text = data_file(SERVICE_TEMPLATE).read_text(encoding="utf-8")
     for field, value in fill.items():
         text = text.replace(field, value)
     return _signed(text)
+
+
+def _environment(unit: str) -> list[str]:
+    """The assignments the ``Environment=`` lines of ``unit``'s [Service] make, each word as written
+    (its quotes, escapes and %-specifiers, which systemd reads back alike). An empty
+    ``Environment=`` drops those before it, and a line systemd cannot split is ignored, as systemd
+    does."""
+    found: list[str] = []
+    section = ""
+    for line in re.sub(r"\\\n", " ", unit).splitlines():  # a line ending in a backslash goes on
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith(("#", ";")):
+            key, value = (part.strip() for part in line.split("=", 1))
+            if key == "Environment" and not _WORD.sub("", value).strip():
+                words = _WORD.findall(value)
+                found = [*found, *words] if words else []
+    return found
+
+
+def facesortd_environment(unit: str) -> list[str]:
+    """The FACESORTD_* assignments of ``unit``: the folders or settings a person gave the daemon in
+    the unit, which `install-service` writing the unit anew lost (the daemon went on with the
+    config's inbox and library, and its advice too)."""
+    return [word for word in _environment(unit) if _ours(word)]
+
+
+def other_environment(unit: str) -> list[str]:
+    """The other assignments of ``unit``, which a new unit does not carry: a variable of another
+    program, or one an older installation needed (``PYTHONPATH``), would run the new one otherwise
+    than installed."""
+    return [word for word in _environment(unit) if not _ours(word)]
+
+
+_WORD = re.compile(r"""(?:[^\s"'\\]|\\.|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')+""")
+"""A space-separated word of a unit's value as written, quotes (anywhere in it) and backslash escapes
+kept: systemd's own split, without its unquoting."""
+
+
+def _ours(word: str) -> bool:
+    """Whether the assignment ``word`` sets a FACESORTD_* variable (read whatever its case, as the
+    settings read them)."""
+    name = word.split("=", 1)[0].replace('"', "").replace("'", "")
+    return name.upper().startswith(Settings.model_config["env_prefix"])
 
 
 UNIT_SUM = "# Written by `facesortd install-service`, which keeps an edited copy; sha256 of the lines above: "

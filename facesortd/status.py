@@ -27,7 +27,7 @@ from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
 from facesortd.library import UNTIL_THEN, case_twins, quarantine_refusal
 from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_in_force
-from facesortd.mounts import drive_problem
+from facesortd.mounts import drive_not_mounted, drive_problem
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 from facesortd.recovery import FORGET_RELATIVE, relative_rows
 from facesortd.refusals import Refused, list_folder
@@ -257,8 +257,11 @@ def gather(settings: Settings) -> dict[str, Any]:
         if retrained := last_retrain(settings):
             model_part["last_retrain"] = {"at": retrained[0], "decision": retrained[1]}
     out: dict[str, Any] = {"daemon": daemon, "model": model_part}
+    # One on the disk below a mount point whose drive is away is not the one facesortd keeps (said above).
     journal = (
-        Journal.for_state_dir(settings.state_dir) if (settings.state_dir / JOURNAL_FILE).exists() else None
+        Journal.for_state_dir(settings.state_dir)
+        if (settings.state_dir / JOURNAL_FILE).exists() and drive_not_mounted(settings.state_dir) is None
+        else None
     )
     try:
         midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))

@@ -36,6 +36,8 @@ class Outcome:
     ``retry``: the move itself failed (a folder refused it, its drive away): undoing again may work
     once the person fixed what ``why_not`` names, unlike a file that changed or left. ``stopped``: and
     undo stopped there (the journal locked by another process), the moves after it not tried.
+    ``waits_for``: the drive its folder is on, away (:func:`_drive_away`): every file going back
+    there waits for the same drive, which a caller undoing hundreds says once (:func:`left_waiting`).
     """
 
     moved_from: Path
@@ -43,6 +45,7 @@ class Outcome:
     why_not: str = ""
     retry: bool = False
     stopped: bool = False
+    waits_for: DriveNotMounted | None = None
 
 
 def select(
@@ -120,18 +123,22 @@ def _held_back(move: Move, library: Path) -> Refused | None:
     return quarantine_refusal(library, back) if _into_quarantine(back, library) else None
 
 
-def _drive_away(move: Move) -> str:
-    """Why ``move`` waits for a drive ("" if it does not): it goes back into a folder missing where
+def _drive_away(move: Move) -> DriveNotMounted | None:
+    """The drive ``move`` waits for (None if it does not): it goes back into a folder missing where
     a drive is not mounted (the inbox's drive unplugged, or `sort /mnt/usb/screens` and that drive
-    pulled out since). Made anew, the folder would sit on the disk below the mount point, the file
-    in it hidden once the drive was back (and exfat-fuse refuses to mount over a folder not empty);
-    said as a folder a person deleted, "move it by hand", it was a wait for the drive. Undone once
-    the drive is back. A missing inbox elsewhere (deleted by hand) is made again by the move, as the
-    daemon makes it again."""
-    folder = move.source.parent
-    if (place := drive_not_mounted(folder)) is None:
-        return ""
-    return f"{DriveNotMounted(folder, place)}; left where it is, to undo again then"
+    pulled out since), or into one on a drive /etc/fstab lists that is not mounted (the mount
+    point's own empty folder as the inbox). Made anew (or used as it is), the folder would sit on
+    the disk below the mount point, the file in it hidden once the drive was back (and exfat-fuse
+    refuses to mount over a folder not empty); said as a folder a person deleted, "move it by
+    hand", it was a wait for the drive. Undone once the drive is back. A missing inbox elsewhere
+    (deleted by hand) is made again by the move, as the daemon makes it again."""
+    return drive_not_mounted(move.source.parent)
+
+
+def left_waiting(drive: DriveNotMounted, files: int = 1) -> str:
+    """Why ``files`` going back to ``drive.folder`` stay sorted, and what to do: said once for them
+    all, as one folder's drive is all they wait for."""
+    return f"{drive}; left where {'it is' if files == 1 else 'they are'}, to undo again then"
 
 
 def _into_quarantine(folder: Path, library: Path) -> bool:
@@ -176,8 +183,8 @@ def undo(
             if why := _refusal(move, library, inbox):
                 out.append(Outcome(move.destination, None, why))
                 continue
-            if why := _drive_away(move):
-                out.append(Outcome(move.destination, None, why, retry=True))
+            if (drive := _drive_away(move)) is not None:
+                out.append(Outcome(move.destination, None, left_waiting(drive), retry=True, waits_for=drive))
                 continue
             if refused := _held_back(move, library):  # undoable again once put right
                 out.append(Outcome(move.destination, None, str(refused), retry=True))

@@ -98,7 +98,7 @@ def test_every_folder_option_is_carried_by_each_command_that_takes_it() -> None:
     """Whatever command takes a folder option (config.FOLDERS: --library today, --inbox or
     --state-dir if one ever does), the advice of each command that takes it carries it; a command
     without it is said with the config alone, and an advice naming the option itself keeps its own."""
-    from facesortd.advice import advise_with
+    from facesortd.advice import SHOWING, advise_with
     from facesortd.cli.app import build_parser, commands, folder_options, given_folders
     from facesortd.config import FOLDERS
 
@@ -116,9 +116,11 @@ def test_every_folder_option_is_carried_by_each_command_that_takes_it() -> None:
         advise_with(args.config, folder_options(parser), given_folders(parser, args))
         here = str(Path("here").absolute())
         takers = {c for o, c in taken if o == option}
+        variable = f"FACESORTD_{option.removeprefix('--').replace('-', '_').upper()}={here}"
         for other in commands(parser):
             words = shlex.split(advised(other, "X"))
             assert ([option, here] == words[4:6]) == (other in takers), (option, command, other, words)
+            assert (words[0] == variable) == (other in SHOWING - takers), (option, other, words)
         assert shlex.split(advised(command, option, "FOLDER"))[3:] == [command, option, "FOLDER"]
 
 
@@ -183,13 +185,42 @@ def test_a_variable_that_names_the_configs_own_folder_is_not_said(
 def test_a_folder_option_given_beats_the_variable_where_the_command_takes_it(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`sort --library DIR` under FACESORTD_LIBRARY sorts into DIR: the advised `sort FILE` names DIR;
-    `review`, which takes no --library, reviews the variable's library, and is said with it."""
+    """`sort --library DIR` under FACESORTD_LIBRARY sorts into DIR: the advised `sort FILE` names DIR,
+    and so does `review` (by the variable: it takes no --library), which shows DIR's quarantine;
+    `run` is the daemon's, on the variable's library."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "unit library"))
     assert cli.main(["--config", str(config), "sort", "--library", "mine"]) == 0
     assert shlex.split(advised("sort", "FILE"))[3:] == ["sort", "--library", str(tmp_path / "mine"), "FILE"]
-    assert shlex.split(advised("review"))[0] == f"FACESORTD_LIBRARY={tmp_path / 'unit library'}"
+    assert shlex.split(advised("review"))[0] == f"FACESORTD_LIBRARY={tmp_path / 'mine'}"
+    assert shlex.split(advised("run"))[0] == f"FACESORTD_LIBRARY={tmp_path / 'unit library'}"
+
+
+def test_after_sort_into_another_library_each_advised_command_names_the_right_library(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --library DIR` advised a bare `review`, which takes no --library: the page showed the
+    config library's quarantine, not DIR's, where the files sorted are. The commands that show the
+    files (`review`, `status`) are now said with DIR by the variable; typed as said, `status` counts
+    DIR. The daemon (`run`) and the commands that never look into a library are said without it:
+    `FACESORTD_LIBRARY=DIR facesortd run` would sort the inbox into DIR for good."""
+    from synthetic import BrightBlobDetector
+
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in" / "a.png").write_bytes(screenshot_png(1))
+    assert cli.main(["--config", str(config), "sort", "--library", "other library"]) == 0
+    mine = tmp_path / "other library"
+    option = shlex.join(["--config", str(config)])
+    variable = f"FACESORTD_LIBRARY={shlex.quote(str(mine))}"
+    assert advised("review") == f"{variable} facesortd {option} review"
+    assert advised("status") == f"{variable} facesortd {option} status"
+    assert advised("undo") == f"facesortd {option} undo {shlex.join(['--library', str(mine)])}"
+    for bare in (["run"], ["model", "use", "default"], ["train", "DATASET"], ["install-service"]):
+        assert advised(*bare) == shlex.join(["facesortd", "--config", str(config), *bare])
+    capsys.readouterr()
+    assert _typed(advised("status"), monkeypatch) == 0
+    assert f"library: {mine}\n" in capsys.readouterr().out
 
 
 def test_without_a_config_option_the_advice_is_the_bare_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1485,3 +1485,45 @@ def test_a_file_opencv_cannot_decode_is_said_in_facesortds_words_only(cli_settin
     assert done.returncode == 0, done.stderr
     assert "unreadable - not an image OpenCV can decode" in done.stdout
     assert "imdecode" not in done.stderr and "[ERROR" not in done.stderr
+
+
+def test_install_service_carries_the_facesortd_variables_of_the_unit_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A unit the person gave FACESORTD_* variables by hand (another library, another inbox) was
+    written anew without them (kept only in the .bak): the daemon went back to the config's folders,
+    its files and advice elsewhere. They are carried into the new unit as written (quotes,
+    %-specifiers), each said; other variables are left to the .bak, said too, and an empty
+    Environment= drops those before it, as systemd reads the unit."""
+    from facesortd import service_unit
+
+    unit = service_unit.unit_file()
+    assert cli.main(["install-service"]) == 0
+    ours = ['"FACESORTD_LIBRARY=/srv/my pictures"', "FACESORTD_STATE_DIR=%h/state", "facesortd_inbox=/in"]
+    edited = unit.read_text().replace(
+        "[Service]\n",
+        "[Service]\nEnvironment=FACESORTD_INBOX=/dropped\nEnvironment=\n"
+        f"Environment={ours[0]} OMP_NUM_THREADS=1\nEnvironment = {ours[1]} \\\n  {ours[2]}\n",
+    )
+    unit.write_text(edited)
+    capsys.readouterr()
+    assert cli.main(["install-service"]) == 0
+    out = capsys.readouterr().out
+    for word in ours:
+        assert f"kept Environment={word} from the unit that was there\n" in out
+    assert "left out Environment=OMP_NUM_THREADS=1, not facesortd's (the copy kept has it)\n" in out
+    assert "FACESORTD_INBOX=/dropped" not in out
+    text = unit.read_text()
+    assert [line for line in text.splitlines() if "Environment" in line] == [f"Environment={w}" for w in ours]
+    assert (unit.parent / "facesortd.service.bak").read_text() == edited
+    assert cli.main(["install-service"]) == 0  # the same unit, carried lines and all
+    assert capsys.readouterr().out.startswith("already installed")
+    assert cli.main(["install-service", "--print"]) == 0  # the unit it would write, to install by hand
+    assert capsys.readouterr().out == text
+    cli.main(["doctor"])
+    assert f"ok    service unit: {unit}, for this facesortd and this config" in capsys.readouterr().out
+    with pytest.MonkeyPatch.context() as mp:  # a unit facesortd wrote, for another facesortd: carried too
+        mp.setattr(service_unit, "own_command", lambda: ["/another/venv/bin/facesortd"])
+        assert cli.main(["install-service"]) == 0
+    assert f"Environment={ours[0]}\n" in unit.read_text() and "ExecStart=/another/venv" in unit.read_text()
+    assert sorted(p.name for p in unit.parent.iterdir()) == ["facesortd.service", "facesortd.service.bak"]

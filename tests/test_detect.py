@@ -261,3 +261,16 @@ print(len(found[0]), found[0] == found[1])
     assert done.returncode == 0, done.stderr[-2000:]
     count, same = done.stdout.split()
     assert int(count) > 0 and same == "True"
+
+
+@pytest.mark.parametrize(("scale", "pad"), [(0.4, 13), (0.8, 0), (1 / 3, 7)])  # 0.4, 0.8: halves
+def test_windows_map_back_to_the_pixels_rounding_each_gives(scale: float, pad: int) -> None:
+    """The scan's windows are mapped back all at once; a box must land on the pixel that rounding
+    each of its numbers in Python gives (halves to even), or faces move by a pixel."""
+    rects = np.random.default_rng(2).integers(0, 700, (500, 4)).astype(np.int32)
+    one_by_one = [
+        (round((x - pad) / scale), round((y - pad) / scale), round(w / scale), round(h / scale))
+        for x, y, w, h in rects.tolist()
+    ]
+    assert detect._in_original(rects, scale, pad) == one_by_one
+    assert detect._in_original((), scale, pad) == []  # OpenCV's "nothing found"

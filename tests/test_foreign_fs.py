@@ -830,6 +830,12 @@ def test_a_file_rewritten_within_a_fat_clock_tick_is_not_moved_with_the_old_deci
         assert final.read_bytes() == screenshot_png(10) and hashed == []
 
 
+def _place(folder: Path) -> Path | None:
+    """Where no drive is mounted that ``folder`` would be on (None: it may be used)."""
+    away = mounts.drive_not_mounted(folder)
+    return None if away is None else away.place
+
+
 @pytest.fixture
 def drive_places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
     """/media, /run/media and /mnt, as folders of the test's own."""
@@ -847,10 +853,10 @@ def test_a_missing_folder_where_no_drive_is_mounted_is_told_from_one_not_made_ye
     (media / "bob").mkdir()
     (run_media / "bob" / "USB").mkdir(parents=True)  # a label folder udisks left behind
     (mnt / "usb").mkdir()
-    assert mounts.drive_not_mounted(media / "bob" / "USB" / "library") == media / "bob"
-    assert mounts.drive_not_mounted(run_media / "bob" / "USB" / "library") == run_media / "bob" / "USB"
-    assert mounts.drive_not_mounted(mnt / "usb" / "library") == mnt / "usb"
-    assert mounts.drive_not_mounted(mnt / "disk" / "library") == mnt
+    assert _place(media / "bob" / "USB" / "library") == media / "bob"
+    assert _place(run_media / "bob" / "USB" / "library") == run_media / "bob" / "USB"
+    assert _place(mnt / "usb" / "library") == mnt / "usb"
+    assert _place(mnt / "disk" / "library") == mnt
     assert mounts.drive_not_mounted(mnt / "usb") is None  # there: nothing to make
     assert mounts.drive_not_mounted(tmp_path / "home" / "library") is None  # no place of drives
     monkeypatch.setattr(mounts.os.path, "ismount", lambda path: Path(path) == mnt / "usb")
@@ -933,7 +939,7 @@ def test_a_folder_reached_through_a_link_into_a_place_of_drives_is_told_too(
     usb.mkdir()
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "usb").symlink_to(usb)
-    assert mounts.drive_not_mounted(tmp_path / "home" / "usb" / "library") == usb
+    assert _place(tmp_path / "home" / "usb" / "library") == usb
 
 
 @pytest.mark.parametrize("command", [["undo", "1", "--yes"], ["undo", "--dry-run", "1"]])
@@ -983,41 +989,45 @@ def test_undo_of_a_file_sorted_from_a_drive_now_away_says_to_mount_it(
 def test_undo_into_an_inbox_whose_drive_is_away_leaves_the_file_sorted(
     cli_settings: Settings,
     drive_places: tuple[Path, Path, Path],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`undo` with the inbox's drive unplugged made the inbox anew on the disk below its mount point
     and put the file there: hidden once the drive was back (and exfat-fuse refuses to mount over a
-    folder that is not empty). Each file waits, sorted, with the words of any folder whose drive is
-    away, until the inbox is there again."""
+    folder that is not empty). Each file waits, sorted, until the inbox is there again; the advice
+    is said once for them all, with their count (it was said once per file, the same line hundreds
+    of times for hundreds of files), in the plan too, after the lines of the files that go back."""
     inbox = drive_places[2] / "usb" / "inbox"
     inbox.mkdir(parents=True)
     monkeypatch.setenv("FACESORTD_INBOX", str(inbox))
-    for n in (3, 4):
+    for n in (3, 4, 5):
         (inbox / f"{n}.png").write_bytes(screenshot_png(n))
     assert cli.main(["sort"]) == 0
     placed = _files(cli_settings.library)
+    screens = tmp_path / "screens"  # a folder on a disk that is there: its file goes back
+    screens.mkdir()
+    (screens / "6.png").write_bytes(screenshot_png(6))
+    assert cli.main(["sort", str(screens)]) == 0
     inbox.rmdir()  # the drive pulled out: /mnt/usb, its mount point, stays
-    for command in (["undo", "--dry-run", "2"], ["undo", "2", "--yes"]):
-        capsys.readouterr()
-        assert cli.main(command) == (
-            0 if "--dry-run" in command else 1
-        )  # not undone: worth a script's attention
-        lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
-        usb = drive_places[2] / "usb"
-        wait = (
-            f"{inbox} is not there, and {usb} is where drives are mounted (no drive is mounted there now): "
-            f"mount the drive that holds it, or make {inbox} yourself if it belongs on this disk; left where "
-            "it is, to undo again then"
-        )
-        waits = [f"{p}: {wait}" for p in placed]
-        assert sorted(line for line in lines if line.startswith(str(cli_settings.library))) == sorted(
-            waits
-        ), lines
-        assert not inbox.exists() and _files(cli_settings.library) == placed
+    usb = drive_places[2] / "usb"
+    wait = (
+        f"3 files going back to {inbox}: {inbox} is not there, and {usb} is where drives are mounted (no "
+        f"drive is mounted there now): mount the drive that holds it, or make {inbox} yourself if it "
+        "belongs on this disk; left where they are, to undo again then"
+    )
+    capsys.readouterr()
+    assert cli.main(["undo", "--dry-run", "4"]) == 0
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert lines[1:] == [wait, "nothing undone (dry run)"] and "6.png would go back to" in lines[0], lines
+    assert cli.main(["undo", "4", "--yes"]) == 1  # not undone: worth a script's attention
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert lines[1:] == [wait] and lines[0].endswith(f"-> {screens / '6.png'}"), lines
+    assert not inbox.exists() and _files(cli_settings.library) == placed
     inbox.mkdir()  # back: undone as asked
-    assert cli.main(["undo", "2", "--yes"]) == 0
-    assert sorted(p.name for p in _files(inbox)) == ["3.png", "4.png"] and _files(cli_settings.library) == []
+    assert cli.main(["undo", "3", "--yes"]) == 0
+    assert sorted(p.name for p in _files(inbox)) == ["3.png", "4.png", "5.png"]
+    assert _files(cli_settings.library) == []
 
 
 def test_undo_into_an_inbox_deleted_by_hand_makes_it_again(
@@ -1032,6 +1042,154 @@ def test_undo_into_an_inbox_deleted_by_hand_makes_it_again(
     cli_settings.inbox.rmdir()
     assert cli.main(["undo", "1", "--yes"]) == 0
     assert shot.read_bytes() == screenshot_png(3) and _files(cli_settings.library) == []
+
+
+@pytest.fixture
+def fstab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """/etc/fstab, as a file of the test's own (empty: written by the test)."""
+    path = tmp_path / "fstab"
+    path.write_text("")
+    monkeypatch.setattr(mounts, "FSTAB", path)
+    return path
+
+
+def _mounted_at_too(monkeypatch: pytest.MonkeyPatch, place: Path, kind: str = "exfat") -> None:
+    """``place`` listed by the mount table as a mount point of ``kind`` (a drive mounted there)."""
+    real = mounts._mount_table
+    monkeypatch.setattr(mounts, "_mount_table", lambda: [*(real() or []), (place, kind)])
+
+
+def test_a_folder_on_a_drive_fstab_lists_is_refused_while_that_drive_is_not_mounted(
+    fstab: Path, tmp_path: Path
+) -> None:
+    """A mount point /etc/fstab lists outside /media, /run/media and /mnt (`/data/usb`), or the
+    folder of one that is there, empty, with its drive away (`/mnt/usb` itself as the inbox): the
+    folder was used as is and the files put on the disk below, hidden once the drive was mounted.
+    Told by the mount table, whatever the entry's options (`noauto`, `nofail`: a drive all the
+    same); swap and filesystems with no drive behind them are no drive."""
+    data = tmp_path / "data"
+    usb, spaced, ram = data / "usb", data / "my drive", data / "ram"
+    for folder in (usb, spaced, ram):
+        folder.mkdir(parents=True)
+    escaped = str(spaced).replace(" ", "\\040")  # as fstab writes a space
+    fstab.write_text(
+        "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+        f"UUID=1234-ABCD\t{usb}  exfat noauto,nofail,uid=1000 0 0\n"
+        f"LABEL=backup {escaped} ext4 defaults 0 2\n"
+        f"tmpfs {ram} tmpfs defaults 0 0\n"
+        "/swapfile none swap sw 0 0\n"
+        "\n"
+    )
+    away = mounts.drive_not_mounted(usb)  # the mount point's own empty folder
+    assert away is not None and (away.folder, away.place) == (usb, usb)
+    assert " ".join(str(away).split()) == (
+        f"{usb} is on the drive {fstab} mounts at {usb}, and no drive is mounted there now (files put "
+        f"there would be hidden once it is): mount its drive, or take {usb} out of {fstab} if that drive "
+        "is gone for good"
+    )
+    assert _place(usb / "library") == usb
+    (usb / "library").mkdir()  # made on the disk below before: no less the drive's
+    assert _place(usb / "library") == usb
+    assert _place(spaced / "library") == spaced
+    assert mounts.drive_not_mounted(ram / "library") is None
+    assert mounts.drive_not_mounted(data / "library") is None  # on no drive fstab lists
+    shutil.rmtree(usb)  # even its mount point's folder gone: the library is still the drive's
+    assert _place(usb / "library") == usb
+
+
+def test_a_folder_on_a_drive_fstab_lists_is_used_while_that_drive_is_mounted(
+    fstab: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal above is of a drive away only: the drive holding the test's own folder (as its
+    device tells, asked of the real mount table), and one mounted at the listed folder, or an
+    automount there (`x-systemd.automount`: the mount table lists its trigger, and using the
+    folder mounts the drive), are used; with no mount table (no /proc), devices tell."""
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    fstab.write_text(
+        f"/dev/sda1 {mounts.mounted_at(tmp_path)} ext4 defaults 0 1\n/dev/sdb1 {usb} exfat nofail 0 0\n"
+    )
+    assert mounts.drive_not_mounted(tmp_path / "library") is None
+    assert mounts.drive_not_mounted(usb / "library") is not None
+    with monkeypatch.context() as patch:
+        patch.setattr(mounts, "_mount_table", lambda: None)
+        assert mounts.drive_not_mounted(tmp_path / "library") is None
+        assert mounts.drive_not_mounted(usb / "library") is not None
+    for kind in ("exfat", "autofs"):
+        with monkeypatch.context() as patch:
+            _mounted_at_too(patch, usb, kind)
+            assert mounts.drive_not_mounted(usb) is None
+            assert mounts.drive_not_mounted(usb / "library") is None
+
+
+@pytest.mark.parametrize("away", ["inbox", "library", "state_dir"])
+@pytest.mark.parametrize("command", ["run", "sort"])
+def test_run_and_sort_use_no_folder_on_a_drive_fstab_lists_while_it_is_away(
+    cli_settings: Settings,
+    fstab: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    away: str,
+) -> None:
+    """An inbox that is the empty folder of a mount point fstab lists (`/data/usb`), a library and a
+    state folder (with a journal on the disk below: recovery took it for the drive's) in one, the
+    drive away: the files were sorted from it, or into it, hidden once the drive was mounted. Now
+    refused as where drives are mounted: exit 1, doctor's FIX and status' PROBLEM."""
+    usb = tmp_path / "data" / "usb"
+    folder = usb if away == "inbox" else usb / away
+    folder.mkdir(parents=True)
+    if away == "state_dir":
+        Journal.for_state_dir(folder).close()
+    left = sorted(usb.rglob("*"))
+    fstab.write_text(f"/dev/sdb1 {usb} ext4 nofail 0 2\n")
+    monkeypatch.setenv(f"FACESORTD_{away.upper()}", str(folder))
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(3))
+    capsys.readouterr()
+    assert cli.main([command]) == 1
+    said = f"{folder} is on the drive {fstab} mounts at {usb}, and no drive is mounted there now"
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"facesortd: error: {said}") and "mount its drive" in err
+    assert sorted(usb.rglob("*")) == left and shot.exists()
+    assert cli.main(["doctor"]) == 1
+    assert f"{away} {said}" in " ".join(capsys.readouterr().out.split())
+    assert cli.main(["status"]) == 0
+    assert f"PROBLEM: {away} {said}" in " ".join(capsys.readouterr().out.split())
+    assert sorted(usb.rglob("*")) == left
+
+
+def test_undo_into_an_inbox_on_a_drive_fstab_lists_waits_while_that_drive_is_away(
+    cli_settings: Settings, fstab: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The inbox is a mount point fstab lists, its drive unmounted since the files were sorted: its
+    empty folder is there, and `undo` put the files into it, on the disk below, hidden once the
+    drive was mounted again. They wait, sorted, said once for them all, until it is."""
+    env = cli_settings
+    fstab.write_text(f"/dev/sdb1 {env.inbox} exfat noauto,user 0 0\n")
+    with monkeypatch.context() as patch:
+        _mounted_at_too(patch, env.inbox)
+        for n in (3, 4):
+            (env.inbox / f"{n}.png").write_bytes(screenshot_png(n))
+        assert cli.main(["sort"]) == 0
+    placed = _files(env.library)
+    wait = (
+        f"2 files going back to {env.inbox}: {env.inbox} is on the drive {fstab} mounts at {env.inbox}, and "
+        f"no drive is mounted there now (files put there would be hidden once it is): mount its drive, or "
+        f"take {env.inbox} out of {fstab} if that drive is gone for good; left where they are, to undo "
+        "again then"
+    )
+    capsys.readouterr()
+    assert cli.main(["undo", "--dry-run", "2"]) == 0
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [wait, "nothing undone (dry run)"]
+    assert cli.main(["undo", "2", "--yes"]) == 1
+    assert [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()] == [wait]
+    assert list(env.inbox.iterdir()) == [] and _files(env.library) == placed
+    _mounted_at_too(monkeypatch, env.inbox)  # the drive back
+    assert cli.main(["undo", "--yes", "2"]) == 0
+    assert sorted(p.name for p in env.inbox.iterdir()) == ["3.png", "4.png"]
 
 
 def test_the_daemon_sorts_a_file_again_once_it_was_written_to_during_its_copy(

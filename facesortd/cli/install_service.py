@@ -10,7 +10,14 @@ from pathlib import Path
 from facesortd.advice import advised
 from facesortd.cli.common import refuse_overlap, settings_for
 from facesortd.refusals import DISK_FULL, Refused
-from facesortd.service_unit import Installed, install, unit_file, unit_text
+from facesortd.service_unit import (
+    Installed,
+    facesortd_environment,
+    install,
+    other_environment,
+    unit_file,
+    unit_text,
+)
 from facesortd.shown_names import one_line
 
 
@@ -18,12 +25,16 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     # What `run` checks before it starts: a unit for settings the service refuses failed at once
     # (exit 2, not restarted) while this said "now run: systemctl ... enable --now".
     refuse_overlap(settings_for(args))
-    text = unit_text(args.config)
-    if args.print:
-        print(text, end="")
-        return 0
     unit = unit_file()
     try:
+        # The person's FACESORTD_* settings in the unit there go on into the new one: written anew
+        # without them, the daemon went back to the config's folders (and advised commands for them).
+        old = unit.read_text(errors="replace") if unit.is_file() else ""
+        carried = facesortd_environment(old)
+        text = unit_text(args.config, carried)
+        if args.print:
+            print(text, end="")
+            return 0
         installed = install(unit, text, _say_kept)
     except OSError as exc:  # the unit before (if any) is whole
         raise Refused(exc, f"cannot write {unit}", _unit_fix(exc, unit.parent)) from None
@@ -36,7 +47,12 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         if installed is Installed.REPLACED
         else "enable --now facesortd"
     )
-    print(f"wrote {one_line(unit)}\nnow run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
+    print(f"wrote {one_line(unit)}")
+    for word in carried:
+        print(f"kept Environment={one_line(word)} from the unit that was there")
+    for word in other_environment(old):  # only a unit not written as it is has one: it is in the .bak
+        print(f"left out Environment={one_line(word)}, not facesortd's (the copy kept has it)")
+    print(f"now run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
     return 0
 
 
@@ -65,7 +81,8 @@ def add_install_service(sub: argparse._SubParsersAction) -> None:
         description="Write facesortd.service into $XDG_CONFIG_HOME/systemd/user/ (~/.config/systemd/"
         "user/) and print the systemctl commands that enable it (it runs none itself). A unit there "
         "that facesortd wrote is replaced; one edited by hand (or not written by facesortd) is kept "
-        "as facesortd.service.bak first. The unit runs this very facesortd, the one in the "
+        "as facesortd.service.bak first. The FACESORTD_* variables a unit there sets (Environment=) "
+        "are carried into the new one, each said. The unit runs this very facesortd, the one in the "
         "environment you run this command from, with the --config FILE given before install-service.",
     )
     p.add_argument(

@@ -15,7 +15,7 @@ from facesortd.content import content_id
 from facesortd.journal import Journal, Move
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
-from facesortd.undo import select, undo
+from facesortd.undo import Outcome, left_waiting, select, undo
 
 
 def _parse_since(text: str) -> float:
@@ -60,33 +60,55 @@ def cmd_undo(args: argparse.Namespace) -> int:
             print("nothing to undo")
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
             plans = undo(journal, moves, settings.library, settings.inbox, dry_run=True)
-            for plan in plans:
-                if plan.stopped and args.dry_run:  # asked to confirm: the undo itself says it
-                    return _stopped(plan.why_not, moves[len(plans) - 1 :])
-                here = one_line(plan.moved_from)
-                print(
-                    f"{here} would go back to {one_line(plan.back_to)}"
-                    if plan.back_to
-                    else f"{here}: {one_line(plan.why_not)}"
-                )
+            # asked to confirm: the undo itself says what stopped it
+            if (stopped := _report(plans, moves, "would go back to", stop=args.dry_run)) is not None:
+                return stopped
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
-        failed = 0
         outcomes = undo(journal, moves, settings.library, settings.inbox)
-        for done in outcomes:
-            here = one_line(done.moved_from)
-            if done.stopped:
-                return _stopped(done.why_not, moves[len(outcomes) - 1 :])
-            print(
-                f"{here} -> {one_line(done.back_to)}" if done.back_to else f"{here}: {one_line(done.why_not)}"
-            )
-            failed += done.retry
+        if (stopped := _report(outcomes, moves, "->", stop=True)) is not None:
+            return stopped
     except LookupError as exc:
         raise UsageError(str(exc)) from exc
     finally:
         journal.close()
-    return 1 if failed else 0  # as `sort`: a move that failed is worth a script's attention
+    # as `sort`: a move that failed is worth a script's attention
+    return 1 if any(done.retry for done in outcomes) else 0
+
+
+def _report(outcomes: list[Outcome], moves: list[Move], went: str, *, stop: bool) -> int | None:
+    """A line per file (``went``: "->", or a plan's "would go back to"), but one line for all the
+    files waiting for one folder's drive (Outcome.waits_for), after the others: undoing hundreds of
+    files into an inbox whose drive is away said the same advice hundreds of times. With ``stop``, an
+    outcome that stopped the undo ends it: :func:`_stopped`'s exit status (None: it went through)."""
+    waiting: dict[Path, list[Outcome]] = {}
+    for done in outcomes:
+        if done.stopped and stop:
+            _say_waiting(waiting)
+            return _stopped(done.why_not, moves[len(outcomes) - 1 :])
+        here = one_line(done.moved_from)
+        if done.waits_for is not None:
+            waiting.setdefault(done.waits_for.folder, []).append(done)
+        elif done.back_to:
+            print(f"{here} {went} {one_line(done.back_to)}")
+        else:
+            print(f"{here}: {one_line(done.why_not)}")
+    _say_waiting(waiting)
+    return None
+
+
+def _say_waiting(waiting: dict[Path, list[Outcome]]) -> None:
+    """The files waiting for each folder's drive: one file by its name, several by their count."""
+    for folder, files in waiting.items():
+        drive = files[0].waits_for
+        assert drive is not None, "grouped by it"
+        who = (
+            f"{len(files)} files going back to {one_line(folder)}"
+            if files[1:]
+            else one_line(files[0].moved_from)
+        )
+        print(f"{who}: {one_line(left_waiting(drive, len(files)))}")
 
 
 def _stopped(why: str, left: list[Move]) -> int:
