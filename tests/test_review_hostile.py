@@ -598,3 +598,31 @@ def test_a_picture_its_drive_cannot_read_is_not_said_a_folder_to_chmod(
             assert status == 409 and "its drive could not read or write it" in reply["error"], reply
             assert "chmod" not in reply["error"]
     assert shot.is_file() and labels(settings) == []
+
+
+def test_a_picture_its_drive_cannot_read_shows_as_unreadable_not_an_internal_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its thumbnail, large picture and guesses (the page hashes the file to name what it shows)
+    answered 500 "internal error" and logged a traceback each, where a file it may not open shows
+    an "unreadable" tile; the drive reading again, the picture is shown."""
+    shot = quarantine(settings, "unsure", [("a.png", "happy")])["a.png"]
+    real, failing_now = queue.content_id, [True]
+
+    def failing(path: Path) -> str:
+        if Path(path) == shot and failing_now[0]:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return real(path)
+
+    monkeypatch.setattr(queue, "content_id", failing)
+    with serving(settings) as server:
+        client = Client(server)
+        item = client.get("/api/items")["items"][0]["id"]
+        for route in (f"/thumb?id={item}", f"/view?id={item}"):
+            status, body = client.request(route)
+            assert status == 200 and body.startswith(b"\xff\xd8"), (route, body[:80])
+        guesses = client.get(f"/api/guesses?id={item}")
+        assert guesses["content"] == "" and "cannot read it" in guesses["error"]
+        failing_now[0] = False
+        guesses = client.get(f"/api/guesses?id={item}")
+        assert guesses["content"] and "error" not in guesses

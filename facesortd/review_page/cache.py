@@ -50,6 +50,21 @@ def _placeholder(text: str) -> np.ndarray:
     return tile
 
 
+def _jpeg(image: np.ndarray, side: int, path: Path) -> bytes:
+    """``image`` as a JPEG no larger than ``side`` (``path``: the file it shows, for an error)."""
+    scale = side / max(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise OSError(f"could not encode a thumbnail of {path}")
+    return data.tobytes()
+
+
+_NOTHING_FOUND: dict[str, object] = {"width": 0, "height": 0, "boxes": [], "guesses": []}
+"""The guesses of a file that could not be looked at (with its ``error``)."""
+
+
 class ReviewCache:
     """Makes and keeps thumbnails and guesses; safe to call from the server's threads."""
 
@@ -71,6 +86,17 @@ class ReviewCache:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+    def _readable(self, item: Item) -> bool:
+        """Can the content ``item``'s file holds be read (:meth:`Contents.show`)? Not where its drive
+        fails to (EIO, a drive pulled out): the page showed a 500 "internal error" and logged a
+        traceback for its picture and guesses, where a file it may not open shows "unreadable".
+        Nothing is kept for it: it is asked again at the next request."""
+        try:
+            self.contents.show(item)
+        except OSError:
+            return False
+        return True
 
     def _path(self, kind: str, item: Item, suffix: str) -> tuple[Path, str]:
         """Where what is made of ``item``'s content now is kept (pictures of its older contents go),
@@ -94,6 +120,8 @@ class ReviewCache:
         """JPEG bytes of the ``kind`` of picture (a key of SIDES), made on first request. ``content``:
         the tag of the content a tab of the page asks to show (its guesses named it), else Changed:
         a picture saved under the name since was shown where the tab's label was for the older one."""
+        if not self._readable(item):
+            return _jpeg(_placeholder("unreadable"), SIDES[kind], item.path)
         path, shown = self._path(kind, item, ".jpg")
         if content is not None and content != shown:
             raise Changed(item.path)
@@ -103,14 +131,9 @@ class ReviewCache:
             image = read_image(item.path, self.settings.images)
         except UnreadableImage:
             image = _placeholder("unreadable")
-        scale = SIDES[kind] / max(image.shape[:2])
-        if scale < 1:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        if not ok:
-            raise OSError(f"could not encode a thumbnail of {item.path}")
-        self._keep(path, item, data.tobytes())
-        return data.tobytes()
+        data = _jpeg(image, SIDES[kind], item.path)
+        self._keep(path, item, data)
+        return data
 
     def guesses(self, item: Item) -> dict[str, object]:
         """{width, height, boxes (largest first), guesses [[emotion, p], ...], model, error?, content}:
@@ -118,6 +141,8 @@ class ReviewCache:
         and gives it a label (each tab its own: the page's "what it showed" is the last any tab saw)."""
         model_path = model_in_force(self.settings)
         model_name = model_path.name if model_path else ""
+        if not self._readable(item):  # no content to name: a label for it is refused (decisions.py)
+            return {**_NOTHING_FOUND, "error": "cannot read it (its drive could not)", "content": ""}
         path, content = self._path("guesses", item, ".json")
         try:
             cached = json.loads(path.read_text(encoding="utf-8"))
@@ -135,7 +160,7 @@ class ReviewCache:
         try:
             gray = to_gray(read_image(item.path, self.settings.images))
         except UnreadableImage as exc:
-            return {"width": 0, "height": 0, "boxes": [], "guesses": [], "error": str(exc)}
+            return {**_NOTHING_FOUND, "error": str(exc)}
         if self._detector is None:
             self._detector = FaceDetector(self.settings.detection)
         if self._model is None or self._model[0] != model_path:
