@@ -201,11 +201,9 @@ def undo(
                 out.append(Outcome(move.destination, None, str(exc), retry=True, stopped=True))
                 break
             except sqlite3.Error as exc:  # nothing moved (a mark left standing: recovery finds no undo begun)
-                fix = f"free some space in {journal.state_dir}, or make it writable"
-                out.append(
-                    Outcome(move.destination, None, f"the journal refused it ({exc}): {fix}", retry=True)
-                )
+                out.append(Outcome(move.destination, None, _journal_refused(journal, exc), retry=True))
                 continue
+            settled = True  # the row says where the file is: the undo needs no recovery
             try:
                 back_to = _put_back(journal, move, _kept_inside(move, library, guard))
             except OSError as exc:  # a folder that refuses: this file stays, the others still go back
@@ -216,15 +214,29 @@ def undo(
                 why = WRITTEN_TO if _written_to(exc, move) else f"{exc}; left where it is"
                 out.append(Outcome(move.destination, None, why, retry=True))
                 continue
+            except sqlite3.Error as exc:  # the name a put-back claims on a FAT inbox is journaled first
+                try:
+                    journal.finish(move.id, "done", move.destination)
+                except sqlite3.Error:
+                    settled = False  # still "undone", the file sorted: recovery marks it done again
+                why = f"{_journal_refused(journal, exc)}; left where it is"
+                out.append(Outcome(move.destination, None, why, retry=True))
+                continue
             except BaseException:
                 journal.finish(move.id, "done", move.destination)
                 raise
             finally:
-                journal.set_meta(UNDOING, "")
+                if settled:
+                    journal.set_meta(UNDOING, "")
             if move.action == "labelled":
                 journal.withdraw_label(move.hash, back_to)
             out.append(Outcome(move.destination, back_to))
     return out
+
+
+def _journal_refused(journal: Journal, exc: sqlite3.Error) -> str:
+    """What a journal that refused a write (a full state disk, a read-only one) says, with the fix."""
+    return f"the journal refused it ({exc}): free some space in {journal.state_dir}, or make it writable"
 
 
 WRITTEN_TO = (

@@ -1224,3 +1224,45 @@ def test_the_daemon_sorts_a_file_again_once_it_was_written_to_during_its_copy(
         wait_until(lambda: not shot.exists())
     [placed] = _files(settings.library)
     assert writes and placed.read_bytes() == screenshot_png(3) + b"more"
+
+
+@pytest.mark.parametrize("marks", ["taken", "refused too"])
+def test_undo_into_a_fat_inbox_the_journal_refuses_leaves_the_file_sorted_and_says_why(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], marks: str
+) -> None:
+    """Into an inbox on FAT or exFAT a put-back journals the name it claims before claiming it. The
+    state disk full at that write ended `undo` with a traceback; now the file stays sorted, `undo`
+    says the journal refused it and the fix (exit 1). Were the move's own mark refused too, the
+    undo's mark is left for recovery, which finds the file still in the library: it stays sorted."""
+    (cli_settings.inbox / "a.png").write_bytes(screenshot_png(5))
+    assert cli.main(["sort", str(cli_settings.inbox)]) == 0
+    [placed] = _files(cli_settings.library)
+    make_foreign(monkeypatch, cli_settings.inbox)
+    full = sqlite3.OperationalError("database or disk is full")
+
+    def refused(*_args: object) -> None:
+        raise full
+
+    monkeypatch.setattr(Journal, "claiming", refused)
+    real_finish = Journal.finish
+    if marks == "refused too":
+
+        def finish(self: Journal, move_id: int, state: str, destination: Path | None = None) -> None:
+            if state == "done":
+                raise full
+            real_finish(self, move_id, state, destination)
+
+        monkeypatch.setattr(Journal, "finish", finish)
+    capsys.readouterr()
+    assert cli.main(["undo", "1", "--yes"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the journal refused it (database or disk is full): free some space in" in out, out
+    assert _files(cli_settings.library) == [placed] and _files(cli_settings.inbox) == []
+    monkeypatch.setattr(Journal, "finish", real_finish)
+    journal = Journal.for_state_dir(cli_settings.state_dir)
+    lines = list(recover(journal))
+    if marks == "refused too":
+        assert lines == [f"the interrupted undo of {placed} had not begun; it stays sorted"]
+    else:
+        assert lines == []
+    assert [move.destination for move in journal.done_moves()] == [placed]
