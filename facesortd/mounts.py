@@ -57,12 +57,16 @@ def filesystem_type(path: Path) -> str | None:
     return next((kind for point, kind in reversed(_mount_table() or []) if point == where), None)
 
 
+MOUNTINFO = Path("/proc/self/mountinfo")
+"""The mount table the kernel shows this process (proc(5)); tests point it at their own."""
+
+
 def _mount_table() -> list[tuple[Path, str]] | None:
     """Every mount point with its filesystem's type, in the order mounted, as
-    ``/proc/self/mountinfo`` lists them (a bind mount and an automount's trigger too, which share a
+    :data:`MOUNTINFO` lists them (a bind mount and an automount's trigger too, which share a
     device with a folder or have none); None where it cannot be read (no /proc)."""
     try:
-        lines = Path("/proc/self/mountinfo").read_bytes().splitlines()
+        lines = MOUNTINFO.read_bytes().splitlines()
     except OSError:
         return None
     table = []
@@ -75,8 +79,9 @@ def _mount_table() -> list[tuple[Path, str]] | None:
 
 
 def _unescaped(field: bytes) -> bytes:
-    """A mountinfo or fstab path field with its octal escapes (``\\040`` for a space) undone."""
-    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
+    """A mountinfo or fstab path field with its octal escapes (``\\040`` for a space) undone; one
+    past a byte (``\\777``, a typo in fstab) is no escape, kept as written."""
+    return re.sub(rb"\\([0-3][0-7]{2})", lambda m: bytes([int(m.group(1), 8)]), field)
 
 
 def _device(path: Path) -> int:
@@ -157,12 +162,21 @@ def drive_not_mounted(folder: Path) -> DriveNotMounted | None:
     nearest = nearest_existing(leads_to)
     if (place := _listed_but_away(leads_to, nearest)) is not None:
         return DriveNotMounted(folder, place, FSTAB)
-    if nearest == leads_to or os.path.ismount(nearest):
+    if nearest == leads_to or _is_mount_point(nearest):
         return None
+    # Where they lead: Silverblue's /mnt is a link to /var/mnt, its /media one to /run/media.
+    drive_places = [Path(os.path.realpath(place)) for place in DRIVE_PLACES]
     places = {nearest, nearest.parent}
-    if nearest.parent.parent in DRIVE_PLACES[:2]:
+    if nearest.parent.parent in drive_places[:2]:
         places.add(nearest.parent.parent)
-    return DriveNotMounted(folder, nearest) if places & set(DRIVE_PLACES) else None
+    return DriveNotMounted(folder, nearest) if places & set(drive_places) else None
+
+
+def _is_mount_point(path: Path) -> bool:
+    """Whether something is mounted at ``path``: listed so by the mount table (a bind mount of a
+    folder on the same filesystem has its device, so only the table tells it), or on a device of
+    its own (a btrfs subvolume; with no /proc, all there is to go by)."""
+    return any(point == path for point, _ in _mount_table() or []) or os.path.ismount(path)
 
 
 def _listed_but_away(folder: Path, nearest: Path) -> Path | None:
@@ -184,12 +198,15 @@ def _listed_but_away(folder: Path, nearest: Path) -> Path | None:
 
 
 def _fstab_mount_points() -> list[Path]:
-    """The mount points of the drives :data:`FSTAB` lists (not swap, nor :data:`NOT_DRIVES`), with
-    its octal escapes (``\\040`` for a space) undone and links resolved as the kernel does."""
+    """The mount points of the drives :data:`FSTAB` lists (not swap, nor :data:`NOT_DRIVES`; in a
+    container, none named by its device), with its octal escapes (``\\040`` for a space) undone
+    and links resolved as the kernel does. A line that is no entry (a typo, a file half zeroed by a
+    crash) lists nothing: it may not stop facesortd."""
     try:
         lines = FSTAB.read_bytes().splitlines()
     except OSError:  # none (a container), or not ours to read: no drive listed
         return []
+    devices_ignored = _in_container()
     places = []
     for line in lines:  # "UUID=1234-ABCD  /mnt/usb  exfat  noauto,nofail,uid=1000  0  0"
         fields = line.split()
@@ -197,6 +214,24 @@ def _fstab_mount_points() -> list[Path]:
             continue
         place = os.fsdecode(_unescaped(fields[1]))
         kind = os.fsdecode(fields[2]) if len(fields) > 2 else "auto"
-        if os.path.isabs(place) and kind not in NOT_DRIVES:
+        if devices_ignored and fields[0].startswith(DEVICE_NAMES):
+            continue
+        if os.path.isabs(place) and "\x00" not in place and kind not in NOT_DRIVES:
             places.append(Path(os.path.realpath(place)))
     return places
+
+
+DEVICE_NAMES = (b"/dev/", b"/sys/", b"UUID=", b"LABEL=", b"PARTUUID=", b"PARTLABEL=", b"ID=")
+"""How an fstab entry names a drive (a device, or a tag udev links under /dev/disk), as systemd
+tells an entry for a device from one for a network share or a bind mount."""
+
+
+def _in_container() -> bool:
+    """Whether this is a container: ``/sys`` is read-only, the test systemd's fstab generator makes
+    before it ignores every entry for a device. Such an fstab was copied in with the image (an image
+    made from a machine's disk keeps the machine's): its drives are mounted here never, and its
+    ``/home`` is the image's own, no disk below one."""
+    try:
+        return bool(os.statvfs("/sys").f_flag & os.ST_RDONLY)
+    except OSError:  # no /sys to tell by: taken as the machine the fstab is for
+        return False

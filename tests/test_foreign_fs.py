@@ -1046,10 +1046,12 @@ def test_undo_into_an_inbox_deleted_by_hand_makes_it_again(
 
 @pytest.fixture
 def fstab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """/etc/fstab, as a file of the test's own (empty: written by the test)."""
+    """/etc/fstab, as a file of the test's own (empty: written by the test), on a machine (not a
+    container, where its drives count for nothing) whatever the tests run in."""
     path = tmp_path / "fstab"
     path.write_text("")
     monkeypatch.setattr(mounts, "FSTAB", path)
+    monkeypatch.setattr(mounts, "_in_container", lambda: False)
     return path
 
 
