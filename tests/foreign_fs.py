@@ -105,7 +105,7 @@ class Drive:
 def renumbered(st: os.stat_result) -> os.stat_result:
     """``st`` with another inode number, as FUSE gives a file the kernel dropped from its cache."""
     fields = {name: getattr(st, name) for name in dir(st) if name.startswith("st_")}
-    fields["st_ino"] += 1
+    fields["st_ino"] += 1 << 40  # not +1: the next file made (the copy) often gets that number
     visible = ("st_mode", "st_ino", "st_dev", "st_nlink", "st_uid", "st_gid", "st_size")
     seq = [fields[n] for n in visible] + [int(st.st_atime), int(st.st_mtime), int(st.st_ctime)]
     return os.stat_result(seq, {k: v for k, v in fields.items() if k not in visible})
