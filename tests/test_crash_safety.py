@@ -14,15 +14,14 @@ import crash_trials
 
 
 @pytest.mark.slow
-def test_sigkill_during_a_burst_loses_nothing(tiny_cascade: Path) -> None:
-    for seed in range(3):
-        census = crash_trials.counted_trial(tiny_cascade, files=40, seed=seed)  # killed inside the burst
-        assert census.problems == [] and census.survived == census.tried == 40
-
-
-def test_trial_script_reports(tiny_cascade: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert crash_trials.main(["--trials", "1", "--files", "10", "--cascade", str(tiny_cascade)]) == 0
-    assert "1 trials of 10 files" in capsys.readouterr().out
+def test_sigkill_during_a_burst_loses_nothing_and_the_trial_script_says_so(
+    tiny_cascade: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three trials (seeds 0-2, each killed inside the burst at its own moment), run by the bench
+    script itself: its exit 0 and its summary are the census of every file (a lost, doubled or
+    stalled one is a problem it prints and counts), so the script is tested by the same trials."""
+    assert crash_trials.main(["--trials", "3", "--files", "40", "--cascade", str(tiny_cascade)]) == 0
+    assert "3 trials of 40 files, SIGKILL at a random moment: 0 with a problem" in capsys.readouterr().out
 
 
 @pytest.mark.slow
