@@ -575,6 +575,19 @@ def test_a_label_from_a_tab_still_showing_the_picture_another_replaced(settings:
     assert labels(settings) == ["sad"]
 
 
+def _failing_drive(monkeypatch: pytest.MonkeyPatch, shot: Path) -> list[bool]:
+    """The page's reads of ``shot`` fail as on a failing drive (EIO) while the flag returned is set."""
+    real, failing_now = queue.content_id, [True]
+
+    def failing(path: Path) -> str:
+        if Path(path) == shot and failing_now[0]:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return real(path)
+
+    monkeypatch.setattr(queue, "content_id", failing)
+    return failing_now
+
+
 def test_a_picture_its_drive_cannot_read_is_not_said_a_folder_to_chmod(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -582,14 +595,7 @@ def test_a_picture_its_drive_cannot_read_is_not_said_a_folder_to_chmod(
     a class key and n both said "Input/output error: make the folder writable (chmod u+rwx)", and
     the person changed permissions that were never the matter."""
     shot = quarantine(settings, "unsure", [("a.png", "happy")])["a.png"]
-    real = queue.content_id
-
-    def failing(path: Path) -> str:
-        if Path(path) == shot:
-            raise OSError(errno.EIO, "Input/output error", str(path))
-        return real(path)
-
-    monkeypatch.setattr(queue, "content_id", failing)
+    _failing_drive(monkeypatch, shot)
     with serving(settings) as server:
         client = Client(server)
         item = client.get("/api/items")["items"][0]["id"]
@@ -607,14 +613,7 @@ def test_a_picture_its_drive_cannot_read_shows_as_unreadable_not_an_internal_err
     answered 500 "internal error" and logged a traceback each, where a file it may not open shows
     an "unreadable" tile; the drive reading again, the picture is shown."""
     shot = quarantine(settings, "unsure", [("a.png", "happy")])["a.png"]
-    real, failing_now = queue.content_id, [True]
-
-    def failing(path: Path) -> str:
-        if Path(path) == shot and failing_now[0]:
-            raise OSError(errno.EIO, "Input/output error", str(path))
-        return real(path)
-
-    monkeypatch.setattr(queue, "content_id", failing)
+    failing_now = _failing_drive(monkeypatch, shot)
     with serving(settings) as server:
         client = Client(server)
         item = client.get("/api/items")["items"][0]["id"]
