@@ -41,7 +41,7 @@ from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import UNTIL_THEN, Library
 from facesortd.model_store import load_model_in_force, model_in_force
-from facesortd.mounts import mounted_at
+from facesortd.mounts import DriveNotMounted, mounted_at
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.recovery import recover_logged
@@ -531,6 +531,12 @@ class Service:
                 if not mine:  # `facesortd retrain` (or `model use`) is at it right now
                     return
                 retrain_if_due(self.settings, self.journal, user_labels(self.journal))
+        except DriveNotMounted as exc:  # pulled out under the daemon: due still, so tried at each look
+            problem = f"retrain put off until the library is back: {exc}"
+            if problem != self._learning_problem:
+                logger.warning(problem)
+            self._learning_problem = problem
+            return
         except Refused as exc:  # the person can fix it: said once, and by `status` until it is
             problem = f"cannot retrain: {exc}; sorting goes on with the model in force"
             if problem != self._learning_problem:

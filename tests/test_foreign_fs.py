@@ -1268,3 +1268,124 @@ def test_undo_into_a_fat_inbox_the_journal_refuses_leaves_the_file_sorted_and_sa
     else:
         assert lines == []
     assert [move.destination for move in journal.done_moves()] == [placed]
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["missing-in-mnt", "fstab-stand-in"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["retrain"],
+        ["review", "--no-browser", "--port", "0"],
+        ["import-labels", "DRIVE"],
+        ["train", "DRIVE", "--kind", "crops"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_commands_that_read_the_library_or_a_dataset_refuse_its_drive_away(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+    command: list[str],
+    listed: bool,
+) -> None:
+    """The library (or a dataset) on a drive that is away: missing under /mnt/usb, or a stand-in on
+    the disk below a mount point fstab lists. `retrain` trained on the labels with none of the files
+    placed lately to judge the auto-sorted share (a model sorting fewer passed), `review` moved files
+    into emotion folders made anew on the disk below, `import-labels` and `train` read nothing and
+    said "nothing to import" or "no usable faces". Refused as `run` and `sort` refuse it: exit 1, one
+    line, nothing made or changed on the disk below."""
+    if listed:
+        usb = tmp_path / "data" / "usb"
+        usb.mkdir(parents=True)
+        request.getfixturevalue("fstab").write_text(f"/dev/sdb1 {usb} exfat nofail 0 0\n")
+    else:
+        usb = request.getfixturevalue("drive_places")[2] / "usb"
+        usb.mkdir()
+    folder = usb / ("library" if command[0] in ("retrain", "review") else "faces")
+    if listed:
+        (folder / "happy").mkdir(parents=True)  # made on the disk below before: a stand-in
+    if command[0] in ("retrain", "review"):
+        monkeypatch.setenv("FACESORTD_LIBRARY", str(folder))
+    from facesortd.review_page.server import ReviewServer
+
+    def serve_forever(self: ReviewServer) -> None:
+        raise KeyboardInterrupt  # served and stopped at once: the test needs no browser
+
+    monkeypatch.setattr(ReviewServer, "serve_forever", serve_forever)
+    left = sorted(usb.rglob("*"))
+    models = cli_settings.state_dir / "models"
+    said = " ".join(str(mounts.drive_not_mounted(folder)).split())
+    capsys.readouterr()
+    assert cli.main([str(folder) if arg == "DRIVE" else arg for arg in command]) == 1
+    out, err = capsys.readouterr()
+    assert (out, " ".join(err.split())) == ("", f"facesortd: error: {said}")
+    assert sorted(usb.rglob("*")) == left and not models.exists()
+
+
+def test_the_daemon_puts_off_its_retrain_while_the_library_drive_is_away(
+    daemon_settings: Settings,
+    drive_places: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The library's drive pulled out under the daemon, a retrain due: it trained on the labels with
+    none of the files placed lately to judge the auto-sorted share by. Put off, said once however
+    many looks meet it, and tried again once the drive is back."""
+    from facesortd import service as service_module
+    from facesortd.learn import retrain
+
+    usb = drive_places[2] / "usb"
+    library = usb / "library"
+    library.mkdir(parents=True)
+    settings = daemon_settings.model_copy(update={"library": library})
+    monkeypatch.setattr(
+        service_module, "retrain_if_due", lambda *a, **kw: retrain.retrain_if_due(*a, **kw, force=True)
+    )
+    daemon = service_module.Service(settings, stub_pipeline)
+    said: list[str] = []
+    sink = logger.add(said.append, level="WARNING", format="{message}")
+    try:
+        shutil.rmtree(library)  # pulled out
+        for _ in range(3):
+            daemon._learn(review.Reviewer(settings, daemon.journal))
+        away = " ".join(str(mounts.drive_not_mounted(library)).split())
+        put_off = [" ".join(line.split()) for line in said if "retrain" in line]
+        assert put_off == [f"retrain put off until the library is back: {away}"]
+        assert daemon.journal.get_meta(retrain.RETRAIN_HELD_BACK) == ""
+        assert list(usb.iterdir()) == []
+        library.mkdir()  # back
+        daemon._learn(review.Reviewer(settings, daemon.journal))
+        assert "not enough labels" in daemon.journal.get_meta(retrain.RETRAIN_HELD_BACK)
+    finally:
+        logger.remove(sink)
+        daemon.journal.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["model", "rollback"], ["model", "use", "default"], ["model"], ["train", "DATASET", "--kind", "crops"]],
+    ids=" ".join,
+)
+def test_model_commands_make_no_state_folder_below_a_mount_point_whose_drive_is_away(
+    cli_settings: Settings,
+    drive_places: tuple[Path, Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    """`model use` and `rollback` made the state folder anew on the disk below /mnt/usb (its models
+    folder and locks: exfat-fuse then refuses to mount the drive over it), and put a model in force
+    there; `model` listed that stand-in's "no models yet"; `train` trained, then wrote its model there.
+    Refused as `run` and `sort` refuse it, before any work."""
+    usb = drive_places[2] / "usb"
+    usb.mkdir()
+    state = usb / "state"
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(state))
+    said = " ".join(str(mounts.drive_not_mounted(state)).split())
+    capsys.readouterr()
+    assert cli.main([str(tmp_path) if arg == "DATASET" else arg for arg in command]) == 1
+    out, err = capsys.readouterr()
+    assert (out, " ".join(err.split())) == ("", f"facesortd: error: {said}")
+    assert list(usb.iterdir()) == []

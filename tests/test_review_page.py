@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -624,3 +625,23 @@ def test_no_usable_face_marks_of_an_older_page_are_kept(settings: Settings) -> N
     with serving(settings) as server:
         listed = Client(server).get("/api/items")["items"]
         assert [(i["name"], i["dismissed"]) for i in listed] == [("a.png", False), ("b.png", True)]
+
+
+def test_retrain_now_with_the_library_drive_away_says_so_and_trains_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library's drive pulled out with the page open: "retrain now" trained on the labels with
+    none of the files placed lately to judge the auto-sorted share by, and could put a model that
+    sorts fewer in force. It says the drive message, without a traceback, and trains nothing."""
+    from facesortd import mounts
+
+    settings.library.mkdir(parents=True)
+    with serving(settings) as server:
+        client = Client(server)
+        monkeypatch.setattr(mounts, "DRIVE_PLACES", (settings.library.parent,))
+        shutil.rmtree(settings.library)  # pulled out: its parent is where it was mounted
+        assert client.post("/api/retrain")[0] == 202
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        away = " ".join(str(mounts.drive_not_mounted(settings.library)).split())
+        assert " ".join(client.get("/api/state")["learning"]["message"].split()) == f"no retrain: {away}"
+    assert not settings.library.exists()

@@ -21,6 +21,7 @@ from facesortd.learn.datasets import (
     vn_backgrounds,
 )
 from facesortd.learn.training import FaceSet, Undetected, collect_faces
+from facesortd.mounts import refuse_unmounted
 
 
 def add_dataset_options(p: argparse.ArgumentParser, vn_faces: bool = True) -> None:
@@ -80,7 +81,9 @@ def label_map(pairs: list[str]) -> dict[str, str]:
 
 
 def dataset_items(args: argparse.Namespace) -> dict[Path, list[LabelledItem]]:
-    """The labelled examples of each DATASET argument, with --map applied."""
+    """The labelled examples of each DATASET argument, with --map applied. One on a drive away is
+    refused: its mount point's empty folder read as a dataset of nothing."""
+    refuse_unmounted(*args.datasets)
     mapping = label_map(args.map)
     return {src: relabel(load_items(src), mapping) for src in args.datasets}
 

@@ -13,6 +13,7 @@ from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
 from facesortd.journal import Journal
 from facesortd.learn.datasets import DatasetError, is_vn_faces
+from facesortd.mounts import refuse_unmounted
 
 REVIEW_PORT = 8765
 
@@ -74,8 +75,11 @@ def cmd_review(args: argparse.Namespace) -> int:
     """Label the quarantine on a local web page: one key per file, the model's guesses on screen."""
     from facesortd.review_page.server import CannotListen, ReviewServer
 
+    settings = settings_for(args)
+    # Its labels move files into <library>/<emotion>/: made anew on the disk below a drive away.
+    refuse_unmounted(settings.library)
     try:
-        server = ReviewServer(settings_for(args), args.port)
+        server = ReviewServer(settings, args.port)
     except CannotListen as exc:
         raise UsageError(
             f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}): pass another --port, "

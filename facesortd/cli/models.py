@@ -9,11 +9,15 @@ from facesortd.cli.common import UsageError, say_waiting, settings_for
 from facesortd.learn.metrics import headline
 from facesortd.model_change import no_retrain_running, put_in_force
 from facesortd.model_store import history, rollback
+from facesortd.mounts import refuse_unmounted
 from facesortd.shown_names import one_line
 
 
 def cmd_model(args: argparse.Namespace) -> int:
     settings = settings_for(args)
+    # A state folder whose drive is away: `use` and `rollback` made it anew on the disk below (its
+    # models folder, its locks), and the list was that of a stand-in, "no models yet".
+    refuse_unmounted(settings.state_dir)
     if args.action == "use" and args.target is None:
         raise UsageError("`model use` takes `default` or a model FILE")
     if args.action != "use" and args.target is not None:  # said of the command given, not of `use`

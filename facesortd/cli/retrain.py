@@ -6,6 +6,7 @@ import argparse
 
 from facesortd.cli.common import say_waiting, settings_for
 from facesortd.journal import Journal
+from facesortd.mounts import refuse_unmounted
 from facesortd.shown_names import one_line
 from facesortd.state import retrain_lock
 
@@ -14,12 +15,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     """Record the labels you gave by moving files, then retrain now rather than when due: the new
     model is put in force only if it is not worse, by the daemon's rule (README, "Reviewing"); it is
     kept in the models folder of the state folder either way (models/rejected/ if not put in force).
-    Waits for a retrain the daemon is running. Prints the outcome on stdout; the exit status is 1 if
-    no model was made (too few labels, say)."""
+    Waits for a retrain the daemon is running. Refused (exit 1) while the library's drive is away.
+    Prints the outcome on stdout; the exit status is 1 if no model was made (too few labels, say)."""
     from facesortd.learn.retrain import retrain_if_due, schedule
     from facesortd.learn.review import Reviewer, user_labels
 
     settings = settings_for(args)
+    refuse_unmounted(settings.library)  # as retrain_if_due does, before the counts are printed
     journal = Journal.for_state_dir(settings.state_dir)
     try:
         recorded = Reviewer(settings, journal, label_log_level="DEBUG").scan()  # counted below

@@ -40,6 +40,7 @@ from facesortd.model_store import (
     validation_path,
 )
 from facesortd.models_folder import prune_logged
+from facesortd.mounts import refuse_unmounted
 from facesortd.shown_names import one_line
 
 
@@ -48,6 +49,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     if args.out is not None:
         _refuse_kept_model(settings, args.out)
+    else:  # before the training, not after it: the models folder would be made on the disk below
+        refuse_unmounted(settings.state_dir)
     spec = FaceSpec(size=args.face_size, margin=args.margin)
     collected = collect(args, settings, spec)
     print_counts(collected)

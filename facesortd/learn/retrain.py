@@ -55,6 +55,7 @@ from facesortd.model_store import (
     validation_path,
 )
 from facesortd.models_folder import prune_logged
+from facesortd.mounts import refuse_unmounted
 from facesortd.progress import Progress
 from facesortd.refusals import Refused
 
@@ -626,7 +627,8 @@ def retrain_if_due(
     labels has waited ``retrain_interval_h``; None if not due. ``log_level``: as :func:`retrain`.
 
     The clock starts with the first waiting label, never at 0: else a fresh install would count
-    the very first label as "a day passed" and learn from a handful.
+    the very first label as "a day passed" and learn from a handful. Due with the library's drive
+    away: :class:`~facesortd.mounts.DriveNotMounted`, and it stays due.
     """
     learning = settings.learning
     now = time.time()
@@ -638,6 +640,9 @@ def retrain_if_due(
     due_at = state.due_at(learning)
     if not (force or by_count or (due_at is not None and now >= due_at)):
         return None
+    # A library whose drive is away shows none of the files placed lately, which judge the
+    # auto-sorted share: a model sorting fewer would pass. Refused until the drive is back.
+    refuse_unmounted(settings.library)
     check_writable(models_dir(settings))  # before training a model that could not be kept
     current_path = model_in_force(settings)
     check_room(models_dir(settings), current_path)

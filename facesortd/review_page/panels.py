@@ -20,6 +20,7 @@ from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, labels_until_retrain, retrain_if_due
 from facesortd.learn.review import Reviewer, label_summary, user_labels
 from facesortd.model_store import last_retrain, model_in_force
+from facesortd.mounts import DriveNotMounted
 from facesortd.plots import figure_images, png_bytes
 from facesortd.review_page.decisions import CLASS_NAME
 from facesortd.state import retrain_lock
@@ -141,6 +142,8 @@ class Learning:
                 result = retrain_if_due(self.settings, self.journal, user_labels(self.journal), force=True)
             assert result is not None, "a forced retrain always returns its result"
             self.message = result.describe() if result.path is not None else f"no retrain: {result.reason}"
+        except DriveNotMounted as exc:  # the library's drive pulled out while the page is open
+            self.message = f"no retrain: {exc}"
         except Exception as exc:  # a failed retrain must not take the page down; say it loudly
             logger.exception("retrain from the review page failed")
             self.message = f"retrain failed: {exc}"
