@@ -3,10 +3,12 @@ wrote it as it is, and its writing (`install-service` installs it, `doctor` chec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
 
@@ -61,12 +63,9 @@ def unit_text(config: Path | None = None, environment: Sequence[str] = ()) -> st
     return _signed(text)
 
 
-def _environment(unit: str) -> list[str]:
-    """The assignments the ``Environment=`` lines of ``unit``'s [Service] make, each word as written
-    (its quotes, escapes and %-specifiers, which systemd reads back alike). An empty
-    ``Environment=`` drops those before it, and a line systemd cannot split is ignored, as systemd
-    does."""
-    found: list[str] = []
+def _service_values(unit: str, setting: str) -> list[str]:
+    """The values of ``unit``'s [Service] lines that set ``setting``, in order, as written."""
+    values = []
     section = ""
     for line in re.sub(r"\\\n", " ", unit).splitlines():  # a line ending in a backslash goes on
         line = line.strip()
@@ -74,9 +73,33 @@ def _environment(unit: str) -> list[str]:
             section = line
         elif section == "[Service]" and "=" in line and not line.startswith(("#", ";")):
             key, value = (part.strip() for part in line.split("=", 1))
-            if key == "Environment" and not _WORD.sub("", value).strip():
-                words = _WORD.findall(value)
-                found = [*found, *words] if words else []
+            if key == setting:
+                values.append(value)
+    return values
+
+
+def _environment(unit: str) -> list[str]:
+    """The assignments the ``Environment=`` lines of ``unit``'s [Service] make, each word as written
+    (its quotes, escapes and %-specifiers, which systemd reads back alike). An empty
+    ``Environment=`` drops those before it, and a line systemd cannot split is ignored, as systemd
+    does."""
+    found: list[str] = []
+    for value in _service_values(unit, "Environment"):
+        if not _WORD.sub("", value).strip():
+            words = _WORD.findall(value)
+            found = [*found, *words] if words else []
+    return found
+
+
+def environment_files(unit: str) -> list[str]:
+    """The files ``unit``'s ``EnvironmentFile=`` lines read variables from, as written (an empty one
+    drops those before it, as systemd reads it). Not carried into a new unit: such a file may set
+    any variable (a ``PYTHONPATH`` of an older installation too), which :func:`other_environment`
+    leaves out for a reason, and what it sets may change after `install-service` checked the
+    folders the daemon will use. Said instead, with the copy that keeps it."""
+    found: list[str] = []
+    for value in _service_values(unit, "EnvironmentFile"):
+        found = [*found, value] if value else []
     return found
 
 
@@ -92,6 +115,51 @@ def other_environment(unit: str) -> list[str]:
     program, or one an older installation needed (``PYTHONPATH``), would run the new one otherwise
     than installed."""
     return [word for word in _environment(unit) if not _ours(word)]
+
+
+@contextlib.contextmanager
+def unit_environment(words: Sequence[str]) -> Iterator[None]:
+    """The FACESORTD_* variables of this process replaced by those ``words`` (the unit's assignments
+    as written, :func:`facesortd_environment`) set, as systemd reads them, while settings are read:
+    the daemon's settings are the config's and its unit's, not those of the terminal `install-service`
+    runs in (a terminal's FACESORTD_LIBRARY was checked, and a carried one not at all)."""
+    ours = [name for name in os.environ if name.upper().startswith(Settings.model_config["env_prefix"])]
+    saved = {name: os.environ.pop(name) for name in ours}
+    for word in words:
+        name, _, value = _as_read(word).partition("=")
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        for word in words:
+            os.environ.pop(_as_read(word).partition("=")[0], None)
+        os.environ.update(saved)
+
+
+def _as_read(word: str) -> str:
+    """A word of an ``Environment=`` line as systemd reads it: quotes taken away, backslash escapes
+    and the ``%%`` and ``%h`` (home) specifiers undone; another specifier stays as written."""
+    out, quote, i = [], "", 0
+    while i < len(word):
+        c = word[i]
+        if c == "\\" and i + 1 < len(word):
+            nxt = word[i + 1]
+            if nxt == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", word[i + 2 : i + 4]):
+                out.append(chr(int(word[i + 2 : i + 4], 16)))
+                i += 4
+                continue
+            out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
+            i += 2
+            continue
+        if c in "\"'" and quote in ("", c):
+            quote = "" if quote else c
+        elif c == "%" and word[i + 1 : i + 2] in ("%", "h"):
+            out.append("%" if word[i + 1] == "%" else str(Path.home()))
+            i += 1
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
 
 
 _WORD = re.compile(r"""(?:[^\s"'\\]|\\.|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')+""")

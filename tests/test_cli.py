@@ -1527,3 +1527,62 @@ def test_install_service_carries_the_facesortd_variables_of_the_unit_there(
         assert cli.main(["install-service"]) == 0
     assert f"Environment={ours[0]}\n" in unit.read_text() and "ExecStart=/another/venv" in unit.read_text()
     assert sorted(p.name for p in unit.parent.iterdir()) == ["facesortd.service", "facesortd.service.bak"]
+
+
+def test_install_service_checks_the_folders_of_the_unit_it_writes_not_the_terminal_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The unit there carries FACESORTD_LIBRARY (written as systemd reads it: quoted, with %h): the
+    overlap of inbox and library was checked with this terminal's variables, so a carried library
+    inside the config's inbox was installed (the service then failed at once, exit 2, which systemd
+    does not restart), and a terminal's stray FACESORTD_LIBRARY refused a unit that was right."""
+    from facesortd import service_unit
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    config = tmp_path / "config.toml"
+    config.write_text(f'inbox = "{home / "in"}"\nlibrary = "{home / "lib"}"\n')
+    unit = service_unit.unit_file()
+    monkeypatch.delenv("FACESORTD_LIBRARY", raising=False)
+    assert cli.main(["--config", str(config), "install-service"]) == 0
+    carried = 'Environment="FACESORTD_LIBRARY=%h/in/lib"\n'
+    written = unit.read_text().replace("[Service]\n", f"[Service]\n{carried}")
+    unit.write_text(written)
+    capsys.readouterr()
+    assert cli.main(["--config", str(config), "install-service"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"inbox {home / 'in'} and library {home / 'in' / 'lib'} overlap" in err
+    assert unit.read_text() == written
+    unit.write_text(written.replace("%h/in/lib", "%h/other"))
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(home / "in" / "lib"))  # this terminal's, not the unit's
+    assert cli.main(["--config", str(config), "install-service"]) == 0
+    assert 'Environment="FACESORTD_LIBRARY=%h/other"' in unit.read_text()
+    assert os.environ["FACESORTD_LIBRARY"] == str(home / "in" / "lib")  # given back as it was
+
+
+def test_install_service_says_the_environment_files_it_leaves_out(capsys: pytest.CaptureFixture[str]) -> None:
+    """A unit edited by hand to read its variables from a file (EnvironmentFile=, the daemon's
+    library in it): the new unit was written without it and nothing said so, the daemon back on the
+    config's folders. Not carried (it may set any variable, and change after the check of the
+    folders), but said, each, with where the copy is and where its settings go."""
+    from facesortd import service_unit
+
+    unit = service_unit.unit_file()
+    assert cli.main(["install-service"]) == 0
+    unit.write_text(
+        unit.read_text().replace(
+            "[Service]\n",
+            "[Service]\nEnvironmentFile=/gone.env\nEnvironmentFile=\n"
+            "EnvironmentFile=-%h/.config/facesortd/env\nEnvironmentFile=/etc/facesortd.env\n",
+        )
+    )
+    capsys.readouterr()
+    assert cli.main(["install-service"]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if "EnvironmentFile" in line]
+    assert said == [
+        f"left out EnvironmentFile={path}: the copy kept has it (the FACESORTD_* settings it gave the "
+        "daemon go into the config, or into Environment= lines, which are carried)"
+        for path in ("-%h/.config/facesortd/env", "/etc/facesortd.env")
+    ]
+    assert "EnvironmentFile" not in unit.read_text()
+    assert "EnvironmentFile=/etc/facesortd.env" in (unit.parent / "facesortd.service.bak").read_text()

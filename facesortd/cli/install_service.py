@@ -12,9 +12,11 @@ from facesortd.cli.common import refuse_overlap, settings_for
 from facesortd.refusals import DISK_FULL, Refused
 from facesortd.service_unit import (
     Installed,
+    environment_files,
     facesortd_environment,
     install,
     other_environment,
+    unit_environment,
     unit_file,
     unit_text,
 )
@@ -22,15 +24,17 @@ from facesortd.shown_names import one_line
 
 
 def cmd_install_service(args: argparse.Namespace) -> int:
-    # What `run` checks before it starts: a unit for settings the service refuses failed at once
-    # (exit 2, not restarted) while this said "now run: systemctl ... enable --now".
-    refuse_overlap(settings_for(args))
     unit = unit_file()
     try:
         # The person's FACESORTD_* settings in the unit there go on into the new one: written anew
         # without them, the daemon went back to the config's folders (and advised commands for them).
         old = unit.read_text(errors="replace") if unit.is_file() else ""
         carried = facesortd_environment(old)
+        # What `run` checks before it starts, of the folders the daemon will use (the config's and
+        # the unit's): a unit for settings the service refuses failed at once (exit 2, not
+        # restarted) while this said "now run: systemctl ... enable --now".
+        with unit_environment(carried):
+            refuse_overlap(settings_for(args))
         text = unit_text(args.config, carried)
         if args.print:
             print(text, end="")
@@ -52,6 +56,11 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         print(f"kept Environment={one_line(word)} from the unit that was there")
     for word in other_environment(old):  # only a unit not written as it is has one: it is in the .bak
         print(f"left out Environment={one_line(word)}, not facesortd's (the copy kept has it)")
+    for path in environment_files(old):
+        print(
+            f"left out EnvironmentFile={one_line(path)}: the copy kept has it (the FACESORTD_* settings "
+            "it gave the daemon go into the config, or into Environment= lines, which are carried)"
+        )
     print(f"now run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
     return 0
 
