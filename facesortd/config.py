@@ -8,6 +8,7 @@ file (``--config``, else ``$XDG_CONFIG_HOME/facesortd/config.toml``), then the d
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -561,13 +562,31 @@ def _not_json(exc: SettingsError) -> str:
     )
 
 
+def _known_keys(loc: tuple[int | str, ...]) -> str:
+    """The keys that are allowed where an unknown one was written, the nearest first: the message
+    pointed at config.example.toml, which `pip install` and pipx do not install, so a user of the
+    installed command had nothing to check a typo against."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        section = field.annotation if field else None
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            return ""
+        model = section
+    known = list(model.model_fields)
+    nearest = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    where = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
+    guess = f"did you mean {'.'.join([*map(str, loc[:-1]), nearest[0]])}? " if nearest else ""
+    return f" ({guess}the keys of {where}: {', '.join(known)})"
+
+
 def _describe(exc: ValidationError, path: Path | None) -> str:
     where = f" (from {path}, FACESORTD_* variables or options)" if path else ""
     lines = [f"invalid configuration{where}:"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (check its spelling against config.example.toml)")
+            lines.append(f"  {key}: unknown key{_known_keys(err['loc'])}")
             continue
         lines.append(f"  {key} = {err.get('input')!r}: {err['msg']}")
     return "\n".join(lines)

@@ -126,8 +126,15 @@ def test_a_config_path_that_is_a_folder_or_unreadable_says_so(
 def test_unknown_key_and_missing_or_broken_file(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[detection]\nscale_factr = 1.2\n")
-    with pytest.raises(ConfigError, match="scale_factr: unknown key"):
+    with pytest.raises(ConfigError, match="scale_factr: unknown key") as caught:
         load_settings(cfg)
+    assert "did you mean detection.scale_factor? the keys of [detection]: " in str(caught.value)
+    cfg.write_text('libary = "~/lib"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg)
+    assert "libary: unknown key (did you mean library? the keys of the top level: inbox, library," in str(
+        caught.value
+    )
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
     cfg.write_text("library = \n")
