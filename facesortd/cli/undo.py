@@ -43,6 +43,12 @@ def cmd_undo(args: argparse.Namespace) -> int:
             return _forget_relative(journal, args.dry_run)
         finally:
             journal.close()
+    if args.library is not None and not settings.library.is_dir():
+        # A typo'd --library refused every move of the journal in turn, "not inside the library",
+        # a line each, and exited 0 having undone nothing.
+        raise UsageError(
+            f"--library {args.library}: no such folder (name the folder `sort --library` sorted into)"
+        )
     count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
     if count == 0:
         raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
