@@ -31,6 +31,7 @@ from facesortd.mounts import drive_not_mounted, drive_problem
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 from facesortd.recovery import FORGET_RELATIVE, relative_rows
 from facesortd.refusals import Refused, list_folder
+from facesortd.service_unit import unit_file
 from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, move_lock_if_free
@@ -318,6 +319,14 @@ def _counts_line(title: str, counts: dict[str, int]) -> str:
     return f"{title}: {sum(counts.values())} file(s): {body}"
 
 
+def _how_to_start() -> str:
+    """systemctl is advised only once the unit is installed: before, `systemctl --user start
+    facesortd` (advised all the same until 2026-12-03) failed with "Unit facesortd.service not found"."""
+    if unit_file().exists():
+        return f"start it with `{advised('run')}` or `systemctl --user start facesortd`"
+    return f"start it with `{advised('run')}`, or as a service: `{advised('install-service')}`"
+
+
 def report(settings: Settings) -> str:
     """The status text: daemon, model, what was sorted, what waits for you, last errors."""
     data = gather(settings)
@@ -336,9 +345,7 @@ def report(settings: Settings) -> str:
             )
         )
     else:
-        lines.append(
-            f"daemon: not running (start it with `{advised('run')}` or `systemctl --user start facesortd`)"
-        )
+        lines.append(f"daemon: not running ({_how_to_start()})")
     lines.extend(f"PROBLEM: {problem}" for problem in data["problems"])
     model = data["model"]
     lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")

@@ -995,6 +995,12 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
     assert "daemon: not running" in out and "nothing sorted yet" in out
+    # systemctl only once there is a unit for it to start ("Unit facesortd.service not found")
+    assert "not running (start it with `facesortd run`, or as a service: `facesortd install-service`)" in out
+    assert cli.main(["install-service"]) == 0 and cli.main(["status"]) == 0
+    assert "not running (start it with `facesortd run` or `systemctl --user start facesortd`)" in (
+        capsys.readouterr().out
+    )
     assert "held out: balanced accuracy" in out  # the shipped model's figures
     assert abs(undo_command._parse_since("2h") - (time.time() - 7200)) < 5
     assert cli.main(["undo", "--since", "yesterday-ish"]) == 2
