@@ -502,6 +502,8 @@ def load_settings(config_file: Path | None = None, *, environment: bool = True, 
             bom = isinstance(exc, tomllib.TOMLDecodeError) and text.startswith("\ufeff")
             fix = " (it starts with a byte order mark: save it as UTF-8 without BOM)" if bom else ""
             raise ConfigError(f"config file {path} is not valid TOML: {exc}{fix}") from exc
+    if environment and (unknown := _unknown_variables()):
+        raise ConfigError("\n".join(["invalid configuration (from FACESORTD_* variables):", *unknown]))
     token, with_environment = _TOML_FILE.set(path if path.is_file() else None), _ENVIRONMENT.set(environment)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -562,6 +564,19 @@ def _not_json(exc: SettingsError) -> str:
     )
 
 
+def _unknown_variables() -> list[str]:
+    """The FACESORTD_* variables that name no setting, a line each. pydantic-settings passes over them
+    in silence (a nested one, FACESORTD_WATCH__RECURSVE, it refuses), so `FACESORTD_LIBARY=~/x
+    facesortd run` sorted into the config's library as if the variable were not there."""
+    prefix = "FACESORTD_"
+    return [
+        f"  {name} = {value!r}: unknown key {key}{_known_keys((key,))}"
+        for name, value in sorted(os.environ.items())
+        if name.upper().startswith(prefix)
+        and (key := name[len(prefix) :].split("__")[0].lower()) not in Settings.model_fields
+    ]
+
+
 def _known_keys(loc: tuple[int | str, ...]) -> str:
     """The keys that are allowed where an unknown one was written, the nearest first: the message
     pointed at config.example.toml, which `pip install` and pipx do not install, so a user of the
@@ -581,7 +596,7 @@ def _known_keys(loc: tuple[int | str, ...]) -> str:
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:
-    where = f" (from {path}, FACESORTD_* variables or options)" if path else ""
+    where = f" (from {f'{path}, ' if path else ''}FACESORTD_* variables or options)"
     lines = [f"invalid configuration{where}:"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
