@@ -62,8 +62,9 @@ def cmd_undo(args: argparse.Namespace) -> int:
     journal = Journal.for_state_dir(settings.state_dir)
     try:
         moves = select(journal, count, since, files, settings.library, settings.inbox)
-        if not moves:
+        if not moves:  # and no "nothing undone (dry run)" after it: one line for one fact
             print("nothing to undo")
+            return 0
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
             plans = undo(journal, moves, settings.library, settings.inbox, dry_run=True)
             # asked to confirm: the undo itself says what stopped it
