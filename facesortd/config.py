@@ -421,6 +421,13 @@ def not_a_folder(name: str, folder: Path) -> str | None:
     return None
 
 
+def cannot_create(name: str, folder: Path, parent: Path, why: str | None = None) -> str:
+    """Why the folder setting ``name`` cannot be made (in ``parent``, the nearest folder that exists),
+    with the fix: `doctor` says it beforehand, `run` and a bare `sort` when their mkdir is refused."""
+    why = f" ({why})" if why else ""
+    return f"{name} {folder} cannot be created in {parent}{why}: set {name} in the config"
+
+
 def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | None:
     """Why the inbox and library cannot be used together, or None.
 

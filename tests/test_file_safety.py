@@ -96,6 +96,30 @@ def test_the_daemon_refuses_an_inbox_inside_the_library(settings: Settings) -> N
     assert not (settings.state_dir / "status.json").exists()  # refused before it started
 
 
+@pytest.mark.parametrize("command", [["run"], ["sort"]])
+def test_a_folder_that_cannot_be_made_is_said_with_its_fix(settings: Settings, command: list[str]) -> None:
+    """A library (or inbox) that cannot be made (below another user's folder, or below a file) ended
+    `run` and a bare `sort` in a traceback, exit 1, which systemd restarts into it again and again."""
+    below_a_file = settings.state_dir.parent / "notes.txt"
+    below_a_file.write_text("a file, not a folder")
+    name = "library" if command == ["run"] else "inbox"
+    env = {
+        **os.environ,
+        "FACESORTD_INBOX": str(settings.inbox),
+        "FACESORTD_LIBRARY": str(settings.library),
+        "FACESORTD_STATE_DIR": str(settings.state_dir),
+        f"FACESORTD_{name.upper()}": str(below_a_file / name),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "facesortd", *command], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == (
+        f"facesortd: error: {name} {below_a_file / name} cannot be created in {below_a_file} "
+        f"(Not a directory): set {name} in the config\n"
+    )
+
+
 def test_the_daemon_lock_is_freed_when_its_holder_goes(tmp_path: Path) -> None:
     """The second daemon is told how to stop the first: a `facesortd run` in a terminal by Ctrl-C or
     kill (it was told `systemctl --user stop facesortd` alone, which fails for a daemon systemd does
