@@ -352,14 +352,14 @@ def how_to_stop(pid: int | None) -> str:
     systemd would start it again), else the process itself. The advice was systemctl's alone, which
     for a `facesortd run` in a terminal fails ("Unit facesortd.service not loaded")."""
     if pid is None:
-        return "Ctrl-C where `facesortd run` runs, or systemctl --user stop facesortd"
+        return "Ctrl-C in the terminal it runs in, or systemctl --user stop facesortd"
     try:
         cgroup = Path(f"/proc/{pid}/cgroup").read_text()
     except OSError:
         cgroup = ""
     if any(line.endswith("/facesortd.service") for line in cgroup.splitlines()):
         return "systemctl --user stop facesortd"
-    return f"Ctrl-C where `facesortd run` runs, or kill {pid}"
+    return f"Ctrl-C in the terminal it runs in, or kill {pid}"
 
 
 def holder_pid(state_dir: Path) -> int | None:

@@ -126,7 +126,7 @@ def test_the_daemon_lock_is_freed_when_its_holder_goes(tmp_path: Path) -> None:
     not run), one systemd runs by systemctl (its cgroup is the unit's)."""
     with DaemonLock(tmp_path), pytest.raises(StateBusy) as caught:
         DaemonLock(tmp_path).acquire()
-    assert f"stop it first (Ctrl-C where `facesortd run` runs, or kill {os.getpid()})" in str(caught.value)
+    assert f"stop it first (Ctrl-C in the terminal it runs in, or kill {os.getpid()})" in str(caught.value)
     DaemonLock(tmp_path).acquire().release()
 
 
