@@ -484,6 +484,11 @@ def config_option(config: Path | None) -> list[str]:
     return ["--config", str(config.expanduser().absolute())] if config else []
 
 
+EXAMPLE = "every key is optional; config.example.toml in facesortd's source lists each with its default"
+"""Where the keys are written down. The messages said "see config.example.toml", which `pip install`
+and pipx do not install: a user of the installed command looked for it in vain."""
+
+
 def load_settings(config_file: Path | None = None, *, environment: bool = True, **overrides: Any) -> Settings:
     """Build Settings from overrides, environment (unless ``environment`` is False), TOML file and defaults.
 
@@ -493,9 +498,12 @@ def load_settings(config_file: Path | None = None, *, environment: bool = True, 
     explicit = config_file is not None
     path = Path(config_file).expanduser() if explicit else default_config_file()
     if path.exists() and not path.is_file():  # the default path too: else passed over in silence
-        raise ConfigError(f"config file {path} is not a file: name a TOML file (see config.example.toml)")
+        raise ConfigError(f"config file {path} is not a file: name a TOML file ({EXAMPLE})")
     if explicit and not path.is_file():
-        raise ConfigError(f"config file {path} does not exist (see config.example.toml for a template)")
+        raise ConfigError(
+            f"config file {path} does not exist: write it, or leave out --config for the built-in "
+            f"defaults ({EXAMPLE})"
+        )
     if path.is_file():
         try:
             text = path.read_text(encoding="utf-8")

@@ -99,7 +99,10 @@ def test_a_config_path_that_is_a_folder_or_unreadable_says_so(
     in silence (doctor: "built-in defaults"), and a file it may not read was "not valid TOML"."""
     folder = tmp_path / "conf.d"
     folder.mkdir()
-    message = f"config file {folder} is not a file: name a TOML file (see config.example.toml)"
+    message = (
+        f"config file {folder} is not a file: name a TOML file (every key is optional; "
+        "config.example.toml in facesortd's source lists each with its default)"
+    )
     with pytest.raises(ConfigError) as caught:
         load_settings(folder)
     assert str(caught.value) == message
@@ -153,8 +156,10 @@ def test_unknown_key_and_missing_or_broken_file(tmp_path: Path) -> None:
     assert "libary: unknown key (did you mean library? the keys of the top level: inbox, library," in str(
         caught.value
     )
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path / "nope.toml")
+    said = str(caught.value)
+    assert "nope.toml does not exist: write it, or leave out --config for the built-in defaults" in said
     cfg.write_text("library = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(cfg)
