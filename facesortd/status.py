@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facesortd.advice import advised
-from facesortd.config import FOLDERS, Settings, fingerprint
+from facesortd.config import FOLDERS, Settings, fingerprint, folders_overlap
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR
 from facesortd.journal import Journal
@@ -248,6 +248,8 @@ def gather(settings: Settings) -> dict[str, Any]:
     if lost := lost_in_force(settings):
         problems.append(lost)
     problems += filter(None, (drive_problem(name, getattr(settings, name)) for name in FOLDERS))
+    if overlap := folders_overlap(settings):  # `run` refuses to start: advising it alone contradicted that
+        problems.append(overlap)
     path = model_in_force(settings)
     model = load_model_in_force(settings)
     threshold = settings.recognition.threshold
