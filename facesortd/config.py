@@ -8,6 +8,7 @@ file (``--config``, else ``$XDG_CONFIG_HOME/facesortd/config.toml``), then the d
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -420,6 +421,13 @@ def not_a_folder(name: str, folder: Path) -> str | None:
     return None
 
 
+def cannot_create(name: str, folder: Path, parent: Path, why: str | None = None) -> str:
+    """Why the folder setting ``name`` cannot be made (in ``parent``, the nearest folder that exists),
+    with the fix: `doctor` says it beforehand, `run` and a bare `sort` when their mkdir is refused."""
+    why = f" ({why})" if why else ""
+    return f"{name} {folder} cannot be created in {parent}{why}: set {name} in the config"
+
+
 def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | None:
     """Why the inbox and library cannot be used together, or None.
 
@@ -476,6 +484,11 @@ def config_option(config: Path | None) -> list[str]:
     return ["--config", str(config.expanduser().absolute())] if config else []
 
 
+EXAMPLE = "every key is optional; config.example.toml in facesortd's source lists each with its default"
+"""Where the keys are written down. The messages said "see config.example.toml", which `pip install`
+and pipx do not install: a user of the installed command looked for it in vain."""
+
+
 def load_settings(config_file: Path | None = None, *, environment: bool = True, **overrides: Any) -> Settings:
     """Build Settings from overrides, environment (unless ``environment`` is False), TOML file and defaults.
 
@@ -485,9 +498,12 @@ def load_settings(config_file: Path | None = None, *, environment: bool = True, 
     explicit = config_file is not None
     path = Path(config_file).expanduser() if explicit else default_config_file()
     if path.exists() and not path.is_file():  # the default path too: else passed over in silence
-        raise ConfigError(f"config file {path} is not a file: name a TOML file (see config.example.toml)")
+        raise ConfigError(f"config file {path} is not a file: name a TOML file ({EXAMPLE})")
     if explicit and not path.is_file():
-        raise ConfigError(f"config file {path} does not exist (see config.example.toml for a template)")
+        raise ConfigError(
+            f"config file {path} does not exist: write it, or leave out --config for the built-in "
+            f"defaults ({EXAMPLE})"
+        )
     if path.is_file():
         try:
             text = path.read_text(encoding="utf-8")
@@ -501,6 +517,8 @@ def load_settings(config_file: Path | None = None, *, environment: bool = True, 
             bom = isinstance(exc, tomllib.TOMLDecodeError) and text.startswith("\ufeff")
             fix = " (it starts with a byte order mark: save it as UTF-8 without BOM)" if bom else ""
             raise ConfigError(f"config file {path} is not valid TOML: {exc}{fix}") from exc
+    if environment and (unknown := _unknown_variables()):
+        raise ConfigError("\n".join(["invalid configuration (from FACESORTD_* variables):", *unknown]))
     token, with_environment = _TOML_FILE.set(path if path.is_file() else None), _ENVIRONMENT.set(environment)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -561,13 +579,44 @@ def _not_json(exc: SettingsError) -> str:
     )
 
 
+def _unknown_variables() -> list[str]:
+    """The FACESORTD_* variables that name no setting, a line each. pydantic-settings passes over them
+    in silence (a nested one, FACESORTD_WATCH__RECURSVE, it refuses), so `FACESORTD_LIBARY=~/x
+    facesortd run` sorted into the config's library as if the variable were not there."""
+    prefix = "FACESORTD_"
+    return [
+        f"  {name} = {value!r}: unknown key {key}{_known_keys((key,))}"
+        for name, value in sorted(os.environ.items())
+        if name.upper().startswith(prefix)
+        and (key := name[len(prefix) :].split("__")[0].lower()) not in Settings.model_fields
+    ]
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> str:
+    """The keys that are allowed where an unknown one was written, the nearest first: the message
+    pointed at config.example.toml, which `pip install` and pipx do not install, so a user of the
+    installed command had nothing to check a typo against."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        section = field.annotation if field else None
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            return ""
+        model = section
+    known = list(model.model_fields)
+    nearest = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    where = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
+    guess = f"did you mean {'.'.join([*map(str, loc[:-1]), nearest[0]])}? " if nearest else ""
+    return f" ({guess}the keys of {where}: {', '.join(known)})"
+
+
 def _describe(exc: ValidationError, path: Path | None) -> str:
-    where = f" (from {path}, FACESORTD_* variables or options)" if path else ""
+    where = f" (from {f'{path}, ' if path else ''}FACESORTD_* variables or options)"
     lines = [f"invalid configuration{where}:"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (check its spelling against config.example.toml)")
+            lines.append(f"  {key}: unknown key{_known_keys(err['loc'])}")
             continue
         lines.append(f"  {key} = {err.get('input')!r}: {err['msg']}")
     return "\n".join(lines)

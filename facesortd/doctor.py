@@ -15,6 +15,7 @@ from facesortd.config import (
     FOLDERS,
     ConfigError,
     Settings,
+    cannot_create,
     config_option,
     default_config_file,
     folders_overlap,
@@ -118,7 +119,7 @@ def _folder_check(name: str, folder: Path) -> Check:
         parent = nearest_existing(folder)
         if os.access(parent, os.W_OK | os.X_OK):
             return True, f"{name}: {folder} (does not exist yet; created on first use)"
-        return False, f"{name} {folder} cannot be created in {parent}: set {name} in the config"
+        return False, cannot_create(name, folder, parent)
     if problem := not_a_folder(name, folder):
         return False, problem
     if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):

@@ -250,7 +250,7 @@ class DaemonLock:
     def _busy(self, pid: int | None) -> StateBusy:
         return StateBusy(
             f"another facesortd daemon (pid {pid or '?'}) already uses {self.state_dir}: stop it first "
-            "(systemctl --user stop facesortd), or give this one its own state_dir"
+            f"({how_to_stop(pid)}), or give this one its own state_dir"
         )
 
     def keep(self) -> None:
@@ -345,6 +345,21 @@ def _links(pid: int, leave_out: int | None = None) -> set[bytes]:
         with contextlib.suppress(OSError):
             links.add(os.readlink(os.fsencode(f"/proc/{pid}/fd/{fd}")))
     return links
+
+
+def how_to_stop(pid: int | None) -> str:
+    """How to stop the daemon ``pid``: by systemd if systemd runs it (its cgroup is the unit's; killed,
+    systemd would start it again), else the process itself. The advice was systemctl's alone, which
+    for a `facesortd run` in a terminal fails ("Unit facesortd.service not loaded")."""
+    if pid is None:
+        return "Ctrl-C in the terminal it runs in, or systemctl --user stop facesortd"
+    try:
+        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        cgroup = ""
+    if any(line.endswith("/facesortd.service") for line in cgroup.splitlines()):
+        return "systemctl --user stop facesortd"
+    return f"Ctrl-C in the terminal it runs in, or kill {pid}"
 
 
 def holder_pid(state_dir: Path) -> int | None:

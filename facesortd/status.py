@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facesortd.advice import advised
-from facesortd.config import FOLDERS, Settings, fingerprint
+from facesortd.config import FOLDERS, Settings, fingerprint, folders_overlap
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR
 from facesortd.journal import Journal
@@ -31,6 +31,7 @@ from facesortd.mounts import drive_not_mounted, drive_problem
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 from facesortd.recovery import FORGET_RELATIVE, relative_rows
 from facesortd.refusals import Refused, list_folder
+from facesortd.service_unit import unit_file
 from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, move_lock_if_free
@@ -247,6 +248,8 @@ def gather(settings: Settings) -> dict[str, Any]:
     if lost := lost_in_force(settings):
         problems.append(lost)
     problems += filter(None, (drive_problem(name, getattr(settings, name)) for name in FOLDERS))
+    if overlap := folders_overlap(settings):  # `run` refuses to start: advising it alone contradicted that
+        problems.append(overlap)
     path = model_in_force(settings)
     model = load_model_in_force(settings)
     threshold = settings.recognition.threshold
@@ -318,6 +321,14 @@ def _counts_line(title: str, counts: dict[str, int]) -> str:
     return f"{title}: {sum(counts.values())} file(s): {body}"
 
 
+def _how_to_start() -> str:
+    """systemctl is advised only once the unit is installed: before, `systemctl --user start
+    facesortd` (advised all the same until 2026-12-03) failed with "Unit facesortd.service not found"."""
+    if unit_file().exists():
+        return f"start it with `{advised('run')}` or `systemctl --user start facesortd`"
+    return f"start it with `{advised('run')}`, or as a service: `{advised('install-service')}`"
+
+
 def report(settings: Settings) -> str:
     """The status text: daemon, model, what was sorted, what waits for you, last errors."""
     data = gather(settings)
@@ -336,9 +347,7 @@ def report(settings: Settings) -> str:
             )
         )
     else:
-        lines.append(
-            f"daemon: not running (start it with `{advised('run')}` or `systemctl --user start facesortd`)"
-        )
+        lines.append(f"daemon: not running ({_how_to_start()})")
     lines.extend(f"PROBLEM: {problem}" for problem in data["problems"])
     model = data["model"]
     lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")

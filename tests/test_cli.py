@@ -995,6 +995,12 @@ def test_status_without_a_daemon_and_undo_time_parsing(
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
     assert "daemon: not running" in out and "nothing sorted yet" in out
+    # systemctl only once there is a unit for it to start ("Unit facesortd.service not found")
+    assert "not running (start it with `facesortd run`, or as a service: `facesortd install-service`)" in out
+    assert cli.main(["install-service"]) == 0 and cli.main(["status"]) == 0
+    assert "not running (start it with `facesortd run` or `systemctl --user start facesortd`)" in (
+        capsys.readouterr().out
+    )
     assert "held out: balanced accuracy" in out  # the shipped model's figures
     assert abs(undo_command._parse_since("2h") - (time.time() - 7200)) < 5
     assert cli.main(["undo", "--since", "yesterday-ish"]) == 2
@@ -1020,7 +1026,7 @@ def test_undo_of_more_moves_than_sqlite_counts_undoes_them_all(capsys: pytest.Ca
     """`undo 99999999999999999999` (all of them, whatever there are) ended in a traceback:
     "sqlite3.IntegrityError: datatype mismatch"."""
     assert cli.main(["undo", "9" * 30, "--dry-run"]) == 0
-    assert "nothing to undo" in capsys.readouterr().out
+    assert capsys.readouterr().out == "nothing to undo\n"  # not then "nothing undone (dry run)" too
 
 
 @pytest.mark.parametrize("target", ["-3", "3.5", "shot.pgn"])

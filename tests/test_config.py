@@ -99,7 +99,10 @@ def test_a_config_path_that_is_a_folder_or_unreadable_says_so(
     in silence (doctor: "built-in defaults"), and a file it may not read was "not valid TOML"."""
     folder = tmp_path / "conf.d"
     folder.mkdir()
-    message = f"config file {folder} is not a file: name a TOML file (see config.example.toml)"
+    message = (
+        f"config file {folder} is not a file: name a TOML file (every key is optional; "
+        "config.example.toml in facesortd's source lists each with its default)"
+    )
     with pytest.raises(ConfigError) as caught:
         load_settings(folder)
     assert str(caught.value) == message
@@ -123,13 +126,40 @@ def test_a_config_path_that_is_a_folder_or_unreadable_says_so(
     assert str(caught.value) == f"cannot read the config file {cfg} (Permission denied): chmod u+r '{cfg}'"
 
 
+def test_a_variable_that_names_no_setting_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`FACESORTD_LIBARY=~/reactions facesortd run` sorted into the config's library: a top-level
+    variable that names no setting was passed over in silence (a nested one was refused, without
+    saying it came from a variable)."""
+    monkeypatch.setenv("FACESORTD_LIBARY", str(tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(
+        "invalid configuration (from FACESORTD_* variables):\n"
+        f"  FACESORTD_LIBARY = {str(tmp_path)!r}: unknown key libary (did you mean library? "
+    )
+    assert load_settings(environment=False).library != tmp_path  # what the variables are not asked for
+    monkeypatch.delenv("FACESORTD_LIBARY")
+    monkeypatch.setenv("FACESORTD_WATCH__RECURSVE", "true")
+    with pytest.raises(ConfigError, match=r"\(from FACESORTD_\* variables or options\):\n  watch.recursve"):
+        load_settings()
+
+
 def test_unknown_key_and_missing_or_broken_file(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[detection]\nscale_factr = 1.2\n")
-    with pytest.raises(ConfigError, match="scale_factr: unknown key"):
+    with pytest.raises(ConfigError, match="scale_factr: unknown key") as caught:
         load_settings(cfg)
-    with pytest.raises(ConfigError, match="does not exist"):
+    assert "did you mean detection.scale_factor? the keys of [detection]: " in str(caught.value)
+    cfg.write_text('libary = "~/lib"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg)
+    assert "libary: unknown key (did you mean library? the keys of the top level: inbox, library," in str(
+        caught.value
+    )
+    with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path / "nope.toml")
+    said = str(caught.value)
+    assert "nope.toml does not exist: write it, or leave out --config for the built-in defaults" in said
     cfg.write_text("library = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(cfg)

@@ -39,7 +39,7 @@ from facesortd.placement import journaled_apply
 from facesortd.recovery import recover
 from facesortd.service import Service
 from facesortd.shown_names import one_line
-from facesortd.state import STALE_TEMP_S, DaemonLock, StateBusy, move_lock, retrain_lock
+from facesortd.state import STALE_TEMP_S, DaemonLock, StateBusy, how_to_stop, move_lock, retrain_lock
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
 
@@ -96,9 +96,37 @@ def test_the_daemon_refuses_an_inbox_inside_the_library(settings: Settings) -> N
     assert not (settings.state_dir / "status.json").exists()  # refused before it started
 
 
+@pytest.mark.parametrize("command", [["run"], ["sort"]])
+def test_a_folder_that_cannot_be_made_is_said_with_its_fix(settings: Settings, command: list[str]) -> None:
+    """A library (or inbox) that cannot be made (below another user's folder, or below a file) ended
+    `run` and a bare `sort` in a traceback, exit 1, which systemd restarts into it again and again."""
+    below_a_file = settings.state_dir.parent / "notes.txt"
+    below_a_file.write_text("a file, not a folder")
+    name = "library" if command == ["run"] else "inbox"
+    env = {
+        **os.environ,
+        "FACESORTD_INBOX": str(settings.inbox),
+        "FACESORTD_LIBRARY": str(settings.library),
+        "FACESORTD_STATE_DIR": str(settings.state_dir),
+        f"FACESORTD_{name.upper()}": str(below_a_file / name),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "facesortd", *command], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == (
+        f"facesortd: error: {name} {below_a_file / name} cannot be created in {below_a_file} "
+        f"(Not a directory): set {name} in the config\n"
+    )
+
+
 def test_the_daemon_lock_is_freed_when_its_holder_goes(tmp_path: Path) -> None:
-    with DaemonLock(tmp_path), pytest.raises(StateBusy):
+    """The second daemon is told how to stop the first: a `facesortd run` in a terminal by Ctrl-C or
+    kill (it was told `systemctl --user stop facesortd` alone, which fails for a daemon systemd does
+    not run), one systemd runs by systemctl (its cgroup is the unit's)."""
+    with DaemonLock(tmp_path), pytest.raises(StateBusy) as caught:
         DaemonLock(tmp_path).acquire()
+    assert f"stop it first (Ctrl-C in the terminal it runs in, or kill {os.getpid()})" in str(caught.value)
     DaemonLock(tmp_path).acquire().release()
 
 
@@ -816,3 +844,12 @@ def test_an_error_naming_a_file_with_a_line_break_is_one_line(
     assert cli.main(["undo", str(odd)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "never\\x0asorted.png: the journal has no move" in err, err
+
+
+def test_a_daemon_systemd_runs_is_stopped_by_systemctl(monkeypatch: pytest.MonkeyPatch) -> None:
+    unit = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/facesortd.service\n"
+    real = Path.read_text
+    monkeypatch.setattr(
+        Path, "read_text", lambda p, *a, **k: unit if p.name == "cgroup" else real(p, *a, **k)
+    )
+    assert how_to_stop(4242) == "systemctl --user stop facesortd"

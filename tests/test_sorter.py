@@ -345,6 +345,21 @@ def test_a_sort_into_another_library_is_undone_with_that_library(
     assert shot.exists() and not _files(other)
 
 
+def test_undo_into_a_library_that_does_not_exist_is_refused(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`undo --library ~/reactoins` (a typo) walked the whole journal, each move "not inside the
+    library ~/reactoins: the journal entry is not trusted", and exited 0, nothing undone."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(9))
+    assert cli.main(["sort"]) == 0
+    capsys.readouterr()
+    typo = tmp_path / "reactoins"
+    assert cli.main(["undo", "--library", str(typo)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"--library {typo}: no such folder (name the folder `sort --library`" in err
+    assert _files(env.library)
+
+
 def test_a_picture_in_another_library_is_no_duplicate_in_this_one(
     env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -459,3 +459,17 @@ def test_status_help_says_where_the_report_goes_and_what_its_exit_status_means(c
     assert "goes to stdout" in text
     assert "exits 0 whenever it could make one, problems included" in text
     assert '"PROBLEM:"' in text
+
+
+def test_an_inbox_and_library_that_overlap_are_a_problem(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A library inside the inbox: `run` refuses to start, `doctor` says FIX, and `status` said only
+    "not running (start it with `facesortd run`)", the command that refuses."""
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(settings.inbox / "library"))
+    assert cli.main(["status"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[1] == (
+        f"PROBLEM: inbox {settings.inbox} and library {settings.inbox / 'library'} overlap: keep them as "
+        "separate folders (set inbox or library in the config, or give `sort` another --library)"
+    )

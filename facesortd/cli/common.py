@@ -10,11 +10,20 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
-from facesortd.config import FOLDERS, ConfigError, Settings, folders_overlap, load_settings, not_a_folder
+from facesortd.config import (
+    FOLDERS,
+    ConfigError,
+    Settings,
+    cannot_create,
+    folders_overlap,
+    load_settings,
+    not_a_folder,
+)
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.ensemble import Model
 from facesortd.model_store import load_model_in_force
+from facesortd.mounts import nearest_existing
 
 
 class UsageError(Exception):
@@ -28,6 +37,16 @@ def settings_for(args: argparse.Namespace, **overrides: object) -> Settings:
         if problem := not_a_folder(name, getattr(settings, name)):
             raise ConfigError(problem)
     return settings
+
+
+def make_folder(name: str, folder: Path) -> None:
+    """Make the inbox or library if missing (`run`, a bare `sort`). One that cannot be made (under a
+    folder of another user, or of a file) ended both in a traceback, and `run` under systemd was
+    started again into it every few seconds; it is said as `doctor` says it, as a setting to fix."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(cannot_create(name, folder, nearest_existing(folder), exc.strerror)) from exc
 
 
 def refuse_overlap(settings: Settings, named: Iterable[Path] = ()) -> None:

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from facesortd.cli.common import refuse_overlap, settings_for
+from facesortd.cli.common import make_folder, refuse_overlap, settings_for
 from facesortd.config import DEFAULT_FOLDERS
 from facesortd.mounts import refuse_unmounted
 from facesortd.service import HANGUP_EXIT
@@ -19,6 +19,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     refuse_overlap(settings)
     refuse_unmounted(settings.inbox, settings.library)  # before either is made; the state folder: Journal
+    for name in ("inbox", "library"):
+        make_folder(name, getattr(settings, name))
     code = Service(settings).run()
     # Every file is placed and synced, the journal closed and the workers joined: what is left of
     # an exit is the interpreter's teardown, where native libraries' destructors can race threads

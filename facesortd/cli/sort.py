@@ -11,7 +11,14 @@ from loguru import logger
 
 from facesortd.advice import advised
 from facesortd.cli.arg_types import int_at_least
-from facesortd.cli.common import UsageError, emotion_model, pipeline_for, refuse_overlap, settings_for
+from facesortd.cli.common import (
+    UsageError,
+    emotion_model,
+    make_folder,
+    pipeline_for,
+    refuse_overlap,
+    settings_for,
+)
 from facesortd.cli.inputs import expand_inputs
 from facesortd.cli.sort_report import report_outcome, say_end
 from facesortd.cli.stopping import stop_requests
@@ -61,7 +68,7 @@ def _files_to_sort(args: argparse.Namespace, settings: Settings) -> list[Path]:
     if args.copy and not args.paths:
         raise UsageError(_COPY_FROM_INBOX.format(inbox=settings.inbox))
     if not args.paths and not args.dry_run:  # a dry run touches nothing: no inbox is nothing to sort
-        settings.inbox.mkdir(parents=True, exist_ok=True)
+        make_folder("inbox", settings.inbox)
     if args.paths or settings.inbox.exists():
         files = expand_inputs(
             args.paths or [settings.inbox],

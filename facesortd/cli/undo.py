@@ -43,6 +43,12 @@ def cmd_undo(args: argparse.Namespace) -> int:
             return _forget_relative(journal, args.dry_run)
         finally:
             journal.close()
+    if args.library is not None and not settings.library.is_dir():
+        # A typo'd --library refused every move of the journal in turn, "not inside the library",
+        # a line each, and exited 0 having undone nothing.
+        raise UsageError(
+            f"--library {args.library}: no such folder (name the folder `sort --library` sorted into)"
+        )
     count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
     if count == 0:
         raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
@@ -56,8 +62,9 @@ def cmd_undo(args: argparse.Namespace) -> int:
     journal = Journal.for_state_dir(settings.state_dir)
     try:
         moves = select(journal, count, since, files, settings.library, settings.inbox)
-        if not moves:
+        if not moves:  # and no "nothing undone (dry run)" after it: one line for one fact
             print("nothing to undo")
+            return 0
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
             plans = undo(journal, moves, settings.library, settings.inbox, dry_run=True)
             # asked to confirm: the undo itself says what stopped it
