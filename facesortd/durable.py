@@ -575,15 +575,26 @@ MOVED_AWAY = "moved away or replaced by another process meanwhile"
 def _make_folder(folder: Path) -> None:
     """``folder`` and its parents, made where missing. A file where one of them belongs (a note named
     `_quarantine`, a file named like an emotion) was "[Errno 20] Not a directory", retried for ever,
-    and on the review page advice to chmod a folder that is not there."""
+    and on the review page advice to chmod a folder that is not there. One a folder refuses to have
+    made in it is said of that folder: the move's refusal named the folder the file came from.
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        in_the_way = (p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir())
-        blocker = next(in_the_way, folder)
-        raise Refused(
-            exc, f"cannot make the folder {folder}", f"{blocker} is a file, not a folder: move that file away"
-        ) from exc
+    except OSError as exc:
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            raise _in_the_way(exc, folder) from exc
+        if exc.errno not in REFUSALS:
+            raise
+        refusing = nearest_existing(folder)
+        raise folder_refused(exc, refusing, False, refusing) from exc
+
+
+def _in_the_way(exc: OSError, folder: Path) -> Refused:
+    """A file where ``folder`` or one of its parents belongs, named with the fix."""
+    in_the_way = (p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir())
+    blocker = next(in_the_way, folder)
+    fix = f"{blocker} is a file, not a folder: move that file away"
+    return Refused(exc, f"cannot make the folder {folder}", fix)
 
 
 def check_writable(folder: Path) -> None:

@@ -387,3 +387,24 @@ def test_a_copy_asked_for_interrupted_while_it_is_checked_is_taken_back(
     with pytest.raises(KeyboardInterrupt):
         durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True)
     assert src.read_bytes() == b"x" * 5000 and list((tmp_path / "lib").iterdir()) == []
+
+
+def test_a_library_folder_that_cannot_be_made_is_said_of_the_folder_refusing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sort FILE` into a library whose folder its parent refuses to have made in it (EPERM, a
+    folder of another user's): the refusal said "cannot remove it from <the file's folder>" and
+    advised to chmod that folder, which could not help. It names the folder refusing now."""
+    src = _file(tmp_path / "in" / "a.png", b"shot")
+    real_mkdir = Path.mkdir
+
+    def refused(self: Path, *args: object, **kw: object) -> None:
+        if self.is_relative_to(tmp_path / "lib"):
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(self))
+        real_mkdir(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    with pytest.raises(refusals.Refused) as said:
+        durable.move_no_replace(src, tmp_path / "lib" / "happy" / "a.png")
+    assert str(said.value).startswith(f"cannot write into {tmp_path} (Operation not permitted)"), said.value
+    assert src.read_bytes() == b"shot"
