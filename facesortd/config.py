@@ -339,11 +339,20 @@ class ImageLimits(_Section):
     max_bytes: int = Field(200_000_000, ge=1, description="Files larger than this are 'unreadable'.")
 
 
+ENV_PREFIX = "FACESORTD_"
+"""What the environment variables that set facesortd's settings begin with (whatever their case)."""
+
+
+def is_setting_variable(name: str) -> bool:
+    """Whether the environment variable ``name`` is one of facesortd's (read whatever its case)."""
+    return name.upper().startswith(ENV_PREFIX)
+
+
 class Settings(BaseSettings):
     """The whole configuration of facesortd."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FACESORTD_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
     inbox: Path = Field(
@@ -533,7 +542,7 @@ def load_settings(config_file: Path | None = None, *, environment: bool = True, 
 
 def environment_variable(name: str) -> str:
     """The FACESORTD_* variable that sets the setting ``name`` (``FACESORTD_STATE_DIR``)."""
-    return f"{Settings.model_config['env_prefix']}{name.upper()}"
+    return f"{ENV_PREFIX}{name.upper()}"
 
 
 def environment_folders(config_file: Path | None) -> dict[str, Path]:
@@ -568,7 +577,7 @@ def _not_json(exc: SettingsError) -> str:
     (FACESORTD_WATCH__EXTENSIONS=.png) ended every command in pydantic-settings' traceback, which
     names the section only."""
     field = re.search(r'field "(\w+)"', str(exc))
-    prefix = f"FACESORTD_{field.group(1) if field else ''}".upper()
+    prefix = f"{ENV_PREFIX}{field.group(1) if field else ''}".upper()
     named = [f"  {k} = {v!r}" for k, v in sorted(os.environ.items()) if k.upper().startswith(prefix)]
     return "\n".join(
         [
@@ -583,12 +592,11 @@ def _unknown_variables() -> list[str]:
     """The FACESORTD_* variables that name no setting, a line each. pydantic-settings passes over them
     in silence (a nested one, FACESORTD_WATCH__RECURSVE, it refuses), so `FACESORTD_LIBARY=~/x
     facesortd run` sorted into the config's library as if the variable were not there."""
-    prefix = "FACESORTD_"
     return [
         f"  {name} = {value!r}: unknown key {key}{_known_keys((key,))}"
         for name, value in sorted(os.environ.items())
-        if name.upper().startswith(prefix)
-        and (key := name[len(prefix) :].split("__")[0].lower()) not in Settings.model_fields
+        if is_setting_variable(name)
+        and (key := name[len(ENV_PREFIX) :].split("__")[0].lower()) not in Settings.model_fields
     ]
 
 

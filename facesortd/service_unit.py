@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
 
-from facesortd.config import Settings, config_home, config_option
+from facesortd.config import config_home, config_option, is_setting_variable
 from facesortd.durable import atomic_writer, write_new
 from facesortd.package_data import README, SERVICE_TEMPLATE, data_file, package_file
 
@@ -123,7 +123,7 @@ def unit_environment(words: Sequence[str]) -> Iterator[None]:
     as written, :func:`facesortd_environment`) set, as systemd reads them, while settings are read:
     the daemon's settings are the config's and its unit's, not those of the terminal `install-service`
     runs in (a terminal's FACESORTD_LIBRARY was checked, and a carried one not at all)."""
-    ours = [name for name in os.environ if name.upper().startswith(Settings.model_config["env_prefix"])]
+    ours = [name for name in os.environ if is_setting_variable(name)]
     saved = {name: os.environ.pop(name) for name in ours}
     for word in words:
         name, _, value = _as_read(word).partition("=")
@@ -171,7 +171,7 @@ def _ours(word: str) -> bool:
     """Whether the assignment ``word`` sets a FACESORTD_* variable (read whatever its case, as the
     settings read them)."""
     name = word.split("=", 1)[0].replace('"', "").replace("'", "")
-    return name.upper().startswith(Settings.model_config["env_prefix"])
+    return is_setting_variable(name)
 
 
 UNIT_SUM = "# Written by `facesortd install-service`, which keeps an edited copy; sha256 of the lines above: "

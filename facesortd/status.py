@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facesortd.advice import advised
-from facesortd.config import FOLDERS, Settings, fingerprint, folders_overlap
+from facesortd.config import FOLDERS, Settings, fingerprint, folders_overlap, is_setting_variable
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR
 from facesortd.journal import Journal
@@ -86,7 +86,7 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
 def _shell_only() -> str:
     """The FACESORTD_* variables of this shell, which a restart cannot bring to the service: systemd
     starts it without them (`status` sees them, the daemon never does)."""
-    names = sorted(k for k in os.environ if k.upper().startswith("FACESORTD_"))
+    names = sorted(k for k in os.environ if is_setting_variable(k))
     if not names:
         return ""
     return (
