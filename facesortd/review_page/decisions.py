@@ -131,7 +131,7 @@ class Decisions:
         label = class_name(text)
         with self._lock:
             if current(item, self.settings.library) is None:
-                raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
+                raise DecisionError(self._changed_or_left(item))
             try:
                 # What the page showed, checked again under the move lock just before the move; one it
                 # may not read is moved all the same, as sorted.
@@ -143,9 +143,7 @@ class Decisions:
                 raise DecisionError(self._unjournaled(item, label, exc, digest)) from exc
             except (OSError, sqlite3.Error) as exc:  # a folder or disk that refuses: say what to do
                 if not item.path.exists():  # `sort` or the daemon's re-examination moved it meanwhile
-                    raise DecisionError(
-                        f"{item.path.name} has left the quarantine meanwhile; reload"
-                    ) from exc
+                    raise DecisionError(self._left(item)) from exc
                 if isinstance(exc, FileNotFoundError) and exc.strerror == MOVED_AWAY:
                     raise DecisionError(self._changed(item)) from exc
                 raise DecisionError(f"{item.path.name} stays where it is: {self._fix(exc)}") from exc
@@ -172,11 +170,19 @@ class Decisions:
             digest, seen = self.contents.shown(item)
         except (Changed, FileNotFoundError) as exc:
             if not item.path.exists():
-                raise DecisionError(f"{item.path.name} has left the quarantine meanwhile; reload") from exc
+                raise DecisionError(self._left(item)) from exc
             raise DecisionError(self._changed(item)) from exc
         if content is not None and content != content_tag(digest):
             raise DecisionError(self._changed(item))
         return digest, seen
+
+    @staticmethod
+    def _changed_or_left(item: Item) -> str:
+        return f"{item.path.name} has changed or left the quarantine since; reload"
+
+    @staticmethod
+    def _left(item: Item) -> str:
+        return f"{item.path.name} has left the quarantine meanwhile; reload"
 
     @staticmethod
     def _changed(item: Item) -> str:
@@ -223,7 +229,7 @@ class Decisions:
         ``content``: as for :meth:`label`."""
         with self._lock:
             if current(item, self.settings.library) is None:
-                raise DecisionError(f"{item.path.name} has changed or left the quarantine since; reload")
+                raise DecisionError(self._changed_or_left(item))
             try:
                 digest, _seen = self._shown(item, content)
                 self.marks.set(item.id, digest)
