@@ -504,7 +504,7 @@ def move_no_replace(
             raise Refused(exc, f"cannot write into {dest.parent}", disk_full_fix(dest.parent)) from exc
         if exc.errno == errno.ENAMETOOLONG:  # retried for ever as a bare error, naming no fix
             raise Refused(exc, f"cannot put it into {dest.parent}", path_too_long_fix(dest.parent)) from exc
-        moved = exc.strerror == MOVED_AWAY or original is None or not _is(src, original)
+        moved = moved_away(exc) or original is None or not _is(src, original)
         if isinstance(exc, FileNotFoundError) and not moved and folder.is_dir():
             # Still there, its folder too: the folder's filesystem refused the name even as
             # portable_name and ascii_name have it (ENOENT is how exFAT through FUSE says so). It
@@ -570,6 +570,12 @@ def _into_folder(
 
 MOVED_AWAY = "moved away or replaced by another process meanwhile"
 """Why a move found its source gone (FileNotFoundError): the sorter reports the file gone, not failed."""
+
+
+def moved_away(exc: BaseException) -> bool:
+    """Is ``exc`` a move's "gone meanwhile" (:data:`MOVED_AWAY`): its source no longer the file it
+    took it for (moved on, replaced, or written to as it was copied)?"""
+    return isinstance(exc, FileNotFoundError) and exc.strerror == MOVED_AWAY
 
 
 def _make_folder(folder: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.content import content_id
-from facesortd.durable import MOVED_AWAY, fsync_dir, move_no_replace
+from facesortd.durable import fsync_dir, move_no_replace, moved_away
 from facesortd.journal import UNDOING, Journal, JournalLocked, Move
 from facesortd.library import Library, quarantine_refusal
 from facesortd.mounts import DriveNotMounted, drive_not_mounted
@@ -249,7 +249,7 @@ meanwhile" was said of a file still there. Undone again it is refused as changed
 
 
 def _written_to(exc: OSError, move: Move) -> bool:
-    return isinstance(exc, FileNotFoundError) and exc.strerror == MOVED_AWAY and move.destination.exists()
+    return moved_away(exc) and move.destination.exists()
 
 
 def _kept_inside(move: Move, library: Path, guard: Library | None) -> Path | None:

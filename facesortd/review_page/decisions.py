@@ -26,7 +26,7 @@ from facesortd.advice import advised
 from facesortd.config import Settings
 from facesortd.content import content_id
 from facesortd.decide import Decision
-from facesortd.durable import MOVED_AWAY, atomic_writer
+from facesortd.durable import atomic_writer, moved_away
 from facesortd.journal import REVIEWER, Journal
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
@@ -144,7 +144,7 @@ class Decisions:
             except (OSError, sqlite3.Error) as exc:  # a folder or disk that refuses: say what to do
                 if not item.path.exists():  # `sort` or the daemon's re-examination moved it meanwhile
                     raise DecisionError(self._left(item)) from exc
-                if isinstance(exc, FileNotFoundError) and exc.strerror == MOVED_AWAY:
+                if moved_away(exc):
                     raise DecisionError(self._changed(item)) from exc
                 raise DecisionError(f"{item.path.name} stays where it is: {self._fix(exc)}") from exc
             done = Done("label", item.id, item.path.name, final, label)
