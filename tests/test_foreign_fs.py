@@ -986,6 +986,11 @@ def test_undo_of_a_file_sorted_from_a_drive_now_away_says_to_mount_it(
     assert shot.read_bytes() == screenshot_png(3)
 
 
+def _printed_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """What a command printed since the last look, a line each, its wrapping undone."""
+    return [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+
+
 def test_undo_into_an_inbox_whose_drive_is_away_leaves_the_file_sorted(
     cli_settings: Settings,
     drive_places: tuple[Path, Path, Path],
@@ -1018,10 +1023,10 @@ def test_undo_into_an_inbox_whose_drive_is_away_leaves_the_file_sorted(
     )
     capsys.readouterr()
     assert cli.main(["undo", "--dry-run", "4"]) == 0
-    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    lines = _printed_lines(capsys)
     assert lines[1:] == [wait, "nothing undone (dry run)"] and "6.png would go back to" in lines[0], lines
     assert cli.main(["undo", "4", "--yes"]) == 1  # not undone: worth a script's attention
-    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    lines = _printed_lines(capsys)
     assert lines[1:] == [wait] and lines[0].endswith(f"-> {screens / '6.png'}"), lines
     assert not inbox.exists() and _files(cli_settings.library) == placed
     inbox.mkdir()  # back: undone as asked
@@ -1184,10 +1189,10 @@ def test_undo_into_an_inbox_on_a_drive_fstab_lists_waits_while_that_drive_is_awa
     )
     capsys.readouterr()
     assert cli.main(["undo", "--dry-run", "2"]) == 0
-    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    lines = _printed_lines(capsys)
     assert lines == [wait, "nothing undone (dry run)"]
     assert cli.main(["undo", "2", "--yes"]) == 1
-    assert [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()] == [wait]
+    assert _printed_lines(capsys) == [wait]
     assert list(env.inbox.iterdir()) == [] and _files(env.library) == placed
     _mounted_at_too(monkeypatch, env.inbox)  # the drive back
     assert cli.main(["undo", "--yes", "2"]) == 0
