@@ -161,9 +161,11 @@ def replace_dropping(path: Path, write: Callable[[Path], object], stale: Path) -
     fsync_dir(path.parent)
 
 
-Claiming = Callable[[Path], None]
-"""Told each name a move is about to claim with an empty file (see :func:`_link_no_replace`), before
-it does: the journal records it, so that crash recovery removes that very claim and no other file."""
+Claiming = Callable[[Path], bytes]
+"""Told each name a move is about to claim (see :func:`_link_no_replace`), before it does; returns
+the mark the claim is made holding. The journal records the name, and the mark is one of that move
+alone: crash recovery removes that very claim, and only while it holds the mark (not a file a
+screenshot tool made under the name after a kill before the claim was)."""
 
 
 def write_new(
@@ -339,11 +341,14 @@ def _link_no_replace(
     Where a hard link is refused (FAT and some network shares have none; the kernel refuses one
     to another user's file) ``src`` is renamed with the kernel's no-replace rename. Only where that
     is missing too is the name first claimed with O_EXCL and ``src`` renamed onto the claim: still
-    no-replace, but a crash between the two leaves the empty claim behind (which crash recovery
+    no-replace, but a crash between the two leaves the claim behind (which crash recovery
     removes). That is every move into exFAT or FAT through FUSE: its rename answers EINVAL to the
     no-replace flag. ``claiming`` is told each name before it is claimed (a name already taken is
-    passed over unclaimed and untold): recovery removed any empty file made since the move under
-    any name it might have taken, such as a screenshot its tool had just created and was writing.
+    passed over unclaimed and untold), and the claim is made holding the mark it returns: recovery
+    removed any empty file made since the move under any name it might have taken, such as a
+    screenshot its tool had just created and was writing, and then any empty file under the name
+    told, which a kill before the claim was made left free for such a tool. Without ``claiming``
+    (nothing recovers the claim) it is made empty.
 
     ``dir_fd``: ``dest``'s folder, opened (and checked) by the caller: the file goes into that very
     folder, whatever ``dest``'s path leads to by the time of the link.
@@ -368,24 +373,26 @@ def _link_no_replace(
                 return candidate
         except FileExistsError:
             continue
+        mark = b""
         if claiming is not None:
             if _taken(target, dir_fd):  # each name told is one more journal write
                 continue
-            claiming(candidate)
+            mark = claiming(candidate)
         try:
             fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600, dir_fd=dir_fd)
         except FileExistsError:
             continue
         claim = os.fstat(fd)
-        os.close(fd)
         try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(mark)
             if dir_fd is None:
                 os.rename(src, candidate)
             else:
                 os.rename(src, target, dst_dir_fd=dir_fd)
         except BaseException:
-            # The file is still at ``src``: the empty claim goes, or every retry of a source we may
-            # not move (another user's file in a sticky folder) left one more empty file behind.
+            # The file is still at ``src``: the claim goes, or every retry of a source we may not
+            # move (another user's file in a sticky folder) left one more file behind.
             with contextlib.suppress(OSError):
                 if os.path.samestat(os.stat(target, dir_fd=dir_fd, follow_symlinks=False), claim):
                     os.unlink(target, dir_fd=dir_fd)
@@ -458,7 +465,7 @@ def move_no_replace(
     move's (neither the journaled content nor the source's now), left in the library unknown to the
     journal while the file stayed in the inbox to be sorted again.
 
-    ``claiming``: told each name the move claims with an empty file first (see :func:`link_no_replace`).
+    ``claiming``: told each name the move claims first (see :func:`link_no_replace`).
     """
     folder = dest.parent
     original: os.stat_result | None = None

@@ -106,6 +106,16 @@ RELATIVE_TOLD = "relative_rows_told"
 """Meta key: the ids (comma-separated) of interrupted moves with relative paths already reported."""
 
 
+def claim_mark(move_id: int, digest: str) -> bytes:
+    """What a name claimed by move ``move_id`` of content ``digest`` holds until the file is renamed
+    onto it: no file of a person's holds it (the moved file cannot: it would hold its own hash), and
+    one a crash left says what it is to whoever finds it before recovery removes it."""
+    return (
+        f"facesortd claimed this name for move {move_id} of content {digest}; left by a crash, it is"
+        " removed at facesortd's next start (deleting it loses nothing)\n"
+    ).encode()
+
+
 class JournalError(Exception):
     """The journal file cannot be used (not a database, damaged, truncated); says how to fix it."""
 
@@ -238,8 +248,8 @@ class Move:
     copied: bool | None = None
     """A `sort --copy` (the source stayed); None in journals from before this was recorded."""
     claimed: Path | None = None
-    """The name this move, or `undo` putting it back, last claimed with an empty file (see
-    :meth:`Journal.claiming`), while it is under way; None: none."""
+    """The name this move, or `undo` putting it back, last claimed (see :meth:`Journal.claiming`),
+    while it is under way; None: none."""
     claims_recorded: bool = True
     """False for moves journaled before claims were recorded (2026-12-03): ``claimed`` not known."""
 
@@ -362,8 +372,8 @@ class Journal:
     def _migrate_added_columns(self) -> None:
         """Columns older journals lack, added with NULL (unknown) in their rows: ``copied`` (before
         2026-11-30's fifth round: was a move a `sort --copy`? undo treats them as before) and
-        ``claimed`` (before 2026-12-03: the name a move claimed empty; recovery removes a claim
-        of such a row by the older rule)."""
+        ``claimed`` (before 2026-12-03: the name a move claimed; recovery removes a claim of
+        such a row by the older rule)."""
         for column, kind in (("copied", "INTEGER"), ("claimed", "BLOB")):
             if self._has_column(column):
                 continue
@@ -490,11 +500,16 @@ class Journal:
                 (state, time.time(), _blob(destination), move_id),
             )
 
-    def claiming(self, move_id: int, name: Path) -> None:
-        """Record the name move ``move_id`` (or `undo` putting it back) is about to claim with an empty
-        file (``durable.Claiming``; only where the filesystem has no no-replace rename): recovery
-        removes that one, not every fresh empty file under a name the move might have taken."""
-        self._rows("UPDATE moves SET claimed = ? WHERE id = ?", (_blob(name), move_id))
+    def claiming(self, move_id: int, name: Path) -> bytes:
+        """Record the name move ``move_id`` (or `undo` putting it back) is about to claim
+        (``durable.Claiming``; only where the filesystem has no no-replace rename); returns the mark
+        the claim is made holding (:func:`claim_mark`). Recovery removes that name alone, and only
+        while it holds the mark: not every fresh empty file under a name the move might have taken,
+        nor an empty file under this very name, which a kill before the claim was made leaves free
+        for a screenshot tool to create."""
+        sql = "UPDATE moves SET claimed = ? WHERE id = ? RETURNING hash"
+        [(digest,)] = self._rows(sql, (_blob(name), move_id))
+        return claim_mark(move_id, digest)
 
     def error(self, path: Path | None, message: str) -> None:
         """The message is kept as bytes: one naming a file whose name is not UTF-8 holds surrogates,

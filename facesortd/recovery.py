@@ -3,7 +3,7 @@ rolled back by what is on disk, so every file ends up exactly once: in the inbox
 destination; an `undo` that died putting a file back finished alike.
 
 Apart from the journal's records (journal.py) because it acts on files: it looks for a moved file
-under the names a move may give it, and removes an unfinished copy, an empty claim or a half-written
+under the names a move may give it, and removes an unfinished copy, a name's claim or a half-written
 temp file by the move protocol's rules (durable.py); the journal only stores and reads rows.
 """
 
@@ -20,9 +20,9 @@ from loguru import logger
 
 from facesortd.advice import advised
 from facesortd.content import content_id, holds
-from facesortd.durable import claims_first, fsync_dir, remove_temp_files
+from facesortd.durable import claims_first, fsync_dir, open_regular, remove_temp_files
 from facesortd.file_names import numbered_names
-from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move
+from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move, claim_mark
 from facesortd.refusals import Refused
 from facesortd.state import move_lock
 
@@ -75,7 +75,7 @@ def _recover(journal: Journal) -> Iterator[str]:
             yield f"rolled back the interrupted move of {move.source} (it stays in {move.source.parent})"
             continue
         copies = _arrived(journal, move, named)
-        yield from _remove_empty_claims(
+        yield from _remove_claims(
             journal, move, move.destination, named, move.started, f"the interrupted move of {move.source}"
         )
         if move.copied and copies:
@@ -101,7 +101,7 @@ def _recover(journal: Journal) -> Iterator[str]:
             since = move.finished or move.started
             whose = f"the interrupted undo of {move.destination}"
             named = _named(move.source)  # a claim removed below is no file for _finish_undo to find
-            yield from _remove_empty_claims(journal, move, move.source, named, since, whose)
+            yield from _remove_claims(journal, move, move.source, named, since, whose)
             yield _finish_undo(journal, move, named)
         journal.set_meta(UNDOING, "")
     _remove_stale_temp_files(journal)
@@ -234,45 +234,79 @@ MTIME_SLACK_S = 2.0
 """FAT keeps a file's modification time to 2 seconds."""
 
 
-def _remove_empty_claims(
+def _remove_claims(
     journal: Journal, move: Move, path: Path, named: list[Path], since: float, whose: str
 ) -> Iterator[str]:
-    """Remove the empty file an interrupted ``move`` (``whose``: the move, or `undo` putting it back
-    to ``path``; ``named``: what is there, :func:`_named`) claimed its name with, if it was killed
-    before the file took it: where a filesystem has neither hard links nor a no-replace rename (FAT
-    and exFAT through FUSE answer EINVAL to it, so every move into such a library, or `undo` into
-    such an inbox, claims first), the empty claim stayed for good: in the library, the file sorted
-    again became ``name (1)``; in the inbox, the daemon put the empty file into
-    ``_quarantine/unreadable/``. Only the name the move journaled before claiming it, if still empty
-    and made since ``since``; never for a move of an empty file (its copy is empty too). Any other
-    fresh empty file there was removed too until 2026-12-03: a screenshot its tool had just created
-    under a name the move might have taken and was writing into, which lost it."""
+    """Remove the claim an interrupted ``move`` (``whose``: the move, or `undo` putting it back to
+    ``path``; ``named``: what is there, :func:`_named`) made of its name, if it was killed before
+    the file took it: where a filesystem has neither hard links nor a no-replace rename (FAT and
+    exFAT through FUSE answer EINVAL to it, so every move into such a library, or `undo` into such
+    an inbox, claims first), the claim stayed for good: in the library, the file sorted again became
+    ``name (1)``; in the inbox, the daemon put the empty file into ``_quarantine/unreadable/``.
+
+    Only the name the move journaled before claiming it, and only while it holds the move's own
+    mark (``journal.claim_mark``). Anything else there is left and said: an empty file may be a
+    screenshot its tool created under the name after a kill that came before the claim was made,
+    which was removed, its bytes then written into a file no longer there; until 2026-12-03 so was
+    any fresh empty file under a name the move might have taken. A kill between the claim's making
+    and its mark leaves it empty too: kept, said, the file sorted again beside it. The moved file
+    itself, found there, is the move's (not said). A move journaled by an older facesortd, which
+    claimed names empty and did not record them, is judged by that older rule (:func:`_older_claims`)."""
+    if not move.claims_recorded:
+        yield from _older_claims(journal, move, named, since, whose)
+        return
+    claim = move.claimed
+    if claim is None or claim.parent != path.parent:  # no other is a name it may take
+        return
+    mark = claim_mark(move.id, move.hash)
+    if not os.path.lexists(claim) or holds(claim, move.hash):
+        return  # never made, or the moved file itself
+    held = _small_file(claim, len(mark))
+    if held == mark:
+        claim.unlink()
+        fsync_dir(claim.parent)
+        yield f"removed {claim}, the name {whose} had claimed"
+    elif held == b"":
+        yield (
+            f"left {claim}, the name {whose} had claimed, as it is: an empty file, made by the move before"
+            " its crash or since by another program (a screenshot being written); delete it if it stays"
+            " empty"
+        )
+    else:
+        yield f"left {claim}, the name {whose} had claimed, as it is: another file is there now"
+
+
+def _small_file(path: Path, most: int) -> bytes | None:
+    """What ``path`` holds if it is a regular file of at most ``most`` bytes that may be read; None
+    if not (a mark is never larger)."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > most:
+            return None
+        with open_regular(path) as fh:
+            return fh.read(most + 1)
+    except OSError:
+        return None
+
+
+def _older_claims(journal: Journal, move: Move, named: list[Path], since: float, whose: str) -> Iterator[str]:
+    """The empty claim of a ``move`` journaled before claims were recorded (2026-12-03): any empty
+    file made since ``since`` under a name it might have taken, that no finished move accounts for,
+    in a folder where names are claimed at all (``claims_first``: on ext4 an empty file is a
+    person's, or a screenshot its tool is writing); never for a move of an empty file (its copy is
+    empty too)."""
     if move.hash == EMPTY_HASH:
         return
-    for claim in _claims(move, path, named):
+    for claim in named:
         try:
             st = claim.lstat()
         except OSError:
             continue
         if st.st_mtime < since - MTIME_SLACK_S or not stat.S_ISREG(st.st_mode) or st.st_size != 0:
             continue
-        # A move journaled before claims were (by an older facesortd) claimed one of these names, if
-        # any: one no finished move accounts for, in a folder where names are claimed at all
-        # (``claims_first``: on ext4 an empty file is a person's, or a screenshot its tool is writing).
-        if move.claims_recorded or (journal.done_at(claim) is None and claims_first(claim.parent)):
+        if journal.done_at(claim) is None and claims_first(claim.parent):
             claim.unlink()
             fsync_dir(claim.parent)
             yield f"removed {claim}, the empty name {whose} had claimed"
-
-
-def _claims(move: Move, path: Path, named: list[Path]) -> list[Path]:
-    """The names at ``path`` where ``move`` may have left an empty claim: the one it journaled (in
-    ``path``'s folder: no other is a name it may take), or, journaled before claims were (2026-12-03),
-    any name it might have taken."""
-    if not move.claims_recorded:
-        return named
-    claimed = move.claimed
-    return [claimed] if claimed is not None and claimed.parent == path.parent else []
 
 
 def _remove_stale_temp_files(journal: Journal) -> None:

@@ -81,8 +81,9 @@ def test_filesystem_without_hard_links_still_never_overwrites(
     src = _file(tmp_path / "in" / "a.png", b"new")
     told: list[tuple[Path, bool]] = []
 
-    def claiming(name: Path) -> None:
+    def claiming(name: Path) -> bytes:
         told.append((name, os.path.lexists(name)))
+        return b"mark"
 
     final = durable.move_no_replace(src, tmp_path / "lib" / "a.png", claiming=claiming)
     assert final.name == "a (1).png" and final.read_bytes() == b"new" and not src.exists()
@@ -99,7 +100,12 @@ def test_a_copy_onto_a_drive_without_the_no_replace_rename_tells_the_name_it_cla
     monkeypatch.setattr(durable, "rename_no_replace", lambda _a, _b, _fd=None: False)
     src = _file(tmp_path / "in" / "a.png", b"data")
     told: list[Path] = []
-    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True, claiming=told.append)
+
+    def claiming(name: Path) -> bytes:
+        told.append(name)
+        return b"mark"
+
+    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=True, claiming=claiming)
     assert told == [final] and final.read_bytes() == src.read_bytes() == b"data"
 
 

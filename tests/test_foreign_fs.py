@@ -35,7 +35,7 @@ from facesortd import content as content_module
 from facesortd.config import Settings
 from facesortd.content import file_hash
 from facesortd.decide import Decision
-from facesortd.journal import UNDOING, Journal, JournalUnavailable
+from facesortd.journal import UNDOING, Journal, JournalUnavailable, claim_mark
 from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
@@ -356,13 +356,13 @@ def test_recovery_removes_the_name_a_move_killed_between_claim_and_rename_claime
             settings.state_dir,
         )
         whose = f"the interrupted undo of {placed}"
-    assert claim.stat().st_size == 0
+    assert claim.read_bytes() == claim_mark(1, file_hash(placed if interrupted == "undo" else src))
     theirs = claim.with_name("a (1).png")
     journal = Journal.for_state_dir(settings.state_dir)
     with open(theirs, "wb") as being_written:  # made as the daemon restarts; its writer is at work
         lines = list(recover(journal))
         being_written.write(b"the screenshot")
-    assert lines[0] == f"removed {claim}, the empty name {whose} had claimed"
+    assert lines[0] == f"removed {claim}, the name {whose} had claimed"
     assert theirs.read_bytes() == b"the screenshot"
     if interrupted == "move":
         assert lines[1].startswith("rolled back") and src.read_bytes() == screenshot_png(13)
@@ -372,6 +372,65 @@ def test_recovery_removes_the_name_a_move_killed_between_claim_and_rename_claime
     else:
         assert lines[1] == f"the interrupted undo of {placed} had not begun; it stays sorted"
         assert _files(settings.inbox) == [theirs] and placed.read_bytes() == screenshot_png(13)
+
+
+@pytest.mark.parametrize("interrupted", ["move", "undo"])
+@pytest.mark.parametrize("found", ["empty", "written", "marked", "renamed onto"])
+def test_recovery_removes_a_claimed_name_only_while_it_holds_the_moves_mark(
+    daemon_settings: Settings, found: str, interrupted: str
+) -> None:
+    """On FAT and exFAT through FUSE a move (or `undo`) journals the name it claims, then makes it
+    with O_EXCL, then renames the file onto it. Killed between the journal's write and the making,
+    the name was left free: a screenshot tool creating its next file under it as the daemon
+    restarted (``empty``, being written) had it removed by recovery, and its bytes then went into a
+    file no longer there. The claim is now made holding a mark of that move alone, and only that is
+    removed (``marked``: killed after the making). An empty file, which a kill between the making and
+    its mark leaves too, and any other file (``written``) are left and said; the moved file itself
+    (``renamed onto``: killed after the rename) is found there. Each step is acted out by hand."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(13))
+    journal = Journal.for_state_dir(settings.state_dir)
+    if interrupted == "move":
+        folder = settings.library / "_quarantine" / "unsure"
+        folder.mkdir(parents=True)
+        move_id = journal.plan(file_hash(src), src, folder / "a.png", UNSURE, "m")
+        claim, moving, whose = folder / "a.png", src, f"the interrupted move of {src}"
+    else:
+        placed = journaled_apply(journal, Library(settings.library), src, file_hash(src), UNSURE, "m")
+        [move] = journal.done_moves()
+        move_id = move.id
+        journal.set_meta(UNDOING, str(move_id))  # as `undo` marks it before the put-back
+        journal.finish(move_id, "undone")
+        claim, moving, whose = src, placed, f"the interrupted undo of {placed}"
+    mark = journal.claiming(move_id, claim)  # the kill comes after this, before or after the making
+    held = {"empty": b"", "written": b"the screenshot", "marked": mark}.get(found)
+    if held is None:
+        claim.write_bytes(mark)
+        os.rename(moving, claim)
+    else:
+        claim.write_bytes(held)
+    lines = list(recover(journal))
+    if found == "marked":
+        assert lines[0] == f"removed {claim}, the name {whose} had claimed"
+    elif found == "empty":
+        assert lines[0].startswith(f"left {claim}, the name {whose} had claimed, as it is: an empty file")
+    elif found == "written":
+        assert lines[0] == f"left {claim}, the name {whose} had claimed, as it is: another file is there now"
+    if found == "renamed onto":  # the file is where the move took it, once
+        done = f"completed the interrupted move of {src} -> {claim}"
+        assert lines == [done if interrupted == "move" else f"the interrupted undo of {placed} had finished"]
+        assert _files(settings.inbox) + _files(settings.library) == [claim]
+        assert claim.read_bytes() == screenshot_png(13)
+        return
+    kept = [] if found == "marked" else [claim]  # beside the file, still where it was
+    if interrupted == "move":
+        assert lines[-1].startswith("rolled back") and _files(settings.library) == kept
+    else:
+        assert lines[-1] == f"the interrupted undo of {placed} had not begun; it stays sorted"
+        assert _files(settings.inbox) == kept
+    assert moving.read_bytes() == screenshot_png(13) and [p.read_bytes() for p in kept] == [held] * len(kept)
 
 
 def test_recovery_removes_the_empty_claim_of_a_move_journaled_before_claims_were(
