@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from facesortd.durable import remove_temp_files
+from facesortd.mounts import refuse_unmounted
 from facesortd.refusals import Refused
 
 JOURNAL_FILE = "journal.sqlite"
@@ -88,7 +89,14 @@ def ensure_private_dir(folder: Path) -> Path:
 
     Closing takes the group's and others' rights away and leaves the owner's as they are: a folder
     its owner made read-only (chmod 555) stays read-only to them (it was opened up to 0700 again).
+
+    One missing where a drive is not mounted is not made (``mounts.DriveNotMounted``): made on the
+    disk below the mount point, it hid a stand-in journal, models and locks there once the drive
+    was back (and exfat-fuse refuses to mount over a folder not empty). Asked only of a folder
+    missing: every move opens its lock through here, and may not read the mount table each time.
     """
+    if not folder.is_dir():
+        refuse_unmounted(folder)
     folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     st = folder.stat()
     if st.st_uid == os.getuid() and st.st_mode & 0o077:

@@ -42,6 +42,7 @@ from facesortd.placement import journaled_apply
 from facesortd.recovery import recover
 from facesortd.review_page import queue
 from facesortd.sorter import Sorter
+from facesortd.state import models_lock, move_lock
 from facesortd.undo import undo
 
 UNSURE = Decision.quarantine("unsure")
@@ -1426,30 +1427,73 @@ def test_the_daemon_puts_off_its_retrain_while_the_library_drive_is_away(
         daemon.journal.close()
 
 
+@pytest.mark.parametrize("listed", [False, True], ids=["missing-in-mnt", "fstab-stand-in"])
 @pytest.mark.parametrize(
     "command",
-    [["model", "rollback"], ["model", "use", "default"], ["model"], ["train", "DATASET", "--kind", "crops"]],
+    [
+        ["model", "rollback"],
+        ["model", "use", "default"],
+        ["model"],
+        ["train", "DATASET", "--kind", "crops"],
+        ["eval", "DATASET", "--kind", "crops"],
+    ],
     ids=" ".join,
 )
 def test_model_commands_make_no_state_folder_below_a_mount_point_whose_drive_is_away(
     cli_settings: Settings,
-    drive_places: tuple[Path, Path, Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
     command: list[str],
+    listed: bool,
 ) -> None:
     """`model use` and `rollback` made the state folder anew on the disk below /mnt/usb (its models
     folder and locks: exfat-fuse then refuses to mount the drive over it), and put a model in force
-    there; `model` listed that stand-in's "no models yet"; `train` trained, then wrote its model there.
-    Refused as `run` and `sort` refuse it, before any work."""
-    usb = drive_places[2] / "usb"
-    usb.mkdir()
+    there; `model` listed that stand-in's "no models yet"; `train` trained, then wrote its model there;
+    `eval` measured the shipped model (or the stand-in's) as the model in force. Refused as `run` and
+    `sort` refuse it, before any work, whether the state folder is missing under /mnt/usb or a stand-in
+    on the disk below a mount point fstab lists."""
+    if listed:
+        usb = tmp_path / "data" / "usb"
+        request.getfixturevalue("fstab").write_text(f"/dev/sdb1 {usb} exfat nofail 0 0\n")
+        (usb / "state").mkdir(parents=True)  # made on the disk below before: a stand-in
+    else:
+        usb = request.getfixturevalue("drive_places")[2] / "usb"
+        usb.mkdir()
     state = usb / "state"
     monkeypatch.setenv("FACESORTD_STATE_DIR", str(state))
     said = " ".join(str(mounts.drive_not_mounted(state)).split())
+    left = sorted(usb.rglob("*"))
     capsys.readouterr()
     assert cli.main([str(tmp_path) if arg == "DATASET" else arg for arg in command]) == 1
     out, err = capsys.readouterr()
     assert (out, " ".join(err.split())) == ("", f"facesortd: error: {said}")
-    assert list(usb.iterdir()) == []
+    assert sorted(usb.rglob("*")) == left
+
+
+def test_no_state_folder_is_made_below_a_mount_point_whose_drive_is_away(
+    drive_places: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each lock of the state folder (the move lock around every move, the retrain and models locks)
+    made the folder where it was missing, its drive away or not: on the disk below /mnt/usb, hidden
+    once the drive was back. Refused; and asked only of a folder missing, so a move (which opens its
+    lock each time) reads neither fstab nor the mount table."""
+    state = drive_places[2] / "usb" / "state"
+    state.parent.mkdir()
+    for lock in (move_lock, models_lock):
+        with pytest.raises(mounts.DriveNotMounted, match="is where drives are mounted"), lock(state):
+            pass
+    assert list(state.parent.iterdir()) == []
+    reads: list[str] = []
+    for table in ("_mount_table", "_fstab_mount_points"):
+        real = getattr(mounts, table)
+        monkeypatch.setattr(mounts, table, lambda real=real, table=table: reads.append(table) or real())
+    here = tmp_path / "state"
+    with move_lock(here):  # made: asked once
+        assert reads and here.is_dir()
+    reads.clear()
+    for _ in range(3):
+        with move_lock(here):
+            pass
+    assert reads == []

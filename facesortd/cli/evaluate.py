@@ -13,10 +13,15 @@ from facesortd.emotion import ModelError
 from facesortd.ensemble import load_model
 from facesortd.learn.training import predict_set
 from facesortd.model_store import load_model_in_force
+from facesortd.mounts import refuse_unmounted
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     settings = settings_for(args)
+    # The model in force is the state folder's: with its drive away, the shipped model (or a stand-in's
+    # below the mount point) was measured as if it were.
+    if not args.model:
+        refuse_unmounted(settings.state_dir)
     model = load_model(args.model) if args.model else load_model_in_force(settings)
     if model is None:
         raise ModelError(f"no model to evaluate: pass --model FILE or train one with `{advised('train')}`")
