@@ -40,6 +40,7 @@ from facesortd.model_store import (
 from facesortd.mounts import (
     FOREIGN_FILESYSTEMS,
     DriveNotMounted,
+    drive_not_mounted,
     drive_problem,
     filesystem_type,
     nearest_existing,
@@ -113,7 +114,7 @@ def _drive_checks(name: str, folder: Path) -> Iterator[Check]:
 
 
 def _folder_check(name: str, folder: Path) -> Check:
-    if problem := drive_problem(name, folder):  # `run` and `sort` refuse to start: said so
+    if problem := drive_problem(name, drive_not_mounted(folder)):  # `run` and `sort` refuse to start: said so
         return False, one_line(problem)
     if not folder.exists():
         parent = nearest_existing(folder)

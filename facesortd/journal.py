@@ -264,11 +264,15 @@ class Move:
 class Journal:
     """One SQLite database per state folder; safe to share between the daemon's threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, drive_asked: bool = False) -> None:
+        """``drive_asked``: the caller has just asked ``drive_not_mounted`` of its folder and found the
+        drive there (`status`, whose problem line needs the answer too): not asked again, as each
+        asking reads fstab and the mount table."""
         self.path = path
         # Not made below a mount point whose drive is away (`undo`, `review`, `retrain` made it there
         # as `run` and `sort` no longer do): the next `run` took that empty journal for its own.
-        refuse_unmounted(path.parent)
+        if not drive_asked:
+            refuse_unmounted(path.parent)
         try:
             self.state_dir = ensure_private_dir(path.parent)
             ensure_private_file(path)
@@ -418,8 +422,8 @@ class Journal:
             return False
 
     @classmethod
-    def for_state_dir(cls, state_dir: Path) -> Journal:
-        return cls(state_dir / JOURNAL_FILE)
+    def for_state_dir(cls, state_dir: Path, *, drive_asked: bool = False) -> Journal:
+        return cls(state_dir / JOURNAL_FILE, drive_asked=drive_asked)
 
     def close(self) -> None:
         """Close under the lock: a review-page request still running on another thread finishes its

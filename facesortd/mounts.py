@@ -135,10 +135,10 @@ class DriveNotMounted(Exception):
             )
 
 
-def drive_problem(name: str, folder: Path) -> str | None:
+def drive_problem(name: str, away: DriveNotMounted | None) -> str | None:
     """What `doctor` and `status` say of the folder setting ``name`` when `run` and `sort` refuse
-    it (:class:`DriveNotMounted`): the person sees why the daemon does not start before asking."""
-    away = drive_not_mounted(folder)
+    it (``away``: :func:`drive_not_mounted` of it, asked by the caller, who may need the answer
+    again): the person sees why the daemon does not start before asking."""
     return None if away is None else f"{name} {away}"
 
 

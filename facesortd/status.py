@@ -247,7 +247,8 @@ def gather(settings: Settings) -> dict[str, Any]:
         )
     if lost := lost_in_force(settings):
         problems.append(lost)
-    problems += filter(None, (drive_problem(name, getattr(settings, name)) for name in FOLDERS))
+    away = {name: drive_not_mounted(getattr(settings, name)) for name in FOLDERS}  # each asked once
+    problems += filter(None, (drive_problem(name, drive) for name, drive in away.items()))
     if overlap := folders_overlap(settings):  # `run` refuses to start: advising it alone contradicted that
         problems.append(overlap)
     path = model_in_force(settings)
@@ -262,8 +263,8 @@ def gather(settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"daemon": daemon, "model": model_part}
     # One on the disk below a mount point whose drive is away is not the one facesortd keeps (said above).
     journal = (
-        Journal.for_state_dir(settings.state_dir)
-        if (settings.state_dir / JOURNAL_FILE).exists() and drive_not_mounted(settings.state_dir) is None
+        Journal.for_state_dir(settings.state_dir, drive_asked=True)
+        if (settings.state_dir / JOURNAL_FILE).exists() and away["state_dir"] is None
         else None
     )
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +85,12 @@ def _inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
 
 
-def _refusal(move: Move, library: Path, inbox: Path) -> str:
-    """Why this entry must not be acted on ("" if it may)."""
+DriveAsked = Callable[[Path], DriveNotMounted | None]
+"""How a folder's drive is asked (:func:`drive_not_mounted`, or one move's answers kept, see :func:`undo`)."""
+
+
+def _refusal(move: Move, library: Path, inbox: Path, asked: DriveAsked = drive_not_mounted) -> str:
+    """Why this entry must not be acted on ("" if it may); ``asked``: see :func:`_drive_away`."""
     here, back = move.destination, move.source
     if not move.in_full:
         # Older versions stored paths as typed (`sort shots/a.png`): relative to a folder they did not
@@ -108,7 +113,7 @@ def _refusal(move: Move, library: Path, inbox: Path) -> str:
         return f"cannot read it ({exc.strerror or exc}); left alone"
     # Into the quarantine it may go once that is put right, if it links out now (:func:`_held_back`).
     if not (_inside(back.parent, inbox) or _inside(back.parent, library) or back.parent.is_dir()) and not (
-        _into_quarantine(back.parent, library) or drive_not_mounted(back.parent)  # see _drive_away
+        _into_quarantine(back.parent, library) or _drive_away(move, asked)
     ):
         return f"it came from {back.parent}, which no longer exists; left alone (move it by hand)"
     return ""
@@ -123,7 +128,7 @@ def _held_back(move: Move, library: Path) -> Refused | None:
     return quarantine_refusal(library, back) if _into_quarantine(back, library) else None
 
 
-def _drive_away(move: Move) -> DriveNotMounted | None:
+def _drive_away(move: Move, asked: DriveAsked = drive_not_mounted) -> DriveNotMounted | None:
     """The drive ``move`` waits for (None if it does not): it goes back into a folder missing where
     a drive is not mounted (the inbox's drive unplugged, or `sort /mnt/usb/screens` and that drive
     pulled out since), or into one on a drive /etc/fstab lists that is not mounted (the mount
@@ -131,8 +136,9 @@ def _drive_away(move: Move) -> DriveNotMounted | None:
     the disk below the mount point, the file in it hidden once the drive was back (and exfat-fuse
     refuses to mount over a folder not empty); said as a folder a person deleted, "move it by
     hand", it was a wait for the drive. Undone once the drive is back. A missing inbox elsewhere
-    (deleted by hand) is made again by the move, as the daemon makes it again."""
-    return drive_not_mounted(move.source.parent)
+    (deleted by hand) is made again by the move, as the daemon makes it again. ``asked``: how the
+    drive is asked (each asking reads fstab and the mount table)."""
+    return asked(move.source.parent)
 
 
 def left_waiting(drive: DriveNotMounted, files: int = 1) -> str:
@@ -180,10 +186,11 @@ def undo(
             if guard is not None and (refused := guard.refusal()):
                 out.append(Outcome(move.destination, None, str(refused), retry=True))
                 continue
-            if why := _refusal(move, library, inbox):
+            asked = functools.cache(drive_not_mounted)  # once per move: the refusal asks it too
+            if why := _refusal(move, library, inbox, asked):
                 out.append(Outcome(move.destination, None, why))
                 continue
-            if (drive := _drive_away(move)) is not None:
+            if (drive := _drive_away(move, asked)) is not None:
                 out.append(Outcome(move.destination, None, left_waiting(drive), retry=True, waits_for=drive))
                 continue
             if refused := _held_back(move, library):  # undoable again once put right

@@ -30,9 +30,9 @@ from loguru import logger
 from synthetic import BrightBlobDetector, screenshot_png, stored_png, stub_pipeline
 from waiting import running_daemon, wait_until
 
-from facesortd import cli, durable, file_names, mounts, placement, refusals
+from facesortd import cli, durable, file_names, mounts, placement, refusals, status
 from facesortd import content as content_module
-from facesortd.config import Settings
+from facesortd.config import FOLDERS, Settings
 from facesortd.content import file_hash
 from facesortd.decide import Decision
 from facesortd.journal import UNDOING, Journal, JournalUnavailable, claim_mark
@@ -1044,6 +1044,29 @@ def test_undo_of_a_file_sorted_from_a_drive_now_away_says_to_mount_it(
     screens.mkdir()
     assert cli.main(["undo", "1", "--yes"]) == 0
     assert shot.read_bytes() == screenshot_png(3)
+
+
+def test_undo_and_status_ask_each_folder_s_drive_once(
+    cli_settings: Settings, drive_places: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each asking of a folder's drive reads fstab and the mount table. `undo` asked twice per move
+    going back to a folder missing outside the inbox and the library (its refusal, then its wait for
+    the drive); `status` asked thrice of the state folder (its problem line, before opening the
+    journal, and the journal's opening). Once each now, with the same answers (the tests above)."""
+    screens = drive_places[2] / "usb" / "screens"
+    screens.mkdir(parents=True)
+    (screens / "a.png").write_bytes(screenshot_png(3))
+    assert cli.main(["sort", str(screens)]) == 0
+    screens.rmdir()  # the drive pulled out
+    reads: list[Path] = []
+    real = mounts._listed_but_away
+    monkeypatch.setattr(mounts, "_listed_but_away", lambda at, *a: reads.append(at) or real(at, *a))
+    status.gather(cli_settings)
+    assert sorted(reads) == sorted(Path(os.path.realpath(getattr(cli_settings, name))) for name in FOLDERS)
+    journal = Journal.for_state_dir(cli_settings.state_dir)
+    reads.clear()
+    [outcome] = undo(journal, journal.done_moves(), cli_settings.library, cli_settings.inbox)
+    assert outcome.waits_for is not None and reads == [screens]
 
 
 def _printed_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
