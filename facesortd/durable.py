@@ -384,8 +384,11 @@ def _link_no_replace(
             continue
         claim = os.fstat(fd)
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(mark)
+            try:  # unbuffered, at once: a kill before the mark is in leaves the claim empty, for good
+                if os.write(fd, mark) != len(mark):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(candidate))
+            finally:
+                os.close(fd)
             if dir_fd is None:
                 os.rename(src, candidate)
             else:
