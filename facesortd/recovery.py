@@ -268,9 +268,9 @@ def _remove_claims(
         yield f"removed {claim}, the name {whose} had claimed"
     elif held == b"":
         yield (
-            f"left {claim}, the name {whose} had claimed, as it is: an empty file, made by the move before"
-            " its crash or since by another program (a screenshot being written); delete it if it stays"
-            " empty"
+            f"left {claim}, the name {whose} had claimed, as it is: an empty file, which facesortd made"
+            " before the crash or another program since (a screenshot being written); delete it if it"
+            " stays empty"
         )
     else:
         yield f"left {claim}, the name {whose} had claimed, as it is: another file is there now"
