@@ -600,6 +600,13 @@ def _unknown_variables() -> list[str]:
     ]
 
 
+def nearest(word: str, known: Iterable[str]) -> str | None:
+    """The one of ``known`` that ``word`` most likely misspells, if any is close: what a typo is
+    answered with ("did you mean …?"), for a config key as for a class given on the review page."""
+    found = difflib.get_close_matches(word, list(known), n=1)
+    return found[0] if found else None
+
+
 def _known_keys(loc: tuple[int | str, ...]) -> str:
     """The keys that are allowed where an unknown one was written, the nearest first: the message
     pointed at config.example.toml, which `pip install` and pipx do not install, so a user of the
@@ -612,9 +619,9 @@ def _known_keys(loc: tuple[int | str, ...]) -> str:
             return ""
         model = section
     known = list(model.model_fields)
-    nearest = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    near = nearest(str(loc[-1]), known)
     where = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
-    guess = f"did you mean {'.'.join([*map(str, loc[:-1]), nearest[0]])}? " if nearest else ""
+    guess = f"did you mean {'.'.join([*map(str, loc[:-1]), near])}? " if near else ""
     return f" ({guess}the keys of {where}: {', '.join(known)})"
 
 

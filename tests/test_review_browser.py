@@ -114,14 +114,24 @@ def test_keys_label_mark_undo_move_and_type_a_new_class(
         keys.press("u", "1")  # changed my mind: s2 is angry after all
         wait_until(lambda: (lib / "angry" / "s2.png").is_file())
         keys.press(Keys.ARROW_RIGHT, Keys.ARROW_LEFT, "t")  # to s4 and back to s3, then type a class
-        browser.switch_to.active_element.send_keys("smug", Keys.ENTER)
+        message = lambda: browser.find_element("id", "message").text  # noqa: E731
+        browser.switch_to.active_element.send_keys("hapy", Keys.ENTER)  # a typo: nothing moves
+        wait_until(lambda: "hapy is not a class (did you mean happy?)" in message())
+        assert not (lib / "hapy").exists() and files["s3.png"].is_file()
+        browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+        keys.press("t")
+        browser.switch_to.active_element.send_keys("smug", Keys.ENTER)  # a new class: asked first
+        wait_until(lambda: "Enter again makes smug a new class" in message())
+        assert not (lib / "smug").exists()
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
         wait_until(lambda: (lib / "smug" / "s3.png").is_file())
         keys.press("2")  # s4: happy
         wait_until(lambda: (lib / "happy" / "s4.png").is_file())
         keys.press("u")  # ... and back
         wait_until(lambda: files["s4.png"].is_file())
         wait_until(lambda: "1 angry" in browser.find_element("id", "keys").text)
-        assert "smug" in browser.find_element("id", "keys").text  # the typed class now has a key
+        shown = browser.find_element("id", "keys").text
+        assert "4 surprised" in shown and "5 smug" in shown  # a new class takes the next key
         assert "unsure 2" in browser.find_element("id", "reasons").text  # the counts follow
     assert sorted(p.name for p in files["s0.png"].parent.iterdir()) == ["s4.png", "s5.png"]
     journal = Journal.for_state_dir(settings.state_dir)

@@ -15,7 +15,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from facesortd.advice import advised
-from facesortd.config import Settings
+from facesortd.config import Settings, nearest
 from facesortd.content import content_id
 from facesortd.decide import Decision
 from facesortd.durable import atomic_writer, moved_away
@@ -33,15 +32,26 @@ from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.refusals import DISK_FULL, Refused
 from facesortd.review_page.cache import review_dir
+from facesortd.review_page.classes import CLASS_NAME, known_classes
 from facesortd.review_page.queue import Changed, Contents, Item, content_tag, current
 from facesortd.undo import undo
-
-CLASS_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
-"""A class is a folder name: lower case letters, digits, - and _; never hidden, never ``_quarantine``."""
 
 
 class DecisionError(Exception):
     """A decision that cannot be carried out; the message says why, for the page to show."""
+
+
+class UnknownClass(DecisionError):
+    """A label that is none of the classes (``classes.known_classes``), not asked for as a new one:
+    a misspelt ``hapy`` posted by a script or a stale page was moved into a folder ``hapy/`` made
+    for it, and trained the model on a class nobody meant. ``why`` says it without the API's way to
+    make it a new class, which the page says its own way."""
+
+    def __init__(self, name: str, nearest: str | None, file_name: str) -> None:
+        self.name = name
+        guess = f" (did you mean {nearest}?)" if nearest else ""
+        self.why = f"{name} is not a class{guess}: {file_name} stays where it is"
+        super().__init__(f'{self.why}; a new class is made only when asked for as one ("new": true)')
 
 
 def class_name(text: str) -> str:
@@ -64,6 +74,9 @@ class Done:
     path: Path
     """Where the file is since the decision."""
     label: str = ""
+    made_folder: bool = False
+    """The label made the folder of its class: taken back, an empty one goes with it (else the
+    class it names, given by mistake and undone, kept a key and moved the keys after it)."""
 
 
 class NoFaceMarks:
@@ -125,13 +138,18 @@ class Decisions:
         self.history: list[Done] = []
         self._lock = threading.Lock()
 
-    def label(self, item: Item, text: str, content: str | None = None) -> Done:
-        """Move the file into ``<library>/<label>/`` and record the label (a new class makes its folder).
-        ``content``: the tag of the content the tab showed (see :meth:`_shown`)."""
+    def label(self, item: Item, text: str, content: str | None = None, new: bool = False) -> Done:
+        """Move the file into ``<library>/<label>/`` and record the label. ``content``: the tag of
+        the content the tab showed (see :meth:`_shown`); ``new``: a class that is none of the known
+        ones is wanted (it makes its folder), else UnknownClass."""
         label = class_name(text)
+        if not new and label not in (known := known_classes(self.settings, self.journal)):
+            raise UnknownClass(label, nearest(label, known), item.path.name)
+        folder = self.settings.library / label
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(self._changed_or_left(item))
+            made_folder = not folder.exists()
             try:
                 # What the page showed, checked again under the move lock just before the move; one it
                 # may not read is moved all the same, as sorted.
@@ -147,7 +165,7 @@ class Decisions:
                 if moved_away(exc):
                     raise DecisionError(self._changed(item)) from exc
                 raise DecisionError(f"{item.path.name} stays where it is: {self._fix(exc)}") from exc
-            done = Done("label", item.id, item.path.name, final, label)
+            done = Done("label", item.id, item.path.name, final, label, made_folder)
             self.history.append(done)  # the move is journaled: u takes it back whatever follows
             try:  # After the move: only a file that reached its folder is labelled.
                 self.reviewer.record(final, digest, label)
@@ -261,4 +279,7 @@ class Decisions:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; press u again once fixed")
             if outcome.back_to is None:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; nothing to undo")
+            if done.made_folder:  # only while empty: a file dropped there meanwhile keeps it
+                with contextlib.suppress(OSError):
+                    done.path.parent.rmdir()
             return done, outcome.back_to  # undo withdrew the label with the move

@@ -26,8 +26,9 @@ from loguru import logger
 from facesortd.config import Settings
 from facesortd.journal import Journal
 from facesortd.review_page.cache import ReviewCache
-from facesortd.review_page.decisions import DecisionError, Decisions, Done
-from facesortd.review_page.panels import Learning, classes, model_panel, model_plot
+from facesortd.review_page.classes import classes
+from facesortd.review_page.decisions import DecisionError, Decisions, Done, UnknownClass
+from facesortd.review_page.panels import Learning, model_panel, model_plot
 from facesortd.review_page.queue import (
     Changed,
     Contents,
@@ -157,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
             reply = self._route(method, url.path, query)
         except HttpError as exc:
             reply = _json({"error": str(exc)}, exc.status)
+        except UnknownClass as exc:  # the page offers to make it a new class, in its own words
+            reply = _json({"error": str(exc), "unknown_class": exc.name, "why": exc.why}, HTTPStatus.CONFLICT)
         except DecisionError as exc:
             reply = _json({"error": str(exc)}, HTTPStatus.CONFLICT)
         except Changed:  # a picture asked for as the file under its name changed
@@ -268,7 +271,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _label(self, body: dict[str, str]) -> Reply:
         item = self.app.item(body.get("id", ""))
-        done = self.app.decisions.label(item, body.get("label", ""), body.get("content"))
+        new = body.get("new", "").lower() == "true"  # JSON's true, as _body gives it
+        done = self.app.decisions.label(item, body.get("label", ""), body.get("content"), new)
         return _json(_done_json(done, str(done.path)))
 
     def _no_face(self, body: dict[str, str]) -> Reply:
