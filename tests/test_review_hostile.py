@@ -596,18 +596,44 @@ def test_a_picture_its_drive_cannot_read_is_not_said_a_folder_to_chmod(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A quarantined file on a failing drive (EIO as the page reads it, to know the content it shows):
-    a class key and n both said "Input/output error: make the folder writable (chmod u+rwx)", and
-    the person changed permissions that were never the matter."""
+    a class key said "Input/output error: make the folder writable (chmod u+rwx)", and the person
+    changed permissions that were never the matter. The page showed no picture of it: a label
+    would name a picture nobody saw, so it is refused, and says what n does."""
     shot = quarantine(settings, "unsure", [("a.png", "happy")])["a.png"]
     _failing_drive(monkeypatch, shot)
     with serving(settings) as server:
         client = Client(server)
         item = client.get("/api/items")["items"][0]["id"]
-        for route, body in (("/api/label", {"label": "happy"}), ("/api/no-face", {})):
-            status, reply = client.post(route, {"id": item, **body})
-            assert status == 409 and "its drive could not read or write it" in reply["error"], reply
-            assert "chmod" not in reply["error"]
+        status, reply = client.post("/api/label", {"id": item, "label": "happy", "content": ""})
+        assert status == 409 and "its drive could not read or write it" in reply["error"], reply
+        assert "chmod" not in reply["error"] and "n lists it last" in reply["error"]
     assert shot.is_file() and labels(settings) == []
+
+
+def test_a_picture_its_drive_cannot_read_can_be_marked_and_waits_last(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """n on a file its drive cannot read said "was not marked: Input/output error", so it stayed
+    first in the queue for ever, shown as "unreadable" before every other file. It is marked now
+    without being read (nothing moves: nothing of it can be lost) and listed last; `u` takes the
+    mark back, and the mark holds across runs of the page while its size and time are unchanged."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    before = {n: p.read_bytes() for n, p in files.items()}
+    _failing_drive(monkeypatch, files["a.png"])
+    names = lambda client: [(i["name"], i["dismissed"]) for i in client.get("/api/items")["items"]]  # noqa: E731
+    with serving(settings) as server:
+        client = Client(server)
+        assert names(client) == [("a.png", False), ("b.png", False)]
+        item = client.get("/api/items")["items"][0]["id"]
+        assert client.get(f"/api/guesses?id={item}")["content"] == ""
+        assert client.post("/api/no-face", {"id": item, "content": ""})[0] == 200
+        assert names(client) == [("b.png", False), ("a.png", True)]
+        assert client.post("/api/undo")[0] == 200
+        assert names(client) == [("a.png", False), ("b.png", False)]
+        assert client.post("/api/no-face", {"id": item, "content": ""})[0] == 200
+    with serving(settings) as server:
+        assert names(Client(server)) == [("b.png", False), ("a.png", True)]
+    assert each_once(settings, before) == files and labels(settings) == []
 
 
 def test_a_picture_its_drive_cannot_read_shows_as_unreadable_not_an_internal_error(
@@ -625,7 +651,8 @@ def test_a_picture_its_drive_cannot_read_shows_as_unreadable_not_an_internal_err
             status, body = client.request(route)
             assert status == 200 and body.startswith(b"\xff\xd8"), (route, body[:80])
         guesses = client.get(f"/api/guesses?id={item}")
-        assert guesses["content"] == "" and "cannot read it" in guesses["error"]
+        assert guesses["content"] == "" and "its drive could not read it" in guesses["error"]
+        assert "n lists it last" in guesses["error"]
         failing_now[0] = False
         guesses = client.get(f"/api/guesses?id={item}")
         assert guesses["content"] and "error" not in guesses

@@ -36,6 +36,11 @@ from facesortd.review_page.classes import CLASS_NAME, known_classes
 from facesortd.review_page.queue import Changed, Contents, Item, content_tag, current
 from facesortd.undo import undo
 
+UNREAD = "unread"
+"""What a "no usable face" mark names as the content of a file its drive could not read (EIO). No
+content id is this: the mark holds while the file's place, size and time prove it unwritten
+(``queue.is_dismissed``), never where its time may hide a write (that is asked of the content)."""
+
 
 class DecisionError(Exception):
     """A decision that cannot be carried out; the message says why, for the page to show."""
@@ -154,6 +159,12 @@ class Decisions:
                 # What the page showed, checked again under the move lock just before the move; one it
                 # may not read is moved all the same, as sorted.
                 digest, seen = self._shown(item, content)
+            except OSError as exc:  # its drive could not read it: the page showed no picture of it
+                raise DecisionError(
+                    f"{item.path.name} stays where it is: {self._fix(exc)}. The page could show no picture"
+                    " of it, so there is none to label: n lists it last"
+                ) from exc
+            try:
                 final = journaled_apply(
                     self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER, seen=seen
                 )
@@ -244,12 +255,16 @@ class Decisions:
 
     def no_face(self, item: Item, content: str | None = None) -> Done:
         """Mark the file as having no usable face: it stays in quarantine, unlabelled, listed last.
-        ``content``: as for :meth:`label`."""
+        ``content``: as for :meth:`label`. A file its drive cannot read is marked too, unread:
+        nothing moves, so nothing of it can be lost, and it no longer waits first in the queue."""
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(self._changed_or_left(item))
             try:
-                digest, _seen = self._shown(item, content)
+                digest = self._shown(item, content)[0]
+            except OSError:  # its drive could not read it: it stayed first in the queue for ever
+                digest = UNREAD
+            try:
                 self.marks.set(item.id, digest)
             except OSError as exc:
                 raise DecisionError(f"{item.path.name} was not marked: {self._fix(exc)}") from exc

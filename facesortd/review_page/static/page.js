@@ -220,7 +220,10 @@ async function show() {
   $("guesses").replaceChildren(...g.guesses.map(([name, p], i) => el("li", {
     textContent: `${i === 0 ? "Enter" : keyOf(name) || ""}  ${name} ${(100 * p).toFixed(0)} %`,
   })));
-  if (g.error) say(`unreadable: ${g.error}. A class key still moves it, but it teaches the model nothing; n lists it last`);
+  // No content read (its drive could not): the reply says what to do; a file that is no image a
+  // class key still moves.
+  if (g.error && !g.content) say(`unreadable: ${g.error}`);
+  else if (g.error) say(`unreadable: ${g.error}. A class key still moves it, but it teaches the model nothing; n lists it last`);
   else if (!g.boxes.length) say("no face found: press a class key if there is one, n if not");
 }
 
