@@ -492,17 +492,25 @@ def test_a_label_scan_racing_the_pages_undo_does_not_bring_the_label_back(
         assert labels(settings) == []
 
 
-@pytest.mark.parametrize("in_place", [False, True], ids=["another file put there", "saved over in its tick"])
-def test_a_label_goes_only_to_the_picture_the_page_showed(settings: Settings, in_place: bool) -> None:
+@pytest.mark.parametrize(
+    ("in_place", "coarse"),
+    [(False, False), (True, True), (True, False)],
+    ids=["another file put there", "saved over in its tick", "written over keeping its time (cp -p)"],
+)
+def test_a_label_goes_only_to_the_picture_the_page_showed(
+    settings: Settings, in_place: bool, coarse: bool
+) -> None:
     """Another picture put under the listed name with the same size and time after the page showed
-    the file: a re-download keeping the server's time, or a tool saving over it within FAT's 2-s
-    tick. The page checked the name, size and time only, so the person's label went to a picture
-    they never saw, and trained the model. Now it stays, and reloaded it is shown and labelled."""
+    the file: a re-download keeping the server's time, a tool saving over it within FAT's 2-s tick,
+    or `cp -p` of a picture with that size and time over it. The page checked the name, size and
+    time (and, until 2026-12-03, the same inode number for the last), so the person's label went to
+    a picture they never saw, and trained the model. Now it stays, and reloaded it is shown and
+    labelled."""
     shot = a_png(settings)
     shot.parent.mkdir(parents=True)
     emotion_folders(settings)
     shot.write_bytes(stored_png(1, "happy"))
-    if in_place:
+    if coarse:
         coarse_now(shot)
     other = stored_png(2, "sad")
     with serving(settings) as server:

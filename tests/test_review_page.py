@@ -26,11 +26,13 @@ from review_setup import install_model, quarantine, review_settings, scratch_dir
 from synthetic import stored_png
 from waiting import wait_until
 
-from facesortd import cli
+from facesortd import cli, placement
 from facesortd.config import Settings
+from facesortd.content import holds
 from facesortd.journal import Journal
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.review_page import queue
 from facesortd.review_page.classes import classes
 from facesortd.review_page.queue import scan
 from facesortd.review_page.server import TOKEN_HEADER, ReviewServer
@@ -653,13 +655,16 @@ def test_a_file_fuse_numbered_anew_keeps_its_mark_and_its_pictures(settings: Set
     assert (settings.library / "happy" / "a.png").is_file()
 
 
-def test_a_mark_and_pictures_stay_with_the_picture_not_its_name(settings: Settings) -> None:
+@pytest.mark.parametrize("coarse", [True, False], ids=["saved over in its tick", "cp -p over it"])
+def test_a_mark_and_pictures_stay_with_the_picture_not_its_name(settings: Settings, coarse: bool) -> None:
     """What the page keeps of a file by its name, size and time goes when another picture is saved
-    over it keeping them (within FAT's 2-s tick): it is shown as it is now, and not listed last."""
+    over it keeping them (within FAT's 2-s tick, or `cp -p` of a picture with that size and time:
+    until 2026-12-03 it kept the mark): it is shown as it is now, and not listed last."""
     shot = settings.library / QUARANTINE_DIR / "unsure" / "a.png"
     shot.parent.mkdir(parents=True)
     shot.write_bytes(stored_png(1))
-    coarse_now(shot)
+    if coarse:
+        coarse_now(shot)
     with serving(settings) as server:
         client = Client(server)
         a = client.get("/api/items")["items"][0]["id"]
@@ -672,6 +677,31 @@ def test_a_mark_and_pictures_stay_with_the_picture_not_its_name(settings: Settin
         status, now_shown = client.request(f"/view?id={a}")
         assert status == 200 and now_shown != shown
         assert len(list((settings.state_dir / "review" / "views").glob("*/*"))) == 1
+
+
+def test_a_mark_outlives_a_chmod_and_its_file_is_read_once_for_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change of the inode that is no write (a chmod) keeps the mark, proven by the content once:
+    not read again at every listing, nor in the next run of the page."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    read: list[str] = []
+    real = queue.content_id
+    monkeypatch.setattr(queue, "content_id", lambda path: read.append(path.name) or real(path))
+    monkeypatch.setattr(placement, "holds", lambda path, d: read.append(path.name) or holds(path, d))
+    listed = lambda client: [(i["name"], i["dismissed"]) for i in client.get("/api/items")["items"]]  # noqa: E731
+    with serving(settings) as server:
+        client = Client(server)
+        a = client.get("/api/items")["items"][0]["id"]
+        assert client.post("/api/no-face", {"id": a})[0] == 200
+        files["a.png"].chmod(0o600)
+        read.clear()
+        for _ in range(3):
+            assert listed(client) == [("b.png", False), ("a.png", True)]
+        assert read == ["a.png"]
+    with serving(settings) as server:
+        assert listed(Client(server)) == [("b.png", False), ("a.png", True)]
+    assert read == ["a.png"]
 
 
 def test_no_usable_face_marks_of_an_older_page_are_kept(settings: Settings) -> None:

@@ -29,11 +29,11 @@ from facesortd.durable import atomic_writer, moved_away
 from facesortd.journal import REVIEWER, Journal
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
-from facesortd.placement import UnjournaledMove, journaled_apply
+from facesortd.placement import UnjournaledMove, inode_change, journaled_apply
 from facesortd.refusals import DISK_FULL, Refused
 from facesortd.review_page.cache import review_dir
 from facesortd.review_page.classes import CLASS_NAME, known_classes
-from facesortd.review_page.queue import Changed, Contents, Item, content_tag, current
+from facesortd.review_page.queue import Changed, Contents, Item, Mark, content_tag, current
 from facesortd.undo import undo
 
 UNREAD = "unread"
@@ -85,8 +85,9 @@ class Done:
 
 
 class NoFaceMarks:
-    """The files marked "no usable face", by id, with the content each mark was given to, kept in
-    the state folder across runs of the page (queue.is_dismissed)."""
+    """The files marked "no usable face", by id, with the content each mark was given to and the
+    file's inode change then (``queue.Mark``), kept in the state folder across runs of the page
+    (queue.is_dismissed)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -94,7 +95,12 @@ class NoFaceMarks:
             found = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             found = {}
-        self.marks: dict[str, str] = found if isinstance(found, dict) else {}
+        self.marks: dict[str, Mark] = {}
+        for key, kept in (found if isinstance(found, dict) else {}).items():
+            if isinstance(kept, str):  # written before the inode's change was kept with it
+                self.marks[key] = Mark(kept)
+            elif isinstance(kept, list) and len(kept) == 3 and all(isinstance(v, int) for v in kept[1:]):
+                self.marks[key] = Mark(str(kept[0]), (kept[1], kept[2]))
         self._before = set(found) if isinstance(found, list) else set()
         """Marks written before 2026-12-03: ids that held the inode number, without the content."""
 
@@ -109,24 +115,34 @@ class NoFaceMarks:
             key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode()
             if hashlib.sha256(key).hexdigest()[:24] in self._before:
                 with contextlib.suppress(OSError):  # one that cannot be read now loses its mark
-                    marks[item.id] = content_id(item.path)
+                    marks[item.id] = Mark(content_id(item.path), inode_change(st))
         self._save(marks)
         self._before = set()
 
-    def set(self, item_id: str, digest: str | None) -> None:
-        """Mark the content ``digest`` under ``item_id``, or (None) take its mark back."""
+    def set(self, item_id: str, mark: Mark | None) -> None:
+        """Mark ``item_id`` so, or (None) take its mark back."""
         marks = {k: v for k, v in self.marks.items() if k != item_id}
-        self._save(marks if digest is None else {**marks, item_id: digest})
+        self._save(marks if mark is None else {**marks, item_id: mark})
+
+    def proven(self, items: list[Item]) -> None:
+        """Keep the inode change of the marked files listed (``items``) as it is now: one whose inode
+        changed without a write (a chmod) was proven by its content, and would be read again at
+        every listing. Unkept where the state folder refuses: only that reading is lost."""
+        now = {i.id: inode_change(i.seen) for i in items if i.dismissed}
+        if any(self.marks[k].inode != inode for k, inode in now.items()):
+            with contextlib.suppress(OSError):
+                self._save({k: Mark(m.content, now.get(k, m.inode)) for k, m in self.marks.items()})
 
     def keep_only(self, ids: set[str]) -> None:
         """Forget marks of files that left the quarantine."""
         if not self.marks.keys() <= ids:
             self._save({k: v for k, v in self.marks.items() if k in ids})
 
-    def _save(self, marks: dict[str, str]) -> None:
+    def _save(self, marks: dict[str, Mark]) -> None:
         """Kept in memory only once written, so a refused write leaves both as they were."""
+        kept = {k: [m.content, *m.inode] if m.inode else m.content for k, m in marks.items()}
         with atomic_writer(self.path) as fh:
-            fh.write(json.dumps(marks, sort_keys=True).encode())
+            fh.write(json.dumps(kept, sort_keys=True).encode())
         self.marks = marks
 
 
@@ -261,11 +277,11 @@ class Decisions:
             if current(item, self.settings.library) is None:
                 raise DecisionError(self._changed_or_left(item))
             try:
-                digest = self._shown(item, content)[0]
+                digest, seen = self._shown(item, content)
             except OSError:  # its drive could not read it: it stayed first in the queue for ever
-                digest = UNREAD
+                digest, seen = UNREAD, item.seen
             try:
-                self.marks.set(item.id, digest)
+                self.marks.set(item.id, Mark(digest, inode_change(seen)))
             except OSError as exc:
                 raise DecisionError(f"{item.path.name} was not marked: {self._fix(exc)}") from exc
             done = Done("no-face", item.id, item.path.name, item.path)

@@ -34,7 +34,6 @@ from facesortd.review_page.queue import (
     Contents,
     Item,
     current,
-    is_dismissed,
     lister,
     reason_order,
     scan,
@@ -97,8 +96,8 @@ class ReviewApp:
 
     def listing(self, reason: str, offset: int, limit: int) -> dict[str, object]:
         """One page of the queue (filtered by reason, "" for all), with the counts per reason."""
-        marks = self.decisions.marks.marks
-        items = scan(self.settings.library, marks, self._lister)
+        items = scan(self.settings.library, self.decisions.marks.marks, self._lister)
+        self.decisions.marks.proven(items)
         with self._index_lock:
             self._index = {i.id: i for i in items}
         counts: dict[str, int] = {}
@@ -110,7 +109,7 @@ class ReviewApp:
             "counts": {r: counts[r] for r in reason_order(counts)},
             "total": len(chosen),
             "offset": offset,
-            "items": [i.to_json(is_dismissed(i, marks)) for i in page],
+            "items": [i.to_json() for i in page],
         }
 
     def item(self, item_id: str) -> Item:
