@@ -344,6 +344,31 @@ def test_n_on_a_file_already_marked_moves_on_without_counting_it_again(
         assert position().endswith("2 decided so far")
 
 
+def test_a_key_held_down_decides_once(settings: Settings, browser: webdriver.Chrome) -> None:
+    """A key held down repeats (30 presses a second once held half a second): a class key held a
+    moment too long labelled every file after the one shown, none of them seen."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
+    lib = settings.library
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("2")
+        wait_until(lambda: (lib / "happy" / "a.png").is_file())
+        wait_until(lambda: "b.png" in browser.find_element("id", "name").text)
+        for key in ("2", "Enter", "n", "u"):
+            browser.execute_script(
+                "document.dispatchEvent(new KeyboardEvent('keydown', {key: arguments[0], repeat: true}))", key
+            )
+        wait_until(lambda: "decides once" in browser.find_element("id", "message").text)
+        keys.press("3")  # a press of its own still decides
+        wait_until(lambda: (lib / "sad" / "b.png").is_file())
+        wait_until(lambda: browser.find_element("id", "position").text.endswith("2 decided so far"))
+    assert files["c.png"].is_file() and sorted(p.name for p in lib.rglob("*.png")) == [
+        "a.png",
+        "b.png",
+        "c.png",
+    ]
+
+
 def test_files_can_be_labelled_with_the_mouse(settings: Settings, browser: webdriver.Chrome) -> None:
     """The keys were listed as plain text: a user reaching for the mouse could pick a file in the
     grid but not give it a class, and an eleventh class had no way in but typing it."""

@@ -368,10 +368,15 @@ async function undo() {
 function onKey(ev) {
   if (ev.target === $("class-input") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   const cls = classes.find((c) => c.key && c.key === ev.key);
-  const actions = {
-    Enter: acceptTop, n: noFace, u: undo,
-    ArrowRight: () => move(1), ArrowDown: () => move(1), ArrowLeft: () => move(-1), ArrowUp: () => move(-1),
-  };
+  const moves = { ArrowRight: () => move(1), ArrowDown: () => move(1), ArrowLeft: () => move(-1), ArrowUp: () => move(-1) };
+  const actions = { Enter: acceptTop, n: noFace, u: undo, ...moves };
+  // A key held down repeats: a class key held a moment too long gave its label to every file after,
+  // unseen. A decision is one press; only the arrows repeat.
+  if (ev.repeat && !moves[ev.key]) {
+    ev.preventDefault();
+    if (cls || actions[ev.key]) say("a key held down decides once: press it again for the next file");
+    return;
+  }
   if (ev.key === "t") {
     ev.preventDefault();
     $("class-input").focus();
