@@ -190,6 +190,7 @@ function waitForArrivals() {
 async function show() {
   const item = current();
   weakAsked = null;  // Enter asks again about a weak guess once the page has shown another file
+  newAsked = null;   // and again whether a typed name is to be a new class
   $("boxes").replaceChildren();
   $("guesses").replaceChildren();
   $("picture").hidden = !item;
