@@ -344,6 +344,28 @@ def test_n_on_a_file_already_marked_moves_on_without_counting_it_again(
         assert position().endswith("2 decided so far")
 
 
+def test_a_new_class_is_asked_about_again_on_another_file(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """Asked once whether a typed name is to be a new class, a single Enter on the same name typed
+    for any later file made it one, without the question."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    message = lambda: browser.find_element("id", "message").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("t")
+        browser.switch_to.active_element.send_keys("smug", Keys.ENTER)
+        wait_until(lambda: "Enter again makes smug a new class" in message())
+        browser.switch_to.active_element.send_keys(Keys.TAB)  # away from the field, not Esc
+        keys.press(Keys.ARROW_RIGHT)
+        wait_until(lambda: "b.png" in browser.find_element("id", "name").text)
+        keys.press("t")
+        browser.switch_to.active_element.send_keys(Keys.CONTROL, "a")
+        browser.switch_to.active_element.send_keys("smug", Keys.ENTER)
+        wait_until(lambda: "Enter again makes smug a new class" in message() and "b.png" in message())
+    assert not (settings.library / "smug").exists() and all(f.is_file() for f in files.values())
+
+
 def test_a_key_held_down_decides_once(settings: Settings, browser: webdriver.Chrome) -> None:
     """A key held down repeats (30 presses a second once held half a second): a class key held a
     moment too long labelled every file after the one shown, none of them seen."""
