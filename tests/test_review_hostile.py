@@ -209,8 +209,9 @@ def test_hostile_ids_and_class_names(settings: Settings, tmp_path: Path) -> None
                 assert client.post(path, {"id": bad, "label": "happy"})[0] == 404, bad
             assert client.request(f"/thumb?id={bad.replace(chr(0), '%00')}", token="query")[0] == 404
         for bad in BAD_LABELS:
-            status, reply = client.post("/api/label", {"id": listed[0]["id"], "label": bad})
-            assert status == 409 and "cannot be a class" in reply["error"], bad
+            for new in (False, True):  # asked for as a new class, no less
+                status, reply = client.post("/api/label", {"id": listed[0]["id"], "label": bad, "new": new})
+                assert status == 409 and "cannot be a class" in reply["error"], bad
         answers(client)
     assert each_once(settings, before)["a.png"] == files["a.png"]
     assert (outside / "secret.png").read_bytes() == b"secret" and sorted(outside.iterdir()) == [
