@@ -8,7 +8,6 @@ file (``--config``, else ``$XDG_CONFIG_HOME/facesortd/config.toml``), then the d
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -30,6 +29,7 @@ from pydantic_settings import (
 
 from facesortd import DEFAULT_MAX_PIXELS
 from facesortd.image_names import IMAGE_SUFFIXES
+from facesortd.spelling import nearest
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
@@ -612,9 +612,9 @@ def _known_keys(loc: tuple[int | str, ...]) -> str:
             return ""
         model = section
     known = list(model.model_fields)
-    nearest = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    meant = nearest(str(loc[-1]), known)
     where = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
-    guess = f"did you mean {'.'.join([*map(str, loc[:-1]), nearest[0]])}? " if nearest else ""
+    guess = f"did you mean {'.'.join([*map(str, loc[:-1]), meant])}? " if meant else ""
     return f" ({guess}the keys of {where}: {', '.join(known)})"
 
 
