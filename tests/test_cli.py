@@ -1155,6 +1155,35 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
     assert len(list(inbox.iterdir())) == undo_command.CONFIRM_UNDO_OVER + 1
 
 
+def test_undo_of_more_moves_than_can_be_undone_says_how_many_there_were(
+    fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`undo 5` after a sort of 3 files, one changed since, put 2 back, a line each, and said nothing
+    of the 3 asked that never were: read as the 5 asked. Its --dry-run alike."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(inbox / f"{i}.png"), np.full((60, 60, 3), i, np.uint8))
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    assert cli.main(["sort", str(inbox)]) == 0
+    changed = next((tmp_path / "lib").rglob("1.png"))
+    changed.write_bytes(changed.read_bytes() + b"edited")
+    capsys.readouterr()
+    assert cli.main(["undo", "5", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [
+        "would undo 2 of the 5 asked: there were only 2 that can be undone",
+        "nothing undone (dry run)",
+    ], lines
+    assert cli.main(["undo", "2", "--dry-run"]) == 0  # as many as asked: nothing more said
+    assert "asked" not in capsys.readouterr().out
+    assert cli.main(["undo", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "its content changed since facesortd sorted it" in out
+    assert out.endswith("undid 2 of the 5 asked: there were only 2 that can be undone\n"), out
+    assert sorted(p.name for p in inbox.iterdir()) == ["0.png", "2.png"]
+
+
 @pytest.mark.parametrize(
     ("name", "command"),
     [
