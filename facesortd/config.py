@@ -3,7 +3,8 @@
 Settings come from (highest priority first): command-line overrides, ``FACESORTD_*`` environment
 variables (nested keys joined by ``__``, e.g. ``FACESORTD_DETECTION__SCALE_FACTOR=1.2``), the TOML
 file (``--config``, else ``$XDG_CONFIG_HOME/facesortd/config.toml``), then the defaults below.
-``config.example.toml`` mirrors this file; a test keeps the two in step.
+``config.example.toml`` mirrors this file (`facesortd config --example` prints it); a test keeps the
+two in step.
 """
 
 from __future__ import annotations
@@ -493,9 +494,10 @@ def config_option(config: Path | None) -> list[str]:
     return ["--config", str(config.expanduser().absolute())] if config else []
 
 
-EXAMPLE = "every key is optional; config.example.toml in facesortd's source lists each with its default"
+EXAMPLE = "every key is optional; `facesortd config --example` prints each with its default"
 """Where the keys are written down. The messages said "see config.example.toml", which `pip install`
-and pipx do not install: a user of the installed command looked for it in vain."""
+and pipx did not install: a user of the installed command looked for it in vain. It is package data
+now, printed by a command that works wherever facesortd does."""
 
 
 def load_settings(config_file: Path | None = None, *, environment: bool = True, **overrides: Any) -> Settings:

@@ -16,6 +16,7 @@ from loguru import logger
 from facesortd import __version__
 from facesortd.advice import FolderOption, advise_with
 from facesortd.cli import (
+    configuration,
     detect,
     doctor,
     evaluate,
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     install_service.add_install_service(sub)
     models.add_model(sub)
     doctor.add_doctor(sub)
+    configuration.add_config(sub)
     _add_train_detector(sub)
     return parser
 
@@ -264,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level or "INFO")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        if args.log_level is None and args.command != "doctor":
+        # `doctor` and `config` read the config file themselves: a broken one is what they are for
+        if args.log_level is None and args.command not in ("doctor", "config"):
             _setup_logging(settings_for(args).log_level)
         code = func(args)
         sys.stdout.flush()  # a reader that left (`status | head`) shows here, where it is handled
