@@ -299,7 +299,8 @@ class LearningSettings(_Section):
         0.0,
         ge=0.0,
         le=1.0,
-        description="On your held-out labels a new model may score at most this much below the current one.",
+        description="On the labels the model in force has not learnt (each scored by a new model trained "
+        "without it) a new model may score at most this much below the current one.",
     )
     max_coverage_drop: float = Field(
         0.05,

@@ -304,6 +304,31 @@ def test_eval_measures_a_model(trained: str, crop_dataset: Path, capsys: pytest.
     assert figures["balanced_accuracy"] > 0.9 and figures["n"] == 4 * 30
 
 
+def test_eval_calls_faces_held_out_only_where_they_were_and_says_which_the_model_learnt(
+    trained: str, crop_dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`eval` headed its figures "held-out faces" whatever it was given, the model's own training
+    folder too, whose figures flatter it; `train`'s cross-validated figures are the held-out ones."""
+    from facesortd.cli.evaluate import learnt_from
+    from facesortd.model_store import load_model_in_force
+
+    assert "held-out faces: " in trained  # train's
+    assert cli.main(["eval", str(crop_dataset), "--kind", "crops"]) == 0
+    out, err = capsys.readouterr()
+    assert "\nfaces: 120\n" in out and "held-out" not in out and "was trained from" not in err
+    model = load_model_in_force(load_settings())
+    assert model is not None
+    [learnt] = model.info["trained_from"]
+    assert cli.main(["eval", learnt, "--kind", "crops"]) == 0
+    out, err = capsys.readouterr()
+    assert "held-out" not in out
+    assert f"the model was trained from {learnt} (its `train` recorded it): these figures are of faces" in err
+    # as an older `train` recorded it, and the shipped model still does: relative to a folder not named
+    model.info["trained_from"] = ["../shared/data/anime_expressions"]
+    shared, other = Path("/x/shared/data/anime_expressions"), Path("/x/data/anime_expressions")
+    assert learnt_from(model, [shared, other]) == [shared]
+
+
 def test_doctor_says_what_to_fix(
     fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
