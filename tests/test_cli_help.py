@@ -209,6 +209,8 @@ def test_a_bare_facesortd_shows_the_help_that_says_where_to_start(capsys: pytest
         (["reveiw"], "reveiw", "review"),
         (["evaluate", "x"], "evaluate", "eval"),
         (["model", "rollbak"], "rollbak", "rollback"),
+        (["help"], "help", "--help"),
+        (["model", "help"], "help", "--help"),
     ],
 )
 def test_a_misspelt_command_is_named_with_the_one_meant(

@@ -85,15 +85,17 @@ def _log_line(record: Record) -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, naming the nearest choice when one is misspelt (`facesortd sotr`,
     `facesortd reveiw`, `model rollbak`): argparse listed every choice and left the person to find
-    the one meant. Said as a typo'd config key is (``spelling.nearest``). Each command's parser is
-    one too (``add_subparsers`` makes them of the parser's own class)."""
+    the one meant. Said as a typo'd config key is (``spelling.nearest``). Where a command or
+    another word of the command line is expected, `--help` is near too: `facesortd help` was
+    refused with the list alone. Each command's parser is one too (``add_subparsers`` makes them of
+    the parser's own class)."""
 
     def _check_value(self, action: argparse.Action, value: object) -> None:
         try:
             super()._check_value(action, value)
         except argparse.ArgumentError:
             choices = [str(c) for c in action.choices or ()]
-            meant = nearest(str(value), choices)
+            meant = nearest(str(value), choices + ([] if action.option_strings else ["--help"]))
             if meant is None:
                 raise
             listed = ", ".join(map(repr, choices))
