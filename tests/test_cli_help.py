@@ -202,6 +202,26 @@ def test_a_bare_facesortd_shows_the_help_that_says_where_to_start(capsys: pytest
     assert cli.main(["--log-level", "DEBUG"]) == 2  # facesortd's own options alone: the same
 
 
+def test_a_misspelt_option_is_named_with_the_one_meant(capsys: pytest.CaptureFixture[str]) -> None:
+    """`sort --dryrun` was "unrecognized arguments: --dryrun" below the usage, and the person was
+    left to spot the hyphen; a misspelt command is named with the nearest one, now an option too."""
+    for argv, said in (
+        (
+            ["sort", "--dryrun", "x.png"],
+            "facesortd sort: error: unrecognized arguments: --dryrun (did you mean --dry-run?)",
+        ),
+        (["status", "--jsn", "--bogus"], "unrecognized arguments: --jsn --bogus (did you mean --json?)"),
+        (
+            ["--log-levl=DEBUG", "status"],
+            "facesortd: error: unrecognized arguments: --log-levl=DEBUG (did you mean --log-level?)",
+        ),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2
+        assert said in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "typo", "meant"),
     [

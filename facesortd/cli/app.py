@@ -194,8 +194,20 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
         _refuse_misplaced(parser, given, unknown)
         before = given[: given.index(args.command)] if args.command in given else given
         wrong = parser if any(u in before for u in unknown) else commands(parser)[args.command]
-        wrong.error(f"unrecognized arguments: {' '.join(unknown)}")
+        wrong.error(f"unrecognized arguments: {' '.join(unknown)}{_meant_options(wrong, unknown)}")
     return args
+
+
+def _meant_options(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """The options of ``parser`` nearest to misspelt ones (`sort --dryrun`: " (did you mean
+    --dry-run?)"), as a misspelt command is said; "" if none is near. It was the usage line alone."""
+    options = [s for a in parser._actions for s in a.option_strings]
+    meant = [
+        near
+        for given in unknown
+        if given.startswith("-") and (near := nearest(given.split("=", 1)[0], options)) is not None
+    ]
+    return f" (did you mean {' '.join(meant)}?)" if meant else ""
 
 
 def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
