@@ -1064,6 +1064,26 @@ def test_undo_of_a_name_that_does_not_exist_says_so(target: str, capsys: pytest.
     assert f"{target}: no such file" in err and "undo N takes" in err
 
 
+def test_undo_of_a_file_named_where_it_was_says_where_it_is_now(
+    fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sort ~/shots/a.png`, then `undo ~/shots/a.png` (the name the person remembers) was "no such
+    file (... undo N takes how many of the last moves, a whole number)", read as a typo."""
+    shot = tmp_path / "shots" / "a.png"
+    shot.parent.mkdir()
+    cv2.imwrite(str(shot), np.full((60, 60, 3), 9, np.uint8))
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    assert cli.main(["sort", str(shot)]) == 0
+    [now] = (tmp_path / "lib").rglob("a.png")
+    capsys.readouterr()
+    monkeypatch.chdir(shot.parent)
+    assert cli.main(["undo", "a.png"]) == 2
+    err = capsys.readouterr().err
+    assert f"a.png: facesortd moved it to {now}; undo FILE takes the file where it is now" in err, err
+    assert f"`facesortd undo --library {tmp_path / 'lib'} {now}`" in err  # the advice carries the library
+    assert cli.main(["undo", str(now)]) == 0 and shot.is_file()
+
+
 def test_undo_since_takes_the_form_its_help_shows() -> None:
     """`undo --help` shows "--since TIME ... (2h, 30m, 1d ago, ...)"; `--since "1d ago"`, typed as
     shown, was refused: "--since takes e.g. 2h, 30m, 1d ...", got '1d ago'."""
