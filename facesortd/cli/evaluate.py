@@ -65,7 +65,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="measure a model on a labelled folder",
         description="Measure a model on labelled faces (DATASET/<emotion>/*, faces.json box files or "
-        "vn_faces folders): per-emotion counts and figures on stdout; moves nothing.",
+        "vn_faces folders): per-emotion counts and figures on stdout; moves nothing. They say how it "
+        "does on faces it never learnt only if it never learnt them: of a DATASET the model's `train` "
+        "recorded it learnt from, a warning on stderr says so.",
     )
     add_dataset_options(p)
     p.add_argument("--model", type=Path, metavar="FILE", help="model file (default: the model in force)")
