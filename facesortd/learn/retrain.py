@@ -608,6 +608,11 @@ def schedule(journal: Journal, labels: Sequence[UserLabel]) -> Schedule:
     return Schedule(fresh, float(journal.get_meta(LABELS_WAITING_SINCE, "0") or 0))
 
 
+def retrained_before(journal: Journal) -> bool:
+    """Has a retrain made a model from labels yet (the mark :func:`schedule` counts new labels from)?"""
+    return bool(journal.get_meta(LABELS_TRAINED_UNTIL) or journal.get_meta(LABELS_AT_RETRAIN))
+
+
 def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: Sequence[UserLabel]) -> int:
     """How many more labels make a retrain due by count (the review page shows it)."""
     return max(0, learning.retrain_after_labels - schedule(journal, labels).fresh)
