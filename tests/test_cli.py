@@ -1434,6 +1434,28 @@ def test_a_text_file_named_as_a_model_verifier_or_gate_is_not_said_to_be_pickled
         assert "not a NumPy" in error and "pickle" not in error and "unsafely" not in error
 
 
+def test_model_use_takes_a_model_by_the_name_model_lists_and_names_a_misspelt_one(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`facesortd model` lists models by name, and `model use <that name>` was "model file ... does
+    not exist" (but in the models folder itself); `model use defualt` said the same of a typo."""
+    from facesortd.model_store import model_in_force, shipped_model
+
+    settings = load_settings()
+    mine = model_in_force(settings)
+    assert mine is not None and mine != shipped_model()
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["model", "use", "defualt"]) == 2
+    assert "model file defualt does not exist (did you mean `facesortd model use default`?" in (
+        capsys.readouterr().err
+    )
+    shipped = shipped_model()
+    assert shipped is not None
+    assert cli.main(["model", "use", shipped.name]) == 0 and model_in_force(settings) == shipped
+    assert cli.main(["model", "use", mine.name]) == 0 and model_in_force(settings) == mine
+    assert len(list(mine.parent.glob("*.fsm.npz"))) == 1  # its own file, not a copy of it
+
+
 def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.CaptureFixture[str]) -> None:
     """A rollback made while a retrain ran was undone by it a moment later: the retrain, judged
     against the model in force when it began, put its own model in force when it ended."""
