@@ -1089,6 +1089,9 @@ def test_undo_since_takes_the_form_its_help_shows() -> None:
     shown, was refused: "--since takes e.g. 2h, 30m, 1d ...", got '1d ago'."""
     assert abs(undo_command._parse_since("1d ago") - (time.time() - 86400)) < 5
     assert abs(undo_command._parse_since("30m  ago") - (time.time() - 1800)) < 5
+    spelt_out = (("2 days", 2 * 86400), ("3hours ago", 3 * 3600), ("45 min", 2700), ("10 secs", 10))
+    for spelt, seconds in spelt_out:  # were refused as not a time
+        assert abs(undo_command._parse_since(spelt) - (time.time() - seconds)) < 5, spelt
 
 
 @pytest.mark.parametrize("argv", [["3", "--since", "2h"], ["--since", "2h", "shot.png"]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from datetime import datetime
@@ -17,14 +18,17 @@ from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
 from facesortd.undo import Outcome, Selection, left_waiting, select, undo
 
+SPAN = re.compile(r"(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\s*(ago)?")
+"""``2h``, ``30m``, ``1d`` as the help writes them, and the words spelt out (``2 days``, ``3hours
+ago``), which were refused as not a time."""
+
 
 def _parse_since(text: str) -> float:
-    """``2h``, ``30m``, ``1d`` ago (with or without the word, as the help writes it), or an ISO
-    date/time (``2026-11-24 10:00``)."""
+    """``2h``, ``30m``, ``1d`` ago (with or without the word, spelt out or not: :data:`SPAN`), or an
+    ISO date/time (``2026-11-24 10:00``)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    span = text.removesuffix("ago").strip()
-    if span[:-1].isdigit() and span[-1:] in units:
-        return time.time() - int(span[:-1]) * units[span[-1]]
+    if span := SPAN.fullmatch(text.strip().lower()):
+        return time.time() - int(span.group(1)) * units[span.group(2)[0]]
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
@@ -227,7 +231,7 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
     which.add_argument(
         "--since",
         metavar="TIME",
-        help="undo every move since TIME (2h, 30m, 1d ago, or a local time such as 2026-11-24T10:00)",
+        help="undo every move since TIME (2h, 30m, 1d ago, 2 days, or a local time such as 2026-11-24T10:00)",
     )
     p.add_argument(
         "--library",
