@@ -69,13 +69,14 @@ def select(
         found = []
         for f in files:
             move = journal.done_at(f.resolve()) or journal.done_at(f.absolute())
-            if move is None and (moved := journal.done_from(f.resolve()) or journal.done_from(f.absolute())):
+            gone = move is None and not os.path.lexists(f)
+            if gone and (moved := journal.done_from(f.resolve()) or journal.done_from(f.absolute())):
                 # named where it was, as a person remembers it: "no such file" read as a typo
                 raise LookupError(
                     f"{f}: facesortd moved it to {moved.destination}; undo FILE takes the file where it is "
                     f"now: `{advised('undo', str(moved.destination))}`"
                 )
-            if move is None and not os.path.lexists(f):  # a typo, or a count that is not a whole number
+            if gone:  # a typo, or a count that is not a whole number
                 raise LookupError(
                     f"{f}: no such file (undo FILE takes a file where it is now; undo N takes how many "
                     "of the last moves, a whole number)"
