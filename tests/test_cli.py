@@ -1081,6 +1081,10 @@ def test_undo_of_a_file_named_where_it_was_says_where_it_is_now(
     err = capsys.readouterr().err
     assert f"a.png: facesortd moved it to {now}; undo FILE takes the file where it is now" in err, err
     assert f"`facesortd undo --library {tmp_path / 'lib'} {now}`" in err  # the advice carries the library
+    shot.write_bytes(b"another file, saved there since")  # "it" is not this one
+    assert cli.main(["undo", "a.png"]) == 2
+    assert "a.png: the journal has no move of facesortd that put this file there" in capsys.readouterr().err
+    shot.unlink()
     assert cli.main(["undo", str(now)]) == 0 and shot.is_file()
 
 
