@@ -405,7 +405,8 @@ def test_learning_and_model_panels_and_retrain_now(settings: Settings) -> None:
         assert client.post("/api/retrain")[0] == 202
         wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=60)
         learning = client.get("/api/state")["learning"]
-        assert "labels neither model was trained on" in learning["message"], learning["message"]
+        said = learning["message"]
+        assert "your labels the model in force has not learnt, each scored by a new model" in said, said
         assert learning["next_retrain_in"] == 20 and learning["last_retrain"] is not None
 
 

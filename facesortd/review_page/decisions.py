@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from facesortd.advice import advised
-from facesortd.config import Settings, nearest
+from facesortd.config import Settings
 from facesortd.content import content_id
 from facesortd.decide import Decision
 from facesortd.durable import atomic_writer, moved_away
@@ -34,6 +34,7 @@ from facesortd.refusals import DISK_FULL, Refused
 from facesortd.review_page.cache import review_dir
 from facesortd.review_page.classes import CLASS_NAME, known_classes
 from facesortd.review_page.queue import Changed, Contents, Item, Mark, content_tag, current
+from facesortd.spelling import nearest
 from facesortd.undo import undo
 
 UNREAD = "unread"
