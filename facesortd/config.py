@@ -3,12 +3,12 @@
 Settings come from (highest priority first): command-line overrides, ``FACESORTD_*`` environment
 variables (nested keys joined by ``__``, e.g. ``FACESORTD_DETECTION__SCALE_FACTOR=1.2``), the TOML
 file (``--config``, else ``$XDG_CONFIG_HOME/facesortd/config.toml``), then the defaults below.
-``config.example.toml`` mirrors this file; a test keeps the two in step.
+``config.example.toml`` mirrors this file (`facesortd config --example` prints it); a test keeps the
+two in step.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from facesortd import DEFAULT_MAX_PIXELS
 from facesortd.image_names import IMAGE_SUFFIXES
+from facesortd.spelling import nearest
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
@@ -298,7 +299,8 @@ class LearningSettings(_Section):
         0.0,
         ge=0.0,
         le=1.0,
-        description="On your held-out labels a new model may score at most this much below the current one.",
+        description="On the labels the model in force has not learnt (each scored by a new model trained "
+        "without it) a new model may score at most this much below the current one.",
     )
     max_coverage_drop: float = Field(
         0.05,
@@ -493,9 +495,10 @@ def config_option(config: Path | None) -> list[str]:
     return ["--config", str(config.expanduser().absolute())] if config else []
 
 
-EXAMPLE = "every key is optional; config.example.toml in facesortd's source lists each with its default"
+EXAMPLE = "every key is optional; `facesortd config --example` prints each with its default"
 """Where the keys are written down. The messages said "see config.example.toml", which `pip install`
-and pipx do not install: a user of the installed command looked for it in vain."""
+and pipx did not install: a user of the installed command looked for it in vain. It is package data
+now, printed by a command that works wherever facesortd does."""
 
 
 def load_settings(config_file: Path | None = None, *, environment: bool = True, **overrides: Any) -> Settings:
@@ -612,9 +615,9 @@ def _known_keys(loc: tuple[int | str, ...]) -> str:
             return ""
         model = section
     known = list(model.model_fields)
-    nearest = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    meant = nearest(str(loc[-1]), known)
     where = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
-    guess = f"did you mean {'.'.join([*map(str, loc[:-1]), nearest[0]])}? " if nearest else ""
+    guess = f"did you mean {'.'.join([*map(str, loc[:-1]), meant])}? " if meant else ""
     return f" ({guess}the keys of {where}: {', '.join(known)})"
 
 

@@ -62,7 +62,12 @@ def run_checks(config_file: Path | None) -> Iterator[Check]:
         yield False, f"configuration: {exc}"
         return
     source = config_file or (default_config_file() if default_config_file().is_file() else None)
-    yield True, f"configuration: {source or 'built-in defaults (no config file)'}"
+    # Where one would go, and what to start it from: a first-time user looks here for both.
+    none = (
+        f"built-in defaults (no config file at {default_config_file()}; "
+        "`facesortd config --example` prints one to start from)"
+    )
+    yield True, f"configuration: {source or none}"
     yield from _folder_checks(settings)
     yield _journal_check(settings)
     yield _cascade_check(settings)

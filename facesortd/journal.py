@@ -615,6 +615,13 @@ class Journal:
         )
         return found[0] if found else None
 
+    def done_from(self, source: Path) -> Move | None:
+        """The newest move still standing of a file from ``source`` (where it was before it was sorted)."""
+        found = self._moves(
+            "state = 'done' AND CAST(source AS BLOB) = ? ORDER BY id DESC LIMIT 1", (_blob(source),)
+        )
+        return found[0] if found else None
+
     def judged_by(self, folder: Path) -> dict[Path, str | None]:
         """The model (by name) whose decision put each file of ``folder`` where it is: the newest
         finished move to each of its names. One query for a whole folder (a first backlog leaves

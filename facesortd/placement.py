@@ -99,28 +99,50 @@ def still_holds(path: Path, digest: str, seen: os.stat_result) -> os.stat_result
     its cache, so under memory pressure every file of an inbox on such a drive was "gone meanwhile"
     by the time it was decided, and stayed; and another file put under the same name (a re-download
     keeping the server's time) looks the same by these three. So is one whose time cannot show a
-    write just made."""
+    write just made, and the same inode changed since (:func:`touched`)."""
     try:
         now = os.lstat(path)
     except OSError:
         return None
     if not stat.S_ISREG(now.st_mode) or unwritten(now) != unwritten(seen):
         return None
-    if (now.st_ino == seen.st_ino and not time_may_hide_a_write(now)) or holds(path, digest):
+    proven = now.st_ino == seen.st_ino and not touched(now, inode_change(seen))
+    if (proven and not time_may_hide_a_write(now)) or holds(path, digest):
         return now
     return None
 
 
-def looks_unchanged(path: Path, now: os.stat_result, seen: tuple[int, int, int], digest: str) -> bool:
+def inode_change(st: os.stat_result) -> tuple[int, int]:
+    """``st``'s inode number and its change time (ctime), for :func:`touched` to ask later."""
+    return st.st_ino, st.st_ctime_ns
+
+
+def touched(now: os.stat_result, before: tuple[int, int] | None) -> bool:
+    """Has the inode ``before`` (:func:`inode_change`) was taken of been changed since (``now`` its
+    lstat)? A file written over in place with its size and time set back as they were (`cp -p`,
+    `rsync -t` over it) shows it only so. Not proof of a write (a chmod, a link, a rename change it
+    too), so it is asked of the content; and never part of what a file is known by: exfat-fuse
+    gives a file its modification time as its ctime, and a drive that keeps no change time (FAT)
+    may show another once the kernel reads the file back. Another inode number (FUSE numbering the
+    file anew) is not asked here. ``before`` None: not known (remembered by an older facesortd)."""
+    return before is not None and now.st_ino == before[0] and now.st_ctime_ns != before[1]
+
+
+def looks_unchanged(
+    path: Path, now: os.stat_result, seen: tuple[int, int, int], inode: tuple[int, int] | None, digest: str
+) -> bool:
     """Is the file ``path`` (``now`` its lstat) still the one whose ``durable.unwritten`` was
-    ``seen`` and content ``digest``, as far as a look over many files may ask?
+    ``seen``, :func:`inode_change` ``inode`` and content ``digest``, as far as a look over many
+    files may ask? The caller keeps ``now``'s inode change once it is: a file proven by its content
+    is then proven without it the next time.
 
     Unlike :func:`still_holds`, another inode number is not asked of the content: for what is
     remembered of a whole folder at every look (the label scan, the review page's "no usable face"
     marks), FUSE numbering every file anew when the kernel drops it from its cache made each look
-    read every file again. The content is read where the time cannot show a write just made. A file
-    put under the same name with the same size and the same older time passes: nothing is moved or
-    labelled on this answer alone."""
+    read every file again. The content is read where the time cannot show a write just made, and
+    where the same inode was changed (:func:`touched`: a file written over in place keeping its size
+    and older time, `cp -p`, kept its label and mark unread). Another file put under the name with
+    the same size and time passes: nothing is moved or labelled on this answer alone."""
     if unwritten(now) != seen:
         return False
-    return not time_may_hide_a_write(now) or holds(path, digest)
+    return not (touched(now, inode) or time_may_hide_a_write(now)) or holds(path, digest)

@@ -49,9 +49,19 @@ class Outcome:
     waits_for: DriveNotMounted | None = None
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The moves to undo, and for the last N how many of them can be undone (``undoable``; None for
+    --since or files named): fewer than N when the journal holds no more, which the person asked
+    for N is told (`undo 5` of 2 undid 2 and said nothing of the 3 that never were)."""
+
+    moves: list[Move]
+    undoable: int | None = None
+
+
 def select(
     journal: Journal, last: int | None, since: float | None, files: list[Path], library: Path, inbox: Path
-) -> list[Move]:
+) -> Selection:
     """The moves to undo: the last N that can be undone (with the newer ones that cannot, which
     :func:`undo` names with the reason), those since a time, or those that put the named files
     where they are. Counting the N newest whatever they were, `undo 1` met the same move it could
@@ -60,7 +70,14 @@ def select(
         found = []
         for f in files:
             move = journal.done_at(f.resolve()) or journal.done_at(f.absolute())
-            if move is None and not os.path.lexists(f):  # a typo, or a count that is not a whole number
+            gone = move is None and not os.path.lexists(f)
+            if gone and (moved := journal.done_from(f.resolve()) or journal.done_from(f.absolute())):
+                # named where it was, as a person remembers it: "no such file" read as a typo
+                raise LookupError(
+                    f"{f}: facesortd moved it to {moved.destination}; undo FILE takes the file where it is "
+                    f"now: `{advised('undo', str(moved.destination))}`"
+                )
+            if gone:  # a typo, or a count that is not a whole number
                 raise LookupError(
                     f"{f}: no such file (undo FILE takes a file where it is now; undo N takes how many "
                     "of the last moves, a whole number)"
@@ -68,9 +85,9 @@ def select(
             if move is None:
                 raise LookupError(f"{f}: the journal has no move of facesortd that put this file there")
             found.append(move)
-        return found
+        return Selection(found)
     if since is not None:
-        return journal.done_moves(since=since)
+        return Selection(journal.done_moves(since=since))
     chosen, undoable = [], 0
     for move in journal.done_moves():
         chosen.append(move)
@@ -78,7 +95,7 @@ def select(
         undoable += not (_refusal(move, library, inbox) or _held_back(move, library))
         if undoable == (last or 1):
             break
-    return chosen
+    return Selection(chosen, undoable)
 
 
 def _inside(path: Path, root: Path) -> bool:

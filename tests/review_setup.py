@@ -84,9 +84,12 @@ def _drawn_model() -> EmotionModel:
 def quarantine(
     settings: Settings, reason: str, names_emotions: list[tuple[str, str]], seed: int = 0
 ) -> dict[str, Path]:
-    """Drawn screenshots in ``_quarantine/<reason>/``, the first named the newest; {name: path}."""
+    """Drawn screenshots in ``_quarantine/<reason>/``, the first named the newest; {name: path}. The
+    library is as the daemon or `sort` made it, with a folder for each emotion the screenshots are
+    drawn with (the classes a label may name without asking for a new one)."""
     folder = settings.library / "_quarantine" / reason
     folder.mkdir(parents=True, exist_ok=True)
+    emotion_folders(settings)
     rng = np.random.default_rng(seed)
     out = {}
     for name, emotion in reversed(names_emotions):  # written last = arrived last = listed first
@@ -94,6 +97,13 @@ def quarantine(
         assert cv2.imwrite(str(path), draw_screenshot(emotion, rng)[0])
         out[name] = path
     return out
+
+
+def emotion_folders(settings: Settings) -> None:
+    """The library's emotion folders as the daemon or `sort` makes them, one for each emotion the
+    screenshots are drawn with: the classes a label may name without asking for a new one."""
+    for emotion in EMOTIONS:
+        (settings.library / emotion).mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager

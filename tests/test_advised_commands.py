@@ -242,6 +242,7 @@ NAMES_NOT_ADVICE = {
     "or `facesortd retrain`): waiting",
     "another `facesortd sort`",
     "the URL `facesortd review` printed",  # the command the person already ran
+    "facesortd config --example",  # prints the shipped example whatever the config: nothing to carry
 }
 
 

@@ -304,6 +304,31 @@ def test_eval_measures_a_model(trained: str, crop_dataset: Path, capsys: pytest.
     assert figures["balanced_accuracy"] > 0.9 and figures["n"] == 4 * 30
 
 
+def test_eval_calls_faces_held_out_only_where_they_were_and_says_which_the_model_learnt(
+    trained: str, crop_dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`eval` headed its figures "held-out faces" whatever it was given, the model's own training
+    folder too, whose figures flatter it; `train`'s cross-validated figures are the held-out ones."""
+    from facesortd.cli.evaluate import learnt_from
+    from facesortd.model_store import load_model_in_force
+
+    assert "held-out faces: " in trained  # train's
+    assert cli.main(["eval", str(crop_dataset), "--kind", "crops"]) == 0
+    out, err = capsys.readouterr()
+    assert "\nfaces: 120\n" in out and "held-out" not in out and "was trained from" not in err
+    model = load_model_in_force(load_settings())
+    assert model is not None
+    [learnt] = model.info["trained_from"]
+    assert cli.main(["eval", learnt, "--kind", "crops"]) == 0
+    out, err = capsys.readouterr()
+    assert "held-out" not in out
+    assert f"the model was trained from {learnt} (its `train` recorded it): these figures are of faces" in err
+    # as an older `train` recorded it, and the shipped model still does: relative to a folder not named
+    model.info["trained_from"] = ["../shared/data/anime_expressions"]
+    shared, other = Path("/x/shared/data/anime_expressions"), Path("/x/data/anime_expressions")
+    assert learnt_from(model, [shared, other]) == [shared]
+
+
 def test_doctor_says_what_to_fix(
     fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1039,11 +1064,38 @@ def test_undo_of_a_name_that_does_not_exist_says_so(target: str, capsys: pytest.
     assert f"{target}: no such file" in err and "undo N takes" in err
 
 
+def test_undo_of_a_file_named_where_it_was_says_where_it_is_now(
+    fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sort ~/shots/a.png`, then `undo ~/shots/a.png` (the name the person remembers) was "no such
+    file (... undo N takes how many of the last moves, a whole number)", read as a typo."""
+    shot = tmp_path / "shots" / "a.png"
+    shot.parent.mkdir()
+    cv2.imwrite(str(shot), np.full((60, 60, 3), 9, np.uint8))
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    assert cli.main(["sort", str(shot)]) == 0
+    [now] = (tmp_path / "lib").rglob("a.png")
+    capsys.readouterr()
+    monkeypatch.chdir(shot.parent)
+    assert cli.main(["undo", "a.png"]) == 2
+    err = capsys.readouterr().err
+    assert f"a.png: facesortd moved it to {now}; undo FILE takes the file where it is now" in err, err
+    assert f"`facesortd undo --library {tmp_path / 'lib'} {now}`" in err  # the advice carries the library
+    shot.write_bytes(b"another file, saved there since")  # "it" is not this one
+    assert cli.main(["undo", "a.png"]) == 2
+    assert "a.png: the journal has no move of facesortd that put this file there" in capsys.readouterr().err
+    shot.unlink()
+    assert cli.main(["undo", str(now)]) == 0 and shot.is_file()
+
+
 def test_undo_since_takes_the_form_its_help_shows() -> None:
     """`undo --help` shows "--since TIME ... (2h, 30m, 1d ago, ...)"; `--since "1d ago"`, typed as
     shown, was refused: "--since takes e.g. 2h, 30m, 1d ...", got '1d ago'."""
     assert abs(undo_command._parse_since("1d ago") - (time.time() - 86400)) < 5
     assert abs(undo_command._parse_since("30m  ago") - (time.time() - 1800)) < 5
+    spelt_out = (("2 days", 2 * 86400), ("3hours ago", 3 * 3600), ("45 min", 2700), ("10 secs", 10))
+    for spelt, seconds in spelt_out:  # were refused as not a time
+        assert abs(undo_command._parse_since(spelt) - (time.time() - seconds)) < 5, spelt
 
 
 @pytest.mark.parametrize("argv", [["3", "--since", "2h"], ["--since", "2h", "shot.png"]])
@@ -1153,6 +1205,35 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
     assert "nothing undone" in capsys.readouterr().out and list(inbox.iterdir()) == []
     assert cli.main(["undo", "--since", "1h"]) == 0
     assert len(list(inbox.iterdir())) == undo_command.CONFIRM_UNDO_OVER + 1
+
+
+def test_undo_of_more_moves_than_can_be_undone_says_how_many_there_were(
+    fake_detector: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`undo 5` after a sort of 3 files, one changed since, put 2 back, a line each, and said nothing
+    of the 3 asked that never were: read as the 5 asked. Its --dry-run alike."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(inbox / f"{i}.png"), np.full((60, 60, 3), i, np.uint8))
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(tmp_path / "lib"))
+    assert cli.main(["sort", str(inbox)]) == 0
+    changed = next((tmp_path / "lib").rglob("1.png"))
+    changed.write_bytes(changed.read_bytes() + b"edited")
+    capsys.readouterr()
+    assert cli.main(["undo", "5", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [
+        "would undo 2 of the 5 asked: there were only 2 that can be undone",
+        "nothing undone (dry run)",
+    ], lines
+    assert cli.main(["undo", "2", "--dry-run"]) == 0  # as many as asked: nothing more said
+    assert "asked" not in capsys.readouterr().out
+    assert cli.main(["undo", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "its content changed since facesortd sorted it" in out
+    assert out.endswith("undid 2 of the 5 asked: there were only 2 that can be undone\n"), out
+    assert sorted(p.name for p in inbox.iterdir()) == ["0.png", "2.png"]
 
 
 @pytest.mark.parametrize(
@@ -1358,6 +1439,28 @@ def test_a_text_file_named_as_a_model_verifier_or_gate_is_not_said_to_be_pickled
         errors.append(str(refused.value))
     for error in errors:
         assert "not a NumPy" in error and "pickle" not in error and "unsafely" not in error
+
+
+def test_model_use_takes_a_model_by_the_name_model_lists_and_names_a_misspelt_one(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`facesortd model` lists models by name, and `model use <that name>` was "model file ... does
+    not exist" (but in the models folder itself); `model use defualt` said the same of a typo."""
+    from facesortd.model_store import model_in_force, shipped_model
+
+    settings = load_settings()
+    mine = model_in_force(settings)
+    assert mine is not None and mine != shipped_model()
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["model", "use", "defualt"]) == 2
+    assert "model file defualt does not exist (did you mean `facesortd model use default`?" in (
+        capsys.readouterr().err
+    )
+    shipped = shipped_model()
+    assert shipped is not None
+    assert cli.main(["model", "use", shipped.name]) == 0 and model_in_force(settings) == shipped
+    assert cli.main(["model", "use", mine.name]) == 0 and model_in_force(settings) == mine
+    assert len(list(mine.parent.glob("*.fsm.npz"))) == 1  # its own file, not a copy of it
 
 
 def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.CaptureFixture[str]) -> None:

@@ -187,3 +187,62 @@ def test_run_names_the_exit_status_it_takes_after_sighup() -> None:
 def test_model_says_what_each_action_does() -> None:
     """Its `{list,rollback,use}` argument was explained as "(default list)" alone."""
     assert "list the models (the default), roll back one, or use the model named next" in _help("model")
+
+
+def test_a_bare_facesortd_shows_the_help_that_says_where_to_start(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bare `facesortd`, most often a first try, said "error: the following arguments are required:
+    COMMAND" below a usage line: nothing of what the tool does nor where to start. It shows the help on
+    stderr, exit 2 as every command line that does nothing (the tests' convention: 0 is for done)."""
+    assert cli.main([]) == 2
+    out, err = capsys.readouterr()
+    said = " ".join(err.split())
+    assert out == "" and "required" not in err
+    assert said.startswith("usage: facesortd") and "Sort anime screenshots into <library>/<emotion>/" in said
+    assert "To start: `facesortd run` sorts what is in the inbox" in said and "install-service" in said
+    assert cli.main(["--log-level", "DEBUG"]) == 2  # facesortd's own options alone: the same
+
+
+def test_a_misspelt_option_is_named_with_the_one_meant(capsys: pytest.CaptureFixture[str]) -> None:
+    """`sort --dryrun` was "unrecognized arguments: --dryrun" below the usage, and the person was
+    left to spot the hyphen; a misspelt command is named with the nearest one, now an option too."""
+    for argv, said in (
+        (
+            ["sort", "--dryrun", "x.png"],
+            "facesortd sort: error: unrecognized arguments: --dryrun (did you mean --dry-run?)",
+        ),
+        (["status", "--jsn", "--bogus"], "unrecognized arguments: --jsn --bogus (did you mean --json?)"),
+        (
+            ["--log-levl=DEBUG", "status"],
+            "facesortd: error: unrecognized arguments: --log-levl=DEBUG (did you mean --log-level?)",
+        ),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2
+        assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "typo", "meant"),
+    [
+        (["sotr"], "sotr", "sort"),
+        (["reveiw"], "reveiw", "review"),
+        (["evaluate", "x"], "evaluate", "eval"),
+        (["model", "rollbak"], "rollbak", "rollback"),
+        (["help"], "help", "--help"),
+        (["model", "help"], "help", "--help"),
+    ],
+)
+def test_a_misspelt_command_is_named_with_the_one_meant(
+    argv: list[str], typo: str, meant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`facesortd sotr` listed every command and left the person to find the one meant; a typo'd
+    config key was named with the nearest one (config's "did you mean"), now a command is too."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert f"invalid choice: {typo!r} (did you mean {meant}? choose from " in err, err
+    with pytest.raises(SystemExit):
+        cli.main(["xyzzy"])  # nothing near: argparse's own words
+    assert "did you mean" not in capsys.readouterr().err

@@ -101,7 +101,7 @@ def test_a_config_path_that_is_a_folder_or_unreadable_says_so(
     folder.mkdir()
     message = (
         f"config file {folder} is not a file: name a TOML file (every key is optional; "
-        "config.example.toml in facesortd's source lists each with its default)"
+        "`facesortd config --example` prints each with its default)"
     )
     with pytest.raises(ConfigError) as caught:
         load_settings(folder)
@@ -190,6 +190,77 @@ def test_example_config_documents_every_key_and_loads() -> None:
     documented = _flatten(tomllib.loads(uncommented))
     assert _keys(Settings) == documented
     load_settings(REPO / "config.example.toml")
+
+
+def _documented_unset(text: str) -> dict[str, str]:
+    """Each key of an example config (commented out) with the comment lines above it, since the key before."""
+    found, block, section = {}, [], ""
+    for line in text.splitlines():
+        if header := re.fullmatch(r"\[(\w+)\]", line):
+            section, block = f"{header.group(1)}.", []
+        elif key := re.match(r"# ([a-z_]+) = ", line):
+            found[section + key.group(1)], block = " ".join(block), []
+        elif line.startswith("#"):
+            block.append(line)
+    return found
+
+
+def test_the_example_config_is_printed_by_the_command_and_holds_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """config.example.toml was in the source folder only: `pip install` and pipx users could not
+    see it, and the messages no longer named it. It is package data now (a link to the top-level
+    file, which stays the one source), printed by `facesortd config --example`, also where the
+    config is broken; each key it writes out is the default, or marked "Unset" where the default is
+    none and it shows a value to write."""
+    from facesortd import cli
+
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "config.example.toml" in setuptools["package-data"]["facesortd"]
+    assert (REPO / "facesortd" / "config.example.toml").resolve() == (REPO / "config.example.toml").resolve()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_PICTURES_DIR"):
+        monkeypatch.delenv(var)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("threshold = \n")
+    assert cli.main(["--config", str(broken), "config", "--example"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == (REPO / "config.example.toml").read_text()
+    example = tmp_path / "example.toml"
+    example.write_text(re.sub(r"(?m)^# (?=[a-z_]+ = )", "", printed))
+    written = load_settings(example, environment=False).model_dump()
+    defaults = load_settings(environment=False).model_dump()
+    unset = _documented_unset(printed)
+    for section, values in written.items():
+        for key, value in values.items() if isinstance(values, dict) else [("", values)]:
+            name = f"{section}.{key}" if key else section
+            default = defaults[section][key] if key else defaults[section]
+            assert value == default or (default is None and "Unset" in unset[name]), (name, value, default)
+
+
+def test_config_says_which_file_is_read_and_how_to_start_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first-time user had no command naming the config file read, nor one to start it from; the
+    messages and `doctor` now point at `facesortd config --example`."""
+    from facesortd import cli
+    from facesortd.config import default_config_file
+    from facesortd.doctor import run_checks
+
+    assert cli.main(["config"]) == 0
+    path = default_config_file()
+    assert capsys.readouterr().out.splitlines() == [
+        f"config file: {path}: not there, so the built-in defaults are in force",
+        "`facesortd config --example` prints every key with its default and what it does; to start one "
+        f"from it: mkdir -p {path.parent} && facesortd config --example > {path}",
+    ]
+    assert "`facesortd config --example` prints one to start from" in next(run_checks(None))[1]
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    assert cli.main(["config"]) == 0
+    assert capsys.readouterr().out.startswith(f"config file: {path} (the default place; `facesortd doctor`")
+    assert cli.main(["--config", str(tmp_path / "nope.toml"), "config"]) == 0
+    assert "nope.toml: not there, so every command given it refuses to run" in capsys.readouterr().out
 
 
 def test_relative_folders_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,6 +35,7 @@ from facesortd import content as content_module
 from facesortd.config import FOLDERS, Settings
 from facesortd.content import file_hash
 from facesortd.decide import Decision
+from facesortd.durable import time_may_hide_a_write
 from facesortd.journal import UNDOING, Journal, JournalUnavailable, claim_mark
 from facesortd.learn import review
 from facesortd.library import Library
@@ -506,6 +507,35 @@ def test_the_label_scan_reads_no_file_again_for_being_fuse_numbered_anew(
     written_over(happy / "b.png", stored_png(22, "sad"), in_place=True)
     assert reviewer.scan() == 1
     assert journal.label_for_hash(file_hash(happy / "b.png"))[0] == "happy"
+    journal.close()
+
+
+def test_the_label_scan_looks_again_at_a_picture_written_over_keeping_its_size_and_time(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cp -p` (or `rsync -t`) of a picture with the same size and time over a labelled one: the
+    same inode, size and time, only its change time (ctime) moved. The label scan did not look at
+    it again, so the new picture's label never counted; it does now, and a chmod, which changes the
+    ctime too, costs one read of the file, not one at every scan."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    happy = daemon_settings.library / "happy"
+    happy.mkdir(parents=True)
+    shot = happy / "a.png"
+    shot.write_bytes(stored_png(30, "happy"))
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    reviewer = review.Reviewer(daemon_settings, journal)
+    assert reviewer.scan() == 1
+    inode = shot.stat().st_ino
+    written_over(shot, stored_png(31, "sad"), in_place=True)
+    assert shot.stat().st_ino == inode and not time_may_hide_a_write(shot.stat())
+    assert reviewer.scan() == 1
+    assert journal.label_for_hash(file_hash(shot))[0] == "happy"
+    real, read = content_module.file_hash, []
+    monkeypatch.setattr(content_module, "file_hash", lambda path: read.append(path.name) or real(path))
+    shot.chmod(0o600)
+    for _ in range(3):
+        assert reviewer.scan() == 0
+    assert read == ["a.png"]
     journal.close()
 
 

@@ -199,7 +199,7 @@ def test_helpful_labels_pass_both_held_out_sets(settings: Settings) -> None:
         settings, _labels(settings, ["angry", "happy", "sad", "surprised"], 6, seed=16), current
     )
     assert [c.held_out for c in result.comparisons] == [
-        "your labels neither model was trained on",
+        "your labels the model in force has not learnt, each scored by a new model trained without it",
         "the bootstrap validation set",
     ]
     assert result.adopted and all(c.passed for c in result.comparisons)
@@ -324,7 +324,28 @@ def test_the_configured_metric_judges_the_retrain(tmp_path: Path) -> None:
     assert result.adopted
     held = model_store.load_model_in_force(settings).info["held_out"]  # share sorted into the right folder:
     assert mine.candidate == pytest.approx(held["coverage"] * held["accuracy_at_threshold"], abs=1e-3)
-    assert "sorted_right on your labels neither model was trained on" in result.describe()
+    assert f"sorted_right on {retrain.judged_on(labels)} (" in result.describe()
+    assert "sorted_right on your labels the model in force has not learnt" in result.describe()
+
+
+def test_the_labels_a_retrain_is_judged_on_are_said_as_what_they_are(tmp_path: Path) -> None:
+    """They were "your labels neither model was trained on": of imported crops too, which are no
+    one's own labels and may be the very faces the model both come from was trained on (the shipped
+    model's data, imported); and the new model is trained on all of them (its figures are its folds')."""
+
+    def label(source: retrain.LabelSource) -> retrain.UserLabel:
+        return retrain.UserLabel(tmp_path / "a.png", "happy", "a", source)
+
+    assert retrain.judged_on([label("human"), label("correction")]) == (
+        "your labels the model in force has not learnt, each scored by a new model trained without it"
+    )
+    imported = (
+        "the model in force was not retrained on, each scored by a new model trained without it (the "
+        "imported ones may be faces the model both come from was trained on)"
+    )
+    assert retrain.judged_on([label("dataset")]) == f"imported labels {imported}"
+    both = retrain.judged_on([label("human"), label("dataset")])
+    assert both == f"your labels and imported ones {imported}"
 
 
 def test_the_first_labels_wait_for_the_count_and_the_clock_starts_with_them(

@@ -444,7 +444,8 @@ def test_retrain_counts_new_labels_as_status_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`status` said "next retrain: 5 new label(s)" and `facesortd retrain` then "5 new label(s)"
-    for another five (those just found moved), though ten were new: both count alike now."""
+    for another five (those just found moved), though ten were new: both count alike now. And
+    "since the last retrain" was said where no retrain had ever been."""
     from review_setup import install_model, quarantine, review_settings
 
     from facesortd import cli
@@ -462,7 +463,7 @@ def test_retrain_counts_new_labels_as_status_does(
             journal.close()
     cli.main(["retrain"])
     out = capsys.readouterr().out
-    assert "2 new label(s) since the last retrain (1 of them just recorded from files you moved)" in out
+    assert "2 new label(s), no retrain yet (1 of them just recorded from files you moved)" in out
 
 
 def test_retrain_tells_a_terminal_its_decision_once(
@@ -498,6 +499,7 @@ def test_retrain_tells_a_terminal_its_decision_once(
     assert cli.main(["retrain"]) == 0
     out, err = capsys.readouterr()
     assert "new model:" in out and "retrained on" not in err, err
+    assert "2 new label(s) since the last retrain" in out  # after the daemon's
     decision = out.splitlines()[-2]
     assert decision and decision not in err
 
@@ -520,7 +522,7 @@ def test_retrain_logs_no_line_per_label_beside_its_count(
         files[name].rename(settings.library / emotion / name)
     cli.main(["--log-level", "DEBUG", "retrain"])  # the levels are what is looked at
     out, err = capsys.readouterr()
-    assert "3 new label(s) since the last retrain (3 of them just recorded" in out
+    assert "3 new label(s), no retrain yet (3 of them just recorded" in out
     recorded = [line.split()[1] for line in err.splitlines() if ": recorded as " in line]
     assert recorded == ["DEBUG"] * 3, err
 

@@ -200,7 +200,6 @@ def test_the_review_page_says_which_folder_refused_a_label_and_keeps_its_undo(
     settings = review_settings(tmp_path, monkeypatch)
     files = quarantine(settings, "unsure", [("a.png", "happy")])
     happy, unsure = settings.library / "happy", settings.library / "_quarantine" / "unsure"
-    happy.mkdir(parents=True)
     journal = Journal.for_state_dir(settings.state_dir)
     decisions = Decisions(settings, journal, Contents())
     [item] = scan(settings.library, {})

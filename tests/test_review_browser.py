@@ -114,14 +114,24 @@ def test_keys_label_mark_undo_move_and_type_a_new_class(
         keys.press("u", "1")  # changed my mind: s2 is angry after all
         wait_until(lambda: (lib / "angry" / "s2.png").is_file())
         keys.press(Keys.ARROW_RIGHT, Keys.ARROW_LEFT, "t")  # to s4 and back to s3, then type a class
-        browser.switch_to.active_element.send_keys("smug", Keys.ENTER)
+        message = lambda: browser.find_element("id", "message").text  # noqa: E731
+        browser.switch_to.active_element.send_keys("hapy", Keys.ENTER)  # a typo: nothing moves
+        wait_until(lambda: "hapy is not a class (did you mean happy?)" in message())
+        assert not (lib / "hapy").exists() and files["s3.png"].is_file()
+        browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+        keys.press("t")
+        browser.switch_to.active_element.send_keys("smug", Keys.ENTER)  # a new class: asked first
+        wait_until(lambda: "Enter again makes smug a new class" in message())
+        assert not (lib / "smug").exists()
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
         wait_until(lambda: (lib / "smug" / "s3.png").is_file())
         keys.press("2")  # s4: happy
         wait_until(lambda: (lib / "happy" / "s4.png").is_file())
         keys.press("u")  # ... and back
         wait_until(lambda: files["s4.png"].is_file())
         wait_until(lambda: "1 angry" in browser.find_element("id", "keys").text)
-        assert "smug" in browser.find_element("id", "keys").text  # the typed class now has a key
+        shown = browser.find_element("id", "keys").text
+        assert "4 surprised" in shown and "5 smug" in shown  # a new class takes the next key
         assert "unsure 2" in browser.find_element("id", "reasons").text  # the counts follow
     assert sorted(p.name for p in files["s0.png"].parent.iterdir()) == ["s4.png", "s5.png"]
     journal = Journal.for_state_dir(settings.state_dir)
@@ -332,6 +342,53 @@ def test_n_on_a_file_already_marked_moves_on_without_counting_it_again(
         keys.press("n")
         wait_until(lambda: "already marked" in browser.find_element("id", "message").text)
         assert position().endswith("2 decided so far")
+
+
+def test_a_new_class_is_asked_about_again_on_another_file(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """Asked once whether a typed name is to be a new class, a single Enter on the same name typed
+    for any later file made it one, without the question."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    message = lambda: browser.find_element("id", "message").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("t")
+        browser.switch_to.active_element.send_keys("smug", Keys.ENTER)
+        wait_until(lambda: "Enter again makes smug a new class" in message())
+        browser.switch_to.active_element.send_keys(Keys.TAB)  # away from the field, not Esc
+        keys.press(Keys.ARROW_RIGHT)
+        wait_until(lambda: "b.png" in browser.find_element("id", "name").text)
+        keys.press("t")
+        browser.switch_to.active_element.send_keys(Keys.CONTROL, "a")
+        browser.switch_to.active_element.send_keys("smug", Keys.ENTER)
+        wait_until(lambda: "Enter again makes smug a new class" in message() and "b.png" in message())
+    assert not (settings.library / "smug").exists() and all(f.is_file() for f in files.values())
+
+
+def test_a_key_held_down_decides_once(settings: Settings, browser: webdriver.Chrome) -> None:
+    """A key held down repeats (30 presses a second once held half a second): a class key held a
+    moment too long labelled every file after the one shown, none of them seen."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
+    lib = settings.library
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("2")
+        wait_until(lambda: (lib / "happy" / "a.png").is_file())
+        wait_until(lambda: "b.png" in browser.find_element("id", "name").text)
+        for key in ("2", "Enter", "n", "u"):
+            browser.execute_script(
+                "document.dispatchEvent(new KeyboardEvent('keydown', {key: arguments[0], repeat: true}))", key
+            )
+        wait_until(lambda: "decides once" in browser.find_element("id", "message").text)
+        keys.press("3")  # a press of its own still decides
+        wait_until(lambda: (lib / "sad" / "b.png").is_file())
+        wait_until(lambda: browser.find_element("id", "position").text.endswith("2 decided so far"))
+    assert files["c.png"].is_file() and sorted(p.name for p in lib.rglob("*.png")) == [
+        "a.png",
+        "b.png",
+        "c.png",
+    ]
 
 
 def test_files_can_be_labelled_with_the_mouse(settings: Settings, browser: webdriver.Chrome) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from foreign_fs import coarse_now, written_over
-from review_setup import quarantine, review_settings, scratch_dir, serving
+from review_setup import emotion_folders, quarantine, review_settings, scratch_dir, serving
 from synthetic import stored_png
 from test_review_page import Client
 from waiting import wait_until
@@ -199,6 +199,7 @@ def test_hostile_ids_and_class_names(settings: Settings, tmp_path: Path) -> None
     (settings.library / "_quarantine" / "unsure" / "link.png").symlink_to(outside / "secret.png")
     (settings.library / "_quarantine" / "linkdir").symlink_to(outside)
     before = {n: p.read_bytes() for n, p in files.items()}
+    folders = sorted(settings.library.iterdir())
     with serving(settings) as server:
         client = Client(server)
         listed = client.get("/api/items")["items"]
@@ -208,15 +209,16 @@ def test_hostile_ids_and_class_names(settings: Settings, tmp_path: Path) -> None
                 assert client.post(path, {"id": bad, "label": "happy"})[0] == 404, bad
             assert client.request(f"/thumb?id={bad.replace(chr(0), '%00')}", token="query")[0] == 404
         for bad in BAD_LABELS:
-            status, reply = client.post("/api/label", {"id": listed[0]["id"], "label": bad})
-            assert status == 409 and "cannot be a class" in reply["error"], bad
+            for new in (False, True):  # asked for as a new class, no less
+                status, reply = client.post("/api/label", {"id": listed[0]["id"], "label": bad, "new": new})
+                assert status == 409 and "cannot be a class" in reply["error"], bad
         answers(client)
     assert each_once(settings, before)["a.png"] == files["a.png"]
     assert (outside / "secret.png").read_bytes() == b"secret" and sorted(outside.iterdir()) == [
         outside / "secret.png"
     ]
     assert labels(settings) == []
-    assert sorted(p.name for p in settings.library.iterdir()) == ["_quarantine"]
+    assert sorted(settings.library.iterdir()) == folders
 
 
 @pytest.mark.parametrize("moved", ["before hashing", "after hashing"])
@@ -491,16 +493,25 @@ def test_a_label_scan_racing_the_pages_undo_does_not_bring_the_label_back(
         assert labels(settings) == []
 
 
-@pytest.mark.parametrize("in_place", [False, True], ids=["another file put there", "saved over in its tick"])
-def test_a_label_goes_only_to_the_picture_the_page_showed(settings: Settings, in_place: bool) -> None:
+@pytest.mark.parametrize(
+    ("in_place", "coarse"),
+    [(False, False), (True, True), (True, False)],
+    ids=["another file put there", "saved over in its tick", "written over keeping its time (cp -p)"],
+)
+def test_a_label_goes_only_to_the_picture_the_page_showed(
+    settings: Settings, in_place: bool, coarse: bool
+) -> None:
     """Another picture put under the listed name with the same size and time after the page showed
-    the file: a re-download keeping the server's time, or a tool saving over it within FAT's 2-s
-    tick. The page checked the name, size and time only, so the person's label went to a picture
-    they never saw, and trained the model. Now it stays, and reloaded it is shown and labelled."""
+    the file: a re-download keeping the server's time, a tool saving over it within FAT's 2-s tick,
+    or `cp -p` of a picture with that size and time over it. The page checked the name, size and
+    time (and, until 2026-12-03, the same inode number for the last), so the person's label went to
+    a picture they never saw, and trained the model. Now it stays, and reloaded it is shown and
+    labelled."""
     shot = a_png(settings)
     shot.parent.mkdir(parents=True)
+    emotion_folders(settings)
     shot.write_bytes(stored_png(1, "happy"))
-    if in_place:
+    if coarse:
         coarse_now(shot)
     other = stored_png(2, "sad")
     with serving(settings) as server:
@@ -512,7 +523,7 @@ def test_a_label_goes_only_to_the_picture_the_page_showed(settings: Settings, in
         status, reply = client.post("/api/label", {"id": item, "label": "happy"})
         assert status == 409 and "has changed since the page listed it" in reply["error"], reply
         assert labels(settings) == [] and shot.read_bytes() == other
-        assert not (settings.library / "happy").exists()
+        assert not any((settings.library / "happy").iterdir())
         [again] = client.get("/api/items")["items"]
         status, now_shown = client.request(f"/view?id={again['id']}")
         assert status == 200 and now_shown != shown
@@ -527,6 +538,7 @@ def test_a_picture_saved_over_between_the_pages_check_and_the_move_stays(
     saved over in between stays, said as changed (not as a folder to make writable)."""
     shot = a_png(settings)
     shot.parent.mkdir(parents=True)
+    emotion_folders(settings)
     shot.write_bytes(stored_png(1, "happy"))
     coarse_now(shot)
     real = queue.Contents.shown
@@ -555,6 +567,7 @@ def test_a_label_from_a_tab_still_showing_the_picture_another_replaced(settings:
     label is given to that content only."""
     shot = a_png(settings)
     shot.parent.mkdir(parents=True)
+    emotion_folders(settings)
     shot.write_bytes(stored_png(1, "happy"))
     with serving(settings) as server:
         first, second = Client(server), Client(server)
@@ -592,18 +605,44 @@ def test_a_picture_its_drive_cannot_read_is_not_said_a_folder_to_chmod(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A quarantined file on a failing drive (EIO as the page reads it, to know the content it shows):
-    a class key and n both said "Input/output error: make the folder writable (chmod u+rwx)", and
-    the person changed permissions that were never the matter."""
+    a class key said "Input/output error: make the folder writable (chmod u+rwx)", and the person
+    changed permissions that were never the matter. The page showed no picture of it: a label
+    would name a picture nobody saw, so it is refused, and says what n does."""
     shot = quarantine(settings, "unsure", [("a.png", "happy")])["a.png"]
     _failing_drive(monkeypatch, shot)
     with serving(settings) as server:
         client = Client(server)
         item = client.get("/api/items")["items"][0]["id"]
-        for route, body in (("/api/label", {"label": "happy"}), ("/api/no-face", {})):
-            status, reply = client.post(route, {"id": item, **body})
-            assert status == 409 and "its drive could not read or write it" in reply["error"], reply
-            assert "chmod" not in reply["error"]
+        status, reply = client.post("/api/label", {"id": item, "label": "happy", "content": ""})
+        assert status == 409 and "its drive could not read or write it" in reply["error"], reply
+        assert "chmod" not in reply["error"] and "n lists it last" in reply["error"]
     assert shot.is_file() and labels(settings) == []
+
+
+def test_a_picture_its_drive_cannot_read_can_be_marked_and_waits_last(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """n on a file its drive cannot read said "was not marked: Input/output error", so it stayed
+    first in the queue for ever, shown as "unreadable" before every other file. It is marked now
+    without being read (nothing moves: nothing of it can be lost) and listed last; `u` takes the
+    mark back, and the mark holds across runs of the page while its size and time are unchanged."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    before = {n: p.read_bytes() for n, p in files.items()}
+    _failing_drive(monkeypatch, files["a.png"])
+    names = lambda client: [(i["name"], i["dismissed"]) for i in client.get("/api/items")["items"]]  # noqa: E731
+    with serving(settings) as server:
+        client = Client(server)
+        assert names(client) == [("a.png", False), ("b.png", False)]
+        item = client.get("/api/items")["items"][0]["id"]
+        assert client.get(f"/api/guesses?id={item}")["content"] == ""
+        assert client.post("/api/no-face", {"id": item, "content": ""})[0] == 200
+        assert names(client) == [("b.png", False), ("a.png", True)]
+        assert client.post("/api/undo")[0] == 200
+        assert names(client) == [("a.png", False), ("b.png", False)]
+        assert client.post("/api/no-face", {"id": item, "content": ""})[0] == 200
+    with serving(settings) as server:
+        assert names(Client(server)) == [("b.png", False), ("a.png", True)]
+    assert each_once(settings, before) == files and labels(settings) == []
 
 
 def test_a_picture_its_drive_cannot_read_shows_as_unreadable_not_an_internal_error(
@@ -621,7 +660,8 @@ def test_a_picture_its_drive_cannot_read_shows_as_unreadable_not_an_internal_err
             status, body = client.request(route)
             assert status == 200 and body.startswith(b"\xff\xd8"), (route, body[:80])
         guesses = client.get(f"/api/guesses?id={item}")
-        assert guesses["content"] == "" and "cannot read it" in guesses["error"]
+        assert guesses["content"] == "" and "its drive could not read it" in guesses["error"]
+        assert "n lists it last" in guesses["error"]
         failing_now[0] = False
         guesses = client.get(f"/api/guesses?id={item}")
         assert guesses["content"] and "error" not in guesses

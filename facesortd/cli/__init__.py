@@ -3,7 +3,8 @@ do the work.
 
 One module per command group: `sort` (with `sort_report`, what it says; the batch it runs is
 `facesortd.sort_batch`), `detect`, `undo`, `run`, `status`, `install_service`, `doctor`, `train`,
-`evaluate` (eval), `models` (model), `retrain`, `labels` (import-labels, review); `model_figures`
+`evaluate` (eval), `models` (model), `retrain`, `labels` (import-labels, review), `configuration`
+(config); `model_figures`
 holds what `train` and `eval` show of a model. `inputs` holds the files `sort` and `detect` are named,
 `stopping` Ctrl-C and SIGTERM noted between files, `dataset_args` the DATASET options three groups
 share, `common` the settings, detector and pipeline every group uses, and `app` the parser and

@@ -16,6 +16,7 @@ from loguru import logger
 from facesortd import __version__
 from facesortd.advice import FolderOption, advise_with
 from facesortd.cli import (
+    configuration,
     detect,
     doctor,
     evaluate,
@@ -40,6 +41,7 @@ from facesortd.mounts import DriveNotMounted
 from facesortd.progress import LogStream
 from facesortd.refusals import Refused
 from facesortd.shown_names import NAME_BYTES, one_line
+from facesortd.spelling import nearest
 from facesortd.state import StateBusy
 
 if TYPE_CHECKING:
@@ -80,15 +82,40 @@ def _log_line(record: Record) -> str:
     return "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {extra[one_line]}\n{exception}"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, naming the nearest choice when one is misspelt (`facesortd sotr`,
+    `facesortd reveiw`, `model rollbak`): argparse listed every choice and left the person to find
+    the one meant. Said as a typo'd config key is (``spelling.nearest``). Where a command or
+    another word of the command line is expected, `--help` is near too: `facesortd help` was
+    refused with the list alone. Each command's parser is one too (``add_subparsers`` makes them of
+    the parser's own class)."""
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError:
+            choices = [str(c) for c in action.choices or ()]
+            meant = nearest(str(value), choices + ([] if action.option_strings else ["--help"]))
+            if meant is None:
+                raise
+            listed = ", ".join(map(repr, choices))
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (did you mean {meant}? choose from {listed})"
+            ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command's options, added by its group's module in the order `--help` lists them."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="facesortd",
         description="Sort anime screenshots into <library>/<emotion>/ by the faces in them; "
         "files it is unsure about go to <library>/_quarantine/<reason>/ for review. A file is moved, "
         "never over another one, and every move is journaled (`facesortd undo` puts it back). The "
         "inbox, library and state folder are the config's (`facesortd status` names them); "
-        f"{DEFAULT_FOLDERS}. `facesortd COMMAND --help` says what each command does.",
+        f"{DEFAULT_FOLDERS}. To start: `facesortd run` sorts what is in the inbox and every file "
+        "dropped there after, until Ctrl-C (`facesortd install-service` has systemd run it for you); "
+        "`facesortd status` says what it did, `facesortd review` labels what it was unsure of. "
+        "`facesortd COMMAND --help` says what each command does.",
         # What main's exits mean, said once for every command at the foot of `facesortd --help`.
         epilog=(
             "Exit status: 0 done; 1 what a command's own help names (a file `sort` could not move, a "
@@ -117,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(LOG_LEVELS)
         + f" (default: the config's log_level, {Settings.model_fields['log_level'].default} unless set)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Not required: a bare `facesortd` is shown this help (main), not "the following arguments are required".
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sort.add_sort(sub)
     detect.add_detect(sub)
@@ -132,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     install_service.add_install_service(sub)
     models.add_model(sub)
     doctor.add_doctor(sub)
+    configuration.add_config(sub)
     _add_train_detector(sub)
     return parser
 
@@ -165,8 +194,20 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
         _refuse_misplaced(parser, given, unknown)
         before = given[: given.index(args.command)] if args.command in given else given
         wrong = parser if any(u in before for u in unknown) else commands(parser)[args.command]
-        wrong.error(f"unrecognized arguments: {' '.join(unknown)}")
+        wrong.error(f"unrecognized arguments: {' '.join(unknown)}{_meant_options(wrong, unknown)}")
     return args
+
+
+def _meant_options(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """The options of ``parser`` nearest to misspelt ones (`sort --dryrun`: " (did you mean
+    --dry-run?)"), as a misspelt command is said; "" if none is near. It was the usage line alone."""
+    options = [s for a in parser._actions for s in a.option_strings]
+    meant = [
+        near
+        for given in unknown
+        if given.startswith("-") and (near := nearest(given.split("=", 1)[0], options)) is not None
+    ]
+    return f" (did you mean {' '.join(meant)}?)" if meant else ""
 
 
 def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -229,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     _show_any_name()
     parser = build_parser()
     args = _parse(parser, argv)
+    if args.command is None:  # a first try, most often: what the tool does and where to start
+        parser.print_help(sys.stderr)
+        return 2
     # every command advised from here carries them
     advise_with(
         args.config, folder_options(parser), given_folders(parser, args), environment_folders(args.config)
@@ -236,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level or "INFO")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        if args.log_level is None and args.command != "doctor":
+        # `doctor` and `config` read the config file themselves: a broken one is what they are for
+        if args.log_level is None and args.command not in ("doctor", "config"):
             _setup_logging(settings_for(args).log_level)
         code = func(args)
         sys.stdout.flush()  # a reader that left (`status | head`) shows here, where it is handled

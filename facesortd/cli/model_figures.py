@@ -31,8 +31,11 @@ def print_counts(data: FaceSet) -> None:
         print(f"  {label:<12} {n}")
 
 
-def print_figures(predictions: Predictions, data: FaceSet, threshold: float, as_json: bool) -> None:
-    """Overall figures, then per data source when there are several."""
+def print_figures(
+    predictions: Predictions, data: FaceSet, threshold: float, as_json: bool, faces: str
+) -> None:
+    """Overall figures, then per data source when there are several; ``faces``: what the predictions
+    were of (``Evaluation.report``)."""
     evaluation = predictions.evaluation(threshold)
     masks = source_masks(data.sources) if len(set(data.sources)) > 1 else {}
     per_source = {s: predictions.evaluation(threshold, mask) for s, mask in masks.items()}
@@ -41,10 +44,10 @@ def print_figures(predictions: Predictions, data: FaceSet, threshold: float, as_
             json_text({**evaluation.summary(), "per_source": {k: v.summary() for k, v in per_source.items()}})
         )
         return
-    print(evaluation.report())
+    print(evaluation.report(faces))
     for name, ev in per_source.items():
         print(f"\n--- faces from {name} ---")
-        print(ev.report())
+        print(ev.report(faces))
     if predictions.members:
         print("\n--- each member of the ensemble alone ---")
         for descriptor, alone in predictions.members.items():

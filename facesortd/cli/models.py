@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.cli.common import UsageError, say_waiting, settings_for
+from facesortd.config import Settings
 from facesortd.learn.metrics import headline
 from facesortd.model_change import no_retrain_running, put_in_force
-from facesortd.model_store import history, rollback
+from facesortd.model_store import DEFAULT, history, rollback, shipped_model
 from facesortd.mounts import refuse_unmounted
 from facesortd.shown_names import one_line
+from facesortd.spelling import nearest
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -28,7 +31,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         )
     if args.action in ("rollback", "use"):
         if args.action == "use":
-            now = put_in_force(settings, args.target, say_waiting)
+            now = put_in_force(settings, _chosen(settings, args.target), say_waiting)
         else:
             with no_retrain_running(settings, say_waiting):
                 now = rollback(settings)
@@ -53,6 +56,24 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chosen(settings: Settings, target: str) -> str:
+    """`model use TARGET`: ``default``, a model file, or a model by the name `facesortd model` lists
+    it (its file in the models folder, or the shipped model's), which was "model file ... does not
+    exist" from any other folder. A name that is none of these is refused with the nearest one
+    (`model use defualt`)."""
+    if target == DEFAULT or Path(target).expanduser().exists():
+        return target
+    listed = {entry.path.name: entry.path for entry in history(settings)}
+    if (path := listed.get(target)) is not None:
+        return DEFAULT if path == shipped_model() else str(path)
+    meant = nearest(target, [DEFAULT, *listed])
+    guess = f"did you mean `{advised('model', 'use', meant)}`? " if meant else ""
+    raise UsageError(
+        f"model file {target} does not exist ({guess}`model use` takes `default`, a model FILE or a "
+        f"name `{advised('model')}` lists)"
+    )
+
+
 def add_model(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "model",
@@ -74,6 +95,7 @@ def add_model(sub: argparse._SubParsersAction) -> None:
         "target",
         nargs="?",
         metavar="default|FILE",
-        help="for `use`: the shipped model, or a model file (copied into the models folder first)",
+        help="for `use`: the shipped model, or a model file (copied into the models folder first), or "
+        "a model by the name `model` lists it",
     )
     p.set_defaults(func=cmd_model)

@@ -17,7 +17,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     kept in the models folder of the state folder either way (models/rejected/ if not put in force).
     Waits for a retrain the daemon is running. Refused (exit 1) while the library's drive is away.
     Prints the outcome on stdout; the exit status is 1 if no model was made (too few labels, say)."""
-    from facesortd.learn.retrain import retrain_if_due, schedule
+    from facesortd.learn.retrain import retrain_if_due, retrained_before, schedule
     from facesortd.learn.review import Reviewer, user_labels
 
     settings = settings_for(args)
@@ -29,8 +29,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         # Counted as `status` counts them ("next retrain: N new label(s)"): the files just found
         # moved are only some of them, and printed alone they read as the whole.
         fresh = max(0, schedule(journal, labels).fresh)
+        # "since the last retrain" was said before any retrain
+        since = " since the last retrain" if retrained_before(journal) else ", no retrain yet"
         print(
-            f"{fresh} new label(s) since the last retrain ({recorded} of them just recorded from files "
+            f"{fresh} new label(s){since} ({recorded} of them just recorded from files "
             f"you moved); {len(labels)} usable label(s) in all"
         )
         with retrain_lock(settings.state_dir, say_waiting):

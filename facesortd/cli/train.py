@@ -98,7 +98,8 @@ def _train(
         folds=args.folds,
         validation_share=args.validation_share,
         threshold=threshold,
-        info={"trained_from": [str(d) for d in args.datasets], "label_map": label_map(args.map)},
+        # in full, so that `eval` of one of them, from any folder, says the model learnt from it
+        info={"trained_from": [str(d.absolute()) for d in args.datasets], "label_map": label_map(args.map)},
         mirror=args.mirror,
     )
 
@@ -115,14 +116,14 @@ def _write_model(args: argparse.Namespace, settings: Settings, run: TrainRun) ->
 
 def _show_figures(args: argparse.Namespace, run: TrainRun, threshold: float) -> None:
     """The out-of-source figures (and --report's files), then the held-out validation set's."""
-    print_figures(run.predictions, run.data, threshold, as_json=False)
+    print_figures(run.predictions, run.data, threshold, as_json=False, faces="held-out faces")
     if args.report:
         written = write_report(run.predictions, run.data.sources, threshold, args.report)
         names = ", ".join(p.name for p in written)
         print(f"figures written to {one_line(args.report)}/ ({names})")
     if run.held_out is not None:
         print(f"\n--- validation set held out from training ({run.held_out.confusion.sum()} faces) ---")
-        print(run.held_out.report())
+        print(run.held_out.report("held-out faces"))
 
 
 def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: Path) -> None:

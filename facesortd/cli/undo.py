@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from datetime import datetime
@@ -15,16 +16,19 @@ from facesortd.content import content_id
 from facesortd.journal import Journal, Move
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
-from facesortd.undo import Outcome, left_waiting, select, undo
+from facesortd.undo import Outcome, Selection, left_waiting, select, undo
+
+SPAN = re.compile(r"(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\s*(ago)?")
+"""``2h``, ``30m``, ``1d`` as the help writes them, and the words spelt out (``2 days``, ``3hours
+ago``), which were refused as not a time."""
 
 
 def _parse_since(text: str) -> float:
-    """``2h``, ``30m``, ``1d`` ago (with or without the word, as the help writes it), or an ISO
-    date/time (``2026-11-24 10:00``)."""
+    """``2h``, ``30m``, ``1d`` ago (with or without the word, spelt out or not: :data:`SPAN`), or an
+    ISO date/time (``2026-11-24 10:00``)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    span = text.removesuffix("ago").strip()
-    if span[:-1].isdigit() and span[-1:] in units:
-        return time.time() - int(span[:-1]) * units[span[-1]]
+    if span := SPAN.fullmatch(text.strip().lower()):
+        return time.time() - int(span.group(1)) * units[span.group(2)[0]]
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
@@ -61,7 +65,8 @@ def cmd_undo(args: argparse.Namespace) -> int:
         )
     journal = Journal.for_state_dir(settings.state_dir)
     try:
-        moves = select(journal, count, since, files, settings.library, settings.inbox)
+        chosen = select(journal, count, since, files, settings.library, settings.inbox)
+        moves = chosen.moves
         if not moves:  # and no "nothing undone (dry run)" after it: one line for one fact
             print("nothing to undo")
             return 0
@@ -70,12 +75,15 @@ def cmd_undo(args: argparse.Namespace) -> int:
             # asked to confirm: the undo itself says what stopped it
             if (stopped := _report(plans, moves, "would go back to", stop=args.dry_run)) is not None:
                 return stopped
+            if args.dry_run:
+                _say_short(chosen, count, plans, "would undo")
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
                 print("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
         outcomes = undo(journal, moves, settings.library, settings.inbox)
         if (stopped := _report(outcomes, moves, "->", stop=True)) is not None:
             return stopped
+        _say_short(chosen, count, outcomes, "undid")
     except LookupError as exc:
         raise UsageError(str(exc)) from exc
     finally:
@@ -103,6 +111,16 @@ def _report(outcomes: list[Outcome], moves: list[Move], went: str, *, stop: bool
             print(f"{here}: {one_line(done.why_not)}")
     _say_waiting(waiting)
     return None
+
+
+def _say_short(chosen: Selection, asked: int | None, outcomes: list[Outcome], did: str) -> None:
+    """`undo N` where the journal holds fewer than N moves that can be undone: how many were
+    (``did``: "undid", or the plan's "would undo"), after the line each file got. The lines alone
+    read as the N asked."""
+    if asked is None or chosen.undoable is None or chosen.undoable >= asked:
+        return
+    done = sum(o.back_to is not None for o in outcomes)
+    print(f"{did} {done} of the {asked} asked: there were only {chosen.undoable} that can be undone")
 
 
 def _say_waiting(waiting: dict[Path, list[Outcome]]) -> None:
@@ -181,7 +199,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "undo",
         help="move sorted files back to where they came from",
         description="Move files back to the folder they came from, using the journal: the last file "
-        "moved (default), the last N that can be undone (naming the newer ones skipped, and why), "
+        "moved (default), the last N that can be undone (naming the newer ones skipped, and why, and "
+        "how many there were if fewer), "
         "those moved --since a time, or the FILEs named (where they are now); the moves of the "
         "daemon, `sort` and the review page alike. A file goes back beside "
         "what is there (a name taken becomes 'name (1).png'); undoing a `sort --copy` deletes the "
@@ -212,7 +231,7 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
     which.add_argument(
         "--since",
         metavar="TIME",
-        help="undo every move since TIME (2h, 30m, 1d ago, or a local time such as 2026-11-24T10:00)",
+        help="undo every move since TIME (2h, 30m, 1d ago, 2 days, or a local time such as 2026-11-24T10:00)",
     )
     p.add_argument(
         "--library",

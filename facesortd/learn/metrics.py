@@ -159,12 +159,14 @@ class Evaluation:
         threshold means nothing."""
         return ", ".join(f"~{conf:.2f}: {acc:.0%} of {n}" for conf, acc, n in self.reliability)
 
-    def report(self) -> str:
-        """A human-readable block: headline figures, then the confusion matrix."""
+    def report(self, faces: str) -> str:
+        """A human-readable block: headline figures, then the confusion matrix. ``faces`` names what
+        was predicted: "held-out faces" for `train`'s cross-validation, plain "faces" for `eval`, which
+        may be given the model's own training data (it called every face held out)."""
         s = self.summary()
         width = max(8, *(len(lbl) for lbl in self.labels))
         lines = [
-            f"held-out faces: {s['n']}",
+            f"{faces}: {s['n']}",
             f"balanced accuracy: {self.balanced_accuracy:.3f} (chance {s['chance']:.3f})",
             f"at threshold {self.threshold:.2f}: auto-sorts {self.coverage:.1%}, "
             + (

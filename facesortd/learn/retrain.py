@@ -265,6 +265,23 @@ def _how_to_label() -> str:
     return f"(`{advised('review')}`, or move files into <library>/<emotion>/)"
 
 
+def judged_on(labels: Sequence[UserLabel]) -> str:
+    """What a retrain judges both models on, in words that hold: the labels the model in force has
+    not learnt, each predicted by a fold of the new model trained without it. It said "your labels
+    neither model was trained on", of faces the new model is trained on (its figures are the folds')
+    and of imported ones, which are no one's own labels and may be faces the model both come from
+    learnt (the shipped model's own training data, imported)."""
+    imported = sum(lbl.source == "dataset" for lbl in labels)
+    scored = "each scored by a new model trained without it"
+    if not imported:
+        return f"your labels the model in force has not learnt, {scored}"
+    whose = "imported labels" if imported == len(labels) else "your labels and imported ones"
+    return (
+        f"{whose} the model in force was not retrained on, {scored} (the imported ones may be faces "
+        "the model both come from was trained on)"
+    )
+
+
 def _learnt_by(model: Model | None) -> dict[str, str | None]:
     """The kept faces (by file stem) that ``model`` was trained on, each with the label it learnt
     (None: a model from before 2026-12-02, which recorded the faces alone)."""
@@ -484,7 +501,7 @@ def retrain(
     floor = sorted_right_floor(settings)
     comparisons: list[Comparison | ShareCheck] = [
         Comparison(
-            "your labels neither model was trained on",
+            judged_on([usable[i] for i in judged]),
             Predictions(all_names, truth[judged], cand_proba[judged]).evaluation(threshold),
             current_eval,
             metric,
@@ -589,6 +606,11 @@ def schedule(journal: Journal, labels: Sequence[UserLabel]) -> Schedule:
     else:
         fresh = len(labels) - int(journal.get_meta(LABELS_AT_RETRAIN))
     return Schedule(fresh, float(journal.get_meta(LABELS_WAITING_SINCE, "0") or 0))
+
+
+def retrained_before(journal: Journal) -> bool:
+    """Has a retrain made a model from labels yet (the mark :func:`schedule` counts new labels from)?"""
+    return bool(journal.get_meta(LABELS_TRAINED_UNTIL) or journal.get_meta(LABELS_AT_RETRAIN))
 
 
 def labels_until_retrain(learning: LearningSettings, journal: Journal, labels: Sequence[UserLabel]) -> int:

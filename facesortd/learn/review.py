@@ -27,7 +27,7 @@ from facesortd.journal import Journal
 from facesortd.learn.datasets import source_group
 from facesortd.learn.kept_faces import keep_face
 from facesortd.learn.retrain import UserLabel
-from facesortd.placement import looks_unchanged
+from facesortd.placement import inode_change, looks_unchanged
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
 from facesortd.refusals import OnceLister
 from facesortd.state import move_lock
@@ -39,10 +39,11 @@ class Reviewer:
 
     settings: Settings
     journal: Journal
-    seen: dict[Path, tuple[tuple[int, int, int], str]] = field(default_factory=dict)
-    """Each file looked at: its ``durable.unwritten`` and content then ("" until it was read). Not
-    its inode number: FUSE (exfat-fuse, fusefat) numbers a file anew whenever the kernel drops it
-    from its cache, and every file of a library on such a drive was read again at every scan."""
+    seen: dict[Path, tuple[tuple[int, int, int], tuple[int, int], str]] = field(default_factory=dict)
+    """Each file looked at: its ``durable.unwritten``, ``placement.inode_change`` and content then
+    ("" until it was read). Not known by its inode number: FUSE (exfat-fuse, fusefat) numbers a
+    file anew whenever the kernel drops it from its cache, and every file of a library on such a
+    drive was read again at every scan."""
     listed: OnceLister = field(
         default_factory=lambda: OnceLister(
             lambda exc: logger.warning("{}; labels given there are not seen until then", exc)
@@ -96,14 +97,14 @@ class Reviewer:
                 self.seen.pop(path, None)
                 continue
             except OSError as exc:  # one odd file must not cost the labels of all the others
-                key, _digest = self.seen.pop(path)  # looked at again at the next scan
+                key = self.seen.pop(path)[0]  # looked at again at the next scan
                 if self.unrecorded.get(path) != key:
                     logger.warning(
                         "{}: cannot record your label yet ({}); trying again at each look", path, exc
                     )
                     self.unrecorded[path] = key
                 continue
-            self.seen[path] = (self.seen[path][0], digest)
+            self.seen[path] = (*self.seen[path][:2], digest)
             self.unrecorded.pop(path, None)
         return new
 
@@ -160,8 +161,10 @@ class Reviewer:
             present.add(path)
             before = self.seen.get(path)
             if before is None or not looks_unchanged(path, st, *before):
-                self.seen[path] = (unwritten(st), "")
+                self.seen[path] = (unwritten(st), inode_change(st), "")
                 changed.append(path)
+            else:
+                self.seen[path] = (before[0], inode_change(st), before[2])
         return changed
 
     def _listing(self, folder: Path) -> list[Path]:

@@ -142,7 +142,8 @@ class ReviewCache:
         model_path = model_in_force(self.settings)
         model_name = model_path.name if model_path else ""
         if not self._readable(item):  # no content to name: a label for it is refused (decisions.py)
-            return {**_NOTHING_FOUND, "error": "cannot read it (its drive could not)", "content": ""}
+            why = "its drive could not read it (a bad sector, or the drive pulled out): check the drive"
+            return {**_NOTHING_FOUND, "error": f"{why}; no picture to label, n lists it last", "content": ""}
         path, content = self._path("guesses", item, ".json")
         try:
             cached = json.loads(path.read_text(encoding="utf-8"))

@@ -15,7 +15,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -30,18 +29,35 @@ from facesortd.durable import atomic_writer, moved_away
 from facesortd.journal import REVIEWER, Journal
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
-from facesortd.placement import UnjournaledMove, journaled_apply
+from facesortd.placement import UnjournaledMove, inode_change, journaled_apply
 from facesortd.refusals import DISK_FULL, Refused
 from facesortd.review_page.cache import review_dir
-from facesortd.review_page.queue import Changed, Contents, Item, content_tag, current
+from facesortd.review_page.classes import CLASS_NAME, known_classes
+from facesortd.review_page.queue import Changed, Contents, Item, Mark, content_tag, current
+from facesortd.spelling import nearest
 from facesortd.undo import undo
 
-CLASS_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
-"""A class is a folder name: lower case letters, digits, - and _; never hidden, never ``_quarantine``."""
+UNREAD = "unread"
+"""What a "no usable face" mark names as the content of a file its drive could not read (EIO). No
+content id is this: the mark holds while the file's place, size and time prove it unwritten
+(``queue.is_dismissed``), never where its time may hide a write (that is asked of the content)."""
 
 
 class DecisionError(Exception):
     """A decision that cannot be carried out; the message says why, for the page to show."""
+
+
+class UnknownClass(DecisionError):
+    """A label that is none of the classes (``classes.known_classes``), not asked for as a new one:
+    a misspelt ``hapy`` posted by a script or a stale page was moved into a folder ``hapy/`` made
+    for it, and trained the model on a class nobody meant. ``why`` says it without the API's way to
+    make it a new class, which the page says its own way."""
+
+    def __init__(self, name: str, nearest: str | None, file_name: str) -> None:
+        self.name = name
+        guess = f" (did you mean {nearest}?)" if nearest else ""
+        self.why = f"{name} is not a class{guess}: {file_name} stays where it is"
+        super().__init__(f'{self.why}; a new class is made only when asked for as one ("new": true)')
 
 
 def class_name(text: str) -> str:
@@ -64,11 +80,15 @@ class Done:
     path: Path
     """Where the file is since the decision."""
     label: str = ""
+    made_folder: bool = False
+    """The label made the folder of its class: taken back, an empty one goes with it (else the
+    class it names, given by mistake and undone, kept a key and moved the keys after it)."""
 
 
 class NoFaceMarks:
-    """The files marked "no usable face", by id, with the content each mark was given to, kept in
-    the state folder across runs of the page (queue.is_dismissed)."""
+    """The files marked "no usable face", by id, with the content each mark was given to and the
+    file's inode change then (``queue.Mark``), kept in the state folder across runs of the page
+    (queue.is_dismissed)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -76,7 +96,12 @@ class NoFaceMarks:
             found = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             found = {}
-        self.marks: dict[str, str] = found if isinstance(found, dict) else {}
+        self.marks: dict[str, Mark] = {}
+        for key, kept in (found if isinstance(found, dict) else {}).items():
+            if isinstance(kept, str):  # written before the inode's change was kept with it
+                self.marks[key] = Mark(kept)
+            elif isinstance(kept, list) and len(kept) == 3 and all(isinstance(v, int) for v in kept[1:]):
+                self.marks[key] = Mark(str(kept[0]), (kept[1], kept[2]))
         self._before = set(found) if isinstance(found, list) else set()
         """Marks written before 2026-12-03: ids that held the inode number, without the content."""
 
@@ -91,24 +116,34 @@ class NoFaceMarks:
             key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode()
             if hashlib.sha256(key).hexdigest()[:24] in self._before:
                 with contextlib.suppress(OSError):  # one that cannot be read now loses its mark
-                    marks[item.id] = content_id(item.path)
+                    marks[item.id] = Mark(content_id(item.path), inode_change(st))
         self._save(marks)
         self._before = set()
 
-    def set(self, item_id: str, digest: str | None) -> None:
-        """Mark the content ``digest`` under ``item_id``, or (None) take its mark back."""
+    def set(self, item_id: str, mark: Mark | None) -> None:
+        """Mark ``item_id`` so, or (None) take its mark back."""
         marks = {k: v for k, v in self.marks.items() if k != item_id}
-        self._save(marks if digest is None else {**marks, item_id: digest})
+        self._save(marks if mark is None else {**marks, item_id: mark})
+
+    def proven(self, items: list[Item]) -> None:
+        """Keep the inode change of the marked files listed (``items``) as it is now: one whose inode
+        changed without a write (a chmod) was proven by its content, and would be read again at
+        every listing. Unkept where the state folder refuses: only that reading is lost."""
+        now = {i.id: inode_change(i.seen) for i in items if i.dismissed}
+        if any(self.marks[k].inode != inode for k, inode in now.items()):
+            with contextlib.suppress(OSError):
+                self._save({k: Mark(m.content, now.get(k, m.inode)) for k, m in self.marks.items()})
 
     def keep_only(self, ids: set[str]) -> None:
         """Forget marks of files that left the quarantine."""
         if not self.marks.keys() <= ids:
             self._save({k: v for k, v in self.marks.items() if k in ids})
 
-    def _save(self, marks: dict[str, str]) -> None:
+    def _save(self, marks: dict[str, Mark]) -> None:
         """Kept in memory only once written, so a refused write leaves both as they were."""
+        kept = {k: [m.content, *m.inode] if m.inode else m.content for k, m in marks.items()}
         with atomic_writer(self.path) as fh:
-            fh.write(json.dumps(marks, sort_keys=True).encode())
+            fh.write(json.dumps(kept, sort_keys=True).encode())
         self.marks = marks
 
 
@@ -125,17 +160,28 @@ class Decisions:
         self.history: list[Done] = []
         self._lock = threading.Lock()
 
-    def label(self, item: Item, text: str, content: str | None = None) -> Done:
-        """Move the file into ``<library>/<label>/`` and record the label (a new class makes its folder).
-        ``content``: the tag of the content the tab showed (see :meth:`_shown`)."""
+    def label(self, item: Item, text: str, content: str | None = None, new: bool = False) -> Done:
+        """Move the file into ``<library>/<label>/`` and record the label. ``content``: the tag of
+        the content the tab showed (see :meth:`_shown`); ``new``: a class that is none of the known
+        ones is wanted (it makes its folder), else UnknownClass."""
         label = class_name(text)
+        if not new and label not in (known := known_classes(self.settings, self.journal)):
+            raise UnknownClass(label, nearest(label, known), item.path.name)
+        folder = self.settings.library / label
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(self._changed_or_left(item))
+            made_folder = not folder.exists()
             try:
                 # What the page showed, checked again under the move lock just before the move; one it
                 # may not read is moved all the same, as sorted.
                 digest, seen = self._shown(item, content)
+            except OSError as exc:  # its drive could not read it: the page showed no picture of it
+                raise DecisionError(
+                    f"{item.path.name} stays where it is: {self._fix(exc)}. The page could show no picture"
+                    " of it, so there is none to label: n lists it last"
+                ) from exc
+            try:
                 final = journaled_apply(
                     self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER, seen=seen
                 )
@@ -147,7 +193,7 @@ class Decisions:
                 if moved_away(exc):
                     raise DecisionError(self._changed(item)) from exc
                 raise DecisionError(f"{item.path.name} stays where it is: {self._fix(exc)}") from exc
-            done = Done("label", item.id, item.path.name, final, label)
+            done = Done("label", item.id, item.path.name, final, label, made_folder)
             self.history.append(done)  # the move is journaled: u takes it back whatever follows
             try:  # After the move: only a file that reached its folder is labelled.
                 self.reviewer.record(final, digest, label)
@@ -226,13 +272,17 @@ class Decisions:
 
     def no_face(self, item: Item, content: str | None = None) -> Done:
         """Mark the file as having no usable face: it stays in quarantine, unlabelled, listed last.
-        ``content``: as for :meth:`label`."""
+        ``content``: as for :meth:`label`. A file its drive cannot read is marked too, unread:
+        nothing moves, so nothing of it can be lost, and it no longer waits first in the queue."""
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(self._changed_or_left(item))
             try:
-                digest, _seen = self._shown(item, content)
-                self.marks.set(item.id, digest)
+                digest, seen = self._shown(item, content)
+            except OSError:  # its drive could not read it: it stayed first in the queue for ever
+                digest, seen = UNREAD, item.seen
+            try:
+                self.marks.set(item.id, Mark(digest, inode_change(seen)))
             except OSError as exc:
                 raise DecisionError(f"{item.path.name} was not marked: {self._fix(exc)}") from exc
             done = Done("no-face", item.id, item.path.name, item.path)
@@ -261,4 +311,7 @@ class Decisions:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; press u again once fixed")
             if outcome.back_to is None:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; nothing to undo")
+            if done.made_folder:  # only while empty: a file dropped there meanwhile keeps it
+                with contextlib.suppress(OSError):
+                    done.path.parent.rmdir()
             return done, outcome.back_to  # undo withdrew the label with the move

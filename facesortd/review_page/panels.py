@@ -1,4 +1,4 @@
-"""What the page shows beside the files: the classes and their keys, how learning stands, the model.
+"""What the page shows beside the files: how learning stands, the model (the classes: classes.py).
 
 Every figure comes from where the rest of facesortd keeps it (the journal's labels, the model
 files' stored held-out figures), so the page and `facesortd status` / `model` never disagree.
@@ -7,59 +7,26 @@ files' stored held-out figures), so the page and `facesortd status` / `model` ne
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from loguru import logger
 
 from facesortd.advice import advised
 from facesortd.config import Settings
-from facesortd.emotion import ModelError
-from facesortd.ensemble import model_info
 from facesortd.journal import Journal
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, labels_until_retrain, retrain_if_due
 from facesortd.learn.review import Reviewer, label_summary, user_labels
-from facesortd.model_store import last_retrain, model_in_force
+from facesortd.model_store import last_retrain
 from facesortd.mounts import DriveNotMounted
 from facesortd.plots import figure_images, png_bytes
-from facesortd.review_page.decisions import CLASS_NAME
+from facesortd.review_page.classes import model_in_force_info
 from facesortd.state import retrain_lock
 from facesortd.status import daemon_state
-
-CLASS_KEYS = "1234567890"
-"""One key per class, shown on the page; letters stay free for the commands (n, u, t)."""
-
-
-def _model_info(settings: Settings) -> tuple[Path | None, dict[str, object]]:
-    path = model_in_force(settings)
-    if path is None:
-        return None, {}
-    try:
-        return path, model_info(path)
-    except ModelError as exc:
-        return path, {"error": str(exc)}
-
-
-def classes(settings: Settings, journal: Journal) -> list[dict[str, str]]:
-    """The classes a file can be given, each with its key: the model's emotions, the emotion folders
-    of the library and every class labelled so far (a class typed in once gets a key next time).
-
-    Only names the page can post as they are (`CLASS_NAME`): not facesortd's own ``_quarantine``,
-    hidden folders, a name that is not UTF-8 (never a label) nor one such as ``Happy`` that the page
-    would turn into another folder (``happy``)."""
-    _path, info = _model_info(settings)
-    names = set(info.get("counts", {}) or {})  # type: ignore[arg-type]
-    root = settings.library
-    if root.is_dir():
-        names |= {p.name for p in root.iterdir() if p.is_dir()}
-    names |= set(label_summary(journal)[0])
-    ordered = sorted(n for n in names if CLASS_NAME.fullmatch(n))
-    return [{"name": n, "key": CLASS_KEYS[i] if i < len(CLASS_KEYS) else ""} for i, n in enumerate(ordered)]
 
 
 def model_panel(settings: Settings) -> dict[str, object]:
     """The model in force: its name, held-out headline, and which plots of it can be drawn."""
-    path, info = _model_info(settings)
+    path, info = model_in_force_info(settings)
     held_out = info.get("held_out")
     return {
         "model": path.name if path else None,
@@ -73,7 +40,7 @@ def model_panel(settings: Settings) -> dict[str, object]:
 
 def model_plot(settings: Settings, name: str) -> bytes | None:
     """PNG of one plot of the model in force's held-out figures, or None if it has none such."""
-    _path, info = _model_info(settings)
+    _path, info = model_in_force_info(settings)
     held_out = info.get("held_out")
     if not isinstance(held_out, dict):
         return None

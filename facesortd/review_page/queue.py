@@ -15,8 +15,9 @@ import os
 import stat
 import threading
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from loguru import logger
 
@@ -45,6 +46,14 @@ def item_id(st: os.stat_result, path: Path) -> str:
     return hashlib.sha256(key).hexdigest()[:24]
 
 
+class Mark(NamedTuple):
+    """A "no usable face" mark: the content it was given to, and ``placement.inode_change`` of the
+    file then (None in marks written before 2026-12-03)."""
+
+    content: str
+    inode: tuple[int, int] | None = None
+
+
 @dataclass(frozen=True)
 class Item:
     """One quarantined file as the page knows it."""
@@ -54,14 +63,16 @@ class Item:
     reason: str
     seen: os.stat_result
     """Its lstat when it was listed."""
+    dismissed: bool = False
+    """Marked "no usable face" when it was listed (:func:`is_dismissed`)."""
 
     @property
     def arrived(self) -> float:
         """When it came into quarantine (ctime: a move sets it), for newest first."""
         return self.seen.st_ctime
 
-    def to_json(self, dismissed: bool) -> dict[str, object]:
-        return {"id": self.id, "name": self.path.name, "reason": self.reason, "dismissed": dismissed}
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "name": self.path.name, "reason": self.reason, "dismissed": self.dismissed}
 
 
 def lister() -> OnceLister:
@@ -70,7 +81,7 @@ def lister() -> OnceLister:
     return OnceLister(lambda exc: logger.warning("review page: {}; its files are not shown until then", exc))
 
 
-def scan(library: Path, dismissed: Mapping[str, str], listed: OnceLister | None = None) -> list[Item]:
+def scan(library: Path, dismissed: Mapping[str, Mark], listed: OnceLister | None = None) -> list[Item]:
     """Every image file in the quarantine folders, in review order: by reason (FIRST_REASONS first),
     newest first within a reason; files marked "no usable face" after all others (``dismissed``:
     the content each mark was given to, by id; a mark is kept only by a file that still holds it).
@@ -103,15 +114,17 @@ def scan(library: Path, dismissed: Mapping[str, str], listed: OnceLister | None 
                 found.append(Item(item_id(st, path), path, reason, st))
         found.sort(key=lambda i: (-i.arrived, i.path.name))
         items.extend(found)
-    marked = {i.id for i in items if is_dismissed(i, dismissed)}
-    return [i for i in items if i.id not in marked] + [i for i in items if i.id in marked]
+    marked = [replace(i, dismissed=True) for i in items if is_dismissed(i, dismissed)]
+    ids = {i.id for i in marked}
+    return [i for i in items if i.id not in ids] + marked
 
 
-def is_dismissed(item: Item, dismissed: Mapping[str, str]) -> bool:
+def is_dismissed(item: Item, dismissed: Mapping[str, Mark]) -> bool:
     """Is ``item`` the content marked "no usable face" under its id? Another file put under its
-    name with the same size and time is not, where the time shows a write."""
-    digest = dismissed.get(item.id)  # the id holds the size and time it had when marked
-    return digest is not None and looks_unchanged(item.path, item.seen, unwritten(item.seen), digest)
+    name with the same size and time is not, where the time or the inode's change shows a write."""
+    mark = dismissed.get(item.id)  # the id holds the size and time it had when marked
+    seen = unwritten(item.seen)
+    return mark is not None and looks_unchanged(item.path, item.seen, seen, mark.inode, mark.content)
 
 
 def current(item: Item, library: Path) -> Item | None:

@@ -26,14 +26,14 @@ from loguru import logger
 from facesortd.config import Settings
 from facesortd.journal import Journal
 from facesortd.review_page.cache import ReviewCache
-from facesortd.review_page.decisions import DecisionError, Decisions, Done
-from facesortd.review_page.panels import Learning, classes, model_panel, model_plot
+from facesortd.review_page.classes import classes
+from facesortd.review_page.decisions import DecisionError, Decisions, Done, UnknownClass
+from facesortd.review_page.panels import Learning, model_panel, model_plot
 from facesortd.review_page.queue import (
     Changed,
     Contents,
     Item,
     current,
-    is_dismissed,
     lister,
     reason_order,
     scan,
@@ -96,8 +96,8 @@ class ReviewApp:
 
     def listing(self, reason: str, offset: int, limit: int) -> dict[str, object]:
         """One page of the queue (filtered by reason, "" for all), with the counts per reason."""
-        marks = self.decisions.marks.marks
-        items = scan(self.settings.library, marks, self._lister)
+        items = scan(self.settings.library, self.decisions.marks.marks, self._lister)
+        self.decisions.marks.proven(items)
         with self._index_lock:
             self._index = {i.id: i for i in items}
         counts: dict[str, int] = {}
@@ -109,7 +109,7 @@ class ReviewApp:
             "counts": {r: counts[r] for r in reason_order(counts)},
             "total": len(chosen),
             "offset": offset,
-            "items": [i.to_json(is_dismissed(i, marks)) for i in page],
+            "items": [i.to_json() for i in page],
         }
 
     def item(self, item_id: str) -> Item:
@@ -157,6 +157,8 @@ class Handler(BaseHTTPRequestHandler):
             reply = self._route(method, url.path, query)
         except HttpError as exc:
             reply = _json({"error": str(exc)}, exc.status)
+        except UnknownClass as exc:  # the page offers to make it a new class, in its own words
+            reply = _json({"error": str(exc), "unknown_class": exc.name, "why": exc.why}, HTTPStatus.CONFLICT)
         except DecisionError as exc:
             reply = _json({"error": str(exc)}, HTTPStatus.CONFLICT)
         except Changed:  # a picture asked for as the file under its name changed
@@ -268,7 +270,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _label(self, body: dict[str, str]) -> Reply:
         item = self.app.item(body.get("id", ""))
-        done = self.app.decisions.label(item, body.get("label", ""), body.get("content"))
+        new = body.get("new", "").lower() == "true"  # JSON's true, as _body gives it
+        done = self.app.decisions.label(item, body.get("label", ""), body.get("content"), new)
         return _json(_done_json(done, str(done.path)))
 
     def _no_face(self, body: dict[str, str]) -> Reply:

@@ -17,14 +17,15 @@ let decided = 0;             // decisions since the page was opened, less those 
 const guesses = new Map();   // id -> {boxes, guesses, width, height, error?}
 let queue = Promise.resolve();
 let weakAsked = null;        // id of the file whose weak top guess Enter has asked about
+let newAsked = null;         // a typed name that is no class yet, asked once whether to make it one
 
 function url(path, params = {}) {
   return path + "?" + new URLSearchParams({ ...params, token: TOKEN });
 }
 
-// An Error carrying the reply's status: 404 says a file has left the quarantine.
+// An Error carrying the reply's status (404 says a file has left the quarantine) and its body.
 function failure(res, data) {
-  return Object.assign(new Error(data.error || res.statusText), { status: res.status });
+  return Object.assign(new Error(data.error || res.statusText), { status: res.status, data });
 }
 
 async function get(path, params) {
@@ -189,6 +190,7 @@ function waitForArrivals() {
 async function show() {
   const item = current();
   weakAsked = null;  // Enter asks again about a weak guess once the page has shown another file
+  newAsked = null;   // and again whether a typed name is to be a new class
   $("boxes").replaceChildren();
   $("guesses").replaceChildren();
   $("picture").hidden = !item;
@@ -219,7 +221,10 @@ async function show() {
   $("guesses").replaceChildren(...g.guesses.map(([name, p], i) => el("li", {
     textContent: `${i === 0 ? "Enter" : keyOf(name) || ""}  ${name} ${(100 * p).toFixed(0)} %`,
   })));
-  if (g.error) say(`unreadable: ${g.error}. A class key still moves it, but it teaches the model nothing; n lists it last`);
+  // No content read (its drive could not): the reply says what to do; a file that is no image a
+  // class key still moves.
+  if (g.error && !g.content) say(`unreadable: ${g.error}`);
+  else if (g.error) say(`unreadable: ${g.error}. A class key still moves it, but it teaches the model nothing; n lists it last`);
   else if (!g.boxes.length) say("no face found: press a class key if there is one, n if not");
 }
 
@@ -277,11 +282,15 @@ async function whenGone(item, err) {
 // The content the large picture of this file shows: show() asked for it by its guesses' content.
 function shownContent(item) { return (guesses.get(item.id) || {}).content; }
 
-async function label(name) {
+// `typed`: the name was typed (t), where a name that is no class yet is made a new one if Enter
+// gives it again; a key's class that is no class any more (its folder removed) lists the keys anew.
+async function label(name, typed = false) {
   const item = current();
   if (!item || item.done) return advance();
-  const done = await post("/api/label", { id: item.id, label: name, content: shownContent(item) })
-    .catch((err) => whenGone(item, err));
+  const asNew = typed && newAsked === name;
+  newAsked = null;
+  const done = await post("/api/label", { id: item.id, label: name, content: shownContent(item), new: asNew })
+    .catch((err) => (err.data && err.data.unknown_class ? notAClass(err.data, name, typed) : whenGone(item, err)));
   if (!done) return undefined;
   item.done = done;
   decided += 1;
@@ -291,6 +300,18 @@ async function label(name) {
   if (!classes.some((c) => c.name === done.label)) await loadState();
   else loadState().catch((e) => say(e.message));
   return advance();
+}
+
+async function notAClass(reply, name, typed) {
+  if (!typed) {
+    say(`${reply.why}; the keys are listed anew`);
+    return loadState().then(() => undefined);
+  }
+  newAsked = name;
+  $("class-input").value = name;
+  $("class-input").focus();
+  say(`${reply.why}. Enter again makes ${reply.unknown_class} a new class; Esc does not`);
+  return undefined;
 }
 
 async function acceptTop() {
@@ -348,10 +369,15 @@ async function undo() {
 function onKey(ev) {
   if (ev.target === $("class-input") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   const cls = classes.find((c) => c.key && c.key === ev.key);
-  const actions = {
-    Enter: acceptTop, n: noFace, u: undo,
-    ArrowRight: () => move(1), ArrowDown: () => move(1), ArrowLeft: () => move(-1), ArrowUp: () => move(-1),
-  };
+  const moves = { ArrowRight: () => move(1), ArrowDown: () => move(1), ArrowLeft: () => move(-1), ArrowUp: () => move(-1) };
+  const actions = { Enter: acceptTop, n: noFace, u: undo, ...moves };
+  // A key held down repeats: a class key held a moment too long gave its label to every file after,
+  // unseen. A decision is one press; only the arrows repeat.
+  if (ev.repeat && !moves[ev.key]) {
+    ev.preventDefault();
+    if (cls || actions[ev.key]) say("a key held down decides once: press it again for the next file");
+    return;
+  }
   if (ev.key === "t") {
     ev.preventDefault();
     $("class-input").focus();
@@ -377,9 +403,14 @@ function start() {
     const name = $("class-input").value;
     $("class-input").value = "";
     $("class-input").blur();
-    if (name.trim()) enqueue(() => label(name));
+    if (name.trim()) enqueue(() => label(name, true));
   });
-  $("class-input").addEventListener("keydown", (ev) => { if (ev.key === "Escape") ev.target.blur(); });
+  $("class-input").addEventListener("keydown", (ev) => {
+    if (ev.key !== "Escape") return;
+    newAsked = null;
+    ev.target.value = "";
+    ev.target.blur();
+  });
   $("retrain").addEventListener("click", () => enqueue(async () => {
     await post("/api/retrain");
     await loadState();

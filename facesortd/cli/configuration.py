@@ -1,0 +1,50 @@
+"""`config`: which config file this facesortd reads, and (`--example`) every key with its default."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from facesortd.advice import advised
+from facesortd.config import default_config_file
+from facesortd.package_data import CONFIG_EXAMPLE, package_file
+from facesortd.shown_names import one_line
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Say which config file facesortd reads (--config FILE, else the default one) and whether it is
+    there; with --example, print instead an example config file on stdout: every key commented out at
+    its default, with what it does, to copy from. Read nothing of the config itself, so that it also
+    helps one that is broken (`facesortd doctor` checks it)."""
+    if args.example:
+        print(package_file(CONFIG_EXAMPLE).read_text(encoding="utf-8"), end="")
+        return 0
+    path = args.config.expanduser() if args.config else default_config_file()
+    if path.is_file():
+        named = "named by --config" if args.config else "the default place"
+        print(f"config file: {one_line(path)} ({named}; `{advised('doctor')}` checks it)")
+    elif args.config:  # load_settings refuses a file named that is not there
+        print(f"config file: {one_line(path)}: not there, so every command given it refuses to run")
+    else:
+        print(f"config file: {one_line(path)}: not there, so the built-in defaults are in force")
+    folder, file = (shlex.quote(str(p)) for p in (path.parent, path))
+    start = f"mkdir -p {folder} && facesortd config --example > {file}"
+    print(
+        "`facesortd config --example` prints every key with its default and what it does"
+        + ("" if path.exists() else f"; to start one from it: {one_line(start)}")
+    )
+    return 0
+
+
+def add_config(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "config",
+        help="which config file is read; --example: every key with its default",
+        description=cmd_config.__doc__,
+    )
+    p.add_argument(
+        "--example",
+        action="store_true",
+        help="print an example config file (every key at its default, commented out, with what it does)",
+    )
+    p.set_defaults(func=cmd_config)
