@@ -168,12 +168,9 @@ def write_history(settings: Settings, log: list[str]) -> None:
         fh.write("".join(f"{n}\n" for n in log).encode())
 
 
-def _point(settings: Settings, name: str, log: list[str]) -> None:
-    """Write the history ``log`` and put ``name`` in force; the caller holds the models lock, under
-    which it read what ``log`` extends (two writers each adding to what they read lost a line).
-    The history first: a crash between the two writes leaves the old model in force with one
-    history line too many, which rollback skips (it drops lines naming the model in force)."""
-    write_history(settings, log)
+def _point_to(settings: Settings, name: str) -> None:
+    """Put ``name`` in force (the pointer alone); the caller holds the models lock and writes the
+    history in the order that keeps it true through a crash (:func:`adopt`, :func:`_roll_back`)."""
     with atomic_writer(models_dir(settings) / CURRENT) as fh:
         fh.write(name.encode())
 
@@ -193,7 +190,12 @@ def adopt(settings: Settings, path: Path) -> None:
     with models_lock(settings.state_dir):
         if resolve(settings, name) is None:  # removed meanwhile (models_folder.prune): said, not in force
             raise ModelError(f"{path} is gone (removed as an old model meanwhile?); nothing was changed")
-        _point(settings, name, [*adopted(settings), name])
+        log = [*adopted(settings), name]  # read under the lock: two writers each adding lost a line
+        # The pointer first: a crash between the two writes leaves the new model in force without
+        # its history line, and rollback goes back to the one before it. Written first, the line
+        # named a model never put in force, and the next rollback put it in force (went forward).
+        _point_to(settings, name)
+        write_history(settings, log)
 
 
 def use(settings: Settings, choice: str) -> Path:
@@ -293,5 +295,8 @@ def _roll_back(settings: Settings) -> Path:
         log = [DEFAULT]
     target = resolve(settings, log[-1])
     assert target is not None, "entries whose file is gone were dropped above"
-    _point(settings, log[-1], log)
+    # The history first: a crash between the two writes leaves the model rolled back from in force
+    # with its line dropped, and the next rollback goes to the same target.
+    write_history(settings, log)
+    _point_to(settings, log[-1])
     return target
