@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,25 +116,75 @@ def _pointed(settings: Settings) -> str | None:
     return None if settings.recognition.model is not None else pointer(settings)
 
 
+_UNREADABLE: dict[tuple[str, int, int], str] = {}
+"""Why each model file version (path, time, size) cannot be loaded ("": it can), so that each is
+read once: :func:`model_in_force` is asked before every file the daemon sorts."""
+
+
+def unreadable(path: Path) -> str:
+    """Why the model file ``path`` cannot be loaded, "" if it can. A file in the models folder
+    damaged by hand (truncated, half copied back) stopped the daemon at its start (exit 2), `sort`,
+    `status` and `retrain` with "corrupt", and `model rollback` went back to it."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return str(exc)
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _UNREADABLE:
+        if len(_UNREADABLE) > 64:  # one entry per model version looked at: a long-lived daemon's retrains
+            _UNREADABLE.clear()
+        _UNREADABLE[key] = _damage(path)
+    return _UNREADABLE[key]
+
+
+def _damage(path: Path) -> str:
+    """What :func:`unreadable` finds: a model's own description (its format and version) and every
+    byte of it as written (the zip's checksums), without the cost of building the model."""
+    try:
+        model_info(path)
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except ModelError as exc:
+        return str(exc)
+    except (OSError, zipfile.BadZipFile) as exc:
+        return f"model file {path} is corrupt ({exc})"
+    return f"model file {path} is corrupt ({damaged} is damaged)" if damaged else ""
+
+
+def _usable(settings: Settings, name: str) -> Path | None:
+    """The file ``name`` names if it is there and can be loaded, else None: one that cannot counts
+    as gone (:func:`unreadable`)."""
+    path = resolve(settings, name)
+    return path if path is not None and not unreadable(path) else None
+
+
 def model_in_force(settings: Settings) -> Path | None:
     if settings.recognition.model is not None:
         return settings.recognition.model.expanduser()
     name = _pointed(settings)
-    return (resolve(settings, name) if name else None) or shipped_model()
+    return (_usable(settings, name) if name else None) or shipped_model()
 
 
 def lost_in_force(settings: Settings) -> str:
     """Why the model put in force is not the one used ("" if it is). Its file gone (deleted, or a
-    state folder copied without it), :func:`model_in_force` falls back to the shipped model: sorting
-    goes on, but a person whose own model vanished must hear it (doctor said "all good")."""
+    state folder copied without it) or unreadable (damaged), :func:`model_in_force` falls back to the
+    shipped model: sorting goes on, but a person whose own model vanished must hear it (doctor said
+    "all good"), with what to do."""
     name = _pointed(settings)
-    if not name or resolve(settings, name) is not None:
+    if not name or ((path := resolve(settings, name)) is not None and not (why := unreadable(path))):
         return ""
+    if path is None:
+        return (
+            f"the emotion model put in force, {name}, is not in {models_dir(settings)} (deleted, or the "
+            "state folder was copied without it), so the shipped model is used: put the file back, or put "
+            f"one that is there in force (`{advised('model')}` lists them; "
+            f"`{advised('model', 'use', 'FILE')}`, or `{advised('model', 'use', 'default')}`)"
+        )
     return (
-        f"the emotion model put in force, {name}, is not in {models_dir(settings)} (deleted, or the state "
-        "folder was copied without it), so the shipped model is used: put the file back, or put one that "
-        f"is there in force (`{advised('model')}` lists them; `{advised('model', 'use', 'FILE')}`, or "
-        f"`{advised('model', 'use', 'default')}`)"
+        f"the emotion model put in force cannot be read ({why}), so the shipped model is used: "
+        f"`{advised('model', 'rollback')}` puts back the one in force before it, "
+        f"`{advised('model', 'use', 'FILE')}` another (`{advised('model')}` lists them), or put a good "
+        "copy of the file back"
     )
 
 
@@ -273,7 +324,7 @@ def last_retrain(settings: Settings) -> tuple[str, str] | None:
 def rollback(settings: Settings) -> Path:
     """Put back the model that was in force before this one, down to the shipped model.
 
-    Steps back through ``adopted`` (skipping entries whose file is gone); raises ModelError when
+    Steps back through ``adopted`` (skipping entries whose file is gone or unreadable); raises ModelError when
     the shipped model is already in force.
     """
     _pinned(settings)
@@ -283,9 +334,11 @@ def rollback(settings: Settings) -> Path:
 
 def _roll_back(settings: Settings) -> Path:
     current = model_in_force(settings)
-    current_name = name_of(settings, current) if current is not None else None
+    # The pointer's name even where its file is gone or damaged (the shipped model used meanwhile):
+    # that is the model rolled back from, and the shipped one may be what to go back to.
+    current_name = pointer(settings) or (name_of(settings, current) if current is not None else None)
     log = adopted(settings)
-    while log and (log[-1] == current_name or resolve(settings, log[-1]) is None):
+    while log and (log[-1] == current_name or _usable(settings, log[-1]) is None):
         log.pop()
     if not log:
         if current_name == DEFAULT:
