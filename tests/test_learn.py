@@ -315,6 +315,37 @@ def test_a_crash_while_retraining_leaves_the_old_model_in_force(settings: Settin
     assert retrain.retrain(settings, labels, current).adopted  # and the next retrain works
 
 
+def test_a_disk_that_fills_while_the_model_is_written_is_said_with_the_fix(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Room is asked for before training, but the disk may fill meanwhile (the daemon sorting beside
+    it): the write's ENOSPC ended `facesortd retrain` in a traceback and the review page's retrain in
+    "retrain failed" with one in the log. Now it is a refusal that says what to do; nothing is left."""
+    import errno
+    import os
+
+    from facesortd.refusals import Refused
+
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=17)
+    before = model_store.model_in_force(settings)
+    real_save = retrain.save_new_model
+
+    def full_disk(settings: Settings, write, folder=None):  # type: ignore[no-untyped-def]
+        def half_written(dest: Path) -> None:
+            write(dest)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dest))
+
+        return real_save(settings, half_written, folder)
+
+    monkeypatch.setattr(retrain, "save_new_model", full_disk)
+    with pytest.raises(Refused, match=r"cannot write the new model into .*: its disk is full: free some"):
+        retrain.retrain(settings, _labels(settings, ["angry", "happy", "sad"], 6, seed=18), current)
+    assert model_store.model_in_force(settings) == before
+    assert sorted(p.name for p in model_store.models_dir(settings).iterdir()) == sorted(
+        [before.name, model_store.CURRENT, model_store.ADOPTED]
+    )
+
+
 def test_the_configured_metric_judges_the_retrain(tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path / "state", learning={"adopt_metric": "sorted_right"})
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=19)

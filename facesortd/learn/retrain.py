@@ -57,7 +57,7 @@ from facesortd.model_store import (
 from facesortd.models_folder import prune_logged
 from facesortd.mounts import refuse_unmounted
 from facesortd.progress import Progress
-from facesortd.refusals import Refused
+from facesortd.refusals import DISK_FULL, Refused, disk_full_fix
 
 LabelSource = Literal["human", "correction", "dataset"]
 """A person moved the file (``human``), moved a sorted file to another emotion (``correction``), or
@@ -542,7 +542,12 @@ def retrain(
     )
     # A rejected model is kept for inspection, outside the folder that model_in_force looks at.
     folder = models_dir(settings) if adopted_now else rejected_dir(settings)
-    result.path = save_new_model(settings, final.save, folder)
+    try:
+        result.path = save_new_model(settings, final.save, folder)
+    except OSError as exc:  # the disk filled while training (check_room asked before): no traceback
+        if exc.errno not in DISK_FULL:
+            raise
+        raise Refused(exc, f"cannot write the new model into {folder}", disk_full_fix(folder)) from exc
     if adopted_now:
         adopt(settings, result.path)
     prune_logged(settings)  # each retrain adds a model: the folder is kept bounded (models_folder.py)
