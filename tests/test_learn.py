@@ -536,6 +536,30 @@ def test_labels_given_since_the_last_retrain_are_new_however_many_were_taken_bac
     journal.close()
 
 
+def test_labels_a_killed_retrain_put_in_force_but_did_not_record_count_as_learnt_at_the_next(
+    settings: Settings,
+) -> None:
+    """A retrain killed after putting its model in force, before writing down which labels it learnt:
+    `retrain` then said "7 new label(s) since the last retrain" and "nothing new to learn: the model
+    in force was trained on every label there is", and `status` counted them as new (sooner due)
+    until the next label came."""
+    from facesortd.journal import Journal
+    from facesortd.learn.review import user_labels
+
+    _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=17)
+    journal = Journal.for_state_dir(settings.state_dir)
+    for lbl in _labels(settings, ["angry", "happy", "sad"], 6, seed=18):
+        journal.add_label(lbl.face.stem, lbl.label, "human", (lbl.face, (0, 0, 9, 9)), lbl.group, lbl.face)
+    labels = user_labels(journal)
+    current = model_store.load_model_in_force(settings)
+    assert retrain.retrain(settings, labels, current).adopted  # and killed before retrain_if_due's meta
+    assert retrain.schedule(journal, labels).fresh == len(labels)
+    result = retrain.retrain_if_due(settings, journal, labels, force=True)
+    assert result is not None and result.path is None and result.reason.startswith("nothing new to learn")
+    assert retrain.schedule(journal, labels).fresh == 0
+    journal.close()
+
+
 def test_a_kept_face_damaged_on_disk_is_left_out_not_the_end_of_every_retrain(settings: Settings) -> None:
     """One unreadable crop in <state_dir>/faces failed every retrain with a traceback (the daemon's
     again at each look), and no retrain could ever run until someone found that file."""

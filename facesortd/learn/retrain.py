@@ -209,6 +209,11 @@ class RetrainResult:
     used: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, int] = field(default_factory=dict)
     reason: str = ""
+    learnt_all: bool = False
+    """No model trained, as the model in force learnt every usable label as it stands: a retrain
+    killed between putting its model in force and recording what it learnt left them counted as
+    new ("7 new label(s)" beside "nothing new to learn", until the next label), and they are now
+    recorded as learnt."""
 
     def describe(self) -> str:
         """Every figure that decided, then the verdict (what `retrain` prints and the log says)."""
@@ -410,9 +415,9 @@ def retrain(
     used = dict(Counter(lbl.label for lbl in usable))
     groups = validation_groups(usable)
 
-    def held_back(reason: str) -> RetrainResult:
+    def held_back(reason: str, learnt_all: bool = False) -> RetrainResult:
         """No model trained: why, and how each label stands."""
-        return RetrainResult(None, False, [], used, waiting, reason)
+        return RetrainResult(None, False, [], used, waiting, reason, learnt_all)
 
     if len(set(groups)) < 2 or (base is None and len(used) < 2):
         need = "two screenshots" + (" and two emotions" if base is None else "")
@@ -425,7 +430,8 @@ def retrain(
     if len(judged) == 0:
         return held_back(
             "nothing new to learn: the model in force was trained on every label there is; label more "
-            + _how_to_label()
+            + _how_to_label(),
+            learnt_all=True,
         )
     validation = start.validation
     if validation is not None and current is not None and current.spec != spec:
@@ -653,7 +659,7 @@ def retrain_if_due(
     check_room(models_dir(settings), current_path)
     current = load_model(current_path) if current_path else None
     result = retrain(settings, labels, current, unlabelled_files(journal), log_level)
-    if result.path is not None:
+    if result.path is not None or result.learnt_all:
         journal.set_meta(LABELS_TRAINED_UNTIL, str(max(lbl.given for lbl in labels)))
         journal.set_meta(LABELS_WAITING_SINCE, "0")
     # Due but unable to train (too few screenshots, say), it stays due: `status` says why, rather
