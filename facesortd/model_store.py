@@ -151,9 +151,9 @@ def _damage(path: Path) -> str:
     return f"model file {path} is corrupt ({damaged} is damaged)" if damaged else ""
 
 
-def _usable(settings: Settings, name: str) -> Path | None:
-    """The file ``name`` names if it is there and can be loaded, else None: one that cannot counts
-    as gone (:func:`unreadable`)."""
+def usable(settings: Settings, name: str) -> Path | None:
+    """The file ``name`` (a pointer or history line) names if it is there and can be loaded, else
+    None: one that cannot counts as gone (:func:`unreadable`)."""
     path = resolve(settings, name)
     return path if path is not None and not unreadable(path) else None
 
@@ -162,7 +162,7 @@ def model_in_force(settings: Settings) -> Path | None:
     if settings.recognition.model is not None:
         return settings.recognition.model.expanduser()
     name = _pointed(settings)
-    return (_usable(settings, name) if name else None) or shipped_model()
+    return (usable(settings, name) if name else None) or shipped_model()
 
 
 def lost_in_force(settings: Settings) -> str:
@@ -338,7 +338,7 @@ def _roll_back(settings: Settings) -> Path:
     # that is the model rolled back from, and the shipped one may be what to go back to.
     current_name = pointer(settings) or (name_of(settings, current) if current is not None else None)
     log = adopted(settings)
-    while log and (log[-1] == current_name or _usable(settings, log[-1]) is None):
+    while log and (log[-1] == current_name or usable(settings, log[-1]) is None):
         log.pop()
     if not log:
         if current_name == DEFAULT:

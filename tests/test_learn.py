@@ -346,6 +346,34 @@ def test_a_disk_that_fills_while_the_model_is_written_is_said_with_the_fix(
     )
 
 
+def test_a_damaged_model_the_model_in_force_was_retrained_from_is_not_the_end_of_retraining(
+    settings: Settings,
+) -> None:
+    """The model `train` wrote and the person put in force, damaged since (truncated by hand): every
+    retrain from the model retrained on it failed, `facesortd retrain` with exit 2 ("corrupt") and
+    the daemon's at each look. It starts from the next model that can be read, and says so."""
+    import os
+
+    from loguru import logger
+
+    from facesortd.ensemble import model_info
+
+    _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=17)
+    [base] = model_store.user_models(settings)
+    labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=18)
+    assert retrain.retrain(settings, labels, model_store.load_model_in_force(settings)).adopted
+    os.truncate(base, 1000)
+    more = labels + _labels(settings, ["angry", "happy", "sad"], 2, seed=19)
+    said: list[str] = []
+    sink = logger.add(lambda m: said.append(str(m)), level="WARNING")
+    try:
+        result = retrain.retrain(settings, more, model_store.load_model_in_force(settings))
+    finally:
+        logger.remove(sink)
+    assert result.path is not None and model_info(result.path)["base_file"] == model_store.DEFAULT
+    assert any(f"{base} is corrupt" in line and "retrained from it" in line for line in said), said
+
+
 def test_the_configured_metric_judges_the_retrain(tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path / "state", learning={"adopt_metric": "sorted_right"})
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=19)

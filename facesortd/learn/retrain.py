@@ -52,6 +52,8 @@ from facesortd.model_store import (
     rejected_dir,
     resolve,
     save_new_model,
+    unreadable,
+    usable,
     validation_path,
 )
 from facesortd.models_folder import prune_logged
@@ -258,8 +260,15 @@ def bootstrap(settings: Settings) -> Bootstrap:
             return Bootstrap(model, _held_out_beside(path, model), name_of(settings, path))
         base = model.info.get("base_file")
         path = resolve(settings, base) if isinstance(base, str) else None
+        if path is not None and (why := unreadable(path)):  # damaged: it failed every retrain, exit 2
+            logger.warning(
+                "{}: the model in force was retrained from it, so retraining starts from the newest "
+                "model put in force that can be read (or the shipped one) instead",
+                why,
+            )
+            path = None
     for name in [*reversed(adopted(settings)), DEFAULT]:
-        path = resolve(settings, name)
+        path = usable(settings, name)
         if path is not None and not (model := load_model(path)).info.get("user_labels"):
             return Bootstrap(model, _held_out_beside(path, model), name)
     return Bootstrap(None, None)
