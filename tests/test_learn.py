@@ -315,12 +315,15 @@ def test_a_crash_while_retraining_leaves_the_old_model_in_force(settings: Settin
     assert retrain.retrain(settings, labels, current).adopted  # and the next retrain works
 
 
+@pytest.mark.parametrize("full_at", ["the model", "the pointer"])
 def test_a_disk_that_fills_while_the_model_is_written_is_said_with_the_fix(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, full_at: str
 ) -> None:
     """Room is asked for before training, but the disk may fill meanwhile (the daemon sorting beside
     it): the write's ENOSPC ended `facesortd retrain` in a traceback and the review page's retrain in
-    "retrain failed" with one in the log. Now it is a refusal that says what to do; nothing is left."""
+    "retrain failed" with one in the log; full at the pointer, the model stayed beside the one in
+    force, its decision "adopted" shown as the last retrain's. Now it is a refusal that says what to
+    do, and nothing is left."""
     import errno
     import os
 
@@ -337,7 +340,13 @@ def test_a_disk_that_fills_while_the_model_is_written_is_said_with_the_fix(
 
         return real_save(settings, half_written, folder)
 
-    monkeypatch.setattr(retrain, "save_new_model", full_disk)
+    def no_room(_path: Path):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if full_at == "the model":
+        monkeypatch.setattr(retrain, "save_new_model", full_disk)
+    else:
+        monkeypatch.setattr(model_store, "atomic_writer", no_room)
     with pytest.raises(Refused, match=r"cannot write the new model into .*: its disk is full: free some"):
         retrain.retrain(settings, _labels(settings, ["angry", "happy", "sad"], 6, seed=18), current)
     assert model_store.model_in_force(settings) == before

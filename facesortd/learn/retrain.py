@@ -557,14 +557,18 @@ def retrain(
     )
     # A rejected model is kept for inspection, outside the folder that model_in_force looks at.
     folder = models_dir(settings) if adopted_now else rejected_dir(settings)
+    path = None
     try:
-        result.path = save_new_model(settings, final.save, folder)
+        path = save_new_model(settings, final.save, folder)
+        if adopted_now:
+            adopt(settings, path)
     except OSError as exc:  # the disk filled while training (check_room asked before): no traceback
         if exc.errno not in DISK_FULL:
             raise
+        if path is not None:  # not in force: left, it read as the last retrain, "adopted"
+            path.unlink(missing_ok=True)
         raise Refused(exc, f"cannot write the new model into {folder}", disk_full_fix(folder)) from exc
-    if adopted_now:
-        adopt(settings, result.path)
+    result.path = path
     prune_logged(settings)  # each retrain adds a model: the folder is kept bounded (models_folder.py)
     logger.log(log_level, "retrained on {} labels: {}", len(usable), result.describe())
     return result
