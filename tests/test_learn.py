@@ -544,6 +544,41 @@ def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(
     assert not unsure.adopted and not unsure.comparisons[-1].passed and unsure.comparisons[-1].new == 0.0
 
 
+def test_a_model_that_would_sort_far_more_needs_labels_that_show_its_sure_answers_right(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two labels (a happy face, a sad one): the temperature fitted on two answers made the new model
+    sure of nearly everything, and with both right nothing could refuse it: it was adopted and sorted
+    81 % of the seed screenshots where the model in force sorted none (right there only because the
+    shipped model was trained on them). Sorting far more now needs labels that show its sure
+    answers right as often as the threshold promises; a handful of right answers does."""
+    import cv2
+    from synthetic import BrightBlobDetector, draw_screenshot
+
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=43)
+    current.temperature = 1e12  # the model in force sorts nothing: every file waits for review
+    current.save(model_store.model_in_force(settings))
+    rng = np.random.default_rng(44)
+    files = []
+    for i in range(12):
+        files.append(tmp_path / f"placed{i}.png")
+        cv2.imwrite(str(files[-1]), draw_screenshot(["angry", "happy", "sad"][i % 3], rng)[0])
+    monkeypatch.setattr(retrain, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr(retrain, "fit_temperature", lambda *_: 0.01)  # what two right answers fit
+    two = [
+        dataclasses.replace(lbl, group=lbl.label) for lbl in _labels(settings, ["happy", "sad"], 1, seed=45)
+    ]
+    result = retrain.retrain(settings, two, current, files)
+    share = result.comparisons[-1]
+    assert isinstance(share, retrain.ShareCheck) and share.old == 0.0 and share.new == 1.0
+    assert not result.adopted and not share.passed
+    assert "2 of 2 of your labels it would sort were right: too few to show" in result.describe()
+    lenient = load_settings(state_dir=settings.state_dir, learning={"min_sorted_right": 0.0})
+    assert retrain.retrain(lenient, two, current, files).comparisons[-1].passed  # not checked
+    labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=46)
+    assert retrain.retrain(settings, labels, current, files).adopted  # 18 right answers show it
+
+
 def test_labels_given_since_the_last_retrain_are_new_however_many_were_taken_back(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
