@@ -514,6 +514,10 @@ def test_a_model_pinned_in_the_config_is_the_base_of_retrains(tmp_path: Path) ->
     )
     assert result.path is not None and model_store.load_model(result.path).info["base_file"] == str(pinned)
     assert retrain.bootstrap(settings).name == str(pinned)
+    # Adopted, but the pin keeps it out of use: said so, not "adopted" alone (nothing changed).
+    assert result.adopted and result.describe().endswith(
+        f"; adopted (not used while recognition.model in the config pins {pinned}: unset it to use it)"
+    )
 
 
 def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(

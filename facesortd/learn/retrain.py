@@ -574,7 +574,11 @@ def retrain(
             )
         )
     adopted_now = all(c.passed for c in comparisons)
-    result = RetrainResult(None, adopted_now, comparisons, used, waiting)
+    # Put in force under the config's pin, it is not used: "adopted" alone had the person wait for
+    # a change that never came.
+    pinned = settings.recognition.model if adopted_now else None
+    unused = f"not used while recognition.model in the config pins {pinned}: unset it to use it"
+    result = RetrainResult(None, adopted_now, comparisons, used, waiting, unused if pinned else "")
     final.info.update(
         {
             "user_labels": len(usable),
