@@ -580,7 +580,16 @@ def test_a_model_that_would_sort_far_more_needs_labels_that_show_its_sure_answer
     lenient = load_settings(state_dir=settings.state_dir, learning={"min_sorted_right": 0.0})
     assert retrain.retrain(lenient, two, current, files).comparisons[-1].passed  # not checked
     labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=46)
-    assert retrain.retrain(settings, labels, current, files).adopted  # 18 right answers show it
+    # A model in force that learnt 18 labels and still sorts nothing; two labels given since. The
+    # new model's sure answers on all 20 show it right (the two alone could not).
+    current.info.update(
+        user_labels=len(labels),
+        user_labels_learnt={lbl.face.stem: lbl.label for lbl in labels},
+        base_file=model_store.model_in_force(settings).name,
+    )
+    model_store.adopt(settings, model_store.save_new_model(settings, current.save))
+    result = retrain.retrain(settings, labels + two, current, files)
+    assert result.comparisons[0].new.confusion.sum() == 2 and result.adopted
 
 
 def test_labels_given_since_the_last_retrain_are_new_however_many_were_taken_back(

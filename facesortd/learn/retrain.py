@@ -185,8 +185,9 @@ class ShareCheck:
     sort little and a candidate that is sure of nothing passes; files facesortd placed lately
     show what each model would actually sort.
 
-    A new model that would sort more of them (beyond ``max_drop``) must also have shown, on the
-    labels it was judged on, that its sure answers are right as often as ``min_right`` asks: with
+    A new model that would sort more of them (beyond ``max_drop``) must also have shown, on your
+    labels (each predicted by a fold fitted without it), that its sure answers are right as often
+    as ``min_right`` asks: with
     90 % confidence (:data:`DOUBT_Z`), the other side of :attr:`Comparison.right_enough`, which
     needs evidence to refuse. A temperature fitted on two right answers made a model sure of nearly
     every face, and nothing could refuse it: it sorted 81 % of the files where the model in force
@@ -199,7 +200,9 @@ class ShareCheck:
     old: float | None
     max_drop: float
     evidence: tuple[int, int] = (0, 0)
-    """(labels the new model auto-sorts, of them right) on the labels neither model was trained on."""
+    """(labels the new model auto-sorts, of them right), out of fold: on all of them, not only those
+    the model in force never saw, since only the new model's own answers are in question (the
+    labels given since are mostly the hard cases, and alone they could keep every retrain out)."""
     min_right: float = 0.0
     """As :attr:`Comparison.min_right`; 0: sorting more needs no evidence."""
 
@@ -569,7 +572,7 @@ def retrain(
                 _sorted_share(final, found, threshold),
                 _sorted_share(current, found, threshold) if current else None,
                 learning.max_coverage_drop,
-                on_labels.new.auto_sorted,
+                candidate_eval.auto_sorted,  # out of fold on every label: all honest for it
                 floor,
             )
         )
