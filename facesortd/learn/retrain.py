@@ -533,16 +533,17 @@ def retrain(
         cur_proba[:, [all_names.index(n) for n in current.labels]] = current.predict_proba(current_faces)
         current_eval = Predictions(all_names, truth[judged], cur_proba).evaluation(threshold)
     floor = sorted_right_floor(settings)
-    on_labels = Comparison(
-        "your labels neither model was trained on",
-        Predictions(all_names, truth[judged], cand_proba[judged]).evaluation(threshold),
-        current_eval,
-        metric,
-        learning.max_drop,
-        learning.max_coverage_drop,
-        floor,
-    )
-    comparisons: list[Comparison | ShareCheck] = [on_labels]
+    comparisons: list[Comparison | ShareCheck] = [
+        Comparison(
+            "your labels neither model was trained on",
+            Predictions(all_names, truth[judged], cand_proba[judged]).evaluation(threshold),
+            current_eval,
+            metric,
+            learning.max_drop,
+            learning.max_coverage_drop,
+            floor,
+        )
+    ]
     final = fit(np.arange(len(names)))
     final.temperature = temperature
     if validation is not None:
