@@ -169,9 +169,23 @@ def lost_in_force(settings: Settings) -> str:
     """Why the model put in force is not the one used ("" if it is). Its file gone (deleted, or a
     state folder copied without it) or unreadable (damaged), :func:`model_in_force` falls back to the
     shipped model: sorting goes on, but a person whose own model vanished must hear it (doctor said
-    "all good"), with what to do."""
-    name = _pointed(settings)
-    if not name or ((path := resolve(settings, name)) is not None and not (why := unreadable(path))):
+    "all good"), with what to do. So does ``models/current`` itself deleted by hand, which said
+    nothing at all: the history shows a model was put in force."""
+    if settings.recognition.model is not None:
+        return ""
+    name = pointer(settings)
+    if not name:
+        last = (adopted(settings) or [DEFAULT])[-1]
+        again = usable(settings, last)
+        if again is None or last == DEFAULT:
+            return ""
+        return (
+            f"{models_dir(settings) / CURRENT}, which names the model in force, is missing (deleted?), so "
+            f"the shipped model is used, though {last} was put in force last: "
+            f"`{advised('model', 'use', str(again))}` puts it back "
+            f"(`{advised('model', 'use', 'default')}` keeps the shipped one)"
+        )
+    if (path := resolve(settings, name)) is not None and not (why := unreadable(path)):
         return ""
     if path is None:
         return (

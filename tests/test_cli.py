@@ -355,6 +355,31 @@ def test_doctor_and_status_say_the_model_put_in_force_is_gone(capsys: pytest.Cap
     assert cli.main(["doctor"]) == 0
 
 
+def test_doctor_and_status_say_the_pointer_to_the_model_in_force_is_gone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """models/current deleted by hand (`rm models/cur*`, a state folder copied in part): the shipped
+    model took over and nothing said so, not even doctor, though the history named the person's model."""
+    from facesortd import model_store
+
+    settings = load_settings()
+    shipped = model_store.shipped_model()
+    assert shipped is not None
+    mine = model_store.save_new_model(settings, lambda dest: shutil.copyfile(shipped, dest))
+    model_store.adopt(settings, mine)
+    (models_dir(settings) / model_store.CURRENT).unlink()
+    assert model_store.model_in_force(settings) == shipped
+    assert cli.main(["doctor"]) == 1
+    said = capsys.readouterr().out
+    assert f"is missing (deleted?), so the shipped model is used, though {mine.name}" in said
+    assert cli.main(["status", "--json"]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert f"`facesortd model use {mine}` puts it back" in problem
+    assert cli.main(["model", "use", str(mine)]) == 0  # the advice, followed
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 0
+
+
 def test_a_model_put_in_force_damaged_since_leaves_the_shipped_one_in_use_and_says_what_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
