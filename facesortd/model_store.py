@@ -319,7 +319,9 @@ def history(settings: Settings) -> list[ModelEntry]:
 
 
 def last_retrain(settings: Settings) -> tuple[str, str] | None:
-    """(when, what was decided) for the newest retrain, adopted or rejected; None if none yet."""
+    """(when, what was decided) for the newest retrain, adopted or rejected; None if none yet. One
+    adopted but not in force now says so: rolled back since, or its retrain killed before it was put
+    in force, "adopted" stood under another "model in force" (the shipped one) unexplained."""
     folder = models_dir(settings)
     made = sorted(
         [*folder.glob("*" + MODEL_SUFFIX), *folder.glob(f"{REJECTED_DIR}/*{MODEL_SUFFIX}")],
@@ -331,7 +333,8 @@ def last_retrain(settings: Settings) -> tuple[str, str] | None:
         except ModelError:
             continue
         if info.get("decision"):
-            return str(info.get("created", "?")), str(info["decision"])
+            aside = " (not in force now)" if info.get("adopted") and path != model_in_force(settings) else ""
+            return str(info.get("created", "?")), str(info["decision"]) + aside
     return None
 
 

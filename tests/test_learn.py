@@ -383,6 +383,19 @@ def test_a_damaged_model_the_model_in_force_was_retrained_from_is_not_the_end_of
     assert any(f"{base} is corrupt" in line and "retrained from it" in line for line in said), said
 
 
+def test_the_last_retrain_adopted_but_not_in_force_now_says_so(settings: Settings) -> None:
+    """Rolled back since (or its retrain killed before the model was put in force): `status` and the
+    review page showed "last retrain …: adopted" under the shipped model in force, unexplained."""
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=17)
+    labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=18)
+    assert retrain.retrain(settings, labels, current).adopted
+    [(_when, decision)] = [model_store.last_retrain(settings)]
+    assert decision.endswith("; adopted")
+    model_store.rollback(settings)
+    [(_when, decision)] = [model_store.last_retrain(settings)]
+    assert decision.endswith("; adopted (not in force now)")
+
+
 def test_the_configured_metric_judges_the_retrain(tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path / "state", learning={"adopt_metric": "sorted_right"})
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=19)
