@@ -190,7 +190,7 @@ class ShareCheck:
     as ``min_right`` asks: with
     90 % confidence (:data:`DOUBT_Z`), the other side of :attr:`Comparison.right_enough`, which
     needs evidence to refuse. A temperature fitted on two right answers made a model sure of nearly
-    every face, and nothing could refuse it: it sorted 81 % of the files where the model in force
+    every face, and nothing could refuse it: it sorted 79 % of the files where the model in force
     sorted none, on the strength of those two (README, "Retraining").
     """
 
