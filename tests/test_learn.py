@@ -605,6 +605,34 @@ def test_a_model_that_would_sort_far_more_needs_labels_that_show_its_sure_answer
     assert result.comparisons[0].new.confusion.sum() == 2 and result.adopted
 
 
+def test_labels_of_one_emotion_never_show_that_a_model_sorting_more_is_right(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Five labels, all of one emotion, beside a small bootstrap validation set (`train` of 40 seed
+    crops put in force, then five happy files filed): a model calling every face happy is right on
+    all five, and it was adopted, sorting all 69 other seed screenshots, 64 into joy/ (3 right, 41
+    wrong). Labels of one emotion cannot show how often its sure answers are right."""
+    import cv2
+    from synthetic import BrightBlobDetector, draw_screenshot
+
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=43)
+    current.temperature = 1e12  # the model in force sorts nothing
+    current.save(model_store.model_in_force(settings))
+    _validation_set(settings, ["angry", "happy", "sad"], 2, seed=12)
+    rng = np.random.default_rng(44)
+    files = []
+    for i in range(6):
+        files.append(tmp_path / f"placed{i}.png")
+        cv2.imwrite(str(files[-1]), draw_screenshot(["angry", "happy", "sad"][i % 3], rng)[0])
+    monkeypatch.setattr(retrain, "FaceDetector", BrightBlobDetector)
+    monkeypatch.setattr(retrain, "fit_temperature", lambda *_: 0.01)
+    happy = _labels(settings, ["happy"], 8, seed=45)
+    result = retrain.retrain(settings, happy, current, files)
+    share = result.comparisons[-1]
+    assert isinstance(share, retrain.ShareCheck) and share.more and not share.passed
+    assert not result.adopted and "your labels are all happy" in result.describe()
+
+
 def test_labels_given_since_the_last_retrain_are_new_however_many_were_taken_back(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
