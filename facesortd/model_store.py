@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,25 +116,89 @@ def _pointed(settings: Settings) -> str | None:
     return None if settings.recognition.model is not None else pointer(settings)
 
 
+_UNREADABLE: dict[tuple[str, int, int], str] = {}
+"""Why each model file version (path, time, size) cannot be loaded ("": it can), so that each is
+read once: :func:`model_in_force` is asked before every file the daemon sorts."""
+
+
+def unreadable(path: Path) -> str:
+    """Why the model file ``path`` cannot be loaded, "" if it can. A file in the models folder
+    damaged by hand (truncated, half copied back) stopped the daemon at its start (exit 2), `sort`,
+    `status` and `retrain` with "corrupt", and `model rollback` went back to it."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return str(exc)
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _UNREADABLE:
+        if len(_UNREADABLE) > 64:  # one entry per model version looked at: a long-lived daemon's retrains
+            _UNREADABLE.clear()
+        _UNREADABLE[key] = _damage(path)
+    return _UNREADABLE[key]
+
+
+def _damage(path: Path) -> str:
+    """What :func:`unreadable` finds: a model's own description (its format and version) and every
+    byte of it as written (the zip's checksums), without the cost of building the model."""
+    try:
+        model_info(path)
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except ModelError as exc:
+        return str(exc)
+    except (OSError, zipfile.BadZipFile) as exc:
+        return f"model file {path} is corrupt ({exc})"
+    return f"model file {path} is corrupt ({damaged} is damaged)" if damaged else ""
+
+
+def usable(settings: Settings, name: str) -> Path | None:
+    """The file ``name`` (a pointer or history line) names if it is there and can be loaded, else
+    None: one that cannot counts as gone (:func:`unreadable`)."""
+    path = resolve(settings, name)
+    return path if path is not None and not unreadable(path) else None
+
+
 def model_in_force(settings: Settings) -> Path | None:
     if settings.recognition.model is not None:
         return settings.recognition.model.expanduser()
     name = _pointed(settings)
-    return (resolve(settings, name) if name else None) or shipped_model()
+    return (usable(settings, name) if name else None) or shipped_model()
 
 
 def lost_in_force(settings: Settings) -> str:
     """Why the model put in force is not the one used ("" if it is). Its file gone (deleted, or a
-    state folder copied without it), :func:`model_in_force` falls back to the shipped model: sorting
-    goes on, but a person whose own model vanished must hear it (doctor said "all good")."""
-    name = _pointed(settings)
-    if not name or resolve(settings, name) is not None:
+    state folder copied without it) or unreadable (damaged), :func:`model_in_force` falls back to the
+    shipped model: sorting goes on, but a person whose own model vanished must hear it (doctor said
+    "all good"), with what to do. So does ``models/current`` itself deleted by hand, which said
+    nothing at all: the history shows a model was put in force."""
+    if settings.recognition.model is not None:
         return ""
+    name = pointer(settings)
+    if not name:
+        last = (adopted(settings) or [DEFAULT])[-1]
+        again = usable(settings, last)
+        if again is None or last == DEFAULT:
+            return ""
+        return (
+            f"{models_dir(settings) / CURRENT}, which names the model in force, is missing (deleted?), so "
+            f"the shipped model is used, though {last} was put in force last: "
+            f"`{advised('model', 'use', str(again))}` puts it back "
+            f"(`{advised('model', 'use', 'default')}` keeps the shipped one)"
+        )
+    if (path := resolve(settings, name)) is not None and not (why := unreadable(path)):
+        return ""
+    if path is None:
+        return (
+            f"the emotion model put in force, {name}, is not in {models_dir(settings)} (deleted, or the "
+            "state folder was copied without it), so the shipped model is used: put the file back, or put "
+            f"one that is there in force (`{advised('model')}` lists them; "
+            f"`{advised('model', 'use', 'FILE')}`, or `{advised('model', 'use', 'default')}`)"
+        )
     return (
-        f"the emotion model put in force, {name}, is not in {models_dir(settings)} (deleted, or the state "
-        "folder was copied without it), so the shipped model is used: put the file back, or put one that "
-        f"is there in force (`{advised('model')}` lists them; `{advised('model', 'use', 'FILE')}`, or "
-        f"`{advised('model', 'use', 'default')}`)"
+        f"the emotion model put in force cannot be read ({why}), so the shipped model is used: "
+        f"`{advised('model', 'rollback')}` puts back the one in force before it, "
+        f"`{advised('model', 'use', 'FILE')}` another (`{advised('model')}` lists them), or put a good "
+        "copy of the file back"
     )
 
 
@@ -168,12 +233,9 @@ def write_history(settings: Settings, log: list[str]) -> None:
         fh.write("".join(f"{n}\n" for n in log).encode())
 
 
-def _point(settings: Settings, name: str, log: list[str]) -> None:
-    """Write the history ``log`` and put ``name`` in force; the caller holds the models lock, under
-    which it read what ``log`` extends (two writers each adding to what they read lost a line).
-    The history first: a crash between the two writes leaves the old model in force with one
-    history line too many, which rollback skips (it drops lines naming the model in force)."""
-    write_history(settings, log)
+def _point_to(settings: Settings, name: str) -> None:
+    """Put ``name`` in force (the pointer alone); the caller holds the models lock and writes the
+    history in the order that keeps it true through a crash (:func:`adopt`, :func:`_roll_back`)."""
     with atomic_writer(models_dir(settings) / CURRENT) as fh:
         fh.write(name.encode())
 
@@ -193,7 +255,12 @@ def adopt(settings: Settings, path: Path) -> None:
     with models_lock(settings.state_dir):
         if resolve(settings, name) is None:  # removed meanwhile (models_folder.prune): said, not in force
             raise ModelError(f"{path} is gone (removed as an old model meanwhile?); nothing was changed")
-        _point(settings, name, [*adopted(settings), name])
+        log = [*adopted(settings), name]  # read under the lock: two writers each adding lost a line
+        # The pointer first: a crash between the two writes leaves the new model in force without
+        # its history line, and rollback goes back to the one before it. Written first, the line
+        # named a model never put in force, and the next rollback put it in force (went forward).
+        _point_to(settings, name)
+        write_history(settings, log)
 
 
 def use(settings: Settings, choice: str) -> Path:
@@ -252,7 +319,9 @@ def history(settings: Settings) -> list[ModelEntry]:
 
 
 def last_retrain(settings: Settings) -> tuple[str, str] | None:
-    """(when, what was decided) for the newest retrain, adopted or rejected; None if none yet."""
+    """(when, what was decided) for the newest retrain, adopted or rejected; None if none yet. One
+    adopted but not in force now says so: rolled back since, or its retrain killed before it was put
+    in force, "adopted" stood under another "model in force" (the shipped one) unexplained."""
     folder = models_dir(settings)
     made = sorted(
         [*folder.glob("*" + MODEL_SUFFIX), *folder.glob(f"{REJECTED_DIR}/*{MODEL_SUFFIX}")],
@@ -264,14 +333,15 @@ def last_retrain(settings: Settings) -> tuple[str, str] | None:
         except ModelError:
             continue
         if info.get("decision"):
-            return str(info.get("created", "?")), str(info["decision"])
+            aside = " (not in force now)" if info.get("adopted") and path != model_in_force(settings) else ""
+            return str(info.get("created", "?")), str(info["decision"]) + aside
     return None
 
 
 def rollback(settings: Settings) -> Path:
     """Put back the model that was in force before this one, down to the shipped model.
 
-    Steps back through ``adopted`` (skipping entries whose file is gone); raises ModelError when
+    Steps back through ``adopted`` (skipping entries whose file is gone or unreadable); raises ModelError when
     the shipped model is already in force.
     """
     _pinned(settings)
@@ -281,9 +351,11 @@ def rollback(settings: Settings) -> Path:
 
 def _roll_back(settings: Settings) -> Path:
     current = model_in_force(settings)
-    current_name = name_of(settings, current) if current is not None else None
+    # The pointer's name even where its file is gone or damaged (the shipped model used meanwhile):
+    # that is the model rolled back from, and the shipped one may be what to go back to.
+    current_name = pointer(settings) or (name_of(settings, current) if current is not None else None)
     log = adopted(settings)
-    while log and (log[-1] == current_name or resolve(settings, log[-1]) is None):
+    while log and (log[-1] == current_name or usable(settings, log[-1]) is None):
         log.pop()
     if not log:
         if current_name == DEFAULT:
@@ -293,5 +365,8 @@ def _roll_back(settings: Settings) -> Path:
         log = [DEFAULT]
     target = resolve(settings, log[-1])
     assert target is not None, "entries whose file is gone were dropped above"
-    _point(settings, log[-1], log)
+    # The history first: a crash between the two writes leaves the model rolled back from in force
+    # with its line dropped, and the next rollback goes to the same target.
+    write_history(settings, log)
+    _point_to(settings, log[-1])
     return target

@@ -40,7 +40,7 @@ from facesortd.journal import Journal, JournalReplaced
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import UNTIL_THEN, Library
-from facesortd.model_store import load_model_in_force, model_in_force
+from facesortd.model_store import load_model_in_force, lost_in_force, model_in_force
 from facesortd.mounts import DriveNotMounted, mounted_at
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
@@ -213,6 +213,8 @@ class Service:
         notify("READY=1")
         self._publish_status()  # `status` sees the daemon from now on, not from the loop's first tick
         logger.info("watching {} (library {}, {} worker(s))", s.inbox, s.library, len(workers))
+        if lost := lost_in_force(s):  # sorting goes on with the shipped model: said with what to do
+            logger.warning(lost)
         period = watchdog_period()
         last_rescan = last_review = time.monotonic()
         reviewer = Reviewer(s, self.journal)
@@ -420,7 +422,9 @@ class Service:
             if name == self.sorter.model_name:
                 return
             self.sorter.model_name = name
-        logger.info("model changed: now using {}", name)
+        lost = lost_in_force(self.settings)  # deleted or damaged: the shipped model took over
+        level, why = ("WARNING", f" ({lost})") if lost else ("INFO", "")
+        logger.log(level, "model changed: now using {}{}", name, why)
 
     def _failed(self, path: Path, exc: Exception) -> None:
         """A file failed in a way only we can cause: say so loudly, keep the file, try it again later.

@@ -380,6 +380,65 @@ def test_doctor_and_status_say_the_model_put_in_force_is_gone(capsys: pytest.Cap
     assert cli.main(["doctor"]) == 0
 
 
+def test_doctor_and_status_say_the_pointer_to_the_model_in_force_is_gone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """models/current deleted by hand (`rm models/cur*`, a state folder copied in part): the shipped
+    model took over and nothing said so, not even doctor, though the history named the person's model."""
+    from facesortd import model_store
+
+    settings = load_settings()
+    shipped = model_store.shipped_model()
+    assert shipped is not None
+    mine = model_store.save_new_model(settings, lambda dest: shutil.copyfile(shipped, dest))
+    model_store.adopt(settings, mine)
+    (models_dir(settings) / model_store.CURRENT).unlink()
+    assert model_store.model_in_force(settings) == shipped
+    assert cli.main(["doctor"]) == 1
+    said = capsys.readouterr().out
+    assert f"is missing (deleted?), so the shipped model is used, though {mine.name}" in said
+    assert cli.main(["status", "--json"]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert f"`facesortd model use {mine}` puts it back" in problem
+    assert cli.main(["model", "use", str(mine)]) == 0  # the advice, followed
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 0
+
+
+def test_a_model_put_in_force_damaged_since_leaves_the_shipped_one_in_use_and_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The model models/current names truncated by hand (a half copy put back, a damaged disk): the
+    daemon would not start (exit 2, "corrupt"), nor `sort`, and `status` printed that line alone;
+    `model rollback` went back to it from the model before. Now it counts as gone: the shipped model
+    is used, each says so with what to do, and rollback goes back past it."""
+    from facesortd import model_store
+
+    settings = load_settings()
+    shipped = model_store.shipped_model()
+    assert shipped is not None
+    older, damaged = (
+        model_store.save_new_model(settings, lambda dest: shutil.copyfile(shipped, dest)) for _ in range(2)
+    )
+    for path in (older, damaged):
+        model_store.adopt(settings, path)
+    os.truncate(damaged, 1000)
+    assert model_store.model_in_force(settings) == shipped
+    assert model_store.load_model_in_force(settings) is not None  # what the daemon starts with
+    assert cli.main(["doctor"]) == 1
+    assert "cannot be read" in capsys.readouterr().out
+    assert cli.main(["status", "--json"]) == 0
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert "the shipped model is used: `facesortd model rollback` puts back the one" in problem
+    (tmp_path / "shot.png").write_bytes(cv2.imencode(".png", np.zeros((60, 80), np.uint8))[1].tobytes())
+    assert cli.main(["sort", "--dry-run", str(tmp_path / "shot.png")]) == 0
+    assert cli.main(["model", "rollback"]) == 0  # the advice, followed
+    assert f"model in force is now {older}" in capsys.readouterr().out
+    model_store.adopt(settings, damaged)
+    os.truncate(older, 1000)  # nothing readable to go back to but the shipped model
+    assert model_store.rollback(settings) == shipped
+
+
 def test_doctor_names_a_file_where_the_quarantine_folder_belongs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -260,6 +260,35 @@ def test_copies_in_two_emotion_folders_do_not_take_the_label_in_turn_at_each_sta
     journal.close()
 
 
+@pytest.mark.parametrize("last", ["happy", "sad"])
+def test_copies_filed_in_two_emotion_folders_before_one_look_take_the_label_of_the_one_filed_last(
+    settings: Settings, last: str
+) -> None:
+    """A picture copied into sad/, then into happy/ (the person changed their mind), and both found
+    by one look (`facesortd retrain` at once, or within one `review_scan_s`): the copy whose folder
+    was listed first took the label, and the other, filed later, was taken for one already there."""
+    from facesortd.journal import Journal
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    first = "sad" if last == "happy" else "happy"
+    image = draw_screenshot("sad", np.random.default_rng(5))[0]
+    for folder in (first, last):
+        (settings.library / folder).mkdir(parents=True)
+    cv2.imwrite(str(settings.library / first / "shot.png"), image)
+    filed = (settings.library / first / "shot.png").lstat().st_ctime
+
+    def copied_later() -> bool:  # file times run on a coarse clock
+        shutil.copyfile(settings.library / first / "shot.png", settings.library / last / "shot.png")
+        return (settings.library / last / "shot.png").lstat().st_ctime > filed
+
+    wait_until(copied_later)
+    review.Reviewer(settings, journal).scan()
+    for _restart in range(2):
+        assert review.Reviewer(settings, journal).scan() == 0
+    assert review.label_summary(journal)[0] == {last: 1}
+    journal.close()
+
+
 def test_taking_a_file_back_to_quarantine_withdraws_its_label_and_it_stays_there(settings: Settings) -> None:
     from facesortd.decide import Decision
     from facesortd.journal import Journal

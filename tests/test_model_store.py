@@ -177,3 +177,40 @@ def test_a_change_by_hand_that_tells_no_one_still_waits_for_a_retrain(settings: 
         assert person.is_alive() and not pointer.exists()
     person.join(timeout=10)
     assert pointer.read_text() == model_store.DEFAULT
+
+
+class _Killed(BaseException):
+    """The process killed at this point (kill -9, power cut): nothing after it runs."""
+
+
+@pytest.mark.parametrize("change", ["adopt", "rollback"])
+def test_a_crash_between_the_pointer_and_the_history_never_makes_rollback_go_forward(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """A retrain (or `model use`) killed between writing the history and the pointer left a line
+    naming its model, never put in force: the next `model rollback` put that model in force, the
+    one the person was rolling back from staying as it was (a rollback that went forward)."""
+    first, second, third = (_model(settings) for _ in range(3))
+    for path in (first, second):
+        model_store.adopt(settings, path)
+    writes = 0
+    real_writer = model_store.atomic_writer
+
+    def killed_at_the_second_write(path: Path):  # type: ignore[no-untyped-def]
+        nonlocal writes
+        writes += 1
+        if writes == 2:
+            raise _Killed
+        return real_writer(path)
+
+    monkeypatch.setattr(model_store, "atomic_writer", killed_at_the_second_write)
+    with pytest.raises(_Killed):
+        model_store.adopt(settings, third) if change == "adopt" else model_store.rollback(settings)
+    monkeypatch.setattr(model_store, "atomic_writer", real_writer)
+    in_force = model_store.model_in_force(settings)
+    # Either write may have been the one made; what rollback then does is go back, never forward.
+    expected = {
+        "adopt": {third: second, second: first},
+        "rollback": {second: first, first: model_store.shipped_model()},
+    }
+    assert model_store.rollback(settings) == expected[change][in_force]

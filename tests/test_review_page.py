@@ -719,6 +719,31 @@ def test_no_usable_face_marks_of_an_older_page_are_kept(settings: Settings) -> N
         assert [(i["name"], i["dismissed"]) for i in listed] == [("a.png", False), ("b.png", True)]
 
 
+def test_retrain_now_on_a_full_disk_says_what_to_do_without_a_traceback(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room for a new model: the page said "retrain failed: no room …" and logged a traceback,
+    as for a bug of facesortd's; it is the person's to fix, said as `facesortd retrain` says it."""
+    from loguru import logger
+
+    from facesortd.learn import retrain
+
+    install_model(settings)
+    monkeypatch.setattr(retrain.shutil, "disk_usage", lambda _folder: shutil._ntuple_diskusage(1, 1, 0))  # type: ignore[attr-defined]
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING")
+    try:
+        with serving(settings) as server:
+            client = Client(server)
+            assert client.post("/api/retrain")[0] == 202
+            wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+            message = client.get("/api/state")["learning"]["message"]
+    finally:
+        logger.remove(sink)
+    assert message.startswith("no retrain: no room for a new model in") and "free some space" in message
+    assert not any("Traceback" in line or "failed" in line for line in lines), lines
+
+
 def test_retrain_now_with_the_library_drive_away_says_so_and_trains_nothing(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

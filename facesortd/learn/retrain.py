@@ -52,12 +52,14 @@ from facesortd.model_store import (
     rejected_dir,
     resolve,
     save_new_model,
+    unreadable,
+    usable,
     validation_path,
 )
 from facesortd.models_folder import prune_logged
 from facesortd.mounts import refuse_unmounted
 from facesortd.progress import Progress
-from facesortd.refusals import Refused
+from facesortd.refusals import DISK_FULL, Refused, disk_full_fix
 
 LabelSource = Literal["human", "correction", "dataset"]
 """A person moved the file (``human``), moved a sorted file to another emotion (``correction``), or
@@ -182,6 +184,14 @@ class ShareCheck:
     The user's labels are mostly files the model in force was unsure of, so on them both models
     sort little and a candidate that is sure of nothing passes; files facesortd placed lately
     show what each model would actually sort.
+
+    A new model that would sort more of them (beyond ``max_drop``) must also have shown, on your
+    labels (each predicted by a fold fitted without it), that its sure answers are right as often
+    as ``min_right`` asks: with
+    90 % confidence (:data:`DOUBT_Z`), the other side of :attr:`Comparison.right_enough`, which
+    needs evidence to refuse. A temperature fitted on two right answers made a model sure of nearly
+    every face, and nothing could refuse it: it sorted 79 % of the files where the model in force
+    sorted none, on the strength of those two (README, "Retraining").
     """
 
     held_out: str
@@ -189,14 +199,53 @@ class ShareCheck:
     new: float
     old: float | None
     max_drop: float
+    evidence: tuple[int, int] = (0, 0)
+    """(labels the new model auto-sorts, of them right), out of fold: on all of them, not only those
+    the model in force never saw, since only the new model's own answers are in question (the
+    labels given since are mostly the hard cases, and alone they could keep every retrain out)."""
+    min_right: float = 0.0
+    """As :attr:`Comparison.min_right`; 0: sorting more needs no evidence."""
+    one_emotion: str = ""
+    """The emotion every label is, if they are all one: then they show nothing, since a model that
+    calls every face so is right on each (five happy labels beside a bootstrap validation set of 4
+    faces adopted a model that sorted 64 of 69 screenshots into one folder, 41 of them wrongly)."""
+
+    @property
+    def more(self) -> bool:
+        """Would the new model sort more of these faces than the model in force (none: nothing)?"""
+        return self.new > (self.old or 0.0) + self.max_drop
+
+    @property
+    def shown_right(self) -> bool:
+        """Do the labels show the new model's sure answers right at least ``min_right`` of the time?"""
+        n, right = self.evidence
+        if self.min_right <= 0:
+            return True
+        return not self.one_emotion and 1 - share_upper_bound(n - right, n, DOUBT_Z) >= self.min_right
 
     @property
     def passed(self) -> bool:
-        return self.old is None or self.n == 0 or self.new >= self.old - self.max_drop
+        if self.n == 0:
+            return True
+        if self.more:
+            return self.shown_right
+        return self.old is None or self.new >= self.old - self.max_drop
 
     def describe(self) -> str:
         old = "n/a" if self.old is None else f"{self.old:.0%}"
-        return f"auto-sorted share of {self.held_out} ({self.n} faces): new {self.new:.0%}, current {old}"
+        text = f"auto-sorted share of {self.held_out} ({self.n} faces): new {self.new:.0%}, current {old}"
+        if self.n and self.more and not self.shown_right and self.one_emotion:
+            text += (
+                f" (your labels are all {self.one_emotion}: a model calling every face so is right on "
+                "each, so they cannot show it right when it sorts more; label files of another emotion too)"
+            )
+        elif self.n and self.more and not self.shown_right:
+            n, right = self.evidence
+            text += (
+                f" ({right} of {n} of your labels it would sort were right: too few to show it right "
+                f"{self.min_right:.0%} of the time, as sorting more asks)"
+            )
+        return text
 
 
 @dataclass
@@ -209,6 +258,11 @@ class RetrainResult:
     used: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, int] = field(default_factory=dict)
     reason: str = ""
+    learnt_all: bool = False
+    """No model trained, as the model in force learnt every usable label as it stands: a retrain
+    killed between putting its model in force and recording what it learnt left them counted as
+    new ("7 new label(s)" beside "nothing new to learn", until the next label), and they are now
+    recorded as learnt."""
 
     def describe(self) -> str:
         """Every figure that decided, then the verdict (what `retrain` prints and the log says)."""
@@ -253,8 +307,15 @@ def bootstrap(settings: Settings) -> Bootstrap:
             return Bootstrap(model, _held_out_beside(path, model), name_of(settings, path))
         base = model.info.get("base_file")
         path = resolve(settings, base) if isinstance(base, str) else None
+        if path is not None and (why := unreadable(path)):  # damaged: it failed every retrain, exit 2
+            logger.warning(
+                "{}: the model in force was retrained from it, so retraining starts from the newest "
+                "model put in force that can be read (or the shipped one) instead",
+                why,
+            )
+            path = None
     for name in [*reversed(adopted(settings)), DEFAULT]:
-        path = resolve(settings, name)
+        path = usable(settings, name)
         if path is not None and not (model := load_model(path)).info.get("user_labels"):
             return Bootstrap(model, _held_out_beside(path, model), name)
     return Bootstrap(None, None)
@@ -427,9 +488,9 @@ def retrain(
     used = dict(Counter(lbl.label for lbl in usable))
     groups = validation_groups(usable)
 
-    def held_back(reason: str) -> RetrainResult:
+    def held_back(reason: str, learnt_all: bool = False) -> RetrainResult:
         """No model trained: why, and how each label stands."""
-        return RetrainResult(None, False, [], used, waiting, reason)
+        return RetrainResult(None, False, [], used, waiting, reason, learnt_all)
 
     if len(set(groups)) < 2 or (base is None and len(used) < 2):
         need = "two screenshots" + (" and two emotions" if base is None else "")
@@ -442,7 +503,8 @@ def retrain(
     if len(judged) == 0:
         return held_back(
             "nothing new to learn: the model in force was trained on every label there is; label more "
-            + _how_to_label()
+            + _how_to_label(),
+            learnt_all=True,
         )
     validation = start.validation
     if validation is not None and current is not None and current.spec != spec:
@@ -539,10 +601,17 @@ def retrain(
                 _sorted_share(final, found, threshold),
                 _sorted_share(current, found, threshold) if current else None,
                 learning.max_coverage_drop,
+                candidate_eval.auto_sorted,  # out of fold on every label: all honest for it
+                floor,
+                names[0] if len(set(names)) == 1 else "",
             )
         )
     adopted_now = all(c.passed for c in comparisons)
-    result = RetrainResult(None, adopted_now, comparisons, used, waiting)
+    # Put in force under the config's pin, it is not used: "adopted" alone had the person wait for
+    # a change that never came.
+    pinned = settings.recognition.model if adopted_now else None
+    unused = f"not used while recognition.model in the config pins {pinned}: unset it to use it"
+    result = RetrainResult(None, adopted_now, comparisons, used, waiting, unused if pinned else "")
     final.info.update(
         {
             "user_labels": len(usable),
@@ -559,9 +628,18 @@ def retrain(
     )
     # A rejected model is kept for inspection, outside the folder that model_in_force looks at.
     folder = models_dir(settings) if adopted_now else rejected_dir(settings)
-    result.path = save_new_model(settings, final.save, folder)
-    if adopted_now:
-        adopt(settings, result.path)
+    path = None
+    try:
+        path = save_new_model(settings, final.save, folder)
+        if adopted_now:
+            adopt(settings, path)
+    except OSError as exc:  # the disk filled while training (check_room asked before): no traceback
+        if exc.errno not in DISK_FULL:
+            raise
+        if path is not None:  # not in force: left, it read as the last retrain, "adopted"
+            path.unlink(missing_ok=True)
+        raise Refused(exc, f"cannot write the new model into {folder}", disk_full_fix(folder)) from exc
+    result.path = path
     prune_logged(settings)  # each retrain adds a model: the folder is kept bounded (models_folder.py)
     logger.log(log_level, "retrained on {} labels: {}", len(usable), result.describe())
     return result
@@ -670,7 +748,7 @@ def retrain_if_due(
     check_room(models_dir(settings), current_path)
     current = load_model(current_path) if current_path else None
     result = retrain(settings, labels, current, unlabelled_files(journal), log_level)
-    if result.path is not None:
+    if result.path is not None or result.learnt_all:
         journal.set_meta(LABELS_TRAINED_UNTIL, str(max(lbl.given for lbl in labels)))
         journal.set_meta(LABELS_WAITING_SINCE, "0")
     # Due but unable to train (too few screenshots, say), it stays due: `status` says why, rather

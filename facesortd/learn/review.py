@@ -143,8 +143,17 @@ class Reviewer:
         the same content still where the person left it? Then it says nothing new: copies of a
         picture in two emotion folders were each recorded again at every start of the daemon (its
         memory of what it looked at is gone), taking the label in turn. A move or copy sets the
-        file's ctime, so one the person put here since is recorded."""
-        return path.lstat().st_ctime < labelled and self.journal.labelled_elsewhere(path, digest)
+        file's ctime, so one the person put here since is recorded, and so is one put here after the
+        labelled copy was (both found by one look: the copy whose folder was listed first took the
+        label, whichever the person filed last)."""
+        here = path.lstat().st_ctime
+        if here >= labelled or not self.journal.labelled_elsewhere(path, digest):
+            return False
+        other = self.journal.labelled_at(digest)
+        try:
+            return other is not None and here <= other.lstat().st_ctime
+        except OSError:  # moved on since it was found holding the label: this copy is the one left
+            return False
 
     def _changed_images(self, folder: Path, present: set[Path]) -> list[Path]:
         """Image files of ``folder`` that are new or changed since the last scan; adds all to ``present``."""

@@ -19,6 +19,7 @@ from facesortd.learn.review import Reviewer, label_summary, user_labels
 from facesortd.model_store import last_retrain
 from facesortd.mounts import DriveNotMounted
 from facesortd.plots import figure_images, png_bytes
+from facesortd.refusals import Refused
 from facesortd.review_page.classes import model_in_force_info
 from facesortd.state import retrain_lock
 from facesortd.status import daemon_state
@@ -109,7 +110,7 @@ class Learning:
                 result = retrain_if_due(self.settings, self.journal, user_labels(self.journal), force=True)
             assert result is not None, "a forced retrain always returns its result"
             self.message = result.describe() if result.path is not None else f"no retrain: {result.reason}"
-        except DriveNotMounted as exc:  # the library's drive pulled out while the page is open
+        except (DriveNotMounted, Refused) as exc:  # the drive pulled out, the disk full: the person's fix
             self.message = f"no retrain: {exc}"
         except Exception as exc:  # a failed retrain must not take the page down; say it loudly
             logger.exception("retrain from the review page failed")
