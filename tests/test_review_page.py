@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -163,6 +164,50 @@ def test_a_label_is_a_journaled_move_and_a_human_label_undone_by_facesortd_undo(
         assert journal.labelled_counts() == {}
     finally:
         journal.close()
+
+
+def test_facesortd_undo_takes_away_the_empty_class_folder_a_page_label_made(settings: Settings) -> None:
+    """`facesortd undo` of a page label that made a new class left its empty folder, which stayed a
+    class with a key until removed by hand (the page's own `u` took it away). It goes now, as with
+    `u`, if that label made it and it is empty; one there before, or holding a file since, stays."""
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
+    lib = settings.library
+    (lib / "sad").mkdir(exist_ok=True)
+    with serving(settings) as server:
+        client = Client(server)
+        ids = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
+        for name, label in (("a.png", "smug"), ("b.png", "bored"), ("c.png", "sad")):
+            assert client.post("/api/label", {"id": ids[name], "label": label, "new": True})[0] == 200
+    (lib / "bored" / "mine.png").write_bytes(b"dropped there since")
+    assert cli.main(["undo", "3"]) == 0
+    assert all(f.is_file() for f in files.values())
+    assert not (lib / "smug").exists()
+    assert [p.name for p in (lib / "bored").iterdir()] == ["mine.png"] and (lib / "sad").is_dir()
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        assert "smug" not in [c["name"] for c in classes(settings, journal)]
+    finally:
+        journal.close()
+
+
+def test_a_journal_from_before_made_folders_were_recorded_is_undone_leaving_the_folder(
+    settings: Settings,
+) -> None:
+    """Opened, an older journal gets the column; a label of its own is undone as before, its folder
+    kept (not known to be the label's)."""
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    with serving(settings) as server:
+        client = Client(server)
+        (item,) = client.get("/api/items")["items"]
+        assert client.post("/api/label", {"id": item["id"], "label": "smug", "new": True})[0] == 200
+    db = sqlite3.connect(settings.state_dir / "journal.sqlite")
+    db.execute("ALTER TABLE moves DROP COLUMN made_folder")  # the journal as older versions wrote it
+    db.commit()
+    db.close()
+    assert cli.main(["undo"]) == 0
+    assert files["a.png"].is_file() and (settings.library / "smug").is_dir()
 
 
 def test_closing_the_page_waits_for_a_label_in_flight(

@@ -79,9 +79,6 @@ class Done:
     path: Path
     """Where the file is since the decision."""
     label: str = ""
-    made_folder: bool = False
-    """The label made the folder of its class: taken back, an empty one goes with it (else the
-    class it names, given by mistake and undone, kept a key and moved the keys after it)."""
 
 
 class NoFaceMarks:
@@ -166,11 +163,9 @@ class Decisions:
         label = class_name(text)
         if not new and label not in (known := known_classes(self.settings, self.journal)):
             raise UnknownClass(label, nearest(label, known), item.path.name)
-        folder = self.settings.library / label
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(self._changed_or_left(item))
-            made_folder = not folder.exists()
             try:
                 # What the page showed, checked again under the move lock just before the move; one it
                 # may not read is moved all the same, as sorted.
@@ -192,7 +187,7 @@ class Decisions:
                 if moved_away(exc):
                     raise DecisionError(self._changed(item)) from exc
                 raise DecisionError(f"{item.path.name} stays where it is: {self._fix(exc)}") from exc
-            done = Done("label", item.id, item.path.name, final, label, made_folder)
+            done = Done("label", item.id, item.path.name, final, label)
             self.history.append(done)  # the move is journaled: u takes it back whatever follows
             try:  # After the move: only a file that reached its folder is labelled.
                 self.reviewer.record(final, digest, label)
@@ -310,7 +305,4 @@ class Decisions:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; press u again once fixed")
             if outcome.back_to is None:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; nothing to undo")
-            if done.made_folder:  # only while empty: a file dropped there meanwhile keeps it
-                with contextlib.suppress(OSError):
-                    done.path.parent.rmdir()
-            return done, outcome.back_to  # undo withdrew the label with the move
+            return done, outcome.back_to  # undo withdrew the label (and a class it made) with the move
