@@ -454,6 +454,26 @@ def test_a_key_pressed_before_the_next_picture_appeared_labels_nothing(
         assert browser.find_element("id", "position").text.endswith("3 decided so far")
 
 
+def test_u_undoes_this_tabs_decision_not_another_tabs(settings: Settings, browser: webdriver.Chrome) -> None:
+    """With the page open twice, `u` in one tab took back the label the other tab had just given."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    lib = settings.library
+    message = lambda: browser.find_element("id", "message").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("2")
+        wait_until(lambda: (lib / "happy" / "a.png").is_file())
+        other_tab = Client(server)
+        b = next(i["id"] for i in other_tab.get("/api/items")["items"] if i["name"] == "b.png")
+        assert other_tab.post("/api/label", {"id": b, "label": "sad", "tab": "other"})[0] == 200
+        keys.press("u")
+        wait_until(lambda: files["a.png"].is_file())
+        assert (lib / "sad" / "b.png").is_file()
+        keys.press("u")
+        wait_until(lambda: "nothing to undo in this tab" in message())
+        assert (lib / "sad" / "b.png").is_file()
+
+
 def test_files_can_be_labelled_with_the_mouse(settings: Settings, browser: webdriver.Chrome) -> None:
     """The keys were listed as plain text: a user reaching for the mouse could pick a file in the
     grid but not give it a class, and an eleventh class had no way in but typing it."""

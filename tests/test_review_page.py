@@ -276,6 +276,28 @@ def test_page_undo_takes_back_labels_and_no_face_marks_newest_first(settings: Se
         journal.close()
 
 
+def test_each_tab_undoes_its_own_decisions(settings: Settings) -> None:
+    """`u` took back the newest decision of any tab: with the page open twice, one tab's `u` put the
+    file the other had just labelled back into quarantine. Now each tab takes back its own."""
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
+    with serving(settings) as server:
+        one, two = Client(server), Client(server)
+        ids = {i["name"]: i["id"] for i in one.get("/api/items")["items"]}
+        assert one.post("/api/label", {"id": ids["a.png"], "label": "happy", "tab": "one"})[0] == 200
+        assert two.post("/api/label", {"id": ids["b.png"], "label": "sad", "tab": "two"})[0] == 200
+        assert two.post("/api/no-face", {"id": ids["c.png"], "tab": "two"})[0] == 200
+        status, reply = one.post("/api/undo", {"tab": "one"})
+        assert status == 200 and reply["name"] == "a.png"
+        assert files["a.png"].is_file() and (settings.library / "sad" / "b.png").is_file()
+        status, reply = one.post("/api/undo", {"tab": "one"})
+        assert status == 409 and "nothing to undo in this tab" in reply["error"], reply
+        assert (settings.library / "sad" / "b.png").is_file()
+        assert [two.post("/api/undo", {"tab": "two"})[1]["name"] for _ in range(2)] == ["c.png", "b.png"]
+        assert all(f.is_file() for f in files.values())
+        assert not any(i["dismissed"] for i in one.get("/api/items")["items"])
+
+
 def test_a_misspelt_class_is_refused_naming_the_nearest_and_a_new_one_must_be_asked_for(
     settings: Settings,
 ) -> None:

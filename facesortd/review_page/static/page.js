@@ -2,6 +2,10 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
+// This tab, as the server knows its decisions: `u` takes back the tab's own (another tab open on the
+// page has its own). A reload is a tab anew, as its tally of decisions starts again.
+const TAB = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0"))
+  .join("");
 const PAGE = 60;
 const ARRIVALS_MS = 3000;   // how often an empty quarantine is listed again
 // Guesses are calibrated: below an even chance the top guess is more often wrong than right, and a
@@ -329,7 +333,8 @@ async function label(name, typed = false) {
   if (!item || item.done) return advance();
   const asNew = typed && newAsked === name;
   newAsked = null;
-  const done = await post("/api/label", { id: item.id, label: name, content: shownContent(item), new: asNew })
+  const body = { id: item.id, label: name, content: shownContent(item), new: asNew, tab: TAB };
+  const done = await post("/api/label", body)
     .catch((err) => (err.data && err.data.unknown_class ? notAClass(err.data, name, typed) : whenGone(item, err)));
   if (!done) return undefined;
   item.done = done;
@@ -381,7 +386,7 @@ async function noFace() {
     say(`${item.name} is already marked "no usable face"`);
     return advance();
   }
-  const done = await post("/api/no-face", { id: item.id, content: shownContent(item) })
+  const done = await post("/api/no-face", { id: item.id, content: shownContent(item), tab: TAB })
     .catch((err) => whenGone(item, err));
   if (!done) return undefined;
   item.done = done;
@@ -391,7 +396,7 @@ async function noFace() {
 }
 
 async function undo() {
-  const done = await post("/api/undo");
+  const done = await post("/api/undo", { tab: TAB });
   const i = page.items.findIndex((item) => item.id === done.id);
   decided = Math.max(0, decided - 1);
   say(`undone: ${done.name} is back in quarantine`);
