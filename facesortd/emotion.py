@@ -416,9 +416,10 @@ def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
     return float((lo + hi) / 2)
 
 
-def _weighted_sum(w: np.ndarray, rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def _weighted_sum(w: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``w @ rows`` in float64 a block of rows at a time: float32 rows would otherwise be copied
     to float64 whole for one sum."""
+    chunk = 4096
     return sum(
         (w[i : i + chunk] @ rows[i : i + chunk] for i in range(0, len(rows), chunk)), np.zeros(rows.shape[1])
     )
