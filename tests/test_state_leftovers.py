@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from journal_holder import journal_held
 from synthetic import screenshot_png, stub_pipeline
+from tree_files import files_in as _files
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, status
@@ -25,10 +26,6 @@ from facesortd.placement import journaled_apply
 from facesortd.state import JOURNAL_FILE
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
-
-
-def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
 
 
 def _link_out(folder: Path, outside: Path) -> None:
