@@ -32,6 +32,9 @@ FORMAT_VERSION = 2
 """2: one pooled within-class scatter matrix instead of one per class (files smaller by about
 the class count); version 1 files are still read (their per-class matrices are summed on loading)."""
 MODEL_SUFFIX = ".fsm.npz"
+PCA_COMPONENTS = 150
+"""Most PCA components kept before LDA: `train --pca`'s default, and what a retrain with no model to
+update fits with."""
 FORMAT = "facesortd-emotion-model"
 
 
@@ -155,7 +158,7 @@ class EmotionModel(Calibrated):
         labels: Sequence[str],
         spec: FaceSpec,
         descriptor: str = "pixels",
-        pca_components: int = 150,
+        pca_components: int = PCA_COMPONENTS,
         regularisation: float = 1e-3,
         weights: np.ndarray | None = None,
         net: FeatureNet | None = None,

@@ -19,7 +19,7 @@ from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, 
 from facesortd.cli.model_figures import add_plots_option, print_counts, print_figures, write_plots_into
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
-from facesortd.emotion import ModelError
+from facesortd.emotion import PCA_COMPONENTS, ModelError
 from facesortd.ensemble import load_model, model_info
 from facesortd.faces import CROP_MARGIN, FaceSpec
 from facesortd.learn.datasets import DatasetError
@@ -286,7 +286,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "--pca",
         metavar="N",
         type=int_at_least(1),
-        default=150,
+        default=PCA_COMPONENTS,
         help="most PCA components kept before LDA (default %(default)s)",
     )
     p.add_argument(
