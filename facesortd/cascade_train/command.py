@@ -26,7 +26,7 @@ from facesortd.cascade_train.samples import (
     positives,
     read_gray,
 )
-from facesortd.cascade_train.scenes import VN_FACE_FRAME, Composites, SceneMaker, Sources
+from facesortd.cascade_train.scenes import FOLDS, VN_FACE_FRAME, Composites, SceneMaker, Sources
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
 from facesortd.cli.arg_types import file_to_replace, int_at_least, number_between
@@ -147,7 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vn.add_argument(
         "--folds",
         type=int_at_least(2),
-        default=3,
+        default=FOLDS,
         metavar="N",
         help="folds of vn_faces repositories for --leave-out-fold (default %(default)s)",
     )
