@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.advice import INSTALL_TRAIN_EXTRA
 from facesortd.boxes import Box
 from facesortd.cascade_train.scenes import FOLDS, SceneMaker, Sources
 from facesortd.cli.arg_types import file_to_replace, read_by
@@ -35,7 +36,7 @@ try:
 
     from facesortd.learn.torch_training import conv_blocks, fold_conv_blocks, optimiser_step
 except ImportError as exc:  # pragma: no cover - the training extra is missing
-    raise ImportError("training the gate needs PyTorch: pip install 'facesortd[train]'") from exc
+    raise ImportError(f"training the gate needs PyTorch: {INSTALL_TRAIN_EXTRA}") from exc
 
 TRAIN_HEIGHT = 176
 """The training pictures' height at GATE_WIDTH: a 16:9 scene, rounded down to whole cells."""
