@@ -66,6 +66,20 @@ def open_regular(path: Path) -> BinaryIO:
     return fh
 
 
+def small_file(path: Path, most: int) -> bytes | None:
+    """What ``path`` holds if it is a regular file (not a link to one) of at most ``most`` bytes that
+    may be read; None if not. For telling a claim's mark (``journal.claim_mark``) from a file of a
+    person's: a larger file (any picture but the tiniest) is not read."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > most:
+            return None
+        with open_regular(path) as fh:
+            held = fh.read(most + 1)
+    except OSError:
+        return None
+    return held if len(held) <= most else None
+
+
 def remove_temp_files(folders: Iterable[Path], older_than_s: float = 0.0) -> list[Path]:
     """Remove the temp files (``TMP_PREFIX``) a killed writer left in ``folders``, those changed more
     than ``older_than_s`` ago (a live writer owns a fresh one); returns what was removed. A folder

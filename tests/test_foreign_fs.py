@@ -435,6 +435,60 @@ def test_recovery_removes_a_claimed_name_only_while_it_holds_the_moves_mark(
     assert moving.read_bytes() == screenshot_png(13) and [p.read_bytes() for p in kept] == [held] * len(kept)
 
 
+def test_a_claim_left_in_an_emotion_folder_is_no_label_and_is_not_read_as_a_picture(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move into ``happy/`` on a FAT or exFAT library killed between making its claim and writing
+    the mark leaves an empty ``happy/a.png``, which recovery keeps (it may be a screenshot being
+    written); one holding the mark recovery could not remove stays too. The label scan recorded each
+    as a person's label with no face, and `status` counted it. Both are passed over now, neither
+    hashed; the empty one, once written into, is a label like any picture put there."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(13))
+    happy = settings.library / "happy"
+    happy.mkdir(parents=True)
+    journal = Journal.for_state_dir(settings.state_dir)
+    move_id = journal.plan(file_hash(src), src, happy / "a.png", Decision.label("happy"), "m")
+    journal.claiming(move_id, happy / "a.png")
+    (happy / "a.png").touch()  # the claim made; the kill came before its mark
+    left, rolled_back = recover(journal)
+    assert left.startswith(f"left {happy / 'a.png'}") and "an empty file" in left
+    assert rolled_back.startswith("rolled back") and src.exists()
+    unremoved = happy / "b.png"
+    unremoved.write_bytes(claim_mark(7, sha256(b"another screenshot")))
+    (happy / "c.png").write_bytes(screenshot_png(14))  # a person's label beside them
+    real, read = content_module.file_hash, []
+    monkeypatch.setattr(content_module, "file_hash", lambda path: read.append(path.name) or real(path))
+    reviewer = review.Reviewer(settings, journal)
+    assert reviewer.scan() == 1 and read == ["c.png"]
+    assert review.label_summary(journal) == ({"happy": 1}, 0, 0)
+    assert reviewer.scan() == 0 and read == ["c.png"]
+    (happy / "a.png").write_bytes(screenshot_png(15))  # it was a screenshot being written after all
+    assert reviewer.scan() == 1 and review.label_summary(journal) == ({"happy": 2}, 0, 0)
+    journal.close()
+
+
+def test_a_marked_claim_in_the_inbox_is_quarantined_as_unreadable_never_sorted(
+    daemon_settings: Settings,
+) -> None:
+    """An `undo` into a FAT or exFAT inbox claims the name first; a claim holding its mark that
+    recovery could not remove, found in the inbox, does not decode as a picture: the daemon's sorter
+    puts it into ``_quarantine/unreadable/``, never an emotion folder, and no label comes of it."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    claim = settings.inbox / "a.png"
+    claim.write_bytes(claim_mark(3, sha256(b"a screenshot")))
+    journal = Journal.for_state_dir(settings.state_dir)
+    outcome = Sorter(Library(settings.library), journal).sort(stub_pipeline(settings), claim)
+    quarantined = settings.library / "_quarantine" / "unreadable" / "a.png"
+    assert outcome.kind == "placed" and outcome.destination == quarantined
+    assert review.Reviewer(settings, journal).scan() == 0 and review.label_summary(journal) == ({}, 0, 0)
+    journal.close()
+
+
 def test_recovery_removes_the_empty_claim_of_a_move_journaled_before_claims_were(
     daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
