@@ -80,9 +80,12 @@ def small_file(path: Path, most: int) -> bytes | None:
     return held if len(held) <= most else None
 
 
-def remove_temp_files(folders: Iterable[Path], older_than_s: float = 0.0) -> list[Path]:
-    """Remove the temp files (``TMP_PREFIX``) a killed writer left in ``folders``, those changed more
-    than ``older_than_s`` ago (a live writer owns a fresh one); returns what was removed. A folder
+def remove_temp_files(
+    folders: Iterable[Path], older_than_s: float | None = None, prefix: str = TMP_PREFIX
+) -> list[Path]:
+    """Remove the temp files (named ``prefix``, ``TMP_PREFIX`` or one of its kinds) a killed writer
+    left in ``folders``, those changed more than ``older_than_s`` ago (a live writer owns a fresh
+    one; None: any, for a caller sure no such writer is at work); returns what was removed. A folder
     that is not there, or not ours to list, holds nothing to tidy."""
     removed = []
     now = time.time()
@@ -92,9 +95,9 @@ def remove_temp_files(folders: Iterable[Path], older_than_s: float = 0.0) -> lis
                 stale = [
                     Path(e.path)
                     for e in entries
-                    if e.name.startswith(TMP_PREFIX)
+                    if e.name.startswith(prefix)
                     and e.is_file(follow_symlinks=False)
-                    and now - e.stat(follow_symlinks=False).st_mtime > older_than_s
+                    and (older_than_s is None or now - e.stat(follow_symlinks=False).st_mtime > older_than_s)
                 ]
         except OSError:
             continue
