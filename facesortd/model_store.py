@@ -81,7 +81,7 @@ def remove_killed_writes(settings: Settings) -> list[Path]:
     """Remove the temp model files (``LOCKED_TMP_PREFIX``) a retrain or `model use FILE` killed
     while writing left in the models folders; returns them. Only for a caller holding the retrain
     lock: no other writer of theirs is at work then, so any age is stale. Each is a model's size,
-    and until 2026-12-03 only the daemon removed one, once it was an hour old
+    and until 2026-12-03 only a start of the daemon removed one, once it was an hour old
     (``state.STALE_TEMP_S``): `retrain` from the command line never did."""
     return remove_temp_files((models_dir(settings), rejected_dir(settings)), prefix=LOCKED_TMP_PREFIX)
 
