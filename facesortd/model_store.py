@@ -282,21 +282,41 @@ def adopt(settings: Settings, path: Path) -> None:
         write_history(settings, log)
 
 
+class InForceAlready(Exception):
+    """`model use` of the model in force (``path``): nothing is changed, and it is said so."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} is in force already")
+        self.path = path
+
+
+def _not_in_force(settings: Settings, path: Path) -> None:
+    """:class:`InForceAlready` if ``path`` is the model in force as it was put there (not the shipped
+    one standing in for a model lost, :func:`lost_in_force`: putting it in force mends that). `model
+    use default` of the shipped model in force said "model in force is now ...", as if it had changed,
+    and added another line for it to the history."""
+    now = model_in_force(settings)
+    if now is not None and now.resolve() == path.resolve() and not lost_in_force(settings):
+        raise InForceAlready(now)
+
+
 def use(settings: Settings, choice: str) -> Path:
     """Put ``default`` (the shipped model) or a model FILE in force; returns the file now in force.
 
     A file from elsewhere is checked, then copied into the models folder first, so the model in
     force never depends on a file the user may move or delete. Called holding the retrain lock
-    (``model_change.put_in_force``).
+    (``model_change.put_in_force``). The model in force already: :class:`InForceAlready`.
     """
     _pinned(settings)
     if choice == DEFAULT:
         shipped = shipped_model()
         if shipped is None:
             raise ModelError("this build of facesortd ships no model; name a model FILE instead")
+        _not_in_force(settings, shipped)
         adopt(settings, shipped)
         return shipped
     path = Path(choice).expanduser()
+    _not_in_force(settings, path)
     load_model(path)  # a broken or foreign file is refused before it can be put in force
     if path.parent.resolve() != models_dir(settings).resolve():
         copy = save_new_model(settings, lambda dest: _copy(path, dest), locked=True)
