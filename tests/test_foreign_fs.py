@@ -1153,6 +1153,28 @@ def test_undo_and_status_ask_each_folder_s_drive_once(
     assert outcome.waits_for is not None and reads == [screens]
 
 
+def test_doctor_asks_each_folder_s_drive_once(
+    cli_settings: Settings, fstab: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`doctor` asked the state folder's drive twice (each asking reads fstab and the mount table):
+    in its folder check, and again as it opened the journal. Once each now; with that drive away,
+    the journal on the disk below is still not opened, and said so."""
+    journal = cli_settings.state_dir / "journal.sqlite"
+    Journal(journal).close()
+    reads: list[Path] = []
+    real = mounts._listed_but_away
+    monkeypatch.setattr(mounts, "_listed_but_away", lambda at, *a: reads.append(at) or real(at, *a))
+    assert cli.main(["doctor"]) in (0, 1)  # the service unit is not this test's
+    folders = sorted(Path(os.path.realpath(getattr(cli_settings, name))) for name in FOLDERS)
+    assert sorted(reads) == folders and f"ok    journal: {journal}\n" in capsys.readouterr().out
+    fstab.write_text(f"/dev/sdb1 {cli_settings.state_dir} exfat nofail 0 0\n")  # its drive away
+    reads.clear()
+    assert cli.main(["doctor"]) == 1
+    said = _printed_lines(capsys)
+    assert sorted(reads) == folders
+    assert f"FIX journal: {journal} not opened, as its drive is not mounted (see state_dir)" in said
+
+
 def _printed_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
     """What a command printed since the last look, a line each, its wrapping undone."""
     return [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
