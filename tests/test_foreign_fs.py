@@ -1601,6 +1601,36 @@ def test_model_commands_make_no_state_folder_below_a_mount_point_whose_drive_is_
     assert sorted(usb.rglob("*")) == left
 
 
+def test_eval_of_the_model_the_config_pins_needs_no_state_folder(
+    drive_places: tuple[Path, Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`eval` with `recognition.model` pinned in the config was refused while the state folder's
+    drive was away, though that model comes from no state folder. Measured now; a model pinned in
+    that state folder is still refused, as the model in force from its pointer is."""
+    from conftest import write_crop_dataset
+
+    from facesortd import model_store
+
+    usb = drive_places[2] / "usb"
+    usb.mkdir()
+    state = usb / "state"
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(state))
+    shipped = model_store.shipped_model()
+    assert shipped is not None
+    monkeypatch.setenv("FACESORTD_RECOGNITION__MODEL", str(shipped))
+    crops = write_crop_dataset(tmp_path / "faces", per_class=2, seed=5)
+    assert cli.main(["eval", str(crops), "--kind", "crops", "--json"]) == 0
+    assert "balanced_accuracy" in capsys.readouterr().out and not state.exists()
+    monkeypatch.setenv("FACESORTD_RECOGNITION__MODEL", str(state / "models" / "mine.fsm.npz"))
+    said = " ".join(str(mounts.drive_not_mounted(state / "models")).split())
+    assert cli.main(["eval", str(crops), "--kind", "crops"]) == 1
+    out, err = capsys.readouterr()
+    assert (out, " ".join(err.split())) == ("", f"facesortd: error: {said}")
+
+
 def test_no_state_folder_is_made_below_a_mount_point_whose_drive_is_away(
     drive_places: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
