@@ -25,6 +25,7 @@ from facesortd.file_names import numbered_names
 from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move, claim_mark
 from facesortd.refusals import Refused
 from facesortd.state import move_lock
+from facesortd.undo import undo_label, unmade_line
 
 
 def recover(journal: Journal) -> Iterator[str]:
@@ -190,23 +191,34 @@ def _finish_undo(journal: Journal, move: Move, named: list[Path]) -> str:
     Back where it came from -> remove the library's name, which the put-back had yet to do. Not
     back -> the move counts as done again. A file of the same content there that is not the very
     file (another filesystem, or dropped there since) cannot be told from an unfinished copy: both
-    are kept (a file twice, never once too few).
+    are kept (a file twice, never once too few). An undo finished here of a person's label takes
+    the label and the empty folder it made with it, as `undo` does (``undo.undo_label``).
     """
     here = move.destination
+    finished = f"the interrupted undo of {here} had finished"
     if here.is_symlink() or not here.is_file():
-        return f"the interrupted undo of {here} had finished"
+        return _undone(journal, move, _copies(named, move.hash), finished)
     ours = _linked(journal, here, named)  # whatever it holds now: one file, two names
     if not ours and content_id(here) != move.hash:
-        return f"the interrupted undo of {here} had finished"
+        return _undone(journal, move, _copies(named, move.hash), finished)
     back = _copies(named, move.hash)
     if ours or (move.copied is not False and move.source in back):
         here.unlink()
         fsync_dir(here.parent)
-        return f"completed the interrupted undo of {here} (it is back in {move.source.parent})"
+        said = f"completed the interrupted undo of {here} (it is back in {move.source.parent})"
+        return _undone(journal, move, ours or back, said)
     if back:
         return f"the interrupted undo of {here} left it in both places ({back[0]} too): remove one by hand"
     journal.finish(move.id, "done", here)
     return f"the interrupted undo of {here} had not begun; it stays sorted"
+
+
+def _undone(journal: Journal, move: Move, back: list[Path], said: str) -> str:
+    """``said`` of an undo recovery found finished, or finished, with what ``undo_label`` did after
+    it; ``back``: the names the file is back under (the first taken for its label's path)."""
+    if unmade := undo_label(journal, move, back[0] if back else move.source):
+        return f"{said}; {unmade_line(move, unmade)}"
+    return said
 
 
 def _copies(named: list[Path], digest: str) -> list[Path]:

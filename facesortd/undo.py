@@ -8,12 +8,12 @@ exists (undo never creates folders elsewhere).
 
 Undoing a person's label given on the review page (a ``labelled`` move) withdraws the label too:
 the file is back in quarantine, unlabelled, as a file-manager move back would leave it; and the
-folder of a new class the label made goes, if it is empty (:func:`_unmake_class`).
+folder of a new class the label made goes, if it is empty (:func:`undo_label`, which recovery calls
+too when it finishes such an undo a crash cut short).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sqlite3
@@ -29,6 +29,7 @@ from facesortd.library import Library, quarantine_refusal
 from facesortd.mounts import DriveNotMounted, drive_not_mounted
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import Outside, Refused
+from facesortd.shown_names import one_line
 from facesortd.state import move_lock
 
 
@@ -41,6 +42,8 @@ class Outcome:
     undo stopped there (the journal locked by another process), the moves after it not tried.
     ``waits_for``: the drive its folder is on, away (:func:`_drive_away`): every file going back
     there waits for the same drive, which a caller undoing hundreds says once (:func:`left_waiting`).
+    ``unmade``: the line saying the folder a label made was removed as its undo left it empty (in a
+    plan: would be), :func:`unmade_line`; unsaid, a class key went from the review page unexplained.
     """
 
     moved_from: Path
@@ -49,6 +52,7 @@ class Outcome:
     retry: bool = False
     stopped: bool = False
     waits_for: DriveNotMounted | None = None
+    unmade: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,7 @@ def undo(
     file stayed in the emotion folder. Refused, the move stays undoable once it is put right.
     """
     out: list[Outcome] = []
+    leaving: set[Path] = set()  # a plan's files that would leave the library: folders they empty
     for move in moves:
         with move_lock(journal.state_dir):
             if guard is not None and (refused := guard.refusal()):
@@ -216,7 +221,10 @@ def undo(
                 out.append(Outcome(move.destination, None, str(refused), retry=True))
                 continue
             if dry_run:
-                out.append(Outcome(move.destination, move.source.parent))
+                leaving.add(move.destination)
+                unmade = _would_unmake(move, leaving)
+                said = unmade_line(move, unmade, planned=True) if unmade else ""
+                out.append(Outcome(move.destination, move.source.parent, unmade=said))
                 continue
             # Journaled first: the daemon must see "undone" by the time the file is back in the
             # inbox, or it would sort it again at once.
@@ -254,21 +262,49 @@ def undo(
             finally:
                 if settled:
                     journal.set_meta(UNDOING, "")
-            if move.action == "labelled":
-                journal.withdraw_label(move.hash, back_to)
-                _unmake_class(move)
-            out.append(Outcome(move.destination, back_to))
+            unmade = undo_label(journal, move, back_to)
+            out.append(Outcome(move.destination, back_to, unmade=unmade_line(move, unmade) if unmade else ""))
     return out
 
 
-def _unmake_class(move: Move) -> None:
-    """Remove the folder ``move`` (a label, undone) made, if it is empty now: a folder is a class
-    with a key on the review page, so the class a label made by mistake stayed one after its undo,
-    and moved the keys after it, until removed by hand. A file put there since keeps it; a folder
-    that was there before the label (the daemon's emotion folders, one made by hand) stays."""
-    if move.made_folder:
-        with contextlib.suppress(OSError):  # not empty, or gone: it stays as it is
-            move.destination.parent.rmdir()
+def undo_label(journal: Journal, move: Move, back_to: Path) -> Path | None:
+    """What an undone ``move`` (its file now at ``back_to``) takes with it if it was a person's label
+    given on the review page: the label, withdrawn, and the folder the label made, removed if it is
+    empty now (returned then). A folder is a class with a key on the review page, so the class a
+    label made by mistake stayed one after its undo, and moved the keys after it, until removed by
+    hand. A file put there since keeps it; a folder that was there before the label (the daemon's
+    emotion folders, one made by hand) stays. Called by `undo` and by recovery finishing an undo a
+    crash cut short, which left the label counted and the folder a class."""
+    if move.action != "labelled":
+        return None
+    journal.withdraw_label(move.hash, back_to)
+    if not move.made_folder:
+        return None
+    try:
+        move.destination.parent.rmdir()
+    except OSError:  # not empty, or gone: it stays as it is
+        return None
+    return move.destination.parent
+
+
+def _would_unmake(move: Move, leaving: set[Path]) -> Path | None:
+    """The folder :func:`undo_label` would remove after ``move``'s undo, in a plan whose files
+    ``leaving`` (this one's among them) would have left the library by then."""
+    if move.action != "labelled" or not move.made_folder:
+        return None
+    folder = move.destination.parent
+    try:
+        held = {folder / name for name in os.listdir(folder)}
+    except OSError:
+        return None
+    return folder if held <= leaving else None
+
+
+def unmade_line(move: Move, folder: Path, *, planned: bool = False) -> str:
+    """What is said of the folder :func:`undo_label` removed (``planned``: would remove)."""
+    did = "would remove" if planned else "removed"
+    name, labelled = one_line(folder.name), one_line(move.source.name)
+    return f"{did} the empty folder {name}/ that labelling {labelled} had made"
 
 
 def _journal_refused(journal: Journal, exc: sqlite3.Error) -> str:

@@ -30,9 +30,10 @@ from waiting import wait_until
 from facesortd import cli, placement
 from facesortd.config import Settings
 from facesortd.content import holds
-from facesortd.journal import Journal
+from facesortd.journal import UNDOING, Journal
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.quarantine import QUARANTINE_DIR
+from facesortd.recovery import recover
 from facesortd.review_page import queue
 from facesortd.review_page.classes import classes
 from facesortd.review_page.queue import scan
@@ -166,10 +167,13 @@ def test_a_label_is_a_journaled_move_and_a_human_label_undone_by_facesortd_undo(
         journal.close()
 
 
-def test_facesortd_undo_takes_away_the_empty_class_folder_a_page_label_made(settings: Settings) -> None:
+def test_facesortd_undo_takes_away_the_empty_class_folder_a_page_label_made(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`facesortd undo` of a page label that made a new class left its empty folder, which stayed a
     class with a key until removed by hand (the page's own `u` took it away). It goes now, as with
-    `u`, if that label made it and it is empty; one there before, or holding a file since, stays."""
+    `u`, if that label made it and it is empty; one there before, or holding a file since, stays.
+    Its going is said (a class key gone from the page unexplained), and --dry-run says it would go."""
     install_model(settings)
     files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
     lib = settings.library
@@ -180,7 +184,18 @@ def test_facesortd_undo_takes_away_the_empty_class_folder_a_page_label_made(sett
         for name, label in (("a.png", "smug"), ("b.png", "bored"), ("c.png", "sad")):
             assert client.post("/api/label", {"id": ids[name], "label": label, "new": True})[0] == 200
     (lib / "bored" / "mine.png").write_bytes(b"dropped there since")
+    capsys.readouterr()
+    assert cli.main(["undo", "3", "--dry-run"]) == 0
+    planned = capsys.readouterr().out.splitlines()
+    assert planned.count("would remove the empty folder smug/ that labelling a.png had made") == 1
+    assert not any("bored" in line and "remove" in line for line in planned)
+    assert (lib / "smug" / "a.png").is_file()
     assert cli.main(["undo", "3"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[said.index(f"{lib / 'smug' / 'a.png'} -> {files['a.png']}") + 1] == (
+        "removed the empty folder smug/ that labelling a.png had made"
+    )
+    assert sum("removed the empty folder" in line for line in said) == 1
     assert all(f.is_file() for f in files.values())
     assert not (lib / "smug").exists()
     assert [p.name for p in (lib / "bored").iterdir()] == ["mine.png"] and (lib / "sad").is_dir()
@@ -189,6 +204,37 @@ def test_facesortd_undo_takes_away_the_empty_class_folder_a_page_label_made(sett
         assert "smug" not in [c["name"] for c in classes(settings, journal)]
     finally:
         journal.close()
+
+
+@pytest.mark.parametrize("killed", ["linked back", "put back"])
+def test_recovery_finishing_an_undo_of_a_page_label_takes_away_its_label_and_empty_folder(
+    settings: Settings, killed: str
+) -> None:
+    """`undo` of a page label that made a new class, killed between the link back into the
+    quarantine and the unlink in the library (``linked back``) or after the put-back (``put back``):
+    recovery finished it, but left the label counted and the empty folder, a class with a key on
+    the review page. It takes both with it now, as `undo` does, and says the folder's going."""
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    with serving(settings) as server:
+        client = Client(server)
+        (item,) = client.get("/api/items")["items"]
+        assert client.post("/api/label", {"id": item["id"], "label": "smug", "new": True})[0] == 200
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        [move] = journal.done_moves()
+        journal.set_meta(UNDOING, str(move.id))  # what undo records, up to the instant it died
+        journal.finish(move.id, "undone")
+        os.link(move.destination, files["a.png"])
+        if killed == "put back":
+            move.destination.unlink()
+        lines = list(recover(journal))
+        assert lines[-1].endswith("; removed the empty folder smug/ that labelling a.png had made")
+        assert journal.labels() == [] and journal.labelled_counts() == {}
+        assert "smug" not in [c["name"] for c in classes(settings, journal)]
+    finally:
+        journal.close()
+    assert files["a.png"].is_file() and not (settings.library / "smug").exists()
 
 
 def test_a_journal_from_before_made_folders_were_recorded_is_undone_leaving_the_folder(

@@ -107,6 +107,8 @@ def _report(outcomes: list[Outcome], moves: list[Move], went: str, *, stop: bool
             waiting.setdefault(done.waits_for.folder, []).append(done)
         elif done.back_to:
             print(f"{here} {went} {one_line(done.back_to)}")
+            if done.unmade:
+                print(done.unmade)
         else:
             print(f"{here}: {one_line(done.why_not)}")
     _say_waiting(waiting)
