@@ -27,6 +27,7 @@ from pathlib import Path
 from facesortd.boxes import Box
 from facesortd.content import holds
 from facesortd.decide import Decision
+from facesortd.durable import small_file
 from facesortd.mounts import FOREIGN_FILESYSTEMS, filesystem_type, refuse_unmounted
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import DISK_FULL, disk_full_fix
@@ -131,6 +132,12 @@ def is_claim_mark(held: bytes) -> bool:
     Recovery removes only its own move's; one it could not remove is no picture of a person's,
     wherever it ends up (the label scan passes over it)."""
     return _ANY_CLAIM_MARK.fullmatch(held) is not None
+
+
+def holds_claim_mark(path: Path) -> bool:
+    """Is the file at ``path`` a move's claim a crash left (:func:`is_claim_mark`)? Only a file no
+    larger than a mark is read, so a picture is not."""
+    return is_claim_mark(small_file(path, CLAIM_MARK_MOST) or b"")
 
 
 class JournalError(Exception):

@@ -30,11 +30,12 @@ from waiting import wait_until
 from facesortd import cli, placement
 from facesortd.config import Settings
 from facesortd.content import holds
-from facesortd.journal import UNDOING, Journal
+from facesortd.journal import UNDOING, Journal, claim_mark
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.recovery import recover
 from facesortd.review_page import queue
+from facesortd.review_page.cache import CLAIM_LEFT
 from facesortd.review_page.classes import classes
 from facesortd.review_page.queue import scan
 from facesortd.review_page.server import TOKEN_HEADER, ReviewServer
@@ -235,6 +236,24 @@ def test_recovery_finishing_an_undo_of_a_page_label_takes_away_its_label_and_emp
     finally:
         journal.close()
     assert files["a.png"].is_file() and not (settings.library / "smug").exists()
+
+
+def test_a_claim_a_crash_left_in_the_quarantine_says_what_it_is(settings: Settings) -> None:
+    """A move's claim a crash left, which the daemon quarantines as unreadable, was shown as any file
+    that is no picture ("unreadable: ..."), leaving the person to wonder what deleting it would
+    lose. It says what it is now, on its tile and when opened; another undecodable file as before."""
+    folder = settings.library / QUARANTINE_DIR / "unreadable"
+    folder.mkdir(parents=True)
+    (folder / "claim.png").write_bytes(claim_mark(3, hashlib.sha256(b"a screenshot").hexdigest()))
+    (folder / "broken.png").write_bytes(b"not a picture")
+    with serving(settings) as server:
+        client = Client(server)
+        ids = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
+        errors = {name: client.get(f"/api/guesses?id={ids[name]}")["error"] for name in ids}
+        thumbs = {name: client.request(f"/thumb?id={ids[name]}") for name in ids}
+    assert errors["claim.png"] == CLAIM_LEFT and CLAIM_LEFT not in errors["broken.png"]
+    assert thumbs["claim.png"][0] == thumbs["broken.png"][0] == 200
+    assert thumbs["claim.png"][1] != thumbs["broken.png"][1]  # its tile names it too
 
 
 def test_a_journal_from_before_made_folders_were_recorded_is_undone_leaving_the_folder(

@@ -21,10 +21,10 @@ from facesortd.boxes import Box
 from facesortd.config import LogLevel, Settings
 from facesortd.content import content_id
 from facesortd.detect import FaceDetector
-from facesortd.durable import small_file, unwritten
+from facesortd.durable import unwritten
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
-from facesortd.journal import CLAIM_MARK_MOST, Journal, is_claim_mark
+from facesortd.journal import CLAIM_MARK_MOST, Journal, holds_claim_mark
 from facesortd.learn.datasets import source_group
 from facesortd.learn.kept_faces import keep_face
 from facesortd.learn.retrain import UserLabel
@@ -231,13 +231,13 @@ class Reviewer:
 
 def _no_picture(path: Path, st: os.stat_result) -> bool:
     """Is ``path`` (``st`` its lstat) sure to be no picture of a person's, so no label: an empty
-    file, or a name claimed by a move (``journal.is_claim_mark``) that a crash left on a FAT or exFAT
+    file, or a name claimed by a move (``journal.holds_claim_mark``) that a crash left on a FAT or exFAT
     library (recovery leaves an empty one, which a kill before its mark was written leaves, and one
     it could not remove)? Each was recorded as a label with no face, and counted by `status`. Only
     a file no larger than a mark is read for it, so a picture is read once, to know its content."""
     if st.st_size == 0:
         return True
-    return st.st_size <= CLAIM_MARK_MOST and is_claim_mark(small_file(path, CLAIM_MARK_MOST) or b"")
+    return st.st_size <= CLAIM_MARK_MOST and holds_claim_mark(path)
 
 
 def user_labels(journal: Journal) -> list[UserLabel]:

@@ -25,6 +25,7 @@ from facesortd.durable import atomic_writer
 from facesortd.ensemble import Model, load_model
 from facesortd.faces import normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
+from facesortd.journal import holds_claim_mark
 from facesortd.model_store import model_in_force
 from facesortd.review_page.queue import Changed, Contents, Item, content_tag
 from facesortd.state import REVIEW_DIR
@@ -36,6 +37,10 @@ it, where the 360-px thumbnail left 20."""
 SIDES = {"thumbs": THUMB_SIDE, "views": VIEW_SIDE}
 """Each kind of picture the cache makes, by its folder."""
 TOP_GUESSES = 3
+CLAIM_LEFT = "a name facesortd claimed before a crash; deleting it loses nothing"
+"""Said of a file in the quarantine that is a move's claim a crash left (``journal.holds_claim_mark``;
+the daemon quarantines one found in the inbox as unreadable): "unreadable: not an image" left a
+person to wonder what was lost, and whether deleting it lost more."""
 
 
 def review_dir(settings: Settings) -> Path:
@@ -130,7 +135,7 @@ class ReviewCache:
         try:
             image = read_image(item.path, self.settings.images)
         except UnreadableImage:
-            image = _placeholder("unreadable")
+            image = _placeholder("crash leftover" if holds_claim_mark(item.path) else "unreadable")
         data = _jpeg(image, SIDES[kind], item.path)
         self._keep(path, item, data)
         return data
@@ -161,7 +166,7 @@ class ReviewCache:
         try:
             gray = to_gray(read_image(item.path, self.settings.images))
         except UnreadableImage as exc:
-            return {**_NOTHING_FOUND, "error": str(exc)}
+            return {**_NOTHING_FOUND, "error": CLAIM_LEFT if holds_claim_mark(item.path) else str(exc)}
         if self._detector is None:
             self._detector = FaceDetector(self.settings.detection)
         if self._model is None or self._model[0] != model_path:
