@@ -1539,7 +1539,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
         assert mine  # the daemon is retraining
         person = threading.Thread(target=lambda: codes.append(cli.main(["model", "use", "default"])))
         person.start()
-        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out, timeout=5)
+        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out)
         assert not pointer.exists()  # nothing put in force before the retrain's own choice
     person.join(timeout=10)
     assert codes == [0] and pointer.read_text() == model_store.DEFAULT  # then the person's choice
@@ -1561,7 +1561,7 @@ def test_retrain_waits_for_a_retrain_running_now_in_the_words_model_use_says(
         assert mine
         person = threading.Thread(target=lambda: codes.append(cli.main(["retrain"])))
         person.start()
-        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out, timeout=5)
+        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out)
         assert not codes  # still waiting
     person.join(timeout=30)
     assert codes == [1]  # then its own retrain: no labels, no model
@@ -1586,7 +1586,7 @@ def test_retrain_waiting_for_a_change_of_the_model_says_so(capsys: pytest.Captur
             said.append(capsys.readouterr().out)
             return "waiting for it to end" in "".join(said)
 
-        wait_until(told, timeout=5)
+        wait_until(told)
         assert "a change of the model in force is running now: waiting for it to end" in "".join(said), said
         assert "a retrain is running" not in "".join(said) and not codes
     person.join(timeout=30)
@@ -1615,7 +1615,7 @@ def test_a_holder_that_did_not_say_who_it_is_is_said_as_either(tmp_path: Path) -
         fcntl.flock(held, fcntl.LOCK_EX)
         waiting = threading.Thread(target=waiter)
         waiting.start()
-        wait_until(lambda: bool(said), timeout=5)
+        wait_until(lambda: bool(said))
     waiting.join(timeout=10)
     assert not waiting.is_alive()
     assert said == ["a retrain, or a change of the model in force, is running now: waiting for it to end"]

@@ -477,7 +477,7 @@ def test_a_name_whose_open_file_left_the_inbox_is_sorted_when_a_new_file_takes_i
         held.close()
         (tmp_path / "stage.png").write_bytes(screenshot_png(13))
         (tmp_path / "stage.png").rename(name)  # a new file under the name, as a screenshot tool saves
-        wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
+        wait_until(lambda: sum(daemon.counts.values()) == 1)
     assert files(settings.inbox) == []
 
 
@@ -504,11 +504,11 @@ def test_a_file_whose_close_inotify_dropped_is_sorted_once_no_one_writes_it(
         held.write(screenshot_png(14)[:100])
         held.flush()
         (settings.inbox / "lost.png").write_bytes(screenshot_png(15))
-        wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
+        wait_until(lambda: sum(daemon.counts.values()) == 1)
         assert files(settings.inbox) == [settings.inbox / "held.png"]  # still written: not taken
         held.write(screenshot_png(14)[100:])
         held.close()
-        wait_until(lambda: sum(daemon.counts.values()) == 2, timeout=10)
+        wait_until(lambda: sum(daemon.counts.values()) == 2)
     assert files(settings.inbox) == []
     assert sorted(p.name for p in files(settings.library)) == ["held.png", "lost.png"]
 
@@ -624,7 +624,7 @@ def test_a_file_overwritten_while_it_is_classified_is_sorted_by_its_new_content(
     monkeypatch.setattr(Service, "enqueue", enqueue)
     with running_daemon(settings, stub_pipeline) as daemon:
         (settings.inbox / "screenshot.png").write_bytes(screenshot_png(15))
-        wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
+        wait_until(lambda: sum(daemon.counts.values()) == 1)
         [placed] = files(settings.library)
         move = daemon.journal.done_at(placed)
         assert move is not None and move.hash == file_hash(placed) == file_hash_of(screenshot_png(16))

@@ -50,7 +50,7 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
             assert cv2.imwrite(str(settings.inbox / name), draw_screenshot(emotion, rng)[0])
             truth[name] = emotion
         unsure = settings.library / "_quarantine" / "unsure"
-        wait_until(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 40, timeout=60)
+        wait_until(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 40)
         assert model_store.model_in_force(settings) is None
 
         reviewed = list(truth)[:32]  # the person files 32 of them, like with a file manager
@@ -58,7 +58,7 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
             (settings.library / truth[name]).mkdir(parents=True, exist_ok=True)
             (unsure / name).rename(settings.library / truth[name] / name)
 
-        wait_until(lambda: model_store.model_in_force(settings) is not None, timeout=60)
+        wait_until(lambda: model_store.model_in_force(settings) is not None)
         model = EmotionModel.load(model_store.model_in_force(settings))
         assert model.info["user_labels"] == 32 and model.info["adopted"] is True
         # 32 labels of 8 characters, each held out in turn: drawings seeded 0-99 give 0.875-1.00
@@ -66,7 +66,7 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
         assert model.info["held_out"]["balanced_accuracy"] >= 0.8
 
         rest = [n for n in truth if n not in reviewed]
-        wait_until(lambda: sum((settings.library / truth[n] / n).exists() for n in rest) >= 6, timeout=60)
+        wait_until(lambda: sum((settings.library / truth[n] / n).exists() for n in rest) >= 6)
     finally:
         service.stop()
         thread.join(timeout=30)
@@ -446,13 +446,13 @@ def test_reviewing_15_files_never_makes_the_model_in_force_sort_fewer(
         truth = {f"{'abcdef'[i % 6]}{i}.png": EMOTIONS[i % 4] for i in range(30)}
         for name, emotion in truth.items():
             _shot(settings.inbox / name, emotion, rng)
-        wait_until(lambda: sum(1 for _ in settings.library.rglob("*.png")) == 30, timeout=60)
+        wait_until(lambda: sum(1 for _ in settings.library.rglob("*.png")) == 30)
         placed = {p.name: p for p in settings.library.rglob("*.png")}
         wrong = [n for n in placed if placed[n].parent.name != truth[n]]  # quarantined or mis-sorted
         assert len(wrong) >= 15, f"the test needs a model that leaves 15 files to review: {len(wrong)}"
         for name in wrong[:15]:  # the person files them where they belong, with a file manager
             placed[name].rename(settings.library / truth[name] / name)
-        wait_until(lambda: len(review.user_labels(journal)) == 15, timeout=30)
+        wait_until(lambda: len(review.user_labels(journal)) == 15)
         assert model_store.model_in_force(settings) == in_force  # 15 < 20 labels: no retrain yet
     finally:
         service.stop()

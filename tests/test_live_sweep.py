@@ -174,9 +174,9 @@ def test_sighup_stops_the_daemon_as_sigterm_does_with_an_exit_systemd_restarts(
         text=True,
     )
     try:
-        wait_until(lambda: (settings.state_dir / "status.json").exists(), timeout=60)
+        wait_until(lambda: (settings.state_dir / "status.json").exists())
         (settings.inbox / "a.png").write_bytes(screenshot_png(1))
-        wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=60)
+        wait_until(lambda: not (settings.inbox / "a.png").exists())
         daemon.send_signal(signal.SIGHUP)
         _, err = daemon.communicate(timeout=60)
     finally:

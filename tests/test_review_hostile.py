@@ -481,7 +481,7 @@ def test_a_label_scan_racing_the_pages_undo_does_not_bring_the_label_back(
                 undoing[0].start()
                 # Done at once, unless the scan's look holds it off: either ends the wait (a fixed
                 # second's join cost every run that second, the fix being in).
-                wait_until(lambda: not undoing[0].is_alive() or held_off.is_set(), timeout=10)
+                wait_until(lambda: not undoing[0].is_alive() or held_off.is_set())
             return real(self, digest)
 
         monkeypatch.setattr(Journal, "label_for_hash", label_for_hash)

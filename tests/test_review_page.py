@@ -403,7 +403,7 @@ def test_learning_and_model_panels_and_retrain_now(settings: Settings) -> None:
         assert learning["labels"] == {"angry": 4, "happy": 4, "sad": 4, "surprised": 4}
         assert learning["next_retrain_in"] == 4
         assert client.post("/api/retrain")[0] == 202
-        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=60)
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"])
         learning = client.get("/api/state")["learning"]
         said = learning["message"]
         assert "your labels the model in force has not learnt, each scored by a new model" in said, said
@@ -568,9 +568,9 @@ def test_retrain_now_waits_for_a_retrain_running_already(settings: Settings) -> 
         with retrain_lock(settings.state_dir) as mine:
             assert mine  # the daemon (or `facesortd retrain`) is retraining
             assert client.post("/api/retrain")[0] == 202
-            wait_until(lambda: "waiting for it" in client.get("/api/state")["learning"]["message"], timeout=5)
+            wait_until(lambda: "waiting for it" in client.get("/api/state")["learning"]["message"])
             assert client.get("/api/state")["learning"]["retraining"]
-        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"])
         assert client.get("/api/state")["learning"]["message"].startswith("no retrain: not enough labels")
 
 
@@ -583,7 +583,7 @@ def test_retrain_now_s_message_goes_once_another_retrain_has_decided(settings: S
     with serving(settings) as server:
         client = Client(server)
         assert client.post("/api/retrain")[0] == 202
-        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"])
         assert client.get("/api/state")["learning"]["message"].startswith("no retrain: not enough labels")
         ids = {i["name"]: i["id"] for i in client.get("/api/items?limit=100")["items"]}
         for name, emotion in names:
@@ -736,7 +736,7 @@ def test_retrain_now_on_a_full_disk_says_what_to_do_without_a_traceback(
         with serving(settings) as server:
             client = Client(server)
             assert client.post("/api/retrain")[0] == 202
-            wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+            wait_until(lambda: not client.get("/api/state")["learning"]["retraining"])
             message = client.get("/api/state")["learning"]["message"]
     finally:
         logger.remove(sink)
@@ -758,7 +758,7 @@ def test_retrain_now_with_the_library_drive_away_says_so_and_trains_nothing(
         monkeypatch.setattr(mounts, "DRIVE_PLACES", (settings.library.parent,))
         shutil.rmtree(settings.library)  # pulled out: its parent is where it was mounted
         assert client.post("/api/retrain")[0] == 202
-        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"])
         away = " ".join(str(mounts.drive_not_mounted(settings.library)).split())
         assert " ".join(client.get("/api/state")["learning"]["message"].split()) == f"no retrain: {away}"
     assert not settings.library.exists()
