@@ -107,6 +107,25 @@ def test_a_model_put_in_force_while_no_daemon_ran_sorts_the_unsure_at_its_start(
         wait_until(lambda: _sorted(settings) >= 4)
 
 
+def test_a_model_put_in_force_as_the_daemon_starts_is_the_one_it_sorts_with(settings: Settings) -> None:
+    """`facesortd retrain` adopting its model just as the daemon had loaded the one in force into its
+    workers: they took the new model for the one they held, sorted every file with the old one (no
+    model: all unsure) and journaled them as judged by the new, so none was ever looked at again."""
+    from review_setup import install_model
+
+    def loaded_then_retrained(s: Settings) -> Pipeline:
+        pipeline = Pipeline(BrightBlobDetector(), None, s.recognition, s.images)  # no model in force yet
+        if model_store.model_in_force(s) is None:
+            install_model(s)  # as `facesortd retrain` does it beside the daemon
+        return pipeline
+
+    with running_daemon(settings, loaded_then_retrained):
+        rng = np.random.default_rng(5)
+        for i in range(8):
+            assert cv2.imwrite(str(settings.inbox / f"{i}.png"), draw_screenshot(EMOTIONS[i % 4], rng)[0])
+        wait_until(lambda: _sorted(settings) >= 4)
+
+
 def _in_force(s: Settings) -> Pipeline:
     return Pipeline(BrightBlobDetector(), model_store.load_model_in_force(s), s.recognition, s.images)  # type: ignore[arg-type]
 
