@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 from detect_scoring import LOOSE_IOU
-from scene_sets import FOLDS, Image, add_common_arguments, fold_images, seed_images, upscaled
+from scene_sets import Image, add_common_arguments, fold_images, seed_images, upscaled
 from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import SAME_FACE_IOU, Box
-from facesortd.cascade_train.scenes import Sources
+from facesortd.cascade_train.scenes import FOLDS, Sources
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_VERIFIER, Face, FaceDetector, clipped, iou
 from facesortd.learn.datasets import is_vn_faces

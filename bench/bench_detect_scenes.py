@@ -28,11 +28,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 from detect_scoring import Detect, Score, misses_and_false, references
-from scene_sets import FOLDS, Image, add_common_arguments, fold_images, seed_images, upscaled
+from scene_sets import Image, add_common_arguments, fold_images, seed_images, upscaled
 from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import Box
-from facesortd.cascade_train.scenes import Sources
+from facesortd.cascade_train.scenes import FOLDS, Sources
 from facesortd.config import DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
 from facesortd.images import imwrite_file

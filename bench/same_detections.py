@@ -31,10 +31,10 @@ from typing import Any
 import cv2
 import numpy as np
 from daemon_harness import screenshot_1080p
-from scene_sets import FOLDS, SEED, fold_images
+from scene_sets import SEED, fold_images
 from shared_data import SHARED
 
-from facesortd.cascade_train.scenes import Sources
+from facesortd.cascade_train.scenes import FOLDS, Sources
 from facesortd.config import DetectionSettings, ImageLimits, RecognitionSettings
 from facesortd.decide import Pipeline, choose
 from facesortd.detect import Face, FaceDetector

@@ -20,7 +20,6 @@ from facesortd.cascade_train.split import is_held_out
 from facesortd.config import DetectionSettings
 from facesortd.learn.datasets import load_faces_json
 
-FOLDS = 3
 SEED = 1000
 """Scenes of the benchmark are drawn from their own seed, never the training scenes'."""
 

@@ -40,6 +40,10 @@ DIR by the variable (`review` showed the config library's quarantine, where they
 `run` or `install-service`, which would make a folder meant for one command the daemon's for good,
 nor a command that never looks into the folders (`model use`, `train`)."""
 
+INSTALL_TRAIN_EXTRA = "pip install 'facesortd[train]'"
+"""What installs PyTorch for the training of a net (the ``train`` extra): the fix every message about
+a missing PyTorch advises, one spelling for all of them."""
+
 _config: Path | None = None
 """The ``--config`` this process was given (None: the default config, which needs no option)."""
 _options: dict[str, FolderOption] = {}

@@ -32,6 +32,9 @@ FORMAT_VERSION = 2
 """2: one pooled within-class scatter matrix instead of one per class (files smaller by about
 the class count); version 1 files are still read (their per-class matrices are summed on loading)."""
 MODEL_SUFFIX = ".fsm.npz"
+PCA_COMPONENTS = 150
+"""Most PCA components kept before LDA: `train --pca`'s default, and what a retrain with no model to
+update fits with."""
 FORMAT = "facesortd-emotion-model"
 
 
@@ -155,7 +158,7 @@ class EmotionModel(Calibrated):
         labels: Sequence[str],
         spec: FaceSpec,
         descriptor: str = "pixels",
-        pca_components: int = 150,
+        pca_components: int = PCA_COMPONENTS,
         regularisation: float = 1e-3,
         weights: np.ndarray | None = None,
         net: FeatureNet | None = None,
@@ -416,9 +419,10 @@ def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
     return float((lo + hi) / 2)
 
 
-def _weighted_sum(w: np.ndarray, rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def _weighted_sum(w: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``w @ rows`` in float64 a block of rows at a time: float32 rows would otherwise be copied
     to float64 whole for one sum."""
+    chunk = 4096
     return sum(
         (w[i : i + chunk] @ rows[i : i + chunk] for i in range(0, len(rows), chunk)), np.zeros(rows.shape[1])
     )

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS moves (
     started REAL NOT NULL,
     finished REAL,
     copied INTEGER,
-    claimed BLOB
+    claimed BLOB,
+    made_folder INTEGER
 );
 CREATE INDEX IF NOT EXISTS moves_hash ON moves (hash);
 CREATE INDEX IF NOT EXISTS moves_state ON moves (state);
@@ -83,10 +84,10 @@ CREATE TABLE IF NOT EXISTS errors (
 
 MOVE_COLUMNS = (
     "id, hash, source, destination, action, emotion, reason, confidence, model, state, started, finished,"
-    " copied, claimed"
+    " copied, claimed, made_folder"
 )
-"""A move's columns in :class:`Move`'s order, named: those added since (``copied``, ``claimed``) stand
-in a journal's table in the order it was given them."""
+"""A move's columns in :class:`Move`'s order, named: those added since (``copied``, ``claimed``,
+``made_folder``) stand in a journal's table in the order it was given them."""
 
 WITHDRAWN = ""
 """The label recorded when a person takes a labelled file back to quarantine."""
@@ -252,6 +253,9 @@ class Move:
     while it is under way; None: none."""
     claims_recorded: bool = True
     """False for moves journaled before claims were recorded (2026-12-03): ``claimed`` not known."""
+    made_folder: bool = False
+    """The move made the folder it put the file in (a label giving a new class makes its folder);
+    False where not, and for moves journaled before this was recorded (2026-12-03)."""
 
     @property
     def in_full(self) -> bool:
@@ -377,8 +381,9 @@ class Journal:
         """Columns older journals lack, added with NULL (unknown) in their rows: ``copied`` (before
         2026-11-30's fifth round: was a move a `sort --copy`? undo treats them as before) and
         ``claimed`` (before 2026-12-03: the name a move claimed; recovery removes a claim of
-        such a row by the older rule)."""
-        for column, kind in (("copied", "INTEGER"), ("claimed", "BLOB")):
+        such a row by the older rule) and ``made_folder`` (before 2026-12-03: undo leaves the
+        folder of such a move as it is)."""
+        for column, kind in (("copied", "INTEGER"), ("claimed", "BLOB"), ("made_folder", "INTEGER")):
             if self._has_column(column):
                 continue
             with self._migration():  # looked at again inside: another process may have just added it
@@ -463,10 +468,12 @@ class Journal:
         model: str | None,
         *,
         copied: bool = False,
+        made_folder: bool = False,
     ) -> int:
         """Record the intended move (committed before anything is touched); returns its id.
 
         ``copied``: a `sort --copy`, which leaves the source in place; undo then only removes the copy.
+        ``made_folder``: its destination's folder is not there yet, so the move makes it.
         A journal no longer at its path is JournalReplaced: the move would be recorded nowhere.
         """
         if self.replaced():
@@ -474,7 +481,8 @@ class Journal:
         with self._lock:
             cur = self._execute(
                 "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model,"
-                " state, started, copied, claimed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, x'')",
+                " state, started, copied, claimed, made_folder)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, x'', ?)",
                 (
                     digest,
                     _blob(source),
@@ -486,6 +494,7 @@ class Journal:
                     model,
                     time.time(),
                     int(copied),
+                    int(made_folder),
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -535,6 +544,7 @@ class Journal:
                 None if r[12] is None else bool(r[12]),
                 _path(r[13]) if r[13] else None,
                 r[13] is not None,
+                bool(r[14]),
             )
             for r in rows
         ]

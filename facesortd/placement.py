@@ -68,7 +68,9 @@ def journaled_apply(
         if not _unchanged(src, digest, seen):  # moved on, or replaced (a tool
             # saving to one fixed name): its move would carry the old decision and hash, which undo refused
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
-        move_id = journal.plan(digest, src, library.destination(src, decision), decision, model, copied=copy)
+        dest = library.destination(src, decision)
+        made = not os.path.lexists(dest.parent)  # for undo, which takes a new class's folder away with it
+        move_id = journal.plan(digest, src, dest, decision, model, copied=copy, made_folder=made)
         try:
             claiming = functools.partial(journal.claiming, move_id)
             final = library.apply(src, decision, copy=copy, content=digest, claiming=claiming)

@@ -67,10 +67,10 @@ def confusion_image(
     return img
 
 
-def reliability_image(bins: list[list[float]], ece: float | None = None, side: int = 360) -> np.ndarray:
+def reliability_image(bins: list[list[float]], ece: float | None) -> np.ndarray:
     """Accuracy against confidence per bin (dots sized by how many faces), with the diagonal where a
     calibrated model lies: above it the model is modest, below it over-confident."""
-    margin = 50
+    side, margin = 360, 50
     img = np.full((side + 2 * margin, side + 2 * margin, 3), 255, np.uint8)
 
     def at(conf: float, acc: float) -> tuple[int, int]:

@@ -25,13 +25,13 @@ _CLEAR_LINE = "\r\x1b[K"
 class Progress:
     """Counts finished items of a known total and reports them at a bounded rate."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, every_s: float = 5.0) -> None:
+    def __init__(self, total: int, label: str) -> None:
         self.total = total
         self.label = label
         self.done = 0
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream: TextIO = sys.stderr
         self.tty = self.stream.isatty()
-        self.every_s = 0.1 if self.tty else every_s
+        self.every_s = 0.1 if self.tty else 5.0
         self.start = self._last = time.monotonic()
 
     def step(self, n: int = 1) -> None:

@@ -7,11 +7,13 @@ journal recorded (SHA-256), and goes back into the inbox, the library, or a fold
 exists (undo never creates folders elsewhere).
 
 Undoing a person's label given on the review page (a ``labelled`` move) withdraws the label too:
-the file is back in quarantine, unlabelled, as a file-manager move back would leave it.
+the file is back in quarantine, unlabelled, as a file-manager move back would leave it; and the
+folder of a new class the label made goes, if it is empty (:func:`_unmake_class`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sqlite3
@@ -254,8 +256,19 @@ def undo(
                     journal.set_meta(UNDOING, "")
             if move.action == "labelled":
                 journal.withdraw_label(move.hash, back_to)
+                _unmake_class(move)
             out.append(Outcome(move.destination, back_to))
     return out
+
+
+def _unmake_class(move: Move) -> None:
+    """Remove the folder ``move`` (a label, undone) made, if it is empty now: a folder is a class
+    with a key on the review page, so the class a label made by mistake stayed one after its undo,
+    and moved the keys after it, until removed by hand. A file put there since keeps it; a folder
+    that was there before the label (the daemon's emotion folders, one made by hand) stays."""
+    if move.made_folder:
+        with contextlib.suppress(OSError):  # not empty, or gone: it stays as it is
+            move.destination.parent.rmdir()
 
 
 def _journal_refused(journal: Journal, exc: sqlite3.Error) -> str:

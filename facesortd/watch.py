@@ -127,6 +127,8 @@ def held_for_writing(path: Path) -> bool | None:
         os.close(fd)
 
 
+SETTLER_TICK_S = 0.05
+"""How often the settler looks at its candidates again: a file is handed on within this of settling."""
 STALE_CHECK_S = 1.0
 """How often a name inotify's events call open is checked against the kernel (see ``_Handler.is_open``)."""
 
@@ -134,14 +136,13 @@ STALE_CHECK_S = 1.0
 class Settler:
     """Holds candidate paths until they stop changing, then hands them to ``ready``.
 
-    A background thread polls the candidates every ``tick`` seconds; ``offer`` never blocks, so
+    A background thread polls the candidates every SETTLER_TICK_S; ``offer`` never blocks, so
     the watchdog thread never waits on anything.
     """
 
-    def __init__(self, settle_s: float, ready: Callable[[Path], None], tick: float = 0.05) -> None:
+    def __init__(self, settle_s: float, ready: Callable[[Path], None]) -> None:
         self.settle_s = settle_s
         self.ready = ready
-        self.tick = tick
         self.is_open: Callable[[Path], bool] = lambda _path: False
         self._pending: dict[Path, tuple[tuple[int, int] | None, float, bool]] = {}
         self._lock = threading.Lock()
@@ -167,7 +168,7 @@ class Settler:
             return len(self._pending)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.tick):
+        while not self._stop.wait(SETTLER_TICK_S):
             now = time.monotonic()
             settled = []
             with self._lock:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from facesortd.faces import FaceSpec, normalise_face
+
 EMOTIONS = ("angry", "happy", "sad", "surprised")
 
 
@@ -54,6 +56,12 @@ def draw_face(emotion: str, size: int, rng: np.random.Generator) -> np.ndarray:
     gain, bias = rng.uniform(0.8, 1.1), rng.uniform(-15, 15)
     noisy = img.astype(np.float32) * gain + bias + rng.normal(0, 4, img.shape)
     return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def normalised_face(emotion: str, spec: FaceSpec, rng: np.random.Generator, drawn: int = 90) -> np.ndarray:
+    """A face drawn ``drawn`` pixels wide, normalised as a model of ``spec`` frames one (the whole
+    drawing is its box): what the models are fitted on and asked about."""
+    return normalise_face(draw_face(emotion, drawn, rng), (0, 0, drawn, drawn), spec)
 
 
 def draw_textures(n: int, side: int, rng: np.random.Generator) -> np.ndarray:

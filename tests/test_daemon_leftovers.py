@@ -18,7 +18,7 @@ import pytest
 from loguru import logger
 from review_setup import quarantine, review_settings
 from synthetic import screenshot_png, stub_pipeline
-from waiting import running_daemon, wait_until
+from waiting import log_lines, running_daemon, wait_until
 
 from facesortd import cli, status
 from facesortd.config import Settings, load_settings
@@ -39,10 +39,8 @@ from facesortd.state import StateBusy, daemon_running
 @pytest.fixture
 def log() -> Iterator[list[str]]:
     """Every log line's message, from INFO up."""
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m).rstrip()), level="INFO", format="{level} {message}")
-    yield lines
-    logger.remove(sink)
+    with log_lines("INFO") as lines:
+        yield lines
 
 
 def _settle(settings: Settings, seconds: float) -> Settings:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import EMOTIONS, draw_face
+from synthetic import EMOTIONS, draw_face, normalised_face
 
 from facesortd.descriptors import describe
 from facesortd.emotion import ClassStats, EmotionModel, ModelError, fit_temperature, softmax
@@ -181,6 +181,6 @@ def test_any_face_size_trains_with_hog(size: int) -> None:
     """`train --face-size` takes any side: HOG, which needs whole cells, used to crash on 47 or 100."""
     spec = FaceSpec(size=size)
     rng = np.random.default_rng(4)
-    faces = np.stack([normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), spec) for e in EMOTIONS * 6])
+    faces = np.stack([normalised_face(e, spec, rng) for e in EMOTIONS * 6])
     model = EmotionModel.fit(faces, list(EMOTIONS) * 6, spec, "hog+lbp")
     assert [e for e, _ in model.predict(faces[: len(EMOTIONS)])] == list(EMOTIONS)

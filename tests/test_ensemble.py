@@ -8,14 +8,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import EMOTIONS, draw_face, draw_screenshot
+from synthetic import EMOTIONS, draw_face, draw_screenshot, normalised_face
 
 from facesortd import cli, feature_net, model_store
 from facesortd.config import load_settings
 from facesortd.descriptors import describe
 from facesortd.emotion import EmotionModel, ModelError, softmax
 from facesortd.ensemble import EnsembleModel, combine, load_model, log_softmax, model_info
-from facesortd.faces import FaceSpec, normalise_face
+from facesortd.faces import FaceSpec
 from facesortd.learn import kept_faces, retrain
 from facesortd.learn.datasets import EMOTIONS as DATASET_EMOTIONS
 from facesortd.learn.training import FaceSet, cross_validate, described_mirrors, emotion_fitter, mirrored_name
@@ -26,7 +26,7 @@ SPEC = FaceSpec(size=48)
 def _faces(n_per: int, seed: int, emotions: list[str] = EMOTIONS) -> tuple[np.ndarray, list[str]]:
     rng = np.random.default_rng(seed)
     labels = [e for e in emotions for _ in range(n_per)]
-    return np.stack([normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in labels]), labels
+    return np.stack([normalised_face(e, SPEC, rng) for e in labels]), labels
 
 
 def _ensemble(n_per: int = 10, seed: int = 1, emotions: list[str] = EMOTIONS) -> EnsembleModel:
@@ -171,7 +171,7 @@ def test_the_shipped_default_model_is_an_ensemble_that_predicts_and_lends_its_ne
     assert model.spec == FaceSpec(size=64, margin=0.2)
     assert model.labels == sorted(DATASET_EMOTIONS)
     rng = np.random.default_rng(6)
-    faces = np.stack([normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), model.spec) for e in EMOTIONS])
+    faces = np.stack([normalised_face(e, model.spec, rng) for e in EMOTIONS])
     assert all(e in model.labels and 0 < p <= 1 for e, p in model.predict(faces))
     net = model.members[0].net
     assert net is not None and all(  # the cnn descriptor's default net is this one, not a second copy

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import EMOTIONS, draw_face
+from synthetic import EMOTIONS, normalised_face
 
 from facesortd import cli, feature_net
 from facesortd.emotion import EmotionModel, ModelError
 from facesortd.ensemble import EnsembleModel
-from facesortd.faces import FaceSpec, normalise_face
+from facesortd.faces import FaceSpec
 from facesortd.feature_net import FeatureNet, FeatureNetError
 from facesortd.learn import training
 from facesortd.learn.training import FaceSet, cross_validate
@@ -24,9 +24,7 @@ SPEC = FaceSpec(size=64)
 
 def _faces(n_per: int, seed: int) -> tuple[np.ndarray, list[str]]:
     rng = np.random.default_rng(seed)
-    faces = [
-        normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in EMOTIONS for _ in range(n_per)
-    ]
+    faces = [normalised_face(e, SPEC, rng) for e in EMOTIONS for _ in range(n_per)]
     return np.stack(faces), [e for e in EMOTIONS for _ in range(n_per)]
 
 

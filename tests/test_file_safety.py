@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
+from tree_files import files_in as _files
 from waiting import running_daemon, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -62,10 +63,6 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def daemon(settings: Settings) -> Iterator[Service]:
     with running_daemon(settings, stub_pipeline) as service:
         yield service
-
-
-def _files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 # -- 1, 2: one daemon per state folder; no move is recovered, or made twice, while it runs ---------

@@ -28,6 +28,7 @@ from foreign_fs import (
 )
 from loguru import logger
 from synthetic import BrightBlobDetector, screenshot_png, stored_png, stub_pipeline
+from tree_files import files_in as _files
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, durable, file_names, mounts, placement, refusals, status
@@ -51,10 +52,6 @@ UNSURE = Decision.quarantine("unsure")
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ import hashlib
 import os
 import sqlite3
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from journal_holder import journal_held
 from loguru import logger
 from synthetic import draw_face, screenshot_png, stub_pipeline
 from waiting import running_daemon, wait_until
@@ -205,22 +205,7 @@ def test_sort_beside_a_process_holding_the_journal_names_it_and_stops(
 ) -> None:
     """A process holding the journal's write lock (here a stuck daemon) made every file of `sort` wait
     30 s, each then "could not move it: database is locked", naming no one and no fix."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from pathlib import Path; from facesortd.journal import Journal;"
-            " from facesortd.state import DaemonLock; state = Path(sys.argv[1]); DaemonLock(state).acquire();"
-            " j = Journal.for_state_dir(state); j._db.execute('BEGIN IMMEDIATE'); print('held', flush=True);"
-            " sys.stdin.read()",
-            str(settings.state_dir),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with journal_held(settings.state_dir) as holder:
         monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.2)
         folder = tmp_path / "screens"
         folder.mkdir()
@@ -228,8 +213,6 @@ def test_sort_beside_a_process_holding_the_journal_names_it_and_stops(
             (folder / f"{n}.png").write_bytes(screenshot_png(20 + n))
         capsys.readouterr()
         assert cli.main(["sort", "--workers", "1", str(folder)]) == 1
-    finally:
-        holder.communicate("", timeout=30)
     err = capsys.readouterr().err
     assert (
         f"pid {holder.pid} (" in err and "the facesortd daemon" in err and "systemctl --user restart" in err

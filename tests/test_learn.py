@@ -8,12 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import BrightBlobDetector, draw_face, draw_screenshot
+from synthetic import BrightBlobDetector, draw_face, draw_screenshot, normalised_face
 
 from facesortd import model_store, status
 from facesortd.config import Settings, load_settings
 from facesortd.emotion import EmotionModel
-from facesortd.faces import FaceSpec, normalise_face
+from facesortd.faces import FaceSpec
 from facesortd.learn import kept_faces, retrain
 from facesortd.learn.metrics import Evaluation
 from facesortd.learn.training import FaceSet
@@ -29,7 +29,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def _bootstrap(settings: Settings, classes: list[str], n: int, seed: int) -> EmotionModel:
     rng = np.random.default_rng(seed)
-    faces = [normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in classes for _ in range(n)]
+    faces = [normalised_face(e, SPEC, rng) for e in classes for _ in range(n)]
     model = EmotionModel.fit(np.stack(faces), [e for e in classes for _ in range(n)], SPEC, "hog")
     path = model.save(model_store.models_dir(settings) / "20260101-000000.fsm.npz")
     model_store.adopt(settings, path)
@@ -97,9 +97,7 @@ def test_a_worse_model_is_not_adopted(tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path / "state", learning={"user_weight": 0.001})
     emotions = ["angry", "happy", "sad", "surprised"]
     rng = np.random.default_rng(6)
-    faces = np.stack(
-        [normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in emotions for _ in range(15)]
-    )
+    faces = np.stack([normalised_face(e, SPEC, rng) for e in emotions for _ in range(15)])
     truth = [e for e in emotions for _ in range(15)]
     shuffled = list(np.random.default_rng(0).permutation(truth))
     EmotionModel.fit(faces, shuffled, SPEC, "hog").save(
@@ -163,9 +161,7 @@ def test_labels_of_files_a_screenshot_tool_named_are_retrained_on(settings: Sett
 def _validation_set(settings: Settings, emotions: list[str], n: int, seed: int) -> None:
     """Faces held out from the bootstrap model, saved where `facesortd train` puts them."""
     rng = np.random.default_rng(seed)
-    faces = np.stack(
-        [normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in emotions for _ in range(n)]
-    )
+    faces = np.stack([normalised_face(e, SPEC, rng) for e in emotions for _ in range(n)])
     labels = [e for e in emotions for _ in range(n)]
     held = FaceSet(
         faces, labels, [f"v{i}" for i in range(len(labels))], [Path("-")] * len(labels), ["v"] * len(labels)
@@ -528,7 +524,7 @@ def test_a_model_that_sorts_far_less_is_refused_whatever_its_balanced_accuracy(
 def test_a_model_written_but_not_put_in_force_is_not_the_base_of_retrains(settings: Settings) -> None:
     in_force = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=38)
     rng = np.random.default_rng(39)
-    faces = np.stack([normalise_face(draw_face("happy", 90, rng), (0, 0, 90, 90), SPEC) for _ in range(20)])
+    faces = np.stack([normalised_face("happy", SPEC, rng) for _ in range(20)])
     EmotionModel.fit(faces, ["angry", "happy"] * 10, SPEC, "hog").save(
         model_store.models_dir(settings) / "20260102-000000.fsm.npz"
     )
@@ -540,7 +536,7 @@ def test_a_model_written_but_not_put_in_force_is_not_the_base_of_retrains(settin
 def test_a_model_pinned_in_the_config_is_the_base_of_retrains(tmp_path: Path) -> None:
     rng = np.random.default_rng(41)
     emotions = ["angry", "happy", "sad"]
-    faces = np.stack([normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in emotions * 8])
+    faces = np.stack([normalised_face(e, SPEC, rng) for e in emotions * 8])
     pinned = EmotionModel.fit(faces, emotions * 8, SPEC, "hog").save(tmp_path / "mine.fsm.npz")
     settings = load_settings(state_dir=tmp_path / "state", recognition={"model": pinned})
     result = retrain.retrain(

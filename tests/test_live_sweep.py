@@ -19,7 +19,7 @@ from loguru import logger
 from review_setup import quarantine, review_settings, serving
 from synthetic import screenshot_png, stub_pipeline
 from test_review_page import Client
-from waiting import running_daemon, wait_until
+from waiting import log_lines, running_daemon, wait_until
 
 from facesortd import durable
 from facesortd.config import Settings
@@ -37,10 +37,8 @@ from facesortd.state import move_lock, move_lock_if_free
 @pytest.fixture
 def log() -> Iterator[list[str]]:
     """Every log line's message, from WARNING up."""
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m).rstrip()), level="WARNING", format="{level} {message}")
-    yield lines
-    logger.remove(sink)
+    with log_lines("WARNING") as lines:
+        yield lines
 
 
 class Daemon:

@@ -74,6 +74,8 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
 
 LOADED = "const i = document.getElementById('big'); return i.complete && i.naturalWidth > 0"
 """The large picture has loaded (the page takes it away the moment it names the next file)."""
+SHOWN = "return document.getElementById('picture').dataset.shown || null"
+"""The name of the file whose picture has been on screen (the page takes a decision for it only)."""
 
 
 class Keyboard:
@@ -89,16 +91,19 @@ class Keyboard:
             self.presses += 1
 
     def look(self, name: str) -> None:
-        """Wait until the page names ``name`` and shows its picture, as a person sees a file before
-        pressing its key: a decision pressed before the picture appeared is no person's decision.
-        Both looked at in one script: the page cannot move on between the two."""
-        named = "if (!document.getElementById('name').textContent.includes(arguments[0])) return false;"
-        wait_until(lambda: self.driver.execute_script(f"{named} {LOADED}", name))
+        """Wait until the picture of ``name`` has been on screen, as a person sees a file before
+        pressing its key: a key pressed earlier gives it nothing. Unambiguous only after another
+        file's picture was shown (the name it waits for is not the one on screen before)."""
+        wait_until(lambda: self.driver.execute_script(SHOWN) == name)
 
 
 def _open(driver: webdriver.Chrome, url: str) -> Keyboard:
+    """The page opened, with its first file's picture on screen (if it lists any)."""
     driver.get(url)
     wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1", timeout=30)
+    wait_until(
+        lambda: driver.execute_script(SHOWN) or not driver.find_element("id", "picture").is_displayed()
+    )
     return Keyboard(driver)
 
 
@@ -118,13 +123,21 @@ def test_keys_label_mark_undo_move_and_type_a_new_class(
         assert "1 angry" in page and "2 happy" in page and "3 sad" in page and "no usable face" in page
         keys.press(Keys.ENTER)  # s0: the top guess, happy
         wait_until(lambda: (lib / "happy" / "s0.png").is_file())
+        keys.look("s1.png")
         keys.press("3")  # s1: sad
         wait_until(lambda: (lib / "sad" / "s1.png").is_file())
+        keys.look("s2.png")
         keys.press("n")  # s2: no usable face; it stays
         wait_until(lambda: "no usable face" in browser.find_element("id", "message").text)
-        keys.press("u", "1")  # changed my mind: s2 is angry after all
+        keys.press("u")  # changed my mind: s2 is angry after all
+        keys.look("s2.png")
+        keys.press("1")
         wait_until(lambda: (lib / "angry" / "s2.png").is_file())
-        keys.press(Keys.ARROW_RIGHT, Keys.ARROW_LEFT, "t")  # to s4 and back to s3, then type a class
+        keys.press(Keys.ARROW_RIGHT)  # to s4 and back to s3, then type a class
+        keys.look("s4.png")
+        keys.press(Keys.ARROW_LEFT)
+        keys.look("s3.png")
+        keys.press("t")
         message = lambda: browser.find_element("id", "message").text  # noqa: E731
         browser.switch_to.active_element.send_keys("hapy", Keys.ENTER)  # a typo: nothing moves
         wait_until(lambda: "hapy is not a class (did you mean happy?)" in message())
@@ -136,6 +149,7 @@ def test_keys_label_mark_undo_move_and_type_a_new_class(
         assert not (lib / "smug").exists()
         browser.switch_to.active_element.send_keys(Keys.ENTER)
         wait_until(lambda: (lib / "smug" / "s3.png").is_file())
+        keys.look("s4.png")
         keys.press("2")  # s4: happy
         wait_until(lambda: (lib / "happy" / "s4.png").is_file())
         keys.press("u")  # ... and back
@@ -157,12 +171,14 @@ def test_keys_label_mark_undo_move_and_type_a_new_class(
 
 @pytest.mark.slow  # about 6 s: fifty moves, labels and thumbnails
 def test_fifty_files_take_fifty_key_presses(settings: Settings, browser: webdriver.Chrome) -> None:
+    """Each file seen (its picture on screen) and given its class: one key press each."""
     emotions = ["angry", "happy", "sad", "surprised"]
     truth = [(f"f{i:02d}.png", emotions[i % 4]) for i in range(50)]
     quarantine(settings, "unsure", truth)
     with serving(settings) as server:
         keys = _open(browser, server.url)
-        for _name, emotion in truth:  # listed newest first: the order they were given
+        for name, emotion in truth:  # listed newest first: the order they were given
+            keys.look(name)
             keys.press(str(emotions.index(emotion) + 1))
         wait_until(lambda: all((settings.library / e / n).is_file() for n, e in truth), timeout=60)
         wait_until(lambda: "quarantine is empty" in browser.find_element("id", "message").text)
@@ -268,9 +284,11 @@ def test_a_file_gone_from_the_quarantine_is_skipped_with_a_word_and_the_next_one
         assert not (settings.library / "angry").exists() or not list((settings.library / "angry").iterdir())
         assert "file 1 of 3" in browser.find_element("id", "position").text
         files["c.png"].rename(settings.library / "c.png")  # moved away before it is shown
+        keys.look("b.png")
         keys.press("3")
         wait_until(lambda: "c.png has left the quarantine" in message() and "d.png" in name())
         assert (settings.library / "sad" / "b.png").is_file()
+        keys.look("d.png")
         keys.press(Keys.ENTER)
         wait_until(lambda: not files["d.png"].exists())
     assert (settings.library / "c.png").is_file()
@@ -289,6 +307,7 @@ def test_the_position_counts_out_labelled_files_and_tallies_the_decisions(
         assert position() == "file 1 of 3"
         keys.press("1")
         wait_until(lambda: position() == "file 1 of 2 · 1 decided so far")
+        keys.look("b.png")
         keys.press("n")
         wait_until(lambda: position() == "file 2 of 2 · 2 decided so far")
         keys.press("u")
@@ -349,8 +368,11 @@ def test_n_on_a_file_already_marked_moves_on_without_counting_it_again(
     position = lambda: browser.find_element("id", "position").text  # noqa: E731
     with serving(settings) as server:
         keys = _open(browser, server.url)
-        keys.press("n", "n")
+        keys.press("n")
+        keys.look("b.png")
+        keys.press("n")
         wait_until(lambda: "all reviewed" in browser.find_element("id", "message").text)
+        keys.look("a.png")
         keys.press("n")
         wait_until(lambda: "already marked" in browser.find_element("id", "message").text)
         assert position().endswith("2 decided so far")
@@ -370,7 +392,7 @@ def test_a_new_class_is_asked_about_again_on_another_file(
         wait_until(lambda: "Enter again makes smug a new class" in message())
         browser.switch_to.active_element.send_keys(Keys.TAB)  # away from the field, not Esc
         keys.press(Keys.ARROW_RIGHT)
-        wait_until(lambda: "b.png" in browser.find_element("id", "name").text)
+        keys.look("b.png")
         keys.press("t")
         browser.switch_to.active_element.send_keys(Keys.CONTROL, "a")
         browser.switch_to.active_element.send_keys("smug", Keys.ENTER)
@@ -393,6 +415,7 @@ def test_a_key_held_down_decides_once(settings: Settings, browser: webdriver.Chr
                 "document.dispatchEvent(new KeyboardEvent('keydown', {key: arguments[0], repeat: true}))", key
             )
         wait_until(lambda: "decides once" in browser.find_element("id", "message").text)
+        keys.look("b.png")
         keys.press("3")  # a press of its own still decides
         wait_until(lambda: (lib / "sad" / "b.png").is_file())
         wait_until(lambda: browser.find_element("id", "position").text.endswith("2 decided so far"))
@@ -401,6 +424,55 @@ def test_a_key_held_down_decides_once(settings: Settings, browser: webdriver.Chr
         "b.png",
         "c.png",
     ]
+
+
+def test_a_key_pressed_before_the_next_picture_appeared_labels_nothing(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """Keys typed ahead (a double tap, or the next file's key pressed before its picture appeared)
+    labelled the file the page had moved on to, which nobody had seen, and taught the model that
+    label. Only the file on screen at the press is labelled; the key typed ahead is dropped and said."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
+    lib = settings.library
+    message = lambda: browser.find_element("id", "message").text  # noqa: E731
+    both = (  # in one task: no reply can come between the two presses
+        "for (const key of arguments[0]) document.dispatchEvent(new KeyboardEvent('keydown', {key}))"
+    )
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        browser.execute_script(both, ["2", "3"])
+        wait_until(lambda: "b.png was not on screen yet" in message())
+        assert (lib / "happy" / "a.png").is_file() and files["b.png"].is_file()
+        keys.look("b.png")
+        assert files["b.png"].is_file() and files["c.png"].is_file()  # nor later, once it is shown
+        sad = "[...document.querySelectorAll('#keys button')].find((b) => b.textContent.endsWith('sad'))"
+        browser.execute_script(f"const b = {sad}; b.click(); b.click();")  # a double click on its button
+        wait_until(lambda: "c.png was not on screen yet" in message())
+        assert (lib / "sad" / "b.png").is_file() and files["c.png"].is_file()
+        keys.look("c.png")
+        keys.press("3")  # seen, it takes its key
+        wait_until(lambda: (lib / "sad" / "c.png").is_file())
+        assert browser.find_element("id", "position").text.endswith("3 decided so far")
+
+
+def test_u_undoes_this_tabs_decision_not_another_tabs(settings: Settings, browser: webdriver.Chrome) -> None:
+    """With the page open twice, `u` in one tab took back the label the other tab had just given."""
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    lib = settings.library
+    message = lambda: browser.find_element("id", "message").text  # noqa: E731
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("2")
+        wait_until(lambda: (lib / "happy" / "a.png").is_file())
+        other_tab = Client(server)
+        b = next(i["id"] for i in other_tab.get("/api/items")["items"] if i["name"] == "b.png")
+        assert other_tab.post("/api/label", {"id": b, "label": "sad", "tab": "other"})[0] == 200
+        keys.press("u")
+        wait_until(lambda: files["a.png"].is_file())
+        assert (lib / "sad" / "b.png").is_file()
+        keys.press("u")
+        wait_until(lambda: "nothing to undo in this tab" in message())
+        assert (lib / "sad" / "b.png").is_file()
 
 
 def test_files_can_be_labelled_with_the_mouse(settings: Settings, browser: webdriver.Chrome) -> None:
@@ -425,13 +497,15 @@ def test_files_can_be_labelled_with_the_mouse(settings: Settings, browser: webdr
     with serving(settings) as server:
         keys = _open(browser, server.url)
         browser.find_elements("class name", "tile")[1].click()
-        wait_until(lambda: "b.png" in browser.find_element("id", "name").text)
+        keys.look("b.png")
         click("sad")
         wait_until(lambda: (lib / "sad" / "b.png").is_file())
+        keys.look("c.png")
         click("undo")
-        wait_until(lambda: files["b.png"].is_file())
+        keys.look("b.png")
         click("happy")
         wait_until(lambda: (lib / "happy" / "b.png").is_file())
+        keys.look("c.png")
         keys.press(Keys.ENTER)  # the page's key, once: no button kept the focus
         wait_until(lambda: not files["c.png"].exists())
     assert files["a.png"].is_file()
@@ -502,7 +576,7 @@ def test_the_end_of_a_filtered_list_names_the_reasons_still_waiting(
         keys = _open(browser, server.url)
         reasons = browser.find_elements("css selector", "#reasons button")
         next(b for b in reasons if b.text == "no-face 1").click()
-        wait_until(lambda: "f.png" in browser.find_element("id", "name").text)
+        keys.look("f.png")
         keys.press("2")
         message = lambda: browser.find_element("id", "message").text  # noqa: E731
         wait_until(lambda: "all of no-face reviewed (unsure still wait)" in message())
@@ -524,6 +598,7 @@ def test_enter_on_a_guess_below_even_chance_asks_to_be_pressed_again(
         assert "Enter again" in browser.find_element("id", "message").text and files["s0.png"].is_file()
         keys.press(Keys.ENTER)  # the person insists: their label
         wait_until(lambda: not files["s0.png"].exists())
+        keys.look("s1.png")
         keys.press(Keys.ENTER)  # the next file asks again
         wait_until(lambda: "% sure of" in browser.find_element("id", "message").text)
         assert files["s1.png"].is_file()

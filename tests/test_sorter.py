@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 from synthetic import screenshot_png, stub_pipeline
+from tree_files import files_in as _files
 
 from facesortd import cli
 from facesortd.config import Settings
@@ -31,10 +32,6 @@ from facesortd.watch import scan
 def env(cli_settings: Settings) -> Settings:
     """The CLI sees the test's folders and detects the drawn faces. (conftest's cli_settings)."""
     return cli_settings
-
-
-def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
 def test_sort_of_the_inbox_leaves_a_file_whose_sort_was_undone_and_sort_file_sorts_it(

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from journal_holder import journal_held
 from synthetic import screenshot_png, stub_pipeline
+from tree_files import files_in as _files
 from waiting import running_daemon, wait_until
 
 from facesortd import cli, status
@@ -26,10 +26,6 @@ from facesortd.placement import journaled_apply
 from facesortd.state import JOURNAL_FILE
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
-
-
-def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
 
 
 def _link_out(folder: Path, outside: Path) -> None:
@@ -122,26 +118,9 @@ def test_undo_beside_a_process_holding_the_journal_names_it_and_stops(
     assert cli.main(["sort", "--workers", "1", str(folder)]) == 0
     sorted_files = _files(settings.library)
     monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.2)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from pathlib import Path; from facesortd.journal import Journal;"
-            " from facesortd.state import DaemonLock; state = Path(sys.argv[1]); DaemonLock(state).acquire();"
-            " j = Journal.for_state_dir(state); j._db.execute('BEGIN IMMEDIATE'); print('held', flush=True);"
-            " sys.stdin.read()",
-            str(settings.state_dir),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with journal_held(settings.state_dir) as holder:
         capsys.readouterr()
         assert cli.main(["undo", "3"]) == 1
-    finally:
-        holder.communicate("", timeout=30)
     out, err = capsys.readouterr()
     assert (
         f"pid {holder.pid} (" in err and "the facesortd daemon" in err and "systemctl --user restart" in err

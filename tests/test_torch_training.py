@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import EMOTIONS, draw_face
+from synthetic import EMOTIONS, draw_face, normalised_face
 
 pytest.importorskip("torch")
 
@@ -62,9 +62,7 @@ def torch_features(net: ConvNet, faces: np.ndarray) -> np.ndarray:
 
 def _faces(n_per: int, seed: int) -> FaceSet:
     rng = np.random.default_rng(seed)
-    faces = [
-        normalise_face(draw_face(e, 90, rng), (0, 0, 90, 90), SPEC) for e in EMOTIONS for _ in range(n_per)
-    ]
+    faces = [normalised_face(e, SPEC, rng) for e in EMOTIONS for _ in range(n_per)]
     labels = [e for e in EMOTIONS for _ in range(n_per)]
     n = len(labels)
     return FaceSet(np.stack(faces), labels, [str(i) for i in range(n)], [Path("x")] * n, ["drawn"] * n)

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import BrightBlobDetector, draw_face
+from synthetic import BrightBlobDetector, draw_face, normalised_face
 
 from facesortd.descriptors import describe
 from facesortd.faces import FaceSpec, normalise_face
@@ -109,9 +109,7 @@ def test_known_box_is_replaced_by_the_matching_detection(tmp_path: Path) -> None
 def test_holdout_split_keeps_characters_whole_and_a_saved_set_reads_back(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     labels = ["happy", "sad"] * 50
-    faces = np.stack(
-        [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
-    )
+    faces = np.stack([normalised_face(e, FaceSpec(size=32), rng, 80) for e in labels])
     groups = [f"char{i % 20}" for i in range(100)]
     data = FaceSet(faces, labels, groups, [tmp_path / f"{i}.png" for i in range(100)], ["seed"] * 100)
     rest, held = holdout_split(data, 0.2)
@@ -195,9 +193,7 @@ def _three_emotions(seed: int, noise: float = 0.0) -> FaceSet:
     Gaussian noise of that deviation, so that the folds disagree)."""
     rng = np.random.default_rng(seed)
     labels = [e for e in ("happy", "sad", "angry") for _ in range(12)]
-    faces = np.stack(
-        [normalise_face(draw_face(e, 80, rng), (0, 0, 80, 80), FaceSpec(size=32)) for e in labels]
-    )
+    faces = np.stack([normalised_face(e, FaceSpec(size=32), rng, 80) for e in labels])
     if noise:
         faces = np.clip(faces + rng.normal(0, noise, faces.shape), 0, 1).astype(np.float32)
     return FaceSet(faces, labels, [f"g{i % 9}" for i in range(36)], [Path("f")] * 36, ["s"] * 36)

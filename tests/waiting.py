@@ -40,3 +40,17 @@ def running_daemon(settings: Any, make_pipeline: Callable[[Any], Any]) -> Iterat
         service.stop()
         thread.join(timeout=HUNG_S)
     assert not thread.is_alive()
+
+
+@contextlib.contextmanager
+def log_lines(level: str) -> Iterator[list[str]]:
+    """Every log line, as ``LEVEL message``, from ``level`` up, while the block runs: what the
+    daemon said, for a test to wait on or read."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m).rstrip()), level=level, format="{level} {message}")
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)

@@ -163,7 +163,8 @@ def _train_net(x: np.ndarray, y: np.ndarray, shape: NetShape, seed: int) -> Conv
     return export(fit(make_net, x, y, verifier_loop(len(x), shape.epochs, seed)))
 
 
-def _logits(net: ConvNet, x: np.ndarray, batch: int = 512) -> np.ndarray:
+def _logits(net: ConvNet, x: np.ndarray) -> np.ndarray:
+    batch = 512
     return np.concatenate([net.forward(x[i : i + batch])[:, 0] for i in range(0, len(x), batch)])
 
 

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.advice import INSTALL_TRAIN_EXTRA
 from facesortd.boxes import Box
 from facesortd.cascade_train.cnn_verifier import NetShape, collect, group_folds, repo_scenes
 from facesortd.cascade_train.cnn_verifier import train as train_cnn_verifier
@@ -26,7 +27,7 @@ from facesortd.cascade_train.samples import (
     positives,
     read_gray,
 )
-from facesortd.cascade_train.scenes import VN_FACE_FRAME, Composites, SceneMaker, Sources
+from facesortd.cascade_train.scenes import FOLDS, VN_FACE_FRAME, Composites, SceneMaker, Sources
 from facesortd.cascade_train.split import is_held_out
 from facesortd.cascade_train.trainer import TrainingError, TrainParams, train_cascade
 from facesortd.cli.arg_types import file_to_replace, int_at_least, number_between
@@ -36,7 +37,6 @@ from facesortd.learn.datasets import DatasetError, source_group
 from facesortd.verify import CNN_KIND, HOG_KIND
 
 DEFAULT_CROP_FRAME = (0.0, 0.0, 1.0, 1.0)
-TORCH_EXTRA = "pip install 'facesortd[train]'"
 
 
 def _is_cascade_file(path: Path) -> bool:
@@ -147,7 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vn.add_argument(
         "--folds",
         type=int_at_least(2),
-        default=3,
+        default=FOLDS,
         metavar="N",
         help="folds of vn_faces repositories for --leave-out-fold (default %(default)s)",
     )
@@ -248,7 +248,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="also train the CNN face/non-face verifier behind the cascade and write it here (.npz; a "
         "verifier there is replaced, any other file is refused); "
-        f"it learns from the cascade's proposals on the training images. Needs {TORCH_EXTRA}",
+        f"it learns from the cascade's proposals on the training images. Needs {INSTALL_TRAIN_EXTRA}",
     )
     ver.add_argument(
         "--verifier-only",
@@ -415,7 +415,9 @@ def require_torch() -> None:
     try:
         import facesortd.cascade_train.verifier_net  # noqa: F401
     except ImportError as exc:
-        raise TrainingError(f"training the verifier (--verifier-out) needs PyTorch: {TORCH_EXTRA}") from exc
+        raise TrainingError(
+            f"training the verifier (--verifier-out) needs PyTorch: {INSTALL_TRAIN_EXTRA}"
+        ) from exc
 
 
 def train_and_save_verifier(

@@ -22,8 +22,9 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from facesortd.advice import INSTALL_TRAIN_EXTRA
 from facesortd.boxes import Box
-from facesortd.cascade_train.scenes import SceneMaker, Sources
+from facesortd.cascade_train.scenes import FOLDS, SceneMaker, Sources
 from facesortd.cli.arg_types import file_to_replace, read_by
 from facesortd.gate import CELL, GATE_WIDTH, WIDTHS, GateError, GateNet, standardised
 from facesortd.learn.datasets import is_vn_faces
@@ -35,10 +36,8 @@ try:
 
     from facesortd.learn.torch_training import conv_blocks, fold_conv_blocks, optimiser_step
 except ImportError as exc:  # pragma: no cover - the training extra is missing
-    raise ImportError("training the gate needs PyTorch: pip install 'facesortd[train]'") from exc
+    raise ImportError(f"training the gate needs PyTorch: {INSTALL_TRAIN_EXTRA}") from exc
 
-FOLDS = 3
-"""The folds of the scenes bench (bench_detect_scenes.py): a fold net is trained without its fold."""
 TRAIN_HEIGHT = 176
 """The training pictures' height at GATE_WIDTH: a 16:9 scene, rounded down to whole cells."""
 NOISE_SHARE = 0.1

@@ -34,6 +34,9 @@ MAX_CUT = 0.3
 """At most this share of a face's side may run off the frame (a face cut by the edge)."""
 FACE_FREE_SHARE = 0.12
 """Share of scenes with no character at all: what false faces per face-free image is measured on."""
+FOLDS = 3
+"""The folds of vn_faces repositories (:meth:`Sources.folds`) the scenes bench judges by
+(bench_detect_scenes.py): a fold net (cascade, verifier, gate) must be trained without its fold."""
 
 
 @dataclass(frozen=True)

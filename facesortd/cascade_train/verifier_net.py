@@ -84,8 +84,9 @@ def fit(
     return train_classifier(make_net, draw, loop, "verifier", to_input=_as_tensor)
 
 
-def predict(net: TorchConvNet, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+def predict(net: TorchConvNet, x: np.ndarray) -> np.ndarray:
     """(n,) face logits of the trained net (what the exported net's single output gives)."""
+    batch = 1024
     net.eval()
     with torch.no_grad():
         out = torch.cat([net(_as_tensor(x[i : i + batch])) for i in range(0, len(x), batch)])

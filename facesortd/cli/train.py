@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facesortd.advice import advised
+from facesortd.advice import INSTALL_TRAIN_EXTRA, advised
 from facesortd.cli.arg_types import (
     file_to_replace,
     folder_to_write,
@@ -19,7 +19,7 @@ from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, 
 from facesortd.cli.model_figures import add_plots_option, print_counts, print_figures, write_plots_into
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
-from facesortd.emotion import ModelError
+from facesortd.emotion import PCA_COMPONENTS, ModelError
 from facesortd.ensemble import load_model, model_info
 from facesortd.faces import CROP_MARGIN, FaceSpec
 from facesortd.learn.datasets import DatasetError
@@ -76,7 +76,7 @@ def _descriptors(args: argparse.Namespace) -> list[str]:
             f"--train-features trains the net of the {LEARNT} descriptor: add --descriptor {LEARNT}"
         )
     if args.train_features and not torch_installed():
-        raise UsageError("--train-features trains the net with PyTorch: pip install 'facesortd[train]'")
+        raise UsageError(f"--train-features trains the net with PyTorch: {INSTALL_TRAIN_EXTRA}")
     return descriptors
 
 
@@ -253,8 +253,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--train-features",
         action="store_true",
-        help="for the cnn descriptor (part of the default): also train its net with PyTorch (pip install "
-        "'facesortd[train]'), one per cross-validation fold and one for the model (about 5 min per net "
+        help="for the cnn descriptor (part of the default): also train its net with PyTorch "
+        f"({INSTALL_TRAIN_EXTRA}), one per cross-validation fold and one for the model (about 5 min per net "
         "on one core); without it the net of the shipped model is used as it is, which is fast and "
         "right for your own faces (the held-out figures would flatter faces of ../shared, which that "
         "net was trained on)",
@@ -286,7 +286,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "--pca",
         metavar="N",
         type=int_at_least(1),
-        default=150,
+        default=PCA_COMPONENTS,
         help="most PCA components kept before LDA (default %(default)s)",
     )
     p.add_argument(

@@ -26,6 +26,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
+from facesortd.advice import INSTALL_TRAIN_EXTRA
 from facesortd.feature_net import INPUT_SIZE, FeatureNet, net_input
 from facesortd.learn.loop_settings import LoopSettings
 from facesortd.progress import Progress
@@ -40,7 +41,7 @@ try:
     from torch import nn
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise TrainingDependencyError(
-        "training a feature net needs PyTorch: pip install 'facesortd[train]' "
+        f"training a feature net needs PyTorch: {INSTALL_TRAIN_EXTRA} "
         "(or train without --train-features to use the shipped net)"
     ) from exc
 

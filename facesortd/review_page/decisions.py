@@ -5,7 +5,7 @@ never-overwriting move every facesortd move goes through (so ``facesortd undo`` 
 records a person's label for it the way a file-manager move is recorded (review.Reviewer). The
 journal says what happened: a ``labelled`` move decided by the "review page", not a file facesortd
 sorted. "No usable face" leaves the file where it is, with no label: the page only remembers it, to
-list it last. The page's own undo takes back its decisions newest first.
+list it last. The page's own undo takes back a tab's decisions newest first.
 """
 
 from __future__ import annotations
@@ -80,9 +80,6 @@ class Done:
     path: Path
     """Where the file is since the decision."""
     label: str = ""
-    made_folder: bool = False
-    """The label made the folder of its class: taken back, an empty one goes with it (else the
-    class it names, given by mistake and undone, kept a key and moved the keys after it)."""
 
 
 class NoFaceMarks:
@@ -157,21 +154,24 @@ class Decisions:
         self.library = Library(settings.library, started_as=f"`{advised('review')}`")  # it runs on its own
         self.reviewer = Reviewer(settings, journal)
         self.marks = NoFaceMarks(review_dir(settings) / "no-usable-face.json")
-        self.history: list[Done] = []
+        self.history: dict[str, list[Done]] = {}
+        """Each tab's decisions, oldest first, by the id the tab sends (``tab``): one list for all
+        tabs had one tab's `u` take back the decision another tab had just made."""
         self._lock = threading.Lock()
 
-    def label(self, item: Item, text: str, content: str | None = None, new: bool = False) -> Done:
+    def label(
+        self, item: Item, text: str, content: str | None = None, new: bool = False, tab: str = ""
+    ) -> Done:
         """Move the file into ``<library>/<label>/`` and record the label. ``content``: the tag of
         the content the tab showed (see :meth:`_shown`); ``new``: a class that is none of the known
-        ones is wanted (it makes its folder), else UnknownClass."""
+        ones is wanted (it makes its folder), else UnknownClass; ``tab``: the tab deciding, whose
+        :meth:`undo` takes it back."""
         label = class_name(text)
         if not new and label not in (known := known_classes(self.settings, self.journal)):
             raise UnknownClass(label, nearest(label, known), item.path.name)
-        folder = self.settings.library / label
         with self._lock:
             if current(item, self.settings.library) is None:
                 raise DecisionError(self._changed_or_left(item))
-            made_folder = not folder.exists()
             try:
                 # What the page showed, checked again under the move lock just before the move; one it
                 # may not read is moved all the same, as sorted.
@@ -193,8 +193,8 @@ class Decisions:
                 if moved_away(exc):
                     raise DecisionError(self._changed(item)) from exc
                 raise DecisionError(f"{item.path.name} stays where it is: {self._fix(exc)}") from exc
-            done = Done("label", item.id, item.path.name, final, label, made_folder)
-            self.history.append(done)  # the move is journaled: u takes it back whatever follows
+            done = Done("label", item.id, item.path.name, final, label)
+            self.history.setdefault(tab, []).append(done)  # journaled: u takes it back whatever follows
             try:  # After the move: only a file that reached its folder is labelled.
                 self.reviewer.record(final, digest, label)
             except (OSError, sqlite3.Error) as exc:
@@ -270,9 +270,9 @@ class Decisions:
             return f"{exc.strerror}: {why}; check the drive"
         return f"{exc.strerror or exc}: make the folder writable (chmod u+rwx), then press the key again"
 
-    def no_face(self, item: Item, content: str | None = None) -> Done:
+    def no_face(self, item: Item, content: str | None = None, tab: str = "") -> Done:
         """Mark the file as having no usable face: it stays in quarantine, unlabelled, listed last.
-        ``content``: as for :meth:`label`. A file its drive cannot read is marked too, unread:
+        ``content`` and ``tab``: as for :meth:`label`. A file its drive cannot read is marked too, unread:
         nothing moves, so nothing of it can be lost, and it no longer waits first in the queue."""
         with self._lock:
             if current(item, self.settings.library) is None:
@@ -286,17 +286,21 @@ class Decisions:
             except OSError as exc:
                 raise DecisionError(f"{item.path.name} was not marked: {self._fix(exc)}") from exc
             done = Done("no-face", item.id, item.path.name, item.path)
-            self.history.append(done)
+            self.history.setdefault(tab, []).append(done)
         return done
 
-    def undo(self) -> tuple[Done, Path]:
-        """Take back the newest decision; returns it and where the file is now."""
+    def undo(self, tab: str = "") -> tuple[Done, Path]:
+        """Take back the newest decision of ``tab`` (another tab's are its own to take back);
+        returns it and where the file is now."""
         with self._lock:
-            if not self.history:
+            mine = self.history.get(tab)
+            if not mine:
                 raise DecisionError(
-                    f"nothing to undo on this page (`{advised('undo')}` reaches further back)"
+                    "nothing to undo in this tab: it has decided nothing since it was opened, or undone"
+                    f" all it decided (another tab's u takes back its own; `{advised('undo')}` reaches"
+                    " further back)"
                 )
-            done = self.history.pop()
+            done = mine.pop()
             if done.kind == "no-face":
                 self.marks.set(done.item_id, None)
                 return done, done.path
@@ -307,11 +311,8 @@ class Decisions:
                 self.journal, [move], self.settings.library, self.settings.inbox, guard=self.library
             )
             if outcome.retry:  # still undoable once the person has fixed what refused it
-                self.history.append(done)
+                mine.append(done)
                 raise DecisionError(f"{done.name}: {outcome.why_not}; press u again once fixed")
             if outcome.back_to is None:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; nothing to undo")
-            if done.made_folder:  # only while empty: a file dropped there meanwhile keeps it
-                with contextlib.suppress(OSError):
-                    done.path.parent.rmdir()
-            return done, outcome.back_to  # undo withdrew the label with the move
+            return done, outcome.back_to  # undo withdrew the label (and a class it made) with the move

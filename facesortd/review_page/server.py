@@ -271,15 +271,17 @@ class Handler(BaseHTTPRequestHandler):
     def _label(self, body: dict[str, str]) -> Reply:
         item = self.app.item(body.get("id", ""))
         new = body.get("new", "").lower() == "true"  # JSON's true, as _body gives it
-        done = self.app.decisions.label(item, body.get("label", ""), body.get("content"), new)
+        label, tab = body.get("label", ""), body.get("tab", "")
+        done = self.app.decisions.label(item, label, body.get("content"), new, tab)
         return _json(_done_json(done, str(done.path)))
 
     def _no_face(self, body: dict[str, str]) -> Reply:
-        done = self.app.decisions.no_face(self.app.item(body.get("id", "")), body.get("content"))
+        item = self.app.item(body.get("id", ""))
+        done = self.app.decisions.no_face(item, body.get("content"), body.get("tab", ""))
         return _json(_done_json(done, str(done.path)))
 
-    def _undo(self, _body: dict[str, str]) -> Reply:
-        done, back = self.app.decisions.undo()
+    def _undo(self, body: dict[str, str]) -> Reply:
+        done, back = self.app.decisions.undo(body.get("tab", ""))
         return _json(_done_json(done, str(back)))
 
     def _retrain(self, _body: dict[str, str]) -> Reply:

@@ -2,6 +2,10 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
+// This tab, as the server knows its decisions: `u` takes back the tab's own (another tab open on the
+// page has its own). A reload is a tab anew, as its tally of decisions starts again.
+const TAB = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0"))
+  .join("");
 const PAGE = 60;
 const ARRIVALS_MS = 3000;   // how often an empty quarantine is listed again
 // Guesses are calibrated: below an even chance the top guess is more often wrong than right, and a
@@ -18,6 +22,8 @@ const guesses = new Map();   // id -> {boxes, guesses, width, height, error?}
 let queue = Promise.resolve();
 let weakAsked = null;        // id of the file whose weak top guess Enter has asked about
 let newAsked = null;         // a typed name that is no class yet, asked once whether to make it one
+let onScreen = null;         // the current file once its picture has been on screen (see seen())
+let showing = 0;             // which show() is the latest: a picture still loading for an earlier one marks nothing
 
 function url(path, params = {}) {
   return path + "?" + new URLSearchParams({ ...params, token: TOKEN });
@@ -60,12 +66,35 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+// A decision goes only to a picture the person has seen: a class key (or Enter, n) pressed before
+// the next file's picture appeared (typing ahead, a double tap) labelled the file the page had moved
+// on to, unseen, and taught the model a label nobody gave. So a decision is given to the file whose
+// picture was on screen when its key was pressed, and to no other: pressed before the picture
+// appeared, it is dropped and said, not kept for the next file.
+function decision(action) {
+  const seenThen = onScreen;
+  return () => {
+    const item = current();
+    if (item && !item.done && item !== seenThen) {
+      say(`${item.name} was not on screen yet when the key was pressed: nothing given to it; ` +
+          "press the key again once you see it");
+      return undefined;
+    }
+    return action();
+  };
+}
+
+// A key pressed, or its button clicked: `decides` (a class, Enter, n) goes through decision().
+function press(action, decides = false) {
+  enqueue(decides ? decision(action) : action);
+}
+
 // Every key is a button too, for labelling with the mouse (a class past the tenth has only its
 // button). It never keeps the focus: Enter on a focused button would act twice.
-function keyButton(key, text, action) {
+function keyButton(key, text, action, decides = false) {
   const b = el("button", { type: "button" }, ...(key ? [el("kbd", { textContent: key }), " "] : []), text);
   b.addEventListener("mousedown", (ev) => ev.preventDefault());
-  b.addEventListener("click", () => { b.blur(); enqueue(action); });
+  b.addEventListener("click", () => { b.blur(); press(action, decides); });
   return b;
 }
 
@@ -74,9 +103,9 @@ async function loadState() {
   classes = state.classes;
   const keys = $("keys");
   keys.replaceChildren(
-    ...classes.map((c) => keyButton(c.key, c.name, () => label(c.name))),
-    keyButton("Enter", "top guess", acceptTop),
-    keyButton("n", "no usable face", noFace),
+    ...classes.map((c) => keyButton(c.key, c.name, () => label(c.name), true)),
+    keyButton("Enter", "top guess", acceptTop, true),
+    keyButton("n", "no usable face", noFace, true),
     keyButton("u", "undo", undo),
     keyButton("←", "previous", () => move(-1)),
     keyButton("→", "next", () => move(1)),
@@ -187,8 +216,22 @@ function waitForArrivals() {
   }, ARRIVALS_MS);
 }
 
+// The file `item` counts as seen once its picture has loaded (or failed to: its name and why are
+// said instead) and been painted: the second animation frame from then comes after the first paint.
+async function seen(item, shown) {
+  const big = $("big");
+  if (big.getAttribute("src")) await big.decode().catch(() => undefined);
+  await new Promise((painted) => requestAnimationFrame(() => requestAnimationFrame(painted)));
+  if (showing !== shown) return;
+  onScreen = item;
+  $("picture").dataset.shown = item.name;  // for the browser tests, which wait for it as a person looks
+}
+
 async function show() {
   const item = current();
+  const shown = ++showing;
+  onScreen = null;
+  delete $("picture").dataset.shown;
   weakAsked = null;  // Enter asks again about a weak guess once the page has shown another file
   newAsked = null;   // and again whether a typed name is to be a new class
   $("boxes").replaceChildren();
@@ -226,6 +269,7 @@ async function show() {
   if (g.error && !g.content) say(`unreadable: ${g.error}`);
   else if (g.error) say(`unreadable: ${g.error}. A class key still moves it, but it teaches the model nothing; n lists it last`);
   else if (!g.boxes.length) say("no face found: press a class key if there is one, n if not");
+  seen(item, shown);
 }
 
 function move(step) {
@@ -289,7 +333,8 @@ async function label(name, typed = false) {
   if (!item || item.done) return advance();
   const asNew = typed && newAsked === name;
   newAsked = null;
-  const done = await post("/api/label", { id: item.id, label: name, content: shownContent(item), new: asNew })
+  const body = { id: item.id, label: name, content: shownContent(item), new: asNew, tab: TAB };
+  const done = await post("/api/label", body)
     .catch((err) => (err.data && err.data.unknown_class ? notAClass(err.data, name, typed) : whenGone(item, err)));
   if (!done) return undefined;
   item.done = done;
@@ -341,7 +386,7 @@ async function noFace() {
     say(`${item.name} is already marked "no usable face"`);
     return advance();
   }
-  const done = await post("/api/no-face", { id: item.id, content: shownContent(item) })
+  const done = await post("/api/no-face", { id: item.id, content: shownContent(item), tab: TAB })
     .catch((err) => whenGone(item, err));
   if (!done) return undefined;
   item.done = done;
@@ -351,7 +396,7 @@ async function noFace() {
 }
 
 async function undo() {
-  const done = await post("/api/undo");
+  const done = await post("/api/undo", { tab: TAB });
   const i = page.items.findIndex((item) => item.id === done.id);
   decided = Math.max(0, decided - 1);
   say(`undone: ${done.name} is back in quarantine`);
@@ -370,7 +415,8 @@ function onKey(ev) {
   if (ev.target === $("class-input") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   const cls = classes.find((c) => c.key && c.key === ev.key);
   const moves = { ArrowRight: () => move(1), ArrowDown: () => move(1), ArrowLeft: () => move(-1), ArrowUp: () => move(-1) };
-  const actions = { Enter: acceptTop, n: noFace, u: undo, ...moves };
+  const decisions = { Enter: acceptTop, n: noFace };
+  const actions = { ...decisions, u: undo, ...moves };
   // A key held down repeats: a class key held a moment too long gave its label to every file after,
   // unseen. A decision is one press; only the arrows repeat.
   if (ev.repeat && !moves[ev.key]) {
@@ -382,10 +428,10 @@ function onKey(ev) {
     ev.preventDefault();
     $("class-input").focus();
   } else if (cls) {
-    enqueue(() => label(cls.name));
+    press(() => label(cls.name), true);
   } else if (actions[ev.key]) {
     ev.preventDefault();
-    enqueue(actions[ev.key]);
+    press(actions[ev.key], ev.key in decisions);
   } else if (ev.key.length === 1 && ev.key !== " ") {
     // A key that does nothing says so, rather than leaving the user to wonder whether it was heard.
     say(/[0-9]/.test(ev.key) ? `no class has the key ${ev.key}: t types a class`
@@ -403,7 +449,7 @@ function start() {
     const name = $("class-input").value;
     $("class-input").value = "";
     $("class-input").blur();
-    if (name.trim()) enqueue(() => label(name, true));
+    if (name.trim()) press(() => label(name, true), true);
   });
   $("class-input").addEventListener("keydown", (ev) => {
     if (ev.key !== "Escape") return;
