@@ -100,7 +100,7 @@ class Keyboard:
 def _open(driver: webdriver.Chrome, url: str) -> Keyboard:
     """The page opened, with its first file's picture on screen (if it lists any)."""
     driver.get(url)
-    wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1", timeout=30)
+    wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1")
     wait_until(
         lambda: driver.execute_script(SHOWN) or not driver.find_element("id", "picture").is_displayed()
     )
@@ -180,7 +180,7 @@ def test_fifty_files_take_fifty_key_presses(settings: Settings, browser: webdriv
         for name, emotion in truth:  # listed newest first: the order they were given
             keys.look(name)
             keys.press(str(emotions.index(emotion) + 1))
-        wait_until(lambda: all((settings.library / e / n).is_file() for n, e in truth), timeout=60)
+        wait_until(lambda: all((settings.library / e / n).is_file() for n, e in truth))
         wait_until(lambda: "quarantine is empty" in browser.find_element("id", "message").text)
     assert keys.presses == 50 <= 60
     assert not list((settings.library / "_quarantine" / "unsure").iterdir())
