@@ -1527,7 +1527,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
     against the model in force when it began, put its own model in force when it ended."""
     import threading
 
-    from waiting import wait_until
+    from waiting import HUNG_S, wait_until
 
     from facesortd import model_store
     from facesortd.state import RETRAIN, retrain_lock, waiting_for
@@ -1541,7 +1541,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
         person.start()
         wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out)
         assert not pointer.exists()  # nothing put in force before the retrain's own choice
-    person.join(timeout=10)
+    person.join(timeout=HUNG_S)
     assert codes == [0] and pointer.read_text() == model_store.DEFAULT  # then the person's choice
 
 
@@ -1552,7 +1552,7 @@ def test_retrain_waits_for_a_retrain_running_now_in_the_words_model_use_says(
     or another `retrain`'s; every command waiting for one says the same."""
     import threading
 
-    from waiting import wait_until
+    from waiting import HUNG_S, wait_until
 
     from facesortd.state import RETRAIN, retrain_lock, waiting_for
 
@@ -1563,7 +1563,7 @@ def test_retrain_waits_for_a_retrain_running_now_in_the_words_model_use_says(
         person.start()
         wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out)
         assert not codes  # still waiting
-    person.join(timeout=30)
+    person.join(timeout=HUNG_S)
     assert codes == [1]  # then its own retrain: no labels, no model
 
 
@@ -1572,7 +1572,7 @@ def test_retrain_waiting_for_a_change_of_the_model_says_so(capsys: pytest.Captur
     (the daemon idle, no other `retrain`), and could not tell what it waited for."""
     import threading
 
-    from waiting import wait_until
+    from waiting import HUNG_S, wait_until
 
     from facesortd.model_change import no_retrain_running
 
@@ -1589,7 +1589,7 @@ def test_retrain_waiting_for_a_change_of_the_model_says_so(capsys: pytest.Captur
         wait_until(told)
         assert "a change of the model in force is running now: waiting for it to end" in "".join(said), said
         assert "a retrain is running" not in "".join(said) and not codes
-    person.join(timeout=30)
+    person.join(timeout=HUNG_S)
     assert codes == [1]
 
 
@@ -1599,7 +1599,7 @@ def test_a_holder_that_did_not_say_who_it_is_is_said_as_either(tmp_path: Path) -
     import fcntl
     import threading
 
-    from waiting import wait_until
+    from waiting import HUNG_S, wait_until
 
     from facesortd.state import RETRAIN_LOCK, retrain_lock
 
@@ -1616,7 +1616,7 @@ def test_a_holder_that_did_not_say_who_it_is_is_said_as_either(tmp_path: Path) -
         waiting = threading.Thread(target=waiter)
         waiting.start()
         wait_until(lambda: bool(said))
-    waiting.join(timeout=10)
+    waiting.join(timeout=HUNG_S)
     assert not waiting.is_alive()
     assert said == ["a retrain, or a change of the model in force, is running now: waiting for it to end"]
 

@@ -20,7 +20,7 @@ import pytest
 from journal_holder import journal_held
 from loguru import logger
 from synthetic import draw_face, screenshot_png, stub_pipeline
-from waiting import running_daemon, wait_until
+from waiting import HUNG_S, running_daemon, wait_until
 
 from facesortd import cli, durable, watch
 from facesortd import content as content_module
@@ -529,7 +529,7 @@ def test_something_else_where_the_journal_belongs_is_one_line_not_a_hang_or_a_tr
     codes: list[int] = []
     status = threading.Thread(target=lambda: codes.append(cli.main(["status"])), daemon=True)
     status.start()
-    status.join(timeout=10)
+    status.join(timeout=HUNG_S)
     assert codes == [2]
     err = capsys.readouterr().err.strip()
     assert "move it aside" in err and "\n" not in err and "disk" not in err, err
@@ -761,5 +761,5 @@ def test_two_copies_decided_at_once_put_one_in_the_duplicates(
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=20)
+        worker.join(timeout=HUNG_S)
     assert sorted(o.decision.reason for o in outcomes if o.decision) == ["duplicate", "unsure"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from loguru import logger
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot, stub_pipeline
-from waiting import running_daemon, wait_until
+from waiting import HUNG_S, running_daemon, wait_until
 
 from facesortd import model_store, status
 from facesortd.config import Settings, load_settings
@@ -69,7 +69,7 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
         wait_until(lambda: sum((settings.library / truth[n] / n).exists() for n in rest) >= 6)
     finally:
         service.stop()
-        thread.join(timeout=30)
+        thread.join(timeout=HUNG_S)
     from facesortd.journal import Journal
 
     journal = Journal.for_state_dir(settings.state_dir)
@@ -475,7 +475,7 @@ def test_reviewing_15_files_never_makes_the_model_in_force_sort_fewer(
         assert model_store.model_in_force(settings) == in_force  # 15 < 20 labels: no retrain yet
     finally:
         service.stop()
-        thread.join(timeout=30)
+        thread.join(timeout=HUNG_S)
         logger.remove(sink)
     placed_now = status.gather(settings)
     # The 15 files the person filed count as their labels, the other 15 as facesortd placed them.

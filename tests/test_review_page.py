@@ -25,7 +25,7 @@ import pytest
 from foreign_fs import coarse_now, renumber, written_over
 from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
 from synthetic import stored_png
-from waiting import wait_until
+from waiting import HUNG_S, wait_until
 
 from facesortd import cli, placement
 from facesortd.config import Settings
@@ -239,8 +239,8 @@ def test_closing_the_page_waits_for_a_label_in_flight(
         closer.join(0.3)
         assert closer.is_alive()  # still waiting for the request
         release.set()
-        closer.join(10)
-        poster.join(10)
+        closer.join(timeout=HUNG_S)
+        poster.join(timeout=HUNG_S)
     assert replies and replies[0][0] == 200, replies
     assert not files["a.png"].exists() and (settings.library / "happy" / "a.png").is_file()
     journal = Journal.for_state_dir(settings.state_dir)

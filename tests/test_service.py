@@ -15,7 +15,7 @@ import pytest
 from synthetic import screenshot_png as _png_bytes
 from synthetic import stub_pipeline as _stub_pipeline
 from terminal import Terminal
-from waiting import running_daemon, wait_until
+from waiting import HUNG_S, running_daemon, wait_until
 
 from facesortd import service
 from facesortd.config import Settings
@@ -49,7 +49,7 @@ def test_backlog_present_before_start_is_sorted(settings: Settings) -> None:
     thread.start()
     wait_until(lambda: not any(settings.inbox.iterdir()))
     service.stop()
-    thread.join(timeout=30)
+    thread.join(timeout=HUNG_S)
     assert len(list((settings.library / "_quarantine" / "unsure").iterdir())) == 3
     assert len(list((settings.library / "_quarantine" / "no-face").iterdir())) == 2
 
@@ -283,7 +283,7 @@ def test_sd_notify_ready_and_status(
         assert "READY=1" in messages and any(m.startswith("STATUS=") for m in messages)
     finally:
         service.stop()
-        thread.join(timeout=30)
+        thread.join(timeout=HUNG_S)
         sock.close()
 
 
@@ -458,7 +458,7 @@ def test_a_backlog_bar_the_daemon_was_stopped_in_the_middle_of_ends_its_line(
         service.stop()
     finally:
         release.set()
-        thread.join(timeout=30)
+        thread.join(timeout=HUNG_S)
         logger.remove(sink)
     screen = terminal.screen()
     assert screen[-1] == "", screen  # the line after the bar is free
