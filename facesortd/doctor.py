@@ -68,16 +68,20 @@ def run_checks(config_file: Path | None) -> Iterator[Check]:
         "`facesortd config --example` prints one to start from)"
     )
     yield True, f"configuration: {source or none}"
-    yield from _folder_checks(settings)
-    yield _journal_check(settings)
+    # Each folder's drive asked once (each asking reads fstab and the mount table): the state
+    # folder's answer serves the journal's check too, which asked it again as it opened the journal.
+    away = {name: drive_not_mounted(getattr(settings, name)) for name in FOLDERS}
+    yield from _folder_checks(settings, away)
+    yield _journal_check(settings, away["state_dir"])
     yield _cascade_check(settings)
     yield _model_check(settings)
 
 
-def _folder_checks(settings: Settings) -> Iterator[Check]:
+def _folder_checks(settings: Settings, away: dict[str, DriveNotMounted | None]) -> Iterator[Check]:
+    """Each folder setting (``away``: its drive's answer, :func:`drive_not_mounted`)."""
     for name in FOLDERS:
         folder = getattr(settings, name)
-        yield (check := _folder_check(name, folder))
+        yield (check := _folder_check(name, folder, away[name]))
         if name == "library" and check[0]:  # a library already said to be unusable: once is enough
             yield from _library_folder_checks(folder)
             yield from _case_twin_checks(settings)
@@ -118,8 +122,8 @@ def _drive_checks(name: str, folder: Path) -> Iterator[Check]:
         )
 
 
-def _folder_check(name: str, folder: Path) -> Check:
-    if problem := drive_problem(name, drive_not_mounted(folder)):  # `run` and `sort` refuse to start: said so
+def _folder_check(name: str, folder: Path, away: DriveNotMounted | None) -> Check:
+    if problem := drive_problem(name, away):  # `run` and `sort` refuse to start: said so
         return False, one_line(problem)
     if not folder.exists():
         parent = nearest_existing(folder)
@@ -181,16 +185,18 @@ def _folders(folder: Path) -> list[Path]:
     ]
 
 
-def _journal_check(settings: Settings) -> Check:
+def _journal_check(settings: Settings, away: DriveNotMounted | None) -> Check:
+    """The journal opened, unless the state folder's drive is away (``away``, as asked for its
+    folder check): one there is on the disk below, not the one facesortd keeps (state_dir says why)."""
     path = settings.state_dir / JOURNAL_FILE
     if not path.exists():
         return True, f"journal: {path} (does not exist yet; created on first use)"
+    if away is not None:
+        return False, f"journal: {path} not opened, as its drive is not mounted (see state_dir)"
     try:
-        Journal(path).close()
+        Journal(path, drive_asked=True).close()
     except JournalError as exc:
         return False, f"journal: {exc}"
-    except DriveNotMounted:  # one on the disk below, not the one facesortd keeps: state_dir says why
-        return False, f"journal: {path} not opened, as its drive is not mounted (see state_dir)"
     return True, f"journal: {path}"
 
 

@@ -66,9 +66,26 @@ def open_regular(path: Path) -> BinaryIO:
     return fh
 
 
-def remove_temp_files(folders: Iterable[Path], older_than_s: float = 0.0) -> list[Path]:
-    """Remove the temp files (``TMP_PREFIX``) a killed writer left in ``folders``, those changed more
-    than ``older_than_s`` ago (a live writer owns a fresh one); returns what was removed. A folder
+def small_file(path: Path, most: int) -> bytes | None:
+    """What ``path`` holds if it is a regular file (not a link to one) of at most ``most`` bytes that
+    may be read; None if not. For telling a claim's mark (``journal.claim_mark``) from a file of a
+    person's: a larger file (any picture but the tiniest) is not read."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > most:
+            return None
+        with open_regular(path) as fh:
+            held = fh.read(most + 1)
+    except OSError:
+        return None
+    return held if len(held) <= most else None
+
+
+def remove_temp_files(
+    folders: Iterable[Path], older_than_s: float | None = None, prefix: str = TMP_PREFIX
+) -> list[Path]:
+    """Remove the temp files (named ``prefix``, ``TMP_PREFIX`` or one of its kinds) a killed writer
+    left in ``folders``, those changed more than ``older_than_s`` ago (a live writer owns a fresh
+    one; None: any, for a caller sure no such writer is at work); returns what was removed. A folder
     that is not there, or not ours to list, holds nothing to tidy."""
     removed = []
     now = time.time()
@@ -78,9 +95,9 @@ def remove_temp_files(folders: Iterable[Path], older_than_s: float = 0.0) -> lis
                 stale = [
                     Path(e.path)
                     for e in entries
-                    if e.name.startswith(TMP_PREFIX)
+                    if e.name.startswith(prefix)
                     and e.is_file(follow_symlinks=False)
-                    and now - e.stat(follow_symlinks=False).st_mtime > older_than_s
+                    and (older_than_s is None or now - e.stat(follow_symlinks=False).st_mtime > older_than_s)
                 ]
         except OSError:
             continue

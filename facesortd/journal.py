@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -107,14 +108,29 @@ RELATIVE_TOLD = "relative_rows_told"
 """Meta key: the ids (comma-separated) of interrupted moves with relative paths already reported."""
 
 
+_CLAIM_MARK = (
+    "facesortd claimed this name for move {} of content {}; left by a crash, it is removed at"
+    " facesortd's next start (deleting it loses nothing)\n"
+)
+_BEFORE_MOVE, _BEFORE_CONTENT, _AFTER_CONTENT = (re.escape(part) for part in _CLAIM_MARK.split("{}"))
+_ANY_CLAIM_MARK = re.compile(f"{_BEFORE_MOVE}[0-9]+{_BEFORE_CONTENT}[^;\\s]+{_AFTER_CONTENT}".encode())
+CLAIM_MARK_MOST = len(_CLAIM_MARK) + 128
+"""No claim mark is longer: room for any move id and content id (``content.content_id``). A file
+larger than this is not read to ask :func:`is_claim_mark`."""
+
+
 def claim_mark(move_id: int, digest: str) -> bytes:
     """What a name claimed by move ``move_id`` of content ``digest`` holds until the file is renamed
     onto it: no file of a person's holds it (the moved file cannot: it would hold its own hash), and
     one a crash left says what it is to whoever finds it before recovery removes it."""
-    return (
-        f"facesortd claimed this name for move {move_id} of content {digest}; left by a crash, it is"
-        " removed at facesortd's next start (deleting it loses nothing)\n"
-    ).encode()
+    return _CLAIM_MARK.format(move_id, digest).encode()
+
+
+def is_claim_mark(held: bytes) -> bool:
+    """Do the bytes ``held`` (a whole file) make the mark of some move's claim (:func:`claim_mark`)?
+    Recovery removes only its own move's; one it could not remove is no picture of a person's,
+    wherever it ends up (the label scan passes over it)."""
+    return _ANY_CLAIM_MARK.fullmatch(held) is not None
 
 
 class JournalError(Exception):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.config import Settings
-from facesortd.durable import TMP_PREFIX, atomic_writer, fsync_dir, link_no_replace
+from facesortd.durable import TMP_PREFIX, atomic_writer, fsync_dir, link_no_replace, remove_temp_files
 from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import Model, load_model, model_info
 from facesortd.package_data import SHIPPED_MODEL, data_file
@@ -44,18 +44,28 @@ def rejected_dir(settings: Settings) -> Path:
     return models_dir(settings) / REJECTED_DIR
 
 
-def save_new_model(settings: Settings, write: Callable[[Path], object], folder: Path | None = None) -> Path:
+LOCKED_TMP_PREFIX = f"{TMP_PREFIX}locked-"
+"""The temp file of a model written while holding the retrain lock (``state.retrain_lock``: a
+retrain's new model, `model use FILE`'s copy): whoever holds the lock next knows any such file is a
+killed writer's, none is being written (:func:`remove_killed_writes`)."""
+
+
+def save_new_model(
+    settings: Settings, write: Callable[[Path], object], folder: Path | None = None, *, locked: bool = False
+) -> Path:
     """A new model file in ``folder`` (default: the models folder) under a name no other file has,
     starting with a sortable timestamp (``_1``, ``_2`` ... within one second); returns it.
 
     ``write`` fills a temp file beside it, which then takes the first free name in one step
     (``durable.link_no_replace``: a hard link, which never replaces a file). Checking that a name was
     free and renaming the model onto it later let `train` and a retrain ending in the same second
-    both take it, one model replacing the other (perhaps the one just put in force).
+    both take it, one model replacing the other (perhaps the one just put in force). ``locked``: the
+    caller holds the retrain lock (its temp file is then named ``LOCKED_TMP_PREFIX``).
     """
     folder = folder or models_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX)  # no model suffix: never listed
+    prefix = LOCKED_TMP_PREFIX if locked else TMP_PREFIX
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=prefix)  # no model suffix: never listed
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -65,6 +75,15 @@ def save_new_model(settings: Settings, write: Callable[[Path], object], folder: 
         tmp.unlink(missing_ok=True)
     fsync_dir(folder)
     return path
+
+
+def remove_killed_writes(settings: Settings) -> list[Path]:
+    """Remove the temp model files (``LOCKED_TMP_PREFIX``) a retrain or `model use FILE` killed
+    while writing left in the models folders; returns them. Only for a caller holding the retrain
+    lock: no other writer of theirs is at work then, so any age is stale. Each is a model's size,
+    and until 2026-12-03 only a start of the daemon removed one, once it was an hour old
+    (``state.STALE_TEMP_S``): `retrain` from the command line never did."""
+    return remove_temp_files((models_dir(settings), rejected_dir(settings)), prefix=LOCKED_TMP_PREFIX)
 
 
 def _numbered(model: Path, n: int) -> Path:
@@ -263,23 +282,44 @@ def adopt(settings: Settings, path: Path) -> None:
         write_history(settings, log)
 
 
+class InForceAlready(Exception):
+    """`model use` of the model in force (``path``): nothing is changed, and it is said so."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} is in force already")
+        self.path = path
+
+
+def _not_in_force(settings: Settings, path: Path) -> None:
+    """:class:`InForceAlready` if ``path`` is the model in force as it was put there (not the shipped
+    one standing in for a model lost, :func:`lost_in_force`: putting it in force mends that). `model
+    use default` of the shipped model in force said "model in force is now ...", as if it had changed,
+    and added another line for it to the history."""
+    now = model_in_force(settings)
+    if now is not None and now.resolve() == path.resolve() and not lost_in_force(settings):
+        raise InForceAlready(now)
+
+
 def use(settings: Settings, choice: str) -> Path:
     """Put ``default`` (the shipped model) or a model FILE in force; returns the file now in force.
 
     A file from elsewhere is checked, then copied into the models folder first, so the model in
-    force never depends on a file the user may move or delete.
+    force never depends on a file the user may move or delete. Called holding the retrain lock
+    (``model_change.put_in_force``). The model in force already: :class:`InForceAlready`.
     """
     _pinned(settings)
     if choice == DEFAULT:
         shipped = shipped_model()
         if shipped is None:
             raise ModelError("this build of facesortd ships no model; name a model FILE instead")
+        _not_in_force(settings, shipped)
         adopt(settings, shipped)
         return shipped
     path = Path(choice).expanduser()
+    _not_in_force(settings, path)
     load_model(path)  # a broken or foreign file is refused before it can be put in force
     if path.parent.resolve() != models_dir(settings).resolve():
-        copy = save_new_model(settings, lambda dest: _copy(path, dest))
+        copy = save_new_model(settings, lambda dest: _copy(path, dest), locked=True)
         if validation_path(path).is_file():  # it travels with its model: retrains are judged on it too
             _copy(validation_path(path), validation_path(copy))
         path = copy

@@ -20,7 +20,7 @@ from loguru import logger
 
 from facesortd.advice import advised
 from facesortd.content import content_id, holds
-from facesortd.durable import claims_first, fsync_dir, open_regular, remove_temp_files
+from facesortd.durable import claims_first, fsync_dir, remove_temp_files, small_file
 from facesortd.file_names import numbered_names
 from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move, claim_mark
 from facesortd.refusals import Refused
@@ -261,7 +261,7 @@ def _remove_claims(
     mark = claim_mark(move.id, move.hash)
     if not os.path.lexists(claim) or holds(claim, move.hash):
         return  # never made, or the moved file itself
-    held = _small_file(claim, len(mark))
+    held = small_file(claim, len(mark))  # a mark is never larger
     if held == mark:
         claim.unlink()
         fsync_dir(claim.parent)
@@ -274,18 +274,6 @@ def _remove_claims(
         )
     else:
         yield f"left {claim}, the name {whose} had claimed, as it is: another file is there now"
-
-
-def _small_file(path: Path, most: int) -> bytes | None:
-    """What ``path`` holds if it is a regular file of at most ``most`` bytes that may be read; None
-    if not (a mark is never larger)."""
-    try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > most:
-            return None
-        with open_regular(path) as fh:
-            return fh.read(most + 1)
-    except OSError:
-        return None
 
 
 def _older_claims(journal: Journal, move: Move, named: list[Path], since: float, whose: str) -> Iterator[str]:

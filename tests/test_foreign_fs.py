@@ -432,6 +432,60 @@ def test_recovery_removes_a_claimed_name_only_while_it_holds_the_moves_mark(
     assert moving.read_bytes() == screenshot_png(13) and [p.read_bytes() for p in kept] == [held] * len(kept)
 
 
+def test_a_claim_left_in_an_emotion_folder_is_no_label_and_is_not_read_as_a_picture(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A move into ``happy/`` on a FAT or exFAT library killed between making its claim and writing
+    the mark leaves an empty ``happy/a.png``, which recovery keeps (it may be a screenshot being
+    written); one holding the mark recovery could not remove stays too. The label scan recorded each
+    as a person's label with no face, and `status` counted it. Both are passed over now, neither
+    hashed; the empty one, once written into, is a label like any picture put there."""
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(13))
+    happy = settings.library / "happy"
+    happy.mkdir(parents=True)
+    journal = Journal.for_state_dir(settings.state_dir)
+    move_id = journal.plan(file_hash(src), src, happy / "a.png", Decision.label("happy"), "m")
+    journal.claiming(move_id, happy / "a.png")
+    (happy / "a.png").touch()  # the claim made; the kill came before its mark
+    left, rolled_back = recover(journal)
+    assert left.startswith(f"left {happy / 'a.png'}") and "an empty file" in left
+    assert rolled_back.startswith("rolled back") and src.exists()
+    unremoved = happy / "b.png"
+    unremoved.write_bytes(claim_mark(7, sha256(b"another screenshot")))
+    (happy / "c.png").write_bytes(screenshot_png(14))  # a person's label beside them
+    real, read = content_module.file_hash, []
+    monkeypatch.setattr(content_module, "file_hash", lambda path: read.append(path.name) or real(path))
+    reviewer = review.Reviewer(settings, journal)
+    assert reviewer.scan() == 1 and read == ["c.png"]
+    assert review.label_summary(journal) == ({"happy": 1}, 0, 0)
+    assert reviewer.scan() == 0 and read == ["c.png"]
+    (happy / "a.png").write_bytes(screenshot_png(15))  # it was a screenshot being written after all
+    assert reviewer.scan() == 1 and review.label_summary(journal) == ({"happy": 2}, 0, 0)
+    journal.close()
+
+
+def test_a_marked_claim_in_the_inbox_is_quarantined_as_unreadable_never_sorted(
+    daemon_settings: Settings,
+) -> None:
+    """An `undo` into a FAT or exFAT inbox claims the name first; a claim holding its mark that
+    recovery could not remove, found in the inbox, does not decode as a picture: the daemon's sorter
+    puts it into ``_quarantine/unreadable/``, never an emotion folder, and no label comes of it."""
+    settings = daemon_settings
+    settings.inbox.mkdir(parents=True)
+    claim = settings.inbox / "a.png"
+    claim.write_bytes(claim_mark(3, sha256(b"a screenshot")))
+    journal = Journal.for_state_dir(settings.state_dir)
+    outcome = Sorter(Library(settings.library), journal).sort(stub_pipeline(settings), claim)
+    quarantined = settings.library / "_quarantine" / "unreadable" / "a.png"
+    assert outcome.kind == "placed" and outcome.destination == quarantined
+    assert review.Reviewer(settings, journal).scan() == 0 and review.label_summary(journal) == ({}, 0, 0)
+    journal.close()
+
+
 def test_recovery_removes_the_empty_claim_of_a_move_journaled_before_claims_were(
     daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1096,6 +1150,28 @@ def test_undo_and_status_ask_each_folder_s_drive_once(
     assert outcome.waits_for is not None and reads == [screens]
 
 
+def test_doctor_asks_each_folder_s_drive_once(
+    cli_settings: Settings, fstab: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`doctor` asked the state folder's drive twice (each asking reads fstab and the mount table):
+    in its folder check, and again as it opened the journal. Once each now; with that drive away,
+    the journal on the disk below is still not opened, and said so."""
+    journal = cli_settings.state_dir / "journal.sqlite"
+    Journal(journal).close()
+    reads: list[Path] = []
+    real = mounts._listed_but_away
+    monkeypatch.setattr(mounts, "_listed_but_away", lambda at, *a: reads.append(at) or real(at, *a))
+    assert cli.main(["doctor"]) in (0, 1)  # the service unit is not this test's
+    folders = sorted(Path(os.path.realpath(getattr(cli_settings, name))) for name in FOLDERS)
+    assert sorted(reads) == folders and f"ok    journal: {journal}\n" in capsys.readouterr().out
+    fstab.write_text(f"/dev/sdb1 {cli_settings.state_dir} exfat nofail 0 0\n")  # its drive away
+    reads.clear()
+    assert cli.main(["doctor"]) == 1
+    said = _printed_lines(capsys)
+    assert sorted(reads) == folders
+    assert f"FIX journal: {journal} not opened, as its drive is not mounted (see state_dir)" in said
+
+
 def _printed_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
     """What a command printed since the last look, a line each, its wrapping undone."""
     return [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
@@ -1520,6 +1596,36 @@ def test_model_commands_make_no_state_folder_below_a_mount_point_whose_drive_is_
     out, err = capsys.readouterr()
     assert (out, " ".join(err.split())) == ("", f"facesortd: error: {said}")
     assert sorted(usb.rglob("*")) == left
+
+
+def test_eval_of_the_model_the_config_pins_needs_no_state_folder(
+    drive_places: tuple[Path, Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`eval` with `recognition.model` pinned in the config was refused while the state folder's
+    drive was away, though that model comes from no state folder. Measured now; a model pinned in
+    that state folder is still refused, as the model in force from its pointer is."""
+    from conftest import write_crop_dataset
+
+    from facesortd import model_store
+
+    usb = drive_places[2] / "usb"
+    usb.mkdir()
+    state = usb / "state"
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(state))
+    shipped = model_store.shipped_model()
+    assert shipped is not None
+    monkeypatch.setenv("FACESORTD_RECOGNITION__MODEL", str(shipped))
+    crops = write_crop_dataset(tmp_path / "faces", per_class=2, seed=5)
+    assert cli.main(["eval", str(crops), "--kind", "crops", "--json"]) == 0
+    assert "balanced_accuracy" in capsys.readouterr().out and not state.exists()
+    monkeypatch.setenv("FACESORTD_RECOGNITION__MODEL", str(state / "models" / "mine.fsm.npz"))
+    said = " ".join(str(mounts.drive_not_mounted(state / "models")).split())
+    assert cli.main(["eval", str(crops), "--kind", "crops"]) == 1
+    out, err = capsys.readouterr()
+    assert (out, " ".join(err.split())) == ("", f"facesortd: error: {said}")
 
 
 def test_no_state_folder_is_made_below_a_mount_point_whose_drive_is_away(

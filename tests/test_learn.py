@@ -329,12 +329,12 @@ def test_a_disk_that_fills_while_the_model_is_written_is_said_with_the_fix(
     before = model_store.model_in_force(settings)
     real_save = retrain.save_new_model
 
-    def full_disk(settings: Settings, write, folder=None):  # type: ignore[no-untyped-def]
+    def full_disk(settings: Settings, write, folder=None, **kw):  # type: ignore[no-untyped-def]
         def half_written(dest: Path) -> None:
             write(dest)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dest))
 
-        return real_save(settings, half_written, folder)
+        return real_save(settings, half_written, folder, **kw)
 
     def no_room(_path: Path):  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -740,3 +740,44 @@ def test_a_retrained_model_shows_no_bootstrap_validation_figures_it_was_not_meas
     result = retrain.retrain(settings, _labels(settings, ["angry", "happy", "sad"], 4, seed=46), base)
     assert result.path is not None
     assert "bootstrap_validation" not in model_store.load_model(result.path).info
+
+
+def test_the_next_retrain_removes_the_model_a_killed_retrain_was_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retrain killed while writing its new model left the temp file (a model's size) in the
+    models folder: only the daemon's start removed it, once an hour old, and `retrain` from the
+    command line never. The next retrain, whoever runs it, removes it at once: it holds the retrain
+    lock, so no other retrain is writing one. A temp file of a `train` at work beside it stays."""
+    import multiprocessing
+    import os
+    import signal
+
+    from facesortd import cli
+    from facesortd.durable import TMP_PREFIX
+
+    for key in ("inbox", "library", "state_dir"):
+        monkeypatch.setenv(f"FACESORTD_{key.upper()}", str(tmp_path / key))
+    settings = load_settings()
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=41)
+    labels = _labels(settings, ["angry", "happy", "sad"], 4, seed=42)
+
+    def killed_while_writing() -> None:
+        def save(_model: EmotionModel, path: Path) -> Path:
+            path.write_bytes(b"the first part of a model")
+            os.kill(os.getpid(), signal.SIGKILL)
+            return path
+
+        monkeypatch.setattr(EmotionModel, "save", save)
+        retrain.retrain(settings, labels, current)
+
+    child = multiprocessing.get_context("fork").Process(target=killed_while_writing)
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -signal.SIGKILL
+    folders = [model_store.models_dir(settings), model_store.rejected_dir(settings)]
+    [left] = [p for folder in folders if folder.is_dir() for p in folder.glob(f"{TMP_PREFIX}*")]
+    trains = model_store.models_dir(settings) / f"{TMP_PREFIX}being-trained"
+    trains.write_bytes(b"a model `train` is writing")
+    assert cli.main(["retrain"]) == 1  # no labels in the journal: no model made, the leftover gone
+    assert not left.exists() and trains.exists()

@@ -154,6 +154,34 @@ def test_model_use_keeps_the_models_folder_bounded(
     assert model_store.adopted(settings) == [path.name for path in history[2:]]
 
 
+def test_model_use_of_the_model_in_force_says_it_is_in_force_already_and_changes_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`model use default` with the shipped model in force (or `model use FILE` of the model in
+    force) said "model in force is now ...", as if it had changed, and added a history line. The
+    shipped model standing in for a model lost since is not in force in that sense: `model use
+    default` then puts it there (the pointer mended)."""
+    from facesortd import cli
+
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(settings.state_dir))
+    shipped = model_store.shipped_model()
+    assert shipped is not None
+    assert cli.main(["model", "use", "default"]) == 0
+    assert capsys.readouterr().out == f"model in force already: {shipped} (nothing changed)\n"
+    assert model_store.adopted(settings) == []
+    mine = loadable_model(settings)
+    model_store.adopt(settings, mine)
+    for named in (str(mine), mine.name):  # its file, or its name as `facesortd model` lists it
+        assert cli.main(["model", "use", named]) == 0
+        assert capsys.readouterr().out == f"model in force already: {mine} (nothing changed)\n"
+    assert model_store.adopted(settings) == [mine.name]
+    mine.unlink()  # lost: the shipped model stands in
+    assert cli.main(["model", "use", "default"]) == 0
+    assert capsys.readouterr().out == f"model in force is now {shipped}\n"
+    assert model_store.adopted(settings) == [mine.name, model_store.DEFAULT]
+    assert model_store.lost_in_force(settings) == ""
+
+
 def loadable_model(settings: Settings) -> Path:
     """A new model file in the models folder that `model use` and `train` can load: the shipped one's copy."""
     import shutil
@@ -170,12 +198,13 @@ def test_a_change_by_hand_that_tells_no_one_still_waits_for_a_retrain(settings: 
     from facesortd.state import retrain_lock
 
     pointer = model_store.models_dir(settings) / model_store.CURRENT
+    model_store.adopt(settings, before := loadable_model(settings))
     with retrain_lock(settings.state_dir) as mine:
         assert mine
         person = threading.Thread(target=put_in_force, args=(settings, model_store.DEFAULT))
         person.start()
         person.join(timeout=0.5)
-        assert person.is_alive() and not pointer.exists()
+        assert person.is_alive() and pointer.read_text() == before.name
     person.join(timeout=HUNG_S)
     assert pointer.read_text() == model_store.DEFAULT
 

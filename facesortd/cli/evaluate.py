@@ -20,10 +20,13 @@ from facesortd.mounts import refuse_unmounted
 
 def cmd_eval(args: argparse.Namespace) -> int:
     settings = settings_for(args)
-    # The model in force is the state folder's: with its drive away, the shipped model (or a stand-in's
-    # below the mount point) was measured as if it were.
+    # The model in force is the state folder's (its pointer): with its drive away, the shipped model
+    # (or a stand-in's below the mount point) was measured as if it were. One the config pins comes
+    # from its own folder, which is asked instead: refused for the state folder's drive, it was not
+    # measured though that folder played no part.
     if not args.model:
-        refuse_unmounted(settings.state_dir)
+        pinned = settings.recognition.model
+        refuse_unmounted(settings.state_dir if pinned is None else pinned.expanduser().parent)
     model = load_model(args.model) if args.model else load_model_in_force(settings)
     if model is None:
         raise ModelError(f"no model to evaluate: pass --model FILE or train one with `{advised('train')}`")

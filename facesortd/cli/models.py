@@ -10,7 +10,7 @@ from facesortd.cli.common import UsageError, say_waiting, settings_for
 from facesortd.config import Settings
 from facesortd.learn.metrics import headline
 from facesortd.model_change import no_retrain_running, put_in_force
-from facesortd.model_store import DEFAULT, history, rollback, shipped_model
+from facesortd.model_store import DEFAULT, InForceAlready, history, rollback, shipped_model
 from facesortd.mounts import refuse_unmounted
 from facesortd.shown_names import one_line
 from facesortd.spelling import nearest
@@ -31,7 +31,11 @@ def cmd_model(args: argparse.Namespace) -> int:
         )
     if args.action in ("rollback", "use"):
         if args.action == "use":
-            now = put_in_force(settings, _chosen(settings, args.target), say_waiting)
+            try:
+                now = put_in_force(settings, _chosen(settings, args.target), say_waiting)
+            except InForceAlready as exc:
+                print(f"model in force already: {one_line(exc.path)} (nothing changed)")
+                return 0
         else:
             with no_retrain_running(settings, say_waiting):
                 now = rollback(settings)

@@ -50,6 +50,7 @@ from facesortd.model_store import (
     models_dir,
     name_of,
     rejected_dir,
+    remove_killed_writes,
     resolve,
     save_new_model,
     unreadable,
@@ -630,7 +631,7 @@ def retrain(
     folder = models_dir(settings) if adopted_now else rejected_dir(settings)
     path = None
     try:
-        path = save_new_model(settings, final.save, folder)
+        path = save_new_model(settings, final.save, folder, locked=True)
         if adopted_now:
             adopt(settings, path)
     except OSError as exc:  # the disk filled while training (check_room asked before): no traceback
@@ -728,7 +729,8 @@ def retrain_if_due(
 
     The clock starts with the first waiting label, never at 0: else a fresh install would count
     the very first label as "a day passed" and learn from a handful. Due with the library's drive
-    away: :class:`~facesortd.mounts.DriveNotMounted`, and it stays due.
+    away: :class:`~facesortd.mounts.DriveNotMounted`, and it stays due. The caller holds the retrain
+    lock (``state.retrain_lock``), as every retrain does.
     """
     learning = settings.learning
     now = time.time()
@@ -744,6 +746,8 @@ def retrain_if_due(
     # auto-sorted share: a model sorting fewer would pass. Refused until the drive is back.
     refuse_unmounted(settings.library)
     check_writable(models_dir(settings))  # before training a model that could not be kept
+    for tmp in remove_killed_writes(settings):  # before the room for a new model is asked
+        logger.info("removed {}, a model a killed retrain or `model use` was writing", tmp)
     current_path = model_in_force(settings)
     check_room(models_dir(settings), current_path)
     current = load_model(current_path) if current_path else None

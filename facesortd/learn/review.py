@@ -10,6 +10,7 @@ recorded in the journal; a file where no face can be found is recorded as unusab
 
 from __future__ import annotations
 
+import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,10 @@ from facesortd.boxes import Box
 from facesortd.config import LogLevel, Settings
 from facesortd.content import content_id
 from facesortd.detect import FaceDetector
-from facesortd.durable import unwritten
+from facesortd.durable import small_file, unwritten
 from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
-from facesortd.journal import Journal
+from facesortd.journal import CLAIM_MARK_MOST, Journal, is_claim_mark
 from facesortd.learn.datasets import source_group
 from facesortd.learn.kept_faces import keep_face
 from facesortd.learn.retrain import UserLabel
@@ -171,7 +172,8 @@ class Reviewer:
             before = self.seen.get(path)
             if before is None or not looks_unchanged(path, st, *before):
                 self.seen[path] = (unwritten(st), inode_change(st), "")
-                changed.append(path)
+                if not _no_picture(path, st):
+                    changed.append(path)
             else:
                 self.seen[path] = (before[0], inode_change(st), before[2])
         return changed
@@ -225,6 +227,17 @@ class Reviewer:
                 largest = max(faces, key=lambda f: f.area)
                 return keep_face(self.settings, digest, gray, largest.box), largest.box
         return None
+
+
+def _no_picture(path: Path, st: os.stat_result) -> bool:
+    """Is ``path`` (``st`` its lstat) sure to be no picture of a person's, so no label: an empty
+    file, or a name claimed by a move (``journal.is_claim_mark``) that a crash left on a FAT or exFAT
+    library (recovery leaves an empty one, which a kill before its mark was written leaves, and one
+    it could not remove)? Each was recorded as a label with no face, and counted by `status`. Only
+    a file no larger than a mark is read for it, so a picture is read once, to know its content."""
+    if st.st_size == 0:
+        return True
+    return st.st_size <= CLAIM_MARK_MOST and is_claim_mark(small_file(path, CLAIM_MARK_MOST) or b"")
 
 
 def user_labels(journal: Journal) -> list[UserLabel]:
