@@ -189,6 +189,10 @@ class Service:
         self._recover()  # a journal that refuses it now (full disk) must not stop the sorting
         for leftover in remove_stale_temp_files(s.state_dir):
             logger.info("removed a temp file a killed writer left: {}", leftover)
+        # Which model the pipelines hold, read before they load it: a retrain adopting its model
+        # between the two had each worker take the new one for the one it held, and sort with the
+        # old one (its files journaled as judged by the new, never looked at again) until the next.
+        loaded = _model_key(s)
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
         share_cores(len(pipelines))
         if pipelines[0].model is not None:
@@ -205,7 +209,7 @@ class Service:
         for path in backlog:  # through the settler too: a file may be mid-write as we start
             watcher.settler.offer(path)
         workers = [
-            threading.Thread(target=self._work, args=(p,), name=f"worker-{i}")
+            threading.Thread(target=self._work, args=(p, loaded), name=f"worker-{i}")
             for i, p in enumerate(pipelines)
         ]
         for w in workers:
@@ -362,8 +366,8 @@ class Service:
         self.stop()
 
     # -- workers -----------------------------------------------------------------------------
-    def _work(self, pipeline: Pipeline) -> None:
-        model_key = _model_key(self.settings)
+    def _work(self, pipeline: Pipeline, model_key: tuple[str, int] | None) -> None:
+        """Sort queued files with ``pipeline``, which holds the model in force at ``model_key``."""
         while True:
             try:
                 path = self._queue.get(timeout=TICK_S)

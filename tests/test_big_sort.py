@@ -58,7 +58,7 @@ def test_a_sort_stopped_part_way_reports_what_it_did_and_the_same_command_sorts_
         (shots / f"shot{i:03d}.png").write_bytes(screenshot_png(i, face=i % 5 == 0))
     before = _contents(shots)
     sort = _sort("--json", str(shots))
-    wait_until(lambda: len(_files(cli_settings.library)) >= 3, timeout=60)
+    wait_until(lambda: len(_files(cli_settings.library)) >= 3)
     sort.send_signal(sig)
     out, err = sort.communicate(timeout=60)
     assert sort.returncode == 128 + sig, err

@@ -1527,7 +1527,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
     against the model in force when it began, put its own model in force when it ended."""
     import threading
 
-    from waiting import wait_until
+    from waiting import HUNG_S, wait_until
 
     from facesortd import model_store
     from facesortd.state import RETRAIN, retrain_lock, waiting_for
@@ -1539,13 +1539,13 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
         assert mine  # the daemon is retraining
         person = threading.Thread(target=lambda: codes.append(cli.main(["model", "use", "default"])))
         person.start()
-        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out, timeout=5)
+        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out)
         assert not pointer.exists()  # nothing put in force before the retrain's own choice
         shipped = model_store.shipped_model()
         assert shipped is not None
         its_own = model_store.save_new_model(settings, lambda dest: shutil.copyfile(shipped, dest))
         model_store.adopt(settings, its_own)  # the retrain's choice, made as it ends
-    person.join(timeout=10)
+    person.join(timeout=HUNG_S)
     assert codes == [0] and pointer.read_text() == model_store.DEFAULT  # then the person's choice
 
 
@@ -1556,7 +1556,7 @@ def test_retrain_waits_for_a_retrain_running_now_in_the_words_model_use_says(
     or another `retrain`'s; every command waiting for one says the same."""
     import threading
 
-    from waiting import wait_until
+    from waiting import HUNG_S, wait_until
 
     from facesortd.state import RETRAIN, retrain_lock, waiting_for
 
@@ -1565,9 +1565,9 @@ def test_retrain_waits_for_a_retrain_running_now_in_the_words_model_use_says(
         assert mine
         person = threading.Thread(target=lambda: codes.append(cli.main(["retrain"])))
         person.start()
-        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out, timeout=5)
+        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out)
         assert not codes  # still waiting
-    person.join(timeout=30)
+    person.join(timeout=HUNG_S)
     assert codes == [1]  # then its own retrain: no labels, no model
 
 
@@ -1576,7 +1576,7 @@ def test_retrain_waiting_for_a_change_of_the_model_says_so(capsys: pytest.Captur
     (the daemon idle, no other `retrain`), and could not tell what it waited for."""
     import threading
 
-    from waiting import wait_until
+    from waiting import HUNG_S, wait_until
 
     from facesortd.model_change import no_retrain_running
 
@@ -1590,10 +1590,10 @@ def test_retrain_waiting_for_a_change_of_the_model_says_so(capsys: pytest.Captur
             said.append(capsys.readouterr().out)
             return "waiting for it to end" in "".join(said)
 
-        wait_until(told, timeout=5)
+        wait_until(told)
         assert "a change of the model in force is running now: waiting for it to end" in "".join(said), said
         assert "a retrain is running" not in "".join(said) and not codes
-    person.join(timeout=30)
+    person.join(timeout=HUNG_S)
     assert codes == [1]
 
 
@@ -1603,7 +1603,7 @@ def test_a_holder_that_did_not_say_who_it_is_is_said_as_either(tmp_path: Path) -
     import fcntl
     import threading
 
-    from waiting import wait_until
+    from waiting import HUNG_S, wait_until
 
     from facesortd.state import RETRAIN_LOCK, retrain_lock
 
@@ -1619,8 +1619,8 @@ def test_a_holder_that_did_not_say_who_it_is_is_said_as_either(tmp_path: Path) -
         fcntl.flock(held, fcntl.LOCK_EX)
         waiting = threading.Thread(target=waiter)
         waiting.start()
-        wait_until(lambda: bool(said), timeout=5)
-    waiting.join(timeout=10)
+        wait_until(lambda: bool(said))
+    waiting.join(timeout=HUNG_S)
     assert not waiting.is_alive()
     assert said == ["a retrain, or a change of the model in force, is running now: waiting for it to end"]
 

@@ -20,7 +20,7 @@ import pytest
 from journal_holder import journal_held
 from loguru import logger
 from synthetic import draw_face, screenshot_png, stub_pipeline
-from waiting import running_daemon, wait_until
+from waiting import HUNG_S, running_daemon, wait_until
 
 from facesortd import cli, durable, watch
 from facesortd import content as content_module
@@ -460,7 +460,7 @@ def test_a_name_whose_open_file_left_the_inbox_is_sorted_when_a_new_file_takes_i
         held.close()
         (tmp_path / "stage.png").write_bytes(screenshot_png(13))
         (tmp_path / "stage.png").rename(name)  # a new file under the name, as a screenshot tool saves
-        wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
+        wait_until(lambda: sum(daemon.counts.values()) == 1)
     assert files(settings.inbox) == []
 
 
@@ -487,11 +487,11 @@ def test_a_file_whose_close_inotify_dropped_is_sorted_once_no_one_writes_it(
         held.write(screenshot_png(14)[:100])
         held.flush()
         (settings.inbox / "lost.png").write_bytes(screenshot_png(15))
-        wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
+        wait_until(lambda: sum(daemon.counts.values()) == 1)
         assert files(settings.inbox) == [settings.inbox / "held.png"]  # still written: not taken
         held.write(screenshot_png(14)[100:])
         held.close()
-        wait_until(lambda: sum(daemon.counts.values()) == 2, timeout=10)
+        wait_until(lambda: sum(daemon.counts.values()) == 2)
     assert files(settings.inbox) == []
     assert sorted(p.name for p in files(settings.library)) == ["held.png", "lost.png"]
 
@@ -529,7 +529,7 @@ def test_something_else_where_the_journal_belongs_is_one_line_not_a_hang_or_a_tr
     codes: list[int] = []
     status = threading.Thread(target=lambda: codes.append(cli.main(["status"])), daemon=True)
     status.start()
-    status.join(timeout=10)
+    status.join(timeout=HUNG_S)
     assert codes == [2]
     err = capsys.readouterr().err.strip()
     assert "move it aside" in err and "\n" not in err and "disk" not in err, err
@@ -607,7 +607,7 @@ def test_a_file_overwritten_while_it_is_classified_is_sorted_by_its_new_content(
     monkeypatch.setattr(Service, "enqueue", enqueue)
     with running_daemon(settings, stub_pipeline) as daemon:
         (settings.inbox / "screenshot.png").write_bytes(screenshot_png(15))
-        wait_until(lambda: sum(daemon.counts.values()) == 1, timeout=10)
+        wait_until(lambda: sum(daemon.counts.values()) == 1)
         [placed] = files(settings.library)
         move = daemon.journal.done_at(placed)
         assert move is not None and move.hash == file_hash(placed) == file_hash_of(screenshot_png(16))
@@ -761,5 +761,5 @@ def test_two_copies_decided_at_once_put_one_in_the_duplicates(
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=20)
+        worker.join(timeout=HUNG_S)
     assert sorted(o.decision.reason for o in outcomes if o.decision) == ["duplicate", "unsure"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from loguru import logger
 from synthetic import BrightBlobDetector, screenshot_png, stub_pipeline
-from waiting import running_daemon, wait_until
+from waiting import HUNG_S, running_daemon, wait_until
 
 from facesortd import cli, durable, watch
 from facesortd.config import Settings, load_settings
@@ -31,11 +31,12 @@ from facesortd.undo import undo
 
 
 def _returns_soon(call: Callable[[], object], fifo: Path) -> object:
-    """Run ``call``; if it is still blocked after 5 s (reading the FIFO), free it and fail."""
+    """Run ``call``; if it is still blocked after HUNG_S (reading the FIFO), free it and fail: a
+    `sort` loading its model on a loaded machine is merely slow."""
     result: list[object] = []
     thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
     thread.start()
-    thread.join(timeout=5)
+    thread.join(timeout=HUNG_S)
     if thread.is_alive():
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # a writer comes and goes: the read ends
         thread.join(timeout=5)

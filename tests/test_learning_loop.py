@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from loguru import logger
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot, stub_pipeline
-from waiting import running_daemon, wait_until
+from waiting import HUNG_S, running_daemon, wait_until
 
 from facesortd import model_store, status
 from facesortd.config import Settings, load_settings
@@ -50,7 +50,7 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
             assert cv2.imwrite(str(settings.inbox / name), draw_screenshot(emotion, rng)[0])
             truth[name] = emotion
         unsure = settings.library / "_quarantine" / "unsure"
-        wait_until(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 40, timeout=60)
+        wait_until(lambda: unsure.is_dir() and len(list(unsure.iterdir())) == 40)
         assert model_store.model_in_force(settings) is None
 
         reviewed = list(truth)[:32]  # the person files 32 of them, like with a file manager
@@ -58,7 +58,7 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
             (settings.library / truth[name]).mkdir(parents=True, exist_ok=True)
             (unsure / name).rename(settings.library / truth[name] / name)
 
-        wait_until(lambda: model_store.model_in_force(settings) is not None, timeout=60)
+        wait_until(lambda: model_store.model_in_force(settings) is not None)
         model = EmotionModel.load(model_store.model_in_force(settings))
         assert model.info["user_labels"] == 32 and model.info["adopted"] is True
         # 32 labels of 8 characters, each held out in turn: drawings seeded 0-99 give 0.875-1.00
@@ -66,10 +66,10 @@ def test_review_moves_become_labels_and_a_retrain_sorts_the_unsure(settings: Set
         assert model.info["held_out"]["balanced_accuracy"] >= 0.8
 
         rest = [n for n in truth if n not in reviewed]
-        wait_until(lambda: sum((settings.library / truth[n] / n).exists() for n in rest) >= 6, timeout=60)
+        wait_until(lambda: sum((settings.library / truth[n] / n).exists() for n in rest) >= 6)
     finally:
         service.stop()
-        thread.join(timeout=30)
+        thread.join(timeout=HUNG_S)
     from facesortd.journal import Journal
 
     journal = Journal.for_state_dir(settings.state_dir)
@@ -104,6 +104,25 @@ def test_a_model_put_in_force_while_no_daemon_ran_sorts_the_unsure_at_its_start(
         (settings.state_dir / "status.json").unlink()
     install_model(settings)
     with running_daemon(settings, _in_force):
+        wait_until(lambda: _sorted(settings) >= 4)
+
+
+def test_a_model_put_in_force_as_the_daemon_starts_is_the_one_it_sorts_with(settings: Settings) -> None:
+    """`facesortd retrain` adopting its model just as the daemon had loaded the one in force into its
+    workers: they took the new model for the one they held, sorted every file with the old one (no
+    model: all unsure) and journaled them as judged by the new, so none was ever looked at again."""
+    from review_setup import install_model
+
+    def loaded_then_retrained(s: Settings) -> Pipeline:
+        pipeline = Pipeline(BrightBlobDetector(), None, s.recognition, s.images)  # no model in force yet
+        if model_store.model_in_force(s) is None:
+            install_model(s)  # as `facesortd retrain` does it beside the daemon
+        return pipeline
+
+    with running_daemon(settings, loaded_then_retrained):
+        rng = np.random.default_rng(5)
+        for i in range(8):
+            assert cv2.imwrite(str(settings.inbox / f"{i}.png"), draw_screenshot(EMOTIONS[i % 4], rng)[0])
         wait_until(lambda: _sorted(settings) >= 4)
 
 
@@ -446,17 +465,17 @@ def test_reviewing_15_files_never_makes_the_model_in_force_sort_fewer(
         truth = {f"{'abcdef'[i % 6]}{i}.png": EMOTIONS[i % 4] for i in range(30)}
         for name, emotion in truth.items():
             _shot(settings.inbox / name, emotion, rng)
-        wait_until(lambda: sum(1 for _ in settings.library.rglob("*.png")) == 30, timeout=60)
+        wait_until(lambda: sum(1 for _ in settings.library.rglob("*.png")) == 30)
         placed = {p.name: p for p in settings.library.rglob("*.png")}
         wrong = [n for n in placed if placed[n].parent.name != truth[n]]  # quarantined or mis-sorted
         assert len(wrong) >= 15, f"the test needs a model that leaves 15 files to review: {len(wrong)}"
         for name in wrong[:15]:  # the person files them where they belong, with a file manager
             placed[name].rename(settings.library / truth[name] / name)
-        wait_until(lambda: len(review.user_labels(journal)) == 15, timeout=30)
+        wait_until(lambda: len(review.user_labels(journal)) == 15)
         assert model_store.model_in_force(settings) == in_force  # 15 < 20 labels: no retrain yet
     finally:
         service.stop()
-        thread.join(timeout=30)
+        thread.join(timeout=HUNG_S)
         logger.remove(sink)
     placed_now = status.gather(settings)
     # The 15 files the person filed count as their labels, the other 15 as facesortd placed them.

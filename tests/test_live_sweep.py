@@ -19,7 +19,7 @@ from loguru import logger
 from review_setup import quarantine, review_settings, serving
 from synthetic import screenshot_png, stub_pipeline
 from test_review_page import Client
-from waiting import log_lines, running_daemon, wait_until
+from waiting import HUNG_S, log_lines, running_daemon, wait_until
 
 from facesortd import durable
 from facesortd.config import Settings
@@ -58,7 +58,7 @@ class Daemon:
 
     def stop(self) -> int | None:
         self.service.stop()
-        self.thread.join(timeout=30)
+        self.thread.join(timeout=HUNG_S)
         assert not self.thread.is_alive()
         return self.code
 
@@ -92,7 +92,7 @@ def test_a_journal_gone_from_under_the_daemon_stops_it_for_a_restart_and_records
             journal.rename(tmp_path / "aside.sqlite")
             shutil.copy(tmp_path / "aside.sqlite", journal)
         (settings.inbox / "second.png").write_bytes(screenshot_png(2))
-        daemon.thread.join(timeout=20)
+        daemon.thread.join(timeout=HUNG_S)
     finally:
         code = daemon.stop()
     assert code == 1
@@ -172,9 +172,9 @@ def test_sighup_stops_the_daemon_as_sigterm_does_with_an_exit_systemd_restarts(
         text=True,
     )
     try:
-        wait_until(lambda: (settings.state_dir / "status.json").exists(), timeout=60)
+        wait_until(lambda: (settings.state_dir / "status.json").exists())
         (settings.inbox / "a.png").write_bytes(screenshot_png(1))
-        wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=60)
+        wait_until(lambda: not (settings.inbox / "a.png").exists())
         daemon.send_signal(signal.SIGHUP)
         _, err = daemon.communicate(timeout=60)
     finally:
@@ -235,7 +235,7 @@ def test_the_move_lock_holds_when_its_file_is_deleted_under_its_holder(tmp_path:
             assert not free
     finally:
         done.set()
-        holder.join(timeout=10)
+        holder.join(timeout=HUNG_S)
     with move_lock_if_free(state_dir) as free:
         assert free
 

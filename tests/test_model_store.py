@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from waiting import HUNG_S
 
 from facesortd import model_store
 from facesortd.config import Settings, load_settings
@@ -33,7 +34,7 @@ def _together(*calls: Callable[[], object]) -> list[object]:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=HUNG_S)
     assert not errors, errors
     return results
 
@@ -204,7 +205,7 @@ def test_a_change_by_hand_that_tells_no_one_still_waits_for_a_retrain(settings: 
         person.start()
         person.join(timeout=0.5)
         assert person.is_alive() and pointer.read_text() == before.name
-    person.join(timeout=10)
+    person.join(timeout=HUNG_S)
     assert pointer.read_text() == model_store.DEFAULT
 
 

@@ -19,7 +19,7 @@ from foreign_fs import coarse_now, written_over
 from review_setup import emotion_folders, quarantine, review_settings, scratch_dir, serving
 from synthetic import stored_png
 from test_review_page import Client
-from waiting import wait_until
+from waiting import HUNG_S, wait_until
 
 from facesortd.config import Settings
 from facesortd.content import content_id
@@ -84,7 +84,7 @@ def in_parallel(*calls) -> list:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=30)
+        t.join(timeout=HUNG_S)
     return results
 
 
@@ -481,12 +481,12 @@ def test_a_label_scan_racing_the_pages_undo_does_not_bring_the_label_back(
                 undoing[0].start()
                 # Done at once, unless the scan's look holds it off: either ends the wait (a fixed
                 # second's join cost every run that second, the fix being in).
-                wait_until(lambda: not undoing[0].is_alive() or held_off.is_set(), timeout=10)
+                wait_until(lambda: not undoing[0].is_alive() or held_off.is_set())
             return real(self, digest)
 
         monkeypatch.setattr(Journal, "label_for_hash", label_for_hash)
         scanning.scan()
-        undoing[0].join(timeout=10)
+        undoing[0].join(timeout=HUNG_S)
         monkeypatch.undo()
         scanning.journal.close()
         assert each_once(settings, before)["a.png"] == a_png(settings)

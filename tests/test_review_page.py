@@ -25,7 +25,7 @@ import pytest
 from foreign_fs import coarse_now, renumber, written_over
 from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
 from synthetic import stored_png
-from waiting import wait_until
+from waiting import HUNG_S, wait_until
 
 from facesortd import cli, placement
 from facesortd.config import Settings
@@ -304,8 +304,8 @@ def test_closing_the_page_waits_for_a_label_in_flight(
         closer.join(0.3)
         assert closer.is_alive()  # still waiting for the request
         release.set()
-        closer.join(10)
-        poster.join(10)
+        closer.join(timeout=HUNG_S)
+        poster.join(timeout=HUNG_S)
     assert replies and replies[0][0] == 200, replies
     assert not files["a.png"].exists() and (settings.library / "happy" / "a.png").is_file()
     journal = Journal.for_state_dir(settings.state_dir)
@@ -535,7 +535,7 @@ def test_learning_and_model_panels_and_retrain_now(settings: Settings) -> None:
         assert learning["labels"] == {"angry": 4, "happy": 4, "sad": 4, "surprised": 4}
         assert learning["next_retrain_in"] == 4
         assert client.post("/api/retrain")[0] == 202
-        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=60)
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"])
         learning = client.get("/api/state")["learning"]
         said = learning["message"]
         assert "your labels the model in force has not learnt, each scored by a new model" in said, said
@@ -700,9 +700,9 @@ def test_retrain_now_waits_for_a_retrain_running_already(settings: Settings) -> 
         with retrain_lock(settings.state_dir) as mine:
             assert mine  # the daemon (or `facesortd retrain`) is retraining
             assert client.post("/api/retrain")[0] == 202
-            wait_until(lambda: "waiting for it" in client.get("/api/state")["learning"]["message"], timeout=5)
+            wait_until(lambda: "waiting for it" in client.get("/api/state")["learning"]["message"])
             assert client.get("/api/state")["learning"]["retraining"]
-        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"])
         assert client.get("/api/state")["learning"]["message"].startswith("no retrain: not enough labels")
 
 
@@ -715,7 +715,7 @@ def test_retrain_now_s_message_goes_once_another_retrain_has_decided(settings: S
     with serving(settings) as server:
         client = Client(server)
         assert client.post("/api/retrain")[0] == 202
-        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"])
         assert client.get("/api/state")["learning"]["message"].startswith("no retrain: not enough labels")
         ids = {i["name"]: i["id"] for i in client.get("/api/items?limit=100")["items"]}
         for name, emotion in names:
@@ -868,7 +868,7 @@ def test_retrain_now_on_a_full_disk_says_what_to_do_without_a_traceback(
         with serving(settings) as server:
             client = Client(server)
             assert client.post("/api/retrain")[0] == 202
-            wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+            wait_until(lambda: not client.get("/api/state")["learning"]["retraining"])
             message = client.get("/api/state")["learning"]["message"]
     finally:
         logger.remove(sink)
@@ -890,7 +890,7 @@ def test_retrain_now_with_the_library_drive_away_says_so_and_trains_nothing(
         monkeypatch.setattr(mounts, "DRIVE_PLACES", (settings.library.parent,))
         shutil.rmtree(settings.library)  # pulled out: its parent is where it was mounted
         assert client.post("/api/retrain")[0] == 202
-        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"], timeout=10)
+        wait_until(lambda: not client.get("/api/state")["learning"]["retraining"])
         away = " ".join(str(mounts.drive_not_mounted(settings.library)).split())
         assert " ".join(client.get("/api/state")["learning"]["message"].split()) == f"no retrain: {away}"
     assert not settings.library.exists()

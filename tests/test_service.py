@@ -15,7 +15,7 @@ import pytest
 from synthetic import screenshot_png as _png_bytes
 from synthetic import stub_pipeline as _stub_pipeline
 from terminal import Terminal
-from waiting import running_daemon, wait_until
+from waiting import HUNG_S, running_daemon, wait_until
 
 from facesortd import service
 from facesortd.config import Settings
@@ -49,7 +49,7 @@ def test_backlog_present_before_start_is_sorted(settings: Settings) -> None:
     thread.start()
     wait_until(lambda: not any(settings.inbox.iterdir()))
     service.stop()
-    thread.join(timeout=30)
+    thread.join(timeout=HUNG_S)
     assert len(list((settings.library / "_quarantine" / "unsure").iterdir())) == 3
     assert len(list((settings.library / "_quarantine" / "no-face").iterdir())) == 2
 
@@ -182,7 +182,7 @@ def test_disk_full_keeps_the_file_in_the_inbox_and_retries(
     (settings.inbox / "a.png").write_bytes(_png_bytes(7))
     wait_until(lambda: len(calls) == 1)
     assert (settings.inbox / "a.png").exists()
-    wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=10)
+    wait_until(lambda: not (settings.inbox / "a.png").exists())
     assert len(calls) == 2 and daemon.journal.last_errors()[0][2].startswith("move failed")
 
 
@@ -204,7 +204,7 @@ def test_a_file_deleted_while_it_waits_for_its_retry_is_forgotten(
     path.write_bytes(_png_bytes(7))
     wait_until(lambda: path in daemon._failures)
     path.unlink()
-    wait_until(lambda: path not in daemon._failures, timeout=5)
+    wait_until(lambda: path not in daemon._failures)
     assert not daemon._waiting()
 
 
@@ -220,7 +220,7 @@ def test_library_errors_keep_the_file_in_the_inbox_and_retry(daemon: Service, se
         assert (settings.inbox / "a.png").exists()
     finally:
         quarantine.chmod(0o700)
-    wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=10)
+    wait_until(lambda: not (settings.inbox / "a.png").exists())
 
 
 def test_undo_puts_a_file_back_and_the_daemon_leaves_it(daemon: Service, settings: Settings) -> None:
@@ -283,7 +283,7 @@ def test_sd_notify_ready_and_status(
         assert "READY=1" in messages and any(m.startswith("STATUS=") for m in messages)
     finally:
         service.stop()
-        thread.join(timeout=30)
+        thread.join(timeout=HUNG_S)
         sock.close()
 
 
@@ -334,7 +334,7 @@ def test_a_file_waiting_for_its_retry_is_not_offered_again_by_the_rescan(
     with running_daemon(settings, _stub_pipeline) as daemon:
         assert settings.watch.workers == 2
         (settings.inbox / "a.png").write_bytes(_png_bytes(7))
-        wait_until(lambda: not (settings.inbox / "a.png").exists(), timeout=10)
+        wait_until(lambda: not (settings.inbox / "a.png").exists())
         wait_until(lambda: not daemon.queue_length())
     assert len(calls) == 2 and calls[1] - calls[0] >= 0.5  # the first back-off delay, rescans or not
     assert sum("cannot move it into the library" in line for line in lines) == 1
@@ -373,7 +373,7 @@ def test_an_event_for_a_file_waiting_for_its_retry_leaves_it_to_its_timer(
     path.write_bytes(_png_bytes(7))
     wait_until(lambda: path in daemon._waiting())
     open(path, "ab").close()  # a close-write event, the file unchanged
-    wait_until(lambda: not path.exists(), timeout=10)
+    wait_until(lambda: not path.exists())
     assert len(calls) == 2 and calls[1] - calls[0] >= service.FIRST_BACKOFF_S
 
 
@@ -393,7 +393,7 @@ def test_a_file_renumbered_by_a_fuse_drive_while_it_waits_for_its_retry_still_wa
     shutil.copyfile(path, renumbered)
     os.utime(renumbered, ns=(seen.st_atime_ns, seen.st_mtime_ns))
     os.replace(renumbered, path)  # the same file, as the drive numbers it now
-    wait_until(lambda: not path.exists(), timeout=10)
+    wait_until(lambda: not path.exists())
     assert len(calls) == 2 and calls[1] - calls[0] >= service.FIRST_BACKOFF_S
 
 
@@ -412,7 +412,7 @@ def test_a_new_file_under_the_name_of_one_waiting_for_its_retry_goes_at_once(
     replacement.write_bytes(_png_bytes(8))
     new = file_hash(replacement)
     os.replace(replacement, path)
-    wait_until(lambda: new in _library_files(settings), timeout=10)
+    wait_until(lambda: new in _library_files(settings))
     assert len(calls) == 2 and not daemon._waiting()
 
 
@@ -458,7 +458,7 @@ def test_a_backlog_bar_the_daemon_was_stopped_in_the_middle_of_ends_its_line(
         service.stop()
     finally:
         release.set()
-        thread.join(timeout=30)
+        thread.join(timeout=HUNG_S)
         logger.remove(sink)
     screen = terminal.screen()
     assert screen[-1] == "", screen  # the line after the bar is free

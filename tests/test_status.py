@@ -248,10 +248,11 @@ def test_counts_stay_quick_on_a_long_journal(settings: Settings) -> None:
         )
     db.close()
     journal = Journal.for_state_dir(settings.state_dir)
-    started = time.perf_counter()
+    # This thread's CPU time, not the wall clock's: a loaded machine stretches the one, not the other.
+    started = time.thread_time()
     counts = journal.counts(settings.library)
     assert counts == {"_quarantine/unsure": 7500} and journal.labelled_counts() == {"sad": 2500}
-    assert time.perf_counter() - started < 2.0
+    assert time.thread_time() - started < 2.0
     journal.close()
 
 

@@ -33,7 +33,7 @@ def test_results_come_in_input_order_and_each_tool_serves_one_thread_at_a_time()
             if busy[0] == 2:
                 both_busy.set()
         if k == 0:  # the first task finishes last: later results must wait for it
-            wait_until(both_busy.is_set, timeout=10)
+            wait_until(both_busy.is_set)
         with count:
             busy[0] -= 1
         with tool.lock:
