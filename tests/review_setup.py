@@ -20,6 +20,7 @@ from facesortd import model_store
 from facesortd.config import Settings, load_settings
 from facesortd.emotion import EmotionModel
 from facesortd.faces import FaceSpec, normalise_face
+from facesortd.journal import Journal
 from facesortd.learn.metrics import Evaluation
 from facesortd.review_page.server import ReviewServer
 
@@ -118,3 +119,12 @@ def serving(settings: Settings) -> Iterator[ReviewServer]:
         server.shutdown()
         thread.join(timeout=10)
         server.close()
+
+
+def journal_labels(settings: Settings) -> list[str]:
+    """The labels the journal holds, in the order given: what a retrain would learn from."""
+    journal = Journal.for_state_dir(settings.state_dir)
+    try:
+        return [label for _hash, label, *_ in journal.labels()]
+    finally:
+        journal.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from foreign_fs import coarse_now, written_over
 from review_setup import emotion_folders, quarantine, review_settings, scratch_dir, serving
+from review_setup import journal_labels as labels
 from synthetic import stored_png
 from test_review_page import Client
 from waiting import HUNG_S, wait_until
@@ -58,14 +59,6 @@ def each_once(settings: Settings, before: dict[str, bytes]) -> dict[str, Path]:
         assert paths[0].name == name
         where[name] = paths[0]
     return where
-
-
-def labels(settings: Settings) -> list[str]:
-    journal = Journal.for_state_dir(settings.state_dir)
-    try:
-        return [label for _hash, label, *_ in journal.labels()]
-    finally:
-        journal.close()
 
 
 def answers(client: Client) -> None:

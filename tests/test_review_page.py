@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 from foreign_fs import coarse_now, renumber, written_over
-from review_setup import install_model, quarantine, review_settings, scratch_dir, serving
+from review_setup import install_model, journal_labels, quarantine, review_settings, scratch_dir, serving
 from synthetic import stored_png
 from waiting import HUNG_S, wait_until
 
@@ -308,11 +308,7 @@ def test_closing_the_page_waits_for_a_label_in_flight(
         poster.join(timeout=HUNG_S)
     assert replies and replies[0][0] == 200, replies
     assert not files["a.png"].exists() and (settings.library / "happy" / "a.png").is_file()
-    journal = Journal.for_state_dir(settings.state_dir)
-    try:
-        assert [label for _h, label, *_ in journal.labels()] == ["happy"]
-    finally:
-        journal.close()
+    assert journal_labels(settings) == ["happy"]
 
 
 def test_page_undo_takes_back_labels_and_no_face_marks_newest_first(settings: Settings) -> None:
@@ -392,11 +388,7 @@ def test_a_misspelt_class_is_refused_naming_the_nearest_and_a_new_one_must_be_as
         assert client.post("/api/undo")[0] == 200
         assert sorted(lib.iterdir()) == folders and files["a.png"].is_file()
         assert client.get("/api/state")["classes"] == keys
-    journal = Journal.for_state_dir(settings.state_dir)
-    try:
-        assert [label for _h, label, *_ in journal.labels()] == ["sad"]
-    finally:
-        journal.close()
+    assert journal_labels(settings) == ["sad"]
 
 
 def test_a_class_keeps_its_key_when_another_is_made(settings: Settings) -> None:
