@@ -127,7 +127,7 @@ class Service:
         self._inbox_problem: str | None = None
         self._inbox_mounted_at = mounted_at(settings.inbox)
         """Where the inbox's filesystem was mounted at the start (see ``_inbox_unmounted``)."""
-        self._model_problem: tuple[tuple[str, int] | None, str] | None = None
+        self._model_problem: tuple[ModelKey | None, str] | None = None
         """Why the model in force (at that key) cannot be loaded, while it cannot (`status` shows it)."""
         """Why nothing new can be watched (something else where the inbox belongs; `status` shows it)."""
         self._busy = 0
@@ -137,6 +137,8 @@ class Service:
         self._fingerprint = fingerprint(settings)
         """Of the settings this daemon runs with, read once: `status` compares its own."""
         self._reexamine_problem: str | None = None
+        self._taken_up: set[ModelKey | None] = set()
+        """The models workers took up since the unsure files were last judged (see `_reexamine_unsure`)."""
         self._unsure_judged_by = _model_key(settings)
         """The model in force when the unsure files were last judged (see `_reexamine_unsure`); None:
         a model put in force while no daemon ran, which the first look makes up for."""
@@ -366,7 +368,7 @@ class Service:
         self.stop()
 
     # -- workers -----------------------------------------------------------------------------
-    def _work(self, pipeline: Pipeline, model_key: tuple[str, int] | None) -> None:
+    def _work(self, pipeline: Pipeline, model_key: ModelKey | None) -> None:
         """Sort queued files with ``pipeline``, which holds the model in force at ``model_key``."""
         while True:
             try:
@@ -387,6 +389,8 @@ class Service:
                 key = _model_key(self.settings)
                 if key != model_key:  # a retrain or rollback swapped the model: use it from now on
                     model_key = key  # once per change: a model that cannot be loaded is not read per file
+                    with self._lock:  # files judged by it must be looked at again, also once it is gone
+                        self._taken_up.add(key)
                     self._take_up_model(pipeline)
                 self.process(pipeline, path)
             except Exception as exc:  # one bad file must never stop the service
@@ -570,9 +574,14 @@ class Service:
         daemon's retrain, `facesortd retrain` or the review page's "retrain now" beside it, `model
         use`, `rollback`, with this daemon running or not; only the first did this before, so a retrain
         the README tells a person to run left every unsure file where it was. Files a person put
-        there stay (the sorter's rule)."""
-        key = _model_key(self.settings)
-        if key == self._unsure_judged_by:
+        there stay (the sorter's rule).
+
+        A change counts even when the model in force is back to the one of the last look: a rollback
+        A -> B -> A between two looks left B's unsure files judged by B alone, never looked at by A.
+        So a model a worker took up since counts too (only such a model judged any file), once."""
+        with self._lock:
+            key, taken = _model_key(self.settings), set(self._taken_up)
+        if key == self._unsure_judged_by and not taken - {key}:
             return
         if self.settings.learning.reexamine_unsure:
             # Its files are not the library's: the quarantine said by _check_library, unsure/ by status.
@@ -601,6 +610,8 @@ class Service:
             for path in files:
                 self.enqueue(path)
         self._unsure_judged_by = key
+        with self._lock:  # those taken up since the start of this look are for the next one
+            self._taken_up -= taken
 
     def _look_again(self, watcher: InboxWatcher) -> None:
         """Once a burst is sorted, look at the inbox once more: inotify drops events when its queue
@@ -774,7 +785,11 @@ class _Timed(NamedTuple):
     file: FileIdentity | None
 
 
-def _model_key(settings: Settings) -> tuple[str, int] | None:
+ModelKey = tuple[str, int]
+"""A model file version: its path and modification time (a retrain may write the same name anew)."""
+
+
+def _model_key(settings: Settings) -> ModelKey | None:
     path = model_in_force(settings)
     try:
         return (str(path), path.stat().st_mtime_ns) if path else None

@@ -737,13 +737,18 @@ def test_two_copies_decided_at_once_put_one_in_the_duplicates(
 ) -> None:
     """duplicates = "quarantine", two copies of one screenshot handed to two workers at once: each
     found nothing sorted before, and both were placed (of 10 copies dropped together into the real
-    daemon, 2 escaped _quarantine/duplicate/)."""
+    daemon, 2 escaped _quarantine/duplicate/). Both decisions must meet: under load, a 0.5 s meeting
+    point let them go one after the other, and the test passed without racing anything."""
     real_decide = Pipeline.decide
     deciding = threading.Barrier(2)
+    met: list[bool] = []
 
     def decide_together(self: Pipeline, path: Path) -> Decision:
-        with contextlib.suppress(threading.BrokenBarrierError):  # alone: the other waits its turn
-            deciding.wait(timeout=0.5)
+        try:
+            deciding.wait(timeout=HUNG_S)  # neither places its copy before the other has decided
+            met.append(True)
+        except threading.BrokenBarrierError:
+            met.append(False)
         return real_decide(self, path)
 
     monkeypatch.setattr(Pipeline, "decide", decide_together)
@@ -762,4 +767,5 @@ def test_two_copies_decided_at_once_put_one_in_the_duplicates(
         worker.start()
     for worker in workers:
         worker.join(timeout=HUNG_S)
+    assert met == [True, True], "the two decisions never met: nothing was raced"
     assert sorted(o.decision.reason for o in outcomes if o.decision) == ["duplicate", "unsure"]

@@ -672,6 +672,46 @@ def test_unsure_files_the_model_in_force_put_there_are_not_judged_again(settings
         service.journal.close()
 
 
+def test_unsure_files_of_a_model_rolled_back_between_two_looks_are_looked_at_again(
+    settings: Settings,
+) -> None:
+    """A -> B -> A between two learning looks: the model in force was A at both, so the second change
+    was not seen, and the files B's worker left unsure were never looked at by A. A model a worker
+    took up meanwhile (only such a one judged any file) now counts as a change, once."""
+    from review_setup import install_model
+
+    unsure = settings.library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    install_model(settings)
+    first = model_store.model_in_force(settings)
+    assert first is not None
+    service = Service(settings)
+    try:
+        service._reexamine_unsure()  # the look the test starts from: A judged what is there
+        second = first.with_name("20260102-000000.fsm.npz")
+        shutil.copy(first, second)
+        model_store.adopt(settings, second)
+        settings.inbox.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(settings.inbox / "a.png"), draw_screenshot("happy", np.random.default_rng(1))[0])
+        service.enqueue(settings.inbox / "a.png")
+        service._queue.put(None)  # then the worker stops
+        service._work(stub_pipeline(settings), service._unsure_judged_by)  # takes B up, sorts a.png
+        assert not (settings.inbox / "a.png").exists()
+        (unsure / "b.png").write_bytes(b"png")  # and B left this one unsure
+        move = service.journal.plan(
+            "b.png", settings.inbox / "b.png", unsure / "b.png", Decision.quarantine("unsure"), second.name
+        )
+        service.journal.finish(move, "done", unsure / "b.png")
+        model_store.adopt(settings, first)  # rolled back before the next look
+        service._reexamine_unsure()
+        assert service._queue.get_nowait() == unsure / "b.png"
+        service._claimed.clear()
+        service._reexamine_unsure()  # looked at once: not again at every look
+        assert service.queue_length() == 0
+    finally:
+        service.journal.close()
+
+
 def test_a_first_start_with_no_unsure_file_to_look_again_at_says_nothing(settings: Settings) -> None:
     """Every first start of a daemon logged "model in force changed: looking again at 0 unsure
     file(s)" though nobody had changed the model: nothing to look at is nothing to say."""

@@ -7,6 +7,7 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) 
 from __future__ import annotations
 
 import copy
+import hashlib
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +23,9 @@ from test_review_page import Client
 from waiting import wait_until
 
 from facesortd.config import Settings
-from facesortd.journal import Journal
+from facesortd.journal import Journal, claim_mark
 from facesortd.model_store import model_in_force
+from facesortd.review_page.cache import CLAIM_LEFT
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
@@ -357,6 +359,35 @@ def test_an_unreadable_file_says_what_the_keys_do_with_it(
     with serving(settings) as server:
         _open(browser, server.url)
         wait_until(lambda: "n lists it last" in browser.find_element("id", "message").text)
+
+
+def test_a_claim_a_crash_left_is_said_as_what_it_is(settings: Settings, browser: webdriver.Chrome) -> None:
+    """It said "unreadable: a name facesortd claimed … A class key still moves it, but it teaches the
+    model nothing", as of a picture it could not decode: a claim holds no picture to label."""
+    folder = settings.library / "_quarantine" / "unreadable"
+    folder.mkdir(parents=True)
+    (folder / "claim.png").write_bytes(claim_mark(3, hashlib.sha256(b"a screenshot").hexdigest()))
+    with serving(settings) as server:
+        _open(browser, server.url)
+        wait_until(lambda: browser.find_element("id", "message").text == CLAIM_LEFT)
+
+
+def test_u_says_the_class_its_label_had_made_went_with_it(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """`u` of a label that made a class removes its emptied folder, and its key with it: the page
+    said only "undone: a.png is back in quarantine"."""
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    with serving(settings) as server:
+        keys = _open(browser, server.url)
+        keys.press("t")
+        browser.switch_to.active_element.send_keys("smug", Keys.ENTER)  # a new class: asked first
+        wait_until(lambda: "Enter again makes smug a new class" in browser.find_element("id", "message").text)
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
+        wait_until(lambda: (settings.library / "smug" / "a.png").is_file())
+        keys.press("u")
+        wait_until(lambda: "removed the empty folder smug/" in browser.find_element("id", "message").text)
+    assert files["a.png"].is_file() and not (settings.library / "smug").exists()
 
 
 def test_n_on_a_file_already_marked_moves_on_without_counting_it_again(

@@ -241,7 +241,9 @@ def test_recovery_finishing_an_undo_of_a_page_label_takes_away_its_label_and_emp
 def test_a_claim_a_crash_left_in_the_quarantine_says_what_it_is(settings: Settings) -> None:
     """A move's claim a crash left, which the daemon quarantines as unreadable, was shown as any file
     that is no picture ("unreadable: ..."), leaving the person to wonder what deleting it would
-    lose. It says what it is now, on its tile and when opened; another undecodable file as before."""
+    lose. It says what it is now, on its tile and when opened; another undecodable file as before.
+    The reply marks it a claim, which the page says alone: it said "unreadable: <this>. A class key
+    still moves it …", as if it were a picture it could not decode."""
     folder = settings.library / QUARANTINE_DIR / "unreadable"
     folder.mkdir(parents=True)
     (folder / "claim.png").write_bytes(claim_mark(3, hashlib.sha256(b"a screenshot").hexdigest()))
@@ -249,9 +251,11 @@ def test_a_claim_a_crash_left_in_the_quarantine_says_what_it_is(settings: Settin
     with serving(settings) as server:
         client = Client(server)
         ids = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
-        errors = {name: client.get(f"/api/guesses?id={ids[name]}")["error"] for name in ids}
+        guesses = {name: client.get(f"/api/guesses?id={ids[name]}") for name in ids}
         thumbs = {name: client.request(f"/thumb?id={ids[name]}") for name in ids}
+    errors = {name: g["error"] for name, g in guesses.items()}
     assert errors["claim.png"] == CLAIM_LEFT and CLAIM_LEFT not in errors["broken.png"]
+    assert guesses["claim.png"]["claim"] is True and "claim" not in guesses["broken.png"]
     assert thumbs["claim.png"][0] == thumbs["broken.png"][0] == 200
     assert thumbs["claim.png"][1] != thumbs["broken.png"][1]  # its tile names it too
 
@@ -323,11 +327,15 @@ def test_page_undo_takes_back_labels_and_no_face_marks_newest_first(settings: Se
         listed = client.get("/api/items")["items"]
         assert [(i["name"], i["dismissed"]) for i in listed] == [("b.png", True)]  # stays, marked
         assert files["b.png"].is_file()
-        assert client.post("/api/undo")[1]["name"] == "b.png"
+        reply = client.post("/api/undo")[1]
+        assert reply["name"] == "b.png" and reply["unmade"] == ""  # a mark made no folder
         assert client.get("/api/items")["items"][0]["dismissed"] is False
-        assert client.post("/api/undo")[1]["path"] == str(files["a.png"])
+        reply = client.post("/api/undo")[1]
+        assert reply["path"] == str(files["a.png"])
         assert files["a.png"].is_file()
         assert not (settings.library / "smug-face").exists()  # the folder the label made went with it
+        # and the page says so: a class key had gone unexplained
+        assert reply["unmade"] == "removed the empty folder smug-face/ that labelling a.png had made"
         status, reply = client.post("/api/undo")
         assert status == 409 and "nothing to undo" in reply["error"]
     journal = Journal.for_state_dir(settings.state_dir)

@@ -40,7 +40,8 @@ TOP_GUESSES = 3
 CLAIM_LEFT = "a name facesortd claimed before a crash; deleting it loses nothing"
 """Said of a file in the quarantine that is a move's claim a crash left (``journal.holds_claim_mark``;
 the daemon quarantines one found in the inbox as unreadable): "unreadable: not an image" left a
-person to wonder what was lost, and whether deleting it lost more."""
+person to wonder what was lost, and whether deleting it lost more. Its guesses say ``claim`` too,
+for the page to say this alone, not as a picture it could not decode that a class key would move."""
 
 
 def review_dir(settings: Settings) -> Path:
@@ -166,7 +167,9 @@ class ReviewCache:
         try:
             gray = to_gray(read_image(item.path, self.settings.images))
         except UnreadableImage as exc:
-            return {**_NOTHING_FOUND, "error": CLAIM_LEFT if holds_claim_mark(item.path) else str(exc)}
+            if holds_claim_mark(item.path):
+                return {**_NOTHING_FOUND, "error": CLAIM_LEFT, "claim": True}
+            return {**_NOTHING_FOUND, "error": str(exc)}
         if self._detector is None:
             self._detector = FaceDetector(self.settings.detection)
         if self._model is None or self._model[0] != model_path:

@@ -289,9 +289,10 @@ class Decisions:
             self.history.setdefault(tab, []).append(done)
         return done
 
-    def undo(self, tab: str = "") -> tuple[Done, Path]:
+    def undo(self, tab: str = "") -> tuple[Done, Path, str]:
         """Take back the newest decision of ``tab`` (another tab's are its own to take back);
-        returns it and where the file is now."""
+        returns it, where the file is now, and the line saying the class folder its label had made
+        was removed ("" if none was: ``undo.Outcome.unmade``)."""
         with self._lock:
             mine = self.history.get(tab)
             if not mine:
@@ -303,7 +304,7 @@ class Decisions:
             done = mine.pop()
             if done.kind == "no-face":
                 self.marks.set(done.item_id, None)
-                return done, done.path
+                return done, done.path, ""
             move = self.journal.done_at(done.path)
             if move is None:
                 raise DecisionError(f"{done.name} was moved since (by `facesortd undo`?); nothing to undo")
@@ -315,4 +316,8 @@ class Decisions:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; press u again once fixed")
             if outcome.back_to is None:
                 raise DecisionError(f"{done.name}: {outcome.why_not}; nothing to undo")
-            return done, outcome.back_to  # undo withdrew the label (and a class it made) with the move
+            return (
+                done,
+                outcome.back_to,
+                outcome.unmade,
+            )  # undo withdrew the label (and a class it made) with the move

@@ -281,8 +281,8 @@ class Handler(BaseHTTPRequestHandler):
         return _json(_done_json(done, str(done.path)))
 
     def _undo(self, body: dict[str, str]) -> Reply:
-        done, back = self.app.decisions.undo(body.get("tab", ""))
-        return _json(_done_json(done, str(back)))
+        done, back, unmade = self.app.decisions.undo(body.get("tab", ""))
+        return _json({**_done_json(done, str(back)), "unmade": unmade})
 
     def _retrain(self, _body: dict[str, str]) -> Reply:
         started = self.app.learning.start()

@@ -264,9 +264,11 @@ async function show() {
   $("guesses").replaceChildren(...g.guesses.map(([name, p], i) => el("li", {
     textContent: `${i === 0 ? "Enter" : keyOf(name) || ""}  ${name} ${(100 * p).toFixed(0)} %`,
   })));
-  // No content read (its drive could not): the reply says what to do; a file that is no image a
-  // class key still moves.
-  if (g.error && !g.content) say(`unreadable: ${g.error}`);
+  // No content read (its drive could not): the reply says what to do; a crash's leftover claim is
+  // said as what it is (a class key would move it, but there is nothing to label); a file that is
+  // no image a class key still moves.
+  if (g.claim) say(g.error);
+  else if (g.error && !g.content) say(`unreadable: ${g.error}`);
   else if (g.error) say(`unreadable: ${g.error}. A class key still moves it, but it teaches the model nothing; n lists it last`);
   else if (!g.boxes.length) say("no face found: press a class key if there is one, n if not");
   seen(item, shown);
@@ -399,7 +401,8 @@ async function undo() {
   const done = await post("/api/undo", { tab: TAB });
   const i = page.items.findIndex((item) => item.id === done.id);
   decided = Math.max(0, decided - 1);
-  say(`undone: ${done.name} is back in quarantine`);
+  // A class the label had made goes with it when its folder is left empty: its key goes too.
+  say(`undone: ${done.name} is back in quarantine${done.unmade ? `; ${done.unmade}` : ""}`);
   loadState().catch((e) => say(e.message));
   if (i < 0) return loadPage(page.offset, at);
   if (done.kind === "label") page.counts[page.items[i].reason] += 1;
