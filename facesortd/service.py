@@ -392,7 +392,7 @@ class Service:
                     with self._lock:  # files judged by it must be looked at again, also once it is gone
                         self._taken_up.add(key)
                     self._take_up_model(pipeline)
-                self.process(pipeline, path)
+                self._judge_again_if_outdated(self.process(pipeline, path), model_key)
             except Exception as exc:  # one bad file must never stop the service
                 self._failed(path, exc)
             finally:
@@ -402,6 +402,21 @@ class Service:
                 self._beat = time.monotonic()
                 if self.backlog and self.backlog.done < self.backlog.total:
                     self.backlog.step()
+
+    def _judge_again_if_outdated(self, placed: Path | None, judged_by: ModelKey | None) -> None:
+        """A file this worker put into ``_quarantine/unsure/`` with a model no longer in force goes
+        back into the queue, to be judged by the one in force through the same sorter path: a look
+        again at the unsure files (`_reexamine_unsure`) that ran while it was being judged did not
+        find it there yet, and the next look, the model unchanged, left it stuck. Once per change of
+        model: the worker judging it again holds the one in force (or, that one not loadable, counts
+        it as held: `_work`), so it comes back only if the model changes again meanwhile."""
+        if placed is None or not self.settings.learning.reexamine_unsure:
+            return
+        if placed.parent == self.library.folder_for(Decision.quarantine("unsure")) and (
+            judged_by != _model_key(self.settings)
+        ):
+            logger.info("{}: judged by a model no longer in force; looking at it again", placed)
+            self.enqueue(placed)
 
     def _take_up_model(self, pipeline: Pipeline) -> None:
         """Load the model in force into this worker's pipeline; the first worker to do so says it

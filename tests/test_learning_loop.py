@@ -712,6 +712,54 @@ def test_unsure_files_of_a_model_rolled_back_between_two_looks_are_looked_at_aga
         service.journal.close()
 
 
+def test_a_file_judged_unsure_by_the_old_model_while_a_look_runs_is_judged_again(
+    settings: Settings,
+) -> None:
+    """A model put in force, and the look again at the unsure files run, while a worker judged a file
+    with the old model: the look did not find it in unsure/ yet, the file landed there after it, and no
+    later look took it up (the model unchanged). It now goes back to be judged by the new model, once."""
+    from review_setup import install_model
+
+    unsure = settings.library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    install_model(settings)
+    first = model_store.model_in_force(settings)
+    assert first is not None
+    second = first.with_name("20260102-000000.fsm.npz")
+    shutil.copy(first, second)
+    service = Service(settings)
+    try:
+        service._reexamine_unsure()  # the look the test starts from: A judged what is there
+        held = service._unsure_judged_by
+        pipeline = stub_pipeline(settings)  # the worker's old model: every face unsure
+        judge = pipeline.decide
+
+        def judged_as_the_look_runs(path: Path) -> Decision:
+            decision = judge(path)
+            if path.parent == settings.inbox:  # B put in force and looked with, a.png still in flight
+                model_store.adopt(settings, second)
+                service._reexamine_unsure()
+            return decision
+
+        pipeline.decide = judged_as_the_look_runs  # type: ignore[method-assign]
+        settings.inbox.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(settings.inbox / "a.png"), draw_screenshot("happy", np.random.default_rng(1))[0])
+        service.enqueue(settings.inbox / "a.png")
+        service._queue.put(None)  # then the worker stops
+        service._work(pipeline, held)
+        assert (unsure / "a.png").exists()
+        assert service._queue.get_nowait() == unsure / "a.png"
+        service._queue.put(unsure / "a.png")
+        service._queue.put(None)
+        service._work(pipeline, held)  # takes B up and judges it again, through the sorter
+        assert not (unsure / "a.png").exists()
+        assert service.queue_length() == 0  # once, not again
+        service._reexamine_unsure()  # nor by the next look
+        assert service.queue_length() == 0
+    finally:
+        service.journal.close()
+
+
 def test_a_first_start_with_no_unsure_file_to_look_again_at_says_nothing(settings: Settings) -> None:
     """Every first start of a daemon logged "model in force changed: looking again at 0 unsure
     file(s)" though nobody had changed the model: nothing to look at is nothing to say."""
