@@ -207,6 +207,18 @@ def test_facesortd_undo_takes_away_the_empty_class_folder_a_page_label_made(
         journal.close()
 
 
+def _labelled_a_new_class(settings: Settings) -> dict[str, Path]:
+    """a.png in the quarantine labelled on the page with a class made for it (smug): the undo tests'
+    start; the quarantined files by name."""
+    install_model(settings)
+    files = quarantine(settings, "unsure", [("a.png", "happy")])
+    with serving(settings) as server:
+        client = Client(server)
+        (item,) = client.get("/api/items")["items"]
+        assert client.post("/api/label", {"id": item["id"], "label": "smug", "new": True})[0] == 200
+    return files
+
+
 @pytest.mark.parametrize("killed", ["linked back", "put back"])
 def test_recovery_finishing_an_undo_of_a_page_label_takes_away_its_label_and_empty_folder(
     settings: Settings, killed: str
@@ -215,12 +227,7 @@ def test_recovery_finishing_an_undo_of_a_page_label_takes_away_its_label_and_emp
     quarantine and the unlink in the library (``linked back``) or after the put-back (``put back``):
     recovery finished it, but left the label counted and the empty folder, a class with a key on
     the review page. It takes both with it now, as `undo` does, and says the folder's going."""
-    install_model(settings)
-    files = quarantine(settings, "unsure", [("a.png", "happy")])
-    with serving(settings) as server:
-        client = Client(server)
-        (item,) = client.get("/api/items")["items"]
-        assert client.post("/api/label", {"id": item["id"], "label": "smug", "new": True})[0] == 200
+    files = _labelled_a_new_class(settings)
     journal = Journal.for_state_dir(settings.state_dir)
     try:
         [move] = journal.done_moves()
@@ -265,12 +272,7 @@ def test_a_journal_from_before_made_folders_were_recorded_is_undone_leaving_the_
 ) -> None:
     """Opened, an older journal gets the column; a label of its own is undone as before, its folder
     kept (not known to be the label's)."""
-    install_model(settings)
-    files = quarantine(settings, "unsure", [("a.png", "happy")])
-    with serving(settings) as server:
-        client = Client(server)
-        (item,) = client.get("/api/items")["items"]
-        assert client.post("/api/label", {"id": item["id"], "label": "smug", "new": True})[0] == 200
+    files = _labelled_a_new_class(settings)
     db = sqlite3.connect(settings.state_dir / "journal.sqlite")
     db.execute("ALTER TABLE moves DROP COLUMN made_folder")  # the journal as older versions wrote it
     db.commit()
