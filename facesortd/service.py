@@ -194,7 +194,7 @@ class Service:
         # Which model the pipelines hold, read before they load it: a retrain adopting its model
         # between the two had each worker take the new one for the one it held, and sort with the
         # old one (its files journaled as judged by the new, never looked at again) until the next.
-        loaded = _model_key(s)
+        loaded, loaded_name = _model_key(s), _model_name(s)
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
         share_cores(len(pipelines))
         if pipelines[0].model is not None:
@@ -211,7 +211,7 @@ class Service:
         for path in backlog:  # through the settler too: a file may be mid-write as we start
             watcher.settler.offer(path)
         workers = [
-            threading.Thread(target=self._work, args=(p, loaded), name=f"worker-{i}")
+            threading.Thread(target=self._work, args=(p, loaded, loaded_name), name=f"worker-{i}")
             for i, p in enumerate(pipelines)
         ]
         for w in workers:
@@ -368,8 +368,11 @@ class Service:
         self.stop()
 
     # -- workers -----------------------------------------------------------------------------
-    def _work(self, pipeline: Pipeline, model_key: ModelKey | None) -> None:
-        """Sort queued files with ``pipeline``, which holds the model in force at ``model_key``."""
+    def _work(self, pipeline: Pipeline, model_key: ModelKey | None, judging: str | None = None) -> None:
+        """Sort queued files with ``pipeline``, which holds the model in force at ``model_key``, named
+        ``judging`` (None: the name the sorter journals with). Each worker journals its moves under
+        the name of the model it holds: the sorter's, which the first worker to take a new model up
+        changes, named the new model for a file another worker was still judging with the old."""
         while True:
             try:
                 path = self._queue.get(timeout=TICK_S)
@@ -391,8 +394,8 @@ class Service:
                     model_key = key  # once per change: a model that cannot be loaded is not read per file
                     with self._lock:  # files judged by it must be looked at again, also once it is gone
                         self._taken_up.add(key)
-                    self._take_up_model(pipeline)
-                self._judge_again_if_outdated(self.process(pipeline, path), model_key)
+                    judging = self._take_up_model(pipeline) or judging
+                self._judge_again_if_outdated(self.process(pipeline, path, judging), model_key)
             except Exception as exc:  # one bad file must never stop the service
                 self._failed(path, exc)
             finally:
@@ -418,9 +421,10 @@ class Service:
             logger.info("{}: judged by a model no longer in force; looking at it again", placed)
             self.enqueue(placed)
 
-    def _take_up_model(self, pipeline: Pipeline) -> None:
-        """Load the model in force into this worker's pipeline; the first worker to do so says it
-        (each worker has its own pipeline, and each said it: one line per worker).
+    def _take_up_model(self, pipeline: Pipeline) -> str | None:
+        """Load the model in force into this worker's pipeline and return its name (None: not
+        loaded); the first worker to do so says it (each worker has its own pipeline, and each said
+        it: one line per worker).
 
         One that cannot be loaded (its file overwritten by a half-finished copy, damaged) failed every
         file with a traceback, each left in the inbox and retried for ever: nothing was sorted until
@@ -436,18 +440,19 @@ class Service:
             if not said:
                 logger.error(problem)
                 self._record_error(None, problem)
-            return
+            return None
         with self._lock:
             self._model_problem = None
         pipeline.model = model
         name = _model_name(self.settings)
         with self._lock:
             if name == self.sorter.model_name:
-                return
+                return name
             self.sorter.model_name = name
         lost = lost_in_force(self.settings)  # deleted or damaged: the shipped model took over
         level, why = ("WARNING", f" ({lost})") if lost else ("INFO", "")
         logger.log(level, "model changed: now using {}{}", name, why)
+        return name
 
     def _failed(self, path: Path, exc: Exception) -> None:
         """A file failed in a way only we can cause: say so loudly, keep the file, try it again later.
@@ -499,14 +504,15 @@ class Service:
         except Exception as again:
             logger.error("cannot record that error in the journal either: {}", again)
 
-    def process(self, pipeline: Pipeline, path: Path) -> Path | None:
+    def process(self, pipeline: Pipeline, path: Path, judging: str | None = None) -> Path | None:
         """Sort one file with the shared sorter; returns where it went (None: left where it is).
+        ``judging``: the name of the model ``pipeline`` holds (None: the sorter's).
 
         What only a daemon does stays here: retry a failed move later with back-off, wait for a
         file that may still be being written, say once why a file stays.
         """
         try:
-            outcome = self.sorter.sort(pipeline, path)
+            outcome = self.sorter.sort(pipeline, path, judged_by=judging)
         except (OSError, sqlite3.OperationalError) as exc:
             self._retry_later(path, exc)
             return None

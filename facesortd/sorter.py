@@ -174,21 +174,25 @@ class Sorter:
         if self.unreadable_settle_s and self.unreadable_since is None:
             self.unreadable_since = UnreadableSince()
 
-    def sort(self, pipeline: Pipeline, path: Path, *, named: bool = False) -> Outcome:
+    def sort(
+        self, pipeline: Pipeline, path: Path, *, named: bool = False, judged_by: str | None = None
+    ) -> Outcome:
         """Sort ``path`` with ``pipeline`` (one per thread: OpenCV's detectors are not shareable).
 
         ``named``: a person named this file or its folder (``facesortd sort FILE``, ``facesortd sort
         <library>/_quarantine/no-face``); that overrides their earlier undo or quarantine of it,
         which is how they sort such a file by hand. Only the inbox (daemon, bare ``sort``) obeys them.
+        ``judged_by``: the name of the model ``pipeline`` holds, journaled with the move, where it
+        may not be ``model_name`` (the daemon's workers take a new model up one after the other).
         """
-        outcome = self._sort(pipeline, path, named=named)
+        outcome = self._sort(pipeline, path, named=named, judged_by=judged_by or self.model_name)
         if self.unreadable_since is not None and outcome.kind != "wait":
             # Whatever became of it (placed, gone while it waited, replaced by a link), it is no longer
             # waited on: a record kept for each file that vanished while waiting grew for ever.
             self.unreadable_since.forget(outcome.path)
         return outcome
 
-    def _sort(self, pipeline: Pipeline, path: Path, *, named: bool) -> Outcome:
+    def _sort(self, pipeline: Pipeline, path: Path, *, named: bool, judged_by: str) -> Outcome:
         started = time.perf_counter()
         # As the journal and the daemon name it: `sort happy/a.png` was a duplicate of itself.
         path = path.absolute()
@@ -238,7 +242,7 @@ class Sorter:
                     path,
                     digest,
                     decision,
-                    self.model_name,
+                    judged_by,
                     copy=self.copy,
                     seen=seen,
                 )

@@ -254,12 +254,12 @@ def test_an_unexpected_error_is_said_with_its_traceback_once_per_file_and_type(
     fixed = threading.Event()
     real_sort = Sorter.sort
 
-    def failing(self: Sorter, pipeline: object, path: Path) -> object:
+    def failing(self: Sorter, pipeline: object, path: Path, **how: object) -> object:
         if errors:
             raise errors.pop(0)
         if not fixed.is_set():
             raise KeyError("y")
-        return real_sort(self, pipeline, path)
+        return real_sort(self, pipeline, path, **how)
 
     def said() -> list[tuple[str, str]]:
         return [(level, text) for level, text in list(lines) if "a.png: unexpected error" in text]

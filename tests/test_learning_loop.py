@@ -760,6 +760,44 @@ def test_a_file_judged_unsure_by_the_old_model_while_a_look_runs_is_judged_again
         service.journal.close()
 
 
+def test_a_file_is_journaled_under_the_model_its_worker_judged_it_with(settings: Settings) -> None:
+    """Another worker took a new model up while this one judged a file with the old: the move was
+    journaled under the new model's name (the sorter's, which the first worker to take a model up
+    changes), so the journal and the looks again at unsure files took it for the new model's."""
+    from review_setup import install_model
+
+    install_model(settings)
+    first = model_store.model_in_force(settings)
+    assert first is not None
+    second = first.with_name("20260102-000000.fsm.npz")
+    shutil.copy(first, second)
+    service = Service(settings)
+    try:
+        service._reexamine_unsure()
+        held = service._unsure_judged_by
+        service.sorter.model_name = first.name  # as the daemon's start sets it
+        pipeline = stub_pipeline(settings)  # this worker's old model: every face unsure
+        judge = pipeline.decide
+
+        def judged_as_another_worker_takes_up_the_new(path: Path) -> Decision:
+            decision = judge(path)
+            model_store.adopt(settings, second)
+            assert service._take_up_model(stub_pipeline(settings)) == second.name  # the other worker
+            return decision
+
+        pipeline.decide = judged_as_another_worker_takes_up_the_new  # type: ignore[method-assign]
+        settings.inbox.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(settings.inbox / "a.png"), draw_screenshot("happy", np.random.default_rng(1))[0])
+        service.enqueue(settings.inbox / "a.png")
+        service._queue.put(None)
+        service._work(pipeline, held, first.name)
+        unsure = settings.library / "_quarantine" / "unsure"
+        assert service.journal.judged_by(unsure) == {unsure / "a.png": first.name}
+        assert service.sorter.model_name == second.name  # what the daemon says it runs with
+    finally:
+        service.journal.close()
+
+
 def test_a_first_start_with_no_unsure_file_to_look_again_at_says_nothing(settings: Settings) -> None:
     """Every first start of a daemon logged "model in force changed: looking again at 0 unsure
     file(s)" though nobody had changed the model: nothing to look at is nothing to say."""
