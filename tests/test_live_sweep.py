@@ -286,7 +286,11 @@ def test_a_model_in_force_damaged_while_the_daemon_runs_is_said_once_and_sorting
     status = settings.state_dir / "status.json"
     with running_daemon(settings, stub_pipeline):
         _sorted(settings, "first.png")
-        model.write_bytes(b"not a model")
+        # In one change: written in place, its truncation and its write are two versions of the
+        # file a few microseconds apart, and two workers each met one (said twice, once each).
+        damaged = tmp_path / "damaged"
+        damaged.write_bytes(b"not a model")
+        os.replace(damaged, model)
         for name in ("a.png", "b.png", "c.png"):
             _sorted(settings, name)
         assert "cannot load the model in force" in status.read_text()
