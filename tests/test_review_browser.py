@@ -465,8 +465,8 @@ def test_a_key_pressed_before_the_next_picture_appeared_labels_nothing(
     label. Only the file on screen at the press is labelled; the key typed ahead is dropped and said."""
     files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
     lib = settings.library
-    # Every line the page says, kept: the drop's line is soon replaced by what the next file's
-    # guesses say ("no face found"), which a poll under load saw instead.
+    # Every line the page says, kept: a poll of the message missed the drop's line once under load
+    # (a later line replaced it before the poll; which one was not found), so the wait reads them all.
     keep_said = (
         "window.said = []; new MutationObserver(() => window.said.push($('message').textContent))"
         ".observe($('message'), {childList: true, characterData: true, subtree: true})"
