@@ -672,28 +672,40 @@ def test_unsure_files_the_model_in_force_put_there_are_not_judged_again(settings
         service.journal.close()
 
 
+def _model_and_a_copy(settings: Settings) -> tuple[Path, Path]:
+    """The drawn model in force (A) and a copy of it under another name (B), not in force: two
+    models the daemon tells apart by their key, for the tests of a model changing mid-sort."""
+    from review_setup import install_model
+
+    install_model(settings)
+    first = model_store.model_in_force(settings)
+    assert first is not None
+    second = first.with_name("20260102-000000.fsm.npz")
+    shutil.copy(first, second)
+    return first, second
+
+
+def _drop_and_queue(service: Service, settings: Settings) -> None:
+    """A drawn a.png put into the inbox and queued for ``service``'s worker."""
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(settings.inbox / "a.png"), draw_screenshot("happy", np.random.default_rng(1))[0])
+    service.enqueue(settings.inbox / "a.png")
+
+
 def test_unsure_files_of_a_model_rolled_back_between_two_looks_are_looked_at_again(
     settings: Settings,
 ) -> None:
     """A -> B -> A between two learning looks: the model in force was A at both, so the second change
     was not seen, and the files B's worker left unsure were never looked at by A. A model a worker
     took up meanwhile (only such a one judged any file) now counts as a change, once."""
-    from review_setup import install_model
-
     unsure = settings.library / "_quarantine" / "unsure"
     unsure.mkdir(parents=True)
-    install_model(settings)
-    first = model_store.model_in_force(settings)
-    assert first is not None
+    first, second = _model_and_a_copy(settings)
     service = Service(settings)
     try:
         service._reexamine_unsure()  # the look the test starts from: A judged what is there
-        second = first.with_name("20260102-000000.fsm.npz")
-        shutil.copy(first, second)
         model_store.adopt(settings, second)
-        settings.inbox.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(settings.inbox / "a.png"), draw_screenshot("happy", np.random.default_rng(1))[0])
-        service.enqueue(settings.inbox / "a.png")
+        _drop_and_queue(service, settings)
         service._queue.put(None)  # then the worker stops
         service._work(stub_pipeline(settings), service._unsure_judged_by)  # takes B up, sorts a.png
         assert not (settings.inbox / "a.png").exists()
@@ -718,15 +730,9 @@ def test_a_file_judged_unsure_by_the_old_model_while_a_look_runs_is_judged_again
     """A model put in force, and the look again at the unsure files run, while a worker judged a file
     with the old model: the look did not find it in unsure/ yet, the file landed there after it, and no
     later look took it up (the model unchanged). It now goes back to be judged by the new model, once."""
-    from review_setup import install_model
-
     unsure = settings.library / "_quarantine" / "unsure"
     unsure.mkdir(parents=True)
-    install_model(settings)
-    first = model_store.model_in_force(settings)
-    assert first is not None
-    second = first.with_name("20260102-000000.fsm.npz")
-    shutil.copy(first, second)
+    _first, second = _model_and_a_copy(settings)
     service = Service(settings)
     try:
         service._reexamine_unsure()  # the look the test starts from: A judged what is there
@@ -742,9 +748,7 @@ def test_a_file_judged_unsure_by_the_old_model_while_a_look_runs_is_judged_again
             return decision
 
         pipeline.decide = judged_as_the_look_runs  # type: ignore[method-assign]
-        settings.inbox.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(settings.inbox / "a.png"), draw_screenshot("happy", np.random.default_rng(1))[0])
-        service.enqueue(settings.inbox / "a.png")
+        _drop_and_queue(service, settings)
         service._queue.put(None)  # then the worker stops
         service._work(pipeline, held)
         assert (unsure / "a.png").exists()
@@ -764,13 +768,7 @@ def test_a_file_is_journaled_under_the_model_its_worker_judged_it_with(settings:
     """Another worker took a new model up while this one judged a file with the old: the move was
     journaled under the new model's name (the sorter's, which the first worker to take a model up
     changes), so the journal and the looks again at unsure files took it for the new model's."""
-    from review_setup import install_model
-
-    install_model(settings)
-    first = model_store.model_in_force(settings)
-    assert first is not None
-    second = first.with_name("20260102-000000.fsm.npz")
-    shutil.copy(first, second)
+    first, second = _model_and_a_copy(settings)
     service = Service(settings)
     try:
         service._reexamine_unsure()
@@ -786,9 +784,7 @@ def test_a_file_is_journaled_under_the_model_its_worker_judged_it_with(settings:
             return decision
 
         pipeline.decide = judged_as_another_worker_takes_up_the_new  # type: ignore[method-assign]
-        settings.inbox.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(settings.inbox / "a.png"), draw_screenshot("happy", np.random.default_rng(1))[0])
-        service.enqueue(settings.inbox / "a.png")
+        _drop_and_queue(service, settings)
         service._queue.put(None)
         service._work(pipeline, held, first.name)
         unsure = settings.library / "_quarantine" / "unsure"
