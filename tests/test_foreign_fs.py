@@ -373,6 +373,21 @@ def test_recovery_removes_the_name_a_move_killed_between_claim_and_rename_claime
         assert _files(settings.inbox) == [theirs] and placed.read_bytes() == screenshot_png(13)
 
 
+def _interrupted(journal: Journal, settings: Settings, src: Path, interrupted: str) -> tuple[int, Path, Path]:
+    """``src`` (in the inbox) as a kill left it: a ``move`` into ``_quarantine/unsure/`` planned, not
+    begun, or sorted there and an ``undo`` of it marked begun, before the put-back. The move's id, the
+    name a claim of it would take (where the file goes) and where the file is now."""
+    if interrupted == "move":
+        folder = settings.library / "_quarantine" / "unsure"
+        folder.mkdir(parents=True)
+        return journal.plan(file_hash(src), src, folder / "a.png", UNSURE, "m"), folder / "a.png", src
+    placed = journaled_apply(journal, Library(settings.library), src, file_hash(src), UNSURE, "m")
+    [move] = journal.done_moves()
+    journal.set_meta(UNDOING, str(move.id))  # as `undo` marks it before the put-back
+    journal.finish(move.id, "undone")
+    return move.id, src, placed
+
+
 @pytest.mark.parametrize("interrupted", ["move", "undo"])
 @pytest.mark.parametrize("found", ["empty", "written", "marked", "renamed onto"])
 def test_recovery_removes_a_claimed_name_only_while_it_holds_the_moves_mark(
@@ -391,18 +406,8 @@ def test_recovery_removes_a_claimed_name_only_while_it_holds_the_moves_mark(
     src = settings.inbox / "a.png"
     src.write_bytes(screenshot_png(13))
     journal = Journal.for_state_dir(settings.state_dir)
-    if interrupted == "move":
-        folder = settings.library / "_quarantine" / "unsure"
-        folder.mkdir(parents=True)
-        move_id = journal.plan(file_hash(src), src, folder / "a.png", UNSURE, "m")
-        claim, moving, whose = folder / "a.png", src, f"the interrupted move of {src}"
-    else:
-        placed = journaled_apply(journal, Library(settings.library), src, file_hash(src), UNSURE, "m")
-        [move] = journal.done_moves()
-        move_id = move.id
-        journal.set_meta(UNDOING, str(move_id))  # as `undo` marks it before the put-back
-        journal.finish(move_id, "undone")
-        claim, moving, whose = src, placed, f"the interrupted undo of {placed}"
+    move_id, claim, moving = _interrupted(journal, settings, src, interrupted)
+    whose = f"the interrupted {interrupted} of {moving}"
     mark = journal.claiming(move_id, claim)  # the kill comes after this, before or after the making
     held = {"empty": b"", "written": b"the screenshot", "marked": mark}.get(found)
     if held is None:
@@ -419,7 +424,7 @@ def test_recovery_removes_a_claimed_name_only_while_it_holds_the_moves_mark(
         assert lines[0] == f"left {claim}, the name {whose} had claimed, as it is: another file is there now"
     if found == "renamed onto":  # the file is where the move took it, once
         done = f"completed the interrupted move of {src} -> {claim}"
-        assert lines == [done if interrupted == "move" else f"the interrupted undo of {placed} had finished"]
+        assert lines == [done if interrupted == "move" else f"the interrupted undo of {moving} had finished"]
         assert _files(settings.inbox) + _files(settings.library) == [claim]
         assert claim.read_bytes() == screenshot_png(13)
         return
@@ -427,7 +432,7 @@ def test_recovery_removes_a_claimed_name_only_while_it_holds_the_moves_mark(
     if interrupted == "move":
         assert lines[-1].startswith("rolled back") and _files(settings.library) == kept
     else:
-        assert lines[-1] == f"the interrupted undo of {placed} had not begun; it stays sorted"
+        assert lines[-1] == f"the interrupted undo of {moving} had not begun; it stays sorted"
         assert _files(settings.inbox) == kept
     assert moving.read_bytes() == screenshot_png(13) and [p.read_bytes() for p in kept] == [held] * len(kept)
 
@@ -918,17 +923,7 @@ def test_recovery_leaves_an_empty_file_where_no_move_ever_claims_a_name(
     src = settings.inbox / "a.png"
     src.write_bytes(screenshot_png(24))
     journal = Journal.for_state_dir(settings.state_dir)
-    if interrupted == "move":
-        folder = settings.library / "_quarantine" / "unsure"
-        folder.mkdir(parents=True)
-        journal.plan(file_hash(src), src, folder / "a.png", UNSURE, "m")  # killed before the link
-        theirs = folder / "a.png"
-    else:
-        placed = journaled_apply(journal, Library(settings.library), src, file_hash(src), UNSURE, "m")
-        [move] = journal.done_moves()
-        journal.set_meta(UNDOING, str(move.id))  # killed as `undo` began, before the put-back
-        journal.finish(move.id, "undone")
-        theirs = src
+    _move_id, theirs, placed = _interrupted(journal, settings, src, interrupted)
     with open(theirs, "wb") as being_written:  # made since the kill; its writer is at work
         list(recover(journal))
         being_written.write(b"the screenshot")
