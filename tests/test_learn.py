@@ -550,20 +550,27 @@ def test_a_model_pinned_in_the_config_is_the_base_of_retrains(tmp_path: Path) ->
     )
 
 
+def _placed_lately(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int) -> list[Path]:
+    """``n`` drawn screenshots (angry, happy, sad in turn) as files placed lately that nobody labelled,
+    which a retrain judges its auto-sorted share on, with the test-double detector that finds their faces."""
+    import cv2
+    from synthetic import BrightBlobDetector, draw_screenshot
+
+    rng = np.random.default_rng(44)
+    files = []
+    for i in range(n):
+        files.append(tmp_path / f"placed{i}.png")
+        cv2.imwrite(str(files[-1]), draw_screenshot(["angry", "happy", "sad"][i % 3], rng)[0])
+    monkeypatch.setattr(retrain, "FaceDetector", BrightBlobDetector)
+    return files
+
+
 def test_the_auto_sorted_share_is_also_judged_on_files_nobody_labelled(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Labels are mostly files the model in force was unsure of: the share must be judged elsewhere too."""
-    import cv2
-    from synthetic import BrightBlobDetector, draw_screenshot
-
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=43)
-    rng = np.random.default_rng(44)
-    files = []
-    for i in range(6):
-        files.append(tmp_path / f"placed{i}.png")
-        cv2.imwrite(str(files[-1]), draw_screenshot(["angry", "happy", "sad"][i % 3], rng)[0])
-    monkeypatch.setattr(retrain, "FaceDetector", BrightBlobDetector)
+    files = _placed_lately(tmp_path, monkeypatch, 6)
     labels = _labels(settings, ["angry", "happy", "sad"], 6, seed=45)
     fair = retrain.retrain(settings, labels, current, files)
     assert fair.adopted and isinstance(share := fair.comparisons[-1], retrain.ShareCheck)
@@ -586,18 +593,11 @@ def test_a_model_that_would_sort_far_more_needs_labels_that_show_its_sure_answer
     79 % of the seed screenshots where the model in force sorted none (right there only because the
     shipped model was trained on them). Sorting far more now needs labels that show its sure
     answers right as often as the threshold promises; a handful of right answers does."""
-    import cv2
-    from synthetic import BrightBlobDetector, draw_screenshot
 
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=43)
     current.temperature = 1e12  # the model in force sorts nothing: every file waits for review
     current.save(model_store.model_in_force(settings))
-    rng = np.random.default_rng(44)
-    files = []
-    for i in range(12):
-        files.append(tmp_path / f"placed{i}.png")
-        cv2.imwrite(str(files[-1]), draw_screenshot(["angry", "happy", "sad"][i % 3], rng)[0])
-    monkeypatch.setattr(retrain, "FaceDetector", BrightBlobDetector)
+    files = _placed_lately(tmp_path, monkeypatch, 12)
     monkeypatch.setattr(retrain, "fit_temperature", lambda *_: 0.01)  # what two right answers fit
     two = [
         dataclasses.replace(lbl, group=lbl.label) for lbl in _labels(settings, ["happy", "sad"], 1, seed=45)
@@ -629,19 +629,12 @@ def test_labels_of_one_emotion_never_show_that_a_model_sorting_more_is_right(
     crops put in force, then five happy files filed): a model calling every face happy is right on
     all five, and it was adopted, sorting all 69 other seed screenshots, 64 into joy/ (3 right, 41
     wrong). Labels of one emotion cannot show how often its sure answers are right."""
-    import cv2
-    from synthetic import BrightBlobDetector, draw_screenshot
 
     current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=43)
     current.temperature = 1e12  # the model in force sorts nothing
     current.save(model_store.model_in_force(settings))
     _validation_set(settings, ["angry", "happy", "sad"], 2, seed=12)
-    rng = np.random.default_rng(44)
-    files = []
-    for i in range(6):
-        files.append(tmp_path / f"placed{i}.png")
-        cv2.imwrite(str(files[-1]), draw_screenshot(["angry", "happy", "sad"][i % 3], rng)[0])
-    monkeypatch.setattr(retrain, "FaceDetector", BrightBlobDetector)
+    files = _placed_lately(tmp_path, monkeypatch, 6)
     monkeypatch.setattr(retrain, "fit_temperature", lambda *_: 0.01)
     happy = _labels(settings, ["happy"], 8, seed=45)
     result = retrain.retrain(settings, happy, current, files)
