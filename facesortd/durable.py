@@ -404,6 +404,8 @@ def _link_no_replace(
             try:  # unbuffered, at once: a kill before the mark is in leaves the claim empty, for good
                 if os.write(fd, mark) != len(mark):
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(candidate))
+                if mark:  # on the drive before the rename: a power cut found the claim empty (left)
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             if dir_fd is None:

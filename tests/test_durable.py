@@ -109,6 +109,29 @@ def test_a_copy_onto_a_drive_without_the_no_replace_rename_tells_the_name_it_cla
     assert told == [final] and final.read_bytes() == src.read_bytes() == b"data"
 
 
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_claims_mark_is_on_the_drive_before_the_file_is_renamed_onto_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: bool
+) -> None:
+    """On a drive that claims names first, the claim's mark is synced before the rename: written
+    only, a power cut could leave the claim on the drive without it (empty: recovery leaves it, and
+    the file is sorted again beside it as ``a (1).png``)."""
+    _refuse_links(monkeypatch)
+    monkeypatch.setattr(durable, "rename_no_replace", lambda _a, _b, _fd=None: False)
+    src = _file(tmp_path / "in" / "a.png", b"data")
+    real_fsync = os.fsync
+    synced: list[tuple[str, bytes]] = []
+
+    def fsync(fd: int) -> None:  # what the file synced holds then: the mark, not yet the file
+        name = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        synced.append((name.name, name.read_bytes() if name.is_file() else b""))
+        real_fsync(fd)
+
+    monkeypatch.setattr(durable.os, "fsync", fsync)
+    final = durable.move_no_replace(src, tmp_path / "lib" / "a.png", copy=copy, claiming=lambda _n: b"mark")
+    assert (final.name, b"mark") in synced and final.read_bytes() == b"data"
+
+
 def test_no_replace_rename_refuses_to_replace_and_reports_errors(tmp_path: Path) -> None:
     a, b = _file(tmp_path / "a", b"a"), _file(tmp_path / "b", b"b")
     if not durable.rename_no_replace(a, tmp_path / "c"):
