@@ -76,8 +76,10 @@ CREATE TABLE IF NOT EXISTS moves (
 );
 CREATE INDEX IF NOT EXISTS moves_hash ON moves (hash);
 CREATE INDEX IF NOT EXISTS moves_state ON moves (state);
+CREATE INDEX IF NOT EXISTS moves_finished ON moves (finished);
 {LABELS_TABLE};
 CREATE INDEX IF NOT EXISTS labels_hash ON labels (hash);
+CREATE INDEX IF NOT EXISTS labels_created ON labels (created);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS errors (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, path TEXT, message TEXT NOT NULL
@@ -107,6 +109,19 @@ UNDOING = "undo_in_progress"
 """Meta key: the id of the move `undo` is putting back right now ("" when none), for recovery."""
 RELATIVE_TOLD = "relative_rows_told"
 """Meta key: the ids (comma-separated) of interrupted moves with relative paths already reported."""
+
+_STAMP = (
+    "MAX(?, COALESCE((SELECT MAX(created) FROM labels), 0) + 1e-6,"
+    " COALESCE((SELECT MAX(finished) FROM moves), 0) + 1e-6)"
+)
+"""When a move finishes or a label is given (``?``: the clock's time): never before a time the
+journal already holds. Which came last, facesortd's move of a file or a person's label, is told by
+these times (``placed_last``, ``counts``, what the last retrain learnt until): a clock set back (by
+hand, a dead clock battery until the network corrects it, another system's local time on a dual
+boot) made a person's label older than facesortd's earlier move of the file, so their file moved
+back into the folder facesortd had put it in was taken for facesortd's own placement and the label
+never recorded, and labels given after a retrain were not new to the next. The times stay the
+clock's while it runs forward; a clock set back meets them again once it has caught up."""
 
 
 _CLAIM_MARK = (
@@ -525,16 +540,12 @@ class Journal:
     def finish(self, move_id: int, state: str, destination: Path | None = None) -> None:
         """Mark a move done (with its final path), rolled back, or undone. Its claim is forgotten: an
         `undo` marks the move undone before it claims a name of its own to put the file back."""
+        sql = f"UPDATE moves SET state = ?, finished = {_STAMP}, claimed = x''"
         if destination is None:
-            self._rows(
-                "UPDATE moves SET state = ?, finished = ?, claimed = x'' WHERE id = ?",
-                (state, time.time(), move_id),
-            )
+            self._rows(f"{sql} WHERE id = ?", (state, time.time(), move_id))
         else:
-            self._rows(
-                "UPDATE moves SET state = ?, finished = ?, destination = ?, claimed = x'' WHERE id = ?",
-                (state, time.time(), _blob(destination), move_id),
-            )
+            args = (state, time.time(), _blob(destination), move_id)
+            self._rows(f"{sql}, destination = ? WHERE id = ?", args)
 
     def claiming(self, move_id: int, name: Path) -> bytes:
         """Record the name move ``move_id`` (or `undo` putting it back) is about to claim
@@ -710,7 +721,7 @@ class Journal:
         crop, box = (str(face[0]), json.dumps(list(face[1]))) if face else (None, None)
         self._rows(
             "INSERT INTO labels (hash, label, source, face, box, grp, path, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, {_STAMP})",
             (digest, label, source, crop, box, group, _blob(path), time.time()),
         )
 

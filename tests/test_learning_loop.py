@@ -170,6 +170,67 @@ def test_moving_a_sorted_file_to_another_emotion_is_a_correction(settings: Setti
     journal.close()
 
 
+def _clock_set_back(monkeypatch: pytest.MonkeyPatch, by_s: float) -> None:
+    """The journal's clock set back ``by_s`` (by hand, or a dead clock battery until NTP corrects it)."""
+    import time
+    from types import SimpleNamespace
+
+    from facesortd import journal
+
+    monkeypatch.setattr(journal, "time", SimpleNamespace(time=lambda: time.time() - by_s))
+
+
+def test_a_file_moved_back_where_facesortd_put_it_after_the_clock_was_set_back_is_a_label(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """facesortd put x.png into happy/; the clock was set back an hour; the person moved it to sad/
+    (a label) and back to happy/: their label, happy, was older by the clock than facesortd's move,
+    so the file back in happy/ was taken for facesortd's placement and the label stayed sad."""
+    from facesortd.decide import Decision
+    from facesortd.journal import Journal
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    happy, sad = settings.library / "happy", settings.library / "sad"
+    happy.mkdir(parents=True)
+    sad.mkdir()
+    cv2.imwrite(str(happy / "x.png"), draw_screenshot("happy", np.random.default_rng(1))[0])
+    _placed(journal, happy / "x.png", Decision("sorted", "happy", confidence=0.7))
+    _clock_set_back(monkeypatch, 3600)
+    reviewer = review.Reviewer(settings, journal)
+    (happy / "x.png").rename(sad / "x.png")
+    assert reviewer.scan() == 1
+    (sad / "x.png").rename(happy / "x.png")
+    assert reviewer.scan() == 1
+    assert [label for _h, label, *_ in journal.labels()] == ["happy"]
+    journal.close()
+
+
+def test_labels_given_after_a_retrain_and_the_clock_set_back_are_new(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New labels are those given after the newest the last retrain learnt: with the clock set back,
+    each was older, so none counted towards the next retrain (`status`: 0 new) until the clock
+    caught up again. The file's own time says nothing of it (a copy keeping a time of 2001)."""
+    from facesortd.journal import Journal
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    sad = settings.library / "sad"
+    sad.mkdir(parents=True)
+    for n in range(2):
+        cv2.imwrite(str(sad / f"{n}.png"), draw_screenshot("sad", np.random.default_rng(n))[0])
+    assert review.Reviewer(settings, journal).scan() == 2
+    labels = review.user_labels(journal)
+    journal.set_meta(retrain.LABELS_TRAINED_UNTIL, str(max(label.given for label in labels)))
+    _clock_set_back(monkeypatch, 86400)
+    (settings.library / "happy").mkdir()
+    late = settings.library / "happy" / "2.png"
+    cv2.imwrite(str(late), draw_screenshot("happy", np.random.default_rng(2))[0])
+    os.utime(late, (978_307_200, 978_307_200))  # copied keeping a time of 2001 (cp -p, rsync -t)
+    assert review.Reviewer(settings, journal).scan() == 1
+    assert retrain.schedule(journal, review.user_labels(journal)).fresh == 1
+    journal.close()
+
+
 def test_a_label_moved_away_and_back_during_a_scan_is_recorded_at_the_next(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
