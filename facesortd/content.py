@@ -12,6 +12,9 @@ from pathlib import Path
 
 from facesortd.durable import open_regular
 
+EMPTY_HASH = hashlib.sha256(b"").hexdigest()
+"""The content id of an empty file: no picture (a claim a crash cut off before its mark, say)."""
+
 
 def file_hash(path: Path) -> str:
     """SHA-256 of the content: the identity of a file across renames and moves.

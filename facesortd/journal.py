@@ -13,6 +13,7 @@ every path comparison is made on ``CAST(... AS BLOB)``.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -24,8 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from loguru import logger
+
 from facesortd.boxes import Box
-from facesortd.content import holds
+from facesortd.content import EMPTY_HASH, holds
 from facesortd.decide import Decision
 from facesortd.durable import small_file
 from facesortd.mounts import FOREIGN_FILESYSTEMS, filesystem_type, refuse_unmounted
@@ -109,6 +112,9 @@ UNDOING = "undo_in_progress"
 """Meta key: the id of the move `undo` is putting back right now ("" when none), for recovery."""
 RELATIVE_TOLD = "relative_rows_told"
 """Meta key: the ids (comma-separated) of interrupted moves with relative paths already reported."""
+CLAIM_LABELS_WITHDRAWN = "claim_labels_withdrawn"
+"""Meta key: the labels an older label scan recorded from crash leftovers are withdrawn (see
+:meth:`Journal._withdraw_claim_labels`)."""
 
 _STAMP = (
     "MAX(?, COALESCE((SELECT MAX(created) FROM labels), 0) + 1e-6,"
@@ -354,6 +360,7 @@ class Journal:
             self._db.executescript(SCHEMA)
             self._migrate_review_page_moves()
             self._migrate_added_columns()
+            self._withdraw_claim_labels()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             if isinstance(exc, sqlite3.OperationalError):  # damage is DatabaseError proper
@@ -427,6 +434,32 @@ class Journal:
             with self._migration():  # looked at again inside: another process may have just added it
                 if not self._has_column(column):
                     self._db.execute(f"ALTER TABLE moves ADD COLUMN {column} {kind}")
+
+    def _withdraw_claim_labels(self) -> None:
+        """Journals whose label scan (before 2026-12-03) recorded a name a crash left in an emotion
+        folder of a FAT or exFAT library (a move's claim: empty, or holding its mark) as a person's
+        label with no face: withdrawn, once, so that it is never counted (`status` said one label
+        too many) nor learnt. Such a label is known by its content: an empty file's, or the mark of
+        a move the journal holds (:func:`claim_mark`), the only ones a claim ever held."""
+        if self.get_meta(CLAIM_LABELS_WITHDRAWN):
+            return
+        with self._migration():  # looked at again inside: another process may have just done it
+            if self.get_meta(CLAIM_LABELS_WITHDRAWN):
+                return
+            sql = f"SELECT hash, path FROM labels AS l WHERE {PERSON_LABEL} AND face IS NULL"
+            faceless = self._rows(sql)
+            if faceless:
+                marked = self._rows("SELECT id, hash FROM moves WHERE claimed IS NOT NULL")
+                leftovers = {EMPTY_HASH} | {hashlib.sha256(claim_mark(*m)).hexdigest() for m in marked}
+                for digest, path in faceless:
+                    if digest in leftovers:
+                        self.withdraw_label(digest, _path(path))
+                        logger.info(
+                            "{}: withdrew the label an older facesortd recorded for it, a name a crash"
+                            " left (no picture)",
+                            _path(path),
+                        )
+            self.set_meta(CLAIM_LABELS_WITHDRAWN, "1")
 
     def _has_column(self, column: str) -> bool:
         return column in {r[1] for r in self._db.execute("PRAGMA table_info(moves)").fetchall()}

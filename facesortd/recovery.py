@@ -10,7 +10,6 @@ temp file by the move protocol's rules (durable.py); the journal only stores and
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
-from facesortd.content import content_id, holds
+from facesortd.content import EMPTY_HASH, content_id, holds
 from facesortd.durable import claims_first, fsync_dir, remove_temp_files, small_file
 from facesortd.file_names import numbered_names
 from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move, claim_mark
@@ -241,7 +240,6 @@ def _named(path: Path) -> list[Path]:
     return [c for c in numbered_names(path) if c.name in names]
 
 
-EMPTY_HASH = hashlib.sha256(b"").hexdigest()
 MTIME_SLACK_S = 2.0
 """FAT keeps a file's modification time to 2 seconds."""
 

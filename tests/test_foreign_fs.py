@@ -37,7 +37,7 @@ from facesortd.config import FOLDERS, Settings
 from facesortd.content import file_hash
 from facesortd.decide import Decision
 from facesortd.durable import time_may_hide_a_write
-from facesortd.journal import UNDOING, Journal, JournalUnavailable, claim_mark
+from facesortd.journal import CLAIM_LABELS_WITHDRAWN, UNDOING, Journal, JournalUnavailable, claim_mark
 from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
@@ -470,6 +470,34 @@ def test_a_claim_left_in_an_emotion_folder_is_no_label_and_is_not_read_as_a_pict
     assert reviewer.scan() == 0 and read == ["c.png"]
     (happy / "a.png").write_bytes(screenshot_png(15))  # it was a screenshot being written after all
     assert reviewer.scan() == 1 and review.label_summary(journal) == ({"happy": 2}, 0, 0)
+    journal.close()
+
+
+def test_labels_an_older_label_scan_recorded_from_claims_a_crash_left_are_withdrawn_once(
+    daemon_settings: Settings,
+) -> None:
+    """A journal written before the label scan passed over claims holds, for each claim a crash left
+    in an emotion folder (empty, or holding a move's mark), a person's label with no face, counted
+    by `status`: withdrawn when the journal is next opened, and only those."""
+    settings = daemon_settings
+    happy = settings.library / "happy"
+    journal = Journal.for_state_dir(settings.state_dir)
+    shot = sha256(b"a screenshot")
+    move_id = journal.plan(shot, settings.inbox / "a.png", happy / "a.png", Decision.label("happy"), "m")
+    journal.claiming(move_id, happy / "a.png")
+    journal.finish(move_id, "rolled_back")
+    marked = sha256(claim_mark(move_id, shot))
+    for digest, name in ((marked, "a.png"), (sha256(b""), "b.png"), (sha256(b"no face"), "c.png")):
+        journal.add_label(digest, "happy", "human", None, "g", happy / name)  # as the older scan did
+    journal._rows("DELETE FROM meta WHERE key = ?", (CLAIM_LABELS_WITHDRAWN,))  # a journal of then
+    assert review.label_summary(journal) == ({}, 3, 0)
+    journal.close()
+    journal = Journal.for_state_dir(settings.state_dir)
+    assert [digest for digest, *_ in journal.labels()] == [sha256(b"no face")]
+    journal.add_label(sha256(b""), "happy", "human", None, "g", happy / "b.png")  # by hand, since: kept
+    journal.close()
+    journal = Journal.for_state_dir(settings.state_dir)
+    assert review.label_summary(journal) == ({}, 2, 0)
     journal.close()
 
 
