@@ -149,9 +149,13 @@ def read_npz(path: Path) -> Any:
     never unpickles. Any other file (a text file, a screenshot named as the model) made numpy say it
     "contains pickled (object) data. If you trust the file you can load it unsafely using the
     `allow_pickle=` keyword argument", which every message naming such a file passed on: a wrong
-    name for the file, and advice to run code from it."""
+    name for the file, and advice to run code from it. An empty one (truncated, a copy onto a full
+    disk) was numpy's EOFError, which no reader took for a damaged file: a model in force emptied
+    failed every file the daemon sorted, and `status`, with a traceback."""
     try:
         return np.load(path, allow_pickle=False)
+    except EOFError:
+        raise ValueError("an empty file, not a NumPy array file (.npz) as facesortd writes them") from None
     except ValueError as exc:
         if "allow_pickle" not in str(exc):
             raise

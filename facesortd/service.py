@@ -127,9 +127,9 @@ class Service:
         self._inbox_problem: str | None = None
         self._inbox_mounted_at = mounted_at(settings.inbox)
         """Where the inbox's filesystem was mounted at the start (see ``_inbox_unmounted``)."""
-        self._model_problem: tuple[ModelKey | None, str] | None = None
-        """Why the model in force (at that key) cannot be loaded, while it cannot (`status` shows it)."""
         """Why nothing new can be watched (something else where the inbox belongs; `status` shows it)."""
+        self._model_problem: tuple[str | None, str] | None = None
+        """The model file in force that cannot be loaded and why, while it cannot (`status` shows it)."""
         self._busy = 0
         self._beat = time.monotonic()
         self.started = time.time()
@@ -428,15 +428,19 @@ class Service:
 
         One that cannot be loaded (its file overwritten by a half-finished copy, damaged) failed every
         file with a traceback, each left in the inbox and retried for ever: nothing was sorted until
-        it was put right. The worker goes on with the model it has, said once per change of the file
-        (and by `status`); the file is tried again when it changes."""
+        it was put right. The worker goes on with the model it has, said once per file until one
+        loads (and by `status`, which shows the latest reason); the file is tried again when it
+        changes. Not once per change: a file damaged in place (truncated, then written) is two
+        versions, which two workers each met one of, and each said."""
         key = _model_key(self.settings)
         try:
             model = load_model_in_force(self.settings)
         except (ModelError, OSError) as exc:
             problem = f"cannot load the model in force ({exc}); sorting goes on with the one loaded before"
+            where = key[0] if key else None
             with self._lock:
-                said, self._model_problem = self._model_problem == (key, problem), (key, problem)
+                said = self._model_problem is not None and self._model_problem[0] == where
+                self._model_problem = (where, problem)
             if not said:
                 logger.error(problem)
                 self._record_error(None, problem)

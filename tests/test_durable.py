@@ -437,3 +437,15 @@ def test_a_library_folder_that_cannot_be_made_is_said_of_the_folder_refusing_it(
         durable.move_no_replace(src, tmp_path / "lib" / "happy" / "a.png")
     assert str(said.value).startswith(f"cannot write into {tmp_path} (Operation not permitted)"), said.value
     assert src.read_bytes() == b"shot"
+
+
+def test_an_empty_array_file_is_refused_as_damaged_not_an_end_of_file_error(tmp_path: Path) -> None:
+    """A model (or any array file) emptied (truncated, copied onto a full disk) was numpy's EOFError,
+    which no reader caught: a model in force emptied failed every file the daemon sorted, and
+    `status`, with a traceback. It is refused as any file that is not one now: counted as gone."""
+    from facesortd import model_store
+
+    empty = _file(tmp_path / "models" / "mine.fsm.npz", b"")
+    with pytest.raises(ValueError, match="an empty file"):
+        durable.read_npz(empty)
+    assert "an empty file" in model_store.unreadable(empty)
