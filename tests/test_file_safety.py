@@ -196,6 +196,27 @@ def test_two_sorters_on_one_file_place_it_once(settings: Settings) -> None:
     assert Journal.for_state_dir(settings.state_dir).planned() == []
 
 
+def test_a_file_a_killed_process_was_moving_is_sorted_once_by_the_one_beside_it(settings: Settings) -> None:
+    """`sort INBOX` beside the daemon (or the daemon beside `sort`), one of them killed between
+    linking a file into the library and unlinking it from the inbox: the other, running on, moved
+    the file again under a numbered name, and the killed one's recovery at its next start completed
+    its own move too: the file twice in the library. The killed move is brought to an end first
+    now (recovery, under the move lock a dead process no longer holds), and the file moved once."""
+    settings.inbox.mkdir(parents=True)
+    journal = Journal.for_state_dir(settings.state_dir)
+    src = settings.inbox / "a.png"
+    src.write_bytes(screenshot_png(5))
+    digest, happy = file_hash(src), settings.library / "happy"
+    journal.plan(digest, src, happy / "a.png", HAPPY, "m")
+    happy.mkdir(parents=True)
+    os.link(src, happy / "a.png")  # killed here: linked, not yet unlinked from the inbox
+    journaled_apply(journal, Library(settings.library), src, digest, HAPPY, "m")  # the one running on
+    list(recover(journal))  # the killed one's next start
+    assert [p.relative_to(settings.library) for p in _files(settings.library)] == [Path("happy/a.png")]
+    assert not src.exists() and journal.planned() == []
+    journal.close()
+
+
 def test_a_path_in_progress_is_not_queued_again(settings: Settings) -> None:
     entered, release = threading.Event(), threading.Event()
 
