@@ -440,26 +440,35 @@ class Journal:
         folder of a FAT or exFAT library (a move's claim: empty, or holding its mark) as a person's
         label with no face: withdrawn, once, so that it is never counted (`status` said one label
         too many) nor learnt. Such a label is known by its content: an empty file's, or the mark of
-        a move the journal holds (:func:`claim_mark`), the only ones a claim ever held."""
+        a move the journal holds (:func:`claim_mark`), the only ones a claim ever held. A state
+        disk that takes no write now (full, read-only) leaves it to the next open: the journal opened
+        on such a disk before, for `status` to say so."""
         if self.get_meta(CLAIM_LABELS_WITHDRAWN):
             return
-        with self._migration():  # looked at again inside: another process may have just done it
-            if self.get_meta(CLAIM_LABELS_WITHDRAWN):
-                return
-            sql = f"SELECT hash, path FROM labels AS l WHERE {PERSON_LABEL} AND face IS NULL"
-            faceless = self._rows(sql)
-            if faceless:
-                marked = self._rows("SELECT id, hash FROM moves WHERE claimed IS NOT NULL")
-                leftovers = {EMPTY_HASH} | {hashlib.sha256(claim_mark(*m)).hexdigest() for m in marked}
-                for digest, path in faceless:
-                    if digest in leftovers:
-                        self.withdraw_label(digest, _path(path))
-                        logger.info(
-                            "{}: withdrew the label an older facesortd recorded for it, a name a crash"
-                            " left (no picture)",
-                            _path(path),
-                        )
-            self.set_meta(CLAIM_LABELS_WITHDRAWN, "1")
+        withdrawn: list[tuple[str, Path]] = []
+        try:
+            with self._migration():  # looked at again inside: another process may have just done it
+                if not self.get_meta(CLAIM_LABELS_WITHDRAWN):
+                    withdrawn = self._claim_labels()
+                    for digest, path in withdrawn:
+                        self.withdraw_label(digest, path)
+                    self.set_meta(CLAIM_LABELS_WITHDRAWN, "1")
+        except sqlite3.OperationalError:
+            return
+        for _digest, path in withdrawn:  # said once it holds
+            logger.info(
+                "{}: withdrew the label an older facesortd recorded for it, a name a crash left (no picture)",
+                path,
+            )
+
+    def _claim_labels(self) -> list[tuple[str, Path]]:
+        """The person's labels with no face whose content a claim held (:meth:`_withdraw_claim_labels`)."""
+        faceless = self._rows(f"SELECT hash, path FROM labels AS l WHERE {PERSON_LABEL} AND face IS NULL")
+        if not faceless:
+            return []
+        marked = self._rows("SELECT id, hash FROM moves WHERE claimed IS NOT NULL")
+        leftovers = {EMPTY_HASH} | {hashlib.sha256(claim_mark(*move)).hexdigest() for move in marked}
+        return [(digest, _path(path)) for digest, path in faceless if digest in leftovers]
 
     def _has_column(self, column: str) -> bool:
         return column in {r[1] for r in self._db.execute("PRAGMA table_info(moves)").fetchall()}

@@ -474,11 +474,12 @@ def test_a_claim_left_in_an_emotion_folder_is_no_label_and_is_not_read_as_a_pict
 
 
 def test_labels_an_older_label_scan_recorded_from_claims_a_crash_left_are_withdrawn_once(
-    daemon_settings: Settings,
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A journal written before the label scan passed over claims holds, for each claim a crash left
     in an emotion folder (empty, or holding a move's mark), a person's label with no face, counted
-    by `status`: withdrawn when the journal is next opened, and only those."""
+    by `status`: withdrawn when the journal is next opened, and only those; on a state disk that
+    takes no write then, the journal still opens, and they go at the next open."""
     settings = daemon_settings
     happy = settings.library / "happy"
     journal = Journal.for_state_dir(settings.state_dir)
@@ -492,6 +493,15 @@ def test_labels_an_older_label_scan_recorded_from_claims_a_crash_left_are_withdr
     journal._rows("DELETE FROM meta WHERE key = ?", (CLAIM_LABELS_WITHDRAWN,))  # a journal of then
     assert review.label_summary(journal) == ({}, 3, 0)
     journal.close()
+
+    def full(*_args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as disk:
+        disk.setattr(Journal, "set_meta", full)
+        journal = Journal.for_state_dir(settings.state_dir)
+        assert review.label_summary(journal) == ({}, 3, 0)
+        journal.close()
     journal = Journal.for_state_dir(settings.state_dir)
     assert [digest for digest, *_ in journal.labels()] == [sha256(b"no face")]
     journal.add_label(sha256(b""), "happy", "human", None, "g", happy / "b.png")  # by hand, since: kept
