@@ -66,7 +66,7 @@ def journaled_apply(
     and recovery rolls it back, the file being still at its source.
     """
     with move_lock(journal.state_dir):
-        _end_killed_moves(journal)
+        end_killed_moves(journal)
         if not _unchanged(src, digest, seen):  # moved on, or replaced (a tool
             # saving to one fixed name): its move would carry the old decision and hash, which undo refused
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
@@ -87,13 +87,14 @@ def journaled_apply(
     return final
 
 
-def _end_killed_moves(journal: Journal) -> None:
-    """Finish or roll back the moves (and the `undo`) a killed process left half-way, before this
-    move: under the move lock no live one is under way, so each row left so is a dead process's
-    (recovery's own rule). Killed between linking a file where it went and unlinking it where it
-    was, it left the file at both; `sort` beside the daemon (or the daemon beside `sort`), running
-    on, moved it again under a numbered name, and the killed one's recovery at its next start then
-    completed its own move too: the file twice in the library. Two indexed looks per move."""
+def end_killed_moves(journal: Journal) -> None:
+    """Finish or roll back the moves (and the `undo`) a killed process left half-way; the caller
+    holds the move lock, under which no live one is under way, so each row left so is a dead
+    process's (recovery's own rule). Asked before each move: killed between linking a file where it
+    went and unlinking it where it was, such a process left the file at both; `sort` beside the
+    daemon (or the daemon beside `sort`), running on, moved it again under a numbered name, and the
+    killed one's recovery at its next start then completed its own move too: the file twice in the
+    library. And by the label scan (see ``Journal.placed_at``). Two indexed looks each time."""
     if any(move.in_full for move in journal.planned()) or journal.get_meta(UNDOING):
         recover_logged(journal)
 

@@ -286,6 +286,29 @@ def _placed(
     return move
 
 
+def test_a_file_a_killed_process_was_moving_is_a_label_once_a_person_moves_it_on(settings: Settings) -> None:
+    """A `sort` killed just after moving a file into happy/, before the journal said so, left its
+    move ``planned``: its content counted as "being moved right now" to every look, so the file,
+    moved on to sad/ by a person before anything else moved, was taken for facesortd's, remembered
+    as looked at, and its label never recorded (until a restart of the daemon). The killed move is
+    brought to an end first now (recovery, under the move lock a dead process no longer holds)."""
+    from facesortd.decide import Decision
+    from facesortd.journal import Journal
+
+    journal = Journal.for_state_dir(settings.state_dir)
+    happy, sad = settings.library / "happy", settings.library / "sad"
+    happy.mkdir(parents=True)
+    sad.mkdir()
+    cv2.imwrite(str(happy / "x.png"), draw_screenshot("sad", np.random.default_rng(1))[0])
+    _placed(journal, happy / "x.png", Decision("sorted", "happy", confidence=0.7), done=False)
+    (happy / "x.png").rename(sad / "x.png")
+    reviewer = review.Reviewer(settings, journal)
+    reviewer.scan()
+    reviewer.scan()
+    assert [label for _h, label, *_ in journal.labels()] == ["sad"] and journal.planned() == []
+    journal.close()
+
+
 def test_a_second_copy_left_in_quarantine_does_not_withdraw_the_label(settings: Settings) -> None:
     """Labels are kept by content: a copy of a labelled file that stayed in quarantine (the same
     screenshot saved twice) withdrew the label at the next full scan (a new Reviewer: every retrain),

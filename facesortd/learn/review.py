@@ -28,7 +28,7 @@ from facesortd.journal import CLAIM_MARK_MOST, Journal, holds_claim_mark
 from facesortd.learn.datasets import source_group
 from facesortd.learn.kept_faces import keep_face
 from facesortd.learn.retrain import UserLabel
-from facesortd.placement import inode_change, looks_unchanged
+from facesortd.placement import end_killed_moves, inode_change, looks_unchanged
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
 from facesortd.refusals import OnceLister
 from facesortd.state import move_lock
@@ -83,6 +83,12 @@ class Reviewer:
         # Files that left are forgotten, so one moved away and back again is looked at anew.
         self.seen = {p: key for p, key in self.seen.items() if p in present}
         self.unrecorded = {p: key for p, key in self.unrecorded.items() if p in present}
+        if changed:
+            # A move a killed process left ``planned`` made its content "being moved right now" to
+            # every look (``Journal.placed_at``): a file of it a person moved on was taken for
+            # facesortd's, remembered as looked at, and its label never recorded.
+            with move_lock(self.journal.state_dir):
+                end_killed_moves(self.journal)
         for path in changed:
             try:
                 # Under the move lock, which `undo` (the review page's u too) holds while it moves a
