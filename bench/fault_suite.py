@@ -5,6 +5,9 @@ Scenarios (each on fresh folders, each counted tried / survived / lost / duplica
 - two-daemons: a second `facesortd run` on the same state folder while files arrive; it must
   refuse at once, naming the first one's pid, and the first sorts everything;
 - sort-beside: `facesortd sort INBOX` run while the daemon sorts the same burst;
+- sort-beside-killed: the same, one of the two SIGKILLed once a random number of the files has left
+  the inbox (the `sort` in even rounds, the daemon in odd ones, started again then); the daemon
+  sorts the rest, and a later start of it finds nothing more to do;
 - full-state-disk: the state folder on a 32 MB tmpfs that is filled up while files arrive, then
   emptied; nothing may be lost and everything must be sorted once there is room (needs root to
   mount a tmpfs; skipped otherwise). Not smaller: SQLite's write-ahead log alone grows to about
@@ -26,6 +29,8 @@ import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy
 
 import argparse
 import os
+import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +46,7 @@ from daemon_harness import (
     Started,
     add_cascade_option,
     cascade_of,
+    census,
     forged_tiff,
     random_pngs,
     wait_for,
@@ -83,6 +89,37 @@ def sort_beside(root: Path, cascade: Path, files: int, seed: int) -> Census:
             problems.append(f"sort: exit {sort.proc.returncode}: {sort.output()[-400:]}")
 
     return with_daemon(folders, inputs, sort_too)
+
+
+def sort_beside_killed(root: Path, cascade: Path, files: int, seed: int) -> Census:
+    folders = Folders(root, cascade)
+    inputs = random_pngs(files, seed)
+    problems: list[str] = []
+    daemon = folders.start()
+    wait_for(lambda: folders.idle(daemon.pid), 60)
+    folders.drop(inputs)
+    sort = folders.start("sort", str(folders.inbox))
+    left = files - random.Random(seed).randrange(1, files)
+    wait_for(lambda: folders.waiting() <= left or sort.proc.poll() is not None, 300)
+    killed = sort if seed % 2 == 0 else daemon
+    killed.proc.send_signal(signal.SIGKILL)
+    killed.proc.wait()
+    if killed is daemon:
+        if sort.proc.wait(timeout=300) != 0 or "Traceback" in sort.output():
+            problems.append(f"sort: exit {sort.proc.returncode}: {sort.output()[-400:]}")
+        daemon = folders.start()
+
+    def sorted_all() -> bool:
+        return daemon.proc.poll() is not None or (folders.idle(daemon.pid) and not folders.waiting())
+
+    wait_for(sorted_all, 300)
+    daemon.stop(problems)
+    again = folders.start()  # its recovery at the start: what a killed process left, counted after
+    wait_for(lambda: again.proc.poll() is not None or folders.idle(again.pid), 60)
+    again.stop(problems, "daemon started again")
+    counted = census(folders, inputs)
+    counted.problems[:0] = problems
+    return counted
 
 
 def full_state_disk(root: Path, cascade: Path, files: int, seed: int) -> Census:
@@ -202,6 +239,7 @@ def sigterm_under_load(root: Path, cascade: Path, files: int, seed: int) -> Cens
 SCENARIOS: dict[str, Scenario] = {
     "two-daemons": two_daemons,
     "sort-beside": sort_beside,
+    "sort-beside-killed": sort_beside_killed,
     "full-state-disk": full_state_disk,
     "hostile-names": hostile_names,
     "hostile-images": hostile_images,
