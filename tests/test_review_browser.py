@@ -99,10 +99,12 @@ class Keyboard:
         wait_until(lambda: self.driver.execute_script(SHOWN) == name)
 
 
-def _open(driver: webdriver.Chrome, url: str) -> Keyboard:
-    """The page opened, with its first file's picture on screen (if it lists any)."""
-    driver.get(url)
-    wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1")
+def _open(driver: webdriver.Chrome, url: str | None) -> Keyboard:
+    """The page opened (``url``; None: the one this tab is loading), with its first file's
+    picture on screen (if it lists any)."""
+    if url is not None:
+        driver.get(url)
+    wait_until(lambda: driver.execute_script("return document.body?.dataset.ready") == "1")
     wait_until(
         lambda: driver.execute_script(SHOWN) or not driver.find_element("id", "picture").is_displayed()
     )
@@ -493,8 +495,11 @@ def test_a_key_pressed_before_the_next_picture_appeared_labels_nothing(
         assert browser.find_element("id", "position").text.endswith("3 decided so far")
 
 
-def test_u_undoes_this_tabs_decision_not_another_tabs(settings: Settings, browser: webdriver.Chrome) -> None:
-    """With the page open twice, `u` in one tab took back the label the other tab had just given."""
+def test_u_undoes_this_tabs_decision_not_another_tabs_also_after_a_reload(
+    settings: Settings, browser: webdriver.Chrome
+) -> None:
+    """With the page open twice, `u` in one tab took back the label the other tab had just given.
+    And a reload (F5) made the tab anew: `u` no longer reached the decisions made before it."""
     files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
     lib = settings.library
     message = lambda: browser.find_element("id", "message").text  # noqa: E731
@@ -505,12 +510,32 @@ def test_u_undoes_this_tabs_decision_not_another_tabs(settings: Settings, browse
         other_tab = Client(server)
         b = next(i["id"] for i in other_tab.get("/api/items")["items"] if i["name"] == "b.png")
         assert other_tab.post("/api/label", {"id": b, "label": "sad", "tab": "other"})[0] == 200
+        browser.refresh()  # F5
+        keys = _open(browser, None)
         keys.press("u")
         wait_until(lambda: files["a.png"].is_file())
         assert (lib / "sad" / "b.png").is_file()
         keys.press("u")
         wait_until(lambda: "nothing to undo in this tab" in message())
         assert (lib / "sad" / "b.png").is_file()
+        keys.look("a.png")
+        keys.press("2")
+        wait_until(lambda: (lib / "happy" / "a.png").is_file())
+        # A tab opened from this one starts with a copy of its sessionStorage, as a duplicated tab does.
+        first = browser.current_window_handle
+        browser.execute_script("window.open(location.href)")
+        browser.switch_to.window(next(h for h in browser.window_handles if h != first))
+        try:
+            keys = _open(browser, None)
+            keys.press("u")
+            wait_until(lambda: "nothing to undo in this tab" in message())
+            assert (lib / "happy" / "a.png").is_file()
+        finally:
+            browser.close()
+            browser.switch_to.window(first)
+        keys = Keyboard(browser)
+        keys.press("u")
+        wait_until(lambda: files["a.png"].is_file())
 
 
 def test_files_can_be_labelled_with_the_mouse(settings: Settings, browser: webdriver.Chrome) -> None:

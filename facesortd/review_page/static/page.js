@@ -3,9 +3,42 @@
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
 // This tab, as the server knows its decisions: `u` takes back the tab's own (another tab open on the
-// page has its own). A reload is a tab anew, as its tally of decisions starts again.
-const TAB = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0"))
-  .join("");
+// page has its own). A reload is the same tab: a new id at each load left `u` nothing to take back
+// after F5, though the decisions before it were this tab's. So the id is kept in sessionStorage,
+// which a reload keeps and a new tab starts without; but a duplicated tab (or one opened by
+// window.open) starts with a copy of it, and two live tabs with one id undid each other's
+// decisions. So the tab also holds a Web Lock named by its id while it lives: a load that cannot
+// have it (another tab holds it) takes a new id. A reload waits a moment for the lock, which the
+// page it replaces gives up as it goes.
+const TAB_KEY = "facesortd-tab";
+const TAB_LOCK_WAIT_MS = 1000;
+const TAB = tabId();
+
+function newTabId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+// Resolves once this page holds the lock of `id` (true; held until the page goes), or false if
+// another tab still holds it after `waitMs`.
+function holdTab(id, waitMs) {
+  return new Promise((held) => {
+    const options = waitMs ? { signal: AbortSignal.timeout(waitMs) } : { ifAvailable: true };
+    navigator.locks.request(`facesortd-tab ${id}`, options, (lock) => {
+      held(lock !== null);
+      return lock ? new Promise(() => {}) : undefined;
+    }).catch(() => held(false));
+  });
+}
+
+async function tabId() {
+  const kept = sessionStorage.getItem(TAB_KEY);
+  if (kept && await holdTab(kept, TAB_LOCK_WAIT_MS)) return kept;
+  const id = newTabId();
+  await holdTab(id, 0);  // a new id is nobody's: it is free
+  sessionStorage.setItem(TAB_KEY, id);
+  return id;
+}
 const PAGE = 60;
 const ARRIVALS_MS = 3000;   // how often an empty quarantine is listed again
 // Guesses are calibrated: below an even chance the top guess is more often wrong than right, and a
@@ -335,7 +368,7 @@ async function label(name, typed = false) {
   if (!item || item.done) return advance();
   const asNew = typed && newAsked === name;
   newAsked = null;
-  const body = { id: item.id, label: name, content: shownContent(item), new: asNew, tab: TAB };
+  const body = { id: item.id, label: name, content: shownContent(item), new: asNew, tab: await TAB };
   const done = await post("/api/label", body)
     .catch((err) => (err.data && err.data.unknown_class ? notAClass(err.data, name, typed) : whenGone(item, err)));
   if (!done) return undefined;
@@ -388,7 +421,7 @@ async function noFace() {
     say(`${item.name} is already marked "no usable face"`);
     return advance();
   }
-  const done = await post("/api/no-face", { id: item.id, content: shownContent(item), tab: TAB })
+  const done = await post("/api/no-face", { id: item.id, content: shownContent(item), tab: await TAB })
     .catch((err) => whenGone(item, err));
   if (!done) return undefined;
   item.done = done;
@@ -398,7 +431,7 @@ async function noFace() {
 }
 
 async function undo() {
-  const done = await post("/api/undo", { tab: TAB });
+  const done = await post("/api/undo", { tab: await TAB });
   const i = page.items.findIndex((item) => item.id === done.id);
   decided = Math.max(0, decided - 1);
   // A class the label had made goes with it when its folder is left empty: its key goes too.
