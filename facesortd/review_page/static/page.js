@@ -87,6 +87,12 @@ async function post(path, body = {}) {
 
 function say(text) { $("message").textContent = text; }
 
+// A key dropped (see decision()) is said on a line of its own, kept until the next key: on the
+// message line it replaced what the page had just said of the file now shown ("no face found",
+// "unreadable: …"), and any later line (an error of the panels' reload) replaced it in turn, so a
+// person could be left looking at a key that did nothing, and not why.
+function dropped(text) { $("dropped").textContent = text; }
+
 // Key presses run one after another, in order, however fast they come.
 function enqueue(action) {
   queue = queue.then(action).catch((err) => say(err.message));
@@ -109,8 +115,8 @@ function decision(action) {
   return () => {
     const item = current();
     if (item && !item.done && item !== seenThen) {
-      say(`${item.name} was not on screen yet when the key was pressed: nothing given to it; ` +
-          "press the key again once you see it");
+      dropped(`${item.name} was not on screen yet when the key was pressed: nothing given to it; ` +
+              "press the key again once you see it");
       return undefined;
     }
     return action();
@@ -119,6 +125,7 @@ function decision(action) {
 
 // A key pressed, or its button clicked: `decides` (a class, Enter, n) goes through decision().
 function press(action, decides = false) {
+  dropped("");
   enqueue(decides ? decision(action) : action);
 }
 
@@ -449,6 +456,7 @@ async function undo() {
 
 function onKey(ev) {
   if (ev.target === $("class-input") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  dropped("");  // the next key: what it does is said instead
   const cls = classes.find((c) => c.key && c.key === ev.key);
   const moves = { ArrowRight: () => move(1), ArrowDown: () => move(1), ArrowLeft: () => move(-1), ArrowUp: () => move(-1) };
   const decisions = { Enter: acceptTop, n: noFace };
