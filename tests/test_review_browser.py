@@ -275,27 +275,34 @@ def test_a_file_gone_from_the_quarantine_is_skipped_with_a_word_and_the_next_one
     settings: Settings, browser: webdriver.Chrome
 ) -> None:
     """A file deleted (or moved away) while the page showed it: a key answered "no such file in the
-    quarantine (any more); reload" and the gone file stayed on screen until the user reloaded."""
-    names = ["a.png", "b.png", "c.png", "d.png"]
-    files = quarantine(settings, "unsure", list(zip(names, ["happy", "sad", "angry", "sad"], strict=True)))
+    quarantine (any more); reload" and the gone file stayed on screen until the user reloaded. One
+    renamed by hand in the quarantine is listed first (newest): the page went back to a file passed."""
+    names = ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png"]
+    emotions = ["happy", "sad", "angry", "sad", "happy", "sad"]
+    files = quarantine(settings, "unsure", list(zip(names, emotions, strict=True)))
     message = lambda: browser.find_element("id", "message").text  # noqa: E731
     name = lambda: browser.find_element("id", "name").text  # noqa: E731
     with serving(settings) as server:
         keys = _open(browser, server.url)
         files["a.png"].unlink()
         keys.press("1")
-        wait_until(lambda: "a.png has left the quarantine" in message() and "b.png" in name())
+        wait_until(lambda: "a.png is no longer in the quarantine" in message() and "b.png" in name())
         assert not (settings.library / "angry").exists() or not list((settings.library / "angry").iterdir())
-        assert "file 1 of 3" in browser.find_element("id", "position").text
+        assert "file 1 of 5" in browser.find_element("id", "position").text
         files["c.png"].rename(settings.library / "c.png")  # moved away before it is shown
         keys.look("b.png")
         keys.press("3")
-        wait_until(lambda: "c.png has left the quarantine" in message() and "d.png" in name())
+        wait_until(lambda: "c.png is no longer in the quarantine" in message() and "d.png" in name())
         assert (settings.library / "sad" / "b.png").is_file()
-        keys.look("d.png")
+        keys.press(Keys.ARROW_RIGHT)  # d.png passed
+        keys.look("e.png")
+        files["e.png"].rename(files["e.png"].with_name("e2.png"))
         keys.press(Keys.ENTER)
-        wait_until(lambda: not files["d.png"].exists())
-    assert (settings.library / "c.png").is_file()
+        wait_until(lambda: "e.png is no longer in the quarantine" in message() and "f.png" in name())
+        keys.look("f.png")
+        keys.press(Keys.ENTER)
+        wait_until(lambda: not files["f.png"].exists())
+    assert (settings.library / "c.png").is_file() and files["d.png"].is_file()
 
 
 def test_the_position_counts_out_labelled_files_and_tallies_the_decisions(
@@ -500,7 +507,8 @@ def test_u_undoes_this_tabs_decision_not_another_tabs_also_after_a_reload(
 ) -> None:
     """With the page open twice, `u` in one tab took back the label the other tab had just given.
     And a reload (F5) made the tab anew: `u` no longer reached the decisions made before it."""
-    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    names = ["a.png", "b.png", "c.png", "d.png"]
+    files = quarantine(settings, "unsure", list(zip(names, ["happy", "sad", "sad", "sad"], strict=True)))
     lib = settings.library
     message = lambda: browser.find_element("id", "message").text  # noqa: E731
     with serving(settings) as server:
@@ -512,13 +520,15 @@ def test_u_undoes_this_tabs_decision_not_another_tabs_also_after_a_reload(
         assert other_tab.post("/api/label", {"id": b, "label": "sad", "tab": "other"})[0] == 200
         browser.refresh()  # F5
         keys = _open(browser, None)
-        keys.press("u")
+        keys.press(Keys.ARROW_RIGHT)
+        keys.look("d.png")
+        keys.press("u")  # a.png, not on the page since the reload: shown where it is listed now
         wait_until(lambda: files["a.png"].is_file())
+        keys.look("a.png")
         assert (lib / "sad" / "b.png").is_file()
         keys.press("u")
         wait_until(lambda: "nothing to undo in this tab" in message())
         assert (lib / "sad" / "b.png").is_file()
-        keys.look("a.png")
         keys.press("2")
         wait_until(lambda: (lib / "happy" / "a.png").is_file())
         # A tab opened from this one starts with a copy of its sessionStorage, as a duplicated tab does.

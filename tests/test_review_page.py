@@ -458,6 +458,12 @@ def test_queue_order_guesses_boxes_and_thumbnails_made_once(settings: Settings) 
         assert list(listing["counts"]) == ["unsure", "no-face", "mixed"]
         only = client.get("/api/items?reason=mixed")
         assert [i["name"] for i in only["items"]] == ["m1.png"] and only["total"] == 1
+        # The page of a file to show (one `u` put back, or the next one after a file gone): the
+        # page of the listing holding it now, where it is; the one asked for if it is not listed.
+        m1 = listing["items"][3]["id"]
+        holding = client.get(f"/api/items?offset=0&limit=2&id={m1}")
+        assert holding["offset"] == 2 and [i["name"] for i in holding["items"]] == ["n1.png", "m1.png"]
+        assert client.get(f"/api/items?offset=0&limit=2&reason=unsure&id={m1}")["offset"] == 0
         new = listing["items"][0]["id"]
         guess = client.get(f"/api/guesses?id={new}")
         assert len(guess["boxes"]) == 1 and len(guess["guesses"]) == 3

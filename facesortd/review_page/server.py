@@ -94,8 +94,10 @@ class ReviewApp:
         self.decisions.marks.carry_over(listed)
         self.decisions.marks.keep_only(present)
 
-    def listing(self, reason: str, offset: int, limit: int) -> dict[str, object]:
-        """One page of the queue (filtered by reason, "" for all), with the counts per reason."""
+    def listing(self, reason: str, offset: int, limit: int, holding: str = "") -> dict[str, object]:
+        """One page of the queue (filtered by reason, "" for all), with the counts per reason.
+        ``holding``: the id of a file the page is to show, wherever the listing has it now: the page
+        of ``limit`` files that holds it, instead of the one at ``offset`` (if it is listed)."""
         items = scan(self.settings.library, self.decisions.marks.marks, self._lister)
         self.decisions.marks.proven(items)
         with self._index_lock:
@@ -104,6 +106,9 @@ class ReviewApp:
         for i in items:
             counts[i.reason] = counts.get(i.reason, 0) + 1
         chosen = [i for i in items if i.reason == reason] if reason else items
+        at = next((k for k, i in enumerate(chosen) if i.id == holding), None) if holding else None
+        if at is not None:
+            offset = at - at % limit
         page = chosen[offset : offset + limit]
         return {
             "counts": {r: counts[r] for r in reason_order(counts)},
@@ -247,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
             limit = min(MAX_PAGE, max(1, int(query.get("limit", PAGE_SIZE))))
         except ValueError:
             raise HttpError(HTTPStatus.BAD_REQUEST, "offset and limit are numbers") from None
-        return _json(self.app.listing(query.get("reason", ""), offset, limit))
+        return _json(self.app.listing(query.get("reason", ""), offset, limit, query.get("id", "")))
 
     def _guesses(self, query: dict[str, str]) -> Reply:
         return _json(self.app.cache.guesses(self.app.item(query.get("id", ""))))

@@ -187,10 +187,13 @@ function showModel(m) {
   $("model-body").replaceChildren(...body);
 }
 
-async function loadPage(offset, cursor = 0) {
-  page = await get("/api/items", { reason, offset, limit: PAGE });
+// `id`: a file to show wherever the listing has it now (the server sends the page holding it);
+// if it is not listed, the file at `cursor` of the page at `offset`.
+async function loadPage(offset, cursor = 0, id = "") {
+  page = await get("/api/items", { reason, offset, limit: PAGE, id });
   page.items.forEach((item) => { item.done = null; });
-  at = Math.max(0, Math.min(cursor, page.items.length - 1));
+  const found = page.items.findIndex((item) => item.id === id);
+  at = found >= 0 ? found : Math.max(0, Math.min(cursor, page.items.length - 1));
   showReasons();
   showGrid();
   await show();
@@ -354,14 +357,18 @@ function advance() {
   return nextPage();
 }
 
-// A file moved, changed or deleted outside the page since it was listed: the page lists the
-// quarantine again at the same place and says so, instead of a key that does nothing.
+// A file moved, renamed, changed or deleted outside the page since it was listed: the page lists
+// the quarantine again and goes on with the file that came after it, and says so, instead of a key
+// that does nothing. The file after it by id, not by place: a file renamed in the quarantine is
+// listed first (newest) and put the person back on a file they had passed.
 async function whenGone(item, err) {
   if (err.status !== 404) throw err;
   if (current() !== item) return undefined;
   const cursor = page.items.slice(0, at).filter((i) => !i.done).length;
-  await loadPage(page.offset, cursor);
-  say(`${item.name} has left the quarantine (moved, changed or deleted elsewhere): skipped`);
+  const next = page.items.slice(at + 1).find((i) => !i.done);
+  await loadPage(page.offset, cursor, next ? next.id : "");
+  say(`${item.name} is no longer in the quarantine under that name (moved, renamed, changed or deleted ` +
+      "elsewhere): skipped");
   return undefined;
 }
 
@@ -444,7 +451,8 @@ async function undo() {
   // A class the label had made goes with it when its folder is left empty: its key goes too.
   say(`undone: ${done.name} is back in quarantine${done.unmade ? `; ${done.unmade}` : ""}`);
   loadState().catch((e) => say(e.message));
-  if (i < 0) return loadPage(page.offset, at);
+  // Not on this page (decided before a reload, or on another page): the page that holds it now.
+  if (i < 0) return loadPage(page.offset, at, done.id);
   if (done.kind === "label") page.counts[page.items[i].reason] += 1;
   showReasons();
   page.items[i].done = null;
