@@ -506,7 +506,8 @@ def test_u_undoes_this_tabs_decision_not_another_tabs_also_after_a_reload(
     settings: Settings, browser: webdriver.Chrome
 ) -> None:
     """With the page open twice, `u` in one tab took back the label the other tab had just given.
-    And a reload (F5) made the tab anew: `u` no longer reached the decisions made before it."""
+    And a reload (F5) made the tab anew: `u` no longer reached the decisions made before it. A key
+    once the server has stopped said only "Failed to fetch"."""
     names = ["a.png", "b.png", "c.png", "d.png"]
     files = quarantine(settings, "unsure", list(zip(names, ["happy", "sad", "sad", "sad"], strict=True)))
     lib = settings.library
@@ -546,6 +547,8 @@ def test_u_undoes_this_tabs_decision_not_another_tabs_also_after_a_reload(
         keys = Keyboard(browser)
         keys.press("u")
         wait_until(lambda: files["a.png"].is_file())
+    keys.press("u")  # `facesortd review` stopped: the key did nothing, said as that, not "Failed to fetch"
+    wait_until(lambda: "the page's server does not answer: nothing was done" in message())
 
 
 def test_files_can_be_labelled_with_the_mouse(settings: Settings, browser: webdriver.Chrome) -> None:

@@ -90,7 +90,8 @@ def test_every_request_needs_the_token_and_changes_need_post(settings: Settings)
         item = client.get("/api/items")["items"][0]["id"]
         for path in ("/", "/static/page.js", "/api/items", f"/thumb?id={item}", "/api/state"):
             assert client.request(path, token=None)[0] == 401, path
-            assert client.request(path, token="wrong")[0] == 403, path
+            status, reply = client.request(path, token="wrong")
+            assert status == 403 and b"an earlier run of" in reply, path  # a page left open over a restart
             assert client.request(path, token="query")[0] == 200, path
         # A change needs POST, with the token in the header (a form on another site cannot set it).
         assert client.request("/api/label", token="query", method="GET")[0] == 405
@@ -362,6 +363,7 @@ def test_each_tab_undoes_its_own_decisions(settings: Settings) -> None:
         assert files["a.png"].is_file() and (settings.library / "sad" / "b.png").is_file()
         status, reply = one.post("/api/undo", {"tab": "one"})
         assert status == 409 and "nothing to undo in this tab" in reply["error"], reply
+        assert "or this run of `facesortd review` started" in reply["error"]  # its decisions of a run before
         assert (settings.library / "sad" / "b.png").is_file()
         assert [two.post("/api/undo", {"tab": "two"})[1]["name"] for _ in range(2)] == ["c.png", "b.png"]
         assert all(f.is_file() for f in files.values())

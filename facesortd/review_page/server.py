@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from loguru import logger
 
+from facesortd.advice import advised
 from facesortd.config import Settings
 from facesortd.journal import Journal
 from facesortd.review_page.cache import ReviewCache
@@ -127,6 +128,7 @@ class ReviewApp:
 
     def state(self) -> dict[str, object]:
         return {
+            "review": advised("review"),  # said by the page if the server stops answering it
             "classes": classes(self.settings, self.journal),
             "learning": self.learning.panel(),
             "model": model_panel(self.settings),
@@ -187,7 +189,11 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.UNAUTHORIZED, "the token is missing: open the URL `facesortd review` printed"
             )
         if not hmac.compare_digest(given.encode(), self.server.app.token.encode()):
-            raise HttpError(HTTPStatus.FORBIDDEN, "wrong token: open the URL `facesortd review` printed")
+            raise HttpError(  # most often a page left open while `facesortd review` was started again
+                HTTPStatus.FORBIDDEN,
+                f"wrong token (a page from an earlier run of `{advised('review')}`?): open the URL it"
+                " printed this time; nothing was done",
+            )
 
     def _route(self, method: str, path: str, query: dict[str, str]) -> Reply:
         gets = {

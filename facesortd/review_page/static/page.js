@@ -47,6 +47,7 @@ const EVEN_CHANCE = 0.5;
 const $ = (id) => document.getElementById(id);
 
 let classes = [];            // [{name, key}]
+let review = "facesortd review";  // the command that serves the page, as /api/state words it
 let reason = "";             // "" = every reason
 let page = { items: [], offset: 0, total: 0, counts: {} };
 let at = 0;                  // index of the current file on the page
@@ -67,15 +68,26 @@ function failure(res, data) {
   return Object.assign(new Error(data.error || res.statusText), { status: res.status, data });
 }
 
+// A request the server does not answer at all: it was stopped (Ctrl-C, a restart). The browser's
+// own words, "Failed to fetch", said neither that nor that the key pressed did nothing.
+async function send(resource, options) {
+  try {
+    return await fetch(resource, options);
+  } catch {
+    throw new Error(`the page's server does not answer: nothing was done. Start \`${review}\` ` +
+                    "again and open the URL it prints");
+  }
+}
+
 async function get(path, params) {
-  const res = await fetch(url(path, params), { headers: { "X-Facesortd-Token": TOKEN } });
+  const res = await send(url(path, params), { headers: { "X-Facesortd-Token": TOKEN } });
   const data = await res.json();
   if (!res.ok) throw failure(res, data);
   return data;
 }
 
 async function post(path, body = {}) {
-  const res = await fetch(path, {
+  const res = await send(path, {
     method: "POST",
     headers: { "X-Facesortd-Token": TOKEN, "Content-Type": "application/json" },
     body: JSON.stringify(body),
@@ -140,6 +152,7 @@ function keyButton(key, text, action, decides = false) {
 
 async function loadState() {
   const state = await get("/api/state");
+  review = state.review;
   classes = state.classes;
   const keys = $("keys");
   keys.replaceChildren(
