@@ -319,10 +319,11 @@ def test_closing_the_page_waits_for_a_label_in_flight(
 
 def test_page_undo_takes_back_labels_and_no_face_marks_newest_first(settings: Settings) -> None:
     install_model(settings)
-    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad")])
+    files = quarantine(settings, "unsure", [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad")])
     with serving(settings) as server:
         client = Client(server)
         ids = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
+        assert client.post("/api/label", {"id": ids["c.png"], "label": "sad"})[0] == 200
         assert client.post("/api/label", {"id": ids["a.png"], "label": "Smug Face", "new": True})[0] == 200
         assert (settings.library / "smug-face" / "a.png").is_file()  # a new class makes its folder
         assert client.post("/api/no-face", {"id": ids["b.png"]})[0] == 200
@@ -338,6 +339,13 @@ def test_page_undo_takes_back_labels_and_no_face_marks_newest_first(settings: Se
         assert not (settings.library / "smug-face").exists()  # the folder the label made went with it
         # and the page says so: a class key had gone unexplained
         assert reply["unmade"] == "removed the empty folder smug-face/ that labelling a.png had made"
+        # Put back beside another file saved under its name since: the page finds it by the id it has
+        # as it is back (it looked for the other file, and said that one had left the quarantine).
+        files["c.png"].write_bytes(b"another")
+        reply = client.post("/api/undo")[1]
+        listed = {i["name"]: i["id"] for i in client.get("/api/items")["items"]}
+        assert reply["path"] == str(files["c.png"].with_name("c (1).png")) and reply["name"] == "c.png"
+        assert reply["id"] == listed["c (1).png"] != ids["c.png"]
         status, reply = client.post("/api/undo")
         assert status == 409 and "nothing to undo" in reply["error"]
     journal = Journal.for_state_dir(settings.state_dir)

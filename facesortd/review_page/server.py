@@ -9,6 +9,7 @@ are read or moved.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import json
@@ -35,6 +36,7 @@ from facesortd.review_page.queue import (
     Contents,
     Item,
     current,
+    item_id,
     lister,
     reason_order,
     scan,
@@ -293,7 +295,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _undo(self, body: dict[str, str]) -> Reply:
         done, back, unmade = self.app.decisions.undo(body.get("tab", ""))
-        return _json({**_done_json(done, str(back)), "unmade": unmade})
+        reply = _done_json(done, str(back))
+        # The id of the file as it is back: one put back beside another file saved under its name
+        # meanwhile ("a (1).png") has another id, and the page, looking for it by the one it had,
+        # found that other file and said it had left the quarantine, just after "undone".
+        with contextlib.suppress(OSError):  # gone again already: the page's next look says so
+            reply["id"] = item_id(back.lstat(), back)
+        return _json({**reply, "unmade": unmade})
 
     def _retrain(self, _body: dict[str, str]) -> Reply:
         started = self.app.learning.start()

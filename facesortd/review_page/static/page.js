@@ -462,7 +462,9 @@ async function undo() {
   const i = page.items.findIndex((item) => item.id === done.id);
   decided = Math.max(0, decided - 1);
   // A class the label had made goes with it when its folder is left empty: its key goes too.
-  say(`undone: ${done.name} is back in quarantine${done.unmade ? `; ${done.unmade}` : ""}`);
+  const as = done.path.split("/").pop();  // another name where another file had taken its own
+  say(`undone: ${done.name} is back in quarantine${as === done.name ? "" : ` as ${as}`}` +
+      (done.unmade ? `; ${done.unmade}` : ""));
   loadState().catch((e) => say(e.message));
   // Not on this page (decided before a reload, or on another page): the page that holds it now.
   if (i < 0) return loadPage(page.offset, at, done.id);
