@@ -1527,6 +1527,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
     against the model in force when it began, put its own model in force when it ended."""
     import threading
 
+    from test_model_store import loadable_model
     from waiting import HUNG_S, wait_until
 
     from facesortd import model_store
@@ -1541,9 +1542,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
         person.start()
         wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out)
         assert not pointer.exists()  # nothing put in force before the retrain's own choice
-        shipped = model_store.shipped_model()
-        assert shipped is not None
-        its_own = model_store.save_new_model(settings, lambda dest: shutil.copyfile(shipped, dest))
+        its_own = loadable_model(settings)
         model_store.adopt(settings, its_own)  # the retrain's choice, made as it ends
     person.join(timeout=HUNG_S)
     assert codes == [0] and pointer.read_text() == model_store.DEFAULT  # then the person's choice

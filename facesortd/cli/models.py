@@ -31,10 +31,15 @@ def cmd_model(args: argparse.Namespace) -> int:
         )
     if args.action in ("rollback", "use"):
         if args.action == "use":
+            chosen = _chosen(settings, args.target)
             try:
-                now = put_in_force(settings, _chosen(settings, args.target), say_waiting)
+                now = put_in_force(settings, chosen, say_waiting)
             except InForceAlready as exc:
-                print(f"model in force already: {one_line(exc.path)} (nothing changed)")
+                named = shipped_model() if chosen == DEFAULT else Path(chosen).expanduser()
+                same = ""
+                if named is not None and named.resolve() != exc.path.resolve():  # judged by content
+                    same = f" ({one_line(named)} holds the same bytes)"
+                print(f"model in force already: {one_line(exc.path)}{same} (nothing changed)")
                 return 0
         else:
             with no_retrain_running(settings, say_waiting):
