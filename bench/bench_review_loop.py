@@ -36,7 +36,7 @@ from facesortd.config import Settings, load_settings
 from facesortd.decide import Pipeline
 from facesortd.journal import Journal
 from facesortd.learn.datasets import load_faces_json
-from facesortd.learn.retrain import retrain_if_due
+from facesortd.learn.retrain import ShareCheck, retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.model_store import load_model_in_force, model_in_force, use
 
@@ -111,6 +111,10 @@ def main() -> int:
         journal.close()
         assert result is not None
         print(f"forced retrain: {result.describe() if result.path else result.reason}")
+        for check in result.comparisons:
+            if isinstance(check, ShareCheck):  # what sorting more is judged by (README, "Reviewing")
+                n, right = check.evidence.sorted_right_capped()
+                print(f"its sure answers on the labels, no emotion over half: {right:.1f} of {n:.1f} right")
         print(f"model in force now: {model_in_force(settings)}")
         after = _auto_sorted(settings, files, truth)
         print(f"after review, of the {len(files)}: {after} (sorted, with a labelled emotion, right)")

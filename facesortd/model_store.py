@@ -23,6 +23,7 @@ from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.config import Settings
+from facesortd.content import file_hash
 from facesortd.durable import TMP_PREFIX, atomic_writer, fsync_dir, link_no_replace, remove_temp_files
 from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import Model, load_model, model_info
@@ -291,13 +292,25 @@ class InForceAlready(Exception):
 
 
 def _not_in_force(settings: Settings, path: Path) -> None:
-    """:class:`InForceAlready` if ``path`` is the model in force as it was put there (not the shipped
-    one standing in for a model lost, :func:`lost_in_force`: putting it in force mends that). `model
-    use default` of the shipped model in force said "model in force is now ...", as if it had changed,
-    and added another line for it to the history."""
+    """:class:`InForceAlready` if ``path`` holds the model in force as it was put there (not the
+    shipped one standing in for a model lost, :func:`lost_in_force`: putting it in force mends that).
+    `model use default` of the shipped model in force said "model in force is now ...", as if it had
+    changed, and added another line for it to the history. Judged by content: a copy of the model in
+    force kept elsewhere (a backup, a download of the same file) was put in force as a new model,
+    another file in the models folder and another history line, for the same model."""
     now = model_in_force(settings)
-    if now is not None and now.resolve() == path.resolve() and not lost_in_force(settings):
+    if now is not None and _same_file(now, path) and not lost_in_force(settings):
         raise InForceAlready(now)
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    """Do both paths hold the same bytes (the same file, or a copy)? Sizes first: a model is megabytes."""
+    if one.resolve() == other.resolve():
+        return True
+    try:
+        return one.stat().st_size == other.stat().st_size and file_hash(one) == file_hash(other)
+    except OSError:  # not there or not a file: `use` says so as it loads it
+        return False
 
 
 def use(settings: Settings, choice: str) -> Path:

@@ -34,6 +34,9 @@ def outside_library(library: Path, folder: Path | None = None) -> OSError | None
     and found outside), which `status` never showed and `undo` did not ask. The error's ``filename``
     is the folder that leads out, for the fix to name."""
     for where in (library / QUARANTINE_DIR, folder):
-        if where is not None and not where.resolve().is_relative_to(library.resolve()):
-            return OSError(errno.EXDEV, f"a link to {where.resolve()}, outside the library", str(where))
+        if where is None:
+            continue
+        leads_to = where.resolve()  # once: a link removed meanwhile would name itself as its target
+        if not leads_to.is_relative_to(library.resolve()):
+            return OSError(errno.EXDEV, f"a link to {leads_to}, outside the library", str(where))
     return None

@@ -65,13 +65,39 @@ class Selection:
     undoable: int | None = None
 
 
+def placed_by(journal: Journal, model: str, library: Path) -> list[Move]:
+    """The moves into ``library``'s emotion folders journaled as judged by ``model`` (by file name, as
+    the journal names it) whose file still sits where it put it, newest first. A model taken out of
+    force (`model rollback`, `model use`) left every file it had sorted in the folder it chose, and
+    nothing said so; these are what `undo --model` puts back. Files it left in quarantine are not
+    among them: the daemon looks at unsure ones again when the model changes. A file moved on since
+    (a person's correction) is a person's decision, not the model's."""
+    return [
+        move
+        for move in journal.done_moves()
+        if move.model == model
+        and move.action == "sorted"
+        and move.in_full
+        and _inside(move.destination.parent, library)
+        and move.destination.is_file()
+    ]
+
+
 def select(
-    journal: Journal, last: int | None, since: float | None, files: list[Path], library: Path, inbox: Path
+    journal: Journal,
+    last: int | None,
+    since: float | None,
+    files: list[Path],
+    library: Path,
+    inbox: Path,
+    model: str | None = None,
 ) -> Selection:
     """The moves to undo: the last N that can be undone (with the newer ones that cannot, which
-    :func:`undo` names with the reason), those since a time, or those that put the named files
-    where they are. Counting the N newest whatever they were, `undo 1` met the same move it could
-    not undo at every try and never got past it."""
+    :func:`undo` names with the reason), those since a time, those that put the named files
+    where they are, or those of a model (:func:`placed_by`). Counting the N newest whatever they
+    were, `undo 1` met the same move it could not undo at every try and never got past it."""
+    if model is not None:
+        return Selection(placed_by(journal, model, library))
     if files:
         found = []
         for f in files:

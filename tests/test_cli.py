@@ -1206,6 +1206,48 @@ def test_undo_of_a_copy_removes_the_copy(
     assert [p for p in (tmp_path / "lib").rglob("*") if p.is_file()] == []
 
 
+def test_a_model_rolled_back_says_what_it_left_in_the_emotion_folders_and_undo_model_puts_it_back(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`model rollback` took a model out of force and said nothing of the files it had sorted: they
+    stayed in the emotion folders it chose, its mistakes among them, found only by reading the
+    journal. Now it says how many, and `undo --model NAME` puts back exactly those still there."""
+    from facesortd.model_store import model_in_force
+
+    inbox, _truth = _inbox(tmp_path)
+    lib = tmp_path / "lib"
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(lib))
+    mine = model_in_force(load_settings())
+    assert mine is not None and cli.main(["sort", str(inbox)]) == 0
+    placed = sorted(p for p in lib.glob("*/*.png"))  # the emotion folders, not _quarantine/*/
+    assert len(placed) > 3
+    corrected = placed[0]  # a person's correction: moved on to another emotion's folder, stays
+    other = next(p.parent for p in placed if p.parent != corrected.parent)
+    corrected = corrected.rename(other / corrected.name)
+    capsys.readouterr()
+    assert cli.main(["model", "rollback"]) == 0
+    out = capsys.readouterr().out
+    left = f"{len(placed) - 1} file(s) that {mine.name} sorted still sit in the emotion folders it chose"
+    assert left in out and f"`facesortd undo --library {lib} --model {mine.name} --dry-run` lists them" in out
+    assert cli.main(["undo", "--model", mine.name, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"would go back to {inbox}") == len(placed) - 1 and "nothing undone (dry run)" in out
+    assert cli.main(["undo", "--model", mine.name, "--yes"]) == 0
+    assert f"{corrected.name}" not in capsys.readouterr().out
+    assert list(lib.glob("*/*.png")) == [corrected]  # nothing else the model put there is left
+    assert {p.name for p in placed} - {corrected.name} <= {p.name for p in inbox.iterdir()}
+    assert cli.main(["undo", "--model", mine.name]) == 0
+    none_left = f"nothing to undo: no file that {mine.name} sorted is still where it put it\n"
+    assert capsys.readouterr().out == none_left
+    assert cli.main(["model", "use", str(mine)]) == 0  # back in force; the shipped one had sorted nothing
+    assert capsys.readouterr().out == f"model in force is now {mine}\n"
+    journal = load_settings().state_dir / "journal.sqlite"
+    journal.write_bytes(b"damaged")  # the model changes all the same: said, not a traceback after it
+    assert cli.main(["model", "rollback"]) == 0
+    out = capsys.readouterr().out
+    assert f"the files {mine.name} sorted could not be counted: the journal {journal} is damaged" in out
+
+
 def test_mistyped_arguments_are_errors_not_skips_or_tracebacks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1527,6 +1569,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
     against the model in force when it began, put its own model in force when it ended."""
     import threading
 
+    from test_model_store import loadable_model
     from waiting import HUNG_S, wait_until
 
     from facesortd import model_store
@@ -1541,9 +1584,7 @@ def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.Ca
         person.start()
         wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out)
         assert not pointer.exists()  # nothing put in force before the retrain's own choice
-        shipped = model_store.shipped_model()
-        assert shipped is not None
-        its_own = model_store.save_new_model(settings, lambda dest: shutil.copyfile(shipped, dest))
+        its_own = loadable_model(settings)
         model_store.adopt(settings, its_own)  # the retrain's choice, made as it ends
     person.join(timeout=HUNG_S)
     assert codes == [0] and pointer.read_text() == model_store.DEFAULT  # then the person's choice

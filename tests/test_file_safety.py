@@ -398,14 +398,16 @@ def test_the_model_commands_show_a_path_with_a_line_break_on_one_line(
     """`model use`, `model` and `train` printed the model's path as it was: a state folder (or an
     --out) named with a line break split "model in force is now ..." into two lines, where `sort`,
     `detect`, `status` and `undo` showed it escaped."""
-    from facesortd.model_store import shipped_model
+    from facesortd.model_store import load_model, shipped_model
 
     shipped = shipped_model()
     assert shipped is not None
     state = tmp_path / "state\nhere"
     monkeypatch.setenv("FACESORTD_STATE_DIR", str(state))
     mine = tmp_path / "mine.fsm.npz"
-    mine.write_bytes(shipped.read_bytes())
+    model = load_model(shipped)  # another model than the shipped one in force (`model use` judges by bytes)
+    model.info["note"] = "mine"
+    model.save(mine)
     assert cli.main(["model", "use", str(mine)]) == 0
     said = capsys.readouterr().out
     assert said.startswith("model in force is now ") and said.count("\n") == 1, said

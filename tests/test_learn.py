@@ -643,6 +643,65 @@ def test_labels_of_one_emotion_never_show_that_a_model_sorting_more_is_right(
     assert not result.adopted and "your labels are all happy" in result.describe()
 
 
+def test_labels_mostly_of_one_emotion_never_show_that_a_model_calling_every_face_so_is_right(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """20 happy labels and 1 sad: a new model calling every face happy, sure of each, was right on 20
+    of the 21 labels it would sort, which showed it right more than 72 % of the time, and it was
+    adopted to sort every file placed lately (the sad ones into happy/). With happy counted only as
+    many as the other labels, it is right on half. A good model on labels of each emotion alike is
+    still adopted."""
+
+    current = _bootstrap(settings, ["angry", "happy", "sad"], 10, seed=43)
+    current.temperature = 1e12  # the model in force sorts nothing
+    current.save(model_store.model_in_force(settings))
+    files = _placed_lately(tmp_path, monkeypatch, 6)
+    monkeypatch.setattr(retrain, "fit_temperature", lambda *_: 0.01)  # sure of every answer
+    real_out_of_fold = retrain.out_of_fold_logits
+
+    def happy_on_every_face(
+        _fit: object, faces: np.ndarray, _names: object, _groups: object, classes: list[str]
+    ) -> np.ndarray:
+        """The out-of-fold answers of a model calling every face happy."""
+        logits = np.zeros((len(faces), len(classes)))
+        logits[:, classes.index("happy")] = 5.0
+        return logits
+
+    monkeypatch.setattr(retrain, "out_of_fold_logits", happy_on_every_face)
+    mostly_happy = _labels(settings, ["happy"], 20, seed=45) + _labels(settings, ["sad"], 1, seed=46)
+    result = retrain.retrain(settings, mostly_happy, current, files)
+    share = result.comparisons[-1]
+    assert isinstance(share, retrain.ShareCheck) and share.more and not share.passed
+    assert share.evidence.auto_sorted == (21, 20)
+    assert not result.adopted and model_store.model_in_force(settings).name == "20260101-000000.fsm.npz"
+    assert (
+        "20 of 21 of your labels it would sort were right, but 20 of your 21 labels are happy (a model "
+        "calling every face so is right on those too): with happy counted only as many as the others (1), "
+        "1 of 2 were right"
+    ) in result.describe()
+    monkeypatch.setattr(retrain, "out_of_fold_logits", real_out_of_fold)
+    alike = _labels(settings, ["angry", "happy", "sad"], 7, seed=47)
+    good = retrain.retrain(settings, alike, current, files)
+    assert good.adopted and good.comparisons[-1].more and good.comparisons[-1].passed
+
+
+def test_labels_mostly_of_one_emotion_still_show_a_model_right_on_the_others_too() -> None:
+    """The majority counted only as many as the others: a model calling every face happy is right on
+    half of what counts, whatever the numbers; one right on the sad faces too is shown right."""
+
+    def check(happy: int, sad: int, sad_right: bool) -> retrain.ShareCheck:
+        truth = np.array([0] * happy + [1] * sad)
+        pred = np.array([0] * happy + [1 if sad_right else 0] * sad)
+        evidence = Evaluation.of(["happy", "sad"], truth, pred, np.full(happy + sad, 0.99), threshold=0.72)
+        return retrain.ShareCheck("files placed lately", 10, 1.0, 0.0, 0.05, evidence, 0.72)
+
+    assert check(20, 5, sad_right=True).passed  # 5 + 5 of 10 right
+    assert check(10, 10, sad_right=True).evidence.sorted_right_capped() == (20.0, 20.0)  # none over half
+    for happy, sad in ((20, 1), (20, 5), (200, 50), (12, 8)):
+        assert not check(happy, sad, sad_right=False).passed, (happy, sad)
+    assert check(20, 5, sad_right=False).evidence.sorted_right_capped() == (10.0, 5.0)
+
+
 def test_labels_given_since_the_last_retrain_are_new_however_many_were_taken_back(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

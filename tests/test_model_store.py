@@ -3,6 +3,7 @@ claimed, history kept and the folder bounded, with several processes at it at on
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -182,13 +183,43 @@ def test_model_use_of_the_model_in_force_says_it_is_in_force_already_and_changes
     assert model_store.lost_in_force(settings) == ""
 
 
-def loadable_model(settings: Settings) -> Path:
-    """A new model file in the models folder that `model use` and `train` can load: the shipped one's copy."""
+def test_model_use_of_a_copy_of_the_model_in_force_says_it_is_in_force_already(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`model use /elsewhere/copy` of the same bytes as the model in force (a backup of it, the same
+    download twice) was judged by its path: copied into the models folder and put in force as a new
+    model, with a history line, and `model rollback` then went back to the same model."""
     import shutil
 
+    from facesortd import cli
+
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(settings.state_dir))
+    mine = loadable_model(settings)
+    model_store.adopt(settings, mine)
+    backup = tmp_path / "backup" / "mine.fsm.npz"
+    backup.parent.mkdir()
+    shutil.copyfile(mine, backup)
+    assert cli.main(["model", "use", str(backup)]) == 0
+    said = f"model in force already: {mine} ({backup} holds the same bytes) (nothing changed)\n"
+    assert capsys.readouterr().out == said
+    assert model_store.adopted(settings) == [mine.name] and model_store.user_models(settings) == [mine]
+    other = loadable_model(settings)  # another model's bytes: put in force as ever
+    shutil.copyfile(other, backup)
+    assert cli.main(["model", "use", str(backup)]) == 0
+    assert "model in force is now" in capsys.readouterr().out and len(model_store.adopted(settings)) == 2
+
+
+_MADE = itertools.count()
+
+
+def loadable_model(settings: Settings) -> Path:
+    """A new model file in the models folder that `model use` and `train` can load: the shipped one,
+    told apart from every other by its info, since `model use` judges a model by its bytes."""
     shipped = model_store.shipped_model()
     assert shipped is not None
-    return model_store.save_new_model(settings, lambda dest: shutil.copyfile(shipped, dest))
+    model = model_store.load_model(shipped)
+    model.info["made_by_the_test"] = next(_MADE)
+    return model_store.save_new_model(settings, model.save)
 
 
 def test_a_change_by_hand_that_tells_no_one_still_waits_for_a_retrain(settings: Settings) -> None:

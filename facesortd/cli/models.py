@@ -7,10 +7,11 @@ from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.cli.common import UsageError, say_waiting, settings_for
+from facesortd.cli.undo import left_by
 from facesortd.config import Settings
 from facesortd.learn.metrics import headline
 from facesortd.model_change import no_retrain_running, put_in_force
-from facesortd.model_store import DEFAULT, InForceAlready, history, rollback, shipped_model
+from facesortd.model_store import DEFAULT, InForceAlready, history, model_in_force, rollback, shipped_model
 from facesortd.mounts import refuse_unmounted
 from facesortd.shown_names import one_line
 from facesortd.spelling import nearest
@@ -30,16 +31,25 @@ def cmd_model(args: argparse.Namespace) -> int:
             f"force: `{put}`)"
         )
     if args.action in ("rollback", "use"):
+        before = model_in_force(settings)
         if args.action == "use":
+            chosen = _chosen(settings, args.target)
             try:
-                now = put_in_force(settings, _chosen(settings, args.target), say_waiting)
+                now = put_in_force(settings, chosen, say_waiting)
             except InForceAlready as exc:
-                print(f"model in force already: {one_line(exc.path)} (nothing changed)")
+                named = shipped_model() if chosen == DEFAULT else Path(chosen).expanduser()
+                same = ""
+                if named is not None and named.resolve() != exc.path.resolve():  # judged by content
+                    same = f" ({one_line(named)} holds the same bytes)"
+                print(f"model in force already: {one_line(exc.path)}{same} (nothing changed)")
                 return 0
         else:
             with no_retrain_running(settings, say_waiting):
+                before = model_in_force(settings)  # a retrain that ended as it waited: taken out now
                 now = rollback(settings)
         print(f"model in force is now {one_line(now)}")
+        if left := left_by(settings, before):
+            print(one_line(left))
         return 0
     entries = history(settings)
     if not entries:
@@ -85,8 +95,11 @@ def add_model(sub: argparse._SubParsersAction) -> None:
         description="List your emotion models (in the models folder of the state folder), oldest first, "
         "with their training counts and held-out figures; * marks the one in force. `model rollback` "
         "puts back the model in force before this one (step by step down to the shipped model); `model "
-        "use default|FILE` puts the shipped model or a model file in force. A change waits for a "
-        "retrain running meanwhile to end; the daemon takes up the new model at its next file.",
+        "use default|FILE` puts the shipped model or a model file in force (one holding the same bytes "
+        "as the model in force changes nothing). A change waits for a retrain running meanwhile to "
+        "end; the daemon takes up the new model at its next file. The files the model taken out of "
+        "force sorted stay in the emotion folders it chose: how many is said, and `facesortd undo "
+        "--model NAME` puts them back.",
     )
     p.add_argument(
         "action",

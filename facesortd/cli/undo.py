@@ -6,17 +6,22 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sqlite3
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+from facesortd.advice import advised
 from facesortd.cli.common import UsageError, settings_for
+from facesortd.config import Settings
 from facesortd.content import content_id
-from facesortd.journal import Journal, Move
+from facesortd.journal import Journal, JournalError, Move
+from facesortd.model_store import DEFAULT, shipped_model
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
-from facesortd.undo import Outcome, Selection, left_waiting, select, undo
+from facesortd.state import JOURNAL_FILE
+from facesortd.undo import Outcome, Selection, left_waiting, placed_by, select, undo
 
 SPAN = re.compile(r"(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\s*(ago)?")
 """``2h``, ``30m``, ``1d`` as the help writes them, and the words spelt out (``2 days``, ``3hours
@@ -63,12 +68,14 @@ def cmd_undo(args: argparse.Namespace) -> int:
             f"--since {args.since} is in the future: give a time in the past, such as 2h or "
             f"{datetime.now().date().isoformat()}T10:00"
         )
+    model = _journaled_name(args.model) if args.model is not None else None
     journal = Journal.for_state_dir(settings.state_dir)
     try:
-        chosen = select(journal, count, since, files, settings.library, settings.inbox)
+        chosen = select(journal, count, since, files, settings.library, settings.inbox, model)
         moves = chosen.moves
         if not moves:  # and no "nothing undone (dry run)" after it: one line for one fact
-            print("nothing to undo")
+            why = f": no file that {one_line(args.model)} sorted is still where it put it" if model else ""
+            print(f"nothing to undo{why}")
             return 0
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
             plans = undo(journal, moves, settings.library, settings.inbox, dry_run=True)
@@ -90,6 +97,40 @@ def cmd_undo(args: argparse.Namespace) -> int:
         journal.close()
     # as `sort`: a move that failed is worth a script's attention
     return 1 if any(done.retry for done in outcomes) else 0
+
+
+def _journaled_name(model: str) -> str:
+    """How the journal names the model that judged a move (its file's name) for `undo --model NAME`:
+    ``default`` is the shipped model, and a path is taken by its file's name."""
+    shipped = shipped_model()
+    return shipped.name if model == DEFAULT and shipped is not None else Path(model).name
+
+
+def left_by(settings: Settings, model: Path | None) -> str:
+    """After ``model`` was taken out of force (`model rollback`, `model use`): how many files it
+    sorted still sit in the emotion folders it chose, and how to put them back ("" if none). They
+    stayed there unsaid: a person rolling a bad model back had its mistakes in the folders still,
+    and no way to find them but the journal. The count is :func:`~facesortd.undo.placed_by`'s,
+    what `undo --model` takes up."""
+    if model is None or not (settings.state_dir / JOURNAL_FILE).is_file():  # nothing ever sorted here
+        return ""
+    name = DEFAULT if model == shipped_model() else model.name
+    try:
+        journal = Journal.for_state_dir(settings.state_dir)
+        try:
+            left = len(placed_by(journal, model.name, settings.library))
+        finally:
+            journal.close()
+    except (JournalError, sqlite3.Error) as exc:  # the change is made: said, not a traceback after it
+        return f"the files {name} sorted could not be counted: {exc}"
+    if not left:
+        return ""
+    return (
+        f"{left} file(s) that {name} sorted still sit in the emotion folders it chose: "
+        f"`{advised('undo', '--model', name, '--dry-run')}` lists them; without --dry-run it puts them "
+        "back where they came from (the daemon's into the inbox, which the daemon then leaves alone: "
+        f"`{advised('sort', str(settings.inbox))}` sorts them with the model in force)"
+    )
 
 
 def _report(outcomes: list[Outcome], moves: list[Move], went: str, *, stop: bool) -> int | None:
@@ -203,7 +244,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         description="Move files back to the folder they came from, using the journal: the last file "
         "moved (default), the last N that can be undone (naming the newer ones skipped, and why, and "
         "how many there were if fewer), "
-        "those moved --since a time, or the FILEs named (where they are now); the moves of the "
+        "those moved --since a time, the FILEs named (where they are now), or those a model sorted "
+        "that are still in the emotion folder it chose (--model NAME); the moves of the "
         "daemon, `sort` and the review page alike. A file goes back beside "
         "what is there (a name taken becomes 'name (1).png'); undoing a `sort --copy` deletes the "
         "copy if the original is still there, unchanged. A file changed since is left alone. The "
@@ -234,6 +276,14 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "--since",
         metavar="TIME",
         help="undo every move since TIME (2h, 30m, 1d ago, 2 days, or a local time such as 2026-11-24T10:00)",
+    )
+    which.add_argument(
+        "--model",
+        metavar="NAME",
+        help="undo every move into an emotion folder that the model NAME decided (as `facesortd model` "
+        "lists it, or default for the shipped one) whose file is still there: what a model rolled back "
+        "left behind. The files go back where they came from: the daemon's into the inbox, where "
+        "`facesortd sort INBOX` sorts them with the model in force",
     )
     p.add_argument(
         "--library",

@@ -188,11 +188,17 @@ class ShareCheck:
 
     A new model that would sort more of them (beyond ``max_drop``) must also have shown, on your
     labels (each predicted by a fold fitted without it), that its sure answers are right as often
-    as ``min_right`` asks: with
-    90 % confidence (:data:`DOUBT_Z`), the other side of :attr:`Comparison.right_enough`, which
-    needs evidence to refuse. A temperature fitted on two right answers made a model sure of nearly
-    every face, and nothing could refuse it: it sorted 79 % of the files where the model in force
-    sorted none, on the strength of those two (README, "Retraining").
+    as ``min_right`` asks: with 90 % confidence (:data:`DOUBT_Z`), the other side of
+    :attr:`Comparison.right_enough`, which needs evidence to refuse. A temperature fitted on two
+    right answers made a model sure of nearly every face, and nothing could refuse it: it sorted
+    79 % of the files where the model in force sorted none, on the strength of those two (README,
+    "Retraining").
+
+    Labels mostly of one emotion cannot show it: of 20 happy labels and 1 sad, a model calling every
+    face happy was right on 20 of the 21 it sorted, and it passed. So an emotion that makes up more
+    than half of the labels counts only as many labels as all the others together
+    (:meth:`~facesortd.learn.metrics.Evaluation.sorted_right_capped`): such a model is then right on
+    half of what counts, never enough, and labels all of one emotion count as none. One rule, here.
     """
 
     held_out: str
@@ -200,16 +206,12 @@ class ShareCheck:
     new: float
     old: float | None
     max_drop: float
-    evidence: tuple[int, int] = (0, 0)
-    """(labels the new model auto-sorts, of them right), out of fold: on all of them, not only those
-    the model in force never saw, since only the new model's own answers are in question (the
-    labels given since are mostly the hard cases, and alone they could keep every retrain out)."""
+    evidence: Evaluation
+    """The new model on every label, out of fold: on all of them, not only those the model in force
+    never saw, since only the new model's own answers are in question (the labels given since are
+    mostly the hard cases, and alone they could keep every retrain out)."""
     min_right: float = 0.0
     """As :attr:`Comparison.min_right`; 0: sorting more needs no evidence."""
-    one_emotion: str = ""
-    """The emotion every label is, if they are all one: then they show nothing, since a model that
-    calls every face so is right on each (five happy labels beside a bootstrap validation set of 4
-    faces adopted a model that sorted 64 of 69 screenshots into one folder, 41 of them wrongly)."""
 
     @property
     def more(self) -> bool:
@@ -218,11 +220,10 @@ class ShareCheck:
 
     @property
     def shown_right(self) -> bool:
-        """Do the labels show the new model's sure answers right at least ``min_right`` of the time?"""
-        n, right = self.evidence
-        if self.min_right <= 0:
-            return True
-        return not self.one_emotion and 1 - share_upper_bound(n - right, n, DOUBT_Z) >= self.min_right
+        """Do the labels show the new model's sure answers right at least ``min_right`` of the time,
+        no emotion counting for more than half of them?"""
+        n, right = self.evidence.sorted_right_capped()
+        return self.min_right <= 0 or 1 - share_upper_bound(n - right, n, DOUBT_Z) >= self.min_right
 
     @property
     def passed(self) -> bool:
@@ -235,18 +236,29 @@ class ShareCheck:
     def describe(self) -> str:
         old = "n/a" if self.old is None else f"{self.old:.0%}"
         text = f"auto-sorted share of {self.held_out} ({self.n} faces): new {self.new:.0%}, current {old}"
-        if self.n and self.more and not self.shown_right and self.one_emotion:
-            text += (
-                f" (your labels are all {self.one_emotion}: a model calling every face so is right on "
-                "each, so they cannot show it right when it sorts more; label files of another emotion too)"
+        if not (self.n and self.more and not self.shown_right):
+            return text
+        support = self.evidence.confusion.sum(axis=1)
+        most = int(support.argmax())
+        name, many, labels = self.evidence.labels[most], int(support[most]), int(support.sum())
+        if many == labels:
+            return text + (
+                f" (your labels are all {name}: a model calling every face so is right on each, so they "
+                "cannot show it right when it sorts more; label files of another emotion too)"
             )
-        elif self.n and self.more and not self.shown_right:
-            n, right = self.evidence
-            text += (
-                f" ({right} of {n} of your labels it would sort were right: too few to show it right "
-                f"{self.min_right:.0%} of the time, as sorting more asks)"
+        n, right = self.evidence.auto_sorted
+        shown = f"{right} of {n} of your labels it would sort were right"
+        if many > labels - many:  # counted as many as the others
+            n_capped, right_capped = self.evidence.sorted_right_capped()
+            shown += (
+                f", but {many} of your {labels} labels are {name} (a model calling every face so is right on "
+                f"those too): with {name} counted only as many as the others ({labels - many}), "
+                f"{right_capped:.3g} of {n_capped:.3g} were right"
             )
-        return text
+        return text + (
+            f" ({shown}: too few to show it right {self.min_right:.0%} of the time, as sorting more asks;"
+            " label more files" + (" of the other emotions" if many > labels - many else "") + ")"
+        )
 
 
 @dataclass
@@ -602,9 +614,8 @@ def retrain(
                 _sorted_share(final, found, threshold),
                 _sorted_share(current, found, threshold) if current else None,
                 learning.max_coverage_drop,
-                candidate_eval.auto_sorted,  # out of fold on every label: all honest for it
+                candidate_eval,  # out of fold on every label: all honest for it
                 floor,
-                names[0] if len(set(names)) == 1 else "",
             )
         )
     adopted_now = all(c.passed for c in comparisons)

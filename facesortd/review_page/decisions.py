@@ -297,9 +297,9 @@ class Decisions:
             mine = self.history.get(tab)
             if not mine:
                 raise DecisionError(
-                    "nothing to undo in this tab: it has decided nothing since it was opened, or undone"
-                    f" all it decided (another tab's u takes back its own; `{advised('undo')}` reaches"
-                    " further back)"
+                    "nothing to undo in this tab: it has decided nothing since it was opened or this run"
+                    f" of `{advised('review')}` started, or undone all it decided (another tab's u takes"
+                    f" back its own; `{advised('undo')}` reaches further back)"
                 )
             done = mine.pop()
             if done.kind == "no-face":

@@ -9,6 +9,7 @@ are read or moved.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import json
@@ -23,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from loguru import logger
 
+from facesortd.advice import advised
 from facesortd.config import Settings
 from facesortd.journal import Journal
 from facesortd.review_page.cache import ReviewCache
@@ -34,6 +36,7 @@ from facesortd.review_page.queue import (
     Contents,
     Item,
     current,
+    item_id,
     lister,
     reason_order,
     scan,
@@ -94,8 +97,10 @@ class ReviewApp:
         self.decisions.marks.carry_over(listed)
         self.decisions.marks.keep_only(present)
 
-    def listing(self, reason: str, offset: int, limit: int) -> dict[str, object]:
-        """One page of the queue (filtered by reason, "" for all), with the counts per reason."""
+    def listing(self, reason: str, offset: int, limit: int, holding: str = "") -> dict[str, object]:
+        """One page of the queue (filtered by reason, "" for all), with the counts per reason.
+        ``holding``: the id of a file the page is to show, wherever the listing has it now: the page
+        of ``limit`` files that holds it, instead of the one at ``offset`` (if it is listed)."""
         items = scan(self.settings.library, self.decisions.marks.marks, self._lister)
         self.decisions.marks.proven(items)
         with self._index_lock:
@@ -104,6 +109,9 @@ class ReviewApp:
         for i in items:
             counts[i.reason] = counts.get(i.reason, 0) + 1
         chosen = [i for i in items if i.reason == reason] if reason else items
+        at = next((k for k, i in enumerate(chosen) if i.id == holding), None) if holding else None
+        if at is not None:
+            offset = at - at % limit
         page = chosen[offset : offset + limit]
         return {
             "counts": {r: counts[r] for r in reason_order(counts)},
@@ -122,6 +130,7 @@ class ReviewApp:
 
     def state(self) -> dict[str, object]:
         return {
+            "review": advised("review"),  # said by the page if the server stops answering it
             "classes": classes(self.settings, self.journal),
             "learning": self.learning.panel(),
             "model": model_panel(self.settings),
@@ -182,7 +191,11 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.UNAUTHORIZED, "the token is missing: open the URL `facesortd review` printed"
             )
         if not hmac.compare_digest(given.encode(), self.server.app.token.encode()):
-            raise HttpError(HTTPStatus.FORBIDDEN, "wrong token: open the URL `facesortd review` printed")
+            raise HttpError(  # most often a page left open while `facesortd review` was started again
+                HTTPStatus.FORBIDDEN,
+                f"wrong token (a page from an earlier run of `{advised('review')}`?): open the URL it"
+                " printed this time; nothing was done",
+            )
 
     def _route(self, method: str, path: str, query: dict[str, str]) -> Reply:
         gets = {
@@ -247,7 +260,7 @@ class Handler(BaseHTTPRequestHandler):
             limit = min(MAX_PAGE, max(1, int(query.get("limit", PAGE_SIZE))))
         except ValueError:
             raise HttpError(HTTPStatus.BAD_REQUEST, "offset and limit are numbers") from None
-        return _json(self.app.listing(query.get("reason", ""), offset, limit))
+        return _json(self.app.listing(query.get("reason", ""), offset, limit, query.get("id", "")))
 
     def _guesses(self, query: dict[str, str]) -> Reply:
         return _json(self.app.cache.guesses(self.app.item(query.get("id", ""))))
@@ -282,7 +295,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _undo(self, body: dict[str, str]) -> Reply:
         done, back, unmade = self.app.decisions.undo(body.get("tab", ""))
-        return _json({**_done_json(done, str(back)), "unmade": unmade})
+        reply = _done_json(done, str(back))
+        # The id of the file as it is back: one put back beside another file saved under its name
+        # meanwhile ("a (1).png") has another id, and the page, looking for it by the one it had,
+        # found that other file and said it had left the quarantine, just after "undone".
+        with contextlib.suppress(OSError):  # gone again already: the page's next look says so
+            reply["id"] = item_id(back.lstat(), back)
+        return _json({**reply, "unmade": unmade})
 
     def _retrain(self, _body: dict[str, str]) -> Reply:
         started = self.app.learning.start()

@@ -3,9 +3,42 @@
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
 // This tab, as the server knows its decisions: `u` takes back the tab's own (another tab open on the
-// page has its own). A reload is a tab anew, as its tally of decisions starts again.
-const TAB = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0"))
-  .join("");
+// page has its own). A reload is the same tab: a new id at each load left `u` nothing to take back
+// after F5, though the decisions before it were this tab's. So the id is kept in sessionStorage,
+// which a reload keeps and a new tab starts without; but a duplicated tab (or one opened by
+// window.open) starts with a copy of it, and two live tabs with one id undid each other's
+// decisions. So the tab also holds a Web Lock named by its id while it lives: a load that cannot
+// have it (another tab holds it) takes a new id. A reload waits a moment for the lock, which the
+// page it replaces gives up as it goes.
+const TAB_KEY = "facesortd-tab";
+const TAB_LOCK_WAIT_MS = 1000;
+const TAB = tabId();
+
+function newTabId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+// Resolves once this page holds the lock of `id` (true; held until the page goes), or false if
+// another tab still holds it after `waitMs`.
+function holdTab(id, waitMs) {
+  return new Promise((held) => {
+    const options = waitMs ? { signal: AbortSignal.timeout(waitMs) } : { ifAvailable: true };
+    navigator.locks.request(`facesortd-tab ${id}`, options, (lock) => {
+      held(lock !== null);
+      return lock ? new Promise(() => {}) : undefined;
+    }).catch(() => held(false));
+  });
+}
+
+async function tabId() {
+  const kept = sessionStorage.getItem(TAB_KEY);
+  if (kept && await holdTab(kept, TAB_LOCK_WAIT_MS)) return kept;
+  const id = newTabId();
+  await holdTab(id, 0);  // a new id is nobody's: it is free
+  sessionStorage.setItem(TAB_KEY, id);
+  return id;
+}
 const PAGE = 60;
 const ARRIVALS_MS = 3000;   // how often an empty quarantine is listed again
 // Guesses are calibrated: below an even chance the top guess is more often wrong than right, and a
@@ -14,6 +47,7 @@ const EVEN_CHANCE = 0.5;
 const $ = (id) => document.getElementById(id);
 
 let classes = [];            // [{name, key}]
+let review = "facesortd review";  // the command that serves the page, as /api/state words it
 let reason = "";             // "" = every reason
 let page = { items: [], offset: 0, total: 0, counts: {} };
 let at = 0;                  // index of the current file on the page
@@ -34,15 +68,26 @@ function failure(res, data) {
   return Object.assign(new Error(data.error || res.statusText), { status: res.status, data });
 }
 
+// A request the server does not answer at all: it was stopped (Ctrl-C, a restart). The browser's
+// own words, "Failed to fetch", said neither that nor that the key pressed did nothing.
+async function send(resource, options) {
+  try {
+    return await fetch(resource, options);
+  } catch {
+    throw new Error(`the page's server does not answer: nothing was done. Start \`${review}\` ` +
+                    "again and open the URL it prints");
+  }
+}
+
 async function get(path, params) {
-  const res = await fetch(url(path, params), { headers: { "X-Facesortd-Token": TOKEN } });
+  const res = await send(url(path, params), { headers: { "X-Facesortd-Token": TOKEN } });
   const data = await res.json();
   if (!res.ok) throw failure(res, data);
   return data;
 }
 
 async function post(path, body = {}) {
-  const res = await fetch(path, {
+  const res = await send(path, {
     method: "POST",
     headers: { "X-Facesortd-Token": TOKEN, "Content-Type": "application/json" },
     body: JSON.stringify(body),
@@ -53,6 +98,12 @@ async function post(path, body = {}) {
 }
 
 function say(text) { $("message").textContent = text; }
+
+// A key dropped (see decision()) is said on a line of its own, kept until the next key: on the
+// message line it replaced what the page had just said of the file now shown ("no face found",
+// "unreadable: …"), and any later line (an error of the panels' reload) replaced it in turn, so a
+// person could be left looking at a key that did nothing, and not why.
+function dropped(text) { $("dropped").textContent = text; }
 
 // Key presses run one after another, in order, however fast they come.
 function enqueue(action) {
@@ -76,8 +127,8 @@ function decision(action) {
   return () => {
     const item = current();
     if (item && !item.done && item !== seenThen) {
-      say(`${item.name} was not on screen yet when the key was pressed: nothing given to it; ` +
-          "press the key again once you see it");
+      dropped(`${item.name} was not on screen yet when the key was pressed: nothing given to it; ` +
+              "press the key again once you see it");
       return undefined;
     }
     return action();
@@ -86,6 +137,7 @@ function decision(action) {
 
 // A key pressed, or its button clicked: `decides` (a class, Enter, n) goes through decision().
 function press(action, decides = false) {
+  dropped("");
   enqueue(decides ? decision(action) : action);
 }
 
@@ -100,6 +152,7 @@ function keyButton(key, text, action, decides = false) {
 
 async function loadState() {
   const state = await get("/api/state");
+  review = state.review;
   classes = state.classes;
   const keys = $("keys");
   keys.replaceChildren(
@@ -147,10 +200,13 @@ function showModel(m) {
   $("model-body").replaceChildren(...body);
 }
 
-async function loadPage(offset, cursor = 0) {
-  page = await get("/api/items", { reason, offset, limit: PAGE });
+// `id`: a file to show wherever the listing has it now (the server sends the page holding it);
+// if it is not listed, the file at `cursor` of the page at `offset`.
+async function loadPage(offset, cursor = 0, id = "") {
+  page = await get("/api/items", { reason, offset, limit: PAGE, id });
   page.items.forEach((item) => { item.done = null; });
-  at = Math.max(0, Math.min(cursor, page.items.length - 1));
+  const found = page.items.findIndex((item) => item.id === id);
+  at = found >= 0 ? found : Math.max(0, Math.min(cursor, page.items.length - 1));
   showReasons();
   showGrid();
   await show();
@@ -314,14 +370,18 @@ function advance() {
   return nextPage();
 }
 
-// A file moved, changed or deleted outside the page since it was listed: the page lists the
-// quarantine again at the same place and says so, instead of a key that does nothing.
+// A file moved, renamed, changed or deleted outside the page since it was listed: the page lists
+// the quarantine again and goes on with the file that came after it, and says so, instead of a key
+// that does nothing. The file after it by id, not by place: a file renamed in the quarantine is
+// listed first (newest) and put the person back on a file they had passed.
 async function whenGone(item, err) {
   if (err.status !== 404) throw err;
   if (current() !== item) return undefined;
   const cursor = page.items.slice(0, at).filter((i) => !i.done).length;
-  await loadPage(page.offset, cursor);
-  say(`${item.name} has left the quarantine (moved, changed or deleted elsewhere): skipped`);
+  const next = page.items.slice(at + 1).find((i) => !i.done);
+  await loadPage(page.offset, cursor, next ? next.id : "");
+  say(`${item.name} is no longer in the quarantine under that name (moved, renamed, changed or deleted ` +
+      "elsewhere): skipped");
   return undefined;
 }
 
@@ -335,7 +395,7 @@ async function label(name, typed = false) {
   if (!item || item.done) return advance();
   const asNew = typed && newAsked === name;
   newAsked = null;
-  const body = { id: item.id, label: name, content: shownContent(item), new: asNew, tab: TAB };
+  const body = { id: item.id, label: name, content: shownContent(item), new: asNew, tab: await TAB };
   const done = await post("/api/label", body)
     .catch((err) => (err.data && err.data.unknown_class ? notAClass(err.data, name, typed) : whenGone(item, err)));
   if (!done) return undefined;
@@ -388,7 +448,7 @@ async function noFace() {
     say(`${item.name} is already marked "no usable face"`);
     return advance();
   }
-  const done = await post("/api/no-face", { id: item.id, content: shownContent(item), tab: TAB })
+  const done = await post("/api/no-face", { id: item.id, content: shownContent(item), tab: await TAB })
     .catch((err) => whenGone(item, err));
   if (!done) return undefined;
   item.done = done;
@@ -398,13 +458,16 @@ async function noFace() {
 }
 
 async function undo() {
-  const done = await post("/api/undo", { tab: TAB });
+  const done = await post("/api/undo", { tab: await TAB });
   const i = page.items.findIndex((item) => item.id === done.id);
   decided = Math.max(0, decided - 1);
   // A class the label had made goes with it when its folder is left empty: its key goes too.
-  say(`undone: ${done.name} is back in quarantine${done.unmade ? `; ${done.unmade}` : ""}`);
+  const as = done.path.split("/").pop();  // another name where another file had taken its own
+  say(`undone: ${done.name} is back in quarantine${as === done.name ? "" : ` as ${as}`}` +
+      (done.unmade ? `; ${done.unmade}` : ""));
   loadState().catch((e) => say(e.message));
-  if (i < 0) return loadPage(page.offset, at);
+  // Not on this page (decided before a reload, or on another page): the page that holds it now.
+  if (i < 0) return loadPage(page.offset, at, done.id);
   if (done.kind === "label") page.counts[page.items[i].reason] += 1;
   showReasons();
   page.items[i].done = null;
@@ -416,6 +479,7 @@ async function undo() {
 
 function onKey(ev) {
   if (ev.target === $("class-input") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  dropped("");  // the next key: what it does is said instead
   const cls = classes.find((c) => c.key && c.key === ev.key);
   const moves = { ArrowRight: () => move(1), ArrowDown: () => move(1), ArrowLeft: () => move(-1), ArrowUp: () => move(-1) };
   const decisions = { Enter: acceptTop, n: noFace };
