@@ -30,6 +30,7 @@ import fcntl
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -219,6 +220,11 @@ def move_lock_if_free(state_dir: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+HOLDER_WRITE_S = 1.0
+"""How long a refused daemon waits for the holder's pid to appear in the lock file: its scan of
+the user's processes comes between taking the lock and writing it."""
+
+
 class DaemonLock:
     """The lock `run` holds while it lives; its file names the holder's pid for the refusal message.
 
@@ -247,13 +253,22 @@ class DaemonLock:
             os.close(fd)
             if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
                 raise
-            raise self._busy(holder_pid(self.state_dir)) from None
+            raise self._busy(self._written_holder()) from None
         if others := deleted_lock_holders(self.state_dir, mine=self._fd):
             os.close(fd)
             raise self._busy(others[0])
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         return fd
+
+    def _written_holder(self) -> int | None:
+        """The holder's pid, waited for a moment: a daemon writes it only after taking the lock and
+        looking for a deleted one among the user's processes, and a refusal in that window named
+        "pid ?" with nothing to stop."""
+        deadline = time.monotonic() + HOLDER_WRITE_S
+        while (pid := holder_pid(self.state_dir)) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return pid
 
     def _busy(self, pid: int | None) -> StateBusy:
         return StateBusy(

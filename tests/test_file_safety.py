@@ -4,6 +4,7 @@ full state disk, a damaged or forged journal. Each test here failed before issue
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -40,7 +41,15 @@ from facesortd.placement import journaled_apply
 from facesortd.recovery import recover
 from facesortd.service import Service
 from facesortd.shown_names import one_line
-from facesortd.state import STALE_TEMP_S, DaemonLock, StateBusy, how_to_stop, move_lock, retrain_lock
+from facesortd.state import (
+    DAEMON_LOCK,
+    STALE_TEMP_S,
+    DaemonLock,
+    StateBusy,
+    how_to_stop,
+    move_lock,
+    retrain_lock,
+)
 
 HAPPY = Decision("sorted", emotion="happy", confidence=0.9)
 
@@ -874,3 +883,18 @@ def test_a_daemon_systemd_runs_is_stopped_by_systemctl(monkeypatch: pytest.Monke
         Path, "read_text", lambda p, *a, **k: unit if p.name == "cgroup" else real(p, *a, **k)
     )
     assert how_to_stop(4242) == "systemctl --user stop facesortd"
+
+
+def test_a_daemon_refused_while_the_holder_has_not_written_its_pid_yet_names_it(tmp_path: Path) -> None:
+    """A daemon takes the lock, looks among the user's processes for a deleted one, and only then
+    writes its pid: a second `run` refused in between said "pid ?" and had no process to stop."""
+    fd = os.open(tmp_path / DAEMON_LOCK, os.O_CREAT | os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    writer = threading.Timer(0.1, lambda: os.write(fd, f"{os.getpid()}\n".encode()))
+    writer.start()
+    try:
+        with pytest.raises(StateBusy, match=f"pid {os.getpid()}"):
+            DaemonLock(tmp_path).acquire()
+    finally:
+        writer.join(HUNG_S)
+        os.close(fd)
