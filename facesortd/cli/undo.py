@@ -286,7 +286,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "--model",
         metavar="NAME",
         help="undo every move into an emotion folder that the model NAME decided (as `facesortd model` "
-        "lists it, or default for the shipped one) whose file is still there: what a model rolled back "
+        "lists it, or default for the shipped one: earlier versions' shipped models too, as the journal "
+        "knows a model by its file name) whose file is still there: what a model rolled back "
         "left behind. The files go back where they came from: the daemon's into the inbox, where "
         "`facesortd sort INBOX` sorts them with the model in force",
     )
