@@ -723,6 +723,17 @@ def test_labels_mostly_of_one_emotion_still_show_a_model_right_on_the_others_too
     for happy, sad in ((20, 1), (20, 5), (200, 50), (12, 8)):
         assert not check(happy, sad, sad_right=False).passed, (happy, sad)
     assert check(20, 5, sad_right=False).evidence.sorted_right_capped() == (10.0, 5.0)
+    # Wrong on the majority, right on the others: the plain count (30 of 50) falls short, not the
+    # capped one (15 of 20), and the words say the plain one, with no "label the other emotions".
+    truth = np.array([0] * 40 + [1] * 10)
+    pred = np.array([1] * 20 + [0] * 20 + [1] * 10)
+    evidence = Evaluation.of(["happy", "sad"], truth, pred, np.full(50, 0.99), threshold=0.72)
+    short = retrain.ShareCheck("files placed lately", 10, 1.0, 0.0, 0.05, evidence, 0.72)
+    assert evidence.sorted_right_capped() == (20.0, 15.0) and not short.passed
+    assert (
+        "(30 of 50 of your labels it would sort were right: too few to show it right 72%" in short.describe()
+    )
+    assert "other emotions" not in short.describe()
 
 
 def test_labels_given_since_the_last_retrain_are_new_however_many_were_taken_back(

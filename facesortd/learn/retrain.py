@@ -255,9 +255,12 @@ class ShareCheck:
                 "cannot show it right when it sorts more; label files of another emotion too)"
             )
         n, right = self.evidence.auto_sorted
+        n_capped, right_capped = self.evidence.sorted_right_capped()
         shown = f"{right} of {n} of your labels it would sort were right"
-        if many > labels - many:  # counted as many as the others
-            n_capped, right_capped = self.evidence.sorted_right_capped()
+        # The capped count is what fell short only where it is the lower share: a model wrong on the
+        # majority more than on the others is short by the plain count, and its majority is not why.
+        capped_short = many > labels - many and right_capped * n < right * n_capped
+        if capped_short:
             shown += (
                 f", but {many} of your {labels} labels are {name} (a model calling every face so is right on "
                 f"those too): with {name} counted only as many as the others ({labels - many}), "
@@ -265,7 +268,7 @@ class ShareCheck:
             )
         return text + (
             f" ({shown}: too few to show it right {self.min_right:.0%} of the time, as sorting more asks;"
-            " label more files" + (" of the other emotions" if many > labels - many else "") + ")"
+            " label more files" + (" of the other emotions" if capped_short else "") + ")"
         )
 
 
