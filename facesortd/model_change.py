@@ -8,23 +8,44 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.config import Settings
-from facesortd.model_store import use
+from facesortd.model_store import model_in_force, rollback, use
 from facesortd.models_folder import prune_logged
 from facesortd.state import MODEL_CHANGE, retrain_lock
 
 
-def put_in_force(settings: Settings, choice: str, waiting: Callable[[str], None] | None = None) -> Path:
+@dataclass(frozen=True)
+class Change:
+    """A change of the model in force: the model taken out of force (None: none was) and the one now.
+
+    ``before`` is read under the lock, once no retrain runs: read before waiting, a retrain ending
+    during the wait had put its own model in force, and what the one before it sorted was said as
+    what this change took out of force."""
+
+    before: Path | None
+    now: Path
+
+
+def put_in_force(settings: Settings, choice: str, waiting: Callable[[str], None] | None = None) -> Change:
     """``choice`` put in force while no retrain runs, then the models folder kept bounded
     (``models_folder.prune``) under the same lock, so that no retrain is halfway through with a model
     it needs. Each adds a history line, and a file from elsewhere is copied in: pruned only after
     retrains until 2026-12-02, the folder of a person who changed models by hand only grew for good."""
     with no_retrain_running(settings, waiting):
+        before = model_in_force(settings)
         now = use(settings, choice)
         prune_logged(settings)
-    return now
+    return Change(before, now)
+
+
+def roll_back(settings: Settings, waiting: Callable[[str], None] | None = None) -> Change:
+    """The model in force before this one put back (``model_store.rollback``) while no retrain runs."""
+    with no_retrain_running(settings, waiting):
+        before = model_in_force(settings)
+        return Change(before, rollback(settings))
 
 
 def no_retrain_running(

@@ -1248,6 +1248,65 @@ def test_a_model_rolled_back_says_what_it_left_in_the_emotion_folders_and_undo_m
     assert f"the files {mine.name} sorted could not be counted: the journal {journal} is damaged" in out
 
 
+def test_what_a_model_taken_out_of_force_left_is_said_of_the_model_taken_out(
+    trained: str,
+    crop_dataset: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`model use` read the model it took out of force before it waited for a retrain: the retrain's
+    model, put in force during the wait, was the one taken out, and the files the model before it
+    sorted were said instead. `train --activate` said nothing of what it took out of force. With the
+    library's drive away every file looked moved on, and nothing was said: 0, silently."""
+    import threading
+
+    from test_model_store import loadable_model
+    from waiting import HUNG_S, wait_until
+
+    from facesortd import model_store, mounts
+    from facesortd.state import RETRAIN, retrain_lock, waiting_for
+
+    inbox, _truth = _inbox(tmp_path)
+    lib = tmp_path / "lib"
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(lib))
+    settings = load_settings()
+    mine = model_store.model_in_force(settings)
+    assert mine is not None and cli.main(["sort", str(inbox)]) == 0
+    placed = len(list(lib.glob("*/*.png")))
+    assert placed > 3
+    left = f"{placed} file(s) that {mine.name} sorted still sit in the emotion folders it chose"
+    capsys.readouterr()
+    codes: list[int] = []
+    with retrain_lock(settings.state_dir) as retraining:
+        assert retraining
+        person = threading.Thread(target=lambda: codes.append(cli.main(["model", "use", "default"])))
+        person.start()
+        wait_until(lambda: waiting_for(RETRAIN) in capsys.readouterr().out)
+        model_store.adopt(settings, loadable_model(settings))  # the retrain's model, which sorted nothing
+    person.join(timeout=HUNG_S)
+    assert codes == [0] and left not in capsys.readouterr().out  # not mine: the retrain's went out
+    assert cli.main(["model", "use", str(mine)]) == 0
+    away = tmp_path / "lib-unplugged"
+    lib.rename(away)
+    monkeypatch.setattr(mounts, "DRIVE_PLACES", (tmp_path,))  # where the library's drive is mounted
+    capsys.readouterr()
+    assert cli.main(["model", "rollback"]) == 0
+    out = capsys.readouterr().out
+    assert f"the files {mine.name} sorted could not be counted: {lib} is not there" in out, out
+    away.rename(lib)
+    assert cli.main(["model", "use", str(mine)]) == 0
+    capsys.readouterr()
+    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2", "--descriptor", "pixels"]
+    assert cli.main([*train, "--activate"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "now in force: " in out
+        and left in out
+        and f"`facesortd undo --library {lib} --model {mine.name}" in out
+    )
+
+
 def test_mistyped_arguments_are_errors_not_skips_or_tracebacks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

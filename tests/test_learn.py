@@ -238,6 +238,29 @@ def test_the_share_right_check_needs_evidence_to_refuse() -> None:
     assert comparison(0, 0, 0.72).passed  # sorts nothing: nothing wrong (the share check judges that)
 
 
+def test_the_share_right_check_counts_a_majority_emotion_as_the_adoption_evidence_does() -> None:
+    """On labels mostly happy, a model calling every face happy was right on 20 of 25 and looked right
+    enough to the refusing side, which counted plainly while the evidence to sort more capped the
+    majority. One rule now: refused when either count shows it lower, so the capped one catches the
+    model calling every face happy and the plain one still counts the majority's mistakes."""
+
+    def comparison(happy_wrong: int, sad_right: bool, sad: int = 5) -> retrain.Comparison:
+        """20 happy and ``sad`` sad labels, all sure: ``happy_wrong`` happy faces called sad."""
+        truth = np.array([0] * 20 + [1] * sad)
+        pred = np.array([1] * happy_wrong + [0] * (20 - happy_wrong) + [1 if sad_right else 0] * sad)
+        ev = Evaluation.of(["happy", "sad"], truth, pred, np.full(20 + sad, 0.99), threshold=0.72)
+        return retrain.Comparison("labels", ev, None, "balanced_accuracy", 0.0, 0.05, 0.72)
+
+    all_happy = comparison(0, sad_right=False)
+    assert all_happy.new.auto_sorted == (25, 20) and not all_happy.right_enough and not all_happy.passed
+    shown = "new 20 of 25 (5 of 10 with happy counted only as many as the others), current n/a"
+    assert f"{shown}, at least 72% asked (shown lower)" in all_happy.describe()
+    few = comparison(0, sad_right=False, sad=1)  # 1 of 2 counted: too few to show it, and said so
+    assert few.right_enough and "new 20 of 21 (1 of 2 with happy counted only as many" in few.describe()
+    assert comparison(0, sad_right=True).right_enough
+    assert not comparison(12, sad_right=True).right_enough  # 13 of 25 plainly, 7 of 10 capped
+
+
 def test_on_the_bootstrap_validation_set_the_share_right_asked_is_what_the_model_in_force_achieves() -> None:
     """A bootstrap set that no model sorts well at the threshold must not forbid every retrain."""
     truth = np.zeros(10, np.int64)
@@ -700,6 +723,17 @@ def test_labels_mostly_of_one_emotion_still_show_a_model_right_on_the_others_too
     for happy, sad in ((20, 1), (20, 5), (200, 50), (12, 8)):
         assert not check(happy, sad, sad_right=False).passed, (happy, sad)
     assert check(20, 5, sad_right=False).evidence.sorted_right_capped() == (10.0, 5.0)
+    # Wrong on the majority, right on the others: the plain count (30 of 50) falls short, not the
+    # capped one (15 of 20), and the words say the plain one, with no "label the other emotions".
+    truth = np.array([0] * 40 + [1] * 10)
+    pred = np.array([1] * 20 + [0] * 20 + [1] * 10)
+    evidence = Evaluation.of(["happy", "sad"], truth, pred, np.full(50, 0.99), threshold=0.72)
+    short = retrain.ShareCheck("files placed lately", 10, 1.0, 0.0, 0.05, evidence, 0.72)
+    assert evidence.sorted_right_capped() == (20.0, 15.0) and not short.passed
+    assert (
+        "(30 of 50 of your labels it would sort were right: too few to show it right 72%" in short.describe()
+    )
+    assert "other emotions" not in short.describe()
 
 
 def test_labels_given_since_the_last_retrain_are_new_however_many_were_taken_back(

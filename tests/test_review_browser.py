@@ -276,7 +276,8 @@ def test_a_file_gone_from_the_quarantine_is_skipped_with_a_word_and_the_next_one
 ) -> None:
     """A file deleted (or moved away) while the page showed it: a key answered "no such file in the
     quarantine (any more); reload" and the gone file stayed on screen until the user reloaded. One
-    renamed by hand in the quarantine is listed first (newest): the page went back to a file passed."""
+    renamed by hand in the quarantine is listed first (newest): the page went back to a file passed.
+    One labelled in another tab first was "… reload" too, and the page stayed on it."""
     names = ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png"]
     emotions = ["happy", "sad", "angry", "sad", "happy", "sad"]
     files = quarantine(settings, "unsure", list(zip(names, emotions, strict=True)))
@@ -300,8 +301,12 @@ def test_a_file_gone_from_the_quarantine_is_skipped_with_a_word_and_the_next_one
         keys.press("2")
         wait_until(lambda: "e.png is no longer in the quarantine" in message() and "f.png" in name())
         keys.look("f.png")
-        keys.press(Keys.ENTER)
-        wait_until(lambda: not files["f.png"].exists())
+        other_tab = Client(server)  # labels it first: this tab was told "… reload" and stayed on it
+        f = next(i["id"] for i in other_tab.get("/api/items")["items"] if i["name"] == "f.png")
+        assert other_tab.post("/api/label", {"id": f, "label": "happy", "tab": "other"})[0] == 200
+        keys.press("3")
+        wait_until(lambda: "f.png was labelled happy in another tab meanwhile: skipped here" in message())
+        assert "f.png" not in name() and (settings.library / "happy" / "f.png").is_file()
     assert (settings.library / "c.png").is_file() and files["d.png"].is_file()
 
 
@@ -332,6 +337,9 @@ def test_without_a_daemon_the_learning_panel_says_who_retrains(
     with serving(settings) as server:
         _open(browser, server.url)
         text = browser.find_element("id", "next-retrain").text
+        browser.find_element("id", "retrain").click()  # it kept the focus: Space pressed it again
+        assert browser.execute_script("return document.activeElement.id") != "retrain"
+        wait_until(lambda: browser.find_element("id", "retrain").is_enabled())
     assert "not running (`facesortd run` starts it)" in text and "retrain now" in text
 
 

@@ -83,32 +83,64 @@ def in_parallel(*calls) -> list:
 
 @pytest.mark.parametrize("second", ["sad", "happy", "no-face"])
 def test_two_tabs_deciding_on_one_file_at_once(settings: Settings, second: str) -> None:
+    """The tab whose decision came second was told "… reload" (or 404) and its page stayed on the
+    file; now it is told which label the other tab gave (``decided``), and its page moves on."""
     files = quarantine(settings, "unsure", [("a.png", "happy")])
     before = {n: p.read_bytes() for n, p in files.items()}
     with serving(settings) as server:
         client = Client(server)
         item = client.get("/api/items")["items"][0]["id"]
         tab2 = (
-            (lambda: client.post("/api/no-face", {"id": item}))
+            (lambda: client.post("/api/no-face", {"id": item, "tab": "two"}))
             if second == "no-face"
-            else (lambda: client.post("/api/label", {"id": item, "label": second}))
+            else (lambda: client.post("/api/label", {"id": item, "label": second, "tab": "two"}))
         )
-        one, two = in_parallel(lambda: client.post("/api/label", {"id": item, "label": "happy"}), tab2)
+        one, two = in_parallel(
+            lambda: client.post("/api/label", {"id": item, "label": "happy", "tab": "one"}), tab2
+        )
         statuses = sorted([one[0], two[0]])
         assert statuses[0] == 200
         if second != "no-face":
-            assert statuses[1] in (404, 409), (one, two)  # only one of the labels moves it
+            assert statuses[1] == 409, (one, two)  # only one of the labels moves it
             assert len(labels(settings)) == 1
+        for (status, reply), other in ((one, second), (two, "happy")):
+            if status != 200:  # a "no usable face" given first leaves the label to move it
+                assert reply["decided"]["label"] == other and "in another tab meanwhile" in reply["error"], (
+                    reply
+                )
         answers(client)
         where = each_once(settings, before)
         assert where["a.png"].parent.name in ("happy", second)
-        # The other tab takes it back: the newest decision goes, the file returns whole.
-        assert client.post("/api/undo")[0] == 200
-        if second == "no-face" and statuses == [200, 200]:
-            assert client.post("/api/undo")[0] == 200
+        # The tab that decided takes it back: the file returns whole.
+        for tab, (status, _reply) in (("two", two), ("one", one)):
+            if status == 200:
+                assert client.post("/api/undo", {"tab": tab})[0] == 200
         where = each_once(settings, before)
         assert where["a.png"] == files["a.png"]
         answers(client)
+
+
+def test_a_label_that_waited_for_another_tabs_label_of_its_file_names_that_label(settings: Settings) -> None:
+    """Both tabs' requests past the listing's check, the second waiting for the first's move: it
+    was told "… has changed or left the quarantine since; reload". Its own tab's earlier label is
+    not another tab's."""
+    from facesortd.review_page.decisions import DecidedElsewhere, DecisionError
+
+    quarantine(settings, "unsure", [("a.png", "happy")])
+    with serving(settings) as server:
+        client = Client(server)
+        listed = client.get("/api/items")["items"][0]["id"]
+        item = server.app.item(listed)  # the second tab's request, past the listing's check
+        assert client.post("/api/label", {"id": listed, "label": "happy", "tab": "one"})[0] == 200
+        for decide in (
+            lambda: server.app.decisions.label(item, "sad", tab="two"),
+            lambda: server.app.decisions.no_face(item, tab="two"),
+        ):
+            with pytest.raises(DecidedElsewhere, match=r"a\.png was labelled happy in another tab meanwhile"):
+                decide()
+        with pytest.raises(DecisionError, match="left the quarantine since; reload") as own:
+            server.app.decisions.label(item, "sad", tab="one")
+        assert not isinstance(own.value, DecidedElsewhere)
 
 
 def raw(server: ReviewServer, head: str, body: bytes = b"") -> int | None:

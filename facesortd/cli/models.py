@@ -10,8 +10,8 @@ from facesortd.cli.common import UsageError, say_waiting, settings_for
 from facesortd.cli.undo import left_by
 from facesortd.config import Settings
 from facesortd.learn.metrics import headline
-from facesortd.model_change import no_retrain_running, put_in_force
-from facesortd.model_store import DEFAULT, InForceAlready, history, model_in_force, rollback, shipped_model
+from facesortd.model_change import put_in_force, roll_back
+from facesortd.model_store import DEFAULT, InForceAlready, history, shipped_model
 from facesortd.mounts import refuse_unmounted
 from facesortd.shown_names import one_line
 from facesortd.spelling import nearest
@@ -31,11 +31,10 @@ def cmd_model(args: argparse.Namespace) -> int:
             f"force: `{put}`)"
         )
     if args.action in ("rollback", "use"):
-        before = model_in_force(settings)
         if args.action == "use":
             chosen = _chosen(settings, args.target)
             try:
-                now = put_in_force(settings, chosen, say_waiting)
+                change = put_in_force(settings, chosen, say_waiting)
             except InForceAlready as exc:
                 named = shipped_model() if chosen == DEFAULT else Path(chosen).expanduser()
                 same = ""
@@ -44,11 +43,9 @@ def cmd_model(args: argparse.Namespace) -> int:
                 print(f"model in force already: {one_line(exc.path)}{same} (nothing changed)")
                 return 0
         else:
-            with no_retrain_running(settings, say_waiting):
-                before = model_in_force(settings)  # a retrain that ended as it waited: taken out now
-                now = rollback(settings)
-        print(f"model in force is now {one_line(now)}")
-        if left := left_by(settings, before):
+            change = roll_back(settings, say_waiting)
+        print(f"model in force is now {one_line(change.now)}")
+        if left := left_by(settings, change.before):
             print(one_line(left))
         return 0
     entries = history(settings)

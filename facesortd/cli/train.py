@@ -17,6 +17,7 @@ from facesortd.cli.arg_types import (
 from facesortd.cli.common import UsageError, say_waiting, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.cli.model_figures import add_plots_option, print_counts, print_figures, write_plots_into
+from facesortd.cli.undo import left_by
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
 from facesortd.emotion import PCA_COMPONENTS, ModelError
@@ -131,7 +132,10 @@ def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: 
     either way once it holds one more (``models_folder.prune``: a model never put in force stayed
     for good until 2026-12-02, however many)."""
     if args.activate:
-        print(f"now in force: {one_line(put_in_force(settings, str(out), say_waiting))}")
+        change = put_in_force(settings, str(out), say_waiting)
+        print(f"now in force: {one_line(change.now)}")
+        if left := left_by(settings, change.before):
+            print(one_line(left))
         return
     if args.out is None:  # written into the models folder; its newest models never put in force stay
         prune_logged(settings)

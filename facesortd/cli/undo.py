@@ -18,6 +18,7 @@ from facesortd.config import Settings
 from facesortd.content import content_id
 from facesortd.journal import Journal, JournalError, Move
 from facesortd.model_store import DEFAULT, shipped_model
+from facesortd.mounts import drive_not_mounted
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
 from facesortd.state import JOURNAL_FILE
@@ -107,14 +108,18 @@ def _journaled_name(model: str) -> str:
 
 
 def left_by(settings: Settings, model: Path | None) -> str:
-    """After ``model`` was taken out of force (`model rollback`, `model use`): how many files it
-    sorted still sit in the emotion folders it chose, and how to put them back ("" if none). They
-    stayed there unsaid: a person rolling a bad model back had its mistakes in the folders still,
-    and no way to find them but the journal. The count is :func:`~facesortd.undo.placed_by`'s,
-    what `undo --model` takes up."""
+    """After ``model`` was taken out of force by hand (`model rollback`, `model use`, `train
+    --activate`): how many files it sorted still sit in the emotion folders it chose, and how to put
+    them back ("" if none). They stayed there unsaid: a person rolling a bad model back had its
+    mistakes in the folders still, and no way to find them but the journal. The count is
+    :func:`~facesortd.undo.placed_by`'s, what `undo --model` takes up. Not said of a retrain's own
+    adoption: the model it replaces was not shown wrong, and a line after each retrain would invite
+    putting back hundreds of files sorted right."""
     if model is None or not (settings.state_dir / JOURNAL_FILE).is_file():  # nothing ever sorted here
         return ""
     name = DEFAULT if model == shipped_model() else model.name
+    if (away := drive_not_mounted(settings.library)) is not None:  # its files unseen: not "none left"
+        return f"the files {name} sorted could not be counted: {away}"
     try:
         journal = Journal.for_state_dir(settings.state_dir)
         try:
@@ -281,7 +286,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "--model",
         metavar="NAME",
         help="undo every move into an emotion folder that the model NAME decided (as `facesortd model` "
-        "lists it, or default for the shipped one) whose file is still there: what a model rolled back "
+        "lists it, or default for the shipped one: earlier versions' shipped models too, as the journal "
+        "knows a model by its file name) whose file is still there: what a model rolled back "
         "left behind. The files go back where they came from: the daemon's into the inbox, where "
         "`facesortd sort INBOX` sorts them with the model in force",
     )

@@ -154,6 +154,26 @@ class Evaluation:
             float(weight @ np.diag(self.sorted_confusion)),
         )
 
+    def sorted_right_bounds(self, z: float) -> tuple[float, float]:
+        """(lowest, highest) share right of the auto-sorted faces that these labels leave possible at
+        confidence ``z`` (:func:`share_upper_bound`), counted both plainly and capped
+        (:meth:`sorted_right_capped`): a share is shown only when both counts show it. The retrain
+        asks evidence to sort more of the lowest and refuses on the highest, one rule for both sides.
+        The plain count alone let the majority's free hits hide a model calling every face so; the
+        capped one alone would weigh the majority's mistakes less, and they are files in a wrong
+        folder all the same."""
+        counts = [self.auto_sorted, self.sorted_right_capped()]
+        return (
+            min(1 - share_upper_bound(n - right, n, z) for n, right in counts),
+            min(share_upper_bound(right, n, z) for n, right in counts),
+        )
+
+    def majority(self) -> str | None:
+        """The emotion of more than half of the faces (what :meth:`sorted_right_capped` counts less)."""
+        support = self.confusion.sum(axis=1)
+        most = int(support.argmax())
+        return self.labels[most] if support[most] * 2 > support.sum() else None
+
     def score(self, metric: AdoptMetric) -> float:
         """One number to compare models by; ``sorted_right`` counts nothing sorted as nothing right."""
         if metric == "balanced_accuracy":

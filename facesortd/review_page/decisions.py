@@ -82,6 +82,18 @@ class Done:
     label: str = ""
 
 
+class DecidedElsewhere(DecisionError):
+    """The file was labelled by another tab (``done``, still standing) before this tab's decision
+    came: the losing tab was told "... has left the quarantine meanwhile; reload" and stayed on the
+    file; told this, it moves on to the next file."""
+
+    def __init__(self, done: Done) -> None:
+        super().__init__(
+            f"{done.name} was labelled {done.label} in another tab meanwhile; nothing was done here"
+        )
+        self.done = done
+
+
 class NoFaceMarks:
     """The files marked "no usable face", by id, with the content each mark was given to and the
     file's inode change then (``queue.Mark``), kept in the state folder across runs of the page
@@ -171,7 +183,7 @@ class Decisions:
             raise UnknownClass(label, nearest(label, known), item.path.name)
         with self._lock:
             if current(item, self.settings.library) is None:
-                raise DecisionError(self._changed_or_left(item))
+                raise self._gone(item, tab)
             try:
                 # What the page showed, checked again under the move lock just before the move; one it
                 # may not read is moved all the same, as sorted.
@@ -222,9 +234,26 @@ class Decisions:
             raise DecisionError(self._changed(item))
         return digest, seen
 
-    @staticmethod
-    def _changed_or_left(item: Item) -> str:
-        return f"{item.path.name} has changed or left the quarantine since; reload"
+    def labelled_elsewhere(self, item_id: str, tab: str) -> DecidedElsewhere | None:
+        """Another tab's label of the file ``item_id`` that still stands (one taken back with `u`
+        has left the history), for a decision of ``tab`` on a file no longer listed as it was. Only
+        a label moves a file: another tab's "no usable face" leaves it to be decided still."""
+        with self._lock:
+            return self._labelled_elsewhere(item_id, tab)
+
+    def _labelled_elsewhere(self, item_id: str, tab: str) -> DecidedElsewhere | None:
+        for other, decided in self.history.items():
+            for done in decided:
+                if other != tab and done.kind == "label" and done.item_id == item_id:
+                    return DecidedElsewhere(done)
+        return None
+
+    def _gone(self, item: Item, tab: str) -> DecisionError:
+        """Why ``item`` cannot be decided, no longer in the quarantine as listed (called under the lock)."""
+        elsewhere = self._labelled_elsewhere(item.id, tab)
+        return elsewhere or DecisionError(
+            f"{item.path.name} has changed or left the quarantine since; reload"
+        )
 
     @staticmethod
     def _left(item: Item) -> str:
@@ -276,7 +305,7 @@ class Decisions:
         nothing moves, so nothing of it can be lost, and it no longer waits first in the queue."""
         with self._lock:
             if current(item, self.settings.library) is None:
-                raise DecisionError(self._changed_or_left(item))
+                raise self._gone(item, tab)
             try:
                 digest, seen = self._shown(item, content)
             except OSError:  # its drive could not read it: it stayed first in the queue for ever

@@ -29,7 +29,7 @@ from facesortd.config import Settings
 from facesortd.journal import Journal
 from facesortd.review_page.cache import ReviewCache
 from facesortd.review_page.classes import classes
-from facesortd.review_page.decisions import DecisionError, Decisions, Done, UnknownClass
+from facesortd.review_page.decisions import DecidedElsewhere, DecisionError, Decisions, Done, UnknownClass
 from facesortd.review_page.panels import Learning, model_panel, model_plot
 from facesortd.review_page.queue import (
     Changed,
@@ -168,6 +168,9 @@ class Handler(BaseHTTPRequestHandler):
             reply = _json({"error": str(exc)}, exc.status)
         except UnknownClass as exc:  # the page offers to make it a new class, in its own words
             reply = _json({"error": str(exc), "unknown_class": exc.name, "why": exc.why}, HTTPStatus.CONFLICT)
+        except DecidedElsewhere as exc:  # the page moves on to the next file, saying so
+            decided = _done_json(exc.done, str(exc.done.path))
+            reply = _json({"error": str(exc), "decided": decided}, HTTPStatus.CONFLICT)
         except DecisionError as exc:
             reply = _json({"error": str(exc)}, HTTPStatus.CONFLICT)
         except Changed:  # a picture asked for as the file under its name changed
@@ -282,16 +285,27 @@ class Handler(BaseHTTPRequestHandler):
         return _json(self.app.state())
 
     def _label(self, body: dict[str, str]) -> Reply:
-        item = self.app.item(body.get("id", ""))
+        item = self._to_decide(body)
         new = body.get("new", "").lower() == "true"  # JSON's true, as _body gives it
         label, tab = body.get("label", ""), body.get("tab", "")
         done = self.app.decisions.label(item, label, body.get("content"), new, tab)
         return _json(_done_json(done, str(done.path)))
 
     def _no_face(self, body: dict[str, str]) -> Reply:
-        item = self.app.item(body.get("id", ""))
+        item = self._to_decide(body)
         done = self.app.decisions.no_face(item, body.get("content"), body.get("tab", ""))
         return _json(_done_json(done, str(done.path)))
+
+    def _to_decide(self, body: dict[str, str]) -> Item:
+        """The file a decision names, or why not: another tab's label of it (DecidedElsewhere),
+        else gone (404)."""
+        wanted = body.get("id", "")
+        try:
+            return self.app.item(wanted)
+        except HttpError:
+            if (elsewhere := self.app.decisions.labelled_elsewhere(wanted, body.get("tab", ""))) is not None:
+                raise elsewhere from None
+            raise
 
     def _undo(self, body: dict[str, str]) -> Reply:
         done, back, unmade = self.app.decisions.undo(body.get("tab", ""))

@@ -141,13 +141,19 @@ function press(action, decides = false) {
   enqueue(decides ? decision(action) : action);
 }
 
+// No button keeps the focus: Enter or Space on a focused button pressed it again, beside what the
+// page's own key did ("retrain now" kept it, and Space started another retrain).
+function focusless(b, onClick) {
+  b.addEventListener("mousedown", (ev) => ev.preventDefault());
+  b.addEventListener("click", () => { b.blur(); onClick(); });
+  return b;
+}
+
 // Every key is a button too, for labelling with the mouse (a class past the tenth has only its
-// button). It never keeps the focus: Enter on a focused button would act twice.
+// button).
 function keyButton(key, text, action, decides = false) {
   const b = el("button", { type: "button" }, ...(key ? [el("kbd", { textContent: key }), " "] : []), text);
-  b.addEventListener("mousedown", (ev) => ev.preventDefault());
-  b.addEventListener("click", () => { b.blur(); press(action, decides); });
-  return b;
+  return focusless(b, () => press(action, decides));
 }
 
 async function loadState() {
@@ -217,8 +223,7 @@ function showReasons() {
   const total = Object.values(page.counts).reduce((a, b) => a + b, 0);
   const button = (r, label) => {
     const b = el("button", { type: "button", textContent: label, className: r === reason ? "on" : "" });
-    b.addEventListener("click", () => { reason = r; enqueue(() => loadPage(0)); b.blur(); });
-    return b;
+    return focusless(b, () => { reason = r; enqueue(() => loadPage(0)); });
   };
   $("reasons").replaceChildren(
     button("", `all ${total}`),
@@ -370,17 +375,20 @@ function advance() {
   return nextPage();
 }
 
-// A file moved, renamed, changed or deleted outside the page since it was listed: the page lists
-// the quarantine again and goes on with the file that came after it, and says so, instead of a key
-// that does nothing. The file after it by id, not by place: a file renamed in the quarantine is
-// listed first (newest) and put the person back on a file they had passed.
+// A file moved, renamed, changed or deleted outside the page since it was listed, or labelled in
+// another tab (`decided` in the reply: the tab whose decision came second was told "reload" and
+// stayed on it): the page lists the quarantine again and goes on with the file that came after it,
+// and says so, instead of a key that does nothing. The file after it by id, not by place: a file
+// renamed in the quarantine is listed first (newest) and put the person back on a file they had passed.
 async function whenGone(item, err) {
-  if (err.status !== 404) throw err;
+  const elsewhere = err.data && err.data.decided;
+  if (err.status !== 404 && !elsewhere) throw err;
   if (current() !== item) return undefined;
   const cursor = page.items.slice(0, at).filter((i) => !i.done).length;
   const next = page.items.slice(at + 1).find((i) => !i.done);
   await loadPage(page.offset, cursor, next ? next.id : "");
-  say(`${item.name} is no longer in the quarantine under that name (moved, renamed, changed or deleted ` +
+  say(elsewhere ? `${item.name} was labelled ${elsewhere.label} in another tab meanwhile: skipped here`
+    : `${item.name} is no longer in the quarantine under that name (moved, renamed, changed or deleted ` +
       "elsewhere): skipped");
   return undefined;
 }
@@ -524,7 +532,7 @@ function start() {
     ev.target.value = "";
     ev.target.blur();
   });
-  $("retrain").addEventListener("click", () => enqueue(async () => {
+  focusless($("retrain"), () => enqueue(async () => {
     await post("/api/retrain");
     await loadState();
   }));
