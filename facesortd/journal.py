@@ -75,7 +75,8 @@ CREATE TABLE IF NOT EXISTS moves (
     finished REAL,
     copied INTEGER,
     claimed BLOB,
-    made_folder INTEGER
+    made_folder INTEGER,
+    model_version TEXT
 );
 CREATE INDEX IF NOT EXISTS moves_hash ON moves (hash);
 CREATE INDEX IF NOT EXISTS moves_state ON moves (state);
@@ -91,10 +92,10 @@ CREATE TABLE IF NOT EXISTS errors (
 
 MOVE_COLUMNS = (
     "id, hash, source, destination, action, emotion, reason, confidence, model, state, started, finished,"
-    " copied, claimed, made_folder"
+    " copied, claimed, made_folder, model_version"
 )
 """A move's columns in :class:`Move`'s order, named: those added since (``copied``, ``claimed``,
-``made_folder``) stand in a journal's table in the order it was given them."""
+``made_folder``, ``model_version``) stand in a journal's table in the order it was given them."""
 
 WITHDRAWN = ""
 """The label recorded when a person takes a labelled file back to quarantine."""
@@ -275,6 +276,37 @@ def _identity(path: Path) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
+class ModelId:
+    """A model as the journal records the decisions it made: its file's name (``model``) and a short
+    hash of its content (``model_version``). The name alone was the same for every facesortd version's
+    shipped model and for two pinned files of one name, so `undo --model default` took what an
+    earlier version's shipped model had sorted too, and a model's count took in the other's files.
+    ``version`` None: not known (a row an older facesortd wrote, a model file gone), which is told
+    apart by the name alone, as before."""
+
+    name: str
+    version: str | None = None
+
+    @classmethod
+    def recorded(cls, name: str | None, version: str | None) -> ModelId | None:
+        """The model a row's ``model`` and ``model_version`` name (None: none recorded)."""
+        return None if name is None else cls(name, version)
+
+    def matches(self, other: ModelId | None) -> bool:
+        """Is ``other`` this model, as far as both say? Same name, and the same content unless either
+        does not say which."""
+        return (
+            other is not None
+            and other.name == self.name
+            and (None in (self.version, other.version) or other.version == self.version)
+        )
+
+
+NO_MODEL = ModelId("none")
+"""Who decided a move made with no model at all (every face unsure)."""
+
+
+@dataclass(frozen=True)
 class Move:
     """One journal entry."""
 
@@ -300,6 +332,14 @@ class Move:
     made_folder: bool = False
     """The move made the folder it put the file in (a label giving a new class makes its folder);
     False where not, and for moves journaled before this was recorded (2026-12-03)."""
+    model_version: str | None = None
+    """The content of the model that decided it (:class:`ModelId`); None for the review page's (a
+    person's) and for moves journaled before this was recorded (2026-12-03)."""
+
+    @property
+    def judged_by(self) -> ModelId | None:
+        """The model that decided it (None: none recorded)."""
+        return ModelId.recorded(self.model, self.model_version)
 
     @property
     def in_full(self) -> bool:
@@ -427,8 +467,14 @@ class Journal:
         2026-11-30's fifth round: was a move a `sort --copy`? undo treats them as before) and
         ``claimed`` (before 2026-12-03: the name a move claimed; recovery removes a claim of
         such a row by the older rule) and ``made_folder`` (before 2026-12-03: undo leaves the
-        folder of such a move as it is)."""
-        for column, kind in (("copied", "INTEGER"), ("claimed", "BLOB"), ("made_folder", "INTEGER")):
+        folder of such a move as it is) and ``model_version`` (before 2026-12-03: such a row's model
+        is known by its name alone, :class:`ModelId`)."""
+        for column, kind in (
+            ("copied", "INTEGER"),
+            ("claimed", "BLOB"),
+            ("made_folder", "INTEGER"),
+            ("model_version", "TEXT"),
+        ):
             if self._has_column(column):
                 continue
             with self._migration():  # looked at again inside: another process may have just added it
@@ -547,11 +593,14 @@ class Journal:
         decision: Decision,
         model: str | None,
         *,
+        version: str | None = None,
         copied: bool = False,
         made_folder: bool = False,
     ) -> int:
         """Record the intended move (committed before anything is touched); returns its id.
 
+        ``model``, ``version``: the model that decided it (:class:`ModelId`; the review page's name
+        for a person's label, with no version).
         ``copied``: a `sort --copy`, which leaves the source in place; undo then only removes the copy.
         ``made_folder``: its destination's folder is not there yet, so the move makes it.
         A journal no longer at its path is JournalReplaced: the move would be recorded nowhere.
@@ -561,8 +610,8 @@ class Journal:
         with self._lock:
             cur = self._execute(
                 "INSERT INTO moves (hash, source, destination, action, emotion, reason, confidence, model,"
-                " state, started, copied, claimed, made_folder)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, x'', ?)",
+                " state, started, copied, claimed, made_folder, model_version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, x'', ?, ?)",
                 (
                     digest,
                     _blob(source),
@@ -575,6 +624,7 @@ class Journal:
                     time.time(),
                     int(copied),
                     int(made_folder),
+                    version,
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -621,6 +671,7 @@ class Journal:
                 _path(r[13]) if r[13] else None,
                 r[13] is not None,
                 bool(r[14]),
+                r[15],
             )
             for r in rows
         ]
@@ -708,12 +759,12 @@ class Journal:
         )
         return found[0] if found else None
 
-    def judged_by(self, folder: Path) -> dict[Path, str | None]:
-        """The model (by name) whose decision put each file of ``folder`` where it is: the newest
-        finished move to each of its names. One query for a whole folder (a first backlog leaves
-        thousands of files in unsure/), where :meth:`done_at` per file would scan the table each time."""
-        rows = self._rows("SELECT destination, model FROM moves WHERE state = 'done' ORDER BY id")
-        judged = {_path(destination): model for destination, model in rows}
+    def judged_by(self, folder: Path) -> dict[Path, ModelId | None]:
+        """The model whose decision put each file of ``folder`` where it is: the newest finished move
+        to each of its names. One query for a whole folder (a first backlog leaves thousands of files
+        in unsure/), where :meth:`done_at` per file would scan the table each time."""
+        sql = "SELECT destination, model, model_version FROM moves WHERE state = 'done' ORDER BY id"
+        judged = {_path(to): ModelId.recorded(by, version) for to, by, version in self._rows(sql)}
         return {path: model for path, model in judged.items() if path.parent == folder}
 
     def counts(self, library: Path, since: float = 0.0) -> dict[str, int]:

@@ -27,6 +27,7 @@ from facesortd.content import file_hash
 from facesortd.durable import TMP_PREFIX, atomic_writer, fsync_dir, link_no_replace, remove_temp_files
 from facesortd.emotion import MODEL_SUFFIX, ModelError
 from facesortd.ensemble import Model, load_model, model_info
+from facesortd.journal import NO_MODEL, ModelId
 from facesortd.package_data import SHIPPED_MODEL, data_file
 from facesortd.state import MODELS_DIR, REJECTED_DIR, models_lock
 
@@ -101,6 +102,23 @@ def shipped_model() -> Path | None:
     """The model bundled in the package (facesortd/data/), if this build has one."""
     path = data_file(SHIPPED_MODEL)
     return path if path.is_file() else None
+
+
+VERSION_CHARS = 16
+"""How much of a model file's SHA-256 the journal keeps as its version (:class:`ModelId`): enough
+that two models never share one, short beside a row's paths."""
+
+
+def model_id(path: Path | None) -> ModelId:
+    """How the journal records the model in ``path`` (None: no model, every face unsure) as the one
+    that decided a move: its name and content. Read whole, so asked once per model taken up, never
+    per move; one that cannot be read now is known by its name alone."""
+    if path is None:
+        return NO_MODEL
+    try:
+        return ModelId(path.name, file_hash(path)[:VERSION_CHARS])
+    except OSError:
+        return ModelId(path.name)
 
 
 def made_order(model: Path) -> tuple[str, int]:

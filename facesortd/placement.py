@@ -48,6 +48,7 @@ def journaled_apply(
     model: str,
     copy: bool = False,
     seen: os.stat_result | None = None,
+    version: str | None = None,
 ) -> Path:
     """The one way facesortd moves a user's file: journal the plan, move (never overwriting), journal it.
 
@@ -59,7 +60,7 @@ def journaled_apply(
     longer ``digest`` is gone too: the decision was made on other content. ``seen``, the file's
     lstat from before ``digest`` was taken, tells that without reading it again (the same inode,
     size and mtime), which for a huge file held every other move up for seconds; without it the
-    content is hashed again.
+    content is hashed again. ``model``, ``version``: who decided it, as :meth:`Journal.plan` takes them.
 
     A move whose ``done`` mark fails is :class:`UnjournaledMove`. A failed move whose ``rolled_back``
     mark fails too raises the move's own error (which says what to fix): the row stays ``planned``
@@ -72,7 +73,9 @@ def journaled_apply(
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         dest = library.destination(src, decision)
         made = not os.path.lexists(dest.parent)  # for undo, which takes a new class's folder away with it
-        move_id = journal.plan(digest, src, dest, decision, model, copied=copy, made_folder=made)
+        move_id = journal.plan(
+            digest, src, dest, decision, model, version=version, copied=copy, made_folder=made
+        )
         try:
             claiming = functools.partial(journal.claiming, move_id)
             final = library.apply(src, decision, copy=copy, content=digest, claiming=claiming)

@@ -36,11 +36,11 @@ from facesortd.cores import share_cores
 from facesortd.decide import Decision, Pipeline
 from facesortd.durable import atomic_writer, unwritten
 from facesortd.emotion import ModelError
-from facesortd.journal import Journal, JournalReplaced
+from facesortd.journal import Journal, JournalReplaced, ModelId
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import UNTIL_THEN, Library
-from facesortd.model_store import load_model_in_force, lost_in_force, model_in_force
+from facesortd.model_store import load_model_in_force, lost_in_force, model_id, model_in_force
 from facesortd.mounts import DriveNotMounted, mounted_at
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
@@ -194,14 +194,14 @@ class Service:
         # Which model the pipelines hold, read before they load it: a retrain adopting its model
         # between the two had each worker take the new one for the one it held, and sort with the
         # old one (its files journaled as judged by the new, never looked at again) until the next.
-        loaded, loaded_name = _model_key(s), _model_name(s)
+        loaded, loaded_id = _model_key(s), _model_id(s)
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
         share_cores(len(pipelines))
         if pipelines[0].model is not None:
             self.library.make_emotion_folders(pipelines[0].model.labels)
-        if _last_run_model(s) != _model_name(s):  # changed while no daemon ran, or none ever ran here
+        if not loaded_id.matches(_last_run_model(s)):  # changed while no daemon ran, or none ever ran here
             self._unsure_judged_by = None
-        self.sorter.model_name = _model_name(s)
+        self.sorter.model = loaded_id
         watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
         watcher.start()
         backlog = list(scan(s.inbox, s.watch))
@@ -211,7 +211,7 @@ class Service:
         for path in backlog:  # through the settler too: a file may be mid-write as we start
             watcher.settler.offer(path)
         workers = [
-            threading.Thread(target=self._work, args=(p, loaded, loaded_name), name=f"worker-{i}")
+            threading.Thread(target=self._work, args=(p, loaded, loaded_id), name=f"worker-{i}")
             for i, p in enumerate(pipelines)
         ]
         for w in workers:
@@ -368,11 +368,11 @@ class Service:
         self.stop()
 
     # -- workers -----------------------------------------------------------------------------
-    def _work(self, pipeline: Pipeline, model_key: ModelKey | None, judging: str | None = None) -> None:
-        """Sort queued files with ``pipeline``, which holds the model in force at ``model_key``, named
-        ``judging`` (None: the name the sorter journals with). Each worker journals its moves under
-        the name of the model it holds: the sorter's, which the first worker to take a new model up
-        changes, named the new model for a file another worker was still judging with the old."""
+    def _work(self, pipeline: Pipeline, model_key: ModelKey | None, judging: ModelId | None = None) -> None:
+        """Sort queued files with ``pipeline``, which holds the model in force at ``model_key``, known
+        to the journal as ``judging`` (None: as the sorter's). Each worker journals its moves under
+        the model it holds: the sorter's, which the first worker to take a new model up changes,
+        named the new model for a file another worker was still judging with the old."""
         while True:
             try:
                 path = self._queue.get(timeout=TICK_S)
@@ -421,9 +421,9 @@ class Service:
             logger.info("{}: judged by a model no longer in force; looking at it again", placed)
             self.enqueue(placed)
 
-    def _take_up_model(self, pipeline: Pipeline) -> str | None:
-        """Load the model in force into this worker's pipeline and return its name (None: not
-        loaded); the first worker to do so says it (each worker has its own pipeline, and each said
+    def _take_up_model(self, pipeline: Pipeline) -> ModelId | None:
+        """Load the model in force into this worker's pipeline and return how the journal knows it
+        (None: not loaded); the first worker to do so says it (each worker has its own pipeline, and each said
         it: one line per worker).
 
         One that cannot be loaded (its file overwritten by a half-finished copy, damaged) failed every
@@ -432,7 +432,7 @@ class Service:
         loads (and by `status`, which shows the latest reason); the file is tried again when it
         changes. Not once per change: a file damaged in place (truncated, then written) is two
         versions, which two workers each met one of, and each said."""
-        key = _model_key(self.settings)
+        key, judge = _model_key(self.settings), _model_id(self.settings)  # read before it is loaded
         try:
             model = load_model_in_force(self.settings)
         except (ModelError, OSError) as exc:
@@ -448,15 +448,14 @@ class Service:
         with self._lock:
             self._model_problem = None
         pipeline.model = model
-        name = _model_name(self.settings)
         with self._lock:
-            if name == self.sorter.model_name:
-                return name
-            self.sorter.model_name = name
+            if judge == self.sorter.model:
+                return judge
+            self.sorter.model = judge
         lost = lost_in_force(self.settings)  # deleted or damaged: the shipped model took over
         level, why = ("WARNING", f" ({lost})") if lost else ("INFO", "")
-        logger.log(level, "model changed: now using {}{}", name, why)
-        return name
+        logger.log(level, "model changed: now using {}{}", judge.name, why)
+        return judge
 
     def _failed(self, path: Path, exc: Exception) -> None:
         """A file failed in a way only we can cause: say so loudly, keep the file, try it again later.
@@ -508,9 +507,9 @@ class Service:
         except Exception as again:
             logger.error("cannot record that error in the journal either: {}", again)
 
-    def process(self, pipeline: Pipeline, path: Path, judging: str | None = None) -> Path | None:
+    def process(self, pipeline: Pipeline, path: Path, judging: ModelId | None = None) -> Path | None:
         """Sort one file with the shared sorter; returns where it went (None: left where it is).
-        ``judging``: the name of the model ``pipeline`` holds (None: the sorter's).
+        ``judging``: the model ``pipeline`` holds (None: the sorter's).
 
         What only a daemon does stays here: retry a failed move later with back-off, wait for a
         file that may still be being written, say once why a file stays.
@@ -624,11 +623,11 @@ class Service:
             self._reexamine_problem = None
             # Not those the model in force put there itself: on a daemon's first start the files its
             # first backlog had put in unsure/ before the first learning look were judged again.
-            judged, name = self.journal.judged_by(unsure), _model_name(self.settings)
+            judged, judge = self.journal.judged_by(unsure), _model_id(self.settings)
             files = [
                 Path(e.path)
                 for e in entries
-                if wanted(Path(e.path), self.settings.watch) and judged.get(Path(e.path)) != name
+                if wanted(Path(e.path), self.settings.watch) and not judge.matches(judged.get(Path(e.path)))
             ]
             if files:  # a first start with nothing to look at again said "model in force changed"
                 logger.info("looking again at {} unsure file(s) another model judged", len(files))
@@ -744,7 +743,8 @@ class Service:
             "started": self.started,
             "updated": time.time(),
             "queue": self.queue_length(),
-            "model": self.sorter.model_name,
+            "model": self.sorter.model.name,
+            "model_version": self.sorter.model.version,
             "settings": self._fingerprint,
             "sorted_since_start": dict(self.counts),
             # One line each, as `status` prints them: text read back from JSON cannot be told
@@ -785,7 +785,7 @@ class Service:
         else:
             self._status_failing = False
         total = sum(self.counts.values())
-        notify(f"STATUS=sorted {total} since start, queue {status['queue']}, model {self.sorter.model_name}")
+        notify(f"STATUS=sorted {total} since start, queue {status['queue']}, model {self.sorter.model.name}")
 
 
 FileIdentity = tuple[int, int, int]
@@ -822,15 +822,18 @@ def _model_key(settings: Settings) -> ModelKey | None:
         return None
 
 
-def _last_run_model(settings: Settings) -> str | None:
+def _last_run_model(settings: Settings) -> ModelId | None:
     """The model this state folder's daemon used last, as its status file left it (None: no daemon
-    ran here yet, and the unsure files, if `sort` put any there, were judged by who knows which)."""
+    ran here yet, and the unsure files, if `sort` put any there, were judged by who knows which);
+    by its name alone where an older daemon wrote the file."""
     try:
-        return str(exact(json.loads((settings.state_dir / STATUS_FILE).read_text(encoding="utf-8")), "model"))
-    except (OSError, ValueError, KeyError, TypeError):
+        status = json.loads((settings.state_dir / STATUS_FILE).read_text(encoding="utf-8"))
+        version = status.get("model_version")
+        return ModelId(str(exact(status, "model")), version if isinstance(version, str) else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def _model_name(settings: Settings) -> str:
-    path = model_in_force(settings)
-    return path.name if path else "none"
+def _model_id(settings: Settings) -> ModelId:
+    """The model in force as the journal knows it (reads the whole file: once per change of model)."""
+    return model_id(model_in_force(settings))

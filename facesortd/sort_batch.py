@@ -27,7 +27,7 @@ from facesortd.decide import Pipeline
 from facesortd.ensemble import Model
 from facesortd.journal import Journal, JournalLocked, JournalReplaced
 from facesortd.library import Library
-from facesortd.model_store import model_in_force
+from facesortd.model_store import model_id, model_in_force
 from facesortd.recovery import recover_logged
 from facesortd.refusals import DISK_FULL, Refused, disk_full_fix
 from facesortd.sorter import Outcome, Sorter
@@ -107,7 +107,7 @@ class SortBatch:
         return Sorter(
             library,
             journal,
-            model_name=in_force.name if in_force else "none",
+            model=model_id(in_force),
             duplicates=watch.duplicates,
             dry_run=self.options.dry_run,
             copy=self.options.copy,

@@ -24,7 +24,7 @@ from facesortd.content import content_id
 from facesortd.decide import Decision, Pipeline
 from facesortd.durable import NOT_REGULAR, unwritten
 from facesortd.image_names import IMAGE_SUFFIXES, is_image_name, not_an_image_name
-from facesortd.journal import Journal
+from facesortd.journal import NO_MODEL, Journal, ModelId
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.quarantine import QUARANTINE_DIR
@@ -158,7 +158,8 @@ class Sorter:
 
     library: Library
     journal: Journal | None
-    model_name: str = "none"
+    model: ModelId = NO_MODEL
+    """The model the journal records as deciding a move (:class:`ModelId`), unless ``sort`` is told."""
     duplicates: str = "keep"
     dry_run: bool = False
     copy: bool = False
@@ -175,24 +176,24 @@ class Sorter:
             self.unreadable_since = UnreadableSince()
 
     def sort(
-        self, pipeline: Pipeline, path: Path, *, named: bool = False, judged_by: str | None = None
+        self, pipeline: Pipeline, path: Path, *, named: bool = False, judged_by: ModelId | None = None
     ) -> Outcome:
         """Sort ``path`` with ``pipeline`` (one per thread: OpenCV's detectors are not shareable).
 
         ``named``: a person named this file or its folder (``facesortd sort FILE``, ``facesortd sort
         <library>/_quarantine/no-face``); that overrides their earlier undo or quarantine of it,
         which is how they sort such a file by hand. Only the inbox (daemon, bare ``sort``) obeys them.
-        ``judged_by``: the name of the model ``pipeline`` holds, journaled with the move, where it
-        may not be ``model_name`` (the daemon's workers take a new model up one after the other).
+        ``judged_by``: the model ``pipeline`` holds, journaled with the move, where it may not be
+        ``model`` (the daemon's workers take a new model up one after the other).
         """
-        outcome = self._sort(pipeline, path, named=named, judged_by=judged_by or self.model_name)
+        outcome = self._sort(pipeline, path, named=named, judged_by=judged_by or self.model)
         if self.unreadable_since is not None and outcome.kind != "wait":
             # Whatever became of it (placed, gone while it waited, replaced by a link), it is no longer
             # waited on: a record kept for each file that vanished while waiting grew for ever.
             self.unreadable_since.forget(outcome.path)
         return outcome
 
-    def _sort(self, pipeline: Pipeline, path: Path, *, named: bool, judged_by: str) -> Outcome:
+    def _sort(self, pipeline: Pipeline, path: Path, *, named: bool, judged_by: ModelId) -> Outcome:
         started = time.perf_counter()
         # As the journal and the daemon name it: `sort happy/a.png` was a duplicate of itself.
         path = path.absolute()
@@ -242,9 +243,10 @@ class Sorter:
                     path,
                     digest,
                     decision,
-                    judged_by,
+                    judged_by.name,
                     copy=self.copy,
                     seen=seen,
+                    version=judged_by.version,
                 )
         except FileNotFoundError:
             return Outcome(path, "gone", decision, why=CHANGED if os.path.lexists(path) else GONE)

@@ -24,7 +24,7 @@ from pathlib import Path
 from facesortd.advice import advised
 from facesortd.content import content_id
 from facesortd.durable import fsync_dir, move_no_replace, moved_away
-from facesortd.journal import UNDOING, Journal, JournalLocked, Move
+from facesortd.journal import UNDOING, Journal, JournalLocked, ModelId, Move
 from facesortd.library import Library, quarantine_refusal
 from facesortd.mounts import DriveNotMounted, drive_not_mounted
 from facesortd.quarantine import QUARANTINE_DIR
@@ -65,17 +65,17 @@ class Selection:
     undoable: int | None = None
 
 
-def placed_by(journal: Journal, model: str, library: Path) -> list[Move]:
-    """The moves into ``library``'s emotion folders journaled as judged by ``model`` (by file name, as
-    the journal names it) whose file still sits where it put it, newest first. A model taken out of
-    force (`model rollback`, `model use`) left every file it had sorted in the folder it chose, and
-    nothing said so; these are what `undo --model` puts back. Files it left in quarantine are not
+def placed_by(journal: Journal, model: ModelId, library: Path) -> list[Move]:
+    """The moves into ``library``'s emotion folders journaled as judged by ``model`` (its name and
+    content: :meth:`ModelId.matches`) whose file still sits where it put it, newest first. A model
+    taken out of force (`model rollback`, `model use`) left every file it had sorted in the folder it
+    chose, and nothing said so; these are what `undo --model` puts back. Files it left in quarantine are not
     among them: the daemon looks at unsure ones again when the model changes. A file moved on since
     (a person's correction) is a person's decision, not the model's."""
     return [
         move
         for move in journal.done_moves()
-        if move.model == model
+        if model.matches(move.judged_by)
         and move.action == "sorted"
         and move.in_full
         and _inside(move.destination.parent, library)
@@ -90,7 +90,7 @@ def select(
     files: list[Path],
     library: Path,
     inbox: Path,
-    model: str | None = None,
+    model: ModelId | None = None,
 ) -> Selection:
     """The moves to undo: the last N that can be undone (with the newer ones that cannot, which
     :func:`undo` names with the reason), those since a time, those that put the named files

@@ -16,8 +16,10 @@ from waiting import HUNG_S, running_daemon, wait_until
 
 from facesortd import model_store, status
 from facesortd.config import Settings, load_settings
+from facesortd.content import file_hash
 from facesortd.decide import Decision, Pipeline
 from facesortd.emotion import EmotionModel
+from facesortd.journal import ModelId
 from facesortd.learn import retrain, review
 from facesortd.service import Service
 
@@ -103,6 +105,45 @@ def test_a_model_put_in_force_while_no_daemon_ran_sorts_the_unsure_at_its_start(
     if not daemon_ran_before:
         (settings.state_dir / "status.json").unlink()
     install_model(settings)
+    with running_daemon(settings, _in_force):
+        wait_until(lambda: _sorted(settings) >= 4)
+
+
+def test_a_new_shipped_model_under_the_same_name_looks_again_at_the_unsure_at_the_daemons_start(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade of facesortd brings a new shipped model under the old one's file name: the daemon's
+    start took it for the model it last ran with (its status file names it), and the unsure files
+    the earlier model had left were never looked at by the new one."""
+    from review_setup import install_model
+
+    shipped = tmp_path / "site-packages" / "default_emotion.fsm.npz"
+    shipped.parent.mkdir()
+    monkeypatch.setattr(model_store, "shipped_model", lambda: shipped)
+    shipped.write_bytes(b"the earlier version's model")
+    earlier = model_store.model_id(shipped)
+    unsure = settings.library / "_quarantine" / "unsure"
+    unsure.mkdir(parents=True)
+    service = Service(settings)  # the daemon that ran with it: its status file and journal rows
+    service.sorter.model = earlier
+    service._publish_status()
+    rng = np.random.default_rng(5)
+    for i in range(8):
+        path = unsure / f"{i}.png"
+        assert cv2.imwrite(str(path), draw_screenshot(EMOTIONS[i % 4], rng)[0])
+        move = service.journal.plan(
+            file_hash(path),
+            settings.inbox / path.name,
+            path,
+            Decision.quarantine("unsure"),
+            earlier.name,
+            version=earlier.version,
+        )
+        service.journal.finish(move, "done", path)
+    service.journal.close()
+    shipped.write_bytes(install_model(settings).save(tmp_path / "new.fsm.npz").read_bytes())  # upgraded
+    (model_store.models_dir(settings) / model_store.CURRENT).unlink()  # the shipped model in force
+    assert model_store.model_id(model_store.model_in_force(settings)).version != earlier.version
     with running_daemon(settings, _in_force):
         wait_until(lambda: _sorted(settings) >= 4)
 
@@ -723,7 +764,8 @@ def test_unsure_files_the_model_in_force_put_there_are_not_judged_again(settings
     """A daemon's first start (no model on record) looks again at the unsure files once its first
     learning pass has run: the files of its first backlog that it had just put there with the same
     model were judged a second time. Only files another model (or nobody facesortd knows) put there
-    are looked at again."""
+    are looked at again: by name and content (another version of its file: another model), or by
+    name alone where an older facesortd journaled only that."""
     from review_setup import install_model
 
     unsure = settings.library / "_quarantine" / "unsure"
@@ -731,17 +773,19 @@ def test_unsure_files_the_model_in_force_put_there_are_not_judged_again(settings
     install_model(settings)
     service = Service(settings)
     service._unsure_judged_by = None  # as at a first start
-    in_force = model_store.model_in_force(settings)
-    assert in_force is not None
+    in_force = model_store.model_id(model_store.model_in_force(settings))
     for name, model in (
-        ("mine.png", in_force.name),
-        ("older.png", "20250101-000000.fsm.npz"),
+        ("mine.png", in_force),
+        ("bare.png", ModelId(in_force.name)),  # as an older facesortd journaled it
+        ("another_version.png", ModelId(in_force.name, "0" * model_store.VERSION_CHARS)),
+        ("older.png", ModelId("20250101-000000.fsm.npz")),
         ("kept.png", None),
     ):
         (unsure / name).write_bytes(name.encode())
         if model is not None:
+            unsure_ = Decision.quarantine("unsure")
             move = service.journal.plan(
-                name, settings.inbox / name, unsure / name, Decision.quarantine("unsure"), model
+                name, settings.inbox / name, unsure / name, unsure_, model.name, version=model.version
             )
             service.journal.finish(move, "done", unsure / name)
     said: list[str] = []
@@ -749,8 +793,8 @@ def test_unsure_files_the_model_in_force_put_there_are_not_judged_again(settings
     try:
         service._reexamine_unsure()
         queued = sorted(service._queue.get_nowait().name for _ in range(service.queue_length()))
-        assert queued == ["kept.png", "older.png"]
-        assert said == ["looking again at 2 unsure file(s) another model judged\n"]
+        assert queued == ["another_version.png", "kept.png", "older.png"]
+        assert said == ["looking again at 3 unsure file(s) another model judged\n"]
     finally:
         logger.remove(sink)
         service.journal.close()
@@ -857,23 +901,24 @@ def test_a_file_is_journaled_under_the_model_its_worker_judged_it_with(settings:
     try:
         service._reexamine_unsure()
         held = service._unsure_judged_by
-        service.sorter.model_name = first.name  # as the daemon's start sets it
+        service.sorter.model = model_store.model_id(first)  # as the daemon's start sets it
         pipeline = stub_pipeline(settings)  # this worker's old model: every face unsure
         judge = pipeline.decide
 
         def judged_as_another_worker_takes_up_the_new(path: Path) -> Decision:
             decision = judge(path)
             model_store.adopt(settings, second)
-            assert service._take_up_model(stub_pipeline(settings)) == second.name  # the other worker
+            taken = service._take_up_model(stub_pipeline(settings))  # the other worker
+            assert taken == model_store.model_id(second)
             return decision
 
         pipeline.decide = judged_as_another_worker_takes_up_the_new  # type: ignore[method-assign]
         _drop_and_queue(service, settings)
         service._queue.put(None)
-        service._work(pipeline, held, first.name)
+        service._work(pipeline, held, model_store.model_id(first))
         unsure = settings.library / "_quarantine" / "unsure"
-        assert service.journal.judged_by(unsure) == {unsure / "a.png": first.name}
-        assert service.sorter.model_name == second.name  # what the daemon says it runs with
+        assert service.journal.judged_by(unsure) == {unsure / "a.png": model_store.model_id(first)}
+        assert service.sorter.model.name == second.name  # what the daemon says it runs with
     finally:
         service.journal.close()
 

@@ -14,7 +14,7 @@ from facesortd.advice import advised
 from facesortd.config import Settings, load_settings
 from facesortd.content import file_hash
 from facesortd.decide import Decision
-from facesortd.journal import Journal
+from facesortd.journal import Journal, ModelId
 
 
 @pytest.fixture
@@ -276,7 +276,7 @@ def test_status_says_when_the_daemon_runs_with_another_model_or_settings(
     from facesortd.service import Service
 
     service = Service(settings)  # this process stands in for the daemon: its pid is alive
-    service.sorter.model_name = "20260101-000000.fsm.npz"  # used until a retrain swapped the model
+    service.sorter.model = ModelId("20260101-000000.fsm.npz")  # used until a retrain swapped the model
     service._publish_status()
     service.journal.close()
     assert cli.main(["status"]) == 0
@@ -306,12 +306,12 @@ def test_the_status_file_shows_a_name_that_is_not_utf8_as_every_json_output(
 
     name = os.fsdecode(b"m\xff.fsm.npz")
     service = Service(settings)  # this process stands in for the daemon: its pid is alive
-    service.sorter.model_name = name
+    service.sorter.model = ModelId(name, "0123456789abcdef")
     service._publish_status()
     service.journal.close()
     written = (settings.state_dir / STATUS_FILE).read_bytes()
     assert b"udc" not in written and json.loads(written)["model"] == "m\\xff.fsm.npz"
-    assert _last_run_model(settings) == name and gather(settings)["daemon"]["model"] == name
+    assert _last_run_model(settings) == service.sorter.model and gather(settings)["daemon"]["model"] == name
     assert cli.main(["status", "--json"]) == 0
     daemon = json.loads(capsys.readouterr().out)["daemon"]
     assert daemon["model"] == "m\\xff.fsm.npz"

@@ -16,8 +16,8 @@ from facesortd.advice import advised
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import Settings
 from facesortd.content import content_id
-from facesortd.journal import Journal, JournalError, Move
-from facesortd.model_store import DEFAULT, shipped_model
+from facesortd.journal import Journal, JournalError, ModelId, Move
+from facesortd.model_store import model_id, name_of, resolve
 from facesortd.mounts import drive_not_mounted
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
@@ -69,7 +69,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
             f"--since {args.since} is in the future: give a time in the past, such as 2h or "
             f"{datetime.now().date().isoformat()}T10:00"
         )
-    model = _journaled_name(args.model) if args.model is not None else None
+    model = _judge(settings, args.model) if args.model is not None else None
     journal = Journal.for_state_dir(settings.state_dir)
     try:
         chosen = select(journal, count, since, files, settings.library, settings.inbox, model)
@@ -100,11 +100,15 @@ def cmd_undo(args: argparse.Namespace) -> int:
     return 1 if any(done.retry for done in outcomes) else 0
 
 
-def _journaled_name(model: str) -> str:
-    """How the journal names the model that judged a move (its file's name) for `undo --model NAME`:
-    ``default`` is the shipped model, and a path is taken by its file's name."""
-    shipped = shipped_model()
-    return shipped.name if model == DEFAULT and shipped is not None else Path(model).name
+def _judge(settings: Settings, model: str) -> ModelId:
+    """The model `undo --model NAME` means, as the journal knows it: ``default`` the shipped model, a
+    name `facesortd model` lists one in the models folder, else a model file's path. By its content
+    where that file is there: not what another file of its name sorted (an earlier facesortd's
+    shipped model, another pinned file of that name); by its name alone where it is gone."""
+    path = resolve(settings, model)
+    if path is None and (given := Path(model).expanduser()).is_file():
+        path = given
+    return model_id(path) if path is not None else ModelId(Path(model).name)
 
 
 def left_by(settings: Settings, model: Path | None) -> str:
@@ -117,13 +121,13 @@ def left_by(settings: Settings, model: Path | None) -> str:
     putting back hundreds of files sorted right."""
     if model is None or not (settings.state_dir / JOURNAL_FILE).is_file():  # nothing ever sorted here
         return ""
-    name = DEFAULT if model == shipped_model() else model.name
+    name = name_of(settings, model)  # as `undo --model` takes it
     if (away := drive_not_mounted(settings.library)) is not None:  # its files unseen: not "none left"
         return f"the files {name} sorted could not be counted: {away}"
     try:
         journal = Journal.for_state_dir(settings.state_dir)
         try:
-            left = len(placed_by(journal, model.name, settings.library))
+            left = len(placed_by(journal, model_id(model), settings.library))
         finally:
             journal.close()
     except (JournalError, sqlite3.Error) as exc:  # the change is made: said, not a traceback after it
@@ -286,8 +290,9 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         "--model",
         metavar="NAME",
         help="undo every move into an emotion folder that the model NAME decided (as `facesortd model` "
-        "lists it, or default for the shipped one: earlier versions' shipped models too, as the journal "
-        "knows a model by its file name) whose file is still there: what a model rolled back "
+        "lists it, default for the shipped one, or a model file's path; told by its content, so not "
+        "what an earlier version's shipped model or another file of that name sorted) whose file is "
+        "still there: what a model rolled back "
         "left behind. The files go back where they came from: the daemon's into the inbox, where "
         "`facesortd sort INBOX` sorts them with the model in force",
     )
