@@ -40,7 +40,14 @@ from facesortd.journal import Journal, JournalReplaced, ModelId
 from facesortd.learn.retrain import retrain_if_due
 from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import UNTIL_THEN, Library
-from facesortd.model_store import load_model_in_force, lost_in_force, model_id, model_in_force
+from facesortd.model_store import (
+    ModelKey,
+    load_model_in_force,
+    lost_in_force,
+    model_id,
+    model_in_force,
+    model_key,
+)
 from facesortd.mounts import DriveNotMounted, mounted_at
 from facesortd.progress import Progress
 from facesortd.quarantine import QUARANTINE_DIR
@@ -810,16 +817,8 @@ class _Timed(NamedTuple):
     file: FileIdentity | None
 
 
-ModelKey = tuple[str, int]
-"""A model file version: its path and modification time (a retrain may write the same name anew)."""
-
-
 def _model_key(settings: Settings) -> ModelKey | None:
-    path = model_in_force(settings)
-    try:
-        return (str(path), path.stat().st_mtime_ns) if path else None
-    except OSError:
-        return None
+    return model_key(model_in_force(settings))
 
 
 def _last_run_model(settings: Settings) -> ModelId | None:

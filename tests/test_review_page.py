@@ -485,6 +485,32 @@ def test_queue_order_guesses_boxes_and_thumbnails_made_once(settings: Settings) 
         assert client.request(f"/thumb?id={new}")[1] == first and thumbs[0].stat().st_mtime_ns == made
 
 
+def test_guesses_are_made_again_by_a_model_written_under_the_name_of_the_one_before(
+    settings: Settings,
+) -> None:
+    """The guesses were kept by the model's file name: a model written anew under it (a facesortd
+    upgrade's shipped model, a pinned file replaced) had the one before's guesses shown, in this run
+    of the page and the next ones, and Enter gave their top guess as the label."""
+    from facesortd import model_store
+
+    install_model(settings)
+    quarantine(settings, "unsure", [("new.png", "happy")], seed=3)
+    in_force = model_store.model_in_force(settings)
+    assert in_force is not None
+    with serving(settings) as server:
+        client = Client(server)
+        new = client.get("/api/items")["items"][0]["id"]
+        assert client.get(f"/api/guesses?id={new}")["guesses"][0][0] == "happy"
+        renamed = model_store.load_model(in_force)
+        renamed.labels = [f"{label}-2" for label in renamed.labels]
+        renamed.save(in_force)  # the same name, another model
+        assert client.get(f"/api/guesses?id={new}")["guesses"][0][0] == "happy-2"
+    with serving(settings) as server:
+        client = Client(server)
+        new = client.get("/api/items")["items"][0]["id"]
+        assert client.get(f"/api/guesses?id={new}")["guesses"][0][0] == "happy-2"
+
+
 def test_the_file_shown_large_is_a_picture_big_enough_to_read_a_face(settings: Settings) -> None:
     """The current file was the 360-px thumbnail stretched: a face a tenth of a 1080p screenshot
     kept 20 px of it. The large picture is its own, up to VIEW_SIDE, made once."""

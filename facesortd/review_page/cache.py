@@ -26,7 +26,7 @@ from facesortd.ensemble import Model, load_model
 from facesortd.faces import normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import holds_claim_mark
-from facesortd.model_store import model_in_force
+from facesortd.model_store import ModelKey, model_in_force, model_key
 from facesortd.review_page.queue import Changed, Contents, Item, content_tag
 from facesortd.state import REVIEW_DIR
 
@@ -79,7 +79,7 @@ class ReviewCache:
         self.contents = contents
         self.folder = review_dir(settings)
         self._detector: FaceDetector | None = None
-        self._model: tuple[Path | None, Model | None] | None = None
+        self._model: tuple[ModelKey | None, Model | None] | None = None
         self._analysing = threading.Lock()
 
     def prune(self, keep: set[str]) -> int:
@@ -146,24 +146,28 @@ class ReviewCache:
         ``content``, the tag of the content they were made of, by which the page asks for the picture
         and gives it a label (each tab its own: the page's "what it showed" is the last any tab saw)."""
         model_path = model_in_force(self.settings)
-        model_name = model_path.name if model_path else ""
+        # By the file's version: by its name, a model written anew under an earlier one's (a facesortd
+        # upgrade's shipped model, a pinned file replaced) had the earlier one's guesses shown, also
+        # in later runs of the page, whose top guess Enter then gave as the label.
+        made_by = model_key(model_path)
+        tag = None if made_by is None else list(made_by)  # as JSON gives it back
         if not self._readable(item):  # no content to name: a label for it is refused (decisions.py)
             why = "its drive could not read it (a bad sector, or the drive pulled out): check the drive"
             return {**_NOTHING_FOUND, "error": f"{why}; no picture to label, n lists it last", "content": ""}
         path, content = self._path("guesses", item, ".json")
         try:
             cached = json.loads(path.read_text(encoding="utf-8"))
-            if cached.get("model") == model_name:
+            if cached.get("model") == tag:
                 return {**cached, "content": content}
         except (OSError, ValueError):
             pass
         with self._analysing:  # one detector and model, shared by the server's threads
-            found = self._analyse(item, model_path)
-        found["model"] = model_name
+            found = self._analyse(item, model_path, made_by)
+        found["model"] = tag
         self._keep(path, item, json.dumps(found).encode())
         return {**found, "content": content}
 
-    def _analyse(self, item: Item, model_path: Path | None) -> dict[str, object]:
+    def _analyse(self, item: Item, model_path: Path | None, made_by: ModelKey | None) -> dict[str, object]:
         try:
             gray = to_gray(read_image(item.path, self.settings.images))
         except UnreadableImage as exc:
@@ -172,8 +176,8 @@ class ReviewCache:
             return {**_NOTHING_FOUND, "error": str(exc)}
         if self._detector is None:
             self._detector = FaceDetector(self.settings.detection)
-        if self._model is None or self._model[0] != model_path:
-            self._model = (model_path, load_model(model_path) if model_path else None)
+        if self._model is None or self._model[0] != made_by:
+            self._model = (made_by, load_model(model_path) if model_path else None)
         model = self._model[1]
         faces = sorted(self._detector.detect(gray), key=lambda f: -f.area)
         guesses: list[list[object]] = []
