@@ -21,12 +21,12 @@ from facesortd.advice import advised
 from facesortd.config import FOLDERS, Settings, fingerprint, folders_overlap, is_setting_variable
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR
-from facesortd.journal import Journal
+from facesortd.journal import Journal, ModelId
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
 from facesortd.library import UNTIL_THEN, case_twins, quarantine_refusal
-from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_in_force
+from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_id, model_in_force
 from facesortd.mounts import drive_not_mounted, drive_problem
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 from facesortd.recovery import FORGET_RELATIVE, relative_rows
@@ -252,6 +252,12 @@ def gather(settings: Settings) -> dict[str, Any]:
     if overlap := folders_overlap(settings):  # `run` refuses to start: advising it alone contradicted that
         problems.append(overlap)
     path = model_in_force(settings)
+    if state:
+        # By content too: a model written anew under the same name (a facesortd upgrade's shipped
+        # model, a pinned file replaced) is taken up at the next file as much as a new name is.
+        version = state.get("model_version")
+        held = ModelId(daemon["model"], version if isinstance(version, str) else None)
+        daemon["holds_model_in_force"] = held.matches(model_id(path))
     model = load_model_in_force(settings)
     threshold = settings.recognition.threshold
     model_part: dict[str, Any] = {"path": str(path) if path else None, "threshold": threshold}
@@ -343,7 +349,7 @@ def report(settings: Settings) -> str:
             # Its workers load a new model at their next file: two names, one line apart, read as a fault.
             + (
                 f" (takes up {in_force}, the model in force, at its next file)"
-                if daemon["model"] != in_force
+                if not daemon["holds_model_in_force"]
                 else ""
             )
         )

@@ -15,6 +15,8 @@ from facesortd.config import Settings, load_settings
 from facesortd.content import file_hash
 from facesortd.decide import Decision
 from facesortd.journal import Journal, ModelId
+from facesortd.model_store import model_id, model_in_force
+from facesortd.package_data import SHIPPED_MODEL
 
 
 @pytest.fixture
@@ -286,6 +288,15 @@ def test_status_says_when_the_daemon_runs_with_another_model_or_settings(
     assert (
         "model 20260101-000000.fsm.npz (takes up default_emotion.fsm.npz, the model in force, at its" in out
     )
+    # The same name, other content (a facesortd upgrade's shipped model): taken up all the same.
+    for held, takes_up in (
+        (ModelId(SHIPPED_MODEL, "0" * 16), True),
+        (model_id(model_in_force(settings)), False),
+    ):
+        service.sorter.model = held
+        service._publish_status()
+        assert cli.main(["status"]) == 0
+        assert ("the model in force, at its next file" in capsys.readouterr().out) is takes_up
     monkeypatch.setenv("FACESORTD_RECOGNITION__THRESHOLD", "0.6")  # as if the config were edited
     assert cli.main(["status", "--json"]) == 0
     [problem] = json.loads(capsys.readouterr().out)["problems"]
