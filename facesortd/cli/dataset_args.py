@@ -7,7 +7,8 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.cli.common import face_detector
+from facesortd.advice import advised
+from facesortd.cli.common import UsageError, face_detector
 from facesortd.config import Settings
 from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
@@ -80,10 +81,23 @@ def label_map(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
-def dataset_items(args: argparse.Namespace) -> dict[Path, list[LabelledItem]]:
+def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, list[LabelledItem]]:
     """The labelled examples of each DATASET argument, with --map applied. One on a drive away is
-    refused: its mount point's empty folder read as a dataset of nothing."""
+    refused: its mount point's empty folder read as a dataset of nothing. So is facesortd's library
+    (or a folder holding it, or in it): its emotion folders hold facesortd's own guesses beside the
+    files a person filed, which are labels already; `train` and `eval` took its guesses for truth
+    (until 2026-12-03 only `import-labels` refused it)."""
     refuse_unmounted(*args.datasets)
+    library = settings.library.resolve()
+    for src in args.datasets:
+        here = src.resolve()
+        if here == library or library in here.parents or here in library.parents:
+            raise UsageError(
+                f"{src} is (or holds, or is in) facesortd's library {settings.library}: the files you "
+                f"filed there are your labels already (`{advised('retrain')}` learns from them), the "
+                "others facesortd's own guesses, which must not train nor measure it; name a collection "
+                "sorted by hand elsewhere"
+            )
     mapping = label_map(args.map)
     return {src: relabel(load_items(src), mapping) for src in args.datasets}
 
@@ -113,7 +127,7 @@ def collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> Fac
             settings.images,
             Backdrops(vn_backgrounds(src)) if is_vn_faces(src) else None,
         )
-        for src, found in dataset_items(args).items()
+        for src, found in dataset_items(args, settings).items()
     ]
     data = FaceSet.concat(parts)
     for (label, reason), n in sorted(data.skipped.items()):

@@ -23,17 +23,7 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     from facesortd.learn.label_import import import_labels
 
     settings = settings_for(args)
-    library = settings.library.resolve()
     for src in args.datasets:
-        here = src.resolve()
-        if here == library or library in here.parents or here in library.parents:
-            # Its emotion folders hold facesortd's own guesses beside the labels it has recorded
-            # already: imported, its guesses would train it.
-            raise UsageError(
-                f"{src} is (or holds, or is in) facesortd's library {settings.library}: the files you "
-                "filed there are your labels already, the others facesortd's own guesses, which must "
-                "not train it; import a collection sorted by hand elsewhere"
-            )
         if is_vn_faces(src):
             # Its sprites are transparent: `train` lays each over a background picture of its game
             # (learn/backdrops.py); read here without one, its faces would not be the faces `train` sees.
@@ -41,7 +31,7 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
                 f"{src} is a vn_faces folder, which import-labels does not read (its sprites need the "
                 f"backgrounds `train` puts behind them): train on it with `{advised('train', str(src))}`"
             )
-    items = [item for found in dataset_items(args).values() for item in found]
+    items = [item for found in dataset_items(args, settings).values() for item in found]
     detector, undetected = framing(args, settings)
     journal = Journal.for_state_dir(settings.state_dir)
     try:
