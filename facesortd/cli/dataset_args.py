@@ -18,6 +18,7 @@ from facesortd.learn.datasets import (
     LabelledItem,
     is_vn_faces,
     load_items,
+    refuse_unshowable_labels,
     relabel,
     vn_backgrounds,
 )
@@ -99,7 +100,10 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
                 "sorted by hand elsewhere"
             )
     mapping = label_map(args.map)
-    return {src: relabel(load_items(src), mapping) for src in args.datasets}
+    found = {src: relabel(load_items(src), mapping) for src in args.datasets}
+    for src, items in found.items():
+        refuse_unshowable_labels(items, src)
+    return found
 
 
 def framing(args: argparse.Namespace, settings: Settings) -> tuple[FaceDetector | None, Undetected]:

@@ -16,7 +16,7 @@ from facesortd.boxes import Box
 from facesortd.faces import box_in_crop
 from facesortd.image_names import is_image_name
 from facesortd.quarantine import names_an_emotion
-from facesortd.shown_names import shown
+from facesortd.shown_names import one_line, shown
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "scared", "worried", "neutral", "embarrassed")
 """The emotions facesortd sorts into: the seed's seven plus ``embarrassed``, which vn_faces' artists
@@ -64,10 +64,13 @@ def load_faces_json(path: Path) -> dict[str, list[AnnotatedFace]]:
                 AnnotatedFace(tuple(int(v) for v in f["box"]), f.get("emotion"))  # type: ignore[arg-type]
                 for f in faces
             ]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # 1e400: a traceback
             raise DatasetError(f"{path}: bad entry for {name!r}: {exc}") from exc
-        if any(len(f.box) != 4 for f in out[name]):
-            raise DatasetError(f"{path}: a box of {name!r} does not have 4 numbers")
+        if any(len(f.box) != 4 or min(f.box[2:]) <= 0 for f in out[name]):
+            # one of no size was trained on as a face (whatever the image's edge held)
+            raise DatasetError(f"{path}: a box of {name!r} is not 4 numbers x, y, width, height > 0")
+        if any(not isinstance(f.emotion, str | None) for f in out[name]):
+            raise DatasetError(f"{path}: an emotion of {name!r} is not a name in quotes (or null)")
     return out
 
 
@@ -185,12 +188,26 @@ def load_items(source: Path) -> list[LabelledItem]:
             if face.emotion
         ]
     # Each file stands alone, named by its place in the folder: a name that carries where the folder
-    # lies would make the seeded held-out split differ between machines and checkouts.
+    # lies would make the seeded held-out split differ between machines and checkouts. Shown, as
+    # source_group shows a name: one not UTF-8 ended `train` in a traceback (the split hashes it).
     return [
-        LabelledItem(p, label, group=p.relative_to(source).as_posix())
+        LabelledItem(p, label, group=shown(p.relative_to(source).as_posix()))
         for label, paths in labelled_images(source).items()
         for p in paths
     ]
+
+
+def refuse_unshowable_labels(items: list[LabelledItem], source: Path) -> None:
+    """An emotion's name must be one line of text: it names a folder of the library and shows in
+    every listing of counts and figures. A folder named with a line break broke `train`'s table (and
+    `model`'s) into lines of other emotions; one with a byte that is not UTF-8 gave a model whose
+    label the journal cannot store."""
+    for label in sorted({item.label for item in items}):
+        if one_line(label) != label:
+            raise DatasetError(
+                f"{source}: an emotion may not be named {label} (a line break, control "
+                "character or byte that is not UTF-8 in it): rename that folder (or faces.json emotion)"
+            )
 
 
 def relabel(items: list[LabelledItem], mapping: dict[str, str]) -> list[LabelledItem]:

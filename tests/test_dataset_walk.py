@@ -1,0 +1,64 @@
+"""The commands a person runs on their own folders (train, eval, import-labels, detect --draw) walked
+as a demanding user would: odd names, lying box files, a folder that takes no more. Each test failed
+before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import write_crop_dataset
+
+from facesortd import cli
+from facesortd.config import load_settings
+
+TRAIN = ["train", "--no-detect", "--descriptor", "hog", "--folds", "2"]
+
+
+def test_a_face_file_whose_name_is_not_utf8_is_trained_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crop named in another encoding (an old archive's `caf\\xe9.png`) ended `train` in a
+    UnicodeEncodeError traceback: the held-out split hashed its name."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=4)
+    os.rename(crops / "sad" / "chara_0.png", os.fsencode(crops / "sad") + b"/caf\xe9_0.png")
+    assert cli.main([*TRAIN, str(crops)]) == 0
+    assert "model written to" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("name", "shown"), [(b"new\nline", r"new\x0aline"), (b"we\xffird", r"we\xffird")])
+def test_an_emotion_folder_named_off_one_line_is_refused_with_its_name_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: bytes, shown: str
+) -> None:
+    """A folder named with a line break became an emotion that split `train`'s counts and confusion
+    matrix (and `model`'s listing) into lines that read as other emotions; one not UTF-8 trained a
+    model whose emotion the journal cannot store."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=4)
+    os.rename(crops / "sad", os.fsencode(crops) + b"/" + name)
+    assert cli.main([*TRAIN, str(crops)]) == 2
+    err = capsys.readouterr().err
+    assert f"an emotion may not be named {shown} (" in err, err
+    assert err.count("\n") == 1 and not (load_settings().state_dir / "models").exists()
+
+
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        ({"box": [0, 0, 1e400, 40], "emotion": "happy"}, "cannot convert float infinity"),
+        ({"box": [10, 10, 0, 40], "emotion": "happy"}, "width, height > 0"),
+        ({"box": [10, 10, 40, 40], "emotion": 5}, "is not a name in quotes"),
+    ],
+)
+def test_a_faces_json_entry_that_is_no_box_or_no_emotion_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: dict[str, object], said: str
+) -> None:
+    """A box of 1e400 ended in an OverflowError traceback; a box of no size was trained on as a
+    face; an emotion given as a number became an emotion `5`."""
+    boxes = tmp_path / "faces.json"
+    boxes.write_text(json.dumps({"a.png": [entry]}).replace("Infinity", "1e400"))
+    for command in ("train", "import-labels"):
+        assert cli.main([command, "--no-detect", str(boxes)]) == 2
+        err = capsys.readouterr().err
+        assert f"{boxes}: " in err and said in err and "Traceback" not in err, err
