@@ -57,6 +57,13 @@ def disk_full_fix(folder: Path) -> str:
     return f"its disk is full: free some space there (df -h '{folder}')"
 
 
+def write_refused(exc: OSError, folder: Path) -> Refused:
+    """``folder`` took no new file (``exc``): full, read-only or not the person's to write to."""
+    if exc.errno in DISK_FULL:
+        return Refused(exc, f"cannot write into {folder}", disk_full_fix(folder))
+    return folder_refused(exc, folder, False, folder)
+
+
 def name_refused(exc: OSError, dest: Path) -> Refused:
     """``dest``'s folder takes files, but its filesystem refused this name even as
     :func:`file_names.portable_name` and :func:`file_names.ascii_name` have it."""

@@ -4,12 +4,14 @@ before its fix."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 
 import pytest
 from conftest import write_crop_dataset
+from synthetic import screenshot_png
 
 from facesortd import cli
 from facesortd.config import load_settings
@@ -62,3 +64,31 @@ def test_a_faces_json_entry_that_is_no_box_or_no_emotion_is_one_line(
         assert cli.main([command, "--no-detect", str(boxes)]) == 2
         err = capsys.readouterr().err
         assert f"{boxes}: " in err and said in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("errno_", "fix"),
+    [(errno.ENOSPC, "its disk is full: free some space there"), (errno.EROFS, "read-only filesystem")],
+)
+def test_detect_draw_into_a_folder_that_takes_no_file_stops_in_one_line(
+    fake_detector: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    errno_: int,
+    fix: str,
+) -> None:
+    """`detect shots --draw /mnt/full` ended in an OSError traceback ("No space left on device")."""
+    shot = tmp_path / "a.png"
+    shot.write_bytes(screenshot_png(1))
+
+    def refused(dest: Path, fill: object) -> Path:
+        raise OSError(errno_, os.strerror(errno_))
+
+    monkeypatch.setattr("facesortd.cli.detect.write_new", refused)
+    assert cli.main(["detect", str(shot), "--draw", str(tmp_path / "drawn")]) == 1
+    err = capsys.readouterr().err
+    drawn = tmp_path / "drawn"
+    assert err.startswith(f"facesortd: error: cannot write into {drawn} ({os.strerror(errno_)}): ")
+    assert fix in err, err
+    assert err.count("\n") == 1 and shot.read_bytes() == screenshot_png(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ from facesortd.decide import FaceResult
 from facesortd.detect import Candidates, FaceDetector
 from facesortd.durable import write_new
 from facesortd.images import UnreadableImage, read_image
+from facesortd.refusals import write_refused
 from facesortd.shown_names import json_text, one_line
 
 
@@ -37,7 +39,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 print(f"{one_line(path)}: unreadable: {exc}")
             continue
         faces, found = pipeline.analyse(image)
-        drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
+        try:
+            drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
+        except OSError as exc:  # a full disk or a read-only folder was a traceback
+            print(f"facesortd: error: {one_line(write_refused(exc, args.draw))}", file=sys.stderr)
+            return 1
         facts, why = ({}, "") if faces else _why_no_face(pipeline.detector, found)
         if args.json:
             found = {"path": str(path), "faces": [f.to_json() for f in faces]}
@@ -84,7 +90,8 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         help="print the faces found in images",
         description="Print face boxes (x, y, width, height in image pixels), scores and emotions (by "
         "the model in force) on stdout, or why no face was kept; the tool for a file that landed in "
-        "no-face. Moves nothing; the exit status is 1 if an image could not be read.",
+        "no-face. Moves nothing; the exit status is 1 if an image could not be read, or a drawing not "
+        "written (it stops there, naming the fix).",
     )
     p.add_argument(
         "images",
