@@ -92,3 +92,45 @@ def test_detect_draw_into_a_folder_that_takes_no_file_stops_in_one_line(
     assert err.startswith(f"facesortd: error: cannot write into {drawn} ({os.strerror(errno_)}): ")
     assert fix in err, err
     assert err.count("\n") == 1 and shot.read_bytes() == screenshot_png(1)
+
+
+@pytest.mark.parametrize("option", ["--report", "--out"])
+def test_train_into_a_folder_that_takes_no_file_is_refused_before_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    """`train --out /mnt/ro/m.fsm.npz` (or `--report`) trained for its minutes, then ended in an
+    OSError traceback, the model lost. (As root every folder takes a file but a read-only one's:
+    os.access stands in for a folder of another user.)"""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=4)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != taken)
+    target = taken / ("m.fsm.npz" if option == "--out" else "figures")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*TRAIN, str(crops), option, str(target)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: cannot write {'into ' if option == '--report' else ''}{target}: " in err, err
+    assert f"you may not write into {taken} (chmod u+rwx" in err
+    assert not (load_settings().state_dir / "models").exists()
+
+
+@pytest.mark.parametrize("out", [False, True])
+def test_a_model_the_full_disk_refuses_is_one_line_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], out: bool
+) -> None:
+    """A disk full once the training was done ended in "OSError: [Errno 28] No space left on
+    device", naming no folder."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=4)
+
+    def full(*_args: object, **_kw: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("facesortd.learn.train_run.replace_dropping", full)
+    monkeypatch.setattr("facesortd.cli.train.save_new_model", full)
+    model = tmp_path / "models" / "m.fsm.npz"
+    assert cli.main([*TRAIN, str(crops), *(["--out", str(model)] if out else [])]) == 1
+    err = capsys.readouterr().err
+    folder = model.parent if out else load_settings().state_dir / "models"
+    assert f"facesortd: error: cannot write into {folder} (No space left on device): its disk is full" in err
+    assert "Traceback" not in err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
@@ -42,8 +41,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         try:
             drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
         except OSError as exc:  # a full disk or a read-only folder was a traceback
-            print(f"facesortd: error: {one_line(write_refused(exc, args.draw))}", file=sys.stderr)
-            return 1
+            raise write_refused(exc, args.draw) from exc
         facts, why = ({}, "") if faces else _why_no_face(pipeline.detector, found)
         if args.json:
             found = {"path": str(path), "faces": [f.to_json() for f in faces]}
