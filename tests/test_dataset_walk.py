@@ -134,3 +134,21 @@ def test_a_model_the_full_disk_refuses_is_one_line_exit_1(
     folder = model.parent if out else load_settings().state_dir / "models"
     assert f"facesortd: error: cannot write into {folder} (No space left on device): its disk is full" in err
     assert "Traceback" not in err
+
+
+def test_a_faces_json_box_beyond_its_image_is_skipped_and_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A box past the image's edge (a faces.json of other, larger screenshots) was trained on and
+    imported as a face: the padding beyond the edge, labelled happy. A face the frame cuts (its box
+    partly outside) is still one."""
+    (tmp_path / "a.png").write_bytes(screenshot_png(3))  # 160 x 120
+    boxes = tmp_path / "faces.json"
+    faces = [{"box": [500, 400, 60, 60], "emotion": "happy"}, {"box": [-20, 10, 60, 60], "emotion": "sad"}]
+    boxes.write_text(json.dumps({"a.png": faces}))
+    assert cli.main(["import-labels", "--no-detect", str(boxes)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "imported: 1, its box lies outside the image: 1"
+    assert cli.main(["train", "--no-detect", str(boxes)]) == 2
+    trained = capsys.readouterr()
+    assert "happy: 1 file(s) skipped (its box lies outside the image)" in trained.err
+    assert trained.out == "faces per emotion:\n  sad          1\n", trained.out

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.boxes import SAME_FACE_IOU, Box
+from facesortd.boxes import SAME_FACE_IOU, Box, mostly_outside
 from facesortd.config import ImageLimits
 from facesortd.cores import share_cores, usable_cores
 from facesortd.descriptors import LEARNT, describe
@@ -293,6 +293,9 @@ def _read_run(
     detected = detector.detect(gray) if detector is not None and several else None
     reads = []
     for item in run:
+        if item.box is not None and mostly_outside(item.box, gray.shape):
+            reads.append(_Read(skipped=BOX_OUTSIDE))
+            continue
         box, crop = training_box(gray, item.box, detector, kind, undetected, detected)
         if box is None:
             no_face = (
@@ -324,6 +327,9 @@ def face_opacity(alpha: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
     interp = cv2.INTER_AREA if crop.shape[0] > spec.size else cv2.INTER_LINEAR
     return cv2.resize(crop, (spec.size, spec.size), interpolation=interp)
 
+
+BOX_OUTSIDE = "its box lies outside the image"
+"""Why a labelled face whose box is mostly beyond its image's edge is skipped (boxes.mostly_outside)."""
 
 CROP_MATCH_IOU = 0.7
 """A face found this close to a crop's middle half is taken to be that middle half."""
