@@ -152,3 +152,16 @@ def test_a_faces_json_box_beyond_its_image_is_skipped_and_said(
     trained = capsys.readouterr()
     assert "happy: 1 file(s) skipped (its box lies outside the image)" in trained.err
     assert trained.out == "faces per emotion:\n  sad          1\n", trained.out
+
+
+@pytest.mark.parametrize(("link", "to"), [("loop", "."), ("joy", "happy")])
+def test_an_emotion_folder_linked_to_the_dataset_or_another_emotion_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], link: str, to: str
+) -> None:
+    """A symbolic link `loop -> .` in a dataset made an emotion `loop` of every face (each trained
+    on under two emotions), `joy -> happy` one of happy's faces."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=4)
+    (crops / link).symlink_to(to)
+    assert cli.main([*TRAIN, str(crops)]) == 2
+    err = capsys.readouterr().err
+    assert f"{crops / link}" in err and "(a symbolic link" in err and "remove the link" in err, err

@@ -98,8 +98,10 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
         )
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder (expected one subfolder per emotion)")
+    subs = sorted(p for p in root.iterdir() if p.is_dir() and names_an_emotion(p.name))
+    _refuse_overlap(root, subs)
     out: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and names_an_emotion(p.name)):
+    for sub in subs:
         if not os.access(sub, os.R_OK | os.X_OK):  # else its label would be left out without a word
             raise DatasetError(
                 f"cannot read {sub} (permission denied): make it readable (chmod u+rx '{sub}') or move "
@@ -110,6 +112,23 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
     if not out:
         raise DatasetError(f"{root} has no subfolders with images (expected {root}/<emotion>/*.png)")
     return out
+
+
+def _refuse_overlap(root: Path, subs: list[Path]) -> None:
+    """No two emotion folders may hold the same images, nor one the whole dataset: a symbolic link
+    ``loop -> .`` made an emotion ``loop`` of every face, each trained on under two emotions."""
+    top, real = root.resolve(), {sub: sub.resolve() for sub in subs}
+    for sub, where in real.items():
+        if top.is_relative_to(where):
+            raise DatasetError(
+                f"{sub} leads back to {root} (a symbolic link): every image would be read twice, once "
+                f"as {sub.name}; remove the link"
+            )
+        if other := next((o for o, w in real.items() if o != sub and w.is_relative_to(where)), None):
+            raise DatasetError(
+                f"{sub} and {other} hold the same images (a symbolic link between them): each would be "
+                "read under two emotions; remove the link"
+            )
 
 
 @dataclass(frozen=True)
