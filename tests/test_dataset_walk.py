@@ -165,3 +165,14 @@ def test_an_emotion_folder_linked_to_the_dataset_or_another_emotion_is_refused(
     assert cli.main([*TRAIN, str(crops)]) == 2
     err = capsys.readouterr().err
     assert f"{crops / link}" in err and "(a symbolic link" in err and "remove the link" in err, err
+
+
+def test_an_emotion_folder_without_an_image_is_said_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder `disgusted/` of HEIC photos (or empty) was left out of the counts without a word."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=4)
+    (crops / "disgusted").mkdir()
+    (crops / "disgusted" / "a.heic").write_bytes(b"x")
+    assert cli.main([*TRAIN, str(crops)]) == 0
+    assert f"{crops / 'disgusted'}: no images in it (names ending in .png, " in capsys.readouterr().err

@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from loguru import logger
+
 from facesortd.boxes import Box
 from facesortd.faces import box_in_crop
-from facesortd.image_names import is_image_name
+from facesortd.image_names import IMAGE_SUFFIXES, is_image_name
 from facesortd.quarantine import names_an_emotion
 from facesortd.shown_names import one_line, shown
 
@@ -109,6 +111,9 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
             )
         if files := images_below(sub):
             out[sub.name] = files
+        else:  # left out of the counts without a word: an emotion a person had meant to train
+            names = ", ".join(IMAGE_SUFFIXES)
+            logger.warning("{}: no images in it (names ending in {}, not hidden); left out", sub, names)
     if not out:
         raise DatasetError(f"{root} has no subfolders with images (expected {root}/<emotion>/*.png)")
     return out
