@@ -176,3 +176,19 @@ def test_an_emotion_folder_without_an_image_is_said_left_out(
     (crops / "disgusted" / "a.heic").write_bytes(b"x")
     assert cli.main([*TRAIN, str(crops)]) == 0
     assert f"{crops / 'disgusted'}: no images in it (names ending in .png, " in capsys.readouterr().err
+
+
+def test_a_validation_set_that_takes_every_face_says_none_are_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two screenshots of one character (one unit, held out whole) left "faces of one emotion only
+    ()" to train on."""
+    for i in (0, 1):
+        (tmp_path / f"aki{i}.png").write_bytes(screenshot_png(i))
+    boxes = tmp_path / "faces.json"
+    face = {"box": [10, 10, 60, 60]}
+    boxes.write_text(
+        json.dumps({"aki0.png": [face | {"emotion": "happy"}], "aki1.png": [face | {"emotion": "sad"}]})
+    )
+    assert cli.main(["train", "--no-detect", str(boxes)]) == 2
+    assert "held out (--validation-share 0.1) leaves no faces to train on" in capsys.readouterr().err
