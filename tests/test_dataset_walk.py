@@ -192,3 +192,17 @@ def test_a_validation_set_that_takes_every_face_says_none_are_left(
     )
     assert cli.main(["train", "--no-detect", str(boxes)]) == 2
     assert "held out (--validation-share 0.1) leaves no faces to train on" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_figures_into_an_emotion_folder_of_the_dataset_are_refused_before_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """`train crops --report crops/happy` wrote its confusion matrices there, and the next `train`
+    read them as two more happy faces (`--plots` likewise)."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=4)
+    before = sorted(p.name for p in (crops / "happy").iterdir())
+    option = "--report" if command == "train" else "--plots"
+    assert cli.main([command, "--no-detect", str(crops), option, str(crops / "happy")]) == 2
+    assert f"{option} {crops / 'happy'} is inside the dataset {crops}: " in capsys.readouterr().err
+    assert sorted(p.name for p in (crops / "happy").iterdir()) == before

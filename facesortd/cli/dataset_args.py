@@ -89,6 +89,7 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
     files a person filed, which are labels already; `train` and `eval` took its guesses for truth
     (until 2026-12-03 only `import-labels` refused it)."""
     refuse_unmounted(*args.datasets)
+    _refuse_figures_inside(args)
     library = settings.library.resolve()
     for src in args.datasets:
         here = src.resolve()
@@ -104,6 +105,22 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
     for src, items in found.items():
         refuse_unshowable_labels(items, src)
     return found
+
+
+def _refuse_figures_inside(args: argparse.Namespace) -> None:
+    """`train --report DIR` and `--plots DIR` into a folder of a DATASET (its own files, beside its
+    emotion folders, are not read): their PNG files were read back as faces of that emotion by the
+    next `train` (and replaced files of theirs named alike)."""
+    for option in ("report", "plots"):
+        if (folder := getattr(args, option, None)) is None:
+            continue
+        where = folder.resolve()
+        for src in args.datasets:
+            if src.is_dir() and where != src.resolve() and where.is_relative_to(src.resolve()):
+                raise UsageError(
+                    f"--{option} {folder} is inside the dataset {src}: the pictures written there would "
+                    "be read as faces the next time; name a folder outside it"
+                )
 
 
 def framing(args: argparse.Namespace, settings: Settings) -> tuple[FaceDetector | None, Undetected]:
