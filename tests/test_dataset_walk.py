@@ -206,3 +206,22 @@ def test_figures_into_an_emotion_folder_of_the_dataset_are_refused_before_the_wo
     assert cli.main([command, "--no-detect", str(crops), option, str(crops / "happy")]) == 2
     assert f"{option} {crops / 'happy'} is inside the dataset {crops}: " in capsys.readouterr().err
     assert sorted(p.name for p in (crops / "happy").iterdir()) == before
+
+
+@pytest.mark.parametrize("into", ["inbox", "library/happy"])
+def test_detect_draw_into_the_inbox_or_library_is_refused(
+    fake_detector: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    into: str,
+) -> None:
+    """`detect shot.png --draw ~/Pictures/facesortd/inbox` put the drawing where the daemon sorted it
+    as a screenshot; into an emotion folder of the library it was a label."""
+    for name in ("inbox", "library"):
+        monkeypatch.setenv(f"FACESORTD_{name.upper()}", str(tmp_path / name))
+    shot = tmp_path / "a.png"
+    shot.write_bytes(screenshot_png(1))
+    assert cli.main(["detect", str(shot), "--draw", str(tmp_path / into)]) == 2
+    assert f"--draw {tmp_path / into} is in facesortd's {into.split('/')[0]} " in capsys.readouterr().err
+    assert not (tmp_path / into).exists()
