@@ -209,19 +209,28 @@ def test_figures_into_an_emotion_folder_of_the_dataset_are_refused_before_the_wo
 
 
 @pytest.mark.parametrize("into", ["inbox", "library/happy"])
-def test_detect_draw_into_the_inbox_or_library_is_refused(
+@pytest.mark.parametrize("command", ["detect", "train", "eval"])
+def test_pictures_into_the_inbox_or_library_are_refused(
     fake_detector: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     into: str,
+    command: str,
 ) -> None:
     """`detect shot.png --draw ~/Pictures/facesortd/inbox` put the drawing where the daemon sorted it
-    as a screenshot; into an emotion folder of the library it was a label."""
+    as a screenshot; into an emotion folder of the library it was a label. `train --report` and
+    `eval --plots` likewise."""
     for name in ("inbox", "library"):
         monkeypatch.setenv(f"FACESORTD_{name.upper()}", str(tmp_path / name))
     shot = tmp_path / "a.png"
     shot.write_bytes(screenshot_png(1))
-    assert cli.main(["detect", str(shot), "--draw", str(tmp_path / into)]) == 2
-    assert f"--draw {tmp_path / into} is in facesortd's {into.split('/')[0]} " in capsys.readouterr().err
+    crops = write_crop_dataset(tmp_path / "crops", per_class=2)
+    option, argv = {
+        "detect": ("--draw", [str(shot)]),
+        "train": ("--report", ["--no-detect", str(crops)]),
+        "eval": ("--plots", ["--no-detect", str(crops)]),
+    }[command]
+    assert cli.main([command, *argv, option, str(tmp_path / into)]) == 2
+    assert f"{option} {tmp_path / into} is in facesortd's {into.split('/')[0]} " in capsys.readouterr().err
     assert not (tmp_path / into).exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
-from facesortd.cli.common import UsageError, face_detector
+from facesortd.cli.common import UsageError, face_detector, refuse_pictures_into_facesortds
 from facesortd.config import Settings
 from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
@@ -89,7 +89,7 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
     files a person filed, which are labels already; `train` and `eval` took its guesses for truth
     (until 2026-12-03 only `import-labels` refused it)."""
     refuse_unmounted(*args.datasets)
-    _refuse_figures_inside(args)
+    _refuse_figures_inside(args, settings)
     library = settings.library.resolve()
     for src in args.datasets:
         here = src.resolve()
@@ -107,13 +107,14 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
     return found
 
 
-def _refuse_figures_inside(args: argparse.Namespace) -> None:
+def _refuse_figures_inside(args: argparse.Namespace, settings: Settings) -> None:
     """`train --report DIR` and `--plots DIR` into a folder of a DATASET (its own files, beside its
     emotion folders, are not read): their PNG files were read back as faces of that emotion by the
     next `train` (and replaced files of theirs named alike)."""
     for option in ("report", "plots"):
         if (folder := getattr(args, option, None)) is None:
             continue
+        refuse_pictures_into_facesortds(settings, f"--{option}", folder)
         where = folder.resolve()
         for src in args.datasets:
             if src.is_dir() and where != src.resolve() and where.is_relative_to(src.resolve()):

@@ -10,9 +10,13 @@ import numpy as np
 
 from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import folder_to_write
-from facesortd.cli.common import UsageError, emotion_model, pipeline_for, settings_for
+from facesortd.cli.common import (
+    emotion_model,
+    pipeline_for,
+    refuse_pictures_into_facesortds,
+    settings_for,
+)
 from facesortd.cli.inputs import expand_inputs
-from facesortd.config import Settings
 from facesortd.decide import FaceResult
 from facesortd.detect import Candidates, FaceDetector
 from facesortd.durable import write_new
@@ -26,7 +30,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.images, settings.watch)  # a typo is refused before any work
     pipeline = pipeline_for(settings, emotion_model(settings))
     if args.draw:
-        _refuse_draw_into_facesortds(settings, args.draw)
+        refuse_pictures_into_facesortds(settings, "--draw", args.draw)
         args.draw.mkdir(parents=True, exist_ok=True)
     status = 0
     for path in paths:
@@ -57,19 +61,6 @@ def cmd_detect(args: argparse.Namespace) -> int:
             if drawn:
                 print(f"  drawn: {one_line(drawn)}")
     return status
-
-
-def _refuse_draw_into_facesortds(settings: Settings, draw: Path) -> None:
-    """A drawing in the inbox was sorted by the daemon as a screenshot, one in the library taken for
-    a file the person filed there (in an emotion folder: a label)."""
-    where = draw.resolve()
-    for name in ("inbox", "library"):
-        folder = getattr(settings, name)
-        if where.is_relative_to(folder.resolve()):
-            raise UsageError(
-                f"--draw {draw} is in facesortd's {name} {folder}, where its drawings would be taken for "
-                "screenshots of yours (sorted, or labels): name a folder outside it"
-            )
 
 
 def _why_no_face(detector: FaceDetector, found: Candidates) -> tuple[dict[str, object], str]:
