@@ -234,3 +234,17 @@ def test_pictures_into_the_inbox_or_library_are_refused(
     assert cli.main([command, *argv, option, str(tmp_path / into)]) == 2
     assert f"{option} {tmp_path / into} is in facesortd's {into.split('/')[0]} " in capsys.readouterr().err
     assert not (tmp_path / into).exists()
+
+
+def test_eval_of_an_emotion_the_model_does_not_know_says_it_counts_as_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dataset calling its sad faces `unhappy` was measured as if the model got every one wrong,
+    without a word (balanced accuracy halved)."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=3)
+    model = tmp_path / "m.fsm.npz"
+    assert cli.main([*TRAIN, "--validation-share", "0", str(crops), "--out", str(model)]) == 0
+    (crops / "sad").rename(crops / "unhappy")
+    capsys.readouterr()
+    assert cli.main(["eval", "--no-detect", str(crops), "--model", str(model)]) == 0
+    assert "the model knows no emotion unhappy: each such face counts as wrong" in capsys.readouterr().err
