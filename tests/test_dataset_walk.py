@@ -248,3 +248,24 @@ def test_eval_of_an_emotion_the_model_does_not_know_says_it_counts_as_wrong(
     capsys.readouterr()
     assert cli.main(["eval", "--no-detect", str(crops), "--model", str(model)]) == 0
     assert "the model knows no emotion unhappy: each such face counts as wrong" in capsys.readouterr().err
+
+
+def test_import_labels_stopped_by_ctrl_c_says_what_it_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C in `import-labels` said "facesortd: interrupted" alone: nothing said whether the labels
+    imported so far were kept."""
+    from facesortd.learn import label_import
+
+    crops = write_crop_dataset(tmp_path / "crops", per_class=2)
+    kept, calls = label_import.keep_face, []
+
+    def keep_two(*args: object) -> object:
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return kept(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(label_import, "keep_face", keep_two)
+    assert cli.main(["import-labels", "--no-detect", str(crops)]) == 130
+    assert capsys.readouterr().out == "imported: 2; interrupted: the same command imports the rest\n"

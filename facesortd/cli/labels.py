@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections import Counter
 
 from loguru import logger
 
@@ -34,16 +35,24 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     items = [item for found in dataset_items(args, settings).values() for item in found]
     detector, undetected = framing(args, settings)
     journal = Journal.for_state_dir(settings.state_dir)
+    outcome: Counter[str] = Counter()
     try:
-        outcome = import_labels(settings, journal, items, detector, args.kind, undetected)
+        import_labels(settings, journal, items, detector, args.kind, undetected, outcome)
     except ValueError as exc:
         raise DatasetError(str(exc)) from exc
+    except KeyboardInterrupt:  # "interrupted" alone left whether any label was kept unsaid
+        print(f"{_counted(outcome) or 'nothing imported'}; interrupted: the same command imports the rest")
+        raise
     finally:
         journal.close()
-    print(", ".join(f"{what}: {n}" for what, n in sorted(outcome.items())) or "nothing to import")
+    print(_counted(outcome) or "nothing to import")
     if outcome["imported"]:  # said after "nothing to import" too, of labels there were none of
         print(f"they take part in the next retrain (`{advised('retrain')}`, or the daemon's own schedule)")
     return 0
+
+
+def _counted(outcome: Counter[str]) -> str:
+    return ", ".join(f"{what}: {n}" for what, n in sorted(outcome.items()))
 
 
 def open_in_browser(url: str) -> bool:
@@ -103,7 +112,7 @@ def add_import_labels(sub: argparse._SubParsersAction) -> None:
         + " Each face is found and kept like a label you give by moving a file (recorded in the "
         "journal, its face crop kept in the state folder; the dataset is only read); labels you gave "
         "yourself are never replaced, and importing the same dataset twice adds nothing. Prints the "
-        "counts on stdout.",
+        "counts on stdout (after Ctrl-C, those of the labels imported and kept so far; exit 130).",
     )
     add_dataset_options(p, vn_faces=False)
     p.set_defaults(func=cmd_import_labels)

@@ -34,15 +34,17 @@ def import_labels(
     detector: FaceDetector | None,
     kind: Kind = "auto",
     undetected: Undetected = "drop",
+    outcome: Counter[str] | None = None,
 ) -> Counter[str]:
-    """Record every usable labelled face; returns counts of what happened ("imported", "no face" ...).
+    """Record every usable labelled face; returns counts of what happened ("imported", "no face" ...),
+    kept in ``outcome`` as they come (a caller stopped by Ctrl-C says what was done).
 
     A screenshot may hold several labelled faces, so a dataset label is keyed by the content hash
     plus the face box; importing the same dataset twice adds nothing.
     """
     if undetected == "typical":
         raise ValueError("import-labels frames each face on its own; use --undetected drop or whole")
-    outcome: Counter[str] = Counter()
+    outcome = Counter() if outcome is None else outcome
     progress = Progress(len(items), "importing labels")
     digests: dict[Path, str] = {}
     gray_of: tuple[Path, np.ndarray] | None = None  # a screenshot's faces come one after another
