@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,25 @@ def test_import_labels_stopped_by_ctrl_c_says_what_it_imported(
     monkeypatch.setattr(label_import, "keep_face", keep_two)
     assert cli.main(["import-labels", "--no-detect", str(crops)]) == 130
     assert capsys.readouterr().out == "imported: 2; interrupted: the same command imports the rest\n"
+
+
+@pytest.mark.parametrize("new", ["../escape", "/tmp/escape", "_quarantine"])
+def test_an_emotion_named_as_a_path_out_of_its_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], new: str
+) -> None:
+    """A faces.json emotion (or `--map happy=../escape`) trained a model that `sort` and the daemon
+    followed out of the library (`<library>/../escape/shot.png`, `/tmp/escape/shot.png`) or into
+    `_quarantine` itself; a model file so made (before this fix, or by hand) is refused at load."""
+    from facesortd.emotion import ModelError
+    from facesortd.ensemble import load_model
+
+    crops = write_crop_dataset(tmp_path / "crops", per_class=3)
+    assert cli.main([*TRAIN, str(crops), "--map", f"happy={new}"]) == 2
+    assert f"an emotion may not be named {new} (it names a library folder: no '/'" in capsys.readouterr().err
+    model = tmp_path / "m.fsm.npz"
+    assert cli.main([*TRAIN, "--validation-share", "0", str(crops), "--out", str(model)]) == 0
+    made = load_model(model)
+    made.labels[made.labels.index("happy")] = new
+    made.save(tmp_path / "bad.fsm.npz")
+    with pytest.raises(ModelError, match=f"has an emotion named {re.escape(new)}, which is refused"):
+        load_model(tmp_path / "bad.fsm.npz")

@@ -18,7 +18,7 @@ from facesortd.learn.datasets import (
     LabelledItem,
     is_vn_faces,
     load_items,
-    refuse_unshowable_labels,
+    refuse_bad_labels,
     relabel,
     vn_backgrounds,
 )
@@ -103,7 +103,7 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
     mapping = label_map(args.map)
     found = {src: relabel(load_items(src), mapping) for src in args.datasets}
     for src, items in found.items():
-        refuse_unshowable_labels(items, src)
+        refuse_bad_labels(items, src)
     return found
 
 

@@ -17,8 +17,8 @@ from loguru import logger
 from facesortd.boxes import Box
 from facesortd.faces import box_in_crop
 from facesortd.image_names import IMAGE_SUFFIXES, is_image_name
-from facesortd.quarantine import names_an_emotion
-from facesortd.shown_names import one_line, shown
+from facesortd.quarantine import names_an_emotion, not_an_emotion_name
+from facesortd.shown_names import shown
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "scared", "worried", "neutral", "embarrassed")
 """The emotions facesortd sorts into: the seed's seven plus ``embarrassed``, which vn_faces' artists
@@ -221,16 +221,14 @@ def load_items(source: Path) -> list[LabelledItem]:
     ]
 
 
-def refuse_unshowable_labels(items: list[LabelledItem], source: Path) -> None:
-    """An emotion's name must be one line of text: it names a folder of the library and shows in
-    every listing of counts and figures. A folder named with a line break broke `train`'s table (and
-    `model`'s) into lines of other emotions; one with a byte that is not UTF-8 gave a model whose
-    label the journal cannot store."""
+def refuse_bad_labels(items: list[LabelledItem], source: Path) -> None:
+    """Each emotion of ``source`` one a model may sort into (:func:`quarantine.not_an_emotion_name`):
+    a faces.json emotion (or ``--map``) ``../x`` had the daemon move screenshots out of the library."""
     for label in sorted({item.label for item in items}):
-        if one_line(label) != label:
+        if why := not_an_emotion_name(label):
             raise DatasetError(
-                f"{source}: an emotion may not be named {label} (a line break, control "
-                "character or byte that is not UTF-8 in it): rename that folder (or faces.json emotion)"
+                f"{source}: an emotion may not be named {label} ({why}): rename that folder (or faces.json "
+                "emotion, or --map it to another name)"
             )
 
 
