@@ -47,20 +47,22 @@ def test_an_emotion_folder_named_off_one_line_is_refused_with_its_name_shown(
 
 
 @pytest.mark.parametrize(
-    ("entry", "said"),
+    ("name", "entry", "said"),
     [
-        ({"box": [0, 0, 1e400, 40], "emotion": "happy"}, "cannot convert float infinity"),
-        ({"box": [10, 10, 0, 40], "emotion": "happy"}, "width, height > 0"),
-        ({"box": [10, 10, 40, 40], "emotion": 5}, "is not a name in quotes"),
+        ("a.png", {"box": [0, 0, 1e400, 40], "emotion": "happy"}, "cannot convert float infinity"),
+        ("a.png", {"box": [10, 10, 0, 40], "emotion": "happy"}, "width, height > 0"),
+        ("a.png", {"box": [10, 10, 40, 40], "emotion": 5}, "is not a name in quotes"),
+        ("a.png\0b", {"box": [10, 10, 40, 40], "emotion": "sad"}, "the file name a.png\\x00b holds a NUL"),
     ],
 )
 def test_a_faces_json_entry_that_is_no_box_or_no_emotion_is_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: dict[str, object], said: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, entry: dict[str, object], said: str
 ) -> None:
-    """A box of 1e400 ended in an OverflowError traceback; a box of no size was trained on as a
-    face; an emotion given as a number became an emotion `5`."""
+    """A box of 1e400 ended in an OverflowError traceback, a file name holding a NUL in a
+    ValueError one; a box of no size was trained on as a face; an emotion given as a number became
+    an emotion `5`."""
     boxes = tmp_path / "faces.json"
-    boxes.write_text(json.dumps({"a.png": [entry]}).replace("Infinity", "1e400"))
+    boxes.write_text(json.dumps({name: [entry]}).replace("Infinity", "1e400"))
     for command in ("train", "import-labels"):
         assert cli.main([command, "--no-detect", str(boxes)]) == 2
         err = capsys.readouterr().err

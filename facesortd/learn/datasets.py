@@ -61,6 +61,8 @@ def load_faces_json(path: Path) -> dict[str, list[AnnotatedFace]]:
         raise DatasetError(f"{path}: expected an object mapping file names to face lists")
     out: dict[str, list[AnnotatedFace]] = {}
     for name, faces in raw.items():
+        if "\0" in name:  # no file can be so named: opening it was a ValueError traceback
+            raise DatasetError(f"{path}: the file name {name} holds a NUL character")
         try:
             out[name] = [
                 AnnotatedFace(tuple(int(v) for v in f["box"]), f.get("emotion"))  # type: ignore[arg-type]
