@@ -294,3 +294,18 @@ def test_an_emotion_named_as_a_path_out_of_its_folder_is_refused(
     made.save(tmp_path / "bad.fsm.npz")
     with pytest.raises(ModelError, match=f"has an emotion named {re.escape(new)}, which is refused"):
         load_model(tmp_path / "bad.fsm.npz")
+
+
+def test_train_with_a_state_folder_that_takes_no_file_is_refused_before_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A state folder on a read-only disk (or another user's) was found out once the training was
+    done, the model lost."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=4)
+    state = load_settings().state_dir
+    state.mkdir(parents=True)
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != state)
+    assert cli.main([*TRAIN, str(crops)]) == 2
+    captured = capsys.readouterr()
+    assert f"cannot write a model into {state / 'models'}: you may not write into {state} " in captured.err
+    assert "faces per emotion" not in captured.out

@@ -61,7 +61,7 @@ def number_between(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
-def _cannot_write(folder: Path) -> str | None:
+def cannot_write(folder: Path) -> str | None:
     """Why no file can be made in ``folder`` (or, missing, in the folder it would be made in), None
     if one can. Asked before the work: a read-only or another user's folder was an OSError
     traceback once `train`'s minutes were done, its model lost."""
@@ -80,7 +80,7 @@ def folder_to_write(text: str) -> Path:
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is not a folder: name a folder (made if missing)")
-    if why := _cannot_write(path):
+    if why := cannot_write(path):
         raise argparse.ArgumentTypeError(f"cannot write into {text}: {why}")
     return path
 
@@ -98,7 +98,7 @@ def file_to_replace(kind: str, recognised: Callable[[Path], bool]) -> Callable[[
             raise argparse.ArgumentTypeError(
                 f"{text} exists and is not a {kind}, so it is not replaced: name another file"
             )
-        if why := _cannot_write(path.parent):
+        if why := cannot_write(path.parent):
             raise argparse.ArgumentTypeError(f"cannot write {text}: {why}")
         return path
 

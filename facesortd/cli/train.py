@@ -8,6 +8,7 @@ from pathlib import Path
 
 from facesortd.advice import INSTALL_TRAIN_EXTRA, advised
 from facesortd.cli.arg_types import (
+    cannot_write,
     file_to_replace,
     folder_to_write,
     int_at_least,
@@ -53,6 +54,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _refuse_kept_model(settings, args.out)
     else:  # before the training, not after it: the models folder would be made on the disk below
         refuse_unmounted(settings.state_dir)
+        if why := cannot_write(models_dir(settings)):
+            raise UsageError(f"cannot write a model into {models_dir(settings)}: {why} (or pass --out FILE)")
     spec = FaceSpec(size=args.face_size, margin=args.margin)
     collected = collect(args, settings, spec)
     print_counts(collected)
