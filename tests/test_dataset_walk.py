@@ -309,3 +309,27 @@ def test_train_with_a_state_folder_that_takes_no_file_is_refused_before_the_work
     captured = capsys.readouterr()
     assert f"cannot write a model into {state / 'models'}: you may not write into {state} " in captured.err
     assert "faces per emotion" not in captured.out
+
+
+def test_import_labels_into_a_full_state_disk_says_what_it_imported_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A face crop the full state disk refused ended `import-labels` in an OSError traceback."""
+    from facesortd.learn import label_import
+
+    crops = write_crop_dataset(tmp_path / "crops", per_class=2)
+    kept, calls = label_import.keep_face, []
+
+    def fill_up(*args: object) -> object:
+        calls.append(args)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return kept(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(label_import, "keep_face", fill_up)
+    assert cli.main(["import-labels", "--no-detect", str(crops)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "imported: 2; stopped: the same command imports the rest\n"
+    faces = load_settings().state_dir / "faces"
+    full = f"cannot write into {faces} (No space left on device): its disk is full: free some space there"
+    assert captured.err == f"facesortd: error: {full} (df -h '{faces}')\n"

@@ -14,7 +14,9 @@ from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
 from facesortd.journal import Journal
 from facesortd.learn.datasets import DatasetError, is_vn_faces
+from facesortd.learn.kept_faces import faces_dir
 from facesortd.mounts import refuse_unmounted
+from facesortd.refusals import write_refused
 
 REVIEW_PORT = 8765
 
@@ -40,8 +42,13 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
         import_labels(settings, journal, items, detector, args.kind, undetected, outcome)
     except ValueError as exc:
         raise DatasetError(str(exc)) from exc
-    except KeyboardInterrupt:  # "interrupted" alone left whether any label was kept unsaid
-        print(f"{_counted(outcome) or 'nothing imported'}; interrupted: the same command imports the rest")
+    except (KeyboardInterrupt, OSError) as exc:
+        # "interrupted" alone left whether any label was kept unsaid; a face crop the full state
+        # disk refused was a traceback
+        how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
+        print(f"{_counted(outcome) or 'nothing imported'}; {how}: the same command imports the rest")
+        if isinstance(exc, OSError):
+            raise write_refused(exc, faces_dir(settings)) from exc
         raise
     finally:
         journal.close()
