@@ -119,7 +119,8 @@ def add_import_labels(sub: argparse._SubParsersAction) -> None:
         + " Each face is found and kept like a label you give by moving a file (recorded in the "
         "journal, its face crop kept in the state folder; the dataset is only read); labels you gave "
         "yourself are never replaced, and importing the same dataset twice adds nothing. Prints the "
-        "counts on stdout (after Ctrl-C, those of the labels imported and kept so far; exit 130).",
+        "counts on stdout (after Ctrl-C, those of the labels imported and kept so far; exit 130; exit 1 if "
+        "the state folder's disk is full).",
     )
     add_dataset_options(p, vn_faces=False)
     p.set_defaults(func=cmd_import_labels)
