@@ -333,3 +333,17 @@ def test_import_labels_into_a_full_state_disk_says_what_it_imported_in_one_line(
     faces = load_settings().state_dir / "faces"
     full = f"cannot write into {faces} (No space left on device): its disk is full: free some space there"
     assert captured.err == f"facesortd: error: {full} (df -h '{faces}')\n"
+
+
+def test_sort_refuses_the_face_crops_of_the_state_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort ~/.local/state/facesortd/faces` moved the face crops retraining reads (the faces of the
+    labels) into the library."""
+    faces = load_settings().state_dir / "faces"
+    faces.mkdir(parents=True)
+    (faces / "abc.png").write_bytes(screenshot_png(2))
+    for copy in ([], ["--copy"]):
+        assert cli.main(["sort", *copy, str(faces)]) == 2
+        assert f"{faces} is in facesortd's state folder " in capsys.readouterr().err
+    assert (faces / "abc.png").read_bytes() == screenshot_png(2)
