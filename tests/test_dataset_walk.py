@@ -347,3 +347,17 @@ def test_sort_refuses_the_face_crops_of_the_state_folder(
         assert cli.main(["sort", *copy, str(faces)]) == 2
         assert f"{faces} is in facesortd's state folder " in capsys.readouterr().err
     assert (faces / "abc.png").read_bytes() == screenshot_png(2)
+
+
+@pytest.mark.parametrize("option", ["--report", "--out"])
+def test_train_into_a_path_below_a_file_is_refused_before_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    """`train --report shot.png/figures` trained, then ended in a NotADirectoryError traceback."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=4)
+    shot = tmp_path / "shot.png"
+    shot.write_bytes(b"x")
+    with pytest.raises(SystemExit):
+        cli.main([*TRAIN, str(crops), option, str(shot / "figures")])
+    assert f"{shot} is a file, not a folder" in capsys.readouterr().err
+    assert shot.read_bytes() == b"x"

@@ -66,8 +66,10 @@ def cannot_write(folder: Path) -> str | None:
     if one can. Asked before the work: a read-only or another user's folder was an OSError
     traceback once `train`'s minutes were done, its model lost."""
     where = nearest_existing(folder)
-    if not where.is_dir() or os.access(where, os.W_OK | os.X_OK):
-        return None  # a file in the way is said by the caller
+    if not where.is_dir():  # `--report shot.png/figures`: a NotADirectoryError traceback, after the work
+        return f"{where} is a file, not a folder"
+    if os.access(where, os.W_OK | os.X_OK):
+        return None
     if os.statvfs(where).f_flag & os.ST_RDONLY:
         return f"{where} is on a read-only filesystem"
     return f"you may not write into {where} (chmod u+rwx '{where}', or name a folder of yours)"
