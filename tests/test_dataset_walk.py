@@ -23,11 +23,15 @@ TRAIN = ["train", "--no-detect", "--descriptor", "hog", "--folds", "2"]
 def test_a_face_file_whose_name_is_not_utf8_is_trained_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A crop named in another encoding (an old archive's `caf\\xe9.png`) ended `train` in a
-    UnicodeEncodeError traceback: the held-out split hashed its name."""
+    """A crop named in another encoding (an old archive's `caf\\xe9.png`), or a DATASET folder so
+    named, ended `train` in a UnicodeEncodeError traceback: the held-out split hashed its name."""
     crops = write_crop_dataset(tmp_path / "crops", per_class=4)
     os.rename(crops / "sad" / "chara_0.png", os.fsencode(crops / "sad") + b"/caf\xe9_0.png")
     assert cli.main([*TRAIN, str(crops)]) == 0
+    assert "model written to" in capsys.readouterr().out
+    renamed = os.fsdecode(os.fsencode(tmp_path) + b"/d\xe9")
+    os.rename(crops, renamed)
+    assert cli.main([*TRAIN, renamed, "--out", str(tmp_path / "m.fsm.npz")]) == 0
     assert "model written to" in capsys.readouterr().out
 
 

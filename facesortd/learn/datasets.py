@@ -214,10 +214,9 @@ def load_items(source: Path) -> list[LabelledItem]:
             if face.emotion
         ]
     # Each file stands alone, named by its place in the folder: a name that carries where the folder
-    # lies would make the seeded held-out split differ between machines and checkouts. Shown, as
-    # source_group shows a name: one not UTF-8 ended `train` in a traceback (the split hashes it).
+    # lies would make the seeded held-out split differ between machines and checkouts.
     return [
-        LabelledItem(p, label, group=shown(p.relative_to(source).as_posix()))
+        LabelledItem(p, label, group=p.relative_to(source).as_posix())
         for label, paths in labelled_images(source).items()
         for p in paths
     ]

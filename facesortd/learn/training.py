@@ -9,6 +9,7 @@ screenshots of one character never sit on both sides of a split.
 from __future__ import annotations
 
 import itertools
+import os
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -381,7 +382,9 @@ def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -
     fold_of = np.zeros(len(labels), dtype=np.int64)
     per_label = np.zeros((k, len(set(labels)) or 1))
     names = {lbl: i for i, lbl in enumerate(sorted(set(labels)))}
-    order = sorted(members, key=lambda g: (-len(members[g]), zlib.crc32(f"{seed}:{g}".encode())))
+    # a group named after a file or folder not named in UTF-8 holds its stray bytes as surrogates:
+    # hashed as those bytes (.encode() refused them, a traceback)
+    order = sorted(members, key=lambda g: (-len(members[g]), zlib.crc32(os.fsencode(f"{seed}:{g}"))))
     for g in order:
         idx = members[g]
         major = names[Counter(labels[i] for i in idx).most_common(1)[0][0]]
