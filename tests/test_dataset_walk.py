@@ -365,3 +365,22 @@ def test_train_into_a_path_below_a_file_is_refused_before_the_work(
         cli.main([*TRAIN, str(crops), option, str(shot / "figures")])
     assert f"{shot} is a file, not a folder" in capsys.readouterr().err
     assert shot.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("given", ["state", "its parent"])
+def test_the_state_folder_is_refused_as_a_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    """`import-labels ~/facesortd-state` made an emotion `faces` of every face crop kept there (the
+    faces of the labels), which the next retrain learnt and the daemon sorted into."""
+    state = tmp_path / "home" / "state"
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(state))
+    (state / "faces").mkdir(parents=True)
+    (state / "faces" / "abc.png").write_bytes(screenshot_png(4))
+    src = state if given == "state" else state.parent
+    assert cli.main(["import-labels", "--no-detect", str(src)]) == 2
+    assert f"{src} is (or holds, or is in) facesortd's state folder {state}: " in capsys.readouterr().err
+    hidden = tmp_path / "other" / ".state"
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(hidden))  # below a folder a dataset leaves out
+    write_crop_dataset(tmp_path / "other", per_class=2)
+    assert cli.main(["import-labels", "--no-detect", str(tmp_path / "other")]) == 0

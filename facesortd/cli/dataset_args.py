@@ -24,6 +24,7 @@ from facesortd.learn.datasets import (
 )
 from facesortd.learn.training import FaceSet, Undetected, collect_faces
 from facesortd.mounts import refuse_unmounted
+from facesortd.quarantine import names_an_emotion
 
 
 def add_dataset_options(p: argparse.ArgumentParser, vn_faces: bool = True) -> None:
@@ -100,11 +101,25 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
                 "others facesortd's own guesses, which must not train nor measure it; name a collection "
                 "sorted by hand elsewhere"
             )
+        if _reads_state(here, settings.state_dir.resolve()):
+            # `import-labels <state_dir>` made an emotion "faces" of every kept face crop
+            raise UsageError(
+                f"{src} is (or holds, or is in) facesortd's state folder {settings.state_dir}: its face "
+                "crops are the faces of your labels already; name a collection sorted by hand elsewhere"
+            )
     mapping = label_map(args.map)
     found = {src: relabel(load_items(src), mapping) for src in args.datasets}
     for src, items in found.items():
         refuse_bad_labels(items, src)
     return found
+
+
+def _reads_state(dataset: Path, state: Path) -> bool:
+    """Would the DATASET folder ``dataset`` be read into the state folder ``state``? Not one that
+    holds it below a folder a dataset's reading leaves out (the default ``~/.local`` of ``train ~``)."""
+    if dataset == state or state in dataset.parents:
+        return True
+    return dataset in state.parents and names_an_emotion(state.relative_to(dataset).parts[0])
 
 
 def _refuse_figures_inside(args: argparse.Namespace, settings: Settings) -> None:
