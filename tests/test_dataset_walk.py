@@ -384,3 +384,14 @@ def test_the_state_folder_is_refused_as_a_dataset(
     monkeypatch.setenv("FACESORTD_STATE_DIR", str(hidden))  # below a folder a dataset leaves out
     write_crop_dataset(tmp_path / "other", per_class=2)
     assert cli.main(["import-labels", "--no-detect", str(tmp_path / "other")]) == 0
+
+
+def test_a_dataset_named_twice_in_two_spellings_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train crops ~/work/crops` read the same faces twice: every count doubled, each face trained
+    on twice."""
+    crops = write_crop_dataset(tmp_path / "crops", per_class=3)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*TRAIN, "crops", str(crops), "crops/../crops"]) == 0
+    assert "faces per emotion:\n  angry        3\n" in capsys.readouterr().out

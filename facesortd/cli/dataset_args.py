@@ -108,7 +108,12 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
                 "crops are the faces of your labels already; name a collection sorted by hand elsewhere"
             )
     mapping = label_map(args.map)
-    found = {src: relabel(load_items(src), mapping) for src in args.datasets}
+    # One given twice in two spellings (`crops ~/labelled/crops`) was read twice, every face counted
+    # twice; read once, as first named.
+    once: dict[Path, Path] = {}
+    for src in args.datasets:
+        once.setdefault(src.resolve(), src)
+    found = {src: relabel(load_items(src), mapping) for src in once.values()}
     for src, items in found.items():
         refuse_bad_labels(items, src)
     return found
