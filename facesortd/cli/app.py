@@ -290,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         # 1, not 2: systemd restarts `run` until it is free (or opens the journal there now)
         print(f"facesortd: error: {exc}", file=sys.stderr)
         return 1
-    except (DriveNotMounted, NotWritten) as exc:  # 1 too: `run` is started again until the drive is there;
-        # a file not written (a full disk) is no mistake in the command line
+    except (DriveNotMounted, NotWritten) as exc:
+        # 1 too: `run` is started again until the drive is there; a file not written (a full disk)
+        # is no mistake in the command line
         print(f"facesortd: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except USER_ERRORS as exc:

@@ -88,7 +88,8 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
     refused: its mount point's empty folder read as a dataset of nothing. So is facesortd's library
     (or a folder holding it, or in it): its emotion folders hold facesortd's own guesses beside the
     files a person filed, which are labels already; `train` and `eval` took its guesses for truth
-    (until 2026-12-03 only `import-labels` refused it)."""
+    (until 2026-12-03 only `import-labels` refused it). So is the state folder, whose face crops
+    are the labels' faces."""
     refuse_unmounted(*args.datasets)
     _refuse_figures_inside(args, settings)
     library = settings.library.resolve()
