@@ -31,6 +31,7 @@ from facesortd.emotion import (
 )
 from facesortd.faces import FaceSpec
 from facesortd.feature_net import FeatureNetError
+from facesortd.quarantine import not_a_folder_of_its_own
 
 ENSEMBLE_FORMAT_VERSION = 3
 """Ensembles get their own format version, so a facesortd that predates them says which version it
@@ -133,12 +134,20 @@ def load_model(path: Path) -> Model:
     """Any emotion model file, single or ensemble; problems become a ModelError naming the file."""
     meta, arrays = read_model_file(path, READABLE)
     try:
+        model: Model
         if meta["format_version"] != ENSEMBLE_FORMAT_VERSION:
-            return EmotionModel.from_stored(meta, arrays)
-        members = [EmotionModel.from_stored(m, arrays, f"m{i}_") for i, m in enumerate(meta["members"])]
-        return EnsembleModel(members, list(meta["weights"]), float(meta["temperature"]), dict(meta["info"]))
+            model = EmotionModel.from_stored(meta, arrays)
+        else:
+            members = [EmotionModel.from_stored(m, arrays, f"m{i}_") for i, m in enumerate(meta["members"])]
+            model = EnsembleModel(
+                members, list(meta["weights"]), float(meta["temperature"]), dict(meta["info"])
+            )
     except (KeyError, TypeError, ValueError, FeatureNetError) as exc:
         raise ModelError(f"model file {path} is corrupt: {exc}") from exc
+    for label in model.labels:  # one trained before 2026-12-03 on a faces.json emotion "../x"
+        if why := not_a_folder_of_its_own(label):
+            raise ModelError(f"model file {path} has an emotion named {label}, which is refused ({why})")
+    return model
 
 
 def model_info(path: Path) -> dict[str, Any]:

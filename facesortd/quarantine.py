@@ -10,6 +10,8 @@ import errno
 from pathlib import Path
 from typing import Literal, get_args
 
+from facesortd.shown_names import one_line
+
 QUARANTINE_DIR = "_quarantine"
 
 Reason = Literal["no-face", "unsure", "unreadable", "mixed", "duplicate"]
@@ -21,6 +23,24 @@ def names_an_emotion(folder: str) -> bool:
     (``.``) or facesortd's own (``_quarantine``): one rule for what `train` reads, what the review
     records as labels and which library folders `status` compares by case."""
     return not folder.startswith((".", "_"))
+
+
+def not_a_folder_of_its_own(label: str) -> str | None:
+    """Why files sorted as ``label`` would not land in a folder of that emotion (None: they would):
+    ``../x`` or ``/tmp/x`` had them moved out of the library, ``_quarantine`` into facesortd's own
+    folder. Every model file loaded is held to it."""
+    if "/" in label or not names_an_emotion(label):
+        return "it names a library folder: no '/', no leading '.' or '_' (facesortd's own)"
+    return None
+
+
+def not_an_emotion_name(label: str) -> str | None:
+    """Why a dataset's ``label`` may not become an emotion (None: it may): as
+    :func:`not_a_folder_of_its_own`, and it shows in every listing: a line break split them into
+    lines of other emotions, a byte not UTF-8 made a label the journal cannot store."""
+    if one_line(label) != label:
+        return "a line break, control character or byte that is not UTF-8 in it"
+    return not_a_folder_of_its_own(label)
 
 
 def outside_library(library: Path, folder: Path | None = None) -> OSError | None:

@@ -57,6 +57,18 @@ def disk_full_fix(folder: Path) -> str:
     return f"its disk is full: free some space there (df -h '{folder}')"
 
 
+class NotWritten(Refused):
+    """A file a command makes (a model, a drawing) was not written: the folder's disk or permissions,
+    not the command line, so exit 1, as a `sort` into a full library."""
+
+
+def write_refused(exc: OSError, folder: Path) -> NotWritten:
+    """``folder`` took no new file (``exc``): full, read-only or not the person's to write to."""
+    if exc.errno in DISK_FULL:
+        return NotWritten(exc, f"cannot write into {folder}", disk_full_fix(folder))
+    return NotWritten(exc, f"cannot write into {folder}", _fix(exc, folder, False, folder))
+
+
 def name_refused(exc: OSError, dest: Path) -> Refused:
     """``dest``'s folder takes files, but its filesystem refused this name even as
     :func:`file_names.portable_name` and :func:`file_names.ascii_name` have it."""

@@ -156,20 +156,29 @@ def test_a_vn_faces_folder_is_refused_and_train_named(
     journal.close()
 
 
+@pytest.mark.parametrize("command", ["import-labels", "train", "eval"])
 @pytest.mark.parametrize("which", ["library", "its parent"])
-def test_the_library_is_refused_as_a_dataset_to_import(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], which: str
+def test_the_library_is_refused_as_a_dataset(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    which: str,
+    command: str,
 ) -> None:
     """`import-labels ~/Pictures/facesortd/library` took the files facesortd had sorted into emotion
     folders for labels (its own guesses, which must never train it); the folder above it made
-    "library" and "inbox" emotions of everything in them."""
+    "library" and "inbox" emotions of everything in them. `train` and `eval` of it, until
+    2026-12-03, trained on those guesses and measured the model by its own answers."""
     library = tmp_path / "facesortd" / "library"
-    (library / "happy").mkdir(parents=True)
-    cv2.imwrite(str(library / "happy" / "a.png"), draw_screenshot("happy", np.random.default_rng(5))[0])
+    for emotion in ("happy", "sad"):
+        (library / emotion).mkdir(parents=True)
+        cv2.imwrite(str(library / emotion / "a.png"), draw_screenshot(emotion, np.random.default_rng(5))[0])
     monkeypatch.setenv("FACESORTD_LIBRARY", str(library))
     src = library if which == "library" else library.parent
-    assert cli.main(["import-labels", "--no-detect", str(src)]) == 2
-    assert "facesortd's library" in capsys.readouterr().err
+    assert cli.main([command, "--no-detect", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert "facesortd's library" in err and "Traceback" not in err
+    assert not (load_settings().state_dir / "models").exists()
     journal = Journal.for_state_dir(load_settings().state_dir)
     assert journal.labels() == []
     journal.close()

@@ -39,7 +39,7 @@ from facesortd.journal import JournalError, JournalLocked, JournalReplaced, Jour
 from facesortd.learn.datasets import DatasetError
 from facesortd.mounts import DriveNotMounted
 from facesortd.progress import LogStream
-from facesortd.refusals import Refused
+from facesortd.refusals import NotWritten, Refused
 from facesortd.shown_names import NAME_BYTES, one_line
 from facesortd.spelling import nearest
 from facesortd.state import StateBusy
@@ -290,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         # 1, not 2: systemd restarts `run` until it is free (or opens the journal there now)
         print(f"facesortd: error: {exc}", file=sys.stderr)
         return 1
-    except DriveNotMounted as exc:  # 1 too: `run` is started again until the drive is there
+    except (DriveNotMounted, NotWritten) as exc:
+        # 1 too: `run` is started again until the drive is there; a file not written (a full disk)
+        # is no mistake in the command line
         print(f"facesortd: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except USER_ERRORS as exc:

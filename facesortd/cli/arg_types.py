@@ -8,9 +8,12 @@ as an OpenCV assertion, nonsense figures or a traceback after minutes of loading
 from __future__ import annotations
 
 import argparse
+import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+
+from facesortd.mounts import nearest_existing
 
 
 def _number(kind: type[int] | type[float], text: str) -> float:
@@ -58,12 +61,29 @@ def number_between(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def cannot_write(folder: Path) -> str | None:
+    """Why no file can be made in ``folder`` (or, missing, in the folder it would be made in), None
+    if one can. Asked before the work: a read-only or another user's folder was an OSError
+    traceback once `train`'s minutes were done, its model lost."""
+    where = nearest_existing(folder)
+    if not where.is_dir():  # `--report shot.png/figures`: a NotADirectoryError traceback, after the work
+        return f"{where} is a file, not a folder"
+    if os.access(where, os.W_OK | os.X_OK):
+        return None
+    if os.statvfs(where).f_flag & os.ST_RDONLY:
+        return f"{where} is on a read-only filesystem"
+    return f"you may not write into {where} (chmod u+rwx '{where}', or name a folder of yours)"
+
+
 def folder_to_write(text: str) -> Path:
     """A folder the command writes into (made if missing). A file in its place is refused here, not
-    with a traceback once minutes of training are done and the figures are due."""
+    with a traceback once minutes of training are done and the figures are due; so is a folder
+    that takes no file."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is not a folder: name a folder (made if missing)")
+    if why := cannot_write(path):
+        raise argparse.ArgumentTypeError(f"cannot write into {text}: {why}")
     return path
 
 
@@ -80,6 +100,8 @@ def file_to_replace(kind: str, recognised: Callable[[Path], bool]) -> Callable[[
             raise argparse.ArgumentTypeError(
                 f"{text} exists and is not a {kind}, so it is not replaced: name another file"
             )
+        if why := cannot_write(path.parent):
+            raise argparse.ArgumentTypeError(f"cannot write {text}: {why}")
         return path
 
     return parse

@@ -55,6 +55,19 @@ def refuse_overlap(settings: Settings, named: Iterable[Path] = ()) -> None:
         raise ConfigError(overlap)
 
 
+def refuse_pictures_into_facesortds(settings: Settings, option: str, folder: Path) -> None:
+    """Pictures a command writes (`detect --draw`, `train --report`, `eval --plots`) in the inbox were
+    sorted by the daemon as screenshots, in an emotion folder of the library taken for labels."""
+    where = folder.resolve()
+    for name in ("inbox", "library"):
+        mine = getattr(settings, name)
+        if where.is_relative_to(mine.resolve()):
+            raise UsageError(
+                f"{option} {folder} is in facesortd's {name} {mine}, where the pictures written would be "
+                "taken for screenshots of yours (sorted, or labels): name a folder outside it"
+            )
+
+
 def face_detector(settings: Settings) -> FaceDetector:
     """The detector every command that looks at images uses (one name for the tests to replace)."""
     return FaceDetector(settings.detection)

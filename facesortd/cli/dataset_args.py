@@ -7,7 +7,8 @@ from pathlib import Path
 
 from loguru import logger
 
-from facesortd.cli.common import face_detector
+from facesortd.advice import advised
+from facesortd.cli.common import UsageError, face_detector, refuse_pictures_into_facesortds
 from facesortd.config import Settings
 from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
@@ -17,11 +18,13 @@ from facesortd.learn.datasets import (
     LabelledItem,
     is_vn_faces,
     load_items,
+    refuse_bad_labels,
     relabel,
     vn_backgrounds,
 )
 from facesortd.learn.training import FaceSet, Undetected, collect_faces
 from facesortd.mounts import refuse_unmounted
+from facesortd.quarantine import names_an_emotion
 
 
 def add_dataset_options(p: argparse.ArgumentParser, vn_faces: bool = True) -> None:
@@ -80,12 +83,66 @@ def label_map(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
-def dataset_items(args: argparse.Namespace) -> dict[Path, list[LabelledItem]]:
+def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, list[LabelledItem]]:
     """The labelled examples of each DATASET argument, with --map applied. One on a drive away is
-    refused: its mount point's empty folder read as a dataset of nothing."""
+    refused: its mount point's empty folder read as a dataset of nothing. So is facesortd's library
+    (or a folder holding it, or in it): its emotion folders hold facesortd's own guesses beside the
+    files a person filed, which are labels already; `train` and `eval` took its guesses for truth
+    (until 2026-12-03 only `import-labels` refused it). So is the state folder, whose face crops
+    are the labels' faces."""
     refuse_unmounted(*args.datasets)
+    _refuse_figures_inside(args, settings)
+    library = settings.library.resolve()
+    for src in args.datasets:
+        here = src.resolve()
+        if here == library or library in here.parents or here in library.parents:
+            raise UsageError(
+                f"{src} is (or holds, or is in) facesortd's library {settings.library}: the files you "
+                f"filed there are your labels already (`{advised('retrain')}` learns from them), the "
+                "others facesortd's own guesses, which must not train nor measure it; name a collection "
+                "sorted by hand elsewhere"
+            )
+        if _reads_state(here, settings.state_dir.resolve()):
+            # `import-labels <state_dir>` made an emotion "faces" of every kept face crop
+            raise UsageError(
+                f"{src} is (or holds, or is in) facesortd's state folder {settings.state_dir}: its face "
+                "crops are the faces of your labels already; name a collection sorted by hand elsewhere"
+            )
     mapping = label_map(args.map)
-    return {src: relabel(load_items(src), mapping) for src in args.datasets}
+    # One given twice in two spellings (`crops ~/labelled/crops`) was read twice, every face counted
+    # twice; read once, as first named.
+    once: dict[Path, Path] = {}
+    for src in args.datasets:
+        once.setdefault(src.resolve(), src)
+    found = {src: relabel(load_items(src), mapping) for src in once.values()}
+    for src, items in found.items():
+        refuse_bad_labels(items, src)
+    return found
+
+
+def _reads_state(dataset: Path, state: Path) -> bool:
+    """Would the DATASET folder ``dataset`` be read into the state folder ``state``? Not one that
+    holds it below a folder a dataset's reading leaves out (the default ``~/.local`` of ``train ~``)."""
+    if dataset == state or state in dataset.parents:
+        return True
+    return dataset in state.parents and names_an_emotion(state.relative_to(dataset).parts[0])
+
+
+def _refuse_figures_inside(args: argparse.Namespace, settings: Settings) -> None:
+    """`train --report DIR` and `--plots DIR` into a folder of a DATASET (its own files, beside its
+    emotion folders, are not read): their PNG files were read back as faces of that emotion by the
+    next `train` (and replaced files of theirs named alike)."""
+    for option in ("report", "plots"):
+        if (folder := getattr(args, option, None)) is None:
+            continue
+        refuse_pictures_into_facesortds(settings, f"--{option}", folder)
+        where = folder.resolve()
+        for src in args.datasets:
+            if src.is_dir() and where != src.resolve() and where.is_relative_to(src.resolve()):
+                raise UsageError(
+                    f"--{option} {folder} is inside the dataset {src}: the pictures written there would "
+                    "be read as faces the next time; name a folder outside it"
+                )
 
 
 def framing(args: argparse.Namespace, settings: Settings) -> tuple[FaceDetector | None, Undetected]:
@@ -113,7 +170,7 @@ def collect(args: argparse.Namespace, settings: Settings, spec: FaceSpec) -> Fac
             settings.images,
             Backdrops(vn_backgrounds(src)) if is_vn_faces(src) else None,
         )
-        for src, found in dataset_items(args).items()
+        for src, found in dataset_items(args, settings).items()
     ]
     data = FaceSet.concat(parts)
     for (label, reason), n in sorted(data.skipped.items()):

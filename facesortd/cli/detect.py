@@ -10,12 +10,18 @@ import numpy as np
 
 from facesortd.annotate import draw_faces
 from facesortd.cli.arg_types import folder_to_write
-from facesortd.cli.common import emotion_model, pipeline_for, settings_for
+from facesortd.cli.common import (
+    emotion_model,
+    pipeline_for,
+    refuse_pictures_into_facesortds,
+    settings_for,
+)
 from facesortd.cli.inputs import expand_inputs
 from facesortd.decide import FaceResult
 from facesortd.detect import Candidates, FaceDetector
 from facesortd.durable import write_new
 from facesortd.images import UnreadableImage, read_image
+from facesortd.refusals import write_refused
 from facesortd.shown_names import json_text, one_line
 
 
@@ -24,6 +30,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.images, settings.watch)  # a typo is refused before any work
     pipeline = pipeline_for(settings, emotion_model(settings))
     if args.draw:
+        refuse_pictures_into_facesortds(settings, "--draw", args.draw)
         args.draw.mkdir(parents=True, exist_ok=True)
     status = 0
     for path in paths:
@@ -37,7 +44,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 print(f"{one_line(path)}: unreadable: {exc}")
             continue
         faces, found = pipeline.analyse(image)
-        drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
+        try:
+            drawn = _draw(image, faces, args.draw / (path.stem + ".png")) if args.draw else None
+        except OSError as exc:  # a full disk or a read-only folder was a traceback
+            raise write_refused(exc, args.draw) from exc
         facts, why = ({}, "") if faces else _why_no_face(pipeline.detector, found)
         if args.json:
             found = {"path": str(path), "faces": [f.to_json() for f in faces]}
@@ -84,7 +94,8 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         help="print the faces found in images",
         description="Print face boxes (x, y, width, height in image pixels), scores and emotions (by "
         "the model in force) on stdout, or why no face was kept; the tool for a file that landed in "
-        "no-face. Moves nothing; the exit status is 1 if an image could not be read.",
+        "no-face. Moves nothing; the exit status is 1 if an image could not be read, or a drawing not "
+        "written (it stops there, naming the fix).",
     )
     p.add_argument(
         "images",
@@ -98,7 +109,8 @@ def add_detect(sub: argparse._SubParsersAction) -> None:
         type=folder_to_write,
         metavar="OUT_DIR",
         help="also write each image with its boxes drawn into OUT_DIR (made if missing) as <name>.png (a "
-        "new file: a name taken there becomes 'name (1).png', none is ever replaced)",
+        "new file: a name taken there becomes 'name (1).png', none is ever replaced); not in the inbox or "
+        "library, where facesortd would take the drawings for your screenshots",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
     p.set_defaults(func=cmd_detect)

@@ -39,6 +39,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
             advised("model"),
         )
     data = collect(args, settings, model.spec)
+    if unknown := sorted(set(data.labels) - set(model.labels)):
+        # counted wrong in the figures without a word: an emotion named otherwise (joyful, happy)
+        logger.warning(
+            "the model knows no emotion {}: each such face counts as wrong (rename with --map OLD=NEW; "
+            "it knows {})",
+            ", ".join(unknown),
+            ", ".join(model.labels),
+        )
     if not args.json:  # --json prints one JSON document and nothing else
         print_counts(data)
     predictions = predict_set(model, data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections import Counter
 
 from loguru import logger
 
@@ -13,7 +14,9 @@ from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
 from facesortd.journal import Journal
 from facesortd.learn.datasets import DatasetError, is_vn_faces
+from facesortd.learn.kept_faces import faces_dir
 from facesortd.mounts import refuse_unmounted
+from facesortd.refusals import write_refused
 
 REVIEW_PORT = 8765
 
@@ -23,17 +26,7 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
     from facesortd.learn.label_import import import_labels
 
     settings = settings_for(args)
-    library = settings.library.resolve()
     for src in args.datasets:
-        here = src.resolve()
-        if here == library or library in here.parents or here in library.parents:
-            # Its emotion folders hold facesortd's own guesses beside the labels it has recorded
-            # already: imported, its guesses would train it.
-            raise UsageError(
-                f"{src} is (or holds, or is in) facesortd's library {settings.library}: the files you "
-                "filed there are your labels already, the others facesortd's own guesses, which must "
-                "not train it; import a collection sorted by hand elsewhere"
-            )
         if is_vn_faces(src):
             # Its sprites are transparent: `train` lays each over a background picture of its game
             # (learn/backdrops.py); read here without one, its faces would not be the faces `train` sees.
@@ -41,19 +34,32 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
                 f"{src} is a vn_faces folder, which import-labels does not read (its sprites need the "
                 f"backgrounds `train` puts behind them): train on it with `{advised('train', str(src))}`"
             )
-    items = [item for found in dataset_items(args).values() for item in found]
+    items = [item for found in dataset_items(args, settings).values() for item in found]
     detector, undetected = framing(args, settings)
     journal = Journal.for_state_dir(settings.state_dir)
+    outcome: Counter[str] = Counter()
     try:
-        outcome = import_labels(settings, journal, items, detector, args.kind, undetected)
+        import_labels(settings, journal, items, detector, args.kind, undetected, outcome)
     except ValueError as exc:
         raise DatasetError(str(exc)) from exc
+    except (KeyboardInterrupt, OSError) as exc:
+        # "interrupted" alone left whether any label was kept unsaid; a face crop the full state
+        # disk refused was a traceback
+        how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
+        print(f"{_counted(outcome) or 'nothing imported'}; {how}: the same command imports the rest")
+        if isinstance(exc, OSError):
+            raise write_refused(exc, faces_dir(settings)) from exc
+        raise
     finally:
         journal.close()
-    print(", ".join(f"{what}: {n}" for what, n in sorted(outcome.items())) or "nothing to import")
+    print(_counted(outcome) or "nothing to import")
     if outcome["imported"]:  # said after "nothing to import" too, of labels there were none of
         print(f"they take part in the next retrain (`{advised('retrain')}`, or the daemon's own schedule)")
     return 0
+
+
+def _counted(outcome: Counter[str]) -> str:
+    return ", ".join(f"{what}: {n}" for what, n in sorted(outcome.items()))
 
 
 def open_in_browser(url: str) -> bool:
@@ -113,7 +119,8 @@ def add_import_labels(sub: argparse._SubParsersAction) -> None:
         + " Each face is found and kept like a label you give by moving a file (recorded in the "
         "journal, its face crop kept in the state folder; the dataset is only read); labels you gave "
         "yourself are never replaced, and importing the same dataset twice adds nothing. Prints the "
-        "counts on stdout.",
+        "counts on stdout (after Ctrl-C, those of the labels imported and kept so far; exit 130; exit 1 if "
+        "the state folder's disk is full).",
     )
     add_dataset_options(p, vn_faces=False)
     p.set_defaults(func=cmd_import_labels)

@@ -63,6 +63,12 @@ def _files_to_sort(args: argparse.Namespace, settings: Settings) -> list[Path]:
     """The files named, or the inbox's (made if missing, as the daemon would); none said as nothing to
     sort where that is news (a folder named of no image was said, or refused, by ``expand_inputs``)."""
     refuse_overlap(settings, args.paths)  # before the inbox is made: nothing is touched
+    if kept := next((p for p in args.paths if _under(p, settings.state_dir)), None):
+        # `sort <state>/faces` moved the face crops retraining reads into the library
+        raise UsageError(
+            f"{kept} is in facesortd's state folder {settings.state_dir}, whose face crops are the faces "
+            "of your labels, kept for retraining: nothing there is to be sorted"
+        )
     if not args.dry_run:  # nor made below a mount point whose drive is away (the state folder: Journal)
         refuse_unmounted(*([] if args.paths else [settings.inbox]), settings.library)
     if args.copy and not args.paths:

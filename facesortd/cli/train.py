@@ -8,6 +8,7 @@ from pathlib import Path
 
 from facesortd.advice import INSTALL_TRAIN_EXTRA, advised
 from facesortd.cli.arg_types import (
+    cannot_write,
     file_to_replace,
     folder_to_write,
     int_at_least,
@@ -42,6 +43,7 @@ from facesortd.model_store import (
 )
 from facesortd.models_folder import prune_logged
 from facesortd.mounts import refuse_unmounted
+from facesortd.refusals import write_refused
 from facesortd.shown_names import one_line
 
 
@@ -52,6 +54,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _refuse_kept_model(settings, args.out)
     else:  # before the training, not after it: the models folder would be made on the disk below
         refuse_unmounted(settings.state_dir)
+        if why := cannot_write(models_dir(settings)):
+            raise UsageError(f"cannot write a model into {models_dir(settings)}: {why} (or pass --out FILE)")
     spec = FaceSpec(size=args.face_size, margin=args.margin)
     collected = collect(args, settings, spec)
     print_counts(collected)
@@ -106,12 +110,17 @@ def _train(
 
 
 def _write_model(args: argparse.Namespace, settings: Settings, run: TrainRun) -> Path:
-    """The model and its validation set written to --out, or as a new file in the models folder."""
-    if args.out:
-        run.save(args.out)
-        return args.out
-    out = save_new_model(settings, run.model.save)
-    run.save_validation(out)
+    """The model and its validation set written to --out, or as a new file in the models folder. A
+    disk full by then was an OSError traceback naming no folder."""
+    folder = args.out.parent if args.out else models_dir(settings)
+    try:
+        if args.out:
+            run.save(args.out)
+            return args.out
+        out = save_new_model(settings, run.model.save)
+        run.save_validation(out)
+    except OSError as exc:
+        raise write_refused(exc, folder) from exc
     return out
 
 
@@ -224,7 +233,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "folders; prints per-emotion counts and out-of-source figures (cross-validation that never "
         "splits a repository or character, and holds out a dataset without groups as a whole) on "
         "stdout, then writes the model file and compares it with the model in "
-        "force; it reads the datasets and moves nothing.",
+        "force; it reads the datasets and moves nothing. The exit status is 1 if the model could not be "
+        "written (a full disk).",
     )
     add_dataset_options(p)
     p.add_argument(

@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from loguru import logger
+
 from facesortd.boxes import Box
 from facesortd.faces import box_in_crop
-from facesortd.image_names import is_image_name
-from facesortd.quarantine import names_an_emotion
+from facesortd.image_names import IMAGE_SUFFIXES, is_image_name
+from facesortd.quarantine import names_an_emotion, not_an_emotion_name
 from facesortd.shown_names import shown
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "scared", "worried", "neutral", "embarrassed")
@@ -59,15 +61,20 @@ def load_faces_json(path: Path) -> dict[str, list[AnnotatedFace]]:
         raise DatasetError(f"{path}: expected an object mapping file names to face lists")
     out: dict[str, list[AnnotatedFace]] = {}
     for name, faces in raw.items():
+        if "\0" in name:  # no file can be so named: opening it was a ValueError traceback
+            raise DatasetError(f"{path}: the file name {name} holds a NUL character")
         try:
             out[name] = [
                 AnnotatedFace(tuple(int(v) for v in f["box"]), f.get("emotion"))  # type: ignore[arg-type]
                 for f in faces
             ]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # 1e400: a traceback
             raise DatasetError(f"{path}: bad entry for {name!r}: {exc}") from exc
-        if any(len(f.box) != 4 for f in out[name]):
-            raise DatasetError(f"{path}: a box of {name!r} does not have 4 numbers")
+        if any(len(f.box) != 4 or min(f.box[2:]) <= 0 for f in out[name]):
+            # one of no size was trained on as a face (whatever the image's edge held)
+            raise DatasetError(f"{path}: a box of {name!r} is not 4 numbers x, y, width, height > 0")
+        if any(not isinstance(f.emotion, str | None) for f in out[name]):
+            raise DatasetError(f"{path}: an emotion of {name!r} is not a name in quotes (or null)")
     return out
 
 
@@ -95,8 +102,10 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
         )
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder (expected one subfolder per emotion)")
+    subs = sorted(p for p in root.iterdir() if p.is_dir() and names_an_emotion(p.name))
+    _refuse_overlap(root, subs)
     out: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and names_an_emotion(p.name)):
+    for sub in subs:
         if not os.access(sub, os.R_OK | os.X_OK):  # else its label would be left out without a word
             raise DatasetError(
                 f"cannot read {sub} (permission denied): make it readable (chmod u+rx '{sub}') or move "
@@ -104,9 +113,29 @@ def labelled_images(root: Path) -> dict[str, list[Path]]:
             )
         if files := images_below(sub):
             out[sub.name] = files
+        else:  # left out of the counts without a word: an emotion a person had meant to train
+            names = ", ".join(IMAGE_SUFFIXES)
+            logger.warning("{}: no images in it (names ending in {}, not hidden); left out", sub, names)
     if not out:
         raise DatasetError(f"{root} has no subfolders with images (expected {root}/<emotion>/*.png)")
     return out
+
+
+def _refuse_overlap(root: Path, subs: list[Path]) -> None:
+    """No two emotion folders may hold the same images, nor one the whole dataset: a symbolic link
+    ``loop -> .`` made an emotion ``loop`` of every face, each trained on under two emotions."""
+    top, real = root.resolve(), {sub: sub.resolve() for sub in subs}
+    for sub, where in real.items():
+        if top.is_relative_to(where):
+            raise DatasetError(
+                f"{sub} leads back to {root} (a symbolic link): every image would be read twice, once "
+                f"as {sub.name}; remove the link"
+            )
+        if other := next((o for o, w in real.items() if o != sub and w.is_relative_to(where)), None):
+            raise DatasetError(
+                f"{sub} and {other} hold the same images (a symbolic link between them): each would be "
+                "read under two emotions; remove the link"
+            )
 
 
 @dataclass(frozen=True)
@@ -191,6 +220,17 @@ def load_items(source: Path) -> list[LabelledItem]:
         for label, paths in labelled_images(source).items()
         for p in paths
     ]
+
+
+def refuse_bad_labels(items: list[LabelledItem], source: Path) -> None:
+    """Each emotion of ``source`` one a model may sort into (:func:`quarantine.not_an_emotion_name`):
+    a faces.json emotion (or ``--map``) ``../x`` had the daemon move screenshots out of the library."""
+    for label in sorted({item.label for item in items}):
+        if why := not_an_emotion_name(label):
+            raise DatasetError(
+                f"{source}: an emotion may not be named {label} ({why}): rename that folder (or faces.json "
+                "emotion, or --map it to another name)"
+            )
 
 
 def relabel(items: list[LabelledItem], mapping: dict[str, str]) -> list[LabelledItem]:

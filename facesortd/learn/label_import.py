@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
+from facesortd.boxes import mostly_outside
 from facesortd.config import Settings
 from facesortd.content import file_hash
 from facesortd.detect import FaceDetector
@@ -22,7 +23,7 @@ from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
 from facesortd.learn.datasets import LabelledItem, source_group
 from facesortd.learn.kept_faces import keep_face
-from facesortd.learn.training import Kind, Undetected, training_box
+from facesortd.learn.training import BOX_OUTSIDE, Kind, Undetected, training_box
 from facesortd.progress import Progress
 
 
@@ -33,15 +34,17 @@ def import_labels(
     detector: FaceDetector | None,
     kind: Kind = "auto",
     undetected: Undetected = "drop",
+    outcome: Counter[str] | None = None,
 ) -> Counter[str]:
-    """Record every usable labelled face; returns counts of what happened ("imported", "no face" ...).
+    """Record every usable labelled face; returns counts of what happened ("imported", "no face" ...),
+    kept in ``outcome`` as they come (a caller stopped by Ctrl-C says what was done).
 
     A screenshot may hold several labelled faces, so a dataset label is keyed by the content hash
     plus the face box; importing the same dataset twice adds nothing.
     """
     if undetected == "typical":
         raise ValueError("import-labels frames each face on its own; use --undetected drop or whole")
-    outcome: Counter[str] = Counter()
+    outcome = Counter() if outcome is None else outcome
     progress = Progress(len(items), "importing labels")
     digests: dict[Path, str] = {}
     gray_of: tuple[Path, np.ndarray] | None = None  # a screenshot's faces come one after another
@@ -60,6 +63,9 @@ def import_labels(
             outcome["unreadable"] += 1
             continue
         gray = gray_of[1]
+        if item.box is not None and mostly_outside(item.box, gray.shape):
+            outcome[BOX_OUTSIDE] += 1
+            continue
         box, _crop = training_box(gray, item.box, detector, kind, undetected)
         if box is None:
             outcome["no face found"] += 1

@@ -246,10 +246,10 @@ class ShareCheck:
         text = f"auto-sorted share of {self.held_out} ({self.n} faces): new {self.new:.0%}, current {old}"
         if not (self.n and self.more and not self.shown_right):
             return text
-        support = self.evidence.confusion.sum(axis=1)
-        most = int(support.argmax())
-        name, many, labels = self.evidence.labels[most], int(support[most]), int(support.sum())
-        if many == labels:
+        name = self.evidence.majority()
+        support = dict(zip(self.evidence.labels, self.evidence.confusion.sum(axis=1).tolist(), strict=True))
+        many, labels = (0 if name is None else support[name]), sum(support.values())
+        if name is not None and many == labels:
             return text + (
                 f" (your labels are all {name}: a model calling every face so is right on each, so they "
                 "cannot show it right when it sorts more; label files of another emotion too)"
@@ -259,7 +259,7 @@ class ShareCheck:
         shown = f"{right} of {n} of your labels it would sort were right"
         # The capped count is what fell short only where it is the lower share: a model wrong on the
         # majority more than on the others is short by the plain count, and its majority is not why.
-        capped_short = many > labels - many and right_capped * n < right * n_capped
+        capped_short = name is not None and right_capped * n < right * n_capped
         if capped_short:
             shown += (
                 f", but {many} of your {labels} labels are {name} (a model calling every face so is right on "

@@ -83,11 +83,12 @@ def train_model(
     then the out-of-source figures. A net is trained per fold and for the model only when
     ``net_settings`` is given; ``mirror``: see :func:`emotion_fitter`."""
     data, validation = holdout_split(collected, validation_share)
-    if len(set(data.labels)) < 2:  # fit's own ValueError was a traceback
+    if len(left := set(data.labels)) < 2:  # fit's own ValueError was a traceback
+        # none left was "faces of one emotion only ()"
+        leaves = f"faces of one emotion only ({', '.join(left)})" if left else "no faces"
         raise DatasetError(
             f"too few faces: the validation set held out (--validation-share {validation_share}) leaves "
-            f"faces of one emotion only ({', '.join(set(data.labels))}) to train on: add faces, or "
-            "--validation-share 0"
+            f"{leaves} to train on: add faces, or --validation-share 0"
         )
     fit = emotion_fitter(spec, descriptors, pca, net_settings, source_balance, mirror)
     started = time.perf_counter()

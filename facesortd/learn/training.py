@@ -9,6 +9,7 @@ screenshots of one character never sit on both sides of a split.
 from __future__ import annotations
 
 import itertools
+import os
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
-from facesortd.boxes import SAME_FACE_IOU, Box
+from facesortd.boxes import SAME_FACE_IOU, Box, mostly_outside
 from facesortd.config import ImageLimits
 from facesortd.cores import share_cores, usable_cores
 from facesortd.descriptors import LEARNT, describe
@@ -293,6 +294,9 @@ def _read_run(
     detected = detector.detect(gray) if detector is not None and several else None
     reads = []
     for item in run:
+        if item.box is not None and mostly_outside(item.box, gray.shape):
+            reads.append(_Read(skipped=BOX_OUTSIDE))
+            continue
         box, crop = training_box(gray, item.box, detector, kind, undetected, detected)
         if box is None:
             no_face = (
@@ -324,6 +328,9 @@ def face_opacity(alpha: np.ndarray, box: Box, spec: FaceSpec) -> np.ndarray:
     interp = cv2.INTER_AREA if crop.shape[0] > spec.size else cv2.INTER_LINEAR
     return cv2.resize(crop, (spec.size, spec.size), interpolation=interp)
 
+
+BOX_OUTSIDE = "its box lies outside the image"
+"""Why a labelled face whose box is mostly beyond its image's edge is skipped (boxes.mostly_outside)."""
 
 CROP_MATCH_IOU = 0.7
 """A face found this close to a crop's middle half is taken to be that middle half."""
@@ -375,7 +382,9 @@ def grouped_folds(labels: list[str], groups: list[str], k: int, seed: int = 0) -
     fold_of = np.zeros(len(labels), dtype=np.int64)
     per_label = np.zeros((k, len(set(labels)) or 1))
     names = {lbl: i for i, lbl in enumerate(sorted(set(labels)))}
-    order = sorted(members, key=lambda g: (-len(members[g]), zlib.crc32(f"{seed}:{g}".encode())))
+    # a group named after a file or folder not named in UTF-8 holds its stray bytes as surrogates:
+    # hashed as those bytes (.encode() refused them, a traceback)
+    order = sorted(members, key=lambda g: (-len(members[g]), zlib.crc32(os.fsencode(f"{seed}:{g}"))))
     for g in order:
         idx = members[g]
         major = names[Counter(labels[i] for i in idx).most_common(1)[0][0]]
