@@ -114,7 +114,7 @@ GATE_NAMES = (GATE_SHIPPED, "off")
 """The words detection.gate takes besides a file's path."""
 GATE_TRADE = (
     "about half of `sort`'s CPU on busy pictures and a fifth of a 1080p screenshot's detection time "
-    "saved, at about one face in a hundred of unseen artists' art missed or one false face more "
+    "saved, at about one face in a hundred of unseen artists' art missed "
     '(README.md, "Faster sorting, at a cost")'
 )
 """What the shipped gate saves and costs, for the key's description and `doctor` (figures:
