@@ -108,6 +108,19 @@ def _user_dirs_pictures() -> Path | None:
     return Path(value)
 
 
+GATE_SHIPPED = "shipped"
+"""detection.gate's name for the gate shipped with facesortd (cascade_classifier/, beside the cascade)."""
+GATE_NAMES = (GATE_SHIPPED, "off")
+"""The words detection.gate takes besides a file's path."""
+GATE_TRADE = (
+    "about half of `sort`'s CPU on busy pictures and a fifth of a 1080p screenshot's detection time "
+    "saved, at about one face in a hundred of unseen artists' art missed "
+    '(README.md, "Faster sorting, at a cost")'
+)
+"""What the shipped gate saves and costs, for the key's description and `doctor` (figures:
+README.md, "Performance", measured as cascade_classifier/README.md says)."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -176,19 +189,37 @@ class DetectionSettings(_Section):
     verifier: Path | None = Field(
         None, description="Verifier file. Unset: the verifier shipped with facesortd."
     )
-    gate: Path | None = Field(
+    gate: Literal["shipped"] | Path | None = Field(
         None,
-        description="Gate file (.npz from `python -m facesortd.cascade_train gate`): a small net that marks "
-        "where the cascade's full-size pass looks, to save its time. Unset or off: the cascade scans "
-        "everywhere (figures: cascade_classifier/README.md).",
+        description="A small net that marks where the cascade's full-size pass looks, to save its time: "
+        '"shipped" (the gate shipped with facesortd), a gate file (.npz from `python -m '
+        "facesortd.cascade_train gate`), or off/unset: the cascade scans everywhere (the default). "
+        f"The shipped gate: {GATE_TRADE}",
     )
 
     @field_validator("gate", mode="before")
     @classmethod
-    def _gate_off(cls, value: object) -> object:
-        """``off`` (or empty) in a config file or environment variable means no gate."""
-        off = isinstance(value, str | Path) and str(value).strip().lower() in ("", "off", "none")
-        return None if off else value
+    def _gate_named(cls, value: object) -> object:
+        """``off`` (or empty) in a config file or environment variable means no gate. A bare word
+        (no folder, no suffix) is a gate's name, not a file in whatever folder facesortd was started
+        in: a misspelt ``shipped`` said "file not found" only when detection started, or ran
+        without the gate the user asked for had such a file been there."""
+        if not isinstance(value, str | Path):
+            return value
+        word = str(value).strip()
+        if word.lower() in ("", "off", "none"):
+            return None
+        if word.lower() == GATE_SHIPPED:
+            return GATE_SHIPPED
+        if "/" in word or Path(word).suffix or word.startswith("~"):
+            return value
+        meant = nearest(word.lower(), GATE_NAMES)
+        raise PydanticCustomError(
+            "gate_name",
+            "no gate is named so ({guess}the names: {names}); a gate file is named by its path, "
+            "with a / or its .npz",
+            {"guess": f"did you mean {meant}? " if meant else "", "names": ", ".join(GATE_NAMES)},
+        )
 
 
 class RecognitionSettings(_Section):

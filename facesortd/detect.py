@@ -20,12 +20,13 @@ import numpy as np
 from facesortd import region_scan
 from facesortd.advice import advised
 from facesortd.boxes import Box
-from facesortd.config import DetectionSettings
+from facesortd.config import GATE_SHIPPED, DetectionSettings
 from facesortd.gate import Gate, GateError, Mark, load_gate
 from facesortd.verify import CnnVerifier, Shrunk, VerifierError, load_verifier
 
 SHIPPED_CASCADE = "facesortd_anime_face.xml"
 SHIPPED_VERIFIER = "facesortd_verifier.npz"
+SHIPPED_GATE = "facesortd_gate.npz"
 
 CLOSE_UP_SIDES = (64, 128)
 """Shorter side (px) the image is shrunk to for the close-up passes: big faces need no detail."""
@@ -187,7 +188,8 @@ class FaceDetector:
             (settings.verifier or shipped_file(SHIPPED_VERIFIER)) if settings.verify else None
         )
         self._verifier = _load_verifier(self.verifier_path) if self.verifier_path else None
-        self._gate = _load_gate(settings.gate) if settings.gate else None
+        self.gate_path = gate_file(settings.gate) if settings.gate else None
+        self._gate = _load_gate(self.gate_path) if self.gate_path else None
 
     def detect(self, gray: np.ndarray, padded: bool = False) -> list[Face]:
         """Faces in a grayscale image, best first; boxes are clipped to the image.
@@ -337,7 +339,8 @@ class FaceDetector:
         self, cascade: cv2.CascadeClassifier, image: np.ndarray, min_side: int, marks: list[Mark]
     ) -> tuple[np.ndarray, np.ndarray]:
         """The raw windows of the whole scan that lie where the gate's ``marks`` ask for them, and
-        every window grouping could join with those (so a cluster is grouped whole)."""
+        (if the gate completes them) every window grouping could join with those, so that a
+        cluster is grouped whole."""
         gate = self._gate
         assert gate is not None  # marks come from it
         return region_scan.raw_windows(
@@ -346,7 +349,7 @@ class FaceDetector:
             self.settings.scale_factor,
             min_side,
             lambda side: gate.regions(marks, side, image.shape),
-            GROUP_EPS,
+            GROUP_EPS if gate.complete else None,
         )
 
     def _close_ups(self, small: np.ndarray, scale: float) -> list[Face]:
@@ -390,6 +393,19 @@ class FaceDetector:
         pad = round(share * min(tiny.shape[:2]))
         padded = cv2.copyMakeBorder(tiny, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         return self._scan(padded, scale, pad, min_side, scale_factor=scale_factor)[0]
+
+
+def gate_file(gate: str | Path) -> Path:
+    """The file detection.gate names: ``shipped`` is the gate bundled beside the cascade."""
+    if gate != GATE_SHIPPED:
+        return Path(gate)
+    shipped = shipped_file(SHIPPED_GATE)
+    if shipped is None:
+        raise DetectorError(
+            f'detection.gate = "{GATE_SHIPPED}", but this installation ships no gate ({SHIPPED_GATE}); '
+            "set detection.gate to a gate file, or to off"
+        )
+    return shipped
 
 
 def _load_gate(path: Path) -> Gate:

@@ -13,6 +13,8 @@ import numpy as np
 from facesortd.advice import advised
 from facesortd.config import (
     FOLDERS,
+    GATE_SHIPPED,
+    GATE_TRADE,
     ConfigError,
     Settings,
     cannot_create,
@@ -22,7 +24,7 @@ from facesortd.config import (
     load_settings,
     not_a_folder,
 )
-from facesortd.detect import DetectorError, FaceDetector
+from facesortd.detect import DetectorError, FaceDetector, gate_file
 from facesortd.emotion import ModelError
 from facesortd.ensemble import model_info
 from facesortd.journal import Journal, JournalError
@@ -73,7 +75,9 @@ def run_checks(config_file: Path | None) -> Iterator[Check]:
     away = {name: drive_not_mounted(getattr(settings, name)) for name in FOLDERS}
     yield from _folder_checks(settings, away)
     yield _journal_check(settings, away["state_dir"])
-    yield _cascade_check(settings)
+    yield (cascade := _cascade_check(settings))
+    if cascade[0]:  # else it said why detection cannot start, a gate file among the reasons
+        yield _gate_check(settings)
     yield _model_check(settings)
 
 
@@ -207,6 +211,19 @@ def _cascade_check(settings: Settings) -> Check:
     except DetectorError as exc:
         return False, f"cascade: {exc}"
     return True, "cascade: " + ", ".join(str(p) for p in detector.paths)
+
+
+def _gate_check(settings: Settings) -> Check:
+    """Whether the gate narrows the cascade's scan: the one setting that trades faces for speed, so
+    a user after a faster sort learns here that it exists and what it costs (detection has
+    started, so the gate file is there and readable)."""
+    gate = settings.detection.gate
+    if gate is None:
+        return (
+            True,
+            f'gate: off, the cascade scans everywhere (detection.gate = "{GATE_SHIPPED}": {GATE_TRADE})',
+        )
+    return True, f"gate: {gate_file(gate)}" + (f" ({GATE_TRADE})" if gate == GATE_SHIPPED else "")
 
 
 def _model_check(settings: Settings) -> Check:

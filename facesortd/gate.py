@@ -44,6 +44,10 @@ WHOLE_ABOVE = float("inf")
 """Windows from this size up (px of the 640-px copy) are scanned everywhere: OpenCV's grouping
 drops a small group lying inside a bigger, better-supported one, so a group's fate depends on the
 big windows around it; the big windows are few (large steps on a small resized picture)."""
+COMPLETE = True
+"""Complete the neighbourhoods of the windows found (region_scan.raw_windows): grouping then sees
+each cluster the gate touched whole, which brings the gated scan's faces nearer the whole scan's
+and costs much of the gate's saving on busy pictures (cascade_classifier/README.md)."""
 
 Region = tuple[int, int, int, int]
 """(x0, y0, x1, y1) in pixels of the image the regions are for."""
@@ -124,6 +128,7 @@ class Gate:
         reach: float = REACH,
         whole_below: int = WHOLE_BELOW,
         whole_above: float = WHOLE_ABOVE,
+        complete: bool = COMPLETE,
     ) -> None:
         self.net = net
         self.threshold = threshold
@@ -131,6 +136,7 @@ class Gate:
         self.reach = reach
         self.whole_below = whole_below
         self.whole_above = whole_above
+        self.complete = complete
 
     def marks(self, small: np.ndarray) -> list[Mark]:
         """The marked cells of ``small`` (grey, not equalised: the net learnt unequalised pictures)
@@ -196,7 +202,8 @@ def merged(regions: list[Region]) -> list[Region]:
 
 def load_gate(path: Path) -> Gate:
     """The gate in ``path``, at the operating point its info names (threshold, side_range, reach,
-    whole_below, whole_above), else the defaults above: a file carries the point it was measured at."""
+    whole_below, whole_above, complete), else the defaults above: a file carries the point it was
+    measured at."""
     net = GateNet.load(path)
     info = net.info
     side_range = info.get("side_range", SIDE_RANGE)
@@ -207,4 +214,5 @@ def load_gate(path: Path) -> Gate:
         float(info.get("reach", REACH)),
         int(info.get("whole_below", WHOLE_BELOW)),
         float(info.get("whole_above", WHOLE_ABOVE)),
+        bool(info.get("complete", COMPLETE)),
     )

@@ -12,8 +12,9 @@ from synthetic import draw_face
 from torch_nets import as_if_trained
 
 from facesortd import region_scan
-from facesortd.config import DetectionSettings
-from facesortd.detect import DetectorError, FaceDetector, iou
+from facesortd.config import GATE_TRADE, ConfigError, DetectionSettings, load_settings
+from facesortd.detect import SHIPPED_GATE, DetectorError, FaceDetector, iou, shipped_file
+from facesortd.doctor import run_checks
 from facesortd.gate import CELL, SIDE_RANGE, THRESHOLD, WIDTHS, Gate, GateNet, Mark, load_gate
 
 
@@ -63,10 +64,11 @@ def test_a_gate_file_round_trips_with_its_operating_point_and_a_broken_one_is_a_
     net = GateNet.load(path)
     assert net.info == {"test": True} and len(net.weights) == len(WIDTHS)
     assert (load_gate(path).threshold, load_gate(path).side_range) == (THRESHOLD, SIDE_RANGE)
-    net.info = {"threshold": 0.2, "side_range": [0.7, 1.4], "reach": 0.5}
+    assert load_gate(path).complete
+    net.info = {"threshold": 0.2, "side_range": [0.7, 1.4], "reach": 0.5, "complete": False}
     net.save(path)
     gate = load_gate(path)
-    assert (gate.threshold, gate.side_range, gate.reach) == (0.2, (0.7, 1.4), 0.5)
+    assert (gate.threshold, gate.side_range, gate.reach, gate.complete) == (0.2, (0.7, 1.4), 0.5, False)
     net.save(tmp_path / "models" / "gate")  # the very name given, in a folder made for it
     assert GateNet.load(tmp_path / "models" / "gate").info == net.info
     (tmp_path / "broken.npz").write_bytes(b"not a gate")
@@ -76,8 +78,52 @@ def test_a_gate_file_round_trips_with_its_operating_point_and_a_broken_one_is_a_
             FaceDetector(DetectionSettings(gate=tmp_path / wrong))
 
 
-def test_off_means_no_gate() -> None:
+def test_off_means_no_gate_and_no_gate_is_the_default(tmp_path: Path) -> None:
     assert DetectionSettings(gate="off").gate is None
+    assert DetectionSettings().gate is None and FaceDetector(DetectionSettings()).gate_path is None
+    (tmp_path / "config.toml").write_text("[detection]\n")
+    assert load_settings(tmp_path / "config.toml").detection.gate is None
+
+
+def test_the_shipped_gate_is_turned_on_by_its_name_and_finds_drawn_faces() -> None:
+    """`detection.gate = "shipped"` is the fast option for a user without the training data: the
+    file ships as package data and carries the operating point it was measured at."""
+    image, boxes = _faces_on_a_backdrop()
+    detector = FaceDetector(DetectionSettings(gate="shipped"))
+    assert detector.gate_path == shipped_file(SHIPPED_GATE) is not None
+    gate = load_gate(detector.gate_path)
+    assert (gate.threshold, gate.side_range, gate.reach, gate.complete) == (0.05, (0.7, 1.4), 0.5, False)
+    found = detector.detect(image)
+    for truth in boxes:
+        assert max(iou(truth, f.box) for f in found) >= 0.6
+
+
+def test_doctor_says_whether_the_gate_is_on_and_what_the_shipped_one_trades(tmp_path: Path) -> None:
+    """The option is off by default: `doctor` is where a user after a faster sort learns of it."""
+    config = tmp_path / "config.toml"
+    for value, said in (
+        ("off", 'gate: off, the cascade scans everywhere (detection.gate = "shipped": '),
+        ("shipped", f"gate: {shipped_file(SHIPPED_GATE)} ("),
+    ):
+        config.write_text(f'[detection]\ngate = "{value}"\n')
+        lines = [text for ok, text in run_checks(config) if ok and text.startswith("gate: ")]
+        assert len(lines) == 1 and lines[0].startswith(said) and GATE_TRADE in lines[0]
+
+
+def test_a_misspelt_gate_name_is_refused_with_the_name_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare word is a gate's name, not a file in whatever folder facesortd started in: `shiped`
+    said "file not found" only once detection started, naming no fix."""
+    config = tmp_path / "config.toml"
+    config.write_text('[detection]\ngate = "shiped"\n')
+    with pytest.raises(ConfigError, match=r"detection\.gate = 'shiped': .*did you mean shipped\?"):
+        load_settings(config)
+    monkeypatch.setattr(  # a build without it
+        "facesortd.detect.shipped_file", lambda name: None if name == SHIPPED_GATE else shipped_file(name)
+    )
+    with pytest.raises(DetectorError, match="ships no gate"):
+        FaceDetector(DetectionSettings(gate="shipped"))
 
 
 def test_drawn_faces_are_found_with_the_gate_on_and_not_where_it_marks_nothing(tmp_path: Path) -> None:
@@ -96,6 +142,27 @@ def test_drawn_faces_are_found_with_the_gate_on_and_not_where_it_marks_nothing(t
     assert all(0.5 < f.score < 1.0 for f in unverified)  # the cascade's weight, squashed
     nowhere = _constant_gate(tmp_path / "none.npz", -5.0, 55.0)
     assert FaceDetector(DetectionSettings(gate=nowhere, **settings)).detect(image) == []
+
+
+def test_a_gate_file_says_whether_the_clusters_it_touches_are_completed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Completing the clusters costs much of the gate's saving on busy pictures: a gate file's
+    operating point says whether its scan does it (the shipped gate was measured so)."""
+    asked: list[float | None] = []
+    scan = region_scan.raw_windows
+    monkeypatch.setattr(
+        "facesortd.region_scan.raw_windows", lambda *args: (asked.append(args[5]), scan(*args))[1]
+    )
+    path = _constant_gate(tmp_path / "gate.npz", 5.0, 55.0)
+    image = _faces_on_a_backdrop()[0][:360, :640]
+    for complete in (True, False):
+        net = GateNet.load(path)
+        net.info = {"complete": complete}
+        net.save(path)
+        asked.clear()
+        FaceDetector(DetectionSettings(gate=path, close_ups=False, cut_faces=False)).detect(image)
+        assert asked and all((eps is not None) == complete for eps in asked)
 
 
 def test_regions_ask_for_the_marks_sizes_and_never_overlap() -> None:
