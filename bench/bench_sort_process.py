@@ -7,7 +7,7 @@ from process start to exit (start-up included, as a user waits for it). Prints t
 their ratio, images/s, CPU per image, the ratio of CPU times (steadier on a shared machine), the
 sort's peak RSS and the machine's load.
 
-    python bench/bench_sort_process.py [--files 60] [--workers 2] [--cascade FILE] [--gate FILE]
+    python bench/bench_sort_process.py [--files 60] [--workers 2] [--cascade FILE] [--gate shipped|FILE]
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from daemon_harness import Folders, add_cascade_option, cascade_of, machine_load, screenshot_1080p
+
+from facesortd.config import GATE_NAMES, GATE_SHIPPED
 
 DECODE = """
 import sys
@@ -53,12 +55,14 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2)
     add_cascade_option(parser)
-    parser.add_argument("--gate", type=Path, help="detection gate file for the sort (detection.gate)")
+    parser.add_argument(
+        "--gate",
+        help=f"detection.gate for the sort: {GATE_SHIPPED}, off or a gate file (default: the config's)",
+    )
     args = parser.parse_args()
-    if args.gate:
-        os.environ["FACESORTD_DETECTION__GATE"] = str(
-            args.gate.resolve()
-        )  # the sort's child process reads it
+    if args.gate:  # the sort's child process reads it; a file's path made absolute, a name as it is
+        gate = args.gate if args.gate in GATE_NAMES else str(Path(args.gate).resolve())
+        os.environ["FACESORTD_DETECTION__GATE"] = gate
     cascade = cascade_of(args)
     if cascade is None:
         return 2
