@@ -1858,3 +1858,22 @@ def test_install_service_says_the_environment_files_it_leaves_out(capsys: pytest
     ]
     assert "EnvironmentFile" not in unit.read_text()
     assert "EnvironmentFile=/etc/facesortd.env" in (unit.parent / "facesortd.service.bak").read_text()
+
+
+def test_ctrl_c_while_the_command_line_loads_says_interrupted_without_a_traceback() -> None:
+    """Ctrl-C in the first second of any command (OpenCV and numpy loading) ended in a traceback."""
+    interrupted_import = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def load(name, *args, **kwargs):\n"
+        "    if name == 'cv2':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = load\n"
+        "from facesortd.cli import main\n"
+        "sys.exit(main(['status']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", interrupted_import], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (130, "facesortd: interrupted\n")

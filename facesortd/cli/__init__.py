@@ -11,6 +11,19 @@ share, `common` the settings, detector and pipeline every group uses, and `app` 
 `main`, which turns a user's mistake into a one-line message.
 """
 
-from facesortd.cli.app import main
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; what it does is :func:`facesortd.cli.app.main`'s. Its imports (OpenCV,
+    numpy, every command's modules) take the first second of every command, and a Ctrl-C then
+    ended in a traceback, outside the interrupt handling of ``app.main``: they are made here."""
+    try:
+        from facesortd.cli.app import main as run
+    except KeyboardInterrupt:
+        print("facesortd: interrupted", file=sys.stderr)
+        return 130
+    return run(argv)
+
 
 __all__ = ["main"]
