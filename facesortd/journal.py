@@ -204,26 +204,38 @@ class JournalUnavailable(JournalError):
     """
 
     def __init__(self, path: Path, exc: OSError | sqlite3.Error) -> None:
-        folder = path.parent
+        folder = where = path.parent
         unreachable = None
-        try:
-            fs = os.statvfs(folder)
-            read_only, room = bool(fs.f_flag & os.ST_RDONLY), fs.f_bavail * fs.f_frsize
-            sized = fs.f_blocks > 0  # fusefat says 0 of everything: its size is not known, not full
-        except OSError as gone:
-            read_only, room, sized, unreachable = False, 1 << 30, False, gone
-        kind = filesystem_type(folder)
+        while True:
+            # A state folder not made yet is asked of the folder it would be made in: a missing one
+            # (ENOENT) under a read-only mount was said to be on a drive to plug in.
+            try:
+                fs = os.statvfs(where)
+                read_only, room = bool(fs.f_flag & os.ST_RDONLY), fs.f_bavail * fs.f_frsize
+                sized = fs.f_blocks > 0  # fusefat says 0 of everything: its size is not known, not full
+                break
+            except FileNotFoundError:
+                if where == where.parent:
+                    raise
+                where = where.parent
+            except OSError as gone:
+                read_only, room, sized, unreachable = False, 1 << 30, False, gone
+                break
+        kind = filesystem_type(where)
+        made = "" if where == folder else f"{folder} cannot be made: "
         if unreachable is not None:
             # Its drive pulled out (a FUSE mount then answers "Transport endpoint is not connected"):
             # neither the filesystem's kind nor dmesg is what the person needs to hear first.
             fix = (
-                f"{folder} cannot be reached now ({unreachable.strerror or unreachable}): if it is on a "
+                f"{where} cannot be reached now ({unreachable.strerror or unreachable}): if it is on a "
                 "drive, plug it in and mount it again"
             )
         elif read_only:
-            fix = f"{folder} is on a read-only filesystem: mount it writable"
+            fix = f"{made}{where} is on a read-only filesystem: mount it writable"
+            if made:
+                fix += ", or set state_dir to a folder on a writable one"
         elif sized and room < 1 << 20:
-            fix = disk_full_fix(folder)
+            fix = made + disk_full_fix(where)
         elif kind is not None and (kind.startswith("fuse") or kind in FOREIGN_FILESYSTEMS):
             # fusefat refuses SQLite's -shm file its size ("disk I/O error"), which was called a full disk
             fix = (
@@ -234,7 +246,8 @@ class JournalUnavailable(JournalError):
         else:
             fix = "look at what the system says of its disk (dmesg)"
         why = getattr(exc, "strerror", None) or exc
-        super().__init__(f"cannot use the journal {path} ({why}): {fix}; it is not damaged, keep it")
+        kept = "" if made else "; it is not damaged, keep it"  # none was made: nothing to keep
+        super().__init__(f"cannot use the journal {path} ({why}): {fix}{kept}")
 
 
 class JournalReplaced(JournalError, sqlite3.OperationalError):

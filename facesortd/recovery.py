@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,20 +45,34 @@ def recover(journal: Journal) -> Iterator[str]:
         yield from _recover(journal)
 
 
+_failing: weakref.WeakKeyDictionary[Journal, str] = weakref.WeakKeyDictionary()
+"""The failure :func:`recover_logged` last said of each open journal, until it changes or recovery
+succeeds."""
+
+
 def recover_logged(journal: Journal) -> bool:
     """:func:`recover` with each repaired entry logged; False, said in the log, while the journal
     cannot be brought up to date (a full or read-only state disk): the caller goes on, its own moves
     are journaled apart, and tries again later (the daemon at its next tick). A state file the
     person must give back to this user (a move lock left by `sudo facesortd`) is Refused, raised: every
-    move would need it, and `run` ends with the fix (exit 2) rather than run on moving nothing."""
+    move would need it, and `run` ends with the fix (exit 2) rather than run on moving nothing.
+
+    A failure is said once until it changes or recovery succeeds: it is tried before every move
+    (``placement.end_killed_moves``), so a file it cannot move back off a read-only drive filled the
+    log with the same line once per file sorted."""
     try:
         for line in recover(journal):
             logger.warning(line)
     except Refused:
         raise
     except Exception as exc:  # whatever else it is, it must not stop the sorting
-        logger.error("cannot bring the journal up to date yet ({}); trying again later", exc)
+        said = f"cannot bring the journal up to date yet ({exc}); trying again later"
+        if _failing.get(journal) != said:
+            logger.error(said)
+            _failing[journal] = said
         return False
+    if _failing.pop(journal, None) is not None:
+        logger.info("the journal is up to date again")
     return True
 
 

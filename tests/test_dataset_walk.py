@@ -174,6 +174,35 @@ def test_an_emotion_folder_linked_to_the_dataset_or_another_emotion_is_refused(
     assert f"{crops / link}" in err and "(a symbolic link" in err and "remove the link" in err, err
 
 
+@pytest.mark.parametrize("command", ["import-labels", "train", "eval"])
+@pytest.mark.parametrize("into", ["library", "inbox"])
+def test_an_emotion_folder_linked_into_the_library_or_inbox_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    into: str,
+    command: str,
+) -> None:
+    """`happy -> ~/Pictures/facesortd/library/happy` in a dataset was read: facesortd's own guesses
+    taken for labels (imported, trained on, measured by), which the library named as the DATASET
+    is refused for; a link to the inbox made one emotion of every screenshot not sorted yet."""
+    folders = {name: tmp_path / "facesortd" / name for name in ("library", "inbox")}
+    for name, folder in folders.items():
+        monkeypatch.setenv(f"FACESORTD_{name.upper()}", str(folder))
+    (folders["library"] / "happy").mkdir(parents=True)
+    folders["inbox"].mkdir()
+    crops = write_crop_dataset(tmp_path / "crops", per_class=2)
+    link = crops / "glad"
+    target = folders["library"] / "happy" if into == "library" else folders["inbox"]
+    link.symlink_to(target)
+    args = [*TRAIN, str(crops)] if command == "train" else [command, "--no-detect", str(crops)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{link} is a symbolic link to {target}, which is (or holds, or is in) facesortd's {into} " in err
+    assert err.endswith("; remove the link\n") and err.count("\n") == 1, err
+    assert not (load_settings().state_dir / "journal.sqlite").exists()
+
+
 def test_an_emotion_folder_without_an_image_is_said_left_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

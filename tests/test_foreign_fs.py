@@ -664,6 +664,25 @@ def test_a_state_folder_whose_drive_was_pulled_out_is_said_to_be_out_of_reach(
     )
 
 
+def test_a_state_folder_not_made_on_a_read_only_mount_is_not_called_out_of_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state folder not made yet, whose parent is on a read-only mount: every command that opens
+    the journal (`import-labels`, `undo`, `sort`, `run` ...) said it "cannot be reached now (No such
+    file or directory): plug it in", of a folder that was never made, and to keep a journal there
+    was none of."""
+    real = os.statvfs
+    frozen = os.statvfs_result((*real(tmp_path)[:8], os.ST_RDONLY, 255))
+    monkeypatch.setattr("facesortd.journal.os.statvfs", lambda f: frozen if Path(f) == tmp_path else real(f))
+    folder = tmp_path / "state"
+    said = str(JournalUnavailable(folder / "journal.sqlite", OSError(errno.EROFS, os.strerror(errno.EROFS))))
+    assert said == (
+        f"cannot use the journal {folder / 'journal.sqlite'} (Read-only file system): {folder} cannot be "
+        f"made: {tmp_path} is on a read-only filesystem: mount it writable, or set state_dir to a "
+        "folder on a writable one"
+    )
+
+
 def test_the_filesystem_type_is_read_for_the_folder_a_path_is_in(tmp_path: Path) -> None:
     """The type of a folder's filesystem, for messages: what /proc/self/mountinfo says of the mount
     holding it (a folder not made yet: of the nearest one that is)."""

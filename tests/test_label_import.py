@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -66,6 +67,35 @@ def test_import_keeps_each_face_weighs_it_like_bootstrap_data_and_is_idempotent(
     journal.close()
     assert cli.main(["--config", str(config), "import-labels", str(dataset)]) == 0
     assert "imported before: 2" in capsys.readouterr().out
+
+
+def test_a_journal_on_a_full_disk_stops_the_import_in_one_line_with_the_fix(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The state disk filled up between a face crop and its label: SQLite's "database or disk is
+    full" was a traceback, which said neither what was imported nor what to do."""
+    monkeypatch.setattr("facesortd.cli.common.FaceDetector", BrightBlobDetector)
+    monkeypatch.setenv("FACESORTD_STATE_DIR", str(settings.state_dir))
+    dataset = _faces_json(tmp_path / "seed")
+    real_add, real_statvfs = Journal.add_label, os.statvfs
+    room = iter([True])
+
+    def add_label(journal: Journal, *args: object) -> None:
+        if not next(room, False):
+            raise sqlite3.OperationalError("database or disk is full")
+        real_add(journal, *args)
+
+    full = os.statvfs_result((*real_statvfs(tmp_path)[:4], 0, *real_statvfs(tmp_path)[5:]))
+    monkeypatch.setattr(Journal, "add_label", add_label)
+    monkeypatch.setattr("facesortd.journal.os.statvfs", lambda _folder: full)
+    assert cli.main(["import-labels", str(dataset)]) == 1
+    said = capsys.readouterr()
+    state = settings.state_dir
+    assert said.out == "imported: 1; stopped: the same command imports the rest\n"
+    assert said.err.endswith(
+        f"\nfacesortd: error: cannot use the journal {state / 'journal.sqlite'} (database or disk is full): "
+        f"its disk is full: free some space there (df -h '{state}'); it is not damaged, keep it\n"
+    )
 
 
 def test_a_persons_label_is_never_replaced_by_an_import(settings: Settings, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal
 from facesortd.learn import datasets, review
 from facesortd.library import Library
-from facesortd.placement import journaled_apply
+from facesortd.placement import end_killed_moves, journaled_apply
 from facesortd.recovery import recover
 from facesortd.review_page import decisions as decisions_module
 from facesortd.review_page.decisions import DecisionError, Decisions
@@ -559,6 +559,49 @@ def test_recovery_is_not_stopped_by_a_file_it_may_not_read(
         f"rolled back the interrupted move of {mine} (it stays in {mine.parent})"
     ]
     assert mine.read_bytes() == b"not an image either" and theirs.read_bytes() == b"not ours to read"
+    journal.close()
+
+
+def test_a_recovery_that_keeps_failing_is_said_once_until_it_changes_or_succeeds(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recovery runs before every move (`placement.end_killed_moves`): an extra copy a killed move
+    left on a library made read-only since, which it cannot remove, logged the same error once per
+    file sorted."""
+    mine = daemon_settings.inbox / "shot.png"
+    extra = daemon_settings.library / "happy" / "shot.png"
+    for path in (mine, extra):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"the same bytes")
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    journal.plan(content_id(mine), mine, extra, Decision.quarantine("unreadable"), "m")  # then: kill -9
+    refusal = [errno.EROFS]
+    real_unlink = Path.unlink
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        if path == extra and refusal:
+            raise OSError(refusal[0], os.strerror(refusal[0]), str(path))
+        real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    said: list[str] = []
+    logger.add(said.append, level="INFO", format="{level} {message}")
+    for _ in range(2):
+        end_killed_moves(journal)
+    refusal[0] = errno.EIO
+    end_killed_moves(journal)
+    refusal.clear()
+    end_killed_moves(journal)
+    failed = (
+        f"ERROR cannot bring the journal up to date yet ([Errno {{}}] {{}}: '{extra}'); trying again later"
+    )
+    assert [line.rstrip() for line in said] == [
+        failed.format(errno.EROFS, os.strerror(errno.EROFS)),
+        failed.format(errno.EIO, os.strerror(errno.EIO)),
+        f"WARNING rolled back the interrupted move of {mine} (it stays in {mine.parent})",
+        "INFO the journal is up to date again",
+    ]
+    assert mine.is_file() and not extra.exists()
     journal.close()
 
 

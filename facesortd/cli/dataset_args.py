@@ -92,22 +92,19 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
     are the labels' faces."""
     refuse_unmounted(*args.datasets)
     _refuse_figures_inside(args, settings)
-    library = settings.library.resolve()
     for src in args.datasets:
-        here = src.resolve()
-        if here == library or library in here.parents or here in library.parents:
+        if mine := _facesortds(src.resolve(), settings):
             raise UsageError(
-                f"{src} is (or holds, or is in) facesortd's library {settings.library}: the files you "
-                f"filed there are your labels already (`{advised('retrain')}` learns from them), the "
-                "others facesortd's own guesses, which must not train nor measure it; name a collection "
-                "sorted by hand elsewhere"
+                f"{src} is (or holds, or is in) {mine}; name a collection sorted by hand elsewhere"
             )
-        if _reads_state(here, settings.state_dir.resolve()):
-            # `import-labels <state_dir>` made an emotion "faces" of every kept face crop
-            raise UsageError(
-                f"{src} is (or holds, or is in) facesortd's state folder {settings.state_dir}: its face "
-                "crops are the faces of your labels already; name a collection sorted by hand elsewhere"
-            )
+        for sub in _emotion_links(src):
+            # `happy -> ~/Pictures/facesortd/library/happy` read facesortd's guesses as labels, as
+            # the library named itself did (and a link into the inbox its unsorted drops)
+            if mine := _facesortds(sub.resolve(), settings, inbox=True):
+                raise UsageError(
+                    f"{sub} is a symbolic link to {sub.resolve()}, which is (or holds, or is in) {mine}; "
+                    "remove the link"
+                )
     mapping = label_map(args.map)
     # One given twice in two spellings (`crops ~/labelled/crops`) was read twice, every face counted
     # twice; read once, as first named.
@@ -118,6 +115,40 @@ def dataset_items(args: argparse.Namespace, settings: Settings) -> dict[Path, li
     for src, items in found.items():
         refuse_bad_labels(items, src)
     return found
+
+
+def _facesortds(here: Path, settings: Settings, *, inbox: bool = False) -> str | None:
+    """Which of facesortd's own folders the real folder ``here`` read as a dataset (or an emotion
+    folder of one) is, holds or is in, and why it may not be read (None: none). ``inbox``: the inbox
+    too, whose files no one has labelled yet (a DATASET may hold folders the person keeps there)."""
+    library = settings.library.resolve()
+    if here == library or library in here.parents or here in library.parents:
+        return (
+            f"facesortd's library {settings.library}: the files you filed there are your labels already "
+            f"(`{advised('retrain')}` learns from them), the others facesortd's own guesses, which must "
+            "not train nor measure it"
+        )
+    if _reads_state(here, settings.state_dir.resolve()):
+        # `import-labels <state_dir>` made an emotion "faces" of every kept face crop
+        return (
+            f"facesortd's state folder {settings.state_dir}: its face crops are the faces of your labels "
+            "already"
+        )
+    drops = settings.inbox.resolve()
+    if inbox and (here == drops or drops in here.parents or here in drops.parents):
+        return f"facesortd's inbox {settings.inbox}: its files are not sorted yet, nor labelled"
+    return None
+
+
+def _emotion_links(src: Path) -> list[Path]:
+    """The emotion folders of the DATASET folder ``src`` that are symbolic links (none: a faces.json,
+    a vn_faces folder or not a folder, whose reading says what is wrong with it)."""
+    if not src.is_dir() or is_vn_faces(src):
+        return []
+    try:
+        return sorted(p for p in src.iterdir() if p.is_symlink() and p.is_dir() and names_an_emotion(p.name))
+    except OSError:  # a folder that cannot be listed: its reading says so
+        return []
 
 
 def _reads_state(dataset: Path, state: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 from collections import Counter
 
 from loguru import logger
@@ -12,7 +13,7 @@ from facesortd.advice import advised
 from facesortd.cli.arg_types import int_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
-from facesortd.journal import Journal
+from facesortd.journal import Journal, JournalError, JournalUnavailable
 from facesortd.learn.datasets import DatasetError, is_vn_faces
 from facesortd.learn.kept_faces import faces_dir
 from facesortd.mounts import refuse_unmounted
@@ -42,13 +43,16 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
         import_labels(settings, journal, items, detector, args.kind, undetected, outcome)
     except ValueError as exc:
         raise DatasetError(str(exc)) from exc
-    except (KeyboardInterrupt, OSError) as exc:
+    except (KeyboardInterrupt, OSError, sqlite3.OperationalError) as exc:
         # "interrupted" alone left whether any label was kept unsaid; a face crop the full state
-        # disk refused was a traceback
+        # disk refused was a traceback, and so was a label the journal refused ("database or disk
+        # is full"), which the journal's own error now says with its fix (exit 1)
         how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
         print(f"{_counted(outcome) or 'nothing imported'}; {how}: the same command imports the rest")
         if isinstance(exc, OSError):
             raise write_refused(exc, faces_dir(settings)) from exc
+        if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, JournalError):
+            raise JournalUnavailable(journal.path, exc) from exc
         raise
     finally:
         journal.close()
