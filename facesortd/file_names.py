@@ -67,6 +67,26 @@ def numbered_names(path: Path) -> Iterator[Path]:
                 break
 
 
+def numbered_names_among(path: Path, names: set[str]) -> list[Path]:
+    """Those of :func:`numbered_names` that ``names`` (a folder's listing) holds, in its order.
+
+    Every one starts with a fallback name's stem, or its first SHORTEST_STEM bytes (a cut never
+    leaves fewer), so only the listing's names that start so are looked for, and the names are made
+    only until each of those is met: making all 30,000 took 80 ms, and recovery asks before every
+    move while a killed process's move is left (a recovery that keeps failing: every move)."""
+    heads = tuple(os.fsencode(base.stem)[:SHORTEST_STEM] for base in fallback_names(path))
+    pool = {name for name in names if os.fsencode(name).startswith(heads)}
+    found: list[Path] = []
+    met: set[str] = set()
+    for candidate in numbered_names(path) if pool else ():
+        if candidate.name in pool:
+            found.append(candidate)
+            met.add(candidate.name)
+            if met == pool:
+                break
+    return found
+
+
 def fallback_names(dest: Path) -> list[Path]:
     """``dest``, then the names it is given where its own is refused, each once."""
     names = (dest.name, portable_name(dest.name), ascii_name(dest.name))

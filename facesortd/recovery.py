@@ -21,7 +21,7 @@ from loguru import logger
 from facesortd.advice import advised
 from facesortd.content import EMPTY_HASH, content_id, holds
 from facesortd.durable import claims_first, fsync_dir, remove_temp_files, small_file
-from facesortd.file_names import numbered_names
+from facesortd.file_names import numbered_names_among
 from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move, claim_mark
 from facesortd.refusals import Refused
 from facesortd.state import move_lock
@@ -252,7 +252,7 @@ def _named(path: Path) -> list[Path]:
             names = {entry.name for entry in entries}
     except OSError:  # gone, or not ours to list: nothing of the move's there that recovery could use
         return []
-    return [c for c in numbered_names(path) if c.name in names]
+    return numbered_names_among(path, names)
 
 
 MTIME_SLACK_S = 2.0

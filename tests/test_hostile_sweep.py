@@ -28,6 +28,7 @@ from facesortd import journal as journal_module
 from facesortd.config import ImageLimits, Settings
 from facesortd.content import file_hash
 from facesortd.decide import Decision, Pipeline
+from facesortd.file_names import numbered_names, numbered_names_among
 from facesortd.images import UnreadableImage, read_image
 from facesortd.journal import Journal
 from facesortd.library import Library
@@ -769,3 +770,20 @@ def test_two_copies_decided_at_once_put_one_in_the_duplicates(
         worker.join(timeout=HUNG_S)
     assert met == [True, True], "the two decisions never met: nothing was raced"
     assert sorted(o.decision.reason for o in outcomes if o.decision) == ["duplicate", "unsure"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Screenshot_0005.png", "a.png", "é" * 120 + ".png", os.fsdecode(b"shot\xff.png"), "co:lon?.png"],
+)
+def test_recovery_finds_the_names_a_move_may_give_as_making_every_one_did(name: str) -> None:
+    """Recovery made all 30,000 names a move may give and looked each up (80 ms, before every move
+    while a killed process's move is left); it now looks only at the listing's names that can be
+    one of them. Same names, same order, whatever the listing holds (names cut to fit, names a
+    filesystem refuses, other files sharing the stem's start)."""
+    dest = Path("/lib/happy") / name
+    every = list(numbered_names(dest))
+    taken = [every[k].name for k in (0, 1, 7, len(every) // 2, len(every) - 1)]
+    listing = {*taken, *(f"{n}{dest.suffix}" for n in (dest.stem + " 2", dest.stem[:16] + "x", "other"))}
+    expected = [c for c in every if c.name in listing]
+    assert numbered_names_among(dest, listing) == expected and len(expected) == len(set(taken))
