@@ -134,6 +134,11 @@ class Evaluation:
         right = 0 if n == 0 else round(self.accuracy_at_threshold * n)
         return n, right
 
+    @property
+    def support(self) -> np.ndarray:
+        """Faces per emotion (of :attr:`labels`), sure or not."""
+        return self.confusion.sum(axis=1)
+
     def sorted_right_capped(self) -> tuple[float, float]:
         """(auto-sorted faces, of them right) with the faces of an emotion that makes up more than
         half of them all counted only as many as all the others' together (each weighs less).
@@ -146,7 +151,7 @@ class Evaluation:
         model from a good one. Counting every emotion alike instead made one wrong face of an
         emotion labelled once cost a sixth of the share, and refused a retrain that put 29 of 29
         screenshots with a labelled face into the right folder (README, "Reviewing")."""
-        support = self.confusion.sum(axis=1).astype(np.float64)
+        support = self.support.astype(np.float64)
         others = support.sum() - support
         weight = np.minimum(1.0, np.divide(others, support, out=np.ones_like(support), where=support > 0))
         return (
@@ -170,7 +175,7 @@ class Evaluation:
 
     def majority(self) -> str | None:
         """The emotion of more than half of the faces (what :meth:`sorted_right_capped` counts less)."""
-        support = self.confusion.sum(axis=1)
+        support = self.support
         most = int(support.argmax())
         return self.labels[most] if support[most] * 2 > support.sum() else None
 

@@ -247,7 +247,7 @@ class ShareCheck:
         if not (self.n and self.more and not self.shown_right):
             return text
         name = self.evidence.majority()
-        support = dict(zip(self.evidence.labels, self.evidence.confusion.sum(axis=1).tolist(), strict=True))
+        support = dict(zip(self.evidence.labels, self.evidence.support.tolist(), strict=True))
         many, labels = (0 if name is None else support[name]), sum(support.values())
         if name is not None and many == labels:
             return text + (
