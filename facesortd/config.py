@@ -470,6 +470,11 @@ def cannot_create(name: str, folder: Path, parent: Path, why: str | None = None)
     return f"{name} {folder} cannot be created in {parent}{why}: set {name} in the config"
 
 
+def nested(one: Path, other: Path) -> bool:
+    """Is one of two resolved folders the other, or inside it (reading or writing one touches the other)?"""
+    return one.is_relative_to(other) or other.is_relative_to(one)
+
+
 def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | None:
     """Why the inbox and library cannot be used together, or None.
 
@@ -486,7 +491,7 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
     from facesortd.watch import ignored  # watch reads its settings from here
 
     inbox, library = settings.inbox.resolve(), settings.library.resolve()
-    if inbox == library or inbox in library.parents or library in inbox.parents:
+    if nested(inbox, library):
         return (
             f"inbox {inbox} and library {library} overlap: keep them as separate folders (set inbox "
             "or library in the config, or give `sort` another --library)"

@@ -9,7 +9,7 @@ from loguru import logger
 
 from facesortd.advice import advised
 from facesortd.cli.common import UsageError, face_detector, refuse_pictures_into_facesortds
-from facesortd.config import Settings
+from facesortd.config import Settings, nested
 from facesortd.detect import FaceDetector
 from facesortd.faces import FaceSpec
 from facesortd.learn.backdrops import Backdrops
@@ -122,7 +122,7 @@ def _facesortds(here: Path, settings: Settings, *, inbox: bool = False) -> str |
     folder of one) is, holds or is in, and why it may not be read (None: none). ``inbox``: the inbox
     too, whose files no one has labelled yet (a DATASET may hold folders the person keeps there)."""
     library = settings.library.resolve()
-    if here == library or library in here.parents or here in library.parents:
+    if nested(here, library):
         return (
             f"facesortd's library {settings.library}: the files you filed there are your labels already "
             f"(`{advised('retrain')}` learns from them), the others facesortd's own guesses, which must "
@@ -135,7 +135,7 @@ def _facesortds(here: Path, settings: Settings, *, inbox: bool = False) -> str |
             "already"
         )
     drops = settings.inbox.resolve()
-    if inbox and (here == drops or drops in here.parents or here in drops.parents):
+    if inbox and nested(here, drops):
         return f"facesortd's inbox {settings.inbox}: its files are not sorted yet, nor labelled"
     return None
 
@@ -154,7 +154,7 @@ def _emotion_links(src: Path) -> list[Path]:
 def _reads_state(dataset: Path, state: Path) -> bool:
     """Would the DATASET folder ``dataset`` be read into the state folder ``state``? Not one that
     holds it below a folder a dataset's reading leaves out (the default ``~/.local`` of ``train ~``)."""
-    if dataset == state or state in dataset.parents:
+    if dataset.is_relative_to(state):
         return True
     return dataset in state.parents and names_an_emotion(state.relative_to(dataset).parts[0])
 
