@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS labels (
     box TEXT,
     grp TEXT NOT NULL,
     path TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    clock REAL
 )
 """
 
@@ -76,7 +77,8 @@ CREATE TABLE IF NOT EXISTS moves (
     copied INTEGER,
     claimed BLOB,
     made_folder INTEGER,
-    model_version TEXT
+    model_version TEXT,
+    clock REAL
 );
 CREATE INDEX IF NOT EXISTS moves_hash ON moves (hash);
 CREATE INDEX IF NOT EXISTS moves_state ON moves (state);
@@ -118,17 +120,28 @@ CLAIM_LABELS_WITHDRAWN = "claim_labels_withdrawn"
 :meth:`Journal._withdraw_claim_labels`)."""
 
 _STAMP = (
-    "MAX(?, COALESCE((SELECT MAX(created) FROM labels), 0) + 1e-6,"
+    "MAX(:now, COALESCE((SELECT MAX(created) FROM labels), 0) + 1e-6,"
     " COALESCE((SELECT MAX(finished) FROM moves), 0) + 1e-6)"
 )
-"""When a move finishes or a label is given (``?``: the clock's time): never before a time the
-journal already holds. Which came last, facesortd's move of a file or a person's label, is told by
-these times (``placed_last``, ``counts``, what the last retrain learnt until): a clock set back (by
-hand, a dead clock battery until the network corrects it, another system's local time on a dual
-boot) made a person's label older than facesortd's earlier move of the file, so their file moved
-back into the folder facesortd had put it in was taken for facesortd's own placement and the label
-never recorded, and labels given after a retrain were not new to the next. The times stay the
-clock's while it runs forward; a clock set back meets them again once it has caught up."""
+"""The journal's order of finished moves and given labels (``finished``, ``created``; ``:now``: the
+clock's time): never before one the journal already holds. Which came last, facesortd's move of a
+file or a person's label, is told by it (``placed_last``, ``counts``, what the last retrain learnt
+until): a clock set back (by hand, a dead clock battery until the network corrects it, another
+system's local time on a dual boot) made a person's label older than facesortd's earlier move of
+the file, so their file moved back into the folder facesortd had put it in was taken for
+facesortd's own placement and the label never recorded, and labels given after a retrain were not
+new to the next. It is an order, not a time: once a clock set far ahead (2030 by mistake, a wrong
+clock at boot) is put right, every later stamp stays just after that far time until the clock
+reaches it. When a move or label was made is the clock's own reading, kept beside it (``clock``;
+a row of an older facesortd has none: its stamp was the clock's while it ran forward): what every
+"when" and "since when" is answered by (``Move.finished``, :meth:`Journal.done_since`, the counts
+since a time), as the stamps answered `undo --since 2h` with every move
+since a clock set far ahead."""
+
+_READING = "COALESCE(clock, finished)"
+"""A move's finish as the clock read it (:data:`_STAMP`)."""
+_LABEL_READING = "COALESCE(clock, created)"
+"""A label's giving as the clock read it (:data:`_STAMP`)."""
 
 
 _CLAIM_MARK = (
@@ -335,6 +348,7 @@ class Move:
     state: str
     started: float
     finished: float | None
+    """When it finished, as the clock read it then (not the journal's order: :data:`_STAMP`)."""
     copied: bool | None = None
     """A `sort --copy` (the source stayed); None in journals from before this was recorded."""
     claimed: Path | None = None
@@ -481,18 +495,21 @@ class Journal:
         ``claimed`` (before 2026-12-03: the name a move claimed; recovery removes a claim of
         such a row by the older rule) and ``made_folder`` (before 2026-12-03: undo leaves the
         folder of such a move as it is) and ``model_version`` (before 2026-12-03: such a row's model
-        is known by its name alone, :class:`ModelId`)."""
-        for column, kind in (
-            ("copied", "INTEGER"),
-            ("claimed", "BLOB"),
-            ("made_folder", "INTEGER"),
-            ("model_version", "TEXT"),
+        is known by its name alone, :class:`ModelId`) and ``clock`` of moves and labels (before
+        2026-12-03: the row's stamp was the clock's reading as far as is known, :data:`_STAMP`)."""
+        for table, column, kind in (
+            ("moves", "copied", "INTEGER"),
+            ("moves", "claimed", "BLOB"),
+            ("moves", "made_folder", "INTEGER"),
+            ("moves", "model_version", "TEXT"),
+            ("moves", "clock", "REAL"),
+            ("labels", "clock", "REAL"),
         ):
-            if self._has_column(column):
+            if self._has_column(table, column):
                 continue
             with self._migration():  # looked at again inside: another process may have just added it
-                if not self._has_column(column):
-                    self._db.execute(f"ALTER TABLE moves ADD COLUMN {column} {kind}")
+                if not self._has_column(table, column):
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _withdraw_claim_labels(self) -> None:
         """Journals whose label scan (before 2026-12-03) recorded a name a crash left in an emotion
@@ -529,8 +546,8 @@ class Journal:
         leftovers = {EMPTY_HASH} | {hashlib.sha256(claim_mark(*move)).hexdigest() for move in marked}
         return [(digest, _path(path)) for digest, path in faceless if digest in leftovers]
 
-    def _has_column(self, column: str) -> bool:
-        return column in {r[1] for r in self._db.execute("PRAGMA table_info(moves)").fetchall()}
+    def _has_column(self, table: str, column: str) -> bool:
+        return column in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})").fetchall()}
 
     @contextmanager
     def _migration(self) -> Iterator[None]:
@@ -575,7 +592,7 @@ class Journal:
         with self._lock:
             self._db.close()
 
-    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple]:
+    def _rows(self, sql: str, args: tuple[object, ...] | dict[str, object] = ()) -> list[tuple]:
         """Run one statement and fetch all its rows under the lock.
 
         The connection is shared by the daemon's workers and the review page's request threads;
@@ -585,7 +602,7 @@ class Journal:
         with self._lock:
             return self._execute(sql, args).fetchall()
 
-    def _execute(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
+    def _execute(self, sql: str, args: tuple[object, ...] | dict[str, object]) -> sqlite3.Cursor:
         """One statement on the shared connection, under ``_lock`` (held by the caller, who may need
         the cursor); a write lock held past ``LOCK_WAIT_S`` by another process names its holder."""
         try:
@@ -645,12 +662,9 @@ class Journal:
     def finish(self, move_id: int, state: str, destination: Path | None = None) -> None:
         """Mark a move done (with its final path), rolled back, or undone. Its claim is forgotten: an
         `undo` marks the move undone before it claims a name of its own to put the file back."""
-        sql = f"UPDATE moves SET state = ?, finished = {_STAMP}, claimed = x''"
-        if destination is None:
-            self._rows(f"{sql} WHERE id = ?", (state, time.time(), move_id))
-        else:
-            args = (state, time.time(), _blob(destination), move_id)
-            self._rows(f"{sql}, destination = ? WHERE id = ?", args)
+        sql = f"UPDATE moves SET state = :state, finished = {_STAMP}, clock = :now, claimed = x''"
+        args = {"state": state, "now": time.time(), "id": move_id, "to": _blob(destination)}
+        self._rows(f"{sql}{'' if destination is None else ', destination = :to'} WHERE id = :id", args)
 
     def claiming(self, move_id: int, name: Path) -> bytes:
         """Record the name move ``move_id`` (or `undo` putting it back) is about to claim
@@ -672,14 +686,15 @@ class Journal:
         )
 
     def _moves(self, where: str, args: tuple[object, ...] = ()) -> list[Move]:
-        rows = self._rows(f"SELECT {MOVE_COLUMNS} FROM moves WHERE {where}", args)
+        rows = self._rows(f"SELECT {MOVE_COLUMNS}, {_READING} FROM moves WHERE {where}", args)
         return [
             Move(
                 r[0],
                 r[1],
                 _path(r[2]),
                 _path(r[3]),
-                *r[4:12],
+                *r[4:11],
+                r[16],
                 None if r[12] is None else bool(r[12]),
                 _path(r[13]) if r[13] else None,
                 r[13] is not None,
@@ -727,11 +742,33 @@ class Journal:
         )
         return int(rows[0][0])
 
-    def done_moves(self, since: float = 0.0, limit: int | None = None) -> list[Move]:
+    def done_moves(self, limit: int | None = None) -> list[Move]:
         """Finished moves, newest first; at most ``limit`` of them (any number: `undo 99999999999999999999`
         means all, where SQLite refuses a count beyond its 64 bits with "datatype mismatch")."""
-        sql = "state = 'done' AND finished >= ? ORDER BY id DESC LIMIT ?"
-        return self._moves(sql, (since, min(limit, 2**63 - 1) if limit else -1))
+        sql = "state = 'done' ORDER BY id DESC LIMIT ?"
+        return self._moves(sql, (min(limit, 2**63 - 1) if limit else -1,))
+
+    def done_since(self, since: float) -> tuple[list[Move], list[Move]]:
+        """The finished moves made since the time ``since``, newest first, and those left out (newest
+        first) as not known to be: journaled at times ahead of the clock now, between the last
+        move made before ``since`` and the first made since (:data:`_STAMP`'s order).
+
+        By the clock's readings, not the stamps (:data:`_STAMP`). A reading ahead of the clock now is
+        the clock's error then (or now) and says nothing of when: such a move is taken if it came
+        after one made since ``since``, and left out (for the caller to say, never undone unasked)
+        if it came before every such move, as the clock cannot tell which side of ``since`` it lies."""
+        now = time.time()
+        [(before,)] = self._rows(f"SELECT MAX(finished) FROM moves WHERE {_READING} < ?", (since,))
+        after = -1.0 if before is None else before
+        [(first,)] = self._rows(
+            f"SELECT MIN(finished) FROM moves WHERE finished > ? AND {_READING} BETWEEN ? AND ?",
+            (after, since, now),
+        )
+        until = float("inf") if first is None else first
+        taken = self._moves("state = 'done' AND finished >= ? ORDER BY id DESC", (until,))
+        between = "state = 'done' AND finished > ? AND finished < ? ORDER BY id DESC"
+        left = self._moves(between, (after, until))
+        return taken, left
 
     def undone_from(self, path: Path, digest: str) -> bool:
         """Did a person undo the sort of this content from ``path`` (and nothing sorted it from there
@@ -791,7 +828,7 @@ class Journal:
         """
         rows = self._rows(
             "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves AS m"
-            " WHERE state = 'done' AND action != 'labelled' AND finished >= ?"
+            f" WHERE state = 'done' AND action != 'labelled' AND {_READING} >= ?"
             " AND substr(CAST(m.destination AS BLOB), 1, length(?2)) = ?2"
             " AND NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.hash = m.hash AND l.created >= m.finished"
             f" AND {PERSON_LABEL})"
@@ -812,7 +849,8 @@ class Journal:
     def labelled_counts(self, since: float = 0.0) -> dict[str, int]:
         """Files a person labelled per label, given (or last changed) since a time."""
         rows = self._rows(
-            f"SELECT label, COUNT(*) FROM labels AS l WHERE created >= ? AND {PERSON_LABEL} GROUP BY label",
+            f"SELECT label, COUNT(*) FROM labels AS l WHERE {_LABEL_READING} >= ? AND {PERSON_LABEL}"
+            " GROUP BY label",
             (since,),
         )
         return dict(sorted(rows))
@@ -826,9 +864,18 @@ class Journal:
         """
         crop, box = (str(face[0]), json.dumps(list(face[1]))) if face else (None, None)
         self._rows(
-            "INSERT INTO labels (hash, label, source, face, box, grp, path, created)"
-            f" VALUES (?, ?, ?, ?, ?, ?, ?, {_STAMP})",
-            (digest, label, source, crop, box, group, _blob(path), time.time()),
+            "INSERT INTO labels (hash, label, source, face, box, grp, path, created, clock)"
+            f" VALUES (:hash, :label, :source, :face, :box, :grp, :path, {_STAMP}, :now)",
+            {
+                "hash": digest,
+                "label": label,
+                "source": source,
+                "face": crop,
+                "box": box,
+                "grp": group,
+                "path": _blob(path),
+                "now": time.time(),
+            },
         )
 
     def withdraw_label(self, digest: str, path: Path) -> None:

@@ -18,7 +18,7 @@ import functools
 import os
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from facesortd.advice import advised
@@ -63,6 +63,9 @@ class Selection:
 
     moves: list[Move]
     undoable: int | None = None
+    unplaced: list[Move] = field(default_factory=list)
+    """For --since: the moves left out as journaled at times ahead of the clock, not known to be
+    since the time asked (``Journal.done_since``), which the person is told of."""
 
 
 def placed_by(journal: Journal, model: ModelId, library: Path) -> list[Move]:
@@ -119,7 +122,8 @@ def select(
             found.append(move)
         return Selection(found)
     if since is not None:
-        return Selection(journal.done_moves(since=since))
+        taken, unplaced = journal.done_since(since)
+        return Selection(taken, unplaced=unplaced)
     chosen, undoable = [], 0
     for move in journal.done_moves():
         chosen.append(move)

@@ -74,6 +74,8 @@ def cmd_undo(args: argparse.Namespace) -> int:
     try:
         chosen = select(journal, count, since, files, settings.library, settings.inbox, model)
         moves = chosen.moves
+        if since is not None:
+            _say_clock_ahead(chosen, args.since)
         if not moves:  # and no "nothing undone (dry run)" after it: one line for one fact
             why = f": no file that {one_line(args.model)} sorted is still where it put it" if model else ""
             print(f"nothing to undo{why}")
@@ -173,6 +175,28 @@ def _say_short(chosen: Selection, asked: int | None, outcomes: list[Outcome], di
         return
     done = sum(o.back_to is not None for o in outcomes)
     print(f"{did} {done} of the {asked} asked: there were only {chosen.undoable} that can be undone")
+
+
+def _say_clock_ahead(chosen: Selection, since: str) -> None:
+    """`undo --since` where the journal holds moves at times ahead of this computer's clock (set far
+    ahead once and put right since, or set back now): those taken, as each came after a move made
+    since then, and those left out, not known to be (``Journal.done_since``), with the command that
+    shows them. Unsaid, a person could not tell why a move they remember was not undone."""
+    now = time.time()
+    if ahead := [move for move in chosen.moves if (move.finished or 0) > now]:
+        print(
+            f"{len(ahead)} of these moves were journaled at times ahead of this computer's clock (its "
+            f"clock was wrong then, or is now): taken, as each came after a move made within --since {since}"
+        )
+    if chosen.unplaced:
+        newest = datetime.fromtimestamp(max(move.finished or 0 for move in chosen.unplaced))
+        last = len(chosen.moves) + len(chosen.unplaced)
+        print(
+            f"left out {len(chosen.unplaced)} move(s) journaled at times ahead of this computer's clock "
+            f"(up to {newest.isoformat(' ', 'minutes')}; its clock was wrong then, or is now): whether they "
+            f"came within --since {since} is not known. They are the last ones before these: "
+            f"`{advised('undo', str(last), '--dry-run')}` shows them with these"
+        )
 
 
 def _say_waiting(waiting: dict[Path, list[Outcome]]) -> None:
