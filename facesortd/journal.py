@@ -135,7 +135,7 @@ clock at boot) is put right, every later stamp stays just after that far time un
 reaches it. When a move or label was made is the clock's own reading, kept beside it (``clock``;
 a row of an older facesortd has none: its stamp was the clock's while it ran forward): what every
 "when" and "since when" is answered by (``Move.finished``, :meth:`Journal.done_since`, the counts
-since a time), as the stamps answered `undo --since 2h` with every move
+since a time, :meth:`Journal.label_clock`), as the stamps answered `undo --since 2h` with every move
 since a clock set far ahead."""
 
 _READING = "COALESCE(clock, finished)"
@@ -927,6 +927,13 @@ class Journal:
             "SELECT label, created FROM labels WHERE hash = ? ORDER BY id DESC LIMIT 1", (digest,)
         )
         return (row[0], row[1]) if row else None
+
+    def label_clock(self, digest: str) -> float | None:
+        """When this content's newest label was given, as the clock read it (not the journal's
+        order, :data:`_STAMP`): what a file's own times, the kernel's clock, are compared with."""
+        sql = f"SELECT {_LABEL_READING} FROM labels WHERE hash = ? ORDER BY id DESC LIMIT 1"
+        row = self._row(sql, (digest,))
+        return row[0] if row else None
 
     def labelled_at(self, digest: str) -> Path | None:
         """Where the file stood when this content got its newest label (None: never labelled)."""

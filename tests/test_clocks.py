@@ -3,7 +3,9 @@ a clock set back, and what `undo --since`, the label scan and the journal's orde
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -165,6 +167,7 @@ def test_a_journal_from_before_the_clock_was_kept_reads_its_times_as_the_clock(
     assert _planned(_undo_since(monkeypatch, capsys, 0)) == ["recent.png"]
     kept = Journal.for_state_dir(settings.state_dir)
     assert kept.labelled_counts(_real_time() - 60) == {"happy": 1}
+    assert kept.label_clock("h") == pytest.approx(_real_time(), abs=60)
     kept.close()
 
 
@@ -199,4 +202,48 @@ def test_a_file_facesortd_moved_with_the_clock_far_ahead_is_a_label_when_moved_b
     assert reviewer.scan() == 1
     sad.rename(happy)
     assert reviewer.scan() == 1 and _labels(kept) == ["happy"]
+    kept.close()
+
+
+def test_a_copy_filed_after_the_labelled_one_with_the_clock_set_back_between_is_the_label(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person filed a picture in happy/ (its label recorded), the clock was set back an hour, and
+    they filed a copy of it in sad/: the copy's ctime came before the label's time and before the
+    first copy's, so it was taken for one there before, and the later decision, sad, never recorded.
+    (A test cannot set the clock: the journal's reads an hour ahead, and the first copy's ctime is
+    made later than the second's, as the set-back clock makes them.)"""
+    _clock(monkeypatch, HOUR)
+    kept = Journal.for_state_dir(settings.state_dir)
+    reviewer = review.Reviewer(settings, kept)
+    first = _shot(settings.library / "happy" / "a.png")
+    assert reviewer.scan() == 1
+    second = settings.library / "sad" / "b.png"
+    second.parent.mkdir()
+    shutil.copyfile(first, second)
+    os.chmod(first, 0o600)  # its ctime now, after the copy's
+    assert first.stat().st_ctime >= second.stat().st_ctime
+    assert reviewer.scan() == 1 and _labels(kept) == ["sad"]
+    assert review.Reviewer(settings, kept).scan() == 0  # a restart finds nothing new in either
+    kept.close()
+
+
+def test_a_copy_filed_after_a_label_given_while_the_journal_ran_ahead_of_the_clock_is_the_label(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal's times a year ahead (the clock was, once): a label given since is stamped after
+    them, and a copy of its picture filed in another folder afterwards, found by a daemon just
+    started, was compared with that stamp: older, and with the first copy's ctime changed since
+    (a tag, a chmod) taken for one there before. The clock's reading of the label is what a file's
+    ctime is compared with."""
+    _sorted_at(settings, monkeypatch, "ahead.png", YEAR)
+    _clock(monkeypatch, 0)
+    kept = Journal.for_state_dir(settings.state_dir)
+    first = _shot(settings.library / "happy" / "a.png")
+    assert review.Reviewer(settings, kept).scan() == 1
+    second = settings.library / "sad" / "b.png"
+    second.parent.mkdir()
+    shutil.copyfile(first, second)
+    os.chmod(first, 0o600)
+    assert review.Reviewer(settings, kept).scan() == 1 and _labels(kept) == ["sad"]
     kept.close()

@@ -54,6 +54,9 @@ class Reviewer:
     unrecorded: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
     """Files whose label could not be recorded, as they were when that was said: said once per
     file until it changes or is recorded (tried again at every scan, every ``review_scan_s``)."""
+    found: frozenset[Path] = frozenset()
+    """The image files the last scan found: one found now and not then was put where it is since
+    (:meth:`_here_before`). Empty until a first scan."""
     not_labels: set[Path] = field(default_factory=set)
     """Folders whose name cannot be a label, said once."""
     label_log_level: LogLevel = "INFO"
@@ -80,6 +83,7 @@ class Reviewer:
         held = [p for p in self._listing(quarantine) if p.is_dir()]
         present: set[Path] = set()
         changed = [path for folder in emotions + held for path in self._changed_images(folder, present)]
+        earlier, self.found = self.found, frozenset(present)
         # Files that left are forgotten, so one moved away and back again is looked at anew.
         self.seen = {p: key for p, key in self.seen.items() if p in present}
         self.unrecorded = {p: key for p, key in self.unrecorded.items() if p in present}
@@ -97,7 +101,7 @@ class Reviewer:
                 # quarantine. The lock is held for one file's look, so moves wait little.
                 with move_lock(self.journal.state_dir):
                     digest = content_id(path)  # a file we may not read is known by its inode, as sorted
-                    new += self._look_at(path, digest, path.parent in held)
+                    new += self._look_at(path, digest, path.parent in held, earlier)
             except FileNotFoundError:
                 # A person moved it on meanwhile: the next scan meets it where it went, or here again
                 # (moved back: kept as looked at, it was never looked at again, its label unrecorded).
@@ -131,34 +135,42 @@ class Reviewer:
             return False
         return True
 
-    def _look_at(self, path: Path, digest: str, in_quarantine: bool) -> bool:
+    def _look_at(self, path: Path, digest: str, in_quarantine: bool, earlier: frozenset[Path]) -> bool:
         """Record the label (or its withdrawal) that ``path`` (``digest`` its content) being where it
-        is means, if any."""
+        is means, if any; ``earlier``: the files the last scan found (:meth:`_here_before`)."""
         if self.journal.placed_last(path, digest):
             return False  # facesortd's own decision, not a person's
         label = self.journal.label_for_hash(digest)
         if in_quarantine:
             return self._withdraw(path, digest, label)
         if label is None or label[0] != path.parent.name:
-            if label is not None and self._here_before(path, label[1], digest):
+            if label is not None and self._here_before(path, digest, earlier):
                 return False
             return self._record(path, digest, path.parent.name)
         return False
 
-    def _here_before(self, path: Path, labelled: float, digest: str) -> bool:
+    def _here_before(self, path: Path, digest: str, earlier: frozenset[Path]) -> bool:
         """Was ``path`` where it is before this content's newest label, given to another file of
         the same content still where the person left it? Then it says nothing new: copies of a
         picture in two emotion folders were each recorded again at every start of the daemon (its
-        memory of what it looked at is gone), taking the label in turn. A move or copy sets the
-        file's ctime, so one the person put here since is recorded, and so is one put here after the
-        labelled copy was (both found by one look: the copy whose folder was listed first took the
-        label, whichever the person filed last)."""
-        here = path.lstat().st_ctime
-        if here >= labelled or not self.journal.labelled_elsewhere(path, digest):
-            return False
+        memory of what it looked at is gone), taking the label in turn.
+
+        Told first by what the last scan found (``earlier``): the labelled copy there and this one
+        not, this one was put here after it, the person's later decision, whatever the clock said.
+        Else by the file's ctime, which a move or copy sets, against the clock's reading when the
+        label was given (a file put here since), then against the labelled copy's ctime (both
+        found by one look: the copy whose folder was listed first took the label, whichever the
+        person filed last). Against the label's stamp (``journal._STAMP``, ahead of the clock once it
+        was set back, or put right after it ran ahead) a copy filed since seemed older than the
+        label, and the person's later decision was not recorded."""
         other = self.journal.labelled_at(digest)
+        if other is None or (other in earlier and path not in earlier):
+            return False
+        here, given = path.lstat().st_ctime, self.journal.label_clock(digest)
+        if given is None or here >= given or not self.journal.labelled_elsewhere(path, digest):
+            return False
         try:
-            return other is not None and here <= other.lstat().st_ctime
+            return here <= other.lstat().st_ctime
         except OSError:  # moved on since it was found holding the label: this copy is the one left
             return False
 
