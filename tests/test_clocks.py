@@ -23,6 +23,9 @@ from facesortd.content import content_id
 from facesortd.decide import Decision
 from facesortd.journal import Journal
 from facesortd.learn import review
+from facesortd.learn.datasets import LabelledItem
+from facesortd.learn.kept_faces import faces_dir
+from facesortd.learn.label_import import import_labels
 from facesortd.state import JOURNAL_FILE
 
 HOUR = 3600
@@ -246,4 +249,58 @@ def test_a_copy_filed_after_a_label_given_while_the_journal_ran_ahead_of_the_clo
     shutil.copyfile(first, second)
     os.chmod(first, 0o600)
     assert review.Reviewer(settings, kept).scan() == 1 and _labels(kept) == ["sad"]
+    kept.close()
+
+
+def _refusing(monkeypatch: pytest.MonkeyPatch, kept: Journal) -> list[bool]:
+    """``kept`` refuses every label while the list returned holds True (a full state disk)."""
+    refusing = [True]
+    real = kept.add_label
+
+    def add_label(*args: object, **kwargs: object) -> None:
+        if refusing[0]:
+            raise sqlite3.OperationalError("database or disk is full")
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kept, "add_label", add_label)
+    return refusing
+
+
+def test_a_label_the_journal_refuses_leaves_no_face_crop_and_is_tried_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The face crop was kept in faces/ before the journal refused the label (its disk full): the
+    crop of a label never recorded stayed there for good once the file moved on. One kept for an
+    earlier label of the same content is that label's, and stays. And the file was kept as looked
+    at: its label was not tried again once the journal took writes, until the daemon restarted."""
+    kept = Journal.for_state_dir(settings.state_dir)
+    refusing = _refusing(monkeypatch, kept)
+    shot = _shot(settings.library / "happy" / "a.png")
+    reviewer = review.Reviewer(settings, kept)
+    with pytest.raises(sqlite3.OperationalError):
+        reviewer.scan()
+    assert list(faces_dir(settings).glob("*")) == []
+    refusing[0] = False
+    assert reviewer.scan() == 1
+    [(_h, _label, _source, face, *_)] = kept.labels()
+    refusing[0] = True
+    (settings.library / "sad").mkdir()
+    shot.rename(settings.library / "sad" / "a.png")
+    with pytest.raises(sqlite3.OperationalError):
+        reviewer.scan()
+    assert list(faces_dir(settings).glob("*")) == [Path(face)] and _labels(kept) == ["happy"]
+    kept.close()
+
+
+def test_an_imported_label_the_journal_refuses_leaves_no_face_crop(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`import-labels` kept each face's crop before the journal recorded its label: refused (the
+    state disk full), the crop stayed in faces/ with no label of it."""
+    kept = Journal.for_state_dir(settings.state_dir)
+    _refusing(monkeypatch, kept)
+    shot = _shot(settings.library.parent / "dataset" / "a.png")
+    with pytest.raises(sqlite3.OperationalError):
+        import_labels(settings, kept, [LabelledItem(shot, "happy")], BrightBlobDetector())  # type: ignore[arg-type]
+    assert list(faces_dir(settings).glob("*")) == [] and kept.labels() == []
     kept.close()

@@ -5,6 +5,8 @@ by each retrain (`learn/retrain.py`)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -27,13 +29,34 @@ def faces_dir(settings: Settings) -> Path:
     return settings.state_dir / FACES_DIR
 
 
+def _crop_path(settings: Settings, content_hash: str) -> Path:
+    return faces_dir(settings) / f"{content_hash}.png"
+
+
+@contextlib.contextmanager
+def kept_if_recorded(settings: Settings, content_hash: str) -> Iterator[None]:
+    """Around keeping a label's face (:func:`keep_face`) and recording the label: a crop made inside
+    is removed again if the recording fails (the journal full, read-only, locked), so faces/ holds
+    no crop of a label never recorded (it stayed there for good once the file moved on). A crop
+    there before belongs to an earlier label of the same content, and stays."""
+    crop = _crop_path(settings, content_hash)
+    there = crop.exists()
+    try:
+        yield
+    except BaseException:
+        if not there:
+            with contextlib.suppress(OSError):  # the failure said is the recording's
+                crop.unlink(missing_ok=True)
+        raise
+
+
 def keep_face(settings: Settings, content_hash: str, gray: np.ndarray, box: Box) -> Path:
     """Store the face of a labelled file as ``<state_dir>/faces/<hash>.png`` (atomic; kept once).
 
     Cut like every face crop (:func:`faces.cut_face_crop`: the box is its middle half), wider than
     any model's margin, so a later model can re-normalise it its own way and, unless the crop had
     to be shrunk to ``KEEP_SIDE``, gets exactly the face it would get from the screenshot."""
-    path = faces_dir(settings) / f"{content_hash}.png"
+    path = _crop_path(settings, content_hash)
     if not path.exists():
         crop = cut_face_crop(gray, box)
         if crop.shape[0] > KEEP_SIDE:

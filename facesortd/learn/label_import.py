@@ -22,7 +22,7 @@ from facesortd.detect import FaceDetector
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import Journal
 from facesortd.learn.datasets import LabelledItem, source_group
-from facesortd.learn.kept_faces import keep_face
+from facesortd.learn.kept_faces import keep_face, kept_if_recorded
 from facesortd.learn.training import BOX_OUTSIDE, Kind, Undetected, training_box
 from facesortd.progress import Progress
 
@@ -74,9 +74,11 @@ def import_labels(
         if journal.label_for_hash(key) is not None:
             outcome["imported before"] += 1
             continue
-        crop = keep_face(settings, key.replace("#", "-").replace(",", "_"), gray, box)
-        journal.add_label(
-            key, item.label, "dataset", (crop, box), source_group(Path(item.path).name), item.path
-        )
+        name = key.replace("#", "-").replace(",", "_")
+        with kept_if_recorded(settings, name):
+            crop = keep_face(settings, name, gray, box)
+            journal.add_label(
+                key, item.label, "dataset", (crop, box), source_group(Path(item.path).name), item.path
+            )
         outcome["imported"] += 1
     return outcome

@@ -26,7 +26,7 @@ from facesortd.image_names import is_image_name
 from facesortd.images import UnreadableImage, read_image, to_gray
 from facesortd.journal import CLAIM_MARK_MOST, Journal, holds_claim_mark
 from facesortd.learn.datasets import source_group
-from facesortd.learn.kept_faces import keep_face
+from facesortd.learn.kept_faces import keep_face, kept_if_recorded
 from facesortd.learn.retrain import UserLabel
 from facesortd.placement import end_killed_moves, inode_change, looks_unchanged
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
@@ -93,7 +93,7 @@ class Reviewer:
             # facesortd's, remembered as looked at, and its label never recorded.
             with move_lock(self.journal.state_dir):
                 end_killed_moves(self.journal)
-        for path in changed:
+        for n, path in enumerate(changed):
             try:
                 # Under the move lock, which `undo` (the review page's u too) holds while it moves a
                 # file back and withdraws its label: a look across the two took the file for where
@@ -115,6 +115,13 @@ class Reviewer:
                     )
                     self.unrecorded[path] = key
                 continue
+            except BaseException:
+                # The scan ends here (the journal refused a label: its disk full, read-only): this
+                # file and those after it were not looked at, and kept as looked at they were not
+                # again until each changed or the daemon restarted, their labels unrecorded.
+                for unlooked in changed[n:]:
+                    self.seen.pop(unlooked, None)
+                raise
             self.seen[path] = (*self.seen[path][:2], digest)
             self.unrecorded.pop(path, None)
         return new
@@ -222,8 +229,9 @@ class Reviewer:
     def _record(self, path: Path, digest: str, label: str) -> bool:
         before = self.journal.last_for_hash(digest)
         source = "correction" if before and before.action == "sorted" and before.emotion != label else "human"
-        face = self._keep_face(path, digest)
-        self.journal.add_label(digest, label, source, face, source_group(path.name), path)
+        with kept_if_recorded(self.settings, digest):
+            face = self._keep_face(path, digest)
+            self.journal.add_label(digest, label, source, face, source_group(path.name), path)
         logger.log(
             self.label_log_level,
             "{}: recorded as {} ({}){}",
