@@ -300,7 +300,9 @@ class FaceDetector:
         grouping, strongest first; boxes in original-image coordinates, possibly reaching outside it.
 
         For the raw windows the scan runs ungrouped and the windows are grouped here as OpenCV
-        would (cv2.groupRectangles, its eps): one scan instead of two. Those groups are then
+        would (cv2.groupRectangles, its eps): one scan instead of two. (Not to the pixel at the
+        right and bottom edges: OpenCV groups its windows before clipping them to the image, and
+        hands them out clipped; cascade_classifier/README.md.) Those groups are then
         scored by the verifier only, so they carry no cascade score. With the gate's ``marks``
         the scan is ungrouped and only where the gate asks (nearly the whole scan's windows there:
         cascade_classifier/README.md); without raw windows wanted its groups carry OpenCV's weight.
@@ -376,7 +378,10 @@ class FaceDetector:
         gets few windows or none (the misses of cascade_classifier/README.md). A half-size copy
         with a thin replicated border gives windows there; what lies inside the frame is the
         full-size pass's to find, so only boxes reaching past it are kept, which spares the
-        verifier and adds no false face inside the picture.
+        verifier and adds no false face inside the picture. The whole copy is scanned all the
+        same: a third of its windows reach into the border, and scanning only the windows that can
+        make a kept box (with their clusters completed, as exactness needs) costs more than the
+        whole scan and still misses OpenCV's windows here and there (cascade_classifier/README.md).
         """
         short = min(small.shape[:2])
         f = min(1.0, CUT_FACE_SIDE / short)

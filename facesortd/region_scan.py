@@ -6,6 +6,13 @@ differently (cascade_classifier/README.md, "Coarse-to-fine scan"). So each scale
 resized as OpenCV resizes it, the regions are cut from that and scanned at the cascade's own
 window size, on the whole scan's grid: OpenCV steps 2 px of the scaled image below scale 2 (cuts
 start on even pixels) and 1 px from 2 up (four cuts shifted by a pixel, each stepped by 2).
+
+The windows are nearly, not exactly, the whole scan's, even where a cut is the whole picture.
+One reason is known: after a position rejected at the cascade's first stage OpenCV skips the next
+one of its row, so which positions it visits depends on the row from its start, and a cut starting
+elsewhere, or four cuts stepped by 2 where OpenCV steps by 1, visit others. So a scan of regions
+cannot promise the whole scan's decisions to the bit (cascade_classifier/README.md, "A pass for
+faces cut by the frame").
 """
 
 from __future__ import annotations
@@ -143,7 +150,9 @@ def grouped(
     rects: np.ndarray, weights: np.ndarray, min_neighbors: int, eps: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Windows grouped as ``detectMultiScale`` groups them, each group with the highest weight
-    of the windows it is similar to (OpenCV's rule for the weight it reports)."""
+    of the windows it is similar to. Near OpenCV's, not equal: OpenCV reports the highest weight of
+    the group's own windows, and groups its windows before clipping them to the image, where these
+    come clipped (cascade_classifier/README.md, "A pass for faces cut by the frame")."""
     if not len(rects):
         return rects, weights
     groups, _counts = cv2.groupRectangles(rects.tolist(), min_neighbors, eps)
