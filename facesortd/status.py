@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from facesortd.advice import advised
 from facesortd.config import FOLDERS, Settings, fingerprint, folders_overlap, is_setting_variable
 from facesortd.content import content_id
-from facesortd.durable import NOT_REGULAR
+from facesortd.durable import NOT_REGULAR, open_regular
 from facesortd.journal import Journal, ModelId
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
@@ -34,7 +35,7 @@ from facesortd.refusals import Refused, list_folder
 from facesortd.service_unit import unit_file
 from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
-from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, move_lock_if_free
+from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, holder_pid, move_lock_if_free
 from facesortd.watch import ignored, walk_inbox, wanted
 
 MAX_STUCK = 10
@@ -45,23 +46,26 @@ FRESH_S = 30
 """A daemon rewrites its status file every second; one older than this is not being kept up."""
 
 
-def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] | None:
+def daemon_state(settings: Settings, problems: list[str]) -> dict[str, Any] | None:
     """The running daemon's last published status, or None if no daemon runs for this state folder.
 
     A status file that is not being kept up while its daemon lives is a problem the person must
-    hear about, not "not running": that sent them to start a second daemon, which is refused.
+    hear about, not "not running": that sent them to start a second daemon, which is refused. Nor
+    is a daemon that holds the folder's lock and has not published yet (loading its models, looking
+    through a big inbox): ``{"pid": N, "starting": True}``.
     """
-    path = settings.state_dir / STATUS_FILE
-    try:
-        status = json.loads(path.read_text(encoding="utf-8"))
-        pid = int(status["pid"])
-        os.kill(pid, 0)
-    except (OSError, ValueError, KeyError):
-        return None
-    age = time.time() - float(status.get("updated", 0))
-    if age >= FRESH_S and not _holds_daemon_lock(pid, settings.state_dir):
-        return None  # a daemon that died long ago; its pid now names another process
-    if status.get("settings") not in (None, fingerprint(settings)):
+    state_dir = settings.state_dir
+    status = _published(state_dir / STATUS_FILE)
+    pid = status["pid"] if status else None
+    age = time.time() - status["updated"] if status else 0.0
+    # Written at a time ahead of the clock (the clock set back since, a wrong one at boot) it says
+    # nothing of when it was written: a daemon killed then, its pid reused, was "running" for good.
+    if pid is None or not _alive(pid) or (abs(age) >= FRESH_S and not _holds_daemon_lock(pid, state_dir)):
+        holder = holder_pid(state_dir)
+        if holder is not None and os.path.isdir("/proc/self/fd") and _holds_daemon_lock(holder, state_dir):
+            return {"pid": holder, "starting": True}
+        return None  # a daemon that died (long ago: its pid may name another process now), or none
+    if status.get("settings") not in (None, fingerprint(settings)):  # type: ignore[union-attr]
         problems.append(
             f"the daemon (pid {pid}) runs with other settings than these (the config file or FACESORTD_* "
             "variables changed since it started?): it reads them only when it starts, so restart it "
@@ -69,11 +73,11 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
             "with --config FILE (the unit's ExecStart says), give this command the same --config"
             + _shell_only()
         )
-    if age < FRESH_S:
+    if abs(age) < FRESH_S:
         return status
-    state_dir = settings.state_dir
     problems.append(
-        f"the daemon (pid {pid}) runs, but last wrote its status {age:.0f} s ago: "
+        f"the daemon (pid {pid}) runs, but "
+        + (f"last wrote its status {age:.0f} s ago: " if age > 0 else "its status is dated later than now: ")
         + (
             f"it cannot write into {state_dir}: make it writable (chmod u+rwx '{state_dir}')"
             if not os.access(state_dir, os.W_OK | os.X_OK)
@@ -81,6 +85,50 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, object] |
         )
     )
     return status
+
+
+def _published(path: Path) -> dict[str, Any] | None:
+    """The daemon's status file, if it is one: a JSON object with a pid and a time. One that is not
+    (cut short by a disk, edited, written by another version, a FIFO in its place) ended `status` in
+    a traceback (or, a FIFO, hung it); so did a queue, model or start of another kind, now None (the
+    start: its time)."""
+    try:
+        with open_regular(path) as fh:
+            status = json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(status, dict):
+        return None
+    pid, updated = status.get("pid"), status.get("updated")
+    if type(pid) is not int or not 0 < pid <= PID_MAX or not _finite(updated):
+        return None
+    if not _finite(status.get("started")):
+        status["started"] = updated
+    if type(status.get("queue")) is not int:
+        status["queue"] = None
+    try:
+        status["model"] = exact(status, "model") if isinstance(status.get("model"), str) else None
+    except (ValueError, TypeError):  # its exact bytes garbled
+        status["model"] = None
+    status.pop("model_bytes_b64", None)
+    return status
+
+
+def _finite(value: object) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+PID_MAX = 1 << 22
+"""No Linux process id is larger (the kernel's PID_MAX_LIMIT); os.kill refused a larger one."""
+
+
+def _alive(pid: int) -> bool:
+    """Is there a process ``pid`` of this user (another user's is not this user's daemon)?"""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
 
 
 def _shell_only() -> str:
@@ -237,13 +285,16 @@ def gather(settings: Settings) -> dict[str, Any]:
     state = daemon_state(settings, problems)
     now = time.time()
     daemon: dict[str, Any] = {"running": state is not None}
-    if state:
-        said_by_daemon = list(map(str, state.get("problems") or []))  # type: ignore[call-overload]
+    if state and state.get("starting"):
+        daemon.update(pid=state["pid"], starting=True)
+    elif state:
+        problems_said = state.get("problems")
+        said_by_daemon = list(map(str, problems_said)) if isinstance(problems_said, list) else []
         daemon.update(
             pid=state["pid"],
-            uptime_s=round(now - float(state.get("started", now))),  # type: ignore[arg-type]
+            uptime_s=round(now - state["started"]),
             queue=state["queue"],
-            model=exact(state, "model"),
+            model=state["model"],
         )
     if lost := lost_in_force(settings):
         problems.append(lost)
@@ -252,7 +303,7 @@ def gather(settings: Settings) -> dict[str, Any]:
     if overlap := folders_overlap(settings):  # `run` refuses to start: advising it alone contradicted that
         problems.append(overlap)
     path = model_in_force(settings)
-    if state:
+    if state and isinstance(daemon.get("model"), str):
         # By content too: a model written anew under the same name (a facesortd upgrade's shipped
         # model, a pinned file replaced) is taken up at the next file as much as a new name is.
         version = state.get("model_version")
@@ -341,7 +392,12 @@ def report(settings: Settings) -> str:
     data = gather(settings)
     lines = []
     daemon = data["daemon"]
-    if daemon["running"]:
+    if daemon.get("starting"):
+        lines.append(
+            f"daemon: starting (pid {daemon['pid']}): it has not said yet what it is doing (it does once "
+            "its models are loaded and the inbox looked through)"
+        )
+    elif daemon["running"]:
         in_force = Path(data["model"]["path"]).name if data["model"]["path"] else "none"
         lines.append(
             f"daemon: running (pid {daemon['pid']}, up {_duration(daemon['uptime_s'])}), "
@@ -349,7 +405,7 @@ def report(settings: Settings) -> str:
             # Its workers load a new model at their next file: two names, one line apart, read as a fault.
             + (
                 f" (takes up {in_force}, the model in force, at its next file)"
-                if not daemon["holds_model_in_force"]
+                if not daemon.get("holds_model_in_force", True)
                 else ""
             )
         )

@@ -1,0 +1,97 @@
+"""`status`, `doctor`, `config` and `install-service` walked as a demanding user: each leftover,
+damaged file or odd setting is one clear line (or a true report), never a traceback or a false
+"all fine"."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from facesortd import cli
+from facesortd.config import Settings, load_settings
+from facesortd.state import STATUS_FILE, DaemonLock
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for key, sub in (("INBOX", "inbox"), ("LIBRARY", "lib"), ("STATE_DIR", "state")):
+        monkeypatch.setenv(f"FACESORTD_{key}", str(tmp_path / sub))
+    settings = load_settings()
+    settings.state_dir.mkdir(parents=True)
+    return settings
+
+
+def _status_json(capsys: pytest.CaptureFixture[str]) -> dict:
+    assert cli.main(["status", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "[]",
+        "null",
+        '{"pid": PID, "updated": "x"}',
+        '{"pid": 99999999999, "updated": NOW, "queue": 0, "model": "m"}',
+        '{"pid": PID, "updated": NaN, "queue": 0, "model": "m"}',
+    ],
+)
+def test_a_status_file_that_is_not_one_is_no_daemon_not_a_traceback(
+    settings: Settings, capsys: pytest.CaptureFixture[str], written: str
+) -> None:
+    """A status file cut short by a disk, edited, or from another facesortd version ended `status`
+    (and `--json`) in a TypeError, ValueError, KeyError or OverflowError traceback."""
+    written = written.replace("PID", str(os.getpid())).replace("NOW", str(time.time()))
+    (settings.state_dir / STATUS_FILE).write_text(written)  # this process's pid: alive
+    assert _status_json(capsys)["daemon"] == {"running": False}
+    assert cli.main(["status"]) == 0
+    assert capsys.readouterr().out.startswith("daemon: not running")
+
+
+def test_a_status_file_with_odd_members_still_says_the_daemon_runs(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its pid and time say a daemon runs; a queue, model or start of another kind (garbled bytes of
+    the model's name) ended `status` in a traceback."""
+    status = {"pid": os.getpid(), "updated": time.time(), "queue": [], "model": "m", "model_bytes_b64": "a"}
+    (settings.state_dir / STATUS_FILE).write_text(json.dumps({**status, "started": "x"}))
+    daemon = _status_json(capsys)["daemon"]
+    assert daemon["running"] and daemon["pid"] == os.getpid() and daemon["model"] is None
+    assert cli.main(["status"]) == 0
+    assert capsys.readouterr().out.startswith(f"daemon: running (pid {os.getpid()}, up 0 min)")
+
+
+def test_a_status_file_dated_ahead_of_the_clock_is_not_a_running_daemon(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon killed while the clock ran a year ahead (put right since), its pid now another
+    process's: `status` called it running for a year, and the files in the inbox "waiting to be
+    sorted" with no word that nothing sorts them."""
+    settings.inbox.mkdir()
+    (settings.inbox / "a.png").write_bytes(b"x")
+    ahead = time.time() + 365 * 24 * 3600
+    status = {"pid": os.getpid(), "started": ahead, "updated": ahead, "queue": 0, "model": "m"}
+    (settings.state_dir / STATUS_FILE).write_text(json.dumps(status))
+    data = _status_json(capsys)
+    assert data["daemon"] == {"running": False}
+    assert data["inbox"]["stuck"][0]["why"] == "waiting to be sorted (the daemon is not running)"
+
+
+def test_a_daemon_that_has_not_published_yet_is_starting_not_missing(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Between taking its lock and its first status (its models loading, a big inbox listed, the
+    status file of a daemon killed before still there) `status` said "not running (start it with
+    `facesortd run`)", which was then refused as a second daemon."""
+    gone = {"pid": 1 << 22, "started": 1.0, "updated": 1.0, "queue": 0, "model": "m"}
+    (settings.state_dir / STATUS_FILE).write_text(json.dumps(gone))
+    with DaemonLock(settings.state_dir):  # this process stands in for the daemon
+        data = _status_json(capsys)
+        assert data["daemon"] == {"running": True, "pid": os.getpid(), "starting": True}
+        assert cli.main(["status"]) == 0
+        assert capsys.readouterr().out.startswith(f"daemon: starting (pid {os.getpid()})")
+    assert _status_json(capsys)["daemon"] == {"running": False}
