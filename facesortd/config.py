@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from facesortd import DEFAULT_MAX_PIXELS
 from facesortd.image_names import IMAGE_SUFFIXES
+from facesortd.shown_names import one_line
 from facesortd.spelling import nearest
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"]
@@ -122,7 +123,33 @@ README.md, "Performance", measured as cascade_classifier/README.md says)."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def home_expanded(path: Path) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded, as every file and folder setting is read
+    (a cascade, verifier or gate file written "~/…" was looked for in a folder named "~"). A user
+    without a home, or a NUL in the name, which no file name holds, is a ValueError saying which:
+    both ended every command in a traceback."""
+    if "\0" in str(path):
+        raise ValueError("a NUL character, which no file or folder name can hold")
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        user = path.parts[0][1:]
+        raise ValueError(f"there is no user {user!r}, whose home ~{user} would be") from None
+
+
+def _home_expanded(value: Any) -> Any:
+    """:func:`home_expanded` for a setting: each path of a list, none for a word or None."""
+    if isinstance(value, list):
+        return [_home_expanded(v) for v in value]
+    if not isinstance(value, Path):
+        return value
+    try:
+        return home_expanded(value)
+    except ValueError as exc:
+        raise PydanticCustomError("path", str(exc)) from None
 
 
 class DetectionSettings(_Section):
@@ -221,6 +248,8 @@ class DetectionSettings(_Section):
             {"guess": f"did you mean {meant}? " if meant else "", "names": ", ".join(GATE_NAMES)},
         )
 
+    _files_expanded = field_validator("cascades", "verifier", "gate", mode="after")(_home_expanded)
+
 
 class RecognitionSettings(_Section):
     """How emotions are predicted and when a prediction is trusted."""
@@ -244,6 +273,8 @@ class RecognitionSettings(_Section):
         description="Several faces: 'largest' lets the biggest face decide; 'agree' sorts only when every "
         "confident face has the same emotion (else quarantine 'mixed').",
     )
+
+    _model_expanded = field_validator("model", mode="after")(_home_expanded)
 
 
 class WatchSettings(_Section):
@@ -419,7 +450,7 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         # Absolute, so the journal's paths mean the same whatever the working directory.
-        return value.expanduser().absolute()
+        return _home_expanded(value).absolute()
 
     @classmethod
     def settings_customise_sources(
@@ -544,7 +575,10 @@ def load_settings(config_file: Path | None = None, *, environment: bool = True, 
     ConfigError naming the key, the value and what was expected, so the CLI never shows a traceback.
     """
     explicit = config_file is not None
-    path = Path(config_file).expanduser() if explicit else default_config_file()
+    try:
+        path = home_expanded(Path(config_file)) if explicit else default_config_file()
+    except ValueError as exc:
+        raise ConfigError(f"config file {one_line(config_file)}: {exc}") from None
     if path.exists() and not path.is_file():  # the default path too: else passed over in silence
         raise ConfigError(f"config file {path} is not a file: name a TOML file ({EXAMPLE})")
     if explicit and not path.is_file():
@@ -603,7 +637,7 @@ def _refuse_relative_folders(data: dict[str, object], path: Path) -> None:
     they are, as in a shell."""
     for name in FOLDERS:
         value = data.get(name)
-        if isinstance(value, str) and value.strip() and not Path(value).expanduser().is_absolute():
+        if isinstance(value, str) and value.strip() and not value.startswith(("/", "~")):
             raise ConfigError(
                 f"invalid configuration (from {path}):\n  {name} = {value!r}: not a full path, so it would "
                 "be another folder for each folder facesortd is started in: write it from / or from your "
@@ -632,7 +666,7 @@ def _unknown_variables() -> list[str]:
     in silence (a nested one, FACESORTD_WATCH__RECURSVE, it refuses), so `FACESORTD_LIBARY=~/x
     facesortd run` sorted into the config's library as if the variable were not there."""
     return [
-        f"  {name} = {value!r}: unknown key {key}{_known_keys((key,))}"
+        f"  {name} = {value!r}: unknown key{f' {key}' if key else ''}{_known_keys((key,))}"
         for name, value in sorted(os.environ.items())
         if is_setting_variable(name)
         and (key := name[len(ENV_PREFIX) :].split("__")[0].lower()) not in Settings.model_fields

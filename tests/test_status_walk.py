@@ -95,3 +95,52 @@ def test_a_daemon_that_has_not_published_yet_is_starting_not_missing(
         assert cli.main(["status"]) == 0
         assert capsys.readouterr().out.startswith(f"daemon: starting (pid {os.getpid()})")
     assert _status_json(capsys)["daemon"] == {"running": False}
+
+
+@pytest.mark.parametrize(
+    ("toml", "said"),
+    [
+        ('inbox = "~nosuchuser/in"', "inbox = '~nosuchuser/in': there is no user 'nosuchuser'"),
+        (
+            '[recognition]\nmodel = "~nosuchuser/m.fsm.npz"',
+            "recognition.model = '~nosuchuser/m.fsm.npz': there",
+        ),
+        (
+            '[detection]\ncascades = ["~nosuchuser/c.xml"]',
+            "detection.cascades = ['~nosuchuser/c.xml']: there",
+        ),
+        ('library = "/tmp/a\\u0000b"', "library = '/tmp/a\\x00b': a NUL character, which no file or folder"),
+        ("[watch]\nsettle_s = nan", "watch.settle_s = nan: Input should be a finite number"),
+    ],
+)
+def test_a_path_no_file_can_have_or_a_number_that_is_none_is_named_with_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, said: str
+) -> None:
+    """`~nosuchuser/…` (a user of another machine) or a NUL in a path ended every command, `doctor`
+    and `status` too, in a RuntimeError or ValueError traceback; `nan` was "should be less than or
+    equal to 1"."""
+    config = tmp_path / "config.toml"
+    config.write_text(toml + "\n")
+    for command in (["status"], ["doctor"]):
+        assert cli.main(["--config", str(config), *command]) == (2 if command == ["status"] else 1)
+        captured = capsys.readouterr()
+        assert said in captured.err + captured.out
+
+
+def test_a_file_setting_written_from_home_is_read_from_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cascade, verifier or gate file written "~/…" was looked for in a folder named "~": "does not
+    exist" of a file that did, where the model and the folders were read from home."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = tmp_path / "config.toml"
+    config.write_text('[detection]\ncascades = ["~/c.xml"]\nverifier = "~/v.npz"\ngate = "~/g.npz"\n')
+    detection = load_settings(config).detection
+    assert (detection.cascades, detection.verifier, detection.gate) == (
+        [tmp_path / "c.xml"],
+        tmp_path / "v.npz",
+        tmp_path / "g.npz",
+    )
+    monkeypatch.setenv("FACESORTD_INBOX", "~nosuchuser/in")
+    assert cli.main(["--config", str(config), "config"]) == 0  # reads nothing of it: no traceback either
+    assert cli.main(["--config", "~nosuchuser/c.toml", "config"]) == 0

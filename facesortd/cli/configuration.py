@@ -6,7 +6,7 @@ import argparse
 import shlex
 
 from facesortd.advice import advised
-from facesortd.config import default_config_file
+from facesortd.config import default_config_file, home_expanded
 from facesortd.package_data import CONFIG_EXAMPLE, package_file
 from facesortd.shown_names import one_line
 
@@ -19,7 +19,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.example:
         print(package_file(CONFIG_EXAMPLE).read_text(encoding="utf-8"), end="")
         return 0
-    path = args.config.expanduser() if args.config else default_config_file()
+    try:
+        path = home_expanded(args.config) if args.config else default_config_file()
+    except ValueError as exc:
+        print(f"config file {one_line(args.config)}: {exc}, so every command given it refuses to run")
+        return 0
     if path.is_file():
         named = "named by --config" if args.config else "the default place"
         print(f"config file: {one_line(path)} ({named}; `{advised('doctor')}` checks it)")
