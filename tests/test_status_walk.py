@@ -144,3 +144,17 @@ def test_a_file_setting_written_from_home_is_read_from_home(
     monkeypatch.setenv("FACESORTD_INBOX", "~nosuchuser/in")
     assert cli.main(["--config", str(config), "config"]) == 0  # reads nothing of it: no traceback either
     assert cli.main(["--config", "~nosuchuser/c.toml", "config"]) == 0
+
+
+def test_config_does_not_call_the_defaults_in_force_beside_a_folder_at_the_config_path(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A folder where the config file goes: every command refuses it ("is not a file"), while
+    `config` said "not there, so the built-in defaults are in force"."""
+    from facesortd.config import default_config_file
+
+    default_config_file().mkdir(parents=True)
+    assert cli.main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "is not a file, so every command refuses to run" in out and "defaults are in force" not in out
+    assert cli.main(["status"]) == 2 and "is not a file" in capsys.readouterr().err

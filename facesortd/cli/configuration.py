@@ -27,6 +27,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     if path.is_file():
         named = "named by --config" if args.config else "the default place"
         print(f"config file: {one_line(path)} ({named}; `{advised('doctor')}` checks it)")
+    elif path.exists():  # a folder, a FIFO: every command refuses it, the defaults are not in force
+        print(f"config file: {one_line(path)} is not a file, so every command refuses to run: move it away")
     elif args.config:  # load_settings refuses a file named that is not there
         print(f"config file: {one_line(path)}: not there, so every command given it refuses to run")
     else:
