@@ -22,7 +22,8 @@ from facesortd.advice import advised
 from facesortd.config import FOLDERS, Settings, fingerprint, folders_overlap, is_setting_variable
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR, open_regular
-from facesortd.journal import Journal, ModelId
+from facesortd.emotion import ModelError
+from facesortd.journal import Journal, JournalError, ModelId
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
@@ -278,8 +279,12 @@ def inbox_entries(
     return {"count": len(entries), "stuck": stuck}
 
 
-def gather(settings: Settings) -> dict[str, Any]:
-    """Everything `status` shows, as JSON-ready data."""
+def gather(settings: Settings, refused: list[Exception] | None = None) -> dict[str, Any]:
+    """Everything `status` shows, as JSON-ready data. A journal or model that cannot be used (damaged,
+    of a newer facesortd, on a read-only disk) is a problem line among the rest, and the error itself
+    is added to ``refused`` (if given), for `status` to end as every command does for it: it said
+    that line alone, not whether a daemon ran or what waited in the inbox, and `--json` nothing."""
+    refused = [] if refused is None else refused
     problems: list[str] = []
     said_by_daemon: list[str] = []  # one line each already (the daemon wrote them so)
     state = daemon_state(settings, problems)
@@ -309,7 +314,12 @@ def gather(settings: Settings) -> dict[str, Any]:
         version = state.get("model_version")
         held = ModelId(daemon["model"], version if isinstance(version, str) else None)
         daemon["holds_model_in_force"] = held.matches(model_id(path))
-    model = load_model_in_force(settings)
+    try:
+        model = load_model_in_force(settings)
+    except ModelError as exc:
+        problems.append(f"{exc}: fix or remove it, or set recognition.model to another file")
+        refused.append(exc)
+        model = None
     threshold = settings.recognition.threshold
     model_part: dict[str, Any] = {"path": str(path) if path else None, "threshold": threshold}
     if model:
@@ -319,18 +329,23 @@ def gather(settings: Settings) -> dict[str, Any]:
             model_part["last_retrain"] = {"at": retrained[0], "decision": retrained[1]}
     out: dict[str, Any] = {"daemon": daemon, "model": model_part}
     # One on the disk below a mount point whose drive is away is not the one facesortd keeps (said above).
-    journal = (
-        Journal.for_state_dir(settings.state_dir, drive_asked=True)
-        if (settings.state_dir / JOURNAL_FILE).exists() and away["state_dir"] is None
-        else None
-    )
+    journal, unusable = None, False
+    if (settings.state_dir / JOURNAL_FILE).exists() and away["state_dir"] is None:
+        try:
+            journal = Journal.for_state_dir(settings.state_dir, drive_asked=True)
+        except JournalError as exc:
+            problems.append(str(exc))
+            refused.append(exc)
+            unusable = True
     try:
         midnight = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
-        out["total"] = journal.counts(settings.library) if journal else {}
-        out["today"] = journal.counts(settings.library, midnight) if journal else {}
+        # Not known, rather than none, of a journal that cannot be read: "nothing sorted yet" misled.
+        none: dict[str, int] | None = None if journal is None and unusable else {}
+        out["total"] = journal.counts(settings.library) if journal else none
+        out["today"] = journal.counts(settings.library, midnight) if journal else none
         out["labelled"] = {
-            "total": journal.labelled_counts() if journal else {},
-            "today": journal.labelled_counts(midnight) if journal else {},
+            "total": journal.labelled_counts() if journal else none,
+            "today": journal.labelled_counts(midnight) if journal else none,
         }
         quarantine_links(settings, problems, said_by_daemon)
         out["waiting_for_review"] = waiting_for_review(settings, problems)
@@ -387,9 +402,10 @@ def _how_to_start() -> str:
     return f"start it with `{advised('run')}`, or as a service: `{advised('install-service')}`"
 
 
-def report(settings: Settings) -> str:
-    """The status text: daemon, model, what was sorted, what waits for you, last errors."""
-    data = gather(settings)
+def report(settings: Settings, refused: list[Exception] | None = None) -> str:
+    """The status text: daemon, model, what was sorted, what waits for you, last errors (``refused``:
+    as for :func:`gather`)."""
+    data = gather(settings, refused)
     lines = []
     daemon = data["daemon"]
     if daemon.get("starting"):
@@ -415,7 +431,7 @@ def report(settings: Settings) -> str:
     model = data["model"]
     lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")
     lines.append(f"  threshold in force: {model['threshold']:.2f} (faces less sure than that are unsure)")
-    if model["path"]:
+    if model["path"] and "labels" in model:  # read (one that cannot be is a PROBLEM line above)
         held = model.get("held_out")
         figures = headline(held) or "no figures"
         if isinstance(held, dict) and held.get("threshold") != model["threshold"]:
@@ -426,13 +442,16 @@ def report(settings: Settings) -> str:
         lines.append(f"  {model.get('created', '?')}; held out: {figures}")
         if retrained := model.get("last_retrain"):
             lines.append(f"  last retrain {retrained['at']}: {retrained['decision']}")
+    if model["path"]:
         lines.append(
             f"  (`{advised('model')}` lists every version; `{advised('model', 'rollback')}` goes back one, "
             f"`{advised('model', 'use', 'default')}` to the shipped model)"
         )
     # Where to drop files and where to look: a daemon started by systemd says it nowhere else.
     lines.append(f"inbox: {settings.inbox}\nlibrary: {settings.library}")
-    if not data["total"]:
+    if data["total"] is None:
+        lines.append("what was sorted: not known, as the journal cannot be read (PROBLEM above)")
+    elif not data["total"]:
         lines.append("nothing sorted yet")
     else:
         lines.append(_counts_line("today", data["today"]))

@@ -158,3 +158,29 @@ def test_config_does_not_call_the_defaults_in_force_beside_a_folder_at_the_confi
     out = capsys.readouterr().out
     assert "is not a file, so every command refuses to run" in out and "defaults are in force" not in out
     assert cli.main(["status"]) == 2 and "is not a file" in capsys.readouterr().err
+
+
+def test_status_with_a_damaged_journal_or_model_still_reports_then_exits_as_every_command(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A damaged journal (or pinned model) made `status` say that one line on stderr and nothing of
+    the daemon, the inbox or the quarantine; `--json` printed nothing a script could parse."""
+    settings.inbox.mkdir()
+    (settings.inbox / "a.png").write_bytes(b"x")
+    (settings.state_dir / "journal.sqlite").write_bytes(b"not a database, garbage " * 200)
+    assert cli.main(["status", "--json"]) == 2
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert "damaged" in captured.err and any("is damaged" in p for p in data["problems"])
+    assert data["total"] is None and data["inbox"]["count"] == 1  # not known, rather than "none"
+    assert cli.main(["status"]) == 2
+    out = capsys.readouterr().out
+    assert "nothing sorted yet" not in out and "what was sorted: not known" in out and "a.png" in out
+    (settings.state_dir / "journal.sqlite").unlink()
+    broken = settings.state_dir / "m.fsm.npz"
+    broken.write_bytes(b"not a model")
+    monkeypatch.setenv("FACESORTD_RECOGNITION__MODEL", str(broken))
+    assert cli.main(["status"]) == 2
+    captured = capsys.readouterr()
+    assert f"PROBLEM: model file {broken} is corrupt" in captured.out and "a.png" in captured.out
+    assert "corrupt" in captured.err

@@ -12,7 +12,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from facesortd.status import gather, report
 
     settings = settings_for(args)
-    print(json_text(gather(settings), indent=2) if args.json else report(settings))
+    refused: list[Exception] = []
+    print(json_text(gather(settings, refused), indent=2) if args.json else report(settings, refused))
+    if refused:  # said in the report; the exit status and the line on stderr every command has for it
+        raise refused[0]
     return 0
 
 
@@ -26,8 +29,9 @@ def add_status(sub: argparse._SubParsersAction) -> None:
         "in each quarantine folder, what sits in the inbox and why, "
         "labels for training and the last errors. The report goes to stdout, and status exits 0 "
         "whenever it could make one, problems included: a script looks for the lines that start "
-        '"PROBLEM:" (or the "problems" list of --json), not at the exit status, which is 2 only for '
-        "settings it cannot read.",
+        '"PROBLEM:" (or the "problems" list of --json), not at the exit status, which is 2 for '
+        "settings it cannot read (with no report), and after the report 2 for a journal or model it "
+        "cannot use (damaged, of a newer facesortd), 1 for a journal whose disk is full or read-only.",
     )
     p.add_argument(
         "--json",
