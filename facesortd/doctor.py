@@ -137,8 +137,18 @@ def _folder_check(name: str, folder: Path, away: DriveNotMounted | None) -> Chec
     if problem := not_a_folder(name, folder):
         return False, problem
     if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+        if _read_only(folder):
+            return False, f"{name} {folder} is {READ_ONLY}, or set {name} to a folder on a writable one"
         return False, f"{name} {folder} is not writable by this user: fix its permissions (chmod u+rwx)"
     return True, f"{name}: {folder}"
+
+
+READ_ONLY = "on a read-only filesystem: mount it writable"
+"""Why a folder takes no file where chmod cannot help, which `doctor` advised for a read-only mount."""
+
+
+def _read_only(folder: Path) -> bool:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
 
 
 def _library_folder_checks(library: Path) -> Iterator[Check]:
@@ -158,10 +168,12 @@ def _library_folder_checks(library: Path) -> Iterator[Check]:
             )
     for folder in sorted(f for f in folders if f != quarantine):
         if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+            chmod = f"fix its permissions (chmod u+rwx '{folder}')"
+            fix = f"it is {READ_ONLY}" if _read_only(folder) else chmod
             yield (
                 False,
                 f"library folder {folder} is not writable by this user: files bound for it wait in the "
-                f"inbox; fix its permissions (chmod u+rwx '{folder}')",
+                f"inbox; {fix}",
             )
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,34 @@ def test_status_with_a_damaged_journal_or_model_still_reports_then_exits_as_ever
     captured = capsys.readouterr()
     assert f"PROBLEM: model file {broken} is corrupt" in captured.out and "a.png" in captured.out
     assert "corrupt" in captured.err
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs made read-only (root only: skipped without the privilege), with a folder in it."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    tmpfs = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]
+    if os.geteuid() != 0 or subprocess.run(tmpfs).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        (mount / "library" / "happy").mkdir(parents=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_doctor_says_a_read_only_mount_is_one_not_to_chmod(
+    read_only_mount: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library (or state folder) on a read-only mount: doctor advised chmod, which does nothing
+    there."""
+    from facesortd.doctor import run_checks
+
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(read_only_mount / "library"))
+    [said] = [message for ok, message in run_checks(None) if not ok and "library" in message]
+    assert said == (
+        f"library {read_only_mount / 'library'} is on a read-only filesystem: mount it writable, or set "
+        "library to a folder on a writable one"
+    )
