@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -312,23 +313,51 @@ def unit_check(config: Path | None) -> Check:
         text = unit.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:  # a folder in its place, a link to nowhere, a file this user may not read
         return False, f"service unit: cannot read {unit} ({exc.strerror or exc}): make it a file you may read"
+    # A drop-in (`systemctl --user edit facesortd`) may set ExecStart= anew: not read here, named.
+    dropins = sorted(p.name for p in unit.with_name(unit.name + ".d").glob("*.conf"))
+    also = f" (with the drop-ins {', '.join(dropins)} of {unit}.d, checked by hand)" if dropins else ""
     if text == unit_text(config, facesortd_environment(text)):
-        return True, f"service unit: {unit}, for this facesortd and this config"
+        return True, f"service unit: {unit}, for this facesortd and this config{also}"
     found = re.search(r"^ExecStart=[-@:+!]*(.*)$", text, re.MULTILINE)
     try:  # systemd's quoting, as unit_word writes it: a doubled % or $ is one
         words = [w.replace("%%", "%").replace("$$", "$") for w in shlex.split(found[1])] if found else []
     except ValueError:
         words = []
-    if not words:
-        return True, f"service unit: {unit} (not one facesortd can read: check it by hand)"
-    config_named = words[words.index("--config") + 1] if "--config" in words[:-1] else None
     reinstall = shlex.join([*own_command(), *config_option(config), "install-service"])
     fix = (
         f"`{reinstall}` writes it for this one, then "
         "systemctl --user daemon-reload && systemctl --user restart facesortd"
     )
-    if not os.access(words[0], os.X_OK):
+    if found is None and dropins:
+        return True, f"service unit: {unit} has no ExecStart= line{also}"
+    if found is None:  # systemd refuses to start a service without one
+        return False, f"service unit: {unit} has no ExecStart= line, so systemd cannot start it: {fix}"
+    if not words:
+        return True, f"service unit: {unit} (not one facesortd can read: check it by hand)"
+    if words == [*own_command(), *config_option(config), "run"]:
+        # Its other lines differ: an edit of the person's, or the unit of an older facesortd. It was
+        # "not the command or config checked here", of the very command and config.
+        return (
+            True,
+            f"service unit: {unit} runs this facesortd with this config; its other lines are not those "
+            f"facesortd writes now (edited by hand, or by an older facesortd): `{reinstall}` writes them "
+            "anew, keeping yours as facesortd.service.bak",
+        )
+    config_named = words[words.index("--config") + 1] if "--config" in words[:-1] else None
+    if not _runnable(words[0]):
         return False, f"service unit: {unit} runs {words[0]}, which is not there: {fix}"
     if config_named and not Path(config_named).is_file():
         return False, f"service unit: {unit} reads the config file {config_named}, which is not there: {fix}"
     return True, f"service unit: {unit} runs `{shlex.join(words)}` (not the command or config checked here)"
+
+
+SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""Where systemd looks for an ExecStart= command not named by its full path (systemd.service(5))."""
+
+
+def _runnable(command: str) -> bool:
+    """Whether systemd finds ``command`` to run: a bare name (``python3``) in its own search path,
+    not in the folder doctor was run from, where it was "not there"."""
+    if "/" not in command:
+        return shutil.which(command, path=SYSTEMD_PATH) is not None
+    return os.access(command, os.X_OK)

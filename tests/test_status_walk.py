@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -216,4 +217,39 @@ def test_doctor_says_a_read_only_mount_is_one_not_to_chmod(
     assert said == (
         f"library {read_only_mount / 'library'} is on a read-only filesystem: mount it writable, or set "
         "library to a folder on a writable one"
+    )
+
+
+def test_doctor_reads_a_unit_as_systemd_runs_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A unit of this very command with a line edited (or written by an older facesortd) was "not the
+    command or config checked here"; `ExecStart=python3 …`, which systemd finds in its own search
+    path, "is not there"; a unit with no ExecStart=, which systemd refuses, "ok"."""
+    from facesortd.doctor import unit_check
+    from facesortd.service_unit import unit_file
+
+    assert cli.main(["install-service"]) == 0
+    unit = unit_file()
+    written = unit.read_text()
+    unit.write_text(written.replace("Restart=on-failure", "Restart=always"))
+    ok, said = unit_check(None)
+    assert ok and "runs this facesortd with this config; its other lines are not those" in said
+    unit.write_text(re.sub(r"(?m)^ExecStart=.*$", "ExecStart=sh -c true", written))
+    assert unit_check(None) == (
+        True,
+        f"service unit: {unit} runs `sh -c true` (not the command or config checked here)",
+    )
+    unit.write_text(re.sub(r"(?m)^ExecStart=.*\n", "", written))
+    ok, said = unit_check(None)
+    assert not ok and "has no ExecStart= line, so systemd cannot start it" in said
+    dropins = unit.with_name(unit.name + ".d")
+    dropins.mkdir()
+    (dropins / "override.conf").write_text("[Service]\nExecStart=\nExecStart=/x run\n")
+    assert unit_check(None)[0]
+    unit.write_text(written)
+    assert unit_check(None) == (
+        True,
+        f"service unit: {unit}, for this facesortd and this config (with the drop-ins override.conf of "
+        f"{unit}.d, checked by hand)",
     )
