@@ -253,3 +253,16 @@ def test_doctor_reads_a_unit_as_systemd_runs_it(
         f"service unit: {unit}, for this facesortd and this config (with the drop-ins override.conf of "
         f"{unit}.d, checked by hand)",
     )
+
+
+def test_install_service_without_systemctl_says_nothing_will_start_the_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a system without systemd it wrote the unit and advised `systemctl --user …`: "command not
+    found", and no word of what to run instead."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no systemctl on it
+    assert cli.main(["install-service"]) == 0
+    out = capsys.readouterr().out
+    assert "but systemctl is not on this system" in out and "run `facesortd run` yourself instead" in out
+    assert cli.main(["install-service"]) == 0
+    assert "already installed" in (out := capsys.readouterr().out) and "but systemctl is not" in out

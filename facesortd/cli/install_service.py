@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import shutil
 from pathlib import Path
 
 from facesortd.advice import advised
@@ -44,6 +45,7 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         raise Refused(exc, f"cannot write {unit}", _unit_fix(exc, unit.parent)) from None
     if installed is Installed.SAME:
         print(f"already installed: {one_line(unit)} (`systemctl --user enable --now facesortd` starts it)")
+        _without_systemd()
         return 0
     # A unit replaced may be running: `enable --now` leaves a running service as it is, on the old unit.
     start = (
@@ -62,7 +64,18 @@ def cmd_install_service(args: argparse.Namespace) -> int:
             "it gave the daemon go into the config, or into Environment= lines, which are carried)"
         )
     print(f"now run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
+    _without_systemd()
     return 0
+
+
+def _without_systemd() -> None:
+    """The systemctl advice fails where there is no systemd ("systemctl: command not found"), with no
+    word of what to run instead: said."""
+    if shutil.which("systemctl") is None:
+        print(
+            "but systemctl is not on this system (it does not run systemd, it seems): nothing starts the "
+            f"unit here; run `{advised('run')}` yourself instead (from your session's autostart, say)"
+        )
 
 
 def _say_kept(copy: Path) -> None:
