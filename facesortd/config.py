@@ -122,6 +122,15 @@ GATE_TRADE = (
 README.md, "Performance", measured as cascade_classifier/README.md says)."""
 
 
+MODEL_FIX = (
+    "set recognition.model to a facesortd model file (*.fsm.npz), or leave it unset for the model put "
+    "in force (`facesortd model` lists them)"
+)
+"""What to do about a model file that cannot be read (one pinned by recognition.model: the model put
+in force falls back to the shipped one instead). `doctor` advised "fix or remove it" of a file that
+did not exist, and removing a damaged one left the setting naming nothing."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 

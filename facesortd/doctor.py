@@ -16,6 +16,7 @@ from facesortd.config import (
     FOLDERS,
     GATE_SHIPPED,
     GATE_TRADE,
+    MODEL_FIX,
     ConfigError,
     Settings,
     cannot_create,
@@ -246,7 +247,7 @@ def _model_check(settings: Settings) -> Check:
     try:
         model = load_model_in_force(settings)
     except ModelError as exc:
-        return False, f"emotion model: {exc}; fix or remove it, or set recognition.model to another file"
+        return False, f"emotion model: {exc}: {MODEL_FIX}"
     if model is None:
         return (
             False,

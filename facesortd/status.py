@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from facesortd.advice import advised
-from facesortd.config import FOLDERS, Settings, fingerprint, folders_overlap, is_setting_variable
+from facesortd.config import FOLDERS, MODEL_FIX, Settings, fingerprint, folders_overlap, is_setting_variable
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR, open_regular
 from facesortd.emotion import ModelError
@@ -317,7 +317,7 @@ def gather(settings: Settings, refused: list[Exception] | None = None) -> dict[s
     try:
         model = load_model_in_force(settings)
     except ModelError as exc:
-        problems.append(f"{exc}: fix or remove it, or set recognition.model to another file")
+        problems.append(f"{exc}: {MODEL_FIX}")
         refused.append(exc)
         model = None
     threshold = settings.recognition.threshold

@@ -266,3 +266,19 @@ def test_install_service_without_systemctl_says_nothing_will_start_the_unit(
     assert "but systemctl is not on this system" in out and "run `facesortd run` yourself instead" in out
     assert cli.main(["install-service"]) == 0
     assert "already installed" in (out := capsys.readouterr().out) and "but systemctl is not" in out
+
+
+def test_a_pinned_model_not_there_is_not_to_be_fixed_or_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`doctor` said "fix or remove it" of a model file that did not exist (and removing a damaged one
+    left recognition.model naming nothing)."""
+    from facesortd.doctor import run_checks
+
+    monkeypatch.setenv("FACESORTD_RECOGNITION__MODEL", str(tmp_path / "gone.fsm.npz"))
+    [said] = [message for ok, message in run_checks(None) if not ok]
+    assert said == (
+        f"emotion model: model file {tmp_path / 'gone.fsm.npz'} does not exist: set recognition.model to "
+        "a facesortd model file (*.fsm.npz), or leave it unset for the model put in force (`facesortd "
+        "model` lists them)"
+    )
