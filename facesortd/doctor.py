@@ -310,6 +310,12 @@ def unit_check(config: Path | None) -> Check:
     unit = unit_file()
     if not os.path.lexists(unit):
         return True, f"service unit: not installed (`{advised('install-service')}` writes {unit})"
+    if os.path.realpath(unit) == os.devnull:  # what `systemctl --user mask` makes of it: no lines to read
+        return (
+            True,
+            f"service unit: masked ({unit} leads to {os.devnull}): systemd will not start it "
+            "(`systemctl --user unmask facesortd` undoes that)",
+        )
     try:
         text = unit.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:  # a folder in its place, a link to nowhere, a file this user may not read

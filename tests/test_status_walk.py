@@ -225,7 +225,8 @@ def test_doctor_reads_a_unit_as_systemd_runs_it(
 ) -> None:
     """A unit of this very command with a line edited (or written by an older facesortd) was "not the
     command or config checked here"; `ExecStart=python3 …`, which systemd finds in its own search
-    path, "is not there"; a unit with no ExecStart=, which systemd refuses, "ok"."""
+    path, "is not there"; a unit with no ExecStart=, which systemd refuses, "ok"; a masked one (a link
+    to /dev/null) "not one facesortd can read"."""
     from facesortd.doctor import unit_check
     from facesortd.service_unit import unit_file
 
@@ -243,6 +244,15 @@ def test_doctor_reads_a_unit_as_systemd_runs_it(
     unit.write_text(re.sub(r"(?m)^ExecStart=.*\n", "", written))
     ok, said = unit_check(None)
     assert not ok and "has no ExecStart= line, so systemd cannot start it" in said
+    unit.unlink()
+    unit.symlink_to(os.devnull)  # `systemctl --user mask facesortd`
+    assert unit_check(None) == (
+        True,
+        f"service unit: masked ({unit} leads to {os.devnull}): systemd will not start it (`systemctl "
+        "--user unmask facesortd` undoes that)",
+    )
+    unit.unlink()
+    unit.write_text(re.sub(r"(?m)^ExecStart=.*\n", "", written))
     dropins = unit.with_name(unit.name + ".d")
     dropins.mkdir()
     (dropins / "override.conf").write_text("[Service]\nExecStart=\nExecStart=/x run\n")
