@@ -163,6 +163,17 @@ def test_config_does_not_call_the_defaults_in_force_beside_a_folder_at_the_confi
     assert cli.main(["status"]) == 2 and "is not a file" in capsys.readouterr().err
 
 
+def test_config_names_the_variables_that_come_before_the_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`config` said "the built-in defaults are in force" with FACESORTD_LIBRARY set in the shell,
+    whose commands then sorted into another library."""
+    monkeypatch.setenv("FACESORTD_LIBRARY", "/elsewhere")
+    assert cli.main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "this shell also sets FACESORTD_LIBRARY: such variables come before the config file" in out
+
+
 def test_status_with_a_damaged_journal_or_model_still_reports_then_exits_as_every_command(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 
 from facesortd.advice import advised
-from facesortd.config import default_config_file, home_expanded
+from facesortd.config import default_config_file, home_expanded, is_setting_variable
 from facesortd.package_data import CONFIG_EXAMPLE, package_file
 from facesortd.shown_names import one_line
 
@@ -33,6 +34,13 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"config file: {one_line(path)}: not there, so every command given it refuses to run")
     else:
         print(f"config file: {one_line(path)}: not there, so the built-in defaults are in force")
+    # Settings too, ahead of the file: "the built-in defaults are in force" beside FACESORTD_LIBRARY
+    # said what this shell's commands did not do.
+    if variables := sorted(k for k in os.environ if is_setting_variable(k)):
+        print(
+            f"this shell also sets {', '.join(variables)}: such variables come before the config file "
+            "(a service systemd starts does not see them: it reads the file and its unit)"
+        )
     folder, file = (shlex.quote(str(p)) for p in (path.parent, path))
     start = f"mkdir -p {folder} && facesortd config --example > {file}"
     print(
