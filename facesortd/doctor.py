@@ -51,7 +51,7 @@ from facesortd.mounts import (
 )
 from facesortd.quarantine import QUARANTINE_DIR
 from facesortd.refusals import Refused, list_folder
-from facesortd.service_unit import facesortd_environment, own_command, unit_file, unit_text
+from facesortd.service_unit import facesortd_environment, masked, own_command, unit_file, unit_text
 from facesortd.shown_names import one_line
 from facesortd.state import JOURNAL_FILE
 
@@ -310,7 +310,7 @@ def unit_check(config: Path | None) -> Check:
     unit = unit_file()
     if not os.path.lexists(unit):
         return True, f"service unit: not installed (`{advised('install-service')}` writes {unit})"
-    if os.path.realpath(unit) == os.devnull:  # what `systemctl --user mask` makes of it: no lines to read
+    if masked(unit):  # no lines to read
         return (
             True,
             f"service unit: masked ({unit} leads to {os.devnull}): systemd will not start it "

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
@@ -192,6 +193,16 @@ def written_as_is(unit: bytes) -> bool:
 def unit_file() -> Path:
     """Where `install-service` writes the unit: systemd's folder for a user's own units."""
     return config_home().parent / "systemd" / "user" / "facesortd.service"
+
+
+def masked(unit: Path) -> bool:
+    """Whether ``unit`` is masked (`systemctl --user mask` makes it a link to /dev/null)."""
+    return os.path.realpath(unit) == os.devnull
+
+
+def no_systemctl() -> bool:
+    """Whether this system lacks systemctl (runs no systemd): advice to run it fails there."""
+    return shutil.which("systemctl") is None
 
 
 class Installed(Enum):

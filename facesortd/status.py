@@ -33,7 +33,7 @@ from facesortd.mounts import drive_not_mounted, drive_problem
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 from facesortd.recovery import FORGET_RELATIVE, relative_rows
 from facesortd.refusals import Refused, list_folder
-from facesortd.service_unit import unit_file
+from facesortd.service_unit import masked, no_systemctl, unit_file
 from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, holder_pid, move_lock_if_free
@@ -395,10 +395,16 @@ def _counts_line(title: str, counts: dict[str, int]) -> str:
 
 
 def _how_to_start() -> str:
-    """systemctl is advised only once the unit is installed: before, `systemctl --user start
-    facesortd` (advised all the same until 2026-12-03) failed with "Unit facesortd.service not found"."""
-    if unit_file().exists():
+    """systemctl is advised only where it can start the unit: once `install-service` has installed it
+    (before, `systemctl --user start facesortd` failed with "Unit facesortd.service not found",
+    advised all the same until 2026-12-03), not masked, on a system with systemd."""
+    unit = unit_file()
+    if masked(unit):
+        return f"start it with `{advised('run')}`; its unit is masked (`systemctl --user unmask facesortd`)"
+    if unit.exists() and not no_systemctl():
         return f"start it with `{advised('run')}` or `systemctl --user start facesortd`"
+    if unit.exists():
+        return f"start it with `{advised('run')}` (this system has no systemctl to start its unit)"
     return f"start it with `{advised('run')}`, or as a service: `{advised('install-service')}`"
 
 

@@ -303,3 +303,27 @@ def test_a_pinned_model_not_there_is_not_to_be_fixed_or_removed(
         "a facesortd model file (*.fsm.npz), or leave it unset for the model put in force (`facesortd "
         "model` lists them)"
     )
+
+
+def test_status_advises_systemctl_only_where_it_can_start_the_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the unit masked, or no systemctl on the system, `status` advised `systemctl --user start
+    facesortd`, which fails there ("Unit facesortd.service is masked", "command not found")."""
+    from facesortd.service_unit import unit_file
+
+    unit = unit_file()
+    unit.parent.mkdir(parents=True)
+    unit.symlink_to(os.devnull)
+    assert cli.main(["status"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "daemon: not running (start it with `facesortd run`; its unit is masked (`systemctl --user unmask"
+    )
+    unit.unlink()
+    assert cli.main(["install-service"]) == 0
+    monkeypatch.setenv("PATH", str(tmp_path))  # no systemctl on it
+    capsys.readouterr()
+    assert cli.main(["status"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "daemon: not running (start it with `facesortd run` (this system has no systemctl to start its unit))"
+    )

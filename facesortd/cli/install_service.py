@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import shutil
 from pathlib import Path
 
 from facesortd.advice import advised
@@ -16,6 +15,7 @@ from facesortd.service_unit import (
     environment_files,
     facesortd_environment,
     install,
+    no_systemctl,
     other_environment,
     unit_environment,
     unit_file,
@@ -71,7 +71,7 @@ def cmd_install_service(args: argparse.Namespace) -> int:
 def _without_systemd() -> None:
     """The systemctl advice fails where there is no systemd ("systemctl: command not found"), with no
     word of what to run instead: said."""
-    if shutil.which("systemctl") is None:
+    if no_systemctl():
         print(
             "but systemctl is not on this system (it does not run systemd, it seems): nothing starts the "
             f"unit here; run `{advised('run')}` yourself instead (from your session's autostart, say)"
