@@ -444,6 +444,13 @@ class Settings(BaseSettings):
     watch: WatchSettings = Field(default_factory=WatchSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        """`--log-level debug` is taken in any case; ``log_level = "debug"`` in the config file (or
+        FACESORTD_LOG_LEVEL=debug) was refused, and with it every command and the daemon's start."""
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("inbox", "library", "state_dir", mode="before")
     @classmethod
     def _named(cls, value: object) -> object:

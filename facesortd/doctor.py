@@ -207,6 +207,8 @@ def _journal_check(settings: Settings, away: DriveNotMounted | None) -> Check:
     """The journal opened, unless the state folder's drive is away (``away``, as asked for its
     folder check): one there is on the disk below, not the one facesortd keeps (state_dir says why)."""
     path = settings.state_dir / JOURNAL_FILE
+    if not_a_folder("state_dir", settings.state_dir):  # "created on first use" under a file, it was
+        return True, "journal: not looked for, as state_dir is not a folder (said above)"
     if not path.exists():
         return True, f"journal: {path} (does not exist yet; created on first use)"
     if away is not None:

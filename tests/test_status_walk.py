@@ -327,3 +327,23 @@ def test_status_advises_systemctl_only_where_it_can_start_the_unit(
     assert capsys.readouterr().out.startswith(
         "daemon: not running (start it with `facesortd run` (this system has no systemctl to start its unit))"
     )
+
+
+def test_a_log_level_in_the_config_is_taken_in_any_case_as_the_option_is(tmp_path: Path) -> None:
+    """`--log-level debug` worked; `log_level = "debug"` in the config (or FACESORTD_LOG_LEVEL=debug)
+    was refused, and every command with it, the daemon's start too."""
+    config = tmp_path / "config.toml"
+    config.write_text('log_level = "debug"\n')
+    assert load_settings(config).log_level == "DEBUG"
+
+
+def test_doctor_does_not_promise_a_journal_under_a_file(settings: Settings) -> None:
+    """A file where the state folder goes: doctor said "ok journal: …/journal.sqlite (does not exist
+    yet; created on first use)", below a file, beside the state_dir FIX."""
+    from facesortd.doctor import run_checks
+
+    settings.state_dir.rmdir()
+    settings.state_dir.write_text("a note")
+    said = [message for _ok, message in run_checks(None)]
+    assert "journal: not looked for, as state_dir is not a folder (said above)" in said
+    assert not any("created on first use" in m and "journal" in m for m in said)
