@@ -270,6 +270,10 @@ def undo(
             settled = True  # the row says where the file is: the undo needs no recovery
             try:
                 back_to = _put_back(journal, move, _kept_inside(move, library, guard))
+                try:
+                    journal.put_back_as(move, back_to)
+                except sqlite3.Error:  # the file is back, not "left where it is": recovery journals it
+                    settled = False
             except OSError as exc:  # a folder that refuses: this file stays, the others still go back
                 journal.finish(move.id, "done", move.destination)
                 if isinstance(exc, Outside):  # the refusal's own words, if it sees it now
