@@ -172,6 +172,18 @@ def _refusal(move: Move, library: Path, inbox: Path, asked: DriveAsked = drive_n
     return ""
 
 
+def _taken_meanwhile(journal: Journal, move: Move) -> str:
+    """Why ``move``, chosen before the move lock was taken, is no longer one to undo ("" if it is):
+    another undo (or the review page's) took it meanwhile, while this one listed its plan or waited
+    at its question. Asked only of the file, the move was undone twice: said "no longer there
+    (moved or deleted since)", or, the file sorted again by hand since to the same name, that new
+    sort's file put back while its move stood in the journal as done, and the daemon sorted it again."""
+    now = journal.move(move.id)
+    if now is not None and now.state == "done" and now.destination == move.destination:
+        return ""
+    return "undone meanwhile (by another undo); skipped"
+
+
 def _held_back(move: Move, library: Path) -> Refused | None:
     """Why ``move`` may not be undone now, though it may be once the person puts things right: it
     goes back into the library's quarantine, made a link out of it (or its folder: the check of every
@@ -239,6 +251,9 @@ def undo(
         with move_lock(journal.state_dir):
             if guard is not None and (refused := guard.refusal()):
                 out.append(Outcome(move.destination, None, str(refused), retry=True))
+                continue
+            if why := _taken_meanwhile(journal, move):
+                out.append(Outcome(move.destination, None, why))
                 continue
             asked = functools.cache(drive_not_mounted)  # once per move: the refusal asks it too
             if why := _refusal(move, library, inbox, asked):

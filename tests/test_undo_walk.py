@@ -8,6 +8,8 @@ from synthetic import screenshot_png
 
 from facesortd import cli
 from facesortd.config import Settings
+from facesortd.journal import Journal
+from facesortd.undo import undo
 
 
 @pytest.fixture
@@ -31,3 +33,23 @@ def test_a_file_undone_beside_one_of_its_name_stays_in_the_inbox(
     assert cli.main(["sort"]) == 0
     assert back.read_bytes() == screenshot_png(1) and "you undid its sort" in capsys.readouterr().err
     assert not shot.exists()  # the new one is sorted as any new file
+
+
+def test_a_move_another_undo_took_meanwhile_is_left_alone(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An undo waiting at its question ("undo these 25 moves?") while another undid one of them and
+    the file was sorted again by hand: it put that new sort's file back, its move left as done, and
+    the next `sort` of the inbox sorted it a third time."""
+    shot = env.inbox / "a.png"
+    shot.write_bytes(screenshot_png(1))
+    assert cli.main(["sort"]) == 0
+    journal = Journal.for_state_dir(env.state_dir)
+    chosen = journal.done_moves(limit=1)  # the plan of the undo that waits
+    assert cli.main(["undo", "1"]) == 0 and cli.main(["sort", str(shot)]) == 0
+    [late] = undo(journal, chosen, env.library, env.inbox)
+    journal.close()
+    assert late.back_to is None and late.why_not == "undone meanwhile (by another undo); skipped"
+    capsys.readouterr()
+    assert cli.main(["undo", "1"]) == 0 and shot.is_file()  # the sort by hand is undone as any
+    assert cli.main(["sort"]) == 0 and shot.is_file() and "you undid its sort" in capsys.readouterr().err
