@@ -53,3 +53,15 @@ def test_a_move_another_undo_took_meanwhile_is_left_alone(
     capsys.readouterr()
     assert cli.main(["undo", "1"]) == 0 and shot.is_file()  # the sort by hand is undone as any
     assert cli.main(["sort"]) == 0 and shot.is_file() and "you undid its sort" in capsys.readouterr().err
+
+
+def test_undo_since_longer_ago_than_any_clock_takes_every_move(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`undo --since 999…9d` (meaning all of them) ended in a traceback: "OverflowError: int too
+    large to convert to float"."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(1))
+    assert cli.main(["sort"]) == 0
+    capsys.readouterr()
+    assert cli.main(["undo", "--since", "9" * 400 + "d", "--dry-run"]) == 0
+    assert f"would go back to {env.inbox}" in capsys.readouterr().out

@@ -34,7 +34,10 @@ def _parse_since(text: str) -> float:
     ISO date/time (``2026-11-24 10:00``)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if span := SPAN.fullmatch(text.strip().lower()):
-        return time.time() - int(span.group(1)) * units[span.group(2)[0]]
+        ago, now = int(span.group(1)) * units[span.group(2)[0]], time.time()
+        # longer ago than the clock's start (`--since 99999999999999999999999d`, meaning all): every
+        # move, where the float subtraction ended in a traceback ("int too large to convert to float")
+        return now - ago if ago < now else 0.0
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
