@@ -21,7 +21,7 @@ from facesortd.advice import advised
 from facesortd.config import FOLDERS, Settings, fingerprint, folders_overlap, is_setting_variable
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR
-from facesortd.journal import Journal, ModelId
+from facesortd.journal import UNDOING, Journal, ModelId
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
@@ -202,8 +202,15 @@ def interrupted_moves(settings: Settings, journal: Journal, problems: list[str])
     try:
         with move_lock_if_free(settings.state_dir) as free:
             moves = [m for m in journal.planned() if m.in_full] if free else []
+            undoing = journal.move(int(mark)) if free and (mark := journal.get_meta(UNDOING)) else None
     except OSError:  # a state folder this user may not write: said by the journal's own checks
         return
+    if undoing is not None:  # its file in the inbox was "you undid its sort", as if once
+        problems.append(
+            f"an `undo` was killed while putting {undoing.destination} back: it may be in the library and "
+            f"in {undoing.source.parent} both until the next `{advised('undo')}`, `{advised('sort')}` or "
+            f"start of `{advised('run')}` puts it in one"
+        )
     if moves:
         problems.append(
             f"{len(moves)} move(s) interrupted (a `sort` or the daemon was killed in the middle), the "

@@ -172,6 +172,23 @@ def _refusal(move: Move, library: Path, inbox: Path, asked: DriveAsked = drive_n
     return ""
 
 
+def _killed_undo_left(journal: Journal) -> str:
+    """An undo killed while putting a file back (its mark, ``UNDOING``, left standing) finished
+    first, by recovery ("" once it is; else why not): the caller holds the move lock, so no live
+    undo is at it. Marked over by the next undo before any `sort` or start of the daemon had
+    recovered it, it was never finished: the file stayed in the inbox and in the library for good,
+    the library's name unknown to the journal (taken for a person's label)."""
+    from facesortd.placement import end_killed_moves  # which imports recovery, which imports this
+
+    end_killed_moves(journal)
+    if journal.get_meta(UNDOING):
+        return (
+            "an earlier undo (killed, or its journal write refused) could not be finished yet (said "
+            "above): its file may be in two places; nothing more is undone until it is"
+        )
+    return ""
+
+
 def _taken_meanwhile(journal: Journal, move: Move) -> str:
     """Why ``move``, chosen before the move lock was taken, is no longer one to undo ("" if it is):
     another undo (or the review page's) took it meanwhile, while this one listed its plan or waited
@@ -271,6 +288,9 @@ def undo(
                 said = unmade_line(move, unmade, planned=True) if unmade else ""
                 out.append(Outcome(move.destination, move.source.parent, unmade=said))
                 continue
+            if why := _killed_undo_left(journal):
+                out.append(Outcome(move.destination, None, why, retry=True, stopped=True))
+                break
             # Journaled first: the daemon must see "undone" by the time the file is back in the
             # inbox, or it would sort it again at once.
             try:

@@ -3,12 +3,15 @@ under a taken name, two undos at once, odd `--since` values; each file must end 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from synthetic import screenshot_png
 
 from facesortd import cli
 from facesortd.config import Settings
-from facesortd.journal import Journal
+from facesortd.journal import UNDOING, Journal
+from facesortd.status import interrupted_moves
 from facesortd.undo import undo
 
 
@@ -65,3 +68,29 @@ def test_undo_since_longer_ago_than_any_clock_takes_every_move(
     capsys.readouterr()
     assert cli.main(["undo", "--since", "9" * 400 + "d", "--dry-run"]) == 0
     assert f"would go back to {env.inbox}" in capsys.readouterr().out
+
+
+def test_the_next_undo_first_finishes_one_killed_while_putting_a_file_back(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kill -9` of `undo` between linking a file back into the inbox and unlinking it from the
+    library, then `undo` again before any `sort` or start of the daemon: the second marked its own
+    undo over the first's mark, which recovery then never saw, and the file stayed in both places
+    for good (the library's name unknown to the journal)."""
+    for seed, name in enumerate(("a.png", "b.png")):
+        (env.inbox / name).write_bytes(screenshot_png(seed))
+        assert cli.main(["sort", str(env.inbox / name)]) == 0
+    journal = Journal.for_state_dir(env.state_dir)
+    killed = next(m for m in journal.done_moves() if m.source.name == "a.png")
+    journal.set_meta(UNDOING, str(killed.id))  # what the killed undo had done, up to the kill
+    journal.finish(killed.id, "undone")
+    os.link(killed.destination, killed.source)
+    problems: list[str] = []  # and `status` said the inbox's name alone: "you undid its sort"
+    interrupted_moves(env, journal, problems)
+    journal.close()
+    [problem] = problems
+    assert problem.startswith(f"an `undo` was killed while putting {killed.destination} back: it may be in")
+    assert cli.main(["undo", "1"]) == 0
+    assert "completed the interrupted undo" in capsys.readouterr().err
+    assert sorted(p.name for p in env.inbox.iterdir()) == ["a.png", "b.png"]
+    assert not [p for p in env.library.rglob("*") if p.is_file()]
