@@ -24,6 +24,7 @@ from pathlib import Path
 from facesortd.advice import advised
 from facesortd.content import content_id
 from facesortd.durable import fsync_dir, move_no_replace, moved_away
+from facesortd.file_names import numbered_names
 from facesortd.journal import UNDOING, Journal, JournalLocked, ModelId, Move
 from facesortd.library import Library, quarantine_refusal
 from facesortd.mounts import DriveNotMounted, drive_not_mounted
@@ -250,8 +251,8 @@ def undo(
     A `sort --copy` left the original in place: undoing it removes the copy, but only when the
     original is still there with the very same content. Each move holds the state folder's move
     lock, so undo is safe beside a running daemon. ``dry_run``: the same checks, nothing moved
-    (``back_to`` is then the folder it would go back to): a plan that skipped them promised moves
-    the real undo refused.
+    (``back_to`` is then the name it would go back under, :func:`_would_take`): a plan that skipped
+    them promised moves the real undo refused.
 
     A journal another process keeps locked for writing (``JournalLocked``, which names it) ends
     the run at the first move, after one wait: each move waited it again and failed alike.
@@ -264,6 +265,7 @@ def undo(
     """
     out: list[Outcome] = []
     leaving: set[Path] = set()  # a plan's files that would leave the library: folders they empty
+    given: set[Path] = set()  # the names a plan's files would take, taken for the ones after them
     for move in moves:
         with move_lock(journal.state_dir):
             if guard is not None and (refused := guard.refusal()):
@@ -286,7 +288,7 @@ def undo(
                 leaving.add(move.destination)
                 unmade = _would_unmake(move, leaving)
                 said = unmade_line(move, unmade, planned=True) if unmade else ""
-                out.append(Outcome(move.destination, move.source.parent, unmade=said))
+                out.append(Outcome(move.destination, _would_take(move, given), unmade=said))
                 continue
             if why := _killed_undo_left(journal):
                 out.append(Outcome(move.destination, None, why, retry=True, stopped=True))
@@ -356,6 +358,21 @@ def undo_label(journal: Journal, move: Move, back_to: Path) -> Path | None:
     return move.destination.parent
 
 
+def _would_take(move: Move, given: set[Path]) -> Path:
+    """The name ``move``'s file would go back under (:func:`_put_back`), the names ``given`` to
+    files before it in the plan counted as taken (and ``given`` this one's): its own, or the first
+    numbered one free (on a drive that refuses that name, the real undo may take a portable one).
+    The plan named only the folder, "would go back to inbox", and the undo then said "-> inbox/a
+    (1).png" of a file whose name was taken meanwhile."""
+    if _original_kept(move):
+        return move.source
+    name = next(
+        (n for n in numbered_names(move.source) if n not in given and not os.path.lexists(n)), move.source
+    )
+    given.add(name)
+    return name
+
+
 def _would_unmake(move: Move, leaving: set[Path]) -> Path | None:
     """The folder :func:`undo_label` would remove after ``move``'s undo, in a plan whose files
     ``leaving`` (this one's among them) would have left the library by then."""
@@ -404,13 +421,19 @@ def _kept_inside(move: Move, library: Path, guard: Library | None) -> Path | Non
     return library.resolve() if _into_quarantine(move.source.parent, library) else None
 
 
+def _original_kept(move: Move) -> bool:
+    """Is ``move`` a `sort --copy` whose original is still where it was, unchanged (its undo then
+    removes the copy)?"""
+    return move.copied is not False and move.source.is_file() and content_id(move.source) == move.hash
+
+
 def _put_back(journal: Journal, move: Move, inside: Path | None = None) -> Path:
     """A copy is removed if its original is still there; a moved file goes back, beside a file of the
     same content if one was dropped there since (removing it instead lost one of the two).
     ``inside``: the folder it must go back into (the page's library, whose quarantine its labels
     came from), checked on the opened folder at the move: a link swapped in after the guard's look
     is refused, not followed. A name claimed empty on the way is journaled (``Journal.claiming``)."""
-    if move.copied is not False and move.source.is_file() and content_id(move.source) == move.hash:
+    if _original_kept(move):
         move.destination.unlink()
         fsync_dir(move.destination.parent)
         return move.source

@@ -94,3 +94,22 @@ def test_the_next_undo_first_finishes_one_killed_while_putting_a_file_back(
     assert "completed the interrupted undo" in capsys.readouterr().err
     assert sorted(p.name for p in env.inbox.iterdir()) == ["a.png", "b.png"]
     assert not [p for p in env.library.rglob("*") if p.is_file()]
+
+
+def test_the_plan_names_the_very_names_the_undo_then_gives(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`undo --dry-run` said "would go back to inbox" of a file whose name was taken there, and the
+    undo then said "-> inbox/a (1).png": the plan was not what was done."""
+    for seed, name in enumerate(("a.png", "b.png")):
+        (env.inbox / name).write_bytes(screenshot_png(seed))
+        assert cli.main(["sort", str(env.inbox / name)]) == 0
+    (env.inbox / "a.png").write_bytes(screenshot_png(9))  # another a.png saved since
+    capsys.readouterr()
+    assert cli.main(["undo", "2", "--dry-run"]) == 0
+    plan = capsys.readouterr().out.splitlines()
+    assert plan[-1] == "nothing undone (dry run)" and f"would go back to {env.inbox / 'a (1).png'}" in plan[1]
+    assert cli.main(["undo", "2"]) == 0
+    assert [
+        line.replace(" would go back to ", " -> ") for line in plan[:-1]
+    ] == capsys.readouterr().out.splitlines()
