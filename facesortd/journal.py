@@ -816,6 +816,10 @@ class Journal:
         )
         return found[0] if found else None
 
+    def model_names(self) -> set[str]:
+        """The name of every model a move was journaled as decided by, undone since or not."""
+        return {row[0] for row in self._rows("SELECT DISTINCT model FROM moves WHERE model IS NOT NULL")}
+
     def judged_by(self, folder: Path) -> dict[Path, ModelId | None]:
         """The model whose decision put each file of ``folder`` where it is: the newest finished move
         to each of its names. One query for a whole folder (a first backlog leaves thousands of files

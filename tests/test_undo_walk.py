@@ -113,3 +113,19 @@ def test_the_plan_names_the_very_names_the_undo_then_gives(
     assert [
         line.replace(" would go back to ", " -> ") for line in plan[:-1]
     ] == capsys.readouterr().out.splitlines()
+
+
+def test_undo_model_of_a_name_no_model_has_is_refused_with_the_one_meant(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`undo --model defualt` was "nothing to undo: no file that defualt sorted is still where it
+    put it", exit 0: read as every file of the model meant put back already."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(1))
+    assert cli.main(["sort"]) == 0
+    capsys.readouterr()
+    assert cli.main(["undo", "--model", "defualt"]) == 2
+    err = capsys.readouterr().err
+    assert "--model defualt: no model of that name sorted a file here (did you mean `" in err
+    assert " --model default`?" in err
+    assert cli.main(["undo", "--model", "default"]) == 0  # it quarantined its one file as unsure
+    assert capsys.readouterr().out.startswith("nothing to undo: no file that default sorted is still")

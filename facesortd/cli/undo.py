@@ -17,10 +17,11 @@ from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import Settings
 from facesortd.content import content_id
 from facesortd.journal import Journal, JournalError, ModelId, Move
-from facesortd.model_store import model_id, name_of, resolve
+from facesortd.model_store import DEFAULT, history, model_id, name_of, resolve
 from facesortd.mounts import drive_not_mounted
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
+from facesortd.spelling import nearest
 from facesortd.state import JOURNAL_FILE
 from facesortd.undo import Outcome, Selection, left_waiting, placed_by, select, undo
 
@@ -79,6 +80,8 @@ def cmd_undo(args: argparse.Namespace) -> int:
         moves = chosen.moves
         if since is not None:
             _say_clock_ahead(chosen, args.since)
+        if not moves and model is not None and model.version is None:
+            _known(settings, journal, model.name, args.model)
         if not moves:  # and no "nothing undone (dry run)" after it: one line for one fact
             why = f": no file that {one_line(args.model)} sorted is still where it put it" if model else ""
             print(f"nothing to undo{why}")
@@ -114,6 +117,21 @@ def _judge(settings: Settings, model: str) -> ModelId:
     if path is None and (given := Path(model).expanduser()).is_file():
         path = given
     return model_id(path) if path is not None else ModelId(Path(model).name)
+
+
+def _known(settings: Settings, journal: Journal, name: str, typed: str) -> None:
+    """Refuse `undo --model NAME` of a name no model file has and no move was journaled under: a
+    typo (`undo --model defualt`) was "nothing to undo: no file that defualt sorted is still where
+    it put it", read as every file of the model meant put back already. ``typed``: as given."""
+    journaled = journal.model_names()
+    if name in journaled:
+        return
+    meant = nearest(name, [DEFAULT, *(entry.path.name for entry in history(settings)), *journaled])
+    guess = f"did you mean `{advised('undo', '--model', meant)}`? " if meant else ""
+    raise UsageError(
+        f"--model {one_line(typed)}: no model of that name sorted a file here ({guess}"
+        f"`{advised('model')}` lists the models; a model file's path names it too)"
+    )
 
 
 def left_by(settings: Settings, model: Path | None) -> str:
