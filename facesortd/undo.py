@@ -118,6 +118,11 @@ def select(
                     f"{f}: no such file (undo FILE takes a file where it is now; undo N takes how many "
                     "of the last moves, a whole number)"
                 )
+            if move is None and _put_back_here(journal, f):  # "no move put it there", read as never sorted
+                raise LookupError(
+                    f"{f}: its sort was undone already, and this is where it went back "
+                    f"(`{advised('sort', str(f))}` sorts it again)"
+                )
             if move is None:
                 raise LookupError(f"{f}: the journal has no move of facesortd that put this file there")
             found.append(move)
@@ -133,6 +138,15 @@ def select(
         if undoable == (last or 1):
             break
     return Selection(chosen, undoable)
+
+
+def _put_back_here(journal: Journal, path: Path) -> bool:
+    """Is ``path`` a file an undo put back where it is (and that was not sorted since)?"""
+    try:
+        digest = content_id(path)
+    except OSError:  # not a file, or unreadable: no file undo put back
+        return False
+    return any(journal.undone_from(named, digest) for named in (path.resolve(), path.absolute()))
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -129,3 +129,17 @@ def test_undo_model_of_a_name_no_model_has_is_refused_with_the_one_meant(
     assert " --model default`?" in err
     assert cli.main(["undo", "--model", "default"]) == 0  # it quarantined its one file as unsure
     assert capsys.readouterr().out.startswith("nothing to undo: no file that default sorted is still")
+
+
+def test_undo_of_a_file_undone_already_says_so(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """`undo FILE` of a file undo had put back was "the journal has no move of facesortd that put
+    this file there", as if facesortd had never touched it."""
+    shot = env.inbox / "a.png"
+    shot.write_bytes(screenshot_png(1))
+    assert cli.main(["sort"]) == 0
+    [placed] = [p for p in env.library.rglob("a.png")]
+    assert cli.main(["undo", str(placed)]) == 0 and shot.is_file()
+    capsys.readouterr()
+    assert cli.main(["undo", str(shot)]) == 2
+    err = capsys.readouterr().err
+    assert f"{shot}: its sort was undone already, and this is where it went back (`" in err, err
