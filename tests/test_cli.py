@@ -1623,6 +1623,25 @@ def test_model_use_takes_a_model_by_the_name_model_lists_and_names_a_misspelt_on
     assert len(list(mine.parent.glob("*.fsm.npz"))) == 1  # its own file, not a copy of it
 
 
+def test_model_use_of_a_copy_of_a_model_made_here_puts_that_model_in_force_not_a_second_copy(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`model use ~/backup/model.fsm.npz`, a copy of a model in the models folder not in force now,
+    copied it in once more: two files and two lines in `facesortd model` for one model."""
+    from facesortd.model_store import model_in_force
+
+    settings = load_settings()
+    mine = model_in_force(settings)
+    assert mine is not None
+    backup = tmp_path / "backup.fsm.npz"
+    shutil.copyfile(mine, backup)
+    assert cli.main(["model", "use", "default"]) == 0
+    capsys.readouterr()
+    assert cli.main(["model", "use", str(backup)]) == 0 and model_in_force(settings) == mine
+    assert capsys.readouterr().out.startswith(f"model in force is now {mine}\n")
+    assert list(mine.parent.glob("*.fsm.npz")) == [mine]
+
+
 def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.CaptureFixture[str]) -> None:
     """A rollback made while a retrain ran was undone by it a moment later: the retrain, judged
     against the model in force when it began, put its own model in force when it ended."""
