@@ -4,6 +4,7 @@ under a taken name, two undos at once, odd `--since` values; each file must end 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from synthetic import screenshot_png
@@ -143,3 +144,33 @@ def test_undo_of_a_file_undone_already_says_so(env: Settings, capsys: pytest.Cap
     assert cli.main(["undo", str(shot)]) == 2
     err = capsys.readouterr().err
     assert f"{shot}: its sort was undone already, and this is where it went back (`" in err, err
+
+
+@pytest.mark.parametrize("option", ["--since", "--library"])
+def test_an_empty_time_or_library_given_to_undo_is_refused(
+    env: Settings, option: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`undo --since "$WHEN"` with the variable empty undid the last move (as a bare `undo`);
+    `undo --library ""` was the current folder, every move inside it trusted and undone."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(1))
+    assert cli.main(["sort"]) == 0
+    monkeypatch.chdir(env.library.parent)  # the library inside the current folder
+    code = 0
+    try:
+        code = cli.main(["undo", option, ""])
+    except SystemExit as exit_info:  # argparse's refusal
+        code = int(str(exit_info.code))
+    assert code == 2 and not (env.inbox / "a.png").exists()
+    assert "empty" in capsys.readouterr().err or option == "--since"
+
+
+def test_sort_into_an_empty_library_name_is_refused_not_into_the_current_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sort --library "$LIB" shot.png` with the variable empty sorted into the current folder."""
+    (tmp_path / "a.png").write_bytes(screenshot_png(1))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sort", "--library", "", "a.png"])
+    assert exit_info.value.code == 2 and "argument --library: an empty name" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]

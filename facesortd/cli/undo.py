@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from facesortd.advice import advised
+from facesortd.cli.arg_types import named_folder
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import Settings
 from facesortd.content import content_id
@@ -67,7 +68,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
     if count == 0:
         raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
     files = [] if count is not None else [Path(t) for t in args.targets]
-    since = _parse_since(args.since) if args.since else None
+    since = _parse_since(args.since) if args.since is not None else None  # "": refused, not `undo 1`
     if since is not None and since > time.time():  # "nothing to undo", exit 0, read as nothing sorted
         raise UsageError(
             f"--since {args.since} is in the future: give a time in the past, such as 2h or "
@@ -343,7 +344,7 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--library",
-        type=Path,
+        type=named_folder,
         metavar="FOLDER",
         help="the library the files were sorted into (default: the config's library; for a `sort "
         "--library FOLDER`, that FOLDER): files elsewhere are left alone",
