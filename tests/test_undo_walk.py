@@ -174,3 +174,9 @@ def test_sort_into_an_empty_library_name_is_refused_not_into_the_current_folder(
         cli.main(["sort", "--library", "", "a.png"])
     assert exit_info.value.code == 2 and "argument --library: an empty name" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_model_use_of_an_empty_name_says_what_it_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    """`model use "$MODEL"` with the variable empty: "model file . is a folder"."""
+    assert cli.main(["model", "use", ""]) == 2
+    assert "`model use` takes `default` or a model FILE" in capsys.readouterr().err

@@ -22,7 +22,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     # A state folder whose drive is away: `use` and `rollback` made it anew on the disk below (its
     # models folder, its locks), and the list was that of a stand-in, "no models yet".
     refuse_unmounted(settings.state_dir)
-    if args.action == "use" and args.target is None:
+    if args.action == "use" and not (args.target or "").strip():  # "" was the folder ".", "is a folder"
         raise UsageError("`model use` takes `default` or a model FILE")
     if args.action != "use" and args.target is not None:  # said of the command given, not of `use`
         put = advised("model", "use", args.target)
