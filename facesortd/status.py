@@ -207,9 +207,10 @@ def interrupted_moves(settings: Settings, journal: Journal, problems: list[str])
         return
     if undoing is not None:  # its file in the inbox was "you undid its sort", as if once
         problems.append(
-            f"an `undo` was killed while putting {undoing.destination} back: it may be in the library and "
-            f"in {undoing.source.parent} both until the next `{advised('undo')}`, `{advised('sort')}` or "
-            f"start of `{advised('run')}` puts it in one"
+            "an `undo` was cut short (killed, or its journal refused a write) while putting "
+            f"{undoing.destination} back: it may be in the library and in {undoing.source.parent} both "
+            f"until the next `{advised('undo')}`, `{advised('sort')}` or start of `{advised('run')}` puts "
+            "it in one"
         )
     if moves:
         problems.append(

@@ -90,7 +90,7 @@ def test_the_next_undo_first_finishes_one_killed_while_putting_a_file_back(
     interrupted_moves(env, journal, problems)
     journal.close()
     [problem] = problems
-    assert problem.startswith(f"an `undo` was killed while putting {killed.destination} back: it may be in")
+    assert f"(killed, or its journal refused a write) while putting {killed.destination} back" in problem
     assert cli.main(["undo", "1"]) == 0
     assert "completed the interrupted undo" in capsys.readouterr().err
     assert sorted(p.name for p in env.inbox.iterdir()) == ["a.png", "b.png"]
