@@ -183,7 +183,8 @@ def _refusal(move: Move, library: Path, inbox: Path, asked: DriveAsked = drive_n
     if not (_inside(back.parent, inbox) or _inside(back.parent, library) or back.parent.is_dir()) and not (
         _into_quarantine(back.parent, library) or _drive_away(move, asked)
     ):
-        return f"it came from {back.parent}, which no longer exists; left alone (move it by hand)"
+        gone = "is no folder now" if os.path.lexists(back.parent) else "no longer exists"  # a file there
+        return f"it came from {back.parent}, which {gone}; left alone (move it by hand)"
     return ""
 
 

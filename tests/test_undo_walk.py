@@ -180,3 +180,20 @@ def test_model_use_of_an_empty_name_says_what_it_takes(capsys: pytest.CaptureFix
     """`model use "$MODEL"` with the variable empty: "model file . is a folder"."""
     assert cli.main(["model", "use", ""]) == 2
     assert "`model use` takes `default` or a model FILE" in capsys.readouterr().err
+
+
+def test_undo_into_a_folder_made_a_file_since_says_so(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort ~/shots/a.png`, then ~/shots made a file: "it came from ~/shots, which no longer exists"
+    of a name that is there."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    (shots / "a.png").write_bytes(screenshot_png(1))
+    assert cli.main(["sort", str(shots / "a.png")]) == 0
+    shots.rmdir()
+    shots.write_bytes(b"a file now")
+    capsys.readouterr()
+    assert cli.main(["undo", "1"]) == 0
+    assert f"it came from {shots}, which is no folder now; left alone" in capsys.readouterr().out
+    assert len(list(env.library.rglob("a.png"))) == 1
