@@ -125,7 +125,8 @@ def select(
                 )
             if move is None:
                 raise LookupError(f"{f}: the journal has no move of facesortd that put this file there")
-            found.append(move)
+            if move not in found:  # named twice (`undo a.png ./a.png`): "undone meanwhile" of itself
+                found.append(move)
         return Selection(found)
     if since is not None:
         taken, unplaced = journal.done_since(since)

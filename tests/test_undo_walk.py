@@ -197,3 +197,17 @@ def test_undo_into_a_folder_made_a_file_since_says_so(
     assert cli.main(["undo", "1"]) == 0
     assert f"it came from {shots}, which is no folder now; left alone" in capsys.readouterr().out
     assert len(list(env.library.rglob("a.png"))) == 1
+
+
+def test_a_file_named_twice_is_undone_once_and_said_once(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`undo happy/a.png ./a.png` (one file, two names): the second was "undone meanwhile (by
+    another undo); skipped", of this very undo."""
+    (env.inbox / "a.png").write_bytes(screenshot_png(1))
+    assert cli.main(["sort"]) == 0
+    [placed] = list(env.library.rglob("a.png"))
+    monkeypatch.chdir(placed.parent)
+    capsys.readouterr()
+    assert cli.main(["undo", str(placed), "./a.png"]) == 0
+    assert capsys.readouterr().out == f"{placed} -> {env.inbox / 'a.png'}\n"
