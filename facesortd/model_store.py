@@ -384,7 +384,11 @@ def _copied_in(settings: Settings, path: Path) -> Path:
     model (retrains are judged on it too)."""
     copy = save_new_model(settings, lambda dest: _copy(path, dest), locked=True)
     if validation_path(path).is_file():
-        _copy(validation_path(path), validation_path(copy))
+        try:
+            _copy(validation_path(path), validation_path(copy))
+        except BaseException:  # no copy without it, which a try again would put in force as it is
+            copy.unlink()
+            raise
     return copy
 
 
