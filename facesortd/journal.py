@@ -666,6 +666,13 @@ class Journal:
         args = {"state": state, "now": time.time(), "id": move_id, "to": _blob(destination)}
         self._rows(f"{sql}{'' if destination is None else ', destination = :to'} WHERE id = :id", args)
 
+    def put_back_as(self, move: Move, name: Path) -> None:
+        """The name under which `undo` put ``move``'s file back, if not the one it left (taken since:
+        `a (1).png`): its source from now on. Kept as the name it left, :meth:`undone_from` did not
+        know the file as undone, and the daemon sorted it again at once."""
+        if name != move.source:
+            self._rows("UPDATE moves SET source = ? WHERE id = ?", (_blob(name), move.id))
+
     def claiming(self, move_id: int, name: Path) -> bytes:
         """Record the name move ``move_id`` (or `undo` putting it back) is about to claim
         (``durable.Claiming``; only where the filesystem has no no-replace rename); returns the mark
@@ -808,6 +815,10 @@ class Journal:
             "state = 'done' AND CAST(source AS BLOB) = ? ORDER BY id DESC LIMIT 1", (_blob(source),)
         )
         return found[0] if found else None
+
+    def model_names(self) -> set[str]:
+        """The name of every model a move was journaled as decided by, undone since or not."""
+        return {row[0] for row in self._rows("SELECT DISTINCT model FROM moves WHERE model IS NOT NULL")}
 
     def judged_by(self, folder: Path) -> dict[Path, ModelId | None]:
         """The model whose decision put each file of ``folder`` where it is: the newest finished move

@@ -367,12 +367,29 @@ def use(settings: Settings, choice: str) -> Path:
     _not_in_force(settings, path)
     load_model(path)  # a broken or foreign file is refused before it can be put in force
     if path.parent.resolve() != models_dir(settings).resolve():
-        copy = save_new_model(settings, lambda dest: _copy(path, dest), locked=True)
-        if validation_path(path).is_file():  # it travels with its model: retrains are judged on it too
-            _copy(validation_path(path), validation_path(copy))
-        path = copy
+        path = _kept_already(settings, path) or _copied_in(settings, path)
     adopt(settings, path)
     return path
+
+
+def _kept_already(settings: Settings, path: Path) -> Path | None:
+    """The model in the models folder holding ``path``'s bytes, if one does: `model use` of a copy
+    kept elsewhere (a backup, a download of a model made here) copied it in once more, a second
+    file and a second line in `facesortd model` for one model."""
+    return next((model for model in user_models(settings) if _same_file(model, path)), None)
+
+
+def _copied_in(settings: Settings, path: Path) -> Path:
+    """``path`` copied into the models folder, with its validation set, which travels with its
+    model (retrains are judged on it too)."""
+    copy = save_new_model(settings, lambda dest: _copy(path, dest), locked=True)
+    if validation_path(path).is_file():
+        try:
+            _copy(validation_path(path), validation_path(copy))
+        except BaseException:  # no copy without it, which a try again would put in force as it is
+            copy.unlink()
+            raise
+    return copy
 
 
 def _copy(src: Path, dest: Path) -> None:

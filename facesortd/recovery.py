@@ -229,7 +229,10 @@ def _finish_undo(journal: Journal, move: Move, named: list[Path]) -> str:
 
 def _undone(journal: Journal, move: Move, back: list[Path], said: str) -> str:
     """``said`` of an undo recovery found finished, or finished, with what ``undo_label`` did after
-    it; ``back``: the names the file is back under (the first taken for its label's path)."""
+    it; ``back``: the names the file is back under, the first journaled as where it went back
+    (``Journal.put_back_as``) and taken for its label's path."""
+    if back:
+        journal.put_back_as(move, back[0])
     if unmade := undo_label(journal, move, back[0] if back else move.source):
         return f"{said}; {unmade_line(move, unmade)}"
     return said

@@ -23,7 +23,7 @@ from facesortd.config import FOLDERS, MODEL_FIX, Settings, fingerprint, folders_
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR, open_regular
 from facesortd.emotion import ModelError
-from facesortd.journal import Journal, JournalError, ModelId
+from facesortd.journal import UNDOING, Journal, JournalError, ModelId
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
@@ -251,8 +251,16 @@ def interrupted_moves(settings: Settings, journal: Journal, problems: list[str])
     try:
         with move_lock_if_free(settings.state_dir) as free:
             moves = [m for m in journal.planned() if m.in_full] if free else []
+            undoing = journal.move(int(mark)) if free and (mark := journal.get_meta(UNDOING)) else None
     except OSError:  # a state folder this user may not write: said by the journal's own checks
         return
+    if undoing is not None:  # its file in the inbox was "you undid its sort", as if once
+        problems.append(
+            "an `undo` was cut short (killed, or its journal refused a write) while putting "
+            f"{undoing.destination} back: it may be in the library and in {undoing.source.parent} both "
+            f"until the next `{advised('undo')}`, `{advised('sort')}` or start of `{advised('run')}` puts "
+            "it in one"
+        )
     if moves:
         problems.append(
             f"{len(moves)} move(s) interrupted (a `sort` or the daemon was killed in the middle), the "

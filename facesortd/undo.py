@@ -24,6 +24,7 @@ from pathlib import Path
 from facesortd.advice import advised
 from facesortd.content import content_id
 from facesortd.durable import fsync_dir, move_no_replace, moved_away
+from facesortd.file_names import numbered_names
 from facesortd.journal import UNDOING, Journal, JournalLocked, ModelId, Move
 from facesortd.library import Library, quarantine_refusal
 from facesortd.mounts import DriveNotMounted, drive_not_mounted
@@ -117,9 +118,15 @@ def select(
                     f"{f}: no such file (undo FILE takes a file where it is now; undo N takes how many "
                     "of the last moves, a whole number)"
                 )
+            if move is None and _put_back_here(journal, f):  # "no move put it there", read as never sorted
+                raise LookupError(
+                    f"{f}: its sort was undone already, and this is where it went back "
+                    f"(`{advised('sort', str(f))}` sorts it again)"
+                )
             if move is None:
                 raise LookupError(f"{f}: the journal has no move of facesortd that put this file there")
-            found.append(move)
+            if move not in found:  # named twice (`undo a.png ./a.png`): "undone meanwhile" of itself
+                found.append(move)
         return Selection(found)
     if since is not None:
         taken, unplaced = journal.done_since(since)
@@ -132,6 +139,15 @@ def select(
         if undoable == (last or 1):
             break
     return Selection(chosen, undoable)
+
+
+def _put_back_here(journal: Journal, path: Path) -> bool:
+    """Is ``path`` a file an undo put back where it is (and that was not sorted since)?"""
+    try:
+        digest = content_id(path)
+    except OSError:  # not a file, or unreadable: no file undo put back
+        return False
+    return any(journal.undone_from(named, digest) for named in (path.resolve(), path.absolute()))
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -168,8 +184,38 @@ def _refusal(move: Move, library: Path, inbox: Path, asked: DriveAsked = drive_n
     if not (_inside(back.parent, inbox) or _inside(back.parent, library) or back.parent.is_dir()) and not (
         _into_quarantine(back.parent, library) or _drive_away(move, asked)
     ):
-        return f"it came from {back.parent}, which no longer exists; left alone (move it by hand)"
+        gone = "is no folder now" if os.path.lexists(back.parent) else "no longer exists"  # a file there
+        return f"it came from {back.parent}, which {gone}; left alone (move it by hand)"
     return ""
+
+
+def _killed_undo_left(journal: Journal) -> str:
+    """An undo killed while putting a file back (its mark, ``UNDOING``, left standing) finished
+    first, by recovery ("" once it is; else why not): the caller holds the move lock, so no live
+    undo is at it. Marked over by the next undo before any `sort` or start of the daemon had
+    recovered it, it was never finished: the file stayed in the inbox and in the library for good,
+    the library's name unknown to the journal (taken for a person's label)."""
+    from facesortd.placement import end_killed_moves  # which imports recovery, which imports this
+
+    end_killed_moves(journal)
+    if journal.get_meta(UNDOING):
+        return (
+            "an earlier undo (killed, or its journal write refused) could not be finished yet (said "
+            "above): its file may be in two places; nothing more is undone until it is"
+        )
+    return ""
+
+
+def _taken_meanwhile(journal: Journal, move: Move) -> str:
+    """Why ``move``, chosen before the move lock was taken, is no longer one to undo ("" if it is):
+    another undo (or the review page's) took it meanwhile, while this one listed its plan or waited
+    at its question. Asked only of the file, the move was undone twice: said "no longer there
+    (moved or deleted since)", or, the file sorted again by hand since to the same name, that new
+    sort's file put back while its move stood in the journal as done, and the daemon sorted it again."""
+    now = journal.move(move.id)
+    if now is not None and now.state == "done" and now.destination == move.destination:
+        return ""
+    return "undone meanwhile (by another undo); skipped"
 
 
 def _held_back(move: Move, library: Path) -> Refused | None:
@@ -221,8 +267,8 @@ def undo(
     A `sort --copy` left the original in place: undoing it removes the copy, but only when the
     original is still there with the very same content. Each move holds the state folder's move
     lock, so undo is safe beside a running daemon. ``dry_run``: the same checks, nothing moved
-    (``back_to`` is then the folder it would go back to): a plan that skipped them promised moves
-    the real undo refused.
+    (``back_to`` is then the name it would go back under, :func:`_would_take`): a plan that skipped
+    them promised moves the real undo refused.
 
     A journal another process keeps locked for writing (``JournalLocked``, which names it) ends
     the run at the first move, after one wait: each move waited it again and failed alike.
@@ -235,10 +281,14 @@ def undo(
     """
     out: list[Outcome] = []
     leaving: set[Path] = set()  # a plan's files that would leave the library: folders they empty
+    given: set[Path] = set()  # the names a plan's files would take, taken for the ones after them
     for move in moves:
         with move_lock(journal.state_dir):
             if guard is not None and (refused := guard.refusal()):
                 out.append(Outcome(move.destination, None, str(refused), retry=True))
+                continue
+            if why := _taken_meanwhile(journal, move):
+                out.append(Outcome(move.destination, None, why))
                 continue
             asked = functools.cache(drive_not_mounted)  # once per move: the refusal asks it too
             if why := _refusal(move, library, inbox, asked):
@@ -254,8 +304,11 @@ def undo(
                 leaving.add(move.destination)
                 unmade = _would_unmake(move, leaving)
                 said = unmade_line(move, unmade, planned=True) if unmade else ""
-                out.append(Outcome(move.destination, move.source.parent, unmade=said))
+                out.append(Outcome(move.destination, _would_take(move, given), unmade=said))
                 continue
+            if why := _killed_undo_left(journal):
+                out.append(Outcome(move.destination, None, why, retry=True, stopped=True))
+                break
             # Journaled first: the daemon must see "undone" by the time the file is back in the
             # inbox, or it would sort it again at once.
             try:
@@ -270,6 +323,10 @@ def undo(
             settled = True  # the row says where the file is: the undo needs no recovery
             try:
                 back_to = _put_back(journal, move, _kept_inside(move, library, guard))
+                try:
+                    journal.put_back_as(move, back_to)
+                except sqlite3.Error:  # the file is back, not "left where it is": recovery journals it
+                    settled = False
             except OSError as exc:  # a folder that refuses: this file stays, the others still go back
                 journal.finish(move.id, "done", move.destination)
                 if isinstance(exc, Outside):  # the refusal's own words, if it sees it now
@@ -315,6 +372,21 @@ def undo_label(journal: Journal, move: Move, back_to: Path) -> Path | None:
     except OSError:  # not empty, or gone: it stays as it is
         return None
     return move.destination.parent
+
+
+def _would_take(move: Move, given: set[Path]) -> Path:
+    """The name ``move``'s file would go back under (:func:`_put_back`), the names ``given`` to
+    files before it in the plan counted as taken (and ``given`` this one's): its own, or the first
+    numbered one free (on a drive that refuses that name, the real undo may take a portable one).
+    The plan named only the folder, "would go back to inbox", and the undo then said "-> inbox/a
+    (1).png" of a file whose name was taken meanwhile."""
+    if _original_kept(move):
+        return move.source
+    name = next(
+        (n for n in numbered_names(move.source) if n not in given and not os.path.lexists(n)), move.source
+    )
+    given.add(name)
+    return name
 
 
 def _would_unmake(move: Move, leaving: set[Path]) -> Path | None:
@@ -365,13 +437,19 @@ def _kept_inside(move: Move, library: Path, guard: Library | None) -> Path | Non
     return library.resolve() if _into_quarantine(move.source.parent, library) else None
 
 
+def _original_kept(move: Move) -> bool:
+    """Is ``move`` a `sort --copy` whose original is still where it was, unchanged (its undo then
+    removes the copy)?"""
+    return move.copied is not False and move.source.is_file() and content_id(move.source) == move.hash
+
+
 def _put_back(journal: Journal, move: Move, inside: Path | None = None) -> Path:
     """A copy is removed if its original is still there; a moved file goes back, beside a file of the
     same content if one was dropped there since (removing it instead lost one of the two).
     ``inside``: the folder it must go back into (the page's library, whose quarantine its labels
     came from), checked on the opened folder at the move: a link swapped in after the guard's look
     is refused, not followed. A name claimed empty on the way is journaled (``Journal.claiming``)."""
-    if move.copied is not False and move.source.is_file() and content_id(move.source) == move.hash:
+    if _original_kept(move):
         move.destination.unlink()
         fsync_dir(move.destination.parent)
         return move.source

@@ -21,7 +21,7 @@ import pytest
 from conftest import isolate, use_fake_detector, write_crop_dataset
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face, draw_screenshot
 
-from facesortd import cli, durable
+from facesortd import cli, durable, model_store
 from facesortd.cli import undo as undo_command
 from facesortd.config import load_settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE
@@ -1621,6 +1621,63 @@ def test_model_use_takes_a_model_by_the_name_model_lists_and_names_a_misspelt_on
     assert cli.main(["model", "use", shipped.name]) == 0 and model_in_force(settings) == shipped
     assert cli.main(["model", "use", mine.name]) == 0 and model_in_force(settings) == mine
     assert len(list(mine.parent.glob("*.fsm.npz"))) == 1  # its own file, not a copy of it
+
+
+def test_model_use_of_a_copy_of_a_model_made_here_puts_that_model_in_force_not_a_second_copy(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`model use ~/backup/model.fsm.npz`, a copy of a model in the models folder not in force now,
+    copied it in once more: two files and two lines in `facesortd model` for one model."""
+    from facesortd.model_store import model_in_force
+
+    settings = load_settings()
+    mine = model_in_force(settings)
+    assert mine is not None
+    backup = tmp_path / "backup.fsm.npz"
+    shutil.copyfile(mine, backup)
+    assert cli.main(["model", "use", "default"]) == 0
+    capsys.readouterr()
+    assert cli.main(["model", "use", str(backup)]) == 0 and model_in_force(settings) == mine
+    assert capsys.readouterr().out.startswith(f"model in force is now {mine}\n")
+    assert list(mine.parent.glob("*.fsm.npz")) == [mine]
+
+
+def test_model_use_and_rollback_on_a_full_state_disk_are_one_line_exit_1(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full (or read-only) state disk ended `model use FILE` and `model rollback` in a traceback,
+    "OSError: [Errno 28] No space left on device"; the model in force stays as it was."""
+    from facesortd.model_store import model_in_force, shipped_model
+
+    settings = load_settings()
+    mine, shipped = model_in_force(settings), shipped_model()
+    assert mine is not None and shipped is not None
+    elsewhere = tmp_path / "downloaded.fsm.npz"
+    shutil.copyfile(shipped, elsewhere)
+
+    def full(*_args: object, **_kw: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real_writer = model_store.atomic_writer
+    monkeypatch.setattr(model_store, "atomic_writer", full)
+    for argv in (["model", "use", str(elsewhere)], ["model", "rollback"]):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert f"facesortd: error: cannot write into {models_dir(settings)} (No space left on device)" in err
+        assert "Traceback" not in err and model_in_force(settings) == mine
+    assert list(models_dir(settings).glob("*.fsm.npz")) == [mine]  # no copy left half made
+    monkeypatch.setattr(model_store, "atomic_writer", real_writer)
+    validation_path(elsewhere).write_bytes(b"its validation set")
+    real_copy = model_store._copy
+
+    def model_only(src: Path, dest: Path) -> None:
+        if src == validation_path(elsewhere):
+            full()
+        real_copy(src, dest)
+
+    monkeypatch.setattr(model_store, "_copy", model_only)  # the model copied in, not its validation set
+    assert cli.main(["model", "use", str(elsewhere)]) == 1 and model_in_force(settings) == mine
+    assert list(models_dir(settings).glob("*.fsm.npz")) == [mine]  # which a try again took as it was
 
 
 def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.CaptureFixture[str]) -> None:

@@ -238,6 +238,28 @@ def test_recovery_finishes_an_undo_killed_while_putting_a_file_back(
     assert state is not None and state.state == ("undone" if linked_back else "done")
 
 
+@pytest.mark.parametrize("linked_back", [True, False])
+def test_recovery_of_an_undo_killed_putting_a_file_back_beside_one_of_its_name_journals_its_name(
+    daemon_settings: Settings, linked_back: bool
+) -> None:
+    """`kill -9` of `undo` putting a file back as 'shot (1).png' (another file saved as 'shot.png'
+    since): recovery finished the undo, journaled as gone back to 'shot.png', and the daemon sorted
+    'shot (1).png' again at once."""
+    journal, source = _sorted_once(daemon_settings, "shot.png", b"bytes", copy=False)
+    source.write_bytes(b"another shot")
+    [move] = journal.done_moves(limit=1)
+    journal.set_meta(UNDOING, str(move.id))  # what undo records, up to the instant it died
+    journal.finish(move.id, "undone")
+    back = source.with_name("shot (1).png")
+    os.link(move.destination, back)
+    if not linked_back:  # the library's name removed too, just before the kill
+        move.destination.unlink()
+    assert list(recover(journal))
+    undone = journal.undone_from(back, move.hash)
+    journal.close()
+    assert undone and not move.destination.exists() and back.read_bytes() == b"bytes"
+
+
 def test_recovery_finishes_an_undo_killed_while_putting_back_a_file_written_to_meanwhile(
     daemon_settings: Settings,
 ) -> None:

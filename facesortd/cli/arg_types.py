@@ -75,6 +75,14 @@ def cannot_write(folder: Path) -> str | None:
     return f"you may not write into {where} (chmod u+rwx '{where}', or name a folder of yours)"
 
 
+def named_folder(text: str) -> Path:
+    """A folder named (``--library``): an empty name, `--library "$LIB"` with the variable unset, was
+    the current folder, which `sort` then sorted into and `undo` trusted every move inside of."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name: name the folder")
+    return Path(text)
+
+
 def folder_to_write(text: str) -> Path:
     """A folder the command writes into (made if missing). A file in its place is refused here, not
     with a traceback once minutes of training are done and the figures are due; so is a folder

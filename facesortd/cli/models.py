@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from facesortd.advice import advised
@@ -10,9 +11,10 @@ from facesortd.cli.common import UsageError, say_waiting, settings_for
 from facesortd.cli.undo import left_by
 from facesortd.config import Settings
 from facesortd.learn.metrics import headline
-from facesortd.model_change import put_in_force, roll_back
-from facesortd.model_store import DEFAULT, InForceAlready, history, shipped_model
+from facesortd.model_change import Change, put_in_force, roll_back
+from facesortd.model_store import DEFAULT, InForceAlready, history, models_dir, shipped_model
 from facesortd.mounts import refuse_unmounted
+from facesortd.refusals import write_refused
 from facesortd.shown_names import one_line
 from facesortd.spelling import nearest
 
@@ -22,7 +24,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     # A state folder whose drive is away: `use` and `rollback` made it anew on the disk below (its
     # models folder, its locks), and the list was that of a stand-in, "no models yet".
     refuse_unmounted(settings.state_dir)
-    if args.action == "use" and args.target is None:
+    if args.action == "use" and not (args.target or "").strip():  # "" was the folder ".", "is a folder"
         raise UsageError("`model use` takes `default` or a model FILE")
     if args.action != "use" and args.target is not None:  # said of the command given, not of `use`
         put = advised("model", "use", args.target)
@@ -34,7 +36,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         if args.action == "use":
             chosen = _chosen(settings, args.target)
             try:
-                change = put_in_force(settings, chosen, say_waiting)
+                change = _written(settings, lambda: put_in_force(settings, chosen, say_waiting))
             except InForceAlready as exc:
                 named = shipped_model() if chosen == DEFAULT else Path(chosen).expanduser()
                 same = ""
@@ -43,7 +45,7 @@ def cmd_model(args: argparse.Namespace) -> int:
                 print(f"model in force already: {one_line(exc.path)}{same} (nothing changed)")
                 return 0
         else:
-            change = roll_back(settings, say_waiting)
+            change = _written(settings, lambda: roll_back(settings, say_waiting))
         print(f"model in force is now {one_line(change.now)}")
         if left := left_by(settings, change.before):
             print(one_line(left))
@@ -65,6 +67,16 @@ def cmd_model(args: argparse.Namespace) -> int:
         if entry.info.get("decision"):
             print(f"    {entry.info['decision']}")
     return 0
+
+
+def _written(settings: Settings, change: Callable[[], Change]) -> Change:
+    """``change`` made, or the folder that refused its files said with the fix (exit 1): a full or
+    read-only state disk ended `model use` and `model rollback` in a traceback. Nothing is half
+    made: each file is written whole aside first, and the model in force stays as it was."""
+    try:
+        return change()
+    except OSError as exc:
+        raise write_refused(exc, models_dir(settings)) from exc
 
 
 def _chosen(settings: Settings, target: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
-from facesortd.cli.arg_types import int_at_least
+from facesortd.cli.arg_types import int_at_least, named_folder
 from facesortd.cli.common import (
     UsageError,
     emotion_model,
@@ -144,7 +144,7 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--library",
-        type=Path,
+        type=named_folder,
         metavar="FOLDER",
         help="library folder to sort into, made if missing (default: the config's library); `facesortd "
         "undo --library FOLDER` undoes such a sort",

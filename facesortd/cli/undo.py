@@ -13,14 +13,16 @@ from datetime import datetime
 from pathlib import Path
 
 from facesortd.advice import advised
+from facesortd.cli.arg_types import named_folder
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.config import Settings
 from facesortd.content import content_id
 from facesortd.journal import Journal, JournalError, ModelId, Move
-from facesortd.model_store import model_id, name_of, resolve
+from facesortd.model_store import DEFAULT, history, model_id, name_of, resolve
 from facesortd.mounts import drive_not_mounted
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
+from facesortd.spelling import nearest
 from facesortd.state import JOURNAL_FILE
 from facesortd.undo import Outcome, Selection, left_waiting, placed_by, select, undo
 
@@ -34,7 +36,10 @@ def _parse_since(text: str) -> float:
     ISO date/time (``2026-11-24 10:00``)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if span := SPAN.fullmatch(text.strip().lower()):
-        return time.time() - int(span.group(1)) * units[span.group(2)[0]]
+        ago, now = int(span.group(1)) * units[span.group(2)[0]], time.time()
+        # longer ago than the clock's start (`--since 99999999999999999999999d`, meaning all): every
+        # move, where the float subtraction ended in a traceback ("int too large to convert to float")
+        return now - ago if ago < now else 0.0
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
@@ -63,7 +68,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
     if count == 0:
         raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
     files = [] if count is not None else [Path(t) for t in args.targets]
-    since = _parse_since(args.since) if args.since else None
+    since = _parse_since(args.since) if args.since is not None else None  # "": refused, not `undo 1`
     if since is not None and since > time.time():  # "nothing to undo", exit 0, read as nothing sorted
         raise UsageError(
             f"--since {args.since} is in the future: give a time in the past, such as 2h or "
@@ -76,6 +81,8 @@ def cmd_undo(args: argparse.Namespace) -> int:
         moves = chosen.moves
         if since is not None:
             _say_clock_ahead(chosen, args.since)
+        if not moves and model is not None and model.version is None:
+            _known(settings, journal, model.name, args.model)
         if not moves:  # and no "nothing undone (dry run)" after it: one line for one fact
             why = f": no file that {one_line(args.model)} sorted is still where it put it" if model else ""
             print(f"nothing to undo{why}")
@@ -111,6 +118,21 @@ def _judge(settings: Settings, model: str) -> ModelId:
     if path is None and (given := Path(model).expanduser()).is_file():
         path = given
     return model_id(path) if path is not None else ModelId(Path(model).name)
+
+
+def _known(settings: Settings, journal: Journal, name: str, typed: str) -> None:
+    """Refuse `undo --model NAME` of a name no model file has and no move was journaled under: a
+    typo (`undo --model defualt`) was "nothing to undo: no file that defualt sorted is still where
+    it put it", read as every file of the model meant put back already. ``typed``: as given."""
+    journaled = journal.model_names()
+    if name in journaled:
+        return
+    meant = nearest(name, [DEFAULT, *(entry.path.name for entry in history(settings)), *journaled])
+    guess = f"did you mean `{advised('undo', '--model', meant)}`? " if meant else ""
+    raise UsageError(
+        f"--model {one_line(typed)}: no model of that name sorted a file here ({guess}"
+        f"`{advised('model')}` lists the models; a model file's path names it too)"
+    )
 
 
 def left_by(settings: Settings, model: Path | None) -> str:
@@ -322,7 +344,7 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--library",
-        type=Path,
+        type=named_folder,
         metavar="FOLDER",
         help="the library the files were sorted into (default: the config's library; for a `sort "
         "--library FOLDER`, that FOLDER): files elsewhere are left alone",
