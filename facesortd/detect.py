@@ -21,6 +21,7 @@ from facesortd import region_scan
 from facesortd.advice import advised
 from facesortd.boxes import Box
 from facesortd.config import GATE_SHIPPED, DetectionSettings
+from facesortd.durable import NOT_REGULAR
 from facesortd.gate import Gate, GateError, Mark, load_gate
 from facesortd.verify import CnnVerifier, Shrunk, VerifierError, load_verifier
 
@@ -114,8 +115,10 @@ def _cascade_from(path: Path) -> cv2.CascadeClassifier:
 
 def load_cascade(path: Path) -> cv2.CascadeClassifier:
     """Load one cascade, turning OpenCV's silent failure (an empty classifier) into a clear error."""
-    if not path.is_file():
-        raise DetectorError(f"cascade file {path} does not exist (check detection.cascades in the config)")
+    if not path.is_file():  # a folder or a FIFO "did not exist"
+        why = f"is {NOT_REGULAR}" if path.exists() else "does not exist"
+        why = "is a folder" if path.is_dir() else why
+        raise DetectorError(f"cascade file {path} {why} (check detection.cascades in the config)")
     try:
         cascade = _cascade_from(path)
     except (cv2.error, SystemError, UnicodeDecodeError) as exc:  # OpenCV 5: SystemError on malformed XML

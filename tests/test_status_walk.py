@@ -8,11 +8,13 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import HUNG_S
 
 from facesortd import cli
 from facesortd.config import Settings, load_settings
@@ -347,3 +349,35 @@ def test_doctor_does_not_promise_a_journal_under_a_file(settings: Settings) -> N
     said = [message for _ok, message in run_checks(None)]
     assert "journal: not looked for, as state_dir is not a folder (said above)" in said
     assert not any("created on first use" in m and "journal" in m for m in said)
+
+
+def test_a_fifo_named_as_verifier_gate_or_cascade_is_said_not_waited_on(tmp_path: Path) -> None:
+    """detection.verifier or detection.gate naming a FIFO hung `doctor` for ever (and `run` before it
+    was ready): numpy waited for a writer. A cascade so named, or a folder, "did not exist"."""
+    from facesortd.detect import DetectorError, load_cascade
+    from facesortd.gate import GateError, load_gate
+    from facesortd.verify import VerifierError, load_verifier
+
+    fifo = tmp_path / "f.npz"
+    os.mkfifo(fifo)
+    said: list[str] = []
+
+    def load_each() -> None:
+        for load, error in (
+            (load_verifier, VerifierError),
+            (load_gate, GateError),
+            (load_cascade, DetectorError),
+        ):
+            with pytest.raises(error) as caught:
+                load(fifo)
+            said.append(str(caught.value))
+
+    thread = threading.Thread(target=load_each, daemon=True)
+    thread.start()
+    thread.join(timeout=HUNG_S)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # a writer comes and goes: the read ends
+        pytest.fail("blocked reading the FIFO")
+    assert len(said) == 3 and all("not a regular file (a FIFO, socket or device)" in s for s in said), said
+    with pytest.raises(DetectorError, match="is a folder"):
+        load_cascade(tmp_path)
