@@ -381,3 +381,25 @@ def test_a_fifo_named_as_verifier_gate_or_cascade_is_said_not_waited_on(tmp_path
     assert len(said) == 3 and all("not a regular file (a FIFO, socket or device)" in s for s in said), said
     with pytest.raises(DetectorError, match="is a folder"):
         load_cascade(tmp_path)
+
+
+def test_install_service_says_the_link_it_writes_in_place_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A unit that was a link (a dotfile manager's, or systemctl's mask to /dev/null) was replaced by
+    a file without a word: the dotfile kept the old unit, the mask was gone."""
+    from facesortd.service_unit import unit_file
+
+    unit = unit_file()
+    unit.parent.mkdir(parents=True)
+    dotfile = tmp_path / "dotfiles" / "facesortd.service"
+    dotfile.parent.mkdir()
+    dotfile.write_text("[Service]\nExecStart=/old/facesortd run\n")
+    unit.symlink_to(dotfile)
+    assert cli.main(["install-service"]) == 0
+    assert f"  in place of a link to {dotfile}, which is left as it was\n" in capsys.readouterr().out
+    assert not unit.is_symlink() and dotfile.read_text() == "[Service]\nExecStart=/old/facesortd run\n"
+    unit.unlink()
+    unit.symlink_to(os.devnull)
+    assert cli.main(["install-service"]) == 0
+    assert "  it was masked (a link to /dev/null), and is not now" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 from pathlib import Path
 
 from facesortd.advice import advised
@@ -15,6 +16,7 @@ from facesortd.service_unit import (
     environment_files,
     facesortd_environment,
     install,
+    masked,
     no_systemctl,
     other_environment,
     unit_environment,
@@ -40,6 +42,7 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         if args.print:
             print(text, end="")
             return 0
+        link, was_masked = (os.readlink(unit) if unit.is_symlink() else None), masked(unit)
         installed = install(unit, text, _say_kept)
     except OSError as exc:  # the unit before (if any) is whole
         raise Refused(exc, f"cannot write {unit}", _unit_fix(exc, unit.parent)) from None
@@ -54,6 +57,11 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         else "enable --now facesortd"
     )
     print(f"wrote {one_line(unit)}")
+    # Written in its place, not through it: a dotfile manager's link (or systemctl's mask) gone unsaid.
+    if was_masked:
+        print("  it was masked (a link to /dev/null), and is not now (`systemctl --user mask facesortd`)")
+    elif link is not None:
+        print(f"  in place of a link to {one_line(link)}, which is left as it was")
     for word in carried:
         print(f"kept Environment={one_line(word)} from the unit that was there")
     for word in other_environment(old):  # only a unit not written as it is has one: it is in the .bak
