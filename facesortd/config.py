@@ -9,6 +9,7 @@ two in step.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -507,7 +508,27 @@ def not_a_folder(name: str, folder: Path) -> str | None:
     """
     if folder.exists() and not folder.is_dir():
         return f"{name} {folder} is not a folder: point {name} at a folder, or move that file away"
+    if folder.is_symlink() and (leads := _link_leads_nowhere(folder)):
+        # Nothing can be made there: each file of a `sort` failed, said to be under "a file, not a
+        # folder"; a link that loops was a traceback
+        to = os.readlink(folder)
+        return f"{name} {folder} is a symbolic link to {to}, {leads} point {name} at a folder"
     return None
+
+
+def _link_leads_nowhere(link: Path) -> str:
+    """Why the link ``link`` leads to no folder facesortd could use or make ("" if it may): it loops,
+    or what it names does not exist (unless on a drive not mounted now, which that refusal says)."""
+    from facesortd.mounts import drive_not_mounted  # mounts is below config
+
+    try:
+        link.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "which loops:"
+        if drive_not_mounted(link) is None:
+            return "which does not exist: make that folder, or"
+    return ""
 
 
 def cannot_create(name: str, folder: Path, parent: Path, why: str | None = None) -> str:
@@ -537,13 +558,13 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
     """
     from facesortd.watch import ignored  # watch reads its settings from here
 
-    inbox, library = settings.inbox.resolve(), settings.library.resolve()
+    inbox, library = Path(os.path.realpath(settings.inbox)), Path(os.path.realpath(settings.library))
     if nested(inbox, library):
         return (
             f"inbox {inbox} and library {library} overlap: keep them as separate folders (set inbox "
             "or library in the config, or give `sort` another --library)"
         )
-    state_dir = settings.state_dir.resolve()
+    state_dir = Path(os.path.realpath(settings.state_dir))
     for name, folder in (("inbox", inbox), ("library", library)):
         below = state_dir.relative_to(folder).parts if state_dir.is_relative_to(folder) else None
         if below is not None and not any(ignored(part, settings.watch) for part in below):
@@ -552,7 +573,9 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
                 "be taken for screenshots or labels): move it elsewhere and set state_dir in the config"
             )
     for folder in named:
-        if folder.resolve() == library:  # no stat: a folder it may not enter is said by `sort`
+        # realpath: a link that loops (`sort loop.png`, loop.png -> loop.png) is for `sort` to say it
+        # skipped, where Path.resolve raised "Symlink loop" as a traceback
+        if Path(os.path.realpath(folder)) == library:  # no stat: one it may not enter is said by `sort`
             return (
                 f"{folder} is the library {library}: name the folder of screenshots to sort, or a "
                 "folder inside the library (such as _quarantine/unsure) to sort its files again"

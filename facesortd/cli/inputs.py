@@ -41,7 +41,7 @@ def expand_inputs(
     out: list[Path] = []
     imageless: list[Path] = []
     for p in paths:
-        is_inbox = inbox is not None and p.resolve() == inbox.resolve()
+        is_inbox = inbox is not None and os.path.realpath(p) == os.path.realpath(inbox)
         try:
             if not p.exists() and not p.is_symlink():
                 raise UsageError(f"{p}: no such file or folder")

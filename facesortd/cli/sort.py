@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -112,10 +113,7 @@ def _refuse_copy_within(args: argparse.Namespace, settings: Settings, files: lis
 
 
 def _under(path: Path, folder: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(folder.resolve())
-    except OSError:
-        return False
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
 
 
 def add_sort(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,51 @@
+"""`facesortd sort` walked as a hostile user: odd paths named, odd libraries, odd files; each test is
+a defect a user met, and what `sort` does now."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from synthetic import screenshot_png
+from tree_files import files_in
+
+from facesortd import cli
+from facesortd.config import Settings
+
+
+def test_a_symbolic_link_that_loops_named_to_sort_is_skipped_not_a_traceback(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort loop.png` (loop.png -> loop.png) beside a real file ended in a traceback ("Symlink loop")
+    before anything was sorted; the link is now skipped with a line and a `--json` record, the
+    rest sorted."""
+    (tmp_path / "a.png").write_bytes(screenshot_png(1))
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    named = [str(tmp_path / "loop.png"), str(tmp_path / "a.png")]
+    assert cli.main(["sort", "--json", *named]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(Path(r["path"]).name, r["action"]) for r in records] == [
+        ("loop.png", "skipped"),
+        ("a.png", "quarantined"),
+    ]
+    assert (tmp_path / "loop.png").is_symlink() and len(files_in(cli_settings.library)) == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "said"),
+    [("loop", "which loops: point library at a folder"), ("nowhere/lib", "which does not exist")],
+)
+def test_a_library_that_is_a_link_to_no_folder_is_refused_before_anything_moves(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, said: str
+) -> None:
+    """`sort --library LINK` with LINK looping ended in a traceback; with LINK leading nowhere each
+    file failed in turn, "LINK is a file, not a folder: move that file away" (exit 1). Both are now
+    refused up front with what the link is, every file left where it was."""
+    link = tmp_path / "loop"
+    link.symlink_to(tmp_path / target)
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(2))
+    assert cli.main(["sort", "--library", str(link), str(shot)]) == 2
+    assert f"library {link} is a symbolic link to {tmp_path / target}, {said}" in capsys.readouterr().err
+    assert shot.is_file() and link.is_symlink()
