@@ -287,6 +287,11 @@ class RecognitionSettings(_Section):
     _model_expanded = field_validator("model", mode="after")(_home_expanded)
 
 
+MAX_WORKERS = 16
+"""Workers at the most (watch.workers, `sort --workers`): each holds a pipeline of its own (its
+detectors, some MB), all made before the first file."""
+
+
 class WatchSettings(_Section):
     """How the daemon notices new files in the inbox."""
 
@@ -326,7 +331,7 @@ class WatchSettings(_Section):
         default_factory=lambda: [".*", "*.part", "*.crdownload", "*.tmp", "*.download", "~*"],
         description="Name patterns never touched: hidden files, downloads and temp files in progress.",
     )
-    workers: int = Field(2, ge=1, le=16, description="Files classified in parallel.")
+    workers: int = Field(2, ge=1, le=MAX_WORKERS, description="Files classified in parallel.")
     duplicates: Literal["keep", "quarantine"] = Field(
         "keep",
         description="Content already sorted before: keep (sort it again) or quarantine (as duplicate).",

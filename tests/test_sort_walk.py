@@ -11,7 +11,7 @@ from synthetic import screenshot_png
 from tree_files import files_in
 
 from facesortd import cli
-from facesortd.config import Settings
+from facesortd.config import MAX_WORKERS, Settings
 
 
 def test_a_symbolic_link_that_loops_named_to_sort_is_skipped_not_a_traceback(
@@ -49,3 +49,16 @@ def test_a_library_that_is_a_link_to_no_folder_is_refused_before_anything_moves(
     assert cli.main(["sort", "--library", str(link), str(shot)]) == 2
     assert f"library {link} is a symbolic link to {tmp_path / target}, {said}" in capsys.readouterr().err
     assert shot.is_file() and link.is_symlink()
+
+
+def test_more_workers_than_the_daemon_may_have_is_refused_before_any_is_made(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --workers 100000` on a big folder made a pipeline (some MB each) per file before the
+    first was sorted, until the kernel killed it; it is now refused as watch.workers is."""
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(3))
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["sort", "--workers", str(MAX_WORKERS + 1), str(shot)])
+    assert ended.value.code == 2 and f"must be at most {MAX_WORKERS}" in capsys.readouterr().err
+    assert shot.is_file()

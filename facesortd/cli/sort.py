@@ -11,7 +11,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
-from facesortd.cli.arg_types import int_at_least, named_folder
+from facesortd.cli.arg_types import int_between, named_folder
 from facesortd.cli.common import (
     UsageError,
     emotion_model,
@@ -23,7 +23,7 @@ from facesortd.cli.common import (
 from facesortd.cli.inputs import expand_inputs
 from facesortd.cli.sort_report import report_outcome, say_end
 from facesortd.cli.stopping import stop_requests
-from facesortd.config import Settings, WatchSettings
+from facesortd.config import MAX_WORKERS, Settings, WatchSettings
 from facesortd.mounts import refuse_unmounted
 from facesortd.progress import Progress
 from facesortd.sort_batch import SortBatch, SortOptions, sorted_out_of
@@ -167,9 +167,11 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workers",
-        type=int_at_least(1),
+        # `--workers 100000` on a big folder made a pipeline per file before the first was sorted:
+        # gigabytes, until the kernel killed it
+        type=int_between(1, MAX_WORKERS),
         metavar="N",
         help="files classified in parallel (default: the config's watch.workers, as the daemon: "
-        f"{WatchSettings.model_fields['workers'].default} unless set)",
+        f"{WatchSettings.model_fields['workers'].default} unless set; at most {MAX_WORKERS})",
     )
     p.set_defaults(func=cmd_sort)
