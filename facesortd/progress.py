@@ -79,6 +79,22 @@ class Progress:
         self.stream.write(f"{_CLEAR_LINE}[{'#' * filled}{'.' * (width - filled)}] {self.line(now)}")
 
 
+def print_line(text: str) -> None:
+    """``text`` as a line on stdout; on a terminal while a bar is drawn (stdout and stderr the same
+    terminal, most likely), in the bar's place, the bar drawn again below it, as ``LogStream`` does
+    for the log: printed beside it, each line of `sort --dry-run`'s plan was glued to the end of the
+    bar's text (``... ETA 7sshot.png would go to ...``)."""
+    with _drawing:
+        bar = _drawn if _drawn is not None and sys.stdout.isatty() else None
+        if bar:
+            bar.stream.write(_CLEAR_LINE)
+            bar.stream.flush()
+        print(text, flush=True)
+        if bar:
+            bar._draw()
+            bar.stream.flush()
+
+
 class LogStream:
     """The log's stream (stderr): a line written while a bar is drawn on the same stream takes the
     bar's place, and the bar is drawn again below it."""

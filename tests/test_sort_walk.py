@@ -3,11 +3,15 @@ a defect a user met, and what `sort` does now."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from synthetic import screenshot_png
+from terminal import Terminal
 from tree_files import files_in
 
 from facesortd import cli
@@ -62,3 +66,24 @@ def test_more_workers_than_the_daemon_may_have_is_refused_before_any_is_made(
         cli.main(["sort", "--workers", str(MAX_WORKERS + 1), str(shot)])
     assert ended.value.code == 2 and f"must be at most {MAX_WORKERS}" in capsys.readouterr().err
     assert shot.is_file()
+
+
+def test_a_dry_runs_plan_on_a_terminal_keeps_off_the_progress_bars_line(
+    cli_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sort --dry-run DIR` on a terminal printed each line of its plan (stdout) after the bar's text
+    (stderr, the same terminal): ``[##...] sorting 1/12 (8%) 1.6/s ETA 7sb.png would go to ...``."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(4):
+        (shots / f"shot{i}.png").write_bytes(screenshot_png(10 + i))
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(sys, "stdout", terminal)
+    seconds = SimpleNamespace(monotonic=itertools.count().__next__)  # a second per look: always due
+    monkeypatch.setattr("facesortd.progress.time", seconds)
+    assert cli.main(["sort", "--dry-run", str(shots)]) == 0
+    screen = [line for line in terminal.screen() if line]
+    planned = [line for line in screen if "would go to" in line]
+    assert len(planned) == 4 and all(line.startswith(str(shots)) for line in planned)
+    assert screen[-2].startswith("[####") and "4/4" in screen[-2]

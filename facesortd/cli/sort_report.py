@@ -12,6 +12,7 @@ from loguru import logger
 from facesortd.advice import advised
 from facesortd.cli.stopping import StopRequest
 from facesortd.decide import Decision
+from facesortd.progress import print_line
 from facesortd.shown_names import json_text, one_line
 from facesortd.sort_batch import SortBatch
 from facesortd.sorter import Outcome
@@ -93,7 +94,7 @@ def _report_decided(args: argparse.Namespace, src: Path, outcome: Outcome) -> st
         print(json_text(_decision_json(src, dest, decision)), flush=True)
     elif args.dry_run:  # the plan is what a dry run is for: stdout, where it can be piped
         plan = "stays" if stays else f"would go to {one_line(dest)}"
-        print(f"{one_line(src)} {plan}  [{decision.describe()}]")
+        print_line(f"{one_line(src)} {plan}  [{decision.describe()}]")
     elif stays:
         logger.info("{} stays where it is  [{}, {:.0f} ms]", src, decision.describe(), outcome.ms)
     else:
