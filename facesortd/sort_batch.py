@@ -14,6 +14,7 @@ tells the command's choice of files how many were sorted out of a folder named a
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from facesortd.ensemble import Model
 from facesortd.journal import Journal, JournalLocked, JournalReplaced
 from facesortd.library import Library
 from facesortd.model_store import model_id, model_in_force
+from facesortd.mounts import nearest_existing
 from facesortd.recovery import recover_logged
 from facesortd.refusals import DISK_FULL, Refused, disk_full_fix
 from facesortd.sorter import Outcome, Sorter
@@ -67,7 +69,8 @@ class SortBatch:
         self.workers = min(options.workers, len(files))
         self.make_pipeline = make_pipeline
         self.blocked = ""
-        """Why every move after the last would fail alike (a full disk, the library's drive gone),
+        """Why every move after the last would fail alike (a full disk, the library's drive gone or
+        read-only),
         with the fix: the run stops there ("": none)."""
         self.blocked_until = ""
         """When the same command can sort the files left."""
@@ -133,6 +136,8 @@ class SortBatch:
                     self._block(why, "there is room")
                 elif isinstance(exc, Refused) and exc.errno == errno.ENODEV:  # Library.refusal: unmounted
                     self._block(str(exc), "the drive is mounted again")
+                elif _on_read_only(exc, self.settings.library):
+                    self._block(str(exc), "it is mounted writable")
                 return exc
 
     def _block(self, why: str, until: str) -> None:
@@ -189,6 +194,19 @@ def sorted_out_of(settings: Settings) -> Callable[[Path], int] | None:
             journal.close()
 
     return count
+
+
+def _on_read_only(exc: Exception, library: Path) -> bool:
+    """Did a move fail because the library is on a read-only filesystem (a drive mounted so, or
+    remounted so by the kernel after an error)? Every move into it would fail alike: `sort` went on
+    classifying each file left, to fail it with the same line. A read-only folder the file came from
+    fails that file only (the other files named may come from elsewhere)."""
+    if not (isinstance(exc, OSError) and exc.errno == errno.EROFS):
+        return False
+    try:
+        return bool(os.statvfs(nearest_existing(library)).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _disk_full(exc: Exception, state_dir: Path) -> str:

@@ -3,8 +3,10 @@ a defect a user met, and what `sort` does now."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -87,3 +89,40 @@ def test_a_dry_runs_plan_on_a_terminal_keeps_off_the_progress_bars_line(
     planned = [line for line in screen if "would go to" in line]
     assert len(planned) == 4 and all(line.startswith(str(shots)) for line in planned)
     assert screen[-2].startswith("[####") and "4/4" in screen[-2]
+
+
+def test_a_sort_into_a_read_only_library_stops_at_the_first_refusal(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A library on a drive mounted read-only (or remounted so by the kernel after an error): each
+    file was classified and failed with the same line, thousands of them; the sort now stops at the
+    first as on a full disk, exit 1, the rest left where they were for the same command."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(30):
+        (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(i))
+    library = cli_settings.library.resolve()
+    real_link, real_statvfs = os.link, os.statvfs
+
+    def link(src: object, dst: object, **kw: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
+
+    def statvfs(path: object) -> object:
+        st = real_statvfs(path)  # type: ignore[arg-type]
+        if Path(os.path.realpath(path)).is_relative_to(library):  # type: ignore[arg-type]
+            return SimpleNamespace(f_flag=st.f_flag | os.ST_RDONLY)
+        return st
+
+    monkeypatch.setattr("facesortd.durable.os.link", link)
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    assert cli.main(["sort", "--workers", "2", str(shots)]) == 1
+    err = capsys.readouterr().err
+    failed = err.count("could not move it")
+    assert 1 <= failed <= 9 and "read-only filesystem" in err  # those under way, not the 30
+    assert f"{30 - failed} file(s) left where they were" in err and "once it is mounted writable" in err
+    monkeypatch.setattr("facesortd.durable.os.link", real_link)
+    monkeypatch.setattr(os, "statvfs", real_statvfs)
+    assert cli.main(["sort", str(shots)]) == 0 and not files_in(shots)

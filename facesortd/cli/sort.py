@@ -129,7 +129,8 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "file, most likely) is skipped even when named, with a line saying so: rename it to sort it. A "
         "line per file and a summary go to stderr. Ctrl-C or SIGTERM stops it between files: those in "
         "progress are finished and said, the rest left where they are. The exit status is 1 if a file "
-        "could not be moved or a disk was full (the files not reached are left where they are), 130 if "
+        "could not be moved or a disk was full or read-only (the files not reached are left where they "
+        "are), 130 if "
         "stopped by Ctrl-C, 143 by SIGTERM.",
     )
     p.add_argument(
