@@ -73,12 +73,18 @@ class Library:
             try:
                 (self.root / emotion).mkdir(parents=True, exist_ok=True)
             except OSError as exc:
+                # chmod was advised for a drive mounted read-only too, where it cannot help
+                fix = (
+                    "mount it writable"
+                    if exc.errno == errno.EROFS
+                    else f"make it writable (chmod u+rwx '{self.root}')"
+                )
                 logger.warning(
-                    "cannot create the emotion folders in {} ({}): a file for a missing one waits in "
-                    "the inbox until you make it writable (chmod u+rwx '{}')",
+                    "cannot create the emotion folders in {} ({}): a file for a missing one waits where "
+                    "it is until you {}",
                     self.root,
                     exc.strerror or exc,
-                    self.root,
+                    fix,
                 )
                 return
 

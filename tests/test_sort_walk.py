@@ -12,12 +12,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from loguru import logger
 from synthetic import screenshot_png
 from terminal import Terminal
 from tree_files import files_in
 
 from facesortd import cli
 from facesortd.config import MAX_WORKERS, Settings
+from facesortd.library import Library
 
 
 def test_a_symbolic_link_that_loops_named_to_sort_is_skipped_not_a_traceback(
@@ -126,3 +128,19 @@ def test_a_sort_into_a_read_only_library_stops_at_the_first_refusal(
     monkeypatch.setattr("facesortd.durable.os.link", real_link)
     monkeypatch.setattr(os, "statvfs", real_statvfs)
     assert cli.main(["sort", str(shots)]) == 0 and not files_in(shots)
+
+
+def test_emotion_folders_not_made_on_a_read_only_drive_are_not_to_be_fixed_by_chmod(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library on a drive mounted read-only: its emotion folders could not be made, and the fix
+    said was chmod u+rwx, which cannot help there."""
+
+    def mkdir(self: Path, *args: object, **kw: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    said: list[str] = []
+    logger.add(lambda message: said.append(str(message)), level="WARNING")
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    Library(tmp_path / "lib").make_emotion_folders(["happy"])
+    assert len(said) == 1 and "mount it writable" in said[0] and "chmod" not in said[0]
