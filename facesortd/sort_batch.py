@@ -187,9 +187,12 @@ def sorted_out_of(settings: Settings) -> Callable[[Path], int] | None:
         return None
 
     def count(folder: Path) -> int:
+        # By the name given and by where it leads: `sort LINK` (or `sort d/../d`) to a folder sorted
+        # as `sort d` was refused as "no images in LINK", exit 2, where `sort d` said it was done
+        names = dict.fromkeys([folder.absolute(), Path(os.path.realpath(folder))])
         journal = Journal(journal_file)
         try:
-            return journal.sorted_from(folder)
+            return sum(journal.sorted_from(name) for name in names)
         finally:
             journal.close()
 

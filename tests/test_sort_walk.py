@@ -144,3 +144,19 @@ def test_emotion_folders_not_made_on_a_read_only_drive_are_not_to_be_fixed_by_ch
     monkeypatch.setattr(Path, "mkdir", mkdir)
     Library(tmp_path / "lib").make_emotion_folders(["happy"])
     assert len(said) == 1 and "mount it writable" in said[0] and "chmod" not in said[0]
+
+
+def test_a_folder_sorted_before_named_again_through_a_link_is_said_to_be_done(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort shots` once all was sorted says so; `sort LINK` (LINK -> shots) or `sort shots/../shots`
+    was refused as "no images in LINK", exit 2, as if the wrong folder were named."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    (shots / "a.png").write_bytes(screenshot_png(5))
+    (tmp_path / "link").symlink_to(shots)
+    assert cli.main(["sort", str(shots)]) == 0
+    capsys.readouterr()
+    for again in (tmp_path / "link", shots / ".." / "shots"):
+        assert cli.main(["sort", str(again)]) == 0
+        assert "1 file(s) were sorted out of it before" in capsys.readouterr().err
