@@ -93,7 +93,7 @@ def _folder_checks(settings: Settings, away: dict[str, DriveNotMounted | None]) 
             yield from _case_twin_checks(settings)
         if check[0]:
             yield from _drive_checks(name, folder)
-    inbox, library = settings.inbox.resolve(), settings.library.resolve()
+    inbox, library = (Path(os.path.realpath(getattr(settings, name))) for name in ("inbox", "library"))
     if overlap := folders_overlap(settings):
         yield False, overlap
     elif inbox.exists() and library.exists() and inbox.stat().st_dev != library.stat().st_dev:
@@ -131,13 +131,13 @@ def _drive_checks(name: str, folder: Path) -> Iterator[Check]:
 def _folder_check(name: str, folder: Path, away: DriveNotMounted | None) -> Check:
     if problem := drive_problem(name, away):  # `run` and `sort` refuse to start: said so
         return False, one_line(problem)
+    if problem := not_a_folder(name, folder):  # a link to nowhere "does not exist yet" either
+        return False, problem
     if not folder.exists():
         parent = nearest_existing(folder)
         if os.access(parent, os.W_OK | os.X_OK):
             return True, f"{name}: {folder} (does not exist yet; created on first use)"
         return False, cannot_create(name, folder, parent)
-    if problem := not_a_folder(name, folder):
-        return False, problem
     if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
         if _read_only(folder):
             return False, f"{name} {folder} is {READ_ONLY}, or set {name} to a folder on a writable one"

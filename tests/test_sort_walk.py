@@ -45,11 +45,17 @@ def test_a_symbolic_link_that_loops_named_to_sort_is_skipped_not_a_traceback(
     [("loop", "which loops: point library at a folder"), ("nowhere/lib", "which does not exist")],
 )
 def test_a_library_that_is_a_link_to_no_folder_is_refused_before_anything_moves(
-    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, said: str
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+    said: str,
 ) -> None:
     """`sort --library LINK` with LINK looping ended in a traceback; with LINK leading nowhere each
     file failed in turn, "LINK is a file, not a folder: move that file away" (exit 1). Both are now
-    refused up front with what the link is, every file left where it was."""
+    refused up front with what the link is, every file left where it was; `doctor`, which said such a
+    library "does not exist yet; created on first use", says it alike."""
     link = tmp_path / "loop"
     link.symlink_to(tmp_path / target)
     shot = cli_settings.inbox / "a.png"
@@ -57,6 +63,8 @@ def test_a_library_that_is_a_link_to_no_folder_is_refused_before_anything_moves(
     assert cli.main(["sort", "--library", str(link), str(shot)]) == 2
     assert f"library {link} is a symbolic link to {tmp_path / target}, {said}" in capsys.readouterr().err
     assert shot.is_file() and link.is_symlink()
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(link))  # doctor said it "does not exist yet", ok
+    assert cli.main(["doctor"]) == 1 and f"library {link} is a symbolic link" in capsys.readouterr().out
 
 
 def test_more_workers_than_the_daemon_may_have_is_refused_before_any_is_made(
