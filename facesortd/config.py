@@ -577,6 +577,15 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
                 f"state_dir {state_dir} is inside the {name} {folder}: keep it apart (its face crops would "
                 "be taken for screenshots or labels): move it elsewhere and set state_dir in the config"
             )
+    for name, folder in (("inbox", inbox), ("library", library)):
+        if own := next((o for o in _state_folders(state_dir) if folder.is_relative_to(o)), None):
+            # `sort --library <state_dir>/review/thumbs`: the review page's start deleted the sorted
+            # screenshots there as thumbnails of files gone from the quarantine
+            return (
+                f"the {name} {folder} is inside {own}, a folder of facesortd's state folder whose files "
+                f"facesortd removes and replaces as its own: keep the {name} apart (set {name} in the "
+                "config, or give `sort` another --library)"
+            )
     for folder in named:
         # realpath: a link that loops (`sort loop.png`, loop.png -> loop.png) is for `sort` to say it
         # skipped, where Path.resolve raised "Symlink loop" as a traceback
@@ -586,6 +595,14 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
                 "folder inside the library (such as _quarantine/unsure) to sort its files again"
             )
     return None
+
+
+def _state_folders(state_dir: Path) -> list[Path]:
+    """The state folder's own folders, whose files facesortd writes, prunes and removes (models, face
+    crops, the review page's pictures); a person's folders beside them are theirs."""
+    from facesortd.state import FACES_DIR, MODELS_DIR, REVIEW_DIR  # state reads no settings
+
+    return [state_dir / name for name in (MODELS_DIR, FACES_DIR, REVIEW_DIR)]
 
 
 def fingerprint(settings: Settings) -> str:

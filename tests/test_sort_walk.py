@@ -168,3 +168,18 @@ def test_a_folder_sorted_before_named_again_through_a_link_is_said_to_be_done(
     for again in (tmp_path / "link", shots / ".." / "shots"):
         assert cli.main(["sort", str(again)]) == 0
         assert "1 file(s) were sorted out of it before" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("own", ["review/thumbs", "faces", "models"])
+def test_a_library_inside_the_state_folders_own_folders_is_refused(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str], own: str
+) -> None:
+    """`sort --library <state_dir>/review/thumbs` sorted into a folder the review page's start prunes
+    (`thumbs/*/*` not in the quarantine): a screenshot sorted to happy/ was deleted there. A library
+    (or inbox) in the state folder's own folders is refused now; one beside them is a person's."""
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(6))
+    inside = cli_settings.state_dir / own
+    assert cli.main(["sort", "--library", str(inside), str(shot)]) == 2
+    assert f"the library {inside.resolve()} is inside" in capsys.readouterr().err and shot.is_file()
+    assert cli.main(["sort", "--library", str(cli_settings.state_dir / "mine"), str(shot)]) == 0
