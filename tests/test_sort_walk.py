@@ -183,3 +183,27 @@ def test_a_library_inside_the_state_folders_own_folders_is_refused(
     assert cli.main(["sort", "--library", str(inside), str(shot)]) == 2
     assert f"the library {inside.resolve()} is inside" in capsys.readouterr().err and shot.is_file()
     assert cli.main(["sort", "--library", str(cli_settings.state_dir / "mine"), str(shot)]) == 0
+
+
+def test_a_sort_whose_output_reader_left_says_what_it_did_and_what_it_left(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`sort --json DIR | head -1`: the print that met the closed pipe ended the sort without a word,
+    the files the workers placed meanwhile not counted, nor those left said; it now stops as Ctrl-C
+    does, says both, and exits 141 as SIGPIPE would."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(12):
+        (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(30 + i))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone
+    with open(write_end, "w") as piped:
+        monkeypatch.setattr(sys, "stdout", piped)
+        assert cli.main(["sort", "--json", "--workers", "2", str(shots)]) == 141
+    err = capsys.readouterr().err
+    placed = len(files_in(cli_settings.library))
+    assert f"stopped, stdout's reader gone: sorted 0; quarantined {placed} " in err
+    assert f"{12 - placed} file(s) left where they were" in err and len(files_in(shots)) == 12 - placed

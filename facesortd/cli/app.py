@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from facesortd.cli import (
     undo,
 )
 from facesortd.cli.common import UsageError, settings_for
+from facesortd.cli.stopping import quiet_stdout
 from facesortd.config import DEFAULT_FOLDERS, FOLDERS, LOG_LEVELS, ConfigError, Settings, environment_folders
 from facesortd.detect import DetectorError
 from facesortd.emotion import ModelError
@@ -303,5 +303,5 @@ def main(argv: list[str] | None = None) -> int:
         print("facesortd: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `facesortd status | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        quiet_stdout()
         return 141

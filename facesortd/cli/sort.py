@@ -21,7 +21,7 @@ from facesortd.cli.common import (
     settings_for,
 )
 from facesortd.cli.inputs import expand_inputs
-from facesortd.cli.sort_report import report_outcome, say_end
+from facesortd.cli.sort_report import report_outcome, say_end, tally_key
 from facesortd.cli.stopping import stop_requests
 from facesortd.config import MAX_WORKERS, Settings, WatchSettings
 from facesortd.mounts import refuse_unmounted
@@ -51,7 +51,11 @@ def cmd_sort(args: argparse.Namespace) -> int:
         progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None
         try:
             for src, outcome in batch.outcomes(stop):
-                tally[report_outcome(args, src, outcome)] += 1
+                tally[tally_key(outcome)] += 1
+                try:
+                    report_outcome(args, src, outcome)
+                except BrokenPipeError:  # `sort --json | head -1`: the files under way finish, counted
+                    stop.reader_left()
                 if progress:
                     progress.step()
         finally:
@@ -131,7 +135,7 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "progress are finished and said, the rest left where they are. The exit status is 1 if a file "
         "could not be moved or a disk was full or read-only (the files not reached are left where they "
         "are), 130 if "
-        "stopped by Ctrl-C, 143 by SIGTERM.",
+        "stopped by Ctrl-C, 143 by SIGTERM, 141 when what reads its output left (`| head`).",
     )
     p.add_argument(
         "paths",

@@ -4,6 +4,7 @@ file's tally key, and the summary it ends with."""
 from __future__ import annotations
 
 import argparse
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +25,8 @@ the end (resuming a big copy said a warning per file already copied), each at de
 
 def say_end(batch: SortBatch, stop: StopRequest, tally: Counter[str], dry_run: bool) -> int:
     """The summary line, with why the run stopped before the end if it did; the exit status: 1 if a
-    disk was full (or the library's drive gone) or a file failed, 130/143 if stopped by a signal."""
+    disk was full (or the library's drive gone) or a file failed, 130/143 if stopped by a signal,
+    141 if stdout's reader left."""
     if copied := tally[COPIED_BEFORE]:
         logger.warning("{} file(s) already copied into the library before: skipped", copied)
     done = ("dry run, nothing moved: " if dry_run else "") + summary(tally)
@@ -38,22 +40,32 @@ def say_end(batch: SortBatch, stop: StopRequest, tally: Counter[str], dry_run: b
             batch.blocked_until,
         )
         return 1
-    if left:  # stopped: by a signal, or Ctrl-C in a worker's tool
+    if left:  # stopped: by a signal, or Ctrl-C in a worker's tool, or stdout's reader gone
+        how = "stopped, stdout's reader gone" if stop.signum == signal.SIGPIPE else "interrupted"
         logger.warning(
-            "interrupted: {}; {} file(s) left where they were (the same command sorts them)", done, left
+            "{}: {}; {} file(s) left where they were (the same command sorts them)", how, done, left
         )
         return stop.exit_status()
     logger.info("{}", done)
     return 1 if tally["failed"] else 0
 
 
-def report_outcome(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -> str:
-    """Show one file's outcome (stdout for --json and dry-run plans, the log otherwise); its tally key."""
+def tally_key(outcome: Outcome | Exception) -> str:
+    """Under which key of the summary one file's outcome counts."""
+    if isinstance(outcome, Exception):
+        return "failed"
+    if outcome.decision is None or outcome.kind in ("wait", "skipped", "gone", "kept"):
+        return COPIED_BEFORE if outcome.copied_before else "skipped"
+    return _tally_key(outcome.decision)
+
+
+def report_outcome(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -> None:
+    """Show one file's outcome (stdout for --json and dry-run plans, the log otherwise)."""
     if isinstance(outcome, Exception):
         logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", outcome)
         if args.json:
             print(json_text(_left_json(src, "failed", str(outcome))), flush=True)
-        return "failed"
+        return
     if outcome.kind == "wait":
         why = (
             f"{outcome.why}, and changed within watch.unreadable_settle_s: it may still be being written "
@@ -61,19 +73,19 @@ def report_outcome(args: argparse.Namespace, src: Path, outcome: Outcome | Excep
         )
         outcome = Outcome(src, "skipped", why=why)
     if outcome.kind in ("skipped", "gone", "kept"):
-        return _report_left(args, src, outcome)
-    return _report_decided(args, src, outcome)
+        _report_left(args, src, outcome)
+    else:
+        _report_decided(args, src, outcome)
 
 
-def _report_left(args: argparse.Namespace, src: Path, outcome: Outcome) -> str:
+def _report_left(args: argparse.Namespace, src: Path, outcome: Outcome) -> None:
     """A file left where it was: a line each, but those copied before only at debug level (counted)."""
     logger.log("DEBUG" if outcome.copied_before else "WARNING", "{}: skipped, {}", src, outcome.why)
     if args.json:
         print(json_text(_left_json(src, "skipped", outcome.why)), flush=True)
-    return COPIED_BEFORE if outcome.copied_before else "skipped"
 
 
-def _report_decided(args: argparse.Namespace, src: Path, outcome: Outcome) -> str:
+def _report_decided(args: argparse.Namespace, src: Path, outcome: Outcome) -> None:
     """A file placed, planned (dry run) or found where it belongs, with its decision."""
     decision, dest = outcome.decision, outcome.destination or src
     assert decision is not None, "every outcome but skipped/gone/kept carries its decision"
@@ -99,7 +111,6 @@ def _report_decided(args: argparse.Namespace, src: Path, outcome: Outcome) -> st
         logger.info("{} stays where it is  [{}, {:.0f} ms]", src, decision.describe(), outcome.ms)
     else:
         logger.info("{} -> {}  [{}, {:.0f} ms]", src, dest, decision.describe(), outcome.ms)
-    return _tally_key(decision)
 
 
 def _tally_key(decision: Decision) -> str:

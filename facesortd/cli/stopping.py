@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM during `sort`: noted and acted on between files, never inside one.
+"""Ctrl-C and SIGTERM during `sort` (and its stdout's reader gone): noted and acted on between files,
+never inside one.
 
 Python's own Ctrl-C raised KeyboardInterrupt wherever the main thread was, so the files the workers
 finished while the sort stopped were moved but never reported (no line, no ``--json`` record, no
@@ -8,7 +9,9 @@ link and its unlink, leaving the file in both places until the next recovery.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +35,14 @@ class StopRequest:
         tool raised KeyboardInterrupt), 143 for SIGTERM."""
         return 128 + (self.signum or signal.SIGINT)
 
+    def reader_left(self) -> None:
+        """stdout's reader is gone (`sort --json | head -1`): stop as SIGPIPE would (exit 141), what
+        is still said on stdout going nowhere. The print that met it ended the sort there, without
+        a word of the files the workers placed meanwhile, nor of those left."""
+        quiet_stdout()
+        if self.signum is None:
+            self.signum = signal.SIGPIPE
+
     def _note(self, signum: int, _frame: FrameType | None) -> None:
         if self.signum is not None:  # asked twice: the person wants it ended now
             raise KeyboardInterrupt
@@ -53,3 +64,11 @@ def stop_requests() -> Iterator[StopRequest]:
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def quiet_stdout() -> None:
+    """stdout sent to /dev/null, under its file descriptor: its reader left, and the output still
+    buffered for it would be a second BrokenPipeError as the interpreter exits."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
