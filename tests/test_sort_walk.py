@@ -207,3 +207,19 @@ def test_a_sort_whose_output_reader_left_says_what_it_did_and_what_it_left(
     placed = len(files_in(cli_settings.library))
     assert f"stopped, stdout's reader gone: sorted 0; quarantined {placed} " in err
     assert f"{12 - placed} file(s) left where they were" in err and len(files_in(shots)) == 12 - placed
+
+
+def test_an_empty_name_is_refused_not_taken_for_the_working_folder(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`sort "$SHOTS"` with the variable unset is `sort ""`, which sorted the working folder: its
+    pictures went into the library."""
+    (tmp_path / "mine.png").write_bytes(screenshot_png(7))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["sort", ""])
+    assert ended.value.code == 2 and "an empty name: name the file or folder" in capsys.readouterr().err
+    assert (tmp_path / "mine.png").is_file() and not files_in(cli_settings.library)

@@ -78,8 +78,18 @@ def cannot_write(folder: Path) -> str | None:
 def named_folder(text: str) -> Path:
     """A folder named (``--library``): an empty name, `--library "$LIB"` with the variable unset, was
     the current folder, which `sort` then sorted into and `undo` trusted every move inside of."""
+    return _not_empty(text, "the folder")
+
+
+def named_path(text: str) -> Path:
+    """A file or folder named (`sort PATH`): an empty name, `sort "$SHOTS"` with the variable unset,
+    was the current folder, whose pictures `sort` then moved into the library."""
+    return _not_empty(text, "the file or folder")
+
+
+def _not_empty(text: str, what: str) -> Path:
     if not text.strip():
-        raise argparse.ArgumentTypeError("an empty name: name the folder")
+        raise argparse.ArgumentTypeError(f"an empty name: name {what}")
     return Path(text)
 
 

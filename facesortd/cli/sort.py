@@ -11,7 +11,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
-from facesortd.cli.arg_types import int_between, named_folder
+from facesortd.cli.arg_types import int_between, named_folder, named_path
 from facesortd.cli.common import (
     UsageError,
     emotion_model,
@@ -140,7 +140,7 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "paths",
         nargs="*",
-        type=Path,
+        type=named_path,
         metavar="PATH",
         help="image files, or folders (the images directly inside, not their subfolders; default: the "
         "config's inbox, with its subfolders if watch.recursive, as the daemon)",
