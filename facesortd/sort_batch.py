@@ -70,8 +70,7 @@ class SortBatch:
         self.make_pipeline = make_pipeline
         self.blocked = ""
         """Why every move after the last would fail alike (a full disk, the library's drive gone or
-        read-only),
-        with the fix: the run stops there ("": none)."""
+        read-only, the journal locked or replaced), with the fix: the run stops there ("": none)."""
         self.blocked_until = ""
         """When the same command can sort the files left."""
         self._stop: Callable[[], bool] = lambda: False
@@ -129,8 +128,14 @@ class SortBatch:
                     # to sort again later), so a file written for ever does not hold `sort` for ever.
                     outcome = self._sorter.sort(pipeline, src, named=self.options.named)
                 return outcome
-            except (JournalLocked, JournalReplaced):  # every file after it fails alike: said once, batch ends
-                raise
+            except JournalLocked as exc:  # every file after it would fail alike
+                self._block(str(exc), "the journal is free")
+                return exc
+            except JournalReplaced as exc:
+                # Raised out of the batch, it ended `sort` with the files the other workers placed
+                # meanwhile neither said nor counted, and no word of those left
+                self._block(str(exc), "started again, with the journal there now")
+                return exc
             except Exception as exc:  # one file must not end the batch: the rest still get sorted
                 if why := _disk_full(exc, self.settings.state_dir):  # every other would fail alike
                     self._block(why, "there is room")

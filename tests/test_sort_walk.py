@@ -19,6 +19,7 @@ from tree_files import files_in
 
 from facesortd import cli
 from facesortd.config import MAX_WORKERS, Settings
+from facesortd.journal import Journal
 from facesortd.library import Library
 
 
@@ -223,3 +224,28 @@ def test_an_empty_name_is_refused_not_taken_for_the_working_folder(
         cli.main(["sort", ""])
     assert ended.value.code == 2 and "an empty name: name the file or folder" in capsys.readouterr().err
     assert (tmp_path / "mine.png").is_file() and not files_in(cli_settings.library)
+
+
+def test_a_journal_replaced_mid_sort_stops_it_with_every_file_placed_said(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The state folder removed (or its journal replaced) under `sort --workers 2`: the error ended the
+    sort at once, the files the other worker placed meanwhile neither said nor counted, and no word
+    of those left; it now stops as on a full disk, each file placed said, exit 1."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(12):
+        (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(50 + i))
+    looks = itertools.count()
+    monkeypatch.setattr(Journal, "replaced", lambda self: next(looks) >= 3)
+    assert cli.main(["sort", "--json", "--workers", "2", str(shots)]) == 1
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    placed = [r for r in records if r["action"] == "quarantined"]
+    assert len(placed) == len(files_in(cli_settings.library)) >= 3
+    left = 12 - len(records)
+    assert "stopped: the journal" in err and f"{left} file(s) left where they were" in err
+    assert len(files_in(shots)) == 12 - len(placed)
