@@ -7,6 +7,7 @@ import errno
 import itertools
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +20,7 @@ from tree_files import files_in
 
 from facesortd import cli
 from facesortd.config import MAX_WORKERS, Settings
+from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal
 from facesortd.library import Library
 
@@ -249,3 +251,35 @@ def test_a_journal_replaced_mid_sort_stops_it_with_every_file_placed_said(
     left = 12 - len(records)
     assert "stopped: the journal" in err and f"{left} file(s) left where they were" in err
     assert len(files_in(shots)) == 12 - len(placed)
+
+
+def test_the_terminal_closed_mid_sort_stops_it_between_files(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The terminal closed under `sort` (a logout, an SSH connection dropped) sends SIGHUP, which
+    ended it at once, as SIGTERM did before: a file between its move's link and unlink was left in
+    two places, and nothing was said. It now stops between files as for Ctrl-C, exit 129."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(10):
+        (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(70 + i))
+    real_decide = Pipeline.decide
+
+    def hung_up_on_the_third(self: Pipeline, path: Path) -> Decision:
+        if path.name == "shot02.png":
+            os.kill(os.getpid(), signal.SIGHUP)
+        return real_decide(self, path)
+
+    unhandled: list[int] = []  # were SIGHUP left to its default, it would end the test run
+    before = signal.signal(signal.SIGHUP, lambda signum, _frame: unhandled.append(signum))
+    try:
+        monkeypatch.setattr(Pipeline, "decide", hung_up_on_the_third)
+        assert cli.main(["sort", "--workers", "2", str(shots)]) == 129 and not unhandled
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    placed = len(files_in(cli_settings.library))
+    assert f"interrupted: sorted 0; quarantined {placed} " in capsys.readouterr().err
+    assert 3 <= placed < 10 and len(files_in(shots)) == 10 - placed

@@ -131,11 +131,12 @@ def add_sort(sub: argparse._SubParsersAction) -> None:
         "or that you put in quarantine yourself; a file or folder you name is sorted anyway. A file "
         "whose name watch.ignore leaves alone (~x.png, .x.png: an editor's lock or temp "
         "file, most likely) is skipped even when named, with a line saying so: rename it to sort it. A "
-        "line per file and a summary go to stderr. Ctrl-C or SIGTERM stops it between files: those in "
+        "line per file and a summary go to stderr. Ctrl-C, SIGTERM or the terminal closed (SIGHUP) stops "
+        "it between files: those in "
         "progress are finished and said, the rest left where they are. The exit status is 1 if a file "
         "could not be moved or a disk was full or read-only (the files not reached are left where they "
         "are), 130 if "
-        "stopped by Ctrl-C, 143 by SIGTERM, 141 when what reads its output left (`| head`).",
+        "stopped by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP, 141 when what reads its output left (`| head`).",
     )
     p.add_argument(
         "paths",

@@ -25,7 +25,7 @@ the end (resuming a big copy said a warning per file already copied), each at de
 
 def say_end(batch: SortBatch, stop: StopRequest, tally: Counter[str], dry_run: bool) -> int:
     """The summary line, with why the run stopped before the end if it did; the exit status: 1 if a
-    disk was full (or the library's drive gone) or a file failed, 130/143 if stopped by a signal,
+    disk was full (or the library's drive gone) or a file failed, 128 + the signal if stopped by one,
     141 if stdout's reader left."""
     if copied := tally[COPIED_BEFORE]:
         logger.warning("{} file(s) already copied into the library before: skipped", copied)

@@ -1,5 +1,5 @@
-"""Ctrl-C and SIGTERM during `sort` (and its stdout's reader gone): noted and acted on between files,
-never inside one.
+"""Ctrl-C, SIGTERM and SIGHUP during `sort` (and its stdout's reader gone): noted and acted on between
+files, never inside one.
 
 Python's own Ctrl-C raised KeyboardInterrupt wherever the main thread was, so the files the workers
 finished while the sort stopped were moved but never reported (no line, no ``--json`` record, no
@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
-STOPPING = (signal.SIGINT, signal.SIGTERM)
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Ctrl-C, `kill`, and the terminal closed (a logout, an SSH connection dropped): SIGHUP, left to its
+default, ended `sort` at once, a file between its move's link and unlink left in two places."""
 
 
 @dataclass
@@ -32,7 +34,7 @@ class StopRequest:
 
     def exit_status(self) -> int:
         """The shell's convention, 128 + the signal: 130 for Ctrl-C (also when no signal came, but a
-        tool raised KeyboardInterrupt), 143 for SIGTERM."""
+        tool raised KeyboardInterrupt), 143 for SIGTERM, 129 for SIGHUP."""
         return 128 + (self.signum or signal.SIGINT)
 
     def reader_left(self) -> None:
@@ -51,7 +53,7 @@ class StopRequest:
 
 @contextmanager
 def stop_requests() -> Iterator[StopRequest]:
-    """SIGINT and SIGTERM noted in a :class:`StopRequest` while inside, the old handlers after. Off
+    """The signals of STOPPING noted in a :class:`StopRequest` while inside, the old handlers after. Off
     the main thread (a command run by a test, or by a program, in a thread of its own) Python
     delivers no signal and takes no handler: nothing is noted there."""
     request = StopRequest()
