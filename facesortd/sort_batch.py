@@ -73,6 +73,9 @@ class SortBatch:
         read-only, the journal locked or replaced), with the fix: the run stops there ("": none)."""
         self.blocked_until = ""
         """When the same command can sort the files left."""
+        self.read_only_source = False
+        """A file could not be moved out of a folder on a read-only filesystem (a card, an image, a
+        snapshot), which `sort --copy` copies from."""
         self._stop: Callable[[], bool] = lambda: False
         self._exit = ExitStack()
 
@@ -143,6 +146,8 @@ class SortBatch:
                     self._block(str(exc), "the drive is mounted again")
                 elif _on_read_only(exc, self.settings.library):
                     self._block(str(exc), "it is mounted writable")
+                elif isinstance(exc, OSError) and exc.errno == errno.EROFS:  # the folder it is in
+                    self.read_only_source = True
                 return exc
 
     def _block(self, why: str, until: str) -> None:

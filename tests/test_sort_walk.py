@@ -283,3 +283,29 @@ def test_the_terminal_closed_mid_sort_stops_it_between_files(
     placed = len(files_in(cli_settings.library))
     assert f"interrupted: sorted 0; quarantined {placed} " in capsys.readouterr().err
     assert 3 <= placed < 10 and len(files_in(shots)) == 10 - placed
+
+
+def test_files_on_a_read_only_filesystem_are_pointed_to_sort_copy(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`sort` of a card, an image or a snapshot mounted read-only: each file failed, "it is on a
+    read-only filesystem; facesortd must be able to write there", with no word of `sort --copy`,
+    which is for them; it is now said once at the end. Each stays once, where it was."""
+    card = tmp_path / "card"
+    card.mkdir()
+    for i in range(2):
+        (card / f"shot{i}.png").write_bytes(screenshot_png(80 + i))
+    real_unlink = Path.unlink
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if self.parent == card:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    assert cli.main(["sort", str(card)]) == 1
+    assert "--copy PATH` copies such files into the library" in capsys.readouterr().err
+    assert len(files_in(card)) == 2 and not files_in(cli_settings.library)

@@ -29,6 +29,12 @@ def say_end(batch: SortBatch, stop: StopRequest, tally: Counter[str], dry_run: b
     141 if stdout's reader left."""
     if copied := tally[COPIED_BEFORE]:
         logger.warning("{} file(s) already copied into the library before: skipped", copied)
+    if batch.read_only_source and not batch.options.copy:  # a line each said only "must be able to write"
+        logger.warning(
+            "a file on a read-only filesystem cannot be moved out of its folder: `{}` copies such files "
+            "into the library and leaves them where they are",
+            advised("sort", "--copy", "PATH"),
+        )
     done = ("dry run, nothing moved: " if dry_run else "") + summary(tally)
     left = len(batch.files) - tally.total()
     if left and batch.blocked:
