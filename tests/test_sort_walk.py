@@ -19,6 +19,7 @@ from terminal import Terminal
 from tree_files import files_in
 
 from facesortd import cli
+from facesortd.cli.stopping import stop_requests
 from facesortd.config import MAX_WORKERS, Settings
 from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal
@@ -309,3 +310,16 @@ def test_files_on_a_read_only_filesystem_are_pointed_to_sort_copy(
     assert cli.main(["sort", str(card)]) == 1
     assert "--copy PATH` copies such files into the library" in capsys.readouterr().err
     assert len(files_in(card)) == 2 and not files_in(cli_settings.library)
+
+
+def test_a_sort_run_under_nohup_sorts_on_once_the_terminal_is_closed() -> None:
+    """`nohup facesortd sort DIR &` ignores SIGHUP so that the sort goes on after a logout; `sort`,
+    which stops on SIGHUP, leaves it ignored."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_requests() as stop:
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert not stop()
+    finally:
+        signal.signal(signal.SIGHUP, before)

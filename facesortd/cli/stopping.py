@@ -53,14 +53,17 @@ class StopRequest:
 
 @contextmanager
 def stop_requests() -> Iterator[StopRequest]:
-    """The signals of STOPPING noted in a :class:`StopRequest` while inside, the old handlers after. Off
-    the main thread (a command run by a test, or by a program, in a thread of its own) Python
-    delivers no signal and takes no handler: nothing is noted there."""
+    """The signals of STOPPING noted in a :class:`StopRequest` while inside (SIGHUP unless ignored),
+    the old handlers after. Off the main thread (a command run by a test, or by a program, in a
+    thread of its own) Python delivers no signal and takes no handler: nothing is noted there."""
     request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield request
         return
-    before = {sig: signal.signal(sig, request._note) for sig in STOPPING}
+    # `nohup facesortd sort DIR &` ignores SIGHUP, to sort on once the terminal is closed: kept so
+    nohup = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    noted = [sig for sig in STOPPING if not (nohup and sig == signal.SIGHUP)]
+    before = {sig: signal.signal(sig, request._note) for sig in noted}
     try:
         yield request
     finally:
