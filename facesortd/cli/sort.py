@@ -53,7 +53,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
             for src, outcome in batch.outcomes(stop):
                 tally[tally_key(outcome)] += 1
                 try:
-                    report_outcome(args, src, outcome)
+                    report_outcome(args, src, outcome, batch.blocked)
                 except BrokenPipeError:  # `sort --json | head -1`: the files under way finish, counted
                     stop.reader_left()
                 if progress:

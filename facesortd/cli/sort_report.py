@@ -65,10 +65,18 @@ def tally_key(outcome: Outcome | Exception) -> str:
     return _tally_key(outcome.decision)
 
 
-def report_outcome(args: argparse.Namespace, src: Path, outcome: Outcome | Exception) -> None:
-    """Show one file's outcome (stdout for --json and dry-run plans, the log otherwise)."""
+def report_outcome(
+    args: argparse.Namespace, src: Path, outcome: Outcome | Exception, stopped_by: str = ""
+) -> None:
+    """Show one file's outcome (stdout for --json and dry-run plans, the log otherwise).
+    ``stopped_by``: why the run stops (``SortBatch.blocked``), said once at its end, not again for
+    each file under way that failed for it (a journal locked: the files after it were not tried)."""
     if isinstance(outcome, Exception):
-        logger.error("{}: could not {} it: {}", src, "copy" if args.copy else "move", outcome)
+        verb = "copy" if args.copy else "move"
+        if stopped_by and str(outcome) == stopped_by:
+            logger.error("{}: could not {} it, for the reason said below", src, verb)
+        else:
+            logger.error("{}: could not {} it: {}", src, verb, outcome)
         if args.json:
             print(json_text(_left_json(src, "failed", str(outcome))), flush=True)
         return
