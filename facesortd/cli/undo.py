@@ -26,24 +26,27 @@ from facesortd.spelling import nearest
 from facesortd.state import JOURNAL_FILE
 from facesortd.undo import Outcome, Selection, left_waiting, placed_by, select, undo
 
-SPAN = re.compile(r"(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\s*(ago)?")
-"""``2h``, ``30m``, ``1d`` as the help writes them, and the words spelt out (``2 days``, ``3hours
-ago``), which were refused as not a time."""
+SPAN = re.compile(r"(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)\s*(ago)?")
+"""``2h``, ``30m``, ``1d``, ``1w`` as the help writes them, and the words spelt out (``2 days``,
+``3hours ago``), which were refused as not a time. Weeks too: a person tidying a library goes back
+in weeks, and ``1w`` was refused."""
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+"""Each unit of :data:`SPAN` in seconds, by its first letter."""
+SINCE_EXAMPLES = "2h, 30m, 1d, 1w ago, 2 weeks, 2026-11-24T10:00"
 
 
 def _parse_since(text: str) -> float:
-    """``2h``, ``30m``, ``1d`` ago (with or without the word, spelt out or not: :data:`SPAN`), or an
+    """``2h``, ``30m``, ``1d``, ``1w`` ago (with or without the word, spelt out or not: :data:`SPAN`), or an
     ISO date/time (``2026-11-24 10:00``)."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if span := SPAN.fullmatch(text.strip().lower()):
-        ago, now = int(span.group(1)) * units[span.group(2)[0]], time.time()
+        ago, now = int(span.group(1)) * UNITS[span.group(2)[0]], time.time()
         # longer ago than the clock's start (`--since 99999999999999999999999d`, meaning all): every
         # move, where the float subtraction ended in a traceback ("int too large to convert to float")
         return now - ago if ago < now else 0.0
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
-        raise UsageError(f"--since takes e.g. 2h, 30m, 1d or 2026-11-24T10:00, got {text!r}") from None
+        raise UsageError(f"--since takes e.g. {SINCE_EXAMPLES}; got {text!r}") from None
 
 
 CONFIRM_UNDO_OVER = 20
@@ -330,7 +333,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
     which.add_argument(
         "--since",
         metavar="TIME",
-        help="undo every move since TIME (2h, 30m, 1d ago, 2 days, or a local time such as 2026-11-24T10:00)",
+        help="undo every move since TIME: so many seconds, minutes, hours, days or weeks ago (s, m, h, d, "
+        f"w, or spelt out), or a local time; e.g. {SINCE_EXAMPLES}",
     )
     which.add_argument(
         "--model",
