@@ -144,7 +144,7 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray], *, compressed: bool 
     return Path(path)
 
 
-def read_npz(path: Path) -> Any:
+def read_npz(path: Path | BinaryIO) -> Any:
     """``np.load`` for the array files facesortd writes (models, verifier, gate, face sets), which
     never unpickles. Any other file (a text file, a screenshot named as the model) made numpy say it
     "contains pickled (object) data. If you trust the file you can load it unsafely using the
