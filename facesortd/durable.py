@@ -144,7 +144,7 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray], *, compressed: bool 
     return Path(path)
 
 
-def read_npz(path: Path) -> Any:
+def read_npz(path: Path | BinaryIO) -> Any:
     """``np.load`` for the array files facesortd writes (models, verifier, gate, face sets), which
     never unpickles. Any other file (a text file, a screenshot named as the model) made numpy say it
     "contains pickled (object) data. If you trust the file you can load it unsafely using the
@@ -153,10 +153,12 @@ def read_npz(path: Path) -> Any:
     disk) was numpy's EOFError, which no reader took for a damaged file: a model in force emptied
     failed every file the daemon sorted, and `status`, with a traceback. A FIFO (or a device) in
     its place is not opened: reading one waited for a writer for ever (`doctor`, and `run` before it
-    was ready, with a verifier or gate so named)."""
-    mode = os.stat(path).st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a folder: numpy's "Is a directory"
-        raise ValueError(NOT_REGULAR)
+    was ready, with a verifier or gate so named). Bytes already read (a file object) came from a
+    file its reader opened as a regular one (:func:`open_regular`)."""
+    if isinstance(path, os.PathLike):
+        mode = os.stat(path).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a folder: numpy's "Is a directory"
+            raise ValueError(NOT_REGULAR)
     try:
         return np.load(path, allow_pickle=False)
     except EOFError:

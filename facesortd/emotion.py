@@ -12,19 +12,20 @@ softmax of those into probabilities that match observed accuracy (temperature sc
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from facesortd.advice import advised
 from facesortd.descriptors import LEARNT, describe
-from facesortd.durable import read_npz, write_npz
+from facesortd.durable import open_regular, read_npz, write_npz
 from facesortd.faces import FaceSpec, mirror_faces
 from facesortd.feature_net import NET_PREFIX, FeatureNet, FeatureNetError, shipped_net
 
@@ -352,11 +353,16 @@ def write_model_file(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndar
 
 
 def read_model_file(
-    path: Path, versions: tuple[int, ...], with_arrays: bool = True
+    path: Path,
+    versions: tuple[int, ...],
+    with_arrays: bool = True,
+    seen: Callable[[bytes], object] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(meta, arrays) of a model file of one of ``versions`` (arrays empty unless ``with_arrays``);
     anything else is a ModelError that says what to do. Every model path a person gives (`eval
-    --model`, `model use`, ``recognition.model``) is read here, so each is said the same way."""
+    --model`, `model use`, ``recognition.model``) is read here, so each is said the same way.
+    ``seen``: handed the file's bytes, read whole once, before they are loaded, for a caller that
+    must know which bytes it loaded (a hash of them): the file may be replaced between two reads."""
     path = Path(path)
     if path.is_dir():  # else "corrupt … ([Errno 21] Is a directory)"
         raise ModelError(
@@ -366,7 +372,7 @@ def read_model_file(
     if path.exists() and not path.is_file():  # a FIFO would block the reading for ever
         raise ModelError(f"model file {path} is not a regular file: name the model file (*{MODEL_SUFFIX})")
     try:
-        with read_npz(path) as data:
+        with read_npz(path if seen is None else _read_whole(path, seen)) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {k: data[k] for k in data.files if k != "meta"} if with_arrays else {}
     except FileNotFoundError:
@@ -388,6 +394,14 @@ def read_model_file(
             f"retrain it with `{advised('train')}`"
         )
     return meta, arrays
+
+
+def _read_whole(path: Path, seen: Callable[[bytes], object]) -> BinaryIO:
+    """``path``'s bytes, handed to ``seen`` before they are loaded from memory."""
+    with open_regular(path) as fh:
+        content = fh.read()
+    seen(content)
+    return io.BytesIO(content)
 
 
 def _pooled(scatter: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ model").
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,9 +131,10 @@ Model = EmotionModel | EnsembleModel
 READABLE = (1, FORMAT_VERSION, ENSEMBLE_FORMAT_VERSION)
 
 
-def load_model(path: Path) -> Model:
-    """Any emotion model file, single or ensemble; problems become a ModelError naming the file."""
-    meta, arrays = read_model_file(path, READABLE)
+def load_model(path: Path, seen: Callable[[bytes], object] | None = None) -> Model:
+    """Any emotion model file, single or ensemble; problems become a ModelError naming the file.
+    ``seen``: as for :func:`read_model_file`."""
+    meta, arrays = read_model_file(path, READABLE, seen=seen)
     try:
         model: Model
         if meta["format_version"] != ENSEMBLE_FORMAT_VERSION:

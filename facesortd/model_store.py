@@ -12,6 +12,7 @@ back through it down to the shipped model.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from facesortd.advice import advised
 from facesortd.config import Settings
@@ -133,9 +135,14 @@ def model_id(path: Path | None) -> ModelId:
     if path is None:
         return NO_MODEL
     try:
-        return ModelId(path.name, file_hash(path)[:VERSION_CHARS])
+        return ModelId(path.name, _version(file_hash(path)))
     except OSError:
         return ModelId(path.name)
+
+
+def _version(sha256: str) -> str:
+    """A model's :class:`ModelId` version from its content's SHA-256."""
+    return sha256[:VERSION_CHARS]
 
 
 def made_order(model: Path) -> tuple[str, int]:
@@ -257,10 +264,30 @@ def lost_in_force(settings: Settings) -> str:
     )
 
 
+class InForce(NamedTuple):
+    """The model in force as loaded (None: none yet, every face counts as unsure) and how the journal
+    knows it (:func:`model_id`), both of the same bytes."""
+
+    model: Model | None
+    id: ModelId
+
+
+def load_in_force(settings: Settings) -> InForce:
+    """Load the model in force, told by the bytes loaded: its file named once, read once. The daemon
+    read its name and content before loading it, each time asking which model was in force, so a
+    `model use` or `rollback` (or a file copied over it) between the two had it journal the files
+    that model sorted as decided by the other: `undo --model` put back the wrong ones."""
+    path = model_in_force(settings)
+    if path is None:
+        return InForce(None, NO_MODEL)
+    digest = hashlib.sha256()
+    model = load_model(path, seen=digest.update)
+    return InForce(model, ModelId(path.name, _version(digest.hexdigest())))
+
+
 def load_model_in_force(settings: Settings) -> Model | None:
     """The model to use, or None when there is none yet (every face then counts as unsure)."""
-    path = model_in_force(settings)
-    return None if path is None else load_model(path)
+    return load_in_force(settings).model
 
 
 def name_of(settings: Settings, path: Path) -> str:

@@ -42,6 +42,7 @@ from facesortd.learn.review import Reviewer, user_labels
 from facesortd.library import UNTIL_THEN, Library
 from facesortd.model_store import (
     ModelKey,
+    load_in_force,
     load_model_in_force,
     lost_in_force,
     model_id,
@@ -439,9 +440,9 @@ class Service:
         loads (and by `status`, which shows the latest reason); the file is tried again when it
         changes. Not once per change: a file damaged in place (truncated, then written) is two
         versions, which two workers each met one of, and each said."""
-        key, judge = _model_key(self.settings), _model_id(self.settings)  # read before it is loaded
+        key = _model_key(self.settings)
         try:
-            model = load_model_in_force(self.settings)
+            model, judge = load_in_force(self.settings)  # known by the bytes loaded: see load_in_force
         except (ModelError, OSError) as exc:
             problem = f"cannot load the model in force ({exc}); sorting goes on with the one loaded before"
             where = key[0] if key else None

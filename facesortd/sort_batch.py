@@ -26,9 +26,8 @@ from facesortd.config import Settings
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.ensemble import Model
-from facesortd.journal import Journal, JournalLocked, JournalReplaced
+from facesortd.journal import Journal, JournalLocked, JournalReplaced, ModelId
 from facesortd.library import Library
-from facesortd.model_store import model_id, model_in_force
 from facesortd.mounts import nearest_existing
 from facesortd.recovery import recover_logged
 from facesortd.refusals import DISK_FULL, Refused, disk_full_fix
@@ -60,14 +59,18 @@ class SortBatch:
         files: list[Path],
         options: SortOptions,
         make_pipeline: Callable[[], Pipeline],
+        judge: ModelId,
     ) -> None:
         """``make_pipeline`` is called once per worker: OpenCV's detectors are not shareable, the
-        emotion model (read-only) is, so it is the caller's to load once and share."""
+        emotion model (read-only) is, so it is the caller's to load once and share; ``judge`` is how
+        the journal knows it (``model_store.load_in_force``: of the bytes loaded, not of the model in
+        force asked again, which a `model use` meanwhile had changed)."""
         self.settings = settings
         self.files = files
         self.options = options
         self.workers = min(options.workers, len(files))
         self.make_pipeline = make_pipeline
+        self.judge = judge
         self.blocked = ""
         """Why every move after the last would fail alike (a full disk, the library's drive gone or
         read-only, the journal locked or replaced), with the fix: the run stops there ("": none)."""
@@ -107,12 +110,11 @@ class SortBatch:
         library = Library(self.settings.library)
         if not self.options.dry_run and model is not None:
             library.make_emotion_folders(model.labels)
-        in_force = model_in_force(self.settings)
         watch = self.settings.watch
         return Sorter(
             library,
             journal,
-            model=model_id(in_force),
+            model=self.judge,
             duplicates=watch.duplicates,
             dry_run=self.options.dry_run,
             copy=self.options.copy,

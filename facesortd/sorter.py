@@ -24,11 +24,11 @@ from facesortd.content import content_id
 from facesortd.decide import Decision, Pipeline
 from facesortd.durable import NOT_REGULAR, unwritten
 from facesortd.image_names import IMAGE_SUFFIXES, is_image_name, not_an_image_name
-from facesortd.journal import NO_MODEL, Journal, ModelId
+from facesortd.journal import NO_MODEL, UNDOING, Journal, ModelId
 from facesortd.library import Library
-from facesortd.placement import UnjournaledMove, journaled_apply
+from facesortd.placement import UnjournaledMove, end_killed_moves, journaled_apply
 from facesortd.quarantine import QUARANTINE_DIR
-from facesortd.state import move_lock
+from facesortd.state import move_lock, move_lock_if_free
 from facesortd.watch import ignoring_pattern
 
 GONE = "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)"
@@ -237,6 +237,10 @@ class Sorter:
                 # `sort --copy ~/screens/* ~/screens` does, or two commands) each copied it.
                 if copied := copy_in_library(self.journal, path, digest, self.library.root):
                     return Outcome(path, "kept", destination=copied, why=f"{COPIED} {copied}")
+                # And a killed undo's file: one the lock's holder finished meanwhile (see _persons_decision).
+                end_killed_moves(self.journal)
+                if not named and self.journal.undone_from(path, digest):
+                    return Outcome(path, "kept", why=undone())
                 final = journaled_apply(
                     self.journal,
                     self.library,
@@ -255,9 +259,19 @@ class Sorter:
         return Outcome(path, "placed", decision, final, ms=_ms(started))
 
     def _persons_decision(self, path: Path, digest: str) -> str:
-        """Why a person's own decision keeps this file where it is ("" if none does)."""
+        """Why a person's own decision keeps this file where it is ("" if none does).
+
+        An `undo` killed as it put a file back (its mark, ``UNDOING``, standing) is finished first:
+        the file it left in the inbox and the library both may be this one, its name here not
+        journaled yet if it was taken (``a (1).png``). A daemon beside it left the library's name
+        until its next label scan, and sorted such a file into the library again: the undo undone.
+        One read of the mark per file; the move lock only while a mark stands."""
         if self.journal is None:
             return ""
+        if self.journal.get_meta(UNDOING):
+            with move_lock_if_free(self.journal.state_dir) as free:  # held: by a live undo, perhaps
+                if free:  # else its holder finishes a killed one before its own move (and below)
+                    end_killed_moves(self.journal)
         if self.journal.undone_from(path, digest):
             return undone()
         in_quarantine = path.parent.parent == self.library.root / QUARANTINE_DIR

@@ -203,7 +203,12 @@ def models_lock(state_dir: Path) -> Iterator[None]:
 def move_lock_if_free(state_dir: Path) -> Iterator[bool]:
     """The move lock if no one holds it now (True), or nothing (False), without waiting: for a look at
     the journal's planned rows (`status`) that must neither wait for a move nor take a live one for
-    one a killed process left."""
+    one a killed process left. Taken, it may be taken again by the same thread, as :func:`move_lock`
+    (a recovery run under it takes it: a second description of its own waited for the first for ever)."""
+    held: set[Path] = _held.__dict__.setdefault("dirs", set())
+    if state_dir in held:
+        yield True
+        return
     fd = _open_lock(state_dir, MOVE_LOCK)
     try:
         with _folder_lock(state_dir, blocking=False) as free:
@@ -215,7 +220,11 @@ def move_lock_if_free(state_dir: Path) -> Iterator[bool]:
             except BlockingIOError:
                 yield False
                 return
-            yield True
+            held.add(state_dir)
+            try:
+                yield True
+            finally:
+                held.discard(state_dir)
     finally:
         os.close(fd)
 

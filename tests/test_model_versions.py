@@ -147,8 +147,10 @@ def test_a_move_is_journaled_with_the_content_of_the_model_that_decided_it(
     assert shipped is not None
     expected = model_store.model_id(shipped)
     read: list[Path] = []
-    hashed = model_store.file_hash
-    monkeypatch.setattr(model_store, "file_hash", lambda path: read.append(path) or hashed(path))
+    loaded = model_store.load_model  # hashed as it is loaded: the bytes that decide are those journaled
+    monkeypatch.setattr(
+        model_store, "load_model", lambda path, **how: read.append(path) or loaded(path, **how)
+    )
     monkeypatch.setattr(Pipeline, "decide", lambda self, path: HAPPY)
     for n in range(3):
         (settings.inbox / f"{n}.png").write_bytes(screenshot_png(n))

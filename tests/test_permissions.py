@@ -807,8 +807,9 @@ def test_a_retrain_with_no_room_for_its_model_is_not_trained_at_each_look(
     )
 
     def open_(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
-        # An empty file still fits (so does the writable check's); a model's bytes do not.
-        if full and Path(path).parent == models and not flags & os.O_TMPFILE == os.O_TMPFILE:
+        # An empty file still fits (so does the writable check's); a model's bytes do not. Reads go on.
+        writes = flags & (os.O_WRONLY | os.O_RDWR) and flags & os.O_TMPFILE != os.O_TMPFILE
+        if full and Path(path).parent == models and writes:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real_open(path, flags, *args, **kwargs)
 

@@ -22,7 +22,7 @@ from facesortd.config import (
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.ensemble import Model
-from facesortd.model_store import load_model_in_force
+from facesortd.model_store import InForce, load_in_force
 from facesortd.mounts import nearest_existing
 
 
@@ -73,10 +73,11 @@ def face_detector(settings: Settings) -> FaceDetector:
     return FaceDetector(settings.detection)
 
 
-def emotion_model(settings: Settings) -> Model | None:
-    """The model in force, or None with a warning that every face will be 'unsure' (`sort`, `detect`)."""
-    model = load_model_in_force(settings)
-    if model is None:
+def emotion_model(settings: Settings) -> InForce:
+    """The model in force, or None with a warning that every face will be 'unsure' (`sort`, `detect`),
+    with how the journal knows it."""
+    model = load_in_force(settings)
+    if model.model is None:
         logger.warning(
             "no emotion model yet: every face will be 'unsure' (train one with `{}`)", advised("train")
         )

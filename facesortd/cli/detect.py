@@ -28,7 +28,7 @@ from facesortd.shown_names import json_text, one_line
 def cmd_detect(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     paths = expand_inputs(args.images, settings.watch)  # a typo is refused before any work
-    pipeline = pipeline_for(settings, emotion_model(settings))
+    pipeline = pipeline_for(settings, emotion_model(settings).model)
     if args.draw:
         refuse_pictures_into_facesortds(settings, "--draw", args.draw)
         args.draw.mkdir(parents=True, exist_ok=True)

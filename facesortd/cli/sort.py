@@ -42,10 +42,10 @@ def cmd_sort(args: argparse.Namespace) -> int:
         workers=args.workers or settings.watch.workers,
     )
     tally: Counter[str] = Counter()
-    model = emotion_model(settings)  # loaded once, shared by every worker's pipeline
+    model, judge = emotion_model(settings)  # loaded once, shared by every worker's pipeline
     # Ctrl-C noted only once the batch is set up: while the model and detectors load it ends at once.
     with (
-        SortBatch(settings, files, options, lambda: pipeline_for(settings, model)) as batch,
+        SortBatch(settings, files, options, lambda: pipeline_for(settings, model), judge) as batch,
         stop_requests() as stop,
     ):
         progress = Progress(len(files), "sorting") if len(files) > 1 and not args.json else None

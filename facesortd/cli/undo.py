@@ -26,24 +26,52 @@ from facesortd.spelling import nearest
 from facesortd.state import JOURNAL_FILE
 from facesortd.undo import Outcome, Selection, left_waiting, placed_by, select, undo
 
-SPAN = re.compile(r"(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\s*(ago)?")
-"""``2h``, ``30m``, ``1d`` as the help writes them, and the words spelt out (``2 days``, ``3hours
-ago``), which were refused as not a time."""
+SPAN = re.compile(r"(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)\s*(ago)?")
+"""``2h``, ``30m``, ``1d``, ``1w`` as the help writes them, and the words spelt out (``2 days``,
+``3hours ago``), which were refused as not a time. Weeks too: a person tidying a library goes back
+in weeks, and ``1w`` was refused."""
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+"""Each unit of :data:`SPAN` in seconds, by its first letter."""
+SINCE_EXAMPLES = "2h, 30m, 1d, 1w ago, 2 weeks, 2026-11-24T10:00"
 
 
 def _parse_since(text: str) -> float:
-    """``2h``, ``30m``, ``1d`` ago (with or without the word, spelt out or not: :data:`SPAN`), or an
+    """``2h``, ``30m``, ``1d``, ``1w`` ago (with or without the word, spelt out or not: :data:`SPAN`), or an
     ISO date/time (``2026-11-24 10:00``)."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if span := SPAN.fullmatch(text.strip().lower()):
-        ago, now = int(span.group(1)) * units[span.group(2)[0]], time.time()
+        ago, now = int(span.group(1)) * UNITS[span.group(2)[0]], time.time()
         # longer ago than the clock's start (`--since 99999999999999999999999d`, meaning all): every
         # move, where the float subtraction ended in a traceback ("int too large to convert to float")
         return now - ago if ago < now else 0.0
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
-        raise UsageError(f"--since takes e.g. 2h, 30m, 1d or 2026-11-24T10:00, got {text!r}") from None
+        raise UsageError(f"--since takes e.g. {SINCE_EXAMPLES}; got {text!r}") from None
+
+
+def _no_library_of_a_sort(settings: Settings, configured: Path) -> str:
+    """Why ``settings.library``, given as `undo --library`, is no folder a `sort --library` sorted
+    into ("" if it may be one): it holds the library, the state folder or the inbox, or is inside the
+    inbox (`sort` refuses one overlapping the inbox). Undo trusts every move journaled below the
+    library it is given, and puts a file back into a folder below it even where that folder is gone:
+    `undo --library ~` (or `/`) took every move in the journal, and made again the folders files had
+    been sorted from, deleted since, wherever they had been."""
+    folder = settings.library.resolve()
+    if folder == configured.resolve():
+        return ""
+    mine = (("library", configured), ("state folder", settings.state_dir), ("inbox", settings.inbox))
+    held = [f"the {name} {where}" for name, where in mine if where.resolve().is_relative_to(folder)]
+    if held:
+        why = f"holds {' and '.join(held)}"
+    elif folder.is_relative_to(settings.inbox.resolve()):
+        why = f"is inside the inbox {settings.inbox}"
+    else:
+        return ""
+    return (
+        f"{why}, so it is no folder `sort --library` sorted into, and undo would trust every move "
+        "journaled anywhere below it: name that folder itself (the library's own moves are undone "
+        "without --library)"
+    )
 
 
 CONFIRM_UNDO_OVER = 20
@@ -64,6 +92,8 @@ def cmd_undo(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--library {args.library}: no such folder (name the folder `sort --library` sorted into)"
         )
+    if args.library is not None and (why := _no_library_of_a_sort(settings, settings_for(args).library)):
+        raise UsageError(f"--library {args.library} {why}")
     count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
     if count == 0:
         raise UsageError("undo N takes how many of the last moves to undo: 1 or more")
@@ -330,7 +360,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
     which.add_argument(
         "--since",
         metavar="TIME",
-        help="undo every move since TIME (2h, 30m, 1d ago, 2 days, or a local time such as 2026-11-24T10:00)",
+        help="undo every move since TIME: so many seconds, minutes, hours, days or weeks ago (s, m, h, d, "
+        f"w, or spelt out), or a local time; e.g. {SINCE_EXAMPLES}",
     )
     which.add_argument(
         "--model",
@@ -347,7 +378,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         type=named_folder,
         metavar="FOLDER",
         help="the library the files were sorted into (default: the config's library; for a `sort "
-        "--library FOLDER`, that FOLDER): files elsewhere are left alone",
+        "--library FOLDER`, that FOLDER; one holding the library, the inbox or the state folder is "
+        "refused): files elsewhere are left alone",
     )
     p.add_argument("--dry-run", action="store_true", help="print what would be moved back; touch nothing")
     p.add_argument(
