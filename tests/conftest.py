@@ -6,12 +6,14 @@ import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy
 
 # isort: split
 
+import functools
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from loguru._better_exceptions import ExceptionFormatter
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -61,6 +63,12 @@ def _default_config_advice() -> None:
     from facesortd.advice import advise_with
 
     advise_with(None)
+
+
+# loguru works out the standard library's folders (sysconfig, path by path and scheme by scheme) for
+# every sink added, to tell its frames in a traceback: every test adds one (below) and every cli.main
+# it calls another, thousands a run, and those folders do not change within it. Asked once.
+ExceptionFormatter._get_lib_dirs = staticmethod(functools.cache(ExceptionFormatter._get_lib_dirs))
 
 
 @pytest.fixture(autouse=True)
