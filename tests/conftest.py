@@ -6,9 +6,12 @@ import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy
 
 # isort: split
 
+import copy
 import functools
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,6 +21,10 @@ from loguru._better_exceptions import ExceptionFormatter
 sys.path.insert(0, str(Path(__file__).parent))
 
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face
+
+from facesortd import ensemble
+from facesortd.emotion import read_model_file
+from facesortd.model_store import shipped_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -69,6 +76,35 @@ def _default_config_advice() -> None:
 # every sink added, to tell its frames in a traceback: every test adds one (below) and every cli.main
 # it calls another, thousands a run, and those folders do not change within it. Asked once.
 ExceptionFormatter._get_lib_dirs = staticmethod(functools.cache(ExceptionFormatter._get_lib_dirs))
+
+
+SHIPPED_MODEL = shipped_model()
+
+
+@functools.cache
+def _shipped_model_file(
+    path: Path, version: tuple[int, int, int], readable: tuple[int, ...]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    return read_model_file(path, readable)
+
+
+@pytest.fixture(autouse=True)
+def _shipped_model_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sort, daemon start and model command a test runs loads the model in force, the shipped
+    one unless the test trained another: hundreds of times a run, each decompressing the same
+    megabytes. Its file is read once per worker (and again should it change: inode, time, size) and
+    each load gets a copy of what it holds, so no test shares an array with another; every other
+    model file is read as ever."""
+    real = ensemble.read_model_file
+
+    def read(path: Path, readable: tuple[int, ...], with_arrays: bool = True) -> Any:
+        if SHIPPED_MODEL is None or not with_arrays or Path(path) != SHIPPED_MODEL:
+            return real(path, readable, with_arrays)
+        st = os.stat(path)
+        meta, arrays = _shipped_model_file(SHIPPED_MODEL, (st.st_ino, st.st_mtime_ns, st.st_size), readable)
+        return copy.deepcopy(meta), {name: array.copy() for name, array in arrays.items()}
+
+    monkeypatch.setattr(ensemble, "read_model_file", read)
 
 
 @pytest.fixture(autouse=True)
