@@ -28,6 +28,22 @@ from facesortd.model_store import shipped_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+MEMORY = Path("/dev/shm")
+
+
+def in_memory() -> bool:
+    """Whether this machine has a folder in memory (``/dev/shm``) the tests may write to."""
+    return MEMORY.is_dir() and os.access(MEMORY, os.W_OK)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test's ``tmp_path`` in memory where there is one (unless ``--basetemp`` or
+    ``PYTEST_DEBUG_TEMPROOT`` says where): each move, label, undo and journal write is fsynced, and
+    on the shared VM's disk those waits measured the disk and whatever else wrote to it, not
+    facesortd. The files, names and folders are the same in memory; a test that needs another
+    filesystem beside the temporary folder (test_crash_safety) still has one, ``/tmp``."""
+    if config.option.basetemp is None and "PYTEST_DEBUG_TEMPROOT" not in os.environ and in_memory():
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = str(MEMORY)
 
 
 @pytest.fixture(scope="session")
