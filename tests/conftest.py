@@ -6,19 +6,44 @@ import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy
 
 # isort: split
 
+import copy
+import functools
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+from loguru._better_exceptions import ExceptionFormatter
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from synthetic import EMOTIONS, BrightBlobDetector, draw_face
 
+from facesortd import ensemble
+from facesortd.emotion import read_model_file
+from facesortd.model_store import shipped_model
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+MEMORY = Path("/dev/shm")
+
+
+def in_memory() -> bool:
+    """Whether this machine has a folder in memory (``/dev/shm``) the tests may write to."""
+    return MEMORY.is_dir() and os.access(MEMORY, os.W_OK)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test's ``tmp_path`` in memory where there is one (unless ``--basetemp`` or
+    ``PYTEST_DEBUG_TEMPROOT`` says where): each move, label, undo and journal write is fsynced, and
+    on the shared VM's disk those waits measured the disk and whatever else wrote to it, not
+    facesortd. The files, names and folders are the same in memory; a test that needs another
+    filesystem beside the temporary folder (test_crash_safety) still has one, ``/tmp``."""
+    if config.option.basetemp is None and "PYTEST_DEBUG_TEMPROOT" not in os.environ and in_memory():
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = str(MEMORY)
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +86,41 @@ def _default_config_advice() -> None:
     from facesortd.advice import advise_with
 
     advise_with(None)
+
+
+# loguru works out the standard library's folders (sysconfig, path by path and scheme by scheme) for
+# every sink added, to tell its frames in a traceback: every test adds one (below) and every cli.main
+# it calls another, thousands a run, and those folders do not change within it. Asked once.
+ExceptionFormatter._get_lib_dirs = staticmethod(functools.cache(ExceptionFormatter._get_lib_dirs))
+
+
+SHIPPED_MODEL = shipped_model()
+
+
+@functools.cache
+def _shipped_model_file(
+    path: Path, version: tuple[int, int, int], readable: tuple[int, ...]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    return read_model_file(path, readable)
+
+
+@pytest.fixture(autouse=True)
+def _shipped_model_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sort, daemon start and model command a test runs loads the model in force, the shipped
+    one unless the test trained another: hundreds of times a run, each decompressing the same
+    megabytes. Its file is read once per worker (and again should it change: inode, time, size) and
+    each load gets a copy of what it holds, so no test shares an array with another; every other
+    model file is read as ever."""
+    real = ensemble.read_model_file
+
+    def read(path: Path, readable: tuple[int, ...], with_arrays: bool = True) -> Any:
+        if SHIPPED_MODEL is None or not with_arrays or Path(path) != SHIPPED_MODEL:
+            return real(path, readable, with_arrays)
+        st = os.stat(path)
+        meta, arrays = _shipped_model_file(SHIPPED_MODEL, (st.st_ino, st.st_mtime_ns, st.st_size), readable)
+        return copy.deepcopy(meta), {name: array.copy() for name, array in arrays.items()}
+
+    monkeypatch.setattr(ensemble, "read_model_file", read)
 
 
 @pytest.fixture(autouse=True)

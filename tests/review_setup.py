@@ -4,7 +4,6 @@ review page serving them in this process (shared by the HTTP and the browser tes
 from __future__ import annotations
 
 import functools
-import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import MEMORY, in_memory
 from synthetic import EMOTIONS, BrightBlobDetector, draw_screenshot
 
 from facesortd import model_store
@@ -34,11 +34,10 @@ def scratch_dir(tmp_path: Path) -> Iterator[Path]:
     Every decision fsyncs the journal, the moved file and the kept face, and the paging test makes
     10,000 files: on the shared VM's disk that costs seconds which measure the disk, not the page.
     """
-    shm = Path("/dev/shm")
-    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+    if not in_memory():
         yield tmp_path
         return
-    with tempfile.TemporaryDirectory(dir=shm, prefix="facesortd-test-") as folder:
+    with tempfile.TemporaryDirectory(dir=MEMORY, prefix="facesortd-test-") as folder:
         yield Path(folder)
 
 

@@ -261,17 +261,17 @@ def test_no_message_writes_an_advised_command_by_hand() -> None:
     package = Path(cli.__file__).parents[1]
     found = []
     for source in sorted(package.rglob("*.py")):
-        tree = ast.parse(source.read_text(encoding="utf-8"))
-        prose = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}  # docstrings
+        nodes = list(ast.walk(ast.parse(source.read_text(encoding="utf-8"))))  # walked once, asked thrice
+        prose = {id(n.value) for n in nodes if isinstance(n, ast.Expr)}  # docstrings
         prose |= {
             id(inner)
-            for n in ast.walk(tree)
+            for n in nodes
             if isinstance(n, ast.keyword) and n.arg in ("help", "description", "epilog")
             for inner in ast.walk(n.value)
         }
         found += [
             f"{source.relative_to(package)}:{n.lineno}: {n.value!r}"
-            for n in ast.walk(tree)
+            for n in nodes
             if isinstance(n, ast.Constant)
             and isinstance(n.value, str)
             and id(n) not in prose
@@ -280,7 +280,7 @@ def test_no_message_writes_an_advised_command_by_hand() -> None:
         ]
         found += [  # the words of a command line: shlex.join(["facesortd", "model", "use", ...])
             f"{source.relative_to(package)}:{n.lineno}: {ast.unparse(n)}"
-            for n in ast.walk(tree)
+            for n in nodes
             if isinstance(n, ast.List | ast.Tuple)
             and len(n.elts) > 1
             and all(isinstance(e, ast.Constant) for e in n.elts[:2])

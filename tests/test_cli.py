@@ -1782,15 +1782,17 @@ def test_a_holder_that_did_not_say_who_it_is_is_said_as_either(tmp_path: Path) -
     assert said == ["a retrain, or a change of the model in force, is running now: waiting for it to end"]
 
 
-def test_train_activate_keeps_the_models_folder_bounded(crop_dataset: Path, fake_detector: None) -> None:
+def test_train_activate_keeps_the_models_folder_bounded(
+    crop_dataset: Path, fake_detector: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`train --activate` added a model and a history line and pruned nothing: only retrains did."""
     from test_model_store import loadable_model
 
     from facesortd import model_store
-    from facesortd.models_folder import ADOPTED_KEPT
 
+    monkeypatch.setattr("facesortd.models_folder.ADOPTED_KEPT", 3)  # the bound, not its size: 3 will do
     settings = load_settings()
-    history = [loadable_model(settings) for _ in range(ADOPTED_KEPT)]
+    history = [loadable_model(settings) for _ in range(3)]
     for path in history:
         model_store.adopt(settings, path)
     assert cli.main(["train", str(crop_dataset), "--kind", "crops", "--descriptor", "hog", "--activate"]) == 0

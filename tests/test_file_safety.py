@@ -176,6 +176,10 @@ def test_two_sorters_on_one_file_place_it_once(settings: Settings) -> None:
     digest = file_hash(src)
     real_fsync = __import__("facesortd.durable", fromlist=["fsync_dir"]).fsync_dir
     outcomes: list[str] = []
+    # The journal there before the race, as a running daemon's is: two first openings at once take
+    # turns on the move lock to switch it to WAL (Journal.__init__), and the first mover, holding that
+    # lock in its slow fsync below, waited for the second to have opened: now and then "placed" alone.
+    Journal.for_state_dir(settings.state_dir).close()
 
     started = [threading.Event(), threading.Event()]
 

@@ -142,10 +142,10 @@ def test_model_use_keeps_the_models_folder_bounded(
     """The folder was pruned only after a retrain: a person who changed models by hand (`model use`,
     `train --activate`) only ever added to it and to the history."""
     from facesortd import cli
-    from facesortd.models_folder import ADOPTED_KEPT
 
+    monkeypatch.setattr("facesortd.models_folder.ADOPTED_KEPT", 3)  # the bound, not its size: 3 will do
     monkeypatch.setenv("FACESORTD_STATE_DIR", str(settings.state_dir))
-    history = [loadable_model(settings) for _ in range(ADOPTED_KEPT + 2)]
+    history = [loadable_model(settings) for _ in range(3 + 2)]
     for path in history[:-1]:
         model_store.adopt(settings, path)
     assert cli.main(["model", "use", str(history[-1])]) == 0

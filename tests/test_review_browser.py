@@ -173,11 +173,13 @@ def test_keys_label_mark_undo_move_and_type_a_new_class(
         journal.close()
 
 
-@pytest.mark.slow  # about 6 s: fifty moves, labels and thumbnails
-def test_fifty_files_take_fifty_key_presses(settings: Settings, browser: webdriver.Chrome) -> None:
-    """Each file seen (its picture on screen) and given its class: one key press each."""
+@pytest.mark.slow  # twenty moves, labels and thumbnails
+def test_twenty_files_take_twenty_key_presses(settings: Settings, browser: webdriver.Chrome) -> None:
+    """Each file seen (its picture on screen) and given its class: one key press each. Twenty files,
+    five of each class, all in the page's first listing: the fifty walked until 2026-12-03 took no
+    path that twenty do not, only more of the suite's time."""
     emotions = ["angry", "happy", "sad", "surprised"]
-    truth = [(f"f{i:02d}.png", emotions[i % 4]) for i in range(50)]
+    truth = [(f"f{i:02d}.png", emotions[i % 4]) for i in range(20)]
     quarantine(settings, "unsure", truth)
     with serving(settings) as server:
         keys = _open(browser, server.url)
@@ -186,7 +188,7 @@ def test_fifty_files_take_fifty_key_presses(settings: Settings, browser: webdriv
             keys.press(str(emotions.index(emotion) + 1))
         wait_until(lambda: all((settings.library / e / n).is_file() for n, e in truth))
         wait_until(lambda: "quarantine is empty" in browser.find_element("id", "message").text)
-    assert keys.presses == 50 <= 60
+    assert keys.presses == 20
     assert not list((settings.library / "_quarantine" / "unsure").iterdir())
 
 
