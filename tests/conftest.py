@@ -16,7 +16,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from loguru._better_exceptions import ExceptionFormatter
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -31,9 +30,17 @@ SHARED = REPO.parent / "shared"
 MEMORY = Path("/dev/shm")
 
 
+MEMORY_ROOM = 2 << 30
+"""Free bytes ``/dev/shm`` needs to take the tests' folders: a run writes some 300 MB there, and a
+container's ``/dev/shm`` is often 64 MB, where the tests would fail as on a full disk."""
+
+
 def in_memory() -> bool:
-    """Whether this machine has a folder in memory (``/dev/shm``) the tests may write to."""
-    return MEMORY.is_dir() and os.access(MEMORY, os.W_OK)
+    """Whether this machine has a folder in memory (``/dev/shm``) the tests may write to, with room."""
+    if not (MEMORY.is_dir() and os.access(MEMORY, os.W_OK)):
+        return False
+    st = os.statvfs(MEMORY)
+    return st.f_bavail * st.f_frsize >= MEMORY_ROOM
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -88,10 +95,21 @@ def _default_config_advice() -> None:
     advise_with(None)
 
 
-# loguru works out the standard library's folders (sysconfig, path by path and scheme by scheme) for
-# every sink added, to tell its frames in a traceback: every test adds one (below) and every cli.main
-# it calls another, thousands a run, and those folders do not change within it. Asked once.
-ExceptionFormatter._get_lib_dirs = staticmethod(functools.cache(ExceptionFormatter._get_lib_dirs))
+def _lib_dirs_asked_once() -> None:
+    """loguru works out the standard library's folders (sysconfig, path by path and scheme by scheme)
+    for every sink added, to tell its frames in a traceback: every test adds one (below) and every
+    cli.main it calls another, thousands a run, and those folders do not change within it. Asked
+    once. A private name of loguru's: should a release rename it, the suite is slower, not broken."""
+    try:
+        from loguru._better_exceptions import ExceptionFormatter
+    except ImportError:
+        return
+    lib_dirs = getattr(ExceptionFormatter, "_get_lib_dirs", None)
+    if callable(lib_dirs):
+        ExceptionFormatter._get_lib_dirs = staticmethod(functools.cache(lib_dirs))
+
+
+_lib_dirs_asked_once()
 
 
 SHIPPED_MODEL = shipped_model()
