@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from facesortd import DEFAULT_MAX_PIXELS
 from facesortd.image_names import IMAGE_SUFFIXES
+from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
 from facesortd.shown_names import one_line
 from facesortd.spelling import nearest
 
@@ -548,7 +549,9 @@ def nested(one: Path, other: Path) -> bool:
     return one.is_relative_to(other) or other.is_relative_to(one)
 
 
-def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | None:
+def folders_overlap(
+    settings: Settings, named: Iterable[Path] = (), configured: Path | None = None
+) -> str | None:
     """Why the inbox and library cannot be used together, or None.
 
     One inside the other (or the same folder) cannot work: the library's folders are read as a
@@ -560,6 +563,9 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
     in the inbox the daemon (with watch.recursive) took them for screenshots and sorted them away,
     and as the library its ``faces/`` was read as a person's folder of "faces" labels. One below a
     name the daemon leaves alone (the default ~/.local/state under an inbox of ~) is apart.
+    ``configured``: the config's library, where `sort --library` named another. One inside its
+    emotion folders or quarantine is refused: `train` reads an emotion folder's files at any depth,
+    so the files sorted into ``<library>/happy/sad/`` were learnt as "happy".
     """
     from facesortd.watch import ignored  # watch reads its settings from here
 
@@ -568,6 +574,11 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
         return (
             f"inbox {inbox} and library {library} overlap: keep them as separate folders (set inbox "
             "or library in the config, or give `sort` another --library)"
+        )
+    if configured is not None and (labelled := _labelled_folder(library, Path(os.path.realpath(configured)))):
+        return (
+            f"library {library} is in {labelled.name}/ of the library {configured}, whose files there are "
+            "read as labels (or reviewed): give `sort` a --library outside it"
         )
     state_dir = Path(os.path.realpath(settings.state_dir))
     for name, folder in (("inbox", inbox), ("library", library)):
@@ -595,6 +606,14 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
                 "folder inside the library (such as _quarantine/unsure) to sort its files again"
             )
     return None
+
+
+def _labelled_folder(folder: Path, library: Path) -> Path | None:
+    """The emotion folder or quarantine of ``library`` (both resolved) that ``folder`` lies in, or None."""
+    if folder == library or not folder.is_relative_to(library):
+        return None
+    top = folder.relative_to(library).parts[0]
+    return library / top if top == QUARANTINE_DIR or names_an_emotion(top) else None
 
 
 def _state_folders(state_dir: Path) -> list[Path]:

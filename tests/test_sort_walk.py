@@ -323,3 +323,20 @@ def test_a_sort_run_under_nohup_sorts_on_once_the_terminal_is_closed() -> None:
             assert not stop()
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+
+@pytest.mark.parametrize("inside", ["happy", "happy/nested", "_quarantine/unsure"])
+def test_a_library_inside_an_emotion_folder_or_the_quarantine_is_refused(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str], inside: str
+) -> None:
+    """`sort --library <library>/happy` was taken: its `sad/` files were then learnt by `train` as
+    "happy" (an emotion folder is read at any depth), and a library in the quarantine was reviewed as
+    its files. It is refused now, exit 2, every file left where it was."""
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(90))
+    nested = cli_settings.library / inside
+    assert cli.main(["sort", "--library", str(nested), str(shot)]) == 2
+    top = inside.split("/")[0]
+    assert f"is in {top}/ of the library {cli_settings.library}" in capsys.readouterr().err
+    assert shot.is_file() and not nested.exists()
