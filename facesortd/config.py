@@ -510,10 +510,21 @@ def not_a_folder(name: str, folder: Path) -> str | None:
     """Why the folder setting ``name`` cannot be used because something else sits at its path, or None.
 
     Every command would trip over it (`run` and `sort` at their first mkdir, each file of a sort
-    in turn), so the commands refuse it up front, with the fix, like a bad value in the config.
+    in turn), so the commands refuse it up front, with the fix, like a bad value in the config. So
+    does a part of its path that is not a folder (`--library /dev/null/x`: each file of a `sort`
+    failed, with advice to move /dev/null away); moving it is advised only for a file of this user.
     """
-    if folder.exists() and not folder.is_dir():
-        return f"{name} {folder} is not a folder: point {name} at a folder, or move that file away"
+    from facesortd.refusals import yours_to_move  # refusals is below config
+
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        move = (
+            f", or move {'that file' if blocker == folder else blocker} away"
+            if yours_to_move(blocker)
+            else ""
+        )
+        part = "" if blocker == folder else f" ({blocker}, a part of its path, is not a folder)"
+        return f"{name} {folder} is not a folder{part}: point {name} at a folder{move}"
     if folder.is_symlink() and (leads := _link_leads_nowhere(folder)):
         # Nothing can be made there: each file of a `sort` failed, said to be under "a file, not a
         # folder"; a link that loops was a traceback

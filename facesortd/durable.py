@@ -33,6 +33,7 @@ from facesortd.refusals import (
     disk_full_fix,
     folder_refused,
     name_refused,
+    not_a_folder_fix,
     path_too_long_fix,
 )
 
@@ -639,8 +640,7 @@ def _in_the_way(exc: OSError, folder: Path) -> Refused:
     """A file where ``folder`` or one of its parents belongs, named with the fix."""
     in_the_way = (p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir())
     blocker = next(in_the_way, folder)
-    fix = f"{blocker} is a file, not a folder: move that file away"
-    return Refused(exc, f"cannot make the folder {folder}", fix)
+    return Refused(exc, f"cannot make the folder {folder}", not_a_folder_fix(blocker))
 
 
 def check_writable(folder: Path) -> None:

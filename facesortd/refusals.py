@@ -30,6 +30,23 @@ class Refused(OSError):
         return self.strerror or ""  # one line for the person: "[Errno 13]" tells them nothing
 
 
+def yours_to_move(path: Path) -> bool:
+    """Is ``path`` (where a folder belongs) a file of this user, whose moving away may be advised?
+    Not /dev/null (`--library /dev/null/x`), which was advised to be moved away too."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid()
+
+
+def not_a_folder_fix(blocker: Path) -> str:
+    """What to say of ``blocker``, a part of a folder's path that is not a folder."""
+    if yours_to_move(blocker):
+        return f"{blocker} is a file, not a folder: move that file away"
+    return f"{blocker} is not a folder"
+
+
 class Outside(Refused):
     """The destination folder, opened for the move, was not inside the folder it had to be in: a
     symbolic link swapped in on its path since the caller looked (see :func:`durable.move_no_replace`)."""

@@ -325,7 +325,6 @@ def test_a_sort_run_under_nohup_sorts_on_once_the_terminal_is_closed() -> None:
         signal.signal(signal.SIGHUP, before)
 
 
-
 @pytest.mark.parametrize("inside", ["happy", "happy/nested", "_quarantine/unsure"])
 def test_a_library_inside_an_emotion_folder_or_the_quarantine_is_refused(
     cli_settings: Settings, capsys: pytest.CaptureFixture[str], inside: str
@@ -340,3 +339,21 @@ def test_a_library_inside_an_emotion_folder_or_the_quarantine_is_refused(
     top = inside.split("/")[0]
     assert f"is in {top}/ of the library {cli_settings.library}" in capsys.readouterr().err
     assert shot.is_file() and not nested.exists()
+
+
+def test_a_library_below_something_not_a_folder_names_it_without_advice_to_move_it(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --library /dev/null/x` failed each file with advice to "move that file away" of
+    /dev/null. It is refused up front, naming the part of the path that is not a folder; moving it
+    is advised only for a file of the user's own."""
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(97))
+    assert cli.main(["sort", "--library", "/dev/null/x", str(shot)]) == 2
+    err = capsys.readouterr().err
+    assert "library /dev/null/x is not a folder (/dev/null, a part of its path, is not a folder)" in err
+    assert "away" not in err
+    note = tmp_path / "note"
+    note.write_text("mine")
+    assert cli.main(["sort", "--library", str(note / "x"), str(shot)]) == 2
+    assert f"or move {note} away" in capsys.readouterr().err and shot.is_file()
