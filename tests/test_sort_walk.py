@@ -341,6 +341,45 @@ def test_a_library_inside_an_emotion_folder_or_the_quarantine_is_refused(
     assert shot.is_file() and not nested.exists()
 
 
+def test_a_library_whose_folders_cannot_be_made_stops_the_sort_said_so(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --library /proc/foo` (mkdir answers ENOENT there) said each file "written to or replaced
+    while it was sorted", exit 0, and its emotion folders were advised a chmod. It now stops at the
+    first, saying the folder cannot be made, exit 1."""
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc")
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(8):  # one worker is handed four ahead: the rest are left
+        (shots / f"shot{i}.png").write_bytes(screenshot_png(91 + i))
+    assert cli.main(["sort", "--workers", "1", "--library", "/proc/facesortd-nowhere", str(shots)]) == 1
+    err = capsys.readouterr().err
+    assert "written to or replaced" not in err and "chmod" not in err  # of the emotion folders too
+    assert "stopped: cannot make the folder /proc/facesortd-nowhere/_quarantine/unsure" in err
+    assert "/proc takes no folders made in it" in err and "file(s) left where they were" in err
+    assert len(files_in(shots)) == 8
+
+
+def test_a_library_folder_that_vanishes_each_time_it_is_made_stops_the_sort_said_so(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The library deleted under `sort` (its folder gone again each time it was made) was said as
+    each file "written to or replaced while it was sorted", exit 0; now the sort stops, exit 1."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(8):
+        (shots / f"shot{i}.png").write_bytes(screenshot_png(100 + i))
+    monkeypatch.setattr("facesortd.durable._make_folder", lambda folder: None)  # made, and gone at once
+    assert cli.main(["sort", "--workers", "1", str(shots)]) == 1
+    err = capsys.readouterr().err
+    assert "written to or replaced" not in err and "it vanished each time it was made" in err
+    assert "file(s) left where they were" in err and len(files_in(shots)) == 8
+
+
 def test_a_library_below_something_not_a_folder_names_it_without_advice_to_move_it(
     cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
