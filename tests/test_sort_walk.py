@@ -396,3 +396,22 @@ def test_a_library_below_something_not_a_folder_names_it_without_advice_to_move_
     note.write_text("mine")
     assert cli.main(["sort", "--library", str(note / "x"), str(shot)]) == 2
     assert f"or move {note} away" in capsys.readouterr().err and shot.is_file()
+
+
+def test_why_a_sort_stopped_is_said_when_every_file_was_under_way(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Files under way when a run stops say "could not move it, for the reason said below"; with none
+    left after them the reason was said nowhere. It is said now."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(2):  # both handed to the one worker before the first fails
+        (shots / f"shot{i}.png").write_bytes(screenshot_png(110 + i))
+    monkeypatch.setattr("facesortd.durable._make_folder", lambda folder: None)
+    assert cli.main(["sort", "--workers", "1", str(shots)]) == 1
+    err = capsys.readouterr().err
+    assert "for the reason said below" in err and "stopped: cannot make the folder" in err
+    assert "left where they were" not in err and len(files_in(shots)) == 2
