@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from facesortd import DEFAULT_MAX_PIXELS
 from facesortd.image_names import IMAGE_SUFFIXES
+from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
 from facesortd.shown_names import one_line
 from facesortd.spelling import nearest
 
@@ -509,10 +510,21 @@ def not_a_folder(name: str, folder: Path) -> str | None:
     """Why the folder setting ``name`` cannot be used because something else sits at its path, or None.
 
     Every command would trip over it (`run` and `sort` at their first mkdir, each file of a sort
-    in turn), so the commands refuse it up front, with the fix, like a bad value in the config.
+    in turn), so the commands refuse it up front, with the fix, like a bad value in the config. So
+    does a part of its path that is not a folder (`--library /dev/null/x`: each file of a `sort`
+    failed, with advice to move /dev/null away); moving it is advised only for a file of this user.
     """
-    if folder.exists() and not folder.is_dir():
-        return f"{name} {folder} is not a folder: point {name} at a folder, or move that file away"
+    from facesortd.refusals import yours_to_move  # refusals is below config
+
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        move = (
+            f", or move {'that file' if blocker == folder else blocker} away"
+            if yours_to_move(blocker)
+            else ""
+        )
+        part = "" if blocker == folder else f" ({blocker}, a part of its path, is not a folder)"
+        return f"{name} {folder} is not a folder{part}: point {name} at a folder{move}"
     if folder.is_symlink() and (leads := _link_leads_nowhere(folder)):
         # Nothing can be made there: each file of a `sort` failed, said to be under "a file, not a
         # folder"; a link that loops was a traceback
@@ -548,7 +560,9 @@ def nested(one: Path, other: Path) -> bool:
     return one.is_relative_to(other) or other.is_relative_to(one)
 
 
-def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | None:
+def folders_overlap(
+    settings: Settings, named: Iterable[Path] = (), configured: Path | None = None
+) -> str | None:
     """Why the inbox and library cannot be used together, or None.
 
     One inside the other (or the same folder) cannot work: the library's folders are read as a
@@ -560,6 +574,9 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
     in the inbox the daemon (with watch.recursive) took them for screenshots and sorted them away,
     and as the library its ``faces/`` was read as a person's folder of "faces" labels. One below a
     name the daemon leaves alone (the default ~/.local/state under an inbox of ~) is apart.
+    ``configured``: the config's library, where `sort --library` named another. One inside its
+    emotion folders or quarantine is refused: `train` reads an emotion folder's files at any depth,
+    so the files sorted into ``<library>/happy/sad/`` were learnt as "happy".
     """
     from facesortd.watch import ignored  # watch reads its settings from here
 
@@ -568,6 +585,11 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
         return (
             f"inbox {inbox} and library {library} overlap: keep them as separate folders (set inbox "
             "or library in the config, or give `sort` another --library)"
+        )
+    if configured is not None and (labelled := _labelled_folder(library, Path(os.path.realpath(configured)))):
+        return (
+            f"library {library} is in {labelled.name}/ of the library {configured}, whose files there are "
+            "read as labels (or reviewed): give `sort` a --library outside it"
         )
     state_dir = Path(os.path.realpath(settings.state_dir))
     for name, folder in (("inbox", inbox), ("library", library)):
@@ -595,6 +617,14 @@ def folders_overlap(settings: Settings, named: Iterable[Path] = ()) -> str | Non
                 "folder inside the library (such as _quarantine/unsure) to sort its files again"
             )
     return None
+
+
+def _labelled_folder(folder: Path, library: Path) -> Path | None:
+    """The emotion folder or quarantine of ``library`` (both resolved) that ``folder`` lies in, or None."""
+    if folder == library or not folder.is_relative_to(library):
+        return None
+    top = folder.relative_to(library).parts[0]
+    return library / top if top == QUARANTINE_DIR or names_an_emotion(top) else None
 
 
 def _state_folders(state_dir: Path) -> list[Path]:

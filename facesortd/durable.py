@@ -30,9 +30,11 @@ from facesortd.refusals import (
     REFUSALS,
     Outside,
     Refused,
+    Unmade,
     disk_full_fix,
     folder_refused,
     name_refused,
+    not_a_folder_fix,
     path_too_long_fix,
 )
 
@@ -602,9 +604,11 @@ def _into_folder(
         _make_folder(folder)
         try:
             return place()
-        except FileNotFoundError:
-            if attempt == FOLDER_TRIES - 1 or folder.is_dir() or not _is(src, original):
+        except FileNotFoundError as exc:
+            if folder.is_dir() or not _is(src, original):
                 raise
+            if attempt == FOLDER_TRIES - 1:  # the file is there: the folder it goes into is not
+                raise Unmade(exc, folder, vanished=True) from exc
     raise AssertionError("unreachable")
 
 
@@ -629,6 +633,8 @@ def _make_folder(folder: Path) -> None:
     except OSError as exc:
         if isinstance(exc, (FileExistsError, NotADirectoryError)):
             raise _in_the_way(exc, folder) from exc
+        if isinstance(exc, FileNotFoundError):  # its parents made, it is not: of the destination
+            raise Unmade(exc, folder, vanished=False) from exc
         if exc.errno not in REFUSALS:
             raise
         refusing = nearest_existing(folder)
@@ -639,8 +645,7 @@ def _in_the_way(exc: OSError, folder: Path) -> Refused:
     """A file where ``folder`` or one of its parents belongs, named with the fix."""
     in_the_way = (p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir())
     blocker = next(in_the_way, folder)
-    fix = f"{blocker} is a file, not a folder: move that file away"
-    return Refused(exc, f"cannot make the folder {folder}", fix)
+    return Refused(exc, f"cannot make the folder {folder}", not_a_folder_fix(blocker))
 
 
 def check_writable(folder: Path) -> None:

@@ -73,12 +73,14 @@ class Library:
             try:
                 (self.root / emotion).mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                # chmod was advised for a drive mounted read-only too, where it cannot help
-                fix = (
-                    "mount it writable"
-                    if exc.errno == errno.EROFS
-                    else f"make it writable (chmod u+rwx '{self.root}')"
-                )
+                # chmod was advised for a drive mounted read-only too, where it cannot help, and
+                # for a library under /proc (mkdir: ENOENT)
+                if exc.errno == errno.EROFS:
+                    fix = "mount it writable"
+                elif exc.errno in (errno.EACCES, errno.EPERM):
+                    fix = f"make it writable (chmod u+rwx '{self.root}')"
+                else:
+                    fix = "point library at a folder that can be made"
                 logger.warning(
                     "cannot create the emotion folders in {} ({}): a file for a missing one waits where "
                     "it is until you {}",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from facesortd.file_names import PATH_MAX
-from facesortd.mounts import mount_change
+from facesortd.mounts import mount_change, nearest_existing
 
 
 class Refused(OSError):
@@ -28,6 +28,38 @@ class Refused(OSError):
 
     def __str__(self) -> str:
         return self.strerror or ""  # one line for the person: "[Errno 13]" tells them nothing
+
+
+class Unmade(Refused):
+    """The destination folder could not be made (a library under /proc, whose mkdir answers ENOENT),
+    or vanished each time it was made (the library deleted under a sort). That ENOENT was taken for
+    the file's own: `sort` said each file "written to or replaced while it was sorted", exit 0.
+    Every move into that library fails alike, so a `sort` stops at the first."""
+
+    def __init__(self, exc: OSError, folder: Path, vanished: bool) -> None:
+        fix = (
+            "it vanished each time it was made (deleted meanwhile): keep the folder there"
+            if vanished
+            else f"{nearest_existing(folder)} takes no folders made in it: use a folder on a disk of yours"
+        )
+        super().__init__(exc, f"cannot make the folder {folder}", fix)
+
+
+def yours_to_move(path: Path) -> bool:
+    """Is ``path`` (where a folder belongs) a file of this user, whose moving away may be advised?
+    Not /dev/null (`--library /dev/null/x`), which was advised to be moved away too."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid()
+
+
+def not_a_folder_fix(blocker: Path) -> str:
+    """What to say of ``blocker``, a part of a folder's path that is not a folder."""
+    if yours_to_move(blocker):
+        return f"{blocker} is a file, not a folder: move that file away"
+    return f"{blocker} is not a folder"
 
 
 class Outside(Refused):

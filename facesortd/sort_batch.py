@@ -30,7 +30,7 @@ from facesortd.journal import Journal, JournalLocked, JournalReplaced, ModelId
 from facesortd.library import Library
 from facesortd.mounts import nearest_existing
 from facesortd.recovery import recover_logged
-from facesortd.refusals import DISK_FULL, Refused, disk_full_fix
+from facesortd.refusals import DISK_FULL, Refused, Unmade, disk_full_fix
 from facesortd.sorter import Outcome, Sorter
 from facesortd.state import JOURNAL_FILE
 from facesortd.workers import Lender, in_order_until
@@ -146,6 +146,8 @@ class SortBatch:
                     self._block(why, "there is room")
                 elif isinstance(exc, Refused) and exc.errno == errno.ENODEV:  # Library.refusal: unmounted
                     self._block(str(exc), "the drive is mounted again")
+                elif isinstance(exc, Unmade):  # a library under /proc, or deleted under the sort
+                    self._block(str(exc), "the library is a folder that can be made")
                 elif _on_read_only(exc, self.settings.library):
                     self._block(str(exc), "it is mounted writable")
                 elif isinstance(exc, OSError) and exc.errno == errno.EROFS:  # the folder it is in

@@ -120,9 +120,9 @@ def test_a_folder_that_cannot_be_made_is_said_with_its_fix(settings: Settings, c
         [sys.executable, "-m", "facesortd", *command], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr == (
-        f"facesortd: error: {name} {below_a_file / name} cannot be created in {below_a_file} "
-        f"(Not a directory): set {name} in the config\n"
+    assert done.stderr == (  # said up front by config.not_a_folder, naming the part that is a file
+        f"facesortd: error: {name} {below_a_file / name} is not a folder ({below_a_file}, a part of its "
+        f"path, is not a folder): point {name} at a folder, or move {below_a_file} away\n"
     )
 
 

@@ -323,3 +323,95 @@ def test_a_sort_run_under_nohup_sorts_on_once_the_terminal_is_closed() -> None:
             assert not stop()
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.parametrize("inside", ["happy", "happy/nested", "_quarantine/unsure"])
+def test_a_library_inside_an_emotion_folder_or_the_quarantine_is_refused(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str], inside: str
+) -> None:
+    """`sort --library <library>/happy` was taken: its `sad/` files were then learnt by `train` as
+    "happy" (an emotion folder is read at any depth), and a library in the quarantine was reviewed as
+    its files. It is refused now, exit 2, every file left where it was."""
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(90))
+    nested = cli_settings.library / inside
+    assert cli.main(["sort", "--library", str(nested), str(shot)]) == 2
+    top = inside.split("/")[0]
+    assert f"is in {top}/ of the library {cli_settings.library}" in capsys.readouterr().err
+    assert shot.is_file() and not nested.exists()
+
+
+def test_a_library_whose_folders_cannot_be_made_stops_the_sort_said_so(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --library /proc/foo` (mkdir answers ENOENT there) said each file "written to or replaced
+    while it was sorted", exit 0, and its emotion folders were advised a chmod. It now stops at the
+    first, saying the folder cannot be made, exit 1."""
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc")
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(8):  # one worker is handed four ahead: the rest are left
+        (shots / f"shot{i}.png").write_bytes(screenshot_png(91 + i))
+    assert cli.main(["sort", "--workers", "1", "--library", "/proc/facesortd-nowhere", str(shots)]) == 1
+    err = capsys.readouterr().err
+    assert "written to or replaced" not in err and "chmod" not in err  # of the emotion folders too
+    assert "stopped: cannot make the folder /proc/facesortd-nowhere/_quarantine/unsure" in err
+    assert "/proc takes no folders made in it" in err and "file(s) left where they were" in err
+    assert len(files_in(shots)) == 8
+
+
+def test_a_library_folder_that_vanishes_each_time_it_is_made_stops_the_sort_said_so(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The library deleted under `sort` (its folder gone again each time it was made) was said as
+    each file "written to or replaced while it was sorted", exit 0; now the sort stops, exit 1."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(8):
+        (shots / f"shot{i}.png").write_bytes(screenshot_png(100 + i))
+    monkeypatch.setattr("facesortd.durable._make_folder", lambda folder: None)  # made, and gone at once
+    assert cli.main(["sort", "--workers", "1", str(shots)]) == 1
+    err = capsys.readouterr().err
+    assert "written to or replaced" not in err and "it vanished each time it was made" in err
+    assert "file(s) left where they were" in err and len(files_in(shots)) == 8
+
+
+def test_a_library_below_something_not_a_folder_names_it_without_advice_to_move_it(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort --library /dev/null/x` failed each file with advice to "move that file away" of
+    /dev/null. It is refused up front, naming the part of the path that is not a folder; moving it
+    is advised only for a file of the user's own."""
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(97))
+    assert cli.main(["sort", "--library", "/dev/null/x", str(shot)]) == 2
+    err = capsys.readouterr().err
+    assert "library /dev/null/x is not a folder (/dev/null, a part of its path, is not a folder)" in err
+    assert "away" not in err
+    note = tmp_path / "note"
+    note.write_text("mine")
+    assert cli.main(["sort", "--library", str(note / "x"), str(shot)]) == 2
+    assert f"or move {note} away" in capsys.readouterr().err and shot.is_file()
+
+
+def test_why_a_sort_stopped_is_said_when_every_file_was_under_way(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Files under way when a run stops say "could not move it, for the reason said below"; with none
+    left after them the reason was said nowhere. It is said now."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(2):  # both handed to the one worker before the first fails
+        (shots / f"shot{i}.png").write_bytes(screenshot_png(110 + i))
+    monkeypatch.setattr("facesortd.durable._make_folder", lambda folder: None)
+    assert cli.main(["sort", "--workers", "1", str(shots)]) == 1
+    err = capsys.readouterr().err
+    assert "for the reason said below" in err and "stopped: cannot make the folder" in err
+    assert "left where they were" not in err and len(files_in(shots)) == 2

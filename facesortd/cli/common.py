@@ -49,9 +49,9 @@ def make_folder(name: str, folder: Path) -> None:
         raise ConfigError(cannot_create(name, folder, nearest_existing(folder), exc.strerror)) from exc
 
 
-def refuse_overlap(settings: Settings, named: Iterable[Path] = ()) -> None:
+def refuse_overlap(settings: Settings, named: Iterable[Path] = (), configured: Path | None = None) -> None:
     """`run` and `sort` refuse an inbox and library that overlap (the rule: config.folders_overlap)."""
-    if overlap := folders_overlap(settings, named):
+    if overlap := folders_overlap(settings, named, configured):
         raise ConfigError(overlap)
 
 

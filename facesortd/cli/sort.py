@@ -23,7 +23,7 @@ from facesortd.cli.common import (
 from facesortd.cli.inputs import expand_inputs
 from facesortd.cli.sort_report import report_outcome, say_end, tally_key
 from facesortd.cli.stopping import stop_requests
-from facesortd.config import MAX_WORKERS, Settings, WatchSettings
+from facesortd.config import MAX_WORKERS, Settings, WatchSettings, load_settings
 from facesortd.mounts import refuse_unmounted
 from facesortd.progress import Progress
 from facesortd.sort_batch import SortBatch, SortOptions, sorted_out_of
@@ -67,7 +67,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
 def _files_to_sort(args: argparse.Namespace, settings: Settings) -> list[Path]:
     """The files named, or the inbox's (made if missing, as the daemon would); none said as nothing to
     sort where that is news (a folder named of no image was said, or refused, by ``expand_inputs``)."""
-    refuse_overlap(settings, args.paths)  # before the inbox is made: nothing is touched
+    # before the inbox is made: nothing is touched; a --library against the config's own
+    refuse_overlap(settings, args.paths, load_settings(args.config).library if args.library else None)
     if kept := next((p for p in args.paths if _under(p, settings.state_dir)), None):
         # `sort <state>/faces` moved the face crops retraining reads into the library
         raise UsageError(

@@ -37,14 +37,11 @@ def say_end(batch: SortBatch, stop: StopRequest, tally: Counter[str], dry_run: b
         )
     done = ("dry run, nothing moved: " if dry_run else "") + summary(tally)
     left = len(batch.files) - tally.total()
-    if left and batch.blocked:
-        logger.error(
-            "stopped: {}; {}; {} file(s) left where they were (the same command sorts them once {})",
-            batch.blocked,
-            done,
-            left,
-            batch.blocked_until,
+    if batch.blocked:  # said even with none left: the files under way said "for the reason said below"
+        rest = (
+            f"; {left} file(s) left where they were (the same command sorts them once {batch.blocked_until})"
         )
+        logger.error("stopped: {}; {}{}", batch.blocked, done, rest if left else "")
         return 1
     if left:  # stopped: by a signal, or Ctrl-C in a worker's tool, or stdout's reader gone
         how = "stopped, stdout's reader gone" if stop.signum == signal.SIGPIPE else "interrupted"
