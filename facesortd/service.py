@@ -698,14 +698,14 @@ class Service:
 
     def _retry_waiting_now(self) -> None:
         """A move worked again (space was freed, the library is back): every file waiting for its
-        backed-off retry goes now, rather than up to MAX_BACKOFF_S later."""
+        backed-off retry goes now, rather than up to MAX_BACKOFF_S later. Through a timer due at
+        once, which waits for a worker still holding the file: one that had just failed (its retry
+        timer set, not yet let go) had that timer cancelled and the queueing refused as busy, and
+        the file stayed in the inbox until the next rescan or restart."""
         with self._lock:
             waiting, self._failures = list(self._failures), {}
-            timers = [self._timers.pop(path) for path in waiting if path in self._timers]
-        for timed in timers:
-            timed.timer.cancel()
         for path in waiting:
-            self.enqueue(path)
+            self._later(0.0, path)
 
     def _waiting(self) -> set[Path]:
         """Paths a timer will queue again (a retry after a failed move, a look at a file that may still

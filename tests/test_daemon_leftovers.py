@@ -359,3 +359,25 @@ def _swap_for_a_link_at_the_move(
 
     monkeypatch.setattr(durable, "_make_folder", swapped_first)
     return real_make
+
+
+def test_a_retry_called_for_while_a_worker_still_holds_the_failed_file_still_comes(
+    daemon_settings: Settings,
+) -> None:
+    """The library put right just as a worker's move was refused (its retry timer set, the file not
+    yet let go): the call to retry every waiting file now cancelled that timer and found the file
+    busy, so it was queued by nobody and stayed in the inbox until a rescan or a restart (a daemon
+    test timed out so under load). It is queued once the worker lets go."""
+    service = Service(daemon_settings, stub_pipeline)
+    shot = daemon_settings.inbox / "a.png"
+    with service._lock:
+        service._claimed.add(shot)  # the worker that failed it
+    service._failures[shot] = 1
+    service._later(300.0, shot)  # its backed-off retry
+    service._retry_waiting_now()
+    assert service._queue.empty()  # busy: not queued twice
+    with service._lock:
+        service._claimed.discard(shot)
+    wait_until(lambda: not service._queue.empty())
+    assert service._queue.get_nowait() == shot
+    service._cancel_timers()
