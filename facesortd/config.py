@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from facesortd import DEFAULT_MAX_PIXELS
+from facesortd.durable import open_regular
 from facesortd.image_names import IMAGE_SUFFIXES
 from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
 from facesortd.shown_names import one_line
@@ -96,9 +97,12 @@ _USER_DIRS_LINE = re.compile(r'^\s*XDG_PICTURES_DIR\s*=\s*"(\$HOME/[^"]*|/[^"]*)
 def _user_dirs_pictures() -> Path | None:
     """The pictures folder named in ``user-dirs.dirs`` (written by xdg-user-dirs-update), or None
     when the file is missing, unreadable or names none in the form the XDG spec allows
-    (``"$HOME/…"`` or ``"/…"``); ``"$HOME/"`` alone means the desktop has no pictures folder."""
+    (``"$HOME/…"`` or ``"/…"``); ``"$HOME/"`` alone means the desktop has no pictures folder. Read
+    only if a regular file: a FIFO in its place (a dotfile tool's, a prank) hung every command,
+    which all work out the default folders, `doctor` and `status` included."""
     try:
-        text = (_xdg("XDG_CONFIG_HOME", ".config") / "user-dirs.dirs").read_text(encoding="utf-8")
+        with open_regular(_xdg("XDG_CONFIG_HOME", ".config") / "user-dirs.dirs") as fh:
+            text = fh.read().decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     found = _USER_DIRS_LINE.findall(text)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import re
+import threading
 import tomllib
 from pathlib import Path
 
 import pytest
+from waiting import HUNG_S
 
 from facesortd.config import ConfigError, Settings, load_settings
 
@@ -296,6 +298,25 @@ def test_defaults_follow_the_desktops_pictures_folder(
         tmp_path / "Bilder/facesortd/inbox",
         tmp_path / "Bilder/facesortd/library",
     )
+
+
+def test_a_fifo_for_the_desktops_folder_list_is_passed_over_not_waited_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO where user-dirs.dirs goes: reading it waited for a writer, and every command with it
+    (each works out the default folders, doctor and status too). It counts as no such file."""
+    _desktop(monkeypatch, tmp_path, None)
+    (tmp_path / ".config").mkdir()
+    fifo = tmp_path / ".config" / "user-dirs.dirs"
+    os.mkfifo(fifo)
+    found: list[Settings] = []
+    loading = threading.Thread(target=lambda: found.append(load_settings()), daemon=True)
+    loading.start()
+    loading.join(timeout=HUNG_S)
+    if loading.is_alive():  # let the blocked read go before failing
+        with open(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK), "w"):
+            pass
+    assert found and found[0].library == tmp_path / "Pictures/facesortd/library"
 
 
 def test_defaults_take_an_absolute_pictures_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
