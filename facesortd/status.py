@@ -390,6 +390,12 @@ def gather(settings: Settings, refused: list[Exception] | None = None) -> dict[s
     return out
 
 
+def _known(value: object) -> str:
+    """A member of the daemon's status file as said, "not known" where the file's was of another kind
+    (a status file edited, or of another version): "queue None" read as a fault of facesortd's."""
+    return "not known" if value is None else str(value)
+
+
 def _duration(seconds: float) -> str:
     minutes, _ = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -431,7 +437,7 @@ def report(settings: Settings, refused: list[Exception] | None = None) -> str:
         in_force = Path(data["model"]["path"]).name if data["model"]["path"] else "none"
         lines.append(
             f"daemon: running (pid {daemon['pid']}, up {_duration(daemon['uptime_s'])}), "
-            f"queue {daemon['queue']}, model {daemon['model']}"
+            f"queue {_known(daemon['queue'])}, model {_known(daemon['model'])}"
             # Its workers load a new model at their next file: two names, one line apart, read as a fault.
             + (
                 f" (takes up {in_force}, the model in force, at its next file)"
