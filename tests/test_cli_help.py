@@ -222,6 +222,22 @@ def test_a_misspelt_option_is_named_with_the_one_meant(capsys: pytest.CaptureFix
         assert said in capsys.readouterr().err
 
 
+def test_a_file_named_like_an_option_is_said_with_how_to_name_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort -weird.png` (a file whose name begins with "-") was "unrecognized arguments" alone,
+    no word of the file; an unknown option that is no file is said as before."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-weird.png").touch()
+    for argv, hint in ((["sort", "-weird.png"], True), (["sort", "-nothing.png"], False)):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"unrecognized arguments: {argv[1]}" in err
+        assert ("name it ./-weird.png, or put -- before the file names" in err) is hint
+
+
 @pytest.mark.parametrize(
     ("argv", "typo", "meant"),
     [

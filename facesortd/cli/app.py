@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -194,7 +195,8 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
         _refuse_misplaced(parser, given, unknown)
         before = given[: given.index(args.command)] if args.command in given else given
         wrong = parser if any(u in before for u in unknown) else commands(parser)[args.command]
-        wrong.error(f"unrecognized arguments: {' '.join(unknown)}{_meant_options(wrong, unknown)}")
+        hints = _meant_options(wrong, unknown) + _dash_names(unknown)
+        wrong.error(f"unrecognized arguments: {' '.join(unknown)}{hints}")
     return args
 
 
@@ -208,6 +210,15 @@ def _meant_options(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
         if given.startswith("-") and (near := nearest(given.split("=", 1)[0], options)) is not None
     ]
     return f" (did you mean {' '.join(meant)}?)" if meant else ""
+
+
+def _dash_names(unknown: list[str]) -> str:
+    """How to name files whose names begin with ``-`` (`sort -weird.png`), which argparse takes for
+    options: it said "unrecognized arguments" alone, no word of the file. "" if none is a file."""
+    files = [given for given in unknown if given.startswith("-") and os.path.lexists(given)]
+    if not files:
+        return ""
+    return f" ({files[0]} is a file: name it ./{files[0]}, or put -- before the file names)"
 
 
 def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
