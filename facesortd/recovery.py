@@ -25,7 +25,7 @@ from facesortd.file_names import numbered_names_among
 from facesortd.journal import RELATIVE_TOLD, UNDOING, Journal, Move, claim_mark
 from facesortd.refusals import Refused
 from facesortd.state import move_lock
-from facesortd.undo import undo_label, unmade_line
+from facesortd.undo import held_name, release_held, remove_copy, undo_label, unmade_line
 
 
 def recover(journal: Journal) -> Iterator[str]:
@@ -117,6 +117,9 @@ def _recover(journal: Journal) -> Iterator[str]:
             whose = f"the interrupted undo of {move.destination}"
             named = _named(move.source)  # a claim removed below is no file for _finish_undo to find
             yield from _remove_claims(journal, move, move.source, named, since, whose)
+            if (held := release_held(journal, move)) is not None:  # a copy's original, held as it went
+                yield f"put back {held}, which {whose} had held as {held_name(move).name}"
+                named = _named(move.source)
             yield _finish_undo(journal, move, named)
         journal.set_meta(UNDOING, "")
     _remove_stale_temp_files(journal)
@@ -202,8 +205,9 @@ def _finish_undo(journal: Journal, move: Move, named: list[Path]) -> str:
     """`undo` died while putting ``move`` back (marked undone, the put-back begun); ``named``: what
     is where it goes back to (:func:`_named`).
 
-    Back where it came from -> remove the library's name, which the put-back had yet to do. Not
-    back -> the move counts as done again. A file of the same content there that is not the very
+    Back where it came from -> remove the library's name, which the put-back had yet to do (a
+    copy's with its original held, as `undo` removes it: ``undo.remove_copy``). Not back -> the move
+    counts as done again. A file of the same content there that is not the very
     file (another filesystem, or dropped there since) cannot be told from an unfinished copy: both
     are kept (a file twice, never once too few). An undo finished here of a person's label takes
     the label and the empty folder it made with it, as `undo` does (``undo.undo_label``).
@@ -216,11 +220,15 @@ def _finish_undo(journal: Journal, move: Move, named: list[Path]) -> str:
     if not ours and content_id(here) != move.hash:
         return _undone(journal, move, _copies(named, move.hash), finished)
     back = _copies(named, move.hash)
-    if ours or (move.copied is not False and move.source in back):
+    said = f"completed the interrupted undo of {here} (it is back in {move.source.parent})"
+    if ours:
         here.unlink()
         fsync_dir(here.parent)
-        said = f"completed the interrupted undo of {here} (it is back in {move.source.parent})"
-        return _undone(journal, move, ours or back, said)
+        return _undone(journal, move, ours, said)
+    if move.copied is not False and move.source in back:
+        if (kept := remove_copy(journal, move)) is not None:  # held as the copy goes, as by `undo`
+            return _undone(journal, move, [kept], said)
+        back = _copies(_named(move.source), move.hash)  # changed since it was looked at
     if back:
         return f"the interrupted undo of {here} left it in both places ({back[0]} too): remove one by hand"
     journal.finish(move.id, "done", here)

@@ -14,6 +14,8 @@ too when it finishes such an undo a crash cut short).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
 import sqlite3
@@ -22,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facesortd.advice import advised
-from facesortd.content import content_id
-from facesortd.durable import fsync_dir, move_no_replace, moved_away
-from facesortd.file_names import numbered_names
+from facesortd.content import content_id, holds
+from facesortd.durable import fsync_dir, link_no_replace, move_no_replace, moved_away, rename_no_replace
+from facesortd.file_names import numbered_names, numbered_names_among
 from facesortd.journal import UNDOING, Journal, JournalLocked, ModelId, Move
 from facesortd.library import Library, quarantine_refusal
 from facesortd.mounts import DriveNotMounted, drive_not_mounted
@@ -327,6 +329,10 @@ def undo(
                     journal.put_back_as(move, back_to)
                 except sqlite3.Error:  # the file is back, not "left where it is": recovery journals it
                     settled = False
+            except StillHeld as exc:  # recovery puts its original back, then finishes the undo
+                settled = False
+                out.append(Outcome(move.destination, None, str(exc), retry=True))
+                continue
             except OSError as exc:  # a folder that refuses: this file stays, the others still go back
                 journal.finish(move.id, "done", move.destination)
                 if isinstance(exc, Outside):  # the refusal's own words, if it sees it now
@@ -343,8 +349,11 @@ def undo(
                 why = f"{_journal_refused(journal, exc)}; left where it is"
                 out.append(Outcome(move.destination, None, why, retry=True))
                 continue
-            except BaseException:
-                journal.finish(move.id, "done", move.destination)
+            except BaseException:  # Ctrl-C: the copy may be gone, its original held: recovery judges
+                if os.path.lexists(held_name(move)) or not os.path.lexists(move.destination):
+                    settled = False
+                else:
+                    journal.finish(move.id, "done", move.destination)
                 raise
             finally:
                 if settled:
@@ -439,19 +448,126 @@ def _kept_inside(move: Move, library: Path, guard: Library | None) -> Path | Non
 
 def _original_kept(move: Move) -> bool:
     """Is ``move`` a `sort --copy` whose original is still where it was, unchanged (its undo then
-    removes the copy)?"""
-    return move.copied is not False and move.source.is_file() and content_id(move.source) == move.hash
+    removes the copy)? A row journaled before copies were recorded (``copied`` None) is asked the
+    same: had it been a move, a file at its source holding the very bytes it moved is that file's
+    twin, and removing the library's leaves them there (:func:`remove_copy` looks at it held)."""
+    return move.copied is not False and holds(move.source, move.hash)
 
 
 def _put_back(journal: Journal, move: Move, inside: Path | None = None) -> Path:
-    """A copy is removed if its original is still there; a moved file goes back, beside a file of the
-    same content if one was dropped there since (removing it instead lost one of the two).
-    ``inside``: the folder it must go back into (the page's library, whose quarantine its labels
-    came from), checked on the opened folder at the move: a link swapped in after the guard's look
-    is refused, not followed. A name claimed empty on the way is journaled (``Journal.claiming``)."""
-    if _original_kept(move):
-        move.destination.unlink()
-        fsync_dir(move.destination.parent)
-        return move.source
+    """A copy is removed if its original is still there (:func:`remove_copy`); a moved file goes
+    back, beside a file of the same content if one was dropped there since (removing it instead lost
+    one of the two). ``inside``: the folder it must go back into (the page's library, whose
+    quarantine its labels came from), checked on the opened folder at the move: a link swapped in
+    after the guard's look is refused, not followed. A name claimed empty on the way is journaled
+    (``Journal.claiming``)."""
+    if move.copied is not False and (kept := remove_copy(journal, move)) is not None:
+        return kept
     claiming = functools.partial(journal.claiming, move.id)
     return move_no_replace(move.destination, move.source, inside=inside, content=move.hash, claiming=claiming)
+
+
+HELD_PREFIX = ".facesortd-undo-"
+"""The hidden name an undo holds an original under while it removes its copy (``watch.ignore``
+leaves it alone, and it is no temp file: ``durable.remove_temp_files`` never takes it)."""
+
+CANNOT_HOLD = (errno.EACCES, errno.EPERM, errno.EROFS)
+"""A folder that refuses this user renaming the original: read-only, or another's."""
+
+
+class StillHeld(OSError):
+    """The original :func:`remove_copy` held could not be put back (its folder refused it meanwhile,
+    the journal refused the name it claims): left held, the undo's mark standing, for recovery."""
+
+    def __str__(self) -> str:
+        return self.strerror or ""  # one line for the person: "[Errno 5]" tells them nothing
+
+
+def held_name(move: Move) -> Path:
+    """The name :func:`remove_copy` holds ``move``'s original under: in the original's own folder
+    (a rename, never a copy), known from the move alone, so recovery finds it from the undo's mark."""
+    return move.source.with_name(f"{HELD_PREFIX}{move.id}")
+
+
+def remove_copy(journal: Journal, move: Move) -> Path | None:
+    """Remove the library's copy of ``move`` (a `sort --copy`, or a row from before copies were
+    recorded) if its original is still where it was, unchanged; returns where the original is then
+    (its name, or ``name (1)`` if another file took the name meanwhile), or None if it is not there
+    as sorted (the library's file then goes back as a moved one).
+
+    Looked at under its name and the copy then removed, the original deleted or replaced in between
+    (a person tidying the folder copied from, trusting the library's copy; a tool saving the next
+    file under the name) took the only copy with it; and a link to the copy put in the original's
+    place passed the look. So the original is held first: renamed to :func:`held_name`, which no one
+    else uses, looked at there (a regular file with the bytes sorted), the copy removed, and put back
+    under its name without replacing one that arrived meanwhile (:func:`release_held`). Killed at
+    any instant (the undo's mark standing), recovery puts a held original back and then finishes
+    the undo: the file once, never gone. A folder that refuses the rename (a read-only drive,
+    another's folder) lets this user remove the original no more than rename it: it is looked at
+    under its name, as before.
+    """
+    held = held_name(move)
+    try:
+        if not rename_no_replace(move.source, held):  # no such rename on the drive: the name is ours
+            if os.path.lexists(held):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(held))
+            os.rename(move.source, held)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno not in CANNOT_HOLD:
+            raise
+        if not _original_kept(move):
+            return None
+        _remove(move.destination)
+        return move.source
+    kept = False  # the hold is not synced: whichever of its two names a power cut leaves, it has one
+    try:
+        if kept := holds(held, move.hash):
+            _remove(move.destination)
+    finally:
+        try:
+            back = release_held(journal, move)
+        except (OSError, sqlite3.Error) as exc:
+            raise StillHeld(
+                errno.EIO,
+                f"its original, held as {held} while the copy was removed, could not be put back ({exc}):"
+                " the next `sort`, `undo` or start of the daemon puts it back",
+            ) from exc
+    return back if kept else None
+
+
+def release_held(journal: Journal, move: Move) -> Path | None:
+    """Put the original :func:`remove_copy` held back under its name (``name (1)`` if that was taken
+    meanwhile: never replacing); returns where it is, None if nothing is held. Linked back before a
+    kill, it is there already under a name of its own: the held name alone goes (linked once more,
+    it stayed twice). Called by `undo`, and by recovery before it finishes an undo killed with it held."""
+    held = held_name(move)
+    try:
+        st = held.lstat()
+    except FileNotFoundError:
+        return None
+    placed = _linked_back(held, st, move.source) or link_no_replace(
+        held, move.source, claiming=functools.partial(journal.claiming, move.id)
+    )
+    held.unlink(missing_ok=True)  # renamed into place where no link can be made: gone already
+    fsync_dir(held.parent)
+    return placed
+
+
+def _linked_back(held: Path, st: os.stat_result, name: Path) -> Path | None:
+    """The name of those :func:`release_held` may give the original (``name``, ``name (1)`` ...)
+    that is the very file held (looked for only if it has more names than the held one: another,
+    a person's twin, is no name it went back under)."""
+    if st.st_nlink < 2:
+        return None
+    for back in numbered_names_among(name, set(os.listdir(held.parent))):
+        with contextlib.suppress(OSError):
+            if os.path.samestat(back.lstat(), st):
+                return back
+    return None
+
+
+def _remove(path: Path) -> None:
+    path.unlink()
+    fsync_dir(path.parent)
