@@ -17,7 +17,7 @@ from facesortd.config import Settings
 from facesortd.durable import atomic_writer
 from facesortd.faces import FaceSpec, box_in_crop, cut_face_crop, normalise_face
 from facesortd.images import imread_file
-from facesortd.state import FACES_DIR
+from facesortd.state import FACES_DIR, move_lock
 
 KEEP_SIDE = 192
 """Kept crops larger than this are shrunk to it: a face box of up to half this side is kept as cut."""
@@ -38,16 +38,22 @@ def kept_if_recorded(settings: Settings, content_hash: str) -> Iterator[None]:
     """Around keeping a label's face (:func:`keep_face`) and recording the label: a crop made inside
     is removed again if the recording fails (the journal full, read-only, locked), so faces/ holds
     no crop of a label never recorded (it stayed there for good once the file moved on). A crop
-    there before belongs to an earlier label of the same content, and stays."""
+    there before belongs to an earlier label of the same content, and stays.
+
+    Held under the state folder's move lock, as the label scan looks at a file under it: the review
+    page, the daemon's label scan and `import-labels` record in other processes, and one refused
+    removed the crop it had found missing as it began, which another had kept meanwhile and recorded
+    its label with (the retrain then found that label's face gone)."""
     crop = _crop_path(settings, content_hash)
-    there = crop.exists()
-    try:
-        yield
-    except BaseException:
-        if not there:
-            with contextlib.suppress(OSError):  # the failure said is the recording's
-                crop.unlink(missing_ok=True)
-        raise
+    with move_lock(settings.state_dir):
+        there = crop.exists()
+        try:
+            yield
+        except BaseException:
+            if not there:
+                with contextlib.suppress(OSError):  # the failure said is the recording's
+                    crop.unlink(missing_ok=True)
+            raise
 
 
 def keep_face(settings: Settings, content_hash: str, gray: np.ndarray, box: Box) -> Path:
