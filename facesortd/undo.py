@@ -84,7 +84,7 @@ def placed_by(journal: Journal, model: ModelId, library: Path) -> list[Move]:
         if model.matches(move.judged_by)
         and move.action == "sorted"
         and move.in_full
-        and _inside(move.destination.parent, library)
+        and _sorted_into(move.destination, library)
         and move.destination.is_file()
     ]
 
@@ -156,6 +156,16 @@ def _inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
 
 
+def _sorted_into(here: Path, library: Path) -> bool:
+    """Is ``here``, where a move put a file, in one of ``library``'s own folders: ``<emotion>/`` or
+    ``_quarantine/<reason>/`` (``Library.folder_for``), where every move into it puts its file? Not
+    merely below it: `undo --library ~` of a `sort --library ~` took every move journaled anywhere
+    below ~, the library's of the config among them; so it was refused, and such a sort could not be
+    undone at all. A library's undo trusts the journal's moves into that library, and those alone."""
+    folder, root = here.parent.resolve(), library.resolve()
+    return folder.parent in (root, root / QUARANTINE_DIR)
+
+
 DriveAsked = Callable[[Path], DriveNotMounted | None]
 """How a folder's drive is asked (:func:`drive_not_mounted`, or one move's answers kept, see :func:`undo`)."""
 
@@ -170,10 +180,15 @@ def _refusal(move: Move, library: Path, inbox: Path, asked: DriveAsked = drive_n
             f"journaled by an older facesortd as '{back}' -> '{here}', relative to a folder it did not "
             "record; left alone (move it back by hand)"
         )
-    if not _inside(here.parent, library):
+    if not _sorted_into(here, library):
+        where = (
+            f"in {here.parent}, below the library {library} but none of its own folders"
+            if _inside(here.parent, library)
+            else f"not inside the library {library}"
+        )
         return (
-            f"not inside the library {library}: the journal entry is not trusted; left alone (sorted "
-            f"with `sort --library FOLDER`? undo it with `{advised('undo', '--library', 'FOLDER')}`)"
+            f"{where}: the journal entry is not trusted; left alone (sorted with `sort --library FOLDER`?"
+            f" undo it with `{advised('undo', '--library', 'FOLDER')}`)"
         )
     if here.is_symlink() or not here.is_file():
         return "no longer there (moved or deleted since); skipped"

@@ -60,6 +60,36 @@ def test_undo_library_holding_the_library_or_inbox_is_refused(
     assert placed.exists() and not shots.exists()
 
 
+def test_a_sort_into_a_folder_holding_the_library_is_undone_the_library_s_moves_not(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`sort --library ~ shot.png` with the config's library in ~/Pictures (sort takes it): `undo
+    --library ~` was refused as holding the library, and without --library the move was "not inside
+    the library": that sort could never be undone. Now undo trusts the moves into that library's own
+    folders, and those alone: the config's library's moves below it are left, said so."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(home / "Pictures"))
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for seed, name in enumerate(("a.png", "b.png")):
+        (shots / name).write_bytes(screenshot_png(seed))
+    assert cli.main(["sort", str(shots / "a.png")]) == 0  # into the config's library, below ~
+    assert cli.main(["sort", "--library", str(home), str(shots / "b.png")]) == 0
+    [mine] = [p for p in (home / "Pictures").rglob("*") if p.is_file()]
+    capsys.readouterr()
+    assert cli.main(["undo", "--library", str(home), "--since", "1h"]) == 0
+    out = capsys.readouterr().out
+    assert f"-> {shots / 'b.png'}" in out
+    assert f"{mine}: in {mine.parent}, below the library {home} but none of its own folders" in out
+    assert sorted(p.name for p in shots.iterdir()) == ["b.png"] and mine.is_file()
+    assert [p for p in home.rglob("*") if p.is_file()] == [mine]
+    assert cli.main(["undo", "1"]) == 0  # the config library's own, undone as ever
+    assert sorted(p.name for p in shots.iterdir()) == ["a.png", "b.png"]
+
+
 @pytest.mark.parametrize(("name_taken", "busy"), [(False, False), (True, False), (True, True)])
 def test_a_daemon_finishes_an_undo_killed_beside_it_as_the_file_comes_back(
     daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch, name_taken: bool, busy: bool

@@ -49,17 +49,17 @@ def _parse_since(text: str) -> float:
         raise UsageError(f"--since takes e.g. {SINCE_EXAMPLES}; got {text!r}") from None
 
 
-def _no_library_of_a_sort(settings: Settings, configured: Path) -> str:
+def _no_library_of_a_sort(settings: Settings) -> str:
     """Why ``settings.library``, given as `undo --library`, is no folder a `sort --library` sorted
-    into ("" if it may be one): it holds the library, the state folder or the inbox, or is inside the
-    inbox (`sort` refuses one overlapping the inbox). Undo trusts every move journaled below the
-    library it is given, and puts a file back into a folder below it even where that folder is gone:
-    `undo --library ~` (or `/`) took every move in the journal, and made again the folders files had
-    been sorted from, deleted since, wherever they had been."""
+    into ("" if it may be one): it holds the state folder or the inbox, or is inside the inbox, as
+    `sort` refuses. Undo puts a file back into a folder below the library it is given even where
+    that folder is gone: `undo --library /` made again the folders files had been sorted from,
+    deleted since, wherever they had been. One holding the config's library may be one (`sort
+    --library ~` with the library in ~/Pictures): undo trusts only the moves into its own folders
+    (``undo._sorted_into``), not the library's below it; refused until 2026-12-03, such a sort could
+    not be undone at all."""
     folder = settings.library.resolve()
-    if folder == configured.resolve():
-        return ""
-    mine = (("library", configured), ("state folder", settings.state_dir), ("inbox", settings.inbox))
+    mine = (("state folder", settings.state_dir), ("inbox", settings.inbox))
     held = [f"the {name} {where}" for name, where in mine if where.resolve().is_relative_to(folder)]
     if held:
         why = f"holds {' and '.join(held)}"
@@ -68,9 +68,8 @@ def _no_library_of_a_sort(settings: Settings, configured: Path) -> str:
     else:
         return ""
     return (
-        f"{why}, so it is no folder `sort --library` sorted into, and undo would trust every move "
-        "journaled anywhere below it: name that folder itself (the library's own moves are undone "
-        "without --library)"
+        f"{why}, so it is no folder `sort --library` sorted into: name that folder itself (the "
+        "library's own moves are undone without --library)"
     )
 
 
@@ -92,7 +91,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--library {args.library}: no such folder (name the folder `sort --library` sorted into)"
         )
-    if args.library is not None and (why := _no_library_of_a_sort(settings, settings_for(args).library)):
+    if args.library is not None and (why := _no_library_of_a_sort(settings)):
         raise UsageError(f"--library {args.library} {why}")
     count = int(args.targets[0]) if len(args.targets) == 1 and args.targets[0].isdigit() else None
     if count == 0:
@@ -378,8 +377,8 @@ def add_undo(sub: argparse._SubParsersAction) -> None:
         type=named_folder,
         metavar="FOLDER",
         help="the library the files were sorted into (default: the config's library; for a `sort "
-        "--library FOLDER`, that FOLDER; one holding the library, the inbox or the state folder is "
-        "refused): files elsewhere are left alone",
+        "--library FOLDER`, that FOLDER; one holding the inbox or the state folder is refused): files "
+        "in other folders, another library's below it too, are left alone",
     )
     p.add_argument("--dry-run", action="store_true", help="print what would be moved back; touch nothing")
     p.add_argument(
