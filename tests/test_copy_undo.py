@@ -16,7 +16,7 @@ from synthetic import screenshot_png
 
 from facesortd import cli, content, undo
 from facesortd.config import Settings
-from facesortd.journal import UNDOING, Journal
+from facesortd.journal import UNDOING, Journal, Move
 from facesortd.state import JOURNAL_FILE
 from facesortd.undo import held_name
 
@@ -198,3 +198,28 @@ def test_a_row_from_before_copies_were_recorded_loses_nothing(
     assert _holding(env) == []
     expected = {"nothing": [1], "the same bytes": [1], "other bytes": [1, 2]}[at_source]
     assert _holding(env, shots) == sorted(screenshot_png(n) for n in expected)
+
+
+def test_an_undo_of_a_copy_interrupted_with_its_original_held_is_finished_by_recovery(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C once the copy was removed, the original still held: the move was marked done again
+    and the undo's mark cleared, so nothing would have put the original back from its hidden name.
+    The mark stands now; the next command's recovery puts it back and finishes the undo."""
+    original, _copy = _copied(env)
+    real, interrupting = undo.release_held, [True]
+
+    def interrupted(journal: Journal, move: Move) -> Path | None:
+        if interrupting:
+            raise KeyboardInterrupt
+        return real(journal, move)
+
+    monkeypatch.setattr(undo, "release_held", interrupted)
+    journal = Journal.for_state_dir(env.state_dir)
+    with pytest.raises(KeyboardInterrupt):
+        undo.undo(journal, journal.done_moves(), env.library, env.inbox)
+    journal.close()
+    assert not original.exists() and _holding(env, original.parent) == [screenshot_png(1)]  # held
+    interrupting.clear()
+    _sort_another(env)
+    assert os.listdir(original.parent) == ["a.png"] and _holding(env) == [screenshot_png(3)]
