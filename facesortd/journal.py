@@ -138,6 +138,12 @@ a row of an older facesortd has none: its stamp was the clock's while it ran for
 since a time, :meth:`Journal.label_clock`), as the stamps answered `undo --since 2h` with every move
 since a clock set far ahead."""
 
+_IN_FOLDER = (
+    "substr(CAST({0} AS BLOB), 1, length(?1)) = ?1"
+    " AND instr(substr(CAST({0} AS BLOB), length(?1) + 1), x'2f') = 0"
+)
+"""Is the path column ``{0}`` a name in the folder given as ``?1`` (:func:`_inside`), not in a sub-folder?"""
+
 _READING = "COALESCE(clock, finished)"
 """A move's finish as the clock read it (:data:`_STAMP`)."""
 _LABEL_READING = "COALESCE(clock, created)"
@@ -743,8 +749,7 @@ class Journal:
         put back: what `sort FOLDER` run again finds gone."""
         rows = self._rows(
             "SELECT count(*) FROM moves WHERE state = 'done' AND copied IS NOT 1"
-            " AND substr(CAST(source AS BLOB), 1, length(?1)) = ?1"
-            " AND instr(substr(CAST(source AS BLOB), length(?1) + 1), x'2f') = 0",
+            f" AND {_IN_FOLDER.format('source')}",
             (_inside(folder),),
         )
         return int(rows[0][0])
@@ -893,9 +898,10 @@ class Journal:
         """The person took the file back out of its emotion folder: its label no longer counts."""
         self.add_label(digest, WITHDRAWN, "human", None, "", path)
 
-    def placed_at(self, path: Path, digest: str) -> float | None:
-        """When facesortd last moved this content to ``path`` of its own accord (inf: it is moving it
-        right now), or None (it never did, or it moved it away from there since).
+    def placed_at(self, path: Path, digest: str, *, in_its_folder: bool = False) -> float | None:
+        """When facesortd last moved this content to ``path`` (``in_its_folder``: to any name in
+        ``path``'s folder) of its own accord (inf: it is moving it right now), or None (it never
+        did, or it moved it away from there since).
 
         "Right now" closes a race: between the move and its ``done`` mark the file already sits in
         its folder and must not be taken for a person's decision. A ``labelled`` move is a person's
@@ -904,21 +910,23 @@ class Journal:
         """
         if self._row("SELECT 1 FROM moves WHERE hash = ? AND state = 'planned'", (digest,)):
             return float("inf")
+        at = _IN_FOLDER if in_its_folder else "CAST({0} AS BLOB) = ?1"
         placed, left = self._row(
-            "SELECT MAX(CASE WHEN CAST(destination AS BLOB) = ?1 AND action != 'labelled' THEN finished END),"
-            " MAX(CASE WHEN CAST(source AS BLOB) = ?1 THEN finished END)"
+            f"SELECT MAX(CASE WHEN {at.format('destination')} AND action != 'labelled' THEN finished END),"
+            f" MAX(CASE WHEN {at.format('source')} THEN finished END)"
             " FROM moves WHERE hash = ?2 AND state = 'done'",
-            (_blob(path), digest),
+            (_inside(path.parent) if in_its_folder else _blob(path), digest),
         )
         # Moved away from here by facesortd later (re-examined): whoever brought it back was a person.
         return None if placed is None or (left is not None and left > placed) else placed
 
-    def placed_last(self, path: Path, digest: str) -> bool:
-        """True if facesortd's own move put this content at ``path`` after any label a person gave it.
+    def placed_last(self, path: Path, digest: str, *, in_its_folder: bool = False) -> bool:
+        """True if facesortd's own move put this content at ``path`` (``in_its_folder``: into its
+        folder, under any name) after any label a person gave it.
 
         False means a person put it there (or moved it back there after labelling it): their decision.
         """
-        placed = self.placed_at(path, digest)
+        placed = self.placed_at(path, digest, in_its_folder=in_its_folder)
         label = self.label_for_hash(digest)
         if placed is None:
             return False

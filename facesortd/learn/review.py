@@ -56,7 +56,12 @@ class Reviewer:
     file until it changes or is recorded (tried again at every scan, every ``review_scan_s``)."""
     found: frozenset[Path] = frozenset()
     """The image files the last scan found: one found now and not then was put where it is since
-    (:meth:`_here_before`). Empty until a first scan."""
+    (:meth:`_here_before`). Empty until a first scan. Those of a folder a scan could not list are
+    kept as found by it: listed as empty, their folder is not known to be (:meth:`scan`)."""
+    gone: dict[Path, tuple[tuple[int, int, int], tuple[int, int]]] = field(default_factory=dict)
+    """Each file that left since an earlier scan found it, as it was then (``durable.unwritten``,
+    ``placement.inode_change``): one back as it was did not move itself, its folder did (moved away
+    and back), so it says nothing new (:meth:`_here_before`)."""
     not_labels: set[Path] = field(default_factory=set)
     """Folders whose name cannot be a label, said once."""
     label_log_level: LogLevel = "INFO"
@@ -83,8 +88,15 @@ class Reviewer:
         held = [p for p in self._listing(quarantine) if p.is_dir()]
         present: set[Path] = set()
         changed = [path for folder in emotions + held for path in self._changed_images(folder, present)]
+        # A folder that could not be listed this time (a chmod, a USB drive's I/O error) keeps what it
+        # held: taken for gone, its files were new when it could be listed again, and an old copy of
+        # a picture filed since in another folder took the label back to the folder given up on.
+        unlisted = [f for f in (root, quarantine, *emotions, *held) if self.listed.refused(f)]
+        present.update(p for p in self.found if any(f in p.parents for f in unlisted))
         earlier, self.found = self.found, frozenset(present)
-        # Files that left are forgotten, so one moved away and back again is looked at anew.
+        # Files that left are forgotten (kept as they were in ``gone``): one moved away and back is
+        # looked at anew.
+        self.gone.update((p, key[:2]) for p, key in self.seen.items() if p not in present)
         self.seen = {p: key for p, key in self.seen.items() if p in present}
         self.unrecorded = {p: key for p, key in self.unrecorded.items() if p in present}
         if changed:
@@ -124,6 +136,7 @@ class Reviewer:
                 raise
             self.seen[path] = (*self.seen[path][:2], digest)
             self.unrecorded.pop(path, None)
+        self.gone = {p: key for p, key in self.gone.items() if p not in present}
         return new
 
     def _a_label(self, folder: Path) -> bool:
@@ -145,7 +158,9 @@ class Reviewer:
     def _look_at(self, path: Path, digest: str, in_quarantine: bool, earlier: frozenset[Path]) -> bool:
         """Record the label (or its withdrawal) that ``path`` (``digest`` its content) being where it
         is means, if any; ``earlier``: the files the last scan found (:meth:`_here_before`)."""
-        if self.journal.placed_last(path, digest):
+        # Under any name: a file renamed where facesortd put it (a bulk rename) was recorded as the
+        # person's label, the model's own guess learnt back as theirs.
+        if self.journal.placed_last(path, digest, in_its_folder=True):
             return False  # facesortd's own decision, not a person's
         label = self.journal.label_for_hash(digest)
         if in_quarantine:
@@ -162,19 +177,25 @@ class Reviewer:
         picture in two emotion folders were each recorded again at every start of the daemon (its
         memory of what it looked at is gone), taking the label in turn.
 
-        Told first by what the last scan found (``earlier``): the labelled copy there and this one
-        not, this one was put here after it, the person's later decision, whatever the clock said.
-        Else by the file's ctime, which a move or copy sets, against the clock's reading when the
-        label was given (a file put here since), then against the labelled copy's ctime (both
-        found by one look: the copy whose folder was listed first took the label, whichever the
-        person filed last). Against the label's stamp (``journal._STAMP``, ahead of the clock once it
-        was set back, or put right after it ran ahead) a copy filed since seemed older than the
-        label, and the person's later decision was not recorded."""
+        A copy back as an earlier scan found it (``gone``) was not moved itself, its folder was
+        (away and back): it was there before. Else told by what the last scan found (``earlier``):
+        the labelled copy there and this one not, this one was put here after it, the person's
+        later decision, whatever the clock said. Else by the file's ctime, which a move or copy
+        sets, against the clock's reading when the label was given (a file put here since), then
+        against the labelled copy's ctime (both found by one look: the copy whose folder was listed
+        first took the label, whichever the person filed last). Against the label's stamp
+        (``journal._STAMP``, ahead of the clock once it was set back, or put right after it ran
+        ahead) a copy filed since seemed older than the label, and the person's later decision was
+        not recorded."""
         other = self.journal.labelled_at(digest)
-        if other is None or (other in earlier and path not in earlier):
+        if other is None or not self.journal.labelled_elsewhere(path, digest):
+            return False
+        if self.gone.get(path) == self.seen[path][:2]:
+            return True
+        if other in earlier and path not in earlier:
             return False
         here, given = path.lstat().st_ctime, self.journal.label_clock(digest)
-        if given is None or here >= given or not self.journal.labelled_elsewhere(path, digest):
+        if given is None or here >= given:
             return False
         try:
             return here <= other.lstat().st_ctime

@@ -1,0 +1,132 @@
+"""The label scan walked by a hostile person: copies of one picture in two emotion folders, a folder
+the scan could not list once, an emotion folder moved away and back, a file renamed where facesortd
+put it. Whatever they do, the label recorded is the last decision they made about the picture."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synthetic import BrightBlobDetector, draw_screenshot
+
+from facesortd.config import Settings, load_settings
+from facesortd.content import content_id
+from facesortd.decide import Decision
+from facesortd.journal import Journal
+from facesortd.learn import review
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setattr(review, "FaceDetector", BrightBlobDetector)
+    return load_settings(inbox=tmp_path / "inbox", library=tmp_path / "lib", state_dir=tmp_path / "state")
+
+
+@pytest.fixture
+def kept(settings: Settings) -> Journal:
+    journal = Journal.for_state_dir(settings.state_dir)
+    yield journal
+    journal.close()
+
+
+@pytest.fixture
+def unlistable(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
+    """Folders that refuse a listing (chmod 300, an I/O error of a USB drive); root lists any."""
+    locked: set[Path] = set()
+    real_scandir = os.scandir
+
+    def scandir(folder):  # type: ignore[no-untyped-def]
+        if Path(folder) in locked:
+            raise OSError(errno.EIO, "Input/output error", str(folder))
+        return real_scandir(folder)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return locked
+
+
+def _shot(path: Path, seed: int = 5) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), draw_screenshot("sad", np.random.default_rng(seed))[0])
+    return path
+
+
+def _labels(kept: Journal) -> list[str]:
+    return [label for _h, label, *_ in kept.labels()]
+
+
+def _changed_mind(settings: Settings, reviewer: review.Reviewer) -> tuple[Path, Path]:
+    """A picture filed in sad/ (its label recorded), then a copy of it in happy/: the person's
+    later decision, happy, is the label. Returns (the sad copy, the happy copy)."""
+    sad = _shot(settings.library / "sad" / "shot.png")
+    assert reviewer.scan() == 1
+    happy = settings.library / "happy" / "copy.png"
+    happy.parent.mkdir()
+    shutil.copyfile(sad, happy)
+    assert reviewer.scan() == 1
+    assert _labels(reviewer.journal) == ["happy"]
+    return sad, happy
+
+
+def test_a_folder_the_last_scan_could_not_list_holds_no_new_filing_when_it_can_again(
+    settings: Settings, kept: Journal, unlistable: set[Path]
+) -> None:
+    """sad/ could not be listed for one scan (an I/O error, a chmod): its old copy of a picture the
+    person had since filed in happy/ counted as put there since the scan before, the later decision,
+    and the label went back to sad, the decision the person had changed their mind about."""
+    reviewer = review.Reviewer(settings, kept)
+    _changed_mind(settings, reviewer)
+    unlistable.add(settings.library / "sad")
+    assert reviewer.scan() == 0
+    unlistable.clear()
+    assert reviewer.scan() == 0 and _labels(kept) == ["happy"]
+
+
+def test_an_emotion_folder_moved_away_and_back_holds_no_new_filing(
+    settings: Settings, kept: Journal, tmp_path: Path
+) -> None:
+    """sad/ moved out of the library for a while (a backup, a look in another program) and back:
+    its old copy of a picture filed in happy/ since came back as a filing after the label, and the
+    label went back to sad. Its files themselves were not moved: their ctimes say so."""
+    reviewer = review.Reviewer(settings, kept)
+    _changed_mind(settings, reviewer)
+    away = tmp_path / "away"
+    (settings.library / "sad").rename(away)
+    assert reviewer.scan() == 0
+    away.rename(settings.library / "sad")
+    assert reviewer.scan() == 0 and _labels(kept) == ["happy"]
+
+
+def test_a_copy_moved_by_the_person_into_its_folder_again_is_still_a_label(
+    settings: Settings, kept: Journal
+) -> None:
+    """The other side of the two above: the old copy in sad/ moved out and back in by the person
+    themselves (its ctime moves) is their decision again: sad."""
+    reviewer = review.Reviewer(settings, kept)
+    sad, _happy = _changed_mind(settings, reviewer)
+    sad.rename(settings.library / "shot.png")
+    assert reviewer.scan() == 0
+    (settings.library / "shot.png").rename(sad)
+    assert reviewer.scan() == 1 and _labels(kept) == ["sad"]
+
+
+def test_a_file_renamed_in_the_folder_facesortd_put_it_in_is_no_label(
+    settings: Settings, kept: Journal
+) -> None:
+    """facesortd sorted x.png into happy/; the person renamed it there (y.png, a bulk rename): the
+    model's own guess was recorded as the person's label, and retraining learnt it as theirs."""
+    placed = _shot(settings.library / "happy" / "x.png")
+    move = kept.plan(content_id(placed), settings.inbox / "x.png", placed, Decision("sorted", "happy"), "m")
+    kept.finish(move, "done", placed)
+    reviewer = review.Reviewer(settings, kept)
+    assert reviewer.scan() == 0
+    placed.rename(placed.with_name("y.png"))
+    assert reviewer.scan() == 0 and _labels(kept) == []
+    assert review.Reviewer(settings, kept).scan() == 0  # nor at the daemon's next start
+    (settings.library / "sad").mkdir()
+    placed.with_name("y.png").rename(settings.library / "sad" / "y.png")  # moved on: a correction
+    assert reviewer.scan() == 1 and _labels(kept) == ["sad"]
