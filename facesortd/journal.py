@@ -762,25 +762,31 @@ class Journal:
 
     def done_since(self, since: float) -> tuple[list[Move], list[Move]]:
         """The finished moves made since the time ``since``, newest first, and those left out (newest
-        first) as not known to be: journaled at times ahead of the clock now, between the last
-        move made before ``since`` and the first made since (:data:`_STAMP`'s order).
-
-        By the clock's readings, not the stamps (:data:`_STAMP`). A reading ahead of the clock now is
-        the clock's error then (or now) and says nothing of when: such a move is taken if it came
-        after one made since ``since``, and left out (for the caller to say, never undone unasked)
-        if it came before every such move, as the clock cannot tell which side of ``since`` it lies."""
-        now = time.time()
-        [(before,)] = self._rows(f"SELECT MAX(finished) FROM moves WHERE {_READING} < ?", (since,))
-        after = -1.0 if before is None else before
-        [(first,)] = self._rows(
-            f"SELECT MIN(finished) FROM moves WHERE finished > ? AND {_READING} BETWEEN ? AND ?",
-            (after, since, now),
-        )
-        until = float("inf") if first is None else first
+        first) as not known to be (:meth:`_since`), for the caller to say, never undone unasked."""
+        after, until = self._since("moves", since)
         taken = self._moves("state = 'done' AND finished >= ? ORDER BY id DESC", (until,))
         between = "state = 'done' AND finished > ? AND finished < ? ORDER BY id DESC"
         left = self._moves(between, (after, until))
         return taken, left
+
+    def _since(self, table: str, since: float) -> tuple[float, float]:
+        """The rows of ``table`` (moves, labels) made since the time ``since``, as a span of the
+        journal's order (:data:`_STAMP`): all from the second stamp on; those after the first and
+        before the second are not known to be: journaled at times ahead of the clock now, between
+        the last row made before ``since`` and the first made since.
+
+        By the clock's readings, not the stamps (:data:`_STAMP`). A reading ahead of the clock now is
+        the clock's error then (or now) and says nothing of when: such a row is taken if it came
+        after one made since ``since``, and not if it came before every such row, as the clock
+        cannot tell which side of ``since`` it lies."""
+        stamp, reading = ("finished", _READING) if table == "moves" else ("created", _LABEL_READING)
+        [(before,)] = self._rows(f"SELECT MAX({stamp}) FROM {table} WHERE {reading} < ?", (since,))
+        after = -1.0 if before is None else before
+        [(first,)] = self._rows(
+            f"SELECT MIN({stamp}) FROM {table} WHERE {stamp} > ? AND {reading} BETWEEN ? AND ?",
+            (after, since, time.time()),
+        )
+        return after, float("inf") if first is None else first
 
     def undone_from(self, path: Path, digest: str) -> bool:
         """Did a person undo the sort of this content from ``path`` (and nothing sorted it from there
@@ -833,9 +839,11 @@ class Journal:
         judged = {_path(to): ModelId.recorded(by, version) for to, by, version in self._rows(sql)}
         return {path: model for path, model in judged.items() if path.parent == folder}
 
-    def counts(self, library: Path, since: float = 0.0) -> dict[str, int]:
+    def counts(self, library: Path, since: float | None = None) -> dict[str, int]:
         """Files facesortd placed per folder (``happy``, ``_quarantine/no-face`` ...) of ``library``
-        since a time (a `sort --library` elsewhere is not this library's: it was counted in it).
+        (since a time: :meth:`_since`; a move journaled ahead of the clock counted as made today
+        until the clock reached it) (a `sort --library` elsewhere is not this library's: it was
+        counted in it).
 
         A placement facesortd itself moved on later (an unsure file re-examined into ``happy/``)
         counts only where the file went last, so the counts add up to the files placed. A file a
@@ -844,7 +852,7 @@ class Journal:
         """
         rows = self._rows(
             "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves AS m"
-            f" WHERE state = 'done' AND action != 'labelled' AND {_READING} >= ?"
+            " WHERE state = 'done' AND action != 'labelled' AND finished >= ?1"
             " AND substr(CAST(m.destination AS BLOB), 1, length(?2)) = ?2"
             " AND NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.hash = m.hash AND l.created >= m.finished"
             f" AND {PERSON_LABEL})"
@@ -853,7 +861,7 @@ class Journal:
             " AND later.hash = m.hash AND CAST(later.source AS BLOB) = CAST(m.destination AS BLOB)"
             " AND later.id > m.id)"
             " GROUP BY 1, 2, 3",
-            (since, _inside(library)),
+            (self._from("moves", since), _inside(library)),
         )
         counts: dict[str, int] = {}
         for action, emotion, reason, n in rows:
@@ -862,14 +870,17 @@ class Journal:
             counts[key] = counts.get(key, 0) + n
         return dict(sorted(counts.items()))
 
-    def labelled_counts(self, since: float = 0.0) -> dict[str, int]:
-        """Files a person labelled per label, given (or last changed) since a time."""
+    def labelled_counts(self, since: float | None = None) -> dict[str, int]:
+        """Files a person labelled per label (given, or last changed, since a time: :meth:`_since`)."""
         rows = self._rows(
-            f"SELECT label, COUNT(*) FROM labels AS l WHERE {_LABEL_READING} >= ? AND {PERSON_LABEL}"
-            " GROUP BY label",
-            (since,),
+            f"SELECT label, COUNT(*) FROM labels AS l WHERE created >= ? AND {PERSON_LABEL} GROUP BY label",
+            (self._from("labels", since),),
         )
         return dict(sorted(rows))
+
+    def _from(self, table: str, since: float | None) -> float:
+        """The stamp from which the rows of ``table`` were made since the time ``since`` (None: all)."""
+        return float("-inf") if since is None else self._since(table, since)[1]
 
     def add_label(
         self, digest: str, label: str, source: str, face: tuple[Path, Box] | None, group: str, path: Path

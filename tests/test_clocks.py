@@ -135,14 +135,40 @@ def test_counts_since_a_time_go_by_the_clock_not_the_journal_order(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`status`'s "today": with the clock a year ahead once and put right, every move since was
-    journaled just after that far time, so each counted as made today until the clock reached it."""
-    _sorted_at(settings, monkeypatch, "ahead.png", YEAR)
+    journaled just after that far time, so each counted as made today until the clock reached it.
+    And the move made with the clock ahead counted as today for a year: it came before the moves
+    made today, whether today or not is not known. One made after a move of today is today's."""
+    day_ago = _real_time() - 86400
     _sorted_at(settings, monkeypatch, "two_days_ago.png", -2 * 86400)
+    _sorted_at(settings, monkeypatch, "ahead.png", YEAR)
     _sorted_at(settings, monkeypatch, "now.png", 0)
     kept = Journal.for_state_dir(settings.state_dir)
-    # the move made with the clock a year ahead says it was made then: today, as far as it is known
-    assert kept.counts(settings.library, _real_time() - 86400) == {"_quarantine/no-face": 2}
+    assert kept.counts(settings.library, day_ago) == {"_quarantine/no-face": 1}
     assert kept.counts(settings.library) == {"_quarantine/no-face": 3}
+    kept.close()
+    _sorted_at(settings, monkeypatch, "ahead_again.png", YEAR)
+    _clock(monkeypatch, 0)
+    kept = Journal.for_state_dir(settings.state_dir)
+    assert kept.counts(settings.library, day_ago) == {"_quarantine/no-face": 2}
+    kept.close()
+
+
+def test_labels_counted_since_a_time_leave_out_one_given_ahead_of_the_clock_before_them(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`status`'s "labelled by you today": a label given with the clock a year ahead (set back since)
+    counted as given today until the clock reached it, a year on; one given after a label of today
+    counts."""
+    kept = Journal.for_state_dir(settings.state_dir)
+    happy = settings.library / "happy"
+    for name, off_s in (("ahead", YEAR), ("now", 0), ("ahead_again", YEAR)):
+        _clock(monkeypatch, off_s)
+        kept.add_label(name, "happy", "human", None, "g", happy / f"{name}.png")
+        _clock(monkeypatch, 0)
+        if name == "now":
+            assert kept.labelled_counts(_real_time() - 86400) == {"happy": 1}
+    assert kept.labelled_counts(_real_time() - 86400) == {"happy": 2}
+    assert kept.labelled_counts() == {"happy": 3}
     kept.close()
 
 
