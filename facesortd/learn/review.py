@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,11 @@ class Reviewer:
     """Each file that left since an earlier scan found it, as it was then (``durable.unwritten``,
     ``placement.inode_change``): one back as it was did not move itself, its folder did (moved away
     and back), so it says nothing new (:meth:`_here_before`)."""
+    undecided: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
+    """Copies of a labelled picture whose order against the labelled copy the clock cannot tell
+    (:meth:`_here_before`), as they were when that was said: said once per file until it changes,
+    and looked at again at every scan, so that the copy the person keeps is their label once they
+    remove the other."""
     not_labels: set[Path] = field(default_factory=set)
     """Folders whose name cannot be a label, said once."""
     label_log_level: LogLevel = "INFO"
@@ -99,6 +105,7 @@ class Reviewer:
         self.gone.update((p, key[:2]) for p, key in self.seen.items() if p not in present)
         self.seen = {p: key for p, key in self.seen.items() if p in present}
         self.unrecorded = {p: key for p, key in self.unrecorded.items() if p in present}
+        self.undecided = {p: key for p, key in self.undecided.items() if p in present}
         if changed:
             # A move a killed process left ``planned`` made its content "being moved right now" to
             # every look (``Journal.placed_at``): a file of it a person moved on was taken for
@@ -134,7 +141,10 @@ class Reviewer:
                 for unlooked in changed[n:]:
                     self.seen.pop(unlooked, None)
                 raise
-            self.seen[path] = (*self.seen[path][:2], digest)
+            if path in self.undecided:
+                self.seen.pop(path)  # looked at again at the next scan
+            else:
+                self.seen[path] = (*self.seen[path][:2], digest)
             self.unrecorded.pop(path, None)
         self.gone = {p: key for p, key in self.gone.items() if p not in present}
         return new
@@ -160,18 +170,21 @@ class Reviewer:
         is means, if any; ``earlier``: the files the last scan found (:meth:`_here_before`)."""
         # Under any name: a file renamed where facesortd put it (a bulk rename) was recorded as the
         # person's label, the model's own guess learnt back as theirs.
+        undecided = self.undecided.pop(path, None) == self.seen[path][0]
         if self.journal.placed_last(path, digest, in_its_folder=True):
             return False  # facesortd's own decision, not a person's
         label = self.journal.label_for_hash(digest)
         if in_quarantine:
             return self._withdraw(path, digest, label)
         if label is None or label[0] != path.parent.name:
-            if label is not None and self._here_before(path, digest, earlier):
+            if label is not None and self._here_before(path, digest, label[0], earlier, undecided):
                 return False
             return self._record(path, digest, path.parent.name)
         return False
 
-    def _here_before(self, path: Path, digest: str, earlier: frozenset[Path]) -> bool:
+    def _here_before(
+        self, path: Path, digest: str, label: str, earlier: frozenset[Path], undecided: bool
+    ) -> bool:
         """Was ``path`` where it is before this content's newest label, given to another file of
         the same content still where the person left it? Then it says nothing new: copies of a
         picture in two emotion folders were each recorded again at every start of the daemon (its
@@ -186,7 +199,14 @@ class Reviewer:
         first took the label, whichever the person filed last). Against the label's stamp
         (``journal._STAMP``, ahead of the clock once it was set back, or put right after it ran
         ahead) a copy filed since seemed older than the label, and the person's later decision was
-        not recorded."""
+        not recorded.
+
+        A time ahead of the clock now (the label's, or either copy's ctime) shows the clock was set
+        back since, perhaps between the two filings, while no scan looked (the daemon stopped):
+        their order is not known, and the ctimes took the copy filed first for the later. Such a
+        copy (``undecided``: found so by the scan before, and unchanged) leaves the label as it is,
+        said once with the fix, and is looked at again at every scan (:attr:`undecided`): once the
+        person removes one copy, the other is their label."""
         other = self.journal.labelled_at(digest)
         if other is None or not self.journal.labelled_elsewhere(path, digest):
             return False
@@ -194,13 +214,24 @@ class Reviewer:
             return True
         if other in earlier and path not in earlier:
             return False
-        here, given = path.lstat().st_ctime, self.journal.label_clock(digest)
-        if given is None or here >= given:
-            return False
         try:
-            return here <= other.lstat().st_ctime
+            there = other.lstat().st_ctime
         except OSError:  # moved on since it was found holding the label: this copy is the one left
             return False
+        here, given = path.lstat().st_ctime, self.journal.label_clock(digest) or 0.0
+        if undecided or max(here, given, there) > time.time():
+            if not undecided:
+                logger.warning(
+                    "{} and {} are copies of one picture, and which you filed last cannot be told: this "
+                    "computer's clock was set back since (their times are ahead of it). The label stays "
+                    "{!r}; remove the copy you do not mean",
+                    path,
+                    other,
+                    label,
+                )
+            self.undecided[path] = self.seen[path][0]
+            return True
+        return here < given and here <= there
 
     def _changed_images(self, folder: Path, present: set[Path]) -> list[Path]:
         """Image files of ``folder`` that are new or changed since the last scan; adds all to ``present``."""
