@@ -7,13 +7,16 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import unicodedata
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from loguru import logger
 from synthetic import BrightBlobDetector, draw_screenshot
 
+from facesortd import library
 from facesortd.config import Settings, load_settings
 from facesortd.content import content_id
 from facesortd.decide import Decision
@@ -130,3 +133,38 @@ def test_a_file_renamed_in_the_folder_facesortd_put_it_in_is_no_label(
     (settings.library / "sad").mkdir()
     placed.with_name("y.png").rename(settings.library / "sad" / "y.png")  # moved on: a correction
     assert reviewer.scan() == 1 and _labels(kept) == ["sad"]
+
+
+def test_a_folder_named_with_a_line_break_gives_no_label_until_renamed(
+    settings: Settings, kept: Journal
+) -> None:
+    """A folder `sa<line break>d` (made by a script, a paste): its files were recorded as labels of
+    an emotion with a line break in its name, which split `status` and the retrain's report into
+    lines of other emotions; `train` refuses such a folder of a dataset."""
+    said: list[str] = []
+    logger.add(said.append, level="WARNING", format="{message}")
+    odd = settings.library / "sa\nd"
+    _shot(odd / "x.png")
+    reviewer = review.Reviewer(settings, kept)
+    assert reviewer.scan() == 0 and reviewer.scan() == 0 and _labels(kept) == []
+    assert [w.rstrip() for w in said] == [
+        f"{settings.library}/sa\\x0ad: a folder name with a line break, control character or byte that is"
+        " not UTF-8 cannot be a label: rename it (labels given there are not seen until then)"
+    ]
+    odd.rename(settings.library / "sad")
+    assert reviewer.scan() == 1 and _labels(kept) == ["sad"]
+
+
+@pytest.mark.parametrize("other", ["café", "Café"])
+def test_emotion_folders_that_look_alike_but_are_encoded_apart_are_said(tmp_path: Path, other: str) -> None:
+    """`café/` typed here (é one character) and `café/` copied from a Mac (e and an accent): two
+    folders that look the same, two emotions, and nothing said; `Café/` so encoded beside it too."""
+    typed, from_a_mac = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", other)
+    [problem] = library.case_twins(tmp_path, [typed, from_a_mac], [])
+    if other == "café":
+        assert problem.startswith(
+            f"cafe\\u0301/ and caf\\xe9/ in {tmp_path} differ only in how their letters"
+        )
+    else:
+        assert problem.startswith(f"{from_a_mac}/ and {typed}/ in {tmp_path} differ only by case")
+    assert library.case_twins(tmp_path, [typed, "cafe"], []) == []

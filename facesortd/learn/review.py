@@ -30,8 +30,9 @@ from facesortd.learn.datasets import source_group
 from facesortd.learn.kept_faces import keep_face, kept_if_recorded
 from facesortd.learn.retrain import UserLabel
 from facesortd.placement import end_killed_moves, inode_change, looks_unchanged
-from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
+from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion, not_an_emotion_name
 from facesortd.refusals import OnceLister
+from facesortd.shown_names import one_line
 from facesortd.state import move_lock
 
 
@@ -151,19 +152,21 @@ class Reviewer:
 
     def _a_label(self, folder: Path) -> bool:
         """Can ``folder``'s name be the label its files are given? One that is not UTF-8 cannot be
-        stored as one (it failed the whole scan): said once, and its files wait."""
-        try:
-            folder.name.encode("utf-8")
-        except UnicodeEncodeError:
-            if folder not in self.not_labels:
-                self.not_labels.add(folder)
-                logger.warning(
-                    "{}: a folder name that is not UTF-8 cannot be a label: rename it (labels given there "
-                    "are not seen until then)",
-                    folder,
-                )
-            return False
-        return True
+        stored as one (it failed the whole scan); one with a line break or control character split
+        every listing of labels (`status`, the retrain's report) into lines of other emotions, where
+        `train` refuses such a folder of a dataset. Said once, and its files wait."""
+        why = not_an_emotion_name(folder.name)
+        if why is None:
+            return True
+        if folder not in self.not_labels:
+            self.not_labels.add(folder)
+            logger.warning(
+                "{}: a folder name with {} cannot be a label: rename it (labels given there are not seen "
+                "until then)",
+                one_line(folder),
+                why.removesuffix(" in it"),
+            )
+        return False
 
     def _look_at(self, path: Path, digest: str, in_quarantine: bool, earlier: frozenset[Path]) -> bool:
         """Record the label (or its withdrawal) that ``path`` (``digest`` its content) being where it
