@@ -168,3 +168,37 @@ def test_emotion_folders_that_look_alike_but_are_encoded_apart_are_said(tmp_path
     else:
         assert problem.startswith(f"{from_a_mac}/ and {typed}/ in {tmp_path} differ only by case")
     assert library.case_twins(tmp_path, [typed, "cafe"], []) == []
+
+
+def _faces(kept: Journal) -> list[bool]:
+    """For each label: was a face kept for it (can it teach)?"""
+    return [face is not None for _h, _label, _source, face, *_ in kept.labels()]
+
+
+@pytest.mark.parametrize("meanwhile", ["renamed", "read error"])
+def test_a_picture_the_scan_could_not_read_for_its_face_is_no_faceless_label(
+    settings: Settings, kept: Journal, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """A file renamed in its emotion folder between the scan's read of its content and its look for
+    the face (or a USB drive's read error then): recorded as a label with no face, which can never
+    teach, and told so ("no face found"); the file under its new name, or once readable, held the
+    same label, so it was never looked at for its face again."""
+    shot = _shot(settings.library / "happy" / "a.png")
+    real_read = review.read_image
+    failing = [True]
+
+    def read_image(path: Path, limits: object) -> np.ndarray:
+        if failing[0]:
+            failing[0] = False
+            if meanwhile == "renamed":
+                shot.rename(shot.with_name("b.png"))
+            else:
+                raise review.UnreadableImage("cannot read file: Input/output error") from OSError(
+                    errno.EIO, "Input/output error"
+                )
+        return real_read(path, limits)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(review, "read_image", read_image)
+    reviewer = review.Reviewer(settings, kept)
+    assert reviewer.scan() == 0 and kept.labels() == []
+    assert reviewer.scan() == 1 and _labels(kept) == ["happy"] and _faces(kept) == [True]

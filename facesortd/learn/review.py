@@ -298,9 +298,17 @@ class Reviewer:
         return True
 
     def _keep_face(self, path: Path, digest: str) -> tuple[Path, Box] | None:
+        """The face of ``path`` kept for training; None: it has none, or is no picture we can decode.
+
+        A file that could not be read (moved on or renamed since its content was, a drive's read
+        error, no permission) is not one without a face: its label was recorded so, could never
+        teach, and was not looked at again under its new name or once readable (the same label).
+        The scan tries it again (:meth:`scan`)."""
         try:
             gray = to_gray(read_image(path, self.settings.images))
-        except UnreadableImage:
+        except UnreadableImage as exc:
+            if isinstance(exc.__cause__, OSError):
+                raise exc.__cause__ from None
             return None
         for detector in self.detectors():
             faces = detector.detect(gray)
