@@ -202,3 +202,24 @@ def test_a_picture_the_scan_could_not_read_for_its_face_is_no_faceless_label(
     reviewer = review.Reviewer(settings, kept)
     assert reviewer.scan() == 0 and kept.labels() == []
     assert reviewer.scan() == 1 and _labels(kept) == ["happy"] and _faces(kept) == [True]
+
+
+def test_a_folder_listed_but_not_entered_once_holds_no_new_filing_when_it_can_again(
+    settings: Settings, kept: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sad/ made chmod 644 for a while (listed, its files not looked at: no x): its old copy of a
+    picture filed in happy/ since was not found, and found again it would have been a filing anew."""
+    reviewer = review.Reviewer(settings, kept)
+    _changed_mind(settings, reviewer)
+    sad = settings.library / "sad"
+    real_lstat = Path.lstat
+
+    def lstat(path: Path):  # type: ignore[no-untyped-def]
+        if path.parent == sad:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_lstat(path)
+
+    monkeypatch.setattr(Path, "lstat", lstat)
+    assert reviewer.scan() == 0
+    monkeypatch.setattr(Path, "lstat", real_lstat)
+    assert reviewer.scan() == 0 and _labels(kept) == ["happy"]
