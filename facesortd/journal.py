@@ -841,9 +841,9 @@ class Journal:
 
     def counts(self, library: Path, since: float | None = None) -> dict[str, int]:
         """Files facesortd placed per folder (``happy``, ``_quarantine/no-face`` ...) of ``library``
-        (since a time: :meth:`_since`; a move journaled ahead of the clock counted as made today
-        until the clock reached it) (a `sort --library` elsewhere is not this library's: it was
-        counted in it).
+        (since a time: :meth:`_since`, not by each move's reading alone, by which one journaled
+        ahead of the clock counted as made today until the clock reached it); a `sort --library`
+        elsewhere is not this library's: it was counted in it.
 
         A placement facesortd itself moved on later (an unsure file re-examined into ``happy/``)
         counts only where the file went last, so the counts add up to the files placed. A file a

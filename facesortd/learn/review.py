@@ -171,9 +171,9 @@ class Reviewer:
     def _look_at(self, path: Path, digest: str, in_quarantine: bool, earlier: frozenset[Path]) -> bool:
         """Record the label (or its withdrawal) that ``path`` (``digest`` its content) being where it
         is means, if any; ``earlier``: the files the last scan found (:meth:`_here_before`)."""
+        undecided = self.undecided.pop(path, None) == self.seen[path][0]
         # Under any name: a file renamed where facesortd put it (a bulk rename) was recorded as the
         # person's label, the model's own guess learnt back as theirs.
-        undecided = self.undecided.pop(path, None) == self.seen[path][0]
         if self.journal.placed_last(path, digest, in_its_folder=True):
             return False  # facesortd's own decision, not a person's
         label = self.journal.label_for_hash(digest)
