@@ -117,14 +117,20 @@ def test_a_copy_moved_by_the_person_into_its_folder_again_is_still_a_label(
     assert reviewer.scan() == 1 and _labels(kept) == ["sad"]
 
 
+def _placed(settings: Settings, kept: Journal, emotion: str, name: str = "x.png") -> Path:
+    """A file facesortd sorted into ``emotion``/ itself."""
+    placed = _shot(settings.library / emotion / name)
+    move = kept.plan(content_id(placed), settings.inbox / name, placed, Decision("sorted", emotion), "m")
+    kept.finish(move, "done", placed)
+    return placed
+
+
 def test_a_file_renamed_in_the_folder_facesortd_put_it_in_is_no_label(
     settings: Settings, kept: Journal
 ) -> None:
     """facesortd sorted x.png into happy/; the person renamed it there (y.png, a bulk rename): the
     model's own guess was recorded as the person's label, and retraining learnt it as theirs."""
-    placed = _shot(settings.library / "happy" / "x.png")
-    move = kept.plan(content_id(placed), settings.inbox / "x.png", placed, Decision("sorted", "happy"), "m")
-    kept.finish(move, "done", placed)
+    placed = _placed(settings, kept, "happy")
     reviewer = review.Reviewer(settings, kept)
     assert reviewer.scan() == 0
     placed.rename(placed.with_name("y.png"))
@@ -223,3 +229,26 @@ def test_a_folder_listed_but_not_entered_once_holds_no_new_filing_when_it_can_ag
     assert reviewer.scan() == 0
     monkeypatch.setattr(Path, "lstat", real_lstat)
     assert reviewer.scan() == 0 and _labels(kept) == ["happy"]
+
+
+def test_a_file_moved_twice_between_two_looks_is_labelled_where_it_ended(
+    settings: Settings, kept: Journal
+) -> None:
+    """happy/ → sad/ → angry/ between two looks: one label, angry, a correction; happy/ → sad/ →
+    happy/ again: none (it is where facesortd put it); and back to happy/ after a look saw it in
+    angry/: happy, the person's decision after their label."""
+    placed = _placed(settings, kept, "happy")
+    reviewer = review.Reviewer(settings, kept)
+    assert reviewer.scan() == 0
+    for folder in ("sad", "angry"):
+        (settings.library / folder).mkdir()
+    placed.rename(settings.library / "sad" / "x.png")
+    (settings.library / "sad" / "x.png").rename(placed)
+    assert reviewer.scan() == 0 and _labels(kept) == []
+    placed.rename(settings.library / "sad" / "x.png")
+    (settings.library / "sad" / "x.png").rename(settings.library / "angry" / "x.png")
+    assert reviewer.scan() == 1 and _labels(kept) == ["angry"]
+    assert [source for _h, _l, source, *_ in kept.labels()] == ["correction"]
+    (settings.library / "angry" / "x.png").rename(placed)
+    assert reviewer.scan() == 1 and _labels(kept) == ["happy"]
+    assert review.Reviewer(settings, kept).scan() == 0
