@@ -168,7 +168,8 @@ def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> l
     emotion the model in force knows) only by case: ``Happy/`` made by hand beside ``happy/``; or
     only by how its letters are encoded: ``café/`` typed on one system (é one character, NFC) beside
     ``café/`` from another (e and an accent, NFD, as macOS writes names), two folders that look the
-    same everywhere.
+    same everywhere; or by a space at either end (``happy /``, a slip when naming a folder), which
+    no listing shows.
 
     A label is its folder's name, exactly, so the files put there taught an emotion of their own and
     split the happy faces in two. Said (by `status` and `doctor`) rather than folded together: a label
@@ -178,18 +179,23 @@ def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> l
     groups: dict[str, set[str]] = {}
     for name in {*folders, *knows}:
         if names_an_emotion(name):
-            groups.setdefault(unicodedata.normalize("NFC", name).casefold(), set()).add(name)
+            groups.setdefault(unicodedata.normalize("NFC", name).strip().casefold(), set()).add(name)
     problems = []
     for names in sorted(map(sorted, groups.values())):
         if len(names) < 2:
             continue
         composed = {n: unicodedata.normalize("NFC", n) for n in names}
-        keep = min(names, key=lambda n: (n not in knows, n != composed[n].lower(), n != composed[n], n))
+        keep = min(
+            names,
+            key=lambda n: (n not in knows, n != n.strip(), n != composed[n].lower(), n != composed[n], n),
+        )
         for other in (n for n in names if n != keep):
-            if composed[other] != composed[keep]:
-                how, a, b = "by case", other, keep
-            else:  # names that look the same, told apart by their characters' codes
+            if composed[other] == composed[keep]:  # they look the same: told apart by their characters' codes
                 how, a, b = "in how their letters are encoded", ascii(other)[1:-1], ascii(keep)[1:-1]
+            elif other != other.strip() or keep != keep.strip():  # quoted, or a space would not show
+                how, a, b = "by case or a space at either end", f"'{other}'", f"'{keep}'"
+            else:
+                how, a, b = "by case", other, keep
             problems.append(
                 f"{a}/ and {b}/ in {library} differ only {how}, so facesortd takes them for two "
                 f"emotions (files in {a}/ become labels of an emotion {other!r}): move the files of "

@@ -176,6 +176,15 @@ def test_emotion_folders_that_look_alike_but_are_encoded_apart_are_said(tmp_path
     assert library.case_twins(tmp_path, [typed, "cafe"], []) == []
 
 
+def test_an_emotion_folder_named_with_a_space_at_its_end_is_said(tmp_path: Path) -> None:
+    """`happy /` made by a slip beside `happy/`: an emotion of its own, which no listing shows apart."""
+    [problem] = library.case_twins(tmp_path, ["happy", "happy "], [])
+    assert problem.startswith(
+        f"'happy '/ and 'happy'/ in {tmp_path} differ only by case or a space at either end"
+    )
+    assert problem.endswith("move the files of 'happy '/ into 'happy'/ and remove 'happy '/")
+
+
 def _faces(kept: Journal) -> list[bool]:
     """For each label: was a face kept for it (can it teach)?"""
     return [face is not None for _h, _label, _source, face, *_ in kept.labels()]
