@@ -1,6 +1,8 @@
 """The label scan walked by a hostile person: copies of one picture in two emotion folders, a folder
-the scan could not list once, an emotion folder moved away and back, a file renamed where facesortd
-put it. Whatever they do, the label recorded is the last decision they made about the picture."""
+the scan could not list or enter once, an emotion folder moved away and back, a file renamed where
+facesortd put it, moved twice between two looks or while it was looked at, folders named with a
+line break, a trailing space or letters encoded apart. Whatever they do, the label recorded is the
+last decision they made about the picture, with its face; a folder name that cannot be one is said."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import errno
 import os
 import shutil
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -31,7 +34,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 @pytest.fixture
-def kept(settings: Settings) -> Journal:
+def kept(settings: Settings) -> Iterator[Journal]:
     journal = Journal.for_state_dir(settings.state_dir)
     yield journal
     journal.close()
