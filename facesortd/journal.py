@@ -138,6 +138,12 @@ a row of an older facesortd has none: its stamp was the clock's while it ran for
 since a time, :meth:`Journal.label_clock`), as the stamps answered `undo --since 2h` with every move
 since a clock set far ahead."""
 
+_IN_FOLDER = (
+    "substr(CAST({0} AS BLOB), 1, length(?1)) = ?1"
+    " AND instr(substr(CAST({0} AS BLOB), length(?1) + 1), x'2f') = 0"
+)
+"""Is the path column ``{0}`` a name in the folder given as ``?1`` (:func:`_inside`), not in a sub-folder?"""
+
 _READING = "COALESCE(clock, finished)"
 """A move's finish as the clock read it (:data:`_STAMP`)."""
 _LABEL_READING = "COALESCE(clock, created)"
@@ -743,8 +749,7 @@ class Journal:
         put back: what `sort FOLDER` run again finds gone."""
         rows = self._rows(
             "SELECT count(*) FROM moves WHERE state = 'done' AND copied IS NOT 1"
-            " AND substr(CAST(source AS BLOB), 1, length(?1)) = ?1"
-            " AND instr(substr(CAST(source AS BLOB), length(?1) + 1), x'2f') = 0",
+            f" AND {_IN_FOLDER.format('source')}",
             (_inside(folder),),
         )
         return int(rows[0][0])
@@ -757,25 +762,31 @@ class Journal:
 
     def done_since(self, since: float) -> tuple[list[Move], list[Move]]:
         """The finished moves made since the time ``since``, newest first, and those left out (newest
-        first) as not known to be: journaled at times ahead of the clock now, between the last
-        move made before ``since`` and the first made since (:data:`_STAMP`'s order).
-
-        By the clock's readings, not the stamps (:data:`_STAMP`). A reading ahead of the clock now is
-        the clock's error then (or now) and says nothing of when: such a move is taken if it came
-        after one made since ``since``, and left out (for the caller to say, never undone unasked)
-        if it came before every such move, as the clock cannot tell which side of ``since`` it lies."""
-        now = time.time()
-        [(before,)] = self._rows(f"SELECT MAX(finished) FROM moves WHERE {_READING} < ?", (since,))
-        after = -1.0 if before is None else before
-        [(first,)] = self._rows(
-            f"SELECT MIN(finished) FROM moves WHERE finished > ? AND {_READING} BETWEEN ? AND ?",
-            (after, since, now),
-        )
-        until = float("inf") if first is None else first
+        first) as not known to be (:meth:`_since`), for the caller to say, never undone unasked."""
+        after, until = self._since("moves", since)
         taken = self._moves("state = 'done' AND finished >= ? ORDER BY id DESC", (until,))
         between = "state = 'done' AND finished > ? AND finished < ? ORDER BY id DESC"
         left = self._moves(between, (after, until))
         return taken, left
+
+    def _since(self, table: str, since: float) -> tuple[float, float]:
+        """The rows of ``table`` (moves, labels) made since the time ``since``, as a span of the
+        journal's order (:data:`_STAMP`): all from the second stamp on; those after the first and
+        before the second are not known to be: journaled at times ahead of the clock now, between
+        the last row made before ``since`` and the first made since.
+
+        By the clock's readings, not the stamps (:data:`_STAMP`). A reading ahead of the clock now is
+        the clock's error then (or now) and says nothing of when: such a row is taken if it came
+        after one made since ``since``, and not if it came before every such row, as the clock
+        cannot tell which side of ``since`` it lies."""
+        stamp, reading = ("finished", _READING) if table == "moves" else ("created", _LABEL_READING)
+        [(before,)] = self._rows(f"SELECT MAX({stamp}) FROM {table} WHERE {reading} < ?", (since,))
+        after = -1.0 if before is None else before
+        [(first,)] = self._rows(
+            f"SELECT MIN({stamp}) FROM {table} WHERE {stamp} > ? AND {reading} BETWEEN ? AND ?",
+            (after, since, time.time()),
+        )
+        return after, float("inf") if first is None else first
 
     def undone_from(self, path: Path, digest: str) -> bool:
         """Did a person undo the sort of this content from ``path`` (and nothing sorted it from there
@@ -828,9 +839,11 @@ class Journal:
         judged = {_path(to): ModelId.recorded(by, version) for to, by, version in self._rows(sql)}
         return {path: model for path, model in judged.items() if path.parent == folder}
 
-    def counts(self, library: Path, since: float = 0.0) -> dict[str, int]:
+    def counts(self, library: Path, since: float | None = None) -> dict[str, int]:
         """Files facesortd placed per folder (``happy``, ``_quarantine/no-face`` ...) of ``library``
-        since a time (a `sort --library` elsewhere is not this library's: it was counted in it).
+        (since a time: :meth:`_since`, not by each move's reading alone, by which one journaled
+        ahead of the clock counted as made today until the clock reached it); a `sort --library`
+        elsewhere is not this library's: it was counted in it.
 
         A placement facesortd itself moved on later (an unsure file re-examined into ``happy/``)
         counts only where the file went last, so the counts add up to the files placed. A file a
@@ -839,7 +852,7 @@ class Journal:
         """
         rows = self._rows(
             "SELECT action, COALESCE(emotion, ''), COALESCE(reason, ''), COUNT(*) FROM moves AS m"
-            f" WHERE state = 'done' AND action != 'labelled' AND {_READING} >= ?"
+            " WHERE state = 'done' AND action != 'labelled' AND finished >= ?1"
             " AND substr(CAST(m.destination AS BLOB), 1, length(?2)) = ?2"
             " AND NOT EXISTS (SELECT 1 FROM labels AS l WHERE l.hash = m.hash AND l.created >= m.finished"
             f" AND {PERSON_LABEL})"
@@ -848,7 +861,7 @@ class Journal:
             " AND later.hash = m.hash AND CAST(later.source AS BLOB) = CAST(m.destination AS BLOB)"
             " AND later.id > m.id)"
             " GROUP BY 1, 2, 3",
-            (since, _inside(library)),
+            (self._from("moves", since), _inside(library)),
         )
         counts: dict[str, int] = {}
         for action, emotion, reason, n in rows:
@@ -857,14 +870,17 @@ class Journal:
             counts[key] = counts.get(key, 0) + n
         return dict(sorted(counts.items()))
 
-    def labelled_counts(self, since: float = 0.0) -> dict[str, int]:
-        """Files a person labelled per label, given (or last changed) since a time."""
+    def labelled_counts(self, since: float | None = None) -> dict[str, int]:
+        """Files a person labelled per label (given, or last changed, since a time: :meth:`_since`)."""
         rows = self._rows(
-            f"SELECT label, COUNT(*) FROM labels AS l WHERE {_LABEL_READING} >= ? AND {PERSON_LABEL}"
-            " GROUP BY label",
-            (since,),
+            f"SELECT label, COUNT(*) FROM labels AS l WHERE created >= ? AND {PERSON_LABEL} GROUP BY label",
+            (self._from("labels", since),),
         )
         return dict(sorted(rows))
+
+    def _from(self, table: str, since: float | None) -> float:
+        """The stamp from which the rows of ``table`` were made since the time ``since`` (None: all)."""
+        return float("-inf") if since is None else self._since(table, since)[1]
 
     def add_label(
         self, digest: str, label: str, source: str, face: tuple[Path, Box] | None, group: str, path: Path
@@ -893,9 +909,10 @@ class Journal:
         """The person took the file back out of its emotion folder: its label no longer counts."""
         self.add_label(digest, WITHDRAWN, "human", None, "", path)
 
-    def placed_at(self, path: Path, digest: str) -> float | None:
-        """When facesortd last moved this content to ``path`` of its own accord (inf: it is moving it
-        right now), or None (it never did, or it moved it away from there since).
+    def placed_at(self, path: Path, digest: str, *, in_its_folder: bool = False) -> float | None:
+        """When facesortd last moved this content to ``path`` (``in_its_folder``: to any name in
+        ``path``'s folder) of its own accord (inf: it is moving it right now), or None (it never
+        did, or it moved it away from there since).
 
         "Right now" closes a race: between the move and its ``done`` mark the file already sits in
         its folder and must not be taken for a person's decision. A ``labelled`` move is a person's
@@ -904,21 +921,23 @@ class Journal:
         """
         if self._row("SELECT 1 FROM moves WHERE hash = ? AND state = 'planned'", (digest,)):
             return float("inf")
+        at = _IN_FOLDER if in_its_folder else "CAST({0} AS BLOB) = ?1"
         placed, left = self._row(
-            "SELECT MAX(CASE WHEN CAST(destination AS BLOB) = ?1 AND action != 'labelled' THEN finished END),"
-            " MAX(CASE WHEN CAST(source AS BLOB) = ?1 THEN finished END)"
+            f"SELECT MAX(CASE WHEN {at.format('destination')} AND action != 'labelled' THEN finished END),"
+            f" MAX(CASE WHEN {at.format('source')} THEN finished END)"
             " FROM moves WHERE hash = ?2 AND state = 'done'",
-            (_blob(path), digest),
+            (_inside(path.parent) if in_its_folder else _blob(path), digest),
         )
         # Moved away from here by facesortd later (re-examined): whoever brought it back was a person.
         return None if placed is None or (left is not None and left > placed) else placed
 
-    def placed_last(self, path: Path, digest: str) -> bool:
-        """True if facesortd's own move put this content at ``path`` after any label a person gave it.
+    def placed_last(self, path: Path, digest: str, *, in_its_folder: bool = False) -> bool:
+        """True if facesortd's own move put this content at ``path`` (``in_its_folder``: into its
+        folder, under any name) after any label a person gave it.
 
         False means a person put it there (or moved it back there after labelling it): their decision.
         """
-        placed = self.placed_at(path, digest)
+        placed = self.placed_at(path, digest, in_its_folder=in_its_folder)
         label = self.label_for_hash(digest)
         if placed is None:
             return False

@@ -7,6 +7,7 @@ folders are the user interface: a person reviews quarantine by moving files into
 from __future__ import annotations
 
 import errno
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,26 +165,40 @@ def quarantine_refusal(library: Path, folder: Path | None = None) -> Refused | N
 
 def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> list[str]:
     """A problem, with the merge, for each emotion folder whose name differs from another's (or from an
-    emotion the model in force knows) only by case: ``Happy/`` made by hand beside ``happy/``.
+    emotion the model in force knows) only by case: ``Happy/`` made by hand beside ``happy/``; or
+    only by how its letters are encoded: ``café/`` typed on one system (é one character, NFC) beside
+    ``café/`` from another (e and an accent, NFD, as macOS writes names), two folders that look the
+    same everywhere; or by a space at either end (``happy /``, a slip when naming a folder), which
+    no listing shows.
 
     A label is its folder's name, exactly, so the files put there taught an emotion of their own and
     split the happy faces in two. Said (by `status` and `doctor`) rather than folded together: a label
     compared without case would change what every recorded label and model class means, and two
-    names can stay apart by intent. The name kept is the model's (lower case among several)."""
+    names can stay apart by intent. The name kept is the model's (lower case, composed, among several)."""
     knows = set(known)
     groups: dict[str, set[str]] = {}
     for name in {*folders, *knows}:
         if names_an_emotion(name):
-            groups.setdefault(name.casefold(), set()).add(name)
+            groups.setdefault(unicodedata.normalize("NFC", name).strip().casefold(), set()).add(name)
     problems = []
     for names in sorted(map(sorted, groups.values())):
         if len(names) < 2:
             continue
-        keep = min(names, key=lambda n: (n not in knows, n != n.lower(), n))
+        composed = {n: unicodedata.normalize("NFC", n) for n in names}
+        keep = min(
+            names,
+            key=lambda n: (n not in knows, n != n.strip(), n != composed[n].lower(), n != composed[n], n),
+        )
         for other in (n for n in names if n != keep):
+            if composed[other] == composed[keep]:  # they look the same: told apart by their characters' codes
+                how, a, b = "in how their letters are encoded", ascii(other)[1:-1], ascii(keep)[1:-1]
+            elif other != other.strip() or keep != keep.strip():  # quoted, or a space would not show
+                how, a, b = "by case or a space at either end", f"'{other}'", f"'{keep}'"
+            else:
+                how, a, b = "by case", other, keep
             problems.append(
-                f"{other}/ and {keep}/ in {library} differ only by case, so facesortd takes them for two "
-                f"emotions (files in {other}/ become labels of an emotion {other!r}): move the files of "
-                f"{other}/ into {keep}/ and remove {other}/"
+                f"{a}/ and {b}/ in {library} differ only {how}, so facesortd takes them for two "
+                f"emotions (files in {a}/ become labels of an emotion {other!r}): move the files of "
+                f"{a}/ into {b}/ and remove {a}/"
             )
     return problems

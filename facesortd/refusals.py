@@ -173,6 +173,10 @@ class OnceLister:
         self._said.pop(folder, None)
         return found
 
+    def refused(self, folder: Path) -> bool:
+        """Was ``folder``'s last listing refused? Listed as empty, it is not known to be."""
+        return folder in self._said
+
     def refuse(self, folder: Path, exc: Refused) -> list[os.DirEntry[str]]:
         """``folder`` is not to be listed, for ``exc``'s reason: said unless said last time; nothing."""
         if self._said.get(folder) != str(exc):

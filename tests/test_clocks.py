@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from loguru import logger
 from synthetic import BrightBlobDetector, draw_screenshot, screenshot_png
 from waiting import wait_until
 
@@ -35,10 +36,12 @@ _real_time = time.time
 
 
 def _clock(monkeypatch: pytest.MonkeyPatch, off_s: float) -> None:
-    """This computer's clock ``off_s`` from the true time, as the journal and `undo` read it."""
+    """This computer's clock ``off_s`` from the true time, as the journal, `undo` and the label scan
+    read it."""
     wrong = SimpleNamespace(time=lambda: _real_time() + off_s)
     monkeypatch.setattr(journal, "time", wrong)
     monkeypatch.setattr(undo_command, "time", wrong)
+    monkeypatch.setattr(review, "time", wrong)
 
 
 def _sorted_at(settings: Settings, monkeypatch: pytest.MonkeyPatch, name: str, off_s: float) -> None:
@@ -135,14 +138,40 @@ def test_counts_since_a_time_go_by_the_clock_not_the_journal_order(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`status`'s "today": with the clock a year ahead once and put right, every move since was
-    journaled just after that far time, so each counted as made today until the clock reached it."""
-    _sorted_at(settings, monkeypatch, "ahead.png", YEAR)
+    journaled just after that far time, so each counted as made today until the clock reached it.
+    And the move made with the clock ahead counted as today for a year: it came before the moves
+    made today, whether today or not is not known. One made after a move of today is today's."""
+    day_ago = _real_time() - 86400
     _sorted_at(settings, monkeypatch, "two_days_ago.png", -2 * 86400)
+    _sorted_at(settings, monkeypatch, "ahead.png", YEAR)
     _sorted_at(settings, monkeypatch, "now.png", 0)
     kept = Journal.for_state_dir(settings.state_dir)
-    # the move made with the clock a year ahead says it was made then: today, as far as it is known
-    assert kept.counts(settings.library, _real_time() - 86400) == {"_quarantine/no-face": 2}
+    assert kept.counts(settings.library, day_ago) == {"_quarantine/no-face": 1}
     assert kept.counts(settings.library) == {"_quarantine/no-face": 3}
+    kept.close()
+    _sorted_at(settings, monkeypatch, "ahead_again.png", YEAR)
+    _clock(monkeypatch, 0)
+    kept = Journal.for_state_dir(settings.state_dir)
+    assert kept.counts(settings.library, day_ago) == {"_quarantine/no-face": 2}
+    kept.close()
+
+
+def test_labels_counted_since_a_time_leave_out_one_given_ahead_of_the_clock_before_them(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`status`'s "labelled by you today": a label given with the clock a year ahead (set back since)
+    counted as given today until the clock reached it, a year on; one given after a label of today
+    counts."""
+    kept = Journal.for_state_dir(settings.state_dir)
+    happy = settings.library / "happy"
+    for name, off_s in (("ahead", YEAR), ("now", 0), ("ahead_again", YEAR)):
+        _clock(monkeypatch, off_s)
+        kept.add_label(name, "happy", "human", None, "g", happy / f"{name}.png")
+        _clock(monkeypatch, 0)
+        if name == "now":
+            assert kept.labelled_counts(_real_time() - 86400) == {"happy": 1}
+    assert kept.labelled_counts(_real_time() - 86400) == {"happy": 2}
+    assert kept.labelled_counts() == {"happy": 3}
     kept.close()
 
 
@@ -255,6 +284,65 @@ def test_a_copy_filed_after_a_label_given_while_the_journal_ran_ahead_of_the_clo
     shutil.copyfile(first, second)
     os.chmod(first, 0o600)
     assert review.Reviewer(settings, kept).scan() == 1 and _labels(kept) == ["sad"]
+    kept.close()
+
+
+def _warnings() -> list[str]:
+    """What is logged as a warning from now on."""
+    said: list[str] = []
+    logger.add(said.append, level="WARNING", format="{message}")
+    return said
+
+
+def test_copies_filed_while_no_scan_looked_with_the_clock_set_back_between_say_so_and_wait_for_the_person(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A picture filed in happy/, the clock set back an hour, a copy filed in sad/, all while the
+    daemon was stopped: the ctimes, all a scan has to go by, put sad/'s copy first, and the label
+    went to happy, the decision the person had changed their mind about, without a word; removing
+    the happy copy then changed nothing until the daemon's next start. (A test cannot set the
+    clock: this one runs an hour behind the file times, and happy/'s copy is changed after sad/'s.)"""
+    said = _warnings()
+    _clock(monkeypatch, -HOUR)
+    kept = Journal.for_state_dir(settings.state_dir)
+    first = _shot(settings.library / "happy" / "a.png")
+    second = settings.library / "sad" / "b.png"
+    second.parent.mkdir()
+    shutil.copyfile(first, second)
+    os.chmod(first, 0o600)
+    reviewer = review.Reviewer(settings, kept)
+    assert reviewer.scan() == 1  # the copy looked at first: which one is not known
+    assert reviewer.scan() == 0
+    [warning] = said
+    assert "are copies of one picture, and which you filed last cannot be told" in warning
+    assert "remove the copy you do not mean" in warning
+    first.unlink()  # the person does
+    reviewer.scan()
+    assert _labels(kept) == ["sad"] and len(said) == 1
+    kept.close()
+
+
+def test_a_copy_filed_with_the_clock_set_back_since_the_label_while_no_scan_looked_waits_for_the_person(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """happy/a.png labelled, the daemon stopped, the clock set back an hour, a copy filed in sad/:
+    at the daemon's start its ctime came before the label's time and before a.png's, so it was
+    taken for one there before, silently, and the person's later decision, sad, never recorded."""
+    said = _warnings()
+    _clock(monkeypatch, HOUR)  # the label's time an hour ahead of the files' (of the clock later)
+    kept = Journal.for_state_dir(settings.state_dir)
+    first = _shot(settings.library / "happy" / "a.png")
+    assert review.Reviewer(settings, kept).scan() == 1
+    _clock(monkeypatch, 0)
+    second = settings.library / "sad" / "b.png"
+    second.parent.mkdir()
+    shutil.copyfile(first, second)
+    os.chmod(first, 0o600)
+    restarted = review.Reviewer(settings, kept)
+    assert restarted.scan() == 0 and _labels(kept) == ["happy"]
+    assert [f"{second} and {first} are copies" in w for w in said] == [True]
+    first.unlink()
+    assert restarted.scan() == 1 and _labels(kept) == ["sad"]
     kept.close()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +30,9 @@ from facesortd.learn.datasets import source_group
 from facesortd.learn.kept_faces import keep_face, kept_if_recorded
 from facesortd.learn.retrain import UserLabel
 from facesortd.placement import end_killed_moves, inode_change, looks_unchanged
-from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion
+from facesortd.quarantine import QUARANTINE_DIR, names_an_emotion, not_an_emotion_name
 from facesortd.refusals import OnceLister
+from facesortd.shown_names import one_line
 from facesortd.state import move_lock
 
 
@@ -56,7 +58,17 @@ class Reviewer:
     file until it changes or is recorded (tried again at every scan, every ``review_scan_s``)."""
     found: frozenset[Path] = frozenset()
     """The image files the last scan found: one found now and not then was put where it is since
-    (:meth:`_here_before`). Empty until a first scan."""
+    (:meth:`_here_before`). Empty until a first scan. Those of a folder a scan could not list are
+    kept as found by it: listed as empty, their folder is not known to be (:meth:`scan`)."""
+    gone: dict[Path, tuple[tuple[int, int, int], tuple[int, int]]] = field(default_factory=dict)
+    """Each file that left since an earlier scan found it, as it was then (``durable.unwritten``,
+    ``placement.inode_change``): one back as it was did not move itself, its folder did (moved away
+    and back), so it says nothing new (:meth:`_here_before`)."""
+    undecided: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
+    """Copies of a labelled picture whose order against the labelled copy the clock cannot tell
+    (:meth:`_here_before`), as they were when that was said: said once per file until it changes,
+    and looked at again at every scan, so that the copy the person keeps is their label once they
+    remove the other."""
     not_labels: set[Path] = field(default_factory=set)
     """Folders whose name cannot be a label, said once."""
     label_log_level: LogLevel = "INFO"
@@ -83,10 +95,18 @@ class Reviewer:
         held = [p for p in self._listing(quarantine) if p.is_dir()]
         present: set[Path] = set()
         changed = [path for folder in emotions + held for path in self._changed_images(folder, present)]
+        # A folder that could not be listed this time (a chmod, a USB drive's I/O error) keeps what it
+        # held: taken for gone, its files were new when it could be listed again, and an old copy of
+        # a picture filed since in another folder took the label back to the folder given up on.
+        unlisted = [f for f in (root, quarantine, *emotions, *held) if self.listed.refused(f)]
+        present.update(p for p in self.found if any(f in p.parents for f in unlisted))
         earlier, self.found = self.found, frozenset(present)
-        # Files that left are forgotten, so one moved away and back again is looked at anew.
+        # Files that left are forgotten (kept as they were in ``gone``): one moved away and back is
+        # looked at anew.
+        self.gone.update((p, key[:2]) for p, key in self.seen.items() if p not in present)
         self.seen = {p: key for p, key in self.seen.items() if p in present}
         self.unrecorded = {p: key for p, key in self.unrecorded.items() if p in present}
+        self.undecided = {p: key for p, key in self.undecided.items() if p in present}
         if changed:
             # A move a killed process left ``planned`` made its content "being moved right now" to
             # every look (``Journal.placed_at``): a file of it a person moved on was taken for
@@ -122,64 +142,99 @@ class Reviewer:
                 for unlooked in changed[n:]:
                     self.seen.pop(unlooked, None)
                 raise
-            self.seen[path] = (*self.seen[path][:2], digest)
+            if path in self.undecided:
+                self.seen.pop(path)  # looked at again at the next scan
+            else:
+                self.seen[path] = (*self.seen[path][:2], digest)
             self.unrecorded.pop(path, None)
+        self.gone = {p: key for p, key in self.gone.items() if p not in present}
         return new
 
     def _a_label(self, folder: Path) -> bool:
         """Can ``folder``'s name be the label its files are given? One that is not UTF-8 cannot be
-        stored as one (it failed the whole scan): said once, and its files wait."""
-        try:
-            folder.name.encode("utf-8")
-        except UnicodeEncodeError:
-            if folder not in self.not_labels:
-                self.not_labels.add(folder)
-                logger.warning(
-                    "{}: a folder name that is not UTF-8 cannot be a label: rename it (labels given there "
-                    "are not seen until then)",
-                    folder,
-                )
-            return False
-        return True
+        stored as one (it failed the whole scan); one with a line break or control character split
+        every listing of labels (`status`, the retrain's report) into lines of other emotions, where
+        `train` refuses such a folder of a dataset. Said once, and its files wait."""
+        why = not_an_emotion_name(folder.name)
+        if why is None:
+            return True
+        if folder not in self.not_labels:
+            self.not_labels.add(folder)
+            logger.warning(
+                "{}: a folder name with {} cannot be a label: rename it (labels given there are not seen "
+                "until then)",
+                one_line(folder),
+                why.removesuffix(" in it"),
+            )
+        return False
 
     def _look_at(self, path: Path, digest: str, in_quarantine: bool, earlier: frozenset[Path]) -> bool:
         """Record the label (or its withdrawal) that ``path`` (``digest`` its content) being where it
         is means, if any; ``earlier``: the files the last scan found (:meth:`_here_before`)."""
-        if self.journal.placed_last(path, digest):
+        undecided = self.undecided.pop(path, None) == self.seen[path][0]
+        # Under any name: a file renamed where facesortd put it (a bulk rename) was recorded as the
+        # person's label, the model's own guess learnt back as theirs.
+        if self.journal.placed_last(path, digest, in_its_folder=True):
             return False  # facesortd's own decision, not a person's
         label = self.journal.label_for_hash(digest)
         if in_quarantine:
             return self._withdraw(path, digest, label)
         if label is None or label[0] != path.parent.name:
-            if label is not None and self._here_before(path, digest, earlier):
+            if label is not None and self._here_before(path, digest, label[0], earlier, undecided):
                 return False
             return self._record(path, digest, path.parent.name)
         return False
 
-    def _here_before(self, path: Path, digest: str, earlier: frozenset[Path]) -> bool:
+    def _here_before(
+        self, path: Path, digest: str, label: str, earlier: frozenset[Path], undecided: bool
+    ) -> bool:
         """Was ``path`` where it is before this content's newest label, given to another file of
         the same content still where the person left it? Then it says nothing new: copies of a
         picture in two emotion folders were each recorded again at every start of the daemon (its
         memory of what it looked at is gone), taking the label in turn.
 
-        Told first by what the last scan found (``earlier``): the labelled copy there and this one
-        not, this one was put here after it, the person's later decision, whatever the clock said.
-        Else by the file's ctime, which a move or copy sets, against the clock's reading when the
-        label was given (a file put here since), then against the labelled copy's ctime (both
-        found by one look: the copy whose folder was listed first took the label, whichever the
-        person filed last). Against the label's stamp (``journal._STAMP``, ahead of the clock once it
-        was set back, or put right after it ran ahead) a copy filed since seemed older than the
-        label, and the person's later decision was not recorded."""
+        A copy back as an earlier scan found it (``gone``) was not moved itself, its folder was
+        (away and back): it was there before. Else told by what the last scan found (``earlier``):
+        the labelled copy there and this one not, this one was put here after it, the person's
+        later decision, whatever the clock said. Else by the file's ctime, which a move or copy
+        sets, against the clock's reading when the label was given (a file put here since), then
+        against the labelled copy's ctime (both found by one look: the copy whose folder was listed
+        first took the label, whichever the person filed last). Against the label's stamp
+        (``journal._STAMP``, ahead of the clock once it was set back, or put right after it ran
+        ahead) a copy filed since seemed older than the label, and the person's later decision was
+        not recorded.
+
+        A time ahead of the clock now (the label's, or either copy's ctime) shows the clock was set
+        back since, perhaps between the two filings, while no scan looked (the daemon stopped):
+        their order is not known, and the ctimes took the copy filed first for the later. Such a
+        copy (``undecided``: found so by the scan before, and unchanged) leaves the label as it is,
+        said once with the fix, and is looked at again at every scan (:attr:`undecided`): once the
+        person removes one copy, the other is their label."""
         other = self.journal.labelled_at(digest)
-        if other is None or (other in earlier and path not in earlier):
+        if other is None or not self.journal.labelled_elsewhere(path, digest):
             return False
-        here, given = path.lstat().st_ctime, self.journal.label_clock(digest)
-        if given is None or here >= given or not self.journal.labelled_elsewhere(path, digest):
+        if self.gone.get(path) == self.seen[path][:2]:
+            return True
+        if other in earlier and path not in earlier:
             return False
         try:
-            return here <= other.lstat().st_ctime
+            there = other.lstat().st_ctime
         except OSError:  # moved on since it was found holding the label: this copy is the one left
             return False
+        here, given = path.lstat().st_ctime, self.journal.label_clock(digest) or 0.0
+        if undecided or max(here, given, there) > time.time():
+            if not undecided:
+                logger.warning(
+                    "{} and {} are copies of one picture, and which you filed last cannot be told: this "
+                    "computer's clock was set back since (their times are ahead of it). The label stays "
+                    "{!r}; remove the copy you do not mean",
+                    path,
+                    other,
+                    label,
+                )
+            self.undecided[path] = self.seen[path][0]
+            return True
+        return here < given and here <= there
 
     def _changed_images(self, folder: Path, present: set[Path]) -> list[Path]:
         """Image files of ``folder`` that are new or changed since the last scan; adds all to ``present``."""
@@ -243,9 +298,17 @@ class Reviewer:
         return True
 
     def _keep_face(self, path: Path, digest: str) -> tuple[Path, Box] | None:
+        """The face of ``path`` kept for training; None: it has none, or is no picture we can decode.
+
+        A file that could not be read (moved on or renamed since its content was, a drive's read
+        error, no permission) is not one without a face: its label was recorded so, could never
+        teach, and was not looked at again under its new name or once readable (the same label).
+        The scan tries it again (:meth:`scan`)."""
         try:
             gray = to_gray(read_image(path, self.settings.images))
-        except UnreadableImage:
+        except UnreadableImage as exc:
+            if isinstance(exc.__cause__, OSError):
+                raise exc.__cause__ from None
             return None
         for detector in self.detectors():
             faces = detector.detect(gray)
