@@ -4,10 +4,15 @@ Under systemd or in a pipe a bar would spam the journal, so non-terminals get on
 seconds with done/total, rate and time left. On a terminal the log goes through ``LogStream``,
 which writes each line over the bar and draws the bar again below it: written beside it, `sort`'s
 line per file was glued to the end of the bar's text (``... ETA 3s15:47:23 INFO shot.png -> ...``).
+
+A terminal that is gone (an SSH connection dropped) fails every write to it (EIO): the bar and the
+log's lines are then dropped (``written``), never a traceback in the middle of a sort, nor one
+at its end that turned its exit status into the interpreter's 1.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -56,8 +61,7 @@ class Progress:
         global _drawn
         with _drawing:
             if _drawn is self:
-                self.stream.write("\n")
-                self.stream.flush()
+                written(self.stream, "\n")
                 _drawn = None
 
     def _show(self, now: float) -> None:
@@ -66,17 +70,15 @@ class Progress:
             logger.info(self.line(now))
             return
         with _drawing:
-            self._draw(now)
             finished = self.done >= self.total
-            if finished:
-                self.stream.write("\n")
-            self.stream.flush()
+            written(self.stream, self._drawing(now) + ("\n" if finished else ""))
             _drawn = None if finished else self
 
-    def _draw(self, now: float | None = None) -> None:
+    def _drawing(self, now: float | None = None) -> str:
+        """The bar's line, drawn over what the line held."""
         width = 24
         filled = int(width * self.done / self.total) if self.total else width
-        self.stream.write(f"{_CLEAR_LINE}[{'#' * filled}{'.' * (width - filled)}] {self.line(now)}")
+        return f"{_CLEAR_LINE}[{'#' * filled}{'.' * (width - filled)}] {self.line(now)}"
 
 
 def print_line(text: str) -> None:
@@ -87,12 +89,10 @@ def print_line(text: str) -> None:
     with _drawing:
         bar = _drawn if _drawn is not None and sys.stdout.isatty() else None
         if bar:
-            bar.stream.write(_CLEAR_LINE)
-            bar.stream.flush()
+            written(bar.stream, _CLEAR_LINE)
         print(text, flush=True)
         if bar:
-            bar._draw()
-            bar.stream.flush()
+            written(bar.stream, bar._drawing())
 
 
 class LogStream:
@@ -105,13 +105,38 @@ class LogStream:
     def write(self, text: str) -> None:
         with _drawing:
             bar = _drawn if _drawn is not None and _drawn.stream is self.stream else None
-            self.stream.write(_CLEAR_LINE + text if bar else text)
-            if bar:
-                bar._draw()
+            written(self.stream, _CLEAR_LINE + text + bar._drawing() if bar else text)
 
     def flush(self) -> None:
-        self.stream.flush()
+        written(self.stream, "")
 
     def isatty(self) -> bool:
         """Asked by the logger: colours on a terminal only."""
         return self.stream.isatty()
+
+
+def written(stream: TextIO, text: str) -> None:
+    """``text`` written to ``stream`` (stderr: the log, a bar, `main`'s last line) and flushed; if the
+    stream cannot take it (EIO: its terminal is gone), ``text`` is dropped and the stream sent to
+    /dev/null (``to_null``), so that no later write, nor the flush at the interpreter's exit, fails
+    again. What the command does goes on, and its exit status says how it went: no one is there to
+    read why it could not be said."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError:
+        to_null(stream)
+
+
+def to_null(stream: TextIO) -> None:
+    """``stream`` sent to /dev/null under its file descriptor: its reader is gone (a pipe's reader
+    that left, a terminal closed), and what is still buffered for it would fail again at the
+    interpreter's exit (a second BrokenPipeError, or the exit status turned into 120). A stream
+    with no descriptor of its own (a test's) is left as it is."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)

@@ -18,7 +18,7 @@ from synthetic import screenshot_png
 from terminal import Terminal
 from tree_files import files_in
 
-from facesortd import cli
+from facesortd import cli, progress
 from facesortd.cli.stopping import stop_requests
 from facesortd.config import MAX_WORKERS, Settings
 from facesortd.decide import Decision, Pipeline
@@ -284,6 +284,66 @@ def test_the_terminal_closed_mid_sort_stops_it_between_files(
     placed = len(files_in(cli_settings.library))
     assert f"interrupted: sorted 0; quarantined {placed} " in capsys.readouterr().err
     assert 3 <= placed < 10 and len(files_in(shots)) == 10 - placed
+
+
+class _ClosedTerminal(Terminal):
+    """A terminal whose connection drops (``gone``): every write to it then fails, EIO."""
+
+    gone = False
+
+    def write(self, text: str) -> int:
+        if self.gone:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return super().write(text)
+
+
+@pytest.mark.parametrize("output", ["lines", "--json", "--dry-run"])
+def test_a_sort_on_a_terminal_that_is_gone_stops_by_its_hang_up_not_a_traceback(
+    cli_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
+) -> None:
+    """An SSH connection dropped under `sort DIR`: SIGHUP, and every write to the terminal failing
+    (EIO). The progress bar's next write (or the stop's last one, or a ``--json`` record) raised a
+    traceback no one saw and the exit status was the interpreter's 1, read as "a file could not be
+    moved"; with ``--json`` the record's failure and SIGHUP together were "asked twice", ended at
+    once (130). It now stops between files as for SIGHUP alone, 129, each file placed or left."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(10):
+        (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(100 + i))
+    terminal = _ClosedTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr("facesortd.progress.time", SimpleNamespace(monotonic=itertools.count().__next__))
+    real_decide = Pipeline.decide
+
+    def connection_dropped_on_the_third(self: Pipeline, path: Path) -> Decision:
+        if path.name == "shot02.png":
+            terminal.gone = True
+            os.kill(os.getpid(), signal.SIGHUP)
+        return real_decide(self, path)
+
+    monkeypatch.setattr(Pipeline, "decide", connection_dropped_on_the_third)
+    unhandled: list[int] = []  # were SIGHUP left to its default, it would end the test run
+    before = signal.signal(signal.SIGHUP, lambda signum, _frame: unhandled.append(signum))
+    try:
+        given = [] if output == "lines" else [output]
+        assert cli.main(["sort", *given, "--workers", "2", str(shots)]) == 129 and not unhandled
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    placed = len(files_in(cli_settings.library))
+    assert (placed == 0) if output == "--dry-run" else (3 <= placed < 10)
+    assert len(files_in(shots)) == 10 - placed
+
+
+def test_a_stream_whose_reader_is_gone_takes_no_more_and_fails_no_exit() -> None:
+    """Output that no one reads any more is dropped, and the stream goes to /dev/null: what stayed
+    buffered for it failed again at the interpreter's exit, which then exits 120."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w") as stream:
+        progress.written(stream, "a line for no one\n")  # BrokenPipeError before
+        stream.write("the rest of it")
+        stream.flush()  # what the interpreter's exit does
 
 
 def test_files_on_a_read_only_filesystem_are_pointed_to_sort_copy(

@@ -39,7 +39,7 @@ from facesortd.feature_net import FeatureNetError
 from facesortd.journal import JournalError, JournalLocked, JournalReplaced, JournalUnavailable
 from facesortd.learn.datasets import DatasetError
 from facesortd.mounts import DriveNotMounted
-from facesortd.progress import LogStream
+from facesortd.progress import LogStream, written
 from facesortd.refusals import NotWritten, Refused
 from facesortd.shown_names import NAME_BYTES, one_line
 from facesortd.spelling import nearest
@@ -299,20 +299,26 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except (JournalUnavailable, JournalLocked, JournalReplaced) as exc:
         # 1, not 2: systemd restarts `run` until it is free (or opens the journal there now)
-        print(f"facesortd: error: {exc}", file=sys.stderr)
+        _say(f"facesortd: error: {exc}")
         return 1
     except (DriveNotMounted, NotWritten) as exc:
         # 1 too: `run` is started again until the drive is there; a file not written (a full disk)
         # is no mistake in the command line
-        print(f"facesortd: error: {one_line(exc)}", file=sys.stderr)
+        _say(f"facesortd: error: {one_line(exc)}")
         return 1
     except USER_ERRORS as exc:
         # One line, a name's line break shown escaped; a configuration error lists its keys a line each.
-        print(f"facesortd: error: {exc if isinstance(exc, ConfigError) else one_line(exc)}", file=sys.stderr)
+        _say(f"facesortd: error: {exc if isinstance(exc, ConfigError) else one_line(exc)}")
         return 2
     except KeyboardInterrupt:
-        print("facesortd: interrupted", file=sys.stderr)
+        _say("facesortd: interrupted")
         return 130
     except BrokenPipeError:  # `facesortd status | head`: the reader has what it wanted
         quiet_stdout()
         return 141
+
+
+def _say(line: str) -> None:
+    """``main``'s last line, on stderr; dropped if its terminal is gone (``progress.written``): a
+    traceback there went nowhere and made the exit status 1 whatever it was to be."""
+    written(sys.stderr, line + "\n")

@@ -22,7 +22,7 @@ from facesortd.cli.common import (
 )
 from facesortd.cli.inputs import expand_inputs
 from facesortd.cli.sort_report import report_outcome, say_end, tally_key
-from facesortd.cli.stopping import stop_requests
+from facesortd.cli.stopping import reader_gone, stop_requests
 from facesortd.config import MAX_WORKERS, Settings, WatchSettings, load_settings
 from facesortd.mounts import refuse_unmounted
 from facesortd.progress import Progress
@@ -54,7 +54,9 @@ def cmd_sort(args: argparse.Namespace) -> int:
                 tally[tally_key(outcome)] += 1
                 try:
                     report_outcome(args, src, outcome, batch.blocked)
-                except BrokenPipeError:  # `sort --json | head -1`: the files under way finish, counted
+                except OSError as exc:  # `sort --json | head -1`: the files under way finish, counted
+                    if not reader_gone(exc):
+                        raise
                     stop.reader_left()
                 if progress:
                     progress.step()

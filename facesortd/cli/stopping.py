@@ -9,7 +9,7 @@ link and its unlink, leaving the file in both places until the next recovery.
 
 from __future__ import annotations
 
-import os
+import errno
 import signal
 import sys
 import threading
@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
+
+from facesortd.progress import to_null
 
 STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Ctrl-C, `kill`, and the terminal closed (a logout, an SSH connection dropped): SIGHUP, left to its
@@ -46,7 +48,9 @@ class StopRequest:
             self.signum = signal.SIGPIPE
 
     def _note(self, signum: int, _frame: FrameType | None) -> None:
-        if self.signum is not None:  # asked twice: the person wants it ended now
+        # Asked twice: the person wants it ended now. A reader gone is no asking: the terminal closed
+        # fails stdout's writes and sends SIGHUP, in either order, and it stops once, 129.
+        if self.signum not in (None, signal.SIGPIPE):
             raise KeyboardInterrupt
         self.signum = signum
 
@@ -72,8 +76,11 @@ def stop_requests() -> Iterator[StopRequest]:
 
 
 def quiet_stdout() -> None:
-    """stdout sent to /dev/null, under its file descriptor: its reader left, and the output still
-    buffered for it would be a second BrokenPipeError as the interpreter exits."""
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, sys.stdout.fileno())
-    os.close(null)
+    """stdout sent to /dev/null: its reader left (``progress.to_null``)."""
+    to_null(sys.stdout)
+
+
+def reader_gone(exc: OSError) -> bool:
+    """Whether a write to stdout failed because no one reads it any more: a pipe's reader that left
+    (`| head`), or its terminal closed (EIO: an SSH connection dropped)."""
+    return isinstance(exc, BrokenPipeError) or exc.errno == errno.EIO
