@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,6 +43,32 @@ def test_a_symbolic_link_that_loops_named_to_sort_is_skipped_not_a_traceback(
         ("a.png", "quarantined"),
     ]
     assert (tmp_path / "loop.png").is_symlink() and len(files_in(cli_settings.library)) == 1
+
+
+def test_a_fifo_or_socket_in_a_folder_named_to_sort_is_said_skipped(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort DIR` with a FIFO or a socket of an image name in DIR passed over it without a word (no
+    line, no `--json` record, not counted), while each named alone, or a symbolic link in DIR, was
+    said skipped; a person was left wondering why it stayed. Each is now said skipped, left where
+    it is, never opened."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    (shots / "a.png").write_bytes(screenshot_png(8))
+    os.mkfifo(shots / "fifo.png")
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(shots / "sock.png"))
+        assert cli.main(["sort", "--json", str(shots)]) == 0
+    captured = capsys.readouterr()
+    records = {Path(r["path"]).name: r for r in map(json.loads, captured.out.splitlines())}
+    assert {name: r["action"] for name, r in records.items()} == {
+        "a.png": "quarantined",
+        "fifo.png": "skipped",
+        "sock.png": "skipped",
+    }
+    assert records["fifo.png"]["detail"].startswith("not a regular file (a FIFO, socket or device)")
+    assert "; skipped 2" in captured.err
+    assert sorted(p.name for p in shots.iterdir()) == ["fifo.png", "sock.png"]
 
 
 @pytest.mark.parametrize(

@@ -49,10 +49,11 @@ def expand_inputs(
                 out.append(p)
                 continue
             children = sorted(c for c in p.iterdir() if not c.name.startswith("."))
-            # A symbolic link of an image name, whatever it leads to (a file, nothing, itself), is
-            # handed on for the sorter to say it skipped: a broken or looping one was passed over
-            # without a word while a working one was reported skipped.
-            images = [c for c in children if (c.is_symlink() or c.is_file()) and wanted(c, watch)]
+            # Anything of an image name but a folder is handed on for the sorter to say it skipped
+            # (a symbolic link, whatever it leads to; a FIFO, socket or device): a broken or looping
+            # link, and a FIFO, were passed over without a word while a working link, or either
+            # named alone, was said skipped.
+            images = [c for c in children if (c.is_symlink() or not c.is_dir()) and wanted(c, watch)]
             folders = [c for c in children if c.is_dir()]
         except PermissionError as exc:
             raise UsageError(
