@@ -195,18 +195,23 @@ class JournalLocked(JournalError, sqlite3.OperationalError):
     what to do. An ``OperationalError`` still: whoever retries a refused write (the daemon) does."""
 
     def __init__(self, path: Path) -> None:
-        who = [f"pid {pid} ({command})" for pid, command in openers(path)]
-        state_dir = path.parent
-        if daemon_running(state_dir) and (pid := holder_pid(state_dir)):
-            who = [f"{w}, the facesortd daemon" if w.startswith(f"pid {pid} ") else w for w in who]
-        holders = "; ".join(who) or "no process of yours (another user's? sudo fuser -v the journal)"
         super().__init__(
             f"the journal {path} stayed locked by another process for {LOCK_WAIT_S:g} s; it is open in: "
-            f"{holders}. facesortd holds it for moments only: a tool with it open in a transaction (a "
+            f"{open_in(path)}. facesortd holds it for moments only: a tool with it open in a transaction (a "
             "sqlite3 shell, a database browser) must end it or close; a facesortd that holds it this "
             "long is stuck: restart it (the daemon: systemctl --user restart facesortd). Then run this "
             "again: what could not be journaled was not moved"
         )
+
+
+def open_in(path: Path) -> str:
+    """The other processes that have the journal at ``path`` open, the daemon named as such: who may
+    hold its lock, for the person to end."""
+    who = [f"pid {pid} ({command})" for pid, command in openers(path)]
+    state_dir = path.parent
+    if daemon_running(state_dir) and (pid := holder_pid(state_dir)):
+        who = [f"{w}, the facesortd daemon" if w.startswith(f"pid {pid} ") else w for w in who]
+    return "; ".join(who) or "no process of yours (another user's? sudo fuser -v the journal)"
 
 
 def _busy(exc: sqlite3.OperationalError, path: Path) -> sqlite3.OperationalError:

@@ -14,16 +14,19 @@ import contextlib
 import json
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from loguru import logger
 
 from facesortd.advice import advised
 from facesortd.config import FOLDERS, MODEL_FIX, Settings, fingerprint, folders_overlap, is_setting_variable
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR, open_regular
 from facesortd.emotion import ModelError
-from facesortd.journal import UNDOING, Journal, JournalError, ModelId
+from facesortd.journal import LOCK_WAIT_S, UNDOING, Journal, JournalError, ModelId, open_in
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
@@ -45,6 +48,11 @@ MAX_STUCK = 10
 
 FRESH_S = 30
 """A daemon rewrites its status file every second; one older than this is not being kept up."""
+
+
+SAY_WAITING_S = 1.0
+"""How long the journal may take to open before `status` says it waits for it: facesortd holds its
+lock for moments; one held longer is held by a tool or a stuck process, for up to ``LOCK_WAIT_S``."""
 
 
 def daemon_state(settings: Settings, problems: list[str]) -> dict[str, Any] | None:
@@ -340,7 +348,7 @@ def gather(settings: Settings, refused: list[Exception] | None = None) -> dict[s
     journal, unusable = None, False
     if (settings.state_dir / JOURNAL_FILE).exists() and away["state_dir"] is None:
         try:
-            journal = Journal.for_state_dir(settings.state_dir, drive_asked=True)
+            journal = _opened_journal(settings.state_dir)
         except JournalError as exc:
             problems.append(str(exc))
             refused.append(exc)
@@ -388,6 +396,31 @@ def gather(settings: Settings, refused: list[Exception] | None = None) -> dict[s
             journal.close()
     out["problems"] = [*said_by_daemon, *map(one_line, problems)]
     return out
+
+
+def _opened_journal(state_dir: Path) -> Journal:
+    """The journal, opened as it is for any command, but a wait for it said once it lasts: held by
+    another process (a sqlite3 shell in exclusive locking mode, a stuck one), `status` waited all of
+    ``LOCK_WAIT_S`` without a word, the person left to wonder whether it hung."""
+    path = state_dir / JOURNAL_FILE
+
+    def say_waiting() -> None:
+        logger.warning(
+            "the journal {} has not opened in {:g} s: most likely another process holds its lock (it is "
+            "open in: {}); status waits up to {:g} s for it, then says what to do (Ctrl-C stops it)",
+            path,
+            SAY_WAITING_S,
+            open_in(path),
+            LOCK_WAIT_S,
+        )
+
+    waiting = threading.Timer(SAY_WAITING_S, say_waiting)
+    waiting.daemon = True
+    waiting.start()
+    try:
+        return Journal.for_state_dir(state_dir, drive_asked=True)
+    finally:
+        waiting.cancel()
 
 
 def _known(value: object) -> str:

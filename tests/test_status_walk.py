@@ -4,10 +4,12 @@ damaged file or odd setting is one clear line (or a true report), never a traceb
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from waiting import HUNG_S
 
 from facesortd import cli
 from facesortd.config import Settings, load_settings
+from facesortd.journal import Journal
 from facesortd.state import STATUS_FILE, DaemonLock
 
 
@@ -201,6 +204,71 @@ def test_status_with_a_damaged_journal_or_model_still_reports_then_exits_as_ever
     captured = capsys.readouterr()
     assert f"PROBLEM: model file {broken} is corrupt" in captured.out and "a.png" in captured.out
     assert "corrupt" in captured.err
+
+
+def test_status_on_a_terminal_says_a_damaged_journal_once(settings: Settings) -> None:
+    """On a terminal a damaged journal's message was shown twice, the report's PROBLEM line and then
+    the same words as "facesortd: error" (stderr, the same terminal): once is enough there; the exit
+    status is still 2, and the line on stderr still there for a report piped elsewhere (above)."""
+    (settings.state_dir / "journal.sqlite").write_bytes(b"not a database, garbage " * 200)
+    controller, terminal = os.openpty()
+    shown: list[bytes] = []
+    reader = threading.Thread(target=_read_all, args=(controller, shown), daemon=True)
+    reader.start()
+    with (
+        open(terminal, "w", closefd=False) as out,
+        open(terminal, "w", closefd=False) as err,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setattr(sys, "stdout", out)
+        patch.setattr(sys, "stderr", err)
+        assert cli.main(["status"]) == 2
+    os.close(terminal)
+    reader.join(timeout=HUNG_S)
+    os.close(controller)
+    screen = b"".join(shown).decode()
+    assert screen.count("is damaged") == 1 and "PROBLEM: the journal" in screen, screen
+
+
+def _read_all(controller: int, into: list[bytes]) -> None:
+    """What a terminal is shown, until its other end is closed (EIO)."""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(controller, 1 << 16):
+            into.append(chunk)
+
+
+def test_status_says_it_waits_for_a_journal_another_process_holds(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journal held by another process in SQLite's exclusive locking mode (a sqlite3 shell, a
+    stuck tool): `status` waited the lock's 30 s without a word. It now says within a moment that it
+    waits, for what and who holds it."""
+    journal = settings.state_dir / "journal.sqlite"
+    Journal(journal).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+            " db.execute('PRAGMA locking_mode=EXCLUSIVE');"
+            " db.execute('SELECT count(*) FROM sqlite_master').fetchall(); print('held', flush=True);"
+            " sys.stdin.read()",
+            str(journal),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        monkeypatch.setattr("facesortd.journal.LOCK_WAIT_S", 1.5)  # the wait itself is not the point
+        monkeypatch.setattr("facesortd.status.SAY_WAITING_S", 0.1, raising=False)
+        assert cli.main(["status"]) == 1
+    finally:
+        holder.communicate("", timeout=HUNG_S)
+    err = capsys.readouterr().err
+    assert f"the journal {journal} has not opened in 0.1 s: most likely another process holds" in err
+    assert f"pid {holder.pid} (" in err.split("has not opened")[1].split("\n")[0]
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from facesortd.cli import (
     train,
     undo,
 )
-from facesortd.cli.common import UsageError, settings_for
+from facesortd.cli.common import SaidAbove, UsageError, settings_for
 from facesortd.cli.stopping import quiet_stdout
 from facesortd.config import DEFAULT_FOLDERS, FOLDERS, LOG_LEVELS, ConfigError, Settings, environment_folders
 from facesortd.detect import DetectorError
@@ -61,6 +61,11 @@ USER_ERRORS = (
 )
 """Errors a user can cause: shown as one line that names the fix (``one_line``: a name in it with a line
 break does not make it two), exit status 2, no traceback."""
+
+NOT_YET = (JournalUnavailable, JournalLocked, JournalReplaced, DriveNotMounted, NotWritten)
+"""Errors said as ``USER_ERRORS`` are, but exit status 1, not 2: systemd restarts `run` until the
+journal is free (or opens the one there now) or the drive is back; a file not written (a full disk)
+is no mistake in the command line."""
 
 
 def _show_any_name() -> None:
@@ -297,25 +302,23 @@ def main(argv: list[str] | None = None) -> int:
         code = func(args)
         sys.stdout.flush()  # a reader that left (`status | head`) shows here, where it is handled
         return code
-    except (JournalUnavailable, JournalLocked, JournalReplaced) as exc:
-        # 1, not 2: systemd restarts `run` until it is free (or opens the journal there now)
-        _say(f"facesortd: error: {exc}")
-        return 1
-    except (DriveNotMounted, NotWritten) as exc:
-        # 1 too: `run` is started again until the drive is there; a file not written (a full disk)
-        # is no mistake in the command line
-        _say(f"facesortd: error: {one_line(exc)}")
-        return 1
-    except USER_ERRORS as exc:
-        # One line, a name's line break shown escaped; a configuration error lists its keys a line each.
+    except SaidAbove as said:
+        return _exit_status(said.error)
+    except (*NOT_YET, *USER_ERRORS) as exc:
+        # One line, a name's line break shown escaped (the journal's holder's command line was a
+        # second line); a configuration error lists its keys a line each.
         _say(f"facesortd: error: {exc if isinstance(exc, ConfigError) else one_line(exc)}")
-        return 2
+        return _exit_status(exc)
     except KeyboardInterrupt:
         _say("facesortd: interrupted")
         return 130
     except BrokenPipeError:  # `facesortd status | head`: the reader has what it wanted
         quiet_stdout()
         return 141
+
+
+def _exit_status(error: Exception) -> int:
+    return 1 if isinstance(error, NOT_YET) else 2
 
 
 def _say(line: str) -> None:

@@ -30,6 +30,16 @@ class UsageError(Exception):
     """Arguments a command cannot act on: options that do not go together, a time or file naming nothing."""
 
 
+class SaidAbove(Exception):
+    """``error``, which the command's own output has shown where its error line would go (`status`'s
+    PROBLEM line, stdout and stderr one terminal): the command ends with its exit status, the line
+    not said a second time."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def settings_for(args: argparse.Namespace, **overrides: object) -> Settings:
     """The config file named by --config (or the default one), with a command's own overrides."""
     settings = load_settings(args.config, **overrides)

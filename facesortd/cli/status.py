@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
-from facesortd.cli.common import settings_for
+from facesortd.cli.common import SaidAbove, settings_for
 from facesortd.shown_names import json_text
 
 
@@ -15,8 +17,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     refused: list[Exception] = []
     print(json_text(gather(settings, refused), indent=2) if args.json else report(settings, refused))
     if refused:  # said in the report; the exit status and the line on stderr every command has for it
-        raise refused[0]
+        raise SaidAbove(refused[0]) if _one_terminal() else refused[0]
     return 0
+
+
+def _one_terminal() -> bool:
+    """Whether stdout and stderr are the same terminal, where the report's PROBLEM line was just read:
+    a damaged journal's message was shown twice there, the second time as "facesortd: error"."""
+    try:
+        out, err = (os.fstat(stream.fileno()) for stream in (sys.stdout, sys.stderr))
+    except (OSError, ValueError):  # a stream of no descriptor (a test's, a program's): not one
+        return False
+    return sys.stdout.isatty() and sys.stderr.isatty() and out.st_rdev == err.st_rdev
 
 
 def add_status(sub: argparse._SubParsersAction) -> None:
