@@ -518,23 +518,22 @@ def not_a_folder(name: str, folder: Path) -> str | None:
     does a part of its path that is not a folder (`--library /dev/null/x`: each file of a `sort`
     failed, with advice to move /dev/null away); moving it is advised only for a file of this user.
     """
-    from facesortd.refusals import yours_to_move  # refusals is below config
+    from facesortd.refusals import in_the_way, yours_to_move  # refusals is below config
 
-    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        move = (
-            f", or move {'that file' if blocker == folder else blocker} away"
-            if yours_to_move(blocker)
-            else ""
-        )
-        part = "" if blocker == folder else f" ({blocker}, a part of its path, is not a folder)"
-        return f"{name} {folder} is not a folder{part}: point {name} at a folder{move}"
-    if folder.is_symlink() and (leads := _link_leads_nowhere(folder)):
+    blocker = in_the_way(folder)
+    if blocker is None:
+        return None
+    if blocker.is_symlink() and not blocker.exists():
         # Nothing can be made there: each file of a `sort` failed, said to be under "a file, not a
-        # folder"; a link that loops was a traceback
-        to = os.readlink(folder)
-        return f"{name} {folder} is a symbolic link to {to}, {leads} point {name} at a folder"
-    return None
+        # folder"; a link that loops was a traceback. One onto a drive not mounted now: that
+        # refusal says it.
+        if not (leads := _link_leads_nowhere(blocker)):
+            return None
+        link = f"{folder} is" if blocker == folder else f"{folder}: {blocker}, a part of its path, is"
+        return f"{name} {link} a symbolic link to {os.readlink(blocker)}, {leads} point {name} at a folder"
+    move = f", or move {'that file' if blocker == folder else blocker} away" if yours_to_move(blocker) else ""
+    part = "" if blocker == folder else f" ({blocker}, a part of its path, is not a folder)"
+    return f"{name} {folder} is not a folder{part}: point {name} at a folder{move}"
 
 
 def _link_leads_nowhere(link: Path) -> str:

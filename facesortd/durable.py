@@ -33,6 +33,7 @@ from facesortd.refusals import (
     Unmade,
     disk_full_fix,
     folder_refused,
+    in_the_way,
     name_refused,
     not_a_folder_fix,
     path_too_long_fix,
@@ -632,7 +633,7 @@ def _make_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         if isinstance(exc, (FileExistsError, NotADirectoryError)):
-            raise _in_the_way(exc, folder) from exc
+            raise _blocked(exc, folder) from exc
         if isinstance(exc, FileNotFoundError):  # its parents made, it is not: of the destination
             raise Unmade(exc, folder, vanished=False) from exc
         if exc.errno not in REFUSALS:
@@ -641,11 +642,9 @@ def _make_folder(folder: Path) -> None:
         raise folder_refused(exc, refusing, False, refusing) from exc
 
 
-def _in_the_way(exc: OSError, folder: Path) -> Refused:
+def _blocked(exc: OSError, folder: Path) -> Refused:
     """A file where ``folder`` or one of its parents belongs, named with the fix."""
-    in_the_way = (p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir())
-    blocker = next(in_the_way, folder)
-    return Refused(exc, f"cannot make the folder {folder}", not_a_folder_fix(blocker))
+    return Refused(exc, f"cannot make the folder {folder}", not_a_folder_fix(in_the_way(folder) or folder))
 
 
 def check_writable(folder: Path) -> None:

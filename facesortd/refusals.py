@@ -55,6 +55,16 @@ def yours_to_move(path: Path) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid()
 
 
+def in_the_way(folder: Path) -> Path | None:
+    """The first of ``folder`` and its parents that is there but is no folder, so that no folder can
+    be made or found there: a file, a device, a symbolic link to a file, to nothing or round in a
+    loop; None if each is a folder or missing. The one answer for the folder settings checked up
+    front (``config.not_a_folder``) and a folder a move could not make (``durable``): asked with
+    ``exists`` there, a link to nothing on a library's path passed the check, and `sort` failed each
+    file on it."""
+    return next((p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir()), None)
+
+
 def not_a_folder_fix(blocker: Path) -> str:
     """What to say of ``blocker``, a part of a folder's path that is not a folder."""
     if yours_to_move(blocker):

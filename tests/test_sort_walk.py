@@ -98,6 +98,31 @@ def test_a_library_that_is_a_link_to_no_folder_is_refused_before_anything_moves(
     assert cli.main(["doctor"]) == 1 and f"library {link} is a symbolic link" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("target", "said"), [("link", "which loops:"), ("nowhere", "which does not exist")])
+def test_a_library_below_a_link_to_no_folder_is_refused_before_anything_moves(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+    said: str,
+) -> None:
+    """`sort --library LINK/lib`, LINK leading nowhere: the library itself a link to nowhere was refused
+    up front, but one below such a link passed, and each file failed in turn, "LINK is not a folder"
+    (exit 1), while `doctor` said the library was "created on first use". Both now say what the link
+    is, before anything moves."""
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / target)
+    library = link / "lib"
+    shot = cli_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(5))
+    assert cli.main(["sort", "--library", str(library), str(shot)]) == 2
+    part = f"{link}, a part of its path, is a symbolic link to {tmp_path / target}, {said}"
+    assert f"library {library}: {part}" in capsys.readouterr().err and shot.is_file()
+    monkeypatch.setenv("FACESORTD_LIBRARY", str(library))
+    assert cli.main(["doctor"]) == 1 and part in capsys.readouterr().out
+
+
 def test_more_workers_than_the_daemon_may_have_is_refused_before_any_is_made(
     cli_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
