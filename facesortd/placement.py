@@ -12,12 +12,14 @@ import functools
 import os
 import sqlite3
 import stat
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from facesortd.content import holds
 from facesortd.decide import Decision
 from facesortd.durable import MOVED_AWAY, time_may_hide_a_write, unwritten
-from facesortd.journal import UNDOING, Journal
+from facesortd.journal import UNDOING, Journal, ModelId
 from facesortd.library import Library
 from facesortd.recovery import recover_logged
 from facesortd.state import move_lock
@@ -45,10 +47,9 @@ def journaled_apply(
     src: Path,
     digest: str,
     decision: Decision,
-    model: str,
+    model: ModelId,
     copy: bool = False,
     seen: os.stat_result | None = None,
-    version: str | None = None,
 ) -> Path:
     """The one way facesortd moves a user's file: journal the plan, move (never overwriting), journal it.
 
@@ -60,21 +61,21 @@ def journaled_apply(
     longer ``digest`` is gone too: the decision was made on other content. ``seen``, the file's
     lstat from before ``digest`` was taken, tells that without reading it again (the same inode,
     size and mtime), which for a huge file held every other move up for seconds; without it the
-    content is hashed again. ``model``, ``version``: who decided it, as :meth:`Journal.plan` takes them.
+    content is hashed again. ``model``: who decided it (the review page's name for a person's label,
+    with no version).
 
     A move whose ``done`` mark fails is :class:`UnjournaledMove`. A failed move whose ``rolled_back``
     mark fails too raises the move's own error (which says what to fix): the row stays ``planned``
     and recovery rolls it back, the file being still at its source.
     """
-    with move_lock(journal.state_dir):
-        end_killed_moves(journal)
+    with moving(journal):
         if not _unchanged(src, digest, seen):  # moved on, or replaced (a tool
             # saving to one fixed name): its move would carry the old decision and hash, which undo refused
             raise FileNotFoundError(errno.ENOENT, MOVED_AWAY, str(src))
         dest = library.destination(src, decision)
         made = not os.path.lexists(dest.parent)  # for undo, which takes a new class's folder away with it
         move_id = journal.plan(
-            digest, src, dest, decision, model, version=version, copied=copy, made_folder=made
+            digest, src, dest, decision, model.name, version=model.version, copied=copy, made_folder=made
         )
         try:
             claiming = functools.partial(journal.claiming, move_id)
@@ -88,6 +89,28 @@ def journaled_apply(
         except sqlite3.Error as exc:
             raise UnjournaledMove(final, exc) from exc
     return final
+
+
+_moving = threading.local()
+
+
+@contextlib.contextmanager
+def moving(journal: Journal) -> Iterator[None]:
+    """The move lock for this thread's moves, what a killed process left half-way ended first
+    (:func:`end_killed_moves`). Entered again inside (the sorter's last look at a decision, then
+    :func:`journaled_apply`, as one step), nothing is ended again: the lock held all along, no other
+    process began a move or an `undo` meanwhile (it was asked twice for each file placed)."""
+    ended: set[Path] = _moving.__dict__.setdefault("dirs", set())
+    if journal.state_dir in ended:
+        yield
+        return
+    with move_lock(journal.state_dir):
+        end_killed_moves(journal)
+        ended.add(journal.state_dir)
+        try:
+            yield
+        finally:
+            ended.discard(journal.state_dir)
 
 
 def end_killed_moves(journal: Journal) -> None:

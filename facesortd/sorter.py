@@ -26,9 +26,9 @@ from facesortd.durable import NOT_REGULAR, unwritten
 from facesortd.image_names import IMAGE_SUFFIXES, is_image_name, not_an_image_name
 from facesortd.journal import NO_MODEL, UNDOING, Journal, ModelId
 from facesortd.library import Library
-from facesortd.placement import UnjournaledMove, end_killed_moves, journaled_apply
+from facesortd.placement import UnjournaledMove, end_killed_moves, journaled_apply, moving
 from facesortd.quarantine import QUARANTINE_DIR
-from facesortd.state import move_lock, move_lock_if_free
+from facesortd.state import move_lock_if_free
 from facesortd.watch import ignoring_pattern
 
 GONE = "gone meanwhile (moved by a person, the daemon or another `facesortd sort`)"
@@ -227,7 +227,7 @@ class Sorter:
                 path, "would-place", decision, self.library.destination(path, decision), ms=_ms(started)
             )
         try:
-            with move_lock(self.journal.state_dir):
+            with moving(self.journal):
                 # The duplicates rule looks again under the move lock: a twin that a worker or a
                 # process beside this one (`sort` beside the daemon) decided at the same moment (the
                 # same picture dropped twice at once) was not in the journal yet, and each copy went
@@ -237,20 +237,12 @@ class Sorter:
                 # `sort --copy ~/screens/* ~/screens` does, or two commands) each copied it.
                 if copied := copy_in_library(self.journal, path, digest, self.library.root):
                     return Outcome(path, "kept", destination=copied, why=f"{COPIED} {copied}")
-                # And a killed undo's file: one the lock's holder finished meanwhile (see _persons_decision).
-                end_killed_moves(self.journal)
+                # And a killed undo's file: one the lock's holder finished meanwhile (see
+                # _persons_decision), or ``moving`` as it took the lock.
                 if not named and self.journal.undone_from(path, digest):
                     return Outcome(path, "kept", why=undone())
                 final = journaled_apply(
-                    self.journal,
-                    self.library,
-                    path,
-                    digest,
-                    decision,
-                    judged_by.name,
-                    copy=self.copy,
-                    seen=seen,
-                    version=judged_by.version,
+                    self.journal, self.library, path, digest, decision, judged_by, copy=self.copy, seen=seen
                 )
         except FileNotFoundError:
             return Outcome(path, "gone", decision, why=CHANGED if os.path.lexists(path) else GONE)

@@ -24,7 +24,7 @@ from facesortd import cli, status
 from facesortd.config import Settings, load_settings
 from facesortd.content import content_id
 from facesortd.decide import Decision
-from facesortd.journal import Journal
+from facesortd.journal import Journal, ModelId
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.refusals import Refused
@@ -309,7 +309,9 @@ def test_a_quarantine_swapped_for_a_link_at_the_move_itself_keeps_the_file(
     journal = Journal.for_state_dir(daemon_settings.state_dir)
     library = Library(daemon_settings.library)
     with pytest.raises(Refused, match=f"cannot use {quarantine_dir} .*outside the library"):
-        journaled_apply(journal, library, shot, content_id(shot), Decision.quarantine("unsure"), "m", copy)
+        journaled_apply(
+            journal, library, shot, content_id(shot), Decision.quarantine("unsure"), ModelId("m"), copy
+        )
     journal.close()
     assert shot.is_file() and not list(outside.rglob("*.png"))
 

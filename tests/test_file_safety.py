@@ -35,7 +35,7 @@ from facesortd.content import file_hash
 from facesortd.decide import Decision, Pipeline
 from facesortd.durable import TMP_PREFIX, move_no_replace
 from facesortd.file_names import NAME_MAX
-from facesortd.journal import Journal, JournalError
+from facesortd.journal import Journal, JournalError, ModelId
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.recovery import recover
@@ -154,7 +154,8 @@ def test_recovery_waits_for_a_live_move_instead_of_undoing_it(settings: Settings
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("facesortd.durable.fsync_dir", slow_fsync)
         mover = threading.Thread(
-            target=journaled_apply, args=(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
+            target=journaled_apply,
+            args=(journal, Library(settings.library), src, file_hash(src), HAPPY, ModelId("m")),
         )
         mover.start()
         linked.wait(10)
@@ -187,7 +188,7 @@ def test_two_sorters_on_one_file_place_it_once(settings: Settings) -> None:
         journal = Journal.for_state_dir(settings.state_dir)
         started[i].set()
         try:
-            journaled_apply(journal, Library(settings.library), src, digest, HAPPY, "m")
+            journaled_apply(journal, Library(settings.library), src, digest, HAPPY, ModelId("m"))
             outcomes.append("placed")
         except FileNotFoundError:
             outcomes.append("gone")
@@ -223,7 +224,8 @@ def test_a_file_a_killed_process_was_moving_is_sorted_once_by_the_one_beside_it(
     journal.plan(digest, src, happy / "a.png", HAPPY, "m")
     happy.mkdir(parents=True)
     os.link(src, happy / "a.png")  # killed here: linked, not yet unlinked from the inbox
-    journaled_apply(journal, Library(settings.library), src, digest, HAPPY, "m")  # the one running on
+    # the one running on:
+    journaled_apply(journal, Library(settings.library), src, digest, HAPPY, ModelId("m"))
     list(recover(journal))  # the killed one's next start
     assert [p.relative_to(settings.library) for p in _files(settings.library)] == [Path("happy/a.png")]
     assert not src.exists() and journal.planned() == []

@@ -37,7 +37,14 @@ from facesortd.config import FOLDERS, Settings
 from facesortd.content import file_hash
 from facesortd.decide import Decision
 from facesortd.durable import time_may_hide_a_write
-from facesortd.journal import CLAIM_LABELS_WITHDRAWN, UNDOING, Journal, JournalUnavailable, claim_mark
+from facesortd.journal import (
+    CLAIM_LABELS_WITHDRAWN,
+    UNDOING,
+    Journal,
+    JournalUnavailable,
+    ModelId,
+    claim_mark,
+)
 from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
@@ -258,12 +265,16 @@ def test_a_file_fuse_numbered_anew_since_it_was_decided_is_still_moved(daemon_se
     shot.write_bytes(screenshot_png(10))
     journal = Journal.for_state_dir(settings.state_dir)
     seen = renumbered(shot.lstat())
-    final = journaled_apply(journal, Library(settings.library), shot, file_hash(shot), UNSURE, "m", seen=seen)
+    final = journaled_apply(
+        journal, Library(settings.library), shot, file_hash(shot), UNSURE, ModelId("m"), seen=seen
+    )
     assert final.read_bytes() == screenshot_png(10) and not shot.exists()
     shot.write_bytes(screenshot_png(11))  # and one really replaced (same size, time) is still refused
     seen = renumbered(shot.lstat())
     with pytest.raises(FileNotFoundError):
-        journaled_apply(journal, Library(settings.library), shot, sha256(b"other"), UNSURE, "m", seen=seen)
+        journaled_apply(
+            journal, Library(settings.library), shot, sha256(b"other"), UNSURE, ModelId("m"), seen=seen
+        )
     assert shot.exists()
 
 
@@ -340,13 +351,13 @@ def test_recovery_removes_the_name_a_move_killed_between_claim_and_rename_claime
         make_foreign(monkeypatch, settings.library)
         claim = settings.library / "_quarantine" / "unsure" / "a.png"
         _killed_at_the_rename_onto_its_claim(
-            lambda journal: journaled_apply(journal, library, src, file_hash(src), UNSURE, "m"),
+            lambda journal: journaled_apply(journal, library, src, file_hash(src), UNSURE, ModelId("m")),
             settings.state_dir,
         )
         whose = f"the interrupted move of {src}"
     else:
         journal = Journal.for_state_dir(settings.state_dir)
-        placed = journaled_apply(journal, library, src, file_hash(src), UNSURE, "m")
+        placed = journaled_apply(journal, library, src, file_hash(src), UNSURE, ModelId("m"))
         journal.close()
         make_foreign(monkeypatch, settings.inbox)
         claim = src
@@ -365,7 +376,9 @@ def test_recovery_removes_the_name_a_move_killed_between_claim_and_rename_claime
     assert theirs.read_bytes() == b"the screenshot"
     if interrupted == "move":
         assert lines[1].startswith("rolled back") and src.read_bytes() == screenshot_png(13)
-        assert journaled_apply(journal, library, src, file_hash(src), UNSURE, "m") == claim  # sorted once
+        assert (
+            journaled_apply(journal, library, src, file_hash(src), UNSURE, ModelId("m")) == claim
+        )  # sorted once
         assert _files(settings.library) == sorted([claim, theirs])
         assert claim.read_bytes() == screenshot_png(13)
     else:
@@ -381,7 +394,7 @@ def _interrupted(journal: Journal, settings: Settings, src: Path, interrupted: s
         folder = settings.library / "_quarantine" / "unsure"
         folder.mkdir(parents=True)
         return journal.plan(file_hash(src), src, folder / "a.png", UNSURE, "m"), folder / "a.png", src
-    placed = journaled_apply(journal, Library(settings.library), src, file_hash(src), UNSURE, "m")
+    placed = journaled_apply(journal, Library(settings.library), src, file_hash(src), UNSURE, ModelId("m"))
     [move] = journal.done_moves()
     journal.set_meta(UNDOING, str(move.id))  # as `undo` marks it before the put-back
     journal.finish(move.id, "undone")
@@ -948,7 +961,7 @@ def test_an_inbox_drive_pulled_out_after_the_copy_leaves_the_copy_known_to_the_j
     monkeypatch.setattr(durable, "_copy_no_replace", copy_then_pull_out)
     monkeypatch.setattr(durable.os, "link", _across(durable.os.link, settings.inbox))
     journal = Journal.for_state_dir(settings.state_dir)
-    final = journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, "m")
+    final = journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, ModelId("m"))
     assert file_hash(final) == digest and journal.done_at(final) is not None
 
 
@@ -1016,10 +1029,12 @@ def test_a_file_rewritten_within_a_fat_clock_tick_is_not_moved_with_the_old_deci
     monkeypatch.setattr(placement, "holds", lambda path, d: hashed.append(path) or real_holds(path, d))
     if written != "long ago":
         with pytest.raises(FileNotFoundError):
-            journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, "m", seen=seen)
+            journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, ModelId("m"), seen=seen)
         assert shot.exists() and hashed == [shot]
     else:
-        final = journaled_apply(journal, Library(settings.library), shot, digest, UNSURE, "m", seen=seen)
+        final = journaled_apply(
+            journal, Library(settings.library), shot, digest, UNSURE, ModelId("m"), seen=seen
+        )
         assert final.read_bytes() == screenshot_png(10) and hashed == []
 
 

@@ -30,7 +30,7 @@ from facesortd.content import file_hash
 from facesortd.decide import Decision, Pipeline
 from facesortd.file_names import numbered_names, numbered_names_among
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import Journal
+from facesortd.journal import Journal, ModelId
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, journaled_apply
 from facesortd.recovery import recover
@@ -115,7 +115,7 @@ def test_a_move_the_journal_cannot_mark_done_says_where_the_file_went_and_recove
     journal = Journal.for_state_dir(settings.state_dir)
     refuse_done(monkeypatch)
     with pytest.raises(UnjournaledMove) as caught:
-        journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
+        journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, ModelId("m"))
     final = settings.library / "happy" / "a.png"
     assert caught.value.final == final and str(final) in str(caught.value)
     assert files(settings.inbox) == [] and files(settings.library) == [final]
@@ -135,7 +135,7 @@ def test_a_rollback_the_journal_cannot_mark_keeps_the_moves_own_error(
     monkeypatch.setattr(Library, "apply", lambda *_a, **_k: (_ for _ in ()).throw(refused))
     monkeypatch.setattr(Journal, "finish", lambda *_a: (_ for _ in ()).throw(FULL))
     with pytest.raises(Refused):
-        journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
+        journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, ModelId("m"))
     monkeypatch.undo()
     assert list(recover(journal)) == [f"rolled back the interrupted move of {src} (it stays in {src.parent})"]
     assert files(settings.inbox) == [src]
@@ -295,7 +295,7 @@ def test_recovery_records_the_numbered_name_a_second_copy_of_sorted_content_got(
     journal = Journal.for_state_dir(settings.state_dir)
     first = settings.inbox / "a.png"
     first.write_bytes(screenshot_png(8))
-    journaled_apply(journal, library, first, file_hash(first), HAPPY, "m")
+    journaled_apply(journal, library, first, file_hash(first), HAPPY, ModelId("m"))
     first.write_bytes(screenshot_png(8))  # dropped again
     journal.plan(file_hash(first), first, settings.library / "happy" / "a.png", HAPPY, "m")
     second = library.apply(first, HAPPY)  # kill -9 here
@@ -336,11 +336,11 @@ def test_a_file_a_person_moves_on_while_it_is_being_moved_stays_once_and_known(
     journal = Journal.for_state_dir(settings.state_dir)
     sad = Decision("sorted", emotion="sad", confidence=0.9)
     if across_filesystems:
-        final = journaled_apply(journal, Library(settings.library), src, file_hash(src), sad, "m")
+        final = journaled_apply(journal, Library(settings.library), src, file_hash(src), sad, ModelId("m"))
         assert files(settings.library) == [theirs, final] and journal.done_at(final) is not None
     else:
         with pytest.raises(FileNotFoundError):
-            journaled_apply(journal, Library(settings.library), src, file_hash(src), sad, "m")
+            journaled_apply(journal, Library(settings.library), src, file_hash(src), sad, ModelId("m"))
         assert files(settings.library) == [theirs] and journal.done_moves() == []
     assert journal.planned() == []
 
@@ -544,7 +544,7 @@ def test_undo_the_journal_refuses_lists_each_file_instead_of_a_traceback(
     for i in range(2):
         src = settings.inbox / f"{i}.png"
         src.write_bytes(screenshot_png(20 + i))
-        journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
+        journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, ModelId("m"))
     journal.close()
     monkeypatch.setattr(Journal, "set_meta", lambda *_a: (_ for _ in ()).throw(FULL))
     assert cli.main(["undo", "2"]) == 1
@@ -637,7 +637,7 @@ def test_a_new_file_saved_under_the_name_of_a_file_being_moved_is_not_deleted(
 
     monkeypatch.setattr(durable, "fsync_dir", tool_saves_again)
     journal = Journal.for_state_dir(settings.state_dir)
-    final = journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, "m")
+    final = journaled_apply(journal, Library(settings.library), src, file_hash(src), HAPPY, ModelId("m"))
     assert file_hash(final) == file_hash_of(screenshot_png(17)) and journal.done_at(final) is not None
     assert src.is_file() and file_hash(src) == file_hash_of(screenshot_png(18))
 
@@ -707,7 +707,7 @@ def test_a_copy_across_filesystems_of_a_file_written_since_it_was_hashed_is_neve
     monkeypatch.setattr(durable, "_remove_source", killed)
     journal = Journal.for_state_dir(settings.state_dir)
     with pytest.raises(FileNotFoundError):
-        journaled_apply(journal, Library(settings.library), src, digest, HAPPY, "m", seen=seen)
+        journaled_apply(journal, Library(settings.library), src, digest, HAPPY, ModelId("m"), seen=seen)
     assert files(settings.library) == [] and src.read_bytes().endswith(b"SAVE")
     assert journal.planned() == []
 

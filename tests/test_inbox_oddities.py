@@ -21,7 +21,7 @@ from facesortd.content import file_hash
 from facesortd.decide import Decision
 from facesortd.durable import TMP_PREFIX
 from facesortd.images import UnreadableImage, read_image
-from facesortd.journal import UNDOING, Journal
+from facesortd.journal import UNDOING, Journal, ModelId
 from facesortd.learn import review
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
@@ -124,7 +124,9 @@ def _sorted_once(settings: Settings, name: str, data: bytes, *, copy: bool) -> t
     source.write_bytes(data)
     journal = Journal.for_state_dir(settings.state_dir)
     unsure = Decision.quarantine("unsure")
-    journaled_apply(journal, Library(settings.library), source, file_hash(source), unsure, "m", copy=copy)
+    journaled_apply(
+        journal, Library(settings.library), source, file_hash(source), unsure, ModelId("m"), copy=copy
+    )
     return journal, source
 
 

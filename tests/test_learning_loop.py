@@ -507,7 +507,7 @@ def test_a_page_label_whose_recording_a_crash_cut_short_is_found_again(settings:
         digests[name] = file_hash(unsure / name)
     label = Decision.label("sad")
     final = journaled_apply(
-        journal, Library(settings.library), unsure / "done.png", digests["done.png"], label, REVIEWER
+        journal, Library(settings.library), unsure / "done.png", digests["done.png"], label, ModelId(REVIEWER)
     )
     assert final == settings.library / "sad" / "done.png"
     cut = settings.library / "sad" / "planned.png"  # moved, but killed before the move was marked done

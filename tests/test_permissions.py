@@ -31,7 +31,7 @@ from facesortd import emotion as emotion_module
 from facesortd.config import Settings, load_settings
 from facesortd.content import content_id
 from facesortd.decide import Decision, Pipeline
-from facesortd.journal import Journal
+from facesortd.journal import Journal, ModelId
 from facesortd.learn import datasets, review
 from facesortd.library import Library
 from facesortd.placement import end_killed_moves, journaled_apply
@@ -105,7 +105,7 @@ def test_a_file_we_may_not_read_in_the_library_does_not_cost_the_labels_given_be
     secret.write_bytes(b"not ours to read")
     journal = Journal.for_state_dir(daemon_settings.state_dir)
     unreadable = Decision.quarantine("unreadable", detail="cannot read file: Permission denied")
-    journaled_apply(journal, Library(lib), secret, content_id(secret), unreadable, "m")
+    journaled_apply(journal, Library(lib), secret, content_id(secret), unreadable, ModelId("m"))
     (lib / "happy").mkdir(parents=True)
     (lib / "happy" / "b.png").write_bytes(screenshot_png(7))
 
@@ -162,7 +162,7 @@ def _sorted_from(settings: Settings, journal: Journal, folder: Path, name: str, 
     src = folder / name
     src.write_bytes(screenshot_png(seed))
     return journaled_apply(
-        journal, Library(settings.library), src, content_id(src), Decision.quarantine("no-face"), "m"
+        journal, Library(settings.library), src, content_id(src), Decision.quarantine("no-face"), ModelId("m")
     )
 
 

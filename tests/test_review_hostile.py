@@ -25,7 +25,7 @@ from waiting import HUNG_S, wait_until
 from facesortd.config import Settings
 from facesortd.content import content_id
 from facesortd.decide import Decision
-from facesortd.journal import Journal
+from facesortd.journal import Journal, ModelId
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
@@ -303,7 +303,12 @@ def test_a_label_racing_a_sort_of_the_quarantine(settings: Settings, monkeypatch
                     try:
                         digest = content_id(path)
                         journaled_apply(
-                            sorter, Library(settings.library), path, digest, Decision.label("angry"), "m"
+                            sorter,
+                            Library(settings.library),
+                            path,
+                            digest,
+                            Decision.label("angry"),
+                            ModelId("m"),
                         )
                     except FileNotFoundError:
                         return "lost"

@@ -675,3 +675,21 @@ def test_an_unreadable_file_renumbered_by_a_fuse_drive_keeps_waiting_where_it_wa
     with open(path, "ab") as fh:
         fh.write(b" more")
     assert since.left(path, 60.0) == 60.0
+
+
+def test_a_file_placed_looks_for_what_a_killed_process_left_once(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before each move the journal is asked whether a killed process left a move or an `undo`
+    half-way (``placement.end_killed_moves``): the sorter asked it under the move lock, and the move
+    it then made asked again, the lock held all along (two more looks at the journal per file)."""
+    daemon_settings.inbox.mkdir(parents=True)
+    shot = daemon_settings.inbox / "a.png"
+    shot.write_bytes(screenshot_png(15))
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    looks = []
+    real_planned = Journal.planned
+    monkeypatch.setattr(Journal, "planned", lambda self: looks.append(1) or real_planned(self))
+    outcome = Sorter(Library(daemon_settings.library), journal).sort(stub_pipeline(daemon_settings), shot)
+    assert outcome.kind == "placed" and len(looks) == 1
+    journal.close()

@@ -20,7 +20,7 @@ from facesortd import journal as journal_module
 from facesortd.config import Settings
 from facesortd.content import content_id
 from facesortd.decide import Decision
-from facesortd.journal import Journal
+from facesortd.journal import Journal, ModelId
 from facesortd.library import Library
 from facesortd.placement import journaled_apply
 from facesortd.state import JOURNAL_FILE
@@ -80,11 +80,11 @@ def test_undo_into_a_quarantine_linked_out_is_refused_and_undo_n_goes_past_it(
     library = Library(settings.library)
     older = settings.inbox / "older.png"
     older.write_bytes(screenshot_png(4))
-    sorted_older = journaled_apply(journal, library, older, content_id(older), HAPPY, "m")
+    sorted_older = journaled_apply(journal, library, older, content_id(older), HAPPY, ModelId("m"))
     quarantined = settings.library / "_quarantine" / "unsure" / "a.png"
     quarantined.parent.mkdir(parents=True)
     quarantined.write_bytes(screenshot_png(5))
-    labelled = journaled_apply(journal, library, quarantined, content_id(quarantined), HAPPY, "m")
+    labelled = journaled_apply(journal, library, quarantined, content_id(quarantined), HAPPY, ModelId("m"))
     journal.close()
     outside = tmp_path / "outside"
     _link_out(settings.library / linked, outside)

@@ -26,7 +26,7 @@ from facesortd.config import Settings
 from facesortd.content import content_id
 from facesortd.decide import Decision
 from facesortd.durable import atomic_writer, moved_away
-from facesortd.journal import REVIEWER, Journal
+from facesortd.journal import REVIEWER, Journal, ModelId
 from facesortd.learn.review import Reviewer
 from facesortd.library import Library
 from facesortd.placement import UnjournaledMove, inode_change, journaled_apply
@@ -195,7 +195,13 @@ class Decisions:
                 ) from exc
             try:
                 final = journaled_apply(
-                    self.journal, self.library, item.path, digest, Decision.label(label), REVIEWER, seen=seen
+                    self.journal,
+                    self.library,
+                    item.path,
+                    digest,
+                    Decision.label(label),
+                    ModelId(REVIEWER),
+                    seen=seen,
                 )
             except UnjournaledMove as exc:
                 raise DecisionError(self._unjournaled(item, label, exc, digest)) from exc
