@@ -4,6 +4,7 @@ each test is a defect found then."""
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -262,3 +263,16 @@ def test_a_misspelt_command_is_named_with_the_one_meant(
     with pytest.raises(SystemExit):
         cli.main(["xyzzy"])  # nothing near: argparse's own words
     assert "did you mean" not in capsys.readouterr().err
+
+
+def test_the_parser_is_built_once_for_every_command_a_process_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main` built the whole parser (every command's options) at each call, some 5-10 ms: a program
+    calling it again and again (the tests, hundreds of times) paid it each time."""
+    from facesortd.cli import app
+
+    built = []
+    monkeypatch.setattr(app, "build_parser", lambda: built.append(1) or build_parser())
+    monkeypatch.setattr(app, "_the_parser", functools.cache(app._the_parser.__wrapped__), raising=False)
+    for _ in range(3):
+        assert cli.main([]) == 2  # a bare `facesortd`: its help
+    assert len(built) == 1

@@ -336,7 +336,7 @@ def test_without_a_daemon_the_learning_panel_says_who_retrains(
     settings: Settings, browser: webdriver.Chrome
 ) -> None:
     quarantine(settings, "unsure", [("a.png", "happy")])
-    with serving(settings) as server:
+    with serving(settings) as server, fast_timers(browser, 10):  # the page looks again every 2 s
         _open(browser, server.url)
         text = browser.find_element("id", "next-retrain").text
         browser.find_element("id", "retrain").click()  # it kept the focus: Space pressed it again
