@@ -52,11 +52,16 @@ def random_pngs(n: int, seed: int, prefix: str = "shot") -> dict[str, bytes]:
     }
 
 
+def png_1080p(img: np.ndarray) -> bytes:
+    """``img`` stretched to 1920x1080 and saved as a fast PNG, as a screenshot tool writes one.
+    The aspect is not kept: decoding and the cascade's scan cost by the pixel count."""
+    big = cv2.resize(img, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    return cv2.imencode(".png", big, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+
+
 def screenshot_1080p(rng: np.random.Generator) -> bytes:
     """A 1920x1080 PNG as large and slow to decode as a real screenshot (smooth noise, no faces)."""
-    small = rng.integers(0, 255, (34, 60, 3), np.uint8)
-    img = cv2.resize(small, (1920, 1080), interpolation=cv2.INTER_CUBIC)
-    return cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+    return png_1080p(rng.integers(0, 255, (34, 60, 3), np.uint8))
 
 
 def forged_tiff(width: int, height: int) -> bytes:
