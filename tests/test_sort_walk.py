@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ from loguru import logger
 from synthetic import screenshot_png
 from terminal import Terminal
 from tree_files import files_in
+from waiting import HUNG_S
 
 from facesortd import cli, progress
 from facesortd.cli.stopping import stop_requests
@@ -25,6 +27,7 @@ from facesortd.config import MAX_WORKERS, Settings
 from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal
 from facesortd.library import Library
+from facesortd.sort_batch import SortBatch
 
 
 def test_a_symbolic_link_that_loops_named_to_sort_is_skipped_not_a_traceback(
@@ -520,10 +523,20 @@ def test_why_a_sort_stopped_is_said_when_every_file_was_under_way(
     left after them the reason was said nowhere. It is said now."""
     shots = tmp_path / "screens"
     shots.mkdir()
-    for i in range(2):  # both handed to the one worker before the first fails
+    for i in range(2):
         (shots / f"shot{i}.png").write_bytes(screenshot_png(110 + i))
     monkeypatch.setattr("facesortd.durable._make_folder", lambda folder: None)
-    assert cli.main(["sort", "--workers", "1", str(shots)]) == 1
+    # Both under way before either fails: one worker's second file was cancelled or not by a race
+    # with the stop (under load the stop won, and the test failed).
+    both_started = threading.Barrier(2, timeout=HUNG_S)
+    sort_one = SortBatch._sort_one
+
+    def started_together(self: SortBatch, src: Path) -> object:
+        both_started.wait()
+        return sort_one(self, src)
+
+    monkeypatch.setattr(SortBatch, "_sort_one", started_together)
+    assert cli.main(["sort", "--workers", "2", str(shots)]) == 1
     err = capsys.readouterr().err
     assert "for the reason said below" in err and "stopped: cannot make the folder" in err
     assert "left where they were" not in err and len(files_in(shots)) == 2
