@@ -165,7 +165,7 @@ def unclipped(
 
     OpenCV groups its windows before clipping them, so grouping the clipped windows it hands out
     puts a group at the right or bottom edge a few pixels off its own (cascade_classifier/README.md,
-    "A pass for faces cut by the frame"). A window reaches past the image only to the right and
+    "Grouping as OpenCV groups"). A window reaches past the image only to the right and
     down, and is square: one cut on one side keeps its side in the other. One cut on both (in the
     bottom-right corner) takes the smallest side scanned whose grid holds its corner and which,
     clipped, gives its box."""
@@ -232,7 +232,8 @@ def grouped(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`groups`, each group with the highest weight of the windows its unclipped box is
     similar to. Near OpenCV's weight, not equal: OpenCV reports the highest weight of the group's
-    own windows (cascade_classifier/README.md, "A pass for faces cut by the frame")."""
+    own windows, which OpenCV's Python binding does not hand out (cascade_classifier/README.md,
+    "Grouping as OpenCV groups")."""
     whole, found = _grouped_whole(rects, shape, cascade, scale_factor, min_side, min_neighbors, eps)
     best = np.zeros(len(found))
     for i, g in enumerate(found):
