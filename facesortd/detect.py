@@ -303,22 +303,22 @@ class FaceDetector:
         grouping, strongest first; boxes in original-image coordinates, possibly reaching outside it.
 
         For the raw windows the scan runs ungrouped and the windows are grouped here as OpenCV
-        would (cv2.groupRectangles, its eps): one scan instead of two. (Not to the pixel at the
-        right and bottom edges: OpenCV groups its windows before clipping them to the image, and
-        hands them out clipped; cascade_classifier/README.md.) Those groups are then
+        groups them (region_scan.groups: OpenCV hands them out clipped to the image, but groups
+        them before clipping): one scan instead of two. Those groups are then
         scored by the verifier only, so they carry no cascade score. With the gate's ``marks``
         the scan is ungrouped and only where the gate asks (nearly the whole scan's windows there:
         cascade_classifier/README.md); without raw windows wanted its groups carry OpenCV's weight.
         ``scale_factor``: the step between window sizes, if not the settings' (the cut-face pass).
         """
         s = self.settings
+        factor = scale_factor or s.scale_factor
         grouped: list[Face] = []
         raw: list[Face] = []
         for cascade in self._cascades:
             if marks is None:
                 rects, _levels, weights = cascade.detectMultiScale3(
                     image,
-                    scaleFactor=scale_factor or s.scale_factor,
+                    scaleFactor=factor,
                     minNeighbors=0 if windows else s.min_neighbors,
                     minSize=(min_side, min_side),
                     outputRejectLevels=True,
@@ -326,7 +326,9 @@ class FaceDetector:
             else:
                 rects, weights = self._gated_windows(cascade, image, min_side, marks)
                 if not windows:
-                    rects, weights = region_scan.grouped(rects, weights, s.min_neighbors, GROUP_EPS)
+                    rects, weights = region_scan.grouped(
+                        rects, weights, image.shape, cascade, factor, min_side, s.min_neighbors, GROUP_EPS
+                    )
             found = [
                 Face(box, _squash(w))
                 for box, w in zip(_in_original(rects, scale, pad), np.ravel(weights).tolist(), strict=True)
@@ -335,9 +337,10 @@ class FaceDetector:
                 grouped += found
                 continue
             raw += found
-            if len(rects):
-                groups, _counts = cv2.groupRectangles(np.asarray(rects).tolist(), s.min_neighbors, GROUP_EPS)
-                grouped += [Face(box, 0.0) for box in _in_original(groups, scale, pad)]
+            groups = region_scan.groups(
+                rects, image.shape, cascade, factor, min_side, s.min_neighbors, GROUP_EPS
+            )
+            grouped += [Face(box, 0.0) for box in _in_original(groups, scale, pad)]
         return grouped, sorted(raw, key=lambda f: -f.score)
 
     def _gated_windows(

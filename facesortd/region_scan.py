@@ -59,7 +59,7 @@ def raw_windows(
     completion: on busy pictures the small windows, found everywhere, would spread it over the
     whole picture."""
     window = cascade.getOriginalWindowSize()[0]
-    scales = [(side, factor) for side, factor in sides(window, scale_factor, image.shape) if side >= min_side]
+    scales = scan_scales(window, scale_factor, image.shape, min_side)
     found: list[dict[tuple[int, ...], float]] = [{} for _ in scales]
     scanned: list[list[Region]] = [[] for _ in scales]
     todo = [regions(side) for side, _factor in scales]
@@ -146,21 +146,125 @@ def _on_grid(
     return found
 
 
+def scan_scales(
+    window: int, scale_factor: float, shape: tuple[int, ...], min_side: int
+) -> list[tuple[int, float]]:
+    """The (window side, scale) pairs a scan of an image of ``shape`` from ``min_side`` up visits."""
+    return [(side, factor) for side, factor in sides(window, scale_factor, shape) if side >= min_side]
+
+
+def unclipped(
+    rects: np.ndarray,
+    shape: tuple[int, ...],
+    cascade: cv2.CascadeClassifier,
+    scale_factor: float,
+    min_side: int,
+) -> np.ndarray:
+    """Raw windows (n x 4) of an ungrouped ``detectMultiScale3`` of ``cascade`` over an image of
+    ``shape`` (``scale_factor``, from ``min_side`` up), as they were before OpenCV clipped them.
+
+    OpenCV groups its windows before clipping them, so grouping the clipped windows it hands out
+    puts a group at the right or bottom edge a few pixels off its own (cascade_classifier/README.md,
+    "Grouping as OpenCV groups"). A window reaches past the image only to the right and
+    down, and is square: one cut on one side keeps its side in the other. One cut on both (in the
+    bottom-right corner) takes the smallest side scanned whose grid holds its corner and which,
+    clipped, gives its box."""
+    height, width = shape[:2]
+    found = np.asarray(rects, np.int32).reshape(-1, 4)
+    right = found[:, 0] + found[:, 2] >= width
+    corners = np.flatnonzero(right & (found[:, 1] + found[:, 3] >= height))
+    whole = found.copy()
+    whole[:, 2] = whole[:, 3] = np.where(right, found[:, 3], found[:, 2])
+    if not len(corners):
+        return whole
+    window = cascade.getOriginalWindowSize()[0]
+    scales = scan_scales(window, scale_factor, shape, min_side)
+    for i in corners:
+        x, y, w, h = found[i].tolist()
+        whole[i, 2:] = next(
+            (
+                side
+                for side, factor in scales
+                if (min(side, width - x), min(side, height - y)) == (w, h)
+                and _on_scale_grid(x, width, factor, window)
+                and _on_scale_grid(y, height, factor, window)
+            ),
+            max(w, h),
+        )
+    return whole
+
+
+def _on_scale_grid(position: int, length: int, factor: float, window: int) -> bool:
+    """Can a window of the scan at ``factor`` start at ``position`` of a side ``length`` long? OpenCV
+    places it at the rounded position of a window lying wholly inside the image scaled by it."""
+    f = float(np.float32(factor))  # OpenCV keeps its scales as floats
+    last = round(length / f) - window
+    return any(
+        0 <= i <= last and round(i * f) == position
+        for i in (math.floor(position / f), math.ceil(position / f))
+    )
+
+
+def groups(
+    rects: np.ndarray,
+    shape: tuple[int, ...],
+    cascade: cv2.CascadeClassifier,
+    scale_factor: float,
+    min_side: int,
+    min_neighbors: int,
+    eps: float,
+) -> np.ndarray:
+    """Raw windows (as :func:`unclipped` takes them) grouped as ``detectMultiScale`` groups them:
+    unclipped, grouped (cv2.groupRectangles), then clipped to the image."""
+    _whole, found = _grouped_whole(rects, shape, cascade, scale_factor, min_side, min_neighbors, eps)
+    return _clipped(found, shape)
+
+
 def grouped(
-    rects: np.ndarray, weights: np.ndarray, min_neighbors: int, eps: float
+    rects: np.ndarray,
+    weights: np.ndarray,
+    shape: tuple[int, ...],
+    cascade: cv2.CascadeClassifier,
+    scale_factor: float,
+    min_side: int,
+    min_neighbors: int,
+    eps: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Windows grouped as ``detectMultiScale`` groups them, each group with the highest weight
-    of the windows it is similar to. Near OpenCV's, not equal: OpenCV reports the highest weight of
-    the group's own windows, and groups its windows before clipping them to the image, where these
-    come clipped (cascade_classifier/README.md, "A pass for faces cut by the frame")."""
-    if not len(rects):
-        return rects, weights
-    groups, _counts = cv2.groupRectangles(rects.tolist(), min_neighbors, eps)
-    groups = np.asarray(groups, np.int32).reshape(-1, 4)
-    best = np.zeros(len(groups))
-    for i, g in enumerate(groups):
-        delta = eps * (np.minimum(g[2], rects[:, 2]) + np.minimum(g[3], rects[:, 3])) * 0.5
-        ends = rects[:, :2] + rects[:, 2:] - g[:2] - g[2:]
-        close = np.all(np.abs(np.column_stack([rects[:, :2] - g[:2], ends])) <= delta[:, None], axis=1)
+    """:func:`groups`, each group with the highest weight of the windows its unclipped box is
+    similar to. Near OpenCV's weight, not equal: OpenCV reports the highest weight of the group's
+    own windows, which OpenCV's Python binding does not hand out (cascade_classifier/README.md,
+    "Grouping as OpenCV groups")."""
+    whole, found = _grouped_whole(rects, shape, cascade, scale_factor, min_side, min_neighbors, eps)
+    best = np.zeros(len(found))
+    for i, g in enumerate(found):
+        delta = eps * (np.minimum(g[2], whole[:, 2]) + np.minimum(g[3], whole[:, 3])) * 0.5
+        ends = whole[:, :2] + whole[:, 2:] - g[:2] - g[2:]
+        close = np.all(np.abs(np.column_stack([whole[:, :2] - g[:2], ends])) <= delta[:, None], axis=1)
         best[i] = weights[close].max() if close.any() else 0.0
-    return groups, best
+    return _clipped(found, shape), best
+
+
+def _grouped_whole(
+    rects: np.ndarray,
+    shape: tuple[int, ...],
+    cascade: cv2.CascadeClassifier,
+    scale_factor: float,
+    min_side: int,
+    min_neighbors: int,
+    eps: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The windows unclipped and their groups, unclipped."""
+    whole = unclipped(rects, shape, cascade, scale_factor, min_side)
+    if not len(whole):
+        return whole, whole
+    found, _counts = cv2.groupRectangles(whole.tolist(), min_neighbors, eps)
+    return whole, np.asarray(found, np.int32).reshape(-1, 4)
+
+
+def _clipped(rects: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Windows cut to the image, as OpenCV hands them out (they never start outside it)."""
+    height, width = shape[:2]
+    cut = rects.copy()
+    cut[:, 2] = np.minimum(rects[:, 0] + rects[:, 2], width) - rects[:, 0]
+    cut[:, 3] = np.minimum(rects[:, 1] + rects[:, 3], height) - rects[:, 1]
+    return cut

@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from facesortd import detect
+from facesortd import detect, region_scan
 from facesortd.config import DetectionSettings
 from facesortd.detect import DetectorError, Face, FaceDetector, non_max_suppression
 
@@ -184,6 +185,49 @@ def test_lone_windows_the_grouping_drops_count_when_the_verifier_is_sure(
     off = settings.model_copy(update={"lone_window_score": 1.0})
     assert [f.box for f in FaceDetector(off, [Path("c.xml")]).detect(image)] == [grouped]
     assert cascade.neighbours == [1]  # OpenCV groups as before
+
+
+class _Unsure:
+    """A verifier that gives every box the same probability: only which boxes it is shown matters."""
+
+    def score(self, gray: np.ndarray, boxes: list, shrunk: tuple[np.ndarray, float]) -> np.ndarray:
+        return np.full(len(boxes), 0.5)
+
+
+@pytest.mark.parametrize("seed", [4, 5, 8])
+def test_the_full_size_pass_groups_its_windows_as_opencv_does(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """With lone windows on, the full-size pass groups its raw windows itself; its proposals must be
+    OpenCV's own to the pixel (as with lone windows off), also where windows reach past the right
+    or bottom edge, which OpenCV groups before it clips them: else a face there moves."""
+    monkeypatch.setattr(detect, "_load_verifier", lambda _p: _Unsure())
+    noise = np.random.default_rng(seed).integers(0, 255, (18, 32), np.uint8)
+    image = cv2.resize(noise, (640, 360), interpolation=cv2.INTER_CUBIC)  # busy: windows at every edge
+    settings = DetectionSettings(verifier=Path("v.npz"), close_ups=False, cut_faces=False)
+    ours = FaceDetector(settings).candidates(image)
+    opencv = FaceDetector(settings.model_copy(update={"lone_window_score": 1.0})).candidates(image)
+    assert ours.windows and not opencv.windows  # one grouped by detect.py, the other by OpenCV
+    assert sorted(f.box for f in ours.full) == sorted(f.box for f in opencv.full)  # order: OpenCV's threads
+
+
+def test_a_window_cut_in_the_corner_gets_back_its_side() -> None:
+    """A raw window cut by both the right and the bottom edge has lost its side; the scan's grid
+    tells it back (the smallest side scanned that puts a window there)."""
+    shape = (360, 640)
+    cascade = detect.load_cascade(detect.shipped_file(detect.SHIPPED_CASCADE))  # 24 px
+    scales = region_scan.scan_scales(24, 1.1, shape, 29)
+    cut = []
+    for side, factor in scales:
+        f = float(np.float32(factor))
+        x, y = round((round(640 / f) - 24) * f), round((round(360 / f) - 24) * f)  # the last window
+        if x + side > 640 and y + side > 360:
+            cut.append((side, (x, y, 640 - x, 360 - y)))
+    assert cut  # some scales' last window reaches past the corner
+    rects = np.array([box for _side, box in cut])
+    assert region_scan.unclipped(rects, shape, cascade, 1.1, 29)[:, 2].tolist() == [
+        side for side, _box in cut
+    ]
 
 
 class _FaceAndCloseUp:
