@@ -102,9 +102,11 @@ class SortBatch:
         files are left where they are once ``stop()`` is true, a disk is full or the library's drive
         gone (``blocked``)."""
         self._stop = stop
-        yield from in_order_until(
+        for src, outcome in in_order_until(
             self._sort_one, self.files, self.workers, lambda: stop() or bool(self.blocked)
-        )
+        ):
+            if outcome is not None:
+                yield src, outcome
 
     def _make_sorter(self, journal: Journal | None, model: Model | None) -> Sorter:
         library = Library(self.settings.library)
@@ -124,7 +126,13 @@ class SortBatch:
             ignore=tuple(watch.ignore),
         )
 
-    def _sort_one(self, src: Path) -> Outcome | Exception:
+    def _sort_one(self, src: Path) -> Outcome | Exception | None:
+        """The file's outcome; None if the run was blocked before it began: a file handed to a worker
+        ahead of time is left untouched and counted among those left, not failed for the block (a
+        drive pulled out under `sort` failed one file more or fewer by how soon the main thread woke,
+        each said "could not move it")."""
+        if self.blocked:
+            return None
         with self._pipelines.borrow() as pipeline:
             try:
                 outcome = self._sorter.sort(pipeline, src, named=self.options.named)

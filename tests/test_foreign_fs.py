@@ -823,7 +823,10 @@ def test_sort_stops_at_a_library_drive_pulled_out_and_leaves_the_rest(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The library's drive pulled out under a `sort` of many files: each file left was classified,
-    to fail with the same line; `sort` now stops at the first, as at a full disk, exit 1."""
+    to fail with the same line; `sort` now stops at the first, as at a full disk, exit 1. The file
+    under way fails, left where it was and said; a file handed to the worker ahead of time but not
+    begun is left untouched, as the files not reached (it failed too when the worker took it before
+    the run was seen blocked: 1, 2 or 3 failed by the machine's load)."""
     drive = Drive(monkeypatch, tmp_path / "drive")
     monkeypatch.setenv("FACESORTD_LIBRARY", str(drive.folder / "library"))
     shots = tmp_path / "screens"
@@ -841,7 +844,7 @@ def test_sort_stops_at_a_library_drive_pulled_out_and_leaves_the_rest(
     assert cli.main(["sort", "--workers", "1", str(shots)]) == 1
     err = capsys.readouterr().err
     assert "stopped: cannot use the library" in err and "once the drive is mounted again" in err
-    assert err.count("could not move it") <= 2
+    assert err.count("could not move it") == 1 and "failed 1; 25 file(s) left where they were" in err
     assert len(_files(shots)) + len(_files(drive.folder)) == 30
 
 
