@@ -760,6 +760,39 @@ def test_retrain_now_waits_for_a_retrain_running_already(settings: Settings) -> 
         assert client.get("/api/state")["learning"]["message"].startswith("no retrain: not enough labels")
 
 
+def test_the_page_stopped_during_its_retrain_lets_the_retrain_end_before_closing_the_journal(
+    settings: Settings,
+) -> None:
+    """Ctrl-C on `review` while its "retrain now" ran closed the journal under the retrain: it
+    failed ("retrain failed: Cannot operate on a closed database") and its thread died reading the
+    closed journal (a traceback on stderr). The page now waits for it, saying so."""
+    from loguru import logger
+
+    from facesortd.state import retrain_lock
+
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="INFO", format="{message}")
+    try:
+        with retrain_lock(settings.state_dir):  # the retrain held up, as behind the daemon's
+            server = ReviewServer(settings, 0)
+            client = Client(server)
+            serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+            serving.start()
+            assert client.post("/api/retrain")[0] == 202
+            wait_until(lambda: "waiting for it" in server.app.learning.message)
+            server.shutdown()
+            serving.join()
+            closing = threading.Thread(target=server.close)
+            closing.start()
+            wait_until(lambda: any("waiting for the retrain started on the page" in line for line in lines))
+            assert closing.is_alive()
+        closing.join(timeout=HUNG_S)
+    finally:
+        logger.remove(sink)
+    assert not closing.is_alive() and server.app.learning.message.startswith("no retrain: not enough labels")
+    assert not any("failed" in line for line in lines), lines
+
+
 def test_retrain_now_s_message_goes_once_another_retrain_has_decided(settings: Settings) -> None:
     """The page kept saying "no retrain: not enough labels" from its button beside the daemon's
     retrain adopted since, which `last retrain` showed just above it."""

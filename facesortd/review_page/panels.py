@@ -63,6 +63,7 @@ class Learning:
         has decided since (the daemon's, `facesortd retrain`), the message is stale and not shown; it
         said "no retrain: not enough labels" beside the daemon's adopted retrain."""
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
     def _retrains(self) -> tuple[tuple[str, str] | None, str]:
         """The newest retrain's decision, and why the last one due could not train."""
@@ -97,8 +98,21 @@ class Learning:
                 return False
             self.running = True
             self.message = "retraining…"
-        threading.Thread(target=self._run, name="review-retrain", daemon=True).start()
+            self._thread = threading.Thread(target=self._run, name="review-retrain", daemon=True)
+            self._thread.start()
         return True
+
+    def finish(self) -> None:
+        """Wait for a retrain started on the page to end, before the page closes the journal it
+        uses: closed under it, the retrain failed and its thread died reading the journal (a
+        traceback), and the retrain the person asked for was lost. A daemon thread all the same, so
+        a second Ctrl-C here ends the process, the retrain left unfinished as a kill would."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            logger.info(
+                "waiting for the retrain started on the page to end (Ctrl-C again leaves it unfinished)"
+            )
+            thread.join()
 
     def _run(self) -> None:
         """What `facesortd retrain` does: take in labels given by moving files too, then retrain,

@@ -356,7 +356,9 @@ class ReviewServer(ThreadingHTTPServer):
             logger.exception("review page: a request from {} failed", client_address[0])
 
     def close(self) -> None:
-        """Stop listening, let requests in flight finish, then close the journal (after
-        ``shutdown`` if it was serving)."""
+        """Stop listening, let requests in flight and a retrain started on the page finish, then
+        close the journal (after ``shutdown`` if it was serving). Interrupted while it waits, the
+        journal is left open to the retrain, which ends with the process."""
         self.server_close()
+        self.app.learning.finish()
         self.journal.close()
