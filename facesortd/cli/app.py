@@ -32,7 +32,7 @@ from facesortd.cli import (
     undo,
 )
 from facesortd.cli.common import SaidAbove, UsageError, settings_for
-from facesortd.cli.stopping import quiet_stdout
+from facesortd.cli.stopping import StdoutFailed, quiet_stdout, reader_gone, writing_stdout
 from facesortd.config import DEFAULT_FOLDERS, FOLDERS, LOG_LEVELS, ConfigError, Settings, environment_folders
 from facesortd.detect import DetectorError
 from facesortd.emotion import ModelError
@@ -310,8 +310,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.log_level is None and args.command not in ("doctor", "config"):
             _setup_logging(settings_for(args).log_level)
         code = func(args)
-        sys.stdout.flush()  # a reader that left (`status | head`) shows here, where it is handled
+        with writing_stdout():  # a reader that left (`status | head`), a full disk: shows here
+            sys.stdout.flush()
         return code
+    except StdoutFailed as failed:  # said once, not a traceback (nor a second at the exit's flush)
+        if reader_gone(failed.error):  # the reader has what it wanted
+            return 141
+        _say(f"facesortd: error: {failed}")
+        return 1
     except SaidAbove as said:
         return _exit_status(said.error)
     except (*NOT_YET, *USER_ERRORS) as exc:
@@ -322,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("facesortd: interrupted")
         return 130
-    except BrokenPipeError:  # `facesortd status | head`: the reader has what it wanted
+    except BrokenPipeError:  # `facesortd model | head`: a command's own print, the reader gone
         quiet_stdout()
         return 141
 

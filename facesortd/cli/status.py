@@ -7,6 +7,7 @@ import os
 import sys
 
 from facesortd.cli.common import SaidAbove, settings_for
+from facesortd.cli.stopping import say
 from facesortd.shown_names import json_text
 
 
@@ -15,7 +16,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = settings_for(args)
     refused: list[Exception] = []
-    print(json_text(gather(settings, refused), indent=2) if args.json else report(settings, refused))
+    say(json_text(gather(settings, refused), indent=2) if args.json else report(settings, refused))
     if refused:  # said in the report; the exit status and the line on stderr every command has for it
         raise SaidAbove(refused[0]) if _one_terminal() else refused[0]
     return 0

@@ -1,5 +1,5 @@
 """Ctrl-C, SIGTERM and SIGHUP during `sort` (and its stdout's reader gone): noted and acted on between
-files, never inside one.
+files, never inside one. And stdout that cannot take a command's output (``say``, ``writing_stdout``).
 
 Python's own Ctrl-C raised KeyboardInterrupt wherever the main thread was, so the files the workers
 finished while the sort stopped were moved but never reported (no line, no ``--json`` record, no
@@ -10,6 +10,7 @@ link and its unlink, leaving the file in both places until the next recovery.
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 import threading
@@ -73,6 +74,44 @@ def stop_requests() -> Iterator[StopRequest]:
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+class StdoutFailed(Exception):
+    """stdout could not take what the command printed: its reader gone (``reader_gone``), or the file
+    it is redirected to on a full disk (`facesortd status > /full/disk/file`), which ended in a
+    traceback, and again at the interpreter's exit for what stayed buffered."""
+
+    def __init__(self, error: OSError, where: str) -> None:
+        super().__init__(f"cannot write the output to {where} ({error.strerror or error}): it is cut short")
+        self.error = error
+
+
+@contextmanager
+def writing_stdout() -> Iterator[None]:
+    """What fails writing to stdout inside raises :class:`StdoutFailed`, stdout sent to /dev/null
+    (``quiet_stdout``) so that nothing still buffered fails again. Only writes go inside: an OSError of
+    a file (EIO of a drive) is no failure of stdout."""
+    try:
+        yield
+    except OSError as exc:
+        where = _stdout_name()
+        quiet_stdout()
+        raise StdoutFailed(exc, where) from None
+
+
+def say(text: str) -> None:
+    """``text`` as a line on stdout (``print``), a failure raised as :class:`StdoutFailed`."""
+    with writing_stdout():
+        print(text)
+
+
+def _stdout_name() -> str:
+    """The file stdout is redirected to, for the message; "stdout" for a terminal, a pipe, a test's."""
+    try:
+        name = os.readlink(f"/proc/self/fd/{sys.stdout.fileno()}")
+    except (OSError, ValueError, AttributeError):
+        return "stdout"
+    return name if name.startswith("/") else "stdout"
 
 
 def quiet_stdout() -> None:

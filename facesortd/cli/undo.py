@@ -15,11 +15,13 @@ from pathlib import Path
 from facesortd.advice import advised
 from facesortd.cli.arg_types import named_folder
 from facesortd.cli.common import UsageError, settings_for
+from facesortd.cli.stopping import say
 from facesortd.config import Settings
 from facesortd.content import content_id
 from facesortd.journal import Journal, JournalError, ModelId, Move
 from facesortd.model_store import DEFAULT, history, model_id, name_of, resolve
 from facesortd.mounts import drive_not_mounted
+from facesortd.progress import written
 from facesortd.recovery import arrived_at, forget_relative, relative_rows
 from facesortd.shown_names import one_line
 from facesortd.spelling import nearest
@@ -114,7 +116,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
             _known(settings, journal, model.name, args.model)
         if not moves:  # and no "nothing undone (dry run)" after it: one line for one fact
             why = f": no file that {one_line(args.model)} sorted is still where it put it" if model else ""
-            print(f"nothing to undo{why}")
+            say(f"nothing to undo{why}")
             return 0
         if args.dry_run or (len(moves) > CONFIRM_UNDO_OVER and sys.stdin.isatty() and not args.yes):
             plans = undo(journal, moves, settings.library, settings.inbox, dry_run=True)
@@ -124,7 +126,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
             if args.dry_run:
                 _say_short(chosen, count, plans, "would undo")
             if args.dry_run or not _confirm(f"undo these {len(moves)} moves?"):
-                print("nothing undone" + (" (dry run)" if args.dry_run else ""))
+                say("nothing undone" + (" (dry run)" if args.dry_run else ""))
                 return 0
         outcomes = undo(journal, moves, settings.library, settings.inbox)
         if (stopped := _report(outcomes, moves, "->", stop=True)) is not None:
@@ -209,11 +211,11 @@ def _report(outcomes: list[Outcome], moves: list[Move], went: str, *, stop: bool
         if done.waits_for is not None:
             waiting.setdefault(done.waits_for.folder, []).append(done)
         elif done.back_to:
-            print(f"{here} {went} {one_line(done.back_to)}")
+            say(f"{here} {went} {one_line(done.back_to)}")
             if done.unmade:
-                print(done.unmade)
+                say(done.unmade)
         else:
-            print(f"{here}: {one_line(done.why_not)}")
+            say(f"{here}: {one_line(done.why_not)}")
     _say_waiting(waiting)
     return None
 
@@ -225,7 +227,7 @@ def _say_short(chosen: Selection, asked: int | None, outcomes: list[Outcome], di
     if asked is None or chosen.undoable is None or chosen.undoable >= asked:
         return
     done = sum(o.back_to is not None for o in outcomes)
-    print(f"{did} {done} of the {asked} asked: there were only {chosen.undoable} that can be undone")
+    say(f"{did} {done} of the {asked} asked: there were only {chosen.undoable} that can be undone")
 
 
 def _say_clock_ahead(chosen: Selection, since: str) -> None:
@@ -235,14 +237,14 @@ def _say_clock_ahead(chosen: Selection, since: str) -> None:
     shows them. Unsaid, a person could not tell why a move they remember was not undone."""
     now = time.time()
     if ahead := [move for move in chosen.moves if (move.finished or 0) > now]:
-        print(
+        say(
             f"{len(ahead)} of these moves were journaled at times ahead of this computer's clock (its "
             f"clock was wrong then, or is now): taken, as each came after a move made within --since {since}"
         )
     if chosen.unplaced:
         newest = datetime.fromtimestamp(max(move.finished or 0 for move in chosen.unplaced))
         last = len(chosen.moves) + len(chosen.unplaced)
-        print(
+        say(
             f"left out {len(chosen.unplaced)} move(s) journaled at times ahead of this computer's clock "
             f"(up to {newest.isoformat(' ', 'minutes')}; its clock was wrong then, or is now): whether they "
             f"came within --since {since} is not known. They are the last ones before these: "
@@ -260,16 +262,16 @@ def _say_waiting(waiting: dict[Path, list[Outcome]]) -> None:
             if files[1:]
             else one_line(files[0].moved_from)
         )
-        print(f"{who}: {one_line(left_waiting(drive, len(files)))}")
+        say(f"{who}: {one_line(left_waiting(drive, len(files)))}")
 
 
 def _stopped(why: str, left: list[Move]) -> int:
     """An undo (or its plan) stopped at a move by what stops every later one (the journal locked by
     another process): the error said once, each move left named; exit 1. The plan
     showed the error as its first move's line and not the others, exit 0, as if they would go back."""
-    print(f"facesortd: error: {one_line(why)}", file=sys.stderr)
+    written(sys.stderr, f"facesortd: error: {one_line(why)}\n")  # its terminal gone: not a traceback
     for move in left:
-        print(f"{one_line(move.destination)}: not undone (see the error above)")
+        say(f"{one_line(move.destination)}: not undone (see the error above)")
     return 1
 
 
@@ -280,23 +282,23 @@ def _forget_relative(journal: Journal, dry_run: bool) -> int:
     `status` at every call, and only a sqlite3 shell could clear it."""
     rows = relative_rows(journal)
     if not rows:
-        print("no interrupted move journaled by relative paths: nothing to forget")
+        say("no interrupted move journaled by relative paths: nothing to forget")
         return 0
     for move in rows:
         when = datetime.fromtimestamp(move.started).isoformat(" ", "minutes")
-        print(f"'{one_line(move.source)}' -> '{one_line(move.destination)}' (begun {when}, never finished)")
-        print(f"  from {_there(move.source, move.hash)}")
+        say(f"'{one_line(move.source)}' -> '{one_line(move.destination)}' (begun {when}, never finished)")
+        say(f"  from {_there(move.source, move.hash)}")
         found = arrived_at(journal, move)
         if not move.destination.is_absolute():
-            print(f"  to {one_line(move.destination)}: relative too, not looked for")
+            say(f"  to {one_line(move.destination)}: relative too, not looked for")
         else:
-            print(f"  to {_there(found or move.destination, move.hash)}")
+            say(f"  to {_there(found or move.destination, move.hash)}")
         if not dry_run:
             found = forget_relative(journal, move)
         what = f"done, the file in the library at {one_line(found)}" if found else "rolled back"
-        print(f"  {'would be recorded' if dry_run else 'recorded'} as {what}")
+        say(f"  {'would be recorded' if dry_run else 'recorded'} as {what}")
     done = "nothing cleared (dry run)" if dry_run else f"{len(rows)} journal row(s) cleared"
-    print(f"{done}; no file was touched")
+    say(f"{done}; no file was touched")
     return 0
 
 

@@ -1,0 +1,104 @@
+"""`status` and `undo` whose stdout cannot take what they print: a file on a full disk (/dev/full
+fails every write with ENOSPC, as `status > /full/disk/file` does), a terminal gone (EIO: an SSH
+connection dropped), a pipe's reader gone. Each ended in a traceback (and again at the
+interpreter's exit for what stayed buffered); now a full disk is said once, exit 1, and a reader
+gone ends it quietly, 141, as `sort` does."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from journal_holder import journal_held
+from synthetic import screenshot_png
+from tree_files import files_in
+
+from facesortd import cli
+from facesortd import journal as journal_module
+from facesortd.config import Settings
+
+FULL = "facesortd: error: cannot write the output to /dev/full (No space left on device): it is cut short\n"
+
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+
+
+class _GoneTerminal(io.StringIO):
+    """A terminal whose connection dropped: every write to it fails, EIO."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+def _into_full_disk(*args: str) -> subprocess.CompletedProcess[str]:
+    """``facesortd ARGS > /dev/full``, in a process of its own: the exit's flush is part of it."""
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [sys.executable, "-m", "facesortd", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+
+
+def _sorted_shot(tmp_path: Path) -> Path:
+    """A screenshot sorted out of a folder of its own (`undo` puts it back there)."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    shot = shots / "a.png"
+    shot.write_bytes(screenshot_png(61))
+    assert cli.main(["sort", str(shots)]) == 0 and not shot.exists()
+    return shot
+
+
+@needs_dev_full
+@pytest.mark.parametrize("form", [[], ["--json"]])
+def test_status_into_a_file_on_a_full_disk_says_so_once(cli_settings: Settings, form: list[str]) -> None:
+    done = _into_full_disk("status", *form)
+    assert (done.returncode, done.stderr) == (1, FULL)
+
+
+@needs_dev_full
+def test_undo_into_a_file_on_a_full_disk_puts_the_file_back_and_says_so_once(
+    cli_settings: Settings, tmp_path: Path
+) -> None:
+    shot = _sorted_shot(tmp_path)
+    done = _into_full_disk("undo")
+    assert (done.returncode, done.stderr) == (1, FULL)
+    assert shot.read_bytes() == screenshot_png(61) and files_in(cli_settings.library) == []
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["undo"], ["undo", "--dry-run"]])
+def test_status_and_undo_on_a_terminal_gone_end_quietly(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    shot = _sorted_shot(tmp_path)
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", _GoneTerminal())
+    assert cli.main(command) == 141
+    assert capsys.readouterr().err == ""  # stderr still there: nothing to say of a reader gone
+    assert shot.exists() == (command == ["undo"])
+
+
+def test_an_undo_stopped_by_a_held_journal_on_a_terminal_gone_ends_without_a_traceback(
+    cli_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`undo` stopped by the journal held by another process printed its error to stderr unguarded:
+    on a terminal gone, a traceback in place of the exit status."""
+    _sorted_shot(tmp_path)
+    monkeypatch.setattr(journal_module, "LOCK_WAIT_S", 0.2)
+    terminal = _GoneTerminal()
+    with journal_held(cli_settings.state_dir):
+        monkeypatch.setattr(sys, "stdout", terminal)
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert cli.main(["undo"]) == 141
+    assert len(files_in(cli_settings.library)) == 1
