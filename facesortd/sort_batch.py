@@ -200,6 +200,16 @@ def _journal(settings: Settings, dry_run: bool) -> Iterator[Journal | None]:
         journal.close()
 
 
+def recover_only(settings: Settings) -> None:
+    """A `sort` with nothing to sort still finishes what a killed `sort` or `undo` left half-way
+    (`status` advises `sort` for it): it returned at once, and an undo of a `sort --copy` killed
+    with the original hidden in its folder left it hidden until the daemon's next start. A journal
+    not made yet has nothing to finish, and is not made."""
+    if (settings.state_dir / JOURNAL_FILE).exists():
+        with _journal(settings, dry_run=False):
+            pass
+
+
 def sorted_out_of(settings: Settings) -> Callable[[Path], int] | None:
     """How many files were sorted out of a folder before, by the journal (None: nothing ever was):
     `sort FOLDER` run again once all was sorted is not the wrong folder named. The journal is opened

@@ -26,7 +26,7 @@ from facesortd.config import FOLDERS, MODEL_FIX, Settings, fingerprint, folders_
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR, open_regular
 from facesortd.emotion import ModelError
-from facesortd.journal import LOCK_WAIT_S, UNDOING, Journal, JournalError, ModelId, open_in
+from facesortd.journal import LOCK_WAIT_S, UNDOING, Journal, JournalError, ModelId, Move, open_in
 from facesortd.learn.metrics import headline
 from facesortd.learn.retrain import RETRAIN_HELD_BACK, schedule
 from facesortd.learn.review import label_summary, user_labels
@@ -40,6 +40,7 @@ from facesortd.service_unit import masked, no_systemctl, unit_file
 from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, holder_pid, move_lock_if_free
+from facesortd.undo import held_name
 from facesortd.watch import ignored, walk_inbox, wanted
 
 MAX_STUCK = 10
@@ -263,18 +264,33 @@ def interrupted_moves(settings: Settings, journal: Journal, problems: list[str])
     except OSError:  # a state folder this user may not write: said by the journal's own checks
         return
     if undoing is not None:  # its file in the inbox was "you undid its sort", as if once
-        problems.append(
-            "an `undo` was cut short (killed, or its journal refused a write) while putting "
-            f"{undoing.destination} back: it may be in the library and in {undoing.source.parent} both "
-            f"until the next `{advised('undo')}`, `{advised('sort')}` or start of `{advised('run')}` puts "
-            "it in one"
-        )
+        problems.append(_undo_cut_short(undoing))
     if moves:
         problems.append(
             f"{len(moves)} move(s) interrupted (a `sort` or the daemon was killed in the middle), the "
             f"first of {moves[0].source}: such a file may be in two places until the next "
             f"`{advised('sort')}` or start of `{advised('run')}` puts it in one"
         )
+
+
+def _undo_cut_short(undoing: Move) -> str:
+    """What an `undo` killed while putting a file back left, and what finishes it. Of a `sort --copy`
+    it may have left the original hidden in its folder (``undo.held_name``): said only "an undo was
+    cut short", a person looking for the file in the folder it was copied from found it gone. The
+    next `undo` finishes it too, but only on its way to undoing another move: not advised."""
+    held = held_name(undoing)
+    if os.path.lexists(held):
+        where = (
+            f"its original is hidden meanwhile as {held}, to go back as {undoing.source} (the "
+            "library's copy removed if it is still there)"
+        )
+    else:
+        where = f"it may be in the library and in {undoing.source.parent} both"
+    return (
+        f"an `undo` was cut short (killed, or its journal refused a write) while putting "
+        f"{undoing.destination} back: {where}; `{advised('sort')}` puts it right now (before it "
+        f"sorts the inbox), as the daemon does as it starts (`{advised('run')}`)"
+    )
 
 
 def inbox_entries(

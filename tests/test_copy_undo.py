@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import sqlite3
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import pytest
 from synthetic import screenshot_png
 
 from facesortd import cli, content, undo
+from facesortd.advice import advised
 from facesortd.config import Settings
 from facesortd.journal import UNDOING, Journal, Move
 from facesortd.state import JOURNAL_FILE
@@ -152,6 +154,32 @@ def test_an_undo_of_a_copy_killed_at_any_step_leaves_the_file_once(
     journal = Journal.for_state_dir(env.state_dir)
     assert journal.move(move.id).state == "undone" and not journal.get_meta(UNDOING)
     journal.close()
+
+
+def test_status_names_an_original_a_killed_undo_left_hidden_and_sort_puts_it_back(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An undo of a `sort --copy` killed while it held the original: `status` said only that an undo
+    was cut short, the original gone from its folder, hidden as .facesortd-undo-ID there; and the
+    `sort` it advised, with an empty inbox, did nothing, the file hidden until the daemon's start."""
+    original, copy = _copied(env)
+    journal = Journal.for_state_dir(env.state_dir)
+    [move] = journal.done_moves()
+    journal.set_meta(UNDOING, str(move.id))  # what the killed undo had done, up to the kill
+    journal.finish(move.id, "undone")
+    journal.close()
+    held = held_name(move)
+    original.rename(held)
+    capsys.readouterr()
+    assert cli.main(["status", "--json"]) == 0
+    [said] = [p for p in json.loads(capsys.readouterr().out)["problems"] if "cut short" in p]
+    assert f"its original is hidden meanwhile as {held}, to go back as {original}" in said
+    assert f"`{advised('sort')}` puts it right now" in said
+    assert cli.main(["sort"]) == 0  # the inbox empty
+    assert os.listdir(original.parent) == ["a.png"] and original.read_bytes() == screenshot_png(1)
+    assert not copy.exists()
+    assert cli.main(["status", "--json"]) == 0
+    assert not any("cut short" in p for p in json.loads(capsys.readouterr().out)["problems"])
 
 
 def test_an_original_that_cannot_be_put_back_is_left_held_for_recovery(

@@ -26,13 +26,15 @@ from facesortd.cli.stopping import reader_gone, stop_requests
 from facesortd.config import MAX_WORKERS, Settings, WatchSettings, load_settings
 from facesortd.mounts import refuse_unmounted
 from facesortd.progress import Progress
-from facesortd.sort_batch import SortBatch, SortOptions, sorted_out_of
+from facesortd.sort_batch import SortBatch, SortOptions, recover_only, sorted_out_of
 
 
 def cmd_sort(args: argparse.Namespace) -> int:
     settings = settings_for(args, library=args.library)
     files = _files_to_sort(args, settings)
     if not files:
+        if not args.dry_run:
+            recover_only(settings)
         return 0
     _refuse_copy_within(args, settings, files)
     options = SortOptions(
