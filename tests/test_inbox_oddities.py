@@ -394,8 +394,8 @@ def test_a_file_moved_on_while_labels_are_scanned_does_not_fail_the_scan(
     reviewer = review.Reviewer(daemon_settings, journal)
     listed = reviewer._changed_images
 
-    def listing_then_a_move(folder: Path, present: set[Path]) -> list[Path]:
-        found = listed(folder, present)
+    def listing_then_a_move(folder: Path, present: set[Path], names: set[Path]) -> list[Path]:
+        found = listed(folder, present, names)
         (folder / "a.png").unlink(missing_ok=True)
         return found
 

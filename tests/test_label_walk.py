@@ -264,3 +264,22 @@ def test_a_file_moved_twice_between_two_looks_is_labelled_where_it_ended(
     (settings.library / "angry" / "x.png").rename(placed)
     assert reviewer.scan() == 1 and _labels(kept) == ["happy"]
     assert review.Reviewer(settings, kept).scan() == 0
+
+
+def test_files_that_left_their_folder_by_themselves_are_not_remembered_for_ever(
+    settings: Settings, kept: Journal, tmp_path: Path
+) -> None:
+    """The scan remembered every file that ever left a folder it looked in (to tell a folder moved
+    away and back, its files as they were, from a filing anew): one entry more per file labelled
+    elsewhere or deleted, for the daemon's lifetime. Forgotten once their folder is listed without
+    them; a folder moved away keeps its files remembered until it is back (the test above)."""
+    reviewer = review.Reviewer(settings, kept)
+    shots = [_shot(settings.library / "sad" / f"shot{i}.png", seed=i) for i in range(4)]
+    assert reviewer.scan() == 4
+    (settings.library / "happy").mkdir()
+    for shot in shots[:3]:  # labelled happy by moving them, one deleted
+        shot.rename(settings.library / "happy" / shot.name)
+    (settings.library / "happy" / shots[0].name).unlink()
+    assert reviewer.scan() == 2 and reviewer.gone == {}
+    (settings.library / "sad").rename(tmp_path / "away")
+    assert reviewer.scan() == 0 and list(reviewer.gone) == [shots[3]]

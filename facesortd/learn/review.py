@@ -94,7 +94,10 @@ class Reviewer:
         ]
         held = [p for p in self._listing(quarantine) if p.is_dir()]
         present: set[Path] = set()
-        changed = [path for folder in emotions + held for path in self._changed_images(folder, present)]
+        listed: set[Path] = set()
+        changed = [
+            path for folder in emotions + held for path in self._changed_images(folder, present, listed)
+        ]
         # A folder that could not be listed this time (a chmod, a USB drive's I/O error) keeps what it
         # held: taken for gone, its files were new when it could be listed again, and an old copy of
         # a picture filed since in another folder took the label back to the folder given up on.
@@ -147,7 +150,17 @@ class Reviewer:
             else:
                 self.seen[path] = (*self.seen[path][:2], digest)
             self.unrecorded.pop(path, None)
-        self.gone = {p: key for p, key in self.gone.items() if p not in present}
+        # A file that left comes back as it was only with its folder, moved away and back: once that
+        # folder is listed holding other names but not its own, it left by itself (labelled
+        # elsewhere, deleted) and back it would be the person's filing anew, so it is forgotten;
+        # kept, ``gone`` grew by one entry per file that ever left, for the daemon's lifetime. A
+        # folder listed empty tells nothing: moved away between the library's listing and its own.
+        folders = {p.parent for p in listed}
+        self.gone = {
+            p: key
+            for p, key in self.gone.items()
+            if p not in present and (p in listed or p.parent not in folders)
+        }
         return new
 
     def _a_label(self, folder: Path) -> bool:
@@ -236,10 +249,12 @@ class Reviewer:
             return True
         return here < given and here <= there
 
-    def _changed_images(self, folder: Path, present: set[Path]) -> list[Path]:
-        """Image files of ``folder`` that are new or changed since the last scan; adds all to ``present``."""
+    def _changed_images(self, folder: Path, present: set[Path], listed: set[Path]) -> list[Path]:
+        """Image files of ``folder`` that are new or changed since the last scan; adds all to
+        ``present``, and every name its listing held (looked at or not) to ``listed``."""
         changed = []
         for path in self._listing(folder):
+            listed.add(path)
             if path.name.startswith(".") or not is_image_name(path):
                 continue
             try:
