@@ -542,18 +542,14 @@ def test_u_undoes_this_tabs_decision_not_another_tabs_also_after_a_reload(
         assert (lib / "sad" / "b.png").is_file()
         keys.press("2")
         wait_until(lambda: (lib / "happy" / "a.png").is_file())
-        # A tab opened from this one starts with a copy of its sessionStorage, as a duplicated tab does.
-        first = browser.current_window_handle
-        browser.execute_script("window.open(location.href)")
-        browser.switch_to.window(next(h for h in browser.window_handles if h != first))
-        try:
-            keys = _open(browser, None)
+        kept = browser.execute_script(f"return sessionStorage.getItem('{TAB_KEY}')")
+        with duplicated_tab(browser, 10):
+            keys = _open(browser, server.url)
+            assert browser.execute_script("return window.tabLockWaitMs") == 1000  # it tried kept's lock
+            assert browser.execute_script(f"return sessionStorage.getItem('{TAB_KEY}')") != kept
             keys.press("u")
             wait_until(lambda: "nothing to undo in this tab" in message())
             assert (lib / "happy" / "a.png").is_file()
-        finally:
-            browser.close()
-            browser.switch_to.window(first)
         keys = Keyboard(browser)
         keys.press("u")
         wait_until(lambda: files["a.png"].is_file())
@@ -621,21 +617,55 @@ def test_a_name_breaks_between_words_where_it_can(settings: Settings, browser: w
 
 
 @contextmanager
-def fast_timers(driver: webdriver.Chrome, factor: int) -> Iterator[None]:
-    """The pages loaded meanwhile run their setTimeout delays ``factor`` times sooner: a test of
-    what a timer does (an empty list looked at again every few seconds) need not sit out its
-    seconds, and the page's own code and delays stay as shipped."""
-    script = driver.execute_cdp_cmd(
-        "Page.addScriptToEvaluateOnNewDocument",
-        {
-            "source": "const realSetTimeout = window.setTimeout;"
-            f"window.setTimeout = (f, ms, ...args) => realSetTimeout(f, (ms || 0) / {factor}, ...args);"
-        },
-    )
+def _on_new_documents(driver: webdriver.Chrome, source: str) -> Iterator[None]:
+    """``source`` run before the page's own scripts in each page this tab loads meanwhile."""
+    script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": source})
     try:
         yield
     finally:
         driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", script)
+
+
+@contextmanager
+def fast_timers(driver: webdriver.Chrome, factor: int) -> Iterator[None]:
+    """The pages loaded meanwhile run their setTimeout delays ``factor`` times sooner: a test of
+    what a timer does (an empty list looked at again every few seconds) need not sit out its
+    seconds, and the page's own code and delays stay as shipped."""
+    with _on_new_documents(
+        driver,
+        "const realSetTimeout = window.setTimeout;"
+        f"window.setTimeout = (f, ms, ...args) => realSetTimeout(f, (ms || 0) / {factor}, ...args);",
+    ):
+        yield
+
+
+TAB_KEY = "facesortd-tab"
+"""Where the page keeps its tab's id in sessionStorage (page.js)."""
+
+
+@contextmanager
+def duplicated_tab(driver: webdriver.Chrome, factor: int) -> Iterator[None]:
+    """A new tab switched to inside (closed after) that starts with a copy of this tab's id, as a
+    tab duplicated or opened by window.open starts with a copy of its sessionStorage. Its wait for
+    the tab lock this tab holds runs ``factor`` times sooner (the wait asked is kept in
+    ``window.tabLockWaitMs``): a tab window.open made takes no script of the test's, and waited out
+    the page's whole second."""
+    first = driver.current_window_handle
+    kept = driver.execute_script(f"return sessionStorage.getItem('{TAB_KEY}')")
+    driver.switch_to.new_window("tab")
+    try:
+        with _on_new_documents(
+            driver,
+            f"if (location.protocol === 'http:') sessionStorage.setItem('{TAB_KEY}', '{kept}');"
+            "const realAbortTimeout = AbortSignal.timeout.bind(AbortSignal);"
+            "AbortSignal.timeout = (ms) => {"
+            f"  window.tabLockWaitMs = ms; return realAbortTimeout(ms / {factor});"
+            "};",
+        ):
+            yield
+    finally:
+        driver.close()
+        driver.switch_to.window(first)
 
 
 def test_an_empty_quarantine_shows_files_as_they_arrive(
