@@ -1,4 +1,4 @@
-"""`status` and `undo` whose stdout cannot take what they print: a file on a full disk (/dev/full
+"""`status`, `undo` and `sort` whose stdout cannot take what they print: a file on a full disk (/dev/full
 fails every write with ENOSPC, as `status > /full/disk/file` does), a terminal gone (EIO: an SSH
 connection dropped), a pipe's reader gone. Each ended in a traceback (and again at the
 interpreter's exit for what stayed buffered); now a full disk is said once, exit 1, and a reader
@@ -30,8 +30,16 @@ needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no 
 class _GoneTerminal(io.StringIO):
     """A terminal whose connection dropped: every write to it fails, EIO."""
 
+    failure = errno.EIO
+
     def write(self, text: str) -> int:
-        raise OSError(errno.EIO, os.strerror(errno.EIO))
+        raise OSError(self.failure, os.strerror(self.failure))
+
+
+class _FullDisk(_GoneTerminal):
+    """A file on a full disk, in this process: every write fails, ENOSPC."""
+
+    failure = errno.ENOSPC
 
 
 def _into_full_disk(*args: str) -> subprocess.CompletedProcess[str]:
@@ -102,3 +110,24 @@ def test_an_undo_stopped_by_a_held_journal_on_a_terminal_gone_ends_without_a_tra
         monkeypatch.setattr(sys, "stderr", terminal)
         assert cli.main(["undo"]) == 141
     assert len(files_in(cli_settings.library)) == 1
+
+
+def test_sort_json_into_a_file_on_a_full_disk_stops_and_says_so_once(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`sort --json > FILE` on a full disk: the first record's failure ended the sort in a traceback,
+    the files the workers had placed meanwhile unsaid. It stops as for a reader gone, and says why."""
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    for i in range(12):
+        (shots / f"shot{i:02d}.png").write_bytes(screenshot_png(70 + i))
+    monkeypatch.setattr(sys, "stdout", _FullDisk())
+    assert cli.main(["sort", "--json", "--workers", "1", str(shots)]) == 1
+    err = capsys.readouterr().err
+    [said] = [line for line in err.splitlines() if "stopped:" in line]
+    assert "stopped: cannot write the output to stdout (No space left on device): it is cut short" in said
+    placed, left = len(files_in(cli_settings.library)), len(files_in(shots))
+    assert placed + left == 12 and "file(s) left where they were" in said and left > 0

@@ -22,7 +22,7 @@ from facesortd.cli.common import (
 )
 from facesortd.cli.inputs import expand_inputs
 from facesortd.cli.sort_report import report_outcome, say_end, tally_key
-from facesortd.cli.stopping import reader_gone, stop_requests
+from facesortd.cli.stopping import StdoutFailed, stop_requests, writing_stdout
 from facesortd.config import MAX_WORKERS, Settings, WatchSettings, load_settings
 from facesortd.mounts import refuse_unmounted
 from facesortd.progress import Progress
@@ -55,11 +55,10 @@ def cmd_sort(args: argparse.Namespace) -> int:
             for src, outcome in batch.outcomes(stop):
                 tally[tally_key(outcome)] += 1
                 try:
-                    report_outcome(args, src, outcome, batch.blocked)
-                except OSError as exc:  # `sort --json | head -1`: the files under way finish, counted
-                    if not reader_gone(exc):
-                        raise
-                    stop.reader_left()
+                    with writing_stdout():
+                        report_outcome(args, src, outcome, batch.blocked)
+                except StdoutFailed as failed:  # `sort --json | head -1`: those under way finish, counted
+                    stop.output_failed(failed)
                 if progress:
                     progress.step()
         finally:

@@ -25,8 +25,8 @@ the end (resuming a big copy said a warning per file already copied), each at de
 
 def say_end(batch: SortBatch, stop: StopRequest, tally: Counter[str], dry_run: bool) -> int:
     """The summary line, with why the run stopped before the end if it did; the exit status: 1 if a
-    disk was full (or the library's drive gone) or a file failed, 128 + the signal if stopped by one,
-    141 if stdout's reader left."""
+    disk was full (or the library's drive gone), stdout's file could not take a line, or a file
+    failed, 128 + the signal if stopped by one, 141 if stdout's reader left."""
     if copied := tally[COPIED_BEFORE]:
         logger.warning("{} file(s) already copied into the library before: skipped", copied)
     if batch.read_only_source and not batch.options.copy:  # a line each said only "must be able to write"
@@ -42,6 +42,10 @@ def say_end(batch: SortBatch, stop: StopRequest, tally: Counter[str], dry_run: b
             f"; {left} file(s) left where they were (the same command sorts them once {batch.blocked_until})"
         )
         logger.error("stopped: {}; {}{}", batch.blocked, done, rest if left else "")
+        return 1
+    if stop.output_lost:  # said even with none left: the last file's record was lost
+        rest = f"; {left} file(s) left where they were (the same command sorts them)"
+        logger.error("stopped: {}; {}{}", stop.output_lost, done, rest if left else "")
         return 1
     if left:  # stopped: by a signal, or Ctrl-C in a worker's tool, or stdout's reader gone
         how = "stopped, stdout's reader gone" if stop.signum == signal.SIGPIPE else "interrupted"

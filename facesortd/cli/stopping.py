@@ -31,6 +31,9 @@ class StopRequest:
     """The signal that asked this command to stop (None: none did); a second one ends it at once."""
 
     signum: int | None = None
+    output_lost: str = ""
+    """Why stdout could not take a line other than its reader gone (its file's disk full): said at
+    the end, exit 1."""
 
     def __call__(self) -> bool:
         return self.signum is not None
@@ -47,6 +50,14 @@ class StopRequest:
         quiet_stdout()
         if self.signum is None:
             self.signum = signal.SIGPIPE
+
+    def output_failed(self, failed: StdoutFailed) -> None:
+        """stdout could not take a line: stop as for a reader gone, the files under way finished and
+        counted. Its file's disk full (`sort --json > FILE`) ended the sort in a traceback there,
+        the files the workers placed meanwhile unsaid."""
+        if not reader_gone(failed.error):
+            self.output_lost = str(failed)
+        self.reader_left()
 
     def _note(self, signum: int, _frame: FrameType | None) -> None:
         # Asked twice: the person wants it ended now. A reader gone is no asking: the terminal closed
