@@ -66,7 +66,7 @@ from facesortd.state import (
     remove_stale_temp_files,
     retrain_lock,
 )
-from facesortd.watch import InboxWatcher, scan, wanted
+from facesortd.watch import InboxWatcher, wanted
 
 __all__ = ["Service", "default_pipeline"]
 
@@ -124,7 +124,9 @@ class Service:
         self._recover_due = True
         """Crash recovery is to run: at the start, and after a failed journal write (a full state disk
         can fail a move's ``done`` mark after the file moved), at each tick until it goes through."""
-        self._placed_since_look = False
+        self._look_due = False
+        """A file went while claimed, and one that took its name was turned away as claimed (see
+        ``process``): the look after a burst is due though the inbox may not change again."""
         self._status_failing = False
         self._lock_failing = False
         self._library_problem: str | None = None
@@ -212,12 +214,10 @@ class Service:
         self.sorter.model = loaded_id
         watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
         watcher.start()
-        backlog = list(scan(s.inbox, s.watch))
+        backlog = watcher.offer_inbox()  # through the settler too: a file may be mid-write as we start
         if backlog:
             logger.info("{} file(s) already in {}: sorting them first", len(backlog), s.inbox)
             self.backlog = Progress(len(backlog), "backlog")
-        for path in backlog:  # through the settler too: a file may be mid-write as we start
-            watcher.settler.offer(path)
         workers = [
             threading.Thread(target=self._work, args=(p, loaded, loaded_id), name=f"worker-{i}")
             for i, p in enumerate(pipelines)
@@ -257,7 +257,11 @@ class Service:
                 elif s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
                     last_rescan = now
                     watcher.offer_inbox(self._waiting())
-                elif self._placed_since_look and not self.queue_length() and not len(watcher.settler):
+                elif (
+                    not self.queue_length()
+                    and not len(watcher.settler)
+                    and (self._look_due or watcher.changed())
+                ):
                     self._look_again(watcher)
                 if now - last_review >= s.learning.review_scan_s and not (
                     self._learning and self._learning.is_alive()
@@ -537,7 +541,7 @@ class Service:
         else:  # placed, waiting or gone: a file kept later under this name is said (and looked) at again
             self._told.discard(path)
         if outcome.kind == "gone":  # a file that took its name meanwhile was told of while it was
-            self._placed_since_look = True  # claimed, so not queued: the look after the burst finds it
+            self._look_due = True  # claimed, so not queued: the look after the burst finds it
         if outcome.kind == "wait":
             logger.info(
                 "{}: {}; waiting {:.0f} s in case it is still being written",
@@ -551,7 +555,6 @@ class Service:
         if waiting:
             self._retry_waiting_now()
         self.counts[outcome.decision.outcome] += 1
-        self._placed_since_look = True
         logger.info(
             "{} -> {}  [{}, {:.0f} ms]", path, outcome.destination, outcome.decision.describe(), outcome.ms
         )
@@ -646,11 +649,12 @@ class Service:
             self._taken_up -= taken
 
     def _look_again(self, watcher: InboxWatcher) -> None:
-        """Once a burst is sorted, look at the inbox once more: inotify drops events when its queue
-        overflows (something busy in the inbox, a huge copy while the daemon is starved), and the
-        files it did not report would otherwise wait for the periodic rescan. Files waiting for a
-        retry, or kept for a reason already told, are left to their own schedule."""
-        self._placed_since_look = False
+        """Once the daemon is idle and the inbox changed since the last look (or ``_look_due``), look
+        at it once more: inotify drops events when its queue overflows (something busy in the inbox,
+        a huge copy while the daemon is starved or stopped), and the files it did not report would
+        otherwise wait for the periodic rescan. Files waiting for a retry, or kept for a reason
+        already told, are left to their own schedule."""
+        self._look_due = False
         watcher.offer_inbox(self._waiting() | self._told)
 
     def _recover(self) -> None:

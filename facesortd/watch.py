@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import fnmatch
+import logging
 import os
 import signal
 import threading
@@ -49,16 +50,23 @@ def wanted(path: Path, settings: WatchSettings) -> bool:
 
 
 def walk_inbox(
-    inbox: Path, settings: WatchSettings, refused: Callable[[Refused], None]
+    inbox: Path,
+    settings: WatchSettings,
+    refused: Callable[[Refused], None],
+    stamps: dict[Path, FolderStamp] | None = None,
 ) -> Iterator[os.DirEntry[str]]:
     """Every entry of the inbox, a sub-folder's entries in its place if ``recursive`` (a symlink to a
     folder is an entry, never followed; so is a sub-folder of an ignored name, whose files were
     taken though their own names are ordinary: Syncthing's `.stversions/`). A folder this user may
-    not list goes to ``refused`` and the walk goes on: the daemon and `status` each say it their way."""
+    not list goes to ``refused`` and the walk goes on: the daemon and `status` each say it their way.
+    ``stamps``: each folder's stamp, taken just before it is listed (see ``InboxWatcher.changed``)."""
     folders = [inbox]
     while folders:
+        folder = folders.pop()
+        if stamps is not None:
+            stamps[folder] = _stamp(folder)
         try:
-            entries = list_folder(folders.pop())
+            entries = list_folder(folder)
         except Refused as exc:
             refused(exc)
             continue
@@ -73,15 +81,18 @@ def walk_inbox(
                 yield entry
 
 
-def scan(inbox: Path, settings: WatchSettings) -> Iterator[Path]:
-    """Every wanted regular file in the inbox (sub-folders too if recursive), oldest first."""
+def scan(
+    inbox: Path, settings: WatchSettings, stamps: dict[Path, FolderStamp] | None = None
+) -> Iterator[Path]:
+    """Every wanted regular file in the inbox (sub-folders too if recursive), oldest first;
+    ``stamps`` as for ``walk_inbox``."""
 
     def unlisted(exc: Refused) -> None:  # the files in it would otherwise wait without a word
         logger.warning("{}; the files in it are not sorted until then", exc)
 
     files = [
         Path(entry.path)
-        for entry in walk_inbox(inbox, settings, unlisted)
+        for entry in walk_inbox(inbox, settings, unlisted, stamps)
         if entry.is_file(follow_symlinks=False) and wanted(Path(entry.path), settings)
     ]
     yield from sorted(files, key=lambda p: _mtime(p) or 0.0)
@@ -93,6 +104,19 @@ def _identity(folder: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
+
+
+FolderStamp = tuple[int, int] | None
+"""A folder's inode and modification time (ns), which every name made, renamed or removed in it
+changes; None: it cannot be looked at."""
+
+
+def _stamp(folder: Path) -> FolderStamp:
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
 
 
 def _mtime(path: Path) -> float | None:
@@ -325,6 +349,49 @@ class _Handler(FileSystemEventHandler):
             self.offer(path)
 
 
+OVERFLOW_SAID_S = 60.0
+"""How long one word of inotify's overflow stands for every overflow after it (a storm of them)."""
+
+
+class _WatchdogLog(logging.Handler):
+    """watchdog's own lines, said in facesortd's log. It logs through the standard ``logging``, which
+    facesortd does not set up, so Python printed them bare on stderr: "Inotify queue overflowed;
+    filesystem events were lost", dozens of them in a burst, in no format of the log's, without a word
+    of what it means for the files. That one is now said once a minute at most, with what the daemon
+    does about it; any other goes on as watchdog worded it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._overflow_said = -OVERFLOW_SAID_S
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if not message.startswith("Inotify queue overflowed"):
+            level = record.levelname if record.levelno in _LEVELS else "WARNING"
+            logger.opt(exception=record.exc_info).log(level, "watchdog: {}", message)
+            return
+        now = time.monotonic()
+        if now - self._overflow_said >= OVERFLOW_SAID_S:
+            self._overflow_said = now
+            logger.warning(
+                "inotify's event queue overflowed (fs.inotify.max_queued_events): it did not tell of "
+                "every file dropped; the daemon looks through the inbox itself once it has sorted "
+                "what it heard of"
+            )
+
+
+_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+_WATCHDOG_LOG = _WatchdogLog()
+
+
+def _say_watchdogs_lines() -> None:
+    """Route watchdog's log into facesortd's (once per process)."""
+    source = logging.getLogger("watchdog")
+    if _WATCHDOG_LOG not in source.handlers:
+        source.addHandler(_WATCHDOG_LOG)
+        source.propagate = False
+
+
 class InboxWatcher:
     """Watches the inbox and feeds settled paths to ``ready``; falls back to polling if inotify fails."""
 
@@ -334,8 +401,11 @@ class InboxWatcher:
         self.settler = Settler(settings.settle_s, ready)
         self._observer: BaseObserver | None = None
         self._folder: tuple[int, int] | None = None
+        self._stamps: dict[Path, FolderStamp] = {}
+        """The inbox's folders as the last look through them found them (see ``changed``)."""
 
     def start(self) -> None:
+        _say_watchdogs_lines()
         self._folder = _identity(self.inbox)
         self.settler.start()
         try:
@@ -357,13 +427,25 @@ class InboxWatcher:
         observer.start()
         return observer
 
-    def offer_inbox(self, skip: Collection[Path] = ()) -> None:
+    def offer_inbox(self, skip: Collection[Path] = ()) -> list[Path]:
         """Every file of the inbox that the watcher would take, bar ``skip``, through the settler (a
-        file may still be being written): what a restart, the periodic rescan and the look after a
-        burst each do, for files no event told of."""
-        for path in scan(self.inbox, self.settings):
-            if path not in skip:
-                self.settler.offer(path)
+        file may still be being written); returns them. What a start, the periodic rescan and a look
+        after a change (``changed``) each do, for files no event told of."""
+        stamps: dict[Path, FolderStamp] = {}
+        offered = [path for path in scan(self.inbox, self.settings, stamps) if path not in skip]
+        self._stamps = stamps
+        for path in offered:
+            self.settler.offer(path)
+        return offered
+
+    def changed(self) -> bool:
+        """Has a name been made, renamed or removed in the inbox's folders since the last look through
+        them (``offer_inbox``)? inotify drops events when its queue overflows (thousands of files at
+        once, the daemon starved of CPU or stopped): files no event told of waited for the periodic
+        rescan, 5 minutes, when nothing else was sorted meanwhile. Asked while the daemon is idle, so
+        the daemon's own moves out of the inbox cost one look after each burst. A folder made in a
+        recursive inbox changes its parent, and is stamped at that look."""
+        return any(_stamp(folder) != stamp for folder, stamp in self._stamps.items())
 
     def alive(self) -> bool:
         """False once the observer thread died (e.g. the inbox was deleted), or once the inbox's path
