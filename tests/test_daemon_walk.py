@@ -4,15 +4,22 @@ file, or the words said of it, suffered then, kept so that it stays fixed."""
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from synthetic import screenshot_png, stub_pipeline
 from waiting import log_lines, running_daemon, wait_until
 
-from facesortd import watch
+from facesortd import cli, watch
 from facesortd.config import Settings
+from facesortd.state import DAEMON_LOCK, STATUS_FILE
 
 
 def _deaf_to(monkeypatch: pytest.MonkeyPatch, word: bytes) -> None:
@@ -64,3 +71,51 @@ def test_inotifys_overflow_is_said_once_in_the_logs_words_not_bare_on_stderr(
     assert len(said) == 1 and "looks through the inbox itself" in said[0]
     assert "ERROR watchdog: Unable to rebuild recursive inotify watches" in lines
     assert overflow not in capfd.readouterr().err
+
+
+_HOLD_OPEN = "import sys; f = open(sys.argv[1]); print(flush=True); sys.stdin.read()"
+"""A process that holds its argument open (as the daemon holds its lock) until its stdin closes."""
+
+
+@pytest.mark.parametrize("stopped", [True, False])
+def test_status_of_a_stopped_daemon_says_so_and_how_to_go_on(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str], stopped: bool
+) -> None:
+    """`facesortd run` in a terminal, Ctrl-Z (or SIGSTOP): `status` said it "looks stuck: restart it
+    (systemctl --user restart facesortd)", a command that fails for a daemon systemd did not start,
+    where `fg` (or SIGCONT) is all it takes. A stuck one that systemd did not start is told to restart
+    the terminal's way."""
+    state_dir = cli_settings.state_dir
+    state_dir.mkdir()
+    (state_dir / DAEMON_LOCK).write_text("")
+    holder = subprocess.Popen(  # holds the daemon lock's file open, as the daemon does
+        [sys.executable, "-c", _HOLD_OPEN, str(state_dir / DAEMON_LOCK)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"\n"
+        stale = {"pid": holder.pid, "started": time.time() - 600, "updated": time.time() - 120, "queue": 0}
+        (state_dir / STATUS_FILE).write_text(json.dumps(stale | {"model": "m"}))
+        if stopped:
+            holder.send_signal(signal.SIGSTOP)
+            wait_until(
+                lambda: Path(f"/proc/{holder.pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
+            )
+        assert cli.main(["status"]) == 0
+        out = capsys.readouterr().out
+    finally:
+        holder.kill()
+        holder.wait()
+    problem = next((line for line in out.splitlines() if line.startswith("PROBLEM: the daemon")), out)
+    assert "systemctl" not in problem
+    if stopped:
+        assert (
+            "it is stopped (Ctrl-Z in its terminal, or SIGSTOP): nothing is sorted until it goes on"
+            in problem
+        )
+        assert f"`fg` in that terminal, or kill -CONT {holder.pid}" in problem
+    else:
+        assert (
+            f"it looks stuck: restart it (Ctrl-C in the terminal it runs in, or kill {holder.pid}" in problem
+        )
