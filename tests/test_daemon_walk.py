@@ -19,6 +19,10 @@ from waiting import log_lines, running_daemon, wait_until
 
 from facesortd import cli, watch
 from facesortd.config import Settings
+from facesortd.decide import Decision
+from facesortd.journal import Journal
+from facesortd.library import Library
+from facesortd.sorter import Sorter
 from facesortd.state import DAEMON_LOCK, STATUS_FILE
 
 
@@ -119,3 +123,34 @@ def test_status_of_a_stopped_daemon_says_so_and_how_to_go_on(
         assert (
             f"it looks stuck: restart it (Ctrl-C in the terminal it runs in, or kill {holder.pid}" in problem
         )
+
+
+def test_a_file_whose_folder_is_renamed_while_it_is_judged_is_gone_not_a_failed_move(
+    daemon_settings: Settings,
+) -> None:
+    """`watch.recursive = true`, a sub-folder of the inbox renamed (or moved out) while its files
+    waited for their turn: a file met mid-way was "cannot move it into the library ([Errno 2] No such
+    file or directory: '…/inbox/sub')", an ERROR, a journal error `status` showed, and a retry timer
+    for a name that no longer was; `sort` failed it alike. It is gone from there, as a file renamed
+    away is (the daemon finds it under its new folder's name)."""
+    sub = daemon_settings.inbox / "sub"
+    sub.mkdir(parents=True)
+    (sub / "a.png").write_bytes(screenshot_png(5))
+    pipeline = stub_pipeline(daemon_settings)
+    judge = pipeline.decide
+
+    def judged_as_the_folder_is_renamed(path: Path) -> Decision:
+        decision = judge(path)
+        sub.rename(sub.with_name("renamed"))
+        return decision
+
+    pipeline.decide = judged_as_the_folder_is_renamed  # type: ignore[method-assign]
+    library = Library(daemon_settings.library)
+    library.folder_for(Decision.quarantine("unsure")).mkdir(parents=True)  # a file went there before
+    journal = Journal.for_state_dir(daemon_settings.state_dir)
+    try:
+        outcome = Sorter(library, journal).sort(pipeline, sub / "a.png")
+    finally:
+        journal.close()
+    assert outcome.kind == "gone"
+    assert [p.name for p in daemon_settings.inbox.rglob("*.png")] == ["a.png"]
