@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
@@ -385,7 +386,12 @@ _WATCHDOG_LOG = _WatchdogLog()
 
 
 def _say_watchdogs_lines() -> None:
-    """Route watchdog's log into facesortd's (once per process)."""
+    """Route watchdog's log into facesortd's (once per process). And leave out its RuntimeWarning
+    "Callback with id … already exists for watch <…a whole line of its internals…>. It will be
+    Overwritten.", which Python printed bare on stderr when a sub-folder of a recursive inbox was
+    moved out and back in (the kernel gives the folder its old watch again): a note of watchdog's
+    own bookkeeping, after which the folder's events still come."""
+    warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, r"watchdog\.")
     source = logging.getLogger("watchdog")
     if _WATCHDOG_LOG not in source.handlers:
         source.addHandler(_WATCHDOG_LOG)

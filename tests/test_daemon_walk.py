@@ -154,3 +154,36 @@ def test_a_file_whose_folder_is_renamed_while_it_is_judged_is_gone_not_a_failed_
         journal.close()
     assert outcome.kind == "gone"
     assert [p.name for p in daemon_settings.inbox.rglob("*.png")] == ["a.png"]
+
+
+def _watched(folder: Path) -> bool:
+    """Does an inotify instance of this process watch ``folder`` (as /proc shows its watches)?"""
+    ino = f"ino:{os.stat(folder).st_ino:x} "
+    for info in Path("/proc/self/fdinfo").iterdir():
+        try:
+            if any(line.startswith("inotify wd:") and ino in line for line in info.read_text().splitlines()):
+                return True
+        except OSError:  # closed since it was listed
+            continue
+    return False
+
+
+def test_a_sub_folder_moved_out_and_back_in_is_watched_without_watchdogs_warning(
+    daemon_settings: Settings, recwarn: pytest.WarningsRecorder
+) -> None:
+    """watchdog warned "RuntimeWarning: Callback with id '…' already exists for watch <…>. It will be
+    Overwritten." (a line of 900 characters of its internals) bare on stderr, the journal's log."""
+    settings = daemon_settings.model_copy(
+        update={"watch": daemon_settings.watch.model_copy(update={"recursive": True})}
+    )
+    inbox = settings.inbox
+    with running_daemon(settings, stub_pipeline):
+        (inbox / "sub").mkdir()
+        wait_until(lambda: _watched(inbox / "sub"))  # watchdog adds its watch on hearing of it
+        (inbox / "sub").rename(inbox / "sub2")
+        (inbox / "sub2").rename(settings.library.parent / "out")
+        (settings.library.parent / "out").rename(inbox / "sub3")
+        (inbox / "sub3" / "a.png").write_bytes(screenshot_png(6))
+        wait_until(lambda: not (inbox / "sub3" / "a.png").exists())
+    assert [p.name for p in settings.library.rglob("*.png")] == ["a.png"]
+    assert not [w for w in recwarn if "watchdog" in w.filename], [str(w.message)[:80] for w in recwarn]
