@@ -130,6 +130,8 @@ class Service:
         self._status_failing = False
         self._lock_failing = False
         self._library_problem: str | None = None
+        self._emotions: tuple[str, ...] = ()
+        """The emotions of the model in force, whose folders a library made again gets."""
         """Why the library (or its quarantine) may not be used now (`status` shows it)."""
         self._daemon_lock = DaemonLock(settings.state_dir)
         self._learning_problem: str | None = None
@@ -208,7 +210,8 @@ class Service:
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
         share_cores(len(pipelines))
         if pipelines[0].model is not None:
-            self.library.make_emotion_folders(pipelines[0].model.labels)
+            self._emotions = tuple(pipelines[0].model.labels)
+            self.library.make_emotion_folders(self._emotions)
         if not loaded_id.matches(_last_run_model(s)):  # changed while no daemon ran, or none ever ran here
             self._unsure_judged_by = None
         self.sorter.model = loaded_id
@@ -303,15 +306,34 @@ class Service:
         and which stayed, tens of megabytes of a full USB stick, until the daemon's next start."""
         refused = self.library.refusal()
         problem = f"{refused}; {UNTIL_THEN}" if refused else None
-        if problem == self._library_problem:
-            return
-        self._library_problem = problem
-        if problem:
-            logger.error(problem)
-            self._record_error(None, problem)
-        else:
-            self._recover()
-            self._retry_waiting_now()
+        if problem != self._library_problem:
+            self._library_problem = problem
+            if problem:
+                logger.error(problem)
+                self._record_error(None, problem)
+            else:
+                self._recover()
+                self._retry_waiting_now()
+        if problem is None and not os.path.lexists(self.settings.library):
+            self._make_library_again()
+
+    def _make_library_again(self) -> None:
+        """The library deleted or renamed away (archived as `library-2025`) while the daemon ran: the
+        next move made a new one without a word, holding only the folder that file went to, so a
+        person reviewing with a file manager found no emotion folder to drop a file into. Made again
+        at once as at the start, and said. (Not where the library's path is refused: a link or a
+        drive gone is the person's to put right.)"""
+        library = self.settings.library
+        try:
+            library.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # each move into it names the folder it cannot make, and why
+        self.library.make_emotion_folders(self._emotions)
+        logger.warning(
+            "the library {} was gone (deleted, or renamed away): made again, with its emotion folders; "
+            "`undo` finds the files sorted before only if they are put back in it",
+            library,
+        )
 
     def _keep_daemon_lock(self) -> bool:
         """Put the daemon lock back if its file was deleted (see DaemonLock); False: another daemon
@@ -460,6 +482,7 @@ class Service:
         with self._lock:
             self._model_problem = None
         pipeline.model = model
+        self._emotions = tuple(model.labels) if model is not None else ()
         with self._lock:
             if judge == self.sorter.model:
                 return judge

@@ -7,11 +7,13 @@ import inspect
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from synthetic import screenshot_png, stub_pipeline
@@ -19,7 +21,7 @@ from waiting import log_lines, running_daemon, wait_until
 
 from facesortd import cli, watch
 from facesortd.config import Settings
-from facesortd.decide import Decision
+from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.sorter import Sorter
@@ -187,3 +189,34 @@ def test_a_sub_folder_moved_out_and_back_in_is_watched_without_watchdogs_warning
         wait_until(lambda: not (inbox / "sub3" / "a.png").exists())
     assert [p.name for p in settings.library.rglob("*.png")] == ["a.png"]
     assert not [w for w in recwarn if "watchdog" in w.filename], [str(w.message)[:80] for w in recwarn]
+
+
+def _labelled_pipeline(settings: Settings) -> Pipeline:
+    """The stub pipeline holding a model that knows two emotions (no file is judged by it here)."""
+    pipeline = stub_pipeline(settings)
+    pipeline.model = SimpleNamespace(labels=("happy", "sad"))  # type: ignore[assignment]
+    return pipeline
+
+
+@pytest.mark.parametrize("how", ["deleted", "renamed away"])
+def test_a_library_gone_under_the_daemon_is_made_again_with_its_emotion_folders_and_said(
+    daemon_settings: Settings, how: str
+) -> None:
+    """The library deleted or renamed away (archived as `library-2025`) while the daemon ran: the next
+    move made a new one without a word, holding only the folder that file went to, so the person,
+    reviewing with a file manager, found no emotion folder to drop a file into until one was sorted
+    there, and nothing said facesortd had gone on in a new library."""
+    library = daemon_settings.library
+    with log_lines("WARNING") as lines, running_daemon(daemon_settings, _labelled_pipeline):
+        assert (library / "happy").is_dir()
+        if how == "deleted":
+            shutil.rmtree(library)
+        else:
+            library.rename(library.with_name("library-2025"))
+        wait_until(lambda: (library / "happy").is_dir() and (library / "sad").is_dir())
+        wait_until(lambda: any("was gone" in line for line in lines))
+    said = [line for line in lines if str(library) in line]
+    assert said == [
+        f"WARNING the library {library} was gone (deleted, or renamed away): made again, with its emotion "
+        "folders; `undo` finds the files sorted before only if they are put back in it"
+    ]
