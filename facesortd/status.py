@@ -37,7 +37,7 @@ from facesortd.service_unit import masked, no_systemctl, unit_file
 from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
 from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, holder_pid, how_to_stop, move_lock_if_free
-from facesortd.watch import ignored, walk_inbox, wanted
+from facesortd.watch import held_for_writing, ignored, walk_inbox, wanted
 
 MAX_STUCK = 10
 """Inbox files explained one by one; the rest are counted."""
@@ -251,6 +251,8 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
             return undone()
         if copied := copy_in_library(journal, path, digest, settings.library):
             return f"{COPIED} {copied}"
+    if held_for_writing(path):  # the daemon's own test: it leaves such a file alone, for good if need be
+        return "being written: a process holds it open for writing; sorted once it closes it"
     return "waiting to be sorted"
 
 

@@ -220,3 +220,17 @@ def test_a_library_gone_under_the_daemon_is_made_again_with_its_emotion_folders_
         f"WARNING the library {library} was gone (deleted, or renamed away): made again, with its emotion "
         "folders; `undo` finds the files sorted before only if they are put back in it"
     ]
+
+
+def test_status_says_a_file_some_process_still_writes_is_being_written(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A screen recorder or a hung tool holding its file open: the daemon leaves it alone until it is
+    closed, for good if it never is, and `status` said only "waiting to be sorted", naming no reason."""
+    held = cli_settings.inbox / "held.png"
+    with held.open("wb") as writer:
+        writer.write(screenshot_png(7))
+        writer.flush()
+        assert cli.main(["status", "--json"]) == 0
+    why = {Path(e["path"]).name: e["why"] for e in json.loads(capsys.readouterr().out)["inbox"]["stuck"]}
+    assert why["held.png"] == "being written: a process holds it open for writing; sorted once it closes it"
