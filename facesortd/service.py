@@ -125,8 +125,9 @@ class Service:
         """Crash recovery is to run: at the start, and after a failed journal write (a full state disk
         can fail a move's ``done`` mark after the file moved), at each tick until it goes through."""
         self._look_due = False
-        """A file went while claimed, and one that took its name was turned away as claimed (see
-        ``process``): the look after a burst is due though the inbox may not change again."""
+        """The look after a burst is due whatever the inbox's folders say (see ``_look_again``): a
+        file was placed (a folder's time may not show it: a FAT drive's counts in 2 s), or went while
+        claimed, and one that took its name was turned away as claimed (see ``process``)."""
         self._status_failing = False
         self._lock_failing = False
         self._library_problem: str | None = None
@@ -578,6 +579,7 @@ class Service:
         if waiting:
             self._retry_waiting_now()
         self.counts[outcome.decision.outcome] += 1
+        self._look_due = True
         logger.info(
             "{} -> {}  [{}, {:.0f} ms]", path, outcome.destination, outcome.decision.describe(), outcome.ms
         )

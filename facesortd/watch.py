@@ -450,7 +450,8 @@ class InboxWatcher:
         once, the daemon starved of CPU or stopped): files no event told of waited for the periodic
         rescan, 5 minutes, when nothing else was sorted meanwhile. Asked while the daemon is idle, so
         the daemon's own moves out of the inbox cost one look after each burst. A folder made in a
-        recursive inbox changes its parent, and is stamped at that look."""
+        recursive inbox changes its parent, and is stamped at that look. A change within the tick of
+        the filesystem's clock that the stamp was taken in does not show (a FAT drive's is 2 s)."""
         return any(_stamp(folder) != stamp for folder, stamp in self._stamps.items())
 
     def alive(self) -> bool:
