@@ -234,3 +234,19 @@ def test_status_says_a_file_some_process_still_writes_is_being_written(
         assert cli.main(["status", "--json"]) == 0
     why = {Path(e["path"]).name: e["why"] for e in json.loads(capsys.readouterr().out)["inbox"]["stuck"]}
     assert why["held.png"] == "being written: a process holds it open for writing; sorted once it closes it"
+
+
+def test_the_look_after_a_placement_comes_where_the_folders_time_does_not_show_the_change(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FAT inbox's folder times count in 2 s: a change made in the tick of the last look's stamp
+    does not show. The look after a placement comes anyway, as it did before the folders were
+    stamped; here the folders' times never change."""
+    _deaf_to(monkeypatch, b"lost")
+    monkeypatch.setattr(watch, "_stamp", lambda folder: (1, 0))
+    inbox = daemon_settings.inbox
+    with running_daemon(daemon_settings, stub_pipeline):
+        (inbox / "lost.png").write_bytes(screenshot_png(8))
+        (inbox / "heard.png").write_bytes(screenshot_png(9))
+        wait_until(lambda: not any(inbox.iterdir()))
+    assert sorted(p.name for p in daemon_settings.library.rglob("*.png")) == ["heard.png", "lost.png"]
