@@ -66,6 +66,7 @@ from facesortd.state import (
     remove_stale_temp_files,
     retrain_lock,
 )
+from facesortd.timers import Call, Timers
 from facesortd.watch import InboxWatcher, wanted
 
 __all__ = ["Service", "default_pipeline"]
@@ -120,6 +121,8 @@ class Service:
         self._unexpected_said: dict[Path, set[str]] = {}
         """The types of our own unexpected errors each file met, each said with its traceback once."""
         self._timers: dict[Path, _Timed] = {}
+        self._later_calls = Timers()
+        """Every timer's call, from one thread (a thread per waiting file ran out of threads)."""
         self._told: set[Path] = set()
         self._recover_due = True
         """Crash recovery is to run: at the start, and after a failed journal write (a full state disk
@@ -758,16 +761,16 @@ class Service:
             else:
                 self.enqueue(path)
 
-        timed = _Timed(threading.Timer(delay, fire), _identity(path))
-        timed.timer.daemon = True
-        with self._lock:
+        file = _identity(path)
+        with self._lock:  # set before it can fire: one due at once finds itself the path's timer
             pending = self._timers.get(path)
-            self._timers[path] = timed
+            self._timers[path] = timed = _Timed(self._later_calls.later(delay, fire), file)
         if pending is not None:
             pending.timer.cancel()
-        timed.timer.start()
 
     def _cancel_timers(self) -> None:
+        """Stopping: no file is queued again (its timer's thread ends too)."""
+        self._later_calls.stop()
         with self._lock:
             timers, self._timers = list(self._timers.values()), {}
         for timed in timers:
@@ -843,7 +846,7 @@ def _identity(path: Path) -> FileIdentity | None:
 class _Timed(NamedTuple):
     """A path's one timer, and the file it was set for: an event for that file leaves it to the timer."""
 
-    timer: threading.Timer
+    timer: Call
     file: FileIdentity | None
 
 

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -250,3 +251,23 @@ def test_the_look_after_a_placement_comes_where_the_folders_time_does_not_show_t
         (inbox / "heard.png").write_bytes(screenshot_png(9))
         wait_until(lambda: not any(inbox.iterdir()))
     assert sorted(p.name for p in daemon_settings.library.rglob("*.png")) == ["heard.png", "lost.png"]
+
+
+def test_files_waiting_their_turn_do_not_take_a_thread_each(daemon_settings: Settings) -> None:
+    """5,000 empty files dropped at once (a sync tool's placeholders; or, alike, a backlog failing on a
+    full disk, each waiting for its retry) took a timer thread each, 2,344 at once: under a limit on
+    tasks (systemd's TasksMax; 200 here) "can't start new thread" killed a worker, and the daemon
+    exited 1, for systemd to restart it into the same backlog. Every wait now shares one thread."""
+    settings = daemon_settings.model_copy(
+        update={"watch": daemon_settings.watch.model_copy(update={"unreadable_settle_s": 2.0})}
+    )
+    count = 120
+    unreadable = settings.library / "_quarantine" / "unreadable"
+    with log_lines("INFO") as lines, running_daemon(settings, stub_pipeline):
+        before = threading.active_count()
+        for i in range(count):
+            (settings.inbox / f"empty{i:03d}.png").write_bytes(b"")
+        wait_until(lambda: sum("waiting 2 s" in line for line in lines) >= count or unreadable.is_dir())
+        assert threading.active_count() < before + 5
+        wait_until(lambda: unreadable.is_dir() and len(list(unreadable.iterdir())) == count)
+    assert not any(settings.inbox.iterdir())
