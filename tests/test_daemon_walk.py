@@ -25,6 +25,7 @@ from facesortd.config import Settings
 from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal
 from facesortd.library import Library
+from facesortd.sdnotify import watchdog_period
 from facesortd.sorter import Sorter
 from facesortd.state import DAEMON_LOCK, STATUS_FILE
 
@@ -271,3 +272,14 @@ def test_files_waiting_their_turn_do_not_take_a_thread_each(daemon_settings: Set
         assert threading.active_count() < before + 5
         wait_until(lambda: unreadable.is_dir() and len(list(unreadable.iterdir())) == count)
     assert not any(settings.inbox.iterdir())
+
+
+@pytest.mark.parametrize(("usec", "period"), [("4000000", 2.0), ("abc", None), ("0", None), ("-5", None)])
+def test_the_watchdog_period_is_read_from_systemds_variable_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, usec: str, period: float | None
+) -> None:
+    """WATCHDOG_USEC that is no number ended `run` in a traceback; a negative one made the main loop
+    wait a negative time, a loop spinning a core. Neither is systemd's: no pings then, as without it."""
+    monkeypatch.setenv("WATCHDOG_USEC", usec)
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    assert watchdog_period() == period
