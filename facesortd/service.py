@@ -370,14 +370,21 @@ class Service:
                 logger.error(problem)
                 self._inbox_problem = problem
             return watcher
-        self._inbox_problem = None
-        logger.error("the watcher stopped (inbox removed or renamed?); restarting it and rescanning")
         s.inbox.mkdir(parents=True, exist_ok=True)
         watcher.stop()
-        watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
-        watcher.start()
-        watcher.offer_inbox(self._waiting())  # what arrived before the new watch began
-        return watcher
+        anew = InboxWatcher(s.inbox, s.watch, self.enqueue)
+        try:
+            anew.start()
+        except StateBusy as exc:  # another daemon watches the folder now there: looked at each tick
+            problem = f"{exc}; nothing new is sorted until then"
+            if problem != self._inbox_problem:
+                logger.error(problem)
+                self._inbox_problem = problem
+            return watcher
+        self._inbox_problem = None
+        logger.error("the watcher stopped (inbox removed or renamed?); restarting it and rescanning")
+        anew.offer_inbox(self._waiting())  # what arrived before the new watch began
+        return anew
 
     def _inbox_unmounted(self) -> str | None:
         """Why the inbox is not to be made anew: the drive it was on is no longer mounted where it was

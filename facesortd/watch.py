@@ -30,6 +30,7 @@ from watchdog.observers.polling import PollingObserver
 from facesortd.config import WatchSettings
 from facesortd.image_names import is_image_name
 from facesortd.refusals import Refused, list_folder
+from facesortd.state import StateBusy, how_to_stop
 
 
 def ignored(name: str, settings: WatchSettings) -> bool:
@@ -398,19 +399,65 @@ def _say_watchdogs_lines() -> None:
         source.propagate = False
 
 
+def _lock(inbox: Path) -> int | None:
+    """Lock ``inbox`` for this daemon: a flock on the folder itself (nothing is made in it), held while
+    it is watched; None where the filesystem takes no flock on a folder (NFS, some FUSE drives: left
+    unguarded, as before) or the folder is gone (the watch says so). Two daemons of two configs on one
+    inbox (a unit, and a `run` by hand with another state_dir) shared no lock and raced each other
+    for every file: one linked a file into the library as the other did, and both kept theirs (2 of
+    300 files placed twice, each journaled by its own daemon). StateBusy names the first."""
+    try:
+        fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        st = os.fstat(fd)
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            return None
+        pid = _flock_holder(st)
+        raise StateBusy(
+            f"another facesortd daemon (pid {pid or '?'}) already watches {inbox}: two daemons on one "
+            f"inbox race each other for every file: stop it first ({how_to_stop(pid)}), or give this one "
+            "another inbox"
+        ) from None
+    return fd
+
+
+def _flock_holder(st: os.stat_result) -> int | None:
+    """The process holding a flock on the file ``st`` is of, as /proc/locks shows it (its lines:
+    "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF", major and minor in hex)."""
+    file = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = [f for f in line.split() if f != "->"]  # "->": a process waiting for the lock
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == file and fields[4].isdigit():
+            return int(fields[4])
+    return None
+
+
 class InboxWatcher:
-    """Watches the inbox and feeds settled paths to ``ready``; falls back to polling if inotify fails."""
+    """Watches the inbox and feeds settled paths to ``ready``; falls back to polling if inotify fails.
+    Holds the inbox's lock (``_lock``) from ``start`` to ``stop``."""
 
     def __init__(self, inbox: Path, settings: WatchSettings, ready: Callable[[Path], None]) -> None:
         self.inbox = inbox
         self.settings = settings
         self.settler = Settler(settings.settle_s, ready)
         self._observer: BaseObserver | None = None
+        self._locked: int | None = None
         self._folder: tuple[int, int] | None = None
         self._stamps: dict[Path, FolderStamp] = {}
         """The inbox's folders as the last look through them found them (see ``changed``)."""
 
     def start(self) -> None:
+        """Raises StateBusy if another daemon watches the inbox."""
+        self._locked = _lock(self.inbox)
         _say_watchdogs_lines()
         self._folder = _identity(self.inbox)
         self.settler.start()
@@ -466,3 +513,6 @@ class InboxWatcher:
             self._observer.stop()
             self._observer.join(timeout=5)
         self.settler.stop()
+        if self._locked is not None:
+            os.close(self._locked)
+            self._locked = None

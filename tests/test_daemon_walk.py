@@ -26,8 +26,9 @@ from facesortd.decide import Decision, Pipeline
 from facesortd.journal import Journal
 from facesortd.library import Library
 from facesortd.sdnotify import watchdog_period
+from facesortd.service import Service
 from facesortd.sorter import Sorter
-from facesortd.state import DAEMON_LOCK, STATUS_FILE
+from facesortd.state import DAEMON_LOCK, STATUS_FILE, StateBusy
 
 
 def _deaf_to(monkeypatch: pytest.MonkeyPatch, word: bytes) -> None:
@@ -283,3 +284,48 @@ def test_the_watchdog_period_is_read_from_systemds_variable_and_nothing_else(
     monkeypatch.setenv("WATCHDOG_USEC", usec)
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     assert watchdog_period() == period
+
+
+def test_a_second_daemon_on_the_same_inbox_with_another_state_folder_is_refused(
+    daemon_settings: Settings, tmp_path: Path
+) -> None:
+    """Two configs naming one inbox (a unit plus a `run` by hand with another state_dir): nothing the
+    two shared held a lock, and they raced for every file; 2 of 300 files were placed twice (two names
+    in the library), each daemon journaling its own. The second is refused as a second daemon on one
+    state folder is, naming the first."""
+    other = daemon_settings.model_copy(update={"state_dir": tmp_path / "state2"})
+    with running_daemon(daemon_settings, stub_pipeline):
+        second = Service(other, stub_pipeline)
+        with pytest.raises(StateBusy) as refused:
+            second.run()
+    assert str(refused.value) == (
+        f"another facesortd daemon (pid {os.getpid()}) already watches {daemon_settings.inbox}: two daemons "
+        "on one inbox race each other for every file: stop it first (Ctrl-C in the terminal it runs in, or "
+        f"kill {os.getpid()}), or give this one another inbox"
+    )
+    # The first one gone, its inbox is free again.
+    with running_daemon(other, stub_pipeline):
+        (other.inbox / "a.png").write_bytes(screenshot_png(10))
+        wait_until(lambda: not (other.inbox / "a.png").exists())
+
+
+def test_an_inbox_made_a_link_to_another_daemons_inbox_is_not_watched_until_put_right(
+    daemon_settings: Settings, tmp_path: Path
+) -> None:
+    """An inbox path made a symbolic link to the inbox of a daemon of another config: said once, and
+    watched again once put right."""
+    other = daemon_settings.model_copy(update={"state_dir": tmp_path / "state2", "inbox": tmp_path / "in2"})
+    with (
+        running_daemon(daemon_settings, stub_pipeline),
+        log_lines("ERROR") as lines,
+        running_daemon(other, stub_pipeline) as second,
+    ):
+        other.inbox.rmdir()
+        other.inbox.symlink_to(daemon_settings.inbox)
+        wait_until(lambda: any("already watches" in line for line in lines))
+        assert second._inbox_problem and "already watches" in second._inbox_problem
+        other.inbox.unlink()
+        wait_until(lambda: not second._inbox_problem and other.inbox.is_dir())
+        (other.inbox / "b.png").write_bytes(screenshot_png(11))
+        wait_until(lambda: not (other.inbox / "b.png").exists())
+    assert sum("already watches" in line for line in lines) == 1
