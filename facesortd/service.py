@@ -266,7 +266,7 @@ class Service:
                     watcher.offer_inbox(self._waiting())
                 elif (
                     not self.queue_length()
-                    and not len(watcher.settler)
+                    and not watcher.settler.settling()
                     and (self._look_due or watcher.changed())
                 ):
                     self._look_again(watcher)

@@ -171,6 +171,8 @@ class Settler:
         self.ready = ready
         self.is_open: Callable[[Path], bool] = lambda _path: False
         self._pending: dict[Path, tuple[tuple[int, int] | None, float, bool]] = {}
+        self._held = 0
+        """How many of them some process held open at the last look at them."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="settler", daemon=True)
@@ -189,15 +191,18 @@ class Settler:
             seen, since, was_finished = self._pending.get(path, (None, time.monotonic(), False))
             self._pending[path] = (seen, since, was_finished or finished)
 
-    def __len__(self) -> int:
+    def settling(self) -> int:
+        """Candidates still settling: not those some process holds open, which may be for good (a hung
+        tool), and kept the daemon from ever being idle for its look for files no event told of."""
         with self._lock:
-            return len(self._pending)
+            return len(self._pending) - self._held
 
     def _run(self) -> None:
         while not self._stop.wait(SETTLER_TICK_S):
             now = time.monotonic()
             settled = []
             with self._lock:
+                self._held = 0
                 for path, (seen, since, finished) in list(self._pending.items()):
                     try:
                         st = path.lstat()
@@ -205,7 +210,9 @@ class Settler:
                         del self._pending[path]  # gone (renamed away, deleted): nothing to do
                         continue
                     current = (st.st_size, st.st_mtime_ns)
-                    if self.is_open(path) or (current != seen and not finished):
+                    held = self.is_open(path)
+                    self._held += held
+                    if held or (current != seen and not finished):
                         self._pending[path] = (current, now, finished)
                     elif finished or now - since >= self.settle_s:
                         del self._pending[path]

@@ -329,3 +329,19 @@ def test_an_inbox_made_a_link_to_another_daemons_inbox_is_not_watched_until_put_
         (other.inbox / "b.png").write_bytes(screenshot_png(11))
         wait_until(lambda: not (other.inbox / "b.png").exists())
     assert sum("already watches" in line for line in lines) == 1
+
+
+def test_files_whose_events_were_lost_are_sorted_while_another_file_is_held_open(
+    daemon_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look for files no event told of waited for the daemon to be idle, and a file some process
+    held open for good (a hung tool) kept it from being idle: the files whose events were lost
+    waited for the periodic rescan (here off) as long as it was held."""
+    _deaf_to(monkeypatch, b"lost")
+    inbox = daemon_settings.inbox
+    with running_daemon(daemon_settings, stub_pipeline), (inbox / "held.png").open("wb") as held:
+        held.write(b"half")
+        held.flush()
+        (inbox / "lost.png").write_bytes(screenshot_png(12))
+        wait_until(lambda: not (inbox / "lost.png").exists())
+        assert [p.name for p in daemon_settings.library.rglob("*.png")] == ["lost.png"]
