@@ -4,6 +4,8 @@ Scenarios (each on fresh folders, each counted tried / survived / lost / duplica
 
 - two-daemons: a second `facesortd run` on the same state folder while files arrive; it must
   refuse at once, naming the first one's pid, and the first sorts everything;
+- two-daemons-own-state: the same, the second one's config naming a state folder of its own (two
+  configs on one inbox): refused alike, by the inbox's lock;
 - sort-beside: `facesortd sort INBOX` run while the daemon sorts the same burst;
 - sort-beside-killed: the same, one of the two SIGKILLed once a random number of the files has left
   the inbox (the `sort` in even rounds, the daemon in odd ones, started again then); the daemon
@@ -28,6 +30,7 @@ import facesortd  # noqa: F401  (first: sets the BLAS thread limits before numpy
 # isort: split
 
 import argparse
+import functools
 import os
 import random
 import signal
@@ -58,17 +61,24 @@ from facesortd.quarantine import QUARANTINE_DIR
 Scenario = Callable[[Path, Path, int, int], Census]
 
 
-def two_daemons(root: Path, cascade: Path, files: int, seed: int) -> Census:
+def two_daemons(root: Path, cascade: Path, files: int, seed: int, *, own_state: bool = False) -> Census:
+    """``own_state``: the second daemon's config names a state folder of its own (two configs on one
+    inbox), which no lock of the state folder refuses."""
     folders = Folders(root, cascade)
     inputs = random_pngs(files, seed)
+    config = folders.config
+    if own_state:
+        config = root / "config-own-state.toml"
+        config.write_text(folders.config.read_text().replace(str(folders.state), str(root / "state2")))
 
     def second_one(first: Started, problems: list[str]) -> None:
-        second = folders.start()
+        command = [str(config) if arg == str(folders.config) else arg for arg in folders.command("run")]
+        second = Started(command, root / "second.log")
         folders.drop(inputs)
         try:
             code = second.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:  # not refused: the two race for every file
-            problems.append("a second daemon on the same state folder was not refused")
+            problems.append("a second daemon on the same inbox was not refused")
             wait_for(lambda: not any(folders.inbox.iterdir()), 180)
             second.stop(problems, "second daemon")
             return
@@ -238,6 +248,7 @@ def sigterm_under_load(root: Path, cascade: Path, files: int, seed: int) -> Cens
 
 SCENARIOS: dict[str, Scenario] = {
     "two-daemons": two_daemons,
+    "two-daemons-own-state": functools.partial(two_daemons, own_state=True),
     "sort-beside": sort_beside,
     "sort-beside-killed": sort_beside_killed,
     "full-state-disk": full_state_disk,

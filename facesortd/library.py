@@ -58,9 +58,14 @@ class Library:
 
     def holds(self, src: Path, decision: Decision) -> bool:
         """Is ``src`` already in the folder ``decision`` sends it to? Moving it would only rename it
-        to "name (1)" (a quarantined file looked at again and still unsure, say)."""
+        to "name (1)" (a quarantined file looked at again and still unsure, say). Not if its own
+        folder is gone (a sub-folder of the inbox renamed away meanwhile): the move then finds the
+        file gone, where this raised, and the file was said as a move that failed."""
         folder = self.folder_for(decision)
-        return folder.is_dir() and folder.samefile(src.parent)
+        try:
+            return folder.is_dir() and folder.samefile(src.parent)
+        except FileNotFoundError:
+            return False
 
     def make_emotion_folders(self, emotions: Iterable[str]) -> None:
         """Create ``<emotion>/`` for each emotion, so a person reviewing with a file manager finds a

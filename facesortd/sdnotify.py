@@ -23,9 +23,11 @@ def notify(message: str) -> bool:
 
 
 def watchdog_period() -> float | None:
-    """Seconds between WATCHDOG=1 pings (half of WatchdogSec), or None if systemd expects none."""
-    usec = os.environ.get("WATCHDOG_USEC")
+    """Seconds between WATCHDOG=1 pings (half of WatchdogSec), or None if systemd expects none. A
+    value systemd never sets (not a whole number, or not above 0) is none: one that is no number ended
+    `run` in a traceback, and a negative one had the main loop wait a negative time, spinning a core."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
     pid = os.environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid != str(os.getpid())):
+    if not usec.isdigit() or int(usec) <= 0 or (pid and pid != str(os.getpid())):
         return None
     return int(usec) / 2e6

@@ -66,7 +66,8 @@ from facesortd.state import (
     remove_stale_temp_files,
     retrain_lock,
 )
-from facesortd.watch import InboxWatcher, scan, wanted
+from facesortd.timers import Call, Timers
+from facesortd.watch import InboxWatcher, wanted
 
 __all__ = ["Service", "default_pipeline"]
 
@@ -120,14 +121,21 @@ class Service:
         self._unexpected_said: dict[Path, set[str]] = {}
         """The types of our own unexpected errors each file met, each said with its traceback once."""
         self._timers: dict[Path, _Timed] = {}
+        self._later_calls = Timers()
+        """Every timer's call, from one thread (a thread per waiting file ran out of threads)."""
         self._told: set[Path] = set()
         self._recover_due = True
         """Crash recovery is to run: at the start, and after a failed journal write (a full state disk
         can fail a move's ``done`` mark after the file moved), at each tick until it goes through."""
-        self._placed_since_look = False
+        self._look_due = False
+        """The look after a burst is due whatever the inbox's folders say (see ``_look_again``): a
+        file was placed (a folder's time may not show it: a FAT drive's counts in 2 s), or went while
+        claimed, and one that took its name was turned away as claimed (see ``process``)."""
         self._status_failing = False
         self._lock_failing = False
         self._library_problem: str | None = None
+        self._emotions: tuple[str, ...] = ()
+        """The emotions of the model in force, whose folders a library made again gets."""
         """Why the library (or its quarantine) may not be used now (`status` shows it)."""
         self._daemon_lock = DaemonLock(settings.state_dir)
         self._learning_problem: str | None = None
@@ -206,18 +214,17 @@ class Service:
         pipelines = [self.make_pipeline(s) for _ in range(s.watch.workers)]  # config errors surface here
         share_cores(len(pipelines))
         if pipelines[0].model is not None:
-            self.library.make_emotion_folders(pipelines[0].model.labels)
+            self._emotions = tuple(pipelines[0].model.labels)
+            self.library.make_emotion_folders(self._emotions)
         if not loaded_id.matches(_last_run_model(s)):  # changed while no daemon ran, or none ever ran here
             self._unsure_judged_by = None
         self.sorter.model = loaded_id
         watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
         watcher.start()
-        backlog = list(scan(s.inbox, s.watch))
+        backlog = watcher.offer_inbox()  # through the settler too: a file may be mid-write as we start
         if backlog:
             logger.info("{} file(s) already in {}: sorting them first", len(backlog), s.inbox)
             self.backlog = Progress(len(backlog), "backlog")
-        for path in backlog:  # through the settler too: a file may be mid-write as we start
-            watcher.settler.offer(path)
         workers = [
             threading.Thread(target=self._work, args=(p, loaded, loaded_id), name=f"worker-{i}")
             for i, p in enumerate(pipelines)
@@ -257,7 +264,11 @@ class Service:
                 elif s.watch.rescan_interval_s and now - last_rescan >= s.watch.rescan_interval_s:
                     last_rescan = now
                     watcher.offer_inbox(self._waiting())
-                elif self._placed_since_look and not self.queue_length() and not len(watcher.settler):
+                elif (
+                    not self.queue_length()
+                    and not watcher.settler.settling()
+                    and (self._look_due or watcher.changed())
+                ):
                     self._look_again(watcher)
                 if now - last_review >= s.learning.review_scan_s and not (
                     self._learning and self._learning.is_alive()
@@ -299,15 +310,34 @@ class Service:
         and which stayed, tens of megabytes of a full USB stick, until the daemon's next start."""
         refused = self.library.refusal()
         problem = f"{refused}; {UNTIL_THEN}" if refused else None
-        if problem == self._library_problem:
-            return
-        self._library_problem = problem
-        if problem:
-            logger.error(problem)
-            self._record_error(None, problem)
-        else:
-            self._recover()
-            self._retry_waiting_now()
+        if problem != self._library_problem:
+            self._library_problem = problem
+            if problem:
+                logger.error(problem)
+                self._record_error(None, problem)
+            else:
+                self._recover()
+                self._retry_waiting_now()
+        if problem is None and not os.path.lexists(self.settings.library):
+            self._make_library_again()
+
+    def _make_library_again(self) -> None:
+        """The library deleted or renamed away (archived as `library-2025`) while the daemon ran: the
+        next move made a new one without a word, holding only the folder that file went to, so a
+        person reviewing with a file manager found no emotion folder to drop a file into. Made again
+        at once as at the start, and said. (Not where the library's path is refused: a link or a
+        drive gone is the person's to put right.)"""
+        library = self.settings.library
+        try:
+            library.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # each move into it names the folder it cannot make, and why
+        self.library.make_emotion_folders(self._emotions)
+        logger.warning(
+            "the library {} was gone (deleted, or renamed away): made again, with its emotion folders; "
+            "`undo` finds the files sorted before only if they are put back in it",
+            library,
+        )
 
     def _keep_daemon_lock(self) -> bool:
         """Put the daemon lock back if its file was deleted (see DaemonLock); False: another daemon
@@ -340,14 +370,21 @@ class Service:
                 logger.error(problem)
                 self._inbox_problem = problem
             return watcher
-        self._inbox_problem = None
-        logger.error("the watcher stopped (inbox removed or renamed?); restarting it and rescanning")
         s.inbox.mkdir(parents=True, exist_ok=True)
         watcher.stop()
-        watcher = InboxWatcher(s.inbox, s.watch, self.enqueue)
-        watcher.start()
-        watcher.offer_inbox(self._waiting())  # what arrived before the new watch began
-        return watcher
+        anew = InboxWatcher(s.inbox, s.watch, self.enqueue)
+        try:
+            anew.start()
+        except StateBusy as exc:  # another daemon watches the folder now there: looked at each tick
+            problem = f"{exc}; nothing new is sorted until then"
+            if problem != self._inbox_problem:
+                logger.error(problem)
+                self._inbox_problem = problem
+            return watcher
+        self._inbox_problem = None
+        logger.error("the watcher stopped (inbox removed or renamed?); restarting it and rescanning")
+        anew.offer_inbox(self._waiting())  # what arrived before the new watch began
+        return anew
 
     def _inbox_unmounted(self) -> str | None:
         """Why the inbox is not to be made anew: the drive it was on is no longer mounted where it was
@@ -456,6 +493,7 @@ class Service:
         with self._lock:
             self._model_problem = None
         pipeline.model = model
+        self._emotions = tuple(model.labels) if model is not None else ()
         with self._lock:
             if judge == self.sorter.model:
                 return judge
@@ -537,7 +575,7 @@ class Service:
         else:  # placed, waiting or gone: a file kept later under this name is said (and looked) at again
             self._told.discard(path)
         if outcome.kind == "gone":  # a file that took its name meanwhile was told of while it was
-            self._placed_since_look = True  # claimed, so not queued: the look after the burst finds it
+            self._look_due = True  # claimed, so not queued: the look after the burst finds it
         if outcome.kind == "wait":
             logger.info(
                 "{}: {}; waiting {:.0f} s in case it is still being written",
@@ -551,7 +589,7 @@ class Service:
         if waiting:
             self._retry_waiting_now()
         self.counts[outcome.decision.outcome] += 1
-        self._placed_since_look = True
+        self._look_due = True
         logger.info(
             "{} -> {}  [{}, {:.0f} ms]", path, outcome.destination, outcome.decision.describe(), outcome.ms
         )
@@ -646,11 +684,12 @@ class Service:
             self._taken_up -= taken
 
     def _look_again(self, watcher: InboxWatcher) -> None:
-        """Once a burst is sorted, look at the inbox once more: inotify drops events when its queue
-        overflows (something busy in the inbox, a huge copy while the daemon is starved), and the
-        files it did not report would otherwise wait for the periodic rescan. Files waiting for a
-        retry, or kept for a reason already told, are left to their own schedule."""
-        self._placed_since_look = False
+        """Once the daemon is idle and the inbox changed since the last look (or ``_look_due``), look
+        at it once more: inotify drops events when its queue overflows (something busy in the inbox,
+        a huge copy while the daemon is starved or stopped), and the files it did not report would
+        otherwise wait for the periodic rescan. Files waiting for a retry, or kept for a reason
+        already told, are left to their own schedule."""
+        self._look_due = False
         watcher.offer_inbox(self._waiting() | self._told)
 
     def _recover(self) -> None:
@@ -729,16 +768,16 @@ class Service:
             else:
                 self.enqueue(path)
 
-        timed = _Timed(threading.Timer(delay, fire), _identity(path))
-        timed.timer.daemon = True
-        with self._lock:
+        file = _identity(path)
+        with self._lock:  # set before it can fire: one due at once finds itself the path's timer
             pending = self._timers.get(path)
-            self._timers[path] = timed
+            self._timers[path] = timed = _Timed(self._later_calls.later(delay, fire), file)
         if pending is not None:
             pending.timer.cancel()
-        timed.timer.start()
 
     def _cancel_timers(self) -> None:
+        """Stopping: no file is queued again (its timer's thread ends too)."""
+        self._later_calls.stop()
         with self._lock:
             timers, self._timers = list(self._timers.values()), {}
         for timed in timers:
@@ -814,7 +853,7 @@ def _identity(path: Path) -> FileIdentity | None:
 class _Timed(NamedTuple):
     """A path's one timer, and the file it was set for: an event for that file leaves it to the timer."""
 
-    timer: threading.Timer
+    timer: Call
     file: FileIdentity | None
 
 

@@ -39,9 +39,9 @@ from facesortd.refusals import Refused, list_folder
 from facesortd.service_unit import masked, no_systemctl, unit_file
 from facesortd.shown_names import exact, one_line
 from facesortd.sorter import COPIED, copy_in_library, undone
-from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, holder_pid, move_lock_if_free
+from facesortd.state import DAEMON_LOCK, JOURNAL_FILE, STATUS_FILE, holder_pid, how_to_stop, move_lock_if_free
 from facesortd.undo import held_name
-from facesortd.watch import ignored, walk_inbox, wanted
+from facesortd.watch import held_for_writing, ignored, walk_inbox, wanted
 
 MAX_STUCK = 10
 """Inbox files explained one by one; the rest are counted."""
@@ -89,9 +89,12 @@ def daemon_state(settings: Settings, problems: list[str]) -> dict[str, Any] | No
         f"the daemon (pid {pid}) runs, but "
         + (f"last wrote its status {age:.0f} s ago: " if age > 0 else "its status is dated later than now: ")
         + (
-            f"it cannot write into {state_dir}: make it writable (chmod u+rwx '{state_dir}')"
+            f"it is stopped (Ctrl-Z in its terminal, or SIGSTOP): nothing is sorted until it goes on: "
+            f"`fg` in that terminal, or kill -CONT {pid}"
+            if _stopped(pid)
+            else f"it cannot write into {state_dir}: make it writable (chmod u+rwx '{state_dir}')"
             if not os.access(state_dir, os.W_OK | os.X_OK)
-            else "it looks stuck: restart it (systemctl --user restart facesortd)"
+            else f"it looks stuck: restart it ({_how_to_restart(pid)})"
         )
     )
     return status
@@ -139,6 +142,25 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _stopped(pid: int) -> bool:
+    """Is ``pid`` stopped (Ctrl-Z on a `facesortd run` in a terminal, SIGSTOP): it neither sorts nor
+    writes its status until it goes on, which needs no restart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] in (["T"], ["t"])  # its name, in (), may hold anything
+
+
+def _how_to_restart(pid: int) -> str:
+    """systemd's restart for a daemon systemd runs; for one in a terminal, that fails ("Unit
+    facesortd.service not loaded"): stop it there, and start it again."""
+    stop = how_to_stop(pid)
+    if stop.startswith("systemctl"):
+        return "systemctl --user restart facesortd"
+    return f"{stop}, then `{advised('run')}` again"
 
 
 def _shell_only() -> str:
@@ -238,6 +260,8 @@ def _why_stuck(path: Path, settings: Settings, journal: Journal | None, errors: 
             return undone()
         if copied := copy_in_library(journal, path, digest, settings.library):
             return f"{COPIED} {copied}"
+    if held_for_writing(path):  # the daemon's own test: it leaves such a file alone, for good if need be
+        return "being written: a process holds it open for writing; sorted once it closes it"
     return "waiting to be sorted"
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import fnmatch
+import logging
 import os
 import signal
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from watchdog.observers.polling import PollingObserver
 from facesortd.config import WatchSettings
 from facesortd.image_names import is_image_name
 from facesortd.refusals import Refused, list_folder
+from facesortd.state import StateBusy, how_to_stop
 
 
 def ignored(name: str, settings: WatchSettings) -> bool:
@@ -49,16 +52,23 @@ def wanted(path: Path, settings: WatchSettings) -> bool:
 
 
 def walk_inbox(
-    inbox: Path, settings: WatchSettings, refused: Callable[[Refused], None]
+    inbox: Path,
+    settings: WatchSettings,
+    refused: Callable[[Refused], None],
+    stamps: dict[Path, FolderStamp] | None = None,
 ) -> Iterator[os.DirEntry[str]]:
     """Every entry of the inbox, a sub-folder's entries in its place if ``recursive`` (a symlink to a
     folder is an entry, never followed; so is a sub-folder of an ignored name, whose files were
     taken though their own names are ordinary: Syncthing's `.stversions/`). A folder this user may
-    not list goes to ``refused`` and the walk goes on: the daemon and `status` each say it their way."""
+    not list goes to ``refused`` and the walk goes on: the daemon and `status` each say it their way.
+    ``stamps``: each folder's stamp, taken just before it is listed (see ``InboxWatcher.changed``)."""
     folders = [inbox]
     while folders:
+        folder = folders.pop()
+        if stamps is not None:
+            stamps[folder] = _stamp(folder)
         try:
-            entries = list_folder(folders.pop())
+            entries = list_folder(folder)
         except Refused as exc:
             refused(exc)
             continue
@@ -73,15 +83,18 @@ def walk_inbox(
                 yield entry
 
 
-def scan(inbox: Path, settings: WatchSettings) -> Iterator[Path]:
-    """Every wanted regular file in the inbox (sub-folders too if recursive), oldest first."""
+def scan(
+    inbox: Path, settings: WatchSettings, stamps: dict[Path, FolderStamp] | None = None
+) -> Iterator[Path]:
+    """Every wanted regular file in the inbox (sub-folders too if recursive), oldest first;
+    ``stamps`` as for ``walk_inbox``."""
 
     def unlisted(exc: Refused) -> None:  # the files in it would otherwise wait without a word
         logger.warning("{}; the files in it are not sorted until then", exc)
 
     files = [
         Path(entry.path)
-        for entry in walk_inbox(inbox, settings, unlisted)
+        for entry in walk_inbox(inbox, settings, unlisted, stamps)
         if entry.is_file(follow_symlinks=False) and wanted(Path(entry.path), settings)
     ]
     yield from sorted(files, key=lambda p: _mtime(p) or 0.0)
@@ -93,6 +106,19 @@ def _identity(folder: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
+
+
+FolderStamp = tuple[int, int] | None
+"""A folder's inode and modification time (ns), which every name made, renamed or removed in it
+changes; None: it cannot be looked at."""
+
+
+def _stamp(folder: Path) -> FolderStamp:
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
 
 
 def _mtime(path: Path) -> float | None:
@@ -145,6 +171,8 @@ class Settler:
         self.ready = ready
         self.is_open: Callable[[Path], bool] = lambda _path: False
         self._pending: dict[Path, tuple[tuple[int, int] | None, float, bool]] = {}
+        self._held = 0
+        """How many of them some process held open at the last look at them."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="settler", daemon=True)
@@ -163,15 +191,18 @@ class Settler:
             seen, since, was_finished = self._pending.get(path, (None, time.monotonic(), False))
             self._pending[path] = (seen, since, was_finished or finished)
 
-    def __len__(self) -> int:
+    def settling(self) -> int:
+        """Candidates still settling: not those some process holds open, which may be for good (a hung
+        tool), and kept the daemon from ever being idle for its look for files no event told of."""
         with self._lock:
-            return len(self._pending)
+            return len(self._pending) - self._held
 
     def _run(self) -> None:
         while not self._stop.wait(SETTLER_TICK_S):
             now = time.monotonic()
             settled = []
             with self._lock:
+                self._held = 0
                 for path, (seen, since, finished) in list(self._pending.items()):
                     try:
                         st = path.lstat()
@@ -179,7 +210,9 @@ class Settler:
                         del self._pending[path]  # gone (renamed away, deleted): nothing to do
                         continue
                     current = (st.st_size, st.st_mtime_ns)
-                    if self.is_open(path) or (current != seen and not finished):
+                    held = self.is_open(path)
+                    self._held += held
+                    if held or (current != seen and not finished):
                         self._pending[path] = (current, now, finished)
                     elif finished or now - since >= self.settle_s:
                         del self._pending[path]
@@ -325,17 +358,114 @@ class _Handler(FileSystemEventHandler):
             self.offer(path)
 
 
+OVERFLOW_SAID_S = 60.0
+"""How long one word of inotify's overflow stands for every overflow after it (a storm of them)."""
+
+
+class _WatchdogLog(logging.Handler):
+    """watchdog's own lines, said in facesortd's log. It logs through the standard ``logging``, which
+    facesortd does not set up, so Python printed them bare on stderr: "Inotify queue overflowed;
+    filesystem events were lost", dozens of them in a burst, in no format of the log's, without a word
+    of what it means for the files. That one is now said once a minute at most, with what the daemon
+    does about it; any other goes on as watchdog worded it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._overflow_said = -OVERFLOW_SAID_S
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if not message.startswith("Inotify queue overflowed"):
+            level = record.levelname if record.levelno in _LEVELS else "WARNING"
+            logger.opt(exception=record.exc_info).log(level, "watchdog: {}", message)
+            return
+        now = time.monotonic()
+        if now - self._overflow_said >= OVERFLOW_SAID_S:
+            self._overflow_said = now
+            logger.warning(
+                "inotify's event queue overflowed (fs.inotify.max_queued_events): it did not tell of "
+                "every file dropped; the daemon looks through the inbox itself once it has sorted "
+                "what it heard of"
+            )
+
+
+_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+_WATCHDOG_LOG = _WatchdogLog()
+
+
+def _say_watchdogs_lines() -> None:
+    """Route watchdog's log into facesortd's (once per process). And leave out its RuntimeWarning
+    "Callback with id … already exists for watch <…a whole line of its internals…>. It will be
+    Overwritten.", which Python printed bare on stderr when a sub-folder of a recursive inbox was
+    moved out and back in (the kernel gives the folder its old watch again): a note of watchdog's
+    own bookkeeping, after which the folder's events still come."""
+    warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, r"watchdog\.")
+    source = logging.getLogger("watchdog")
+    if _WATCHDOG_LOG not in source.handlers:
+        source.addHandler(_WATCHDOG_LOG)
+        source.propagate = False
+
+
+def _lock(inbox: Path) -> int | None:
+    """Lock ``inbox`` for this daemon: a flock on the folder itself (nothing is made in it), held while
+    it is watched; None where the filesystem takes no flock on a folder (NFS, some FUSE drives: left
+    unguarded, as before) or the folder is gone (the watch says so). Two daemons of two configs on one
+    inbox (a unit, and a `run` by hand with another state_dir) shared no lock and raced each other
+    for every file: one linked a file into the library as the other did, and both kept theirs (2 of
+    300 files placed twice, each journaled by its own daemon). StateBusy names the first."""
+    try:
+        fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        st = os.fstat(fd)
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            return None
+        pid = _flock_holder(st)
+        raise StateBusy(
+            f"another facesortd daemon (pid {pid or '?'}) already watches {inbox}: two daemons on one "
+            f"inbox race each other for every file: stop it first ({how_to_stop(pid)}), or give this one "
+            "another inbox"
+        ) from None
+    return fd
+
+
+def _flock_holder(st: os.stat_result) -> int | None:
+    """The process holding a flock on the file ``st`` is of, as /proc/locks shows it (its lines:
+    "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF", major and minor in hex)."""
+    file = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = [f for f in line.split() if f != "->"]  # "->": a process waiting for the lock
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == file and fields[4].isdigit():
+            return int(fields[4])
+    return None
+
+
 class InboxWatcher:
-    """Watches the inbox and feeds settled paths to ``ready``; falls back to polling if inotify fails."""
+    """Watches the inbox and feeds settled paths to ``ready``; falls back to polling if inotify fails.
+    Holds the inbox's lock (``_lock``) from ``start`` to ``stop``."""
 
     def __init__(self, inbox: Path, settings: WatchSettings, ready: Callable[[Path], None]) -> None:
         self.inbox = inbox
         self.settings = settings
         self.settler = Settler(settings.settle_s, ready)
         self._observer: BaseObserver | None = None
+        self._locked: int | None = None
         self._folder: tuple[int, int] | None = None
+        self._stamps: dict[Path, FolderStamp] = {}
+        """The inbox's folders as the last look through them found them (see ``changed``)."""
 
     def start(self) -> None:
+        """Raises StateBusy if another daemon watches the inbox."""
+        self._locked = _lock(self.inbox)
+        _say_watchdogs_lines()
         self._folder = _identity(self.inbox)
         self.settler.start()
         try:
@@ -357,13 +487,26 @@ class InboxWatcher:
         observer.start()
         return observer
 
-    def offer_inbox(self, skip: Collection[Path] = ()) -> None:
+    def offer_inbox(self, skip: Collection[Path] = ()) -> list[Path]:
         """Every file of the inbox that the watcher would take, bar ``skip``, through the settler (a
-        file may still be being written): what a restart, the periodic rescan and the look after a
-        burst each do, for files no event told of."""
-        for path in scan(self.inbox, self.settings):
-            if path not in skip:
-                self.settler.offer(path)
+        file may still be being written); returns them. What a start, the periodic rescan and a look
+        after a change (``changed``) each do, for files no event told of."""
+        stamps: dict[Path, FolderStamp] = {}
+        offered = [path for path in scan(self.inbox, self.settings, stamps) if path not in skip]
+        self._stamps = stamps
+        for path in offered:
+            self.settler.offer(path)
+        return offered
+
+    def changed(self) -> bool:
+        """Has a name been made, renamed or removed in the inbox's folders since the last look through
+        them (``offer_inbox``)? inotify drops events when its queue overflows (thousands of files at
+        once, the daemon starved of CPU or stopped): files no event told of waited for the periodic
+        rescan, 5 minutes, when nothing else was sorted meanwhile. Asked while the daemon is idle, so
+        the daemon's own moves out of the inbox cost one look after each burst. A folder made in a
+        recursive inbox changes its parent, and is stamped at that look. A change within the tick of
+        the filesystem's clock that the stamp was taken in does not show (a FAT drive's is 2 s)."""
+        return any(_stamp(folder) != stamp for folder, stamp in self._stamps.items())
 
     def alive(self) -> bool:
         """False once the observer thread died (e.g. the inbox was deleted), or once the inbox's path
@@ -377,3 +520,6 @@ class InboxWatcher:
             self._observer.stop()
             self._observer.join(timeout=5)
         self.settler.stop()
+        if self._locked is not None:
+            os.close(self._locked)
+            self._locked = None
