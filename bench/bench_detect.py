@@ -9,6 +9,7 @@ lbpcascade_animeface runs with its README settings (equalizeHist, 1.1, 5, 24x24)
 whole-head boxes are shrunk around their centre to the face box convention (ANIMEFACE_SHRINK).
 
     python bench/bench_detect.py [--cascade FILE ...] [--verifier FILE | --no-verify] [--min-neighbors 1] ...
+        [--gate shipped|off|FILE]   # as detection.gate takes it
         [--dump DIR]   # images of every miss / false alarm of our detector, boxes drawn
         [--resize 0.8 0.9 1.1 1.25]   # ours again on resized screenshots: does a figure hold?
 """
@@ -27,13 +28,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 from daemon_harness import machine_load
-from detect_scoring import ANIMEFACE_SHRINK, Detect, Score, misses_and_false, references
+from detect_scoring import ANIMEFACE_SHRINK, Detect, Score, gate_option, misses_and_false, references
 from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import Box
 from facesortd.cascade_train.samples import read_gray
 from facesortd.cascade_train.split import is_held_out
-from facesortd.config import DetectionSettings
+from facesortd.config import GATE_SHIPPED, DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
 from facesortd.images import imwrite_file
 from facesortd.learn.datasets import load_faces_json
@@ -141,7 +142,11 @@ def main() -> int:
     )
     parser.add_argument("--no-verify", action="store_true", help="cascade only, no verifier")
     parser.add_argument(
-        "--gate", type=Path, default=d.gate, help="gate file (detection.gate); default: the configured one"
+        "--gate",
+        type=gate_option,
+        default=d.gate,
+        help=f"detection.gate: {GATE_SHIPPED}, off or a gate file (read as the config reads it); "
+        "default: the configured one",
     )
     parser.add_argument(
         "--min-score",
@@ -192,7 +197,7 @@ def main() -> int:
         f"or {args.min_size_share} of the shorter side, close-ups {not args.no_close_ups}, "
         f"max_side {args.max_side}, equalize {not args.no_equalize}, nms_iou {args.nms_iou}, "
         f"verifier {'none' if args.no_verify else args.verifier or SHIPPED / SHIPPED_VERIFIER}, "
-        f"min_score {args.min_score}"
+        f"min_score {args.min_score}, gate {args.gate or 'off'}"
     )
     detectors = {"ours": ours(args)}
     if not args.no_references:

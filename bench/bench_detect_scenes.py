@@ -27,13 +27,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from detect_scoring import Detect, Score, misses_and_false, references
+from detect_scoring import Detect, Score, gate_option, misses_and_false, references
 from scene_sets import Image, add_common_arguments, fold_images, seed_images, upscaled
 from shared_data import SHARED, SHIPPED
 
 from facesortd.boxes import Box
 from facesortd.cascade_train.scenes import FOLDS, Sources
-from facesortd.config import DetectionSettings
+from facesortd.config import GATE_SHIPPED, DetectionSettings
 from facesortd.detect import SHIPPED_CASCADE, SHIPPED_VERIFIER, FaceDetector
 from facesortd.images import imwrite_file
 from facesortd.learn.datasets import is_vn_faces
@@ -105,8 +105,9 @@ def main() -> int:
     parser.add_argument("--no-verify", action="store_true", help="cascade only")
     parser.add_argument(
         "--gate",
-        type=Path,
-        help="gate file (detection.gate) for the seed (and the scenes without --fold-gates)",
+        type=gate_option,
+        help=f"detection.gate for the seed (and the scenes without --fold-gates): {GATE_SHIPPED}, off or a "
+        "gate file (read as the config reads it)",
     )
     parser.add_argument("--fold-gates", type=Path, help="folder of fold<k>.npz gates (each without fold k)")
     parser.add_argument("--no-references", action="store_true", help="only our configuration")

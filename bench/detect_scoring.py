@@ -6,14 +6,18 @@ Run a benchmark as ``python bench/NAME.py`` from the repository root; this modul
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import cv2
 import numpy as np
+from pydantic import ValidationError
 from shared_data import SHARED, match_boxes
 
 from facesortd.boxes import SAME_FACE_IOU, Box
+from facesortd.config import DetectionSettings
 from facesortd.detect import iou, load_cascade
 
 REFERENCES = SHARED / "reference_cascades"
@@ -102,3 +106,12 @@ def references() -> dict[str, Detect]:
         "animeface": reference("lbpcascade_animeface.xml", True, 1.1, 5, 24, ANIMEFACE_SHRINK),
         "syncopika": reference("syncopika_anime_face_classifier_cascade.xml", False, 1.05, 3, 30, 1.0),
     }
+
+
+def gate_option(value: str) -> str | Path | None:
+    """A --gate value read as detection.gate reads it (``shipped``, ``off`` or a gate file's path),
+    so that a benchmark runs the gate the config would, and a misspelt name is refused by argparse."""
+    try:
+        return DetectionSettings(gate=value).gate
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(exc.errors()[0]["msg"]) from exc
