@@ -8,6 +8,7 @@ its size and mtime have stayed the same for ``settle_s``: a file still being wri
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import fnmatch
@@ -406,31 +407,72 @@ def _say_watchdogs_lines() -> None:
         source.propagate = False
 
 
-def _lock(inbox: Path) -> int | None:
-    """Lock ``inbox`` for this daemon: a flock on the folder itself (nothing is made in it), held while
-    it is watched; None where the filesystem takes no flock on a folder (NFS, some FUSE drives: left
-    unguarded, as before) or the folder is gone (the watch says so). Two daemons of two configs on one
-    inbox (a unit, and a `run` by hand with another state_dir) shared no lock and raced each other
-    for every file: one linked a file into the library as the other did, and both kept theirs (2 of
-    300 files placed twice, each journaled by its own daemon). StateBusy names the first."""
+INBOX_LOCKS = Path("/run/user")
+"""Where the inbox locks live: the user's runtime folder (``/run/user/<uid>``, systemd's
+XDG_RUNTIME_DIR), named by the folder, not by the environment, so a unit and a `run` by hand find the
+same lock; ``/tmp/facesortd-<uid>`` where a machine has none."""
+
+
+def _lock_folder() -> Path | None:
+    """This user's folder for inbox locks, made if missing; None if it is not this user's alone (another
+    user made it first: the inbox is then left unguarded, as before, rather than locked in their folder)."""
+    uid = os.getuid()
+    runtime = INBOX_LOCKS / str(uid)
+    folder = runtime / "facesortd" if runtime.is_dir() else Path(f"/tmp/facesortd-{uid}")
     try:
-        fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(folder)
     except OSError:
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        st = os.fstat(fd)
-        os.close(fd)
-        if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+    return folder if st.st_uid == uid and not st.st_mode & 0o022 and folder.is_dir() else None
+
+
+def _lock(inbox: Path) -> tuple[int, Path] | None:
+    """Lock ``inbox`` for this daemon: a flock on a file named by the folder's device and inode in this
+    user's lock folder (``_lock_folder``), held while it is watched (its descriptor and name, which
+    ``_unlock`` removes); None where there is no such folder, or the inbox is gone (the watch says so).
+    Two daemons of two configs on one inbox (a unit, and a `run` by hand with another state_dir) shared
+    no lock and raced each other for every file: one linked a file into the library as the other did,
+    and both kept theirs (2 of 300 files placed twice, each journaled by its own daemon). StateBusy
+    names the first. Not a lock on the folder itself: an open folder keeps its drive busy, and a USB
+    drive holding the inbox could not be ejected while the daemon ran (a FUSE drive that renumbers
+    inodes gets a lock of another name at each start: unguarded)."""
+    folder = _lock_folder()
+    identity = _identity(inbox)
+    if folder is None or identity is None:
+        return None
+    path = folder / f"inbox-{identity[0]}-{identity[1]}.lock"
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
             return None
-        pid = _flock_holder(st)
-        raise StateBusy(
-            f"another facesortd daemon (pid {pid or '?'}) already watches {inbox}: two daemons on one "
-            f"inbox race each other for every file: stop it first ({how_to_stop(pid)}), or give this one "
-            "another inbox"
-        ) from None
-    return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            st = os.fstat(fd)
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                return None
+            pid = _flock_holder(st)
+            raise StateBusy(
+                f"another facesortd daemon (pid {pid or '?'}) already watches {inbox}: two daemons on one "
+                f"inbox race each other for every file: stop it first ({how_to_stop(pid)}), or give this "
+                "one another inbox"
+            ) from None
+        held = os.fstat(fd)
+        if _identity(path) == (held.st_dev, held.st_ino):
+            return fd, path
+        os.close(fd)  # a daemon stopping removed the name between our open and lock: take it anew
+
+
+def _unlock(held: tuple[int, Path]) -> None:
+    """Let go of ``_lock``'s lock, its file removed first (so that the lock folder does not fill with
+    one file per inbox ever watched); whoever opened it meanwhile finds the name gone and retries."""
+    fd, path = held
+    with contextlib.suppress(OSError):
+        path.unlink()
+    os.close(fd)
 
 
 def _flock_holder(st: os.stat_result) -> int | None:
@@ -457,7 +499,7 @@ class InboxWatcher:
         self.settings = settings
         self.settler = Settler(settings.settle_s, ready)
         self._observer: BaseObserver | None = None
-        self._locked: int | None = None
+        self._locked: tuple[int, Path] | None = None
         self._folder: tuple[int, int] | None = None
         self._stamps: dict[Path, FolderStamp] = {}
         """The inbox's folders as the last look through them found them (see ``changed``)."""
@@ -521,5 +563,5 @@ class InboxWatcher:
             self._observer.join(timeout=5)
         self.settler.stop()
         if self._locked is not None:
-            os.close(self._locked)
+            _unlock(self._locked)
             self._locked = None

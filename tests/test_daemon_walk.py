@@ -309,6 +309,41 @@ def test_a_second_daemon_on_the_same_inbox_with_another_state_folder_is_refused(
         wait_until(lambda: not (other.inbox / "a.png").exists())
 
 
+def _open_below(folder: Path) -> list[str]:
+    """What this process holds open at or below ``folder`` (an open file or folder there keeps its
+    drive busy: `umount` and a file manager's eject fail with "target is busy")."""
+    fds = Path("/proc/self/fd")
+    held = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target == str(folder) or target.startswith(f"{folder}/"):
+            held.append(target)
+    return held
+
+
+def test_the_inbox_lock_keeps_nothing_of_the_inbox_open(daemon_settings: Settings, tmp_path: Path) -> None:
+    """The lock that refuses a second daemon on one inbox was a flock on the inbox folder itself,
+    held open for the daemon's life: a USB drive holding the inbox could not be ejected while it ran.
+    It is a file in the user's runtime folder now, named by the inbox, removed at the stop; still
+    refused on the same inbox under another path (a link to it)."""
+    inbox = daemon_settings.inbox
+    folder = watch._lock_folder()
+    assert folder is not None
+    with running_daemon(daemon_settings, stub_pipeline):
+        lock_file = folder / f"inbox-{inbox.stat().st_dev}-{inbox.stat().st_ino}.lock"
+        assert lock_file.is_file() and _open_below(inbox) == []
+        other = daemon_settings.model_copy(
+            update={"state_dir": tmp_path / "state2", "inbox": tmp_path / "link"}
+        )
+        other.inbox.symlink_to(inbox)
+        with pytest.raises(StateBusy, match="already watches"):
+            Service(other, stub_pipeline).run()
+    assert not lock_file.exists()
+
+
 def test_an_inbox_made_a_link_to_another_daemons_inbox_is_not_watched_until_put_right(
     daemon_settings: Settings, tmp_path: Path
 ) -> None:
