@@ -75,56 +75,33 @@ def test_a_fifo_or_socket_in_a_folder_named_to_sort_is_said_skipped(
     assert sorted(p.name for p in shots.iterdir()) == ["fifo.png", "sock.png"]
 
 
-@pytest.mark.parametrize(
-    ("target", "said"),
-    [("loop", "which loops: point library at a folder"), ("nowhere/lib", "which does not exist")],
-)
-def test_a_library_that_is_a_link_to_no_folder_is_refused_before_anything_moves(
+@pytest.mark.parametrize("below", [False, True], ids=["the-link", "below-it"])
+@pytest.mark.parametrize(("target", "said"), [("link", "which loops"), ("nowhere", "which does not exist")])
+def test_a_library_that_is_or_is_below_a_link_to_no_folder_is_refused_before_anything_moves(
     cli_settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    below: bool,
     target: str,
     said: str,
 ) -> None:
     """`sort --library LINK` with LINK looping ended in a traceback; with LINK leading nowhere each
-    file failed in turn, "LINK is a file, not a folder: move that file away" (exit 1). Both are now
-    refused up front with what the link is, every file left where it was; `doctor`, which said such a
-    library "does not exist yet; created on first use", says it alike."""
-    link = tmp_path / "loop"
-    link.symlink_to(tmp_path / target)
-    shot = cli_settings.inbox / "a.png"
-    shot.write_bytes(screenshot_png(2))
-    assert cli.main(["sort", "--library", str(link), str(shot)]) == 2
-    assert f"library {link} is a symbolic link to {tmp_path / target}, {said}" in capsys.readouterr().err
-    assert shot.is_file() and link.is_symlink()
-    monkeypatch.setenv("FACESORTD_LIBRARY", str(link))  # doctor said it "does not exist yet", ok
-    assert cli.main(["doctor"]) == 1 and f"library {link} is a symbolic link" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(("target", "said"), [("link", "which loops:"), ("nowhere", "which does not exist")])
-def test_a_library_below_a_link_to_no_folder_is_refused_before_anything_moves(
-    cli_settings: Settings,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    target: str,
-    said: str,
-) -> None:
-    """`sort --library LINK/lib`, LINK leading nowhere: the library itself a link to nowhere was refused
-    up front, but one below such a link passed, and each file failed in turn, "LINK is not a folder"
-    (exit 1), while `doctor` said the library was "created on first use". Both now say what the link
-    is, before anything moves."""
+    file failed in turn, "LINK is a file, not a folder: move that file away" (exit 1), and so did
+    `--library LINK/lib` once the first was refused, while `doctor` said such a library "does not exist
+    yet; created on first use". All are now refused up front with what the link is, every file left
+    where it was, and `doctor` says it alike."""
     link = tmp_path / "link"
     link.symlink_to(tmp_path / target)
-    library = link / "lib"
+    library = link / "lib" if below else link
     shot = cli_settings.inbox / "a.png"
-    shot.write_bytes(screenshot_png(5))
+    shot.write_bytes(screenshot_png(2))
     assert cli.main(["sort", "--library", str(library), str(shot)]) == 2
-    part = f"{link}, a part of its path, is a symbolic link to {tmp_path / target}, {said}"
-    assert f"library {library}: {part}" in capsys.readouterr().err and shot.is_file()
+    what = f"is a symbolic link to {tmp_path / target}, {said}"
+    part = f"library {library}: {link}, a part of its path, {what}" if below else f"library {link} {what}"
+    assert part in capsys.readouterr().err and shot.is_file() and link.is_symlink()
     monkeypatch.setenv("FACESORTD_LIBRARY", str(library))
-    assert cli.main(["doctor"]) == 1 and part in capsys.readouterr().out
+    assert cli.main(["doctor"]) == 1 and part.removeprefix(f"library {library}: ") in capsys.readouterr().out
 
 
 def test_more_workers_than_the_daemon_may_have_is_refused_before_any_is_made(

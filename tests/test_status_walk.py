@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from journal_holder import journal_held_exclusively
 from waiting import HUNG_S
 
 from facesortd import cli
@@ -245,27 +246,10 @@ def test_status_says_it_waits_for_a_journal_another_process_holds(
     waits, for what and who holds it."""
     journal = settings.state_dir / "journal.sqlite"
     Journal(journal).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
-            " db.execute('PRAGMA locking_mode=EXCLUSIVE');"
-            " db.execute('SELECT count(*) FROM sqlite_master').fetchall(); print('held', flush=True);"
-            " sys.stdin.read()",
-            str(journal),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with journal_held_exclusively(journal) as holder:
         monkeypatch.setattr("facesortd.journal.LOCK_WAIT_S", 1.5)  # the wait itself is not the point
         monkeypatch.setattr("facesortd.status.SAY_WAITING_S", 0.1, raising=False)
         assert cli.main(["status"]) == 1
-    finally:
-        holder.communicate("", timeout=HUNG_S)
     err = capsys.readouterr().err
     assert f"the journal {journal} has not opened in 0.1 s: most likely another process holds" in err
     assert f"pid {holder.pid} (" in err.split("has not opened")[1].split("\n")[0]
