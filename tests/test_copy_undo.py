@@ -125,6 +125,18 @@ def test_an_unchanged_original_stays_as_it_is(env: Settings, capsys: pytest.Capt
     assert sorted(os.listdir(original.parent)) == ["a.png", "twin.png"] and _holding(env) == []
 
 
+def _undo_of_a_copy_killed(env: Settings) -> tuple[Path, Path, Move]:
+    """A `sort --copy` of one file, and the journal as an undo of it killed after its look left it:
+    the original, the copy and the move."""
+    original, copy = _copied(env)
+    journal = Journal.for_state_dir(env.state_dir)
+    [move] = journal.done_moves()
+    journal.set_meta(UNDOING, str(move.id))  # what the killed undo had done, up to the kill
+    journal.finish(move.id, "undone")
+    journal.close()
+    return original, copy, move
+
+
 @pytest.mark.parametrize("killed", ["held", "held, copy removed", "linked back"])
 def test_an_undo_of_a_copy_killed_at_any_step_leaves_the_file_once(
     env: Settings, killed: str, capsys: pytest.CaptureFixture[str]
@@ -132,12 +144,7 @@ def test_an_undo_of_a_copy_killed_at_any_step_leaves_the_file_once(
     """`kill -9` of the undo while it held the original (the copy still there, or removed), or once
     it linked the original back under its name: the next command's recovery puts it back, removes
     the copy if it is still there, and the file is in the folder it was copied from, once."""
-    original, copy = _copied(env)
-    journal = Journal.for_state_dir(env.state_dir)
-    [move] = journal.done_moves()
-    journal.set_meta(UNDOING, str(move.id))  # what the killed undo had done, up to the kill
-    journal.finish(move.id, "undone")
-    journal.close()
+    original, copy, move = _undo_of_a_copy_killed(env)
     held = held_name(move)
     if killed == "linked back":
         os.link(original, held)
@@ -162,12 +169,7 @@ def test_status_names_an_original_a_killed_undo_left_hidden_and_sort_puts_it_bac
     """An undo of a `sort --copy` killed while it held the original: `status` said only that an undo
     was cut short, the original gone from its folder, hidden as .facesortd-undo-ID there; and the
     `sort` it advised, with an empty inbox, did nothing, the file hidden until the daemon's start."""
-    original, copy = _copied(env)
-    journal = Journal.for_state_dir(env.state_dir)
-    [move] = journal.done_moves()
-    journal.set_meta(UNDOING, str(move.id))  # what the killed undo had done, up to the kill
-    journal.finish(move.id, "undone")
-    journal.close()
+    original, copy, move = _undo_of_a_copy_killed(env)
     held = held_name(move)
     original.rename(held)
     capsys.readouterr()
