@@ -10,6 +10,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
+from facesortd.cli.stopping import say
 from facesortd.config import (
     FOLDERS,
     ConfigError,
@@ -102,4 +103,4 @@ def pipeline_for(settings: Settings, model: Model | None) -> Pipeline:
 def say_waiting(words: str) -> None:
     """`model`, `train --activate` and `retrain` wait for a retrain (or a change of the model in force)
     running now: said at once (flushed), or a person sees a command hang without a word."""
-    print(words, flush=True)
+    say(words, flush=True)
