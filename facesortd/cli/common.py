@@ -12,13 +12,12 @@ from loguru import logger
 from facesortd.advice import advised
 from facesortd.cli.stopping import say
 from facesortd.config import (
-    FOLDERS,
     ConfigError,
     Settings,
     cannot_create,
+    folders_in_the_way,
     folders_overlap,
     load_settings,
-    not_a_folder,
 )
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
@@ -44,9 +43,8 @@ class SaidAbove(Exception):
 def settings_for(args: argparse.Namespace, **overrides: object) -> Settings:
     """The config file named by --config (or the default one), with a command's own overrides."""
     settings = load_settings(args.config, **overrides)
-    for name in FOLDERS:
-        if problem := not_a_folder(name, getattr(settings, name)):
-            raise ConfigError(problem)
+    if in_the_way := folders_in_the_way(settings):
+        raise ConfigError(next(iter(in_the_way.values())))
     return settings
 
 
