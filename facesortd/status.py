@@ -14,13 +14,13 @@ import contextlib
 import json
 import math
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
+from facesortd import progress
 from facesortd.advice import advised
 from facesortd.config import (
     FOLDERS,
@@ -42,6 +42,7 @@ from facesortd.learn.review import label_summary, user_labels
 from facesortd.library import UNTIL_THEN, case_twins, quarantine_refusal
 from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_id, model_in_force
 from facesortd.mounts import drive_not_mounted, drive_problem
+from facesortd.progress import said_if_waiting
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 from facesortd.recovery import FORGET_RELATIVE, relative_rows
 from facesortd.refusals import Refused, list_folder
@@ -58,11 +59,6 @@ MAX_STUCK = 10
 
 FRESH_S = 30
 """A daemon rewrites its status file every second; one older than this is not being kept up."""
-
-
-SAY_WAITING_S = 1.0
-"""How long the journal may take to open before `status` says it waits for it: facesortd holds its
-lock for moments; one held longer is held by a tool or a stuck process, for up to ``LOCK_WAIT_S``."""
 
 
 def daemon_state(settings: Settings, problems: list[str]) -> dict[str, Any] | None:
@@ -468,18 +464,13 @@ def _opened_journal(state_dir: Path) -> Journal:
             "the journal {} has not opened in {:g} s: most likely another process holds its lock (it is "
             "open in: {}); status waits up to {:g} s for it, then says what to do (Ctrl-C stops it)",
             path,
-            SAY_WAITING_S,
+            progress.SAY_WAITING_S,
             open_in(path),
             LOCK_WAIT_S,
         )
 
-    waiting = threading.Timer(SAY_WAITING_S, say_waiting)
-    waiting.daemon = True
-    waiting.start()
-    try:
+    with said_if_waiting(say_waiting):
         return Journal.for_state_dir(state_dir, drive_asked=True)
-    finally:
-        waiting.cancel()
 
 
 def _known(value: object) -> str:

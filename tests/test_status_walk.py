@@ -262,7 +262,7 @@ def test_status_says_it_waits_for_a_journal_another_process_holds(
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         monkeypatch.setattr("facesortd.journal.LOCK_WAIT_S", 1.5)  # the wait itself is not the point
-        monkeypatch.setattr("facesortd.status.SAY_WAITING_S", 0.1, raising=False)
+        monkeypatch.setattr("facesortd.progress.SAY_WAITING_S", 0.1)
         assert cli.main(["status"]) == 1
     finally:
         holder.communicate("", timeout=HUNG_S)
