@@ -426,8 +426,9 @@ class Service:
         while self._poked:
             logger.warning(
                 "{} ignored: facesortd has no use for it (SIGTERM stops it, SIGHUP restarts it with the "
-                "settings read anew; `facesortd status` says how it is)",
+                "settings read anew; `{}` says how it is)",
                 signal.Signals(self._poked.popleft()).name,
+                advised("status"),
             )
 
     def _hang_up(self) -> None:
