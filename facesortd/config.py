@@ -510,6 +510,12 @@ FOLDERS = ("inbox", "library", "state_dir")
 """The settings that name a folder facesortd makes if missing and works in."""
 
 
+def folders_in_the_way(settings: Settings) -> dict[str, str]:
+    """Each folder setting whose path something else sits at (:func:`not_a_folder`), with why: every
+    command refuses to run with one (`status` shows what it can beside it)."""
+    return {name: problem for name in FOLDERS if (problem := not_a_folder(name, getattr(settings, name)))}
+
+
 def not_a_folder(name: str, folder: Path) -> str | None:
     """Why the folder setting ``name`` cannot be used because something else sits at its path, or None.
 

@@ -12,10 +12,12 @@ at its end that turned its exit status into the interpreter's 1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from loguru import logger
@@ -25,6 +27,24 @@ _drawn: Progress | None = None
 """The bar on a terminal line of its own now (unfinished), which a log line must move down."""
 
 _CLEAR_LINE = "\r\x1b[K"
+
+SAY_WAITING_S = 1.0
+"""How long a command may wait for a lock another process holds (the journal's, the move lock) before
+it says what it waits for: facesortd holds each for moments; one held longer is held by a tool, or by a
+process stopped (Ctrl-Z, SIGSTOP) or stuck, and the person saw a command hang without a word."""
+
+
+@contextlib.contextmanager
+def said_if_waiting(say: Callable[[], None]) -> Iterator[None]:
+    """``say`` called once, from a thread of its own, if the block (a wait for a lock) lasts
+    ``SAY_WAITING_S``."""
+    waiting = threading.Timer(SAY_WAITING_S, say)
+    waiting.daemon = True
+    waiting.start()
+    try:
+        yield
+    finally:
+        waiting.cancel()
 
 
 class Progress:

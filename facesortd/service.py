@@ -3,7 +3,8 @@
 The watch thread only enqueues; classification runs in a small pool of worker threads (OpenCV
 and numpy release the GIL), each with its own detector, since OpenCV's cascade objects are not
 safe to share. Every move is journaled before and after (journal.py), so a kill at any instant
-is repaired at the next start. SIGTERM lets the current files finish, then exits 0.
+is repaired at the next start. SIGTERM (and SIGINT, SIGPWR) lets the current files finish, then exits
+0; SIGHUP too, exit HANGUP_EXIT; SIGUSR1 and SIGUSR2 are logged and change nothing.
 
 A path is claimed from the moment it is queued until its worker is done with it, so a rescan or
 a second event never hands it to another worker meanwhile; a path waiting for its retry has one
@@ -23,7 +24,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -76,6 +77,14 @@ FIRST_BACKOFF_S = 2.0
 MAX_BACKOFF_S = 300.0
 HANGUP_EXIT = 128 + signal.SIGHUP
 """The daemon's exit after SIGHUP: not 0, so systemd's Restart=on-failure starts it again."""
+STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGPWR)
+"""Signals that stop the daemon cleanly, exit 0: `kill`, systemd's stop, Ctrl-C, and SIGPWR, the power
+failing (a UPS daemon; `lxc-stop` asks a container to shut down by it), which by default ended it
+at once, a file between its move's link and unlink left for recovery."""
+POKES = (signal.SIGUSR1, signal.SIGUSR2)
+"""Signals other daemons take to reopen their log or dump their state, sent by habit (`kill -USR1`,
+a logrotate rule): by default they ended facesortd at once, mid-move. It has no use for them: each is
+logged, with what does what was likely meant, and the daemon goes on."""
 TICK_S = 1.0
 """How often the main loop looks at what is due (rescan, learning, status, a dead watcher), and an
 idle worker whether it was stopped without a wake-up: the intervals themselves are settings; this
@@ -109,6 +118,9 @@ class Service:
         self.stop_event = threading.Event()
         self.hung_up = False
         """Stopped by SIGHUP: exit HANGUP_EXIT, for a restart."""
+        self._poked: deque[int] = deque()
+        """Signals of POKES received, for the main loop to log: a handler that logs could deadlock on
+        the log's lock, held by the main thread it interrupted."""
         self.counts: Counter[str] = Counter()
         self.backlog: Progress | None = None
         self._queue: queue.Queue[Path | None] = queue.Queue()
@@ -243,6 +255,7 @@ class Service:
         try:
             while not self.stop_event.wait(min(TICK_S, period or TICK_S)):
                 now = time.monotonic()
+                self._say_pokes()
                 if not all(w.is_alive() for w in workers):
                     logger.critical("a worker thread died: stopping so that systemd restarts facesortd")
                     code = 1
@@ -282,6 +295,7 @@ class Service:
                     notify("WATCHDOG=1")  # withheld while a worker is stuck on one file: systemd restarts us
                 self._publish_status()
         finally:  # also when the loop died of an error of ours: workers waiting for a stop hung the process
+            self._say_pokes()  # one received in the last tick too
             if self.hung_up and not code:
                 code = HANGUP_EXIT
                 logger.info("SIGHUP: exit {} once stopped, which systemd restarts (settings read anew)", code)
@@ -382,7 +396,8 @@ class Service:
                 self._inbox_problem = problem
             return watcher
         self._inbox_problem = None
-        logger.error("the watcher stopped (inbox removed or renamed?); restarting it and rescanning")
+        # No fault of facesortd's, and nothing lost: a person's doing, which it puts right by itself.
+        logger.warning("the watcher stopped (inbox removed or renamed?); restarting it and rescanning")
         anew.offer_inbox(self._waiting())  # what arrived before the new watch began
         return anew
 
@@ -400,9 +415,21 @@ class Service:
 
     def _install_signals(self) -> None:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in STOPS:
                 signal.signal(sig, lambda *_: self.stop())
             signal.signal(signal.SIGHUP, lambda *_: self._hang_up())
+            for sig in POKES:
+                signal.signal(sig, lambda signum, _frame: self._poked.append(signum))
+
+    def _say_pokes(self) -> None:
+        """Each signal of POKES received since the last tick, said."""
+        while self._poked:
+            logger.warning(
+                "{} ignored: facesortd has no use for it (SIGTERM stops it, SIGHUP restarts it with the "
+                "settings read anew; `{}` says how it is)",
+                signal.Signals(self._poked.popleft()).name,
+                advised("status"),
+            )
 
     def _hang_up(self) -> None:
         """SIGHUP (`kill -HUP`, the reflex to make a daemon read its settings again; a terminal closed

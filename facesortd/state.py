@@ -34,8 +34,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from loguru import logger
+
 from facesortd.durable import remove_temp_files
 from facesortd.mounts import refuse_unmounted
+from facesortd.progress import said_if_waiting
 from facesortd.refusals import Refused
 
 JOURNAL_FILE = "journal.sqlite"
@@ -148,8 +151,10 @@ def move_lock(state_dir: Path) -> Iterator[None]:
         return
     fd = _open_lock(state_dir, MOVE_LOCK)
     try:
-        with _folder_lock(state_dir, blocking=True):
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.ExitStack() as locked:
+            with said_if_waiting(lambda: _say_waiting_for_moves(state_dir, fd)):
+                locked.enter_context(_folder_lock(state_dir, blocking=True))
+                fcntl.flock(fd, fcntl.LOCK_EX)
             held.add(state_dir)
             try:
                 yield
@@ -157,6 +162,66 @@ def move_lock(state_dir: Path) -> Iterator[None]:
                 held.discard(state_dir)
     finally:
         os.close(fd)
+
+
+def _say_waiting_for_moves(state_dir: Path, fd: int) -> None:
+    """Said once a wait for the move lock lasts: `sort` beside a daemon stopped mid-move (Ctrl-Z,
+    SIGSTOP) waited for it without a word. Not of this process's own threads (the daemon's workers
+    wait for each other's moves)."""
+    holder = flock_holder(os.fstat(fd)) or flock_holder(os.stat(state_dir))
+    if holder == os.getpid():
+        return
+    if holder is None:
+        who = "another process (another user's? sudo fuser -v the file)"
+    else:
+        who = f"pid {holder} ({_command(holder)})"
+        if daemon_running(state_dir) and holder == holder_pid(state_dir):
+            who += ", the facesortd daemon"
+    why = (
+        f"it is stopped (Ctrl-Z, SIGSTOP): `kill -CONT {holder}` lets it go on"
+        if holder is not None and _stopped(holder)
+        else "a move holds it for a moment, so that process may be stuck"
+    )
+    logger.warning(
+        "waiting for the move lock {}, held by {}: {}; this waits until it lets go (Ctrl-C stops it)",
+        state_dir / MOVE_LOCK,
+        who,
+        why,
+    )
+
+
+def _command(pid: int) -> str:
+    """The command line of process ``pid``, shortened; "?" if it cannot be read (gone, another user's)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            words = fh.read().split(b"\0")
+    except OSError:
+        return "?"
+    return os.fsdecode(b" ".join(w for w in words if w))[:120] or "?"
+
+
+def _stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (its state T in /proc/PID/stat: Ctrl-Z, SIGSTOP)."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat_line.rpartition(")")[2].split()[:1] == ["T"]
+
+
+def flock_holder(st: os.stat_result) -> int | None:
+    """The process holding a flock on the file ``st`` is of, as /proc/locks shows it (its lines:
+    "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF", major and minor in hex)."""
+    file = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = [f for f in line.split() if f != "->"]  # "->": a process waiting for the lock
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == file and fields[4].isdigit():
+            return int(fields[4])
+    return None
 
 
 @contextlib.contextmanager
@@ -351,11 +416,9 @@ def openers(path: Path) -> list[tuple[int, str]]:
         try:
             if not _links(pid) & names:
                 continue
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                words = fh.read().split(b"\0")
         except OSError:  # gone meanwhile, or not ours to look at
             continue
-        found.append((pid, os.fsdecode(b" ".join(w for w in words if w))[:120]))
+        found.append((pid, _command(pid)))
     return found
 
 

@@ -14,15 +14,24 @@ import contextlib
 import json
 import math
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
+from facesortd import progress
 from facesortd.advice import advised
-from facesortd.config import FOLDERS, MODEL_FIX, Settings, fingerprint, folders_overlap, is_setting_variable
+from facesortd.config import (
+    FOLDERS,
+    MODEL_FIX,
+    ConfigError,
+    Settings,
+    fingerprint,
+    folders_in_the_way,
+    folders_overlap,
+    is_setting_variable,
+)
 from facesortd.content import content_id
 from facesortd.durable import NOT_REGULAR, open_regular
 from facesortd.emotion import ModelError
@@ -33,6 +42,7 @@ from facesortd.learn.review import label_summary, user_labels
 from facesortd.library import UNTIL_THEN, case_twins, quarantine_refusal
 from facesortd.model_store import last_retrain, load_model_in_force, lost_in_force, model_id, model_in_force
 from facesortd.mounts import drive_not_mounted, drive_problem
+from facesortd.progress import said_if_waiting
 from facesortd.quarantine import QUARANTINE_DIR, QUARANTINE_REASONS, outside_library
 from facesortd.recovery import FORGET_RELATIVE, relative_rows
 from facesortd.refusals import Refused, list_folder
@@ -49,11 +59,6 @@ MAX_STUCK = 10
 
 FRESH_S = 30
 """A daemon rewrites its status file every second; one older than this is not being kept up."""
-
-
-SAY_WAITING_S = 1.0
-"""How long the journal may take to open before `status` says it waits for it: facesortd holds its
-lock for moments; one held longer is held by a tool or a stuck process, for up to ``LOCK_WAIT_S``."""
 
 
 def daemon_state(settings: Settings, problems: list[str]) -> dict[str, Any] | None:
@@ -339,9 +344,13 @@ def gather(settings: Settings, refused: list[Exception] | None = None) -> dict[s
     """Everything `status` shows, as JSON-ready data. A journal or model that cannot be used (damaged,
     of a newer facesortd, on a read-only disk) is a problem line among the rest, and the error itself
     is added to ``refused`` (if given), for `status` to end as every command does for it: it said
-    that line alone, not whether a daemon ran or what waited in the inbox, and `--json` nothing."""
+    that line alone, not whether a daemon ran or what waited in the inbox, and `--json` nothing. So
+    is a folder setting whose path a file holds (which every command refuses, and `status` refused
+    too, saying nothing of the daemon running meanwhile): what is in that folder is not looked at."""
     refused = [] if refused is None else refused
-    problems: list[str] = []
+    in_the_way = folders_in_the_way(settings)
+    refused.extend(map(ConfigError, in_the_way.values()))
+    problems: list[str] = list(in_the_way.values())
     said_by_daemon: list[str] = []  # one line each already (the daemon wrote them so)
     state = daemon_state(settings, problems)
     now = time.time()
@@ -385,7 +394,7 @@ def gather(settings: Settings, refused: list[Exception] | None = None) -> dict[s
             model_part["last_retrain"] = {"at": retrained[0], "decision": retrained[1]}
     out: dict[str, Any] = {"daemon": daemon, "model": model_part}
     # One on the disk below a mount point whose drive is away is not the one facesortd keeps (said above).
-    journal, unusable = None, False
+    journal, unusable = None, "state_dir" in in_the_way
     if (settings.state_dir / JOURNAL_FILE).exists() and away["state_dir"] is None:
         try:
             journal = _opened_journal(settings.state_dir)
@@ -403,11 +412,17 @@ def gather(settings: Settings, refused: list[Exception] | None = None) -> dict[s
             "total": journal.labelled_counts() if journal else none,
             "today": journal.labelled_counts(midnight) if journal else none,
         }
-        quarantine_links(settings, problems, said_by_daemon)
-        out["waiting_for_review"] = waiting_for_review(settings, problems)
-        folders = [p.name for p in listing(settings.library, problems) if p.is_dir()]
-        problems.extend(case_twins(settings.library, folders, model.labels if model else []))
-        out["inbox"] = inbox_entries(settings, journal, state is not None, problems)
+        out["waiting_for_review"] = {}
+        if "library" not in in_the_way:
+            quarantine_links(settings, problems, said_by_daemon)
+            out["waiting_for_review"] = waiting_for_review(settings, problems)
+            folders = [p.name for p in listing(settings.library, problems) if p.is_dir()]
+            problems.extend(case_twins(settings.library, folders, model.labels if model else []))
+        out["inbox"] = (
+            {"count": 0, "stuck": []}
+            if "inbox" in in_the_way
+            else inbox_entries(settings, journal, state is not None, problems)
+        )
         if journal:
             interrupted_moves(settings, journal, problems)
             counts, unusable, imported = label_summary(journal)
@@ -449,18 +464,13 @@ def _opened_journal(state_dir: Path) -> Journal:
             "the journal {} has not opened in {:g} s: most likely another process holds its lock (it is "
             "open in: {}); status waits up to {:g} s for it, then says what to do (Ctrl-C stops it)",
             path,
-            SAY_WAITING_S,
+            progress.SAY_WAITING_S,
             open_in(path),
             LOCK_WAIT_S,
         )
 
-    waiting = threading.Timer(SAY_WAITING_S, say_waiting)
-    waiting.daemon = True
-    waiting.start()
-    try:
+    with said_if_waiting(say_waiting):
         return Journal.for_state_dir(state_dir, drive_asked=True)
-    finally:
-        waiting.cancel()
 
 
 def _known(value: object) -> str:

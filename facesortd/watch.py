@@ -31,7 +31,7 @@ from watchdog.observers.polling import PollingObserver
 from facesortd.config import WatchSettings
 from facesortd.image_names import is_image_name
 from facesortd.refusals import Refused, list_folder
-from facesortd.state import StateBusy, how_to_stop
+from facesortd.state import StateBusy, flock_holder, how_to_stop
 
 
 def ignored(name: str, settings: WatchSettings) -> bool:
@@ -454,7 +454,7 @@ def _lock(inbox: Path) -> tuple[int, Path] | None:
             os.close(fd)
             if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
                 return None
-            pid = _flock_holder(st)
+            pid = flock_holder(st)
             raise StateBusy(
                 f"another facesortd daemon (pid {pid or '?'}) already watches {inbox}: two daemons on one "
                 f"inbox race each other for every file: stop it first ({how_to_stop(pid)}), or give this "
@@ -473,21 +473,6 @@ def _unlock(held: tuple[int, Path]) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
     os.close(fd)
-
-
-def _flock_holder(st: os.stat_result) -> int | None:
-    """The process holding a flock on the file ``st`` is of, as /proc/locks shows it (its lines:
-    "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF", major and minor in hex)."""
-    file = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    try:
-        lines = Path("/proc/locks").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = [f for f in line.split() if f != "->"]  # "->": a process waiting for the lock
-        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == file and fields[4].isdigit():
-            return int(fields[4])
-    return None
 
 
 class InboxWatcher:

@@ -1360,7 +1360,7 @@ def test_undo_shows_a_plan_and_asks_before_undoing_many(
     assert list(inbox.iterdir()) == []
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
     answers = iter(["n", "y"])
-    monkeypatch.setattr("builtins.input", lambda _question: next(answers))
+    monkeypatch.setattr("builtins.input", lambda *_prompt: next(answers))
     assert cli.main(["undo", "--since", "1h"]) == 0
     assert "nothing undone" in capsys.readouterr().out and list(inbox.iterdir()) == []
     assert cli.main(["undo", "--since", "1h"]) == 0

@@ -9,6 +9,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +21,7 @@ import pytest
 from loguru import logger
 from review_setup import quarantine, review_settings
 from synthetic import screenshot_png, stub_pipeline
-from waiting import log_lines, running_daemon, wait_until
+from waiting import HUNG_S, log_lines, running_daemon, wait_until
 
 from facesortd import cli, status
 from facesortd.config import Settings, load_settings
@@ -383,3 +386,45 @@ def test_a_retry_called_for_while_a_worker_still_holds_the_failed_file_still_com
     wait_until(lambda: not service._queue.empty())
     assert service._queue.get_nowait() == shot
     service._cancel_timers()
+
+
+def test_a_sort_waiting_for_a_daemon_stopped_mid_move_says_what_it_waits_for(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon holding the move lock, stopped (Ctrl-Z, SIGSTOP) mid-move: `sort` beside it waited for
+    the lock without a word, the person left to wonder whether it hung. After a second it says which
+    process holds it, and how to let it go on; the sort ends once it does."""
+    state = cli_settings.state_dir
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from facesortd.state import DaemonLock, move_lock;"
+            " state = Path(sys.argv[1]); DaemonLock(state).acquire(); lock = move_lock(state);"
+            " lock.__enter__(); print('held', flush=True); sys.stdin.read()",
+            str(state),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    (shots / "a.png").write_bytes(screenshot_png(5))
+    codes: list[int] = []
+    sorting = threading.Thread(target=lambda: codes.append(cli.main(["sort", str(shots)])))
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        holder.send_signal(signal.SIGSTOP)
+        sorting.start()
+        err: list[str] = []  # the sort's log: its own, on stderr (`main` sets it up)
+        wait_until(lambda: err.append(capsys.readouterr().err) or "waiting for the move lock" in "".join(err))
+        assert (shots / "a.png").exists() and not codes
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        holder.communicate("", timeout=HUNG_S)
+        sorting.join(timeout=HUNG_S)
+    [line] = [line for line in "".join(err).splitlines() if "waiting for the move lock" in line]
+    assert f"held by pid {holder.pid} (" in line and "the facesortd daemon: it is stopped" in line
+    assert f"`kill -CONT {holder.pid}` lets it go on" in line
+    assert codes == [0] and not (shots / "a.png").exists()

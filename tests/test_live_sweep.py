@@ -4,6 +4,7 @@ Each test here failed on the code before its fix."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -157,14 +158,10 @@ def test_a_library_too_deep_for_any_name_is_said_with_the_fix_and_the_file_stays
     assert list(numbered_names(library / "_quarantine" / "unsure" / src.name)) == []  # recovery looks at none
 
 
-def test_sighup_stops_the_daemon_as_sigterm_does_with_an_exit_systemd_restarts(
-    cli_settings: Settings,
-) -> None:
-    """SIGHUP (`kill -HUP`, the usual way to ask a daemon to read its settings again; a terminal
-    closed on `facesortd run`) killed the daemon at once, whatever move it was in, and systemd takes
-    a death by SIGHUP for a clean stop: Restart=on-failure left it down. Now it stops as on SIGTERM
-    (the files in progress finish) and exits 129, which systemd restarts."""
-    settings = cli_settings
+@contextlib.contextmanager
+def _daemon_process(settings: Settings) -> Iterator[subprocess.Popen[str]]:
+    """`facesortd run` in a process of its own (signals reach its main thread), a file sorted by it
+    first; killed after the block if it is still running."""
     daemon = subprocess.Popen(
         [sys.executable, "-m", "facesortd", "run"],
         stdout=subprocess.DEVNULL,
@@ -173,16 +170,56 @@ def test_sighup_stops_the_daemon_as_sigterm_does_with_an_exit_systemd_restarts(
     )
     try:
         wait_until(lambda: (settings.state_dir / "status.json").exists())
-        (settings.inbox / "a.png").write_bytes(screenshot_png(1))
-        wait_until(lambda: not (settings.inbox / "a.png").exists())
-        daemon.send_signal(signal.SIGHUP)
-        _, err = daemon.communicate(timeout=60)
+        _dropped_and_sorted(settings, daemon, "a.png")
+        yield daemon
     finally:
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def _dropped_and_sorted(settings: Settings, daemon: subprocess.Popen[str], name: str) -> None:
+    """``name`` dropped into the inbox and sorted by ``daemon``, which is running after it."""
+    (settings.inbox / name).write_bytes(screenshot_png(len(name)))
+    wait_until(lambda: not (settings.inbox / name).exists() or daemon.poll() is not None)
+    assert daemon.poll() is None and not (settings.inbox / name).exists()
+
+
+def test_sighup_stops_the_daemon_as_sigterm_does_with_an_exit_systemd_restarts(
+    cli_settings: Settings,
+) -> None:
+    """SIGHUP (`kill -HUP`, the usual way to ask a daemon to read its settings again; a terminal
+    closed on `facesortd run`) killed the daemon at once, whatever move it was in, and systemd takes
+    a death by SIGHUP for a clean stop: Restart=on-failure left it down. Now it stops as on SIGTERM
+    (the files in progress finish) and exits 129, which systemd restarts."""
+    with _daemon_process(cli_settings) as daemon:
+        daemon.send_signal(signal.SIGHUP)
+        _, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 128 + signal.SIGHUP, err
     assert "stopping: finishing the files in progress" in err
+
+
+def test_sigpwr_stops_the_daemon_as_sigterm_does(cli_settings: Settings) -> None:
+    """SIGPWR (the power failing, `lxc-stop`) killed the daemon at once, mid-move: it stops cleanly."""
+    with _daemon_process(cli_settings) as daemon:
+        daemon.send_signal(signal.SIGPWR)
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "stopping: finishing the files in progress" in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGUSR2], ids=lambda sig: sig.name)
+def test_sigusr_is_said_and_the_daemon_sorts_on(cli_settings: Settings, sig: signal.Signals) -> None:
+    """SIGUSR1 and SIGUSR2 (other daemons' "reopen your log", sent by habit or a logrotate rule)
+    killed the daemon at once, mid-move: logged as ignored, the daemon goes on sorting."""
+    with _daemon_process(cli_settings) as daemon:
+        daemon.send_signal(sig)
+        _dropped_and_sorted(cli_settings, daemon, "after.png")
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    [said] = [line for line in err.splitlines() if "ignored" in line]
+    assert f"WARNING {sig.name} ignored: facesortd has no use for it (SIGTERM stops it" in said
 
 
 def test_an_emotion_folder_deleted_just_before_the_link_into_it_is_made_again(

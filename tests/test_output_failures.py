@@ -20,6 +20,7 @@ from tree_files import files_in
 
 from facesortd import cli
 from facesortd import journal as journal_module
+from facesortd.cli.undo import CONFIRM_UNDO_OVER
 from facesortd.config import Settings
 
 FULL = "facesortd: error: cannot write the output to /dev/full (No space left on device): it is cut short\n"
@@ -131,3 +132,99 @@ def test_sort_json_into_a_file_on_a_full_disk_stops_and_says_so_once(
     assert "stopped: cannot write the output to stdout (No space left on device): it is cut short" in said
     placed, left = len(files_in(cli_settings.library)), len(files_in(shots))
     assert placed + left == 12 and "file(s) left where they were" in said and left > 0
+
+
+_PRINTING = [
+    ["config"],
+    ["config", "--example"],
+    ["doctor"],
+    ["model"],
+    ["install-service", "--print"],
+    ["detect", "SHOT"],
+    ["detect", "--json", "SHOT"],
+]
+"""Commands that printed with a bare ``print``: a full disk or a terminal gone at their first line was
+a traceback (and `install-service --print` blamed the unit file for stdout's full disk, exit 2)."""
+
+
+def _command(command: list[str], tmp_path: Path) -> list[str]:
+    shot = tmp_path / "shot.png"
+    shot.write_bytes(screenshot_png(64))
+    return [str(shot) if word == "SHOT" else word for word in command]
+
+
+@pytest.mark.parametrize("command", _PRINTING, ids=" ".join)
+def test_a_command_on_a_full_disk_says_so_once(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(sys, "stdout", _FullDisk())
+    assert cli.main(_command(command, tmp_path)) == 1
+    assert capsys.readouterr().err.splitlines()[-1:] == [FULL.replace("/dev/full", "stdout").rstrip()]
+    assert not (tmp_path / "config" / "systemd").exists()  # --print writes no unit
+
+
+@pytest.mark.parametrize("command", _PRINTING, ids=" ".join)
+def test_a_command_on_a_terminal_gone_ends_quietly(
+    cli_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(sys, "stdout", _GoneTerminal())
+    assert cli.main(_command(command, tmp_path)) == 141
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@needs_dev_full
+def test_config_example_into_a_file_on_a_full_disk_says_so_once(cli_settings: Settings) -> None:
+    """The example is longer than stdout's buffer: it failed in the middle, a traceback."""
+    done = _into_full_disk("config", "--example")
+    assert (done.returncode, done.stderr) == (1, FULL)
+
+
+class _Answering(io.StringIO):
+    """A terminal's stdin: ``answer`` read from it, ``""`` for Ctrl-D, None for a terminal gone (EIO)."""
+
+    def __init__(self, answer: str | None) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:
+        if self.answer is None:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return self.answer
+
+
+@pytest.fixture
+def many_sorted(cli_settings: Settings, tmp_path: Path) -> Path:
+    """More files sorted than `undo` puts back without asking; their folder."""
+    shots = tmp_path / "many"
+    shots.mkdir()
+    for i in range(CONFIRM_UNDO_OVER + 1):
+        (shots / f"s{i:02d}.png").write_bytes(screenshot_png(100 + i))
+    assert cli.main(["sort", str(shots)]) == 0 and files_in(shots) == []
+    return shots
+
+
+@pytest.mark.parametrize("answer", ["", None], ids=["ctrl-d", "stdin gone"])
+def test_undo_asked_and_given_no_answer_says_nothing_undone_on_a_line_of_its_own(
+    many_sorted: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], answer: str | None
+) -> None:
+    """Ctrl-D at the question: "nothing undone" went on after it ("[y/N] nothing undone"); the
+    terminal gone as it is read (stdout a file, EIO): a traceback."""
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdin", _Answering(answer))
+    assert cli.main(["undo", "--since", "1h"]) == 0
+    asked = f"undo these {CONFIRM_UNDO_OVER + 1} moves? [y/N] "
+    assert capsys.readouterr().out.splitlines()[-2:] == [asked, "nothing undone"]
+    assert files_in(many_sorted) == []

@@ -248,7 +248,7 @@ def test_status_says_it_waits_for_a_journal_another_process_holds(
     Journal(journal).close()
     with journal_held_exclusively(journal) as holder:
         monkeypatch.setattr("facesortd.journal.LOCK_WAIT_S", 1.5)  # the wait itself is not the point
-        monkeypatch.setattr("facesortd.status.SAY_WAITING_S", 0.1, raising=False)
+        monkeypatch.setattr("facesortd.progress.SAY_WAITING_S", 0.1)
         assert cli.main(["status"]) == 1
     err = capsys.readouterr().err
     assert f"the journal {journal} has not opened in 0.1 s: most likely another process holds" in err
@@ -456,3 +456,51 @@ def test_install_service_says_the_link_it_writes_in_place_of(
     unit.symlink_to(os.devnull)
     assert cli.main(["install-service"]) == 0
     assert "  it was masked (a link to /dev/null), and is not now" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("form", [[], ["--json"]])
+def test_a_library_that_became_a_file_under_a_running_daemon_is_one_line_beside_the_daemon(
+    cli_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], form: list[str]
+) -> None:
+    """`status` refused to run at all while the library's path held a file ("library … is not a
+    folder", exit 2), so it said nothing of the daemon running meanwhile, nor of what it sorted."""
+    from synthetic import screenshot_png, stub_pipeline
+    from waiting import running_daemon, wait_until
+
+    library = cli_settings.library
+    with running_daemon(cli_settings, stub_pipeline) as daemon:
+        (cli_settings.inbox / "a.png").write_bytes(screenshot_png(1))
+        wait_until(lambda: daemon.counts.total() == 1)
+        library.rename(tmp_path / "library.old")
+        library.write_bytes(b"not a folder")
+        capsys.readouterr()
+        assert cli.main(["status", *form]) == 2
+        out, err = capsys.readouterr()
+    refusal = f"library {library} is not a folder: point library at a folder, or move that file away"
+    assert err == f"facesortd: error: {refusal}\n"
+    # (the test's daemon runs with settings of its own: "other settings than these" is said too)
+    if form:
+        shown = json.loads(out)
+        assert shown["daemon"]["running"] and sum(shown["total"].values()) == 1
+        assert [p for p in shown["problems"] if p.startswith("library")] == [refusal]
+    else:
+        assert out.startswith(f"daemon: running (pid {os.getpid()}")
+        assert [line for line in out.splitlines() if "PROBLEM: library" in line] == [f"PROBLEM: {refusal}"]
+        assert "today: 1 file(s)" in out
+
+
+def test_sort_into_a_library_it_is_given_is_not_refused_for_the_configs_library_a_file(
+    cli_settings: Settings, tmp_path: Path
+) -> None:
+    """`main` checked the config's folders before any command, without the command's own options:
+    `sort --library DIR` was refused for the config's library, a file, that it would not use."""
+    from synthetic import screenshot_png
+
+    if cli_settings.library.is_dir():
+        cli_settings.library.rmdir()
+    cli_settings.library.write_bytes(b"not a folder")
+    shots = tmp_path / "screens"
+    shots.mkdir()
+    (shots / "a.png").write_bytes(screenshot_png(3))
+    assert cli.main(["sort", "--library", str(tmp_path / "other"), str(shots)]) == 0
+    assert not (shots / "a.png").exists() and list((tmp_path / "other").rglob("a.png"))

@@ -31,9 +31,17 @@ from facesortd.cli import (
     train,
     undo,
 )
-from facesortd.cli.common import SaidAbove, UsageError, settings_for
+from facesortd.cli.common import SaidAbove, UsageError
 from facesortd.cli.stopping import StdoutFailed, quiet_stdout, reader_gone, writing_stdout
-from facesortd.config import DEFAULT_FOLDERS, FOLDERS, LOG_LEVELS, ConfigError, Settings, environment_folders
+from facesortd.config import (
+    DEFAULT_FOLDERS,
+    FOLDERS,
+    LOG_LEVELS,
+    ConfigError,
+    Settings,
+    environment_folders,
+    load_settings,
+)
 from facesortd.detect import DetectorError
 from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
@@ -306,9 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level or "INFO")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        # `doctor` and `config` read the config file themselves: a broken one is what they are for
+        # `doctor` and `config` read the config file themselves: a broken one is what they are for.
+        # Not settings_for: the folders are each command's to check, with its own options (`sort
+        # --library DIR` was refused for the config's library, a file) or not at all (`status`).
         if args.log_level is None and args.command not in ("doctor", "config"):
-            _setup_logging(settings_for(args).log_level)
+            _setup_logging(load_settings(args.config).log_level)
         code = func(args)
         with writing_stdout():  # a reader that left (`status | head`), a full disk: shows here
             sys.stdout.flush()

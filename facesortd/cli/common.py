@@ -10,14 +10,14 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.advice import advised
+from facesortd.cli.stopping import say
 from facesortd.config import (
-    FOLDERS,
     ConfigError,
     Settings,
     cannot_create,
+    folders_in_the_way,
     folders_overlap,
     load_settings,
-    not_a_folder,
 )
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
@@ -43,9 +43,8 @@ class SaidAbove(Exception):
 def settings_for(args: argparse.Namespace, **overrides: object) -> Settings:
     """The config file named by --config (or the default one), with a command's own overrides."""
     settings = load_settings(args.config, **overrides)
-    for name in FOLDERS:
-        if problem := not_a_folder(name, getattr(settings, name)):
-            raise ConfigError(problem)
+    if in_the_way := folders_in_the_way(settings):
+        raise ConfigError(next(iter(in_the_way.values())))
     return settings
 
 
@@ -102,4 +101,4 @@ def pipeline_for(settings: Settings, model: Model | None) -> Pipeline:
 def say_waiting(words: str) -> None:
     """`model`, `train --activate` and `retrain` wait for a retrain (or a change of the model in force)
     running now: said at once (flushed), or a person sees a command hang without a word."""
-    print(words, flush=True)
+    say(words, flush=True)

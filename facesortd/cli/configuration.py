@@ -7,6 +7,7 @@ import os
 import shlex
 
 from facesortd.advice import advised
+from facesortd.cli.stopping import say
 from facesortd.config import default_config_file, home_expanded, is_setting_variable
 from facesortd.package_data import CONFIG_EXAMPLE, package_file
 from facesortd.shown_names import one_line
@@ -18,32 +19,32 @@ def cmd_config(args: argparse.Namespace) -> int:
     its default, with what it does, to copy from. Read nothing of the config itself, so that it also
     helps one that is broken (`facesortd doctor` checks it)."""
     if args.example:
-        print(package_file(CONFIG_EXAMPLE).read_text(encoding="utf-8"), end="")
+        say(package_file(CONFIG_EXAMPLE).read_text(encoding="utf-8"), end="")
         return 0
     try:
         path = home_expanded(args.config) if args.config else default_config_file()
     except ValueError as exc:
-        print(f"config file {one_line(args.config)}: {exc}, so every command given it refuses to run")
+        say(f"config file {one_line(args.config)}: {exc}, so every command given it refuses to run")
         return 0
     if path.is_file():
         named = "named by --config" if args.config else "the default place"
-        print(f"config file: {one_line(path)} ({named}; `{advised('doctor')}` checks it)")
+        say(f"config file: {one_line(path)} ({named}; `{advised('doctor')}` checks it)")
     elif path.exists():  # a folder, a FIFO: every command refuses it, the defaults are not in force
-        print(f"config file: {one_line(path)} is not a file, so every command refuses to run: move it away")
+        say(f"config file: {one_line(path)} is not a file, so every command refuses to run: move it away")
     elif args.config:  # load_settings refuses a file named that is not there
-        print(f"config file: {one_line(path)}: not there, so every command given it refuses to run")
+        say(f"config file: {one_line(path)}: not there, so every command given it refuses to run")
     else:
-        print(f"config file: {one_line(path)}: not there, so the built-in defaults are in force")
+        say(f"config file: {one_line(path)}: not there, so the built-in defaults are in force")
     # Settings too, ahead of the file: "the built-in defaults are in force" beside FACESORTD_LIBRARY
     # said what this shell's commands did not do.
     if variables := sorted(k for k in os.environ if is_setting_variable(k)):
-        print(
+        say(
             f"this shell also sets {', '.join(variables)}: such variables come before the config file "
             "(a service systemd starts does not see them: it reads the file and its unit)"
         )
     folder, file = (shlex.quote(str(p)) for p in (path.parent, path))
     start = f"mkdir -p {folder} && facesortd config --example > {file}"
-    print(
+    say(
         "`facesortd config --example` prints every key with its default and what it does"
         + ("" if path.exists() else f"; to start one from it: {one_line(start)}")
     )

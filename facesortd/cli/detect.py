@@ -17,6 +17,7 @@ from facesortd.cli.common import (
     settings_for,
 )
 from facesortd.cli.inputs import expand_inputs
+from facesortd.cli.stopping import say
 from facesortd.decide import FaceResult
 from facesortd.detect import Candidates, FaceDetector
 from facesortd.durable import write_new
@@ -39,9 +40,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
         except UnreadableImage as exc:
             status = 1
             if args.json:
-                print(json_text({"path": str(path), "error": str(exc), "faces": []}), flush=True)
+                say(json_text({"path": str(path), "error": str(exc), "faces": []}), flush=True)
             else:
-                print(f"{one_line(path)}: unreadable: {exc}")
+                say(f"{one_line(path)}: unreadable: {exc}")
             continue
         faces, found = pipeline.analyse(image)
         try:
@@ -52,14 +53,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
         if args.json:
             found = {"path": str(path), "faces": [f.to_json() for f in faces]}
             found |= {"candidates": facts} if facts else {}
-            print(json_text(found | ({"drawn": str(drawn)} if drawn else {})), flush=True)
+            say(json_text(found | ({"drawn": str(drawn)} if drawn else {})), flush=True)
         else:
-            print(f"{one_line(path)}: {len(faces)} face(s){why}")
+            say(f"{one_line(path)}: {len(faces)} face(s){why}")
             for f in faces:
                 emo = f"  {f.emotion} {f.confidence:.2f}" if f.emotion else ""
-                print(f"  box x={f.box[0]} y={f.box[1]} w={f.box[2]} h={f.box[3]}  score {f.score:.2f}{emo}")
+                say(f"  box x={f.box[0]} y={f.box[1]} w={f.box[2]} h={f.box[3]}  score {f.score:.2f}{emo}")
             if drawn:
-                print(f"  drawn: {one_line(drawn)}")
+                say(f"  drawn: {one_line(drawn)}")
     return status
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from facesortd.cli.stopping import say
 from facesortd.shown_names import one_line
 
 
@@ -16,9 +17,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for ok, message in (*run_checks(args.config), unit_check(args.config)):
         # A line each, a name's line break escaped; a configuration error lists its keys a line each.
         shown = message if message.startswith("configuration: ") else one_line(message)
-        print(("ok    " if ok else "FIX   ") + shown)
+        say(("ok    " if ok else "FIX   ") + shown)
         problems += not ok
-    print("all good" if not problems else f"{problems} problem(s) found")
+    say("all good" if not problems else f"{problems} problem(s) found")
     return 1 if problems else 0
 
 

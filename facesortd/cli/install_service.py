@@ -10,6 +10,7 @@ from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.cli.common import refuse_overlap, settings_for
+from facesortd.cli.stopping import say
 from facesortd.refusals import DISK_FULL, Refused
 from facesortd.service_unit import (
     Installed,
@@ -40,14 +41,14 @@ def cmd_install_service(args: argparse.Namespace) -> int:
             refuse_overlap(settings_for(args))
         text = unit_text(args.config, carried)
         if args.print:
-            print(text, end="")
+            say(text, end="")
             return 0
         link, was_masked = (os.readlink(unit) if unit.is_symlink() else None), masked(unit)
         installed = install(unit, text, _say_kept)
     except OSError as exc:  # the unit before (if any) is whole
         raise Refused(exc, f"cannot write {unit}", _unit_fix(exc, unit.parent)) from None
     if installed is Installed.SAME:
-        print(f"already installed: {one_line(unit)} (`systemctl --user enable --now facesortd` starts it)")
+        say(f"already installed: {one_line(unit)} (`systemctl --user enable --now facesortd` starts it)")
         _without_systemd()
         return 0
     # A unit replaced may be running: `enable --now` leaves a running service as it is, on the old unit.
@@ -56,22 +57,22 @@ def cmd_install_service(args: argparse.Namespace) -> int:
         if installed is Installed.REPLACED
         else "enable --now facesortd"
     )
-    print(f"wrote {one_line(unit)}")
+    say(f"wrote {one_line(unit)}")
     # Written in its place, not through it: a dotfile manager's link (or systemctl's mask) gone unsaid.
     if was_masked:
-        print("  it was masked (a link to /dev/null), and is not now (`systemctl --user mask facesortd`)")
+        say("  it was masked (a link to /dev/null), and is not now (`systemctl --user mask facesortd`)")
     elif link is not None:
-        print(f"  in place of a link to {one_line(link)}, which is left as it was")
+        say(f"  in place of a link to {one_line(link)}, which is left as it was")
     for word in carried:
-        print(f"kept Environment={one_line(word)} from the unit that was there")
+        say(f"kept Environment={one_line(word)} from the unit that was there")
     for word in other_environment(old):  # only a unit not written as it is has one: it is in the .bak
-        print(f"left out Environment={one_line(word)}, not facesortd's (the copy kept has it)")
+        say(f"left out Environment={one_line(word)}, not facesortd's (the copy kept has it)")
     for path in environment_files(old):
-        print(
+        say(
             f"left out EnvironmentFile={one_line(path)}: the copy kept has it (the FACESORTD_* settings "
             "it gave the daemon go into the config, or into Environment= lines, which are carried)"
         )
-    print(f"now run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
+    say(f"now run:\n  systemctl --user daemon-reload\n  systemctl --user {start}")
     _without_systemd()
     return 0
 
@@ -80,14 +81,14 @@ def _without_systemd() -> None:
     """The systemctl advice fails where there is no systemd ("systemctl: command not found"), with no
     word of what to run instead: said."""
     if no_systemctl():
-        print(
+        say(
             "but systemctl is not on this system (it does not run systemd, it seems): nothing starts the "
             f"unit here; run `{advised('run')}` yourself instead (from your session's autostart, say)"
         )
 
 
 def _say_kept(copy: Path) -> None:
-    print(f"kept the unit that was there, which facesortd did not write as it is, as {one_line(copy)}")
+    say(f"kept the unit that was there, which facesortd did not write as it is, as {one_line(copy)}")
 
 
 def _unit_fix(exc: OSError, unit_dir: Path) -> str:

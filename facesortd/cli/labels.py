@@ -13,6 +13,7 @@ from facesortd.advice import advised
 from facesortd.cli.arg_types import int_between
 from facesortd.cli.common import UsageError, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, dataset_items, framing
+from facesortd.cli.stopping import say
 from facesortd.journal import Journal, JournalError, JournalUnavailable
 from facesortd.learn.datasets import DatasetError, is_vn_faces
 from facesortd.learn.kept_faces import faces_dir
@@ -48,7 +49,7 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
         # disk refused was a traceback, and so was a label the journal refused ("database or disk
         # is full"), which the journal's own error now says with its fix (exit 1)
         how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
-        print(f"{_counted(outcome) or 'nothing imported'}; {how}: the same command imports the rest")
+        say(f"{_counted(outcome) or 'nothing imported'}; {how}: the same command imports the rest")
         if isinstance(exc, OSError):
             raise write_refused(exc, faces_dir(settings)) from exc
         if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, JournalError):
@@ -56,9 +57,9 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
         raise
     finally:
         journal.close()
-    print(_counted(outcome) or "nothing to import")
+    say(_counted(outcome) or "nothing to import")
     if outcome["imported"]:  # said after "nothing to import" too, of labels there were none of
-        print(f"they take part in the next retrain (`{advised('retrain')}`, or the daemon's own schedule)")
+        say(f"they take part in the next retrain (`{advised('retrain')}`, or the daemon's own schedule)")
     return 0
 
 
@@ -96,7 +97,7 @@ def cmd_review(args: argparse.Namespace) -> int:
             "or --port 0 for any free one"
         ) from exc
     port = server.server_address[1]
-    print(server.url, flush=True)
+    say(server.url, flush=True)
     logger.info("review page on 127.0.0.1:{}; Ctrl-C stops it", port)
     if not args.no_browser and not open_in_browser(server.url):
         # A server or an ssh session has no browser; the page listens on this machine only.

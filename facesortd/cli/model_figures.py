@@ -9,6 +9,7 @@ from pathlib import Path
 from loguru import logger
 
 from facesortd.cli.arg_types import folder_to_write
+from facesortd.cli.stopping import say
 from facesortd.learn.metrics import headline
 from facesortd.learn.training import FaceSet, Predictions, source_masks
 from facesortd.plots import CONFUSION_PNG, RELIABILITY_PNG
@@ -26,9 +27,9 @@ def add_plots_option(p: argparse.ArgumentParser) -> None:
 
 
 def print_counts(data: FaceSet) -> None:
-    print("faces per emotion:")
+    say("faces per emotion:")
     for label, n in data.counts().items():
-        print(f"  {label:<12} {n}")
+        say(f"  {label:<12} {n}")
 
 
 def print_figures(
@@ -40,20 +41,20 @@ def print_figures(
     masks = source_masks(data.sources) if len(set(data.sources)) > 1 else {}
     per_source = {s: predictions.evaluation(threshold, mask) for s, mask in masks.items()}
     if as_json:
-        print(
+        say(
             json_text({**evaluation.summary(), "per_source": {k: v.summary() for k, v in per_source.items()}})
         )
         return
-    print(evaluation.report(faces))
+    say(evaluation.report(faces))
     for name, ev in per_source.items():
-        print(f"\n--- faces from {name} ---")
-        print(ev.report(faces))
+        say(f"\n--- faces from {name} ---")
+        say(ev.report(faces))
     if predictions.members:
-        print("\n--- each member of the ensemble alone ---")
+        say("\n--- each member of the ensemble alone ---")
         for descriptor, alone in predictions.members.items():
-            print(f"{descriptor}: {headline(alone.evaluation(threshold).summary())}")
+            say(f"{descriptor}: {headline(alone.evaluation(threshold).summary())}")
             for source, mask in masks.items():
-                print(f"    faces from {source}: {headline(alone.evaluation(threshold, mask).summary())}")
+                say(f"    faces from {source}: {headline(alone.evaluation(threshold, mask).summary())}")
 
 
 def write_plots_into(folder: Path | None, summary: dict[str, object]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from facesortd.advice import advised
 from facesortd.cli.common import UsageError, say_waiting, settings_for
+from facesortd.cli.stopping import say
 from facesortd.cli.undo import left_by
 from facesortd.config import Settings
 from facesortd.learn.metrics import headline
@@ -42,30 +43,30 @@ def cmd_model(args: argparse.Namespace) -> int:
                 same = ""
                 if named is not None and named.resolve() != exc.path.resolve():  # judged by content
                     same = f" ({one_line(named)} holds the same bytes)"
-                print(f"model in force already: {one_line(exc.path)}{same} (nothing changed)")
+                say(f"model in force already: {one_line(exc.path)}{same} (nothing changed)")
                 return 0
         else:
             change = _written(settings, lambda: roll_back(settings, say_waiting))
-        print(f"model in force is now {one_line(change.now)}")
+        say(f"model in force is now {one_line(change.now)}")
         if left := left_by(settings, change.before):
-            print(one_line(left))
+            say(one_line(left))
         return 0
     entries = history(settings)
     if not entries:
-        print(f"no models yet: train one with `{advised('train', 'DATASET')}`")
+        say(f"no models yet: train one with `{advised('train', 'DATASET')}`")
     for entry in entries:
         figures = headline(entry.info.get("held_out")) or str(entry.info.get("error", "no held-out figures"))
         counts = entry.info.get("counts", {})
         mark = "*" if entry.in_force else " "
-        print(f"{mark} {one_line(entry.path.name)}  {entry.info.get('created', '?')}  {figures}")
+        say(f"{mark} {one_line(entry.path.name)}  {entry.info.get('created', '?')}  {figures}")
         if isinstance(counts, dict) and counts:
-            print("    trained on: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            say("    trained on: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         if descriptors := entry.info.get("descriptors"):
-            print("    an ensemble of: " + ", ".join(map(str, descriptors)))
+            say("    an ensemble of: " + ", ".join(map(str, descriptors)))
         if validation := headline(entry.info.get("bootstrap_validation")):
-            print(f"    on the bootstrap validation set: {validation}")
+            say(f"    on the bootstrap validation set: {validation}")
         if entry.info.get("decision"):
-            print(f"    {entry.info['decision']}")
+            say(f"    {entry.info['decision']}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from facesortd.cli.common import say_waiting, settings_for
+from facesortd.cli.stopping import say
 from facesortd.journal import Journal
 from facesortd.mounts import refuse_unmounted
 from facesortd.shown_names import one_line
@@ -31,7 +32,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         fresh = max(0, schedule(journal, labels).fresh)
         # "since the last retrain" was said before any retrain
         since = " since the last retrain" if retrained_before(journal) else ", no retrain yet"
-        print(
+        say(
             f"{fresh} new label(s){since} ({recorded} of them just recorded from files "
             f"you moved); {len(labels)} usable label(s) in all"
         )
@@ -42,11 +43,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         journal.close()
     assert result is not None
     for label, missing in result.waiting.items():
-        print(f"{label}: waiting for {missing} more example(s) before it becomes an emotion")
+        say(f"{label}: waiting for {missing} more example(s) before it becomes an emotion")
     if result.path is None:
-        print(f"no retrain: {result.reason}")
+        say(f"no retrain: {result.reason}")
         return 1
-    print(f"{result.describe()}\nnew model: {one_line(result.path)}")
+    say(f"{result.describe()}\nnew model: {one_line(result.path)}")
     return 0
 
 

@@ -6,15 +6,18 @@ import argparse
 import os
 import sys
 
-from facesortd.cli.common import SaidAbove, settings_for
+from facesortd.cli.common import SaidAbove
 from facesortd.cli.stopping import say
+from facesortd.config import load_settings
 from facesortd.shown_names import json_text
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from facesortd.status import gather, report
 
-    settings = settings_for(args)
+    # Not settings_for: a folder setting that names a file is said in the report (``gather``), beside
+    # the daemon that may be running all the same.
+    settings = load_settings(args.config)
     refused: list[Exception] = []
     say(json_text(gather(settings, refused), indent=2) if args.json else report(settings, refused))
     if refused:  # said in the report; the exit status and the line on stderr every command has for it

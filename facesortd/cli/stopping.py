@@ -110,10 +110,11 @@ def writing_stdout() -> Iterator[None]:
         raise StdoutFailed(exc, where) from None
 
 
-def say(text: str) -> None:
-    """``text`` as a line on stdout (``print``), a failure raised as :class:`StdoutFailed`."""
+def say(text: str, end: str = "\n", flush: bool = False) -> None:
+    """``text`` on stdout (``print``), a failure raised as :class:`StdoutFailed`: every command's output
+    goes through here, or a full disk or a terminal gone mid-output was a traceback."""
     with writing_stdout():
-        print(text)
+        print(text, end=end, flush=flush)
 
 
 def _stdout_name() -> str:

@@ -18,6 +18,7 @@ from facesortd.cli.arg_types import (
 from facesortd.cli.common import UsageError, say_waiting, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.cli.model_figures import add_plots_option, print_counts, print_figures, write_plots_into
+from facesortd.cli.stopping import say
 from facesortd.cli.undo import left_by
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
@@ -64,7 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = _train(args, collected, spec, descriptors, settings.recognition.threshold)
     out = _write_model(args, settings, run)
     _show_figures(args, run, settings.recognition.threshold)
-    print(f"trained on {len(run.data.labels)} faces in {run.seconds:.1f} s; model written to {one_line(out)}")
+    say(f"trained on {len(run.data.labels)} faces in {run.seconds:.1f} s; model written to {one_line(out)}")
     write_plots_into(args.plots, run.predictions.evaluation(settings.recognition.threshold).summary())
     _compare_with_model_in_force(settings, spec, run.held_out, run.validation)
     _put_in_force_or_say_how(args, settings, out)
@@ -130,10 +131,10 @@ def _show_figures(args: argparse.Namespace, run: TrainRun, threshold: float) -> 
     if args.report:
         written = write_report(run.predictions, run.data.sources, threshold, args.report)
         names = ", ".join(p.name for p in written)
-        print(f"figures written to {one_line(args.report)}/ ({names})")
+        say(f"figures written to {one_line(args.report)}/ ({names})")
     if run.held_out is not None:
-        print(f"\n--- validation set held out from training ({run.held_out.confusion.sum()} faces) ---")
-        print(run.held_out.report("held-out faces"))
+        say(f"\n--- validation set held out from training ({run.held_out.confusion.sum()} faces) ---")
+        say(run.held_out.report("held-out faces"))
 
 
 def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: Path) -> None:
@@ -142,14 +143,14 @@ def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: 
     for good until 2026-12-02, however many)."""
     if args.activate:
         change = put_in_force(settings, str(out), say_waiting)
-        print(f"now in force: {one_line(change.now)}")
+        say(f"now in force: {one_line(change.now)}")
         if left := left_by(settings, change.before):
-            print(one_line(left))
+            say(one_line(left))
         return
     if args.out is None:  # written into the models folder; its newest models never put in force stay
         prune_logged(settings)
     command = advised("model", "use", str(out))  # pasted as it is into a shell
-    print(f"not in force yet: `{command}` puts it in force (or train with --activate)")
+    say(f"not in force yet: `{command}` puts it in force (or train with --activate)")
 
 
 _model_file = file_to_replace("facesortd model file", read_by(model_info, ModelError))
@@ -192,19 +193,19 @@ def _compare_with_model_in_force(
     if current_path is None:
         return
     if new is None or validation is None:
-        print("no validation set held out (--validation-share 0): not compared with the model in force")
+        say("no validation set held out (--validation-share 0): not compared with the model in force")
         return
     current = load_model(current_path)
     if current.spec != spec:
-        print("the model in force frames faces otherwise: not compared on the validation set")
+        say("the model in force frames faces otherwise: not compared on the validation set")
         return
     old = predict_set(current, validation).evaluation(settings.recognition.threshold)
-    print(f"\n--- on the validation set: the new model and the one in force ({current_path.name}) ---")
-    print(f"new model:      {headline(new.summary())}")
-    print(f"model in force: {headline(old.summary())}")
+    say(f"\n--- on the validation set: the new model and the one in force ({current_path.name}) ---")
+    say(f"new model:      {headline(new.summary())}")
+    say(f"model in force: {headline(old.summary())}")
     if near_chance(new.summary()):
         chance = 1 / len(new.labels)
-        print(f"the new model is barely better than chance ({chance:.3f}): it learnt next to nothing")
+        say(f"the new model is barely better than chance ({chance:.3f}): it learnt next to nothing")
     # The daemon's adoption rule, held to no drop in balanced accuracy: `train` is the strict verdict.
     verdict = Comparison(
         "the validation set",
@@ -215,14 +216,14 @@ def _compare_with_model_in_force(
         settings.learning.max_coverage_drop,
         sorted_right_floor(settings),
     )
-    print(verdict.describe())
+    say(verdict.describe())
     if not verdict.passed:
-        print(
+        say(
             "the new model is WORSE than the model in force on these faces (which the model in force "
             "may have been trained on; see README)"
         )
     else:
-        print("the new model is not worse than the model in force on these faces")
+        say("the new model is not worse than the model in force on these faces")
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:

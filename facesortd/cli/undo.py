@@ -317,9 +317,13 @@ def _there(path: Path, digest: str) -> str:
 
 
 def _confirm(question: str) -> bool:
+    """The person's yes; no answer is a no: Ctrl-D (the line ended, for what is said next), or a
+    terminal gone (EIO reading it), whose prompt written raised a traceback, as its read did."""
+    say(f"{question} [y/N] ", end="", flush=True)
     try:
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:
+        return input().strip().lower() in ("y", "yes")
+    except (EOFError, OSError):
+        say("")
         return False
 
 
