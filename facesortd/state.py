@@ -152,9 +152,10 @@ def move_lock(state_dir: Path) -> Iterator[None]:
     fd = _open_lock(state_dir, MOVE_LOCK)
     try:
         with contextlib.ExitStack() as locked:
-            with said_if_waiting(lambda: _say_waiting_for_moves(state_dir, fd)):
-                locked.enter_context(_folder_lock(state_dir, blocking=True))
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            if not _taken_at_once(state_dir, fd, locked):
+                with said_if_waiting(lambda: _say_waiting_for_moves(state_dir, fd)):
+                    locked.enter_context(_folder_lock(state_dir, blocking=True))
+                    fcntl.flock(fd, fcntl.LOCK_EX)
             held.add(state_dir)
             try:
                 yield
@@ -162,6 +163,20 @@ def move_lock(state_dir: Path) -> Iterator[None]:
                 held.discard(state_dir)
     finally:
         os.close(fd)
+
+
+def _taken_at_once(state_dir: Path, fd: int, locked: contextlib.ExitStack) -> bool:
+    """Both halves of the move lock taken without waiting, into ``locked``: the usual case, which
+    then starts no thread to say a wait (one per move of a backlog otherwise)."""
+    with contextlib.ExitStack() as attempt:
+        if not attempt.enter_context(_folder_lock(state_dir, blocking=False)):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        locked.enter_context(attempt.pop_all())
+        return True
 
 
 def _say_waiting_for_moves(state_dir: Path, fd: int) -> None:

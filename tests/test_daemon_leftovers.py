@@ -36,7 +36,7 @@ from facesortd.review_page.queue import Contents, scan
 from facesortd.service import Service
 from facesortd.sort_batch import SortBatch
 from facesortd.sorter import Sorter
-from facesortd.state import StateBusy, daemon_running
+from facesortd.state import StateBusy, daemon_running, move_lock
 
 
 @pytest.fixture
@@ -386,6 +386,19 @@ def test_a_retry_called_for_while_a_worker_still_holds_the_failed_file_still_com
     wait_until(lambda: not service._queue.empty())
     assert service._queue.get_nowait() == shot
     service._cancel_timers()
+
+
+def test_a_move_lock_taken_at_once_starts_no_thread_to_say_a_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The words for a wait on the move lock come from a timer thread: started for every move, a
+    backlog of 1,000 files started 1,000 threads for nothing. Only a lock that is not free starts one."""
+    started = []
+    monkeypatch.setattr("facesortd.progress.threading.Timer.start", lambda timer: started.append(timer))
+    tmp_path.chmod(0o700)
+    with move_lock(tmp_path):
+        pass
+    assert started == []
 
 
 def test_a_sort_waiting_for_a_daemon_stopped_mid_move_says_what_it_waits_for(
