@@ -308,7 +308,7 @@ def test_an_inbox_renamed_away_and_made_anew_is_watched_again(daemon_settings: S
     inbox = daemon_settings.inbox
     with log_lines("WARNING") as said, running_daemon(daemon_settings, stub_pipeline):
         inbox.rename(inbox.with_name("inbox.old"))
-        inbox.mkdir()
+        inbox.mkdir(exist_ok=True)  # the daemon may have made it again first
         (inbox / "new.png").write_bytes(screenshot_png(3))
         wait_until(lambda: not (inbox / "new.png").exists())
     assert [p.name for p in daemon_settings.library.rglob("*.png")] == ["new.png"]
