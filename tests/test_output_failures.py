@@ -228,3 +228,70 @@ def test_undo_asked_and_given_no_answer_says_nothing_undone_on_a_line_of_its_own
     asked = f"undo these {CONFIRM_UNDO_OVER + 1} moves? [y/N] "
     assert capsys.readouterr().out.splitlines()[-2:] == [asked, "nothing undone"]
     assert files_in(many_sorted) == []
+
+
+class _FullFrom(io.StringIO):
+    """A file whose disk fills once ``marker`` is written: what came before kept, every write after fails."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.refused: list[str] = []
+
+    def write(self, text: str) -> int:
+        if self.marker in self.getvalue() + text:
+            self.refused.append(text)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(text)
+
+
+def test_train_activate_whose_output_fails_once_the_model_is_written_puts_it_in_force_and_says_so(
+    crop_dataset: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The figures' line failed: `train --activate` stopped there, its model written and not in force,
+    and said only that its output was "cut short"."""
+    from facesortd import model_store
+    from facesortd.config import load_settings
+
+    monkeypatch.setattr(sys, "stdout", _FullFrom("trained on"))
+    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2", "--descriptor", "hog"]
+    assert cli.main([*train, "--activate"]) == 1
+    [written] = model_store.user_models(load_settings())
+    assert model_store.model_in_force(load_settings()) == written
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said == (
+        "facesortd: error: cannot write the output to stdout (No space left on device): it is cut short; "
+        f"the model written to {written} is in force"
+    )
+
+
+def test_model_use_whose_waiting_line_fails_still_puts_the_model_in_force_and_says_so(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A retrain running, `model use` said it waits on a stdout that takes nothing: it ended there, the
+    model in force unchanged, said as output "cut short" only."""
+    import threading
+
+    from test_model_store import loadable_model
+    from waiting import HUNG_S, wait_until
+
+    from facesortd import model_store
+    from facesortd.state import retrain_lock
+
+    stdout = _FullFrom("waiting")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    pointer = model_store.models_dir(cli_settings) / model_store.CURRENT
+    codes: list[int] = []
+    with retrain_lock(cli_settings.state_dir) as mine:
+        assert mine
+        person = threading.Thread(target=lambda: codes.append(cli.main(["model", "use", "default"])))
+        person.start()
+        wait_until(lambda: bool(stdout.refused))  # the person told of the wait, on a full disk
+        model_store.adopt(cli_settings, loadable_model(cli_settings))  # the retrain's choice, as it ends
+    person.join(timeout=HUNG_S)
+    assert codes == [1] and pointer.read_text() == model_store.DEFAULT
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(f"it is cut short; model in force is now {model_store.shipped_model()}")
+    )

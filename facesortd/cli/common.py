@@ -4,7 +4,7 @@ usage error, the words said while another holds the retrain lock."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from loguru import logger
@@ -22,8 +22,10 @@ from facesortd.config import (
 from facesortd.decide import Pipeline
 from facesortd.detect import FaceDetector
 from facesortd.ensemble import Model
-from facesortd.model_store import InForce, load_in_force
+from facesortd.model_change import Change
+from facesortd.model_store import InForce, load_in_force, models_dir
 from facesortd.mounts import nearest_existing
+from facesortd.refusals import write_refused
 
 
 class UsageError(Exception):
@@ -96,6 +98,17 @@ def emotion_model(settings: Settings) -> InForce:
 def pipeline_for(settings: Settings, model: Model | None) -> Pipeline:
     """One image's way from pixels to a decision, with the detector above (one per worker thread)."""
     return Pipeline.for_settings(settings, model, face_detector(settings))
+
+
+def model_changed(settings: Settings, change: Callable[[], Change]) -> Change:
+    """``change`` of the model in force made, or the folder that refused its files said with the fix
+    (exit 1): a full or read-only state disk ended `model use`, `model rollback` and `train
+    --activate` in a traceback. Nothing is half made: each file is written whole aside first, and the
+    model in force stays as it was."""
+    try:
+        return change()
+    except OSError as exc:
+        raise write_refused(exc, models_dir(settings)) from exc
 
 
 def say_waiting(words: str) -> None:

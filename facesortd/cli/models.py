@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 from facesortd.advice import advised
-from facesortd.cli.common import UsageError, say_waiting, settings_for
-from facesortd.cli.stopping import say
+from facesortd.cli.common import UsageError, model_changed, say_waiting, settings_for
+from facesortd.cli.stopping import finishing, say
 from facesortd.cli.undo import left_by
 from facesortd.config import Settings
 from facesortd.learn.metrics import headline
-from facesortd.model_change import Change, put_in_force, roll_back
-from facesortd.model_store import DEFAULT, InForceAlready, history, models_dir, shipped_model
+from facesortd.model_change import put_in_force, roll_back
+from facesortd.model_store import DEFAULT, InForceAlready, history, shipped_model
 from facesortd.mounts import refuse_unmounted
-from facesortd.refusals import write_refused
 from facesortd.shown_names import one_line
 from facesortd.spelling import nearest
 
@@ -34,22 +32,8 @@ def cmd_model(args: argparse.Namespace) -> int:
             f"force: `{put}`)"
         )
     if args.action in ("rollback", "use"):
-        if args.action == "use":
-            chosen = _chosen(settings, args.target)
-            try:
-                change = _written(settings, lambda: put_in_force(settings, chosen, say_waiting))
-            except InForceAlready as exc:
-                named = shipped_model() if chosen == DEFAULT else Path(chosen).expanduser()
-                same = ""
-                if named is not None and named.resolve() != exc.path.resolve():  # judged by content
-                    same = f" ({one_line(named)} holds the same bytes)"
-                say(f"model in force already: {one_line(exc.path)}{same} (nothing changed)")
-                return 0
-        else:
-            change = _written(settings, lambda: roll_back(settings, say_waiting))
-        say(f"model in force is now {one_line(change.now)}")
-        if left := left_by(settings, change.before):
-            say(one_line(left))
+        with finishing() as done:  # the change asked for made whole, whatever stdout does meanwhile
+            done.outcome = _changed(settings, args)
         return 0
     entries = history(settings)
     if not entries:
@@ -70,14 +54,25 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _written(settings: Settings, change: Callable[[], Change]) -> Change:
-    """``change`` made, or the folder that refused its files said with the fix (exit 1): a full or
-    read-only state disk ended `model use` and `model rollback` in a traceback. Nothing is half
-    made: each file is written whole aside first, and the model in force stays as it was."""
-    try:
-        return change()
-    except OSError as exc:
-        raise write_refused(exc, models_dir(settings)) from exc
+def _changed(settings: Settings, args: argparse.Namespace) -> str:
+    """`model use` or `model rollback` made, and said; returns the model in force in a few words."""
+    if args.action == "use":
+        chosen = _chosen(settings, args.target)
+        try:
+            change = model_changed(settings, lambda: put_in_force(settings, chosen, say_waiting))
+        except InForceAlready as exc:
+            named = shipped_model() if chosen == DEFAULT else Path(chosen).expanduser()
+            same = ""
+            if named is not None and named.resolve() != exc.path.resolve():  # judged by content
+                same = f" ({one_line(named)} holds the same bytes)"
+            say(f"model in force already: {one_line(exc.path)}{same} (nothing changed)")
+            return f"model in force already: {one_line(exc.path)} (nothing changed)"
+    else:
+        change = model_changed(settings, lambda: roll_back(settings, say_waiting))
+    say(f"model in force is now {one_line(change.now)}")
+    if left := left_by(settings, change.before):
+        say(one_line(left))
+    return f"model in force is now {one_line(change.now)}"
 
 
 def _chosen(settings: Settings, target: str) -> str:

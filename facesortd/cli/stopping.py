@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import FrameType
 
@@ -92,9 +93,40 @@ class StdoutFailed(Exception):
     it is redirected to on a full disk (`facesortd status > /full/disk/file`), which ended in a
     traceback, and again at the interpreter's exit for what stayed buffered."""
 
-    def __init__(self, error: OSError, where: str) -> None:
-        super().__init__(f"cannot write the output to {where} ({error.strerror or error}): it is cut short")
+    def __init__(self, error: OSError, where: str, outcome: str = "") -> None:
+        cut = f"cannot write the output to {where} ({error.strerror or error}): it is cut short"
+        super().__init__(f"{cut}; {outcome}" if outcome else cut)
         self.error = error
+        self.where = where
+
+
+@dataclass
+class Finishing:
+    """What a command inside :func:`finishing` did, said after a failure of stdout (``outcome``)."""
+
+    outcome: str = ""
+    failed: StdoutFailed | None = None
+
+
+_FINISHING: ContextVar[Finishing | None] = ContextVar("finishing", default=None)
+
+
+@contextmanager
+def finishing() -> Iterator[Finishing]:
+    """A change a command was asked to make (a model put in force) made whole whatever befalls stdout
+    meanwhile, the failure raised after it with the ``outcome`` the command set (stdout's words lost
+    with it). Stopped at the output's failure, `train --activate` left its model written and not in
+    force, and `model use` failing at its "waiting" line changed nothing, each said "cut short" only.
+    stdout is flushed inside, so that what stays buffered fails here, said with the outcome too."""
+    state = Finishing()
+    token = _FINISHING.set(state)
+    try:
+        yield state
+        say("", end="", flush=True)
+    finally:
+        _FINISHING.reset(token)
+    if state.failed is not None:
+        raise StdoutFailed(state.failed.error, state.failed.where, state.outcome)
 
 
 @contextmanager
@@ -111,10 +143,17 @@ def writing_stdout() -> Iterator[None]:
 
 
 def say(text: str, end: str = "\n", flush: bool = False) -> None:
-    """``text`` on stdout (``print``), a failure raised as :class:`StdoutFailed`: every command's output
-    goes through here, or a full disk or a terminal gone mid-output was a traceback."""
-    with writing_stdout():
-        print(text, end=end, flush=flush)
+    """``text`` on stdout (``print``), a failure raised as :class:`StdoutFailed` (noted, inside
+    :func:`finishing`): every command's output goes through here, or a full disk or a terminal gone
+    mid-output was a traceback."""
+    try:
+        with writing_stdout():
+            print(text, end=end, flush=flush)
+    except StdoutFailed as failed:
+        state = _FINISHING.get()
+        if state is None:
+            raise
+        state.failed = state.failed or failed
 
 
 def _stdout_name() -> str:

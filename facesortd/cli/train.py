@@ -15,10 +15,10 @@ from facesortd.cli.arg_types import (
     number_between,
     read_by,
 )
-from facesortd.cli.common import UsageError, say_waiting, settings_for
+from facesortd.cli.common import UsageError, model_changed, say_waiting, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.cli.model_figures import add_plots_option, print_counts, print_figures, write_plots_into
-from facesortd.cli.stopping import say
+from facesortd.cli.stopping import finishing, say
 from facesortd.cli.undo import left_by
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
@@ -64,11 +64,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DatasetError("training needs faces of at least 2 emotions")
     run = _train(args, collected, spec, descriptors, settings.recognition.threshold)
     out = _write_model(args, settings, run)
-    _show_figures(args, run, settings.recognition.threshold)
-    say(f"trained on {len(run.data.labels)} faces in {run.seconds:.1f} s; model written to {one_line(out)}")
-    write_plots_into(args.plots, run.predictions.evaluation(settings.recognition.threshold).summary())
-    _compare_with_model_in_force(settings, spec, run.held_out, run.validation)
-    _put_in_force_or_say_how(args, settings, out)
+    with finishing() as done:  # the model written: what was asked of it is done, whatever stdout does
+        _show_figures(args, run, settings.recognition.threshold)
+        faces = len(run.data.labels)
+        say(f"trained on {faces} faces in {run.seconds:.1f} s; model written to {one_line(out)}")
+        write_plots_into(args.plots, run.predictions.evaluation(settings.recognition.threshold).summary())
+        _compare_with_model_in_force(settings, spec, run.held_out, run.validation)
+        done.outcome = _put_in_force_or_say_how(args, settings, out)
     return 0
 
 
@@ -137,20 +139,21 @@ def _show_figures(args: argparse.Namespace, run: TrainRun, threshold: float) -> 
         say(run.held_out.report("held-out faces"))
 
 
-def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: Path) -> None:
+def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: Path) -> str:
     """Put the new model in force (``--activate``), or say how; the models folder kept bounded
     either way once it holds one more (``models_folder.prune``: a model never put in force stayed
-    for good until 2026-12-02, however many)."""
+    for good until 2026-12-02, however many). Returns the outcome in a few words, for an error line."""
     if args.activate:
-        change = put_in_force(settings, str(out), say_waiting)
+        change = model_changed(settings, lambda: put_in_force(settings, str(out), say_waiting))
         say(f"now in force: {one_line(change.now)}")
         if left := left_by(settings, change.before):
             say(one_line(left))
-        return
+        return f"the model written to {one_line(out)} is in force"
     if args.out is None:  # written into the models folder; its newest models never put in force stay
         prune_logged(settings)
     command = advised("model", "use", str(out))  # pasted as it is into a shell
     say(f"not in force yet: `{command}` puts it in force (or train with --activate)")
+    return f"the model written to {one_line(out)} is not in force: `{command}` puts it in force"
 
 
 _model_file = file_to_replace("facesortd model file", read_by(model_info, ModelError))
