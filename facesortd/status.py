@@ -491,10 +491,14 @@ def _counts_line(title: str, counts: dict[str, int]) -> str:
     return f"{title}: {sum(counts.values())} file(s): {body}"
 
 
-def _how_to_start() -> str:
+def _how_to_start(settings: Settings) -> str:
     """systemctl is advised only where it can start the unit: once `install-service` has installed it
     (before, `systemctl --user start facesortd` failed with "Unit facesortd.service not found",
-    advised all the same until 2026-12-03), not masked, on a system with systemd."""
+    advised all the same until 2026-12-03), not masked, on a system with systemd. Nor is either
+    advised while `run` would refuse to start (a folder setting whose path a file holds, an inbox and
+    library that overlap: each a PROBLEM line below): the person was sent into that refusal."""
+    if folders_in_the_way(settings) or folders_overlap(settings):
+        return f"it cannot start until the PROBLEM below is fixed; then `{advised('run')}` starts it"
     unit = unit_file()
     if masked(unit):
         return f"start it with `{advised('run')}`; its unit is masked (`systemctl --user unmask facesortd`)"
@@ -529,7 +533,7 @@ def report(settings: Settings, refused: list[Exception] | None = None) -> str:
             )
         )
     else:
-        lines.append(f"daemon: not running ({_how_to_start()})")
+        lines.append(f"daemon: not running ({_how_to_start(settings)})")
     lines.extend(f"PROBLEM: {problem}" for problem in data["problems"])
     model = data["model"]
     lines.append(f"model in force: {model['path'] or 'none (every face is unsure)'}")

@@ -473,6 +473,24 @@ def test_status_help_says_where_the_report_goes_and_what_its_exit_status_means(c
     assert '"PROBLEM:"' in text
 
 
+FIX_FIRST = "daemon: not running (it cannot start until the PROBLEM below is fixed; then `"
+
+
+@pytest.mark.parametrize("folder", ["inbox", "library", "state_dir"])
+def test_a_folder_setting_a_file_holds_is_fixed_before_the_daemon_is_started(
+    settings: Settings, capsys: pytest.CaptureFixture[str], folder: str
+) -> None:
+    """A file where the library should be: `status` advised "start it with `facesortd run`", which
+    refuses to start until that is fixed."""
+    path = getattr(settings, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("not a folder")
+    assert cli.main(["status"]) == 2
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith(FIX_FIRST) and said[0].endswith(" run` starts it)")
+    assert said[1].startswith(f"PROBLEM: {folder} {path} is not a folder")
+
+
 def test_an_inbox_and_library_that_overlap_are_a_problem(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -481,6 +499,7 @@ def test_an_inbox_and_library_that_overlap_are_a_problem(
     monkeypatch.setenv("FACESORTD_LIBRARY", str(settings.inbox / "library"))
     assert cli.main(["status"]) == 0
     said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith(FIX_FIRST) and said[0].endswith(" run` starts it)")
     assert said[1] == (
         f"PROBLEM: inbox {settings.inbox} and library {settings.inbox / 'library'} overlap: keep them as "
         "separate folders (set inbox or library in the config, or give `sort` another --library)"
