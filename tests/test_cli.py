@@ -1680,6 +1680,37 @@ def test_model_use_and_rollback_on_a_full_state_disk_are_one_line_exit_1(
     assert list(models_dir(settings).glob("*.fsm.npz")) == [mine]  # which a try again took as it was
 
 
+def test_train_activate_on_a_full_state_disk_is_one_line_exit_1(
+    crop_dataset: Path,
+    fake_detector: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The model written, its putting in force refused by a full state disk: an OSError traceback."""
+    from facesortd.model_store import model_in_force, shipped_model
+
+    def full(*_args: object, **_kw: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(model_store, "adopt", full)
+    train = [
+        "train",
+        str(crop_dataset),
+        "--kind",
+        "crops",
+        "--folds",
+        "2",
+        "--descriptor",
+        "hog",
+        "--activate",
+    ]
+    assert cli.main(train) == 1
+    err = capsys.readouterr().err
+    settings = load_settings()
+    assert f"facesortd: error: cannot write into {models_dir(settings)} (No space left on device)" in err
+    assert "Traceback" not in err and model_in_force(settings) == shipped_model()
+
+
 def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.CaptureFixture[str]) -> None:
     """A rollback made while a retrain ran was undone by it a moment later: the retrain, judged
     against the model in force when it began, put its own model in force when it ended."""
