@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 from loguru import logger
 
+from facesortd import start_signals
 from facesortd.advice import advised
 from facesortd.config import Settings, fingerprint, folders_overlap, not_a_folder
 from facesortd.cores import share_cores
@@ -420,6 +421,11 @@ class Service:
             signal.signal(signal.SIGHUP, lambda *_: self._hang_up())
             for sig in POKES:
                 signal.signal(sig, lambda signum, _frame: self._poked.append(signum))
+            for signum in start_signals.hand_over():  # those that came while it started
+                if signum in POKES:
+                    self._poked.append(signum)
+                elif signum in STOPS:
+                    self.stop()
 
     def _say_pokes(self) -> None:
         """Each signal of POKES received since the last tick, said."""

@@ -1950,20 +1950,35 @@ def test_install_service_says_the_environment_files_it_leaves_out(capsys: pytest
     assert "EnvironmentFile=/etc/facesortd.env" in (unit.parent / "facesortd.service.bak").read_text()
 
 
+_INTERRUPTED_IMPORT = (
+    "import builtins, sys\n"
+    "real = builtins.__import__\n"
+    "def load(name, *args, **kwargs):\n"
+    "    if name == 'cv2':\n"
+    "        raise KeyboardInterrupt\n"
+    "    return real(name, *args, **kwargs)\n"
+    "builtins.__import__ = load\n"
+    "from facesortd.cli import main\n"
+    "sys.exit(main(['status']))\n"
+)
+"""`facesortd status` given Ctrl-C as OpenCV loads."""
+
+
 def test_ctrl_c_while_the_command_line_loads_says_interrupted_without_a_traceback() -> None:
     """Ctrl-C in the first second of any command (OpenCV and numpy loading) ended in a traceback."""
-    interrupted_import = (
-        "import builtins, sys\n"
-        "real = builtins.__import__\n"
-        "def load(name, *args, **kwargs):\n"
-        "    if name == 'cv2':\n"
-        "        raise KeyboardInterrupt\n"
-        "    return real(name, *args, **kwargs)\n"
-        "builtins.__import__ = load\n"
-        "from facesortd.cli import main\n"
-        "sys.exit(main(['status']))\n"
-    )
     done = subprocess.run(
-        [sys.executable, "-c", interrupted_import], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", _INTERRUPTED_IMPORT], capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stderr) == (130, "facesortd: interrupted\n")
+
+
+def test_ctrl_c_while_the_command_line_loads_with_stderr_gone_is_130_still() -> None:
+    """stderr's reader gone (`2>&1 | head`, a terminal closed): the "interrupted" line failed, a
+    traceback where no one reads it, and an exit status of 1 in place of 130."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-c", _INTERRUPTED_IMPORT], stderr=write, timeout=60)
+    finally:
+        os.close(write)
+    assert done.returncode == 130

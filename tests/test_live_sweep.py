@@ -159,23 +159,45 @@ def test_a_library_too_deep_for_any_name_is_said_with_the_fix_and_the_file_stays
 
 
 @contextlib.contextmanager
-def _daemon_process(settings: Settings) -> Iterator[subprocess.Popen[str]]:
+def _daemon_process(settings: Settings, *signalled: signal.Signals) -> Iterator[subprocess.Popen[str]]:
     """`facesortd run` in a process of its own (signals reach its main thread), a file sorted by it
-    first; killed after the block if it is still running."""
+    first; killed after the block if it is still running. ``signalled``: sent by the daemon to itself
+    as its imports begin, before anything of facesortd beyond its package (signals a test sends
+    may come before or after)."""
+    command = ["-m", "facesortd", "run"]
+    if signalled:
+        command = ["-c", _signalled_at_start("run", *signalled)]
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "facesortd", "run"],
+        [sys.executable, *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        wait_until(lambda: (settings.state_dir / "status.json").exists())
+        wait_until(lambda: (settings.state_dir / "status.json").exists() or daemon.poll() is not None)
         _dropped_and_sorted(settings, daemon, "a.png")
         yield daemon
     finally:
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def _signalled_at_start(command: str, *signalled: signal.Signals) -> str:
+    """A program running `facesortd COMMAND` that sends itself ``signalled`` as its imports begin."""
+    return f"""
+import builtins, os, sys
+from facesortd.cli import main
+imported = builtins.__import__
+def signalled(name, *args, **kwargs):
+    if name == "facesortd.cli.app":
+        builtins.__import__ = imported
+        for sig in {[int(sig) for sig in signalled]}:
+            os.kill(os.getpid(), sig)
+    return imported(name, *args, **kwargs)
+builtins.__import__ = signalled
+sys.exit(main([{command!r}]))
+"""
 
 
 def _dropped_and_sorted(settings: Settings, daemon: subprocess.Popen[str], name: str) -> None:
@@ -220,6 +242,38 @@ def test_sigusr_is_said_and_the_daemon_sorts_on(cli_settings: Settings, sig: sig
     assert daemon.returncode == 0, err
     [said] = [line for line in err.splitlines() if "ignored" in line]
     assert f"WARNING {sig.name} ignored: facesortd has no use for it (SIGTERM stops it" in said
+
+
+def test_sigusr_while_the_daemon_starts_is_said_and_it_sorts_on(cli_settings: Settings) -> None:
+    """SIGUSR1 or SIGUSR2 in the second the daemon spends importing, before its handlers were
+    installed, killed it all the same."""
+    with _daemon_process(cli_settings, signal.SIGUSR1, signal.SIGUSR2) as daemon:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    said = [line.split(" WARNING ")[1][:30] for line in err.splitlines() if "ignored" in line]
+    assert said == ["SIGUSR1 ignored: facesortd has", "SIGUSR2 ignored: facesortd has"]
+
+
+def test_sigpwr_while_the_daemon_starts_stops_it_cleanly(cli_settings: Settings) -> None:
+    """SIGPWR in the daemon's first second killed it, a death by a signal for systemd."""
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", _signalled_at_start("run", signal.SIGPWR)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, err = daemon.communicate(timeout=120)
+    assert daemon.returncode == 0, err
+    assert "stopping: finishing the files in progress" in err
+
+
+def test_a_signal_the_daemon_takes_ends_another_command_as_ever(cli_settings: Settings) -> None:
+    """Held while any command imports (it is not known yet which runs), then given back: `status`
+    ends by it as it did, before it says anything."""
+    status = _signalled_at_start("status", signal.SIGUSR1)
+    done = subprocess.run([sys.executable, "-c", status], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (-signal.SIGUSR1, "")
 
 
 def test_an_emotion_folder_deleted_just_before_the_link_into_it_is_made_again(

@@ -13,17 +13,27 @@ share, `common` the settings, detector and pipeline every group uses, and `app` 
 
 import sys
 
+from facesortd import start_signals
+
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; what it does is :func:`facesortd.cli.app.main`'s. Its imports (OpenCV,
     numpy, every command's modules) take the first second of every command, and a Ctrl-C then
-    ended in a traceback, outside the interrupt handling of ``app.main``: they are made here."""
+    ended in a traceback, outside the interrupt handling of ``app.main``: they are made here, the
+    daemon's signals held meanwhile (``start_signals``; given back by ``app.main`` to every other
+    command, and here to any command that ends before)."""
+    start_signals.hold()
     try:
-        from facesortd.cli.app import main as run
-    except KeyboardInterrupt:
-        print("facesortd: interrupted", file=sys.stderr)
-        return 130
-    return run(argv)
+        try:
+            from facesortd.cli.app import main as run
+        except KeyboardInterrupt:
+            from facesortd.progress import written  # stderr's terminal gone: no traceback either
+
+            written(sys.stderr, "facesortd: interrupted\n")
+            return 130
+        return run(argv)
+    finally:
+        start_signals.give_back()
 
 
 __all__ = ["main"]

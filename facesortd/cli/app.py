@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from facesortd import __version__
+from facesortd import __version__, start_signals
 from facesortd.advice import FolderOption, advise_with
 from facesortd.cli import (
     configuration,
@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     _show_any_name()
     parser = _the_parser()
     args = _parse(parser, argv)
+    if args.command != "run":  # the daemon takes up those that came while it started
+        start_signals.give_back()
     if args.command is None:  # a first try, most often: what the tool does and where to start
         parser.print_help(sys.stderr)
         return 2
