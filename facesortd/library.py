@@ -168,13 +168,19 @@ def quarantine_refusal(library: Path, folder: Path | None = None) -> Refused | N
     return Refused(outside, f"cannot use {linked}", fix)
 
 
+ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+"""Characters that take no room where a name is shown (zero-width space, non-joiner, joiner, word
+joiner, byte-order mark), for ``str.translate`` to drop: a name pasted from a web page or a chat
+carries them, and no listing shows them."""
+
+
 def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> list[str]:
     """A problem, with the merge, for each emotion folder whose name differs from another's (or from an
     emotion the model in force knows) only by case: ``Happy/`` made by hand beside ``happy/``; or
     only by how its letters are encoded: ``café/`` typed on one system (é one character, NFC) beside
     ``café/`` from another (e and an accent, NFD, as macOS writes names), two folders that look the
-    same everywhere; or by a space at either end (``happy /``, a slip when naming a folder), which
-    no listing shows.
+    same everywhere; or by a space at either end (``happy /``, a slip when naming a folder), or a
+    character of no width (``ZERO_WIDTH``: a name pasted), which no listing shows.
 
     A label is its folder's name, exactly, so the files put there taught an emotion of their own and
     split the happy faces in two. Said (by `status` and `doctor`) rather than folded together: a label
@@ -184,19 +190,33 @@ def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> l
     groups: dict[str, set[str]] = {}
     for name in {*folders, *knows}:
         if names_an_emotion(name):
-            groups.setdefault(unicodedata.normalize("NFC", name).strip().casefold(), set()).add(name)
+            look = unicodedata.normalize("NFC", name).translate(ZERO_WIDTH).strip().casefold()
+            groups.setdefault(look, set()).add(name)
     problems = []
     for names in sorted(map(sorted, groups.values())):
         if len(names) < 2:
             continue
         composed = {n: unicodedata.normalize("NFC", n) for n in names}
+        unseen = {n: composed[n].translate(ZERO_WIDTH) for n in names}  # as shown
         keep = min(
             names,
-            key=lambda n: (n not in knows, n != n.strip(), n != composed[n].lower(), n != composed[n], n),
+            key=lambda n: (
+                n not in knows,
+                n != n.translate(ZERO_WIDTH),
+                n != n.strip(),
+                n != composed[n].lower(),
+                n != composed[n],
+                n,
+            ),
         )
         for other in (n for n in names if n != keep):
             if composed[other] == composed[keep]:  # they look the same: told apart by their characters' codes
                 how, a, b = "in how their letters are encoded", ascii(other)[1:-1], ascii(keep)[1:-1]
+            elif any(unseen[n] != composed[n] for n in (other, keep)):  # shown by their codes
+                how = "by case, a space or characters of no width"
+                if unseen[other] == unseen[keep]:
+                    how = "by characters of no width"
+                a, b = ascii(other), ascii(keep)  # quoted: a space would not show
             elif other != other.strip() or keep != keep.strip():  # quoted, or a space would not show
                 how, a, b = "by case or a space at either end", f"'{other}'", f"'{keep}'"
             else:

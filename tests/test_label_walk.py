@@ -188,6 +188,17 @@ def test_an_emotion_folder_named_with_a_space_at_its_end_is_said(tmp_path: Path)
     assert problem.endswith("move the files of 'happy '/ into 'happy'/ and remove 'happy '/")
 
 
+def test_an_emotion_folder_named_with_a_character_of_no_width_and_more_is_said_by_its_codes(
+    tmp_path: Path,
+) -> None:
+    """`Happy /` pasted with a zero-width joiner in it: each difference said, the name by its codes."""
+    [problem] = library.case_twins(tmp_path, ["happy", "Hap\u200dpy "], [])
+    assert problem.startswith(
+        f"'Hap\\u200dpy '/ and 'happy'/ in {tmp_path} differ only by case, a space or characters of no width"
+    )
+    assert library.case_twins(tmp_path, ["happy\u200b", "sad"], []) == []  # no twin: nothing to merge
+
+
 def _faces(kept: Journal) -> list[bool]:
     """For each label: was a face kept for it (can it teach)?"""
     return [face is not None for _h, _label, _source, face, *_ in kept.labels()]

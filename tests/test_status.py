@@ -17,6 +17,7 @@ from facesortd.decide import Decision
 from facesortd.journal import Journal, ModelId
 from facesortd.model_store import model_id, model_in_force
 from facesortd.package_data import SHIPPED_MODEL
+from facesortd.shown_names import one_line
 
 
 @pytest.fixture
@@ -445,6 +446,26 @@ def test_a_folder_named_like_an_emotion_but_for_case_is_said_with_the_merge(
     assert cli.main(["doctor"]) == 1
     fix = [line for line in capsys.readouterr().out.splitlines() if "only by case" in line]
     assert len(fix) == 2 and all(line.startswith("FIX") for line in fix), fix
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200c", "\u200d", "\ufeff"])
+def test_a_folder_named_like_an_emotion_but_for_a_character_of_no_width_is_said_with_the_merge(
+    settings: Settings, capsys: pytest.CaptureFixture[str], invisible: str
+) -> None:
+    """`happy/`, its name pasted with a zero-width space: an emotion of its own that every listing
+    shows as `happy`, and nothing said (case, encoding and space twins were)."""
+    (settings.library / "happy").mkdir(parents=True)
+    (settings.library / f"happy{invisible}").mkdir()
+    (settings.library / f"{invisible}sad").mkdir()  # no `sad/` yet, but the model knows sad
+    code = ascii(invisible)[1:-1]  # as said: by its code (shown as every problem line is, one_line)
+    assert cli.main(["doctor"]) == 1
+    fix = [line for line in capsys.readouterr().out.splitlines() if "only by characters of no width" in line]
+    assert len(fix) == 2 and all(line.startswith("FIX") for line in fix), fix
+    merges = [f"'happy{code}'/ into 'happy'/ and remove 'happy{code}'/", f"'{code}sad'/ into 'sad'/"]
+    assert all(one_line(f"move the files of {merge}") in fix[0] + fix[1] for merge in merges), fix
+    assert cli.main(["status"]) == 0
+    said = one_line(f"PROBLEM: 'happy{code}'/ and 'happy'/ in {settings.library} differ only by characters")
+    assert said in capsys.readouterr().out
 
 
 def test_a_problem_naming_a_folder_with_a_line_break_is_one_line(
