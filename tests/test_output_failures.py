@@ -295,3 +295,26 @@ def test_model_use_whose_waiting_line_fails_still_puts_the_model_in_force_and_sa
         .err.splitlines()[-1]
         .endswith(f"it is cut short; model in force is now {model_store.shipped_model()}")
     )
+
+
+def test_retrain_whose_waiting_line_fails_still_retrains_and_says_the_outcome(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`retrain` waiting for another on a stdout that takes nothing ended there, no retrain run."""
+    import threading
+
+    from waiting import HUNG_S, wait_until
+
+    from facesortd.state import retrain_lock
+
+    stdout = _FullFrom("waiting")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    codes: list[int] = []
+    with retrain_lock(cli_settings.state_dir) as mine:
+        assert mine
+        person = threading.Thread(target=lambda: codes.append(cli.main(["retrain"])))
+        person.start()
+        wait_until(lambda: bool(stdout.refused))
+    person.join(timeout=HUNG_S)
+    assert codes == [1]  # no labels: no model, said after the retrain looked
+    assert "it is cut short; no retrain: " in capsys.readouterr().err.splitlines()[-1]

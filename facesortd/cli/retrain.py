@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from facesortd.cli.common import say_waiting, settings_for
-from facesortd.cli.stopping import say
+from facesortd.cli.stopping import finishing, say
 from facesortd.journal import Journal
 from facesortd.mounts import refuse_unmounted
 from facesortd.shown_names import one_line
 from facesortd.state import retrain_lock
+
+if TYPE_CHECKING:
+    from facesortd.learn.retrain import RetrainResult
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -36,19 +40,27 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             f"{fresh} new label(s){since} ({recorded} of them just recorded from files "
             f"you moved); {len(labels)} usable label(s) in all"
         )
-        with retrain_lock(settings.state_dir, say_waiting):
-            # Printed below for scripts; logged too, it would show twice on a terminal.
-            result = retrain_if_due(settings, journal, labels, force=True, log_level="DEBUG")
+        with finishing() as done:  # the retrain asked for made, whatever stdout does meanwhile
+            with retrain_lock(settings.state_dir, say_waiting):
+                # Printed below for scripts; logged too, it would show twice on a terminal.
+                result = retrain_if_due(settings, journal, labels, force=True, log_level="DEBUG")
+            assert result is not None
+            done.outcome = _said(result)
     finally:
         journal.close()
-    assert result is not None
+    return 1 if result.path is None else 0
+
+
+def _said(result: RetrainResult) -> str:
+    """The retrain's outcome said; returns it in a few words, for an error line."""
     for label, missing in result.waiting.items():
         say(f"{label}: waiting for {missing} more example(s) before it becomes an emotion")
     if result.path is None:
         say(f"no retrain: {result.reason}")
-        return 1
+        return f"no retrain: {result.reason}"
     say(f"{result.describe()}\nnew model: {one_line(result.path)}")
-    return 0
+    verdict = "put in force" if result.adopted else "not put in force"
+    return f"new model {one_line(result.path)}, {verdict}"
 
 
 def add_retrain(sub: argparse._SubParsersAction) -> None:

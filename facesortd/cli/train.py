@@ -238,7 +238,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "splits a repository or character, and holds out a dataset without groups as a whole) on "
         "stdout, then writes the model file and compares it with the model in "
         "force; it reads the datasets and moves nothing. The exit status is 1 if the model could not be "
-        "written (a full disk).",
+        "written or put in force (a full disk), or the output cannot be (the model is written, and "
+        "with --activate put in force, all the same: the error line says so).",
     )
     add_dataset_options(p)
     p.add_argument(
