@@ -134,3 +134,41 @@ def test_train_detector_fits_the_cnn_verifier_behind_a_cascade(tiny_cascade: Pat
     assert load_verifier(tmp_path / "folds" / "fold0.npz").platt == verifier.platt  # one calibration
     faces, textures = _faces(40, rng), draw_textures(40, CNN_CROP, rng)
     assert verifier.probability(faces).mean() > verifier.probability(textures).mean()
+
+
+def test_harder_crops_stay_as_the_runtime_standardises_them() -> None:
+    """--verifier-augment's tilted, re-toned, covered crops keep each crop's mean and spread (the
+    net never sees a crop the runtime could not give it), change most crops, and some carry a
+    flat cover."""
+    from facesortd.cascade_train.verifier_net import harder
+
+    rng = np.random.default_rng(1)
+    x = cnn_input(_faces(64, rng))
+    out = harder(x, rng)
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert np.allclose(out.mean(axis=(1, 2, 3)), x.mean(axis=(1, 2, 3)), atol=1e-4)
+    assert np.allclose(out.std(axis=(1, 2, 3)), x.std(axis=(1, 2, 3)), atol=1e-3)
+    changed = np.abs(out - x).max(axis=(1, 2, 3)) > 1e-3
+    assert 0.7 < changed.mean() < 1.0  # each of three changes on half: 1 - 1/8 expected
+
+    def flat(a: np.ndarray) -> np.ndarray:
+        return (np.abs(np.diff(a[..., 0], axis=2)) < 1e-5).sum(axis=(1, 2))
+
+    covered = flat(out) - flat(x) >= 7 * 7  # at least an 8x8 cover
+    assert 0.2 < covered.mean() < 0.8
+
+
+def test_augmented_training_still_parts_faces_from_textures() -> None:
+    rng = np.random.default_rng(0)
+    crops = np.concatenate([_faces(150, rng), draw_textures(150, CNN_CROP, rng)])
+    y = np.array([1] * 150 + [0] * 150)
+    net = fit(
+        lambda: TorchConvNet((8, 16), CNN_CROP, 16, 0.1),
+        cnn_input(crops),
+        y,
+        verifier_loop(len(y), epochs=4),
+        augment=True,
+    )
+    verifier, rng = CnnVerifier(export(net), (1.0, 0.0)), np.random.default_rng(9)
+    assert np.mean(verifier.probability(_faces(40, rng)) > 0.5) > 0.9
+    assert np.mean(verifier.probability(draw_textures(40, CNN_CROP, rng)) < 0.5) > 0.9

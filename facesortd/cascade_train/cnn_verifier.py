@@ -160,7 +160,7 @@ def _train_net(x: np.ndarray, y: np.ndarray, shape: NetShape, seed: int) -> Conv
     from facesortd.cascade_train.verifier_net import TorchConvNet, export, fit, verifier_loop
 
     make_net = partial(TorchConvNet, shape.widths, CNN_CROP, HIDDEN, DROPOUT)
-    return export(fit(make_net, x, y, verifier_loop(len(x), shape.epochs, seed)))
+    return export(fit(make_net, x, y, verifier_loop(len(x), shape.epochs, seed), shape.augment))
 
 
 def _logits(net: ConvNet, x: np.ndarray) -> np.ndarray:
@@ -172,6 +172,8 @@ def _logits(net: ConvNet, x: np.ndarray) -> np.ndarray:
 class NetShape:
     widths: tuple[int, ...] = WIDTHS
     epochs: int = 12
+    augment: bool = False
+    """Train on tilted, re-toned and partly covered crops too (verifier_net.harder)."""
 
 
 def train(

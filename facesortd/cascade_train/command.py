@@ -293,6 +293,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"channels of the convolution blocks (default {_words(NetShape.widths)})",
     )
+    ver.add_argument(
+        "--verifier-augment",
+        action="store_true",
+        help="also train on tilted, re-toned and partly covered crops (measured, not adopted: "
+        "cascade_classifier/README.md)",
+    )
     aug = parser.add_argument_group("augmentation of positives")
     aug.add_argument(
         "--variants",
@@ -445,7 +451,7 @@ def train_and_save_verifier(
     faces = [(c, _frame_box(c, args.crop_frame)) for c in crops]
     non_faces = (read_gray(p) for d in args.negatives for p in image_files(d))
     samples = collect(detector, boxed, images, faces, non_faces, args.seed)
-    shape = NetShape(tuple(args.verifier_widths), args.verifier_epochs)
+    shape = NetShape(tuple(args.verifier_widths), args.verifier_epochs, args.verifier_augment)
     if args.verifier_folds_out is not None:
         args.verifier_folds_out.mkdir(parents=True, exist_ok=True)
     train_cnn_verifier(samples, folds, shape, args.seed, args.verifier_folds_out).save(args.verifier_out)

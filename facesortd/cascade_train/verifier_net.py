@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -26,6 +27,39 @@ from facesortd.learn.torch_training import conv_blocks, fold_conv_blocks, train_
 BATCH = 128
 GAIN = 0.25
 """Augmentation: contrast and brightness changed by up to this much (inputs are standardised)."""
+HARD_SHARE = 0.5
+"""With --verifier-augment: the share of samples given each of the three changes below."""
+TILT = 15.0
+"""Rotation by up to this many degrees (a tilted head)."""
+GAMMA = 3.0
+"""Tone curve x ** g with g between 1 / GAMMA and GAMMA: unlike a gain, which the per-crop
+standardisation undoes, it changes which parts of the crop are dark (dark skin, deep shadow)."""
+COVER = (0.25, 0.5)
+"""A flat rectangle of this share of the side (a hand, a hood, an eye patch, glasses' frame)."""
+
+
+def harder(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(n, s, s, 1) standardised inputs with the faces the fold nets rejected in mind: tilted,
+    re-toned and partly covered, each change on HARD_SHARE of the samples, faces and non-faces
+    alike (so that a covered patch says nothing of the class). Each crop keeps its mean and
+    spread, as the runtime's standardisation would give it."""
+    out = x[..., 0].copy()
+    n, side = len(out), out.shape[1]
+    for i in np.flatnonzero(rng.random(n) < HARD_SHARE):
+        turn = cv2.getRotationMatrix2D(((side - 1) / 2, (side - 1) / 2), rng.uniform(-TILT, TILT), 1.0)
+        out[i] = cv2.warpAffine(out[i], turn, (side, side), borderMode=cv2.BORDER_REFLECT)
+    for i in np.flatnonzero(rng.random(n) < HARD_SHARE):
+        lo, hi = out[i].min(), out[i].max()
+        out[i] = ((out[i] - lo) / (hi - lo + 1e-6)) ** (GAMMA ** rng.uniform(-1, 1))
+    for i in np.flatnonzero(rng.random(n) < HARD_SHARE):
+        h, w = (rng.uniform(*COVER, 2) * side).astype(int)
+        top, left = rng.integers(0, side - h + 1), rng.integers(0, side - w + 1)
+        out[i, top : top + h, left : left + w] = rng.uniform(-1.5, 1.5)
+    axes = (1, 2, 3)
+    standard = (out[..., None] - out.mean(axis=(1, 2))[:, None, None, None]) / (
+        out.std(axis=(1, 2))[:, None, None, None] + 1e-6
+    )
+    return (standard * x.std(axis=axes, keepdims=True) + x.mean(axis=axes, keepdims=True)).astype(np.float32)
 
 
 def verifier_loop(samples: int, epochs: int, seed: int = 0) -> LoopSettings:
@@ -64,17 +98,22 @@ def _as_tensor(x: np.ndarray) -> torch.Tensor:
 
 
 def fit(
-    make_net: Callable[[], TorchConvNet], x: np.ndarray, y: np.ndarray, loop: LoopSettings
+    make_net: Callable[[], TorchConvNet],
+    x: np.ndarray,
+    y: np.ndarray,
+    loop: LoopSettings,
+    augment: bool = False,
 ) -> TorchConvNet:
     """A net from ``make_net`` trained on (n, s, s, 1) inputs (verify.cnn_input) and 0/1 labels
-    (1 = face); built after seeding, so its start is ``loop.seed``'s."""
+    (1 = face); built after seeding, so its start is ``loop.seed``'s. ``augment``: batches also
+    go through ``harder``."""
     faces, others = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
     if not len(faces) or not len(others):
         raise ValueError(f"the verifier needs faces and non-faces ({len(faces)} and {len(others)} given)")
 
     def draw(rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         idx = np.concatenate([rng.choice(faces, batch // 2), rng.choice(others, batch - batch // 2)])
-        xb = x[idx]
+        xb = harder(x[idx], rng) if augment else x[idx]
         flip = rng.random(len(idx)) < 0.5
         xb = np.where(flip[:, None, None, None], xb[:, :, ::-1], xb)
         scale = 1 + GAIN * rng.uniform(-1, 1, (len(idx), 1, 1, 1))
