@@ -14,6 +14,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from facesortd import shown_names
 from facesortd.decide import Decision
 from facesortd.durable import Claiming, move_no_replace
 from facesortd.mounts import mounted_at
@@ -168,7 +169,7 @@ def quarantine_refusal(library: Path, folder: Path | None = None) -> Refused | N
     return Refused(outside, f"cannot use {linked}", fix)
 
 
-ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+ZERO_WIDTH = dict.fromkeys(map(ord, shown_names.ZERO_WIDTH))
 """Characters that take no room where a name is shown (zero-width space, non-joiner, joiner, word
 joiner, byte-order mark), for ``str.translate`` to drop: a name pasted from a web page or a chat
 carries them, and no listing shows them."""

@@ -39,7 +39,7 @@ def not_an_emotion_name(label: str) -> str | None:
     :func:`not_a_folder_of_its_own`, and it shows in every listing: a line break split them into
     lines of other emotions, a byte not UTF-8 made a label the journal cannot store."""
     if one_line(label) != label:
-        return "a line break, control character or byte that is not UTF-8 in it"
+        return "a line break, control or zero-width character or byte that is not UTF-8 in it"
     return not_a_folder_of_its_own(label)
 
 

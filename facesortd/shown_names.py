@@ -48,10 +48,13 @@ def shown(text: str) -> str:
     return text.encode("utf-8", NAME_BYTES).decode("utf-8")
 
 
-_CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+"""Characters of no width: a name holding one (pasted) prints like the plain name, so one shown
+as it is passed for another folder in every line that names it."""
+_CONTROLS = rf"\x00-\x1f\x7f-\x9f\u2028\u2029{ZERO_WIDTH}"
 _CONTROL = re.compile(f"[{_CONTROLS}]")
-"""What breaks a line or acts on a terminal: C0 and C1 controls, DEL, the Unicode line and paragraph
-separators."""
+"""What breaks a line, acts on a terminal or does not show: C0 and C1 controls, DEL, the Unicode
+line and paragraph separators, the characters of no width."""
 _READ_AS_ESCAPE = re.compile(rf"\\(?=[\\\ud800-\udfff{_CONTROLS}]|x[0-9a-fA-F]{{2}}|u[0-9a-fA-F]{{4}})")
 """A backslash that, shown as it is, would read as the start of an escape: one before another
 backslash, a stray byte or a control character (each shown from a backslash), ``xNN`` or ``uNNNN``."""
@@ -59,7 +62,7 @@ backslash, a stray byte or a control character (each shown from a backslash), ``
 
 def one_line(text: object) -> str:
     """``text`` (a name, or a line holding names) as one line of valid text: stray bytes as
-    :func:`shown` shows them, a control character as ``\\xNN`` (C0, DEL) or ``\\uNNNN`` (C1 and
+    :func:`shown` shows them, a control or zero-width character as ``\\xNN`` (C0, DEL) or ``\\uNNNN`` (C1 and
     beyond, so that ``\\x80`` and up is always a stray byte), and a backslash that would read as an
     escape doubled. Not for text already shown: its escapes would be shown as text."""
     return _CONTROL.sub(_escaped, shown(_READ_AS_ESCAPE.sub(r"\\\\", str(text))))

@@ -381,6 +381,9 @@ AMBIGUOUS_NAMES = [
     "a\u2028.png",
     "a\\x0A.png",
     "end\\",
+    "a\u200b.png",  # a character of no width: printed as it is, it read as a.png
+    "a\\u200b.png",
+    "a\\\ufeff.png",
 ]
 
 
@@ -390,7 +393,7 @@ def test_a_name_holding_the_text_of_an_escape_is_not_shown_as_the_escaped_charac
     line now reads back as its own name; a backslash nothing could take for an escape is left alone."""
     lines = [one_line(name) for name in AMBIGUOUS_NAMES]
     assert [_read_back(line) for line in lines] == AMBIGUOUS_NAMES
-    assert len(set(lines)) == len(lines) and not any(c in "".join(lines) for c in "\n\x85\u2028")
+    assert len(set(lines)) == len(lines) and not any(c in "".join(lines) for c in "\n\x85\u2028\u200b\ufeff")
     assert one_line("a\\x0a.png") == "a\\\\x0a.png" and one_line("a\n.png") == "a\\x0a.png"
     for plain in ("C:\\dir\\a.png", "a\\b.png", "a\\xyz.png", "end\\", "ascii.png"):
         assert one_line(plain) == plain

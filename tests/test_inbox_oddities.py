@@ -342,8 +342,8 @@ def test_labels_given_under_names_that_are_not_utf8(
     ]
     said = [w.rstrip() for w in warnings if "not UTF-8" in w]
     assert said == [
-        f"{library}/h\\xffappy: a folder name with a line break, control character or byte that is not UTF-8"
-        " cannot be a label: rename it (labels given there are not seen until then)"
+        f"{library}/h\\xffappy: a folder name with a line break, control or zero-width character or byte"
+        " that is not UTF-8 cannot be a label: rename it (labels given there are not seen until then)"
     ]
     journal.close()
 

@@ -144,21 +144,25 @@ def test_a_file_renamed_in_the_folder_facesortd_put_it_in_is_no_label(
     assert reviewer.scan() == 1 and _labels(kept) == ["sad"]
 
 
+@pytest.mark.parametrize(
+    ("between", "shown"), [("\n", "\\x0a"), ("\u200b", "\\u200b"), ("\ufeff", "\\ufeff")]
+)
 def test_a_folder_named_with_a_line_break_gives_no_label_until_renamed(
-    settings: Settings, kept: Journal
+    settings: Settings, kept: Journal, between: str, shown: str
 ) -> None:
     """A folder `sa<line break>d` (made by a script, a paste): its files were recorded as labels of
     an emotion with a line break in its name, which split `status` and the retrain's report into
-    lines of other emotions; `train` refuses such a folder of a dataset."""
+    lines of other emotions; `train` refuses such a folder of a dataset. One with a character of
+    no width in it (pasted) was an emotion of its own that every listing printed as `sad`."""
     said: list[str] = []
     logger.add(said.append, level="WARNING", format="{message}")
-    odd = settings.library / "sa\nd"
+    odd = settings.library / f"sa{between}d"
     _shot(odd / "x.png")
     reviewer = review.Reviewer(settings, kept)
     assert reviewer.scan() == 0 and reviewer.scan() == 0 and _labels(kept) == []
     assert [w.rstrip() for w in said] == [
-        f"{settings.library}/sa\\x0ad: a folder name with a line break, control character or byte that is"
-        " not UTF-8 cannot be a label: rename it (labels given there are not seen until then)"
+        f"{settings.library}/sa{shown}d: a folder name with a line break, control or zero-width"
+        " character or byte that is not UTF-8 cannot be a label: rename it (labels given there are not seen until then)"
     ]
     odd.rename(settings.library / "sad")
     assert reviewer.scan() == 1 and _labels(kept) == ["sad"]
