@@ -162,7 +162,8 @@ def test_a_folder_named_with_a_line_break_gives_no_label_until_renamed(
     assert reviewer.scan() == 0 and reviewer.scan() == 0 and _labels(kept) == []
     assert [w.rstrip() for w in said] == [
         f"{settings.library}/sa{shown}d: a folder name with a line break, control or zero-width"
-        " character or byte that is not UTF-8 cannot be a label: rename it (labels given there are not seen until then)"
+        " character or byte that is not UTF-8 cannot be a label: rename it"
+        " (labels given there are not seen until then)"
     ]
     odd.rename(settings.library / "sad")
     assert reviewer.scan() == 1 and _labels(kept) == ["sad"]
