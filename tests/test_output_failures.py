@@ -153,33 +153,28 @@ def _command(command: list[str], tmp_path: Path) -> list[str]:
     return [str(shot) if word == "SHOT" else word for word in command]
 
 
+@pytest.mark.parametrize(
+    ("stdout", "status", "last_lines"),
+    [(_FullDisk, 1, [FULL.replace("/dev/full", "stdout").rstrip()]), (_GoneTerminal, 141, [])],
+    ids=["full-disk", "terminal-gone"],
+)
 @pytest.mark.parametrize("command", _PRINTING, ids=" ".join)
-def test_a_command_on_a_full_disk_says_so_once(
+def test_a_command_whose_stdout_fails_says_a_full_disk_once_and_ends_quietly_for_a_reader_gone(
     cli_settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     command: list[str],
+    stdout: type[io.StringIO],
+    status: int,
+    last_lines: list[str],
 ) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(sys, "stdout", _FullDisk())
-    assert cli.main(_command(command, tmp_path)) == 1
-    assert capsys.readouterr().err.splitlines()[-1:] == [FULL.replace("/dev/full", "stdout").rstrip()]
+    monkeypatch.setattr(sys, "stdout", stdout())
+    assert cli.main(_command(command, tmp_path)) == status
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1:][: len(last_lines)] == last_lines
     assert not (tmp_path / "config" / "systemd").exists()  # --print writes no unit
-
-
-@pytest.mark.parametrize("command", _PRINTING, ids=" ".join)
-def test_a_command_on_a_terminal_gone_ends_quietly(
-    cli_settings: Settings,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    command: list[str],
-) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(sys, "stdout", _GoneTerminal())
-    assert cli.main(_command(command, tmp_path)) == 141
-    assert "Traceback" not in capsys.readouterr().err
 
 
 @needs_dev_full
