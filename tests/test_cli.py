@@ -1711,6 +1711,43 @@ def test_train_activate_on_a_full_state_disk_is_one_line_exit_1(
     assert "Traceback" not in err and model_in_force(settings) == shipped_model()
 
 
+@pytest.mark.parametrize("activate", [False, True], ids=["written", "activated"])
+def test_train_interrupted_once_its_model_is_written_says_where_the_model_stands(
+    crop_dataset: Path,
+    fake_detector: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    activate: bool,
+) -> None:
+    """Ctrl-C in the minutes after `train` wrote its model (its figures, the comparison with the model
+    in force, the models folder pruned after `--activate`'s change): a bare "interrupted", which read
+    as nothing done. It now says where the model stands: in force or not, and how to put it in force."""
+    from facesortd.cli import train as train_command
+    from facesortd.model_store import model_in_force, user_models
+
+    def ctrl_c(*_args: object, **_kw: object) -> None:
+        raise KeyboardInterrupt
+
+    if activate:  # once the change is made (it is whole or not made), in the pruning after it
+        monkeypatch.setattr("facesortd.model_change.prune_logged", ctrl_c)
+    else:
+        monkeypatch.setattr(train_command, "_compare_with_model_in_force", ctrl_c)
+    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2", "--descriptor", "hog"]
+    assert cli.main([*train, "--activate"] if activate else train) == 130
+    settings = load_settings()
+    [written] = user_models(settings)
+    said = capsys.readouterr().err.splitlines()[-1]
+    if activate:
+        assert model_in_force(settings) == written
+        assert said == f"facesortd: interrupted; the model written to {written} is in force"
+    else:
+        assert model_in_force(settings) != written
+        assert said == (
+            f"facesortd: interrupted; the model written to {written} is not in force: "
+            f"`facesortd model use {written}` puts it in force"
+        )
+
+
 def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.CaptureFixture[str]) -> None:
     """A rollback made while a retrain ran was undone by it a moment later: the retrain, judged
     against the model in force when it began, put its own model in force when it ended."""

@@ -32,7 +32,7 @@ from facesortd.cli import (
     undo,
 )
 from facesortd.cli.common import SaidAbove, UsageError
-from facesortd.cli.stopping import StdoutFailed, quiet_stdout, reader_gone, writing_stdout
+from facesortd.cli.stopping import InterruptedAfter, StdoutFailed, quiet_stdout, reader_gone, writing_stdout
 from facesortd.config import (
     DEFAULT_FOLDERS,
     FOLDERS,
@@ -337,8 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         # second line); a configuration error lists its keys a line each.
         _say(f"facesortd: error: {exc if isinstance(exc, ConfigError) else one_line(exc)}")
         return _exit_status(exc)
-    except KeyboardInterrupt:
-        _say("facesortd: interrupted")
+    except KeyboardInterrupt as exc:
+        _say(
+            f"facesortd: interrupted; {exc.outcome}"
+            if isinstance(exc, InterruptedAfter)
+            else "facesortd: interrupted"
+        )
         return 130
     except BrokenPipeError:  # `facesortd model | head`: a command's own print, the reader gone
         quiet_stdout()

@@ -100,6 +100,16 @@ class StdoutFailed(Exception):
         self.where = where
 
 
+class InterruptedAfter(KeyboardInterrupt):
+    """Ctrl-C once a command had done part of what it was asked, with what stands (``outcome``) for
+    the line that says it was interrupted: after `train` had written its model, a bare "interrupted"
+    read as nothing done, while the model was written (and in force, or not)."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
 @dataclass
 class Finishing:
     """What a command inside :func:`finishing` did, said after a failure of stdout (``outcome``)."""

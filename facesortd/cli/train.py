@@ -18,7 +18,7 @@ from facesortd.cli.arg_types import (
 from facesortd.cli.common import UsageError, model_changed, say_waiting, settings_for
 from facesortd.cli.dataset_args import add_dataset_options, backdrops, collect, label_map
 from facesortd.cli.model_figures import add_plots_option, print_counts, print_figures, write_plots_into
-from facesortd.cli.stopping import finishing, say
+from facesortd.cli.stopping import InterruptedAfter, finishing, say
 from facesortd.cli.undo import left_by
 from facesortd.config import Settings
 from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
@@ -36,6 +36,7 @@ from facesortd.learn.training import SOURCE_BALANCE, FaceSet, predict_set
 from facesortd.model_change import put_in_force
 from facesortd.model_store import (
     VALIDATION_SUFFIX,
+    model_id,
     model_in_force,
     models_dir,
     save_new_model,
@@ -64,14 +65,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DatasetError("training needs faces of at least 2 emotions")
     run = _train(args, collected, spec, descriptors, settings.recognition.threshold)
     out = _write_model(args, settings, run)
-    with finishing() as done:  # the model written: what was asked of it is done, whatever stdout does
-        _show_figures(args, run, settings.recognition.threshold)
-        faces = len(run.data.labels)
-        say(f"trained on {faces} faces in {run.seconds:.1f} s; model written to {one_line(out)}")
-        write_plots_into(args.plots, run.predictions.evaluation(settings.recognition.threshold).summary())
-        _compare_with_model_in_force(settings, spec, run.held_out, run.validation)
-        done.outcome = _put_in_force_or_say_how(args, settings, out)
+    try:
+        with finishing() as done:  # the model written: what was asked of it is done, whatever stdout does
+            _show_figures(args, run, settings.recognition.threshold)
+            faces = len(run.data.labels)
+            say(f"trained on {faces} faces in {run.seconds:.1f} s; model written to {one_line(out)}")
+            write_plots_into(args.plots, run.predictions.evaluation(settings.recognition.threshold).summary())
+            _compare_with_model_in_force(settings, spec, run.held_out, run.validation)
+            done.outcome = _put_in_force_or_say_how(args, settings, out)
+    except KeyboardInterrupt as exc:  # the figures, the comparison: minutes after the model is written
+        # a change of the model in force is whole or not made: which one, the models folder says
+        in_force = model_id(model_in_force(settings)).version == model_id(out).version
+        raise InterruptedAfter(_standing(out, in_force)) from exc
     return 0
+
+
+def _standing(out: Path, in_force: bool) -> str:
+    """Where the model written to ``out`` stands, in a few words for an error line."""
+    if in_force:
+        return f"the model written to {one_line(out)} is in force"
+    command = advised("model", "use", str(out))
+    return f"the model written to {one_line(out)} is not in force: `{command}` puts it in force"
 
 
 def _descriptors(args: argparse.Namespace) -> list[str]:
@@ -148,12 +162,12 @@ def _put_in_force_or_say_how(args: argparse.Namespace, settings: Settings, out: 
         say(f"now in force: {one_line(change.now)}")
         if left := left_by(settings, change.before):
             say(one_line(left))
-        return f"the model written to {one_line(out)} is in force"
+        return _standing(out, in_force=True)
     if args.out is None:  # written into the models folder; its newest models never put in force stay
         prune_logged(settings)
     command = advised("model", "use", str(out))  # pasted as it is into a shell
     say(f"not in force yet: `{command}` puts it in force (or train with --activate)")
-    return f"the model written to {one_line(out)} is not in force: `{command}` puts it in force"
+    return _standing(out, in_force=False)
 
 
 _model_file = file_to_replace("facesortd model file", read_by(model_info, ModelError))
