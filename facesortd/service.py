@@ -147,9 +147,9 @@ class Service:
         self._status_failing = False
         self._lock_failing = False
         self._library_problem: str | None = None
+        """Why the library (or its quarantine) may not be used now (`status` shows it)."""
         self._emotions: tuple[str, ...] = ()
         """The emotions of the model in force, whose folders a library made again gets."""
-        """Why the library (or its quarantine) may not be used now (`status` shows it)."""
         self._daemon_lock = DaemonLock(settings.state_dir)
         self._learning_problem: str | None = None
         """Why retraining cannot go on, while it cannot (`status` shows it)."""

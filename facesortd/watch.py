@@ -15,6 +15,7 @@ import fnmatch
 import logging
 import os
 import signal
+import stat
 import threading
 import time
 import warnings
@@ -424,7 +425,7 @@ def _lock_folder() -> Path | None:
         st = os.lstat(folder)
     except OSError:
         return None
-    return folder if st.st_uid == uid and not st.st_mode & 0o022 and folder.is_dir() else None
+    return folder if st.st_uid == uid and not st.st_mode & 0o022 and stat.S_ISDIR(st.st_mode) else None
 
 
 def _lock(inbox: Path) -> tuple[int, Path] | None:
