@@ -57,3 +57,12 @@ def test_opencv_opens_no_file_by_name() -> None:
         and node.func.value.id == "cv2"
     )
     assert [c.split(":")[0] for c in calls] == ["facesortd/detect.py"], calls
+
+
+def test_the_systemd_folder_shows_the_one_unit_template() -> None:
+    """The design's top-level ``systemd/`` holds a link to the package's unit template, not a copy:
+    two copies of the unit drifted apart once (issue #18)."""
+    from facesortd.package_data import SERVICE_TEMPLATE, data_file
+
+    shown = Path(__file__).resolve().parents[1] / "systemd" / SERVICE_TEMPLATE
+    assert shown.is_symlink() and shown.resolve() == data_file(SERVICE_TEMPLATE).resolve()
