@@ -1808,6 +1808,33 @@ def test_train_stopped_by_a_signal_leaves_its_model_whole_and_says_where_it_stan
         assert said.startswith(f"facesortd: interrupted; the model written to {written} is not in force")
 
 
+def test_model_use_sent_sigterm_as_it_changes_the_model_in_force_ends_once_the_change_is_whole(
+    crop_dataset: Path, fake_detector: None
+) -> None:
+    """`model use FILE` sent SIGTERM (`kill`, a logout) while it put the model in force ended there;
+    the signal is now acted on once the change is made (the process still ends by it, as before)."""
+    from facesortd.model_store import model_in_force, user_models
+
+    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2", "--descriptor", "hog"]
+    assert cli.main(train) == 0
+    settings = load_settings()
+    [written] = user_models(settings)
+    sent_at_the_change = f"""
+import os, signal, sys
+from facesortd import model_change
+real = model_change.use
+def use(*args, **kw):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kw)
+model_change.use = use
+from facesortd.cli import main
+sys.exit(main(["model", "use", {str(written)!r}]))
+"""
+    done = subprocess.run([sys.executable, "-c", sent_at_the_change], capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert model_in_force(settings) == written
+
+
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT], ids=["hup", "term", "int"])
 def test_retrain_stopped_by_a_signal_as_its_model_is_written_puts_it_in_force_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], signum: int
