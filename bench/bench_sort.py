@@ -1,8 +1,9 @@
 """Benchmark of the one-shot pipeline on ../shared's real screenshots.
 
 Prints: images/s and ms per image for `sort --dry-run` over the seed screenshots (as they are and
-upscaled to 1920x1080), split into decode / detect / recognise; detection recall and precision
-against faces.json (IoU >= 0.4, one-to-one); training time for 10k faces.
+stretched to 1920x1080 as bench_sort_process.py's `--images seed` writes them), split into decode /
+detect / recognise; detection recall and precision against faces.json (IoU >= 0.4, one-to-one);
+training time for 10k faces.
 
     python bench/bench_sort.py [--cascade FILE ...] [--model FILE] [--skip-train]
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from daemon_harness import png_1080p
 from shared_data import SHARED, add_cascade_option, match_boxes, require_shared
 
 from facesortd.boxes import SAME_FACE_IOU
@@ -32,7 +34,7 @@ from facesortd.detect import FaceDetector
 from facesortd.emotion import EmotionModel
 from facesortd.ensemble import load_model
 from facesortd.faces import FaceSpec, normalise_face
-from facesortd.images import imread_file, imwrite_file
+from facesortd.images import imread_file
 from facesortd.learn.datasets import labelled_images, load_faces_json
 from facesortd.model_store import load_model_in_force
 
@@ -58,12 +60,13 @@ def run_sort(pipeline: Pipeline, files: list[Path], title: str) -> None:
 
 
 def upscaled(files: list[Path], out: Path) -> list[Path]:
-    """Each screenshot resized to 1920x1080 (aspect not kept: the cost depends on the pixel count)."""
+    """Each screenshot at 1920x1080 into ``out``, made and saved as bench_sort_process.py's `--images
+    seed` (``daemon_harness.png_1080p``): a resize and PNG level of its own here timed the decoding
+    of other files than that bench's for the same screenshots."""
     result = []
     for p in files:
-        img = imread_file(p)
         target = out / p.name
-        imwrite_file(target, cv2.resize(img, (1920, 1080), interpolation=cv2.INTER_CUBIC))
+        target.write_bytes(png_1080p(imread_file(p)))
         result.append(target)
     return result
 
@@ -121,7 +124,7 @@ def main() -> int:
     shots = sorted((SHARED / "seed" / "screenshots").glob("*.png"))
     run_sort(pipeline, shots, "seed screenshots as they are")
     with tempfile.TemporaryDirectory() as tmp:
-        run_sort(pipeline, upscaled(shots, Path(tmp)), "seed screenshots upscaled to 1920x1080")
+        run_sort(pipeline, upscaled(shots, Path(tmp)), "seed screenshots stretched to 1920x1080")
     detection_quality(detector, SHARED / "seed" / "screenshots", SHARED / "seed" / "faces.json")
     if not args.skip_train:
         print("\ntraining time:")

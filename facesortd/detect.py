@@ -315,6 +315,7 @@ class FaceDetector:
         grouped: list[Face] = []
         raw: list[Face] = []
         for cascade in self._cascades:
+            scan = region_scan.Scan(cascade, image.shape, factor, min_side, s.min_neighbors, GROUP_EPS)
             if marks is None:
                 rects, _levels, weights = cascade.detectMultiScale3(
                     image,
@@ -326,9 +327,7 @@ class FaceDetector:
             else:
                 rects, weights = self._gated_windows(cascade, image, min_side, marks)
                 if not windows:
-                    rects, weights = region_scan.grouped(
-                        rects, weights, image.shape, cascade, factor, min_side, s.min_neighbors, GROUP_EPS
-                    )
+                    rects, weights = region_scan.grouped(rects, weights, scan)
             found = [
                 Face(box, _squash(w))
                 for box, w in zip(_in_original(rects, scale, pad), np.ravel(weights).tolist(), strict=True)
@@ -337,9 +336,7 @@ class FaceDetector:
                 grouped += found
                 continue
             raw += found
-            groups = region_scan.groups(
-                rects, image.shape, cascade, factor, min_side, s.min_neighbors, GROUP_EPS
-            )
+            groups = region_scan.groups(rects, scan)
             grouped += [Face(box, 0.0) for box in _in_original(groups, scale, pad)]
         return grouped, sorted(raw, key=lambda f: -f.score)
 

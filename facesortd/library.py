@@ -198,7 +198,6 @@ def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> l
         if len(names) < 2:
             continue
         composed = {n: unicodedata.normalize("NFC", n) for n in names}
-        unseen = {n: composed[n].translate(ZERO_WIDTH) for n in names}  # as shown
         keep = min(
             names,
             key=lambda n: (
@@ -211,17 +210,25 @@ def case_twins(library: Path, folders: Iterable[str], known: Iterable[str]) -> l
             ),
         )
         for other in (n for n in names if n != keep):
-            if composed[other] == composed[keep]:  # they look the same: told apart by their characters' codes
-                how, a, b = "in how their letters are encoded", ascii(other)[1:-1], ascii(keep)[1:-1]
-            elif any(unseen[n] != composed[n] for n in (other, keep)):  # shown by their codes
-                how = "by case, a space or characters of no width"
-                if unseen[other] == unseen[keep]:
-                    how = "by characters of no width"
-                a, b = ascii(other), ascii(keep)  # quoted: a space would not show
-            elif other != other.strip() or keep != keep.strip():  # quoted, or a space would not show
-                how, a, b = "by case or a space at either end", f"'{other}'", f"'{keep}'"
+            # Each way they differ that stays once the others are taken away; none: only the encoding.
+            ways = [
+                way
+                for way, rest in (
+                    ("case", lambda n: n.translate(ZERO_WIDTH).strip()),
+                    ("a space at either end", lambda n: n.translate(ZERO_WIDTH).casefold()),
+                    ("characters of no width", lambda n: n.strip().casefold()),
+                )
+                if rest(composed[other]) != rest(composed[keep])
+            ]
+            how = f"by {' and '.join(ways)}" if ways else "in how their letters are encoded"
+            # Shown so that what tells them apart shows: by their codes where it is unseen, quoted
+            # where it is a space at an end.
+            if not ways or "characters of no width" in ways:
+                a, b = ascii(other), ascii(keep)
+            elif "a space at either end" in ways:
+                a, b = f"'{other}'", f"'{keep}'"
             else:
-                how, a, b = "by case", other, keep
+                a, b = other, keep
             problems.append(
                 f"{a}/ and {b}/ in {library} differ only {how}, so facesortd takes them for two "
                 f"emotions (files in {a}/ become labels of an emotion {other!r}): move the files of "

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesortd.config import Settings
+from facesortd.interrupts import whole
 from facesortd.model_store import model_in_force, rollback, use
 from facesortd.models_folder import prune_logged
 from facesortd.state import MODEL_CHANGE, retrain_lock
@@ -34,7 +35,7 @@ def put_in_force(settings: Settings, choice: str, waiting: Callable[[str], None]
     (``models_folder.prune``) under the same lock, so that no retrain is halfway through with a model
     it needs. Each adds a history line, and a file from elsewhere is copied in: pruned only after
     retrains until 2026-12-02, the folder of a person who changed models by hand only grew for good."""
-    with no_retrain_running(settings, waiting):
+    with no_retrain_running(settings, waiting), whole():  # once waited for, never cut (``interrupts``)
         before = model_in_force(settings)
         now = use(settings, choice)
         prune_logged(settings)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -205,59 +206,48 @@ def _on_scale_grid(position: int, length: int, factor: float, window: int) -> bo
     )
 
 
-def groups(
-    rects: np.ndarray,
-    shape: tuple[int, ...],
-    cascade: cv2.CascadeClassifier,
-    scale_factor: float,
-    min_side: int,
-    min_neighbors: int,
-    eps: float,
-) -> np.ndarray:
-    """Raw windows (as :func:`unclipped` takes them) grouped as ``detectMultiScale`` groups them:
-    unclipped, grouped (cv2.groupRectangles), then clipped to the image."""
-    _whole, found = _grouped_whole(rects, shape, cascade, scale_factor, min_side, min_neighbors, eps)
-    return _clipped(found, shape)
+@dataclass(frozen=True)
+class Scan:
+    """The ungrouped ``detectMultiScale3`` raw windows come from, and the grouping ``detectMultiScale``
+    would give them: ``cascade`` over an image of ``shape``, window sides from ``min_side`` up,
+    ``scale_factor`` apart; grouped with ``min_neighbors`` and ``eps`` (cv2.groupRectangles)."""
+
+    cascade: cv2.CascadeClassifier
+    shape: tuple[int, ...]
+    scale_factor: float
+    min_side: int
+    min_neighbors: int
+    eps: float
 
 
-def grouped(
-    rects: np.ndarray,
-    weights: np.ndarray,
-    shape: tuple[int, ...],
-    cascade: cv2.CascadeClassifier,
-    scale_factor: float,
-    min_side: int,
-    min_neighbors: int,
-    eps: float,
-) -> tuple[np.ndarray, np.ndarray]:
+def groups(rects: np.ndarray, scan: Scan) -> np.ndarray:
+    """Raw windows of ``scan`` (as :func:`unclipped` takes them) grouped as ``detectMultiScale`` groups
+    them: unclipped, grouped (cv2.groupRectangles), then clipped to the image."""
+    _whole, found = _grouped_whole(rects, scan)
+    return _clipped(found, scan.shape)
+
+
+def grouped(rects: np.ndarray, weights: np.ndarray, scan: Scan) -> tuple[np.ndarray, np.ndarray]:
     """:func:`groups`, each group with the highest weight of the windows its unclipped box is
     similar to. Near OpenCV's weight, not equal: OpenCV reports the highest weight of the group's
     own windows, which OpenCV's Python binding does not hand out (cascade_classifier/README.md,
     "Grouping as OpenCV groups")."""
-    whole, found = _grouped_whole(rects, shape, cascade, scale_factor, min_side, min_neighbors, eps)
+    whole, found = _grouped_whole(rects, scan)
     best = np.zeros(len(found))
     for i, g in enumerate(found):
-        delta = eps * (np.minimum(g[2], whole[:, 2]) + np.minimum(g[3], whole[:, 3])) * 0.5
+        delta = scan.eps * (np.minimum(g[2], whole[:, 2]) + np.minimum(g[3], whole[:, 3])) * 0.5
         ends = whole[:, :2] + whole[:, 2:] - g[:2] - g[2:]
         close = np.all(np.abs(np.column_stack([whole[:, :2] - g[:2], ends])) <= delta[:, None], axis=1)
         best[i] = weights[close].max() if close.any() else 0.0
-    return _clipped(found, shape), best
+    return _clipped(found, scan.shape), best
 
 
-def _grouped_whole(
-    rects: np.ndarray,
-    shape: tuple[int, ...],
-    cascade: cv2.CascadeClassifier,
-    scale_factor: float,
-    min_side: int,
-    min_neighbors: int,
-    eps: float,
-) -> tuple[np.ndarray, np.ndarray]:
+def _grouped_whole(rects: np.ndarray, scan: Scan) -> tuple[np.ndarray, np.ndarray]:
     """The windows unclipped and their groups, unclipped."""
-    whole = unclipped(rects, shape, cascade, scale_factor, min_side)
+    whole = unclipped(rects, scan.shape, scan.cascade, scan.scale_factor, scan.min_side)
     if not len(whole):
         return whole, whole
-    found, _counts = cv2.groupRectangles(whole.tolist(), min_neighbors, eps)
+    found, _counts = cv2.groupRectangles(whole.tolist(), scan.min_neighbors, scan.eps)
     return whole, np.asarray(found, np.int32).reshape(-1, 4)
 
 

@@ -426,6 +426,8 @@ class Service:
                     self._poked.append(signum)
                 elif signum in STOPS:
                     self.stop()
+                elif signum == signal.SIGHUP:
+                    self._hang_up()
 
     def _say_pokes(self) -> None:
         """Each signal of POKES received since the last tick, said."""

@@ -26,7 +26,7 @@ from facesortd.config import Settings
 from facesortd.cores import share_cores
 from facesortd.decide import Pipeline
 from facesortd.ensemble import Model
-from facesortd.journal import Journal, JournalLocked, JournalReplaced, ModelId
+from facesortd.journal import Journal, JournalError, JournalLocked, JournalReplaced, ModelId
 from facesortd.library import Library
 from facesortd.mounts import nearest_existing
 from facesortd.recovery import recover_logged
@@ -204,10 +204,21 @@ def recover_only(settings: Settings) -> None:
     """A `sort` with nothing to sort still finishes what a killed `sort` or `undo` left half-way
     (`status` advises `sort` for it): it returned at once, and an undo of a `sort --copy` killed
     with the original hidden in its folder left it hidden until the daemon's next start. A journal
-    not made yet has nothing to finish, and is not made."""
-    if (settings.state_dir / JOURNAL_FILE).exists():
+    not made yet has nothing to finish, and is not made. One that cannot be used (damaged, of a
+    newer facesortd) is refused as by every command, exit 2, which read as a failed sort of an empty
+    inbox: said as what it is, with its fix."""
+    if not (settings.state_dir / JOURNAL_FILE).exists():
+        return
+    try:
         with _journal(settings, dry_run=False):
             pass
+    except JournalError as exc:
+        if type(exc) is not JournalError:  # locked, on a full disk: no damage, said as they are (exit 1)
+            raise
+        raise JournalError(
+            f"nothing to sort, but the journal, read to finish what a killed `sort` or `undo` left "
+            f"half-way, cannot be used: {exc}"
+        ) from exc
 
 
 def sorted_out_of(settings: Settings) -> Callable[[Path], int] | None:

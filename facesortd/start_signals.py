@@ -2,10 +2,11 @@
 before its imports (OpenCV, numpy: about a second), until `run`'s daemon takes them up
 (``hand_over``) or any other command gives them back (``give_back``).
 
-SIGUSR1 and SIGUSR2 (logged and ignored by a running daemon) and SIGPWR (a clean stop) killed a
-daemon still starting, whose own handlers (``service.Service``) were not installed yet: systemd saw
-a death by a signal, and a logrotate rule's SIGUSR1 at boot took the daemon down. Any other command
-is ended by one as before, once its imports are done and before it does anything.
+SIGUSR1 and SIGUSR2 (logged and ignored by a running daemon), SIGPWR and SIGTERM (a clean stop) and
+SIGHUP (a stop that systemd restarts) killed a daemon still starting, whose own handlers
+(``service.Service``) were not installed yet: systemd saw a death by a signal, a logrotate rule's
+SIGUSR1 at boot took the daemon down, and a SIGHUP, a death systemd counts as clean, left it down. Any
+other command is ended by one as before, once its imports are done and before it does anything.
 
 Only the standard library is imported here: this runs before everything else.
 """
@@ -16,7 +17,7 @@ import signal
 import threading
 from types import FrameType
 
-HELD = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGPWR)
+HELD = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGPWR, signal.SIGTERM, signal.SIGHUP)
 
 _came: list[int] = []
 _held: list[int] = []

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -1746,6 +1747,121 @@ def test_train_interrupted_once_its_model_is_written_says_where_the_model_stands
             f"facesortd: interrupted; the model written to {written} is not in force: "
             f"`facesortd model use {written}` puts it in force"
         )
+
+
+def _signal_at(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, signum: int, after: bool = False
+) -> None:
+    """``signum`` sent to this process as ``owner.name`` is called (``after``: once it returned): a
+    real signal, taken by what the command installed, as one from `kill` or a terminal closed is."""
+    real = getattr(owner, name)
+
+    def sent(*args: object, **kw: object) -> object:
+        if not after:
+            signal.raise_signal(signum)
+        done = real(*args, **kw)
+        if after:
+            signal.raise_signal(signum)
+        return done
+
+    monkeypatch.setattr(owner, name, sent)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT], ids=["hup", "term", "int"])
+@pytest.mark.parametrize("phase", ["writing", "activating", "comparing"])
+def test_train_stopped_by_a_signal_leaves_its_model_whole_and_says_where_it_stands(
+    crop_dataset: Path,
+    fake_detector: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    signum: int,
+    phase: str,
+) -> None:
+    """`train --activate` sent SIGHUP (its terminal closed) or SIGTERM died without a word: between
+    its model and the validation set beside it (a model retraining is held to nothing), or with the
+    model written and not yet in force. Ctrl-C cut the first with a bare "interrupted". Each now ends
+    as Ctrl-C does once the model is written: the model whole, a line saying whether it is in force,
+    the shell's exit status for the signal. A signal while the model is written or put in force is
+    acted on once that is done."""
+    from facesortd import model_change
+    from facesortd.cli import train as train_command
+    from facesortd.learn.train_run import TrainRun
+    from facesortd.model_store import model_in_force, user_models
+
+    if phase == "writing":  # the model file linked in, its validation set not written yet
+        _signal_at(monkeypatch, TrainRun, "save_validation", signum)
+    elif phase == "activating":  # the pointer to the model in force about to change
+        _signal_at(monkeypatch, model_change, "use", signum)
+    else:
+        _signal_at(monkeypatch, train_command, "_compare_with_model_in_force", signum, after=True)
+    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2", "--descriptor", "hog"]
+    assert cli.main([*train, "--activate"]) == 128 + signum
+    settings = load_settings()
+    [written] = user_models(settings)
+    assert validation_path(written).is_file()
+    said = capsys.readouterr().err.splitlines()[-1]
+    if phase == "activating":
+        assert model_in_force(settings) == written
+        assert said == f"facesortd: interrupted; the model written to {written} is in force"
+    else:
+        assert model_in_force(settings) != written
+        assert said.startswith(f"facesortd: interrupted; the model written to {written} is not in force")
+
+
+def test_model_use_sent_sigterm_as_it_changes_the_model_in_force_ends_once_the_change_is_whole(
+    crop_dataset: Path, fake_detector: None
+) -> None:
+    """`model use FILE` sent SIGTERM (`kill`, a logout) while it put the model in force ended there;
+    the signal is now acted on once the change is made (the process still ends by it, as before)."""
+    from facesortd.model_store import model_in_force, user_models
+
+    train = ["train", str(crop_dataset), "--kind", "crops", "--folds", "2", "--descriptor", "hog"]
+    assert cli.main(train) == 0
+    settings = load_settings()
+    [written] = user_models(settings)
+    sent_at_the_change = f"""
+import os, signal, sys
+from facesortd import model_change
+real = model_change.use
+def use(*args, **kw):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kw)
+model_change.use = use
+from facesortd.cli import main
+sys.exit(main(["model", "use", {str(written)!r}]))
+"""
+    done = subprocess.run([sys.executable, "-c", sent_at_the_change], capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert model_in_force(settings) == written
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT], ids=["hup", "term", "int"])
+def test_retrain_stopped_by_a_signal_as_its_model_is_written_puts_it_in_force_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], signum: int
+) -> None:
+    """A signal as `retrain` wrote the model it had judged not worse: SIGHUP and SIGTERM ended it at
+    once, and Ctrl-C between the file and putting it in force left a model that `facesortd model`
+    showed as adopted and was not in force. The model is now put in force before the signal is acted
+    on, and the line says so, with the shell's exit status for the signal."""
+    from review_setup import install_model, quarantine, review_settings
+
+    from facesortd.learn import retrain
+    from facesortd.model_store import model_in_force
+
+    settings = review_settings(tmp_path, monkeypatch)
+    install_model(settings)
+    shots = [("a.png", "happy"), ("b.png", "sad"), ("c.png", "sad"), ("d.png", "happy")]
+    for name, path in quarantine(settings, "unsure", shots).items():
+        path.rename(settings.library / dict(shots)[name] / name)
+    for check in (retrain.Comparison, retrain.ShareCheck):  # judged not worse, whatever the drawn faces say
+        monkeypatch.setattr(check, "passed", True)
+    _signal_at(monkeypatch, retrain, "save_new_model", signum)
+    before = model_in_force(settings)
+    assert cli.main(["retrain"]) == 128 + signum
+    now = model_in_force(settings)
+    assert now != before and now is not None and now.parent == models_dir(settings)
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said == f"facesortd: interrupted; the model in force is now {now}"
 
 
 def test_model_use_and_rollback_wait_for_a_retrain_running_now(capsys: pytest.CaptureFixture[str]) -> None:

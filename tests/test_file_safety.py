@@ -631,6 +631,26 @@ def test_a_damaged_journal_is_named_with_the_fix(
     assert any(not ok and "damaged" in message for ok, message in run_checks(None))
 
 
+def test_sort_of_an_empty_inbox_beside_a_damaged_journal_says_nothing_was_to_sort_and_the_fix(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sort` with nothing to sort still opens the journal, to finish what a killed `sort` or `undo`
+    left (README): damaged, it was refused with exit 2 in the words every command uses, read as a
+    sort of the empty inbox that failed. It now says that nothing was to be sorted, why the journal
+    was read, and the fix (exit 2 still: every command refuses that journal until it is moved aside)."""
+    path = env.state_dir / "journal.sqlite"
+    Journal(path).close()
+    path.write_bytes(os.urandom(4096))
+    env.inbox.mkdir(parents=True)
+    assert cli.main(["sort"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(
+        "facesortd: error: nothing to sort, but the journal, read to finish what a killed `sort` or "
+        f"`undo` left half-way, cannot be used: the journal {path} is damaged"
+    ), err
+    assert f"mv '{path}' '{path}.damaged'" in err
+
+
 def test_undo_refuses_journal_rows_outside_the_library_or_with_other_content(
     env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -177,7 +177,7 @@ def test_emotion_folders_that_look_alike_but_are_encoded_apart_are_said(tmp_path
     [problem] = library.case_twins(tmp_path, [typed, from_a_mac], [])
     if other == "café":
         assert problem.startswith(
-            f"cafe\\u0301/ and caf\\xe9/ in {tmp_path} differ only in how their letters"
+            f"'cafe\\u0301'/ and 'caf\\xe9'/ in {tmp_path} differ only in how their letters"
         )
     else:
         assert problem.startswith(f"{from_a_mac}/ and {typed}/ in {tmp_path} differ only by case")
@@ -185,12 +185,16 @@ def test_emotion_folders_that_look_alike_but_are_encoded_apart_are_said(tmp_path
 
 
 def test_an_emotion_folder_named_with_a_space_at_its_end_is_said(tmp_path: Path) -> None:
-    """`happy /` made by a slip beside `happy/`: an emotion of its own, which no listing shows apart."""
+    """`happy /` made by a slip beside `happy/`: an emotion of its own, which no listing shows apart.
+    Said "by case or a space at either end" whichever it was (four wordings, each its own branch):
+    each way two names differ is now named."""
     [problem] = library.case_twins(tmp_path, ["happy", "happy "], [])
     assert problem.startswith(
-        f"'happy '/ and 'happy'/ in {tmp_path} differ only by case or a space at either end"
+        f"'happy '/ and 'happy'/ in {tmp_path} differ only by a space at either end, so"
     )
     assert problem.endswith("move the files of 'happy '/ into 'happy'/ and remove 'happy '/")
+    [problem] = library.case_twins(tmp_path, ["happy", "Happy "], [])  # each way they differ named
+    assert problem.startswith(f"'Happy '/ and 'happy'/ in {tmp_path} differ only by case and a space at")
 
 
 def test_an_emotion_folder_named_with_a_character_of_no_width_and_more_is_said_by_its_codes(
@@ -199,7 +203,8 @@ def test_an_emotion_folder_named_with_a_character_of_no_width_and_more_is_said_b
     """`Happy /` pasted with a zero-width joiner in it: each difference said, the name by its codes."""
     [problem] = library.case_twins(tmp_path, ["happy", "Hap\u200dpy "], [])
     assert problem.startswith(
-        f"'Hap\\u200dpy '/ and 'happy'/ in {tmp_path} differ only by case, a space or characters of no width"
+        f"'Hap\\u200dpy '/ and 'happy'/ in {tmp_path} differ only by case and a space at either end and "
+        "characters of no width, so"
     )
     assert library.case_twins(tmp_path, ["happy\u200b", "sad"], []) == []  # no twin: nothing to merge
 

@@ -268,6 +268,40 @@ def test_sigpwr_while_the_daemon_starts_stops_it_cleanly(cli_settings: Settings)
     assert "stopping: finishing the files in progress" in err
 
 
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGHUP, 128 + signal.SIGHUP), (signal.SIGTERM, 0)], ids=["HUP", "TERM"]
+)
+def test_sighup_or_sigterm_while_the_daemon_starts_stops_it_as_later_with_its_files_and_locks_whole(
+    cli_settings: Settings, sig: signal.Signals, code: int
+) -> None:
+    """SIGHUP in the daemon's first second (a `systemctl --user reload` or a terminal closed as it
+    starts), before its handlers were installed, killed it, and systemd takes a death by SIGHUP for
+    a clean stop: Restart=on-failure left it down, where a SIGHUP a moment later restarts it (exit
+    129). SIGTERM killed it too, a death by a signal where a later one exits 0. Each now stops it as
+    later: the files waiting in the inbox stay there whole, once each, for the next start, and the
+    inbox's lock and the state folder's are free."""
+    from facesortd import watch
+    from facesortd.state import DaemonLock
+
+    names = [f"{n}.png" for n in "abc"]
+    for n, name in enumerate(names):
+        (cli_settings.inbox / name).write_bytes(screenshot_png(n))
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", _signalled_at_start("run", sig)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, err = daemon.communicate(timeout=120)
+    assert daemon.returncode == code, err
+    assert "stopping: finishing the files in progress" in err
+    assert sorted(p.name for p in cli_settings.inbox.iterdir()) == names
+    assert not [p for p in cli_settings.library.rglob("*") if p.is_file()]
+    folder = watch._lock_folder()
+    assert folder is None or not list(folder.glob(f"inbox-*-{cli_settings.inbox.stat().st_ino}.lock"))
+    DaemonLock(cli_settings.state_dir).acquire()  # StateBusy if a lock were left held
+
+
 def test_a_signal_the_daemon_takes_ends_another_command_as_ever(cli_settings: Settings) -> None:
     """Held while any command imports (it is not known yet which runs), then given back: `status`
     ends by it as it did, before it says anything."""

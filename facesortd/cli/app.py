@@ -45,6 +45,7 @@ from facesortd.config import (
 from facesortd.detect import DetectorError
 from facesortd.emotion import ModelError
 from facesortd.feature_net import FeatureNetError
+from facesortd.interrupts import exit_status
 from facesortd.journal import JournalError, JournalLocked, JournalReplaced, JournalUnavailable
 from facesortd.learn.datasets import DatasetError
 from facesortd.mounts import DriveNotMounted
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(exc, InterruptedAfter)
             else "facesortd: interrupted"
         )
-        return 130
+        return exit_status(exc)
     except BrokenPipeError:  # `facesortd model | head`: a command's own print, the reader gone
         quiet_stdout()
         return 141

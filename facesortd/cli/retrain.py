@@ -6,8 +6,11 @@ import argparse
 from typing import TYPE_CHECKING
 
 from facesortd.cli.common import say_waiting, settings_for
-from facesortd.cli.stopping import finishing, say
+from facesortd.cli.stopping import InterruptedAfter, finishing, say
+from facesortd.config import Settings
+from facesortd.interrupts import like_ctrl_c, stopped_by
 from facesortd.journal import Journal
+from facesortd.model_store import model_in_force
 from facesortd.mounts import refuse_unmounted
 from facesortd.shown_names import one_line
 from facesortd.state import retrain_lock
@@ -22,11 +25,25 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     kept in the models folder of the state folder either way (models/rejected/ if not put in force).
     Waits for a retrain the daemon is running. Refused (exit 1) while the library's drive is away.
     Prints the outcome on stdout; the exit status is 1 if no model was made (too few labels, say)."""
+    settings = settings_for(args)
+    refuse_unmounted(settings.library)  # as retrain_if_due does, before the counts are printed
+    before = model_in_force(settings)
+    # SIGTERM and SIGHUP (the terminal closed) ended it without a word, perhaps with a new model
+    # written and not yet in force (``interrupts.whole`` now keeps those two together)
+    with like_ctrl_c():
+        try:
+            return _retrain(settings)
+        except KeyboardInterrupt as exc:
+            now = model_in_force(settings)
+            standing = "unchanged" if now == before else f"now {one_line(now)}"
+            raise InterruptedAfter(f"the model in force is {standing}", stopped_by(exc)) from exc
+
+
+def _retrain(settings: Settings) -> int:
+    """The labels recorded, then the retrain; returns the exit status."""
     from facesortd.learn.retrain import retrain_if_due, retrained_before, schedule
     from facesortd.learn.review import Reviewer, user_labels
 
-    settings = settings_for(args)
-    refuse_unmounted(settings.library)  # as retrain_if_due does, before the counts are printed
     journal = Journal.for_state_dir(settings.state_dir)
     try:
         recorded = Reviewer(settings, journal, label_log_level="DEBUG").scan()  # counted below

@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from types import FrameType
 
+from facesortd.interrupts import Stopped
 from facesortd.progress import to_null
 
 STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -100,13 +101,13 @@ class StdoutFailed(Exception):
         self.where = where
 
 
-class InterruptedAfter(KeyboardInterrupt):
-    """Ctrl-C once a command had done part of what it was asked, with what stands (``outcome``) for
-    the line that says it was interrupted: after `train` had written its model, a bare "interrupted"
-    read as nothing done, while the model was written (and in force, or not)."""
+class InterruptedAfter(Stopped):
+    """Ctrl-C (or SIGTERM, SIGHUP: ``signum``) once a command had done part of what it was asked, with
+    what stands (``outcome``) for the line that says it was interrupted: after `train` had written its
+    model, a bare "interrupted" read as nothing done, while the model was written (and in force, or not)."""
 
-    def __init__(self, outcome: str) -> None:
-        super().__init__(outcome)
+    def __init__(self, outcome: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(signum)
         self.outcome = outcome
 
 

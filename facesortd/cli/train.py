@@ -25,6 +25,7 @@ from facesortd.descriptors import DEFAULT_ENSEMBLE, DESCRIPTORS, LEARNT
 from facesortd.emotion import PCA_COMPONENTS, ModelError
 from facesortd.ensemble import load_model, model_info
 from facesortd.faces import CROP_MARGIN, FaceSpec
+from facesortd.interrupts import like_ctrl_c, stopped_by, whole
 from facesortd.learn.datasets import DatasetError
 from facesortd.learn.feature_net_training import NetSettings, torch_installed
 from facesortd.learn.figures import write_report
@@ -50,6 +51,13 @@ from facesortd.shown_names import one_line
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """SIGTERM and SIGHUP (the terminal closed) end it as Ctrl-C does: they ended it without a word,
+    perhaps between the model and its validation set, or with the model written and not in force."""
+    with like_ctrl_c():
+        return _train_command(args)
+
+
+def _train_command(args: argparse.Namespace) -> int:
     descriptors = _descriptors(args)
     settings = settings_for(args)
     if args.out is not None:
@@ -64,8 +72,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(collected.counts()) < 2:
         raise DatasetError("training needs faces of at least 2 emotions")
     run = _train(args, collected, spec, descriptors, settings.recognition.threshold)
-    out = _write_model(args, settings, run)
+    out: Path | None = None
     try:
+        with whole():  # the model and its validation set: a signal meanwhile is acted on after them
+            out = _write_model(args, settings, run)
         with finishing() as done:  # the model written: what was asked of it is done, whatever stdout does
             _show_figures(args, run, settings.recognition.threshold)
             faces = len(run.data.labels)
@@ -74,9 +84,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             _compare_with_model_in_force(settings, spec, run.held_out, run.validation)
             done.outcome = _put_in_force_or_say_how(args, settings, out)
     except KeyboardInterrupt as exc:  # the figures, the comparison: minutes after the model is written
-        # a change of the model in force is whole or not made: which one, the models folder says
+        if out is None:
+            raise
+        # a change of the model in force is whole or not made (``whole``): which one, the models folder says
         in_force = model_id(model_in_force(settings)).version == model_id(out).version
-        raise InterruptedAfter(_standing(out, in_force)) from exc
+        raise InterruptedAfter(_standing(out, in_force), stopped_by(exc)) from exc
     return 0
 
 

@@ -38,6 +38,7 @@ from facesortd.emotion import EmotionModel, fit_temperature, softmax
 from facesortd.ensemble import Model, load_model
 from facesortd.faces import FaceSpec, normalise_face
 from facesortd.images import UnreadableImage, read_image, to_gray
+from facesortd.interrupts import whole
 from facesortd.journal import Journal
 from facesortd.learn.kept_faces import kept_face
 from facesortd.learn.metrics import Evaluation
@@ -653,9 +654,10 @@ def retrain(
     folder = models_dir(settings) if adopted_now else rejected_dir(settings)
     path = None
     try:
-        path = save_new_model(settings, final.save, folder, locked=True)
-        if adopted_now:
-            adopt(settings, path)
+        with whole():  # cut between the two (`retrain`'s Ctrl-C), a model read as adopted was not in force
+            path = save_new_model(settings, final.save, folder, locked=True)
+            if adopted_now:
+                adopt(settings, path)
     except OSError as exc:  # the disk filled while training (check_room asked before): no traceback
         if exc.errno not in DISK_FULL:
             raise
